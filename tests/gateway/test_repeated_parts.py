@@ -15,7 +15,7 @@ from tokenomy.gateway import openai_images
 from tokenomy.gateway.openai_ingress import to_chat_request
 from tokenomy.gateway.openai_shapes import RequestError
 from tokenomy.gateway.schemas import ChatCompletionRequest
-from tokenomy.ledger.events import fingerprints, tools_json
+from tokenomy.ledger.events import fingerprints, tools_json_of
 from tokenomy.messages import ONE_HOUR, ToolSpec
 from tokenomy.providers import openai_wire
 
@@ -81,9 +81,9 @@ def test_a_shared_tools_forms_are_made_once_and_read_as_before():
     sent = openai_wire.request_body(first)["tools"]
     assert sent == [WEATHER, TIME]  # as the caller sent them
     assert all(a is b for a, b in zip(sent, openai_wire.request_body(again)["tools"], strict=True))
-    text = tools_json(first)
+    text = tools_json_of(first.tools)
     assert text == orjson.dumps([t.to_dict() for t in first.tools], option=orjson.OPT_SORT_KEYS).decode()
-    assert text is not tools_json(again) and text == tools_json(again)
+    assert text is not tools_json_of(again.tools) and text == tools_json_of(again.tools)
     assert first.tools[0].derived is not None and "ledger_json" in first.tools[0].derived
     schema_chars = len(orjson.dumps(WEATHER["function"]["parameters"]))
     assert estimate_input_tokens(first) == estimate_input_tokens(again) == (
@@ -99,7 +99,7 @@ def test_a_changed_copy_of_a_tool_has_forms_of_its_own():
     request = chat_request(tools=[WEATHER])
     request.tools = [renamed]
     assert openai_wire.request_body(request)["tools"][0]["function"]["name"] == "get_forecast"
-    assert '"name":"get_forecast"' in tools_json(request)
+    assert '"name":"get_forecast"' in tools_json_of(request.tools)
 
 
 def fresh_fingerprints(request):
@@ -127,6 +127,27 @@ def test_a_prefix_hash_kept_is_found_by_the_tools_themselves_not_equal_ones():
     assert floated == request.tools[0]
     request.tools = [floated]
     assert fingerprints(request) == fresh_fingerprints(request) and fingerprints(request)[1] != as_int[1]
+
+
+def test_a_kept_prefix_hash_makes_no_reference_cycle():
+    # It kept the whole tool list on the first tool, itself included: each request whose tools are not shared
+    # (ToolSpecs made for it alone) was then freed by the cyclic collector only.
+    import gc
+
+    def alive() -> list:
+        return [o for o in gc.get_objects() if type(o) is ToolSpec and o.name in ("cycle-one", "cycle-two")]
+
+    gc.collect()
+    gc.disable()
+    try:
+        request = chat_request(tools=[WEATHER])
+        request.tools = [ToolSpec("cycle-one", None, {"type": "object"}), ToolSpec("cycle-two", None, {})]
+        fingerprints(request)
+        assert len(alive()) == 2
+        del request
+        assert alive() == []
+    finally:
+        gc.enable()
 
 
 def image_turn(payload: str) -> dict:

@@ -179,11 +179,6 @@ def prompt_fingerprint(request: ChatRequest) -> str:
     return fingerprints(request)[0]
 
 
-def tools_json(request: ChatRequest) -> str:
-    """The request's tools as JSON text with sorted keys: the same tools give the same text."""
-    return tools_json_of(request.tools)
-
-
 def tools_json_of(tools: list[ToolSpec]) -> str:
     """Tools as JSON text with sorted keys. orjson (the stdlib's json.dumps cost ~20 us a request), each tool's text
     made once (`ToolSpec.derived`: an agent's tools come with every request); the stdlib for what orjson refuses (an
@@ -257,7 +252,9 @@ def _tools_prefix(tools: list[ToolSpec]) -> tuple[Any, int]:
         return kept[2], kept[3]
     text = tools_json_of(tools)
     digest = _tools_digest(text)
-    derived["ledger_prefix"] = (ids, tuple(tools), digest, len(text))
+    # The other tools are kept (the first owns the dict): keeping the first too made a cycle per request whose
+    # tools are not shared, freed only by the cyclic collector.
+    derived["ledger_prefix"] = (ids, tuple(tools[1:]), digest, len(text))
     return digest, len(text)
 
 
