@@ -614,3 +614,9 @@ def test_int64_schema_fields_sent_as_text_reach_other_providers_as_numbers(serve
     refused = httpx.post(f"{url}/v1beta/models/fast:generateContent", json=wrong)
     assert refused.status_code == 400, refused.text
     assert refused.json()["error"]["message"].startswith("generationConfig.responseSchema.items.maxLength:")
+    # A count no int64 holds, or below 0, was carried as the huge or negative number.
+    for text in ("-5", str(2**63), "99999999999999999999999"):
+        schema = {"type": "ARRAY", "items": {"type": "STRING"}, "minItems": text}
+        wrong["generationConfig"]["responseSchema"] = schema
+        refused = httpx.post(f"{url}/v1beta/models/fast:generateContent", json=wrong)
+        assert refused.status_code == 400 and "from 0 to 2^63-1" in refused.json()["error"]["message"], refused.text

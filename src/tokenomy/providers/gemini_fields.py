@@ -74,6 +74,8 @@ def schema_numbers(schema: Any, where: str) -> Any:
             if not INT64_TEXT.fullmatch(value):
                 raise ValueError(f"{here}: expected an integer (a number, or its digits as text), got {value!r}")
             value = int(value)
+            if not 0 <= value < 2**63:  # each is a count (JSON Schema's are non-negative), held in an int64
+                raise ValueError(f"{here}: expected a count from 0 to 2^63-1, got {value}")
         elif snake(key) in ("properties", "defs") and isinstance(value, dict):
             value = {name: schema_numbers(held, f"{here}.{name}") for name, held in value.items()}
         elif key == "items":
