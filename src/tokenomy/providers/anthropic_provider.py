@@ -23,6 +23,7 @@ from tokenomy.providers.anthropic_mapping import (  # noqa: F401
     AnthropicStreamAssembler,
     answer_blocks,
     blocks_from_anthropic,
+    default_max_tokens,
     to_anthropic_params,
     to_anthropic_tools,
 )
@@ -161,6 +162,9 @@ class AnthropicProvider(Provider):
     accepts_blocks = (*ALL_BLOCKS, ProviderBlock)  # server tools' calls and results, sent back as they came
     accepts_server_tools = True  # web search, web fetch: Anthropic's API runs them (and bills them)
     accepts_zero_output = True  # max_tokens 0: the prompt is read into the cache and nothing is generated
+
+    def default_cap(self, request: ChatRequest) -> int:
+        return default_max_tokens(request)  # the Messages API requires a cap: one is always sent
 
     def __init__(
         self,

@@ -230,6 +230,11 @@ class Provider:
     accepts_openai_fields: bool = False  # an OpenAI-format message's own fields (Message.openai_fields)
     accepts_zero_output: bool = False  # max_tokens 0: a call that only writes the prompt cache (Anthropic's API)
 
+    def default_cap(self, request: ChatRequest) -> int | None:
+        """The output cap this provider sends a request that sets none (None: it sends none, and the model may write
+        up to its own limit); a budget reserves an uncapped call's output at it."""
+        return None
+
     def refusal(self, request: ChatRequest) -> Unsupported | None:
         """What of `request` this provider cannot send (e.g. an image block at messages[0].content[1]), or None."""
         accepted, names, fields = self.accepts_blocks, self.accepts_names, self.accepts_openai_fields
