@@ -109,8 +109,14 @@ def test_an_uncapped_call_to_a_model_whose_window_is_not_known_is_capped_whateve
     store = KeyStore(open_store(ledger_path))
     secret, _ = store.create(budget_usd=Decimal("100"), period="month")
     upstream, caps = runaway_upstream()
-    # The catalog prices Gemini 2.5 Pro ($10 per 1M output tokens) but has no context window for it: no reservation
-    # bounds what it may write, so the configured cap does.
+    # A price entry without a context window (a price file's may have none): no reservation bounds what its model
+    # may write, so the configured cap does.
+    from dataclasses import replace
+
+    from tokenomy.pricing.catalog import PriceCatalog
+
+    lookup = PriceCatalog.lookup
+    monkeypatch.setattr(PriceCatalog, "lookup", lambda *a, **k: replace(lookup(*a, **k), context_window=None))
     with upstream as up, gateway(up, ledger_path, price_as="gemini-2.5-pro", budget_output_cap=2000) as url:
         client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
         raw = client.chat.completions.with_raw_response.create(model="fast", messages=ASK)
