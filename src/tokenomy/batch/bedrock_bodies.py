@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from tokenomy.batch.backends import estimated_usage as estimate_from_text
-from tokenomy.batch.conversion import require_carried, require_one_cap
+from tokenomy.batch.conversion import body_written_for, require_carried, require_one_cap
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.messages import Usage
 from tokenomy.providers.base import checked_counts, usage_count
@@ -31,19 +31,6 @@ def invocation_type(model: str) -> str:
 # A body as a bad line names it, by the family it was written for ("converse" for a Converse body, which any model
 # of a Converse job takes).
 BODY_NAMES = {"anthropic": "Claude", "nova": "Nova", "llama": "Llama", "titan": "Titan", "converse": "Converse"}
-
-
-def body_written_for(body: dict[str, Any]) -> str:
-    """Which body an existing Bedrock modelInput is: anthropic, nova, llama, titan (InvokeModel) or converse."""
-    if "anthropic_version" in body:
-        return "anthropic"
-    if "schemaVersion" in body or "max_new_tokens" in (body.get("inferenceConfig") or {}):
-        return "nova"
-    if "prompt" in body:
-        return "llama"
-    if "inputText" in body:
-        return "titan"
-    return "converse"
 
 
 def job_body(model: str) -> str:

@@ -137,21 +137,32 @@ def _second_cap(rec: BatchRecord, target: str) -> BadLine | None:
     return BadLine(rec.line, field, reason)
 
 
-# Which cap a Bedrock body sent as written takes, by its shape (as bedrock_bodies.body_written_for tells them apart; a
-# line needs messages, so Llama's prompt and Titan's inputText bodies are never read as one): Bedrock refuses a key
-# the model's body does not take, so any other cap is refused there, while Tokenomy would price the first one read.
-def _bedrock_shape(body: dict[str, Any]) -> tuple[str, str]:
-    """The body's shape, as named in a bad line, and the field of its own cap."""
+def body_written_for(body: dict[str, Any]) -> str:
+    """Which body an existing Bedrock modelInput is: anthropic, nova, llama, titan (InvokeModel) or converse."""
     if "anthropic_version" in body:
-        return "a Claude body", "modelInput.max_tokens"
+        return "anthropic"
     if "schemaVersion" in body or "max_new_tokens" in (body.get("inferenceConfig") or {}):
-        return "a Nova body", "modelInput.inferenceConfig.max_new_tokens"
-    return "a Converse body", "modelInput.inferenceConfig.maxTokens"
+        return "nova"
+    if "prompt" in body:
+        return "llama"
+    if "inputText" in body:
+        return "titan"
+    return "converse"
+
+
+# Which cap a Bedrock body sent as written takes, by its shape (a line needs messages, so a Llama prompt or Titan
+# inputText body is never sent as written): Bedrock refuses a key the model's body does not take, so any other cap is
+# refused there, while Tokenomy would price the first one read.
+_OWN_CAP = {
+    "anthropic": ("a Claude body", "modelInput.max_tokens"),
+    "nova": ("a Nova body", "modelInput.inferenceConfig.max_new_tokens"),
+}
+_CONVERSE_CAP = ("a Converse body", "modelInput.inferenceConfig.maxTokens")
 
 
 def _other_cap_as_written(rec: BatchRecord) -> BadLine | None:
     """A Bedrock line, sent as written, with a cap its body's shape does not take (beside its own or alone)."""
-    shape, own = _bedrock_shape(rec.raw["modelInput"])
+    shape, own = _OWN_CAP.get(body_written_for(rec.raw["modelInput"]), _CONVERSE_CAP)
     given = _caps_given(rec)
     other = next((cap for cap in given if cap[0] != own), None)
     if other is None:
