@@ -352,7 +352,7 @@ def test_anthropic_sdk_through_the_gateway_to_bedrock(url, tmp_path) -> None:
                                           "is_error": False}]}])
         assert answer.content[0].text and answer.usage.input_tokens > IMAGE_TOKENS
         refused = client.messages.with_raw_response.create  # a URL image cannot reach Converse: a 400 naming it
-        with pytest.raises(anthropic.BadRequestError, match=r"'messages\.0\.content\.0: .*not by URL"):
+        with pytest.raises(anthropic.BadRequestError, match=r"messages\.0\.content\.0: .*not by URL"):
             refused(model="sonnet", max_tokens=8, messages=[{"role": "user", "content": [
                 {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}}]}])
     rows = [r for r in open_store(ledger).events() if r.outcome == "ok"]
