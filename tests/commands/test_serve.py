@@ -289,3 +289,30 @@ def test_serve_checks_routing_tiers_and_policies_before_starting(tmp_path):
     config.write_text("routes: {r: {policy: p}}\nrouting: {policies: {p: {type: ruels}}}\n")
     result = cli("serve", "--config", str(config), "--port", str(free_port()), "--ledger", str(tmp_path / "l.duckdb"))
     assert result.returncode == 2 and "routing.policies.p.type" in result.stderr
+
+
+def test_the_configs_ledger_is_the_one_the_gateway_writes_even_with_tokenomy_ledger_set(tmp_path):
+    # serve checked (and created) the config's `ledger:`, as `keys create` picks it, but its worker wrote to
+    # $TOKENOMY_LEDGER: the calls landed in another ledger than the keys and the one checked at start.
+    configured, from_env = tmp_path / "configured.duckdb", tmp_path / "from_env.duckdb"
+    port = free_port()
+    with InstantOpenAI() as upstream:
+        config = tmp_path / "tokenomy.yaml"
+        config.write_text(f"ledger: {configured}\nauth: false\nmodels:\n  m: {{provider: openai, model: m, "
+                          f"base_url: '{upstream}', price_as: {HAIKU}}}\n")
+        proc = subprocess.Popen([TOKENOMY, "serve", "--config", str(config), "--port", str(port)],
+                                env={**os.environ, "TOKENOMY_LEDGER": str(from_env)},
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            wait_for_port(port, 60, proc)
+            answer = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=30, json={
+                "model": "m", "max_tokens": 3, "messages": [{"role": "user", "content": "x"}]})
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    assert answer.status_code == 200, answer.text
+    assert [e.model for e in open_store(configured).events()] == ["m"]
+    assert not from_env.exists()

@@ -91,13 +91,14 @@ def serve(
     from tokenomy.commands._common import open_existing_ledger
 
     # The ledger too, here: inside the worker a bad one is a uvicorn startup traceback.
-    store = open_existing_ledger(ledger or loaded.ledger, must_exist=False)
+    ledger = ledger or loaded.ledger  # --ledger, else the config's `ledger:` (as `keys` picks it), else the default
+    store = open_existing_ledger(ledger, must_exist=False)
     if settings.journal:
         _check_journal_dir(settings, store)
     check_listen(host, port)  # a port in use: one line naming --port, not uvicorn's log line and exit status 3
     if config:
         os.environ["TOKENOMY_CONFIG"] = config
-    if ledger:
+    if ledger:  # the worker reads it from here: the one checked above, not an exported TOKENOMY_LEDGER
         os.environ["TOKENOMY_LEDGER"] = ledger
     if workers > 1:
         _multiprocess_metrics()
