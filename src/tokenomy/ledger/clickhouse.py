@@ -6,7 +6,8 @@ as the other stores, kept by materialized views. ClickHouse has no unique constr
 which of its event ids are already there and inserts only the others (idempotent like the other stores, for
 one writer at a time); the views see only what is inserted. Parameters are
 rendered as typed literals (`%s` placeholders, as for PostgreSQL). Only the ledger's own tables live here:
-features that keep other state in the ledger database (alerts sent, batch jobs) need DuckDB or PostgreSQL.
+features that keep other state in the ledger database (keys, alerts sent, batch jobs, ...: STATE_TABLES) need DuckDB or
+PostgreSQL, and say so.
 """
 
 from __future__ import annotations
@@ -187,11 +188,34 @@ class _Cursor:
         return tuple(self._rows[0].values()) if self._rows else None
 
 
+# Tables other features keep in the ledger database, by what they hold. Their DDL is DuckDB's and PostgreSQL's
+# (UNIQUE, TIMESTAMPTZ, upserts), so ClickHouse refused it with a syntax error that said nothing of the ledger.
+STATE_TABLES = {
+    "gateway_keys": "virtual keys and team budgets (`tokenomy keys`, a gateway with auth)",
+    "gateway_teams": "virtual keys and team budgets (`tokenomy keys`, a gateway with auth)",
+    "batch_jobs": "batch jobs (`tokenomy batch`)",
+    "batch_parts": "batch jobs (`tokenomy batch`)",
+    "batch_results": "batch jobs (`tokenomy batch`)",
+    "context_caches": "context caches (`tokenomy caches`)",
+    "gemini_cached_contents": "the gateway's Gemini cachedContents",
+    "tokenomy_reviews": "stored reviews (`tokenomy review`)",
+    "tokenomy_alerts_sent": "alerts already sent (`tokenomy alerts check`)",
+}
+_CREATE_TABLE = re.compile(r"\s*CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.IGNORECASE)
+
+
 class _Connection:
-    def __init__(self, backend: _Embedded | _Server) -> None:
+    def __init__(self, backend: _Embedded | _Server, shown: str) -> None:
         self.backend = backend
+        self.shown = shown  # the ledger's URL as errors name it (no password)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> _Cursor:
+        created = _CREATE_TABLE.match(sql)
+        if created and created.group(1) in STATE_TABLES:
+            raise ConfigError(
+                f"ledger {self.shown}: {STATE_TABLES[created.group(1)]} need a DuckDB or PostgreSQL ledger; a "
+                "ClickHouse ledger keeps the calls only. Pass --ledger a DuckDB file or a postgresql:// URL for them"
+            )
         sql = bind(sql, params)
         if re.match(r"\s*(SELECT|WITH)\b", sql, re.IGNORECASE):
             return _Cursor(self.backend.rows(sql))
@@ -206,6 +230,7 @@ class ClickHouseStore(LedgerStore):
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self._shown = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)  # as errors name it: never the password
         if url.startswith("chdb:"):
             path = url[len("chdb:") :].removeprefix("//")
             if not path:
@@ -218,7 +243,7 @@ class ClickHouseStore(LedgerStore):
 
     @contextmanager
     def connect(self) -> Iterator[Any]:
-        yield _Connection(self._backend)
+        yield _Connection(self._backend, self._shown)
 
     def _init_schema(self) -> None:
         with self.connect() as conn:
