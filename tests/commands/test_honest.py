@@ -210,6 +210,20 @@ def test_the_ledger_option_names_every_kind_of_ledger_the_readme_lists() -> None
         assert all(kind in text for kind in ("DuckDB", "postgresql://", "clickhouse://", "chdb:DIR")), (path, text)
 
 
+def test_serve_and_keys_help_name_the_config_and_ledger_they_use_when_none_is_given() -> None:
+    # serve's --config said "Without it the local model is served", though ./tokenomy.yaml (or $TOKENOMY_CONFIG) is
+    # read when present; its --ledger named neither the other kinds of ledger nor a default, and keys' --ledger
+    # named $TOKENOMY_LEDGER as the default, though both take the config's `ledger:` first.
+    runner = CliRunner()
+    serve = " ".join(runner.invoke(app, ["serve", "--help"], terminal_width=200).output.replace("│", " ").split())
+    assert "Without it the local model is served" not in serve
+    assert "[default: $TOKENOMY_CONFIG, else ./tokenomy.yaml if present, else the local model alone]" in serve
+    for path in (["serve"], ["keys", "create"], ["keys", "list"], ["keys", "teams"]):
+        text = " ".join(runner.invoke(app, [*path, "--help"], terminal_width=200).output.replace("│", " ").split())
+        assert all(kind in text for kind in ("DuckDB", "postgresql://", "clickhouse://", "chdb:DIR")), (path, text)
+        assert "[default: the config's ledger:, else $TOKENOMY_LEDGER or .tokenomy/ledger.duckdb]" in text, (path, text)
+
+
 def test_review_refuses_benchmark_options_without_a_benchmark(tmp_path: Path) -> None:
     """--judge and --candidates only steer `review --bench`; alone they were silently ignored."""
     ledger = _seed(tmp_path / "ledger.duckdb")

@@ -37,6 +37,13 @@ LedgerOption = typer.Option(
     help="Ledger: a DuckDB path, a postgresql:// URL, or clickhouse://… / chdb:DIR (the clickhouse extra) "
     "\\[default: $TOKENOMY_LEDGER or .tokenomy/ledger.duckdb]",
 )
+# `serve` and `keys`: the ledger the gateway writes, which a config may name (`ledger:`).
+ConfigLedgerOption = typer.Option(
+    None,
+    "--ledger",
+    help="Ledger: a DuckDB path, a postgresql:// URL, or clickhouse://… / chdb:DIR (the clickhouse extra) "
+    "\\[default: the config's ledger:, else $TOKENOMY_LEDGER or .tokenomy/ledger.duckdb]",
+)
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table.")
 PricesOption = typer.Option(None, "--prices", help="YAML price file layered over the built-in catalog.")
 

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import JsonOption, LedgerOption, console, print_json, table, usd, usd_short
+from tokenomy.commands._common import ConfigLedgerOption, JsonOption, console, print_json, table, usd, usd_short
 from tokenomy.errors import ConfigError
 
 keys_app = typer.Typer(
@@ -38,7 +38,7 @@ def create(
     rpm: Optional[int] = typer.Option(None, "--rpm", help="Requests per minute."),
     team: Optional[str] = typer.Option(None, "--team", help="Team (tenant) the key belongs to."),
     name: Optional[str] = typer.Option(None, "--name", help="A label for people."),
-    ledger: Optional[str] = LedgerOption,
+    ledger: Optional[str] = ConfigLedgerOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Create a key. The secret is printed once; only its hash is stored."""
@@ -64,7 +64,7 @@ def create(
 
 
 @keys_app.command("list")
-def list_(ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> None:
+def list_(ledger: Optional[str] = ConfigLedgerOption, as_json: bool = JsonOption) -> None:
     """List keys (ids and limits, never secrets)."""
     keys = _store(ledger, must_exist=True).list()
     if as_json:
@@ -84,7 +84,7 @@ def list_(ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> N
 
 @keys_app.command("revoke")
 def revoke(
-    key_id: str = typer.Argument(..., help="Key id from `keys list`."), ledger: Optional[str] = LedgerOption
+    key_id: str = typer.Argument(..., help="Key id from `keys list`."), ledger: Optional[str] = ConfigLedgerOption
 ) -> None:
     """Revoke a key (gateways notice within 30 seconds)."""
     if not _store(ledger, must_exist=True).revoke(key_id):
@@ -93,7 +93,7 @@ def revoke(
 
 
 @keys_app.command("teams")
-def teams(ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> None:
+def teams(ledger: Optional[str] = ConfigLedgerOption, as_json: bool = JsonOption) -> None:
     """List team budgets with what each team spent this period (from the ledger) and what is left."""
     from tokenomy.gateway.keys import period_start
 
@@ -132,7 +132,7 @@ def team_budget(
     team: str = typer.Argument(..., help="Team name used with `keys create --team`."),
     budget_usd: float = typer.Option(..., "--budget-usd", help="Team spend limit per period."),
     period: str = typer.Option("month", "--period", help="day, month or total."),
-    ledger: Optional[str] = LedgerOption,
+    ledger: Optional[str] = ConfigLedgerOption,
 ) -> None:
     """Set a team budget; each key of the team is held to both its own and the team's limit."""
     from tokenomy.gateway.keys import check_limits

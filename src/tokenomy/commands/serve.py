@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import bind_host
+from tokenomy.commands._common import ConfigLedgerOption, bind_host
 
 
 def register(app: typer.Typer) -> None:
@@ -26,14 +26,17 @@ def _log_level(value: str) -> str:
 
 def serve(
     config: Optional[str] = typer.Option(
-        None, "--config", help="tokenomy.yaml (models, routes, auth, budgets). Without it the local model is served."
+        None,
+        "--config",
+        help="tokenomy.yaml (models, routes, auth, budgets) "
+        "\\[default: $TOKENOMY_CONFIG, else ./tokenomy.yaml if present, else the local model alone]",
     ),
     host: str = typer.Option(
         "127.0.0.1", "--host", help="Interface to listen on (0.0.0.0: every one).", callback=bind_host
     ),
     port: int = typer.Option(8080, "--port", min=0, max=65535, help="Port to listen on (0: any free port)."),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes (share limits through redis_url)."),
-    ledger: Optional[str] = typer.Option(None, "--ledger", help="Ledger path or postgresql:// URL."),
+    ledger: Optional[str] = ConfigLedgerOption,
     log_level: str = typer.Option(
         "warning", "--log-level", help=f"uvicorn log level: {', '.join(LOG_LEVELS)}.", callback=_log_level
     ),
