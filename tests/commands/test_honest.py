@@ -210,6 +210,14 @@ def test_the_ledger_option_names_every_kind_of_ledger_the_readme_lists() -> None
         assert all(kind in text for kind in ("DuckDB", "postgresql://", "clickhouse://", "chdb:DIR")), (path, text)
 
 
+def test_the_ledger_group_names_every_kind_of_ledger() -> None:
+    # `tokenomy ledger --help` said "(DuckDB file or PostgreSQL)", though its commands take ClickHouse too.
+    text = " ".join(CliRunner().invoke(app, ["--help"], terminal_width=200).output.replace("│", " ").split())
+    group = " ".join(CliRunner().invoke(app, ["ledger", "--help"], terminal_width=200).output.split())
+    assert "ClickHouse" in group and "DuckDB" in group and "PostgreSQL" in group
+    assert "ClickHouse" in text.split(" ledger ", 1)[1].split(" emulate ", 1)[0], text
+
+
 def test_serve_and_keys_help_name_the_config_and_ledger_they_use_when_none_is_given() -> None:
     # serve's --config said "Without it the local model is served", though ./tokenomy.yaml (or $TOKENOMY_CONFIG) is
     # read when present; its --ledger named neither the other kinds of ledger nor a default, and keys' --ledger

@@ -23,7 +23,9 @@ from tokenomy.commands._common import (
     when_option,
 )
 
-ledger_app = typer.Typer(help="The usage ledger: one row per call (DuckDB file or PostgreSQL).", no_args_is_help=True)
+ledger_app = typer.Typer(
+    help="The usage ledger: one row per call (a DuckDB file, PostgreSQL or ClickHouse).", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
