@@ -272,6 +272,20 @@ def test_unreachable_redis_fails_at_start_and_is_a_503_in_openais_shape(tmp_path
     assert answer.status_code == 503 and answer.json()["error"]["code"] == "limits_unavailable"
 
 
+def test_unreachable_redis_with_workers_and_auth_names_a_fix_that_starts(tmp_path):
+    # The README's `serve --config examples/gateway/team.yaml --workers 2` without Redis said "remove redis_url for
+    # per-process limits", and doing so was refused next: --workers 2 with auth needs redis_url.
+    config = tmp_path / "tokenomy.yaml"
+    config.write_text(f"auth: true\nredis_url: redis://127.0.0.1:{free_port()}/0\n")
+    args = ("serve", "--config", str(config), "--port", str(free_port()), "--ledger", str(tmp_path / "l.duckdb"))
+    several = cli(*args, "--workers", "2")
+    assert several.returncode == 2 and "redis_url: cannot reach" in several.stderr
+    assert "remove redis_url" not in several.stderr
+    assert "or run one worker (--workers 1) without redis_url for per-process limits" in several.stderr
+    one = cli(*args)
+    assert one.returncode == 2 and "start redis-server there or remove redis_url for per-process limits" in one.stderr
+
+
 def test_serve_names_a_bad_ledger_before_starting(tmp_path):
     # A directory as --ledger failed inside the worker: uvicorn printed a traceback and "startup failed".
     result = cli("serve", "--port", str(free_port()), "--ledger", str(tmp_path))

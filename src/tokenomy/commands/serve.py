@@ -85,9 +85,12 @@ def serve(
         try:
             client.ping()
         except (redis.RedisError, ValueError) as exc:
+            # Several workers with auth need Redis (checked above): removing redis_url alone would not start.
+            several = workers > 1 and loaded.auth
+            other = "run one worker (--workers 1) without redis_url" if several else "remove redis_url"
             raise ConfigError(
                 f"{loaded.source}: redis_url: cannot reach {loaded.redis_url.split('@')[-1]} ({exc}); "
-                "start redis-server there or remove redis_url for per-process limits"
+                f"start redis-server there or {other} for per-process limits"
             ) from None
     _check_routing(loaded)
     _check_models(loaded)
