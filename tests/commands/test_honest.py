@@ -218,6 +218,14 @@ def test_the_ledger_group_names_every_kind_of_ledger() -> None:
     assert "ClickHouse" in text.split(" ledger ", 1)[1].split(" emulate ", 1)[0], text
 
 
+def test_the_bedrock_emulators_help_names_invokemodel_for_embedding_models() -> None:
+    # The README lists InvokeModel for the Titan and Cohere embedding models among what `emulate bedrock` serves (it
+    # does); its --help and the `emulate` command list named Converse, CountTokens and batch jobs only.
+    for path in (["emulate", "bedrock", "--help"], ["emulate", "--help"]):
+        text = " ".join(CliRunner().invoke(app, path, terminal_width=250).output.replace("│", " ").split())
+        assert "InvokeModel for the Titan and Cohere embedding models" in text, text
+
+
 def test_serve_and_keys_help_name_the_config_and_ledger_they_use_when_none_is_given() -> None:
     # serve's --config said "Without it the local model is served", though ./tokenomy.yaml (or $TOKENOMY_CONFIG) is
     # read when present; its --ledger named neither the other kinds of ledger nor a default, and keys' --ledger

@@ -51,8 +51,8 @@ def register(app: typer.Typer) -> None:
             None, "--batch-min-records", min=1, help="Records a batch job needs (default: the catalog quota, 100)."
         ),
     ) -> None:
-        """Serve Bedrock Runtime Converse/ConverseStream, CountTokens and the batch-job API (model-invocation-job)
-        for any catalog Bedrock model id (boto3 endpoint_url)."""
+        """Serve Bedrock Runtime Converse/ConverseStream, CountTokens, InvokeModel for the Titan and Cohere embedding
+        models and the batch-job API (model-invocation-job) for any catalog Bedrock model id (boto3 endpoint_url)."""
         _check(throttle_rate, port, host)
         from tokenomy.emulate.bedrock_batch import configure
         from tokenomy.emulate.bedrock_runtime import create_app
