@@ -167,6 +167,12 @@ def test_example_configs_load(name):
     config = load_config(REPO / "examples" / "gateway" / name)
     assert config.route_for(next(iter(config.routes or config.models))) is not None
     assert config.gateway.max_inflight >= 1  # typed when the config loaded
+    # The start-up checks pass too: minimal.yaml's model warned that its calls would be recorded at $0.
+    from tokenomy.config_checks import check_config
+
+    keys = {m.api_key_env: "set" for m in config.models.values() if m.api_key_env}
+    findings = check_config(config, environ=keys)
+    assert findings.errors == [] and findings.warnings == [], findings
 
 
 def test_bad_gateway_settings_name_the_key(tmp_path):
