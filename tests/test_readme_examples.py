@@ -78,3 +78,35 @@ def test_the_alerts_example_shows_every_alerts_key_and_loads() -> None:
     AlertSettings.from_config(data["alerts"], data.get("routing"))  # valid as written
     shown = set(data["alerts"]) | set(data.get("routing") or {})
     assert set(AlertSettings.model_fields) <= shown, set(AlertSettings.model_fields) - shown
+
+
+def test_every_config_and_price_file_example_loads_and_passes_the_start_up_checks(tmp_path: Path) -> None:
+    """Each ```yaml block is a tokenomy.yaml (or part of one) or a price file; each loads as written and `serve`'s
+    start-up checks find nothing in it. A block that shows routes only gets the models it names, as local ones."""
+    import yaml
+
+    from tokenomy.config import TokenomyConfig, parse_config
+    from tokenomy.config_checks import check_config
+    from tokenomy.pricing.catalog import default_catalog
+
+    blocks = re.findall(r"^```yaml\n(.*?)^```", (ROOT / "README.md").read_text(), re.S | re.M)
+    configs = prices = 0
+    for number, block in enumerate(blocks):
+        data = yaml.safe_load(block)
+        if "provider" in data and "as_of" in data:  # a price file (`--prices FILE`)
+            path = tmp_path / f"prices{number}.yaml"
+            path.write_text(block)
+            catalog = default_catalog().with_overrides(path)
+            assert all(catalog.lookup(model) for model in data["models"]), block
+            prices += 1
+            continue
+        assert set(data) <= set(TokenomyConfig.model_fields), (set(data) - set(TokenomyConfig.model_fields), block)
+        if "routes" in data and "models" not in data and "tiers" not in data:
+            named = {n for r in data["routes"].values() for n in [r.get("model"), *r.get("fallback", [])] if n}
+            data["models"] = {name: {"provider": "local", "model": "local"} for name in named}
+        config = parse_config(data, f"README.md yaml block {number + 1}")
+        keys = {m.api_key_env: "set" for m in config.models.values() if m.api_key_env}
+        findings = check_config(config, environ={**keys, "AZURE_OPENAI_ENDPOINT": "https://r.openai.azure.com"})
+        assert findings.errors == [] and findings.warnings == [], (findings, block)
+        configs += 1
+    assert configs >= 6 and prices >= 1, (configs, prices)
