@@ -222,6 +222,27 @@ def test_plan_knows_the_gemini_batch_api_and_never_prints_none_hours(tmp_path):
     assert "completion time is not stated" in quick.reason and "no stated batch completion time" in slow.reason
 
 
+def test_batch_plan_never_recommends_a_batch_job_under_the_providers_minimum(tmp_path):
+    # 8 records on Bedrock, whose jobs take 100 at least: `batch plan` recommended batch (a 24 h window, or a quota
+    # on demand could not meet) and `batch submit` then refused the job.
+    from datetime import UTC, datetime, time
+
+    from tokenomy.batch.plan import plan_deadline
+
+    src = tmp_path / "few.jsonl"
+    src.write_text("".join(json.dumps({"id": f"r{i}", "prompt": "Say hi.", "max_tokens": 8}) + "\n" for i in range(8)))
+    start = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
+    haiku = "anthropic.claude-3-haiku-20240307-v1:0"
+    for plan in (plan_deadline(src, haiku, time(0, 0), start=start),
+                 plan_deadline(src, haiku, time(1, 0), start=start, tpm_quota=1)):
+        assert plan.recommendation == "on_demand", plan.reason
+        assert "8 records is below aws.bedrock's minimum of 100 per batch job" in plan.reason
+    many = tmp_path / "many.jsonl"
+    many.write_text(src.read_text() * 1 + "".join(
+        json.dumps({"id": f"s{i}", "prompt": "Say hi.", "max_tokens": 8}) + "\n" for i in range(92)))
+    assert plan_deadline(many, haiku, time(0, 0), start=start).recommendation == "batch"
+
+
 def test_a_split_never_leaves_a_job_under_the_providers_minimum(tmp_path):
     from tokenomy.batch.backends import SubmitOptions
     from tokenomy.batch.jobs import create_job, open_tables

@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from tokenomy.batch.split import below_minimum
 from tokenomy.batch.validate import require_good, validate_file
 from tokenomy.errors import ConfigError
 from tokenomy.money import usd
@@ -113,6 +114,7 @@ def plan_deadline(
         if report.batch_usd is not None and report.on_demand_usd is not None
         else None
     )
+    too_few = below_minimum(len(report.records), provider)  # `batch submit` would refuse the job
     if report.batch_usd is None:
         choice, reason = (
             "on_demand",
@@ -121,6 +123,8 @@ def plan_deadline(
                 "(`tokenomy batch submit --backend local` keeps it under your quota)"
             ),
         )
+    elif too_few:
+        choice, reason = "on_demand", too_few
     elif completion is not None and hours >= completion:
         choice, reason = (
             "batch",
