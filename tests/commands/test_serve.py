@@ -292,6 +292,18 @@ def test_unreachable_redis_with_workers_and_auth_names_a_fix_that_starts(tmp_pat
     assert one.returncode == 2 and "start redis-server there or remove redis_url for per-process limits" in one.stderr
 
 
+def test_serve_with_auth_on_a_clickhouse_ledger_is_one_line_before_starting(tmp_path):
+    # Keys live beside the calls only on DuckDB or PostgreSQL: the refusal came from inside the worker, as uvicorn's
+    # "Application startup failed" after a traceback.
+    pytest.importorskip("chdb")
+    config = tmp_path / "tokenomy.yaml"
+    config.write_text("auth: true\n")
+    ledger = f"chdb:{tmp_path / 'ledger.chdb'}"
+    result = cli("serve", "--config", str(config), "--port", str(free_port()), "--ledger", ledger)
+    assert result.returncode == 2 and "Traceback" not in result.stderr + result.stdout, result.stderr
+    assert result.stderr.startswith(f"error: ledger {ledger}: virtual keys and team budgets"), result.stderr
+
+
 def test_serve_names_a_bad_ledger_before_starting(tmp_path):
     # A directory as --ledger failed inside the worker: uvicorn printed a traceback and "startup failed".
     result = cli("serve", "--port", str(free_port()), "--ledger", str(tmp_path))

@@ -99,6 +99,10 @@ def serve(
     # The ledger too, here: inside the worker a bad one is a uvicorn startup traceback.
     ledger = ledger or loaded.ledger  # --ledger, else the config's `ledger:` (as `keys` picks it), else the default
     store = open_existing_ledger(ledger, must_exist=False)
+    if loaded.auth:  # its key tables too: a ledger that cannot hold them (ClickHouse) says so here, not in a worker
+        from tokenomy.gateway.keys import KeyStore
+
+        KeyStore(store)
     if settings.journal:
         _check_journal_dir(settings, store)
     check_listen(host, port)  # a port in use: one line naming --port, not uvicorn's log line and exit status 3
