@@ -69,12 +69,21 @@ class ImageBlock:
 
 @dataclass(slots=True)
 class DocumentBlock:
-    """A document (PDF, text, CSV, …) as bytes, or a provider-side file id."""
+    """A document (PDF, text, CSV, …) as bytes, a provider-side file id, a PDF's URL (`url`), or a list of content
+    blocks (`content`: Anthropic's custom-content document, whose blocks are the chunks a citation names).
+
+    A content document of text blocks only also holds their text, joined, as `data` (format txt): what an API
+    without content documents is sent, the same text. With images among its blocks it has no `data`, and only an
+    API that takes content documents can carry it (`refusals.document_refusal`)."""
 
     format: str  # pdf, txt, csv, html, md, doc, docx, xls, xlsx
     data: bytes | None = None
     name: str | None = None  # the caller's title or file name (an API that requires one gets "document")
     file_id: str | None = None
+    url: str | None = None  # a PDF the provider fetches itself (Anthropic's url source)
+    content: list[Block] | None = None  # Anthropic's content source: text (and image) blocks, in order
+    context: str | None = None  # what the model reads about the document, never cited (Anthropic's `context`)
+    citations: bool = False  # the caller asks the model to cite it: the answer's text blocks carry `citations`
 
 
 @dataclass(slots=True)

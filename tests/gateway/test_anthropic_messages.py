@@ -123,11 +123,17 @@ TOOL = {"name": "f", "input_schema": {"type": "object"}}
     # silent drops and changes (were carried wrongly)
     ({"messages": turn({"type": "text", "text": "a", "cache_control": {"type": "ephemeral", "ttl": "2h"}})},
      "messages.0.content.0.cache_control.ttl"),
-    ({"messages": turn({"type": "document", "context": "c", "source": {"type": "text", "media_type": "text/plain",
-                                                                       "data": "d"}})}, "messages.0.content.0.context"),
-    ({"messages": turn({"type": "document", "citations": {"enabled": True},
+    # A document's context and citations reach Claude, and are refused by name for another API's model
+    # (tests/gateway/test_document_citations.py).
+    ({"messages": turn({"type": "document", "citations": {"enabled": "yes"},
                         "source": {"type": "text", "media_type": "text/plain", "data": "d"}})},
      "messages.0.content.0.citations"),
+    ({"messages": turn({"type": "document", "source": {"type": "url"}})}, "messages.0.content.0.source.url"),
+    ({"messages": turn({"type": "document", "source": {"type": "content", "content": [USE]}})},
+     "messages.0.content.0.source.content.0.type"),
+    ({"messages": turn({"type": "document", "source": {"type": "content", "content": [
+        {"type": "text", "text": "a", "cache_control": {"type": "ephemeral"}}]}})},
+     "messages.0.content.0.source.content.0.cache_control"),
     # Citations, server tools and their blocks go to Anthropic's API only (tests/gateway/test_server_tools.py).
     ({"model": "gpt", "messages": turn({"type": "text", "text": "a", "citations": []})},
      "messages.0.content.0.citations"),

@@ -6,17 +6,19 @@ errors use `{"type": "error", "error": {"type", "message"}}`. `cache_control` bl
 with the catalog's minimum prefix length and TTL, like the Bedrock emulator, and so is a top-level one (automatic
 caching: a cache point on the last block).
 
-Content blocks accepted (shapes validated): text, image (base64 or url source), document (base64 PDF,
-plain text), tool_use, tool_result (string or text/image content, is_error), thinking (its signature
-must be one this emulator issued, as the API checks) and redacted_thinking; `tools`, `tool_choice`
-(auto/any/tool/none) and `thinking` ({type: enabled, budget_tokens}, or adaptive; a display). The local model is
-a text model standing in for a vision model: an image or PDF reaches it as a placeholder line and counts at the fixed
-estimate in `engine`. A forced tool (`any`: the first tool, `tool`: the named one) is answered with a
-tool_use block whose input the local model generated under the tool's JSON-schema grammar. With
-thinking enabled the model first writes a short reasoning (`engine.THINKING_TOKENS` at most), returned
-as a signed thinking block before the answer. Server tools: a web search tool (`web_search_*`) is answered with a
-deterministic fixture (`anthropic_search`: one search, its result, a cited text; usage counts the search), and an
-earlier answer's server_tool_use and *_tool_result blocks are taken back.
+Content blocks accepted (shapes validated): text, image (base64 or url source), document (base64 PDF, plain text, a
+PDF's url, or content blocks), tool_use, tool_result (string or text/image content, is_error), thinking (its
+signature must be one this emulator issued, as the API checks) and redacted_thinking; `tools`, `tool_choice`
+(auto/any/tool/none) and `thinking` ({type: enabled, budget_tokens}, or adaptive; a display). The local model is a
+text model standing in for a vision model: an image or PDF reaches it as a placeholder line and counts at the fixed
+estimate in `engine`. A forced tool (`any`: the first tool, `tool`: the named one) is answered with a tool_use block
+whose input the local model generated under the tool's JSON-schema grammar. With thinking enabled the model first
+writes a short reasoning (`engine.THINKING_TOKENS` at most), returned as a signed thinking block before the answer.
+Server tools: a web search tool (`web_search_*`) is answered with a deterministic fixture (`anthropic_search`: one
+search, its result, a cited text; usage counts the search), and an earlier answer's server_tool_use and *_tool_result
+blocks are taken back. A document may come by URL or as content blocks, with a title, context and `citations`; a
+request with a cited document is answered with a text block citing it (`anthropic_citations`: a deterministic
+fixture).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, StreamingResponse
 
 from tokenomy.emulate.anthropic_blocks import AnthropicError, cache_ttl, content_blocks, invalid
+from tokenomy.emulate.anthropic_citations import ANSWER as CITED_ANSWER
+from tokenomy.emulate.anthropic_citations import citation_events, first_citation
 from tokenomy.emulate.anthropic_search import ANSWER as SEARCH_ANSWER
 from tokenomy.emulate.anthropic_search import check_server_tool, search_events, search_tool
 from tokenomy.emulate.engine import (
@@ -315,6 +319,7 @@ class AnthropicEmulator:
             raise invalid(f"prompt is too long: {exc}") from None
         prepared.forced_tool = options["forced_tool"]
         prepared.web_search = options["web_search"]
+        prepared.citation = first_citation(body["messages"])
         return prepared, model, options["thinking_budget"]
 
 
@@ -386,6 +391,10 @@ def answer(engine: Engine, prepared: Prepared, thinking_budget: int | None) -> I
         yield from search_events(query, index)
         output = engine.count(json.dumps({"query": query}) + SEARCH_ANSWER)
         yield "finish", output_tokens + output, "end_turn", 1
+        return
+    if prepared.citation is not None and prepared.forced_tool is None:  # a cited answer, from the fixture
+        yield from citation_events(prepared.citation, index)
+        yield "finish", output_tokens + engine.count(CITED_ANSWER), "end_turn"
         return
     if prepared.forced_tool is not None:
         tool = prepared.forced_tool

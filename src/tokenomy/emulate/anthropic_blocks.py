@@ -1,6 +1,6 @@
 """Content blocks of the emulated Messages API: validated as the API does, rendered for the local model.
 
-Images and PDFs reach the text model as a placeholder line and count at the fixed estimates in
+Images and PDFs (inline or by URL) reach the text model as a placeholder line and count at the fixed estimates in
 `engine`; a thinking block must carry a signature this process issued (`engine.sign_reasoning`), as the API checks.
 """
 
@@ -75,12 +75,56 @@ def _image(block: dict[str, Any], here: str) -> Block:
     raise invalid(f"{here}.source.type: Input should be 'base64' or 'url'")
 
 
+def _document_fields(block: dict[str, Any], here: str) -> None:
+    """A document's title, context and citations, checked as the API checks them."""
+    for key in ("title", "context"):
+        if block.get(key) is not None and not isinstance(block[key], str):
+            raise invalid(f"{here}.{key}: Input should be a valid string")
+    citations = block.get("citations")
+    if citations is not None and (
+        not isinstance(citations, dict)
+        or set(citations) - {"enabled"}
+        or not isinstance(citations.get("enabled", False), bool)
+    ):
+        raise invalid(f"{here}.citations: Input should be an object with a boolean `enabled`")
+
+
+def _content_source(source: dict[str, Any], here: str, title: str) -> Block:
+    content = source.get("content")
+    if isinstance(content, str):
+        content = [{"type": "text", "text": content}]
+    if not isinstance(content, list) or not content:
+        raise invalid(f"{here}.source.content: Input should be a non-empty string or list of content blocks")
+    parts, extra = [], 0
+    for k, part in enumerate(content):
+        inner = f"{here}.source.content.{k}"
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str):
+            parts.append(part["text"])
+        elif kind == "image":
+            media = _image(part, inner)
+            parts.append(media.text)
+            extra += media.extra_tokens
+        else:
+            raise invalid(f"{inner}.type: Input should be 'text' or 'image'")
+    return Block(f"[document {title}]\n" + "\n".join(parts), extra_tokens=extra)
+
+
 def _document(block: dict[str, Any], here: str) -> Block:
     source = block.get("source")
     if not isinstance(source, dict):
         source = {}
     kind = source.get("type")
+    _document_fields(block, here)
     title = block.get("title") or "document"
+    if block.get("context"):  # the model reads it (it is never cited)
+        title += f" ({block['context']})"
+    if kind == "url":  # a PDF the API fetches: the emulator fetches nothing, it counts one
+        if not str(source.get("url", "")).startswith(("http://", "https://")):
+            raise invalid(f"{here}.source.url: Input should be an http(s) URL")
+        return Block(f"[document {title}: pdf, {source['url']}]", extra_tokens=DOCUMENT_TOKENS)
+    if kind == "content":
+        return _content_source(source, here, title)
     if kind == "base64":
         if source.get("media_type") != "application/pdf":
             raise invalid(f"{here}.source.media_type: Input should be 'application/pdf'")
@@ -90,7 +134,9 @@ def _document(block: dict[str, Any], here: str) -> Block:
         if not isinstance(source.get("data"), str):
             raise invalid(f"{here}.source.data: Field required")
         return Block(f"[document {title}]\n{source['data']}")
-    raise invalid(f"{here}.source.type: Input should be 'base64' or 'text' (the emulator has no Files API)")
+    raise invalid(
+        f"{here}.source.type: Input should be 'base64', 'text', 'url' or 'content' (the emulator has no Files API)"
+    )
 
 
 def _tool_result(block: dict[str, Any], here: str) -> Block:

@@ -85,6 +85,7 @@ class Prepared:
     forced_tool: dict[str, Any] | None = None  # {"name", "schema"} when the tool choice forces a call
     thinking_budget: int | None = None  # extended thinking was asked for, with this budget
     web_search: dict[str, Any] | None = None  # Anthropic's web search tool was offered (emulate/anthropic_search.py)
+    citation: dict[str, Any] | None = None  # what a cited answer cites (emulate/anthropic_citations.py)
     max_tokens_asked: bool = False  # the caller set max_tokens: JSON generation keeps to it too
 
 

@@ -400,7 +400,7 @@ def caller_path(body: dict[str, Any], refused: Unsupported) -> str:
     if refused.part is not None:  # inside a tool_result block
         inner = content[refused.block].get("content")
         path += ".content" if isinstance(inner, str) else f".content.{refused.part}"
-    return path
+    return f"{path}.{refused.field}" if refused.field else path  # a block's own field: a document's citations
 
 
 # The request options a provider mapping names when it refuses one (a ChatRequest slot or OpenAI's name for it), by the

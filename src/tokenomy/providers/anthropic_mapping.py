@@ -4,18 +4,17 @@ The provider uses `to_anthropic_params` / `blocks_from_anthropic` / `AnthropicSt
 the gateway's `POST /v1/messages` uses the same block functions in reverse (`anthropic_inbound`), so one
 table of block shapes serves both.
 
-Carried: text, image (base64 or url source), document (base64 PDF, plain-text, or a file id),
-tool_use / tool_result (is_error), thinking / redacted_thinking with signatures, tools (cache_control
-on the last one when the tools are a cache point), tool_choice auto/any/tool/none,
-`parallel_tool_calls: false` as `disable_parallel_tool_use`, thinking budget, top_p, top_k, stop
-sequences, and `extra` keys as-is in the body; a json_schema response format becomes `output_config.format`
-(Claude's structured output) and a reasoning effort `output_config.effort` on the models that take one. What is
-refused, naming the field, is in `anthropic_refusals`. A 1-hour cache point is cache_control ttl "1h"
-(its writes come back in usage.cache_creation, priced at the 1-hour write price). An
-answer's blocks Tokenomy has no type for (a server tool's call and result: server_tool_use, web_search_tool_result,
-web_fetch_tool_result, ...) are ProviderBlocks in their place, carried back as they came, and a text block keeps its
-`citations`; server tools (ToolSpec.server: web search, web fetch) go as their caller defined them.
-"""
+Carried: text, image (base64 or url source), document (base64 PDF, plain-text, a file id, a PDF's url, or a content
+source of text and image blocks; with its title, context and `citations: {"enabled": true}`), tool_use / tool_result
+(is_error), thinking / redacted_thinking with signatures, tools (cache_control on the last one when the tools are a
+cache point), tool_choice auto/any/tool/none, `parallel_tool_calls: false` as `disable_parallel_tool_use`, thinking
+budget, top_p, top_k, stop sequences, and `extra` keys as-is in the body; a json_schema response format becomes
+`output_config.format` (Claude's structured output) and a reasoning effort `output_config.effort` on the models that
+take one. What is refused, naming the field, is in `anthropic_refusals`. A 1-hour cache point is cache_control ttl
+"1h" (its writes come back in usage.cache_creation, priced at the 1-hour write price). An answer's blocks Tokenomy
+has no type for (a server tool's call and result: server_tool_use, web_search_tool_result, web_fetch_tool_result,
+...) are ProviderBlocks in their place, carried back as they came, and a text block keeps its `citations`; server
+tools (ToolSpec.server: web search, web fetch) go as their caller defined them."""
 
 from __future__ import annotations
 
@@ -127,8 +126,12 @@ def block_to_anthropic(block: Block, where: str, model: str = "") -> dict[str, A
             }
         return {"type": "image", "source": {"type": "url", "url": block.url}}
     if isinstance(block, DocumentBlock):
-        if block.file_id is not None:
-            source: dict[str, Any] = {"type": "file", "file_id": block.file_id}
+        if block.url is not None:
+            source: dict[str, Any] = {"type": "url", "url": block.url}
+        elif block.content is not None:  # a content document: its blocks, in order (the chunks a citation names)
+            source = {"type": "content", "content": blocks_to_anthropic(block.content, f"{where}.content", model)}
+        elif block.file_id is not None:
+            source = {"type": "file", "file_id": block.file_id}
         elif block.format == "pdf":
             source = {
                 "type": "base64",
@@ -152,7 +155,7 @@ def block_to_anthropic(block: Block, where: str, model: str = "") -> dict[str, A
                 where,
                 f"reads PDF and plain-text documents, not {block.format!r}; convert it to PDF or text first",
             )
-        return {"type": "document", "source": source, **({"title": block.name} if block.name else {})}
+        return _document_item(block, source)
     if isinstance(block, ToolUseBlock):
         return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
     if isinstance(block, ToolResultBlock):
@@ -171,6 +174,18 @@ def block_to_anthropic(block: Block, where: str, model: str = "") -> dict[str, A
             raise refuse(model, where, "takes back only thinking it signed; drop the unsigned reasoning")
         return {"type": "thinking", "thinking": block.text, "signature": block.signature}
     raise refuse(model, where, f"has no content block for {type(block).__name__}")
+
+
+def _document_item(block: DocumentBlock, source: dict[str, Any]) -> dict[str, Any]:
+    """A document block: its source, and the title, context and citations the caller gave it."""
+    item: dict[str, Any] = {"type": "document", "source": source}
+    if block.name:
+        item["title"] = block.name
+    if block.context is not None:
+        item["context"] = block.context
+    if block.citations:
+        item["citations"] = {"enabled": True}
+    return item
 
 
 def blocks_to_anthropic(blocks: list[Block], where: str, model: str = "") -> list[dict[str, Any]]:
@@ -195,21 +210,61 @@ def _source(item: dict[str, Any], where: str) -> dict[str, Any]:
 
 
 def _document(item: dict[str, Any], where: str) -> DocumentBlock:
-    source = _source(item, where)
+    document = _document_source(_source(item, where), f"{where}.source")
+    document.name = _str(item, "title", where, required=False) or None
+    document.context = _str(item, "context", where, required=False)
+    citations = item.get("citations")
+    if citations is not None:
+        if not isinstance(citations, dict) or not isinstance(citations.get("enabled", False), bool):
+            raise ValueError(f'{where}.citations: Input should be an object such as {{"enabled": true}}')
+        for key in citations:
+            if key != "enabled":
+                raise ValueError(f"{where}.citations.{key}: the gateway cannot carry this field; remove it")
+        document.citations = bool(citations.get("enabled"))
+    return document
+
+
+def _document_source(source: dict[str, Any], here: str) -> DocumentBlock:
     kind = source.get("type")
-    name = _str(item, "title", where, required=False) or None
-    here = f"{where}.source"
     if kind == "base64":
         if source.get("media_type") != "application/pdf":
             raise ValueError(f"{here}.media_type: base64 documents must be application/pdf")
-        return DocumentBlock("pdf", _b64(_str(source, "data", here), f"{here}.data"), name)
+        return DocumentBlock("pdf", _b64(_str(source, "data", here), f"{here}.data"))
     if kind == "text":
         if source.get("media_type", "text/plain") != "text/plain":  # what a text source is: another would be lost
             raise ValueError(f"{here}.media_type: text documents must be text/plain")
-        return DocumentBlock("txt", _str(source, "data", here).encode("utf-8"), name)
+        return DocumentBlock("txt", _str(source, "data", here).encode("utf-8"))
     if kind == "file":
-        return DocumentBlock("pdf", None, name, file_id=_str(source, "file_id", here))
-    raise ValueError(f"{here}.type: expected base64, text or file (got {kind!r})")
+        return DocumentBlock("pdf", None, file_id=_str(source, "file_id", here))
+    if kind == "url":
+        url = _str(source, "url", here)
+        if not url:
+            raise ValueError(f"{here}.url: a document URL is required")
+        return DocumentBlock("pdf", url=url)
+    if kind == "content":
+        return _content_document(source.get("content"), f"{here}.content")
+    raise ValueError(f"{here}.type: expected base64, text, file, url or content (got {kind!r})")
+
+
+def _content_document(content: Any, where: str) -> DocumentBlock:
+    """A content source: text and image blocks, each a chunk a citation may name. Of text alone its text, joined as
+    Anthropic joins a cited range (`cited_text`), is also the document's bytes: the same text to any API."""
+    if isinstance(content, list):
+        for i, part in enumerate(content):
+            if isinstance(part, dict) and part.get("cache_control") is not None:  # no place for it in a source
+                raise ValueError(
+                    f"{where}.{i}.cache_control: a content source's blocks take no cache_control; "
+                    "put it on the document block"
+                )
+    blocks = blocks_from_anthropic(content, where, request=True)
+    for i, block in enumerate(blocks):
+        if not isinstance(block, (TextBlock, ImageBlock)):
+            raise ValueError(f"{where}.{i}.type: a content source holds text and image blocks only")
+        if isinstance(block, TextBlock) and block.citations is not None:
+            raise ValueError(f"{where}.{i}.citations: a content source's text blocks take no citations; remove them")
+    texts = [block.text for block in blocks if isinstance(block, TextBlock)]
+    data = "".join(texts).encode("utf-8") if len(texts) == len(blocks) else None
+    return DocumentBlock("txt", data, content=blocks)
 
 
 def _image(item: dict[str, Any], where: str) -> ImageBlock:

@@ -42,7 +42,7 @@ from tokenomy.providers.base import (
     usage_count,
 )
 from tokenomy.providers.bedrock import _is_loopback
-from tokenomy.providers.refusals import ALL_BLOCKS, fields_to_carry
+from tokenomy.providers.refusals import ALL_BLOCKS, DOCUMENT_FIELDS, fields_to_carry
 
 SAMPLING = ("temperature", "top_p", "top_k")
 SAMPLING_API_VERSION = "2023-06-01"  # the API version that still takes SAMPLING (2026-10-21 refuses them)
@@ -162,6 +162,7 @@ class AnthropicProvider(Provider):
     accepts_blocks = (*ALL_BLOCKS, ProviderBlock)  # server tools' calls and results, sent back as they came
     accepts_server_tools = True  # web search, web fetch: Anthropic's API runs them (and bills them)
     accepts_zero_output = True  # max_tokens 0: the prompt is read into the cache and nothing is generated
+    accepts_document_fields = DOCUMENT_FIELDS  # citations, context, url and content sources: sent as the API has them
 
     def default_cap(self, request: ChatRequest) -> int:
         return default_max_tokens(request)  # the Messages API requires a cap: one is always sent

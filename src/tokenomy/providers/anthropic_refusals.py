@@ -26,12 +26,12 @@ def refuse(model: str, field: str, why: str) -> ProviderError:
 
 
 # The keys each block carries (cache_control is read by the caller, anthropic_inbound); a type not here is a provider
-# block to the mapping (a server tool's). In a request, any other key (citations, context, ...) would be dropped, so
-# it is refused unless null (the SDK's Optional fields' unset); an answer's extras (citations) are not.
+# block to the mapping (a server tool's). In a request, any other key would be dropped, so it is refused unless null
+# (the SDK's Optional fields' unset); an answer's extras are not.
 BLOCK_KEYS = {
     "text": {"text", "citations"},
     "image": {"source"},
-    "document": {"source", "title"},
+    "document": {"source", "title", "context", "citations"},
     "tool_use": {"id", "name", "input"},
     "tool_result": {"tool_use_id", "content", "is_error"},
     "thinking": {"thinking", "signature"},
@@ -43,6 +43,7 @@ SOURCE_KEYS = {
     "url": {"type", "url"},
     "text": {"type", "media_type", "data"},
     "file": {"type", "file_id"},
+    "content": {"type", "content"},
 }
 
 

@@ -30,8 +30,10 @@ from tokenomy.messages import (
 from tokenomy.providers.refusals import (
     ALL_BLOCKS,
     BLOCK_NAMES,
+    DOCUMENT_FIELDS,
     Unsupported,
     anthropic_tool_fields_refusal,
+    document_refusal,
     fields_to_carry,
     first_unaccepted,
     freeform_refusal,
@@ -229,6 +231,8 @@ class Provider:
     accepts_freeform: bool = False  # freeform tools and calls (OpenAI's custom tools: ToolSpec.freeform)
     accepts_openai_fields: bool = False  # an OpenAI-format message's own fields (Message.openai_fields)
     accepts_zero_output: bool = False  # max_tokens 0: a call that only writes the prompt cache (Anthropic's API)
+    # A document's citations, context, URL and content source (refusals.DOCUMENT_FIELDS) it carries; others refused
+    accepts_document_fields: frozenset[str] = frozenset()
 
     def default_cap(self, request: ChatRequest) -> int | None:
         """The output cap this provider sends a request that sets none (None: it sends none, and the model may write
@@ -265,6 +269,10 @@ class Provider:
             and any(tool.server is not None or tool.anthropic for tool in request.tools)
         ):
             refused = server_tools_refusal(request) or anthropic_tool_fields_refusal(request)
+            if refused is not None:
+                return refused
+        if self.accepts_document_fields != DOCUMENT_FIELDS:
+            refused = document_refusal(request, self.accepts_document_fields)
             if refused is not None:
                 return refused
         if self.accepts_extra is not None:

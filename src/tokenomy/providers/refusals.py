@@ -1,7 +1,8 @@
 """What a provider cannot take, found before any call: `Unsupported` names it and its place in the request, and the
 shared checks find it (a block a model cannot read, a 1-hour cache point, a freeform tool, Anthropic's server tools
-and tool fields). Each provider asks them in `Provider.refusal`; the gateway and the client ask them for every model
-a route may reach, so nothing is sent to a model that would drop it."""
+and tool fields, a document's citations, context, url or content source). Each provider asks them in
+`Provider.refusal`; the gateway and the client ask them for every model a route may reach, so nothing is sent to a
+model that would drop it."""
 
 from __future__ import annotations
 
@@ -219,4 +220,52 @@ def anthropic_tool_fields_refusal(request: ChatRequest) -> Unsupported | None:
         for key in tool.anthropic or {}:
             if key not in STREAMING_HINTS:
                 return Unsupported("a tool field only Anthropic's API reads (`{where}`)", field=f"tools[{i}].{key}")
+    return None
+
+
+# A document's fields beyond its bytes, by the name the refusal gives them: Anthropic's Messages API takes them all.
+# Another mapping would send the document with the ask left out: no citations in the answer the caller's app reads
+# them from, no context, or (a URL or a content document with images) no document at all. (Bedrock's Converse has
+# citations and context for Claude, answered as citationsContent blocks; not mapped yet, so refused.)
+DOCUMENT_FIELDS = frozenset({"citations", "context", "source.url", "source.content"})
+DOCUMENT_WHY = {
+    "citations": "citations of a document (`{where}`), which the gateway carries to Anthropic's Messages API only",
+    "context": "a document's context (`{where}`), which the gateway carries to Anthropic's Messages API only",
+    "source.url": (
+        "a document by URL (`{where}`), which only Anthropic's Messages API fetches; send the document's bytes"
+    ),
+    "source.content": (
+        "a content document with images (`{where}`), which only Anthropic's Messages API takes; send its text "
+        "blocks only (a text document), or the images as their own blocks"
+    ),
+}
+
+
+def document_field(block: DocumentBlock) -> str | None:
+    """The first field of a document only some APIs take (DOCUMENT_FIELDS), or None for bytes or a file id alone.
+    A content document of text blocks is none: its joined text (`data`) is an exact text document anywhere."""
+    if block.citations:
+        return "citations"
+    if block.context is not None:
+        return "context"
+    if block.url is not None:
+        return "source.url"
+    if block.content is not None and block.data is None:
+        return "source.content"
+    return None
+
+
+def document_refusal(request: ChatRequest, accepted: frozenset[str]) -> Unsupported | None:
+    """The first document field of `request` (also in a tool result) not among the `accepted` DOCUMENT_FIELDS."""
+    for i, message in enumerate(request.messages):
+        for j, block in enumerate(message.content):
+            parts = block.content if isinstance(block, ToolResultBlock) else (block,)
+            for k, part in enumerate(parts):
+                if not isinstance(part, DocumentBlock):
+                    continue
+                field = document_field(part)
+                if field is not None and field not in accepted:
+                    return Unsupported(
+                        DOCUMENT_WHY[field], i, j, k if isinstance(block, ToolResultBlock) else None, field=field
+                    )
     return None
