@@ -149,3 +149,14 @@ def test_a_citations_field_the_gateway_cannot_carry_is_refused(sdk) -> None:
     with pytest.raises(anthropic.BadRequestError) as caught:
         sdk.messages.create(model="scripted", max_tokens=5, messages=ask(document))
     assert "messages.0.content.0.citations.mode" in caught.value.body["error"]["message"]
+
+
+def test_a_cited_document_in_a_tool_result_is_named_where_the_caller_sent_it(sdk) -> None:
+    use = {"type": "tool_use", "id": "t1", "name": "fetch", "input": {}}
+    result = {"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": "Found:"}, TEXT_DOC]}
+    turns = [{"role": "user", "content": "Fetch it."}, {"role": "assistant", "content": [use]},
+             {"role": "user", "content": [result]}]
+    tool = {"name": "fetch", "input_schema": {"type": "object", "properties": {}}}
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        sdk.messages.create(model="gpt", max_tokens=5, messages=turns, tools=[tool])
+    assert "`messages.2.content.0.content.1.citations`" in caught.value.body["error"]["message"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from tokenomy.messages import (
     ChatRequest,
+    DocumentBlock,
     ImageBlock,
     Message,
     ProviderBlock,
@@ -62,3 +63,27 @@ def test_a_server_tool_or_anthropic_tool_field_is_refused_among_plain_tools():
     assert Provider().refusal(request(Message("user", "hi"), tools=[plain, deferred])).field == "tools[1].defer_loading"
     hinted = ToolSpec("get_weather", anthropic={"eager_input_streaming": True})
     assert Provider().refusal(request(Message("user", "hi"), tools=[plain, hinted])) is None
+
+
+def test_a_documents_citations_context_url_or_image_content_are_named_by_a_provider_without_them():
+    """A library caller's document asks for what only Anthropic's mapping carries: another provider names the field
+    where it is (a tool result's part included), rather than send the document without it."""
+    from tokenomy.providers.anthropic_provider import AnthropicProvider
+    from tokenomy.providers.refusals import DOCUMENT_FIELDS
+
+    text = b"The sky is blue."
+    cases = [
+        (DocumentBlock("txt", text, citations=True), "citations"),
+        (DocumentBlock("txt", text, context="a guide"), "context"),
+        (DocumentBlock("pdf", url="https://example.com/a.pdf"), "source.url"),
+        (DocumentBlock("txt", content=[IMAGE]), "source.content"),
+    ]
+    for document, field in cases:
+        refused = Provider().refusal(request(Message("user", [TextBlock("read"), document])))
+        assert (refused.message, refused.block, refused.part, refused.field) == (0, 1, None, field)
+        nested = Provider().refusal(request(CALL, Message("user", [ToolResultBlock("c1", [TextBlock("a"), document])])))
+        assert (nested.message, nested.block, nested.part, nested.field) == (1, 0, 1, field)
+        assert field in str(nested)
+    assert AnthropicProvider.accepts_document_fields == DOCUMENT_FIELDS
+    plain = DocumentBlock("txt", b"a.b.", content=[TextBlock("a."), TextBlock("b.")])  # its text is a text document
+    assert Provider().refusal(request(Message("user", [plain]))) is None
