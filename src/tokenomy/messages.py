@@ -15,6 +15,8 @@ Conventions:
   (`reasoning_tokens` says how many of them were reasoning), and 1-hour cache writes are cache-write tokens
   (`cache_write_1h_tokens` says how many of them were written for an hour).
 - A cache point (`CachePoint`) is False (none), True (the provider's default lifetime, 5 minutes) or `ONE_HOUR`.
+- A document asking for citations (`DocumentBlock.citations`) is answered with text blocks whose `citations` are
+  Anthropic's own dicts (char_location, page_location, content_block_location), carried back as they came.
 """
 
 from __future__ import annotations
