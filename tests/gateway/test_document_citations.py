@@ -5,6 +5,8 @@ Messages API emulator (which answers a cited document with a fixture) and a reco
 
 from __future__ import annotations
 
+import base64
+
 import anthropic
 import pytest
 
@@ -13,6 +15,9 @@ from tokenomy.config import parse_config
 from tokenomy.emulate.anthropic_api import create_app as create_claude
 from tokenomy.emulate.server import ServerThread
 from tokenomy.gateway.app import create_app
+from tokenomy.providers.anthropic_inbound import request_from_anthropic
+from tokenomy.providers.converse_mapping import to_converse_params
+from tokenomy.providers.openai_wire import to_openai_messages
 
 SONNET = "claude-sonnet-4-5-20250929"
 CITED = {"enabled": True}
@@ -127,13 +132,16 @@ def test_a_model_without_the_field_refuses_it_by_name(sdk, document, field, rout
     assert message.startswith(f"model `{route}` cannot take")
 
 
-def test_a_content_document_of_text_goes_to_another_api_as_its_text(sdk) -> None:
-    """No citations asked: the content source's text blocks are a text document, the same text, to any model. The
-    OpenAI model is unreachable, so the call fails upstream, after the request was accepted (not a 400)."""
+def test_a_content_document_of_text_goes_to_another_api_as_its_text() -> None:
+    """No citations asked: the content source's text blocks are a text document of their text, joined as Anthropic
+    joins a cited range, to any API (here Converse and an OpenAI-format server), under the caller's title."""
     plain = {k: v for k, v in CONTENT_DOC.items() if k != "citations"}
-    with pytest.raises(anthropic.APIStatusError) as caught:
-        sdk.messages.create(model="gpt", max_tokens=5, messages=ask(plain))
-    assert caught.value.status_code != 400
+    call = request_from_anthropic({"model": "m", "max_tokens": 5, "messages": ask(plain)})
+    sent = to_converse_params(call)["messages"][0]["content"][0]["document"]
+    assert (sent["format"], sent["name"], sent["source"]) == ("txt", "Chunks", {"bytes": b"First chunk.Second chunk."})
+    part = to_openai_messages(call)[0]["content"][0]["file"]
+    assert part["filename"] == "Chunks"
+    assert base64.b64decode(part["file_data"].split(",", 1)[1]) == b"First chunk.Second chunk."
 
 
 def test_a_content_document_with_an_image_is_refused_by_another_api(sdk) -> None:

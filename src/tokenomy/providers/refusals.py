@@ -226,7 +226,8 @@ def anthropic_tool_fields_refusal(request: ChatRequest) -> Unsupported | None:
 # A document's fields beyond its bytes, by the name the refusal gives them: Anthropic's Messages API takes them all.
 # Another mapping would send the document with the ask left out: no citations in the answer the caller's app reads
 # them from, no context, or (a URL or a content document with images) no document at all. (Bedrock's Converse has
-# citations and context for Claude, answered as citationsContent blocks; not mapped yet, so refused.)
+# citations and context for Claude, answered as citationsContent blocks whose locations' `end` its reference leaves
+# undefined, so no exact Anthropic citation is known for them: not mapped yet, so refused.)
 DOCUMENT_FIELDS = frozenset({"citations", "context", "source.url", "source.content"})
 DOCUMENT_WHY = {
     "citations": "citations of a document (`{where}`), which the gateway carries to Anthropic's Messages API only",
