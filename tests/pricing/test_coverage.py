@@ -286,6 +286,9 @@ def test_stale_entries_and_one_warning(caplog):
     out = CliRunner().invoke(app, ["prices", "--stale", "--json"])
     rows = json.loads(out.stdout)
     assert rows and all(row["age_days"] > freshness.STALE_DAYS for row in rows)
+    # With a model named, --stale was ignored unsaid (the model's prices printed, exit 0).
+    named = CliRunner().invoke(app, ["prices", "anthropic.claude-v2:1", "--stale"])
+    assert "--stale lists the catalog's stale entries" in str(named.exception), named.output
 
 
 def test_prices_update_from_a_file_saved_with_a_byte_order_mark(tmp_path, monkeypatch):

@@ -64,6 +64,13 @@ def prices(
         catalog = catalog.with_litellm(litellm)
         set_default_catalog(catalog)
     if model:
+        if stale:
+            from tokenomy.errors import UsageError
+
+            raise UsageError(
+                f"--stale lists the catalog's stale entries, not one model's; `tokenomy prices {model}` says whether "
+                "its price is stale (a `stale` row)"
+            )
         entry = catalog.lookup(model, region)
         if as_json:
             print_json(entry.to_json())
