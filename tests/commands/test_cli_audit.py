@@ -1015,3 +1015,11 @@ def test_import_gcp_billing_of_a_csv_that_is_not_one_is_refused_like_cur_and_foc
     assert code == 2 and out == ""
     assert line.startswith(f"error: {given}: no service.description, sku.description and cost; expected a Google"), line
     assert not ledger.exists()
+
+
+@pytest.mark.parametrize("option", ["--input", "--output", "--cache-read", "--cache-write"])
+def test_a_negative_token_count_to_cost_names_the_option_given(option, monkeypatch, capsys):
+    # It was refused as "input_tokens=-5 is negative", a name the command line does not have.
+    code, out, err = run_cli(monkeypatch, capsys, "cost", "--model", HAIKU, option, "-5")
+    line = one_error_line(err)
+    assert code == 2 and out == "" and f"'{option}'" in line and "_tokens" not in line, line

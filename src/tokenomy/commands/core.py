@@ -147,10 +147,10 @@ def _update_prices(from_file: Optional[str], as_json: bool) -> None:
 
 def cost(
     model: str = typer.Option(..., "--model", help="Model id to price."),
-    input_tokens: int = typer.Option(0, "--input", help="Input tokens (excluding cache reads/writes)."),
-    output_tokens: int = typer.Option(0, "--output", help="Output tokens."),
-    cache_read: int = typer.Option(0, "--cache-read", help="Tokens read from the prompt cache."),
-    cache_write: int = typer.Option(0, "--cache-write", help="Tokens written to the prompt cache."),
+    input_tokens: int = typer.Option(0, "--input", min=0, help="Input tokens (excluding cache reads/writes)."),
+    output_tokens: int = typer.Option(0, "--output", min=0, help="Output tokens."),
+    cache_read: int = typer.Option(0, "--cache-read", min=0, help="Tokens read from the prompt cache."),
+    cache_write: int = typer.Option(0, "--cache-write", min=0, help="Tokens written to the prompt cache."),
     mode: str = typer.Option("on_demand", "--mode", help="on_demand, batch or provisioned."),
     region: Optional[str] = typer.Option(None, "--region", help="AWS region (Bedrock)."),
     cache_ttl: str = typer.Option("5m", "--cache-ttl", help="Cache-write price: 5m (default) or 1h."),
