@@ -4,6 +4,7 @@ with a ledger row), never a raw HTTP-client exception nor a partial answer passe
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 
@@ -101,3 +102,20 @@ def test_a_partial_stream_is_a_recorded_server_error(provider, cut, ledger_path)
         assert row.outcome == "server_error" and row.output_tokens == 1  # billed, so recorded at its estimate
     finally:
         server.close()
+
+
+def test_cannot_reach_names_the_endpoint_that_was_tried(monkeypatch):
+    # httpx says "All connection attempts failed" (or "Connection refused") without the address: the error did not
+    # say which base_url or --endpoint-url was down.
+    from tokenomy.providers.anthropic_provider import AnthropicProvider
+    from tokenomy.providers.gemini_provider import GeminiProvider
+
+    monkeypatch.setenv("GEMINI_API_KEY", "x")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "x")
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    for provider, model in ((GeminiProvider(base_url=down), "gemini-2.5-flash"),
+                            (AnthropicProvider(base_url=down), "claude-haiku-4-5")):
+        with pytest.raises(ProviderError, match=rf"cannot reach the \w+ API at {re.escape(down)}: "):
+            provider.chat(ChatRequest.simple("hi", model=model, max_tokens=5))

@@ -40,6 +40,7 @@ from tokenomy.providers.base import (
     read_timed_out,
     retry_after_seconds,
     usage_count,
+    where_sent,
 )
 from tokenomy.providers.bedrock import _is_loopback
 from tokenomy.providers.refusals import ALL_BLOCKS, DOCUMENT_FIELDS, fields_to_carry
@@ -140,7 +141,7 @@ def map_anthropic_error(exc: Exception) -> ProviderError:
     if isinstance(exc, anthropic.APIConnectionError):
         if answer_broke_off(exc):  # Claude answered (and bills it): the connection broke while its body came
             return ProviderError(f"Anthropic's answer broke off: {exc.__cause__}", kind="server_error", reached=True)
-        return ProviderError(f"cannot reach the Anthropic API: {exc}", kind="server_error")
+        return ProviderError(f"cannot reach the Anthropic API{where_sent(exc)}: {exc}", kind="server_error")
     status = getattr(exc, "status_code", None)
     retry_after = retry_after_seconds(getattr(getattr(exc, "response", None), "headers", None))
     message = f"Anthropic {type(exc).__name__}: {getattr(exc, 'message', None) or exc}"

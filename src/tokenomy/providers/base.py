@@ -146,6 +146,19 @@ def answer_broke_off(exc: BaseException) -> bool:
     return any("without sending complete message body" in str(e) for e in (exc, exc.__cause__) if e is not None)
 
 
+def where_sent(exc: BaseException) -> str:
+    """ " at <scheme://host[:port]>" of the request an HTTP client's error (httpx's, or an SDK's wrapping one) was for,
+    else "": a "cannot reach" error then names the endpoint that was tried (a base_url or --endpoint-url), which
+    httpx's own "All connection attempts failed" does not."""
+    for error in (exc, exc.__cause__):
+        try:
+            url = error.request.url  # type: ignore[union-attr]  # httpx raises RuntimeError when it has none
+        except (AttributeError, RuntimeError):
+            continue
+        return f" at {url.scheme}://{url.netloc.decode() if isinstance(url.netloc, bytes) else url.netloc}"
+    return ""
+
+
 def read_timed_out(exc: BaseException) -> bool:
     """Whether a timeout was an HTTP client's read timeout (httpx's, urllib3's, botocore's; not connect, write or
     pool), raised as `exc` or wrapped by it: the request had been sent, and the provider, still working on it, bills

@@ -35,6 +35,7 @@ from tokenomy.providers.base import (
     miscounted,
     read_timed_out,
     retry_after_seconds,
+    where_sent,
 )
 from tokenomy.providers.bedrock import _is_loopback
 from tokenomy.providers.gemini_mapping import (
@@ -92,7 +93,7 @@ def map_gemini_error(exc: Exception) -> ProviderError:
     if isinstance(exc, transport):
         if answer_broke_off(exc):  # Gemini answered (and bills it): the connection broke while its body came
             return ProviderError(f"Gemini's answer broke off: {exc}", kind="server_error", reached=True)
-        return ProviderError(f"cannot reach the Gemini API: {exc}", kind="server_error")
+        return ProviderError(f"cannot reach the Gemini API{where_sent(exc)}: {exc}", kind="server_error")
     from google.auth.exceptions import DefaultCredentialsError, RefreshError
 
     if isinstance(exc, DefaultCredentialsError):  # no credentials: a retry finds none either
