@@ -69,6 +69,11 @@ class ConfigError(TokenomyError):
     """A config, price file or command-line value is invalid."""
 
 
+class NotOnThisLedger(ConfigError):
+    """A feature that keeps its own state in the ledger database, on a ledger that cannot hold it (ClickHouse keeps
+    the calls only)."""
+
+
 class UnknownModelError(TokenomyError):
     """The model id is not priced anywhere Tokenomy looks."""
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import hmac
+import logging
 import os
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,6 +26,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException
 
 from tokenomy.config import TokenomyConfig, load_config
+from tokenomy.errors import NotOnThisLedger
 from tokenomy.gateway import metrics, supervision
 from tokenomy.gateway.anthropic_routes import anthropic_error, create_message
 from tokenomy.gateway.anthropic_routes import router as anthropic_router
@@ -47,6 +49,20 @@ from tokenomy.gateway.schemas import ChatCompletionRequest
 from tokenomy.gateway.state import Gateway
 from tokenomy.gateway.unserved import unserved
 from tokenomy.gateway.vertex_routes import router as vertex_router
+
+log = logging.getLogger(__name__)
+
+
+def in_its_api(request: Request, status: int, message: str, code: str) -> JSONResponse:
+    """A gateway-side error in the shape of the API the request's path belongs to (OpenAI's where none)."""
+    api = api_of(request.url.path)
+    if api == "anthropic":
+        return anthropic_error(status, message)
+    if api == "bedrock":
+        return bedrock_error(status, message)  # botocore reads the code from x-amzn-ErrorType
+    if api == "gemini":
+        return gemini_error(status, message)
+    return error(status, message, "server_error", code)
 
 
 def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, own_process: bool = False) -> FastAPI:
@@ -106,14 +122,15 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
         if type(exc).__module__.split(".")[0] in ("psycopg", "duckdb", "psycopg_pool"):
             status, code = 503, "database_unavailable"
             message = f"the gateway's database is unavailable ({type(exc).__name__}); retry later"
-        api = api_of(request.url.path)
-        if api == "anthropic":
-            return anthropic_error(status, message)
-        if api == "bedrock":
-            return bedrock_error(status, message)  # botocore reads the code from x-amzn-ErrorType
-        if api == "gemini":
-            return gemini_error(status, message)
-        return error(status, message, "server_error", code)
+        return in_its_api(request, status, message, code)
+
+    @app.exception_handler(NotOnThisLedger)
+    async def not_on_this_ledger(request: Request, exc: NotOnThisLedger) -> JSONResponse:
+        # A feature this ledger cannot hold (a ClickHouse ledger and Gemini's cachedContents): the operator's choice,
+        # not a fault, so no traceback; the caller is told what the gateway does not serve here, and why.
+        status, message = 501, str(exc)
+        log.warning("%s %s: %s", request.method, request.url.path, message)
+        return in_its_api(request, status, message, "not_implemented")
 
     @app.exception_handler(HTTPException)
     async def no_such_endpoint(request: Request, exc: HTTPException) -> Response:

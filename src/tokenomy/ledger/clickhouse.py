@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from tokenomy.errors import ConfigError
+from tokenomy.errors import ConfigError, NotOnThisLedger
 from tokenomy.ledger import latency_rollup, rollups
 from tokenomy.ledger.base import _COLUMN_TYPES, LedgerStore, _row_values
 from tokenomy.ledger.events import COLUMNS, SCHEMA_VERSION, UsageEvent
@@ -212,7 +212,7 @@ class _Connection:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> _Cursor:
         created = _CREATE_TABLE.match(sql)
         if created and created.group(1) in STATE_TABLES:
-            raise ConfigError(
+            raise NotOnThisLedger(
                 f"ledger {self.shown}: {STATE_TABLES[created.group(1)]} need a DuckDB or PostgreSQL ledger; a "
                 "ClickHouse ledger keeps the calls only. Pass --ledger a DuckDB file or a postgresql:// URL for them"
             )
