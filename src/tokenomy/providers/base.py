@@ -18,6 +18,7 @@ from tokenomy.messages import (
     Block,
     ChatRequest,
     ChatResponse,
+    DocumentBlock,
     ProviderBlock,
     ReasoningBlock,
     StreamChunk,
@@ -255,6 +256,7 @@ class Provider:
     def refusal(self, request: ChatRequest) -> Unsupported | None:
         """What of `request` this provider cannot send (e.g. an image block at messages[0].content[1]), or None."""
         accepted, names, fields = self.accepts_blocks, self.accepts_names, self.accepts_openai_fields
+        documents = False  # whether a document was seen, whose fields only some APIs take (document_refusal)
         for i, message in enumerate(request.messages):  # (this runs on every turn of every request: one pass each)
             if message.name and not names:
                 return Unsupported("field `{where}`", i, field="name")
@@ -264,16 +266,19 @@ class Provider:
             for block in message.content:
                 if isinstance(block, accepted):
                     if not isinstance(block, ToolResultBlock):
+                        documents = documents or isinstance(block, DocumentBlock)
                         continue
                     for part in block.content:
                         if not isinstance(part, accepted):
                             break
+                        documents = documents or isinstance(part, DocumentBlock)
                     else:
                         continue
                 # A block of a type not taken, or a tool result with a part not taken: named where it is.
                 refused = _block_refusal(message.content, accepted, i)
                 if refused is not None:
                     return refused
+                documents = True  # the turn's other blocks were not looked at: document_refusal looks at them all
                 break
         # Anthropic's API alone takes its server tools and its own tool fields
         if (
@@ -284,7 +289,7 @@ class Provider:
             refused = server_tools_refusal(request) or anthropic_tool_fields_refusal(request)
             if refused is not None:
                 return refused
-        if self.accepts_document_fields != DOCUMENT_FIELDS:
+        if documents and self.accepts_document_fields != DOCUMENT_FIELDS:
             refused = document_refusal(request, self.accepts_document_fields)
             if refused is not None:
                 return refused
