@@ -430,7 +430,7 @@ async def answer_message(
     # One id for the message, its request-id header (the SDK's `_request_id`) and its ledger rows.
     call.meta.request_id = new_id()
     message_id = f"msg_{call.meta.request_id}"
-    headers = {"request-id": call.meta.request_id, **admitted.headers}
+    headers = {"request-id": call.meta.request_id}
     if stream:
         writer = EventWriter(message_id, name, body)
         return FirstChunkStream(call_streamed(gw, call, admitted, name, started, writer), headers=headers, ends=writer)

@@ -106,19 +106,6 @@ class Budgets:
                     await self._seed(scope)
         raise BudgetUnavailable("budget counters keep disappearing from the limits store")
 
-    async def headroom(self, scopes: list[Scope]) -> tuple[int, Scope]:
-        """What is left of the tightest of `scopes` (its limit less what is spent and reserved; a missing counter is
-        seeded first, and 0 if it is gone again) and that scope. Another call may take it before it is reserved:
-        `reserve` checks again."""
-        rooms = []
-        for scope in scopes:
-            spent = await self.limits.spent(scope.counter)
-            if spent is None:
-                await self._seed(scope)
-                spent = await self.limits.spent(scope.counter)
-            rooms.append((0 if spent is None else max(scope.limit - spent, 0), scope))
-        return min(rooms, key=lambda room: room[0])
-
     async def extend(self, reservation: Reservation, extra: int) -> bool:
         """Reserve `extra` more for the call holding `reservation` (its failed attempts were billed and it is about to
         try again); False if a budget has no room for it, or cannot be checked."""

@@ -25,7 +25,6 @@ from tokenomy.gateway.hygiene import PARSED_BODY
 from tokenomy.gateway.limits import LimitsUnavailable, to_nano
 from tokenomy.gateway.openai_ingress import parse_tags
 from tokenomy.gateway.responses import StreamEnds
-from tokenomy.gateway.state import DEFAULT_OUTPUT_ESTIMATE, WorstCase
 from tokenomy.messages import ONE_HOUR, ChatRequest, ChatResponse, RequestMeta, StreamChunk
 from tokenomy.providers.refusals import Unsupported
 
@@ -119,12 +118,10 @@ class Refusal:
 
 @dataclass
 class Admitted:
-    """A request that holds a call slot and (with budgets) a reservation; settle it exactly once. `headers` go on its
-    answer (the output cap its budget set)."""
+    """A request that holds a call slot and (with budgets) a reservation; settle it exactly once."""
 
     policy: CallPolicy
     budgets: Reservation | None
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 def _usd(nano: int) -> str:
@@ -133,75 +130,12 @@ def _usd(nano: int) -> str:
     return f"${Decimal(nano) / Decimal(10**9):.{6 if nano >= 1000 else 9}f}"
 
 
-CAP_HEADER = "x-tokenomy-budget-max-tokens"  # the output cap a budget set on a request that sent none
-MAX_CAP = 2**31 - 1  # the largest cap looked for when none is sent instead (budget_output_cap 0)
-
-
-async def reserve_uncapped(
-    gw, scopes: list[Scope], worst: WorstCase, call: ChatRequest
-) -> tuple[Reservation | Scope, int]:
-    """Reserve a call that sets no output cap and whose true worst case its budget does not cover (or has no known
-    bound): capped at what the tightest budget's headroom affords, at most `budget_output_cap` (a larger cap could
-    pass the model's own output limit, which the catalog does not know, and be refused by the provider). Answers the
-    reservation, or the scope that refused it, and the cap: reserved, or for a refusal the largest the budget affords
-    (-1: not even the prompt). Under DEFAULT_OUTPUT_ESTIMATE tokens it refuses, as before the true worst case was
-    reserved (past a thinking budget, which Claude requires below the cap); with budget_output_cap 0 it always
-    refuses, naming the cap."""
-    most = gw.settings.budget_output_cap
-    thinking = call.reasoning.budget_tokens if call.reasoning is not None else None
-    fewest = min(DEFAULT_OUTPUT_ESTIMATE + (thinking or 0), most)
-    held: Reservation | Scope = scopes[0]
-    cap = -1
-    for _ in range(4):  # another call may reserve the headroom between the look and the reservation: look again
-        room, held = await gw.budgets.headroom(scopes)
-        cap = worst.affordable(room, most or MAX_CAP)
-        if not most or cap < fewest:
-            return held, cap
-        held = await gw.budgets.reserve(scopes, worst.nano(cap))
-        if isinstance(held, Reservation):
-            return held, cap
-    return held, cap
-
-
-def budget_refusal(held: Scope, estimate: int, uncapped: WorstCase | None, cap: int) -> Refusal:
-    """The 429 for a budget that cannot take the call, naming the fix: a cap the budget affords for a call that sent
-    none, else a larger budget, or the next period."""
-    scope = "team" if held.counter.startswith("team:") else "key"
-    if uncapped is not None and cap >= 1:
-        cost = (
-            "its model's context window is not in the price catalog, so its cost has no known bound"
-            if uncapped.unbounded
-            else f"it could cost up to {_usd(uncapped.nano())}"
-        )
-        message = (
-            f"Budget too low for this request: it sets no output cap (max_tokens) and {cost}, more than is left of "
-            f"this {scope}'s budget. Send an output cap of at most {cap} tokens (max_tokens; the Responses API's "
-            f"max_output_tokens, Converse's maxTokens, Gemini's maxOutputTokens), or raise the budget."
-        )
-    else:
-        if estimate > held.limit:  # more than the whole budget: no later period would admit it either
-            fix = (
-                f" on its own ({_usd(held.limit)}). Lower max_tokens or shorten the "
-                "prompt, or raise the budget; waiting for the next period will not help."
-            )
-        else:
-            fix = ". Raise the budget or wait for the next period."
-        message = (
-            f"Budget exhausted for this {scope}: this request could cost up to "
-            f"{_usd(estimate)} and would exceed the {scope}'s budget{fix}"
-        )
-    # Both official SDKs retry a 429 unless told not to; an exhausted budget will not change by retrying.
-    return Refusal(429, message, "budget_exceeded", {"x-should-retry": "false"})
-
-
 async def admit(
     gw, model: str, route, key, call: ChatRequest | None, estimate_nano: int | None = None
 ) -> Admitted | Refusal:
     """Overload guard, the key's rate limit, the budget reservation, then a call slot (released by the caller).
     The reservation is `estimate_nano` when given (a call that is no chat, e.g. embeddings), else the chat call's
-    worst case. A chat call that sets no output cap is reserved at what its model may write; one its budget cannot
-    cover so is capped here (`call.max_tokens`, on every ingress alike) at what the budget affords
-    (`reserve_uncapped`), and its answer's headers say so."""
+    worst case."""
     if gw.guard.full():
         return Refusal(503, "The gateway is at capacity; retry with backoff.", "overloaded")
     if key is not None and key.rpm and not await gw.limits.hit_rate(f"key:{key.key_id}", key.rpm):
@@ -209,31 +143,33 @@ async def admit(
     policy = gw.policy_for(model, route)
     scopes = gw.budgets.scopes(key) if gw.budgets else []
     budgets: Reservation | None = None
-    headers: dict[str, str] = {}
     if scopes:
-        uncapped: WorstCase | None = None
         if estimate_nano is not None:
             estimate = estimate_nano
         else:
             assert call is not None, "admit needs the chat call or an estimate"
-            worst = gw.worst_case(route, call, policy)
-            estimate = worst.nano()
-            uncapped = worst if worst.cap is None else None
-        cap = -1
+            estimate = gw.estimate_nano(route, call, policy)
         try:
-            held = None if uncapped is not None and uncapped.unbounded else await gw.budgets.reserve(scopes, estimate)
-            if uncapped is not None and not isinstance(held, Reservation):
-                assert call is not None
-                held, cap = await reserve_uncapped(gw, scopes, uncapped, call)
-                if isinstance(held, Reservation):  # the provider stops the answer there (finish_reason length)
-                    call.max_tokens = cap
-                    headers[CAP_HEADER] = str(cap)
-                else:  # refused: today's figure when not even the prompt fits, the fix names a cap otherwise
-                    estimate = uncapped.nano(DEFAULT_OUTPUT_ESTIMATE)
+            held = await gw.budgets.reserve(scopes, estimate)
         except BudgetUnavailable as exc:
             return Refusal(503, f"the gateway cannot check this key's budget: {exc}; retry later", "budget_unavailable")
         if isinstance(held, Scope):
-            return budget_refusal(held, estimate, uncapped, cap)
+            scope = "team" if held.counter.startswith("team:") else "key"
+            if estimate > held.limit:  # more than the whole budget: no later period would admit it either
+                fix = (
+                    f" on its own ({_usd(held.limit)}). Lower max_tokens or shorten the "
+                    "prompt, or raise the budget; waiting for the next period will not help."
+                )
+            else:
+                fix = ". Raise the budget or wait for the next period."
+            return Refusal(
+                429,
+                f"Budget exhausted for this {scope}: this request could cost up to "
+                f"{_usd(estimate)} and would exceed the {scope}'s budget{fix}",
+                "budget_exceeded",
+                # Both official SDKs retry a 429 unless told not to; an exhausted budget will not change by retrying.
+                {"x-should-retry": "false"},
+            )
         budgets = held
     gw.guard.waiting += 1
     try:
@@ -243,7 +179,7 @@ async def admit(
         raise
     finally:
         gw.guard.waiting -= 1
-    return Admitted(policy, budgets, headers)
+    return Admitted(policy, budgets)
 
 
 async def settle(

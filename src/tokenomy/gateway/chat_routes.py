@@ -227,7 +227,7 @@ async def chat_completions(request: Request):
     # One id for the answer, its x-request-id header and its ledger rows: the caller can find its call there.
     call.meta.request_id = new_id()
     request_id = f"chatcmpl-{call.meta.request_id}"
-    headers = {"x-request-id": call.meta.request_id, **admitted.headers}
+    headers = {"x-request-id": call.meta.request_id}
     if body.stream:
         return FirstChunkStream(
             _stream(gw, call, policy, body, request_id, budgets, started), headers=headers, ends=ENDS

@@ -257,7 +257,7 @@ async def _converse(request: Request, model_id: str, stream: bool) -> Response:
     if isinstance(admitted, Refusal):
         return metrics.done(denied(admitted), model_id, started)
     call.meta.request_id = new_id()  # boto3's ResponseMetadata.RequestId, and the call's ledger rows
-    headers = {"x-amzn-RequestId": call.meta.request_id, **admitted.headers}
+    headers = {"x-amzn-RequestId": call.meta.request_id}
     if stream:
         writer = EventWriter(call.meta.request_id, stop_sequence_paths(body))
         stream_out = call_streamed(gw, call, admitted, model_id, started, writer)

@@ -332,7 +332,7 @@ async def _generate(request: Request, version: str, target: str) -> Response:
     if isinstance(admitted, Refusal):
         return metrics.done(gemini_error(admitted.status, admitted.message, admitted.headers), model, started)
     call.meta.request_id = new_id()  # the answer's responseId, and the call's ledger rows
-    headers = {"x-request-id": call.meta.request_id, **admitted.headers}
+    headers = {"x-request-id": call.meta.request_id}
     if method == "streamGenerateContent":
         array = alt != "sse"
         writer = ChunkWriter(model, call.meta.request_id, body, array)

@@ -285,24 +285,19 @@ async def _invoke(request: Request, model_id: str, stream: bool) -> Response:
     message_id = f"msg_{call.meta.request_id}"
     if stream:
         writer = EventWriter(message_id, model_id, body, started)
-        headers = {
-            "x-amzn-RequestId": call.meta.request_id,
-            "X-Amzn-Bedrock-Content-Type": "application/json",
-            **admitted.headers,
-        }
+        headers = {"x-amzn-RequestId": call.meta.request_id, "X-Amzn-Bedrock-Content-Type": "application/json"}
         stream_out = call_streamed(gw, call, admitted, model_id, started, writer)
         return FirstChunkStream(
             stream_out, media_type="application/vnd.amazon.eventstream", headers=headers, ends=writer
         )
     response = await call_whole(gw, call, admitted, model_id, lambda exc: _failure(exc, body))
     if isinstance(response, Response):
-        response.headers.update({"x-amzn-RequestId": call.meta.request_id, **admitted.headers})
+        response.headers["x-amzn-RequestId"] = call.meta.request_id
         return metrics.done(response, model_id, started)
     answer = message_body(response, model_id, message_id)
     answer.update(_guardrail_fields(response, "guardrailConfig" in header_fields))
     answer["tokenomy"] = tokenomy_fields(response)
-    headers = {**_usage_headers(response, call.meta.request_id), **admitted.headers}
-    return metrics.done(JSONResponse(answer, headers=headers), model_id, started)
+    return metrics.done(JSONResponse(answer, headers=_usage_headers(response, call.meta.request_id)), model_id, started)
 
 
 @router.post("/model/{model_id:path}/invoke")

@@ -517,7 +517,7 @@ async def create_response(request: Request) -> Response:
         return metrics.done(failed, name, started)
     call.meta.request_id = new_id()  # the response id, its x-request-id header and its ledger rows
     response_id = f"resp_{call.meta.request_id}"
-    headers = {"x-request-id": call.meta.request_id, **admitted.headers}
+    headers = {"x-request-id": call.meta.request_id}
     if body.get("stream"):
         writer = EventWriter(body, name, response_id, origins)
         return FirstChunkStream(call_streamed(gw, call, admitted, name, started, writer), headers=headers, ends=writer)

@@ -25,16 +25,6 @@ class GatewaySettings(BaseModel):
         description="with redis_url: a budget reservation its worker never settled (killed mid-call) is released "
         "after this long; keep it above your longest call, whose reservation would otherwise be released early",
     )
-    budget_output_cap: int = Field(
-        8192,
-        ge=0,
-        description="with budgets: a request that sets no output cap (max_tokens), whose worst case (its model's "
-        "whole context window written) the key's or team's remaining budget does not cover, or whose model's context "
-        "window the price catalog lacks, is sent with max_tokens at most this (less when the budget affords less; "
-        "refused when it affords under 1024 tokens) and the x-tokenomy-budget-max-tokens header says so. Keep it "
-        "within the output limit of the models you serve (the provider refuses a larger cap); 0: such a request is "
-        "refused instead, naming the max_tokens it may send",
-    )
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="larger request bodies get 413")
     read_timeout_seconds: float = Field(
         30.0, gt=0, description="a request body not received in this time: 408, connection closed"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -33,60 +33,7 @@ from tokenomy.messages import ChatRequest
 from tokenomy.pricing.server_tools import implied_searches, reserved_tools_usd
 from tokenomy.providers.refusals import Unsupported, inputs_refusal
 
-# The fewest output tokens an uncapped call is let through with under a budget (below it: refused): what the gateway
-# assumed such a call would write before it reserved the call's true worst case.
-DEFAULT_OUTPUT_ESTIMATE = 1024
-
-
-@dataclass(frozen=True)
-class Line:
-    """One price a model of the call may bill at: the prompt's cost and the output's price (USD per million tokens),
-    and the most output the model writes when the request sets no cap (None: not known)."""
-
-    prompt_usd_m: Decimal
-    output_price: Decimal
-    uncapped: int | None
-
-
-@dataclass(frozen=True)
-class WorstCase:
-    """A call's worst-case cost as a function of its output cap: per answer it may pay for, the prices of each model
-    that may write it; the dearest line of each answer is reserved."""
-
-    answers: list[list[Line]]
-    searches: Decimal  # USD
-    cap: int | None  # the output cap the client sends (None: none)
-    choices: int  # OpenAI's `n`: each choice writes up to the cap
-
-    @property
-    def unbounded(self) -> bool:
-        """An uncapped call to a model whose most output is not known: no reservation covers it."""
-        return self.cap is None and any(line.uncapped is None for lines in self.answers for line in lines)
-
-    def nano(self, cap: int | None = None) -> int:
-        """The worst case in nano-USD with the output capped at `cap` (default: the call's own cap; uncapped: what each
-        model may write, DEFAULT_OUTPUT_ESTIMATE where that is not known)."""
-        cap = self.cap if cap is None else cap
-        total = Decimal(0)
-        for lines in self.answers:
-            worst = Decimal(0)
-            for line in lines:
-                # max_tokens 0 (Anthropic's cache warming) generates nothing: its prompt alone is reserved.
-                output = (line.uncapped or DEFAULT_OUTPUT_ESTIMATE) if cap is None else cap
-                worst = max(worst, line.prompt_usd_m + Decimal(output * self.choices) * line.output_price)
-            total += worst
-        return to_nano(total / Decimal(1_000_000) + self.searches)
-
-    def affordable(self, nano: int, most: int) -> int:
-        """The largest output cap, at most `most`, whose worst case is within `nano` (-1: not even a cap of 0)."""
-        low, high = -1, most  # nano(low) fits (or low is -1); the answer is in [low, high]
-        while low < high:
-            middle = (low + high + 1) // 2
-            if self.nano(middle) <= nano:
-                low = middle
-            else:
-                high = middle - 1
-        return low
+DEFAULT_OUTPUT_ESTIMATE = 1024  # output tokens assumed for budget reservations when max_tokens is absent
 
 
 class OverloadGuard:
@@ -242,16 +189,13 @@ class Gateway:
             first = first or replace(why, by=f"model `{route.model}`")
         return first
 
-    def worst_case(self, route, request, policy: CallPolicy) -> WorstCase:
-        """Worst-case cost of a call, by its output cap: its prompt at input price plus its output cap at output price,
-        on the dearest model the route may use (its fallbacks; for a routing policy, every model of its tiers), plus
-        the web searches its server tools may run at that model's web search price (an Anthropic tool's max_uses, or
+    def estimate_nano(self, route, request, policy: CallPolicy) -> int:
+        """Worst-case cost of a call: its prompt at input price plus its output cap at output price, on the
+        dearest model the route may use (its fallbacks; for a routing policy, every model of its tiers), plus the
+        web searches its server tools may run at that model's web search price (an Anthropic tool's max_uses, or
         server_tools.DEFAULT_RESERVED_USES; Gemini's Google Search: that many queries on Gemini 3 and later, one
         grounded prompt on Gemini 2.x).
-        The cap is the one the client applies to every attempt: the smaller of the request's and the route's. A call
-        with none may write what its provider's own default cap allows (Anthropic's), else its model's whole context
-        window (the prompt's size is an estimate that may count too many tokens: its share of the window is not taken
-        off); a model whose window the catalog lacks has no known bound (`WorstCase.unbounded`)."""
+        The cap is the one the client applies to every attempt: the smaller of the request's and the route's."""
         # One group per answer the request may pay for: a cascade (a router with validators) pays one per tier it
         # escalates through, each tier's dearest model (its fallbacks included); otherwise one answer is paid.
         answers = [list(models) for models in policy.router.paid_answers()] if policy.router is not None else [[]]
@@ -263,15 +207,18 @@ class Gateway:
         prompt = estimate_input_tokens(sent)
         # `n` answers (OpenAI's choices) each write up to the cap; the prompt is billed once.
         n = sent.extra.get("n")
+        # max_tokens 0 (Anthropic's cache warming) generates nothing: its prompt alone is reserved.
+        cap = DEFAULT_OUTPUT_ESTIMATE if sent.max_tokens is None else sent.max_tokens
+        output = cap * (n if type(n) is int and n > 1 else 1)
         tier = sent.extra.get("service_tier")  # a dearer tier asked for (priority) is billed at its own prices
         # A 1-hour cache point's writes cost the 1-hour price (2x input on Claude, above the 5-minute 1.25x).
         one_hour = sent.one_hour_cache_point() is not None
-        groups: list[list[Line]] = []
+        total = Decimal(0)
         searches = Decimal(0)  # USD: the web searches each answer may run, at its dearest model's price
         server = [tool.server for tool in request.tools if tool.server is not None]
         built_in = sent.extra.get("tools")  # Gemini's built-in tools (Google Search), as sent
         for names in answers:
-            lines: list[Line] = []
+            worst = Decimal(0)
             worst_searches = Decimal(0)
             for name in names:
                 spec = self.client.spec_for(name)
@@ -283,7 +230,6 @@ class Gateway:
                     continue
                 if server or built_in or implied_searches(entry.family):
                     worst_searches = max(worst_searches, reserved_tools_usd(spec.provider, entry, server, built_in))
-                uncapped = self._default_cap(spec, sent) or entry.context_window
                 # Over its long-context threshold the provider bills the whole call at those dearer prices.
                 long = entry.long_context
                 rates: list[Any] = [long if long is not None and prompt > long.above_tokens else entry]
@@ -294,15 +240,7 @@ class Gateway:
                     input_rate = max(rate.input or 0, rate.cache_write or 0)
                     if one_hour:  # (a service tier's rates have no 1-hour write price)
                         input_rate = max(input_rate, getattr(rate, "cache_write_1h", None) or 0)
-                    lines.append(Line(Decimal(prompt) * input_rate, Decimal(rate.output or 0), uncapped))
-            groups.append(lines)
+                    worst = max(worst, Decimal(prompt) * input_rate + Decimal(output) * (rate.output or 0))
+            total += worst
             searches += worst_searches
-        return WorstCase(groups, searches, sent.max_tokens, n if type(n) is int and n > 1 else 1)
-
-    def _default_cap(self, spec, request: ChatRequest) -> int | None:
-        """The output cap the model's provider sends a request that sets none; None when it sends none, or when its
-        provider cannot be built (no credentials: the call fails there, not in its estimate)."""
-        try:
-            return self.client.provider_for(spec).default_cap(request)
-        except TokenomyError:
-            return None
+        return to_nano(total / Decimal(1_000_000) + searches)
