@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers.cli import interruptible
 from tokenomy.batch.job_tables import require_job
 from tokenomy.batch.jobs import create_job, open_tables
 from tokenomy.batch.local_runner import run_job
@@ -359,7 +360,8 @@ def test_ctrl_c_says_what_was_kept_and_how_to_continue(tmp_path: Path, ledger_pa
     with InstantOpenAI(delay_s=0.03) as url:
         proc = subprocess.Popen([TOKENOMY, "batch", "submit", str(src), "--model", "upstream", "--config",
                                  str(config_for(tmp_path, url)), "--concurrency", "1", "--json", "--ledger",
-                                 str(ledger_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                 str(ledger_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=interruptible)
         job_id = json.loads(proc.stdout.readline())["job_id"]
         deadline = time.monotonic() + 30
         while count_results(ledger_path, job_id) < 5:

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from helpers import REPO
+from helpers.cli import interruptible
 from tokenomy.bench.judge import RUBRIC, parse_verdict
 from tokenomy.bench.plot import knee, pareto_frontier
 from tokenomy.bench.runner import FIELDS, RunSettings, effective_max_tokens, finished_keys, plan_jobs, repair, run
@@ -310,7 +311,8 @@ def test_ctrl_c_on_the_cli_then_resume_repeats_no_call(tmp_path):
     out, ledger = tmp_path / "out", tmp_path / "l.duckdb"
     args = [TOKENOMY, "bench", "run", str(EXAMPLES / "capital.yaml"), "--models", "local", "--repeat", "5",
             "--max-tokens", "8", "--out", str(out), "--ledger", str(ledger)]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               preexec_fn=interruptible)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         if len(finished_keys(out / "results.csv")) >= 2:

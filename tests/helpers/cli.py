@@ -68,3 +68,12 @@ def _seed(path: Path, hours: float = 48, n: int = 20, model: str = "anthropic.cl
         ]
     )
     return path
+
+
+def interruptible() -> None:
+    """`preexec_fn` of a command a test sends SIGINT (Ctrl-C): a job run in the background of a shell (`make test &`,
+    nohup) starts with SIGINT ignored, which its children inherit, so Python installs no KeyboardInterrupt handler
+    and the command ran to its end, exit 0. The default disposition is restored before the command starts."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
