@@ -215,3 +215,16 @@ def test_a_pdf_is_estimated_per_page_also_when_its_pages_are_in_compressed_objec
     assert pdf_tokens(plain) == 2 * DOCUMENT_TOKENS  # the page tree's /Type /Pages is not a page
     assert pdf_tokens(modern) == 4 * DOCUMENT_TOKENS
     assert pdf_tokens(b"%PDF-1.7 unreadable") == DOCUMENT_TOKENS
+
+
+def test_a_document_made_of_content_blocks_is_estimated_by_its_content_and_context():
+    """Anthropic's content source carries a document as text (and image) blocks and `context` is read too: both are
+    billed input. Such a document was reserved as one PDF page whatever its length, so a long one overspent."""
+    from tokenomy.caching.placement import DOCUMENT_TOKENS, IMAGE_TOKENS, estimate_input_tokens
+    from tokenomy.messages import ChatRequest, DocumentBlock, ImageBlock, Message, TextBlock
+
+    pages = [TextBlock("p" * 40_000), TextBlock("q" * 20_000), ImageBlock("image/png", b"\x89PNG")]
+    cited = DocumentBlock("txt", content=pages, context="c" * 400, citations=True)
+    request = ChatRequest(messages=[Message("user", [cited, TextBlock("Summarise.")])])
+    assert estimate_input_tokens(request) == (60_000 + 400 + len("Summarise.") + 3) // 4 + IMAGE_TOKENS
+    assert estimate_input_tokens(request) > 10 * DOCUMENT_TOKENS

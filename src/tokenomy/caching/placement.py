@@ -128,7 +128,12 @@ def _blocks_size(blocks: Sequence[Block]) -> tuple[int, int]:
         elif isinstance(block, ImageBlock):
             tokens += IMAGE_TOKENS
         elif isinstance(block, DocumentBlock):
-            if block.format in _TEXT_DOCUMENTS and block.data is not None:
+            chars += len(block.context or "")  # read by the model (and billed) though never cited
+            if block.content is not None:  # Anthropic's content source: the blocks it is made of
+                more_chars, more_tokens = _blocks_size(block.content)
+                chars += more_chars
+                tokens += more_tokens
+            elif block.format in _TEXT_DOCUMENTS and block.data is not None:
                 tokens += (len(block.data) + 3) // 4
             else:
                 tokens += DOCUMENT_TOKENS * (_pdf_pages(block.data) if block.format == "pdf" and block.data else 1)
