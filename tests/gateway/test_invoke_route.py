@@ -6,7 +6,6 @@ and metrics, the ledger, and every field refused by name."""
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 from decimal import Decimal
 
@@ -17,8 +16,8 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from helpers.recording_openai import RecordingOpenAI, arguments_for
-from helpers.scripted_anthropic import ScriptedAnthropic
+from helpers.claude_gateway import HAIKU, ClaudeGateway
+from helpers.recording_openai import arguments_for
 from tokenomy.config import parse_config
 from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
 from tokenomy.emulate.instant_engine import InstantEngine
@@ -26,7 +25,6 @@ from tokenomy.emulate.server import ServerThread
 from tokenomy.gateway.app import create_app
 from tokenomy.ledger.store import open_store
 
-HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 VERSION = "bedrock-2023-05-31"
 IMAGE = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 3  # every byte value: a re-encoding on the way changes it
 WEATHER = {"name": "get_weather", "description": "Weather in a city",
@@ -40,41 +38,14 @@ def claude_body(**fields) -> bytes:
     return json.dumps({"anthropic_version": VERSION, "max_tokens": 20, "messages": ASK, **fields}).encode()
 
 
-class Served:
-    """A gateway in front of the Bedrock emulator ("haiku"), a scripted Anthropic API ("claude") and a recording
-    OpenAI-format upstream ("fast"); "mixed" is Bedrock with an OpenAI-format fallback. `sent` holds the Converse
-    params the Bedrock provider sent. The ledger is read once the gateway has stopped (`rows`)."""
+class Served(ClaudeGateway):
+    """The Claude gateway (helpers.claude_gateway) with "mixed": Bedrock with an OpenAI-format fallback; boto3's
+    bedrock-runtime client on it."""
 
     def __init__(self, ledger) -> None:
-        from tokenomy.providers import bedrock as bedrock_provider
-        from tokenomy.providers import converse_mapping
-
-        self.ledger, self.sent, self.scripted = ledger, [], ScriptedAnthropic()
-        self.stack = contextlib.ExitStack()
-        env = self.stack.enter_context(pytest.MonkeyPatch.context())
-        env.setenv("AWS_ACCESS_KEY_ID", "x")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "x")
-        env.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
-        original = converse_mapping.to_converse_params
-        env.setattr(bedrock_provider, "to_converse_params",
-                    lambda request: self.sent.append(original(request)) or self.sent[-1])
-        bedrock = self.stack.enter_context(ServerThread(create_bedrock(engine=InstantEngine())))
-        self.upstream = self.stack.enter_context(RecordingOpenAI())
-        claude_api = self.stack.enter_context(ServerThread(self.scripted.app))
-        config = parse_config({"models": {
-            "haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU},
-            "claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": claude_api},
-            "fast": {"provider": "openai", "model": "up-model", "base_url": self.upstream.url, "price_as": HAIKU},
-            # No server listens on port 9: every call fails before anything streams.
-            "down": {"provider": "openai", "model": "down", "base_url": "http://127.0.0.1:9/v1", "price_as": HAIKU}},
-            "routes": {"mixed": {"model": "haiku", "fallback": ["fast"]}}})
-        self.url = self.stack.enter_context(ServerThread(create_app(config, str(ledger)), lifespan="on"))
+        super().__init__(ledger, {"mixed": {"model": "haiku", "fallback": ["fast"]}})
         self.client = boto3.client("bedrock-runtime", endpoint_url=self.url, region_name="us-east-1",
                                    config=NO_RETRIES)
-
-    def rows(self, request_id: str):
-        self.stack.close()  # the gateway's ledger writer flushes and lets the file go
-        return [e for e in open_store(str(self.ledger)).events() if e.request_id == request_id]
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ or an OpenAI-format model. Tools, images, streamed and not, the ledger, keys, an
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 from decimal import Decimal
 
@@ -14,8 +13,8 @@ import httpx
 import httpx2
 import pytest
 
-from helpers.recording_openai import RecordingOpenAI, arguments_for
-from helpers.scripted_anthropic import ScriptedAnthropic
+from helpers.claude_gateway import HAIKU, ClaudeGateway
+from helpers.recording_openai import arguments_for
 from tokenomy.config import parse_config
 from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
 from tokenomy.emulate.instant_engine import InstantEngine
@@ -23,7 +22,6 @@ from tokenomy.emulate.server import ServerThread
 from tokenomy.gateway.app import create_app
 from tokenomy.ledger.store import open_store
 
-HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 IMAGE = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 3  # every byte value: a re-encoding on the way changes it
 WEATHER = {"name": "get_weather", "description": "Weather in a city",
            "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}
@@ -36,42 +34,14 @@ def vertex_body(**fields) -> dict:
     return {"anthropic_version": "vertex-2023-10-16", "max_tokens": 20, "messages": ASK, **fields}
 
 
-class Served:
-    """A gateway in front of the Bedrock emulator ("haiku"), a scripted Anthropic API ("claude") and a recording
-    OpenAI-format upstream ("fast"); "down" fails before anything streams. `sent` holds the Converse params the
-    Bedrock provider sent. The ledger is read once the gateway has stopped (`rows`)."""
+class Served(ClaudeGateway):
+    """The Claude gateway (helpers.claude_gateway) with Vertex's own model names as routes (an application keeps the
+    names it sends); the `anthropic` SDK's AnthropicVertex on it."""
 
     def __init__(self, ledger) -> None:
-        from tokenomy.providers import bedrock as bedrock_provider
-        from tokenomy.providers import converse_mapping
-
-        self.ledger, self.sent, self.scripted = ledger, [], ScriptedAnthropic()
-        self.stack = contextlib.ExitStack()
-        env = self.stack.enter_context(pytest.MonkeyPatch.context())
-        env.setenv("AWS_ACCESS_KEY_ID", "x")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "x")
-        env.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
-        original = converse_mapping.to_converse_params
-        env.setattr(bedrock_provider, "to_converse_params",
-                    lambda request: self.sent.append(original(request)) or self.sent[-1])
-        bedrock = self.stack.enter_context(ServerThread(create_bedrock(engine=InstantEngine())))
-        self.upstream = self.stack.enter_context(RecordingOpenAI())
-        claude_api = self.stack.enter_context(ServerThread(self.scripted.app))
-        config = parse_config({"models": {
-            "haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU},
-            "claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": claude_api},
-            "fast": {"provider": "openai", "model": "up-model", "base_url": self.upstream.url, "price_as": HAIKU},
-            # No server listens on port 9: every call fails before anything streams.
-            "down": {"provider": "openai", "model": "down", "base_url": "http://127.0.0.1:9/v1", "price_as": HAIKU}},
-            # Vertex's own model name as a route: an application keeps the names it sends
-            "routes": {"claude-sonnet-4-5@20250929": {"model": "claude"}, "team/haiku": {"model": "haiku"}}})
-        self.url = self.stack.enter_context(ServerThread(create_app(config, str(ledger)), lifespan="on"))
+        super().__init__(ledger, {"claude-sonnet-4-5@20250929": {"model": "claude"}, "team/haiku": {"model": "haiku"}})
         self.sdk = anthropic.AnthropicVertex(base_url=self.url + "/v1", region="us-east5", project_id="my-project",
                                              access_token="unused", max_retries=0)
-
-    def rows(self, request_id: str):
-        self.stack.close()  # the gateway's ledger writer flushes and lets the file go
-        return [e for e in open_store(str(self.ledger)).events() if e.request_id == request_id]
 
 
 @pytest.fixture

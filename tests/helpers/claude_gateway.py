@@ -1,0 +1,57 @@
+"""A gateway in front of three upstreams that speak to Claude, for the tests of the gateway's Claude-shaped ingresses
+(Bedrock's InvokeModel, Vertex AI's rawPredict): the Bedrock emulator ("haiku"), a scripted Anthropic API ("claude"),
+a recording OpenAI-format upstream ("fast", priced as haiku) and "down", where nothing listens."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import pytest
+
+from helpers.recording_openai import RecordingOpenAI
+from helpers.scripted_anthropic import ScriptedAnthropic
+from tokenomy.config import parse_config
+from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
+from tokenomy.emulate.instant_engine import InstantEngine
+from tokenomy.emulate.server import ServerThread
+from tokenomy.gateway.app import create_app
+from tokenomy.ledger.store import open_store
+
+HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
+
+
+class ClaudeGateway:
+    """The gateway at `url` with `routes` beside the four models. `sent` holds the Converse params the Bedrock
+    provider sent. The ledger is read once the gateway has stopped (`rows`)."""
+
+    def __init__(self, ledger, routes: dict[str, Any]) -> None:
+        from tokenomy.providers import bedrock as bedrock_provider
+        from tokenomy.providers import converse_mapping
+
+        self.ledger, self.sent, self.scripted = ledger, [], ScriptedAnthropic()
+        self.stack = contextlib.ExitStack()
+        env = self.stack.enter_context(pytest.MonkeyPatch.context())
+        env.setenv("AWS_ACCESS_KEY_ID", "x")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "x")
+        env.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+        original = converse_mapping.to_converse_params
+        env.setattr(
+            bedrock_provider, "to_converse_params", lambda request: self.sent.append(original(request)) or self.sent[-1]
+        )
+        bedrock = self.stack.enter_context(ServerThread(create_bedrock(engine=InstantEngine())))
+        self.upstream = self.stack.enter_context(RecordingOpenAI())
+        claude_api = self.stack.enter_context(ServerThread(self.scripted.app))
+        models = {
+            "haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU},
+            "claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": claude_api},
+            "fast": {"provider": "openai", "model": "up-model", "base_url": self.upstream.url, "price_as": HAIKU},
+            # No server listens on port 9: every call fails before anything streams.
+            "down": {"provider": "openai", "model": "down", "base_url": "http://127.0.0.1:9/v1", "price_as": HAIKU},
+        }
+        config = parse_config({"models": models, "routes": routes})
+        self.url = self.stack.enter_context(ServerThread(create_app(config, str(ledger)), lifespan="on"))
+
+    def rows(self, request_id: str):
+        self.stack.close()  # the gateway's ledger writer flushes and lets the file go
+        return [e for e in open_store(str(self.ledger)).events() if e.request_id == request_id]
