@@ -252,3 +252,41 @@ def test_a_bad_line_in_a_saved_export_is_reported_and_the_good_lines_import(ledg
         wrong = CliRunner().invoke(app, ["import", kind, str(junk), "--ledger", str(tmp_path / "new.duckdb")])
         assert isinstance(wrong.exception, ConfigError) and f"{junk}:1: not JSON" in str(wrong.exception)
     assert not (tmp_path / "new.duckdb").exists()
+
+
+def test_a_bill_imported_apart_from_its_usage_or_at_another_width_is_refused_not_dropped(ledger_path, tmp_path):
+    """A usage report's rows and its cost report's share ids (one bucket, model, tier): imported in two runs, the
+    second's rows were skipped as "already in the ledger", so the bill was never recorded. The same day at another
+    bucket width has other ids: its hours were added on top of the day, counting it twice. Both are now problems
+    naming the bucket and the fix (exit 1), the ledger's rows stay as they were, and the rest is imported."""
+    usage, cost = EXPORTS / "anthropic_usage_report.json", EXPORTS / "anthropic_cost_report.json"
+    runner = CliRunner()
+    assert _import(["anthropic-usage", str(usage)], ledger_path)["added"] == 3
+    before = run_report(open_store(ledger_path), "spend")
+    result = runner.invoke(app, ["import", "anthropic-usage", str(cost), "--json", "--ledger", str(ledger_path)])
+    summary = json.loads(result.stdout)
+    assert result.exit_code == 1 and summary["added"] == 1  # the web search charge: a row of its own
+    assert len(summary["problems"]) == 3 and summary["already_in_ledger"] == 0
+    assert all("already holds this bucket with other figures" in p and "in one run" in p for p in summary["problems"])
+    assert "(priced from the catalog)" in summary["problems"][0] and "0 tokens" in summary["problems"][0]
+    after = {row["model"]: row["cost_usd"] for row in run_report(open_store(ledger_path), "spend")}
+    assert {row["model"]: row["cost_usd"] for row in before}.items() <= after.items()
+    # Importing the same usage report again is still nothing new, and no problem.
+    assert _import(["anthropic-usage", str(usage)], ledger_path)["already_in_ledger"] == 3
+
+    # 2025-11-24 as 1-hour buckets, over a ledger holding it as a day.
+    day = tmp_path / "day.duckdb"
+    assert _import(["anthropic-usage", str(usage), str(cost)], day)["added"] == 4
+    pages = json.loads(usage.read_text())
+    first = pages[0]["data"][0]
+    hours = [{**first, "starting_at": f"2025-11-24T{h:02d}:00:00Z", "ending_at": f"2025-11-24T{h + 1:02d}:00:00Z"}
+             for h in (0, 5)]
+    hourly = tmp_path / "hourly.json"
+    hourly.write_text(json.dumps({"data": hours, "has_more": False, "next_page": None}))
+    spend = run_report(open_store(day), "spend")
+    result = runner.invoke(app, ["import", "anthropic-usage", str(hourly), "--json", "--ledger", str(day)])
+    summary = json.loads(result.stdout)
+    assert result.exit_code == 1 and summary["added"] == 0 and len(summary["problems"]) == 4
+    assert all("as a 1d bucket and this import's are 1h" in p and "--bucket-width 1d" in p
+               for p in summary["problems"])
+    assert run_report(open_store(day), "spend") == spend

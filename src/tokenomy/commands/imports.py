@@ -80,7 +80,13 @@ def _run_with(
             result.problems.append(
                 f"{result.source}: {event.model} at {event.ts:%Y-%m-%dT%H:%M:%SZ}: {why}; not imported"
             )
-    for event, why in write_refusing(store, storable):
+    from tokenomy.analytics.imports.collisions import colliding
+
+    refused = colliding(store, storable)  # a bucket already held with other figures, or at another width
+    if refused:
+        dropped = {id(event) for event, _ in refused}
+        storable = [event for event in storable if id(event) not in dropped]
+    for event, why in [*refused, *write_refusing(store, storable)]:
         result.problems.append(f"{result.source}: {event.model} at {event.ts:%Y-%m-%dT%H:%M:%SZ}: {why}; not imported")
     added = store.count() - before  # re-imported records keep their ids and are not added twice
     _print_summary(kind, result, added, as_json, problems_before)
