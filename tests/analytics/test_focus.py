@@ -7,6 +7,7 @@ import json
 from collections import defaultdict
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -135,3 +136,20 @@ def test_focus_export_gives_one_cloud_one_provider_name(ledger_path, tmp_path) -
         "openai": {("OpenAI", "OpenAI", "OpenAI API")},
         "anthropic": {("Anthropic", "Anthropic", "Anthropic API")},
     }
+
+
+def test_focus_export_keeps_a_cost_whose_token_type_has_no_tokens(ledger_path, tmp_path) -> None:
+    """Anthropic's cost report alone gives each token type's cost and no tokens: the export skipped every type with
+    0 tokens, so its file held $0.01 of the ledger's $0.0623."""
+    exports = Path(__file__).parent / "billing_exports"
+    runner = CliRunner()
+    cost = ["import", "anthropic-usage", str(exports / "anthropic_cost_report.json"), "--ledger", str(ledger_path)]
+    assert runner.invoke(app, cost).exit_code == 0
+    out = tmp_path / "focus.csv"
+    result = runner.invoke(app, ["export", "focus", "-o", str(out), "--ledger", str(ledger_path)])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(out.open()))
+    total = sum(e.cost_usd for e in open_store(ledger_path).events())
+    assert total == Decimal("0.0623") and sum(Decimal(row["BilledCost"]) for row in rows) == total
+    typed = [row for row in rows if row["x_TokenType"] not in ("other", "all")]
+    assert typed and all(row["ConsumedQuantity"] == "0" for row in typed)

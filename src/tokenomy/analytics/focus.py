@@ -119,12 +119,12 @@ def focus_rows(events: list[Any], account: str = "tokenomy") -> list[dict[str, A
             bucket[2] += 1
             continue
         for kind, tokens_field, cost_field in _TYPES:
-            tokens = getattr(e, tokens_field)
-            if not tokens:
-                continue
+            tokens, cost = getattr(e, tokens_field), getattr(e, cost_field)
+            if not tokens and not cost:
+                continue  # (a cost report imported without its usage report has the costs and no tokens)
             bucket = groups[(day, provider, e.model, e.region or "global", e.mode, kind, _tags(e))]
             bucket[0] += tokens
-            bucket[1] += getattr(e, cost_field)
+            bucket[1] += cost
             bucket[2] += 1
         if other:
             bucket = groups[(day, provider, e.model, e.region or "global", e.mode, "other", _tags(e))]
