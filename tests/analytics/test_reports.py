@@ -437,3 +437,20 @@ def test_calls_are_metered_calls_not_a_bills_rows(request, tmp_path, url_fixture
     assert sorted((r["day"], r["calls"]) for r in spend_by_day(store, f)) == [("2026-11-04", 0), ("2026-11-05", 2)]
     only_bill = run_report(store, "cost-per-task", since=since, until=day)  # a group of a bill only: no calls
     assert [(r["calls"], r["cost_per_call_usd"]) for r in only_bill] == [(0, None)], only_bill
+
+
+@pytest.mark.parametrize("url_fixture", ["ledger_path", "fresh_postgres_url", "clickhouse"])
+def test_cost_per_call_is_exact_to_the_last_of_twelve_places(request, tmp_path, url_fixture) -> None:
+    # DuckDB divided the DECIMAL sum by the count as a DOUBLE: 3 calls of $10000.000000000001 cost ...002 a call,
+    # 7 of $99999.999999999999 cost 100000.000000000000.
+    url = f"chdb:{tmp_path / 'l.chdb'}" if url_fixture == "clickhouse" else request.getfixturevalue(url_fixture)
+    store = open_store(url)
+    day = datetime(2026, 11, 5, 9, tzinfo=UTC)
+    costs = {"a": ["10000.000000000001"] * 3, "b": ["99999.999999999999"] * 7, "c": ["-0.000000000005", "0"]}
+    store.write([UsageEvent(ts=day, provider="openai", model="m", task=task, cost_usd=Decimal(cost), tags={"t": task})
+                 for task, each in costs.items() for cost in each])
+    want = {"a": Decimal("10000.000000000001"), "b": Decimal("99999.999999999999")}
+    for name, key in (("cost-per-task", "task"), ("cost-per-tag", "tag_value")):
+        got = {r[key]: r["cost_per_call_usd"] for r in run_report(store, name)}
+        assert {k: got[k] for k in want} == want, (name, got)
+        assert got["c"] in (Decimal("-0.000000000003"), Decimal("-0.000000000002")), got  # a tie: either rounding

@@ -51,6 +51,13 @@ def cost_per_call(d: str) -> str:
     ...292): it divides at 24 places and rounds, and casts NULL only to a Nullable."""
     if d == "clickhouse":
         return f"CAST(round(toDecimal256(SUM(cost_usd), 24) / {PER_CALL}, 12) AS Nullable({MONEY}))"
+    if d == "duckdb":
+        # DuckDB divides a DECIMAL as DOUBLE (3 calls of $10000.000000000001 came out at ...002): the sum in units of
+        # 1e-12 USD as an integer, divided with the remainder rounded half away from zero as PostgreSQL's NUMERIC is.
+        units = "CAST(SUM(cost_usd) * 1000000000000 AS HUGEINT)"
+        quotient = f"abs({units}) // {PER_CALL}"
+        rounded = f"{quotient} + CASE WHEN 2 * (abs({units}) % {PER_CALL}) >= {PER_CALL} THEN 1 ELSE 0 END"
+        return f"CAST(sign({units}) * ({rounded}) AS DECIMAL(38, 0)) * CAST(0.000000000001 AS {MONEY})"
     return f"CAST(SUM(cost_usd) / {PER_CALL} AS {MONEY})"
 
 
