@@ -351,3 +351,41 @@ def test_bad_litellm_prices_are_one_error_naming_file_and_entry(doc, said, tmp_p
     err = capsys.readouterr().err
     assert exited.value.code == 2 and "Traceback" not in err, err
     assert err.startswith("error: ") and f"ll.json: {said}" in err, err
+
+
+@pytest.mark.parametrize(("limits", "said"), [
+    ("context_window: 1000\n    max_output_tokens: 4000",
+     r"models\.m\.max_output_tokens: 4000 is more than the model's context_window \(1000\)"),
+    ("max_output_tokens: 0", r"models\.m\.max_output_tokens: 0 is not a number of tokens above 0"),
+    ("max_output_tokens: 1.5", r"models\.m\.max_output_tokens: 1\.5 is not a whole number 0 or more"),
+])
+def test_a_maximum_output_in_a_price_file_is_checked_where_it_is_written(limits, said, tmp_path, catalog):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text('provider: openai\nsource: x\nas_of: "2026-01-01"\nmodels:\n  m:\n'
+                   f'    {limits}\n    regions:\n      global: {{input: "1", output: "1"}}\n')
+    with pytest.raises(ConfigError, match=said):
+        catalog.with_overrides(bad)
+    good = tmp_path / "good.yaml"
+    good.write_text('provider: openai\nsource: x\nas_of: "2026-01-01"\nmodels:\n  m:\n    context_window: 1000\n'
+                    '    max_output_tokens: 500\n    limits_source: "our model card; read 2026-01-01"\n'
+                    '    regions:\n      global: {input: "1", output: "1"}\n')
+    entry = catalog.with_overrides(good).lookup("m")
+    assert (entry.max_output_tokens, entry.limits_source) == (500, "our model card; read 2026-01-01")
+
+
+def test_litellm_import_carries_its_maximum_output(tmp_path, catalog):
+    litellm = tmp_path / "model_prices_and_context_window.json"
+    litellm.write_text(json.dumps({
+        "acme-chat-1": {"litellm_provider": "openai", "mode": "chat", "input_cost_per_token": 2e-06,
+                        "output_cost_per_token": 8e-06, "max_input_tokens": 128000, "max_output_tokens": 16384},
+        "acme-chat-2": {"litellm_provider": "openai", "mode": "chat", "input_cost_per_token": 2e-06,
+                        "output_cost_per_token": 8e-06, "max_tokens": 4096},
+    }))
+    merged = catalog.with_litellm(litellm)
+    acme = merged.lookup("acme-chat-1")
+    assert (acme.max_output_tokens, acme.limits_source) == (16384, "litellm:model_prices_and_context_window.json")
+    assert merged.lookup("acme-chat-2").max_output_tokens is None  # LiteLLM's ambiguous max_tokens is not read as it
+    litellm.write_text(json.dumps({"acme-chat-3": {"input_cost_per_token": 1e-6, "output_cost_per_token": 1e-6,
+                                                   "max_output_tokens": "lots"}}))
+    with pytest.raises(ConfigError, match=r"acme-chat-3\.max_output_tokens: 'lots' is not a whole number"):
+        catalog.with_litellm(litellm)

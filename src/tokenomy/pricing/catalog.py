@@ -100,11 +100,13 @@ def _entry_from_block(
     for name in PRICE_FIELDS:
         if block.get(name) is not None:
             kwargs[name] = _decimal(block[name], f"{where}.{name}")
+    places: dict[str, str] = {}
     for name in INT_FIELDS:
         value = block.get(name, model_info.get(name))
         if value is not None:
-            place = f"{where}.{name}" if name in block else f"{where.rsplit('.regions.', 1)[0]}.{name}"
+            place = places[name] = f"{where}.{name}" if name in block else f"{where.rsplit('.regions.', 1)[0]}.{name}"
             kwargs[name] = _whole(value, place)
+    _check_limits(kwargs.get("max_output_tokens"), kwargs.get("context_window"), places.get("max_output_tokens"))
     for name in TEXT_FIELDS:  # per-region text wins over the model's (e.g. a batch note for one region)
         value = block.get(name, model_info.get(name))
         if value is not None:
@@ -132,6 +134,23 @@ def _entry_from_block(
         priced_by=priced_by,
         **kwargs,
     )
+
+
+def _check_limits(most: int | None, window: int | None, where: str | None) -> None:
+    """A model's maximum output (which a budget reserves an uncapped call at) is 1 token or more, and no more than its
+    context window: the prompt and the answer share the window."""
+    if most is None:
+        return
+    if most < 1:
+        raise ConfigError(
+            f"{where}: {most} is not a number of tokens above 0; write the most output one call may write, as the "
+            "provider documents it, or leave the field out"
+        )
+    if window is not None and most > window:
+        raise ConfigError(
+            f"{where}: {most} is more than the model's context_window ({window}), which the prompt and the answer "
+            "share; check both figures against the provider's documentation"
+        )
 
 
 def _long_context_from_block(spec: Any, where: str) -> LongContextPrice:
@@ -554,9 +573,22 @@ def load_litellm_prices(path: str | Path) -> list[PriceEntry]:
                 cache_read=per_m("cache_read_input_token_cost"),
                 cache_write=per_m("cache_creation_input_token_cost"),
                 context_window=spec.get("max_input_tokens") or spec.get("max_tokens"),
+                # LiteLLM's own figure for the most a call writes (its `max_tokens` is older and ambiguous): a budget
+                # reserves an uncapped call at it.
+                max_output_tokens=_litellm_count(spec, "max_output_tokens", f"{path}: {name}.max_output_tokens"),
+                limits_source=f"litellm:{path.name}" if spec.get("max_output_tokens") is not None else None,
             )
         )
     return entries
+
+
+def _litellm_count(spec: dict[str, Any], key: str, where: str) -> int | None:
+    """A token count of a LiteLLM entry, checked as the price files' are (a whole number, not a bool), or None. A
+    limit of 0 would reserve no output at all: it is read as not known."""
+    value = spec.get(key)
+    if value is None:
+        return None
+    return _whole(value, where) or None
 
 
 _DEFAULT: PriceCatalog | None = None

@@ -31,9 +31,12 @@ INT_FIELDS = (
     "cache_max_checkpoints",
     "cache_ttl_seconds",
     "context_window",
+    "max_output_tokens",
     "provisioned_tpm_per_unit",
 )
-TEXT_FIELDS = ("batch_note", "provisioned_note", "overrides", "note", "service_tier_note")
+# limits_source: where context_window and max_output_tokens were read, with the day (the entry's source and as_of
+# are its prices').
+TEXT_FIELDS = ("batch_note", "provisioned_note", "overrides", "note", "service_tier_note", "limits_source")
 # On-demand service tiers other than the standard one; each is priced only where the provider publishes it.
 SERVICE_TIERS = ("priority", "flex")
 TIER_PRICE_FIELDS = ("input", "output", "cache_read", "cache_write")
@@ -109,6 +112,10 @@ class PriceEntry:
     cache_max_checkpoints: int | None = None
     cache_ttl_seconds: int | None = None
     context_window: int | None = None
+    # The most output tokens (reasoning included) one call may write, as the provider documents it; None: not known.
+    # A budget reserves a call that sets no cap at it (gateway.state).
+    max_output_tokens: int | None = None
+    limits_source: str | None = None  # where the limits were read, and when
     provisioned_hourly: dict[str, Decimal] = field(default_factory=dict)
     provisioned_tpm_per_unit: int | None = None
     service_tiers: dict[str, TierPrice] = field(default_factory=dict)  # "priority"/"flex" where published
