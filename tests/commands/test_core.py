@@ -268,3 +268,13 @@ def test_flags_are_shown_bare_not_as_if_they_took_a_bool():
     report = runner.invoke(app, ["report", "--help"], terminal_width=200).output
     assert any("--json " in line and "machine-readable" in line for line in report.splitlines()), report
     assert any("--help " in line and "Show this message" in line for line in report.splitlines()), report
+
+
+def test_prices_shows_a_models_maximum_output_beside_its_window_with_where_it_was_read():
+    data = json.loads(run("prices", "gpt-4.1", "--json").stdout)
+    assert (data["context_window"], data["max_output_tokens"]) == (1047576, 32768)
+    source = data["limits_source"]
+    assert source.startswith("https://learn.microsoft.com/") and source.endswith("; read 2026-12-04")
+    table = run("prices", "gpt-4.1", "--wide").stdout
+    assert "max_output_tokens" in table and "32768" in table and "limits_source" in table
+    assert "max_output_tokens" not in run("prices", "anthropic.claude-3-haiku-20240307-v1:0").stdout  # not known

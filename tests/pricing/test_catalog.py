@@ -353,6 +353,24 @@ def test_bad_litellm_prices_are_one_error_naming_file_and_entry(doc, said, tmp_p
     assert err.startswith("error: ") and f"ll.json: {said}" in err, err
 
 
+def test_every_maximum_output_in_the_catalog_fits_its_window_and_names_its_source(catalog):
+    # A budget reserves a call that sets no output cap at its model's max_output_tokens (gateway.state): a figure
+    # above the window the prompt and the answer share is a misread page, and one without its page cannot be checked.
+    limited = [e for e in catalog.entries() if e.max_output_tokens is not None]
+    assert len({e.model for e in limited}) >= 30  # Claude 4.5 and later, OpenAI's chat models, most Geminis
+    for entry in limited:
+        assert entry.context_window is not None and 1 <= entry.max_output_tokens <= entry.context_window, entry.model
+        assert entry.limits_source and "https://" in entry.limits_source and "; read 20" in entry.limits_source
+    figures = {m: catalog.lookup(m).max_output_tokens for m in ("gpt-4.1", "o3", "claude-opus-4-6", "gemini-2.0-flash")}
+    assert figures == {"gpt-4.1": 32_768, "o3": 100_000, "claude-opus-4-6": 128_000, "gemini-2.0-flash": 8_192}
+    # Not sourced, so not there: the gateway falls back to its estimate for these.
+    assert catalog.lookup(HAIKU3).max_output_tokens is None
+    assert catalog.lookup("gemini-2.5-flash").max_output_tokens is None
+    # A Bedrock profile of a Claude model carries Anthropic's figure for it, in every region.
+    assert {catalog.lookup("us.anthropic.claude-sonnet-4-5-20250929-v1:0", r).max_output_tokens
+            for r in ("us-east-1", "eu-west-1")} == {64_000}
+
+
 @pytest.mark.parametrize(("limits", "said"), [
     ("context_window: 1000\n    max_output_tokens: 4000",
      r"models\.m\.max_output_tokens: 4000 is more than the model's context_window \(1000\)"),
