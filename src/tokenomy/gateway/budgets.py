@@ -106,6 +106,17 @@ class Budgets:
                     await self._seed(scope)
         raise BudgetUnavailable("budget counters keep disappearing from the limits store")
 
+    async def left(self, scopes: list[Scope]) -> int | None:
+        """What is left of the tightest of `scopes`, in nano-USD: its limit less what is spent and held (one read per
+        counter, nothing seeded); None when a counter is missing. Another call may take it meanwhile."""
+        rooms = []
+        for scope in scopes:
+            spent = await self.limits.spent(scope.counter)
+            if spent is None:
+                return None
+            rooms.append(max(scope.limit - spent, 0))
+        return min(rooms) if rooms else None
+
     async def extend(self, reservation: Reservation, extra: int) -> bool:
         """Reserve `extra` more for the call holding `reservation` (its failed attempts were billed and it is about to
         try again); False if a budget has no room for it, or cannot be checked."""

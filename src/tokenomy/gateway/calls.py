@@ -12,7 +12,7 @@ import math
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.responses import Response
 
@@ -27,6 +27,9 @@ from tokenomy.gateway.openai_ingress import parse_tags
 from tokenomy.gateway.responses import StreamEnds
 from tokenomy.messages import ONE_HOUR, ChatRequest, ChatResponse, RequestMeta, StreamChunk
 from tokenomy.providers.refusals import Unsupported
+
+if TYPE_CHECKING:
+    from tokenomy.gateway.state import Bound, WorstCase
 
 log = logging.getLogger(__name__)
 
@@ -131,11 +134,18 @@ def _usd(nano: int) -> str:
 
 
 async def admit(
-    gw, model: str, route, key, call: ChatRequest | None, estimate_nano: int | None = None
+    gw,
+    model: str,
+    route,
+    key,
+    call: ChatRequest | None,
+    estimate_nano: int | None = None,
+    cap_field: str = "max_tokens",
 ) -> Admitted | Refusal:
     """Overload guard, the key's rate limit, the budget reservation, then a call slot (released by the caller).
     The reservation is `estimate_nano` when given (a call that is no chat, e.g. embeddings), else the chat call's
-    worst case."""
+    worst case. `cap_field` names the output cap as the caller's API spells it (generationConfig.maxOutputTokens),
+    for the refusal of a call that sets none."""
     if gw.guard.full():
         return Refusal(503, "The gateway is at capacity; retry with backoff.", "overloaded")
     if key is not None and key.rpm and not await gw.limits.hit_rate(f"key:{key.key_id}", key.rpm):
@@ -144,28 +154,37 @@ async def admit(
     scopes = gw.budgets.scopes(key) if gw.budgets else []
     budgets: Reservation | None = None
     if scopes:
+        worst = None
         if estimate_nano is not None:
             estimate = estimate_nano
         else:
             assert call is not None, "admit needs the chat call or an estimate"
-            estimate = gw.estimate_nano(route, call, policy)
+            worst = gw.worst_case(route, call, policy)
+            estimate = worst.nano()
         try:
             held = await gw.budgets.reserve(scopes, estimate)
         except BudgetUnavailable as exc:
             return Refusal(503, f"the gateway cannot check this key's budget: {exc}; retry later", "budget_unavailable")
         if isinstance(held, Scope):
             scope = "team" if held.counter.startswith("team:") else "key"
-            if estimate > held.limit:  # more than the whole budget: no later period would admit it either
-                fix = (
-                    f" on its own ({_usd(held.limit)}). Lower max_tokens or shorten the "
-                    "prompt, or raise the budget; waiting for the next period will not help."
-                )
+            bound = worst.binding() if worst is not None else None
+            if worst is not None and bound is not None:
+                message = await uncapped_refusal(gw, scopes, held, worst, bound, estimate, scope, cap_field)
             else:
-                fix = ". Raise the budget or wait for the next period."
+                if estimate > held.limit:  # more than the whole budget: no later period would admit it either
+                    fix = (
+                        f" on its own ({_usd(held.limit)}). Lower max_tokens or shorten the "
+                        "prompt, or raise the budget; waiting for the next period will not help."
+                    )
+                else:
+                    fix = ". Raise the budget or wait for the next period."
+                message = (
+                    f"Budget exhausted for this {scope}: this request could cost up to "
+                    f"{_usd(estimate)} and would exceed the {scope}'s budget{fix}"
+                )
             return Refusal(
                 429,
-                f"Budget exhausted for this {scope}: this request could cost up to "
-                f"{_usd(estimate)} and would exceed the {scope}'s budget{fix}",
+                message,
                 "budget_exceeded",
                 # Both official SDKs retry a 429 unless told not to; an exhausted budget will not change by retrying.
                 {"x-should-retry": "false"},
@@ -180,6 +199,51 @@ async def admit(
     finally:
         gw.guard.waiting -= 1
     return Admitted(policy, budgets)
+
+
+def bound_reason(bound: Bound) -> str:
+    """What a call that sets no output cap was reserved at on `bound`'s model, and why, for its refusal."""
+    past = f", {bound.tokens - bound.budget:,} past its thinking budget of {bound.budget:,}" if bound.budget else ""
+    if bound.kind == "provider":
+        return f"{bound.tokens:,} output tokens, the cap {bound.model} is sent when a request sets none{past}"
+    if bound.kind == "catalog":
+        return f"{bound.model}'s maximum output of {bound.tokens:,} tokens"
+    return (
+        f"{bound.tokens:,} output tokens{past} (the price catalog has no maximum output for {bound.model}: an "
+        "estimate, which a longer answer overspends)"
+    )
+
+
+async def uncapped_refusal(
+    gw, scopes: list[Scope], held: Scope, worst: WorstCase, bound: Bound, estimate: int, scope: str, cap_field: str
+) -> str:
+    """The refusal of a call that sets no output cap and whose reservation at its bound the budget cannot hold: what
+    it was reserved at and why, and the largest cap there is room for when the limits store can tell what is left
+    (one read per budget, on this refusal only)."""
+    head = (
+        f"Budget exhausted for this {scope}: this request sets no {cap_field}, so it is reserved at "
+        f"{bound_reason(bound)} (up to {_usd(estimate)}), more than the {scope}'s budget allows"
+    )
+    route_cap = "or cap the route's tokens.max_tokens in the gateway's config"
+    try:
+        left = await gw.budgets.left(scopes)
+    except Exception:  # best effort: without the figure the refusal still names the field and the bound
+        log.warning("reading what is left of a budget failed; its refusal omits the largest cap that fits")
+        left = None
+    if left is None:
+        return f"{head}. Set {cap_field} to what the answer needs, {route_cap}."
+    most = worst.affordable(left)
+    if most >= 1:
+        below = ""
+        if bound.budget >= most:
+            below = f"; a cap within the thinking budget of {bound.budget:,} leaves no room to answer"
+        return f"{head}. Set {cap_field} (at most {most:,} fits the {_usd(left)} left{below}), {route_cap}."
+    if worst.nano(1) > held.limit:  # more than the whole budget at any cap: no later period admits it
+        return (
+            f"{head}; even with {cap_field} 1 it costs more than the {scope}'s whole budget ({_usd(held.limit)}): "
+            "shorten the prompt or raise the budget."
+        )
+    return f"{head}; not even {cap_field} 1 fits the {_usd(left)} left: raise the budget or wait for the next period."
 
 
 async def settle(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,82 @@ from tokenomy.messages import ChatRequest
 from tokenomy.pricing.server_tools import implied_searches, reserved_tools_usd
 from tokenomy.providers.refusals import Unsupported, inputs_refusal
 
-DEFAULT_OUTPUT_ESTIMATE = 1024  # output tokens assumed for budget reservations when max_tokens is absent
+# Output tokens a budget reserves for a call that sets no cap, to a model whose provider sends none and whose maximum
+# output the price catalog lacks (plus the call's thinking budget, billed as output): not a bound, a guess.
+DEFAULT_OUTPUT_ESTIMATE = 1024
+
+
+@dataclass(frozen=True)
+class Bound:
+    """What a call that sets no output cap is reserved at on one model: `tokens` of output, and why (`kind`):
+    "provider", the cap its provider sends such a call (Anthropic's Messages API requires one); "catalog", the
+    model's maximum output in the price catalog (within its context window, less the prompt); "estimate",
+    DEFAULT_OUTPUT_ESTIMATE plus its thinking budget, where neither is known."""
+
+    model: str  # as the price catalog names it (its entry gives the maximum output)
+    tokens: int
+    kind: str
+    budget: int = 0  # the request's thinking budget (tokens), which Claude requires to be below max_tokens
+
+
+@dataclass(frozen=True)
+class Line:
+    """One price a model of the call may bill at: its prompt's cost (USD per million tokens times the prompt), its
+    output price (USD per million tokens), and, for a call with no cap, what its output is reserved at."""
+
+    prompt_usd_m: Decimal
+    output_price: Decimal
+    bound: Bound | None
+
+
+@dataclass(frozen=True)
+class WorstCase:
+    """A call's worst-case cost, by the output it may write: per answer it may pay for (a cascade's tiers), the lines
+    of the models that may write it, the dearest of which is reserved; plus the web searches it may run."""
+
+    answers: list[list[Line]]
+    searches: Decimal  # USD
+    cap: int | None  # the output cap every attempt is sent with (the request's, or the route's); None: none
+    choices: int  # OpenAI's `n`: each choice writes up to the cap
+
+    def nano(self, cap: int | None = None) -> int:
+        """The worst case in nano-USD: each model's output at `cap`, or by default at the call's own cap, or (a call
+        with none) at each model's bound."""
+        cap = self.cap if cap is None else cap
+        total = Decimal(0)
+        for lines in self.answers:
+            worst = Decimal(0)
+            for line in lines:
+                # max_tokens 0 (Anthropic's cache warming) generates nothing: its prompt alone is reserved.
+                output = cap if cap is not None else (line.bound.tokens if line.bound is not None else 0)
+                worst = max(worst, line.prompt_usd_m + Decimal(output * self.choices) * line.output_price)
+            total += worst
+        return to_nano(total / Decimal(1_000_000) + self.searches)
+
+    def binding(self) -> Bound | None:
+        """For a call with no cap: the bound of the line that costs the most (the one its reservation is for)."""
+        if self.cap is not None:
+            return None
+        priced = [
+            (line.prompt_usd_m + Decimal(line.bound.tokens * self.choices) * line.output_price, line.bound)
+            for lines in self.answers
+            for line in lines
+            if line.bound is not None
+        ]
+        return max(priced, key=lambda pair: pair[0])[1] if priced else None
+
+    def affordable(self, nano: int) -> int:
+        """The largest output cap from 1 up to the call's bound whose worst case is within `nano` nano-USD (0: not even
+        a cap of 1). For a call with no cap."""
+        bound = self.binding()
+        low, high = 0, max(bound.tokens if bound is not None else 0, 1)  # nano(low) fits, or low is 0
+        while low < high:
+            middle = (low + high + 1) // 2
+            if self.nano(middle) <= nano:
+                low = middle
+            else:
+                high = middle - 1
+        return low
 
 
 class OverloadGuard:
@@ -190,12 +265,17 @@ class Gateway:
         return first
 
     def estimate_nano(self, route, request, policy: CallPolicy) -> int:
-        """Worst-case cost of a call: its prompt at input price plus its output cap at output price, on the
-        dearest model the route may use (its fallbacks; for a routing policy, every model of its tiers), plus the
-        web searches its server tools may run at that model's web search price (an Anthropic tool's max_uses, or
+        """Worst-case cost of a call in nano-USD (`worst_case`)."""
+        return self.worst_case(route, request, policy).nano()
+
+    def worst_case(self, route, request, policy: CallPolicy) -> WorstCase:
+        """Worst-case cost of a call: its prompt at input price plus its output at output price, on the dearest
+        model the route may use (its fallbacks; for a routing policy, every model of its tiers), plus the web
+        searches its server tools may run at that model's web search price (an Anthropic tool's max_uses, or
         server_tools.DEFAULT_RESERVED_USES; Gemini's Google Search: that many queries on Gemini 3 and later, one
         grounded prompt on Gemini 2.x).
-        The cap is the one the client applies to every attempt: the smaller of the request's and the route's."""
+        The output is the cap the client applies to every attempt: the smaller of the request's and the route's. A
+        call with none is reserved, on each model, at the cap its provider will be held to (`uncapped_output`)."""
         # One group per answer the request may pay for: a cascade (a router with validators) pays one per tier it
         # escalates through, each tier's dearest model (its fallbacks included); otherwise one answer is paid.
         answers = [list(models) for models in policy.router.paid_answers()] if policy.router is not None else [[]]
@@ -207,18 +287,15 @@ class Gateway:
         prompt = estimate_input_tokens(sent)
         # `n` answers (OpenAI's choices) each write up to the cap; the prompt is billed once.
         n = sent.extra.get("n")
-        # max_tokens 0 (Anthropic's cache warming) generates nothing: its prompt alone is reserved.
-        cap = DEFAULT_OUTPUT_ESTIMATE if sent.max_tokens is None else sent.max_tokens
-        output = cap * (n if type(n) is int and n > 1 else 1)
         tier = sent.extra.get("service_tier")  # a dearer tier asked for (priority) is billed at its own prices
         # A 1-hour cache point's writes cost the 1-hour price (2x input on Claude, above the 5-minute 1.25x).
         one_hour = sent.one_hour_cache_point() is not None
-        total = Decimal(0)
+        groups: list[list[Line]] = []
         searches = Decimal(0)  # USD: the web searches each answer may run, at its dearest model's price
         server = [tool.server for tool in request.tools if tool.server is not None]
         built_in = sent.extra.get("tools")  # Gemini's built-in tools (Google Search), as sent
         for names in answers:
-            worst = Decimal(0)
+            lines: list[Line] = []
             worst_searches = Decimal(0)
             for name in names:
                 spec = self.client.spec_for(name)
@@ -230,6 +307,7 @@ class Gateway:
                     continue
                 if server or built_in or implied_searches(entry.family):
                     worst_searches = max(worst_searches, reserved_tools_usd(spec.provider, entry, server, built_in))
+                bound = self.uncapped_output(spec, entry, sent, prompt) if sent.max_tokens is None else None
                 # Over its long-context threshold the provider bills the whole call at those dearer prices.
                 long = entry.long_context
                 rates: list[Any] = [long if long is not None and prompt > long.above_tokens else entry]
@@ -240,7 +318,27 @@ class Gateway:
                     input_rate = max(rate.input or 0, rate.cache_write or 0)
                     if one_hour:  # (a service tier's rates have no 1-hour write price)
                         input_rate = max(input_rate, getattr(rate, "cache_write_1h", None) or 0)
-                    worst = max(worst, Decimal(prompt) * input_rate + Decimal(output) * (rate.output or 0))
-            total += worst
+                    lines.append(Line(Decimal(prompt) * input_rate, Decimal(rate.output or 0), bound))
+            groups.append(lines)
             searches += worst_searches
-        return to_nano(total / Decimal(1_000_000) + searches)
+        return WorstCase(groups, searches, sent.max_tokens, n if type(n) is int and n > 1 else 1)
+
+    def uncapped_output(self, spec, entry, request: ChatRequest, prompt: int) -> Bound:
+        """What a call that sets no output cap may write on one model (reasoning tokens included, billed as output):
+        the cap its provider sends such a call (Anthropic's: 1,024 past the thinking budget), else the model's
+        maximum output in the catalog (no more than its context window less the prompt), else
+        DEFAULT_OUTPUT_ESTIMATE plus the thinking budget (an estimate: the model may write more)."""
+        budget = request.reasoning.budget_tokens if request.reasoning is not None else None
+        budget = max(budget or 0, 0)
+        try:
+            sent = self.client.provider_for(spec).default_cap(request)
+        except TokenomyError:  # a provider that cannot be built (no credentials) fails the call, not its estimate
+            sent = None
+        if sent is not None:
+            return Bound(entry.model, sent, "provider", budget)
+        most = entry.max_output_tokens
+        if most is not None:
+            if entry.context_window is not None:
+                most = min(most, max(entry.context_window - prompt, 0))
+            return Bound(entry.model, most, "catalog", budget)
+        return Bound(entry.model, DEFAULT_OUTPUT_ESTIMATE + budget, "estimate", budget)

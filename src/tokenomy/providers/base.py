@@ -248,6 +248,12 @@ class Provider:
     # A document's citations, context, URL and content source (refusals.DOCUMENT_FIELDS) it carries; others refused
     accepts_document_fields: frozenset[str] = frozenset()
 
+    def default_cap(self, request: ChatRequest) -> int | None:
+        """The output cap this provider sends with a request that sets none, as `chat` would send it; None when it
+        sends none and the model may write up to its own limit. A budget reserves such a call at it
+        (gateway.state); nothing sent depends on this."""
+        return None
+
     def refusal(self, request: ChatRequest) -> Unsupported | None:
         """What of `request` this provider cannot send (e.g. an image block at messages[0].content[1]), or None."""
         accepted, names, fields = self.accepts_blocks, self.accepts_names, self.accepts_openai_fields
