@@ -227,3 +227,34 @@ def test_a_budget_no_cap_fits_says_so(ledger_path):
     assert refused.value.body["message"].endswith(
         "; even with max_tokens or max_completion_tokens 1 it costs more than the key's whole budget ($0.000001): "
         "shorten the prompt or raise the budget.")
+
+
+def test_a_document_sent_by_url_or_file_id_is_reserved_at_the_models_whole_window(ledger_path):
+    # The gateway cannot see the size of a PDF Claude fetches itself (a url source) or of a file id: it was reserved
+    # as one page (1,500 tokens) whatever its length, and a 300-page PDF overspent the budget 200 times over.
+    from tokenomy.messages import DocumentBlock, TextBlock
+
+    claude = {"m": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": NOWHERE}}
+    for document in (DocumentBlock("pdf", url="https://example.com/annual-report.pdf"),
+                     DocumentBlock("pdf", file_id="file_011CNha8iCJcU1wXNR6q4V8w")):
+        request = ChatRequest([Message("user", [document, TextBlock("Summarise.")])], model="m", max_tokens=100)
+        worst = worst_case(claude, "m", request, ledger_path)
+        # Sonnet 4.5's 200,000-token window at its dearest input price (a cache write, $3.75), and 100 output tokens.
+        assert worst.unsized == 1 and worst.nano() == to_nano((200_000 * Decimal("3.75") + 100 * Decimal(15)) / M)
+    # A document whose bytes are sent is counted by its pages, as before.
+    pdf = DocumentBlock("pdf", b"%PDF-1.4 1 0 obj << /Type /Page >>")
+    sized = worst_case(claude, "m", ChatRequest([Message("user", [pdf])], model="m", max_tokens=100), ledger_path)
+    assert sized.unsized == 0 and sized.nano() < to_nano(Decimal("0.01"))
+
+    store = KeyStore(open_store(ledger_path))
+    secret, _ = store.create(budget_usd=Decimal("0.5"), period="month")  # the window costs $0.75
+    body = {"model": "m", "max_tokens": 100, "messages": [{"role": "user", "content": [
+        {"type": "document", "source": {"type": "url", "url": "https://example.com/annual-report.pdf"}},
+        {"type": "text", "text": "Summarise."}]}]}
+    with gateway(claude, ledger_path) as url:
+        refused = httpx.post(f"{url}/v1/messages", headers={"x-api-key": secret, "anthropic-version": "2023-06-01"},
+                             json=body, timeout=30)
+    assert refused.status_code == 429, refused.text
+    assert refused.json()["error"]["message"].endswith(
+        "It sends a document by URL or file id, whose size the gateway cannot see, so its prompt is reserved at "
+        "the model's whole context window; send a document's data to have it counted.")

@@ -58,15 +58,22 @@ def estimate_input_tokens(request: ChatRequest) -> int:
     definitions, earlier tool calls' arguments, reasoning sent back, and images and documents at a fixed figure
     each (a text document by its length). `request.text()` alone counts the words only, and an agent's tool
     definitions or a screenshot often cost more than its words."""
+    return input_size(request)[0]
+
+
+def input_size(request: ChatRequest) -> tuple[int, int]:
+    """(`estimate_input_tokens`, how many documents it sends by reference: a URL or file id the provider reads, whose
+    size the gateway cannot see and which that estimate counts as one page each)."""
     chars = len(request.system or "")
-    tokens = 0
+    tokens = unsized = 0
     for message in request.messages:
-        more_chars, more_tokens = _blocks_size(message.content)
+        more_chars, more_tokens, more_unsized = _blocks_size(message.content)
         chars += more_chars
         tokens += more_tokens
+        unsized += more_unsized
     for tool in request.tools:
         chars += _tool_chars(tool)
-    return (chars + 3) // 4 + tokens
+    return (chars + 3) // 4 + tokens, unsized
 
 
 def _tool_chars(tool: ToolSpec) -> int:
@@ -119,9 +126,9 @@ def _json_length(value: object) -> int:
         return len(json.dumps(value, default=str))
 
 
-def _blocks_size(blocks: Sequence[Block]) -> tuple[int, int]:
-    """(characters of text, tokens of images and documents) in some blocks."""
-    chars = tokens = 0
+def _blocks_size(blocks: Sequence[Block]) -> tuple[int, int, int]:
+    """(characters of text, tokens of images and documents, documents sent by reference) in some blocks."""
+    chars = tokens = unsized = 0
     for block in blocks:
         if isinstance(block, TextBlock):
             chars += len(block.text)
@@ -130,24 +137,27 @@ def _blocks_size(blocks: Sequence[Block]) -> tuple[int, int]:
         elif isinstance(block, DocumentBlock):
             chars += len(block.context or "")  # read by the model (and billed) though never cited
             if block.content is not None:  # Anthropic's content source: the blocks it is made of
-                more_chars, more_tokens = _blocks_size(block.content)
+                more_chars, more_tokens, more_unsized = _blocks_size(block.content)
                 chars += more_chars
                 tokens += more_tokens
+                unsized += more_unsized
             elif block.format in _TEXT_DOCUMENTS and block.data is not None:
                 tokens += (len(block.data) + 3) // 4
             else:
                 tokens += DOCUMENT_TOKENS * (_pdf_pages(block.data) if block.format == "pdf" and block.data else 1)
+                unsized += block.data is None
         elif isinstance(block, ToolUseBlock):
             chars += len(block.name) + (len(block.arguments) if block.arguments else _json_length(block.input))
         elif isinstance(block, ToolResultBlock):
-            more_chars, more_tokens = _blocks_size(block.content)
+            more_chars, more_tokens, more_unsized = _blocks_size(block.content)
             chars += more_chars
             tokens += more_tokens
+            unsized += more_unsized
         elif isinstance(block, ReasoningBlock):
             chars += len(block.text or block.redacted or "")
         elif isinstance(block, ProviderBlock):  # a server tool's call or result (web search results): sent as it is
             chars += _json_length(block.data)
-    return chars, tokens
+    return chars, tokens, unsized
 
 
 @dataclass(frozen=True)

@@ -182,6 +182,12 @@ async def admit(
                     f"Budget exhausted for this {scope}: this request could cost up to "
                     f"{_usd(estimate)} and would exceed the {scope}'s budget{fix}"
                 )
+            if worst is not None and worst.unsized:
+                documents = "a document" if worst.unsized == 1 else f"{worst.unsized} documents"
+                message += (
+                    f" It sends {documents} by URL or file id, whose size the gateway cannot see, so its prompt is "
+                    "reserved at the model's whole context window; send a document's data to have it counted."
+                )
             return Refusal(
                 429,
                 message,

@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from tokenomy.caching.placement import estimate_input_tokens
+from tokenomy.caching.placement import input_size
 from tokenomy.caching.tokens import apply_token_policy
 from tokenomy.call_cost import RUNNING_WAIT_S
 from tokenomy.client import CallPolicy, Tokenomy
@@ -70,6 +70,7 @@ class WorstCase:
     searches: Decimal  # USD
     cap: int | None  # the output cap every attempt is sent with (the request's, or the route's); None: none
     choices: int  # OpenAI's `n`: each choice writes up to the cap
+    unsized: int = 0  # documents sent by URL or file id: the prompt is reserved at each model's context window
 
     def nano(self, cap: int | None = None) -> int:
         """The worst case in nano-USD: each model's output at `cap`, or by default at the call's own cap, or (a call
@@ -284,7 +285,9 @@ class Gateway:
         for models in answers:
             models += route.fallback
         sent = apply_token_policy(request, policy.tokens)[0]  # what the client will send: capped and trimmed
-        prompt = estimate_input_tokens(sent)
+        # A document sent by URL or file id has a size the gateway cannot see: such a call's prompt is reserved at
+        # each model's whole context window (where the catalog has it), not at the page the estimate counts.
+        prompt, unsized = input_size(sent)
         # `n` answers (OpenAI's choices) each write up to the cap; the prompt is billed once.
         n = sent.extra.get("n")
         tier = sent.extra.get("service_tier")  # a dearer tier asked for (priority) is billed at its own prices
@@ -308,9 +311,10 @@ class Gateway:
                 if server or built_in or implied_searches(entry.family):
                     worst_searches = max(worst_searches, reserved_tools_usd(spec.provider, entry, server, built_in))
                 bound = self.uncapped_output(spec, entry, sent, prompt) if sent.max_tokens is None else None
+                read = max(prompt, entry.context_window or 0) if unsized else prompt
                 # Over its long-context threshold the provider bills the whole call at those dearer prices.
                 long = entry.long_context
-                rates: list[Any] = [long if long is not None and prompt > long.above_tokens else entry]
+                rates: list[Any] = [long if long is not None and read > long.above_tokens else entry]
                 if isinstance(tier, str) and tier in entry.service_tiers:
                     rates.append(entry.service_tiers[tier])
                 for rate in rates:
@@ -318,10 +322,10 @@ class Gateway:
                     input_rate = max(rate.input or 0, rate.cache_write or 0)
                     if one_hour:  # (a service tier's rates have no 1-hour write price)
                         input_rate = max(input_rate, getattr(rate, "cache_write_1h", None) or 0)
-                    lines.append(Line(Decimal(prompt) * input_rate, Decimal(rate.output or 0), bound))
+                    lines.append(Line(Decimal(read) * input_rate, Decimal(rate.output or 0), bound))
             groups.append(lines)
             searches += worst_searches
-        return WorstCase(groups, searches, sent.max_tokens, n if type(n) is int and n > 1 else 1)
+        return WorstCase(groups, searches, sent.max_tokens, n if type(n) is int and n > 1 else 1, unsized)
 
     def uncapped_output(self, spec, entry, request: ChatRequest, prompt: int) -> Bound:
         """What a call that sets no output cap may write on one model (reasoning tokens included, billed as output):
