@@ -291,6 +291,13 @@ class Reasoning:
     budget_tokens: int | None = None
     adaptive: bool = False
     display: str | None = None  # Claude's thinking display: "summarized" or "omitted" (Anthropic's `thinking.display`)
+    # Whether the answer is to show the thoughts the model has, as the caller said it (Gemini's `includeThoughts`;
+    # the Responses API's `reasoning.summary`, true); None: not said. Both ask for thoughts when there are some: a
+    # model that does not think shows none. Gemini is told in `include_thoughts`, Claude in its thinking display
+    # ("summarized", or "omitted" for false: Claude Opus 4.7 and later omit them unless told); Chat Completions has
+    # no switch (an OpenAI-format server sends its reasoning or not), and the gateway's Gemini answer leaves the
+    # thoughts out itself when they were not asked for.
+    thoughts: bool | None = None
 
     @property
     def off(self) -> bool:
@@ -298,6 +305,20 @@ class Reasoning:
         thinkingBudget 0). Each provider carries it in its own field where its model thinks unless told not to, and
         sends nothing where the model thinks only when asked (nothing asked, nothing to turn off)."""
         return self.budget_tokens == 0
+
+    @property
+    def asks_thinking(self) -> bool:
+        """Whether the request asks the model to think (an effort, a budget above 0, adaptive thinking), rather than
+        only turning thinking off or saying how thoughts are shown."""
+        return self.effort is not None or self.adaptive or bool(self.budget_tokens)
+
+    @property
+    def claude_display(self) -> str | None:
+        """Claude's thinking display for the request: the one asked (`display`), else the one `thoughts` asks for;
+        None leaves it to the model."""
+        if self.display is not None or self.thoughts is None:
+            return self.display
+        return THINKING_DISPLAYS[0] if self.thoughts else THINKING_DISPLAYS[1]
 
 
 THINKING_DISPLAYS = ("summarized", "omitted")  # Claude's thinking.display: thinking shown summarized, or left out

@@ -192,18 +192,75 @@ def test_claudes_thinking_comes_back_from_an_agent_that_keeps_no_thought_parts(s
 @pytest.mark.parametrize("model", ["claude", "g"])
 def test_include_thoughts_false_answers_without_thoughts_and_the_loop_still_has_its_signatures(served, model) -> None:
     """`includeThoughts: false` (Gemini's default) asks for no thought summaries: none are shown, whole or streamed,
-    and the signed thinking still rides on the part after it for the next turn."""
+    and Claude's signed thinking still rides on the part after it for the next turn. (Gemini is told, and its
+    emulator then sends no thought, nor a signature without function calls, as Gemini 2.5 does: this test saw one
+    only because Gemini was told include_thoughts true.)"""
     thinking = types.ThinkingConfig(thinking_budget=1024, include_thoughts=False)
     config = types.GenerateContentConfig(thinking_config=thinking, max_output_tokens=2048)
+    signed = model == "claude"
+    reply = served.client.models.generate_content(model=model, contents="Hi", config=config)
+    parts = reply.candidates[0].content.parts
+    assert not any(p.thought for p in parts) and any(p.thought_signature for p in parts) == signed
+    chunks = list(served.client.models.generate_content_stream(model=model, contents="Hi", config=config))
+    streamed = [p for c in chunks if c.candidates[0].content for p in c.candidates[0].content.parts]
+    assert not any(p.thought for p in streamed) and any(p.thought_signature for p in streamed) == signed
+    turn = [types.Content(role="user", parts=[types.Part(text="Hi")]), reply.candidates[0].content,
+            types.Content(role="user", parts=[types.Part(text="And?")])]
+    assert served.client.models.generate_content(model=model, contents=turn, config=config).text
+
+
+def test_include_thoughts_reaches_each_model_as_said(served, monkeypatch) -> None:
+    """`includeThoughts` reaches Gemini as sent, alone too (Gemini 2.5 thinks unasked: it asks to see that), and Claude
+    as its thinking display, on Anthropic's API and Bedrock. Alone it reached Gemini as no thinkingConfig at all, and
+    false beside a budget as include_thoughts true; Claude got no display (Opus 4.7 and later omit thoughts unless
+    told). An OpenAI-format server has no switch: it sends its reasoning or not, and the request is answered."""
+    from helpers.converse_capture import record_converse
+    from tokenomy.providers import gemini_mapping
+
+    gemini: list[dict] = []
+    original = gemini_mapping.config_from_request
+    monkeypatch.setattr("tokenomy.providers.gemini_provider.config_from_request",
+                        lambda request: gemini.append(original(request)) or gemini[-1])
+    converse = record_converse(monkeypatch)
+
+    def ask(model: str, **thinking) -> types.GenerateContentResponse:
+        config = types.GenerateContentConfig(thinking_config=types.ThinkingConfig(**thinking), max_output_tokens=2048)
+        return served.client.models.generate_content(model=model, contents="Hi", config=config)
+
+    assert ask("g", include_thoughts=True).text
+    assert gemini[-1]["thinking_config"] == {"include_thoughts": True}
+    assert ask("g", include_thoughts=False, thinking_budget=512).text
+    assert gemini[-1]["thinking_config"] == {"include_thoughts": False, "thinking_budget": 512}
+    assert ask("g", include_thoughts=True, thinking_level=types.ThinkingLevel.LOW).text
+    assert gemini[-1]["thinking_config"] == {"include_thoughts": True, "thinking_level": "LOW"}
+    for shown, display in ((True, "summarized"), (False, "omitted")):
+        assert ask("claude", include_thoughts=shown, thinking_budget=1024).text
+        assert served.claude_bodies[-1]["thinking"] == {"type": "enabled", "budget_tokens": 1024, "display": display}
+        assert ask("haiku", include_thoughts=shown, thinking_budget=1024).text
+        fields = converse[-1]["additionalModelRequestFields"]
+        assert fields["thinking"] == {"type": "enabled", "budget_tokens": 1024, "display": display}
+    assert ask("claude", include_thoughts=True).text and "thinking" not in served.claude_bodies[-1]  # none asked
+    assert ask("fast", include_thoughts=True).text and "reasoning_effort" not in served.upstream.last
+    assert ask("fast", include_thoughts=True, thinking_level=types.ThinkingLevel.LOW).text
+    assert served.upstream.last["reasoning_effort"] == "low"
+
+
+@pytest.mark.parametrize("model", ["g", "claude"])
+def test_thoughts_not_asked_for_are_not_in_the_answer(served, model) -> None:
+    """Gemini shows no thoughts unless `includeThoughts` is true: a thinking budget alone was answered with the
+    model's thoughts as thought parts, whole and streamed. Their signatures still ride on the parts after them."""
+    config = types.GenerateContentConfig(thinking_config=types.ThinkingConfig(thinking_budget=1024),
+                                         max_output_tokens=2048)
     reply = served.client.models.generate_content(model=model, contents="Hi", config=config)
     parts = reply.candidates[0].content.parts
     assert not any(p.thought for p in parts) and any(p.thought_signature for p in parts)
     chunks = list(served.client.models.generate_content_stream(model=model, contents="Hi", config=config))
     streamed = [p for c in chunks if c.candidates[0].content for p in c.candidates[0].content.parts]
     assert not any(p.thought for p in streamed) and any(p.thought_signature for p in streamed)
-    turn = [types.Content(role="user", parts=[types.Part(text="Hi")]), reply.candidates[0].content,
-            types.Content(role="user", parts=[types.Part(text="And?")])]
-    assert served.client.models.generate_content(model=model, contents=turn, config=config).text
+    shown = config.model_copy(update={"thinking_config": types.ThinkingConfig(thinking_budget=1024,
+                                                                              include_thoughts=True)})
+    reply = served.client.models.generate_content(model=model, contents="Hi", config=shown)
+    assert any(p.thought and p.text for p in reply.candidates[0].content.parts)
 
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))

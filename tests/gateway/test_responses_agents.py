@@ -45,6 +45,7 @@ CODEX = {"instructions": "You are Codex.", "tools": [SHELL, PLAN], "tool_choice"
 def served(tmp_path_factory):
     from tokenomy.emulate.anthropic_api import create_app as create_anthropic
     from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
+    from tokenomy.emulate.gemini_api import create_app as create_gemini
     from tokenomy.emulate.instant_engine import InstantEngine
 
     ledger = tmp_path_factory.mktemp("agents") / "ledger.duckdb"
@@ -53,13 +54,17 @@ def served(tmp_path_factory):
         env.setenv("AWS_ACCESS_KEY_ID", "x")
         env.setenv("AWS_SECRET_ACCESS_KEY", "x")
         env.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+        for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
+            env.delenv(key, raising=False)
         with (RecordingOpenAI() as upstream, ServerThread(create_anthropic(engine=InstantEngine())) as claude,
-              ServerThread(create_bedrock(engine=InstantEngine())) as bedrock):
+              ServerThread(create_bedrock(engine=InstantEngine())) as bedrock,
+              ServerThread(create_gemini(engine=InstantEngine())) as gemini):
             config = parse_config({"models": {
                 "gpt": {"provider": "openai", "model": "up-model", "base_url": upstream.url, "price_as": HAIKU},
                 "claude": {"provider": "anthropic", "model": SONNET, "base_url": claude},
                 "bedrock": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock,
-                            "model": BEDROCK_SONNET}}})
+                            "model": BEDROCK_SONNET},
+                "gemini": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": gemini}}})
             with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
                 yield upstream, url, ledger
 
@@ -166,6 +171,32 @@ def test_claudes_streamed_reasoning_is_announced_signed_so_a_client_keeping_the_
     assert summaries == (text if summary else "") == "".join(s.text for s in final.output[0].summary)
     turn = [*first, *as_langchain_streams_it(events), said("And another?")]
     assert client.responses.create(input=turn, **ask).output_text
+
+
+def test_a_reasoning_summary_asks_gemini_and_claude_for_the_thoughts_it_summarizes(served, client, monkeypatch):
+    """`reasoning.summary` asks for the model's thoughts: Gemini (2.5 thinks unasked) is told include_thoughts, alone
+    too, and Claude is told to show its thinking summarized; the reasoning item carries them as its summary. Without
+    an effort Gemini was sent no thinking config, and its thoughts never came back to summarize."""
+    from helpers.converse_capture import record_converse
+    from tokenomy.providers import gemini_mapping
+
+    sent: list[dict] = []
+    original = gemini_mapping.config_from_request
+    monkeypatch.setattr("tokenomy.providers.gemini_provider.config_from_request",
+                        lambda request: sent.append(original(request)) or sent[-1])
+    converse = record_converse(monkeypatch)
+    assert client.responses.create(model="gemini", input="hi", reasoning={"summary": "auto"},
+                                   max_output_tokens=64).output_text
+    assert sent[-1]["thinking_config"] == {"include_thoughts": True}
+    budget = {"thinking": {"type": "enabled", "budget_tokens": 1024}}
+    reply = client.responses.create(model="gemini", input="hi", reasoning={"summary": "auto"}, max_output_tokens=2048,
+                                    extra_body=budget)
+    assert sent[-1]["thinking_config"] == {"include_thoughts": True, "thinking_budget": 1024}
+    assert reply.output[0].type == "reasoning" and reply.output[0].summary[0].text
+    client.responses.create(model="bedrock", input="hi", reasoning={"summary": "auto"}, max_output_tokens=2048,
+                            extra_body=budget)
+    thinking = converse[-1]["additionalModelRequestFields"]["thinking"]
+    assert thinking == {"type": "enabled", "budget_tokens": 1024, "display": "summarized"}
 
 
 FREEFORM = {"type": "custom", "name": "apply_patch", "description": "Edit files",

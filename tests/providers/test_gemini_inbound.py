@@ -69,7 +69,7 @@ def test_a_signature_riding_on_a_streamed_function_call_goes_out_on_that_call() 
     from tokenomy.messages import ChatResponse, Usage
     from tokenomy.providers.gemini_provider import GeminiProvider
 
-    writer = ChunkWriter("g", "resp-1", {})
+    writer = ChunkWriter("g", "resp-1", {"generationConfig": {"thinkingConfig": {"includeThoughts": True}}})
     pieces = [GeminiProvider._chunk(part, 0) for part in (
         {"thought": True, "text": "Look it up."},
         {"function_call": {"id": "fc_1", "name": "get_weather", "args": {"city": "Oslo"}},

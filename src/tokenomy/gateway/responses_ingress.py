@@ -24,7 +24,7 @@ servers, which hand it to no model: it is checked and goes no further, neither t
 from __future__ import annotations
 
 import binascii
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tokenomy.gateway.openai_images import data_url
@@ -421,15 +421,21 @@ def _text(value: Any, extra: dict[str, Any]) -> ResponseFormat | None:
 
 def _reasoning(value: Any, thinking: Any) -> Reasoning | None:
     """`reasoning.effort`, or `thinking` (a budget in Anthropic's shape, the gateway's extension as on chat
-    completions). A summary (`summary`, or the older `generate_summary`) is what the answer's reasoning items carry
-    whenever the model reasons in the open (responses_routes), so asking for one is accepted."""
+    completions). A summary (`summary`, or the older `generate_summary`) asks for the thoughts the model has
+    (Reasoning.thoughts): Gemini is told to include them and Claude to show them summarized; the answer's reasoning
+    items carry them as summaries (responses_routes). A model that does not think has none to summarize."""
+    summary = False
     if value is not None:
         _object(value, "reasoning", {"effort", "summary", "generate_summary"})
         for key in ("summary", "generate_summary"):
             if value.get(key) not in (None, "auto", "concise", "detailed"):
                 raise RequestError(f"reasoning.{key}", "expected auto, concise or detailed")
+            summary = summary or value.get(key) is not None
     effort = _string((value or {}).get("effort"), "reasoning.effort", required=False)
-    return reasoning_from(thinking, effort, "reasoning.effort")
+    reasoning = reasoning_from(thinking, effort, "reasoning.effort")
+    if not summary:
+        return reasoning
+    return Reasoning(thoughts=True) if reasoning is None else replace(reasoning, thoughts=True)
 
 
 def _metadata(value: Any) -> dict[str, str]:

@@ -439,8 +439,9 @@ def to_anthropic_params(request: ChatRequest) -> dict[str, Any]:
         params["thinking"] = {"type": "enabled", "budget_tokens": int(request.reasoning.budget_tokens)}
     elif request.reasoning is not None and request.reasoning.adaptive:
         params["thinking"] = {"type": "adaptive"}
-    if "thinking" in params and request.reasoning is not None and request.reasoning.display is not None:
-        params["thinking"]["display"] = request.reasoning.display
+    display = request.reasoning.claude_display if request.reasoning is not None else None
+    if display is not None and params.get("thinking", {}).get("type") in ("enabled", "adaptive"):
+        params["thinking"]["display"] = display  # (thinking off, or none asked: no thoughts to show)
     output = _output_config(request)
     if output:
         params["output_config"] = output

@@ -476,8 +476,10 @@ def to_converse_params(request: ChatRequest) -> dict[str, Any]:
         additional["thinking"] = {"type": "enabled", "budget_tokens": int(request.reasoning.budget_tokens)}
     elif request.reasoning is not None and request.reasoning.adaptive:  # Claude 4.6 and later on Bedrock
         additional["thinking"] = {"type": "adaptive"}
-    if "thinking" in additional and request.reasoning is not None and request.reasoning.display is not None:
-        additional["thinking"]["display"] = request.reasoning.display  # Claude's own field, as on Anthropic's API
+    display = request.reasoning.claude_display if request.reasoning is not None else None
+    thinking = additional.get("thinking")
+    if display is not None and isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"):
+        thinking["display"] = display  # Claude's own field, as on Anthropic's API (thinking off: no thoughts to show)
     if additional:
         params["additionalModelRequestFields"] = additional
     return params

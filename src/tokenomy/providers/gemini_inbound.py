@@ -285,21 +285,25 @@ def _reasoning(mapped: dict[str, Any]) -> Reasoning | None:
     budget, level = get(thinking, "thinkingBudget"), get(thinking, "thinkingLevel")
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < -1):
         raise ValueError(f"{where}.thinkingBudget: expected an integer of -1 (dynamic) or more")
-    if get(thinking, "includeThoughts") not in (None, True, False):
+    thoughts = get(thinking, "includeThoughts")  # whether the answer shows the thoughts: carried as said
+    if thoughts not in (None, True, False):
         raise ValueError(f"{where}.includeThoughts: expected true or false")
     if level is not None:
         efforts = {v: k for k, v in EFFORT_LEVELS.items()}
         # Gemini reads an enum in any case: @ai-sdk/google sends "low", google-genai "LOW".
         if not isinstance(level, str) or level.upper() not in efforts:  # a list or object is no level (nor hashable)
             raise ValueError(f"{where}.thinkingLevel: expected one of {', '.join(efforts)}")
-        return Reasoning(effort=efforts[level.upper()])
+        return Reasoning(effort=efforts[level.upper()], thoughts=thoughts)
     if budget == -1:
-        return Reasoning(adaptive=True)
+        return Reasoning(adaptive=True, thoughts=thoughts)
     if budget == 0:
         # Thinking off. Gemini 2.5 Flash thinks unless told so (billed as output): kept as a zero budget, which the
-        # Gemini provider sends as such; the route drops it for other providers, which think only when asked.
-        return Reasoning(budget_tokens=0)
-    return Reasoning(budget_tokens=budget) if budget is not None else None
+        # Gemini provider sends as such; the others send it where their model thinks unasked (Reasoning.off).
+        return Reasoning(budget_tokens=0, thoughts=thoughts)
+    if budget is not None:
+        return Reasoning(budget_tokens=budget, thoughts=thoughts)
+    # includeThoughts alone: Gemini 2.5 thinks unasked, and this asks to see it (Reasoning.thoughts)
+    return Reasoning(thoughts=thoughts) if thoughts is not None else None
 
 
 def blocks_nothing(settings: Any) -> bool:
@@ -312,11 +316,12 @@ def blocks_nothing(settings: Any) -> bool:
 
 
 def shows_thoughts(body: Any) -> bool:
-    """Whether the answer shows the model's thoughts: not when `thinkingConfig.includeThoughts` is false (their
-    signatures still ride on the parts after them, for the next turn)."""
+    """Whether the answer shows the model's thoughts: when `thinkingConfig.includeThoughts` is true, and not when it
+    is false or not sent (Gemini's default: no thoughts), whichever model answered. Their signatures ride on the
+    parts after them all the same, for the next turn."""
     config = get(body, "generationConfig") if isinstance(body, dict) else None
     thinking = get(config, "thinkingConfig") if isinstance(config, dict) else None
-    return not isinstance(thinking, dict) or get(thinking, "includeThoughts") is not False
+    return isinstance(thinking, dict) and get(thinking, "includeThoughts") is True
 
 
 def request_from_gemini(model: str, body: Any) -> ChatRequest:

@@ -266,24 +266,27 @@ def config_from_request(request: ChatRequest) -> dict[str, Any]:
     if tool_config is not None:
         config["tool_config"] = tool_config
     reasoning = request.reasoning
-    if reasoning is not None and (
-        reasoning.budget_tokens is not None or reasoning.effort is not None or reasoning.adaptive
-    ):
-        # Claude's thinking display: summarized is what Gemini's thought summaries are; omitted leaves them out
-        thinking: dict[str, Any] = {"include_thoughts": reasoning.display != "omitted"}
+    if reasoning is not None and (reasoning.asks_thinking or reasoning.off or reasoning.thoughts is not None):
+        # Whether Gemini shows its thoughts: as the caller said (Reasoning.thoughts); else Claude's thinking display
+        # (summarized is what Gemini's thought summaries are, omitted leaves them out), shown when not said.
+        shown = reasoning.thoughts if reasoning.thoughts is not None else reasoning.display != "omitted"
+        thinking: dict[str, Any] = {"include_thoughts": shown}
         if reasoning.budget_tokens == 0 and reasoning.effort is not None:  # no level to give thinking that is off
             raise refuse(model, "reasoning_effort", "sets how hard Gemini thinks, and thinking is off; drop one")
         if reasoning.budget_tokens == 0:  # thinking off (a model that thinks by default is told not to)
             thinking = {"thinking_budget": 0}
+            if reasoning.thoughts is not None:  # said with it: carried as said
+                thinking["include_thoughts"] = reasoning.thoughts
         elif reasoning.budget_tokens is not None:
             thinking["thinking_budget"] = int(reasoning.budget_tokens)
-        elif reasoning.effort is None:  # adaptive: Gemini's dynamic budget, the model decides
-            thinking["thinking_budget"] = -1
-        else:
+        elif reasoning.effort is not None:
             level = EFFORT_LEVELS.get(str(reasoning.effort))
             if level is None:
                 raise refuse(model, "reasoning_effort", f"takes {', '.join(EFFORT_LEVELS)} (got {reasoning.effort!r})")
             thinking["thinking_level"] = level
+        elif reasoning.adaptive:  # Gemini's dynamic budget, the model decides
+            thinking["thinking_budget"] = -1
+        # else: only whether thoughts are shown, of the thinking the model does unasked (Gemini 2.5's by default)
         config["thinking_config"] = thinking
     for key, value in fields_to_carry(request.extra).items():
         if key == "max_completion_tokens":  # OpenAI's newer name for max_tokens

@@ -148,8 +148,8 @@ class LocalProvider(Provider):
 
     def refusal(self, request: ChatRequest) -> Unsupported | None:
         # Named as sent: an effort level, or a thinking budget (or adaptive). Thinking off asks nothing of a model
-        # that has no reasoning mode.
-        if request.reasoning is not None and not (request.reasoning.off and request.reasoning.effort is None):
+        # that has no reasoning mode, nor do thoughts asked shown (Reasoning.thoughts): it has none to show.
+        if request.reasoning is not None and request.reasoning.asks_thinking:
             sent = "reasoning_effort" if request.reasoning.effort else "thinking"
             return Unsupported("field `{where}` (it has no reasoning mode)", field=sent)
         return super().refusal(request)
