@@ -396,6 +396,50 @@ def test_what_the_gateway_cannot_carry_is_a_400_naming_it(served, body, named) -
     assert error["status"] == "INVALID_ARGUMENT" and named in error["message"]
 
 
+@pytest.mark.parametrize("model", ["g", "fast"])
+def test_two_fields_gemini_takes_one_of_are_a_400_naming_both(served, monkeypatch, model) -> None:
+    """A thinking level and a thinking budget, or a response schema in both of Gemini's forms (a function's parameters
+    or result too), are refused by Gemini's API. The gateway read the level and dropped the budget, and the JSON
+    Schema and dropped the other, answering as if the caller had sent one; each is now a 400 naming both, as sent,
+    before anything reaches a model."""
+    from tokenomy.providers import gemini_mapping
+
+    sent: list[dict] = []
+    original = gemini_mapping.config_from_request
+    monkeypatch.setattr("tokenomy.providers.gemini_provider.config_from_request",
+                        lambda request: sent.append(original(request)) or sent[-1])
+    client, _, upstream = served
+    before = len(upstream.bodies)
+    schema = {"type": "object", "properties": {"b": {"type": "integer"}}}
+    both = types.FunctionDeclaration(name="f", parameters=types.Schema(type="OBJECT", properties={}),
+                                     parameters_json_schema=schema)
+    cases = [
+        (types.GenerateContentConfig(thinking_config=types.ThinkingConfig(
+            thinking_level=types.ThinkingLevel.LOW, thinking_budget=5000)),
+         # as google-genai sends them (snake_case inside thinkingConfig)
+         "generationConfig.thinkingConfig.thinking_budget and generationConfig.thinkingConfig.thinking_level: Gemini "
+         "takes one or the other, not both (thinking_level for Gemini 3 and later models, thinking_budget for Gemini "
+         "2.5); remove one"),
+        (types.GenerateContentConfig(response_mime_type="application/json", response_json_schema=schema,
+                                     response_schema=types.Schema(type="OBJECT", properties={"a": {"type": "STRING"}})),
+         "generationConfig.responseSchema and generationConfig.responseJsonSchema: Gemini takes one or the other, "
+         "not both (responseJsonSchema is JSON Schema, responseSchema Gemini's OpenAPI-style Schema); remove one"),
+        (types.GenerateContentConfig(tools=[types.Tool(function_declarations=[both])],
+                                     automatic_function_calling=MANUAL),
+         "tools[0].functionDeclarations[0].parameters and tools[0].functionDeclarations[0].parameters_json_schema: "),
+    ]
+    for config, named in cases:
+        with pytest.raises(errors.ClientError) as refused:
+            client.models.generate_content(model=model, contents="hi", config=config)
+        assert refused.value.code == 400 and named in refused.value.message
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+            "generationConfig": {"thinkingConfig": {"thinkingLevel": "LOW", "thinkingBudget": 5000}}}
+    answer = httpx.post(f"{served[1]}/v1beta/models/{model}:generateContent", json=body)
+    assert answer.status_code == 400 and answer.json()["error"]["message"].startswith(
+        "generationConfig.thinkingConfig.thinkingBudget and generationConfig.thinkingConfig.thinkingLevel: ")
+    assert not sent and len(upstream.bodies) == before
+
+
 def test_safety_settings_that_turn_every_filter_off_ask_nothing_of_other_providers(served) -> None:
     # Instructor's from_genai sends every harm category at OFF on each call: the gateway refused it for every model
     # but Gemini ("safetySettings: ... Gemini models only"). Another provider has no such filter to turn off.

@@ -32,6 +32,23 @@ def get(obj: dict[str, Any], name: str) -> Any:
     return obj[name] if name in obj else obj.get(snake(name))
 
 
+def sent_name(obj: dict[str, Any], name: str) -> str:
+    """Field `name` (camelCase) as the caller spelled it in `obj`: camelCase or snake_case."""
+    return name if name in obj or snake(name) not in obj else snake(name)
+
+
+def one_of(obj: dict[str, Any], where: str, first: str, second: str, why: str) -> None:
+    """A ValueError naming both fields, as sent, when `obj` has both `first` and `second` (nulls are unset), which
+    Gemini's API refuses in one request (`why`: what each is, `{first}` and `{second}` standing for their names, so
+    the caller knows which to keep)."""
+    if get(obj, first) is not None and get(obj, second) is not None:
+        first, second = sent_name(obj, first), sent_name(obj, second)
+        raise ValueError(
+            f"{where}.{first} and {where}.{second}: Gemini takes one or the other, not both "
+            f"({why.format(first=first, second=second)}); remove one"
+        )
+
+
 def object_field(value: Any, where: str, fields: tuple[str, ...]) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError(f"{where}: expected an object")

@@ -38,6 +38,7 @@ from tokenomy.providers.gemini_fields import (
     get,
     media_block,
     object_field,
+    one_of,
     schema_numbers,
     snake,
     string_field,
@@ -64,6 +65,11 @@ ANSWERED = {
     "response_logprobs": lambda v: v is False,
 }
 MAX_TOKENS = 1_000_000
+# Pairs of fields Gemini's API takes one of, never both (its reference: "If set, responseSchema must be omitted",
+# parametersJsonSchema "mutually exclusive with parameters"; a thinking level and budget "cannot be used in the same
+# request"): what each is, for the 400 naming both.
+SCHEMA_KINDS = "{second} is JSON Schema, {first} Gemini's OpenAPI-style Schema"
+THINKING_KINDS = "{second} for Gemini 3 and later models, {first} for Gemini 2.5"
 
 
 def _parts(content: Any, where: str, calls: FunctionCalls) -> list[Block]:
@@ -183,6 +189,8 @@ def _tools(value: Any) -> tuple[list[ToolSpec], list[dict[str, Any]]]:
             here = f"{where}.functionDeclarations[{j}]"
             item = object_field(item, here, ("name", "description", "parameters", "parametersJsonSchema", "response",
                                         "responseJsonSchema"))  # fmt: skip
+            one_of(item, here, "parameters", "parametersJsonSchema", SCHEMA_KINDS)
+            one_of(item, here, "response", "responseJsonSchema", SCHEMA_KINDS)
             schema = get(item, "parametersJsonSchema")
             if schema is None:
                 parameters = get(item, "parameters") or {"type": "object", "properties": {}}
@@ -233,6 +241,7 @@ def _generation(value: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """The options a ChatRequest maps itself, and the other generationConfig fields (snake_case, for `extra`)."""
     if not isinstance(value, dict):
         raise ValueError("generationConfig: expected an object")
+    one_of(value, "generationConfig", "responseSchema", "responseJsonSchema", SCHEMA_KINDS)
     mapped = {name: get(value, name) for name in MAPPED_CONFIG if get(value, name) is not None}
     rest = {
         snake(k): v for k, v in value.items() if k not in MAPPED_CONFIG and k not in {snake(m) for m in MAPPED_CONFIG}
@@ -282,6 +291,8 @@ def _reasoning(mapped: dict[str, Any]) -> Reasoning | None:
         return None
     where = "generationConfig.thinkingConfig"
     thinking = object_field(thinking, where, ("thinkingBudget", "thinkingLevel", "includeThoughts"))
+    # Gemini refuses both in one request: the one it would read, and which the others ignore, is not the caller's
+    one_of(thinking, where, "thinkingBudget", "thinkingLevel", THINKING_KINDS)
     budget, level = get(thinking, "thinkingBudget"), get(thinking, "thinkingLevel")
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < -1):
         raise ValueError(f"{where}.thinkingBudget: expected an integer of -1 (dynamic) or more")
