@@ -114,7 +114,9 @@ def test_a_tool_call_round_trip_whole_and_streamed(client, served):
     assert upstream.last["tools"] == [
         {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
                                           "parameters": WEATHER["parameters"], "strict": False}},
-        {"type": "function", "function": {"name": "get_time", "parameters": TIME["parameters"]}}]
+        # strict left out (None): strict in the Responses API, its schema made strict (test_a_function_tool_...)
+        {"type": "function", "function": {"name": "get_time", "strict": True, "parameters": {
+            **TIME["parameters"], "required": [], "additionalProperties": False}}}]
     final = client.responses.create(model="fast", input=next_turn(reply), tools=[WEATHER, TIME])
     assert final.output_text == "answer after get_time: 18C sunny"
     assert upstream.last["messages"] == [
@@ -142,6 +144,48 @@ def test_a_tool_call_round_trip_whole_and_streamed(client, served):
                             tool_choice={"type": "function", "name": "get_time"})
     assert upstream.last["parallel_tool_calls"] is False
     assert upstream.last["tool_choice"] == {"type": "function", "function": {"name": "get_time"}}
+
+
+def test_a_function_tool_without_strict_is_strict_as_the_responses_api_reads_it(client, served):
+    """The Responses API reads a function tool that leaves out `strict` as strict: true, its schema made strict
+    (every object closed, every property required), where chat completions reads it as non-strict. The gateway sent
+    it on non-strict, so the model's calls were not held to the schema the caller's API promised; `strict: false`
+    stays best-effort, and a schema no strict form holds is refused naming the tool's `strict` and the fix."""
+    upstream, scripted = served[0], served[1]
+    address = {"type": "object", "properties": {"street": {"type": "string"}, "zip": {"type": "string"}},
+               "required": ["street"]}
+    tool = {"type": "function", "name": "ship", "parameters": {
+        "type": "object", "properties": {"to": address, "tags": {"type": "array", "items": {"type": "string"}},
+                                         "note": {"type": "string"}}, "required": ["to"]}}
+    closed = {"type": "object", "properties": {"street": {"type": "string"}, "zip": {"type": "string"}},
+              "required": ["street", "zip"], "additionalProperties": False}
+    strict = {"type": "object", "properties": {"to": closed, "tags": {"type": "array", "items": {"type": "string"}},
+                                               "note": {"type": "string"}},
+              "required": ["to", "tags", "note"], "additionalProperties": False}
+    client.responses.create(model="fast", input="Ship it", tools=[tool], max_output_tokens=50)
+    assert upstream.last["tools"] == [{"type": "function", "function": {"name": "ship", "parameters": strict,
+                                                                        "strict": True}}]
+    client.responses.create(model="claude", input="Ship it", tools=[tool], max_output_tokens=50)
+    assert scripted.requests[-1][1]["tools"] == [{"name": "ship", "input_schema": strict, "strict": True}]
+    client.responses.create(model="fast", input="Ship it", tools=[{**tool, "strict": False}], max_output_tokens=50)
+    assert upstream.last["tools"][0]["function"] == {"name": "ship", "parameters": tool["parameters"],
+                                                     "strict": False}
+    sent = len(upstream.bodies)
+    for parameters, place in (
+        ({"type": "object", "properties": {"opts": {"type": "object", "additionalProperties": True}}},
+         "tools[0].parameters.properties.opts is open to other properties (additionalProperties: true)"),
+        ({"type": "object", "properties": {}, "additionalProperties": {"type": "string"}},
+         'tools[0].parameters is open to other properties (additionalProperties: {"type": "string"})'),
+        ({"type": "object", "properties": {"meta": {"type": "object"}}},
+         "tools[0].parameters.properties.meta is an object of any properties (it declares none)"),
+    ):
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.responses.create(model="fast", input="Ship it", tools=[{**tool, "parameters": parameters}])
+        assert refused.value.body["param"] == "tools[0].strict"
+        message = refused.value.body["message"]
+        assert message.startswith("tools[0].strict: left out, which the Responses API reads as strict: true")
+        assert place in message and "send strict: false for best-effort function calling" in message
+    assert len(upstream.bodies) == sent
 
 
 def test_an_image_and_a_file_arrive_byte_for_byte(client, served):

@@ -19,6 +19,8 @@ call in the ledger (its tags), as OpenAI stores it with the response. `client_me
 session and turn ids and a blob of workspace paths and git remotes with every request) is telemetry for OpenAI's own
 servers, which hand it to no model: it is checked and goes no further, neither to a provider nor into the ledger.
 `max_tool_calls` caps calls of hosted tools, which the gateway refuses: with none offered, the cap always holds.
+A function tool without `strict` is strict, as the Responses API reads it (chat completions reads it as non-strict):
+its schema made strict as OpenAI makes it, or refused when no strict form holds it (`_strict_by_default`).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from tokenomy.messages import (
     ToolUseBlock,
 )
 from tokenomy.providers.refusals import Unsupported
+from tokenomy.providers.strict_schema import NotStrict, strict_normalized
 
 # How a reasoning item's `encrypted_content` carries what the gateway issued: a signed block's signature, or a
 # redacted block's data. The prefix tells them apart on the way back; content of any other origin is refused.
@@ -360,16 +363,36 @@ def _tools(value: Any) -> list[ToolSpec]:
         output_schema = tool.get("output_schema")
         if output_schema is not None and not isinstance(output_schema, dict):
             raise RequestError(f"{where}.output_schema", "expected a JSON Schema object")
+        parameters = parameters or {"type": "object", "properties": {}}
+        if strict is None:
+            parameters, strict = _strict_by_default(parameters, where), True
         tools.append(
             ToolSpec(
                 _string(tool.get("name"), f"{where}.name") or "",
                 _string(tool.get("description"), f"{where}.description", required=False),
-                parameters or {"type": "object", "properties": {}},
+                parameters,
                 strict,
                 output_schema,
             )
         )
     return tools
+
+
+def _strict_by_default(parameters: dict[str, Any], where: str) -> dict[str, Any]:
+    """A function tool's parameters when it omits `strict`, which the Responses API reads as strict: true (unlike
+    chat completions), its schema made strict as OpenAI makes it (`strict_normalized`: every object closed, every
+    property required). A schema no strict form holds is refused: sent non-strict, the call would not be held to
+    what the caller (as OpenAI reads the request) asked."""
+    try:
+        return strict_normalized(parameters)
+    except NotStrict as exc:
+        place = f"{where}.parameters" + (f".{exc.where}" if exc.where else "")
+        raise RequestError(
+            f"{where}.strict",
+            f"left out, which the Responses API reads as strict: true (every object of {where}.parameters closed, "
+            f"every property required), and {place} {exc.what}, which strict mode cannot hold; send strict: false "
+            "for best-effort function calling, or make the schema strict yourself",
+        ) from None
 
 
 def _tool_choice(value: Any) -> ToolChoice | None:

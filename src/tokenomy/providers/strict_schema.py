@@ -6,10 +6,14 @@ format, Converse's), or a pydantic model's schema from the openai SDK, often lea
 come back 400. Where that is all that is missing (every object requires all its properties), it is added: the same
 answers are valid, and no request OpenAI would take changes. Otherwise the schema goes as sent, `strict: true`
 still, and OpenAI's own 400 names what it cannot hold: nothing the caller asked for is quietly loosened.
+
+`strict_normalized` is the Responses API's own reading of a function tool that omits `strict` (the gateway's
+`/v1/responses`): strict, its schema made strict as OpenAI makes it, optional properties required.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 _NESTED = ("items", "anyOf", "prefixItems")  # the places strict mode takes a subschema, besides properties and $defs
@@ -52,3 +56,59 @@ def _closed(node: Any) -> Any:
         if key in node:
             out[key] = _closed(node[key])
     return out
+
+
+class NotStrict(ValueError):
+    """A schema no strict form holds without changing what it lets through: `where` is the place in it (its keys
+    joined by dots, "" for the schema itself) and `what` says what it is there."""
+
+    def __init__(self, where: str, what: str) -> None:
+        super().__init__(f"{where or 'the schema'} {what}")
+        self.where, self.what = where, what
+
+
+def strict_normalized(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` as OpenAI's Responses API makes a function's parameters strict when the tool omits `strict`: every
+    object closed (`additionalProperties: false`) and requiring all its properties, so an optional property becomes
+    required (OpenAI's function-calling guide says so). Unlike `strict_form`, which only closes schemas that require
+    everything already, this changes what is optional, as OpenAI does. Raises NotStrict at the first object open to
+    other properties (`additionalProperties` true or a schema), or of any properties (none declared): closed, it would
+    refuse arguments the caller's schema takes, so no strict form keeps its meaning."""
+    return _normalized(schema, "")
+
+
+def _normalized(node: Any, where: str) -> Any:
+    if isinstance(node, list):
+        return [_normalized(item, f"{where}[{i}]") for i, item in enumerate(node)]
+    if not isinstance(node, dict):
+        return node
+    out = dict(node)
+    kind = node.get("type")
+    kinds: list[Any] = kind if isinstance(kind, list) else [kind]
+    properties = node.get("properties")
+    if "object" in kinds or isinstance(properties, dict):
+        extra = node.get("additionalProperties")
+        if extra is not None and extra is not False:
+            raise NotStrict(where, f"is open to other properties (additionalProperties: {json.dumps(extra)})")
+        if properties is None and extra is not False:
+            raise NotStrict(where, "is an object of any properties (it declares none)")
+        required = node.get("required") or []
+        if not isinstance(properties or {}, dict) or not isinstance(required, list):
+            raise NotStrict(where, "has `properties` that are not an object, or `required` that is not a list")
+        names = list(properties or {})
+        out["required"] = names + [name for name in required if name not in names]
+        out["additionalProperties"] = False
+    if isinstance(properties, dict):
+        out["properties"] = {name: _normalized(item, _join(where, f"properties.{name}")) for name, item in
+                             properties.items()}  # fmt: skip
+    for key in ("$defs", "definitions"):
+        if isinstance(node.get(key), dict):
+            out[key] = {name: _normalized(item, _join(where, f"{key}.{name}")) for name, item in node[key].items()}
+    for key in _NESTED:
+        if key in node:
+            out[key] = _normalized(node[key], _join(where, key))
+    return out
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
