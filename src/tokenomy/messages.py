@@ -71,8 +71,13 @@ class ImageBlock:
 
 @dataclass(slots=True)
 class DocumentBlock:
-    """A document (PDF, text, CSV, …) as bytes, a provider-side file id, a PDF's URL (`url`), or a list of content
-    blocks (`content`: Anthropic's custom-content document, whose blocks are the chunks a citation names).
+    """A document (PDF, text, CSV, …) as bytes, a file id (`file_id`, issued by the Files API of `file_api`), a URL
+    the provider fetches (`url`), or a list of content blocks (`content`: Anthropic's custom-content document, whose
+    blocks are the chunks a citation names).
+
+    A file id is only an id to the API that issued it: it is carried to that API's providers, and refused by every
+    other (`refusals.document_refusal`), which would read it as an id of its own. Without a `file_api` (a library
+    caller's block) it is an id of whichever provider the request is sent to.
 
     A content document of text blocks only also holds their text, joined, as `data` (format txt): what an API
     without content documents is sent, the same text. With images among its blocks it has no `data`, and only an
@@ -82,10 +87,13 @@ class DocumentBlock:
     data: bytes | None = None
     name: str | None = None  # the caller's title or file name (an API that requires one gets "document")
     file_id: str | None = None
-    url: str | None = None  # a PDF the provider fetches itself (Anthropic's url source)
+    url: str | None = None  # a document the provider fetches itself (Anthropic's url source: a PDF; Gemini's fileUri)
     content: list[Block] | None = None  # Anthropic's content source: text (and image) blocks, in order
     context: str | None = None  # what the model reads about the document, never cited (Anthropic's `context`)
     citations: bool = False  # the caller asks the model to cite it: the answer's text blocks carry `citations`
+    # Whose Files API issued `file_id`: "openai", "azure" (Azure OpenAI's own), "anthropic" or "gemini" (a fileData
+    # URI of Gemini's: its Files API, Cloud Storage); None: the id of whichever provider gets the request.
+    file_api: str | None = None
 
 
 @dataclass(slots=True)

@@ -132,6 +132,19 @@ def test_a_model_without_the_field_refuses_it_by_name(sdk, document, field, rout
     assert message.startswith(f"model `{route}` cannot take")
 
 
+@pytest.mark.parametrize("route", ["bedrock", "gpt"])
+def test_an_anthropic_file_id_reaches_anthropic_only(sdk, scripted, route) -> None:
+    """A `file` source is an id of Anthropic's Files API: Claude gets it as sent; an OpenAI-format model got it as an
+    OpenAI file id, which it is not, and Bedrock refused it in other words. Both now name it and where it is."""
+    document = {"type": "document", "source": {"type": "file", "file_id": "file_011CNha8iCJcU1wXNR6q4V8w"}}
+    sdk.messages.create(model="scripted", max_tokens=5, messages=ask(document))
+    assert scripted.requests[-1][1]["messages"] == ask(document)
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        sdk.messages.create(model=route, max_tokens=5, messages=ask(document))
+    assert caught.value.body["error"]["message"].startswith(
+        f"model `{route}` cannot take a file id of Anthropic's Files API (`messages.0.content.0.source.file_id`)")
+
+
 def test_a_content_document_of_text_goes_to_another_api_as_its_text() -> None:
     """No citations asked: the content source's text blocks are a text document of their text, joined as Anthropic
     joins a cited range, to any API (here Converse and an OpenAI-format server), under the caller's title."""

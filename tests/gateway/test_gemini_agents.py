@@ -263,6 +263,47 @@ def test_thoughts_not_asked_for_are_not_in_the_answer(served, model) -> None:
     assert any(p.thought and p.text for p in reply.candidates[0].content.parts)
 
 
+def test_a_file_by_uri_reaches_a_model_that_can_read_it_and_is_refused_by_name_elsewhere(served, monkeypatch) -> None:
+    """A fileData document is a file id of the Gemini API (its Files API's URI, Cloud Storage's) or a document on the
+    web. Either was sent to Claude as an Anthropic file id (`source.type: file` holding the URI) and to an
+    OpenAI-format model as an OpenAI file id. A web document now reaches Claude as its url source and Gemini as sent;
+    Gemini's own file reaches Gemini only; anything else is a 400 naming the part's fileUri and the model."""
+    from tokenomy.providers import gemini_mapping
+
+    gemini: list[list[dict]] = []
+    original = gemini_mapping.contents_from_request
+    monkeypatch.setattr("tokenomy.providers.gemini_provider.contents_from_request",
+                        lambda request: gemini.append(original(request)) or gemini[-1])
+    on_the_web, stored = "https://arxiv.org/pdf/1706.03762", "https://generativelanguage.googleapis.com/v1beta/files/f1"
+
+    def ask(model: str, uri: str, mime: str = "application/pdf") -> types.GenerateContentResponse:
+        paper = types.Part(file_data=types.FileData(file_uri=uri, mime_type=mime, display_name="Paper"))
+        turn = [types.Content(role="user", parts=[types.Part(text="Summarise this paper"), paper])]
+        return served.client.models.generate_content(model=model, contents=turn,
+                                                     config=types.GenerateContentConfig(max_output_tokens=64))
+
+    assert ask("claude", on_the_web).text
+    assert served.claude_bodies[-1]["messages"][0]["content"][1] == {
+        "type": "document", "source": {"type": "url", "url": on_the_web}, "title": "Paper"}
+    for uri in (on_the_web, stored, "gs://bucket/paper.pdf"):
+        assert ask("g", uri).text
+        assert gemini[-1][0]["parts"][1] == {"file_data": {"file_uri": uri, "mime_type": "application/pdf",
+                                                           "display_name": "Paper"}}
+    refused = [("fast", on_the_web, "a document by URL"), ("haiku", on_the_web, "a document by URL")]
+    refused += [(model, stored, "a file id of the Gemini API") for model in ("claude", "haiku", "fast")]
+    calls = len(served.claude_bodies), len(served.upstream.bodies)
+    for model, uri, what in refused:
+        with pytest.raises(genai.errors.ClientError) as caught:
+            ask(model, uri)
+        message = caught.value.message
+        assert caught.value.code == 400 and message.startswith(f"model `{model}` cannot take {what}")
+        assert "(`contents[0].parts[1].fileData.fileUri`)" in message
+    with pytest.raises(genai.errors.ClientError) as caught:  # Claude's url source is a PDF's
+        ask("claude", "https://example.com/notes.txt", "text/plain")
+    assert caught.value.message.startswith("contents[0].parts[1].fileData.fileUri: the Anthropic Messages API")
+    assert (len(served.claude_bodies), len(served.upstream.bodies)) == calls
+
+
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
 
 

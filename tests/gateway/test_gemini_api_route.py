@@ -267,17 +267,28 @@ def test_gemini_built_in_tools_reach_gemini_and_what_they_found_comes_back(tmp_p
     assert reply.text == "18C in Paris" and "".join(c.text or "" for c in chunks) == "18C in Paris"
 
 
-def test_markdown_by_its_standard_mime_type_and_a_documents_display_name_are_carried(served) -> None:
+def test_markdown_by_its_standard_mime_type_and_a_documents_display_name_are_carried(served, monkeypatch) -> None:
+    """A stored file (a fileData URI of Gemini's) goes to Gemini with its name; an OpenAI-format model got it as an
+    OpenAI file id, which it is not (test_gemini_agents: a file id goes to its own API only)."""
+    from tokenomy.providers import gemini_mapping
+
+    sent: list[list[dict]] = []
+    original = gemini_mapping.contents_from_request
+    monkeypatch.setattr("tokenomy.providers.gemini_provider.contents_from_request",
+                        lambda request: sent.append(original(request)) or sent[-1])
     client, _, upstream = served
+    stored_uri = "https://generativelanguage.googleapis.com/v1beta/files/abc"
     for mime in ("text/markdown", "text/md"):
         notes = types.Part(inline_data=types.Blob(data=b"# Notes\n", mime_type=mime, display_name="notes.md"))
-        stored = types.Part(file_data=types.FileData(file_uri="file-abc", mime_type=mime, display_name="kept.md"))
-        client.models.generate_content(model="fast", contents=[types.Content(role="user", parts=[notes, stored])])
-        inline, by_id = upstream.last["messages"][0]["content"]
+        stored = types.Part(file_data=types.FileData(file_uri=stored_uri, mime_type=mime, display_name="kept.md"))
+        client.models.generate_content(model="fast", contents=[types.Content(role="user", parts=[notes])])
+        [inline] = upstream.last["messages"][0]["content"]
         assert inline["file"]["filename"] == "notes.md"
         assert base64.b64decode(inline["file"]["file_data"].split(",", 1)[1]) == b"# Notes\n"
-        assert by_id["file"] == {"file_id": "file-abc", "filename": "kept.md"}
-        assert client.models.generate_content(model="g", contents=[types.Content(role="user", parts=[notes])]).text
+        turn = [types.Content(role="user", parts=[notes, stored])]
+        assert client.models.generate_content(model="g", contents=turn).text
+        assert sent[-1][0]["parts"][1] == {"file_data": {"file_uri": stored_uri, "mime_type": "text/md",
+                                                         "display_name": "kept.md"}}
 
 
 def test_thinking_budget_zero_turns_gemini_thinking_off_and_means_no_thinking_elsewhere(served, monkeypatch) -> None:

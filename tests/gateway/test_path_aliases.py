@@ -203,3 +203,43 @@ def test_bedrocks_anthropic_messages_base_is_the_gateways_messages_api(served) -
     assert legacy.json()["error"]["message"].startswith("POST /anthropic/v1/complete is not served")
     rows = served.rows()
     assert sorted(r.route for r in rows) == ["chat", "other"]
+
+
+def test_a_file_id_sent_on_azures_paths_is_azures_and_reaches_azure_only(tmp_path, monkeypatch) -> None:
+    """Azure OpenAI's Files API is its own: a file id sent on Azure's paths is one of its files, and on /v1 one of
+    OpenAI's. Either reached any OpenAI-format model as that model's own file id; each now reaches only its API's
+    models (an Azure deployment, an OpenAI one) and is refused for the other, naming the part's file_id."""
+    from tokenomy.emulate.azure_openai import create_app as create_azure
+    from tokenomy.emulate.instant_engine import InstantEngine
+
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "unused")
+    for key in ("AZURE_OPENAI_AD_TOKEN", "AZURE_OPENAI_ENDPOINT", "OPENAI_API_VERSION"):
+        monkeypatch.delenv(key, raising=False)
+    part = {"type": "file", "file": {"file_id": "assistant-abc"}}
+    ask = [{"role": "user", "content": [{"type": "text", "text": "Summarise"}, part]}]
+    with (ServerThread(create_azure({"chat-prod": "gpt-4o-mini"}, InstantEngine())) as azure_url,
+          RecordingOpenAI() as upstream):
+        config = parse_config({"models": {
+            "az": {"provider": "azure", "model": "chat-prod", "base_url": azure_url, "price_as": "gpt-4o-mini"},
+            "oai": {"provider": "openai", "model": "up-model", "base_url": upstream.url, "price_as": HAIKU}}})
+        with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+            azure = openai.AzureOpenAI(azure_endpoint=url, api_key="unused", api_version=VERSION, max_retries=0)
+            plain = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            assert azure.chat.completions.create(model="az", messages=ask, max_tokens=5).choices[0].message.content
+            assert plain.chat.completions.create(model="oai", messages=ask, max_tokens=5).choices[0].message.content
+            assert upstream.last["messages"][0]["content"][1] == part
+            for client, model, issuer in ((azure, "oai", "Azure OpenAI's"), (plain, "az", "OpenAI's")):
+                with pytest.raises(openai.BadRequestError) as refused:
+                    client.chat.completions.create(model=model, messages=ask, max_tokens=5)
+                assert refused.value.body["param"] == "messages[0].content[1].file.file_id"
+                assert refused.value.body["message"].startswith(
+                    f"model `{model}` cannot take a file id of {issuer} Files API "
+                    "(`messages[0].content[1].file.file_id`)")
+            on_azure = openai.OpenAI(base_url=url + "/openai/v1", api_key="unused", max_retries=0)
+            item = {"role": "user", "content": [{"type": "input_text", "text": "Summarise"},
+                                                {"type": "input_file", "file_id": "assistant-abc"}]}
+            with pytest.raises(openai.BadRequestError) as refused:
+                on_azure.responses.create(model="oai", input=[item], max_output_tokens=5)
+            assert refused.value.body["param"] == "input[0].content[1].file_id"
+            assert "a file id of Azure OpenAI's Files API" in refused.value.body["message"]
+            assert plain.responses.create(model="oai", input=[item], max_output_tokens=5).output_text

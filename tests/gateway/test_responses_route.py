@@ -205,6 +205,24 @@ def test_an_image_and_a_file_arrive_byte_for_byte(client, served):
     assert "model `text-only` cannot take an image block (input[0].content[1])" in refused.value.body["message"]
 
 
+def test_a_file_id_reaches_only_the_api_that_issued_it(client, served):
+    """An `input_file`'s file_id is an id of OpenAI's Files API: an OpenAI-format model gets it as sent; Claude got it
+    as an Anthropic file id (`source.type: file`), which it is not, and now the request is refused naming it."""
+    upstream, scripted = served[0], served[1]
+    item = {"role": "user", "content": [{"type": "input_text", "text": "Summarise"},
+                                        {"type": "input_file", "file_id": "file-6F2ksmvXxt4VdoqmHRw6kL"}]}
+    client.responses.create(model="fast", input=[item], max_output_tokens=20)
+    assert upstream.last["messages"][0]["content"][1] == {"type": "file",
+                                                          "file": {"file_id": "file-6F2ksmvXxt4VdoqmHRw6kL"}}
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model="claude", input=[item], max_output_tokens=20)
+    assert refused.value.body["param"] == "input[0].content[1].file_id"
+    assert refused.value.body["message"].startswith(
+        "model `claude` cannot take a file id of OpenAI's Files API (`input[0].content[1].file_id`), which only that "
+        "API's models read: send the file's content instead")
+    assert not scripted.requests
+
+
 def test_structured_output_verbosity_and_logprobs_reach_an_openai_model(client, served):
     upstream = served[0]
     schema = {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"],

@@ -87,3 +87,29 @@ def test_a_documents_citations_context_url_or_image_content_are_named_by_a_provi
     assert AnthropicProvider.accepts_document_fields == DOCUMENT_FIELDS
     plain = DocumentBlock("txt", b"a.b.", content=[TextBlock("a."), TextBlock("b.")])  # its text is a text document
     assert Provider().refusal(request(Message("user", [plain]))) is None
+
+
+def test_a_file_id_is_refused_by_every_provider_but_those_of_the_api_that_issued_it():
+    """A file id goes to its issuer's API only (Provider.file_apis): another provider names it where it is, a tool
+    result's part included; one without an issuer (a library caller's) is the receiving provider's own."""
+    from tokenomy.providers.anthropic_provider import AnthropicProvider
+    from tokenomy.providers.azure_provider import AzureOpenAIProvider
+    from tokenomy.providers.gemini_provider import GeminiProvider
+    from tokenomy.providers.openai_provider import OpenAIProvider
+
+    readers = {"openai": OpenAIProvider, "azure": AzureOpenAIProvider, "anthropic": AnthropicProvider,
+               "gemini": GeminiProvider}
+    for api, reader in readers.items():
+        document = DocumentBlock("pdf", file_id="f-1", file_api=api)
+        for other, provider in readers.items():
+            for turns in ([Message("user", [TextBlock("read"), document])],
+                          [CALL, Message("user", [ToolResultBlock("c1", [TextBlock("a"), document])])]):
+                refused = Provider.refusal(provider.__new__(provider), request(*turns))
+                if other == api:
+                    assert refused is None
+                    continue
+                assert refused.field == "source.file_id" and "a file id of" in str(refused), (api, other)
+                assert (refused.message, refused.block, refused.part) == ((0, 1, None) if len(turns) == 1 else
+                                                                          (1, 0, 1))
+        assert reader.file_apis == frozenset({api})
+    assert Provider().refusal(request(Message("user", [DocumentBlock("pdf", file_id="f-1")]))) is None

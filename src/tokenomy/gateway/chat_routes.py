@@ -40,10 +40,12 @@ from tokenomy.gateway.calls import (
     wind_up_stream,
 )
 from tokenomy.gateway.calls import settle as _settle
+from tokenomy.gateway.fast_path import SENT_PATH
 from tokenomy.gateway.gemini_routes import from_gemini_sdk, gemini_model, gemini_models
 from tokenomy.gateway.hygiene import PARSED_BODY
-from tokenomy.gateway.openai_ingress import caller_param, caller_path, to_chat_request
+from tokenomy.gateway.openai_ingress import caller_param, caller_path, issued_by_azure, to_chat_request
 from tokenomy.gateway.openai_shapes import RequestError
+from tokenomy.gateway.path_aliases import azure_sent
 from tokenomy.gateway.responses import (
     FastJSONResponse,
     FirstChunkStream,
@@ -184,6 +186,8 @@ async def chat_completions(request: Request):
         )
     try:
         call = to_chat_request(body, request.headers, key, route)
+        if azure_sent(request.scope.get(SENT_PATH)):
+            issued_by_azure(call)  # its file ids are Azure's
         refused = gw.refusal(route, call)
     except RequestError as exc:
         return metrics.done(error(400, str(exc), "invalid_request_error", param=exc.param), body.model, started)

@@ -13,7 +13,7 @@ import binascii
 import functools
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Union
 
 import orjson
@@ -58,7 +58,7 @@ from tokenomy.messages import (
 from tokenomy.providers import json_text
 from tokenomy.providers.openai_reasoning import call_signature, thinking_block
 from tokenomy.providers.openai_wire import DOCUMENT_MEDIA_TYPES
-from tokenomy.providers.refusals import Unsupported
+from tokenomy.providers.refusals import FILE_ID, Unsupported
 
 # A file part's media type -> the document's format: every type the mappings send (an office file among them, which
 # was taken for a PDF when it came without a file name and went upstream labelled application/pdf).
@@ -119,8 +119,9 @@ def _part(part: dict[str, Any], message: str, index: int, assistant: bool = Fals
     where = f"{message}.content[{index}]"
     if kind == "file":
         file = only(part.get("file") or {}, FILE_KEYS, f"{where}.file")
-        if file.get("file_id"):
-            return DocumentBlock(format="pdf", file_id=file["file_id"], name=file.get("filename") or None)
+        if file.get("file_id"):  # an id of OpenAI's Files API (Azure's on its paths: `issued_by_azure`)
+            return DocumentBlock(format="pdf", file_id=file["file_id"], name=file.get("filename") or None,
+                                 file_api="openai")  # fmt: skip
         if not file.get("file_data"):
             raise RequestError(f"{where}.file", "send file_data (a base64 data URL) or file_id")
         media_type, text = data_url(file["file_data"], where, ".file.file_data")
@@ -491,6 +492,14 @@ def to_messages(body: ChatCompletionRequest, origins: list[Origin] | None = None
 
 # ChatRequest slots a provider names when it refuses one, by the field the caller sent.
 CALLER_FIELDS = {"reasoning.budget_tokens": "thinking.budget_tokens"}
+# A block's field a provider names when it refuses one, by the field of the content part the caller sent.
+PART_FIELDS = {FILE_ID: "file.file_id"}
+
+
+def part_field(path: str, field: str | None, fields: dict[str, str]) -> str:
+    """`path` (a content part's, as its caller sent it) with the part's own field that `field` (a provider's name for
+    a block's field) is, as `fields` maps them; `path` alone for a field the caller's part has no name for."""
+    return f"{path}.{fields[field]}" if field in fields else path
 
 
 def caller_path(body: ChatCompletionRequest, refused: Unsupported) -> str:
@@ -505,8 +514,23 @@ def caller_path(body: ChatCompletionRequest, refused: Unsupported) -> str:
     if refused.block is None:
         return f"{origin.message}.{refused.field}" if refused.field else origin.message
     if refused.part is not None:
-        return origin.parts[refused.block][refused.part]
-    return origin.blocks[refused.block]
+        return part_field(origin.parts[refused.block][refused.part], refused.field, PART_FIELDS)
+    return part_field(origin.blocks[refused.block], refused.field, PART_FIELDS)
+
+
+def issued_by_azure(call: ChatRequest) -> None:
+    """The file ids of a request sent on Azure OpenAI's paths (`path_aliases`) as ids of Azure's Files API, which is
+    its own: they are read as OpenAI's ids on /v1."""
+    for message in call.messages:
+        message.content = [_azure_file(block) for block in message.content]
+
+
+def _azure_file(block: Block) -> Block:
+    if isinstance(block, ToolResultBlock) and any(isinstance(part, DocumentBlock) for part in block.content):
+        return replace(block, content=[_azure_file(part) for part in block.content])
+    if isinstance(block, DocumentBlock) and block.file_api == "openai":
+        return replace(block, file_api="azure")
+    return block
 
 
 CONTENT_PATH = re.compile(r"messages\[(\d+)\](?:\.content\[(\d+)\](?:\.content\[(\d+)\])?)?")
@@ -520,11 +544,13 @@ def caller_param(body: ChatCompletionRequest, param: str) -> str:
     if found is None:
         return CALLER_FIELDS.get(param, param)
     message, block, part = (None if index is None else int(index) for index in found.groups())
+    rest = param[found.end() :]
+    own = rest[1:] if rest[1:] in PART_FIELDS else None  # a block's field the caller's part names its own way
     try:
-        where = caller_path(body, Unsupported("", message, block, part))
+        where = caller_path(body, Unsupported("", message, block, part, own))
     except (IndexError, KeyError):  # not a place of this request's content model: left as the mapping named it
         return param
-    return where + param[found.end() :]
+    return where if own is not None else where + rest
 
 
 def to_chat_request(body: ChatCompletionRequest, headers, key, route: RouteConfig) -> ChatRequest:

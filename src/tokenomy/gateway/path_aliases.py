@@ -36,6 +36,12 @@ DEPLOYMENT_OPERATIONS = {"chat/completions": "/v1/chat/completions", "embeddings
 UNVERSIONED = ("/responses", "/responses/input_tokens", "/models")
 
 
+def azure_sent(sent: str | None) -> bool:
+    """Whether a request was sent on an Azure OpenAI path (`sent`: the path as sent, when the gateway served it on its
+    own): its file ids are Azure's (Azure OpenAI's Files API is its own, apart from OpenAI's)."""
+    return sent is not None and sent.startswith(AZURE)
+
+
 def served_scope(scope: Scope) -> Scope:
     """The scope of a request on one of `PREFIXES`' paths as the `/v1` request the gateway serves; the scope unchanged
     for a path it does not serve (which then gets the 404 any unknown path gets)."""

@@ -19,7 +19,10 @@ from fastapi.responses import JSONResponse, Response
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway.calls import OPENAI_ERROR_TYPES, json_body, retry_after, upstream_status
 from tokenomy.gateway.counting import admit_count, cannot_count, count, counter_for
+from tokenomy.gateway.fast_path import SENT_PATH
+from tokenomy.gateway.openai_ingress import issued_by_azure
 from tokenomy.gateway.openai_shapes import RequestError
+from tokenomy.gateway.path_aliases import azure_sent
 from tokenomy.gateway.responses import error
 from tokenomy.gateway.responses_ingress import caller_param, caller_path, request_from_responses
 from tokenomy.providers.refusals import Unsupported
@@ -77,6 +80,8 @@ async def count_input_tokens(request: Request) -> Response:
                         unknown[0])  # fmt: skip
     try:
         call, origins = request_from_responses(body)
+        if azure_sent(request.scope.get(SENT_PATH)):
+            issued_by_azure(call)  # its file ids are Azure's
         call = replace(call, max_tokens=None)
         counter = counter_for(gw, name, route, call, "OpenAI", OPENAI_PROVIDERS, partial(caller_param, origins))
         if isinstance(counter, Unsupported):

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tokenomy.gateway.openai_images import data_url
-from tokenomy.gateway.openai_ingress import CONTENT_PATH, DOCUMENT_FORMATS, json_arguments
+from tokenomy.gateway.openai_ingress import CONTENT_PATH, DOCUMENT_FORMATS, json_arguments, part_field
 from tokenomy.gateway.openai_options import reasoning_from
 from tokenomy.gateway.openai_shapes import RequestError
 from tokenomy.messages import (
@@ -48,7 +48,7 @@ from tokenomy.messages import (
     ToolSpec,
     ToolUseBlock,
 )
-from tokenomy.providers.refusals import Unsupported
+from tokenomy.providers.refusals import FILE_ID, Unsupported
 from tokenomy.providers.strict_schema import NotStrict, strict_normalized
 
 # How a reasoning item's `encrypted_content` carries what the gateway issued: a signed block's signature, or a
@@ -67,6 +67,8 @@ MAPPED = {
 # fmt: on
 # Responses fields OpenAI's chat completions takes under the same name: to OpenAI-format models, as sent.
 PASSED = ("safety_identifier", "prompt_cache_retention", "service_tier", "top_logprobs")
+# A block's field a provider names when it refuses one, by the field of the content part the caller sent.
+PART_FIELDS = {FILE_ID: "file_id"}
 # A caller's field for each `extra` key the mapping set under another name (named so in a provider's refusal).
 CALLER_FIELDS = {
     "verbosity": "text.verbosity",
@@ -132,8 +134,9 @@ def _file(part: dict[str, Any], where: str) -> DocumentBlock:
     name = _string(part.get("filename"), f"{where}.filename", required=False) or None
     if part.get("file_url") is not None:
         raise RequestError(f"{where}.file_url", "files by URL are not carried; send file_data (a base64 data URL)")
-    if part.get("file_id") is not None:
-        return DocumentBlock(format="pdf", file_id=_string(part["file_id"], f"{where}.file_id"), name=name)
+    if part.get("file_id") is not None:  # an id of OpenAI's Files API (Azure's on its paths: `issued_by_azure`)
+        file_id = _string(part["file_id"], f"{where}.file_id")
+        return DocumentBlock(format="pdf", file_id=file_id, name=name, file_api="openai")
     payload = _string(part.get("file_data"), f"{where}.file_data")
     assert payload is not None
     media_type, text = data_url(payload, where, ".file_data")
@@ -574,8 +577,8 @@ def caller_path(origins: list[Origin], refused: Unsupported) -> str:
     if refused.block is None:
         return origin.item
     if refused.part is not None:
-        return origin.parts[refused.block][refused.part]
-    return origin.blocks[refused.block]
+        return part_field(origin.parts[refused.block][refused.part], refused.field, PART_FIELDS)
+    return part_field(origin.blocks[refused.block], refused.field, PART_FIELDS)
 
 
 def caller_param(origins: list[Origin], param: str) -> str:
@@ -587,8 +590,10 @@ def caller_param(origins: list[Origin], param: str) -> str:
         head = next((ours for ours in CALLER_FIELDS if param == ours or param.startswith(ours + ".")), None)
         return param if head is None else CALLER_FIELDS[head] + param[len(head) :]
     message, block, part = (None if index is None else int(index) for index in found.groups())
+    rest = param[found.end() :]
+    own = rest[1:] if rest[1:] in PART_FIELDS else None  # a block's field the caller's part names its own way
     try:
-        where = caller_path(origins, Unsupported("", message, block, part))
+        where = caller_path(origins, Unsupported("", message, block, part, own))
     except (IndexError, KeyError):  # not a place of this request's content model: left as the mapping named it
         return param
-    return where + param[found.end() :]
+    return where if own is not None else where + rest

@@ -35,7 +35,10 @@ from tokenomy.gateway.calls import (
     retry_after,
     upstream_status,
 )
+from tokenomy.gateway.fast_path import SENT_PATH
+from tokenomy.gateway.openai_ingress import issued_by_azure
 from tokenomy.gateway.openai_shapes import RequestError
+from tokenomy.gateway.path_aliases import azure_sent
 from tokenomy.gateway.responses import FirstChunkStream, dumps, error, raw_extras, tokenomy_fields, unsent_redacted
 from tokenomy.gateway.responses_ingress import REDACTED, SIGNED, Origin, caller_param, caller_path
 from tokenomy.gateway.responses_ingress import request_from_responses as read_request
@@ -492,6 +495,8 @@ async def create_response(request: Request) -> Response:
         return metrics.done(error(404, message, "invalid_request_error", "model_not_found", "model"), label, started)
     try:
         call, origins = read_request(body)
+        if azure_sent(request.scope.get(SENT_PATH)):
+            issued_by_azure(call)  # its file ids are Azure's
         tags = call.meta.tags
         call.meta = request_meta(request, route, key, name)
         call.meta.tags = {**tags, **call.meta.tags}  # metadata, and the x-tokenomy-tags header over it

@@ -45,6 +45,7 @@ from tokenomy.providers.anthropic_refusals import (
     refuse_unsupported,
 )
 from tokenomy.providers.claude_effort import takes_effort
+from tokenomy.providers.refusals import FILE_APIS
 
 EPHEMERAL = {"type": "ephemeral"}
 DEFAULT_MAX_TOKENS = 1024  # the Messages API requires max_tokens; used when a request sets no cap
@@ -127,10 +128,23 @@ def block_to_anthropic(block: Block, where: str, model: str = "") -> dict[str, A
         return {"type": "image", "source": {"type": "url", "url": block.url}}
     if isinstance(block, DocumentBlock):
         if block.url is not None:
+            if block.format != "pdf":  # Anthropic's url source is a PDF's
+                raise refuse(
+                    model,
+                    f"{where}.source.url",
+                    f"fetches PDFs by URL, not {block.format!r} documents; send the document's text",
+                )
             source: dict[str, Any] = {"type": "url", "url": block.url}
         elif block.content is not None:  # a content document: its blocks, in order (the chunks a citation names)
             source = {"type": "content", "content": blocks_to_anthropic(block.content, f"{where}.content", model)}
         elif block.file_id is not None:
+            if block.file_api not in (None, "anthropic"):  # another API's id: no file of Anthropic's
+                raise refuse(
+                    model,
+                    f"{where}.source.file_id",
+                    f"reads no file id of {FILE_APIS.get(block.file_api)}, which only that API's models read; "
+                    "send the file's content instead",
+                )
             source = {"type": "file", "file_id": block.file_id}
         elif block.format == "pdf":
             source = {
@@ -234,8 +248,8 @@ def _document_source(source: dict[str, Any], here: str) -> DocumentBlock:
         if source.get("media_type", "text/plain") != "text/plain":  # what a text source is: another would be lost
             raise ValueError(f"{here}.media_type: text documents must be text/plain")
         return DocumentBlock("txt", _str(source, "data", here).encode("utf-8"))
-    if kind == "file":
-        return DocumentBlock("pdf", None, file_id=_str(source, "file_id", here))
+    if kind == "file":  # an id of Anthropic's Files API
+        return DocumentBlock("pdf", None, file_id=_str(source, "file_id", here), file_api="anthropic")
     if kind == "url":
         url = _str(source, "url", here)
         if not url:

@@ -164,6 +164,7 @@ class AnthropicProvider(Provider):
     accepts_server_tools = True  # web search, web fetch: Anthropic's API runs them (and bills them)
     accepts_zero_output = True  # max_tokens 0: the prompt is read into the cache and nothing is generated
     accepts_document_fields = DOCUMENT_FIELDS  # citations, context, url and content sources: sent as the API has them
+    file_apis = frozenset({"anthropic"})  # a `file` source's id, of Anthropic's Files API
 
     def default_cap(self, request: ChatRequest) -> int:
         return default_max_tokens(request)  # the Messages API requires max_tokens: to_anthropic_params sends this

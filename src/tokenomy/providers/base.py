@@ -31,7 +31,6 @@ from tokenomy.messages import (
 from tokenomy.providers.refusals import (
     ALL_BLOCKS,
     BLOCK_NAMES,
-    DOCUMENT_FIELDS,
     Unsupported,
     anthropic_tool_fields_refusal,
     document_refusal,
@@ -247,6 +246,8 @@ class Provider:
     accepts_zero_output: bool = False  # max_tokens 0: a call that only writes the prompt cache (Anthropic's API)
     # A document's citations, context, URL and content source (refusals.DOCUMENT_FIELDS) it carries; others refused
     accepts_document_fields: frozenset[str] = frozenset()
+    # The APIs whose file ids it reads as its own (DocumentBlock.file_api); another's is refused
+    file_apis: frozenset[str] = frozenset()
 
     def default_cap(self, request: ChatRequest) -> int | None:
         """The output cap this provider sends with a request that sets none, as `chat` would send it; None when it
@@ -290,8 +291,8 @@ class Provider:
             refused = server_tools_refusal(request) or anthropic_tool_fields_refusal(request)
             if refused is not None:
                 return refused
-        if documents and self.accepts_document_fields != DOCUMENT_FIELDS:
-            refused = document_refusal(request, self.accepts_document_fields)
+        if documents:
+            refused = document_refusal(request, self.accepts_document_fields, self.file_apis)
             if refused is not None:
                 return refused
         if self.accepts_extra is not None:

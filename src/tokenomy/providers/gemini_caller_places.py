@@ -29,6 +29,8 @@ CALLER_FIELDS = {
     "tool_choice": "toolConfig.functionCallingConfig",
 }
 _PLACE = re.compile(r"messages\[(\d+)\](?:\.content\[(\d+)\])?")
+# A document's field a provider names when it refuses one, by the field of the part a Gemini caller sent.
+PART_FIELDS = {".source.file_id": ".fileData.fileUri", ".source.url": ".fileData.fileUri"}
 
 
 def _blocks_per_part(parts: list[Any]) -> list[int]:
@@ -98,4 +100,7 @@ def caller_param(body: dict[str, Any], param: str) -> str:
     answered = within is not None and int(within.group(1)) > 0
     if within is not None and answered and get(get(body["contents"][message], "parts")[part], "functionResponse"):
         rest = f".functionResponse.parts[{int(within.group(1)) - 1}]" + rest[within.end() :]
+    for ours, theirs in PART_FIELDS.items():
+        if rest.endswith(ours):
+            rest = rest.removesuffix(ours) + theirs
     return f"contents[{message}].parts[{part}]" + rest

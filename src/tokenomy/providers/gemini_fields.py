@@ -1,7 +1,9 @@
 """Reading Gemini's proto3 JSON wire, for the gateway's Gemini routes (`gemini_inbound` and the modules it reads parts
 with): each field by its camelCase name or its snake_case one, objects checked for fields the gateway does not carry,
-strings and base64 checked, and media parts (`inlineData`, `fileData`) as image and document blocks. Anything
-malformed is a ValueError naming its place, as the caller sent it.
+strings and base64 checked, and media parts (`inlineData`, `fileData`) as image and document blocks: a `fileData`
+document at a web URL is a document by URL, which a provider fetches itself (Claude, Gemini); at any other URI (the
+Files API's, Cloud Storage's) a file id of the Gemini API, for Gemini models only. Anything malformed is a ValueError
+naming its place, as the caller sent it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ PART_FIELDS = ("text", "inlineData", "fileData", "functionCall", "functionRespon
 # The int64 fields of Google's Schema type (the Gemini API's and Vertex AI's), which proto3 JSON writes as text.
 SCHEMA_INT64_FIELDS = ("minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties")
 INT64_TEXT = re.compile(r"-?[0-9]+")
+# A file of the Gemini API's Files API, by the URI it gives it (`file.uri`: https://generativelanguage.googleapis.com/
+# v1beta/files/abc): an id for Gemini to read, not a URL another API can fetch (it needs the caller's key).
+GEMINI_FILES = re.compile(r"https?://generativelanguage\.googleapis\.com/[^?#]*\bfiles/")
 # A document's mime type -> its format: Gemini's names, and the standard ones for the same formats it takes too.
 FORMATS = {mime: fmt for fmt, mime in DOCUMENT_TYPES.items()} | {"text/markdown": "md", "text/x-markdown": "md"}
 
@@ -129,7 +134,9 @@ def media_block(part: dict[str, Any], where: str) -> Block:
         return ImageBlock(media_type=mime, url=uri)
     if mime not in FORMATS:
         raise ValueError(f"{here}.mimeType: the gateway carries images and {', '.join(FORMATS)}, not {mime!r}")
-    return DocumentBlock(FORMATS[mime], name=name, file_id=uri)
+    if uri.startswith(("https://", "http://")) and not GEMINI_FILES.match(uri):
+        return DocumentBlock(FORMATS[mime], name=name, url=uri)  # a document on the web, which a provider fetches
+    return DocumentBlock(FORMATS[mime], name=name, file_id=uri, file_api="gemini")  # Gemini's own: to Gemini only
 
 
 def _display_name(media: dict[str, Any], where: str) -> str | None:

@@ -39,7 +39,7 @@ from tokenomy.messages import (
     Usage,
 )
 from tokenomy.providers.base import usage_count
-from tokenomy.providers.refusals import fields_to_carry
+from tokenomy.providers.refusals import FILE_APIS, fields_to_carry
 
 # Gemini's finishReason -> the OpenAI-style finish_reason Tokenomy records. A reason with no OpenAI counterpart
 # (MALFORMED_FUNCTION_CALL, TOO_MANY_TOOL_CALLS, MISSING_THOUGHT_SIGNATURE, ...: the answer failed, often empty) is
@@ -94,6 +94,7 @@ UNCARRIED = frozenset(
     {"candidate_count", "response_modalities", "speech_config", "image_config", "response_logprobs", "logprobs"}
 )
 GENERATED_ID = "gemini-call-"  # ids Tokenomy made up for function calls Gemini sent without one
+_FOREIGN_FILE = "reads no file id of {}, which only that API's models read; send the file's content instead"
 
 
 def refuse(model: str, field: str, why: str) -> ProviderError:
@@ -118,7 +119,11 @@ def _media(block: ImageBlock | DocumentBlock, where: str, model: str) -> dict[st
     doc_mime = DOCUMENT_TYPES.get(block.format)
     named = {"display_name": block.name} if block.name else {}
     if block.file_id is not None:
+        if block.file_api not in (None, "gemini"):  # another API's id: no file of Gemini's
+            raise refuse(model, f"{where}.source.file_id", _FOREIGN_FILE.format(FILE_APIS.get(block.file_api)))
         return {"file_data": {"file_uri": block.file_id, "mime_type": doc_mime or "application/pdf", **named}}
+    if block.url is not None:  # a document Gemini fetches by its URL, as it does an image's
+        return {"file_data": {"file_uri": block.url, "mime_type": doc_mime or "application/pdf", **named}}
     if doc_mime is None:
         raise refuse(
             model,

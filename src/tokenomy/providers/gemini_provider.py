@@ -238,6 +238,11 @@ def _unreadable_field(fields: dict[str, Any]) -> str:
 class GeminiProvider(Provider):
     """generateContent / streamGenerateContent; `stream` measures time to first token from the first part."""
 
+    # A document by URL goes as a fileData URI, which Gemini fetches (as an image's URL does); a fileData URI of
+    # Gemini's own (its Files API, Cloud Storage) goes back as it came, to either of Google's APIs, which answer for it.
+    accepts_document_fields = frozenset({"source.url"})
+    file_apis = frozenset({"gemini"})
+
     def __init__(
         self,
         vertex: bool = False,

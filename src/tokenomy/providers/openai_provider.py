@@ -73,6 +73,7 @@ class OpenAIProvider(Provider):
     accepts_user = True  # `user`
     accepts_freeform = True  # custom tools and their calls (openai_wire)
     accepts_openai_fields = True  # a message's own fields sent back (OpenRouter's reasoning_details)
+    file_apis = frozenset({"openai"})  # file ids of OpenAI's Files API (a chat `file` part's file_id)
     ask_usage = True  # a stream asks for its usage (openai_wire.asks_for_usage)
     empty_call_content = False  # a tool-calling turn without text goes as content "" (the model's setting)
 

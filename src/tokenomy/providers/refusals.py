@@ -233,7 +233,8 @@ DOCUMENT_WHY = {
     "citations": "citations of a document (`{where}`), which the gateway carries to Anthropic's Messages API only",
     "context": "a document's context (`{where}`), which the gateway carries to Anthropic's Messages API only",
     "source.url": (
-        "a document by URL (`{where}`), which only Anthropic's Messages API fetches; send the document's bytes"
+        "a document by URL (`{where}`), which only Anthropic's Messages API (a PDF) and Gemini fetch; send the "
+        "document's bytes"
     ),
     "source.content": (
         "a content document with images (`{where}`), which only Anthropic's Messages API takes; send its text "
@@ -256,17 +257,44 @@ def document_field(block: DocumentBlock) -> str | None:
     return None
 
 
-def document_refusal(request: ChatRequest, accepted: frozenset[str]) -> Unsupported | None:
-    """The first document field of `request` (also in a tool result) not among the `accepted` DOCUMENT_FIELDS."""
+# The Files APIs a document's file id may come from (DocumentBlock.file_api), by what a refusal calls them. An id is
+# only an id to the API that issued it: another API would read it as one of its own (a Gemini fileUri or an OpenAI
+# file id sent to Claude as an Anthropic file id), or not at all. Azure OpenAI's Files API is its own, apart from
+# OpenAI's.
+FILE_APIS = {
+    "openai": "OpenAI's Files API",
+    "azure": "Azure OpenAI's Files API",
+    "anthropic": "Anthropic's Files API",
+    "gemini": "the Gemini API",  # a fileData URI of its Files API, or of Cloud Storage
+}
+FILE_ID = "source.file_id"  # a file id's place in a document, as a refusal names it (each ingress: as its caller)
+
+
+def foreign_file(block: DocumentBlock, file_apis: frozenset[str]) -> str | None:
+    """The API that issued the document's file id when it is none of `file_apis` (those a provider reads), else
+    None: no file id, or one of a library caller (no issuer said), for whichever provider gets it."""
+    api = block.file_api
+    return api if block.file_id is not None and api is not None and api not in file_apis else None
+
+
+def document_refusal(
+    request: ChatRequest, accepted: frozenset[str], file_apis: frozenset[str] = frozenset()
+) -> Unsupported | None:
+    """The first document field of `request` (also in a tool result) not among the `accepted` DOCUMENT_FIELDS, or
+    file id issued by an API other than `file_apis` (the APIs whose ids the provider reads)."""
     for i, message in enumerate(request.messages):
         for j, block in enumerate(message.content):
             parts = block.content if isinstance(block, ToolResultBlock) else (block,)
             for k, part in enumerate(parts):
                 if not isinstance(part, DocumentBlock):
                     continue
+                inside = k if isinstance(block, ToolResultBlock) else None
                 field = document_field(part)
                 if field is not None and field not in accepted:
-                    return Unsupported(
-                        DOCUMENT_WHY[field], i, j, k if isinstance(block, ToolResultBlock) else None, field=field
-                    )
+                    return Unsupported(DOCUMENT_WHY[field], i, j, inside, field=field)
+                api = foreign_file(part, file_apis)
+                if api is not None:
+                    issuer = FILE_APIS.get(api, api)
+                    why = f"a file id of {issuer} (`{{where}}`), which only that API's models read: send the "
+                    return Unsupported(why + "file's content instead", i, j, inside, field=FILE_ID)
     return None
