@@ -412,8 +412,10 @@ def test_ledger_traffic_fills_the_whole_since_until_window(ledger_path):
     assert sized["options"][1]["sustained_utilization"] == pytest.approx(1 / 1440)
     # On demand: $8/$24 per 1M -> $0.24 a day -> x 730 h / 24 h = $7.30 a month.
     assert Decimal(sized["all_on_demand_monthly_usd"]) == Decimal("7.3")
-    # Only --since: the window runs from it to the last call.
-    assert cli("plan", "size", *window[:-2])["window_minutes"] == 10 * 60 + 1
+    # Only --since: the window runs from it up to now (the quiet time after the last call is part of it).
+    only_since = cli("plan", "size", *window[:-2])
+    end = datetime.fromisoformat(only_since["window_end"].replace("Z", "+00:00"))
+    assert abs(end - datetime.now(UTC)) < timedelta(minutes=2), only_since["window_end"]
 
 
 def test_breakeven_table_prints_the_blended_price_by_the_money_rule():
@@ -479,6 +481,31 @@ def test_savings_projects_the_since_until_window_not_the_span_of_its_calls(ledge
     sized = cli("plan", "size", "--ledger", str(ledger_path), "--model", SONNET, "--tpm-per-unit", "20000",
                 "--hourly-usd", "1", "--since", since, "--until", until)
     assert 12 * 60 <= sized["window_minutes"] <= 12 * 60 + 2
+
+
+def test_since_alone_is_the_window_up_to_now(ledger_path):
+    # Two Sonnet calls two hours apart in the last 24 hours ($0.0105 each), asked for with --since alone: the window
+    # is the 24 hours up to now (`--since 24h` is the last 24 hours), so $0.021 x 730 / 24 = $0.63875 a month. It
+    # ended at the last call: a 2.08-hour window, $7.36 a month. The same for a unit's use in plan size/utilization:
+    # 3,000 tokens over 20,000 a minute for 1,440 minutes is 0.0104%, not the 0.119% of 126 minutes.
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    since = now - timedelta(hours=24)
+    open_store(ledger_path).write([_event(since + timedelta(hours=h, minutes=5), SONNET, None, 0, 1000, 500)
+                                   for h in (0, 2)])
+    for given in (since.strftime("%Y-%m-%dT%H:%M:%S"), "24h"):
+        data = cli("plan", "savings", "--ledger", str(ledger_path), "--since", given)
+        assert data["window_hours"] == pytest.approx(24, abs=0.05), given
+        assert float(data["current_monthly_cost_usd"]) == pytest.approx(0.63875, rel=0.003), given
+    window = ["--ledger", str(ledger_path), "--model", SONNET, "--tpm-per-unit", "20000",
+              "--since", since.strftime("%Y-%m-%dT%H:%M:%S")]
+    sized = cli("plan", "size", *window, "--hourly-usd", "1")
+    assert 1440 <= sized["window_minutes"] <= 1442
+    assert sized["options"][1]["sustained_utilization"] == pytest.approx(3000 / (20000 * 1440), rel=0.003)
+    weeks = cli("plan", "utilization", *window, "--reservation-units", "1")["weeks"]
+    minutes = sum(w["minutes"] for w in weeks)
+    assert 1440 <= minutes <= 1442  # the window may straddle a Monday: two weeks
+    used = sum(w["sustained_utilization"] * w["minutes"] for w in weeks) / minutes
+    assert used == pytest.approx(3000 / (20000 * 1440), rel=0.003)
 
 
 def test_since_until_narrow_a_trace_too(tmp_path):

@@ -227,7 +227,8 @@ def what_if(
     events: list[UsageEvent], inputs: SavingsInputs, since: datetime | None = None, until: datetime | None = None
 ) -> dict:
     """Each lever's projected monthly saving, and the levers compounded in ORDER. The window is [since, until)
-    when given (the calls were read from it: its quiet hours are part of what repeats), else first to last call."""
+    when given (the calls were read from it: its quiet hours are part of what repeats; `since` alone runs up to now),
+    else first to last call."""
     events = [e for e in events if e.outcome == "ok"]
     if inputs.cache_ttl not in CACHE_TTLS:
         raise ConfigError(f"--cache-ttl {inputs.cache_ttl}: give one of {', '.join(CACHE_TTLS)}")
@@ -258,9 +259,13 @@ def what_if(
             "or re-price every call with --price-as MODEL"
         )
     start = since if since is not None else min(e.ts for e in priced)
-    # Hours still to come are no part of the observed window (an --until next month, asked mid-month).
+    # Hours still to come are no part of the observed window (an --until next month, asked mid-month); --since alone
+    # asks for the window up to now (`--since 24h`: the last 24 hours, its quiet tail after the last call included).
     last = max(e.ts for e in priced)
-    end = max(min(until, datetime.now(UTC)), last) if until is not None else last
+    now = datetime.now(UTC)
+    if until is None and since is not None:
+        until = now
+    end = max(min(until, now), last) if until is not None else last
     hours = max(Decimal(str((end - start).total_seconds())) / 3600, Decimal(1))
     scale = HOURS_PER_MONTH / hours
     refused = _one_hour_refusals(priced, inputs)

@@ -147,7 +147,13 @@ def from_ledger(
     # input_tokens counts cached prompt tokens too (they use capacity); the cache columns price their spill-over.
     frame = pd.DataFrame(rows, columns=["ts", *COLUMNS, "cache_read_tokens", "cache_write_tokens"])
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
-    return _per_minute(frame, since, until)
+    return _per_minute(frame, since, _window_end(since, until))
+
+
+def _window_end(since: datetime | None, until: datetime | None) -> datetime | None:
+    """The end of the ledger window asked for: --until, or now when --since is given alone (`--since 24h` is the last
+    24 hours: the quiet time after the last call is part of it, not cut off there)."""
+    return datetime.now(UTC) if until is None and since is not None else until
 
 
 def _name_other_models(store: LedgerStore, model: str, clauses: list[str], params: list[Any]) -> None:
