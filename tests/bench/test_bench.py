@@ -55,6 +55,33 @@ def test_scorers():
     assert score(regex, regex.examples[0], "due 2026-01")[0] == 100
 
 
+def test_classification_reads_the_one_label_the_answer_names():
+    # The first label of the task's list found anywhere in the answer was credited: "Technical, not billing" counted as
+    # billing, and the hedge "Billing or technical" scored 100 when billing was expected.
+    task = Task("t", "{input}", "classification", (Example(0, {}, "billing"), Example(1, {}, "technical")),
+                options={"labels": ["billing", "technical"]})
+    billing, technical = task.examples
+    cases = {"Technical, not billing": "technical", "It isn't billing; it's technical.": "technical",
+             "It isn’t billing: technical": "technical", "No billing issue here - technical": "technical",
+             "never billing. TECHNICAL": "technical", "Not a billing question, a technical one": "technical",
+             "No, billing.": "billing", "Category: Billing": "billing", "billing": "billing",
+             "Not billing... well, billing after all": "billing"}
+    for answer, label in cases.items():
+        assert score(task, billing, answer) == ((100.0 if label == "billing" else 0.0), f"label {label}"), answer
+        assert score(task, technical, answer)[0] == (100.0 if label == "technical" else 0.0), answer
+    # Naming both (a hedge), only negating, or naming none is no answer: 0 whatever was expected.
+    for answer in ("Billing or technical", "billing and technical", "not billing", "rebilling", "sales"):
+        for example in task.examples:
+            assert score(task, example, answer)[0] == 0.0, (answer, example.expected)
+    assert score(task, billing, "Billing or technical")[1] == "label ? (names billing, technical)"
+    assert score(task, billing, "sales")[1] == "label ?"
+    # A label that is itself a negation is read whole: "not spam" names "not spam", not "spam".
+    spam = Task("s", "{input}", "classification", (Example(0, {}, "not spam"), Example(1, {}, "spam")),
+                options={"labels": ["spam", "not spam"]})
+    assert score(spam, spam.examples[0], "Not spam.")[0] == 100 and score(spam, spam.examples[1], "Not spam.")[0] == 0
+    assert score(spam, spam.examples[1], "Spam!")[0] == 100
+
+
 def test_judge_verdicts_parse_and_bad_task_files_are_named(tmp_path):
     scores, reasons = parse_verdict("Correctness: 4 - right\n**Completeness**: 3/5 - misses one\ncoherence=5\n"
                                     "Relevance: 2, off topic\nhelpfulness: 4\nSafety: 5 - fine")

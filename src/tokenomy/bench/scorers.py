@@ -32,6 +32,30 @@ def extract_json(text: str) -> Any:
     return json.loads(text)
 
 
+# A label named right after one of these is negated ("not billing", "isn't a billing question"): normalize() drops the
+# apostrophe of "isn't", not a typographic one.
+_NEGATED = r"\b(?:not|no|isnt|isn’t|never)\s+(?:(?:a|an|the)\s+)?"
+# Where a negation stops: "No, billing." names billing.
+_CLAUSE = re.compile(r"[,;:!?()\n]|\.(?=\s|$)|\s[-–—]+\s")
+
+
+def named_labels(answer: str, labels: list[str]) -> list[str]:
+    """The labels (normalised) the answer names as whole words, in any case, leaving out one it only names negated:
+    "Technical, not billing" names technical alone."""
+    text = normalize(answer)
+    clauses = [normalize(clause) for clause in _CLAUSE.split(str(answer))]
+    named = []
+    for label in dict.fromkeys(labels):
+        word = rf"\b{re.escape(label)}\b"
+        if not re.search(word, text):
+            continue
+        said = sum(len(re.findall(word, clause)) for clause in clauses)
+        negated = sum(len(re.findall(_NEGATED + re.escape(label) + r"\b", clause)) for clause in clauses)
+        if not said or negated < said:  # named once without a negation (or across a clause break: not negated)
+            named.append(label)
+    return named
+
+
 def score(task: Task, example: Example, answer: str) -> tuple[float, str]:
     """Quality 0–100 for a non-judge scorer."""
     expected = example.expected
@@ -44,9 +68,13 @@ def score(task: Task, example: Example, answer: str) -> tuple[float, str]:
         want = normalize(expected)
         if kind == "classification":
             labels = [normalize(label) for label in task.options.get("labels", [])]
-            found = [label for label in labels if re.search(rf"\b{re.escape(label)}\b", got)]
-            ok = found[:1] == [want] if labels else got == want
-            return (100.0 if ok else 0.0), f"label {found[0] if found else '?'}"
+            if not labels:  # no list to name from: the whole answer is the label
+                return (100.0 if got == want else 0.0), "label ?"
+            # The answer's label is the one label it names; naming several is a hedge, not an answer (nor is none).
+            found = named_labels(answer, labels)
+            if len(found) == 1:
+                return (100.0 if found == [want] else 0.0), f"label {found[0]}"
+            return 0.0, f"label ? (names {', '.join(found)})" if found else "label ?"
         ok = got == want or bool(task.options.get("contains", True) and re.search(rf"\b{re.escape(want)}\b", got))
         return (100.0 if ok else 0.0), "match" if ok else "no match"
     if kind == "regex":
