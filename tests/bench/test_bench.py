@@ -544,3 +544,82 @@ def test_a_candidate_call_billed_then_failed_counts_in_cost_per_task(tmp_path):
     finally:
         upstream.close()
     assert upstream.calls == 3
+
+
+def test_resume_after_a_failed_judging_judges_the_recorded_answer_without_calling_the_candidate(tmp_path):
+    # A judge failure made `bench run --resume` call the candidate again, and its cost per task added both calls:
+    # $0.016 for one $0.008 answer, twice the price because the judge failed. The answer is in results.csv: resume
+    # now judges it again, and the candidate is called once.
+    from types import SimpleNamespace
+
+    from tokenomy.errors import ProviderError
+    from tokenomy.messages import ChatResponse, Usage
+
+    class Client:
+        def __init__(self):
+            self.candidate_calls, self.judge_calls = 0, 0
+
+        def stream(self, request):
+            self.candidate_calls += 1
+            yield SimpleNamespace(response=ChatResponse.of_text(f"answer {self.candidate_calls}", "m", "p",
+                                                                Usage(100, 10), cost_usd=Decimal("0.008")))
+
+        def chat(self, request):
+            self.judge_calls += 1
+            if self.judge_calls == 1:
+                raise ProviderError("judge timed out", "timeout")
+            return ChatResponse.of_text("\n".join(f"{c}: 5 - fine" for c in RUBRIC), "j", "p", Usage(5, 5),
+                                        cost_usd=Decimal("0.001"))
+
+    task = Task("summ", "Summarise {input}", "judge", (Example(0, {"input": "a ticket"}),))
+    settings, out, client = RunSettings(("m",), judge_model="j"), tmp_path / "out", Client()
+    run(client, [task], settings, out)
+    run(client, [task], settings, out, resume=True)
+    assert client.candidate_calls == 1 and client.judge_calls == 2
+    first, again = list(csv.DictReader((out / "results.csv").open()))
+    assert first["judge_error"].startswith("ProviderError") and first["quality"] == ""
+    assert again["answer"] == first["answer"] == "answer 1" and again["quality"] == "100.0"
+    assert again["cost_usd"] == "0.000000" and again["latency_ms"] == first["latency_ms"]  # nothing paid again
+    [row] = summarize(load_results(out / "results.csv"))["results"]
+    assert row["quality"] == 100.0 and row["cost_per_task_usd"] == Decimal("0.008")
+    assert row["repeated_call_cost_usd"] == 0 and row["judge_cost_usd"] == Decimal("0.001")
+
+
+def test_a_candidate_called_again_only_for_its_judging_is_overhead_not_cost_per_task(tmp_path):
+    # results.csv of an earlier version: A's answer ($0.008) was not judged (the judge timed out) and resume called A
+    # again ($0.008) to judge it; the summary added both to A's cost per task ($0.016), so B ($0.009) was recommended
+    # for the same quality. A's own retries (a call billed, then cut) still count.
+    base = dict.fromkeys(FIELDS, "") | {"task": "summ", "repeat": "0", "prompt": "p", "answer": "a",
+                                        "input_tokens": "100", "output_tokens": "10", "latency_ms": "100",
+                                        "judge_model": "j", "rubric": ",".join(RUBRIC)}
+    def judged(model, example, cost):
+        return base | {"model": model, "example": example, "quality": "80", "cost_usd": cost,
+                       "judge_cost_usd": "0.001000"}
+
+    rows = [base | {"model": "A", "example": "0", "cost_usd": "0.008000", "judge_cost_usd": "0.000000",
+                    "judge_error": "ProviderError: judge timed out"},
+            judged("B", "0", "0.009000"), judged("A", "0", "0.008000"),
+            # A, example 1: a call billed then cut ($0.002, A's own failure), then answered and judged
+            base | {"model": "A", "example": "1", "error": "ProviderError: cut", "cost_usd": "0.002000",
+                    "answer": "", "latency_ms": "", "output_tokens": ""},
+            judged("A", "1", "0.006000"), judged("B", "1", "0.009000")]
+    path = tmp_path / "results.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    summary = summarize(load_results(path))
+    by_model = {r["model"]: r for r in summary["results"]}
+    # A: ($0.008 + $0.002 + $0.006) / 2 answered = $0.008 per task; its second call for example 0 apart.
+    assert by_model["A"]["cost_per_task_usd"] == Decimal("0.008") and by_model["B"]["cost_per_task_usd"] == Decimal(
+        "0.009")
+    assert by_model["A"]["repeated_call_cost_usd"] == Decimal("0.008") and by_model["B"]["repeated_call_cost_usd"] == 0
+    assert summary["recommendations"]["summ"]["model"] == "A"
+    assert summary["judge"]["repeated_call_cost_usd"] == Decimal("0.008")
+    from rich.console import Console
+
+    from tokenomy.commands.bench import print_summary
+
+    shown = Console(record=True, width=300)
+    print_summary(summary, console=shown)
+    assert "candidate calls repeated to judge an answer again $0.00800000 (not in cost/task)" in shown.export_text()

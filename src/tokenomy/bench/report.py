@@ -78,7 +78,14 @@ def html_report(summary: dict, pngs: list[Path], out_dir: Path) -> Path:
         (
             f"<p>Judge-scored tasks use one evaluator for every candidate: <b>{html.escape(judge['model'])}</b>, "
             f"rubric {html.escape(', '.join(judge['rubric']))} (1–5 each, mapped to 0–100); the judge's own cost "
-            f"({usd(judge['cost_usd'], 'amount', 8)}) is not in the candidates' cost per task.</p>"
+            f"({usd(judge['cost_usd'], 'amount', 8)}) is not in the candidates' cost per task"
+            + (
+                f", nor are candidate calls repeated to judge an answer again "
+                f"({usd(judge['repeated_call_cost_usd'], 'amount', 8)})"
+                if judge.get("repeated_call_cost_usd")
+                else ""
+            )
+            + ".</p>"
         )
         if judge.get("model")
         else ""

@@ -112,6 +112,19 @@ def finished_keys(csv_path: Path) -> set[tuple[str, str, str, str]]:
         }  # complete rows only
 
 
+def unscored_answers(csv_path: Path) -> dict[tuple[str, str, str, str], dict[str, str]]:
+    """Per key, the first row whose candidate answered but which has no score (its judging failed): results.csv keeps
+    the answer, so a resumed run scores it again rather than paying the candidate for a second one."""
+    if not csv_path.exists():
+        return {}
+    with csv_path.open(newline="") as handle:
+        answers: dict[tuple[str, str, str, str], dict[str, str]] = {}
+        for r in csv.DictReader(handle):
+            if not r["error"] and r["quality"] == "":
+                answers.setdefault((r["task"], r["model"], r["example"], r["repeat"]), r)
+        return answers
+
+
 def failed_paid(exc: BaseException) -> Decimal:
     """What a call that raised `exc` was billed: its attempts the provider answered (0 if none did)."""
     return exc.call_cost_usd if isinstance(exc, ProviderError) else Decimal(0)
@@ -166,13 +179,54 @@ def run_one(client, task: Task, model: str, example: Example, repeat: int, setti
         latency_ms=round(final.latency_ms, 2),
         ttft_ms="" if final.ttft_ms is None else round(final.ttft_ms, 2),
     )
+    return _scored(client, task, example, row, prompt, final.text, settings)
+
+
+# What a row says of the candidate's call: an answer scored again keeps them from the attempt that answered.
+ANSWER_FIELDS = (
+    "task",
+    "model",
+    "example",
+    "repeat",
+    "prompt",
+    "expected",
+    "answer",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "latency_ms",
+    "ttft_ms",
+)
+
+
+def score_again(client, task: Task, example: Example, earlier: dict[str, str], settings: RunSettings) -> dict[str, Any]:
+    """Score the answer an earlier attempt recorded but could not score (its judging failed), without calling the
+    candidate again: the row repeats that attempt's answer, tokens and latency, and costs nothing for the candidate
+    (results.csv still sums to the ledger; the answer's cost is on the earlier row)."""
+    row: dict[str, Any] = {k: earlier[k] for k in ANSWER_FIELDS}
+    row.update(
+        error="",
+        cost_usd=money_str(Decimal(0), "record"),
+        judge_model=(settings.judge_model or "") if task.scorer == "judge" else "",
+        rubric="",
+    )
+    row = _scored(client, task, example, row, earlier["prompt"], earlier["answer"], settings)
+    if row["quality"] != "":
+        row["note"] = f"{row['note']}; the answer of an earlier attempt, scored again"
+    return row
+
+
+def _scored(
+    client, task: Task, example: Example, row: dict[str, Any], prompt: str, answer: str, settings: RunSettings
+) -> dict[str, Any]:
+    """The row with the answer's score: the judge's verdict, or the task's scorer."""
     if task.scorer == "judge":
         row["rubric"] = ",".join(RUBRIC)
         if settings.judge_model is None:
             row.update(judge_error="no judge model: pass --judge MODEL for judge-scored tasks", quality="")
             return row
         try:
-            verdict = judge(client, settings.judge_model, prompt, final.text, example.expected)
+            verdict = judge(client, settings.judge_model, prompt, answer, example.expected)
         except Exception as exc:  # the candidate's call is kept; only its score is missing
             row.update(
                 judge_error=f"{type(exc).__name__}: {exc}"[:300],
@@ -188,7 +242,7 @@ def run_one(client, task: Task, model: str, example: Example, repeat: int, setti
             judge_reasons=" | ".join(f"{c}: {verdict.reasons[c]}" for c in RUBRIC if verdict.reasons.get(c)),
         )
     else:
-        quality, note = score(task, example, final.text)
+        quality, note = score(task, example, answer)
         row.update(quality=round(quality, 2), note=note)
     return row
 
@@ -214,6 +268,7 @@ def run(
     if resume:
         repair(csv_path)
     done = finished_keys(csv_path) if resume else set()
+    answered = unscored_answers(csv_path) if resume else {}  # judged again, the candidate not called again
     jobs = [j for j in plan_jobs(tasks, settings) if (j[0].name, j[1], str(j[2].index), str(j[3])) not in done]
     lock = threading.Lock()
     new_file = not csv_path.exists()
@@ -225,7 +280,13 @@ def run(
         written = [0]
 
         def work(job):
-            row = run_one(client, *job, settings)
+            task, model, example, repeat = job
+            earlier = answered.get((task.name, model, str(example.index), str(repeat)))
+            row = (
+                score_again(client, task, example, earlier, settings)
+                if earlier is not None
+                else run_one(client, *job, settings)
+            )
             with lock:
                 writer.writerow({k: row.get(k, "") for k in FIELDS})
                 handle.flush()

@@ -47,11 +47,21 @@ def load_results(csv_path: Path) -> pd.DataFrame:
     for column in ("judge_error", "judge_cost_usd", "judge_model", "rubric", "ttft_ms"):
         if column not in frame:
             frame[column] = ""
-    # A resumed run redoes an example whose call or judging failed: the earlier attempt was paid for all the same,
-    # so the row kept carries what every attempt at the example cost (a failed row's cost was dropped with it).
+    # A resumed run redoes an example whose call failed: the failed attempt was paid for all the same (a call billed,
+    # then cut), so the row kept carries what every attempt up to the candidate's answer cost. An answer whose judging
+    # failed is judged again without calling the candidate (its row costs nothing); a file from before that, whose
+    # resumed run called the candidate again only so it could be judged, keeps those later calls out of the
+    # candidate's cost, in repeated_call_cost_usd: the evaluation's overhead, reported as the judge's cost is.
     keys = ["task", "model", "example", "repeat"]
-    for column in ("cost_usd", "judge_cost_usd"):
-        frame[column] = frame.groupby(keys, sort=False)[column].transform(_paid_total)
+    groups = [frame[k] for k in keys]
+    answered = (frame["error"] == "").astype(int)
+    after_answer = (
+        answered.groupby(groups, sort=False).transform(lambda a: a.cumsum().shift(fill_value=0) > 0).astype(bool)
+    )
+    costs = frame["cost_usd"]
+    frame["repeated_call_cost_usd"] = costs.where(after_answer, "").groupby(groups, sort=False).transform(_paid_total)
+    frame["cost_usd"] = costs.where(~after_answer, "").groupby(groups, sort=False).transform(_paid_total)
+    frame["judge_cost_usd"] = frame.groupby(keys, sort=False)["judge_cost_usd"].transform(_paid_total)
     return frame.drop_duplicates(keys, keep="last")
 
 
@@ -85,9 +95,11 @@ def summarize(frame: pd.DataFrame, tolerance: float = 3.0) -> dict:
         scored = ok[ok["quality"] != ""]  # ... and it was scored (a judge failure leaves no quality)
         quality = scored["quality"].astype(float).to_numpy()
         # Cost per task: all the candidate paid for this task's examples, failed calls included (a model that fails
-        # after it is billed is not cheaper for it), over the examples it answered.
+        # after it is billed is not cheaper for it), over the examples it answered. Not in it: the judge's calls, and
+        # candidate calls repeated only to judge an answer again (load_results).
         paid = sum((Decimal(c) for c in group["cost_usd"] if c), Decimal(0))
         judge_costs = [Decimal(c) for c in group["judge_cost_usd"] if c]
+        repeated = [Decimal(c) for c in group.get("repeated_call_cost_usd", ()) if c]
         latency = ok["latency_ms"].astype(float).to_numpy() if len(ok) else np.array([])
         ttft = ok["ttft_ms"][ok["ttft_ms"] != ""].astype(float).to_numpy() if len(ok) else np.array([])
         low, high = _interval(quality) if len(quality) else (math.nan, math.nan)
@@ -100,6 +112,7 @@ def summarize(frame: pd.DataFrame, tolerance: float = 3.0) -> dict:
                 "quality_ci95": [round(low, 2), round(high, 2)] if len(quality) else None,
                 "cost_per_task_usd": paid / len(ok) if len(ok) else None,
                 "judge_cost_usd": sum(judge_costs, Decimal(0)),
+                "repeated_call_cost_usd": sum(repeated, Decimal(0)),
                 "latency_p50_ms": round(float(np.percentile(latency, 50)), 1) if len(latency) else None,
                 "latency_p95_ms": round(float(np.percentile(latency, 95)), 1) if len(latency) else None,
                 "ttft_p50_ms": round(float(np.percentile(ttft, 50)), 1) if len(ttft) else None,
@@ -121,6 +134,8 @@ def summarize(frame: pd.DataFrame, tolerance: float = 3.0) -> dict:
             "scale": "each criterion 1-5, quality = (mean - 1) / 4 * 100",
             "cost_usd": sum((Decimal(c) for c in judged["judge_cost_usd"] if c), Decimal(0)),
             "failures": int((judged["judge_error"] != "").sum()),
+            # candidate calls made again only to judge an answer again (a results file of an earlier version)
+            "repeated_call_cost_usd": sum((r["repeated_call_cost_usd"] for r in rows), Decimal(0)),
         }
     by_task: dict[str, dict[str, dict]] = {}
     for row in rows:  # the same rows, keyed task -> model for readers that look one up

@@ -73,9 +73,15 @@ def print_summary(summary: dict, out: Path | None = None, console=console) -> No
             console.print(f"  • {note}")
     judge = summary.get("judge")
     if judge:
+        repeated = judge.get("repeated_call_cost_usd")
         console.print(
             f"Judge: {judge['model']} for every candidate, rubric {', '.join(judge['rubric'])}; "
             f"judge cost {usd(judge['cost_usd'], 8)} (not in cost/task)"
+            + (
+                f"; candidate calls repeated to judge an answer again {usd(repeated, 8)} (not in cost/task)"
+                if repeated
+                else ""
+            )
         )
     if out:
         console.print(
