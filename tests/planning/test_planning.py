@@ -461,6 +461,33 @@ def test_a_stay_on_demand_verdict_does_not_round_both_figures_to_zero():
     assert "run at 0.1% sustained utilisation and only pays off above 0.3%" in verdict, verdict
 
 
+def test_a_stay_on_demand_verdict_prices_cached_tokens_as_the_options_table_does(ledger_path):
+    # 100 input + 9,000 cache-read + 900 output tokens a minute on Sonnet 3.7 ($3 / $0.30 / $15 per 1M): $0.0165 for
+    # 10,000 tokens, so a unit's 20,000 tokens/min for an hour cost $1.98 on demand. At $3/h it never pays (152%). The
+    # verdict priced the cached tokens as input (a blended $4.08 per 1M: $4.896/h) and said "pays off above 61%",
+    # beside an options table that priced them right.
+    start = datetime(2026, 1, 5, 10, tzinfo=UTC)
+    store = open_store(ledger_path)
+    store.write([UsageEvent(ts=start + timedelta(minutes=m), provider="aws.bedrock", model=SONNET, region="us-east-1",
+                            task="qa", input_tokens=100, cache_read_tokens=9000, output_tokens=900)
+                 for m in range(60)])
+    series = traffic.from_ledger(store, SONNET)
+    entry = default_catalog().lookup(SONNET, "us-east-1")
+
+    def sized(hourly: str) -> dict:
+        return size(series, unit_economics(entry, "1m", 1, Decimal("0.91"), 20_000, Decimal(hourly)))
+
+    never = sized("3")
+    assert never["recommended_units"] == 0 and never["breakeven_utilization"] == pytest.approx(3 / 1.98)
+    assert "(break-even at 152% utilisation), so no utilisation makes it pay" in never["verdict"], never["verdict"]
+    # At $1/h: break-even 1 / 1.98 = 51%, above the 50% the traffic would use (the table's unit costs $730 a month
+    # against $722.70 on demand); the verdict said "only pays off above 20%", which the table beside it contradicts.
+    close = sized("1")
+    assert close["breakeven_utilization"] == pytest.approx(1 / 1.98) and close["recommended_units"] == 0
+    assert "one unit would run at 50% sustained utilisation and only pays off above 51%" in close["verdict"], close[
+        "verdict"]
+
+
 def test_savings_projects_the_since_until_window_not_the_span_of_its_calls(ledger_path):
     # Two Sonnet calls two hours apart (1,000 in + 500 out: $0.003 + $0.0075 = $0.0105 each) in a day asked for
     # with --since/--until: the day repeats, $0.021 x 730 / 24 = $0.63875 a month. The two hours between the

@@ -44,12 +44,7 @@ def evaluate_units(series: pd.DataFrame, econ: UnitEconomics, units: int) -> dic
             tokens = series[column].to_numpy(dtype=float) if column in series else np.zeros(len(series))
             spilled[name] = float((spill * np.where(total > 0, tokens / total, 0.0)).sum())
     spilled["in"] = float(spill.sum()) - spilled["read"] - spilled["write"] - spilled["out"]
-    prices = {
-        "in": econ.input_price,
-        "read": econ.input_price if econ.cache_read_price is None else econ.cache_read_price,
-        "write": econ.input_price if econ.cache_write_price is None else econ.cache_write_price,
-        "out": econ.output_price,
-    }
+    prices = _prices(econ)
     minutes = len(series)
     scale = HOURS_PER_MONTH * 60 / Decimal(minutes)  # the observed window repeats for a month
     spill_cost = sum(Decimal(str(round(spilled[k]))) * prices[k] for k in prices) / MILLION * scale
@@ -64,6 +59,33 @@ def evaluate_units(series: pd.DataFrame, econ: UnitEconomics, units: int) -> dic
         "spillover_monthly_usd": spill_cost,
         "monthly_cost_usd": reserved_cost + spill_cost,
     }
+
+
+def _prices(econ: UnitEconomics) -> dict[str, Decimal]:
+    """On-demand USD per 1M tokens of each kind: plain input, read from a cache, written to one, output (a cache price
+    the catalog does not give, or on-demand prices from the command line: priced as input)."""
+    return {
+        "in": econ.input_price,
+        "read": econ.input_price if econ.cache_read_price is None else econ.cache_read_price,
+        "write": econ.input_price if econ.cache_write_price is None else econ.cache_write_price,
+        "out": econ.output_price,
+    }
+
+
+def mix_breakeven(series: pd.DataFrame, econ: UnitEconomics) -> float | None:
+    """Utilisation above which one unit costs less than its tokens on demand, at the traffic's own mix of plain input,
+    cache reads, cache writes and output, each at its price as the options table prices them (not the input/output
+    blend, which prices cached prompt tokens as plain input). None: on-demand tokens cost nothing."""
+    tokens = {"in": int(series["input_tokens"].sum()), "out": int(series["output_tokens"].sum())}
+    if not tokens["in"] + tokens["out"]:  # no tokens: no mix to read, the stated input share's blend
+        return breakeven(replace(econ, units=1))["breakeven_utilization"]
+    for name, column in (("read", "cache_read_tokens"), ("write", "cache_write_tokens")):
+        tokens[name] = int(series[column].sum()) if column in series else 0
+    tokens["in"] -= tokens["read"] + tokens["write"]  # the series' input counts cached prompt tokens too
+    prices = _prices(econ)
+    per_mtok = sum(Decimal(tokens[k]) * prices[k] for k in prices) / Decimal(sum(tokens.values()))
+    on_demand_full = Decimal(econ.tpm_per_unit * 60) * per_mtok / MILLION  # a whole unit's tokens for an hour
+    return float(econ.hourly_per_unit / on_demand_full) if on_demand_full else None
 
 
 def _share(value: float) -> str:
@@ -87,15 +109,15 @@ def size(series: pd.DataFrame, econ: UnitEconomics, max_units: int | None = None
     on_demand = options[0]["monthly_cost_usd"]
     saving = on_demand - best["monthly_cost_usd"]
     mean = float(total.mean())
+    needed = mix_breakeven(series, econ)
     if best["units"] == 0:
-        needed = breakeven(replace(econ, units=1))["breakeven_utilization"]
         used = options[1]["sustained_utilization"]
         if needed is None:  # on-demand tokens are free
             verdict = "stay on-demand: its tokens cost nothing, so no reservation can pay"
         elif needed > 1:
             verdict = (
-                f"stay on-demand: a model unit costs more than its whole capacity bought on demand "
-                f"(break-even at {needed:.0%} utilisation), so no traffic level makes it pay"
+                f"stay on-demand: a model unit costs more than its whole capacity bought on demand at this "
+                f"traffic's mix (break-even at {needed:.0%} utilisation), so no utilisation makes it pay"
             )
         else:
             verdict = (
@@ -132,6 +154,7 @@ def size(series: pd.DataFrame, econ: UnitEconomics, max_units: int | None = None
         "monthly_cost_usd": {str(o["units"]): o["monthly_cost_usd"] for o in options},
         "recommended_units": best["units"],
         "all_on_demand_monthly_usd": on_demand,
+        "breakeven_utilization": needed,  # of one unit, at the traffic's own token mix (cache reads at their price)
         "monthly_saving_usd": saving,
         "verdict": verdict,
         "sources": econ.sources,
