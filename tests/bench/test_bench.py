@@ -623,3 +623,32 @@ def test_a_candidate_called_again_only_for_its_judging_is_overhead_not_cost_per_
     shown = Console(record=True, width=300)
     print_summary(summary, console=shown)
     assert "candidate calls repeated to judge an answer again $0.00800000 (not in cost/task)" in shown.export_text()
+
+
+def test_a_graded_quality_from_one_score_has_no_interval(tmp_path):
+    # One judge score of 70 had the 95% interval [70, 70]: zero width, as if certain, where Student's t has no interval
+    # for n = 1. It is undefined now: null in the JSON, "-" in the table and the report; the pick still works.
+    from rich.console import Console
+
+    from tokenomy.bench.report import html_report
+    from tokenomy.commands._common import dumps
+    from tokenomy.commands.bench import print_summary
+
+    def rows(model, scores, cost, task="g"):
+        return [dict.fromkeys(FIELDS, "") | {"task": task, "model": model, "example": str(i), "repeat": "0",
+                                             "quality": q, "cost_usd": cost, "latency_ms": "10", "output_tokens": "5"}
+                for i, q in enumerate(scores)]
+
+    frame = pd.DataFrame(rows("single", ["70.0"], "0.001") + rows("two", ["60.0", "80.0"], "0.002")
+                         + rows("passed", ["100.0"], "0.003", task="p"))
+    summary = summarize(frame)
+    got = {r["model"]: r["quality_ci95"] for r in summary["results"]}
+    assert got == {"single": None, "two": [0.0, 100.0], "passed": [20.65, 100.0]}  # Wilson's exists for one pass
+    assert json.loads(dumps(summary))["by_task"]["g"]["single"]["quality_ci95"] is None
+    assert summary["recommendations"]["g"]["model"] == "single"  # as good as `two` (70), and cheaper
+    shown = Console(record=True, width=200)
+    print_summary(summary, console=shown)
+    single = next(line for line in shown.export_text().splitlines() if " single " in line)
+    assert single.split("│")[4].strip() == "-", single
+    page = html_report(summary, [], tmp_path).read_text()
+    assert "<td>single</td><td>1</td><td>70.0</td><td>-</td>" in page

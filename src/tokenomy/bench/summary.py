@@ -71,9 +71,10 @@ def _paid_total(costs: pd.Series) -> str:
     return money_str(sum(known, Decimal(0)), "record") if known else ""
 
 
-def _interval(values: np.ndarray) -> tuple[float, float]:
+def _interval(values: np.ndarray) -> tuple[float, float] | None:
     """95% interval of the mean quality: Wilson's score interval when every score is pass/fail (0 or 100, what
-    the exact, regex, classification, numeric and JSON scorers mostly give), else Student's t on the mean."""
+    the exact, regex, classification, numeric and JSON scorers mostly give), else Student's t on the mean; None (no
+    interval) for one graded score, where t has no degrees of freedom (it read [q, q], as if the score were certain)."""
     n = len(values)
     if np.isin(values, (0.0, 100.0)).all():
         # A t interval on 0/100 scores is [100, 100] for 10 passes out of 10 and runs past 100 for 8 out of 10.
@@ -81,7 +82,9 @@ def _interval(values: np.ndarray) -> tuple[float, float]:
         centre = (p + z * z / (2 * n)) / (1 + z * z / n)
         half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
         return max(0.0, 100 * (centre - half)), min(100.0, 100 * (centre + half))
-    if n < 2 or np.all(values == values[0]):
+    if n < 2:
+        return None
+    if np.all(values == values[0]):
         return float(values.mean()), float(values.mean())
     low, high = stats.t.interval(0.95, len(values) - 1, loc=values.mean(), scale=stats.sem(values))
     return max(0.0, float(low)), min(100.0, float(high))
@@ -102,14 +105,15 @@ def summarize(frame: pd.DataFrame, tolerance: float = 3.0) -> dict:
         repeated = [Decimal(c) for c in group.get("repeated_call_cost_usd", ()) if c]
         latency = ok["latency_ms"].astype(float).to_numpy() if len(ok) else np.array([])
         ttft = ok["ttft_ms"][ok["ttft_ms"] != ""].astype(float).to_numpy() if len(ok) else np.array([])
-        low, high = _interval(quality) if len(quality) else (math.nan, math.nan)
+        interval = _interval(quality) if len(quality) else None
         rows.append(
             {
                 "task": task,
                 "model": model,
                 "examples": len(group),
                 "quality": round(float(quality.mean()), 2) if len(quality) else None,
-                "quality_ci95": [round(low, 2), round(high, 2)] if len(quality) else None,
+                # None: no scores, or one graded score (no interval exists for it)
+                "quality_ci95": [round(interval[0], 2), round(interval[1], 2)] if interval else None,
                 "cost_per_task_usd": paid / len(ok) if len(ok) else None,
                 "judge_cost_usd": sum(judge_costs, Decimal(0)),
                 "repeated_call_cost_usd": sum(repeated, Decimal(0)),

@@ -51,7 +51,7 @@ def print_summary(summary: dict, out: Path | None = None, console=console) -> No
                     r["task"],
                     r["model"],
                     r["quality"],
-                    r["quality_ci95"],
+                    "-" if r["quality_ci95"] is None else r["quality_ci95"],  # none: one graded score has no interval
                     usd(r["cost_per_task_usd"], 8),
                     r["latency_p50_ms"],
                     r["latency_p95_ms"],
