@@ -643,6 +643,47 @@ def test_an_imported_bills_day_is_not_a_minute_of_traffic(ledger_path):
     assert "only imported bills' rows" in result.stderr and "--trace" in result.stderr
 
 
+def test_utilization_of_a_week_without_calls_is_zero_and_flagged_idle(ledger_path, monkeypatch):
+    # A reservation's week with no calls at all exited 2, "no traffic in the chosen window": the very week the idle
+    # watch is for. It is 0% used now, flagged.
+    open_store(ledger_path).write([_event(datetime(2026, 1, 5, 10, tzinfo=UTC), SONNET, None, 0, 1000, 100)])
+    window = ["--ledger", str(ledger_path), "--model", SONNET, "--reservation-units", "1", "--tpm-per-unit", "20000",
+              "--since", "2026-01-12", "--until", "2026-01-19"]
+    data = cli("plan", "utilization", *window)
+    assert data["weeks"] == [{"week": "2026-01-12", "minutes": 7 * 1440, "sustained_utilization": 0.0,
+                              "flagged": True}] and data["warnings"] == []
+    shown = subprocess.run([TOKENOMY, "plan", "utilization", *window], capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "COLUMNS": "200"})
+    assert shown.returncode == 0 and "IDLE: paying for unused units" in shown.stdout, shown.stderr
+    # Calls of another id in the week (the ledger keeps a `us.` profile's): still idle, and the other ids are named.
+    open_store(ledger_path).write([_event(datetime(2026, 1, 13, 9, tzinfo=UTC), f"us.{SONNET}", None, 0, 1000, 100)])
+    data = cli("plan", "utilization", *window)
+    assert data["weeks"][0]["sustained_utilization"] == 0.0 and data["weeks"][0]["flagged"] is True
+    assert data["warnings"] == [f"no calls of model '{SONNET}' in the window, read as idle; the ledger's calls there "
+                                f"are of: us.{SONNET} (if the reservation served those, give --model as the ledger "
+                                "names it)"]
+    # Sizing from a window without traffic still says there is none to size from.
+    sized = subprocess.run([TOKENOMY, "plan", "size", *window[:4], "--tpm-per-unit", "20000", *window[-4:]],
+                           capture_output=True, text=True, timeout=120)
+    assert sized.returncode == 2 and "no calls of model" in sized.stderr, sized.stderr
+    # CloudWatch sends no datapoint for a minute without invocations: a week of none is idle too, with a warning.
+    import boto3
+
+    class NoMetrics:
+        def get_metric_data(self, **kwargs):
+            return {"MetricDataResults": [{"Id": q["Id"], "Timestamps": [], "Values": []}
+                                          for q in kwargs["MetricDataQueries"]]}
+
+    monkeypatch.setattr(boto3, "client", lambda *args, **kwargs: NoMetrics())
+    since, until = datetime(2026, 1, 12, tzinfo=UTC), datetime(2026, 1, 19, tzinfo=UTC)
+    with pytest.raises(ConfigError, match="CloudWatch has no AWS/Bedrock metrics"):
+        traffic.from_cloudwatch(CLAUDE2, "us-east-1", since, until)
+    warnings: list[str] = []
+    series = traffic.from_cloudwatch(CLAUDE2, "us-east-1", since, until, idle_ok=True, warnings=warnings)
+    assert len(series) == 7 * 1440 and int(series.to_numpy().sum()) == 0
+    assert "read as no invocations, every minute idle" in warnings[0] and "--region" in warnings[0]
+
+
 def test_utilization_of_a_reservation_the_catalog_has_no_price_for(tmp_path):
     # Utilisation is tokens over capacity; the command refused without a provisioned-throughput price for the model
     # and term ("pass --hourly-usd"), so the idle watch could not look at a Nova reservation or a no-commitment one.

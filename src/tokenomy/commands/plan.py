@@ -160,7 +160,8 @@ def breakeven_cmd(
     )
 
 
-def _series(trace, ledger, cloudwatch, model, region, since, until, endpoint_url):
+def _series(trace, ledger, cloudwatch, model, region, since, until, endpoint_url, idle_ok=False, warnings=None):
+    """The traffic series; `idle_ok` (utilisation): a ledger or CloudWatch window without calls is idle minutes."""
     from tokenomy.commands._common import utc_window
     from tokenomy.planning import traffic
 
@@ -170,11 +171,13 @@ def _series(trace, ledger, cloudwatch, model, region, since, until, endpoint_url
     if cloudwatch:
         start, end = traffic.default_window()
         return traffic.from_cloudwatch(
-            model, region or "us-east-1", _utc(since) or start, _utc(until) or end, endpoint_url
+            model, region or "us-east-1", _utc(since) or start, _utc(until) or end, endpoint_url, idle_ok, warnings
         )
     from tokenomy.commands._common import open_existing_ledger
 
-    return traffic.from_ledger(open_existing_ledger(ledger), model if not trace else None, _utc(since), _utc(until))
+    return traffic.from_ledger(
+        open_existing_ledger(ledger), model if not trace else None, _utc(since), _utc(until), idle_ok, warnings
+    )
 
 
 def _utc(value: Optional[datetime]) -> Optional[datetime]:
@@ -283,7 +286,11 @@ def utilization_cmd(
 
     if term not in ("none", "1m", "6m"):
         raise typer.BadParameter(f"--term {term!r}: use none, 1m or 6m")
-    series = _series(trace, ledger, cloudwatch, model, region, since, until, endpoint_url)
+    # A window without calls is what the idle watch is for: 0% used, flagged, not "no traffic" (ledger, CloudWatch).
+    warnings: list[str] = []
+    series = _series(trace, ledger, cloudwatch, model, region, since, until, endpoint_url, True, warnings)
+    for warning in warnings:
+        err_console.print(f"warning: {warning}", markup=False, highlight=False)
     # Utilisation is tokens over capacity: no price enters it, so a reservation of a model (or term) the catalog has
     # no provisioned-throughput price for is watched too (it was refused: "pass --hourly-usd").
     per_unit, tpm_source = unit_capacity(default_catalog().lookup(model, region), tpm)
@@ -298,6 +305,7 @@ def utilization_cmd(
                 "tpm_per_unit_assumed": assumed,
                 "tpm_per_unit_source": tpm_source,
                 "weeks": rows,
+                "warnings": warnings,
             },
             money="amount",
         )

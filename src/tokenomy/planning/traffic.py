@@ -111,13 +111,32 @@ def from_csv(path: str | Path, since: datetime | None = None, until: datetime | 
     return _per_minute(frame, since, until)
 
 
+def idle_window(since: datetime, until: datetime | None, columns: list[str]) -> pd.DataFrame:
+    """Every minute of [since, until) (until: now if not given, nor later than now) without a token: a window that
+    had no calls, for a reservation's idle watch (0% used is its finding, not a missing input)."""
+    end = min(until, datetime.now(UTC)) if until is not None else datetime.now(UTC)
+    if end <= since:
+        raise ConfigError(f"--since {since:%Y-%m-%d %H:%M} is after now: the window has no minute to watch yet")
+    minutes = pd.date_range(_minute(since), _minute(end - timedelta(microseconds=1)), freq="1min", name="ts")
+    return pd.DataFrame(0, index=minutes, columns=columns, dtype="int64")
+
+
 def from_ledger(
-    store: LedgerStore, model: str | None = None, since: datetime | None = None, until: datetime | None = None
+    store: LedgerStore,
+    model: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    idle_ok: bool = False,
+    warnings: list[str] | None = None,
 ) -> pd.DataFrame:
     """Per-minute tokens of successful calls in the ledger (all prompt tokens count toward capacity).
 
     Metered calls only: an imported bill's row is a provider-day's usage stamped at midnight, not one minute's
-    traffic. Read as a minute, it made a peak of a whole day's tokens (and counted that day twice beside its calls)."""
+    traffic. Read as a minute, it made a peak of a whole day's tokens (and counted that day twice beside its calls).
+
+    `idle_ok` (a reservation's utilisation): a window from `since` with no calls of `model` is every minute idle, not
+    an error; if the window has calls of other models, `warnings` gets their names (the ledger keeps the id a call
+    used: a `us.` profile is another name)."""
     p = store.placeholder
     # The model and window filters are kept apart: the error paths below reuse them with other clauses.
     model_filter: list[tuple[str, Any]] = [(f"model = {p}", model)] if model else []
@@ -143,7 +162,16 @@ def from_ledger(
         )
     if not rows and model:
         window_clauses, window_params = where(window)
-        _name_other_models(store, model, metered_ok + window_clauses, window_params)
+        others = _other_models(store, metered_ok + window_clauses, window_params)
+        if others and not (idle_ok and since is not None):
+            raise ConfigError(f"no calls of model {model!r} in the window; the ledger's calls there are of: {others}")
+        if others and warnings is not None:
+            warnings.append(
+                f"no calls of model {model!r} in the window, read as idle; the ledger's calls there are of: {others} "
+                "(if the reservation served those, give --model as the ledger names it)"
+            )
+    if not rows and idle_ok and since is not None:
+        return idle_window(since, until, [*COLUMNS, "cache_read_tokens", "cache_write_tokens"])
     # input_tokens counts cached prompt tokens too (they use capacity); the cache columns price their spill-over.
     frame = pd.DataFrame(rows, columns=["ts", *COLUMNS, "cache_read_tokens", "cache_write_tokens"])
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
@@ -156,15 +184,14 @@ def _window_end(since: datetime | None, until: datetime | None) -> datetime | No
     return datetime.now(UTC) if until is None and since is not None else until
 
 
-def _name_other_models(store: LedgerStore, model: str, clauses: list[str], params: list[Any]) -> None:
-    """No call of `model` in the window: name the models the window's calls were recorded under (the ledger keeps
-    the id the call used, `us.` profile and all), rather than "no traffic" that sends the user to --since/--until."""
+def _other_models(store: LedgerStore, clauses: list[str], params: list[Any]) -> str:
+    """No call of the model asked for in the window: the models the window's calls were recorded under (the ledger
+    keeps the id the call used, `us.` profile and all), to name rather than "no traffic" that sends the user to
+    --since/--until; "" if there are none."""
     rows = store.query(
         f"SELECT DISTINCT model FROM usage_events WHERE {' AND '.join(clauses)} ORDER BY model LIMIT 11", params
     )
-    if rows:
-        names = ", ".join(str(r["model"]) for r in rows[:10]) + (", ..." if len(rows) > 10 else "")
-        raise ConfigError(f"no calls of model {model!r} in the window; the ledger's calls there are of: {names}")
+    return ", ".join(str(r["model"]) for r in rows[:10]) + (", ..." if len(rows) > 10 else "")
 
 
 def _billed_only(store: LedgerStore, clauses: list[str], params: list[Any]) -> bool:
@@ -174,9 +201,18 @@ def _billed_only(store: LedgerStore, clauses: list[str], params: list[Any]) -> b
 
 
 def from_cloudwatch(
-    model: str, region: str, since: datetime, until: datetime, endpoint_url: str | None = None
+    model: str,
+    region: str,
+    since: datetime,
+    until: datetime,
+    endpoint_url: str | None = None,
+    idle_ok: bool = False,
+    warnings: list[str] | None = None,
 ) -> pd.DataFrame:
-    """AWS/Bedrock InputTokenCount, OutputTokenCount, Invocations, InvocationThrottles by ModelId, per minute."""
+    """AWS/Bedrock InputTokenCount, OutputTokenCount, Invocations, InvocationThrottles by ModelId, per minute.
+
+    `idle_ok` (a reservation's utilisation): no metrics in the window (Bedrock sends none for a minute without
+    invocations) is every minute idle, with a warning in `warnings`, not an error."""
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -225,10 +261,18 @@ def from_cloudwatch(
             break
     index = sorted(set().union(*[v.keys() for v in values.values()]))
     if not index:
-        raise ConfigError(
+        missing = (
             f"CloudWatch has no AWS/Bedrock metrics for ModelId={model} in {region} "
             f"between {since.isoformat()} and {until.isoformat()}"
         )
+        if not idle_ok:
+            raise ConfigError(missing)
+        if warnings is not None:
+            warnings.append(
+                f"{missing}: read as no invocations, every minute idle (if the reservation did serve calls, "
+                "check --model, the ModelId CloudWatch reports, and --region)"
+            )
+        return idle_window(since, until, list(metrics))
     frame = pd.DataFrame(
         {key: [values[key].get(ts, 0) for ts in index] for key in metrics}, index=pd.DatetimeIndex(index, name="ts")
     )
