@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -615,6 +616,26 @@ def test_output_caps_never_cut_an_imported_bills_day_total():
     # the five 1,000-token answers cut to the calls' p95 (~145 tokens), at $0.60 per million output tokens
     assert saving == what_if(calls, caps)["levers"][0]["window_saving_usd"]
     assert Decimal("0.0025") < saving < Decimal("0.0026")
+
+
+def test_an_output_cap_is_never_below_its_percentile():
+    # The cap was int() of numpy's percentile: outputs 100, 200, 300, 400 and 1,000 tokens have a p95 of 880, which
+    # numpy computes as 879.9999999999999, so the cap was 879; and a p95 of 4.8 tokens was capped at 4, below it.
+    from tokenomy.planning.savings import output_caps
+
+    t0 = datetime(2026, 1, 5, 10, tzinfo=UTC)
+
+    def calls(outputs, task):
+        return [_event(t0 + timedelta(minutes=i), SONNET, None, 0, 2000, out, task) for i, out in enumerate(outputs)]
+
+    events = calls([100, 200, 300, 400, 1000], "summ") + calls([1, 2, 3, 4, 5], "tiny")
+    assert output_caps(events, 95) == {"summ": 880, "tiny": 5}
+    assert output_caps(events, 50) == {"summ": 300, "tiny": 3}  # a whole percentile is the cap itself
+    haiku = "anthropic.claude-3-haiku-20240307-v1:0"  # $1.25 per 1M output tokens
+    lever = what_if([replace(e, model=haiku) for e in calls([100, 200, 300, 400, 1000], "summ")],
+                    SavingsInputs(levers=("output_caps",)), t0, t0 + timedelta(hours=10))["levers"][0]
+    # The 1,000-token answer cut to 880: 120 tokens x $1.25 per 1M x 73 (10 hours to 730) = $0.01095 a month.
+    assert lever["monthly_saving_usd"] == Decimal("0.01095") and "summ≤880" in lever["assumption"]
 
 
 def test_an_imported_bills_day_is_not_a_minute_of_traffic(ledger_path):
