@@ -652,3 +652,21 @@ def test_a_graded_quality_from_one_score_has_no_interval(tmp_path):
     assert single.split("│")[4].strip() == "-", single
     page = html_report(summary, [], tmp_path).read_text()
     assert "<td>single</td><td>1</td><td>70.0</td><td>-</td>" in page
+
+
+def test_html_report_says_what_cost_per_task_is(tmp_path):
+    # The report said "cost per task is the mean cost of one example", while the figure is all the candidate paid
+    # (failed calls included) over the examples it answered: a model billed $0.01 for each of two examples, one of
+    # which failed, costs $0.02 per task, not $0.01.
+    from tokenomy.bench.report import html_report
+
+    rows = [dict.fromkeys(FIELDS, "") | {"task": "t", "model": "flaky", "example": str(i), "repeat": "0",
+                                         "cost_usd": "0.010000", "latency_ms": "10", "output_tokens": "5"}
+            | ({"quality": "100.0"} if i == 0 else {"error": "ProviderError: cut", "latency_ms": ""})
+            for i in range(2)]
+    summary = summarize(pd.DataFrame(rows))
+    assert summary["results"][0]["cost_per_task_usd"] == Decimal("0.02")
+    page = html_report(summary, [], tmp_path).read_text()
+    assert "mean cost of one example" not in page and "<td>$0.02000000</td>" in page
+    assert ("cost per task is all a candidate paid for its calls, failed ones included (not the judge's), divided by "
+            "the examples it answered") in page

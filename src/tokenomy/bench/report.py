@@ -97,7 +97,8 @@ def html_report(summary: dict, pngs: list[Path], out_dir: Path) -> Path:
     page = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>Tokenomy benchmark</title>"
         f"<style>{_STYLE}</style></head><body><h1>Cost per task vs quality</h1>"
-        f"<p>Quality is 0–100; cost per task is the mean cost of one example. Tolerance: "
+        f"<p>Quality is 0–100; cost per task is all a candidate paid for its calls, failed ones included (not the "
+        f"judge's), divided by the examples it answered. Tolerance: "
         f"{summary['tolerance_points']:g} quality points.</p>"
         f"<table><tr>{''.join(f'<th>{h}</th>' for h in head)}</tr>{body}</table>"
         f"<h2>Recommendations</h2><ul>{picks}</ul>{judged}<h2>Pareto frontier</h2>{images}</body></html>"
