@@ -435,3 +435,18 @@ def test_embedding_models_are_candidates_only_for_embedding_models() -> None:
     english = candidates_for("cohere.embed-english-v3", bedrock, Decimal(1))["candidates"]
     cohere = {c["model"]: c["kind"] for c in english}
     assert cohere == {"cohere.embed-v4:0": "upgrade"}, cohere
+
+
+def test_a_bench_quality_without_an_interval_is_compared_and_never_called_a_regression():
+    # A graded quality from one score has no 95% interval (None, as the bench summary gives it): comparing it with
+    # the previous review's read [0] of None, a TypeError that ended the review.
+    from tokenomy.analytics.review_bench import compare
+
+    previous = [{"task": "t", "model": "m", "quality": 90.0, "quality_ci95": [85.0, 95.0]}]
+    one_score = [{"task": "t", "model": "m", "quality": 40.0, "quality_ci95": None}]
+    assert compare(one_score, previous) == [{
+        "task": "t", "model": "m", "previous_quality": 90.0, "previous_ci95": [85.0, 95.0], "quality": 40.0,
+        "ci95": None, "change": -50.0, "regressed": False}]
+    assert compare(previous, one_score)[0]["regressed"] is False
+    worse = [{"task": "t", "model": "m", "quality": 40.0, "quality_ci95": [35.0, 45.0]}]
+    assert compare(worse, previous)[0]["regressed"] is True

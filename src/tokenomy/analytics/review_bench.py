@@ -83,8 +83,9 @@ def compare(current: list[dict[str, Any]], previous: list[dict[str, Any]] | None
         old = before.get((row["task"], row["model"]))
         if old is None or old.get("quality") is None or row.get("quality") is None:
             continue
-        low_then, high_now = old["quality_ci95"][0], row["quality_ci95"][1]
-        regressed = row["quality"] < low_then and old["quality"] > high_now
+        # A quality from one graded score has no interval (None): a change in it cannot be told from noise.
+        then, now = old.get("quality_ci95"), row.get("quality_ci95")
+        regressed = then is not None and now is not None and row["quality"] < then[0] and old["quality"] > now[1]
         out.append(
             {
                 "task": row["task"],
