@@ -23,7 +23,8 @@ from tokenomy.emulate.server import ServerThread
 from tokenomy.gateway.app import create_app
 from tokenomy.gateway.keys import KeyStore
 from tokenomy.gateway.limits import to_nano
-from tokenomy.gateway.state import DEFAULT_OUTPUT_ESTIMATE, Gateway, WorstCase
+from tokenomy.gateway.state import Gateway
+from tokenomy.gateway.worst_case import DEFAULT_OUTPUT_ESTIMATE, WorstCase
 from tokenomy.ledger.store import open_store
 from tokenomy.messages import ChatRequest, Message, Reasoning
 

@@ -12,7 +12,7 @@ import math
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from starlette.responses import Response
 
@@ -25,11 +25,9 @@ from tokenomy.gateway.hygiene import PARSED_BODY
 from tokenomy.gateway.limits import LimitsUnavailable, to_nano
 from tokenomy.gateway.openai_ingress import parse_tags
 from tokenomy.gateway.responses import StreamEnds
+from tokenomy.gateway.worst_case import Bound, WorstCase
 from tokenomy.messages import ONE_HOUR, ChatRequest, ChatResponse, RequestMeta, StreamChunk
 from tokenomy.providers.refusals import Unsupported
-
-if TYPE_CHECKING:
-    from tokenomy.gateway.state import Bound, WorstCase
 
 log = logging.getLogger(__name__)
 
@@ -207,19 +205,6 @@ async def admit(
     return Admitted(policy, budgets)
 
 
-def bound_reason(bound: Bound) -> str:
-    """What a call that sets no output cap was reserved at on `bound`'s model, and why, for its refusal."""
-    past = f", {bound.tokens - bound.budget:,} past its thinking budget of {bound.budget:,}" if bound.budget else ""
-    if bound.kind == "provider":
-        return f"{bound.tokens:,} output tokens, the cap {bound.model} is sent when a request sets none{past}"
-    if bound.kind == "catalog":
-        return f"{bound.model}'s maximum output of {bound.tokens:,} tokens"
-    return (
-        f"{bound.tokens:,} output tokens{past} (the price catalog has no maximum output for {bound.model}: an "
-        "estimate, which a longer answer overspends)"
-    )
-
-
 async def uncapped_refusal(
     gw, scopes: list[Scope], held: Scope, worst: WorstCase, bound: Bound, estimate: int, scope: str, cap_field: str
 ) -> str:
@@ -228,7 +213,7 @@ async def uncapped_refusal(
     (one read per budget, on this refusal only)."""
     head = (
         f"Budget exhausted for this {scope}: this request sets no {cap_field}, so it is reserved at "
-        f"{bound_reason(bound)} (up to {_usd(estimate)}), more than the {scope}'s budget allows"
+        f"{bound.reason()} (up to {_usd(estimate)}), more than the {scope}'s budget allows"
     )
     route_cap = "or cap the route's tokens.max_tokens in the gateway's config"
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,9 +22,10 @@ from tokenomy.gateway import auth
 from tokenomy.gateway.budgets import Budgets
 from tokenomy.gateway.keycache import KeyCache
 from tokenomy.gateway.keys import KeyStore, VirtualKey
-from tokenomy.gateway.limits import LocalLimits, RedisLimits, to_nano
+from tokenomy.gateway.limits import LocalLimits, RedisLimits
 from tokenomy.gateway.pricing import GatewayCatalog
 from tokenomy.gateway.upstream import AsyncOpenAIUpstream
+from tokenomy.gateway.worst_case import DEFAULT_OUTPUT_ESTIMATE, Bound, Line, WorstCase
 from tokenomy.ledger.journal import Journal, claim, journal_dir, legacy_journal_dir, replay
 from tokenomy.ledger.store import open_store
 from tokenomy.ledger.writer import LedgerWriter
@@ -32,84 +33,6 @@ from tokenomy.ledger.writer_process import ProcessLedgerWriter
 from tokenomy.messages import ChatRequest
 from tokenomy.pricing.server_tools import implied_searches, reserved_tools_usd
 from tokenomy.providers.refusals import Unsupported, inputs_refusal
-
-# Output tokens a budget reserves for a call that sets no cap, to a model whose provider sends none and whose maximum
-# output the price catalog lacks (plus the call's thinking budget, billed as output): not a bound, a guess.
-DEFAULT_OUTPUT_ESTIMATE = 1024
-
-
-@dataclass(frozen=True)
-class Bound:
-    """What a call that sets no output cap is reserved at on one model: `tokens` of output, and why (`kind`):
-    "provider", the cap its provider sends such a call (Anthropic's Messages API requires one); "catalog", the
-    model's maximum output in the price catalog (within its context window, less the prompt); "estimate",
-    DEFAULT_OUTPUT_ESTIMATE plus its thinking budget, where neither is known."""
-
-    model: str  # as the price catalog names it (its entry gives the maximum output)
-    tokens: int
-    kind: str
-    budget: int = 0  # the request's thinking budget (tokens), which Claude requires to be below max_tokens
-
-
-@dataclass(frozen=True)
-class Line:
-    """One price a model of the call may bill at: its prompt's cost (USD per million tokens times the prompt), its
-    output price (USD per million tokens), and, for a call with no cap, what its output is reserved at."""
-
-    prompt_usd_m: Decimal
-    output_price: Decimal
-    bound: Bound | None
-
-
-@dataclass(frozen=True)
-class WorstCase:
-    """A call's worst-case cost, by the output it may write: per answer it may pay for (a cascade's tiers), the lines
-    of the models that may write it, the dearest of which is reserved; plus the web searches it may run."""
-
-    answers: list[list[Line]]
-    searches: Decimal  # USD
-    cap: int | None  # the output cap every attempt is sent with (the request's, or the route's); None: none
-    choices: int  # OpenAI's `n`: each choice writes up to the cap
-    unsized: int = 0  # documents sent by URL or file id: the prompt is reserved at each model's context window
-
-    def nano(self, cap: int | None = None) -> int:
-        """The worst case in nano-USD: each model's output at `cap`, or by default at the call's own cap, or (a call
-        with none) at each model's bound."""
-        cap = self.cap if cap is None else cap
-        total = Decimal(0)
-        for lines in self.answers:
-            worst = Decimal(0)
-            for line in lines:
-                # max_tokens 0 (Anthropic's cache warming) generates nothing: its prompt alone is reserved.
-                output = cap if cap is not None else (line.bound.tokens if line.bound is not None else 0)
-                worst = max(worst, line.prompt_usd_m + Decimal(output * self.choices) * line.output_price)
-            total += worst
-        return to_nano(total / Decimal(1_000_000) + self.searches)
-
-    def binding(self) -> Bound | None:
-        """For a call with no cap: the bound of the line that costs the most (the one its reservation is for)."""
-        if self.cap is not None:
-            return None
-        priced = [
-            (line.prompt_usd_m + Decimal(line.bound.tokens * self.choices) * line.output_price, line.bound)
-            for lines in self.answers
-            for line in lines
-            if line.bound is not None
-        ]
-        return max(priced, key=lambda pair: pair[0])[1] if priced else None
-
-    def affordable(self, nano: int) -> int:
-        """The largest output cap from 1 up to the call's bound whose worst case is within `nano` nano-USD (0: not even
-        a cap of 1). For a call with no cap."""
-        bound = self.binding()
-        low, high = 0, max(bound.tokens if bound is not None else 0, 1)  # nano(low) fits, or low is 0
-        while low < high:
-            middle = (low + high + 1) // 2
-            if self.nano(middle) <= nano:
-                low = middle
-            else:
-                high = middle - 1
-        return low
 
 
 class OverloadGuard:
@@ -264,10 +187,6 @@ class Gateway:
                 return None
             first = first or replace(why, by=f"model `{route.model}`")
         return first
-
-    def estimate_nano(self, route, request, policy: CallPolicy) -> int:
-        """Worst-case cost of a call in nano-USD (`worst_case`)."""
-        return self.worst_case(route, request, policy).nano()
 
     def worst_case(self, route, request, policy: CallPolicy) -> WorstCase:
         """Worst-case cost of a call: its prompt at input price plus its output at output price, on the dearest
