@@ -58,6 +58,11 @@ class ImageBlock:
     # with other fields (`dataclasses.replace`) has none; nothing changes a block, or a part, in place.
     openai_part: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
+    # Whose file the `url` names, when only that API reads it: "gemini" for a fileData URI of the Gemini API's Files
+    # API or of Cloud Storage, which another API would try to fetch as a link and fail (`refusals.document_refusal`
+    # refuses it there by name, as a document's file id). None: a link any provider may fetch.
+    file_api: str | None = None
+
     @property
     def inline(self) -> bool:
         return self.data is not None or self.base64 is not None

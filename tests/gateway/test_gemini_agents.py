@@ -304,6 +304,55 @@ def test_a_file_by_uri_reaches_a_model_that_can_read_it_and_is_refused_by_name_e
     assert (len(served.claude_bodies), len(served.upstream.bodies)) == calls
 
 
+
+def test_an_image_of_gemini_s_own_files_reaches_gemini_only_and_a_typeless_link_is_read_by_its_name(
+    served, monkeypatch
+) -> None:
+    """A fileData image at a Files API or Cloud Storage URI was an image URL for Claude and an OpenAI-format model,
+    which fetched it and failed (Google's Files API wants its key; gs:// is no web address): now it reaches Gemini
+    only, and elsewhere is a 400 naming the fileUri before anything is sent. A fileData with no mimeType was always an
+    image: a link named like a PDF is a document by URL now, and Gemini's own typeless file goes to Gemini as sent,
+    not as image/jpeg."""
+    from tokenomy.providers import gemini_mapping
+
+    gemini: list[list[dict]] = []
+    original = gemini_mapping.contents_from_request
+    monkeypatch.setattr("tokenomy.providers.gemini_provider.contents_from_request",
+                        lambda request: gemini.append(original(request)) or gemini[-1])
+    stored, bucket = "https://generativelanguage.googleapis.com/v1beta/files/img1", "gs://bucket/cat.png"
+
+    def ask(model: str, uri: str, mime: str | None = "image/png") -> types.GenerateContentResponse:
+        picture = types.Part(file_data=types.FileData(file_uri=uri, mime_type=mime))
+        turn = [types.Content(role="user", parts=[types.Part(text="What is in it?"), picture])]
+        return served.client.models.generate_content(model=model, contents=turn,
+                                                     config=types.GenerateContentConfig(max_output_tokens=64))
+
+    for uri in (stored, bucket):
+        assert ask("g", uri).text
+        assert gemini[-1][0]["parts"][1] == {"file_data": {"file_uri": uri, "mime_type": "image/png"}}
+    assert ask("g", stored, None).text
+    assert gemini[-1][0]["parts"][1] == {"file_data": {"file_uri": stored}}
+    calls = len(served.claude_bodies), len(served.upstream.bodies)
+    for model in ("claude", "haiku", "fast"):
+        for uri, mime in ((stored, "image/png"), (bucket, "image/png"), (stored, None)):
+            with pytest.raises(genai.errors.ClientError) as caught:
+                ask(model, uri, mime)
+            assert caught.value.code == 400
+            assert caught.value.message.startswith(f"model `{model}` cannot take a file id of the Gemini API")
+            assert "(`contents[0].parts[1].fileData.fileUri`)" in caught.value.message
+    assert (len(served.claude_bodies), len(served.upstream.bodies)) == calls
+    web_image = "https://example.com/cat.png"
+    assert ask("claude", web_image).text
+    assert served.claude_bodies[-1]["messages"][0]["content"][1] == {
+        "type": "image", "source": {"type": "url", "url": web_image}}
+    paper = "https://arxiv.org/pdf/1706.03762.pdf?download=1"
+    assert ask("claude", paper, None).text
+    assert served.claude_bodies[-1]["messages"][0]["content"][1] == {
+        "type": "document", "source": {"type": "url", "url": paper}}
+    assert ask("claude", "https://cdn.example.com/render/41", None).text  # no name says what it is: an image
+    assert served.claude_bodies[-1]["messages"][0]["content"][1]["type"] == "image"
+
+
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
 
 

@@ -113,3 +113,11 @@ def test_a_file_id_is_refused_by_every_provider_but_those_of_the_api_that_issued
                                                                           (1, 0, 1))
         assert reader.file_apis == frozenset({api})
     assert Provider().refusal(request(Message("user", [DocumentBlock("pdf", file_id="f-1")]))) is None
+    own_file = ImageBlock("image/png", url="gs://b/cat.png", file_api="gemini")  # a Gemini fileData image
+    for turns in ([Message("user", [TextBlock("see"), own_file])],
+                  [CALL, Message("user", [ToolResultBlock("c1", [TextBlock("a"), own_file])])]):
+        assert Provider.refusal(GeminiProvider.__new__(GeminiProvider), request(*turns)) is None
+        refused = Provider.refusal(AnthropicProvider.__new__(AnthropicProvider), request(*turns))
+        assert refused.field == "source.file_id" and "a file id of the Gemini API" in str(refused)
+        assert (refused.message, refused.block, refused.part) == ((0, 1, None) if len(turns) == 1 else (1, 0, 1))
+    assert Provider().refusal(request(Message("user", [ImageBlock("image/png", url="https://e.com/a.png")]))) is None

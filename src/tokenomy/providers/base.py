@@ -19,6 +19,7 @@ from tokenomy.messages import (
     ChatRequest,
     ChatResponse,
     DocumentBlock,
+    ImageBlock,
     ProviderBlock,
     ReasoningBlock,
     StreamChunk,
@@ -53,6 +54,11 @@ NAMING_HINTS = frozenset({"max_completion_tokens"})
 DEFAULT_TIMEOUT_S = 120.0
 # ProviderError.code of a provider that has no way to count tokens (`Provider.count_tokens`).
 COUNTING_UNAVAILABLE = "counting_unavailable"
+
+
+def _by_file(block: Block) -> bool:
+    """An image by an API's own file URI (a Gemini fileData URI), which only that API reads."""
+    return type(block) is ImageBlock and block.file_api is not None
 
 
 def arguments_text(call: ToolUseBlock) -> str:
@@ -258,7 +264,9 @@ class Provider:
     def refusal(self, request: ChatRequest) -> Unsupported | None:
         """What of `request` this provider cannot send (e.g. an image block at messages[0].content[1]), or None."""
         accepted, names, fields = self.accepts_blocks, self.accepts_names, self.accepts_openai_fields
-        documents = False  # whether a document was seen, whose fields only some APIs take (document_refusal)
+        # Whether a document was seen, whose fields only some APIs take, or an image by another API's file URI
+        # (document_refusal looks at both)
+        documents = False
         for i, message in enumerate(request.messages):  # (this runs on every turn of every request: one pass each)
             if message.name and not names:
                 return Unsupported("field `{where}`", i, field="name")
@@ -268,12 +276,12 @@ class Provider:
             for block in message.content:
                 if isinstance(block, accepted):
                     if not isinstance(block, ToolResultBlock):
-                        documents = documents or isinstance(block, DocumentBlock)
+                        documents = documents or isinstance(block, DocumentBlock) or _by_file(block)
                         continue
                     for part in block.content:
                         if not isinstance(part, accepted):
                             break
-                        documents = documents or isinstance(part, DocumentBlock)
+                        documents = documents or isinstance(part, DocumentBlock) or _by_file(part)
                     else:
                         continue
                 # A block of a type not taken, or a tool result with a part not taken: named where it is.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import mimetypes
 import re
 from typing import Any
 
@@ -129,12 +130,22 @@ def media_block(part: dict[str, Any], where: str) -> Block:
     if mime is not None:
         string_field(mime, f"{here}.mimeType")
     name = _display_name(file, here)
-    if (isinstance(mime, str) and mime.startswith("image/")) or (mime is None and uri.startswith("http")):
+    on_the_web = uri.startswith(("https://", "http://")) and not GEMINI_FILES.match(uri)
+    # A file of the Gemini API's (its Files API, Cloud Storage) reaches Gemini only: another API would fetch it as a
+    # link and fail. A link on the web is any provider's to fetch.
+    file_api = None if on_the_web else "gemini"
+    if mime is None:  # Gemini reads the type from the file; a link's name may still say it is a document
+        guessed = mimetypes.guess_type(uri.split("?", 1)[0])[0] if on_the_web else None
+        if guessed is None or guessed not in FORMATS:  # an image, as a link without a type most often is
+            _unnamed(name, here)
+            return ImageBlock(url=uri, file_api=file_api)  # (sent to Gemini without a type, as it came)
+        mime = guessed
+    if isinstance(mime, str) and mime.startswith("image/"):
         _unnamed(name, here)
-        return ImageBlock(media_type=mime, url=uri)
+        return ImageBlock(media_type=mime, url=uri, file_api=file_api)
     if mime not in FORMATS:
         raise ValueError(f"{here}.mimeType: the gateway carries images and {', '.join(FORMATS)}, not {mime!r}")
-    if uri.startswith(("https://", "http://")) and not GEMINI_FILES.match(uri):
+    if on_the_web:
         return DocumentBlock(FORMATS[mime], name=name, url=uri)  # a document on the web, which a provider fetches
     return DocumentBlock(FORMATS[mime], name=name, file_id=uri, file_api="gemini")  # Gemini's own: to Gemini only
 

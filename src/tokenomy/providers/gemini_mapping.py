@@ -114,6 +114,8 @@ def _media(block: ImageBlock | DocumentBlock, where: str, model: str) -> dict[st
             raise refuse(model, f"{where}.detail", f"has no image detail setting ({block.detail!r}); remove it")
         if block.inline:
             return {"inline_data": {"mime_type": block.media_type or "image/png", "data": block.payload()}}
+        if block.media_type is None and block.file_api == "gemini":  # its own file, typeless as its caller sent it
+            return {"file_data": {"file_uri": block.url}}
         mime = block.media_type or mimetypes.guess_type(block.url or "")[0] or "image/jpeg"
         return {"file_data": {"file_uri": block.url, "mime_type": mime}}
     doc_mime = DOCUMENT_TYPES.get(block.format)

@@ -270,26 +270,29 @@ FILE_APIS = {
 FILE_ID = "source.file_id"  # a file id's place in a document, as a refusal names it (each ingress: as its caller)
 
 
-def foreign_file(block: DocumentBlock, file_apis: frozenset[str]) -> str | None:
-    """The API that issued the document's file id when it is none of `file_apis` (those a provider reads), else
-    None: no file id, or one of a library caller (no issuer said), for whichever provider gets it."""
+def foreign_file(block: DocumentBlock | ImageBlock, file_apis: frozenset[str]) -> str | None:
+    """The API that issued the document's file id (or the image's file URI) when it is none of `file_apis` (those a
+    provider reads), else None: no file id, or one of a library caller (no issuer said), for whichever provider gets
+    it."""
     api = block.file_api
-    return api if block.file_id is not None and api is not None and api not in file_apis else None
+    held = block.file_id if isinstance(block, DocumentBlock) else block.url
+    return api if held is not None and api is not None and api not in file_apis else None
 
 
 def document_refusal(
     request: ChatRequest, accepted: frozenset[str], file_apis: frozenset[str] = frozenset()
 ) -> Unsupported | None:
     """The first document field of `request` (also in a tool result) not among the `accepted` DOCUMENT_FIELDS, or
-    file id issued by an API other than `file_apis` (the APIs whose ids the provider reads)."""
+    file id (a document's, an image's file URI) issued by an API other than `file_apis` (the APIs whose ids the
+    provider reads)."""
     for i, message in enumerate(request.messages):
         for j, block in enumerate(message.content):
             parts = block.content if isinstance(block, ToolResultBlock) else (block,)
             for k, part in enumerate(parts):
-                if not isinstance(part, DocumentBlock):
+                if not isinstance(part, (DocumentBlock, ImageBlock)):
                     continue
                 inside = k if isinstance(block, ToolResultBlock) else None
-                field = document_field(part)
+                field = document_field(part) if isinstance(part, DocumentBlock) else None
                 if field is not None and field not in accepted:
                     return Unsupported(DOCUMENT_WHY[field], i, j, inside, field=field)
                 api = foreign_file(part, file_apis)
