@@ -12,10 +12,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from helpers.billing_api import DAY1, KEYS, billing_server
-from tokenomy.analytics.reports import run_report
+from tokenomy.analytics.reports import REPORTS, run_report
 from tokenomy.cli import app
 from tokenomy.errors import ConfigError, UsageError
 from tokenomy.ledger.events import UsageEvent
@@ -290,3 +291,56 @@ def test_a_bill_imported_apart_from_its_usage_or_at_another_width_is_refused_not
     assert all("as a 1d bucket and this import's are 1h" in p and "--bucket-width 1d" in p
                for p in summary["problems"])
     assert run_report(open_store(day), "spend") == spend
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "postgres"])
+def test_a_refreshed_bill_replaces_its_buckets_with_replace_and_every_report_follows(engine, tmp_path, request):
+    """AWS re-issues a month's CUR as late usage arrives. Importing the refreshed export found each changed bucket
+    "already held with other figures" and kept the stale figures with no way to take the new ones. `--replace` now
+    puts the file's figures in those buckets' place in one transaction, and the hourly rollups and latency days they
+    fall on are recomputed: the ledger then reads exactly as one that imported only the refreshed file."""
+    original = EXPORTS / "focus_multicloud.csv"
+    frame = pd.read_csv(original, dtype=str, keep_default_na=False)
+    haiku_input = frame["x_UsageType"] == "USE1-Claude3Haiku-input-tokens"
+    assert haiku_input.sum() == 1
+    frame.loc[haiku_input, ["BilledCost", "ConsumedQuantity", "PricingQuantity"]] = ["0.00375", "15000", "15"]
+    refreshed = tmp_path / "focus_refreshed.csv"
+    frame.to_csv(refreshed, index=False)
+    fresh = tmp_path / "fresh.duckdb"
+    _import(["focus", str(refreshed)], fresh)
+
+    def ledger(name: str) -> str:
+        return str(tmp_path / f"{name}.duckdb") if engine == "duckdb" else request.getfixturevalue("fresh_postgres_url")
+
+    held = ledger("held")
+    first = _import(["focus", str(original)], held)
+    runner = CliRunner()
+    stale = runner.invoke(app, ["import", "focus", str(refreshed), "--json", "--ledger", held])
+    summary = json.loads(stale.stdout)
+    assert stale.exit_code == 1 and summary["added"] == 0 and summary["replaced"] == 0
+    assert len(summary["problems"]) == 1 and "--replace" in summary["problems"][0]
+    replaced = runner.invoke(app, ["import", "focus", str(refreshed), "--replace", "--json", "--ledger", held])
+    summary = json.loads(replaced.stdout)
+    assert replaced.exit_code == 0, replaced.output
+    assert (summary["added"], summary["replaced"], summary["problems"]) == (0, 1, [])
+    assert summary["already_in_ledger"] == first["added"] - 1
+
+    def figures(url: str) -> dict:
+        store = open_store(url)
+        rows = {e.event_id: (e.input_tokens, e.cost_usd) for e in store.events()}
+        return {"rows": rows, **{name: run_report(store, name) for name in REPORTS}}
+
+    assert figures(held) == figures(str(fresh))
+    assert Decimal("0.00375") in {cost for _, cost in figures(held)["rows"].values()}
+    # Again: nothing changed since, nothing replaced.
+    assert _import(["focus", str(refreshed), "--replace"], Path(held) if engine == "duckdb" else held)["replaced"] == 0
+
+
+def test_a_clickhouse_ledger_refuses_replace_by_name() -> None:
+    from tokenomy.errors import NotOnThisLedger
+    from tokenomy.ledger.clickhouse import ClickHouseStore
+
+    store = ClickHouseStore.__new__(ClickHouseStore)
+    store._shown = "clickhouse://u:***@h:8123/db"
+    with pytest.raises(NotOnThisLedger, match=r"ledger clickhouse://u:\*\*\*@h:8123/db: replacing .*--replace"):
+        store.replace([UsageEvent(ts=D1, provider="bedrock", model="m")])

@@ -44,16 +44,37 @@ def _existing(files: list[str]) -> None:
             raise TokenomyError(f"{file}: file not found; check the path")
 
 
-def _run(kind: str, file: str, ledger: Optional[str], as_json: bool, prices: Optional[str] = None) -> None:
+ReplaceOption = typer.Option(
+    False,
+    "--replace",
+    help="A bucket the ledger already holds with other figures (a bill refreshed since: AWS re-issues a month's CUR "
+    "as late usage arrives) takes this file's figures; without it such a bucket is a problem and is left as it is. "
+    "Needs a DuckDB or PostgreSQL ledger.",
+)
+
+
+def _run(
+    kind: str,
+    file: str,
+    ledger: Optional[str],
+    as_json: bool,
+    prices: Optional[str] = None,
+    replace: bool = False,
+) -> None:
     from tokenomy.analytics.imports import IMPORTERS
 
     if kind != "llm-log":  # whose own message says where llm keeps logs.db
         _existing([file])
-    _run_with(kind, lambda: IMPORTERS[kind](file), ledger, as_json, prices)
+    _run_with(kind, lambda: IMPORTERS[kind](file), ledger, as_json, prices, replace)
 
 
 def _run_with(
-    kind: str, read: Callable[[], Any], ledger: Optional[str], as_json: bool, prices: Optional[str] = None
+    kind: str,
+    read: Callable[[], Any],
+    ledger: Optional[str],
+    as_json: bool,
+    prices: Optional[str] = None,
+    replace: bool = False,
 ) -> None:
     from tokenomy.commands._common import new_duckdb_file, open_existing_ledger
 
@@ -82,23 +103,34 @@ def _run_with(
             )
     from tokenomy.analytics.imports.collisions import colliding
 
-    refused = colliding(store, storable)  # a bucket already held with other figures, or at another width
-    if refused:
-        dropped = {id(event) for event, _ in refused}
-        storable = [event for event in storable if id(event) not in dropped]
+    collisions = colliding(store, storable)  # a bucket already held with other figures, or at another width
+    refreshed = [c.event for c in collisions if replace and c.same_bucket]
+    refused = [(c.event, c.why) for c in collisions if not (replace and c.same_bucket)]
+    if collisions:
+        apart = {id(c.event) for c in collisions}
+        storable = [event for event in storable if id(event) not in apart]
     for event, why in [*refused, *write_refusing(store, storable)]:
         result.problems.append(f"{result.source}: {event.model} at {event.ts:%Y-%m-%dT%H:%M:%SZ}: {why}; not imported")
     added = store.count() - before  # re-imported records keep their ids and are not added twice
-    _print_summary(kind, result, added, as_json, problems_before)
+    replaced = store.replace(refreshed) if refreshed else 0  # one transaction: the held rows or the new ones
+    _print_summary(kind, result, added, as_json, problems_before, replaced)
 
 
-def _print_summary(kind: str, result: Any, added: int, as_json: bool, problems_before: Optional[int] = None) -> None:
+def _print_summary(
+    kind: str,
+    result: Any,
+    added: int,
+    as_json: bool,
+    problems_before: Optional[int] = None,
+    replaced: int = 0,
+) -> None:
     problems_before = len(result.problems) if problems_before is None else problems_before
     summary = {
         "source": result.source,
         "read": len(result.events),
         "added": added,
-        "already_in_ledger": len(result.events) - (len(result.problems) - problems_before) - added,
+        "replaced": replaced,
+        "already_in_ledger": len(result.events) - (len(result.problems) - problems_before) - added - replaced,
         "skipped_not_llm_usage": result.skipped,
         "problems": result.problems,
         "unpriced_models": sorted(result.unpriced_models),
@@ -113,6 +145,7 @@ def _print_summary(kind: str, result: Any, added: int, as_json: bool, problems_b
                 [
                     ["records read", summary["read"]],
                     ["added to the ledger", added],
+                    *([["replaced (refreshed since)", replaced]] if replaced else []),
                     ["already in the ledger", summary["already_in_ledger"]],
                     ["skipped (not LLM usage)", result.skipped],
                     ["problems", len(result.problems)],
@@ -149,12 +182,13 @@ def cur(
     file: str = typer.Argument(..., help="AWS CUR 2.0, legacy CUR or FOCUS export (CSV, CSV.gz, Parquet)."),
     ledger: Optional[str] = LedgerOption,
     as_json: bool = JsonOption,
+    replace: bool = ReplaceOption,
 ) -> None:
     """Bedrock input/output/cache-read/cache-write token line items, with the billed cost.
 
     Exit status: 0 when every record was imported (or was already there); 1 when any record could not be read
     (it is listed, the others are still imported); 2 when the file or ledger cannot be used."""
-    _run("cur", file, ledger, as_json)
+    _run("cur", file, ledger, as_json, replace=replace)
 
 
 @import_app.command("llm-log")
@@ -176,12 +210,13 @@ def focus(
     file: str = typer.Argument(..., help="FOCUS 1.0-1.2 export (AWS, Azure, Google Cloud, OCI): CSV, CSV.gz, Parquet."),
     ledger: Optional[str] = LedgerOption,
     as_json: bool = JsonOption,
+    replace: bool = ReplaceOption,
 ) -> None:
     """AI/ML service rows (Bedrock, Azure OpenAI, Vertex AI / Gemini, OCI Generative AI) as billed rows.
 
     Exit status: 0 when every record was imported (or was already there); 1 when any record could not be read
     (it is listed, the others are still imported); 2 when the file or ledger cannot be used."""
-    _run("focus", file, ledger, as_json)
+    _run("focus", file, ledger, as_json, replace=replace)
 
 
 @import_app.command("gcp-billing")
@@ -190,12 +225,13 @@ def gcp_billing(
     ledger: Optional[str] = LedgerOption,
     as_json: bool = JsonOption,
     prices: Optional[str] = PricesOption,
+    replace: bool = ReplaceOption,
 ) -> None:
     """Vertex AI and Gemini API SKUs of a Google Cloud billing export as billed rows.
 
     Exit status: 0 when every record was imported (or was already there); 1 when any record could not be read
     (it is listed, the others are still imported); 2 when the file or ledger cannot be used."""
-    _run("gcp-billing", file, ledger, as_json, prices)
+    _run("gcp-billing", file, ledger, as_json, prices, replace)
 
 
 SinceOption = when_option("--since", "API: start day (UTC) \\[default: 7 days before --until].")
@@ -238,6 +274,7 @@ def openai_usage(
     ledger: Optional[str] = LedgerOption,
     as_json: bool = JsonOption,
     prices: Optional[str] = PricesOption,
+    replace: bool = ReplaceOption,
 ) -> None:
     """OpenAI organization usage (completions: cached input and batch split) and costs, as billed rows.
 
@@ -255,7 +292,7 @@ def openai_usage(
         pages = fetch_openai(start, end, base_url, bucket_width, costs=bucket_width == "1d")
         return import_openai_usage(pages, base_url or "https://api.openai.com/v1")
 
-    _run_with("openai-usage", read, ledger, as_json, prices)
+    _run_with("openai-usage", read, ledger, as_json, prices, replace)
 
 
 @import_app.command("anthropic-usage")
@@ -273,6 +310,7 @@ def anthropic_usage(
     ledger: Optional[str] = LedgerOption,
     as_json: bool = JsonOption,
     prices: Optional[str] = PricesOption,
+    replace: bool = ReplaceOption,
 ) -> None:
     """Anthropic Admin API usage report (cache creation/read split, service tier) and cost report, as billed rows.
 
@@ -294,4 +332,4 @@ def anthropic_usage(
         pages = fetch_anthropic(start, end, base_url, bucket_width, costs=bucket_width == "1d")
         return import_anthropic_usage(pages, base_url or "https://api.anthropic.com/v1")
 
-    _run_with("anthropic-usage", read, ledger, as_json, prices)
+    _run_with("anthropic-usage", read, ledger, as_json, prices, replace)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -201,6 +201,34 @@ class LedgerStore:
             with self._transaction(conn):
                 self._lock_rollups(conn)
                 self._insert_staged(conn)
+        return len(events)
+
+    def replace(self, events: Sequence[UsageEvent]) -> int:
+        """Write `events` in place of the rows that hold their ids, in one transaction: an imported bill's buckets
+        refreshed since (AWS re-issues a month's CUR as late usage arrives). The rollups of the UTC days the events
+        fall on are recomputed from the rows, so reports over them stay equal to the raw rows."""
+        if not events:
+            return 0
+        ph = self.placeholder
+        days = [event.ts.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0) for event in events]
+        window = [min(days), max(days) + timedelta(days=1)]
+        in_window = f"(SELECT * FROM usage_events WHERE ts >= {ph} AND ts < {ph}) AS replaced"
+        with self.connect() as conn:
+            self._stage(conn, [_row_values(e) for e in events])
+            with self._transaction(conn):
+                self._lock_rollups(conn)
+                conn.execute("DELETE FROM usage_events WHERE event_id IN (SELECT event_id FROM _tokenomy_stage)")
+                columns = ", ".join(COLUMNS)
+                conn.execute(f"INSERT INTO usage_events ({columns}) SELECT {columns} FROM _tokenomy_stage")
+                conn.execute(f"DELETE FROM usage_hourly WHERE hour >= {ph} AND hour < {ph}", window)
+                conn.execute(f"DELETE FROM usage_tags_hourly WHERE hour >= {ph} AND hour < {ph}", window)
+                conn.execute(f"DELETE FROM latency_daily WHERE day >= {ph} AND day < {ph}", window)
+                conn.execute(rollups.hourly_insert(in_window, upsert=False), window)
+                conn.execute(rollups.tags_insert(self.dialect, in_window, upsert=False), window)
+                for measure in latency_rollup.MEASURES:
+                    histogram = latency_rollup.histogram_insert(self.dialect, in_window, measure, upsert=False)
+                    conn.execute(histogram, window)
+            conn.execute("DROP TABLE _tokenomy_stage")
         return len(events)
 
     def _stage(self, conn: Any, rows: list[tuple]) -> None:  # pragma: no cover - per engine

@@ -280,6 +280,13 @@ class ClickHouseStore(LedgerStore):
                 "INSERT INTO tokenomy_meta (key, value) VALUES (%s, %s)", ("rollup_version", rollups.ROLLUP_VERSION)
             )
 
+    def replace(self, events: Sequence[UsageEvent]) -> int:
+        """Rows are not replaced here: ClickHouse deletes by background mutations its rollup views never see."""
+        raise NotOnThisLedger(
+            f"ledger {self._shown}: replacing imported bill rows (--replace) needs a DuckDB or PostgreSQL ledger "
+            "(ClickHouse's rollups cannot take a row back); import the refreshed bill into one of those"
+        )
+
     def write(self, events: Sequence[UsageEvent]) -> int:
         """Insert the events whose ids are not in the ledger yet (nor earlier in the same batch)."""
         if not events:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from tokenomy.analytics.billed import BILLED
 from tokenomy.ledger.events import COLUMNS, UsageEvent
@@ -24,7 +24,15 @@ from tokenomy.money import money_str
 WIDTHS = {"1d": timedelta(days=1), "1h": timedelta(hours=1), "1m": timedelta(minutes=1)}
 
 
-def colliding(store: Any, events: Sequence[UsageEvent]) -> list[tuple[UsageEvent, str]]:
+class Collision(NamedTuple):
+    event: UsageEvent
+    why: str
+    # The ledger holds this very bucket with other figures: a bill refreshed since, which `--replace` takes (another
+    # bucket width is never replaced: the file's buckets would not cover the held ones exactly)
+    same_bucket: bool
+
+
+def colliding(store: Any, events: Sequence[UsageEvent]) -> list[Collision]:
     """The billed `events` that disagree with billed rows the ledger holds, each with why (the rest are fine)."""
     billed = [event for event in events if event.priced_by == BILLED]
     if not billed:
@@ -49,9 +57,9 @@ def colliding(store: Any, events: Sequence[UsageEvent]) -> list[tuple[UsageEvent
         if same is not None:  # an id says nothing of the width: a day's first hour has its day's id
             held_width = same.tags.get("granularity")
             if held_width in WIDTHS and width in WIDTHS and held_width != width:
-                out.append((event, _other_width(same.ts, held_width, event)))
+                out.append(Collision(event, _other_width(same.ts, held_width, event), False))
             elif _disagree(same, event):
-                out.append((event, _disagrees(same, event)))
+                out.append(Collision(event, _disagrees(same, event), True))
             continue
         if width not in WIDTHS:
             continue
@@ -62,7 +70,7 @@ def colliding(store: Any, events: Sequence[UsageEvent]) -> list[tuple[UsageEvent
             # A held bucket overlaps this one when it starts before this one ends and ends after this one starts.
             first = bisect.bisect_right(held_starts, event.ts - WIDTHS[other])
             if first < len(held_starts) and held_starts[first] < event.ts + WIDTHS[width]:
-                out.append((event, _other_width(held_starts[first], other, event)))
+                out.append(Collision(event, _other_width(held_starts[first], other, event), False))
                 break
     return out
 
@@ -91,9 +99,10 @@ def _describe(event: UsageEvent) -> str:
 def _disagrees(held: UsageEvent, new: UsageEvent) -> str:
     return (
         f"the ledger already holds this bucket with other figures ({_describe(held)}; this import: {_describe(new)}): "
-        "a usage report and its cost report imported apart, or a bucket that changed since; not imported, and "
-        "the ledger's row is left as it is. Import a usage report and its cost report together, in one run, "
-        "into a ledger that does not hold those days yet"
+        "a usage report and its cost report imported apart, or a bill refreshed since; not imported, and the "
+        "ledger's row is left as it is. A refreshed bill: import it again with --replace, and its figures take "
+        "the row's place. A usage report and its cost report: import both together, in one run (with --replace "
+        "when the ledger holds either already)"
     )
 
 
