@@ -56,11 +56,6 @@ DEFAULT_TIMEOUT_S = 120.0
 COUNTING_UNAVAILABLE = "counting_unavailable"
 
 
-def _by_file(block: Block) -> bool:
-    """An image by an API's own file URI (a Gemini fileData URI), which only that API reads."""
-    return type(block) is ImageBlock and block.file_api is not None
-
-
 def arguments_text(call: ToolUseBlock) -> str:
     """A tool call's arguments as the model wrote them (or its input as JSON)."""
     return call.arguments if call.arguments is not None else json.dumps(call.input)
@@ -276,12 +271,21 @@ class Provider:
             for block in message.content:
                 if isinstance(block, accepted):
                     if not isinstance(block, ToolResultBlock):
-                        documents = documents or isinstance(block, DocumentBlock) or _by_file(block)
+                        # (spelled out, not a function: this runs for every block of every request)
+                        documents = (
+                            documents
+                            or isinstance(block, DocumentBlock)
+                            or (type(block) is ImageBlock and block.file_api is not None)
+                        )
                         continue
                     for part in block.content:
                         if not isinstance(part, accepted):
                             break
-                        documents = documents or isinstance(part, DocumentBlock) or _by_file(part)
+                        documents = (
+                            documents
+                            or isinstance(part, DocumentBlock)
+                            or (type(part) is ImageBlock and part.file_api is not None)
+                        )
                     else:
                         continue
                 # A block of a type not taken, or a tool result with a part not taken: named where it is.
