@@ -53,6 +53,7 @@ def scripted(upstream):
     scripted.requests.clear()
     scripted.reply = {"text": "Hi", "stop_reason": "end_turn", "stop_sequence": None}
     scripted.broken = False
+    scripted.failure = None
     scripted.redacted = None
     return scripted
 
@@ -94,6 +95,20 @@ def test_a_fault_inside_a_stream_ends_it_with_an_error_event(gateway, scripted, 
                       json={"model": "claude", "messages": ASK, "max_tokens": 5, "stream": True}) as response:
         lines = [line for line in response.iter_lines() if line.startswith("data: ")]
     assert '"type": "server_error"' in lines[-2] and lines[-1] == "data: [DONE]"
+
+
+@pytest.mark.parametrize("kind", ["overloaded_error", "rate_limit_error"])
+def test_an_error_anthropic_ends_its_stream_with_reaches_the_caller_as_its_type(gateway, scripted, sdk, kind) -> None:
+    # Anthropic's API ends a stream it cannot finish with an error event: an Anthropic-SDK agent retries an
+    # overloaded_error (or waits out a rate_limit_error) by its type, which an api_error would have hidden.
+    scripted.failure = {"type": kind, "message": "Overloaded"}
+    with pytest.raises(anthropic.APIStatusError) as raised:
+        with sdk.messages.stream(model="claude", max_tokens=5, messages=ASK) as stream:
+            list(stream)
+    assert raised.value.body["error"]["type"] == kind
+    wire = httpx.post(gateway + "/v1/messages", json={"model": "claude", "max_tokens": 5, "messages": ASK,
+                                                      "stream": True}).text
+    assert wire.index('"text":"Hi"') < wire.index("event: error")  # the text that came before it, then the error
 
 
 def turn(*blocks: dict, role: str = "user") -> list[dict]:

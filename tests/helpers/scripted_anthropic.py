@@ -3,6 +3,8 @@
 `reply`: the answer's fields (`text`, `stop_reason`, `stop_sequence`); `broken=True` streams a
 message_start without its message, a shape the SDK cannot read (a fault inside the gateway's stream);
 `redacted`: the data of a redacted_thinking block the answer opens with (streamed whole, before the text);
+`failure`: the `error` object of an error event the stream ends with after its text, as Anthropic's API ends a stream
+it cannot finish (`{"type": "overloaded_error", ...}`);
 `delay_s`: how long each answer takes to start (a slow generation); `hold`: an Event each answer also waits for (60 s
 at most), so a test acts while requests are in flight however slow the machine; `usage`: the answer's usage (in
 message_start when streamed).
@@ -27,6 +29,7 @@ class ScriptedAnthropic:
     def __init__(self, text: str = "Hi", stop_reason: str = "end_turn", stop_sequence: str | None = None) -> None:
         self.reply = {"text": text, "stop_reason": stop_reason, "stop_sequence": stop_sequence}
         self.broken = False
+        self.failure: dict | None = None
         self.redacted: str | None = None
         self.delay_s = 0.0
         self.hold: threading.Event | None = None
@@ -80,5 +83,7 @@ class ScriptedAnthropic:
                                              "stop_sequence": self.reply["stop_sequence"]}}),
                 ("message_stop", {"type": "message_stop"}),
             ]
+            if self.failure is not None:  # the text came; then the API ends the stream with its error
+                events = [*events[:-3], ("error", {"type": "error", "error": self.failure})]
         data = "".join(f"event: {name}\ndata: {json.dumps(event)}\n\n" for name, event in events)
         return Response(data, media_type="text/event-stream")

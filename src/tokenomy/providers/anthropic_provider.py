@@ -121,6 +121,29 @@ def not_a_message(result: Any) -> ProviderError:
     )
 
 
+# The status each error type of Anthropic's API is answered with: an error event that ends a stream comes in an
+# answer of 200, and its type says what failed (an overloaded_error is a 529, which agents wait out and retry).
+IN_STREAM_STATUSES = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
+}
+
+
+def _error_type(body: Any) -> str | None:
+    """The `error.type` of an Anthropic error body ({"type": "error", "error": {"type": ...}}), or None."""
+    error = body.get("error") if isinstance(body, dict) else None
+    kind = error.get("type") if isinstance(error, dict) else None
+    return kind if isinstance(kind, str) else None
+
+
 def map_anthropic_error(exc: Exception) -> ProviderError:
     """Fold the SDK's exceptions into Tokenomy's four error kinds."""
     import anthropic
@@ -143,6 +166,8 @@ def map_anthropic_error(exc: Exception) -> ProviderError:
             return ProviderError(f"Anthropic's answer broke off: {exc.__cause__}", kind="server_error", reached=True)
         return ProviderError(f"cannot reach the Anthropic API{where_sent(exc)}: {exc}", kind="server_error")
     status = getattr(exc, "status_code", None)
+    if status is None or status < 400:  # an error event ending a stream answered 200: the status its type stands for
+        status = IN_STREAM_STATUSES.get(_error_type(getattr(exc, "body", None)) or "", status)
     retry_after = retry_after_seconds(getattr(getattr(exc, "response", None), "headers", None))
     message = f"Anthropic {type(exc).__name__}: {getattr(exc, 'message', None) or exc}"
     if isinstance(exc, anthropic.RateLimitError) or status == 429:
