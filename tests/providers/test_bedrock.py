@@ -252,6 +252,17 @@ def test_in_stream_exceptions_map_by_event_name(code, kind) -> None:
     assert map_bedrock_error(error).kind == kind
 
 
+@pytest.mark.parametrize("code", ["serviceUnavailableException", "ServiceUnavailableException"])
+def test_an_unavailable_bedrock_is_a_503_in_a_stream_too(code) -> None:
+    # In a stream the exception has no HTTP status (the answer began with 200): an agent on /v1/messages waits out
+    # and retries Anthropic's overloaded_error, which the gateway sends for a 503, not an api_error (a 502).
+    from tokenomy.gateway.calls import upstream_status
+
+    error = EventStreamError({"Error": {"Code": code, "Message": "Bedrock is unable to process your request."}},
+                             "ConverseStream")
+    assert upstream_status(map_bedrock_error(error)) == 503
+
+
 def test_exception_frame_mid_stream_reaches_boto3_as_server_error() -> None:
     # A peer that starts a ConverseStream answer and then fails in-band, as Bedrock does on model errors.
     from starlette.applications import Starlette

@@ -67,6 +67,8 @@ SERVER_CODES = {
 }
 # What of a Converse request CountTokens' `input.converse` takes (botocore's ConverseTokensRequest).
 COUNTED = ("messages", "system", "toolConfig", "additionalModelRequestFields")
+# Bedrock unavailable or overloaded: a 503 (Anthropic's overloaded_error on /v1/messages), in a stream as outside one.
+UNAVAILABLE_CODES = {"ServiceUnavailableException", "ServiceUnavailable"}
 TIMEOUT_CODES = {"ModelTimeoutException", "RequestTimeout", "RequestTimeoutException"}
 
 
@@ -223,6 +225,8 @@ def map_bedrock_error(exc: Exception) -> ProviderError:
         if code in TIMEOUT_CODES:
             return ProviderError(message, kind="timeout", retry_after=retry_after, status=status)
         if code in SERVER_CODES or (status is not None and status >= 500):
+            if status is None and code in UNAVAILABLE_CODES:  # in a stream, which began with 200: no status of its own
+                status = 503
             return ProviderError(message, kind="server_error", retry_after=retry_after, status=status)
         return ProviderError(message, kind="client_error", status=status)
     # A read timeout (the request sent, the model still working on it) is billed: `reached`, recorded at its estimate.
