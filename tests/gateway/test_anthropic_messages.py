@@ -600,6 +600,30 @@ def test_an_end_user_id_reaches_each_provider_in_its_own_field(tmp_path, scripte
                 client.messages.create(model="sonnet", max_tokens=5, messages=ASK, metadata={"user": user})
 
 
+def test_claude_codes_json_end_user_id_reaches_converse_whole(tmp_path, monkeypatch) -> None:
+    """Claude Code 2.1.78 and later send `metadata.user_id` as a JSON object's text (device, account and session
+    ids), whose braces and quotes Converse's requestMetadata values cannot hold: every request of theirs to a
+    Bedrock route was refused. Each of its entries is now a requestMetadata entry of its own (`user_id.session_id`);
+    a user id that is neither fits nowhere and is refused as before."""
+    from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
+    from tokenomy.emulate.instant_engine import InstantEngine
+
+    ids = {"device_id": "a" * 64, "account_uuid": "", "session_id": "54c1eb09-bc4c-4d2f-98eb-6d2ab2d5e2fe"}
+    sent = record_converse(monkeypatch)
+    with ServerThread(create_bedrock(engine=InstantEngine())) as bedrock:
+        config = parse_config({"models": {"sonnet": {"provider": "bedrock", "region": "us-east-1",
+                                                     "endpoint_url": bedrock,
+                                                     "model": "anthropic.claude-3-haiku-20240307-v1:0"}}})
+        with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+            client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+            user = json.dumps(ids, separators=(",", ":"))
+            reply = client.messages.create(model="sonnet", max_tokens=5, messages=ASK, metadata={"user_id": user})
+            assert reply.content and sent[-1]["requestMetadata"] == {f"user_id.{k}": v for k, v in ids.items()}
+            with pytest.raises(anthropic.BadRequestError, match=r"metadata\.user_id: Bedrock Converse"):
+                client.messages.create(model="sonnet", max_tokens=5, messages=ASK,
+                                       metadata={"user_id": json.dumps({"device_id": "<a>"})})
+
+
 def test_adaptive_thinking_reaches_claude_from_either_api(gateway, scripted, sdk) -> None:
     """Claude Opus 4.7 and later refuse a thinking budget and take `thinking: {"type": "adaptive"}` (guided by
     `output_config.effort`); coding agents send it on every request. The gateway refused it on both APIs."""
