@@ -188,3 +188,34 @@ def test_litellms_copy_of_the_answers_fields_comes_back_with_the_message_and_is_
                     client.chat.completions.create(
                         messages=[*messages, {**sent, "provider_specific_fields": fields}, result], **ask)
                 assert refused.value.body["param"] == param
+
+
+@pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
+def test_the_ids_made_up_for_geminis_function_calls_are_unique_across_a_conversation(ledger_path: Path) -> None:
+    # Gemini sends function calls without ids; the ids the gateway made up were their place in the answer
+    # (gemini-call-0), so every turn of an agent's tool loop had the same one. Anthropic's API refuses a conversation
+    # that repeats a tool_use id (a route falling back to Claude, an agent switching model), and an agent pairs
+    # tool results to calls by id. Sent back, they still reach Gemini without an id.
+    import anthropic
+
+    tool = {"name": "get_weather", "input_schema": TOOLS[0]["function"]["parameters"]}
+    with ServerThread(create_gemini(engine=InstantEngine())) as upstream:
+        config = {"models": {"g": {"provider": "gemini", "model": MODEL, "base_url": upstream}}}
+        with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
+            client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+            messages: list = [{"role": "user", "content": "Weather in Paris?"}]
+            ids = []
+            for stream in (False, True, False):
+                ask = {"model": "g", "max_tokens": 256, "messages": messages, "tools": [tool],
+                       "tool_choice": {"type": "any"}}
+                if stream:
+                    with client.messages.stream(**ask) as streamed:
+                        reply = streamed.get_final_message()
+                else:
+                    reply = client.messages.create(**ask)
+                (use,) = [block for block in reply.content if block.type == "tool_use"]
+                ids.append(use.id)
+                messages += [{"role": "assistant", "content": [use.model_dump(exclude_none=True)]},
+                             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id,
+                                                           "content": "18C"}]}]
+    assert len(set(ids)) == 3 and all(i.startswith("gemini-call-") for i in ids)

@@ -22,6 +22,7 @@ from dataclasses import replace
 from typing import Any
 
 from tokenomy.errors import ConfigError, ProviderError
+from tokenomy.ids import new_id
 from tokenomy.messages import Block, ChatRequest, ChatResponse, StreamChunk, ToolCallDelta, ToolUseBlock, Usage
 from tokenomy.providers.base import (
     DEFAULT_TIMEOUT_S,
@@ -39,6 +40,7 @@ from tokenomy.providers.base import (
 )
 from tokenomy.providers.bedrock import _is_loopback
 from tokenomy.providers.gemini_mapping import (
+    GENERATED_ID,
     blocks_from_parts,
     config_fields,
     config_from_request,
@@ -49,6 +51,28 @@ from tokenomy.providers.gemini_mapping import (
 )
 
 KEY_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+
+
+class CallIds:
+    """Ids for an answer's function calls Gemini sent without one, unique to the answer (`gemini-call-<id>-<n>`): an
+    agent pairs tool results to calls by id, and Anthropic's API refuses a conversation that repeats a tool_use id.
+    The GENERATED_ID prefix keeps them out of what goes back to Gemini (`gemini_mapping`)."""
+
+    def __init__(self) -> None:
+        self.answer: str | None = None  # drawn at the first call without an id
+        self.calls = 0
+
+    def name(self, part: dict[str, Any]) -> None:
+        """Give `part`'s function call (if any) an id when it has none."""
+        call = part.get("function_call")
+        if not isinstance(call, dict):
+            return
+        if not call.get("id"):
+            self.answer = self.answer or new_id()
+            call["id"] = f"{GENERATED_ID}{self.answer}-{self.calls}"
+        self.calls += 1
+
+
 # The counts of a usage_metadata that Usage is made of (`usage_from_gemini`).
 USAGE_COUNTS = (
     "prompt_token_count",
@@ -359,6 +383,9 @@ class GeminiProvider(Provider):
             if candidate and candidate.content
             else []
         )
+        ids = CallIds()
+        for part in parts:
+            ids.name(part)
         raw = {"served_model": result.model_version, "response_id": result.response_id}
         raw["service_tier"] = served_tier(
             getattr(result.sdk_http_response, "headers", None),
@@ -378,6 +405,7 @@ class GeminiProvider(Provider):
         reason = None
         raw: dict[str, Any] = {}
         calls = 0
+        ids = CallIds()
         headers = None
         try:
             for event in self.client.models.generate_content_stream(**params):
@@ -392,6 +420,7 @@ class GeminiProvider(Provider):
                 raw.update(_grounding(candidate))  # sent with the last chunks
                 for part in (candidate.content.parts or []) if candidate.content else []:
                     item = part.model_dump(exclude_none=True)
+                    ids.name(item)  # before the chunk: the stream and the answer name the call alike
                     parts.append(item)
                     chunk = self._chunk(item, calls)
                     calls += bool(item.get("function_call"))
