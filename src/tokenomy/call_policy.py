@@ -14,7 +14,7 @@ from tokenomy.caching.placement import Placement
 from tokenomy.caching.tokens import TokenPolicy
 from tokenomy.call_cost import CallCost
 from tokenomy.errors import ConfigError
-from tokenomy.messages import ChatRequest, ChatResponse
+from tokenomy.messages import ChatRequest, ChatResponse, Usage
 from tokenomy.providers.base import Provider
 from tokenomy.providers.registry import ModelSpec
 from tokenomy.resilience.fallback import AttemptPlan, Step
@@ -119,6 +119,9 @@ class Attempt:
     span: Any = None
     started: float = 0.0
     deltas: int = 0
+    # The prompt's counts the provider gave as its answer began (StreamChunk.start_usage: Anthropic's message_start),
+    # which a stream that ends early is recorded at, rather than at the gateway's estimate.
+    reported: Usage | None = None
     yielded: bool = False
     response: ChatResponse | None = None
     # A cancelled caller's attempt whose provider call was to run in a worker thread: "queued" (not started: nothing

@@ -166,6 +166,8 @@ class Tokenomy(Recorder):
         if chunk.response is not None:
             att.response = self._finish(call, att, chunk.response)
         att.deltas += chunk.has_content  # text, tool-call and reasoning pieces alike
+        if chunk.start_usage is not None:
+            att.reported = chunk.start_usage
         if att.tier.validated:
             held.append(chunk)
             return False

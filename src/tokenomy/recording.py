@@ -9,6 +9,7 @@ import concurrent.futures
 import logging
 import threading
 import time
+from dataclasses import replace
 
 from tokenomy.call_cost import Running
 from tokenomy.call_policy import Attempt, CallState, Target
@@ -161,11 +162,16 @@ class Recorder:
 
     def _estimated(self, call: CallState, att: Attempt) -> tuple[Usage, CostBreakdown]:
         """Usage and cost of an attempt that ended without the provider's count: the prompt estimate, one output
-        token per delta received."""
+        token per delta received. A prompt the provider counted as its answer began (Anthropic's message_start: its
+        cache reads and writes too) is recorded at those counts."""
         request = att.target.call
-        usage = Usage(input_tokens=att.target.estimate - (request.max_tokens or 0), output_tokens=att.deltas)
         model, region = att.target.spec.pricing_model, request.region
         region = region if region not in ("global", "local") else None
+        if att.reported is not None:
+            counted = replace(att.reported, output_tokens=max(att.reported.output_tokens, att.deltas))
+            usage = billable_usage(counted, model, region, self.catalog)
+        else:
+            usage = Usage(input_tokens=att.target.estimate - (request.max_tokens or 0), output_tokens=att.deltas)
         try:
             return usage, compute_cost(usage, model, region, call.mode, self.catalog, one_call=True)
         except TokenomyError as exc:  # recorded at $0 marked unpriced, as an answered call is (see _finish)
@@ -235,6 +241,9 @@ class Recorder:
         if estimated is not None:
             usage, cost = estimated
             event.input_tokens, event.output_tokens = usage.input_tokens, usage.output_tokens
+            event.cache_read_tokens, event.cache_write_tokens = usage.cache_read_tokens, usage.cache_write_tokens
+            if usage.cache_write_1h_tokens:  # as an answered call's row keeps them (events.event_from_response)
+                event.tags[CACHE_WRITE_1H_TAG] = str(usage.cache_write_1h_tokens)
             event.apply_cost(cost)
             call.cost.add(cost.total_usd, unanswered=True)
         _deployment_row(event, target)

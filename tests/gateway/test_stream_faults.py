@@ -3,6 +3,8 @@ streams through the gateway from a scripted OpenAI-format upstream, and the ledg
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import openai
 import pytest
 
@@ -11,6 +13,7 @@ from tokenomy.config import parse_config
 from tokenomy.emulate.server import ServerThread
 from tokenomy.gateway.app import create_app
 from tokenomy.ledger.store import open_store
+from tokenomy.pricing.catalog import default_catalog
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 
@@ -443,3 +446,63 @@ def test_a_stream_an_exception_breaks_after_its_answer_began_still_ends_in_its_a
     assert type(chat.value) is openai.APIError and chat.value.message == said  # not APIConnectionError
     assert messages.value.body["error"] == {"type": "api_error", "message": said}
     assert outcomes(ledger_path) == [("up", "ok")] * 2
+
+
+@pytest.mark.parametrize("ending", ["left", "overloaded"])
+def test_a_claude_stream_cut_short_is_recorded_at_the_counts_its_message_start_gave(ending, ledger_path):
+    # Anthropic's API counts the prompt (its cache reads and writes) in message_start. A stream the caller left (an
+    # agent's user pressing Esc) or that ended in an error was recorded at the gateway's estimate of the prompt, all
+    # of it plain input: a prompt read from the cache at a tenth of the input price was billed at ten times its cost.
+    import asyncio
+    import json
+
+    import anthropic
+    from starlette.applications import Starlette
+    from starlette.responses import StreamingResponse
+    from starlette.routing import Route
+
+    usage = {"input_tokens": 12, "output_tokens": 1, "cache_read_input_tokens": 50_000,
+             "cache_creation_input_tokens": 3_000,
+             "cache_creation": {"ephemeral_5m_input_tokens": 1_000, "ephemeral_1h_input_tokens": 2_000}}
+
+    def event(name: str, data: dict) -> str:
+        return f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n"
+
+    async def messages(request):
+        body = await request.json()
+
+        async def generate():
+            yield event("message_start", {"message": {
+                "id": "m", "type": "message", "role": "assistant", "model": body["model"], "content": [],
+                "stop_reason": None, "stop_sequence": None, "usage": usage}})
+            yield event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
+            for i in range(3 if ending == "overloaded" else 100):
+                yield event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": f"w{i} "}})
+                await asyncio.sleep(0.05)
+            yield event("error", {"error": {"type": "overloaded_error", "message": "Overloaded"}})
+
+        return StreamingResponse(generate(), media_type="text/event-stream")
+
+    upstream = Starlette(routes=[Route("/v1/messages", messages, methods=["POST"])])
+    with ServerThread(upstream) as upstream_url:
+        config = {"models": {"claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929",
+                                        "base_url": upstream_url, "api_key_env": "SCRIPTED_ANTHROPIC_KEY"}}}
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("SCRIPTED_ANTHROPIC_KEY", "unused")
+            with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
+                client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+                ask = {"model": "claude", "max_tokens": 500, "messages": [{"role": "user", "content": "hi"}]}
+                with pytest.raises(anthropic.APIStatusError) if ending == "overloaded" else nullcontext():
+                    with client.messages.stream(**ask) as stream:
+                        deltas = 0
+                        for item in stream:
+                            deltas += item.type == "content_block_delta"
+                            if deltas == 3 and ending == "left":
+                                break  # the client leaves
+    [row] = open_store(str(ledger_path)).events()
+    assert row.outcome == ("cancelled" if ending == "left" else "server_error")
+    counts = (row.input_tokens, row.cache_read_tokens, row.cache_write_tokens, row.tags.get("cache_write_1h_tokens"))
+    assert counts == (12, 50_000, 3_000, "2000") and row.output_tokens >= 3
+    entry = default_catalog().lookup("claude-sonnet-4-5-20250929")
+    assert row.cost_usd == (12 * entry.input + 50_000 * entry.cache_read + 1_000 * entry.cache_write
+                            + 2_000 * entry.cache_write_1h + row.output_tokens * entry.output) / 10**6
