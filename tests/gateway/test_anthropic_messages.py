@@ -111,6 +111,18 @@ def test_an_error_anthropic_ends_its_stream_with_reaches_the_caller_as_its_type(
     assert wire.index('"text":"Hi"') < wire.index("event: error")  # the text that came before it, then the error
 
 
+def test_claudes_model_context_window_exceeded_reaches_the_caller_as_such(gateway, scripted, sdk) -> None:
+    # Claude stops with model_context_window_exceeded when the context window is full: the caller should make room
+    # (compact the conversation). The gateway answered max_tokens, which says to raise the output cap instead.
+    scripted.reply = {"text": "Hi", "stop_reason": "model_context_window_exceeded", "stop_sequence": None}
+    reply = sdk.messages.create(model="claude", max_tokens=5, messages=ASK)
+    with sdk.messages.stream(model="claude", max_tokens=5, messages=ASK) as stream:
+        streamed = stream.get_final_message()
+    assert reply.stop_reason == streamed.stop_reason == "model_context_window_exceeded"
+    chat = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
+    assert chat.chat.completions.create(model="claude", messages=ASK, max_tokens=5).choices[0].finish_reason == "length"
+
+
 def turn(*blocks: dict, role: str = "user") -> list[dict]:
     return [{"role": role, "content": list(blocks)}]
 

@@ -437,11 +437,19 @@ def refusal(response: ChatResponse) -> str | None:
     return text if isinstance(text, str) and text else None
 
 
+# Claude's stop for a full context window, which finish_reason records as "length" (OpenAI has no other): a Messages
+# API caller gets it as Claude (on Anthropic's API or Bedrock) said it, so it makes room rather than raise max_tokens.
+CONTEXT_FULL = "model_context_window_exceeded"
+
+
 def stop_reason(response: ChatResponse) -> str:
     if response.stop_sequence is not None:
         return "stop_sequence"
     if refusal(response) is not None:
         return "refusal"
+    own = response.raw.get("stop_reason") if isinstance(response.raw, dict) else None
+    if response.finish_reason == "length" and own == CONTEXT_FULL:
+        return CONTEXT_FULL
     return STOP_REASONS.get(response.finish_reason, "end_turn")
 
 

@@ -270,6 +270,8 @@ class AnthropicProvider(Provider):
         used = server_tool_use(result.usage)
         if used:
             raw["server_tool_use"] = used
+        if result.stop_reason:  # Anthropic's own, which finish_reason generalises (as Bedrock's provider keeps it)
+            raw["stop_reason"] = result.stop_reason
         return ChatResponse(
             content=content,
             model=request.model,
@@ -351,6 +353,8 @@ class AnthropicProvider(Provider):
         content = assembler.content()
         if used:
             raw["server_tool_use"] = used
+        if stop_reason:
+            raw["stop_reason"] = stop_reason
         yield StreamChunk(
             response=ChatResponse(
                 content=content,
