@@ -60,6 +60,10 @@ PROVIDER_SETTINGS: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
         ("openai",),
         {"": "it shapes OpenAI-compatible servers' requests (provider: openai); remove it"},
     ),
+    "omit_end_user_id": (
+        ("gemini", "vertex", "local"),
+        {"": "this provider carries the end-user id in a field of its own API; remove it"},
+    ),
     "timeout_s": (
         ("openai", "azure", "bedrock", "anthropic", "gemini", "vertex"),
         {"": "the built-in model runs in this process, with no upstream to wait for; remove it"},
@@ -95,6 +99,12 @@ class ModelConfig(_Strict):
         description="send an assistant's tool calls without text as content \"\" instead of null: llama-cpp-python's "
         "server answers 500 to null (the second turn of every tool loop); OpenAI and Bedrock-fronting proxies refuse "
         '"", so only set it for a server that needs it',
+    )
+    omit_end_user_id: Optional[bool] = Field(
+        None,
+        description="send requests that carry an end-user id (Claude Code's metadata.user_id, OpenAI's user) to this "
+        "model without it: the Gemini API and the built-in model have no field for one, so such a request is "
+        "refused by name unless this is set",
     )
     timeout_s: Optional[float] = Field(
         None,
@@ -316,6 +326,8 @@ def _options(m: ModelConfig) -> tuple[tuple[str, Any], ...]:
         options.append(("timeout_s", m.timeout_s))
     if m.empty_tool_call_content:
         options.append(("empty_tool_call_content", True))
+    if m.omit_end_user_id:
+        options.append(("omit_end_user_id", True))
     return tuple(options)
 
 

@@ -612,6 +612,32 @@ def test_an_end_user_id_reaches_each_provider_in_its_own_field(tmp_path, scripte
                 client.messages.create(model="sonnet", max_tokens=5, messages=ASK, metadata={"user": user})
 
 
+
+def test_a_model_set_to_omit_the_end_user_id_takes_claude_codes_requests_without_it(tmp_path) -> None:
+    """Claude Code sends `metadata.user_id` on every request and cannot be told not to, so a Gemini route refused
+    every one of its requests with nothing the user could change. A model set `omit_end_user_id: true` takes them,
+    without the id (its API has no field for one); unset, the refusal names the setting. A provider that carries
+    the id is told to remove the setting."""
+    from tokenomy.config import ConfigError
+    from tokenomy.emulate.gemini_api import create_app as create_gemini
+    from tokenomy.emulate.instant_engine import InstantEngine
+
+    user = '{"device_id":"d1","account_uuid":"","session_id":"s1"}'
+    with ServerThread(create_gemini(engine=InstantEngine())) as gemini:
+        config = parse_config({"models": {
+            "g": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": gemini, "omit_end_user_id": True},
+            "strict": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": gemini}}})
+        with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+            client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+            reply = client.messages.create(model="g", max_tokens=5, messages=ASK, metadata={"user_id": user})
+            assert reply.content[0].text
+            with pytest.raises(anthropic.BadRequestError, match=r"omit_end_user_id: true") as refused:
+                client.messages.create(model="strict", max_tokens=5, messages=ASK, metadata={"user_id": user})
+            assert "metadata.user_id" in str(refused.value)
+    with pytest.raises(ConfigError, match=r"omit_end_user_id.*its own API; remove it"):
+        parse_config({"models": {"b": {"provider": "bedrock", "model": "m", "omit_end_user_id": True}}})
+
+
 def test_claude_codes_json_end_user_id_reaches_converse_whole(tmp_path, monkeypatch) -> None:
     """Claude Code 2.1.78 and later send `metadata.user_id` as a JSON object's text (device, account and session
     ids), whose braces and quotes Converse's requestMetadata values cannot hold: every request of theirs to a

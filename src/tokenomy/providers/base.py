@@ -239,6 +239,8 @@ class Provider:
     accepts_extra: frozenset[str] | None = frozenset()  # pass-through fields it sends; None: any
     accepts_names: bool = False  # OpenAI's per-message participant `name`
     accepts_user: bool = False  # an end-user id (ChatRequest.user) in a field of the provider's API
+    # Its API has no such field, and its model's config says to send requests without the id (`omit_end_user_id`)
+    omits_user: bool = False
     accepts_server_tools: bool = False  # tools its API runs itself (ToolSpec.server: Anthropic's web search)
     deployment_names: bool = False  # the model id names a deployment (Azure), not a model
     accepts_1h_cache: bool = False  # 1-hour cache points (Anthropic's API, Bedrock's Converse), else refused
@@ -311,8 +313,9 @@ class Provider:
             for key in fields_to_carry(request.extra):
                 if key not in self.accepts_extra:
                     return Unsupported("field `{where}`", field=key)
-        if request.user is not None and not self.accepts_user:
-            return Unsupported("an end-user id (`{where}`; this API has no field for it)", field="user")
+        if request.user is not None and not (self.accepts_user or self.omits_user):
+            why = "an end-user id (`{where}`; this API has no field for it: set `omit_end_user_id: true` on the model "
+            return Unsupported(why + "to send such requests without it)", field="user")
         freeform = None if self.accepts_freeform else freeform_refusal(request)
         if freeform is not None:
             return freeform

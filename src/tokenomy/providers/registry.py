@@ -55,6 +55,11 @@ class ModelSpec:
         return bool(dict(self.options).get("empty_tool_call_content"))
 
     @property
+    def omit_end_user_id(self) -> bool:
+        """Send a request's end-user id nowhere (the config's `omit_end_user_id`), its API having no field for it."""
+        return bool(dict(self.options).get("omit_end_user_id"))
+
+    @property
     def timeout_s(self) -> float:
         """Seconds the upstream may stay silent before an attempt fails (the config's `timeout_s`)."""
         return float(dict(self.options).get("timeout_s", DEFAULT_TIMEOUT_S))
@@ -123,11 +128,13 @@ def get_provider(spec: ModelSpec) -> Provider:
         dict(spec.options).get("project"),  # a Vertex project is part of the target
         spec.timeout_s,
         spec.empty_tool_call_content,  # how the server takes a tool call's empty text is part of the target
+        spec.omit_end_user_id,
     )
     with _LOCK:
         instance = _INSTANCES.get(key)
         if instance is None:
             instance = _build(spec)
+            instance.omits_user = spec.omit_end_user_id
             _INSTANCES[key] = instance
         return instance
 
