@@ -40,11 +40,14 @@ class CallPolicy:
 
     @classmethod
     def from_route(
-        cls, route: RouteConfig, limiter: RateLimiter | None = None, router: Router | None = None
+        cls, route: RouteConfig, limiter: RateLimiter | None = None, router: Router | None = None, processes: int = 1
     ) -> CallPolicy:
-        """Build the policy a config route asks for (build it once per route: it owns the route's token bucket)."""
+        """Build the policy a config route asks for (build it once per route: it owns the route's token bucket).
+        `processes`: how many processes serve the route, each with a bucket of its own (`tokenomy serve --workers
+        N`): each takes 1/N of the route's rate, so that together they stay within it."""
         if limiter is None and route.rate_limit is not None:
-            limiter = RateLimiter(route.rate_limit.requests_per_minute, route.rate_limit.tokens_per_minute)
+            rpm, tpm = route.rate_limit.requests_per_minute, route.rate_limit.tokens_per_minute
+            limiter = RateLimiter(rpm and rpm / processes, tpm and tpm / processes)
         return cls(
             caching=route.caching.enabled,
             tokens=route.tokens,
@@ -55,12 +58,16 @@ class CallPolicy:
         )
 
     @classmethod
-    def for_route(cls, config: TokenomyConfig, name: str, catalog: Prices | None = None) -> CallPolicy:
-        """The policy of route `name` in `config`, with its router when the route names a routing policy."""
+    def for_route(
+        cls, config: TokenomyConfig, name: str, catalog: Prices | None = None, processes: int = 1
+    ) -> CallPolicy:
+        """The policy of route `name` in `config`, with its router when the route names a routing policy
+        (`processes`: as for `from_route`)."""
         route = config.route_for(name)
         if route is None:
             raise ConfigError(f"routes.{name}: no such route or model; define it under `routes:` or `models:`")
-        return cls.from_route(route, router=build_router(config, route.policy, catalog) if route.policy else None)
+        router = build_router(config, route.policy, catalog) if route.policy else None
+        return cls.from_route(route, router=router, processes=processes)
 
 
 @dataclass

@@ -110,6 +110,7 @@ def serve(
         os.environ["TOKENOMY_CONFIG"] = config
     if ledger:  # the worker reads it from here: the one checked above, not an exported TOKENOMY_LEDGER
         os.environ["TOKENOMY_LEDGER"] = ledger
+    os.environ["TOKENOMY_WORKERS"] = str(workers)  # each worker keeps 1/N of a route's rate_limit
     if workers > 1:
         _multiprocess_metrics()
         os.environ["TOKENOMY_WORKER_OF"] = str(os.getpid())  # workers exit when this supervisor dies

@@ -65,9 +65,12 @@ def in_its_api(request: Request, status: int, message: str, code: str) -> JSONRe
     return error(status, message, "server_error", code)
 
 
-def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, own_process: bool = False) -> FastAPI:
+def create_app(
+    config: TokenomyConfig | None = None, ledger: str | None = None, own_process: bool = False, workers: int = 1
+) -> FastAPI:
     """Build the gateway app (no config: serves the local model). `own_process`: the process serves only this
-    gateway (`tokenomy serve`), so its garbage collector may be tuned for it."""
+    gateway (`tokenomy serve`), so its garbage collector may be tuned for it. `workers`: how many processes serve it
+    (`serve --workers N`), which share out a route's `rate_limit`."""
     config = config or load_config(None)
     holder: dict[str, Gateway] = {}
 
@@ -79,7 +82,7 @@ def create_app(config: TokenomyConfig | None = None, ledger: str | None = None, 
         asyncio.get_running_loop().set_default_executor(
             ThreadPoolExecutor(max_workers=config.gateway.max_inflight + 8, thread_name_prefix="tokenomy-call")
         )
-        holder["gw"] = Gateway(config, ledger)
+        holder["gw"] = Gateway(config, ledger, workers)
         if own_process:
             _tune_gc()
         app.state.ledger_store = holder["gw"].store
@@ -243,5 +246,8 @@ def app_from_env() -> FastAPI:
     if os.environ.get("TOKENOMY_WORKER_OF"):  # set by `serve --workers N`: this process is a supervised worker
         supervision.exit_with_parent(int(os.environ["TOKENOMY_WORKER_OF"]))
     return create_app(
-        load_config(os.environ.get("TOKENOMY_CONFIG")), os.environ.get("TOKENOMY_LEDGER"), own_process=True
+        load_config(os.environ.get("TOKENOMY_CONFIG")),
+        os.environ.get("TOKENOMY_LEDGER"),
+        own_process=True,
+        workers=int(os.environ.get("TOKENOMY_WORKERS") or 1),
     )

@@ -78,8 +78,9 @@ class GatewayClient(Tokenomy):
 class Gateway:
     """State shared by the handlers: config, client, keys, limits, estimates."""
 
-    def __init__(self, config: TokenomyConfig, ledger: str | None) -> None:
+    def __init__(self, config: TokenomyConfig, ledger: str | None, workers: int = 1) -> None:
         self.config = config
+        self.workers = workers  # processes serving the config (`serve --workers`): each keeps 1/N of a route's rate
         store = open_store(ledger or config.ledger)
         self.store = store
         self.settings = config.gateway
@@ -120,7 +121,9 @@ class Gateway:
         self.guard = OverloadGuard(self.settings.max_inflight, self.settings.max_queue)
         self.settling: set[asyncio.Task] = set()  # budget settlements that outlive their request (calls.in_background)
         # Built once per route: each owns its token bucket and its router (policies were validated at load).
-        self.policies = {name: CallPolicy.for_route(config, name, self.catalog) for name in config.routes}
+        self.policies = {
+            name: CallPolicy.for_route(config, name, self.catalog, processes=workers) for name in config.routes
+        }
         self._routes: dict[str, RouteConfig] = dict(config.routes)
 
     def served_names(self) -> list[str]:
@@ -141,7 +144,7 @@ class Gateway:
         """The call policy of a route, built once (a bare model's too: no per-request rebuild)."""
         policy = self.policies.get(name)
         if policy is None:
-            policy = self.policies[name] = CallPolicy.from_route(route)
+            policy = self.policies[name] = CallPolicy.from_route(route, processes=self.workers)
         return policy
 
     # -- auth -----------------------------------------------------------------------------------
