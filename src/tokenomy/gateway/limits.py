@@ -191,10 +191,15 @@ end
 redis.call('INCRBY', KEYS[1], string.format('%d', delta))  -- %d: Lua would print 1e+14
 return 1
 """
+# KEYS: the key's requests of the last minute (a sorted set scored by time). ARGV: rpm, now (ms), this request's id.
+# The last 60 s, as LocalLimits counts them: a counter per calendar minute let a key send its rpm at the end of one
+# minute and again at the start of the next. A refused request is not counted.
 RATE_LUA = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('EXPIRE', KEYS[1], 60) end
-if count > tonumber(ARGV[1]) then return 0 end
+local now = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 60000)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], 60000)
 return 1
 """
 
@@ -279,8 +284,10 @@ class RedisLimits:
         return None if value is None else int(value)
 
     async def hit_rate(self, counter: str, rpm: int) -> bool:
-        minute = int(time.time() // 60)
-        return bool(int(await self._rate(keys=[f"tokenomy:rpm:{counter}:{minute}"], args=[rpm])))
+        """Count one request; False when the last minute already had `rpm` requests (every worker's)."""
+        now = int(time.time() * 1000)  # gateways' clocks may differ by a little: a minute's window is that much off
+        args: list[int | str] = [rpm, now, uuid.uuid4().hex]
+        return bool(int(await self._rate(keys=[f"tokenomy:rpm:{counter}"], args=args)))
 
     async def aclose(self) -> None:
         await self.client.aclose()
