@@ -129,6 +129,7 @@ class Attempt:
     # The prompt's counts the provider gave as its answer began (StreamChunk.start_usage: Anthropic's message_start),
     # which a stream that ends early is recorded at, rather than at the gateway's estimate.
     reported: Usage | None = None
+    chars: int = 0  # of the text, reasoning and tool-call arguments received: estimates an unfinished answer's output
     yielded: bool = False
     response: ChatResponse | None = None
     # A cancelled caller's attempt whose provider call was to run in a worker thread: "queued" (not started: nothing

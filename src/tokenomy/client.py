@@ -168,6 +168,8 @@ class Tokenomy(Recorder):
         att.deltas += chunk.has_content  # text, tool-call and reasoning pieces alike
         if chunk.start_usage is not None:
             att.reported = chunk.start_usage
+        call_part = chunk.tool_call.arguments if chunk.tool_call is not None else ""
+        att.chars += len(chunk.delta) + len(chunk.reasoning) + len(call_part)
         if att.tier.validated:
             held.append(chunk)
             return False

@@ -161,17 +161,19 @@ class Recorder:
             self._record_unanswered(call, att, exc.kind, error_type)
 
     def _estimated(self, call: CallState, att: Attempt) -> tuple[Usage, CostBreakdown]:
-        """Usage and cost of an attempt that ended without the provider's count: the prompt estimate, one output
-        token per delta received. A prompt the provider counted as its answer began (Anthropic's message_start: its
-        cache reads and writes too) is recorded at those counts."""
+        """Usage and cost of an attempt that ended without the provider's count: the prompt estimate; as output, the
+        characters received over four (as the prompt is estimated), and at least one token per delta (a provider may
+        send many tokens in one: Gemini's and Bedrock's chunks often carry dozens). A prompt the provider counted as
+        its answer began (Anthropic's message_start: its cache reads and writes too) is recorded at those counts."""
         request = att.target.call
+        output = max(att.deltas, att.chars // 4)
         model, region = att.target.spec.pricing_model, request.region
         region = region if region not in ("global", "local") else None
         if att.reported is not None:
-            counted = replace(att.reported, output_tokens=max(att.reported.output_tokens, att.deltas))
+            counted = replace(att.reported, output_tokens=max(att.reported.output_tokens, output))
             usage = billable_usage(counted, model, region, self.catalog)
         else:
-            usage = Usage(input_tokens=att.target.estimate - (request.max_tokens or 0), output_tokens=att.deltas)
+            usage = Usage(input_tokens=att.target.estimate - (request.max_tokens or 0), output_tokens=output)
         try:
             return usage, compute_cost(usage, model, region, call.mode, self.catalog, one_call=True)
         except TokenomyError as exc:  # recorded at $0 marked unpriced, as an answered call is (see _finish)
@@ -185,7 +187,7 @@ class Recorder:
         disconnected) or cancelled the call while it waited (`outcome` and `error_type` say otherwise for `_crash`).
 
         The provider has already billed the prompt and whatever it generated, so the attempt is
-        recorded with estimated tokens (prompt estimate; one token per delta received) rather than
+        recorded with estimated tokens (prompt estimate; the output received, see `_estimated`) rather than
         vanishing from the ledger.
         """
         error_type = error_type or ("StreamAbandoned" if call.stream else "CallCancelled")
