@@ -7,8 +7,9 @@ not settled are added at their estimate (their settlement then leaves the counte
 re-seeded counter never counts less than was really spent or is still being spent here. When the
 counters are shared (Redis), seeding first waits one write-behind interval so that what the other
 workers recorded before the counter went missing has reached the database too; their reservations
-made before it went missing settle at the full actual cost (see limits.py). This adds about 0.7 s to
-the first request of a key or team in each period, once.
+made before it went missing settle at the full actual cost (see limits.py), unless their call was in the ledger
+the seed read (a settlement kept while Redis was down, sent again once it came back empty): then at nothing. This
+adds about 0.7 s to the first request of a key or team in each period, once.
 
 A settlement the limits store cannot take (Redis unreachable, or the request cancelled while it was sent) is kept
 in this process and tried again in the background with backoff until it lands, and once more at shutdown. Dropped,
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,11 +30,14 @@ from decimal import Decimal
 
 from tokenomy.gateway.keycache import KeyCache
 from tokenomy.gateway.keys import KeyStore, VirtualKey, period_start
-from tokenomy.gateway.limits import LimitsUnavailable, to_nano
+from tokenomy.gateway.limits import LimitsUnavailable, Settlement, to_nano
 from tokenomy.ledger.writer import LedgerWriter
 
 log = logging.getLogger("tokenomy.gateway")
 RETRY_MAX_S = 30.0  # the longest wait between two tries of the settlements Redis did not take
+# A re-seed counts from the ledger the calls recorded before it began less this (gateways' clocks may differ by this
+# much): a settlement of such a call made under the older epoch then adds nothing; one recorded later adds its cost.
+CLOCK_MARGIN_S = 1.0
 
 
 class BudgetUnavailable(Exception):
@@ -68,7 +73,7 @@ class Budgets:
         self.cache = cache
         self.open: dict[str, set[Reservation]] = {}  # counter -> reservations of this process not yet settled
         self._seeding: dict[str, asyncio.Lock] = {}
-        self.unsettled: list[tuple[str, str, int, int, str]] = []  # settlements the limits store did not take yet
+        self.unsettled: list[Settlement] = []  # settlements the limits store did not take yet
         self._retrying: asyncio.Task | None = None
         self._sending = asyncio.Lock()  # one retry at a time: each removes exactly the settlements it sent
 
@@ -148,22 +153,24 @@ class Budgets:
             self._keep(settlements)
             raise
 
-    def _keep(self, settlements: list[tuple[str, str, int, int, str]]) -> None:
+    def _keep(self, settlements: list[Settlement]) -> None:
         self.unsettled.extend(settlements)
         if self._retrying is None or self._retrying.done():
             self._retrying = asyncio.get_running_loop().create_task(self._retry_with_backoff())
 
-    def _settlements(self, reservation: Reservation, actual: int | None) -> list[tuple[str, str, int, int, str]]:
-        """(counter, epoch, estimate, cost, hold) for each counter the reservation and its extensions hold."""
+    def _settlements(self, reservation: Reservation, actual: int | None) -> list[Settlement]:
+        """A `Settlement` for each counter the reservation and its extensions hold. The call's cost is in the ledger
+        by now when it is known (`actual`): its attempts are recorded before their reservation is settled."""
         settlements = []
         for extension in reservation.extensions:
             settlements += self._settlements(extension, None if actual is None else 0)
         cost = reservation.estimate if actual is None else actual
+        recorded = None if actual is None else int(time.time() * 1000)
         for scope in reservation.scopes:
             self.open.get(scope.counter, set()).discard(reservation)
             if scope.counter not in reservation.seeded:
                 epoch = reservation.epochs.get(scope.counter, "")
-                settlements.append((scope.counter, epoch, reservation.estimate, cost, reservation.hold))
+                settlements.append((scope.counter, epoch, reservation.estimate, cost, reservation.hold, recorded))
         return settlements
 
     async def retry_unsettled(self) -> bool:
@@ -208,6 +215,9 @@ class Budgets:
         async with lock:
             if await self.limits.spent(scope.counter) is not None:
                 return  # seeded meanwhile (by this process or another)
+            # What was recorded before now is in the ledger when it is read: this process's rows are flushed first,
+            # the other workers' have had their write-behind interval (below).
+            counted_before = int((time.time() - CLOCK_MARGIN_S) * 1000)
             held = list(self.open.get(scope.counter, ()))
             for reservation in held:  # counted below at their estimate: their settlement must not subtract it
                 reservation.seeded.add(scope.counter)
@@ -219,10 +229,17 @@ class Budgets:
                 for reservation in held:
                     reservation.seeded.discard(scope.counter)
                 raise BudgetUnavailable(f"the ledger cannot be read to seed the budget ({exc})") from None
-            created = await self.limits.seed(scope.counter, spent + sum(r.estimate for r in held))
+            created = await self.limits.seed(scope.counter, spent + sum(r.estimate for r in held), counted_before)
             if not created:
                 for reservation in held:
                     reservation.seeded.discard(scope.counter)
+                return
+            # This process's kept settlements on the counter are of calls the seed counted (flushed before it read the
+            # ledger), however recently recorded: sent again, they change nothing. Replaced in place, as a retry under
+            # way removes by position the ones it sent.
+            for i, (counter, epoch, estimate, actual, hold, recorded) in enumerate(self.unsettled):
+                if counter == scope.counter and recorded is not None:
+                    self.unsettled[i] = (counter, epoch, estimate, actual, hold, 0)
 
     def _ledger_spent(self, scope: Scope) -> int:
         self.writer.flush()  # what this process recorded is in the database before it is summed

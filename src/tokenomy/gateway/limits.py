@@ -7,7 +7,8 @@ A counter that does not exist is never created by a reservation or a settlement:
 which counters are missing and the caller seeds them from the ledger (the source of truth), so a
 Redis that restarted empty is re-seeded with what was really spent, not with a figure from start-up.
 Each seeding gets a new epoch; a settlement for a reservation made under an older epoch adds the full
-actual cost (the seed may not have counted that call), never "actual - estimate".
+actual cost (the seed may not have counted that call), never "actual - estimate"; nothing when its call was in the
+ledger before the seed read it (the epoch says from when: a settlement Redis could not take, sent again later).
 
 In Redis each reservation is also a hold with a lease (`hold_seconds`): a worker killed before it settled (SIGKILL,
 OOM) would otherwise leave its reservations on the shared counters until the budget's period ends. The next
@@ -37,6 +38,11 @@ log = logging.getLogger("tokenomy.gateway")
 
 def to_nano(value: Decimal) -> int:
     return int((value * NANO).to_integral_value(rounding="ROUND_CEILING"))
+
+
+# (counter, epoch at reservation, estimate, actual, hold, recorded): `recorded` is when the call's cost was in the
+# ledger (ms since the epoch), None when it may not be (a cost not known); a tuple without it counts as recorded now.
+Settlement = tuple[str, str, int, int, str, int | None]
 
 
 class LimitsUnavailable(Exception):
@@ -82,8 +88,9 @@ class LocalLimits:
                 self._spend[counter] += estimate
             return Reserved([], None, {c: self._epoch[c] for c, _ in budgets})
 
-    async def seed(self, counter: str, value: int) -> bool:
-        """Create the counter at `value` (under a new epoch) unless it exists; True if this call created it."""
+    async def seed(self, counter: str, value: int, counted_before: int | None = None) -> bool:
+        """Create the counter at `value` (under a new epoch) unless it exists; True if this call created it.
+        (`counted_before`: see RedisLimits.seed; these counters die with their settlements' process.)"""
         async with self._lock:
             if counter in self._spend:
                 return False
@@ -91,10 +98,10 @@ class LocalLimits:
             self._epoch[counter] = str(next(self._epochs))
             return True
 
-    async def settle(self, settlements: list[tuple[str, str, int, int, str]]) -> None:
-        """(counter, epoch at reservation, estimate, actual, hold) each: replace the reservation by the actual cost."""
+    async def settle(self, settlements: list[Settlement]) -> None:
+        """Each (see `Settlement`): replace the reservation by the actual cost."""
         async with self._lock:
-            for counter, epoch, estimate, actual, _ in settlements:
+            for counter, epoch, estimate, actual, *_ in settlements:
                 if counter in self._spend:
                     self._spend[counter] += actual - (estimate if self._epoch.get(counter) == epoch else 0)
 
@@ -173,20 +180,25 @@ redis.call('DEL', KEYS[3], KEYS[4])
 return 1
 """
 # KEYS: spend counter, epoch key, holds set, released set. ARGV: epoch at reservation, estimate, actual, hold id,
-# now (ms), how long released holds are kept (ms).
+# now (ms), how long released holds are kept (ms), when the call's cost was in the ledger (ms; '' if it may not be).
 # Same epoch: a held reservation becomes its actual cost; a released one (its lease ran out, its estimate went) adds
 # it whole; one in neither set was settled already and changes nothing (answers 2). An older epoch adds the actual
-# cost whole (the seed may not have counted the call), once: the released set remembers it as "settled:<member>".
+# cost whole (the seed may not have counted the call), once: the released set remembers it as "settled:<member>";
+# but nothing when the call was in the ledger before the seed's count began (the epoch's ":<ms>" end), as a
+# settlement Redis could not take when the call ended is, sent again once Redis came back empty: the seed counted it.
 SETTLE_LUA = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local member = ARGV[4] .. ':' .. ARGV[2]
 local delta = tonumber(ARGV[3])
-if (redis.call('GET', KEYS[2]) or '') == ARGV[1] then
+local current = redis.call('GET', KEYS[2]) or ''
+if current == ARGV[1] then
   if redis.call('ZREM', KEYS[3], member) == 1 then delta = delta - tonumber(ARGV[2])
   elseif redis.call('ZREM', KEYS[4], member) == 0 then return 2 end
 else
   if redis.call('ZADD', KEYS[4], 'NX', ARGV[5], 'settled:' .. member) == 0 then return 2 end
   redis.call('PEXPIRE', KEYS[4], ARGV[6])
+  local counted = tonumber(string.match(current, ':(%d+)$'))
+  if counted and ARGV[7] ~= '' and tonumber(ARGV[7]) < counted then return 2 end
 end
 redis.call('INCRBY', KEYS[1], string.format('%d', delta))  -- %d: Lua would print 1e+14
 return 1
@@ -253,25 +265,24 @@ class RedisLimits:
             return Reserved([], budgets[answer[0] - 1][0], {})
         return Reserved([], None, {c: str(e) for (c, _), e in zip(budgets, answer[1:], strict=True)})
 
-    async def seed(self, counter: str, value: int) -> bool:
-        return bool(
-            int(
-                await self._seed(
-                    keys=[f"tokenomy:{kind}:{counter}" for kind in KINDS],
-                    args=[value, uuid.uuid4().hex],
-                )
-            )
-        )
+    async def seed(self, counter: str, value: int, counted_before: int | None = None) -> bool:
+        """Create the counter at `value` under a new epoch unless it exists; True if this call created it.
+        `counted_before` (ms since the epoch): every call whose cost was in the ledger before then is in `value`, so
+        a settlement of such a call made under an older epoch adds nothing (SETTLE_LUA)."""
+        epoch = uuid.uuid4().hex + ("" if counted_before is None else f":{counted_before}")
+        return bool(int(await self._seed(keys=[f"tokenomy:{kind}:{counter}" for kind in KINDS], args=[value, epoch])))
 
-    async def settle(self, settlements: list[tuple[str, str, int, int, str]]) -> None:
+    async def settle(self, settlements: list[Settlement]) -> None:
         """Each in turn; LimitsUnavailable (naming how many landed) if Redis cannot be reached."""
         from redis.exceptions import ConnectionError, RedisError, TimeoutError
 
-        for landed, (counter, epoch, estimate, actual, hold) in enumerate(settlements):
+        for landed, (counter, epoch, estimate, actual, hold, *rest) in enumerate(settlements):
+            now = int(time.time() * 1000)
+            recorded = rest[0] if rest else now
             try:
                 await self._settle(
                     keys=[f"tokenomy:{kind}:{counter}" for kind in KINDS],
-                    args=[epoch, estimate, actual, hold, int(time.time() * 1000), RELEASED_KEPT_MS],
+                    args=[epoch, estimate, actual, hold, now, RELEASED_KEPT_MS, "" if recorded is None else recorded],
                 )
             except (ConnectionError, TimeoutError, OSError) as exc:
                 raise LimitsUnavailable(landed, exc) from exc
