@@ -263,18 +263,23 @@ def test_a_budget_reserves_a_requests_images_and_tool_definitions_not_only_its_w
 
 
 def test_rate_limit_per_key(ledger_path):
+    """A key over its rpm gets a 429 saying when it may send again (Retry-After, which the SDKs wait before a retry;
+    without one they retried at once, three times, each refused)."""
     store = KeyStore(open_store(ledger_path))
     secret, _ = store.create(rpm=3)
     with InstantOpenAI() as upstream, gateway(upstream_config(upstream, auth=True), ledger_path) as url:
         client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
-        codes = []
+        codes, waits = [], []
         for _ in range(5):
             try:
                 client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "x"}], max_tokens=2)
                 codes.append(200)
             except openai.RateLimitError as exc:
                 codes.append(exc.body["code"])
+                waits.append(int(exc.response.headers["retry-after"]))
+                assert f"the next may be sent in {waits[-1]} s" in exc.body["message"]
     assert codes == [200, 200, 200, "rate_limit_exceeded", "rate_limit_exceeded"]
+    assert all(50 <= wait <= 60 for wait in waits)
 
 
 def test_overload_is_refused_fast(ledger_path):

@@ -22,10 +22,10 @@ def test_a_keys_rpm_holds_across_a_minutes_boundary(backend, request, monkeypatc
     monkeypatch.setattr(limits_module, "time", clock)
     limits = RedisLimits(request.getfixturevalue("redis_url")) if backend == "redis" else LocalLimits()
 
-    async def hits(count: int) -> list[bool]:
-        return [await limits.hit_rate("key:k", 3) for _ in range(count)]
+    async def hits(count: int) -> list[float | None]:
+        return [await limits.rate_wait("key:k", 3) for _ in range(count)]
 
-    async def main() -> tuple[list[bool], list[bool], list[bool]]:
+    async def main() -> tuple[list[float | None], ...]:
         try:
             before = await hits(4)
             now[0] += 1.0  # the next minute has begun, but the first three were sent within the last minute
@@ -37,9 +37,10 @@ def test_a_keys_rpm_holds_across_a_minutes_boundary(backend, request, monkeypatc
             await limits.aclose()
 
     before, after, later = asyncio.run(main())
-    assert before == [True, True, True, False]
-    assert after == [False, False]
-    assert later == [True, True, True, False]
+    # None: counted; a number: refused, and the seconds until the oldest request of the minute leaves it
+    assert before == [None, None, None, pytest.approx(60.0)]
+    assert after == [pytest.approx(59.0), pytest.approx(59.0)]
+    assert later[:3] == [None, None, None] and later[3] == pytest.approx(60.0)
 
 
 def test_the_clock_the_test_replaces_is_the_modules_own():

@@ -131,6 +131,25 @@ def _usd(nano: int) -> str:
     return f"${Decimal(nano) / Decimal(10**9):.{6 if nano >= 1000 else 9}f}"
 
 
+async def gate(gw, key) -> Refusal | None:
+    """The overload guard and the key's rate limit, whose 429 says when the key may send again (Retry-After, whole
+    seconds, which both official SDKs wait before they retry)."""
+    if gw.guard.full():
+        return Refusal(503, "The gateway is at capacity; retry with backoff.", "overloaded")
+    if key is None or not key.rpm:
+        return None
+    wait = await gw.limits.rate_wait(f"key:{key.key_id}", key.rpm)
+    if wait is None:
+        return None
+    seconds = max(1, math.ceil(wait))
+    return Refusal(
+        429,
+        f"Rate limit of {key.rpm} requests per minute reached for this key; the next may be sent in {seconds} s.",
+        "rate_limit_exceeded",
+        {"retry-after": str(seconds)},
+    )
+
+
 async def admit(
     gw,
     model: str,
@@ -144,10 +163,9 @@ async def admit(
     The reservation is `estimate_nano` when given (a call that is no chat, e.g. embeddings), else the chat call's
     worst case. `cap_field` names the output cap as the caller's API spells it (generationConfig.maxOutputTokens),
     for the refusal of a call that sets none."""
-    if gw.guard.full():
-        return Refusal(503, "The gateway is at capacity; retry with backoff.", "overloaded")
-    if key is not None and key.rpm and not await gw.limits.hit_rate(f"key:{key.key_id}", key.rpm):
-        return Refusal(429, f"Rate limit of {key.rpm} requests per minute reached for this key.", "rate_limit_exceeded")
+    refused = await gate(gw, key)
+    if refused is not None:
+        return refused
     policy = gw.policy_for(model, route)
     scopes = gw.budgets.scopes(key) if gw.budgets else []
     budgets: Reservation | None = None

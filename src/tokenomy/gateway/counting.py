@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 
 from tokenomy.caching.tokens import apply_token_policy
 from tokenomy.errors import ProviderError
-from tokenomy.gateway.calls import Refusal
+from tokenomy.gateway.calls import Refusal, gate
 from tokenomy.messages import ChatRequest
 from tokenomy.providers.base import COUNTING_UNAVAILABLE, Provider
 from tokenomy.providers.refusals import Unsupported, inputs_refusal
@@ -69,11 +69,7 @@ def counter_for(
 
 async def admit_count(gw, key) -> Refusal | None:
     """The overload guard and the key's rate limit; no budget reservation (counting is free) and no call slot."""
-    if gw.guard.full():
-        return Refusal(503, "The gateway is at capacity; retry with backoff.", "overloaded")
-    if key is not None and key.rpm and not await gw.limits.hit_rate(f"key:{key.key_id}", key.rpm):
-        return Refusal(429, f"Rate limit of {key.rpm} requests per minute reached for this key.", "rate_limit_exceeded")
-    return None
+    return await gate(gw, key)
 
 
 async def count(counter: Counter) -> int:

@@ -108,17 +108,17 @@ class LocalLimits:
     async def spent(self, counter: str) -> int | None:
         return self._spend.get(counter)
 
-    async def hit_rate(self, counter: str, rpm: int) -> bool:
-        """Count one request; False when the last minute already had `rpm` requests."""
+    async def rate_wait(self, counter: str, rpm: int) -> float | None:
+        """Count one request and return None; or, when the last minute already had `rpm` requests, count nothing and
+        return the seconds until the oldest of them leaves the minute (when one more may be sent)."""
         async with self._lock:
             now = time.monotonic()
             window = [t for t in self._windows.get(counter, []) if now - t < 60]
-            if len(window) >= rpm:
-                self._windows[counter] = window
-                return False
-            window.append(now)
             self._windows[counter] = window
-            return True
+            if len(window) >= rpm:
+                return 60 - (now - window[0])
+            window.append(now)
+            return None
 
     async def aclose(self) -> None:
         return None
@@ -209,11 +209,14 @@ return 1
 RATE_LUA = """
 local now = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 60000)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return tonumber(oldest[2]) + 60000 - now
+end
 redis.call('ZADD', KEYS[1], now, ARGV[3])
 redis.call('PEXPIRE', KEYS[1], 60000)
-return 1
-"""
+return -1
+"""  # -1: counted; else the milliseconds until the oldest request of the minute leaves it
 
 
 class RedisLimits:
@@ -294,11 +297,13 @@ class RedisLimits:
         value = await self.client.get(f"tokenomy:spend:{counter}")
         return None if value is None else int(value)
 
-    async def hit_rate(self, counter: str, rpm: int) -> bool:
-        """Count one request; False when the last minute already had `rpm` requests (every worker's)."""
+    async def rate_wait(self, counter: str, rpm: int) -> float | None:
+        """Count one request and return None; or, when the last minute already had `rpm` requests (every worker's),
+        the seconds until one more may be sent."""
         now = int(time.time() * 1000)  # gateways' clocks may differ by a little: a minute's window is that much off
         args: list[int | str] = [rpm, now, uuid.uuid4().hex]
-        return bool(int(await self._rate(keys=[f"tokenomy:rpm:{counter}"], args=args)))
+        wait = int(await self._rate(keys=[f"tokenomy:rpm:{counter}"], args=args))
+        return None if wait < 0 else wait / 1000
 
     async def aclose(self) -> None:
         await self.client.aclose()
