@@ -379,6 +379,34 @@ def test_cancel_stops_the_batch_a_submit_killed_mid_create_had_made(tmp_path) ->
     assert part["handle"] == made and part["status"] == "stopping"
 
 
+def test_a_job_whose_second_part_failed_to_submit_is_still_running_and_cancel_stops_its_first(tmp_path) -> None:
+    # Part 0 was made, part 1's upload failed: the job was stored `partially_completed`, a final state, while part 0
+    # ran on at the provider. `batch list` showed it ended, and `batch cancel` returned at once, stopping nothing.
+    from tokenomy.batch.jobs import cancel, open_tables, prepare_job, store_job, submit_parts
+
+    class SecondDown(OpenAIBatchBackend):
+        calls = 0
+
+        def submit(self, *args, **kwargs):
+            SecondDown.calls += 1
+            if SecondDown.calls == 2:
+                raise ProviderError("OpenAI file upload failed: 503: down", "server_error", status=503)
+            return super().submit(*args, **kwargs)
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(6)) + "\n")
+    tables = open_tables(str(tmp_path / "ledger.duckdb"))
+    with emulator(validating_seconds=30) as (client, options):
+        job, [part], _ = prepare_job(src, MODEL, "openai", options)
+        store_job(tables, job, [part[:3], part[3:]])  # two provider jobs, as a file past the quota makes
+        with pytest.raises(ProviderError):
+            submit_parts(tables, job, SecondDown(options))
+        assert tables.get_job(job.job_id).status == "in_progress"
+        assert cancel(tables, job.job_id, OpenAIBatchBackend(options)).status == "stopping"
+        [made] = client.batches.list().data
+        assert client.batches.retrieve(made.id).status in ("cancelling", "cancelled")
+
+
 def test_an_answer_whose_body_has_no_usage_is_recorded_with_estimated_tokens_not_at_zero(tmp_path, monkeypatch,
                                                                                          caplog) -> None:
     # Some OpenAI-compatible batch servers answer without `usage`. The record was stored as 0 tokens at $0: an

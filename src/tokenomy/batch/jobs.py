@@ -194,10 +194,11 @@ def submit_parts(tables: JobTables, job: Job, backend: BatchBackend | None = Non
                 tables.update_part(
                     job.job_id, part["part_no"], status="failed", message=f"submit failed: {exc}", collected=True
                 )
-        started = any(p["handle"] for p in parts)
-        tables.update_job(
-            job.job_id, status="partially_completed" if started else "failed", message=f"submit failed: {exc}"
-        )
+        started = [p for p in parts if p["handle"]]
+        # A part already made runs on at the provider: the job is not over (`cancel` stops it, `wait` collects it).
+        running = any(p["status"] not in FINAL_STATES for p in started)
+        status = "in_progress" if running else "partially_completed" if started else "failed"
+        tables.update_job(job.job_id, status=status, message=f"submit failed: {exc}")
         raise
     tables.update_job(job.job_id, status="submitted", message=None)  # an earlier "submit failed" no longer holds
     return require_job(tables, job.job_id)
@@ -374,14 +375,16 @@ def runner_alive(job: Job) -> bool:
 def cancel(tables: JobTables, job_id: str, backend: BatchBackend | None = None) -> Job:
     """Stop a job: remote parts are stopped provider-side; a local runner stops after records in flight."""
     job = require_job(tables, job_id)
-    if job.status in FINAL_STATES:
+    parts = tables.parts(job_id) if job.backend != "local" else []
+    # A part made before another's submit failed runs on though the job was stored as ended (before that was fixed).
+    if job.status in FINAL_STATES and all(p["status"] in FINAL_STATES or not p["handle"] for p in parts):
         return job
     if job.backend == "local":
         commit_left_behind(tables, job)  # what a killed runner was answered: in the ledger now, not at a next run
         tables.update_job(job_id, status="stopping" if runner_alive(job) else "stopped")
         return require_job(tables, job_id)
     backend = backend or get_backend(job.backend, submit_options(job))
-    for part in tables.parts(job_id):
+    for part in parts:
         if part["status"] in FINAL_STATES:
             continue
         # Sent, or being sent when its submit was cut short (the provider may have its job): stop that job.
