@@ -523,6 +523,39 @@ def test_an_output_with_a_count_no_answer_can_have_is_that_records_failure_namin
         Usage(7, 2)
 
 
+def test_writes_to_a_one_hour_cache_are_priced_and_recorded_at_the_one_hour_price(tmp_path) -> None:
+    # A Claude body (cache_control ttl 1h, sent as written) or a Converse one reports its 1-hour writes apart
+    # (cache_creation.ephemeral_1h_input_tokens, cacheDetails): the batch reader dropped them, so 2,000 tokens written
+    # for an hour were priced as 5-minute writes ($0.00418275 for $0.00665775), and the ledger row lost the split.
+    from tokenomy.batch.job_tables import Job
+    from tokenomy.batch.jobs import open_tables
+    from tokenomy.batch.records import record_results
+    from tokenomy.ledger.events import utcnow
+    from tokenomy.ledger.store import open_store
+
+    sonnet = "anthropic.claude-sonnet-4-5-20250929-v1:0"
+    claude = {"content": [{"type": "text", "text": "Hi."}],
+              "usage": {"input_tokens": 10, "output_tokens": 5, "cache_creation_input_tokens": 2000,
+                        "cache_read_input_tokens": 0,
+                        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 2000}}}
+    converse = {"output": {"message": {"content": [{"text": "Hi."}]}},
+                "usage": {"inputTokens": 10, "outputTokens": 5, "cacheWriteInputTokens": 2000,
+                          "cacheDetails": [{"ttl": "1h", "inputTokens": 2000}]}}
+    written = Usage(10, 5, 0, 2000, cache_write_1h_tokens=2000)
+    results = [BedrockBatchBackend._record({"recordId": f"r{i}", "modelInput": {}, "modelOutput": output}, sonnet)
+               for i, output in enumerate((claude, converse))]
+    assert [r.usage for r in results] == [written, written]
+    tables = open_tables(str(tmp_path / "ledger.duckdb"))
+    now = utcnow()
+    job = Job("bj-1h", sonnet, "bedrock", "in_progress", now, now, 2, options={"region": "us-east-1"})
+    tables.insert_job(job)
+    record_results(tables, job, [(0, r, "batch", "aws.bedrock", sonnet, "us-east-1") for r in results])
+    right = compute_cost(written, sonnet, "us-east-1", "batch", one_call=True).total_usd
+    assert right == Decimal("0.00665775")
+    events = open_store(str(tmp_path / "ledger.duckdb")).events()
+    assert [(e.cost_usd, e.usage) for e in events] == [(right, written)] * 2
+
+
 def test_an_output_line_that_is_not_json_is_its_records_failure_the_rest_kept(s3_url) -> None:
     # `results` read each line with a bare json.loads: one garbled line of records.jsonl.out was a traceback out of
     # `batch wait` that lost every answer of the job. Such a line is now its record's failure, naming the line; a

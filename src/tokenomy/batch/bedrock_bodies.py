@@ -17,7 +17,7 @@ from tokenomy.batch.conversion import body_written_for, require_carried, require
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.messages import Usage
 from tokenomy.providers.base import checked_counts, usage_count
-from tokenomy.providers.bedrock import body_family
+from tokenomy.providers.bedrock import body_family, usage_from_bedrock
 
 ANTHROPIC_VERSION = "bedrock-2023-05-31"
 DEFAULT_MAX_TOKENS = 256
@@ -117,13 +117,17 @@ def read_output(output: dict[str, Any]) -> tuple[str, Usage | None]:
         if not isinstance(u, dict):
             return text, None
         names = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
-        return text, _counted(u, names)
+        # The writes to a 1-hour cache, priced at the 1-hour write price, as the sync path reads them.
+        creation = u.get("cache_creation")
+        creation = creation if isinstance(creation, dict) else {}
+        one_hour = usage_count(creation.get("ephemeral_1h_input_tokens"), "Bedrock", "ephemeral_1h_input_tokens")
+        return text, _counted(u, names, 0, one_hour)
     if isinstance(output.get("output"), dict):  # Converse and Nova
         u = output.get("usage")
         text = "".join(b.get("text", "") for b in output["output"]["message"]["content"])
         if not isinstance(u, dict):
             return text, None
-        return text, _counted(u, ("inputTokens", "outputTokens", "cacheReadInputTokens", "cacheWriteInputTokens"))
+        return text, usage_from_bedrock(u)  # as a Converse call's: its cacheDetails split the writes by TTL
     if "generation" in output:  # Llama
         if "prompt_token_count" not in output and "generation_token_count" not in output:
             return output["generation"], None

@@ -22,7 +22,7 @@ from tokenomy.batch.backends import FINAL_STATES, RecordResult, estimated_usage,
 from tokenomy.batch.formats import BatchRecord, read_records
 from tokenomy.batch.job_tables import Job, JobTables, require_job
 from tokenomy.errors import ConfigError, TokenomyError
-from tokenomy.ledger.events import UsageEvent, decimal_str, utcnow
+from tokenomy.ledger.events import CACHE_WRITE_1H_TAG, UsageEvent, decimal_str, utcnow
 from tokenomy.pricing.cost import billable_usage, compute_cost, unpriced_cost
 
 log = logging.getLogger(__name__)
@@ -82,6 +82,8 @@ def record_results(
                 batch_job_id=job.job_id,
                 event_id=record_event_id(job.job_id, result.id),
             )
+            if u.cache_write_1h_tokens:  # the row's 1-hour writes, so it is priced again as it was here
+                event.tags[CACHE_WRITE_1H_TAG] = str(u.cache_write_1h_tokens)
             events.append(event.apply_cost(cost))
         rows.append((part_no, result, mode, cost_usd))
     tables.write_events(events)
