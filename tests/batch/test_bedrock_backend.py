@@ -523,6 +523,30 @@ def test_an_output_with_a_count_no_answer_can_have_is_that_records_failure_namin
         Usage(7, 2)
 
 
+def test_a_job_runs_and_is_recorded_in_the_region_of_the_users_aws_profile(s3_url, tmp_path, monkeypatch) -> None:
+    # With the region in ~/.aws/config (`aws configure`) and no AWS_REGION, on-demand Bedrock calls go to it, but a
+    # batch job was made in us-east-1, its rows recorded with no region, and a resume from another shell looked there.
+    from tokenomy.batch.jobs import create_job, open_tables, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.ledger.store import open_store
+
+    config = tmp_path / "aws-config"
+    config.write_text("[default]\nregion = eu-central-1\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.delenv("AWS_REGION")
+    src, ledger = tmp_path / "in.jsonl", str(tmp_path / "ledger.duckdb")
+    src.write_text("\n".join(plain(100)) + "\n")  # Bedrock's minimum
+    tables = open_tables(ledger)
+    with emulator(s3_url) as (_, options):
+        job = create_job(tables, src, HAIKU, "bedrock", replace(options, region=None))
+        assert job.options["region"] == "eu-central-1"
+        submit_parts(tables, job)
+        [part] = tables.parts(job.job_id)
+        assert part["handle"].startswith("arn:aws:bedrock:eu-central-1:")
+        assert wait_job(tables, job.job_id, 60, 0.05).status == "completed"
+    assert {e.region for e in open_store(ledger).events()} == {"eu-central-1"}
+
+
 def test_writes_to_a_one_hour_cache_are_priced_and_recorded_at_the_one_hour_price(tmp_path) -> None:
     # A Claude body (cache_control ttl 1h, sent as written) or a Converse one reports its 1-hour writes apart
     # (cache_creation.ephemeral_1h_input_tokens, cacheDetails): the batch reader dropped them, so 2,000 tokens written

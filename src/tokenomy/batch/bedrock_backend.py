@@ -16,6 +16,7 @@ import logging
 import os
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions
@@ -30,6 +31,7 @@ from tokenomy.batch.output_lines import (
     unanswered_failures,
 )
 from tokenomy.errors import ConfigError, ProviderError
+from tokenomy.providers.bedrock import default_region
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,30 @@ def _split_s3(uri: str, where: str) -> tuple[str, str]:
     return match.group(1), match.group(2).strip("/")
 
 
+def job_options(options: SubmitOptions) -> SubmitOptions:
+    """A Bedrock job's settings with the region it will run in pinned (given, else AWS_REGION, AWS_DEFAULT_REGION, the
+    profile's region, us-east-1: the lookup of an on-demand Bedrock call), so the job is made where the user's calls
+    go, its answers are priced and recorded in that region, and a later process (resume from a shell without the
+    variable) reaches the same region."""
+    if options.region:
+        return options
+    return replace(options, region=_default_region())
+
+
+def _default_region() -> str:
+    import boto3
+    from botocore.exceptions import ProfileNotFound
+
+    try:
+        session_region = boto3.Session().region_name
+    except ProfileNotFound as exc:
+        raise ConfigError(
+            f"{exc}: fix AWS_PROFILE to name a profile in ~/.aws/config (`aws configure list-profiles`), "
+            "or pass --region"
+        ) from None
+    return default_region(None, session_region)
+
+
 def _job_name(key: str) -> str:
     """The job's name, and its clientRequestToken, from the part's key: the same each time the part is sent, so
     Bedrock takes a repeated create as the first one (and `find` lists the job by it)."""
@@ -80,9 +106,7 @@ class BedrockBatchBackend(BatchBackend):
     def _region(self, handle: str | None = None) -> str:
         if handle and handle.startswith("arn:"):
             return handle.split(":")[3]
-        return (
-            self.options.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-        )
+        return self.options.region or _default_region()
 
     def _client(self, service: str, region: str):
         import boto3

@@ -107,6 +107,10 @@ def prepare_job(
         from tokenomy.batch.azure_backend import job_options
 
         options = job_options(model, options, config_path)
+    if backend == "bedrock":  # the region it runs in, where the AWS settings put it, kept with the job
+        from tokenomy.batch.bedrock_backend import job_options as bedrock_options
+
+        options = bedrock_options(options)
     if backend == "vertex":
         from tokenomy.batch.vertex_backend import job_options as vertex_options
 
