@@ -684,3 +684,32 @@ def test_submit_names_its_skipped_lines_from_the_one_validation_it_ran(tmp_path:
     summary = json.loads(as_json.stdout.strip().splitlines()[-1])
     assert summary["bad_lines"] == 3
     assert [(b["line"], b["field"]) for b in summary["bad"]] == [(1, "body.top_p"), (4, "-"), (5, "id")]
+
+
+def test_a_run_that_answered_no_record_is_failed_and_exits_1(tmp_path: Path, ledger_path: Path, monkeypatch,
+                                                              capsys) -> None:
+    # The upstream was down for the whole run: every record was given up after its retries, and the job was said to
+    # be `partially_completed` (0 done, 0 failed, 3 pending) with exit status 0, so `submit ... && use the results`
+    # went on with nothing. It is `failed` now, saying why and that resume tries again, and the command exits 1.
+    from helpers.cli import run_cli
+    from tokenomy.batch import local_runner
+    from tokenomy.resilience.retry import RetryPolicy
+
+    def quick(**settings):  # two attempts 10 ms apart, not ten over a minute and a half
+        return RetryPolicy(**{**settings, "max_attempts": min(2, settings.get("max_attempts", 2)),
+                              "base_delay_s": 0.01})
+
+    monkeypatch.setattr(local_runner, "RetryPolicy", quick)
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(3)) + "\n")
+    config = config_for(tmp_path, "http://127.0.0.1:9/v1")  # nothing listens on port 9
+    code, out, err = run_cli(monkeypatch, capsys, "batch", "submit", str(src), "--model", "upstream", "--config",
+                             str(config), "--ledger", str(ledger_path), "--json")
+    job = json.loads(out.splitlines()[-1])
+    assert (code, job["status"], job["done"], job["pending"]) == (1, "failed", 0, 3), err
+    assert "3 records not answered after retries" in job["message"] and "127.0.0.1:9" in job["message"]
+    code, out, _ = run_cli(monkeypatch, capsys, "batch", "resume", job["job_id"], "--ledger", str(ledger_path),
+                           "--json", "--quiet")
+    assert code == 1 and json.loads(out.splitlines()[-1])["status"] == "failed"
+    code, out, _ = run_cli(monkeypatch, capsys, "batch", "wait", job["job_id"], "--ledger", str(ledger_path), "--json")
+    assert code == 1 and json.loads(out)["status"] == "failed"

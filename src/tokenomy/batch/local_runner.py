@@ -377,7 +377,7 @@ def run_job(
     elif job.pending:
         why = f" (last error: {stats.last_error})" if stats.last_error else ""
         status, message = (
-            "partially_completed",
+            "partially_completed" if job.done else "failed",  # nothing answered at all (an upstream down) is failed
             (
                 f"{job.pending} records not answered after retries{why}; "
                 f"`tokenomy batch resume {job_id}` tries them again"

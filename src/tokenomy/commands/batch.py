@@ -115,6 +115,12 @@ def _refresh_or_stored(tables, job_id: str):
         return job
 
 
+def _exit_if_failed(job) -> None:
+    """Exit 1 once a job has ended `failed` (no record answered): it ran, but did not do what was asked."""
+    if job.status == "failed":
+        raise typer.Exit(1)
+
+
 def _existing(ledger):
     """The ledger of an existing job: a missing DuckDB file is an error (a typo), not a new empty ledger."""
     from tokenomy.commands._common import open_existing_ledger
@@ -222,7 +228,10 @@ def register(app: typer.Typer) -> None:
         ledger: Optional[str] = LedgerOption,
         as_json: bool = JsonOption,
     ) -> None:
-        """Validate, split and start a batch job. With --json the first line is {"job_id": ...}."""
+        """Validate, split and start a batch job. With --json the first line is {"job_id": ...}.
+
+        Exit status: 0 once the job is started (--detach) or has ended with answers; 1 when it ended failed, no
+        record answered (the job is kept: fix the cause, then `batch resume`); 2 on unusable input."""
         import math
 
         from tokenomy.batch.backends import SubmitOptions
@@ -289,7 +298,7 @@ def register(app: typer.Typer) -> None:
         if job.backend == "local":
             if detach:
                 pid = _spawn_resume(job.job_id, _ledger_url(tables))
-                _finish(require_job(tables, job.job_id), as_json, {"runner_pid": pid, **extra})
+                _finish(require_job(tables, job.job_id), as_json, {"runner_pid": pid, **extra}, ended=False)
                 return
             job, stats = _run_local(tables, job.job_id, True)
             _finish(job, as_json, {"throttled_retries": stats.throttled, "seconds": round(stats.seconds, 2), **extra})
@@ -297,13 +306,16 @@ def register(app: typer.Typer) -> None:
         job = submit_parts(tables, job)
         if not detach:
             job = wait(tables, job.job_id)
-        _finish(job, as_json, extra)
+        _finish(job, as_json, extra, ended=not detach)
 
-    def _finish(job, as_json: bool, extra: dict | None = None) -> None:
+    def _finish(job, as_json: bool, extra: dict | None = None, ended: bool = True) -> None:
+        """Show the job; `ended`: the command waited for it to end (not --detach), so a failed job exits 1."""
         if as_json:
             json_line({**job.to_json(), **(extra or {})})
         else:
             show_job(job, False)
+        if ended:
+            _exit_if_failed(job)
 
     @batch.command("status")
     def status(
@@ -359,7 +371,9 @@ def register(app: typer.Typer) -> None:
         ledger: Optional[str] = LedgerOption,
         as_json: bool = JsonOption,
     ) -> None:
-        """Block until the job finishes (completed, partially completed, failed, stopped or expired)."""
+        """Block until the job finishes (completed, partially completed, failed, stopped or expired).
+
+        Exit status: 0 when it ended; 1 past --timeout, or when it ended failed (no record answered)."""
         from tokenomy.batch.backends import FINAL_STATES
         from tokenomy.batch.jobs import open_tables, runner_alive, wait
 
@@ -367,6 +381,7 @@ def register(app: typer.Typer) -> None:
         show_job(job, as_json, runner_alive(job) if job.backend == "local" else None)
         if job.status not in FINAL_STATES:
             raise typer.Exit(1)
+        _exit_if_failed(job)
 
     @batch.command("results")
     def results(
@@ -422,7 +437,10 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JsonOption,
     ) -> None:
         """Finish a job: a local job runs its records that have no result; a remote job resubmits
-        records missing after a partial, expired, failed or stopped run."""
+        records missing after a partial, expired, failed or stopped run.
+
+        Exit status: 0 when the job ends with answers (or is left running, --detach); 1 when it ends failed, no
+        record answered."""
         from tokenomy.batch.job_tables import require_job
         from tokenomy.batch.jobs import open_tables, resubmit_missing, wait
 
@@ -440,7 +458,7 @@ def register(app: typer.Typer) -> None:
                         f"`tokenomy batch wait {job_id}` for it to end, then resume"
                     )
                 pid = _spawn_resume(job_id, _ledger_url(tables))
-                _finish(job, as_json, {"runner_pid": pid})
+                _finish(job, as_json, {"runner_pid": pid}, ended=False)
                 return
             job, stats = _run_local(tables, job_id, not quiet)
             _finish(job, as_json, {"throttled_retries": stats.throttled, "seconds": round(stats.seconds, 2)})
@@ -449,7 +467,7 @@ def register(app: typer.Typer) -> None:
         if not as_json:
             console.print(f"resubmitted {sent} records without a result")
         job = require_job(tables, job_id) if detach or not sent else wait(tables, job_id)
-        _finish(job, as_json, {"resubmitted": sent})
+        _finish(job, as_json, {"resubmitted": sent}, ended=not (detach and sent))
 
     @batch.command("plan")
     def plan(
