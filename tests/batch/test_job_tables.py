@@ -72,3 +72,17 @@ def test_listing_thousands_of_jobs_sums_each_one_without_naming_every_id_in_the_
     one = tables.get_job(ids[35])  # one job: read by its id, and right
     assert (one.done, one.failed, one.cost_usd) == expected[one.job_id] == (2, 1, Decimal("0.035") * 2 + Decimal("0.5"))
     assert all(len(params) <= 2 for _, params in sent)
+
+
+@pytest.mark.parametrize("url_fixture", ["ledger_path", "fresh_postgres_url"])
+def test_a_job_is_updated_only_while_its_status_is_the_one_expected(request, url_fixture) -> None:
+    # What a background runner claims a job with: only one still `submitted`, not one a cancel has stopped.
+    from tokenomy.batch.job_tables import Job
+
+    tables = open_tables(str(request.getfixturevalue(url_fixture)))
+    tables.insert_job(Job("j1", "gpt-4o-mini", "local", "stopped", START, START, 1))
+    assert not tables.update_job_if("j1", "submitted", status="in_progress", runner_pid=7)
+    assert (tables.job_status("j1"), tables.get_job("j1").runner_pid) == ("stopped", None)
+    tables.update_job("j1", status="submitted")
+    assert tables.update_job_if("j1", "submitted", status="in_progress", runner_pid=7)
+    assert (tables.job_status("j1"), tables.get_job("j1").runner_pid) == ("in_progress", 7)

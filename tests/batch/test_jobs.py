@@ -713,3 +713,39 @@ def test_a_run_that_answered_no_record_is_failed_and_exits_1(tmp_path: Path, led
     assert code == 1 and json.loads(out.splitlines()[-1])["status"] == "failed"
     code, out, _ = run_cli(monkeypatch, capsys, "batch", "wait", job["job_id"], "--ledger", str(ledger_path), "--json")
     assert code == 1 and json.loads(out)["status"] == "failed"
+
+
+def test_a_cancel_before_the_detached_runner_starts_is_kept_and_no_record_is_sent(tmp_path: Path,
+                                                                                  ledger_path: Path) -> None:
+    # `batch submit --detach` then `batch cancel` at once: cancel found no runner yet and said "stopped", then the
+    # runner started and ran (and billed) every record, ending "completed". `resume --detach` of a stopped job then a
+    # cancel alike: the job was final, so cancel did nothing. A runner started in the background now takes the job
+    # only if it is still waiting for it.
+    from tokenomy.batch.jobs import cancel
+
+    def ended(pid: int) -> None:
+        deadline = time.monotonic() + 60
+        while Path(f"/proc/{pid}").exists() and Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the background runner did not exit"
+            time.sleep(0.1)
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(5)) + "\n")
+    with InstantOpenAI() as url:
+        cfg = config_for(tmp_path, url)
+        lines = cli("batch", "submit", str(src), "--model", "upstream", "--config", str(cfg), "--json", "--detach",
+                    "--ledger", str(ledger_path)).stdout.splitlines()
+        job_id, pid = json.loads(lines[0])["job_id"], json.loads(lines[-1])["runner_pid"]
+        tables = open_tables(ledger_path)
+        assert cancel(tables, job_id).status == "stopped"  # in this process: before the runner has started
+        ended(pid)
+        job = require_job(tables, job_id)
+        assert (job.status, job.done, job.pending) == ("stopped", 0, 5)
+        resumed = json.loads(cli("batch", "resume", job_id, "--detach", "--json", "--ledger",
+                                 str(ledger_path)).stdout)
+        assert cancel(tables, job_id).status == "stopped"
+        ended(resumed["runner_pid"])
+        job = require_job(tables, job_id)
+        assert (job.status, job.done) == ("stopped", 0)
+        final = json.loads(cli("batch", "resume", job_id, "--json", "--ledger", str(ledger_path)).stdout)
+    assert (final["status"], final["done"]) == ("completed", 5)

@@ -173,6 +173,17 @@ class JobTables:
         sets = ", ".join(f"{k} = {self.p}" for k in fields)
         self.execute(f"UPDATE batch_jobs SET {sets} WHERE job_id = {self.p}", [*fields.values(), job_id])
 
+    def update_job_if(self, job_id: str, if_status: str, **fields: Any) -> bool:
+        """`update_job` only while the job's status is `if_status`, in one statement (another process may change it
+        between a read and a write); whether it was updated."""
+        fields["updated_at"] = utcnow()
+        sets = ", ".join(f"{k} = {self.p}" for k in fields)
+        rows = self.query(
+            f"UPDATE batch_jobs SET {sets} WHERE job_id = {self.p} AND status = {self.p} RETURNING job_id",
+            [*fields.values(), job_id, if_status],
+        )
+        return bool(rows)
+
     def get_job(self, job_id: str) -> Job | None:
         rows = self.query(f"SELECT * FROM batch_jobs WHERE job_id = {self.p}", [job_id])
         if not rows:

@@ -280,20 +280,25 @@ class RunnerClient(Tokenomy):
             self.billed(event)
 
 
-def _claim(tables: JobTables, job: Job) -> None:
+def _claim(tables: JobTables, job: Job, waiting: bool = False) -> bool:
+    """Make this process the job's runner. `waiting`: a runner started in the background (`--detach`) takes only a job
+    still waiting for it (`submitted`): a `batch cancel` that landed before it started stopped the job, and is kept."""
     if runner_alive(job) and job.runner_pid != os.getpid():
         raise UsageError(
             f"{job.job_id} is already running (pid {job.runner_pid} on {job.runner_host}); "
             f"`tokenomy batch cancel {job.job_id}` to stop it"
         )
-    tables.update_job(
-        job.job_id,
-        status="in_progress",
-        message=None,
-        runner_pid=os.getpid(),
-        runner_host=socket.gethostname(),
-        heartbeat_at=utcnow(),
-    )
+    fields = {
+        "status": "in_progress",
+        "message": None,
+        "runner_pid": os.getpid(),
+        "runner_host": socket.gethostname(),
+        "heartbeat_at": utcnow(),
+    }
+    if waiting:
+        return tables.update_job_if(job.job_id, "submitted", **fields)
+    tables.update_job(job.job_id, **fields)
+    return True
 
 
 def _heartbeat(tables: JobTables, job_id: str, stop: threading.Event, finished: threading.Event) -> None:
@@ -308,15 +313,21 @@ def _heartbeat(tables: JobTables, job_id: str, stop: threading.Event, finished: 
 
 
 def run_job(
-    tables: JobTables, job_id: str, client=None, on_progress: ProgressCallback | None = None
+    tables: JobTables,
+    job_id: str,
+    client=None,
+    on_progress: ProgressCallback | None = None,
+    waiting: bool = False,
 ) -> tuple[Job, RunStats]:
-    """Run (or resume) a local job to the end: only records without a result are sent."""
+    """Run (or resume) a local job to the end: only records without a result are sent. `waiting`: started in the
+    background for a job left `submitted`; a job cancelled before then is left as it is, nothing sent."""
     message: str | None
 
     job = require_job(tables, job_id)
     if job.backend != "local":
         raise UsageError(f"{job_id} runs on {job.backend}; use `tokenomy batch resume` to resubmit missing records")
-    _claim(tables, job)
+    if not _claim(tables, job, waiting):
+        return require_job(tables, job_id), RunStats(stopped=True)
     commit_left_behind(tables, job)  # answers a killed runner got but had not committed: kept, not sent again
     pending = missing_records(tables, job_id)
     opts = job.options

@@ -66,7 +66,18 @@ def _refuse_other_backends_options(backend: str, given: Mapping[str, object]) ->
 def _spawn_resume(job_id: str, ledger_url: str) -> int:
     """Run the job in a detached background process that outlives this command."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tokenomy.cli", "batch", "resume", job_id, "--ledger", ledger_url, "--quiet"],
+        [
+            sys.executable,
+            "-m",
+            "tokenomy.cli",
+            "batch",
+            "resume",
+            job_id,
+            "--ledger",
+            ledger_url,
+            "--quiet",
+            "--background",
+        ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -75,14 +86,16 @@ def _spawn_resume(job_id: str, ledger_url: str) -> int:
     return proc.pid
 
 
-def _run_local(tables, job_id: str, progress: bool):
-    """Run a local job; on Ctrl-C say what was kept and how to continue (the runner has saved the answers)."""
+def _run_local(tables, job_id: str, progress: bool, waiting: bool = False):
+    """Run a local job; on Ctrl-C say what was kept and how to continue (the runner has saved the answers).
+    `waiting`: the background runner of a detached submit or resume, which takes the job only if it is still
+    `submitted` (not cancelled meanwhile)."""
     from tokenomy.batch.job_tables import require_job
     from tokenomy.batch.local_runner import run_job
 
     try:
         if not progress:
-            return run_job(tables, job_id)
+            return run_job(tables, job_id, waiting=waiting)
         with BatchProgress() as bar:
             return run_job(tables, job_id, on_progress=bar.update)
     except KeyboardInterrupt:
@@ -433,6 +446,9 @@ def register(app: typer.Typer) -> None:
         job_id: str = typer.Argument(..., help="Job id."),
         detach: bool = typer.Option(False, "--detach", help="Do not wait for the resumed work."),
         quiet: bool = typer.Option(False, "--quiet", help="No progress bar (background runs)."),
+        background: bool = typer.Option(
+            False, "--background", hidden=True, help="The runner --detach starts: only a job still waiting for it."
+        ),
         ledger: Optional[str] = LedgerOption,
         as_json: bool = JsonOption,
     ) -> None:
@@ -457,10 +473,12 @@ def register(app: typer.Typer) -> None:
                         f"{job_id} still has a runner (pid {job.runner_pid}, status {job.status}); "
                         f"`tokenomy batch wait {job_id}` for it to end, then resume"
                     )
+                # Waiting for its runner: `batch cancel` now stops it before it starts, and `batch wait` waits for it.
+                tables.update_job(job_id, status="submitted", message=None)
                 pid = _spawn_resume(job_id, _ledger_url(tables))
-                _finish(job, as_json, {"runner_pid": pid}, ended=False)
+                _finish(require_job(tables, job_id), as_json, {"runner_pid": pid}, ended=False)
                 return
-            job, stats = _run_local(tables, job_id, not quiet)
+            job, stats = _run_local(tables, job_id, not quiet, background)
             _finish(job, as_json, {"throttled_retries": stats.throttled, "seconds": round(stats.seconds, 2)})
             return
         sent = resubmit_missing(tables, job_id)
