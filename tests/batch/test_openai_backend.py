@@ -328,6 +328,30 @@ def test_results_of_a_running_job_say_to_wait_not_to_resume(tmp_path) -> None:
             resubmit_missing(tables, job.job_id, OpenAIBatchBackend(options))
 
 
+def test_missing_input_refuses_records_a_running_batch_may_still_answer(tmp_path) -> None:
+    # `batch results --missing-input` of a job still running wrote every record "to submit again": sent again, each
+    # was answered, and billed, twice. Records still being answered are refused, naming the wait; once the batch has
+    # ended, only those it left unanswered are written.
+    from tokenomy.batch.jobs import cancel, create_job, open_tables, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.batch.records import export_missing
+
+    src, rest = tmp_path / "in.jsonl", tmp_path / "rest.jsonl"
+    src.write_text("\n".join(plain(3)) + "\n")
+    tables = open_tables(str(tmp_path / "ledger.duckdb"))
+    with emulator(validating_seconds=60) as (_, options):
+        backend = OpenAIBatchBackend(options)
+        job = submit_parts(tables, create_job(tables, src, MODEL, "openai", options), backend)
+        with pytest.raises(UsageError, match=rf"3 records of {job.job_id} .* still being answered .* batch wait"):
+            export_missing(tables, job.job_id, rest)
+        assert not rest.exists()
+        cancel(tables, job.job_id, backend)
+        assert wait_job(tables, job.job_id, 30, 0.05, backend).status == "stopped"
+        assert export_missing(tables, job.job_id, rest)["records"] == 3
+    with pytest.raises(UsageError, match="still being answered"):  # a local job's live runner, likewise
+        export_missing(tables, job.job_id, rest, runner_alive=True)
+
+
 def test_a_batch_create_whose_answer_was_lost_is_found_not_made_twice(tmp_path, ledger_path) -> None:
     # OpenAI accepted POST /v1/batches and the answer was lost. The SDK's own retry made a second batch (OpenAI has
     # no idempotency key), and so did resume after a failed submit: both ran and were billed; one was never collected.

@@ -21,7 +21,7 @@ from typing import Any
 from tokenomy.batch.backends import FINAL_STATES, RecordResult, estimated_usage, transient
 from tokenomy.batch.formats import BatchRecord, read_records
 from tokenomy.batch.job_tables import Job, JobTables, require_job
-from tokenomy.errors import ConfigError, TokenomyError
+from tokenomy.errors import ConfigError, TokenomyError, UsageError
 from tokenomy.ledger.events import CACHE_WRITE_1H_TAG, UsageEvent, decimal_str, utcnow
 from tokenomy.pricing.cost import billable_usage, compute_cost, unpriced_cost
 
@@ -119,9 +119,21 @@ def missing_records(tables: JobTables, job_id: str) -> list[BatchRecord]:
     return out
 
 
-def export_missing(tables: JobTables, job_id: str, out: str | Path) -> dict[str, int]:
-    """Write the input lines of records that have no result yet, ready to submit again."""
+def export_missing(tables: JobTables, job_id: str, out: str | Path, runner_alive: bool = False) -> dict[str, int]:
+    """Write the input lines of records that have no result yet, ready to submit again. Records still being answered
+    (a provider's part still running, or a local job's live runner, `runner_alive`) are refused, not written: sent
+    again, each would be answered, and billed, twice."""
     missing = missing_records(tables, job_id)
+    running = {
+        rid for p in tables.parts(job_id) if p["handle"] and p["status"] not in FINAL_STATES for rid in p["record_ids"]
+    }
+    still = sum(1 for r in missing if r.id in running) if not runner_alive else len(missing)
+    if still:
+        raise UsageError(
+            f"{still} records of {job_id} without a result are still being answered (job "
+            f"{require_job(tables, job_id).status}); sent again they would be billed twice: "
+            f"`tokenomy batch wait {job_id}` first, then --missing-input"
+        )
     Path(out).write_text("".join(json.dumps(r.raw) + "\n" for r in missing), encoding="utf-8")
     return {"records": len(missing), "ok": 0, "failed": 0, "missing": len(missing)}
 

@@ -409,7 +409,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JsonOption,
     ) -> None:
         """Write one line per input record (its id with the answer, or the error, or why it has none)."""
-        from tokenomy.batch.jobs import open_tables
+        from tokenomy.batch.jobs import open_tables, runner_alive
         from tokenomy.batch.records import export_missing, export_results
         from tokenomy.errors import ConfigError
 
@@ -419,8 +419,11 @@ def register(app: typer.Typer) -> None:
         if not out.absolute().parent.is_dir():
             raise ConfigError(f"-o {out}: folder {out.absolute().parent} does not exist; create it or pick another")
         tables = open_tables(_existing(ledger))
-        _refresh_or_stored(tables, job_id)
-        counts = (export_missing if missing_input else export_results)(tables, job_id, out)
+        job = _refresh_or_stored(tables, job_id)
+        if missing_input:  # not the records a live local runner is sending
+            counts = export_missing(tables, job_id, out, job.backend == "local" and runner_alive(job))
+        else:
+            counts = export_results(tables, job_id, out)
         if as_json:
             print_json({"job_id": job_id, "out": str(out), **counts})
             return
