@@ -352,6 +352,31 @@ def test_missing_input_refuses_records_a_running_batch_may_still_answer(tmp_path
         export_missing(tables, job.job_id, rest, runner_alive=True)
 
 
+def test_a_job_cancelled_midway_ends_stopped_not_partially_completed(tmp_path) -> None:
+    # `batch cancel` of a running batch that had answered some records ended the job `partially_completed`, with no
+    # message: nothing said it was cancelled (a local job says `stopped`). It is `stopped` now, with what is pending.
+    from tokenomy.batch.jobs import cancel, create_job, open_tables, resubmit_missing, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(200)) + "\n")
+    tables = open_tables(str(tmp_path / "ledger.duckdb"))
+    with emulator(instant_delay_s=0.02, local_model_max_records=0) as (client, options):
+        backend = OpenAIBatchBackend(options)
+        job = submit_parts(tables, create_job(tables, src, MODEL, "openai", options), backend)
+        deadline = time.monotonic() + 30
+        while client.batches.retrieve(tables.parts(job.job_id)[0]["handle"]).request_counts.completed < 10:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        cancel(tables, job.job_id, backend)
+        job = wait_job(tables, job.job_id, 30, 0.05, backend)
+        assert job.status == "stopped" and 0 < job.done < 200 and job.pending == 200 - job.done, job.to_json()
+        assert f"stopped with {job.pending} records pending" in job.message
+        assert resubmit_missing(tables, job.job_id, backend) == job.pending
+        job = wait_job(tables, job.job_id, 60, 0.05, backend)
+    assert (job.status, job.done, job.message) == ("completed", 200, None)
+
+
 def test_a_batch_create_whose_answer_was_lost_is_found_not_made_twice(tmp_path, ledger_path) -> None:
     # OpenAI accepted POST /v1/batches and the answer was lost. The SDK's own retry made a second batch (OpenAI has
     # no idempotency key), and so did resume after a failed submit: both ran and were billed; one was never collected.

@@ -245,6 +245,9 @@ def refresh(tables: JobTables, job_id: str, backend: BatchBackend | None = None)
         states.append(state)
     job = require_job(tables, job_id)
     status = _aggregate(states, job.pending, job.done, job.failed)
+    # A job `batch cancel` stopped ended stopped, not partially_completed (its parts' answers before the stop are kept).
+    cancelled = job.status == "stopping" and status in FINAL_STATES - {"completed"}
+    status = "stopped" if cancelled else status
     fields: dict[str, Any] = {"status": status}
     if status in FINAL_STATES:  # why it ended short, in the provider's words (kept on its parts, shown by nobody)
         parts = tables.parts(job_id)
@@ -253,6 +256,8 @@ def refresh(tables: JobTables, job_id: str, backend: BatchBackend | None = None)
             for p in parts
             if p["message"] and p["status"] in FINAL_STATES - {"completed"}
         ]
+        if cancelled and job.pending:
+            notes.append(f"stopped with {job.pending} records pending; `tokenomy batch resume {job_id}` sends them")
         fields["message"] = None if status == "completed" else ("; ".join(notes) or job.message)
         retry = job.done + job.failed - len(tables.result_ids(job_id))  # failed for a passing reason
         if retry:
