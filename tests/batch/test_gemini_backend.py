@@ -286,3 +286,20 @@ def test_a_response_that_lost_its_key_is_its_records_failure_never_another_recor
     monkeypatch.setattr(backend, "describe", lambda h: batch.model_copy(
         update={"state": types.JobState.JOB_STATE_CANCELLED}))  # fmt: skip
     assert [r.id for r in backend.part_results(part["handle"], ["b", "0"])] == ["0"]
+
+
+def test_a_response_error_s_grpc_code_is_read_by_its_name_so_a_throttled_record_is_sent_again() -> None:
+    """An inlined response's error is a google.rpc.Status, whose code is gRPC's (8 RESOURCE_EXHAUSTED, 14
+    UNAVAILABLE), not HTTP's: stored as "8: ...", a throttled record was a final failure resume never sent again."""
+    from types import SimpleNamespace
+
+    from tokenomy.batch.backends import transient
+    from tokenomy.batch.gemini_backend import status_text
+
+    def stored(code: int) -> str:
+        return status_text(SimpleNamespace(code=code, message="m"))
+
+    assert stored(8) == "RESOURCE_EXHAUSTED: m" and transient(stored(8))
+    assert all(transient(stored(code)) for code in (4, 13, 14, 429, 500, 503))
+    assert not any(transient(stored(code)) for code in (3, 5, 7, 400, 404))
+    assert stored(3) == "INVALID_ARGUMENT: m" and stored(429) == "429: m"

@@ -167,8 +167,7 @@ class GeminiBatchBackend(BatchBackend):
                 continue
             answered.add(rid)
             if item.error is not None or item.response is None:
-                error = item.error
-                detail = f"{error.code}: {error.message}" if error is not None else "no response"
+                detail = status_text(item.error) if item.error is not None else "no response"
                 yield RecordResult(rid, error=detail, model=served, raw=raw)
                 continue
             response = item.response
@@ -191,6 +190,22 @@ class GeminiBatchBackend(BatchBackend):
         state, _ = self.status(handle)
         if state in ("submitted", "scheduled", "in_progress"):
             self._call("batch cancel", self._client().batches.cancel, name=handle)
+
+
+# google.rpc.Code by number: a batch response's error is a google.rpc.Status, whose code is gRPC's canonical code (8
+# for a throttled request, 14 for an unavailable model), not an HTTP status (which the emulator, like the sync API,
+# sends). `backends.transient` knows a throttled or failed record by the name, so resume sends it again.
+GRPC_CODES = {
+    1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED", 5: "NOT_FOUND", 6: "ALREADY_EXISTS",
+    7: "PERMISSION_DENIED", 8: "RESOURCE_EXHAUSTED", 9: "FAILED_PRECONDITION", 10: "ABORTED", 11: "OUT_OF_RANGE",
+    12: "UNIMPLEMENTED", 13: "INTERNAL", 14: "UNAVAILABLE", 15: "DATA_LOSS", 16: "UNAUTHENTICATED",
+}  # fmt: skip
+
+
+def status_text(error: Any) -> str:
+    """A response's error as a record's stored error: its code (a gRPC code by its name) and message."""
+    code = error.code
+    return f"{GRPC_CODES.get(code, code) if isinstance(code, int) else code}: {error.message}"
 
 
 def batch_usage(meta: Any, sent: dict[str, Any] | None = None) -> Usage | None:
