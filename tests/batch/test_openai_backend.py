@@ -585,3 +585,23 @@ def test_raw_line_separators_inside_an_answer_and_a_misshapen_line_lose_nothing(
     assert (job.done, job.failed) == (3, 1), job.to_json()
     assert rows["r0"]["ok"] and rows["r1"]["ok"] and rows["r3"]["ok"]
     assert rows["r2"]["error"].startswith("malformed output line (line 3 of the output file file-"), rows["r2"]
+
+
+def test_an_endpoint_from_the_environment_is_kept_with_the_job(tmp_path, ledger_path, monkeypatch) -> None:
+    """A job submitted with OPENAI_BASE_URL set (an OpenAI-compatible server, the emulator) kept no endpoint: `batch
+    wait` or `resume` from a shell without the variable asked api.openai.com for a batch it never had. The address is
+    now stored with the job, as --endpoint-url is, and a later process without the variable finds the job's server."""
+    from tokenomy.batch.jobs import create_job, open_tables, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(plain(3, max_tokens=4)) + "\n")
+    monkeypatch.setenv("OPENAI_API_KEY", "x")
+    tables = open_tables(str(ledger_path))
+    with emulator() as (_, options):
+        monkeypatch.setenv("OPENAI_BASE_URL", options.endpoint_url)
+        job = submit_parts(tables, create_job(tables, path, MODEL, "openai"))
+        assert job.options["endpoint_url"] == options.endpoint_url
+        monkeypatch.delenv("OPENAI_BASE_URL")
+        job = wait_job(tables, job.job_id, timeout_s=30, poll_s=0.05)
+    assert (job.status, job.done) == ("completed", 3)

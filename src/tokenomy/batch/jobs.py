@@ -15,7 +15,7 @@ import os
 import socket
 import time
 import uuid
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -88,6 +88,10 @@ def store_job(tables: JobTables, job: Job, parts: list[list[BatchRecord]]) -> Jo
     return job
 
 
+# The variables a backend's SDK reads its server's address from when no --endpoint-url is given
+ENDPOINT_ENVS = {"openai": "OPENAI_BASE_URL", "azure": "AZURE_OPENAI_ENDPOINT", "gemini": "GOOGLE_GEMINI_BASE_URL"}
+
+
 def prepare_job(
     path: str | Path,
     model: str,
@@ -107,6 +111,11 @@ def prepare_job(
         from tokenomy.batch.azure_backend import job_options
 
         options = job_options(model, options, config_path)
+    endpoint_env = ENDPOINT_ENVS.get(backend)
+    if endpoint_env and not options.endpoint_url and os.environ.get(endpoint_env):
+        # Kept with the job: a later process (wait or resume from a shell without the variable) reaches the same
+        # server, not the provider's own API, which has no such batch
+        options = replace(options, endpoint_url=os.environ[endpoint_env])
     if backend == "bedrock":  # the region it runs in, where the AWS settings put it, kept with the job
         from tokenomy.batch.bedrock_backend import job_options as bedrock_options
 
