@@ -207,6 +207,10 @@ class LedgerStore:
         """Write `events` in place of the rows that hold their ids, in one transaction: an imported bill's buckets
         refreshed since (AWS re-issues a month's CUR as late usage arrives). The rollups of the UTC days the events
         fall on are recomputed from the rows, so reports over them stay equal to the raw rows."""
+        firsts: dict[str, UsageEvent] = {}
+        for event in events:  # an id twice in one import keeps its first row, as `write` does
+            firsts.setdefault(event.event_id, event)
+        events = list(firsts.values())
         if not events:
             return 0
         ph = self.placeholder
