@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from decimal import Decimal
 
 import pytest
@@ -13,7 +14,7 @@ from tokenomy.client import Tokenomy
 from tokenomy.emulate.bedrock_runtime import create_app
 from tokenomy.emulate.server import ServerThread
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import ChatRequest, Message
+from tokenomy.messages import ChatRequest, Message, ToolSpec
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import compute_cost
 from tokenomy.providers.registry import ModelSpec
@@ -51,11 +52,32 @@ def test_no_cache_point_below_the_model_minimum():
 
 def test_at_most_the_models_checkpoints_and_longest_prefixes_first():
     request = conversation(POLICY_TEXT, turns=4)
-    entry = default_catalog().lookup(SONNET)
+    entry = default_catalog().lookup("claude-3-7-sonnet-20250219")  # Anthropic's API: the minimum per prefix
     _, placements = place_cache_points(request, entry)
     assert len(placements) == entry.cache_max_checkpoints == 4
     sizes = [p.prefix_tokens for p in placements]
     assert sizes == sorted(sizes) and placements[-1].after == "message:7"  # the last assistant turn
+
+
+def test_bedrock_points_are_the_minimum_apart_so_none_is_ignored():
+    """Bedrock takes a checkpoint only the model's minimum past the one before it ("the first after 1,024 tokens, the
+    second after 2,048"): a point after 1,128 tokens of tools made it ignore the one after the system prompt at
+    2,028, and the 900 tokens of system prompt were never cached. The longest prefix is always kept."""
+    tools = [ToolSpec(name="lookup", description="d " * 2200, input_schema={"type": "object", "properties": {}})]
+    request = ChatRequest(model=SONNET, messages=[Message("user", "hi")], system="s" * 3600, tools=tools)
+    entry = default_catalog().lookup(SONNET, "us-east-1")
+    placed, placements = place_cache_points(request, entry)
+    assert [p.after for p in placements] == ["system"] and placed.system_cache_point
+    assert not placed.tools_cache_point
+    # Far enough apart, each prefix gets its point; on the longest-first walk each is the minimum below the last.
+    _, placements = place_cache_points(conversation(POLICY_TEXT, turns=6), entry)
+    sizes = [p.prefix_tokens for p in placements]
+    assert len(sizes) >= 2 and sizes[0] >= entry.cache_min_tokens
+    assert all(b - a >= entry.cache_min_tokens for a, b in itertools.pairwise(sizes))
+    assert placements[-1].after == "message:11"
+    # Anthropic's API needs the minimum for the prefix as a whole: both points stay.
+    direct = default_catalog().lookup("claude-3-7-sonnet-20250219")
+    assert [p.after for p in place_cache_points(request, direct)[1]] == ["tools", "system"]
 
 
 def test_no_points_for_models_without_explicit_caching():

@@ -2,8 +2,8 @@
 
 Stable parts of a prompt, in the order providers hash them: tools, the system prompt, then earlier
 turns (everything but the last user message). A cache point goes after a part only when the prefix
-up to it reaches the model's minimum cacheable length; with more candidates than the model allows,
-the longest prefixes win because they save the most on a hit.
+up to it reaches the model's minimum cacheable length (on Bedrock, also the minimum past the point before it);
+with more candidates than the model allows, the longest prefixes win because they save the most on a hit.
 """
 
 from __future__ import annotations
@@ -196,8 +196,16 @@ def place_cache_points(
     for index, message in enumerate(request.messages[:last_user]):
         total += count_tokens(message.text)
         candidates.append((f"message:{index}", total))
-    eligible = [c for c in candidates if c[1] >= minimum]
-    chosen = sorted(eligible, key=lambda c: c[1], reverse=True)[: entry.cache_max_checkpoints]
+    chosen: list[tuple[str, int]] = []
+    # Bedrock needs the minimum per checkpoint ("the first after 1,024 tokens, the second after 2,048"): a point
+    # less than that past the one before it is ignored, and the longer prefix after it is not cached at all.
+    # Anthropic's API needs the minimum of the prefix as a whole.
+    spacing = minimum if entry.provider == "aws.bedrock" else 0
+    for candidate in sorted(candidates, key=lambda c: c[1], reverse=True):
+        if len(chosen) == entry.cache_max_checkpoints:
+            break
+        if candidate[1] >= minimum and (not chosen or candidate[1] <= chosen[-1][1] - spacing):
+            chosen.append(candidate)
     if not chosen:
         return request, []
     names = {name for name, _ in chosen}
