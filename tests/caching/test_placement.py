@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -79,6 +80,21 @@ def test_bedrock_points_are_the_minimum_apart_so_none_is_ignored():
     direct = default_catalog().lookup("claude-3-7-sonnet-20250219")
     assert [p.after for p in place_cache_points(request, direct)[1]] == ["tools", "system"]
 
+
+def test_no_automatic_point_in_novas_tools():
+    """Amazon Nova takes no cache point in its tools: automatic caching put its only point there (a request with
+    long tools and no long system prompt), which Nova cannot take. The tools still count in the prefix of a later
+    point, which caches them."""
+    nova = "amazon.nova-lite-v1:0"
+    tools = [ToolSpec(name="lookup", description="d " * 4400, input_schema={"type": "object", "properties": {}})]
+    request = ChatRequest(model=nova, messages=[Message("user", "hi")], tools=tools)
+    placed, placements = auto_cache(request, nova, region="us-east-1")
+    assert placements == [] and not placed.tools_cache_point
+    with_turns = replace(request, system="Be brief.", messages=[Message("user", "q"), Message("assistant", "a"),
+                                                                Message("user", "hi")])
+    placed, placements = auto_cache(with_turns, nova, region="us-east-1")
+    assert [p.after for p in placements] == ["message:1"] and placements[0].prefix_tokens > 2200
+    assert not placed.tools_cache_point and not placed.system_cache_point
 
 def test_no_points_for_models_without_explicit_caching():
     request = ChatRequest.simple("Hi", system=POLICY_TEXT)

@@ -61,6 +61,25 @@ def test_request_maps_to_converse_with_cache_points() -> None:
     assert plain["system"] == [{"text": "s"}] and "inferenceConfig" not in plain and "toolConfig" not in plain
 
 
+
+@pytest.mark.parametrize("model", ["amazon.nova-lite-v1:0", "us.amazon.nova-pro-v1:0"])
+def test_a_cache_point_in_novas_tools_is_refused_by_name(model) -> None:
+    """Amazon Nova takes cache points in system and messages only, not in toolConfig.tools (a point after a system
+    prompt or a message caches the tools before it): the point is refused by name before anything is sent."""
+    tools = [ToolSpec("lookup", "find", {"type": "object"})]
+    request = ChatRequest(messages=[Message("user", "hi")], model=model, tools=tools, tools_cache_point=True)
+    with pytest.raises(ProviderError) as info:
+        to_converse_params(request)
+    assert info.value.status == 400 and info.value.param == "toolConfig.tools"
+    assert "Nova" in str(info.value) and "system prompt" in str(info.value)
+    # The same point on the system prompt reaches Nova; a Claude model takes the one in its tools.
+    moved = to_converse_params(ChatRequest(messages=[Message("user", "hi")], model=model, tools=tools,
+                                           system="s", system_cache_point=True))
+    assert moved["system"][-1] == {"cachePoint": {"type": "default"}}
+    claude = to_converse_params(ChatRequest(messages=[Message("user", "hi")], model=SONNET, tools=tools,
+                                            tools_cache_point=True))
+    assert claude["toolConfig"]["tools"][-1] == {"cachePoint": {"type": "default"}}
+
 @pytest.mark.slow
 def test_chat_and_stream_record_usage_and_cost(url, ledger_path) -> None:
     with Tokenomy(ledger_path, models=models(url)) as client:

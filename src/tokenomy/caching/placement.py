@@ -32,6 +32,7 @@ from tokenomy.messages import (
     ToolUseBlock,
 )
 from tokenomy.pricing.catalog import PriceCatalog, PriceEntry, default_catalog
+from tokenomy.pricing.identifiers import takes_no_tools_cache_point
 
 
 def estimate_tokens(text: str) -> int:
@@ -188,7 +189,8 @@ def place_cache_points(
     total = 0
     if request.tools:
         total += count_tokens(json.dumps([t.to_dict() for t in request.tools], sort_keys=True))
-        candidates.append(("tools", total))
+        if not takes_no_tools_cache_point(entry.model):  # (a later point's prefix still holds the tools)
+            candidates.append(("tools", total))
     if request.system:
         total += count_tokens(request.system)
         candidates.append(("system", total))

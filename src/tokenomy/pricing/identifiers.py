@@ -132,6 +132,12 @@ def split_inference_profile(model: str) -> tuple[str, str | None]:
     return ref.base, ref.region
 
 
+def takes_no_tools_cache_point(model: str) -> bool:
+    """Amazon Nova (a Bedrock id, profile id or ARN) takes cache points in its system prompt and messages only, not in
+    its tools; Claude takes them in all three."""
+    return "amazon.nova" in model and split_inference_profile(model)[0].rsplit("/", 1)[-1].startswith("amazon.nova")
+
+
 def alias_candidates(base: str, known: list[str]) -> list[str]:
     """Catalog ids `base` may stand for, best first: provider prefixes, -latest, undated and dated aliases,
     Bedrock ids without their version or context-window suffix."""

@@ -51,6 +51,7 @@ from tokenomy.messages import (
     ToolSpec,
     ToolUseBlock,
 )
+from tokenomy.pricing.identifiers import takes_no_tools_cache_point
 from tokenomy.providers import json_text
 from tokenomy.providers.claude_effort import EFFORTS, NO_ADAPTIVE, NO_EFFORT, takes_adaptive, takes_effort
 from tokenomy.providers.refusals import fields_to_carry
@@ -350,6 +351,13 @@ def _tool_config(request: ChatRequest) -> dict[str, Any] | None:
         return None
     tools = to_bedrock_tools(request.tools, request.model)
     if request.tools_cache_point:
+        if takes_no_tools_cache_point(request.model):
+            raise refuse(
+                request.model,
+                "toolConfig.tools",
+                "takes no cache point in its tools (Amazon Nova caches at points in the system prompt and "
+                "messages); put it after the system prompt or a message instead: that prefix holds the tools too",
+            )
         tools.append(cache_point(request.tools_cache_point))
     config: dict[str, Any] = {"tools": tools}
     if choice is not None:
