@@ -9,13 +9,22 @@ from decimal import Decimal
 import pytest
 from opentelemetry import trace
 
-from tokenomy.caching.placement import auto_cache, place_cache_points
+from tokenomy.caching.placement import DOCUMENT_TOKENS, IMAGE_TOKENS, auto_cache, place_cache_points
 from tokenomy.caching.tokens import TokenPolicy, apply_token_policy
 from tokenomy.client import Tokenomy
 from tokenomy.emulate.bedrock_runtime import create_app
 from tokenomy.emulate.server import ServerThread
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import ChatRequest, Message, ToolSpec
+from tokenomy.messages import (
+    ChatRequest,
+    DocumentBlock,
+    ImageBlock,
+    Message,
+    TextBlock,
+    ToolResultBlock,
+    ToolSpec,
+    ToolUseBlock,
+)
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import compute_cost
 from tokenomy.providers.registry import ModelSpec
@@ -95,6 +104,26 @@ def test_no_automatic_point_in_novas_tools():
     placed, placements = auto_cache(with_turns, nova, region="us-east-1")
     assert [p.after for p in placements] == ["message:1"] and placements[0].prefix_tokens > 2200
     assert not placed.tools_cache_point and not placed.system_cache_point
+
+def test_a_turn_of_images_documents_or_tool_calls_counts_in_the_prefix():
+    """Placement counted a turn by its words only: three images (about 4,800 tokens to Claude) with a one-line
+    question got no cache point, and every later turn was billed the images in full. Images and documents count at
+    the figures the input estimate gives them, tool calls by their arguments."""
+    image = ImageBlock("image/png", b"\x89PNG" + b"0" * 100)
+    turns = [Message("user", [image, image, image, TextBlock("Describe these")]), Message("assistant", "Red."),
+             Message("user", "And the colours?")]
+    request = ChatRequest(model="claude-sonnet-4-5-20250929", messages=turns)
+    placed, placements = auto_cache(request, "claude-sonnet-4-5-20250929")
+    assert [p.after for p in placements] == ["message:0", "message:1"] and placed.messages[1].cache_point
+    assert placements[0].prefix_tokens >= 3 * IMAGE_TOKENS
+    pdf = DocumentBlock(format="pdf", name="report", data=b"%PDF-1.4 " + b"/Type /Page " * 3)
+    call = ToolUseBlock(id="t1", name="search", input={"query": "q " * 3000})
+    turns = [Message("user", [pdf, TextBlock("Summarise")]), Message("assistant", [call]),
+             Message("user", [ToolResultBlock("t1", [TextBlock("found")])])]
+    _, placements = auto_cache(replace(request, messages=turns), "claude-sonnet-4-5-20250929")
+    assert placements[0].after == "message:0" and placements[0].prefix_tokens >= 3 * DOCUMENT_TOKENS
+    assert placements[1].after == "message:1" and placements[1].prefix_tokens - placements[0].prefix_tokens > 1500
+
 
 def test_no_points_for_models_without_explicit_caching():
     request = ChatRequest.simple("Hi", system=POLICY_TEXT)

@@ -196,7 +196,11 @@ def place_cache_points(
         candidates.append(("system", total))
     last_user = max((i for i, m in enumerate(request.messages) if m.role == "user"), default=-1)
     for index, message in enumerate(request.messages[:last_user]):
-        total += count_tokens(message.text)
+        # Its text, and what a turn holds besides (images and documents at their fixed figures, tool calls' arguments,
+        # reasoning sent back): a turn of screenshots or a PDF is a long prefix, though its words are few.
+        text = message.text
+        chars, media, _ = _blocks_size(message.content)
+        total += count_tokens(text) + media + (max(0, chars - len(text)) + 3) // 4
         candidates.append((f"message:{index}", total))
     chosen: list[tuple[str, int]] = []
     # Bedrock needs the minimum per checkpoint ("the first after 1,024 tokens, the second after 2,048"): a point
