@@ -125,6 +125,22 @@ def test_a_turn_of_images_documents_or_tool_calls_counts_in_the_prefix():
     assert placements[1].after == "message:1" and placements[1].prefix_tokens - placements[0].prefix_tokens > 1500
 
 
+def test_a_system_message_in_mid_conversation_is_part_of_the_system_prompt():
+    """Claude and Bedrock take one system prompt, and a system message in mid-conversation joins it: a point placed
+    on that message was lost in the joining. On Bedrock it was the only point (the longest prefix), and a long
+    conversation was never cached. Its text is now counted in the system prompt's prefix, and it gets no point."""
+    turns = [Message("user", "Read this: " + "words " * 3000), Message("assistant", "Read."),
+             Message("system", "From now on answer in one word."), Message("user", "Summary?")]
+    request = ChatRequest(model=SONNET, messages=turns)
+    for model, region in ((SONNET, "us-east-1"), ("claude-sonnet-4-5-20250929", None)):
+        placed, placements = auto_cache(request, model, region=region)
+        assert placements and "message:2" not in [p.after for p in placements]
+        assert not placed.messages[2].cache_point and placed.messages[1].cache_point
+    # Alone, it is the system prompt the point goes after.
+    alone = ChatRequest(model=SONNET, messages=[Message("system", POLICY_TEXT), Message("user", "hi")])
+    placed, placements = auto_cache(alone, SONNET, region="us-east-1")
+    assert [p.after for p in placements] == ["system"] and placed.system_cache_point
+
 def test_no_points_for_models_without_explicit_caching():
     request = ChatRequest.simple("Hi", system=POLICY_TEXT)
     assert auto_cache(request, "gpt-4o")[1] == []  # OpenAI caches automatically

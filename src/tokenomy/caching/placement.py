@@ -191,11 +191,16 @@ def place_cache_points(
         total += count_tokens(json.dumps([t.to_dict() for t in request.tools], sort_keys=True))
         if not takes_no_tools_cache_point(entry.model):  # (a later point's prefix still holds the tools)
             candidates.append(("tools", total))
-    if request.system:
-        total += count_tokens(request.system)
+    # Claude and Bedrock take one system prompt: a system message in mid-conversation joins it (system_hoisted), so it
+    # is part of the system prompt's prefix, and a point on it would be lost in the joining.
+    hoisted = [m for m in request.messages if m.role == "system"] if entry.provider != "local" else []
+    if request.system or hoisted:
+        total += count_tokens(request.system or "") + sum(count_tokens(m.text) for m in hoisted)
         candidates.append(("system", total))
     last_user = max((i for i, m in enumerate(request.messages) if m.role == "user"), default=-1)
     for index, message in enumerate(request.messages[:last_user]):
+        if hoisted and message.role == "system":
+            continue
         # Its text, and what a turn holds besides (images and documents at their fixed figures, tool calls' arguments,
         # reasoning sent back): a turn of screenshots or a PDF is a long prefix, though its words are few.
         text = message.text
