@@ -27,6 +27,7 @@ from tokenomy.messages import (
 )
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import compute_cost
+from tokenomy.providers.anthropic_inbound import request_from_anthropic
 from tokenomy.providers.registry import ModelSpec
 from tokenomy.telemetry.otel import in_memory_pipeline
 
@@ -140,6 +141,21 @@ def test_a_system_message_in_mid_conversation_is_part_of_the_system_prompt():
     alone = ChatRequest(model=SONNET, messages=[Message("system", POLICY_TEXT), Message("user", "hi")])
     placed, placements = auto_cache(alone, SONNET, region="us-east-1")
     assert [p.after for p in placements] == ["system"] and placed.system_cache_point
+
+def test_a_callers_top_level_cache_control_is_its_own_point():
+    """Anthropic's automatic caching (`cache_control` at the top of the request) caches at the last block and takes
+    one of the 4 breakpoints: automatic placement beside it sent Claude 5 and the call was refused upstream."""
+    turns = []
+    for i in range(4):
+        turns += [{"role": "user", "content": f"Turn {i} " + "words " * 1500}, {"role": "assistant", "content": "ok"}]
+    body = {"model": "claude", "max_tokens": 5, "system": "sys " * 2000, "messages": [*turns, {"role": "user",
+            "content": "final?"}], "cache_control": {"type": "ephemeral"}}
+    request = request_from_anthropic(body)
+    request = replace(request[0] if isinstance(request, tuple) else request, model="claude-sonnet-4-5-20250929")
+    placed, placements = auto_cache(request, "claude-sonnet-4-5-20250929")
+    assert placements == [] and placed is request
+    without = replace(request, extra={k: v for k, v in request.extra.items() if k != "cache_control"})
+    assert len(auto_cache(without, "claude-sonnet-4-5-20250929")[1]) == 4
 
 def test_no_points_for_models_without_explicit_caching():
     request = ChatRequest.simple("Hi", system=POLICY_TEXT)

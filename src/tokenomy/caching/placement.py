@@ -235,7 +235,9 @@ def auto_cache(
 ) -> tuple[ChatRequest, list[Placement]]:
     """Apply placement using the catalog entry of the model that will be priced."""
     placed = request.system_cache_point or request.system_breaks or request.tools_cache_point
-    if placed or any(m.cache_point for m in request.messages):
+    # An Anthropic caller's top-level cache_control (automatic caching, at the last block) is one too, and takes one
+    # of the model's breakpoints: points placed beside it made Claude refuse the request (5 of 4).
+    if placed or "cache_control" in request.extra or any(m.cache_point for m in request.messages):
         return request, []  # the caller placed its own points: respect them
     try:
         entry = (catalog or default_catalog()).lookup(pricing_model, region)
