@@ -120,6 +120,19 @@ def test_a_ttl_extended_elsewhere_is_not_closed_early(client, ledger_path):
     assert len(storage_rows(ledger_path)) == 1
 
 
+def test_a_ttl_extended_elsewhere_is_recorded_to_the_deletion_when_deleted_past_the_old_expiry(client, ledger_path):
+    """A cache extended elsewhere and deleted after the expiry Tokenomy kept, before any settle: its storage was
+    recorded only up to that old expiry (5 s of a cache kept for longer). The provider is asked first, as settle
+    asks it."""
+    caches = ContextCaches(client, open_store(ledger_path))
+    tracked = caches.create(MODEL, contents=[TEXT], ttl_seconds=2)
+    client.caches.update(name=tracked.name, config={"ttl": "600s"})  # not through Tokenomy
+    time.sleep(2.5)
+    event = caches.delete(tracked.name)
+    [row] = storage_rows(ledger_path)
+    assert row.event_id == event.event_id and row.ts > tracked.expires_at + timedelta(seconds=0.4)
+    assert row.cost_usd == expected_cost(tracked.tokens, row.ts - tracked.created_at)
+
 def test_cli_create_delete_and_reports_show_cache_storage_as_its_own_spend(url, tmp_path):
     ledger = str(tmp_path / "ledger.duckdb")
     text = tmp_path / "contract.txt"

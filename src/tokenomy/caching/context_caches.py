@@ -204,6 +204,9 @@ class ContextCaches:
         tracked = self.get(name)
         if tracked is None:
             tracked = self._track(self._call("get", self.client.caches.get, name=name))
+        elif tracked.settled_at is None and utcnow() >= tracked.expires_at:
+            # Past the expiry kept here, and not settled: it may have been extended elsewhere, and be kept until now.
+            tracked = self._extended(tracked)
         try:
             self.client.caches.delete(name=name)
         except Exception as exc:
@@ -237,6 +240,20 @@ class ContextCaches:
             if event is not None:
                 events.append(event)
         return events
+
+    def _extended(self, tracked: TrackedCache) -> TrackedCache:
+        """`tracked` with the expiry the provider now gives it, when that is later (extended elsewhere); as it was
+        when the provider no longer has it (it expired when it was kept to)."""
+        try:
+            live = self.client.caches.get(name=tracked.name)
+        except Exception as exc:
+            if not _not_found(exc):
+                raise self._error("get", exc) from None
+            return tracked
+        if live.expire_time is None or _utc(live.expire_time) <= tracked.expires_at:
+            return tracked
+        self._set_expiry(tracked.name, _utc(live.expire_time))
+        return self.get(tracked.name) or tracked
 
     # -- the ledger -----------------------------------------------------------------------------------
     def _record(self, tracked: TrackedCache, end: datetime) -> UsageEvent | None:
