@@ -276,6 +276,33 @@ def test_abandoned_stream_is_recorded_as_cancelled_with_estimated_tokens(ledger_
     assert row["input_tokens"] > 0 and 1 <= row["output_tokens"] <= 3
 
 
+def test_an_abandoned_stream_is_priced_at_the_prompt_counts_its_start_gave(ledger_path, monkeypatch):
+    """Claude's message_start counts the prompt (fresh input, cache reads and writes): a stream abandoned after it
+    was recorded at the prompt estimate, all at the input price, a cached 30,000-token prompt at 10x what it cost
+    (Claude Code's interrupted turns). Its row now has Claude's own counts, priced per token type."""
+    from tokenomy.emulate.anthropic_api import create_app as create_anthropic
+    from tokenomy.emulate.instant_engine import InstantEngine
+    from tokenomy.emulate.prompt_cache import PromptCache
+
+    monkeypatch.setenv("CLAUDE_KEY", "unused")
+    model = "claude-sonnet-4-5-20250929"
+    system = "Clause: refunds are paid within thirty days of the request. " * 2000
+    with ServerThread(create_anthropic(engine=InstantEngine(cache=PromptCache()))) as url:
+        spec = {"c": ModelSpec(name="c", provider="anthropic", model=model, base_url=url, api_key_env="CLAUDE_KEY")}
+        with Tokenomy(ledger_path, models=spec) as client:
+            client.chat(ChatRequest.simple("hi", model="c", system=system, max_tokens=5))  # writes the cache
+            chunks = client.stream(ChatRequest.simple("A long story, please.", model="c", system=system,
+                                                      max_tokens=2000))
+            first = next(chunks)
+            chunks.close()
+    start = first.start_usage
+    assert start is not None and start.cache_read_tokens > 20_000
+    row = next(e for e in open_store(ledger_path).events() if e.outcome == "cancelled")
+    assert (row.input_tokens, row.cache_read_tokens, row.cache_write_tokens) == (
+        start.input_tokens, start.cache_read_tokens, start.cache_write_tokens)
+    counted = Usage(start.input_tokens, row.output_tokens, start.cache_read_tokens, start.cache_write_tokens)
+    assert row.cost_usd == compute_cost(counted, model, one_call=True).total_usd
+
 @pytest.mark.slow
 def test_local_cache_hits_priced_as_a_model_without_caching_are_billed_as_input(ledger_path):
     """The local KV cache reuses a prefix; Mixtral on Bedrock has no prompt caching, so it bills it all as input."""
