@@ -203,9 +203,17 @@ def place_cache_points(
             continue
         # Its text, and what a turn holds besides (images and documents at their fixed figures, tool calls' arguments,
         # reasoning sent back): a turn of screenshots or a PDF is a long prefix, though its words are few.
-        text = message.text
-        chars, media, _ = _blocks_size(message.content)
-        total += count_tokens(text) + media + (max(0, chars - len(text)) + 3) // 4
+        content = message.content
+        if len(content) == 1 and type(content[0]) is TextBlock:  # most turns: one text
+            total += count_tokens(content[0].text)
+            candidates.append((f"message:{index}", total))
+            continue
+        chars, media, _ = _blocks_size(content)
+        if count_tokens is estimate_tokens:  # its characters, text and the rest alike
+            total += (chars + 3) // 4 + media
+        else:  # the local model counts the text with its tokenizer
+            text = message.text
+            total += count_tokens(text) + media + (max(0, chars - len(text)) + 3) // 4
         candidates.append((f"message:{index}", total))
     chosen: list[tuple[str, int]] = []
     # Bedrock needs the minimum per checkpoint ("the first after 1,024 tokens, the second after 2,048"): a point
