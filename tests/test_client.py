@@ -303,6 +303,7 @@ def test_an_abandoned_stream_is_priced_at_the_prompt_counts_its_start_gave(ledge
     counted = Usage(start.input_tokens, row.output_tokens, start.cache_read_tokens, start.cache_write_tokens)
     assert row.cost_usd == compute_cost(counted, model, one_call=True).total_usd
 
+
 @pytest.mark.slow
 def test_local_cache_hits_priced_as_a_model_without_caching_are_billed_as_input(ledger_path):
     """The local KV cache reuses a prefix; Mixtral on Bedrock has no prompt caching, so it bills it all as input."""
