@@ -3,7 +3,7 @@ streams through the gateway from a scripted OpenAI-format upstream, and the ledg
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 import openai
 import pytest
@@ -277,24 +277,42 @@ def test_the_sdk_based_provider_takes_a_whole_answer_that_is_no_json_as_the_upst
     assert failed.value.kind == "server_error" and failed.value.reached and "no JSON" in str(failed.value)
 
 
+def event(name: str, data: dict) -> str:
+    """One event of Anthropic's Messages stream."""
+    import json
+
+    return f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n"
+
+
+@contextmanager
+def claude_gateway_over(ledger_path, messages):
+    """The gateway with one Claude model, `claude`, whose Anthropic API is the Starlette handler `messages` (POST
+    /v1/messages): yields an anthropic client of the gateway."""
+    import anthropic
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    upstream = Starlette(routes=[Route("/v1/messages", messages, methods=["POST"])])
+    with ServerThread(upstream) as upstream_url:
+        config = {"models": {"claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929",
+                                        "base_url": upstream_url, "api_key_env": "SCRIPTED_ANTHROPIC_KEY"}}}
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("SCRIPTED_ANTHROPIC_KEY", "unused")
+            with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
+                yield anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+
+
 @pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
 def test_a_stream_the_client_leaves_stops_the_anthropic_upstream_too(ledger_path):
     # Providers the gateway reaches through their SDK (Anthropic, Bedrock, Gemini) stream from a worker thread,
     # which read the whole answer after the client had left: the provider generated, and billed, all of it.
     import asyncio
-    import json
     import threading
     import time
 
-    import anthropic
-    from starlette.applications import Starlette
     from starlette.responses import StreamingResponse
-    from starlette.routing import Route
 
     sent, ended = [], threading.Event()
-
-    def event(name: str, data: dict) -> str:
-        return f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n"
 
     async def messages(request):
         body = await request.json()
@@ -318,24 +336,17 @@ def test_a_stream_the_client_leaves_stops_the_anthropic_upstream_too(ledger_path
 
         return StreamingResponse(generate(), media_type="text/event-stream")
 
-    upstream = Starlette(routes=[Route("/v1/messages", messages, methods=["POST"])])
-    with ServerThread(upstream) as upstream_url:
-        config = {"models": {"claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929",
-                                        "base_url": upstream_url, "api_key_env": "SCRIPTED_ANTHROPIC_KEY"}}}
-        with pytest.MonkeyPatch.context() as env:
-            env.setenv("SCRIPTED_ANTHROPIC_KEY", "unused")
-            with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
-                client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
-                with client.messages.stream(model="claude", max_tokens=500, messages=[
-                        {"role": "user", "content": "hi"}]) as stream:
-                    deltas = 0
-                    for item in stream:
-                        deltas += item.type == "content_block_delta"
-                        if deltas == 3:
-                            break  # the client leaves
-                left = time.monotonic()
-                assert ended.wait(20)
-                stopped_after = time.monotonic() - left
+    with claude_gateway_over(ledger_path, messages) as client:
+        with client.messages.stream(model="claude", max_tokens=500, messages=[
+                {"role": "user", "content": "hi"}]) as stream:
+            deltas = 0
+            for item in stream:
+                deltas += item.type == "content_block_delta"
+                if deltas == 3:
+                    break  # the client leaves
+        left = time.monotonic()
+        assert ended.wait(20)
+        stopped_after = time.monotonic() - left
     assert len(sent) < 100 and stopped_after < 4, (len(sent), stopped_after)  # not read to its end
     [row] = open_store(str(ledger_path)).events()
     assert row.outcome == "cancelled" and row.output_tokens >= 3
@@ -454,19 +465,13 @@ def test_a_claude_stream_cut_short_is_recorded_at_the_counts_its_message_start_g
     # agent's user pressing Esc) or that ended in an error was recorded at the gateway's estimate of the prompt, all
     # of it plain input: a prompt read from the cache at a tenth of the input price was billed at ten times its cost.
     import asyncio
-    import json
 
     import anthropic
-    from starlette.applications import Starlette
     from starlette.responses import StreamingResponse
-    from starlette.routing import Route
 
     usage = {"input_tokens": 12, "output_tokens": 1, "cache_read_input_tokens": 50_000,
              "cache_creation_input_tokens": 3_000,
              "cache_creation": {"ephemeral_5m_input_tokens": 1_000, "ephemeral_1h_input_tokens": 2_000}}
-
-    def event(name: str, data: dict) -> str:
-        return f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n"
 
     async def messages(request):
         body = await request.json()
@@ -483,22 +488,15 @@ def test_a_claude_stream_cut_short_is_recorded_at_the_counts_its_message_start_g
 
         return StreamingResponse(generate(), media_type="text/event-stream")
 
-    upstream = Starlette(routes=[Route("/v1/messages", messages, methods=["POST"])])
-    with ServerThread(upstream) as upstream_url:
-        config = {"models": {"claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929",
-                                        "base_url": upstream_url, "api_key_env": "SCRIPTED_ANTHROPIC_KEY"}}}
-        with pytest.MonkeyPatch.context() as env:
-            env.setenv("SCRIPTED_ANTHROPIC_KEY", "unused")
-            with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
-                client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
-                ask = {"model": "claude", "max_tokens": 500, "messages": [{"role": "user", "content": "hi"}]}
-                with pytest.raises(anthropic.APIStatusError) if ending == "overloaded" else nullcontext():
-                    with client.messages.stream(**ask) as stream:
-                        deltas = 0
-                        for item in stream:
-                            deltas += item.type == "content_block_delta"
-                            if deltas == 3 and ending == "left":
-                                break  # the client leaves
+    with claude_gateway_over(ledger_path, messages) as client:
+        ask = {"model": "claude", "max_tokens": 500, "messages": [{"role": "user", "content": "hi"}]}
+        with pytest.raises(anthropic.APIStatusError) if ending == "overloaded" else nullcontext():
+            with client.messages.stream(**ask) as stream:
+                deltas = 0
+                for item in stream:
+                    deltas += item.type == "content_block_delta"
+                    if deltas == 3 and ending == "left":
+                        break  # the client leaves
     [row] = open_store(str(ledger_path)).events()
     assert row.outcome == ("cancelled" if ending == "left" else "server_error")
     counts = (row.input_tokens, row.cache_read_tokens, row.cache_write_tokens, row.tags.get("cache_write_1h_tokens"))

@@ -182,21 +182,10 @@ def run_one(client, task: Task, model: str, example: Example, repeat: int, setti
     return _scored(client, task, example, row, prompt, final.text, settings)
 
 
-# What a row says of the candidate's call: an answer scored again keeps them from the attempt that answered.
-ANSWER_FIELDS = (
-    "task",
-    "model",
-    "example",
-    "repeat",
-    "prompt",
-    "expected",
-    "answer",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "latency_ms",
-    "ttft_ms",
-)
+# What scoring and this attempt's own cost fill in; the rest of a row says what the candidate's call was, which an
+# answer scored again keeps from the attempt that answered.
+SCORED_FIELDS = {"quality", "note", "cost_usd", "error", "rubric"} | {f for f in FIELDS if f.startswith("judge_")}
+ANSWER_FIELDS = tuple(f for f in FIELDS if f not in SCORED_FIELDS)
 
 
 def score_again(client, task: Task, example: Example, earlier: dict[str, str], settings: RunSettings) -> dict[str, Any]:
