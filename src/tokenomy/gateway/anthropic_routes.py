@@ -30,6 +30,7 @@ from tokenomy.gateway.calls import (
     admit,
     call_streamed,
     call_whole,
+    gate,
     json_body,
     refusal,
     request_meta,
@@ -37,7 +38,7 @@ from tokenomy.gateway.calls import (
     route_providers,
     upstream_status,
 )
-from tokenomy.gateway.counting import admit_count, cannot_count, count, counter_for
+from tokenomy.gateway.counting import cannot_count, count, counter_for
 from tokenomy.gateway.responses import FirstChunkStream, tokenomy_fields, unsent_redacted
 from tokenomy.ids import new_id
 from tokenomy.messages import (
@@ -350,7 +351,7 @@ async def count_answer(request: Request, body: dict[str, Any]) -> Response:
             counter.request.extra[BETA_HEADER] = beta
     except (ValueError, TokenomyError) as exc:
         return anthropic_error(400, str(exc))
-    admitted = await admit_count(gw, key)
+    admitted = await gate(gw, key)  # counting is free: no budget reservation, no call slot
     if admitted is not None:
         return anthropic_error(admitted.status, admitted.message, admitted.headers)
     try:

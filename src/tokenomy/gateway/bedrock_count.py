@@ -29,9 +29,9 @@ from fastapi.responses import JSONResponse, Response
 
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import invoke_embeddings
-from tokenomy.gateway.calls import json_body, retry_after, upstream_status
+from tokenomy.gateway.calls import gate, json_body, retry_after, upstream_status
 from tokenomy.gateway.converse_routes import bedrock_error, bedrock_key
-from tokenomy.gateway.counting import Counter, admit_count, cannot_count, count, counter_for
+from tokenomy.gateway.counting import Counter, cannot_count, count, counter_for
 from tokenomy.gateway.hygiene import body_problem
 from tokenomy.ids import new_id
 from tokenomy.messages import ChatRequest
@@ -234,7 +234,7 @@ async def count_tokens(request: Request, model_id: str) -> Response:
             return bedrock_error(400, counter.error_text(form.placed(counter)))
     except (ValueError, TokenomyError) as exc:  # json.JSONDecodeError is a ValueError
         return bedrock_error(400, str(exc))
-    admitted = await admit_count(gw, key)
+    admitted = await gate(gw, key)  # counting is free: no budget reservation, no call slot
     if admitted is not None:
         return bedrock_error(admitted.status, admitted.message, admitted.headers)
     try:

@@ -15,7 +15,6 @@ from dataclasses import dataclass, replace
 
 from tokenomy.caching.tokens import apply_token_policy
 from tokenomy.errors import ProviderError
-from tokenomy.gateway.calls import Refusal, gate
 from tokenomy.messages import ChatRequest
 from tokenomy.providers.base import COUNTING_UNAVAILABLE, Provider
 from tokenomy.providers.refusals import Unsupported, inputs_refusal
@@ -65,11 +64,6 @@ def counter_for(
     bare = replace(request, extra={}) if request.extra else request  # the API's own fields were checked above
     why = inputs_refusal(spec.inputs, bare) or provider.refusal(bare)
     return replace(why, by=f"model `{model}`") if why is not None else Counter(model, provider, request)
-
-
-async def admit_count(gw, key) -> Refusal | None:
-    """The overload guard and the key's rate limit; no budget reservation (counting is free) and no call slot."""
-    return await gate(gw, key)
 
 
 async def count(counter: Counter) -> int:

@@ -32,6 +32,7 @@ from tokenomy.gateway.calls import (
     admit,
     call_streamed,
     call_whole,
+    gate,
     json_body,
     refusal,
     request_meta,
@@ -40,7 +41,7 @@ from tokenomy.gateway.calls import (
     takes_one_hour_cache,
     upstream_status,
 )
-from tokenomy.gateway.counting import admit_count, cannot_count, count, counter_for
+from tokenomy.gateway.counting import cannot_count, count, counter_for
 from tokenomy.gateway.fast_path import SENT_PATH
 from tokenomy.gateway.gemini_auth import authenticate
 from tokenomy.gateway.gemini_caches import use_cache
@@ -267,7 +268,7 @@ async def _count(request: Request, model: str) -> Response:
             return gemini_error(400, counter.error_text(caller_param(body, counter.where)))
     except (ValueError, TokenomyError) as exc:  # json.JSONDecodeError is a ValueError
         return gemini_error(400, str(exc))
-    refused = await admit_count(gw, key)
+    refused = await gate(gw, key)  # counting is free: no budget reservation, no call slot
     if refused is not None:
         return gemini_error(refused.status, refused.message, refused.headers)
     try:

@@ -17,8 +17,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from tokenomy.errors import ProviderError, TokenomyError
-from tokenomy.gateway.calls import OPENAI_ERROR_TYPES, json_body, retry_after, upstream_status
-from tokenomy.gateway.counting import admit_count, cannot_count, count, counter_for
+from tokenomy.gateway.calls import OPENAI_ERROR_TYPES, gate, json_body, retry_after, upstream_status
+from tokenomy.gateway.counting import cannot_count, count, counter_for
 from tokenomy.gateway.fast_path import SENT_PATH
 from tokenomy.gateway.openai_ingress import issued_by_azure
 from tokenomy.gateway.openai_shapes import RequestError
@@ -91,7 +91,7 @@ async def count_input_tokens(request: Request) -> Response:
         return _invalid(str(exc), exc.param)
     except (ValueError, TokenomyError) as exc:
         return _invalid(str(exc))
-    refused = await admit_count(gw, key)
+    refused = await gate(gw, key)  # counting is free: no budget reservation, no call slot
     if refused is not None:
         kind = OPENAI_ERROR_TYPES[refused.code]
         return error(refused.status, refused.message, kind, refused.code, headers=refused.headers)
