@@ -503,7 +503,7 @@ def test_an_answer_whose_body_has_no_usage_is_recorded_with_estimated_tokens_not
 def test_a_result_line_with_a_count_no_answer_can_have_is_that_records_failure_the_rest_kept() -> None:
     # The output file's counts were read as sent: text in prompt_tokens raised a TypeError out of `results` (every
     # line of the job lost), `true` was 1 token, a negative count a negative cost. The sync path refuses such counts
-    # (base.usage_count, checked_counts); a batch line with one is now its record's failure, naming the count.
+    # (usage_counts.usage_count, checked_counts); a batch line with one is now its record's failure, naming the count.
     def line(rid: str, **usage) -> dict:
         body = {"model": MODEL, "choices": [{"message": {"content": "hi"}}],
                 "usage": {"prompt_tokens": 10, "completion_tokens": 2, **usage}}

@@ -150,7 +150,7 @@ def test_a_call_over_the_long_context_threshold_is_recorded_at_the_long_context_
 def test_the_wait_an_error_asks_for_is_read_in_every_form_servers_send() -> None:
     from email.utils import format_datetime
 
-    from tokenomy.providers.base import retry_after_seconds
+    from tokenomy.providers.http_faults import retry_after_seconds
 
     soon = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
     past = format_datetime(datetime.now(UTC) - timedelta(seconds=30), usegmt=True)

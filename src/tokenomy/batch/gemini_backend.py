@@ -20,9 +20,9 @@ from tokenomy.batch.formats import BatchRecord
 from tokenomy.batch.output_lines import log_unplaced, unanswered_failures
 from tokenomy.errors import ProviderError, as_written
 from tokenomy.messages import Usage
-from tokenomy.providers.base import checked_counts, usage_count
 from tokenomy.providers.gemini_mapping import usage_from_gemini
 from tokenomy.providers.gemini_provider import USAGE_COUNTS
+from tokenomy.providers.usage_counts import checked_counts, usage_count
 
 STATUS_MAP = {
     "JOB_STATE_QUEUED": "scheduled",

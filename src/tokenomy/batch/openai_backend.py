@@ -28,7 +28,7 @@ from tokenomy.batch.output_lines import (
 )
 from tokenomy.errors import ConfigError, ProviderError, as_written
 from tokenomy.messages import Usage
-from tokenomy.providers.base import checked_counts, usage_count
+from tokenomy.providers.usage_counts import checked_counts, usage_count
 
 ENDPOINT = "/v1/chat/completions"
 STATUS_MAP = {

@@ -44,7 +44,7 @@ from tokenomy.gateway.responses_ingress import REDACTED, SIGNED, Origin, caller_
 from tokenomy.gateway.responses_ingress import request_from_responses as read_request
 from tokenomy.ids import new_id
 from tokenomy.messages import ChatResponse, ReasoningBlock, StreamChunk, TextBlock, ToolUseBlock
-from tokenomy.providers.base import arguments_text
+from tokenomy.providers.usage_counts import arguments_text
 
 router = APIRouter()
 

@@ -22,7 +22,7 @@ from tokenomy.errors import ProviderError
 from tokenomy.gateway.http_pool import HttpPool, UpstreamDisconnected, UpstreamTimeout, UpstreamTooLarge
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk
 from tokenomy.providers import openai_stream, openai_wire
-from tokenomy.providers.base import retry_after_seconds
+from tokenomy.providers.http_faults import retry_after_seconds
 from tokenomy.providers.openai_provider import OpenAIProvider, openai_key
 from tokenomy.providers.registry import ModelSpec, get_provider
 

@@ -28,22 +28,17 @@ from tokenomy.providers.anthropic_mapping import (  # noqa: F401
     to_anthropic_tools,
 )
 from tokenomy.providers.anthropic_refusals import refuse
-from tokenomy.providers.base import (
-    DEFAULT_TIMEOUT_S,
-    Provider,
+from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, delta_chunk
+from tokenomy.providers.bedrock import _is_loopback
+from tokenomy.providers.http_faults import (
     answer_broke_off,
-    answered_count,
-    checked_counts,
-    delta_chunk,
-    estimated_usage,
     http_errors,
     read_timed_out,
     retry_after_seconds,
-    usage_count,
     where_sent,
 )
-from tokenomy.providers.bedrock import _is_loopback
 from tokenomy.providers.refusals import ALL_BLOCKS, DOCUMENT_FIELDS, fields_to_carry
+from tokenomy.providers.usage_counts import answered_count, checked_counts, estimated_usage, usage_count
 
 SAMPLING = ("temperature", "top_p", "top_k")
 SAMPLING_API_VERSION = "2023-06-01"  # the API version that still takes SAMPLING (2026-10-21 refuses them)

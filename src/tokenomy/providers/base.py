@@ -5,29 +5,20 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
-import email.utils
-import json
-import math
 import threading
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 from tokenomy.errors import ProviderError
 from tokenomy.messages import (
-    Block,
     ChatRequest,
     ChatResponse,
     DocumentBlock,
     ImageBlock,
     ProviderBlock,
-    ReasoningBlock,
     StreamChunk,
-    TextBlock,
     ToolCallDelta,
     ToolResultBlock,
-    ToolUseBlock,
-    Usage,
 )
 from tokenomy.providers.refusals import (
     ALL_BLOCKS,
@@ -54,162 +45,6 @@ NAMING_HINTS = frozenset({"max_completion_tokens"})
 DEFAULT_TIMEOUT_S = 120.0
 # ProviderError.code of a provider that has no way to count tokens (`Provider.count_tokens`).
 COUNTING_UNAVAILABLE = "counting_unavailable"
-
-
-def arguments_text(call: ToolUseBlock) -> str:
-    """A tool call's arguments as the model wrote them (or its input as JSON)."""
-    return call.arguments if call.arguments is not None else json.dumps(call.input)
-
-
-def estimated_prompt_tokens(request: ChatRequest) -> int:
-    """A prompt's tokens when the server reports none: ~4 characters a token."""
-    chars = len(request.system or "") + sum(len(m.text) for m in request.messages)
-    return max(1, chars // 4)
-
-
-def estimated_usage(request: ChatRequest, blocks: list[Block], raw: dict[str, Any]) -> Usage:
-    """Usage for a whole answer sent without any (some compatible servers and proxies omit it): the prompt and the
-    answer at ~4 characters a token, reasoning and tool calls' arguments included, rather than zero (an answer at $0,
-    charged to no budget). The answer's `raw` says it was estimated."""
-    raw["usage_source"] = "estimated"
-    thought = sum(len(b.text) for b in blocks if isinstance(b, ReasoningBlock))
-    said = sum(len(b.text) for b in blocks if isinstance(b, TextBlock))
-    said += sum(len(arguments_text(b)) + len(b.name) for b in blocks if isinstance(b, ToolUseBlock))
-    reasoning = -(-thought // 4)
-    return Usage(
-        input_tokens=estimated_prompt_tokens(request),
-        output_tokens=-(-said // 4) + reasoning,
-        reasoning_tokens=reasoning,
-    )
-
-
-# More tokens than any model reads or writes in one call (the largest context windows hold a few million): a count
-# past it is garbage, which priced would charge a budget millions and which the ledger's columns may not even hold.
-MAX_ANSWER_TOKENS = 2**31 - 1
-
-
-def whole_count(value: Any) -> int | None:
-    """`value`, a token count as an answer's JSON gave it, as an int; None when it is not a whole number (text, a
-    fraction, a boolean, which Python's int() would read as 12 for 12.5 and 1 for true)."""
-    if type(value) is int:
-        return value
-    if type(value) is float and value.is_integer():  # 12.0: a whole number all the same
-        return int(value)
-    return None
-
-
-def answered_count(counted: Any, provider: str, name: str) -> int:
-    """The count a provider's token-counting endpoint answered (Anthropic's input_tokens, Bedrock's inputTokens,
-    Gemini's totalTokens, named `name`): one missing, not a whole number, negative or past MAX_ANSWER_TOKENS is the
-    provider's fault (a ProviderError, the gateway's 502), not a crash of the gateway's (a 500) nor a count to pass
-    on to the caller."""
-    whole = whole_count(counted)
-    if whole is None or not 0 <= whole <= MAX_ANSWER_TOKENS:
-        raise miscounted(counted, provider, name)
-    return whole
-
-
-def miscounted(counted: Any, provider: str, name: str) -> ProviderError:
-    """The fault of a token count `answered_count` refuses, for a provider whose SDK refused it first."""
-    return ProviderError(f"{provider} answered a token count no request can have: {name} {counted!r}")
-
-
-def usage_count(value: Any, provider: str, name: str) -> int:
-    """One count of an answer's usage (`name` as the provider spells it) as an int: none sent (None) is 0; one that
-    is not a whole number (true, 100.5, text) is the provider's fault, a ProviderError (server_error, reached: it
-    answered, and bills it), not 1 token, 100, or a ValueError's 500. `checked_counts` checks the counts' range."""
-    if value is None:
-        return 0
-    whole = whole_count(value)
-    if whole is None:
-        raise ProviderError(f"{provider} answered with token counts no answer can have: {name} {value!r}", reached=True)
-    return whole
-
-
-def checked_counts(usage: Usage, provider: str) -> Usage:
-    """`usage` as a provider's answer reported it; a ProviderError (server_error, reached: the provider answered,
-    and bills it) when a count is negative: recorded so, the answer would be priced at $0 and charged nothing to its
-    budget, and the gateway's metrics refuse it (a 500 for an answer already recorded). A count past
-    MAX_ANSWER_TOKENS is refused alike: it was answered "ok", charged to the budget in the trillions of dollars, and
-    its row set aside out of the ledger."""
-    counts = (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens)
-    one_hour = usage.cache_write_1h_tokens
-    every = (*counts, usage.reasoning_tokens, one_hour)
-    if min(every) < 0 or max(every) > MAX_ANSWER_TOKENS or one_hour > usage.cache_write_tokens:
-        raise ProviderError(f"{provider} answered with token counts no answer can have: {usage}", reached=True)
-    return usage
-
-
-def answer_broke_off(exc: BaseException) -> bool:
-    """Whether an HTTP client's error, raised as `exc` or wrapped by it, is an answer whose body broke off after it
-    began (httpx's "peer closed connection without sending complete message body"): the provider answered, and bills
-    it (`ProviderError.reached`). A connection closed before any answer is not: the request may never have run."""
-    return any("without sending complete message body" in str(e) for e in (exc, exc.__cause__) if e is not None)
-
-
-def where_sent(exc: BaseException) -> str:
-    """ " at <scheme://host[:port]>" of the request an HTTP client's error (httpx's, or an SDK's wrapping one) was for,
-    else "": a "cannot reach" error then names the endpoint that was tried (a base_url or --endpoint-url), which
-    httpx's own "All connection attempts failed" does not."""
-    for error in (exc, exc.__cause__):
-        try:
-            url = error.request.url  # type: ignore[union-attr]  # httpx raises RuntimeError when it has none
-        except (AttributeError, RuntimeError):
-            continue
-        return f" at {url.scheme}://{url.netloc.decode() if isinstance(url.netloc, bytes) else url.netloc}"
-    return ""
-
-
-def read_timed_out(exc: BaseException) -> bool:
-    """Whether a timeout was an HTTP client's read timeout (httpx's, urllib3's, botocore's; not connect, write or
-    pool), raised as `exc` or wrapped by it: the request had been sent, and the provider, still working on it, bills
-    it (`ProviderError.reached`)."""
-    return any(type(e).__name__ in ("ReadTimeout", "ReadTimeoutError") for e in (exc, exc.__cause__))
-
-
-def http_errors() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
-    """(timeouts, transport errors) of httpx and httpx2, the HTTP clients the SDKs read with (anthropic 2 and
-    openai 3 moved to httpx2): a broken or stalled connection while reading a stream surfaces as one of these."""
-    import importlib
-
-    timeouts: list[type[Exception]] = []
-    transport: list[type[Exception]] = []
-    for name in ("httpx", "httpx2"):
-        try:
-            module = importlib.import_module(name)
-        except ImportError:
-            continue
-        timeouts.append(module.TimeoutException)
-        transport.append(module.TransportError)
-    return tuple(timeouts), tuple(transport)
-
-
-def retry_after_seconds(headers: Any) -> float | None:
-    """The wait an error answer asks for, from its headers: `retry-after-ms` (OpenAI's and Azure's), else
-    `retry-after` as seconds or an HTTP date (RFC 9110); None when neither says something usable."""
-    if headers is None:
-        return None
-    try:
-        millis = headers.get("retry-after-ms")
-        if millis is not None and math.isfinite(float(millis)):
-            return max(0.0, float(millis) / 1000)
-    except (TypeError, ValueError):
-        pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-        return max(0.0, seconds) if math.isfinite(seconds) else None
-    except (TypeError, ValueError):
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(str(value))
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        return None  # RFC 9110's dates are GMT; one without a zone is not one
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _block_refusal(content: list, accepted: tuple[type, ...], message: int) -> Unsupported | None:

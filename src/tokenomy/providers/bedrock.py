@@ -25,17 +25,7 @@ from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.messages import ONE_HOUR, Block, ChatRequest, ChatResponse, StreamChunk, ToolCallDelta, Usage
 from tokenomy.pricing.catalog import split_inference_profile
 from tokenomy.providers import bedrock_embeddings
-from tokenomy.providers.base import (
-    DEFAULT_TIMEOUT_S,
-    Provider,
-    answered_count,
-    checked_counts,
-    delta_chunk,
-    estimated_usage,
-    read_timed_out,
-    retry_after_seconds,
-    usage_count,
-)
+from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, delta_chunk
 from tokenomy.providers.converse_mapping import (  # noqa: F401 (re-exported)
     CACHE_POINT,
     ConverseStreamAssembler,
@@ -43,6 +33,8 @@ from tokenomy.providers.converse_mapping import (  # noqa: F401 (re-exported)
     to_bedrock_tools,
     to_converse_params,
 )
+from tokenomy.providers.http_faults import read_timed_out, retry_after_seconds
+from tokenomy.providers.usage_counts import answered_count, checked_counts, estimated_usage, usage_count
 
 # Bedrock stopReason -> the OpenAI-style finish_reason Tokenomy records.
 FINISH_REASONS = {

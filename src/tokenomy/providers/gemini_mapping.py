@@ -38,8 +38,8 @@ from tokenomy.messages import (
     ToolUseBlock,
     Usage,
 )
-from tokenomy.providers.base import usage_count
 from tokenomy.providers.refusals import FILE_APIS, fields_to_carry
+from tokenomy.providers.usage_counts import usage_count
 
 # Gemini's finishReason -> the OpenAI-style finish_reason Tokenomy records. A reason with no OpenAI counterpart
 # (MALFORMED_FUNCTION_CALL, TOO_MANY_TOOL_CALLS, MISSING_THOUGHT_SIGNATURE, ...: the answer failed, often empty) is

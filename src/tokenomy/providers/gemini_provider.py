@@ -24,20 +24,7 @@ from typing import Any
 from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.ids import new_id
 from tokenomy.messages import Block, ChatRequest, ChatResponse, StreamChunk, ToolCallDelta, ToolUseBlock, Usage
-from tokenomy.providers.base import (
-    DEFAULT_TIMEOUT_S,
-    NAMING_HINTS,
-    Provider,
-    answer_broke_off,
-    answered_count,
-    checked_counts,
-    estimated_usage,
-    http_errors,
-    miscounted,
-    read_timed_out,
-    retry_after_seconds,
-    where_sent,
-)
+from tokenomy.providers.base import DEFAULT_TIMEOUT_S, NAMING_HINTS, Provider
 from tokenomy.providers.bedrock import _is_loopback
 from tokenomy.providers.gemini_mapping import (
     GENERATED_ID,
@@ -49,6 +36,14 @@ from tokenomy.providers.gemini_mapping import (
     signature_text,
     usage_from_gemini,
 )
+from tokenomy.providers.http_faults import (
+    answer_broke_off,
+    http_errors,
+    read_timed_out,
+    retry_after_seconds,
+    where_sent,
+)
+from tokenomy.providers.usage_counts import answered_count, checked_counts, estimated_usage, miscounted
 
 KEY_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 

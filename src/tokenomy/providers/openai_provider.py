@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 from tokenomy.errors import ProviderError
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
 from tokenomy.providers import openai_stream, openai_wire
-from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, answer_broke_off, read_timed_out, retry_after_seconds
+from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider
+from tokenomy.providers.http_faults import answer_broke_off, read_timed_out, retry_after_seconds
 from tokenomy.providers.refusals import Unsupported
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,6 @@ from tokenomy.messages import (
     ToolCallDelta,
     Usage,
 )
-from tokenomy.providers.base import estimated_prompt_tokens
 from tokenomy.providers.openai_reasoning import (
     call_signature,
     call_signature_extra,
@@ -35,6 +34,7 @@ from tokenomy.providers.openai_wire import (
     usage_details,
     usage_from_dict,
 )
+from tokenomy.providers.usage_counts import estimated_prompt_tokens
 
 
 class StreamAssembler:

@@ -54,7 +54,6 @@ from tokenomy.messages import (
     ToolUseBlock,
     Usage,
 )
-from tokenomy.providers.base import arguments_text, checked_counts, estimated_usage, usage_count
 from tokenomy.providers.openai_reasoning import (
     call_signature,
     put_signed_reasoning,
@@ -62,6 +61,7 @@ from tokenomy.providers.openai_reasoning import (
 )
 from tokenomy.providers.refusals import Unsupported
 from tokenomy.providers.strict_schema import strict_form
+from tokenomy.providers.usage_counts import arguments_text, checked_counts, estimated_usage, usage_count
 
 DOCUMENT_MEDIA_TYPES = {
     "pdf": "application/pdf",

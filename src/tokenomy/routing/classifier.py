@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenomy.errors import UsageError, as_written, one_line, read_utf8
-from tokenomy.providers.base import MAX_ANSWER_TOKENS
+from tokenomy.providers.usage_counts import MAX_ANSWER_TOKENS
 
 STRONG = {"strong", "tier2", "tier3", "1", "true"}
 WEAK = {"weak", "tier1", "0", "false"}
