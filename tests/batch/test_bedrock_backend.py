@@ -498,8 +498,9 @@ def test_a_create_whose_answer_was_lost_is_found_by_resume_not_made_twice(s3_url
 
 def test_an_output_with_a_count_no_answer_can_have_is_that_records_failure_naming_it() -> None:
     # modelOutput's counts were read as sent: text, `true`, a fraction or a negative count reached the ledger (a
-    # TypeError when priced, 1 token, a negative cost). The sync path refuses them (usage_counts.usage_count, checked_counts);
-    # a batch record with one is now its own failure, naming the count, and the job's other records are kept.
+    # TypeError when priced, 1 token, a negative cost). The sync path refuses them (usage_counts.usage_count,
+    # checked_counts); a batch record with one is now its own failure, naming the count, and the job's other records
+    # are kept.
     body = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 50,
             "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}]}
     said = [{"type": "text", "text": "Hi."}]
