@@ -148,12 +148,18 @@ class Tokenomy(Recorder):
         return max(0.0, call.policy.retry.deadline_s - tier.plan.elapsed_s)
 
     @staticmethod
-    def _over_quota(call: CallState) -> ProviderError:
-        # Not a provider attempt (nothing was sent), so no ledger row: the caller sees a throttle.
+    def _over_quota(call: CallState, target: Target) -> ProviderError:
+        # Not a provider attempt (nothing was sent), so no ledger row: the caller sees a throttle, with the wait
+        # until the route's limiter has room (the gateway's Retry-After: without it the SDKs retry at once, and
+        # are refused again).
+        assert call.policy.limiter is not None
+        wait = call.policy.limiter.wait_s(target.estimate)
         exc = ProviderError(
             f"client-side rate limit: no request slot for {call.request.model!r} within the "
-            f"{call.policy.retry.deadline_s:g} s deadline; raise the route's rate_limit or deadline_s",
+            f"{call.policy.retry.deadline_s:g} s deadline (the next in {wait:.1f} s); raise the route's rate_limit "
+            "or deadline_s",
             kind="throttled",
+            retry_after=wait,
         )
         exc.call_cost_usd = call.spent  # an earlier tier's answer (a cascade's) was paid for
         return exc
@@ -269,7 +275,7 @@ class Tokenomy(Recorder):
                     time.sleep(step.delay_s)
                 att = self._start(call, tier, step)
                 if call.policy.limiter and not call.policy.limiter.acquire(att.target.estimate, self._left(call, tier)):
-                    raise self._over_quota(call)
+                    raise self._over_quota(call, att.target)
                 att.started = time.perf_counter()
                 # A stream's span is not made current: a generator suspended at `yield` must not leave it in
                 # the caller's context.
@@ -343,7 +349,7 @@ class Tokenomy(Recorder):
                 if call.policy.limiter and not await call.policy.limiter.acquire_async(
                     att.target.estimate, self._left(call, tier)
                 ):
-                    raise self._over_quota(call)
+                    raise self._over_quota(call, att.target)
                 att.started = time.perf_counter()
                 with otel.attempt_span(
                     att.target.call, att.target.provider.name, att.number, current=not stream

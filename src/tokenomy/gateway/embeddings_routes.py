@@ -291,10 +291,13 @@ async def _embed(
         calls, due = _attempt(body, spec, progress, estimate)
         if policy.limiter is not None and not await policy.limiter.acquire_async(due, left, calls):
             # Not an attempt (nothing was sent), so no ledger row: the caller sees a throttle.
+            wait = policy.limiter.wait_s(due, calls)  # the caller's Retry-After
             limited = ProviderError(
                 f"client-side rate limit: no request slot for {meta.route!r} within the "
-                f"{policy.retry.deadline_s:g} s deadline; raise the route's rate_limit or deadline_s",
+                f"{policy.retry.deadline_s:g} s deadline (the next in {wait:.1f} s); raise the route's rate_limit "
+                "or deadline_s",
                 kind="throttled",
+                retry_after=wait,
             )
             limited.call_cost_usd = spent
             raise limited

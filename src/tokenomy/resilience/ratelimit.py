@@ -32,18 +32,29 @@ class RateLimiter:
         if self.tpm:
             self._tokens = min(self.tpm, self._tokens + elapsed * self.tpm / 60)
 
+    def _wait(self, tokens: int, requests: int) -> float:
+        """Seconds until `requests` and `tokens` fit (0: now); the caller holds the lock."""
+        self._refill()
+        wait = 0.0
+        # A request larger than a whole minute's allowance can never fit; let it through when full.
+        calls = min(requests, self.rpm) if self.rpm else 0
+        if self.rpm and self._requests < calls:
+            wait = max(wait, (calls - self._requests) * 60 / self.rpm)
+        need = min(tokens, self.tpm) if self.tpm else 0
+        if self.tpm and self._tokens < need:
+            wait = max(wait, (need - self._tokens) * 60 / self.tpm)
+        return wait
+
+    def wait_s(self, tokens: int = 0, requests: int = 1) -> float:
+        """Seconds until a request of this size would fit, taking nothing: what a refusal tells the caller to wait
+        (its Retry-After)."""
+        with self._lock:
+            return self._wait(tokens, requests)
+
     def try_acquire(self, tokens: int = 0, requests: int = 1) -> float:
         """Take the allowance now and return 0, or return the seconds to wait before trying again."""
         with self._lock:
-            self._refill()
-            wait = 0.0
-            # A request larger than a whole minute's allowance can never fit; let it through when full.
-            calls = min(requests, self.rpm) if self.rpm else 0
-            if self.rpm and self._requests < calls:
-                wait = max(wait, (calls - self._requests) * 60 / self.rpm)
-            need = min(tokens, self.tpm) if self.tpm else 0
-            if self.tpm and self._tokens < need:
-                wait = max(wait, (need - self._tokens) * 60 / self.tpm)
+            wait = self._wait(tokens, requests)
             if wait > 0:
                 return wait
             if self.rpm:
