@@ -6,6 +6,7 @@ Kept apart from `tokenomy.client`, which plans, calls and records.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -40,11 +41,17 @@ class CallPolicy:
 
     @classmethod
     def from_route(
-        cls, route: RouteConfig, limiter: RateLimiter | None = None, router: Router | None = None, processes: int = 1
+        cls,
+        route: RouteConfig,
+        limiter: RateLimiter | None = None,
+        router: Router | None = None,
+        processes: int = 1,
+        name: str = "<route>",
     ) -> CallPolicy:
         """Build the policy a config route asks for (build it once per route: it owns the route's token bucket).
         `processes`: how many processes serve the route, each with a bucket of its own (`tokenomy serve --workers
         N`): each takes 1/N of the route's rate, so that together they stay within it."""
+        check_rate_split(route, name, processes)
         if limiter is None and route.rate_limit is not None:
             rpm, tpm = route.rate_limit.requests_per_minute, route.rate_limit.tokens_per_minute
             limiter = RateLimiter(rpm and rpm / processes, tpm and tpm / processes)
@@ -67,7 +74,20 @@ class CallPolicy:
         if route is None:
             raise ConfigError(f"routes.{name}: no such route or model; define it under `routes:` or `models:`")
         router = build_router(config, route.policy, catalog) if route.policy else None
-        return cls.from_route(route, router=router, processes=processes)
+        return cls.from_route(route, router=router, processes=processes, name=name)
+
+
+def check_rate_split(route: RouteConfig, name: str, processes: int) -> None:
+    """Refuse a route's requests_per_minute that `processes` workers cannot share: each would hold less than one
+    request a minute, and a worker cannot know the others are idle, so from a cold start each would send one (four
+    workers, four requests, on a 3-rpm route)."""
+    rpm = route.rate_limit.requests_per_minute if route.rate_limit is not None else None
+    if processes > 1 and rpm is not None and rpm < processes:
+        raise ConfigError(
+            f"routes.{name}.rate_limit.requests_per_minute: {rpm:g} cannot be shared by {processes} workers (each "
+            f"holds 1/{processes} of it, less than one request a minute); raise it to at least {processes} or serve "
+            f"with at most {max(1, math.floor(rpm))} worker(s)"
+        )
 
 
 @dataclass

@@ -144,8 +144,9 @@ class CachingPolicy(_Strict):
 
 
 class RateLimitPolicy(_Strict):
-    """Client-side quota for a route (requests and/or tokens per minute): a token bucket in each process, which
-    `tokenomy serve --workers N` gives 1/N of it each, so that together they stay within it."""
+    """Client-side quota for a route (requests and/or tokens per minute, in any 60 s): a limiter in each process,
+    which `tokenomy serve --workers N` gives 1/N of it each (whole requests: at least one a minute each), so that
+    together they stay within it."""
 
     requests_per_minute: Optional[float] = Field(None, gt=0)
     tokens_per_minute: Optional[float] = Field(None, gt=0)

@@ -348,3 +348,17 @@ def test_the_configs_ledger_is_the_one_the_gateway_writes_even_with_tokenomy_led
     assert answer.status_code == 200, answer.text
     assert [e.model for e in open_store(configured).events()] == ["m"]
     assert not from_env.exists()
+
+
+def test_a_route_rate_limit_the_workers_cannot_share_is_one_line_before_starting(tmp_path, monkeypatch, capsys):
+    # Four workers on a 3-rpm route would each hold 3/4 of a request a minute, and from a cold start each sent one.
+    from helpers.cli import one_error_line, run_cli
+
+    config = tmp_path / "tokenomy.yaml"
+    config.write_text("models: {fast: {provider: openai, model: fast, base_url: 'http://127.0.0.1:9'}}\n"
+                      "routes: {r: {model: fast, rate_limit: {requests_per_minute: 3}}}\n")
+    code, out, err = run_cli(monkeypatch, capsys, "serve", "--config", str(config), "--port", "0", "--workers", "4",
+                             "--ledger", str(tmp_path / "l.duckdb"))
+    line = one_error_line(err)
+    assert code == 2 and out == ""
+    assert "routes.r.rate_limit.requests_per_minute: 3 cannot be shared by 4 workers" in line, line

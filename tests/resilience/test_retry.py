@@ -100,10 +100,11 @@ def test_token_bucket_keeps_under_requests_and_tokens_per_minute():
         if limiter.try_acquire(100) == 0:
             granted += 1
     assert granted == 60  # a full minute's allowance up front, then nothing
-    now[0] += 10  # ten seconds refill 10 requests and 1,000 tokens
-    assert sum(limiter.try_acquire(100) == 0 for _ in range(50)) == 10
-    assert limiter.try_acquire(100) == pytest.approx(1.0)  # next slot in one second
-    limiter.settle(estimated=100, actual=20)
+    now[0] += 10  # ten seconds refill the bucket by 10 requests, but the last minute already had 60
+    assert sum(limiter.try_acquire(100) == 0 for _ in range(50)) == 0
+    assert limiter.try_acquire(100) == pytest.approx(50.0)  # next slot when the first of the 60 leaves the minute
+    now[0] += 50
+    assert sum(limiter.try_acquire(100) == 0 for _ in range(100)) == 60
 
 
 def test_rate_limited_client_spaces_real_calls(scripted, ledger_path):

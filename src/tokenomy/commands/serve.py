@@ -93,6 +93,10 @@ def serve(
                 f"start redis-server there or {other} for per-process limits"
             ) from None
     _check_routing(loaded)
+    from tokenomy.call_policy import check_rate_split
+
+    for name, route in loaded.routes.items():  # here, not as a worker's start-up traceback
+        check_rate_split(route, name, workers)
     _check_models(loaded)
     from tokenomy.commands._common import open_existing_ledger
 
