@@ -341,3 +341,48 @@ def test_a_value_holding_a_lone_surrogate_is_named_escaped_not_a_traceback(tmp_p
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
     assert "temperature" in out.stdout and "\\ud800" in out.stdout, out.stdout
+
+
+def _lines(path, *objs):
+    path.write_text("".join(json.dumps(o) + "\n" for o in objs))
+    return path
+
+
+def _openai_line(cid, **body):
+    return {"custom_id": cid, "method": "POST", "url": "/v1/chat/completions",
+            "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], **body}}
+
+
+def test_sampling_options_out_of_the_providers_range_are_bad_lines(tmp_path):
+    # A temperature of 2.5 passed validation and submit, and each record was refused by the provider hours later.
+    path = _lines(tmp_path / "openai.jsonl", _openai_line("a", temperature=2.5), _openai_line("b", top_p=1.5),
+                  _openai_line("c", temperature=1.5, top_p=1), _openai_line("d", frequency_penalty=-3))
+    report = validate_file(path, "gpt-4o-mini", backend="openai")
+    assert [(b.line, b.field) for b in report.bad] == [(1, "body.temperature"), (2, "body.top_p"),
+                                                         (4, "body.frequency_penalty")]
+    assert "0 to 2" in report.bad[0].reason and "0 to 1" in report.bad[1].reason and "-2 to 2" in report.bad[2].reason
+    assert [r.id for r in report.records] == ["c"]
+    # Anthropic takes 0 to 1, the same record's 1.5 is out of its range (the local runner sends it to Claude)
+    plain = _lines(tmp_path / "plain.jsonl", {"id": "a", "prompt": "hi", "temperature": 1.5},
+                   {"id": "b", "prompt": "hi", "temperature": 1})
+    [bad] = validate_file(plain, "claude-sonnet-4-5-20250929").bad
+    assert (bad.line, bad.field) == (1, "temperature") and "0 to 1" in bad.reason
+    assert validate_file(plain, "gemini-2.0-flash", backend="gemini").bad == []  # Gemini's range is 0 to 2
+    bedrock = _lines(tmp_path / "bedrock.jsonl",
+                     {"recordId": "a", "modelInput": {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 5,
+                                                      "temperature": 1.2,
+                                                      "messages": [{"role": "user", "content": "hi"}]}},
+                     {"recordId": "b", "modelInput": {"messages": [{"role": "user", "content": [{"text": "hi"}]}],
+                                                      "inferenceConfig": {"maxTokens": 5, "topP": 2}}})
+    report = validate_file(bedrock, MODEL, backend="bedrock")
+    assert [(b.line, b.field) for b in report.bad] == [(1, "modelInput.temperature"),
+                                                         (2, "modelInput.inferenceConfig.topP")]
+
+
+def test_cli_validate_names_the_line_the_field_and_the_range(tmp_path):
+    path = _lines(tmp_path / "in.jsonl", {"id": "a", "prompt": "hi", "temperature": 3})
+    out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "batch", "validate", str(path), "--model",
+                          "gpt-4o-mini", "--json"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1, out.stderr
+    [bad] = json.loads(out.stdout)["bad_lines"]
+    assert bad["line"] == 1 and bad["field"] == "temperature" and "0 to 2" in bad["reason"], bad

@@ -10,7 +10,7 @@ from typing import Any
 from tokenomy.batch.bedrock_bodies import BODY_NAMES, body_written_for, invocation_type, job_body, sent_as_written
 from tokenomy.batch.conversion import two_caps_as_written, uncarried
 from tokenomy.batch.formats import FORMS, BadLine, BatchRecord, read_file
-from tokenomy.errors import TokenomyError, UsageError
+from tokenomy.errors import TokenomyError, UsageError, as_written
 from tokenomy.messages import Usage
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import compute_cost
@@ -74,6 +74,57 @@ def rebuilt_for(rec: BatchRecord, backend: str, model: str) -> str | None:
     return None
 
 
+# Each provider's documented range (inclusive) of the sampling options a batch line can carry, by the catalog's provider
+# name: a value outside it passed here and at submit, and failed its record when the job ran, hours later.
+SAMPLING_RANGES: dict[str, dict[str, tuple[float, float]]] = {
+    # platform.openai.com/docs/api-reference/chat/create (Azure OpenAI's are the same)
+    "openai": {"temperature": (0, 2), "top_p": (0, 1), "presence_penalty": (-2, 2), "frequency_penalty": (-2, 2)},
+    # docs.anthropic.com/en/api/messages
+    "anthropic": {"temperature": (0, 1), "top_p": (0, 1)},
+    # ai.google.dev/api/generate-content#generationconfig (Vertex AI's generationConfig: the same)
+    "google": {"temperature": (0, 2), "top_p": (0, 1)},
+    # Every Bedrock batch body has 0 to 1: Claude's, Nova's and Llama's native bodies, and Converse's
+    # InferenceConfiguration, which any other model's job takes (bedrock_bodies.job_body).
+    "aws.bedrock": {"temperature": (0, 1), "top_p": (0, 1)},
+}
+PROVIDER_NAMES = {"openai": "OpenAI", "anthropic": "Anthropic", "google": "Gemini", "aws.bedrock": "Bedrock"}
+
+
+def _sampling_places(rec: BatchRecord) -> list[tuple[str, str, Any]]:
+    """(place as the line writes it, option, value) of each sampling option the line gives."""
+    if rec.fmt == "openai":
+        body = rec.raw["body"]
+        names = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
+        return [(f"body.{name}", name, body[name]) for name in names if body.get(name) is not None]
+    if rec.fmt == "bedrock":
+        body = rec.raw["modelInput"]
+        inference = body.get("inferenceConfig") or {}
+        places = [("modelInput", body, "temperature", "temperature"), ("modelInput", body, "top_p", "top_p")]
+        places += [("modelInput.inferenceConfig", inference, "temperature", "temperature")]
+        places += [("modelInput.inferenceConfig", inference, "topP", "top_p")]
+        return [(f"{at}.{key}", name, held[key]) for at, held, key, name in places if held.get(key) is not None]
+    return [("temperature", "temperature", rec.temperature)] if rec.temperature is not None else []
+
+
+def out_of_range(rec: BatchRecord, provider: str, model: str) -> BadLine | None:
+    """The first sampling option of `rec` outside `provider`'s documented range, as a bad line naming its place and
+    the range; None when every one is in range (or the provider's ranges are not known: the local model's)."""
+    ranges = SAMPLING_RANGES.get(provider, {})
+    for place, name, value in _sampling_places(rec):
+        if name not in ranges:
+            continue
+        low, high = ranges[name]
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or not (low <= value <= high):
+            return BadLine(
+                rec.line,
+                place,
+                f"must be a number from {low:g} to {high:g} for {PROVIDER_NAMES[provider]} ({model}), not "
+                f"{as_written(value)}; the provider would refuse the record when the job runs",
+            )
+    return None
+
+
 def validate_file(
     path: str | Path,
     model: str,
@@ -94,6 +145,8 @@ def validate_file(
             lost = None  # a body the model's job does not take is rebuilt even by Bedrock: --backend checks that
         else:  # sent as written (or to no backend yet, as its own would send it): caps its provider refuses
             lost = two_caps_as_written(rec)
+        if lost is None:
+            lost = out_of_range(rec, entry.provider, model)
         if lost is not None:
             bad.append(lost)
             continue
