@@ -147,8 +147,10 @@ def test_sigkill_three_times_then_resume_answers_each_record_once(tmp_path: Path
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(10)
             kills.append(count_results(ledger_path, job_id))
-            status = json.loads(cli("batch", "status", job_id, "--ledger", str(ledger_path), "--json").stdout)
+            shown = cli("batch", "status", job_id, "--ledger", str(ledger_path), "--json", check=False)
+            status = json.loads(shown.stdout)
             assert status["status"] == "in_progress" and status["runner_alive"] is False
+            assert shown.returncode == 1 and status["runner_exited"] is True  # nothing works on it: not "running"
         assert all(k < total for k in kills) and kills == sorted(kills), kills  # each kill landed mid-run
         final = cli("batch", "resume", job_id, "--ledger", str(ledger_path), "--json")
     summary = json.loads(final.stdout.strip().splitlines()[-1])
@@ -556,7 +558,7 @@ def test_sigkill_loses_no_answer_the_server_billed_and_resume_sends_none_again(
         assert count_results(ledger_path, job_id) < total  # the kill landed mid-run
         cli("batch", "cancel", job_id, "--ledger", str(ledger_path), "--json")
         assert Counting.calls - count_results(ledger_path, job_id) <= concurrency  # `cancel` commits them too
-        status = json.loads(cli("batch", "status", job_id, "--ledger", str(ledger_path), "--json").stdout)
+        status = json.loads(cli("batch", "status", job_id, "--ledger", str(ledger_path), "--json", check=False).stdout)
         assert Counting.calls - status["done"] <= concurrency  # `status` commits what the runner got, resume or not
         final = cli("batch", "resume", job_id, "--ledger", str(ledger_path), "--json")
     summary = json.loads(final.stdout.strip().splitlines()[-1])
@@ -749,3 +751,38 @@ def test_a_cancel_before_the_detached_runner_starts_is_kept_and_no_record_is_sen
         assert (job.status, job.done) == ("stopped", 0)
         final = json.loads(cli("batch", "resume", job_id, "--json", "--ledger", str(ledger_path)).stdout)
     assert (final["status"], final["done"]) == ("completed", 5)
+
+
+def test_a_background_runner_that_crashes_is_reported_with_its_log_and_the_job_resumes(tmp_path: Path,
+                                                                                         ledger_path: Path) -> None:
+    # The detached runner's stderr went to /dev/null: one that died (here: its config gone) said nothing, and the job
+    # looked in progress for ever (`batch status` exit 0). Its stderr is now kept in a log beside the job's state, and
+    # status and wait say the runner exited, name the log, and exit 1; the job is left to resume.
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(3)) + "\n")
+    with InstantOpenAI() as url:
+        cfg = config_for(tmp_path, url)
+        tables = open_tables(ledger_path)
+        job = create_job(tables, src, "upstream", "local", config_path=str(cfg))
+        kept = cfg.read_text()
+        cfg.unlink()
+        pid = json.loads(cli("batch", "resume", job.job_id, "--detach", "--json", "--ledger",
+                             str(ledger_path)).stdout)["runner_pid"]
+        deadline = time.monotonic() + 60
+        while Path(f"/proc/{pid}").exists() and Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the background runner did not exit"
+            time.sleep(0.1)
+        status = cli("batch", "status", job.job_id, "--ledger", str(ledger_path), check=False)
+        assert status.returncode == 1, status.stdout + status.stderr
+        assert "runner exited (see " in status.stdout, status.stdout
+        shown = json.loads(cli("batch", "status", job.job_id, "--json", "--ledger", str(ledger_path),
+                               check=False).stdout)
+        log = Path(shown["runner_log"])
+        assert shown["runner_alive"] is False and shown["runner_exited"] is True
+        assert log.parent == Path(f"{ledger_path}.journal") and str(cfg) in log.read_text()  # what the runner said
+        waited = cli("batch", "wait", job.job_id, "--timeout", "30", "--poll", "0.2", "--ledger", str(ledger_path),
+                     check=False)
+        assert waited.returncode == 1 and "runner exited" in waited.stdout
+        cfg.write_text(kept)
+        final = json.loads(cli("batch", "resume", job.job_id, "--json", "--ledger", str(ledger_path)).stdout)
+    assert (final["status"], final["done"]) == ("completed", 3)

@@ -29,6 +29,7 @@ from tokenomy.batch.split import below_minimum, split_records
 from tokenomy.batch.validate import require_good, validate_file
 from tokenomy.errors import ConfigError, UsageError
 from tokenomy.ledger.events import utcnow
+from tokenomy.ledger.journal import journal_dir
 from tokenomy.ledger.store import LedgerStore, open_store
 from tokenomy.pricing.catalog import default_catalog
 
@@ -419,6 +420,65 @@ def cancel(tables: JobTables, job_id: str, backend: BatchBackend | None = None) 
 
 
 STARTUP_GRACE_S = 30.0  # how long a detached local runner may take to claim its job
+RUNNER_STARTED = "--- runner started: pid "  # the line `batch submit --detach` / `resume --detach` adds to the log
+
+
+def runner_log(tables: JobTables, job_id: str) -> Path:
+    """Where a background runner's stderr goes (a crash's traceback, an error it printed): beside the job's state, in
+    the ledger's journal folder, one file per job that each run started in the background appends to."""
+    return journal_dir(tables.store) / f"batch-{job_id}-runner.log"
+
+
+def started_runner(log: Path, pid: int) -> None:
+    """Note in the log which process the background run is (written after the start: the pid is known then)."""
+    with open(log, "a") as file:
+        file.write(f"{RUNNER_STARTED}{pid} at {utcnow():%Y-%m-%dT%H:%M:%SZ}\n")
+
+
+def _background_pid(log: Path) -> tuple[int, datetime] | None:
+    """The last background runner the log names, and when it started."""
+    try:
+        lines = [line for line in log.read_text(errors="replace").splitlines() if line.startswith(RUNNER_STARTED)]
+        pid, _, at = lines[-1].removeprefix(RUNNER_STARTED).partition(" at ")
+        return int(pid), datetime.strptime(at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _process_lives(pid: int, since: datetime) -> bool:
+    """Whether process `pid`, started about `since`, still runs (not a zombie, not a later process given its pid)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()
+    except OSError:
+        fields = []
+    if fields[:1] == ["Z"]:
+        return False
+    started = _started_at(fields)
+    if started is not None and started > since + PID_REUSED_AFTER:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def runner_gone(tables: JobTables, job: Job) -> Path | bool:
+    """Whether a local job that has not ended has no runner (one that crashed or was killed left it as it was): False
+    while one works on it or a background one is still starting; else its background runner's log when there is one
+    (what the runner said before it died), or True."""
+    if job.backend != "local" or job.status in FINAL_STATES or runner_alive(job):
+        return False
+    log = runner_log(tables, job.job_id)
+    started = _background_pid(log)
+    if started is not None and _process_lives(*started):
+        return False  # started in the background, and not yet holding the job (or just letting it go)
+    # No background run known (a log that could not be written): give one the time to start.
+    if started is None and job.status == "submitted" and (utcnow() - job.updated_at).total_seconds() < STARTUP_GRACE_S:
+        return False
+    return log if started is not None else True
 
 
 def wait(
@@ -436,7 +496,6 @@ def wait(
             return job
         # Nobody is working on a local job (a runner that died, or a submit killed before its runner
         # started, given a grace period to start): waiting would never end.
-        starting = job.status == "submitted" and (utcnow() - job.updated_at).total_seconds() < STARTUP_GRACE_S
-        if job.backend == "local" and not runner_alive(job) and not starting:
+        if runner_gone(tables, job):
             return job
         time.sleep(poll_s if deadline is None else max(0.0, min(poll_s, deadline - time.monotonic())))

@@ -63,8 +63,19 @@ def _refuse_other_backends_options(backend: str, given: Mapping[str, object]) ->
             )
 
 
-def _spawn_resume(job_id: str, ledger_url: str) -> int:
-    """Run the job in a detached background process that outlives this command."""
+def _spawn_resume(tables, job_id: str) -> int:
+    """Run the job in a detached background process that outlives this command. Its stderr goes to the job's runner
+    log (`jobs.runner_log`): a runner that dies says why there, and `batch status` names the file."""
+    from tokenomy.batch.jobs import runner_log, started_runner
+
+    log = runner_log(tables, job_id)
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        err = open(log, "ab")  # noqa: SIM115 - handed to the child, closed once it has it
+    except OSError as exc:
+        err_console.print(f"warning: cannot keep the runner's log at {log} ({exc}); its errors will not be seen")
+        err = None
+    ledger_url = _ledger_url(tables)
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -80,9 +91,12 @@ def _spawn_resume(job_id: str, ledger_url: str) -> int:
         ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=err if err is not None else subprocess.DEVNULL,
         start_new_session=True,
     )
+    if err is not None:
+        err.close()
+        started_runner(log, proc.pid)
     return proc.pid
 
 
@@ -310,7 +324,7 @@ def register(app: typer.Typer) -> None:
         extra = extra or {}
         if job.backend == "local":
             if detach:
-                pid = _spawn_resume(job.job_id, _ledger_url(tables))
+                pid = _spawn_resume(tables, job.job_id)
                 _finish(require_job(tables, job.job_id), as_json, {"runner_pid": pid, **extra}, ended=False)
                 return
             job, stats = _run_local(tables, job.job_id, True)
@@ -337,10 +351,14 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JsonOption,
     ) -> None:
         """Refresh a job from its backend and show progress, counts and cost so far."""
-        from tokenomy.batch.jobs import open_tables, runner_alive
+        from tokenomy.batch.jobs import open_tables, runner_alive, runner_gone
 
-        job = _refresh_or_stored(open_tables(_existing(ledger)), job_id)
-        show_job(job, as_json, runner_alive(job) if job.backend == "local" else None)
+        tables = open_tables(_existing(ledger))
+        job = _refresh_or_stored(tables, job_id)
+        gone = runner_gone(tables, job)
+        show_job(job, as_json, runner_alive(job) if job.backend == "local" else None, gone)
+        if gone:  # not ended, and nothing works on it: a script must not take it for a running job
+            raise typer.Exit(1)
 
     @batch.command("list")
     def list_jobs(ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> None:
@@ -388,10 +406,11 @@ def register(app: typer.Typer) -> None:
 
         Exit status: 0 when it ended; 1 past --timeout, or when it ended failed (no record answered)."""
         from tokenomy.batch.backends import FINAL_STATES
-        from tokenomy.batch.jobs import open_tables, runner_alive, wait
+        from tokenomy.batch.jobs import open_tables, runner_alive, runner_gone, wait
 
-        job = wait(open_tables(_existing(ledger)), job_id, timeout, poll)
-        show_job(job, as_json, runner_alive(job) if job.backend == "local" else None)
+        tables = open_tables(_existing(ledger))
+        job = wait(tables, job_id, timeout, poll)
+        show_job(job, as_json, runner_alive(job) if job.backend == "local" else None, runner_gone(tables, job))
         if job.status not in FINAL_STATES:
             raise typer.Exit(1)
         _exit_if_failed(job)
@@ -478,7 +497,7 @@ def register(app: typer.Typer) -> None:
                     )
                 # Waiting for its runner: `batch cancel` now stops it before it starts, and `batch wait` waits for it.
                 tables.update_job(job_id, status="submitted", message=None)
-                pid = _spawn_resume(job_id, _ledger_url(tables))
+                pid = _spawn_resume(tables, job_id)
                 _finish(require_job(tables, job_id), as_json, {"runner_pid": pid}, ended=False)
                 return
             job, stats = _run_local(tables, job_id, not quiet, background)

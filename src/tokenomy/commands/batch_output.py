@@ -18,11 +18,17 @@ def json_line(data: dict) -> None:
     sys.stdout.flush()
 
 
-def show_job(job, as_json: bool, alive: bool | None = None) -> None:
+def show_job(job, as_json: bool, alive: bool | None = None, gone: Path | bool = False) -> None:
+    """The job's row and message. `gone`: the job has not ended and no runner works on it (`jobs.runner_gone`: the
+    log of the background runner that died, or True)."""
     if as_json:
         data = job.to_json()
         if alive is not None:
             data["runner_alive"] = alive
+        if gone:
+            data["runner_exited"] = True
+            if isinstance(gone, Path):
+                data["runner_log"] = str(gone)
         print_json(data)
         return
     rows = [
@@ -48,7 +54,13 @@ def show_job(job, as_json: bool, alive: bool | None = None) -> None:
     )
     if job.message:
         console.print(f"- {job.message}")
-    if alive is False and job.status in ("in_progress", "stopping"):
+    if isinstance(gone, Path):
+        console.print(
+            f"- runner exited (see {gone}) without ending the job: `tokenomy batch resume {job.job_id}` continues it",
+            markup=False,
+            soft_wrap=True,
+        )
+    elif gone or (alive is False and job.status in ("in_progress", "stopping")):
         console.print(f"- no runner is working on it (stopped or killed): `tokenomy batch resume {job.job_id}`")
 
 
