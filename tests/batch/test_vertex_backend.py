@@ -194,7 +194,8 @@ def test_an_output_line_that_is_not_json_is_its_records_failure_not_left_missing
         monkeypatch.setattr(backend, "describe", lambda h, s=state, c=counts: job.model_copy(
             update={"state": types.JobState(s), "completion_stats": c}))  # fmt: skip
         results = {r.id: r for r in backend.results(handle)}
-        assert set(results) == {"r0", "r1", "r3"} and not results["r1"].ok, state
+        # the garbled line is yielded under where it is (the job's unmatched line), no longer only logged
+        assert set(results) == {"r0", "r1", "r3", f"line {r2 + 1} of gs://b5/{name}"} and not results["r1"].ok, state
     every = types.CompletionStats(successful_count=3, failed_count=1, incomplete_count=0)
     monkeypatch.setattr(backend, "describe", lambda h: job.model_copy(
         update={"state": types.JobState.JOB_STATE_PARTIALLY_SUCCEEDED, "completion_stats": every}))  # fmt: skip
@@ -309,3 +310,53 @@ def test_an_output_line_with_a_count_no_answer_can_have_is_that_records_failure_
         assert result.error.startswith("unreadable usage:") and str(count) in result.error, result.error
     fine = {"request": {}, "response": {**answer, "usageMetadata": {"promptTokenCount": 7, "candidatesTokenCount": 3}}}
     assert VertexBatchBackend._result(fine, "r1", MODEL).usage.output_tokens == 3
+
+
+def test_answers_whose_labels_were_lost_are_counted_billed_and_their_records_fail_not_wait(url, tmp_path):
+    # Vertex echoed two requests without their labels and not as they were sent, so neither label nor request named
+    # their records. The two lines were dropped: their cost (Google billed them) was in no ledger, and their records
+    # stayed pending, for `batch resume` to send and pay for again. The lines are now kept as the job's unmatched
+    # answers, priced into the ledger and the job's cost and listed by `batch results`, and the two records without an
+    # answer end failed, saying why.
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(plain(4, max_tokens=5)) + "\n")
+    ledger = str(tmp_path / "ledger.duckdb")
+    result = cli("batch", "submit", str(source), "--model", MODEL, "--backend", "vertex", "--endpoint-url", url,
+                 "--gcs-uri", "gs://b9/runs", "--project", "demo", "--region", "us-central1", "--detach",
+                 "--ledger", ledger, "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    job_id = json.loads(result.output.strip().splitlines()[-1])["job_id"]
+    from tokenomy.batch.job_tables import require_job
+    from tokenomy.batch.jobs import get_backend, open_tables, submit_options
+
+    tables = open_tables(ledger)
+    [part] = tables.parts(job_id)
+    backend = get_backend("vertex", submit_options(require_job(tables, job_id)))
+    assert wait(backend, part["handle"], timeout=30)[-1] == "completed"
+    listing = httpx.get(f"{url}/storage/v1/b/b9/o", params={"prefix": f"runs/{job_id}/"}, headers=AUTH).json()
+    [name] = [i["name"] for i in listing["items"] if i["name"].endswith("predictions.jsonl")]
+    path = f"{url}/storage/v1/b/b9/o/{quote(name, safe='')}"
+    items = [json.loads(x) for x in httpx.get(path, params={"alt": "media"}, headers=AUTH).text.splitlines()]
+    lost = sorted(items, key=lambda i: json.dumps(i["request"]["contents"]))[2:]  # r2's and r3's
+    for item in lost:
+        del item["request"]["labels"]
+        item["request"]["generationConfig"]["candidateCount"] = 1  # echoed with a default added
+    httpx.post(f"{url}/upload/storage/v1/b/b9/o", params={"uploadType": "media", "name": name},
+               content="".join(json.dumps(i) + "\n" for i in items).encode(), headers=AUTH).raise_for_status()
+
+    shown = cli("batch", "status", job_id, "--ledger", ledger, "--json")
+    job = json.loads(shown.output)
+    assert (job["done"], job["failed"], job["pending"], job["unmatched_lines"]) == (2, 2, 0, 2), job
+    events = open_store(ledger).events()
+    assert len(events) == 4 and all(e.cost_usd > 0 for e in events)  # the two unmatched answers were billed too
+    assert Decimal(str(job["cost_usd"])) == sum((e.cost_usd for e in events), Decimal(0))
+    out = tmp_path / "results.jsonl"
+    assert cli("batch", "results", job_id, "-o", str(out), "--ledger", ledger).exit_code == 0
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    by_id = {r["id"]: r for r in rows if r["id"] is not None}
+    assert by_id["r0"]["ok"] and by_id["r1"]["ok"] and not by_id["r2"]["ok"] and not by_id["r3"]["ok"]
+    assert "name no record" in by_id["r2"]["error"] and f"gs://b9/{name}" in by_id["r2"]["error"]
+    unmatched = [r for r in rows if r["id"] is None]
+    assert sorted(r["text"] for r in unmatched) == ["Re: topic2 please summarise briefly",
+                                                     "Re: topic3 please summarise briefly"]
+    assert all(r["output_line"].startswith("line ") for r in unmatched)

@@ -77,6 +77,12 @@ def _utc(value: Any) -> Any:
     return value.astimezone(UTC) if isinstance(value, datetime) else value
 
 
+# The `mode` of a batch_results row that is no record's: an output line naming no record of its part (its id lost
+# on the way), kept under where it is (`line N of FILE`) with its cost, for the provider billed it. Such rows count in
+# the job's cost and `unmatched`, never as a record done or failed.
+UNMATCHED = "unmatched"
+
+
 @dataclass
 class Job:
     """One batch job row, with counts filled in from batch_results."""
@@ -98,6 +104,7 @@ class Job:
     done: int = 0
     failed: int = 0
     cost_usd: Decimal = Decimal(0)
+    unmatched: int = 0  # output lines that name no record of the job (see UNMATCHED)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
@@ -120,6 +127,7 @@ class Job:
             "failed": self.failed,
             "pending": self.pending,
             "cost_usd": self.cost_usd,
+            "unmatched_lines": self.unmatched,
             "bad_lines": self.bad_lines,
             "message": self.message,
             "input_path": self.input_path,
@@ -212,7 +220,9 @@ class JobTables:
         one = jobs[0].job_id if len(jobs) == 1 else None
         where, params = (f" WHERE job_id = {self.p}", [one]) if one else ("", [])
         rows = self.query(
-            "SELECT job_id, SUM(CASE WHEN ok THEN 1 ELSE 0 END) AS done, SUM(CASE WHEN ok THEN 0 ELSE 1 END) AS failed,"
+            f"SELECT job_id, SUM(CASE WHEN mode = '{UNMATCHED}' THEN 0 WHEN ok THEN 1 ELSE 0 END) AS done,"
+            f" SUM(CASE WHEN mode = '{UNMATCHED}' OR ok THEN 0 ELSE 1 END) AS failed,"
+            f" SUM(CASE WHEN mode = '{UNMATCHED}' THEN 1 ELSE 0 END) AS unmatched,"
             f" SUM(COALESCE(cost_usd, 0)) AS cost FROM batch_results{where} GROUP BY job_id",
             params,
         )
@@ -222,6 +232,7 @@ class JobTables:
             row = by_id.get(job.job_id)
             if row:
                 job.done, job.failed = int(row["done"] or 0), int(row["failed"] or 0)
+                job.unmatched = int(row["unmatched"] or 0)
                 job.cost_usd = Decimal(str(row["cost"] or 0))
             job.cost_usd += unanswered.get(job.job_id, Decimal(0))
 

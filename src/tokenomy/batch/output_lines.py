@@ -112,6 +112,14 @@ def log_unplaced(lines: Sequence[tuple[str, str | bytes]], job: str) -> None:
     )
 
 
+def unplaced(lines: Sequence[tuple[str, str | bytes]], model: str | None) -> Iterator[RecordResult]:
+    """Each of `lines` (where, text), which name no record, as a failed result under where it is: `jobs.collect_part`
+    keeps it as the job's unmatched line, shown by `batch status` and `batch results`, where a warning in a log was
+    seen by nobody. (The batch did not answer every request, so the records without an answer may never have run.)"""
+    for where, text in lines:
+        yield RecordResult(where, error=unreadable(text, where), model=model)
+
+
 def _quoted(lines: Sequence[tuple[str, str | bytes]]) -> str:
     said = "; ".join(f"{where}: {_text(text)[:SHOWN]}" for where, text in lines[:3])
     return said + (f"; and {len(lines) - 3} more" if len(lines) > 3 else "")

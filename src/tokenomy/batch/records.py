@@ -20,7 +20,7 @@ from typing import Any
 
 from tokenomy.batch.backends import FINAL_STATES, RecordResult, estimated_usage, transient
 from tokenomy.batch.formats import BatchRecord, read_records
-from tokenomy.batch.job_tables import Job, JobTables, require_job
+from tokenomy.batch.job_tables import UNMATCHED, Job, JobTables, require_job
 from tokenomy.errors import ConfigError, TokenomyError, UsageError
 from tokenomy.ledger.events import CACHE_WRITE_1H_TAG, UsageEvent, decimal_str, utcnow
 from tokenomy.pricing.cost import billable_usage, compute_cost, unpriced_cost
@@ -62,8 +62,9 @@ def record_results(
             # would fail the job and lose every answer collected with it.
             u = billable_usage(result.usage, pricing_model, region)
             result = replace(result, usage=u)  # its stored row shows the tokens its cost was computed from
+            priced = "batch" if mode == UNMATCHED else mode  # an unmatched line was billed as its batch's others
             try:
-                cost = compute_cost(u, pricing_model, region, mode, one_call=True)
+                cost = compute_cost(u, pricing_model, region, priced, one_call=True)
             except TokenomyError as exc:
                 log.warning("batch record %s of %s recorded at $0 (priced_by=unpriced): %s", result.id, job.job_id, exc)
                 cost = unpriced_cost(pricing_model, region, mode)
@@ -73,7 +74,7 @@ def record_results(
                 provider=provider,
                 model=result.model or job.model,
                 region=region,
-                mode=mode,
+                mode=priced,
                 input_tokens=u.input_tokens,
                 output_tokens=u.output_tokens,
                 cache_read_tokens=u.cache_read_tokens,
@@ -160,6 +161,13 @@ def export_results(tables: JobTables, job_id: str, out: str | Path) -> dict[str,
                 row = results.get(record_id)
                 counts["records"] += 1
                 counts["missing" if row is None else "ok" if row["ok"] else "failed"] += 1
+        # Output lines that named no record (their id lost on the way): billed, so listed after the records, under
+        # where each was, for whoever can tell whose answer it is.
+        for where, row in sorted(results.items()):
+            if row["mode"] == UNMATCHED:
+                line = {**_result_line(where, row, job), "id": None, "output_line": where}
+                fh.write(json.dumps(line) + "\n")
+                counts["unmatched"] = counts.get("unmatched", 0) + 1
     tmp.replace(out)
     return counts
 

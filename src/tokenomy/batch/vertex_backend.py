@@ -36,7 +36,7 @@ from tokenomy.batch.gemini_backend import (  # shared: JobState, names, the usag
     display_name,
     find_by_display_name,
 )
-from tokenomy.batch.output_lines import broken_line, id_shown, log_unplaced, output_object, unanswered_failures
+from tokenomy.batch.output_lines import broken_line, id_shown, output_object, unanswered_failures, unplaced
 from tokenomy.errors import ConfigError, ProviderError
 
 LABEL = "tokenomy_record"
@@ -199,7 +199,8 @@ class VertexBatchBackend(BatchBackend):
         echoes (or, were the labels lost, by the request itself against the input file); a readable line matching
         no record is yielded under `line N of OBJECT`. A line that is not JSON is its record's failure, found by the
         label the line still shows, else (a job that answered every request has a line for each) as the record no
-        readable line answers; in a job that ended short, such a record stays missing, and resume sends it again."""
+        readable line answers; in a job that ended short, the line is yielded under where it is (collect_part keeps it
+        as unmatched), and such a record stays missing, for resume to send again."""
         job = self.describe(handle)
         served = str(job.model or "").rsplit("/", 1)[-1] or None
         if job.src is None or not job.src.gcs_uri:
@@ -250,8 +251,8 @@ class VertexBatchBackend(BatchBackend):
                 yield result
         if nameless and answered_every_request(job, len(ids)):
             yield from unanswered_failures(ids.values(), answered, nameless, served)
-        elif nameless:
-            log_unplaced(nameless, handle)
+        else:
+            yield from unplaced(nameless, served)
 
     @staticmethod
     def _result(item: dict[str, Any], rid: str, served: str | None) -> RecordResult:

@@ -449,6 +449,11 @@ def register(app: typer.Typer) -> None:
         console.print(
             f"{out}: {counts['records']} lines ({counts['ok']} answered, {counts['failed']} failed, "
             f"{counts['missing']} without a result yet)"
+            + (
+                f", then {counts['unmatched']} output lines that named no record (id null)"
+                if counts.get("unmatched")
+                else ""
+            )
         )
 
     @batch.command("cancel")

@@ -54,6 +54,12 @@ def show_job(job, as_json: bool, alive: bool | None = None, gone: Path | bool = 
     )
     if job.message:
         console.print(f"- {job.message}")
+    if job.unmatched:
+        console.print(
+            f"- {job.unmatched} output line(s) named no record (the id was lost on the way): billed, in the cost; "
+            f"`tokenomy batch results {job.job_id}` lists them",
+            markup=False,
+        )
     if isinstance(gone, Path):
         console.print(
             f"- runner exited (see {gone}) without ending the job: `tokenomy batch resume {job.job_id}` continues it",
