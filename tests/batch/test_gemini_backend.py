@@ -254,6 +254,7 @@ def test_a_response_that_lost_its_key_is_its_records_failure_never_another_recor
     from tokenomy.batch.jobs import create_job, open_tables, submit_parts
     from tokenomy.batch.jobs import wait as wait_job
     from tokenomy.emulate.gemini_batch import GeminiBatches
+    from tokenomy.ledger.store import open_store
 
     operation = GeminiBatches.operation
 
@@ -277,15 +278,23 @@ def test_a_response_that_lost_its_key_is_its_records_failure_never_another_recor
         backend = GeminiBatchBackend(SubmitOptions(endpoint_url=base))
         batch = backend.describe(part["handle"])
     rows = tables.results(job.job_id)
-    assert set(rows) == {"b", "0"} and (job.done, job.failed) == (1, 1), job.to_json()
+    where = f"response 1 of {part['handle']}"
+    assert set(rows) == {"b", "0", where} and (job.done, job.failed) == (1, 1), job.to_json()
     assert rows["0"]["ok"] and rows["0"]["text"] == "Re: topic0 please summarise", rows["0"]  # its own answer, not b's
     assert not rows["b"]["ok"] and "no response names this record, and 1 name none" in rows["b"]["error"]
-    assert f"response 1 of {part['handle']}: " in rows["b"]["error"] and "topicb" in rows["b"]["error"]
+    assert f"{where}: " in rows["b"]["error"] and "topicb" in rows["b"]["error"]
+    # Google billed the response that lost its key: it was in no ledger. It is the job's unmatched answer now, with
+    # its cost in the ledger and the job's.
+    assert job.unmatched == 1 and rows[where]["ok"] and rows[where]["text"] == "Re: topicb please summarise"
+    events = open_store(str(ledger_path)).events()
+    assert sorted(e.request_id for e in events) == sorted(["0", where]) and all(e.cost_usd > 0 for e in events)
+    assert job.cost_usd == sum((e.cost_usd for e in events), Decimal(0))
 
-    # A batch that ended short may not have answered "b": it stays missing, and resume sends it.
+    # A batch that ended short may not have answered "b": it stays missing, and resume sends it; the response that
+    # names no record is still the job's unmatched answer.
     monkeypatch.setattr(backend, "describe", lambda h: batch.model_copy(
         update={"state": types.JobState.JOB_STATE_CANCELLED}))  # fmt: skip
-    assert [r.id for r in backend.part_results(part["handle"], ["b", "0"])] == ["0"]
+    assert [r.id for r in backend.part_results(part["handle"], ["b", "0"])] == ["0", where]
 
 
 def test_a_response_error_s_grpc_code_is_read_by_its_name_so_a_throttled_record_is_sent_again() -> None:

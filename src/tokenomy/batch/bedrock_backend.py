@@ -25,10 +25,10 @@ from tokenomy.batch.formats import BatchRecord
 from tokenomy.batch.output_lines import (
     broken_line,
     id_shown,
-    log_unplaced,
     misshapen_or,
     output_object,
     unanswered_failures,
+    unplaced,
 )
 from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.providers.bedrock import default_region
@@ -267,8 +267,8 @@ class BedrockBatchBackend(BatchBackend):
             sent = self._call("GetObject", s3.get_object, Bucket=in_bucket, Key=in_key)["Body"].iter_lines()
             ids = (str((output_object(x) or {}).get("recordId")) for x in sent if x.strip())
             yield from unanswered_failures(ids, seen, nameless, job["modelId"])
-        elif nameless:
-            log_unplaced(nameless, handle)
+        else:  # the job ended short: the lines are kept as its unmatched ones (jobs.collect_part), not only logged
+            yield from unplaced(nameless, job["modelId"])
 
     def _answered_every_record(self, handle: str, status: str) -> bool:
         """Whether the job ran every record it was sent, so a record no readable line answers was answered by a

@@ -17,7 +17,7 @@ from typing import Any
 from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions
 from tokenomy.batch.conversion import require_carried
 from tokenomy.batch.formats import BatchRecord
-from tokenomy.batch.output_lines import log_unplaced, unanswered_failures
+from tokenomy.batch.output_lines import unanswered_failures
 from tokenomy.errors import ProviderError, as_written
 from tokenomy.messages import Usage
 from tokenomy.providers.gemini_mapping import usage_from_gemini
@@ -153,38 +153,32 @@ class GeminiBatchBackend(BatchBackend):
         """One result per response, by the record id its metadata.key carries. A response whose key was lost names
         no record: it is never yielded under its position ("0", which may be another record's id). In a batch that
         answered every request (succeeded, a response for each of `sent`), the records no response names are failed,
-        quoting it; in a batch that ended short they stay missing, and resume sends them again."""
+        quoting it; in a batch that ended short they stay missing, and resume sends them again. The response itself
+        is yielded too, under where it is (`response N of BATCH`), with its usage: it was billed, and
+        `jobs.collect_part` keeps it as the job's unmatched answer."""
         job = self.describe(handle)
         served = str(job.model or "").rsplit("/", 1)[-1] or None
         responses = (job.dest.inlined_responses if job.dest else None) or []
         answered: set[str] = set()
         nameless: list[tuple[str, str]] = []  # (where, response) of responses whose metadata names no record
+        # Those responses themselves, under where they are: billed, so kept as the job's unmatched answers with their
+        # usage (jobs.collect_part prices them), where they were dropped, or only logged.
+        unmatched: list[RecordResult] = []
         for i, item in enumerate(responses):
             raw = item.model_dump(mode="json", exclude_none=True)
             rid = (item.metadata or {}).get("key")
             if not rid:
-                nameless.append((f"response {i + 1} of {handle}", as_written(raw)))
+                where = f"response {i + 1} of {handle}"
+                nameless.append((where, as_written(raw)))
+                unmatched.append(_result(item, where, served, raw))
                 continue
             answered.add(rid)
-            if item.error is not None or item.response is None:
-                detail = status_text(item.error) if item.error is not None else "no response"
-                yield RecordResult(rid, error=detail, model=served, raw=raw)
-                continue
-            response = item.response
-            try:
-                usage = batch_usage(response.usage_metadata)
-            except ProviderError as exc:  # this record's failure, as another malformed answer is; the rest are kept
-                yield RecordResult(rid, error=f"unreadable usage: {exc}", model=served, raw=raw)
-                continue
-            yield RecordResult(
-                rid, text=response.text or "", usage=usage, model=response.model_version or served, raw=raw
-            )
+            yield _result(item, rid, served, raw)
         state = str(getattr(job.state, "value", job.state))
         if nameless and state == "JOB_STATE_SUCCEEDED" and len(responses) >= len(sent):
             heading = "output without its record's key: no response names this record"
             yield from unanswered_failures(sent, answered, nameless, served, heading)
-        elif nameless:
-            log_unplaced(nameless, handle)
+        yield from unmatched
 
     def cancel(self, handle: str) -> None:
         state, _ = self.status(handle)
@@ -231,3 +225,16 @@ def batch_usage(meta: Any, sent: dict[str, Any] | None = None) -> Usage | None:
 def _snake(name: str) -> str:
     """A REST field name as the SDK spells it: promptTokenCount is prompt_token_count."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _result(item: Any, rid: str, served: str | None, raw: dict[str, Any]) -> RecordResult:
+    """One inlined response as the result of record `rid`: its answer and usage, or its error."""
+    if item.error is not None or item.response is None:
+        detail = status_text(item.error) if item.error is not None else "no response"
+        return RecordResult(rid, error=detail, model=served, raw=raw)
+    response = item.response
+    try:
+        usage = batch_usage(response.usage_metadata)
+    except ProviderError as exc:  # this record's failure, as another malformed answer is; the rest are kept
+        return RecordResult(rid, error=f"unreadable usage: {exc}", model=served, raw=raw)
+    return RecordResult(rid, text=response.text or "", usage=usage, model=response.model_version or served, raw=raw)

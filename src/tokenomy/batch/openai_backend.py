@@ -21,10 +21,10 @@ from tokenomy.batch.formats import BatchRecord
 from tokenomy.batch.output_lines import (
     broken_line,
     id_shown,
-    log_unplaced,
     misshapen_or,
     output_object,
     unanswered_failures,
+    unplaced,
 )
 from tokenomy.errors import ConfigError, ProviderError, as_written
 from tokenomy.messages import Usage
@@ -227,8 +227,8 @@ class OpenAIBatchBackend(BatchBackend):
             sent = self._call("file content", client.files.content, batch.input_file_id).text
             ids = (str((output_object(x) or {}).get("custom_id")) for x in sent.split("\n") if x.strip())
             yield from unanswered_failures(ids, seen | never_ran, nameless, batch.model)
-        elif nameless:
-            log_unplaced(nameless, handle)
+        else:  # the job ended short: the lines are kept as its unmatched ones (jobs.collect_part), not only logged
+            yield from unplaced(nameless, batch.model)
 
     @staticmethod
     def _record(line: dict[str, Any], model: str | None) -> RecordResult | None:

@@ -100,18 +100,6 @@ def unanswered_failures(
         )
 
 
-def log_unplaced(lines: Sequence[tuple[str, str | bytes]], job: str) -> None:
-    """Say that `lines` (where, text), which name no record, are left out: the batch `job` did not answer every
-    request, so a record no readable line answers may never have run; it stays missing, for resume to send."""
-    log.warning(
-        "%d output lines of batch %s name no record and the batch did not answer every request, so they cannot be "
-        "placed; the records without an answer stay missing and `tokenomy batch resume` sends them again: %s",
-        len(lines),
-        job,
-        _quoted(lines),
-    )
-
-
 def unplaced(lines: Sequence[tuple[str, str | bytes]], model: str | None) -> Iterator[RecordResult]:
     """Each of `lines` (where, text), which name no record, as a failed result under where it is: `jobs.collect_part`
     keeps it as the job's unmatched line, shown by `batch status` and `batch results`, where a warning in a log was
