@@ -30,7 +30,7 @@ START = NOW - timedelta(days=DAYS)
 FACTOR = Decimal(730) / (DAYS * 24)
 OLD_MISTRAL, NEW_MISTRAL = "mistral.mistral-large-2402-v1:0", "mistral.mistral-large-2407-v1:0"
 # The newest of their lines in the catalog, so none of them is superseded (only Mistral Large 2402 is planted).
-SONNET, NANO, GPT5, MINI = "claude-sonnet-5-5", "gpt-5-nano", "gpt-6.1-sol", "gpt-5-mini"
+SONNET, NANO, GPT5, MINI = "claude-sonnet-5-5", "gpt-5-nano", "gpt-6.2-sol", "gpt-5-mini"
 RESERVED = "amazon.titan-text-lite-v1"  # a model with a no-commitment Provisioned Throughput price
 CONFIG = ("alerts:\n  expected_tier_share: {weak: 0.8, strong: 0.2}\n"
           f"  reservations:\n    - {{model: {RESERVED}, units: 1, tpm_per_unit: 10000}}\n")

@@ -94,7 +94,7 @@ def test_the_caching_lever_uses_a_new_models_own_minimum_prefix() -> None:
     assert place_cache_points(ChatRequest.simple("Hi", model="claude-opus-5", system=short), entry)[1] == []
 
 
-def test_gpt_5_5_traffic_is_told_gpt_6_1_sol_supersedes_it_not_the_older_gpt_5_2(ledger_path, tmp_path) -> None:
+def test_gpt_5_5_traffic_is_told_the_current_sol_supersedes_it_not_the_older_gpt_5_2(ledger_path, tmp_path) -> None:
     # "^gpt-5" dated GPT-5.5 (2026-04-23) as GPT-5 (2025-08-07): GPT-5.2 (2025-12-11, cheaper) was its "upgrade".
     from tokenomy.pricing.families import model_line
 
@@ -107,13 +107,13 @@ def test_gpt_5_5_traffic_is_told_gpt_6_1_sol_supersedes_it_not_the_older_gpt_5_2
                            input_tokens=4_000, output_tokens=400)
         events.append(event.apply_cost(compute_cost(event.usage, "gpt-5.5")))
     body = _review(events, ledger_path, tmp_path)
-    # Its upgrade is the current Sol (GPT-6.1 Sol), not GPT-5.2: that one is older, merely cheaper.
+    # Its upgrade is the current Sol (GPT-6.2 Sol), not GPT-5.2: that one is older, merely cheaper.
     [finding] = [f for f in body["findings"] if f["kind"] == "model_superseded"]
-    assert (finding["subject"], finding["to"]) == ("gpt-5.5", "gpt-6.1-sol")
+    assert (finding["subject"], finding["to"]) == ("gpt-5.5", "gpt-6.2-sol")
     [info] = [m for m in body["models"] if m["model"] == "gpt-5.5"]
     assert info["released"] == "2026-04-23"
     kinds = {c["model"]: c["kind"] for c in info["candidates"]}
-    assert [m for m, kind in kinds.items() if kind == "upgrade"] == ["gpt-6.1-sol"]
+    assert [m for m, kind in kinds.items() if kind == "upgrade"] == ["gpt-6.1-sol", "gpt-6.2-sol"]
     assert kinds.get("gpt-5.2") == "same line, cheaper"
 
 

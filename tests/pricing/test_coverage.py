@@ -406,7 +406,10 @@ def test_curated_tier_figures_match_the_library():
     for entry in PriceCatalog.builtin().entries():
         if entry.provider != "openai" or not entry.service_tiers:
             continue
-        theirs = library.library_figures("openai", entry.model)["service_tiers"]
+        figures = library.library_figures("openai", entry.model)
+        if figures is None:  # a model newer than the installed library's data (GPT-6.2): nothing to compare with
+            continue
+        theirs = figures["service_tiers"]
         assert set(entry.service_tiers) == set(theirs), entry.model
         for name, tier in entry.service_tiers.items():
             assert (tier.input, tier.output, tier.cache_read) == (theirs[name].input, theirs[name].output,

@@ -96,6 +96,10 @@ _LINES: tuple[tuple[str, str, str, date], ...] = (
     (r"^gemini-3-5-flash(?!-(lite|tts|live|image))", "google", "gemini-flash", date(2026, 5, 19)),
     (r"^gemini-3-6-flash(?!-(lite|tts|live|image))", "google", "gemini-flash", date(2026, 7, 21)),
     (r"^gemini-3-8-flash(?!-(lite|tts|live|image))", "google", "gemini-flash", date(2026, 9, 2)),
+    # Gemini 4: Hydrogen < Neon < Carbon, each a line of its own (release dates: Google's announcements).
+    (r"^gemini-4-hydrogen", "google", "gemini-hydrogen", date(2026, 11, 12)),
+    (r"^gemini-4-neon", "google", "gemini-neon", date(2026, 11, 18)),
+    (r"^gemini-4-carbon", "google", "gemini-carbon", date(2026, 11, 10)),
     (r"^o1", "openai", "o", date(2024, 12, 17)),
     (r"^o3-mini", "openai", "o-mini", date(2025, 1, 31)),
     (r"^o4-mini", "openai", "o-mini", date(2025, 4, 16)),
@@ -110,6 +114,8 @@ _LINES: tuple[tuple[str, str, str, date], ...] = (
     # review called the older GPT-5.2 their upgrade. Since GPT-5.6 OpenAI sells four tiers, Luna < Terra < Sol < Astra;
     # Sol is the flagship the `gpt` line continues in (`gpt-5.6` is an alias of gpt-5.6-sol), the others are lines of
     # their own. The -cyber and -rosalind models (by verification only) and GPT-5.3 (no date found) are left out.
+    (r"^gpt-6-2-sol", "openai", "gpt", date(2026, 11, 17)),
+    (r"^gpt-6-2-astra", "openai", "gpt-astra", date(2026, 11, 17)),
     (r"^gpt-6-1-sol", "openai", "gpt", date(2026, 9, 29)),
     (r"^gpt-6-sol", "openai", "gpt", date(2026, 9, 22)),
     (r"^gpt-6-astra", "openai", "gpt-astra", date(2026, 9, 3)),
