@@ -1,10 +1,11 @@
 """Model identifiers as callers write them, reduced to the ids the price catalog is keyed by.
 
 Bedrock ids (`anthropic.claude-…-v1:0`), cross-region inference profiles (`us.`, `eu.`, `apac.`, `jp.`,
-`au.`, `ca.`, `us-gov.`, `global.`), ARNs (foundation models, inference profiles) and provider names with
-dated aliases (`claude-sonnet-4-5`, `claude-3-5-haiku-latest`, `gpt-4o-2024-08-06`, `openai/gpt-4o`,
-`models/gemini-2.5-pro`). ARNs that do not name a model (application inference profiles, prompt routers,
-provisioned or custom models) are refused with the fix, because guessing would misprice every call.
+`au.`, `ca.`, `us-gov.`, `global.`), ARNs (foundation models, inference profiles), Vertex AI's Claude ids
+(`claude-sonnet-4-5@20250929`) and provider names with dated aliases (`claude-sonnet-4-5`,
+`claude-3-5-haiku-latest`, `gpt-4o-2024-08-06`, `openai/gpt-4o`, `models/gemini-2.5-pro`). ARNs that do not
+name a model (application inference profiles, prompt routers, provisioned or custom models) are refused with the
+fix, because guessing would misprice every call.
 """
 
 from __future__ import annotations
@@ -78,6 +79,10 @@ _BEDROCK_ROUTES = ("bedrock/converse/", "bedrock/invoke/", "bedrock_converse/", 
 _DATE_SUFFIX = re.compile(r"-(\d{8}|\d{4}-\d{2}-\d{2})$")
 _CONTEXT_SUFFIX = re.compile(r":\d+k$|:mm$")  # Bedrock context-window variants: ...-v1:0:200k
 _VERSION_SUFFIX = re.compile(r"-v\d+(:\d+)?$")
+# Vertex AI's Claude ids: `claude-sonnet-4-5@20250929`, `claude-3-5-sonnet-v2@20241022` (its "v2" is Anthropic's
+# 20241022 snapshot). The date after `@` is the snapshot's: read as Anthropic's dated id, so the curated entry of that
+# snapshot prices it (genai-prices matched these ids itself, without the curated batch prices and limits).
+_VERTEX_VERSION = re.compile(r"(.+?)(?:-v\d+)?@(\d{8})")
 
 
 @dataclass(frozen=True)
@@ -152,6 +157,10 @@ def alias_candidates(base: str, known: list[str]) -> list[str]:
         if name.startswith(prefix):
             name = name[len(prefix) :]
             add(name)
+    vertex = _VERTEX_VERSION.fullmatch(name)
+    if vertex:
+        name = f"{vertex[1]}-{vertex[2]}"
+        add(name)
     if _CONTEXT_SUFFIX.search(name):
         name = _CONTEXT_SUFFIX.sub("", name)
         add(name)
