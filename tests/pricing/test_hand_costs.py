@@ -1,0 +1,93 @@
+"""One call of each kind priced by hand from the published figures, against what the cost engine computes.
+
+Figures (USD per 1M tokens): Claude Sonnet 4.5 on Bedrock, global profile $3 / $15, in-region (us.) 10% more; batch is
+half of on-demand (aws.amazon.com/bedrock/pricing); Claude cache writes 1.25x input for 5 minutes, 2x for an hour,
+reads 0.1x (platform.claude.com/docs/en/about-claude/pricing); Gemini 2.5 Pro $1.25 / $10, cached $0.125, and for a
+prompt over 200k tokens $2.50 / $15, cached $0.25 (ai.google.dev/gemini-api/docs/pricing); reasoning (thinking)
+tokens are billed as output everywhere."""
+
+from decimal import Decimal
+
+import pytest
+
+from tokenomy.client import Tokenomy
+from tokenomy.emulate.gemini_api import create_app
+from tokenomy.emulate.instant_engine import InstantEngine
+from tokenomy.emulate.server import ServerThread
+from tokenomy.ledger.store import open_store
+from tokenomy.messages import ChatRequest, Reasoning, Usage
+from tokenomy.pricing.cost import compute_cost
+from tokenomy.providers.openai_wire import usage_from_dict
+from tokenomy.providers.registry import ModelSpec
+
+M = Decimal(1_000_000)
+
+
+@pytest.mark.parametrize("model, rate_in, rate_out", [
+    ("global.anthropic.claude-sonnet-4-5-20250929-v1:0", Decimal("3.00"), Decimal("15.00")),
+    ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", Decimal("3.30"), Decimal("16.50")),
+])
+def test_a_bedrock_batch_record_costs_half_its_on_demand_price(model, rate_in, rate_out):
+    usage = Usage(10_000, 2_000, cache_read_tokens=5_000, cache_write_tokens=1_000)
+    on_demand = (10_000 * rate_in + 2_000 * rate_out + 5_000 * rate_in / 10 + 1_000 * rate_in * Decimal("1.25")) / M
+    batch = compute_cost(usage, model, mode="batch", one_call=True)
+    assert compute_cost(usage, model, one_call=True).total_usd == on_demand
+    assert batch.total_usd == on_demand / 2 and batch.mode == "batch"
+    assert batch.input_usd == 10_000 * rate_in / 2 / M and batch.output_usd == 2_000 * rate_out / 2 / M
+
+
+@pytest.mark.parametrize("model, rate_in", [
+    ("claude-sonnet-4-5-20250929", Decimal("3.00")),
+    ("claude-haiku-4-5-20251001", Decimal("1.00")),
+    ("global.anthropic.claude-haiku-4-5-20251001-v1:0", Decimal("1.00")),
+    ("eu.anthropic.claude-sonnet-4-5-20250929-v1:0", Decimal("3.30")),
+])
+def test_a_one_hour_cache_write_costs_twice_the_input_price(model, rate_in):
+    # 3,000 tokens written to the cache, 1,000 of them for an hour (Anthropic's cache_creation split).
+    usage = Usage(500, 100, cache_write_tokens=3_000, cache_write_1h_tokens=1_000)
+    cost = compute_cost(usage, model, one_call=True)
+    assert cost.cache_write_usd == (2_000 * rate_in * Decimal("1.25") + 1_000 * rate_in * 2) / M
+    everything_for_an_hour = compute_cost(Usage(0, 0, cache_write_tokens=3_000), model, cache_ttl="1h")
+    assert everything_for_an_hour.total_usd == 3_000 * rate_in * 2 / M
+
+
+def test_a_gemini_2_5_pro_prompt_over_200k_tokens_is_billed_whole_at_the_long_context_prices():
+    model = "gemini-2.5-pro"
+    at_threshold = Usage(150_000, 1_000, cache_read_tokens=50_000)  # 200,000 prompt tokens: not over it
+    assert compute_cost(at_threshold, model, one_call=True).total_usd == (
+        150_000 * Decimal("1.25") + 50_000 * Decimal("0.125") + 1_000 * Decimal("10")) / M
+    over = Usage(150_001, 1_000, cache_read_tokens=50_000)
+    long = compute_cost(over, model, one_call=True)
+    assert long.total_usd == (150_001 * Decimal("2.50") + 50_000 * Decimal("0.25") + 1_000 * Decimal("15")) / M
+    assert long.note and "long-context" in long.note
+    # In a batch input and output are half of those; a cached token keeps its price (Gemini's batch cached price).
+    assert compute_cost(over, model, mode="batch", one_call=True).total_usd == (
+        150_001 * Decimal("1.25") + 50_000 * Decimal("0.25") + 1_000 * Decimal("7.50")) / M
+    # Token totals of many calls say nothing of one prompt's size: standard prices.
+    assert compute_cost(over, model).total_usd == (
+        150_001 * Decimal("1.25") + 50_000 * Decimal("0.125") + 1_000 * Decimal("10")) / M
+
+
+def test_openai_reasoning_tokens_are_billed_as_output():
+    # o3 ($2 / $8): completion_tokens counts the 700 reasoning tokens with the 300 of the answer.
+    usage = usage_from_dict({"prompt_tokens": 1_200, "completion_tokens": 1_000, "total_tokens": 2_200,
+                             "prompt_tokens_details": {"cached_tokens": 200},
+                             "completion_tokens_details": {"reasoning_tokens": 700}})
+    assert (usage.input_tokens, usage.cache_read_tokens, usage.output_tokens) == (1_000, 200, 1_000)
+    assert compute_cost(usage, "o3", one_call=True).total_usd == (
+        1_000 * Decimal("2") + 200 * Decimal("0.50") + 1_000 * Decimal("8")) / M
+
+
+def test_a_gemini_call_that_thinks_is_recorded_with_its_thoughts_at_the_output_price(ledger_path, monkeypatch):
+    for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION"):
+        monkeypatch.delenv(key, raising=False)
+    # Gemini 2.5 Flash: $0.30 in, $2.50 out; Gemini leaves thoughts out of candidatesTokenCount but bills them.
+    with ServerThread(create_app(engine=InstantEngine())) as url:
+        spec = {"g": ModelSpec(name="g", provider="gemini", model="gemini-2.5-flash", base_url=url)}
+        with Tokenomy(ledger_path, models=spec) as client:
+            answer = client.chat(ChatRequest.simple("Is 17 prime?", model="g", reasoning=Reasoning(budget_tokens=256)))
+    usage = answer.usage
+    assert usage.reasoning_tokens > 0 and usage.output_tokens == usage.reasoning_tokens + len(answer.text.split())
+    by_hand = (usage.input_tokens * Decimal("0.30") + usage.output_tokens * Decimal("2.50")) / M
+    [event] = open_store(ledger_path).events()
+    assert answer.cost_usd == event.cost_usd == by_hand and event.output_tokens == usage.output_tokens
