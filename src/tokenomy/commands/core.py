@@ -107,6 +107,11 @@ def prices(
     from tokenomy.pricing.freshness import stale_entries
 
     old = {id(e) for e in stale_entries(entries)}  # flagged beside their date, as `prices --stale` lists them
+    # Each row's source as a numbered note under the table: the URLs are too long for a column, and a price that
+    # cannot be traced to its page cannot be checked.
+    notes: dict[str, int] = {}
+    for e in entries:
+        notes.setdefault(e.source, len(notes) + 1)
     rows = [
         [
             e.provider,
@@ -117,7 +122,7 @@ def prices(
             money_or_none(e.batch_input, "unit_price") or "-",
             money_or_none(e.cache_read, "unit_price") or "-",
             money_or_none(e.cache_write, "unit_price") or "-",
-            e.as_of + (" (stale)" if id(e) in old else ""),
+            e.as_of + (" (stale)" if id(e) in old else "") + f" [{notes[e.source]}]",
         ]
         for e in entries
     ]
@@ -130,6 +135,10 @@ def prices(
         ),
         wide,
     )
+    if notes:
+        console.print("Sources:", soft_wrap=wide)
+    for source, number in notes.items():
+        console.print(f"[{number}] {source}", markup=False, highlight=False, soft_wrap=wide)
 
 
 def _update_prices(from_file: Optional[str], as_json: bool) -> None:
