@@ -269,7 +269,9 @@ def _usage(u: dict[str, Any]) -> Usage:
     """An output line's usage, its counts checked as the sync path checks an answer's (`usage_count`,
     `checked_counts`): text, a fraction, a boolean, a negative count or one past MAX_ANSWER_TOKENS is a
     ProviderError naming it, not 1 token, a negative cost or a TypeError that loses the job's other results."""
-    cached = usage_count((u.get("prompt_tokens_details") or {}).get("cached_tokens"), "the batch", "cached_tokens")
+    details = u.get("prompt_tokens_details") or {}
+    cached = usage_count(details.get("cached_tokens"), "the batch", "cached_tokens")
+    written = usage_count(details.get("cache_write_tokens"), "the batch", "cache_write_tokens")  # GPT-6.x bills them
     prompt = usage_count(u.get("prompt_tokens"), "the batch", "prompt_tokens")
     completion = usage_count(u.get("completion_tokens"), "the batch", "completion_tokens")
-    return checked_counts(Usage(prompt - cached, completion, cached, 0), "the batch")
+    return checked_counts(Usage(prompt - cached - written, completion, cached, written), "the batch")

@@ -406,7 +406,9 @@ def refusal(request: ChatRequest) -> Unsupported | None:
 
 # -- response --------------------------------------------------------------------------------------
 def usage_from_dict(usage: dict | None) -> Usage:
-    """OpenAI counts cached tokens inside prompt_tokens; Usage keeps them apart. Reasoning is output. Cache hits in
+    """OpenAI counts cached tokens inside prompt_tokens; Usage keeps them apart, and so the tokens written to the
+    cache (`prompt_tokens_details.cache_write_tokens`: GPT-6.x bills them at 1.25x input; OpenRouter reports Claude's
+    writes so), which were priced as plain input. Reasoning is output. Cache hits in
     other places, also inside prompt_tokens: DeepSeek's `prompt_cache_hit_tokens`, Moonshot's top-level
     `cached_tokens`. xAI's completion_tokens leave its reasoning tokens out (its total_tokens adds them): they are
     output all the same, billed at the output price. Counts no answer can have (negative, more cached tokens than
@@ -419,6 +421,7 @@ def usage_from_dict(usage: dict | None) -> Usage:
         "upstream",
         "cached_tokens",
     )
+    written = usage_count(details.get("cache_write_tokens"), "upstream", "cache_write_tokens")
     reasoning_tokens = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
     reasoning = usage_count(reasoning_tokens, "upstream", "reasoning_tokens")
     prompt = usage_count(usage.get("prompt_tokens"), "upstream", "prompt_tokens")
@@ -426,9 +429,10 @@ def usage_from_dict(usage: dict | None) -> Usage:
     if reasoning and usage.get("total_tokens") == prompt + completion + reasoning:
         completion += reasoning  # xAI counts reasoning beside completion_tokens, not in it (its total says so)
     counted = Usage(
-        input_tokens=prompt - cached,
+        input_tokens=prompt - cached - written,
         output_tokens=completion,
         cache_read_tokens=cached,
+        cache_write_tokens=written,
         reasoning_tokens=reasoning,
     )
     return checked_counts(counted, "upstream")
