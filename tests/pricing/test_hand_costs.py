@@ -91,3 +91,13 @@ def test_a_gemini_call_that_thinks_is_recorded_with_its_thoughts_at_the_output_p
     by_hand = (usage.input_tokens * Decimal("0.30") + usage.output_tokens * Decimal("2.50")) / M
     [event] = open_store(ledger_path).events()
     assert answer.cost_usd == event.cost_usd == by_hand and event.output_tokens == usage.output_tokens
+
+
+def test_a_claude_sonnet_4_prompt_over_200k_tokens_is_billed_at_the_long_context_prices():
+    # Sonnet 4 takes 1M tokens on Anthropic's API (the context-1m beta), and a prompt over 200k tokens bills the whole
+    # call at $6 / $22.50 (cache reads $0.60, 5-minute writes $7.50), as Sonnet 4.5 does: it was priced at $3 / $15.
+    usage = Usage(200_000, 2_000, cache_read_tokens=40_000, cache_write_tokens=10_000)
+    cost = compute_cost(usage, "claude-sonnet-4-20250514", one_call=True)
+    assert cost.total_usd == (200_000 * Decimal("6") + 2_000 * Decimal("22.50") + 40_000 * Decimal("0.60")
+                              + 10_000 * Decimal("7.50")) / M
+    assert compute_cost(usage, "claude-sonnet-4@20250514", mode="batch", one_call=True).total_usd == cost.total_usd / 2
