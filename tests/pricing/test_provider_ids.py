@@ -43,3 +43,46 @@ def test_an_undated_vertex_id_and_the_region_form_keep_working():
     catalog = PriceCatalog.builtin()
     assert catalog.lookup("claude-opus-4-6").input == Decimal("5.00")  # Vertex names 4.6 models without `@`
     assert catalog.lookup("vertex_ai/claude-sonnet-4-5@20250929").model == "claude-sonnet-4-5-20250929"
+
+
+def test_every_id_genai_prices_names_for_a_snapshot_gets_that_snapshots_price():
+    """Beyond each library model's own id (test_coverage checks those): every id its match lists (dated snapshots such
+    as gpt-4o-2024-08-06, -latest aliases, Bedrock profile ids) that the catalog prices through its alias rules must
+    cost what genai-prices says that snapshot costs, never a sibling snapshot's price."""
+    from datetime import UTC, datetime
+
+    from tokenomy.errors import UnknownModelError
+    from tokenomy.pricing import library
+    from tokenomy.pricing.identifiers import parse_model_id
+
+    def listed(clause, out):
+        if isinstance(getattr(clause, "equals", None), str):
+            out.append(clause.equals)
+        for sub in getattr(clause, "or_", None) or []:
+            listed(sub, out)
+        return out
+
+    catalog, now, checked, wrong = PriceCatalog.builtin(), datetime.now(UTC), 0, []
+    # Known and explained: the search preview is its own model (its entry's `overrides`); an embedding writes nothing.
+    explained = {"gpt-4o-mini-search-preview-2025-03-11", "text-embedding-ada-002-v2"}
+    for provider in library._snapshot()[0].providers:
+        if provider.id not in ("openai", "anthropic", "google", "aws"):
+            continue
+        for model in provider.models:
+            prices = model.get_prices(now)
+            theirs = (library._flat(prices, "input_mtok"), library._flat(prices, "output_mtok"))
+            for asked in listed(model.match, []):
+                ref = parse_model_id(asked, strict=False)
+                if asked in explained or ref.profiled in catalog.models() or ref.base in catalog.models():
+                    continue
+                try:
+                    entry = catalog.lookup(asked)
+                except UnknownModelError:
+                    continue
+                if entry.priced_by != "tokenomy-catalog":
+                    continue
+                checked += 1
+                if (entry.input, entry.output) != theirs:
+                    wrong.append(f"{asked} -> {entry.model}: {entry.input}/{entry.output} vs {model.id} {theirs}")
+    assert checked >= 15, checked
+    assert not wrong, "\n".join(wrong)
