@@ -167,6 +167,25 @@ def test_sections_fetched_at_once_all_answer(ledger, tmp_path) -> None:
         assert codes == [200] * len(codes), f"round {round_}: {codes}"
 
 
+def test_a_ledger_of_imported_bills_only_answers_every_section(tmp_path) -> None:
+    """An imported bill's rows are no calls: the tier share divided by zero calls and answered None, which the section
+    turned into a 500; the page (which loads every section at once) drew nothing and `report --html` crashed."""
+    from tokenomy.analytics.dashboard_data import SECTIONS
+
+    path = tmp_path / "ledger.duckdb"
+    bill = Path(__file__).parent / "billing_exports" / "openai_usage_and_costs.jsonl"
+    assert CliRunner().invoke(cli, ["import", "openai-usage", str(bill), "--ledger", str(path)]).exit_code == 0
+    with ServerThread(create_app(None, str(path)), lifespan="on") as url:
+        answers = {name: httpx.get(f"{url}/dashboard/api/{name}", timeout=60) for name in SECTIONS}
+    assert {name: r.status_code for name, r in answers.items()} == dict.fromkeys(SECTIONS, 200)
+    assert answers["tiers"].json() == [{"tier": "(none)", "calls": 0, "share": None}]
+    assert answers["totals"].json()["calls"] == 0 and Decimal(answers["totals"].json()["cost_usd"]) > 0
+    out = tmp_path / "bill.html"
+    result = CliRunner().invoke(cli, ["report", "--html", str(out), "--ledger", str(path)])
+    assert result.exit_code == 0, result.output
+    assert _embedded(out.read_text())["tiers"] == [{"tier": "(none)", "calls": 0, "share": None}]
+
+
 @pytest.mark.postgres
 def test_sections_are_the_same_on_postgres(ledger, fresh_postgres_url) -> None:
     """The dashboard's SQL (tag filter, day buckets, percentiles) gives the same figures on PostgreSQL."""

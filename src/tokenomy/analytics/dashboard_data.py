@@ -92,9 +92,10 @@ def latency(store: Any, f: Filters) -> list[dict[str, Any]]:
 
 
 def tier_share(store: Any, f: Filters) -> list[dict[str, Any]]:
-    """Share of calls per routing tier (the 'tier-share' report)."""
+    """Share of calls per routing tier (the 'tier-share' report); no share (None) where the rows are an imported
+    bill's only, which are no calls (as `report tier-share` prints it)."""
     return [
-        {"tier": r["tier"], "calls": int(r["calls"]), "share": float(r["share"])}
+        {"tier": r["tier"], "calls": int(r["calls"]), "share": None if r["share"] is None else float(r["share"])}
         for r in _preset(store, "tier-share", f)
     ]
 
