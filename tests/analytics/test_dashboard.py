@@ -277,6 +277,31 @@ def test_page_renders_charts_and_filters_redraw_them(gateway, ledger, browser) -
 
 
 @pytest.mark.browser
+def test_page_charts_the_spend_of_a_ledger_of_imported_bills_only(tmp_path, browser) -> None:
+    """A bill's rows are spend but no calls: the page said "No calls in this range" over the spend, usage and cache
+    charts (the headline beside them showing the bill's dollars); only latency and tier share have nothing to show."""
+    path = tmp_path / "ledger.duckdb"
+    bill = Path(__file__).parent / "billing_exports" / "openai_usage_and_costs.jsonl"
+    assert CliRunner().invoke(cli, ["import", "openai-usage", str(bill), "--ledger", str(path)]).exit_code == 0
+    billed = {}
+    for e in open_store(path).events():
+        billed[e.model] = billed.get(e.model, Decimal(0)) + e.cost_usd
+    with ServerThread(create_app(None, str(path)), lifespan="on") as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/dashboard")
+        _wait_renders(page, 1)
+        assert page.evaluate("window.tokenomyDashboard.error") is None
+        charts = _charted(page, ["chart-spend", "chart-usage", "chart-cache"])
+        assert _spend_by_model(charts["chart-spend"]) == pytest.approx({m: float(v) for m, v in billed.items()})
+        assert charts["chart-usage"]["labels"] == sorted(billed) and charts["chart-cache"]["labels"] == sorted(billed)
+        for section in ("sec-spend", "sec-usage", "sec-cache"):
+            assert not page.is_visible(f"#{section} .empty-state"), section
+        for section in ("sec-latency", "sec-tiers"):
+            assert "imported bills" in page.inner_text(f"#{section} .empty-state"), section
+        page.close()
+
+
+@pytest.mark.browser
 def test_with_auth_the_page_asks_for_a_key_and_shows_its_team_only(ledger, tmp_path, browser) -> None:
     _, events = ledger
     path = tmp_path / "ledger.duckdb"

@@ -58,14 +58,19 @@
     document.getElementById("kpi-calls").textContent = num(t.calls).toLocaleString("en-US");
     document.getElementById("kpi-range").textContent = t.first_ts ? t.first_ts.slice(0, 10) + " → " +
       t.last_ts.slice(0, 10) : "no calls in this range";
-    const none = t.calls ? null : "No calls in this range" + (data.filters ? "" : "") + ". Widen the dates or " +
-      "clear the filters (Reset); to record calls, send traffic through `tokenomy serve` or run `tokenomy ledger import`.";
+    // An imported bill's rows are spend without calls: the spend, usage and cache charts draw them; a bill has no
+    // latency and no routing tier, so those two need calls.
+    const none = t.calls || data.spend.length ? null : "No calls in this range. Widen the dates or clear the " +
+      "filters (Reset); to record calls, send traffic through `tokenomy serve` or run `tokenomy ledger import`.";
+    const noCalls = none || (t.calls ? null : "Only imported bills in this range: latency and routing tiers come " +
+      "from calls made through Tokenomy (`tokenomy serve`, the client), which a bill does not list.");
     C.render(data, periodBars);
     window.TokenomyRequests.render(data.requests);
     window.TokenomyProviders.render(data.providers, draw, color);
 
     forecastChart(data.headline);
-    for (const id of ["sec-spend", "sec-usage", "sec-cache", "sec-latency", "sec-tiers"]) C.empty(id, none);
+    for (const id of ["sec-spend", "sec-usage", "sec-cache"]) C.empty(id, none);
+    for (const id of ["sec-latency", "sec-tiers"]) C.empty(id, noCalls);
     if (!none) {
       C.csvRows["spend-by-day"] = data.spend;
       const days = uniq(data.spend.map((r) => r.day));
@@ -95,7 +100,9 @@
         label: "cache hit rate (%)", backgroundColor: color(3),
         data: data.cache.map((r) => (r.cache_hit_rate === null ? 0 : 100 * r.cache_hit_rate)),
       }], { scales: { y: { min: 0, max: 100, title: { display: true, text: "%" } } } }));
-
+    }
+    document.getElementById("tiers-note").textContent = "";
+    if (!noCalls) {
       C.csvRows["latency"] = data.latency;
       const lat = [["p50_ms", "p50"], ["p95_ms", "p95"], ["ttft_p50_ms", "TTFT p50"], ["ttft_p95_ms", "TTFT p95"]];
       draw("chart-latency", bars(data.latency.map((r) => r.model), lat.map(([key, label], i) => ({
