@@ -550,3 +550,25 @@ def test_a_zero_team_budget_with_spend_is_over_budget(tmp_path) -> None:
     assert teams["idle"]["used"] == 0.0  # nothing spent: within its $0
     over = [a for a in alerts(store, f)["alerts"] if a["kind"] == "team_budget"]
     assert [a["subject"] for a in over] == ["team frozen"], over
+
+
+def test_an_over_budget_alert_below_a_cent_shows_its_figures(tmp_path) -> None:
+    # A $0.004 key budget spent to $0.006 read "spent $0.01 of $0.00 this month" in the console's alerts (cents),
+    # where `alerts check` and the budget bar beside it print the figures a sub-cent budget needs.
+    from tokenomy.analytics.console_data import alerts
+    from tokenomy.analytics.dashboard_data import Filters
+    from tokenomy.gateway.keys import KeyStore
+    from tokenomy.ledger.events import UsageEvent
+    from tokenomy.ledger.store import open_store
+
+    store = open_store(tmp_path / "ledger.duckdb")
+    keys = KeyStore(store)
+    _, tiny = keys.create(budget_usd=Decimal("0.004"), name="tiny")
+    _, whole = keys.create(budget_usd=Decimal("0.10"), name="whole")
+    store.write([UsageEvent(ts=datetime(2026, 11, 3, 9, tzinfo=UTC), provider="openai", model="m", key_id=key.key_id,
+                            input_tokens=10, cost_usd=cost)
+                 for key, cost in ((tiny, Decimal("0.006")), (whole, Decimal("0.4")))])
+    f = Filters(since=datetime(2026, 11, 1, tzinfo=UTC), until=datetime(2026, 11, 10, tzinfo=UTC))
+    over = {a["subject"]: a["message"] for a in alerts(store, f)["alerts"] if a["kind"] == "key_budget"}
+    assert over == {"key tiny": "spent $0.006000 of $0.004000 this month",
+                    "key whole": "spent $0.40 of $0.10 this month"}

@@ -40,9 +40,10 @@ def scope_filter(store: Any, budget: dict[str, Any]) -> tuple[str, tuple]:
     return f" AND {SCOPES[budget['scope']]} = {store.placeholder}", (budget["match"],)
 
 
-def _usd(value: Decimal, limit: Decimal) -> str:
+def budget_usd(value: Any, limit: Any) -> str:
     """Money in a budget message: cents, unless the limit itself is finer than a cent (then 6 places), so
     "spent $0.49 of $0.10" and never "of $0.1" or a $0.004 limit shown as "$0.00"."""
+    limit = Decimal(limit)
     return usd(value, "report") if limit == limit.quantize(Decimal("0.01")) else usd(value, "amount")
 
 
@@ -74,7 +75,7 @@ def _budget_alerts(store: Any, budgets: list[Any], now: datetime) -> list[dict[s
                     "kind": "budget",
                     "subject": f"{budget['scope']} {budget['match']}",
                     **base,
-                    "message": f"spent {_usd(spent, limit)} of {_usd(limit, limit)} this month",
+                    "message": f"spent {budget_usd(spent, limit)} of {budget_usd(limit, limit)} this month",
                 }
             )
             continue
@@ -91,9 +92,9 @@ def _budget_alerts(store: Any, budgets: list[Any], now: datetime) -> list[dict[s
                     "forecast_usd": forecast.forecast_usd,
                     "low_usd": forecast.low_usd,
                     "high_usd": forecast.high_usd,
-                    "message": f"month-end forecast {_usd(forecast.forecast_usd, limit)} "
-                    f"({_usd(forecast.low_usd, limit)}–{_usd(forecast.high_usd, limit)}) "
-                    f"exceeds the {_usd(limit, limit)} budget",
+                    "message": f"month-end forecast {budget_usd(forecast.forecast_usd, limit)} "
+                    f"({budget_usd(forecast.low_usd, limit)}–{budget_usd(forecast.high_usd, limit)}) "
+                    f"exceeds the {budget_usd(limit, limit)} budget",
                 }
             )
     return out

@@ -17,7 +17,6 @@ from tokenomy.analytics.dashboard_filters import Filters, and_where, money, peri
 from tokenomy.analytics.reports import tag_pairs_from, tag_value_expr
 from tokenomy.errors import UsageError
 from tokenomy.ledger.spend import METERED_CALLS
-from tokenomy.money import usd
 
 GROUP_ROWS = 50  # the page shows the top N of these
 # group-by name -> SQL expression for its label
@@ -250,13 +249,16 @@ def _anomalies_in_range(store: Any, f: Filters) -> list[dict[str, Any]]:
 
 
 def _over_budget(store: Any, f: Filters) -> list[dict[str, Any]]:
+    from tokenomy.analytics.alerts import budget_usd  # cents, or finer for a budget finer than a cent
+
     b = budgets(store, f)
     return [
         {
             "kind": f"{r['kind']}_budget",
             "subject": f"{r['kind']} {r['name']}",
             "when": r["period_start"][:10],
-            "message": f"spent {usd(r['spent_usd'])} of {usd(r['budget_usd'])} this {r['period']}",
+            "message": f"spent {budget_usd(r['spent_usd'], r['budget_usd'])} of "
+            f"{budget_usd(r['budget_usd'], r['budget_usd'])} this {r['period']}",
         }
         for r in [*b["keys"], *b["teams"]]
         if r["used"] is not None and r["used"] >= 1
