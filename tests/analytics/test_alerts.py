@@ -269,6 +269,24 @@ def test_an_anomaly_range_never_goes_below_zero_and_its_amounts_follow_the_money
     assert spike["message"] == f"$400.00/day, expected $0.00–${high:.2f}" and low >= 0
 
 
+def test_a_spike_of_a_model_costing_under_a_cent_a_day_says_its_figures(ledger_path) -> None:
+    """A model at ~$0.0005 a day spiking tenfold read "$0.01/day, expected $0.00–$0.00": cents cannot show it."""
+    start = datetime(2026, 10, 1, 12, tzinfo=UTC)
+    wobble = [1, 1.04, 0.97, 1.02, 0.99, 1.03, 0.96]
+    open_store(ledger_path).write([
+        UsageEvent(ts=start + timedelta(days=d), provider="openai", model="small", input_tokens=1,
+                   cost_usd=Decimal("0.0005") * Decimal(str(wobble[d % 7])) * (10 if d == 56 else 1))
+        for d in range(60)
+    ])
+    result = CliRunner().invoke(app, ["alerts", "check", "--ledger", str(ledger_path), "--as-of",
+                                      "2026-11-30T06:00:00Z", "--dry-run", "--json"])
+    assert result.exit_code == 0, result.output
+    [spike] = [a for a in json.loads(result.stdout) if a["kind"] == "anomaly_spike"]
+    low, high = (Decimal(spike[k]).quantize(Decimal("0.000001")) for k in ("expected_low_usd", "expected_high_usd"))
+    assert spike["actual_usd"] == "0.005000" and Decimal(0) < low < high < Decimal("0.005")
+    assert spike["message"] == f"$0.005000/day, expected ${low}–${high}"
+
+
 def test_expected_tier_shares_in_the_config_are_shares() -> None:
     # `routing.expected_tier_share: {weak: 2}` loaded, and `report tier-share` showed "expected 200.0%, delta
     # -133.5%"; `--expected weak=2` was refused. The same for a policy's expected_share and alerts.

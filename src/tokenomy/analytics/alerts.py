@@ -100,6 +100,12 @@ def _budget_alerts(store: Any, budgets: list[Any], now: datetime) -> list[dict[s
     return out
 
 
+def _anomaly_usd(value: float, anomaly: Any) -> str:
+    """Money in an anomaly message: cents for a day of a dollar or more, else 6 places (a model costing $0.0005 a
+    day spiking tenfold read "$0.01/day, expected $0.00–$0.00")."""
+    return usd(value, "report" if min(anomaly.actual_usd, anomaly.expected_high_usd) >= 1 else "amount")
+
+
 def _anomaly_alerts(store: Any, now: datetime, s: AlertSettings) -> list[dict[str, Any]]:
     from tokenomy.analytics.anomalies import find_anomalies
 
@@ -116,8 +122,9 @@ def _anomaly_alerts(store: Any, now: datetime, s: AlertSettings) -> list[dict[st
                     "kind": f"anomaly_{anomaly.kind}",
                     "group": group,
                     "subject": subject,
-                    "message": f"{usd(anomaly.actual_usd)}/day, expected {usd(anomaly.expected_low_usd)}–"
-                    f"{usd(anomaly.expected_high_usd)}",
+                    "message": f"{_anomaly_usd(anomaly.actual_usd, anomaly)}/day, expected "
+                    f"{_anomaly_usd(anomaly.expected_low_usd, anomaly)}–"
+                    f"{_anomaly_usd(anomaly.expected_high_usd, anomaly)}",
                 }
             )
     return out
