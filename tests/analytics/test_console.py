@@ -134,6 +134,20 @@ def test_headline_and_breakdown_compare_with_the_previous_period(gateway, seeded
     assert tags["latency_tolerant=true"] == sum(e.cost_usd for e in now if e.tags.get("latency_tolerant"))
 
 
+def test_spend_anomalies_are_over_the_filtered_calls(gateway, seeded) -> None:
+    # The anomaly list ("in this range") ignored the provider, model, task and tag filters: with provider=openai the
+    # page listed the Claude model's spike beside openai's spend.
+    def spikes(**params: str) -> list[tuple[str, str]]:
+        answer = httpx.get(f"{gateway}/dashboard/api/alerts", params={**_range(seeded), **params}, timeout=60)
+        assert answer.status_code == 200, answer.text
+        return [(a["model"], a["day"]) for a in answer.json()["anomalies"] if a["kind"] == "spike"]
+
+    claude = ("claude-haiku-4-5-20251001", seeded["spike_day"])
+    assert claude in spikes()
+    assert claude in spikes(model="claude-haiku-4-5-20251001") and claude in spikes(provider="anthropic")
+    assert spikes(provider="openai") == [] and spikes(model="gpt-4o-mini") == []
+
+
 def test_budgets_are_spent_in_their_period_as_of_the_range_end(gateway, seeded) -> None:
     events, until = seeded["events"], seeded["until"]
     start = period_start("month", until - timedelta(microseconds=1))

@@ -37,12 +37,19 @@ def _at_least_zero(usd: float) -> float:
     return max(usd, 0.0)
 
 
-def daily_spend(store: Any, by: str = "model", until: datetime | None = None) -> pd.DataFrame:
-    """Daily spend per group before `until` as a day x group frame, days without calls filled with zero."""
-    if by in DIMENSIONS:  # a column the hourly rollups keep (ledger/rollups.py)
+def daily_spend(
+    store: Any, by: str = "model", until: datetime | None = None, filter_sql: str = "", filter_params: tuple = ()
+) -> pd.DataFrame:
+    """Daily spend per group before `until` as a day x group frame, days without calls filled with zero.
+
+    `filter_sql` (` AND ...`, with `filter_params`) narrows the calls, as the console's filters do."""
+    if by in DIMENSIONS and not filter_sql:  # a column the hourly rollups keep (ledger/rollups.py)
         source, params = facts(store, None, until)
     else:
         where, params = ("", []) if until is None else (f" WHERE ts < {store.placeholder}", [until])
+        if filter_sql:
+            where = (where or " WHERE TRUE") + filter_sql
+            params = [*params, *filter_params]
         source = f"{SPEND_EVENTS}{where}"
     key = provider_sql() if by == "provider" else by  # `aws.bedrock` calls and a `bedrock` bill: one provider
     rows = store.query(
@@ -114,9 +121,11 @@ def detect(series: pd.Series, key: str, z: float = 6.0, recent_days: int = 14) -
     return out
 
 
-def find_anomalies(store: Any, by: str = "model", until: datetime | None = None) -> list[Anomaly]:
-    """Anomalies of daily spend per group over the ledger (before `until`, if given)."""
-    wide = daily_spend(store, by, until)
+def find_anomalies(
+    store: Any, by: str = "model", until: datetime | None = None, filter_sql: str = "", filter_params: tuple = ()
+) -> list[Anomaly]:
+    """Anomalies of daily spend per group over the ledger (before `until`, if given; narrowed by `filter_sql`)."""
+    wide = daily_spend(store, by, until, filter_sql, filter_params)
     found: list[Anomaly] = []
     for key in wide.columns:
         found.extend(detect(wide[key], str(key)))

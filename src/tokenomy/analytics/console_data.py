@@ -227,14 +227,20 @@ def alerts(store: Any, f: Filters) -> dict[str, Any]:
 
 
 def _anomalies_in_range(store: Any, f: Filters) -> list[dict[str, Any]]:
-    """Spend spikes and drifts per model on days of the selected period (history, not only what is open)."""
+    """Spend spikes and drifts per model of the filtered calls on days of the selected period (history, not only
+    what is open)."""
     from tokenomy.analytics.anomalies import find_anomalies
 
     bounds = period(store, f)
     if bounds is None:
         return []
     first, end = bounds[0].date().isoformat(), bounds[1].date().isoformat()
-    found = [a for a in find_anomalies(store, by="model", until=min(bounds[1], _now())) if first <= a.day < end]
+    sql, params = and_where(store, f)  # the provider, model, task and tag filters; the history is every day before
+    found = [
+        a
+        for a in find_anomalies(store, by="model", until=min(bounds[1], _now()), filter_sql=sql, filter_params=params)
+        if first <= a.day < end
+    ]
     return [
         {
             "kind": a.kind,
