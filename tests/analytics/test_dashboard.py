@@ -302,6 +302,28 @@ def test_page_charts_the_spend_of_a_ledger_of_imported_bills_only(tmp_path, brow
 
 
 @pytest.mark.browser
+def test_time_axes_keep_idle_days_and_hours(tmp_path, browser) -> None:
+    """The spend-over-time and provider charts labelled only the days (hours) with spend, so a day after a week
+    without calls was drawn next to the day before that week, as if spend had gone on without a break."""
+    path = tmp_path / "ledger.duckdb"
+    when = [START, START + timedelta(days=1), START + timedelta(days=9, hours=1), START + timedelta(days=9, hours=5)]
+    open_store(path).write([UsageEvent(ts=ts, provider="openai", model="gpt-4o-mini", input_tokens=100,
+                                       cost_usd=Decimal("0.25")) for ts in when])
+    with ServerThread(create_app(None, str(path)), lifespan="on") as url:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/dashboard")
+        _wait_renders(page, 1)
+        charts = _charted(page, ["chart-spend", *PROVIDER_CHARTS])
+        page.close()
+    days = [(START + timedelta(days=d)).date().isoformat() for d in range(10)]
+    assert charts["chart-spend"]["labels"] == days
+    assert charts["chart-spend"]["datasets"][0]["data"] == [0.25, 0.25] + [0] * 7 + [0.5]
+    assert charts["chart-family-daily"]["labels"] == days
+    assert charts["chart-provider-hourly"]["labels"] == [f"2026-10-10T0{h}:00" for h in range(1, 6)]
+    assert charts["chart-provider-hourly"]["datasets"][0]["data"] == [100, 0, 0, 0, 100]
+
+
+@pytest.mark.browser
 def test_with_auth_the_page_asks_for_a_key_and_shows_its_team_only(ledger, tmp_path, browser) -> None:
     _, events = ledger
     path = tmp_path / "ledger.duckdb"

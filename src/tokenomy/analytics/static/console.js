@@ -34,6 +34,25 @@
     return day(p.since) + " → " + last;
   }
 
+  // A time axis from its first label to its last with no step left out ("day": YYYY-MM-DD, "hour": YYYY-MM-DDTHH:00,
+  // "month": YYYY-MM, all UTC): an idle day is a zero bar, not a gap the axis closes up (spend after two idle weeks
+  // was drawn as the next day's).
+  function timeAxis(labels, unit) {
+    const sorted = [...new Set(labels)].sort();
+    if (sorted.length < 2) return sorted;
+    const parse = { day: (s) => s + "T00:00:00Z", hour: (s) => s + ":00Z", month: (s) => s + "-01T00:00:00Z" }[unit];
+    const width = { day: 10, hour: 13, month: 7 }[unit];
+    const out = [];
+    const last = new Date(parse(sorted[sorted.length - 1]));
+    for (let t = new Date(parse(sorted[0])); t <= last; ) {
+      out.push(t.toISOString().slice(0, width) + (unit === "hour" ? ":00" : ""));
+      if (unit === "day") t.setUTCDate(t.getUTCDate() + 1);
+      else if (unit === "hour") t.setUTCHours(t.getUTCHours() + 1);
+      else t.setUTCMonth(t.getUTCMonth() + 1);
+    }
+    return out;
+  }
+
   function el(tag, attrs, children) {
     const node = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs || {})) {
@@ -235,6 +254,7 @@
 
   window.TokenomyConsole = {
     num: num, usd: usd, usdTick: usdTick, pct: pct, span: span, el: el, empty: empty, csvRows: csvRows, csvText: csvText,
+    timeAxis: timeAxis,
     render: function (data, draw) {
       headline(data.headline);
       levers(data.savings);

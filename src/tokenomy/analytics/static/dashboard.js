@@ -73,7 +73,7 @@
     for (const id of ["sec-latency", "sec-tiers"]) C.empty(id, noCalls);
     if (!none) {
       C.csvRows["spend-by-day"] = data.spend;
-      const days = uniq(data.spend.map((r) => r.day));
+      const days = C.timeAxis(data.spend.map((r) => r.day), "day");
       const spendModels = uniq(data.spend.map((r) => r.model));
       draw("chart-spend", bars(days, spendModels.map((model, i) => ({
         label: model, backgroundColor: color(i),

@@ -7,9 +7,10 @@
   const C = window.TokenomyConsole;
   const uniq = (values) => [...new Set(values)].sort();
 
-  // Stacked bars of `rows` with x from `xKey`, one dataset per `seriesKey`, heights from `valueKey`.
-  function stacked(draw, color, id, csvName, rows, xKey, seriesKey, valueKey) {
-    const xs = uniq(rows.map((r) => r[xKey]));
+  // Stacked bars of `rows` with x from `xKey` (a time axis in steps of `unit`), one dataset per `seriesKey`,
+  // heights from `valueKey`.
+  function stacked(draw, color, id, csvName, rows, xKey, unit, seriesKey, valueKey) {
+    const xs = C.timeAxis(rows.map((r) => r[xKey]), unit);
     const series = uniq(rows.map((r) => r[seriesKey]));
     const datasets = series.map((s, i) => ({ label: s, backgroundColor: color(i), data: xs.map((x) => {
       const hit = rows.find((r) => r[xKey] === x && r[seriesKey] === s);
@@ -26,16 +27,16 @@
     C.empty("sec-providers", none);
     if (none) return;
     C.csvRows["provider-monthly"] = p.monthly;
-    stacked(draw, color, "chart-provider-monthly", null, p.monthly, "month", "provider", "cost_usd");
+    stacked(draw, color, "chart-provider-monthly", null, p.monthly, "month", "month", "provider", "cost_usd");
     C.csvRows["family-daily"] = p.family_daily;
-    stacked(draw, color, "chart-family-daily", null, p.family_daily, "day", "family", "cost_usd");
+    stacked(draw, color, "chart-family-daily", null, p.family_daily, "day", "day", "family", "cost_usd");
     const kinds = ["input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "batch_tokens"];
     C.csvRows["tokens-by-usage-type"] = p.usage_types;
     draw("chart-provider-types", { type: "bar", data: { labels: p.usage_types.map((r) => r.provider),
       datasets: kinds.map((k, i) => ({ label: k.replace("_tokens", "").replace("_", " "), backgroundColor: color(i),
                                        data: p.usage_types.map((r) => r[k]) })) } }, null);
     C.csvRows["hourly-tokens"] = p.hourly;
-    stacked(draw, color, "chart-provider-hourly", null, p.hourly, "hour", "provider", "tokens");
+    stacked(draw, color, "chart-provider-hourly", null, p.hourly, "hour", "hour", "provider", "tokens");
     C.csvRows["model-cached-monthly"] = p.models;
     const body = document.querySelector("#table-provider-models tbody");
     body.replaceChildren(...p.models.map((r) => C.el("tr", {}, [
