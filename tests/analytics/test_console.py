@@ -148,6 +148,29 @@ def test_spend_anomalies_are_over_the_filtered_calls(gateway, seeded) -> None:
     assert spikes(provider="openai") == [] and spikes(model="gpt-4o-mini") == []
 
 
+def test_open_alerts_read_the_gateways_config_as_alerts_check_does(seeded, tmp_path) -> None:
+    # The console evaluated alerts with no budgets and default settings: a `budgets:` entry spent past its limit and
+    # routing drift against `routing.expected_tier_share` were alerts in `tokenomy alerts check --config` and missing
+    # (and uncounted in "Open alerts") on the page of a gateway serving that very config.
+    from tokenomy.config import parse_config
+
+    config = {"budgets": [{"scope": "model", "match": "claude-haiku-4-5-20251001", "limit_usd": "0.10"}],
+              "routing": {"expected_tier_share": {"weak": 0.9, "strong": 0.1}}}
+    path = tmp_path / "tokenomy.yaml"
+    path.write_text(json.dumps(config))  # JSON is YAML
+    result = CliRunner().invoke(cli, ["alerts", "check", "--config", str(path), "--ledger", str(seeded["path"]),
+                                      "--dry-run", "--json"])
+    assert result.exit_code == 0, result.output
+    expected = {(a["kind"], a["subject"]) for a in json.loads(result.stdout)}
+    assert {"budget", "routing_drift"} <= {kind for kind, _ in expected}
+    with ServerThread(create_app(parse_config(config), str(seeded["path"])), lifespan="on") as url:
+        alerts = httpx.get(f"{url}/dashboard/api/alerts", timeout=60).json()["alerts"]
+        head = httpx.get(f"{url}/dashboard/api/headline", timeout=60).json()
+    shown = {(a["kind"], a["subject"]) for a in alerts}
+    assert expected <= shown and all(kind.endswith("_budget") for kind, _ in shown - expected)
+    assert head["open_alerts"] == len(alerts)
+
+
 def test_budgets_are_spent_in_their_period_as_of_the_range_end(gateway, seeded) -> None:
     events, until = seeded["events"], seeded["until"]
     start = period_start("month", until - timedelta(microseconds=1))

@@ -204,8 +204,10 @@ def budgets(store: Any, f: Filters) -> dict[str, Any]:
     }
 
 
-def alerts(store: Any, f: Filters) -> dict[str, Any]:
-    """Open alerts as of the selection's end (anomalies, cache drops, routing drift) and budgets overspent."""
+def alerts(store: Any, f: Filters, config: Any = None) -> dict[str, Any]:
+    """Open alerts as of the selection's end (anomalies, cache drops, routing drift) and budgets overspent; with
+    `config` (the gateway's TokenomyConfig) its `budgets:`, `alerts:` settings and routing expectations too, as
+    `tokenomy alerts check --config` evaluates them."""
     from tokenomy.analytics.alerts import evaluate
 
     out = _over_budget(store, f)
@@ -214,7 +216,8 @@ def alerts(store: Any, f: Filters) -> dict[str, Any]:
         note = "alerts over the whole ledger are for admins; a team or personal key sees its budgets only"
     else:
         anomalies = _anomalies_in_range(store, f)
-        for a in evaluate(store, [], now=_as_of(f)):
+        rules = ([], None) if config is None else (config.budgets, config.alert_settings())
+        for a in evaluate(store, rules[0], now=_as_of(f), settings=rules[1], config=config):
             out.append(
                 {
                     "kind": a["kind"],
@@ -290,9 +293,9 @@ def _month_so_far(store: Any, month: str, as_of: str, sql: str, params: tuple) -
     return out
 
 
-def headline(store: Any, f: Filters) -> dict[str, Any]:
+def headline(store: Any, f: Filters, config: Any = None) -> dict[str, Any]:
     """Spend this period against the previous one, the month-end forecast with its interval and the budget
-    line, and how many alerts are open."""
+    line, and how many alerts are open (`config`: the gateway's, whose alert rules count, as in `alerts`)."""
     from tokenomy.analytics.forecast import month_end_forecast
 
     bounds = period(store, f)
@@ -335,5 +338,5 @@ def headline(store: Any, f: Filters) -> dict[str, Any]:
         if r["budget_usd"] and r["period"] == "month" and r.get("team") not in capped
     ]
     out["monthly_budget_usd"] = money(sum(monthly)) if monthly else None
-    out["open_alerts"] = len(alerts(store, f)["alerts"])
+    out["open_alerts"] = len(alerts(store, f, config)["alerts"])
     return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -23,6 +24,8 @@ from tokenomy.errors import TokenomyError
 from tokenomy.gateway.keys import VirtualKey
 
 router = APIRouter(prefix="/dashboard", tags=["dashboard"])
+# Sections that take the gateway's config: the open alerts evaluate its rules as `tokenomy alerts check` does.
+CONFIGURED = (dashboard_data.SECTIONS["alerts"], dashboard_data.SECTIONS["headline"])
 
 
 def _store(request: Request) -> Any:
@@ -51,7 +54,7 @@ def _scope(request: Request) -> Filters:
 
 def _answer(
     request: Request,
-    fn: Callable[[Any, Filters], Any],
+    fn: Callable[..., Any],
     since: str | None,
     until: str | None,
     provider: str | None,
@@ -60,6 +63,9 @@ def _answer(
     tag: str | None,
 ) -> Any:
     scope = _scope(request)
+    if fn in CONFIGURED:  # the alert rules of the tokenomy.yaml the gateway serves (budgets:, alerts:, routing)
+        gateway = getattr(request.app.state, "gateway", None)
+        fn = partial(fn, config=gateway.config if gateway is not None else None)
     try:
         filters = dashboard_data.make_filters(since, until, provider, model, task, tag)
         return fn(_store(request), replace(filters, tenant=scope.tenant, key_id=scope.key_id))
