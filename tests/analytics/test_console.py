@@ -609,3 +609,25 @@ def test_an_over_budget_alert_below_a_cent_shows_its_figures(tmp_path) -> None:
     over = {a["subject"]: a["message"] for a in alerts(store, f)["alerts"] if a["kind"] == "key_budget"}
     assert over == {"key tiny": "spent $0.006000 of $0.004000 this month",
                     "key whole": "spent $0.40 of $0.10 this month"}
+
+
+def test_the_request_log_lists_calls_not_an_imported_bills_rows(tmp_path) -> None:
+    # A bill's day row sat in the log as a $5 "call" beside the day's metered calls, though spend does not count it
+    # (the metered calls are that provider-day's spend), and the log said "of 3 calls" where the header said 2.
+    from tokenomy.analytics.dashboard_data import Filters, requests, totals
+    from tokenomy.ledger.events import UsageEvent
+    from tokenomy.ledger.store import open_store
+
+    store = open_store(tmp_path / "ledger.duckdb")
+    day = datetime(2026, 11, 3, tzinfo=UTC)
+    store.write([UsageEvent(ts=day + timedelta(hours=h), provider="openai", model="gpt-4o-mini", input_tokens=10,
+                            cost_usd=Decimal("0.01"), request_id=f"r{h}") for h in (1, 2)]
+                + [UsageEvent(ts=day, provider="openai", model="gpt-4o-mini", input_tokens=10**6, cost_usd=Decimal(5),
+                              priced_by="billed"),
+                   UsageEvent(ts=day, provider="anthropic", model="claude", input_tokens=10, cost_usd=Decimal(1),
+                              priced_by="billed")])
+    log = requests(store, Filters())
+    assert [r["request_id"] for r in log["rows"]] == ["r2", "r1"] and log["total"] == totals(store, Filters())["calls"]
+    assert log["bill_rows"] == 2  # said in the note and the empty state: a bill's rows are spend, not calls
+    only_bills = requests(store, Filters(provider="anthropic"))
+    assert (only_bills["rows"], only_bills["total"], only_bills["bill_rows"]) == ([], 0, 1)

@@ -3,7 +3,8 @@
 One ledger row is one attempt; rows sharing a request_id are one request (retries, fallbacks). The log
 lists the latest attempt rows and carries every attempt of the requests it shows, so the page (served or
 as one offline file) can drill into a request without another query. The prompt is shown only where the
-ledger stored it (prompt_text); answers are never stored in the ledger.
+ledger stored it (prompt_text); answers are never stored in the ledger. An imported bill's rows are a provider's
+day of usage, not calls: the log leaves them out and says how many there are.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from tokenomy.analytics.dashboard_filters import Filters, money, stamp, where
+from tokenomy.ledger.spend import is_billed_sql, is_metered_sql
 
 LOG_ROWS = 200
 FIELDS = (
@@ -55,8 +57,12 @@ def requests(store: Any, f: Filters) -> dict[str, Any]:
     """The latest calls (time, route, tier, model, tokens by type, cost, latency, outcome, stored prompt) and
     every attempt of the requests among them, keyed by request_id."""
     sql, params = where(store, f)
+    sql += (" AND " if sql else " WHERE ") + is_metered_sql()
     cols = ", ".join(FIELDS)
     total = int(store.query(f"SELECT COUNT(*) AS n FROM usage_events{sql}", params)[0]["n"])
+    billed, billed_params = where(store, f)
+    billed += (" AND " if billed else " WHERE ") + is_billed_sql()
+    bill_rows = int(store.query(f"SELECT COUNT(*) AS n FROM usage_events{billed}", billed_params)[0]["n"])
     rows = [
         _row(r)
         for r in store.query(
@@ -76,4 +82,4 @@ def requests(store: Any, f: Filters) -> dict[str, Any]:
             [*scoped_params, *ids],
         ):
             attempts.setdefault(r["request_id"], []).append(_row(r))
-    return {"rows": rows, "total": total, "shown": len(rows), "attempts": attempts}
+    return {"rows": rows, "total": total, "shown": len(rows), "attempts": attempts, "bill_rows": bill_rows}

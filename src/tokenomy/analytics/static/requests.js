@@ -33,14 +33,18 @@
     const outcome = document.getElementById("log-outcome").value;
     const text = document.getElementById("log-search").value.trim().toLowerCase();
     const rows = log.rows.filter((r) => matches(r, outcome, text));
+    // An imported bill's rows are a provider's day of usage, not calls: the log leaves them out and says so.
+    const bills = log.bill_rows ? " The range also holds " + log.bill_rows + " row(s) of imported bills: spend, " +
+      "not calls, counted in the figures above and the provider view." : "";
     C.csvRows.requests = rows;
     document.querySelector("#table-requests tbody").replaceChildren(...rows.slice(0, visible).map(row));
     document.getElementById("log-more").hidden = rows.length <= visible;
     document.getElementById("log-note").textContent = "Showing " + Math.min(visible, rows.length) + " of " +
       rows.length + (outcome || text ? " matching" : "") + " (the latest " + log.shown + " of " + log.total +
-      " calls in the range; CSV has all " + rows.length + "). Click a row for its attempts.";
+      " calls in the range; CSV has all " + rows.length + "). Click a row for its attempts." + bills;
     C.empty("sec-requests", log.total ? (rows.length ? null : "No call among the latest " + log.shown +
-      " matches this outcome and text; clear them.") : "No calls in this range: widen the dates or press Reset.");
+      " matches this outcome and text; clear them.") : "No calls in this range" + (log.bill_rows ? "." + bills
+      : ": widen the dates or press Reset."));
     if (!log.total || !rows.length) document.getElementById("log-note").textContent = "";
   }
 
