@@ -171,6 +171,22 @@ def test_open_alerts_read_the_gateways_config_as_alerts_check_does(seeded, tmp_p
     assert head["open_alerts"] == len(alerts)
 
 
+def test_report_html_alerts_read_the_config_given(seeded, tmp_path) -> None:
+    # `report --html` refused --config, so the offline console's open alerts could never hold the `budgets:` and
+    # routing drift that `alerts check --config` reports over the same ledger.
+    config = tmp_path / "tokenomy.yaml"
+    config.write_text("budgets:\n  - {scope: model, match: claude-haiku-4-5-20251001, limit_usd: 0.10}\n")
+    out = tmp_path / "console.html"
+    result = CliRunner().invoke(cli, ["report", "--html", str(out), "--config", str(config), "--ledger",
+                                      str(seeded["path"])])
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    data = json.loads(text[text.index("window.TOKENOMY_DATA = ") + 23:text.index(";</script>")])
+    budget = [a for a in data["alerts"]["alerts"] if a["kind"] == "budget"]
+    assert [a["subject"] for a in budget] == ["model claude-haiku-4-5-20251001"]
+    assert data["headline"]["open_alerts"] == len(data["alerts"]["alerts"])
+
+
 def test_budgets_are_spent_in_their_period_as_of_the_range_end(gateway, seeded) -> None:
     events, until = seeded["events"], seeded["until"]
     start = period_start("month", until - timedelta(microseconds=1))

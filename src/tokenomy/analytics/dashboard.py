@@ -58,9 +58,10 @@ def _inline_json(data: Any) -> str:
     return json.dumps(data).replace("<", "\\u003c")
 
 
-def report_html(store: Any, filters: Filters) -> str:
-    """The dashboard as one self-contained file: data, Chart.js and the page script inlined, filters hidden."""
-    data = dashboard_data.collect(store, filters)
+def report_html(store: Any, filters: Filters, config: Any = None) -> str:
+    """The dashboard as one self-contained file: data, Chart.js and the page script inlined, filters hidden
+    (`config`: a TokenomyConfig whose alert rules the open alerts evaluate)."""
+    data = dashboard_data.collect(store, filters, config)
     scripts = "\n".join(
         [
             _inline_script("window.TOKENOMY_DATA = " + _inline_json(data) + ";"),
@@ -70,8 +71,8 @@ def report_html(store: Any, filters: Filters) -> str:
     return page_html("", scripts, form_attrs="hidden")
 
 
-def write_report_html(store: Any, filters: Filters, out: str | Path) -> Path:
+def write_report_html(store: Any, filters: Filters, out: str | Path, config: Any = None) -> Path:
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(report_html(store, filters), encoding="utf-8")
+    path.write_text(report_html(store, filters, config), encoding="utf-8")
     return path

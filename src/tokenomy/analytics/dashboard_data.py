@@ -8,6 +8,7 @@ exact: costs leave as decimal strings and the page turns them into numbers only 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +21,7 @@ from tokenomy.analytics.reports import PRESETS, raw_source
 from tokenomy.analytics.request_log import requests
 from tokenomy.ledger.spend import METERED_CALLS
 
-__all__ = ["SECTIONS", "Filters", "collect", "filter_options", "make_filters", "parse_when"]
+__all__ = ["CONFIGURED", "SECTIONS", "Filters", "collect", "filter_options", "make_filters", "parse_when"]
 
 TAG_VALUES_LIMIT = 500
 
@@ -152,7 +153,7 @@ def filter_options(store: Any, scope: Filters | None = None) -> dict[str, Any]:
     }
 
 
-SECTIONS = {
+SECTIONS: dict[str, Callable[..., Any]] = {  # name -> fn(store, filters); CONFIGURED ones also take config=
     "spend": spend_by_day,
     "usage": usage_types,
     "cache": cache_hit_rate,
@@ -169,8 +170,12 @@ SECTIONS = {
 }
 
 
-def collect(store: Any, f: Filters) -> dict[str, Any]:
-    """Every section at once: what the self-contained HTML report embeds."""
-    data = {name: fn(store, f) for name, fn in SECTIONS.items()}
+# Sections that take a TokenomyConfig (`config=`): the open alerts evaluate its rules as `tokenomy alerts check` does.
+CONFIGURED = ("alerts", "headline")
+
+
+def collect(store: Any, f: Filters, config: Any = None) -> dict[str, Any]:
+    """Every section at once: what the self-contained HTML report embeds (`config`: alert rules, as the gateway's)."""
+    data = {name: fn(store, f, config=config) if name in CONFIGURED else fn(store, f) for name, fn in SECTIONS.items()}
     data["filters"] = f.describe()
     return data

@@ -53,7 +53,9 @@ def report(
         "--expected",
         help="tier-share: expected shares, e.g. weak=0.7,strong=0.3 \\[default: routing.expected_tier_share in config]",
     ),
-    config: Optional[str] = typer.Option(None, "--config", help="tokenomy.yaml (expected tier shares)."),
+    config: Optional[str] = typer.Option(
+        None, "--config", help="tokenomy.yaml: tier-share's expected shares; --html's alert rules (budgets:, alerts:)."
+    ),
     tolerance_pct: Optional[float] = typer.Option(  # None is "not given": another preset refuses it
         None,
         "--tolerance-pct",
@@ -91,7 +93,7 @@ def report(
 
             raise UsageError(f"--since {since} is not before --until {until}; swap them or widen the window")
         # The page holds every chart over --since/--until; a NAME, --csv or a preset's option would be ignored.
-        given = {"--by": by, "--expected": expected, "--config": config, "--tolerance-pct": tolerance_pct}
+        given = {"--by": by, "--expected": expected, "--tolerance-pct": tolerance_pct}
         ignored = [flag for flag, value in (*given.items(), ("--exact", exact)) if value is not None]
         if name is not None or as_csv or ignored:
             from tokenomy.errors import UsageError
@@ -100,6 +102,10 @@ def report(
             raise UsageError(
                 f"--html writes all charts to one page; drop {drop} (or drop --html for one report's table)"
             )
+        # The console's open alerts evaluate the config's rules (budgets:, alerts:, routing), as `alerts check` does.
+        from tokenomy.config import load_config
+
+        rules = load_config(config) if config is not None else None
         store = open_existing_ledger(ledger)
         if not _calls_in(store, utc[0], utc[1]):  # a page of blank charts would read as "nothing spent"
             window = f" between {since or 'the start'} and {until or 'now'}" if (since or until) else ""
@@ -110,7 +116,7 @@ def report(
                 highlight=False,
             )
             raise typer.Exit(1)
-        written = write_report_html(store, Filters(since=utc[0], until=utc[1]), html)
+        written = write_report_html(store, Filters(since=utc[0], until=utc[1]), html, rules)
         if as_json:
             print_json({"html": str(written)})
         else:

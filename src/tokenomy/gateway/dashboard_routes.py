@@ -24,8 +24,6 @@ from tokenomy.errors import TokenomyError
 from tokenomy.gateway.keys import VirtualKey
 
 router = APIRouter(prefix="/dashboard", tags=["dashboard"])
-# Sections that take the gateway's config: the open alerts evaluate its rules as `tokenomy alerts check` does.
-CONFIGURED = (dashboard_data.SECTIONS["alerts"], dashboard_data.SECTIONS["headline"])
 
 
 def _store(request: Request) -> Any:
@@ -55,6 +53,7 @@ def _scope(request: Request) -> Filters:
 def _answer(
     request: Request,
     fn: Callable[..., Any],
+    configured: bool,
     since: str | None,
     until: str | None,
     provider: str | None,
@@ -63,7 +62,7 @@ def _answer(
     tag: str | None,
 ) -> Any:
     scope = _scope(request)
-    if fn in CONFIGURED:  # the alert rules of the tokenomy.yaml the gateway serves (budgets:, alerts:, routing)
+    if configured:  # the alert rules of the tokenomy.yaml the gateway serves (budgets:, alerts:, routing)
         gateway = getattr(request.app.state, "gateway", None)
         fn = partial(fn, config=gateway.config if gateway is not None else None)
     try:
@@ -128,7 +127,7 @@ def _section(name: str, fn: Callable[[Any, Filters], Any], doc: str) -> None:
         task: str | None = None,
         tag: str | None = None,
     ) -> Any:
-        return _answer(request, fn, since, until, provider, model, task, tag)
+        return _answer(request, fn, name in dashboard_data.CONFIGURED, since, until, provider, model, task, tag)
 
     endpoint.__doc__ = (
         doc + " Query: since, until (exclusive; YYYY-MM-DD or ISO), provider, model, task, tag=key=value."
