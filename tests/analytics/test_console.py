@@ -647,3 +647,22 @@ def test_the_request_log_lists_calls_not_an_imported_bills_rows(tmp_path) -> Non
     assert log["bill_rows"] == 2  # said in the note and the empty state: a bill's rows are spend, not calls
     only_bills = requests(store, Filters(provider="anthropic"))
     assert (only_bills["rows"], only_bills["total"], only_bills["bill_rows"]) == ([], 0, 1)
+
+
+def test_a_lifetime_budget_is_said_in_total_not_this_total(tmp_path) -> None:
+    # A key with a lifetime budget (period total) was over "spent $0.40 of $0.10 this total".
+    from tokenomy.analytics.console_data import alerts
+    from tokenomy.analytics.dashboard_data import Filters
+    from tokenomy.gateway.keys import KeyStore
+    from tokenomy.ledger.events import UsageEvent
+    from tokenomy.ledger.store import open_store
+
+    store = open_store(tmp_path / "ledger.duckdb")
+    keys = KeyStore(store)
+    _, lifetime = keys.create(budget_usd=Decimal("0.10"), period="total", name="lifetime")
+    _, daily = keys.create(budget_usd=Decimal("0.10"), period="day", name="daily")
+    store.write([UsageEvent(ts=datetime(2026, 11, 3, 9, tzinfo=UTC), provider="openai", model="m", key_id=key.key_id,
+                            input_tokens=10, cost_usd=Decimal("0.4")) for key in (lifetime, daily)])
+    f = Filters(since=datetime(2026, 11, 1, tzinfo=UTC), until=datetime(2026, 11, 4, tzinfo=UTC))
+    over = {a["subject"]: a["message"] for a in alerts(store, f)["alerts"] if a["kind"] == "key_budget"}
+    assert over == {"key lifetime": "spent $0.40 of $0.10 in total", "key daily": "spent $0.40 of $0.10 this day"}

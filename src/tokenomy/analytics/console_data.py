@@ -267,7 +267,8 @@ def _over_budget(store: Any, f: Filters) -> list[dict[str, Any]]:
             "subject": f"{r['kind']} {r['name']}",
             "when": r["period_start"][:10],
             "message": f"spent {budget_usd(r['spent_usd'], r['budget_usd'])} of "
-            f"{budget_usd(r['budget_usd'], r['budget_usd'])} this {r['period']}",
+            f"{budget_usd(r['budget_usd'], r['budget_usd'])} "
+            + ("in total" if r["period"] == "total" else f"this {r['period']}"),  # a lifetime budget has no "this"
         }
         for r in [*b["keys"], *b["teams"]]
         if r["used"] is not None and r["used"] >= 1

@@ -224,8 +224,8 @@
       const label = r.kind + " " + r.name + (r.kind === "key" && r.name !== r.id ? " (" + r.id + ")" : "");
       return el("div", { class: "budget", id: "budget-" + r.kind + "-" + r.id }, [
         el("div", { class: "budget-label" }, [el("span", { text: label }), el("span", { class: "budget-figures",
-          text: usd(r.spent_usd) + (r.budget_usd === null ? " (no budget)" : " of " + usd(r.budget_usd) + " this " +
-            r.period + " (" + pct(used) + ")") })]),
+          text: usd(r.spent_usd) + (r.budget_usd === null ? " (no budget)" : " of " + usd(r.budget_usd) +
+            (r.period === "total" ? " in total" : " this " + r.period) + " (" + pct(used) + ")") })]),
         el("div", { class: "bar" }, [fill])]);
     }));
     empty("sec-budgets", rows.length ? null : "No virtual keys or team budgets in this ledger: create them with " +
