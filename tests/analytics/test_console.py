@@ -129,7 +129,7 @@ def test_headline_and_breakdown_compare_with_the_previous_period(gateway, seeded
     types = {r["key"]: Decimal(r["cost_usd"]) for r in groups["usage type"]}
     assert types["cache write"] == sum(e.cache_write_cost_usd for e in now)
     assert types["output"] == sum(e.output_cost_usd for e in now)
-    assert sum(types.values()) == sum(e.cost_usd for e in now)  # the five usage types add up to the spend
+    assert sum(types.values()) == sum(e.cost_usd for e in now)  # the seven usage types add up to the spend
     tags = {r["key"]: Decimal(r["cost_usd"]) for r in groups["tag"]}
     assert tags["latency_tolerant=true"] == sum(e.cost_usd for e in now if e.tags.get("latency_tolerant"))
 
@@ -463,6 +463,19 @@ def test_csv_keeps_a_carriage_return_inside_its_cell(browser, tmp_path) -> None:
         rows = list(csv.DictReader(io.StringIO(text, newline="")))
         assert {r["key"]: Decimal(r["cost_usd"]) for r in rows} == models
         page.close()
+
+
+@pytest.mark.browser
+def test_usage_type_note_explains_every_type_drawn(gateway, browser) -> None:
+    # The note said "the five add up to the period's spend" under a chart of seven usage types.
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{gateway}/dashboard")
+    _wait_renders(page, 1)
+    labels = page.evaluate("Chart.getChart('chart-types').data.labels")
+    note = page.inner_text("#sec-types .note")
+    page.close()
+    assert len(labels) == 7 and all(label in note for label in labels), (labels, note)
+    assert "add up to the period's spend" in note
 
 
 @pytest.mark.browser
