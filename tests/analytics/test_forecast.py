@@ -176,3 +176,12 @@ def test_forecast_table_prints_money_as_the_other_reports_and_its_json_do(ledger
     for field in ("month_to_date_usd", "forecast_usd", "low_usd", "high_usd"):
         assert len(data[field].split(".")[1]) == 6, data
         assert f"${Decimal(data[field]):,.6f}" in table, (field, table)
+
+
+def test_too_little_history_says_the_window_it_read(ledger_path) -> None:
+    # Two months of spend that ended five months ago: "the ledger has 0" beside a console showing that spend read
+    # as an empty ledger. The forecast reads the last 120 days only, and now says so.
+    _write(ledger_path, _daily_costs(3))
+    with pytest.raises(UsageError) as raised:
+        month_end_forecast(open_store(ledger_path), now=CUTOFF + timedelta(days=150))
+    assert "in the 120 days before" in str(raised.value) and "has 0" not in str(raised.value)

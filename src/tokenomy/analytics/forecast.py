@@ -178,9 +178,11 @@ def month_end_forecast(
     month_end = (month_start + timedelta(days=32)).replace(day=1)
     history = daily_spend(store, cutoff, filter_sql, filter_params)
     if len(history) < MIN_HISTORY_DAYS:
+        # "The ledger has 0" read as an empty ledger where its spend was only older than the window read.
         raise UsageError(
-            f"forecast needs at least {MIN_HISTORY_DAYS} days of spend before {cutoff.date()}; "
-            f"the ledger has {len(history)}. Pass --until to forecast an earlier month"
+            f"forecast needs at least {MIN_HISTORY_DAYS} days of spend history before {cutoff.date()}; "
+            f"in the {MAX_HISTORY_DAYS} days before it, from the first day with spend, there are {len(history)}. "
+            "Pass --until to forecast an earlier month"
         )
     source, params = _spend_source(store, month_start, cutoff, filter_sql, filter_params)
     mtd_rows = store.query(f"SELECT SUM(cost_usd) AS s FROM {source}", params)
