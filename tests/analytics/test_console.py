@@ -679,3 +679,25 @@ def test_a_lifetime_budget_is_said_in_total_not_this_total(tmp_path) -> None:
     f = Filters(since=datetime(2026, 11, 1, tzinfo=UTC), until=datetime(2026, 11, 4, tzinfo=UTC))
     over = {a["subject"]: a["message"] for a in alerts(store, f)["alerts"] if a["kind"] == "key_budget"}
     assert over == {"key lifetime": "spent $0.40 of $0.10 in total", "key daily": "spent $0.40 of $0.10 this day"}
+
+
+@pytest.mark.browser
+def test_what_to_change_says_the_warnings_plan_savings_gives(tmp_path, browser) -> None:
+    # `plan savings` warns that calls it cannot price were left out and that list prices are not what the ledger
+    # recorded; the console printed the same dollars ("... of $119.13/month now") with neither warning.
+    bill = Path(__file__).parent / "billing_exports" / "openai_usage_and_costs.jsonl"
+    path = tmp_path / "ledger.duckdb"
+    assert CliRunner().invoke(cli, ["import", "openai-usage", str(bill), "--ledger", str(path)]).exit_code == 0
+    result = CliRunner().invoke(cli, ["plan", "savings", "--json", "--ledger", str(path)])
+    assert result.exit_code == 0, result.output
+    warnings = json.loads(result.stdout)["warnings"]
+    assert any("left out" in w for w in warnings)
+    with ServerThread(create_app(None, str(path)), lifespan="on") as url:
+        section = httpx.get(f"{url}/dashboard/api/savings", timeout=60).json()
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/dashboard")
+        _wait_renders(page, 1)
+        note = page.inner_text("#levers-note")
+        page.close()
+    assert section["warnings"] == warnings
+    assert "Warning: " + warnings[0] in note

@@ -73,4 +73,7 @@ def savings(store: Any, f: Filters) -> dict[str, Any]:
         "window_hours": result["window_hours"],
         "events": result["events"],
         "note": note,
+        # what `plan savings` warns of (calls it could not price and left out, list prices unlike the recorded cost,
+        # a window too short to stand for a month): the dollars above rest on it
+        "warnings": result["warnings"],
     }

@@ -151,11 +151,13 @@
         el("div", { class: "apply", text: "Apply: " + r.apply })]));
     }
     const saving = rows.some((r) => num(r.monthly_saving_usd) > 0);
-    document.getElementById("levers-note").textContent = saving
+    // `plan savings`'s warnings (calls left out unpriced, list prices unlike the recorded cost) qualify every figure
+    const warnings = (s.warnings || []).map((w) => " Warning: " + w + (/[.!]$/.test(w) ? "" : ".")).join("");
+    document.getElementById("levers-note").textContent = (saving
       ? "All saving levers together (" + s.compounded_order.join(" → ") + "): " + usd(s.compounded_monthly_saving_usd) +
         "/month of " + usd(s.current_monthly_cost_usd) + "/month now; " + s.note + "."
       : "No lever saves money on these calls under the default assumptions (tag latency-tolerant calls, or give " +
-        "`tokenomy plan savings` a routing result). " + s.note + ".";
+        "`tokenomy plan savings` a routing result). " + s.note + ".") + warnings;
   }
 
   // --- spend by group and by usage type, against the previous period -------------------------------------
