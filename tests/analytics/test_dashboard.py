@@ -154,6 +154,22 @@ def test_tag_filter_reaches_any_tag_key(tmp_path) -> None:
             assert (totals.json()["calls"], Decimal(totals.json()["cost_usd"])) == (1, i + 1), key
 
 
+def test_tag_menu_keeps_every_key_whatever_another_key_holds(tmp_path) -> None:
+    """The menu read the first 500 distinct tag sets: a per-user tag made every set distinct, and team=search (on
+    the 600th call) was missing from the menu, so the page could not filter by it. Every key keeps its values now;
+    a key with more than the menu lists says how many it has."""
+    from tokenomy.analytics.dashboard_data import TAG_VALUES_PER_KEY, filter_options
+
+    store = open_store(tmp_path / "ledger.duckdb")
+    store.write([UsageEvent(ts=START + timedelta(minutes=i), provider="openai", model="m", cost_usd=Decimal("0.01"),
+                            tags={"user": f"u{i:03d}", "team": "search" if i == 599 else "cx"}) for i in range(600)])
+    options = filter_options(store)
+    assert [t for t in options["tags"] if t.startswith("team=")] == ["team=cx", "team=search"]
+    users = [t for t in options["tags"] if t.startswith("user=")]
+    assert users == [f"user=u{i:03d}" for i in range(TAG_VALUES_PER_KEY)]
+    assert options["tags_cut"] == {"user": 600}
+
+
 def test_sections_fetched_at_once_all_answer(ledger, tmp_path) -> None:
     """The page asks for every section in parallel; a fresh gateway must answer them all (DuckDB's first
     connections from several threads at once used to collide)."""

@@ -7,7 +7,6 @@ exact: costs leave as decimal strings and the page turns them into numbers only 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -19,11 +18,14 @@ from tokenomy.analytics.dashboard_filters import Filters, make_filters, money, p
 from tokenomy.analytics.dashboard_providers import providers
 from tokenomy.analytics.reports import PRESETS, raw_source
 from tokenomy.analytics.request_log import requests
+from tokenomy.ledger.rollups import tag_pairs, tag_value
 from tokenomy.ledger.spend import METERED_CALLS
 
 __all__ = ["CONFIGURED", "SECTIONS", "Filters", "collect", "filter_options", "make_filters", "parse_when"]
 
-TAG_VALUES_LIMIT = 500
+# The tag menu lists up to this many values of each key (in order); a key with more (a per-user tag) is named in
+# `tags_cut` with its count. One such key no longer crowds every other key's values out of the menu.
+TAG_VALUES_PER_KEY = 200
 
 
 _where = where
@@ -133,13 +135,17 @@ def filter_options(store: Any, scope: Filters | None = None) -> dict[str, Any]:
             )
         ]
 
-    tags: set[str] = set()
-    for r in store.query(
-        f"SELECT DISTINCT tags AS v FROM usage_events{where}{also}tags IS NOT NULL "
-        f"AND tags <> '{{}}' LIMIT {TAG_VALUES_LIMIT}",
+    # Distinct key=value pairs (the first TAG_VALUES_PER_KEY of each key): the first 500 distinct tag sets, read
+    # before, dropped whole keys' values once a per-call tag made every set distinct.
+    sets = f"(SELECT DISTINCT tags FROM usage_events{where}{also}tags IS NOT NULL AND tags <> '{{}}') AS usage_events"
+    pairs = f"SELECT DISTINCT tag_key AS k, {tag_value(store.dialect)} AS v FROM {tag_pairs(store.dialect, sets)}"
+    rows = store.query(
+        f"SELECT k, v, n FROM (SELECT k, v, COUNT(*) OVER (PARTITION BY k) AS n, "
+        f"ROW_NUMBER() OVER (PARTITION BY k ORDER BY v) AS r FROM ({pairs}) d) w WHERE r <= {TAG_VALUES_PER_KEY}",
         params,
-    ):
-        tags.update(f"{k}={v}" for k, v in json.loads(r["v"]).items())
+    )
+    tags = {f"{r['k']}={r['v']}" for r in rows}
+    cut = {r["k"]: int(r["n"]) for r in rows if int(r["n"]) > TAG_VALUES_PER_KEY}
     span = store.query(
         f"SELECT CAST(MIN(ts) AS DATE) AS first_day, CAST(MAX(ts) AS DATE) AS last_day FROM usage_events{where}", params
     )[0]
@@ -148,6 +154,7 @@ def filter_options(store: Any, scope: Filters | None = None) -> dict[str, Any]:
         "models": distinct("model"),
         "tasks": distinct("task"),
         "tags": sorted(tags),
+        "tags_cut": dict(sorted(cut.items())),  # key -> how many values it has, where the menu lists fewer
         "first_day": span["first_day"].isoformat() if span["first_day"] else None,
         "last_day": span["last_day"].isoformat() if span["last_day"] else None,
     }

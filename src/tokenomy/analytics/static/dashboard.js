@@ -234,6 +234,12 @@
                                     ["task", options.tasks], ["tag", options.tags]]) {
         for (const value of values) form.elements[name].add(new Option(value, value));
       }
+      // A key with more values than the menu lists (a per-user tag) says so, rather than look complete.
+      for (const [key, count] of Object.entries(options.tags_cut || {})) {
+        const note = new Option(key + "=… (" + count + " values; the first ones listed)", "");
+        note.disabled = true;
+        form.elements.tag.add(note);
+      }
       for (const name of ["since", "to"]) {
         form.elements[name].min = options.first_day || "";
         form.elements[name].max = options.last_day || "";
