@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from tokenomy.analytics.reports import run_report
 from tokenomy.cli import app
-from tokenomy.ledger.events import UsageEvent
+from tokenomy.ledger.events import STORAGE_MODE, UsageEvent
 from tokenomy.ledger.store import open_store
 from tokenomy.messages import Usage
 from tokenomy.money import money_str
@@ -109,6 +109,26 @@ def _bills() -> tuple[list[UsageEvent], list[UsageEvent]]:
     ], counted
 
 
+def _storage() -> list[UsageEvent]:
+    """Explicit context caches' storage rows (caching/context_caches.py; the gateway's cachedContents alike): cost,
+    and no call."""
+    return [
+        UsageEvent(
+            ts=START + timedelta(minutes=40 + 60 * i),
+            provider="gcp.gemini",
+            model="gemini-2.5-flash",
+            region="global",
+            mode=STORAGE_MODE,
+            task="chat" if i else None,
+            tags={"cache": f"cachedContents/c{i}", "cached_tokens": "40000", "team": "search"},
+            cost_usd=Decimal("0.04") * (i + 1),
+            request_id=f"cachedContents/c{i}",
+            event_id=f"storage-{i}",
+        )
+        for i in range(3)
+    ]
+
+
 def _hand(events, key) -> dict:
     """Per group: cost (Decimal), calls, and the four token counts, summed by hand."""
     out: dict = defaultdict(lambda: {"cost": Decimal(0), "calls": 0, "in": 0, "out": 0, "cr": 0, "cw": 0})
@@ -117,8 +137,9 @@ def _hand(events, key) -> dict:
         tokens = (e.input_tokens, e.output_tokens, e.cache_read_tokens, e.cache_write_tokens)
         row = out[key(e)]
         billed = e.priced_by == "billed"  # a bill's day: its own cost, and no call
-        row["cost"] += e.cost_usd if billed else _hand_cost(model, e.mode, tokens)
-        row["calls"] += 0 if billed else 1
+        stored = e.mode == STORAGE_MODE  # a cache's storage: its own cost, and no call either
+        row["cost"] += e.cost_usd if billed or stored else _hand_cost(model, e.mode, tokens)
+        row["calls"] += 0 if billed or stored else 1
         for name, n in zip(("in", "out", "cr", "cw"), tokens, strict=True):
             row[name] += n
     return dict(out)
@@ -151,7 +172,7 @@ def _check_presets(store, events, since, until) -> None:
     window = {"since": since or datetime(2026, 10, 1, tzinfo=UTC), "until": until}
     for by, key in (
         ("model", lambda e: (e.model,)),
-        ("provider", lambda e: ({"aws.bedrock": "bedrock"}.get(e.provider, e.provider),)),
+        ("provider", lambda e: ({"aws.bedrock": "bedrock", "gcp.gemini": "gemini"}.get(e.provider, e.provider),)),
         ("region", lambda e: (e.region,)),
         ("mode", lambda e: (e.mode,)),
         ("tenant", lambda e: (e.tenant,)),
@@ -168,7 +189,7 @@ def _check_presets(store, events, since, until) -> None:
         chosen,
         lambda e: (
             _hour(e.ts).replace(hour=0),
-            "claude" if "claude" in e.model else "gpt" if "gpt" in e.model else "nova",
+            next(f for f in ("claude", "gpt", "gemini", "nova") if f in e.model),
         ),
     )
     got = run_report(store, "family-daily", **window)
@@ -197,7 +218,7 @@ def _check_presets(store, events, since, until) -> None:
     for e in chosen:
         for name, value in e.tags.items():
             tags[(name, value)][0] += e.cost_usd
-            tags[(name, value)][1] += e.priced_by != "billed"
+            tags[(name, value)][1] += e.priced_by != "billed" and e.mode != STORAGE_MODE
     got = run_report(store, "cost-per-tag", **window)
     assert {_key(r, ("tag_key", "tag_value")): (r["cost_usd"], r["cost_per_call_usd"]) for r in got} == {
         k: (cost, _per_call(cost, calls)) for k, (cost, calls) in tags.items()
@@ -207,6 +228,14 @@ def _check_presets(store, events, since, until) -> None:
     assert {_key(r, ("model",)): (r["batch_cost_usd"], r["batch_calls"]) for r in got} == {
         k: (batch.get(k, {"cost": Decimal(0)})["cost"], batch.get(k, {"calls": 0})["calls"]) for k in tokens
     }
+    latency = run_report(store, "latency", **window)  # calls from the daily histograms and raw edges
+    assert {_key(r, ("model",)): r["calls"] for r in latency if r["calls"]} == {
+        k: w["calls"] for k, w in tokens.items() if w["calls"]
+    }
+    exact = run_report(store, "latency", exact=True, **window)
+    assert {_key(r, ("model",)): r["calls"] for r in exact} == {k: w["calls"] for k, w in tokens.items() if w["calls"]}
+    shares = run_report(store, "tier-share", **window)
+    assert sum(r["calls"] for r in shares) == sum(w["calls"] for w in tokens.values())
     errors = run_report(store, "errors", **window)
     throttled = _hand([e for e in chosen if e.outcome == "throttled"], lambda e: (e.model,))
     assert {_key(r, ("model",)): r["throttled"] for r in errors} == {
@@ -219,8 +248,8 @@ def test_every_figure_equals_the_hand_sums_on_each_path(request, tmp_path, url_f
     url = f"chdb:{tmp_path / 'l.chdb'}" if url_fixture == "clickhouse" else request.getfixturevalue(url_fixture)
     bills, counted = _bills()
     store = open_store(url)
-    store.write(_events() + bills)
-    events = _events() + counted  # what spend counts: every call, and the bill of a day nothing metered
+    store.write(_events() + bills + _storage())
+    events = _events() + counted + _storage()  # what spend counts: every call, and the bill of a day nothing metered
     for since, until in WINDOWS:
         _check_presets(store, events, since, until)  # rollups for whole hours, raw rows at the edges
     if url_fixture != "clickhouse":  # its rollups are materialized views it always reads

@@ -18,9 +18,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from tokenomy.ledger.spend import counted_sql, is_metered_sql
+from tokenomy.ledger.events import STORAGE_MODE
+from tokenomy.ledger.spend import counted_sql, is_call_sql, is_metered_sql
 
-ROLLUP_VERSION = "3"  # tokenomy_meta key `rollup_version`: bump to rebuild every ledger's rollups on open
+ROLLUP_VERSION = "4"  # tokenomy_meta key `rollup_version`: bump to rebuild every ledger's rollups on open
 DIMENSIONS = (
     "provider", "model", "region", "mode", "task", "tier", "route", "tenant", "key_id", "outcome", "priced_by"
 )  # fmt: skip
@@ -38,6 +39,9 @@ MEASURES: dict[str, str] = {
     "total_tokens": TOKEN_SUM,
     "all_input_tokens": ALL_INPUT,
 }
+# A rollup row's calls: its events less any cache storage rows (cost over time, no request; the tag rollup has no
+# mode column to tell them apart when read, so they are left out when written).
+CALL_COUNT = f"SUM(CASE WHEN mode = '{STORAGE_MODE}' THEN 0 ELSE 1 END)"
 # Columns the rollup needs from a freshly inserted event (what the write's RETURNING gives back).
 SOURCE_COLUMNS = ("ts", *DIMENSIONS, "tags", "cost_usd", *TOKENS, "latency_ms", "ttft_ms")
 
@@ -115,7 +119,7 @@ def _upsert(table: str, keys: tuple[str, ...], measures: tuple[str, ...]) -> str
 
 def hourly_select(source: str) -> str:
     """`source`'s events aggregated to usage_hourly's columns (named, for a ClickHouse materialized view too)."""
-    values = ["date_trunc('hour', ts) AS hour", *(f"{_mark(d)} AS {d}" for d in DIMENSIONS), "COUNT(*) AS calls"]
+    values = ["date_trunc('hour', ts) AS hour", *(f"{_mark(d)} AS {d}" for d in DIMENSIONS), f"{CALL_COUNT} AS calls"]
     values += [f"COALESCE(SUM({expr}), 0) AS {name}" for name, expr in MEASURES.items()]
     groups = ", ".join(str(i) for i in range(1, len(DIMENSIONS) + 2))
     return f"SELECT {', '.join(values)} FROM {source} GROUP BY {groups}"
@@ -126,7 +130,7 @@ def tags_select(dialect: str, source: str) -> str:
     dims = ", ".join(f"{_mark(d)} AS {d}" for d in TAG_DIMENSIONS)
     return (
         f"SELECT date_trunc('hour', ts) AS hour, tag_key, {_mark(tag_value(dialect))} AS tag_value, {dims}, "
-        f"COUNT(*) AS calls, COALESCE(SUM(cost_usd), 0) AS cost_usd FROM {tag_pairs(dialect, source)} "
+        f"{CALL_COUNT} AS calls, COALESCE(SUM(cost_usd), 0) AS cost_usd FROM {tag_pairs(dialect, source)} "
         f"GROUP BY 1, 2, 3, {', '.join(str(4 + i) for i in range(len(TAG_DIMENSIONS)))}"
     )
 
@@ -200,8 +204,10 @@ def _counted(where: str, ts_column: str, rollups: bool) -> str:
 
 def metered_calls(calls: str) -> str:
     """A row's calls as reports count them: metered calls only. An imported bill's row is a provider-day's usage,
-    not a call: its cost and tokens count in spend, but it is no call."""
-    return f"CASE WHEN {is_metered_sql()} THEN {calls} ELSE 0 END AS calls"
+    not a call: its cost and tokens count in spend, but it is no call. `calls` is a rollup's column (which counts
+    no cache storage row: CALL_COUNT) or '1' for a raw event, which is a call unless it is a storage row."""
+    test = is_metered_sql() if calls == "calls" else is_call_sql()
+    return f"CASE WHEN {test} THEN {calls} ELSE 0 END AS calls"
 
 
 def raw_facts(where: str, rollups: bool = False) -> str:

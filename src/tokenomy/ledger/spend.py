@@ -11,6 +11,8 @@ Kept in the ledger layer because the hourly rollups apply the same rule. The SQL
 
 from __future__ import annotations
 
+from tokenomy.ledger.events import STORAGE_MODE
+
 BILLED_MARKS = ("billed", "cur")
 _IN = "(" + ", ".join(f"'{m}'" for m in BILLED_MARKS) + ")"
 # A metered row names its provider as the client that made the call does (OpenTelemetry's names: the Bedrock
@@ -47,8 +49,15 @@ def is_metered_sql(alias: str = "") -> str:
     return f"({alias}priced_by IS NULL OR {alias}priced_by NOT IN {_IN})"
 
 
-# Calls in a group of events: metered rows only (an imported bill's row is a provider-day's usage, not a call).
-METERED_CALLS = f"COALESCE(SUM(CASE WHEN {is_metered_sql()} THEN 1 ELSE 0 END), 0)"
+def is_call_sql(alias: str = "") -> str:
+    """SQL test that a row is a call: metered, and not an explicit context cache's storage (mode `cache_storage`,
+    which is cost over time, not a request)."""
+    return f"({is_metered_sql(alias)} AND ({alias}mode IS NULL OR {alias}mode <> '{STORAGE_MODE}'))"
+
+
+# Calls in a group of events: metered rows that are calls (an imported bill's row is a provider-day's usage, a
+# cache's storage row is what keeping it cost: neither is a call, though both count in spend).
+METERED_CALLS = f"COALESCE(SUM(CASE WHEN {is_call_sql()} THEN 1 ELSE 0 END), 0)"
 
 
 def counted_sql(ts_column: str = "ts", days_from: str = "usage_events", days_ts: str = "ts") -> str:
