@@ -450,3 +450,22 @@ def test_a_bench_quality_without_an_interval_is_compared_and_never_called_a_regr
     assert compare(previous, one_score)[0]["regressed"] is False
     worse = [{"task": "t", "model": "m", "quality": 40.0, "quality_ci95": [35.0, 45.0]}]
     assert compare(worse, previous)[0]["regressed"] is True
+
+
+def test_history_growth_reads_calls_and_not_a_cache_storage_row(tmp_path) -> None:
+    """A context cache's storage row (mode cache_storage, task of the calls that read it) is no call: counted as one,
+    it cut the task's input tokens per call (4 calls of 2000 and 1 storage row read as 1600)."""
+    from tokenomy.analytics.review_habits import history_growth
+    from tokenomy.ledger.events import STORAGE_MODE
+
+    store = open_store(str(tmp_path / "l.duckdb"))
+    rows = []
+    for day, tokens in ((5, 1000), (35, 2000)):  # the previous window's calls, then the current one's
+        for i in range(4):
+            rows.append(UsageEvent(ts=START + timedelta(days=day, minutes=i), provider="openai", model=MINI,
+                                   task="summarise", input_tokens=tokens, cost_usd=Decimal("0.001")))
+    rows.append(UsageEvent(ts=START + timedelta(days=40), provider="gcp.gemini", model="gemini-2.5-flash",
+                           task="summarise", mode=STORAGE_MODE, cost_usd=Decimal("0.05"), request_id="c1"))
+    store.write(rows)
+    got, _ = history_growth(store, START + timedelta(days=30), START + timedelta(days=60), 30, FACTOR)
+    assert [(r["previous_input_per_call"], r["current_input_per_call"]) for r in got] == [(1000.0, 2000.0)]

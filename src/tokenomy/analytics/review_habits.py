@@ -21,10 +21,10 @@ from typing import Any
 
 from tokenomy.analytics.alert_settings import AlertSettings
 from tokenomy.analytics.alerts import ALL_INPUT, cache_rates, reservation_utilization
-from tokenomy.analytics.billed import is_metered_sql
 from tokenomy.analytics.reports import run_report
 from tokenomy.analytics.review_html import money
 from tokenomy.errors import TokenomyError
+from tokenomy.ledger.spend import is_call_sql
 from tokenomy.messages import Usage
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import compute_cost
@@ -191,8 +191,9 @@ def history_growth(
     sql = (
         f"SELECT COALESCE(task, '(none)') AS task, COUNT(*) AS calls, SUM({ALL_INPUT}) AS input_tokens, "
         f"SUM(input_cost_usd + cache_read_cost_usd + cache_write_cost_usd) AS input_cost_usd FROM usage_events "
-        # calls only: an imported bill's row is a provider-day's usage, whose tokens are no one call's
-        f"WHERE outcome = 'ok' AND {is_metered_sql()} AND ts >= {ph} AND ts < {ph} GROUP BY 1"
+        # calls only: an imported bill's row is a provider-day's usage, whose tokens are no one call's, and a cache's
+        # storage row is what keeping it cost, no call at all
+        f"WHERE outcome = 'ok' AND {is_call_sql()} AND ts >= {ph} AND ts < {ph} GROUP BY 1"
     )
     now = {r["task"]: r for r in store.query(sql, [start, end])}
     before = {r["task"]: r for r in store.query(sql, [previous_start, start])}
