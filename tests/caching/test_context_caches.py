@@ -26,12 +26,13 @@ TEXT = "Clause 7: lot seven is paid thirty days after delivery, in euros, by ban
 GOOGLE_PRICES = Path(__file__).resolve().parents[2] / "src/tokenomy/pricing/data/google.yaml"
 
 
-def hourly_price(model: str) -> Decimal:
-    """The storage price as the price file states it (read here, not through the catalog under test)."""
+def hourly_price(model: str, price: str = "cache_storage_hourly") -> Decimal:
+    """The storage price (or another of the model's prices) as the price file states it (read here, not through the
+    catalog under test)."""
     import yaml
 
     doc = yaml.safe_load(GOOGLE_PRICES.read_text())
-    return Decimal(doc["models"][model]["regions"]["global"]["cache_storage_hourly"])
+    return Decimal(doc["models"][model]["regions"]["global"][price])
 
 
 def expected_cost(tokens: int, seconds: timedelta) -> Decimal:
@@ -58,6 +59,28 @@ def client(url):
 
 def storage_rows(ledger: Path | str) -> list:
     return [e for e in open_store(ledger).events() if e.mode == "cache_storage"]
+
+
+def creation_rows(ledger: Path | str) -> list:
+    return [e for e in open_store(ledger).events() if e.tags.get("operation") == "cache_create"]
+
+
+def test_creating_a_cache_records_its_input_tokens_at_the_input_price(client, any_ledger):
+    """Google bills the tokens that create an explicit cache at the standard input price (Vertex AI's context cache
+    overview: "billed for the input tokens used to create the cache at the standard input token price"); only the
+    storage was recorded, when the cache ended. The creation is now a row of its own, when it is made."""
+    caches = ContextCaches(client, open_store(any_ledger))
+    tracked = caches.create(MODEL, contents=[TEXT], ttl_seconds=600)
+    tokens = client.caches.get(name=tracked.name).usage_metadata.total_token_count
+    [row] = creation_rows(any_ledger)
+    assert (row.provider, row.model, row.region, row.mode, row.outcome) == ("gcp.gemini", MODEL, "global",
+                                                                             "on_demand", "ok")  # fmt: skip
+    assert (row.input_tokens, row.output_tokens, row.cache_read_tokens, row.cache_write_tokens) == (tokens, 0, 0, 0)
+    assert row.request_id == tracked.name and row.tags["cache"] == tracked.name
+    assert row.cost_usd == row.input_cost_usd == tokens * hourly_price(MODEL, "input") / Decimal(1_000_000) > 0
+    assert storage_rows(any_ledger) == []  # the storage is still recorded when the cache ends
+    caches.delete(tracked.name)
+    assert len(creation_rows(any_ledger)) == 1 and len(storage_rows(any_ledger)) == 1
 
 
 @pytest.fixture(params=["duckdb", "postgresql"])
@@ -161,9 +184,11 @@ def test_cli_create_delete_and_reports_show_cache_storage_as_its_own_spend(url, 
 
     store = open_store(ledger)
     types = {r["key"]: Decimal(r["cost_usd"]) for r in breakdown(store, Filters())["groups"]["usage type"]}
-    assert types["cache storage"] == row.cost_usd and types["input"] == 0
+    [made_row] = creation_rows(Path(ledger))  # the cache's creation: its tokens at the input price
+    assert types["cache storage"] == row.cost_usd and types["input"] == made_row.cost_usd > 0
     [usage] = usage_types(store, Filters())
-    assert Decimal(str(usage["cache_storage_cost_usd"])) == row.cost_usd and usage["input_tokens"] == 0
+    assert Decimal(str(usage["cache_storage_cost_usd"])) == row.cost_usd
+    assert usage["input_tokens"] == made_row.input_tokens > 0
 
     # The FOCUS export carries it as a charge that is not tokens.
     out = tmp_path / "focus.csv"

@@ -2,7 +2,10 @@
 
 Gemini bills an explicit cache for every hour it is kept (the catalog's `cache_storage_hourly`, USD per
 1M tokens per hour, prorated), on top of the cached-input price of each read, which the calls themselves
-record. Each cache created, or deleted, through `ContextCaches` is kept in the ledger database's
+record, and the tokens that create it at the model's standard input price (as Vertex AI's and the Gemini API's
+pricing pages say): creating a cache writes one ledger row at once, mode `on_demand`, `input_tokens` the cache's
+tokens, tags `operation=cache_create` and `cache` (a request the provider billed, so reports count it as a call).
+Each cache created, or deleted, through `ContextCaches` is kept in the ledger database's
 `context_caches` table (name, model, tokens, created, expires). When it ends, one ledger row records its
 storage:
 
@@ -30,7 +33,9 @@ from typing import Any
 from tokenomy.errors import ProviderError, UsageError
 from tokenomy.ledger.events import STORAGE_MODE, UsageEvent, utcnow
 from tokenomy.ledger.store import LedgerStore
+from tokenomy.messages import Usage
 from tokenomy.pricing.catalog import PriceCatalog, default_catalog
+from tokenomy.pricing.cost import compute_cost
 
 MICROS_PER_HOUR = Decimal(3_600_000_000)
 MILLION = Decimal(1_000_000)
@@ -38,6 +43,14 @@ CENT_FRACTION = Decimal("1e-12")  # the ledger keeps 12 decimal places (DECIMAL(
 DDL = """CREATE TABLE IF NOT EXISTS context_caches (
   name TEXT PRIMARY KEY, provider TEXT NOT NULL, model TEXT NOT NULL, region TEXT, tokens BIGINT NOT NULL,
   created_at TIMESTAMPTZ NOT NULL, expires_at TIMESTAMPTZ NOT NULL, settled_at TIMESTAMPTZ, event_id TEXT)"""
+
+
+CREATE_OPERATION = "cache_create"  # the `operation` tag of a cache's creation row
+
+
+def creation_event_id(name: str) -> str:
+    """One ledger event id per cache name for its creation."""
+    return hashlib.sha256(f"cache_create\x00{name}".encode()).hexdigest()[:32]
 
 
 def storage_event_id(name: str) -> str:
@@ -170,7 +183,9 @@ class ContextCaches:
             if value is not None:
                 config[key] = value
         cache = self._call("create", self.client.caches.create, model=model, config=config)
-        return self._track(cache, model)
+        tracked = self._track(cache, model)
+        self._record_creation(tracked)
+        return tracked
 
     def _track(self, cache: Any, model: str | None = None) -> TrackedCache:
         tokens = int(cache.usage_metadata.total_token_count or 0) if cache.usage_metadata else 0
@@ -256,6 +271,25 @@ class ContextCaches:
         return self.get(tracked.name) or tracked
 
     # -- the ledger -----------------------------------------------------------------------------------
+    def _record_creation(self, tracked: TrackedCache) -> UsageEvent:
+        """The creation's input tokens at the model's standard input price (one request's prompt), which Google
+        bills on top of the storage."""
+        cost = compute_cost(
+            Usage(input_tokens=tracked.tokens), tracked.model, tracked.region, catalog=self.catalog, one_call=True
+        )
+        event = UsageEvent(
+            ts=tracked.created_at,
+            provider=tracked.provider,
+            model=tracked.model,
+            region=tracked.region,
+            input_tokens=tracked.tokens,
+            tags={"cache": tracked.name, "operation": CREATE_OPERATION},
+            request_id=tracked.name,
+            event_id=creation_event_id(tracked.name),
+        ).apply_cost(cost)
+        self.store.write([event])  # idempotent: the event id is the cache's
+        return event
+
     def _record(self, tracked: TrackedCache, end: datetime) -> UsageEvent | None:
         if tracked.settled_at is not None:
             return None

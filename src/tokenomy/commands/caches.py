@@ -81,7 +81,8 @@ def register(app: typer.Typer) -> None:
         ledger: Optional[str] = LedgerOption,
         as_json: bool = JsonOption,
     ) -> None:
-        """Create a cache; its storage is recorded when it is deleted (`caches delete`) or expires (`caches settle`)."""
+        """Create a cache; its tokens are recorded now at the input price, its storage when it is deleted
+        (`caches delete`) or expires (`caches settle`)."""
         from tokenomy.caching.context_caches import storage_price
         from tokenomy.errors import ConfigError, read_utf8
         from tokenomy.providers.gemini_provider import vertex_location
