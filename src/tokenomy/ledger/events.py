@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass, field, fields
@@ -15,12 +16,17 @@ import orjson
 from tokenomy.errors import TokenomyError, UsageError
 from tokenomy.ids import new_id
 from tokenomy.messages import (
+    Block,
     ChatRequest,
     ChatResponse,
     DocumentBlock,
     ImageBlock,
+    ProviderBlock,
+    ReasoningBlock,
+    TextBlock,
     ToolResultBlock,
     ToolSpec,
+    ToolUseBlock,
     Usage,
 )
 from tokenomy.money import money_str
@@ -214,17 +220,84 @@ def _tools_digest(tools: str) -> Any:
     return hashlib.sha256(tools.encode() + b"\x00")
 
 
+def _turn_identity(blocks: list[Block]) -> str:
+    """What a turn's blocks are, as hashed: text as it is (a text-only turn hashes as it always did), every other
+    block as a short mark naming it (an image's or document's digest or link, a tool call's id, name and arguments),
+    so prompts that differ only in their images, documents or tool calls never hash alike. No content is kept."""
+    if len(blocks) == 1:  # most turns: one text block (no list built)
+        only = blocks[0]
+        return only.text if type(only) is TextBlock else _block_identity(only)
+    return "".join([b.text if type(b) is TextBlock else _block_identity(b) for b in blocks])
+
+
+def _block_identity(block: Block) -> str:
+    if isinstance(block, TextBlock):
+        return block.text
+    if isinstance(block, ImageBlock):
+        held = block.base64 if block.base64 is not None else block.data
+        what = f"url {block.url}" if held is None else payload_digest(held)
+        return f"\x02image {block.media_type} {block.detail} {what}\x03"
+    if isinstance(block, DocumentBlock):
+        data = "" if block.data is None else payload_digest(block.data)
+        inner = "" if block.content is None else _turn_identity(block.content)
+        return (
+            f"\x02document {block.format} {block.name} {block.file_id} {block.url} {data} {block.context} "
+            f"{block.citations} {inner}\x03"
+        )
+    if isinstance(block, ToolUseBlock):
+        arguments = block.arguments
+        if arguments is None:
+            arguments = orjson.dumps(block.input, option=orjson.OPT_SORT_KEYS).decode()
+        return f"\x02call {block.id} {block.name} {arguments}\x03"
+    if isinstance(block, ToolResultBlock):
+        return f"\x02result {block.tool_use_id} {block.is_error} {_turn_identity(block.content)}\x03"
+    if isinstance(block, ReasoningBlock):
+        return f"\x02reasoning {block.text} {block.signature} {block.redacted}\x03"
+    if isinstance(block, ProviderBlock):
+        try:
+            data = orjson.dumps(block.data, option=orjson.OPT_SORT_KEYS).decode()
+        except TypeError:
+            data = repr(block.data)
+        return f"\x02{block.api} {data}\x03"
+    return f"\x02{type(block).__name__}\x03"
+
+
+# Payloads hashed lately, found again by a cheap key and an equality check (a memory compare, ~30 us a megabyte,
+# where SHA-256 takes ~600 us): an agent sends its conversation's images again with every turn. Bounded by size.
+_DIGESTS: dict[tuple[int, Any, Any], tuple[str | bytes, str]] = {}
+_DIGESTS_MAX = 64
+_DIGEST_KEPT_MAX = 8 << 20  # a payload past 8 MB is hashed each time rather than held
+
+
+def payload_digest(payload: str | bytes) -> str:
+    """SHA-256 (32 hex digits) of an inline image's or document's payload: its identity in a prompt's hash."""
+    size = len(payload)
+    key = (size, payload[size // 2 : size // 2 + 32], payload[-32:])
+    kept = _DIGESTS.get(key)
+    if kept is not None and kept[0] == payload:
+        return kept[1]
+    digest = hashlib.sha256(payload.encode() if isinstance(payload, str) else payload).hexdigest()[:32]
+    if size <= _DIGEST_KEPT_MAX:
+        if len(_DIGESTS) >= _DIGESTS_MAX:
+            # another thread may change it meanwhile: one more or less kept is fine
+            with contextlib.suppress(RuntimeError, KeyError, StopIteration):
+                _DIGESTS.pop(next(iter(_DIGESTS)))  # the oldest
+        _DIGESTS[key] = (payload, digest)
+    return digest
+
+
 def fingerprints(request: ChatRequest) -> tuple[str, str | None, int]:
     """(prompt hash, prefix hash, prefix tokens) in one pass: each turn's text is joined once, not twice (a turn
     with tool results or parts has its text built from its blocks). The prompt hash covers the system prompt and
     every turn, so repeats can be found without storing text; the prefix is what a prompt cache can reuse across
     calls (tools, system prompt, earlier turns), None when empty.
 
-    The prompt is the system prompt, then each turn as `\\x00<role>\\x01<text>`; the prefix is the tools' JSON, the
+    The prompt is the system prompt, then each turn as `\\x00<role>\\x01<text>` (its blocks' identities, see
+    `_turn_identity`); the prefix is the tools' JSON, the
     system prompt and each earlier turn, joined by `\\x00`: that is the prompt without its last turn, after the
     tools."""
     system = request.system or ""
-    turns = [f"\x00{message.role}\x01{message.text}" for message in request.messages]
+    turns = [f"\x00{message.role}\x01{_turn_identity(message.content)}" for message in request.messages]
     prompt = system + "".join(turns)
     earlier = prompt[: len(prompt) - len(turns[-1])] if turns else prompt
     prompt_hash = hashlib.sha256(prompt.encode()).hexdigest()[:32]
