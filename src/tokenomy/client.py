@@ -28,6 +28,7 @@ from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk
 from tokenomy.pricing.catalog import PriceCatalog, default_catalog
 from tokenomy.providers.base import Provider
+from tokenomy.providers.http_faults import left_unsent
 from tokenomy.providers.refusals import (
     Unsupported,
     inputs_refusal,
@@ -189,13 +190,15 @@ class Tokenomy(Recorder):
         # The caller already has part of an answer: a retry would duplicate it.
         return None if att.yielded else att.tier.plan.after(exc)
 
-    def _abandoned(self, call: CallState, att: Attempt) -> None:
+    def _abandoned(self, call: CallState, att: Attempt, unsent: bool = False) -> None:
         # A stream closed part-way, or a call cancelled in flight (an asyncio timeout, a gateway's graceful shutdown):
         # the request went out, so the provider bills its prompt at least, though no answer will be read. A call
-        # running on in a worker thread is recorded when it ends (_leave_running); one still queued for a thread
-        # sent nothing.
-        if att.thread == "queued" and call.policy.limiter:
-            call.policy.limiter.release(att.target.estimate)
+        # running on in a worker thread is recorded when it ends (_leave_running); one still queued for a thread, or
+        # cancelled before its provider sent a byte (`unsent`: the gateway's pool waiting for a connection), sent
+        # nothing and cost nothing: no row, and its rate-limit allowance is given back.
+        if att.thread == "queued" or unsent:
+            if call.policy.limiter:
+                call.policy.limiter.release(att.target.estimate)
         elif att.response is None and att.thread is None:
             self._abandon(call, att)
 
@@ -366,8 +369,8 @@ class Tokenomy(Recorder):
                             if self._take(call, att, chunk, held):
                                 yield chunk
                         break
-                    except (GeneratorExit, asyncio.CancelledError):
-                        self._abandoned(call, att)
+                    except (GeneratorExit, asyncio.CancelledError) as exc:
+                        self._abandoned(call, att, unsent=left_unsent(exc))
                         raise
                     except ProviderError as exc:
                         failed = exc

@@ -155,3 +155,53 @@ def test_calls_to_an_sdk_provider_run_as_many_at_once_as_the_gateway_admits(tmp_
 
             assert asyncio.run(many()) == [200] * 16
     assert upstream.peak == 16, upstream.peak
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/embeddings"])
+def test_a_call_cancelled_before_its_request_left_the_gateway_costs_nothing(path, ledger_path, monkeypatch):
+    # The pooled upstream's one connection is busy with another call, so this one waits for it; the caller leaves
+    # first. Nothing went out, yet its row said the provider billed the prompt estimate, and the key's budget was
+    # charged that much.
+    import functools
+
+    from tokenomy.gateway import state
+    from tokenomy.gateway.upstream import AsyncOpenAIUpstream
+
+    monkeypatch.setattr(state, "AsyncOpenAIUpstream", functools.partial(AsyncOpenAIUpstream, pool=1))
+    upstream = ScriptedOpenAI([(200, {}, "held")])
+    secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("1"), period="month")
+    model = {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU}
+    embed = {"provider": "openai", "model": "text-embedding-3-small", "base_url": upstream.url}  # the same pool
+    app = create_app(parse_config({"auth": True, "models": {"up": model, "embed": embed}}), str(ledger_path))
+
+    async def main() -> int:
+        async with app.router.lifespan_context(app):
+            gateway = app.state.gateway
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://gateway", timeout=30) as http:
+                body = {"model": "up", "max_tokens": 100, "messages": ASK}
+                headers = {"authorization": f"Bearer {secret}"}
+                first = asyncio.ensure_future(http.post("/v1/chat/completions", headers=headers, json=body))
+                while not upstream.received.is_set():  # the first call holds the pool's one connection
+                    await asyncio.sleep(0.01)
+                asked = body if path.endswith("completions") else {"model": "embed", "input": "x" * 400}
+                second = asyncio.ensure_future(http.post(path, headers=headers, json=asked))
+                await asyncio.sleep(0.3)  # admitted, and waiting for the connection
+                second.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await second
+                upstream.released.set()
+                assert (await first).status_code == 200
+            for _ in range(100):  # the cancelled call's settlement runs in a task of its own
+                if not gateway.settling:
+                    break
+                await asyncio.sleep(0.02)
+            return await gateway.limits.spent(counter(key))
+
+    try:
+        charged = asyncio.run(main())
+    finally:
+        upstream.close()
+    rows = open_store(ledger_path).events()
+    assert upstream.calls == 1 and [(r.outcome, r.input_tokens) for r in rows] == [("ok", 1000)]
+    assert charged == to_nano(rows[0].cost_usd) > 0  # the answered call only

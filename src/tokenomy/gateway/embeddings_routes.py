@@ -47,6 +47,7 @@ from tokenomy.gateway.calls import (
     request_meta,
     retry_after,
     settle,
+    settle_when_final,
     upstream_status,
 )
 from tokenomy.gateway.embeddings_request import (
@@ -64,6 +65,7 @@ from tokenomy.ledger.events import UsageEvent, record_priced_as, utcnow
 from tokenomy.messages import RequestMeta, Usage
 from tokenomy.pricing.cost import CostBreakdown, compute_cost, unpriced_cost
 from tokenomy.providers import bedrock_embeddings
+from tokenomy.providers.http_faults import left_unsent
 from tokenomy.providers.registry import ModelSpec
 from tokenomy.resilience.fallback import AttemptPlan
 from tokenomy.telemetry import otel
@@ -175,10 +177,9 @@ async def embed_request(gw, request: Request, key, asked: EmbeddingsRequest) -> 
             admitted.status, admitted.message, _ERROR_TYPES[admitted.code], name, admitted.code, None, admitted.headers
         )
     meta.request_id = new_id()
+    attempts = call_cost(gw, admitted.budgets)
     try:
-        answer, used, cost = await _embed(
-            gw, asked, spec, admitted.policy, meta, tokens, call_cost(gw, admitted.budgets)
-        )
+        answer, used, cost = await _embed(gw, asked, spec, admitted.policy, meta, tokens, attempts)
     except ProviderError as exc:  # every attempt is in the ledger under the request id
         await settle(gw, admitted.budgets, None, paid=exc.call_cost_usd)
         return Failure(
@@ -189,7 +190,13 @@ async def embed_request(gw, request: Request, key, asked: EmbeddingsRequest) -> 
             exc.code or exc.kind,
             headers={**(retry_after(exc) or {}), "x-request-id": meta.request_id},
         )
-    except BaseException:  # a bug, or the request cancelled: whether the upstream answered is not known
+    except asyncio.CancelledError as exc:
+        if left_unsent(exc):  # cancelled before it went out: settled at what earlier attempts cost, as their rows say
+            settle_when_final(gw, admitted.budgets, attempts)
+        else:  # whether the upstream answered is not known
+            await settle(gw, admitted.budgets, None, unknown=True)
+        raise
+    except BaseException:  # a bug: whether the upstream answered is not known
         await settle(gw, admitted.budgets, None, unknown=True)
         raise
     finally:
@@ -337,7 +344,12 @@ async def _embed(
             except (asyncio.CancelledError, Exception) as exc:
                 # Cancelled in flight (the gateway shutting down, a timeout), or a bug: the request went out, so the
                 # upstream bills its input, as a chat call cancelled or crashed so is recorded (at its estimate).
+                # Cancelled before it went out (the pool's connections all busy): nothing sent, no row, as for chat.
                 cancelled = isinstance(exc, asyncio.CancelledError)
+                if cancelled and left_unsent(exc):
+                    if policy.limiter is not None:
+                        policy.limiter.release(due)
+                    raise
                 outcome, error_type = (
                     ("cancelled", "CallCancelled") if cancelled else ("server_error", type(exc).__name__)
                 )

@@ -36,6 +36,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from tokenomy.providers.http_faults import mark_unsent
+
 KEEPALIVE_S = 15.0  # an idle connection older than this is closed, not reused (servers drop theirs from 5 s on)
 
 # An answer's head, status line to blank line. OpenAI-format upstreams send 1-2 KiB. The SDK-based provider's
@@ -398,13 +400,18 @@ class HttpPool:
                 raise UpstreamTimeout(
                     f"the pool of {self._limit} connections to {self.host}:{self.port} was busy for {self.timeout:g}s"
                 ) from None
+            except asyncio.CancelledError as exc:
+                mark_unsent(exc)  # cancelled while it waited for a connection: nothing went out, nothing to bill
+                raise
         else:
-            await self._slots.acquire()
+            await self._slots.acquire()  # a free permit: acquired without a wait, so never cancelled here
         connection = None
+        sent = False  # a byte of the request may have left: a cancellation from here on is of a billed call
         try:
             connection = self._reuse()
             if connection is not None:
                 try:
+                    sent = True
                     return connection, await connection.send(data + body)._started()
                 except UpstreamDisconnected:
                     # Sent again only if not a byte of it left (the kept connection had been reset). A request
@@ -416,9 +423,13 @@ class HttpPool:
                         raise
                     connection.finished()
                     connection.close()
+                    sent = False
             connection = await self._connect()
+            sent = True
             return connection, await connection.send(data + body)._started()
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError) and not sent:
+                mark_unsent(exc)  # cancelled while it connected: nothing went out, nothing to bill
             if connection is not None:
                 connection.finished()
                 connection.close()

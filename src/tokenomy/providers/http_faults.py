@@ -16,6 +16,20 @@ def answer_broke_off(exc: BaseException) -> bool:
     return any("without sending complete message body" in str(e) for e in (exc, exc.__cause__) if e is not None)
 
 
+UNSENT = "tokenomy_unsent"  # the attribute a cancellation carries when its request had not gone out
+
+
+def mark_unsent(exc: BaseException) -> None:
+    """Say on `exc` (a cancellation) that its request had not gone out yet: a provider that knows (the gateway's pooled
+    upstream, cancelled while it waited for a connection) marks it, and the attempt is not recorded as billed."""
+    setattr(exc, UNSENT, True)
+
+
+def left_unsent(exc: BaseException) -> bool:
+    """Whether `exc` was marked by `mark_unsent`; a cancellation nobody marked may have reached the provider."""
+    return getattr(exc, UNSENT, False) is True
+
+
 def where_sent(exc: BaseException) -> str:
     """ " at <scheme://host[:port]>" of the request an HTTP client's error (httpx's, or an SDK's wrapping one) was for,
     else "": a "cannot reach" error then names the endpoint that was tried (a base_url or --endpoint-url), which
