@@ -45,6 +45,7 @@ from tokenomy.resilience.retry import RetryPolicy
 from tokenomy.routing.router import ESCALATED_TAG, PASSED_UP_TAG
 from tokenomy.routing.validators import validate
 from tokenomy.telemetry import otel
+from tokenomy.token_estimate import weighted_length
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +177,7 @@ class Tokenomy(Recorder):
         if chunk.start_usage is not None:
             att.reported = chunk.start_usage
         call_part = chunk.tool_call.arguments if chunk.tool_call is not None else ""
-        att.chars += len(chunk.delta) + len(chunk.reasoning) + len(call_part)
+        att.chars += weighted_length(chunk.delta) + weighted_length(chunk.reasoning) + weighted_length(call_part)
         if att.tier.validated:
             held.append(chunk)
             return False

@@ -14,13 +14,15 @@ from tokenomy.errors import TokenomyError, UsageError, as_written
 from tokenomy.messages import Usage
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import compute_cost
+from tokenomy.token_estimate import estimate_text_tokens
 
 DEFAULT_MAX_TOKENS = 256
 
 
 def estimate_tokens(text: str) -> int:
-    """Cheap token estimate (chars/4, min 1): no model load needed for a 1,000-line file."""
-    return max(1, (len(text) + 3) // 4)
+    """Cheap token estimate (chars/4, a CJK character ~1 token: token_estimate; min 1): no model load needed for a
+    1,000-line file."""
+    return max(1, estimate_text_tokens(text))
 
 
 @dataclass

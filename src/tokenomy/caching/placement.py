@@ -33,10 +33,12 @@ from tokenomy.messages import (
 )
 from tokenomy.pricing.catalog import PriceCatalog, PriceEntry, default_catalog
 from tokenomy.pricing.identifiers import takes_no_tools_cache_point
+from tokenomy.token_estimate import estimate_text_tokens, weighted_length
 
 
 def estimate_tokens(text: str) -> int:
-    """Provider-neutral estimate (~4 characters per token for English text and JSON).
+    """Provider-neutral estimate (~4 characters per token for English text and JSON; a CJK character ~1 token, see
+    `token_estimate`).
 
     Hosted tokenizers are not available offline, so placement uses this cheap estimate for them
     (the local model counts exactly with its own tokenizer). It tends to *under*-count text full of
@@ -44,7 +46,7 @@ def estimate_tokens(text: str) -> int:
     "at the minimum" is usually above it in fact. A point that still lands below the real minimum
     costs nothing: Bedrock and Anthropic simply don't cache that prefix.
     """
-    return (len(text) + 3) // 4
+    return estimate_text_tokens(text)
 
 
 # Inputs that are not text, at a fixed figure each: about what Claude reports for a ~1.2 megapixel image (OpenAI's
@@ -65,7 +67,7 @@ def estimate_input_tokens(request: ChatRequest) -> int:
 def input_size(request: ChatRequest) -> tuple[int, int]:
     """(`estimate_input_tokens`, how many documents it sends by reference: a URL or file id the provider reads, whose
     size the gateway cannot see and which that estimate counts as one page each)."""
-    chars = len(request.system or "")
+    chars = weighted_length(request.system or "")
     tokens = unsized = 0
     for message in request.messages:
         more_chars, more_tokens, more_unsized = _blocks_size(message.content)
@@ -86,7 +88,7 @@ def _tool_chars(tool: ToolSpec) -> int:
     chars = derived.get("chars")
     if chars is None:
         chars = derived["chars"] = (
-            len(tool.name) + len(tool.description or "") + _json_length(tool.server or tool.input_schema)
+            len(tool.name) + weighted_length(tool.description or "") + _json_length(tool.server or tool.input_schema)
         )
     return chars
 
@@ -132,11 +134,11 @@ def _blocks_size(blocks: Sequence[Block]) -> tuple[int, int, int]:
     chars = tokens = unsized = 0
     for block in blocks:
         if isinstance(block, TextBlock):
-            chars += len(block.text)
+            chars += weighted_length(block.text)
         elif isinstance(block, ImageBlock):
             tokens += IMAGE_TOKENS
         elif isinstance(block, DocumentBlock):
-            chars += len(block.context or "")  # read by the model (and billed) though never cited
+            chars += weighted_length(block.context or "")  # read by the model (and billed) though never cited
             if block.content is not None:  # Anthropic's content source: the blocks it is made of
                 more_chars, more_tokens, more_unsized = _blocks_size(block.content)
                 chars += more_chars
@@ -148,14 +150,16 @@ def _blocks_size(blocks: Sequence[Block]) -> tuple[int, int, int]:
                 tokens += DOCUMENT_TOKENS * (_pdf_pages(block.data) if block.format == "pdf" and block.data else 1)
                 unsized += block.data is None
         elif isinstance(block, ToolUseBlock):
-            chars += len(block.name) + (len(block.arguments) if block.arguments else _json_length(block.input))
+            chars += len(block.name) + (
+                weighted_length(block.arguments) if block.arguments else _json_length(block.input)
+            )
         elif isinstance(block, ToolResultBlock):
             more_chars, more_tokens, more_unsized = _blocks_size(block.content)
             chars += more_chars
             tokens += more_tokens
             unsized += more_unsized
         elif isinstance(block, ReasoningBlock):
-            chars += len(block.text or block.redacted or "")
+            chars += weighted_length(block.text or block.redacted or "")
         elif isinstance(block, ProviderBlock):  # a server tool's call or result (web search results): sent as it is
             chars += _json_length(block.data)
     return chars, tokens, unsized
@@ -213,7 +217,7 @@ def place_cache_points(
             total += (chars + 3) // 4 + media
         else:  # the local model counts the text with its tokenizer
             text = message.text
-            total += count_tokens(text) + media + (max(0, chars - len(text)) + 3) // 4
+            total += count_tokens(text) + media + (max(0, chars - weighted_length(text)) + 3) // 4
         candidates.append((f"message:{index}", total))
     chosen: list[tuple[str, int]] = []
     # Bedrock needs the minimum per checkpoint ("the first after 1,024 tokens, the second after 2,048"): a point

@@ -19,6 +19,7 @@ import orjson
 
 from tokenomy.gateway.openai_shapes import RequestError
 from tokenomy.providers.bedrock_embeddings import INPUT_TYPES  # Cohere Embed's
+from tokenomy.token_estimate import estimate_text_tokens
 
 # OpenAI's embeddings request, every field of it (https://platform.openai.com/docs/api-reference/embeddings/create).
 FIELDS = ("model", "input", "encoding_format", "dimensions", "user")
@@ -85,8 +86,8 @@ class EmbeddingsRequest:
 
 def estimated_tokens(items: Iterable[str | tuple[int, ...]]) -> int:
     """The input tokens of `items` before the upstream counts them: a text at ~4 characters a token (as a chat
-    prompt is estimated), a token list exactly."""
-    return sum((len(item) + 3) // 4 if isinstance(item, str) else len(item) for item in items)
+    prompt is estimated, a CJK character ~1: token_estimate), a token list exactly."""
+    return sum(estimate_text_tokens(item) if isinstance(item, str) else len(item) for item in items)
 
 
 def parse_embeddings_request(body: Any) -> EmbeddingsRequest:

@@ -31,6 +31,7 @@ from tokenomy.messages import (
 )
 from tokenomy.money import money_str
 from tokenomy.pricing.cost import CostBreakdown, check_tokens
+from tokenomy.token_estimate import estimate_text_tokens, weighted_length
 
 SCHEMA_VERSION = 1
 # "cancelled": the caller abandoned a stream; providers still bill what they processed.
@@ -209,7 +210,7 @@ def _prefix_hash(prefix: str) -> tuple[str | None, int]:
     """Hash and estimated token count (~4 characters a token) of a stable prefix; (None, 0) if empty."""
     if not prefix.strip("\x00"):
         return None, 0
-    return hashlib.sha256(prefix.encode()).hexdigest()[:32], (len(prefix) + 3) // 4
+    return hashlib.sha256(prefix.encode()).hexdigest()[:32], estimate_text_tokens(prefix)
 
 
 @lru_cache(maxsize=64)
@@ -306,7 +307,7 @@ def fingerprints(request: ChatRequest) -> tuple[str, str | None, int]:
     tools, chars = _tools_prefix(request.tools)
     digest = tools.copy()
     digest.update(earlier.encode())
-    return prompt_hash, digest.hexdigest()[:32], (chars + 1 + len(earlier) + 3) // 4
+    return prompt_hash, digest.hexdigest()[:32], (chars + 1 + weighted_length(earlier) + 3) // 4
 
 
 def _tools_prefix(tools: list[ToolSpec]) -> tuple[Any, int]:

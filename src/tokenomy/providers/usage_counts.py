@@ -10,6 +10,7 @@ from typing import Any
 
 from tokenomy.errors import ProviderError
 from tokenomy.messages import Block, ChatRequest, ReasoningBlock, TextBlock, ToolUseBlock, Usage
+from tokenomy.token_estimate import weighted_length
 
 
 def arguments_text(call: ToolUseBlock) -> str:
@@ -18,8 +19,8 @@ def arguments_text(call: ToolUseBlock) -> str:
 
 
 def estimated_prompt_tokens(request: ChatRequest) -> int:
-    """A prompt's tokens when the server reports none: ~4 characters a token."""
-    chars = len(request.system or "") + sum(len(m.text) for m in request.messages)
+    """A prompt's tokens when the server reports none: ~4 characters a token (a CJK character ~1: token_estimate)."""
+    chars = weighted_length(request.system or "") + sum(weighted_length(m.text) for m in request.messages)
     return max(1, chars // 4)
 
 
@@ -28,9 +29,9 @@ def estimated_usage(request: ChatRequest, blocks: list[Block], raw: dict[str, An
     answer at ~4 characters a token, reasoning and tool calls' arguments included, rather than zero (an answer at $0,
     charged to no budget). The answer's `raw` says it was estimated."""
     raw["usage_source"] = "estimated"
-    thought = sum(len(b.text) for b in blocks if isinstance(b, ReasoningBlock))
-    said = sum(len(b.text) for b in blocks if isinstance(b, TextBlock))
-    said += sum(len(arguments_text(b)) + len(b.name) for b in blocks if isinstance(b, ToolUseBlock))
+    thought = sum(weighted_length(b.text) for b in blocks if isinstance(b, ReasoningBlock))
+    said = sum(weighted_length(b.text) for b in blocks if isinstance(b, TextBlock))
+    said += sum(weighted_length(arguments_text(b)) + len(b.name) for b in blocks if isinstance(b, ToolUseBlock))
     reasoning = -(-thought // 4)
     return Usage(
         input_tokens=estimated_prompt_tokens(request),
