@@ -833,3 +833,19 @@ def test_savings_on_a_long_call_with_one_hour_cache_writes_still_answers():
                          tags={"cache_write_1h_tokens": "1000"}) for minute in (0, 1)]
     result = what_if(events, SavingsInputs(cache_ttl="1h"))
     assert result["events"] == 2 and result["current_monthly_cost_usd"] > 0
+
+
+def test_savings_and_traffic_leave_out_a_cache_storage_row(ledger_path):
+    """A context cache's storage row (mode cache_storage) is no call: what-if savings took it for one it could not
+    price ("1 of 6 successful calls left out ... mode='cache_storage' is not one of ..."), and per-minute traffic
+    counted it as a request."""
+    t0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    events = [_event(t0 + timedelta(minutes=i), SONNET, "sysprompt", 2000, 3333, 100) for i in range(5)]
+    storage = UsageEvent(ts=t0 + timedelta(minutes=2, seconds=30), provider="gcp.gemini", model="gemini-2.5-flash",
+                         region="global", mode="cache_storage", cost_usd=Decimal("0.04"), request_id="c1")
+    store = open_store(ledger_path)
+    store.write([*events, storage])
+    result = what_if(store.events(), SavingsInputs(levers=("caching",)))
+    assert result["events_skipped_unpriced"] == 0 and not any("left out" in w for w in result["warnings"])
+    series = traffic.from_ledger(store, since=t0, until=t0 + timedelta(minutes=5))
+    assert int(series["requests"].sum()) == 5

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from tokenomy.errors import ConfigError, TokenomyError
-from tokenomy.ledger.events import UsageEvent
+from tokenomy.ledger.events import STORAGE_MODE, UsageEvent
 from tokenomy.ledger.spend import BILLED_MARKS
 from tokenomy.messages import Usage
 from tokenomy.money import money_str
@@ -232,7 +232,8 @@ def what_if(
     """Each lever's projected monthly saving, and the levers compounded in ORDER. The window is [since, until)
     when given (the calls were read from it: its quiet hours are part of what repeats; `since` alone runs up to now),
     else first to last call."""
-    events = [e for e in events if e.outcome == "ok"]
+    # Calls only: a context cache's storage row is what keeping it cost, which no lever changes, and no call.
+    events = [e for e in events if e.outcome == "ok" and e.mode != STORAGE_MODE]
     if inputs.cache_ttl not in CACHE_TTLS:
         raise ConfigError(f"--cache-ttl {inputs.cache_ttl}: give one of {', '.join(CACHE_TTLS)}")
     if not 0 <= inputs.cap_percentile <= 100:

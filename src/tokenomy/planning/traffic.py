@@ -10,7 +10,7 @@ import pandas as pd
 
 from tokenomy.data import TRACES, bundled
 from tokenomy.errors import ConfigError, one_line
-from tokenomy.ledger.spend import is_billed_sql, is_metered_sql
+from tokenomy.ledger.spend import is_billed_sql, is_call_sql
 from tokenomy.ledger.store import LedgerStore
 
 COLUMNS = ["input_tokens", "output_tokens", "requests"]
@@ -142,7 +142,7 @@ def from_ledger(
     model_filter: list[tuple[str, Any]] = [(f"model = {p}", model)] if model else []
     window: list[tuple[str, Any]] = [(f"ts >= {p}", since)] if since else []
     window += [(f"ts < {p}", until)] if until else []
-    metered_ok = ["outcome = 'ok'", is_metered_sql()]
+    metered_ok = ["outcome = 'ok'", is_call_sql()]  # calls: no bill's day and no cache's storage row
 
     def where(*filters: list[tuple[str, Any]]) -> tuple[list[str], list[Any]]:
         chosen = [f for group in filters for f in group]
