@@ -153,3 +153,27 @@ def test_focus_export_keeps_a_cost_whose_token_type_has_no_tokens(ledger_path, t
     assert total == Decimal("0.0623") and sum(Decimal(row["BilledCost"]) for row in rows) == total
     typed = [row for row in rows if row["x_TokenType"] not in ("other", "all")]
     assert typed and all(row["ConsumedQuantity"] == "0" for row in typed)
+
+
+def test_focus_export_counts_no_call_for_a_cache_storage_row_or_a_bill(ledger_path, tmp_path) -> None:
+    """x_Calls is the calls a line stands for: a context cache's storage row (cost over time) and an imported bill's
+    day are none, as every report counts them; each read as one call."""
+    from datetime import UTC
+
+    from tokenomy.ledger.events import STORAGE_MODE, UsageEvent
+
+    day = datetime(2026, 11, 3, 12, tzinfo=UTC)
+    store = open_store(ledger_path)
+    store.write([
+        UsageEvent(ts=day, provider="gcp.gemini", model="gemini-2.5-flash", region="global", input_tokens=100,
+                   input_cost_usd=Decimal("0.00003"), cost_usd=Decimal("0.00003")),
+        UsageEvent(ts=day, provider="gcp.gemini", model="gemini-2.5-flash", region="global", mode=STORAGE_MODE,
+                   cost_usd=Decimal("0.04"), request_id="cachedContents/c1"),
+        UsageEvent(ts=day, provider="openai", model="gpt-4o-mini", input_tokens=9000, cost_usd=Decimal("0.5"),
+                   input_cost_usd=Decimal("0.5"), priced_by="billed", tags={"source": "openai_usage"}),
+    ])  # fmt: skip
+    out = tmp_path / "focus.csv"
+    assert CliRunner().invoke(app, ["export", "focus", "-o", str(out), "--ledger", str(ledger_path)]).exit_code == 0
+    calls = {(r["x_Mode"], r["ProviderName"]): r["x_Calls"] for r in csv.DictReader(out.open())}
+    google = "Google Cloud"
+    assert calls == {("on_demand", google): "1", (STORAGE_MODE, google): "0", ("on_demand", "OpenAI"): "0"}

@@ -16,7 +16,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tokenomy.analytics.billed import canonical_provider, unsplit_cost
+from tokenomy.analytics.billed import BILLED_MARKS, canonical_provider, unsplit_cost
+from tokenomy.ledger.events import STORAGE_MODE
 from tokenomy.money import money_str
 
 COLUMNS = [
@@ -109,6 +110,8 @@ def focus_rows(events: list[Any], account: str = "tokenomy") -> list[dict[str, A
         day = e.ts.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         provider = canonical_provider(e.provider) or ""
         other = unsplit_cost(e)
+        # The calls a line stands for: a bill's day and a cache's storage are none (as reports count them).
+        call = 0 if e.priced_by in BILLED_MARKS or e.mode == STORAGE_MODE else 1
         all_tokens = sum(getattr(e, tokens_field) for _, tokens_field, _ in _TYPES)
         if other and other == e.cost_usd and all_tokens:
             # A total without its split by token type (an import that gave only cost_usd): one row for all its
@@ -116,7 +119,7 @@ def focus_rows(events: list[Any], account: str = "tokenomy") -> list[dict[str, A
             bucket = groups[(day, provider, e.model, e.region or "global", e.mode, "all", _tags(e))]
             bucket[0] += all_tokens
             bucket[1] += other
-            bucket[2] += 1
+            bucket[2] += call
             continue
         for kind, tokens_field, cost_field in _TYPES:
             tokens, cost = getattr(e, tokens_field), getattr(e, cost_field)
@@ -125,11 +128,11 @@ def focus_rows(events: list[Any], account: str = "tokenomy") -> list[dict[str, A
             bucket = groups[(day, provider, e.model, e.region or "global", e.mode, kind, _tags(e))]
             bucket[0] += tokens
             bucket[1] += cost
-            bucket[2] += 1
+            bucket[2] += call
         if other:
             bucket = groups[(day, provider, e.model, e.region or "global", e.mode, "other", _tags(e))]
             bucket[1] += other
-            bucket[2] += 1
+            bucket[2] += call
     rows = []
     for (day, provider, model, region, mode, kind, tags), (tokens, cost, calls) in sorted(groups.items()):
         month = day.replace(day=1)
