@@ -60,7 +60,7 @@ def test_usd_groups_thousands_and_passes_none():
     (np.float64(766666.6666666666), "766666.6666666666"),  # numpy floats (their repr is "np.float64(...)")
 ])
 def test_json_floats_are_their_shortest_repr_in_plain_notation(value, expected):
-    from tokenomy.commands._common import dumps
+    from tokenomy.commands._output import dumps
 
     assert dumps({"x": value}) == '{\n  "x": ' + expected + '\n}'
     assert json.loads(dumps(value)) == float(expected)

@@ -631,7 +631,7 @@ def test_a_graded_quality_from_one_score_has_no_interval(tmp_path):
     from rich.console import Console
 
     from tokenomy.bench.report import html_report
-    from tokenomy.commands._common import dumps
+    from tokenomy.commands._output import dumps
     from tokenomy.commands.bench import print_summary
 
     def rows(model, scores, cost, task="g"):

@@ -134,7 +134,7 @@ def test_a_config_that_is_not_utf8_is_named(tmp_path):
 
 
 def test_tables_left_align_sentences_and_right_align_numbers():
-    from tokenomy.commands._common import table
+    from tokenomy.commands._output import table
 
     result = table("bad lines", ["line", "field", "reason", "tokens"], [[2, "id", "duplicate id 'a'", 7]],
                    text_columns=("field", "reason"))
@@ -163,7 +163,7 @@ def test_help_paragraphs_flow_as_sentences_not_as_the_docstring_was_wrapped():
 def test_tables_left_align_every_column_of_words_not_only_the_first():
     # `keys list` right-aligned name, team and period, `report cache-trend` the model id beside the week, `report
     # monthly-spend` the provider: ragged words, because only the first column and the ones a caller named were left.
-    from tokenomy.commands._common import table
+    from tokenomy.commands._output import table
 
     result = table("Keys", ["id", "name", "team", "budget", "period", "rpm", "revoked"],
                    [["6b29537577bd", "a b", "ads", "$10.005", "month", None, ""],

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Optional
 
-from tokenomy.commands._common import console, print_json, table, usd
+from tokenomy.commands._output import console, print_json, table, usd
 
 
 def show_forecast(store: Any, until: Optional[datetime], as_json: bool) -> None:

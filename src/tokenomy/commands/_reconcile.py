@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Optional
 
-from tokenomy.commands._common import console, csv_cell, print_json, table, usd
+from tokenomy.commands._output import console, csv_cell, print_json, table, usd
 
 COLUMNS = ["day", "provider", "model", "metered_usd", "billed_usd", "difference_usd", "difference_pct", "status"]
 

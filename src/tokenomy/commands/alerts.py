@@ -8,15 +8,9 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import (
-    JsonOption,
-    LedgerOption,
-    console,
-    dumps,
-    print_json,
-    table,
-    when_option,
-)
+from tokenomy.commands._common import JsonOption, LedgerOption
+from tokenomy.commands._options import when_option
+from tokenomy.commands._output import console, dumps, print_json, table
 from tokenomy.errors import TokenomyError
 
 alerts_app = typer.Typer(

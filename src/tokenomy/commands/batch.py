@@ -11,18 +11,9 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import (
-    JsonOption,
-    LedgerOption,
-    console,
-    err_console,
-    http_url,
-    http_url_or_host,
-    output_file,
-    print_json,
-    table,
-    usd,
-)
+from tokenomy.commands._common import JsonOption, LedgerOption
+from tokenomy.commands._options import http_url, http_url_or_host, output_file
+from tokenomy.commands._output import console, err_console, print_json, table, usd
 from tokenomy.commands.batch_output import BatchProgress, json_line, print_bad_lines, print_validation, show_job
 
 BackendOption = typer.Option(

@@ -7,12 +7,12 @@ import sys
 import time
 from pathlib import Path
 
-from tokenomy.commands._common import console, err_console, print_json, table, usd
+from tokenomy.commands._output import console, err_console, print_json, table, usd
 
 
 def json_line(data: dict) -> None:
     """One compact JSON line, flushed at once (a caller may be reading the first line while we work)."""
-    from tokenomy.commands._common import _default
+    from tokenomy.commands._output import _default
 
     sys.stdout.write(json.dumps(data, default=_default) + "\n")
     sys.stdout.flush()

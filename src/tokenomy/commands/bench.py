@@ -9,18 +9,9 @@ from typing import Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from tokenomy.commands._common import (
-    JsonOption,
-    LedgerOption,
-    console,
-    dumps,
-    err_console,
-    open_existing_ledger,
-    output_file,
-    print_json,
-    table,
-    usd,
-)
+from tokenomy.commands._common import JsonOption, LedgerOption, open_existing_ledger
+from tokenomy.commands._options import output_file
+from tokenomy.commands._output import console, dumps, err_console, print_json, table, usd
 
 bench_app = typer.Typer(help="Benchmark cost per task against quality on your own prompts.", no_args_is_help=True)
 

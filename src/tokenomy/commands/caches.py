@@ -7,7 +7,9 @@ from typing import Any, Optional
 
 import typer
 
-from tokenomy.commands._common import JsonOption, LedgerOption, console, http_url, print_json, table, usd
+from tokenomy.commands._common import JsonOption, LedgerOption
+from tokenomy.commands._options import http_url
+from tokenomy.commands._output import console, print_json, table, usd
 
 EndpointOption = typer.Option(
     None, "--endpoint-url", callback=http_url, help="Gemini API / Vertex AI base URL (emulators)."

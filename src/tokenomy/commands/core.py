@@ -6,18 +6,8 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import (
-    JsonOption,
-    LedgerOption,
-    PricesOption,
-    WideOption,
-    apply_prices,
-    console,
-    print_json,
-    print_table,
-    table,
-    usd,
-)
+from tokenomy.commands._common import JsonOption, LedgerOption, PricesOption, apply_prices
+from tokenomy.commands._output import WideOption, console, print_json, print_table, table, usd
 from tokenomy.money import money_or_none
 
 

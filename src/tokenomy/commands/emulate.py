@@ -6,7 +6,8 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import bind_host, console, finite
+from tokenomy.commands._options import bind_host, finite
+from tokenomy.commands._output import console
 from tokenomy.errors import ConfigError
 
 

@@ -6,7 +6,9 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import LedgerOption, console, output_file
+from tokenomy.commands._common import LedgerOption
+from tokenomy.commands._options import output_file
+from tokenomy.commands._output import console
 from tokenomy.errors import UsageError
 
 export_app = typer.Typer(help="Export ledger costs in standard billing formats.", no_args_is_help=True)

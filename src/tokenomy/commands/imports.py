@@ -9,18 +9,9 @@ from typing import Any, Optional
 
 import typer
 
-from tokenomy.commands._common import (
-    JsonOption,
-    LedgerOption,
-    PricesOption,
-    apply_prices,
-    console,
-    err_console,
-    http_url,
-    print_json,
-    table,
-    when_option,
-)
+from tokenomy.commands._common import JsonOption, LedgerOption, PricesOption, apply_prices
+from tokenomy.commands._options import http_url, when_option
+from tokenomy.commands._output import console, err_console, print_json, table
 
 import_app = typer.Typer(
     help="Import usage from OpenTelemetry spans, the llm CLI's log, and billing data (OpenAI / Anthropic usage and "

@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import ConfigLedgerOption, JsonOption, console, print_json, table, usd, usd_short
+from tokenomy.commands._common import ConfigLedgerOption, JsonOption
+from tokenomy.commands._output import console, print_json, table, usd, usd_short
 from tokenomy.errors import ConfigError
 
 keys_app = typer.Typer(

@@ -10,18 +10,9 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import (
-    JsonOption,
-    LedgerOption,
-    console,
-    err_console,
-    output_file,
-    print_json,
-    replacing,
-    table,
-    usd,
-    when_option,
-)
+from tokenomy.commands._common import JsonOption, LedgerOption, replacing
+from tokenomy.commands._options import output_file, when_option
+from tokenomy.commands._output import console, err_console, print_json, table, usd
 
 ledger_app = typer.Typer(
     help="The usage ledger: one row per call (a DuckDB file, PostgreSQL or ClickHouse).", no_args_is_help=True
@@ -85,7 +76,8 @@ def export(
 ) -> None:
     """Export events as JSONL or CSV (re-importable)."""
 
-    from tokenomy.commands._common import open_existing_ledger, utc_window
+    from tokenomy.commands._common import open_existing_ledger
+    from tokenomy.commands._options import utc_window
     from tokenomy.ledger.io import export_events
 
     since, until = utc_window(since, until)

@@ -8,18 +8,9 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import (
-    JsonOption,
-    LedgerOption,
-    console,
-    err_console,
-    http_url,
-    print_json,
-    table,
-    usd,
-    usd_amount,
-    when_option,
-)
+from tokenomy.commands._common import JsonOption, LedgerOption
+from tokenomy.commands._options import http_url, usd_amount, when_option
+from tokenomy.commands._output import console, err_console, print_json, table, usd
 from tokenomy.money import usd as money_usd
 
 plan_app = typer.Typer(
@@ -162,7 +153,7 @@ def breakeven_cmd(
 
 def _series(trace, ledger, cloudwatch, model, region, since, until, endpoint_url, idle_ok=False, warnings=None):
     """The traffic series; `idle_ok` (utilisation): a ledger or CloudWatch window without calls is idle minutes."""
-    from tokenomy.commands._common import utc_window
+    from tokenomy.commands._options import utc_window
     from tokenomy.planning import traffic
 
     utc_window(since, until)  # an inverted pair is named, not read as a window without traffic
@@ -355,7 +346,7 @@ def savings_cmd(
 
     if not 0 <= routing_share <= 1:
         raise typer.BadParameter("--routing-share must be between 0 and 1")
-    from tokenomy.commands._common import utc_window
+    from tokenomy.commands._options import utc_window
 
     utc_window(since, until)  # inverted, it read as "the ledger has no successful calls to analyse"
     inputs = SavingsInputs(

@@ -9,18 +9,9 @@ from typing import Optional
 import typer
 
 from tokenomy.analytics import DEFAULT_TOLERANCE_PCT  # a constant in the package's light __init__, no ledger
-from tokenomy.commands._common import (
-    JsonOption,
-    LedgerOption,
-    console,
-    csv_cell,
-    err_console,
-    output_file_new_folders,
-    print_json,
-    report_row,
-    table,
-    when_option,
-)
+from tokenomy.commands._common import JsonOption, LedgerOption
+from tokenomy.commands._options import output_file_new_folders, when_option
+from tokenomy.commands._output import console, csv_cell, err_console, print_json, report_row, table
 
 
 def register(app: typer.Typer) -> None:

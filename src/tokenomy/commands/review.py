@@ -10,15 +10,9 @@ from typing import Any, Optional
 
 import typer
 
-from tokenomy.commands._common import (
-    JsonOption,
-    LedgerOption,
-    console,
-    output_file_new_folders,
-    print_json,
-    table,
-    when_option,
-)
+from tokenomy.commands._common import JsonOption, LedgerOption
+from tokenomy.commands._options import output_file_new_folders, when_option
+from tokenomy.commands._output import console, print_json, table
 from tokenomy.errors import UsageError
 from tokenomy.money import money_str
 

@@ -7,16 +7,9 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import (
-    JsonOption,
-    LedgerOption,
-    console,
-    finite,
-    output_file,
-    print_json,
-    usd_amount,
-    usd_short,
-)
+from tokenomy.commands._common import JsonOption, LedgerOption
+from tokenomy.commands._options import finite, output_file, usd_amount
+from tokenomy.commands._output import console, print_json, usd_short
 from tokenomy.routing.calibrate import STRONG_MODEL, WEAK_MODEL
 
 SEED_MAX = 2**32 - 1  # scikit-learn's and numpy's seeds: -1 or a bigger one came out as their traceback
@@ -247,7 +240,7 @@ def eval_cmd(
 ) -> None:
     """Train on a seeded half, report each policy on the held-out half (cost, quality, strong share, routing
     accuracy), and each router's CPT(50/80/95%), APGR and decision time."""
-    from tokenomy.commands._common import table, usd
+    from tokenomy.commands._output import table, usd
     from tokenomy.routing.evaluate import evaluate, over_seeds
 
     with console.status(f"training and replaying {dataset}"):
@@ -350,7 +343,8 @@ def drift_cmd(
     """Escalation rate per routed route against its threshold, and each tier's share against the expected one."""
     from datetime import datetime, timedelta
 
-    from tokenomy.commands._common import open_existing_ledger, table
+    from tokenomy.commands._common import open_existing_ledger
+    from tokenomy.commands._output import table
     from tokenomy.config import load_config
     from tokenomy.routing.drift import escalation_rates, expected_tier_shares, tier_share
 
@@ -394,7 +388,7 @@ def drift_cmd(
 
 
 def _print_escalation(rows: list[dict]) -> None:
-    from tokenomy.commands._common import table
+    from tokenomy.commands._output import table
 
     console.print(
         table(

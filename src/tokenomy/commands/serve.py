@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import ConfigLedgerOption, bind_host
+from tokenomy.commands._common import ConfigLedgerOption
+from tokenomy.commands._options import bind_host
 
 
 def register(app: typer.Typer) -> None:
@@ -182,7 +183,7 @@ def _multiprocess_metrics() -> None:
 def _check_models(loaded) -> None:
     """Unknown model ids (recorded at $0) and unset key variables (every call fails): warned, each on one line;
     a price_as the catalog does not know is an error (the config asks for a price that cannot be given)."""
-    from tokenomy.commands._common import err_console
+    from tokenomy.commands._output import err_console
     from tokenomy.config_checks import check_config
     from tokenomy.errors import ConfigError
 

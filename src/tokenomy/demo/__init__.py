@@ -41,7 +41,7 @@ def _made_by_demo(workdir: Path) -> bool:
 def run_demo(workdir: str | Path = ".tokenomy/demo", console: Console | None = None) -> None:
     """Run every available playbook step against a fresh demo ledger."""
     if console is None:
-        from tokenomy.commands._common import console as cli_console
+        from tokenomy.commands._output import console as cli_console
 
         console = cli_console
     workdir = Path(workdir)

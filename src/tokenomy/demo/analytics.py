@@ -15,7 +15,7 @@ def run(ctx: DemoContext) -> None:
     from tokenomy.analytics.dashboard import write_report_html
     from tokenomy.analytics.dashboard_data import Filters
     from tokenomy.analytics.reports import run_report
-    from tokenomy.commands._common import report_row, table
+    from tokenomy.commands._output import report_row, table
 
     ctx.client.flush()
     for name in ("spend", "cache-hit-rate", "latency"):

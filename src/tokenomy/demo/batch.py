@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from tokenomy.commands._common import table, usd
+from tokenomy.commands._output import table, usd
 
 if TYPE_CHECKING:
     from tokenomy.demo.context import DemoContext

@@ -22,7 +22,7 @@ def run(ctx: DemoContext) -> None:
     from tokenomy.bench.runner import run as run_bench
     from tokenomy.bench.tasks import load_tasks
     from tokenomy.client import Tokenomy
-    from tokenomy.commands._common import usd
+    from tokenomy.commands._output import usd
     from tokenomy.commands.bench import finish, print_summary
     from tokenomy.config import load_config
 

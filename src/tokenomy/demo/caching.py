@@ -28,7 +28,7 @@ Q: How do I change my PIN? A: In the app under Account, Security; support never 
 
 def run(ctx: DemoContext) -> None:
     from tokenomy.client import Tokenomy
-    from tokenomy.commands._common import table, usd
+    from tokenomy.commands._output import table, usd
     from tokenomy.demo.workload import SYSTEM_PROMPT
     from tokenomy.emulate.bedrock_runtime import create_app
     from tokenomy.emulate.server import ServerThread

@@ -62,7 +62,7 @@ def _ask_each_sdk(url: str) -> list[tuple[str, str, str]]:
 
 
 def run(ctx: DemoContext) -> None:
-    from tokenomy.commands._common import table
+    from tokenomy.commands._output import table
     from tokenomy.config import parse_config
     from tokenomy.emulate.server import ServerThread
     from tokenomy.gateway.app import create_app

@@ -16,7 +16,7 @@ PRICE_AS = "anthropic.claude-haiku-4-5-20251001-v1:0"  # illustrative, and has a
 
 
 def run(ctx: DemoContext) -> None:
-    from tokenomy.commands._common import table, usd
+    from tokenomy.commands._output import table, usd
     from tokenomy.planning import traffic
     from tokenomy.planning.breakeven import unit_economics
     from tokenomy.planning.savings import SavingsInputs, what_if
