@@ -208,6 +208,14 @@ class RoutingPolicy(_Strict):
         unknown = sorted(set(value) - set(VALIDATOR_KEYS))
         if unknown:
             raise ValueError(f"unknown validator {', '.join(map(repr, unknown))}; use {', '.join(VALIDATOR_KEYS)}")
+        # A schema the validators cannot check is judged without (as a caller's is): say so at load instead.
+        if value.get("schema") is not None:
+            import jsonschema
+
+            try:
+                jsonschema.validators.validator_for(value["schema"]).check_schema(value["schema"])
+            except jsonschema.SchemaError as exc:
+                raise ValueError(f"schema is not a JSON schema ({exc.message}); fix it or drop it") from None
         return value
 
     def tiers_named(self) -> list[tuple[str, str]]:

@@ -300,3 +300,29 @@ def test_cascade_accepts_a_cheap_freeform_call_whose_raw_text_is_no_json():
         [call] = answer.tool_calls
         assert answer.tier == "basic" and (call.freeform, call.arguments) == (True, PATCH)
         assert (len(small.bodies), len(big.bodies)) == (1, 0)
+
+
+@pytest.mark.parametrize("schema", [{"type": "object", "required": "name"},
+                                    {"type": "object", "properties": {"name": {"type": "string", "pattern": "("}}}])
+def test_cascade_judges_an_answer_to_a_schema_jsonschema_cannot_check_without_a_500(upstreams, ledger_path, schema):
+    """A response_format schema the upstream took but jsonschema cannot check (a `required` that is no list, a
+    pattern Python's re cannot compile) made the validators raise after the cheap tier's answer was paid: the caller
+    got a 500. The answer is judged as JSON without that schema, as a tool call's arguments already were."""
+    big, small = upstreams("big"), upstreams("small")
+    cfg = parse_config(_config({"big": big.url, "small": small.url}))
+    with ServerThread(create_app(cfg, str(ledger_path)), lifespan="on") as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        reply = client.chat.completions.create(
+            model="extract", messages=[{"role": "user", "content": "Name as JSON."}],
+            response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": schema}})
+    assert reply.choices[0].message.content == "".join(ANSWER) and reply.model_dump()["tokenomy"]["tier"] == "basic"
+    assert small.bodies[0]["response_format"]["json_schema"]["schema"] == schema and big.calls == 0
+    assert [(r["tier"], r["outcome"]) for r in _rows(ledger_path)] == [("basic", "ok")]
+
+
+def test_a_cascade_schema_validator_jsonschema_cannot_check_is_refused_at_load():
+    base = _config({"big": "http://x/v1", "small": "http://x/v1"})
+    bad = {"type": "cascade", "tiers": ["basic", "premium"],
+           "validators": {"schema": {"type": "object", "required": "n"}}}
+    with pytest.raises(ConfigError, match=r"routing\.policies\.cascade\.validators: .*schema is not a JSON schema"):
+        parse_config({**base, "routing": {"policies": {"rules": {}, "cascade": bad}}})
