@@ -326,3 +326,23 @@ def test_a_cascade_schema_validator_jsonschema_cannot_check_is_refused_at_load()
            "validators": {"schema": {"type": "object", "required": "n"}}}
     with pytest.raises(ConfigError, match=r"routing\.policies\.cascade\.validators: .*schema is not a JSON schema"):
         parse_config({**base, "routing": {"policies": {"rules": {}, "cascade": bad}}})
+
+
+@pytest.mark.parametrize("validators", [{}, {"json": True}])
+def test_a_rule_to_a_tier_outside_the_policys_tiers_is_reserved_at_that_tiers_price(upstreams, ledger_path,
+                                                                                   validators):
+    """A rule may name any tier under `tiers:`, not only the policy's `tiers`; the budget reservation counted only the
+    policy's tiers, so a key was reserved at the cheap model's price and charged the dear one's: $0.001 spent 3.5x."""
+    big, small = upstreams("big"), upstreams("small")
+    data = _config({"big": big.url, "small": small.url}, auth=True)
+    data["routing"]["policies"]["rules"].update(tiers=["basic"], validators=validators)
+    cfg = parse_config(data)
+    keys = KeyStore(open_store(ledger_path))
+    secret, _ = keys.create(budget_usd=Decimal("0.001"), period="day")
+    prompt = "prove " + "word " * 700  # the rule sends it to premium, where it may cost ~$0.0019, the cap counted
+    with ServerThread(create_app(cfg, str(ledger_path)), lifespan="on") as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
+        with pytest.raises(openai.RateLimitError, match="could cost up to"):
+            client.chat.completions.create(model="smart", messages=[{"role": "user", "content": prompt}])
+    assert big.calls == small.calls == 0
+    assert build_router(cfg, "rules").models() == ["small", "big"]

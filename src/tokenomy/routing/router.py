@@ -67,6 +67,10 @@ class Router:
         self.tiers = tiers  # every tier the policy may use, by name
         self.order = order  # the policy's tiers, cheapest first (escalation order)
         self.cheapest = cheapest
+        # A rule or `default_tier` may name a tier under `tiers:` that the policy's `tiers` does not list: a request
+        # may be sent there too, so budgets and the route's provider checks must count it.
+        named = [policy.default_tier, *(rule.tier for rule in policy.rules)] if self.kind in ("rules", "hybrid") else []
+        self.outside = [name for name in dict.fromkeys(named) if name and name not in order]
 
     def first_tier(self, request: ChatRequest) -> Decision:
         raise NotImplementedError
@@ -83,13 +87,16 @@ class Router:
 
     def models(self) -> list[str]:
         """Every model a request on this router may reach (for worst-case budget reservations)."""
-        return [m for name in self.order for m in self._tier(name).models]
+        return [m for name in (*self.order, *self.outside) for m in self._tier(name).models]
 
     def paid_answers(self) -> list[tuple[str, ...]]:
         """The models of each answer a request may pay for (for worst-case budget reservations): with validators
-        a request may escalate through every tier, paying one answer on each; without, one tier answers."""
+        a request may escalate through every tier, paying one answer on each; without, one tier answers. A tier
+        outside the policy's `tiers` that a rule names answers alone, so it joins the first answer's models."""
         if self.kind == "cascade" or self.policy.validators:
-            return [self._tier(name).models for name in self.order]
+            answers = [self._tier(name).models for name in self.order]
+            answers[0] = (*answers[0], *(m for name in self.outside for m in self._tier(name).models))
+            return answers
         return [tuple(self.models())]
 
     def _tier(self, name: str) -> Tier:
