@@ -129,6 +129,7 @@ class CallState:
     cost: CallCost = field(default_factory=CallCost)
     asked: ChatRequest | None = None  # the request as the caller made it, before turns were cut (see Tokenomy._pass_on)
     escalated: bool = False  # an answer failed the validators; a later tier reached only by refusals was passed up
+    escalations: int = 0  # answers the validators rejected so far: an escalated tier's tag is its number
 
     @property
     def spent(self) -> Decimal:

@@ -131,8 +131,10 @@ class Tokenomy(Recorder):
             region = (call.request.region or spec.region) if step.target == 0 else (spec.region or call.request.region)
             meta = call.request.meta
             if tier.name is not None:
-                tag = ESCALATED_TAG if call.escalated else PASSED_UP_TAG
-                tags = {**meta.tags, tag: str(tier.index)} if tier.index else meta.tags
+                # An escalation is numbered by the answers rejected so far ("1": the request's first, which drift
+                # and the training labels count), not by the tier's place: a tier passed up below is no escalation.
+                tag, number = (ESCALATED_TAG, call.escalations) if call.escalated else (PASSED_UP_TAG, tier.index)
+                tags = {**meta.tags, tag: str(number)} if tier.index else meta.tags
                 meta = replace(meta, tier=tier.name, tags=tags)
             request = replace(call.request, model=spec.model, region=region, meta=meta)
             placements: list[Placement] = []
@@ -210,6 +212,7 @@ class Tokenomy(Recorder):
             return True
         call.attempts = att.number
         call.escalated = validate(att.response, call.request, call.validators or {}) is not None
+        call.escalations += call.escalated
         return not call.escalated
 
     def _check_inputs(self, target: Target) -> None:

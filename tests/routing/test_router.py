@@ -346,3 +346,29 @@ def test_a_rule_to_a_tier_outside_the_policys_tiers_is_reserved_at_that_tiers_pr
             client.chat.completions.create(model="smart", messages=[{"role": "user", "content": prompt}])
     assert big.calls == small.calls == 0
     assert build_router(cfg, "rules").models() == ["small", "big"]
+
+
+def test_an_escalation_after_a_tier_was_passed_up_counts_as_the_first(upstreams, ledger_path):
+    """The escalation tag carried the tier's index, so a request whose image passed the text-only cheapest tier up and
+    whose middle tier's answer was then rejected was tagged `cascade_escalated: "2"`: route drift and the training
+    labels, which count an escalated request by its first escalation ("1"), missed it (0% escalation reported)."""
+    from tokenomy.messages import ImageBlock, TextBlock
+    from tokenomy.routing.drift import escalation_rates
+
+    big, mid, small = upstreams("big"), upstreams("small2", HEDGE), upstreams("small")
+    data = _config({"big": big.url, "small": small.url, "small2": mid.url})
+    data["models"]["small"]["inputs"] = ["text"]
+    data["tiers"]["middle"] = ["small2"]
+    data["routing"]["policies"]["cascade"]["tiers"] = ["basic", "middle", "premium"]
+    cfg = parse_config(data)
+    image = ChatRequest(messages=[Message("user", [TextBlock("Name as JSON."),
+                                                   ImageBlock(media_type="image/png", data=b"\x89PNG")])],
+                        model="extract", meta=RequestMeta(route="extract"))
+    with Tokenomy(ledger_path, models=cfg.model_specs()) as client:
+        assert client.chat(image, policy=CallPolicy.for_route(cfg, "extract")).tier == "premium"
+    rows = _rows(ledger_path)
+    assert [(r["tier"], r["outcome"], r["tags"]) for r in rows] == [
+        ("basic", "client_error", {}), ("middle", "ok", {"passed_up": "1"}),
+        ("premium", "ok", {"cascade_escalated": "1"})]
+    [rate] = escalation_rates(open_store(ledger_path), cfg)
+    assert (rate["calls"], rate["escalations"]) == (1, 1)
