@@ -372,3 +372,20 @@ def test_an_escalation_after_a_tier_was_passed_up_counts_as_the_first(upstreams,
         ("premium", "ok", {"cascade_escalated": "1"})]
     [rate] = escalation_rates(open_store(ledger_path), cfg)
     assert (rate["calls"], rate["escalations"]) == (1, 1)
+
+
+def test_cascade_escalates_a_json_object_request_answered_with_prose(upstreams, ledger_path):
+    """A caller's `response_format: json_object` asks for JSON as a schema does; the validators checked JSON only for
+    a schema (or `json: true` in the config), so the cheap tier's prose reached a caller that asked for JSON."""
+    big, small = upstreams("big"), upstreams("small", ("Tom is", " the name."))
+    data = _config({"big": big.url, "small": small.url})
+    data["routing"]["policies"]["cascade"]["validators"] = {}
+    cfg = parse_config(data)
+    with ServerThread(create_app(cfg, str(ledger_path)), lifespan="on") as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        asked = client.chat.completions.create(model="extract", messages=[{"role": "user", "content": "Name as JSON."}],
+                                               response_format={"type": "json_object"})
+        prose = client.chat.completions.create(model="extract", messages=[{"role": "user", "content": "Name it."}])
+    assert asked.choices[0].message.content == "".join(ANSWER) and asked.model_dump()["tokenomy"]["tier"] == "premium"
+    assert prose.model_dump()["tokenomy"]["tier"] == "basic"  # no JSON asked for: prose passes
+    assert small.bodies[0]["response_format"] == {"type": "json_object"} == big.bodies[0]["response_format"]

@@ -124,7 +124,8 @@ def validate(response: ChatResponse, request: ChatRequest, spec: dict[str, Any])
                 return f"hedging language: {phrase!r}"
     if calls:
         return tool_call_problem(response, request)
-    wants_json = spec.get("json") or request.json_schema is not None or spec.get("schema") or spec.get("required")
+    # A caller's response_format (json_object or a schema) asks for JSON as `json: true` does.
+    wants_json = spec.get("json") or request.wants_json or spec.get("schema") or spec.get("required")
     if wants_json:
         try:
             data = _json(text)
