@@ -122,12 +122,12 @@ def _check(store, events: list[UsageEvent]) -> None:
             tag_cost[(key, value)] += e.cost_usd
     assert _rows(store, "cost-per-tag", ("tag_key", "tag_value"), "cost_usd") == dict(tag_cost)
 
-    tiers = _sum(events, lambda e: (e.tier,), lambda e: 1)
+    tiers = _sum(events, lambda e: (e.tier,), lambda e: e.outcome == "ok")  # answered calls, as route drift counts
     expected = {"weak": 0.7, "strong": 0.3, "medium": 0.0}
     shares = {r["tier"]: r for r in run_report(store, "tier-share", expected=expected)}
     assert set(shares) == {"weak", "strong", "medium"}
     for tier, want in expected.items():
-        share = tiers.get((tier,), 0) / len(events)
+        share = tiers.get((tier,), 0) / sum(e.outcome == "ok" for e in events)
         assert shares[tier]["share"] == pytest.approx(share)
         assert shares[tier]["delta"] == pytest.approx(share - want)
 

@@ -389,3 +389,28 @@ def test_cascade_escalates_a_json_object_request_answered_with_prose(upstreams, 
     assert asked.choices[0].message.content == "".join(ANSWER) and asked.model_dump()["tokenomy"]["tier"] == "premium"
     assert prose.model_dump()["tokenomy"]["tier"] == "basic"  # no JSON asked for: prose passes
     assert small.bodies[0]["response_format"] == {"type": "json_object"} == big.bodies[0]["response_format"]
+
+
+def test_report_tier_share_counts_answered_calls_as_route_drift_does(upstreams, ledger_path):
+    """`report tier-share` (and the dashboard's tier panel) counted every attempt: a cheap tier that refused an image
+    before sending anything, and each failed retry, counted as that tier's call, so two requests both answered by the
+    strong tier read as 50% cheap; `route drift`, which counts answered calls, said 0%."""
+    from tokenomy.analytics.reports import run_report
+    from tokenomy.messages import ImageBlock, TextBlock
+    from tokenomy.routing.drift import tier_share
+
+    big, small = upstreams("big"), upstreams("small")
+    data = _config({"big": big.url, "small": small.url})
+    data["models"]["small"]["inputs"] = ["text"]
+    cfg = parse_config(data)
+    image = ChatRequest(messages=[Message("user", [TextBlock("Name as JSON."),
+                                                   ImageBlock(media_type="image/png", data=b"\x89PNG")])],
+                        model="extract", meta=RequestMeta(route="extract"))
+    with Tokenomy(ledger_path, models=cfg.model_specs()) as client:
+        for _ in range(2):
+            assert client.chat(image, policy=CallPolicy.for_route(cfg, "extract")).tier == "premium"
+    store = open_store(ledger_path)
+    assert [r["outcome"] for r in _rows(ledger_path)] == ["client_error", "ok"] * 2
+    shares = {r["tier"]: r["share"] for r in run_report(store, "tier-share", expected={"basic": 0.5})}
+    assert shares == {"premium": 1.0, "basic": 0.0}
+    assert {r["tier"]: r["share"] for r in tier_share(store)} == {"premium": 1.0}

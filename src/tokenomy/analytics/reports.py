@@ -219,10 +219,12 @@ UNROUTED = "(none)"  # the tier-share row of calls no router placed
 
 
 def _tier_share(g: str, src: str, d: str) -> str:
+    # Answered calls, as `route drift` and the routing alert count them: an attempt a tier refused before sending
+    # anything (passed up), or one that failed and was retried, is not a call that tier served.
     return (
         f"SELECT COALESCE(tier, '{UNROUTED}') AS tier, {CALLS} AS calls, "
         f"CAST(SUM(calls) AS {FLOAT}) / CAST(NULLIF(SUM(SUM(calls)) OVER (), 0) AS {FLOAT}) AS share "
-        f"FROM {src} GROUP BY 1 ORDER BY 1"
+        f"FROM {src} WHERE outcome = 'ok' GROUP BY 1 ORDER BY 1"
     )
 
 
