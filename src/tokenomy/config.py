@@ -7,6 +7,7 @@ Secrets never appear here: a model names the environment variable that holds its
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal, Optional
 from urllib.parse import urlsplit
@@ -216,6 +217,11 @@ class RoutingPolicy(_Strict):
                 jsonschema.validators.validator_for(value["schema"]).check_schema(value["schema"])
             except jsonschema.SchemaError as exc:
                 raise ValueError(f"schema is not a JSON schema ({exc.message}); fix it or drop it") from None
+        if value.get("regex") is not None:  # else found on each request, after the cheap tier's answer was paid
+            try:
+                re.compile(value["regex"])
+            except (re.error, TypeError) as exc:
+                raise ValueError(f"regex {value['regex']!r} does not compile ({exc}); fix it") from None
         return value
 
     def tiers_named(self) -> list[tuple[str, str]]:

@@ -414,3 +414,16 @@ def test_report_tier_share_counts_answered_calls_as_route_drift_does(upstreams, 
     shares = {r["tier"]: r["share"] for r in run_report(store, "tier-share", expected={"basic": 0.5})}
     assert shares == {"premium": 1.0, "basic": 0.0}
     assert {r["tier"]: r["share"] for r in tier_share(store)} == {"premium": 1.0}
+
+
+def test_a_cascade_validator_that_cannot_run_is_refused_before_any_call():
+    """A regex Python cannot compile, or a python validator that cannot be imported, loaded and was found on each
+    request after the cheap tier's answer was paid for: every call on the route failed with a 500."""
+    base = _config({"big": "http://x/v1", "small": "http://x/v1"})
+    regex = {"type": "cascade", "tiers": ["basic", "premium"], "validators": {"regex": "(unclosed"}}
+    with pytest.raises(ConfigError, match=r"routing\.policies\.cascade\.validators: .*regex '\(unclosed'"):
+        parse_config({**base, "routing": {"policies": {"rules": {}, "cascade": regex}}})
+    python = {"type": "cascade", "tiers": ["basic", "premium"], "validators": {"python": "no_such_module:check"}}
+    cfg = parse_config({**base, "routing": {"policies": {"rules": {}, "cascade": python}}})
+    with pytest.raises(ConfigError, match=r"'no_such_module:check' cannot be imported"):
+        CallPolicy.for_route(cfg, "extract")

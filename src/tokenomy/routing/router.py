@@ -281,6 +281,10 @@ def make_router(
     policy: RoutingPolicy, tiers: dict[str, list[str]], price: Callable[[str], Decimal | None] = lambda model: None
 ) -> Router:
     """The router for `policy` over `tiers` ({name: models}); `price` ranks tiers for the default tier."""
+    if policy.validators.get("python"):  # imported now, at start: not found on a request after a paid answer
+        from tokenomy.routing.validators import load_callable
+
+        load_callable(policy.validators["python"])
     by_name = {name: Tier(name, tuple(models)) for name, models in tiers.items()}
     listed = policy.tiers or list(tiers)
     order = policy.tiers or sorted(tiers)
