@@ -97,3 +97,17 @@ def test_a_text_only_prompt_hashes_as_before() -> None:
         hashlib.sha256(prefix.encode()).hexdigest()[:32],
         (len(prefix) + 3) // 4,
     )
+
+
+def test_payloads_kept_for_their_digests_are_bounded_by_their_bytes() -> None:
+    # The digest memo keeps each payload it hashed for an equality check; by count alone (64) it held up to 64
+    # images of 8 MB, half a gigabyte alive in the gateway. The bytes it holds together stay under its bound.
+    from tokenomy.ledger import events
+
+    events._DIGESTS.clear()
+    events._digest_bytes = 0
+    digests = [events.payload_digest(bytes([n]) * (3 << 20)) for n in range(20)]
+    held = sum(len(payload) for payload, _ in events._DIGESTS.values())
+    assert held == events._digest_bytes <= events._DIGEST_BYTES_MAX
+    assert len(set(digests)) == 20
+    assert events.payload_digest(bytes([19]) * (3 << 20)) == digests[-1]  # the newest is still found

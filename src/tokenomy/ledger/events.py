@@ -264,14 +264,18 @@ def _block_identity(block: Block) -> str:
 
 
 # Payloads hashed lately, found again by a cheap key and an equality check (a memory compare, ~30 us a megabyte,
-# where SHA-256 takes ~600 us): an agent sends its conversation's images again with every turn. Bounded by size.
+# where SHA-256 takes ~600 us): an agent sends its conversation's images again with every turn. Bounded by the bytes
+# held (64 entries of 8 MB would keep half a gigabyte of old images alive in the gateway), oldest dropped first.
 _DIGESTS: dict[tuple[int, Any, Any], tuple[str | bytes, str]] = {}
 _DIGESTS_MAX = 64
-_DIGEST_KEPT_MAX = 8 << 20  # a payload past 8 MB is hashed each time rather than held
+_DIGEST_BYTES_MAX = 16 << 20  # every payload held, together
+_DIGEST_KEPT_MAX = 4 << 20  # a payload past 4 MB is hashed each time rather than held
+_digest_bytes = 0
 
 
 def payload_digest(payload: str | bytes) -> str:
     """SHA-256 (32 hex digits) of an inline image's or document's payload: its identity in a prompt's hash."""
+    global _digest_bytes
     size = len(payload)
     key = (size, payload[size // 2 : size // 2 + 32], payload[-32:])
     kept = _DIGESTS.get(key)
@@ -279,11 +283,12 @@ def payload_digest(payload: str | bytes) -> str:
         return kept[1]
     digest = hashlib.sha256(payload.encode() if isinstance(payload, str) else payload).hexdigest()[:32]
     if size <= _DIGEST_KEPT_MAX:
-        if len(_DIGESTS) >= _DIGESTS_MAX:
-            # another thread may change it meanwhile: one more or less kept is fine
-            with contextlib.suppress(RuntimeError, KeyError, StopIteration):
-                _DIGESTS.pop(next(iter(_DIGESTS)))  # the oldest
+        # another thread may change it meanwhile: one more or less kept, or a total off by one payload, is fine
+        with contextlib.suppress(RuntimeError, KeyError, StopIteration):
+            while _DIGESTS and (len(_DIGESTS) >= _DIGESTS_MAX or _digest_bytes + size > _DIGEST_BYTES_MAX):
+                _digest_bytes -= len(_DIGESTS.pop(next(iter(_DIGESTS)))[0])  # the oldest
         _DIGESTS[key] = (payload, digest)
+        _digest_bytes += size
     return digest
 
 
