@@ -61,6 +61,21 @@ def _config(urls: dict[str, str], **extra) -> dict:
     }
 
 
+def _blind_cheap_tier(urls: dict[str, str]) -> dict:
+    """`_config` whose cheapest tier's model reads text only: an image request passes it up unsent."""
+    data = _config(urls)
+    data["models"]["small"]["inputs"] = ["text"]
+    return data
+
+
+def _image_request() -> ChatRequest:
+    from tokenomy.messages import ImageBlock, TextBlock
+
+    return ChatRequest(messages=[Message("user", [TextBlock("Name as JSON."),
+                                                  ImageBlock(media_type="image/png", data=b"\x89PNG")])],
+                       model="extract", meta=RequestMeta(route="extract"))
+
+
 def _rows(ledger_path) -> list[dict]:
     rows = open_store(ledger_path).query(
         "SELECT route, tier, model, attempt, outcome, tags, request_id FROM usage_events ORDER BY ts, attempt")
@@ -171,16 +186,12 @@ def test_a_tier_passed_up_by_a_refusal_is_not_an_escalation(upstreams, ledger_pa
     """An image the text-only cheap tier cannot take goes up before anything is sent: no answer failed, so the
     strong tier's attempt is tagged `passed_up`, not `cascade_escalated`. Before, it counted as an escalation and
     not as a request: two requests, one escalated, read as 200%."""
-    from tokenomy.messages import ImageBlock, TextBlock
     from tokenomy.routing.drift import escalation_rates
 
     big, small = upstreams("big"), upstreams("small", HEDGE)
-    data = _config({"big": big.url, "small": small.url})
-    data["models"]["small"]["inputs"] = ["text"]
+    data = _blind_cheap_tier({"big": big.url, "small": small.url})
     cfg = parse_config(data)
-    image = ChatRequest(messages=[Message("user", [TextBlock("Name as JSON."),
-                                                   ImageBlock(media_type="image/png", data=b"\x89PNG")])],
-                        model="extract", meta=RequestMeta(route="extract"))
+    image = _image_request()
     with Tokenomy(ledger_path, models=cfg.model_specs()) as client:
         client.chat(image, policy=CallPolicy.for_route(cfg, "extract"))  # passed up: the cheap tier is blind
         client.chat(ChatRequest.simple("Name as JSON.", model="extract", meta=RequestMeta(route="extract")),
@@ -352,18 +363,14 @@ def test_an_escalation_after_a_tier_was_passed_up_counts_as_the_first(upstreams,
     """The escalation tag carried the tier's index, so a request whose image passed the text-only cheapest tier up and
     whose middle tier's answer was then rejected was tagged `cascade_escalated: "2"`: route drift and the training
     labels, which count an escalated request by its first escalation ("1"), missed it (0% escalation reported)."""
-    from tokenomy.messages import ImageBlock, TextBlock
     from tokenomy.routing.drift import escalation_rates
 
     big, mid, small = upstreams("big"), upstreams("small2", HEDGE), upstreams("small")
-    data = _config({"big": big.url, "small": small.url, "small2": mid.url})
-    data["models"]["small"]["inputs"] = ["text"]
+    data = _blind_cheap_tier({"big": big.url, "small": small.url, "small2": mid.url})
     data["tiers"]["middle"] = ["small2"]
     data["routing"]["policies"]["cascade"]["tiers"] = ["basic", "middle", "premium"]
     cfg = parse_config(data)
-    image = ChatRequest(messages=[Message("user", [TextBlock("Name as JSON."),
-                                                   ImageBlock(media_type="image/png", data=b"\x89PNG")])],
-                        model="extract", meta=RequestMeta(route="extract"))
+    image = _image_request()
     with Tokenomy(ledger_path, models=cfg.model_specs()) as client:
         assert client.chat(image, policy=CallPolicy.for_route(cfg, "extract")).tier == "premium"
     rows = _rows(ledger_path)
@@ -396,16 +403,11 @@ def test_report_tier_share_counts_answered_calls_as_route_drift_does(upstreams, 
     before sending anything, and each failed retry, counted as that tier's call, so two requests both answered by the
     strong tier read as 50% cheap; `route drift`, which counts answered calls, said 0%."""
     from tokenomy.analytics.reports import run_report
-    from tokenomy.messages import ImageBlock, TextBlock
     from tokenomy.routing.drift import tier_share
 
     big, small = upstreams("big"), upstreams("small")
-    data = _config({"big": big.url, "small": small.url})
-    data["models"]["small"]["inputs"] = ["text"]
-    cfg = parse_config(data)
-    image = ChatRequest(messages=[Message("user", [TextBlock("Name as JSON."),
-                                                   ImageBlock(media_type="image/png", data=b"\x89PNG")])],
-                        model="extract", meta=RequestMeta(route="extract"))
+    cfg = parse_config(_blind_cheap_tier({"big": big.url, "small": small.url}))
+    image = _image_request()
     with Tokenomy(ledger_path, models=cfg.model_specs()) as client:
         for _ in range(2):
             assert client.chat(image, policy=CallPolicy.for_route(cfg, "extract")).tier == "premium"
