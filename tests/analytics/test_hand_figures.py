@@ -228,12 +228,13 @@ def _check_presets(store, events, since, until) -> None:
     assert {_key(r, ("model",)): (r["batch_cost_usd"], r["batch_calls"]) for r in got} == {
         k: (batch.get(k, {"cost": Decimal(0)})["cost"], batch.get(k, {"calls": 0})["calls"]) for k in tokens
     }
-    latency = run_report(store, "latency", **window)  # calls from the daily histograms and raw edges
-    assert {_key(r, ("model",)): r["calls"] for r in latency if r["calls"]} == {
-        k: w["calls"] for k, w in tokens.items() if w["calls"]
-    }
+    # Latency is over answered calls (the throttled attempt is no answer): from the daily histograms and raw edges.
+    answered = _hand([e for e in chosen if e.outcome == "ok"], lambda e: (e.model,))
+    want = {k: w["calls"] for k, w in answered.items() if w["calls"]}
+    latency = run_report(store, "latency", **window)
+    assert {_key(r, ("model",)): r["calls"] for r in latency} == want
     exact = run_report(store, "latency", exact=True, **window)
-    assert {_key(r, ("model",)): r["calls"] for r in exact} == {k: w["calls"] for k, w in tokens.items() if w["calls"]}
+    assert {_key(r, ("model",)): r["calls"] for r in exact} == want
     shares = run_report(store, "tier-share", **window)
     assert sum(r["calls"] for r in shares) == sum(w["calls"] for w in tokens.values())
     errors = run_report(store, "errors", **window)
@@ -320,3 +321,88 @@ def test_the_cli_prints_each_figure_by_the_one_money_rule(tmp_path) -> None:
     assert {r["task"]: (r["cost_usd"], r["cost_per_call_usd"]) for r in json.loads(result.stdout)} == {
         t: (money_str(w["cost"], "amount"), money_str(w["cost"] / w["calls"], "amount")) for t, w in tasks.items()
     }
+
+
+def _latency_ledger() -> tuple[list[UsageEvent], dict[str, list[float]]]:
+    """Answered calls with known latencies and, between them, throttled attempts answered in ~120 ms (a 429) and
+    a failed one, over three UTC days; and per model the answered calls' latencies."""
+    events, answered = [], defaultdict(list)
+    start = datetime(2026, 11, 1, 5, 0, tzinfo=UTC)
+    for i in range(60):
+        model = ("claude-3-haiku-20240307", "gpt-4o-mini")[i % 2]
+        latency = 900.0 + 23.0 * i + (300.0 if model == "gpt-4o-mini" else 0.0)
+        ts = start + timedelta(hours=1, minutes=71 * i)  # ~71 hours: the first and last day are partial
+        events.append(
+            UsageEvent(ts=ts, provider="anthropic" if i % 2 == 0 else "openai", model=model, input_tokens=100,
+                       output_tokens=20, latency_ms=latency, ttft_ms=latency / 4)
+        )  # fmt: skip
+        answered[model].append(latency)
+        for k, outcome in enumerate(("throttled", "throttled", "error" if i % 10 == 0 else "throttled")):
+            events.append(
+                UsageEvent(ts=ts - timedelta(seconds=3 - k), provider=events[-1].provider, model=model,
+                           latency_ms=118.0 + k, outcome=outcome)
+            )  # fmt: skip
+    return events, dict(answered)
+
+
+def _percentile_cont(values: list[float], q: float) -> float:
+    values = sorted(values)
+    rank = q * (len(values) - 1)
+    low = int(rank)
+    high = min(low + 1, len(values) - 1)
+    return values[low] + (rank - low) * (values[high] - values[low])
+
+
+@pytest.mark.parametrize("url_fixture", ["ledger_path", "fresh_postgres_url", "clickhouse"])
+def test_latency_percentiles_are_over_answered_calls_only(request, tmp_path, url_fixture) -> None:
+    """A throttled attempt (a 429 in ~120 ms) or a failed one is no answer: the latency report, raw and from the
+    histograms, and the dashboard give the percentiles of the answered calls, as `ledger stats` does."""
+    from tokenomy.analytics.dashboard_data import Filters
+    from tokenomy.analytics.dashboard_data import latency as dashboard_latency
+    from tokenomy.ledger.latency_rollup import RELATIVE_ERROR
+    from tokenomy.ledger.summary import spend_summary
+
+    url = f"chdb:{tmp_path / 'l.chdb'}" if url_fixture == "clickhouse" else str(request.getfixturevalue(url_fixture))
+    events, answered = _latency_ledger()
+    store = open_store(url)
+    store.write(events)
+    every = defaultdict(list)
+    for e in events:
+        every[e.model].append(e.latency_ms)
+    # The figure the bug gave (every attempt) is far from the answered one: a test that can fail.
+    assert _percentile_cont(every["claude-3-haiku-20240307"], 0.5) < 0.5 * _percentile_cont(
+        answered["claude-3-haiku-20240307"], 0.5
+    )
+    windows = [
+        (datetime(2026, 10, 1, tzinfo=UTC), None),  # whole days from the histograms, the last day raw
+        (datetime(2026, 11, 1, 17, 30, tzinfo=UTC), datetime(2026, 11, 3, 20, tzinfo=UTC)),  # partial days both ends
+    ]
+    paths = [True, False] if url_fixture != "clickhouse" else [True]  # ClickHouse always reads its views
+    for since, until in windows:
+        chosen = defaultdict(list)
+        for e in events:
+            if e.outcome == "ok" and since <= e.ts and (until is None or e.ts < until):
+                chosen[e.model].append(e.latency_ms)
+        for rollups in paths:
+            store.rollups = rollups
+            exact = {r["model"]: r for r in run_report(store, "latency", exact=True, since=since, until=until)}
+            near = {r["model"]: r for r in run_report(store, "latency", since=since, until=until)}
+            assert set(exact) == set(near) == set(chosen)
+            for model, values in chosen.items():
+                want = {
+                    "p50_ms": _percentile_cont(values, 0.5),
+                    "p95_ms": _percentile_cont(values, 0.95),
+                    "ttft_p50_ms": _percentile_cont([v / 4 for v in values], 0.5),
+                    "ttft_p95_ms": _percentile_cont([v / 4 for v in values], 0.95),
+                }
+                assert exact[model]["calls"] == near[model]["calls"] == len(values), (model, rollups)
+                for key, value in want.items():
+                    assert float(exact[model][key]) == pytest.approx(value), (model, key, rollups)
+                    assert abs(near[model][key] - value) <= RELATIVE_ERROR * value, (model, key, rollups, since)
+        store.rollups = True
+    shown = {r["model"]: r for r in dashboard_latency(store, Filters())}
+    stats = {r["model"]: r for r in spend_summary(store)}
+    for model, values in answered.items():
+        assert shown[model]["p50_ms"] == pytest.approx(_percentile_cont(values, 0.5))
+        assert shown[model]["calls"] == len(values)
+        assert float(stats[model]["latency_p50_ms"]) == pytest.approx(shown[model]["p50_ms"])

@@ -305,3 +305,30 @@ def test_ledger_stats_summary_is_the_same_on_every_engine(store) -> None:
     assert rows["ALL"]["input_tokens"] == sum(e.input_tokens for e in events)
     latencies = sorted(e.latency_ms for e in answered)
     assert abs(rows["ALL"]["latency_p50_ms"] - statistics.quantiles(latencies, n=2, method="inclusive")[0]) < 1e-6
+
+
+def test_histograms_that_counted_every_attempt_are_rebuilt_to_answered_calls(store) -> None:
+    """Rollup version 4 histograms counted throttled and failed attempts in the latency buckets; such a ledger has
+    them rebuilt on its next open, and later writes (ClickHouse: its views, recreated) count answered calls only."""
+    from tokenomy.ledger import latency_rollup
+    from tokenomy.ledger.events import UsageEvent
+
+    def call(i: int, outcome: str) -> UsageEvent:
+        return UsageEvent(ts=NOW - timedelta(days=3, minutes=i), provider="anthropic", model="claude-3-haiku",
+                          latency_ms=120.0 if outcome != "ok" else 1000.0 + i, outcome=outcome)  # fmt: skip
+
+    store.write([call(i, "ok" if i % 3 == 0 else "throttled") for i in range(30)])  # 10 answered, 20 throttled
+    # The histograms as version 4 wrote them: every attempt counted, whatever its outcome.
+    columns = ", ".join(("ts", *latency_rollup.HIST_DIMENSIONS, *latency_rollup.MEASURES))
+    every = f"(SELECT {columns}, 'ok' AS outcome FROM usage_events) AS every_attempt"
+    store.execute("DELETE FROM latency_daily WHERE 1 = 1")
+    for measure in latency_rollup.MEASURES:
+        store.execute(latency_rollup.histogram_insert(store.dialect, every, measure, upsert=False))
+    store.execute("DELETE FROM tokenomy_meta WHERE key = 'rollup_version'")
+    store.execute("INSERT INTO tokenomy_meta (key, value) VALUES ('rollup_version', '4')")
+    assert run_report(store, "latency", since=NOW - timedelta(days=30), until=NOW)[0]["calls"] == 30
+    reopened = open_store(store.url)
+    reopened.write([call(i, "throttled") for i in range(100, 110)] + [call(200, "ok")])
+    [row] = run_report(reopened, "latency", since=NOW - timedelta(days=30), until=NOW)
+    assert row["calls"] == 11
+    assert row["p50_ms"] == pytest.approx(1000.0 + 15, rel=latency_rollup.RELATIVE_ERROR)  # 0, 3, ..., 27 and 200

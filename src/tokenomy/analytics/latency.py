@@ -1,5 +1,6 @@
 """The latency report from the daily latency histograms (ledger/latency_rollup.py): p50/p95 of latency and of
-time to first token per group, each within RELATIVE_ERROR (0.99%) of the exact percentile.
+time to first token per group over its answered calls (outcome ok), each within RELATIVE_ERROR (0.99%) of the
+exact percentile.
 
 The database merges the bucket counts per group (whole days from the histograms, the partial days at the
 window's edges from raw events bucketed alike); Python reads the percentiles off the merged counts, a few
@@ -37,7 +38,7 @@ def latency_rows(store: Any, group_sql: str, by: str, since: datetime | None, un
         out.append(
             {
                 by: group,
-                "calls": sum(n for _, n in latency),  # every call has a latency bucket (NULL_BUCKET if none)
+                "calls": sum(n for _, n in latency),  # every answered call has a latency bucket (NULL_BUCKET if none)
                 "p50_ms": percentile(latency, 0.5),
                 "p95_ms": percentile(latency, 0.95),
                 "ttft_p50_ms": percentile(ttft, 0.5),

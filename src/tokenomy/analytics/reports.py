@@ -18,7 +18,7 @@ from tokenomy.analytics.billed import SPEND_EVENTS, provider_sql
 from tokenomy.analytics.latency import latency_rows
 from tokenomy.errors import UsageError
 from tokenomy.ledger.rollups import facts, raw_facts, raw_tag_facts, tag_facts, tag_pairs, tag_value, time_range
-from tokenomy.ledger.spend import is_call_sql
+from tokenomy.ledger.spend import is_answered_sql
 
 GROUPS = {"model", "provider", "region", "task", "tier", "route", "mode", "tenant", "key_id", "family"}
 
@@ -175,14 +175,15 @@ def _cache_trend(g: str, src: str, d: str) -> str:
 
 
 def _latency(g: str, src: str, d: str) -> str:
-    # The exact percentiles over raw events; both percentiles of a column come from one sort. Calls only: an imported
-    # bill's row (which spend counts on a provider-day with no metered row) or a cache's storage row has no latency.
-    metered = f"(SELECT * FROM {src}) m WHERE {is_call_sql()}"
+    # The exact percentiles over raw events; both percentiles of a column come from one sort. Answered calls only, as
+    # the histograms count them: an imported bill's row or a cache's storage row is no call, and a throttled or failed
+    # attempt (a 429 back in ~120 ms) no answer, whose time would make latency read far faster than real answers.
+    answered = f"(SELECT * FROM {src}) m WHERE {is_answered_sql()}"
     return (
         f"SELECT {g}, calls, latency[1] AS p50_ms, latency[2] AS p95_ms, ttft[1] AS ttft_p50_ms, "
         f"ttft[2] AS ttft_p95_ms FROM (SELECT {_group(g)}, COUNT(*) AS calls, "
         f"{percentiles(d, 'latency_ms', (0.5, 0.95))} AS latency, {percentiles(d, 'ttft_ms', (0.5, 0.95))} AS ttft "
-        f"FROM {metered} GROUP BY 1) p ORDER BY 1"
+        f"FROM {answered} GROUP BY 1) p ORDER BY 1"
     )
 
 

@@ -2,7 +2,8 @@
 thousands of rows.
 
 Percentiles do not add up the way sums do, but counts per value bucket do. `latency_daily` holds, per UTC day,
-per combination of the grouping columns and per measure (latency_ms, ttft_ms), how many calls fell in each
+per combination of the grouping columns and per measure (latency_ms, ttft_ms), how many answered calls (outcome ok:
+ledger/spend.is_answered_sql; a throttled or failed attempt is no answer and its time no latency) fell in each
 log-spaced bucket: bucket i holds the values in (GAMMA^(i-1), GAMMA^i] (the DDSketch layout). A percentile read
 from merged counts takes each bucket's value as 2*GAMMA^i/(GAMMA+1), which is within RELATIVE_ERROR
 ((GAMMA-1)/(GAMMA+1), 0.99% for GAMMA 1.02) of every value in the bucket, so of the exact percentile too, also
@@ -17,7 +18,7 @@ there, and their count levels off once a group's day fills its buckets (a few hu
 far slower than the events. The partial days at a window's edges are read from raw events and bucketed by the
 same SQL, so a report gives the same counts with and without the histograms.
 
-`outcome` is left out of the key (no report groups latency by it), which halves the rows of a typical ledger.
+`outcome` is left out of the key (only answered calls are counted), which halves the rows of a typical ledger.
 DuckDB and PostgreSQL add the events a write really inserted in the same transaction as the events
 (ledger/store.py); ClickHouse keeps the histograms with materialized views (ledger/clickhouse.py).
 """
@@ -29,7 +30,7 @@ from datetime import datetime
 from typing import Any
 
 from tokenomy.ledger.rollups import DIMENSIONS, NULL_MARK, _mark, _split, time_range
-from tokenomy.ledger.spend import is_call_sql
+from tokenomy.ledger.spend import is_answered_sql
 
 GAMMA = 1.02
 RELATIVE_ERROR = (GAMMA - 1) / (GAMMA + 1)  # 0.0099: the bound a histogram percentile keeps to the exact one
@@ -64,12 +65,15 @@ def day_sql(dialect: str) -> str:
 
 
 def histogram_select(dialect: str, source: str, measure: str) -> str:
-    """`source`'s events counted per day, grouping columns and bucket of `measure` (named as latency_daily's)."""
+    """`source`'s answered calls counted per day, grouping columns and bucket of `measure` (named as
+    latency_daily's)."""
+    # ClickHouse's WHERE reads a SELECT alias before the column of that name: the test sees mode and priced_by
+    # marked (NULL as NULL_MARK), which it passes or fails as it does the NULL.
     dims = ", ".join(f"{_mark(d)} AS {d}" for d in HIST_DIMENSIONS)
     groups = ", ".join(str(i) for i in range(1, len(KEYS) + 1))
     return (
         f"SELECT {day_sql(dialect)} AS day, {dims}, '{measure}' AS measure, {bucket_sql(measure)} AS bucket, "
-        f"COUNT(*) AS calls FROM {source} GROUP BY {groups}"
+        f"COUNT(*) AS calls FROM {source} WHERE {is_answered_sql()} GROUP BY {groups}"
     )
 
 
@@ -90,28 +94,27 @@ def rebuild(conn: Any, dialect: str) -> None:
         conn.execute(histogram_insert(dialect, "usage_events", measure, upsert=False))
 
 
-def _metered(where: str) -> str:
-    """`where` narrowed to metered calls: an imported bill's row is a provider-day's usage, and a cache's storage
-    row what keeping it cost, with no latency and no call to count (spend counts their cost; the latency report
-    counts calls). The histograms keep `mode`, so the same test reads them."""
-    return f"{where} AND {is_call_sql()}" if where else f" WHERE {is_call_sql()}"
+def _answered(where: str) -> str:
+    """`where` narrowed to answered calls, as the histograms count them: an imported bill's row is a provider-day's
+    usage and a cache's storage row what keeping it cost (no call), a throttled or failed attempt no answer."""
+    return f"{where} AND {is_answered_sql()}" if where else f" WHERE {is_answered_sql()}"
 
 
 def _raw(store: Any, start: datetime | None, end: datetime | None) -> tuple[str, list[Any]]:
-    """Metered calls of [start, end), one row per event and measure, bucketed."""
+    """Answered calls of [start, end), one row per event and measure, bucketed."""
     where, params = time_range("ts", start, end, store.placeholder)
     parts = [
         f"SELECT {', '.join(HIST_DIMENSIONS)}, '{m}' AS measure, {bucket_sql(m)} AS bucket, 1 AS calls "
-        f"FROM usage_events{_metered(where)}"
+        f"FROM usage_events{_answered(where)}"
         for m in MEASURES
     ]
     return " UNION ALL ".join(parts), params * len(MEASURES)
 
 
 def histogram_facts(store: Any, since: datetime | None, until: datetime | None) -> tuple[str, list[Any]]:
-    """A FROM-clause relation `f` of (grouping columns, measure, bucket, calls) for the events in [since, until):
-    the daily histograms for whole days, raw events bucketed alike for the partial days at the edges (all raw
-    when the store keeps no rollups)."""
+    """A FROM-clause relation `f` of (grouping columns, measure, bucket, calls) for the answered calls in
+    [since, until): the daily histograms for whole days, raw events bucketed alike for the partial days at the
+    edges (all raw when the store keeps no rollups)."""
     rollups = bool(getattr(store, "rollups", False))
     if not rollups:
         sql, params = _raw(store, since, until)
@@ -123,8 +126,7 @@ def histogram_facts(store: Any, since: datetime | None, until: datetime | None) 
         else:
             where, more = time_range("day", start, end, store.placeholder)
             dims = ", ".join(f"NULLIF({d}, '{NULL_MARK}') AS {d}" for d in HIST_DIMENSIONS)
-            # priced_by is a key of the histograms (NULL_MARK for a metered row's NULL, which the test passes)
-            sql = f"SELECT {dims}, measure, bucket, calls FROM latency_daily{_metered(where)}"
+            sql = f"SELECT {dims}, measure, bucket, calls FROM latency_daily{where}"  # answered calls only
         parts.append(sql)
         params += more
     return "(" + " UNION ALL ".join(parts) + ") f", params

@@ -21,7 +21,7 @@ from typing import Any
 from tokenomy.ledger.events import STORAGE_MODE
 from tokenomy.ledger.spend import counted_sql, is_call_sql, is_metered_sql
 
-ROLLUP_VERSION = "4"  # tokenomy_meta key `rollup_version`: bump to rebuild every ledger's rollups on open
+ROLLUP_VERSION = "5"  # tokenomy_meta key `rollup_version`: bump to rebuild every ledger's rollups on open
 DIMENSIONS = (
     "provider", "model", "region", "mode", "task", "tier", "route", "tenant", "key_id", "outcome", "priced_by"
 )  # fmt: skip

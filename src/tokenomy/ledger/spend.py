@@ -55,6 +55,12 @@ def is_call_sql(alias: str = "") -> str:
     return f"({is_metered_sql(alias)} AND ({alias}mode IS NULL OR {alias}mode <> '{STORAGE_MODE}'))"
 
 
+def is_answered_sql(alias: str = "") -> str:
+    """SQL test that a row is an answered call (outcome ok): what latency is measured over. A throttled attempt (a
+    429 back in ~120 ms) or a failed one is no answer, and counted in would make latency read far faster."""
+    return f"({is_call_sql(alias)} AND {alias}outcome = 'ok')"
+
+
 # Calls in a group of events: metered rows that are calls (an imported bill's row is a provider-day's usage, a
 # cache's storage row is what keeping it cost: neither is a call, though both count in spend).
 METERED_CALLS = f"COALESCE(SUM(CASE WHEN {is_call_sql()} THEN 1 ELSE 0 END), 0)"
