@@ -407,12 +407,12 @@ def refusal(request: ChatRequest) -> Unsupported | None:
 # -- response --------------------------------------------------------------------------------------
 def usage_from_dict(usage: dict | None) -> Usage:
     """OpenAI counts cached tokens inside prompt_tokens; Usage keeps them apart, and so the tokens written to the
-    cache (`prompt_tokens_details.cache_write_tokens`: GPT-6.x bills them at 1.25x input; OpenRouter reports Claude's
-    writes so), which were priced as plain input. Reasoning is output. Cache hits in
-    other places, also inside prompt_tokens: DeepSeek's `prompt_cache_hit_tokens`, Moonshot's top-level
+    cache (`prompt_tokens_details.cache_write_tokens`, also inside prompt_tokens: GPT-6.x bills them at 1.25x input,
+    and OpenRouter reports a Claude model's writes so; priced at the cache-write rate). Reasoning is output. Cache
+    hits in other places, also inside prompt_tokens: DeepSeek's `prompt_cache_hit_tokens`, Moonshot's top-level
     `cached_tokens`. xAI's completion_tokens leave its reasoning tokens out (its total_tokens adds them): they are
-    output all the same, billed at the output price. Counts no answer can have (negative, more cached tokens than
-    prompt tokens) are the upstream's fault (`checked_counts`)."""
+    output all the same, billed at the output price. Counts no answer can have (negative, more cached and written
+    tokens than prompt tokens) are the upstream's fault (`checked_counts`)."""
     if not usage:
         return Usage()
     details = usage.get("prompt_tokens_details") or {}
