@@ -367,6 +367,31 @@ def test_an_unreadable_answer_holding_a_lone_surrogate_is_the_upstreams_502_not_
     assert raised.value.status_code == 502 and "\\ud800" in raised.value.message, raised.value.message
 
 
+def claude_behind(usage: dict, ledger_path) -> list:
+    """The rows of one whole and one streamed call to a Claude model behind an OpenAI-format proxy that reports
+    `usage`, priced as Claude Sonnet 4.5; the caller's usage of each is checked to be the proxy's."""
+    with RecordingOpenAI() as upstream:
+        upstream.answer = answer({"content": "Sunny."}, "stop", usage)
+        upstream.chunks = [chunk({"role": "assistant", "content": ""}), chunk({"content": "Sunny."}),
+                           chunk({}, "stop"), chunk(usage=usage)]
+        config = {"models": {"claude": {"provider": "openai", "model": "anthropic/claude-sonnet-4.5",
+                                        "base_url": upstream.url, "price_as": "claude-sonnet-4-5"}}}
+        with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            whole = client.chat.completions.create(model="claude", messages=[USER])
+            streamed = list(client.chat.completions.create(model="claude", messages=[USER], stream=True,
+                                                           stream_options={"include_usage": True}))
+    for got in (whole.usage, streamed[-1].usage):
+        assert (got.prompt_tokens, got.completion_tokens) == (usage["prompt_tokens"], usage["completion_tokens"])
+    return rows(ledger_path, 2)
+
+
+def claude_cost(row) -> object:
+    entry = default_catalog().lookup("claude-sonnet-4-5", None)
+    return (row.input_tokens * entry.input + row.cache_read_tokens * entry.cache_read
+            + row.cache_write_tokens * entry.cache_write + row.output_tokens * entry.output) / 10**6
+
+
 def test_openrouters_cache_writes_are_priced_as_cache_writes(ledger_path):
     """OpenRouter counts the prompt tokens a Claude model wrote to its cache as `prompt_tokens_details.
     cache_write_tokens`, inside prompt_tokens: they were recorded as fresh input, priced at the input rate (Claude's
@@ -374,23 +399,19 @@ def test_openrouters_cache_writes_are_priced_as_cache_writes(ledger_path):
     router = {"prompt_tokens": 9000, "completion_tokens": 12, "total_tokens": 9012, "cost": 0.03,
               "prompt_tokens_details": {"cached_tokens": 1000, "cache_write_tokens": 7000, "audio_tokens": 0},
               "completion_tokens_details": {"reasoning_tokens": 0}}
-    with RecordingOpenAI() as upstream:
-        upstream.answer = answer({"content": "Sunny."}, "stop", router)
-        upstream.chunks = [chunk({"role": "assistant", "content": ""}), chunk({"content": "Sunny."}),
-                           chunk({}, "stop"), chunk(usage=router)]
-        config = {"models": {"router": {"provider": "openai", "model": "anthropic/claude-sonnet-4.5",
-                                        "base_url": upstream.url, "price_as": "claude-sonnet-4-5"}}}
-        with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
-            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
-            whole = client.chat.completions.create(model="router", messages=[USER])
-            streamed = list(client.chat.completions.create(model="router", messages=[USER], stream=True,
-                                                           stream_options={"include_usage": True}))
-    for usage in (whole.usage, streamed[-1].usage):
-        assert (usage.prompt_tokens, usage.prompt_tokens_details.cached_tokens, usage.completion_tokens) == (
-            9000, 1000, 12)
-    entry = default_catalog().lookup("claude-sonnet-4-5", None)
-    for row in rows(ledger_path, 2):
+    for row in claude_behind(router, ledger_path):
         assert (row.input_tokens, row.cache_read_tokens, row.cache_write_tokens, row.output_tokens) == (
             1000, 1000, 7000, 12)
-        expected = (1000 * entry.input + 1000 * entry.cache_read + 7000 * entry.cache_write + 12 * entry.output)
-        assert row.cost_usd == expected / 10**6
+        assert row.cost_usd == claude_cost(row)
+
+
+def test_litellms_cache_creation_tokens_are_priced_as_cache_writes(ledger_path):
+    """A LiteLLM proxy in front of Claude counts the cache writes inside prompt_tokens and says how many in the usage's
+    top-level `cache_creation_input_tokens` (Anthropic's name): they were billed as fresh input, at the input rate."""
+    litellm = {"prompt_tokens": 6000, "completion_tokens": 8, "total_tokens": 6008,
+               "prompt_tokens_details": {"cached_tokens": 2000}, "cache_creation_input_tokens": 3500,
+               "cache_read_input_tokens": 2000}
+    for row in claude_behind(litellm, ledger_path):
+        assert (row.input_tokens, row.cache_read_tokens, row.cache_write_tokens, row.output_tokens) == (
+            500, 2000, 3500, 8)
+        assert row.cost_usd == claude_cost(row)

@@ -407,12 +407,13 @@ def refusal(request: ChatRequest) -> Unsupported | None:
 # -- response --------------------------------------------------------------------------------------
 def usage_from_dict(usage: dict | None) -> Usage:
     """OpenAI counts cached tokens inside prompt_tokens; Usage keeps them apart, and so the tokens written to the
-    cache (`prompt_tokens_details.cache_write_tokens`, also inside prompt_tokens: GPT-6.x bills them at 1.25x input,
-    and OpenRouter reports a Claude model's writes so; priced at the cache-write rate). Reasoning is output. Cache
-    hits in other places, also inside prompt_tokens: DeepSeek's `prompt_cache_hit_tokens`, Moonshot's top-level
-    `cached_tokens`. xAI's completion_tokens leave its reasoning tokens out (its total_tokens adds them): they are
-    output all the same, billed at the output price. Counts no answer can have (negative, more cached and written
-    tokens than prompt tokens) are the upstream's fault (`checked_counts`)."""
+    cache, also inside prompt_tokens (`prompt_tokens_details.cache_write_tokens`: GPT-6.x bills them at 1.25x input,
+    and OpenRouter reports a Claude model's writes so; a LiteLLM proxy's top-level `cache_creation_input_tokens`;
+    priced at the cache-write rate). Reasoning is output. Cache hits in other places, also inside prompt_tokens:
+    DeepSeek's `prompt_cache_hit_tokens`, Moonshot's top-level `cached_tokens`. xAI's completion_tokens leave its
+    reasoning tokens out (its total_tokens adds them): they are output all the same, billed at the output price.
+    Counts no answer can have (negative, more cached and written tokens than prompt tokens) are the upstream's fault
+    (`checked_counts`)."""
     if not usage:
         return Usage()
     details = usage.get("prompt_tokens_details") or {}
@@ -421,7 +422,11 @@ def usage_from_dict(usage: dict | None) -> Usage:
         "upstream",
         "cached_tokens",
     )
-    written = usage_count(details.get("cache_write_tokens"), "upstream", "cache_write_tokens")
+    written = usage_count(
+        details.get("cache_write_tokens") or usage.get("cache_creation_input_tokens"),
+        "upstream",
+        "cache_write_tokens",
+    )
     reasoning_tokens = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
     reasoning = usage_count(reasoning_tokens, "upstream", "reasoning_tokens")
     prompt = usage_count(usage.get("prompt_tokens"), "upstream", "prompt_tokens")
