@@ -94,10 +94,13 @@ class ProviderError(TokenomyError):
     request reached the provider, which bills it though no whole answer came (a read timeout while it was still
     working, an answer cut off after it began): the attempt is recorded at its estimated prompt, not at $0.
     `billed_tokens`: the input tokens the provider counted for the parts of a request that did answer before one
-    failed (a Bedrock embeddings request is several calls), recorded instead of 0 or the estimate."""
+    failed (a Bedrock embeddings request is several calls), recorded instead of 0 or the estimate. `innererror`:
+    the `error.innererror` an OpenAI-format API sent (Azure's content filter: which filter caught the prompt), which
+    the gateway passes on as it came."""
 
     call_cost_usd: Decimal = Decimal(0)
     billed_tokens: int | None = None
+    innererror: dict[str, Any] | None = None
 
     def __init__(
         self,

@@ -58,6 +58,7 @@ class ScriptedOpenAI:
         self.bodies: list[dict] = []
         self.usage = {"prompt_tokens": 1000, "completion_tokens": 10, "total_tokens": 1010}  # what every answer reports
         self.top: dict = {}  # more top-level fields of every non-streamed answer (e.g. service_tier)
+        self.error_fields: dict = {}  # more fields of every error's `error` object (e.g. Azure's innererror)
         self.released = threading.Event()  # a "stall" or "held" answer goes on
         self.received = threading.Event()  # a request arrived
         outer = self
@@ -83,7 +84,8 @@ class ScriptedOpenAI:
                 content_type = "application/json"
                 if status != 200:  # (status, headers, code): an error with OpenAI's error.code
                     code = kind[0] if kind and kind[0] != "late" else None
-                    data = json.dumps({"error": {"message": f"scripted {status}", "type": "x", "code": code}}).encode()
+                    said = {"message": f"scripted {status}", "type": "x", "code": code, **outer.error_fields}
+                    data = json.dumps({"error": said}).encode()
                 elif body.get("stream") and kind == ["broken"]:
                     content_type = "text/event-stream"
                     data = _sse([_delta(model, "par"), {"error": {"message": "overloaded mid-stream"}}])

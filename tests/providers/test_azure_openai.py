@@ -462,3 +462,31 @@ def test_an_azure_answer_without_usage_is_recorded_at_its_estimate(ledger_path, 
     rows = open_store(ledger_path).events()
     assert [(r.provider, r.outcome) for r in rows] == [("azure", "ok")] * 2
     assert all(r.input_tokens >= 100 and r.cost_usd > 0 for r in rows)  # estimated, not 0 tokens at $0
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_azures_content_filter_400_reaches_the_caller_with_what_it_filtered(stream, ledger_path, monkeypatch):
+    """Azure refuses a prompt its content filter caught with a 400 whose `innererror` says which filter caught it
+    (jailbreak, hate, ...): the gateway passed on the code alone, so an application could not tell the user why."""
+    from helpers.scripted_openai import ScriptedOpenAI
+    from tokenomy.gateway.app import create_app as gateway_app
+
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "k")
+    inner = {"code": "ResponsibleAIPolicyViolation", "content_filter_result": {
+        "hate": {"filtered": False, "severity": "safe"}, "jailbreak": {"filtered": True, "detected": True}}}
+    upstream = ScriptedOpenAI([(400, {}, "content_filter")])
+    upstream.error_fields = {"param": "prompt", "status": 400, "innererror": inner}
+    config = {"models": {"chat": {"provider": "azure", "model": "chat-prod", "base_url": upstream.url[:-3],
+                                  "price_as": "gpt-4o-mini"}}}
+    try:
+        with ServerThread(gateway_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            with pytest.raises(openai.BadRequestError) as refused:
+                client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "x"}],
+                                               stream=stream)
+    finally:
+        upstream.close()
+    assert refused.value.code == "content_filter"
+    assert refused.value.body["innererror"] == inner
+    [row] = open_store(ledger_path).events()
+    assert (row.model, row.outcome) == ("gpt-4o-mini", "client_error")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -485,3 +486,14 @@ def test_an_unreadable_answer_is_quoted_with_its_letters_as_they_are():
         openai_wire.parse_completion({"choices": [{"message": "très bien"}]}, request, "openai", 1.0)
     with pytest.raises(ProviderError, match=r"unreadable stream chunk: .*très"):
         list(openai_stream.StreamAssembler(request).feed({"choices": [{"delta": {"content": 5, "role": "très"}}]}))
+
+
+def test_an_error_bodys_innererror_is_kept_for_the_caller():
+    """The pooled upstream's errors (an Azure-compatible proxy's content filter 400) keep `innererror` as the SDK
+    provider's do; a body that is no JSON, or has none, gives None."""
+    inner = {"code": "ResponsibleAIPolicyViolation", "content_filter_result": {"jailbreak": {"filtered": True}}}
+    text = json.dumps({"error": {"message": "filtered", "code": "content_filter", "innererror": inner}})
+    error = openai_wire.status_error(400, text, None)
+    assert (error.code, error.innererror) == ("content_filter", inner)
+    assert openai_wire.status_error(400, "<html>", None).innererror is None
+    assert openai_wire.status_error(400, '{"error": {"code": "x", "innererror": "text"}}', None).innererror is None

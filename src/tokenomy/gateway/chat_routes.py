@@ -285,7 +285,12 @@ def _provider_error(exc: ProviderError, body: ChatCompletionRequest) -> JSONResp
     status = upstream_status(exc)
     # The provider's own code (context_length_exceeded, ...) when it sent one: callers branch on it.
     return error(
-        status, f"upstream {exc.kind}: {exc}", "upstream_error", exc.code or exc.kind, headers=retry_after(exc)
+        status,
+        f"upstream {exc.kind}: {exc}",
+        "upstream_error",
+        exc.code or exc.kind,
+        headers=retry_after(exc),
+        innererror=exc.innererror,
     )
 
 

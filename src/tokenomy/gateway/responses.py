@@ -128,10 +128,13 @@ def error(
     code: str | None = None,
     param: str | None = None,
     headers: dict[str, str] | None = None,
+    innererror: dict[str, Any] | None = None,
 ) -> JSONResponse:
-    """OpenAI's error shape."""
-    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
-    return JSONResponse(body, status_code=status, headers=headers)
+    """OpenAI's error shape; with the upstream's `innererror` when it sent one (Azure's)."""
+    detail: dict[str, Any] = {"message": message, "type": kind, "param": param, "code": code}
+    if innererror is not None:
+        detail["innererror"] = innererror
+    return JSONResponse({"error": detail}, status_code=status, headers=headers)
 
 
 def invalid_body(errors: Sequence[Any]) -> JSONResponse:

@@ -48,7 +48,10 @@ def map_openai_error(exc: Exception) -> ProviderError:
         return ProviderError(str(exc), kind="timeout", retry_after=retry_after, status=status)
     if status is not None and 400 <= status < 500:
         code = getattr(exc, "code", None)  # the API's error.code, as the SDK read it
-        return ProviderError(str(exc), kind="client_error", status=status, code=code if isinstance(code, str) else None)
+        code = code if isinstance(code, str) else None
+        error = ProviderError(str(exc), kind="client_error", status=status, code=code)
+        error.innererror = openai_wire.innererror(getattr(exc, "body", None))
+        return error
     return ProviderError(str(exc), kind="server_error", retry_after=retry_after, status=status)
 
 

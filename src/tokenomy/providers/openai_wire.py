@@ -600,16 +600,34 @@ def status_error(status: int, text: str, after: float | None) -> ProviderError:
     if status == 408:  # the server timed out waiting: retryable, as for the other providers
         return ProviderError(message, kind="timeout", retry_after=after, status=status)
     if 400 <= status < 500:
-        return ProviderError(message, kind="client_error", status=status, code=error_code(text))
+        detail = _error_object(text)
+        code = detail.get("code")
+        error = ProviderError(
+            message, kind="client_error", status=status, code=code if isinstance(code, str) and code else None
+        )
+        error.innererror = innererror(detail)
+        return error
     return ProviderError(message, kind="server_error", retry_after=after, status=status)
+
+
+def _error_object(text: str) -> dict[str, Any]:
+    """The `error` object of an OpenAI-shaped error body; empty if it is none."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return {}
+    detail = body.get("error") if isinstance(body, dict) else None
+    return detail if isinstance(detail, dict) else {}
 
 
 def error_code(text: str) -> str | None:
     """`error.code` of an OpenAI-shaped error body (context_length_exceeded, ...), if it is one and has one."""
-    try:
-        body = json.loads(text)
-    except ValueError:
-        return None
-    detail = body.get("error") if isinstance(body, dict) else None
-    code = detail.get("code") if isinstance(detail, dict) else None
+    code = _error_object(text).get("code")
     return code if isinstance(code, str) and code else None
+
+
+def innererror(detail: Any) -> dict[str, Any] | None:
+    """The `innererror` of an error object (Azure's content filter: its code and which filter caught the prompt),
+    passed on to the caller, who branches on it as on the code."""
+    inner = detail.get("innererror") if isinstance(detail, dict) else None
+    return inner if isinstance(inner, dict) else None
