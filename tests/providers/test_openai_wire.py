@@ -157,7 +157,7 @@ def test_a_whole_answer_without_usage_is_estimated_not_recorded_free(ledger_path
             answer = client.chat(ChatRequest.simple(prompt, model="up"))
             called = client.chat(two_tool_call(upstream)[1])
     assert answer.raw["usage_source"] == "estimated" and answer.text
-    assert answer.usage.input_tokens == len(prompt) // 4 and answer.usage.output_tokens == -(-len(answer.text) // 4)
+    assert answer.usage.input_tokens == -(-len(prompt) // 4) and answer.usage.output_tokens == -(-len(answer.text) // 4)
     assert called.tool_calls and called.usage.output_tokens > 0  # the calls' names and arguments are output
     rows = open_store(ledger_path).events()
     assert all(r.input_tokens > 0 and r.output_tokens > 0 and r.cost_usd > 0 for r in rows) and len(rows) == 2
@@ -497,3 +497,26 @@ def test_an_error_bodys_innererror_is_kept_for_the_caller():
     assert (error.code, error.innererror) == ("content_filter", inner)
     assert openai_wire.status_error(400, "<html>", None).innererror is None
     assert openai_wire.status_error(400, '{"error": {"code": "x", "innererror": "text"}}', None).innererror is None
+
+
+def test_an_answer_without_usage_estimates_the_tools_and_images_it_was_sent():
+    """A server that sends no usage (a stream from one that ignores stream_options, a whole answer without it): the
+    prompt was estimated from its words alone, so an agent's request of 40 tool definitions and a screenshot was
+    recorded at 2 input tokens. It is estimated as a budget reserves it: tools, images and documents counted."""
+    from tokenomy.caching.placement import IMAGE_TOKENS, estimate_input_tokens
+
+    schema = {"type": "object", "properties": {f"field_{i}": {"type": "string", "description": "x" * 80}
+                                               for i in range(10)}}
+    tools = [ToolSpec(f"tool_{i}", "Does one thing well. " * 5, schema) for i in range(40)]
+    request = ChatRequest([Message("user", [TextBlock("Look."), ImageBlock("image/png", b"\x89PNG" + bytes(64))])],
+                          model="up", tools=tools)
+    assembler = openai_stream.StreamAssembler(request)
+    for chunk in ({"choices": [{"index": 0, "delta": {"content": "Done."}}]},
+                  {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}):
+        list(assembler.feed(chunk))
+    streamed = assembler.response("openai", 1.0, None)
+    whole = openai_wire.parse_completion({"choices": [{"index": 0, "message": {"role": "assistant", "content": "Done."},
+                                                       "finish_reason": "stop"}]}, request, "openai", 1.0)
+    for answer in (streamed, whole):
+        assert answer.raw["usage_source"] == "estimated"
+        assert answer.usage.input_tokens == estimate_input_tokens(request) > IMAGE_TOKENS + 40 * 300

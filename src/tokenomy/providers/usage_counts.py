@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tokenomy.caching.placement import estimate_input_tokens
 from tokenomy.errors import ProviderError
 from tokenomy.messages import Block, ChatRequest, ReasoningBlock, TextBlock, ToolUseBlock, Usage
 from tokenomy.token_estimate import weighted_length
@@ -19,9 +20,10 @@ def arguments_text(call: ToolUseBlock) -> str:
 
 
 def estimated_prompt_tokens(request: ChatRequest) -> int:
-    """A prompt's tokens when the server reports none: ~4 characters a token (a CJK character ~1: token_estimate)."""
-    chars = weighted_length(request.system or "") + sum(weighted_length(m.text) for m in request.messages)
-    return max(1, chars // 4)
+    """A prompt's tokens when the server reports none: as a budget reserves them (`estimate_input_tokens`: ~4
+    characters a token, the tools' definitions and earlier calls' arguments included, images and documents at a
+    figure each), not its words alone, which left out what often costs the most (an agent's tools, a screenshot)."""
+    return max(1, estimate_input_tokens(request))
 
 
 def estimated_usage(request: ChatRequest, blocks: list[Block], raw: dict[str, Any]) -> Usage:
