@@ -176,7 +176,7 @@ def test_a_reasoning_stream_without_usage_is_estimated_with_its_reasoning_as_out
         list(assembler.feed(chunk))
     final = assembler.response("openai", 1.0, None)
     assert final.raw["usage_source"] == "estimated" and final.text == "4"
-    assert (final.usage.output_tokens, final.usage.reasoning_tokens) == (7, 6)
+    assert (final.usage.output_tokens, final.usage.reasoning_tokens) == (1 + 13, 13)  # 49 characters of reasoning
 
 
 def test_tool_calls_sent_without_ids_get_one_each(ledger_path):
@@ -520,3 +520,19 @@ def test_an_answer_without_usage_estimates_the_tools_and_images_it_was_sent():
     for answer in (streamed, whole):
         assert answer.raw["usage_source"] == "estimated"
         assert answer.usage.input_tokens == estimate_input_tokens(request) > IMAGE_TOKENS + 40 * 300
+
+
+def test_a_stream_without_usage_counts_long_deltas_by_their_length():
+    """A stream without usage was estimated at one output token a delta: a server (or proxy) that sends the answer,
+    or a tool call's arguments, in a few large deltas had 2,000 characters recorded as 2 tokens. Each delta counts at
+    least one token and the text its characters over four, as the estimate of a stream cut midway does."""
+    request = ChatRequest([Message("user", "Write it out.")], model="up")
+    assembler = openai_stream.StreamAssembler(request)
+    call = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "save", "arguments": '"' * 800}}
+    for chunk in ({"choices": [{"index": 0, "delta": {"content": "word " * 400}}]},
+                  {"choices": [{"index": 0, "delta": {"reasoning_content": "think " * 100}}]},
+                  {"choices": [{"index": 0, "delta": {"tool_calls": [call]}}]},
+                  {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}):
+        list(assembler.feed(chunk))
+    usage = assembler.response("openai", 1.0, None).usage
+    assert (usage.output_tokens, usage.reasoning_tokens) == ((2000 + 4 + 800) // 4 + 150, 150)

@@ -224,12 +224,15 @@ class StreamAssembler:
             raw["usage_details"] = details
         if self.usage is None:
             # Some OpenAI-compatible servers ignore stream_options.include_usage: estimate rather than record
-            # zero, and say so (one delta per token).
+            # zero, and say so. A delta is at least a token, and a long one (a server or proxy that sends the answer
+            # in a few pieces) its characters over four, as for a stream cut midway (`recording._estimated`).
             raw["usage_source"] = "estimated"
+            chars = len(text) + sum(len(c["name"] or "") + sum(map(len, c["arguments"])) for c in self.calls.values())
+            reasoning = max(self.thoughts, -(-sum(map(len, self.reasoning)) // 4))
             usage = Usage(
                 input_tokens=estimated_prompt_tokens(self.request),
-                output_tokens=self.deltas + self.thoughts,
-                reasoning_tokens=self.thoughts,
+                output_tokens=max(self.deltas, -(-chars // 4)) + reasoning,
+                reasoning_tokens=reasoning,
             )
         else:
             usage = usage_from_dict(self.usage)
