@@ -536,3 +536,14 @@ def test_a_stream_without_usage_counts_long_deltas_by_their_length():
         list(assembler.feed(chunk))
     usage = assembler.response("openai", 1.0, None).usage
     assert (usage.output_tokens, usage.reasoning_tokens) == ((2000 + 4 + 800) // 4 + 150, 150)
+
+
+def test_a_cjk_stream_without_usage_counts_a_character_about_a_token():
+    """The stream's estimate reads characters by the one rule (token_estimate): 600 Chinese characters in two deltas
+    are ~600 tokens, not the 150 that four characters a token gives."""
+    request = ChatRequest([Message("user", "写出来。")], model="up")
+    assembler = openai_stream.StreamAssembler(request)
+    for chunk in ({"choices": [{"index": 0, "delta": {"content": "成本" * 150}}]},
+                  {"choices": [{"index": 0, "delta": {"content": "节省" * 150}, "finish_reason": "stop"}]}):
+        list(assembler.feed(chunk))
+    assert assembler.response("openai", 1.0, None).usage.output_tokens == 600

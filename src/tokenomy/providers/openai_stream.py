@@ -35,6 +35,7 @@ from tokenomy.providers.openai_wire import (
     usage_from_dict,
 )
 from tokenomy.providers.usage_counts import estimated_prompt_tokens
+from tokenomy.token_estimate import weighted_length
 
 
 class StreamAssembler:
@@ -227,8 +228,10 @@ class StreamAssembler:
             # zero, and say so. A delta is at least a token, and a long one (a server or proxy that sends the answer
             # in a few pieces) its characters over four, as for a stream cut midway (`recording._estimated`).
             raw["usage_source"] = "estimated"
-            chars = len(text) + sum(len(c["name"] or "") + sum(map(len, c["arguments"])) for c in self.calls.values())
-            reasoning = max(self.thoughts, -(-sum(map(len, self.reasoning)) // 4))
+            chars = weighted_length(text) + sum(
+                len(c["name"] or "") + sum(map(weighted_length, c["arguments"])) for c in self.calls.values()
+            )
+            reasoning = max(self.thoughts, -(-sum(map(weighted_length, self.reasoning)) // 4))
             usage = Usage(
                 input_tokens=estimated_prompt_tokens(self.request),
                 output_tokens=max(self.deltas, -(-chars // 4)) + reasoning,
