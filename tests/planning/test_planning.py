@@ -835,7 +835,7 @@ def test_savings_on_a_long_call_with_one_hour_cache_writes_still_answers():
     assert result["events"] == 2 and result["current_monthly_cost_usd"] > 0
 
 
-def test_savings_and_traffic_leave_out_a_cache_storage_row(ledger_path):
+def test_savings_traffic_and_stats_leave_out_a_cache_storage_row(ledger_path):
     """A context cache's storage row (mode cache_storage) is no call: what-if savings took it for one it could not
     price ("1 of 6 successful calls left out ... mode='cache_storage' is not one of ..."), and per-minute traffic
     counted it as a request."""
@@ -849,3 +849,6 @@ def test_savings_and_traffic_leave_out_a_cache_storage_row(ledger_path):
     assert result["events_skipped_unpriced"] == 0 and not any("left out" in w for w in result["warnings"])
     series = traffic.from_ledger(store, since=t0, until=t0 + timedelta(minutes=5))
     assert int(series["requests"].sum()) == 5
+    from tokenomy.ledger.summary import spend_summary
+
+    assert [r["requests"] for r in spend_summary(store) if r["model"] in ("ALL", "gemini-2.5-flash")] == [0, 5]

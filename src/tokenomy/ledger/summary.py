@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tokenomy.ledger.spend import SPEND_EVENTS, is_metered_sql
+from tokenomy.ledger.spend import SPEND_EVENTS, is_answered_sql
 from tokenomy.ledger.store import LedgerStore
 
 
@@ -14,8 +14,9 @@ def spend_summary(store: LedgerStore) -> list[dict]:
     Requests and latency are the answered calls (outcome ok); tokens and cost are every recorded attempt, as the
     reports count them: a stream cancelled after its first delta was billed, and its row carries that cost. An
     imported bill counts only where the reports count it (ledger/spend.py): not on a day its calls were metered."""
-    # An answered call: outcome ok, and metered (an imported bill's row is a provider-day's usage, not a request).
-    ok = f"outcome = 'ok' AND {is_metered_sql()}"
+    # An answered call: outcome ok, and a call (an imported bill's row is a provider-day's usage, a context cache's
+    # storage row what keeping it cost: neither is a request), as report latency counts them.
+    ok = is_answered_sql()
     answered = f"CASE WHEN {ok} THEN latency_ms END"
     percentile = {  # the exact, interpolating percentile on each engine (ClickHouse's was a syntax error)
         "duckdb": f"quantile_cont({answered}, {{q}})",
