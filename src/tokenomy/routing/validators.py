@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from tokenomy.errors import ConfigError
@@ -22,6 +22,24 @@ HEDGES = (
     "unable to",
     "not certain",
 )
+
+# Models often write a typographic apostrophe ("I’m not sure"): read it as the ASCII one the phrases use.
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'"})
+
+
+def _folded(text: str) -> str:
+    return text.lower().translate(_APOSTROPHES)
+
+
+def hedge(text: str, phrases: Iterable[str]) -> str | None:
+    """The first of `phrases` that `text` says, as whole words whatever the case, or None.
+
+    Whole words: "Hawaii cannot" does not say "i cannot", nor "as an aid" "as an ai"."""
+    folded = _folded(text)
+    for phrase in phrases:
+        if re.search(rf"(?<!\w){re.escape(_folded(phrase))}(?!\w)", folded):
+            return phrase
+    return None
 
 
 # A worked calculation: "12 * 3 = 36", "$4.50 + $2 = $6.50", or a calculator annotation "<<12*3=36>>".
@@ -118,10 +136,9 @@ def validate(response: ChatResponse, request: ChatRequest, spec: dict[str, Any])
     if response.finish_reason == "length" and spec.get("truncated", True):
         return "truncated output (finish_reason length)"
     if spec.get("hedging", True):
-        lowered = text.lower()
-        for phrase in spec.get("hedge_phrases", HEDGES):
-            if phrase in lowered:
-                return f"hedging language: {phrase!r}"
+        phrase = hedge(text, spec.get("hedge_phrases", HEDGES))
+        if phrase is not None:
+            return f"hedging language: {phrase!r}"
     if calls:
         return tool_call_problem(response, request)
     # A caller's response_format (json_object or a schema) asks for JSON as `json: true` does.
