@@ -46,3 +46,29 @@ def test_tool_call_arguments_are_not_read_for_hedging():
     call = ToolUseBlock("1", "note", {"text": "unable to ship"}, '{"text": "unable to ship"}')
     answer = ChatResponse([TextBlock("Saving the note."), call], "m", "p", Usage(), finish_reason="tool_calls")
     assert validate(answer, REQUEST, {}) is None
+
+
+PROSE = [
+    # A JSON answer is data: its values are the document's words, not the model's.
+    ('{"status": "unable to ship", "reason": "I cannot find the address"}', {"json": True}, False),
+    ('```json\n{"note": "customer said: I don\'t know my order number"}\n```', {"json": True}, False),
+    ('[{"quote": "As an AI, I cannot do that", "speaker": "HAL"}]', {}, False),
+    # Code says what the program does.
+    ('Here is the fix:\n```python\nif not ok:\n    raise RuntimeError("unable to connect")\n```', {}, False),
+    ("Set `on_error: unable to acquire lock` in the config.", {}, False),
+    ("~~~\nI cannot open file\n~~~\nThat log line means the path is wrong.", {}, False),
+    # Words quoted from the user or a document are theirs.
+    ('You wrote "I can\'t log in". Reset your password at /reset.', {}, False),
+    ("Le client a écrit « je ne sais pas » ; the error “unable to verify” means the card expired.", {}, False),
+    ("> I don't know how to export my data\n\nGo to Settings > Export.", {}, False),
+    # The model's own hedging beside any of these still escalates.
+    ('I am not sure, but here: {"a": 1}', {}, True),
+    ('I\'m not sure this is right:\n```python\nprint("hi")\n```', {}, True),
+    ('You wrote "help". As an AI, I cannot give legal advice.', {}, True),
+    ('{"answer": 42}\nI\'m not sure about the units.', {}, True),
+]
+
+
+@pytest.mark.parametrize(("answer", "spec", "escalates"), PROSE)
+def test_hedging_reads_the_prose_of_an_answer(answer, spec, escalates):
+    assert (verdict(answer, spec) is not None) is escalates, verdict(answer, spec)

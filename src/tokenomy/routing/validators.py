@@ -31,11 +31,33 @@ def _folded(text: str) -> str:
     return text.lower().translate(_APOSTROPHES)
 
 
+# What in an answer are not the model's own words: fenced and inline code, quotations (on one line, so a stray
+# inch mark cannot swallow a paragraph) and markdown blockquote lines.
+_NOT_PROSE = re.compile(
+    r"^[ \t]*(```|~~~).*?^[ \t]*\1[^\n]*$|^[ \t]*(```|~~~).*\Z"  # fenced blocks; one left open runs to the end
+    r"|`[^`\n]+`"
+    r'|"[^"\n]*"|\u201c[^\u201d\n]*\u201d|\u00ab[^\u00bb\n]*\u00bb'
+    r"|^[ \t]*>.*$",
+    re.S | re.M,
+)
+
+
+def prose(text: str) -> str:
+    """The model's own words in an answer: none in a JSON answer (its values are data: an extraction's
+    `"status": "unable to ship"`), and not its code, quotations or blockquotes."""
+    try:
+        if isinstance(_json(text), (dict, list)):
+            return ""
+    except ValueError:
+        pass
+    return _NOT_PROSE.sub(" ", text)
+
+
 def hedge(text: str, phrases: Iterable[str]) -> str | None:
-    """The first of `phrases` that `text` says, as whole words whatever the case, or None.
+    """The first of `phrases` that the prose of `text` says, as whole words whatever the case, or None.
 
     Whole words: "Hawaii cannot" does not say "i cannot", nor "as an aid" "as an ai"."""
-    folded = _folded(text)
+    folded = _folded(prose(text))
     for phrase in phrases:
         if re.search(rf"(?<!\w){re.escape(_folded(phrase))}(?!\w)", folded):
             return phrase
