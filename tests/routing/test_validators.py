@@ -72,3 +72,32 @@ PROSE = [
 @pytest.mark.parametrize(("answer", "spec", "escalates"), PROSE)
 def test_hedging_reads_the_prose_of_an_answer(answer, spec, escalates):
     assert (verdict(answer, spec) is not None) is escalates, verdict(answer, spec)
+
+
+ARITHMETIC = [
+    # Right worked steps, as GSM8K answers write them: pass.
+    ("The total cost is 1,350 + 6 * 350 = 1,350 + 2,100 = $3,450.", None),
+    ("Sally spends 8 + 3 * 8 = $8 + $24 = $32.", None),
+    ("Ali has 4 x $10 + 6 x $20 = $40 + $120 = $160 in total.", None),
+    ("His bill is $50 - 10% * $50 = $50 - $5 = $45.", None),
+    ("Cross-multiplying, we get:\n240 * 100% = 40 * Total students", None),
+    ("We have the equation:\n\nx * 4 + 8 = 40\n\nso x * 4 = 32 and x = 8.", None),
+    ("The temperature was -6 + 3 = -3 degrees Celsius.", None),
+    ("For 16 miles it eats 16 \\* 1/2 = 8 bales of hay.", None),
+    ("The remoras are 0.1 * 100 = 10% of the shark's length.", None),
+    ("He spent 500 * $.5 * 7 = $<<500*.5*7=1750>>1750.", None),
+    ("- 5 * 3 = 15 apples\n- 15 + 2 = 17 apples", None),
+    ("The total was 3 + 4 = 7. 5 * 2 = 10, so 7 + 10 = 17.", None),
+    # Wrong ones still escalate.
+    ("She earns 12 * 3 = 35 dollars.", "12 * 3 = 35"),
+    ("The football team ate 80/100 \\* 2 \\* 20 = 64 pizzas.", "80/100 * 2 * 20 = 64"),
+    ("- 5 * 3 = 16 apples", "5 * 3 = 16"),
+    ("The total was 3 + 4 = 7. 5 * 2 = 12.", "5 * 2 = 12"),
+    ("Subtracting, -6 + 3 = -9 degrees.", "-6 + 3 = -9"),
+    ("It is 0.2 * 40 = 80%.", "0.2 * 40 = 80%"),
+]
+
+
+@pytest.mark.parametrize(("answer", "wrong"), ARITHMETIC)
+def test_arithmetic_checks_whole_calculations(answer, wrong):
+    assert verdict(answer, {"arithmetic": True, "hedging": False}) == (wrong and f"wrong arithmetic: {wrong}")

@@ -64,10 +64,40 @@ def hedge(text: str, phrases: Iterable[str]) -> str | None:
     return None
 
 
-# A worked calculation: "12 * 3 = 36", "$4.50 + $2 = $6.50", or a calculator annotation "<<12*3=36>>".
-_NUMBER = r"\$?\d[\d,]*(?:\.\d+)?%?"
-_CALCULATION = re.compile(rf"((?:{_NUMBER}\s*[-+*/x×÷]\s*)+{_NUMBER})\s*=\s*(-?{_NUMBER})(?![\d.]*\s*[-+*/x×÷]\s*\d)")
+# A worked calculation: "12 * 3 = 36", "$4.50 + $2 = $6.50", or a calculator annotation "<<12*3=36>>". A stated
+# result followed by an operator is one step of a chain ("= $8 + $24 = $32") or an equation ("= 40 * Total"): the
+# pattern does not take it as a result.
+_NUMBER = r"\$?(?:\d[\d,]*(?:\.\d+)?|\.\d+)%?"
+_CALCULATION = re.compile(
+    rf"((?:{_NUMBER}\s*[-+*/x×÷]\s*)+{_NUMBER})\s*=\s*(-?{_NUMBER})(?![\d.,]*%?\s*(?:[-+*/×÷]\s*[\w$(.]|x\s*[\d$(.]))"
+)
 _ANNOTATION = re.compile(r"<<([-+*/().\d\s]+)=\s*(-?[\d.,]+)>>")
+
+
+def _left_side(text: str, start: int) -> str | None:
+    """What the calculation found at `start` starts with: "" for the match as it is, "-" for a negative first number
+    ("-6 + 3 = -3"), None when the left side runs on before it ("x * 4 + 8 = 40", "(2 + 3) x 4", the ".5" of a
+    "$.5"): the match is then only part of the calculation, and its value is not the one stated."""
+    before = text[:start]
+    if before[-1:].isdigit() or before.endswith("."):
+        return None
+    if re.search(r"(?:^|[^\w).])-$", before):
+        return "-"
+    stripped = before.rstrip()
+    if stripped.endswith(("+", "*", "/", "×", "÷", "^", "(")) or re.search(r"(?:[\w)]\s*-|[\d)]\s*[x×])$", stripped):
+        return None
+    return ""
+
+
+def _states(value: float, stated: str) -> bool:
+    """Whether `stated` is `value` to within rounding; a percentage either as a fraction ("50% of 8 is 4") or as the
+    number it shows ("0.1 * 100 = 10%")."""
+    try:
+        claimed = _value(stated)
+    except ValueError:
+        return True
+    shown = [claimed, claimed * 100] if stated.strip().endswith("%") else [claimed]
+    return any(abs(value - c) <= 0.011 * max(1.0, abs(c)) for c in shown)
 
 
 def _value(number: str) -> float:
@@ -91,18 +121,22 @@ def wrong_calculation(text: str) -> str | None:
     """The first worked calculation in `text` whose stated result is off by more than rounding, or None.
 
     A model that shows its arithmetic and gets it wrong has almost always got the answer wrong: on RouteLLM's
-    GSM8K responses, 80% of the Mixtral answers this flags are wrong against 36% overall."""
-    for pattern in (_ANNOTATION, _CALCULATION):
-        for expression, stated in pattern.findall(text):
-            value = _compute(expression)
-            if value is None:
-                continue
-            try:
-                claimed = _value(stated)
-            except ValueError:
-                continue
-            if abs(value - claimed) > 0.011 * max(1.0, abs(claimed)):
-                return f"{expression.strip()} = {stated.strip()}"
+    GSM8K responses, 94% of the Mixtral answers this flags (61 of 65) are wrong against 36% overall. A result that
+    more operations follow (the "$8" of "= $8 + $24 = $32") is a step, not a stated result, and a calculation whose
+    left side runs on past the numbers ("x * 4 + 8 = 40") is not checked: neither has a result that can be."""
+    text = text.replace("\\*", "*")  # markdown's escaped multiplication sign: "16 \\* 1/2 = 8"
+    for expression, stated in _ANNOTATION.findall(text):
+        value = _compute(expression)
+        if value is not None and not _states(value, stated):
+            return f"{expression.strip()} = {stated.strip()}"
+    for match in _CALCULATION.finditer(text):
+        sign = _left_side(text, match.start())
+        if sign is None:
+            continue
+        expression, stated = sign + match.group(1), match.group(2)
+        value = _compute(expression)
+        if value is not None and not _states(value, stated):
+            return f"{expression.strip()} = {stated.strip()}"
     return None
 
 
