@@ -429,3 +429,18 @@ def test_a_cascade_validator_that_cannot_run_is_refused_before_any_call():
     cfg = parse_config({**base, "routing": {"policies": {"rules": {}, "cascade": python}}})
     with pytest.raises(ConfigError, match=r"'no_such_module:check' cannot be imported"):
         CallPolicy.for_route(cfg, "extract")
+
+
+def test_a_python_validator_that_raises_on_an_answer_escalates_it_instead_of_failing_the_call(upstreams, ledger_path):
+    """A `module:function` validator that raises on an answer it did not expect (here `json:loads` on prose) failed
+    the call with a 500 after the cheap answer was paid for; it is a rejection: the call escalates."""
+    big, small = upstreams("big"), upstreams("small", ("Tom is", " the name."))
+    data = _config({"big": big.url, "small": small.url})
+    data["routing"]["policies"]["cascade"]["validators"] = {"python": "json:loads"}
+    cfg = parse_config(data)
+    with ServerThread(create_app(cfg, str(ledger_path)), lifespan="on") as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        answer = client.chat.completions.create(model="extract", messages=[{"role": "user", "content": "Name it."}])
+    assert answer.choices[0].message.content == "".join(ANSWER) and answer.model_dump()["tokenomy"]["tier"] == "premium"
+    assert [(r["tier"], r["outcome"]) for r in _rows(ledger_path)] == [("basic", "ok"), ("premium", "ok")]
+    assert _rows(ledger_path)[1]["tags"].get("cascade_escalated")

@@ -228,7 +228,13 @@ def validate(response: ChatResponse, request: ChatRequest, spec: dict[str, Any])
             return f"wrong arithmetic: {wrong}"
     if spec.get("python"):
         check = load_callable(spec["python"])
-        verdict = check(text)
+        try:
+            verdict = check(text)
+        except Exception as exc:  # the caller's code, on an answer it did not expect
+            # The cheap answer is paid for: failing the call would lose it and the stronger tier's too; an answer
+            # the check cannot judge is one it did not pass. The escalation is tagged in the ledger, and a hook
+            # that always raises shows as a route escalating every call (`route drift`, the escalation_rate alert).
+            return f"python validator {spec['python']} raised {type(exc).__name__}: {exc}"
         if verdict is False or isinstance(verdict, str):
             return f"python validator {spec['python']}: {verdict or 'rejected'}"
     return None
