@@ -21,6 +21,8 @@ HEDGING = [
     ("As an AI, I cannot browse the web.", True),
     ("I'm sorry, but I can't help with that.", True),
     ("I do not know the exact figure.", True),
+    ("As a large language model, I have no personal opinions.", True),
+    ("As a language model, I can only offer general information.", True),
     # Typographic apostrophes, as many models write them.
     ("I’m not sure, but maybe the answer is 42.", True),
     ("I don’t know the answer to that.", True),

@@ -15,6 +15,8 @@ HEDGES = (
     "i'm not sure",
     "i am not sure",
     "as an ai",
+    "as a language model",  # the disclaimer of models that do not call themselves "an AI"
+    "as a large language model",
     "i cannot",
     "i can't",
     "i don't know",
