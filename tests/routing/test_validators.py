@@ -103,3 +103,11 @@ ARITHMETIC = [
 @pytest.mark.parametrize(("answer", "wrong"), ARITHMETIC)
 def test_arithmetic_checks_whole_calculations(answer, wrong):
     assert verdict(answer, {"arithmetic": True, "hedging": False}) == (wrong and f"wrong arithmetic: {wrong}")
+
+
+@pytest.mark.parametrize(("finish_reason", "escalates"), [("stop", False), ("length", True), ("content_filter", True)])
+def test_an_answer_cut_short_escalates(finish_reason, escalates):
+    # A content filter stops an answer part-way as a token cap does: what the caller would get is not the answer.
+    answer = ChatResponse.of_text("The steps are: 1. Open the", "m", "p", Usage(), finish_reason=finish_reason)
+    assert (validate(answer, REQUEST, {}) is not None) is escalates
+    assert validate(answer, REQUEST, {"truncated": False}) is None

@@ -191,8 +191,9 @@ def validate(response: ChatResponse, request: ChatRequest, spec: dict[str, Any])
     calls = response.tool_calls
     if not text.strip() and not calls:
         return "empty output"
-    if response.finish_reason == "length" and spec.get("truncated", True):
-        return "truncated output (finish_reason length)"
+    # A content filter stops an answer part-way as a token cap does: either way it is not the whole answer.
+    if response.finish_reason in ("length", "content_filter") and spec.get("truncated", True):
+        return f"truncated output (finish_reason {response.finish_reason})"
     if spec.get("hedging", True):
         phrase = hedge(text, spec.get("hedge_phrases", HEDGES))
         if phrase is not None:
