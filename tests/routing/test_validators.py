@@ -111,3 +111,22 @@ def test_an_answer_cut_short_escalates(finish_reason, escalates):
     answer = ChatResponse.of_text("The steps are: 1. Open the", "m", "p", Usage(), finish_reason=finish_reason)
     assert (validate(answer, REQUEST, {}) is not None) is escalates
     assert validate(answer, REQUEST, {"truncated": False}) is None
+
+
+JSON_ANSWERS = [
+    ('{"name": "Tom", "age": 31}', None),
+    ('```json\n{"name": "Tom"}\n```', None),
+    ('```JSON\n{"name": "Tom"}\n```', None),
+    ('```\n{"name": "Tom"}\n```\n', None),
+    ('{"name": "Tom", "note": "unable to verify age"}', None),
+    ('{"nom": "Tom"}', "missing required fields: name"),
+    ("Tom is the name.", "invalid JSON"),
+    ('Here is the JSON:\n```json\n{"name": "Tom"}\n```', "invalid JSON"),
+    ('{"name": "Tom",}', "invalid JSON"),
+]
+
+
+@pytest.mark.parametrize(("answer", "problem"), JSON_ANSWERS)
+def test_json_answers(answer, problem):
+    found = verdict(answer, {"json": True, "required": ["name"]})
+    assert found == problem if problem is None else found.startswith(problem), found

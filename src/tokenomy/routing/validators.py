@@ -145,7 +145,7 @@ def wrong_calculation(text: str) -> str | None:
 def _json(text: str) -> Any:
     # Models often wrap JSON in a fenced block: accept that, reject anything else that does not parse.
     body = text.strip()
-    fenced = re.match(r"^```(?:json)?\s*(.*?)\s*```$", body, re.S)
+    fenced = re.match(r"^```(?:json)?\s*(.*?)\s*```$", body, re.S | re.I)  # "```JSON" too
     return json.loads(fenced.group(1) if fenced else body)
 
 
