@@ -90,8 +90,14 @@ ARITHMETIC = [
     ("He spent 500 * $.5 * 7 = $<<500*.5*7=1750>>1750.", None),
     ("- 5 * 3 = 15 apples\n- 15 + 2 = 17 apples", None),
     ("The total was 3 + 4 = 7. 5 * 2 = 10, so 7 + 10 = 17.", None),
+    # Mixed numbers, clock times and ratios are not the numbers the pattern reads.
+    ("She walks 1 1/2 + 2 = 3.5 miles.", None),
+    ("From 1:30 + 45 minutes = 2:15 pm.", None),
+    ("It starts at 1:30 + 45 = 2:15 pm.", None),
+    ("The ratio 3:2 + 1 = 4 parts.", None),
     # Wrong ones still escalate.
     ("She earns 12 * 3 = 35 dollars.", "12 * 3 = 35"),
+    ("5 * 4 = 20, and 20 / 2 = 11", "20 / 2 = 11"),
     ("The football team ate 80/100 \\* 2 \\* 20 = 64 pizzas.", "80/100 * 2 * 20 = 64"),
     ("- 5 * 3 = 16 apples", "5 * 3 = 16"),
     ("The total was 3 + 4 = 7. 5 * 2 = 12.", "5 * 2 = 12"),

@@ -67,11 +67,11 @@ def hedge(text: str, phrases: Iterable[str]) -> str | None:
 
 
 # A worked calculation: "12 * 3 = 36", "$4.50 + $2 = $6.50", or a calculator annotation "<<12*3=36>>". A stated
-# result followed by an operator is one step of a chain ("= $8 + $24 = $32") or an equation ("= 40 * Total"): the
-# pattern does not take it as a result.
+# result followed by an operator is one step of a chain ("= $8 + $24 = $32") or an equation ("= 40 * Total"), one
+# followed by ":" a clock time ("= 2:15"): the pattern does not take it as a result.
 _NUMBER = r"\$?(?:\d[\d,]*(?:\.\d+)?|\.\d+)%?"
 _CALCULATION = re.compile(
-    rf"((?:{_NUMBER}\s*[-+*/x×÷]\s*)+{_NUMBER})\s*=\s*(-?{_NUMBER})(?![\d.,]*%?\s*(?:[-+*/×÷]\s*[\w$(.]|x\s*[\d$(.]))"
+    rf"((?:{_NUMBER}\s*[-+*/x×÷]\s*)+{_NUMBER})\s*=\s*(-?{_NUMBER})(?![\d.,]*%?\s*(?:[-+*/×÷]\s*[\w$(.]|x\s*[\d$(.])|:\d)"
 )
 _ANNOTATION = re.compile(r"<<([-+*/().\d\s]+)=\s*(-?[\d.,]+)>>")
 
@@ -81,7 +81,9 @@ def _left_side(text: str, start: int) -> str | None:
     ("-6 + 3 = -3"), None when the left side runs on before it ("x * 4 + 8 = 40", "(2 + 3) x 4", the ".5" of a
     "$.5"): the match is then only part of the calculation, and its value is not the one stated."""
     before = text[:start]
-    if before[-1:].isdigit() or before.endswith("."):
+    # A digit, "." or ":" before it: the match began inside "$.5", a clock time "1:30" or a ratio "3:2"; a number
+    # and a space before it: a mixed number "1 1/2".
+    if before.endswith((".", ":")) or before.rstrip()[-1:].isdigit():
         return None
     if re.search(r"(?:^|[^\w).])-$", before):
         return "-"
