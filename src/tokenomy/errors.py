@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import json
 import os
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -61,8 +62,47 @@ def yaml_problem(exc: Exception) -> str:
     return f"line {mark.line + 1}, column {mark.column + 1}: {what}" if mark is not None else what
 
 
+# Credentials an error message may carry: an upstream's refusal that repeats the key it was sent (some proxies put the
+# Authorization header in their 401's body), a URL with its password (a base_url, a postgresql:// ledger), a Gemini
+# request's ?key=. Each is cut to its name before the message reaches a caller, a log or a file.
+_HIDDEN = "***"
+_SECRET_SHAPES = (
+    (re.compile(r"(://[^/\s:@'\"]+:)[^/\s@'\"]+@"), r"\1" + _HIDDEN + "@"),  # scheme://user:PASSWORD@host
+    # A token has a digit; prose ("a bearer token") has none.
+    (re.compile(r"(?i)\b(bearer|basic)(\s+)(?=[A-Za-z._~+/=-]*\d)[A-Za-z0-9._~+/=-]{8,}"), r"\1\2" + _HIDDEN),
+    (
+        re.compile(
+            r"(?i)((?:x-api-key|x-goog-api-key|api-key|api_key|apikey|access_token)['\"]?\s*[:=]\s*['\"]?)[^\s'\",;}&]+"
+        ),
+        r"\1" + _HIDDEN,
+    ),
+    (re.compile(r"([?&]key=)[^\s'\"&#]+"), r"\1" + _HIDDEN),
+    (re.compile(r"\b(sk-ant-|sk-|tk-|AIza)[A-Za-z0-9_-]{16,}"), r"\1" + _HIDDEN),  # OpenAI, Anthropic, ours, Google
+)
+_known_secrets: set[str] = set()
+
+
+def remember_secret(value: str | None) -> str | None:
+    """Note a credential the process sends (an upstream's key, whatever its shape) for `scrub` to hide; returns it."""
+    if value and len(value) >= 8:  # a shorter one would hide ordinary words; no real key is that short
+        _known_secrets.add(value)
+    return value
+
+
+def scrub(text: str) -> str:
+    """`text` with every credential in it replaced by ***: the keys `remember_secret` noted, and the shapes above."""
+    for secret in sorted(_known_secrets, key=len, reverse=True):
+        text = text.replace(secret, _HIDDEN)
+    for shape, replacement in _SECRET_SHAPES:
+        text = shape.sub(replacement, text)
+    return text
+
+
 class TokenomyError(Exception):
-    """Base class: the message is meant for a person and is printed as is."""
+    """Base class: the message is meant for a person and is printed as is, credentials hidden (`scrub`)."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*(scrub(a) if isinstance(a, str) else a for a in args))
 
 
 class ConfigError(TokenomyError):

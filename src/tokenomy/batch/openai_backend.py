@@ -26,7 +26,7 @@ from tokenomy.batch.output_lines import (
     unanswered_failures,
     unplaced,
 )
-from tokenomy.errors import ConfigError, ProviderError, as_written
+from tokenomy.errors import ConfigError, ProviderError, as_written, remember_secret
 from tokenomy.messages import Usage
 from tokenomy.providers.usage_counts import checked_counts, usage_count
 
@@ -85,7 +85,7 @@ class OpenAIBatchBackend(BatchBackend):
         from openai import OpenAI
 
         base_url = _base_url(self.options.endpoint_url or os.environ.get("OPENAI_BASE_URL"))
-        key = self.options.extra.get("api_key") or os.environ.get("OPENAI_API_KEY")
+        key = remember_secret(self.options.extra.get("api_key") or os.environ.get("OPENAI_API_KEY"))
         if not key:
             if not self.options.endpoint_url:
                 raise ConfigError(

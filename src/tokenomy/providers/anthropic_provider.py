@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from tokenomy.errors import ConfigError, ProviderError
+from tokenomy.errors import ConfigError, ProviderError, remember_secret
 from tokenomy.messages import ChatRequest, ChatResponse, ProviderBlock, StreamChunk, ToolCallDelta, Usage
 from tokenomy.providers.anthropic_mapping import (  # noqa: F401
     DEFAULT_MAX_TOKENS,
@@ -200,7 +200,7 @@ class AnthropicProvider(Provider):
 
         # The variable the model names, and only it: an unset one never falls back to ANTHROPIC_API_KEY, which would
         # send that key to whatever server this model's base_url points at.
-        key = api_key or os.environ.get(api_key_env or "ANTHROPIC_API_KEY")
+        key = remember_secret(api_key or os.environ.get(api_key_env or "ANTHROPIC_API_KEY"))
         base = base_url or os.environ.get("ANTHROPIC_BASE_URL")
         if not key and _is_loopback(base):
             key = "tokenomy-local"  # a local emulator accepts any key

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from tokenomy.errors import ConfigError, ProviderError
+from tokenomy.errors import ConfigError, ProviderError, remember_secret
 from tokenomy.messages import ChatRequest
 from tokenomy.providers.base import DEFAULT_TIMEOUT_S
 from tokenomy.providers.openai_provider import OpenAIProvider, map_openai_error
@@ -42,10 +42,10 @@ def _entra_token_provider() -> Any | None:
 
 def azure_credentials(api_key_env: str | None = None, api_key: str | None = None) -> dict[str, Any]:
     """The AzureOpenAI credential argument: a key, an Entra ID token, or an Entra ID token provider."""
-    key = api_key or os.environ.get(api_key_env or KEY_ENV)
+    key = remember_secret(api_key or os.environ.get(api_key_env or KEY_ENV))
     if key:
         return {"api_key": key}
-    token = os.environ.get(TOKEN_ENV)
+    token = remember_secret(os.environ.get(TOKEN_ENV))
     if token:
         return {"azure_ad_token": token}
     provider = _entra_token_provider()

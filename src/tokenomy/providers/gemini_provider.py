@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-from tokenomy.errors import ConfigError, ProviderError
+from tokenomy.errors import ConfigError, ProviderError, remember_secret
 from tokenomy.ids import new_id
 from tokenomy.messages import Block, ChatRequest, ChatResponse, StreamChunk, ToolCallDelta, ToolUseBlock, Usage
 from tokenomy.providers.base import DEFAULT_TIMEOUT_S, NAMING_HINTS, Provider
@@ -208,7 +208,7 @@ def gemini_client(
             credentials = Credentials(token="tokenomy-local")  # an emulator accepts any bearer token
         return Client(vertexai=True, project=project, location=location, credentials=credentials, http_options=options)
     names = (api_key_env,) if api_key_env else KEY_VARIABLES
-    key = next((os.environ[n] for n in names if os.environ.get(n)), None)
+    key = remember_secret(next((os.environ[n] for n in names if os.environ.get(n)), None))
     if not key and _is_loopback(base_url):
         key = "tokenomy-local"
     if not key:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from tokenomy.errors import ProviderError
+from tokenomy.errors import ProviderError, remember_secret
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
 from tokenomy.providers import openai_stream, openai_wire
 from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider
@@ -60,7 +60,7 @@ def openai_key(api_key_env: str | None) -> str:
     to OPENAI_API_KEY, which would send the OpenAI key to another server); else OPENAI_API_KEY. Local
     OpenAI-compatible servers accept any key, and the SDK insists on one being set: a placeholder stands in."""
     key = os.environ.get(api_key_env) if api_key_env else os.environ.get("OPENAI_API_KEY")
-    return key or "not-needed"
+    return remember_secret(key) or "not-needed"
 
 
 def usage_from_openai(usage: Any) -> Usage:
