@@ -119,3 +119,24 @@ def test_a_ledger_url_password_and_header_shapes_are_hidden_but_prose_is_not():
         assert secret not in said, said
     assert "postgresql://app:***@db:5432/ledger" in said
     assert said.endswith("send a bearer token")
+
+
+def test_a_base_url_password_stays_out_of_the_no_usage_warning(tmp_path, caplog):
+    from helpers.scripted_openai import ScriptedOpenAI
+    from tokenomy.client import Tokenomy
+    from tokenomy.messages import ChatRequest
+    from tokenomy.providers.registry import ModelSpec
+
+    caplog.set_level(logging.WARNING)
+    upstream = ScriptedOpenAI([])
+    try:
+        upstream.usage = None  # a server that reports no usage: the client warns, naming the server
+        base = upstream.url.replace("http://", f"http://user:{PASSWORD}@")
+        spec = {"m": ModelSpec(name="m", provider="openai", model="gpt-4o-mini", base_url=base, price_as="gpt-4o-mini")}
+        with Tokenomy(str(tmp_path / "ledger.duckdb"), models=spec) as client:
+            client.chat(ChatRequest.simple("hi", model="m", max_tokens=5))
+            list(client.stream(ChatRequest.simple("hi", model="m", max_tokens=5)))
+    finally:
+        upstream.close()
+    assert "sent no usage" in caplog.text
+    assert PASSWORD not in caplog.text and "user:***@127.0.0.1" in caplog.text

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from tokenomy.errors import ProviderError, remember_secret
+from tokenomy.errors import ProviderError, remember_secret, scrub
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
 from tokenomy.providers import openai_stream, openai_wire
 from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider
@@ -141,7 +141,7 @@ class OpenAIProvider(Provider):
         assembler.check_complete(False)  # the SDK swallows [DONE]: a finish_reason is the only sign of a whole answer
         response = assembler.response(self.name, (time.perf_counter() - start) * 1000, ttft)
         if response.raw["usage_source"] == "estimated":
-            log.warning("%s sent no usage in its stream; token counts are estimated", self.base_url or "server")
+            log.warning("%s sent no usage in its stream; token counts are estimated", scrub(self.base_url or "server"))
         yield StreamChunk(response=response)
 
     def chat(self, request: ChatRequest) -> ChatResponse:
@@ -162,7 +162,7 @@ class OpenAIProvider(Provider):
             result.model_dump(exclude_unset=True), request, self.name, (time.perf_counter() - start) * 1000
         )
         if response.raw.get("usage_source") == "estimated":
-            log.warning("%s sent no usage in its answer; token counts are estimated", self.base_url or "server")
+            log.warning("%s sent no usage in its answer; token counts are estimated", scrub(self.base_url or "server"))
         return response
 
     def close(self) -> None:
