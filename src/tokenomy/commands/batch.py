@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -75,11 +76,12 @@ def _spawn_resume(tables, job_id: str) -> int:
             "batch",
             "resume",
             job_id,
-            "--ledger",
-            ledger_url,
             "--quiet",
             "--background",
         ],
+        # The ledger by the environment, not --ledger: a postgresql:// URL's password on the command line is readable
+        # by every user of the machine (ps), the environment only by ours.
+        env={**os.environ, "TOKENOMY_LEDGER": ledger_url},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=err if err is not None else subprocess.DEVNULL,
