@@ -72,7 +72,7 @@ _SECRET_SHAPES = (
     (re.compile(r"(?i)\b(bearer|basic)(\s+)(?=[A-Za-z._~+/=-]*\d)[A-Za-z0-9._~+/=-]{8,}"), r"\1\2" + _HIDDEN),
     (
         re.compile(
-            r"(?i)((?:x-api-key|x-goog-api-key|api-key|api_key|apikey|access_token)['\"]?\s*[:=]\s*['\"]?)[^\s'\",;}&]+"
+            r"(?i)((?:x-api-key|x-goog-api-key|api-key|api_key|apikey|access_token|password)['\"]?\s*[:=]\s*['\"]?)[^\s'\",;}&]+"
         ),
         r"\1" + _HIDDEN,
     ),

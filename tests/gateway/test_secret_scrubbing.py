@@ -140,3 +140,10 @@ def test_a_base_url_password_stays_out_of_the_no_usage_warning(tmp_path, caplog)
         upstream.close()
     assert "sent no usage" in caplog.text
     assert PASSWORD not in caplog.text and "user:***@127.0.0.1" in caplog.text
+
+
+def test_a_password_in_a_ledger_url_query_is_hidden():
+    from tokenomy.errors import scrub
+
+    said = scrub("ledger postgresql://db/ledger?sslmode=require&password=qu3ryPass: password authentication failed")
+    assert "qu3ryPass" not in said and said.endswith("password authentication failed")

@@ -67,6 +67,7 @@ def report(
     (nothing is written); 2 on bad input or a missing ledger."""
     from tokenomy.analytics.reports import run_report
     from tokenomy.commands._common import open_existing_ledger
+    from tokenomy.errors import scrub
 
     if as_json and as_csv:
         from tokenomy.errors import UsageError
@@ -101,7 +102,7 @@ def report(
         if not _calls_in(store, utc[0], utc[1]):  # a page of blank charts would read as "nothing spent"
             window = f" between {since or 'the start'} and {until or 'now'}" if (since or until) else ""
             err_console.print(
-                f"error: no calls in ledger {store.url}{window}, nothing to chart; record some first "
+                f"error: no calls in ledger {scrub(store.url)}{window}, nothing to chart; record some first "
                 "or widen --since/--until (no HTML written)",
                 markup=False,
                 highlight=False,
