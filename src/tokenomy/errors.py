@@ -69,7 +69,8 @@ _HIDDEN = "***"
 _SECRET_SHAPES = (
     (re.compile(r"(://[^/\s:@'\"]+:)[^/\s@'\"]+@"), r"\1" + _HIDDEN + "@"),  # scheme://user:PASSWORD@host
     # A token has a digit; prose ("a bearer token") has none.
-    (re.compile(r"(?i)\b(bearer|basic)(\s+)(?=[A-Za-z._~+/=-]*\d)[A-Za-z0-9._~+/=-]{8,}"), r"\1\2" + _HIDDEN),
+    (re.compile(r"(?i)\b(bearer\s+)(?=[A-Za-z._~+/=-]*\d)[A-Za-z0-9._~+/=-]{8,}"), r"\1" + _HIDDEN),
+    (re.compile(r"\b(Basic\s+)[A-Za-z0-9+/]{8,}={0,2}"), r"\1" + _HIDDEN),  # the scheme's spelling: not prose
     (
         re.compile(
             r"(?i)((?:x-api-key|x-goog-api-key|api-key|api_key|apikey|access_token|password)['\"]?\s*[:=]\s*['\"]?)[^\s'\",;}&]+"

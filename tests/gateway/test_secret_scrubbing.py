@@ -108,6 +108,7 @@ def test_upstream_keys_and_url_passwords_reach_no_caller_and_no_log(tmp_path, mo
 
 def test_a_ledger_url_password_and_header_shapes_are_hidden_but_prose_is_not():
     from tokenomy.errors import ConfigError
+    from tokenomy.errors import scrub as scrub_of
 
     said = str(
         ConfigError(
@@ -119,6 +120,8 @@ def test_a_ledger_url_password_and_header_shapes_are_hidden_but_prose_is_not():
         assert secret not in said, said
     assert "postgresql://app:***@db:5432/ledger" in said
     assert said.endswith("send a bearer token")
+    assert scrub_of("falls back to the basic gpt-4o-mini tier") == "falls back to the basic gpt-4o-mini tier"
+    assert "dXNlcjpwYXNzMQ==" not in scrub_of("sent Authorization: Basic dXNlcjpwYXNzMQ==")
 
 
 def test_a_base_url_password_stays_out_of_the_no_usage_warning(tmp_path, caplog):
