@@ -199,11 +199,18 @@ class Tokenomy(Recorder):
         # running on in a worker thread is recorded when it ends (_leave_running); one still queued for a thread, or
         # cancelled before its provider sent a byte (`unsent`: the gateway's pool waiting for a connection), sent
         # nothing and cost nothing: no row, and its rate-limit allowance is given back.
-        if att.thread == "queued" or unsent:
-            if call.policy.limiter:
-                call.policy.limiter.release(att.target.estimate)
-        elif att.response is None and att.thread is None:
+        if att.response is None and att.thread is None and not unsent:
             self._abandon(call, att)
+            return
+        if att.response is None:
+            # The span ends now, with its caller: it says the attempt was cancelled (an answer a worker thread still
+            # waits for is metered when it comes, its duration counted here, once).
+            error_type = "StreamAbandoned" if call.stream else "CallCancelled"  # as _abandon names them
+            otel.record_failure(
+                att.span, att.target.call, att.target.provider.name, error_type, time.perf_counter() - att.started
+            )
+        if (att.thread == "queued" or unsent) and call.policy.limiter:
+            call.policy.limiter.release(att.target.estimate)
 
     @staticmethod
     def _accepted(call: CallState, att: Attempt | None) -> bool:

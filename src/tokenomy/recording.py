@@ -109,7 +109,7 @@ class Recorder:
             target.call,
             response,
             cost.total_usd,
-            time.perf_counter() - att.started,
+            None if cancelled else time.perf_counter() - att.started,
             [p.after for p in target.placements],
         )
         self._local.placements = target.placements

@@ -173,3 +173,35 @@ def test_otel_variables_choose_otlp_and_console_exporters():
     assert b"chat local" in traces and b"gen_ai.usage.input_tokens" in traces and b"tokenomy-test" in traces
     assert "gen_ai.client.token.usage" in out.stdout and "gen_ai.client.operation.duration" in out.stdout
     assert "/v1/metrics" not in collector.posts  # metrics went to the console, as OTEL_METRICS_EXPORTER said
+
+
+def test_a_cancelled_call_left_running_marks_its_span_cancelled(telemetry, ledger_path):
+    """An async caller that stops waiting (a timeout, a gateway's client gone) while the SDK's worker thread still
+    runs the call: the attempt's span ends then, and must say so; the answer that arrives later is still metered."""
+    import asyncio
+
+    from helpers.scripted_openai import ScriptedOpenAI, models
+
+    exporter, reader = telemetry
+    server = ScriptedOpenAI([(200, {}, "held")])
+    try:
+        with Tokenomy(ledger_path, models=models(cancelme=server.url)) as client:
+
+            async def go() -> None:
+                call = asyncio.ensure_future(client.achat(ChatRequest.simple("hi", model="cancelme", max_tokens=3)))
+                await asyncio.to_thread(server.received.wait, 10)
+                call.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await call
+                server.released.set()
+
+            asyncio.run(go())
+            assert client.running.wait(10)  # the answer came, and was recorded
+    finally:
+        server.close()
+    [span] = chat_spans(exporter)
+    assert span.status.status_code == StatusCode.ERROR
+    assert span.attributes["error.type"] == "CallCancelled"
+    durations = [p for p in histograms(reader)["gen_ai.client.operation.duration"].data.data_points
+                 if p.attributes["gen_ai.request.model"] == "cancelme"]
+    assert sum(p.count for p in durations) == 1  # one attempt, one duration, however it ended

@@ -293,10 +293,11 @@ def record_success(
     request: ChatRequest,
     response: ChatResponse,
     cost_usd: Decimal,
-    duration_s: float,
+    duration_s: float | None,
     cache_points: list[str] | None = None,
 ) -> None:
-    """Put usage and cost on the span and feed the two GenAI histograms."""
+    """Put usage and cost on the span and feed the two GenAI histograms (`duration_s` None: the attempt's duration
+    was recorded already, when its caller cancelled it)."""
     usage = response.usage
     if span.is_recording():  # a span nobody records (no SDK installed, sampled out) would drop them anyway
         attributes: dict[str, Any] = {
@@ -317,7 +318,8 @@ def record_success(
     tokens, duration = _HISTOGRAMS
     tokens.record(usage.total_input_tokens, {**attrs, "gen_ai.token.type": "input"})
     tokens.record(usage.output_tokens, {**attrs, "gen_ai.token.type": "output"})
-    duration.record(duration_s, attrs)
+    if duration_s is not None:
+        duration.record(duration_s, attrs)
 
 
 def record_failure(span: Span, request: ChatRequest, provider_name: str, error_type: str, duration_s: float) -> None:
