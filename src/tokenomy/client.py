@@ -279,52 +279,59 @@ class Tokenomy(Recorder):
         tier's chunks are held until its answer passes, then released; a failing answer escalates.
         """
         call = self._begin(request, policy, mode, stream)
-        for tier in call.tiers:
-            held: list[StreamChunk] = []
-            step: Step | None = tier.plan.first()
-            att: Attempt | None = None
-            passed_on = False  # every model of this tier refused the request before any call: the next tier gets it
-            while step is not None:
-                if step.delay_s:
-                    time.sleep(step.delay_s)
-                att = self._start(call, tier, step)
-                if call.policy.limiter and not call.policy.limiter.acquire(att.target.estimate, self._left(call, tier)):
-                    raise self._over_quota(call, att.target)
-                att.started = time.perf_counter()
-                # A stream's span is not made current: a generator suspended at `yield` must not leave it in
-                # the caller's context.
-                with otel.attempt_span(
-                    att.target.call, att.target.provider.name, att.number, current=not stream
-                ) as att.span:
-                    try:
-                        provider = att.target.provider
-                        self._check_inputs(att.target)
-                        chunks = (
-                            provider.stream(att.target.call)
-                            if stream
-                            else iter([StreamChunk(response=provider.chat(att.target.call))])
-                        )
-                        for chunk in chunks:
-                            if self._take(call, att, chunk, held):
-                                yield chunk
-                        break
-                    except (GeneratorExit, KeyboardInterrupt, SystemExit):  # SystemExit: the ledger's SIGTERM handler
-                        self._abandoned(call, att)
-                        raise
-                    except ProviderError as exc:
-                        step = self._failed(call, att, exc, held)
-                        if step is None and not self._pass_on(call, tier, att, exc):
-                            exc.call_cost_usd = call.spent  # the call failed, yet what it paid for stays paid
+        with otel.call_span(call.request.model, call.request_id, _cancelled(stream)) as parent:
+            for tier in call.tiers:
+                held: list[StreamChunk] = []
+                step: Step | None = tier.plan.first()
+                att: Attempt | None = None
+                passed_on = False  # every model of this tier refused the request before any call: the next tier gets it
+                while step is not None:
+                    if step.delay_s:
+                        time.sleep(step.delay_s)
+                    att = self._start(call, tier, step)
+                    if call.policy.limiter and not call.policy.limiter.acquire(
+                        att.target.estimate, self._left(call, tier)
+                    ):
+                        raise self._over_quota(call, att.target)
+                    att.started = time.perf_counter()
+                    # A stream's span is not made current: a generator suspended at `yield` must not leave it in
+                    # the caller's context.
+                    with otel.attempt_span(
+                        att.target.call, att.target.provider.name, att.number, current=not stream, parent=parent
+                    ) as att.span:
+                        try:
+                            provider = att.target.provider
+                            self._check_inputs(att.target)
+                            chunks = (
+                                provider.stream(att.target.call)
+                                if stream
+                                else iter([StreamChunk(response=provider.chat(att.target.call))])
+                            )
+                            for chunk in chunks:
+                                if self._take(call, att, chunk, held):
+                                    yield chunk
+                            break
+                        except (
+                            GeneratorExit,
+                            KeyboardInterrupt,
+                            SystemExit,
+                        ):  # SystemExit: the ledger's SIGTERM handler
+                            self._abandoned(call, att)
                             raise
-                        passed_on = step is None
-                    except Exception as exc:  # a bug of ours mid-attempt: the attempt is in the ledger, then raised
-                        self._crash(call, att, exc)
-                        raise
-            if passed_on:
-                continue
-            if self._accepted(call, att):
-                yield from held
-                return
+                        except ProviderError as exc:
+                            step = self._failed(call, att, exc, held)
+                            if step is None and not self._pass_on(call, tier, att, exc):
+                                exc.call_cost_usd = call.spent  # the call failed, yet what it paid for stays paid
+                                raise
+                            passed_on = step is None
+                        except Exception as exc:  # a bug of ours mid-attempt: the attempt is in the ledger, then raised
+                            self._crash(call, att, exc)
+                            raise
+                if passed_on:
+                    continue
+                if self._accepted(call, att):
+                    yield from held
+                    return
 
     async def _achat(self, call: CallState, att: Attempt) -> ChatResponse:
         """A non-streamed attempt's answer. A provider call run in a worker thread (the SDK-based providers) cannot be
@@ -348,57 +355,58 @@ class Tokenomy(Recorder):
         """Async `_run`: waits with asyncio.sleep and the provider's async path; a retry after attempts billed without
         an answer is made only if the cost's guard covers them (`CallCost.guard`: the gateway's budget)."""
         call = self._begin(request, policy, mode, stream, cost)
-        failed: ProviderError | None = None  # the last attempt's error
-        for tier in call.tiers:
-            held: list[StreamChunk] = []
-            step: Step | None = tier.plan.first()
-            att: Attempt | None = None
-            passed_on = False  # every model of this tier refused the request before any call: the next tier gets it
-            while step is not None:
-                if failed is not None and not await call.cost.may_try_again():
-                    raise failed.not_retried_for_budget(call.spent)
-                if step.delay_s:
-                    await asyncio.sleep(step.delay_s)
-                att = self._start(call, tier, step)
-                if call.policy.limiter and not await call.policy.limiter.acquire_async(
-                    att.target.estimate, self._left(call, tier)
-                ):
-                    raise self._over_quota(call, att.target)
-                att.started = time.perf_counter()
-                with otel.attempt_span(
-                    att.target.call, att.target.provider.name, att.number, current=not stream
-                ) as att.span:
-                    try:
-                        provider = att.target.provider
-                        self._check_inputs(att.target)
-                        if stream:
-                            async for chunk in provider.astream(att.target.call):
+        with otel.call_span(call.request.model, call.request_id, _cancelled(stream)) as parent:
+            failed: ProviderError | None = None  # the last attempt's error
+            for tier in call.tiers:
+                held: list[StreamChunk] = []
+                step: Step | None = tier.plan.first()
+                att: Attempt | None = None
+                passed_on = False  # every model of this tier refused the request before any call: the next tier gets it
+                while step is not None:
+                    if failed is not None and not await call.cost.may_try_again():
+                        raise failed.not_retried_for_budget(call.spent)
+                    if step.delay_s:
+                        await asyncio.sleep(step.delay_s)
+                    att = self._start(call, tier, step)
+                    if call.policy.limiter and not await call.policy.limiter.acquire_async(
+                        att.target.estimate, self._left(call, tier)
+                    ):
+                        raise self._over_quota(call, att.target)
+                    att.started = time.perf_counter()
+                    with otel.attempt_span(
+                        att.target.call, att.target.provider.name, att.number, current=not stream, parent=parent
+                    ) as att.span:
+                        try:
+                            provider = att.target.provider
+                            self._check_inputs(att.target)
+                            if stream:
+                                async for chunk in provider.astream(att.target.call):
+                                    if self._take(call, att, chunk, held):
+                                        yield chunk
+                            else:
+                                chunk = StreamChunk(response=await self._achat(call, att))
                                 if self._take(call, att, chunk, held):
                                     yield chunk
-                        else:
-                            chunk = StreamChunk(response=await self._achat(call, att))
-                            if self._take(call, att, chunk, held):
-                                yield chunk
-                        break
-                    except (GeneratorExit, asyncio.CancelledError) as exc:
-                        self._abandoned(call, att, unsent=left_unsent(exc))
-                        raise
-                    except ProviderError as exc:
-                        failed = exc
-                        step = self._failed(call, att, exc, held)
-                        if step is None and not self._pass_on(call, tier, att, exc):
-                            exc.call_cost_usd = call.spent  # the call failed, yet what it paid for stays paid
+                            break
+                        except (GeneratorExit, asyncio.CancelledError) as exc:
+                            self._abandoned(call, att, unsent=left_unsent(exc))
                             raise
-                        passed_on = step is None
-                    except Exception as exc:  # a bug of ours mid-attempt: the attempt is in the ledger, then raised
-                        self._crash(call, att, exc)
-                        raise
-            if passed_on:
-                continue
-            if self._accepted(call, att):
-                for chunk in held:
-                    yield chunk
-                return
+                        except ProviderError as exc:
+                            failed = exc
+                            step = self._failed(call, att, exc, held)
+                            if step is None and not self._pass_on(call, tier, att, exc):
+                                exc.call_cost_usd = call.spent  # the call failed, yet what it paid for stays paid
+                                raise
+                            passed_on = step is None
+                        except Exception as exc:  # a bug of ours mid-attempt: the attempt is in the ledger, then raised
+                            self._crash(call, att, exc)
+                            raise
+                if passed_on:
+                    continue
+                if self._accepted(call, att):
+                    for chunk in held:
+                        yield chunk
+                    return
 
     # -- public API -----------------------------------------------------------------------------
     def chat(self, request: ChatRequest, mode: str = "on_demand", policy: CallPolicy | None = None) -> ChatResponse:
@@ -454,6 +462,11 @@ class Tokenomy(Recorder):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _cancelled(stream: bool) -> str:
+    """The error type of a call its caller stopped waiting for, as its attempt's row names it (`_abandon`)."""
+    return "StreamAbandoned" if stream else "CallCancelled"
 
 
 def _answer(chunks: list[StreamChunk]) -> ChatResponse:

@@ -205,3 +205,37 @@ def test_a_cancelled_call_left_running_marks_its_span_cancelled(telemetry, ledge
     durations = [p for p in histograms(reader)["gen_ai.client.operation.duration"].data.data_points
                  if p.attributes["gen_ai.request.model"] == "cancelme"]
     assert sum(p.count for p in durations) == 1  # one attempt, one duration, however it ended
+
+
+def test_the_attempts_of_one_call_share_its_parent_span(telemetry, ledger_path):
+    """A retried call's attempts are children of one span for the call (one trace), whether it ends in an answer,
+    an error or a stream its caller closed: without it a gateway's retries were unrelated traces."""
+    from helpers.scripted_openai import ScriptedOpenAI, models
+
+    exporter, _ = telemetry
+    policy = CallPolicy(retry=RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.02))
+    server = ScriptedOpenAI([(500, {}), (200, {}), (429, {}), (400, {}), (500, {}), (200, {}, "slow")],
+                            reply=tuple("abcdef"))
+    try:
+        with Tokenomy(ledger_path, models=models(a=server.url), policy=policy) as client:
+            client.chat(ChatRequest.simple("hi", model="a", max_tokens=3))
+            with pytest.raises(ProviderError):
+                client.chat(ChatRequest.simple("hi", model="a", max_tokens=3))
+            stream = client.stream(ChatRequest.simple("hi", model="a", max_tokens=3))
+            next(stream)
+            stream.close()
+    finally:
+        server.close()
+    finished = exporter.get_finished_spans()
+    calls = [s for s in finished if s.name == "tokenomy.call a"]
+    assert len(calls) == 3
+    attempts = chat_spans(exporter)
+    by_call = [[a.attributes["tokenomy.attempt"] for a in attempts
+                if a.parent and a.parent.span_id == c.context.span_id] for c in calls]
+    assert by_call == [[1, 2], [1, 2], [1, 2]]
+    assert all(a.context.trace_id == c.context.trace_id for c in calls for a in attempts
+               if a.parent and a.parent.span_id == c.context.span_id)
+    assert [c.status.status_code for c in calls] == [StatusCode.UNSET, StatusCode.ERROR, StatusCode.ERROR]
+    assert [c.attributes.get("error.type") for c in calls] == [None, "BadRequestError", "StreamAbandoned"]
+    assert all(c.kind == trace.SpanKind.INTERNAL and not any(k.startswith("gen_ai.usage") for k in c.attributes)
+               for c in calls)

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from opentelemetry import metrics, trace
+from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from tokenomy.errors import ProviderError
@@ -163,8 +164,40 @@ SEMCONV_PROVIDERS = {"azure": "azure.ai.openai"}
 
 
 @contextmanager
-def attempt_span(request: ChatRequest, provider_name: str, attempt: int, current: bool = True) -> Iterator[Span]:
-    """The CLIENT span `chat {model}` for one attempt; `current=False` for generators (streams)."""
+def call_span(model: str, request_id: str, cancelled: str = "CallCancelled") -> Iterator[Context]:
+    """The INTERNAL span `tokenomy.call {model}` of one call, whose attempts (retries, fallbacks, a cascade's tiers)
+    are its children: one trace a call. It carries no gen_ai.* usage (its attempts do: a span importer or a GenAI
+    view counts each once). Failed when the call raises: `error.type` its last error's, `cancelled` when its
+    caller went (a stream closed, a task cancelled). Yields the context its attempts' spans are started in."""
+    span = _TRACER.start_span(
+        f"tokenomy.call {model}", kind=SpanKind.INTERNAL, attributes={"tokenomy.request_id": request_id}
+    )
+    try:
+        yield trace.set_span_in_context(span)
+    except ProviderError as exc:
+        _failed(span, exc.kind if exc.__cause__ is None else type(exc.__cause__).__name__)
+        raise
+    except Exception as exc:
+        _failed(span, type(exc).__qualname__)
+        raise
+    except BaseException:  # GeneratorExit, CancelledError, KeyboardInterrupt: the caller stopped waiting
+        _failed(span, cancelled)
+        raise
+    finally:
+        span.end()
+
+
+def _failed(span: Span, error_type: str) -> None:
+    span.set_attribute("error.type", error_type)
+    span.set_status(Status(StatusCode.ERROR, error_type))
+
+
+@contextmanager
+def attempt_span(
+    request: ChatRequest, provider_name: str, attempt: int, current: bool = True, parent: Context | None = None
+) -> Iterator[Span]:
+    """The CLIENT span `chat {model}` for one attempt, a child of `parent` (the call's span, `call_span`);
+    `current=False` for generators (streams)."""
     attributes: dict = {
         "gen_ai.operation.name": "chat",
         "gen_ai.provider.name": SEMCONV_PROVIDERS.get(provider_name, provider_name),
@@ -179,7 +212,7 @@ def attempt_span(request: ChatRequest, provider_name: str, attempt: int, current
         attributes["tokenomy.task"] = request.meta.task
     if request.meta.route:
         attributes["tokenomy.route"] = request.meta.route
-    span = _TRACER.start_span(f"chat {request.model}", kind=SpanKind.CLIENT, attributes=attributes)
+    span = _TRACER.start_span(f"chat {request.model}", context=parent, kind=SpanKind.CLIENT, attributes=attributes)
     try:
         # A span with no trace (no SDK installed, no parent) changes nothing as the current span: skip the attach.
         if current and span.get_span_context().is_valid:
