@@ -240,6 +240,35 @@ def test_an_upstream_error_keeps_its_status_and_every_attempt_is_a_row(ledger_pa
     assert {e.request_id for e in rows} == {throttled.value.response.headers["x-request-id"]}
 
 
+def test_the_attempts_of_one_embeddings_request_are_children_of_its_call_span(ledger_path):
+    class ThrottledOnce(RecordingUpstream):
+        def _refusal(self, body: bytes) -> bytes | None:
+            super()._refusal(body)
+            if len(self.bodies) > 1:
+                return None
+            payload = b'{"error": {"message": "slow down", "type": "requests", "code": "rate_limit_exceeded"}}'
+            return (
+                b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nretry-after: 0\r\n"
+                b"content-length: %d\r\n\r\n%s" % (len(payload), payload)
+            )
+
+    spans = in_memory_pipeline()[0]
+    spans.clear()
+    retry = {"max_attempts": 2, "base_delay_s": 0.01}
+    with (
+        ThrottledOnce() as upstream_url,
+        gateway(upstream_url, ledger_path, routes={"search": {"model": "embed", "retry": retry}}) as url,
+    ):
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        answered = client.embeddings.with_raw_response.create(model="search", input="x")
+    [call] = [s for s in spans.get_finished_spans() if s.name == f"tokenomy.call {SMALL}"]
+    attempts = [s for s in spans.get_finished_spans() if s.name == f"embeddings {SMALL}"]
+    assert call.attributes["tokenomy.request_id"] == answered.headers["x-request-id"]
+    assert [(a.attributes["tokenomy.attempt"], a.attributes.get("error.type")) for a in attempts] == [
+        (1, "throttled"), (2, None)]
+    assert all(a.parent is not None and a.parent.span_id == call.context.span_id for a in attempts)
+
+
 def test_an_upstream_that_reports_no_usage_is_recorded_at_the_estimate_and_the_caller_still_gets_usage(ledger_path):
     class Unmetered(RecordingUpstream):  # some OpenAI-compatible servers send no usage
         def _refusal(self, body: bytes) -> bytes | None:

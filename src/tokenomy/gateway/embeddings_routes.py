@@ -291,99 +291,103 @@ async def _embed(
     plan = AttemptPlan((spec.name,), policy.retry)
     step = plan.first()
     spent = Decimal(0)
-    while True:
-        if step.delay_s:
-            await asyncio.sleep(step.delay_s)
-        left = max(0.0, policy.retry.deadline_s - plan.elapsed_s)
-        calls, due = _attempt(body, spec, progress, estimate)
-        if policy.limiter is not None and not await policy.limiter.acquire_async(due, left, calls):
-            # Not an attempt (nothing was sent), so no ledger row: the caller sees a throttle.
-            wait = policy.limiter.wait_s(due, calls)  # the caller's Retry-After
-            limited = ProviderError(
-                f"client-side rate limit: no request slot for {meta.route!r} within the "
-                f"{policy.retry.deadline_s:g} s deadline (the next in {wait:.1f} s); raise the route's rate_limit "
-                "or deadline_s",
-                kind="throttled",
-                retry_after=wait,
-            )
-            limited.call_cost_usd = spent
-            raise limited
-        carried = progress.tokens() if progress is not None else 0  # billed by earlier attempts' rows
-        began = time.perf_counter()
-        with otel.embeddings_span(
-            upstream.name,
-            spec.model,
-            meta.route,
-            step.attempt,
-            body.get("encoding_format", "float"),
-            body.get("dimensions"),
-        ) as span:
-            try:
-                answer = await send(body)
-            except ProviderError as exc:
-                seconds = time.perf_counter() - began
-                error_type = exc.kind if exc.__cause__ is None else type(exc.__cause__).__name__
-                otel.record_embeddings(span, upstream.name, spec.model, None, 0, None, seconds, error_type)
-                # An upstream still working when the wait ended (or cut off mid-answer) bills the input anyway; a
-                # request of several calls (Bedrock's) bills the tokens of those that answered before one failed.
-                billed = exc.billed_tokens if exc.billed_tokens is not None else due if exc.reached else 0
-                event = _row(gw, spec, upstream.name, spec.model, meta, asked, billed, step.attempt, seconds)
-                event.outcome, event.error_type = exc.kind, error_type
-                spent += event.cost_usd
-                _record(gw, event)
-                following = plan.after(exc)
-                if following is None:
-                    exc.call_cost_usd = spent
-                    raise
-                # Input billed and sent again (not the calls of a Bedrock request that answered: those are kept).
-                cost.add(event.cost_usd, unanswered=exc.billed_tokens is None)
-                if not await cost.may_try_again():
-                    raise exc.not_retried_for_budget(spent) from None
-                step = following
-                continue
-            except (asyncio.CancelledError, Exception) as exc:
-                # Cancelled in flight (the gateway shutting down, a timeout), or a bug: the request went out, so the
-                # upstream bills its input, as a chat call cancelled or crashed so is recorded (at its estimate).
-                # Cancelled before it went out (the pool's connections all busy): nothing sent, no row, as for chat.
-                cancelled = isinstance(exc, asyncio.CancelledError)
-                if cancelled and left_unsent(exc):
-                    if policy.limiter is not None:
-                        policy.limiter.release(due)
-                    raise
-                outcome, error_type = (
-                    ("cancelled", "CallCancelled") if cancelled else ("server_error", type(exc).__name__)
+    with otel.call_span(spec.model, meta.request_id or "") as parent:  # its attempts' spans are children
+        while True:
+            if step.delay_s:
+                await asyncio.sleep(step.delay_s)
+            left = max(0.0, policy.retry.deadline_s - plan.elapsed_s)
+            calls, due = _attempt(body, spec, progress, estimate)
+            if policy.limiter is not None and not await policy.limiter.acquire_async(due, left, calls):
+                # Not an attempt (nothing was sent), so no ledger row: the caller sees a throttle.
+                wait = policy.limiter.wait_s(due, calls)  # the caller's Retry-After
+                limited = ProviderError(
+                    f"client-side rate limit: no request slot for {meta.route!r} within the "
+                    f"{policy.retry.deadline_s:g} s deadline (the next in {wait:.1f} s); raise the route's rate_limit "
+                    "or deadline_s",
+                    kind="throttled",
+                    retry_after=wait,
                 )
+                limited.call_cost_usd = spent
+                raise limited
+            carried = progress.tokens() if progress is not None else 0  # billed by earlier attempts' rows
+            began = time.perf_counter()
+            with otel.embeddings_span(
+                upstream.name,
+                spec.model,
+                meta.route,
+                step.attempt,
+                body.get("encoding_format", "float"),
+                body.get("dimensions"),
+                parent,
+            ) as span:
+                try:
+                    answer = await send(body)
+                except ProviderError as exc:
+                    seconds = time.perf_counter() - began
+                    error_type = exc.kind if exc.__cause__ is None else type(exc.__cause__).__name__
+                    otel.record_embeddings(span, upstream.name, spec.model, None, 0, None, seconds, error_type)
+                    # An upstream still working when the wait ended (or cut off mid-answer) bills the input anyway; a
+                    # request of several calls (Bedrock's) bills the tokens of those that answered before one failed.
+                    billed = exc.billed_tokens if exc.billed_tokens is not None else due if exc.reached else 0
+                    event = _row(gw, spec, upstream.name, spec.model, meta, asked, billed, step.attempt, seconds)
+                    event.outcome, event.error_type = exc.kind, error_type
+                    spent += event.cost_usd
+                    _record(gw, event)
+                    following = plan.after(exc)
+                    if following is None:
+                        exc.call_cost_usd = spent
+                        raise
+                    # Input billed and sent again (not the calls of a Bedrock request that answered: those are kept).
+                    cost.add(event.cost_usd, unanswered=exc.billed_tokens is None)
+                    if not await cost.may_try_again():
+                        raise exc.not_retried_for_budget(spent) from None
+                    step = following
+                    continue
+                except (asyncio.CancelledError, Exception) as exc:
+                    # Cancelled in flight (the gateway shutting down, a timeout), or a bug: the request went out, so the
+                    # upstream bills its input, as a chat call cancelled or crashed so is recorded (at its estimate).
+                    # Cancelled before it went out (the pool's connections all busy): nothing sent, no row, as for chat.
+                    cancelled = isinstance(exc, asyncio.CancelledError)
+                    if cancelled and left_unsent(exc):
+                        if policy.limiter is not None:
+                            policy.limiter.release(due)
+                        raise
+                    outcome, error_type = (
+                        ("cancelled", "CallCancelled") if cancelled else ("server_error", type(exc).__name__)
+                    )
+                    seconds = time.perf_counter() - began
+                    otel.record_embeddings(span, upstream.name, spec.model, None, 0, None, seconds, error_type)
+                    event = _row(gw, spec, upstream.name, spec.model, meta, asked, due, step.attempt, seconds)
+                    event.outcome, event.error_type = outcome, error_type
+                    _record(gw, event)
+                    raise
                 seconds = time.perf_counter() - began
-                otel.record_embeddings(span, upstream.name, spec.model, None, 0, None, seconds, error_type)
-                event = _row(gw, spec, upstream.name, spec.model, meta, asked, due, step.attempt, seconds)
-                event.outcome, event.error_type = outcome, error_type
+                used = _prompt_tokens(answer, spec, estimate)
+                billed = max(0, used - carried)  # this attempt's calls; the caller is told the whole request's
+                reported = answer.get("model")
+                served = reported if isinstance(reported, str) and reported else spec.model
+                event = _row(gw, spec, upstream.name, served, meta, asked, billed, step.attempt, seconds)
+                if policy.limiter is not None:
+                    policy.limiter.settle(due, billed)
+                unusable = _unusable(answer, len(asked.items), body.get("encoding_format"))
+                if unusable is not None:
+                    # Billed all the same (the row keeps its tokens), and not retried: it would recur.
+                    event.outcome = event.error_type = "server_error"
+                    _record(gw, event)
+                    otel.record_embeddings(
+                        span, upstream.name, spec.model, served, billed, None, seconds, "server_error"
+                    )
+                    wrong = ProviderError(
+                        f"{upstream.name} {unusable} (model {spec.name!r})",
+                        kind="server_error",
+                        retryable=False,
+                        reached=True,
+                    )
+                    wrong.call_cost_usd = spent + event.cost_usd
+                    raise wrong
                 _record(gw, event)
-                raise
-            seconds = time.perf_counter() - began
-            used = _prompt_tokens(answer, spec, estimate)
-            billed = max(0, used - carried)  # this attempt's calls; the caller is told the whole request's
-            reported = answer.get("model")
-            served = reported if isinstance(reported, str) and reported else spec.model
-            event = _row(gw, spec, upstream.name, served, meta, asked, billed, step.attempt, seconds)
-            if policy.limiter is not None:
-                policy.limiter.settle(due, billed)
-            unusable = _unusable(answer, len(asked.items), body.get("encoding_format"))
-            if unusable is not None:
-                # Billed all the same (the row keeps its tokens), and not retried: it would recur.
-                event.outcome = event.error_type = "server_error"
-                _record(gw, event)
-                otel.record_embeddings(span, upstream.name, spec.model, served, billed, None, seconds, "server_error")
-                wrong = ProviderError(
-                    f"{upstream.name} {unusable} (model {spec.name!r})",
-                    kind="server_error",
-                    retryable=False,
-                    reached=True,
-                )
-                wrong.call_cost_usd = spent + event.cost_usd
-                raise wrong
-            _record(gw, event)
-            otel.record_embeddings(span, upstream.name, spec.model, served, billed, event.cost_usd, seconds)
-            return answer, used, spent + event.cost_usd
+                otel.record_embeddings(span, upstream.name, spec.model, served, billed, event.cost_usd, seconds)
+                return answer, used, spent + event.cost_usd
 
 
 def _unusable(answer: dict[str, Any], inputs: int, encoding: str | None) -> str | None:

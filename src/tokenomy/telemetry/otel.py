@@ -238,9 +238,11 @@ def embeddings_span(
     attempt: int,
     encoding_format: str = "float",
     dimensions: int | None = None,
+    parent: Context | None = None,
 ) -> Iterator[Span]:
     """The CLIENT span `embeddings {model}` for one attempt of an embeddings call (GenAI operation `embeddings`),
-    with the request's encoding and dimensions as the conventions' embeddings span has them."""
+    with the request's encoding and dimensions as the conventions' embeddings span has them; a child of `parent`
+    (the call's span, `call_span`)."""
     attributes: dict = {
         "gen_ai.operation.name": "embeddings",
         "gen_ai.provider.name": SEMCONV_PROVIDERS.get(provider_name, provider_name),
@@ -252,7 +254,8 @@ def embeddings_span(
         attributes["gen_ai.embeddings.dimension.count"] = dimensions
     if route:
         attributes["tokenomy.route"] = route
-    with _opened(_TRACER.start_span(f"embeddings {model}", kind=SpanKind.CLIENT, attributes=attributes), True) as span:
+    span = _TRACER.start_span(f"embeddings {model}", context=parent, kind=SpanKind.CLIENT, attributes=attributes)
+    with _opened(span, True) as span:
         yield span
 
 
