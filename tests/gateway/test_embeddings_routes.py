@@ -373,6 +373,9 @@ def test_an_answer_with_fewer_vectors_than_inputs_is_a_502_and_its_billed_row_sa
             return b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (
                 len(payload), payload)
 
+    spans, reader = in_memory_pipeline()
+    spans.clear()
+    before = _billed_in_failures(reader)
     upstream = Short()
     with upstream as upstream_url, gateway(upstream_url, ledger_path) as url:
         client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
@@ -382,6 +385,25 @@ def test_an_answer_with_fewer_vectors_than_inputs_is_a_502_and_its_billed_row_sa
     assert len(upstream.bodies) == 1  # not asked again: the upstream would answer the same
     [row] = open_store(ledger_path).events()
     assert (row.outcome, row.input_tokens, row.cost_usd) == ("server_error", 7, 7 * PER_TOKEN)
+    # The tokens the upstream counted and billed are on the failed attempt's span and in the token metric too.
+    [span] = [s for s in spans.get_finished_spans() if s.name == f"embeddings {SMALL}"]
+    assert span.attributes["error.type"] == "server_error" and span.attributes["gen_ai.usage.input_tokens"] == 7
+    assert span.attributes["tokenomy.cost.usd"] == float(7 * PER_TOKEN)
+    assert _billed_in_failures(reader) - before == 7
+
+
+def _billed_in_failures(reader) -> int:
+    """Input tokens in the token-usage histogram of failed embeddings attempts so far (it is cumulative)."""
+    data = reader.get_metrics_data()
+    return sum(
+        point.sum
+        for rm in (data.resource_metrics if data else [])
+        for sm in rm.scope_metrics
+        for metric in sm.metrics
+        if metric.name == "gen_ai.client.token.usage"
+        for point in metric.data.data_points
+        if point.attributes.get("error.type") and point.attributes["gen_ai.operation.name"] == "embeddings"
+    )
 
 
 @pytest.mark.parametrize("usage", [{"total_tokens": 9}, {"prompt_tokens": -1, "total_tokens": -1}, {}])

@@ -375,7 +375,7 @@ async def _embed(
                     event.outcome = event.error_type = "server_error"
                     _record(gw, event)
                     otel.record_embeddings(
-                        span, upstream.name, spec.model, served, billed, None, seconds, "server_error"
+                        span, upstream.name, spec.model, served, billed, event.cost_usd, seconds, "server_error"
                     )
                     wrong = ProviderError(
                         f"{upstream.name} {unusable} (model {spec.name!r})",

@@ -269,11 +269,14 @@ def record_embeddings(
     duration_s: float,
     error_type: str | None = None,
 ) -> None:
-    """An embeddings attempt's outcome on its span, and in the two GenAI histograms (input tokens only)."""
+    """An embeddings attempt's outcome on its span, and in the two GenAI histograms (input tokens only). A failed
+    attempt's `input_tokens` are those the upstream counted all the same (an answer whose vectors are unusable: it
+    billed them), on its span and in the token histogram as the ledger row has them."""
     if error_type is not None:
         span.set_attribute("error.type", error_type)
         span.set_status(Status(StatusCode.ERROR, error_type))
-    elif span.is_recording():
+    counted = error_type is None or input_tokens > 0
+    if counted and span.is_recording():
         span.set_attributes(
             {
                 "gen_ai.response.model": response_model or request_model,
@@ -283,7 +286,7 @@ def record_embeddings(
         )
     attrs = _common(provider_name, request_model, response_model, error_type, "embeddings")
     tokens, duration = _HISTOGRAMS
-    if error_type is None:
+    if counted:
         tokens.record(input_tokens, {**attrs, "gen_ai.token.type": "input"})
     duration.record(duration_s, attrs)
 
