@@ -150,7 +150,7 @@ class Recorder:
         error_type = exc.kind if exc.__cause__ is None else type(exc.__cause__).__name__
         if traced:
             otel.record_failure(
-                att.span, target.call, target.provider.name, error_type, time.perf_counter() - att.started
+                att.span, target.call, target.provider.name, error_type, time.perf_counter() - att.started, att.reported
             )
         if att.deltas or exc.reached:
             # The stream failed after the provider had generated part of the answer, or the call stopped waiting
@@ -193,7 +193,12 @@ class Recorder:
         error_type = error_type or ("StreamAbandoned" if call.stream else "CallCancelled")
         if traced:
             otel.record_failure(
-                att.span, att.target.call, att.target.provider.name, error_type, time.perf_counter() - att.started
+                att.span,
+                att.target.call,
+                att.target.provider.name,
+                error_type,
+                time.perf_counter() - att.started,
+                att.reported,
             )
         usage, cost = self._estimated(call, att)
         self._record_unanswered(call, att, outcome, error_type, (usage, cost))

@@ -239,3 +239,39 @@ def test_the_attempts_of_one_call_share_its_parent_span(telemetry, ledger_path):
     assert [c.attributes.get("error.type") for c in calls] == [None, "BadRequestError", "StreamAbandoned"]
     assert all(c.kind == trace.SpanKind.INTERNAL and not any(k.startswith("gen_ai.usage") for k in c.attributes)
                for c in calls)
+
+
+def test_a_stream_that_fails_after_anthropic_counted_the_prompt_carries_that_count(telemetry, ledger_path):
+    """Anthropic counts the prompt in message_start; a stream that then fails (an error event) was billed it, the
+    ledger row has it: so do the attempt's span and the token-usage histogram (with the error.type)."""
+    from helpers.scripted_anthropic import ScriptedAnthropic
+    from tokenomy.emulate.server import ServerThread
+    from tokenomy.ledger.store import open_store
+    from tokenomy.providers.registry import ModelSpec
+
+    exporter, reader = telemetry
+    scripted = ScriptedAnthropic()
+    scripted.usage = {"input_tokens": 10, "output_tokens": 2, "cache_creation_input_tokens": 5,
+                      "cache_read_input_tokens": 100}
+    scripted.failure = {"type": "overloaded_error", "message": "Overloaded"}
+
+    def counted_in_failures() -> float:
+        points = histograms(reader).get("gen_ai.client.token.usage")
+        return sum(p.sum for p in (points.data.data_points if points else [])
+                   if p.attributes["gen_ai.request.model"] == "claude-haiku-4-5"
+                   and p.attributes.get("error.type") and p.attributes["gen_ai.token.type"] == "input")
+
+    before = counted_in_failures()
+    with ServerThread(scripted.app) as url:
+        spec = ModelSpec(name="claude", provider="anthropic", model="claude-haiku-4-5", base_url=url)
+        with Tokenomy(ledger_path, models={"claude": spec}) as client:
+            with pytest.raises(ProviderError):
+                list(client.stream(ChatRequest.simple("hi", model="claude", max_tokens=20)))
+    [row] = open_store(ledger_path).events()
+    assert (row.input_tokens, row.cache_read_tokens, row.cache_write_tokens) == (10, 100, 5)
+    [span] = chat_spans(exporter)
+    assert span.status.status_code == StatusCode.ERROR
+    assert span.attributes["gen_ai.usage.input_tokens"] == 115
+    assert span.attributes["gen_ai.usage.cache_read.input_tokens"] == 100
+    assert "gen_ai.usage.output_tokens" not in span.attributes  # only estimated: not the provider's count
+    assert counted_in_failures() - before == 115

@@ -20,7 +20,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from tokenomy.errors import ProviderError
-from tokenomy.messages import ChatRequest, ChatResponse
+from tokenomy.messages import ChatRequest, ChatResponse, Usage
 
 TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864]
 DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]
@@ -361,8 +361,27 @@ def record_success(
         duration.record(duration_s, attrs)
 
 
-def record_failure(span: Span, request: ChatRequest, provider_name: str, error_type: str, duration_s: float) -> None:
-    """Mark the span failed with `error.type` and record the attempt's duration."""
+def record_failure(
+    span: Span,
+    request: ChatRequest,
+    provider_name: str,
+    error_type: str,
+    duration_s: float,
+    counted: Usage | None = None,
+) -> None:
+    """Mark the span failed with `error.type` and record the attempt's duration. `counted`: the prompt's tokens the
+    provider counted as its answer began (Anthropic's message_start), which it bills though the answer failed: on
+    the span and in the token histogram, as the ledger row has them (output tokens are only estimated: left out)."""
     span.set_attribute("error.type", error_type)
     span.set_status(Status(StatusCode.ERROR, error_type))
-    _HISTOGRAMS[1].record(duration_s, _common(provider_name, request.model, None, error_type))
+    attrs = _common(provider_name, request.model, None, error_type)
+    if counted is not None:
+        span.set_attributes(
+            {
+                "gen_ai.usage.input_tokens": counted.total_input_tokens,  # conventions: cached included
+                "gen_ai.usage.cache_read.input_tokens": counted.cache_read_tokens,
+                "gen_ai.usage.cache_creation.input_tokens": counted.cache_write_tokens,
+            }
+        )
+        _HISTOGRAMS[0].record(counted.total_input_tokens, {**attrs, "gen_ai.token.type": "input"})
+    _HISTOGRAMS[1].record(duration_s, attrs)
