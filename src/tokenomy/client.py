@@ -311,12 +311,8 @@ class Tokenomy(Recorder):
                                 if self._take(call, att, chunk, held):
                                     yield chunk
                             break
-                        except (
-                            GeneratorExit,
-                            KeyboardInterrupt,
-                            SystemExit,
-                        ):  # SystemExit: the ledger's SIGTERM handler
-                            self._abandoned(call, att)
+                        except (GeneratorExit, KeyboardInterrupt, SystemExit):
+                            self._abandoned(call, att)  # SystemExit: the ledger's SIGTERM handler
                             raise
                         except ProviderError as exc:
                             step = self._failed(call, att, exc, held)
