@@ -21,7 +21,7 @@ def test_the_detached_runner_gets_its_ledger_url_outside_its_command_line(tmp_pa
             started.update(args=args, env=kwargs.get("env"))
 
     monkeypatch.setattr(subprocess, "Popen", Started)
-    monkeypatch.setattr("tokenomy.batch.jobs.journal_dir", lambda store: tmp_path)
+    monkeypatch.setattr("tokenomy.batch.runner_process.journal_dir", lambda store: tmp_path)
     batch._spawn_resume(SimpleNamespace(store=SimpleNamespace(url=url)), "job1")
     assert not any("s3cretPass" in arg for arg in started["args"]), started["args"]
     assert started["env"]["TOKENOMY_LEDGER"] == url  # the runner still opens the same ledger

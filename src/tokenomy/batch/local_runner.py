@@ -30,9 +30,9 @@ from tokenomy.batch.backends import FINAL_STATES, RecordResult
 from tokenomy.batch.conversion import require_carried
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.batch.job_tables import Job, JobTables, require_job
-from tokenomy.batch.jobs import runner_alive
 from tokenomy.batch.records import missing_records, record_results
 from tokenomy.batch.runner_journal import RunnerJournal, commit_left_behind
+from tokenomy.batch.runner_process import runner_alive
 from tokenomy.batch.validate import DEFAULT_MAX_TOKENS
 from tokenomy.client import Tokenomy
 from tokenomy.errors import ProviderError, UsageError

@@ -57,8 +57,8 @@ def _refuse_other_backends_options(backend: str, given: Mapping[str, object]) ->
 
 def _spawn_resume(tables, job_id: str) -> int:
     """Run the job in a detached background process that outlives this command. Its stderr goes to the job's runner
-    log (`jobs.runner_log`): a runner that dies says why there, and `batch status` names the file."""
-    from tokenomy.batch.jobs import runner_log, started_runner
+    log (`runner_process.runner_log`): a runner that dies says why there, and `batch status` names the file."""
+    from tokenomy.batch.runner_process import runner_log, started_runner
 
     log = runner_log(tables, job_id)
     try:
@@ -344,7 +344,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JsonOption,
     ) -> None:
         """Refresh a job from its backend and show progress, counts and cost so far."""
-        from tokenomy.batch.jobs import open_tables, runner_alive, runner_gone
+        from tokenomy.batch.jobs import open_tables
+        from tokenomy.batch.runner_process import runner_alive, runner_gone
 
         tables = open_tables(_existing(ledger))
         job = _refresh_or_stored(tables, job_id)
@@ -399,7 +400,8 @@ def register(app: typer.Typer) -> None:
 
         Exit status: 0 when it ended; 1 past --timeout, or when it ended failed (no record answered)."""
         from tokenomy.batch.backends import FINAL_STATES
-        from tokenomy.batch.jobs import open_tables, runner_alive, runner_gone, wait
+        from tokenomy.batch.jobs import open_tables, wait
+        from tokenomy.batch.runner_process import runner_alive, runner_gone
 
         tables = open_tables(_existing(ledger))
         job = wait(tables, job_id, timeout, poll)
@@ -421,8 +423,9 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JsonOption,
     ) -> None:
         """Write one line per input record (its id with the answer, or the error, or why it has none)."""
-        from tokenomy.batch.jobs import open_tables, runner_alive
+        from tokenomy.batch.jobs import open_tables
         from tokenomy.batch.records import export_missing, export_results
+        from tokenomy.batch.runner_process import runner_alive
         from tokenomy.errors import ConfigError
 
         # Checked before any work, so the error names -o's path (not a temporary file) and no traceback shows.
@@ -484,7 +487,7 @@ def register(app: typer.Typer) -> None:
         job = require_job(tables, job_id)
         if job.backend == "local":
             if detach:
-                from tokenomy.batch.jobs import runner_alive
+                from tokenomy.batch.runner_process import runner_alive
                 from tokenomy.errors import UsageError
 
                 # The background runner would refuse a job another runner holds, with nobody to see why.

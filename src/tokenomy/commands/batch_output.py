@@ -19,8 +19,8 @@ def json_line(data: dict) -> None:
 
 
 def show_job(job, as_json: bool, alive: bool | None = None, gone: Path | bool = False) -> None:
-    """The job's row and message. `gone`: the job has not ended and no runner works on it (`jobs.runner_gone`: the
-    log of the background runner that died, or True)."""
+    """The job's row and message. `gone`: the job has not ended and no runner works on it
+    (`runner_process.runner_gone`: the log of the background runner that died, or True)."""
     if as_json:
         data = job.to_json()
         if alive is not None:
