@@ -14,11 +14,12 @@ import scipy.sparse as sparse
 from tokenomy.config import parse_config
 from tokenomy.errors import ConfigError
 from tokenomy.messages import ChatRequest
-from tokenomy.routing.calibrate import STRONG_MODEL, WEAK_MODEL, call_costs, price, split, sweep, train_and_calibrate
+from tokenomy.routing.calibrate import split, sweep, train_and_calibrate
 from tokenomy.routing.classifier import load, save
 from tokenomy.routing.combined import CUES, cues, train
 from tokenomy.routing.datasets import load_outcomes
 from tokenomy.routing.evaluate import curve_metrics
+from tokenomy.routing.outcome_prices import STRONG_MODEL, WEAK_MODEL, call_costs, price
 from tokenomy.routing.router import build_router
 
 

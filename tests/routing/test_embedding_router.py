@@ -16,8 +16,9 @@ from helpers import REPO
 from tokenomy.config import parse_config
 from tokenomy.errors import ConfigError
 from tokenomy.messages import ChatRequest, ChatResponse, Usage
-from tokenomy.routing.calibrate import STRONG_MODEL, WEAK_MODEL, call_costs, price, split, sweep, train_and_calibrate
+from tokenomy.routing.calibrate import split, sweep, train_and_calibrate
 from tokenomy.routing.datasets import load_outcomes
+from tokenomy.routing.outcome_prices import STRONG_MODEL, WEAK_MODEL, call_costs, price
 from tokenomy.routing.router import build_router
 from tokenomy.routing.validators import validate, wrong_calculation
 

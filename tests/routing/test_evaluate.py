@@ -16,7 +16,8 @@ from tokenomy.config import parse_config
 from tokenomy.errors import UsageError
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.store import open_store
-from tokenomy.routing.calibrate import STRONG_MODEL, WEAK_MODEL, call_costs, price, split, train_and_calibrate
+from tokenomy.routing.calibrate import split, train_and_calibrate
+from tokenomy.routing.outcome_prices import STRONG_MODEL, WEAK_MODEL, call_costs, price
 
 ROOT = REPO
 POLICIES = {"always-cheapest", "always-best", "oracle", "random", "rules", "classifier", "embedding", "combined"}

@@ -10,7 +10,7 @@ import typer
 from tokenomy.commands._common import JsonOption, LedgerOption
 from tokenomy.commands._options import finite, output_file, usd_amount
 from tokenomy.commands._output import console, print_json, usd_short
-from tokenomy.routing.calibrate import STRONG_MODEL, WEAK_MODEL
+from tokenomy.routing.outcome_prices import STRONG_MODEL, WEAK_MODEL
 
 SEED_MAX = 2**32 - 1  # scikit-learn's and numpy's seeds: -1 or a bigger one came out as their traceback
 HOLDOUT = 0.25  # `route train`'s held-out share when --holdout is not given
@@ -128,9 +128,10 @@ def train_cmd(
     """Fit a router (TF-IDF + logistic regression, the embedding router or the combined router) on labelled
     prompts; with a target, calibrate the decision threshold on prompts it was not fitted on and save it with the
     model (the router then uses it unless the policy sets `threshold`)."""
-    from tokenomy.routing.calibrate import check_both_classes, price, train_and_calibrate
+    from tokenomy.routing.calibrate import check_both_classes, train_and_calibrate
     from tokenomy.routing.classifier import save
     from tokenomy.routing.datasets import load_training_data
+    from tokenomy.routing.outcome_prices import price
 
     _check_split_options(target_quality is not None or max_cost_usd is not None, holdout, folds)
     frame = load_training_data(data, set(weak_label) if weak_label else None)

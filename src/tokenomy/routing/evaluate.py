@@ -22,23 +22,18 @@ from tokenomy.data import examples
 from tokenomy.errors import UsageError
 from tokenomy.messages import ChatRequest, ChatResponse, Usage
 from tokenomy.routing.calibrate import (
-    STRONG_MODEL,
-    WEAK_MODEL,
-    Price,
     calibrate,
-    call_costs,
     check_both_classes,
-    exact_cost,
     fit_router,
     out_of_fold_scores,
     plain_folds,
-    price,
     router_classes,
     split,
     sweep,
 )
 from tokenomy.routing.classifier import TrainedRouter, strong_probability
 from tokenomy.routing.datasets import load_outcomes
+from tokenomy.routing.outcome_prices import STRONG_MODEL, WEAK_MODEL, Price, call_costs, exact_cost, price
 from tokenomy.routing.rules import Policy, explain
 from tokenomy.routing.validators import validate
 
