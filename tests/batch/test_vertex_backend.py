@@ -239,8 +239,11 @@ def test_a_system_role_message_is_sent_as_the_system_instruction_not_a_user_turn
     source = tmp_path / "in.jsonl"
     source.write_text(json.dumps(line) + "\n")
     ledger = str(tmp_path / "ledger.duckdb")
+    config = tmp_path / "tokenomy.yaml"
+    config.write_text("store_prompts: true\n")  # else the request Vertex echoes is not kept with the result
     result = cli("batch", "submit", str(source), "--model", MODEL, "--backend", "vertex", "--endpoint-url", url,
-                 "--gcs-uri", "gs://tk-bucket/system", "--project", "demo", "--ledger", ledger, "--json")
+                 "--gcs-uri", "gs://tk-bucket/system", "--project", "demo", "--ledger", ledger, "--json",
+                 "--config", str(config))
     assert result.exit_code == 0, result.output
     job_id = json.loads(result.output.strip().splitlines()[-1])["job_id"]
     out = tmp_path / "out.jsonl"
@@ -360,3 +363,22 @@ def test_answers_whose_labels_were_lost_are_counted_billed_and_their_records_fai
     assert sorted(r["text"] for r in unmatched) == ["Re: topic2 please summarise briefly",
                                                      "Re: topic3 please summarise briefly"]
     assert all(r["output_line"].startswith("line ") for r in unmatched)
+
+
+def test_results_keep_the_answer_line_without_the_request_it_echoes(url, tmp_path):
+    # Vertex AI's output line repeats the whole request (the prompt) beside the response; it was stored as is in
+    # batch_results.raw, so the prompt stayed in the ledger database though store_prompts was off.
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(plain(2, max_tokens=3)) + "\n")
+    ledger = str(tmp_path / "ledger.duckdb")
+    result = cli("batch", "submit", str(source), "--model", MODEL, "--backend", "vertex", "--endpoint-url", url,
+                 "--gcs-uri", "gs://tk-echo/runs", "--project", "demo", "--ledger", ledger, "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    job_id = json.loads(result.output.strip().splitlines()[-1])["job_id"]
+    stored = open_store(ledger).query("SELECT raw, text FROM batch_results WHERE job_id = ?", [job_id])
+    assert len(stored) == 2 and all("please summarise" not in row["raw"] for row in stored), stored
+    assert all(json.loads(row["raw"])["response"] for row in stored)  # the provider's answer is kept
+    out = tmp_path / "results.jsonl"
+    assert cli("batch", "results", job_id, "-o", str(out), "--ledger", ledger).exit_code == 0
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    assert all(line["ok"] and "request" not in line["output"] and line["output"]["response"] for line in lines)

@@ -133,7 +133,14 @@ class Job:
             "input_path": self.input_path,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "prompts_stored": self.prompts_stored,
         }
+
+    @property
+    def prompts_stored(self) -> bool:
+        """Whether the job keeps its records' inputs once they cannot be sent again (`store_prompts: true` in its
+        --config); else each one's input is removed when the job ends with its result final."""
+        return bool(self.options.get("store_prompts"))
 
 
 class JobTables:
@@ -272,6 +279,13 @@ class JobTables:
         for row in rows:
             row["record_ids"] = json.loads(row["record_ids"])
         return rows
+
+    def stored_payloads(self, job_id: str) -> list[dict[str, Any]]:
+        """The job's parts that still hold inputs (part_no, payload); those emptied are not read."""
+        return self.query(
+            f"SELECT part_no, payload FROM batch_parts WHERE job_id = {self.p} AND payload <> '' ORDER BY part_no",
+            [job_id],
+        )
 
     # -- results --------------------------------------------------------------------------------
     def result_ids(self, job_id: str) -> set[str]:

@@ -21,7 +21,14 @@ from typing import Any
 from tokenomy.batch.backends import FINAL_STATES, BatchBackend, RecordResult, SubmitOptions
 from tokenomy.batch.formats import BadLine, BatchRecord
 from tokenomy.batch.job_tables import UNMATCHED, Job, JobTables, require_job
-from tokenomy.batch.records import missing_records, part_payload, part_records, record_results, with_estimated_usage
+from tokenomy.batch.records import (
+    forget_sent_prompts,
+    missing_records,
+    part_payload,
+    part_records,
+    record_results,
+    with_estimated_usage,
+)
 from tokenomy.batch.runner_journal import commit_left_behind
 from tokenomy.batch.runner_process import runner_alive, runner_gone
 from tokenomy.batch.split import below_minimum, split_records
@@ -63,6 +70,12 @@ def _pricing_model(model: str, config_path: str | None) -> str:
 
     models = load_config(config_path).model_specs() if config_path else None
     return resolve_model(model, models).pricing_model
+
+
+def _stores_prompts(config_path: str) -> bool:
+    from tokenomy.config import load_config
+
+    return load_config(config_path).store_prompts
 
 
 def create_job(
@@ -154,6 +167,8 @@ def prepare_job(
     stored_options.update({k: v for k, v in (run_settings or {}).items() if v is not None})
     if config_path:
         stored_options["config"] = str(Path(config_path).resolve())
+        if _stores_prompts(config_path):  # else each record's input goes once it cannot be sent again
+            stored_options["store_prompts"] = True
     stored_options["pricing_model"] = pricing_model
     job = Job(
         job_id=f"bj-{now:%Y%m%d}-{uuid.uuid4().hex[:10]}",
@@ -237,8 +252,12 @@ def refresh(tables: JobTables, job_id: str, backend: BatchBackend | None = None)
     if job.backend == "local":
         # What a killed runner was answered but had not committed: in the ledger and the job now, not at a resume
         # that may never come (a file a live runner holds is left to it).
-        return require_job(tables, job_id) if commit_left_behind(tables, job) else job
+        job = require_job(tables, job_id) if commit_left_behind(tables, job) else job
+        if job.status in FINAL_STATES:
+            forget_sent_prompts(tables, job)
+        return job
     if job.status in FINAL_STATES and job.pending == 0:
+        forget_sent_prompts(tables, job)  # a job that ended before prompts were removed (an earlier version)
         return job
     backend = backend or get_backend(job.backend, submit_options(job))
     states = []
@@ -274,6 +293,8 @@ def refresh(tables: JobTables, job_id: str, backend: BatchBackend | None = None)
                 f"`tokenomy batch resume {job_id}` sends them again"
             ).lstrip("; ")
     tables.update_job(job_id, **fields)
+    if status in FINAL_STATES:  # collected: the inputs of records that cannot be sent again go (store_prompts off)
+        forget_sent_prompts(tables, job)
     return require_job(tables, job_id)
 
 
@@ -382,7 +403,10 @@ def cancel(tables: JobTables, job_id: str, backend: BatchBackend | None = None) 
         return job
     if job.backend == "local":
         commit_left_behind(tables, job)  # what a killed runner was answered: in the ledger now, not at a next run
-        tables.update_job(job_id, status="stopping" if runner_alive(job) else "stopped")
+        alive = runner_alive(job)
+        tables.update_job(job_id, status="stopping" if alive else "stopped")
+        if not alive:  # a running runner removes them as it ends
+            forget_sent_prompts(tables, job)
         return require_job(tables, job_id)
     backend = backend or get_backend(job.backend, submit_options(job))
     for part in parts:

@@ -30,7 +30,7 @@ from tokenomy.batch.backends import FINAL_STATES, RecordResult
 from tokenomy.batch.conversion import require_carried
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.batch.job_tables import Job, JobTables, require_job
-from tokenomy.batch.records import missing_records, record_results
+from tokenomy.batch.records import forget_sent_prompts, missing_records, record_results
 from tokenomy.batch.runner_journal import RunnerJournal, commit_left_behind
 from tokenomy.batch.runner_process import runner_alive
 from tokenomy.batch.validate import DEFAULT_MAX_TOKENS
@@ -400,4 +400,5 @@ def run_job(
         status, message = ("partially_completed", f"{job.failed} records failed") if job.failed else ("completed", None)
     assert status in FINAL_STATES
     tables.update_job(job_id, status=status, message=message, runner_pid=None)
+    forget_sent_prompts(tables, job)  # the records answered or failed for good are not sent again
     return require_job(tables, job_id), stats

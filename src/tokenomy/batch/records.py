@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenomy.batch.backends import FINAL_STATES, RecordResult, estimated_usage, transient
-from tokenomy.batch.formats import BatchRecord, read_records
+from tokenomy.batch.formats import BatchRecord, line_form, read_records
 from tokenomy.batch.job_tables import UNMATCHED, Job, JobTables, require_job
 from tokenomy.errors import ConfigError, TokenomyError, UsageError
 from tokenomy.ledger.events import CACHE_WRITE_1H_TAG, UsageEvent, decimal_str, utcnow
@@ -54,6 +54,8 @@ def record_results(
     events, rows = [], []
     for part_no, result, mode, provider, pricing_model, region in items:
         cost_usd = None
+        if result.raw is not None and not job.prompts_stored:
+            result = replace(result, raw=without_echoed_request(result.raw))
         if result.ok and result.usage is None:  # callers with the record estimate first; this is the last guard
             result = with_estimated_usage(result, None, job.job_id)
         if result.ok and result.usage is not None:
@@ -89,6 +91,50 @@ def record_results(
         rows.append((part_no, result, mode, cost_usd))
     tables.write_events(events)
     tables.add_results(job.job_id, rows)
+
+
+# Where a provider's output line repeats the request it answers: Bedrock's `modelInput`, Vertex AI's `request`.
+_ECHOED_REQUEST = ("modelInput", "request")
+
+
+def without_echoed_request(raw: dict[str, Any]) -> dict[str, Any]:
+    """A provider's output line without the request (the prompt) it repeats: the answer, usage and status are what
+    `batch results` needs, and the prompt is stored only when asked (`store_prompts`)."""
+    return {key: value for key, value in raw.items() if key not in _ECHOED_REQUEST}
+
+
+_ID_KEYS = {"bedrock": "recordId", "openai": "custom_id", "plain": "id"}
+
+
+def _line_id(line: str) -> str | None:
+    """The record id of a stored payload line (None for one this version cannot read: kept, never guessed)."""
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    rid = obj.get(_ID_KEYS[line_form(obj)])
+    return None if rid is None else str(rid)
+
+
+def forget_sent_prompts(tables: JobTables, job: Job) -> int:
+    """Remove from the job's stored parts the input of every record that has a final result (answered, or failed
+    for a reason a resubmission would repeat), unless the job stores prompts; returns how many were removed. The input
+    of a record without one (never answered, throttled, a server error) is kept: `resume` and `--missing-input` send
+    it again. The parts' record ids, the results, their usage and costs stay."""
+    stored = [] if job.prompts_stored else tables.stored_payloads(job.job_id)
+    if not stored:  # nothing left to remove (a finished job's `status`, again and again): its results are not read
+        return 0
+    final = tables.result_ids(job.job_id)
+    removed = 0
+    for part in stored:
+        lines = part["payload"].splitlines()
+        kept = [line for line in lines if _line_id(line) not in final]
+        if len(kept) < len(lines):
+            tables.update_part(job.job_id, part["part_no"], payload="\n".join(kept))
+            removed += len(lines) - len(kept)
+    return removed
 
 
 def part_payload(records: list[BatchRecord]) -> str:

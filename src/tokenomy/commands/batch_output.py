@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from tokenomy.batch.backends import FINAL_STATES
 from tokenomy.commands._output import console, err_console, print_json, table, usd
 
 
@@ -54,6 +55,13 @@ def show_job(job, as_json: bool, alive: bool | None = None, gone: Path | bool = 
     )
     if job.message:
         console.print(f"- {job.message}")
+    if not job.prompts_stored and job.status in FINAL_STATES:
+        kept = f"; the {job.pending} records without a result keep theirs for resume" if job.pending else ""
+        console.print(
+            "- prompt text is not kept (store_prompts is off): each record's input was removed once its result was "
+            f"final; its answer or error, tokens and cost stay{kept}",
+            markup=False,
+        )
     if job.unmatched:
         console.print(
             f"- {job.unmatched} output line(s) named no record (the id was lost on the way): billed, in the cost; "
