@@ -6,6 +6,7 @@ import codecs
 import json
 import os
 import re
+import sys
 from decimal import Decimal
 from typing import Any
 
@@ -99,11 +100,36 @@ def scrub(text: str) -> str:
     return text
 
 
+def _scrub_in_place(exc: BaseException | None, seen: set[int]) -> None:
+    """Hide credentials in `exc` and every exception chained under it (cause and context), in place: their args and
+    the text attributes their str is built from (an SDK's `message`, an OSError's `filename`). The exception keeps its
+    type, status and the rest of its message, which is what a traceback or an `except` reading it needs."""
+    if exc is None or id(exc) in seen:
+        return
+    seen.add(id(exc))
+    try:
+        exc.args = tuple(scrub(a) if isinstance(a, str) else a for a in exc.args)
+        texts = {k: v for k, v in getattr(exc, "__dict__", {}).items() if isinstance(v, str)}
+        if isinstance(exc, OSError):
+            texts.update({k: v for k in ("strerror", "filename", "filename2") if isinstance(v := getattr(exc, k), str)})
+        for name, text in texts.items():
+            if scrub(text) != text:
+                setattr(exc, name, scrub(text))
+    except (AttributeError, TypeError):  # an attribute that cannot be set: the rest is still hidden
+        pass
+    _scrub_in_place(exc.__cause__, seen)
+    _scrub_in_place(exc.__context__, seen)
+
+
 class TokenomyError(Exception):
-    """Base class: the message is meant for a person and is printed as is, credentials hidden (`scrub`)."""
+    """Base class: the message is meant for a person and is printed as is, credentials hidden (`scrub`). Raised while
+    another exception is handled (`raise ProviderError(...) from exc`, an SDK's error), that one and its chain are
+    scrubbed too: it becomes this error's cause or context, which an uncaught error's traceback prints, and an SDK
+    error repeats what the upstream sent back, the key included when a proxy echoes it."""
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*(scrub(a) if isinstance(a, str) else a for a in args))
+        _scrub_in_place(sys.exc_info()[1], set())
 
 
 class ConfigError(TokenomyError):

@@ -1,0 +1,111 @@
+"""A credential an upstream echoes never reaches a traceback: a user's script that lets a ProviderError go uncaught
+prints the SDK's error it was raised from (its `__cause__`), which carried the key as the upstream sent it back."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from helpers import free_port
+from tokenomy.errors import ProviderError, remember_secret
+
+OPENAI_KEY = "sk-proj-UpstreamOpenAIKey0123456789"
+ODD_KEY = "plainUpstreamKeyWithoutPrefix42"  # no known shape: only the provider that sends it knows it is a key
+ANTHROPIC_KEY = "sk-ant-api03-UpstreamClaudeKey0123456789"
+
+
+class _Echo(BaseHTTPRequestHandler):
+    """A 401 whose message repeats the credentials it was sent (some proxies do)."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        sent = {h: self.headers.get(h) for h in ("authorization", "x-api-key") if self.headers.get(h)}
+        body = json.dumps({"type": "error", "error": {"type": "authentication_error",
+                                                      "message": f"Incorrect API key provided: {sent}"}}).encode()
+        self.send_response(401)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def echo_upstream():
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+SCRIPT = """
+from tokenomy.client import CallPolicy, Tokenomy
+from tokenomy.config import load_config
+from tokenomy.messages import ChatRequest
+from tokenomy.resilience.retry import RetryPolicy
+
+models = load_config({config!r}).model_specs()
+with Tokenomy({ledger!r}, models=models) as client:
+    client.chat(ChatRequest.simple("hello", model={model!r}, max_tokens=5),
+                policy=CallPolicy(retry=RetryPolicy(max_attempts=1)))
+"""
+
+
+@pytest.mark.parametrize("model, key", [("gpt", OPENAI_KEY), ("odd", ODD_KEY), ("claude", ANTHROPIC_KEY)])
+def test_an_uncaught_provider_error_prints_no_echoed_key_in_its_traceback(tmp_path, echo_upstream, model, key):
+    config = tmp_path / "tokenomy.yaml"
+    config.write_text(textwrap.dedent(f"""\
+        models:
+          gpt: {{provider: openai, model: gpt-4o-mini, base_url: "{echo_upstream}/v1", api_key_env: T_KEY}}
+          odd: {{provider: openai, model: gpt-4o-mini, base_url: "{echo_upstream}/v1", api_key_env: T_KEY}}
+          claude: {{provider: anthropic, model: claude-3-5-haiku-20241022, base_url: "{echo_upstream}",
+                   api_key_env: T_KEY}}
+        """))
+    script = tmp_path / "user_script.py"
+    script.write_text(SCRIPT.format(config=str(config), ledger=str(tmp_path / "ledger.duckdb"), model=model))
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                         env={"PATH": "/usr/bin:/bin", "T_KEY": key, "HOME": str(tmp_path),
+                              "PYTHONPATH": os.environ.get("PYTHONPATH", "")})
+    assert run.returncode == 1 and "ProviderError" in run.stderr, run.stderr
+    # Before, the SDK's AuthenticationError printed above it ("The above exception was the direct cause") showed the
+    # key the upstream echoed; it is still there, with its status and message, the key hidden.
+    assert key not in run.stderr, run.stderr
+    assert "AuthenticationError" in run.stderr and "401" in run.stderr and "Incorrect API key provided" in run.stderr
+
+
+def test_an_error_chained_under_a_provider_error_is_scrubbed_whatever_its_kind() -> None:
+    secret = remember_secret("plainSecretOfNoShape99")
+
+    class Odd(Exception):  # builds its str from an attribute, not its args
+        def __init__(self, detail: str) -> None:
+            super().__init__()
+            self.detail = detail
+
+        def __str__(self) -> str:
+            return f"upstream said {self.detail}"
+
+    try:
+        try:
+            try:
+                raise OSError(f"cannot reach https://u:{secret}@proxy.example/v1")
+            except OSError as inner:
+                raise Odd(f"bad key {secret}") from inner
+        except Odd as exc:
+            raise ProviderError("upstream refused", "client_error", status=401) from exc
+    except ProviderError as caught:
+        error = caught
+    import traceback
+
+    printed = "".join(traceback.format_exception(error))
+    assert secret not in printed, printed
+    assert "upstream said bad key ***" in printed and "cannot reach https://u:***@proxy.example/v1" in printed
