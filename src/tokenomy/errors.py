@@ -7,6 +7,7 @@ import json
 import os
 import re
 import sys
+import traceback
 from decimal import Decimal
 from typing import Any
 
@@ -119,6 +120,23 @@ def _scrub_in_place(exc: BaseException | None, seen: set[int]) -> None:
         pass
     _scrub_in_place(exc.__cause__, seen)
     _scrub_in_place(exc.__context__, seen)
+
+
+# A quoted value in an exception's message: kept when it reads as a name (a type, a field), cut otherwise, for it may
+# be a request's or an event's content (a KeyError's key, the text a ValueError could not read).
+_QUOTED = re.compile(r"'([^']*)'|\"([^\"]*)\"")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,63}")
+
+
+def described(exc: BaseException) -> str:
+    """An exception for a log line, without the content it may quote: its type, its message with quoted values that
+    are not names cut to '…', and where it was raised (file:line in function), which is what finds the fault."""
+    message = _QUOTED.sub(
+        lambda m: m.group(0) if _NAME.fullmatch(m.group(1) or m.group(2) or "") else "'…'", one_line(exc)
+    )
+    frames = traceback.extract_tb(exc.__traceback__) if exc.__traceback__ else []
+    at = f" at {os.path.basename(frames[-1].filename)}:{frames[-1].lineno} in {frames[-1].name}" if frames else ""
+    return scrub(f"{type(exc).__name__}: {message}" if message else type(exc).__name__) + at
 
 
 class TokenomyError(Exception):

@@ -288,3 +288,17 @@ def test_the_gateway_writes_from_a_child_unless_told_not_to_or_the_engine_is_emb
         assert [e.event_id for e in gw.store.events()] == ["a"]
     finally:
         gw.writer.close()
+
+
+def test_an_event_the_child_cannot_read_is_logged_by_its_id_and_size_not_its_prompt(caplog):
+    import logging
+
+    from tokenomy.ledger.writer_process import _decoded
+
+    # The child logged the line's first 300 characters, which hold the prompt when store_prompts is on.
+    line = json.dumps({"event_id": "ev-42", "ts": "not a time", "provider": "openai", "model": "m",
+                       "prompt_text": "Board memo: the merger closes Friday"}).encode()
+    with caplog.at_level(logging.ERROR):
+        assert _decoded([line]) == []
+    assert "merger" not in caplog.text, caplog.text
+    assert "ev-42" in caplog.text and f"{len(line)} bytes" in caplog.text and "ValueError" in caplog.text

@@ -95,9 +95,10 @@ def unanswered_failures(
             placed = True
             yield RecordResult(rid, error=error, model=model)
     if not placed:  # every request has a readable answer: the lines answer none of them
-        log.warning(
-            "%d output lines name no record and every record is answered; left out: %s", len(lines), _quoted(lines)
-        )
+        # Where each is and its size, not its text: Bedrock's and Vertex AI's lines repeat the prompt.
+        shown = "; ".join(f"{where} ({len(text)} bytes)" for where, text in lines[:3])
+        shown += f"; and {len(lines) - 3} more" if len(lines) > 3 else ""
+        log.warning("%d output lines name no record and every record is answered; left out: %s", len(lines), shown)
 
 
 def unplaced(lines: Sequence[tuple[str, str | bytes]], model: str | None) -> Iterator[RecordResult]:

@@ -30,7 +30,7 @@ from tokenomy.batch.job_tables import Job, JobTables
 from tokenomy.batch.records import record_results
 from tokenomy.ids import new_id
 from tokenomy.ledger.events import UsageEvent
-from tokenomy.ledger.journal import event_from_jsonl, journal_dir
+from tokenomy.ledger.journal import event_from_jsonl, journal_dir, unreadable_event
 from tokenomy.messages import Usage
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,12 @@ def commit_left_behind(tables: JobTables, job: Job) -> int:
                     else:
                         attempts.append(event_from_jsonl(line))
                 except (ValueError, TypeError, KeyError) as exc:  # a torn last line: its answer was never kept
-                    log.warning("%s:%d: skipped an unreadable batch journal line (%s)", path, number, exc)
+                    log.warning(
+                        "%s:%d: skipped an unreadable batch journal line (%s)",
+                        path,
+                        number,
+                        unreadable_event(line, exc),
+                    )
             if attempts:
                 tables.write_events(attempts)
             for start in range(0, len(items), COMMIT_ROWS):  # one statement of thousands of rows PostgreSQL refuses

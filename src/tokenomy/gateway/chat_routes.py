@@ -25,7 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
-from tokenomy.errors import ProviderError, TokenomyError
+from tokenomy.errors import ProviderError, TokenomyError, described
 from tokenomy.gateway import metrics
 from tokenomy.gateway.anthropic_routes import anthropic_error, anthropic_key
 from tokenomy.gateway.calls import (
@@ -196,7 +196,7 @@ async def chat_completions(request: Request):
     except TokenomyError as exc:  # the route's model cannot be resolved
         return metrics.done(error(400, str(exc), "invalid_request_error"), body.model, started)
     except (TypeError, AttributeError, KeyError) as exc:  # a field of an unexpected shape: the caller's fault
-        log.warning("request could not be translated: %r", exc)
+        log.warning("request could not be translated: %s", described(exc))  # not its repr: it may quote the prompt
         return metrics.done(
             error(
                 400,

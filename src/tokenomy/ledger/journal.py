@@ -33,6 +33,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import threading
 from collections import deque
 from datetime import datetime
@@ -43,7 +44,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import orjson
 
-from tokenomy.errors import ConfigError
+from tokenomy.errors import ConfigError, described
 from tokenomy.ids import new_id
 from tokenomy.ledger.base import INT_COLUMNS
 from tokenomy.ledger.events import COLUMNS, UsageEvent
@@ -326,6 +327,17 @@ def event_from_jsonl(line: bytes) -> UsageEvent:
     return _event(record)
 
 
+_EVENT_ID = re.compile(rb'"event_id"\s*:\s*"([0-9A-Za-z_.:-]{1,64})"')
+
+
+def unreadable_event(line: bytes, exc: BaseException) -> str:
+    """What a log says of an event line that cannot be read: its event id (when the line still shows one), its size
+    and the error, never its text, which holds the prompt when store_prompts is on."""
+    found = _EVENT_ID.search(line)
+    name = f"event {found.group(1).decode()}" if found else "a line without a readable event id"
+    return f"{name}, {len(line)} bytes: {described(exc)}"
+
+
 def _decode(line: bytes) -> dict:
     try:
         return orjson.loads(line)
@@ -367,7 +379,9 @@ def replay(folder: Path, store: LedgerStore) -> int:
                 try:
                     events.append(event_from_jsonl(line))
                 except (ValueError, TypeError, KeyError) as exc:  # a torn last line was never acknowledged
-                    log.warning("%s:%d: skipped an unreadable journal line (%s)", path, number, exc)
+                    log.warning(
+                        "%s:%d: skipped an unreadable journal line (%s)", path, number, unreadable_event(line, exc)
+                    )
             for start in range(0, len(events), 5000):  # an event the store cannot take is set aside, not replayed again
                 write_setting_aside(store, events[start : start + 5000], rejects_path(store))
             total += len(events)

@@ -35,7 +35,7 @@ from typing import IO
 import orjson
 
 from tokenomy.ledger.events import UsageEvent
-from tokenomy.ledger.journal import Journal, event_from_jsonl
+from tokenomy.ledger.journal import Journal, event_from_jsonl, unreadable_event
 from tokenomy.ledger.rejects import rejects_path, write_setting_aside
 from tokenomy.ledger.store import DuckDBStore, LedgerStore, open_store
 from tokenomy.ledger.writer import LedgerWriter, one_line_reason
@@ -217,7 +217,9 @@ def _decoded(lines: list[bytes]) -> list[UsageEvent]:
         try:
             events.append(event_from_jsonl(line))
         except (ValueError, TypeError, KeyError) as exc:  # cannot happen for to_jsonl's lines; never block the rest
-            log.error("ledger writer process: an event it cannot read was not written (%s): %.300r", exc, line)
+            log.error(
+                "ledger writer process: an event it cannot read was not written (%s)", unreadable_event(line, exc)
+            )
     return events
 
 
