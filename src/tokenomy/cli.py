@@ -17,7 +17,7 @@ from rich.markup import escape
 from typer.models import OptionInfo
 
 from tokenomy.commands.examples import epilog
-from tokenomy.errors import TokenomyError
+from tokenomy.errors import TokenomyError, scrub
 
 app = typer.Typer(
     name="tokenomy",
@@ -144,7 +144,8 @@ def main() -> None:
         ctx = getattr(exc, "ctx", None)
         where = f"; see `{ctx.command_path} --help`" if ctx is not None else ""
         if message.strip():  # empty for a group run without a command: its help was printed instead
-            print(f"error: {' '.join(message.split()).rstrip('.')}{where}", file=sys.stderr)
+            # scrub: click quotes the value it refused, as typed (a URL with its password, a key)
+            print(f"error: {scrub(' '.join(message.split()).rstrip('.'))}{where}", file=sys.stderr)
         sys.exit(getattr(exc, "exit_code", 2))
     except TokenomyError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -153,9 +154,9 @@ def main() -> None:
         # A file named on the command line that cannot be read or written: name it, no traceback.
         if exc.filename is not None:
             fix = _PATH_FIXES.get(exc.errno or 0, "check the path and its permissions")
-            print(f"error: {exc.filename}: {exc.strerror or exc}; {fix}", file=sys.stderr)
+            print(scrub(f"error: {exc.filename}: {exc.strerror or exc}; {fix}"), file=sys.stderr)
         else:
-            print(f"error: {exc}", file=sys.stderr)
+            print(scrub(f"error: {exc}"), file=sys.stderr)
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)
 

@@ -211,3 +211,17 @@ def test_chat_to_bedrock_with_an_unknown_aws_profile_is_one_line(named_in, tmp_p
     (line,) = err.strip().splitlines()
     assert line.startswith("error: ") and "no-such-profile" in line
     assert ("`profile:`" if named_in == "config" else "AWS_PROFILE") in line
+
+
+def test_a_usage_error_quoting_a_value_hides_the_password_in_it(tmp_path: Path, monkeypatch, capsys) -> None:
+    # click's "Invalid value for '--endpoint-url': 'ftp://u:PASSWORD@h/x' ..." printed the password as typed.
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"id": "a", "prompt": "hi"}\n')
+    argv = ["tokenomy", "batch", "submit", str(source), "--model", "gpt-4o-mini", "--backend", "openai",
+            "--endpoint-url", "ftp://user:hunter2Proxy@proxy.example/v1"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exited:
+        main()
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and "hunter2Proxy" not in err, err
+    assert "--endpoint-url" in err and "ftp://user:***@proxy.example/v1" in err and "not an http(s) URL" in err
