@@ -15,3 +15,25 @@ def test_lines_left_out_are_logged_by_where_and_size_not_by_the_prompt_they_echo
         assert list(unanswered_failures(["r1"], {"r1"}, lines, "m")) == []
     assert "Patient file" not in caplog.text, caplog.text
     assert "line 3 of s3://b/out.jsonl.out" in caplog.text and f"{len(torn)} bytes" in caplog.text
+
+
+def test_the_error_stored_for_a_garbled_line_quotes_its_start_not_the_prompt_it_repeats():
+    from tokenomy.batch.output_lines import broken_line, misshapen_or, unplaced
+
+    # Stored in batch_results and shown by `batch results`: the line's first 200 characters held the prompt Bedrock
+    # (modelInput) and Vertex AI (request) repeat, kept though store_prompts was off.
+    bedrock = b'{"recordId": "r9", "modelInput": {"messages": [{"role": "user", "content": "Patient file 1187'
+    vertex = "{'status': '', 'request': {'contents': [{'parts': [{'text': 'Patient file 1187"
+    failed = broken_line(bedrock, "line 3 of s3://b/o.out", "r9", "m", [])
+    assert failed.error.startswith('unreadable output line (line 3 of s3://b/o.out): {"recordId": "r9", "modelInput":')
+    [stray] = unplaced([("line 4 of gs://b/p.jsonl", vertex)], "m")
+    [nameless] = unanswered_failures(["r1"], set(), [("line 5 of gs://b/p.jsonl", vertex)], "m")
+
+    def shape(item, model):
+        raise KeyError("modelOutput")
+
+    odd = misshapen_or(shape, {"recordId": "r8", "modelInput": {"messages": [{"content": "Patient file 1187"}]}},
+                       "m", "recordId", "line 6")
+    for result in (failed, stray, nameless, odd):
+        assert "Patient file" not in result.error and "line" in result.error, result.error
+    assert odd.error.startswith("malformed output line (line 6: KeyError): ") and '"recordId": "r8"' in odd.error

@@ -23,6 +23,10 @@ R = TypeVar("R", bound="RecordResult | None")
 M = TypeVar("M", bound="str | None")
 
 SHOWN = 200  # characters of an unreadable line quoted in its record's error
+# Where an output line repeats the request it answers (Bedrock's modelInput, Vertex AI's request): what follows is the
+# prompt, which an error stored with the job and shown by `batch results` does not quote (store_prompts).
+_ECHOED = ("modelInput", "request")
+_ECHO = re.compile(r"""["']?\b(?:modelInput|request)\b["']?\s*:""")
 
 
 def output_object(line: str | bytes) -> dict[str, Any] | None:
@@ -49,7 +53,7 @@ def id_shown(line: str | bytes, key: str) -> str | None:
 
 def unreadable(line: str | bytes, where: str) -> str:
     """The error of a record whose output line is not JSON: where the line is, and its start."""
-    return f"unreadable output line ({where}): {_text(line)[:SHOWN]}"
+    return f"unreadable output line ({where}): {_shown(line)}"
 
 
 def broken_line(
@@ -72,7 +76,7 @@ def misshapen_or(
     try:
         return read(item, model)
     except (AttributeError, KeyError, TypeError, IndexError, ValueError) as exc:
-        shown = as_written(item)[:SHOWN]
+        shown = as_written({k: v for k, v in item.items() if k not in _ECHOED})[:SHOWN]
         error = f"malformed output line ({where}: {type(exc).__name__}): {shown}"
         return RecordResult(str(item.get(id_key)), error=error, model=model)
 
@@ -110,8 +114,15 @@ def unplaced(lines: Sequence[tuple[str, str | bytes]], model: str | None) -> Ite
 
 
 def _quoted(lines: Sequence[tuple[str, str | bytes]]) -> str:
-    said = "; ".join(f"{where}: {_text(text)[:SHOWN]}" for where, text in lines[:3])
+    said = "; ".join(f"{where}: {_shown(text)}" for where, text in lines[:3])
     return said + (f"; and {len(lines) - 3} more" if len(lines) > 3 else "")
+
+
+def _shown(line: str | bytes) -> str:
+    """The start of an unreadable line, up to the request it repeats (the prompt), at most SHOWN characters."""
+    text = _text(line)
+    echo = _ECHO.search(text)
+    return (text[: echo.end()] + " …" if echo else text)[:SHOWN]
 
 
 def _text(line: str | bytes) -> str:
