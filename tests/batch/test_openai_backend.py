@@ -605,3 +605,37 @@ def test_an_endpoint_from_the_environment_is_kept_with_the_job(tmp_path, ledger_
         monkeypatch.delenv("OPENAI_BASE_URL")
         job = wait_job(tables, job.job_id, timeout_s=30, poll_s=0.05)
     assert (job.status, job.done) == ("completed", 3)
+
+
+def test_an_endpoint_password_is_not_kept_in_the_ledger_and_is_taken_from_the_environment(tmp_path, ledger_path):
+    """A job kept its endpoint as given, so a proxy's password in --endpoint-url or OPENAI_BASE_URL
+    (https://user:PASSWORD@proxy/v1) sat in batch_jobs.options. The ledger now keeps it as user:***; a later command
+    takes the password from OPENAI_BASE_URL, and without it says so."""
+    import os
+    import subprocess
+    import sys
+
+    from tokenomy.ledger.store import open_store
+
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(plain(3, max_tokens=4)) + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    env["OPENAI_API_KEY"] = "x"
+    base = [sys.executable, "-m", "tokenomy.cli", "batch"]
+    with emulator() as (_, options):
+        secret_url = options.endpoint_url.replace("http://", "http://proxyuser:hunter2Proxy@")
+        submitted = subprocess.run(base + ["submit", str(path), "--model", MODEL, "--backend", "openai", "--json",
+                                           "--detach", "--endpoint-url", secret_url, "--ledger", str(ledger_path)],
+                                   capture_output=True, text=True, timeout=120, env=env)
+        assert submitted.returncode == 0, submitted.stderr
+        job_id = json.loads(submitted.stdout.splitlines()[0])["job_id"]
+        [row] = open_store(str(ledger_path)).query("SELECT options FROM batch_jobs")
+        assert "hunter2Proxy" not in row["options"] and "proxyuser:***@" in row["options"], row["options"]
+        waited = subprocess.run(base + ["wait", job_id, "--json", "--ledger", str(ledger_path)], capture_output=True,
+                                text=True, timeout=120, env=env)
+        assert waited.returncode == 2 and "OPENAI_BASE_URL" in waited.stderr, waited.stderr
+        assert "hunter2Proxy" not in waited.stderr
+        waited = subprocess.run(base + ["wait", job_id, "--json", "--ledger", str(ledger_path)], capture_output=True,
+                                text=True, timeout=120, env={**env, "OPENAI_BASE_URL": secret_url})
+    assert waited.returncode == 0, waited.stderr
+    assert json.loads(waited.stdout)["status"] == "completed" and json.loads(waited.stdout)["done"] == 3

@@ -17,6 +17,7 @@ import uuid
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from tokenomy.batch.backends import FINAL_STATES, BatchBackend, RecordResult, SubmitOptions
 from tokenomy.batch.formats import BadLine, BatchRecord
@@ -93,8 +94,13 @@ def create_job(
 
 
 def store_job(tables: JobTables, job: Job, parts: list[list[BatchRecord]]) -> Job:
-    """Store a job `prepare_job` made, with its parts."""
-    tables.insert_job(job)
+    """Store a job `prepare_job` made, with its parts. Its endpoint's password, if it has one, is not stored: the
+    job returned keeps it, for this process; a later one takes it from the environment (`submit_options`)."""
+    url = job.options.get("endpoint_url")
+    if job.backend in ENDPOINT_ENVS and isinstance(url, str) and _without_password(url) != url:
+        tables.insert_job(replace(job, options={**job.options, "endpoint_url": _without_password(url)}))
+    else:
+        tables.insert_job(job)
     for part_no, part in enumerate(parts):
         tables.insert_part(job.job_id, part_no, None, "submitted", [r.id for r in part], part_payload(part))
     return job
@@ -185,9 +191,32 @@ def prepare_job(
     return job, parts, report.bad
 
 
+_HIDDEN = "***"
+
+
+def _without_password(url: str) -> str:
+    """`url` with the password of its user:password@ part as ***: a secret, which the ledger does not keep."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:{_HIDDEN}@{host}"))
+
+
 def submit_options(job: Job) -> SubmitOptions:
-    known = {k: job.options[k] for k in _OPTION_KEYS if k in job.options}
-    return SubmitOptions(**known, extra=dict(job.options))
+    options = dict(job.options)
+    url = options.get("endpoint_url")
+    if isinstance(url, str) and f":{_HIDDEN}@" in url:  # stored without its password: the environment has it
+        variable = ENDPOINT_ENVS.get(job.backend, "")
+        given = os.environ.get(variable) if variable else None
+        if not given or _without_password(given) != url:
+            raise ConfigError(
+                f"{job.job_id}: the ledger keeps its endpoint without the password ({url}); set {variable} to that "
+                "URL with its password and run the command again"
+            )
+        options["endpoint_url"] = given
+    known = {k: options[k] for k in _OPTION_KEYS if k in options}
+    return SubmitOptions(**known, extra=options)
 
 
 # -- remote backends -------------------------------------------------------------------------------

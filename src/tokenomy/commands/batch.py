@@ -312,7 +312,7 @@ def register(app: typer.Typer) -> None:
 
     def _start(tables, job, detach: bool, as_json: bool, extra: dict | None = None) -> None:
         from tokenomy.batch.job_tables import require_job
-        from tokenomy.batch.jobs import submit_parts, wait
+        from tokenomy.batch.jobs import get_backend, submit_options, submit_parts, wait
 
         extra = extra or {}
         if job.backend == "local":
@@ -323,9 +323,11 @@ def register(app: typer.Typer) -> None:
             job, stats = _run_local(tables, job.job_id, True)
             _finish(job, as_json, {"throttled_retries": stats.throttled, "seconds": round(stats.seconds, 2), **extra})
             return
-        job = submit_parts(tables, job)
+        # One backend from the job as made here: its endpoint's password, which the ledger does not keep, with it.
+        backend = get_backend(job.backend, submit_options(job))
+        job = submit_parts(tables, job, backend)
         if not detach:
-            job = wait(tables, job.job_id)
+            job = wait(tables, job.job_id, backend=backend)
         _finish(job, as_json, extra, ended=not detach)
 
     def _finish(job, as_json: bool, extra: dict | None = None, ended: bool = True) -> None:
