@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -547,3 +548,28 @@ def test_a_cjk_stream_without_usage_counts_a_character_about_a_token():
                   {"choices": [{"index": 0, "delta": {"content": "节省" * 150}, "finish_reason": "stop"}]}):
         list(assembler.feed(chunk))
     assert assembler.response("openai", 1.0, None).usage.output_tokens == 600
+
+
+def test_a_library_callers_cache_points_reach_claude_over_the_openai_sdk_on_each_turns_last_part():
+    request = ChatRequest(
+        model="anthropic/claude-haiku-4.5", system="Policy.", system_cache_point=True, tools=TOOLS,
+        tools_cache_point=True, max_tokens=8,
+        messages=[Message("user", "Weather in Oslo?", cache_point=True),
+                  Message("assistant", [ToolUseBlock("c1", "get_weather", {"city": "Oslo"})], cache_point=True),
+                  Message("user", [ToolResultBlock("c1", [TextBlock("-3C")])], cache_point=True),
+                  Message("user", "And now?")])
+    with RecordingOpenAI() as upstream:
+        OpenAIProvider(base_url=upstream.url).chat(request)
+        body = upstream.last
+        OpenAIProvider(base_url=upstream.url).chat(replace(request, model="gpt-4o-mini"))
+        plain = upstream.last
+    cached = {"type": "ephemeral"}
+    assert body["messages"][0] == {"role": "system", "content": [{"type": "text", "text": "Policy.",
+                                                                  "cache_control": cached}]}
+    assert body["messages"][1]["content"] == [{"type": "text", "text": "Weather in Oslo?", "cache_control": cached}]
+    assert body["messages"][2]["cache_control"] == cached  # tool calls without text: on the message (LiteLLM's)
+    assert body["messages"][3] == {"role": "tool", "tool_call_id": "c1",
+                                   "content": [{"type": "text", "text": "-3C", "cache_control": cached}]}
+    assert body["tools"][-1]["cache_control"] == cached and "cache_control" not in body["tools"][0]
+    assert "cache_control" not in json.dumps(plain)  # OpenAI caches by itself, and refuses the field
+    assert "cache_control" not in json.dumps(TOOLS[-1].derived)  # the shared tool is untouched

@@ -20,6 +20,8 @@ upstream), so a field is mapped once. Mapping rules:
   call a signature belongs to;
 - for a Mistral model (its name says so) tool call ids that are not 9 letters or digits go as such ids, derived from
   them (`mistral_call_id`): Mistral refuses any other, and an agent's earlier calls may come from another model;
+- cache points go as `cache_control` on content parts for a Claude model only (`takes_cache_control`); any other
+  OpenAI-format model caches by itself and gets none;
 - `request.extra` is merged into the body as-is (logprobs, n, user, metadata, service_tier, ...).
 Everything a response carries that ChatResponse has no slot for (logprobs, refusal, more choices,
 system_fingerprint, ...) is kept in `raw` in OpenAI's own shape so the gateway can hand it back.
@@ -136,16 +138,57 @@ def _failed(blocks: list[Block]) -> list[Block]:
 
 
 def to_openai_messages(
-    request: ChatRequest, empty_call_content: bool = False, call_id: Callable[[str], str] | None = None
+    request: ChatRequest,
+    empty_call_content: bool = False,
+    call_id: Callable[[str], str] | None = None,
+    cache_points: bool = False,
 ) -> list[dict[str, Any]]:
     """The Chat Completions messages (`empty_call_content`: see `_turn`; `call_id`: the id a call is sent under, where
-    the model takes only its own kind (Mistral's), for the label of a tool result's media)."""
+    the model takes only its own kind (Mistral's), for the label of a tool result's media; `cache_points`: the
+    request's cache points go as `cache_control` on content parts, `takes_cache_control`)."""
     messages: list[dict[str, Any]] = []
     if request.system:
-        messages.append({"role": "system", "content": request.system})
+        if cache_points and (request.system_cache_point or request.system_breaks):
+            parts = [_text_part(text, point) for text, point in request.system_parts() if text or point]
+            messages.append({"role": "system", "content": parts})
+        else:
+            messages.append({"role": "system", "content": request.system})
     for i, message in enumerate(request.messages):
-        messages += _turn(message, i, empty_call_content, call_id)
+        turn = _turn(message, i, empty_call_content, call_id)
+        if cache_points and message.cache_point:
+            turn[-1] = _marked(turn[-1])
+        messages += turn
     return messages
+
+
+# Claude served over an OpenAI-compatible endpoint (OpenRouter's `anthropic/claude-...`, a LiteLLM proxy's
+# `claude-...`) caches a prefix only where a content part carries Anthropic's `cache_control`, which both pass on;
+# OpenAI caches by itself and refuses the field, as other OpenAI-compatible servers may. A model is taken for Claude
+# by its name, as the endpoints name it. Only 5-minute points reach it: a 1-hour one is refused before (the
+# format's usage does not say which writes were 1-hour, so they could not be priced).
+_CLAUDE_MODELS = re.compile(r"claude", re.IGNORECASE)
+CACHE_CONTROL = {"type": "ephemeral"}
+
+
+@functools.lru_cache(maxsize=256)
+def takes_cache_control(model: str) -> bool:
+    """Whether `model`'s cache points go as `cache_control` (a route's few names, each searched once)."""
+    return _CLAUDE_MODELS.search(model) is not None
+
+
+def _text_part(text: str, point: object) -> dict[str, Any]:
+    return {"type": "text", "text": text, "cache_control": CACHE_CONTROL} if point else {"type": "text", "text": text}
+
+
+def _marked(message: dict[str, Any]) -> dict[str, Any]:
+    """`message` with a cache point at its end: on its last content part (a copy: a caller's image part is shared),
+    or, for an assistant's tool calls without text, on the message, LiteLLM's convention for it."""
+    content = message.get("content")
+    if isinstance(content, str) and content:
+        return {**message, "content": [_text_part(content, True)]}
+    if isinstance(content, list) and content:
+        return {**message, "content": [*content[:-1], {**content[-1], "cache_control": CACHE_CONTROL}]}
+    return {**message, "cache_control": CACHE_CONTROL}
 
 
 def _turn(
@@ -332,7 +375,8 @@ def request_body(
     """The Chat Completions body for a ChatRequest (`ask_usage`: see `asks_for_usage`; `empty_call_content`: see
     `_turn`)."""
     mistral = _is_mistral(request.model)
-    messages = to_openai_messages(request, empty_call_content, mistral_call_id if mistral else None)
+    cached = takes_cache_control(request.model)
+    messages = to_openai_messages(request, empty_call_content, mistral_call_id if mistral else None, cached)
     body: dict[str, Any] = {"model": request.model, "messages": messages}
     if mistral:
         _mistral_call_ids(messages)
@@ -351,6 +395,8 @@ def request_body(
         body["stop"] = list(request.stop)
     if request.tools:
         body["tools"] = [_tool(tool) for tool in request.tools]
+        if cached and request.tools_cache_point:  # on the last tool, as LiteLLM takes it (a copy: tools are shared)
+            body["tools"][-1] = {**body["tools"][-1], "cache_control": CACHE_CONTROL}
     if request.tool_choice is not None:
         body["tool_choice"] = _tool_choice(request.tool_choice, request.tools)
     if request.response_format is not None:
