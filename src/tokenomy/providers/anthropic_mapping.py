@@ -45,6 +45,7 @@ from tokenomy.providers.anthropic_refusals import (
     refuse_unsupported,
 )
 from tokenomy.providers.claude_effort import takes_effort
+from tokenomy.providers.json_text import call_input
 from tokenomy.providers.refusals import FILE_APIS
 
 EPHEMERAL = {"type": "ephemeral"}
@@ -546,15 +547,11 @@ class AnthropicStreamAssembler:
         for _, block in sorted(self.blocks.items()):
             if block.get("type") == "tool_use":
                 arguments = "".join(block.get("args") or [])
-                try:
-                    parsed = json.loads(arguments) if arguments else dict(block.get("input") or {})
-                except ValueError:
-                    parsed = {}
                 out.append(
                     ToolUseBlock(
                         block.get("id", ""),
                         block.get("name", ""),
-                        parsed if isinstance(parsed, dict) else {},
+                        call_input(arguments) if arguments else dict(block.get("input") or {}),
                         arguments or None,
                     )
                 )

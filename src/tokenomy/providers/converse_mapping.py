@@ -585,15 +585,11 @@ class ConverseStreamAssembler:
                     out.append(TextBlock("".join(block["text"])))
             elif block["kind"] == "tool":
                 arguments = "".join(block["args"])
-                try:
-                    parsed = json.loads(arguments) if arguments else {}
-                except ValueError:
-                    parsed = {}
                 out.append(
                     ToolUseBlock(
                         block["id"] or "",
                         block["name"] or "",
-                        parsed if isinstance(parsed, dict) else {},
+                        json_text.call_input(arguments) if arguments else {},
                         arguments or "{}",
                     )
                 )

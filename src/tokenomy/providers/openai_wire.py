@@ -56,6 +56,7 @@ from tokenomy.messages import (
     ToolUseBlock,
     Usage,
 )
+from tokenomy.providers.json_text import call_input
 from tokenomy.providers.openai_reasoning import (
     call_signature,
     put_signed_reasoning,
@@ -516,14 +517,10 @@ def _tool_use(call: dict[str, Any]) -> ToolUseBlock:
         )
     function = call.get("function") or {}
     arguments = function.get("arguments")
-    try:
-        parsed = json.loads(arguments) if arguments else {}
-    except ValueError:
-        parsed = {}  # the exact text stays in `arguments`; the caller sees what the model produced
     return ToolUseBlock(
         id=call.get("id") or stand_in_id(),
         name=function.get("name") or "",
-        input=parsed if isinstance(parsed, dict) else {"value": parsed},
+        input=call_input(arguments) if arguments else {},  # the exact text stays in `arguments` too
         arguments=arguments,
     )
 
