@@ -297,7 +297,12 @@ class Tokenomy(Recorder):
                     # A stream's span is not made current: a generator suspended at `yield` must not leave it in
                     # the caller's context.
                     with otel.attempt_span(
-                        att.target.call, att.target.provider.name, att.number, current=not stream, parent=parent
+                        att.target.call,
+                        att.target.provider.name,
+                        att.number,
+                        current=not stream,
+                        parent=parent,
+                        server=att.target.provider.server_for(att.target.call),
                     ) as att.span:
                         try:
                             provider = att.target.provider
@@ -370,7 +375,12 @@ class Tokenomy(Recorder):
                         raise self._over_quota(call, att.target)
                     att.started = time.perf_counter()
                     with otel.attempt_span(
-                        att.target.call, att.target.provider.name, att.number, current=not stream, parent=parent
+                        att.target.call,
+                        att.target.provider.name,
+                        att.number,
+                        current=not stream,
+                        parent=parent,
+                        server=att.target.provider.server_for(att.target.call),
                     ) as att.span:
                         try:
                             provider = att.target.provider

@@ -275,3 +275,78 @@ def test_a_stream_that_fails_after_anthropic_counted_the_prompt_carries_that_cou
     assert span.attributes["gen_ai.usage.cache_read.input_tokens"] == 100
     assert "gen_ai.usage.output_tokens" not in span.attributes  # only estimated: not the provider's count
     assert counted_in_failures() - before == 115
+
+
+def test_attempt_spans_name_the_server_each_provider_calls(telemetry, ledger_path):
+    """`server.address` and `server.port` (recommended by the GenAI conventions) on each attempt's span: the host and
+    port of the provider's endpoint, so a trace backend tells apart a model served by OpenAI, a proxy or a region."""
+    from urllib.parse import urlsplit
+
+    from helpers.recording_openai import RecordingOpenAI
+    from helpers.scripted_anthropic import ScriptedAnthropic
+    from tokenomy.emulate.server import ServerThread
+    from tokenomy.providers.registry import ModelSpec
+
+    exporter, _ = telemetry
+    with RecordingOpenAI() as upstream, ServerThread(ScriptedAnthropic().app) as claude:
+        models = {"gpt": ModelSpec(name="gpt", provider="openai", model="gpt-4o-mini", base_url=upstream.url),
+                  "claude": ModelSpec(name="claude", provider="anthropic", model="claude-haiku-4-5", base_url=claude)}
+        with Tokenomy(ledger_path, models=models) as client:
+            client.chat(ChatRequest.simple("hi", model="gpt", max_tokens=3))
+            list(client.stream(ChatRequest.simple("hi", model="claude", max_tokens=3)))
+    spans = {s.attributes["gen_ai.request.model"]: s.attributes for s in chat_spans(exporter)}
+    for model, url in (("gpt-4o-mini", upstream.url), ("claude-haiku-4-5", claude)):
+        assert (spans[model]["server.address"], spans[model]["server.port"]) == ("127.0.0.1", urlsplit(url).port)
+
+
+def test_each_providers_endpoint_is_its_server(monkeypatch):
+    from tokenomy.messages import ChatRequest as Request
+    from tokenomy.providers.anthropic_provider import AnthropicProvider
+    from tokenomy.providers.bedrock import BedrockProvider
+    from tokenomy.providers.gemini_provider import GeminiProvider
+    from tokenomy.providers.local import LocalProvider
+    from tokenomy.providers.openai_provider import OpenAIProvider
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "unused")
+    monkeypatch.setenv("GEMINI_API_KEY", "unused")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    ask = Request.simple("hi", model="m")
+    assert OpenAIProvider().server_for(ask) == ("api.openai.com", 443)
+    assert OpenAIProvider(base_url="http://localhost:11434/v1").server_for(ask) == ("localhost", 11434)
+    assert AnthropicProvider().server_for(ask) == ("api.anthropic.com", 443)
+    bedrock = BedrockProvider(region="eu-west-1")
+    assert bedrock.server_for(ask) == ("bedrock-runtime.eu-west-1.amazonaws.com", 443)
+    # A request naming another region (a region fallback) is sent to that region's endpoint.
+    assert bedrock.server_for(Request.simple("hi", model="m", region="us-east-2")) == (
+        "bedrock-runtime.us-east-2.amazonaws.com", 443)
+    assert GeminiProvider().server_for(ask) == ("generativelanguage.googleapis.com", 443)
+    assert GeminiProvider(vertex=True, project="p", location="europe-west4").server_for(ask) == (
+        "europe-west4-aiplatform.googleapis.com", 443)
+    assert LocalProvider().server_for(ask) is None  # in process: no server
+
+
+def test_the_gateways_chat_and_embeddings_spans_name_the_upstream(telemetry, ledger_path):
+    """The gateway's pooled upstream (the async path) and its embeddings calls name the server too."""
+    from urllib.parse import urlsplit
+
+    import openai
+
+    from tokenomy.config import parse_config
+    from tokenomy.emulate.instant_openai import InstantOpenAI
+    from tokenomy.emulate.server import ServerThread
+    from tokenomy.gateway.app import create_app
+
+    exporter, _ = telemetry
+    with InstantOpenAI() as upstream:
+        config = parse_config({"models": {
+            "fast": {"provider": "openai", "model": "gpt-4o-mini", "base_url": upstream},
+            "embed": {"provider": "openai", "model": "text-embedding-3-small", "base_url": upstream}}})
+        with ServerThread(create_app(config, str(ledger_path)), lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "hi"}], max_tokens=3)
+            client.embeddings.create(model="embed", input="hi")
+    port = urlsplit(upstream).port
+    spans = [s for s in exporter.get_finished_spans() if s.name.startswith(("chat ", "embeddings "))]
+    assert sorted(s.name for s in spans) == ["chat gpt-4o-mini", "embeddings text-embedding-3-small"]
+    assert all((s.attributes["server.address"], s.attributes["server.port"]) == ("127.0.0.1", port) for s in spans)

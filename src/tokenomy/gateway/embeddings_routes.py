@@ -319,6 +319,7 @@ async def _embed(
                 body.get("encoding_format", "float"),
                 body.get("dimensions"),
                 parent,
+                upstream.server,
             ) as span:
                 try:
                     answer = await send(body)

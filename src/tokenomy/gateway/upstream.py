@@ -22,6 +22,7 @@ from tokenomy.errors import ProviderError
 from tokenomy.gateway.http_pool import HttpPool, UpstreamDisconnected, UpstreamTimeout, UpstreamTooLarge
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk
 from tokenomy.providers import openai_stream, openai_wire
+from tokenomy.providers.base import url_server
 from tokenomy.providers.http_faults import retry_after_seconds
 from tokenomy.providers.openai_provider import OpenAIProvider, openai_key
 from tokenomy.providers.registry import ModelSpec, get_provider
@@ -48,6 +49,7 @@ class AsyncOpenAIUpstream(OpenAIProvider):
         self.spec = spec
         base = (spec.base_url or "https://api.openai.com/v1").rstrip("/")
         self.base_url = self._root = base
+        self.server = url_server(base)
         self.url = base + "/chat/completions"
         self.ask_usage = openai_wire.asks_for_usage(base)
         self.empty_call_content = spec.empty_tool_call_content

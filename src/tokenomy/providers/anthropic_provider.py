@@ -28,7 +28,7 @@ from tokenomy.providers.anthropic_mapping import (  # noqa: F401
     to_anthropic_tools,
 )
 from tokenomy.providers.anthropic_refusals import refuse
-from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, delta_chunk
+from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, delta_chunk, url_server
 from tokenomy.providers.bedrock import _is_loopback
 from tokenomy.providers.http_faults import (
     answer_broke_off,
@@ -212,6 +212,7 @@ class AnthropicProvider(Provider):
         # Tokenomy's retry layer owns retries (one ledger row per attempt), so the SDK must not retry.
         self.client = anthropic.Anthropic(api_key=key, base_url=base, timeout=timeout, max_retries=0)
         self.base_url = base
+        self.server = url_server(str(self.client.base_url))
 
     def _params(self, request: ChatRequest) -> dict[str, Any]:
         params = to_anthropic_params(request)  # refuses unsupported fields before any call

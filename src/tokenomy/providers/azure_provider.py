@@ -18,7 +18,7 @@ from typing import Any
 
 from tokenomy.errors import ConfigError, ProviderError, remember_secret
 from tokenomy.messages import ChatRequest
-from tokenomy.providers.base import DEFAULT_TIMEOUT_S
+from tokenomy.providers.base import DEFAULT_TIMEOUT_S, url_server
 from tokenomy.providers.openai_provider import OpenAIProvider, map_openai_error
 
 DEFAULT_API_VERSION = "2024-10-21"  # the data-plane inference API's latest GA version (Azure's API reference)
@@ -107,6 +107,7 @@ class AzureOpenAIProvider(OpenAIProvider):
     ) -> None:
         self.client = azure_client(base_url, api_version, api_key_env, api_key, timeout, max_retries)
         self.base_url = base_url or os.environ.get(ENDPOINT_ENV)
+        self.server = url_server(str(self.client.base_url))  # the resource's host
         self.api_version = resolved_version(api_version)
 
     def _params(self, request: ChatRequest, stream: bool = False) -> dict[str, Any]:

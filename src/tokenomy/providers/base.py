@@ -8,6 +8,7 @@ import contextvars
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from tokenomy.errors import ProviderError
 from tokenomy.messages import (
@@ -45,6 +46,17 @@ NAMING_HINTS = frozenset({"max_completion_tokens"})
 DEFAULT_TIMEOUT_S = 120.0
 # ProviderError.code of a provider that has no way to count tokens (`Provider.count_tokens`).
 COUNTING_UNAVAILABLE = "counting_unavailable"
+
+
+def url_server(url: str | None) -> tuple[str, int] | None:
+    """(host, port) of the server at `url` (the scheme's port when it names none), as OpenTelemetry's
+    server.address and server.port name it; None for no URL."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return None
+    return parts.hostname, parts.port or (80 if parts.scheme == "http" else 443)
 
 
 def _block_refusal(content: list, accepted: tuple[type, ...], message: int) -> Unsupported | None:
@@ -86,6 +98,14 @@ class Provider:
     accepts_document_fields: frozenset[str] = frozenset()
     # The APIs whose file ids it reads as its own (DocumentBlock.file_api); another's is refused
     file_apis: frozenset[str] = frozenset()
+
+    # (host, port) of the endpoint it calls, found once when it is made (OpenTelemetry's server.address and
+    # server.port on each attempt's span); None: it runs in this process (the local model).
+    server: tuple[str, int] | None = None
+
+    def server_for(self, request: ChatRequest) -> tuple[str, int] | None:
+        """The endpoint `request` is sent to (Bedrock's depends on the request's region)."""
+        return self.server
 
     def default_cap(self, request: ChatRequest) -> int | None:
         """The output cap this provider sends with a request that sets none, as `chat` would send it; None when it

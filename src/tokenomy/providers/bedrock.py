@@ -25,7 +25,7 @@ from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.messages import ONE_HOUR, Block, ChatRequest, ChatResponse, StreamChunk, ToolCallDelta, Usage
 from tokenomy.pricing.catalog import split_inference_profile
 from tokenomy.providers import bedrock_embeddings
-from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, delta_chunk
+from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, delta_chunk, url_server
 from tokenomy.providers.converse_mapping import (  # noqa: F401 (re-exported)
     CACHE_POINT,
     ConverseStreamAssembler,
@@ -301,8 +301,10 @@ class BedrockProvider(Provider):
             if _is_loopback(self.endpoint_url) and session.get_credentials() is None:
                 self._kwargs.update(aws_access_key_id="tokenomy-local", aws_secret_access_key="tokenomy-local")
         self._clients: dict[str, Any] = {}
+        self._servers: dict[str, tuple[str, int] | None] = {}  # each region's endpoint, found with its client
         self._lock = threading.Lock()
         self.client = self._client(self.region)
+        self.server = self._servers[self.region]
 
     def _client(self, region: str):
         """One boto3 client per region: a request (e.g. a region fallback) may name another region."""
@@ -313,7 +315,14 @@ class BedrockProvider(Provider):
                 client.meta.events.register("before-parse.bedrock-runtime.CountTokens", _check_answered_count)
                 client.meta.events.register("before-parse.bedrock-runtime.Converse", _check_usage)
                 self._clients[region] = client
+                self._servers[region] = url_server(client.meta.endpoint_url)  # the regional host, or endpoint_url
             return client
+
+    def server_for(self, request: ChatRequest) -> tuple[str, int] | None:
+        region = self._region_for(request)
+        if region not in self._servers:
+            self._client(region)
+        return self._servers[region]
 
     def _region_for(self, request: ChatRequest) -> str:
         region = request.region

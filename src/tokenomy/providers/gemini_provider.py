@@ -24,7 +24,7 @@ from typing import Any
 from tokenomy.errors import ConfigError, ProviderError, remember_secret
 from tokenomy.ids import new_id
 from tokenomy.messages import Block, ChatRequest, ChatResponse, StreamChunk, ToolCallDelta, ToolUseBlock, Usage
-from tokenomy.providers.base import DEFAULT_TIMEOUT_S, NAMING_HINTS, Provider
+from tokenomy.providers.base import DEFAULT_TIMEOUT_S, NAMING_HINTS, Provider, url_server
 from tokenomy.providers.bedrock import _is_loopback
 from tokenomy.providers.gemini_mapping import (
     GENERATED_ID,
@@ -182,6 +182,15 @@ def vertex_location(location: str | None) -> str:
     return location or os.environ.get("GOOGLE_CLOUD_LOCATION") or "global"
 
 
+def _default_endpoint(vertex: bool, location: str) -> str:
+    """The endpoint google-genai calls when no base_url is given: the Gemini API's, or Vertex AI's in `location`."""
+    if not vertex:
+        return "https://generativelanguage.googleapis.com"
+    return (
+        "https://aiplatform.googleapis.com" if location == "global" else f"https://{location}-aiplatform.googleapis.com"
+    )
+
+
 def gemini_client(
     vertex: bool = False,
     base_url: str | None = None,
@@ -274,6 +283,7 @@ class GeminiProvider(Provider):
         self.name = "gcp.vertex_ai" if vertex else "gcp.gemini"  # OpenTelemetry's gen_ai.provider.name values
         self.region = vertex_location(location) if vertex else "global"
         self.client = gemini_client(vertex, base_url, api_key_env, project, location, timeout)
+        self.server = url_server(base_url or _default_endpoint(vertex, self.region))
         self.accepts_extra = config_fields() | NAMING_HINTS
 
     def _params(self, request: ChatRequest) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from tokenomy.errors import ProviderError, remember_secret, scrub
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
 from tokenomy.providers import openai_stream, openai_wire
-from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider
+from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, url_server
 from tokenomy.providers.http_faults import answer_broke_off, read_timed_out, retry_after_seconds
 from tokenomy.providers.refusals import Unsupported
 
@@ -95,6 +95,7 @@ class OpenAIProvider(Provider):
         key = api_key or openai_key(api_key_env)
         self.client = openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=max_retries)
         self.base_url = base_url
+        self.server = url_server(str(self.client.base_url))  # the SDK's default (OPENAI_BASE_URL, OpenAI's) too
         self.ask_usage = openai_wire.asks_for_usage(base_url)
         self.empty_call_content = empty_call_content
 

@@ -194,16 +194,23 @@ def _failed(span: Span, error_type: str) -> None:
 
 @contextmanager
 def attempt_span(
-    request: ChatRequest, provider_name: str, attempt: int, current: bool = True, parent: Context | None = None
+    request: ChatRequest,
+    provider_name: str,
+    attempt: int,
+    current: bool = True,
+    parent: Context | None = None,
+    server: tuple[str, int] | None = None,
 ) -> Iterator[Span]:
     """The CLIENT span `chat {model}` for one attempt, a child of `parent` (the call's span, `call_span`);
-    `current=False` for generators (streams)."""
+    `current=False` for generators (streams); `server`: the (host, port) the provider calls, none in process."""
     attributes: dict = {
         "gen_ai.operation.name": "chat",
         "gen_ai.provider.name": SEMCONV_PROVIDERS.get(provider_name, provider_name),
         "gen_ai.request.model": request.model,
         "tokenomy.attempt": attempt,
     }
+    if server is not None:
+        attributes["server.address"], attributes["server.port"] = server
     if request.max_tokens is not None:
         attributes["gen_ai.request.max_tokens"] = request.max_tokens
     if request.temperature is not None:
@@ -239,10 +246,11 @@ def embeddings_span(
     encoding_format: str = "float",
     dimensions: int | None = None,
     parent: Context | None = None,
+    server: tuple[str, int] | None = None,
 ) -> Iterator[Span]:
     """The CLIENT span `embeddings {model}` for one attempt of an embeddings call (GenAI operation `embeddings`),
     with the request's encoding and dimensions as the conventions' embeddings span has them; a child of `parent`
-    (the call's span, `call_span`)."""
+    (the call's span, `call_span`); `server` as for `attempt_span`."""
     attributes: dict = {
         "gen_ai.operation.name": "embeddings",
         "gen_ai.provider.name": SEMCONV_PROVIDERS.get(provider_name, provider_name),
@@ -250,6 +258,8 @@ def embeddings_span(
         "gen_ai.request.encoding_formats": [encoding_format],
         "tokenomy.attempt": attempt,
     }
+    if server is not None:
+        attributes["server.address"], attributes["server.port"] = server
     if dimensions is not None:
         attributes["gen_ai.embeddings.dimension.count"] = dimensions
     if route:
