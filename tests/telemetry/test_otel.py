@@ -350,3 +350,69 @@ def test_the_gateways_chat_and_embeddings_spans_name_the_upstream(telemetry, led
     spans = [s for s in exporter.get_finished_spans() if s.name.startswith(("chat ", "embeddings "))]
     assert sorted(s.name for s in spans) == ["chat gpt-4o-mini", "embeddings text-embedding-3-small"]
     assert all((s.attributes["server.address"], s.attributes["server.port"]) == ("127.0.0.1", port) for s in spans)
+
+
+def test_a_provider_batch_job_has_a_span_for_its_submission_and_one_for_its_results(telemetry, tmp_path,
+                                                                                     ledger_path, monkeypatch):
+    """Batch spend reached the ledger only: a team's trace backend saw none of it. A provider batch job's submission
+    and its results' collection are spans now, the latter with the requests, token totals and cost the ledger has."""
+    import json
+    from decimal import Decimal
+
+    from tokenomy.batch.backends import SubmitOptions
+    from tokenomy.batch.jobs import create_job, open_tables, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.emulate.instant_engine import InstantEngine
+    from tokenomy.emulate.openai_batch_api import create_app
+    from tokenomy.emulate.server import ServerThread
+    from tokenomy.ledger.store import open_store
+
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    exporter, _ = telemetry
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps({"id": f"r{i}", "prompt": f"topic{i} please", "max_tokens": 4}) + "\n"
+                            for i in range(3)))
+    tables = open_tables(str(ledger_path))
+    with ServerThread(create_app(engine=InstantEngine(), validating_seconds=0.05)) as url:
+        job = create_job(tables, path, "gpt-4o-mini", "openai", SubmitOptions(endpoint_url=url))
+        job = submit_parts(tables, job)
+        job = wait_job(tables, job.job_id, timeout_s=30, poll_s=0.05)
+    assert job.status == "completed"
+    spans = {s.name: s for s in exporter.get_finished_spans() if s.name.startswith("batch ")}
+    assert set(spans) == {"batch submit gpt-4o-mini", "batch collect gpt-4o-mini"}
+    submitted, collected = spans["batch submit gpt-4o-mini"].attributes, spans["batch collect gpt-4o-mini"].attributes
+    for attrs in (submitted, collected):
+        assert attrs["gen_ai.operation.name"] == "batch" and attrs["gen_ai.provider.name"] == "openai"
+        assert attrs["gen_ai.request.model"] == "gpt-4o-mini" and attrs["tokenomy.batch.job_id"] == job.job_id
+        assert attrs["tokenomy.batch.requests"] == 3
+    assert not any(k.startswith("gen_ai.usage") for k in submitted)  # nothing answered, nothing billed yet
+    rows = open_store(str(ledger_path)).query(
+        "SELECT sum(input_tokens + cache_read_tokens + cache_write_tokens) AS i, sum(output_tokens) AS o, "
+        "sum(cost_usd) AS usd FROM usage_events WHERE batch_job_id = ?", [job.job_id])
+    assert collected["gen_ai.usage.input_tokens"] == rows[0]["i"] > 0
+    assert collected["gen_ai.usage.output_tokens"] == rows[0]["o"] > 0
+    assert Decimal(str(collected["tokenomy.cost.usd"])) == Decimal(str(rows[0]["usd"])) > 0
+    assert collected["tokenomy.mode"] == "batch"
+
+
+def test_a_batch_submission_that_fails_is_a_failed_span(telemetry, tmp_path, ledger_path, monkeypatch):
+    import json
+    import socket
+
+    from tokenomy.batch.backends import SubmitOptions
+    from tokenomy.batch.jobs import create_job, open_tables, submit_parts
+
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    exporter, _ = telemetry
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    path = tmp_path / "in.jsonl"
+    path.write_text(json.dumps({"id": "r0", "prompt": "hi", "max_tokens": 4}) + "\n")
+    tables = open_tables(str(ledger_path))
+    job = create_job(tables, path, "gpt-4o-mini", "openai", SubmitOptions(endpoint_url=f"http://127.0.0.1:{port}"))
+    with pytest.raises(ProviderError):
+        submit_parts(tables, job)
+    [span] = [s for s in exporter.get_finished_spans() if s.name.startswith("batch ")]
+    assert span.name == "batch submit gpt-4o-mini" and span.status.status_code == StatusCode.ERROR
+    assert span.attributes["error.type"] == "server_error" and span.attributes["tokenomy.batch.requests"] == 0

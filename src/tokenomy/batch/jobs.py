@@ -15,6 +15,7 @@ import os
 import time
 import uuid
 from dataclasses import asdict, replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -35,9 +36,11 @@ from tokenomy.batch.runner_process import runner_alive, runner_gone
 from tokenomy.batch.split import below_minimum, split_records
 from tokenomy.batch.validate import require_good, validate_file
 from tokenomy.errors import ConfigError, UsageError
-from tokenomy.ledger.events import utcnow
+from tokenomy.ledger.events import UsageEvent, utcnow
 from tokenomy.ledger.store import LedgerStore, open_store
+from tokenomy.messages import Usage
 from tokenomy.pricing.catalog import default_catalog
+from tokenomy.telemetry import otel
 
 BACKENDS = ("local", "bedrock", "openai", "azure", "gemini", "vertex")
 _REMOTE = {
@@ -232,16 +235,24 @@ def submit_parts(tables: JobTables, job: Job, backend: BatchBackend | None = Non
     """Start provider work for every part that has no handle yet."""
     try:
         backend = backend or get_backend(job.backend, submit_options(job))
-        for part in tables.parts(job.job_id):
-            if part["handle"] is None and part["status"] == "submitted":
-                key = part_key(job.job_id, part["part_no"])
-                # A part with a message was sent before (it says how that ended): the provider may have accepted
-                # it though the answer was lost. Find that job rather than make a second one, billed again.
-                handle = backend.find(key) if part["message"] else None
-                if handle is None:
-                    tables.update_part(job.job_id, part["part_no"], message=SENDING)  # kept if this process dies
-                    handle = backend.submit(job.job_id, job.model, part_records(part), submit_options(job), key)
-                tables.update_part(job.job_id, part["part_no"], handle=handle, status="submitted", message=None)
+        todo = [p for p in tables.parts(job.job_id) if p["handle"] is None and p["status"] == "submitted"]
+        if todo:
+            provider = getattr(backend, "ledger_provider", job.backend)
+            with otel.batch_span("submit", provider, job.model, job.job_id) as span:
+                sent = 0
+                try:
+                    for part in todo:
+                        key = part_key(job.job_id, part["part_no"])
+                        # A part with a message was sent before (it says how that ended): the provider may have
+                        # accepted it though the answer was lost. Find that job rather than make a second one.
+                        handle = backend.find(key) if part["message"] else None
+                        if handle is None:
+                            tables.update_part(job.job_id, part["part_no"], message=SENDING)  # kept if this dies
+                            handle = backend.submit(job.job_id, job.model, part_records(part), submit_options(job), key)
+                        tables.update_part(job.job_id, part["part_no"], handle=handle, status="submitted", message=None)
+                        sent += len(part["record_ids"])
+                finally:
+                    otel.record_batch(span, sent)
     except Exception as exc:
         # Parts already started keep their handles; fix the cause and `resume` submits the rest.
         parts = tables.parts(job.job_id)
@@ -335,11 +346,29 @@ def collect_part(tables: JobTables, job: Job, part: dict[str, Any], backend: Bat
     job's cost: the provider billed it. Once the part has as many lines as records, every request was answered, so
     the records still without a result were answered by those lines: they end failed, naming them, rather than
     wait for a resume that would send them, and pay for them, again."""
-    wanted = set(part["record_ids"])
     pricing = job.options.get("pricing_model", job.model)
     region = job.options.get("region")
     # The provider name its on-demand calls are recorded under, where it differs from the backend's name.
     provider = getattr(backend, "ledger_provider", job.backend)
+    with otel.batch_span("collect", provider, job.model, job.job_id) as span:
+        count, events = _collect(tables, job, part, backend, provider, pricing, region)
+        usage = sum((e.usage for e in events), Usage())
+        otel.record_batch(span, count, usage, sum((e.cost_usd for e in events), Decimal(0)))
+    return count
+
+
+def _collect(
+    tables: JobTables,
+    job: Job,
+    part: dict[str, Any],
+    backend: BatchBackend,
+    provider: str,
+    pricing: str,
+    region: str | None,
+) -> tuple[int, list[UsageEvent]]:
+    """`collect_part`'s work: the results it stored and the usage events it wrote for them."""
+    wanted = set(part["record_ids"])
+    written: list[UsageEvent] = []
     count, chunk = 0, []
     placed: set[str] = set()
     unmatched: list[str] = []  # where each line that names no record is
@@ -358,7 +387,7 @@ def collect_part(tables: JobTables, job: Job, part: dict[str, Any], backend: Bat
             chunk.append((part["part_no"], result, UNMATCHED, provider, pricing, region))
             unmatched.append(result.id)
         if len(chunk) >= 500:
-            record_results(tables, job, chunk)
+            written += record_results(tables, job, chunk)
             chunk = []
     if unmatched and len(placed) + len(unmatched) >= len(wanted):
         have = tables.result_ids(job.job_id) | placed
@@ -372,8 +401,8 @@ def collect_part(tables: JobTables, job: Job, part: dict[str, Any], backend: Bat
             if rid not in have:
                 chunk.append((part["part_no"], RecordResult(rid, error=error), "batch", provider, pricing, region))
                 count += 1
-    record_results(tables, job, chunk)
-    return count
+    written += record_results(tables, job, chunk)
+    return count, written
 
 
 def resubmit_missing(

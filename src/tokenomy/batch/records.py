@@ -47,10 +47,10 @@ def with_estimated_usage(result: RecordResult, record: BatchRecord | None, job_i
 
 def record_results(
     tables: JobTables, job: Job, items: list[tuple[int | None, RecordResult, str, str, str, str | None]]
-) -> None:
+) -> list[UsageEvent]:
     """Store (part_no, result, mode, provider, pricing_model, region) items: the ledger usage events
     first (idempotent ids), then the result rows (PRIMARY KEY), so a crash between the two writes
-    is repaired by running the record again, and nothing is counted twice."""
+    is repaired by running the record again, and nothing is counted twice. Returns the usage events written."""
     events, rows = [], []
     for part_no, result, mode, provider, pricing_model, region in items:
         cost_usd = None
@@ -91,6 +91,7 @@ def record_results(
         rows.append((part_no, result, mode, cost_usd))
     tables.write_events(events)
     tables.add_results(job.job_id, rows)
+    return events
 
 
 # Where a provider's output line repeats the request it answers: Bedrock's `modelInput`, Vertex AI's `request`.

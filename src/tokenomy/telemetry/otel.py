@@ -1,4 +1,4 @@
-"""GenAI semantic-convention spans and metrics around each provider call attempt.
+"""GenAI semantic-convention spans and metrics around each provider call attempt (and a provider batch job's steps).
 
 Exporters follow the standard OTEL_* environment variables: with OTEL_TRACES_EXPORTER /
 OTEL_METRICS_EXPORTER or an OTLP endpoint set, an SDK pipeline is configured once; with none set,
@@ -320,6 +320,48 @@ def _opened(span: Span, current: bool) -> Iterator[Span]:
         raise
     finally:
         span.end()
+
+
+@contextmanager
+def batch_span(phase: str, provider_name: str, model: str, job_id: str) -> Iterator[Span]:
+    """The CLIENT span `batch {phase} {model}` of a provider batch job: its submission (`submit`) or the collection
+    of one finished part's results (`collect`, with their usage and cost: `record_batch`), so a trace backend sees
+    batch spend as it sees calls. Each is a trace of its own: a job outlives the process that submitted it. A local
+    job's requests go through the call path, whose attempts have spans already."""
+    attributes = {
+        "gen_ai.operation.name": "batch",
+        "gen_ai.provider.name": SEMCONV_PROVIDERS.get(provider_name, provider_name),
+        "gen_ai.request.model": model,
+        "tokenomy.batch.job_id": job_id,
+    }
+    span = _TRACER.start_span(f"batch {phase} {model}", kind=SpanKind.CLIENT, attributes=attributes)
+    try:
+        yield span
+    except BaseException as exc:  # a provider's refusal, a bug, Ctrl-C: the span says the step did not finish
+        _failed(span, exc.kind if isinstance(exc, ProviderError) else type(exc).__qualname__)
+        raise
+    finally:
+        span.end()
+
+
+def record_batch(span: Span, requests: int, usage: Usage | None = None, cost_usd: Decimal | None = None) -> None:
+    """The requests a batch span covers (sent, or results collected) and, for collected results, their token totals
+    (input with cached tokens, as the conventions count it) and cost, as their ledger rows have them."""
+    if not span.is_recording():
+        return
+    attributes: dict[str, Any] = {"tokenomy.batch.requests": requests}
+    if usage is not None:
+        attributes.update(
+            {
+                "gen_ai.usage.input_tokens": usage.total_input_tokens,
+                "gen_ai.usage.output_tokens": usage.output_tokens,
+                "gen_ai.usage.cache_read.input_tokens": usage.cache_read_tokens,
+                "gen_ai.usage.cache_creation.input_tokens": usage.cache_write_tokens,
+                "tokenomy.cost.usd": float(cost_usd or 0),
+                "tokenomy.mode": "batch",
+            }
+        )
+    span.set_attributes(attributes)
 
 
 def _common(
