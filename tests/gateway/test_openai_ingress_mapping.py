@@ -7,7 +7,7 @@ import pytest
 
 from tokenomy.config import RouteConfig
 from tokenomy.errors import ProviderError
-from tokenomy.gateway.openai_ingress import caller_param, to_chat_request
+from tokenomy.gateway.openai_ingress import to_chat_request
 from tokenomy.gateway.schemas import ChatCompletionRequest
 from tokenomy.messages import ReasoningBlock
 from tokenomy.providers import openai_wire
@@ -152,22 +152,28 @@ def test_reasoning_that_is_not_base64_is_refused_naming_it_not_a_500():
     assert content[0] == {"reasoningContent": {"redactedContent": b"\xfb\xff"}}
 
 
-def test_tool_call_arguments_converse_cannot_send_are_named_at_the_call():
-    # Converse takes a call's input as an object: arguments that are not one were refused with no place named
-    # (error.param null), so the caller could not tell which of its tool calls was at fault.
+def test_tool_call_arguments_that_are_no_json_reach_every_api_with_their_text():
+    # A model's call cut off mid-argument comes back to an OpenAI-format agent as its raw text, which the agent sends
+    # back with the conversation. Anthropic got input {} (the text dropped), Converse refused the turn (every later
+    # turn of the loop too); each now gets {"INVALID_JSON": text}, Anthropic's convention, as a /v1/messages caller
+    # is answered such a call.
     turns = [{"role": "system", "content": "s"}, {"role": "user", "content": "weather?"},
              {"role": "assistant", "content": None, "tool_calls": [
                  {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}},
-                 {"id": "c2", "type": "function", "function": {"name": "get_weather", "arguments": "Paris"}}]},
+                 {"id": "c2", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Par'}}]},
              {"role": "tool", "tool_call_id": "c1", "content": "sunny"}, {"role": "tool", "tool_call_id": "c2",
                                                                         "content": "rain"}]
-    body = ChatCompletionRequest.model_validate({"model": CLAUDE_ON_BEDROCK, "messages": turns,
-                                                 "tools": [{"type": "function", "function": {"name": "get_weather"}}]})
-    request = to_chat_request(body, {}, None, RouteConfig())
-    with pytest.raises(ProviderError) as refused:
-        to_converse_params(request)
-    assert refused.value.param == "messages[1].content[1]" and "c2" in str(refused.value)
-    assert caller_param(body, refused.value.param) == "messages[2].tool_calls[1]"
+    tools = [{"type": "function", "function": {"name": "get_weather"}}]
+    wrapped = {"INVALID_JSON": '{"city": "Par'}
+    body = ChatCompletionRequest.model_validate({"model": CLAUDE_ON_BEDROCK, "messages": turns, "tools": tools})
+    converse = to_converse_params(to_chat_request(body, {}, None, RouteConfig()))
+    assert converse["messages"][1]["content"][1]["toolUse"]["input"] == wrapped
+    body = ChatCompletionRequest.model_validate({"model": "claude-haiku-4-5", "messages": turns, "tools": tools})
+    claude = to_anthropic_params(to_chat_request(body, {}, None, RouteConfig()))
+    assert claude["messages"][1]["content"][1]["input"] == wrapped
+    body = ChatCompletionRequest.model_validate({"model": "gpt-4o-mini", "messages": turns, "tools": tools})
+    sent = openai_wire.request_body(to_chat_request(body, {}, None, RouteConfig()))
+    assert sent["messages"][2]["tool_calls"][1]["function"]["arguments"] == '{"city": "Par'  # as the model wrote it
 
 
 def test_openais_user_is_each_providers_end_user_field():

@@ -220,7 +220,7 @@ def test_tool_calls_are_read_as_sent():
     blocks = chat_request(messages=[USER, {"role": "assistant", "tool_calls": calls}]).messages[1].content
     assert [(b.id, b.name, b.input, b.arguments) for b in blocks] == [
         ("call_1", "get_weather", {"city": "Paris"}, '{"city": "Paris"}'), ("", "f", {}, ""),
-        ("call_1", "f", {"value": [1, 2]}, "[1, 2]"), ("call_1", "f", {}, "not json"),
+        ("call_1", "f", {"value": [1, 2]}, "[1, 2]"), ("call_1", "f", {"INVALID_JSON": "not json"}, "not json"),
         ("", "get_weather", {"city": "Paris"}, '{"city": "Paris"}')]
 
 

@@ -360,13 +360,14 @@ def _earlier_call(path: str, arguments: str) -> dict:
 @pytest.mark.parametrize("arguments", ["NaN", "-Infinity", '{"hour": NaN}', '{"hour": 1e400}', "[Infinity]"])
 def test_a_tool_calls_arguments_with_nan_or_infinity_are_not_json_and_no_500(served, path, arguments):
     # The stdlib reads NaN, Infinity and 1e400 as floats: they reached the Anthropic SDK in the call's `input`,
-    # whose encoder refused them (a 500). They are text that is not JSON, whose input is {} as for any other.
+    # whose encoder refused them (a 500). They are text that is not JSON, sent as any other: under INVALID_JSON.
     scripted, url = served[1], served[2]
     scripted.requests.clear()
     answer = httpx.post(url + path, json=_earlier_call(path, arguments))
     assert answer.status_code == 200, answer.text
     [[_, sent]] = scripted.requests
-    assert sent["messages"][1]["content"] == [{"type": "tool_use", "id": "c1", "name": "get_time", "input": {}}]
+    assert sent["messages"][1]["content"] == [
+        {"type": "tool_use", "id": "c1", "name": "get_time", "input": {"INVALID_JSON": arguments}}]
 
 
 def test_claudes_signed_reasoning_goes_back_in_encrypted_content(tmp_path, monkeypatch):

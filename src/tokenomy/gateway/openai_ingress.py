@@ -145,16 +145,17 @@ def _blocks(content: Union[str, list[dict[str, Any]], None], where: str, assista
 
 def json_arguments(arguments: str) -> Any:
     """A tool call's arguments as JSON: orjson first (fast), the stdlib for what orjson refuses (integers past
-    64 bits); {} for text that is not JSON (the exact text is still what goes back upstream). NaN, Infinity and
-    numbers past a double (1e400) are not JSON either: read as floats they reached a provider's SDK, whose encoder
-    refused them, a 500."""
+    64 bits); `{"INVALID_JSON": text}` for text that is not JSON (a model's call cut off mid-argument, sent back with
+    the conversation), so an API whose tool input is an object gets the text too, as the model's answers give it
+    (`json_text.call_input`); an OpenAI-format upstream gets the exact text. NaN, Infinity and numbers past a double
+    (1e400) are not JSON either: read as floats they reached a provider's SDK, whose encoder refused them, a 500."""
     try:
         return orjson.loads(arguments)
     except orjson.JSONDecodeError:
         try:
             return json_text.loads(arguments)
         except ValueError:
-            return {}
+            return {json_text.INVALID_JSON: arguments}
 
 
 def _custom_call(call: dict[str, Any], where: str) -> ToolUseBlock:
