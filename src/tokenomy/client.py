@@ -240,8 +240,9 @@ class Tokenomy(Recorder):
         (any of its calls is recorded unpriced)."""
         if request.one_hour_cache_point() is None:
             return None
-        if not self.provider_for(spec).accepts_1h_cache:  # named for what it is, before any price is looked at
-            return one_hour_cache_refusal(request, "this API has no 1-hour prompt cache")
+        provider = self.provider_for(spec)
+        if not provider.accepts_1h_cache:  # named for what it is, before any price is looked at
+            return one_hour_cache_refusal(request, provider.no_one_hour_cache(request))
         region = request.region or spec.region
         try:
             entry = self.catalog.lookup(spec.pricing_model, None if region in (None, "global", "local") else region)

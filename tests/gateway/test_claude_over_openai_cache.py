@@ -80,3 +80,17 @@ def test_a_plain_openai_model_gets_no_cache_control_which_it_would_refuse(ledger
                       {"role": "assistant", "content": "Noted."},
                       {"role": "user", "content": "Is the red one in?"}])
         assert "cache_control" not in json.dumps(upstream.bodies[-1])  # OpenAI caches the prefix by itself
+
+
+def test_a_one_hour_point_for_claude_over_the_openai_format_is_a_400_saying_why(ledger_path) -> None:
+    with RecordingOpenAI() as upstream, ServerThread(
+        create_app(parse_config(models(upstream.url)), str(ledger_path)), lifespan="on"
+    ) as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.chat.completions.create(model="or-claude", max_tokens=8, messages=[
+                {"role": "user", "content": [{"type": "text", "text": "Policy.",
+                                              "cache_control": {"type": "ephemeral", "ttl": "1h"}}]},
+                {"role": "assistant", "content": "Noted."}, {"role": "user", "content": "Hi"}])
+        assert "messages[0]" in str(refused.value) and "could not be priced" in str(refused.value)
+        assert upstream.bodies == []  # nothing sent: a 5-minute point instead would be billed as one not asked for

@@ -573,3 +573,12 @@ def test_a_library_callers_cache_points_reach_claude_over_the_openai_sdk_on_each
     assert body["tools"][-1]["cache_control"] == cached and "cache_control" not in body["tools"][0]
     assert "cache_control" not in json.dumps(plain)  # OpenAI caches by itself, and refuses the field
     assert "cache_control" not in json.dumps(TOOLS[-1].derived)  # the shared tool is untouched
+
+
+def test_a_one_hour_cache_point_for_claude_over_the_openai_format_is_refused_for_what_is_missing():
+    # OpenRouter and LiteLLM take ttl "1h" for Claude: "this API has no 1-hour prompt cache" was not the reason.
+    request = ChatRequest(model="anthropic/claude-sonnet-4.5", messages=[Message("user", "hi", cache_point="1h")])
+    why = str(OpenAIProvider(base_url="http://127.0.0.1:9/v1").refusal(request))
+    assert "1-hour" in why and "which cache writes were 1-hour" in why and "no 1-hour prompt cache" not in why
+    plain = str(OpenAIProvider(base_url="http://127.0.0.1:9/v1").refusal(replace(request, model="gpt-4o-mini")))
+    assert "this API has no 1-hour prompt cache" in plain

@@ -178,8 +178,12 @@ class Provider:
         if zero is not None:
             return zero
         if not self.accepts_1h_cache:
-            return one_hour_cache_refusal(request, "this API has no 1-hour prompt cache")
+            return one_hour_cache_refusal(request, self.no_one_hour_cache(request))
         return None
+
+    def no_one_hour_cache(self, request: ChatRequest) -> str:
+        """Why a provider that does not accept 1-hour cache points refuses `request`'s."""
+        return "this API has no 1-hour prompt cache"
 
     def check(self, request: ChatRequest) -> None:
         """Raise a client error (HTTP 400 at the gateway) if `refusal` names something."""

@@ -124,6 +124,14 @@ class OpenAIProvider(Provider):
     def refusal(self, request: ChatRequest) -> Unsupported | None:
         return super().refusal(request) or openai_wire.refusal(request)
 
+    def no_one_hour_cache(self, request: ChatRequest) -> str:
+        if openai_wire.takes_cache_control(request.model):  # Claude behind OpenRouter or LiteLLM: it has one
+            return (
+                "the OpenAI format's usage does not say which cache writes were 1-hour ones, so they could not be "
+                "priced; send a 5-minute point, or reach Claude through Anthropic's API or Bedrock"
+            )
+        return super().no_one_hour_cache(request)
+
     def stream(self, request: ChatRequest) -> Iterator[StreamChunk]:
         import openai
 
