@@ -138,12 +138,13 @@ class Tokenomy(Recorder):
                 meta = replace(meta, tier=tier.name, tags=tags)
             request = replace(call.request, model=spec.model, region=region, meta=meta)
             placements: list[Placement] = []
-            if call.policy.caching:
+            provider = self.provider_for(spec)
+            if call.policy.caching and provider.carries_cache_points(request):
                 request, placements = auto_cache(
                     request, spec.pricing_model, self.catalog, None if region in (None, "global", "local") else region
                 )
             estimate = estimate_input_tokens(request) + (request.max_tokens or 0)
-            tier.targets[step.target] = Target(spec, request, self.provider_for(spec), placements, estimate)
+            tier.targets[step.target] = Target(spec, request, provider, placements, estimate)
         return tier.targets[step.target]
 
     @staticmethod

@@ -416,3 +416,27 @@ def test_a_batch_submission_that_fails_is_a_failed_span(telemetry, tmp_path, led
     [span] = [s for s in exporter.get_finished_spans() if s.name.startswith("batch ")]
     assert span.name == "batch submit gpt-4o-mini" and span.status.status_code == StatusCode.ERROR
     assert span.attributes["error.type"] == "server_error" and span.attributes["tokenomy.batch.requests"] == 0
+
+
+def test_no_cache_points_are_reported_placed_where_the_wire_carries_none(telemetry, ledger_path):
+    """A model reached over the OpenAI format and priced as Claude (`price_as`) whose name does not say Claude gets
+    no cache_control: its span and `last_placements` said the route placed points that were never sent."""
+    from helpers.recording_openai import RecordingOpenAI
+    from tokenomy.providers.registry import ModelSpec
+
+    exporter, _ = telemetry
+    policy = "Answer as the support desk of a bicycle shop. " * 130  # past Claude's 1,024-token minimum
+    with RecordingOpenAI() as upstream:
+        models = {name: ModelSpec(name=name, provider="openai", model=model, base_url=upstream.url,
+                                  price_as="claude-sonnet-4-5")
+                  for name, model in (("alias", "house-model"), ("named", "anthropic/claude-sonnet-4.5"))}
+        with Tokenomy(ledger_path, models=models) as client:
+            client.chat(ChatRequest.simple("hi", model="alias", system=policy, max_tokens=3))
+            assert client.last_placements == []
+            assert "cache_control" not in str(upstream.bodies[-1])
+            client.chat(ChatRequest.simple("hi", model="named", system=policy, max_tokens=3))
+            assert [p.after for p in client.last_placements] == ["system"]
+            assert "cache_control" in str(upstream.bodies[-1])
+    spans = {s.attributes["gen_ai.request.model"]: s.attributes for s in chat_spans(exporter)}
+    assert "tokenomy.cache_points" not in spans["house-model"]
+    assert list(spans["anthropic/claude-sonnet-4.5"]["tokenomy.cache_points"]) == ["system"]

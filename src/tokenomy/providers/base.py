@@ -181,6 +181,11 @@ class Provider:
             return one_hour_cache_refusal(request, self.no_one_hour_cache(request))
         return None
 
+    def carries_cache_points(self, request: ChatRequest) -> bool:
+        """Whether `request`'s cache points reach the model (where its catalog entry says it takes them, a route's
+        caching places them: placed ones a provider would not send would be reported placed, yet cache nothing)."""
+        return True
+
     def no_one_hour_cache(self, request: ChatRequest) -> str:
         """Why a provider that does not accept 1-hour cache points refuses `request`'s."""
         return "this API has no 1-hour prompt cache"

@@ -124,6 +124,9 @@ class OpenAIProvider(Provider):
     def refusal(self, request: ChatRequest) -> Unsupported | None:
         return super().refusal(request) or openai_wire.refusal(request)
 
+    def carries_cache_points(self, request: ChatRequest) -> bool:
+        return openai_wire.takes_cache_control(request.model)  # Claude by its name; the others cache by themselves
+
     def no_one_hour_cache(self, request: ChatRequest) -> str:
         if openai_wire.takes_cache_control(request.model):  # Claude behind OpenRouter or LiteLLM: it has one
             return (
