@@ -94,3 +94,22 @@ def test_a_one_hour_point_for_claude_over_the_openai_format_is_a_400_saying_why(
                 {"role": "assistant", "content": "Noted."}, {"role": "user", "content": "Hi"}])
         assert "messages[0]" in str(refused.value) and "could not be priced" in str(refused.value)
         assert upstream.bodies == []  # nothing sent: a 5-minute point instead would be billed as one not asked for
+
+
+def test_a_messages_callers_cache_control_reaches_claude_behind_an_openai_compatible_endpoint(ledger_path) -> None:
+    import anthropic
+
+    with RecordingOpenAI() as upstream, ServerThread(
+        create_app(parse_config(models(upstream.url)), str(ledger_path)), lifespan="on"
+    ) as url:
+        client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+        client.messages.create(
+            model="or-claude", max_tokens=8,
+            system=[{"type": "text", "text": "House rules.", "cache_control": EPHEMERAL},
+                    {"type": "text", "text": "Policy text."}],
+            messages=[{"role": "user", "content": [{"type": "text", "text": "Catalogue.", "cache_control": EPHEMERAL}]},
+                      {"role": "assistant", "content": "Noted."}, {"role": "user", "content": "Is the red one in?"}])
+        body = upstream.bodies[-1]
+        assert body["messages"][0]["content"][0] == {"type": "text", "text": "House rules.", "cache_control": EPHEMERAL}
+        assert "cache_control" not in body["messages"][0]["content"][-1]
+        assert body["messages"][1]["content"] == [{"type": "text", "text": "Catalogue.", "cache_control": EPHEMERAL}]
