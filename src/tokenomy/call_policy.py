@@ -22,6 +22,7 @@ from tokenomy.resilience.fallback import AttemptPlan, Step
 from tokenomy.resilience.ratelimit import RateLimiter
 from tokenomy.resilience.retry import RetryPolicy
 from tokenomy.routing.router import Prices, Router, build_router
+from tokenomy.routing.validators import Rejection
 
 if TYPE_CHECKING:
     from tokenomy.config import RouteConfig, TokenomyConfig
@@ -153,6 +154,7 @@ class Attempt:
     chars: int = 0  # of the text, reasoning and tool-call arguments received: estimates an unfinished answer's output
     yielded: bool = False
     response: ChatResponse | None = None
+    rejection: Rejection | None = None  # why the validators rejected its answer (a validated tier's)
     # A cancelled caller's attempt whose provider call was to run in a worker thread: "queued" (not started: nothing
     # was sent) or "running" (the thread's end records it).
     thread: str | None = None

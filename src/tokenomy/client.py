@@ -43,7 +43,7 @@ from tokenomy.resilience.fallback import AttemptPlan, Step
 from tokenomy.resilience.ratelimit import RateLimiter
 from tokenomy.resilience.retry import RetryPolicy
 from tokenomy.routing.router import ESCALATED_TAG, PASSED_UP_TAG
-from tokenomy.routing.validators import validate
+from tokenomy.routing.validators import Rejection, rejection
 from tokenomy.telemetry import otel
 from tokenomy.token_estimate import weighted_length
 
@@ -175,7 +175,14 @@ class Tokenomy(Recorder):
     def _take(self, call: CallState, att: Attempt, chunk: StreamChunk, held: list[StreamChunk]) -> bool:
         """Account for one chunk of an attempt; True when the caller gets it now (a validated tier's are held)."""
         if chunk.response is not None:
-            att.response = self._finish(call, att, chunk.response)
+            # Judged before it is recorded, so a rejected answer's row says why (a validator that raised on it is a
+            # bug of ours, raised once the paid answer's row is written).
+            judged: Rejection | None = None
+            try:
+                judged = self._judge(call, att, chunk.response)
+            finally:
+                att.response = self._finish(call, att, chunk.response, judged)
+            att.rejection = judged
         att.deltas += chunk.has_content  # text, tool-call and reasoning pieces alike
         if chunk.start_usage is not None:
             att.reported = chunk.start_usage
@@ -214,12 +221,19 @@ class Tokenomy(Recorder):
             call.policy.limiter.release(att.target.estimate)
 
     @staticmethod
+    def _judge(call: CallState, att: Attempt, response: ChatResponse) -> Rejection | None:
+        """Why a validated tier's answer fails the route's validators; None when it passes or is not validated."""
+        if not att.tier.validated:
+            return None
+        return rejection(response, call.request, call.validators or {})
+
+    @staticmethod
     def _accepted(call: CallState, att: Attempt | None) -> bool:
         """After a tier answered: whether its answer ends the call (an unvalidated tier's always does)."""
         if att is None or att.response is None or not att.tier.validated:
             return True
         call.attempts = att.number
-        call.escalated = validate(att.response, call.request, call.validators or {}) is not None
+        call.escalated = att.rejection is not None
         call.escalations += call.escalated
         return not call.escalated
 

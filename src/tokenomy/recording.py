@@ -28,6 +28,8 @@ from tokenomy.messages import ChatResponse, Usage
 from tokenomy.pricing.catalog import PriceCatalog, PriceEntry
 from tokenomy.pricing.cost import CostBreakdown, billable_usage, compute_cost, unpriced_cost
 from tokenomy.pricing.server_tools import billed_counts, implied_searches, server_tool_counts, with_server_tools
+from tokenomy.routing.router import REASON_TAG, REJECTED_TAG
+from tokenomy.routing.validators import Rejection
 from tokenomy.telemetry import otel
 
 log = logging.getLogger("tokenomy.client")  # the client's log: these are its calls
@@ -56,8 +58,16 @@ class Recorder:
     _cache_unpriced_warned: set[str]
     _local: threading.local
 
-    def _finish(self, call: CallState, att: Attempt, response: ChatResponse, cancelled: bool = False) -> ChatResponse:
-        """Price and record an answer (`cancelled`: one its caller was no longer waiting for)."""
+    def _finish(
+        self,
+        call: CallState,
+        att: Attempt,
+        response: ChatResponse,
+        rejected: Rejection | None = None,
+        cancelled: bool = False,
+    ) -> ChatResponse:
+        """Price and record an answer (`rejected`: why the cascade's validators rejected it; `cancelled`: one its caller
+        was no longer waiting for)."""
         target = att.target
         pricing_model = target.spec.price_as or response.model
         region = response.region if response.region not in (None, "global", "local") else None
@@ -97,6 +107,9 @@ class Recorder:
             event.tags = {**(event.tags or {}), **{name: str(number) for name, number in searches.items()}}
         if tier != "standard":  # the row says why its price is not the standard one
             event.tags = {**(event.tags or {}), "service_tier": tier}
+        if rejected is not None:  # the answer was paid for and not used: the row says why
+            said = rejected.said(self.store_prompts)
+            event.tags = {**(event.tags or {}), REJECTED_TAG: rejected.check, REASON_TAG: said}
         if usage is not response.usage:  # the row's token columns are the ones its costs were computed from
             event.input_tokens, event.cache_read_tokens, event.cache_write_tokens = usage.input_tokens, 0, 0
             event.tags.pop(CACHE_WRITE_1H_TAG, None)

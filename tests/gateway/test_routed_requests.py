@@ -80,8 +80,13 @@ def test_hybrid_and_cascade_routes_through_the_gateway(tmp_path, ledger_path):
     assert second["cost_usd"] > first["cost_usd"]  # same prompt, the strong tier's price
     from tokenomy.routing.drift import escalation_rates
 
-    assert escalation_rates(open_store(ledger_path), cfg) == [
-        {"route": "auto", "calls": 4, "escalations": 0, "rate": 0.0, "threshold": 0.25, "flagged": False},
+    rates = escalation_rates(open_store(ledger_path), cfg)
+    # Why the cheap answer was rejected: cut by the 8-token cap, or prose where JSON was asked for.
+    assert [r["check"] for r in rates[1].pop("rejections")] == [tags(first)["cascade_rejected"]]
+    assert tags(first)["cascade_rejected"] in ("truncated", "json")
+    assert rates == [
+        {"route": "auto", "calls": 4, "escalations": 0, "rate": 0.0, "threshold": 0.25, "flagged": False,
+         "rejections": []},
         {"route": "extract", "calls": 1, "escalations": 1, "rate": 1.0, "threshold": 0.25, "flagged": True}]
 
     # The cascade's outcome becomes a training label: the cheap tier failed, so the prompt needs the strong one.

@@ -199,7 +199,8 @@ def test_a_tier_passed_up_by_a_refusal_is_not_an_escalation(upstreams, ledger_pa
     rows = _rows(ledger_path)
     assert [(r["tier"], r["outcome"], r["tags"]) for r in rows] == [
         ("basic", "client_error", {}), ("premium", "ok", {"passed_up": "1"}),
-        ("basic", "ok", {}), ("premium", "ok", {"cascade_escalated": "1"})]
+        ("basic", "ok", {"cascade_rejected": "hedging", "cascade_reason": "hedging language: \"i'm not sure\""}),
+        ("premium", "ok", {"cascade_escalated": "1"})]
     assert small.calls == 1 and big.calls == 2
     [rate] = escalation_rates(open_store(ledger_path), cfg)
     assert (rate["calls"], rate["escalations"], rate["rate"]) == (2, 1, 0.5)
@@ -375,7 +376,9 @@ def test_an_escalation_after_a_tier_was_passed_up_counts_as_the_first(upstreams,
         assert client.chat(image, policy=CallPolicy.for_route(cfg, "extract")).tier == "premium"
     rows = _rows(ledger_path)
     assert [(r["tier"], r["outcome"], r["tags"]) for r in rows] == [
-        ("basic", "client_error", {}), ("middle", "ok", {"passed_up": "1"}),
+        ("basic", "client_error", {}),
+        ("middle", "ok", {"passed_up": "1", "cascade_rejected": "hedging",
+                          "cascade_reason": "hedging language: \"i'm not sure\""}),
         ("premium", "ok", {"cascade_escalated": "1"})]
     [rate] = escalation_rates(open_store(ledger_path), cfg)
     assert (rate["calls"], rate["escalations"]) == (1, 1)
@@ -444,3 +447,38 @@ def test_a_python_validator_that_raises_on_an_answer_escalates_it_instead_of_fai
     assert answer.choices[0].message.content == "".join(ANSWER) and answer.model_dump()["tokenomy"]["tier"] == "premium"
     assert [(r["tier"], r["outcome"]) for r in _rows(ledger_path)] == [("basic", "ok"), ("premium", "ok")]
     assert _rows(ledger_path)[1]["tags"].get("cascade_escalated")
+
+
+@pytest.mark.parametrize("store_prompts", [False, True])
+def test_a_rejected_answer_says_why_in_its_row_and_route_drift_without_quoting_it_unless_prompts_are_stored(
+        upstreams, ledger_path, tmp_path, store_prompts):
+    """Why a cascade escalated reached the ledger only as the next tier's `cascade_escalated` tag: the validator that
+    rejected the cheap answer, and what it found, were lost. The rejected attempt's row now names the validator and
+    a bounded reason, which quotes the answer (the wrong calculation) only where the ledger stores prompts; `route
+    drift` says per route why its answers were rejected."""
+    from typer.testing import CliRunner
+
+    from tokenomy.cli import app
+
+    big, small = upstreams("big"), upstreams("small", ("Total: 3 * 4 = 13",))
+    data = _config({"big": big.url, "small": small.url}, store_prompts=store_prompts, ledger=str(ledger_path))
+    data["routing"]["policies"]["cascade"]["validators"] = {"arithmetic": True}
+    cfg = parse_config(data)
+    request = ChatRequest.simple("Three boxes of four?", model="extract", meta=RequestMeta(route="extract"))
+    with Tokenomy(ledger_path, models=cfg.model_specs(), store_prompts=store_prompts) as client:
+        assert client.chat(request, policy=CallPolicy.for_route(cfg, "extract")).tier == "premium"
+    rows = _rows(ledger_path)
+    said = "wrong arithmetic: 3 * 4 = 13" if store_prompts else "wrong arithmetic"
+    assert [(r["tier"], r["outcome"], r["tags"]) for r in rows] == [
+        ("basic", "ok", {"cascade_rejected": "arithmetic", "cascade_reason": said}),
+        ("premium", "ok", {"cascade_escalated": "1"})]
+    (tmp_path / "tokenomy.yaml").write_text(json.dumps(data))
+    result = CliRunner().invoke(app, ["route", "drift", "--config", str(tmp_path / "tokenomy.yaml"), "--json"])
+    assert result.exit_code == 0, result.output
+    [route] = json.loads(result.output)["escalation"]
+    assert (route["route"], route["escalations"]) == ("extract", 1)
+    assert route["rejections"] == [{"check": "arithmetic", "reason": said, "answers": 1}]
+    table = CliRunner().invoke(app, ["route", "drift", "--config", str(tmp_path / "tokenomy.yaml")],
+                               env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    assert f"{said} (1)" in table.output

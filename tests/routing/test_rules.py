@@ -88,7 +88,9 @@ def test_cascade_escalates_on_invalid_json_real_calls(ledger_path):
     from tokenomy.routing.drift import escalation_rates, tier_share
 
     rates = escalation_rates(store)
-    assert rates == [{"route": "json", "calls": 1, "escalations": 1, "rate": 1.0, "threshold": 0.25, "flagged": True}]
+    assert rates == [{"route": "json", "calls": 1, "escalations": 1, "rate": 1.0, "threshold": 0.25, "flagged": True,
+                      "rejections": [{"check": "truncated", "reason": "truncated output (finish_reason length)",
+                                      "answers": 1}]}]
     shares = {r["tier"]: r for r in tier_share(store, expected={"tier1": 0.7, "tier2": 0.3})}
     assert shares["tier1"]["share"] == 0.5 and shares["tier1"]["flagged"]
 

@@ -394,7 +394,7 @@ def _print_escalation(rows: list[dict]) -> None:
     console.print(
         table(
             "cascade escalation",
-            ["route", "requests", "escalated", "rate", "threshold", "flag"],
+            ["route", "requests", "escalated", "rate", "threshold", "flag", "rejected for (answers)"],
             [
                 [
                     r["route"],
@@ -403,11 +403,23 @@ def _print_escalation(rows: list[dict]) -> None:
                     f"{r['rate']:.1%}",
                     f"{r['threshold']:.0%}",
                     "[red]above threshold[/red]" if r["flagged"] else "",
+                    _rejections(r["rejections"]),
                 ]
                 for r in rows
             ],
         )
     )
+
+
+def _rejections(found: list[dict], shown: int = 3) -> str:
+    """The commonest reasons a route's answers were rejected, each with its count ("hedging language: 'i cannot'
+    (4)"); the rest counted as one more line."""
+    from rich.markup import escape
+
+    lines = [f"{escape(r['reason'])} ({r['answers']})" for r in found[:shown]]
+    if len(found) > shown:
+        lines.append(f"{len(found) - shown} other reason(s) ({sum(r['answers'] for r in found[shown:])})")
+    return "\n".join(lines) or "-"
 
 
 @route_app.command("export-labels")

@@ -10,7 +10,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from tokenomy.routing.router import ESCALATED_TAG
+from tokenomy.routing.router import ESCALATED_TAG, REASON_TAG, REJECTED_TAG
 
 DEFAULT_ESCALATION_THRESHOLD = 0.25
 
@@ -67,22 +67,30 @@ def escalation_rates(
     routing policies give each route's `escalation_threshold` and restrict the answer to routed routes.
     A request is an answered attempt not tagged as escalated; an escalated request has an attempt tagged "1" (its
     first escalation). A tier passed up to by refusals (tag `passed_up`) answers a request, not an escalation.
+    `rejections`: why the route's answers were rejected, [{check, reason, answers}], the commonest first.
     """
     only = None
     if thresholds is not None and hasattr(thresholds, "routes"):
         thresholds = only = escalation_thresholds(thresholds)
     counts: dict[str, list[int]] = {}
+    reasons: dict[str, dict[tuple[str, str], int]] = {}
     for row in _rows(store, since, until):
         if only is not None and row["route"] not in only:
             continue
-        attempt = _tags(row["tags"]).get(ESCALATED_TAG)
+        tags = _tags(row["tags"])
+        attempt = tags.get(ESCALATED_TAG)
         entry = counts.setdefault(row["route"], [0, 0])
         if not attempt:
             entry[0] += 1
         elif str(attempt) == "1":
             entry[1] += 1
+        if tags.get(REJECTED_TAG):
+            why = (str(tags[REJECTED_TAG]), str(tags.get(REASON_TAG) or tags[REJECTED_TAG]))
+            found = reasons.setdefault(row["route"], {})
+            found[why] = found.get(why, 0) + 1
     out = []
     for route, (calls, escalated) in sorted(counts.items()):
+        commonest = sorted(reasons.get(route, {}).items(), key=lambda item: (-item[1], item[0]))
         if isinstance(thresholds, dict):
             limit = thresholds.get(route, default)
         else:
@@ -96,6 +104,7 @@ def escalation_rates(
                 "rate": rate,
                 "threshold": limit,
                 "flagged": bool(calls) and rate > limit,
+                "rejections": [{"check": check, "reason": reason, "answers": n} for (check, reason), n in commonest],
             }
         )
     return out

@@ -28,6 +28,11 @@ ESCALATED_TAG = "cascade_escalated"
 # A tier reached only because every model below it refused the request before sending (an image to a text-only
 # tier) is tagged apart: no answer failed, so it is not an escalation and must not raise the escalation rate.
 PASSED_UP_TAG = "passed_up"
+# The answer the validators rejected carries why, on its own row: the validator (`cascade_rejected`: hedging, json,
+# arithmetic, ...; few values, so reports can group by it) and the bounded reason (`cascade_reason`), which quotes the
+# answer only where the ledger stores prompts (validators.Rejection.said).
+REJECTED_TAG = "cascade_rejected"
+REASON_TAG = "cascade_reason"
 
 
 class Prices(Protocol):
@@ -294,6 +299,8 @@ def make_router(
 __all__ = [
     "ESCALATED_TAG",
     "PASSED_UP_TAG",
+    "REASON_TAG",
+    "REJECTED_TAG",
     "ROUTERS",
     "CascadeRouter",
     "ClassifierRouter",

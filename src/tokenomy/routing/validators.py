@@ -6,6 +6,7 @@ import importlib
 import json
 import re
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from tokenomy.errors import ConfigError
@@ -154,23 +155,44 @@ def _json(text: str) -> Any:
 def tool_call_problem(response: ChatResponse, request: ChatRequest) -> str | None:
     """Why the answer's tool calls are malformed (arguments that are not a JSON object, a tool the request did not
     offer, arguments its input schema rejects), or None."""
+    found = _tool_call_rejection(response, request)
+    return None if found is None else found.reason
+
+
+def _tool_call_rejection(response: ChatResponse, request: ChatRequest) -> Rejection | None:
     tools = {tool.name: tool for tool in request.tools}
     for call in response.tool_calls:
         if call.freeform:  # raw text, not JSON: its grammar is the provider's to hold the model to
             if tools and call.name not in tools:
-                return f"tool call to {call.name!r}, a tool the request did not offer"
+                return Rejection(
+                    "tool_call",
+                    f"tool call to {call.name!r}, a tool the request did not offer",
+                    "tool call to a tool the request did not offer",
+                )
             continue
         if call.arguments is not None:
             try:
                 arguments = json.loads(call.arguments) if call.arguments.strip() else {}
             except ValueError as exc:
-                return f"malformed tool call {call.name!r}: arguments are not JSON ({exc})"
+                return Rejection(
+                    "tool_call",
+                    f"malformed tool call {call.name!r}: arguments are not JSON ({exc})",
+                    "malformed tool call: arguments are not JSON",
+                )
             if not isinstance(arguments, dict):
-                return f"malformed tool call {call.name!r}: arguments are not a JSON object"
+                return Rejection(
+                    "tool_call",
+                    f"malformed tool call {call.name!r}: arguments are not a JSON object",
+                    "malformed tool call: arguments are not a JSON object",
+                )
         else:
             arguments = call.input
         if tools and call.name not in tools:
-            return f"tool call to {call.name!r}, a tool the request did not offer"
+            return Rejection(
+                "tool_call",
+                f"tool call to {call.name!r}, a tool the request did not offer",
+                "tool call to a tool the request did not offer",
+            )
         schema = tools[call.name].input_schema if call.name in tools else None
         if schema:
             import jsonschema
@@ -178,37 +200,72 @@ def tool_call_problem(response: ChatResponse, request: ChatRequest) -> str | Non
             try:
                 jsonschema.validate(arguments, schema)
             except jsonschema.ValidationError as exc:
-                return f"schema-invalid tool call {call.name!r}: {exc.message}"
+                return Rejection(
+                    "tool_call",
+                    f"schema-invalid tool call {call.name!r}: {exc.message}",
+                    f"schema-invalid tool call (failed {exc.validator!r})",
+                )
             except jsonschema.SchemaError:
                 pass  # the tool's schema is not one jsonschema can check: the provider took it, so does the cascade
     return None
 
 
+# The longest reason a ledger row or span keeps: a reason quoting a long answer (a schema error repeats the value it
+# found) must not make every rejected row carry a paragraph.
+REASON_CHARS = 160
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """Why the validators rejected an answer. `check` names the validator (empty, truncated, hedging, tool_call,
+    json, schema, required, regex, arithmetic, python); `reason` says what it found and may quote the answer (a
+    wrong calculation, the value a schema refused, a python check's verdict); `summary` says it with nothing taken
+    from the answer or the request, for a ledger that does not store prompts."""
+
+    check: str
+    reason: str
+    summary: str = ""
+
+    def said(self, content: bool) -> str:
+        """The reason to record, at most REASON_CHARS: in full when `content` may be kept (store_prompts), else
+        the summary."""
+        text = " ".join((self.reason if content or not self.summary else self.summary).split())
+        return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 1] + "\u2026"
+
+
 def validate(response: ChatResponse, request: ChatRequest, spec: dict[str, Any]) -> str | None:
-    """Return why `response` fails the validators in `spec`, or None when it passes.
+    """Return why `response` fails the validators in `spec`, or None when it passes (see `rejection`)."""
+    found = rejection(response, request, spec)
+    return None if found is None else found.reason
+
+
+def rejection(response: ChatResponse, request: ChatRequest, spec: dict[str, Any]) -> Rejection | None:
+    """Why `response` fails the validators in `spec`, or None when it passes.
 
     An answer that calls tools is judged on its calls (well-formed, offered, valid against the tool's schema) and
-    any text beside them on hedging; the validators of a final text answer (JSON, regex, ...) do not apply to it."""
+    any text beside them on hedging; the validators of a final text answer (JSON, regex, ...) do not apply to it.
+    A reason whose words come from the route's config (a hedge phrase, a regex, required fields) has no summary: it
+    quotes nothing of the answer."""
     text = response.text or ""
     calls = response.tool_calls
     if not text.strip() and not calls:
-        return "empty output"
+        return Rejection("empty", "empty output")
     # A content filter stops an answer part-way as a token cap does: either way it is not the whole answer.
     if response.finish_reason in ("length", "content_filter") and spec.get("truncated", True):
-        return f"truncated output (finish_reason {response.finish_reason})"
+        return Rejection("truncated", f"truncated output (finish_reason {response.finish_reason})")
     if spec.get("hedging", True):
         phrase = hedge(text, spec.get("hedge_phrases", HEDGES))
         if phrase is not None:
-            return f"hedging language: {phrase!r}"
+            return Rejection("hedging", f"hedging language: {phrase!r}")
     if calls:
-        return tool_call_problem(response, request)
+        return _tool_call_rejection(response, request)
     # A caller's response_format (json_object or a schema) asks for JSON as `json: true` does.
     wants_json = spec.get("json") or request.wants_json or spec.get("schema") or spec.get("required")
     if wants_json:
         try:
             data = _json(text)
-        except ValueError as exc:
-            return f"invalid JSON: {exc}"
+        except ValueError as exc:  # the parser's message says where, never what: no summary needed
+            return Rejection("json", f"invalid JSON: {exc}")
         schema = spec.get("schema") or request.json_schema
         if schema:
             import jsonschema
@@ -216,7 +273,9 @@ def validate(response: ChatResponse, request: ChatRequest, spec: dict[str, Any])
             try:
                 jsonschema.validate(data, schema)
             except jsonschema.ValidationError as exc:
-                return f"schema-invalid JSON: {exc.message}"
+                return Rejection(
+                    "schema", f"schema-invalid JSON: {exc.message}", f"schema-invalid JSON (failed {exc.validator!r})"
+                )
             except jsonschema.SchemaError:
                 # A caller's schema the upstream took but jsonschema cannot check (a `required` that is no list, a
                 # pattern Python cannot compile): the answer is judged as JSON without it, rather than the call
@@ -224,13 +283,13 @@ def validate(response: ChatResponse, request: ChatRequest, spec: dict[str, Any])
                 pass
         missing = [k for k in spec.get("required", []) if not isinstance(data, dict) or k not in data]
         if missing:
-            return f"missing required fields: {', '.join(missing)}"
+            return Rejection("required", f"missing required fields: {', '.join(missing)}")
     if spec.get("regex") and not re.search(spec["regex"], text):
-        return f"does not match regex {spec['regex']!r}"
+        return Rejection("regex", f"does not match regex {spec['regex']!r}")
     if spec.get("arithmetic"):
         wrong = wrong_calculation(text)
         if wrong is not None:
-            return f"wrong arithmetic: {wrong}"
+            return Rejection("arithmetic", f"wrong arithmetic: {wrong}", "wrong arithmetic")
     if spec.get("python"):
         check = load_callable(spec["python"])
         try:
@@ -239,9 +298,17 @@ def validate(response: ChatResponse, request: ChatRequest, spec: dict[str, Any])
             # The cheap answer is paid for: failing the call would lose it and the stronger tier's too; an answer
             # the check cannot judge is one it did not pass. The escalation is tagged in the ledger, and a hook
             # that always raises shows as a route escalating every call (`route drift`, the escalation_rate alert).
-            return f"python validator {spec['python']} raised {type(exc).__name__}: {exc}"
+            return Rejection(
+                "python",
+                f"python validator {spec['python']} raised {type(exc).__name__}: {exc}",
+                f"python validator {spec['python']} raised {type(exc).__name__}",
+            )
         if verdict is False or isinstance(verdict, str):
-            return f"python validator {spec['python']}: {verdict or 'rejected'}"
+            return Rejection(
+                "python",
+                f"python validator {spec['python']}: {verdict or 'rejected'}",
+                f"python validator {spec['python']}: rejected",
+            )
     return None
 
 
