@@ -107,9 +107,10 @@ class Recorder:
             event.tags = {**(event.tags or {}), **{name: str(number) for name, number in searches.items()}}
         if tier != "standard":  # the row says why its price is not the standard one
             event.tags = {**(event.tags or {}), "service_tier": tier}
-        if rejected is not None:  # the answer was paid for and not used: the row says why
-            said = rejected.said(self.store_prompts)
-            event.tags = {**(event.tags or {}), REJECTED_TAG: rejected.check, REASON_TAG: said}
+        why = None
+        if rejected is not None:  # the answer was paid for and not used: the row (and the span) says why
+            why = (rejected.check, rejected.said(self.store_prompts))
+            event.tags = {**(event.tags or {}), REJECTED_TAG: why[0], REASON_TAG: why[1]}
         if usage is not response.usage:  # the row's token columns are the ones its costs were computed from
             event.input_tokens, event.cache_read_tokens, event.cache_write_tokens = usage.input_tokens, 0, 0
             event.tags.pop(CACHE_WRITE_1H_TAG, None)
@@ -124,6 +125,7 @@ class Recorder:
             cost.total_usd,
             None if cancelled else time.perf_counter() - att.started,
             [p.after for p in target.placements],
+            why,
         )
         self._local.placements = target.placements
         return response

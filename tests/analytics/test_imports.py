@@ -284,3 +284,29 @@ def test_otel_round_trip_from_tokenomy_spans(ledger_path, tmp_path) -> None:
     [event] = import_otel(path).events
     assert (event.provider, event.model, event.usage) == ("openai", "gpt-4o-mini", usage)
     assert event.cost_usd == compute_cost(usage, "gpt-4o-mini").total_usd
+
+
+def test_a_tokenomy_span_of_a_rejected_cascade_answer_imports_as_the_answer_it_was(ledger_path, tmp_path) -> None:
+    """An answer a cascade's validators rejected has a failed span (error.type cascade_rejected), yet the provider
+    answered it: imported as a server error, it read as an outage, and why it was rejected was lost."""
+    from google.protobuf.json_format import MessageToJson
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    from tokenomy.analytics.imports import import_otel
+    from tokenomy.messages import ChatRequest, ChatResponse
+    from tokenomy.telemetry.otel import attempt_span, in_memory_pipeline, record_success
+
+    exporter, _ = in_memory_pipeline()
+    exporter.clear()
+    request = ChatRequest.simple("Name?", model="gpt-4o-mini", max_tokens=5)
+    usage = Usage(input_tokens=200, output_tokens=30)
+    with attempt_span(request, "openai", 1) as span:
+        record_success(span, request, ChatResponse.of_text("I'm not sure", model="gpt-4o-mini", provider="openai",
+                                                   usage=usage), Decimal("0.001"), 0.25,
+                       rejected=("hedging", "hedging language: \"i'm not sure\""))
+    path = tmp_path / "otlp.json"
+    path.write_text(MessageToJson(encode_spans(exporter.get_finished_spans())))
+    [event] = import_otel(path).events
+    assert (event.outcome, event.error_type, event.usage) == ("ok", None, usage)
+    assert {k: v for k, v in event.tags.items() if k.startswith("cascade")} == {
+        "cascade_rejected": "hedging", "cascade_reason": "hedging language: \"i'm not sure\""}

@@ -440,3 +440,40 @@ def test_no_cache_points_are_reported_placed_where_the_wire_carries_none(telemet
     spans = {s.attributes["gen_ai.request.model"]: s.attributes for s in chat_spans(exporter)}
     assert "tokenomy.cache_points" not in spans["house-model"]
     assert list(spans["anthropic/claude-sonnet-4.5"]["tokenomy.cache_points"]) == ["system"]
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_cascade_answer_the_validators_rejected_has_a_failed_span_saying_why(telemetry, ledger_path, stream):
+    """A rejected cheap answer's attempt span read as a success: only the next tier's span and the call's showed that
+    the call escalated. It is now failed with error.type `cascade_rejected` and says which validator rejected it and
+    why, keeping its usage and cost (the answer was billed); the call and the answer that passed stay successful."""
+    from helpers.scripted_openai import ScriptedOpenAI
+    from tokenomy.config import parse_config
+
+    exporter, _ = telemetry
+    small, big = ScriptedOpenAI([], reply=("I'm not sure, ", "maybe Tom")), ScriptedOpenAI([], reply=("Tom",))
+    try:
+        cfg = parse_config({
+            "models": {"small": {"provider": "openai", "model": "small", "base_url": small.url,
+                                 "price_as": "gpt-4o-mini"},
+                       "big": {"provider": "openai", "model": "big", "base_url": big.url, "price_as": "gpt-4o"}},
+            "tiers": {"basic": ["small"], "premium": ["big"]},
+            "routes": {"extract": {"policy": "cascade"}},
+            "routing": {"policies": {"cascade": {"type": "cascade", "tiers": ["basic", "premium"]}}}})
+        request = ChatRequest.simple("Name?", model="extract", meta=RequestMeta(route="extract"))
+        policy = CallPolicy.for_route(cfg, "extract")
+        with Tokenomy(ledger_path, models=cfg.model_specs()) as client:
+            answer = list(client.stream(request, policy=policy))[-1].response if stream else client.chat(
+                request, policy=policy)
+    finally:
+        small.close()
+        big.close()
+    assert answer.tier == "premium"
+    rejected, passed = chat_spans(exporter)
+    assert rejected.status.status_code == StatusCode.ERROR
+    assert rejected.attributes["error.type"] == "cascade_rejected"
+    assert rejected.attributes["tokenomy.cascade.rejected"] == "hedging"
+    assert rejected.attributes["tokenomy.cascade.reason"] == "hedging language: \"i'm not sure\""
+    assert rejected.attributes["tokenomy.tier"] == "basic" and rejected.attributes["tokenomy.cost.usd"] > 0
+    assert rejected.attributes["gen_ai.usage.output_tokens"] == 10
+    assert passed.status.status_code == StatusCode.UNSET and "error.type" not in passed.attributes
+    [call] = [s for s in exporter.get_finished_spans() if s.name == "tokenomy.call extract"]
+    assert call.status.status_code == StatusCode.UNSET

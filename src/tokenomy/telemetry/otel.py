@@ -187,9 +187,13 @@ def call_span(model: str, request_id: str, cancelled: str = "CallCancelled") -> 
         span.end()
 
 
-def _failed(span: Span, error_type: str) -> None:
+def _failed(span: Span, error_type: str, description: str | None = None) -> None:
     span.set_attribute("error.type", error_type)
-    span.set_status(Status(StatusCode.ERROR, error_type))
+    span.set_status(Status(StatusCode.ERROR, description or error_type))
+
+
+# The error type of an attempt whose answer a cascade's validators rejected (the call went on to a stronger tier).
+REJECTED = "cascade_rejected"
 
 
 @contextmanager
@@ -386,10 +390,18 @@ def record_success(
     cost_usd: Decimal,
     duration_s: float | None,
     cache_points: list[str] | None = None,
+    rejected: tuple[str, str] | None = None,
 ) -> None:
     """Put usage and cost on the span and feed the two GenAI histograms (`duration_s` None: the attempt's duration
-    was recorded already, when its caller cancelled it)."""
+    was recorded already, when its caller cancelled it). `rejected`: (validator, reason) of an answer a cascade's
+    validators rejected: billed, so its usage and cost stay, but the operation did not give the call its answer, so
+    its span is failed with error.type `cascade_rejected` (its duration counted under that error type too)."""
     usage = response.usage
+    error_type = None
+    if rejected is not None:
+        error_type = REJECTED
+        span.set_attributes({"tokenomy.cascade.rejected": rejected[0], "tokenomy.cascade.reason": rejected[1]})
+        _failed(span, REJECTED, rejected[1])
     if span.is_recording():  # a span nobody records (no SDK installed, sampled out) would drop them anyway
         attributes: dict[str, Any] = {
             "gen_ai.response.model": response.model,
@@ -410,7 +422,7 @@ def record_success(
     tokens.record(usage.total_input_tokens, {**attrs, "gen_ai.token.type": "input"})
     tokens.record(usage.output_tokens, {**attrs, "gen_ai.token.type": "output"})
     if duration_s is not None:
-        duration.record(duration_s, attrs)
+        duration.record(duration_s, attrs if error_type is None else {**attrs, "error.type": error_type})
 
 
 def record_failure(

@@ -12,6 +12,8 @@ from tokenomy.analytics.billed import PROVIDER_ALIASES
 from tokenomy.analytics.imports.common import ImportResult, event_id, price_event
 from tokenomy.errors import read_utf8
 from tokenomy.ledger.events import UsageEvent
+from tokenomy.routing.router import REASON_TAG, REJECTED_TAG
+from tokenomy.telemetry.otel import REJECTED
 
 # Newer semantic-convention names first, then the older ones they replaced.
 OTEL_PROVIDER = ("gen_ai.provider.name", "gen_ai.system")
@@ -118,8 +120,14 @@ def _otel_span(span: dict[str, Any], resource: dict[str, Any]) -> UsageEvent | N
     if not start:
         raise ValueError("span has no startTimeUnixNano")
     status = (span.get("status") or {}).get("code")
-    failed = status in (2, "STATUS_CODE_ERROR") or attrs.get("error.type") is not None
+    # Tokenomy's span of an answer a cascade's validators rejected is failed, yet the provider answered (and billed)
+    # it: it is imported as the answered row the ledger has, with why it was rejected.
+    rejected = attrs.get("error.type") == REJECTED
+    failed = not rejected and (status in (2, "STATUS_CODE_ERROR") or attrs.get("error.type") is not None)
     tags = {"source": "otel"}
+    if rejected:
+        tags[REJECTED_TAG] = str(attrs.get("tokenomy.cascade.rejected") or "")
+        tags[REASON_TAG] = str(attrs.get("tokenomy.cascade.reason") or "")
     if resource.get("service.name"):
         tags["service"] = str(resource["service.name"])
     provider = str(provider or "unknown")
@@ -136,7 +144,7 @@ def _otel_span(span: dict[str, Any], resource: dict[str, Any]) -> UsageEvent | N
         cache_write_tokens=cache["write"],
         latency_ms=(int(end) - int(start)) / 1e6 if end else None,
         outcome="server_error" if failed else "ok",
-        error_type=attrs.get("error.type"),
+        error_type=None if rejected else attrs.get("error.type"),
         request_id=attrs.get("gen_ai.response.id"),
         event_id="otel-" + event_id(span.get("traceId"), span.get("spanId"), start),
     )
