@@ -131,6 +131,7 @@ class CallState:
     asked: ChatRequest | None = None  # the request as the caller made it, before turns were cut (see Tokenomy._pass_on)
     escalated: bool = False  # an answer failed the validators; a later tier reached only by refusals was passed up
     escalations: int = 0  # answers the validators rejected so far: an escalated tier's tag is its number
+    failed_below: bool = False  # the tier below ended with an error and passed the request up (not refused it unsent)
 
     @property
     def spent(self) -> Decimal:

@@ -42,12 +42,16 @@ from tokenomy.recording import Recorder
 from tokenomy.resilience.fallback import AttemptPlan, Step
 from tokenomy.resilience.ratelimit import RateLimiter
 from tokenomy.resilience.retry import RetryPolicy
-from tokenomy.routing.router import ESCALATED_TAG, PASSED_UP_TAG
+from tokenomy.routing.router import ESCALATED_TAG, PASSED_UP_ON_ERROR_TAG, PASSED_UP_TAG
 from tokenomy.routing.validators import Rejection, rejection
 from tokenomy.telemetry import otel
 from tokenomy.token_estimate import weighted_length
 
 log = logging.getLogger(__name__)
+
+# The errors a cascade's tier may end with and still pass the request up: the tier could not answer now (not the
+# request's fault), so a stronger tier may. A client error is the request's own (or the tier's configuration).
+UNAVAILABLE_KINDS = ("throttled", "server_error", "timeout")
 
 
 class Tokenomy(Recorder):
@@ -133,7 +137,10 @@ class Tokenomy(Recorder):
             if tier.name is not None:
                 # An escalation is numbered by the answers rejected so far ("1": the request's first, which drift
                 # and the training labels count), not by the tier's place: a tier passed up below is no escalation.
-                tag, number = (ESCALATED_TAG, call.escalations) if call.escalated else (PASSED_UP_TAG, tier.index)
+                if call.escalated:
+                    tag, number = ESCALATED_TAG, call.escalations
+                else:  # reached because the tier below refused the request unsent, or failed (see _pass_on)
+                    tag, number = (PASSED_UP_ON_ERROR_TAG if call.failed_below else PASSED_UP_TAG), tier.index
                 tags = {**meta.tags, tag: str(number)} if tier.index else meta.tags
                 meta = replace(meta, tier=tier.name, tags=tags)
             request = replace(call.request, model=spec.model, region=region, meta=meta)
@@ -274,10 +281,17 @@ class Tokenomy(Recorder):
     def _pass_on(self, call: CallState, tier: TierRun, att: Attempt, exc: ProviderError) -> bool:
         """Hand the request to the next tier (a cascade's stronger one, or a router's next tier up) when every
         model of this one refused it before any call, rather than fail the call: nothing was sent, so nothing was
-        paid. Whether it did; when not, a refusal that ends the call is placed in the caller's request."""
-        if exc.refused is not None and tier is not call.tiers[-1]:
-            call.attempts = att.number  # the next tier's attempts are numbered on from this one's
-            return True
+        paid. A validated (cascade) tier is passed up too when it ended unavailable (throttled, a server error, a
+        timeout, after its retries and fallbacks): the cascade is there for the cheapest tier that answers well, and
+        a tier that cannot answer now must not fail a request a stronger one can take. An error the request itself
+        caused (a 4xx) is not: the next tier would refuse it too, and be paid for nothing. Whether it did; when not,
+        a refusal that ends the call is placed in the caller's request."""
+        if tier is not call.tiers[-1]:
+            unavailable = tier.validated and exc.refused is None and exc.kind in UNAVAILABLE_KINDS
+            if exc.refused is not None or unavailable:
+                call.attempts = att.number  # the next tier's attempts are numbered on from this one's
+                call.failed_below = unavailable  # the next tier's rows say which (see _target)
+                return True
         if exc.refused is not None and call.asked is not None and call.asked is not call.request:
             # Turns may have been cut: the refused block's indices are those of what was sent. The same check on
             # the request as asked places it where the caller put it (None if only the policy's change made it).
@@ -300,7 +314,7 @@ class Tokenomy(Recorder):
                 held: list[StreamChunk] = []
                 step: Step | None = tier.plan.first()
                 att: Attempt | None = None
-                passed_on = False  # every model of this tier refused the request before any call: the next tier gets it
+                passed_on = False  # the tier refused the request unsent, or a cascade's tier was down: the next gets it
                 while step is not None:
                     if step.delay_s:
                         time.sleep(step.delay_s)
@@ -378,7 +392,7 @@ class Tokenomy(Recorder):
                 held: list[StreamChunk] = []
                 step: Step | None = tier.plan.first()
                 att: Attempt | None = None
-                passed_on = False  # every model of this tier refused the request before any call: the next tier gets it
+                passed_on = False  # the tier refused the request unsent, or a cascade's tier was down: the next gets it
                 while step is not None:
                     if failed is not None and not await call.cost.may_try_again():
                         raise failed.not_retried_for_budget(call.spent)

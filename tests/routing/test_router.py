@@ -482,3 +482,76 @@ def test_a_rejected_answer_says_why_in_its_row_and_route_drift_without_quoting_i
                                env={"COLUMNS": "200"})
     assert table.exit_code == 0, table.output
     assert f"{said} (1)" in table.output
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_cascade_whose_cheap_tier_is_down_escalates_rather_than_fail_the_call(upstreams, ledger_path, stream):
+    """A cascade is there to answer with the cheapest tier that answers well; a cheap tier that was down (503 after its
+    retries) failed the whole call though a stronger tier was configured. An unavailable, throttled or timed-out tier
+    now passes the request up; its failed attempts stay in the ledger, and the answer's row says why it was reached
+    (`passed_up_on_error`, not an escalation: no answer was judged, so route drift counts a request, not a rejection).
+    """
+    from tokenomy.routing.drift import escalation_rates
+
+    big, small = upstreams("big"), upstreams("small", script=[(503, {})] * 2)
+    data = _config({"big": big.url, "small": small.url})
+    data["routes"]["extract"]["retry"] = {"max_attempts": 2, "base_delay_s": 0.01}
+    cfg = parse_config(data)
+    request = ChatRequest.simple("Name as JSON.", model="extract", meta=RequestMeta(route="extract"))
+    policy = CallPolicy.for_route(cfg, "extract")
+    with Tokenomy(ledger_path, models=cfg.model_specs()) as client:
+        chunks = list(client.stream(request, policy=policy)) if stream else None
+        answer = chunks[-1].response if chunks else client.chat(request, policy=policy)
+    assert answer.tier == "premium" and answer.text == "".join(ANSWER) and answer.attempts == 3
+    if chunks:
+        assert [c.delta for c in chunks if c.delta] == list(ANSWER)
+    assert [(r["tier"], r["attempt"], r["outcome"], r["tags"]) for r in _rows(ledger_path)] == [
+        ("basic", 1, "server_error", {}), ("basic", 2, "server_error", {}),
+        ("premium", 3, "ok", {"passed_up_on_error": "1"})]
+    [rate] = escalation_rates(open_store(ledger_path), cfg)
+    assert (rate["calls"], rate["escalations"]) == (1, 0)
+
+
+def test_a_cascade_does_not_escalate_a_request_the_cheap_tier_refused_as_malformed(upstreams, ledger_path):
+    """A 4xx the request itself caused (the stronger tier would refuse it too, and be paid for nothing) ends the call
+    as before; so does a cheap tier refusing the gateway's own credentials, a configuration fault to fix, not to hide
+    behind the dearest tier's prices."""
+    from tokenomy.errors import ProviderError
+
+    big, small = upstreams("big"), upstreams("small", script=[(400, {}), (401, {})])
+    cfg = parse_config(_config({"big": big.url, "small": small.url}))
+    request = ChatRequest.simple("Name as JSON.", model="extract", meta=RequestMeta(route="extract"))
+    with Tokenomy(ledger_path, models=cfg.model_specs()) as client:
+        for status in (400, 401):
+            with pytest.raises(ProviderError, match=f"scripted {status}"):
+                client.chat(request, policy=CallPolicy.for_route(cfg, "extract"))
+    assert big.calls == 0
+    assert [(r["tier"], r["outcome"]) for r in _rows(ledger_path)] == [("basic", "client_error")] * 2
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_gateway_escalates_past_a_cheap_tier_whose_answer_broke_off_and_records_both(upstreams, ledger_path,
+                                                                                         stream):
+    """Through the gateway with a budgeted key: the cheap tier's answer breaks off midway (billed, recorded at its
+    estimate, which the key's reservation is extended by before the next attempt), the cascade passes the request
+    up, and both attempts are in the ledger under the key."""
+    from tokenomy.gateway.keys import KeyStore
+
+    big = upstreams("big")
+    small = upstreams("small", script=[(200, {}, "broken" if stream else "cutbody")])
+    data = _config({"big": big.url, "small": small.url}, auth=True)
+    data["routes"]["extract"]["retry"] = {"max_attempts": 1}
+    cfg = parse_config(data)
+    secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("1"), period="day")
+    with ServerThread(create_app(cfg, str(ledger_path)), lifespan="on") as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
+        reply = client.chat.completions.create(model="extract", stream=stream,
+                                               messages=[{"role": "user", "content": "Name as JSON."}])
+        text = "".join(c.choices[0].delta.content or "" for c in reply if c.choices) if stream else (
+            reply.choices[0].message.content)
+    assert text == "".join(ANSWER)
+    rows = open_store(ledger_path).query(
+        "SELECT tier, outcome, cost_usd, key_id FROM usage_events ORDER BY ts, attempt")
+    assert [(r["tier"], r["outcome"], r["key_id"]) for r in rows] == [
+        ("basic", "server_error", key.key_id), ("premium", "ok", key.key_id)]
+    assert rows[0]["cost_usd"] > 0  # the broken answer was billed: recorded at its estimate

@@ -28,6 +28,9 @@ ESCALATED_TAG = "cascade_escalated"
 # A tier reached only because every model below it refused the request before sending (an image to a text-only
 # tier) is tagged apart: no answer failed, so it is not an escalation and must not raise the escalation rate.
 PASSED_UP_TAG = "passed_up"
+# A cascade's tier reached because the one below was unavailable (throttled, a server error, a timeout, after its
+# retries and fallbacks): no answer was judged either, so it is no escalation; tagged apart from a refusal.
+PASSED_UP_ON_ERROR_TAG = "passed_up_on_error"
 # The answer the validators rejected carries why, on its own row: the validator (`cascade_rejected`: hedging, json,
 # arithmetic, ...; few values, so reports can group by it) and the bounded reason (`cascade_reason`), which quotes the
 # answer only where the ledger stores prompts (validators.Rejection.said).
@@ -298,6 +301,7 @@ def make_router(
 
 __all__ = [
     "ESCALATED_TAG",
+    "PASSED_UP_ON_ERROR_TAG",
     "PASSED_UP_TAG",
     "REASON_TAG",
     "REJECTED_TAG",
