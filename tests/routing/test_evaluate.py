@@ -184,7 +184,7 @@ def test_cascade_outcomes_export_as_labels_route_train_reads(ledger_path, tmp_pa
                              "--ledger", str(ledger_path), "-o", str(out), "--json"],
                             capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert json.loads(result.stdout) == {"output": str(out), "examples": 2, "strong": 1,
-                                         "skipped": {"no_prompt_text": 0, "blank_prompt": 0}}
+                                         "skipped": {"no_prompt_text": 0, "blank_prompt": 0, "not_judged": 0}}
     from tokenomy.routing.classifier import load_jsonl
 
     assert load_jsonl(out) == (["easy", "hard"], [0, 1])
@@ -219,7 +219,7 @@ def test_export_labels_skips_and_counts_blank_prompts_route_train_would_refuse(l
               str(ledger_path), "-o", str(out)]
     result = subprocess.run([*export, "--json"], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["skipped"] == {"no_prompt_text": 1, "blank_prompt": 2}
+    assert json.loads(result.stdout)["skipped"] == {"no_prompt_text": 1, "blank_prompt": 2, "not_judged": 0}
     assert [json.loads(line)["prompt"] for line in out.read_text().splitlines()] == ["easy", "hard"]
     result = subprocess.run(export, capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.stdout.split() == (f"wrote 2 labelled prompts (1 strong) to {out}; skipped 1 request with no "

@@ -6,6 +6,7 @@ Upstreams are recording OpenAI-format servers on 127.0.0.1; the gateway is reach
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from decimal import Decimal
 
 import openai
@@ -555,3 +556,32 @@ def test_the_gateway_escalates_past_a_cheap_tier_whose_answer_broke_off_and_reco
     assert [(r["tier"], r["outcome"], r["key_id"]) for r in rows] == [
         ("basic", "server_error", key.key_id), ("premium", "ok", key.key_id)]
     assert rows[0]["cost_usd"] > 0  # the broken answer was billed: recorded at its estimate
+
+
+def test_a_request_the_cheap_tier_never_answered_is_no_training_label(upstreams, ledger_path):
+    """`route export-labels` labelled `weak` (the cheap tier was good enough) a request the strong tier answered
+    because the cheap one was down or could not take it: no cheap answer was judged, so it says nothing about which
+    tier the prompt needs. Such requests are left out and counted."""
+    from tokenomy.routing.labels import cascade_export
+
+    big, small = upstreams("big"), upstreams("small", script=[(503, {})])
+    data = _blind_cheap_tier({"big": big.url, "small": small.url})
+    data["models"]["small"].pop("inputs")
+    data["models"]["small2"] = {**data["models"]["small"], "base_url": small.url, "inputs": ["text"]}
+    data["tiers"]["basic"] = ["small"]
+    data["tiers"]["blind"] = ["small2"]
+    data["routes"]["extract"]["retry"] = {"max_attempts": 1}
+    data["routes"]["seen"] = {"policy": "seeing"}
+    data["routing"]["policies"]["seeing"] = {"type": "cascade", "tiers": ["blind", "premium"],
+                                             "validators": {"json": True}}
+    cfg = parse_config(data)
+    with Tokenomy(ledger_path, models=cfg.model_specs(), store_prompts=True) as client:
+        down = ChatRequest.simple("Name as JSON.", model="extract", meta=RequestMeta(route="extract"))
+        assert client.chat(down, policy=CallPolicy.for_route(cfg, "extract")).tier == "premium"  # 503: passed up
+        image = replace(_image_request(), model="seen", meta=RequestMeta(route="seen"))
+        assert client.chat(image, policy=CallPolicy.for_route(cfg, "seen")).tier == "premium"  # blind: passed up
+        easy = ChatRequest.simple("Name as JSON, again.", model="extract", meta=RequestMeta(route="extract"))
+        assert client.chat(easy, policy=CallPolicy.for_route(cfg, "extract")).tier == "basic"
+    labels, skipped = cascade_export(open_store(ledger_path), ["extract", "seen"])
+    assert [(label["prompt"], label["label"]) for label in labels] == [("[user] Name as JSON, again.", "weak")]
+    assert skipped["not_judged"] == 2

@@ -459,7 +459,11 @@ def export_labels_cmd(
         print_json(result)
         return
     # Said, not only counted in --json: the file holds fewer prompts than the ledger has requests.
-    why = {"no_prompt_text": "with no prompt text", "blank_prompt": "with a blank prompt"}
+    why = {
+        "no_prompt_text": "with no prompt text",
+        "blank_prompt": "with a blank prompt",
+        "not_judged": "the cheap tier never answered (passed up)",
+    }
     said = ""
     if left_out := [(n, why[kind]) for kind, n in skipped.items() if n]:
         (n, first), *rest = left_out

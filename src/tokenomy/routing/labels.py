@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from tokenomy.errors import UsageError
-from tokenomy.routing.router import ESCALATED_TAG
+from tokenomy.routing.router import ESCALATED_TAG, PASSED_UP_ON_ERROR_TAG, PASSED_UP_TAG
 
 
 def _tags(value) -> dict:
@@ -31,7 +31,9 @@ def cascade_labels(store, routes: list[str], since: datetime | None = None) -> l
 
 
 def cascade_export(store, routes: list[str], since: datetime | None = None) -> tuple[list[dict], dict[str, int]]:
-    """The labels of `cascade_labels` and the requests left out: {"no_prompt_text": n, "blank_prompt": n}.
+    """The labels of `cascade_labels` and the requests left out: {"no_prompt_text": n, "blank_prompt": n,
+    "not_judged": n}. A request the cheap tier never answered (passed up unsent, or past a tier that was down) is
+    not judged: no cheap answer says whether the prompt needed the strong tier.
 
     Attempts of one request share the route and the prompt hash; an escalated attempt (tag "1") right after
     the first makes the request `strong`. Needs `store_prompts: true` (prompt text in the ledger). A request whose
@@ -47,12 +49,16 @@ def cascade_export(store, routes: list[str], since: datetime | None = None) -> t
         raise UsageError("no cascade routes to export: give --route NAME or a config whose routes use a cascade policy")
     labels: list[dict] = []
     latest: dict[tuple, dict] = {}
-    skipped = {"no_prompt_text": 0, "blank_prompt": 0}
+    skipped = {"no_prompt_text": 0, "blank_prompt": 0, "not_judged": 0}
     for row in rows:
         if row["route"] not in routes:
             continue
         key = (row["route"], row["prompt_hash"])
-        attempt = _tags(row["tags"]).get(ESCALATED_TAG)
+        tags = _tags(row["tags"])
+        attempt = tags.get(ESCALATED_TAG)
+        if not attempt and (tags.get(PASSED_UP_TAG) or tags.get(PASSED_UP_ON_ERROR_TAG)):
+            skipped["not_judged"] += 1
+            continue
         if not attempt:
             if row["prompt_text"] is None or not row["prompt_text"].strip():
                 skipped["no_prompt_text" if row["prompt_text"] is None else "blank_prompt"] += 1
