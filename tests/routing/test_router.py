@@ -585,3 +585,31 @@ def test_a_request_the_cheap_tier_never_answered_is_no_training_label(upstreams,
     labels, skipped = cascade_export(open_store(ledger_path), ["extract", "seen"])
     assert [(label["prompt"], label["label"]) for label in labels] == [("[user] Name as JSON, again.", "weak")]
     assert skipped["not_judged"] == 2
+
+
+def test_a_cascade_stream_its_client_left_while_the_cheap_answer_was_held_is_in_the_ledger(upstreams, ledger_path):
+    """A cascade holds the cheap tier's answer until it is judged: a client that leaves meanwhile (nothing has reached
+    it yet) leaves the cheap attempt recorded as abandoned at its estimate, and no stronger tier is called for it;
+    a strong tier that then breaks mid-stream after a rejected cheap answer leaves both attempts in the ledger."""
+    import httpx
+
+    big = upstreams("big", script=[(200, {}, "broken")])
+    small = upstreams("small", HEDGE, script=[(200, {}, "stall")])
+    cfg = parse_config(_config({"big": big.url, "small": small.url}))
+    body = {"model": "extract", "stream": True, "messages": [{"role": "user", "content": "Name as JSON."}]}
+    with ServerThread(create_app(cfg, str(ledger_path)), lifespan="on") as url:
+        with pytest.raises(httpx.ReadTimeout):  # the cheap tier stalls mid-answer: nothing reaches the client
+            with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=1.0) as reply:
+                list(reply.iter_lines())
+        # Not released while the gateway runs: the stalled answer never completes, so its row is the abandoned one.
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        with pytest.raises(openai.APIError, match="overloaded mid-stream"):  # rejected cheap answer, broken strong
+            for _ in client.chat.completions.create(model="extract", stream=True, messages=body["messages"]):
+                pass
+    rows = open_store(ledger_path).query(
+        "SELECT tier, attempt, outcome, error_type, cost_usd, request_id FROM usage_events ORDER BY ts, attempt")
+    assert [(r["tier"], r["attempt"], r["outcome"], r["error_type"]) for r in rows] == [
+        ("basic", 1, "cancelled", "StreamAbandoned"),
+        ("basic", 1, "ok", None), ("premium", 2, "server_error", "server_error")]
+    assert all(r["cost_usd"] > 0 for r in rows) and rows[1]["request_id"] == rows[2]["request_id"]
+    assert big.calls == 1  # only the second request reached the strong tier
