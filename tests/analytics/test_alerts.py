@@ -314,3 +314,24 @@ def test_no_budget_forecast_alert_from_an_imported_bills_day_before_a_trickle(le
     budgets = [{"scope": "model", "match": "m", "limit_usd": limit} for limit in (Decimal(1), Decimal("0.2"))]
     alerts = evaluate(store, budgets, now=datetime(2026, 11, 16, 9, tzinfo=UTC))
     assert [a["limit_usd"] for a in alerts if a["kind"] == "budget_forecast"] == [Decimal("0.2")], alerts
+
+
+def test_an_escalation_alert_says_what_the_rejected_answers_were_rejected_for(ledger_path) -> None:
+    """The escalation_rate alert said only that a route escalated too often; the reason its cheap answers were
+    rejected (hedging, truncation, invalid JSON, ...), which the rejected rows now carry, is what to act on."""
+    now = datetime(2026, 11, 18, 12, tzinfo=UTC)
+    events = []
+    for n in range(20):
+        ts = now - timedelta(minutes=n + 1)
+        why = ({"cascade_rejected": "hedging", "cascade_reason": 'hedging language: "i cannot"'} if n % 3 else
+               {"cascade_rejected": "json", "cascade_reason": "invalid JSON: Expecting value: line 1 column 1"})
+        events.append(_event(ts, route="json", tier="weak", input_tokens=5, tags=why if n % 2 == 0 else {}))
+        if n % 2 == 0:
+            events.append(_event(ts, route="json", tier="strong", input_tokens=5, tags={ESCALATED_TAG: "1"}))
+    store = open_store(ledger_path)
+    store.write(events)
+    [alert] = [a for a in evaluate(store, [], now=now, settings=AlertSettings.from_config({"window_days": 1}))
+               if a["kind"] == "escalation_rate"]
+    assert alert["message"] == ('50% of requests escalated (threshold 25%); the commonest reason: hedging language: '
+                                '"i cannot" (6 of 10 rejected answers)')
+    assert [(r["check"], r["answers"]) for r in alert["rejections"]] == [("hedging", 6), ("json", 4)]

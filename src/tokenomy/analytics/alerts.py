@@ -204,6 +204,10 @@ def _routing_alerts(store: Any, now: datetime, s: AlertSettings, config: Any = N
     thresholds: Any = {**per_route} if per_route else s.escalation_threshold
     for row in escalation_rates(store, thresholds, since=since):
         if row["flagged"] and row["calls"] >= s.escalation_min_calls:
+            message = f"{row['rate']:.0%} of requests escalated (threshold {row['threshold']:.0%})"
+            if row["rejections"]:  # what to act on: why the cheap answers were rejected
+                top, rejected = row["rejections"][0], sum(r["answers"] for r in row["rejections"])
+                message += f"; the commonest reason: {top['reason']} ({top['answers']} of {rejected} rejected answers)"
             out.append(
                 {
                     "kind": "escalation_rate",
@@ -211,8 +215,9 @@ def _routing_alerts(store: Any, now: datetime, s: AlertSettings, config: Any = N
                     "route": row["route"],
                     "rate": row["rate"],
                     "threshold": row["threshold"],
+                    "rejections": row["rejections"],
                     "week": _week(now),
-                    "message": f"{row['rate']:.0%} of requests escalated (threshold {row['threshold']:.0%})",
+                    "message": message,
                 }
             )
     return out
