@@ -701,3 +701,33 @@ def test_what_to_change_says_the_warnings_plan_savings_gives(tmp_path, browser) 
         page.close()
     assert section["warnings"] == warnings
     assert "Warning: " + warnings[0] in note
+
+
+def test_the_request_log_says_why_a_cascade_rejected_an_attempts_answer(ledger_path) -> None:
+    """A cascade's request showed two answered attempts and no reason the first was not the answer; each attempt
+    now carries `rejected`, the reason its ledger row records (the drill-down prints it beside the outcome)."""
+    import openai
+
+    from helpers.scripted_openai import ScriptedOpenAI
+    from tokenomy.config import parse_config
+
+    small, big = ScriptedOpenAI([], reply=("I'm not sure, ", "maybe Tom")), ScriptedOpenAI([], reply=("Tom",))
+    try:
+        cfg = parse_config({
+            "models": {"small": {"provider": "openai", "model": "small", "base_url": small.url,
+                                 "price_as": "gpt-4o-mini"},
+                       "big": {"provider": "openai", "model": "big", "base_url": big.url, "price_as": "gpt-4o"}},
+            "tiers": {"basic": ["small"], "premium": ["big"]},
+            "routes": {"extract": {"policy": "cascade"}},
+            "routing": {"policies": {"cascade": {"type": "cascade", "tiers": ["basic", "premium"]}}}})
+        with ServerThread(create_app(cfg, str(ledger_path)), lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            client.chat.completions.create(model="extract", messages=[{"role": "user", "content": "Name?"}])
+        with ServerThread(create_app(None, str(ledger_path)), lifespan="on") as url:
+            body = httpx.get(f"{url}/dashboard/api/requests").json()
+    finally:
+        small.close()
+        big.close()
+    [attempts] = body["attempts"].values()
+    assert [(a["attempt"], a["outcome"], a["rejected"]) for a in attempts] == [
+        (1, "ok", "hedging language: \"i'm not sure\""), (2, "ok", None)]

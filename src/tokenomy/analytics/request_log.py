@@ -9,10 +9,12 @@ day of usage, not calls: the log leaves them out and says how many there are.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tokenomy.analytics.dashboard_filters import Filters, money, stamp, where
 from tokenomy.ledger.spend import is_billed_sql, is_metered_sql
+from tokenomy.routing.router import REASON_TAG, REJECTED_TAG
 
 LOG_ROWS = 200
 FIELDS = (
@@ -39,11 +41,20 @@ FIELDS = (
     "outcome",
     "error_type",
     "prompt_text",
+    "tags",
 )
 
 
 def _row(r: dict[str, Any]) -> dict[str, Any]:
-    out = {k: r[k] for k in FIELDS}
+    out = {k: r[k] for k in FIELDS if k != "tags"}
+    # Why a cascade's validators rejected the attempt's answer (its row's tag), shown beside its outcome.
+    tags = r["tags"]
+    if isinstance(tags, str):
+        try:
+            tags = json.loads(tags) if tags else {}
+        except ValueError:
+            tags = {}
+    out["rejected"] = (tags.get(REASON_TAG) or tags.get(REJECTED_TAG)) if isinstance(tags, dict) else None
     out["ts"] = stamp(r["ts"])
     out["cost_usd"] = money(r["cost_usd"])
     for k in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "attempt"):

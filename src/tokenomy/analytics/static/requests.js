@@ -61,7 +61,8 @@
         C.el("td", { text: a.provider }), C.el("td", { text: a.model }), C.el("td", { text: tokens(a) }),
         C.el("td", { class: "num", text: C.usd(a.cost_usd) }), C.el("td", { class: "num", text: ms(a.latency_ms) }),
         C.el("td", { class: "num", text: ms(a.ttft_ms) }),
-        C.el("td", { text: a.outcome + (a.error_type ? " (" + a.error_type + ")" : "") })])))]);
+        C.el("td", { text: a.outcome + (a.error_type ? " (" + a.error_type + ")" : "") +
+          (a.rejected ? " · rejected: " + a.rejected : "") })])))]);
     const total = attempts.reduce((s, a) => s + C.num(a.cost_usd), 0);
     const prompt = attempts.map((a) => a.prompt_text).find((p) => p);
     box.replaceChildren(
