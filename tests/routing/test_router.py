@@ -613,3 +613,19 @@ def test_a_cascade_stream_its_client_left_while_the_cheap_answer_was_held_is_in_
         ("basic", 1, "ok", None), ("premium", 2, "server_error", "server_error")]
     assert all(r["cost_usd"] > 0 for r in rows) and rows[1]["request_id"] == rows[2]["request_id"]
     assert big.calls == 1  # only the second request reached the strong tier
+
+
+def test_a_reason_quoting_an_answer_with_a_nul_character_is_written_to_a_postgresql_ledger(upstreams,
+                                                                                       fresh_postgres_url):
+    """A stored reason may quote the answer (prompts stored): a python check's verdict may repeat it, NUL characters
+    and all, which PostgreSQL's text and JSON refuse; the row must still be written, the reason cleaned."""
+    big, small = upstreams("big"), upstreams("small", ("Tom\x00", "my"))
+    data = _config({"big": big.url, "small": small.url})
+    data["routing"]["policies"]["cascade"]["validators"] = {"python": "builtins:str"}  # the answer is the verdict
+    cfg = parse_config(data)
+    request = ChatRequest.simple("Name as JSON.", model="extract", meta=RequestMeta(route="extract"))
+    with Tokenomy(fresh_postgres_url, models=cfg.model_specs(), store_prompts=True) as client:
+        assert client.chat(request, policy=CallPolicy.for_route(cfg, "extract")).tier == "premium"
+    rows = _rows(fresh_postgres_url)
+    assert [(r["tier"], r["tags"].get("cascade_reason")) for r in rows] == [
+        ("basic", "python validator builtins:str: Tom my"), ("premium", None)]

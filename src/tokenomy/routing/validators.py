@@ -229,7 +229,9 @@ class Rejection:
     def said(self, content: bool) -> str:
         """The reason to record, at most REASON_CHARS: in full when `content` may be kept (store_prompts), else
         the summary."""
-        text = " ".join((self.reason if content or not self.summary else self.summary).split())
+        text = self.reason if content or not self.summary else self.summary
+        # One line of printable text: a quoted answer may hold a NUL, which PostgreSQL's text and JSON refuse.
+        text = " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
         return text if len(text) <= REASON_CHARS else text[: REASON_CHARS - 1] + "\u2026"
 
 
