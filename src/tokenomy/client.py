@@ -143,7 +143,7 @@ class Tokenomy(Recorder):
                     tag, number = (PASSED_UP_ON_ERROR_TAG if call.failed_below else PASSED_UP_TAG), tier.index
                 tags = {**meta.tags, tag: str(number)} if tier.index else meta.tags
                 meta = replace(meta, tier=tier.name, tags=tags)
-            request = replace(call.request, model=spec.model, region=region, meta=meta)
+            request = call.request.replaced(model=spec.model, region=region, meta=meta)
             placements: list[Placement] = []
             provider = self.provider_for(spec)
             if call.policy.caching and provider.carries_cache_points(request):

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import binascii
 import json
+import operator
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from decimal import Decimal
 from typing import Any, Final, Literal, Union
 
@@ -441,6 +442,14 @@ class ChatRequest:
             start = resume
         return [*parts, (text[start:], self.system_cache_point)]
 
+    def replaced(self, **changes: Any) -> ChatRequest:
+        """`dataclasses.replace(self, **changes)`, without its walk over the fields by name: the client copies every
+        request it sends (with the model's id, region and tier), and `replace` cost ~850 bytecodes of a gateway
+        request's ~13,000, more than reading its body. Same result: every init field copied, the changed ones set."""
+        values = dict(zip(_REQUEST_FIELDS, _request_values(self), strict=True))
+        values.update(changes)
+        return type(self)(**values)
+
     def count_blocks(self, kind: type) -> int:
         return sum(1 for m in self.messages for b in m.content if isinstance(b, kind))
 
@@ -461,6 +470,10 @@ class ChatRequest:
         if isinstance(control, dict) and control.get("ttl") == ONE_HOUR:
             return None, "cache_control"
         return None
+
+
+_REQUEST_FIELDS = tuple(f.name for f in fields(ChatRequest) if f.init)
+_request_values = operator.attrgetter(*_REQUEST_FIELDS)  # every init field's value, read in one C call
 
 
 # -- responses -----------------------------------------------------------------------------------
