@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import operator
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -136,7 +137,7 @@ class UsageEvent:
             raise UsageError("provider and model are required")
 
     def to_row(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in COLUMNS}
+        return dict(zip(COLUMNS, _column_values(self), strict=True))  # (read in one C call: once per ledger row)
 
     def to_json(self) -> dict[str, Any]:
         row = self.to_row()
@@ -147,15 +148,29 @@ class UsageEvent:
         return row
 
     def to_jsonl(self) -> bytes:
-        """One JSONL line: the journal's and the rejected-events file's format (`tokenomy ledger import` reads it)."""
-        row = self.to_json()
+        """One JSONL line: the journal's and the rejected-events file's format (`tokenomy ledger import` reads it).
+
+        The same text as `to_json` dumped, written by orjson from the row itself: the timestamp in UTC with a Z
+        (orjson's own RFC 3339, which `isoformat` spelled with "+00:00" at ~15,000 instructions a row) and each
+        Decimal as `decimal_str` (through orjson's `default`, not a look at every column in Python)."""
+        row = self.to_row()
+        ts = self.ts
+        row["ts"] = ts if ts.tzinfo is UTC else ts.astimezone(UTC)
         try:
-            return orjson.dumps(row) + b"\n"
+            return orjson.dumps(row, default=_decimal_text, option=orjson.OPT_UTC_Z | orjson.OPT_APPEND_NEWLINE)
         except TypeError:  # orjson refuses a lone surrogate in a string; the stdlib escapes it
-            return (json.dumps(row, separators=(",", ":")) + "\n").encode()
+            return (json.dumps(self.to_json(), separators=(",", ":")) + "\n").encode()
 
 
 COLUMNS = [f.name for f in fields(UsageEvent)]
+_column_values = operator.attrgetter(*COLUMNS)
+
+
+def _decimal_text(value: Any) -> str:
+    """orjson's `default` for a row: a Decimal as the ledger writes it; anything else is no JSON (a TypeError)."""
+    if isinstance(value, Decimal):
+        return decimal_str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 class ContentCounts(TypedDict):
