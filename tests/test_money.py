@@ -247,3 +247,14 @@ def test_typed_echoes_a_figure_plain_and_exact(value, expected):
     from tokenomy.money import typed
 
     assert typed(value) == expected
+
+
+def test_record_str_is_money_str_of_the_record_kind_for_every_spelling_of_a_value() -> None:
+    from tokenomy.money import record_str
+
+    values = ["0.000198", "0.00019800", "1.98E-4", "0", "-0", "0E-7", "0.0000000000125", "12345.678901234567", "1e3"]
+    for text in values * 2:  # the second time from the cache
+        assert record_str(Decimal(text)) == money_str(Decimal(text), "record"), text
+    assert record_str(Decimal("0.1")) == record_str(Decimal("0.10")) == "0.100000"
+    with pytest.raises(ValueError):
+        record_str(Decimal("NaN"))  # not an amount, cached or not

@@ -17,7 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from tokenomy.gateway.hygiene import end_shutdown_cancel, shutdown_cancel
 from tokenomy.messages import ChatResponse, ReasoningBlock, StreamChunk
-from tokenomy.money import money_or_none, money_str
+from tokenomy.money import record_str
 from tokenomy.providers.openai_reasoning import call_signature_extra, put_signed_reasoning, signed_reasoning
 from tokenomy.providers.openai_wire import tool_call
 
@@ -199,8 +199,8 @@ def completion_body(response: ChatResponse, model: str, request_id: str) -> dict
         **raw_extras(response, "top"),
         "usage": usage_body(response),
         "tokenomy": {
-            "cost_usd": None if response.cost_usd is None else money_str(response.cost_usd, "record"),
-            "call_cost_usd": money_or_none(call_cost(response), "record"),
+            "cost_usd": _recorded(response.cost_usd),
+            "call_cost_usd": _recorded(call_cost(response)),
             "model": response.model,
             "provider": response.provider,
             "tier": response.tier,
@@ -214,13 +214,18 @@ def tokenomy_fields(response: ChatResponse) -> dict[str, Any]:
     """The `tokenomy` object every API's answer carries beside the API's own fields: what the answer and the whole
     call cost (the money rule's record form), and the model, provider, tier and attempts that answered."""
     return {
-        "cost_usd": money_or_none(response.cost_usd, "record"),
-        "call_cost_usd": money_or_none(call_cost(response), "record"),
+        "cost_usd": _recorded(response.cost_usd),
+        "call_cost_usd": _recorded(call_cost(response)),
         "model": response.model,
         "provider": response.provider,
         "tier": response.tier,
         "attempts": response.attempts,
     }
+
+
+def _recorded(cost: Decimal | None) -> str | None:
+    """A cost in the money rule's record form (as the ledger holds it), None passed through."""
+    return None if cost is None else record_str(cost)
 
 
 def call_cost(response: ChatResponse) -> Decimal | None:

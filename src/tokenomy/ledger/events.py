@@ -30,7 +30,7 @@ from tokenomy.messages import (
     ToolUseBlock,
     Usage,
 )
-from tokenomy.money import money_str
+from tokenomy.money import record_str
 from tokenomy.pricing.cost import CostBreakdown, check_tokens
 from tokenomy.token_estimate import estimate_text_tokens, weighted_length
 
@@ -46,12 +46,9 @@ MODES = ("on_demand", "batch", "provisioned", STORAGE_MODE)
 CACHE_WRITE_1H_TAG = "cache_write_1h_tokens"
 
 
-@lru_cache(maxsize=4096)
 def decimal_str(value: Decimal) -> str:
-    """A recorded cost as text, by the one money rule (plain, >= 6 places, exact to 12). Cached: the text depends
-    only on the value (equal Decimals give equal text), and a gateway records the same few costs over and over
-    (five a call, ~3 µs each to format)."""
-    return money_str(value, "record")
+    """A recorded cost as text, by the one money rule (plain, >= 6 places, exact to 12), cached (`record_str`)."""
+    return record_str(value)
 
 
 def utcnow() -> datetime:
