@@ -144,6 +144,11 @@ class Tokenomy(Recorder):
                 tags = {**meta.tags, tag: str(number)} if tier.index else meta.tags
                 meta = replace(meta, tier=tier.name, tags=tags)
             request = call.request.replaced(model=spec.model, region=region, meta=meta)
+            cleared = call.request.cleared
+            if cleared is not None and cleared[0] is spec and region == (call.request.region or spec.region):
+                # What was cleared for this model, sent as it was cleared: its id, meta and the region the check
+                # priced a 1-hour cache point in are all the copy changes (a cache point placed below makes another).
+                request.cleared = cleared
             placements: list[Placement] = []
             provider = self.provider_for(spec)
             if call.policy.caching and provider.carries_cache_points(request):
@@ -247,7 +252,11 @@ class Tokenomy(Recorder):
     def _check_inputs(self, target: Target) -> None:
         """Refuse, before sending, a block the model's config says it cannot read (`inputs: [text]`), a server tool
         its API does not run, or a 1-hour cache point it has no price for: the gateway checks a route's own model up
-        front, but a fallback or a routed tier is known only here."""
+        front, but a fallback or a routed tier is known only here. Nothing to do for a request its checks cleared
+        (`ChatRequest.cleared`), which are these and more."""
+        cleared = target.call.cleared
+        if cleared is not None and cleared[0] is target.spec and cleared[1] is target.provider:
+            return
         refused = inputs_refusal(target.spec.inputs, target.call)
         if refused is None and target.call.tools and not target.provider.accepts_server_tools:
             refused = server_tools_refusal(target.call)  # a fallback or routed tier on an API that runs none

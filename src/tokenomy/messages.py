@@ -399,6 +399,11 @@ class ChatRequest:
     tools_cache_point: CachePoint = False
     region: str | None = None
     meta: RequestMeta = field(default_factory=RequestMeta)
+    # (model spec, provider) that found this very request one it can take, every refusal check passed (the gateway's,
+    # before the budget: `Gateway.refusal` with `sent_as_is`): the client then sends it without checking it again
+    # for them (`Tokenomy._target`, `Provider.check`). Not an argument, so no copy has it: a changed request
+    # (`replace`, `replaced`) is checked anew, but for the client's own copy that only names the model's id.
+    cleared: tuple[Any, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def simple(

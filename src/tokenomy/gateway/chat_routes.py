@@ -188,7 +188,7 @@ async def chat_completions(request: Request):
         call = to_chat_request(body, request.headers, key, route)
         if azure_sent(request.scope.get(SENT_PATH)):
             issued_by_azure(call)  # its file ids are Azure's
-        refused = gw.refusal(route, call)
+        refused = gw.refusal(route, call, sent_as_is=True)  # (only its meta's request_id is set below)
     except RequestError as exc:
         return metrics.done(error(400, str(exc), "invalid_request_error", param=exc.param), body.model, started)
     except ValueError as exc:

@@ -170,23 +170,30 @@ class Gateway:
         if self.key_cache is not None:
             self.key_cache.close()
 
-    def refusal(self, route, request: ChatRequest) -> Unsupported | None:
+    def refusal(self, route, request: ChatRequest, sent_as_is: bool = False) -> Unsupported | None:
         """What of this request the route's model cannot take (an image to a text-only model, a field its API
         lacks), asked before any call or budget reservation; its place is the content model's, which each ingress
         translates to its caller's (`Unsupported.error_text`). None when a fallback can take it: the client passes
         the request on to it without sending anything to the model that cannot. Routed tiers are checked at call
-        time the same way (a cascade's cheap tier hands an image it cannot read to the next tier)."""
+        time the same way (a cascade's cheap tier hands an image it cannot read to the next tier).
+
+        `sent_as_is`: the caller changes nothing of the request but its meta before the client sends it, so a model
+        that can take it is recorded on it (`ChatRequest.cleared`) and the client does not check it again for that
+        model (these checks cover the client's and the provider's)."""
         if not route.model:
             return None
         first = None
         for name in (route.model, *route.fallback):
             spec = self.client.spec_for(name)
+            provider = self.client.provider_for(spec)
             why = (
                 inputs_refusal(spec.inputs, request)
-                or self.client.provider_for(spec).refusal(request)
+                or provider.refusal(request)
                 or self.client.cache_refusal(spec, request)
             )
             if why is None:
+                if sent_as_is:
+                    request.cleared = (spec, provider)
                 return None
             first = first or replace(why, by=f"model `{route.model}`")
         return first

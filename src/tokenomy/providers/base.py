@@ -191,7 +191,11 @@ class Provider:
         return "this API has no 1-hour prompt cache"
 
     def check(self, request: ChatRequest) -> None:
-        """Raise a client error (HTTP 400 at the gateway) if `refusal` names something."""
+        """Raise a client error (HTTP 400 at the gateway) if `refusal` names something; nothing to do for a request
+        this provider's checks already cleared (`ChatRequest.cleared`: the gateway's, before any budget)."""
+        cleared = request.cleared
+        if cleared is not None and cleared[1] is self:
+            return
         raise_refusal(request, self.name, self.refusal(request))
 
     def chat(self, request: ChatRequest) -> ChatResponse:
