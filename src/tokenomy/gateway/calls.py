@@ -39,11 +39,32 @@ async def json_body(request) -> Any:
     return parsed if parsed is not None else json.loads(await request.body() or b"null")
 
 
+# The request headers a call reads, by their raw (lower-case, as ASGI servers give them) names.
+CALL_HEADERS = {
+    b"authorization": "authorization",
+    b"x-tokenomy-task": "x-tokenomy-task",
+    b"x-tokenomy-tags": "x-tokenomy-tags",
+}
+
+
+def call_headers(request) -> dict[str, str]:
+    """The headers a call reads (`CALL_HEADERS`; the first of a repeated one, as Starlette's `Headers.get` gives it), in
+    one pass over the request's raw headers: `Headers.get` makes a pass of its own for each name and raises, and
+    catches, a KeyError for each one not sent (most requests send neither of Tokenomy's)."""
+    found: dict[str, str] = {}
+    for raw, value in request.scope["headers"]:
+        name = CALL_HEADERS.get(raw)
+        if name is not None and name not in found:
+            found[name] = value.decode("latin-1")
+    return found
+
+
 def request_meta(request, route, key, name: str) -> RequestMeta:
     """Who is calling and what for: the task and tags headers, the key and its team, the route's name."""
+    headers = call_headers(request)
     return RequestMeta(
-        task=request.headers.get("x-tokenomy-task") or route.task,
-        tags=parse_tags(request.headers.get("x-tokenomy-tags")),
+        task=headers.get("x-tokenomy-task") or route.task,
+        tags=parse_tags(headers.get("x-tokenomy-tags")),
         tenant=key.team if key else None,
         key_id=key.key_id if key else None,
         route=name,

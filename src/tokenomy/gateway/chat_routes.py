@@ -33,6 +33,7 @@ from tokenomy.gateway.calls import (
     Refusal,
     admit,
     call_cost,
+    call_headers,
     paid,
     retry_after,
     settle_when_final,
@@ -169,7 +170,8 @@ async def chat_completions(request: Request):
         raise RequestValidationError(exc.errors(include_url=False)) from None
     route = gw.route_for(body.model)
     label = body.model if route is not None else "unknown"  # bounded metric labels, whatever clients send
-    key = await gw.authenticate_async(request.headers.get("authorization"))
+    given = call_headers(request)
+    key = await gw.authenticate_async(given.get("authorization"))
     if isinstance(key, JSONResponse):
         return metrics.done(key, label, started)
     if route is None:
@@ -185,7 +187,7 @@ async def chat_completions(request: Request):
             started,
         )
     try:
-        call = to_chat_request(body, request.headers, key, route)
+        call = to_chat_request(body, given, key, route)
         if azure_sent(request.scope.get(SENT_PATH)):
             issued_by_azure(call)  # its file ids are Azure's
         refused = gw.refusal(route, call, sent_as_is=True)  # (only its meta's request_id is set below)
