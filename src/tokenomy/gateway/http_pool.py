@@ -131,7 +131,7 @@ class Reply:
             chunks, self._chunks = self._chunks, []
             if chunks:
                 data = b"".join(chunks)
-                if b"\n" in data:
+                if 10 in data:  # (a byte value: `bytes in bytes` raises and clears a TypeError first)
                     if partial:
                         data = b"".join((*partial, data))
                         partial.clear()

@@ -22,7 +22,6 @@ import asyncio
 import json
 import logging
 import math
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -34,7 +33,6 @@ from tokenomy.gateway.gemini_errors import error_body
 from tokenomy.gateway.path_aliases import DEPLOYMENT
 
 log = logging.getLogger(__name__)
-_BAD_HEADER = re.compile(rb"[\r\n\x00]")
 # The scope key under which a clean body's JSON value, as orjson parsed it here, is handed to the endpoint: a body
 # is parsed once, not once to check it and again to read it (see `schemas.parse_chat_request`).
 PARSED_BODY = "tokenomy.parsed_body"
@@ -44,8 +42,12 @@ MAX_DEPTH = 64  # JSON nesting beyond this is refused (Python's decoder recurses
 
 
 def header_problem(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The name of the first header whose value holds a CR, LF or NUL (which would split or end a header line)."""
     for name, value in headers:
-        if _BAD_HEADER.search(value):
+        # Three searches for a byte value (memchr), not a regular expression, whose set-up cost ~1,600 instructions a
+        # header, on every header of every request. Byte values, not b"\r": `bytes in bytes` first tries to read its
+        # operand as an integer, and raises and clears a TypeError to find it is not one.
+        if 13 in value or 10 in value or 0 in value:  # CR, LF, NUL
             return name.decode("latin-1")
     return None
 
