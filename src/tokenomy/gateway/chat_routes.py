@@ -2,8 +2,9 @@
 
 Chat completions take the gateway's one path: the virtual key (`Authorization: Bearer`), the route named by
 `model`, overload guard, rate limit, budget reservation (`calls.admit`, as `/v1/messages` does), the one call path
-(ledger, telemetry, retries, fallback, caching, routing), settlement at the actual cost. The body is read by
-pydantic's JSON parser straight from the bytes (`schemas.parse_chat_request`) and mapped by `openai_ingress`;
+(ledger, telemetry, retries, fallback, caching, routing), settlement at the actual cost. The body is validated by
+pydantic from the JSON value the edge parsed (`schemas.from_parsed`; from the bytes when the edge has none or it does
+not validate, so a 400 reads in JSON's terms: `schemas.parse_chat_request`) and mapped by `openai_ingress`;
 answers are OpenAI's chat.completion objects, streams its chat.completion.chunk SSE events. `create_app` serves
 this endpoint through the fast path (`fast_path.GatewayApp.serve_directly`), which calls the handler with only the
 request: the gateway's state is reached through `request.app.state.gateway`, as every route module does.
@@ -58,7 +59,7 @@ from tokenomy.gateway.responses import (
     sse,
     usage_body,
 )
-from tokenomy.gateway.schemas import ChatCompletionRequest, ErrorResponse, parse_chat_request
+from tokenomy.gateway.schemas import ChatCompletionRequest, ErrorResponse, from_parsed, parse_chat_request
 from tokenomy.gateway.state import Gateway
 from tokenomy.ids import new_id
 from tokenomy.messages import ChatResponse
@@ -165,7 +166,9 @@ async def chat_completions(request: Request):
     gw = request.app.state.gateway
     started = time.perf_counter()
     try:
-        body = parse_chat_request(await request.body(), request.scope.get(PARSED_BODY))
+        body = from_parsed(request.scope.get(PARSED_BODY))  # the edge's value; the bytes when it has none or it fails
+        if body is None:
+            body = parse_chat_request(await request.body())
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False)) from None
     route = gw.route_for(body.model)
