@@ -9,9 +9,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from tokenomy.caching.placement import Placement
+from tokenomy.caching.placement import Placement, estimate_input_tokens
 from tokenomy.caching.tokens import TokenPolicy
 from tokenomy.call_cost import CallCost
 from tokenomy.errors import ConfigError
@@ -99,7 +100,13 @@ class Target:
     call: ChatRequest
     provider: Provider
     placements: list[Placement]
-    estimate: int  # tokens reserved in the rate limiter before the call, corrected after
+
+    @cached_property
+    def estimate(self) -> int:
+        """Tokens reserved in the rate limiter before the call (its prompt, estimated, and its output cap), corrected
+        after; also what an attempt that failed after reaching its provider is recorded at. Made when first asked:
+        estimating the prompt reads every block, and a route without a rate limit asks only for a failed attempt."""
+        return estimate_input_tokens(self.call) + (self.call.max_tokens or 0)
 
 
 @dataclass

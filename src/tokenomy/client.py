@@ -17,7 +17,7 @@ import time
 from collections.abc import AsyncGenerator, Iterator
 from dataclasses import replace
 
-from tokenomy.caching.placement import Placement, auto_cache, estimate_input_tokens
+from tokenomy.caching.placement import Placement, auto_cache
 from tokenomy.caching.tokens import TokenPolicy, apply_token_policy
 from tokenomy.call_cost import RUNNING_WAIT_S, CallCost, Running
 from tokenomy.call_policy import Attempt, CallPolicy, CallState, Target, TierRun
@@ -155,8 +155,7 @@ class Tokenomy(Recorder):
                 request, placements = auto_cache(
                     request, spec.pricing_model, self.catalog, None if region in (None, "global", "local") else region
                 )
-            estimate = estimate_input_tokens(request) + (request.max_tokens or 0)
-            tier.targets[step.target] = Target(spec, request, provider, placements, estimate)
+            tier.targets[step.target] = Target(spec, request, provider, placements)
         return tier.targets[step.target]
 
     @staticmethod
