@@ -5,7 +5,7 @@ gateway's budget reservation, rate limits, cache placement, embeddings, batch va
 from __future__ import annotations
 
 from tokenomy.caching.placement import estimate_input_tokens, estimate_tokens
-from tokenomy.ledger.events import fingerprints
+from tokenomy.ledger.fingerprints import fingerprints
 from tokenomy.messages import ChatRequest, Message, ToolResultBlock, ToolUseBlock
 from tokenomy.providers.usage_counts import estimated_prompt_tokens, estimated_usage
 

@@ -19,10 +19,10 @@ from tokenomy.ledger.events import (
     UsageEvent,
     content_counts,
     event_from_response,
-    prompt_fingerprint,
     record_priced_as,
     utcnow,
 )
+from tokenomy.ledger.fingerprints import prompt_fingerprint
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.messages import ChatResponse, Usage
 from tokenomy.pricing.catalog import PriceCatalog, PriceEntry

@@ -15,7 +15,7 @@ from tokenomy.gateway import openai_images
 from tokenomy.gateway.openai_ingress import to_chat_request
 from tokenomy.gateway.openai_shapes import RequestError
 from tokenomy.gateway.schemas import ChatCompletionRequest
-from tokenomy.ledger.events import fingerprints, tools_json_of
+from tokenomy.ledger.fingerprints import fingerprints, tools_json_of
 from tokenomy.messages import ONE_HOUR, ToolSpec
 from tokenomy.providers import openai_wire
 

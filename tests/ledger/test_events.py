@@ -1,11 +1,11 @@
-"""The ledger's prompt and prefix hashes (ledger/events.fingerprints): what `plan savings` and the caching analysis
+"""The ledger's prompt and prefix hashes (ledger/fingerprints.py): what `plan savings` and the caching analysis
 group repeated prefixes by, so two prompts a provider sees differently must never hash alike."""
 
 from __future__ import annotations
 
 import hashlib
 
-from tokenomy.ledger.events import fingerprints
+from tokenomy.ledger.fingerprints import fingerprints
 from tokenomy.messages import (
     ChatRequest,
     DocumentBlock,
@@ -102,12 +102,12 @@ def test_a_text_only_prompt_hashes_as_before() -> None:
 def test_payloads_kept_for_their_digests_are_bounded_by_their_bytes() -> None:
     # The digest memo keeps each payload it hashed for an equality check; by count alone (64) it held up to 64
     # images of 8 MB, half a gigabyte alive in the gateway. The bytes it holds together stay under its bound.
-    from tokenomy.ledger import events
+    from tokenomy.ledger import fingerprints as hashes
 
-    events._DIGESTS.clear()
-    events._digest_bytes = 0
-    digests = [events.payload_digest(bytes([n]) * (3 << 20)) for n in range(20)]
-    held = sum(len(payload) for payload, _ in events._DIGESTS.values())
-    assert held == events._digest_bytes <= events._DIGEST_BYTES_MAX
+    hashes._DIGESTS.clear()
+    hashes._digest_bytes = 0
+    digests = [hashes.payload_digest(bytes([n]) * (3 << 20)) for n in range(20)]
+    held = sum(len(payload) for payload, _ in hashes._DIGESTS.values())
+    assert held == hashes._digest_bytes <= hashes._DIGEST_BYTES_MAX
     assert len(set(digests)) == 20
-    assert events.payload_digest(bytes([19]) * (3 << 20)) == digests[-1]  # the newest is still found
+    assert hashes.payload_digest(bytes([19]) * (3 << 20)) == digests[-1]  # the newest is still found
