@@ -295,7 +295,10 @@ class Tokenomy(Recorder):
         caused (a 4xx) is not: the next tier would refuse it too, and be paid for nothing. Whether it did; when not,
         a refusal that ends the call is placed in the caller's request."""
         if tier is not call.tiers[-1]:
-            unavailable = tier.validated and exc.refused is None and exc.kind in UNAVAILABLE_KINDS
+            # Not once the call's deadline has passed: it bounds the whole call, and a retry would not be made then.
+            unavailable = (
+                tier.validated and exc.refused is None and exc.kind in UNAVAILABLE_KINDS and self._left(call, tier) > 0
+            )
             if exc.refused is not None or unavailable:
                 call.attempts = att.number  # the next tier's attempts are numbered on from this one's
                 call.failed_below = unavailable  # the next tier's rows say which (see _target)

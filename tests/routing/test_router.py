@@ -5,6 +5,7 @@ Upstreams are recording OpenAI-format servers on 127.0.0.1; the gateway is reach
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
 from decimal import Decimal
@@ -629,3 +630,32 @@ def test_a_reason_quoting_an_answer_with_a_nul_character_is_written_to_a_postgre
     rows = _rows(fresh_postgres_url)
     assert [(r["tier"], r["tags"].get("cascade_reason")) for r in rows] == [
         ("basic", "python validator builtins:str: Tom my"), ("premium", None)]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("run_async", [False, True])
+def test_a_cascade_whose_cheap_tier_failed_past_the_deadline_does_not_call_the_next_tier(upstreams, ledger_path,
+                                                                                         stream, run_async):
+    """The route's deadline bounds the whole call: a cheap tier whose 503 came after it passed ends the call with
+    that error, as a retry or a fallback would not be tried then; the strong tier is not called (and paid) late."""
+    from tokenomy.errors import ProviderError
+
+    big, small = upstreams("big"), upstreams("small", script=[(503, {}, "late")])
+    data = _config({"big": big.url, "small": small.url})
+    data["routes"]["extract"]["retry"] = {"max_attempts": 2, "base_delay_s": 0.01, "deadline_s": 1}
+    cfg = parse_config(data)
+    request = ChatRequest.simple("Name as JSON.", model="extract", meta=RequestMeta(route="extract"))
+    policy = CallPolicy.for_route(cfg, "extract")
+    with Tokenomy(ledger_path, models=cfg.model_specs()) as client:
+        async def call_async():
+            if stream:
+                return [c async for c in client.astream(request, policy=policy)]
+            return await client.achat(request, policy=policy)
+
+        with pytest.raises(ProviderError, match="scripted 503"):
+            if run_async:
+                asyncio.run(call_async())
+            else:
+                list(client.stream(request, policy=policy)) if stream else client.chat(request, policy=policy)
+    assert big.calls == 0
+    assert [(r["tier"], r["outcome"]) for r in _rows(ledger_path)] == [("basic", "server_error")]
