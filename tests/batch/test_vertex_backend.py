@@ -382,3 +382,37 @@ def test_results_keep_the_answer_line_without_the_request_it_echoes(url, tmp_pat
     assert cli("batch", "results", job_id, "-o", str(out), "--ledger", ledger).exit_code == 0
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert all(line["ok"] and "request" not in line["output"] and line["output"]["response"] for line in lines)
+
+
+@pytest.mark.parametrize("backend", ["vertex", "bedrock"])
+def test_an_endpoint_password_is_not_kept_in_the_ledger_for_vertex_or_bedrock(tmp_path, monkeypatch, backend):
+    """A proxy's password in --endpoint-url was kept out of the ledger for the openai, azure and gemini backends only:
+    a Vertex AI or Bedrock job stored it in batch_jobs.options as given. It is kept as user:***, and a later command
+    takes the URL with its password from the backend's endpoint variable, or says to set it."""
+    from tokenomy.batch.job_tables import require_job
+    from tokenomy.batch.jobs import ENDPOINT_ENVS, create_job, open_tables, submit_options
+    from tokenomy.errors import ConfigError
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    variable = {"vertex": "GOOGLE_VERTEX_BASE_URL", "bedrock": "AWS_ENDPOINT_URL_BEDROCK"}[backend]
+    monkeypatch.delenv(variable, raising=False)
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(plain(3 if backend == "vertex" else 100, max_tokens=4)) + "\n")  # Bedrock's minimum
+    ledger = str(tmp_path / "ledger.duckdb")
+    tables = open_tables(ledger)
+    secret_url = "http://proxyuser:hunter2Proxy@127.0.0.1:9/"
+    extra = {"gcs_uri": "gs://b/x", "project": "demo"} if backend == "vertex" else {}
+    model = MODEL if backend == "vertex" else "anthropic.claude-3-haiku-20240307-v1:0"
+    options = SubmitOptions(endpoint_url=secret_url, region="us-central1" if backend == "vertex" else None,
+                            s3_uri="s3://b/x" if backend == "bedrock" else None,
+                            role_arn="arn:aws:iam::1:role/r" if backend == "bedrock" else None, extra=extra)
+    job = create_job(tables, path, model, backend, options)
+    [row] = open_store(ledger).query("SELECT options FROM batch_jobs")
+    assert "hunter2Proxy" not in row["options"] and "proxyuser:***@" in row["options"], row["options"]
+    assert ENDPOINT_ENVS.get(backend) is None  # the job's endpoint is not taken from the variable at submit
+    stored = require_job(tables, job.job_id)
+    with pytest.raises(ConfigError, match=variable) as refused:
+        submit_options(stored)
+    assert "hunter2Proxy" not in str(refused.value)
+    monkeypatch.setenv(variable, secret_url)
+    assert submit_options(stored).endpoint_url == secret_url

@@ -100,7 +100,7 @@ def store_job(tables: JobTables, job: Job, parts: list[list[BatchRecord]]) -> Jo
     """Store a job `prepare_job` made, with its parts. Its endpoint's password, if it has one, is not stored: the
     job returned keeps it, for this process; a later one takes it from the environment (`submit_options`)."""
     url = job.options.get("endpoint_url")
-    if job.backend in ENDPOINT_ENVS and isinstance(url, str) and _without_password(url) != url:
+    if job.backend in PASSWORD_ENVS and isinstance(url, str) and _without_password(url) != url:
         tables.insert_job(replace(job, options={**job.options, "endpoint_url": _without_password(url)}))
     else:
         tables.insert_job(job)
@@ -111,6 +111,9 @@ def store_job(tables: JobTables, job: Job, parts: list[list[BatchRecord]]) -> Jo
 
 # The variables a backend's SDK reads its server's address from when no --endpoint-url is given
 ENDPOINT_ENVS = {"openai": "OPENAI_BASE_URL", "azure": "AZURE_OPENAI_ENDPOINT", "gemini": "GOOGLE_GEMINI_BASE_URL"}
+# Where a later command finds an endpoint whose password the ledger does not keep: the variables above, and for the
+# backends whose --endpoint-url is not taken from one at submit, the variable their SDK reads it from.
+PASSWORD_ENVS = {**ENDPOINT_ENVS, "vertex": "GOOGLE_VERTEX_BASE_URL", "bedrock": "AWS_ENDPOINT_URL_BEDROCK"}
 
 
 def prepare_job(
@@ -210,7 +213,7 @@ def submit_options(job: Job) -> SubmitOptions:
     options = dict(job.options)
     url = options.get("endpoint_url")
     if isinstance(url, str) and f":{_HIDDEN}@" in url:  # stored without its password: the environment has it
-        variable = ENDPOINT_ENVS.get(job.backend, "")
+        variable = PASSWORD_ENVS.get(job.backend, "")
         given = os.environ.get(variable) if variable else None
         if not given or _without_password(given) != url:
             raise ConfigError(
