@@ -335,3 +335,25 @@ def test_an_escalation_alert_says_what_the_rejected_answers_were_rejected_for(le
     assert alert["message"] == ('50% of requests escalated (threshold 25%); the commonest reason: hedging language: '
                                 '"i cannot" (6 of 10 rejected answers)')
     assert [(r["check"], r["answers"]) for r in alert["rejections"]] == [("hedging", 6), ("json", 4)]
+
+
+@pytest.mark.parametrize("reason", ["does not match regex '^\\d+[/-]\\d+$'", "does not match regex '^[a-z]+$'"])
+def test_alerts_check_prints_a_rejection_reason_with_brackets_as_it_is(ledger_path, tmp_path, reason) -> None:
+    """The escalation_rate alert's message now quotes why answers were rejected, and `alerts check` printed it as
+    Rich markup: a regex validator's reason (`does not match regex '^\\d+[/-]\\d+$'`) ended the command with a
+    MarkupError traceback, and `[a-z]` was dropped from another as if it were a style."""
+    now = datetime(2026, 11, 18, 12, tzinfo=UTC)
+    events = []
+    for n in range(20):
+        ts = now - timedelta(minutes=n + 1)
+        why = {"cascade_rejected": "regex", "cascade_reason": reason}
+        events.append(_event(ts, route="json", tier="weak", input_tokens=5, tags=why if n % 2 == 0 else {}))
+        if n % 2 == 0:
+            events.append(_event(ts, route="json", tier="strong", input_tokens=5, tags={ESCALATED_TAG: "1"}))
+    open_store(ledger_path).write(events)
+    config = tmp_path / "tokenomy.yaml"
+    config.write_text("alerts:\n  window_days: 1\n")
+    result = CliRunner().invoke(app, ["alerts", "check", "--ledger", str(ledger_path), "--config", str(config),
+                                      "--as-of", "2026-11-18T12:00:00", "--dry-run"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert f"the commonest reason: {reason}" in result.output, result.output

@@ -79,10 +79,13 @@ def check(
     if not new:
         console.print("no new alerts (alerts already reported are not repeated)")
         return
+    from rich.markup import escape
+
     console.print(
         table(
             f"{len(new)} new alert(s)",
             ["kind", "subject", "detail"],
-            [[a["kind"], a["subject"], a["message"]] for a in new],
+            # Printed as written, not read as markup: a message may quote a rejection reason (a regex's "[a-z]").
+            [[a["kind"], escape(str(a["subject"])), escape(a["message"])] for a in new],
         )
     )
