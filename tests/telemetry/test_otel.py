@@ -477,3 +477,16 @@ def test_a_cascade_answer_the_validators_rejected_has_a_failed_span_saying_why(t
     assert passed.status.status_code == StatusCode.UNSET and "error.type" not in passed.attributes
     [call] = [s for s in exporter.get_finished_spans() if s.name == "tokenomy.call extract"]
     assert call.status.status_code == StatusCode.UNSET
+
+
+@pytest.mark.parametrize("vertex", [False, True])
+def test_a_gemini_endpoint_set_in_the_environment_is_the_spans_server(monkeypatch, vertex):
+    """google-genai sends to GOOGLE_GEMINI_BASE_URL (GOOGLE_VERTEX_BASE_URL for Vertex AI) when the model config names
+    no base_url, as a proxy or an emulator is reached; the span named Google's host instead."""
+    from tokenomy.messages import ChatRequest as Request
+    from tokenomy.providers.gemini_provider import GeminiProvider
+
+    monkeypatch.setenv("GEMINI_API_KEY", "unused")
+    monkeypatch.setenv("GOOGLE_VERTEX_BASE_URL" if vertex else "GOOGLE_GEMINI_BASE_URL", "http://127.0.0.1:8123")
+    provider = GeminiProvider(vertex=True, project="p", location="europe-west4") if vertex else GeminiProvider()
+    assert provider.server_for(Request.simple("hi", model="m")) == ("127.0.0.1", 8123)

@@ -183,7 +183,11 @@ def vertex_location(location: str | None) -> str:
 
 
 def _default_endpoint(vertex: bool, location: str) -> str:
-    """The endpoint google-genai calls when no base_url is given: the Gemini API's, or Vertex AI's in `location`."""
+    """The endpoint google-genai calls when no base_url is given: the one its variable names (GOOGLE_GEMINI_BASE_URL,
+    GOOGLE_VERTEX_BASE_URL: a proxy's, an emulator's), else the Gemini API's, or Vertex AI's in `location`."""
+    named = os.environ.get("GOOGLE_VERTEX_BASE_URL" if vertex else "GOOGLE_GEMINI_BASE_URL")
+    if named:
+        return named
     if not vertex:
         return "https://generativelanguage.googleapis.com"
     return (
