@@ -4,7 +4,8 @@ past 180 days logs one warning per source (not one per call)."""
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime
+import time
+from datetime import UTC, date, datetime, timedelta
 
 from tokenomy.pricing.entry import PriceEntry
 
@@ -12,6 +13,10 @@ STALE_DAYS = 90
 WARN_DAYS = 180
 log = logging.getLogger("tokenomy.pricing")
 _warned: set[tuple[str, str]] = set()
+_clock = time.time  # the seconds warn_if_old compares with a price's turning point
+# as_of -> the UTC midnight (seconds) from which a price of that date is past WARN_DAYS, or None if it has no date.
+# Decided once per as_of: the gateway prices every answer, and datetime.now plus parsing the date cost each call.
+_old_from: dict[str, float | None] = {}
 
 
 def age_days(as_of: str, today: date | None = None) -> int | None:
@@ -41,8 +46,30 @@ def refresh_hint(entry: PriceEntry) -> str:
     return "pass --prices FILE with current prices (`tokenomy prices update` refreshes genai-prices' data only)"
 
 
+def _turns_old(as_of: str) -> float | None:
+    """The first moment (UTC, in seconds) a price dated `as_of` is more than WARN_DAYS old, as age_days counts."""
+    try:
+        day = date.fromisoformat(as_of.strip()[:10])
+    except ValueError:
+        return None
+    midnight = datetime.combine(day + timedelta(days=WARN_DAYS + 1), datetime.min.time(), UTC)
+    return midnight.timestamp()
+
+
 def warn_if_old(entry: PriceEntry, today: date | None = None) -> bool:
     """Log once per (source, as_of) when a call is priced from data older than WARN_DAYS; True if it is."""
+    if today is None:
+        as_of = entry.as_of
+        try:
+            old_from = _old_from[as_of]
+        except KeyError:
+            old_from = _old_from[as_of] = _turns_old(as_of)
+        now = _clock()
+        if old_from is None or now < old_from:
+            return False
+        if (entry.source, as_of) in _warned:
+            return True  # old since old_from, and said so once already
+        today = datetime.fromtimestamp(now, UTC).date()
     age = age_days(entry.as_of, today)
     if age is None or age <= WARN_DAYS:
         return False
