@@ -67,10 +67,31 @@ def test_provisioned_mode_has_no_per_token_cost(catalog):
     (Usage(-1, 0), "input_tokens=-1 is negative"),
     (Usage(0, 2.5), "output_tokens=2.5 is not a whole number"),  # type: ignore[arg-type]
     (Usage(0, 0, "7"), "cache_read_tokens='7' is not a whole number"),  # type: ignore[arg-type]
+    (Usage(True, 0), "input_tokens=True is not a whole number"),  # type: ignore[arg-type]
+    (Usage(0, 1, cache_write_tokens=2, cache_write_1h_tokens=-1), "cache_write_1h_tokens=-1 is negative"),
 ])
 def test_bad_token_counts_name_the_value(catalog, usage, message):
     with pytest.raises(UsageError, match=message):
         compute_cost(usage, HAIKU3, catalog=catalog)
+
+
+def test_a_breakdown_priced_without_its_constructor_is_the_one_the_constructor_makes(catalog):
+    # compute_cost builds its CostBreakdown without the frozen dataclass's __init__ (each field through
+    # object.__setattr__, a third of pricing a gateway's answer): every field is still set, the defaults included.
+    from dataclasses import fields
+
+    from tokenomy.pricing.cost import CostBreakdown
+
+    costs = [
+        compute_cost(Usage(M, 10, 5, 7, 3), SONNET37, "us-east-1", catalog=catalog, one_call=True),
+        compute_cost(Usage(M, M), HAIKU3, "us-east-1", mode="batch", catalog=catalog),
+        compute_cost(Usage(M, M), "anthropic.claude-instant-v1", "us-east-1", mode="provisioned", catalog=catalog),
+        compute_cost(Usage(1.0, 2), HAIKU3, catalog=catalog),  # type: ignore[arg-type]  # a whole float passes
+    ]
+    for cost in costs:
+        made = CostBreakdown(**{f.name: getattr(cost, f.name) for f in fields(CostBreakdown)})
+        assert vars(cost) == vars(made) and cost == made and hash(cost) == hash(made)
+    assert costs[0].total_usd > 0 and costs[0].tools_usd == 0 and costs[0].currency == "USD"
 
 
 def test_unknown_model_and_region_errors_say_how_to_fix(catalog):
