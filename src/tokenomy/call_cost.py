@@ -16,6 +16,7 @@ from decimal import Decimal
 # Seconds Tokenomy.close() (and the gateway's shutdown) waits for attempts left running in worker threads before it
 # closes the ledger writer; one that ends later is still written (the writer writes through once closed).
 RUNNING_WAIT_S = 30.0
+_ZERO = Decimal(0)  # a call's totals start here (a Decimal is immutable: `+=` makes a new one)
 
 
 class CallCost:
@@ -33,9 +34,9 @@ class CallCost:
 
     def __init__(self, guard: Callable[[Decimal], Awaitable[bool]] | None = None) -> None:
         self._lock = threading.Lock()
-        self._spent = Decimal(0)
-        self._unanswered = Decimal(0)  # what attempts billed without an answer cost: their retry pays again
-        self._covered = Decimal(0)  # ... of which the guard has reserved so far
+        self._spent = _ZERO
+        self._unanswered = _ZERO  # what attempts billed without an answer cost: their retry pays again
+        self._covered = _ZERO  # ... of which the guard has reserved so far
         self._running = 0
         self._callbacks: list[Callable[[Decimal], None]] = []
         self.guard = guard

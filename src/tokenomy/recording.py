@@ -88,8 +88,9 @@ class Recorder:
             entry = self._entry(pricing_model, region)
             searches = billed_counts(searches, entry.family if entry is not None else pricing_model)
             cost = with_server_tools(cost, target.provider.name, searches, entry)
-        response.cost_usd = cost.total_usd
-        response.call_cost_usd = call.cost.add(cost.total_usd)  # a cascade's rejected answers were paid for too
+        total = cost.total_usd  # a property adding five Decimals: summed once, not once a use
+        response.cost_usd = total
+        response.call_cost_usd = call.cost.add(total)  # a cascade's rejected answers were paid for too
         response.attempts = att.number
         if att.tier.name is not None:
             response.tier = att.tier.name
@@ -122,7 +123,7 @@ class Recorder:
             att.span,
             target.call,
             response,
-            cost.total_usd,
+            total,
             None if cancelled else time.perf_counter() - att.started,
             [p.after for p in target.placements],
             why,
