@@ -56,18 +56,32 @@ def observe(response: ChatResponse, model: str) -> None:
     observe_usage(response.usage, response.call_cost_usd or response.cost_usd, model)
 
 
+# Per model: its four token counters (input, output, cache read, cache write) and its cost counter, each made when
+# it first counts something (a series shows in /metrics only then, as with `labels()` on each call) and kept.
+_usage_children: dict[str, list[Any]] = {}
+_KINDS = ("input", "output", "cache_read", "cache_write")
+
+
+def _counter(children: list[Any], index: int, model: str) -> Any:
+    child = children[index] = _child(TOKENS, model, _KINDS[index]) if index < 4 else _child(COST, model)
+    return child
+
+
 def observe_usage(usage: Usage, cost: Decimal | None, model: str) -> None:
     """Tokens by type and cost of one answered call (a chat's, or an embeddings call's input tokens)."""
-    for kind, value in (
-        ("input", usage.input_tokens),
-        ("output", usage.output_tokens),
-        ("cache_read", usage.cache_read_tokens),
-        ("cache_write", usage.cache_write_tokens),
-    ):
-        if value:
-            _child(TOKENS, model, kind).inc(value)
+    children = _usage_children.get(model)
+    if children is None:
+        children = _usage_children[model] = [None] * 5
+    if usage.input_tokens:
+        (children[0] or _counter(children, 0, model)).inc(usage.input_tokens)
+    if usage.output_tokens:
+        (children[1] or _counter(children, 1, model)).inc(usage.output_tokens)
+    if usage.cache_read_tokens:
+        (children[2] or _counter(children, 2, model)).inc(usage.cache_read_tokens)
+    if usage.cache_write_tokens:
+        (children[3] or _counter(children, 3, model)).inc(usage.cache_write_tokens)
     if cost:
-        _child(COST, model).inc(float(cost))
+        (children[4] or _counter(children, 4, model)).inc(float(cost))
 
 
 def render() -> bytes:
