@@ -32,3 +32,15 @@ def test_token_and_cost_series_appear_when_first_counted_and_add_up():
         'tokenomy_cost_usd_total{model="series-a"}': "0.75",
     }
     assert _series("series-b") == {}
+
+
+def test_requests_are_counted_by_model_and_status_and_timed_by_model():
+    # count keeps each (model, status)'s counter and its model's histogram after finding them once.
+    import time
+
+    for status in (200, 200, 429):
+        metrics.count("series-c", status, time.perf_counter())
+    lines = [line for line in metrics.render().decode().splitlines() if 'model="series-c"' in line]
+    assert 'tokenomy_requests_total{model="series-c",status="200"} 2.0' in lines
+    assert 'tokenomy_requests_total{model="series-c",status="429"} 1.0' in lines
+    assert 'tokenomy_request_seconds_count{model="series-c"} 3.0' in lines

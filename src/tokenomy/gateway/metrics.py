@@ -40,9 +40,16 @@ def _child(metric: Counter | Histogram, *values: str) -> Any:
     return child
 
 
+# (model, status) -> its request counter and its model's latency histogram, found once (both are made on first use).
+_request_children: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+
 def count(model: str, status: int, started: float) -> None:
-    _child(REQUESTS, model, str(status)).inc()
-    _child(LATENCY, model).observe(time.perf_counter() - started)
+    children = _request_children.get((model, status))
+    if children is None:
+        children = _request_children[model, status] = (_child(REQUESTS, model, str(status)), _child(LATENCY, model))
+    children[0].inc()
+    children[1].observe(time.perf_counter() - started)
 
 
 def done(response, model: str, started: float):
