@@ -3,17 +3,14 @@ prints the SDK's error it was raised from (its `__cause__`), which carried the k
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import textwrap
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from helpers import free_port
+from helpers.echoing_upstream import echoing_upstream
 from tokenomy.errors import ProviderError, remember_secret
 
 OPENAI_KEY = "sk-proj-UpstreamOpenAIKey0123456789"
@@ -21,31 +18,10 @@ ODD_KEY = "plainUpstreamKeyWithoutPrefix42"  # no known shape: only the provider
 ANTHROPIC_KEY = "sk-ant-api03-UpstreamClaudeKey0123456789"
 
 
-class _Echo(BaseHTTPRequestHandler):
-    """A 401 whose message repeats the credentials it was sent (some proxies do)."""
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("content-length") or 0))
-        sent = {h: self.headers.get(h) for h in ("authorization", "x-api-key") if self.headers.get(h)}
-        body = json.dumps({"type": "error", "error": {"type": "authentication_error",
-                                                      "message": f"Incorrect API key provided: {sent}"}}).encode()
-        self.send_response(401)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture
 def echo_upstream():
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _Echo)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with echoing_upstream() as url:
+        yield url
 
 
 SCRIPT = """

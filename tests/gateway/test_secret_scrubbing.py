@@ -3,16 +3,14 @@ Authorization header in their 401's body) and a base_url with a password in it, 
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import anthropic
 import openai
 import pytest
 
 from helpers import free_port
+from helpers.echoing_upstream import echoing_upstream
 from tokenomy.config import parse_config
 from tokenomy.emulate.server import ServerThread
 from tokenomy.gateway.app import create_app
@@ -23,35 +21,10 @@ ANTHROPIC_KEY = "sk-ant-api03-UpstreamClaudeKey0123456789"
 PASSWORD = "hunter2Proxy"
 
 
-class _Echo(BaseHTTPRequestHandler):
-    """Answers every request with a 401 whose message repeats the credentials it was sent."""
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("content-length") or 0))
-        sent = {h: self.headers.get(h) for h in ("authorization", "x-api-key", "api-key") if self.headers.get(h)}
-        body = json.dumps(
-            {
-                "type": "error",
-                "error": {"type": "authentication_error", "message": f"Incorrect API key provided: {sent}"},
-            }
-        ).encode()
-        self.send_response(401)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture
 def echo_upstream():
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _Echo)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with echoing_upstream() as url:
+        yield url
 
 
 def _config(upstream: str, dead_port: int) -> dict:
