@@ -85,3 +85,14 @@ def test_an_error_chained_under_a_provider_error_is_scrubbed_whatever_its_kind()
     printed = "".join(traceback.format_exception(error))
     assert secret not in printed, printed
     assert "upstream said bad key ***" in printed and "cannot reach https://u:***@proxy.example/v1" in printed
+
+
+def test_a_credential_in_a_urls_user_part_alone_is_hidden():
+    """Some proxies take their token as the URL's user part alone (https://TOKEN@proxy/v1): scrub left it as given,
+    hiding only a password after user:."""
+    from tokenomy.errors import scrub
+
+    error = ProviderError("cannot reach https://tokSECRET9876@proxy.example/v1 (connection refused)", "unavailable")
+    assert "tokSECRET9876" not in str(error)
+    assert "https://***@proxy.example/v1 (connection refused)" in str(error)
+    assert scrub("at https://u:pw1@h/ and https://***@h/") == "at https://u:***@h/ and https://***@h/"

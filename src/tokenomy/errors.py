@@ -70,6 +70,7 @@ def yaml_problem(exc: Exception) -> str:
 _HIDDEN = "***"
 _SECRET_SHAPES = (
     (re.compile(r"(://[^/\s:@'\"]+:)[^/\s@'\"]+@"), r"\1" + _HIDDEN + "@"),  # scheme://user:PASSWORD@host
+    (re.compile(r"(://)[^/\s:@'\"]+@"), r"\1" + _HIDDEN + "@"),  # scheme://TOKEN@host: a proxy's token as the user
     # A token has a digit; prose ("a bearer token") has none.
     (re.compile(r"(?i)\b(bearer\s+)(?=[A-Za-z._~+/=-]*\d)[A-Za-z0-9._~+/=-]{8,}"), r"\1" + _HIDDEN),
     (re.compile(r"\b(Basic\s+)[A-Za-z0-9+/]{8,}={0,2}"), r"\1" + _HIDDEN),  # the scheme's spelling: not prose

@@ -416,3 +416,47 @@ def test_an_endpoint_password_is_not_kept_in_the_ledger_for_vertex_or_bedrock(tm
     assert "hunter2Proxy" not in str(refused.value)
     monkeypatch.setenv(variable, secret_url)
     assert submit_options(stored).endpoint_url == secret_url
+
+
+@pytest.mark.parametrize("backend", ["vertex", "bedrock"])
+def test_a_lone_user_token_and_the_storage_endpoints_are_not_kept_in_the_ledger(tmp_path, monkeypatch, backend):
+    """A credential in a URL's user part alone (https://TOKEN@proxy/v1, as some proxies take it) was stored as given,
+    and so were --s3-endpoint-url and --gcs-endpoint-url, password and all. Each is kept as ***@host or user:***@host,
+    and a later command takes it from the variable its SDK reads (AWS_ENDPOINT_URL_S3, STORAGE_EMULATOR_HOST)."""
+    from tokenomy.batch.job_tables import require_job
+    from tokenomy.batch.jobs import create_job, open_tables, submit_options
+    from tokenomy.errors import ConfigError
+
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    variable = {"vertex": "GOOGLE_VERTEX_BASE_URL", "bedrock": "AWS_ENDPOINT_URL_BEDROCK"}[backend]
+    storage_key, storage_variable = {
+        "vertex": ("gcs_endpoint_url", "STORAGE_EMULATOR_HOST"),
+        "bedrock": ("s3_endpoint_url", "AWS_ENDPOINT_URL_S3"),
+    }[backend]
+    for name in (variable, storage_variable):
+        monkeypatch.delenv(name, raising=False)
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(plain(3 if backend == "vertex" else 100, max_tokens=4)) + "\n")  # Bedrock's minimum
+    ledger = str(tmp_path / "ledger.duckdb")
+    tables = open_tables(ledger)
+    token_url = "http://tokTOKEN1234@127.0.0.1:9/v1"
+    storage_url = "http://store:st0rePASS@127.0.0.1:8/"
+    extra = {"gcs_uri": "gs://b/x", "project": "demo"} if backend == "vertex" else {}
+    model = MODEL if backend == "vertex" else "anthropic.claude-3-haiku-20240307-v1:0"
+    options = SubmitOptions(endpoint_url=token_url, region="us-central1" if backend == "vertex" else None,
+                            s3_uri="s3://b/x" if backend == "bedrock" else None,
+                            role_arn="arn:aws:iam::1:role/r" if backend == "bedrock" else None,
+                            extra={**extra, storage_key: storage_url})  # fmt: skip
+    job = create_job(tables, path, model, backend, options)
+    [row] = open_store(ledger).query("SELECT options FROM batch_jobs")
+    kept = json.loads(row["options"])
+    assert "tokTOKEN1234" not in row["options"] and "st0rePASS" not in row["options"], row["options"]
+    assert kept["endpoint_url"] == "http://***@127.0.0.1:9/v1" and kept[storage_key] == "http://store:***@127.0.0.1:8/"
+    stored = require_job(tables, job.job_id)
+    monkeypatch.setenv(variable, token_url)
+    with pytest.raises(ConfigError, match=storage_variable) as refused:
+        submit_options(stored)
+    assert "st0rePASS" not in str(refused.value) and "tokTOKEN1234" not in str(refused.value)
+    monkeypatch.setenv(storage_variable, storage_url)
+    restored = submit_options(stored)
+    assert restored.endpoint_url == token_url and restored.extra[storage_key] == storage_url
