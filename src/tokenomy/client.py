@@ -238,14 +238,28 @@ class Tokenomy(Recorder):
             return None
         return rejection(response, call.request, call.validators or {})
 
-    @staticmethod
-    def _accepted(call: CallState, att: Attempt | None) -> bool:
-        """After a tier answered: whether its answer ends the call (an unvalidated tier's always does)."""
+    def _accepted(self, call: CallState, att: Attempt | None) -> bool:
+        """After a tier answered: whether its answer ends the call (an unvalidated tier's always does). A rejected
+        answer that came once the call's deadline had passed ends it with a timeout: the deadline bounds the whole
+        call (an escalation would overrun it by a whole attempt), and the answer failed the checks that stand between
+        the caller and a bad one, so it is not returned either."""
         if att is None or att.response is None or not att.tier.validated:
             return True
         call.attempts = att.number
         call.escalated = att.rejection is not None
         call.escalations += call.escalated
+        if att.rejection is not None and self._left(call, att.tier) <= 0:
+            deadline = call.policy.retry.deadline_s
+            exc = ProviderError(
+                f"route {call.request.meta.route or call.request.model!r}: its deadline_s {deadline:g} s had passed "
+                f"({att.tier.plan.elapsed_s:.1f} s) when the answer of tier {att.tier.name!r} was rejected by the "
+                f"cascade's validators ({att.rejection.said(False)}), so no stronger tier was tried; raise the route's "
+                "retry deadline_s to leave time for an escalation",
+                "timeout",
+                retryable=False,
+            )
+            exc.call_cost_usd = call.spent  # the rejected answer was paid for
+            raise exc
         return not call.escalated
 
     def _check_inputs(self, target: Target) -> None:

@@ -659,3 +659,38 @@ def test_a_cascade_whose_cheap_tier_failed_past_the_deadline_does_not_call_the_n
                 list(client.stream(request, policy=policy)) if stream else client.chat(request, policy=policy)
     assert big.calls == 0
     assert [(r["tier"], r["outcome"]) for r in _rows(ledger_path)] == [("basic", "server_error")]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("run_async", [False, True])
+def test_a_cascade_answer_rejected_past_the_deadline_ends_the_call_without_calling_the_next_tier(
+        upstreams, ledger_path, stream, run_async):
+    """The route's deadline bounds the whole call: a cheap tier's answer that came after it passed and failed the
+    validators escalated all the same, the strong tier called (and paid) a whole attempt late. The call now ends with
+    a timeout naming the deadline and the rejection; the rejected answer stays in the ledger, and is not returned."""
+    from tokenomy.errors import ProviderError
+
+    big, small = upstreams("big"), upstreams("small", reply=HEDGE, script=[(200, {}, "late")])
+    data = _config({"big": big.url, "small": small.url})
+    data["routes"]["extract"]["retry"] = {"max_attempts": 2, "base_delay_s": 0.01, "deadline_s": 1}
+    cfg = parse_config(data)
+    request = ChatRequest.simple("Name as JSON.", model="extract", meta=RequestMeta(route="extract"))
+    policy = CallPolicy.for_route(cfg, "extract")
+    with Tokenomy(ledger_path, models=cfg.model_specs()) as client:
+        async def call_async():
+            if stream:
+                return [c async for c in client.astream(request, policy=policy)]
+            return await client.achat(request, policy=policy)
+
+        ended_with = r"deadline_s 1 s had passed .* rejected by the cascade's validators \(hedging"
+        with pytest.raises(ProviderError, match=ended_with) as ended:
+            if run_async:
+                asyncio.run(call_async())
+            else:
+                list(client.stream(request, policy=policy)) if stream else client.chat(request, policy=policy)
+    assert ended.value.kind == "timeout" and not ended.value.retryable
+    assert ended.value.call_cost_usd > 0  # the rejected answer was paid for
+    assert big.calls == 0
+    rows = _rows(ledger_path)
+    assert [(r["tier"], r["outcome"]) for r in rows] == [("basic", "ok")]
+    assert rows[0]["tags"].get("cascade_reason", "").startswith("hedging")
