@@ -51,6 +51,12 @@ class CutProvider:
     def refusal(self, request):
         return None
 
+    def carries_cache_points(self, request) -> bool:
+        return True
+
+    def server_for(self, request) -> None:
+        return None  # in process, as the local model: no server for its span
+
     def stream(self, request: ChatRequest) -> Iterator[StreamChunk]:
         yield from self.pieces()
         raise ProviderError("the upstream closed the connection mid-answer", kind="server_error", reached=True)
