@@ -96,3 +96,14 @@ def test_a_credential_in_a_urls_user_part_alone_is_hidden():
     assert "tokSECRET9876" not in str(error)
     assert "https://***@proxy.example/v1 (connection refused)" in str(error)
     assert scrub("at https://u:pw1@h/ and https://***@h/") == "at https://u:***@h/ and https://***@h/"
+
+
+def test_url_without_credential_hides_a_password_or_a_lone_token_and_keeps_the_rest():
+    from tokenomy.errors import url_without_credential
+
+    assert url_without_credential("postgresql://app:s3cret@db:5432/ledger") == "postgresql://app:***@db:5432/ledger"
+    assert url_without_credential("https://tokSECRET9876@proxy.example/v1?x=1") == "https://***@proxy.example/v1?x=1"
+    assert url_without_credential("https://proxy.example/v1") == "https://proxy.example/v1"
+    assert url_without_credential("clickhouse://default:p%40ss@ch:8123/db") == "clickhouse://default:***@ch:8123/db"
+    # Not a URL urlsplit reads: the credential shapes still find the password.
+    assert url_without_credential("http://u:pw1@[::1/x") == "http://u:***@[::1/x"

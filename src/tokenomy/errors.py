@@ -10,6 +10,7 @@ import sys
 import traceback
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from tokenomy.money import MAX_USD, to_decimal, typed, usd
 
@@ -84,6 +85,21 @@ _SECRET_SHAPES = (
     (re.compile(r"\b(sk-ant-|sk-|tk-|AIza)[A-Za-z0-9_-]{16,}"), r"\1" + _HIDDEN),  # OpenAI, Anthropic, ours, Google
 )
 _known_secrets: set[str] = set()
+
+
+def url_without_credential(url: str) -> str:
+    """`url` with its credential as ***, to show or keep: the password of a user:password@ part (the user stays, it
+    names the account), or a user part alone (some proxies take their token as https://TOKEN@proxy)."""
+    try:
+        parts = urlsplit(url)
+        if parts.username is None:
+            return url
+    except ValueError:  # not a URL urlsplit can read (a stray "["): the shapes above still find a credential
+        return scrub(url)
+    user, _, host = parts.netloc.rpartition("@")
+    if parts.password is None:
+        return urlunsplit(parts._replace(netloc=f"{_HIDDEN}@{host}"))
+    return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:{_HIDDEN}@{host}"))
 
 
 def remember_secret(value: str | None) -> str | None:

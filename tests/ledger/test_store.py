@@ -320,6 +320,10 @@ def test_a_ledger_url_of_another_database_is_refused_and_nothing_is_created(tmp_
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(ConfigError, match=r"unsupported ledger URL s3://bucket/ledger\.duckdb"):
         open_store("s3://bucket/ledger.duckdb")
+    # A token written as the URL's user alone (https://TOKEN@host) is a credential too.
+    with pytest.raises(ConfigError, match=r"unsupported ledger URL mysql://\*\*\*@db/ledger:") as refused:
+        open_store("mysql://tokSECRET9876@db/ledger")
+    assert "tokSECRET9876" not in str(refused.value)
 
 
 def test_local_path_names_the_file_or_directory_of_a_local_ledger_and_none_on_a_server():

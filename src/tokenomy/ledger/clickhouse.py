@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from tokenomy.errors import ConfigError, NotOnThisLedger
+from tokenomy.errors import ConfigError, NotOnThisLedger, url_without_credential
 from tokenomy.ledger import latency_rollup, rollups
 from tokenomy.ledger.base import _COLUMN_TYPES, LedgerStore, _row_values
 from tokenomy.ledger.events import COLUMNS, SCHEMA_VERSION, UsageEvent
@@ -230,7 +230,7 @@ class ClickHouseStore(LedgerStore):
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._shown = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)  # as errors name it: never the password
+        self._shown = url_without_credential(url)  # as errors name it: never the password
         if url.startswith("chdb:"):
             path = url[len("chdb:") :].removeprefix("//")
             if not path:

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
-from tokenomy.errors import ConfigError, one_line
+from tokenomy.errors import ConfigError, one_line, url_without_credential
 from tokenomy.ledger import latency_rollup, rollups
 from tokenomy.ledger.base import (  # noqa: F401 - re-exported: callers import the schema and base from here
     _COLUMN_TYPES,
@@ -203,7 +203,7 @@ def check_ledger_url(target: str) -> None:
     """Refuse a URL of a database Tokenomy does not store to (mysql://, sqlite://, s3://): taken as a DuckDB path
     it became a directory ./mysql:/ and DuckDB went to download an extension for it."""
     if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", target) and not target.startswith(SUPPORTED_SCHEMES):
-        shown = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", target)  # never print the password
+        shown = url_without_credential(target)  # never print the credential
         raise ConfigError(
             f"unsupported ledger URL {shown}: use a DuckDB file path, postgresql://... or clickhouse://... "
             "(--ledger or TOKENOMY_LEDGER)"
@@ -259,7 +259,7 @@ def open_store(url_or_path: str | os.PathLike | None = None, creates: bool = Tru
         try:
             return PostgresStore(target)
         except psycopg.OperationalError as exc:  # server down, bad credentials, no such database
-            shown = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", target)  # never print the password
+            shown = url_without_credential(target)  # never print the credential
             raise ConfigError(
                 f"ledger {shown}: cannot connect ({one_line(exc)}); check the URL "
                 "and that PostgreSQL is running (--ledger or TOKENOMY_LEDGER)"
@@ -306,7 +306,7 @@ def _open_clickhouse(target: str) -> LedgerStore:
     except ConfigError:
         raise
     except Exception as exc:  # server down, bad credentials, a directory chDB cannot use
-        shown = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", target)
+        shown = url_without_credential(target)
         raise ConfigError(
             f"ledger {shown}: cannot open ({_reason(exc)}); check the URL and that ClickHouse "
             "is running (--ledger or TOKENOMY_LEDGER)"
