@@ -18,9 +18,9 @@ from dataclasses import asdict, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from tokenomy.batch.backends import FINAL_STATES, BatchBackend, RecordResult, SubmitOptions
+from tokenomy.batch.endpoints import ENDPOINT_ENVS, options_to_send, options_to_store
 from tokenomy.batch.formats import BadLine, BatchRecord
 from tokenomy.batch.job_tables import UNMATCHED, Job, JobTables, require_job
 from tokenomy.batch.records import (
@@ -99,27 +99,10 @@ def create_job(
 def store_job(tables: JobTables, job: Job, parts: list[list[BatchRecord]]) -> Job:
     """Store a job `prepare_job` made, with its parts. Its endpoint's password, if it has one, is not stored: the
     job returned keeps it, for this process; a later one takes it from the environment (`submit_options`)."""
-    hidden = {
-        key: _without_password(url)
-        for key in _URL_ENVS.get(job.backend, {})
-        if isinstance(url := job.options.get(key), str) and _without_password(url) != url
-    }
-    tables.insert_job(replace(job, options={**job.options, **hidden}) if hidden else job)
+    tables.insert_job(replace(job, options=options_to_store(job.backend, job.options)))
     for part_no, part in enumerate(parts):
         tables.insert_part(job.job_id, part_no, None, "submitted", [r.id for r in part], part_payload(part))
     return job
-
-
-# The variables a backend's SDK reads its server's address from when no --endpoint-url is given
-ENDPOINT_ENVS = {"openai": "OPENAI_BASE_URL", "azure": "AZURE_OPENAI_ENDPOINT", "gemini": "GOOGLE_GEMINI_BASE_URL"}
-# Where a later command finds an endpoint whose password the ledger does not keep: the variables above, and for the
-# backends whose --endpoint-url is not taken from one at submit, the variable their SDK reads it from.
-PASSWORD_ENVS = {**ENDPOINT_ENVS, "vertex": "GOOGLE_VERTEX_BASE_URL", "bedrock": "AWS_ENDPOINT_URL_BEDROCK"}
-# Each URL a backend's job keeps, with the variable a later command takes it from when its credential is not kept: the
-# storage endpoints (--s3-endpoint-url, --gcs-endpoint-url) from the one boto3 or google-cloud-storage reads.
-_URL_ENVS = {backend: {"endpoint_url": variable} for backend, variable in PASSWORD_ENVS.items()}
-_URL_ENVS["bedrock"]["s3_endpoint_url"] = "AWS_ENDPOINT_URL_S3"
-_URL_ENVS["vertex"]["gcs_endpoint_url"] = "STORAGE_EMULATOR_HOST"
 
 
 def prepare_job(
@@ -203,36 +186,10 @@ def prepare_job(
     return job, parts, report.bad
 
 
-_HIDDEN = "***"
-
-
-def _without_password(url: str) -> str:
-    """`url` with its credential as ***: the password of a user:password@ part, or a user part alone (some proxies
-    take their token as https://TOKEN@proxy): a secret, which the ledger does not keep."""
-    parts = urlsplit(url)
-    if parts.username is None:
-        return url
-    user, _, host = parts.netloc.rpartition("@")
-    if parts.password is None:
-        return urlunsplit(parts._replace(netloc=f"{_HIDDEN}@{host}"))
-    return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:{_HIDDEN}@{host}"))
-
-
 def submit_options(job: Job) -> SubmitOptions:
-    options = dict(job.options)
-    for key, variable in _URL_ENVS.get(job.backend, {}).items():
-        url = options.get(key)
-        if not (isinstance(url, str) and f"{_HIDDEN}@" in urlsplit(url).netloc):
-            continue
-        # Stored without its credential: the environment has it.
-        given = os.environ.get(variable)
-        if not given or _without_password(given) != url:
-            flag = "--" + key.replace("_", "-")
-            raise ConfigError(
-                f"{job.job_id}: the ledger keeps its {flag} without the credential ({url}); set {variable} to that "
-                "URL with its credential and run the command again"
-            )
-        options[key] = given
+    """What the backend is sent for a stored job: its options, with each endpoint's credential back from the
+    environment (the ledger does not keep it)."""
+    options = options_to_send(job.job_id, job.backend, job.options)
     known = {k: options[k] for k in _OPTION_KEYS if k in options}
     return SubmitOptions(**known, extra=options)
 
