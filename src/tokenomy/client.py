@@ -15,7 +15,9 @@ import random
 import threading
 import time
 from collections.abc import AsyncGenerator, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from tokenomy.caching.placement import Placement, auto_cache
 from tokenomy.caching.tokens import TokenPolicy, apply_token_policy
@@ -46,6 +48,10 @@ from tokenomy.routing.router import ESCALATED_TAG, PASSED_UP_ON_ERROR_TAG, PASSE
 from tokenomy.routing.validators import Rejection, rejection
 from tokenomy.telemetry import otel
 from tokenomy.token_estimate import weighted_length
+
+if TYPE_CHECKING:
+    from opentelemetry.context import Context
+    from opentelemetry.trace import Span
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +188,20 @@ class Tokenomy(Recorder):
 
     def _start(self, call: CallState, tier: TierRun, step: Step) -> Attempt:
         return Attempt(tier, step, self._target(call, tier, step), call.attempts + step.attempt)
+
+    @staticmethod
+    def _span_for(att: Attempt, stream: bool, parent: Context | None) -> AbstractContextManager[Span]:
+        """The attempt's span, a child of the call's; a stream's is not made current (a generator suspended at `yield`
+        must not leave it in the caller's context)."""
+        target = att.target
+        return otel.attempt_span(
+            target.call,
+            target.provider.name,
+            att.number,
+            current=not stream,
+            parent=parent,
+            server=target.provider.server_for(target.call),
+        )
 
     def _take(self, call: CallState, att: Attempt, chunk: StreamChunk, held: list[StreamChunk]) -> bool:
         """Account for one chunk of an attempt; True when the caller gets it now (a validated tier's are held)."""
@@ -349,16 +369,7 @@ class Tokenomy(Recorder):
                     ):
                         raise self._over_quota(call, att.target)
                     att.started = time.perf_counter()
-                    # A stream's span is not made current: a generator suspended at `yield` must not leave it in
-                    # the caller's context.
-                    with otel.attempt_span(
-                        att.target.call,
-                        att.target.provider.name,
-                        att.number,
-                        current=not stream,
-                        parent=parent,
-                        server=att.target.provider.server_for(att.target.call),
-                    ) as att.span:
+                    with self._span_for(att, stream, parent) as att.span:
                         try:
                             provider = att.target.provider
                             self._check_inputs(att.target)
@@ -429,14 +440,7 @@ class Tokenomy(Recorder):
                     ):
                         raise self._over_quota(call, att.target)
                     att.started = time.perf_counter()
-                    with otel.attempt_span(
-                        att.target.call,
-                        att.target.provider.name,
-                        att.number,
-                        current=not stream,
-                        parent=parent,
-                        server=att.target.provider.server_for(att.target.call),
-                    ) as att.span:
+                    with self._span_for(att, stream, parent) as att.span:
                         try:
                             provider = att.target.provider
                             self._check_inputs(att.target)
