@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -258,7 +259,7 @@ def test_review_runs_and_is_stored_on_postgresql(fresh_postgres_url) -> None:
 
 def test_batch_and_escalation_findings_carry_their_dollars(ledger_path) -> None:
     from tokenomy.analytics.review import run_review
-    from tokenomy.routing.router import ESCALATED_TAG
+    from tokenomy.routing.router import ESCALATED_TAG, REJECTED_TAG
 
     events = []
     for i in range(40):
@@ -266,9 +267,10 @@ def test_batch_and_escalation_findings_carry_their_dollars(ledger_path) -> None:
         # latency-tolerant work ran on demand: batch prices would have halved it
         events.append(_event(ts, MINI, "openai", "nightly", tags={"latency_tolerant": "true"}, input_tokens=5_000,
                              output_tokens=500))
-        # route faq: every other request escalated from nano to gpt-5 (threshold 25%)
+        # route faq: every other request escalated from nano to gpt-5 (threshold 25%), its nano answer rejected
+        rejected = {REJECTED_TAG: "hedging"} if i % 2 == 0 else {}
         events.append(_event(ts, NANO, "openai", "faq", route="faq", tier="weak", input_tokens=800,
-                             output_tokens=100))
+                             output_tokens=100, tags=rejected))
         if i % 2 == 0:
             events.append(_event(ts, GPT5, "openai", "faq", route="faq", tier="strong", input_tokens=800,
                                  output_tokens=100, tags={ESCALATED_TAG: "1"}))
@@ -280,9 +282,21 @@ def test_batch_and_escalation_findings_carry_their_dollars(ledger_path) -> None:
     nightly = [e for e in events if e.task == "nightly"]
     batch = sum(compute_cost(e.usage, MINI, None, "batch").total_usd for e in nightly)
     assert found[("batch_candidate", "nightly")]["monthly_usd"] == (sum(e.cost_usd for e in nightly) - batch) * FACTOR
+    # What the habit costs is the cheaper tier's answers paid for and thrown away, which sending such prompts
+    # straight to the strong tier saves; it was the strong tier's cost, which no change to the route saves.
     escalated = sum(e.cost_usd for e in events if e.tags.get(ESCALATED_TAG))
+    thrown_away = sum(e.cost_usd for e in events if e.tags.get(REJECTED_TAG))
     assert found[("escalation_rate", "faq")]["rate"] == 0.5
-    assert found[("escalation_rate", "faq")]["monthly_usd"] == escalated * FACTOR
+    assert found[("escalation_rate", "faq")]["monthly_usd"] == thrown_away * FACTOR
+    assert found[("escalation_rate", "faq")]["escalated_usd"] == escalated * FACTOR
+    assert "rejected answers" in found[("escalation_rate", "faq")]["message"]
+
+    # Rows written before rejected answers were tagged: what they cost is not known, and the finding says so.
+    untagged = open_store(ledger_path.with_name("untagged.duckdb"))
+    untagged.write([replace(e, tags={k: v for k, v in e.tags.items() if k != REJECTED_TAG}) for e in events])
+    older = {(f["kind"], f["subject"]): f for f in run_review(untagged, days=DAYS, until=NOW)["findings"]}
+    assert older[("escalation_rate", "faq")]["monthly_usd"] is None
+    assert "cascade_rejected" in older[("escalation_rate", "faq")]["message"]
 
 
 def test_a_long_context_calls_batch_saving_is_its_long_context_price_halved(ledger_path) -> None:

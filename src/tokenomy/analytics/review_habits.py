@@ -2,7 +2,8 @@
 
 - Routing tier share against the expected share (routing policies or `alerts.expected_tier_share`):
   cost of the drift = actual cost − N · Σ expected_share_t · cost_per_call_t (tiers at today's cost per call).
-- Escalation rate per route over its threshold: the escalated attempts' cost.
+- Escalation rate per route over its threshold: the cheaper tier's rejected answers' cost (paid and thrown away;
+  routing such prompts straight to the strong tier saves it), the escalated attempts' cost beside it.
 - Cache hit rate per model against the previous period: the input tokens that were cached before and
   are not now, at (input price − cache-read price): (rate_before − rate_now) · input_tokens_now · Δprice.
 - Uncapped outputs: the ledger does not record max_tokens, so it cannot tell; said so, not guessed.
@@ -28,7 +29,7 @@ from tokenomy.ledger.spend import is_call_sql
 from tokenomy.messages import Usage
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import compute_cost
-from tokenomy.routing.router import ESCALATED_TAG
+from tokenomy.routing.router import ESCALATED_TAG, REJECTED_TAG
 
 MILLION = Decimal(1_000_000)
 HISTORY_GROWTH = 0.2  # input tokens per call up 20% or more is worth a look
@@ -115,11 +116,21 @@ def escalations(
         if not (row["flagged"] and row["calls"] >= settings.escalation_min_calls):
             continue
         ph = store.placeholder
-        escalated = store.query(
-            f"SELECT SUM(cost_usd) AS c FROM usage_events WHERE route = {ph} AND ts >= {ph} "
-            f"AND ts < {ph} AND tags LIKE {ph}",
-            [row["route"], start, end, f'%"{ESCALATED_TAG}"%'],
-        )[0]["c"]
+        costs = store.query(
+            f"SELECT SUM(CASE WHEN tags LIKE {ph} THEN cost_usd END) AS escalated, "
+            f"SUM(CASE WHEN tags LIKE {ph} THEN cost_usd END) AS rejected FROM usage_events "
+            f"WHERE route = {ph} AND ts >= {ph} AND ts < {ph}",
+            [f'%"{ESCALATED_TAG}"%', f'%"{REJECTED_TAG}"%', row["route"], start, end],
+        )[0]
+        share = f"route {row['route']}: {row['rate']:.0%} of requests escalated (threshold {row['threshold']:.0%})"
+        if costs["rejected"] is None:  # rows from before rejected answers were tagged: their cost is not known
+            monthly = None
+            message = f"{share}; what its rejected answers cost is unknown (its rows predate the {REJECTED_TAG} tag)"
+        else:
+            # The cheaper tier's answers paid for and thrown away: what sending such prompts straight to the strong
+            # tier saves. The escalated attempts' cost (the strong tier's) is paid either way, so it is shown apart.
+            monthly = _dec(costs["rejected"]) * factor
+            message = f"{share}; the cheaper tier's rejected answers cost {money(monthly)} a month"
         findings.append(
             {
                 "kind": "escalation_rate",
@@ -127,9 +138,9 @@ def escalations(
                 "route": row["route"],
                 "rate": row["rate"],
                 "threshold": row["threshold"],
-                "monthly_usd": _dec(escalated) * factor,
-                "message": f"route {row['route']}: {row['rate']:.0%} of requests escalated "
-                f"(threshold {row['threshold']:.0%}); the escalated attempts' cost is shown",
+                "monthly_usd": monthly,
+                "escalated_usd": _dec(costs["escalated"]) * factor,
+                "message": message,
                 "apply": f"tokenomy route eval on recent traffic; lower the weak tier's confidence bar or "
                 f"route {row['route']} to the strong tier directly",
             }
