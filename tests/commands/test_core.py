@@ -278,3 +278,30 @@ def test_prices_shows_a_models_maximum_output_beside_its_window_with_where_it_wa
     table = run("prices", "gpt-4.1", "--wide").stdout
     assert "max_output_tokens" in table and "32768" in table and "limits_source" in table
     assert "max_output_tokens" not in run("prices", "anthropic.claude-3-haiku-20240307-v1:0").stdout  # not known
+
+
+def test_chat_on_a_cascade_route_shows_what_the_whole_call_cost_as_the_ledger_records_it(tmp_path):
+    import yaml
+
+    from tokenomy.emulate.instant_openai import InstantOpenAI
+    from tokenomy.ledger.store import open_store
+
+    # The upstream answers "ok", never JSON: the cheap tier's answer is rejected and paid for, and the strong tier
+    # answers. `chat` printed that answer's cost alone, half of what the call cost the ledger (and a budget).
+    haiku = "anthropic.claude-3-haiku-20240307-v1:0"
+    ledger, config = tmp_path / "l.duckdb", tmp_path / "tokenomy.yaml"
+    with InstantOpenAI() as upstream:
+        config.write_text(yaml.safe_dump({
+            "models": {name: {"provider": "openai", "model": name, "base_url": upstream, "price_as": haiku}
+                       for name in ("cheap", "strong")},
+            "tiers": {"tier1": ["cheap"], "tier2": ["strong"]}, "routes": {"extract": {"policy": "json"}},
+            "routing": {"policies": {"json": {"type": "cascade", "tiers": ["tier1", "tier2"],
+                                              "validators": {"json": True}}}}}))
+        common = ("--route", "extract", "--config", str(config), "--max-tokens", "20", "--ledger", str(ledger))
+        data = json.loads(run("chat", "Give me JSON.", *common, "--json").stdout)
+        human = run("chat", "Give me JSON.", *common).stdout
+    rows = list(open_store(ledger).events())
+    first = [e for e in rows if e.request_id == min(e.request_id for e in rows)]
+    assert data["tier"] == "tier2" and len(first) == 2
+    assert Decimal(data["call_cost_usd"]) == sum(e.cost_usd for e in first) == 2 * Decimal(data["cost_usd"])
+    assert f"(call ${Decimal(data['call_cost_usd']):.6f}, every attempt paid)" in human, human

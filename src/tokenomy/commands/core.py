@@ -247,6 +247,7 @@ def chat(
 
 def _print_chat(response, as_json: bool, printed: bool = False) -> None:
     u = response.usage
+    call_cost = response.call_cost_usd if response.call_cost_usd is not None else response.cost_usd
     if as_json:
         print_json(
             {
@@ -259,6 +260,8 @@ def _print_chat(response, as_json: bool, printed: bool = False) -> None:
                 "cache_read_tokens": u.cache_read_tokens,
                 "cache_write_tokens": u.cache_write_tokens,
                 "cost_usd": response.cost_usd,
+                # What the whole call cost: a cascade's rejected cheaper answers were paid for too (its ledger rows).
+                "call_cost_usd": call_cost,
                 "latency_ms": round(response.latency_ms, 1),
                 "ttft_ms": None if response.ttft_ms is None else round(response.ttft_ms, 1),
                 "finish_reason": response.finish_reason,
@@ -269,8 +272,11 @@ def _print_chat(response, as_json: bool, printed: bool = False) -> None:
         console.print(response.text, markup=False, highlight=False)
     ttft = f", first token {response.ttft_ms:.0f} ms" if response.ttft_ms is not None else ""
     tier = f" · tier {response.tier}" if response.tier else ""
+    # The answer's own cost, and, when the call paid for more (a cascade's rejected answers, an attempt cut midway),
+    # what the whole call cost, as its ledger rows add up.
+    whole = f" (call {usd(call_cost, 6)}, every attempt paid)" if call_cost != response.cost_usd else ""
     console.print(
         f"[dim]{response.model}{tier} · in {u.input_tokens} · out {u.output_tokens} · cache read "
-        f"{u.cache_read_tokens} · cache write {u.cache_write_tokens} · {usd(response.cost_usd, 6)} · "
+        f"{u.cache_read_tokens} · cache write {u.cache_write_tokens} · {usd(response.cost_usd, 6)}{whole} · "
         f"{response.latency_ms:.0f} ms{ttft}[/dim]"
     )
