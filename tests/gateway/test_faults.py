@@ -1122,3 +1122,37 @@ def test_a_request_dearer_than_the_whole_budget_is_told_to_ask_for_less_not_to_w
     assert "Lower max_tokens" in too_big["message"]
     assert "waiting for the next period will not help" in too_big["message"]
     assert "Raise the budget or wait for the next period." in spent_out["message"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_cascade_judges_an_answer_whose_schema_has_a_ref_it_cannot_resolve_as_json_not_a_500(stream, ledger_path):
+    import openai
+
+    from helpers.scripted_openai import ScriptedOpenAI
+
+    # A caller's schema with a $ref that points nowhere (an upstream that does not check schemas took it): jsonschema
+    # raised an error the validators did not catch, so the paid cheap answer ended the call in a 500 and its budget
+    # kept the whole reservation. Like any schema jsonschema cannot check, it is judged as JSON without it.
+    schema = {"type": "object", "properties": {"name": {"$ref": "#/$defs/Missing"}}, "required": ["name"]}
+    cheap, strong = ScriptedOpenAI([], reply=('{"name": ', '"Ada"}')), ScriptedOpenAI([])
+    secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal(1), period="month")
+    config = {"auth": True,
+              "models": {"cheap": {"provider": "openai", "model": "cheap", "base_url": cheap.url, "price_as": HAIKU},
+                         "strong": {"provider": "openai", "model": "strong", "base_url": strong.url,
+                                    "price_as": HAIKU}},
+              "tiers": {"tier1": ["cheap"], "tier2": ["strong"]}, "routes": {"extract": {"policy": "json"}},
+              "routing": {"policies": {"json": {"type": "cascade", "tiers": ["tier1", "tier2"], "validators": {}}}}}
+    try:
+        with gateway(config, ledger_path) as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
+            reply = client.chat.completions.create(
+                model="extract", messages=MESSAGE["messages"], max_tokens=200, stream=stream,
+                response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": schema}})
+            text = "".join(c.choices[0].delta.content or "" for c in reply if c.choices) if stream else \
+                reply.choices[0].message.content
+    finally:
+        cheap.close(), strong.close()
+    assert text == '{"name": "Ada"}' and strong.calls == 0
+    rows = [e for e in open_store(ledger_path).events() if e.key_id == key.key_id]
+    assert [(e.tier, e.outcome) for e in rows] == [("tier1", "ok")]
+    assert spent(ledger_path, key.key_id) == rows[0].cost_usd > 0

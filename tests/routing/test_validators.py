@@ -136,3 +136,16 @@ JSON_ANSWERS = [
 def test_json_answers(answer, problem):
     found = verdict(answer, {"json": True, "required": ["name"]})
     assert found == problem if problem is None else found.startswith(problem), found
+
+
+def test_a_tool_schema_whose_ref_cannot_be_resolved_judges_the_call_without_it():
+    # A tool's schema pointing at a $defs entry it lacks raised out of the validators (a 500 after a paid answer).
+    from tokenomy.messages import ToolSpec
+
+    schema = {"type": "object", "properties": {"q": {"$ref": "#/$defs/Query"}}}
+    request = ChatRequest.simple("Look it up.", tools=[ToolSpec("lookup", input_schema=schema)])
+    call = ToolUseBlock("1", "lookup", {"q": "x"}, '{"q": "x"}')
+    answer = ChatResponse([call], "m", "p", Usage(), finish_reason="tool_calls")
+    assert validate(answer, request, {}) is None
+    malformed = ChatResponse([ToolUseBlock("1", "lookup", None, "[1]")], "m", "p", Usage(), finish_reason="tool_calls")
+    assert "not a JSON object" in validate(malformed, request, {})

@@ -194,19 +194,29 @@ def _tool_call_rejection(response: ChatResponse, request: ChatRequest) -> Reject
                 "tool call to a tool the request did not offer",
             )
         schema = tools[call.name].input_schema if call.name in tools else None
-        if schema:
-            import jsonschema
+        broken = _schema_error(arguments, schema) if schema else None
+        if broken is not None:
+            return Rejection(
+                "tool_call",
+                f"schema-invalid tool call {call.name!r}: {broken.message}",
+                f"schema-invalid tool call (failed {broken.validator!r})",
+            )
+    return None
 
-            try:
-                jsonschema.validate(arguments, schema)
-            except jsonschema.ValidationError as exc:
-                return Rejection(
-                    "tool_call",
-                    f"schema-invalid tool call {call.name!r}: {exc.message}",
-                    f"schema-invalid tool call (failed {exc.validator!r})",
-                )
-            except jsonschema.SchemaError:
-                pass  # the tool's schema is not one jsonschema can check: the provider took it, so does the cascade
+
+def _schema_error(data: Any, schema: dict[str, Any]) -> Any:
+    """Where `data` breaks a caller's `schema` (a jsonschema.ValidationError), or None. None too for a schema the
+    upstream took but jsonschema cannot check: one that is invalid (a `required` that is no list, a pattern Python
+    cannot compile) or whose `$ref` it cannot resolve (a missing `$defs` entry, a remote URL it does not fetch). The
+    answer is then judged without it, rather than the call failing after its answer was paid for."""
+    import jsonschema
+
+    try:
+        jsonschema.validate(data, schema)
+    except jsonschema.ValidationError as exc:
+        return exc
+    except Exception:  # SchemaError, or an unresolvable $ref (referencing.Unresolvable; RefResolutionError before 4.18)
+        return None
     return None
 
 
@@ -269,20 +279,13 @@ def rejection(response: ChatResponse, request: ChatRequest, spec: dict[str, Any]
         except ValueError as exc:  # the parser's message says where, never what: no summary needed
             return Rejection("json", f"invalid JSON: {exc}")
         schema = spec.get("schema") or request.json_schema
-        if schema:
-            import jsonschema
-
-            try:
-                jsonschema.validate(data, schema)
-            except jsonschema.ValidationError as exc:
-                return Rejection(
-                    "schema", f"schema-invalid JSON: {exc.message}", f"schema-invalid JSON (failed {exc.validator!r})"
-                )
-            except jsonschema.SchemaError:
-                # A caller's schema the upstream took but jsonschema cannot check (a `required` that is no list, a
-                # pattern Python cannot compile): the answer is judged as JSON without it, rather than the call
-                # failing after its answer was paid for.
-                pass
+        broken = _schema_error(data, schema) if schema else None
+        if broken is not None:
+            return Rejection(
+                "schema",
+                f"schema-invalid JSON: {broken.message}",
+                f"schema-invalid JSON (failed {broken.validator!r})",
+            )
         missing = [k for k in spec.get("required", []) if not isinstance(data, dict) or k not in data]
         if missing:
             return Rejection("required", f"missing required fields: {', '.join(missing)}")
