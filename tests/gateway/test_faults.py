@@ -1156,3 +1156,42 @@ def test_a_cascade_judges_an_answer_whose_schema_has_a_ref_it_cannot_resolve_as_
     rows = [e for e in open_store(ledger_path).events() if e.key_id == key.key_id]
     assert [(e.tier, e.outcome) for e in rows] == [("tier1", "ok")]
     assert spent(ledger_path, key.key_id) == rows[0].cost_usd > 0
+
+
+def test_a_caller_cannot_tag_its_call_with_the_tags_a_cascade_writes_for_drift_and_training_labels(ledger_path):
+    import openai
+
+    from tokenomy.routing.drift import escalation_rates
+
+    # A caller's `cascade_escalated=1` (header, Responses metadata or Gemini labels) landed on the cheap tier's row:
+    # route drift counted an escalation that never happened, and export-labels could relabel an earlier request.
+    with InstantOpenAI() as upstream:
+        config = {"models": {name: {"provider": "openai", "model": name, "base_url": upstream,
+                                    "price_as": HAIKU} for name in ("cheap", "strong")},
+                  "tiers": {"tier1": ["cheap"], "tier2": ["strong"]}, "routes": {"extract": {"policy": "json"}},
+                  "routing": {"policies": {"json": {"type": "cascade", "tiers": ["tier1", "tier2"],
+                                                    "validators": {"hedging": False}}}}}
+        with gateway(config, ledger_path) as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            refusals = []
+            for tags in ("cascade_escalated=1", '{"team": "cx", "cascade_rejected": "json"}'):
+                with pytest.raises(openai.BadRequestError) as refused:
+                    client.chat.completions.create(model="extract", messages=MESSAGE["messages"], max_tokens=20,
+                                                   extra_headers={"x-tokenomy-tags": tags})
+                refusals.append(refused.value.message)
+            with pytest.raises(openai.BadRequestError) as refused:
+                client.responses.create(model="extract", input="hi", max_output_tokens=20,
+                                        metadata={"passed_up": "1"})
+            refusals.append(refused.value.message)
+            gemini = httpx.post(url + "/v1beta/models/extract:generateContent", timeout=30,
+                                json={"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+                                      "labels": {"cascade_reason": "x"}})
+            fine = client.chat.completions.create(model="extract", messages=MESSAGE["messages"], max_tokens=20,
+                                                  extra_headers={"x-tokenomy-tags": "team=cx"})
+    assert "'cascade_escalated'" in refusals[0] and "'cascade_rejected'" in refusals[1], refusals
+    assert "'passed_up'" in refusals[2] and "x-tokenomy-tags" in refusals[0] and "metadata" in refusals[2]
+    assert gemini.status_code == 400 and "'cascade_reason'" in gemini.text, gemini.text
+    assert fine.choices[0].message.content
+    rows = list(open_store(ledger_path).events())
+    assert [(e.tier, e.tags) for e in rows] == [("tier1", {"team": "cx"})]
+    assert [(r["calls"], r["escalations"]) for r in escalation_rates(open_store(ledger_path))] == [(1, 0)]

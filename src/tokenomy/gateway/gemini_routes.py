@@ -63,6 +63,7 @@ from tokenomy.providers.gemini_fields import get
 from tokenomy.providers.gemini_inbound import blocks_nothing, request_from_gemini, shows_thoughts
 from tokenomy.providers.gemini_signatures import without_skip_signatures
 from tokenomy.providers.refusals import Unsupported
+from tokenomy.routing.router import routing_tag_refusal
 
 router = APIRouter()
 METHODS = ("generateContent", "streamGenerateContent")
@@ -190,6 +191,9 @@ def labels(call: ChatRequest) -> dict[str, str]:
         return {}
     if not isinstance(given, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in given.items()):
         raise ValueError("labels: expected an object of string keys and values")
+    refused = routing_tag_refusal(given)  # the row's tags: not one routing writes
+    if refused is not None:
+        raise ValueError(f"labels: {refused}")
     return dict(given)
 
 

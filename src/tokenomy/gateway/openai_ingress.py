@@ -59,6 +59,7 @@ from tokenomy.providers import json_text
 from tokenomy.providers.openai_reasoning import call_signature, thinking_block
 from tokenomy.providers.openai_wire import DOCUMENT_MEDIA_TYPES
 from tokenomy.providers.refusals import FILE_ID, Unsupported
+from tokenomy.routing.router import routing_tag_refusal
 
 # A file part's media type -> the document's format: every type the mappings send (an office file among them, which
 # was taken for a PDF when it came without a file name and went upstream labelled application/pdf).
@@ -66,7 +67,7 @@ DOCUMENT_FORMATS = {media_type: fmt for fmt, media_type in DOCUMENT_MEDIA_TYPES.
 
 
 def parse_tags(header: str | None) -> dict[str, str]:
-    """`x-tokenomy-tags`: JSON object or `k=v,k2=v2`."""
+    """`x-tokenomy-tags`: JSON object or `k=v,k2=v2` (none named as a tag routing writes)."""
     if not header:
         return {}
     header = header.strip()
@@ -77,14 +78,18 @@ def parse_tags(header: str | None) -> dict[str, str]:
             raise ValueError("x-tokenomy-tags: not valid JSON; send an object or k=v,k2=v2") from None
         if not isinstance(data, dict):
             raise ValueError("x-tokenomy-tags: send a JSON object or k=v,k2=v2")
-        return {str(k): str(v) for k, v in data.items()}
-    tags = {}
-    for pair in header.split(","):
-        if pair.strip():
-            key, sep, value = pair.partition("=")
-            if not sep or not key.strip():
-                raise ValueError(f"x-tokenomy-tags: {pair.strip()!r} is not k=v")
-            tags[key.strip()] = value.strip()
+        tags = {str(k): str(v) for k, v in data.items()}
+    else:
+        tags = {}
+        for pair in header.split(","):
+            if pair.strip():
+                key, sep, value = pair.partition("=")
+                if not sep or not key.strip():
+                    raise ValueError(f"x-tokenomy-tags: {pair.strip()!r} is not k=v")
+                tags[key.strip()] = value.strip()
+    refused = routing_tag_refusal(tags)
+    if refused is not None:
+        raise ValueError(f"x-tokenomy-tags: {refused}")
     return tags
 
 

@@ -50,6 +50,7 @@ from tokenomy.messages import (
 )
 from tokenomy.providers.refusals import FILE_ID, Unsupported
 from tokenomy.providers.strict_schema import NotStrict, strict_normalized
+from tokenomy.routing.router import routing_tag_refusal
 
 # How a reasoning item's `encrypted_content` carries what the gateway issued: a signed block's signature, or a
 # redacted block's data. The prefix tells them apart on the way back; content of any other origin is refused.
@@ -475,6 +476,9 @@ def _metadata(value: Any) -> dict[str, str]:
     for key, text in value.items():  # OpenAI's own limits: what it would refuse is refused here too
         if len(key) > 64 or len(text) > 512:
             raise RequestError(f"metadata.{key[:64]}", "keys take at most 64 characters, values 512")
+    refused = routing_tag_refusal(value)  # the row's tags: not one routing writes
+    if refused is not None:
+        raise RequestError("metadata", refused)
     return dict(value)
 
 

@@ -36,6 +36,21 @@ PASSED_UP_ON_ERROR_TAG = "passed_up_on_error"
 # answer only where the ledger stores prompts (validators.Rejection.said).
 REJECTED_TAG = "cascade_rejected"
 REASON_TAG = "cascade_reason"
+# The tags above are Tokenomy's own: route drift, the training labels and the reports count them, so a caller's tag of
+# one of these names (which the cheap tier's row would carry) would count an escalation or a rejection that never was.
+ROUTING_TAGS = (ESCALATED_TAG, PASSED_UP_TAG, PASSED_UP_ON_ERROR_TAG, REJECTED_TAG, REASON_TAG)
+
+
+def routing_tag_refusal(tags: dict[str, str]) -> str | None:
+    """Why a caller's `tags` cannot be taken (the caller names where it got them): one is named as a tag routing
+    writes."""
+    taken = next((key for key in tags if key in ROUTING_TAGS), None)
+    if taken is None:
+        return None
+    return (
+        f"{taken!r} is a tag Tokenomy writes itself on a routed call's ledger rows (route drift, training "
+        "labels and reports count it); send yours under another name"
+    )
 
 
 class Prices(Protocol):
@@ -306,6 +321,7 @@ __all__ = [
     "REASON_TAG",
     "REJECTED_TAG",
     "ROUTERS",
+    "ROUTING_TAGS",
     "CascadeRouter",
     "ClassifierRouter",
     "CombinedRouter",
@@ -319,4 +335,5 @@ __all__ = [
     "build_router",
     "cheapest_tier",
     "make_router",
+    "routing_tag_refusal",
 ]
