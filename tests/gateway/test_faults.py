@@ -1195,3 +1195,29 @@ def test_a_caller_cannot_tag_its_call_with_the_tags_a_cascade_writes_for_drift_a
     rows = list(open_store(ledger_path).events())
     assert [(e.tier, e.tags) for e in rows] == [("tier1", {"team": "cx"})]
     assert [(r["calls"], r["escalations"]) for r in escalation_rates(open_store(ledger_path))] == [(1, 0)]
+
+
+def test_a_cascade_route_refuses_several_choices_its_validators_could_not_judge(ledger_path):
+    import openai
+
+    from helpers.recording_openai import RecordingOpenAI
+
+    # The validators judge one answer: with n=3 the cheap tier's first choice ("plain answer") passed, and the two
+    # others ("choice 1", "choice 2", which the route's regex rejects) reached the caller unjudged.
+    with RecordingOpenAI() as upstream:
+        config = {"models": {name: {"provider": "openai", "model": name, "base_url": upstream.url,
+                                    "price_as": HAIKU} for name in ("cheap", "strong")},
+                  "tiers": {"tier1": ["cheap"], "tier2": ["strong"]},
+                  "routes": {"extract": {"policy": "strict"}, "plain": {"model": "cheap"}},
+                  "routing": {"policies": {"strict": {"type": "cascade", "tiers": ["tier1", "tier2"],
+                                                      "validators": {"regex": "answer"}}}}}
+        with gateway(config, ledger_path) as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            with pytest.raises(openai.BadRequestError) as refused:
+                client.chat.completions.create(model="extract", messages=MESSAGE["messages"], max_tokens=20, n=3)
+            sent = len(upstream.bodies)
+            one = client.chat.completions.create(model="extract", messages=MESSAGE["messages"], max_tokens=20, n=1)
+            several = client.chat.completions.create(model="plain", messages=MESSAGE["messages"], max_tokens=20, n=3)
+    assert refused.value.param == "n" and "n=1" in refused.value.message, refused.value.message
+    assert sent == 0 and [e.tier for e in open_store(ledger_path).events() if e.route == "extract"] == ["tier1"]
+    assert one.choices[0].message.content == "plain answer" and len(several.choices) == 3

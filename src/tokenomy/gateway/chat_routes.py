@@ -212,6 +212,15 @@ async def chat_completions(request: Request):
             body.model,
             started,
         )
+    router = gw.policy_for(body.model, route).router
+    choices = call.extra.get("n")
+    if type(choices) is int and choices > 1 and router is not None and router.judges:
+        # The validators judge an answer's first choice: the others would reach the caller unjudged.
+        message = (
+            f"n: {choices} choices cannot be judged by the validators of route `{body.model}` (a cascade judges one "
+            "answer before the caller sees it); send n=1, and several requests for several answers"
+        )
+        return metrics.done(error(400, message, "invalid_request_error", param="n"), body.model, started)
     if refused is not None:  # named where the caller sent it, not by the content model's indices
         where = caller_path(body, refused)
         return metrics.done(

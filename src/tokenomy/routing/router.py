@@ -112,11 +112,17 @@ class Router:
         """Every model a request on this router may reach (for worst-case budget reservations)."""
         return [m for name in (*self.order, *self.outside) for m in self._tier(name).models]
 
+    @property
+    def judges(self) -> bool:
+        """Whether answers below the last tier are judged by the validators (a cascade, or a policy with
+        validators): such an answer reaches the caller only once it has passed them."""
+        return self.kind == "cascade" or bool(self.policy.validators)
+
     def paid_answers(self) -> list[tuple[str, ...]]:
         """The models of each answer a request may pay for (for worst-case budget reservations): with validators
         a request may escalate through every tier, paying one answer on each; without, one tier answers. A tier
         outside the policy's `tiers` that a rule names answers alone, so it joins the first answer's models."""
-        if self.kind == "cascade" or self.policy.validators:
+        if self.judges:
             answers = [self._tier(name).models for name in self.order]
             answers[0] = (*answers[0], *(m for name in self.outside for m in self._tier(name).models))
             return answers
