@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from dataclasses import replace
 from decimal import Decimal
 
@@ -340,6 +341,22 @@ def test_a_cascade_schema_validator_jsonschema_cannot_check_is_refused_at_load()
            "validators": {"schema": {"type": "object", "required": "n"}}}
     with pytest.raises(ConfigError, match=r"routing\.policies\.cascade\.validators: .*schema is not a JSON schema"):
         parse_config({**base, "routing": {"policies": {"rules": {}, "cascade": bad}}})
+
+
+@pytest.mark.parametrize("ref", ["#/$defs/Missing", "https://schemas.example/person.json"])
+def test_a_cascade_schema_validator_whose_ref_does_not_resolve_is_refused_at_load(ref):
+    # check_schema passed it; at run time jsonschema could not resolve the $ref, so every answer was judged without
+    # the schema: a validator the route named that never ran.
+    base = _config({"big": "http://x/v1", "small": "http://x/v1"})
+    schema = {"type": "object", "properties": {"a": {"$ref": "#/$defs/A"}, "b": {"$ref": ref}},
+              "$defs": {"A": {"type": "string"}}}
+    bad = {"type": "cascade", "tiers": ["basic", "premium"], "validators": {"schema": schema}}
+    with pytest.raises(ConfigError, match=r"routing\.policies\.cascade\.validators: .*schema's \$ref "
+                                          + re.escape(repr(ref)) + r" does not resolve"):
+        parse_config({**base, "routing": {"policies": {"rules": {}, "cascade": bad}}})
+    good = {"type": "cascade", "tiers": ["basic", "premium"],
+            "validators": {"schema": {**schema, "properties": {"a": {"$ref": "#/$defs/A"}}}}}
+    parse_config({**base, "routing": {"policies": {"rules": {}, "cascade": good}}})
 
 
 @pytest.mark.parametrize("validators", [{}, {"json": True}])
