@@ -1037,12 +1037,20 @@ def test_concurrent_long_prompts_are_reserved_at_long_context_prices_and_cannot_
     ({"n": 4}, HAIKU, {"prompt_tokens": 100, "completion_tokens": 800, "total_tokens": 900}),
     # the priority tier bills gpt-4o at $4.25 / $17 a million, not $2.50 / $10 ($0.003825)
     ({"service_tier": "priority"}, "gpt-4o", {"prompt_tokens": 100, "completion_tokens": 200, "total_tokens": 300}),
+    # a predicted output's rejected tokens are billed as completion tokens on top of the 200 the cap allows:
+    # 4,000 characters ~ 1,000 of them ($0.001525 in all), whatever max_tokens says
+    ({"prediction": {"type": "content", "content": "z" * 4000}}, HAIKU,
+     {"prompt_tokens": 100, "completion_tokens": 1200, "total_tokens": 1300,
+      "completion_tokens_details": {"rejected_prediction_tokens": 1000}}),
+    ({"prediction": {"type": "content", "content": [{"type": "text", "text": "z" * 4000}]}}, HAIKU,
+     {"prompt_tokens": 100, "completion_tokens": 1200, "total_tokens": 1300}),
 ])
 def test_concurrent_requests_asking_for_more_choices_or_a_dearer_tier_cannot_overspend(extra, price_as, usage,
                                                                                        ledger_path):
     from helpers.scripted_openai import ScriptedOpenAI
 
-    # Reserved as one standard answer, four such requests at once fitted a budget that pays for one of them.
+    # Reserved as one standard answer (a prediction's length not counted at all), four such requests at once fitted a
+    # budget that pays for one of them.
     rates = {HAIKU: (Decimal("0.25"), Decimal("1.25")), "gpt-4o": (Decimal("4.25"), Decimal(17))}[price_as]
     one = (usage["prompt_tokens"] * rates[0] + usage["completion_tokens"] * rates[1]) / 10**6
     budget = one * Decimal("1.5")

@@ -25,7 +25,7 @@ from tokenomy.gateway.keys import KeyStore, VirtualKey
 from tokenomy.gateway.limits import LocalLimits, RedisLimits
 from tokenomy.gateway.pricing import GatewayCatalog
 from tokenomy.gateway.upstream import AsyncOpenAIUpstream
-from tokenomy.gateway.worst_case import DEFAULT_OUTPUT_ESTIMATE, Bound, Line, WorstCase
+from tokenomy.gateway.worst_case import DEFAULT_OUTPUT_ESTIMATE, Bound, Line, WorstCase, predicted_tokens
 from tokenomy.ledger.journal import Journal, claim, journal_dir, legacy_journal_dir, replay
 from tokenomy.ledger.store import open_store
 from tokenomy.ledger.writer import LedgerWriter
@@ -254,7 +254,10 @@ class Gateway:
                     lines.append(Line(Decimal(read) * input_rate, Decimal(rate.output or 0), bound))
             groups.append(lines)
             searches += worst_searches
-        return WorstCase(groups, searches, sent.max_tokens, n if type(n) is int and n > 1 else 1, unsized)
+        choices = n if type(n) is int and n > 1 else 1
+        # A predicted output's rejected tokens are billed as output past the cap (OpenAI's `prediction`).
+        predicted = predicted_tokens(sent.extra.get("prediction"))
+        return WorstCase(groups, searches, sent.max_tokens, choices, unsized, predicted)
 
     def uncapped_output(self, spec, entry, request: ChatRequest, prompt: int) -> Bound:
         """What a call that sets no output cap may write on one model (reasoning tokens included, billed as output):

@@ -4,14 +4,31 @@ that may write it, and, for a call that sets no output cap, what each model's ou
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from tokenomy.gateway.limits import to_nano
+from tokenomy.token_estimate import estimate_text_tokens
 
 # Output tokens a budget reserves for a call that sets no cap, to a model whose provider sends none and whose maximum
 # output the price catalog lacks (plus the call's thinking budget, billed as output): not a bound, a guess.
 DEFAULT_OUTPUT_ESTIMATE = 1024
+
+
+def predicted_tokens(prediction: Any) -> int:
+    """The output tokens a predicted output (OpenAI's `prediction`) may add to a call's bill: its rejected tokens are
+    billed at completion rates on top of what `max_tokens` allows, so at worst all of its text (estimated by the one
+    rule). Its text parts' text, or the whole field as JSON when it has another shape."""
+    if not prediction:
+        return 0
+    content = prediction.get("content") if isinstance(prediction, dict) else prediction
+    if isinstance(content, str):
+        return estimate_text_tokens(content)
+    if isinstance(content, list) and all(isinstance(p, dict) and isinstance(p.get("text"), str) for p in content):
+        return estimate_text_tokens("".join(p["text"] for p in content))
+    return estimate_text_tokens(json.dumps(prediction))
 
 
 @dataclass(frozen=True)
@@ -59,6 +76,7 @@ class WorstCase:
     cap: int | None  # the output cap every attempt is sent with (the request's, or the route's); None: none
     choices: int  # OpenAI's `n`: each choice writes up to the cap
     unsized: int = 0  # documents sent by URL or file id: the prompt is reserved at each model's context window
+    predicted: int = 0  # output tokens billed past the cap: a predicted output's rejected tokens (`predicted_tokens`)
 
     def nano(self, cap: int | None = None) -> int:
         """The worst case in nano-USD: each model's output at `cap`, or by default at the call's own cap, or (a call
@@ -70,6 +88,7 @@ class WorstCase:
             for line in lines:
                 # max_tokens 0 (Anthropic's cache warming) generates nothing: its prompt alone is reserved.
                 output = cap if cap is not None else (line.bound.tokens if line.bound is not None else 0)
+                output += self.predicted
                 worst = max(worst, line.prompt_usd_m + Decimal(output * self.choices) * line.output_price)
             total += worst
         return to_nano(total / Decimal(1_000_000) + self.searches)
@@ -79,7 +98,10 @@ class WorstCase:
         if self.cap is not None:
             return None
         priced = [
-            (line.prompt_usd_m + Decimal(line.bound.tokens * self.choices) * line.output_price, line.bound)
+            (
+                line.prompt_usd_m + Decimal((line.bound.tokens + self.predicted) * self.choices) * line.output_price,
+                line.bound,
+            )
             for lines in self.answers
             for line in lines
             if line.bound is not None
