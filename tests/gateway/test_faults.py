@@ -1229,3 +1229,16 @@ def test_a_cascade_route_refuses_several_choices_its_validators_could_not_judge(
     assert refused.value.param == "n" and "n=1" in refused.value.message, refused.value.message
     assert sent == 0 and [e.tier for e in open_store(ledger_path).events() if e.route == "extract"] == ["tier1"]
     assert one.choices[0].message.content == "plain answer" and len(several.choices) == 3
+
+
+def test_a_request_whose_prediction_alone_is_over_the_budget_is_told_to_shorten_it(ledger_path):
+    # Its refusal said to lower max_tokens or shorten the prompt: neither helps a request whose worst case is its
+    # predicted output's rejected tokens (10,000 here, ~$0.0125 at Haiku's output price).
+    secret, _ = KeyStore(open_store(ledger_path)).create(budget_usd=PER_REQUEST * 3, period="month")
+    with InstantOpenAI() as upstream:
+        with gateway(upstream_config(upstream, auth=True), ledger_path) as url:
+            body = {**MESSAGE, "max_tokens": 10, "prediction": {"type": "content", "content": "z" * 40_000}}
+            answer = httpx.post(url + "/v1/chat/completions", json=body, timeout=30,
+                                headers={"authorization": f"Bearer {secret}"})
+    assert answer.status_code == 429
+    assert "shorten the prompt or the prediction" in answer.json()["error"]["message"]

@@ -209,9 +209,10 @@ async def admit(
                 message = await uncapped_refusal(gw, scopes, held, worst, bound, estimate, scope, cap_field)
             else:
                 if estimate > held.limit:  # more than the whole budget: no later period would admit it either
+                    shorten = "the prompt or the prediction" if worst is not None and worst.predicted else "the prompt"
                     fix = (
-                        f" on its own ({_usd(held.limit)}). Lower max_tokens or shorten the "
-                        "prompt, or raise the budget; waiting for the next period will not help."
+                        f" on its own ({_usd(held.limit)}). Lower max_tokens or shorten {shorten}, or raise the "
+                        "budget; waiting for the next period will not help."
                     )
                 else:
                     fix = ". Raise the budget or wait for the next period."
