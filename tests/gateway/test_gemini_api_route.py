@@ -396,6 +396,11 @@ def test_responses_without_ids_to_parallel_calls_of_one_function_answer_them_in_
     ({"safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "OFF", "method": {}}], "model": "g"},
      "safetySettings: Gemini"),
     ({"generationConfig": {"mediaResolution": 2**70}, "model": "g"}, "generationConfig.mediaResolution: Gemini"),
+    # `thought` is a bool: the text "no" was read as true, and the answer part as a thought (dropped for OpenAI)
+    ({"contents": [{"role": "user", "parts": [{"text": "hi"}]},
+                   {"role": "model", "parts": [{"text": "the answer", "thought": "no"}]},
+                   {"role": "user", "parts": [{"text": "and?"}]}]},
+     "contents[1].parts[0].thought: expected true or false"),
 ])
 def test_what_the_gateway_cannot_carry_is_a_400_naming_it(served, body, named) -> None:
     url = served[1]

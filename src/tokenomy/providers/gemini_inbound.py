@@ -81,6 +81,9 @@ def _parts(content: Any, where: str, calls: FunctionCalls) -> list[Block]:
     for j, part in enumerate(parts):
         here = f"{where}.parts[{j}]"
         part = object_field(part, here, PART_FIELDS)
+        if get(part, "thought") is not None and not isinstance(get(part, "thought"), bool):
+            # proto3 JSON's bool: any other value read as truthy made an answer's text a thought (dropped elsewhere)
+            raise ValueError(f"{here}.thought: expected true or false")
         thinking = carried_thinking(part, here)
         if thinking is not None:  # the thinking before this part, whole
             blocks += thinking
