@@ -161,6 +161,10 @@ def test_adks_labels_on_vertex_reach_every_provider_as_the_ledger_rows_tags(serv
     bad = httpx.post(f"{served.url}/v1beta/models/claude:generateContent", headers={"x-goog-api-key": "k"},
                      json={"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "labels": {"n": 1}})
     assert bad.status_code == 400 and bad.json()["error"]["message"].startswith("labels: expected an object")
+    for model in ("claude", "haiku", "g"):  # a count checks them as well (it dropped them for non-Gemini models)
+        bad = httpx.post(f"{served.url}/v1beta/models/{model}:countTokens", headers={"x-goog-api-key": "k"},
+                         json={"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "labels": ["a"]})
+        assert bad.status_code == 400 and bad.json()["error"]["message"].startswith("labels: expected an object")
     rows = served.rows()
     assert len(rows) == 4 and all(row.tags.get("adk_agent_name") == "root_agent" for row in rows)
 

@@ -260,6 +260,7 @@ async def _count(request: Request, model: str) -> Response:
             return cached
         body = cached.body if cached is not None else body
         call = request_from_gemini(model, body)
+        labels(call)  # checked as a call checks them, though a count (not billed) carries them nowhere else
         # generationConfig shapes the answer, which a count makes none of
         call = replace(call, max_tokens=None, temperature=None, top_p=None, top_k=None, stop=[])
         providers = route_providers(gw, route, model)
