@@ -232,7 +232,7 @@ def _searching_gemini(bodies: list[dict]):
     """A Gemini API that answers as a model with Google Search and URL context does: text, then the candidate's
     groundingMetadata and urlContextMetadata (in a stream's last chunk)."""
     app = FastAPI()
-    usage = {"promptTokenCount": 5, "candidatesTokenCount": 3, "totalTokenCount": 8}
+    usage = {"promptTokenCount": 5, "candidatesTokenCount": 3, "toolUsePromptTokenCount": 40, "totalTokenCount": 48}
     last = {"finishReason": "STOP", "groundingMetadata": GROUNDING, "urlContextMetadata": URL_CONTEXT}
 
     @app.post("/{version}/models/{target}")
@@ -265,6 +265,13 @@ def test_gemini_built_in_tools_reach_gemini_and_what_they_found_comes_back(tmp_p
         assert candidate.grounding_metadata.model_dump(mode="json", by_alias=True, exclude_none=True) == GROUNDING
         assert candidate.url_context_metadata.url_metadata[0].retrieved_url == "https://w.example"
     assert reply.text == "18C in Paris" and "".join(c.text or "" for c in chunks) == "18C in Paris"
+    # The search results' tokens are Gemini's toolUsePromptTokenCount, apart from the prompt's (they were added to
+    # promptTokenCount and the field left out); the ledger bills them as input
+    for usage in (reply.usage_metadata, chunks[-1].usage_metadata):
+        assert (usage.prompt_token_count, usage.tool_use_prompt_token_count, usage.candidates_token_count,
+                usage.total_token_count) == (5, 40, 3, 48)
+    assert [(row.input_tokens, row.output_tokens) for row in open_store(str(tmp_path / "ledger.duckdb")).events()] \
+        == [(45, 3), (45, 3)]
 
 
 def test_markdown_by_its_standard_mime_type_and_a_documents_display_name_are_carried(served, monkeypatch) -> None:

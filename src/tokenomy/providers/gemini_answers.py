@@ -99,11 +99,17 @@ def finish_reason(response: ChatResponse) -> str:
 
 
 def usage_body(response: ChatResponse) -> dict[str, int]:
-    """usageMetadata: Gemini's prompt count includes cached tokens, and its candidates count excludes thoughts."""
+    """usageMetadata: Gemini's prompt count includes cached tokens, and its candidates count excludes thoughts; the
+    tokens of what Gemini's built-in tools found (input to the ledger) are its toolUsePromptTokenCount, apart."""
     usage = response.usage
-    prompt = usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens
+    raw = response.raw if isinstance(response.raw, dict) else {}
+    tool_use = raw.get("tool_use_prompt_tokens") if response.provider in ("gcp.gemini", "gcp.vertex_ai") else None
+    tool_use = tool_use if isinstance(tool_use, int) else 0
+    prompt = usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens - tool_use
     body = {"promptTokenCount": prompt, "candidatesTokenCount": usage.output_tokens - usage.reasoning_tokens,
-            "totalTokenCount": prompt + usage.output_tokens}  # fmt: skip
+            "totalTokenCount": prompt + tool_use + usage.output_tokens}  # fmt: skip
+    if tool_use:
+        body["toolUsePromptTokenCount"] = tool_use
     if usage.cache_read_tokens:
         body["cachedContentTokenCount"] = usage.cache_read_tokens
     if usage.reasoning_tokens:

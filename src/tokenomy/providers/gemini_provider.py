@@ -362,6 +362,10 @@ class GeminiProvider(Provider):
     ) -> ChatResponse:
         content = blocks_from_parts(parts)
         usage = answer_usage(request, meta, content, raw)
+        tool_use = getattr(meta, "tool_use_prompt_token_count", None)
+        if isinstance(tool_use, int) and 0 < tool_use <= usage.input_tokens:
+            # input, as billed, but apart from the prompt in Gemini's usageMetadata (gemini_answers.usage_body)
+            raw["tool_use_prompt_tokens"] = tool_use
         if reason:  # Gemini's own, which finish_reason generalises (RECITATION is a content filter)
             raw["finish_reason"] = str(getattr(reason, "value", reason))
         tier = raw.pop("service_tier", None)
