@@ -408,6 +408,9 @@ def test_responses_without_ids_to_parallel_calls_of_one_function_answer_them_in_
                    {"role": "model", "parts": [{"text": "the answer", "thought": "no"}]},
                    {"role": "user", "parts": [{"text": "and?"}]}]},
      "contents[1].parts[0].thought: expected true or false"),
+    # Gemini's seed is an int32, which its API refuses beyond: carried past it to any model
+    ({"generationConfig": {"seed": 2**31}}, "generationConfig.seed: expected an integer from -2147483648"),
+    ({"generationConfig": {"seed": -(2**31) - 1}, "model": "g"}, "generationConfig.seed: expected an integer from"),
 ])
 def test_what_the_gateway_cannot_carry_is_a_400_naming_it(served, body, named) -> None:
     url = served[1]

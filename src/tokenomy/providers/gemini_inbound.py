@@ -261,6 +261,8 @@ def _generation(value: Any) -> tuple[dict[str, Any], dict[str, Any]]:
             mapped[name] = int(mapped[name])
         if name in mapped and (isinstance(mapped[name], bool) or not isinstance(mapped[name], int)):
             raise ValueError(f"generationConfig.{name}: expected an integer")
+    if not -(2**31) <= mapped.get("seed", 0) < 2**31:  # an int32 in Gemini's API, which refuses any other
+        raise ValueError(f"generationConfig.seed: expected an integer from {-(2**31)} to {2**31 - 1}")
     if not 1 <= mapped.get("maxOutputTokens", 1) <= MAX_TOKENS:
         raise ValueError(f"generationConfig.maxOutputTokens: expected an integer from 1 to {MAX_TOKENS}")
     stops = mapped.get("stopSequences", [])
