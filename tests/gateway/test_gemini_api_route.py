@@ -411,6 +411,13 @@ def test_responses_without_ids_to_parallel_calls_of_one_function_answer_them_in_
     # Gemini's seed is an int32, which its API refuses beyond: carried past it to any model
     ({"generationConfig": {"seed": 2**31}}, "generationConfig.seed: expected an integer from -2147483648"),
     ({"generationConfig": {"seed": -(2**31) - 1}, "model": "g"}, "generationConfig.seed: expected an integer from"),
+    # Gemini refuses a forced call of a function not declared, or of any function when none is: an OpenAI-format model
+    # got tool_choice naming it (or "required" without tools), which OpenAI refuses under its own names
+    ({"tools": [{"functionDeclarations": [{"name": "get_weather"}]}],
+      "toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["get_time"]}}},
+     "toolConfig.functionCallingConfig.allowedFunctionNames: 'get_time' is not declared"),
+    ({"toolConfig": {"functionCallingConfig": {"mode": "ANY"}}},
+     "toolConfig.functionCallingConfig.mode: ANY needs functionDeclarations in tools"),
 ])
 def test_what_the_gateway_cannot_carry_is_a_400_naming_it(served, body, named) -> None:
     url = served[1]

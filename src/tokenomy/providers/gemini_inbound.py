@@ -235,6 +235,17 @@ def _tool_choice(value: Any) -> ToolChoice | None:
                      f"function name (got mode {mode!r} with {len(allowed)} names)")  # fmt: skip
 
 
+def _declared(choice: ToolChoice | None, tools: list[ToolSpec]) -> None:
+    """A forced call must be of a declared function, as Gemini's API refuses it otherwise; an OpenAI-format model was
+    sent the choice as is and refused it under its own names (`tool_choice`)."""
+    where = "toolConfig.functionCallingConfig"
+    if choice is not None and choice.mode in ("any", "tool") and not tools:
+        raise ValueError(f"{where}.mode: ANY needs functionDeclarations in tools to call; declare them, or send AUTO")
+    if choice is not None and choice.mode == "tool" and choice.name not in {tool.name for tool in tools}:
+        raise ValueError(f"{where}.allowedFunctionNames: {choice.name!r} is not declared in tools' "
+                         "functionDeclarations; declare it, or name one that is")  # fmt: skip
+
+
 def _validated(config: Any) -> bool:
     calling = get(config, "functionCallingConfig") if isinstance(config, dict) else None
     return isinstance(calling, dict) and str(get(calling, "mode") or "").upper() == "VALIDATED"
@@ -372,6 +383,7 @@ def request_from_gemini(model: str, body: Any) -> ChatRequest:
         system = "\n".join(b.text for b in blocks if isinstance(b, TextBlock))
     tools, built_in = _tools(get(body, "tools")) if get(body, "tools") is not None else ([], [])
     choice = _tool_choice(get(body, "toolConfig")) if get(body, "toolConfig") is not None else None
+    _declared(choice, tools)
     if _validated(get(body, "toolConfig")):  # the model chooses, and a call it makes holds to its schema: strict tools
         tools = [replace(tool, strict=True) for tool in tools]
     config = get(body, "generationConfig")
