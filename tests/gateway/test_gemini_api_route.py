@@ -418,6 +418,10 @@ def test_responses_without_ids_to_parallel_calls_of_one_function_answer_them_in_
      "toolConfig.functionCallingConfig.allowedFunctionNames: 'get_time' is not declared"),
     ({"toolConfig": {"functionCallingConfig": {"mode": "ANY"}}},
      "toolConfig.functionCallingConfig.mode: ANY needs functionDeclarations in tools"),
+    # a name that is no string was told as an unsupported count of names ("mode 'ANY' with 1 names")
+    ({"tools": [{"functionDeclarations": [{"name": "get_weather"}]}],
+      "toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [1]}}},
+     "toolConfig.functionCallingConfig.allowedFunctionNames: expected a list of function names"),
 ])
 def test_what_the_gateway_cannot_carry_is_a_400_naming_it(served, body, named) -> None:
     url = served[1]

@@ -221,7 +221,7 @@ def _tool_choice(value: Any) -> ToolChoice | None:
     config = object_field(config, where, ("mode", "allowedFunctionNames"))
     mode = str(get(config, "mode") or "AUTO").upper()
     allowed = get(config, "allowedFunctionNames") or []
-    if not isinstance(allowed, list):
+    if not isinstance(allowed, list) or not all(isinstance(name, str) for name in allowed):
         raise ValueError(f"{where}.allowedFunctionNames: expected a list of function names")
     if mode in ("AUTO", "MODE_UNSPECIFIED", "VALIDATED") and not allowed:
         return ToolChoice("auto")  # VALIDATED: the tools strict as well (request_from_gemini)
@@ -229,7 +229,7 @@ def _tool_choice(value: Any) -> ToolChoice | None:
         return ToolChoice("none")
     if mode == "ANY" and not allowed:
         return ToolChoice("any")
-    if mode == "ANY" and len(allowed) == 1 and isinstance(allowed[0], str):
+    if mode == "ANY" and len(allowed) == 1:
         return ToolChoice("tool", allowed[0])
     raise ValueError(f"{where}: the gateway carries modes AUTO, ANY, NONE and VALIDATED, and ANY with one allowed "
                      f"function name (got mode {mode!r} with {len(allowed)} names)")  # fmt: skip
