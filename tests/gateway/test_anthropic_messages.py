@@ -55,6 +55,7 @@ def scripted(upstream):
     scripted.broken = False
     scripted.failure = None
     scripted.redacted = None
+    scripted.thinking = []
     return scripted
 
 
@@ -711,6 +712,20 @@ def test_claudes_redacted_thinking_streams_in_its_place_to_each_api(gateway, scr
     deltas = [e["contentBlockDelta"] for e in events if "contentBlockDelta" in e]
     assert [(d["contentBlockIndex"], sorted(d["delta"])) for d in deltas] == [(0, ["reasoningContent"]), (1, ["text"])]
     assert deltas[0]["delta"]["reasoningContent"]["redactedContent"]
+
+
+def test_claudes_adjacent_thinking_blocks_stream_as_two_each_with_its_signature(gateway, scripted, sdk) -> None:
+    """A signature closes its thinking block: a thinking block that follows another one at once is a block of its own.
+    They were streamed as one block holding both texts and two signature_deltas, so the SDK's assembled message kept
+    the second signature on the joined text, which Claude refuses (invalid signature) when the agent sends it back."""
+    scripted.thinking = [("first thought", "sig-one"), ("second thought", "sig-two")]
+    with sdk.messages.stream(model="claude", max_tokens=16, messages=ASK) as stream:
+        final = stream.get_final_message()
+    assert [(b.type, getattr(b, "thinking", None), getattr(b, "signature", None)) for b in final.content] == [
+        ("thinking", "first thought", "sig-one"), ("thinking", "second thought", "sig-two"), ("text", None, None)]
+    whole = sdk.messages.create(model="claude", max_tokens=16, messages=ASK)
+    assert [b.model_dump(exclude_none=True) for b in whole.content] == [
+        b.model_dump(exclude_none=True) for b in final.content]
 
 
 # LiteLLM's cache points in OpenAI's format (its docs, and what `cache_control_injection_points` adds): cache_control

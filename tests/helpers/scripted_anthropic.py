@@ -3,6 +3,8 @@
 `reply`: the answer's fields (`text`, `stop_reason`, `stop_sequence`); `broken=True` streams a
 message_start without its message, a shape the SDK cannot read (a fault inside the gateway's stream);
 `redacted`: the data of a redacted_thinking block the answer opens with (streamed whole, before the text);
+`thinking`: (thinking, signature) of each signed thinking block the answer opens with (streamed as Anthropic's API does:
+thinking_delta, then signature_delta, then content_block_stop);
 `failure`: the `error` object of an error event the stream ends with after its text, as Anthropic's API ends a stream
 it cannot finish (`{"type": "overloaded_error", ...}`);
 `delay_s`: how long each answer takes to start (a slow generation); `hold`: an Event each answer also waits for (60 s
@@ -31,6 +33,7 @@ class ScriptedAnthropic:
         self.broken = False
         self.failure: dict | None = None
         self.redacted: str | None = None
+        self.thinking: list[tuple[str, str]] = []
         self.delay_s = 0.0
         self.hold: threading.Event | None = None
         self.usage = dict(USAGE)
@@ -50,7 +53,8 @@ class ScriptedAnthropic:
                 await asyncio.sleep(0.01)
         finally:
             self.inflight -= 1
-        opening = [{"type": "redacted_thinking", "data": self.redacted}] if self.redacted else []
+        opening = [{"type": "thinking", "thinking": text, "signature": signed} for text, signed in self.thinking]
+        opening += [{"type": "redacted_thinking", "data": self.redacted}] if self.redacted else []
         message = {
             "id": "msg_1",
             "type": "message",
@@ -70,9 +74,7 @@ class ScriptedAnthropic:
             events = [
                 ("message_start", {"type": "message_start",
                                    "message": {**message, "content": [], "stop_reason": None}}),
-                *[("content_block_start", {"type": "content_block_start", "index": 0, "content_block": block})
-                  for block in opening],
-                *[("content_block_stop", {"type": "content_block_stop", "index": 0}) for _ in opening],
+                *[event for i, block in enumerate(opening) for event in _streamed(i, block)],
                 ("content_block_start", {"type": "content_block_start", "index": text,
                                          "content_block": {"type": "text", "text": ""}}),
                 ("content_block_delta", {"type": "content_block_delta", "index": text,
@@ -87,3 +89,19 @@ class ScriptedAnthropic:
                 events = [*events[:-3], ("error", {"type": "error", "error": self.failure})]
         data = "".join(f"event: {name}\ndata: {json.dumps(event)}\n\n" for name, event in events)
         return Response(data, media_type="text/event-stream")
+
+
+def _streamed(index: int, block: dict) -> list[tuple[str, dict]]:
+    """The events of an opening block: a redacted one whole, a thinking one in a thinking and a signature delta."""
+    if block["type"] != "thinking":
+        opened = block
+        deltas = []
+    else:
+        opened = {"type": "thinking", "thinking": "", "signature": ""}
+        deltas = [{"type": "thinking_delta", "thinking": block["thinking"]},
+                  {"type": "signature_delta", "signature": block["signature"]}]
+    return [
+        ("content_block_start", {"type": "content_block_start", "index": index, "content_block": opened}),
+        *[("content_block_delta", {"type": "content_block_delta", "index": index, "delta": d}) for d in deltas],
+        ("content_block_stop", {"type": "content_block_stop", "index": index}),
+    ]

@@ -223,8 +223,9 @@ class EventWriter:
                 out += self._begin("thinking", {"type": "thinking", "thinking": "", "signature": ""})
             if piece.reasoning:
                 out.append(self._delta({"type": "thinking_delta", "thinking": piece.reasoning}))
-            if piece.signature:
+            if piece.signature:  # it closes its block: a thinking block right after it is one of its own
                 out.append(self._delta({"type": "signature_delta", "signature": piece.signature}))
+                out += self._close()
         # An OpenAI-format model's refusal streams in `delta.refusal`: the Messages API has only text for it.
         refused = ((piece.extra or {}).get("delta") or {}).get("refusal")
         text = (piece.delta or "") + (refused if isinstance(refused, str) else "")
