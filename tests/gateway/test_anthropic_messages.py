@@ -961,3 +961,35 @@ def test_thinking_turned_off_reaches_claude_on_a_mixed_route_and_on_bedrock(upst
             assert sent[-1]["additionalModelRequestFields"] == {"thinking": off}
             chat.chat.completions.create(model="gpt", max_tokens=5, messages=ASK, extra_body={"thinking": off})
             assert not {"thinking", "reasoning_effort"} & set(openai_upstream.last)
+
+
+def test_every_error_status_comes_with_the_type_anthropic_gives_it(tmp_path) -> None:
+    """A 504 (the upstream outwaited the model's timeout_s) is Anthropic's timeout_error, and an upstream's 4xx the
+    gateway passes on (a 422 from an OpenAI-compatible server) an invalid_request_error: both came as api_error, the
+    type Anthropic gives a 500, which says the fault is the server's and not the request's. A stream that stalls
+    midway ends with a timeout_error event too."""
+    from helpers.scripted_openai import ScriptedOpenAI
+
+    upstream = ScriptedOpenAI([(200, {}, "stall"), (200, {}, "held"), (422, {})])
+    try:
+        model = {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": "gpt-4o-mini"}
+        config = parse_config({"models": {"hasty": {**model, "timeout_s": 0.5}, "up": model},
+                               "routes": {"hasty": {"model": "hasty", "retry": {"max_attempts": 1}},
+                                          "once": {"model": "up", "retry": {"max_attempts": 1}}}})
+        with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+            sdk = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+            with pytest.raises(anthropic.APIStatusError) as stalled:  # the stream stops midway: its error event
+                with sdk.messages.stream(model="hasty", max_tokens=5, messages=ASK) as stream:
+                    list(stream)
+            with pytest.raises(anthropic.APIStatusError) as timed_out:
+                sdk.messages.create(model="hasty", max_tokens=5, messages=ASK)
+            upstream.release()
+            with pytest.raises(anthropic.APIStatusError) as unprocessable:
+                sdk.messages.create(model="once", max_tokens=5, messages=ASK)
+    finally:
+        upstream.release()
+        upstream.close()
+    assert (timed_out.value.status_code, timed_out.value.body["error"]["type"]) == (504, "timeout_error")
+    assert (unprocessable.value.status_code, unprocessable.value.body["error"]["type"]) == (422,
+                                                                                         "invalid_request_error")
+    assert stalled.value.body["error"]["type"] == "timeout_error"

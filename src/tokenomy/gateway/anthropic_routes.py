@@ -72,17 +72,25 @@ ERROR_TYPES = {
     403: "permission_error",
     404: "not_found_error",
     405: "invalid_request_error",
+    402: "billing_error",
     413: "request_too_large",
     429: "rate_limit_error",
     503: "overloaded_error",
+    504: "timeout_error",
     529: "overloaded_error",
 }
+
+
+def error_type(status: int) -> str:
+    """Anthropic's error type for a status: another 4xx (an upstream's 422 passed on) is the request's fault, as
+    invalid_request_error says; api_error is the server's."""
+    return ERROR_TYPES.get(status, "invalid_request_error" if 400 <= status < 500 else "api_error")
 
 
 def anthropic_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """Anthropic's error shape: {"type": "error", "error": {"type", "message"}}."""
     return JSONResponse(
-        {"type": "error", "error": {"type": ERROR_TYPES.get(status, "api_error"), "message": message}},
+        {"type": "error", "error": {"type": error_type(status), "message": message}},
         status_code=status,
         headers=headers,
     )
@@ -148,6 +156,8 @@ class EventWriter:
             kind = "rate_limit_error"
         elif isinstance(exc, ProviderError) and upstream_status(exc) == 503:
             kind = "overloaded_error"  # as Anthropic's API ends a stream it cannot finish for load
+        elif isinstance(exc, ProviderError) and exc.kind == "timeout":
+            kind = "timeout_error"
         elif isinstance(exc, ProviderError) and exc.kind != "client_error":
             kind = "api_error"
         else:
