@@ -728,6 +728,31 @@ def test_claudes_adjacent_thinking_blocks_stream_as_two_each_with_its_signature(
         b.model_dump(exclude_none=True) for b in final.content]
 
 
+def test_claudes_adjacent_thinking_blocks_reach_a_converse_stream_as_two_blocks(gateway, scripted, monkeypatch) -> None:
+    """Bedrock's ConverseStream to a Claude route: each signed thinking block is a reasoning block of its own, its
+    signature in it. Both were one block, its two signature deltas on the joined text (boto3's caller kept the last)."""
+    import boto3
+
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(key, "x")
+    scripted.thinking = [("first thought", "sig-one"), ("second thought", "sig-two")]
+    bedrock = boto3.client("bedrock-runtime", endpoint_url=gateway, region_name="us-east-1")
+    events = list(bedrock.converse_stream(modelId="claude", messages=[{"role": "user", "content": [{"text": "hi"}]}])[
+        "stream"])
+    blocks: dict[int, dict] = {}
+    for event in events:
+        delta = event.get("contentBlockDelta")
+        if delta and "reasoningContent" in delta["delta"]:
+            block = blocks.setdefault(delta["contentBlockIndex"], {"text": "", "signature": []})
+            reasoning = delta["delta"]["reasoningContent"]
+            block["text"] += reasoning.get("text", "")
+            block["signature"] += [reasoning["signature"]] if "signature" in reasoning else []
+    assert list(blocks.values()) == [{"text": "first thought", "signature": ["sig-one"]},
+                                     {"text": "second thought", "signature": ["sig-two"]}]
+    stops = [e["contentBlockStop"]["contentBlockIndex"] for e in events if "contentBlockStop" in e]
+    assert stops == [0, 1, 2]  # each reasoning block closed before the next, then the text
+
+
 # LiteLLM's cache points in OpenAI's format (its docs, and what `cache_control_injection_points` adds): cache_control
 # on a message (string content), on its last content part, or on a tool.
 CACHED = {"type": "ephemeral"}

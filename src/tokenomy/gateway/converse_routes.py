@@ -159,8 +159,9 @@ class EventWriter:
                 out += self._begin("reasoning")
             if piece.reasoning:
                 out.append(self._delta({"reasoningContent": {"text": piece.reasoning}}))
-            if piece.signature:
+            if piece.signature:  # it closes its block: a reasoning block right after it is one of its own
                 out.append(self._delta({"reasoningContent": {"signature": piece.signature}}))
+                out += self._close()
         if piece.delta:
             if self.open != "text":
                 out += self._begin("text")
