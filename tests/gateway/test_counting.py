@@ -292,3 +292,22 @@ def test_a_route_that_cannot_count_says_so_before_naming_a_field_its_model_would
     whole = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "safetySettings": []}
     answer = httpx.post(f"{gateway}/v1beta/models/gpt:countTokens", json=whole)
     assert answer.status_code == 400 and "provider `openai`" in answer.json()["error"]["message"]
+
+
+def test_a_count_logs_no_missing_output_cap_and_leaves_that_warning_to_the_call_that_has_none(
+    gateway, sdk, caplog, monkeypatch
+) -> None:
+    """A count has no max_tokens by nature: it logged "request has no output cap; a runaway answer is billed in full",
+    which it is not, and as that warning is logged once per model, an uncapped chat completion to the same model then
+    went unwarned."""
+    from tokenomy.caching import tokens
+
+    monkeypatch.setattr(tokens, "_warned", set())  # once per model in this process: as if the gateway had just started
+    with caplog.at_level("WARNING", logger="tokenomy.policy"):
+        assert sdk.messages.count_tokens(model="claude", messages=ASK).input_tokens > 0
+        counted = [r.getMessage() for r in caplog.records if "no output cap" in r.getMessage()]
+        chat = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
+        assert chat.chat.completions.create(model="claude", messages=ASK).choices  # no max_tokens
+        called = [r.getMessage() for r in caplog.records if "no output cap" in r.getMessage()]
+    assert counted == []
+    assert len(called) == 1 and "(model claude;" in called[0]

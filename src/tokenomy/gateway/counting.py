@@ -59,7 +59,9 @@ def counter_for(
             f"{named(next(iter(call.extra)))}: the gateway carries this field to {api} models only, and `{name}` "
             f"counts with model `{model}` ({provider.name}); remove it"
         )
-    request, _ = apply_token_policy(call, gw.policy_for(name, route).tokens)
+    # A count has no output cap by nature: its warning would be wrong, and spend the once per model the calls' need.
+    policy = replace(gw.policy_for(name, route).tokens, warn_uncapped=False)
+    request, _ = apply_token_policy(call, policy)
     request = replace(request, model=spec.model, region=request.region or spec.region)
     bare = replace(request, extra={}) if request.extra else request  # the API's own fields were checked above
     why = inputs_refusal(spec.inputs, bare) or provider.refusal(bare)
