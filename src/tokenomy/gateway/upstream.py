@@ -52,6 +52,7 @@ class AsyncOpenAIUpstream(OpenAIProvider):
         self.server = url_server(base)
         self.url = base + "/chat/completions"
         self.ask_usage = openai_wire.asks_for_usage(base)
+        self.openai_proper = openai_wire.is_openai_proper(base)
         self.empty_call_content = spec.empty_tool_call_content
         self.headers = {"authorization": f"Bearer {openai_key(spec.api_key_env)}", "content-type": "application/json"}
         # How long the upstream may stay silent, as the SDK-based provider's timeout works (the model's timeout_s):

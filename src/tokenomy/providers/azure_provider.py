@@ -95,6 +95,7 @@ class AzureOpenAIProvider(OpenAIProvider):
     name = "azure"
     deployment_names = True  # the model id is a deployment: rows are recorded under the model it is priced as
     file_apis = frozenset({"azure"})  # Azure OpenAI's own Files API: an id of OpenAI's is none of its files
+    openai_proper = True  # OpenAI's API wherever the resource is: it refuses what compatible servers take
 
     def __init__(
         self,

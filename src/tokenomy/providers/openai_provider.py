@@ -80,6 +80,8 @@ class OpenAIProvider(Provider):
     file_apis = frozenset({"openai"})  # file ids of OpenAI's Files API (a chat `file` part's file_id)
     ask_usage = True  # a stream asks for its usage (openai_wire.asks_for_usage)
     empty_call_content = False  # a tool-calling turn without text goes as content "" (the model's setting)
+    # OpenAI's own API, which refuses what compatible servers take (`openai_wire.openai_proper_refusal`)
+    openai_proper = False
 
     def __init__(
         self,
@@ -96,6 +98,7 @@ class OpenAIProvider(Provider):
         self.client = openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=max_retries)
         self.base_url = base_url
         self.server = url_server(str(self.client.base_url))  # the SDK's default (OPENAI_BASE_URL, OpenAI's) too
+        self.openai_proper = openai_wire.is_openai_proper(str(self.client.base_url))
         self.ask_usage = openai_wire.asks_for_usage(base_url)
         self.empty_call_content = empty_call_content
 
@@ -122,7 +125,11 @@ class OpenAIProvider(Provider):
         )
 
     def refusal(self, request: ChatRequest) -> Unsupported | None:
-        return super().refusal(request) or openai_wire.refusal(request)
+        return (
+            super().refusal(request)
+            or openai_wire.refusal(request)
+            or (openai_wire.openai_proper_refusal(request) if self.openai_proper else None)
+        )
 
     def carries_cache_points(self, request: ChatRequest) -> bool:
         return openai_wire.takes_cache_control(request.model)  # Claude by its name; the others cache by themselves

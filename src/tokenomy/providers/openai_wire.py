@@ -23,6 +23,8 @@ upstream), so a field is mapped once. Mapping rules:
 - cache points go as `cache_control` on content parts for a Claude model only (`takes_cache_control`); any other
   OpenAI-format model caches by itself and gets none;
 - `request.extra` is merged into the body as-is (logprobs, n, user, metadata, service_tier, ...).
+- OpenAI's own API (api.openai.com, Azure OpenAI) refuses some of what compatible servers take (`top_k`, a `file`
+  part that is no PDF): `openai_proper_refusal` refuses it by name for those before sending.
 Everything a response carries that ChatResponse has no slot for (logprobs, refusal, more choices,
 system_fingerprint, ...) is kept in `raw` in OpenAI's own shape so the gateway can hand it back.
 """
@@ -422,6 +424,34 @@ def request_body(
         options["include_usage"] = True  # usage is needed for the ledger whatever the caller asked
         body["stream_options"] = options
     return body
+
+
+def is_openai_proper(base_url: str | None) -> bool:
+    """Whether `base_url` is OpenAI's own API (api.openai.com), not an OpenAI-compatible server (vLLM, llama.cpp,
+    Ollama, LiteLLM, OpenRouter, ...), which takes fields OpenAI's API refuses (`openai_proper_refusal`)."""
+    return (urlsplit(base_url).hostname or "") == "api.openai.com" if base_url else False
+
+
+def openai_proper_refusal(request: ChatRequest) -> Unsupported | None:
+    """What OpenAI's own Chat Completions (api.openai.com, Azure OpenAI) refuses and OpenAI-compatible servers take:
+    `top_k` (OpenAI answers "Unrecognized request argument supplied: top_k"), and a document that is no PDF (its
+    `file` parts read PDFs only; a file id's type is not known here, and goes as given). Refused by name before
+    sending, so a route moves on to a model that takes it."""
+    if request.top_k is not None:
+        return Unsupported("field `{where}` (OpenAI's Chat Completions has no top_k sampling)", field="top_k")
+    for i, message in enumerate(request.messages):
+        for j, block in enumerate(message.content):
+            parts = block.content if isinstance(block, ToolResultBlock) else [block]
+            for k, part in enumerate(parts):
+                if isinstance(part, DocumentBlock) and part.file_id is None and part.format != "pdf":
+                    return Unsupported(
+                        f"a {part.format} document ({{where}}; OpenAI's Chat Completions reads PDF files only: send "
+                        "its text as a text block)",
+                        i,
+                        j,
+                        k if isinstance(block, ToolResultBlock) else None,
+                    )
+    return None
 
 
 def refusal(request: ChatRequest) -> Unsupported | None:
