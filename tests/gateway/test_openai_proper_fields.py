@@ -131,3 +131,28 @@ def test_openai_proper_is_told_by_its_host(base_url, official, monkeypatch):
             assert why.where == "top_k"
             document = provider.refusal(ChatRequest(messages=request.messages, model="gpt-4o"))
             assert document is not None and document.where == "messages[0].content[0]"
+
+
+def test_a_cap_goes_to_azure_as_max_completion_tokens_and_to_a_compatible_server_as_max_tokens(gateway):
+    # OpenAI's reasoning models refuse max_tokens ("Use 'max_completion_tokens' instead"), which OpenAI's API
+    # reference deprecates for the same cap under its new name; a compatible server may know only max_tokens.
+    url, azure, vllm = gateway
+    sdk = claude_sdk(url)
+    sdk.messages.create(model="azure-gpt", max_tokens=7, messages=ASK)
+    with sdk.messages.stream(model="azure-gpt", max_tokens=8, messages=ASK) as streamed:
+        streamed.get_final_message()
+    assert [(b.get("max_tokens"), b.get("max_completion_tokens")) for b in azure.bodies] == [(None, 7), (None, 8)]
+    sdk.messages.create(model="vllm", max_tokens=7, messages=ASK)
+    with sdk.messages.stream(model="vllm", max_tokens=8, messages=ASK) as streamed:
+        streamed.get_final_message()
+    assert [(b.get("max_tokens"), b.get("max_completion_tokens")) for b in vllm.bodies] == [(7, None), (8, None)]
+
+
+@pytest.mark.parametrize("base_url", [None, "https://api.openai.com/v1"])
+def test_openai_proper_gets_the_cap_as_max_completion_tokens(base_url, monkeypatch):
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    request = ChatRequest.simple("hi", model="gpt-5", max_tokens=9)
+    sdk_params = OpenAIProvider(base_url=base_url, api_key="k")._params(request)["extra_body"]
+    pooled = AsyncOpenAIUpstream(ModelSpec(name="m", provider="openai", model="gpt-5", base_url=base_url))
+    for body in (sdk_params, pooled.body(request), pooled.body(request, stream=True)):
+        assert body.get("max_completion_tokens") == 9 and "max_tokens" not in body

@@ -52,7 +52,7 @@ class AsyncOpenAIUpstream(OpenAIProvider):
         self.server = url_server(base)
         self.url = base + "/chat/completions"
         self.ask_usage = openai_wire.asks_for_usage(base)
-        self.openai_proper = openai_wire.is_openai_proper(base)
+        self.openai_proper = self.completion_cap = openai_wire.is_openai_proper(base)
         self.empty_call_content = spec.empty_tool_call_content
         self.headers = {"authorization": f"Bearer {openai_key(spec.api_key_env)}", "content-type": "application/json"}
         # How long the upstream may stay silent, as the SDK-based provider's timeout works (the model's timeout_s):
@@ -99,7 +99,7 @@ class AsyncOpenAIUpstream(OpenAIProvider):
         start = time.perf_counter()
         pool = self.connections()
         try:
-            body = openai_wire.request_body(request, empty_call_content=self.empty_call_content)
+            body = self.body(request)
             connection, reply = await pool.post("/chat/completions", _dumps(body))
             try:
                 raw = await reply.read()
@@ -129,7 +129,7 @@ class AsyncOpenAIUpstream(OpenAIProvider):
         done = False
         pool = self.connections()
         try:
-            body = openai_wire.request_body(request, True, self.ask_usage, self.empty_call_content)
+            body = self.body(request, stream=True)
             connection, reply = await pool.post("/chat/completions", _dumps(body))
             try:
                 if reply.status >= 400:

@@ -30,6 +30,9 @@ ENTRA_SCOPE = "https://cognitiveservices.azure.com/.default"
 # The first api-version (2024-09-01-preview) that takes `stream_options`: older ones (2024-06-01 GA, ...) answer
 # 400 "Unrecognized request argument supplied: stream_options", and send no usage in a stream.
 STREAM_OPTIONS_SINCE = "2024-09-01"
+# The first api-version (2024-09-01-preview) that takes `max_completion_tokens`, which reasoning deployments require
+# (they refuse max_tokens: "Use 'max_completion_tokens' instead"); on older ones the cap goes as max_tokens.
+COMPLETION_CAP_SINCE = "2024-09-01"
 
 
 def _entra_token_provider() -> Any | None:
@@ -110,6 +113,7 @@ class AzureOpenAIProvider(OpenAIProvider):
         self.base_url = base_url or os.environ.get(ENDPOINT_ENV)
         self.server = url_server(str(self.client.base_url))  # the resource's host
         self.api_version = resolved_version(api_version)
+        self.completion_cap = self.api_version >= COMPLETION_CAP_SINCE
 
     def _params(self, request: ChatRequest, stream: bool = False) -> dict[str, Any]:
         """OpenAI's arguments; a stream on an api-version older than 2024-09-01 without stream_options (its usage is

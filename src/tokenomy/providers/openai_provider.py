@@ -82,6 +82,7 @@ class OpenAIProvider(Provider):
     empty_call_content = False  # a tool-calling turn without text goes as content "" (the model's setting)
     # OpenAI's own API, which refuses what compatible servers take (`openai_wire.openai_proper_refusal`)
     openai_proper = False
+    completion_cap = False  # the cap goes as max_completion_tokens (`openai_wire.request_body`): OpenAI's own API
 
     def __init__(
         self,
@@ -98,13 +99,17 @@ class OpenAIProvider(Provider):
         self.client = openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=max_retries)
         self.base_url = base_url
         self.server = url_server(str(self.client.base_url))  # the SDK's default (OPENAI_BASE_URL, OpenAI's) too
-        self.openai_proper = openai_wire.is_openai_proper(str(self.client.base_url))
+        self.openai_proper = self.completion_cap = openai_wire.is_openai_proper(str(self.client.base_url))
         self.ask_usage = openai_wire.asks_for_usage(base_url)
         self.empty_call_content = empty_call_content
 
+    def body(self, request: ChatRequest, stream: bool = False) -> dict[str, Any]:
+        """The Chat Completions body this upstream is sent for `request`."""
+        return openai_wire.request_body(request, stream, self.ask_usage, self.empty_call_content, self.completion_cap)
+
     def _params(self, request: ChatRequest, stream: bool = False) -> dict[str, Any]:
         """The SDK's named arguments; every other body field goes through `extra_body` untouched."""
-        body = openai_wire.request_body(request, stream, self.ask_usage, self.empty_call_content)
+        body = self.body(request, stream)
         named = {"model": body.pop("model"), "messages": body.pop("messages")}
         if body.pop("stream", False):
             named["stream"] = True

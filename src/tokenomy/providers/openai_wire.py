@@ -373,10 +373,16 @@ def asks_for_usage(base_url: str | None) -> bool:
 
 
 def request_body(
-    request: ChatRequest, stream: bool = False, ask_usage: bool = True, empty_call_content: bool = False
+    request: ChatRequest,
+    stream: bool = False,
+    ask_usage: bool = True,
+    empty_call_content: bool = False,
+    completion_cap: bool = False,
 ) -> dict[str, Any]:
     """The Chat Completions body for a ChatRequest (`ask_usage`: see `asks_for_usage`; `empty_call_content`: see
-    `_turn`)."""
+    `_turn`; `completion_cap`: the cap goes as `max_completion_tokens` whatever the caller named it, for OpenAI's own
+    API, whose reasoning models refuse `max_tokens` and whose reference deprecates it for the same cap under that
+    name; a compatible server may know only `max_tokens`, and gets the caller's name)."""
     mistral = _is_mistral(request.model)
     cached = takes_cache_control(request.model)
     messages = to_openai_messages(request, empty_call_content, mistral_call_id if mistral else None, cached)
@@ -413,7 +419,7 @@ def request_body(
     body.update(request.extra)  # pass-through fields, as the caller named them
     # The caller's name for the cap wins (o-series models refuse max_tokens); a library caller may also
     # have put max_completion_tokens in extra.
-    if request.max_tokens_name == "max_completion_tokens" or "max_completion_tokens" in body:
+    if completion_cap or request.max_tokens_name == "max_completion_tokens" or "max_completion_tokens" in body:
         body.pop("max_tokens", None)
         if request.max_tokens is not None:
             body["max_completion_tokens"] = request.max_tokens
