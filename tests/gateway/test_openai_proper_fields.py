@@ -156,3 +156,20 @@ def test_openai_proper_gets_the_cap_as_max_completion_tokens(base_url, monkeypat
     pooled = AsyncOpenAIUpstream(ModelSpec(name="m", provider="openai", model="gpt-5", base_url=base_url))
     for body in (sdk_params, pooled.body(request), pooled.body(request, stream=True)):
         assert body.get("max_completion_tokens") == 9 and "max_tokens" not in body
+
+
+def test_an_effort_openai_has_no_level_for_is_refused_by_name_for_azure(gateway):
+    # OpenAI's reasoning_effort: none, minimal, low, medium, high, xhigh. Claude's "max" has no equal there; OpenRouter
+    # (a compatible server) takes it.
+    url, azure, vllm = gateway
+    sdk = claude_sdk(url)
+    asked = {"thinking": {"type": "adaptive"}, "output_config": {"effort": "max"}}
+    with pytest.raises(anthropic.BadRequestError) as info:
+        sdk.messages.create(model="azure-gpt", max_tokens=5, messages=ASK, extra_body=asked)
+    assert "output_config.effort" in str(info.value) and "xhigh" in str(info.value)
+    assert azure.bodies == []
+    sdk.messages.create(model="vllm", max_tokens=5, messages=ASK, extra_body=asked)
+    assert vllm.last["reasoning_effort"] == "max"
+    xhigh = {"thinking": {"type": "adaptive"}, "output_config": {"effort": "xhigh"}}
+    sdk.messages.create(model="azure-gpt", max_tokens=5, messages=ASK, extra_body=xhigh)
+    assert azure.last["reasoning_effort"] == "xhigh"

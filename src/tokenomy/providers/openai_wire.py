@@ -432,6 +432,10 @@ def request_body(
     return body
 
 
+# The reasoning_effort values OpenAI's API reference lists (Claude's "max" has no equal; OpenRouter takes it).
+OPENAI_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+
+
 def is_openai_proper(base_url: str | None) -> bool:
     """Whether `base_url` is OpenAI's own API (api.openai.com), not an OpenAI-compatible server (vLLM, llama.cpp,
     Ollama, LiteLLM, OpenRouter, ...), which takes fields OpenAI's API refuses (`openai_proper_refusal`)."""
@@ -440,9 +444,16 @@ def is_openai_proper(base_url: str | None) -> bool:
 
 def openai_proper_refusal(request: ChatRequest) -> Unsupported | None:
     """What OpenAI's own Chat Completions (api.openai.com, Azure OpenAI) refuses and OpenAI-compatible servers take:
-    `top_k` (OpenAI answers "Unrecognized request argument supplied: top_k"), and a document that is no PDF (its
-    `file` parts read PDFs only; a file id's type is not known here, and goes as given). Refused by name before
-    sending, so a route moves on to a model that takes it."""
+    a reasoning effort it has no level for (`OPENAI_EFFORTS`), `top_k` (OpenAI answers "Unrecognized request argument
+    supplied: top_k"), and a document that is no PDF (its `file` parts read PDFs only; a file id's type is not known
+    here, and goes as given). Refused by name before sending, so a route moves on to a model that takes it."""
+    effort = request.reasoning.effort if request.reasoning is not None else None
+    if effort is not None and effort not in OPENAI_EFFORTS:
+        return Unsupported(
+            f"reasoning effort {effort!r} (`{{where}}`; OpenAI's reasoning_effort is one of "
+            f"{', '.join(OPENAI_EFFORTS)})",
+            field="reasoning_effort",
+        )
     if request.top_k is not None:
         return Unsupported("field `{where}` (OpenAI's Chat Completions has no top_k sampling)", field="top_k")
     for i, message in enumerate(request.messages):
