@@ -173,3 +173,18 @@ def test_an_effort_openai_has_no_level_for_is_refused_by_name_for_azure(gateway)
     xhigh = {"thinking": {"type": "adaptive"}, "output_config": {"effort": "xhigh"}}
     sdk.messages.create(model="azure-gpt", max_tokens=5, messages=ASK, extra_body=xhigh)
     assert azure.last["reasoning_effort"] == "xhigh"
+
+
+def test_more_than_four_stop_sequences_are_refused_by_name_for_azure(gateway):
+    # OpenAI's `stop` takes up to 4 sequences (its API reference: maxItems 4); Claude's stop_sequences take more.
+    url, azure, vllm = gateway
+    sdk = claude_sdk(url)
+    five = ["a1", "b2", "c3", "d4", "e5"]
+    with pytest.raises(anthropic.BadRequestError) as info:
+        sdk.messages.create(model="azure-gpt", max_tokens=5, messages=ASK, stop_sequences=five)
+    assert "stop_sequences" in str(info.value) and "4" in str(info.value)
+    assert azure.bodies == []
+    sdk.messages.create(model="vllm", max_tokens=5, messages=ASK, stop_sequences=five)
+    assert vllm.last["stop"] == five
+    sdk.messages.create(model="azure-gpt", max_tokens=5, messages=ASK, stop_sequences=five[:4])
+    assert azure.last["stop"] == five[:4]

@@ -411,6 +411,7 @@ CALLER_FIELDS = {
     "reasoning.budget_tokens": "thinking.budget_tokens",
     "user": "metadata.user_id",
     "response_format": "output_config.format",
+    "stop": "stop_sequences",
 }
 _INDEX = re.compile(r"\[(\d+)\]")
 

@@ -435,6 +435,8 @@ def request_body(
 # The reasoning_effort values OpenAI's API reference lists (Claude's "max" has no equal; OpenRouter takes it).
 OPENAI_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 
+OPENAI_STOPS = 4  # the stop sequences OpenAI's `stop` takes at most (its API reference); Claude's take more
+
 
 def is_openai_proper(base_url: str | None) -> bool:
     """Whether `base_url` is OpenAI's own API (api.openai.com), not an OpenAI-compatible server (vLLM, llama.cpp,
@@ -444,15 +446,20 @@ def is_openai_proper(base_url: str | None) -> bool:
 
 def openai_proper_refusal(request: ChatRequest) -> Unsupported | None:
     """What OpenAI's own Chat Completions (api.openai.com, Azure OpenAI) refuses and OpenAI-compatible servers take:
-    a reasoning effort it has no level for (`OPENAI_EFFORTS`), `top_k` (OpenAI answers "Unrecognized request argument
-    supplied: top_k"), and a document that is no PDF (its `file` parts read PDFs only; a file id's type is not known
-    here, and goes as given). Refused by name before sending, so a route moves on to a model that takes it."""
+    a reasoning effort it has no level for (`OPENAI_EFFORTS`), more than 4 stop sequences, `top_k` (OpenAI answers
+    "Unrecognized request argument supplied: top_k"), and a document that is no PDF (its `file` parts read PDFs only;
+    a file id's type is not known here, and goes as given). Refused by name before sending, so a route moves on to a
+    model that takes it."""
     effort = request.reasoning.effort if request.reasoning is not None else None
     if effort is not None and effort not in OPENAI_EFFORTS:
         return Unsupported(
             f"reasoning effort {effort!r} (`{{where}}`; OpenAI's reasoning_effort is one of "
             f"{', '.join(OPENAI_EFFORTS)})",
             field="reasoning_effort",
+        )
+    if len(request.stop) > OPENAI_STOPS:
+        return Unsupported(
+            f"{len(request.stop)} stop sequences (`{{where}}`; OpenAI's stop takes up to {OPENAI_STOPS})", field="stop"
         )
     if request.top_k is not None:
         return Unsupported("field `{where}` (OpenAI's Chat Completions has no top_k sampling)", field="top_k")
