@@ -188,3 +188,18 @@ def test_more_than_four_stop_sequences_are_refused_by_name_for_azure(gateway):
     assert vllm.last["stop"] == five
     sdk.messages.create(model="azure-gpt", max_tokens=5, messages=ASK, stop_sequences=five[:4])
     assert azure.last["stop"] == five[:4]
+
+
+def test_a_gemini_callers_top_k_is_refused_for_azure_naming_its_own_field(gateway):
+    from google import genai
+    from google.genai import errors, types
+
+    url, azure, vllm = gateway
+    client = genai.Client(api_key="unused", http_options={"base_url": url})
+    config = types.GenerateContentConfig(top_k=3, max_output_tokens=5)
+    with pytest.raises(errors.ClientError) as info:
+        client.models.generate_content(model="azure-gpt", contents="hi", config=config)
+    assert info.value.code == 400 and "generationConfig.topK" in str(info.value)
+    assert azure.bodies == []
+    client.models.generate_content(model="vllm", contents="hi", config=config)
+    assert vllm.last["top_k"] == 3
