@@ -203,3 +203,20 @@ def test_a_gemini_callers_top_k_is_refused_for_azure_naming_its_own_field(gatewa
     assert azure.bodies == []
     client.models.generate_content(model="vllm", contents="hi", config=config)
     assert vllm.last["top_k"] == 3
+
+
+def test_a_model_without_base_url_goes_where_openai_base_url_points(tmp_path, monkeypatch):
+    # The SDK's own variable, which the SDK-based provider (sync calls, `tokenomy` library calls) honours: the
+    # gateway's pooled upstream sent the same model's calls to api.openai.com instead, as OpenAI's own API.
+    with RecordingOpenAI() as local:
+        monkeypatch.setenv("OPENAI_BASE_URL", local.url)
+        monkeypatch.setenv("LOCAL_KEY", "k")
+        config = parse_config(
+            {"models": {"gpt": {"provider": "openai", "model": "qwen", "api_key_env": "LOCAL_KEY",
+                                "price_as": "gpt-4o-mini"}}}
+        )
+        with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+            sdk = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+            sdk.chat.completions.create(model="gpt", messages=ASK, extra_body={"top_k": 4})
+            list(sdk.chat.completions.create(model="gpt", messages=ASK, stream=True))
+        assert [b["model"] for b in local.bodies] == ["qwen", "qwen"] and local.bodies[0]["top_k"] == 4

@@ -12,6 +12,7 @@ calls still go through the SDK-based provider.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -47,7 +48,8 @@ class AsyncOpenAIUpstream(OpenAIProvider):
 
     def __init__(self, spec: ModelSpec, timeout: float | None = None, pool: int = 512) -> None:
         self.spec = spec
-        base = (spec.base_url or "https://api.openai.com/v1").rstrip("/")
+        # Without a base_url, where the SDK-based provider (its sync calls) goes: OPENAI_BASE_URL, else OpenAI's API
+        base = (spec.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
         self.base_url = self._root = base
         self.server = url_server(base)
         self.url = base + "/chat/completions"
