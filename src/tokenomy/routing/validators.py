@@ -194,14 +194,21 @@ def _tool_call_rejection(response: ChatResponse, request: ChatRequest) -> Reject
                 "tool call to a tool the request did not offer",
             )
         schema = tools[call.name].input_schema if call.name in tools else None
-        broken = _schema_error(arguments, schema) if schema else None
+        broken = _schema_rejection("tool_call", "tool call", f" {call.name!r}", arguments, schema)
         if broken is not None:
-            return Rejection(
-                "tool_call",
-                f"schema-invalid tool call {call.name!r}: {broken.message}",
-                f"schema-invalid tool call (failed {broken.validator!r})",
-            )
+            return broken
     return None
+
+
+def _schema_rejection(check: str, what: str, which: str, data: Any, schema: dict[str, Any] | None) -> Rejection | None:
+    """Where `data` breaks `schema`, as a rejection: the reason quotes jsonschema's message (which may repeat the
+    value), the summary only the keyword it failed."""
+    broken = _schema_error(data, schema) if schema else None
+    if broken is None:
+        return None
+    return Rejection(
+        check, f"schema-invalid {what}{which}: {broken.message}", f"schema-invalid {what} (failed {broken.validator!r})"
+    )
 
 
 def _schema_error(data: Any, schema: dict[str, Any]) -> Any:
@@ -278,14 +285,9 @@ def rejection(response: ChatResponse, request: ChatRequest, spec: dict[str, Any]
             data = _json(text)
         except ValueError as exc:  # the parser's message says where, never what: no summary needed
             return Rejection("json", f"invalid JSON: {exc}")
-        schema = spec.get("schema") or request.json_schema
-        broken = _schema_error(data, schema) if schema else None
+        broken = _schema_rejection("schema", "JSON", "", data, spec.get("schema") or request.json_schema)
         if broken is not None:
-            return Rejection(
-                "schema",
-                f"schema-invalid JSON: {broken.message}",
-                f"schema-invalid JSON (failed {broken.validator!r})",
-            )
+            return broken
         missing = [k for k in spec.get("required", []) if not isinstance(data, dict) or k not in data]
         if missing:
             return Rejection("required", f"missing required fields: {', '.join(missing)}")
