@@ -23,7 +23,7 @@ from tokenomy.messages import (
     ToolSpec,
     ToolUseBlock,
 )
-from tokenomy.providers import openai_stream, openai_wire
+from tokenomy.providers import openai_dialects, openai_stream, openai_wire
 from tokenomy.providers.openai_provider import OpenAIProvider
 from tokenomy.providers.registry import ModelSpec
 
@@ -449,7 +449,7 @@ def test_a_tool_results_media_label_names_the_call_by_the_id_a_mistral_model_is_
     turn = Message("user", [ToolResultBlock("toolu_01A", [ImageBlock("image/png", b"\x89PNG")]),
                             TextBlock("Tool call toolu_01A returned:")])  # the caller's own words stay as sent
     body = openai_wire.request_body(ChatRequest([Message("user", "Look"), call, turn], model="mistral-large-latest"))
-    sent = openai_wire.mistral_call_id("toolu_01A")
+    sent = openai_dialects.mistral_call_id("toolu_01A")
     assistant, tool, user = body["messages"][1:]
     assert assistant["tool_calls"][0]["id"] == tool["tool_call_id"] == sent != "toolu_01A"
     assert user["content"][0] == {"type": "text", "text": f"Tool call {sent} returned:"}

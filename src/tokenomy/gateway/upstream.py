@@ -22,7 +22,7 @@ import orjson
 from tokenomy.errors import ProviderError
 from tokenomy.gateway.http_pool import HttpPool, UpstreamDisconnected, UpstreamTimeout, UpstreamTooLarge
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk
-from tokenomy.providers import openai_stream, openai_wire
+from tokenomy.providers import openai_dialects, openai_stream, openai_wire
 from tokenomy.providers.base import url_server
 from tokenomy.providers.http_faults import retry_after_seconds
 from tokenomy.providers.openai_provider import OpenAIProvider, openai_key
@@ -53,8 +53,8 @@ class AsyncOpenAIUpstream(OpenAIProvider):
         self.base_url = self._root = base
         self.server = url_server(base)
         self.url = base + "/chat/completions"
-        self.ask_usage = openai_wire.asks_for_usage(base)
-        self.openai_proper = self.completion_cap = openai_wire.is_openai_proper(base)
+        self.ask_usage = openai_dialects.asks_for_usage(base)
+        self.openai_proper = self.completion_cap = openai_dialects.is_openai_proper(base)
         self.empty_call_content = spec.empty_tool_call_content
         self.headers = {"authorization": f"Bearer {openai_key(spec.api_key_env)}", "content-type": "application/json"}
         # How long the upstream may stay silent, as the SDK-based provider's timeout works (the model's timeout_s):

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from tokenomy.errors import ProviderError, remember_secret, scrub
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
-from tokenomy.providers import openai_stream, openai_wire
+from tokenomy.providers import openai_dialects, openai_stream, openai_wire
 from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, url_server
 from tokenomy.providers.http_faults import answer_broke_off, read_timed_out, retry_after_seconds
 from tokenomy.providers.refusals import Unsupported
@@ -78,9 +78,9 @@ class OpenAIProvider(Provider):
     accepts_freeform = True  # custom tools and their calls (openai_wire)
     accepts_openai_fields = True  # a message's own fields sent back (OpenRouter's reasoning_details)
     file_apis = frozenset({"openai"})  # file ids of OpenAI's Files API (a chat `file` part's file_id)
-    ask_usage = True  # a stream asks for its usage (openai_wire.asks_for_usage)
+    ask_usage = True  # a stream asks for its usage (openai_dialects.asks_for_usage)
     empty_call_content = False  # a tool-calling turn without text goes as content "" (the model's setting)
-    # OpenAI's own API, which refuses what compatible servers take (`openai_wire.openai_proper_refusal`)
+    # OpenAI's own API, which refuses what compatible servers take (`openai_dialects.openai_proper_refusal`)
     openai_proper = False
     completion_cap = False  # the cap goes as max_completion_tokens (`openai_wire.request_body`): OpenAI's own API
 
@@ -99,8 +99,8 @@ class OpenAIProvider(Provider):
         self.client = openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=max_retries)
         self.base_url = base_url
         self.server = url_server(str(self.client.base_url))  # the SDK's default (OPENAI_BASE_URL, OpenAI's) too
-        self.openai_proper = self.completion_cap = openai_wire.is_openai_proper(str(self.client.base_url))
-        self.ask_usage = openai_wire.asks_for_usage(base_url)
+        self.openai_proper = self.completion_cap = openai_dialects.is_openai_proper(str(self.client.base_url))
+        self.ask_usage = openai_dialects.asks_for_usage(base_url)
         self.empty_call_content = empty_call_content
 
     def body(self, request: ChatRequest, stream: bool = False) -> dict[str, Any]:
@@ -133,14 +133,14 @@ class OpenAIProvider(Provider):
         return (
             super().refusal(request)
             or openai_wire.refusal(request)
-            or (openai_wire.openai_proper_refusal(request) if self.openai_proper else None)
+            or (openai_dialects.openai_proper_refusal(request) if self.openai_proper else None)
         )
 
     def carries_cache_points(self, request: ChatRequest) -> bool:
-        return openai_wire.takes_cache_control(request.model)  # Claude by its name; the others cache by themselves
+        return openai_dialects.takes_cache_control(request.model)  # Claude by its name; the others cache by themselves
 
     def no_one_hour_cache(self, request: ChatRequest) -> str:
-        if openai_wire.takes_cache_control(request.model):  # Claude behind OpenRouter or LiteLLM: it has one
+        if openai_dialects.takes_cache_control(request.model):  # Claude behind OpenRouter or LiteLLM: it has one
             return (
                 "the OpenAI format's usage does not say which cache writes were 1-hour ones, so they could not be "
                 "priced; send a 5-minute point, or reach Claude through Anthropic's API or Bedrock"

@@ -19,12 +19,13 @@ upstream), so a field is mapped once. Mapping rules:
   LiteLLM's `thinking_blocks` on the message, and Google's `extra_content.google.thought_signature` on the tool
   call a signature belongs to;
 - for a Mistral model (its name says so) tool call ids that are not 9 letters or digits go as such ids, derived from
-  them (`mistral_call_id`): Mistral refuses any other, and an agent's earlier calls may come from another model;
-- cache points go as `cache_control` on content parts for a Claude model only (`takes_cache_control`); any other
-  OpenAI-format model caches by itself and gets none;
+  them (`openai_dialects.mistral_call_id`): Mistral refuses any other, and an agent's earlier calls may come from
+  another model;
+- cache points go as `cache_control` on content parts for a Claude model only (`openai_dialects.takes_cache_control`);
+  any other OpenAI-format model caches by itself and gets none;
 - `request.extra` is merged into the body as-is (logprobs, n, user, metadata, service_tier, ...).
 - OpenAI's own API (api.openai.com, Azure OpenAI) refuses some of what compatible servers take (`top_k`, a `file`
-  part that is no PDF): `openai_proper_refusal` refuses it by name for those before sending.
+  part that is no PDF): `openai_dialects.openai_proper_refusal` refuses it by name for those before sending.
 Everything a response carries that ChatResponse has no slot for (logprobs, refusal, more choices,
 system_fingerprint, ...) is kept in `raw` in OpenAI's own shape so the gateway can hand it back.
 """
@@ -32,13 +33,9 @@ system_fingerprint, ...) is kept in `raw` in OpenAI's own shape so the gateway c
 from __future__ import annotations
 
 import base64
-import functools
-import hashlib
 import json
-import re
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 from tokenomy.errors import ProviderError, as_written
 from tokenomy.ids import new_id
@@ -59,6 +56,13 @@ from tokenomy.messages import (
     Usage,
 )
 from tokenomy.providers.json_text import call_input
+from tokenomy.providers.openai_dialects import (
+    CACHE_CONTROL,
+    is_mistral,
+    mistral_call_id,
+    mistral_call_ids,
+    takes_cache_control,
+)
 from tokenomy.providers.openai_reasoning import (
     call_signature,
     put_signed_reasoning,
@@ -162,21 +166,6 @@ def to_openai_messages(
             turn[-1] = _marked(turn[-1])
         messages += turn
     return messages
-
-
-# Claude served over an OpenAI-compatible endpoint (OpenRouter's `anthropic/claude-...`, a LiteLLM proxy's
-# `claude-...`) caches a prefix only where a content part carries Anthropic's `cache_control`, which both pass on;
-# OpenAI caches by itself and refuses the field, as other OpenAI-compatible servers may. A model is taken for Claude
-# by its name, as the endpoints name it. Only 5-minute points reach it: a 1-hour one is refused before (the
-# format's usage does not say which writes were 1-hour, so they could not be priced).
-_CLAUDE_MODELS = re.compile(r"claude", re.IGNORECASE)
-CACHE_CONTROL = {"type": "ephemeral"}
-
-
-@functools.lru_cache(maxsize=256)
-def takes_cache_control(model: str) -> bool:
-    """Whether `model`'s cache points go as `cache_control` (a route's few names, each searched once)."""
-    return _CLAUDE_MODELS.search(model) is not None
 
 
 def _text_part(text: str, point: object) -> dict[str, Any]:
@@ -335,43 +324,6 @@ def _response_format(fmt: ResponseFormat) -> dict[str, Any]:
     return {"type": "json_schema", "json_schema": spec}
 
 
-# Mistral's models (its API, and its chat templates wherever they are served) take only tool call ids of 9 letters or
-# digits: "Tool call id was toolu_01... but must be a-z, A-Z, 0-9, with a length of 9" (a 400).
-_MISTRAL_MODELS = re.compile(r"mistral|mixtral|ministral|magistral|devstral|codestral|pixtral|voxtral", re.IGNORECASE)
-_MISTRAL_CALL_ID = re.compile(r"[A-Za-z0-9]{9}")
-_ID_LETTERS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
-
-def mistral_call_id(call_id: str) -> str:
-    """A tool call id Mistral takes: its own as it is, any other (OpenAI's call_..., Claude's toolu_...) as 9 letters
-    and digits from its hash, the same every time, so a call and its result still name each other, turn after turn."""
-    if _MISTRAL_CALL_ID.fullmatch(call_id):
-        return call_id
-    number = int.from_bytes(hashlib.sha256(call_id.encode()).digest()[:8], "big")
-    return "".join(_ID_LETTERS[(number // 62**i) % 62] for i in range(9))
-
-
-@functools.lru_cache(maxsize=256)
-def _is_mistral(model: str) -> bool:
-    """Whether `model` is one of Mistral's (asked for every request body: a route's few names, each searched once)."""
-    return _MISTRAL_MODELS.search(model) is not None
-
-
-def _mistral_call_ids(messages: list[dict[str, Any]]) -> None:
-    for message in messages:
-        for call in message.get("tool_calls") or []:
-            call["id"] = mistral_call_id(call["id"])
-        if message.get("tool_call_id"):
-            message["tool_call_id"] = mistral_call_id(message["tool_call_id"])
-
-
-def asks_for_usage(base_url: str | None) -> bool:
-    """Whether a stream must ask for its usage (`stream_options.include_usage`): Mistral's API sends it unasked, in the
-    last chunk, and refuses the field (a 422, "extra_forbidden"), so every streamed call to it failed."""
-    host = urlsplit(base_url).hostname or "" if base_url else ""
-    return not (host == "mistral.ai" or host.endswith(".mistral.ai"))
-
-
 def request_body(
     request: ChatRequest,
     stream: bool = False,
@@ -379,16 +331,17 @@ def request_body(
     empty_call_content: bool = False,
     completion_cap: bool = False,
 ) -> dict[str, Any]:
-    """The Chat Completions body for a ChatRequest (`ask_usage`: see `asks_for_usage`; `empty_call_content`: see
+    """The Chat Completions body for a ChatRequest (`ask_usage`: see `openai_dialects.asks_for_usage`;
+    `empty_call_content`: see
     `_turn`; `completion_cap`: the cap goes as `max_completion_tokens` whatever the caller named it, for OpenAI's own
     API, whose reasoning models refuse `max_tokens` and whose reference deprecates it for the same cap under that
     name; a compatible server may know only `max_tokens`, and gets the caller's name)."""
-    mistral = _is_mistral(request.model)
+    mistral = is_mistral(request.model)
     cached = takes_cache_control(request.model)
     messages = to_openai_messages(request, empty_call_content, mistral_call_id if mistral else None, cached)
     body: dict[str, Any] = {"model": request.model, "messages": messages}
     if mistral:
-        _mistral_call_ids(messages)
+        mistral_call_ids(messages)
     options = {
         "max_tokens": request.max_tokens,
         "temperature": request.temperature,
@@ -430,52 +383,6 @@ def request_body(
         options["include_usage"] = True  # usage is needed for the ledger whatever the caller asked
         body["stream_options"] = options
     return body
-
-
-# The reasoning_effort values OpenAI's API reference lists (Claude's "max" has no equal; OpenRouter takes it).
-OPENAI_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
-
-OPENAI_STOPS = 4  # the stop sequences OpenAI's `stop` takes at most (its API reference); Claude's take more
-
-
-def is_openai_proper(base_url: str | None) -> bool:
-    """Whether `base_url` is OpenAI's own API (api.openai.com), not an OpenAI-compatible server (vLLM, llama.cpp,
-    Ollama, LiteLLM, OpenRouter, ...), which takes fields OpenAI's API refuses (`openai_proper_refusal`)."""
-    return (urlsplit(base_url).hostname or "") == "api.openai.com" if base_url else False
-
-
-def openai_proper_refusal(request: ChatRequest) -> Unsupported | None:
-    """What OpenAI's own Chat Completions (api.openai.com, Azure OpenAI) refuses and OpenAI-compatible servers take:
-    a reasoning effort it has no level for (`OPENAI_EFFORTS`), more than 4 stop sequences, `top_k` (OpenAI answers
-    "Unrecognized request argument supplied: top_k"), and a document that is no PDF (its `file` parts read PDFs only;
-    a file id's type is not known here, and goes as given). Refused by name before sending, so a route moves on to a
-    model that takes it."""
-    effort = request.reasoning.effort if request.reasoning is not None else None
-    if effort is not None and effort not in OPENAI_EFFORTS:
-        return Unsupported(
-            f"reasoning effort {effort!r} (`{{where}}`; OpenAI's reasoning_effort is one of "
-            f"{', '.join(OPENAI_EFFORTS)})",
-            field="reasoning_effort",
-        )
-    if len(request.stop) > OPENAI_STOPS:
-        return Unsupported(
-            f"{len(request.stop)} stop sequences (`{{where}}`; OpenAI's stop takes up to {OPENAI_STOPS})", field="stop"
-        )
-    if request.top_k is not None:
-        return Unsupported("field `{where}` (OpenAI's Chat Completions has no top_k sampling)", field="top_k")
-    for i, message in enumerate(request.messages):
-        for j, block in enumerate(message.content):
-            parts = block.content if isinstance(block, ToolResultBlock) else [block]
-            for k, part in enumerate(parts):
-                if isinstance(part, DocumentBlock) and part.file_id is None and part.format != "pdf":
-                    return Unsupported(
-                        f"a {part.format} document ({{where}}; OpenAI's Chat Completions reads PDF files only: send "
-                        "its text as a text block)",
-                        i,
-                        j,
-                        k if isinstance(block, ToolResultBlock) else None,
-                    )
-    return None
 
 
 def refusal(request: ChatRequest) -> Unsupported | None:
