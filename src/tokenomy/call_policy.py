@@ -104,8 +104,8 @@ class Target:
     @cached_property
     def estimate(self) -> int:
         """Tokens reserved in the rate limiter before the call (its prompt, estimated, and its output cap), corrected
-        after; also what an attempt that failed after reaching its provider is recorded at. Made when first asked:
-        estimating the prompt reads every block, and a route without a rate limit asks only for a failed attempt."""
+        after; also what an attempt that failed after reaching its provider, or was in flight when a journaled gateway
+        died, is recorded at. Made when first asked, once: estimating the prompt reads every block."""
         return estimate_input_tokens(self.call) + (self.call.max_tokens or 0)
 
 
@@ -166,3 +166,6 @@ class Attempt:
     # A cancelled caller's attempt whose provider call was to run in a worker thread: "queued" (not started: nothing
     # was sent) or "running" (the thread's end records it).
     thread: str | None = None
+    # The id its ledger row takes, when a journal holds an in-flight entry for it (Recorder._in_flight): the row
+    # supersedes the entry, and a replay that finds both keeps the row.
+    event_id: str | None = None

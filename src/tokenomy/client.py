@@ -248,8 +248,10 @@ class Tokenomy(Recorder):
             otel.record_failure(
                 att.span, att.target.call, att.target.provider.name, error_type, time.perf_counter() - att.started
             )
-        if (att.thread == "queued" or unsent) and call.policy.limiter:
-            call.policy.limiter.release(att.target.estimate)
+        if att.thread == "queued" or unsent:
+            self._no_row(att)
+            if call.policy.limiter:
+                call.policy.limiter.release(att.target.estimate)
 
     @staticmethod
     def _judge(call: CallState, att: Attempt, response: ChatResponse) -> Rejection | None:
@@ -369,6 +371,7 @@ class Tokenomy(Recorder):
                     ):
                         raise self._over_quota(call, att.target)
                     att.started = time.perf_counter()
+                    self._in_flight(call, att)
                     with self._span_for(att, stream, parent) as att.span:
                         try:
                             provider = att.target.provider
@@ -440,6 +443,7 @@ class Tokenomy(Recorder):
                     ):
                         raise self._over_quota(call, att.target)
                     att.started = time.perf_counter()
+                    self._in_flight(call, att)
                     with self._span_for(att, stream, parent) as att.span:
                         try:
                             provider = att.target.provider

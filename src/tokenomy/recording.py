@@ -14,12 +14,14 @@ from dataclasses import replace
 from tokenomy.call_cost import Running
 from tokenomy.call_policy import Attempt, CallState, Target
 from tokenomy.errors import ProviderError, TokenomyError
+from tokenomy.ids import new_id
 from tokenomy.ledger.events import (
     CACHE_WRITE_1H_TAG,
     UsageEvent,
     content_counts,
     event_from_response,
     record_priced_as,
+    row_jsonl,
     utcnow,
 )
 from tokenomy.ledger.fingerprints import prompt_fingerprint
@@ -115,6 +117,8 @@ class Recorder:
         if usage is not response.usage:  # the row's token columns are the ones its costs were computed from
             event.input_tokens, event.cache_read_tokens, event.cache_write_tokens = usage.input_tokens, 0, 0
             event.tags.pop(CACHE_WRITE_1H_TAG, None)
+        if att.event_id is not None:  # the row supersedes the journal's in-flight entry (`_in_flight`)
+            event.event_id = att.event_id
         self._record(event)
         if call.policy.limiter:
             usage = response.usage
@@ -158,6 +162,53 @@ class Recorder:
         if self.writer is not None:
             self.writer.record(event)
 
+    def _in_flight(self, call: CallState, att: Attempt) -> None:
+        """Before an attempt is sent: put its row at its estimate (outcome `interrupted`) in the writer's journal as
+        an in-flight entry, so a gateway killed while the provider works on it (and bills it) still records it at the
+        next start. Its own row, under the same event id, supersedes the entry. Without a journal (the library, batch
+        without a journal) nothing is written: a crash of that process loses its calls in flight, as before."""
+        journal = self.writer.journal if self.writer is not None else None
+        if journal is None:
+            return
+        # Only the columns it needs, encoded straight from a dict (the rest take their defaults at replay): it is
+        # written for every attempt, and a whole UsageEvent and its encoding cost more than the journal's write.
+        usage, cost = self._estimated(call, att, warn=False)  # an unpriced model is said by the attempt's own row
+        target, request = att.target, att.target.call
+        meta = request.meta
+        model, tags = target.spec.model, meta.tags
+        if target.provider.deployment_names and target.spec.price_as and model != target.spec.price_as:
+            model, tags = target.spec.price_as, {**tags, "deployment": model}  # as `_deployment_row` records it
+        att.event_id = new_id()
+        row = {
+            "ts": utcnow(),
+            "provider": target.provider.name,
+            "model": model,
+            "region": request.region,
+            "mode": call.mode,
+            "task": meta.task,
+            "tags": tags,
+            "tenant": meta.tenant,
+            "key_id": meta.key_id,
+            "route": meta.route,
+            "tier": meta.tier,
+            "input_tokens": usage.input_tokens,
+            "input_cost_usd": cost.input_usd,
+            "cost_usd": cost.total_usd,
+            "outcome": "interrupted",
+            "error_type": "GatewayStopped",
+            "attempt": att.number,
+            "request_id": call.request_id,
+            "priced_by": cost.priced_by,
+            "event_id": att.event_id,  # last, as in every row's line (journal.replay reads it there)
+        }
+        journal.in_flight(att.event_id, row_jsonl(row))
+
+    def _no_row(self, att: Attempt) -> None:
+        """An attempt that ends without a row (cancelled before anything was sent): its in-flight entry is void."""
+        journal = self.writer.journal if self.writer is not None else None
+        if journal is not None and att.event_id is not None:
+            journal.void(att.event_id)
+
     def _fail(self, call: CallState, att: Attempt, exc: ProviderError, traced: bool = True) -> None:
         """Record a failed attempt (`traced`: on its span too, which has ended for an attempt left running)."""
         target = att.target
@@ -176,7 +227,7 @@ class Recorder:
         else:
             self._record_unanswered(call, att, exc.kind, error_type)
 
-    def _estimated(self, call: CallState, att: Attempt) -> tuple[Usage, CostBreakdown]:
+    def _estimated(self, call: CallState, att: Attempt, warn: bool = True) -> tuple[Usage, CostBreakdown]:
         """Usage and cost of an attempt that ended without the provider's count: the prompt estimate; as output, the
         characters received over four (as the prompt is estimated), and at least one token per delta (a provider may
         send many tokens in one: Gemini's and Bedrock's chunks often carry dozens). A prompt the provider counted as
@@ -193,7 +244,8 @@ class Recorder:
         try:
             return usage, compute_cost(usage, model, region, call.mode, self.catalog, one_call=True)
         except TokenomyError as exc:  # recorded at $0 marked unpriced, as an answered call is (see _finish)
-            log.warning("call to %s recorded at $0 (priced_by=unpriced): %s", model, exc)
+            if warn:
+                log.warning("call to %s recorded at $0 (priced_by=unpriced): %s", model, exc)
             return usage, unpriced_cost(model, region, call.mode)
 
     def _abandon(
@@ -270,6 +322,8 @@ class Recorder:
             event.apply_cost(cost)
             call.cost.add(cost.total_usd, unanswered=True)
         _deployment_row(event, target)
+        if att.event_id is not None:  # the row supersedes the journal's in-flight entry (`_in_flight`)
+            event.event_id = att.event_id
         self._record(event)
 
     def _leave_running(self, call: CallState, att: Attempt, running: concurrent.futures.Future) -> None:

@@ -1,6 +1,6 @@
-"""A call's prompt is estimated (every block read) only for what asks for the estimate: a route's rate limit, which
-reserves it before the call, or an attempt that failed after reaching its provider. A route without either sends
-the request without estimating it."""
+"""A call's prompt is estimated (every block read) once, for what asks for the estimate: a route's rate limit, which
+reserves it before the call, an attempt that failed after reaching its provider, or the journal's in-flight entry
+(what a gateway killed mid-call records it at). A route without a rate limit reserves nothing."""
 
 from __future__ import annotations
 
@@ -53,11 +53,11 @@ def gateway(tmp_path: Path, monkeypatch):
             yield client, estimated, reserved
 
 
-def test_a_route_without_a_rate_limit_sends_the_request_unestimated(gateway) -> None:
+def test_a_route_without_a_rate_limit_estimates_once_for_the_journal_and_reserves_nothing(gateway) -> None:
     client, estimated, reserved = gateway
     answer = client.post("/v1/chat/completions", json={**BODY, "model": "plain"})
     assert answer.status_code == 200, answer.text
-    assert estimated == [] and reserved == []
+    assert len(estimated) == 1 and estimated[0] > 1600 and reserved == []
 
 
 def test_a_rate_limited_route_reserves_the_prompts_estimate_and_the_cap(gateway) -> None:

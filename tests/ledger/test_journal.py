@@ -262,3 +262,38 @@ def test_an_event_the_disk_had_no_room_for_is_not_said_to_be_on_disk_and_is_sync
         journal.close()
     lines = b"".join(p.read_bytes() for p in sorted((tmp_path / "journal").glob("journal-*.jsonl"))).splitlines()
     assert [event_from_jsonl(line).event_id for line in lines] == ["e1", "e2"]
+
+
+def test_in_flight_entries_without_a_row_are_replayed_as_interrupted_rows_across_sealed_segments(tmp_path):
+    # A gateway killed while attempts were at their provider left no trace of them (the provider billed them):
+    # each now has an in-flight entry, superseded by its row or a void line, and handed on when a segment is sealed.
+    folder = tmp_path / "journal"
+    script = f"""
+import os
+from decimal import Decimal
+from pathlib import Path
+import tokenomy.ledger.journal as journal_module
+from tokenomy.ledger.events import UsageEvent, utcnow
+journal_module.SEGMENT_BYTES = 1  # every event line seals its segment
+journal = journal_module.Journal(Path({str(folder)!r}), interval=30.0)
+def row(event_id, outcome="interrupted", **extra):
+    return UsageEvent(ts=utcnow(), provider="openai", model="m", outcome=outcome, event_id=event_id,
+                      input_tokens=100, cost_usd=Decimal("0.000025"), **extra)
+journal.in_flight("a", row("a").to_jsonl())
+journal.in_flight("b", row("b").to_jsonl())
+seq = journal.append(row("a", "ok"))  # a's row supersedes its entry; the full segment is sealed, b handed on
+journal.written_to_store(seq)  # the sealed segment (a's entry and row, b's first entry) is deleted
+journal.in_flight("c", row("c").to_jsonl())
+journal.void("c")  # c ended unsent
+journal.in_flight("d", row("d").to_jsonl())
+journal.in_flight("f", row("f").to_jsonl())
+journal.append(row("e", "ok", tags={{"event_id": "d"}}))  # a tag named event_id is not e's id
+journal.append(row("f", "ok"))
+os._exit(9)  # SIGKILL-like: no clean shutdown
+"""
+    subprocess.run([sys.executable, "-c", script], check=False, timeout=60)
+    store = open_store(tmp_path / "ledger.duckdb")
+    assert replay(folder, store) == 4
+    rows = {e.event_id: e.outcome for e in store.events()}
+    assert rows == {"b": "interrupted", "d": "interrupted", "e": "ok", "f": "ok"}
+    assert not list(folder.glob("*.jsonl"))

@@ -310,6 +310,7 @@ async def _embed(
                 limited.call_cost_usd = spent
                 raise limited
             carried = progress.tokens() if progress is not None else 0  # billed by earlier attempts' rows
+            flight = _in_flight(gw, spec, upstream.name, meta, asked, due, step.attempt)
             began = time.perf_counter()
             with otel.embeddings_span(
                 upstream.name,
@@ -333,7 +334,7 @@ async def _embed(
                     event = _row(gw, spec, upstream.name, spec.model, meta, asked, billed, step.attempt, seconds)
                     event.outcome, event.error_type = exc.kind, error_type
                     spent += event.cost_usd
-                    _record(gw, event)
+                    _record(gw, event, flight)
                     following = plan.after(exc)
                     if following is None:
                         exc.call_cost_usd = spent
@@ -350,6 +351,7 @@ async def _embed(
                     # Cancelled before it went out (the pool's connections all busy): nothing sent, no row, as for chat.
                     cancelled = isinstance(exc, asyncio.CancelledError)
                     if cancelled and left_unsent(exc):
+                        _void(gw, flight)
                         if policy.limiter is not None:
                             policy.limiter.release(due)
                         raise
@@ -360,7 +362,7 @@ async def _embed(
                     otel.record_embeddings(span, upstream.name, spec.model, None, 0, None, seconds, error_type)
                     event = _row(gw, spec, upstream.name, spec.model, meta, asked, due, step.attempt, seconds)
                     event.outcome, event.error_type = outcome, error_type
-                    _record(gw, event)
+                    _record(gw, event, flight)
                     raise
                 seconds = time.perf_counter() - began
                 used = _prompt_tokens(answer, spec, estimate)
@@ -374,7 +376,7 @@ async def _embed(
                 if unusable is not None:
                     # Billed all the same (the row keeps its tokens), and not retried: it would recur.
                     event.outcome = event.error_type = "server_error"
-                    _record(gw, event)
+                    _record(gw, event, flight)
                     otel.record_embeddings(
                         span, upstream.name, spec.model, served, billed, event.cost_usd, seconds, "server_error"
                     )
@@ -386,7 +388,7 @@ async def _embed(
                     )
                     wrong.call_cost_usd = spent + event.cost_usd
                     raise wrong
-                _record(gw, event)
+                _record(gw, event, flight)
                 otel.record_embeddings(span, upstream.name, spec.model, served, billed, event.cost_usd, seconds)
                 return answer, used, spent + event.cost_usd
 
@@ -473,8 +475,11 @@ def _row(
     tokens: int,
     attempt: int,
     seconds: float,
+    in_flight: bool = False,
 ) -> UsageEvent:
-    """The ledger row of one attempt: input tokens only, priced as the model's configured `price_as` or as itself."""
+    """The ledger row of one attempt: input tokens only, priced as the model's configured `price_as` or as itself
+    (`in_flight`: an in-flight entry's, without the prompt's hash and text, which read every input again, nor a
+    warning for a price the catalog lacks, which the attempt's own row says)."""
     region = _region(spec)
     pricing = spec.price_as or served
     try:
@@ -482,7 +487,8 @@ def _row(
             Usage(input_tokens=tokens), pricing, region, catalog=gw.catalog, one_call=True
         )
     except TokenomyError as exc:  # answered (and billed): recorded at $0 marked unpriced rather than lost
-        log.warning("embeddings call to %s recorded at $0 (priced_by=unpriced): %s", pricing, exc)
+        if not in_flight:
+            log.warning("embeddings call to %s recorded at $0 (priced_by=unpriced): %s", pricing, exc)
         cost = unpriced_cost(pricing, region, "on_demand")
     event = UsageEvent(
         ts=utcnow(),
@@ -498,8 +504,8 @@ def _row(
         latency_ms=seconds * 1000,
         attempt=attempt,
         request_id=meta.request_id,
-        prompt_hash=asked.fingerprint(),
-        prompt_text=asked.text() if gw.config.store_prompts else None,
+        prompt_hash=None if in_flight else asked.fingerprint(),
+        prompt_text=asked.text() if gw.config.store_prompts and not in_flight else None,
     ).apply_cost(cost)
     if provider == "azure" and spec.price_as:  # a deployment's name says nothing of its model: as for a chat row
         event.tags["deployment"], event.model = spec.model, spec.price_as
@@ -507,6 +513,29 @@ def _row(
     return record_priced_as(event, spec.price_as, spec.name, gw.catalog)
 
 
-def _record(gw, event: UsageEvent) -> None:
+def _record(gw, event: UsageEvent, flight: str | None) -> None:
+    if flight is not None:  # the row supersedes the attempt's in-flight entry (`_in_flight`)
+        event.event_id = flight
     if gw.client.writer is not None:
         gw.client.writer.record(event)
+
+
+def _in_flight(
+    gw, spec: ModelSpec, provider: str, meta: RequestMeta, asked: EmbeddingsRequest, due: int, attempt: int
+) -> str | None:
+    """Before an attempt is sent: its row at its estimate (outcome `interrupted`) as the journal's in-flight entry, so a
+    gateway killed while the upstream works on it (and bills it) records it at the next start (ledger/journal.py, as
+    `Recorder._in_flight` does for chat); the entry's event id, which the attempt's row takes; None without one."""
+    journal = gw.client.writer.journal if gw.client.writer is not None else None
+    if journal is None:
+        return None
+    event = _row(gw, spec, provider, spec.model, meta, asked, due, attempt, 0.0, in_flight=True)
+    event.outcome, event.error_type, event.latency_ms = "interrupted", "GatewayStopped", None
+    journal.in_flight(event.event_id, event.to_jsonl())
+    return event.event_id
+
+
+def _void(gw, flight: str | None) -> None:
+    """The attempt ended unsent, with no row: its in-flight entry is void."""
+    if flight is not None and gw.client.writer is not None and gw.client.writer.journal is not None:
+        gw.client.writer.journal.void(flight)

@@ -27,7 +27,9 @@ from tokenomy.pricing.cost import CostBreakdown, check_tokens
 
 SCHEMA_VERSION = 1
 # "cancelled": the caller abandoned a stream; providers still bill what they processed.
-OUTCOMES = ("ok", "throttled", "client_error", "server_error", "timeout", "cancelled")
+# "interrupted": the gateway died (SIGKILL, OOM) while the attempt was at its provider, which answered and billed it;
+# written at the next start from the journal's in-flight entry, at the attempt's estimate (ledger/journal.py).
+OUTCOMES = ("ok", "throttled", "client_error", "server_error", "timeout", "cancelled", "interrupted")
 # "cache_storage": what keeping an explicit context cache cost (per token-hour, not per call; see
 # caching/context_caches.py).
 STORAGE_MODE = "cache_storage"
@@ -148,6 +150,12 @@ class UsageEvent:
             return orjson.dumps(row, default=_decimal_text, option=orjson.OPT_UTC_Z | orjson.OPT_APPEND_NEWLINE)
         except TypeError:  # orjson refuses a lone surrogate in a string; the stdlib escapes it
             return (json.dumps(self.to_json(), separators=(",", ":")) + "\n").encode()
+
+
+def row_jsonl(row: dict[str, Any]) -> bytes:
+    """Some of a row's columns (the others take their defaults when it is read back), as one JSONL line in
+    `UsageEvent.to_jsonl`'s format: for a line written often that needs few columns (a journal's in-flight entry)."""
+    return orjson.dumps(row, default=_decimal_text, option=orjson.OPT_UTC_Z | orjson.OPT_APPEND_NEWLINE)
 
 
 COLUMNS = [f.name for f in fields(UsageEvent)]

@@ -12,8 +12,18 @@ process that dies loses nothing it answered. How far that goes is `sync`:
 - `"fsync"`: the answer also waits until the line is on disk (group commit: one `fdatasync` covers every
   event that arrived meanwhile). A power loss loses nothing answered either.
 
+Before an attempt is sent, the gateway writes an in-flight entry for it (`in_flight`: the attempt's row at its
+estimate, outcome `interrupted`, marked `{"in_flight":1,...}`), under the event id its own row will take; it takes no
+sequence number and never reaches the database from here. Its row supersedes it (`append_line` drops it from the
+open entries), as does a `void` line for an attempt that ended unsent. A segment sealed while entries are open hands
+them to the next (written there again), so deleting it loses none. It is one more `write` per attempt, no fsync: a
+write the OS holds survives a SIGKILL.
+
 On start, `replay()` writes the journals left by processes that are gone into the database (events
-carry ids and the insert skips ids already present, so replaying twice is harmless) and deletes them.
+carry ids and the insert skips ids already present, so replaying twice is harmless) and deletes them. An in-flight
+entry no row or void line in those journals supersedes is an attempt the provider had when the process died: it is
+written as its row at its estimate (if the row did reach the database, with its segment deleted since, the id is
+present and the entry is skipped).
 
 Files are segments `journal-<pid>-<random>-<n>.jsonl`, each held under an exclusive flock while its
 process lives, so a starting worker never replays a live neighbour's journal. A segment is deleted
@@ -39,7 +49,7 @@ from collections import deque
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, BinaryIO, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import orjson
@@ -56,6 +66,8 @@ SEGMENT_BYTES = 8 * 1024 * 1024
 SYNC_MODES = ("write", "fsync")
 OWNER_FILE = "LEDGER"  # in a journal folder: which ledger its segments belong to
 _CREDENTIALS = {"user", "password", "sslpassword", "passfile"}  # URL options that name who connects, not the database
+IN_FLIGHT = b'{"in_flight":1,'  # how an in-flight entry's line begins (the row's JSON follows)
+VOID = b'{"in_flight_void":'  # ... and a line saying an attempt's entry is void (it ended unsent)
 _COSTS = {"input_cost_usd", "output_cost_usd", "cache_read_cost_usd", "cache_write_cost_usd", "cost_usd"}
 
 
@@ -161,6 +173,7 @@ class Journal:
         self._unwritten: deque[tuple[int, bytes]] = deque()
         self._stuck = False  # the last rotation failed: logged once until it recovers
         self._closed = False
+        self._open: dict[str, bytes] = {}  # in-flight entries not superseded yet, by event id
         self._current = self._open_segment()
         self._sealed: list[_Segment] = []
         self._thread = threading.Thread(target=self._run, name="tokenomy-journal", daemon=True)
@@ -182,11 +195,14 @@ class Journal:
 
     def append(self, event: UsageEvent) -> int:
         """Write one event to the journal file now (one syscall); its sequence number."""
-        return self.append_line(event.to_jsonl())
+        return self.append_line(event.to_jsonl(), event.event_id)
 
-    def append_line(self, line: bytes) -> int:
-        """Write one event already encoded as a JSONL line (`UsageEvent.to_jsonl`); its sequence number."""
+    def append_line(self, line: bytes, event_id: str | None = None) -> int:
+        """Write one event already encoded as a JSONL line (`UsageEvent.to_jsonl`); its sequence number. It
+        supersedes the in-flight entry of the same `event_id`."""
         with self._io:
+            if self._open and event_id is not None:
+                self._open.pop(event_id, None)
             self.appended += 1
             seq = self.appended
             self._unwritten.append((seq, line))
@@ -195,6 +211,29 @@ class Journal:
             with self._cond:
                 self._cond.notify()
         return seq
+
+    def in_flight(self, event_id: str, line: bytes) -> None:
+        """Write the in-flight entry of an attempt about to be sent: `line`, its row at its estimate (a JSONL line
+        from `UsageEvent.to_jsonl`). A failed write is not retried: the attempt's own row is what the journal keeps."""
+        entry = IN_FLIGHT + line[1:]
+        with self._io:
+            if self._closed:
+                return
+            self._open[event_id] = entry
+            self._write_entry(entry)
+
+    def void(self, event_id: str) -> None:
+        """The attempt `event_id` ended without a row (nothing was sent): its in-flight entry is void."""
+        with self._io:
+            if self._open.pop(event_id, None) is not None and not self._closed:
+                self._write_entry(VOID + orjson.dumps(event_id) + b"}\n")
+
+    def _write_entry(self, entry: bytes) -> None:
+        """Write an in-flight entry or void line (under `_io`) when no event line waits before it (disk full)."""
+        if self._unwritten:
+            return
+        with contextlib.suppress(OSError):
+            self._current.write(entry)
 
     def _write_unwritten(self) -> None:
         """Write the lines waiting, in order (under `_io`). A failure (disk full, I/O error) keeps them for the next
@@ -231,6 +270,8 @@ class Journal:
         self._stuck = False
         self._sealed.append(segment)
         self._current = following
+        for entry in list(self._open.values()):  # the sealed segment may go before these attempts end
+            self._write_entry(entry)
 
     async def durable_async(self, seq: int | None = None) -> None:
         """Return once event `seq` (default: every event appended so far) is as safe as `sync` promises:
@@ -327,7 +368,10 @@ def event_from_jsonl(line: bytes) -> UsageEvent:
     return _event(record)
 
 
+_VOID_ID = re.compile(rb'"in_flight_void"\s*:\s*"([0-9A-Za-z_.:-]{1,64})"')
 _EVENT_ID = re.compile(rb'"event_id"\s*:\s*"([0-9A-Za-z_.:-]{1,64})"')
+# A whole line's own event id: its last key (a tag named event_id comes earlier), which a torn line lacks.
+_OWN_ID = re.compile(rb'"event_id":"([0-9A-Za-z_.:-]{1,64})"}\s*$')
 
 
 def unreadable_event(line: bytes, exc: BaseException) -> str:
@@ -360,22 +404,40 @@ def _event(record: dict) -> UsageEvent:
 
 
 def replay(folder: Path, store: LedgerStore) -> int:
-    """Write the journals of processes that are gone into `store`, then delete them; the number of events read."""
+    """Write the journals of processes that are gone into `store`, then delete them; the number of events read
+    (in-flight entries written as rows among them)."""
     if not folder.is_dir():
         return 0
+    handles: list[tuple[Path, BinaryIO]] = []
     total = 0
-    for path in sorted(folder.glob("journal-*.jsonl")):
-        try:
-            handle = open(path, "rb")  # noqa: SIM115
-        except FileNotFoundError:
-            continue
-        with handle:
+    try:
+        for path in sorted(folder.glob("journal-*.jsonl")):
+            try:
+                handle = open(path, "rb")  # noqa: SIM115 - closed below, once every segment is written
+            except FileNotFoundError:
+                continue
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
+                handle.close()
                 continue  # a live process's journal
+            handles.append((path, handle))
+        interrupted = _interrupted(handles)
+        if interrupted:  # first: a replay stopped midway finds them again (their ids then present, skipped)
+            write_setting_aside(store, interrupted, rejects_path(store))
+            log.warning(
+                "%d calls were at their provider when the process that journaled them in %s died: recorded at their "
+                "estimate, outcome interrupted",
+                len(interrupted),
+                folder,
+            )
+        total = len(interrupted)
+        for path, segment in handles:
+            segment.seek(0)
             events = []
-            for number, line in enumerate(handle, 1):
+            for number, line in enumerate(segment, 1):
+                if line.startswith((IN_FLIGHT, VOID)):
+                    continue
                 try:
                     events.append(event_from_jsonl(line))
                 except (ValueError, TypeError, KeyError) as exc:  # a torn last line was never acknowledged
@@ -386,6 +448,40 @@ def replay(folder: Path, store: LedgerStore) -> int:
                 write_setting_aside(store, events[start : start + 5000], rejects_path(store))
             total += len(events)
             path.unlink(missing_ok=True)
+    finally:
+        for _, segment in handles:
+            segment.close()
     if total:
         log.warning("replayed %d ledger events from the journal in %s", total, folder)
     return total
+
+
+def _interrupted(handles: list[tuple[Path, BinaryIO]]) -> list[UsageEvent]:
+    """The rows of the in-flight entries in dead segments that no row or void line there supersedes. Every segment is
+    read first: an entry and its row may be in two (an entry is written again in the next segment when one is
+    sealed)."""
+    superseded: set[bytes] = set()
+    entries: dict[bytes, tuple[Path, int, bytes]] = {}
+    for path, segment in handles:
+        for number, line in enumerate(segment, 1):
+            if line.startswith(VOID):
+                found = _VOID_ID.search(line)
+                if found:
+                    superseded.add(found.group(1))
+                continue
+            found = _OWN_ID.search(line)
+            if found is None:
+                continue  # a torn line
+            if line.startswith(IN_FLIGHT):
+                entries[found.group(1)] = (path, number, line)
+            else:
+                superseded.add(found.group(1))
+    rows = []
+    for event_id, (path, number, line) in entries.items():
+        if event_id in superseded:
+            continue
+        try:
+            rows.append(event_from_jsonl(line))
+        except (ValueError, TypeError, KeyError) as exc:  # torn as the process died: its write never finished
+            log.warning("%s:%d: skipped an unreadable in-flight entry (%s)", path, number, unreadable_event(line, exc))
+    return rows

@@ -67,7 +67,7 @@ class ProcessLedgerWriter(LedgerWriter):
     def _journaled(self, event: UsageEvent) -> bytes:
         line = event.to_jsonl()  # encoded once: for the journal and for the child
         if self.journal is not None:
-            self.journal.append_line(line)
+            self.journal.append_line(line, event.event_id)
         return line
 
     def _late(self, event: UsageEvent) -> bytes:

@@ -1,0 +1,100 @@
+"""A gateway killed (SIGKILL, the OOM killer) while calls are in flight: the upstream answered and billed them, so
+the next start records each at its estimate (outcome `interrupted`) and the budget counts it."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import openai
+import pytest
+
+from helpers import free_port, wait_for_port
+from tokenomy.emulate.instant_openai import InstantOpenAI
+from tokenomy.gateway.keys import KeyStore
+from tokenomy.ledger.store import open_store
+
+TOKENOMY = str(os.path.join(os.path.dirname(os.sys.executable), "tokenomy"))
+HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
+MESSAGES = [{"role": "user", "content": "y" * 400}]
+
+
+class SlowCountingOpenAI(InstantOpenAI):
+    """A slow upstream counting the calls it received (and so answers and bills, whoever is still listening)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.calls = 0
+
+    def _refusal(self, body: bytes) -> bytes | None:
+        self.calls += 1
+        return None
+
+
+@pytest.mark.parametrize("api", ["chat", "embeddings"])
+def test_calls_in_flight_when_the_gateway_is_sigkilled_are_in_the_ledger_and_the_budget_after_restart(api, tmp_path):
+    ledger = tmp_path / "ledger.duckdb"
+    keys = KeyStore(open_store(ledger))
+    secret, key = keys.create(budget_usd=Decimal(1), period="month")
+    port = free_port()
+    server = SlowCountingOpenAI(delay_s=3.0)
+    with server as upstream:
+        config = tmp_path / "tokenomy.yaml"
+        slow = {"provider": "openai", "model": "slow", "base_url": upstream, "api_key_env": "SLOW_KEY",
+                "price_as": HAIKU if api == "chat" else "text-embedding-3-small"}
+        config.write_text(json.dumps({"auth": True, "models": {"slow": slow}}))
+
+        def serve() -> subprocess.Popen:
+            proc = subprocess.Popen([TOKENOMY, "serve", "--config", str(config), "--port", str(port), "--ledger",
+                                     str(ledger)], env={**os.environ, "SLOW_KEY": "x"}, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            wait_for_port(port, 60, proc)
+            return proc
+
+        proc = serve()
+        try:
+            client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=secret, max_retries=0, timeout=30)
+
+            def one(_) -> str:
+                try:
+                    if api == "chat":
+                        client.chat.completions.create(model="slow", messages=MESSAGES, max_tokens=200)
+                    else:
+                        client.embeddings.create(model="slow", input=["y" * 400, "z" * 400])
+                    return "answered"
+                except openai.APIConnectionError:
+                    return "cut"
+
+            with concurrent.futures.ThreadPoolExecutor(4) as pool:
+                assert list(pool.map(one, range(2))) == ["answered"] * 2  # their rows supersede their entries
+                results = pool.map(one, range(4))
+                deadline = time.monotonic() + 20
+                while server.calls < 6 and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                assert server.calls == 6
+                proc.kill()  # the four calls are at the upstream, which answers (and bills) them
+                proc.wait(10)
+                assert list(results) == ["cut"] * 4
+            time.sleep(3.5)  # the upstream has answered all four by now
+            proc = serve()  # replays the journal
+            proc.terminate()
+            proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    rows = [e for e in open_store(ledger).events() if e.key_id == key.key_id]
+    assert len(rows) == server.calls == 6  # every call the upstream answered (and billed) has its row
+    assert sorted(e.outcome for e in rows) == ["interrupted"] * 4 + ["ok"] * 2
+    assert len({e.event_id for e in rows}) == 6
+    cut = [e for e in rows if e.outcome == "interrupted"]
+    assert all(e.model == "slow" and e.provider == "openai" and e.input_tokens > 0 and e.cost_usd > 0 for e in cut)
+    # what the gateway's budget is seeded with at its next start: the four calls' estimates
+    since = datetime.now(UTC) - timedelta(days=1)
+    assert keys.spent("key_id", key.key_id, since) == sum((e.cost_usd for e in rows), Decimal(0)) > 0
+    assert not list((tmp_path / "ledger.duckdb.journal").glob("*.jsonl"))  # replayed and cleaned up
