@@ -181,35 +181,6 @@ VALIDATOR_KEYS = (
 )
 
 
-def _unresolved_ref(schema: Any) -> str | None:
-    """The first `$ref` in `schema` that does not resolve within it, else None. jsonschema resolves a `$ref` only
-    when an answer reaches it, and the validators judge an answer without a schema it cannot resolve (a caller's may
-    be such), so a route's own schema is resolved here, once, at load. `referencing` is jsonschema's resolver."""
-    from referencing import Registry, Resource
-    from referencing.exceptions import Unresolvable
-    from referencing.jsonschema import DRAFT202012
-
-    if not isinstance(schema, dict):
-        return None
-    root = Resource.from_contents(schema, default_specification=DRAFT202012)
-    base = root.id() or "urn:tokenomy:validators-schema"
-    resolver = Registry().with_resource(base, root).crawl().resolver(base_uri=base)
-    pending: list[Any] = [schema]
-    while pending:
-        node = pending.pop()
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str):
-                try:
-                    resolver.lookup(ref)
-                except Unresolvable:
-                    return ref
-            pending.extend(node.values())
-        elif isinstance(node, list):
-            pending.extend(node)
-    return None
-
-
 class RoutingPolicy(_Strict):
     """`routing.policies.<name>`: rules, cascade, classifier, embedding, combined or hybrid (see
     tokenomy.routing.router)."""
@@ -240,18 +211,11 @@ class RoutingPolicy(_Strict):
             raise ValueError(f"unknown validator {', '.join(map(repr, unknown))}; use {', '.join(VALIDATOR_KEYS)}")
         # A schema the validators cannot check is judged without (as a caller's is): say so at load instead.
         if value.get("schema") is not None:
-            import jsonschema
+            from tokenomy.routing.validators import schema_problem
 
-            try:
-                jsonschema.validators.validator_for(value["schema"]).check_schema(value["schema"])
-            except jsonschema.SchemaError as exc:
-                raise ValueError(f"schema is not a JSON schema ({exc.message}); fix it or drop it") from None
-            ref = _unresolved_ref(value["schema"])
-            if ref is not None:
-                raise ValueError(
-                    f"schema's $ref {ref!r} does not resolve within it (the validators fetch nothing); "
-                    "define it under $defs or write it in place"
-                )
+            problem = schema_problem(value["schema"])
+            if problem is not None:
+                raise ValueError(problem)
         if value.get("regex") is not None:  # else found on each request, after the cheap tier's answer was paid
             try:
                 re.compile(value["regex"])
