@@ -175,9 +175,7 @@ class Recorder:
         usage, cost = self._estimated(call, att, warn=False)  # an unpriced model is said by the attempt's own row
         target, request = att.target, att.target.call
         meta = request.meta
-        model, tags = target.spec.model, meta.tags
-        if target.provider.deployment_names and target.spec.price_as and model != target.spec.price_as:
-            model, tags = target.spec.price_as, {**tags, "deployment": model}  # as `_deployment_row` records it
+        model, tags = _recorded_model(target, target.spec.model, meta.tags)
         att.event_id = new_id()
         row = {
             "ts": utcnow(),
@@ -355,8 +353,14 @@ class Recorder:
 
 
 def _deployment_row(event: UsageEvent, target: Target) -> None:
-    """An Azure deployment name says nothing about the model: a row (answered or not) is recorded under the model it
-    is priced as, so reports and billing imports group by model, with the deployment as a tag."""
-    if target.provider.deployment_names and target.spec.price_as and event.model != target.spec.price_as:
-        event.tags = {**(event.tags or {}), "deployment": event.model}
-        event.model = target.spec.price_as
+    """A row (answered or not) under the model `_recorded_model` names."""
+    event.model, event.tags = _recorded_model(target, event.model, event.tags or {})
+
+
+def _recorded_model(target: Target, model: str, tags: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """The model and tags a row of `target` is recorded under: an Azure deployment name says nothing about the model,
+    so its rows are recorded under the model it is priced as (reports and billing imports group by model), with the
+    deployment as a tag."""
+    if target.provider.deployment_names and target.spec.price_as and model != target.spec.price_as:
+        return target.spec.price_as, {**tags, "deployment": model}
+    return model, tags

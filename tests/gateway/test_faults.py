@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from helpers import free_port, require, wait_for_port
+from helpers.counting_openai import CountingOpenAI
 from tokenomy.config import parse_config
 from tokenomy.emulate.instant_openai import InstantOpenAI
 from tokenomy.emulate.server import ServerThread
@@ -33,18 +34,6 @@ TOKENOMY = str(Path(os.sys.executable).with_name("tokenomy"))
 # 400 characters ≈ 100 prompt tokens, 200 output tokens → $0.000275 at Haiku prices
 PER_REQUEST = Decimal(100) * Decimal("0.25") / 10**6 + Decimal(200) * Decimal("1.25") / 10**6
 MESSAGE = {"model": "fast", "messages": [{"role": "user", "content": "y" * 400}], "max_tokens": 200}
-
-
-class CountingOpenAI(InstantOpenAI):
-    """The instant upstream, counting the calls it answered."""
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.calls = 0
-
-    def _refusal(self, body: bytes) -> bytes | None:
-        self.calls += 1
-        return None
 
 
 def upstream_config(url: str, **extra) -> dict:

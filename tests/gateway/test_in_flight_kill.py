@@ -15,7 +15,7 @@ import openai
 import pytest
 
 from helpers import free_port, wait_for_port
-from tokenomy.emulate.instant_openai import InstantOpenAI
+from helpers.counting_openai import CountingOpenAI
 from tokenomy.gateway.keys import KeyStore
 from tokenomy.ledger.store import open_store
 
@@ -24,25 +24,13 @@ HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 MESSAGES = [{"role": "user", "content": "y" * 400}]
 
 
-class SlowCountingOpenAI(InstantOpenAI):
-    """A slow upstream counting the calls it received (and so answers and bills, whoever is still listening)."""
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.calls = 0
-
-    def _refusal(self, body: bytes) -> bytes | None:
-        self.calls += 1
-        return None
-
-
 @pytest.mark.parametrize("api", ["chat", "embeddings"])
 def test_calls_in_flight_when_the_gateway_is_sigkilled_are_in_the_ledger_and_the_budget_after_restart(api, tmp_path):
     ledger = tmp_path / "ledger.duckdb"
     keys = KeyStore(open_store(ledger))
     secret, key = keys.create(budget_usd=Decimal(1), period="month")
     port = free_port()
-    server = SlowCountingOpenAI(delay_s=3.0)
+    server = CountingOpenAI(delay_s=3.0)
     with server as upstream:
         config = tmp_path / "tokenomy.yaml"
         slow = {"provider": "openai", "model": "slow", "base_url": upstream, "api_key_env": "SLOW_KEY",
