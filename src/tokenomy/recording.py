@@ -171,8 +171,11 @@ class Recorder:
         if journal is None:
             return
         # Only the columns it needs, encoded straight from a dict (the rest take their defaults at replay): it is
-        # written for every attempt, and a whole UsageEvent and its encoding cost more than the journal's write.
-        usage, cost = self._estimated(call, att, warn=False)  # an unpriced model is said by the attempt's own row
+        # written for every attempt, and a whole UsageEvent and its encoding cost more than the journal's write. Its
+        # tokens only, not their cost: the replay prices the few entries it ever reads (as `pricing_model`, with the
+        # gateway's catalog, as `_estimated` would), and pricing every attempt here was most of the entry's cost.
+        # The prompt's estimate is the target's, made once: a rate limit's reservation and a failed attempt's row
+        # read the same.
         target, request = att.target, att.target.call
         meta = request.meta
         model, tags = _recorded_model(target, target.spec.model, meta.tags)
@@ -189,17 +192,14 @@ class Recorder:
             "key_id": meta.key_id,
             "route": meta.route,
             "tier": meta.tier,
-            "input_tokens": usage.input_tokens,
-            "input_cost_usd": cost.input_usd,
-            "cost_usd": cost.total_usd,
+            "input_tokens": target.estimate - (request.max_tokens or 0),  # as `_estimated` counts an unanswered prompt
             "outcome": "interrupted",
             "error_type": "GatewayStopped",
             "attempt": att.number,
             "request_id": call.request_id,
-            "priced_by": cost.priced_by,
             "event_id": att.event_id,  # last, as in every row's line (journal.replay reads it there)
         }
-        journal.in_flight(att.event_id, row_jsonl(row))
+        journal.in_flight(att.event_id, row_jsonl(row), target.spec.pricing_model)
 
     def _no_row(self, att: Attempt) -> None:
         """An attempt that ends without a row (cancelled before anything was sent): its in-flight entry is void."""
@@ -225,7 +225,7 @@ class Recorder:
         else:
             self._record_unanswered(call, att, exc.kind, error_type)
 
-    def _estimated(self, call: CallState, att: Attempt, warn: bool = True) -> tuple[Usage, CostBreakdown]:
+    def _estimated(self, call: CallState, att: Attempt) -> tuple[Usage, CostBreakdown]:
         """Usage and cost of an attempt that ended without the provider's count: the prompt estimate; as output, the
         characters received over four (as the prompt is estimated), and at least one token per delta (a provider may
         send many tokens in one: Gemini's and Bedrock's chunks often carry dozens). A prompt the provider counted as
@@ -242,8 +242,7 @@ class Recorder:
         try:
             return usage, compute_cost(usage, model, region, call.mode, self.catalog, one_call=True)
         except TokenomyError as exc:  # recorded at $0 marked unpriced, as an answered call is (see _finish)
-            if warn:
-                log.warning("call to %s recorded at $0 (priced_by=unpriced): %s", model, exc)
+            log.warning("call to %s recorded at $0 (priced_by=unpriced): %s", model, exc)
             return usage, unpriced_cost(model, region, call.mode)
 
     def _abandon(

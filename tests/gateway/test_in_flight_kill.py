@@ -18,6 +18,8 @@ from helpers import free_port, wait_for_port
 from helpers.counting_openai import CountingOpenAI
 from tokenomy.gateway.keys import KeyStore
 from tokenomy.ledger.store import open_store
+from tokenomy.messages import Usage
+from tokenomy.pricing.cost import compute_cost
 
 TOKENOMY = str(os.path.join(os.path.dirname(os.sys.executable), "tokenomy"))
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
@@ -82,6 +84,12 @@ def test_calls_in_flight_when_the_gateway_is_sigkilled_are_in_the_ledger_and_the
     assert len({e.event_id for e in rows}) == 6
     cut = [e for e in rows if e.outcome == "interrupted"]
     assert all(e.model == "slow" and e.provider == "openai" and e.input_tokens > 0 and e.cost_usd > 0 for e in cut)
+    # priced at the restart, as the model's price_as, as the attempt's own row would have been: its prompt's estimate
+    priced_as = HAIKU if api == "chat" else "text-embedding-3-small"
+    for e in cut:
+        expected = compute_cost(Usage(input_tokens=e.input_tokens), priced_as, one_call=True)
+        assert (e.cost_usd, e.input_cost_usd, e.output_tokens, e.priced_by) == (
+            expected.total_usd, expected.input_usd, 0, expected.priced_by)  # fmt: skip
     # what the gateway's budget is seeded with at its next start: the four calls' estimates
     since = datetime.now(UTC) - timedelta(days=1)
     assert keys.spent("key_id", key.key_id, since) == sum((e.cost_usd for e in rows), Decimal(0)) > 0

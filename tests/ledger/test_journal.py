@@ -11,9 +11,14 @@ from decimal import Decimal
 import pytest
 
 from tokenomy.errors import ConfigError
+from tokenomy.gateway.pricing import GatewayCatalog
 from tokenomy.ledger.events import UsageEvent, utcnow
 from tokenomy.ledger.journal import Journal, claim, event_from_jsonl, journal_dir, legacy_journal_dir, replay
 from tokenomy.ledger.store import open_store
+from tokenomy.messages import Usage
+from tokenomy.pricing.cost import compute_cost
+
+HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 
 
 def test_a_dead_process_journal_is_replayed_once_skipping_a_torn_line_and_present_ids(tmp_path):
@@ -297,3 +302,62 @@ os._exit(9)  # SIGKILL-like: no clean shutdown
     rows = {e.event_id: e.outcome for e in store.events()}
     assert rows == {"b": "interrupted", "d": "interrupted", "e": "ok", "f": "ok"}
     assert not list(folder.glob("*.jsonl"))
+
+
+def test_in_flight_entries_are_priced_at_replay_with_the_catalog_it_is_given_and_an_unknown_model_kept_at_zero(
+    tmp_path,
+):
+    # The entry carries the attempt's tokens and the model it is priced as, not a cost: pricing it on every attempt
+    # was most of the entry's cost on the request path. The replay prices it as the attempt's own row would be.
+    folder = tmp_path / "journal"
+    script = f"""
+import os
+from pathlib import Path
+from tokenomy.ledger.events import row_jsonl, utcnow
+from tokenomy.ledger.journal import Journal
+journal = Journal(Path({str(folder)!r}), interval=30.0)
+def entry(event_id, model, **extra):
+    return row_jsonl({{"ts": utcnow(), "provider": "openai", "model": model, "mode": "on_demand",
+                      "input_tokens": 1200, "outcome": "interrupted", "error_type": "GatewayStopped", **extra,
+                      "event_id": event_id}})
+journal.in_flight("mapped", entry("mapped", "slow"), price_as={HAIKU!r})
+journal.in_flight("batch", entry("batch", "slow", mode="batch", region="us-east-1"), price_as={HAIKU!r})
+journal.in_flight("unknown", entry("unknown", "my-own-model"), price_as="my-own-model")
+journal.in_flight("global", entry("global", "slow", region="global"), price_as={HAIKU!r})
+os._exit(9)
+"""
+    subprocess.run([sys.executable, "-c", script], check=False, timeout=60)
+    store = open_store(tmp_path / "ledger.duckdb")
+    assert replay(folder, store, GatewayCatalog()) == 4
+    rows = {e.event_id: e for e in store.events()}
+    for event_id, mode, region in [("mapped", "on_demand", None), ("batch", "batch", "us-east-1"),
+                                   ("global", "on_demand", None)]:  # fmt: skip
+        expected = compute_cost(Usage(input_tokens=1200), HAIKU, region, mode, one_call=True)
+        row = rows[event_id]
+        assert expected.total_usd > 0
+        assert (row.model, row.cost_usd, row.input_cost_usd, row.priced_by) == (
+            "slow", expected.total_usd, expected.input_usd, expected.priced_by)  # fmt: skip
+    unknown = rows["unknown"]  # recorded as an unpriced answered call is: its tokens at $0, marked unpriced
+    assert (unknown.input_tokens, unknown.cost_usd, unknown.priced_by) == (1200, 0, "unpriced")
+    assert all(e.outcome == "interrupted" for e in rows.values())
+
+
+def test_an_in_flight_entry_an_older_version_priced_when_it_wrote_it_keeps_its_cost(tmp_path):
+    folder = tmp_path / "journal"
+    script = f"""
+import os
+from decimal import Decimal
+from pathlib import Path
+from tokenomy.ledger.events import UsageEvent, utcnow
+from tokenomy.ledger.journal import Journal
+journal = Journal(Path({str(folder)!r}), interval=30.0)
+row = UsageEvent(ts=utcnow(), provider="openai", model="m", outcome="interrupted", event_id="old",
+                 input_tokens=100, cost_usd=Decimal("0.000025"), priced_by="catalog")
+journal.in_flight("old", row.to_jsonl())
+os._exit(9)
+"""
+    subprocess.run([sys.executable, "-c", script], check=False, timeout=60)
+    store = open_store(tmp_path / "ledger.duckdb")
+    assert replay(folder, store, GatewayCatalog()) == 1
+    [row] = store.events()
+    assert (row.cost_usd, row.priced_by) == (Decimal("0.000025"), "catalog")

@@ -478,18 +478,8 @@ def _row(
     in_flight: bool = False,
 ) -> UsageEvent:
     """The ledger row of one attempt: input tokens only, priced as the model's configured `price_as` or as itself
-    (`in_flight`: an in-flight entry's, without the prompt's hash and text, which read every input again, nor a
-    warning for a price the catalog lacks, which the attempt's own row says)."""
-    region = _region(spec)
-    pricing = spec.price_as or served
-    try:
-        cost: CostBreakdown = compute_cost(
-            Usage(input_tokens=tokens), pricing, region, catalog=gw.catalog, one_call=True
-        )
-    except TokenomyError as exc:  # answered (and billed): recorded at $0 marked unpriced rather than lost
-        if not in_flight:
-            log.warning("embeddings call to %s recorded at $0 (priced_by=unpriced): %s", pricing, exc)
-        cost = unpriced_cost(pricing, region, "on_demand")
+    (`in_flight`: an in-flight entry's, unpriced, which the replay prices, and without the prompt's hash and text,
+    which read every input again)."""
     event = UsageEvent(
         ts=utcnow(),
         provider=provider,
@@ -506,7 +496,17 @@ def _row(
         request_id=meta.request_id,
         prompt_hash=None if in_flight else asked.fingerprint(),
         prompt_text=asked.text() if gw.config.store_prompts and not in_flight else None,
-    ).apply_cost(cost)
+    )
+    if not in_flight:
+        region, pricing = _region(spec), spec.price_as or served
+        try:
+            cost: CostBreakdown = compute_cost(
+                Usage(input_tokens=tokens), pricing, region, catalog=gw.catalog, one_call=True
+            )
+        except TokenomyError as exc:  # answered (and billed): recorded at $0 marked unpriced rather than lost
+            log.warning("embeddings call to %s recorded at $0 (priced_by=unpriced): %s", pricing, exc)
+            cost = unpriced_cost(pricing, region, "on_demand")
+        event.apply_cost(cost)
     if provider == "azure" and spec.price_as:  # a deployment's name says nothing of its model: as for a chat row
         event.tags["deployment"], event.model = spec.model, spec.price_as
         return event
@@ -525,13 +525,14 @@ def _in_flight(
 ) -> str | None:
     """Before an attempt is sent: its row at its estimate (outcome `interrupted`) as the journal's in-flight entry, so a
     gateway killed while the upstream works on it (and bills it) records it at the next start (ledger/journal.py, as
-    `Recorder._in_flight` does for chat); the entry's event id, which the attempt's row takes; None without one."""
+    `Recorder._in_flight` does for chat, priced at the replay); the entry's event id, which the attempt's row takes;
+    None without one."""
     journal = gw.client.writer.journal if gw.client.writer is not None else None
     if journal is None:
         return None
     event = _row(gw, spec, provider, spec.model, meta, asked, due, attempt, 0.0, in_flight=True)
     event.outcome, event.error_type, event.latency_ms = "interrupted", "GatewayStopped", None
-    journal.in_flight(event.event_id, event.to_jsonl())
+    journal.in_flight(event.event_id, event.to_jsonl(), spec.price_as or spec.model)
     return event.event_id
 
 

@@ -85,14 +85,16 @@ class Gateway:
         self.store = store
         self.settings = config.gateway
         self.journal = None
+        # Before the replay: it prices the calls a killed gateway left in flight as their rows would have been.
+        self.catalog = GatewayCatalog()
         if self.settings.journal:  # a crash loses nothing answered: replay what the last run left, then journal
             folder = Path(self.settings.journal_dir) if self.settings.journal_dir else journal_dir(store)
             if self.settings.journal_dir:  # the default folder is named after the ledger: no other ledger's
                 claim(folder, store)
-            replay(folder, store)
+            replay(folder, store, self.catalog)
             legacy = None if self.settings.journal_dir else legacy_journal_dir(store)
             if legacy is not None and legacy != folder:
-                replay(legacy, store)
+                replay(legacy, store, self.catalog)
             self.journal = Journal(folder, self.settings.journal_sync, self.settings.journal_fsync_seconds)
         # A write's cost is mostly fixed (connection, rollup statements): at 1,500 requests/s a batch of a
         # second's calls is one write, not two (max_batch only bounds memory).
@@ -101,7 +103,6 @@ class Gateway:
         self.writer = writer(
             store, flush_interval=self.settings.ledger_flush_seconds, max_batch=10_000, journal=self.journal
         )
-        self.catalog = GatewayCatalog()
         self.client = GatewayClient(
             self.writer, models=config.model_specs(), store_prompts=config.store_prompts, catalog=self.catalog
         )

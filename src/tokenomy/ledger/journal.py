@@ -13,17 +13,19 @@ process that dies loses nothing it answered. How far that goes is `sync`:
   event that arrived meanwhile). A power loss loses nothing answered either.
 
 Before an attempt is sent, the gateway writes an in-flight entry for it (`in_flight`: the attempt's row at its
-estimate, outcome `interrupted`, marked `{"in_flight":1,...}`), under the event id its own row will take; it takes no
-sequence number and never reaches the database from here. Its row supersedes it (`append_line` drops it from the
-open entries), as does a `void` line for an attempt that ended unsent. A segment sealed while entries are open hands
-them to the next (written there again), so deleting it loses none. It is one more `write` per attempt, no fsync: a
-write the OS holds survives a SIGKILL.
+estimated tokens, outcome `interrupted`, marked `{"in_flight":1,...}`), under the event id its own row will take; it
+takes no sequence number and never reaches the database from here. It carries the model the attempt is priced as,
+not a cost: pricing it on every attempt was most of the entry's cost on the request path, and few entries are ever
+read. Its row supersedes it (`append_line` drops it from the open entries), as does a `void` line for an attempt
+that ended unsent. A segment sealed while entries are open hands them to the next (written there again), so deleting
+it loses none. It is one more `write` per attempt, no fsync: a write the OS holds survives a SIGKILL.
 
 On start, `replay()` writes the journals left by processes that are gone into the database (events
 carry ids and the insert skips ids already present, so replaying twice is harmless) and deletes them. An in-flight
 entry no row or void line in those journals supersedes is an attempt the provider had when the process died: it is
-written as its row at its estimate (if the row did reach the database, with its segment deleted since, the id is
-present and the entry is skipped).
+written as its row at its estimate, priced then with the catalog `replay` is given (the gateway's), as the attempt's
+own row would have been; a model the catalog cannot price is recorded at $0 marked unpriced, as an answered call is
+(if the row did reach the database, with its segment deleted since, the id is present and the entry is skipped).
 
 Files are segments `journal-<pid>-<random>-<n>.jsonl`, each held under an exclusive flock while its
 process lives, so a starting worker never replays a live neighbour's journal. A segment is deleted
@@ -49,17 +51,18 @@ from collections import deque
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, BinaryIO, Literal
+from typing import IO, Any, BinaryIO, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import orjson
 
-from tokenomy.errors import ConfigError, described
+from tokenomy.errors import ConfigError, TokenomyError, described
 from tokenomy.ids import new_id
 from tokenomy.ledger.base import INT_COLUMNS
 from tokenomy.ledger.events import COLUMNS, UsageEvent
 from tokenomy.ledger.rejects import rejects_path, write_setting_aside
 from tokenomy.ledger.store import LedgerStore
+from tokenomy.pricing.cost import compute_cost, unpriced_cost
 
 log = logging.getLogger(__name__)
 SEGMENT_BYTES = 8 * 1024 * 1024
@@ -67,6 +70,7 @@ SYNC_MODES = ("write", "fsync")
 OWNER_FILE = "LEDGER"  # in a journal folder: which ledger its segments belong to
 _CREDENTIALS = {"user", "password", "sslpassword", "passfile"}  # URL options that name who connects, not the database
 IN_FLIGHT = b'{"in_flight":1,'  # how an in-flight entry's line begins (the row's JSON follows)
+PRICE_AS = "price_as"  # an in-flight entry's key: the model the replay prices its tokens as
 VOID = b'{"in_flight_void":'  # ... and a line saying an attempt's entry is void (it ended unsent)
 _COSTS = {"input_cost_usd", "output_cost_usd", "cache_read_cost_usd", "cache_write_cost_usd", "cost_usd"}
 
@@ -212,10 +216,15 @@ class Journal:
                 self._cond.notify()
         return seq
 
-    def in_flight(self, event_id: str, line: bytes) -> None:
-        """Write the in-flight entry of an attempt about to be sent: `line`, its row at its estimate (a JSONL line
-        from `UsageEvent.to_jsonl`). A failed write is not retried: the attempt's own row is what the journal keeps."""
-        entry = IN_FLIGHT + line[1:]
+    def in_flight(self, event_id: str, line: bytes, price_as: str | None = None) -> None:
+        """Write the in-flight entry of an attempt about to be sent: `line`, its row at its estimated tokens (a JSONL
+        line in `UsageEvent.to_jsonl`'s format), unpriced when `price_as` names the model the replay is to price it as
+        (a line without it keeps the cost it carries). A failed write is not retried: the attempt's own row is what
+        the journal keeps."""
+        if price_as is None:
+            entry = IN_FLIGHT + line[1:]
+        else:
+            entry = b"".join((IN_FLIGHT, b'"price_as":', orjson.dumps(price_as), b",", memoryview(line)[1:]))
         with self._io:
             if self._closed:
                 return
@@ -360,12 +369,16 @@ class Journal:
 
 def event_from_jsonl(line: bytes) -> UsageEvent:
     """The event a JSONL line (`UsageEvent.to_jsonl`) holds; ValueError, TypeError or KeyError if it holds none."""
+    return _event(_record(line))
+
+
+def _record(line: bytes) -> dict:
     record = _decode(line)
     if any(isinstance(record.get(name), float) for name in INT_COLUMNS):
         # orjson reads an integer past 64 bits as a float: 10**30 tokens came back as 1e+30, and -(2**63 + 1) as
         # -2**63, which the ledger took. The stdlib reads it exactly (and the event is set aside, as it should be).
         record = json.loads(line)
-    return _event(record)
+    return record
 
 
 _VOID_ID = re.compile(rb'"in_flight_void"\s*:\s*"([0-9A-Za-z_.:-]{1,64})"')
@@ -403,9 +416,10 @@ def _event(record: dict) -> UsageEvent:
     return UsageEvent(**values)
 
 
-def replay(folder: Path, store: LedgerStore) -> int:
+def replay(folder: Path, store: LedgerStore, catalog: Any = None) -> int:
     """Write the journals of processes that are gone into `store`, then delete them; the number of events read
-    (in-flight entries written as rows among them)."""
+    (in-flight entries written as rows among them, priced with `catalog`: a PriceCatalog or what reads as one, the
+    gateway's; default the price catalog)."""
     if not folder.is_dir():
         return 0
     handles: list[tuple[Path, BinaryIO]] = []
@@ -422,7 +436,7 @@ def replay(folder: Path, store: LedgerStore) -> int:
                 handle.close()
                 continue  # a live process's journal
             handles.append((path, handle))
-        interrupted = _interrupted(handles)
+        interrupted = _interrupted(handles, catalog)
         if interrupted:  # first: a replay stopped midway finds them again (their ids then present, skipped)
             write_setting_aside(store, interrupted, rejects_path(store))
             log.warning(
@@ -456,7 +470,7 @@ def replay(folder: Path, store: LedgerStore) -> int:
     return total
 
 
-def _interrupted(handles: list[tuple[Path, BinaryIO]]) -> list[UsageEvent]:
+def _interrupted(handles: list[tuple[Path, BinaryIO]], catalog: Any) -> list[UsageEvent]:
     """The rows of the in-flight entries in dead segments that no row or void line there supersedes. Every segment is
     read first: an entry and its row may be in two (an entry is written again in the next segment when one is
     sealed)."""
@@ -481,7 +495,25 @@ def _interrupted(handles: list[tuple[Path, BinaryIO]]) -> list[UsageEvent]:
         if event_id in superseded:
             continue
         try:
-            rows.append(event_from_jsonl(line))
+            record = _record(line)
+            event = _event(record)
         except (ValueError, TypeError, KeyError) as exc:  # torn as the process died: its write never finished
             log.warning("%s:%d: skipped an unreadable in-flight entry (%s)", path, number, unreadable_event(line, exc))
+            continue
+        price_as = record.get(PRICE_AS)
+        if isinstance(price_as, str):  # else priced when written (an entry of a version before 2026-12-05's)
+            _price(event, price_as, catalog)
+        rows.append(event)
     return rows
+
+
+def _price(event: UsageEvent, model: str, catalog: Any) -> None:
+    """Price an in-flight entry's row as `model` (its tokens, region and mode), as the attempt's own row would be; a
+    model the catalog cannot price is recorded at $0 marked unpriced, as an answered call is (never dropped)."""
+    region = event.region if event.region not in (None, "global", "local") else None
+    try:
+        cost = compute_cost(event.usage, model, region, event.mode, catalog, one_call=True)
+    except TokenomyError as exc:
+        log.warning("an interrupted call to %s recorded at $0 (priced_by=unpriced): %s", model, exc)
+        cost = unpriced_cost(model, region, event.mode)
+    event.apply_cost(cost)
