@@ -56,7 +56,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # The errors a cascade's tier may end with and still pass the request up: the tier could not answer now (not the
-# request's fault), so a stronger tier may. A client error is the request's own (or the tier's configuration).
+# request's fault), so a stronger tier may. A client error is the request's own (or the tier's configuration), but
+# for a prompt too long for the tier's context window, which passes up from any tier (`_pass_on`).
 UNAVAILABLE_KINDS = ("throttled", "server_error", "timeout")
 
 
@@ -327,17 +328,18 @@ class Tokenomy(Recorder):
         model of this one refused it before any call, rather than fail the call: nothing was sent, so nothing was
         paid. A validated (cascade) tier is passed up too when it ended unavailable (throttled, a server error, a
         timeout, after its retries and fallbacks): the cascade is there for the cheapest tier that answers well, and
-        a tier that cannot answer now must not fail a request a stronger one can take. An error the request itself
-        caused (a 4xx) is not: the next tier would refuse it too, and be paid for nothing. Whether it did; when not,
-        a refusal that ends the call is placed in the caller's request."""
+        a tier that cannot answer now must not fail a request a stronger one can take. So is any tier (whatever the
+        router) whose models' context windows the prompt exceeds: the next tier's models may have larger ones. Another
+        error the request itself caused (a 4xx) is not: the next tier would refuse it too, and be paid for nothing.
+        Whether it did; when not, a refusal that ends the call is placed in the caller's request."""
         if tier is not call.tiers[-1]:
             # Not once the call's deadline has passed: it bounds the whole call, and a retry would not be made then.
-            unavailable = (
-                tier.validated and exc.refused is None and exc.kind in UNAVAILABLE_KINDS and self._left(call, tier) > 0
-            )
-            if exc.refused is not None or unavailable:
+            in_time = self._left(call, tier) > 0
+            unavailable = tier.validated and exc.refused is None and exc.kind in UNAVAILABLE_KINDS and in_time
+            too_long = exc.refused is None and exc.context_window and in_time
+            if exc.refused is not None or unavailable or too_long:
                 call.attempts = att.number  # the next tier's attempts are numbered on from this one's
-                call.failed_below = unavailable  # the next tier's rows say which (see _target)
+                call.failed_below = unavailable or too_long  # the next tier's rows say which (see _target)
                 return True
         if exc.refused is not None and call.asked is not None and call.asked is not call.request:
             # Turns may have been cut: the refused block's indices are those of what was sent. The same check on

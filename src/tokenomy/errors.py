@@ -198,7 +198,11 @@ class ProviderError(TokenomyError):
     `billed_tokens`: the input tokens the provider counted for the parts of a request that did answer before one
     failed (a Bedrock embeddings request is several calls), recorded instead of 0 or the estimate. `innererror`:
     the `error.innererror` an OpenAI-format API sent (Azure's content filter: which filter caught the prompt), which
-    the gateway passes on as it came."""
+    the gateway passes on as it came. `context_window`: a client error saying the prompt does not fit the model's
+    context window (OpenAI's `context_length_exceeded`, Anthropic's "prompt is too long", Bedrock's "Input is too
+    long"): not the request's fault as another 4xx is, since a model with a larger window may take it, so the call
+    moves on to the next model of its chain, then the next tier up, instead of ending; its `kind` stays
+    `client_error` (the ledger's outcome, the status a caller gets when no model could take it)."""
 
     call_cost_usd: Decimal = Decimal(0)
     billed_tokens: int | None = None
@@ -215,6 +219,7 @@ class ProviderError(TokenomyError):
         refused: Any = None,
         code: str | None = None,
         reached: bool = False,
+        context_window: bool = False,
     ) -> None:
         super().__init__(message)
         self.kind = kind
@@ -225,6 +230,7 @@ class ProviderError(TokenomyError):
         self._retryable = retryable
         self.refused = refused
         self.code = code
+        self.context_window = context_window
 
     @property
     def retryable(self) -> bool:
@@ -243,6 +249,7 @@ class ProviderError(TokenomyError):
             status=self.status,
             code=self.code,
             retryable=False,
+            context_window=self.context_window,
         )
         exc.call_cost_usd = spent
         return exc

@@ -711,3 +711,92 @@ def test_a_cascade_answer_rejected_past_the_deadline_ends_the_call_without_calli
     rows = _rows(ledger_path)
     assert [(r["tier"], r["outcome"]) for r in rows] == [("basic", "ok")]
     assert rows[0]["tags"].get("cascade_reason", "").startswith("hedging")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("route", ["extract", "smart"])
+def test_a_prompt_too_long_for_a_tiers_context_window_passes_up_to_the_next_tier(upstreams, ledger_path, route,
+                                                                               stream):
+    """A cheap tier's `context_length_exceeded` (a 400 saying the prompt does not fit the model's window) ended the
+    whole call, though the next tier, a larger model, may hold it. It now passes the request up, on a cascade and on
+    a rules route alike (the call was not judged: `passed_up_on_error`); the failed attempt stays in the ledger."""
+    big = upstreams("big")
+    small = upstreams("small", script=[(400, {}, "context_length_exceeded")])
+    cfg = parse_config(_config({"big": big.url, "small": small.url}))
+    with ServerThread(create_app(cfg, str(ledger_path)), lifespan="on") as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        reply = client.chat.completions.create(model=route, stream=stream,
+                                               messages=[{"role": "user", "content": "Name as JSON."}])
+        text = "".join(c.choices[0].delta.content or "" for c in reply if c.choices) if stream else (
+            reply.choices[0].message.content)
+    assert text == "".join(ANSWER) and (small.calls, big.calls) == (1, 1)
+    assert [(r["route"], r["tier"], r["attempt"], r["outcome"], r["tags"]) for r in _rows(ledger_path)] == [
+        (route, "basic", 1, "client_error", {}), (route, "premium", 2, "ok", {"passed_up_on_error": "1"})]
+
+
+def test_a_prompt_too_long_for_a_model_goes_to_its_fallback_at_once_and_fails_the_call_only_on_the_last(
+        upstreams, ledger_path):
+    """Within a tier, a model whose window the prompt exceeds hands the request to the next model of the chain (no
+    retry: it would be refused again). When no model of any tier can hold it, the call ends with the last one's error
+    and its code, every attempt recorded."""
+    from tokenomy.errors import ProviderError
+
+    too_long = (400, {}, "context_length_exceeded")
+    small = upstreams("small", script=[too_long])
+    small2, big = upstreams("small2"), upstreams("big", script=[too_long])
+    data = _config({"big": big.url, "small": small.url, "small2": small2.url})
+    data["tiers"]["basic"] = ["small", "small2"]
+    data["routes"]["smart"]["retry"] = {"max_attempts": 3, "base_delay_s": 0.01}
+    cfg = parse_config(data)
+    policy = CallPolicy.for_route(cfg, "smart")
+    request = ChatRequest.simple("hello", model="smart", meta=RequestMeta(route="smart"))
+    with Tokenomy(ledger_path, models=cfg.model_specs()) as client:
+        answer = client.chat(request, policy=policy)
+        small.script.append(too_long)
+        small2.script.append(too_long)
+        with pytest.raises(ProviderError) as failed:
+            client.chat(request, policy=policy)
+    assert answer.model == "small2" and answer.tier == "basic" and answer.attempts == 2
+    assert failed.value.kind == "client_error" and failed.value.code == "context_length_exceeded"
+    rows = _rows(ledger_path)
+    assert [(r["tier"], r["model"], r["attempt"], r["outcome"]) for r in rows] == [
+        ("basic", "small", 1, "client_error"), ("basic", "small2", 2, "ok"),
+        ("basic", "small", 1, "client_error"), ("basic", "small2", 2, "client_error"),
+        ("premium", "big", 3, "client_error")]
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "bedrock", "gemini"])
+def test_each_apis_prompt_too_long_error_passes_a_cascade_up(upstreams, ledger_path, provider, monkeypatch):
+    """Each API says "too long" its own way: Anthropic's invalid_request_error "prompt is too long", Bedrock's
+    ValidationException "Input is too long for requested model", Gemini's INVALID_ARGUMENT "The input token count
+    exceeds the maximum number of tokens allowed". The emulators answer so for a prompt over their window; each is
+    read as the model's context window exceeded, and the cascade's next tier answers."""
+    from tokenomy.emulate.anthropic_api import create_app as anthropic_app
+    from tokenomy.emulate.bedrock_runtime import create_app as bedrock_app
+    from tokenomy.emulate.gemini_api import create_app as gemini_app
+    from tokenomy.emulate.instant_engine import InstantEngine
+
+    monkeypatch.setenv("CHEAP_KEY", "unused")
+    engine = InstantEngine(context_tokens=50)
+    app, entry = {
+        "anthropic": (anthropic_app, {"provider": "anthropic", "model": "claude-3-5-haiku-20241022",
+                                      "api_key_env": "CHEAP_KEY"}),
+        "bedrock": (bedrock_app, {"provider": "bedrock", "model": "amazon.nova-micro-v1:0", "region": "us-east-1"}),
+        "gemini": (gemini_app, {"provider": "gemini", "model": "gemini-2.0-flash-lite", "api_key_env": "CHEAP_KEY"}),
+    }[provider]
+    big = upstreams("big")
+    with ServerThread(app(engine=engine)) as url:
+        data = _config({"big": big.url})
+        data["models"]["small"] = {**entry, ("endpoint_url" if provider == "bedrock" else "base_url"): url}
+        cfg = parse_config(data)
+        policy = CallPolicy.for_route(cfg, "extract")
+        with Tokenomy(ledger_path, models=cfg.model_specs()) as client:
+            fits = client.chat(ChatRequest.simple("Name as JSON.", model="extract", meta=RequestMeta(route="extract"),
+                                                  max_tokens=5), policy=policy)
+            long = client.chat(ChatRequest.simple("Name as JSON. " + "word " * 400, model="extract",
+                                                  meta=RequestMeta(route="extract")), policy=policy)
+    assert long.tier == "premium" and long.text == "".join(ANSWER)
+    assert fits.tier == "premium"  # the emulator's echo is no JSON: escalated by the validators, as ever
+    rows = _rows(ledger_path)
+    assert [(r["tier"], r["outcome"], r["tags"]) for r in rows[2:]] == [
+        ("basic", "client_error", {}), ("premium", "ok", {"passed_up_on_error": "1"})]

@@ -5,7 +5,8 @@ request parsing and usage accounting run unchanged; only the generation is repla
 counted as ~4 characters each (no tokenizer load); the answer echoes the last user turn's first
 words, one output token per word, cut at `max_tokens`. An optional per-call delay lets tests hold a
 job in progress long enough to stop it or let it time out. An optional prompt cache accounts cache points as the
-local model's engine does (reads, and writes by TTL), at these counts.
+local model's engine does (reads, and writes by TTL), at these counts. An optional context window (`context_tokens`)
+refuses a longer prompt as the local model's does, so each emulator answers it with its API's "too long" error.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from tokenomy.emulate.engine import DEFAULT_MAX_TOKENS, Block, CutShort, Prepared, Turn
+from tokenomy.emulate.engine import DEFAULT_MAX_TOKENS, Block, CutShort, InputTooLong, Prepared, Turn
 from tokenomy.emulate.json_schemas import schema_problem
 from tokenomy.emulate.prompt_cache import CacheAccount, Checkpoint, PromptCache, prefix_digest
 from tokenomy.messages import ChatRequest, Message
@@ -26,9 +27,12 @@ ANSWER_WORDS = 12  # an unconstrained answer is this many words (= output tokens
 class InstantEngine:
     """Answers instantly (or after `delay_s`) with text and usage that depend only on the request."""
 
-    def __init__(self, delay_s: float = 0.0, cache: PromptCache | None = None) -> None:
+    def __init__(
+        self, delay_s: float = 0.0, cache: PromptCache | None = None, context_tokens: int | None = None
+    ) -> None:
         self.delay_s = delay_s
         self.cache = cache  # None: no prompt cache, every prompt token is fresh input
+        self.context_tokens = context_tokens  # None: any prompt fits
 
     def count(self, text: str) -> int:
         return (len(text) + 3) // 4 if text else 0
@@ -52,6 +56,11 @@ class InstantEngine:
             messages=messages, system=system_text, max_tokens=limit, temperature=temperature, stop=list(stop)
         )
         total = self.count_input(system, turns)
+        if self.context_tokens is not None and total >= self.context_tokens:
+            raise InputTooLong(
+                f"Input is too long for requested model: {total} prompt tokens; the emulator's model holds "
+                f"{self.context_tokens}."
+            )
         account = CacheAccount(total, 0, 0)
         if self.cache is not None and min_tokens is not None:
             checkpoints, prefix = [], ""

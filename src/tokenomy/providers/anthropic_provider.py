@@ -32,6 +32,7 @@ from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, delta_chunk, ur
 from tokenomy.providers.bedrock import _is_loopback
 from tokenomy.providers.http_faults import (
     answer_broke_off,
+    exceeds_context_window,
     http_errors,
     read_timed_out,
     retry_after_seconds,
@@ -170,7 +171,9 @@ def map_anthropic_error(exc: Exception) -> ProviderError:
     if status == 408:
         return ProviderError(message, kind="timeout", retry_after=retry_after, status=status)
     if status is not None and 400 <= status < 500:
-        return ProviderError(message, kind="client_error", status=status)
+        return ProviderError(
+            message, kind="client_error", status=status, context_window=exceeds_context_window(None, message)
+        )
     return ProviderError(message, kind="server_error", retry_after=retry_after, status=status)
 
 

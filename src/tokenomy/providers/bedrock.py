@@ -33,7 +33,7 @@ from tokenomy.providers.converse_mapping import (  # noqa: F401 (re-exported)
     to_bedrock_tools,
     to_converse_params,
 )
-from tokenomy.providers.http_faults import read_timed_out, retry_after_seconds
+from tokenomy.providers.http_faults import exceeds_context_window, read_timed_out, retry_after_seconds
 from tokenomy.providers.usage_counts import answered_count, checked_counts, estimated_usage, usage_count
 
 # Bedrock stopReason -> the OpenAI-style finish_reason Tokenomy records.
@@ -220,7 +220,9 @@ def map_bedrock_error(exc: Exception) -> ProviderError:
             if status is None and code in UNAVAILABLE_CODES:  # in a stream, which began with 200: no status of its own
                 status = 503
             return ProviderError(message, kind="server_error", retry_after=retry_after, status=status)
-        return ProviderError(message, kind="client_error", status=status)
+        return ProviderError(
+            message, kind="client_error", status=status, context_window=exceeds_context_window(None, message)
+        )
     # A read timeout (the request sent, the model still working on it) is billed: `reached`, recorded at its estimate.
     if isinstance(exc, (bx.ReadTimeoutError, bx.ConnectTimeoutError)):
         return ProviderError(f"Bedrock call timed out: {exc}", kind="timeout", reached=read_timed_out(exc))

@@ -38,6 +38,7 @@ from tokenomy.providers.gemini_mapping import (
 )
 from tokenomy.providers.http_faults import (
     answer_broke_off,
+    exceeds_context_window,
     http_errors,
     read_timed_out,
     retry_after_seconds,
@@ -152,7 +153,9 @@ def map_gemini_error(exc: Exception) -> ProviderError:
     if status in (408, 504):
         return ProviderError(message, kind="timeout", status=status)
     if 400 <= status < 500:
-        return ProviderError(message, kind="client_error", status=status)
+        return ProviderError(
+            message, kind="client_error", status=status, context_window=exceeds_context_window(None, message)
+        )
     return ProviderError(message, kind="server_error", retry_after=retry_after, status=status)
 
 

@@ -5,8 +5,28 @@ from __future__ import annotations
 
 import email.utils
 import math
+import re
 from datetime import UTC, datetime
 from typing import Any
+
+# A prompt longer than the model's context window, as each API says it: an error code where the API has one, else its
+# message. The request is not at fault as another 4xx's is: a model with a larger window may hold it.
+# OpenAI's (also Azure's, Groq's) and llama.cpp server's codes.
+_CONTEXT_CODES = frozenset({"context_length_exceeded", "exceed_context_size_error"})
+_CONTEXT_WORDS = re.compile(
+    r"prompt is too long"  # Anthropic's, also behind Bedrock and Vertex AI
+    r"|input is too long"  # Bedrock's ValidationException
+    r"|maximum context length"  # OpenAI's message, and the servers that copy it (vLLM, DeepSeek, OpenRouter, Mistral)
+    r"|exceeds? (?:the )?(?:available )?context (?:size|limit|window|length)"  # llama.cpp's; Anthropic's max_tokens one
+    r"|input token count .{0,40}exceeds the maximum number of tokens",  # Gemini's
+    re.IGNORECASE,
+)
+
+
+def exceeds_context_window(code: str | None, message: str) -> bool:
+    """Whether a 4xx answer (its error `code`, if any, and its `message`) says the prompt does not fit the model's
+    context window (`ProviderError.context_window`)."""
+    return code in _CONTEXT_CODES or _CONTEXT_WORDS.search(message) is not None
 
 
 def answer_broke_off(exc: BaseException) -> bool:

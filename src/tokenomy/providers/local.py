@@ -203,6 +203,7 @@ class LocalProvider(Provider):
                 f"model's context of {llm.n_ctx()} tokens; shorten the prompt or lower max_tokens",
                 kind="client_error",
                 status=400,
+                context_window=True,
             )
         with self._lock:
             start = time.perf_counter()

@@ -14,7 +14,12 @@ from tokenomy.errors import ProviderError, remember_secret, scrub
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
 from tokenomy.providers import openai_dialects, openai_stream, openai_wire
 from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, url_server
-from tokenomy.providers.http_faults import answer_broke_off, read_timed_out, retry_after_seconds
+from tokenomy.providers.http_faults import (
+    answer_broke_off,
+    exceeds_context_window,
+    read_timed_out,
+    retry_after_seconds,
+)
 from tokenomy.providers.refusals import Unsupported
 
 log = logging.getLogger(__name__)
@@ -49,7 +54,8 @@ def map_openai_error(exc: Exception) -> ProviderError:
     if status is not None and 400 <= status < 500:
         code = getattr(exc, "code", None)  # the API's error.code, as the SDK read it
         code = code if isinstance(code, str) else None
-        error = ProviderError(str(exc), kind="client_error", status=status, code=code)
+        too_long = exceeds_context_window(code, str(exc))
+        error = ProviderError(str(exc), kind="client_error", status=status, code=code, context_window=too_long)
         error.innererror = openai_wire.innererror(getattr(exc, "body", None))
         return error
     return ProviderError(str(exc), kind="server_error", retry_after=retry_after, status=status)

@@ -55,6 +55,7 @@ from tokenomy.messages import (
     ToolUseBlock,
     Usage,
 )
+from tokenomy.providers.http_faults import exceeds_context_window
 from tokenomy.providers.json_text import call_input
 from tokenomy.providers.openai_dialects import (
     CACHE_CONTROL,
@@ -606,8 +607,9 @@ def status_error(status: int, text: str, after: float | None) -> ProviderError:
     if 400 <= status < 500:
         detail = _error_object(text)
         code = detail.get("code")
+        code = code if isinstance(code, str) and code else None
         error = ProviderError(
-            message, kind="client_error", status=status, code=code if isinstance(code, str) and code else None
+            message, kind="client_error", status=status, code=code, context_window=exceeds_context_window(code, text)
         )
         error.innererror = innererror(detail)
         return error
