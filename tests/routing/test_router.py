@@ -800,3 +800,24 @@ def test_each_apis_prompt_too_long_error_passes_a_cascade_up(upstreams, ledger_p
     rows = _rows(ledger_path)
     assert [(r["tier"], r["outcome"], r["tags"]) for r in rows[2:]] == [
         ("basic", "client_error", {}), ("premium", "ok", {"passed_up_on_error": "1"})]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_cascade_escalates_fenced_json_to_a_caller_whose_response_format_asks_for_json(upstreams, ledger_path,
+                                                                                       stream):
+    """The cheap tier's "```json ... ```" answer passed the JSON check and reached a caller that asked for
+    `response_format: json_object`, whose json.loads then failed on it. It is judged malformed: the cascade
+    escalates, and the caller gets the strong tier's bare JSON."""
+    big = upstreams("big")
+    small = upstreams("small", ("```json\n", '{"name": "Tom"}', "\n```"))
+    cfg = parse_config(_config({"big": big.url, "small": small.url}))
+    with ServerThread(create_app(cfg, str(ledger_path)), lifespan="on") as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        reply = client.chat.completions.create(model="extract", stream=stream, response_format={"type": "json_object"},
+                                               messages=[{"role": "user", "content": "Name as JSON."}])
+        text = "".join(c.choices[0].delta.content or "" for c in reply if c.choices) if stream else (
+            reply.choices[0].message.content)
+    assert json.loads(text) == {"name": "Tom"}
+    rows = _rows(ledger_path)
+    assert [(r["tier"], r["outcome"], r["tags"].get("cascade_rejected")) for r in rows] == [
+        ("basic", "ok", "json"), ("premium", "ok", None)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tokenomy.messages import ChatRequest, ChatResponse, TextBlock, ToolUseBlock, Usage
+from tokenomy.messages import ChatRequest, ChatResponse, ResponseFormat, TextBlock, ToolUseBlock, Usage
 from tokenomy.routing.validators import validate
 
 REQUEST = ChatRequest.simple("Help me with my order.")
@@ -136,6 +136,25 @@ JSON_ANSWERS = [
 def test_json_answers(answer, problem):
     found = verdict(answer, {"json": True, "required": ["name"]})
     assert found == problem if problem is None else found.startswith(problem), found
+
+
+FENCED = ['```json\n{"name": "Tom"}\n```', '```\n{"name": "Tom"}\n```\n', '```JSON\n{"name": "Tom"}\n```']
+
+
+@pytest.mark.parametrize("answer", FENCED)
+@pytest.mark.parametrize("fmt", [ResponseFormat("json_object"),
+                                 ResponseFormat("json_schema", schema={"type": "object", "required": ["name"]})])
+def test_a_fenced_answer_to_a_caller_who_asked_for_json_is_malformed(answer, fmt):
+    """A caller's response_format means it parses the answer as it comes (json.loads): a fenced block passed as valid
+    JSON, and the caller's parser failed on the cheap tier's answer. It is now rejected, the route's own `json`
+    validator set or not; that validator alone, chosen by the route's author for prompts that ask for JSON in words,
+    still reads a fenced block (the rows of JSON_ANSWERS), as models fence such JSON and the strong tier would too."""
+    request = ChatRequest.simple("Name as JSON.", response_format=fmt)
+    for spec in ({}, {"json": True}):
+        found = validate(ChatResponse.of_text(answer, "m", "p", Usage()), request, spec)
+        assert found is not None and found.startswith("invalid JSON: a fenced code block"), found
+    bare = validate(ChatResponse.of_text(' {"name": "Tom"}\n', "m", "p", Usage()), request, {"json": True})
+    assert bare is None
 
 
 def test_a_tool_schema_whose_ref_cannot_be_resolved_judges_the_call_without_it():

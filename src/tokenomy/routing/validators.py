@@ -145,10 +145,16 @@ def wrong_calculation(text: str) -> str | None:
     return None
 
 
-def _json(text: str) -> Any:
-    # Models often wrap JSON in a fenced block: accept that, reject anything else that does not parse.
+_FENCED = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.S | re.I)  # "```JSON" too
+
+
+def _json(text: str, fences: bool = True) -> Any:
+    """The JSON document `text` is; with `fences`, also one wrapped in a fenced block, as models often write JSON a
+    prompt asks for in words. Anything else that does not parse raises ValueError."""
     body = text.strip()
-    fenced = re.match(r"^```(?:json)?\s*(.*?)\s*```$", body, re.S | re.I)  # "```JSON" too
+    fenced = _FENCED.match(body)
+    if fenced and not fences:
+        raise ValueError("a fenced code block (```json ... ```), not the bare JSON the response_format asks for")
     return json.loads(fenced.group(1) if fenced else body)
 
 
@@ -325,11 +331,13 @@ def rejection(response: ChatResponse, request: ChatRequest, spec: dict[str, Any]
             return Rejection("hedging", f"hedging language: {phrase!r}")
     if calls:
         return _tool_call_rejection(response, request)
-    # A caller's response_format (json_object or a schema) asks for JSON as `json: true` does.
+    # A caller's response_format (json_object or a schema) asks for JSON as `json: true` does, and more strictly: the
+    # caller parses the answer as it comes (json.loads), so a fenced block is no JSON to it. The route's own validators
+    # read one, as its author may ask for JSON in the prompt's words, which models answer fenced, the strong tier too.
     wants_json = spec.get("json") or request.wants_json or spec.get("schema") or spec.get("required")
     if wants_json:
         try:
-            data = _json(text)
+            data = _json(text, fences=not request.wants_json)
         except ValueError as exc:  # the parser's message says where, never what: no summary needed
             return Rejection("json", f"invalid JSON: {exc}")
         broken = _schema_rejection("schema", "JSON", "", data, spec.get("schema") or request.json_schema)
