@@ -821,3 +821,48 @@ def test_a_cascade_escalates_fenced_json_to_a_caller_whose_response_format_asks_
     rows = _rows(ledger_path)
     assert [(r["tier"], r["outcome"], r["tags"].get("cascade_rejected")) for r in rows] == [
         ("basic", "ok", "json"), ("premium", "ok", None)]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_cascade_accepts_a_tool_call_beside_a_hedging_preamble_and_escalates_a_malformed_one(ledger_path, stream):
+    """A tool call is the model acting: an answer calling the weather tool after "I'm not sure, let me check the weather
+    tool" was escalated as a hedge, and every agent turn that said so went to the dearest tier. The hedge check now
+    judges only answers without tool calls; a call whose arguments the tool's schema rejects is still escalated
+    (as `tool_call`, whatever the text beside it)."""
+    from helpers.recording_openai import stream_chunks
+
+    preamble = "I'm not sure, let me check the weather tool."
+    with RecordingOpenAI() as small, RecordingOpenAI() as big:
+        small.message_extra = {"content": preamble}
+        if stream:  # the preamble streams before the call, as OpenAI sends it
+            body = {"model": "small", "tools": [{"type": "function", "function": {"name": "get_weather"}}],
+                    "stream_options": {"include_usage": True}}
+            chunks = stream_chunks(body)
+            chunks.insert(1, {**chunks[0], "choices": [{"index": 0, "delta": {"content": preamble},
+                                                         "finish_reason": None}]})
+            small.chunks = chunks
+        cfg = parse_config({
+            "models": {"small": {"provider": "openai", "model": "small", "base_url": small.url, "price_as": CHEAP},
+                       "big": {"provider": "openai", "model": "big", "base_url": big.url, "price_as": DEAR}},
+            "tiers": {"premium": ["big"], "basic": ["small"]},
+            "routes": {"agent": {"policy": "cascade"}},
+            "routing": {"policies": {"cascade": {"type": "cascade", "tiers": ["basic", "premium"], "validators": {}}}},
+        })
+        city = {"type": "object", "properties": {"city": {"type": "string"}, "tool": {"type": "string"}}}
+        strict = {"type": "object", "properties": {"city": {"type": "string"}}, "additionalProperties": False}
+        with ServerThread(create_app(cfg, str(ledger_path)), lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            for schema in (city, strict):  # the upstream sends {"city", "tool"}: the strict schema refuses it
+                tool = {"type": "function", "function": {"name": "get_weather", "parameters": schema}}
+                reply = client.chat.completions.create(model="agent", stream=stream, tools=[tool], max_tokens=50,
+                                                       messages=[{"role": "user", "content": "Weather in Paris?"}])
+                if stream:
+                    parts = [t for c in reply if c.choices for t in c.choices[0].delta.tool_calls or []]
+                else:
+                    parts = reply.choices[0].message.tool_calls
+                calls = [t.function.name for t in parts if t.function.name]
+                assert calls == ["get_weather"]
+        assert (len(small.bodies), len(big.bodies)) == (2, 1)
+    rows = _rows(ledger_path)
+    assert [(r["tier"], r["tags"].get("cascade_rejected"), r["tags"].get("cascade_escalated")) for r in rows] == [
+        ("basic", None, None), ("basic", "tool_call", None), ("premium", None, "1")]

@@ -50,6 +50,28 @@ def test_tool_call_arguments_are_not_read_for_hedging():
     assert validate(answer, REQUEST, {}) is None
 
 
+def test_a_hedge_beside_a_tool_call_is_the_model_acting_and_a_malformed_call_is_still_rejected():
+    """The hedge check judged the text beside a tool call: "I'm not sure, let me check the weather tool" and a valid
+    call was escalated. A call is the model acting on its doubt; only its arguments are judged."""
+    from tokenomy.messages import ToolSpec
+
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    request = ChatRequest.simple("Weather in Paris?", tools=[ToolSpec("get_weather", input_schema=schema)])
+    preamble = TextBlock("I'm not sure, let me check the weather tool.")
+
+    def judged(call: ToolUseBlock) -> str | None:
+        return validate(ChatResponse([preamble, call], "m", "p", Usage(), finish_reason="tool_calls"), request, {})
+
+    assert judged(ToolUseBlock("1", "get_weather", {"city": "Paris"}, '{"city": "Paris"}')) is None
+    assert judged(ToolUseBlock("1", "get_weather", None, '{"city": ')).startswith("malformed tool call")
+    assert judged(ToolUseBlock("1", "get_weather", {"town": "Paris"}, '{"town": "Paris"}')).startswith(
+        "schema-invalid tool call")
+    offered = "tool call to 'get_time', a tool the request did not offer"
+    assert judged(ToolUseBlock("1", "get_time", {}, "{}")) == offered
+    text_only = ChatResponse([preamble], "m", "p", Usage())
+    assert validate(text_only, request, {}) == "hedging language: \"i'm not sure\""
+
+
 PROSE = [
     # A JSON answer is data: its values are the document's words, not the model's.
     ('{"status": "unable to ship", "reason": "I cannot find the address"}', {"json": True}, False),

@@ -314,8 +314,9 @@ def validate(response: ChatResponse, request: ChatRequest, spec: dict[str, Any])
 def rejection(response: ChatResponse, request: ChatRequest, spec: dict[str, Any]) -> Rejection | None:
     """Why `response` fails the validators in `spec`, or None when it passes.
 
-    An answer that calls tools is judged on its calls (well-formed, offered, valid against the tool's schema) and
-    any text beside them on hedging; the validators of a final text answer (JSON, regex, ...) do not apply to it.
+    An answer that calls tools is judged on its calls alone (well-formed, offered, valid against the tool's schema):
+    the call is the model acting, so the text beside it ("I'm not sure, let me check the weather tool") is no hedge,
+    and the validators of a final text answer (hedging, JSON, regex, ...) do not apply to it.
     A reason whose words come from the route's config (a hedge phrase, a regex, required fields) has no summary: it
     quotes nothing of the answer."""
     text = response.text or ""
@@ -325,12 +326,12 @@ def rejection(response: ChatResponse, request: ChatRequest, spec: dict[str, Any]
     # A content filter stops an answer part-way as a token cap does: either way it is not the whole answer.
     if response.finish_reason in ("length", "content_filter") and spec.get("truncated", True):
         return Rejection("truncated", f"truncated output (finish_reason {response.finish_reason})")
+    if calls:
+        return _tool_call_rejection(response, request)
     if spec.get("hedging", True):
         phrase = hedge(text, spec.get("hedge_phrases", HEDGES))
         if phrase is not None:
             return Rejection("hedging", f"hedging language: {phrase!r}")
-    if calls:
-        return _tool_call_rejection(response, request)
     # A caller's response_format (json_object or a schema) asks for JSON as `json: true` does, and more strictly: the
     # caller parses the answer as it comes (json.loads), so a fenced block is no JSON to it. The route's own validators
     # read one, as its author may ask for JSON in the prompt's words, which models answer fenced, the strong tier too.
