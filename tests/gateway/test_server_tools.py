@@ -155,9 +155,11 @@ def test_each_search_is_in_the_ledger_at_its_price_beside_the_tokens(upstreams, 
 
 def test_a_budget_reserves_the_searches_a_request_may_run(upstreams, tmp_path) -> None:
     """Before any call, each search a request may run (its max_uses, or DEFAULT_RESERVED_USES) is reserved at its
-    price: concurrent requests could otherwise start more searches than the budget pays for."""
+    price: concurrent requests could otherwise start more searches than the budget pays for. (The results, billed as
+    input, make the prompt Sonnet 4.5's whole window: test_fetched_content_budgets.)"""
     ledger = str(tmp_path / "ledger.duckdb")
-    budget = PER_SEARCH * 2  # room for two searches and a few tokens
+    window = 200_000 * Decimal("3.75") / 1_000_000 + 8 * Decimal(15) / 1_000_000  # the prompt, and 8 output tokens
+    budget = window + PER_SEARCH * 2  # room for two searches
     secret, key = KeyStore(open_store(ledger)).create(budget_usd=budget, period="month")
     config = parse_config({"auth": True, "models": models(upstreams[0], upstreams[1])})
     with ServerThread(create_app(config, ledger), lifespan="on") as url:
@@ -170,7 +172,7 @@ def test_a_budget_reserves_the_searches_a_request_may_run(upstreams, tmp_path) -
     assert answer.usage.server_tool_use.web_search_requests == 1
     [row] = open_store(ledger).events()
     assert row.key_id == key.key_id and row.cost_usd == compute_cost(row.usage, SONNET).total_usd + PER_SEARCH
-    assert budget < DEFAULT_RESERVED_USES * PER_SEARCH
+    assert budget < window + DEFAULT_RESERVED_USES * PER_SEARCH
 
 
 def test_a_search_is_priced_from_the_models_catalog_entry(upstreams, tmp_path) -> None:

@@ -226,6 +226,21 @@ async def admit(
                     f" It sends {documents} by URL or file id, whose size the gateway cannot see, so its prompt is "
                     "reserved at the model's whole context window; send a document's data to have it counted."
                 )
+            fetched = worst.fetched if worst is not None else None
+            if fetched is not None:
+                tools = " and ".join(fetched.tools) + (" tool" if len(fetched.tools) == 1 else " tools")
+                if fetched.tokens is None:
+                    message += (
+                        f" Its {tools} {'brings' if len(fetched.tools) == 1 else 'bring'} content into the prompt "
+                        "(billed as input tokens) whose size the gateway cannot see, so its prompt is reserved at the "
+                        "model's whole context window; a web_fetch tool that sets max_uses and max_content_tokens is "
+                        "reserved at those instead."
+                    )
+                else:
+                    message += (
+                        f" Its {tools} may bring up to {fetched.tokens:,} tokens into the prompt (max_uses times "
+                        "max_content_tokens), reserved on top of it."
+                    )
             return Refusal(
                 429,
                 message,

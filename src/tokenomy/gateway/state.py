@@ -25,7 +25,14 @@ from tokenomy.gateway.keys import KeyStore, VirtualKey
 from tokenomy.gateway.limits import LocalLimits, RedisLimits
 from tokenomy.gateway.pricing import GatewayCatalog
 from tokenomy.gateway.upstream import AsyncOpenAIUpstream
-from tokenomy.gateway.worst_case import DEFAULT_OUTPUT_ESTIMATE, Bound, Line, WorstCase, predicted_tokens
+from tokenomy.gateway.worst_case import (
+    DEFAULT_OUTPUT_ESTIMATE,
+    Bound,
+    Line,
+    WorstCase,
+    fetched_content,
+    predicted_tokens,
+)
 from tokenomy.ledger.journal import Journal, claim, journal_dir, legacy_journal_dir, replay
 from tokenomy.ledger.store import open_store
 from tokenomy.ledger.writer import LedgerWriter
@@ -204,7 +211,8 @@ class Gateway:
         model the route may use (its fallbacks; for a routing policy, every model of its tiers), plus the web
         searches its server tools may run at that model's web search price (an Anthropic tool's max_uses, or
         server_tools.DEFAULT_RESERVED_USES; Gemini's Google Search: that many queries on Gemini 3 and later, one
-        grounded prompt on Gemini 2.x).
+        grounded prompt on Gemini 2.x). What a web fetch, web search or URL context tool brings into the prompt is
+        reserved too (`fetched_content`): the prompt at the model's whole context window, or a web fetch's bound.
         The output is the cap the client applies to every attempt: the smaller of the request's and the route's. A
         call with none is reserved, on each model, at the cap its provider will be held to (`uncapped_output`)."""
         # One group per answer the request may pay for: a cascade (a router with validators) pays one per tier it
@@ -227,6 +235,10 @@ class Gateway:
         searches = Decimal(0)  # USD: the web searches each answer may run, at its dearest model's price
         server = [tool.server for tool in request.tools if tool.server is not None]
         built_in = sent.extra.get("tools")  # Gemini's built-in tools (Google Search), as sent
+        # Pages a web fetch or URL context tool reads, and a web search's results, are billed as input: like a
+        # document by URL, the prompt is reserved at each model's whole window, or at a web fetch's own bound.
+        fetched = fetched_content(server, built_in) if server or built_in else None
+        whole = unsized or (fetched is not None and fetched.tokens is None)
         for names in answers:
             lines: list[Line] = []
             worst_searches = Decimal(0)
@@ -241,7 +253,11 @@ class Gateway:
                 if server or built_in or implied_searches(entry.family):
                     worst_searches = max(worst_searches, reserved_tools_usd(spec.provider, entry, server, built_in))
                 bound = self.uncapped_output(spec, entry, sent, prompt) if sent.max_tokens is None else None
-                read = max(prompt, entry.context_window or 0) if unsized else prompt
+                window = entry.context_window
+                read = max(prompt, window or 0) if whole else prompt
+                if fetched is not None and fetched.tokens is not None and not whole:
+                    read += fetched.tokens
+                    read = min(read, max(prompt, window)) if window else read  # no more than the window holds
                 # Over its long-context threshold the provider bills the whole call at those dearer prices.
                 long = entry.long_context
                 rates: list[Any] = [long if long is not None and read > long.above_tokens else entry]
@@ -258,7 +274,7 @@ class Gateway:
         choices = n if type(n) is int and n > 1 else 1
         # A predicted output's rejected tokens are billed as output past the cap (OpenAI's `prediction`).
         predicted = predicted_tokens(sent.extra.get("prediction"))
-        return WorstCase(groups, searches, sent.max_tokens, choices, unsized, predicted)
+        return WorstCase(groups, searches, sent.max_tokens, choices, unsized, predicted, fetched)
 
     def uncapped_output(self, spec, entry, request: ChatRequest, prompt: int) -> Bound:
         """What a call that sets no output cap may write on one model (reasoning tokens included, billed as output):
