@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse, Response
 
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics
+from tokenomy.gateway.block_streams import ToolBlocks
 from tokenomy.gateway.calls import (
     Refusal,
     admit,
@@ -44,6 +45,7 @@ from tokenomy.ids import new_id
 from tokenomy.messages import (
     ChatResponse,
     StreamChunk,
+    ToolCallDelta,
     Usage,
 )
 from tokenomy.providers.anthropic_inbound import (
@@ -119,8 +121,9 @@ def _sse(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
-class EventWriter:
-    """Turns StreamChunks into Anthropic SSE events, opening a new content block whenever the kind changes."""
+class EventWriter(ToolBlocks):
+    """Turns StreamChunks into Anthropic SSE events, opening a new content block whenever the kind changes (tool
+    calls' blocks as `ToolBlocks` orders them)."""
 
     def __init__(self, message_id: str, model: str, body: dict[str, Any] | None = None) -> None:
         self.message_id, self.model = message_id, model
@@ -128,6 +131,7 @@ class EventWriter:
         self.index = -1
         self.open: str | None = None
         self.tool_blocks: dict[int, int] = {}  # a tool call's index -> its content-block index
+        self.held: list[StreamChunk] = []
         self.model_refused = False  # an OpenAI-format model streamed a refusal: the message stops with "refusal"
         self.redacted_sent = 0  # redacted reasoning blocks sent in their place (StreamChunk.redacted)
         self.opened = False  # message_start went out
@@ -207,14 +211,20 @@ class EventWriter:
             ),
         ]
 
-    def _delta(self, delta: dict[str, Any], index: int | None = None) -> bytes:
-        return self._event(
-            "content_block_delta",
-            {"type": "content_block_delta", "index": self.index if index is None else index, "delta": delta},
-        )
+    def _delta(self, delta: dict[str, Any]) -> bytes:
+        return self._event("content_block_delta", {"type": "content_block_delta", "index": self.index, "delta": delta})
 
     def chunk(self, piece: StreamChunk) -> list[bytes]:
-        out = self._opening(piece.start_usage)
+        return self._opening(piece.start_usage) + self.pieces(piece)
+
+    def _begin_tool(self, call: ToolCallDelta) -> list[bytes]:
+        return self._begin("tool_use", {"type": "tool_use", "id": call.id or "", "name": call.name or "", "input": {}})
+
+    def _tool_delta(self, arguments: str) -> bytes:
+        return self._delta({"type": "input_json_delta", "partial_json": arguments})
+
+    def _content(self, piece: StreamChunk) -> list[bytes]:
+        out: list[bytes] = []
         if piece.redacted is not None:  # whole, where the model put it
             out += self._begin("redacted", {"type": "redacted_thinking", "data": piece.redacted}) + self._close()
             self.redacted_sent += 1
@@ -244,19 +254,6 @@ class EventWriter:
             if self.open != "text":
                 out += self._begin("text", {"type": "text", "text": ""})
             out.append(self._delta({"type": "text_delta", "text": text}))
-        call = piece.tool_call
-        if call is not None:
-            if call.index not in self.tool_blocks:
-                out += self._begin(
-                    "tool_use", {"type": "tool_use", "id": call.id or "", "name": call.name or "", "input": {}}
-                )
-                self.tool_blocks[call.index] = self.index
-            if call.arguments:
-                out.append(
-                    self._delta(
-                        {"type": "input_json_delta", "partial_json": call.arguments}, self.tool_blocks[call.index]
-                    )
-                )
         return out
 
     def _provider_block(self, data: dict[str, Any]) -> list[bytes]:
@@ -268,7 +265,7 @@ class EventWriter:
         return out + self._close()
 
     def finish(self, response: ChatResponse) -> list[bytes]:
-        out = self._opening(None) + self._close()
+        out = self._opening(None) + self.release_held()
         for block in unsent_redacted(response, self.redacted_sent):  # opaque reasoning the stream did not carry
             out += self._begin("redacted", {"type": "redacted_thinking", "data": block.redacted}) + self._close()
         out.append(

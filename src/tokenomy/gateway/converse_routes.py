@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse, Response
 
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics
+from tokenomy.gateway.block_streams import ToolBlocks
 from tokenomy.gateway.calls import (
     Refusal,
     admit,
@@ -41,7 +42,7 @@ from tokenomy.gateway.calls import (
 from tokenomy.gateway.keys import VirtualKey
 from tokenomy.gateway.responses import FirstChunkStream, unsent_redacted
 from tokenomy.ids import new_id
-from tokenomy.messages import ChatResponse, StreamChunk
+from tokenomy.messages import ChatResponse, StreamChunk, ToolCallDelta
 from tokenomy.providers import eventstream
 from tokenomy.providers.converse_inbound import (
     answer_body,
@@ -96,9 +97,9 @@ def _provider_error(exc: TokenomyError) -> JSONResponse:
     return bedrock_error(upstream_status(exc), f"upstream {exc.kind}: {exc}", retry_after(exc))
 
 
-class EventWriter:
+class EventWriter(ToolBlocks):
     """Turns StreamChunks into ConverseStream events, a new content block whenever the kind changes; each tool call
-    is a block of its own, opened by contentBlockStart with its id and name."""
+    is a block of its own, opened by contentBlockStart with its id and name (in the order `ToolBlocks` gives)."""
 
     def __init__(self, request_id: str, stop_paths: list[str] | None = None) -> None:
         self.request_id = request_id
@@ -106,6 +107,7 @@ class EventWriter:
         self.index = -1
         self.open: str | None = None
         self.tool_blocks: dict[int, int] = {}  # a tool call's index -> its content-block index
+        self.held: list[StreamChunk] = []
         self.redacted_sent = 0  # redacted reasoning blocks sent in their place (StreamChunk.redacted)
 
     def start(self) -> list[bytes]:
@@ -138,10 +140,8 @@ class EventWriter:
         self.open = kind
         return out
 
-    def _delta(self, delta: dict[str, Any], index: int | None = None) -> bytes:
-        return eventstream.event(
-            "contentBlockDelta", {"contentBlockIndex": self.index if index is None else index, "delta": delta}
-        )
+    def _delta(self, delta: dict[str, Any]) -> bytes:
+        return eventstream.event("contentBlockDelta", {"contentBlockIndex": self.index, "delta": delta})
 
     def _redacted(self, data: str) -> list[bytes]:  # opaque reasoning streams as one delta, in a block of its own
         out = self._begin("redacted")
@@ -149,6 +149,17 @@ class EventWriter:
         return out + self._close()
 
     def chunk(self, piece: StreamChunk) -> list[bytes]:
+        return self.pieces(piece)
+
+    def _begin_tool(self, call: ToolCallDelta) -> list[bytes]:
+        out = self._begin("tool")
+        start = {"toolUse": {"toolUseId": call.id or "", "name": call.name or ""}}
+        return [*out, eventstream.event("contentBlockStart", {"contentBlockIndex": self.index, "start": start})]
+
+    def _tool_delta(self, arguments: str) -> bytes:
+        return self._delta({"toolUse": {"input": arguments}})
+
+    def _content(self, piece: StreamChunk) -> list[bytes]:
         out: list[bytes] = []
         if piece.redacted is not None:  # whole, where the model put it
             out += self._redacted(piece.redacted)
@@ -166,19 +177,10 @@ class EventWriter:
             if self.open != "text":
                 out += self._begin("text")
             out.append(self._delta({"text": piece.delta}))
-        call = piece.tool_call
-        if call is not None:
-            if call.index not in self.tool_blocks:
-                out += self._begin("tool")
-                self.tool_blocks[call.index] = self.index
-                start = {"toolUse": {"toolUseId": call.id or "", "name": call.name or ""}}
-                out.append(eventstream.event("contentBlockStart", {"contentBlockIndex": self.index, "start": start}))
-            if call.arguments:
-                out.append(self._delta({"toolUse": {"input": call.arguments}}, self.tool_blocks[call.index]))
         return out
 
     def finish(self, response: ChatResponse) -> list[bytes]:
-        out = self._close()
+        out = self.release_held()
         for block in unsent_redacted(response, self.redacted_sent):  # what the stream did not carry in its place
             out += self._redacted(block.redacted or "")
         asked = asked_fields(response, self.stop_paths)  # where ConverseStream carries them: messageStop, and metadata
