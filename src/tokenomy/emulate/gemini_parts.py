@@ -55,6 +55,7 @@ REQUEST_FIELDS = {
     "safetySettings",
     "cachedContent",
     "labels",
+    "serviceTier",  # flex, standard, priority: the google-genai SDK sends GenerateContentConfig.service_tier here
 }
 
 

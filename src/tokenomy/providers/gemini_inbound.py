@@ -10,7 +10,7 @@ images and documents (`inlineData`), images and files by URI (`fileData`), `func
 name when Gemini sent no id, as its API does), thoughts and
 thought signatures, the system instruction, function declarations (`parametersJsonSchema`, or an OpenAPI-style
 `parameters` schema read as JSON Schema), `toolConfig.functionCallingConfig`, and generationConfig's sampling,
-output cap, stops, seed, penalties, JSON output and thinking. Gemini's other fields (`safetySettings`,
+output cap, stops, seed, penalties, JSON output and thinking. Gemini's other fields (`safetySettings`, `serviceTier`,
 `cachedContent` when the route has not expanded it (gateway/gemini_caches), `labels`, other generationConfig
 fields) ride in `extra` under the SDK's snake_case names, which the gateway carries to Gemini models only.
 Anything malformed is a ValueError naming its place, as the caller sent it.
@@ -48,7 +48,9 @@ from tokenomy.providers.gemini_mapping import EFFORT_LEVELS
 from tokenomy.providers.gemini_signatures import carried_thinking, carries_thinking, has_content, part_signature
 
 REQUEST_FIELDS = ("contents", "systemInstruction", "tools", "toolConfig", "generationConfig", "model")
-PASSED_FIELDS = ("safetySettings", "cachedContent", "labels")  # Gemini's own: to Gemini models, as sent
+# Gemini's own: to Gemini models, as sent. `serviceTier` (flex, priority) is GenerateContentConfig's service_tier,
+# which the Gemini provider sends and prices the call at; no other API's tiers are mapped from it.
+PASSED_FIELDS = ("safetySettings", "cachedContent", "labels", "serviceTier")
 MAPPED_CONFIG = (
     "temperature", "topP", "topK", "maxOutputTokens", "stopSequences", "seed", "presencePenalty",
     "frequencyPenalty", "responseMimeType", "responseSchema", "responseJsonSchema", "thinkingConfig",
