@@ -46,7 +46,7 @@ from tokenomy.providers.anthropic_refusals import (
 )
 from tokenomy.providers.claude_effort import takes_effort
 from tokenomy.providers.json_text import call_input
-from tokenomy.providers.refusals import FILE_APIS
+from tokenomy.providers.refusals import FILE_APIS, empty_text
 
 EPHEMERAL = {"type": "ephemeral"}
 DEFAULT_MAX_TOKENS = 1024  # the Messages API requires max_tokens; used when a request sets no cap
@@ -427,7 +427,11 @@ def to_anthropic_params(request: ChatRequest) -> dict[str, Any]:
     for i, message in enumerate(request.messages):
         if message.name:
             raise refuse(request.model, f"messages[{i}].name", "has no participant name; remove it")
-        blocks = blocks_to_anthropic(message.content, f"messages[{i}].content", request.model)
+        blocks = [  # empty text carries nothing, and the API refuses it (refusals.empty_text)
+            block_to_anthropic(b, f"messages[{i}].content[{j}]", request.model)
+            for j, b in enumerate(message.content)
+            if not empty_text(b)
+        ]
         if message.cache_point and blocks:
             blocks[-1]["cache_control"] = cache_control(message.cache_point)
         if len(blocks) == 1 and blocks[0].keys() == {"type", "text"}:  # a plain text turn, as a string

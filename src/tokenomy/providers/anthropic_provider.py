@@ -186,6 +186,8 @@ class AnthropicProvider(Provider):
     accepts_blocks = (*ALL_BLOCKS, ProviderBlock)  # server tools' calls and results, sent back as they came
     accepts_server_tools = True  # web search, web fetch: Anthropic's API runs them (and bills them)
     accepts_zero_output = True  # max_tokens 0: the prompt is read into the cache and nothing is generated
+    refuses_empty_text = True  # "text content blocks must be non-empty"
+    takes_empty_final_assistant = True  # "...non-empty content except for the optional final assistant message"
     accepts_document_fields = DOCUMENT_FIELDS  # citations, context, url and content sources: sent as the API has them
     file_apis = frozenset({"anthropic"})  # a `file` source's id, of Anthropic's Files API
 

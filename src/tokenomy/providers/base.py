@@ -27,6 +27,7 @@ from tokenomy.providers.refusals import (
     Unsupported,
     anthropic_tool_fields_refusal,
     document_refusal,
+    empty_message_refusal,
     fields_to_carry,
     first_unaccepted,
     freeform_refusal,
@@ -98,6 +99,10 @@ class Provider:
     accepts_document_fields: frozenset[str] = frozenset()
     # The APIs whose file ids it reads as its own (DocumentBlock.file_api); another's is refused
     file_apis: frozenset[str] = frozenset()
+    # Its API refuses an empty text block: its mapping leaves them out (refusals.empty_text), and a message left
+    # with no content is refused before any call; `takes_empty_final_assistant`: but for a last assistant message
+    refuses_empty_text: bool = False
+    takes_empty_final_assistant: bool = False
 
     # (host, port) of the endpoint it calls, found once when it is made (OpenTelemetry's server.address and
     # server.port on each attempt's span); None: it runs in this process (the local model).
@@ -177,6 +182,10 @@ class Provider:
         zero = None if self.accepts_zero_output else zero_output_refusal(request)
         if zero is not None:
             return zero
+        if self.refuses_empty_text:
+            empty = empty_message_refusal(request, self.takes_empty_final_assistant)
+            if empty is not None:
+                return empty
         if not self.accepts_1h_cache:
             return one_hour_cache_refusal(request, self.no_one_hour_cache(request))
         return None

@@ -259,6 +259,7 @@ class BedrockProvider(Provider):
     # (additionalModelRequestFields); the mapping refuses those that clash or would be mispriced.
     accepts_extra = None
     accepts_user = True  # requestMetadata.user_id (converse_mapping)
+    refuses_empty_text = True  # Converse: "The text field in the ContentBlock object at ... is blank"
     accepts_1h_cache = True  # cachePoint ttl "1h" (Claude 4.5 and later; the client refuses a model without its price)
     # No max_tokens 0 (Anthropic's cache warming), so it is refused by name: Converse's inferenceConfig.maxTokens is
     # at least 1. Whether InvokeModel takes Claude's max_tokens 0 is unknown here (Bedrock's documentation we could

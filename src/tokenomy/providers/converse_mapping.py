@@ -54,7 +54,7 @@ from tokenomy.messages import (
 from tokenomy.pricing.identifiers import takes_no_tools_cache_point
 from tokenomy.providers import json_text
 from tokenomy.providers.claude_effort import EFFORTS, NO_ADAPTIVE, NO_EFFORT, takes_adaptive, takes_effort
-from tokenomy.providers.refusals import fields_to_carry
+from tokenomy.providers.refusals import empty_text, fields_to_carry
 
 CACHE_POINT = {"cachePoint": {"type": "default"}}
 IMAGE_FORMATS = {
@@ -433,7 +433,11 @@ def to_converse_params(request: ChatRequest) -> dict[str, Any]:
     for i, message in enumerate(request.messages):
         if message.name:
             raise refuse(model, f"messages[{i}].name", "has no participant name; remove it")
-        content = [block_to_converse(b, model, f"messages[{i}].content[{j}]") for j, b in enumerate(message.content)]
+        content = [  # empty text carries nothing, and Converse refuses it (refusals.empty_text)
+            block_to_converse(b, model, f"messages[{i}].content[{j}]")
+            for j, b in enumerate(message.content)
+            if not empty_text(b)
+        ]
         if message.cache_point:
             content.append(cache_point(message.cache_point))
         if messages and messages[-1]["role"] == message.role:

@@ -1,6 +1,7 @@
 """What a provider cannot take, found before any call: `Unsupported` names it and its place in the request, and the
 shared checks find it (a block a model cannot read, a 1-hour cache point, a freeform tool, Anthropic's server tools
-and tool fields, a document's citations, context, url or content source). Each provider asks them in
+and tool fields, a document's citations, context, url or content source, a message with no content where the
+API refuses one). Each provider asks them in
 `Provider.refusal`; the gateway and the client ask them for every model a route may reach, so nothing is sent to a
 model that would drop it."""
 
@@ -119,6 +120,29 @@ def raise_refusal(request: ChatRequest, provider: str, why: Unsupported | None) 
             status=400,
             refused=why,
         )
+
+
+def empty_text(block: object) -> bool:
+    """A text block with nothing in it (Gemini's `{"text": ""}` beside a message's other parts, an OpenAI content
+    part's ""): an API that refuses one (Anthropic's, Converse) is sent the message without it, as it carries
+    nothing; a message left with nothing is refused (`empty_message_refusal`)."""
+    return type(block) is TextBlock and not block.text and block.citations is None
+
+
+def empty_message_refusal(request: ChatRequest, final_assistant: bool) -> Unsupported | None:
+    """The first message with no content once its empty text is left out, for an API that refuses one (system
+    messages aside: they join the system prompt). `final_assistant`: the API takes an empty last assistant message
+    (Anthropic's, whose answer then starts afresh)."""
+    last = len(request.messages) - 1
+    for i, message in enumerate(request.messages):
+        if message.role == "system" or not all(empty_text(block) for block in message.content):
+            continue
+        if not (final_assistant and i == last and message.role == "assistant"):
+            return Unsupported(
+                "`{where}`, a message with no content (nothing but empty text, which this API refuses; put text in it)",
+                i,
+            )
+    return None
 
 
 def first_unaccepted(content: list, accepted: tuple[type, ...]) -> tuple[int, int | None, object] | None:
