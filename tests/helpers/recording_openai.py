@@ -133,6 +133,7 @@ class RecordingOpenAI:
 
     def __init__(self) -> None:
         self.bodies: list[dict] = []
+        self.raw: list[bytes] = []  # each body's bytes as they arrived (a number re-written on the way shows here)
         self.keys: list[str] = []  # each request's Authorization header
         # Keys added to the first choice's message (e.g. refusal, annotations); a refusal and annotations are
         # streamed too.
@@ -155,7 +156,9 @@ class RecordingOpenAI:
                 pass
 
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
+                raw = self.rfile.read(int(self.headers.get("content-length") or 0))
+                recorder.raw.append(raw)
+                body = json.loads(raw or b"{}")
                 recorder.bodies.append(body)
                 recorder.keys.append(self.headers.get("authorization") or "")
                 status = 200

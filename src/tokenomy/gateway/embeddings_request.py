@@ -15,8 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
+from tokenomy.gateway.hygiene import dumps
 from tokenomy.gateway.openai_shapes import RequestError
 from tokenomy.providers.bedrock_embeddings import INPUT_TYPES  # Cohere Embed's
 from tokenomy.token_estimate import estimate_text_tokens
@@ -77,7 +76,7 @@ class EmbeddingsRequest:
     def fingerprint(self) -> str:
         """A stable hash of what is embedded, so repeated inputs (a cache's savings) can be found in the ledger
         without storing them."""
-        return hashlib.sha256(orjson.dumps(self.body["input"])).hexdigest()[:32]
+        return hashlib.sha256(dumps(self.body["input"])).hexdigest()[:32]
 
     def text(self) -> str:
         """The inputs as text, for a ledger that stores prompts (token lists as their ids)."""

@@ -19,6 +19,7 @@ from typing import Any, Union
 import orjson
 
 from tokenomy.config import RouteConfig
+from tokenomy.gateway.hygiene import exact_loads
 from tokenomy.gateway.openai_images import data_url, image_block
 from tokenomy.gateway.openai_options import (
     cache_key_of,
@@ -149,14 +150,15 @@ def _blocks(content: Union[str, list[dict[str, Any]], None], where: str, assista
 
 
 def json_arguments(arguments: str) -> Any:
-    """A tool call's arguments as JSON: orjson first (fast), the stdlib for what orjson refuses (integers past
-    64 bits); `{"INVALID_JSON": text}` for text that is not JSON (a model's call cut off mid-argument, sent back with
-    the conversation), so an API whose tool input is an object gets the text too, as the model's answers give it
-    (`json_text.call_input`); an OpenAI-format upstream gets the exact text. NaN, Infinity and numbers past a double
-    (1e400) are not JSON either: read as floats they reached a provider's SDK, whose encoder refused them, a 500."""
+    """A tool call's arguments as JSON: orjson first (fast; integers past 64 bits kept exact, `hygiene.exact_loads`),
+    the stdlib for what orjson refuses; `{"INVALID_JSON": text}` for text that is not JSON (a model's call cut off
+    mid-argument, sent back with the conversation), so an API whose tool input is an object gets the text too, as
+    the model's answers give it (`json_text.call_input`); an OpenAI-format upstream gets the exact text. NaN,
+    Infinity and numbers past a double (1e400) are not JSON either: read as floats they reached a provider's SDK,
+    whose encoder refused them, a 500."""
     try:
-        return orjson.loads(arguments)
-    except orjson.JSONDecodeError:
+        return exact_loads(arguments)
+    except (orjson.JSONDecodeError, RecursionError):
         try:
             return json_text.loads(arguments)
         except ValueError:

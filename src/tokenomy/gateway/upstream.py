@@ -21,19 +21,13 @@ import orjson
 
 from tokenomy.errors import ProviderError
 from tokenomy.gateway.http_pool import HttpPool, UpstreamDisconnected, UpstreamTimeout, UpstreamTooLarge
+from tokenomy.gateway.hygiene import dumps
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk
 from tokenomy.providers import openai_dialects, openai_stream, openai_wire
 from tokenomy.providers.base import url_server
 from tokenomy.providers.http_faults import retry_after_seconds
 from tokenomy.providers.openai_provider import OpenAIProvider, openai_key
 from tokenomy.providers.registry import ModelSpec, get_provider
-
-
-def _dumps(body: dict) -> bytes:
-    try:
-        return orjson.dumps(body)
-    except TypeError:  # a lone surrogate orjson refuses (the edge refuses them in requests; kept for safety)
-        return json.dumps(body).encode()
 
 
 def _loads(data: bytes | str) -> Any:
@@ -102,7 +96,7 @@ class AsyncOpenAIUpstream(OpenAIProvider):
         pool = self.connections()
         try:
             body = self.body(request)
-            connection, reply = await pool.post("/chat/completions", _dumps(body))
+            connection, reply = await pool.post("/chat/completions", dumps(body))
             try:
                 raw = await reply.read()
             finally:
@@ -132,7 +126,7 @@ class AsyncOpenAIUpstream(OpenAIProvider):
         pool = self.connections()
         try:
             body = self.body(request, stream=True)
-            connection, reply = await pool.post("/chat/completions", _dumps(body))
+            connection, reply = await pool.post("/chat/completions", dumps(body))
             try:
                 if reply.status >= 400:
                     text = (await reply.read()).decode(errors="replace")
@@ -175,7 +169,7 @@ class AsyncOpenAIUpstream(OpenAIProvider):
         url = self._root + "/embeddings"
         pool = self.connections()
         try:
-            connection, reply = await pool.post("/embeddings", _dumps(body))
+            connection, reply = await pool.post("/embeddings", dumps(body))
             try:
                 raw = await reply.read()
             finally:

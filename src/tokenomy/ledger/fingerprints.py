@@ -54,6 +54,15 @@ def _tool_json(tool: ToolSpec) -> str:
     return text
 
 
+def _sorted_json(value: object) -> str:
+    """JSON text with sorted keys: orjson; the stdlib, in the same compact form, for what orjson refuses (an integer
+    past 64 bits, which the edge keeps exact: a tool call's input as the caller sent it)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
 def _prefix_hash(prefix: str) -> tuple[str | None, int]:
     """Hash and estimated token count (~4 characters a token) of a stable prefix; (None, 0) if empty."""
     if not prefix.strip("\x00"):
@@ -96,7 +105,7 @@ def _block_identity(block: Block) -> str:
     if isinstance(block, ToolUseBlock):
         arguments = block.arguments
         if arguments is None:
-            arguments = orjson.dumps(block.input, option=orjson.OPT_SORT_KEYS).decode()
+            arguments = _sorted_json(block.input)
         return f"\x02call {block.id} {block.name} {arguments}\x03"
     if isinstance(block, ToolResultBlock):
         return f"\x02result {block.tool_use_id} {block.is_error} {_turn_identity(block.content)}\x03"
