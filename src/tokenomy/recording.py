@@ -17,6 +17,7 @@ from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.ids import new_id
 from tokenomy.ledger.events import (
     CACHE_WRITE_1H_TAG,
+    OVER_CAP_TAG,
     UsageEvent,
     content_counts,
     event_from_response,
@@ -39,6 +40,9 @@ log = logging.getLogger("tokenomy.client")  # the client's log: these are its ca
 # Service tiers an upstream says it served (OpenAI's `service_tier` in the answer) that are priced apart from the
 # standard tier; any other value ("default", "auto", "scale", none) is the standard price.
 PRICED_TIERS = ("flex", "priority")
+UNCAPPED_FLOOR = (
+    1024  # output tokens below every chat model's maximum output: an uncapped answer under it is not looked at
+)
 
 
 def served_tier(response: ChatResponse) -> str:
@@ -111,6 +115,15 @@ class Recorder:
         if tier != "standard":  # the row says why its price is not the standard one
             event.tags = {**(event.tags or {}), "service_tier": tier}
         why = None
+        written = response.usage.output_tokens
+        cap = target.call.max_tokens
+        # One comparison on the normal path; an uncapped answer is compared with the model's maximum output only past
+        # UNCAPPED_FLOOR (no chat model's maximum is below it). A count the gateway estimated (no usage came) is no
+        # provider's report: ~4 characters a token may well pass the cap.
+        if written > (cap if cap is not None else UNCAPPED_FLOOR):
+            over = self._over_cap(target, response, cap, pricing_model, region, event.route)
+            if over is not None:
+                event.tags = {**(event.tags or {}), OVER_CAP_TAG: over}
         if rejected is not None:  # the answer was paid for and not used: the row (and the span) says why
             why = (rejected.check, rejected.said(self.store_prompts))
             event.tags = {**(event.tags or {}), REJECTED_TAG: why[0], REASON_TAG: why[1]}
@@ -134,6 +147,38 @@ class Recorder:
         )
         self._local.placements = target.placements
         return response
+
+    def _over_cap(
+        self, target: Target, response: ChatResponse, cap: int | None, model: str, region: str | None, route: str | None
+    ) -> str | None:
+        """The cap an answer's output tokens passed ("max_tokens 100", "model maximum 16384"), logged as a warning
+        naming the route, model and counts (never the prompt); None when it passed none (`n` choices each write up to
+        max_tokens; a stand-in priced as another model has that model's price, not its limits; an estimated count, for
+        an answer that came without one, is no provider's report)."""
+        written = response.usage.output_tokens
+        if isinstance(response.raw, dict) and response.raw.get("usage_source") == "estimated":
+            return None
+        if cap is not None:
+            n = target.call.extra.get("n")
+            if written <= cap * (n if type(n) is int and n > 1 else 1):
+                return None
+            over = f"max_tokens {cap}"
+        else:
+            entry = None if target.spec.price_as else self._entry(model, region)
+            most = entry.max_output_tokens if entry is not None else None
+            if most is None or written <= most:
+                return None
+            over = f"model maximum {most}"
+        log.warning(
+            "route %s, model %s: the provider reported %d output tokens, more than the call allowed (%s); "
+            "recorded as reported, tagged %s",
+            route or "-",
+            target.spec.name,
+            written,
+            over,
+            OVER_CAP_TAG,
+        )
+        return over
 
     def _entry(self, model: str, region: str | None) -> PriceEntry | None:
         """The model's price entry (for its web search price), or None where the catalog has none."""

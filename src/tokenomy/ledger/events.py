@@ -37,6 +37,9 @@ MODES = ("on_demand", "batch", "provisioned", STORAGE_MODE)
 # The tag holding how many of a row's cache-write tokens were 1-hour writes (billed at the 1-hour price), as an
 # Anthropic usage report's import writes it: a tag, not a column, since few rows have any.
 CACHE_WRITE_1H_TAG = "cache_write_1h_tokens"
+# The tag on a row whose answer reported more output tokens than the call allowed: the cap it passed ("max_tokens
+# 100", or "model maximum 16384" when the call set none). The row is billed as reported (the provider bills it).
+OVER_CAP_TAG = "output_over_cap"
 
 
 def decimal_str(value: Decimal) -> str:
