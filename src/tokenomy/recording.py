@@ -40,9 +40,8 @@ log = logging.getLogger("tokenomy.client")  # the client's log: these are its ca
 # Service tiers an upstream says it served (OpenAI's `service_tier` in the answer) that are priced apart from the
 # standard tier; any other value ("default", "auto", "scale", none) is the standard price.
 PRICED_TIERS = ("flex", "priority")
-UNCAPPED_FLOOR = (
-    1024  # output tokens below every chat model's maximum output: an uncapped answer under it is not looked at
-)
+# Output tokens below every chat model's maximum output: an uncapped answer under it is not compared with its model's.
+UNCAPPED_FLOOR = 1024
 
 
 def served_tier(response: ChatResponse) -> str:

@@ -8,7 +8,6 @@ that many tokens. Real gateways serve the anthropic and google-genai SDKs in fro
 
 from __future__ import annotations
 
-import asyncio
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
+from helpers.gateway_worst_case import worst_case as gateway_worst_case
 from helpers.scripted_anthropic import ScriptedAnthropic
 from tokenomy.config import parse_config
 from tokenomy.emulate.gemini_api import create_app as create_gemini
@@ -25,7 +25,6 @@ from tokenomy.emulate.server import ServerThread
 from tokenomy.gateway.app import create_app
 from tokenomy.gateway.keys import KeyStore
 from tokenomy.gateway.limits import to_nano
-from tokenomy.gateway.state import Gateway
 from tokenomy.gateway.worst_case import WorstCase
 from tokenomy.ledger.store import open_store
 from tokenomy.messages import ChatRequest, Message, ToolSpec
@@ -40,17 +39,7 @@ WINDOW_USD = 200_000 * Decimal("3.75") / M  # $0.75: Sonnet 4.5's whole window a
 
 
 def worst_case(models: dict, request: ChatRequest, ledger: Path) -> WorstCase:
-    async def measure() -> WorstCase:
-        gw = Gateway(parse_config({"models": models}), str(ledger))
-        try:
-            route = gw.route_for("m")
-            return gw.worst_case(route, request, gw.policy_for("m", route))
-        finally:
-            await gw.client.aclose_upstreams()
-            gw.client.close()
-            gw.writer.close()
-
-    return asyncio.run(measure())
+    return gateway_worst_case({"models": models}, "m", request, ledger)
 
 
 @pytest.fixture(scope="module")

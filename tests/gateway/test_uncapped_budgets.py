@@ -7,7 +7,6 @@ a budget that cannot hold the reservation refuses, naming the bound and the larg
 
 from __future__ import annotations
 
-import asyncio
 import re
 from decimal import Decimal
 from pathlib import Path
@@ -16,6 +15,7 @@ import httpx
 import openai
 import pytest
 
+from helpers.gateway_worst_case import worst_case as gateway_worst_case
 from helpers.recording_openai import RecordingOpenAI
 from tokenomy.caching.placement import estimate_input_tokens
 from tokenomy.config import parse_config
@@ -23,7 +23,6 @@ from tokenomy.emulate.server import ServerThread
 from tokenomy.gateway.app import create_app
 from tokenomy.gateway.keys import KeyStore
 from tokenomy.gateway.limits import to_nano
-from tokenomy.gateway.state import Gateway
 from tokenomy.gateway.worst_case import DEFAULT_OUTPUT_ESTIMATE, WorstCase
 from tokenomy.ledger.store import open_store
 from tokenomy.messages import ChatRequest, Message, Reasoning
@@ -36,18 +35,7 @@ M = Decimal(1_000_000)
 
 def worst_case(models: dict, name: str, request: ChatRequest, ledger: Path) -> WorstCase:
     """The gateway's worst case for `request` on the route `name` of a gateway serving `models`."""
-
-    async def measure() -> WorstCase:
-        gw = Gateway(parse_config({"models": models}), str(ledger))
-        try:
-            route = gw.route_for(name)
-            return gw.worst_case(route, request, gw.policy_for(name, route))
-        finally:
-            await gw.client.aclose_upstreams()
-            gw.client.close()
-            gw.writer.close()
-
-    return asyncio.run(measure())
+    return gateway_worst_case({"models": models}, name, request, ledger)
 
 
 def ask(text: str = "Tell me everything.", **fields) -> ChatRequest:
@@ -93,18 +81,8 @@ def test_each_model_of_a_route_is_reserved_at_its_own_bound(ledger_path):
     request = ask()
     prompt = estimate_input_tokens(request)
 
-    async def measure() -> WorstCase:
-        gw = Gateway(parse_config({"models": config, "routes": {"r": {"model": "mini", "fallback": ["big"]}}}),
-                     str(ledger_path))
-        try:
-            route = gw.route_for("r")
-            return gw.worst_case(route, request, gw.policy_for("r", route))
-        finally:
-            await gw.client.aclose_upstreams()
-            gw.client.close()
-            gw.writer.close()
-
-    worst = asyncio.run(measure())
+    worst = gateway_worst_case({"models": config, "routes": {"r": {"model": "mini", "fallback": ["big"]}}}, "r",
+                               request, ledger_path)
     mini, big = worst.answers[0]
     assert (mini.bound.tokens, big.bound.tokens) == (16_384, 32_768)
     assert worst.nano() == to_nano((prompt * Decimal(2) + 32_768 * Decimal(8)) / M)  # gpt-4.1's, the dearer

@@ -79,6 +79,17 @@ def _image_request() -> ChatRequest:
                        model="extract", meta=RequestMeta(route="extract"))
 
 
+def _agent_cascade(small: RecordingOpenAI, big: RecordingOpenAI):
+    """Route `agent`: a cascade with no validators of its own from `small` (tier basic) to `big` (premium)."""
+    return parse_config({
+        "models": {"small": {"provider": "openai", "model": "small", "base_url": small.url, "price_as": CHEAP},
+                   "big": {"provider": "openai", "model": "big", "base_url": big.url, "price_as": DEAR}},
+        "tiers": {"premium": ["big"], "basic": ["small"]},
+        "routes": {"agent": {"policy": "cascade"}},
+        "routing": {"policies": {"cascade": {"type": "cascade", "tiers": ["basic", "premium"], "validators": {}}}},
+    })
+
+
 def _rows(ledger_path) -> list[dict]:
     rows = open_store(ledger_path).query(
         "SELECT route, tier, model, attempt, outcome, tags, request_id FROM usage_events ORDER BY ts, attempt")
@@ -277,13 +288,7 @@ def test_cascade_accepts_a_cheap_tool_call_and_escalates_a_schema_invalid_one(st
     """An answer that calls a tool has no text: it is judged on its call (offered, arguments valid against the tool's
     schema), not rejected as empty output, which sent every agent's tool call to the dearest tier."""
     with RecordingOpenAI() as small, RecordingOpenAI() as big:
-        cfg = parse_config({
-            "models": {"small": {"provider": "openai", "model": "small", "base_url": small.url, "price_as": CHEAP},
-                       "big": {"provider": "openai", "model": "big", "base_url": big.url, "price_as": DEAR}},
-            "tiers": {"premium": ["big"], "basic": ["small"]},
-            "routes": {"agent": {"policy": "cascade"}},
-            "routing": {"policies": {"cascade": {"type": "cascade", "tiers": ["basic", "premium"], "validators": {}}}},
-        })
+        cfg = _agent_cascade(small, big)
         policy = CallPolicy.for_route(cfg, "agent")
         city = {"type": "object", "properties": {"city": {"type": "string"}, "tool": {"type": "string"}}}
         strict = {"type": "object", "properties": {"city": {"type": "string"}}, "additionalProperties": False}
@@ -301,13 +306,7 @@ def test_cascade_accepts_a_cheap_freeform_call_whose_raw_text_is_no_json():
     """A freeform (custom) tool's call is raw text under the tool's grammar, which the provider holds the model to:
     judged as JSON arguments it was "malformed", and every Codex apply_patch went on to the dearest tier."""
     with RecordingOpenAI() as small, RecordingOpenAI() as big:
-        cfg = parse_config({
-            "models": {"small": {"provider": "openai", "model": "small", "base_url": small.url, "price_as": CHEAP},
-                       "big": {"provider": "openai", "model": "big", "base_url": big.url, "price_as": DEAR}},
-            "tiers": {"premium": ["big"], "basic": ["small"]},
-            "routes": {"agent": {"policy": "cascade"}},
-            "routing": {"policies": {"cascade": {"type": "cascade", "tiers": ["basic", "premium"], "validators": {}}}},
-        })
+        cfg = _agent_cascade(small, big)
         request = ChatRequest([Message("user", "add hello.txt")], model="agent", max_tokens=50,
                               tools=[ToolSpec("apply_patch", freeform={"type": "text"})])
         with Tokenomy(record=False, models=cfg.model_specs()) as client:
@@ -841,13 +840,7 @@ def test_a_cascade_accepts_a_tool_call_beside_a_hedging_preamble_and_escalates_a
             chunks.insert(1, {**chunks[0], "choices": [{"index": 0, "delta": {"content": preamble},
                                                          "finish_reason": None}]})
             small.chunks = chunks
-        cfg = parse_config({
-            "models": {"small": {"provider": "openai", "model": "small", "base_url": small.url, "price_as": CHEAP},
-                       "big": {"provider": "openai", "model": "big", "base_url": big.url, "price_as": DEAR}},
-            "tiers": {"premium": ["big"], "basic": ["small"]},
-            "routes": {"agent": {"policy": "cascade"}},
-            "routing": {"policies": {"cascade": {"type": "cascade", "tiers": ["basic", "premium"], "validators": {}}}},
-        })
+        cfg = _agent_cascade(small, big)
         city = {"type": "object", "properties": {"city": {"type": "string"}, "tool": {"type": "string"}}}
         strict = {"type": "object", "properties": {"city": {"type": "string"}}, "additionalProperties": False}
         with ServerThread(create_app(cfg, str(ledger_path)), lifespan="on") as url:
