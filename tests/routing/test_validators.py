@@ -179,6 +179,19 @@ def test_a_fenced_answer_to_a_caller_who_asked_for_json_is_malformed(answer, fmt
     assert bare is None
 
 
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_no_json(constant):
+    """Python's json.loads reads NaN and Infinity, which JSON (RFC 8259) has not: the answer passed the JSON check,
+    and a caller's strict parser (JavaScript's JSON.parse, Go's encoding/json) failed on the cheap tier's answer."""
+    answer = ChatResponse.of_text(f'{{"score": {constant}}}', "m", "p", Usage())
+    for request, spec in ((ChatRequest.simple("Score as JSON.", response_format=ResponseFormat("json_object")), {}),
+                          (ChatRequest.simple("Score as JSON."), {"json": True})):
+        found = validate(answer, request, spec)
+        assert found is not None and found.startswith(f"invalid JSON: {constant}"), found
+    fine = ChatResponse.of_text('{"score": 1e308, "name": "NaN"}', "m", "p", Usage())
+    assert validate(fine, ChatRequest.simple("Score as JSON."), {"json": True}) is None
+
+
 def test_a_tool_schema_whose_ref_cannot_be_resolved_judges_the_call_without_it():
     # A tool's schema pointing at a $defs entry it lacks raised out of the validators (a 500 after a paid answer).
     from tokenomy.messages import ToolSpec

@@ -155,7 +155,12 @@ def _json(text: str, fences: bool = True) -> Any:
     fenced = _FENCED.match(body)
     if fenced and not fences:
         raise ValueError("a fenced code block (```json ... ```), not the bare JSON the response_format asks for")
-    return json.loads(fenced.group(1) if fenced else body)
+    return json.loads(fenced.group(1) if fenced else body, parse_constant=_no_json_constant)
+
+
+def _no_json_constant(name: str) -> Any:
+    # Python's json reads NaN and Infinity, which JSON (RFC 8259) has not: a caller's strict parser fails on them.
+    raise ValueError(f"{name} is no JSON value (RFC 8259 has no NaN or Infinity; strict parsers refuse it)")
 
 
 def tool_call_problem(response: ChatResponse, request: ChatRequest) -> str | None:
