@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from helpers import free_port, require, wait_for_port
+from helpers import free_port, require, start_gateway, wait_for_port
 from helpers.counting_openai import CountingOpenAI
 from tokenomy.config import parse_config
 from tokenomy.emulate.instant_openai import InstantOpenAI
@@ -523,11 +523,7 @@ def test_sigkill_under_load_then_restart_the_ledger_holds_every_answer(tmp_path)
         config.write_text(json.dumps(upstream_config(upstream)))
 
         def serve() -> subprocess.Popen:
-            proc = subprocess.Popen([TOKENOMY, "serve", "--config", str(config), "--port", str(port), "--ledger",
-                                     str(ledger)], env={**os.environ, "FAST_KEY": "x"}, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
-            wait_for_port(port, 60, proc)
-            return proc
+            return start_gateway(config, port, ledger, {"FAST_KEY": "x"})
 
         proc = serve()
         try:
@@ -632,11 +628,7 @@ def test_sigterm_while_postgres_is_down_keeps_the_answers_in_the_journal_and_say
         config.write_text(json.dumps(upstream_config(upstream, gateway={"journal_dir": str(tmp_path / "journal")})))
 
         def serve() -> subprocess.Popen:
-            proc = subprocess.Popen([TOKENOMY, "serve", "--config", str(config), "--port", str(port), "--ledger",
-                                     ledger], env={**os.environ, "FAST_KEY": "x"}, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.PIPE, text=True)
-            wait_for_port(port, 60, proc)
-            return proc
+            return start_gateway(config, port, ledger, {"FAST_KEY": "x"}, stderr=subprocess.PIPE)
 
         proc = serve()
         try:

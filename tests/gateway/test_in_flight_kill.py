@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import os
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
@@ -14,14 +13,13 @@ from decimal import Decimal
 import openai
 import pytest
 
-from helpers import free_port, wait_for_port
+from helpers import free_port, start_gateway
 from helpers.counting_openai import CountingOpenAI
 from tokenomy.gateway.keys import KeyStore
 from tokenomy.ledger.store import open_store
 from tokenomy.messages import Usage
 from tokenomy.pricing.cost import compute_cost
 
-TOKENOMY = str(os.path.join(os.path.dirname(os.sys.executable), "tokenomy"))
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 MESSAGES = [{"role": "user", "content": "y" * 400}]
 
@@ -40,11 +38,7 @@ def test_calls_in_flight_when_the_gateway_is_sigkilled_are_in_the_ledger_and_the
         config.write_text(json.dumps({"auth": True, "models": {"slow": slow}}))
 
         def serve() -> subprocess.Popen:
-            proc = subprocess.Popen([TOKENOMY, "serve", "--config", str(config), "--port", str(port), "--ledger",
-                                     str(ledger)], env={**os.environ, "SLOW_KEY": "x"}, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
-            wait_for_port(port, 60, proc)
-            return proc
+            return start_gateway(config, port, ledger, {"SLOW_KEY": "x"})
 
         proc = serve()
         try:
