@@ -25,20 +25,13 @@ from tokenomy.gateway.keys import KeyStore, VirtualKey
 from tokenomy.gateway.limits import LocalLimits, RedisLimits
 from tokenomy.gateway.pricing import GatewayCatalog
 from tokenomy.gateway.upstream import AsyncOpenAIUpstream
-from tokenomy.gateway.worst_case import (
-    DEFAULT_OUTPUT_ESTIMATE,
-    Bound,
-    Line,
-    WorstCase,
-    fetched_content,
-    predicted_tokens,
-)
+from tokenomy.gateway.worst_case import DEFAULT_OUTPUT_ESTIMATE, Bound, Line, WorstCase, predicted_tokens
 from tokenomy.ledger.journal import Journal, claim, journal_dir, legacy_journal_dir, replay
 from tokenomy.ledger.store import open_store
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.ledger.writer_process import ProcessLedgerWriter
 from tokenomy.messages import ChatRequest
-from tokenomy.pricing.server_tools import implied_searches, reserved_tools_usd
+from tokenomy.pricing.server_tools import fetched_content, implied_searches, reserved_tools_usd
 from tokenomy.providers.refusals import Unsupported, inputs_refusal
 
 

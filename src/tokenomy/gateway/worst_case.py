@@ -10,57 +10,12 @@ from decimal import Decimal
 from typing import Any
 
 from tokenomy.gateway.limits import to_nano
+from tokenomy.pricing.server_tools import Fetched
 from tokenomy.token_estimate import estimate_text_tokens
 
 # Output tokens a budget reserves for a call that sets no cap, to a model whose provider sends none and whose maximum
 # output the price catalog lacks (plus the call's thinking budget, billed as output): not a bound, a guess.
 DEFAULT_OUTPUT_ESTIMATE = 1024
-# Server tools whose results enter the prompt and are billed as input tokens, of a size the gateway cannot see before
-# the call: Anthropic's web search (its results) and web fetch (the pages it reads), by their `type`'s prefix; and
-# Gemini's URL context (the pages it reads), among its built-in tools (as the Gemini API and google-genai spell it).
-FETCHING_TOOLS = ("web_search_", "web_fetch_")
-FETCHING_BUILT_IN = ("urlContext", "url_context")
-
-
-@dataclass(frozen=True)
-class Fetched:
-    """What a request's fetching tools may bring into its prompt: their names (for a refusal), and `tokens`, at most
-    that many (a web fetch tool's max_uses times its max_content_tokens), or None: nothing bounds it."""
-
-    tools: tuple[str, ...]
-    tokens: int | None
-
-
-def _positive(value: Any) -> int:
-    """`value` if it is a positive integer, else 0."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
-def fetched_content(server: list[dict[str, Any]], built_in: Any) -> Fetched | None:
-    """The content a request's server tools (`server`: Anthropic's, as sent) and Gemini built-in tools (`built_in`:
-    `extra["tools"]`) may bring into its prompt, or None if none brings any. Only a web fetch tool that sets both
-    max_uses and max_content_tokens has a bound (Anthropic: the fetched content is truncated to max_content_tokens,
-    approximately, and max_uses has no default); a search's results and Gemini's pages have none."""
-    names: list[str] = []
-    tokens: int | None = 0
-    for tool in server:
-        kind = tool.get("type")
-        prefix = next((p for p in FETCHING_TOOLS if isinstance(kind, str) and kind.startswith(p)), None)
-        if prefix is None:
-            continue
-        names.append(prefix[:-1])  # web_fetch, web_search: the tool, whatever its version
-        bound = _positive(tool.get("max_uses")) * _positive(tool.get("max_content_tokens"))
-        if tokens is not None and prefix == "web_fetch_" and bound:
-            tokens += bound
-        else:
-            tokens = None
-    if isinstance(built_in, list):
-        for tool in built_in:
-            name = next((n for n in FETCHING_BUILT_IN if isinstance(tool, dict) and tool.get(n) is not None), None)
-            if name is not None:
-                names.append(name)
-                tokens = None
-    return Fetched(tuple(dict.fromkeys(names)), tokens) if names else None
 
 
 def predicted_tokens(prediction: Any) -> int:

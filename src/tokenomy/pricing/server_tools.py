@@ -20,7 +20,7 @@ modelled: a call is recorded at list price, an upper bound of what the provider 
 
 `with_server_tools` adds the price to a call's cost (`tools_usd`, part of its total but of no token type, so a
 ledger row's token costs still add up to its token spend); `reserved_tools_usd` is what a budget reserves for a
-request's server tools before the call.
+request's server tools before the call, and `fetched_content` what they may bring into its prompt (billed as input).
 """
 
 from __future__ import annotations
@@ -105,11 +105,7 @@ def server_tool_counts(raw: Any) -> dict[str, int]:
     counts = raw.get("server_tool_use") if isinstance(raw, dict) else None
     if not isinstance(counts, dict):
         return {}
-    return {
-        name: value
-        for name, value in counts.items()
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0
-    }
+    return {name: value for name, value in counts.items() if _positive(value)}
 
 
 def billed_counts(counts: dict[str, int], family: str) -> dict[str, int]:
@@ -147,6 +143,58 @@ def _google_search(tool: Any) -> bool:
     return isinstance(tool, dict) and any(tool.get(name) is not None for name in GOOGLE_SEARCH_TOOLS)
 
 
+# Gemini's built-in tool whose pages enter the prompt, billed as input tokens (as the Gemini API and google-genai
+# spell it); Anthropic's are its web search (the results) and web fetch (the pages), the tools COUNTERS names.
+FETCHING_BUILT_IN = ("urlContext", "url_context")
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What a request's fetching tools may bring into its prompt: their names (for a refusal), and `tokens`, at most
+    that many (a web fetch tool's max_uses times its max_content_tokens), or None: nothing bounds it."""
+
+    tools: tuple[str, ...]
+    tokens: int | None
+
+
+def _positive(value: Any) -> int:
+    """`value` if it is a positive integer (a count as a caller or provider sent it), else 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _prefix(tool: dict[str, Any]) -> str | None:
+    """The COUNTERS prefix of an Anthropic server tool's `type` (its date suffix versions it), or None."""
+    kind = tool.get("type")
+    return next((prefix for prefix in COUNTERS if isinstance(kind, str) and kind.startswith(prefix)), None)
+
+
+def fetched_content(server: list[dict[str, Any]], built_in: Any) -> Fetched | None:
+    """The content a request's server tools (`server`: Anthropic's, as sent) and Gemini built-in tools (`built_in`:
+    `extra["tools"]`) may bring into its prompt, billed as input tokens of a size nothing shows before the call, or
+    None if none brings any. Only a web fetch tool that sets both max_uses and max_content_tokens has a bound
+    (Anthropic: the fetched content is truncated to max_content_tokens, approximately, and max_uses has no default);
+    a search's results and Gemini's pages have none."""
+    names: list[str] = []
+    tokens: int | None = 0
+    for tool in server:
+        prefix = _prefix(tool)
+        if prefix is None:
+            continue
+        names.append(prefix[:-1])  # web_fetch, web_search: the tool, whatever its version
+        bound = _positive(tool.get("max_uses")) * _positive(tool.get("max_content_tokens"))
+        if tokens is not None and prefix == "web_fetch_" and bound:
+            tokens += bound
+        else:
+            tokens = None
+    if isinstance(built_in, list):
+        for tool in built_in:
+            name = next((n for n in FETCHING_BUILT_IN if isinstance(tool, dict) and tool.get(n) is not None), None)
+            if name is not None:
+                names.append(name)
+                tokens = None
+    return Fetched(tuple(dict.fromkeys(names)), tokens) if names else None
+
+
 def reserved_tools_usd(
     provider: str, entry: PriceEntry | None, tools: list[dict[str, Any]], built_in: Any = None
 ) -> Decimal:
@@ -156,14 +204,11 @@ def reserved_tools_usd(
     queries (Gemini 3 and later) or one grounded prompt (Gemini 1.x/2.x)."""
     total = Decimal(0)
     for tool in tools:
-        kind = tool.get("type")
-        counter = next((c for prefix, c in COUNTERS.items() if isinstance(kind, str) and kind.startswith(prefix)), None)
-        price = request_price(provider, counter, entry) if counter else None
+        prefix = _prefix(tool)
+        price = request_price(provider, COUNTERS[prefix], entry) if prefix else None
         if price is None or not price.usd:
             continue
-        uses = tool.get("max_uses")
-        uses = uses if isinstance(uses, int) and not isinstance(uses, bool) and uses > 0 else DEFAULT_RESERVED_USES
-        total += price.usd * uses
+        total += price.usd * (_positive(tool.get("max_uses")) or DEFAULT_RESERVED_USES)
     for counter, number in implied_searches(entry.family if entry is not None else "").items():
         price = request_price(provider, counter, entry)
         total += price.usd * number if price is not None else 0
