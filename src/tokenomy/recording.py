@@ -29,7 +29,7 @@ from tokenomy.ledger.fingerprints import prompt_fingerprint
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.messages import ChatResponse, Usage
 from tokenomy.pricing.catalog import PriceCatalog, PriceEntry
-from tokenomy.pricing.cost import CostBreakdown, billable_usage, compute_cost, unpriced_cost
+from tokenomy.pricing.cost import CostBreakdown, answered_cost, billable_usage
 from tokenomy.pricing.server_tools import billed_counts, implied_searches, server_tool_counts, with_server_tools
 from tokenomy.routing.router import REASON_TAG, REJECTED_TAG
 from tokenomy.routing.validators import Rejection
@@ -78,13 +78,9 @@ class Recorder:
         region = response.region if response.region not in (None, "global", "local") else None
         usage = self._billable_usage(response.usage, pricing_model, region, bool(target.spec.price_as))
         tier = served_tier(response) if call.mode == "on_demand" else "standard"
-        try:
-            cost = compute_cost(usage, pricing_model, region, call.mode, self.catalog, service_tier=tier, one_call=True)
-        except TokenomyError as exc:
-            # The provider answered (and bills for it): the caller gets the answer and the ledger its row, at $0
-            # marked unpriced, rather than an error for a price the catalog lacks.
-            log.warning("call to %s recorded at $0 (priced_by=unpriced): %s", pricing_model, exc)
-            cost = unpriced_cost(pricing_model, region, call.mode)
+        # The provider answered (and bills for it): the caller gets the answer and the ledger its row, at $0 marked
+        # unpriced where the catalog lacks the price.
+        cost = answered_cost(usage, pricing_model, region, call.mode, self.catalog, service_tier=tier)
         # Tools the provider ran and bills per request (Anthropic's web search, Gemini's Google Search grounding, the
         # search an OpenAI search model runs on every call): counted in the answer (or implied by the model), in the
         # unit the model is billed in, priced apart at the model's web search price
@@ -283,11 +279,7 @@ class Recorder:
             usage = billable_usage(counted, model, region, self.catalog)
         else:
             usage = Usage(input_tokens=att.target.estimate - (request.max_tokens or 0), output_tokens=output)
-        try:
-            return usage, compute_cost(usage, model, region, call.mode, self.catalog, one_call=True)
-        except TokenomyError as exc:  # recorded at $0 marked unpriced, as an answered call is (see _finish)
-            log.warning("call to %s recorded at $0 (priced_by=unpriced): %s", model, exc)
-            return usage, unpriced_cost(model, region, call.mode)
+        return usage, answered_cost(usage, model, region, call.mode, self.catalog)
 
     def _abandon(
         self, call: CallState, att: Attempt, traced: bool = True, outcome: str = "cancelled", error_type: str = ""

@@ -63,7 +63,7 @@ from tokenomy.gateway.schemas import ErrorResponse
 from tokenomy.ids import new_id
 from tokenomy.ledger.events import UsageEvent, record_priced_as, utcnow
 from tokenomy.messages import RequestMeta, Usage
-from tokenomy.pricing.cost import CostBreakdown, compute_cost, unpriced_cost
+from tokenomy.pricing.cost import answered_cost
 from tokenomy.providers import bedrock_embeddings
 from tokenomy.providers.http_faults import left_unsent
 from tokenomy.providers.registry import ModelSpec
@@ -498,15 +498,12 @@ def _row(
         prompt_text=asked.text() if gw.config.store_prompts and not in_flight else None,
     )
     if not in_flight:
-        region, pricing = _region(spec), spec.price_as or served
-        try:
-            cost: CostBreakdown = compute_cost(
-                Usage(input_tokens=tokens), pricing, region, catalog=gw.catalog, one_call=True
+        pricing = spec.price_as or served
+        event.apply_cost(
+            answered_cost(
+                Usage(input_tokens=tokens), pricing, _region(spec), "on_demand", gw.catalog, "embeddings call"
             )
-        except TokenomyError as exc:  # answered (and billed): recorded at $0 marked unpriced rather than lost
-            log.warning("embeddings call to %s recorded at $0 (priced_by=unpriced): %s", pricing, exc)
-            cost = unpriced_cost(pricing, region, "on_demand")
-        event.apply_cost(cost)
+        )
     if provider == "azure" and spec.price_as:  # a deployment's name says nothing of its model: as for a chat row
         event.tags["deployment"], event.model = spec.model, spec.price_as
         return event

@@ -56,13 +56,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import orjson
 
-from tokenomy.errors import ConfigError, TokenomyError, described
+from tokenomy.errors import ConfigError, described
 from tokenomy.ids import new_id
 from tokenomy.ledger.base import INT_COLUMNS
 from tokenomy.ledger.events import COLUMNS, UsageEvent
 from tokenomy.ledger.rejects import rejects_path, write_setting_aside
 from tokenomy.ledger.store import LedgerStore
-from tokenomy.pricing.cost import compute_cost, unpriced_cost
+from tokenomy.pricing.cost import answered_cost
 
 log = logging.getLogger(__name__)
 SEGMENT_BYTES = 8 * 1024 * 1024
@@ -511,9 +511,4 @@ def _price(event: UsageEvent, model: str, catalog: Any) -> None:
     """Price an in-flight entry's row as `model` (its tokens, region and mode), as the attempt's own row would be; a
     model the catalog cannot price is recorded at $0 marked unpriced, as an answered call is (never dropped)."""
     region = event.region if event.region not in (None, "global", "local") else None
-    try:
-        cost = compute_cost(event.usage, model, region, event.mode, catalog, one_call=True)
-    except TokenomyError as exc:
-        log.warning("an interrupted call to %s recorded at $0 (priced_by=unpriced): %s", model, exc)
-        cost = unpriced_cost(model, region, event.mode)
-    event.apply_cost(cost)
+    event.apply_cost(answered_cost(event.usage, model, region, event.mode, catalog, "an interrupted call"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import MISSING, dataclass, fields
 from decimal import Decimal
 from typing import Any
@@ -13,6 +14,7 @@ from tokenomy.pricing.catalog import PriceCatalog, PriceEntry, default_catalog
 from tokenomy.pricing.entry import LongContextPrice
 from tokenomy.pricing.freshness import warn_if_old
 
+log = logging.getLogger(__name__)
 MODES = ("on_demand", "batch", "provisioned")
 CACHE_TTLS = ("5m", "1h")
 SERVICE_TIER_CHOICES = ("standard", "priority", "flex")
@@ -86,6 +88,25 @@ def unpriced_cost(model: str, region: str | None, mode: str) -> CostBreakdown:
     """$0, marked priced_by='unpriced': a call that happened but that the catalog cannot price."""
     zero = Decimal(0)
     return CostBreakdown(model, region or "global", mode, zero, zero, zero, zero, "unpriced", "none", "")
+
+
+def answered_cost(
+    usage: Usage,
+    model: str,
+    region: str | None,
+    mode: str,
+    catalog: PriceCatalog | None,
+    what: str = "call",
+    service_tier: str = "standard",
+) -> CostBreakdown:
+    """The cost of a call the provider answered (and bills), as one call (`compute_cost`); one the catalog cannot
+    price is $0 marked unpriced (`unpriced_cost`) with a warning naming `what` ("call", "embeddings call"), rather
+    than an error that would lose its ledger row."""
+    try:
+        return compute_cost(usage, model, region, mode, catalog, service_tier=service_tier, one_call=True)
+    except TokenomyError as exc:
+        log.warning("%s to %s recorded at $0 (priced_by=unpriced): %s", what, model, exc)
+        return unpriced_cost(model, region, mode)
 
 
 def billable_usage(usage: Usage, model: str, region: str | None, catalog: PriceCatalog | None = None) -> Usage:
