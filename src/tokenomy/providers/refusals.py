@@ -135,7 +135,12 @@ def empty_message_refusal(request: ChatRequest, final_assistant: bool) -> Unsupp
     (Anthropic's, whose answer then starts afresh)."""
     last = len(request.messages) - 1
     for i, message in enumerate(request.messages):
-        if message.role == "system" or not all(empty_text(block) for block in message.content):
+        # Asked of every message of every request to these APIs (an agent's run sends hundreds): a message's first
+        # block nearly always carries something, so it is looked at before the rest.
+        content = message.content
+        if (content and not empty_text(content[0])) or message.role == "system":
+            continue
+        if not all(empty_text(block) for block in content):
             continue
         if not (final_assistant and i == last and message.role == "assistant"):
             return Unsupported(
