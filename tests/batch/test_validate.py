@@ -386,3 +386,25 @@ def test_cli_validate_names_the_line_the_field_and_the_range(tmp_path):
     assert out.returncode == 1, out.stderr
     [bad] = json.loads(out.stdout)["bad_lines"]
     assert bad["line"] == 1 and bad["field"] == "temperature" and "0 to 2" in bad["reason"], bad
+
+
+def test_validate_and_plan_say_where_their_prices_come_from_and_when(tmp_path):
+    # Both quoted an on-demand and a batch cost with no word of the prices behind them: a cost from a price a year
+    # old read as current. They name the entry's source and as_of, as `tokenomy cost` and `tokenomy prices` do.
+    from typer.testing import CliRunner
+
+    from tokenomy.cli import app
+    from tokenomy.pricing.catalog import default_catalog
+
+    entry = default_catalog().lookup("gpt-4o-mini")
+    path = tmp_path / "b.jsonl"
+    path.write_text("".join(json.dumps({"id": f"r{i}", "prompt": f"Item {i}.", "max_tokens": 10}) + "\n"
+                            for i in range(5)))
+    runner = CliRunner()
+    for command in (["validate"], ["plan", "--deadline", "23:59"]):
+        args = ["batch", *command, str(path), "--model", "gpt-4o-mini"]
+        data = json.loads(runner.invoke(app, [*args, "--json"]).stdout)
+        assert (data["price_source"], data["price_as_of"]) == (entry.source, entry.as_of), command
+        assert data["priced_by"] == "tokenomy-catalog"
+        shown = runner.invoke(app, args, env={"COLUMNS": "400"}).output
+        assert f"prices: tokenomy-catalog, {entry.source} (as of {entry.as_of})" in shown, (command, shown)

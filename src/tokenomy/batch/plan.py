@@ -76,6 +76,10 @@ class DeadlinePlan:
     notes: list[str] = field(default_factory=list)
     # Lines `batch validate` rejects ({line, field, reason}): the plan covers only the good records.
     bad_lines: list[dict[str, Any]] = field(default_factory=list)
+    # The prices behind both costs (`ValidationReport`'s): who priced them, their source and as_of.
+    priced_by: str = ""
+    price_source: str = ""
+    price_as_of: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "bad_count": len(self.bad_lines)}
@@ -188,4 +192,7 @@ def plan_deadline(
         required,
         list(report.notes),
         [b.to_json() for b in report.bad],
+        priced_by=report.priced_by,
+        price_source=report.price_source,
+        price_as_of=report.price_as_of,
     )

@@ -37,6 +37,10 @@ class ValidationReport:
     output_tokens: int = 0
     on_demand_usd: Decimal | None = None
     batch_usd: Decimal | None = None
+    # The prices behind both estimates (one catalog entry): who priced them, their source and as_of.
+    priced_by: str = ""
+    price_source: str = ""
+    price_as_of: str = ""
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -56,6 +60,9 @@ class ValidationReport:
             "on_demand_usd": self.on_demand_usd,
             "batch_usd": self.batch_usd,
             "saving_usd": saving,
+            "priced_by": self.priced_by,
+            "price_source": self.price_source,
+            "price_as_of": self.price_as_of,
             "notes": self.notes,
         }
 
@@ -169,7 +176,9 @@ def validate_file(
         report.output_tokens += tokens_out
     bad.sort(key=lambda b: b.line)
     usage = Usage(input_tokens=report.input_tokens, output_tokens=report.output_tokens)
-    report.on_demand_usd = compute_cost(usage, model, region, mode="on_demand").total_usd
+    on_demand = compute_cost(usage, model, region, mode="on_demand")
+    report.on_demand_usd = on_demand.total_usd
+    report.priced_by, report.price_source, report.price_as_of = on_demand.priced_by, on_demand.source, on_demand.as_of
     if entry.has_batch:
         report.batch_usd = compute_cost(usage, model, region, mode="batch").total_usd
     else:

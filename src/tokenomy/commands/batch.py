@@ -15,7 +15,14 @@ import typer
 from tokenomy.commands._common import JsonOption, LedgerOption
 from tokenomy.commands._options import http_url, http_url_or_host, output_file
 from tokenomy.commands._output import console, err_console, print_json, table, usd
-from tokenomy.commands.batch_output import BatchProgress, json_line, print_bad_lines, print_validation, show_job
+from tokenomy.commands.batch_output import (
+    BatchProgress,
+    json_line,
+    print_bad_lines,
+    print_price_source,
+    print_validation,
+    show_job,
+)
 
 BackendOption = typer.Option(
     "local",
@@ -576,6 +583,7 @@ def register(app: typer.Typer) -> None:
         )
         console.print(f"[bold]recommend {result.recommendation.replace('_', ' ')}[/bold]: {result.reason}")
         console.print(f"- batch risk: {result.batch_risk}")
+        print_price_source(result)
         for note in result.notes:
             console.print(f"- {note}")
         if result.bad_lines:

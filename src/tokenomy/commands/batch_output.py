@@ -147,5 +147,16 @@ def print_validation(report, file: Path, model: str) -> None:
             ],
         )
     )
+    print_price_source(report)
     for n in report.notes:
         console.print(f"- {n}")
+
+
+def print_price_source(priced) -> None:
+    """Where the prices of an estimate's costs come from (a ValidationReport or a DeadlinePlan): who priced them,
+    their source and as_of, as `tokenomy cost` names them."""
+    console.print(
+        f"- prices: {priced.priced_by}, {priced.price_source} (as of {priced.price_as_of})",
+        markup=False,
+        highlight=False,
+    )
