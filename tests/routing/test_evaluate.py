@@ -694,3 +694,22 @@ def test_a_value_quoted_in_a_refusal_keeps_its_non_ascii_letters(tmp_path):
     labels.write_text(json.dumps({"prompt": "a", "label": "weak", "weak_quality": "très"}) + "\n", encoding="utf-8")
     with pytest.raises((ConfigError, UsageError, ValueError), match="'weak_quality' \"très\" is not a number"):
         load_labelled(labels)
+
+
+def test_route_train_says_where_the_prices_of_its_cost_per_request_come_from(tmp_path, monkeypatch, capsys):
+    # A calibrated router's "$0.000153 per request" named the two models but not the prices behind it; `route eval`
+    # prints each price's source and as_of, and so does `route train` now (its text and the --json calibration).
+    from helpers.cli import run_cli
+
+    data = _few_strong(tmp_path / "labels.jsonl", strong=4)
+    weak, strong = price(WEAK_MODEL), price(STRONG_MODEL)
+    base = ["route", "train", str(data), "-o", str(tmp_path / "r.joblib"), "--target-quality", "0.9"]
+    code, out, err = run_cli(monkeypatch, capsys, *base, "--json")
+    assert code == 0, err
+    shown = [(p["model"], p["source"], p["as_of"]) for p in json.loads(out)["calibration"]["prices"]]
+    assert shown == [(WEAK_MODEL, weak.source, weak.as_of), (STRONG_MODEL, strong.source, strong.as_of)]
+    code, out, err = run_cli(monkeypatch, capsys, *base)
+    assert code == 0, err
+    out = " ".join(out.split())  # as the terminal wrapped it
+    for p in (weak, strong):
+        assert f"price: {p.model} {p.region}: " in out and f"({p.source}, as of {p.as_of})" in out, out

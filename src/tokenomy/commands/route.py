@@ -164,6 +164,7 @@ def train_cmd(
             f"{report['strong_share']:.1%} strong calls, ${report['cost_per_request']:.6f} per request "
             f"({weak_model} / {strong_model}); saved {output}"
         )
+        _print_prices(report["prices"])
     else:
         console.print(f"trained on {len(frame)} prompts; threshold 0.5 (not calibrated); saved {output}")
 
@@ -327,7 +328,12 @@ def eval_cmd(
             )
         )
     console.print(f"rules: {result['rules_file'] or '(none)'}; cascade validators: {result['cascade_validators']}")
-    for p in result["prices"]:
+    _print_prices(result["prices"])
+
+
+def _print_prices(prices: list[dict]) -> None:
+    """Each model's per-token prices behind a command's costs, with their source and as_of (`Price.describe()`)."""
+    for p in prices:
         console.print(
             f"price: {p['model']} {p['region']}: {usd_short(p['input_per_million'])}/M in, "
             f"{usd_short(p['output_per_million'])}/M out ({p['source']}, as of {p['as_of']})"

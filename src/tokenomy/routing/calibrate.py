@@ -334,7 +334,12 @@ def calibrate(
         escalated=escalated,
     )
     report = pick_threshold(curve, target_quality, max_cost_per_request, confidence)
-    report.update(held_out=len(held), weak_model=weak.model, strong_model=strong.model)
+    report.update(
+        held_out=len(held),
+        weak_model=weak.model,
+        strong_model=strong.model,
+        prices=[weak.describe(), strong.describe()],  # the cost per request's prices, with source and as_of
+    )
     router.threshold, router.calibration = report["threshold"], report
     return report
 
