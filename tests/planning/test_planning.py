@@ -852,3 +852,21 @@ def test_savings_traffic_and_stats_leave_out_a_cache_storage_row(ledger_path):
     from tokenomy.ledger.summary import spend_summary
 
     assert [r["requests"] for r in spend_summary(store) if r["model"] in ("ALL", "gemini-2.5-flash")] == [0, 5]
+
+
+def test_plan_size_says_where_its_prices_come_from_and_when(tmp_path):
+    # Its table's reserved and spill-over dollars came from the catalog's unit-hour and on-demand prices, printed
+    # with no source or date (`plan breakeven` prints them): a sizing from a year-old price read as current.
+    from typer.testing import CliRunner
+
+    from tokenomy.cli import app
+
+    trace = tmp_path / "trace.csv"
+    trace.write_text("ts,input_tokens,output_tokens\n" + "".join(
+        f"2026-11-01T00:{m:02d}:00Z,{1000 + m},{200 + m}\n" for m in range(30)))
+    entry = default_catalog().lookup(CLAUDE2)
+    shown = CliRunner().invoke(app, ["plan", "size", "--model", CLAUDE2, "--trace", str(trace), "--term", "1m"])
+    assert shown.exit_code == 0, shown.output
+    text = " ".join(shown.output.split())  # as the terminal wrapped it
+    dated = f"{entry.source} (as of {entry.as_of})"
+    assert f"hourly_per_unit: {dated}" in text and f"on_demand_prices: {dated}" in text, text

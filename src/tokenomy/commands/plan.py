@@ -240,6 +240,9 @@ def size_cmd(
     console.print(f"[dim]Assumption: {result['assumption']}.[/dim]")
     if result["tpm_per_unit_assumed"]:
         console.print(f"[yellow]note:[/] {result['sources']['tpm_per_unit']}")
+    # the prices behind the table's dollars, with their dates, as `plan breakeven` prints them
+    sources = "; ".join(f"{k}: {v}" for k, v in result["sources"].items())
+    console.print(f"sources: {sources}", style="dim", markup=False, highlight=False)
 
 
 @plan_app.command("utilization")
