@@ -30,6 +30,7 @@ from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.messages import ChatResponse, Usage
 from tokenomy.pricing.catalog import PriceCatalog, PriceEntry
 from tokenomy.pricing.cost import CostBreakdown, answered_cost, billable_usage
+from tokenomy.pricing.entry import TIER_ALIASES
 from tokenomy.pricing.server_tools import billed_counts, implied_searches, server_tool_counts, with_server_tools
 from tokenomy.routing.router import REASON_TAG, REJECTED_TAG
 from tokenomy.routing.validators import Rejection
@@ -50,7 +51,9 @@ def served_tier(response: ChatResponse) -> str:
     raw = response.raw if isinstance(response.raw, dict) else {}
     top = raw.get("top")
     tier = top.get("service_tier") if isinstance(top, dict) else None
-    return tier if tier in PRICED_TIERS else "standard"
+    if tier in PRICED_TIERS:
+        return tier
+    return TIER_ALIASES.get(tier, "standard") if isinstance(tier, str) else "standard"  # "fast" is priority
 
 
 class Recorder:

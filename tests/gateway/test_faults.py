@@ -1018,6 +1018,8 @@ def test_concurrent_long_prompts_are_reserved_at_long_context_prices_and_cannot_
     ({"n": 4}, HAIKU, {"prompt_tokens": 100, "completion_tokens": 800, "total_tokens": 900}),
     # the priority tier bills gpt-4o at $4.25 / $17 a million, not $2.50 / $10 ($0.003825)
     ({"service_tier": "priority"}, "gpt-4o", {"prompt_tokens": 100, "completion_tokens": 200, "total_tokens": 300}),
+    # "fast" is OpenAI's newer name for priority, at its price (it was reserved and recorded at the standard one)
+    ({"service_tier": "fast"}, "gpt-4o", {"prompt_tokens": 100, "completion_tokens": 200, "total_tokens": 300}),
     # a predicted output's rejected tokens are billed as completion tokens on top of the 200 the cap allows:
     # 4,000 characters ~ 1,000 of them ($0.001525 in all), whatever max_tokens says
     ({"prediction": {"type": "content", "content": "z" * 4000}}, HAIKU,

@@ -126,6 +126,32 @@ def test_a_flex_or_priority_call_is_recorded_at_that_tiers_price(ledger_path, mo
     assert all(r.cost_usd == r.input_cost_usd + r.output_cost_usd + r.cache_read_cost_usd for r in rows)
 
 
+def test_a_fast_call_is_recorded_at_the_priority_price(ledger_path, monkeypatch):
+    """OpenAI renamed priority processing "fast" and takes (and reports) either name at the same price
+    (genai-prices 0.2.5: gpt-5's `fast` and `priority` variants, both $2.50 in / $0.25 cached / $20 out from
+    2026-10-12; the AI SDK's 3.0.93 notes "accepts service_tier: 'fast' and 'priority' interchangeably"). An answer
+    served at "fast" was recorded at the standard price, half what OpenAI bills."""
+    from decimal import Decimal
+
+    monkeypatch.setenv("OPENAI_API_KEY", "x")
+    server = _tiered_upstream()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    try:
+        models = {"gpt-5": ModelSpec(name="gpt-5", provider="openai", model="gpt-5", base_url=url)}
+        with Tokenomy(ledger_path, models=models) as client:
+            client.chat(ChatRequest.simple("hi", model="gpt-5", max_tokens=100, extra={"service_tier": "fast"}))
+            list(client.stream(ChatRequest.simple("hi", model="gpt-5", max_tokens=100,
+                                                  extra={"service_tier": "fast"})))
+    finally:
+        server.shutdown()
+        server.server_close()
+    rows = open_store(ledger_path).events()
+    # gpt-5 priority per 1M tokens: $2.50 in / $0.25 cached / $20 out; 800 uncached + 200 cached input, 100 output
+    expected = (800 * Decimal("2.50") + 200 * Decimal("0.25") + 100 * Decimal("20")) / 1_000_000
+    assert [r.cost_usd for r in rows] == [expected, expected] == [Decimal("0.00405")] * 2
+    assert [r.tags.get("service_tier") for r in rows] == ["priority", "priority"]
+
+
 def test_a_call_over_the_long_context_threshold_is_recorded_at_the_long_context_price(ledger_path, monkeypatch):
     """One call with a 250,000-token prompt (200 of them cached) priced as Gemini 2.5 Pro: Google bills the whole
     call at $2.50 in / $0.25 cached / $15 out per 1M over 200k prompt tokens (was $1.25 / $0.125 / $10)."""

@@ -31,6 +31,7 @@ from tokenomy.ledger.store import open_store
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.ledger.writer_process import ProcessLedgerWriter
 from tokenomy.messages import ChatRequest
+from tokenomy.pricing.entry import TIER_ALIASES
 from tokenomy.pricing.server_tools import fetched_content, implied_searches, reserved_tools_usd
 from tokenomy.providers.refusals import Unsupported, inputs_refusal
 
@@ -222,6 +223,7 @@ class Gateway:
         # `n` answers (OpenAI's choices) each write up to the cap; the prompt is billed once.
         n = sent.extra.get("n")
         tier = sent.extra.get("service_tier")  # a dearer tier asked for (priority) is billed at its own prices
+        tier = TIER_ALIASES.get(tier, tier) if isinstance(tier, str) else tier  # OpenAI's "fast" is priority
         # A 1-hour cache point's writes cost the 1-hour price (2x input on Claude, above the 5-minute 1.25x).
         one_hour = sent.one_hour_cache_point() is not None
         groups: list[list[Line]] = []

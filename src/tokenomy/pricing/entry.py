@@ -39,6 +39,9 @@ INT_FIELDS = (
 TEXT_FIELDS = ("batch_note", "provisioned_note", "overrides", "note", "service_tier_note", "limits_source")
 # On-demand service tiers other than the standard one; each is priced only where the provider publishes it.
 SERVICE_TIERS = ("priority", "flex")
+# Other names a provider takes and reports for one of those tiers, at its price: OpenAI renamed priority processing
+# "fast" and accepts either name (genai-prices prices both variants alike).
+TIER_ALIASES = {"fast": "priority"}
 TIER_PRICE_FIELDS = ("input", "output", "cache_read", "cache_write")
 
 
