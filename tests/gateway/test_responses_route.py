@@ -255,6 +255,7 @@ def test_structured_output_verbosity_and_logprobs_reach_an_openai_model(client, 
     ({"max_output_tokens": 0}, "max_output_tokens"),
     ({"metadata": {"k": "v" * 513}}, "metadata.k"),
     ({"made_up": 1}, "made_up"),
+    ({"stream": "false"}, "stream"),  # a string, true to Python: the caller asking for JSON got an event stream
 ])
 def test_what_the_gateway_cannot_carry_is_a_400_naming_the_field(served, change, param):
     upstream, _, url, _ = served

@@ -484,6 +484,8 @@ def _metadata(value: Any) -> dict[str, str]:
 
 def _options(body: dict[str, Any], extra: dict[str, Any]) -> None:
     """The fields without a ChatRequest slot: refused when they need what the gateway has not, else into `extra`."""
+    if body.get("stream") is not None and not isinstance(body["stream"], bool):  # "false", a string, streamed
+        raise RequestError("stream", "expected a boolean (true or false)")
     telemetry = body.get("client_metadata")  # for the server, not the model: checked, then left here (module doc)
     if telemetry is not None and (
         not isinstance(telemetry, dict) or any(not isinstance(v, str) for v in telemetry.values())
