@@ -251,6 +251,20 @@ def test_openais_input_tokens_count_what_responses_create_reports(gateway, model
     assert counted.input_tokens > bare
 
 
+def test_openais_input_tokens_count_a_request_with_a_thinking_budget_or_a_null_field(gateway) -> None:
+    """`thinking` (the gateway's reasoning budget, which /v1/responses takes and its refusal of Claude's effort names)
+    and a null (the SDK's unset, which /v1/responses reads as nothing sent) were refused as fields the count lacks, so
+    a request /v1/responses answers could not be counted first."""
+    client = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
+    ask = {"input": "What is the capital of Italy?", "instructions": SYSTEM,
+           "extra_body": {"thinking": {"type": "enabled", "budget_tokens": 1024}}}
+    counted = client.responses.input_tokens.count(model="claude", **ask).input_tokens
+    assert counted == client.responses.create(model="claude", max_output_tokens=1100, **ask).usage.input_tokens > 0
+    unset = client.responses.input_tokens.count(model="claude", input=ask["input"], instructions=SYSTEM,
+                                                personality=None, extra_body={"max_output_tokens": None})
+    assert unset.input_tokens == counted
+
+
 def test_openais_input_tokens_errors_are_openais(gateway) -> None:
     client = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
     with pytest.raises(openai.NotFoundError) as missing:

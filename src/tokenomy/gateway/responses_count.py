@@ -30,7 +30,8 @@ from tokenomy.providers.refusals import Unsupported
 router = APIRouter()
 # What OpenAI's input_tokens endpoint takes: the prompt and what shapes how the model reads it, not the answer's
 # cap, sampling or storage. Its stored-conversation fields are let through to be refused as /v1/responses refuses
-# them (the gateway keeps no responses: send the conversation in `input`), not as fields the endpoint lacks.
+# them (the gateway keeps no responses: send the conversation in `input`), not as fields the endpoint lacks. `thinking`
+# is the gateway's reasoning budget, which /v1/responses takes beside `reasoning`: a request it answers counts too.
 COUNT_FIELDS = frozenset(
     {
         "model",
@@ -41,6 +42,7 @@ COUNT_FIELDS = frozenset(
         "parallel_tool_calls",
         "text",
         "reasoning",
+        "thinking",
         "truncation",
         "previous_response_id",
         "conversation",
@@ -74,7 +76,7 @@ async def count_input_tokens(request: Request) -> Response:
     if route is None:
         message = f"The model `{name}` does not exist on this gateway; GET /v1/models lists the names you can use."
         return error(404, message, "invalid_request_error", "model_not_found", "model")
-    unknown = sorted(set(body) - COUNT_FIELDS)
+    unknown = sorted(key for key in set(body) - COUNT_FIELDS if body[key] is not None)  # a null: the SDK's unset
     if unknown:
         return _invalid(f"{unknown[0]}: not a field of input_tokens (it takes {', '.join(sorted(COUNT_FIELDS))})",
                         unknown[0])  # fmt: skip
