@@ -255,6 +255,9 @@ def test_structured_output_verbosity_and_logprobs_reach_an_openai_model(client, 
     ({"max_output_tokens": 0}, "max_output_tokens"),
     ({"metadata": {"k": "v" * 513}}, "metadata.k"),
     ({"made_up": 1}, "made_up"),
+    # A tag the recorder writes from what the call reported: the caller's stayed on rows that wrote none and passed
+    # for it (1-hour cache writes re-price a row in plan savings and the model review).
+    ({"metadata": {"cache_write_1h_tokens": "900"}}, "metadata"),
     ({"stream": "false"}, "stream"),  # a string, true to Python: the caller asking for JSON got an event stream
 ])
 def test_what_the_gateway_cannot_carry_is_a_400_naming_the_field(served, change, param):

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from tokenomy.errors import ConfigError, TokenomyError
+from tokenomy.ledger.events import CACHE_WRITE_1H_TAG, OVER_CAP_TAG
 from tokenomy.messages import ChatRequest
 from tokenomy.routing.rules import Decision, explain
 
@@ -39,18 +40,28 @@ REASON_TAG = "cascade_reason"
 # The tags above are Tokenomy's own: route drift, the training labels and the reports count them, so a caller's tag of
 # one of these names (which the cheap tier's row would carry) would count an escalation or a rejection that never was.
 ROUTING_TAGS = (ESCALATED_TAG, PASSED_UP_TAG, PASSED_UP_ON_ERROR_TAG, REJECTED_TAG, REASON_TAG)
+# Tags the recorder writes on a row from what its call reported, only when there is something to say: a caller's of the
+# same name stayed on the others and passed for it (1-hour cache writes re-price the row in `plan savings`, the model
+# review and a journal's replay; an answer past its cap is warned of).
+RECORDED_TAGS = (CACHE_WRITE_1H_TAG, OVER_CAP_TAG)
 
 
 def routing_tag_refusal(tags: dict[str, str]) -> str | None:
-    """Why a caller's `tags` cannot be taken (the caller names where it got them): one is named as a tag routing
-    writes."""
+    """Why a caller's `tags` cannot be taken (the caller names where it got them): one is named as a tag routing, or
+    the recorder, writes."""
     taken = next((key for key in tags if key in ROUTING_TAGS), None)
-    if taken is None:
-        return None
-    return (
-        f"{taken!r} is a tag Tokenomy writes itself on a routed call's ledger rows (route drift, training "
-        "labels and reports count it); send yours under another name"
-    )
+    if taken is not None:
+        return (
+            f"{taken!r} is a tag Tokenomy writes itself on a routed call's ledger rows (route drift, training "
+            "labels and reports count it); send yours under another name"
+        )
+    recorded = next((key for key in tags if key in RECORDED_TAGS), None)
+    if recorded is not None:
+        return (
+            f"{recorded!r} is a tag Tokenomy writes itself on a ledger row from what the call reported (a row's "
+            "1-hour cache writes re-price it); send yours under another name"
+        )
+    return None
 
 
 class Prices(Protocol):
