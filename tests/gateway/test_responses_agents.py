@@ -274,6 +274,9 @@ def test_a_freeform_tool_or_call_to_claude_is_refused_naming_it_and_the_codex_se
 @pytest.mark.parametrize(("tool", "fix"), [
     ({"type": "web_search", "external_web_access": False}, '`web_search = "disabled"`'),
     ({"type": "file_search", "vector_store_ids": ["vs_1"]}, "remove the tool"),
+    # Built-in tools the caller runs, not OpenAI's servers (the 400 said the servers ran them): a function tool does it.
+    ({"type": "shell"}, "built-in shell call is not carried by this gateway; declare a function tool for it"),
+    ({"type": "apply_patch"}, "declare a function tool for it (or a custom tool"),
 ])
 def test_tools_codex_offers_that_no_model_here_can_take_are_refused_with_the_setting_that_drops_them(
         served, client, tool, fix):

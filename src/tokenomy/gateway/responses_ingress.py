@@ -306,8 +306,13 @@ def _items(value: Any, turns: _Turns) -> None:
 # -- options -----------------------------------------------------------------------------------------------------
 # Why a tool other than a function or custom tool is refused, and what to send instead (Codex offers web_search, in
 # its cached mode, unless told otherwise: its config.toml key is named).
+# The built-in tools the caller runs (shell, apply_patch) are no server's: their calls are items of OpenAI's own shape
+# that no other model writes, so they are declared as function tools instead.
+CLIENT_RUN = "OpenAI's built-in {} call is not carried by this gateway; declare a function tool for it"
 UNCARRIED_TOOLS = {
-    "local_shell": "OpenAI's built-in shell call is not carried by this gateway; declare a function tool for it",
+    "local_shell": CLIENT_RUN.format("shell"),
+    "shell": CLIENT_RUN.format("shell"),
+    "apply_patch": CLIENT_RUN.format("apply_patch") + " (or a custom tool, which OpenAI-format models take)",
     "web_search": "OpenAI's servers run the search and this gateway runs none; remove the tool (Codex: "
     '`web_search = "disabled"`)',
 }
