@@ -118,6 +118,19 @@ def test_cross_region_profiles_resolve_to_the_source_region_price(catalog):
     assert catalog.lookup(arn).region == "us-west-2"
 
 
+def test_a_global_profile_priced_by_the_library_is_labelled_global(catalog):
+    """genai-prices 0.2.5 prices global.anthropic.claude-fable-5-v1:0 at its global-profile figures ($10 in / $50 out
+    per 1M; the regional id is $11 / $55). The entry and the cost said us-east-1 (the profile's assumed source
+    region), a region whose price it is not; a curated global profile says global."""
+    entry = catalog.lookup("global.anthropic.claude-fable-5-v1:0")
+    assert (entry.priced_by, entry.input, entry.output) == ("genai-prices", Decimal("10"), Decimal("50"))
+    assert entry.region == "global"
+    cost = compute_cost(Usage(M, M), "global.anthropic.claude-fable-5-v1:0", catalog=catalog)
+    assert (cost.region, cost.total_usd) == ("global", Decimal("60"))
+    # A geographic profile keeps its source region, where its regional price applies.
+    assert catalog.lookup("us.anthropic.claude-fable-5-v1:0").region == "us-east-1"
+
+
 def test_every_entry_carries_source_and_as_of(catalog):
     entries = catalog.entries()
     providers = {e.provider for e in entries}

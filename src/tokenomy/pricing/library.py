@@ -197,6 +197,15 @@ def _embedding_model(info: Any) -> bool:
     return "embed" in str(info.id).lower()
 
 
+def _priced_region(library_model: str, region: str | None) -> str:
+    """The region an entry's label names: "global" for the library's global-profile price (one price wherever the
+    call runs; a `global.` id's assumed source region, us-east-1, is not what was priced), else the region asked or
+    the profile's source region."""
+    if library_model.startswith("global."):
+        return "global"
+    return region or "global"
+
+
 def library_entry(ref: ModelRef, region: str | None) -> PriceEntry | None:
     """Price `ref` from the library, or None if it does not know the model."""
     snapshot, as_of, origin = _snapshot()
@@ -219,7 +228,7 @@ def library_entry(ref: ModelRef, region: str | None) -> PriceEntry | None:
         return PriceEntry(
             provider=PROVIDER_NAMES.get(str(provider.id), str(provider.id)),
             model=ref.base,
-            region=region or ref.region or "global",
+            region=_priced_region(str(info.id), region or ref.region),
             family=str(info.id),
             source=f"{origin} ({url})",
             as_of=as_of,
