@@ -14,6 +14,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -1020,6 +1021,11 @@ def test_concurrent_long_prompts_are_reserved_at_long_context_prices_and_cannot_
     ({"service_tier": "priority"}, "gpt-4o", {"prompt_tokens": 100, "completion_tokens": 200, "total_tokens": 300}),
     # "fast" is OpenAI's newer name for priority, at its price (it was reserved and recorded at the standard one)
     ({"service_tier": "fast"}, "gpt-4o", {"prompt_tokens": 100, "completion_tokens": 200, "total_tokens": 300}),
+    # ultrafast bills GPT-6.2 Sol at 3x its $2 / $10 a million until 2027-03-01, 6x from then (genai-prices 0.2.5);
+    # it was reserved and recorded at the standard price. (Reserved at its $7.50 cache-write rate for every prompt
+    # token, the dearest input rate: one request's reservation still fits the budget, two do not.)
+    ({"service_tier": "ultrafast"}, "gpt-6.2-sol",
+     {"prompt_tokens": 100, "completion_tokens": 200, "total_tokens": 300}),
     # a predicted output's rejected tokens are billed as completion tokens on top of the 200 the cap allows:
     # 4,000 characters ~ 1,000 of them ($0.001525 in all), whatever max_tokens says
     ({"prediction": {"type": "content", "content": "z" * 4000}}, HAIKU,
@@ -1034,7 +1040,9 @@ def test_concurrent_requests_asking_for_more_choices_or_a_dearer_tier_cannot_ove
 
     # Reserved as one standard answer (a prediction's length not counted at all), four such requests at once fitted a
     # budget that pays for one of them.
-    rates = {HAIKU: (Decimal("0.25"), Decimal("1.25")), "gpt-4o": (Decimal("4.25"), Decimal(17))}[price_as]
+    ultrafast = (Decimal(6), Decimal(30)) if datetime.now(UTC).date() < date(2027, 3, 1) else (Decimal(12), Decimal(60))
+    rates = {HAIKU: (Decimal("0.25"), Decimal("1.25")), "gpt-4o": (Decimal("4.25"), Decimal(17)),
+             "gpt-6.2-sol": ultrafast}[price_as]
     one = (usage["prompt_tokens"] * rates[0] + usage["completion_tokens"] * rates[1]) / 10**6
     budget = one * Decimal("1.5")
     upstream = ScriptedOpenAI([(200, {}, "late")] * 4)  # answers after 1.5 s: the four overlap

@@ -131,6 +131,27 @@ def test_a_global_profile_priced_by_the_library_is_labelled_global(catalog):
     assert catalog.lookup("us.anthropic.claude-fable-5-v1:0").region == "us-east-1"
 
 
+@pytest.mark.parametrize("tier, error", [
+    ('[{input: "1", output: "2", starts: "2027-03-01", source: s, as_of: "2026-11-01"}]',
+     r"service_tiers\.flex\[0\]\.starts: the first price is the one in effect now"),
+    ('[{input: "1", output: "2", source: s, as_of: "2026-11-01"}, '
+     '{input: "2", output: "4", source: s, as_of: "2026-11-01"}]',
+     r"service_tiers\.flex\[1\]: starts required"),
+    ('[{input: "1", output: "2", source: s, as_of: "2026-11-01"}, '
+     '{starts: "2027-03-01", input: "2", output: "4", source: s, as_of: "2026-11-01"}, '
+     '{starts: "2027-02-01", input: "3", output: "6", source: s, as_of: "2026-11-01"}]',
+     r"service_tiers\.flex\[2\]\.starts: 2027-02-01 is not after 2027-03-01"),
+    ('[{input: "1", output: "2", source: s, as_of: "2026-11-01"}, {starts: soon, input: "2", output: "4", source: s, '
+     'as_of: "2026-11-01"}]', r"service_tiers\.flex\[1\]\.starts: 'soon' is not a date"),
+])
+def test_a_tier_price_that_changes_on_a_date_is_checked_where_it_is_written(tier, error, tmp_path):
+    path = tmp_path / "prices.yaml"
+    path.write_text(f'provider: openai\nsource: s\nas_of: "2026-11-01"\nmodels:\n  m:\n    regions:\n'
+                    f'      global: {{input: "0.5", output: "1", service_tiers: {{flex: {tier}}}}}\n')
+    with pytest.raises(ConfigError, match=error):
+        PriceCatalog.builtin().with_overrides(path)
+
+
 def test_every_entry_carries_source_and_as_of(catalog):
     entries = catalog.entries()
     providers = {e.provider for e in entries}

@@ -101,3 +101,40 @@ def test_a_claude_sonnet_4_prompt_over_200k_tokens_is_billed_at_the_long_context
     assert cost.total_usd == (200_000 * Decimal("6") + 2_000 * Decimal("22.50") + 40_000 * Decimal("0.60")
                               + 10_000 * Decimal("7.50")) / M
     assert compute_cost(usage, "claude-sonnet-4@20250514", mode="batch", one_call=True).total_usd == cost.total_usd / 2
+
+
+@pytest.mark.parametrize("model, when, rates", [
+    # genai-prices 0.2.5, GPT-6.2 Sol (standard $2 in / $0.10 cached / $10 out): ultrafast is 3x through 2027-02-28
+    # ($6 / $0.30 / $30) and 6x from 2027-03-01 ($12 / $0.60 / $60), applied by the request's UTC date.
+    ("gpt-6.2-sol", "2027-02-28T23:59:59+00:00", ("6", "0.30", "30")),
+    ("gpt-6.2-sol", "2027-03-01T00:00:00+00:00", ("12", "0.60", "60")),
+    # the same instant as 2027-02-28 16:00 Pacific: the UTC day decides, as in genai-prices
+    ("gpt-6.2-sol", "2027-02-28T16:00:00-08:00", ("12", "0.60", "60")),
+    # GPT-6.2 Astra (standard $8 / $0.40 / $40): 3x is $24 / $1.20 / $120, 6x $48 / $2.40 / $240
+    ("gpt-6.2-astra", "2026-12-05T12:00:00+00:00", ("24", "1.20", "120")),
+    ("gpt-6.2-astra", "2027-06-01T12:00:00+00:00", ("48", "2.40", "240")),
+])
+def test_an_ultrafast_call_is_priced_at_the_ultrafast_price_of_its_day(model, when, rates):
+    from datetime import datetime
+
+    rate_in, rate_cached, rate_out = map(Decimal, rates)
+    expected = (800 * rate_in + 200 * rate_cached + 100 * rate_out) / M
+    cost = compute_cost(Usage(800, 100, 200), model, service_tier="ultrafast", one_call=True,
+                        at=datetime.fromisoformat(when))
+    assert cost.total_usd == expected and cost.service_tier == "ultrafast"
+    assert "ultrafast" in cost.source and cost.as_of
+
+
+def test_genai_prices_ultrafast_change_is_kept_with_its_date():
+    """The fallback library's own ultrafast variants (the 6x one constrained to start 2027-03-01) become one tier price
+    with its dated change, so a model only the library knows is priced by its call's day too."""
+    from datetime import date
+
+    from tokenomy.pricing.library import library_figures
+
+    tier = library_figures("openai", "gpt-6.2-astra")["service_tiers"]["ultrafast"]
+    assert (tier.input, tier.output, tier.cache_read, tier.cache_write) == (24, 120, Decimal("1.2"), 30)
+    later = tier.on(date(2027, 3, 1))
+    assert (later.input, later.output, later.cache_read, later.cache_write, later.starts) == (
+        48, 240, Decimal("2.4"), 60, "2027-03-01")
+    assert tier.on(date(2027, 2, 28)) is tier

@@ -152,6 +152,34 @@ def test_a_fast_call_is_recorded_at_the_priority_price(ledger_path, monkeypatch)
     assert [r.tags.get("service_tier") for r in rows] == ["priority", "priority"]
 
 
+def test_an_ultrafast_call_is_recorded_at_the_ultrafast_price(ledger_path, monkeypatch):
+    """OpenAI's ultrafast tier (GPT-6.2 Sol and Astra) bills 3x the standard rates through 2027-02-28 and 6x from
+    2027-03-01 (genai-prices 0.2.5: GPT-6.2 Sol $6 in / $0.30 cached / $30 out, then $12 / $0.60 / $60). An answer
+    served at "ultrafast" was recorded at the standard price ($2 / $0.10 / $10) and untagged."""
+    from decimal import Decimal
+
+    monkeypatch.setenv("OPENAI_API_KEY", "x")
+    server = _tiered_upstream()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    try:
+        models = {"sol": ModelSpec(name="sol", provider="openai", model="gpt-6.2-sol", base_url=url)}
+        with Tokenomy(ledger_path, models=models) as client:
+            client.chat(ChatRequest.simple("hi", model="sol", max_tokens=100, extra={"service_tier": "ultrafast"}))
+            list(client.stream(ChatRequest.simple("hi", model="sol", max_tokens=100,
+                                                  extra={"service_tier": "ultrafast"})))
+    finally:
+        server.shutdown()
+        server.server_close()
+    rows = open_store(ledger_path).events()
+    # 800 uncached + 200 cached input, 100 output, at the price of the day the call was made
+    early = all(r.ts < datetime(2027, 3, 1, tzinfo=UTC) for r in rows)
+    rate_in, rate_cached, rate_out = (Decimal(6), Decimal("0.30"), Decimal(30)) if early else (
+        Decimal(12), Decimal("0.60"), Decimal(60))
+    expected = (800 * rate_in + 200 * rate_cached + 100 * rate_out) / 1_000_000
+    assert [r.cost_usd for r in rows] == [expected, expected]
+    assert [r.tags.get("service_tier") for r in rows] == ["ultrafast", "ultrafast"]
+
+
 def test_a_call_over_the_long_context_threshold_is_recorded_at_the_long_context_price(ledger_path, monkeypatch):
     """One call with a 250,000-token prompt (200 of them cached) priced as Gemini 2.5 Pro: Google bills the whole
     call at $2.50 in / $0.25 cached / $15 out per 1M over 200k prompt tokens (was $1.25 / $0.125 / $10)."""

@@ -154,7 +154,9 @@ def cost(
     region: Optional[str] = typer.Option(None, "--region", help="AWS region (Bedrock)."),
     cache_ttl: str = typer.Option("5m", "--cache-ttl", help="Cache-write price: 5m (default) or 1h."),
     service_tier: str = typer.Option(
-        "standard", "--service-tier", help="On-demand tier: standard (default), priority or flex (where published)."
+        "standard",
+        "--service-tier",
+        help="On-demand tier: standard (default), priority, flex or ultrafast (where published).",
     ),
     price_file: Optional[str] = PricesOption,
     as_json: bool = JsonOption,

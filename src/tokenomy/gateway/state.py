@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 from dataclasses import replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -257,7 +258,7 @@ class Gateway:
                 long = entry.long_context
                 rates: list[Any] = [long if long is not None and read > long.above_tokens else entry]
                 if isinstance(tier, str) and tier in entry.service_tiers:
-                    rates.append(entry.service_tiers[tier])
+                    rates.append(entry.service_tiers[tier].on(datetime.now(UTC).date()))  # today's (a change on a date)
                 for rate in rates:
                     # Without caching information, every prompt token at the dearest input rate that may apply.
                     input_rate = max(rate.input or 0, rate.cache_write or 0)

@@ -118,8 +118,7 @@ def _entry_from_block(
     kwargs["provisioned_hourly"] = {str(k): _decimal(v, f"{where}.provisioned_hourly.{k}") for k, v in hourly.items()}
     tiers = block.get("service_tiers", model_info.get("service_tiers")) or {}
     kwargs["service_tiers"] = {
-        str(name): _tier_from_block(str(name), dict(spec or {}), f"{where}.service_tiers.{name}")
-        for name, spec in tiers.items()
+        str(name): _tier_prices(str(name), spec, f"{where}.service_tiers.{name}") for name, spec in tiers.items()
     }
     long_context = block.get("long_context", model_info.get("long_context"))
     if long_context is not None:
@@ -185,16 +184,46 @@ def _long_context_from_block(spec: Any, where: str) -> LongContextPrice:
     )
 
 
+def _tier_prices(name: str, spec: Any, where: str) -> TierPrice:
+    """A service tier's prices: one mapping, or a list of them where the provider announced a change ahead: the
+    first in effect now, each later one with the day it `starts` (after the one before it)."""
+    if not isinstance(spec, list):
+        return _tier_from_block(name, dict(spec or {}), where)
+    if not spec or not all(isinstance(item, dict) for item in spec):
+        raise ConfigError(
+            f"{where}: expected a mapping of prices, or a list of them with `starts` on each after the first, "
+            f"not {spec!r}"
+        )
+    prices = [_tier_from_block(name, dict(item), f"{where}[{i}]") for i, item in enumerate(spec)]
+    if prices[0].starts is not None:
+        raise ConfigError(f"{where}[0].starts: the first price is the one in effect now; leave starts out of it")
+    for i, price in enumerate(prices[1:], start=1):
+        before = prices[i - 1].starts
+        if price.starts is None:
+            raise ConfigError(f"{where}[{i}]: starts required (the UTC day this price replaces the one before it)")
+        if before is not None and price.starts <= before:
+            raise ConfigError(f"{where}[{i}].starts: {price.starts} is not after {before}; list prices in date order")
+    return replace(prices[0], changes=tuple(prices[1:]))
+
+
 def _tier_from_block(name: str, spec: dict[str, Any], where: str) -> TierPrice:
     """One service tier's prices: input and output are required, and so are its own source and as_of."""
     if name not in SERVICE_TIERS:
         raise ConfigError(f"{where}: unknown service tier {name!r}; use one of {', '.join(SERVICE_TIERS)}")
-    unknown = set(spec) - set(TIER_PRICE_FIELDS) - {"source", "as_of"}
+    unknown = set(spec) - set(TIER_PRICE_FIELDS) - {"source", "as_of", "starts"}
     if unknown:
         raise ConfigError(
             f"{where}: unknown field(s) {sorted(unknown)}; known fields are "
-            f"{sorted(set(TIER_PRICE_FIELDS) | {'source', 'as_of'})}"
+            f"{sorted(set(TIER_PRICE_FIELDS) | {'source', 'as_of', 'starts'})}"
         )
+    starts = spec.get("starts")
+    if starts is not None:
+        try:
+            starts = (starts if isinstance(starts, date) else date.fromisoformat(str(starts))).isoformat()
+        except ValueError:
+            raise ConfigError(
+                f"{where}.starts: {starts!r} is not a date; write the day the price takes effect as YYYY-MM-DD"
+            ) from None
     missing = [key for key in ("input", "output", "source", "as_of") if spec.get(key) in (None, "")]
     if missing:
         raise ConfigError(f"{where}: {', '.join(missing)} required (a tier price carries its figures, source and date)")
@@ -206,7 +235,9 @@ def _tier_from_block(name: str, spec: dict[str, Any], where: str) -> TierPrice:
         output=_decimal(spec["output"], f"{where}.output"),
         source=str(spec["source"]),
         as_of=str(spec["as_of"]),
-        **optional,
+        cache_read=optional.get("cache_read"),
+        cache_write=optional.get("cache_write"),
+        starts=starts,
     )
 
 
@@ -257,8 +288,13 @@ def _check_dates(doc: dict[str, Any], origin: str) -> None:
                     (f"models.{model}.regions.{region}.long_context.as_of", block["long_context"].get("as_of"))
                 )
             for tier, spec in (block.get("service_tiers") or info.get("service_tiers") or {}).items():
+                where = f"models.{model}.regions.{region}.service_tiers.{tier}"
                 if isinstance(spec, dict):
-                    places.append((f"models.{model}.regions.{region}.service_tiers.{tier}.as_of", spec.get("as_of")))
+                    places.append((f"{where}.as_of", spec.get("as_of")))
+                elif isinstance(spec, list):  # a price that changes on a date ahead: each was read by today
+                    places += [
+                        (f"{where}[{i}].as_of", p.get("as_of")) for i, p in enumerate(spec) if isinstance(p, dict)
+                    ]
     latest = datetime.now(UTC).date() + timedelta(days=1)  # a day's grace for a file written east of UTC
     for where, value in places:
         if value in (None, ""):

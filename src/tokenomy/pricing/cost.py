@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import MISSING, dataclass, fields
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -11,13 +12,13 @@ from tokenomy.errors import TokenomyError, UsageError
 from tokenomy.messages import Usage
 from tokenomy.money import money_str
 from tokenomy.pricing.catalog import PriceCatalog, PriceEntry, default_catalog
-from tokenomy.pricing.entry import LongContextPrice
+from tokenomy.pricing.entry import SERVICE_TIERS, LongContextPrice
 from tokenomy.pricing.freshness import warn_if_old
 
 log = logging.getLogger(__name__)
 MODES = ("on_demand", "batch", "provisioned")
 CACHE_TTLS = ("5m", "1h")
-SERVICE_TIER_CHOICES = ("standard", "priority", "flex")
+SERVICE_TIER_CHOICES = ("standard", *SERVICE_TIERS)
 MILLION = Decimal(1_000_000)
 _INTS = {int}
 _TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens")
@@ -98,12 +99,13 @@ def answered_cost(
     catalog: PriceCatalog | None,
     what: str = "call",
     service_tier: str = "standard",
+    at: datetime | date | None = None,
 ) -> CostBreakdown:
-    """The cost of a call the provider answered (and bills), as one call (`compute_cost`); one the catalog cannot
-    price is $0 marked unpriced (`unpriced_cost`) with a warning naming `what` ("call", "embeddings call"), rather
-    than an error that would lose its ledger row."""
+    """The cost of a call the provider answered (and bills), as one call (`compute_cost`, at the prices of `at`, the
+    call's time); one the catalog cannot price is $0 marked unpriced (`unpriced_cost`) with a warning naming `what`
+    ("call", "embeddings call"), rather than an error that would lose its ledger row."""
     try:
-        return compute_cost(usage, model, region, mode, catalog, service_tier=service_tier, one_call=True)
+        return compute_cost(usage, model, region, mode, catalog, service_tier=service_tier, one_call=True, at=at)
     except TokenomyError as exc:
         log.warning("%s to %s recorded at $0 (priced_by=unpriced): %s", what, model, exc)
         return unpriced_cost(model, region, mode)
@@ -152,6 +154,7 @@ def compute_cost(
     one_call: bool = False,
     warn_old: bool = True,
     prompt_tokens: int | None = None,
+    at: datetime | date | None = None,
 ) -> CostBreakdown:
     """Price `usage` of `model` in `region` under `mode` (on_demand, batch or provisioned); cache writes
     at the 5-minute or the 1-hour (`cache_ttl="1h"`) write price, except the part `usage` says was written for an
@@ -165,7 +168,10 @@ def compute_cost(
     calls so): priced as `one_call` prices each of them, all at the long-context prices if this is over it.
 
     `warn_old=False`: the caller shows the price's date itself (`as_of` of the breakdown), as a review does for
-    the models it only compares, so no warning is logged for data past 180 days."""
+    the models it only compares, so no warning is logged for data past 180 days.
+
+    `at`: when the call was made (UTC; None: now). A price the provider changes on a date (a service tier's
+    `changes`) is the one in effect on that day, so a call recorded or imported later keeps the price it was billed."""
     counts = (
         usage.input_tokens,
         usage.output_tokens,
@@ -203,7 +209,7 @@ def compute_cost(
                 f"model {entry.model!r} in {entry.region}: the {service_tier} tier publishes no price for prompts "
                 f"over {long.above_tokens:,} tokens; price it with --service-tier standard or a price file"
             )
-        return _tier_cost(usage, entry, service_tier, cache_ttl)
+        return _tier_cost(usage, entry, service_tier, cache_ttl, _utc_day(at))
     if (entry.input is None or entry.output is None) and mode != "provisioned":
         missing = [name for name in ("input", "output") if getattr(entry, name) is None]
         # A missing price is not $0: an entry without one (e.g. a price file's) would record every call as free.
@@ -335,9 +341,18 @@ def _long_cache_rates(
     return read or Decimal(0), write or Decimal(0)
 
 
-def _tier_cost(usage: Usage, entry: PriceEntry, tier_name: str, cache_ttl: str) -> CostBreakdown:
-    """On-demand cost at a published priority/flex price; refuses what the tier's published prices do not cover
-    (never a multiplier of the standard price)."""
+def _utc_day(at: datetime | date | None) -> date:
+    """The UTC day of `at` (a naive datetime is UTC, as in the ledger), or today's."""
+    if at is None:
+        return datetime.now(UTC).date()
+    if isinstance(at, datetime):
+        return (at.astimezone(UTC) if at.tzinfo is not None else at).date()
+    return at
+
+
+def _tier_cost(usage: Usage, entry: PriceEntry, tier_name: str, cache_ttl: str, day: date) -> CostBreakdown:
+    """On-demand cost at a published tier price (priority, flex, ultrafast), the one in effect on `day`; refuses what
+    the tier's published prices do not cover (never a multiplier of the standard price)."""
     tier = entry.service_tiers.get(tier_name)
     where = f"model {entry.model!r} in {entry.region}"
     if tier is None:
@@ -347,6 +362,7 @@ def _tier_cost(usage: Usage, entry: PriceEntry, tier_name: str, cache_ttl: str) 
             "or add the tier's published price with --prices FILE (service_tiers: {"
             f"{tier_name}: {{input, output, source, as_of}}}})"
         )
+    tier = tier.on(day)
     if cache_ttl == "1h" or usage.cache_write_1h_tokens:
         raise UsageError(f"{where}: the {tier_name} tier publishes no 1-hour cache-write price; use --cache-ttl 5m")
     for tokens, rate, label in (
@@ -378,6 +394,7 @@ def _tier_cost(usage: Usage, entry: PriceEntry, tier_name: str, cache_ttl: str) 
         priced_by=entry.priced_by,
         source=tier.source,
         as_of=tier.as_of,
+        note=f"the {tier_name} price in effect from {tier.starts}" if tier.starts is not None else None,
         cache_ttl=cache_ttl,
         service_tier=tier_name,
     )

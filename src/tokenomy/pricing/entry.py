@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -38,7 +39,7 @@ INT_FIELDS = (
 # are its prices').
 TEXT_FIELDS = ("batch_note", "provisioned_note", "overrides", "note", "service_tier_note", "limits_source")
 # On-demand service tiers other than the standard one; each is priced only where the provider publishes it.
-SERVICE_TIERS = ("priority", "flex")
+SERVICE_TIERS = ("priority", "flex", "ultrafast")
 # Other names a provider takes and reports for one of those tiers, at its price: OpenAI renamed priority processing
 # "fast" and accepts either name (genai-prices prices both variants alike).
 TIER_ALIASES = {"fast": "priority"}
@@ -53,7 +54,12 @@ def unit_prices(prices: Any, fields: tuple[str, ...]) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class TierPrice:
-    """The on-demand prices of one service tier (USD per million tokens), with their own source and date."""
+    """The on-demand prices of one service tier (USD per million tokens), with their own source and date.
+
+    `as_of` is the day the price was read; `starts` the UTC day it takes effect where the provider announced it ahead
+    (None: in effect when read). `changes` are the tier's prices announced to replace this one, each with its
+    `starts`, in date order (OpenAI's ultrafast tier doubles on 2027-03-01): a call is priced at the one in effect on
+    its own day (`on`), as genai-prices picks a price variant by the request's UTC date."""
 
     input: Decimal
     output: Decimal
@@ -61,9 +67,24 @@ class TierPrice:
     as_of: str
     cache_read: Decimal | None = None
     cache_write: Decimal | None = None
+    starts: str | None = None
+    changes: tuple[TierPrice, ...] = ()
+
+    def on(self, day: date) -> TierPrice:
+        """The price in effect on `day` (UTC)."""
+        current = self
+        for change in self.changes:
+            if change.starts is not None and date.fromisoformat(change.starts) <= day:
+                current = change
+        return current
 
     def to_json(self) -> dict[str, Any]:
-        return {**unit_prices(self, TIER_PRICE_FIELDS), "source": self.source, "as_of": self.as_of}
+        out: dict[str, Any] = {**unit_prices(self, TIER_PRICE_FIELDS), "source": self.source, "as_of": self.as_of}
+        if self.starts is not None:
+            out["starts"] = self.starts
+        if self.changes:
+            out["changes"] = [change.to_json() for change in self.changes]
+        return out
 
 
 LONG_CONTEXT_PRICE_FIELDS = ("input", "output", "cache_read", "cache_write", "cache_write_1h")
@@ -121,7 +142,7 @@ class PriceEntry:
     limits_source: str | None = None  # where the limits were read, and when
     provisioned_hourly: dict[str, Decimal] = field(default_factory=dict)
     provisioned_tpm_per_unit: int | None = None
-    service_tiers: dict[str, TierPrice] = field(default_factory=dict)  # "priority"/"flex" where published
+    service_tiers: dict[str, TierPrice] = field(default_factory=dict)  # SERVICE_TIERS' prices where published
     long_context: LongContextPrice | None = None  # prices of a call over a prompt-size threshold, where published
     service_tier_note: str | None = None  # why a tier is not priced (e.g. sold, but no figure verified)
     batch_note: str | None = None  # why there is no batch price (the provider publishes none)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import urllib.request
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -168,27 +169,47 @@ def _long_context(prices: Any, source: str, as_of: str) -> LongContextPrice | No
 
 
 def _tiers(info: Any, now: datetime, source: str, as_of: str) -> dict[str, TierPrice]:
-    """The priority/flex prices the library publishes for a model (its `service_tier` price variants)."""
+    """The service-tier prices the library publishes for a model (its `service_tier` price variants): the one in
+    effect now, with the changes it dates ahead (a variant whose start date is to come) as `changes`."""
     tiers: dict[str, TierPrice] = {}
     for name in SERVICE_TIERS:
         context = {"service_tier": name}
         variants = [v for v in info.price_variants or () if v.when == context]
         active = [v for v in variants if v.constraint is None or v.constraint.active(now)]
-        if not active:
+        current = _tier_price(info, now, context, source, as_of) if active else None
+        if current is None:
             continue
-        prices = info.get_prices(now, dict(context))
-        tier_in, tier_out = _flat(prices, "input_mtok"), _flat(prices, "output_mtok")
-        if tier_in is None or tier_out is None:
-            continue
-        tiers[name] = TierPrice(
-            input=tier_in,
-            output=tier_out,
-            source=source,
-            as_of=as_of,
-            cache_read=_flat(prices, "cache_read_mtok"),
-            cache_write=_flat(prices, "cache_write_mtok"),
+        ahead = sorted(
+            {
+                start
+                for v in variants
+                if isinstance(start := getattr(v.constraint, "start_date", None), date) and start > now.date()
+            }
         )
+        changes = [
+            _tier_price(info, datetime(d.year, d.month, d.day, tzinfo=UTC), context, source, as_of, d) for d in ahead
+        ]
+        tiers[name] = replace(current, changes=tuple(change for change in changes if change is not None))
     return tiers
+
+
+def _tier_price(
+    info: Any, when: datetime, context: dict[str, str], source: str, as_of: str, starts: date | None = None
+) -> TierPrice | None:
+    """The library's price of one service tier on `when`, or None where it lacks an input or output price."""
+    prices = info.get_prices(when, dict(context))
+    tier_in, tier_out = _flat(prices, "input_mtok"), _flat(prices, "output_mtok")
+    if tier_in is None or tier_out is None:
+        return None
+    return TierPrice(
+        input=tier_in,
+        output=tier_out,
+        source=source,
+        as_of=as_of,
+        cache_read=_flat(prices, "cache_read_mtok"),
+        cache_write=_flat(prices, "cache_write_mtok"),
+        starts=starts.isoformat() if starts is not None else None,
+    )
 
 
 def _embedding_model(info: Any) -> bool:
