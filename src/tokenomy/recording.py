@@ -30,7 +30,7 @@ from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.messages import ChatResponse, Usage
 from tokenomy.pricing.catalog import PriceCatalog, PriceEntry
 from tokenomy.pricing.cost import CostBreakdown, answered_cost, billable_usage
-from tokenomy.pricing.entry import SERVICE_TIERS, TIER_ALIASES
+from tokenomy.pricing.entry import priced_tier
 from tokenomy.pricing.server_tools import billed_counts, implied_searches, server_tool_counts, with_server_tools
 from tokenomy.routing.router import REASON_TAG, REJECTED_TAG
 from tokenomy.routing.validators import Rejection
@@ -38,22 +38,17 @@ from tokenomy.telemetry import otel
 
 log = logging.getLogger("tokenomy.client")  # the client's log: these are its calls
 
-# Service tiers an upstream says it served (OpenAI's `service_tier` in the answer) that are priced apart from the
-# standard tier (flex, priority, ultrafast); any other value ("default", "auto", "scale", none) is the standard price.
-PRICED_TIERS = SERVICE_TIERS
 # Output tokens below every chat model's maximum output: an uncapped answer under it is not compared with its model's.
 UNCAPPED_FLOOR = 1024
 
 
 def served_tier(response: ChatResponse) -> str:
     """The service tier the upstream reports it served the call at (OpenAI-format answers carry `service_tier`,
-    which the caller can ask for in `extra`): flex, priority and ultrafast calls are billed at their own prices."""
+    which the caller can ask for in `extra`): flex, priority and ultrafast calls are billed at their own prices, any
+    other value ("default", "auto", "scale", none) at the standard price."""
     raw = response.raw if isinstance(response.raw, dict) else {}
     top = raw.get("top")
-    tier = top.get("service_tier") if isinstance(top, dict) else None
-    if tier in PRICED_TIERS:
-        return tier
-    return TIER_ALIASES.get(tier, "standard") if isinstance(tier, str) else "standard"  # "fast" is priority
+    return priced_tier(top.get("service_tier") if isinstance(top, dict) else None)  # "fast" is priority
 
 
 class Recorder:

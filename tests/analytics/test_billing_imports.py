@@ -63,7 +63,10 @@ def test_openai_usage_from_the_api_follows_pages_and_splits_cache_and_batch(ledg
         usage, costs = "/v1/organization/usage/completions", "/v1/organization/costs"
         assert seen == [(usage, None), (usage, "cursor-1"), (costs, None), (costs, "cursor-1")]
         usage_query = server.requests[0][1]
-        assert usage_query["group_by"] == ["model", "batch", "project_id"] and usage_query["bucket_width"] == ["1d"]
+        # by service tier too: a flex or priority call is billed at its tier's price (OpenAI's Usage API groups by
+        # project_id, user_id, api_key_id, model, batch, service_tier)
+        assert usage_query["group_by"] == ["model", "batch", "project_id", "service_tier"]
+        assert usage_query["bucket_width"] == ["1d"]
         assert usage_query["start_time"] == [str(DAY1)] and usage_query["end_time"] == [str(DAY1 + 2 * 86_400)]
         _check_openai_rows(_by_key(ledger_path))
         again = _import(args, ledger_path, env={"OPENAI_ADMIN_KEY": KEYS["openai"]})
@@ -89,6 +92,53 @@ def test_openai_usage_from_saved_pages_matches_the_api(ledger_path, tmp_path) ->
     assert mini.tags["cost_from"] == "catalog" and mini.priced_by == "billed"
     assert mini.cost_usd == Decimal("0.15") * 6000 / 10**6 + Decimal("0.075") * 4000 / 10**6 + \
         Decimal("0.60") * 2000 / 10**6
+
+
+def _tiered_pages(tmp_path: Path, costs: bool) -> Path:
+    """One day of o3 usage grouped by service tier (the Usage API's `service_tier`: "default", "flex", "priority"),
+    with or without the day's cost line items (which name no tier)."""
+    def usage(tier: str, total: int, cached: int, output: int) -> dict:
+        return {"object": "organization.usage.completions.result", "input_tokens": total,
+                "input_cached_tokens": cached, "output_tokens": output, "num_model_requests": 3,
+                "project_id": "proj_a", "model": "o3", "batch": False, "service_tier": tier}
+
+    pages = [{"object": "page", "data": [{"object": "bucket", "start_time": DAY1, "end_time": DAY1 + 86_400,
+                                          "results": [usage("default", 10_000, 4_000, 2_000),
+                                                      usage("flex", 10_000, 4_000, 2_000),
+                                                      usage("priority", 1_000, 0, 100)]}]}]
+    if costs:
+        items = [("o3, input", "0.02"), ("o3, cached input", "0.003"), ("o3, output", "0.0254")]
+        pages.append({"object": "page", "data": [{"object": "bucket", "start_time": DAY1, "end_time": DAY1 + 86_400,
+                                                   "results": [{"object": "organization.costs.result",
+                                                                "amount": {"value": value, "currency": "usd"},
+                                                                "line_item": item, "project_id": "proj_a"}
+                                                               for item, value in items]}]})
+    path = tmp_path / ("billed.jsonl" if costs else "usage.jsonl")
+    path.write_text("\n".join(json.dumps(page) for page in pages) + "\n")
+    return path
+
+
+def test_openai_usage_by_service_tier_is_priced_at_each_tier_and_a_bill_stays_whole(ledger_path, tmp_path) -> None:
+    """Usage without its bill, by tier: the flex and priority lines were merged into the standard one and the row priced
+    at the standard tier. o3 per 1M tokens (openai.yaml, from OpenAI's pricing page): standard $2 in / $0.50 cached /
+    $8 out, flex $1 / $0.25 / $4, priority $3.50 / $0.875 / $14. With the bill (line items name no tier) the row keeps
+    the billed figures, whole."""
+    _import(["openai-usage", str(_tiered_pages(tmp_path, costs=False))], ledger_path)
+    rows = {e.tags.get("service_tier"): e for e in open_store(ledger_path).events()}
+    assert set(rows) == {None, "flex", "priority"}
+    m = Decimal(1_000_000)
+    assert rows[None].cost_usd == (6_000 * 2 + 4_000 * Decimal("0.50") + 2_000 * 8) / m == Decimal("0.03")
+    assert rows["flex"].cost_usd == (6_000 * 1 + 4_000 * Decimal("0.25") + 2_000 * 4) / m == Decimal("0.015")
+    assert rows["priority"].cost_usd == (1_000 * Decimal("3.50") + 100 * 14) / m == Decimal("0.0049")
+    assert all(e.tags["cost_from"] == "catalog" for e in rows.values())
+    assert sum(e.input_tokens + e.cache_read_tokens for e in rows.values()) == 21_000
+
+    billed = tmp_path / "billed.duckdb"
+    _import(["openai-usage", str(_tiered_pages(tmp_path, costs=True))], billed)
+    (whole,) = open_store(billed).events()
+    assert (whole.input_tokens, whole.cache_read_tokens, whole.output_tokens) == (13_000, 8_000, 4_100)
+    assert whole.cost_usd == Decimal("0.0484") and "cost_from" not in whole.tags
+    assert "service_tier" not in whole.tags  # three tiers in one bill: none of them says what it was
 
 
 def _check_anthropic_rows(rows: dict[tuple, UsageEvent]) -> None:

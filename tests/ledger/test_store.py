@@ -91,6 +91,30 @@ def test_import_reports_bad_lines_and_keeps_good_ones(tmp_path, ledger_path):
     assert costs == [Decimal("0.000375"), Decimal("0.0005"), Decimal("1.5")]
 
 
+def test_an_imported_row_tagged_with_a_service_tier_is_priced_at_that_tier_on_its_day(tmp_path, ledger_path):
+    """A row without cost_usd is priced from the catalog: its `service_tier` tag was ignored and every row priced at
+    the standard tier. o3 per 1M tokens (openai.yaml, OpenAI's pricing page): standard $2 in / $8 out, flex $1 / $4,
+    priority $3.50 / $14. GPT-6.2 Sol ultrafast (genai-prices 0.2.5): $6 / $30 through 2027-02-28, $12 / $60 from
+    2027-03-01: a row is priced at its own day's price, not the day it is imported."""
+    row = {"ts": "2026-11-01T10:00:00Z", "provider": "openai", "model": "o3", "mode": "on_demand",
+           "input_tokens": 1000, "output_tokens": 500}
+    lines = [row, {**row, "tags": {"service_tier": "flex"}}, {**row, "tags": {"service_tier": "fast"}},
+             {**row, "model": "gpt-6.2-sol", "tags": {"service_tier": "ultrafast"}},
+             {**row, "model": "gpt-6.2-sol", "ts": "2027-03-01T00:00:00Z", "tags": {"service_tier": "ultrafast"}}]
+    path = tmp_path / "usage.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    store = open_store(ledger_path)
+    result = import_file(path, store)
+    assert (result.imported, result.errors) == (5, [])
+
+    def price(rate_in, rate_out):
+        return (1000 * Decimal(rate_in) + 500 * Decimal(rate_out)) / 1_000_000
+
+    costs = sorted(e.cost_usd for e in store.events())
+    assert costs == [price("1", "4"), price("2", "8"), price("3.50", "14"), price("6", "30"), price("12", "60")]
+    assert costs == [Decimal("0.003"), Decimal("0.006"), Decimal("0.0105"), Decimal("0.021"), Decimal("0.042")]
+
+
 def test_import_rejects_bytes_huge_counts_and_nan_latency_by_line(tmp_path, ledger_path):
     good = {"ts": "2026-11-01T10:00:00Z", "provider": "aws.bedrock", "model": "anthropic.claude-3-haiku-20240307-v1:0",
             "input_tokens": 1000, "output_tokens": 200}

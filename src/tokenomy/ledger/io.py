@@ -21,6 +21,7 @@ from tokenomy.ledger.events import COLUMNS, UsageEvent
 from tokenomy.ledger.rejects import write_refusing
 from tokenomy.ledger.store import LedgerStore
 from tokenomy.pricing.cost import compute_cost
+from tokenomy.pricing.entry import priced_tier
 
 INT_FIELDS = (
     "input_tokens",
@@ -161,6 +162,9 @@ def event_from_record(record: Any, occurrence: int = 0) -> UsageEvent:
                 event.region if event.region not in (None, "") else None,
                 event.mode,
                 one_call=True,  # a ledger row is one call
+                # the tier its `service_tier` tag names (flex, priority, ...), at the prices of the row's day
+                service_tier=priced_tier(event.tags.get("service_tier")) if event.mode == "on_demand" else "standard",
+                at=event.ts,
             )
         except TokenomyError as exc:
             raise ValueError(f"cannot price it: {exc}") from None

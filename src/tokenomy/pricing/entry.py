@@ -43,6 +43,18 @@ SERVICE_TIERS = ("priority", "flex", "ultrafast")
 # Other names a provider takes and reports for one of those tiers, at its price: OpenAI renamed priority processing
 # "fast" and accepts either name (genai-prices prices both variants alike).
 TIER_ALIASES = {"fast": "priority"}
+
+
+def priced_tier(name: object) -> str:
+    """The tier a provider's name for one is priced at: one of SERVICE_TIERS (an alias read as its tier), else the
+    standard tier ("default", "auto", "standard", "scale", none)."""
+    if isinstance(name, str):
+        name = TIER_ALIASES.get(name, name)
+        if name in SERVICE_TIERS:
+            return str(name)
+    return "standard"
+
+
 TIER_PRICE_FIELDS = ("input", "output", "cache_read", "cache_write")
 
 

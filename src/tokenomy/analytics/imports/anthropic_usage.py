@@ -17,6 +17,7 @@ from typing import Any
 from tokenomy.analytics.imports.admin_api import admin_key, buckets, fetch_pages, import_saved
 from tokenomy.analytics.imports.billing import BilledRows
 from tokenomy.analytics.imports.common import ImportResult
+from tokenomy.pricing.entry import priced_tier
 
 ANTHROPIC_API = "https://api.anthropic.com/v1"
 KEY_ENV = "ANTHROPIC_ADMIN_KEY"
@@ -78,6 +79,12 @@ def _mode(tier: Any) -> tuple[str, dict[str, str] | None]:
     return "on_demand", ({"service_tier": str(tier)} if tier and tier != "standard" else None)
 
 
+def _tier(tier: Any) -> str | None:
+    """The on-demand tier a line's usage or cost is priced at (its report names one on every token line; batch is a
+    mode, at the standard tier), None where it names none (a report not grouped by service tier)."""
+    return priced_tier(tier) if tier else None
+
+
 def _usage_line(rows: BilledRows, start: datetime, result: dict[str, Any]) -> None:
     model = result.get("model")
     if not model:
@@ -98,7 +105,7 @@ def _usage_line(rows: BilledRows, start: datetime, result: dict[str, Any]) -> No
     for kind, tokens in counts.items():
         rows.add(
             start, "anthropic", str(model), kind=kind, tokens=tokens, mode=mode,
-            account=result.get("workspace_id"), tags=tags,
+            account=result.get("workspace_id"), tags=tags, service_tier=_tier(result.get("service_tier")),
         )  # fmt: skip
 
 
@@ -116,7 +123,10 @@ def _cost_line(rows: BilledRows, start: datetime, result: dict[str, Any]) -> Non
         model = str(result.get("description") or result.get("cost_type") or "(all costs)")
         kind = None
     mode, _ = _mode(result.get("service_tier"))
-    rows.add(start, "anthropic", str(model), kind=kind, cost=cost, mode=mode, account=result.get("workspace_id"))
+    rows.add(
+        start, "anthropic", str(model), kind=kind, cost=cost, mode=mode, account=result.get("workspace_id"),
+        service_tier=_tier(result.get("service_tier")),
+    )  # fmt: skip
 
 
 def import_anthropic_usage(pages: list[tuple[str, dict[str, Any]]], source: str = SOURCE) -> ImportResult:

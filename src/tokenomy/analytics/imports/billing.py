@@ -4,7 +4,12 @@ mode, with tokens and billed cost split by usage type (input, output, cache read
 Usage and cost often arrive separately (OpenAI's Usage and Costs APIs, Anthropic's usage and cost reports) or
 as one line per usage type (CUR, FOCUS, Google Cloud billing): each line adds its tokens and its cost to the
 row it belongs to. A row no cost line reached (a usage export without its cost export) is priced from the
-catalog and tagged `cost_from=catalog`. Every row is marked billed data (see tokenomy.analytics.billed).
+catalog at the prices of its day, and tagged `cost_from=catalog`. Every row is marked billed data (see
+tokenomy.analytics.billed).
+
+A line may name the on-demand service tier it was served at (flex, priority, ...: a usage report grouped by tier):
+the tiers of one row are kept apart, each priced at its own tier, unless a line of that row names no tier (OpenAI's
+cost line items do not): the bill cannot be split by tier, so the row stays whole and keeps the billed figures.
 """
 
 from __future__ import annotations
@@ -29,10 +34,20 @@ class BilledRow:
     has_cost: bool = False
     tags: dict[str, str] = field(default_factory=dict)
 
+    def merge(self, other: BilledRow) -> None:
+        for kind, tokens in other.tokens.items():
+            self.tokens[kind] = self.tokens.get(kind, 0) + tokens
+        for kind, cost in other.costs.items():
+            self.costs[kind] = self.costs.get(kind, Decimal(0)) + cost
+        self.other_cost += other.other_cost
+        self.has_cost = self.has_cost or other.has_cost
+        self.tags.update(other.tags)
+
 
 @dataclass
 class BilledRows:
-    """Rows keyed by (start, provider, account, model, region, mode), in the order their first line came."""
+    """Rows keyed by (start, provider, account, model, region, mode, service tier), in the order their first line
+    came (the tier: as `add` was told, None where a line named none)."""
 
     source: str
     granularity: str | None = None
@@ -51,10 +66,13 @@ class BilledRows:
         mode: str = "on_demand",
         account: str | None = None,
         tags: dict[str, str] | None = None,
+        service_tier: str | None = None,
     ) -> None:
         """One line: `tokens` of usage type `kind` (a TOKEN_KINDS name, or None for a non-token charge) and
-        its billed `cost` (None: this line carries no cost, e.g. a usage API row)."""
-        row = self.rows.setdefault((start, provider, account or "", model, region or "", mode), BilledRow())
+        its billed `cost` (None: this line carries no cost, e.g. a usage API row); `service_tier` the on-demand tier
+        it was served at, as `priced_tier` reads it (None: the line does not say)."""
+        key = (start, provider, account or "", model, region or "", mode, service_tier)
+        row = self.rows.setdefault(key, BilledRow())
         if kind is not None:
             row.tokens[kind] = row.tokens.get(kind, 0) + tokens
         if cost is not None:
@@ -65,10 +83,31 @@ class BilledRows:
                 row.costs[kind] = row.costs.get(kind, Decimal(0)) + cost
         row.tags.update(tags or {})
 
+    def _by_tier(self) -> list[tuple[tuple, str, BilledRow]]:
+        """(row key without its tier, the tier it is priced at, row): a row's tiers apart where every one of its lines
+        named its tier, else whole (at the standard tier, or the one tier its lines named)."""
+        groups: dict[tuple, dict[str | None, BilledRow]] = {}
+        for full_key, row in self.rows.items():
+            groups.setdefault(full_key[:-1], {})[full_key[-1]] = row
+        out: list[tuple[tuple, str, BilledRow]] = []
+        for key, tiers in groups.items():
+            if None not in tiers or len(tiers) == 1:
+                out += [(key, tier or "standard", row) for tier, row in tiers.items()]
+                continue
+            named = {tier for tier in tiers if tier is not None}
+            whole = BilledRow()
+            for row in tiers.values():
+                whole.merge(row)
+            if len(named) > 1:  # tokens of several tiers and one bill: no one tier says what the row was served at
+                whole.tags.pop("service_tier", None)
+            out.append((key, named.pop() if len(named) == 1 else "standard", whole))
+        return out
+
     def events(self, result: ImportResult, id_prefix: str | None = None) -> list[UsageEvent]:
         out = []
-        for (start, provider, account, model, region, mode), row in self.rows.items():
+        for (start, provider, account, model, region, mode), tier, row in self._by_tier():
             parts = [start.isoformat(), region or None, model, mode] + ([provider, account] if account else [])
+            parts += [tier] if tier != "standard" else []  # (a standard row keeps the id it had before tiers)
             event = UsageEvent(
                 ts=start,
                 provider=provider,
@@ -87,18 +126,23 @@ class BilledRows:
                     setattr(event, kind.replace("_tokens", "_cost_usd"), cost)
                 event.cost_usd = sum(row.costs.values(), Decimal(0)) + row.other_cost
             else:
-                _catalog_price(event, result)
+                _catalog_price(event, result, tier)
             event.priced_by = BILLED
             out.append(event)
         result.events.extend(out)
         return out
 
 
-def _catalog_price(event: UsageEvent, result: ImportResult) -> None:
+def _catalog_price(event: UsageEvent, result: ImportResult, tier: str) -> None:
+    """The row's tokens at the catalog's prices of its day, at its service tier (on demand): a tier without a
+    published price leaves it unpriced, never at the standard price."""
     from tokenomy.pricing.cost import compute_cost
 
+    tier = tier if event.mode == "on_demand" else "standard"
     try:
-        event.apply_cost(compute_cost(event.usage, event.model, event.region, mode=event.mode))
+        event.apply_cost(
+            compute_cost(event.usage, event.model, event.region, mode=event.mode, service_tier=tier, at=event.ts)
+        )
         event.tags["cost_from"] = "catalog"
     except TokenomyError:
         result.unpriced_models.add(event.model)

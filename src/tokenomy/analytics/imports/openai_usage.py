@@ -1,11 +1,12 @@
 """OpenAI's organization Usage API (completions) and Costs API, from the API or from saved pages.
 
-Usage results (`organization.usage.completions.result`) give per bucket, model, batch flag and project the
-input tokens (cached ones included), `input_cached_tokens` and output tokens. Cost results
+Usage results (`organization.usage.completions.result`) give per bucket, model, batch flag, project and service
+tier the input tokens (cached ones included), `input_cached_tokens` and output tokens. Cost results
 (`organization.costs.result`, daily) give dollars per project and line item, e.g. "gpt-4o-mini-2024-07-18,
 input": the model, then the usage type. Both land on the same row (day, project, model, batch), so the
 row has OpenAI's tokens and OpenAI's bill; line items that are not a model's tokens (tools, storage,
-fine-tuning) become rows of their own with the line item as the model and no tokens.
+fine-tuning) become rows of their own with the line item as the model and no tokens. Line items name no service
+tier, so a billed row holds all its tiers; usage without its bill is a row per tier, priced at that tier.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from tokenomy.analytics.imports.admin_api import admin_key, buckets, fetch_pages, import_saved
 from tokenomy.analytics.imports.billing import BilledRows
 from tokenomy.analytics.imports.common import ImportResult
+from tokenomy.pricing.entry import priced_tier
 
 OPENAI_API = "https://api.openai.com/v1"
 KEY_ENV = "OPENAI_ADMIN_KEY"
@@ -30,7 +32,8 @@ LINE_KINDS = [("cached input", "cache_read_tokens"), ("input", "input_tokens"), 
 def fetch_openai(
     since: datetime, until: datetime, base_url: str | None = None, bucket_width: str = "1d", costs: bool = True
 ) -> list[tuple[str, dict[str, Any]]]:
-    """Usage pages (grouped by model, batch and project) and, with `costs`, cost pages (by line item, project)."""
+    """Usage pages (grouped by model, batch, project and service tier: a flex or priority call is billed at its tier's
+    price) and, with `costs`, cost pages (by line item, project)."""
     base = (base_url or OPENAI_API).rstrip("/")
     headers = {"Authorization": f"Bearer {admin_key(KEY_ENV, 'tokenomy import openai-usage')}"}
     window = [("start_time", str(int(since.timestamp()))), ("end_time", str(int(until.timestamp())))]
@@ -39,7 +42,7 @@ def fetch_openai(
         usage_url,
         window
         + [("bucket_width", bucket_width), ("limit", str(BUCKET_LIMITS[bucket_width]))]
-        + [("group_by", g) for g in ("model", "batch", "project_id")],
+        + [("group_by", g) for g in ("model", "batch", "project_id", "service_tier")],
         headers,
     )
     pages = [(usage_url, p) for p in usage]
@@ -74,13 +77,15 @@ def _usage_line(rows: BilledRows, start: datetime, result: dict[str, Any]) -> No
     if cached > total:
         raise ValueError(f"input_cached_tokens={cached} exceeds input_tokens={total} (cached tokens are part of it)")
     mode, account = "batch" if result.get("batch") else "on_demand", result.get("project_id")
-    tier = result.get("service_tier")
-    tags = {"service_tier": str(tier)} if tier and tier not in ("default", "standard") else None
-    rows.add(
-        start, "openai", str(model), kind="input_tokens", tokens=total - cached, tags=tags, mode=mode, account=account
-    )
-    rows.add(start, "openai", str(model), kind="cache_read_tokens", tokens=cached, mode=mode, account=account)
-    rows.add(start, "openai", str(model), kind="output_tokens", tokens=output, mode=mode, account=account)
+    said = result.get("service_tier")  # with group_by=service_tier: "default", "flex", "priority", ...
+    tier = priced_tier(said) if said else None
+    shown = tier if tier not in (None, "standard") else said  # "fast" is tagged as the priority it is priced at
+    tags = {"service_tier": str(shown)} if said and said not in ("default", "standard") else None
+    for kind, tokens in (("input_tokens", total - cached), ("cache_read_tokens", cached), ("output_tokens", output)):
+        rows.add(
+            start, "openai", str(model), kind=kind, tokens=tokens, tags=tags, mode=mode, account=account,
+            service_tier=tier,
+        )  # fmt: skip
 
 
 def _cost_line(rows: BilledRows, start: datetime, result: dict[str, Any]) -> None:
