@@ -639,3 +639,31 @@ def test_an_endpoint_password_is_not_kept_in_the_ledger_and_is_taken_from_the_en
                                 text=True, timeout=120, env={**env, "OPENAI_BASE_URL": secret_url})
     assert waited.returncode == 0, waited.stderr
     assert json.loads(waited.stdout)["status"] == "completed" and json.loads(waited.stdout)["done"] == 3
+
+
+def test_a_line_naming_no_record_is_not_counted_as_a_record_to_send_again(tmp_path) -> None:
+    # A job holding an output line that named no record (kept as its unmatched line) said, once it ended,
+    # "-1 records were throttled or hit a server error: `tokenomy batch resume` sends them again": that line's row
+    # was counted among the records with a final result. Nothing was throttled; the job's message says nothing of it.
+    from tokenomy.batch.backends import RecordResult
+    from tokenomy.batch.jobs import create_job, open_tables, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+
+    class IdLost(OpenAIBatchBackend):  # r1's output line came back too garbled to name it
+        def results(self, handle):
+            for result in super().results(handle):
+                if result.id == "r1":
+                    where = "line 2 of the output file file-x"
+                    result = RecordResult(where, error=f"unreadable output line ({where}): {{garbled")
+                yield result
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(4)) + "\n")
+    tables = open_tables(str(tmp_path / "ledger.duckdb"))
+    with emulator() as (_, options):
+        backend = IdLost(options)
+        job = submit_parts(tables, create_job(tables, src, MODEL, "openai", options), backend)
+        job = wait_job(tables, job.job_id, 60, 0.05, backend)
+    assert (job.done, job.failed, job.pending, job.unmatched) == (3, 1, 0, 1), job.to_json()
+    assert "throttled" not in (job.message or ""), job.message
+

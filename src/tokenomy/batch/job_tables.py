@@ -290,8 +290,12 @@ class JobTables:
     # -- results --------------------------------------------------------------------------------
     def result_ids(self, job_id: str) -> set[str]:
         """Records with a final result: answered, or failed for a reason a resubmission would repeat (a throttled
-        or server-failed record is sent again by resume, and its answer then replaces the failure)."""
-        rows = self.query(f"SELECT record_id, ok, error FROM batch_results WHERE job_id = {self.p}", [job_id])
+        or server-failed record is sent again by resume, and its answer then replaces the failure). An output line
+        that named no record (UNMATCHED) is no record: counted here, it made a job "-1 records throttled"."""
+        rows = self.query(
+            f"SELECT record_id, ok, error FROM batch_results WHERE job_id = {self.p} AND mode <> '{UNMATCHED}'",
+            [job_id],
+        )
         return {r["record_id"] for r in rows if r["ok"] or not transient(r["error"])}
 
     def add_results(self, job_id: str, rows: list[tuple[int | None, RecordResult, str, Decimal | None]]) -> None:
