@@ -667,3 +667,31 @@ def test_a_line_naming_no_record_is_not_counted_as_a_record_to_send_again(tmp_pa
     assert (job.done, job.failed, job.pending, job.unmatched) == (3, 1, 0, 1), job.to_json()
     assert "throttled" not in (job.message or ""), job.message
 
+
+
+def test_a_job_whose_every_record_the_provider_refused_ends_failed_and_submit_exits_1(tmp_path, ledger_path) -> None:
+    # Every request was refused (400: a `stop` that is not text, which only the provider checks): the job ended
+    # "partially_completed" and `batch submit` exited 0, though no record was answered, where the command's help
+    # promises exit 1 for a job that ended with none. Each record's error is kept, in the provider's words.
+    import os
+    import subprocess
+    import sys
+
+    body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stop": 3}
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps({"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions",
+                                        "body": body}) + "\n" for i in range(3)))
+    with emulator() as (_, options):
+        out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "batch", "submit", str(path), "--model", MODEL,
+                              "--backend", "openai", "--json", "--endpoint-url", options.endpoint_url,
+                              "--ledger", str(ledger_path)], capture_output=True, text=True, timeout=300,
+                             env={k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")})
+    job = [json.loads(x) for x in out.stdout.splitlines() if x.startswith("{")][-1]
+    assert (job["status"], job["done"], job["failed"], job["pending"]) == ("failed", 0, 3, 0), job
+    assert out.returncode == 1, out.stderr
+    results = tmp_path / "out.jsonl"
+    subprocess.run([sys.executable, "-m", "tokenomy.cli", "batch", "results", job["job_id"], "-o", str(results),
+                    "--ledger", str(ledger_path)], check=True, capture_output=True, timeout=120)
+    lines = [json.loads(x) for x in results.read_text().splitlines()]
+    assert [(x["id"], x["ok"]) for x in lines] == [("r0", False), ("r1", False), ("r2", False)]
+    assert all(x["error"].startswith("400: Invalid 'stop'") for x in lines), lines

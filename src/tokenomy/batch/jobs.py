@@ -253,8 +253,9 @@ def _aggregate(states: list[str], missing: int, answered: int, failed: int) -> s
                 return "in_progress" if state != "stopping" and len(open_states) < len(states) else state
     if missing == 0 and failed == 0:
         return "completed"
-    if answered == 0 and len(set(states)) == 1:
-        return states[0]
+    if answered == 0:  # the parts' one state (expired, stopped), else failed: never "partially completed" by none
+        alike = len(set(states)) == 1 and states[0] not in ("completed", "partially_completed")
+        return states[0] if alike else "failed"
     return "partially_completed"
 
 
