@@ -695,3 +695,27 @@ def test_a_job_whose_every_record_the_provider_refused_ends_failed_and_submit_ex
     lines = [json.loads(x) for x in results.read_text().splitlines()]
     assert [(x["id"], x["ok"]) for x in lines] == [("r0", False), ("r1", False), ("r2", False)]
     assert all(x["error"].startswith("400: Invalid 'stop'") for x in lines), lines
+
+
+def test_records_an_expired_batch_never_ran_say_so_in_results_and_the_job_says_why(tmp_path) -> None:
+    # An OpenAI batch whose 24h window ran out ended "partially_completed" with no message, and each record it never
+    # ran read "no result (job partially_completed)" in `batch results`: the provider's reason (the window expired)
+    # was nowhere. The job's message and each such record's line now say it, and that resume sends the record.
+    from tokenomy.batch.jobs import create_job, open_tables, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.batch.records import export_results
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(150)) + "\n")
+    tables = open_tables(str(tmp_path / "ledger.duckdb"))
+    with emulator(instant_delay_s=0.02, seconds_per_hour=0.8 / 24) as (_, options):
+        backend = OpenAIBatchBackend(options)
+        job = submit_parts(tables, create_job(tables, src, MODEL, "openai", options), backend)
+        job = wait_job(tables, job.job_id, 60, 0.05, backend)
+    assert job.status == "partially_completed" and 0 < job.done < 150 and job.pending == 150 - job.done
+    assert f"expired: {job.pending} of its 150 requests never ran" in (job.message or ""), job.message
+    export_results(tables, job.job_id, tmp_path / "out.jsonl")
+    lines = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    missing = [x for x in lines if not x["ok"]]
+    assert len(missing) == job.pending and [x["id"] for x in lines] == [f"r{i}" for i in range(150)]
+    assert all(x["error"].startswith("not run: its batch expired") and "batch resume" in x["error"] for x in missing)

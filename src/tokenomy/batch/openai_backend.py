@@ -183,12 +183,19 @@ class OpenAIBatchBackend(BatchBackend):
         failed = batch.request_counts.failed if batch.request_counts else 0
         if state == "completed" and failed:
             state = "partially_completed"
-        message = None
+        notes = []
         if batch.errors and batch.errors.data:
-            message = "; ".join(f"line {e.line}: {e.message}" if e.line else str(e.message) for e in batch.errors.data)
+            errors = batch.errors.data
+            notes.append("; ".join(f"line {e.line}: {e.message}" if e.line else str(e.message) for e in errors))
         elif failed:
-            message = f"{failed} requests failed; see the batch's error file"
-        return state, message
+            notes.append(f"{failed} requests failed; `tokenomy batch results` gives each one's error")
+        counts = batch.request_counts
+        never_ran = counts.total - counts.completed - counts.failed if counts else 0
+        if state in ("expired", "stopped") and never_ran > 0:  # else the reason they have no result is nowhere
+            why = f" (its {batch.completion_window} completion window ran out)" if state == "expired" else ""
+            ended = "expired" if state == "expired" else "cancelled"
+            notes.insert(0, f"{ended}: {never_ran} of its {counts.total} requests never ran{why}")
+        return state, "; ".join(notes) or None
 
     def results(self, handle: str) -> Iterator[RecordResult]:
         """One result per record answered. A line that is not JSON is its record's failure, found by the custom_id

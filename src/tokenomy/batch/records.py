@@ -195,6 +195,7 @@ def export_results(tables: JobTables, job_id: str, out: str | Path) -> dict[str,
     parts = tables.parts(job_id)
     # Records a provider is still working on: resume would refuse them ("still has parts running").
     running = {rid for p in parts if p["handle"] and p["status"] not in FINAL_STATES for rid in p["record_ids"]}
+    last_sent = {rid: p for p in parts for rid in p["record_ids"]}  # the part that last had it: why it has no result
     out = Path(out)
     tmp = out.with_name(out.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
@@ -203,7 +204,7 @@ def export_results(tables: JobTables, job_id: str, out: str | Path) -> dict[str,
                 if record_id in seen:
                     continue
                 seen.add(record_id)
-                line = _result_line(record_id, results.get(record_id), job, record_id in running)
+                line = _result_line(record_id, results.get(record_id), job, record_id in running, last_sent[record_id])
                 fh.write(json.dumps(line) + "\n")
                 row = results.get(record_id)
                 counts["records"] += 1
@@ -219,12 +220,22 @@ def export_results(tables: JobTables, job_id: str, out: str | Path) -> dict[str,
     return counts
 
 
-def _result_line(record_id: str, row: dict[str, Any] | None, job: Job, running: bool = False) -> dict[str, Any]:
+# How a record's last batch ended, when it ended without running the record (`_result_line`).
+_ENDED = {"expired": "expired", "stopped": "was stopped", "failed": "failed"}
+
+
+def _result_line(
+    record_id: str, row: dict[str, Any] | None, job: Job, running: bool = False, part: dict[str, Any] | None = None
+) -> dict[str, Any]:
     if row is None:
         if job.backend == "local":
             error = f"no result yet (job {job.status}); try `tokenomy batch resume {job.job_id}`"
         elif running:
             error = f"no result yet (job {job.status}); `tokenomy batch wait {job.job_id}`, then `results` again"
+        elif part is not None and part["status"] in FINAL_STATES:  # say why, in the provider's words where it gave some
+            said = f" ({part['message']})" if part["message"] else ""
+            ended = _ENDED.get(part["status"], "ended without answering it")
+            error = f"not run: its batch {ended}{said}; `tokenomy batch resume {job.job_id}` resubmits it"
         else:
             error = f"no result (job {job.status}); `tokenomy batch resume {job.job_id}` resubmits it"
         return {"id": record_id, "ok": False, "error": error}
