@@ -585,3 +585,31 @@ def test_a_value_quoted_in_a_bad_line_keeps_its_non_ascii_letters() -> None:
     assert not good
     assert [b.reason for b in bad] == ['must be a number 0 or more, e.g. 0.7, not "très"',
                                        'must be a positive integer, not ["été"]']
+
+
+def test_an_openai_line_with_tool_turns_a_developer_message_or_only_an_image_goes_as_written(tmp_path) -> None:
+    # OpenAI lines the chat API takes were refused before the batch was made, each as a bad line: a `developer`
+    # message ("'developer' is not a message role"), a tool-calling turn (an assistant message whose content is null,
+    # then a `tool` message), and a question that is only an image under a system prompt ("empty prompt"). Sent as
+    # written (OpenAI, Azure) they go whole; a backend that rebuilds the line names what it would not send.
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    call = {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\": \"Oslo\"}"}}
+    tools = [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]
+    developer = {"messages": [{"role": "developer", "content": "Answer in French."},
+                              {"role": "user", "content": "hi"}]}
+    tool_turn = {"messages": [{"role": "user", "content": "Weather in Oslo?"},
+                              {"role": "assistant", "content": None, "tool_calls": [call]},
+                              {"role": "tool", "tool_call_id": "call_1", "content": "12 C, rain"}], "tools": tools}
+    image_only = {"messages": [{"role": "system", "content": "Describe the picture."},
+                               {"role": "user", "content": [image]}]}
+    path = lines_file(tmp_path, [openai_line("dev", developer), openai_line("tool", tool_turn),
+                                 openai_line("img", image_only)])
+    for backend in ("openai", "azure"):
+        report = validate_file(path, "gpt-4o-mini", backend=backend)
+        assert not report.bad and [r.id for r in report.records] == ["dev", "tool", "img"], report.bad
+        sent = [request_body("gpt-4o-mini", r) for r in report.records]
+        assert sent == [{**body, "model": "gpt-4o-mini"} for body in (developer, tool_turn, image_only)]
+    report = validate_file(path, "gemini-2.0-flash", backend="gemini")
+    assert [(b.line, b.field) for b in report.bad] == [(2, "body.tools"), (3, "body.messages[1].content[0].type")]
+    # A developer message is the system prompt of a rebuilt line, as OpenAI reads it.
+    assert report.records[0].system_and_turns() == ("Answer in French.", [{"role": "user", "content": "hi"}])

@@ -43,6 +43,8 @@ CARRIED: dict[str, dict[str, tuple[str, ...]]] = {
     },
 }
 BODY = {"openai": "body", "bedrock": "modelInput"}
+# The roles a rebuild sends (an OpenAI `developer` message as the system prompt, as formats.py reads it).
+REBUILT_ROLES = ("user", "assistant", "system", "developer")
 WHAT_IS_KEPT = {
     "openai": "an OpenAI batch line from its messages (role and text), max_tokens and temperature",
     "bedrock": "a Bedrock line whose body is not for it from its messages (role and text), system, max_tokens and "
@@ -86,6 +88,8 @@ def _first_uncarried(rec: BatchRecord) -> tuple[str, str] | None:
     if found is not None:
         return found
     for i, message in enumerate(body["messages"]):
+        if message.get("role") not in REBUILT_ROLES:  # a tool's answer: no rebuild has a turn for it
+            return f"{top}.messages[{i}].role", f"{message.get('role')!r} messages are not sent"
         unknown = next((key for key in message if key not in carried["message"]), None)
         if unknown is not None:
             return f"{top}.messages[{i}].{unknown}", "not sent"
@@ -216,7 +220,8 @@ def uncarried(rec: BatchRecord, target: str) -> BadLine | None:
         return _second_cap(rec, target)
     field, problem = found
     # A part of another type is named by its `type`, and it is the whole part that would be lost.
-    lead, lost = ("", "this key") if problem == "not sent" else (f"{problem}: ", "this part")
+    part = "this message" if field.endswith(".role") else "this part"
+    lead, lost = ("", "this key") if problem == "not sent" else (f"{problem}: ", part)
     reason = f"{lead}{target} rebuilds {WHAT_IS_KEPT[rec.fmt]}, so {lost} would not be sent"
     return BadLine(rec.line, field, f"{reason}; remove it, or {TO_KEEP_IT[rec.fmt]}")
 

@@ -76,19 +76,44 @@ def _content_text(content: Any, where: str) -> str:
     return "".join(texts)
 
 
-def _messages(raw: Any, where: str) -> list[dict[str, str]]:
+# The roles of an OpenAI chat message (a `developer` message is the system prompt of newer models; `tool` and
+# `function` messages answer a call): such a line goes to OpenAI as written; a rebuild names those it cannot send.
+OPENAI_ROLES = ("user", "assistant", "system", "developer", "tool", "function")
+
+
+def _messages(raw: Any, where: str, form: str) -> list[dict[str, str]]:
     if not isinstance(raw, list) or not raw:
         raise ValueError(f"{where}: messages must be a non-empty list")
+    roles = OPENAI_ROLES if form == "openai" else ("user", "assistant", "system")
     out = []
     for i, m in enumerate(raw):
         if not isinstance(m, dict):
             raise ValueError(f"{where}[{i}]: a message must be an object with role and content")
-        if m.get("role") not in ("user", "assistant", "system"):
-            raise ValueError(
-                f"{where}[{i}].role: {m.get('role')!r} is not a message role; use user, assistant or system"
-            )
-        out.append({"role": m["role"], "content": _content_text(m.get("content", ""), f"{where}[{i}].content")})
+        if m.get("role") not in roles:
+            named = f"{', '.join(roles[:-1])} or {roles[-1]}"
+            raise ValueError(f"{where}[{i}].role: {m.get('role')!r} is not a message role; use {named}")
+        content = m.get("content", "")
+        if content is None and form == "openai":  # an assistant turn that only calls tools
+            content = ""
+        role = "system" if m["role"] == "developer" else m["role"]  # as OpenAI reads it, and a rebuild sends it
+        out.append({"role": role, "content": _content_text(content, f"{where}[{i}].content")})
     return out
+
+
+def _non_text(part: Any) -> bool:
+    """A content part that asks something without text: an image, a document, an audio clip, a tool call or result
+    (OpenAI's typed parts; Bedrock's Claude blocks, and Converse's {"image": ...})."""
+    return isinstance(part, dict) and (part.get("type", "text") != "text" or "text" not in part) and bool(part)
+
+
+def _asks(rec: BatchRecord) -> bool:
+    """Whether a record asks something: text in a message, or a part that is not text in an OpenAI or Bedrock line's
+    messages (a question that is only an image, under a system prompt, is one)."""
+    if any(m["content"].strip() for m in rec.messages):
+        return True
+    body = rec.raw.get({"openai": "body", "bedrock": "modelInput"}.get(rec.fmt, ""))
+    messages = body.get("messages") if isinstance(body, dict) else None
+    return any(_non_text(part) for m in messages or [] if isinstance(m.get("content"), list) for part in m["content"])
 
 
 # A plain record sends each message as its role and its text, nothing else: any other key or part is refused here, by
@@ -251,7 +276,7 @@ def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
         # Native bodies' own, then Converse's; a bad one is named where the line has it.
         where = "modelInput" if "temperature" in body else "modelInput.inferenceConfig"
         temperature = _temperature(body.get("temperature", inference.get("temperature")), f"{where}.temperature")
-        msgs = _messages(body.get("messages"), "modelInput.messages")
+        msgs = _messages(body.get("messages"), "modelInput.messages", form)
         return BatchRecord(rid, line, "bedrock", msgs, system, max_tokens, obj, temperature)
     if form == "openai":
         rid, body = _record_id(obj.get("custom_id"), "custom_id", form, obj), obj.get("body")
@@ -260,7 +285,7 @@ def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
             raise ValueError("url: only POST /v1/chat/completions is supported")
         if not isinstance(body, dict):
             raise ValueError("body: body not valid for the model (must be an object)")
-        msgs = _messages(body.get("messages"), "body.messages")
+        msgs = _messages(body.get("messages"), "body.messages", form)
         system = "\n".join(m["content"] for m in msgs if m["role"] == "system") or None
         msgs = [m for m in msgs if m["role"] != "system"]
         max_tokens = _first_cap(
@@ -321,7 +346,7 @@ def read_records(lines: Iterable[str | bytes]) -> tuple[list[BatchRecord], list[
             fld, _, reason = str(exc).partition(": ")
             bad.append(BadLine(number, fld, reason or str(exc)))
             continue
-        if not rec.text().strip() or not any(m["content"].strip() for m in rec.messages):
+        if not _asks(rec):
             bad.append(BadLine(number, "prompt", "empty prompt"))
             continue
         if rec.id in seen:
