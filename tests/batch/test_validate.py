@@ -408,3 +408,20 @@ def test_validate_and_plan_say_where_their_prices_come_from_and_when(tmp_path):
         assert data["priced_by"] == "tokenomy-catalog"
         shown = runner.invoke(app, args, env={"COLUMNS": "400"}).output
         assert f"prices: tokenomy-catalog, {entry.source} (as of {entry.as_of})" in shown, (command, shown)
+
+
+def test_submit_of_a_file_with_no_good_line_names_each_bad_line_and_stores_nothing(tmp_path):
+    # `batch submit` of a file whose every line is bad said only "no valid records (3 bad lines); run `tokenomy batch
+    # validate`": which line, and what to fix, took a second command. The error now names them, as validate would.
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"id": "a", "prompt": \n' + json.dumps({"id": "b", "prompt": "hi", "temperature": 3}) + "\n"
+                    + json.dumps({"id": "c", "prompt": "hi", "max_token": 5}) + "\n"
+                    + json.dumps({"id": "d", "prompt": " "}) + "\n")
+    ledger = tmp_path / "ledger.duckdb"
+    out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "batch", "submit", str(path), "--model", "gpt-4o-mini",
+                          "--ledger", str(ledger)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    error = " ".join(out.stderr.split())
+    assert "line 1: invalid JSON" in error and "line 2: temperature: must be a number from 0 to 2" in error, error
+    assert "line 3: max_token: not a key of a plain record" in error and "and 1 more" in error, error
+    assert f"tokenomy batch validate {path} --model gpt-4o-mini" in error and not ledger.exists()

@@ -42,6 +42,7 @@ class ValidationReport:
     price_source: str = ""
     price_as_of: str = ""
     notes: list[str] = field(default_factory=list)
+    backend: str | None = None  # the backend the lines were checked for, if one was named
 
     def to_json(self) -> dict[str, Any]:
         saving = (
@@ -145,7 +146,7 @@ def validate_file(
     with, that every key of its line reaches the provider; price the good ones."""
     records, bad = read_file(path)
     entry = default_catalog().lookup(model, region)
-    report = ValidationReport(str(path), model, [], bad)
+    report = ValidationReport(str(path), model, [], bad, backend=backend)
     for rec in records:
         target = rebuilt_for(rec, backend, model) if backend else None
         if target:
@@ -223,9 +224,16 @@ def _other_models(records: list[BatchRecord], model: str, region: str | None) ->
 
 
 def require_good(report: ValidationReport) -> None:
-    """Fail when no record survived validation."""
+    """Fail when no record survived validation, naming the first bad lines (line, field, reason) and the fix."""
     if not report.records:
+        shown = "; ".join(
+            f"line {b.line}: {b.field}: {b.reason}" if b.field != "-" else f"line {b.line}: {b.reason}"
+            for b in report.bad[:3]
+        )
+        more = f"; and {len(report.bad) - 3} more" if len(report.bad) > 3 else ""
+        said = f"{len(report.bad)} bad lines: {shown}{more}" if report.bad else "the file holds no record"
+        checked_for = f" --backend {report.backend}" if report.backend else ""
         raise UsageError(
-            f"{report.path}: no valid records ({len(report.bad)} bad lines); "
-            f"run `tokenomy batch validate {report.path} --model {report.model}`"
+            f"{report.path}: no valid records ({said}); fix them, then check the file with "
+            f"`tokenomy batch validate {report.path} --model {report.model}{checked_for}`"
         )
