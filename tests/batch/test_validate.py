@@ -7,6 +7,8 @@ import random
 import subprocess
 import sys
 
+import pytest
+
 from tokenomy.batch.formats import read_file
 from tokenomy.batch.split import below_minimum, split_records
 from tokenomy.batch.validate import validate_file
@@ -425,3 +427,35 @@ def test_submit_of_a_file_with_no_good_line_names_each_bad_line_and_stores_nothi
     assert "line 1: invalid JSON" in error and "line 2: temperature: must be a number from 0 to 2" in error, error
     assert "line 3: max_token: not a key of a plain record" in error and "and 1 more" in error, error
     assert f"tokenomy batch validate {path} --model gpt-4o-mini" in error and not ledger.exists()
+
+
+@pytest.mark.parametrize(("backend", "model", "quota"), [
+    ("gemini", "gemini-2.5-flash", "max_bytes_per_job"),  # the inline requests of one batch: 20 MB in all
+    ("openai", "gpt-4o-mini", "max_bytes_per_file"),  # one batch's input file: 200 MB
+    # A Bedrock job's input file (1 GB): the split held a job to 5 GB only, though it is sent as one file.
+    ("bedrock", "anthropic.claude-3-haiku-20240307-v1:0", "max_bytes_per_file"),
+])
+def test_a_file_is_split_by_the_bytes_each_backend_sends_not_by_its_input_lines(backend, model, quota, tmp_path,
+                                                                                 monkeypatch):
+    # The split measured each record by its input line ({"id", "prompt"}: ~60 bytes), while a backend sends it in
+    # its own form (a Gemini inline request, an OpenAI line with custom_id, method, url and body), half as long again
+    # or more: a file of short prompts under the limit as written was one part over it as sent, which the provider
+    # refuses, and resume sent the same part again, refused again. Each part now holds what fits as sent, in the one
+    # file each backend sends it as.
+    from tokenomy.batch.backends import SubmitOptions
+    from tokenomy.batch.jobs import get_backend, prepare_job
+    from tokenomy.pricing.catalog import default_catalog
+
+    provider = default_catalog().lookup(model).provider
+    monkeypatch.setitem(default_catalog().batch_quotas, provider, {"min_records_per_job": 1, quota: 2000})
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps({"id": f"r{i}", "prompt": f"Label {i}."}) + "\n" for i in range(40)))
+    assert path.stat().st_size < 2000
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    options = SubmitOptions(endpoint_url="http://127.0.0.1:9", role_arn="arn:aws:iam::1:role/r", s3_uri="s3://b/p")
+    _, parts, _ = prepare_job(path, model, backend, options)
+    assert len(parts) > 1, [len(part) for part in parts]
+    sender = get_backend(backend, options)
+    sent = [sum(len(sender.input_line(model, rec).encode()) + 1 for rec in part) for part in parts]
+    assert max(sent) <= 2000, sent
+    assert [rec.id for part in parts for rec in part] == [f"r{i}" for i in range(40)]

@@ -7,6 +7,7 @@ the local runner works in-process and keeps its progress in the ledger database.
 
 from __future__ import annotations
 
+import json
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -86,6 +87,11 @@ class BatchBackend(ABC):
     """One batch service. `handle` is the provider's job id/ARN, stored by jobs.py per part."""
 
     name: str
+
+    def input_line(self, model: str, rec: BatchRecord) -> str:
+        """The record as this backend sends it (its JSONL line, or its inline request), without the newline: what the
+        provider's size limits count, so a job is split by it (`jobs.prepare_job`), not by the line as written."""
+        return json.dumps(rec.raw)
 
     def check(self, options: SubmitOptions) -> None:
         """Raise ConfigError for settings this backend cannot run with, before a job is stored (no network)."""

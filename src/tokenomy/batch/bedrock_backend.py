@@ -159,6 +159,9 @@ class BedrockBatchBackend(BatchBackend):
             )
         return (role, *_split_s3(s3_uri, "--s3-uri"))
 
+    def input_line(self, model: str, rec: BatchRecord) -> str:
+        return json.dumps({"recordId": rec.id, "modelInput": model_input(model, rec)})
+
     def check(self, options: SubmitOptions) -> None:
         self._role_and_location(options)
         hours = options.timeout_hours
@@ -173,9 +176,7 @@ class BedrockBatchBackend(BatchBackend):
         region = self._region()
         name = _job_name(key or job_id)
         base = f"{prefix}/{name}" if prefix else name
-        lines = "".join(
-            json.dumps({"recordId": rec.id, "modelInput": model_input(model, rec)}) + "\n" for rec in records
-        )
+        lines = "".join(self.input_line(model, rec) + "\n" for rec in records)
         self._call(
             "upload to S3",
             self._client("s3", region).put_object,

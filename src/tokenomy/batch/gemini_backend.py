@@ -9,6 +9,7 @@ standard price); cached tokens a response reports are cache reads, as on demand.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -111,6 +112,9 @@ class GeminiBatchBackend(BatchBackend):
     def check(self, options: SubmitOptions) -> None:
         self.options = options
         self._client()  # builds the client only: a missing API key is named here
+
+    def input_line(self, model: str, rec: BatchRecord) -> str:
+        return json.dumps(inline_request(rec))  # one of the batch's inline requests, which count in its 20 MB
 
     def submit(
         self, job_id: str, model: str, records: list[BatchRecord], options: SubmitOptions, key: str | None = None

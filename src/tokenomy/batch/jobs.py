@@ -33,7 +33,7 @@ from tokenomy.batch.records import (
 )
 from tokenomy.batch.runner_journal import commit_left_behind
 from tokenomy.batch.runner_process import runner_alive, runner_gone
-from tokenomy.batch.split import below_minimum, split_records
+from tokenomy.batch.split import below_minimum, one_file_a_job, sent_bytes, split_records
 from tokenomy.batch.validate import require_good, validate_file
 from tokenomy.errors import ConfigError, UsageError
 from tokenomy.ledger.events import UsageEvent, utcnow
@@ -156,11 +156,14 @@ def prepare_job(
         if note:
             raise UsageError(f"{path}: {note}")
         # Settings the backend cannot run with (a missing key, role or bucket) are refused before a job is stored.
-        get_backend(backend, options).check(options)
+        sender = get_backend(backend, options)
+        sender.check(options)
         # Each provider job of the split is one part; its files are the backend's business.
         parts = [
             list(itertools.chain.from_iterable(files))
-            for files in split_records(records, default_catalog().quotas_for(provider))
+            for files in split_records(
+                records, one_file_a_job(default_catalog().quotas_for(provider)), sent_bytes(sender, model)
+            )
         ]
     now = utcnow()
     stored_options = {k: v for k, v in asdict(options).items() if k in _OPTION_KEYS and v is not None}
@@ -417,7 +420,9 @@ def resubmit_missing(
             "--backend local`"
         )
     next_no = max(p["part_no"] for p in parts) + 1
-    for offset, split_job in enumerate(split_records(missing, default_catalog().quotas_for(provider))):
+    backend = backend or get_backend(job.backend, submit_options(job))
+    quotas = one_file_a_job(default_catalog().quotas_for(provider))
+    for offset, split_job in enumerate(split_records(missing, quotas, sent_bytes(backend, job.model))):
         records = list(itertools.chain.from_iterable(split_job))
         tables.insert_part(job_id, next_no + offset, None, "submitted", [r.id for r in records], part_payload(records))
     submit_parts(tables, job, backend)

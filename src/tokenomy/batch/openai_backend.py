@@ -122,6 +122,10 @@ class OpenAIBatchBackend(BatchBackend):
         """What each line's body names as `model` (Azure: the deployment)."""
         return model
 
+    def input_line(self, model: str, rec: BatchRecord) -> str:
+        body = request_body(self.line_model(model), rec)
+        return json.dumps({"custom_id": rec.id, "method": "POST", "url": self.endpoint, "body": body})
+
     def check(self, options: SubmitOptions) -> None:
         self.options = options
         self._client()  # builds the client only: a missing key or endpoint is named here
@@ -132,12 +136,7 @@ class OpenAIBatchBackend(BatchBackend):
         self.options = options
         key = (key or job_id)[:512]  # a metadata value's limit
         client = self._client()
-        name = self.line_model(model)
-        data = "".join(
-            json.dumps({"custom_id": rec.id, "method": "POST", "url": self.endpoint, "body": request_body(name, rec)})
-            + "\n"
-            for rec in records
-        ).encode()
+        data = "".join(self.input_line(model, rec) + "\n" for rec in records).encode()
         upload = self._call("file upload", client.files.create, file=(f"{job_id}.jsonl", data), purpose="batch")
         request = {
             "input_file_id": upload.id,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
+from tokenomy.batch.backends import BatchBackend
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.pricing.catalog import default_catalog
 
@@ -14,25 +16,45 @@ def record_bytes(rec: BatchRecord) -> int:
     return len(json.dumps(rec.raw).encode()) + 1
 
 
-def split_records(records: list[BatchRecord], quotas: dict[str, Any]) -> list[list[list[BatchRecord]]]:
-    """Jobs -> files -> records, greedy, each within records/bytes limits per file and per job; a last job
+def split_records(
+    records: list[BatchRecord], quotas: dict[str, Any], size: Callable[[BatchRecord], int] = record_bytes
+) -> list[list[list[BatchRecord]]]:
+    """Jobs -> files -> records, greedy, each within records/bytes limits per file and per job (a record's bytes as
+    `size` counts them: as the backend sends it, see `BatchBackend.input_line`); a last job
     the greedy split leaves under the provider's per-job minimum shares the previous job's records instead
     (50,050 records on Bedrock: 25,025 + 25,025, not 50,000 + a 50-record job Bedrock rejects)."""
-    jobs = _greedy(records, quotas)
+    jobs = _greedy(records, quotas, size)
     minimum = int(quotas.get("min_records_per_job", 0))
     if len(jobs) > 1 and _count(jobs[-1]) < minimum:
         tail = [rec for job in jobs[-2:] for file in job for rec in file]
-        halves = _greedy(tail, {**quotas, "max_records_per_job": (len(tail) + 1) // 2})
+        halves = _greedy(tail, {**quotas, "max_records_per_job": (len(tail) + 1) // 2}, size)
         if all(_count(job) >= minimum for job in halves):
             jobs[-2:] = halves
     return jobs
+
+
+def one_file_a_job(quotas: dict[str, Any]) -> dict[str, Any]:
+    """`quotas` for a backend that sends each job as one file (every one here: a Bedrock job's input file, an OpenAI
+    batch's, a Vertex AI job's, a Gemini batch's inline requests): a job is held to the per-file limits too, where
+    a Bedrock job of 5 GB in one file went past its 1 GB a file."""
+    out = dict(quotas)
+    for job_key, file_key in (
+        ("max_records_per_job", "max_records_per_file"),
+        ("max_bytes_per_job", "max_bytes_per_file"),
+    ):
+        limits = [int(quotas[k]) for k in (job_key, file_key) if k in quotas]
+        if limits:
+            out[job_key] = min(limits)
+    return out
 
 
 def _count(job: list[list[BatchRecord]]) -> int:
     return sum(len(file) for file in job)
 
 
-def _greedy(records: list[BatchRecord], quotas: dict[str, Any]) -> list[list[list[BatchRecord]]]:
+def _greedy(
+    records: list[BatchRecord], quotas: dict[str, Any], size_of: Callable[[BatchRecord], int]
+) -> list[list[list[BatchRecord]]]:
     big = 1 << 62
     per_file = int(quotas.get("max_records_per_file", big))
     per_job = int(quotas.get("max_records_per_job", big))
@@ -43,7 +65,7 @@ def _greedy(records: list[BatchRecord], quotas: dict[str, Any]) -> list[list[lis
     cur: list[BatchRecord] = []
     job_n = job_b = file_b = 0
     for rec in records:
-        size = record_bytes(rec)
+        size = size_of(rec)
         if job_n + 1 > per_job or job_b + size > bytes_job:
             if cur:
                 job.append(cur)
@@ -61,6 +83,11 @@ def _greedy(records: list[BatchRecord], quotas: dict[str, Any]) -> list[list[lis
     if job:
         jobs.append(job)
     return jobs
+
+
+def sent_bytes(backend: BatchBackend, model: str) -> Callable[[BatchRecord], int]:
+    """A record's size as `backend` sends it for `model`, as the provider's limits count it (with its newline)."""
+    return lambda rec: len(backend.input_line(model, rec).encode()) + 1
 
 
 def below_minimum(records: int, provider: str) -> str | None:

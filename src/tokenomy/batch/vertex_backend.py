@@ -156,13 +156,16 @@ class VertexBatchBackend(BatchBackend):
             error = map_gemini_error(exc)
             raise ProviderError(f"Vertex AI {what} failed: {error}", error.kind, status=error.status) from None
 
+    def input_line(self, model: str, rec: BatchRecord) -> str:
+        return json.dumps({"request": vertex_request(rec)})
+
     def submit(
         self, job_id: str, model: str, records: list[BatchRecord], options: SubmitOptions, key: str | None = None
     ) -> str:
         self.options = options
         bucket, prefix = split_gs_uri(str(job_options(options).extra["gcs_uri"]))
         folder = "/".join(p for p in (prefix, job_id, uuid.uuid4().hex[:10]) if p)
-        lines = "".join(json.dumps({"request": vertex_request(rec)}) + "\n" for rec in records)
+        lines = "".join(self.input_line(model, rec) + "\n" for rec in records)
         ids = {record_label(rec.id): rec.id for rec in records}
         storage = self._gcs()
         storage.upload(bucket, f"{folder}/ids.json", json.dumps(ids).encode(), "application/json")
