@@ -459,3 +459,16 @@ def test_a_file_is_split_by_the_bytes_each_backend_sends_not_by_its_input_lines(
     sent = [sum(len(sender.input_line(model, rec).encode()) + 1 for rec in part) for part in parts]
     assert max(sent) <= 2000, sent
     assert [rec.id for part in parts for rec in part] == [f"r{i}" for i in range(40)]
+
+
+def test_an_openai_line_that_asks_to_stream_is_named_before_the_batch_is_made(tmp_path):
+    # `"stream": true` in an OpenAI line was sent as written. A batch answers each request whole, and OpenAI's batch
+    # validation refuses a line that streams, failing the whole batch (every record of its part) after the upload,
+    # and resume sent the same part again. The line is now named, with the fix, before anything is sent.
+    path = _lines(tmp_path / "in.jsonl", _openai_line("a", stream=True), _openai_line("b", stream=False),
+                  _openai_line("c"))
+    for backend in ("openai", "azure", None):
+        report = validate_file(path, "gpt-4o-mini", backend=backend)
+        assert [(b.line, b.field) for b in report.bad] == [(1, "body.stream")], backend
+        assert "OpenAI's batch refuses a request that streams" in report.bad[0].reason
+        assert [r.id for r in report.records] == ["b", "c"]

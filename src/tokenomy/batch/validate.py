@@ -116,6 +116,21 @@ def _sampling_places(rec: BatchRecord) -> list[tuple[str, str, Any]]:
     return [("temperature", "temperature", rec.temperature)] if rec.temperature is not None else []
 
 
+def streamed(rec: BatchRecord) -> BadLine | None:
+    """An OpenAI line, sent as written, that asks to stream: a batch answers each request whole, and OpenAI's batch
+    validation refuses such a line, failing the whole batch (every record sent with it), which resume would send
+    again as it was."""
+    value = rec.raw["body"].get("stream") if rec.fmt == "openai" else None
+    if value is None or value is False:
+        return None
+    return BadLine(
+        rec.line,
+        "body.stream",
+        f"{as_written(value)}: OpenAI's batch refuses a request that streams (it answers each one whole), failing "
+        "every record of the batch; remove it",
+    )
+
+
 def out_of_range(rec: BatchRecord, provider: str, model: str) -> BadLine | None:
     """The first sampling option of `rec` outside `provider`'s documented range, as a bad line naming its place and
     the range; None when every one is in range (or the provider's ranges are not known: the local model's)."""
@@ -154,7 +169,7 @@ def validate_file(
         elif backend is None and rec.fmt == "bedrock" and rebuilt_for(rec, "bedrock", model):
             lost = None  # a body the model's job does not take is rebuilt even by Bedrock: --backend checks that
         else:  # sent as written (or to no backend yet, as its own would send it): caps its provider refuses
-            lost = two_caps_as_written(rec)
+            lost = two_caps_as_written(rec) or streamed(rec)
         if lost is None:
             lost = out_of_range(rec, entry.provider, model)
         if lost is not None:
