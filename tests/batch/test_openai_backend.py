@@ -719,3 +719,27 @@ def test_records_an_expired_batch_never_ran_say_so_in_results_and_the_job_says_w
     missing = [x for x in lines if not x["ok"]]
     assert len(missing) == job.pending and [x["id"] for x in lines] == [f"r{i}" for i in range(150)]
     assert all(x["error"].startswith("not run: its batch expired") and "batch resume" in x["error"] for x in missing)
+
+
+def test_a_batch_refused_at_validation_names_the_record_of_each_line_it_names(tmp_path, monkeypatch) -> None:
+    # OpenAI's validation names a line of the file Tokenomy uploaded for the part ("line 2: ..."), which the user never
+    # sees and which is not line 2 of their input: the job's message sent them to the wrong record. It now names the
+    # record each such line holds.
+    from tokenomy.batch.jobs import create_job, open_tables, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.emulate.openai_batch import OpenAIBatchEmulator
+
+    def refuse_line_2(self, batch):  # as OpenAI's validation fails a batch: its errors, each naming a line
+        error = {"code": "invalid_request", "message": "The request is not valid.", "param": None, "line": 2}
+        batch["errors"] = {"object": "list", "data": [error]}
+        self._set(batch, "failed")
+
+    monkeypatch.setattr(OpenAIBatchEmulator, "_validate", refuse_line_2)
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(['{"id": "first", "prompt": "hi"}', "", '{"id": "second", "prompt": "hello"}']) + "\n")
+    tables = open_tables(str(tmp_path / "ledger.duckdb"))
+    with emulator() as (_, options):
+        job = submit_parts(tables, create_job(tables, src, MODEL, "openai", options))
+        job = wait_job(tables, job.job_id, 60, 0.05)
+    assert job.status == "failed" and job.pending == 2
+    assert job.message == "line 2 of the batch's input file (record 'second'): The request is not valid.", job.message

@@ -185,7 +185,9 @@ class OpenAIBatchBackend(BatchBackend):
         notes = []
         if batch.errors and batch.errors.data:
             errors = batch.errors.data
-            notes.append("; ".join(f"line {e.line}: {e.message}" if e.line else str(e.message) for e in errors))
+            # A line of the file uploaded for the part, which the user never sees: named with the record it holds.
+            sent = self._sent_ids(batch.input_file_id) if any(e.line for e in errors) else {}
+            notes.append("; ".join(self._line_error(e.line, e.message, sent) for e in errors))
         elif failed:
             notes.append(f"{failed} requests failed; `tokenomy batch results` gives each one's error")
         counts = batch.request_counts
@@ -195,6 +197,21 @@ class OpenAIBatchBackend(BatchBackend):
             ended = "expired" if state == "expired" else "cancelled"
             notes.insert(0, f"{ended}: {never_ran} of its {counts.total} requests never ran{why}")
         return state, "; ".join(notes) or None
+
+    def _sent_ids(self, file_id: str | None) -> dict[int, str]:
+        """The custom_id on each line of an input file, by line number."""
+        if not file_id:
+            return {}
+        text = self._call("file content", self._client().files.content, file_id).text
+        lines = enumerate(text.split("\n"), 1)
+        return {n: str(item["custom_id"]) for n, x in lines if "custom_id" in (item := output_object(x) or {})}
+
+    @staticmethod
+    def _line_error(line: int | None, message: Any, sent: dict[int, str]) -> str:
+        if not line:
+            return str(message)
+        record = f" (record {sent[line]!r})" if line in sent else ""
+        return f"line {line} of the batch's input file{record}: {message}"
 
     def results(self, handle: str) -> Iterator[RecordResult]:
         """One result per record answered. A line that is not JSON is its record's failure, found by the custom_id
