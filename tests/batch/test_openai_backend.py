@@ -743,3 +743,26 @@ def test_a_batch_refused_at_validation_names_the_record_of_each_line_it_names(tm
         job = wait_job(tables, job.job_id, 60, 0.05)
     assert job.status == "failed" and job.pending == 2
     assert job.message == "line 2 of the batch's input file (record 'second'): The request is not valid.", job.message
+
+
+def test_a_provider_outage_while_waiting_says_the_job_runs_on_and_how_to_follow_it(tmp_path) -> None:
+    # `batch submit` (or `wait`) whose status poll failed (a 503 past the SDK's retries) ended with the provider's
+    # error alone: the batch was made and runs on, but nothing said so, and a user submitting the file again has
+    # every record run, and billed, twice. The error now names the job and the command that follows it.
+    from tokenomy.batch.jobs import create_job, open_tables, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+
+    class Down(OpenAIBatchBackend):
+        def status(self, handle):
+            raise ProviderError("OpenAI batch retrieve failed: 503: unavailable", "server_error", status=503)
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(3)) + "\n")
+    tables = open_tables(str(tmp_path / "ledger.duckdb"))
+    with emulator(validating_seconds=30) as (_, options):
+        job = submit_parts(tables, create_job(tables, src, MODEL, "openai", options), OpenAIBatchBackend(options))
+        with pytest.raises(ProviderError) as raised:
+            wait_job(tables, job.job_id, 5, 0.05, Down(options))
+    said = str(raised.value)
+    assert said.startswith("OpenAI batch retrieve failed: 503: unavailable") and raised.value.kind == "server_error"
+    assert f"`tokenomy batch wait {job.job_id}`" in said and "twice" in said, said

@@ -35,7 +35,7 @@ from tokenomy.batch.runner_journal import commit_left_behind
 from tokenomy.batch.runner_process import runner_alive, runner_gone
 from tokenomy.batch.split import below_minimum, one_file_a_job, sent_bytes, split_records
 from tokenomy.batch.validate import require_good, validate_file
-from tokenomy.errors import ConfigError, UsageError
+from tokenomy.errors import ConfigError, ProviderError, UsageError
 from tokenomy.ledger.events import UsageEvent, utcnow
 from tokenomy.ledger.store import LedgerStore, open_store
 from tokenomy.messages import Usage
@@ -471,7 +471,15 @@ def wait(
     """Refresh until the job reaches a final state or `timeout_s` passes; returns the latest job."""
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while True:
-        job = refresh(tables, job_id, backend)
+        try:
+            job = refresh(tables, job_id, backend)
+        except ProviderError as exc:  # the provider's job runs on: said, lest the file be submitted, and billed, again
+            follow = f"job {job_id} runs on at the provider: `tokenomy batch wait {job_id}` follows it"
+            raise ProviderError(
+                f"{exc}; {follow} (submitting the file again would run, and bill, every record twice)",
+                exc.kind,
+                status=exc.status,
+            ) from None
         if job.status in FINAL_STATES or (deadline is not None and time.monotonic() >= deadline):
             return job
         # Nobody is working on a local job (a runner that died, or a submit killed before its runner
