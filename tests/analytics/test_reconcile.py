@@ -23,6 +23,7 @@ from tokenomy.cli import app
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.store import open_store
 from tokenomy.messages import Usage
+from tokenomy.money import money_str
 from tokenomy.pricing.cost import compute_cost
 
 D1 = datetime(2025, 11, 24, tzinfo=UTC)
@@ -231,3 +232,18 @@ def test_the_tolerance_default_in_the_help_is_the_one_reconcile_uses() -> None:
     changed = help_text("from decimal import Decimal; import tokenomy.analytics as a; "
                         f"a.DEFAULT_TOLERANCE_PCT = Decimal('7.5'); {main}")
     assert "[default: 7.5]" in changed
+
+
+def test_a_billing_alert_prints_its_dollars_by_the_money_rule(tmp_path) -> None:
+    # The message wrote the Decimals as they came: "billed 0.047800000000 vs metered 0 USD", in `alerts check`'s table
+    # and the console's alert list, beside every other alert's "$0.446922".
+    store = open_store(tmp_path / "ledger.duckdb")
+    metered = _call(D1 + timedelta(hours=1), "openai", MINI, Usage(3000, 20))
+    bill = UsageEvent(ts=D1, provider="openai", model=MINI, input_tokens=3000, output_tokens=20,
+                      cost_usd=Decimal("0.0478"), priced_by="billed")
+    unmetered = UsageEvent(ts=D1, provider="anthropic", model=HAIKU, input_tokens=100, cost_usd=Decimal("0.01"),
+                           priced_by="billed")
+    store.write([metered, bill, unmetered])
+    alerts = {a["provider"]: a["message"] for a in evaluate(store, [], now=D2) if a["kind"] == "billing_mismatch"}
+    assert alerts["openai"].startswith(f"mismatch: billed $0.047800 vs metered ${money_str(metered.cost_usd)};"), alerts
+    assert alerts["anthropic"].startswith("unmetered: billed $0.010000 vs metered $0.000000;"), alerts

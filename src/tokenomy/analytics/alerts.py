@@ -274,7 +274,8 @@ def _billing_alerts(store: Any, now: datetime, s: AlertSettings) -> list[dict[st
             "subject": f"{r['provider']}/{r['model']}",
             **{k: r[k] for k in ("day", "provider", "model", "status", "metered_usd", "billed_usd")},
             **{k: r[k] for k in ("difference_usd", "difference_pct", "unmetered_usd")},
-            "message": f"{r['status']}: billed {r['billed_usd']} vs metered {r['metered_usd']} USD; {r['cause']}",
+            "message": f"{r['status']}: billed {usd(r['billed_usd'], 'amount')} vs metered "
+            f"{usd(r['metered_usd'], 'amount')}; {r['cause']}",
         }
         for r in rows
         if r["flagged"]
