@@ -305,3 +305,17 @@ def test_chat_on_a_cascade_route_shows_what_the_whole_call_cost_as_the_ledger_re
     assert data["tier"] == "tier2" and len(first) == 2
     assert Decimal(data["call_cost_usd"]) == sum(e.cost_usd for e in first) == 2 * Decimal(data["cost_usd"])
     assert f"(call ${Decimal(data['call_cost_usd']):.6f}, every attempt paid)" in human, human
+
+
+def test_cost_table_prints_the_figures_its_json_prints():
+    # The table rounded every part to 8 places: Nova Micro's 1 input token, $0.000000035, read $0.00000004 and the
+    # total $0.000035455 read $0.00003546, beside the JSON's exact figures. Both are the cost as recorded now.
+    args = ["cost", "--model", "amazon.nova-micro-v1:0", "--input", "1", "--output", "3", "--cache-read", "4000"]
+    data = json.loads(run(*args, "--json").stdout)
+    assert (data["input_usd"], data["total_usd"]) == ("0.000000035", "0.000035455")
+    rows = {line.split("│")[1].strip(): line.split("│")[3].strip() for line in run(*args).stdout.splitlines()
+            if line.count("│") == 4}
+    assert rows == {"input": "$0.000000035", "output": "$0.00000042", "cache read": "$0.000035",
+                    "cache write": "$0.000000", "total": "$0.000035455"}, rows
+    assert [rows[k].lstrip("$") for k in ("input", "output", "cache read", "cache write", "total")] == [
+        data[f"{k}_usd"] for k in ("input", "output", "cache_read", "cache_write", "total")]

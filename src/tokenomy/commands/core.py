@@ -9,6 +9,7 @@ import typer
 from tokenomy.commands._common import JsonOption, LedgerOption, PricesOption, apply_prices
 from tokenomy.commands._output import WideOption, console, print_json, print_table, table, usd
 from tokenomy.money import money_or_none
+from tokenomy.money import usd as money_usd
 
 
 def register(app: typer.Typer) -> None:
@@ -178,12 +179,17 @@ def cost(
     if as_json:
         print_json(breakdown.to_json())
         return
+    # The cost as recorded, as the JSON prints it: exact (a part rounded to 8 places read $0.00000004 for $0.000000035).
     rows = [
-        ["input", f"{input_tokens:,}", usd(breakdown.input_usd, 8)],
-        ["output", f"{output_tokens:,}", usd(breakdown.output_usd, 8)],
-        ["cache read", f"{cache_read:,}", usd(breakdown.cache_read_usd, 8)],
-        ["cache write", f"{cache_write:,}", usd(breakdown.cache_write_usd, 8)],
-        ["total", f"{input_tokens + output_tokens + cache_read + cache_write:,}", usd(breakdown.total_usd, 8)],
+        ["input", f"{input_tokens:,}", money_usd(breakdown.input_usd, "record")],
+        ["output", f"{output_tokens:,}", money_usd(breakdown.output_usd, "record")],
+        ["cache read", f"{cache_read:,}", money_usd(breakdown.cache_read_usd, "record")],
+        ["cache write", f"{cache_write:,}", money_usd(breakdown.cache_write_usd, "record")],
+        [
+            "total",
+            f"{input_tokens + output_tokens + cache_read + cache_write:,}",
+            money_usd(breakdown.total_usd, "record"),
+        ],
     ]
     tier = "" if breakdown.service_tier == "standard" else f" · {breakdown.service_tier} tier"
     console.print(table(f"{breakdown.model} · {breakdown.region} · {mode}{tier}", ["tokens", "count", "cost"], rows))
