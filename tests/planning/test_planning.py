@@ -431,6 +431,24 @@ def test_breakeven_table_prints_the_blended_price_by_the_money_rule():
     assert "$0.37/h · $268.28/month" in result.stdout
 
 
+def test_breakeven_json_prints_the_prices_per_1m_tokens_its_table_and_the_catalog_print():
+    # The JSON wrote them as amounts, to 6 places: the blended "0.061250" and Claude 2's "10.666667" beside the
+    # table's $0.06125 and $10.666666666667, and the input price "8.000000" beside `prices --json`'s "8.0000".
+    nova = cli("plan", "breakeven", "--model", "amazon.nova-micro-v1:0", "--hourly-usd", "1", "--input-share", "0.75",
+               "--tpm-per-unit", "100000")
+    assert (nova["input_price_per_mtok"], nova["output_price_per_mtok"], nova["blended_price_per_mtok"]) == (
+        "0.0350", "0.1400", "0.06125")
+    claude = cli("plan", "breakeven", "--model", CLAUDE2, "--term", "6m", "--avg-input", "1500", "--avg-output", "300",
+                 "--tpm-per-unit", "100000")
+    assert claude["input_price_per_mtok"] == cli("prices", CLAUDE2)["input"] == "8.0000"
+    assert claude["blended_price_per_mtok"] == "10.666666666667"
+    table = subprocess.run([TOKENOMY, "plan", "breakeven", "--model", CLAUDE2, "--term", "6m", "--avg-input", "1500",
+                            "--avg-output", "300", "--tpm-per-unit", "100000"], capture_output=True, text=True,
+                           timeout=120, env={**os.environ, "COLUMNS": "200"})
+    assert f"${claude['blended_price_per_mtok']} per 1M tokens" in table.stdout, table.stdout
+    assert claude["provisioned_monthly_usd"] == "25550.000000"  # money that is not a price keeps the amount rule
+
+
 def test_utilization_says_when_the_capacity_it_divides_by_is_assumed(tmp_path):
     trace = tmp_path / "trace.csv"
     trace.write_text("ts,input_tokens,output_tokens\n2026-01-05T10:00:00Z,50000,0\n")

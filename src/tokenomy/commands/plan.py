@@ -11,6 +11,7 @@ import typer
 from tokenomy.commands._common import JsonOption, LedgerOption
 from tokenomy.commands._options import http_url, usd_amount, when_option
 from tokenomy.commands._output import console, err_console, print_json, table, usd
+from tokenomy.money import money_str
 from tokenomy.money import usd as money_usd
 
 plan_app = typer.Typer(
@@ -106,7 +107,10 @@ def breakeven_cmd(
         )
     )
     if as_json:
-        print_json(result, money="amount")
+        # Prices per 1M tokens by the catalog's unit-price rule, as the table and `prices --json` print them; the
+        # rest of the money as amounts.
+        prices = {k: money_str(v, "unit_price") for k, v in result.items() if k.endswith("_per_mtok")}
+        print_json({**result, **prices}, money="amount")
         return
     console.print(
         table(
