@@ -23,7 +23,7 @@ from tokenomy.cli import app as cli
 from tokenomy.emulate.server import ServerThread
 from tokenomy.gateway.app import create_app
 from tokenomy.gateway.keys import period_start
-from tokenomy.money import money_str
+from tokenomy.money import money_str, usd
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def _cli_savings(seeded) -> dict:
 
 def _usd(value: Decimal) -> str:
     """The page's money rule is tokenomy.money's for an amount (what `tokenomy report` prints)."""
-    return ("-$" if value < 0 else "$") + money_str(abs(value))
+    return usd(value, "amount")
 
 
 # --- JSON API ---------------------------------------------------------------------------------------------------
@@ -485,11 +485,14 @@ def test_console_fits_a_390px_phone(gateway, seeded, browser, tmp_path) -> None:
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(f"{gateway}/dashboard")
     _wait_renders(page, 1)
-    # money is printed by the one rule (six places, half to even, from the exact string) in text and tooltips
-    amounts = ["0.0004", "0.4", "0.000123456", "1234.5", "0.0000005", "0.0000015", "-0.25", "12345678901234.1234565"]
+    # money is printed by the one rule (six places, half to even, from the exact string, thousands grouped as
+    # `tokenomy report` groups them: the page wrote "$1234.500000" beside the CLI's "$1,234.500000") in text and
+    # tooltips
+    amounts = ["0.0004", "0.4", "0.000123456", "1234.5", "0.0000005", "0.0000015", "-0.25", "12345678901234.1234565",
+               "-999.9999995", "-1000", "100000"]
     assert page.evaluate(f"{amounts}.map(TokenomyConsole.usd)") == [_usd(Decimal(a)) for a in amounts] == [
-        "$0.000400", "$0.400000", "$0.000123", "$1234.500000", "$0.000000", "$0.000002", "-$0.250000",
-        "$12345678901234.123456",
+        "$0.000400", "$0.400000", "$0.000123", "$1,234.500000", "$0.000000", "$0.000002", "-$0.250000",
+        "$12,345,678,901,234.123456", "-$1,000.000000", "-$1,000.000000", "$100,000.000000",
     ]
     tip = page.evaluate("""() => Chart.getChart('chart-spend').options.plugins.tooltip.callbacks
         .label({dataset: {label: 'gpt-4o-mini'}, raw: 0.0004})""")

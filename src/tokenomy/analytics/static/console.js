@@ -6,7 +6,8 @@
   const num = (x) => (x === null || x === undefined || x === "" ? 0 : Number(x));
   // Money: tokenomy.money's one rule for an amount, so the console prints what `tokenomy report` prints: plain
   // notation, six decimal places, rounded half to even from the API's exact decimal string (never through a
-  // float: $0.0000005 and a ledger's 18-digit totals stay exact). A chart's number is written out plain first.
+  // float: $0.0000005 and a ledger's 18-digit totals stay exact), thousands grouped ("$1,234.500000", as
+  // money.usd writes it for people). A chart's number is written out plain first.
   const PLACES = 6;
   function usd(x) {
     let text = x === null || x === undefined || x === "" ? "0" : typeof x === "number" ? x.toFixed(12) : String(x);
@@ -16,7 +17,8 @@
     const rest = fraction.slice(PLACES);
     if (rest[0] > "5" || (rest[0] === "5" && (/[1-9]/.test(rest.slice(1)) || units % 2n === 1n))) units += 1n;
     const digits = units.toString().padStart(PLACES + 1, "0");
-    return (negative && units !== 0n ? "-$" : "$") + digits.slice(0, -PLACES) + "." + digits.slice(-PLACES);
+    const grouped = digits.slice(0, -PLACES).replace(/\B(?=(\d{3})+$)/g, ",");
+    return (negative && units !== 0n ? "-$" : "$") + grouped + "." + digits.slice(-PLACES);
   }
   // Axis ticks are positions on a scale, not amounts: short labels ($0.0004, $1.50), never a figure of record.
   function usdTick(x) {
