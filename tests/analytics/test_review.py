@@ -483,3 +483,19 @@ def test_history_growth_reads_calls_and_not_a_cache_storage_row(tmp_path) -> Non
     store.write(rows)
     got, _ = history_growth(store, START + timedelta(days=30), START + timedelta(days=60), 30, FACTOR)
     assert [(r["previous_input_per_call"], r["current_input_per_call"]) for r in got] == [(1000.0, 2000.0)]
+
+
+def test_a_dashboard_behind_keys_offers_no_link_to_the_review_it_refuses_every_key(ledger_path) -> None:
+    # With auth on, /dashboard/review answers 403 to every key (a review covers every key and team), yet the page's
+    # header linked to it for everyone who opened the console.
+    import httpx
+
+    from tokenomy.config import parse_config
+    from tokenomy.emulate.server import ServerThread
+    from tokenomy.gateway.app import create_app
+
+    open_store(ledger_path).write(planted_events())
+    with ServerThread(create_app(parse_config({"auth": True}), str(ledger_path)), lifespan="on") as gateway:
+        page = httpx.get(f"{gateway}/dashboard/").text
+        assert httpx.get(f"{gateway}/dashboard/review").status_code == 403
+    assert "/dashboard/review" not in page and 'id="review-link"' not in page

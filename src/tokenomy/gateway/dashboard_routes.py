@@ -78,7 +78,10 @@ def page(request: Request) -> HTMLResponse:
     """The dashboard page (charts load from the JSON API below)."""
     base = str(request.url.path).rstrip("/")
     scripts = "\n".join(f'<script src="{base}/static/{name}"></script>' for name in SCRIPTS)
-    link = f'<a class="kpi" id="review-link" href="{base}/review">latest quarterly review</a>'
+    gateway = getattr(request.app.state, "gateway", None)
+    # Behind keys, /review refuses every key (it covers every key and team): no link to a page that answers 403.
+    behind_keys = gateway is not None and gateway.keys is not None
+    link = "" if behind_keys else f'<a class="kpi" id="review-link" href="{base}/review">latest quarterly review</a>'
     return HTMLResponse(page_html(base, scripts, header_links=link))
 
 
