@@ -563,6 +563,37 @@ def test_a_team_key_sees_its_own_team_budgets_and_no_ledger_wide_alerts(seeded, 
         assert rows and {r["tenant"] for r in rows} == {"research"}
 
 
+@pytest.mark.browser
+def test_a_console_behind_keys_asks_for_a_key_once_and_then_loads(seeded, browser, tmp_path) -> None:
+    # Opened without a key, the page asked for one and then fetched all thirteen sections anyway: thirteen more
+    # 401s in the browser's console and a red "Could not load the dashboard data" box under the key form.
+    import shutil
+
+    from tokenomy.config import parse_config
+    from tokenomy.gateway.keys import KeyStore
+    from tokenomy.ledger.store import open_store
+
+    path = tmp_path / "ledger.duckdb"
+    shutil.copy(seeded["path"], path)
+    secret, _ = KeyStore(open_store(path)).create(team="research", name="viewer")
+    with ServerThread(create_app(parse_config({"auth": True}), str(path)), lifespan="on") as url:
+        page = browser.new_page()
+        refused: list[str] = []
+        page.on("response", lambda r: refused.append(r.url) if r.status == 401 else None)
+        page.goto(f"{url}/dashboard")
+        page.wait_for_selector("#auth:not([hidden])")
+        page.wait_for_load_state("networkidle")
+        assert [u.split("/dashboard")[1] for u in refused] == ["/api/filters"], refused
+        assert page.inner_text("#error") == "" and not page.is_visible("#error")
+        assert "needs a virtual key" in page.inner_text("#auth-message")
+        page.fill("#auth input[name=key]", secret)
+        page.click("#auth button")
+        _wait_renders(page, 1)
+        assert page.is_hidden("#auth") and page.inner_text("#error") == ""
+        assert page.inner_text("#kpi-calls") != "0"
+        page.close()
+
+
 @pytest.mark.postgres
 def test_console_sections_are_the_same_on_postgres(seeded, fresh_postgres_url) -> None:
     from tokenomy.analytics import dashboard_data

@@ -198,7 +198,7 @@
     const response = await fetch(url, { headers: key ? { Authorization: "Bearer " + key } : {} });
     const body = await response.json();
     if (response.status === 401) askForKey(body.detail);
-    if (!response.ok) throw new Error(body.detail || response.statusText);
+    if (!response.ok) throw Object.assign(new Error(body.detail || response.statusText), { status: response.status });
     return body;
   }
 
@@ -245,6 +245,9 @@
         form.elements[name].max = options.last_day || "";
       }
     } catch (err) {
+      // No key, or one the gateway refused: the key form asks for it (the page reloads with it), and every section
+      // would be refused the same way.
+      if (err.status === 401) return;
       showError("Could not load the filter values: " + err.message);
     }
     form.addEventListener("change", () => load(api, form));
