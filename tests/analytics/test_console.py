@@ -479,6 +479,20 @@ def test_usage_type_note_explains_every_type_drawn(gateway, browser) -> None:
 
 
 @pytest.mark.browser
+def test_the_console_loads_with_nothing_in_the_browsers_console(gateway, browser) -> None:
+    # Every load logged "Failed to load resource: 404" for the /favicon.ico the browser asks a page with no icon for.
+    page = browser.new_page()
+    logged: list[str] = []
+    page.on("console", lambda message: logged.append(f"{message.type}: {message.text} {message.location}"))
+    page.on("pageerror", lambda exc: logged.append(f"pageerror: {exc}"))
+    page.goto(f"{gateway}/dashboard")
+    _wait_renders(page, 1)
+    page.wait_for_load_state("networkidle")
+    page.close()
+    assert logged == []
+
+
+@pytest.mark.browser
 def test_console_fits_a_390px_phone(gateway, seeded, browser, tmp_path) -> None:
     page = browser.new_page(viewport={"width": 390, "height": 844})
     errors: list[str] = []

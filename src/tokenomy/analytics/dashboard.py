@@ -36,10 +36,12 @@ def static_text(name: str) -> str:
     return (resources.files("tokenomy.analytics") / "static" / name).read_text(encoding="utf-8")
 
 
-def page_html(api_base: str, scripts: str, form_attrs: str = "", header_links: str = "") -> str:
-    """The page around `scripts`, fetching its data from `api_base` (empty when the data is inlined)."""
+def page_html(api_base: str, scripts: str, form_attrs: str = "", header_links: str = "", head: str = "") -> str:
+    """The page around `scripts`, fetching its data from `api_base` (empty when the data is inlined); `head`: more
+    elements for its <head>."""
     return (
         static_text("dashboard.html")
+        .replace("{{HEAD}}", head)
         .replace("{{API_BASE}}", api_base)
         .replace("{{FORM_ATTRS}}", form_attrs)
         .replace("{{HEADER_LINKS}}", header_links)

@@ -82,7 +82,9 @@ def page(request: Request) -> HTMLResponse:
     # Behind keys, /review refuses every key (it covers every key and team): no link to a page that answers 403.
     behind_keys = gateway is not None and gateway.keys is not None
     link = "" if behind_keys else f'<a class="kpi" id="review-link" href="{base}/review">latest quarterly review</a>'
-    return HTMLResponse(page_html(base, scripts, header_links=link))
+    # An empty icon: a page without one has the browser ask the gateway for /favicon.ico and log its 404 every load.
+    icon = '<link rel="icon" href="data:,">'
+    return HTMLResponse(page_html(base, scripts, header_links=link, head=icon))
 
 
 @router.get("/review", response_class=HTMLResponse, summary="The latest quarterly review")
