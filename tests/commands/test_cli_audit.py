@@ -1023,3 +1023,17 @@ def test_a_negative_token_count_to_cost_names_the_option_given(option, monkeypat
     code, out, err = run_cli(monkeypatch, capsys, "cost", "--model", HAIKU, option, "-5")
     line = one_error_line(err)
     assert code == 2 and out == "" and f"'{option}'" in line and "_tokens" not in line, line
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["--mode", "weird"], "error: --mode 'weird': give one of on_demand, batch, provisioned"),
+    (["--cache-ttl", "2h"], "error: --cache-ttl '2h': give one of 5m, 1h"),
+    (["--service-tier", "gold"], "error: --service-tier 'gold': give one of standard, priority, flex"),
+    (["--mode", "batch", "--service-tier", "priority"],
+     "error: --service-tier priority prices on-demand calls only; drop it, or drop --mode batch"),
+])
+def test_a_choice_cost_does_not_take_is_named_as_its_option(args, said, monkeypatch, capsys):
+    # They were refused in the cost engine's words, "mode='weird' is not one of ...", "cache_ttl='2h' ...", names the
+    # command line does not have.
+    code, out, err = run_cli(monkeypatch, capsys, "cost", "--model", HAIKU, "--input", "5", *args)
+    assert (code, out, one_error_line(err)) == (2, "", said)

@@ -163,9 +163,20 @@ def cost(
     as_json: bool = JsonOption,
 ) -> None:
     """Price one usage record exactly (Decimal arithmetic, per token type)."""
+    from tokenomy.errors import UsageError
     from tokenomy.messages import Usage
-    from tokenomy.pricing.cost import compute_cost
+    from tokenomy.pricing.cost import CACHE_TTLS, MODES, SERVICE_TIER_CHOICES, compute_cost
 
+    # Named as typed: the cost engine's own message names its parameters ("mode='weird' is not one of ...").
+    for option, value, choices in (
+        ("--mode", mode, MODES),
+        ("--cache-ttl", cache_ttl, CACHE_TTLS),
+        ("--service-tier", service_tier, SERVICE_TIER_CHOICES),
+    ):
+        if value not in choices:
+            raise UsageError(f"{option} {value!r}: give one of {', '.join(choices)}")
+    if service_tier != "standard" and mode != "on_demand":
+        raise UsageError(f"--service-tier {service_tier} prices on-demand calls only; drop it, or drop --mode {mode}")
     apply_prices(price_file)
     breakdown = compute_cost(
         Usage(input_tokens, output_tokens, cache_read, cache_write),
