@@ -1037,3 +1037,18 @@ def test_a_choice_cost_does_not_take_is_named_as_its_option(args, said, monkeypa
     # command line does not have.
     code, out, err = run_cli(monkeypatch, capsys, "cost", "--model", HAIKU, "--input", "5", *args)
     assert (code, out, one_error_line(err)) == (2, "", said)
+
+
+@pytest.mark.parametrize("name", ["spend", "tokens", "hourly-tokens", "latency", "errors", "cost-per-task",
+                                  "tier-share", "cache-trend"])
+def test_an_empty_report_csv_has_the_header_of_a_full_one(name, tmp_path, monkeypatch, capsys) -> None:
+    # A window with no usage printed the report's name as the whole CSV ("spend"), so a script reading the file's
+    # cost_usd column failed on exactly the quiet days; it is the columns the rows would have had, and no row.
+    ledger = _seed(tmp_path / "ledger.duckdb")
+    code, full, err = run_cli(monkeypatch, capsys, "report", name, "--ledger", str(ledger), "--csv",
+                              "--since", "2026-11-01", "--until", "2026-11-30")
+    assert code == 0 and len(full.splitlines()) > 1, err
+    code, empty, err = run_cli(monkeypatch, capsys, "report", name, "--ledger", str(ledger), "--csv",
+                               "--since", "2020-01-01", "--until", "2020-01-31")
+    assert code == 0, err
+    assert empty.splitlines() == full.splitlines()[:1], (empty, full)

@@ -340,6 +340,19 @@ def run_report(
     return rows
 
 
+def report_columns(
+    store: Any, name: str, by: str | None = None, since: datetime | None = None, until: datetime | None = None
+) -> list[str]:
+    """The columns of a preset's rows, read from its SQL over the window, so a report with no row still has its
+    header (the histogram percentiles of `latency` have the exact preset's columns)."""
+    preset = PRESETS[name]
+    by = by or preset.by or "model"
+    since, until = window(name, since, until)
+    source, params = _source(store, preset, since, until)
+    columns = store.query_columns(preset.sql(by, source, store.dialect), params)
+    return columns + (["routed_share", "expected_share", "delta"] if name == "tier-share" else [])
+
+
 def _with_expected(rows: list[dict[str, Any]], expected: dict[str, float]) -> list[dict[str, Any]]:
     """Add each tier's share of the routed calls (those with a tier), the expected share and the difference;
     tiers expected but unseen get a zero row. Expected shares split routed traffic (as `route drift` and the

@@ -174,15 +174,19 @@ def report(
             said = f"no usage in the ledger{span}; widen --since/--until"
         console.print(f"report {name}: {said}, or check --ledger")
         return
-    columns = list(rows[0]) if rows else [by or name]
     if as_csv:
         import csv
         import sys
 
+        from tokenomy.analytics.reports import report_columns
+
+        # No row is still the report's header (it printed the report's name as the whole file).
+        columns = list(rows[0]) if rows else report_columns(store, name, by=by, since=since, until=until)
         writer = csv.DictWriter(sys.stdout, fieldnames=columns)
         writer.writeheader()
         writer.writerows({k: csv_cell(v, "amount") for k, v in row.items()} for row in rows)
         return
+    columns = list(rows[0])
     console.print(table(f"report {name}", columns, [report_row(columns, r) for r in rows]))
     if name == "latency" and not exact:  # None (not given) too
         from tokenomy.analytics.latency import APPROXIMATION

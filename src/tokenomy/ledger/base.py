@@ -248,6 +248,12 @@ class LedgerStore:
             names = [d[0] for d in cursor.description] if cursor.description else []
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
+    def query_columns(self, sql: str, params: Sequence[Any] = ()) -> list[str]:
+        """The names of the columns `sql` answers with, also when it answers no row (a CSV's header)."""
+        with self.connect() as conn:
+            cursor = conn.execute(sql, tuple(params))
+            return [d[0] for d in cursor.description] if cursor.description else []
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         with self.connect() as conn:
             conn.execute(sql, tuple(params))

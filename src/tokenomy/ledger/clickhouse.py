@@ -140,9 +140,10 @@ class _Embedded:
         with self.lock:
             self.conn.query(sql)
 
-    def rows(self, sql: str) -> list[dict[str, Any]]:
+    def rows(self, sql: str) -> Any:
+        """The answer as an Arrow table (its column names are there with no row)."""
         with self.lock:
-            return self.conn.query(sql, "ArrowTable").to_pylist()
+            return self.conn.query(sql, "ArrowTable")
 
 
 class _Server:
@@ -165,8 +166,9 @@ class _Server:
     def command(self, sql: str) -> None:
         self.client.command(sql)
 
-    def rows(self, sql: str) -> list[dict[str, Any]]:
-        return self.client.query_arrow(sql).to_pylist()
+    def rows(self, sql: str) -> Any:
+        """The answer as an Arrow table (its column names are there with no row)."""
+        return self.client.query_arrow(sql)
 
 
 def _sql_null(value: Any) -> Any:
@@ -176,10 +178,11 @@ def _sql_null(value: Any) -> Any:
 class _Cursor:
     """Just enough of a DB-API cursor for LedgerStore.query/execute."""
 
-    def __init__(self, rows: list[dict[str, Any]]) -> None:
+    def __init__(self, table: Any = None) -> None:
         # ClickHouse gives NaN where SQL gives NULL (a percentile or average of no values): every caller gets NULL.
-        self._rows = [{k: _sql_null(v) for k, v in r.items()} for r in rows]
-        self.description = [(name,) for name in rows[0]] if rows else None
+        self._rows = [{k: _sql_null(v) for k, v in r.items()} for r in table.to_pylist()] if table is not None else []
+        # Named from the table, not its first row: an answer with no row still has its columns (a CSV's header).
+        self.description = [(name,) for name in table.column_names] if table is not None else None
 
     def fetchall(self) -> list[tuple]:
         return [tuple(r.values()) for r in self._rows]
@@ -220,7 +223,7 @@ class _Connection:
         if re.match(r"\s*(SELECT|WITH)\b", sql, re.IGNORECASE):
             return _Cursor(self.backend.rows(sql))
         self.backend.command(sql)
-        return _Cursor([])
+        return _Cursor()
 
 
 class ClickHouseStore(LedgerStore):
