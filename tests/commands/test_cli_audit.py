@@ -1052,3 +1052,16 @@ def test_an_empty_report_csv_has_the_header_of_a_full_one(name, tmp_path, monkey
                                "--since", "2020-01-01", "--until", "2020-01-31")
     assert code == 0, err
     assert empty.splitlines() == full.splitlines()[:1], (empty, full)
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["--tolerance-pct", "-5"], "error: --tolerance-pct -5: must be a number 0 or more"),
+    (["--since", "2025-11-24T10:00", "--until", "2025-11-24T09:00"],
+     "error: --since 2025-11-24 10:00 is not before --until 2025-11-24 09:00; swap them"),
+])
+def test_report_reconcile_echoes_what_was_typed(args, said, tmp_path, monkeypatch, capsys) -> None:
+    # It echoed "-5.0" for -5, and a window ending before it starts on the same day as "--since 2025-11-24 is not
+    # before --until 2025-11-24", which reads as a contradiction.
+    ledger = _seed(tmp_path / "ledger.duckdb")
+    code, out, err = run_cli(monkeypatch, capsys, "report", "reconcile", "--ledger", str(ledger), *args)
+    assert code == 2 and out == "" and one_error_line(err).startswith(said), err

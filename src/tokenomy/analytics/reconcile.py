@@ -18,7 +18,7 @@ from typing import Any
 from tokenomy.analytics import DEFAULT_TOLERANCE_PCT
 from tokenomy.analytics.billed import canonical_provider, is_billed_sql
 from tokenomy.errors import UsageError
-from tokenomy.money import usd
+from tokenomy.money import typed, usd
 
 BY = ("model", "provider")
 KINDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
@@ -93,11 +93,12 @@ def reconcile(
     tolerance = Decimal(str(tolerance_pct))
     if not tolerance.is_finite() or tolerance < 0:  # NaN was a decimal.InvalidOperation traceback
         raise UsageError(
-            f"--tolerance-pct {tolerance_pct}: must be a number 0 or more (percent of the metered cost), e.g. 5"
+            f"--tolerance-pct {typed(tolerance_pct)}: must be a number 0 or more (percent of the metered cost), e.g. 5"
         )
     since, until = (t.replace(tzinfo=UTC) if t and t.tzinfo is None else t for t in (since, until))
     if since and until and since >= until:
-        raise UsageError(f"--since {since:%Y-%m-%d} is not before --until {until:%Y-%m-%d}; swap them")
+        # With their times: "--since 2025-11-24 is not before --until 2025-11-24" read as a contradiction.
+        raise UsageError(f"--since {since:%Y-%m-%d %H:%M} is not before --until {until:%Y-%m-%d %H:%M}; swap them")
     ph = store.placeholder
     clauses = [c for c, v in ((f"ts >= {ph}", since), (f"ts < {ph}", until)) if v is not None]
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
