@@ -493,6 +493,29 @@ def test_the_console_loads_with_nothing_in_the_browsers_console(gateway, browser
 
 
 @pytest.mark.browser
+def test_dates_out_of_order_are_named_as_the_form_names_them(gateway, browser) -> None:
+    # From after To sent thirteen queries the API refused, and the page said "since=2026-12-01 is not before
+    # until=2026-11-21 (until is exclusive)": parameters the form does not show, and a day nobody picked.
+    page = browser.new_page()
+    refused: list[str] = []
+    page.on("response", lambda r: refused.append(r.url) if r.status >= 400 else None)
+    page.goto(f"{gateway}/dashboard")
+    _wait_renders(page, 1)
+    page.fill("input[name=since]", "2026-12-01")
+    _wait_renders(page, 2)
+    page.fill("input[name=to]", "2026-11-20")
+    page.wait_for_function("document.getElementById('error').textContent !== ''")
+    page.wait_for_load_state("networkidle")
+    assert page.inner_text("#error").startswith("From 2026-12-01 is after To 2026-11-20: swap them, or clear one.")
+    assert page.evaluate("document.body.classList.contains('stale')")  # the figures shown are the last load's
+    assert refused == []
+    page.fill("input[name=to]", "2026-12-01")
+    _wait_renders(page, 3)
+    assert page.inner_text("#error") == "" and page.inner_text("#head-period") == "2026-12-01 → 2026-12-01"
+    page.close()
+
+
+@pytest.mark.browser
 def test_console_fits_a_390px_phone(gateway, seeded, browser, tmp_path) -> None:
     page = browser.new_page(viewport={"width": 390, "height": 844})
     errors: list[str] = []

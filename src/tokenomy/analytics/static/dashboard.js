@@ -214,6 +214,13 @@
   }
 
   async function load(api, form) {
+    // Dates out of order are the form's, in its words: the API would refuse all thirteen queries naming its own
+    // parameters and a day nobody picked ("since=2026-12-01 is not before until=2026-11-21").
+    const from = form.elements.since.value, to = form.elements.to.value;
+    if (from && to && from > to) {
+      showError("From " + from + " is after To " + to + ": swap them, or clear one.");
+      return;
+    }
     const qs = query(form);
     try {
       const parts = await Promise.all(SECTIONS.map((name) => getJson(api + "/api/" + name + "?" + qs)));
