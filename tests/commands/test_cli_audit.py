@@ -1065,3 +1065,19 @@ def test_report_reconcile_echoes_what_was_typed(args, said, tmp_path, monkeypatc
     ledger = _seed(tmp_path / "ledger.duckdb")
     code, out, err = run_cli(monkeypatch, capsys, "report", "reconcile", "--ledger", str(ledger), *args)
     assert code == 2 and out == "" and one_error_line(err).startswith(said), err
+
+
+def test_a_csv_writes_a_yes_or_no_as_its_json_does(tmp_path, monkeypatch, capsys) -> None:
+    # report reconcile --csv wrote its flagged column as Python writes a bool, "True", beside the JSON's true.
+    from datetime import UTC, datetime
+
+    ledger = tmp_path / "ledger.duckdb"
+    bill = UsageEvent(ts=datetime(2026, 11, 10, 12, tzinfo=UTC), provider="openai", model="gpt-4o-mini",
+                      input_tokens=10, cost_usd=Decimal("0.5"), priced_by="billed")
+    open_store(ledger).write([bill])
+    args = ["report", "reconcile", "--ledger", str(ledger), "--since", "2026-11-01", "--until", "2026-11-30"]
+    code, out, err = run_cli(monkeypatch, capsys, *args, "--json")
+    assert code == 0 and [r["flagged"] for r in json.loads(out)["rows"]] == [True], err
+    code, out, err = run_cli(monkeypatch, capsys, *args, "--csv")
+    header, row = out.splitlines()
+    assert code == 0 and dict(zip(header.split(","), row.split(","), strict=True))["flagged"] == "true", out

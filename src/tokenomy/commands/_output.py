@@ -86,6 +86,8 @@ def csv_cell(value: Any, money: str = "record") -> Any:
     formula gets a leading `'`, so a report opened in Excel shows it instead of running `=HYPERLINK(...)`."""
     if isinstance(value, Decimal):
         return money_str(value, money)
+    if isinstance(value, bool):  # as JSON writes it: "true", not Python's "True" (reconcile's flagged column)
+        return "true" if value else "false"
     if isinstance(value, (datetime, date)):  # as JSON writes it: "2026-11-01T00:00:00Z", not str()'s "+00:00"
         return _default(value)
     if isinstance(value, float) and value == value and value not in (float("inf"), float("-inf")):
