@@ -363,6 +363,38 @@ def test_responses_without_ids_to_parallel_calls_of_one_function_answer_them_in_
         "18C in Paris": ids["Paris"], "25C in Rome": ids["Rome"]}
 
 
+@pytest.mark.parametrize("model", ["g", "fast"])
+def test_any_with_every_declared_function_allowed_is_a_call_of_any_of_them(served, monkeypatch, model) -> None:
+    """LangChain's `bind_tools(tools, tool_choice="any")` and pydantic-ai's output tools send mode ANY with every
+    declared function's name in allowedFunctionNames: the gateway refused it ("ANY with one allowed function name")
+    whenever two tools were bound. It is a call of any of them, which every provider takes."""
+    from tokenomy.providers import gemini_mapping
+
+    sent: list[dict] = []
+    original = gemini_mapping.config_from_request
+    monkeypatch.setattr("tokenomy.providers.gemini_provider.config_from_request",
+                        lambda request: sent.append(original(request)) or sent[-1])
+    client, url, upstream = served
+    config = types.GenerateContentConfig(
+        tools=[types.Tool(function_declarations=[WEATHER, TIME])], automatic_function_calling=MANUAL,
+        tool_config=types.ToolConfig(function_calling_config=types.FunctionCallingConfig(
+            mode="ANY", allowed_function_names=["get_weather", "get_time"])))
+    reply = client.models.generate_content(model=model, contents="Weather?", config=config)
+    assert reply.function_calls
+    if model == "g":
+        assert sent[-1]["tool_config"] == {"function_calling_config": {"mode": "ANY"}}
+    else:
+        assert upstream.last["tool_choice"] == "required"
+    # A name no declaration has is Gemini's 400, named, among several as alone.
+    body = {"contents": [{"parts": [{"text": "hi"}]}], "tools": [{"functionDeclarations": [{"name": "get_weather"},
+                                                                                       {"name": "get_time"}]}],
+            "toolConfig": {"functionCallingConfig": {"mode": "ANY",
+                                                     "allowedFunctionNames": ["get_weather", "get_date"]}}}
+    refused = httpx.post(f"{url}/v1beta/models/{model}:generateContent", json=body)
+    assert refused.status_code == 400 and refused.json()["error"]["message"].startswith(
+        "toolConfig.functionCallingConfig.allowedFunctionNames: 'get_date' is not declared"), refused.text
+
+
 @pytest.mark.parametrize(("body", "named"), [
     ({"contents": [{"role": "user", "parts": [{"executableCode": {"code": "1"}}]}]},
      "contents[0].parts[0].executableCode: not carried"),

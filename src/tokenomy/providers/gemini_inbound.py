@@ -215,7 +215,7 @@ def _tools(value: Any) -> tuple[list[ToolSpec], list[dict[str, Any]]]:
     return tools, built_in
 
 
-def _tool_choice(value: Any) -> ToolChoice | None:
+def _tool_choice(value: Any, tools: list[ToolSpec]) -> ToolChoice | None:
     config = get(object_field(value, "toolConfig", ("functionCallingConfig",)), "functionCallingConfig")
     if config is None:
         return None
@@ -225,6 +225,18 @@ def _tool_choice(value: Any) -> ToolChoice | None:
     allowed = get(config, "allowedFunctionNames") or []
     if not isinstance(allowed, list) or not all(isinstance(name, str) for name in allowed):
         raise ValueError(f"{where}.allowedFunctionNames: expected a list of function names")
+    # A forced call must be of a declared function, as Gemini's API refuses it otherwise; an OpenAI-format model was
+    # sent the choice as is and refused it under its own names (`tool_choice`).
+    if mode == "ANY" and not tools:
+        raise ValueError(f"{where}.mode: ANY needs functionDeclarations in tools to call; declare them, or send AUTO")
+    declared = {tool.name for tool in tools}
+    undeclared = next((name for name in allowed if name not in declared), None)
+    if undeclared is not None and mode == "ANY":
+        raise ValueError(f"{where}.allowedFunctionNames: {undeclared!r} is not declared in tools' "
+                         "functionDeclarations; declare it, or name one that is")  # fmt: skip
+    if len(allowed) > 1 and set(allowed) == declared:
+        # Every declared function allowed (LangChain's tool_choice="any", pydantic-ai's output tools): no limit at all
+        allowed = []
     if mode in ("AUTO", "MODE_UNSPECIFIED", "VALIDATED") and not allowed:
         return ToolChoice("auto")  # VALIDATED: the tools strict as well (request_from_gemini)
     if mode == "NONE" and not allowed:
@@ -234,18 +246,8 @@ def _tool_choice(value: Any) -> ToolChoice | None:
     if mode == "ANY" and len(allowed) == 1:
         return ToolChoice("tool", allowed[0])
     raise ValueError(f"{where}: the gateway carries modes AUTO, ANY, NONE and VALIDATED, and ANY with one allowed "
-                     f"function name (got mode {mode!r} with {len(allowed)} names)")  # fmt: skip
-
-
-def _declared(choice: ToolChoice | None, tools: list[ToolSpec]) -> None:
-    """A forced call must be of a declared function, as Gemini's API refuses it otherwise; an OpenAI-format model was
-    sent the choice as is and refused it under its own names (`tool_choice`)."""
-    where = "toolConfig.functionCallingConfig"
-    if choice is not None and choice.mode in ("any", "tool") and not tools:
-        raise ValueError(f"{where}.mode: ANY needs functionDeclarations in tools to call; declare them, or send AUTO")
-    if choice is not None and choice.mode == "tool" and choice.name not in {tool.name for tool in tools}:
-        raise ValueError(f"{where}.allowedFunctionNames: {choice.name!r} is not declared in tools' "
-                         "functionDeclarations; declare it, or name one that is")  # fmt: skip
+                     f"function name or all of them (got mode {mode!r} with {len(allowed)} of "
+                     f"{len(declared)} names)")  # fmt: skip
 
 
 def _validated(config: Any) -> bool:
@@ -384,8 +386,7 @@ def request_from_gemini(model: str, body: Any) -> ChatRequest:
             raise ValueError("systemInstruction.parts: the system instruction takes text parts only")
         system = "\n".join(b.text for b in blocks if isinstance(b, TextBlock))
     tools, built_in = _tools(get(body, "tools")) if get(body, "tools") is not None else ([], [])
-    choice = _tool_choice(get(body, "toolConfig")) if get(body, "toolConfig") is not None else None
-    _declared(choice, tools)
+    choice = _tool_choice(get(body, "toolConfig"), tools) if get(body, "toolConfig") is not None else None
     if _validated(get(body, "toolConfig")):  # the model chooses, and a call it makes holds to its schema: strict tools
         tools = [replace(tool, strict=True) for tool in tools]
     config = get(body, "generationConfig")
