@@ -363,6 +363,66 @@ def test_responses_without_ids_to_parallel_calls_of_one_function_answer_them_in_
         "18C in Paris": ids["Paris"], "25C in Rome": ids["Rome"]}
 
 
+RATINGS = [{"category": "HARM_CATEGORY_HARASSMENT", "probability": "HIGH", "blocked": True},
+           {"category": "HARM_CATEGORY_HATE_SPEECH", "probability": "NEGLIGIBLE"}]
+FEEDBACK = {"blockReason": "PROHIBITED_CONTENT", "safetyRatings": RATINGS}
+CUT = {"finishReason": "SAFETY", "safetyRatings": RATINGS, "finishMessage": "The answer was blocked: harassment"}
+
+
+def _blocking_gemini():
+    """A Gemini API that blocks a prompt asking for "blocked" (promptFeedback, no candidates, as Gemini answers it),
+    and cuts any other answer short for safety (the candidate's safetyRatings and finishMessage)."""
+    app = FastAPI()
+
+    @app.post("/{version}/models/{target}")
+    @app.post("/{version}/projects/{project}/locations/{location}/publishers/google/models/{target}")  # Vertex AI's
+    async def generate(target: str, request: Request):
+        usage = {"promptTokenCount": 5, "candidatesTokenCount": 1, "totalTokenCount": 6}
+        if "blocked" in json.dumps(await request.json()):
+            chunks = [{"promptFeedback": FEEDBACK, "usageMetadata": {"promptTokenCount": 5, "totalTokenCount": 5}}]
+        else:
+            chunks = [{"candidates": [{"content": {"role": "model", "parts": [{"text": "Well"}]}, "index": 0}]},
+                      {"candidates": [{"index": 0, **CUT}], "usageMetadata": usage}]
+        if target.endswith(":generateContent"):
+            answer = chunks[-1] if len(chunks) == 1 else {
+                "candidates": [{**chunks[0]["candidates"][0], **CUT}], "usageMetadata": usage}
+            return JSONResponse(answer)
+        return StreamingResponse((f"data: {json.dumps(c)}\r\n\r\n" for c in chunks), media_type="text/event-stream")
+
+    return app
+
+
+def test_why_gemini_blocked_a_prompt_or_cut_an_answer_comes_back_as_gemini_said_it(tmp_path) -> None:
+    """A prompt Gemini blocks is answered with promptFeedback (its blockReason) and no candidates; the gateway answered
+    a candidate with finishReason SAFETY and no promptFeedback, so an application reading
+    `response.prompt_feedback.block_reason` (or checking for no candidates) saw no block. An answer cut for safety
+    lost its safetyRatings and finishMessage (which google-genai reads on Vertex AI, REST clients on either)."""
+    with ServerThread(_blocking_gemini()) as gemini:
+        config = parse_config({"models": {"g": {"provider": "gemini", "model": GEMINI, "base_url": gemini},
+                                          "vertex": {"provider": "vertex", "model": GEMINI, "base_url": gemini,
+                                                     "project": "p", "region": "us-central1"}}})
+        with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+            client = genai.Client(api_key="unused", http_options={"base_url": url})
+            blocked = [client.models.generate_content(model="g", contents="Say blocked things"),
+                       *client.models.generate_content_stream(model="g", contents="Say blocked things")]
+            cut = [client.models.generate_content(model="g", contents="Hi"),
+                   list(client.models.generate_content_stream(model="g", contents="Hi"))[-1]]
+            answer = httpx.post(f"{url}/v1beta/models/vertex:generateContent",
+                                json={"contents": [{"parts": [{"text": "Hi"}]}]})
+    for reply in blocked:
+        assert not reply.candidates and reply.text is None
+        assert reply.prompt_feedback.model_dump(mode="json", by_alias=True, exclude_none=True) == FEEDBACK
+        assert reply.usage_metadata.prompt_token_count == 5
+    for reply in cut:
+        candidate = reply.candidates[0].model_dump(mode="json", by_alias=True, exclude_none=True)
+        assert (candidate["finishReason"], candidate["safetyRatings"]) == ("SAFETY", RATINGS)
+    assert cut[0].text == "Well"
+    # finishMessage, as a REST client reads it: from Vertex AI (google-genai drops it from a Gemini API answer)
+    assert {key: answer.json()["candidates"][0].get(key) for key in CUT} == CUT
+    rows = open_store(str(tmp_path / "ledger.duckdb")).events()
+    assert [(row.input_tokens, row.output_tokens) for row in rows] == [(5, 0), (5, 0), (5, 1), (5, 1), (5, 1)]
+
+
 @pytest.mark.parametrize("model", ["g", "fast"])
 def test_any_with_every_declared_function_allowed_is_a_call_of_any_of_them(served, monkeypatch, model) -> None:
     """LangChain's `bind_tools(tools, tool_choice="any")` and pydantic-ai's output tools send mode ANY with every

@@ -51,8 +51,9 @@ from tokenomy.gateway.unserved import unserved
 from tokenomy.ids import new_id
 from tokenomy.messages import ChatRequest, ChatResponse, ReasoningBlock, StreamChunk, ToolUseBlock
 from tokenomy.providers.gemini_answers import (
+    answered,
+    candidate_said,
     finish_reason,
-    grounding_body,
     parts_body,
     response_body,
     thinking_out,
@@ -137,8 +138,9 @@ class ChunkWriter:
         chunk: dict[str, Any] = {"candidates": [candidate], "modelVersion": self.model, "responseId": self.response_id}
         if final is not None:  # the last chunk: why the answer ended, and its usage
             candidate["finishReason"] = finish_reason(final)
-            candidate.update(grounding_body(final))  # what Gemini's built-in tools found, as Gemini sends it last
+            candidate.update(candidate_said(final))  # what Gemini's built-in tools found, as Gemini sends it last
             chunk["usageMetadata"] = usage_body(final)
+            answered(chunk, final)
         return self._item(chunk, last=final is not None)
 
     def chunk(self, piece: StreamChunk) -> list[bytes]:

@@ -26,8 +26,6 @@ SIGNATURE_MARK = b"tokenomy:signature:"
 REDACTED_MARK = b"tokenomy:redacted:"
 THINKING_MARK = b"tokenomy:thinking:"
 FINISH_REASONS = {"stop": "STOP", "tool_calls": "STOP", "length": "MAX_TOKENS", "content_filter": "SAFETY"}
-# What Gemini's built-in tools found, as the Gemini provider keeps it (raw) -> the candidate's field for it.
-GROUNDING = {"grounding_metadata": "groundingMetadata", "url_context_metadata": "urlContextMetadata"}
 
 
 def signature_out(text: str, mark: bytes = SIGNATURE_MARK) -> str:
@@ -117,18 +115,37 @@ def usage_body(response: ChatResponse) -> dict[str, int]:
     return body
 
 
-def grounding_body(response: ChatResponse) -> dict[str, Any]:
-    """What Gemini's built-in tools found (groundingMetadata, urlContextMetadata), kept by the Gemini provider."""
-    raw = response.raw if isinstance(response.raw, dict) else {}
-    return {theirs: raw[ours] for ours, theirs in GROUNDING.items() if raw.get(ours)}
+def candidate_said(response: ChatResponse) -> dict[str, Any]:
+    """What Gemini said of its candidate beside the parts (what its built-in tools found, why it cut the answer short:
+    groundingMetadata, safetyRatings, finishMessage, ...), kept by the Gemini provider as Gemini sent it."""
+    said = response.raw.get("candidate") if isinstance(response.raw, dict) else None
+    return said if isinstance(said, dict) else {}
+
+
+def prompt_feedback(response: ChatResponse) -> dict[str, Any]:
+    """Gemini's promptFeedback (why it blocked the prompt), kept by the Gemini provider as Gemini sent it."""
+    feedback = response.raw.get("prompt_feedback") if isinstance(response.raw, dict) else None
+    return feedback if isinstance(feedback, dict) else {}
+
+
+def answered(body: dict[str, Any], response: ChatResponse) -> dict[str, Any]:
+    """A GenerateContentResponse (or a stream's last chunk) with Gemini's promptFeedback, and without candidates
+    where Gemini sent none: a prompt it blocked, which an application tells by them (`prompt_feedback.block_reason`,
+    no candidates), not by a candidate the gateway made up."""
+    feedback = prompt_feedback(response)
+    if feedback:
+        body["promptFeedback"] = feedback
+    if feedback.get("blockReason") and not response.content and not candidate_said(response):
+        del body["candidates"]
+    return body
 
 
 def response_body(response: ChatResponse, model: str, response_id: str, show_thoughts: bool = True) -> dict[str, Any]:
     """A ChatResponse as Gemini's GenerateContentResponse (one candidate)."""
-    return {
+    return answered({
         "candidates": [{"content": {"role": "model", "parts": parts_body(response.content, show_thoughts)},
-                        "finishReason": finish_reason(response), "index": 0, **grounding_body(response)}],
+                        "finishReason": finish_reason(response), "index": 0, **candidate_said(response)}],
         "usageMetadata": usage_body(response),
         "modelVersion": model,
         "responseId": response_id,
-    }  # fmt: skip
+    }, response)  # fmt: skip

@@ -9,7 +9,7 @@ Usage: Gemini's `prompt_token_count` includes the tokens read from a context cac
 explicit `cached_content`); `Usage.input_tokens` excludes them (`cache_read_tokens`). Thinking tokens
 (`thoughts_token_count`) are output tokens, as Gemini bills them. A call served at the flex or priority tier
 (`service_tier` in `extra`) is priced at that tier: see `served_tier`. Google Search grounding is billed per search
-query the answer ran (Gemini 3 and later) or per grounded prompt (Gemini 2.x): `_grounding` counts the queries.
+query the answer ran (Gemini 3 and later) or per grounded prompt (Gemini 2.x): `_said` counts the queries.
 """
 
 from __future__ import annotations
@@ -241,19 +241,30 @@ def _blocked(result: Any) -> str | None:
     return "SAFETY" if feedback is not None and feedback.block_reason else None
 
 
-def _grounding(candidate: Any) -> dict[str, Any]:
-    """What the built-in tools (googleSearch, urlContext) found, in Gemini's JSON: the caller's sources; and the
-    Google searches the model ran (`webSearchQueries`), which Google bills, as `server_tool_use.web_search_queries`
-    (pricing/server_tools.py prices them: per query on Gemini 3 and later, per grounded prompt on Gemini 2.x)."""
-    found: dict[str, Any] = {}
-    for field in ("grounding_metadata", "url_context_metadata"):
-        value = getattr(candidate, field, None)
-        if value is not None:
-            found[field] = value.model_dump(mode="json", by_alias=True, exclude_none=True)
+# What Gemini says of a candidate beside its parts: what its built-in tools found (googleSearch, urlContext: the
+# caller's sources), and why an answer was cut short (its safety ratings, a finish message). Not citationMetadata:
+# the Gemini API and Vertex AI name its list apart (citationSources, citations), and the SDK keeps Vertex AI's name.
+CANDIDATE_FIELDS = {"grounding_metadata", "url_context_metadata", "safety_ratings", "finish_message"}
+
+
+def _said(result: Any, candidate: Any) -> dict[str, Any]:
+    """What Gemini said beside the parts, in Gemini's JSON, for the gateway's Gemini routes to send on as Gemini sent
+    it (gemini_answers): the candidate's CANDIDATE_FIELDS (`candidate`) and why it blocked the prompt
+    (`prompt_feedback`); and the Google searches the model ran (`webSearchQueries`), which Google bills, as
+    `server_tool_use.web_search_queries` (pricing/server_tools.py prices them: per query on Gemini 3 and later, per
+    grounded prompt on Gemini 2.x)."""
+    said: dict[str, Any] = {}
+    feedback = getattr(result, "prompt_feedback", None)
+    if feedback is not None:
+        said["prompt_feedback"] = feedback.model_dump(mode="json", by_alias=True, exclude_none=True)
+    held = {name for name in CANDIDATE_FIELDS if getattr(candidate, name, None) is not None}
+    if not held:  # most chunks of a stream: no dump to make
+        return said
+    said["candidate"] = candidate.model_dump(mode="json", by_alias=True, exclude_none=True, include=held)
     queries = getattr(getattr(candidate, "grounding_metadata", None), "web_search_queries", None) or []
     if queries:
-        found["server_tool_use"] = {"web_search_queries": len(queries)}
-    return found
+        said["server_tool_use"] = {"web_search_queries": len(queries)}
+    return said
 
 
 def _unreadable_field(fields: dict[str, Any]) -> str:
@@ -408,7 +419,7 @@ class GeminiProvider(Provider):
             result.usage_metadata,
             request.extra.get("service_tier"),
         )
-        raw.update(_grounding(candidate))
+        raw.update(_said(result, candidate))
         reason = candidate.finish_reason if candidate else _blocked(result)
         return self._response(request, parts, result.usage_metadata, reason, raw, latency_ms=latency)
 
@@ -429,11 +440,12 @@ class GeminiProvider(Provider):
                 headers = headers or getattr(event.sdk_http_response, "headers", None)
                 raw.update(served_model=event.model_version, response_id=event.response_id)
                 candidate = (event.candidates or [None])[0]
+                said = _said(event, candidate)  # the candidate's fields merged: Gemini sends each with a chunk
+                raw.update(said, candidate={**raw.get("candidate", {}), **said.get("candidate", {})})
                 if candidate is None:
                     reason = _blocked(event) or reason
                     continue
                 reason = candidate.finish_reason or reason
-                raw.update(_grounding(candidate))  # sent with the last chunks
                 for part in (candidate.content.parts or []) if candidate.content else []:
                     item = part.model_dump(exclude_none=True)
                     ids.name(item)  # before the chunk: the stream and the answer name the call alike
