@@ -510,6 +510,14 @@ def test_any_with_every_declared_function_allowed_is_a_call_of_any_of_them(serve
      "toolConfig.functionCallingConfig.allowedFunctionNames: 'get_time' is not declared"),
     ({"toolConfig": {"functionCallingConfig": {"mode": "ANY"}}},
      "toolConfig.functionCallingConfig.mode: ANY needs functionDeclarations in tools"),
+    # propertyOrdering holding a list was a 500 (unhashable), and text was left out unsaid
+    ({"generationConfig": {"responseMimeType": "application/json", "responseSchema": {
+        "type": "OBJECT", "properties": {"a": {"type": "STRING"}}, "propertyOrdering": [["a"]]}}},
+     "generationConfig.responseSchema.propertyOrdering: expected a list of property names"),
+    ({"tools": [{"functionDeclarations": [{"name": "f", "parameters": {"type": "OBJECT", "properties": {
+        "p": {"type": "OBJECT", "properties": {"a": {"type": "STRING"}}, "property_ordering": "a"}}}}]}],
+      "model": "g"},
+     "tools[0].functionDeclarations[0].parameters.properties.p.property_ordering: expected a list of property names"),
     # a name that is no string was told as an unsupported count of names ("mode 'ANY' with 1 names")
     ({"tools": [{"functionDeclarations": [{"name": "get_weather"}]}],
       "toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": [1]}}},

@@ -136,24 +136,31 @@ def json_schema(schema: Any, where: str) -> Any:
     responseJsonSchema) take: its int64 fields written as text are numbers (a ValueError naming the field when one is
     no integer), `type: "OBJECT"` is `"object"`, `nullable: true` lets null in (a type of its own, an enum value), and
     `propertyOrdering` orders `properties` (JSON Schema has no such keyword; a model writes them in schema order)."""
-    return _json_schema(schema_numbers(schema, where))
+    return _json_schema(schema_numbers(schema, where), where)
 
 
-def _json_schema(schema: Any) -> Any:
+def _json_schema(schema: Any, where: str) -> Any:
     """The schema is walked by its structure (properties, items, anyOf), so a property's name is never rewritten."""
     if not isinstance(schema, dict):
         return schema
     out: dict[str, Any] = {}
-    for key, value in schema.items():
-        key = SCHEMA_KEYS.get(key, key)
+    for sent, value in schema.items():
+        key, here = SCHEMA_KEYS.get(sent) or sent, f"{where}.{sent}"
         if key == "properties" and isinstance(value, dict):
-            value = {name: _json_schema(item) for name, item in value.items()}
+            value = {name: _json_schema(item, f"{here}.{name}") for name, item in value.items()}
         elif key == "items":
-            value = _json_schema(value)
+            value = _json_schema(value, here)
         elif key == "anyOf" and isinstance(value, list):
-            value = [_json_schema(item) for item in value]
+            value = [_json_schema(item, f"{here}[{i}]") for i, item in enumerate(value)]
         elif key == "type" and isinstance(value, str):
             value = value.lower()
+        elif (
+            key == "propertyOrdering"
+            and value is not None
+            and not (isinstance(value, list) and all(isinstance(name, str) for name in value))
+        ):
+            # Gemini refuses it so; a name in a list (unhashable) was a 500, and text was left out unsaid
+            raise ValueError(f"{here}: expected a list of property names")
         out[key] = value
     order = out.pop("propertyOrdering", None)
     properties = out.get("properties")
