@@ -423,6 +423,32 @@ def test_why_gemini_blocked_a_prompt_or_cut_an_answer_comes_back_as_gemini_said_
     assert [(row.input_tokens, row.output_tokens) for row in rows] == [(5, 0), (5, 0), (5, 1), (5, 1), (5, 1)]
 
 
+def test_enum_output_reaches_gemini_models_and_is_refused_by_name_elsewhere(served, monkeypatch) -> None:
+    """`response_mime_type="text/x.enum"` with an enum schema (Gemini's documented classification output: the answer
+    is one of the values, bare) was refused for every model, Gemini's too; it reaches Gemini models as sent."""
+    import enum
+
+    from tokenomy.providers import gemini_mapping
+
+    class Mood(enum.Enum):
+        HAPPY = "happy"
+        SAD = "sad"
+
+    sent: list[dict] = []
+    original = gemini_mapping.config_from_request
+    monkeypatch.setattr("tokenomy.providers.gemini_provider.config_from_request",
+                        lambda request: sent.append(original(request)) or sent[-1])
+    client = served[0]
+    config = types.GenerateContentConfig(response_mime_type="text/x.enum", response_schema=Mood)
+    assert client.models.generate_content(model="g", contents="I won!", config=config).text
+    assert sent[-1]["response_mime_type"] == "text/x.enum"
+    assert types.Schema.model_validate(sent[-1]["response_schema"]).enum == ["happy", "sad"]
+    with pytest.raises(errors.ClientError) as refused:
+        client.models.generate_content(model="fast", contents="I won!", config=config)
+    assert refused.value.code == 400 and refused.value.message.startswith(
+        "generationConfig.responseMimeType: the gateway carries this field to Gemini models only, and `fast` may reach")
+
+
 @pytest.mark.parametrize("model", ["g", "fast"])
 def test_any_with_every_declared_function_allowed_is_a_call_of_any_of_them(served, monkeypatch, model) -> None:
     """LangChain's `bind_tools(tools, tool_choice="any")` and pydantic-ai's output tools send mode ANY with every

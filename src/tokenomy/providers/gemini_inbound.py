@@ -11,9 +11,10 @@ name when Gemini sent no id, as its API does), thoughts and
 thought signatures, the system instruction, function declarations (`parametersJsonSchema`, or an OpenAPI-style
 `parameters` schema read as JSON Schema), `toolConfig.functionCallingConfig`, and generationConfig's sampling,
 output cap, stops, seed, penalties, JSON output and thinking. Gemini's other fields (`safetySettings`, `serviceTier`,
-`cachedContent` when the route has not expanded it (gateway/gemini_caches), `labels`, other generationConfig
-fields) ride in `extra` under the SDK's snake_case names, which the gateway carries to Gemini models only.
-Anything malformed is a ValueError naming its place, as the caller sent it.
+enum output: `responseMimeType` "text/x.enum" with its schema, `cachedContent` when the route has not expanded it
+(gateway/gemini_caches), `labels`, other generationConfig fields) ride in `extra` under the SDK's snake_case names,
+which the gateway carries to Gemini models only. Anything malformed is a ValueError naming its place, as the caller
+sent it.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ ANSWERED = {
     "response_logprobs": lambda v: v is False,
 }
 MAX_TOKENS = 1_000_000
+# An answer that is one of a string schema's enum values, as bare text: no other API has it; to Gemini models as sent.
+ENUM_MIME = "text/x.enum"
 # Pairs of fields Gemini's API takes one of, never both (its reference: "If set, responseSchema must be omitted",
 # parametersJsonSchema "mutually exclusive with parameters"; a thinking level and budget "cannot be used in the same
 # request"): what each is, for the 400 naming both.
@@ -303,8 +306,8 @@ def _output(mapped: dict[str, Any]) -> ResponseFormat | None:
             raise ValueError('generationConfig.responseMimeType: a response schema needs "application/json"')
         return None
     if mime != "application/json":
-        raise ValueError(f'generationConfig.responseMimeType: the gateway carries "application/json" and '
-                         f'"text/plain", not {mime!r}')  # fmt: skip
+        raise ValueError(f'generationConfig.responseMimeType: the gateway carries "application/json", "text/plain" '
+                         f'and (to Gemini models) "{ENUM_MIME}", not {mime!r}')  # fmt: skip
     if schema is None:
         return ResponseFormat("json_object")
     if not isinstance(schema, dict):
@@ -398,6 +401,10 @@ def request_from_gemini(model: str, body: Any) -> ChatRequest:
         tools = [replace(tool, strict=True) for tool in tools]
     config = get(body, "generationConfig")
     mapped, rest = _generation({} if config is None else config)  # `[]` or `0` is malformed, not an empty config
+    if mapped.get("responseMimeType") == ENUM_MIME:  # an answer that is one of the schema's values: Gemini's own
+        for name in ("responseMimeType", "responseSchema", "responseJsonSchema"):
+            if name in mapped:
+                rest[snake(name)] = mapped.pop(name)
     extra = {snake(key): get(body, key) for key in PASSED_FIELDS if get(body, key) is not None}
     extra.update(rest)
     if built_in:  # to Gemini models only (calls.refusal), as sent, beside the function declarations

@@ -69,6 +69,7 @@ DOCUMENT_TYPES = {
 EFFORT_LEVELS = {"minimal": "MINIMAL", "low": "LOW", "medium": "MEDIUM", "high": "HIGH"}
 # GenerateContentConfig fields a ChatRequest maps itself; `extra` may carry any other config field, and `tools`:
 # Tools beside the request's function declarations (Gemini's built-in googleSearch, urlContext), added to them.
+# `response_mime_type` is mapped from response_format, and rides in `extra` for what no format says ("text/x.enum").
 MAPPED_CONFIG = frozenset(
     {
         "system_instruction",
@@ -80,7 +81,6 @@ MAPPED_CONFIG = frozenset(
         "seed",
         "presence_penalty",
         "frequency_penalty",
-        "response_mime_type",
         "response_json_schema",
         "tool_config",
         "thinking_config",
@@ -256,6 +256,8 @@ def config_from_request(request: ChatRequest) -> dict[str, Any]:
     if fmt is not None and fmt.type != "text":
         if fmt.description:
             raise refuse(model, "response_format.description", "has no schema description field; put it in the prompt")
+        if "response_mime_type" in request.extra:
+            raise refuse(model, "response_mime_type", "is set by response_format as well; send one or the other")
         config["response_mime_type"] = "application/json"
         if fmt.type == "json_schema":
             config["response_json_schema"] = fmt.schema or {"type": "object"}
