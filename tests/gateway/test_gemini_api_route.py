@@ -423,6 +423,28 @@ def test_why_gemini_blocked_a_prompt_or_cut_an_answer_comes_back_as_gemini_said_
     assert [(row.input_tokens, row.output_tokens) for row in rows] == [(5, 0), (5, 0), (5, 1), (5, 1), (5, 1)]
 
 
+def test_vertex_ais_model_selection_reaches_a_vertex_model_under_the_sdks_name(tmp_path) -> None:
+    """google-genai on Vertex AI sends `model_selection_config` as generationConfig.modelConfig: the gateway read it
+    as `model_config`, no field of Gemini's, and refused it for Vertex AI's models, which take it."""
+    selection = types.GenerateContentConfig(model_selection_config=types.ModelSelectionConfig(
+        feature_selection_preference="PRIORITIZE_COST"), max_output_tokens=8)
+    with ServerThread(create_gemini(engine=InstantEngine())) as gemini, RecordingOpenAI() as upstream:
+        config = parse_config({"models": {
+            "vx": {"provider": "vertex", "model": GEMINI, "base_url": gemini, "project": "p", "region": "us-central1"},
+            "g": {"provider": "gemini", "model": GEMINI, "base_url": gemini},
+            "fast": {"provider": "openai", "model": "up-model", "base_url": upstream.url, "price_as": HAIKU}}})
+        with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+            client = genai.Client(vertexai=True, api_key="unused", http_options={"base_url": url})
+            assert client.models.generate_content(model="vx", contents="hi", config=selection).text
+            for model, named in (("g", "model_selection_config parameter is only supported in Gemini Enterprise "
+                                       "Agent Platform mode"),
+                                 ("fast", "generationConfig.modelConfig: the gateway carries this field to Gemini "
+                                          "models only")):
+                with pytest.raises(errors.ClientError) as refused:
+                    client.models.generate_content(model=model, contents="hi", config=selection)
+                assert refused.value.code == 400 and named in refused.value.message, refused.value.message
+
+
 def test_enum_output_reaches_gemini_models_and_is_refused_by_name_elsewhere(served, monkeypatch) -> None:
     """`response_mime_type="text/x.enum"` with an enum schema (Gemini's documented classification output: the answer
     is one of the values, bare) was refused for every model, Gemini's too; it reaches Gemini models as sent."""

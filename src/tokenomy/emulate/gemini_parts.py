@@ -44,6 +44,7 @@ CONFIG_FIELDS = {
     "responseLogprobs",
     "logprobs",
     "mediaResolution",
+    "modelConfig",  # Vertex AI's model selection (GenerateContentConfig.model_selection_config)
 }
 REQUEST_FIELDS = {
     "model",

@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from tokenomy.providers.gemini_fields import get, snake
-from tokenomy.providers.gemini_inbound import BUILT_IN_TOOLS
+from tokenomy.providers.gemini_inbound import BUILT_IN_TOOLS, sdk_name
 from tokenomy.providers.gemini_signatures import carried_thinking, carries_thinking, has_content
 
 # The request options a provider mapping names when it refuses one, by the field a Gemini caller sent.
@@ -71,7 +71,7 @@ def caller_field(body: dict[str, Any], key: str) -> str:
             if sent is not None:
                 return f"tools[{i}].{sent}"
     for where, fields in (("generationConfig.", config if isinstance(config, dict) else {}), ("", top)):
-        sent = next((k for k in fields if snake(k) == key), None)
+        sent = next((k for k in fields if sdk_name(k) == key), None)
         if sent is not None:
             return where + sent
     return key

@@ -56,6 +56,9 @@ MAPPED_CONFIG = (
     "temperature", "topP", "topK", "maxOutputTokens", "stopSequences", "seed", "presencePenalty",
     "frequencyPenalty", "responseMimeType", "responseSchema", "responseJsonSchema", "thinkingConfig",
 )  # fmt: skip
+# generationConfig fields the SDK names otherwise than the wire (snake_case): Vertex AI's `modelConfig` is
+# GenerateContentConfig's model_selection_config.
+SDK_NAMES = {"model_config": "model_selection_config"}
 # Gemini's built-in tools carried to Gemini models as sent (request.extra["tools"]); what they found comes back in
 # the candidate's groundingMetadata / urlContextMetadata (gemini_answers). codeExecution is refused: its parts have no
 # block.
@@ -265,15 +268,19 @@ def _validated(config: Any) -> bool:
     return isinstance(calling, dict) and str(get(calling, "mode") or "").upper() == "VALIDATED"
 
 
+def sdk_name(key: str) -> str:
+    """A generationConfig field's GenerateContentConfig name (the `extra` key it rides under)."""
+    return SDK_NAMES.get(snake(key), snake(key))
+
+
 def _generation(value: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """The options a ChatRequest maps itself, and the other generationConfig fields (snake_case, for `extra`)."""
     if not isinstance(value, dict):
         raise ValueError("generationConfig: expected an object")
     one_of(value, "generationConfig", "responseSchema", "responseJsonSchema", SCHEMA_KINDS)
     mapped = {name: get(value, name) for name in MAPPED_CONFIG if get(value, name) is not None}
-    rest = {
-        snake(k): v for k, v in value.items() if k not in MAPPED_CONFIG and k not in {snake(m) for m in MAPPED_CONFIG}
-    }
+    mapped_names = {*MAPPED_CONFIG, *(snake(m) for m in MAPPED_CONFIG)}
+    rest = {sdk_name(k): v for k, v in value.items() if k not in mapped_names}
     for key, answered in ANSWERED.items():  # asks for what every answer is: not an option to carry (or refuse)
         if key in rest and answered(rest[key]):
             del rest[key]
