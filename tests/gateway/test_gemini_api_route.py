@@ -346,6 +346,23 @@ def test_a_function_response_without_an_id_answers_the_latest_call_of_its_name(s
     assert result == {"role": "tool", "tool_call_id": assistant["tool_calls"][0]["id"], "content": '{"temp_c": 18}'}
 
 
+@pytest.mark.parametrize("model", ["g", "fast"])
+def test_function_responses_in_a_turn_of_role_function_answer_their_calls(served, model) -> None:
+    """Many google-genai applications send their function responses as `Content(role="function", ...)`, which
+    Gemini's API takes (as a user turn); the gateway refused it ("expected 'user' or 'model'")."""
+    client, _, upstream = served
+    turn = [types.Content(role="user", parts=[types.Part(text="Weather?")]),
+            types.Content(role="model", parts=[types.Part(function_call=types.FunctionCall(
+                name="get_weather", args={"city": "Paris"}))]),
+            types.Content(role="function", parts=[types.Part(function_response=types.FunctionResponse(
+                name="get_weather", response={"output": "18C"}))])]
+    reply = client.models.generate_content(model=model, contents=turn, config=types.GenerateContentConfig(
+        tools=[types.Tool(function_declarations=[WEATHER])], automatic_function_calling=MANUAL))
+    assert "18C" in reply.text
+    if model == "fast":
+        assert upstream.last["messages"][-1]["role"] == "tool"
+
+
 def test_responses_without_ids_to_parallel_calls_of_one_function_answer_them_in_order(served) -> None:
     """Automatic function calling sends each response by name only, in the order of the calls."""
     client, _, upstream = served

@@ -392,8 +392,8 @@ def request_from_gemini(model: str, body: Any) -> ChatRequest:
         calls.turn = i
         content = object_field(content, where, ("role", "parts"))
         role = get(content, "role") or "user"
-        if role not in ("user", "model"):
-            raise ValueError(f"{where}.role: expected 'user' or 'model'")
+        if role not in ("user", "model", "function"):  # function: a turn of function responses, Gemini's as a user's
+            raise ValueError(f"{where}.role: expected 'user' or 'model' (or 'function', for function responses)")
         messages.append(Message("assistant" if role == "model" else "user", _parts(content, where, calls)))
     system = None
     if get(body, "systemInstruction") is not None:
