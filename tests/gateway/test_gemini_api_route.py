@@ -274,6 +274,26 @@ def test_gemini_built_in_tools_reach_gemini_and_what_they_found_comes_back(tmp_p
         == [(45, 3), (45, 3)]
 
 
+def test_audio_and_video_reach_gemini_models_and_are_refused_by_name_elsewhere(served) -> None:
+    """Audio (transcription) and video (by URI: a Files API upload, a YouTube link) are Gemini's own inputs, which
+    the gateway refused for Gemini models as well ("the gateway carries images and ..."); they reach Gemini models as
+    sent, and are refused, named, for another."""
+    client, _, upstream = served
+    audio = b"RIFF" + bytes(range(256))
+    parts = [types.Part(text="Transcribe and describe"), types.Part.from_bytes(data=audio, mime_type="audio/wav"),
+             types.Part.from_uri(file_uri="https://www.youtube.com/watch?v=abc", mime_type="video/mp4")]
+    reply = client.models.generate_content(model="g", contents=[types.Content(role="user", parts=parts)])
+    assert f"[audio/wav, {len(audio)} bytes]" in reply.text  # the emulator read the bytes
+    assert "[file https://www.youtube.com/watch?v=abc]" in reply.text
+    before = len(upstream.bodies)
+    for part in parts[1:]:
+        with pytest.raises(errors.ClientError) as refused:
+            client.models.generate_content(model="fast", contents=[types.Content(role="user", parts=[parts[0], part])])
+        assert refused.value.code == 400 and "gemini" in refused.value.message, refused.value.message
+        assert "contents[0].parts[1]" in refused.value.message, refused.value.message
+    assert len(upstream.bodies) == before
+
+
 def test_markdown_by_its_standard_mime_type_and_a_documents_display_name_are_carried(served, monkeypatch) -> None:
     """A stored file (a fileData URI of Gemini's) goes to Gemini with its name; an OpenAI-format model got it as an
     OpenAI file id, which it is not (test_gemini_agents: a file id goes to its own API only)."""
@@ -528,7 +548,9 @@ def test_any_with_every_declared_function_allowed_is_a_call_of_any_of_them(serve
     ({"contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": "image/png", "data": "%%"}}]}]},
      "contents[0].parts[0].inlineData.data: not valid base64"),
     ({"contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": "audio/wav", "data": "AA=="}}]}]},
-     "contents[0].parts[0].inlineData.mimeType"),
+     "cannot take a gemini audio block (contents[0].parts[0])"),
+    ({"contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": "application/zip", "data": "AA=="}}]}],
+      "model": "g"}, "contents[0].parts[0].inlineData.mimeType: the gateway carries images, audio and video"),
     ({"contents": [{"role": "user", "parts": [{"functionResponse": {"name": "f", "response": {}}}]}]},
      "contents[0].parts[0].functionResponse: no earlier functionCall"),
     ({"generationConfig": {"maxOutputTokens": "ten"}}, "generationConfig.maxOutputTokens"),

@@ -14,7 +14,7 @@ import mimetypes
 import re
 from typing import Any
 
-from tokenomy.messages import Block, DocumentBlock, ImageBlock
+from tokenomy.messages import Block, DocumentBlock, ImageBlock, ProviderBlock
 from tokenomy.providers.gemini_mapping import DOCUMENT_TYPES
 
 CONTENT_KINDS = ("text", "inlineData", "fileData", "functionCall", "functionResponse")
@@ -27,6 +27,10 @@ INT64_TEXT = re.compile(r"-?[0-9]+")
 GEMINI_FILES = re.compile(r"https?://generativelanguage\.googleapis\.com/[^?#]*\bfiles/")
 # A document's mime type -> its format: Gemini's names, and the standard ones for the same formats it takes too.
 FORMATS = {mime: fmt for fmt, mime in DOCUMENT_TYPES.items()} | {"text/markdown": "md", "text/x-markdown": "md"}
+# Media only Gemini reads (audio, video), which the content model has no block for: a part of Gemini's own
+# (messages.ProviderBlock), carried to Gemini models as sent and refused, named, by every other.
+GEMINI_MEDIA = ("audio/", "video/")
+CARRIED = f"images, audio and video (to Gemini models) and {', '.join(FORMATS)}"
 
 
 def snake(name: str) -> str:
@@ -120,8 +124,12 @@ def media_block(part: dict[str, Any], where: str) -> Block:
         if mime.startswith("image/"):
             _unnamed(name, here)
             return ImageBlock(media_type=mime, base64=data)
+        if mime.startswith(GEMINI_MEDIA):
+            _unnamed(name, here)
+            inline_data = {"mime_type": mime, "data": data}
+            return ProviderBlock("gemini", {"type": mime.split("/")[0], "inline_data": inline_data})
         if mime not in FORMATS:
-            raise ValueError(f"{here}.mimeType: the gateway carries images and {', '.join(FORMATS)}, not {mime!r}")
+            raise ValueError(f"{here}.mimeType: the gateway carries {CARRIED}, not {mime!r}")
         return DocumentBlock(FORMATS[mime], base64.b64decode(data), name)
     here = f"{where}.fileData"
     file = object_field(get(part, "fileData"), here, ("mimeType", "fileUri", "displayName"))
@@ -143,8 +151,11 @@ def media_block(part: dict[str, Any], where: str) -> Block:
     if isinstance(mime, str) and mime.startswith("image/"):
         _unnamed(name, here)
         return ImageBlock(media_type=mime, url=uri, file_api=file_api)
+    if isinstance(mime, str) and mime.startswith(GEMINI_MEDIA):
+        _unnamed(name, here)
+        return ProviderBlock("gemini", {"type": mime.split("/")[0], "file_data": {"file_uri": uri, "mime_type": mime}})
     if mime not in FORMATS:
-        raise ValueError(f"{here}.mimeType: the gateway carries images and {', '.join(FORMATS)}, not {mime!r}")
+        raise ValueError(f"{here}.mimeType: the gateway carries {CARRIED}, not {mime!r}")
     if on_the_web:
         return DocumentBlock(FORMATS[mime], name=name, url=uri)  # a document on the web, which a provider fetches
     return DocumentBlock(FORMATS[mime], name=name, file_id=uri, file_api="gemini")  # Gemini's own: to Gemini only

@@ -5,7 +5,8 @@ client) becomes a ChatRequest; `gemini_answers` writes the ChatResponse back as 
 The wire is proto3 JSON, read by `gemini_fields`; thoughts and their signatures by `gemini_signatures`, function
 calls and responses by `gemini_function_parts`; `gemini_caller_places` names a refused field as the caller sent it.
 Carried: text, inline
-images and documents (`inlineData`), images and files by URI (`fileData`), `functionCall` / `functionResponse`
+images and documents (`inlineData`), images and files by URI (`fileData`), audio and video either way (a part of
+Gemini's own, to Gemini models only), `functionCall` / `functionResponse`
 (the images and documents a function returned in its `parts`; matched by id, or by name to the latest call of that
 name when Gemini sent no id, as its API does), thoughts and
 thought signatures, the system instruction, function declarations (`parametersJsonSchema`, or an OpenAPI-style

@@ -1,7 +1,8 @@
 """Gemini `generateContent` shapes <-> Tokenomy's content model (the `google-genai` SDK's snake_case dicts).
 
 Carried: text, images (inline bytes or a URL as `file_data`), documents (PDF and text types inline, a
-file id as `file_data`), tool use / tool result (`function_call` / `function_response`, matched by the
+file id as `file_data`), Gemini's own parts the content model has no block for (audio, video: a "gemini"
+ProviderBlock, as they came), tool use / tool result (`function_call` / `function_response`, matched by the
 tool's name; a result's images and documents as the response's `parts`), reasoning (`thought` parts with
 their `thought_signature`), tools, tool_choice
 (auto/any/none; a named tool as ANY with `allowed_function_names`; strict tools as VALIDATED), JSON
@@ -32,6 +33,7 @@ from tokenomy.messages import (
     ChatRequest,
     DocumentBlock,
     ImageBlock,
+    ProviderBlock,
     ReasoningBlock,
     TextBlock,
     ToolResultBlock,
@@ -173,6 +175,18 @@ def _tool_result(block: ToolResultBlock, names: dict[str, str], where: str, mode
     return {"function_response": out}
 
 
+def _own_part(block: ProviderBlock, where: str, model: str) -> dict[str, Any]:
+    """A part of Gemini's own the content model has no block for (audio, video: gemini_fields), as it came; its inline
+    bytes, held as base64 text, as the bytes the SDK takes."""
+    if block.api != "gemini":  # GeminiProvider.refusal refuses it before any call
+        raise refuse(model, where, f"takes no {block.api} {block.kind} block; remove it")
+    part = {key: value for key, value in block.data.items() if key != "type"}
+    inline = part.get("inline_data")
+    if isinstance(inline, dict):
+        part["inline_data"] = {**inline, "data": base64.b64decode(inline["data"])}
+    return part
+
+
 def contents_from_request(request: ChatRequest) -> list[dict[str, Any]]:
     """The request's turns as Gemini `contents` (roles user / model)."""
     request = request.system_hoisted()  # one system instruction (config_from_request)
@@ -207,6 +221,8 @@ def contents_from_request(request: ChatRequest) -> list[dict[str, Any]]:
                 part = {"function_call": call}
             elif isinstance(block, ToolResultBlock):
                 part = _tool_result(block, names, where, request.model)
+            elif isinstance(block, ProviderBlock):
+                part = _own_part(block, where, request.model)
             else:  # pragma: no cover - every Block type is handled above
                 raise refuse(request.model, where, f"has no part for {type(block).__name__}")
             if pending:

@@ -23,7 +23,16 @@ from typing import Any
 
 from tokenomy.errors import ConfigError, ProviderError, remember_secret
 from tokenomy.ids import new_id
-from tokenomy.messages import Block, ChatRequest, ChatResponse, StreamChunk, ToolCallDelta, ToolUseBlock, Usage
+from tokenomy.messages import (
+    Block,
+    ChatRequest,
+    ChatResponse,
+    ProviderBlock,
+    StreamChunk,
+    ToolCallDelta,
+    ToolUseBlock,
+    Usage,
+)
 from tokenomy.providers.base import DEFAULT_TIMEOUT_S, NAMING_HINTS, Provider, url_server
 from tokenomy.providers.bedrock import _is_loopback
 from tokenomy.providers.gemini_mapping import (
@@ -44,6 +53,7 @@ from tokenomy.providers.http_faults import (
     retry_after_seconds,
     where_sent,
 )
+from tokenomy.providers.refusals import ALL_BLOCKS, Unsupported, with_article
 from tokenomy.providers.usage_counts import answered_count, checked_counts, estimated_usage, miscounted
 
 KEY_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
@@ -288,6 +298,16 @@ class GeminiProvider(Provider):
     # Gemini's own (its Files API, Cloud Storage) goes back as it came, to either of Google's APIs, which answer for it.
     accepts_document_fields = frozenset({"source.url"})
     file_apis = frozenset({"gemini"})
+    accepts_blocks = (*ALL_BLOCKS, ProviderBlock)  # Gemini's own parts (audio, video), sent as they came
+
+    def refusal(self, request: ChatRequest) -> Unsupported | None:
+        """Another API's own block (Anthropic's server tools' calls and results) is refused by name, as any provider
+        refuses one it has no type for: Gemini takes only its own."""
+        for i, message in enumerate(request.messages):
+            for j, block in enumerate(message.content):
+                if type(block) is ProviderBlock and block.api != "gemini":
+                    return Unsupported(f"{with_article(f'{block.api} {block.kind}')} block ({{where}})", i, j)
+        return super().refusal(request)
 
     def __init__(
         self,
