@@ -294,6 +294,24 @@ def test_audio_and_video_reach_gemini_models_and_are_refused_by_name_elsewhere(s
     assert len(upstream.bodies) == before
 
 
+def test_a_key_s_budget_reserves_audio_at_what_gemini_bills_for_it_not_its_base64_text(tmp_path) -> None:
+    """Inline audio was estimated as its base64 text (4 MB: 1.3M tokens, $0.40 on Gemini 2.5 Flash), which a $0.05
+    budget refused; Gemini bills audio at 32 tokens a second (4 MB of 128 kbps MP3 is ~4 minutes: ~8,000 tokens)."""
+    from tokenomy.gateway.keys import KeyStore
+
+    ledger = tmp_path / "ledger.duckdb"
+    secret, _ = KeyStore(open_store(ledger)).create(budget_usd=Decimal("0.05"), period="month", name="app")
+    with ServerThread(create_gemini(engine=InstantEngine())) as gemini:
+        config = parse_config({"auth": True, "models": {"g": {"provider": "gemini", "model": GEMINI,
+                                                              "base_url": gemini}}})
+        with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
+            client = genai.Client(api_key=secret, http_options={"base_url": url})
+            audio = types.Part.from_bytes(data=bytes(4_000_000), mime_type="audio/mp3")
+            reply = client.models.generate_content(model="g", contents=[audio, "Transcribe"],
+                                                   config=types.GenerateContentConfig(max_output_tokens=64))
+    assert "[audio/mp3, 4000000 bytes]" in reply.text
+
+
 def test_markdown_by_its_standard_mime_type_and_a_documents_display_name_are_carried(served, monkeypatch) -> None:
     """A stored file (a fileData URI of Gemini's) goes to Gemini with its name; an OpenAI-format model got it as an
     OpenAI file id, which it is not (test_gemini_agents: a file id goes to its own API only)."""

@@ -54,6 +54,9 @@ def estimate_tokens(text: str) -> int:
 IMAGE_TOKENS = 1600
 DOCUMENT_TOKENS = 1500
 _TEXT_DOCUMENTS = frozenset({"txt", "csv", "md", "html"})
+# Audio and video (Gemini's), which Gemini bills by length (32 tokens a second of audio, 263 of video): ~500 bytes a
+# token is 128 kbps audio or 1 Mbps video (16 kHz WAV at twice what it is billed: a reservation errs above).
+MEDIA_BYTES_PER_TOKEN = 500
 
 
 def estimate_input_tokens(request: ChatRequest) -> int:
@@ -160,8 +163,16 @@ def _blocks_size(blocks: Sequence[Block]) -> tuple[int, int, int]:
             unsized += more_unsized
         elif isinstance(block, ReasoningBlock):
             chars += weighted_length(block.text or block.redacted or "")
-        elif isinstance(block, ProviderBlock):  # a server tool's call or result (web search results): sent as it is
-            chars += _json_length(block.data)
+        elif isinstance(block, ProviderBlock):
+            media = block.data if block.api == "gemini" else {}  # Gemini's audio or video (gemini_fields)
+            inline = media.get("inline_data")
+            if isinstance(inline, dict):  # by its size, as Gemini bills it by its length (not its base64 text)
+                tokens += len(inline.get("data") or "") * 3 // 4 // MEDIA_BYTES_PER_TOKEN + 1
+            elif "file_data" in media:  # by URI: a size the gateway cannot see, one document's figure
+                tokens += DOCUMENT_TOKENS
+                unsized += 1
+            else:  # a server tool's call or result (web search results): sent as it is
+                chars += _json_length(block.data)
     return chars, tokens, unsized
 
 
