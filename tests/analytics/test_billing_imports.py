@@ -394,3 +394,43 @@ def test_a_clickhouse_ledger_refuses_replace_by_name() -> None:
     store._shown = "clickhouse://u:***@h:8123/db"
     with pytest.raises(NotOnThisLedger, match=r"ledger clickhouse://u:\*\*\*@h:8123/db: replacing .*--replace"):
         store.replace([UsageEvent(ts=D1, provider="bedrock", model="m")])
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "postgres"])
+def test_a_bill_of_a_bucket_held_as_tier_rows_takes_all_their_places(engine, tmp_path, request) -> None:
+    """Usage imported alone is a row per service tier; its bill (line items name no tier) is one row whole. The bill
+    imported with --replace took only the standard row's place (same id) and left the flex and priority rows: their
+    tokens counted twice. Imported without --replace, over a bill, the tier rows with ids of their own were added on
+    top of it. A bucket is now one unit: its bill takes the places of all its tier rows, and tier rows are not added
+    to a bucket held whole."""
+
+    ledger_path = tmp_path / "held.duckdb" if engine == "duckdb" else request.getfixturevalue("fresh_postgres_url")
+
+    def window(ledger: Path | str) -> tuple:
+        rows = list(open_store(ledger).events())
+        return tuple(sum(getattr(e, f) for e in rows) for f in
+                     ("input_tokens", "cache_read_tokens", "output_tokens", "cost_usd"))
+
+    bill = (13_000, 8_000, 4_100, Decimal("0.0484"))
+    usage, billed = _tiered_pages(tmp_path, costs=False), _tiered_pages(tmp_path, costs=True)
+    assert _import(["openai-usage", str(usage)], ledger_path)["added"] == 3
+    runner = CliRunner()
+    stale = runner.invoke(app, ["import", "openai-usage", str(billed), "--json", "--ledger", str(ledger_path)])
+    summary = json.loads(stale.stdout)
+    assert stale.exit_code == 1 and (summary["added"], summary["replaced"]) == (0, 0)
+    assert len(summary["problems"]) == 1 and "--replace" in summary["problems"][0]
+    # the ledger's three tier rows, whole
+    assert "(25,100 tokens, $0.049900 (priced from the catalog); this import: 25,100 tokens, $0.048400 (billed))" \
+        in summary["problems"][0]
+    summary = _import(["openai-usage", str(billed), "--replace"], ledger_path)
+    assert (summary["added"], summary["replaced"], summary["problems"]) == (0, 1, [])
+    assert window(ledger_path) == bill and len(list(open_store(ledger_path).events())) == 1
+    assert _import(["openai-usage", str(billed), "--replace"], ledger_path)["replaced"] == 0  # nothing changed since
+
+    # The other order: the bill first, then the usage alone adds no tier row on top of it.
+    held = tmp_path / "bill_first.duckdb"
+    _import(["openai-usage", str(billed)], held)
+    late = runner.invoke(app, ["import", "openai-usage", str(usage), "--json", "--ledger", str(held)])
+    summary = json.loads(late.stdout)
+    assert late.exit_code == 1 and summary["added"] == 0 and len(summary["problems"]) == 3
+    assert window(held) == bill

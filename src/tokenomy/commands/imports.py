@@ -96,6 +96,7 @@ def _run_with(
 
     collisions = colliding(store, storable)  # a bucket already held with other figures, or at another width
     refreshed = [c.event for c in collisions if replace and c.same_bucket]
+    held = [row_id for c in collisions if replace and c.same_bucket for row_id in c.replaces]  # its other tiers too
     refused = [(c.event, c.why) for c in collisions if not (replace and c.same_bucket)]
     if collisions:
         apart = {id(c.event) for c in collisions}
@@ -103,7 +104,7 @@ def _run_with(
     for event, why in [*refused, *write_refusing(store, storable)]:
         result.problems.append(f"{result.source}: {event.model} at {event.ts:%Y-%m-%dT%H:%M:%SZ}: {why}; not imported")
     added = store.count() - before  # re-imported records keep their ids and are not added twice
-    replaced = store.replace(refreshed) if refreshed else 0  # one transaction: the held rows or the new ones
+    replaced = store.replace(refreshed, held) if refreshed else 0  # one transaction: the held rows or the new ones
     _print_summary(kind, result, added, as_json, problems_before, replaced)
 
 

@@ -203,10 +203,11 @@ class LedgerStore:
                 self._insert_staged(conn)
         return len(events)
 
-    def replace(self, events: Sequence[UsageEvent]) -> int:
-        """Write `events` in place of the rows that hold their ids, in one transaction: an imported bill's buckets
-        refreshed since (AWS re-issues a month's CUR as late usage arrives). The rollups of the UTC days the events
-        fall on are recomputed from the rows, so reports over them stay equal to the raw rows."""
+    def replace(self, events: Sequence[UsageEvent], held: Sequence[str] = ()) -> int:
+        """Write `events` in place of the rows that hold their ids and of the rows `held` names (a bucket's other
+        service tiers, on the events' days), in one transaction: an imported bill's buckets refreshed since (AWS
+        re-issues a month's CUR as late usage arrives). The rollups of the UTC days the events fall on are recomputed
+        from the rows, so reports over them stay equal to the raw rows."""
         firsts: dict[str, UsageEvent] = {}
         for event in events:  # an id twice in one import keeps its first row, as `write` does
             firsts.setdefault(event.event_id, event)
@@ -222,6 +223,10 @@ class LedgerStore:
             with self._transaction(conn):
                 self._lock_rollups(conn)
                 conn.execute("DELETE FROM usage_events WHERE event_id IN (SELECT event_id FROM _tokenomy_stage)")
+                held = list(dict.fromkeys(held))
+                for start in range(0, len(held), 1000):
+                    chunk = held[start : start + 1000]
+                    conn.execute(f"DELETE FROM usage_events WHERE event_id IN ({', '.join([ph] * len(chunk))})", chunk)
                 columns = ", ".join(COLUMNS)
                 conn.execute(f"INSERT INTO usage_events ({columns}) SELECT {columns} FROM _tokenomy_stage")
                 conn.execute(f"DELETE FROM usage_hourly WHERE hour >= {ph} AND hour < {ph}", window)

@@ -283,7 +283,7 @@ class ClickHouseStore(LedgerStore):
                 "INSERT INTO tokenomy_meta (key, value) VALUES (%s, %s)", ("rollup_version", rollups.ROLLUP_VERSION)
             )
 
-    def replace(self, events: Sequence[UsageEvent]) -> int:
+    def replace(self, events: Sequence[UsageEvent], held: Sequence[str] = ()) -> int:
         """Rows are not replaced here: ClickHouse deletes by background mutations its rollup views never see."""
         raise NotOnThisLedger(
             f"ledger {self._shown}: replacing imported bill rows (--replace) needs a DuckDB or PostgreSQL ledger "

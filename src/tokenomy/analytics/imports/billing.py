@@ -10,6 +10,7 @@ tokenomy.analytics.billed).
 A line may name the on-demand service tier it was served at (flex, priority, ...: a usage report grouped by tier):
 the tiers of one row are kept apart, each priced at its own tier, unless a line of that row names no tier (OpenAI's
 cost line items do not): the bill cannot be split by tier, so the row stays whole and keeps the billed figures.
+A tier's row has its bucket's id and the tier's name, so the bucket's bill, whole, finds every row it replaces.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tokenomy.analytics.billed import BILLED, billed_tags
 from tokenomy.analytics.imports.common import ImportResult, event_id
 from tokenomy.errors import TokenomyError
 from tokenomy.ledger.events import UsageEvent
+from tokenomy.pricing.entry import SERVICE_TIERS
 
 TOKEN_KINDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 
@@ -107,7 +109,6 @@ class BilledRows:
         out = []
         for (start, provider, account, model, region, mode), tier, row in self._by_tier():
             parts = [start.isoformat(), region or None, model, mode] + ([provider, account] if account else [])
-            parts += [tier] if tier != "standard" else []  # (a standard row keeps the id it had before tiers)
             event = UsageEvent(
                 ts=start,
                 provider=provider,
@@ -119,7 +120,7 @@ class BilledRows:
                 output_tokens=row.tokens.get("output_tokens", 0),
                 cache_read_tokens=row.tokens.get("cache_read_tokens", 0),
                 cache_write_tokens=row.tokens.get("cache_write_tokens", 0),
-                event_id=f"{id_prefix or self.source}-" + event_id(*parts),
+                event_id=tier_row_id(f"{id_prefix or self.source}-" + event_id(*parts), tier),
             )
             if row.has_cost:
                 for kind, cost in row.costs.items():
@@ -131,6 +132,18 @@ class BilledRows:
             out.append(event)
         result.events.extend(out)
         return out
+
+
+def tier_row_id(bucket: str, tier: str) -> str:
+    """The id of a bucket's row at `tier`: the bucket's own id at the standard tier (the id it had before tiers),
+    else that id and the tier, so a bill of the bucket, whole, finds the rows it takes the place of."""
+    return bucket if tier == "standard" else f"{bucket}-{tier}"
+
+
+def bucket_of(row_id: str) -> str:
+    """The bucket id a row's id is of (`tier_row_id` undone; a hash never ends in a tier's name)."""
+    head, _, tier = row_id.rpartition("-")
+    return head if tier in SERVICE_TIERS else row_id
 
 
 def _catalog_price(event: UsageEvent, result: ImportResult, tier: str) -> None:
