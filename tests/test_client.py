@@ -363,3 +363,24 @@ def test_a_call_that_timed_out_after_its_request_went_out_is_recorded_at_its_est
     assert [(e.outcome, e.input_tokens, e.output_tokens) for e in rows] == [("timeout", 100, 0), ("ok", 1000, 10)]
     assert rows[0].cost_usd == compute_cost(Usage(100, 0), "gpt-4o-mini").total_usd > 0
     assert answer.call_cost_usd == rows[0].cost_usd + rows[1].cost_usd
+
+
+@pytest.mark.parametrize("asked, cost", [(None, "0.000208"), ("flex", "0.000104"), ("priority", "0.000364"),
+                                         ("fast", "0.000364")])
+def test_a_stream_cut_off_at_a_dearer_tier_is_estimated_at_that_tiers_price(asked, cost, server, ledger_path):
+    """A stream that breaks off has no answer saying the tier it was served at: its estimate was priced at the
+    standard tier, though OpenAI bills the tier asked for (the gateway reserves it there too). It is now priced at the
+    tier asked for ("fast" is priority). o3 per 1M tokens (openai.yaml): standard $2 in / $8 out, flex $1 / $4,
+    priority $3.50 / $14; the estimate is 100 prompt tokens (400 characters) and 1 output token (one delta)."""
+    from decimal import Decimal
+
+    server.script.append((200, {}, "cut"))
+    specs = {"a": ModelSpec(name="a", provider="openai", model="o3", base_url=server.url)}
+    extra = {"service_tier": asked} if asked else {}
+    with Tokenomy(ledger_path, models=specs) as client:
+        with pytest.raises(ProviderError):
+            list(client.stream(ChatRequest.simple("x" * 400, model="a", max_tokens=5, extra=extra)))
+    [row] = open_store(ledger_path).events()
+    assert (row.outcome, row.input_tokens, row.output_tokens) == ("server_error", 100, 1)
+    assert row.cost_usd == Decimal(cost)
+    assert row.tags.get("service_tier") == {"flex": "flex", "priority": "priority", "fast": "priority"}.get(asked)

@@ -267,7 +267,9 @@ class Recorder:
         """Usage and cost of an attempt that ended without the provider's count: the prompt estimate; as output, the
         characters received over four (as the prompt is estimated), and at least one token per delta (a provider may
         send many tokens in one: Gemini's and Bedrock's chunks often carry dozens). A prompt the provider counted as
-        its answer began (Anthropic's message_start: its cache reads and writes too) is recorded at those counts."""
+        its answer began (Anthropic's message_start: its cache reads and writes too) is recorded at those counts.
+        Priced at the service tier asked for (no answer says the one served), as the gateway reserves it: the provider
+        bills a flex or priority attempt at its tier."""
         request = att.target.call
         output = max(att.deltas, att.chars // 4)
         model, region = att.target.spec.pricing_model, request.region
@@ -277,7 +279,8 @@ class Recorder:
             usage = billable_usage(counted, model, region, self.catalog)
         else:
             usage = Usage(input_tokens=att.target.estimate - (request.max_tokens or 0), output_tokens=output)
-        return usage, answered_cost(usage, model, region, call.mode, self.catalog)
+        tier = priced_tier(request.extra.get("service_tier")) if call.mode == "on_demand" else "standard"
+        return usage, answered_cost(usage, model, region, call.mode, self.catalog, service_tier=tier)
 
     def _abandon(
         self, call: CallState, att: Attempt, traced: bool = True, outcome: str = "cancelled", error_type: str = ""
@@ -351,6 +354,8 @@ class Recorder:
             if usage.cache_write_1h_tokens:  # as an answered call's row keeps them (events.event_from_response)
                 event.tags[CACHE_WRITE_1H_TAG] = str(usage.cache_write_1h_tokens)
             event.apply_cost(cost)
+            if cost.service_tier != "standard":  # the row says why its price is not the standard one
+                event.tags["service_tier"] = cost.service_tier
             call.cost.add(cost.total_usd, unanswered=True)
         _deployment_row(event, target)
         if att.event_id is not None:  # the row supersedes the journal's in-flight entry (`_in_flight`)
