@@ -310,3 +310,28 @@ def test_a_tokenomy_span_of_a_rejected_cascade_answer_imports_as_the_answer_it_w
     assert (event.outcome, event.error_type, event.usage) == ("ok", None, usage)
     assert {k: v for k, v in event.tags.items() if k.startswith("cascade")} == {
         "cascade_rejected": "hedging", "cascade_reason": "hedging language: \"i'm not sure\""}
+
+
+def test_an_otel_span_of_a_flex_or_priority_call_is_priced_at_its_tier(ledger_path, tmp_path) -> None:
+    """The GenAI semantic conventions name the tier a call was served at (`openai.response.service_tier`) and the one
+    asked for (`openai.request.service_tier`; `gen_ai.openai.*` before they moved): every span was priced at the
+    standard tier. o3 per 1M tokens (openai.yaml, from OpenAI's pricing page): standard $2 in / $8 out, flex $1 / $4,
+    priority $3.50 / $14; each span 1,000 input and 100 output tokens."""
+    def o3(n: int, **tier: str) -> dict:
+        return _span(n, _attrs(**{"gen_ai.provider.name": "openai", "gen_ai.request.model": "o3",
+                                  "gen_ai.usage.input_tokens": 1000, "gen_ai.usage.output_tokens": 100,
+                                  **tier}))  # (_attrs reads "__" as ".")
+
+    spans = [o3(0, openai__response__service_tier="flex", openai__request__service_tier="auto"),
+             o3(1, openai__request__service_tier="priority"),
+             o3(2, gen_ai__openai__response__service_tier="fast"),  # OpenAI's newer name for priority
+             o3(3, openai__response__service_tier="default", openai__request__service_tier="flex"),  # not served
+             o3(4)]
+    path = tmp_path / "traces.json"
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}))
+    result = CliRunner().invoke(app, ["import", "otel", str(path), "--json", "--ledger", str(ledger_path)])
+    assert result.exit_code == 0, result.output
+    rows = sorted(open_store(ledger_path).events(), key=lambda e: e.ts)
+    assert [e.cost_usd for e in rows] == [Decimal("0.0014"), Decimal("0.0049"), Decimal("0.0049"), Decimal("0.0028"),
+                                          Decimal("0.0028")]
+    assert [e.tags.get("service_tier") for e in rows] == ["flex", "priority", "priority", None, None]

@@ -11,6 +11,7 @@ from typing import Any
 
 from tokenomy.errors import ConfigError, TokenomyError, one_line
 from tokenomy.ledger.events import UsageEvent
+from tokenomy.pricing.entry import priced_tier
 
 
 @dataclass
@@ -25,14 +26,21 @@ class ImportResult:
 
 
 def price_event(event: UsageEvent, result: ImportResult) -> UsageEvent:
-    """Price an event from the catalog; models it does not know keep cost 0 and are reported."""
+    """Price an event from the catalog, at the service tier its `service_tier` tag names (flex, priority, ...: the
+    provider bills the call at that tier's price of its day); models, or tiers, it does not know keep cost 0 and are
+    reported."""
     from tokenomy.pricing.cost import compute_cost
 
+    tier = priced_tier(event.tags.get("service_tier")) if event.mode == "on_demand" else "standard"
     try:
         # Spans and log entries are one call each.
-        event.apply_cost(compute_cost(event.usage, event.model, event.region, mode=event.mode, one_call=True))
+        event.apply_cost(
+            compute_cost(
+                event.usage, event.model, event.region, mode=event.mode, one_call=True, service_tier=tier, at=event.ts
+            )
+        )
     except TokenomyError:
-        result.unpriced_models.add(event.model)
+        result.unpriced_models.add(event.model if tier == "standard" else f"{event.model} ({tier} tier)")
     return event
 
 

@@ -12,6 +12,7 @@ from tokenomy.analytics.billed import PROVIDER_ALIASES
 from tokenomy.analytics.imports.common import ImportResult, event_id, price_event
 from tokenomy.errors import read_utf8
 from tokenomy.ledger.events import UsageEvent
+from tokenomy.pricing.entry import priced_tier
 from tokenomy.routing.router import REASON_TAG, REJECTED_TAG
 from tokenomy.telemetry.otel import REJECTED
 
@@ -31,6 +32,15 @@ OTEL_CACHE_WRITE = {
     "gen_ai.usage.input_tokens.cache_write": True,
     "gen_ai.usage.cache_creation_input_tokens": False,
 }
+# The service tier the call was served at, else the one it asked for: flex, priority (OpenAI's "fast") and ultrafast
+# are billed at their own prices; "default", "auto", "scale" at the standard ones. `gen_ai.openai.*`: the names before
+# they moved to `openai.*`.
+OTEL_SERVICE_TIER = (
+    "openai.response.service_tier",
+    "gen_ai.openai.response.service_tier",
+    "openai.request.service_tier",
+    "gen_ai.openai.request.service_tier",
+)
 OTEL_PROVIDERS = PROVIDER_ALIASES  # OpenTelemetry's provider names, as bills name them
 
 
@@ -130,6 +140,9 @@ def _otel_span(span: dict[str, Any], resource: dict[str, Any]) -> UsageEvent | N
         tags[REASON_TAG] = str(attrs.get("tokenomy.cascade.reason") or "")
     if resource.get("service.name"):
         tags["service"] = str(resource["service.name"])
+    tier = priced_tier(_first(attrs, OTEL_SERVICE_TIER))
+    if tier != "standard":  # the row says why its price is not the standard one, as a gateway row does
+        tags["service_tier"] = tier
     provider = str(provider or "unknown")
     return UsageEvent(
         ts=_nanos(start),
