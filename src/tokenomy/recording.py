@@ -237,7 +237,7 @@ class Recorder:
             "request_id": call.request_id,
             "event_id": att.event_id,  # last, as in every row's line (journal.replay reads it there)
         }
-        journal.in_flight(att.event_id, row_jsonl(row), target.spec.pricing_model)
+        journal.in_flight(att.event_id, row_jsonl(row), target.spec.pricing_model, _asked_tier(call, att))
 
     def _no_row(self, att: Attempt) -> None:
         """An attempt that ends without a row (cancelled before anything was sent): its in-flight entry is void."""
@@ -279,8 +279,7 @@ class Recorder:
             usage = billable_usage(counted, model, region, self.catalog)
         else:
             usage = Usage(input_tokens=att.target.estimate - (request.max_tokens or 0), output_tokens=output)
-        tier = priced_tier(request.extra.get("service_tier")) if call.mode == "on_demand" else "standard"
-        return usage, answered_cost(usage, model, region, call.mode, self.catalog, service_tier=tier)
+        return usage, answered_cost(usage, model, region, call.mode, self.catalog, service_tier=_asked_tier(call, att))
 
     def _abandon(
         self, call: CallState, att: Attempt, traced: bool = True, outcome: str = "cancelled", error_type: str = ""
@@ -388,6 +387,13 @@ class Recorder:
                     self.running.remove()
 
         running.add_done_callback(ended)
+
+
+def _asked_tier(call: CallState, att: Attempt) -> str:
+    """The service tier an attempt asked for (`service_tier` in `extra`), at which an attempt that ends without an
+    answer saying the tier served is priced, as the gateway reserves it: the provider bills a flex or priority call
+    at its tier."""
+    return priced_tier(att.target.call.extra.get("service_tier")) if call.mode == "on_demand" else "standard"
 
 
 def _deployment_row(event: UsageEvent, target: Target) -> None:

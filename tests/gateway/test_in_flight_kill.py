@@ -24,7 +24,8 @@ HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 MESSAGES = [{"role": "user", "content": "y" * 400}]
 
 
-@pytest.mark.parametrize("api", ["chat", "embeddings"])
+# "priority": chat calls asked at OpenAI's priority tier were replayed at the standard price, not priority's
+@pytest.mark.parametrize("api", ["chat", "priority", "embeddings"])
 def test_calls_in_flight_when_the_gateway_is_sigkilled_are_in_the_ledger_and_the_budget_after_restart(api, tmp_path):
     ledger = tmp_path / "ledger.duckdb"
     keys = KeyStore(open_store(ledger))
@@ -33,8 +34,9 @@ def test_calls_in_flight_when_the_gateway_is_sigkilled_are_in_the_ledger_and_the
     server = CountingOpenAI(delay_s=3.0)
     with server as upstream:
         config = tmp_path / "tokenomy.yaml"
+        priced_as = {"chat": HAIKU, "priority": "gpt-4o", "embeddings": "text-embedding-3-small"}[api]
         slow = {"provider": "openai", "model": "slow", "base_url": upstream, "api_key_env": "SLOW_KEY",
-                "price_as": HAIKU if api == "chat" else "text-embedding-3-small"}
+                "price_as": priced_as}
         config.write_text(json.dumps({"auth": True, "models": {"slow": slow}}))
 
         def serve() -> subprocess.Popen:
@@ -46,8 +48,9 @@ def test_calls_in_flight_when_the_gateway_is_sigkilled_are_in_the_ledger_and_the
 
             def one(_) -> str:
                 try:
-                    if api == "chat":
-                        client.chat.completions.create(model="slow", messages=MESSAGES, max_tokens=200)
+                    if api != "embeddings":
+                        tier = {"service_tier": "priority"} if api == "priority" else {}
+                        client.chat.completions.create(model="slow", messages=MESSAGES, max_tokens=200, **tier)
                     else:
                         client.embeddings.create(model="slow", input=["y" * 400, "z" * 400])
                     return "answered"
@@ -79,9 +82,9 @@ def test_calls_in_flight_when_the_gateway_is_sigkilled_are_in_the_ledger_and_the
     cut = [e for e in rows if e.outcome == "interrupted"]
     assert all(e.model == "slow" and e.provider == "openai" and e.input_tokens > 0 and e.cost_usd > 0 for e in cut)
     # priced at the restart, as the model's price_as, as the attempt's own row would have been: its prompt's estimate
-    priced_as = HAIKU if api == "chat" else "text-embedding-3-small"
+    tier = "priority" if api == "priority" else "standard"
     for e in cut:
-        expected = compute_cost(Usage(input_tokens=e.input_tokens), priced_as, one_call=True)
+        expected = compute_cost(Usage(input_tokens=e.input_tokens), priced_as, one_call=True, service_tier=tier)
         assert (e.cost_usd, e.input_cost_usd, e.output_tokens, e.priced_by) == (
             expected.total_usd, expected.input_usd, 0, expected.priced_by)  # fmt: skip
     # what the gateway's budget is seeded with at its next start: the four calls' estimates

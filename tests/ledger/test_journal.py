@@ -361,3 +361,32 @@ os._exit(9)
     assert replay(folder, store, GatewayCatalog()) == 1
     [row] = store.events()
     assert (row.cost_usd, row.priced_by) == (Decimal("0.000025"), "catalog")
+
+
+def test_an_in_flight_entry_of_a_dearer_tier_is_priced_at_it_on_replay(tmp_path):
+    # A call asked at flex or priority, in flight when the gateway died: the replay priced it at the standard tier,
+    # though OpenAI bills the tier asked for (as the attempt's own row, and the gateway's reservation, price it).
+    # o3 per 1M input tokens (openai.yaml): standard $2, flex $1, priority $3.50; batch $1 (no tier applies).
+    folder = tmp_path / "journal"
+    script = f"""
+import os
+from pathlib import Path
+from tokenomy.ledger.events import row_jsonl, utcnow
+from tokenomy.ledger.journal import Journal
+journal = Journal(Path({str(folder)!r}), interval=30.0)
+def entry(event_id, mode="on_demand"):
+    return row_jsonl({{"ts": utcnow(), "provider": "openai", "model": "o3", "mode": mode, "input_tokens": 1000,
+                      "outcome": "interrupted", "error_type": "GatewayStopped", "event_id": event_id}})
+journal.in_flight("flex", entry("flex"), price_as="o3", tier="flex")
+journal.in_flight("priority", entry("priority"), price_as="o3", tier="priority")
+journal.in_flight("standard", entry("standard"), price_as="o3")
+journal.in_flight("batch", entry("batch", mode="batch"), price_as="o3", tier="flex")
+os._exit(9)
+"""
+    subprocess.run([sys.executable, "-c", script], check=False, timeout=60)
+    store = open_store(tmp_path / "ledger.duckdb")
+    assert replay(folder, store, GatewayCatalog()) == 4
+    rows = {e.event_id: e for e in store.events()}
+    assert {k: (e.cost_usd, e.tags.get("service_tier")) for k, e in rows.items()} == {
+        "flex": (Decimal("0.001"), "flex"), "priority": (Decimal("0.0035"), "priority"),
+        "standard": (Decimal("0.002"), None), "batch": (Decimal("0.001"), None)}

@@ -63,6 +63,7 @@ from tokenomy.ledger.events import COLUMNS, UsageEvent
 from tokenomy.ledger.rejects import rejects_path, write_setting_aside
 from tokenomy.ledger.store import LedgerStore
 from tokenomy.pricing.cost import answered_cost
+from tokenomy.pricing.entry import priced_tier
 
 log = logging.getLogger(__name__)
 SEGMENT_BYTES = 8 * 1024 * 1024
@@ -71,6 +72,7 @@ OWNER_FILE = "LEDGER"  # in a journal folder: which ledger its segments belong t
 _CREDENTIALS = {"user", "password", "sslpassword", "passfile"}  # URL options that name who connects, not the database
 IN_FLIGHT = b'{"in_flight":1,'  # how an in-flight entry's line begins (the row's JSON follows)
 PRICE_AS = "price_as"  # an in-flight entry's key: the model the replay prices its tokens as
+PRICE_TIER = "price_tier"  # ... and the service tier it asked for, when a dearer one (flex, priority, ...)
 VOID = b'{"in_flight_void":'  # ... and a line saying an attempt's entry is void (it ended unsent)
 _COSTS = {"input_cost_usd", "output_cost_usd", "cache_read_cost_usd", "cache_write_cost_usd", "cost_usd"}
 
@@ -216,15 +218,16 @@ class Journal:
                 self._cond.notify()
         return seq
 
-    def in_flight(self, event_id: str, line: bytes, price_as: str | None = None) -> None:
+    def in_flight(self, event_id: str, line: bytes, price_as: str | None = None, tier: str = "standard") -> None:
         """Write the in-flight entry of an attempt about to be sent: `line`, its row at its estimated tokens (a JSONL
-        line in `UsageEvent.to_jsonl`'s format), unpriced when `price_as` names the model the replay is to price it as
-        (a line without it keeps the cost it carries). A failed write is not retried: the attempt's own row is what
-        the journal keeps."""
+        line in `UsageEvent.to_jsonl`'s format), unpriced when `price_as` names the model the replay is to price it as,
+        at service `tier` (a line without it keeps the cost it carries). A failed write is not retried: the attempt's
+        own row is what the journal keeps."""
         if price_as is None:
             entry = IN_FLIGHT + line[1:]
         else:
-            entry = b"".join((IN_FLIGHT, b'"price_as":', orjson.dumps(price_as), b",", memoryview(line)[1:]))
+            tiered = b"" if tier == "standard" else b'"price_tier":' + orjson.dumps(tier) + b","
+            entry = b"".join((IN_FLIGHT, b'"price_as":', orjson.dumps(price_as), b",", tiered, memoryview(line)[1:]))
         with self._io:
             if self._closed:
                 return
@@ -502,13 +505,18 @@ def _interrupted(handles: list[tuple[Path, BinaryIO]], catalog: Any) -> list[Usa
             continue
         price_as = record.get(PRICE_AS)
         if isinstance(price_as, str):  # else priced when written (an entry of a version before 2026-12-05's)
-            _price(event, price_as, catalog)
+            _price(event, price_as, catalog, priced_tier(record.get(PRICE_TIER)))
         rows.append(event)
     return rows
 
 
-def _price(event: UsageEvent, model: str, catalog: Any) -> None:
-    """Price an in-flight entry's row as `model` (its tokens, region and mode), as the attempt's own row would be; a
-    model the catalog cannot price is recorded at $0 marked unpriced, as an answered call is (never dropped)."""
+def _price(event: UsageEvent, model: str, catalog: Any, tier: str = "standard") -> None:
+    """Price an in-flight entry's row as `model` (its tokens, region and mode) at the service tier it asked for, as
+    the attempt's own row would be; a model the catalog cannot price is recorded at $0 marked unpriced, as an
+    answered call is (never dropped)."""
     region = event.region if event.region not in (None, "global", "local") else None
-    event.apply_cost(answered_cost(event.usage, model, region, event.mode, catalog, "an interrupted call"))
+    tier = tier if event.mode == "on_demand" else "standard"
+    cost = answered_cost(event.usage, model, region, event.mode, catalog, "an interrupted call", tier, event.ts)
+    event.apply_cost(cost)
+    if cost.service_tier != "standard":  # the row says why its price is not the standard one
+        event.tags = {**(event.tags or {}), "service_tier": cost.service_tier}
