@@ -258,6 +258,9 @@ def test_structured_output_verbosity_and_logprobs_reach_an_openai_model(client, 
     # A tag the recorder writes from what the call reported: the caller's stayed on rows that wrote none and passed
     # for it (1-hour cache writes re-price a row in plan savings and the model review).
     ({"metadata": {"cache_write_1h_tokens": "900"}}, "metadata"),
+    # ... and the tier it was served at: a caller's `service_tier` tag stayed on a standard call's row and passed for
+    # it (a ledger file imported prices a row at its tag's tier; reports group by it).
+    ({"metadata": {"service_tier": "flex"}}, "metadata"),
     ({"stream": "false"}, "stream"),  # a string, true to Python: the caller asking for JSON got an event stream
 ])
 def test_what_the_gateway_cannot_carry_is_a_400_naming_the_field(served, change, param):

@@ -42,8 +42,9 @@ REASON_TAG = "cascade_reason"
 ROUTING_TAGS = (ESCALATED_TAG, PASSED_UP_TAG, PASSED_UP_ON_ERROR_TAG, REJECTED_TAG, REASON_TAG)
 # Tags the recorder writes on a row from what its call reported, only when there is something to say: a caller's of the
 # same name stayed on the others and passed for it (1-hour cache writes re-price the row in `plan savings`, the model
-# review and a journal's replay; an answer past its cap is warned of).
-RECORDED_TAGS = (CACHE_WRITE_1H_TAG, OVER_CAP_TAG)
+# review and a journal's replay; an answer past its cap is warned of; a dearer service tier re-prices a ledger file's
+# row on `ledger import`).
+RECORDED_TAGS = (CACHE_WRITE_1H_TAG, OVER_CAP_TAG, "service_tier")
 
 
 def routing_tag_refusal(tags: dict[str, str]) -> str | None:
@@ -59,7 +60,7 @@ def routing_tag_refusal(tags: dict[str, str]) -> str | None:
     if recorded is not None:
         return (
             f"{recorded!r} is a tag Tokenomy writes itself on a ledger row from what the call reported (a row's "
-            "1-hour cache writes re-price it); send yours under another name"
+            "1-hour cache writes, or its service tier, re-price it); send yours under another name"
         )
     return None
 
