@@ -126,6 +126,23 @@ def test_a_flex_or_priority_call_is_recorded_at_that_tiers_price(ledger_path, mo
     assert all(r.cost_usd == r.input_cost_usd + r.output_cost_usd + r.cache_read_cost_usd for r in rows)
 
 
+def _chat_and_stream_at(ledger_path, monkeypatch, model: str, tier: str) -> list:
+    """The ledger's rows of one whole and one streamed call to `model` asked at service tier `tier`, answered by
+    the tiered upstream (which says it served that tier)."""
+    monkeypatch.setenv("OPENAI_API_KEY", "x")
+    server = _tiered_upstream()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    try:
+        models = {"m": ModelSpec(name="m", provider="openai", model=model, base_url=url)}
+        with Tokenomy(ledger_path, models=models) as client:
+            client.chat(ChatRequest.simple("hi", model="m", max_tokens=100, extra={"service_tier": tier}))
+            list(client.stream(ChatRequest.simple("hi", model="m", max_tokens=100, extra={"service_tier": tier})))
+    finally:
+        server.shutdown()
+        server.server_close()
+    return open_store(ledger_path).events()
+
+
 def test_a_fast_call_is_recorded_at_the_priority_price(ledger_path, monkeypatch):
     """OpenAI renamed priority processing "fast" and takes (and reports) either name at the same price
     (genai-prices 0.2.5: gpt-5's `fast` and `priority` variants, both $2.50 in / $0.25 cached / $20 out from
@@ -133,19 +150,7 @@ def test_a_fast_call_is_recorded_at_the_priority_price(ledger_path, monkeypatch)
     served at "fast" was recorded at the standard price, half what OpenAI bills."""
     from decimal import Decimal
 
-    monkeypatch.setenv("OPENAI_API_KEY", "x")
-    server = _tiered_upstream()
-    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    try:
-        models = {"gpt-5": ModelSpec(name="gpt-5", provider="openai", model="gpt-5", base_url=url)}
-        with Tokenomy(ledger_path, models=models) as client:
-            client.chat(ChatRequest.simple("hi", model="gpt-5", max_tokens=100, extra={"service_tier": "fast"}))
-            list(client.stream(ChatRequest.simple("hi", model="gpt-5", max_tokens=100,
-                                                  extra={"service_tier": "fast"})))
-    finally:
-        server.shutdown()
-        server.server_close()
-    rows = open_store(ledger_path).events()
+    rows = _chat_and_stream_at(ledger_path, monkeypatch, "gpt-5", "fast")
     # gpt-5 priority per 1M tokens: $2.50 in / $0.25 cached / $20 out; 800 uncached + 200 cached input, 100 output
     expected = (800 * Decimal("2.50") + 200 * Decimal("0.25") + 100 * Decimal("20")) / 1_000_000
     assert [r.cost_usd for r in rows] == [expected, expected] == [Decimal("0.00405")] * 2
@@ -158,19 +163,7 @@ def test_an_ultrafast_call_is_recorded_at_the_ultrafast_price(ledger_path, monke
     served at "ultrafast" was recorded at the standard price ($2 / $0.10 / $10) and untagged."""
     from decimal import Decimal
 
-    monkeypatch.setenv("OPENAI_API_KEY", "x")
-    server = _tiered_upstream()
-    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    try:
-        models = {"sol": ModelSpec(name="sol", provider="openai", model="gpt-6.2-sol", base_url=url)}
-        with Tokenomy(ledger_path, models=models) as client:
-            client.chat(ChatRequest.simple("hi", model="sol", max_tokens=100, extra={"service_tier": "ultrafast"}))
-            list(client.stream(ChatRequest.simple("hi", model="sol", max_tokens=100,
-                                                  extra={"service_tier": "ultrafast"})))
-    finally:
-        server.shutdown()
-        server.server_close()
-    rows = open_store(ledger_path).events()
+    rows = _chat_and_stream_at(ledger_path, monkeypatch, "gpt-6.2-sol", "ultrafast")
     # 800 uncached + 200 cached input, 100 output, at the price of the day the call was made
     early = all(r.ts < datetime(2027, 3, 1, tzinfo=UTC) for r in rows)
     rate_in, rate_cached, rate_out = (Decimal(6), Decimal("0.30"), Decimal(30)) if early else (
