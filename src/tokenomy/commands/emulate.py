@@ -87,10 +87,10 @@ def register(app: typer.Typer) -> None:
             None, "--retry-after", min=0, callback=finite, help="Send retry-after (seconds) on throttled calls."
         ),
     ) -> None:
-        """Serve Anthropic's Messages API (POST /v1/messages, JSON and SSE, and /v1/messages/count_tokens) for
-        catalog Claude models."""
+        """Serve Anthropic's Messages API (POST /v1/messages, JSON and SSE, /v1/messages/count_tokens, and the
+        Message Batches under /v1/messages/batches) for catalog Claude models."""
         _check(throttle_rate, port, host)
-        from tokenomy.emulate.anthropic_api import create_app
+        from tokenomy.emulate.anthropic_batch import create_app
         from tokenomy.emulate.server import serve
 
         console.print(

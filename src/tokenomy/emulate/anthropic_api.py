@@ -18,7 +18,7 @@ Server tools: a web search tool (`web_search_*`) is answered with a deterministi
 search, its result, a cited text; usage counts the search), and an earlier answer's server_tool_use and *_tool_result
 blocks are taken back. A document may come by URL or as content blocks, with a title, context and `citations`; a
 request with a cited document is answered with a text block citing it (`anthropic_citations`: a deterministic
-fixture).
+fixture). `anthropic_batch.create_app` adds the Message Batches API (`/v1/messages/batches`) to this app.
 """
 
 from __future__ import annotations
