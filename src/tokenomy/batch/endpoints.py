@@ -15,7 +15,12 @@ from urllib.parse import urlsplit
 from tokenomy.errors import ConfigError, url_without_credential
 
 # The variables a backend's SDK reads its server's address from when no --endpoint-url is given
-ENDPOINT_ENVS = {"openai": "OPENAI_BASE_URL", "azure": "AZURE_OPENAI_ENDPOINT", "gemini": "GOOGLE_GEMINI_BASE_URL"}
+ENDPOINT_ENVS = {
+    "openai": "OPENAI_BASE_URL",
+    "azure": "AZURE_OPENAI_ENDPOINT",
+    "anthropic": "ANTHROPIC_BASE_URL",
+    "gemini": "GOOGLE_GEMINI_BASE_URL",
+}
 # Where a later command finds an endpoint whose credential the ledger does not keep: the variables above, and for the
 # backends whose --endpoint-url is not taken from one at submit, the variable their SDK reads it from.
 _PASSWORD_ENVS = {**ENDPOINT_ENVS, "vertex": "GOOGLE_VERTEX_BASE_URL", "bedrock": "AWS_ENDPOINT_URL_BEDROCK"}

@@ -2,9 +2,9 @@
 wait, resubmit.
 
 A job's state lives in the ledger database (`job_tables.py`), so `status`, `wait`, `resume` and
-`results` work from any process. Remote backends (Bedrock, OpenAI) run each part provider-side;
-the `local` backend runs records in-process through `local_runner.py`. What a job holds (its records'
-payloads, their stored results and usage, the exports) is `records.py`.
+`results` work from any process. Remote backends (Bedrock, OpenAI, Azure, Anthropic, Gemini, Vertex AI) run each
+part provider-side; the `local` backend runs records in-process through `local_runner.py`. What a job holds (its
+records' payloads, their stored results and usage, the exports) is `records.py`.
 """
 
 from __future__ import annotations
@@ -42,11 +42,12 @@ from tokenomy.messages import Usage
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.telemetry import otel
 
-BACKENDS = ("local", "bedrock", "openai", "azure", "gemini", "vertex")
+BACKENDS = ("local", "bedrock", "openai", "azure", "anthropic", "gemini", "vertex")
 _REMOTE = {
     "bedrock": ("tokenomy.batch.bedrock_backend", "BedrockBatchBackend"),
     "openai": ("tokenomy.batch.openai_backend", "OpenAIBatchBackend"),
     "azure": ("tokenomy.batch.azure_backend", "AzureOpenAIBatchBackend"),
+    "anthropic": ("tokenomy.batch.anthropic_backend", "AnthropicBatchBackend"),
     "gemini": ("tokenomy.batch.gemini_backend", "GeminiBatchBackend"),
     "vertex": ("tokenomy.batch.vertex_backend", "VertexBatchBackend"),
 }

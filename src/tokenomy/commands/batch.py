@@ -27,8 +27,8 @@ from tokenomy.commands.batch_output import (
 BackendOption = typer.Option(
     "local",
     "--backend",
-    help="bedrock, openai, azure (Azure OpenAI Global Batch), gemini (Gemini API), vertex (Vertex AI batch "
-    "prediction, with --gcs-uri), or local (runs records on demand under your rate "
+    help="bedrock, openai, azure (Azure OpenAI Global Batch), anthropic (Message Batches), gemini (Gemini API), "
+    "vertex (Vertex AI batch prediction, with --gcs-uri), or local (runs records on demand under your rate "
     "limits, for providers without batch).",
 )
 
