@@ -384,3 +384,23 @@ def test_a_stream_cut_off_at_a_dearer_tier_is_estimated_at_that_tiers_price(aske
     assert (row.outcome, row.input_tokens, row.output_tokens) == ("server_error", 100, 1)
     assert row.cost_usd == Decimal(cost)
     assert row.tags.get("service_tier") == {"flex": "flex", "priority": "priority", "fast": "priority"}.get(asked)
+
+
+def test_a_cut_off_stream_at_a_tier_its_model_publishes_no_price_of_is_estimated_at_the_standard_price(
+    server, ledger_path
+):
+    """gpt-4o publishes priority prices but no flex ones (openai.yaml): a cut-off flex stream's estimate was $0 marked
+    unpriced, where the gateway reserves it at the standard price. It is estimated at the standard price, $2.50 in /
+    $10 out per 1M: 100 prompt tokens (400 characters) and 1 output token (one delta)."""
+    from decimal import Decimal
+
+    server.script.append((200, {}, "cut"))
+    specs = {"a": ModelSpec(name="a", provider="openai", model="gpt-4o", base_url=server.url)}
+    with Tokenomy(ledger_path, models=specs) as client:
+        with pytest.raises(ProviderError):
+            list(client.stream(ChatRequest.simple("x" * 400, model="a", max_tokens=5, extra={"service_tier": "flex"})))
+    [row] = open_store(ledger_path).events()
+    assert (row.outcome, row.input_tokens, row.output_tokens) == ("server_error", 100, 1)
+    assert row.cost_usd == Decimal("0.00026") == (100 * Decimal("2.50") + 1 * Decimal(10)) / 1_000_000
+    assert row.priced_by != "unpriced"
+    assert "service_tier" not in row.tags

@@ -173,6 +173,18 @@ class Recorder:
         )
         return over
 
+    def _asked_tier(self, call: CallState, att: Attempt) -> str:
+        """The service tier an attempt asked for (`service_tier` in `extra`), at which an attempt that ends without an
+        answer saying the tier served is priced, as the gateway reserves it: the provider bills a flex or priority
+        call at its tier. A tier the catalog publishes no price of for the model is estimated at the standard price,
+        as the gateway reserves it too (not $0 unpriced)."""
+        tier = priced_tier(att.target.call.extra.get("service_tier")) if call.mode == "on_demand" else "standard"
+        if tier == "standard":
+            return tier
+        region = att.target.call.region
+        entry = self._entry(att.target.spec.pricing_model, region if region not in ("global", "local") else None)
+        return tier if entry is not None and tier in entry.service_tiers else "standard"
+
     def _entry(self, model: str, region: str | None) -> PriceEntry | None:
         """The model's price entry (for its web search price), or None where the catalog has none."""
         try:
@@ -237,7 +249,7 @@ class Recorder:
             "request_id": call.request_id,
             "event_id": att.event_id,  # last, as in every row's line (journal.replay reads it there)
         }
-        journal.in_flight(att.event_id, row_jsonl(row), target.spec.pricing_model, _asked_tier(call, att))
+        journal.in_flight(att.event_id, row_jsonl(row), target.spec.pricing_model, self._asked_tier(call, att))
 
     def _no_row(self, att: Attempt) -> None:
         """An attempt that ends without a row (cancelled before anything was sent): its in-flight entry is void."""
@@ -279,7 +291,8 @@ class Recorder:
             usage = billable_usage(counted, model, region, self.catalog)
         else:
             usage = Usage(input_tokens=att.target.estimate - (request.max_tokens or 0), output_tokens=output)
-        return usage, answered_cost(usage, model, region, call.mode, self.catalog, service_tier=_asked_tier(call, att))
+        tier = self._asked_tier(call, att)
+        return usage, answered_cost(usage, model, region, call.mode, self.catalog, service_tier=tier)
 
     def _abandon(
         self, call: CallState, att: Attempt, traced: bool = True, outcome: str = "cancelled", error_type: str = ""
@@ -387,13 +400,6 @@ class Recorder:
                     self.running.remove()
 
         running.add_done_callback(ended)
-
-
-def _asked_tier(call: CallState, att: Attempt) -> str:
-    """The service tier an attempt asked for (`service_tier` in `extra`), at which an attempt that ends without an
-    answer saying the tier served is priced, as the gateway reserves it: the provider bills a flex or priority call
-    at its tier."""
-    return priced_tier(att.target.call.extra.get("service_tier")) if call.mode == "on_demand" else "standard"
 
 
 def _deployment_row(event: UsageEvent, target: Target) -> None:
