@@ -74,12 +74,12 @@ def redis_url() -> str:
 @pytest.fixture(scope="session")
 def llama_server() -> str:
     """llama-cpp-python's own OpenAI-compatible server with the same SmolLM2 GGUF; yields its /v1 URL."""
-    from tokenomy.providers.local import default_threads, gguf_path
+    from tokenomy.providers.local import gguf_path
 
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path()),
                              "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
-                             "--n_ctx", "4096", "--n_threads", str(default_threads()), "--verbose", "False",
+                             "--n_ctx", "4096", "--n_threads", "2", "--verbose", "False",
                              # Queue concurrent requests: by default a new one cuts the stream being served short
                              # (a role chunk, then the end: no finish_reason), which the gateway rightly calls an error.
                              "--interrupt_requests", "False"],

@@ -60,13 +60,6 @@ def gguf_path() -> Path:
     return matches[0]
 
 
-def default_threads() -> int:
-    """Half the machine's cores, as llama-cpp-python's own default: llama.cpp's threads spin at every step's barrier,
-    so one that shares its core with anything else (the gateway's event loop, a test's client, a second model)
-    stalls the others; with every core taken, a 48-token answer took 7-11 s on two busy cores instead of 1.2-1.7 s."""
-    return max(1, (os.cpu_count() or 2) // 2)
-
-
 def load_model():
     """Load the model once per process (it is ~100 MB and takes about a second)."""
     global _MODEL
@@ -77,7 +70,7 @@ def load_model():
             _MODEL = Llama(
                 model_path=str(gguf_path()),
                 n_ctx=int(os.environ.get("TOKENOMY_LOCAL_CTX", "8192")),
-                n_threads=int(os.environ.get("TOKENOMY_LOCAL_THREADS", str(default_threads()))),
+                n_threads=int(os.environ.get("TOKENOMY_LOCAL_THREADS", str(os.cpu_count() or 2))),
                 n_batch=512,
                 flash_attn=True,
                 verbose=False,
