@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from types import SimpleNamespace
 from typing import Any
 
-from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions
+from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions, api_key
 from tokenomy.batch.bedrock_bodies import DEFAULT_MAX_TOKENS
 from tokenomy.batch.conversion import require_carried
 from tokenomy.batch.formats import BatchRecord
@@ -33,24 +33,13 @@ from tokenomy.batch.output_lines import (
     unanswered_failures,
     unplaced,
 )
-from tokenomy.errors import ConfigError, ProviderError, remember_secret
-from tokenomy.providers.anthropic_provider import SAMPLING_API_VERSION, usage_from_anthropic
+from tokenomy.errors import ConfigError, ProviderError
+from tokenomy.providers.anthropic_provider import IN_STREAM_STATUSES, SAMPLING_API_VERSION, usage_from_anthropic
 
 _CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-# The HTTP status each error type of an errored request stands for (docs.anthropic.com/en/api/errors): put first in
+# The HTTP status each error type of an errored request stands for, as the Messages API answers it: put first in
 # the record's error, so `backends.transient` knows a throttled or overloaded one, which resume sends again.
-ERROR_STATUS = {
-    "invalid_request_error": 400,
-    "authentication_error": 401,
-    "billing_error": 402,
-    "permission_error": 403,
-    "not_found_error": 404,
-    "request_too_large": 413,
-    "rate_limit_error": 429,
-    "api_error": 500,
-    "timeout_error": 504,
-    "overloaded_error": 529,
-}
+ERROR_STATUS = IN_STREAM_STATUSES
 
 
 def custom_id(record_id: str) -> str:
@@ -88,15 +77,7 @@ class AnthropicBatchBackend(BatchBackend):
         import anthropic
 
         base_url = self.options.endpoint_url or os.environ.get("ANTHROPIC_BASE_URL")
-        key = remember_secret(self.options.extra.get("api_key") or os.environ.get("ANTHROPIC_API_KEY"))
-        if not key:
-            if not self.options.endpoint_url:
-                raise ConfigError(
-                    "Anthropic batch needs an API key: set ANTHROPIC_API_KEY (or pass --endpoint-url "
-                    "for an emulator or compatible server)"
-                )
-            key = "unused"  # emulators and local servers do not check it
-        return anthropic.Anthropic(api_key=key, base_url=base_url)
+        return anthropic.Anthropic(api_key=api_key(self.options, "ANTHROPIC_API_KEY", "Anthropic"), base_url=base_url)
 
     def _call(self, what: str, fn, *args: Any, **kwargs: Any) -> Any:
         import anthropic

@@ -8,6 +8,7 @@ the local runner works in-process and keeps its progress in the ledger database.
 from __future__ import annotations
 
 import json
+import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -17,6 +18,7 @@ from typing import Any
 
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.caching.placement import estimate_tokens
+from tokenomy.errors import ConfigError, remember_secret
 from tokenomy.messages import Usage
 
 # Normalised job states. Provider statuses map onto these (Bedrock: Submitted, Validating, Scheduled,
@@ -127,3 +129,17 @@ class BatchBackend(ABC):
     @abstractmethod
     def cancel(self, handle: str) -> None:
         """Ask the provider to stop; the state moves to stopping/stopped."""
+
+
+def api_key(options: SubmitOptions, variable: str, provider: str) -> str:
+    """A batch API's key: `extra["api_key"]`, else the environment's `variable`; none is an error naming the variable,
+    unless an endpoint was given (an emulator or a local server, which checks no key)."""
+    key = remember_secret(options.extra.get("api_key") or os.environ.get(variable))
+    if key:
+        return key
+    if not options.endpoint_url:
+        raise ConfigError(
+            f"{provider} batch needs an API key: set {variable} (or pass --endpoint-url for an emulator or compatible "
+            "server)"
+        )
+    return "unused"  # emulators and local servers do not check it

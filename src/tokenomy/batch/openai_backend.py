@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlparse
 
-from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions
+from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions, api_key
 from tokenomy.batch.conversion import require_carried, require_one_cap
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.batch.output_lines import (
@@ -26,7 +26,7 @@ from tokenomy.batch.output_lines import (
     unanswered_failures,
     unplaced,
 )
-from tokenomy.errors import ConfigError, ProviderError, as_written, remember_secret
+from tokenomy.errors import ProviderError, as_written
 from tokenomy.messages import Usage
 from tokenomy.providers.usage_counts import checked_counts, usage_count
 
@@ -85,15 +85,7 @@ class OpenAIBatchBackend(BatchBackend):
         from openai import OpenAI
 
         base_url = _base_url(self.options.endpoint_url or os.environ.get("OPENAI_BASE_URL"))
-        key = remember_secret(self.options.extra.get("api_key") or os.environ.get("OPENAI_API_KEY"))
-        if not key:
-            if not self.options.endpoint_url:
-                raise ConfigError(
-                    "OpenAI batch needs an API key: set OPENAI_API_KEY (or pass --endpoint-url "
-                    "for an emulator or compatible server)"
-                )
-            key = "unused"  # emulators and local servers do not check it
-        return OpenAI(api_key=key, base_url=base_url)
+        return OpenAI(api_key=api_key(self.options, "OPENAI_API_KEY", "OpenAI"), base_url=base_url)
 
     def _call(self, what: str, fn, *args: Any, **kwargs: Any) -> Any:
         import openai
