@@ -247,7 +247,7 @@ class Recorder:
             "error_type": "GatewayStopped",
             "attempt": att.number,
             "request_id": call.request_id,
-            "event_id": att.event_id,  # last, as in every row's line (journal.replay reads it there)
+            "event_id": att.event_id,  # last, as in every row's line (journal_replay.replay reads it there)
         }
         journal.in_flight(att.event_id, row_jsonl(row), target.spec.pricing_model, self._asked_tier(call, att))
 

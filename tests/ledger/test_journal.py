@@ -13,7 +13,8 @@ import pytest
 from tokenomy.errors import ConfigError
 from tokenomy.gateway.pricing import GatewayCatalog
 from tokenomy.ledger.events import UsageEvent, utcnow
-from tokenomy.ledger.journal import Journal, claim, event_from_jsonl, journal_dir, legacy_journal_dir, replay
+from tokenomy.ledger.journal import Journal, claim, journal_dir, legacy_journal_dir
+from tokenomy.ledger.journal_replay import event_from_jsonl, replay
 from tokenomy.ledger.store import open_store
 from tokenomy.messages import Usage
 from tokenomy.pricing.cost import compute_cost

@@ -10,7 +10,8 @@ from decimal import Decimal
 from pathlib import Path
 
 from tokenomy.ledger.events import UsageEvent, utcnow
-from tokenomy.ledger.journal import Journal, replay
+from tokenomy.ledger.journal import Journal
+from tokenomy.ledger.journal_replay import replay
 from tokenomy.ledger.rejects import rejects_path, write_setting_aside
 from tokenomy.ledger.store import open_store
 from tokenomy.ledger.writer import LedgerWriter

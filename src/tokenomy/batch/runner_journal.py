@@ -30,7 +30,8 @@ from tokenomy.batch.job_tables import Job, JobTables
 from tokenomy.batch.records import record_results
 from tokenomy.ids import new_id
 from tokenomy.ledger.events import UsageEvent
-from tokenomy.ledger.journal import event_from_jsonl, journal_dir, unreadable_event
+from tokenomy.ledger.journal import journal_dir
+from tokenomy.ledger.journal_replay import event_from_jsonl, unreadable_event
 from tokenomy.messages import Usage
 
 log = logging.getLogger(__name__)

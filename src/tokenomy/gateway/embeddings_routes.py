@@ -521,9 +521,9 @@ def _in_flight(
     gw, spec: ModelSpec, provider: str, meta: RequestMeta, asked: EmbeddingsRequest, due: int, attempt: int
 ) -> str | None:
     """Before an attempt is sent: its row at its estimate (outcome `interrupted`) as the journal's in-flight entry, so a
-    gateway killed while the upstream works on it (and bills it) records it at the next start (ledger/journal.py, as
-    `Recorder._in_flight` does for chat, priced at the replay); the entry's event id, which the attempt's row takes;
-    None without one."""
+    gateway killed while the upstream works on it (and bills it) records it at the next start
+    (ledger/journal_replay.py, as `Recorder._in_flight` does for chat, priced at the replay); the entry's event id,
+    which the attempt's row takes; None without one."""
     journal = gw.client.writer.journal if gw.client.writer is not None else None
     if journal is None:
         return None

@@ -27,7 +27,8 @@ from tokenomy.gateway.limits import LocalLimits, RedisLimits
 from tokenomy.gateway.pricing import GatewayCatalog
 from tokenomy.gateway.upstream import AsyncOpenAIUpstream
 from tokenomy.gateway.worst_case import DEFAULT_OUTPUT_ESTIMATE, Bound, Line, WorstCase, predicted_tokens
-from tokenomy.ledger.journal import Journal, claim, journal_dir, legacy_journal_dir, replay
+from tokenomy.ledger.journal import Journal, claim, journal_dir, legacy_journal_dir
+from tokenomy.ledger.journal_replay import replay
 from tokenomy.ledger.store import open_store
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.ledger.writer_process import ProcessLedgerWriter

@@ -28,7 +28,7 @@ from tokenomy.pricing.cost import CostBreakdown, check_tokens
 SCHEMA_VERSION = 1
 # "cancelled": the caller abandoned a stream; providers still bill what they processed.
 # "interrupted": the gateway died (SIGKILL, OOM) while the attempt was at its provider, which answered and billed it;
-# written at the next start from the journal's in-flight entry, at the attempt's estimate (ledger/journal.py).
+# written at the next start from the journal's in-flight entry, at the attempt's estimate (ledger/journal_replay.py).
 OUTCOMES = ("ok", "throttled", "client_error", "server_error", "timeout", "cancelled", "interrupted")
 # "cache_storage": what keeping an explicit context cache cost (per token-hour, not per call; see
 # caching/context_caches.py).

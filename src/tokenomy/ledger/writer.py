@@ -160,7 +160,7 @@ class LedgerWriter:
         except Exception as exc:
             if self.journal is None:
                 raise
-            # The journal's segments stay and the next start writes them (journal.replay); what the journal could
+            # The journal's segments stay and the next start writes them (journal_replay.replay); what the journal could
             # not take either (disk full) is said whole in the log, the one place left to keep it.
             self.journal.close()
             log.error(

@@ -35,7 +35,8 @@ from typing import IO
 import orjson
 
 from tokenomy.ledger.events import UsageEvent
-from tokenomy.ledger.journal import Journal, event_from_jsonl, unreadable_event
+from tokenomy.ledger.journal import Journal
+from tokenomy.ledger.journal_replay import event_from_jsonl, unreadable_event
 from tokenomy.ledger.rejects import rejects_path, write_setting_aside
 from tokenomy.ledger.store import DuckDBStore, LedgerStore, open_store
 from tokenomy.ledger.writer import LedgerWriter, one_line_reason
