@@ -20,8 +20,8 @@ from tokenomy.emulate.instant_engine import InstantEngine
 from tokenomy.emulate.instant_openai import InstantOpenAI, embedding_vector
 from tokenomy.emulate.server import ServerThread
 from tokenomy.gateway.app import create_app
+from tokenomy.gateway.embeddings_attempts import embed_with_retries
 from tokenomy.gateway.embeddings_request import parse_embeddings_request
-from tokenomy.gateway.embeddings_routes import _embed
 from tokenomy.gateway.keys import KeyStore
 from tokenomy.gateway.state import Gateway
 from tokenomy.ledger.store import open_store
@@ -319,8 +319,8 @@ def test_a_call_cancelled_in_flight_is_a_row_at_its_estimated_input(ledger_path)
         spec = gw.client.spec_for("embed")
         meta = RequestMeta(route="embed", request_id="r-1")
         try:
-            call = asyncio.ensure_future(_embed(gw, asked, spec, gw.policy_for("embed", gw.route_for("embed")), meta,
-                                                asked.estimated_tokens()))
+            policy = gw.policy_for("embed", gw.route_for("embed"))
+            call = asyncio.ensure_future(embed_with_retries(gw, asked, spec, policy, meta, asked.estimated_tokens()))
             assert await asyncio.to_thread(upstream.has_request.wait, 60)
             call.cancel()
             with pytest.raises(asyncio.CancelledError):
@@ -683,8 +683,8 @@ def test_a_retry_cancelled_in_flight_is_a_row_at_the_estimate_of_the_calls_it_se
         spec = gw.client.spec_for("cohere")
         meta = RequestMeta(route="cohere-r", request_id="r-1")
         try:
-            call = asyncio.ensure_future(_embed(gw, asked, spec, gw.policy_for("cohere-r", gw.route_for("cohere-r")),
-                                                meta, asked.estimated_tokens()))
+            policy = gw.policy_for("cohere-r", gw.route_for("cohere-r"))
+            call = asyncio.ensure_future(embed_with_retries(gw, asked, spec, policy, meta, asked.estimated_tokens()))
             assert await asyncio.to_thread(engine.working_on_slow.wait, 60)
             call.cancel()
             with pytest.raises(asyncio.CancelledError):
