@@ -9,7 +9,7 @@ import typer
 
 from tokenomy.commands._common import JsonOption, LedgerOption
 from tokenomy.commands._options import finite, output_file, usd_amount
-from tokenomy.commands._output import console, print_json, usd_short
+from tokenomy.commands._output import console, print_json
 from tokenomy.routing.outcome_prices import STRONG_MODEL, WEAK_MODEL
 
 SEED_MAX = 2**32 - 1  # scikit-learn's and numpy's seeds: -1 or a bigger one came out as their traceback
@@ -128,6 +128,7 @@ def train_cmd(
     """Fit a router (TF-IDF + logistic regression, the embedding router or the combined router) on labelled
     prompts; with a target, calibrate the decision threshold on prompts it was not fitted on and save it with the
     model (the router then uses it unless the policy sets `threshold`)."""
+    from tokenomy.commands.route_output import print_prices
     from tokenomy.routing.calibrate import check_both_classes, train_and_calibrate
     from tokenomy.routing.classifier import save
     from tokenomy.routing.datasets import load_training_data
@@ -164,7 +165,7 @@ def train_cmd(
             f"{report['strong_share']:.1%} strong calls, ${report['cost_per_request']:.6f} per request "
             f"({weak_model} / {strong_model}); saved {output}"
         )
-        _print_prices(report["prices"])
+        print_prices(report["prices"])
     else:
         console.print(f"trained on {len(frame)} prompts; threshold 0.5 (not calibrated); saved {output}")
 
@@ -242,7 +243,7 @@ def eval_cmd(
 ) -> None:
     """Train on a seeded half, report each policy on the held-out half (cost, quality, strong share, routing
     accuracy), and each router's CPT(50/80/95%), APGR and decision time."""
-    from tokenomy.commands._output import table, usd
+    from tokenomy.commands.route_output import show_eval
     from tokenomy.routing.evaluate import evaluate, over_seeds
 
     with console.status(f"training and replaying {dataset}"):
@@ -258,86 +259,7 @@ def eval_cmd(
         extra = {k: v for k, v in result.items() if k not in ("policies", "curve")}
         print_json([{**extra, **p} for p in result["policies"]])  # a row's own keys (its threshold) win
         return
-    console.print(
-        table(
-            f"{dataset}: {result['held_out']} held-out prompts (trained on {result['trained_on']}; thresholds: "
-            f"{result['calibration']})",
-            ["policy", "cost", "per 1k", "quality", "retained", "strong share", "accuracy", "escalation"],
-            [
-                [
-                    p["policy"],
-                    usd(p["cost"]),
-                    usd(p["cost_per_1k"]),
-                    f"{p['quality']:.3f}",
-                    f"{p['quality_retained']:.1%}",
-                    f"{p['strong_share']:.1%}",
-                    f"{p['routing_accuracy']:.1%}",
-                    f"{p['escalation_rate']:.1%}",
-                ]
-                for p in result["policies"]
-            ],
-        )
-    )
-    console.print(
-        table(
-            f"routers, thresholds swept on the held-out half (CPT = strong share recovering that share of the "
-            f"weak-strong quality gap); share for {result['target_quality']:.0%} of strong quality: random "
-            f"{result['cpt95_random']:.1%}",
-            [
-                "router",
-                "CPT(50%)",
-                "CPT(80%)",
-                "CPT(95%)",
-                "APGR",
-                "share @ target",
-                "calibration promised",
-                "decision p50/p99 (cpu p99)",
-            ],
-            [
-                [
-                    name,
-                    f"{m['cpt50']:.1%}",
-                    f"{m['cpt80']:.1%}",
-                    f"{m['cpt95']:.1%}",
-                    f"{m['apgr']:.3f}",
-                    f"{m['share_at_target']:.1%}",
-                    f"{m['calibrated_quality']:.1%} (threshold {m['threshold']:.3f})",
-                    f"{m['decision_ms_p50']:.2f} / {m['decision_ms_p99']:.2f} ({m['decision_cpu_ms_p99']:.2f}) ms",
-                ]
-                for name, m in result["routers"].items()
-            ],
-        )
-    )
-    console.print(f"curve: {png}")
-    if seeds > 1:
-        console.print(
-            table(
-                f"{seeds} splits (seeds 0-{seeds - 1}): share for {result['target_quality']:.0%} of strong quality, "
-                "and the calibrated point on each held-out half",
-                ["router", "median share @ target", "per seed", "median calibrated share", "median quality kept"],
-                [
-                    [
-                        name,
-                        f"{m['median_share_at_target']:.1%}",
-                        " ".join(f"{v:.0%}" for v in m["share_at_target"]),
-                        f"{m['median_strong_share']:.1%}",
-                        f"{m['median_quality_retained']:.1%}",
-                    ]
-                    for name, m in result["over_seeds"].items()
-                ],
-            )
-        )
-    console.print(f"rules: {result['rules_file'] or '(none)'}; cascade validators: {result['cascade_validators']}")
-    _print_prices(result["prices"])
-
-
-def _print_prices(prices: list[dict]) -> None:
-    """Each model's per-token prices behind a command's costs, with their source and as_of (`Price.describe()`)."""
-    for p in prices:
-        console.print(
-            f"price: {p['model']} {p['region']}: {usd_short(p['input_per_million'])}/M in, "
-            f"{usd_short(p['output_per_million'])}/M out ({p['source']}, as of {p['as_of']})"
-        )
+    show_eval(result, dataset, png, seeds)
 
 
 @route_app.command("drift")
@@ -351,7 +273,7 @@ def drift_cmd(
     from datetime import datetime, timedelta
 
     from tokenomy.commands._common import open_existing_ledger
-    from tokenomy.commands._output import table
+    from tokenomy.commands.route_output import show_drift
     from tokenomy.config import load_config
     from tokenomy.routing.drift import escalation_rates, expected_tier_shares, tier_share
 
@@ -366,66 +288,7 @@ def drift_cmd(
     if as_json:
         print_json(result)
         return
-    if not result["escalation"] and not result["tier_share"]:
-        console.print(f"no routed requests in the last {days} day(s); widen --days or check --ledger / --config")
-        return
-    if not result["escalation"]:  # an empty table with headers read as a failure to find the cascades
-        console.print(f"no cascade route had requests in the last {days} day(s)")
-    else:
-        _print_escalation(result["escalation"])
-    if not result["tier_share"]:
-        console.print(f"no routed request had a tier in the last {days} day(s)")
-        return
-    console.print(
-        table(
-            "tier share",
-            ["route", "tier", "share", "expected", "flag"],
-            [
-                [
-                    r["route"],
-                    r["tier"],
-                    f"{r['share']:.1%}",
-                    "-" if r["expected"] is None else f"{r['expected']:.0%}",
-                    "[red]drift[/red]" if r["flagged"] else "",
-                ]
-                for r in result["tier_share"]
-            ],
-        )
-    )
-
-
-def _print_escalation(rows: list[dict]) -> None:
-    from tokenomy.commands._output import table
-
-    console.print(
-        table(
-            "cascade escalation",
-            ["route", "requests", "escalated", "rate", "threshold", "flag", "rejected for (answers)"],
-            [
-                [
-                    r["route"],
-                    r["calls"],
-                    r["escalations"],
-                    f"{r['rate']:.1%}",
-                    f"{r['threshold']:.0%}",
-                    "[red]above threshold[/red]" if r["flagged"] else "",
-                    _rejections(r["rejections"]),
-                ]
-                for r in rows
-            ],
-        )
-    )
-
-
-def _rejections(found: list[dict], shown: int = 3) -> str:
-    """The commonest reasons a route's answers were rejected, each with its count ("hedging language: 'i cannot'
-    (4)"); the rest counted as one more line."""
-    from rich.markup import escape
-
-    lines = [f"{escape(r['reason'])} ({r['answers']})" for r in found[:shown]]
-    if len(found) > shown:
-        lines.append(f"{len(found) - shown} other reason(s) ({sum(r['answers'] for r in found[shown:])})")
-    return "\n".join(lines) or "-"
+    show_drift(result, days)
 
 
 @route_app.command("export-labels")
