@@ -278,10 +278,19 @@ class ToolSpec:
 
 @dataclass(slots=True)
 class ToolChoice:
-    """auto (model decides), any (must call some tool), none (must not), tool (must call `name`)."""
+    """auto (model decides), any (must call some tool), none (must not), tool (must call `name`). With auto or any,
+    `allowed` names the only tools the model may call (OpenAI's `allowed_tools`, Gemini's `allowedFunctionNames`):
+    the others are still sent, so the prompt, and its cache, stays the same as the allowed set changes. Empty: every
+    tool sent may be called."""
 
     mode: Literal["auto", "any", "none", "tool"] = "auto"
     name: str | None = None
+    allowed: tuple[str, ...] = ()
+
+    def undeclared(self, tools: list[ToolSpec]) -> str | None:
+        """The first name in `allowed` that none of `tools` has (a 400 naming it, never a name left out)."""
+        names = {tool.name for tool in tools}
+        return next((name for name in self.allowed if name not in names), None)
 
 
 @dataclass(slots=True)
@@ -434,6 +443,19 @@ class ChatRequest:
         texts += [m.text for m in self.messages if m.role == "system"]
         turns = [m for m in self.messages if m.role != "system"]
         return replace(self, system="\n\n".join(texts), messages=turns)
+
+    def allowed_tools_only(self) -> ChatRequest:
+        """This request with only the tools its choice allows (`ToolChoice.allowed`) and its choice over all of
+        them: for an API with no way to allow some of the tools sent (Anthropic's, Bedrock's Converse, the local
+        model), as a tool the model is not shown cannot be called. The prompt is then the shorter list's, so its
+        cached prefix changes with the allowed set. Itself when every tool is allowed; names no tool has are refused
+        before (`ToolChoice.undeclared`)."""
+        choice = self.tool_choice
+        if choice is None or not choice.allowed:
+            return self
+        allowed = set(choice.allowed)
+        tools = [tool for tool in self.tools if tool.name in allowed]
+        return self.replaced(tools=tools, tool_choice=ToolChoice(choice.mode))
 
     def system_parts(self) -> list[tuple[str, CachePoint]]:
         """The system prompt cut at its cache points: (text, the cache point it ends with, False for none), the last

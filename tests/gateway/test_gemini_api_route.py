@@ -574,8 +574,10 @@ def test_any_with_every_declared_function_allowed_is_a_call_of_any_of_them(serve
     ({"generationConfig": {"maxOutputTokens": "ten"}}, "generationConfig.maxOutputTokens"),
     ({"generationConfig": {"thinkingConfig": {"thinkingBudget": 128, "includeThoughts": "no"}}},
      "generationConfig.thinkingConfig.includeThoughts: expected true or false"),
-    ({"toolConfig": {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["a", "b"]}}},
-     "toolConfig.functionCallingConfig"),
+    # names with AUTO, which Gemini takes with ANY and VALIDATED only
+    ({"tools": [{"functionDeclarations": [{"name": "a"}, {"name": "b"}, {"name": "c"}]}],
+      "toolConfig": {"functionCallingConfig": {"mode": "AUTO", "allowedFunctionNames": ["a", "b"]}}},
+     "toolConfig.functionCallingConfig.allowedFunctionNames: Gemini takes names with mode ANY or VALIDATED only"),
     ({"safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_LOW_AND_ABOVE"}]},
      "safetySettings: the gateway carries this field to Gemini models only"),
     ({"generationConfig": {"responseModalities": ["AUDIO"]}},

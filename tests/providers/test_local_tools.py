@@ -64,6 +64,20 @@ def test_a_forced_tool_is_answered_with_arguments_valid_against_its_schema(clien
     assert len(events) == 3 and all(e.tool_call_count == 1 for e in events)
 
 
+def test_a_call_required_among_allowed_tools_is_one_of_them_by_grammar(client):
+    """`allowed_tools` (required) over two of the three tools sent: the grammar holds the call to their names, and
+    the prompt shows only them. book_hotel, which the request asks for, is not allowed."""
+    cancel = {"type": "function", "function": {"name": "cancel_booking", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string", "enum": ["Rome"]}}, "required": ["city"]}}}
+    choice = {"type": "allowed_tools", "allowed_tools": {"mode": "required", "tools": [
+        {"type": "function", "function": {"name": "get_time"}},
+        {"type": "function", "function": {"name": "cancel_booking"}}]}}
+    reply = client.chat.completions.create(model="local", messages=ASK, tools=[*TOOLS, cancel], tool_choice=choice,
+                                           max_tokens=40)
+    call = reply.choices[0].message.tool_calls[0]
+    assert reply.choices[0].finish_reason == "tool_calls" and call.function.name in ("get_time", "cancel_booking")
+
+
 def test_json_schema_and_json_mode_output_parse(client):
     fmt = {"type": "json_schema", "json_schema": {"name": "booking", "schema": BOOKING, "strict": True}}
     reply = client.chat.completions.create(model="local", messages=ASK, response_format=fmt, max_tokens=60)

@@ -121,3 +121,25 @@ def test_a_file_id_is_refused_by_every_provider_but_those_of_the_api_that_issued
         assert refused.field == "source.file_id" and "a file id of the Gemini API" in str(refused)
         assert (refused.message, refused.block, refused.part) == ((0, 1, None) if len(turns) == 1 else (1, 0, 1))
     assert Provider().refusal(request(Message("user", [ImageBlock("image/png", url="https://e.com/a.png")]))) is None
+
+
+def test_a_tool_allowed_that_no_tool_sent_has_is_a_400_from_each_api_that_narrows_the_tools():
+    """A library caller's choice among some tools naming one it did not send: Claude, Bedrock and Gemini (and the
+    local model) would have been sent the others with no word of it; each refuses it by name."""
+    import pytest
+
+    from tokenomy.errors import ProviderError
+    from tokenomy.messages import ToolChoice
+    from tokenomy.providers.anthropic_mapping import to_anthropic_params
+    from tokenomy.providers.converse_mapping import to_converse_params
+    from tokenomy.providers.gemini_mapping import config_from_request
+    from tokenomy.providers.local import LocalProvider
+
+    call = ChatRequest(messages=[Message("user", "hi")], tools=[ToolSpec("get_time"), ToolSpec("get_weather")],
+                       tool_choice=ToolChoice("any", allowed=("get_time", "get_date")))
+    for mapping in (to_anthropic_params, to_converse_params, config_from_request, LocalProvider().count_tokens):
+        with pytest.raises(ProviderError) as refused:
+            mapping(call)
+        assert refused.value.status == 400 and "get_date" in str(refused.value), mapping
+    assert [t["name"] for t in to_anthropic_params(call.replaced(tool_choice=ToolChoice("any", allowed=(
+        "get_time",))))["tools"]] == ["get_time"]

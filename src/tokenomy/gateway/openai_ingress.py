@@ -591,7 +591,7 @@ def to_chat_request(body: ChatCompletionRequest, headers, key, route: RouteConfi
         presence_penalty=body.presence_penalty,
         frequency_penalty=body.frequency_penalty,
         tools=tools,
-        tool_choice=tool_choice_of(body.tool_choice),
+        tool_choice=tool_choice_of(body.tool_choice, tools),
         parallel_tool_calls=body.parallel_tool_calls,
         response_format=response_format_of(body.response_format),
         reasoning=reasoning_from(body.thinking, body.reasoning_effort, "reasoning_effort"),

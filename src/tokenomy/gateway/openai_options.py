@@ -123,7 +123,7 @@ def _tool(tool: Any, i: int) -> ToolSpec:
     )
 
 
-def tool_choice_of(value: Union[str, dict[str, Any], None]) -> ToolChoice | None:
+def tool_choice_of(value: Union[str, dict[str, Any], None], tools: list[ToolSpec]) -> ToolChoice | None:
     if value is None:
         return None
     if isinstance(value, str):
@@ -132,6 +132,8 @@ def tool_choice_of(value: Union[str, dict[str, Any], None]) -> ToolChoice | None
             raise RequestError("tool_choice", f"{value!r} is not auto, none, required or a named function")
         return ToolChoice(modes[value])  # type: ignore[arg-type]
     kind = value.get("type")
+    if kind == "allowed_tools":
+        return _allowed_tools(value, tools)
     if kind in ("function", "custom"):  # a named function tool, or a named custom (freeform) one
         only(value, {"type": str, kind: dict}, "tool_choice")
         only(value.get(kind) or {}, CHOICE_FUNCTION_KEYS, f"tool_choice.{kind}")
@@ -140,9 +142,38 @@ def tool_choice_of(value: Union[str, dict[str, Any], None]) -> ToolChoice | None
         raise RequestError(
             "tool_choice",
             'send auto, none, required, {"type": "function", "function": {"name": ...}} or {"type": "custom", '
-            '"custom": {"name": ...}} (allowed_tools is not supported)',
+            '"custom": {"name": ...}} or {"type": "allowed_tools", "allowed_tools": {"mode": ..., "tools": [...]}}',
         )
     return ToolChoice("tool", name)
+
+
+def _allowed_tools(value: dict[str, Any], tools: list[ToolSpec]) -> ToolChoice:
+    """`{"type": "allowed_tools", "allowed_tools": {"mode": "auto" | "required", "tools": [{"type": "function",
+    "function": {"name": ...}}, ...]}}`: the model may call those of the tools sent only. Each tool is named as
+    tool_choice names one; a name none of `tools` has is refused at its place, as OpenAI refuses it."""
+    only(value, {"type": str, "allowed_tools": dict}, "tool_choice")
+    where = "tool_choice.allowed_tools"
+    spec = only(value.get("allowed_tools"), {"mode": str, "tools": list}, where)
+    modes = {"auto": "auto", "required": "any"}
+    if spec.get("mode") not in modes:
+        raise RequestError(f"{where}.mode", "expected auto or required")
+    if not spec.get("tools"):
+        raise RequestError(f"{where}.tools", 'name at least one tool (tool_choice "none" allows none)')
+    declared = {tool.name for tool in tools}
+    names: list[str] = []
+    for i, item in enumerate(spec["tools"]):
+        kind = item.get("type") if isinstance(item, dict) else None
+        if kind not in ("function", "custom"):
+            raise RequestError(f"{where}.tools[{i}]", 'expected {"type": "function", "function": {"name": ...}}')
+        only(item, {"type": str, kind: dict}, f"{where}.tools[{i}]")
+        name = only(item.get(kind), CHOICE_FUNCTION_KEYS, f"{where}.tools[{i}].{kind}").get("name")
+        if not name:
+            raise RequestError(f"{where}.tools[{i}].{kind}.name", "required: a tool's name")
+        if name not in declared:
+            raise RequestError(f"{where}.tools[{i}].{kind}.name", f"{name!r} is not among the tools sent; declare it")
+        if name not in names:
+            names.append(name)
+    return ToolChoice(modes[spec["mode"]], allowed=tuple(names))  # type: ignore[arg-type]
 
 
 def response_format_of(value: dict[str, Any] | None) -> ResponseFormat | None:

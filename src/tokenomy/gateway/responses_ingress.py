@@ -404,7 +404,7 @@ def _strict_by_default(parameters: dict[str, Any], where: str) -> dict[str, Any]
         ) from None
 
 
-def _tool_choice(value: Any) -> ToolChoice | None:
+def _tool_choice(value: Any, tools: list[ToolSpec]) -> ToolChoice | None:
     if value is None:
         return None
     modes = {"auto": "auto", "none": "none", "required": "any"}
@@ -413,11 +413,39 @@ def _tool_choice(value: Any) -> ToolChoice | None:
     if isinstance(value, dict) and value.get("type") in ("function", "custom"):
         _object(value, "tool_choice", {"name"})
         return ToolChoice("tool", _string(value.get("name"), "tool_choice.name"))
+    if isinstance(value, dict) and value.get("type") == "allowed_tools":
+        return _allowed_tools(value, tools)
     raise RequestError(
         "tool_choice",
-        'send auto, none, required, {"type": "function", "name": ...} or {"type": "custom", "name": ...} '
-        "(allowed_tools and hosted tools are not supported by this gateway)",
+        'send auto, none, required, {"type": "function", "name": ...}, {"type": "custom", "name": ...} or '
+        '{"type": "allowed_tools", "mode": ..., "tools": [...]} (hosted tools are not supported by this gateway)',
     )
+
+
+def _allowed_tools(value: dict[str, Any], tools: list[ToolSpec]) -> ToolChoice:
+    """`{"type": "allowed_tools", "mode": "auto" | "required", "tools": [{"type": "function", "name": ...}, ...]}`:
+    the model may call those of the tools sent only (function and custom tools: the gateway carries no other). A
+    name none of `tools` has is refused at its place."""
+    _object(value, "tool_choice", {"mode", "tools"})
+    modes = {"auto": "auto", "required": "any"}
+    if value.get("mode") not in modes:
+        raise RequestError("tool_choice.mode", "expected auto or required")
+    items = value.get("tools")
+    if not isinstance(items, list) or not items:
+        raise RequestError("tool_choice.tools", 'name at least one tool (tool_choice "none" allows none)')
+    declared = {tool.name for tool in tools}
+    names: list[str] = []
+    for i, item in enumerate(items):
+        where = f"tool_choice.tools[{i}]"
+        kind = item.get("type") if isinstance(item, dict) else None
+        if kind not in ("function", "custom"):
+            raise RequestError(where, f"{kind!r} tools: only function and custom tools are carried by this gateway")
+        name = _string(_object(item, where, {"name"}).get("name"), f"{where}.name") or ""
+        if name not in declared:
+            raise RequestError(f"{where}.name", f"{name!r} is not among the tools sent; declare it")
+        if name not in names:
+            names.append(name)
+    return ToolChoice(modes[value["mode"]], allowed=tuple(names))  # type: ignore[arg-type]
 
 
 def _text(value: Any, extra: dict[str, Any]) -> ResponseFormat | None:
@@ -560,6 +588,7 @@ def request_from_responses(body: Any) -> tuple[ChatRequest, list[Origin]]:
     parallel = body.get("parallel_tool_calls")
     if parallel is not None and not isinstance(parallel, bool):
         raise RequestError("parallel_tool_calls", "expected a boolean")
+    tools = _tools(body.get("tools"))
     call = ChatRequest(
         messages=turns.messages,
         system="\n\n".join(turns.system) or None,
@@ -567,8 +596,8 @@ def request_from_responses(body: Any) -> tuple[ChatRequest, list[Origin]]:
         max_tokens_name="max_completion_tokens",  # OpenAI's current name, which reasoning models require
         temperature=body.get("temperature"),
         top_p=body.get("top_p"),
-        tools=_tools(body.get("tools")),
-        tool_choice=_tool_choice(body.get("tool_choice")),
+        tools=tools,
+        tool_choice=_tool_choice(body.get("tool_choice"), tools),
         parallel_tool_calls=parallel,
         response_format=_text(body.get("text"), extra),
         reasoning=_reasoning(body.get("reasoning"), body.get("thinking")),

@@ -7,7 +7,8 @@ table of block shapes serves both.
 Carried: text, image (base64 or url source), document (base64 PDF, plain-text, a file id, a PDF's url, or a content
 source of text and image blocks; with its title, context and `citations: {"enabled": true}`), tool_use / tool_result
 (is_error), thinking / redacted_thinking with signatures, tools (cache_control on the last one when the tools are a
-cache point), tool_choice auto/any/tool/none, `parallel_tool_calls: false` as `disable_parallel_tool_use`, thinking
+cache point), tool_choice auto/any/tool/none (a choice among some of the tools: only those tools sent, with auto or
+any), `parallel_tool_calls: false` as `disable_parallel_tool_use`, thinking
 budget, top_p, top_k, stop sequences, and `extra` keys as-is in the body; a json_schema response format becomes
 `output_config.format` (Claude's structured output) and a reasoning effort `output_config.effort` on the models that
 take one. What is refused, naming the field, is in `anthropic_refusals`. A 1-hour cache point is cache_control ttl
@@ -46,7 +47,7 @@ from tokenomy.providers.anthropic_refusals import (
 )
 from tokenomy.providers.claude_effort import takes_effort
 from tokenomy.providers.json_text import call_input
-from tokenomy.providers.refusals import FILE_APIS, empty_text
+from tokenomy.providers.refusals import FILE_APIS, allowed_tools_only, empty_text
 
 EPHEMERAL = {"type": "ephemeral"}
 DEFAULT_MAX_TOKENS = 1024  # the Messages API requires max_tokens; used when a request sets no cap
@@ -414,6 +415,8 @@ def to_anthropic_params(request: ChatRequest) -> dict[str, Any]:
     """Map a ChatRequest to Messages API arguments, with cache_control on the block before each cache point."""
     request = request.system_hoisted()  # the Messages API takes one system prompt: later system messages join it
     refuse_unsupported(request)
+    # No way to allow some of the tools: only those are sent (a tool not shown cannot be called)
+    request = allowed_tools_only(request, "the Anthropic Messages API")
     cap = default_max_tokens(request) if request.max_tokens is None else request.max_tokens  # 0: cache warming
     params: dict[str, Any] = {"model": request.model, "max_tokens": int(cap)}
     if request.system and (request.system_cache_point or request.system_breaks):

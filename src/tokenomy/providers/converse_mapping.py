@@ -6,7 +6,8 @@ Requests: every block and option of a ChatRequest is carried or refused with a `
   bytes) and reasoningContent (reasoningText + signature, or redactedContent) blocks map one to one.
   A URL image or a file-id document is refused: Converse takes bytes (or S3 locations) only. A document's
   name is made to fit Bedrock's rules (its characters, unique in the request): see `document_name`.
-- tools -> toolConfig.tools, tool choice auto/any/tool -> toolConfig.toolChoice. Converse has no
+- tools -> toolConfig.tools, tool choice auto/any/tool -> toolConfig.toolChoice (a choice among some of the tools:
+  only those tools sent, with auto or any). Converse has no
   `none` choice: the tools are left out when the conversation holds no tool blocks (the model
   cannot call a tool it is not shown); otherwise Bedrock needs toolConfig, so the request is refused.
 - top_k, reasoning budget (Anthropic-style `thinking`) and unknown `extra` keys go to
@@ -54,7 +55,7 @@ from tokenomy.messages import (
 from tokenomy.pricing.identifiers import takes_no_tools_cache_point
 from tokenomy.providers import json_text
 from tokenomy.providers.claude_effort import EFFORTS, NO_ADAPTIVE, NO_EFFORT, takes_adaptive, takes_effort
-from tokenomy.providers.refusals import empty_text, fields_to_carry
+from tokenomy.providers.refusals import allowed_tools_only, empty_text, fields_to_carry
 
 CACHE_POINT = {"cachePoint": {"type": "default"}}
 IMAGE_FORMATS = {
@@ -335,6 +336,8 @@ def _has_tool_blocks(request: ChatRequest) -> bool:
 
 
 def _tool_config(request: ChatRequest) -> dict[str, Any] | None:
+    # No way to allow some of the tools: only those are sent (a tool not shown cannot be called)
+    request = allowed_tools_only(request, "Bedrock Converse")
     choice = request.tool_choice
     if choice is not None and choice.mode == "none":
         if _has_tool_blocks(request):

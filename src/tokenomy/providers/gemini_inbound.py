@@ -245,7 +245,7 @@ def _tool_choice(value: Any, tools: list[ToolSpec]) -> ToolChoice | None:
         raise ValueError(f"{where}.mode: ANY needs functionDeclarations in tools to call; declare them, or send AUTO")
     declared = {tool.name for tool in tools}
     undeclared = next((name for name in allowed if name not in declared), None)
-    if undeclared is not None and mode == "ANY":
+    if undeclared is not None and mode in ("ANY", "VALIDATED"):
         raise ValueError(f"{where}.allowedFunctionNames: {undeclared!r} is not declared in tools' "
                          "functionDeclarations; declare it, or name one that is")  # fmt: skip
     if len(allowed) > 1 and set(allowed) == declared:
@@ -259,9 +259,11 @@ def _tool_choice(value: Any, tools: list[ToolSpec]) -> ToolChoice | None:
         return ToolChoice("any")
     if mode == "ANY" and len(allowed) == 1:
         return ToolChoice("tool", allowed[0])
-    raise ValueError(f"{where}: the gateway carries modes AUTO, ANY, NONE and VALIDATED, and ANY with one allowed "
-                     f"function name or all of them (got mode {mode!r} with {len(allowed)} of "
-                     f"{len(declared)} names)")  # fmt: skip
+    if mode in ("ANY", "VALIDATED"):  # a call, or (VALIDATED) a call or text, among some of the declared functions
+        return ToolChoice("any" if mode == "ANY" else "auto", allowed=tuple(dict.fromkeys(allowed)))
+    raise ValueError(f"{where}.allowedFunctionNames: Gemini takes names with mode ANY or VALIDATED only (got mode "
+                     f"{mode!r}); send VALIDATED to let the model answer in text or call one of them, or leave the "
+                     "names out")  # fmt: skip
 
 
 def _validated(config: Any) -> bool:

@@ -5,7 +5,8 @@ file id as `file_data`), Gemini's own parts the content model has no block for (
 ProviderBlock, as they came), tool use / tool result (`function_call` / `function_response`, matched by the
 tool's name; a result's images and documents as the response's `parts`), reasoning (`thought` parts with
 their `thought_signature`), tools, tool_choice
-(auto/any/none; a named tool as ANY with `allowed_function_names`; strict tools as VALIDATED), JSON
+(auto/any/none; a named tool as ANY with `allowed_function_names`; strict tools as VALIDATED; a choice among some
+of the tools as ANY, or VALIDATED for auto, with their `allowed_function_names`), JSON
 and JSON-schema output (Gemini always holds it to the schema; the format's name is only a label),
 temperature, top_p, top_k, stop, seed, penalties, a thinking budget or an effort level, and every
 `extra` key that is a `GenerateContentConfig` field (e.g. `cached_content`, `safety_settings`).
@@ -240,6 +241,14 @@ def _tool_config(request: ChatRequest) -> dict[str, Any] | None:
         if choice is not None and choice.mode in ("any", "tool"):  # nothing to call: it would be dropped
             raise refuse(request.model, "tool_choice", f"cannot force a tool ({choice.mode}) when no tools are given")
         return None
+    if choice is not None and choice.allowed:
+        undeclared = choice.undeclared(request.tools)
+        if undeclared is not None:
+            raise refuse(request.model, "tool_choice", f"has no function `{undeclared}` declared to allow; declare it")
+        # ANY calls one of them; VALIDATED, Gemini's mode that takes names and lets the model answer in text instead
+        # (AUTO takes none), also holds a call to its function's schema, as a strict tool is held
+        mode = "ANY" if choice.mode == "any" else "VALIDATED"
+        return {"function_calling_config": {"mode": mode, "allowed_function_names": list(choice.allowed)}}
     if any(t.strict for t in request.tools) and (choice is None or choice.mode == "auto"):
         # Strict tools: VALIDATED lets the model choose, and holds any call it makes to the schema.
         return {"function_calling_config": {"mode": "VALIDATED"}}

@@ -7,7 +7,8 @@ tokens, so prompt caching is real and measurable with no network.
 Tools and JSON: a named or required tool (tool_choice tool/any) and a JSON response format are
 answered by grammar-constrained generation (a llama.cpp grammar built from the JSON Schema), so
 the output parses and follows the schema even from a 135M model. Tool definitions and results are
-rendered into the prompt as text. The model reads text only: images and documents are refused.
+rendered into the prompt as text; a choice among some of the tools shows only those (and a required call's grammar
+holds their names only). The model reads text only: images and documents are refused.
 """
 
 from __future__ import annotations
@@ -36,9 +37,10 @@ from tokenomy.messages import (
     Usage,
 )
 from tokenomy.providers.base import Provider
-from tokenomy.providers.refusals import Unsupported
+from tokenomy.providers.refusals import Unsupported, allowed_tools_only
 
 DEFAULT_MAX_TOKENS = 256
+LOCAL = "the local model"  # as its errors name it
 _MODEL_LOCK = threading.Lock()
 _MODEL_LOCK_RUN = threading.Lock()
 _MODEL = None
@@ -178,7 +180,7 @@ class LocalProvider(Provider):
     def count_tokens(self, request: ChatRequest) -> int:
         """Exact: the prompt `stream` would evaluate (chat template, tools as text) by the model's tokenizer."""
         self.check(request)
-        return self.count_text(self.format_prompt(request))
+        return self.count_text(self.format_prompt(allowed_tools_only(request, LOCAL)))
 
     def count_text(self, text: str) -> int:
         """Tokens of `text` by the model's own tokenizer (special tokens such as <|im_start|> count as one)."""
@@ -188,6 +190,7 @@ class LocalProvider(Provider):
         from llama_cpp import Llama
 
         self.check(request)
+        request = allowed_tools_only(request, LOCAL)  # a choice among some tools: only those are shown and called
         tool = forced_tool(request)
         schema = tool[1] if tool else request.json_schema
         if schema is None and request.wants_json:

@@ -23,6 +23,8 @@ upstream), so a field is mapped once. Mapping rules:
   another model;
 - cache points go as `cache_control` on content parts for a Claude model only (`openai_dialects.takes_cache_control`);
   any other OpenAI-format model caches by itself and gets none;
+- a choice among some of the tools (ToolChoice.allowed) is OpenAI's `allowed_tools` tool choice, every tool still
+  listed;
 - `request.extra` is merged into the body as-is (logprobs, n, user, metadata, service_tier, ...).
 - OpenAI's own API (api.openai.com, Azure OpenAI) refuses some of what compatible servers take (`top_k`, a `file`
   part that is no PDF): `openai_dialects.openai_proper_refusal` refuses it by name for those before sending.
@@ -305,12 +307,21 @@ def _wire_tool(tool: ToolSpec) -> dict[str, Any]:
     return {"type": "function", "function": function}
 
 
+def _named_tool(name: str | None, tools: list[ToolSpec]) -> dict[str, Any]:
+    """A tool by its name alone, as tool_choice names one: a custom (freeform) tool's shape, or a function's."""
+    if any(t.name == name and t.freeform is not None for t in tools):
+        return {"type": "custom", "custom": {"name": name}}
+    return {"type": "function", "function": {"name": name}}
+
+
 def _tool_choice(choice: ToolChoice, tools: list[ToolSpec]) -> Any:
     if choice.mode == "tool":
-        if any(t.name == choice.name and t.freeform is not None for t in tools):
-            return {"type": "custom", "custom": {"name": choice.name}}
-        return {"type": "function", "function": {"name": choice.name}}
-    return {"any": "required"}.get(choice.mode, choice.mode)
+        return _named_tool(choice.name, tools)
+    mode = {"any": "required"}.get(choice.mode, choice.mode)
+    if choice.allowed:
+        named = [_named_tool(name, tools) for name in choice.allowed]
+        return {"type": "allowed_tools", "allowed_tools": {"mode": mode, "tools": named}}
+    return mode
 
 
 def _response_format(fmt: ResponseFormat) -> dict[str, Any]:

@@ -122,6 +122,35 @@ def raise_refusal(request: ChatRequest, provider: str, why: Unsupported | None) 
         )
 
 
+def undeclared_allowed_tool(request: ChatRequest, api: str) -> ProviderError | None:
+    """The 400 for a tool choice allowing a tool no tool sent has (`ToolChoice.allowed`), or None: it could not be
+    called, and left out unsaid the choice would not be the caller's. The gateway's ingresses refuse it first at the
+    caller's place; this is the library caller's."""
+    choice = request.tool_choice
+    undeclared = choice.undeclared(request.tools) if choice is not None and choice.allowed else None
+    if undeclared is None:
+        return None
+    return ProviderError(
+        f"tool_choice: {api} (model {request.model}) is asked to allow tool `{undeclared}`, which is not among the "
+        "tools sent; declare it in tools, or leave it out of the allowed tools",
+        kind="client_error",
+        status=400,
+        param="tool_choice",
+    )
+
+
+def allowed_tools_only(request: ChatRequest, api: str) -> ChatRequest:
+    """`request` with only the tools its choice allows, for an API with no way to allow some of the tools sent
+    (`ChatRequest.allowed_tools_only`); a name no tool has is its 400."""
+    choice = request.tool_choice
+    if choice is None or not choice.allowed:
+        return request
+    refused = undeclared_allowed_tool(request, api)
+    if refused is not None:
+        raise refused
+    return request.allowed_tools_only()
+
+
 def empty_text(block: object) -> bool:
     """A text block with nothing in it (Gemini's `{"text": ""}` beside a message's other parts, an OpenAI content
     part's ""): an API that refuses one (Anthropic's, Converse) is sent the message without it, as it carries
