@@ -7,6 +7,8 @@ computation of its own from the raw numbers written into the bills."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -162,6 +164,23 @@ def test_reconcile_names_each_difference(request, tmp_path, url_fixture) -> None
     assert cli.exit_code == 0, cli.output
     body = json.loads(cli.stdout)
     assert body["flagged"] == sum(1 for w in expected.values() if w["flagged"]) == 2
+    # The CSV carries every field the JSON has (metered_calls and billed_models were missing), with its values.
+    as_csv = CliRunner().invoke(app, ["report", "reconcile", "--since", "2025-11-24", "--until", "2025-11-26",
+                                      "--csv", "--ledger", url])
+    assert as_csv.exit_code == 0, as_csv.output
+    csv_rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert set(csv_rows[0]) == set(body["rows"][0]) and len(csv_rows) == len(body["rows"])
+
+    def cell(value) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return ";".join(value) if isinstance(value, list) else str(value)
+
+    for got_row, want in zip(csv_rows, body["rows"], strict=True):
+        assert got_row == {k: cell(v) for k, v in want.items()}
+    assert any(r["billed_models"] and r["metered_calls"] not in ("", "0") for r in csv_rows)
     table = CliRunner().invoke(app, ["report", "reconcile", "--since", "2025-11-24", "--until", "2025-11-26",
                                      "--ledger", url], env={"COLUMNS": "200"})
     assert "! mismatch" in table.stdout and "! unmetered" in table.stdout and "cache discount missing" in table.stdout

@@ -17,6 +17,13 @@ def _money(value: Decimal | None) -> str:
     return "—" if value is None else usd(value)
 
 
+def _csv_value(value: Any) -> Any:
+    """A cell as the JSON has it; a list (billed_models) as its items joined by ";", which no model id holds."""
+    if isinstance(value, list):
+        return csv_cell(";".join(map(str, value)))
+    return csv_cell(value, "amount")
+
+
 def show_reconcile(
     store: Any,
     by: Optional[str],
@@ -35,9 +42,11 @@ def show_reconcile(
         return
     columns = [c for c in COLUMNS if c != "model" or by != "provider"]
     if as_csv:
-        writer = csv.DictWriter(sys.stdout, fieldnames=[*columns, "unmetered_usd", "flagged", "cause"])
+        # Every field the JSON rows have (metered_calls, billed_models were left out), the table's first.
+        fields = [*columns, *(k for k in (rows[0] if rows else {}) if k not in columns)]
+        writer = csv.DictWriter(sys.stdout, fieldnames=fields)
         writer.writeheader()
-        writer.writerows({k: csv_cell(r.get(k), "amount") for k in writer.fieldnames} for r in rows)
+        writer.writerows({k: _csv_value(r.get(k)) for k in fields} for r in rows)
         return
     if not rows:
         console.print("report reconcile: no metered or billed usage in the window; widen --since/--until")
