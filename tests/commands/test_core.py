@@ -319,3 +319,19 @@ def test_cost_table_prints_the_figures_its_json_prints():
                     "cache write": "$0.000000", "total": "$0.000035455"}, rows
     assert [rows[k].lstrip("$") for k in ("input", "output", "cache read", "cache write", "total")] == [
         data[f"{k}_usd"] for k in ("input", "output", "cache_read", "cache_write", "total")]
+
+
+def test_cost_at_prices_a_tier_on_the_day_given():
+    # A tier's price announced to change on a date (GPT-6.2 Sol's ultrafast, 3x to 6x the standard rates from
+    # 2027-03-01) could be priced only as of today: `cost` had no way to ask for another day's price.
+    args = ["cost", "--model", "gpt-6.2-sol", "--input", "100000", "--service-tier", "ultrafast", "--json"]
+    totals = {at: json.loads(run(*args, "--at", at).stdout)["total_usd"]
+              for at in ("2027-02-28", "2027-02-28T23:59:59Z", "2027-03-01", "2027-02-28T20:00:00-05:00")}
+    assert totals == {"2027-02-28": "0.600000", "2027-02-28T23:59:59Z": "0.600000", "2027-03-01": "1.200000",
+                      "2027-02-28T20:00:00-05:00": "1.200000"}  # 8 pm in New York is March 1st in UTC
+    table = run(*args[:-1], "--at", "2027-03-01").stdout
+    assert "at 2027-03-01" in table and "$1.200000" in table
+    for bad, named in (("next week", "is not a time"), ("0001-01-01", "out of range")):
+        result = run(*args, "--at", bad, check=False)
+        assert result.returncode != 0 and "--at" in result.stderr and named in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr

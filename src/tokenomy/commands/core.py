@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Optional
 
 import typer
 
 from tokenomy.commands._common import JsonOption, LedgerOption, PricesOption, apply_prices
+from tokenomy.commands._options import when_option
 from tokenomy.commands._output import WideOption, console, print_json, print_table, table, usd
 from tokenomy.money import money_or_none
 from tokenomy.money import usd as money_usd
@@ -159,6 +161,10 @@ def cost(
         "--service-tier",
         help="On-demand tier: standard (default), priority, flex or ultrafast (where published).",
     ),
+    at: Optional[datetime] = when_option(
+        "--at",
+        "Price as on this UTC day or time (a call made then: a tier's price that changes on a date) \\[default: now].",
+    ),
     price_file: Optional[str] = PricesOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -186,6 +192,7 @@ def cost(
         cache_ttl=cache_ttl,
         service_tier=service_tier,
         one_call=True,
+        at=at,
     )
     if as_json:
         print_json(breakdown.to_json())
@@ -203,7 +210,9 @@ def cost(
         ],
     ]
     tier = "" if breakdown.service_tier == "standard" else f" · {breakdown.service_tier} tier"
-    console.print(table(f"{breakdown.model} · {breakdown.region} · {mode}{tier}", ["tokens", "count", "cost"], rows))
+    when = "" if at is None else f" · at {(at.astimezone(UTC) if at.tzinfo else at):%Y-%m-%d}"  # naive is UTC
+    title = f"{breakdown.model} · {breakdown.region} · {mode}{tier}{when}"
+    console.print(table(title, ["tokens", "count", "cost"], rows))
     console.print(f"[dim]priced by {breakdown.priced_by}: {breakdown.source} (as of {breakdown.as_of})[/dim]")
     if breakdown.note:
         console.print(f"[yellow]{breakdown.note}[/yellow]")

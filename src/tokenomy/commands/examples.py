@@ -19,6 +19,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "--cache-read 4000 --json",
         "tokenomy cost --model gpt-4o-mini --input 100000 --output 20000 --mode batch",
         "tokenomy cost --model claude-sonnet-4-5 --input 1000 --cache-write 50000 --cache-ttl 1h",
+        "tokenomy cost --model gpt-6.2-sol --input 10000 --output 2000 --service-tier ultrafast --at 2027-03-01",
     ),
     "chat": (
         'tokenomy chat "Classify: my card was charged twice" --system "You label support tickets."',
