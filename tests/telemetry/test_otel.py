@@ -490,3 +490,33 @@ def test_a_gemini_endpoint_set_in_the_environment_is_the_spans_server(monkeypatc
     monkeypatch.setenv("GOOGLE_VERTEX_BASE_URL" if vertex else "GOOGLE_GEMINI_BASE_URL", "http://127.0.0.1:8123")
     provider = GeminiProvider(vertex=True, project="p", location="europe-west4") if vertex else GeminiProvider()
     assert provider.server_for(Request.simple("hi", model="m")) == ("127.0.0.1", 8123)
+
+
+def test_an_openai_call_at_a_service_tier_has_the_tier_asked_and_served_on_its_span(telemetry, ledger_path,
+                                                                                    monkeypatch):
+    """The conventions' openai.request.service_tier (what the call asked for) and openai.response.service_tier (what
+    OpenAI says it served, the tier the ledger prices): a flex call's span said neither, so a trace backend priced it
+    at the standard tier. A call that asks for none has no request attribute; an answer that names none, no response
+    attribute."""
+    from helpers.scripted_openai import ScriptedOpenAI
+    from tokenomy.ledger.store import open_store
+    from tokenomy.providers.registry import ModelSpec
+
+    monkeypatch.setenv("OPENAI_API_KEY", "unused")
+    exporter, _ = telemetry
+    upstream = ScriptedOpenAI([])
+    models = {"o3": ModelSpec(name="o3", provider="openai", model="o3", base_url=upstream.url)}
+    try:
+        with Tokenomy(ledger_path, models=models) as client:
+            upstream.top = {"service_tier": "flex"}
+            client.chat(ChatRequest.simple("hi", model="o3", max_tokens=5, extra={"service_tier": "flex"}))
+            upstream.top = {"service_tier": "default"}
+            client.chat(ChatRequest.simple("hi", model="o3", max_tokens=5))
+            upstream.top = {}
+            client.chat(ChatRequest.simple("hi", model="o3", max_tokens=5))
+    finally:
+        upstream.close()
+    tiers = [(s.attributes.get("openai.request.service_tier"), s.attributes.get("openai.response.service_tier"))
+             for s in chat_spans(exporter)]
+    assert tiers == [("flex", "flex"), (None, "default"), (None, None)]
+    assert [r.tags.get("service_tier") for r in open_store(ledger_path).events()] == ["flex", None, None]

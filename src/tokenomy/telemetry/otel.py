@@ -161,6 +161,9 @@ _HISTOGRAMS = _make_histograms()
 
 # Ledger provider names whose OpenTelemetry GenAI name differs (the OTLP import maps them back).
 SEMCONV_PROVIDERS = {"azure": "azure.ai.openai"}
+# Providers speaking OpenAI's API, whose spans take the conventions' openai.* attributes (the service tier asked for,
+# and the one OpenAI says it served, which the ledger prices the call at). Other APIs' tiers have no attribute there.
+OPENAI_APIS = ("openai", "azure")
 
 
 @contextmanager
@@ -223,6 +226,10 @@ def attempt_span(
         attributes["tokenomy.task"] = request.meta.task
     if request.meta.route:
         attributes["tokenomy.route"] = request.meta.route
+    if provider_name in OPENAI_APIS:
+        asked = request.extra.get("service_tier")
+        if isinstance(asked, str):
+            attributes["openai.request.service_tier"] = asked
     span = _TRACER.start_span(f"chat {request.model}", context=parent, kind=SpanKind.CLIENT, attributes=attributes)
     try:
         # A span with no trace (no SDK installed, no parent) changes nothing as the current span: skip the attach.
@@ -416,6 +423,11 @@ def record_success(
             attributes["tokenomy.cache_points"] = cache_points
         if response.tier:
             attributes["tokenomy.tier"] = response.tier
+        if response.provider in OPENAI_APIS:
+            top = response.raw.get("top") if isinstance(response.raw, dict) else None
+            served = top.get("service_tier") if isinstance(top, dict) else None
+            if isinstance(served, str):
+                attributes["openai.response.service_tier"] = served
         span.set_attributes(attributes)
     attrs = _common(response.provider, request.model, response.model, None)
     tokens, duration = _HISTOGRAMS
