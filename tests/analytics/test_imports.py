@@ -263,6 +263,39 @@ def test_import_llm_log(ledger_path, tmp_path) -> None:
     assert events["local"].input_tokens == 0 and events["local"].latency_ms == 8000.0
 
 
+def test_an_llm_log_prompt_at_a_service_tier_is_priced_at_that_tier(ledger_path, tmp_path) -> None:
+    """llm logs the tier OpenAI served (`service_tier` in response_json) and the one asked for (`-o service_tier flex`,
+    in options_json; a streamed Chat Completions answer logs no served tier): every prompt was priced at the standard
+    tier, an o3 flex prompt at twice what OpenAI billed."""
+    import sqlite_utils
+    from llm.logs import condense_payload
+    from llm.migrations import migrate
+
+    path = tmp_path / "logs.db"
+    db = sqlite_utils.Database(path)
+    migrate(db)
+
+    def turn(turn_id: str, asked: str | None, served: str | None) -> dict:
+        answer = {"id": turn_id, "model": "o3", "choices": [{"message": {"content": "ok"}}],
+                  **({"service_tier": served} if served else {})}
+        return {"id": turn_id, "model": "o3", "input_tokens": 1000, "output_tokens": 100, "duration_ms": 900,
+                "options_json": json.dumps({"service_tier": asked} if asked else {}),
+                "response_json": condense_payload(answer, [], ()), "datetime_utc": f"2026-11-20T10:00:0{turn_id[1]}"}
+
+    db["turns"].insert_all([turn("t1", "flex", "flex"), turn("t2", "priority", None), turn("t3", "flex", "default"),
+                            turn("t4", None, "default"), turn("t5", "fast", None)])
+    db.close()
+    result = CliRunner().invoke(app, ["import", "llm-log", str(path), "--json", "--ledger", str(ledger_path)])
+    assert result.exit_code == 0, result.output
+    events = sorted(open_store(ledger_path).events(), key=lambda e: e.ts)
+    tiers = ["flex", "priority", "standard", "standard", "priority"]  # served, else asked; "fast" is priority
+    assert [e.tags.get("service_tier", "standard") for e in events] == tiers
+    usage = Usage(1000, 100, 0, 0)
+    assert [e.cost_usd for e in events] == [compute_cost(usage, "o3", service_tier=t, one_call=True, at=e.ts).total_usd
+                                            for t, e in zip(tiers, events, strict=True)]
+    assert events[0].cost_usd * 2 == events[3].cost_usd  # flex is half the standard price
+
+
 def test_otel_round_trip_from_tokenomy_spans(ledger_path, tmp_path) -> None:
     """Spans from Tokenomy's own instrumentation, encoded as OTLP by the SDK's encoder, import to the same usage."""
     from google.protobuf.json_format import MessageToJson

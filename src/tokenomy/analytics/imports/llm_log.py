@@ -12,6 +12,7 @@ from typing import Any
 from tokenomy.analytics.imports.common import ImportResult, event_id, price_event
 from tokenomy.errors import ConfigError
 from tokenomy.ledger.events import UsageEvent
+from tokenomy.pricing.entry import priced_tier
 
 LLM_COLUMNS = "id, model, input_tokens, output_tokens, token_details, duration_ms, datetime_utc"
 
@@ -43,6 +44,21 @@ def _llm_cache(details: Any, input_tokens: int) -> tuple[int, int, int]:
     return max(input_tokens - cached, 0), cached, 0  # OpenAI: cached tokens are part of input
 
 
+def _llm_tier(options: Any, response: Any) -> str:
+    """The service tier a logged prompt was billed at: the one OpenAI's answer says it served (`service_tier` in
+    response_json; a streamed Chat Completions answer's logs none), else the one asked for (llm's `-o service_tier
+    flex`, in options_json); "standard" when neither names a dearer or cheaper one."""
+    for text in (response, options):
+        try:
+            data = json.loads(text) if isinstance(text, str) and text else None
+        except ValueError:
+            continue
+        tier = data.get("service_tier") if isinstance(data, dict) else None
+        if isinstance(tier, str):
+            return priced_tier(tier)
+    return "standard"
+
+
 def _llm_rows(conn: sqlite3.Connection) -> Iterator[tuple[str, dict[str, Any]]]:
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     seen: set[str] = set()
@@ -53,7 +69,9 @@ def _llm_rows(conn: sqlite3.Connection) -> Iterator[tuple[str, dict[str, Any]]]:
         names = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
         if not {"input_tokens", "output_tokens"} <= names:
             continue  # a log from before llm recorded tokens
-        select = LLM_COLUMNS + (", resolved_model" if "resolved_model" in names else ", NULL AS resolved_model")
+        select = LLM_COLUMNS + "".join(
+            f", {c}" if c in names else f", NULL AS {c}" for c in ("resolved_model", "options_json", "response_json")
+        )
         cursor = conn.execute(f"SELECT {select} FROM {table} ORDER BY datetime_utc, id")
         columns = [d[0] for d in cursor.description]
         for values in cursor:
@@ -83,6 +101,7 @@ def import_llm_log(path: str | Path) -> ImportResult:
             if not model:
                 raise ValueError("no model")
             uncached, read, write = _llm_cache(row["token_details"], int(row["input_tokens"] or 0))
+            tier = _llm_tier(row["options_json"], row["response_json"])
         except (ValueError, TypeError) as exc:
             result.problems.append(f"{place}: {exc}; expected datetime_utc in ISO format and a model id")
             continue
@@ -90,7 +109,8 @@ def import_llm_log(path: str | Path) -> ImportResult:
             ts=ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC),
             provider=_llm_provider(model),
             model=model,
-            tags={"source": "llm"},
+            # a tier's tag prices the row at that tier (price_event), as a gateway row is
+            tags={"source": "llm", **({"service_tier": tier} if tier != "standard" else {})},
             input_tokens=uncached,
             output_tokens=int(row["output_tokens"] or 0),
             cache_read_tokens=read,
