@@ -802,3 +802,44 @@ def test_the_request_log_says_why_a_cascade_rejected_an_attempts_answer(ledger_p
     [attempts] = body["attempts"].values()
     assert [(a["attempt"], a["outcome"], a["rejected"]) for a in attempts] == [
         (1, "ok", "hedging language: \"i'm not sure\""), (2, "ok", None)]
+
+
+@pytest.mark.browser
+def test_the_page_prints_the_totals_the_api_summed_not_float_sums(browser, tmp_path) -> None:
+    """The page added and subtracted money as floats (a group's change against the previous period, a request's
+    attempts, a chart's tooltip read back from a float): on large amounts the sixth decimal came out one off, so the
+    console printed +$123,456.315649 where `tokenomy report` prints +$123,456.315648. The API now sends those totals
+    as exact strings and the page prints them by the money rule."""
+    from tokenomy.ledger.events import UsageEvent
+    from tokenomy.ledger.store import open_store
+
+    path = tmp_path / "ledger.duckdb"
+    before, now = datetime(2026, 11, 2, 12, tzinfo=UTC), datetime(2026, 11, 5, 12, tzinfo=UTC)
+    first, second, previous = Decimal("0.8510126"), Decimal("123456.1712059"), Decimal("0.70657")
+    row = {"provider": "openai", "model": "big", "input_tokens": 10}
+    open_store(path).write([
+        UsageEvent(ts=before, request_id="earlier", cost_usd=previous, **row),
+        UsageEvent(ts=now, request_id="retried", attempt=1, outcome="throttled", cost_usd=first, **row),
+        UsageEvent(ts=now + timedelta(seconds=1), request_id="retried", attempt=2, cost_usd=second, **row)])
+    spent, change = first + second, first + second - previous  # 123457.0222185 and 123456.3156485: halves
+    assert (_usd(spent), _usd(change)) == ("$123,457.022218", "$123,456.315648")  # to even, as reports print them
+    out = tmp_path / "console.html"
+    result = CliRunner().invoke(cli, ["report", "--html", str(out), "--ledger", str(path), "--since", "2026-11-04",
+                                      "--until", "2026-11-07"])
+    assert result.exit_code == 0, result.output
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(out.as_uri())
+    _wait_renders(page, 1)
+    assert page.inner_text("#head-spend") == _usd(spent)
+    assert page.inner_text("#head-delta").startswith("+" + _usd(change))
+    cells = page.eval_on_selector_all("#table-groups tbody tr:first-child td", "tds => tds.map(t => t.innerText)")
+    assert cells == ["big", _usd(spent), "100%", _usd(previous), "+" + _usd(change)]
+    tips = page.evaluate("""() => ['chart-groups', 'chart-spend'].map((id) => {
+        const chart = Chart.getChart(id), dataset = chart.data.datasets[0];
+        const index = dataset.data.findIndex((v) => v > 0);
+        return chart.options.plugins.tooltip.callbacks.label({dataset, dataIndex: index, raw: dataset.data[index]});
+    })""")
+    assert all(tip.endswith(": " + _usd(spent)) for tip in tips), tips
+    page.click("#table-requests tbody tr[data-request='retried']")
+    assert "2 attempt(s) · " + _usd(spent) + " ·" in page.inner_text("#drill h3")
+    page.close()

@@ -87,7 +87,8 @@ def _grouped(store: Any, f: Filters, name: str) -> dict[str, dict[str, Any]]:
 
 def breakdown(store: Any, f: Filters) -> dict[str, Any]:
     """Spend in dollars per model, provider, task, tag, team, key, route, tier, mode and usage type, with the
-    previous period's spend beside each row (largest first, top 50; group_counts says how many there are)."""
+    previous period's spend and the change beside each row (largest first, top 50; group_counts says how many there
+    are)."""
     bounds = period(store, f)
     before = previous(f, bounds) if bounds else None
     groups: dict[str, list[dict[str, Any]]] = {}
@@ -102,7 +103,9 @@ def breakdown(store: Any, f: Filters) -> dict[str, Any]:
                 "key": key,
                 "cost_usd": money(v["cost"]),
                 "calls": v["calls"],
-                "previous_cost_usd": money(then_rows.get(key, {}).get("cost", 0)),
+                "previous_cost_usd": money(then_rows.get(key, {}).get("cost", Decimal(0))),
+                # the change, in Decimal here: the page subtracted two floats, a digit off on large amounts
+                "delta_usd": money(v["cost"] - then_rows.get(key, {}).get("cost", Decimal(0))),
             }
             for key, v in rows
         ]

@@ -10,6 +10,7 @@ day of usage, not calls: the log leaves them out and says how many there are.
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 from tokenomy.analytics.dashboard_filters import Filters, money, stamp, where
@@ -66,7 +67,7 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
 
 def requests(store: Any, f: Filters) -> dict[str, Any]:
     """The latest calls (time, route, tier, model, tokens by type, cost, latency, outcome, stored prompt) and
-    every attempt of the requests among them, keyed by request_id."""
+    every attempt of the requests among them, keyed by request_id, with what each request's attempts cost."""
     sql, params = where(store, f)
     sql += (" AND " if sql else " WHERE ") + is_metered_sql()
     cols = ", ".join(FIELDS)
@@ -82,6 +83,7 @@ def requests(store: Any, f: Filters) -> dict[str, Any]:
     ]
     ids = sorted({r["request_id"] for r in rows if r["request_id"]})
     attempts: dict[str, list[dict[str, Any]]] = {}
+    costs: dict[str, Decimal] = {}  # what each request's attempts cost together, summed here and not by the page
     if ids:
         # the filters still apply (a scoped key never sees another team's attempt), the date range does not:
         # a retry just past the range end is still part of the request
@@ -93,4 +95,12 @@ def requests(store: Any, f: Filters) -> dict[str, Any]:
             [*scoped_params, *ids],
         ):
             attempts.setdefault(r["request_id"], []).append(_row(r))
-    return {"rows": rows, "total": total, "shown": len(rows), "attempts": attempts, "bill_rows": bill_rows}
+            costs[r["request_id"]] = costs.get(r["request_id"], Decimal(0)) + Decimal(r["cost_usd"] or 0)
+    return {
+        "rows": rows,
+        "total": total,
+        "shown": len(rows),
+        "attempts": attempts,
+        "request_costs": {request_id: money(cost) for request_id, cost in costs.items()},
+        "bill_rows": bill_rows,
+    }

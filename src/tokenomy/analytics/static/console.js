@@ -20,6 +20,10 @@
     const grouped = digits.slice(0, -PLACES).replace(/\B(?=(\d{3})+$)/g, ",");
     return (negative && units !== 0n ? "-$" : "$") + grouped + "." + digits.slice(-PLACES);
   }
+  // A chart draws numbers, but its tooltip prints the amount of record: each money dataset carries the API's exact
+  // strings as `exact` (a float read back printed 123456.0526665 as $123,456.052667, not ...666).
+  const moneyTips = { tooltip: { callbacks: { label: (item) => item.dataset.label + ": " +
+    usd(item.dataset.exact ? item.dataset.exact[item.dataIndex] : item.raw) } } };
   // Axis ticks are positions on a scale, not amounts: short labels ($0.0004, $1.50), never a figure of record.
   function usdTick(x) {
     const abs = Math.abs(num(x));
@@ -104,8 +108,8 @@
     set("head-spend", usd(h.spend_usd));
     set("head-period", h.period ? span(h.period) : "no calls in this range");
     if (h.previous_period && !(num(h.spend_usd) === 0 && num(h.previous_spend_usd) === 0)) {
-      const delta = num(h.delta_usd);
-      set("head-delta", (delta >= 0 ? "+" : "") + usd(delta) + (h.delta_pct === null ? "" : " (" +
+      const delta = num(h.delta_usd);  // its sign only: the figure printed is the API's exact string
+      set("head-delta", (delta >= 0 ? "+" : "") + usd(h.delta_usd) + (h.delta_pct === null ? "" : " (" +
         (h.delta_pct >= 0 ? "+" : "") + pct(h.delta_pct) + ")"));
       document.getElementById("head-delta").className = delta > 0 ? "up" : delta < 0 ? "down" : "";
       set("head-previous", "vs " + usd(h.previous_spend_usd) + " in " + span(h.previous_period) +
@@ -165,19 +169,22 @@
   // --- spend by group and by usage type, against the previous period -------------------------------------
   function groupRows(data, name) {
     return (data.breakdown.groups[name] || []).map((r) => ({ group: name, key: r.key, name: r.name || "",
-      cost_usd: r.cost_usd, previous_cost_usd: r.previous_cost_usd, calls: r.calls }));
+      cost_usd: r.cost_usd, previous_cost_usd: r.previous_cost_usd, delta_usd: r.delta_usd, calls: r.calls }));
   }
 
   const label = (r) => (r.name ? r.name + " (" + r.key + ")" : r.key);  // a key's name beside its id
+  // A chart dataset of amounts: numbers to draw, the exact strings for its tooltip (moneyTips).
+  const moneyData = (name, amounts) => ({ label: name, data: amounts.map(num), exact: amounts });
 
   function spendTable(tableId, rows, total) {
     const body = document.querySelector("#" + tableId + " tbody");
     body.replaceChildren(...rows.map((r) => {
-      const delta = num(r.cost_usd) - num(r.previous_cost_usd);
+      const delta = num(r.delta_usd);  // its sign only: the API subtracted in Decimal
       return el("tr", {}, [el("td", { text: label(r) }), el("td", { class: "num", text: usd(r.cost_usd) }),
         el("td", { class: "num", text: total ? pct(num(r.cost_usd) / total) : "–" }),
         el("td", { class: "num", text: usd(r.previous_cost_usd) }),
-        el("td", { class: "num " + (delta > 0 ? "up" : delta < 0 ? "down" : ""), text: (delta > 0 ? "+" : "") + usd(delta) })]);
+        el("td", { class: "num " + (delta > 0 ? "up" : delta < 0 ? "down" : ""),
+                   text: (delta > 0 ? "+" : "") + usd(r.delta_usd) })]);
     }));
   }
 
@@ -197,9 +204,9 @@
     } else {
       empty("sec-groups", null);
       draw("chart-groups", "spend-by-" + by, rows.map(label), [
-        { label: "this period (" + span(period) + ")", data: rows.map((r) => num(r.cost_usd)) },
-        { label: "previous period (" + span(data.breakdown.previous_period) + ")",
-          data: rows.map((r) => num(r.previous_cost_usd)) }], true);
+        moneyData("this period (" + span(period) + ")", rows.map((r) => r.cost_usd)),
+        moneyData("previous period (" + span(data.breakdown.previous_period) + ")",
+                  rows.map((r) => r.previous_cost_usd))], true);
       // share of the period's spend (the rows beyond the top 50 count too)
       spendTable("table-groups", rows, num(data.headline.spend_usd));
     }
@@ -210,8 +217,8 @@
     } else {
       empty("sec-types", null);
       draw("chart-types", "spend-by-usage-type", types.map((r) => r.key), [
-        { label: "this period", data: types.map((r) => num(r.cost_usd)) },
-        { label: "previous period", data: types.map((r) => num(r.previous_cost_usd)) }], false);
+        moneyData("this period", types.map((r) => r.cost_usd)),
+        moneyData("previous period", types.map((r) => r.previous_cost_usd))], false);
     }
   }
 
@@ -257,8 +264,8 @@
   }
 
   window.TokenomyConsole = {
-    num: num, usd: usd, usdTick: usdTick, pct: pct, span: span, el: el, empty: empty, csvRows: csvRows, csvText: csvText,
-    timeAxis: timeAxis,
+    num: num, usd: usd, usdTick: usdTick, moneyTips: moneyTips, moneyData: moneyData, pct: pct, span: span, el: el,
+    empty: empty, csvRows: csvRows, csvText: csvText, timeAxis: timeAxis,
     render: function (data, draw) {
       headline(data.headline);
       levers(data.savings);

@@ -17,9 +17,9 @@
   const num = C.num;
   const usd = C.usd;
   const uniq = (values) => [...new Set(values)].sort();
-  // Tooltips print amounts by the money rule; axes carry short tick labels.
+  // Tooltips print amounts by the money rule, from the API's exact strings; axes carry short tick labels.
   const moneyAxis = { ticks: { callback: (v) => C.usdTick(v) }, title: { display: true, text: "USD" } };
-  const moneyTips = { tooltip: { callbacks: { label: (item) => item.dataset.label + ": " + usd(item.raw) } } };
+  const moneyTips = C.moneyTips;
 
   function draw(id, config, csvName) {
     if (charts[id]) charts[id].destroy();
@@ -75,11 +75,11 @@
       C.csvRows["spend-by-day"] = data.spend;
       const days = C.timeAxis(data.spend.map((r) => r.day), "day");
       const spendModels = uniq(data.spend.map((r) => r.model));
-      draw("chart-spend", bars(days, spendModels.map((model, i) => ({
-        label: model, backgroundColor: color(i),
-        data: days.map((day) => data.spend.filter((r) => r.day === day && r.model === model)
-          .reduce((sum, r) => sum + num(r.cost_usd), 0)),
-      })), { plugins: moneyTips, scales: { x: { stacked: true }, y: Object.assign({ stacked: true }, moneyAxis) } }));
+      // one row a day and model (the API sums them in Decimal): looked up, never added here
+      const spent = (day, model) => (data.spend.find((r) => r.day === day && r.model === model) || {}).cost_usd || "0";
+      draw("chart-spend", bars(days, spendModels.map((model, i) => Object.assign(
+        C.moneyData(model, days.map((day) => spent(day, model))), { backgroundColor: color(i) })),
+      { plugins: moneyTips, scales: { x: { stacked: true }, y: Object.assign({ stacked: true }, moneyAxis) } }));
 
       C.csvRows["usage"] = data.usage;
       const types = [["input_cost_usd", "input"], ["output_cost_usd", "output"], ["cache_read_cost_usd", "cache read"],
@@ -88,9 +88,10 @@
       draw("chart-usage", bars(data.usage.map((r) => r.model), types.map(([key, label], i) => ({
         label: label, backgroundColor: color(i), data: data.usage.map((r) => num(r[key])),
       })), { indexAxis: "y", plugins: { tooltip: { callbacks: { label: (item) => {
-        const tokens = data.usage[item.dataIndex][types[item.datasetIndex][0].replace("_cost_usd", "_tokens")];
+        const row = data.usage[item.dataIndex], key = types[item.datasetIndex][0];
+        const tokens = row[key.replace("_cost_usd", "_tokens")];
         // cache storage is paid per token-hour and a bill's other charges are not tokens: no token count
-        return item.dataset.label + ": " + usd(item.raw) +
+        return item.dataset.label + ": " + usd(row[key]) +
           (tokens === undefined ? "" : " (" + num(tokens).toLocaleString("en-US") + " tokens)");
       } } } },
       scales: { x: Object.assign({ stacked: true }, moneyAxis), y: { stacked: true } } }));
@@ -133,22 +134,28 @@
     const month = new Date(f.month + "-01T00:00:00Z");
     const last = new Date(Date.UTC(month.getUTCFullYear(), month.getUTCMonth() + 1, 0)).toISOString().slice(0, 10);
     const labels = f.days.map((d) => d.day).concat(f.days.length && f.days[f.days.length - 1].day === last ? [] : [last]);
+    // Each line's points are the API's exact strings (null where it has none), drawn as numbers (C.moneyData).
     const at = (value, where) => labels.map((_, i) => (where(i) ? value : null));
+    const line = (name, amounts) => Object.assign(C.moneyData(name, amounts),
+      { data: amounts.map((a) => (a === null ? null : num(a))) });
     const end = labels.length - 1;
     const datasets = [
-      { label: "spent so far", data: f.days.map((d) => num(d.cumulative_usd)), borderColor: color(0), pointRadius: 0 },
-      { label: "forecast", data: at(null, () => false).map((_, i) => (i === f.days.length - 1 ? num(f.month_to_date_usd)
-        : i === end ? num(f.forecast_usd) : null)), borderColor: color(1), borderDash: [4, 3], spanGaps: true },
-      { label: "interval", data: at(num(f.high_usd), (i) => i === end), borderColor: color(1), pointStyle: "line",
-        pointRadius: 8, showLine: false },
-      { label: "low", data: at(num(f.low_usd), (i) => i === end), borderColor: color(1), pointStyle: "line",
-        pointRadius: 8, showLine: false },
+      Object.assign(line("spent so far", f.days.map((d) => d.cumulative_usd)), { borderColor: color(0), pointRadius: 0 }),
+      Object.assign(line("forecast", labels.map((_, i) => (i === f.days.length - 1 ? f.month_to_date_usd
+        : i === end ? f.forecast_usd : null))), { borderColor: color(1), borderDash: [4, 3], spanGaps: true }),
+      Object.assign(line("interval", at(f.high_usd, (i) => i === end)), { borderColor: color(1), pointStyle: "line",
+        pointRadius: 8, showLine: false }),
+      Object.assign(line("low", at(f.low_usd, (i) => i === end)), { borderColor: color(1), pointStyle: "line",
+        pointRadius: 8, showLine: false }),
     ];
     // a budget far above the spend would flatten the lines; the card's text still states it
     if (h.monthly_budget_usd !== null && num(h.monthly_budget_usd) <= 5 * num(f.high_usd)) {
-      datasets.push({ label: "budget", data: labels.map(() => num(h.monthly_budget_usd)), borderColor: color(2),
-                      borderDash: [2, 2], pointRadius: 0 });
+      datasets.push(Object.assign(line("budget", labels.map(() => h.monthly_budget_usd)), { borderColor: color(2),
+                                  borderDash: [2, 2], pointRadius: 0 }));
     }
+    // its CSV: the amounts of record a day (a chart's own rows would be floats: 1e-7 for $0.0000001)
+    C.csvRows.forecast = labels.map((day, i) => Object.fromEntries([["day", day],
+      ...datasets.map((d) => [d.label.replace(/ /g, "_") + "_usd", d.exact[i] == null ? "" : d.exact[i]])]));
     draw("chart-forecast", { type: "line", data: { labels: labels, datasets: datasets }, options: {
       plugins: Object.assign({ legend: { display: false } }, moneyTips),
       scales: { x: { ticks: { maxTicksLimit: 4 } }, y: { beginAtZero: true, ticks: { callback: (v) => C.usdTick(v) } } } } },

@@ -8,16 +8,23 @@
   const uniq = (values) => [...new Set(values)].sort();
 
   // Stacked bars of `rows` with x from `xKey` (a time axis in steps of `unit`), one dataset per `seriesKey`,
-  // heights from `valueKey`.
-  function stacked(draw, color, id, csvName, rows, xKey, unit, seriesKey, valueKey) {
+  // heights from `valueKey`; an amount's (`money`) tooltip prints the API's exact string by the money rule (Chart.js
+  // printed $0.0000001 as "0" and $123,456.0526665 as "123,456.053").
+  function stacked(draw, color, id, csvName, rows, xKey, unit, seriesKey, valueKey, money) {
     const xs = C.timeAxis(rows.map((r) => r[xKey]), unit);
     const series = uniq(rows.map((r) => r[seriesKey]));
-    const datasets = series.map((s, i) => ({ label: s, backgroundColor: color(i), data: xs.map((x) => {
-      const hit = rows.find((r) => r[xKey] === x && r[seriesKey] === s);
-      return hit ? C.num(hit[valueKey]) : 0;
-    }) }));
+    const datasets = series.map((s, i) => {
+      const values = xs.map((x) => {
+        const hit = rows.find((r) => r[xKey] === x && r[seriesKey] === s);
+        return hit ? hit[valueKey] : 0;
+      });
+      return Object.assign(money ? C.moneyData(s, values) : { label: s, data: values.map(C.num) },
+                           { backgroundColor: color(i) });
+    });
     draw(id, { type: "bar", data: { labels: xs, datasets: datasets },
-               options: { scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true } } } }, csvName);
+               options: { plugins: money ? C.moneyTips : {}, scales: { x: { stacked: true }, y: Object.assign(
+                 { stacked: true, beginAtZero: true }, money ? { ticks: { callback: (v) => C.usdTick(v) } } : {}) } } },
+         csvName);
   }
 
   function render(p, draw, color) {
@@ -27,9 +34,9 @@
     C.empty("sec-providers", none);
     if (none) return;
     C.csvRows["provider-monthly"] = p.monthly;
-    stacked(draw, color, "chart-provider-monthly", null, p.monthly, "month", "month", "provider", "cost_usd");
+    stacked(draw, color, "chart-provider-monthly", null, p.monthly, "month", "month", "provider", "cost_usd", true);
     C.csvRows["family-daily"] = p.family_daily;
-    stacked(draw, color, "chart-family-daily", null, p.family_daily, "day", "day", "family", "cost_usd");
+    stacked(draw, color, "chart-family-daily", null, p.family_daily, "day", "day", "family", "cost_usd", true);
     const kinds = ["input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "batch_tokens"];
     C.csvRows["tokens-by-usage-type"] = p.usage_types;
     draw("chart-provider-types", { type: "bar", data: { labels: p.usage_types.map((r) => r.provider),

@@ -63,7 +63,8 @@
         C.el("td", { class: "num", text: ms(a.ttft_ms) }),
         C.el("td", { text: a.outcome + (a.error_type ? " (" + a.error_type + ")" : "") +
           (a.rejected ? " · rejected: " + a.rejected : "") })])))]);
-    const total = attempts.reduce((s, a) => s + C.num(a.cost_usd), 0);
+    // what the attempts cost together, as the API summed it in Decimal (a float sum was a digit off on large amounts)
+    const total = (r.request_id && (log.request_costs || {})[r.request_id]) || r.cost_usd;
     const prompt = attempts.map((a) => a.prompt_text).find((p) => p);
     box.replaceChildren(
       C.el("h3", { text: "Request " + (r.request_id || "(no request id)") + " · " + attempts.length + " attempt(s) · " +
