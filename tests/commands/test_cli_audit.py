@@ -408,7 +408,7 @@ def test_caches_create_names_a_contents_file_it_cannot_cache_before_the_api(make
         (["keys", "create", "--rpm", BIG, "--ledger", "L"], f"--rpm {BIG}: give requests per minute from 1 to"),
         (["keys", "create", "--rpm", "0", "--ledger", "L"], "--rpm 0: give requests per minute from 1 to"),
         (["route", "drift", "--days", BIG, "--ledger", "S"], "Invalid value for '--days'"),
-        (["review", "--since", f"{BIG}d", "--ledger", "S"], f"--since '{BIG}d': give the period in days, 1 to 36500"),
+        (["review", "--since", f"{BIG}d", "--ledger", "S"], f"--since '{BIG}d': give the period in whole days"),
         (["route", "train", "X", "-o", "r.joblib", "--seed", "-1"], "Invalid value for '--seed'"),
         (["route", "train", "X", "-o", "r.joblib", "--seed", BIG], "Invalid value for '--seed'"),
         (["route", "eval", "mt-bench", "--seed", "-1", "--json"], "Invalid value for '--seed'"),
@@ -1081,3 +1081,23 @@ def test_a_csv_writes_a_yes_or_no_as_its_json_does(tmp_path, monkeypatch, capsys
     code, out, err = run_cli(monkeypatch, capsys, *args, "--csv")
     header, row = out.splitlines()
     assert code == 0 and dict(zip(header.split(","), row.split(","), strict=True))["flagged"] == "true", out
+
+
+def test_review_since_takes_weeks_and_answers_a_date_with_its_days(tmp_path: Path, monkeypatch, capsys):
+    """Every other --since takes `2w` and a date; `review --since 2w` and `review --since 2026-11-01` were refused
+    with "give the period in days" and no count to give. Weeks are whole days; a date is answered with its days."""
+    from datetime import UTC, datetime, timedelta
+
+    ledger = tmp_path / "ledger.duckdb"
+    until = datetime(2026, 12, 1, tzinfo=UTC)
+    open_store(ledger).write([UsageEvent(ts=until - timedelta(days=3), provider="bedrock", model=HAIKU,
+                                         input_tokens=10, output_tokens=2, cost_usd=Decimal("0.25"))])
+    code, out, err = run_cli(monkeypatch, capsys, "review", "--since", "2w", "--until", "2026-12-01", "--json",
+                             "--ledger", str(ledger))
+    assert code == 0, err
+    assert json.loads(out)["period"]["start"] == "2026-11-17T00:00:00Z"
+    code, out, err = run_cli(monkeypatch, capsys, "review", "--since", "2026-11-01", "--until", "2026-12-01",
+                             "--ledger", str(ledger))
+    assert code == 2 and "Traceback" not in err
+    assert one_error_line(err) == ("error: --since '2026-11-01': give the period in whole days or weeks, 1 to 36500 "
+                                   "days, e.g. 90d (from 2026-11-01 to 2026-12-01 is --since 30d)")

@@ -24,15 +24,34 @@ def register(app: typer.Typer) -> None:
 MAX_DAYS = 36_500  # a century: the period before it is compared too
 
 
-def parse_days(text: str) -> int:
-    match = re.fullmatch(r"\s*(\d+)\s*d?\s*", text or "")
-    if not match or not 1 <= int(match.group(1)) <= MAX_DAYS:  # 99999999d overflowed the date arithmetic
-        raise UsageError(f"--since {text!r}: give the period in days, 1 to {MAX_DAYS}, e.g. 90d")
-    return int(match.group(1))
+def parse_days(text: str, until: Optional[datetime] = None) -> int:
+    """--since as whole days (`90d`, or weeks: `2w`), the length of the period the review compares with the one
+    before. A date, which every other --since takes, is answered with the days it stands for (`2w` and a date were
+    refused as "give the period in days", with no count to give)."""
+    match = re.fullmatch(r"\s*(\d+)\s*([dw]?)\s*", text or "")
+    days = int(match.group(1)) * (7 if match.group(2) == "w" else 1) if match else 0
+    if not 1 <= days <= MAX_DAYS:  # 99999999d overflowed the date arithmetic
+        hint = ""
+        try:
+            start = datetime.fromisoformat(text.strip())
+        except ValueError:
+            start = None
+        if start is not None:
+            end = until or datetime.now(UTC)
+            start, end = (t.replace(tzinfo=UTC) if t.tzinfo is None else t for t in (start, end))
+            whole = (end - start).days
+            if 1 <= whole <= MAX_DAYS:
+                hint = f" (from {start:%Y-%m-%d} to {end:%Y-%m-%d} is --since {whole}d)"
+        raise UsageError(
+            f"--since {text!r}: give the period in whole days or weeks, 1 to {MAX_DAYS} days, e.g. 90d{hint}"
+        )
+    return days
 
 
 def review_cmd(
-    since: str = typer.Option("90d", "--since", help="Period reviewed (days), compared with the one before it."),
+    since: str = typer.Option(
+        "90d", "--since", metavar="DAYS", help="Period reviewed (90d, 13w), compared with the one before it."
+    ),
     until: Optional[datetime] = when_option("--until", "End of the period (UTC) \\[default: now]."),
     config: Optional[str] = typer.Option(
         None,
@@ -62,7 +81,7 @@ def review_cmd(
     from tokenomy.commands._common import open_existing_ledger
     from tokenomy.config import load_config
 
-    days = parse_days(since)
+    days = parse_days(since, until)
     if bench is None and (judge is not None or candidates is not None):
         misplaced = "--judge" if judge is not None else "--candidates"
         raise UsageError(f"{misplaced} applies to the re-benchmark; add --bench TASKS.yaml or drop {misplaced}")
