@@ -227,7 +227,8 @@ def test_results_to_a_folder_or_missing_folder_and_bad_poll_are_named(tmp_path: 
              ("-o", str(tmp_path / "no" / "x.jsonl")): "does not exist"}  # named x.jsonl.tmp before
     for args, expected in cases.items():
         result = cli("batch", "results", "bj-any", *args, "--ledger", str(ledger_path), check=False)
-        named = f"-o {args[1]}" in result.stderr or f"'-o' / '--out': {args[1]}" in result.stderr  # option and path
+        # the option and the path
+        named = f"-o {args[1]}" in result.stderr or f"'-o' / '--out' / '--output': {args[1]}" in result.stderr
         assert result.returncode == 2 and named and expected in result.stderr, result.stderr
     result = cli("batch", "wait", "bj-any", "--poll", "-1", "--ledger", str(ledger_path), check=False)
     assert result.returncode == 2 and "--poll" in result.stderr  # was time.sleep(-1)'s ValueError once running

@@ -87,7 +87,7 @@ def test_an_output_path_that_cannot_be_a_file_is_refused_before_the_work(args, o
     code, out, err = run_cli(monkeypatch, capsys, *[places.get(a, a) for a in args])
     line = one_error_line(err)
     assert code == 2 and out == ""
-    option = "'-o' / '--out'" if args[0] == "batch" else option
+    option = "'-o' / '--out' / '--output'" if args[0] == "batch" else option
     said = (f"{tmp_path / 'a-dir'} is a directory" if where == "a-dir"
             else f"{tmp_path / 'a-file'} is a file, not a directory")
     assert line.startswith(f"error: Invalid value for {option}: {said}"), line
@@ -103,7 +103,7 @@ def test_an_output_path_that_cannot_be_a_file_is_refused_before_the_work(args, o
         (["route", "train", "gsm8k", "-o", "P"], "'-o' / '--output'"),
         (["route", "export-labels", "-o", "P", "--ledger", "S"], "'-o' / '--output'"),
         (["bench", "export-labels", "bench-out", "-o", "P"], "'-o' / '--output'"),
-        (["batch", "results", "job", "-o", "P", "--ledger", "S"], "'-o' / '--out'"),
+        (["batch", "results", "job", "-o", "P", "--ledger", "S"], "'-o' / '--out' / '--output'"),
     ],
 )
 def test_an_output_file_in_a_folder_that_does_not_exist_is_refused_before_the_work(args, option, tmp_path, monkeypatch,
@@ -129,7 +129,7 @@ def test_an_output_file_in_a_folder_that_does_not_exist_is_refused_before_the_wo
         (["report", "--html", "S", "--ledger", "S"], "'--html'"),
         (["review", "--html", "S", "--ledger", "S"], "'--html'"),
         (["route", "export-labels", "-o", "S", "--ledger", "S"], "'-o' / '--output'"),
-        (["batch", "results", "job", "-o", "S", "--ledger", "S"], "'-o' / '--out'"),
+        (["batch", "results", "job", "-o", "S", "--ledger", "S"], "'-o' / '--out' / '--output'"),
     ],
 )
 def test_an_output_file_that_is_the_ledger_is_refused_not_written_over_it(args, option, tmp_path, monkeypatch, capsys):
@@ -1101,3 +1101,17 @@ def test_review_since_takes_weeks_and_answers_a_date_with_its_days(tmp_path: Pat
     assert code == 2 and "Traceback" not in err
     assert one_error_line(err) == ("error: --since '2026-11-01': give the period in whole days or weeks, 1 to 36500 "
                                    "days, e.g. 90d (from 2026-11-01 to 2026-12-01 is --since 30d)")
+
+
+def test_every_output_file_option_takes_output(tmp_path: Path, monkeypatch, capsys):
+    """Six commands name their output -o/--output; `batch results` took only -o/--out and `bench run` only --out, so
+    `--output` (what `ledger export`, `export focus`, `route train` take) was "No such option"."""
+    ledger = tmp_path / "ledger.duckdb"
+    open_store(ledger).write([])
+    code, _, err = run_cli(monkeypatch, capsys, "batch", "results", "nojob", "--output", str(tmp_path / "r.jsonl"),
+                           "--ledger", str(ledger))
+    assert code == 2 and one_error_line(err).startswith("error: no batch job 'nojob'"), err
+    for flag in ("--output", "-o"):
+        code, _, err = run_cli(monkeypatch, capsys, "bench", "run", str(tmp_path / "none.yaml"), "--models", "local",
+                               flag, str(tmp_path / "out"))
+        assert code == 2 and "none.yaml" in one_error_line(err), err

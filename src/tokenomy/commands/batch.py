@@ -423,7 +423,13 @@ def register(app: typer.Typer) -> None:
     def results(
         job_id: str = typer.Argument(..., help="Job id."),
         out: Path = typer.Option(
-            ..., "-o", "--out", help="Output JSONL: one line per input record.", callback=output_file
+            # --output as well: the name every other command's output file has (`ledger export -o/--output`)
+            ...,
+            "-o",
+            "--out",
+            "--output",
+            help="Output JSONL: one line per input record.",
+            callback=output_file,
         ),
         missing_input: bool = typer.Option(
             False, "--missing-input", help="Instead write the input lines of records with no result, to submit again."

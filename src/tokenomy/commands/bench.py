@@ -113,7 +113,9 @@ def run_cmd(
     tolerance: float = typer.Option(
         3.0, "--tolerance", min=0, max=100, help="Quality points within which a cheaper model wins."
     ),
-    out: Path = typer.Option(Path("bench-out"), "--out", help="Directory for CSV, Parquet, PNG and HTML."),
+    out: Path = typer.Option(  # --output and -o as well: the names every other command's output has
+        Path("bench-out"), "--out", "--output", "-o", help="Directory for CSV, Parquet, PNG and HTML."
+    ),
     resume: bool = typer.Option(False, "--resume", help="Skip (task, model, example, repeat) already done in --out."),
     config: Optional[str] = typer.Option(
         None, "--config", help="tokenomy.yaml with models (e.g. a server, price_as, system_prompt variants)."
