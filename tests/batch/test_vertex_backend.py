@@ -98,8 +98,9 @@ def test_batch_submit_on_vertex_lands_in_the_ledger_at_half_the_on_demand_price(
     for _ in range(2):
         again = cli("batch", "status", job["job_id"], "--ledger", ledger, "--json")
         assert again.exit_code == 0 and json.loads(again.output)["done"] == 4
+    from tokenomy.batch.collect import collect_part
     from tokenomy.batch.job_tables import require_job
-    from tokenomy.batch.jobs import collect_part, get_backend, open_tables, submit_options
+    from tokenomy.batch.jobs import get_backend, open_tables, submit_options
 
     tables = open_tables(ledger)
     stored = require_job(tables, job["job_id"])

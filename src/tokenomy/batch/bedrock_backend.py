@@ -268,7 +268,7 @@ class BedrockBatchBackend(BatchBackend):
             sent = self._call("GetObject", s3.get_object, Bucket=in_bucket, Key=in_key)["Body"].iter_lines()
             ids = (str((output_object(x) or {}).get("recordId")) for x in sent if x.strip())
             yield from unanswered_failures(ids, seen, nameless, job["modelId"])
-        else:  # the job ended short: the lines are kept as its unmatched ones (jobs.collect_part), not only logged
+        else:  # the job ended short: the lines are kept as its unmatched ones (collect.collect_part), not only logged
             yield from unplaced(nameless, job["modelId"])
 
     def _answered_every_record(self, handle: str, status: str) -> bool:

@@ -159,14 +159,14 @@ class GeminiBatchBackend(BatchBackend):
         answered every request (succeeded, a response for each of `sent`), the records no response names are failed,
         quoting it; in a batch that ended short they stay missing, and resume sends them again. The response itself
         is yielded too, under where it is (`response N of BATCH`), with its usage: it was billed, and
-        `jobs.collect_part` keeps it as the job's unmatched answer."""
+        `collect.collect_part` keeps it as the job's unmatched answer."""
         job = self.describe(handle)
         served = str(job.model or "").rsplit("/", 1)[-1] or None
         responses = (job.dest.inlined_responses if job.dest else None) or []
         answered: set[str] = set()
         nameless: list[tuple[str, str]] = []  # (where, response) of responses whose metadata names no record
         # Those responses themselves, under where they are: billed, so kept as the job's unmatched answers with their
-        # usage (jobs.collect_part prices them), where they were dropped, or only logged.
+        # usage (collect.collect_part prices them), where they were dropped, or only logged.
         unmatched: list[RecordResult] = []
         for i, item in enumerate(responses):
             raw = item.model_dump(mode="json", exclude_none=True)

@@ -4,7 +4,8 @@ wait, resubmit.
 A job's state lives in the ledger database (`job_tables.py`), so `status`, `wait`, `resume` and
 `results` work from any process. Remote backends (Bedrock, OpenAI, Azure, Anthropic, Gemini, Vertex AI) run each
 part provider-side; the `local` backend runs records in-process through `local_runner.py`. What a job holds (its
-records' payloads, their stored results and usage, the exports) is `records.py`.
+records' payloads, their stored results and usage, the exports) is `records.py`; storing a finished part's results is
+`collect.py`.
 """
 
 from __future__ import annotations
@@ -15,30 +16,27 @@ import os
 import time
 import uuid
 from dataclasses import asdict, replace
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tokenomy.batch.backends import FINAL_STATES, BatchBackend, RecordResult, SubmitOptions
+from tokenomy.batch.backends import FINAL_STATES, BatchBackend, SubmitOptions
+from tokenomy.batch.collect import collect_part
 from tokenomy.batch.endpoints import ENDPOINT_ENVS, options_to_send, options_to_store
 from tokenomy.batch.formats import BadLine, BatchRecord
-from tokenomy.batch.job_tables import UNMATCHED, Job, JobTables, require_job
+from tokenomy.batch.job_tables import Job, JobTables, require_job
 from tokenomy.batch.records import (
     forget_sent_prompts,
     missing_records,
     part_payload,
     part_records,
-    record_results,
-    with_estimated_usage,
 )
 from tokenomy.batch.runner_journal import commit_left_behind
 from tokenomy.batch.runner_process import runner_alive, runner_gone
 from tokenomy.batch.split import below_minimum, one_file_a_job, sent_bytes, split_records
 from tokenomy.batch.validate import require_good, validate_file
 from tokenomy.errors import ConfigError, ProviderError, UsageError
-from tokenomy.ledger.events import UsageEvent, utcnow
+from tokenomy.ledger.events import utcnow
 from tokenomy.ledger.store import LedgerStore, open_store
-from tokenomy.messages import Usage
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.telemetry import otel
 
@@ -313,73 +311,6 @@ def refresh(tables: JobTables, job_id: str, backend: BatchBackend | None = None)
     if status in FINAL_STATES:  # collected: the inputs of records that cannot be sent again go (store_prompts off)
         forget_sent_prompts(tables, job)
     return require_job(tables, job_id)
-
-
-def collect_part(tables: JobTables, job: Job, part: dict[str, Any], backend: BatchBackend) -> int:
-    """Store every result of a finished part at batch prices; records the provider skipped stay missing.
-
-    An output line that names no record of the part (its id lost on the way: a Vertex AI line echoing its request
-    without labels, and not as sent) is kept as an unmatched row under where it is, priced into the ledger and the
-    job's cost: the provider billed it. Once the part has as many lines as records, every request was answered, so
-    the records still without a result were answered by those lines: they end failed, naming them, rather than
-    wait for a resume that would send them, and pay for them, again."""
-    pricing = job.options.get("pricing_model", job.model)
-    region = job.options.get("region")
-    # The provider name its on-demand calls are recorded under, where it differs from the backend's name.
-    provider = getattr(backend, "ledger_provider", job.backend)
-    with otel.batch_span("collect", provider, job.model, job.job_id) as span:
-        count, events = _collect(tables, job, part, backend, provider, pricing, region)
-        usage = sum((e.usage for e in events), Usage())
-        otel.record_batch(span, count, usage, sum((e.cost_usd for e in events), Decimal(0)))
-    return count
-
-
-def _collect(
-    tables: JobTables,
-    job: Job,
-    part: dict[str, Any],
-    backend: BatchBackend,
-    provider: str,
-    pricing: str,
-    region: str | None,
-) -> tuple[int, list[UsageEvent]]:
-    """`collect_part`'s work: the results it stored and the usage events it wrote for them."""
-    wanted = set(part["record_ids"])
-    written: list[UsageEvent] = []
-    count, chunk = 0, []
-    placed: set[str] = set()
-    unmatched: list[str] = []  # where each line that names no record is
-    sent: dict[str, BatchRecord] = {}  # the part's records, read only to estimate an answer that has no usage
-    for result in backend.part_results(part["handle"], part["record_ids"]):
-        if result.id in wanted:
-            if result.ok and result.usage is None:
-                sent = sent or {r.id: r for r in part_records(part)}
-                result = with_estimated_usage(result, sent.get(result.id), job.job_id)
-            chunk.append((part["part_no"], result, "batch", provider, pricing, region))
-            placed.add(result.id)
-            count += 1
-        else:
-            if result.ok and result.usage is None:
-                result = with_estimated_usage(result, None, job.job_id)
-            chunk.append((part["part_no"], result, UNMATCHED, provider, pricing, region))
-            unmatched.append(result.id)
-        if len(chunk) >= 500:
-            written += record_results(tables, job, chunk)
-            chunk = []
-    if unmatched and len(placed) + len(unmatched) >= len(wanted):
-        have = tables.result_ids(job.job_id) | placed
-        shown = "; ".join(unmatched[:3]) + (f"; and {len(unmatched) - 3} more" if len(unmatched) > 3 else "")
-        error = (
-            f"no output line names this record, and {len(unmatched)} line(s) of its batch name no record ({shown}): "
-            "one of them is its answer, billed; `tokenomy batch results` lists them. Not sent again, so as not to "
-            "pay for it twice"
-        )
-        for rid in dict.fromkeys(part["record_ids"]):
-            if rid not in have:
-                chunk.append((part["part_no"], RecordResult(rid, error=error), "batch", provider, pricing, region))
-                count += 1
-    written += record_results(tables, job, chunk)
-    return count, written
 
 
 def resubmit_missing(

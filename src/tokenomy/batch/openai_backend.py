@@ -242,7 +242,7 @@ class OpenAIBatchBackend(BatchBackend):
             sent = self._call("file content", client.files.content, batch.input_file_id).text
             ids = (str((output_object(x) or {}).get("custom_id")) for x in sent.split("\n") if x.strip())
             yield from unanswered_failures(ids, seen | never_ran, nameless, batch.model)
-        else:  # the job ended short: the lines are kept as its unmatched ones (jobs.collect_part), not only logged
+        else:  # the job ended short: the lines are kept as its unmatched ones (collect.collect_part), not only logged
             yield from unplaced(nameless, batch.model)
 
     @staticmethod

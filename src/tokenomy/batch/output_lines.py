@@ -106,7 +106,7 @@ def unanswered_failures(
 
 
 def unplaced(lines: Sequence[tuple[str, str | bytes]], model: str | None) -> Iterator[RecordResult]:
-    """Each of `lines` (where, text), which name no record, as a failed result under where it is: `jobs.collect_part`
+    """Each of `lines` (where, text), which name no record, as a failed result under where it is: `collect.collect_part`
     keeps it as the job's unmatched line, shown by `batch status` and `batch results`, where a warning in a log was
     seen by nobody. (The batch did not answer every request, so the records without an answer may never have run.)"""
     for where, text in lines:
