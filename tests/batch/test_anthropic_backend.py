@@ -246,3 +246,18 @@ def test_a_create_without_an_answer_is_sent_once_and_says_to_check_before_resume
     backend = AnthropicBatchBackend()
     with pytest.raises(ProviderError, match=f"127.0.0.1:{port}.*not known.*before `tokenomy batch resume`"):
         backend.submit("j", MODEL, records(plain(1)), SubmitOptions(endpoint_url=f"http://127.0.0.1:{port}"))
+
+
+def test_a_job_sent_through_anthropic_is_split_at_anthropics_limits_whatever_its_model(tmp_path, ledger_path) -> None:
+    # `--backend anthropic --model gpt-4o` was split at OpenAI's 50,000 requests a batch (the model's provider's
+    # limits): two Message Batches where Anthropic takes 100,000 in one.
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(50_001)) + "\n")
+    with emulator() as (client, options, _batches):
+        out = cli("submit", str(src), "--model", "gpt-4o", "--backend", "anthropic", "--detach", "--json",
+                  "--endpoint-url", options.endpoint_url, "--ledger", str(ledger_path), timeout=600)
+        assert out.returncode == 0, out.stderr
+        made = client.messages.batches.list(limit=100).data
+    counts = made[0].request_counts if len(made) == 1 else None
+    assert counts is not None, [b.request_counts for b in made]
+    assert counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired == 50_001

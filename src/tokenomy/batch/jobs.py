@@ -32,7 +32,7 @@ from tokenomy.batch.records import (
 )
 from tokenomy.batch.runner_journal import commit_left_behind
 from tokenomy.batch.runner_process import runner_alive, runner_gone
-from tokenomy.batch.split import below_minimum, one_file_a_job, sent_bytes, split_records
+from tokenomy.batch.split import below_minimum, one_file_a_job, quota_provider, sent_bytes, split_records
 from tokenomy.batch.validate import require_good, validate_file
 from tokenomy.errors import ConfigError, ProviderError, UsageError
 from tokenomy.ledger.events import utcnow
@@ -144,7 +144,7 @@ def prepare_job(
         parts = [records]
     else:
         entry = default_catalog().lookup(pricing_model, options.region)
-        provider = entry.provider
+        provider = quota_provider(backend, entry.provider)
         if not entry.has_batch:  # the provider would run (and bill) the job, but no answer could be recorded
             raise UsageError(
                 f"--model {model}: {entry.model} in {entry.region} has no batch price "
@@ -341,7 +341,8 @@ def resubmit_missing(
     missing = missing_records(tables, job_id)
     if not missing:
         return 0
-    provider = default_catalog().lookup(job.options.get("pricing_model", job.model), job.options.get("region")).provider
+    entry = default_catalog().lookup(job.options.get("pricing_model", job.model), job.options.get("region"))
+    provider = quota_provider(job.backend, entry.provider)
     if min_records is None:
         min_records = int(default_catalog().quotas_for(provider).get("min_records_per_job", 0))
     if len(missing) < min_records:

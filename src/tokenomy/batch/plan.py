@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tokenomy.batch.split import below_minimum
+from tokenomy.batch.split import below_minimum, quota_provider
 from tokenomy.batch.validate import require_good, validate_file
 from tokenomy.errors import ConfigError
 from tokenomy.money import usd
@@ -118,7 +118,7 @@ def plan_deadline(
         if report.batch_usd is not None and report.on_demand_usd is not None
         else None
     )
-    too_few = below_minimum(len(report.records), provider)  # `batch submit` would refuse the job
+    too_few = below_minimum(len(report.records), quota_provider(backend, provider))  # `batch submit` would refuse it
     if report.batch_usd is None:
         choice, reason = (
             "on_demand",

@@ -10,6 +10,23 @@ from tokenomy.batch.backends import BatchBackend
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.pricing.catalog import default_catalog
 
+# The catalog provider whose `batch_quotas` bound a job sent through each backend: the service that takes the job sets
+# its limits, whatever model it runs (gpt-4o sent through Anthropic's Message Batches is split at Anthropic's).
+BACKEND_QUOTAS = {
+    "bedrock": "aws.bedrock",
+    "openai": "openai",
+    "azure": "openai",  # Azure OpenAI Global Batch, priced and limited as OpenAI's
+    "anthropic": "anthropic",
+    "gemini": "google",
+    "vertex": "google",
+}
+
+
+def quota_provider(backend: str | None, model_provider: str) -> str:
+    """The provider whose batch quotas (per-job minimum, records and bytes a job) apply: the backend's, else (no
+    backend named, or the local runner) the model's provider's."""
+    return BACKEND_QUOTAS.get(backend or "", model_provider)
+
 
 def record_bytes(rec: BatchRecord) -> int:
     """Size of the record as one JSONL line."""

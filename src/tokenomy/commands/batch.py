@@ -183,7 +183,7 @@ def register(app: typer.Typer) -> None:
         Exit status: 0 when every line is a good record; 1 when any line is bad or no record is good (the
         report is still printed, so a script can gate on the status); 2 on unusable input."""
         from tokenomy.batch.jobs import BACKENDS
-        from tokenomy.batch.split import below_minimum
+        from tokenomy.batch.split import below_minimum, quota_provider
         from tokenomy.batch.validate import validate_file
         from tokenomy.errors import ConfigError
         from tokenomy.pricing.catalog import default_catalog
@@ -191,7 +191,7 @@ def register(app: typer.Typer) -> None:
         if backend is not None and backend not in BACKENDS:
             raise ConfigError(f"--backend {backend!r} is not one of {', '.join(BACKENDS)}")
         report = validate_file(file, model, region, backend=backend)
-        provider = default_catalog().lookup(model, region).provider
+        provider = quota_provider(backend, default_catalog().lookup(model, region).provider)
         # With no good record there is nothing to run anywhere: say so rather than quote a job minimum.
         note = (
             f"no valid records in {file}: " + ("fix the bad lines listed" if report.bad else "the file is empty")
