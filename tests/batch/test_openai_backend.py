@@ -766,3 +766,51 @@ def test_a_provider_outage_while_waiting_says_the_job_runs_on_and_how_to_follow_
     said = str(raised.value)
     assert said.startswith("OpenAI batch retrieve failed: 503: unavailable") and raised.value.kind == "server_error"
     assert f"`tokenomy batch wait {job.job_id}`" in said and "twice" in said, said
+
+
+def test_a_garbled_output_line_that_shows_its_id_and_usage_is_billed_in_the_ledger(tmp_path, ledger_path,
+                                                                                      monkeypatch) -> None:
+    # r1's answer came back garbled in its text (a raw control character), its custom_id and usage still whole: it
+    # was stored failed with no usage, so a call OpenAI billed was missing from the ledger and the job's cost.
+    import subprocess
+    import sys
+
+    from tokenomy.emulate.openai_batch import OpenAIBatchEmulator
+    from tokenomy.ledger.store import open_store
+
+    add_file, billed = OpenAIBatchEmulator.add_file, {}
+
+    def garbled(self, name, data, purpose):
+        if name.endswith("_output.jsonl"):
+            lines = data.decode().splitlines()
+            for n, line in enumerate(lines):
+                if json.loads(line)["custom_id"] == "r1":
+                    billed.update(json.loads(line)["response"]["body"]["usage"])
+                    lines[n] = line.replace('"content": "', '"content": "\x01', 1)
+            data = ("\n".join(lines) + "\n").encode()
+        return add_file(self, name, data, purpose)
+
+    monkeypatch.setattr(OpenAIBatchEmulator, "add_file", garbled)
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text("\n".join(plain(3, max_tokens=6)) + "\n")
+    tokenomy = [sys.executable, "-m", "tokenomy.cli", "batch"]
+    with emulator(local_model_max_records=0) as (_, options):
+        done = subprocess.run(tokenomy + ["submit", str(src), "--model", MODEL, "--backend", "openai", "--json",
+                                          "--endpoint-url", options.endpoint_url, "--ledger", str(ledger_path)],
+                              capture_output=True, text=True, timeout=300)
+    job = json.loads(done.stdout.splitlines()[-1])
+    assert (job["done"], job["failed"]) == (2, 1), done.stdout + done.stderr
+    rows = {r["request_id"]: r for r in open_store(str(ledger_path)).query(
+        "SELECT request_id, input_tokens, output_tokens, cost_usd FROM usage_events WHERE batch_job_id = ?",
+        [job["job_id"]])}
+    assert set(rows) == {"r0", "r1", "r2"} and billed["prompt_tokens"] > 0
+    assert (rows["r1"]["input_tokens"], rows["r1"]["output_tokens"]) == (billed["prompt_tokens"],
+                                                                          billed["completion_tokens"])
+    cost = compute_cost(Usage(billed["prompt_tokens"], billed["completion_tokens"]), MODEL, mode="batch").total_usd
+    assert Decimal(str(rows["r1"]["cost_usd"])) == cost
+    assert Decimal(str(job["cost_usd"])) == sum(Decimal(str(r["cost_usd"])) for r in rows.values())
+    subprocess.run(tokenomy + ["results", job["job_id"], "-o", str(out), "--ledger", str(ledger_path)], check=True,
+                   capture_output=True, timeout=120)
+    r1 = next(x for x in map(json.loads, out.read_text().splitlines()) if x["id"] == "r1")
+    assert not r1["ok"] and r1["error"].startswith("unreadable output line") and r1["cost_usd"] == str(cost)
+

@@ -37,3 +37,24 @@ def test_the_error_stored_for_a_garbled_line_quotes_its_start_not_the_prompt_it_
     for result in (failed, stray, nameless, odd):
         assert "Patient file" not in result.error and "line" in result.error, result.error
     assert odd.error.startswith("malformed output line (line 6: KeyError): ") and '"recordId": "r8"' in odd.error
+
+
+def test_the_usage_a_garbled_line_still_shows_is_read_as_each_backend_reads_a_whole_lines():
+    # A line garbled in its answer's text (a raw control character) still shows its usage: the call was billed.
+    from tokenomy.batch.bedrock_bodies import output_usage
+    from tokenomy.batch.output_lines import usage_shown
+    from tokenomy.batch.vertex_backend import _shown_usage
+    from tokenomy.messages import Usage
+
+    claude = ('{"recordId": "r1", "modelInput": {"messages": []}, "modelOutput": {"content": [{"type": "text", '
+              '"text": "Hi\x01"}], "usage": {"input_tokens": 12, "output_tokens": 5, "cache_read_input_tokens": 3}}}')
+    nova = ('{"recordId": "r2", "modelOutput": {"output": {"message": {"content": [{"text": "\x01"}]}}, '
+            '"usage": {"inputTokens": 9, "outputTokens": 4, "totalTokens": 13}}}')
+    vertex = ('{"request": {}, "response": {"candidates": [{"content": {"parts": [{"text": "\x01"}]}}], '
+              '"usageMetadata": {"promptTokenCount": 7, "candidatesTokenCount": 2, "totalTokenCount": 9}}}')
+    assert usage_shown(claude, "usage", output_usage) == Usage(12, 5, 3, 0)
+    assert usage_shown(nova, "usage", output_usage) == Usage(9, 4)
+    assert usage_shown(vertex, "usageMetadata", _shown_usage) == Usage(7, 2)
+    # Cut before its usage, or a count no answer has: none is read, and the record is a failure without usage.
+    assert usage_shown(claude[:150], "usage", output_usage) is None
+    assert usage_shown(claude.replace("12", "-12"), "usage", output_usage) is None

@@ -32,6 +32,7 @@ from tokenomy.batch.output_lines import (
     output_object,
     unanswered_failures,
     unplaced,
+    usage_shown,
 )
 from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.providers.anthropic_provider import IN_STREAM_STATUSES, SAMPLING_API_VERSION, usage_from_anthropic
@@ -193,7 +194,8 @@ class AnthropicBatchBackend(BatchBackend):
             item = output_object(line)
             if item is None:
                 shown = id_shown(line, "custom_id")
-                result = broken_line(line, where, records.get(shown or "", shown), None, nameless)
+                billed = usage_shown(line, "usage", lambda u: usage_from_anthropic(SimpleNamespace(**u)))
+                result = broken_line(line, where, records.get(shown or "", shown), None, nameless, billed)
                 if result is None:
                     continue
             else:

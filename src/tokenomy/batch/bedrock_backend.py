@@ -20,7 +20,7 @@ from dataclasses import replace
 from typing import Any
 
 from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions
-from tokenomy.batch.bedrock_bodies import estimated_usage, invocation_type, model_input, read_output
+from tokenomy.batch.bedrock_bodies import estimated_usage, invocation_type, model_input, output_usage, read_output
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.batch.output_lines import (
     broken_line,
@@ -29,6 +29,7 @@ from tokenomy.batch.output_lines import (
     output_object,
     unanswered_failures,
     unplaced,
+    usage_shown,
 )
 from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.providers.bedrock import default_region
@@ -251,7 +252,8 @@ class BedrockBatchBackend(BatchBackend):
                 item = output_object(line)
                 if item is None:
                     where = f"line {number} of s3://{bucket}/{key}"
-                    broken = broken_line(line, where, id_shown(line, "recordId"), job["modelId"], nameless)
+                    billed = usage_shown(line, "usage", output_usage)
+                    broken = broken_line(line, where, id_shown(line, "recordId"), job["modelId"], nameless, billed)
                     if broken is None:
                         continue
                     result = broken

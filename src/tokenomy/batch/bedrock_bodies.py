@@ -143,6 +143,14 @@ def read_output(output: dict[str, Any]) -> tuple[str, Usage | None]:
     return "", None
 
 
+def output_usage(usage: dict[str, Any]) -> Usage | None:
+    """A modelOutput's `usage` alone (read from a line too garbled to read whole): Claude's Messages counts, or
+    Converse's and Nova's, as `read_output` reads them."""
+    if "input_tokens" in usage or "output_tokens" in usage:
+        return read_output({"content": [], "usage": usage})[1]
+    return read_output({"output": {"message": {"content": []}}, "usage": usage})[1]
+
+
 def _counted(usage: dict[str, Any], names: tuple[str, ...], *more: int) -> Usage:
     """A Usage of the counts `names` name in `usage` (input, output, cache read, cache write, in that order; one not
     sent is 0) and `more` after them, each checked as the sync path checks an answer's."""

@@ -25,6 +25,7 @@ from tokenomy.batch.output_lines import (
     output_object,
     unanswered_failures,
     unplaced,
+    usage_shown,
 )
 from tokenomy.errors import ProviderError, as_written
 from tokenomy.messages import Usage
@@ -226,7 +227,8 @@ class OpenAIBatchBackend(BatchBackend):
                 item = output_object(line)
                 if item is None:
                     where = f"line {number} of the {what} file {file_id}"
-                    result = broken_line(line, where, id_shown(line, "custom_id"), batch.model, nameless)
+                    shown = usage_shown(line, "usage", _usage)
+                    result = broken_line(line, where, id_shown(line, "custom_id"), batch.model, nameless, shown)
                     if result is None:
                         continue
                 else:

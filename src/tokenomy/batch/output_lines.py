@@ -15,7 +15,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from tokenomy.batch.backends import RecordResult
-from tokenomy.errors import as_written
+from tokenomy.errors import ProviderError, as_written
+from tokenomy.messages import Usage
 
 log = logging.getLogger(__name__)
 
@@ -51,20 +52,52 @@ def id_shown(line: str | bytes, key: str) -> str | None:
     return found if isinstance(found, str) else None
 
 
+def object_shown(line: str | bytes, key: str) -> dict[str, Any] | None:
+    """The JSON object an unreadable line still shows whole under `key` (its last `"key": {...}` that parses), or
+    None: a line garbled in its answer's text keeps the usage written after it."""
+    text = _text(line)
+    for match in reversed(list(re.finditer(rf'"{re.escape(key)}"\s*:\s*\{{', text))):
+        try:
+            found, _ = json.JSONDecoder().raw_decode(text, match.end() - 1)
+        except ValueError:
+            continue
+        if isinstance(found, dict):
+            return found
+    return None
+
+
+def usage_shown(line: str | bytes, key: str, read: Callable[[dict[str, Any]], Usage | None]) -> Usage | None:
+    """The usage an unreadable line still shows under `key`, as `read` (the backend's reader of a readable line's
+    usage) takes it; None when none is shown whole, or its counts are not ones an answer can have."""
+    shown = object_shown(line, key)
+    if shown is None:
+        return None
+    try:
+        return read(shown)
+    except (ProviderError, AttributeError, KeyError, TypeError, ValueError):
+        return None
+
+
 def unreadable(line: str | bytes, where: str) -> str:
     """The error of a record whose output line is not JSON: where the line is, and its start."""
     return f"unreadable output line ({where}): {_shown(line)}"
 
 
 def broken_line(
-    line: str | bytes, where: str, rid: str | None, model: str | None, nameless: list[tuple[str, Any]]
+    line: str | bytes,
+    where: str,
+    rid: str | None,
+    model: str | None,
+    nameless: list[tuple[str, Any]],
+    usage: Usage | None = None,
 ) -> RecordResult | None:
     """The result of an output line that is not JSON: its record's failure when the line still shows the record's
-    id (`rid`), else None, the line kept in `nameless` for `unanswered_failures` once the whole output is read."""
+    id (`rid`), else None, the line kept in `nameless` for `unanswered_failures` once the whole output is read.
+    `usage`: what the line still shows the call was billed (`usage_shown`), recorded in the ledger with the failure."""
     if rid is None:
         nameless.append((where, line))
         return None
-    return RecordResult(rid, error=unreadable(line, where), model=model)
+    return RecordResult(rid, error=unreadable(line, where), model=model, usage=usage)
 
 
 def misshapen_or(

@@ -58,7 +58,9 @@ def record_results(
             result = replace(result, raw=without_echoed_request(result.raw))
         if result.ok and result.usage is None:  # callers with the record estimate first; this is the last guard
             result = with_estimated_usage(result, None, job.job_id)
-        if result.ok and result.usage is not None:
+        # An answer, or a failure whose line still shows what the call was billed (an output line garbled in its
+        # text): the provider billed it, so it is in the ledger either way.
+        if result.usage is not None:
             # Priced as the call path prices an answer: cache tokens as input where the model has no cache prices,
             # and $0 marked unpriced rather than an error, for the provider answered and bills it; an error here
             # would fail the job and lose every answer collected with it.
@@ -247,10 +249,11 @@ def _result_line(
             hint = f"`tokenomy batch resume {job.job_id}` resubmits it"
         row = {**row, "error": f"{row['error']} ({hint})"}
     if row["ok"]:
+        line.update(text=row["text"], model=row["model"], mode=row["mode"])
+    else:
+        line["error"] = row["error"]
+    if row["ok"] or row["input_tokens"] is not None:  # a failure billed (its garbled line showed usage): what it cost
         line.update(
-            text=row["text"],
-            model=row["model"],
-            mode=row["mode"],
             usage={
                 "input_tokens": row["input_tokens"],
                 "output_tokens": row["output_tokens"],
@@ -259,8 +262,6 @@ def _result_line(
             },
             cost_usd=None if row["cost_usd"] is None else decimal_str(Decimal(str(row["cost_usd"]))),
         )
-    else:
-        line["error"] = row["error"]
     if row["raw"]:
         line["output"] = json.loads(row["raw"])
     return line

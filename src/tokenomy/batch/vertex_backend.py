@@ -36,8 +36,16 @@ from tokenomy.batch.gemini_backend import (  # shared: JobState, names, the usag
     display_name,
     find_by_display_name,
 )
-from tokenomy.batch.output_lines import broken_line, id_shown, output_object, unanswered_failures, unplaced
+from tokenomy.batch.output_lines import (
+    broken_line,
+    id_shown,
+    output_object,
+    unanswered_failures,
+    unplaced,
+    usage_shown,
+)
 from tokenomy.errors import ConfigError, ProviderError
+from tokenomy.messages import Usage
 
 LABEL = "tokenomy_record"
 
@@ -244,7 +252,8 @@ class VertexBatchBackend(BatchBackend):
                 where = f"line {number} of gs://{out_bucket}/{name}"
                 item = output_object(line)
                 if item is None:
-                    broken = broken_line(line, where, ids.get(id_shown(line, LABEL) or ""), served, nameless)
+                    billed = usage_shown(line, "usageMetadata", _shown_usage)
+                    broken = broken_line(line, where, ids.get(id_shown(line, LABEL) or ""), served, nameless, billed)
                     if broken is None:
                         continue
                     result = broken
@@ -279,3 +288,10 @@ class VertexBatchBackend(BatchBackend):
         state, _ = self.status(handle)
         if state in ("submitted", "scheduled", "in_progress"):
             self._call("batch cancel", self._client().batches.cancel, name=handle)
+
+
+def _shown_usage(sent: dict[str, Any]) -> Usage | None:
+    """A response's usageMetadata alone (read from a line too garbled to read whole), as `_result` reads it."""
+    from google.genai import types
+
+    return batch_usage(types.GenerateContentResponseUsageMetadata.model_validate(sent), sent)
