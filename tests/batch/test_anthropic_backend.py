@@ -261,3 +261,26 @@ def test_a_job_sent_through_anthropic_is_split_at_anthropics_limits_whatever_its
     counts = made[0].request_counts if len(made) == 1 else None
     assert counts is not None, [b.request_counts for b in made]
     assert counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired == 50_001
+
+
+def test_ledger_rows_are_timestamped_when_anthropic_ended_the_batch_not_at_collection(tmp_path, ledger_path) -> None:
+    from datetime import UTC, datetime
+
+    from tokenomy.ledger.store import open_store
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(3, max_tokens=6)) + "\n")
+    with emulator() as (client, options, _batches):
+        sent = cli("submit", str(src), "--model", MODEL, "--backend", "anthropic", "--detach", "--json",
+                   "--endpoint-url", options.endpoint_url, "--ledger", str(ledger_path))
+        job_id = json.loads(sent.stdout.splitlines()[0])["job_id"]
+        [batch] = client.messages.batches.list().data
+        while client.messages.batches.retrieve(batch.id).ended_at is None:
+            time.sleep(0.05)
+        time.sleep(2.2)  # collected a while after
+        done = cli("wait", job_id, "--json", "--poll", "0.1", "--ledger", str(ledger_path))
+        assert done.returncode == 0, done.stderr
+        ended = client.messages.batches.retrieve(batch.id).ended_at.astimezone(UTC)
+    events = [e for e in open_store(str(ledger_path)).events() if e.batch_job_id == job_id]
+    assert len(events) == 3 and {e.ts for e in events} == {ended}, (events[0].ts, ended)
+    assert (datetime.now(UTC) - ended).total_seconds() > 2

@@ -814,3 +814,34 @@ def test_a_garbled_output_line_that_shows_its_id_and_usage_is_billed_in_the_ledg
     r1 = next(x for x in map(json.loads, out.read_text().splitlines()) if x["id"] == "r1")
     assert not r1["ok"] and r1["error"].startswith("unreadable output line") and r1["cost_usd"] == str(cost)
 
+
+
+def test_ledger_rows_of_a_batch_collected_later_are_timestamped_when_openai_completed_it(tmp_path,
+                                                                                           ledger_path) -> None:
+    # A batch collected hours after it completed was recorded at the collection: its calls landed in the wrong hour
+    # (or day, and budget window). They are now recorded at the batch's completed_at, in UTC.
+    import subprocess
+    import sys
+    from datetime import UTC, datetime
+
+    from tokenomy.ledger.store import open_store
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(3, max_tokens=6)) + "\n")
+    tokenomy = [sys.executable, "-m", "tokenomy.cli", "batch"]
+    with emulator(local_model_max_records=0) as (client, options):
+        sent = subprocess.run(tokenomy + ["submit", str(src), "--model", MODEL, "--backend", "openai", "--detach",
+                                          "--json", "--endpoint-url", options.endpoint_url, "--ledger",
+                                          str(ledger_path)], capture_output=True, text=True, timeout=300)
+        job_id = json.loads(sent.stdout.splitlines()[0])["job_id"]
+        [batch] = client.batches.list().data
+        while client.batches.retrieve(batch.id).status != "completed":
+            time.sleep(0.05)
+        time.sleep(2.2)  # collected a while after
+        done = subprocess.run(tokenomy + ["wait", job_id, "--json", "--poll", "0.1", "--ledger", str(ledger_path)],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        completed = datetime.fromtimestamp(client.batches.retrieve(batch.id).completed_at, UTC)
+    events = [e for e in open_store(str(ledger_path)).events() if e.batch_job_id == job_id]
+    assert len(events) == 3 and {e.ts for e in events} == {completed}, (events[0].ts, completed)
+    assert (datetime.now(UTC) - completed).total_seconds() > 2

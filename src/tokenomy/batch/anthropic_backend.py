@@ -18,10 +18,11 @@ import json
 import os
 import re
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
-from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions, api_key
+from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions, api_key, utc_time
 from tokenomy.batch.bedrock_bodies import DEFAULT_MAX_TOKENS
 from tokenomy.batch.conversion import require_carried
 from tokenomy.batch.formats import BatchRecord
@@ -151,6 +152,9 @@ class AnthropicBatchBackend(BatchBackend):
     def describe(self, handle: str):
         """The MessageBatch, as the SDK returns it."""
         return self._call("batch retrieve", self._client().messages.batches.retrieve, handle)
+
+    def ended_at(self, handle: str) -> datetime | None:
+        return utc_time(self.describe(handle).ended_at)
 
     def status(self, handle: str) -> tuple[str, str | None]:
         batch = self.describe(handle)

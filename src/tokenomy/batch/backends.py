@@ -13,7 +13,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from tokenomy.batch.formats import BatchRecord
@@ -47,6 +47,21 @@ _TRANSIENT = re.compile(r"^\s*(429|5\d\d|RESOURCE_EXHAUSTED|UNAVAILABLE|DEADLINE
 def transient(error: str | None) -> bool:
     """Whether a record's stored error is one a resubmission may answer (resume sends it again)."""
     return bool(error and _TRANSIENT.search(error))
+
+
+def utc_time(value: Any) -> datetime | None:
+    """A provider's timestamp (epoch seconds, RFC 3339 text, or a datetime, naive ones being UTC) in UTC; None for
+    none, or text that is no time."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def estimated_usage(prompt: str, answer: str) -> Usage:
@@ -125,6 +140,11 @@ class BatchBackend(ABC):
         without naming the record (a Gemini response that lost its key) and keeps no copy of what it sent learns
         here which records no answer names."""
         return self.results(handle)
+
+    def ended_at(self, handle: str) -> datetime | None:
+        """When the provider says the part's job ended (UTC): its answers are recorded in the ledger at that time, not
+        at whenever they were collected. None where the provider gives none (they are recorded at collection)."""
+        return None
 
     @abstractmethod
     def cancel(self, handle: str) -> None:

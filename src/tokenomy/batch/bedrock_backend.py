@@ -17,9 +17,10 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
-from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions
+from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions, utc_time
 from tokenomy.batch.bedrock_bodies import estimated_usage, invocation_type, model_input, output_usage, read_output
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.batch.output_lines import (
@@ -214,6 +215,9 @@ class BedrockBatchBackend(BatchBackend):
         """GetModelInvocationJob's answer, as boto3 returns it."""
         bedrock = self._client("bedrock", self._region(handle))
         return self._call("GetModelInvocationJob", bedrock.get_model_invocation_job, jobIdentifier=handle)
+
+    def ended_at(self, handle: str) -> datetime | None:
+        return utc_time(self.describe(handle).get("endTime"))
 
     def status(self, handle: str) -> tuple[str, str | None]:
         job = self.describe(handle)

@@ -7,6 +7,7 @@ answered records ends its unanswered records failed, naming those lines, rather 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -54,7 +55,11 @@ def _collect(
     placed: set[str] = set()
     unmatched: list[str] = []  # where each line that names no record is
     sent: dict[str, BatchRecord] = {}  # the part's records, read only to estimate an answer that has no usage
+    # Recorded when the provider answered (its job's end), not now: a part collected hours later is in its own hour.
+    ended = backend.ended_at(part["handle"])
     for result in backend.part_results(part["handle"], part["record_ids"]):
+        if ended is not None and result.answered_at is None:
+            result = replace(result, answered_at=ended)
         if result.id in wanted:
             if result.ok and result.usage is None:
                 sent = sent or {r.id: r for r in part_records(part)}

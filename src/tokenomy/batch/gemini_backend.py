@@ -13,9 +13,10 @@ import json
 import os
 import re
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
-from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions
+from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions, utc_time
 from tokenomy.batch.conversion import require_carried
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.batch.output_lines import unanswered_failures
@@ -136,6 +137,9 @@ class GeminiBatchBackend(BatchBackend):
     def describe(self, handle: str) -> Any:
         """The BatchJob, as the SDK returns it."""
         return self._call("batch get", self._client().batches.get, name=handle)
+
+    def ended_at(self, handle: str) -> datetime | None:
+        return utc_time(self.describe(handle).end_time)
 
     def status(self, handle: str) -> tuple[str, str | None]:
         job = self.describe(handle)

@@ -12,10 +12,11 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlparse
 
-from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions, api_key
+from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions, api_key, utc_time
 from tokenomy.batch.conversion import require_carried, require_one_cap
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.batch.output_lines import (
@@ -190,6 +191,10 @@ class OpenAIBatchBackend(BatchBackend):
             ended = "expired" if state == "expired" else "cancelled"
             notes.insert(0, f"{ended}: {never_ran} of its {counts.total} requests never ran{why}")
         return state, "; ".join(notes) or None
+
+    def ended_at(self, handle: str) -> datetime | None:
+        batch = self.describe(handle)
+        return utc_time(batch.completed_at or batch.expired_at or batch.cancelled_at or batch.failed_at)
 
     def _sent_ids(self, file_id: str | None) -> dict[int, str]:
         """The custom_id on each line of an input file, by line number."""

@@ -68,7 +68,7 @@ def record_results(
             result = replace(result, usage=u)  # its stored row shows the tokens its cost was computed from
             priced = "batch" if mode == UNMATCHED else mode  # an unmatched line was billed as its batch's others
             try:
-                cost = compute_cost(u, pricing_model, region, priced, one_call=True)
+                cost = compute_cost(u, pricing_model, region, priced, one_call=True, at=result.answered_at)
             except TokenomyError as exc:
                 log.warning("batch record %s of %s recorded at $0 (priced_by=unpriced): %s", result.id, job.job_id, exc)
                 cost = unpriced_cost(pricing_model, region, mode)

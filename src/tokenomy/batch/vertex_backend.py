@@ -24,9 +24,10 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
-from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions
+from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions, utc_time
 from tokenomy.batch.conversion import require_carried
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.batch.gcs import CloudStorage, split_gs_uri
@@ -193,6 +194,9 @@ class VertexBatchBackend(BatchBackend):
     def describe(self, handle: str) -> Any:
         """The BatchJob, as the SDK returns it."""
         return self._call("batch get", self._client().batches.get, name=handle)
+
+    def ended_at(self, handle: str) -> datetime | None:
+        return utc_time(self.describe(handle).end_time)
 
     def status(self, handle: str) -> tuple[str, str | None]:
         job = self.describe(handle)
