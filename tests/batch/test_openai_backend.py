@@ -845,3 +845,47 @@ def test_ledger_rows_of_a_batch_collected_later_are_timestamped_when_openai_comp
     events = [e for e in open_store(str(ledger_path)).events() if e.batch_job_id == job_id]
     assert len(events) == 3 and {e.ts for e in events} == {completed}, (events[0].ts, completed)
     assert (datetime.now(UTC) - completed).total_seconds() > 2
+
+
+def test_records_the_provider_refused_are_written_out_to_fix_and_submit_again(tmp_path, ledger_path) -> None:
+    # A record OpenAI refused as written (a 400: here a stop that is no string, or holds one that is not, both past
+    # `batch validate`) could not be sent again once fixed: resume leaves it (it would be refused again) and
+    # --missing-input skips it (it has a result), and its input was removed once the job ended.
+    # `batch results JOB --failed-input FILE` now writes such records as submitted, ids and all.
+    import subprocess
+    import sys
+
+    def openai_line(rid: str, **body) -> str:
+        return json.dumps({"custom_id": rid, "method": "POST", "url": "/v1/chat/completions",
+                           "body": {"model": MODEL, **body}})
+
+    stop = openai_line("x-stop", messages=[{"role": "user", "content": "hi"}], stop=3)
+    no_user = openai_line("x-list", messages=[{"role": "user", "content": "hi"}], stop=["end", 4])
+    src, fix, out = tmp_path / "in.jsonl", tmp_path / "fix.jsonl", tmp_path / "out.jsonl"
+    src.write_text("\n".join([*plain(2, max_tokens=5), stop, *plain(1, max_tokens=5, start=2), no_user]) + "\n")
+    tokenomy = [sys.executable, "-m", "tokenomy.cli", "batch"]
+    ledger = ["--ledger", str(ledger_path)]
+    help_text = subprocess.run(tokenomy + ["results", "--help"], capture_output=True, text=True, timeout=120).stdout
+    assert "--failed-input" in help_text and "refused" in help_text
+    with emulator(local_model_max_records=0) as (_, options):
+        sent = subprocess.run(tokenomy + ["submit", str(src), "--model", MODEL, "--backend", "openai", "--json",
+                                          "--endpoint-url", options.endpoint_url, *ledger],
+                              capture_output=True, text=True, timeout=300)
+        job = json.loads(sent.stdout.splitlines()[-1])
+        assert (job["status"], job["done"], job["failed"]) == ("partially_completed", 3, 2), sent.stderr
+        written = subprocess.run(tokenomy + ["results", job["job_id"], "--failed-input", str(fix), "-o", str(out),
+                                             *ledger], capture_output=True, text=True, timeout=120)
+        assert written.returncode == 0, written.stderr
+        assert f"{fix}: 2 records the provider refused" in written.stderr
+        assert [json.loads(x) for x in fix.read_text().splitlines()] == [json.loads(stop), json.loads(no_user)]
+        said = {x["id"]: x for x in map(json.loads, out.read_text().splitlines())}
+        assert said["x-stop"]["error"].startswith("400: ") and "--failed-input" in said["x-stop"]["error"]
+        # Fixed by the user, the file is a job of its own, under the same ids.
+        fixed = [json.loads(x) for x in fix.read_text().splitlines()]
+        fixed[0]["body"]["stop"] = "3"
+        fixed[1]["body"]["stop"] = ["end", "4"]
+        fix.write_text("".join(json.dumps(x) + "\n" for x in fixed))
+        again = subprocess.run(tokenomy + ["submit", str(fix), "--model", MODEL, "--backend", "openai", "--json",
+                                           "--endpoint-url", options.endpoint_url, *ledger],
+                               capture_output=True, text=True, timeout=300)
+        assert (json.loads(again.stdout.splitlines()[-1])["done"]) == 2, again.stderr

@@ -49,6 +49,17 @@ def transient(error: str | None) -> bool:
     return bool(error and _TRANSIENT.search(error))
 
 
+# A record's failure the provider gave because the request as written is refused (400 Bad Request, 413 too large, 422
+# unprocessable, Google's INVALID_ARGUMENT), by the status a backend puts first: sent unchanged it is refused again.
+_REFUSED = re.compile(r"^\s*(400|413|422|INVALID_ARGUMENT)\b")
+
+
+def refused(error: str | None) -> bool:
+    """Whether a record's stored error is the provider refusing the request as written (a validation error): the
+    user fixes the record and submits it again (`batch results --failed-input`)."""
+    return bool(error and _REFUSED.search(error))
+
+
 def utc_time(value: Any) -> datetime | None:
     """A provider's timestamp (epoch seconds, RFC 3339 text, or a datetime, naive ones being UTC) in UTC; None for
     none, or text that is no time."""

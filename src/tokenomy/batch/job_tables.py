@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from tokenomy.batch.backends import RecordResult, transient
+from tokenomy.batch.backends import RecordResult, refused, transient
 from tokenomy.errors import UsageError
 from tokenomy.ledger.events import utcnow
 from tokenomy.ledger.store import LedgerStore
@@ -340,6 +340,15 @@ class JobTables:
             + " WHERE NOT batch_results.ok",
             values,
         )
+
+    def refused_ids(self, job_id: str) -> set[str]:
+        """Records the provider refused as written (`backends.refused`), billed nothing (no usage recorded)."""
+        rows = self.query(
+            f"SELECT record_id, error FROM batch_results WHERE job_id = {self.p} AND NOT ok "
+            f"AND input_tokens IS NULL AND mode <> '{UNMATCHED}'",
+            [job_id],
+        )
+        return {r["record_id"] for r in rows if refused(r["error"])}
 
     def results(self, job_id: str) -> dict[str, dict[str, Any]]:
         rows = self.query(f"SELECT * FROM batch_results WHERE job_id = {self.p}", [job_id])

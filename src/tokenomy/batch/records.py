@@ -18,7 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tokenomy.batch.backends import FINAL_STATES, RecordResult, estimated_usage, transient
+from tokenomy.batch.backends import FINAL_STATES, RecordResult, estimated_usage, refused, transient
 from tokenomy.batch.formats import BatchRecord, line_form, read_records
 from tokenomy.batch.job_tables import UNMATCHED, Job, JobTables, require_job
 from tokenomy.errors import ConfigError, TokenomyError, UsageError
@@ -125,11 +125,12 @@ def forget_sent_prompts(tables: JobTables, job: Job) -> int:
     """Remove from the job's stored parts the input of every record that has a final result (answered, or failed
     for a reason a resubmission would repeat), unless the job stores prompts; returns how many were removed. The input
     of a record without one (never answered, throttled, a server error) is kept: `resume` and `--missing-input` send
-    it again. The parts' record ids, the results, their usage and costs stay."""
+    it again; so is a record the provider refused as written, for `--failed-input` to give back to be fixed. The
+    parts' record ids, the results, their usage and costs stay."""
     stored = [] if job.prompts_stored else tables.stored_payloads(job.job_id)
     if not stored:  # nothing left to remove (a finished job's `status`, again and again): its results are not read
         return 0
-    final = tables.result_ids(job.job_id)
+    final = tables.result_ids(job.job_id) - tables.refused_ids(job.job_id)
     removed = 0
     for part in stored:
         lines = part["payload"].splitlines()
@@ -186,6 +187,27 @@ def export_missing(tables: JobTables, job_id: str, out: str | Path, runner_alive
         )
     Path(out).write_text("".join(json.dumps(r.raw) + "\n" for r in missing), encoding="utf-8")
     return {"records": len(missing), "ok": 0, "failed": 0, "missing": len(missing)}
+
+
+def export_failed(tables: JobTables, job_id: str, out: str | Path) -> dict[str, int]:
+    """Write the input lines, as submitted (their ids too), of the records the provider refused as written (a
+    validation error, `backends.refused`; not a throttled or failed call, which `resume` sends again), for the user to
+    fix and submit as a new job."""
+    refused_ids = tables.refused_ids(job_id)
+    lines: dict[str, str] = {}
+    for part in tables.parts(job_id):  # a record's last part holds the input it was last sent with
+        for rec in part_records(part):
+            if rec.id in refused_ids:
+                lines[rec.id] = json.dumps(rec.raw)
+    lost = len(refused_ids) - len(lines)
+    if lost:  # inputs removed by an earlier version once the job ended: said, not written short in silence
+        raise UsageError(
+            f"{lost} of the {len(refused_ids)} refused records of {job_id} no longer have their input stored (removed "
+            "once the job ended, by an earlier version); take them from the input file by id: "
+            + ", ".join(sorted(set(refused_ids) - set(lines))[:5])
+        )
+    Path(out).write_text("".join(line + "\n" for line in lines.values()), encoding="utf-8")
+    return {"records": len(lines), "ok": 0, "failed": len(lines), "missing": 0}
 
 
 def export_results(tables: JobTables, job_id: str, out: str | Path) -> dict[str, int]:
@@ -247,6 +269,9 @@ def _result_line(
             hint = f"sent again; `tokenomy batch wait {job.job_id}`, then `results` again"
         else:
             hint = f"`tokenomy batch resume {job.job_id}` resubmits it"
+        row = {**row, "error": f"{row['error']} ({hint})"}
+    elif not row["ok"] and refused(row["error"]) and row["input_tokens"] is None and row["mode"] != UNMATCHED:
+        hint = f"refused as written: `tokenomy batch results {job.job_id} --failed-input FIX.jsonl` to fix and submit"
         row = {**row, "error": f"{row['error']} ({hint})"}
     if row["ok"]:
         line.update(text=row["text"], model=row["model"], mode=row["mode"])

@@ -420,9 +420,9 @@ def register(app: typer.Typer) -> None:
     @batch.command("results")
     def results(
         job_id: str = typer.Argument(..., help="Job id."),
-        out: Path = typer.Option(
+        out: Optional[Path] = typer.Option(
             # --output as well: the name every other command's output file has (`ledger export -o/--output`)
-            ...,
+            None,
             "-o",
             "--out",
             "--output",
@@ -432,22 +432,42 @@ def register(app: typer.Typer) -> None:
         missing_input: bool = typer.Option(
             False, "--missing-input", help="Instead write the input lines of records with no result, to submit again."
         ),
+        failed_input: Optional[Path] = typer.Option(
+            None,
+            "--failed-input",
+            callback=output_file,
+            help="Write to this file the input lines, with their ids, of the records the provider refused as written "
+            "(a validation error such as a 400; not throttling, which resume sends again): fix them, then `tokenomy "
+            "batch submit` the file.",
+        ),
         ledger: Optional[str] = LedgerOption,
         as_json: bool = JsonOption,
     ) -> None:
-        """Write one line per input record (its id with the answer, or the error, or why it has none)."""
+        """Write one line per input record (its id with the answer, or the error, or why it has none); or, with
+        --failed-input, the records the provider refused, ready to fix and submit."""
         from tokenomy.batch.jobs import open_tables
-        from tokenomy.batch.records import export_missing, export_results
+        from tokenomy.batch.records import export_failed, export_missing, export_results
         from tokenomy.batch.runner_process import runner_alive
         from tokenomy.errors import ConfigError
 
-        # Checked before any work, so the error names -o's path (not a temporary file) and no traceback shows.
-        if out.is_dir():
-            raise ConfigError(f"-o {out}: is a directory; give a file name such as {out / 'results.jsonl'}")
-        if not out.absolute().parent.is_dir():
-            raise ConfigError(f"-o {out}: folder {out.absolute().parent} does not exist; create it or pick another")
+        if out is None and failed_input is None:
+            raise ConfigError("give -o FILE for the results (or the --missing-input lines), or --failed-input FILE")
+        # Checked before any work, so the error names the path (not a temporary file) and no traceback shows.
+        for flag, path in (("-o", out), ("--failed-input", failed_input)):
+            if path is not None and path.is_dir():
+                raise ConfigError(f"{flag} {path}: is a directory; give a file name such as {path / 'out.jsonl'}")
+            if path is not None and not path.absolute().parent.is_dir():
+                raise ConfigError(f"{flag} {path}: folder {path.absolute().parent} does not exist; create it")
         tables = open_tables(_existing(ledger))
         job = _refresh_or_stored(tables, job_id)
+        if failed_input is not None:
+            refused = export_failed(tables, job_id, failed_input)["records"]
+            if as_json and out is None:
+                print_json({"job_id": job_id, "failed_input": str(failed_input), "records": refused})
+            else:
+                err_console.print(f"{failed_input}: {refused} records the provider refused, to fix and submit")
+        if out is None:
+            return
         if missing_input:  # not the records a live local runner is sending
             counts = export_missing(tables, job_id, out, job.backend == "local" and runner_alive(job))
         else:
