@@ -472,3 +472,39 @@ def test_an_openai_line_that_asks_to_stream_is_named_before_the_batch_is_made(tm
         assert [(b.line, b.field) for b in report.bad] == [(1, "body.stream")], backend
         assert "OpenAI's batch refuses a request that streams" in report.bad[0].reason
         assert [r.id for r in report.records] == ["b", "c"]
+
+
+def test_validate_estimates_image_parts_as_the_gateway_reserves_them(tmp_path):
+    # `batch validate` estimated a record's text only: an image (hundreds to thousands of tokens billed) counted 0, so
+    # a file of screenshots was quoted at a fraction of its cost. Each image part, in any form a line takes, now
+    # counts the gateway's figure (IMAGE_TOKENS, what a budget reserves for it).
+    from tokenomy.caching.placement import IMAGE_TOKENS, estimate_input_tokens
+    from tokenomy.providers.anthropic_inbound import request_from_anthropic
+
+    png = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
+    claude = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 50, "messages": [
+        {"role": "user", "content": [{"type": "image", "source": png}, {"type": "text", "text": "What is this?"}]}]}
+    lines = {
+        "openai": {"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {
+            "model": "gpt-4o-mini", "max_tokens": 50, "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+                {"type": "image_url", "image_url": {"url": "https://example.com/b.png"}}]}]}},
+        "bedrock": {"recordId": "b", "modelInput": claude},
+    }
+    models = {"openai": "gpt-4o-mini", "bedrock": "anthropic.claude-3-haiku-20240307-v1:0"}
+
+    def estimated(line: dict, model: str) -> int:
+        path = tmp_path / "in.jsonl"
+        path.write_text(json.dumps(line) + "\n")
+        out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "batch", "validate", str(path), "--model", model,
+                              "--json"], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stdout + out.stderr
+        return json.loads(out.stdout)["input_tokens"]
+
+    text_only = {"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {
+        "model": "gpt-4o-mini", "max_tokens": 50, "messages": [{"role": "user", "content": "What is this?"}]}}
+    assert estimated(lines["openai"], models["openai"]) == estimated(text_only, models["openai"]) + 2 * IMAGE_TOKENS
+    # The same request through the gateway is reserved at the same figure for its image.
+    gateway = estimate_input_tokens(request_from_anthropic({**claude, "model": "claude-3-haiku"}))
+    assert estimated(lines["bedrock"], models["bedrock"]) == gateway > IMAGE_TOKENS

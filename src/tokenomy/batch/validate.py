@@ -10,6 +10,7 @@ from typing import Any
 from tokenomy.batch.bedrock_bodies import BODY_NAMES, body_written_for, invocation_type, job_body, sent_as_written
 from tokenomy.batch.conversion import two_caps_as_written, uncarried
 from tokenomy.batch.formats import FORMS, BadLine, BatchRecord, read_file
+from tokenomy.caching.placement import IMAGE_TOKENS
 from tokenomy.errors import TokenomyError, UsageError, as_written
 from tokenomy.messages import Usage
 from tokenomy.pricing.catalog import default_catalog
@@ -150,6 +151,24 @@ def out_of_range(rec: BatchRecord, provider: str, model: str) -> BadLine | None:
     return None
 
 
+# An image part as each form a record can take writes it: OpenAI's chat (image_url) and Responses (input_image), the
+# Messages API's (image), Converse's ({"image": {"format", "source"}}).
+_IMAGE_TYPES = ("image_url", "input_image", "image")
+
+
+def images_in(value: Any) -> int:
+    """The image parts anywhere in a record's line (its messages and system, in any form): each is estimated at the
+    gateway's figure (`caching.placement.IMAGE_TOKENS`), as a budget reserves it, never left out as 0 tokens."""
+    if isinstance(value, list):
+        return sum(images_in(item) for item in value)
+    if not isinstance(value, dict):
+        return 0
+    image = value.get("image")
+    if value.get("type") in _IMAGE_TYPES or (isinstance(image, dict) and ("source" in image or "format" in image)):
+        return 1
+    return sum(images_in(item) for item in value.values())
+
+
 def validate_file(
     path: str | Path,
     model: str,
@@ -175,7 +194,7 @@ def validate_file(
         if lost is not None:
             bad.append(lost)
             continue
-        tokens_in = estimate_tokens(rec.text())
+        tokens_in = estimate_tokens(rec.text()) + IMAGE_TOKENS * images_in(rec.raw)
         tokens_out = rec.max_tokens or default_max_tokens
         if entry.context_window and tokens_in + tokens_out > entry.context_window:
             bad.append(
