@@ -742,7 +742,8 @@ def test_a_batch_refused_at_validation_names_the_record_of_each_line_it_names(tm
         job = submit_parts(tables, create_job(tables, src, MODEL, "openai", options))
         job = wait_job(tables, job.job_id, 60, 0.05)
     assert job.status == "failed" and job.pending == 2
-    assert job.message == "line 2 of the batch's input file (record 'second'): The request is not valid.", job.message
+    assert job.message == ("refused at validation: line 2 of the batch's input file (record 'second'): The request is "
+                           "not valid."), job.message
 
 
 def test_a_provider_outage_while_waiting_says_the_job_runs_on_and_how_to_follow_it(tmp_path) -> None:
@@ -889,3 +890,41 @@ def test_records_the_provider_refused_are_written_out_to_fix_and_submit_again(tm
                                            "--endpoint-url", options.endpoint_url, *ledger],
                                capture_output=True, text=True, timeout=300)
         assert (json.loads(again.stdout.splitlines()[-1])["done"]) == 2, again.stderr
+
+
+def test_resume_holds_back_a_batch_refused_at_validation_and_says_why_until_asked(tmp_path, ledger_path) -> None:
+    # A batch OpenAI failed at validation (here: a model the account has no access to) was sent again unchanged by
+    # `batch resume`, to be refused again. Resume now names the part and the provider's reason, sends nothing, and
+    # exits non-zero; `--resend-refused` sends it as it is, once the cause is fixed on the provider's side.
+    import subprocess
+    import sys
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(3, max_tokens=5)) + "\n")
+    tokenomy = [sys.executable, "-m", "tokenomy.cli", "batch"]
+    ledger = ["--ledger", str(ledger_path)]
+    app = create_app(engine=InstantEngine(), no_access_models=(MODEL,), **FAST)
+    with ServerThread(app) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="x")
+        sent = subprocess.run(tokenomy + ["submit", str(src), "--model", MODEL, "--backend", "openai", "--json",
+                                          "--endpoint-url", url, *ledger], capture_output=True, text=True, timeout=300)
+        job = json.loads(sent.stdout.splitlines()[-1])
+        assert sent.returncode == 1 and job["status"] == "failed", sent.stderr
+        assert job["message"].startswith("refused at validation: line 1 of the batch's input file (record 'r0')")
+        resumed = subprocess.run(tokenomy + ["resume", job["job_id"], "--json", *ledger], capture_output=True,
+                                 text=True, timeout=300)
+        said = " ".join(resumed.stderr.split())
+        assert resumed.returncode == 2 and "Traceback" not in resumed.stderr, resumed.stderr
+        assert "part 0 (3 records): refused at validation" in said and "do not have access to it" in said, said
+        assert "--resend-refused" in said and "--missing-input" in said, said
+        assert len(client.batches.list().data) == 1  # not sent again
+        help_text = " ".join(subprocess.run(tokenomy + ["resume", "--help"], capture_output=True, text=True,
+                                            timeout=120).stdout.split())
+        assert "--resend-refused" in help_text and "refused" in help_text
+        app.state.emulator.settings.no_access_models = ()  # access granted: the same batch now runs
+        again = subprocess.run(tokenomy + ["resume", job["job_id"], "--resend-refused", "--json", *ledger],
+                               capture_output=True, text=True, timeout=300)
+        assert again.returncode == 0, again.stderr
+        done = json.loads(again.stdout.splitlines()[-1])
+        assert (done["status"], done["done"], done["resubmitted"]) == ("completed", 3, 3)
+        assert len(client.batches.list().data) == 2

@@ -54,6 +54,11 @@ def transient(error: str | None) -> bool:
 _REFUSED = re.compile(r"^\s*(400|413|422|INVALID_ARGUMENT)\b")
 
 
+# How a part's message starts when the provider refused the part whole as written (its create answered 400, 413 or 422,
+# or its job failed at validation): `resume` does not send it unchanged unless asked (`--resend-refused`).
+REFUSED_PART = "refused at validation"
+
+
 def refused(error: str | None) -> bool:
     """Whether a record's stored error is the provider refusing the request as written (a validation error): the
     user fixes the record and submits it again (`batch results --failed-input`)."""

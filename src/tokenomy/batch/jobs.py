@@ -19,7 +19,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from tokenomy.batch.backends import FINAL_STATES, BatchBackend, SubmitOptions
+from tokenomy.batch.backends import FINAL_STATES, REFUSED_PART, BatchBackend, SubmitOptions
 from tokenomy.batch.collect import collect_part
 from tokenomy.batch.endpoints import ENDPOINT_ENVS, options_to_send, options_to_store
 from tokenomy.batch.formats import BadLine, BatchRecord
@@ -29,6 +29,8 @@ from tokenomy.batch.records import (
     missing_records,
     part_payload,
     part_records,
+    refused_note,
+    refused_parts,
 )
 from tokenomy.batch.runner_journal import commit_left_behind
 from tokenomy.batch.runner_process import runner_alive, runner_gone
@@ -228,13 +230,13 @@ def submit_parts(tables: JobTables, job: Job, backend: BatchBackend | None = Non
                 finally:
                     otel.record_batch(span, sent)
     except Exception as exc:
-        # Parts already started keep their handles; fix the cause and `resume` submits the rest.
+        # Parts already started keep their handles; fix the cause and `resume` submits the rest. A create the provider
+        # refused as written (400, 413, 422) would be refused again: resume holds it back unless asked.
+        why = f"{REFUSED_PART}: {exc}" if getattr(exc, "status", None) in (400, 413, 422) else f"submit failed: {exc}"
         parts = tables.parts(job.job_id)
         for part in parts:
             if part["handle"] is None:  # never started: its records count as missing for resume
-                tables.update_part(
-                    job.job_id, part["part_no"], status="failed", message=f"submit failed: {exc}", collected=True
-                )
+                tables.update_part(job.job_id, part["part_no"], status="failed", message=why, collected=True)
         started = [p for p in parts if p["handle"]]
         # A part already made runs on at the provider: the job is not over (`cancel` stops it, `wait` collects it).
         running = any(p["status"] not in FINAL_STATES for p in started)
@@ -314,20 +316,31 @@ def refresh(tables: JobTables, job_id: str, backend: BatchBackend | None = None)
 
 
 def resubmit_missing(
-    tables: JobTables, job_id: str, backend: BatchBackend | None = None, min_records: int | None = None
+    tables: JobTables,
+    job_id: str,
+    backend: BatchBackend | None = None,
+    min_records: int | None = None,
+    resend_refused: bool = False,
 ) -> int:
     """Send records left unanswered by partial, expired, failed or stopped parts as new part(s).
 
     Fewer records than the provider's per-job minimum (`min_records`, default from the catalog's
     quotas) would be rejected by the provider, so that case is an error that says how to run them
-    on demand instead.
+    on demand instead. A part the provider refused whole as written (`refused_parts`) is not sent unchanged unless
+    `resend_refused`: with nothing else to send, that is an error naming the part, why, and what to do.
     """
     job = refresh(tables, job_id, backend)
     if job.backend == "local":
         raise UsageError(f"{job_id} runs locally: use `tokenomy batch resume {job_id}`")
+    held = [] if resend_refused else refused_parts(tables, job_id)
+    held_ids = {rid for part in held for rid in part["record_ids"]}
     parts = tables.parts(job_id)
     for part in parts:
-        if part["handle"] is None and part["status"] == "failed":
+        if (
+            part["handle"] is None
+            and part["status"] == "failed"
+            and part["part_no"] not in {p["part_no"] for p in held}
+        ):
             # Its submit failed, maybe after the provider accepted it: send it again under its own key (so
             # `submit_parts` finds a job made then), not its records as a new part, which would make another.
             tables.update_part(job_id, part["part_no"], status="submitted", collected=False)
@@ -338,8 +351,10 @@ def resubmit_missing(
         return sum(len(p["record_ids"]) for p in unstarted)
     if any(p["status"] not in FINAL_STATES for p in parts):
         raise UsageError(f"{job_id} still has parts running; `tokenomy batch wait {job_id}` first")
-    missing = missing_records(tables, job_id)
+    missing = [r for r in missing_records(tables, job_id) if r.id not in held_ids]
     if not missing:
+        if held:
+            raise UsageError(refused_note(job_id, held))
         return 0
     entry = default_catalog().lookup(job.options.get("pricing_model", job.model), job.options.get("region"))
     provider = quota_provider(job.backend, entry.provider)

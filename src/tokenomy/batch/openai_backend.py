@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlparse
 
-from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions, api_key, utc_time
+from tokenomy.batch.backends import REFUSED_PART, BatchBackend, RecordResult, SubmitOptions, api_key, utc_time
 from tokenomy.batch.conversion import require_carried, require_one_cap
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.batch.output_lines import (
@@ -181,7 +181,10 @@ class OpenAIBatchBackend(BatchBackend):
             errors = batch.errors.data
             # A line of the file uploaded for the part, which the user never sees: named with the record it holds.
             sent = self._sent_ids(batch.input_file_id) if any(e.line for e in errors) else {}
-            notes.append("; ".join(self._line_error(e.line, e.message, sent) for e in errors))
+            said = "; ".join(self._line_error(e.line, e.message, sent) for e in errors)
+            # Failed at validation (lines or models it refuses), not by a fault of its own: refused as written.
+            whole = state == "failed" and all(e.code and e.code != "server_error" for e in errors)
+            notes.append(f"{REFUSED_PART}: {said}" if whole else said)
         elif failed:
             notes.append(f"{failed} requests failed; `tokenomy batch results` gives each one's error")
         counts = batch.request_counts

@@ -18,7 +18,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tokenomy.batch.backends import FINAL_STATES, RecordResult, estimated_usage, refused, transient
+from tokenomy.batch.backends import FINAL_STATES, REFUSED_PART, RecordResult, estimated_usage, refused, transient
 from tokenomy.batch.formats import BatchRecord, line_form, read_records
 from tokenomy.batch.job_tables import UNMATCHED, Job, JobTables, require_job
 from tokenomy.errors import ConfigError, TokenomyError, UsageError
@@ -157,6 +157,33 @@ def part_records(part: dict[str, Any]) -> list[BatchRecord]:
     return records
 
 
+def refused_parts(tables: JobTables, job_id: str) -> list[dict[str, Any]]:
+    """Parts the provider refused whole as written (`backends.REFUSED_PART`: a create answered 400, 413 or 422, or a
+    job failed at validation) that are the last to hold records still without a result: sent unchanged, they would
+    be refused again."""
+    parts = tables.parts(job_id)
+    last = {rid: p["part_no"] for p in parts for rid in p["record_ids"]}
+    done = tables.result_ids(job_id)
+    return [
+        p
+        for p in parts
+        if p["status"] == "failed"
+        and (p["message"] or "").startswith(REFUSED_PART)
+        and any(last[rid] == p["part_no"] and rid not in done for rid in p["record_ids"])
+    ]
+
+
+def refused_note(job_id: str, held: list[dict[str, Any]]) -> str:
+    """What `resume` says of the parts it does not send: which, why (the provider's words), and what to do."""
+    said = "; ".join(f"part {p['part_no']} ({len(p['record_ids'])} records): {p['message']}" for p in held)
+    return (
+        f"not sent again, as sent unchanged it would be refused again (and may be billed): {said}. Fix the records "
+        f"(`tokenomy batch results {job_id} --missing-input -o fix.jsonl` writes them) and `tokenomy batch submit` "
+        f"the fixed file, or, once the cause is fixed on the provider's side, `tokenomy batch resume {job_id} "
+        "--resend-refused` sends them as they are"
+    )
+
+
 def missing_records(tables: JobTables, job_id: str) -> list[BatchRecord]:
     """Records of the job with no stored result, in input order, each once."""
     done = tables.result_ids(job_id)
@@ -259,7 +286,10 @@ def _result_line(
         elif part is not None and part["status"] in FINAL_STATES:  # say why, in the provider's words where it gave some
             said = f" ({part['message']})" if part["message"] else ""
             ended = _ENDED.get(part["status"], "ended without answering it")
-            error = f"not run: its batch {ended}{said}; `tokenomy batch resume {job.job_id}` resubmits it"
+            again = "resubmits it"
+            if (part["message"] or "").startswith(REFUSED_PART):  # resume holds it back: sent as it is, refused again
+                again = "--resend-refused sends it unchanged; or fix it (--missing-input) and submit it"
+            error = f"not run: its batch {ended}{said}; `tokenomy batch resume {job.job_id}` {again}"
         else:
             error = f"no result (job {job.status}); `tokenomy batch resume {job.job_id}` resubmits it"
         return {"id": record_id, "ok": False, "error": error}

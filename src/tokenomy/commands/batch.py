@@ -502,6 +502,12 @@ def register(app: typer.Typer) -> None:
         job_id: str = typer.Argument(..., help="Job id."),
         detach: bool = typer.Option(False, "--detach", help="Do not wait for the resumed work."),
         quiet: bool = typer.Option(False, "--quiet", help="No progress bar (background runs)."),
+        resend_refused: bool = typer.Option(
+            False,
+            "--resend-refused",
+            help="Also send, unchanged, the parts the provider refused whole at validation (which resume otherwise "
+            "holds back: sent as they are they would be refused again), once the cause is fixed on its side.",
+        ),
         background: bool = typer.Option(
             False, "--background", hidden=True, help="The runner --detach starts: only a job still waiting for it."
         ),
@@ -509,12 +515,14 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JsonOption,
     ) -> None:
         """Finish a job: a local job runs its records that have no result; a remote job resubmits
-        records missing after a partial, expired, failed or stopped run.
+        records missing after a partial, expired, failed or stopped run, except a part the provider refused whole at
+        validation (named, with why), unless --resend-refused.
 
         Exit status: 0 when the job ends with answers (or is left running, --detach); 1 when it ends failed, no
         record answered."""
         from tokenomy.batch.job_tables import require_job
         from tokenomy.batch.jobs import open_tables, resubmit_missing, wait
+        from tokenomy.batch.records import refused_note, refused_parts
 
         tables = open_tables(_existing(ledger))
         job = require_job(tables, job_id)
@@ -537,7 +545,10 @@ def register(app: typer.Typer) -> None:
             job, stats = _run_local(tables, job_id, not quiet, background)
             _finish(job, as_json, {"throttled_retries": stats.throttled, "seconds": round(stats.seconds, 2)})
             return
-        sent = resubmit_missing(tables, job_id)
+        sent = resubmit_missing(tables, job_id, resend_refused=resend_refused)
+        held = [] if resend_refused else refused_parts(tables, job_id)
+        if held:  # the rest were sent: say which parts were not, and why
+            err_console.print(f"warning: {refused_note(job_id, held)}", highlight=False, soft_wrap=True, markup=False)
         if not as_json:
             console.print(f"resubmitted {sent} records without a result")
         job = require_job(tables, job_id) if detach or not sent else wait(tables, job_id)

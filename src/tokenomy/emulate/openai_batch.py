@@ -43,6 +43,8 @@ class OpenAIBatchSettings:
     seconds_per_hour: float = 3600.0
     local_model_max_records: int = 20
     instant_delay_s: float = 0.0
+    # Models this account may not use: a batch naming one fails at validation (model_not_found), as OpenAI's does.
+    no_access_models: tuple[str, ...] = ()
 
 
 class APIError(Exception):
@@ -234,6 +236,10 @@ class OpenAIBatchEmulator:
                 problem = ("invalid_url", f"Each request must be POST {batch['endpoint']}.", "url")
             elif not isinstance(obj.get("body"), dict):
                 problem = ("missing_required_parameter", "Missing required parameter: 'body'.", "body")
+            elif obj["body"].get("model") in self.settings.no_access_models:
+                model = obj["body"]["model"]
+                said = f"The model `{model}` does not exist or you do not have access to it."
+                problem = ("model_not_found", said, "body.model")
             if problem:
                 errors.append({"code": problem[0], "message": problem[1], "param": problem[2], "line": number})
             else:
