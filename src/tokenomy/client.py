@@ -29,6 +29,7 @@ from tokenomy.ledger.store import LedgerStore
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk
 from tokenomy.pricing.catalog import PriceCatalog, default_catalog
+from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.providers.base import Provider
 from tokenomy.providers.http_faults import left_unsent
 from tokenomy.providers.refusals import (
@@ -159,9 +160,7 @@ class Tokenomy(Recorder):
             placements: list[Placement] = []
             provider = self.provider_for(spec)
             if call.policy.caching and provider.carries_cache_points(request):
-                request, placements = auto_cache(
-                    request, spec.pricing_model, self.catalog, None if region in (None, "global", "local") else region
-                )
+                request, placements = auto_cache(request, spec.pricing_model, self.catalog, pricing_region(region))
             tier.targets[step.target] = Target(spec, request, provider, placements)
         return tier.targets[step.target]
 
@@ -312,7 +311,7 @@ class Tokenomy(Recorder):
             return one_hour_cache_refusal(request, provider.no_one_hour_cache(request))
         region = request.region or spec.region
         try:
-            entry = self.catalog.lookup(spec.pricing_model, None if region in (None, "global", "local") else region)
+            entry = self.catalog.lookup(spec.pricing_model, pricing_region(region))
         except TokenomyError:
             return None
         if entry.cache_write_1h is not None:

@@ -31,6 +31,7 @@ from tokenomy.messages import ChatResponse, Usage
 from tokenomy.pricing.catalog import PriceCatalog, PriceEntry
 from tokenomy.pricing.cost import CostBreakdown, answered_cost, billable_usage
 from tokenomy.pricing.entry import priced_tier
+from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.pricing.server_tools import billed_counts, implied_searches, server_tool_counts, with_server_tools
 from tokenomy.routing.router import REASON_TAG, REJECTED_TAG
 from tokenomy.routing.validators import Rejection
@@ -73,7 +74,7 @@ class Recorder:
         was no longer waiting for)."""
         target = att.target
         pricing_model = target.spec.price_as or response.model
-        region = response.region if response.region not in (None, "global", "local") else None
+        region = pricing_region(response.region)
         usage = self._billable_usage(response.usage, pricing_model, region, bool(target.spec.price_as))
         tier = served_tier(response) if call.mode == "on_demand" else "standard"
         # The provider answered (and bills for it): the caller gets the answer and the ledger its row, at $0 marked
@@ -182,7 +183,7 @@ class Recorder:
         if tier == "standard":
             return tier
         region = att.target.call.region
-        entry = self._entry(att.target.spec.pricing_model, region if region not in ("global", "local") else None)
+        entry = self._entry(att.target.spec.pricing_model, pricing_region(region))
         return tier if entry is not None and tier in entry.service_tiers else "standard"
 
     def _entry(self, model: str, region: str | None) -> PriceEntry | None:
@@ -285,7 +286,7 @@ class Recorder:
         request = att.target.call
         output = max(att.deltas, att.chars // 4)
         model, region = att.target.spec.pricing_model, request.region
-        region = region if region not in ("global", "local") else None
+        region = pricing_region(region)
         if att.reported is not None:
             counted = replace(att.reported, output_tokens=max(att.reported.output_tokens, output))
             usage = billable_usage(counted, model, region, self.catalog)

@@ -86,3 +86,17 @@ def test_every_id_genai_prices_names_for_a_snapshot_gets_that_snapshots_price():
                     wrong.append(f"{asked} -> {entry.model}: {entry.input}/{entry.output} vs {model.id} {theirs}")
     assert checked >= 15, checked
     assert not wrong, "\n".join(wrong)
+
+
+def test_pricing_region_looks_a_place_less_region_up_as_no_region():
+    """"global" (a first-party API) and "local" (the local model) name no price region: looked up as none, a Bedrock
+    model priced per region gets its default region's price, where "global" itself has none to find."""
+    from tokenomy.errors import UnknownModelError
+    from tokenomy.pricing.catalog import default_catalog
+    from tokenomy.pricing.identifiers import pricing_region
+
+    assert [pricing_region(r) for r in (None, "global", "local", "eu-west-1")] == [None, None, None, "eu-west-1"]
+    model = "meta.llama3-1-8b-instruct-v1:0"
+    with pytest.raises(UnknownModelError, match="no price for region 'global'"):
+        default_catalog().lookup(model, "global")
+    assert default_catalog().lookup(model, pricing_region("global")).region == "us-east-1"

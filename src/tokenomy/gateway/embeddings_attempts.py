@@ -21,6 +21,7 @@ from tokenomy.gateway.embeddings_request import EmbeddingsRequest, estimated_tok
 from tokenomy.ledger.events import UsageEvent, record_priced_as, utcnow
 from tokenomy.messages import RequestMeta, Usage
 from tokenomy.pricing.cost import answered_cost
+from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.providers import bedrock_embeddings
 from tokenomy.providers.http_faults import left_unsent
 from tokenomy.providers.registry import ModelSpec
@@ -29,11 +30,6 @@ from tokenomy.telemetry import otel
 
 log = logging.getLogger(__name__)
 OPERATION_TAG = {"operation": "embeddings"}
-
-
-def pricing_region(spec: ModelSpec) -> str | None:
-    """The region a model is priced in: none for one priced the same everywhere (global, the local model)."""
-    return spec.region if spec.region not in (None, "global", "local") else None
 
 
 async def embed_with_retries(
@@ -269,7 +265,12 @@ def _row(
         pricing = spec.price_as or served
         event.apply_cost(
             answered_cost(
-                Usage(input_tokens=tokens), pricing, pricing_region(spec), "on_demand", gw.catalog, "embeddings call"
+                Usage(input_tokens=tokens),
+                pricing,
+                pricing_region(spec.region),
+                "on_demand",
+                gw.catalog,
+                "embeddings call",
             )
         )
     if provider == "azure" and spec.price_as:  # a deployment's name says nothing of its model: as for a chat row

@@ -47,7 +47,7 @@ from tokenomy.gateway.calls import (
     settle_when_final,
     upstream_status,
 )
-from tokenomy.gateway.embeddings_attempts import embed_with_retries, pricing_region
+from tokenomy.gateway.embeddings_attempts import embed_with_retries
 from tokenomy.gateway.embeddings_request import REQUEST_SCHEMA, EmbeddingsRequest, parse_embeddings_request
 from tokenomy.gateway.limits import to_nano
 from tokenomy.gateway.openai_shapes import RequestError
@@ -55,6 +55,7 @@ from tokenomy.gateway.responses import FastJSONResponse, error
 from tokenomy.gateway.schemas import ErrorResponse
 from tokenomy.ids import new_id
 from tokenomy.messages import Usage
+from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.providers import bedrock_embeddings
 from tokenomy.providers.http_faults import left_unsent
 from tokenomy.providers.registry import ModelSpec
@@ -245,7 +246,7 @@ def field_refusal(asked: EmbeddingsRequest, spec: ModelSpec, name: str) -> Reque
 def _reservation(gw, spec: ModelSpec, tokens: int) -> int:
     """The budget reservation (nano-USD): the estimated input at the model's input price (unpriced: 0)."""
     try:
-        entry = gw.catalog.lookup(spec.pricing_model, pricing_region(spec))
+        entry = gw.catalog.lookup(spec.pricing_model, pricing_region(spec.region))
     except TokenomyError:  # no price where it runs (the row says so when it is recorded): nothing to reserve
         return 0
     return to_nano(Decimal(tokens) * (entry.input or 0) / Decimal(1_000_000))

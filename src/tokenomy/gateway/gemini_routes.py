@@ -50,6 +50,7 @@ from tokenomy.gateway.responses import FirstChunkStream, unsent_redacted
 from tokenomy.gateway.unserved import unserved
 from tokenomy.ids import new_id
 from tokenomy.messages import ChatRequest, ChatResponse, ReasoningBlock, StreamChunk, ToolUseBlock
+from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.providers.gemini_answers import (
     answered,
     candidate_said,
@@ -234,7 +235,7 @@ def _model_body(gw: Any, name: str) -> dict[str, Any]:
     windows: list[int | None] = []
     for each in (route.model, *route.fallback) if route is not None and route.model else ():
         spec = gw.client.spec_for(each)
-        region = spec.region if spec.region not in (None, "global", "local") else None
+        region = pricing_region(spec.region)
         try:
             windows.append(gw.catalog.lookup(spec.pricing_model, region).context_window)
         except TokenomyError:

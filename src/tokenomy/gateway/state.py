@@ -34,6 +34,7 @@ from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.ledger.writer_process import ProcessLedgerWriter
 from tokenomy.messages import ChatRequest
 from tokenomy.pricing.entry import TIER_ALIASES
+from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.pricing.server_tools import fetched_content, implied_searches, reserved_tools_usd
 from tokenomy.providers.refusals import Unsupported, inputs_refusal
 
@@ -242,9 +243,7 @@ class Gateway:
             for name in names:
                 spec = self.client.spec_for(name)
                 try:
-                    entry = self.catalog.lookup(
-                        spec.pricing_model, spec.region if spec.region not in (None, "global", "local") else None
-                    )
+                    entry = self.catalog.lookup(spec.pricing_model, pricing_region(spec.region))
                 except TokenomyError:
                     continue
                 if server or built_in or implied_searches(entry.family):

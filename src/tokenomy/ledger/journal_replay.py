@@ -30,6 +30,7 @@ from tokenomy.ledger.rejects import rejects_path, write_setting_aside
 from tokenomy.ledger.store import LedgerStore
 from tokenomy.pricing.cost import answered_cost
 from tokenomy.pricing.entry import priced_tier
+from tokenomy.pricing.identifiers import pricing_region
 
 log = logging.getLogger(__name__)
 _COSTS = {"input_cost_usd", "output_cost_usd", "cache_read_cost_usd", "cache_write_cost_usd", "cost_usd"}
@@ -174,7 +175,7 @@ def _price(event: UsageEvent, model: str, catalog: Any, tier: str = "standard") 
     """Price an in-flight entry's row as `model` (its tokens, region and mode) at the service tier it asked for, as
     the attempt's own row would be; a model the catalog cannot price is recorded at $0 marked unpriced, as an
     answered call is (never dropped)."""
-    region = event.region if event.region not in (None, "global", "local") else None
+    region = pricing_region(event.region)
     tier = tier if event.mode == "on_demand" else "standard"
     cost = answered_cost(event.usage, model, region, event.mode, catalog, "an interrupted call", tier, event.ts)
     event.apply_cost(cost)

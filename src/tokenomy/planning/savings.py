@@ -23,6 +23,7 @@ from tokenomy.money import money_str
 from tokenomy.planning.window import short_for_monthly, window_text
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import CACHE_TTLS, compute_cost
+from tokenomy.pricing.identifiers import pricing_region
 
 HOURS_PER_MONTH = Decimal(730)
 ORDER = ("routing", "caching", "output_caps", "batch")
@@ -70,7 +71,7 @@ def cache_plan(events: list[UsageEvent], cache_ttl: str = "5m") -> dict[str, str
         if not event.prefix_hash or not event.prefix_tokens or event.cache_read_tokens or event.cache_write_tokens:
             continue
         try:
-            entry = catalog.lookup(event.model, event.region if event.region not in ("global", "local") else None)
+            entry = catalog.lookup(event.model, pricing_region(event.region))
         except TokenomyError:
             continue
         if not entry.has_cache or event.prefix_tokens < (entry.cache_min_tokens or 0):
@@ -87,7 +88,7 @@ def cache_plan(events: list[UsageEvent], cache_ttl: str = "5m") -> dict[str, str
 
 
 def _price(s: _Scenario) -> Decimal:
-    region = s.region if s.region not in (None, "global", "local") else None
+    region = pricing_region(s.region)
     cache_write, one_hour = s.cache_write, s.cache_write_1h
     if one_hour and default_catalog().lookup(s.model, region).cache_write_1h is None:
         cache_write, one_hour = cache_write + one_hour, 0  # a routing target with no 1-hour cache writes a 5-minute one
@@ -144,9 +145,7 @@ def _apply(
     for s in scenarios:
         if "caching" in levers and plan.get(event.event_id):
             try:
-                entry = default_catalog().lookup(
-                    s.model, s.region if s.region not in (None, "global", "local") else None
-                )
+                entry = default_catalog().lookup(s.model, pricing_region(s.region))
             except TokenomyError:
                 entry = None
             prefix = min(event.prefix_tokens or 0, s.input_tokens)
@@ -170,11 +169,7 @@ def _apply(
                 s.output_tokens = min(s.output_tokens, cap)
         if "batch" in levers and _batchable(event, inputs):
             try:
-                if (
-                    default_catalog()
-                    .lookup(s.model, s.region if s.region not in (None, "global", "local") else None)
-                    .has_batch
-                ):
+                if default_catalog().lookup(s.model, pricing_region(s.region)).has_batch:
                     s.mode = "batch"
             except TokenomyError:
                 pass
@@ -250,9 +245,7 @@ def what_if(
     unpriced: dict[str, str] = {}  # model -> why its first call could not be priced
     for event in events:
         try:
-            compute_cost(
-                event.usage, event.model, event.region if event.region not in ("global", "local") else None, event.mode
-            )
+            compute_cost(event.usage, event.model, pricing_region(event.region), event.mode)
             priced.append(event)
         except TokenomyError as exc:  # its message is the real cause (and its fix), not always "no price"
             skipped += 1
@@ -349,7 +342,7 @@ def _one_hour_refusals(events: list[UsageEvent], inputs: SavingsInputs) -> dict[
     priced_1h = []
     for model, region in sorted({(e.model, e.region) for e in events}, key=str):
         try:
-            entry = default_catalog().lookup(model, region if region not in (None, "global", "local") else None)
+            entry = default_catalog().lookup(model, pricing_region(region))
         except TokenomyError:
             continue
         if entry.cache_write_1h is not None:

@@ -100,6 +100,12 @@ class ModelRef:
         return f"{self.profile}.{self.base}" if self.profile else self.base
 
 
+def pricing_region(region: str | None) -> str | None:
+    """The region a price is looked up in: none for a model priced the same everywhere ("global": a global profile or a
+    first-party API; "local": the local model), so the catalog picks the entry itself, as it does for no region."""
+    return None if region in (None, "global", "local") else region
+
+
 def is_bedrock_id(ref: ModelRef) -> bool:
     return "." in ref.base and ref.base.split(".", 1)[0] in BEDROCK_VENDORS
 

@@ -24,6 +24,7 @@ from urllib.parse import urlparse
 from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.messages import ONE_HOUR, Block, ChatRequest, ChatResponse, StreamChunk, ToolCallDelta, Usage
 from tokenomy.pricing.catalog import split_inference_profile
+from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.providers import bedrock_embeddings
 from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, delta_chunk, url_server
 from tokenomy.providers.converse_mapping import (  # noqa: F401 (re-exported)
@@ -329,7 +330,7 @@ class BedrockProvider(Provider):
 
     def _region_for(self, request: ChatRequest) -> str:
         region = request.region
-        return region if region and region not in ("global", "local") else self.region
+        return pricing_region(region) or self.region
 
     def _response(
         self,
@@ -485,7 +486,7 @@ class BedrockProvider(Provider):
         from urllib3.exceptions import HTTPError
 
         model_id = body["model"]
-        client = self._client(region if region and region not in ("global", "local") else self.region)
+        client = self._client(pricing_region(region) or self.region)
 
         def invoke(call: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
             try:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from tokenomy.errors import ConfigError, TokenomyError
 from tokenomy.ledger.events import CACHE_WRITE_1H_TAG, OVER_CAP_TAG
 from tokenomy.messages import ChatRequest
+from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.routing.rules import Decision, explain
 
 if TYPE_CHECKING:
@@ -306,9 +307,7 @@ def build_router(config: TokenomyConfig, policy_name: str, catalog: Prices | Non
     def price(model: str) -> Decimal | None:
         try:
             spec = resolve_model(model, specs)
-            entry = catalog.lookup(
-                spec.pricing_model, spec.region if spec.region not in (None, "global", "local") else None
-            )
+            entry = catalog.lookup(spec.pricing_model, pricing_region(spec.region))
         except TokenomyError:
             return None
         if getattr(entry, "priced_by", "") == "unpriced" or entry.input is None:
