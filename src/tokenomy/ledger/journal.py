@@ -61,6 +61,8 @@ IN_FLIGHT = b'{"in_flight":1,'  # how an in-flight entry's line begins (the row'
 PRICE_AS = "price_as"  # an in-flight entry's key: the model the replay prices its tokens as
 PRICE_TIER = "price_tier"  # ... and the service tier it asked for, when a dearer one (flex, priority, ...)
 VOID = b'{"in_flight_void":'  # ... and a line saying an attempt's entry is void (it ended unsent)
+_PRICE_AS_KEY = orjson.dumps(PRICE_AS) + b":"  # the two keys as written, encoded once (an entry per attempt)
+_PRICE_TIER_KEY = orjson.dumps(PRICE_TIER) + b":"
 
 
 def ledger_name(store: LedgerStore) -> str:
@@ -212,8 +214,8 @@ class Journal:
         if price_as is None:
             entry = IN_FLIGHT + line[1:]
         else:
-            tiered = b"" if tier == "standard" else b'"price_tier":' + orjson.dumps(tier) + b","
-            entry = b"".join((IN_FLIGHT, b'"price_as":', orjson.dumps(price_as), b",", tiered, memoryview(line)[1:]))
+            tiered = b"" if tier == "standard" else _PRICE_TIER_KEY + orjson.dumps(tier) + b","
+            entry = b"".join((IN_FLIGHT, _PRICE_AS_KEY, orjson.dumps(price_as), b",", tiered, memoryview(line)[1:]))
         with self._io:
             if self._closed:
                 return
