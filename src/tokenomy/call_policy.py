@@ -1,7 +1,7 @@
 """What happens around a call (`CallPolicy`: caps, cache points, retries, fallbacks, rate limit, router), and
 the state of one logical call while the client's attempt loop runs it (its tiers, their targets, attempts).
 
-Kept apart from `tokenomy.client`, which plans, calls and records.
+Kept apart from `tokenomy.client` (with `call_plan` and `recording`), which plans, calls and records.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ class CallState:
     # What the attempts recorded so far cost (every answer, abandoned streams), shared with a caller that settles
     # against it (the gateway's budget).
     cost: CallCost = field(default_factory=CallCost)
-    asked: ChatRequest | None = None  # the request as the caller made it, before turns were cut (see Tokenomy._pass_on)
+    asked: ChatRequest | None = None  # the request as the caller made it, before turns were cut (CallPlanner._pass_on)
     escalated: bool = False  # an answer failed the validators; a later tier reached only by refusals was passed up
     escalations: int = 0  # answers the validators rejected so far: an escalated tier's tag is its number
     failed_below: bool = False  # the tier below ended with an error and passed the request up (not refused it unsent)
