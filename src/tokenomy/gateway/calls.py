@@ -1,7 +1,8 @@
 """The gateway's call path shared by its APIs (OpenAI chat completions; Anthropic's, Bedrock's and Gemini's APIs):
-admission (overload guard, key rate limit, budget reservation, a call slot), the call, and settlement. The call itself
-is the client's one attempt loop (`gw.client.achat` / `astream` with the route's policy, routing included); each
-API's routes only map the request in and the answer out (`call_whole`, and `call_streamed` with a `StreamFormat`)."""
+admission (overload guard, key rate limit, budget reservation, a call slot), the call, and its settlement (in
+`settlement`). The call itself is the client's one attempt loop (`gw.client.achat` / `astream` with the route's
+policy, routing included); each API's routes only map the request in and the answer out (`call_whole`, and
+`call_streamed` with a `StreamFormat`)."""
 
 from __future__ import annotations
 
@@ -9,22 +10,21 @@ import asyncio
 import json
 import logging
 import math
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Protocol
 
 from starlette.responses import Response
 
-from tokenomy.call_cost import CallCost
 from tokenomy.client import CallPolicy
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics
 from tokenomy.gateway.budgets import BudgetUnavailable, Reservation, Scope
 from tokenomy.gateway.hygiene import PARSED_BODY
-from tokenomy.gateway.limits import LimitsUnavailable, to_nano
 from tokenomy.gateway.openai_ingress import parse_tags
 from tokenomy.gateway.responses import StreamEnds
+from tokenomy.gateway.settlement import call_cost, paid, settle, settle_when_final, wind_up_stream
 from tokenomy.gateway.worst_case import Bound, WorstCase
 from tokenomy.messages import ONE_HOUR, ChatRequest, ChatResponse, RequestMeta, StreamChunk
 from tokenomy.providers.refusals import Unsupported
@@ -290,97 +290,6 @@ async def uncapped_refusal(
             "shorten the prompt or raise the budget."
         )
     return f"{head}; not even {cap_field} 1 fits the {_usd(left)} left: raise the budget or wait for the next period."
-
-
-async def settle(
-    gw, budgets: Reservation | None, response: ChatResponse | None, unknown: bool = False, paid: Decimal = Decimal(0)
-) -> None:
-    """Replace the reservation by the actual cost (a failed call costs what its attempts were billed, `paid`: a
-    cascade's rejected answers, streams cut midway; an unknown cost keeps the reservation).
-
-    The provider has answered by now: a limits store that fails here must not turn a paid answer into an
-    error, so the failure is logged; `Budgets` keeps the settlement and retries it until the store takes it."""
-    if budgets is None or gw.budgets is None:
-        return
-    # unknown: e.g. a stream the client dropped mid-way: tokens were spent, the reservation stays
-    # A cascade pays for every tier it tried, not only the answer it returned: the whole call is charged.
-    cost = paid if response is None else (response.call_cost_usd or response.cost_usd)
-    actual = None if unknown else (to_nano(cost) if cost is not None else 0)
-    try:
-        await gw.budgets.settle(budgets, actual)
-    except LimitsUnavailable as exc:
-        log.warning("settling a budget reservation failed (%s); it is kept and retried", exc)
-    except Exception:
-        log.exception("settling a budget reservation failed; its cost is missing from the budget counters")
-
-
-def in_background(gw, work: Coroutine[Any, Any, None]) -> asyncio.Task:
-    """Run `work` as a task of its own, which the gateway's shutdown waits for (`Gateway.wind_down`) and a cancelled
-    request cannot stop midway."""
-    task = asyncio.get_running_loop().create_task(work)
-    gw.settling.add(task)
-    task.add_done_callback(gw.settling.discard)
-    return task
-
-
-def settle_when_final(gw, budgets: Reservation | None, cost: CallCost) -> None:
-    """Settle a cancelled call's reservation at what its attempts cost, as the ledger records them: now, or, for an
-    attempt left running in a provider's worker thread (which answers and bills though nobody waits), when that
-    thread has recorded it. Call it on the gateway's loop."""
-    if budgets is None or gw.budgets is None:
-        return
-    loop = asyncio.get_running_loop()
-
-    def final(spent: Decimal) -> None:  # on this loop's thread, or on the worker thread that recorded the attempt
-        try:
-            loop.call_soon_threadsafe(lambda: in_background(gw, settle(gw, budgets, None, paid=spent)))
-        except RuntimeError:  # the loop has closed: in-process counters went with it; Redis keeps the reservation
-            log.warning("a call ended after the gateway stopped: its budget reservation stays counted, not settled")
-
-    cost.when_final(final)
-
-
-async def wind_up_stream(
-    gw,
-    budgets: Reservation | None,
-    pieces: AsyncGenerator[StreamChunk, None],
-    cost: CallCost,
-    final: ChatResponse | None,
-    crashed: bool,
-) -> None:
-    """Settle a streamed call's reservation at what the ledger records for it: its answer, or what its attempts cost
-    (a failed call's; a stream the client left, at its estimate: the prompt and the pieces generated). One a bug broke
-    keeps the reservation: whether its attempt was recorded is not known.
-
-    The client's stream is closed first, so an attempt the client left is recorded before it is settled. Shielded in
-    a task of its own: the client that left cancels the request's task (Starlette's disconnect listener cancels it
-    at every await), and a settlement cancelled midway (Redis) would keep the whole reservation."""
-
-    async def wind_up() -> None:
-        await pieces.aclose()
-        if final is not None or crashed:
-            await settle(gw, budgets, final, unknown=final is None)
-        else:
-            await settle(gw, budgets, None, paid=cost.spent)
-
-    if budgets is None or gw.budgets is None:  # nothing to settle: no task on the hot path of a gateway without keys
-        await pieces.aclose()
-        return
-    await asyncio.shield(in_background(gw, wind_up()))
-
-
-def call_cost(gw, budgets: Reservation | None) -> CallCost:
-    """What a call costs as it goes. With a budget reservation, which covers one attempt's worst case, a retry after
-    attempts billed without an answer (a read timeout, an answer cut off) first reserves what they cost: a key whose
-    budget has no room for it gets the call's last error instead of an overspent budget."""
-    if budgets is None or gw.budgets is None:
-        return CallCost()
-    return CallCost(lambda usd: gw.budgets.extend(budgets, to_nano(usd)))
-
-
-def paid(exc: BaseException | None) -> Decimal:
-    """What a failed call's attempts were billed (0 for an error raised before any provider answered)."""
-    return exc.call_cost_usd if isinstance(exc, ProviderError) else Decimal(0)
 
 
 # Upstream error codes that mean the gateway's configuration is wrong (the route's model is not there), not the

@@ -29,19 +29,7 @@ from pydantic import ValidationError
 from tokenomy.errors import ProviderError, TokenomyError, described
 from tokenomy.gateway import metrics
 from tokenomy.gateway.anthropic_routes import anthropic_error, anthropic_key
-from tokenomy.gateway.calls import (
-    OPENAI_ERROR_TYPES,
-    Refusal,
-    admit,
-    call_cost,
-    call_headers,
-    paid,
-    retry_after,
-    settle_when_final,
-    upstream_status,
-    wind_up_stream,
-)
-from tokenomy.gateway.calls import settle as _settle
+from tokenomy.gateway.calls import OPENAI_ERROR_TYPES, Refusal, admit, call_headers, retry_after, upstream_status
 from tokenomy.gateway.fast_path import SENT_PATH
 from tokenomy.gateway.gemini_routes import from_gemini_sdk, gemini_model, gemini_models
 from tokenomy.gateway.hygiene import PARSED_BODY
@@ -60,6 +48,8 @@ from tokenomy.gateway.responses import (
     usage_body,
 )
 from tokenomy.gateway.schemas import ChatCompletionRequest, ErrorResponse, from_parsed, parse_chat_request
+from tokenomy.gateway.settlement import call_cost, paid, settle_when_final, wind_up_stream
+from tokenomy.gateway.settlement import settle as _settle
 from tokenomy.gateway.state import Gateway
 from tokenomy.ids import new_id
 from tokenomy.messages import ChatResponse

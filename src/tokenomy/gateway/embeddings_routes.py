@@ -39,12 +39,9 @@ from tokenomy.gateway import metrics
 from tokenomy.gateway.calls import (
     Refusal,
     admit,
-    call_cost,
     json_body,
     request_meta,
     retry_after,
-    settle,
-    settle_when_final,
     upstream_status,
 )
 from tokenomy.gateway.embeddings_attempts import embed_with_retries
@@ -53,6 +50,7 @@ from tokenomy.gateway.limits import to_nano
 from tokenomy.gateway.openai_shapes import RequestError
 from tokenomy.gateway.responses import FastJSONResponse, error
 from tokenomy.gateway.schemas import ErrorResponse
+from tokenomy.gateway.settlement import call_cost, settle, settle_when_final
 from tokenomy.ids import new_id
 from tokenomy.messages import Usage
 from tokenomy.pricing.identifiers import pricing_region

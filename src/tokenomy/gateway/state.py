@@ -124,7 +124,7 @@ class Gateway:
             else None
         )
         self.guard = OverloadGuard(self.settings.max_inflight, self.settings.max_queue)
-        self.settling: set[asyncio.Task] = set()  # budget settlements that outlive their request (calls.in_background)
+        self.settling: set[asyncio.Task] = set()  # settlements that outlive their request (settlement.in_background)
         # Built once per route: each owns its token bucket and its router (policies were validated at load).
         self.policies = {
             name: CallPolicy.for_route(config, name, self.catalog, processes=workers) for name in config.routes
@@ -165,7 +165,7 @@ class Gateway:
         cancelled requests left running in worker threads, which record their answers when they end, then for the
         budget settlements those and other requests left running."""
         await asyncio.to_thread(self.client.running.wait, RUNNING_WAIT_S)
-        await asyncio.sleep(0)  # what the threads scheduled on this loop (calls.settle_when_final) starts
+        await asyncio.sleep(0)  # what the threads scheduled on this loop (settlement.settle_when_final) starts
         while self.settling:
             await asyncio.gather(*self.settling, return_exceptions=True)
         if self.budgets is not None:
