@@ -17,7 +17,8 @@ from tokenomy.ledger.store import open_store
 from tokenomy.messages import ChatRequest, Message, ToolSpec
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import compute_cost
-from tokenomy.providers.bedrock import BedrockProvider, map_bedrock_error, to_converse_params, usage_from_bedrock
+from tokenomy.providers.bedrock import BedrockProvider, to_converse_params, usage_from_bedrock
+from tokenomy.providers.bedrock_faults import map_bedrock_error
 from tokenomy.providers.registry import ModelSpec
 
 SONNET = "anthropic.claude-3-7-sonnet-20250219-v1:0"
