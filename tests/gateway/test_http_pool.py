@@ -16,7 +16,8 @@ from collections.abc import Callable
 import pytest
 
 from tokenomy.errors import ProviderError
-from tokenomy.gateway.http_pool import HttpPool, UpstreamDisconnected, UpstreamTimeout, UpstreamTooLarge
+from tokenomy.gateway.http_pool import HttpPool
+from tokenomy.gateway.http_reply import UpstreamDisconnected, UpstreamTimeout, UpstreamTooLarge
 from tokenomy.gateway.upstream import AsyncOpenAIUpstream
 from tokenomy.messages import ChatRequest, Message, TextBlock
 from tokenomy.providers.registry import ModelSpec

@@ -20,7 +20,8 @@ from typing import Any
 import orjson
 
 from tokenomy.errors import ProviderError
-from tokenomy.gateway.http_pool import HttpPool, UpstreamDisconnected, UpstreamTimeout, UpstreamTooLarge
+from tokenomy.gateway.http_pool import HttpPool
+from tokenomy.gateway.http_reply import UpstreamDisconnected, UpstreamTimeout, UpstreamTooLarge
 from tokenomy.gateway.hygiene import dumps
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk
 from tokenomy.providers import openai_dialects, openai_stream, openai_wire
