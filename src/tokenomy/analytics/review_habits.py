@@ -29,6 +29,7 @@ from tokenomy.ledger.spend import is_call_sql
 from tokenomy.messages import Usage
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import compute_cost
+from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.routing.router import ESCALATED_TAG, REJECTED_TAG
 
 MILLION = Decimal(1_000_000)
@@ -324,7 +325,7 @@ def batch_share(
     for event in tolerant:
         if event.mode != "on_demand":
             continue
-        region = event.region if event.region not in (None, "global", "local") else None
+        region = pricing_region(event.region)
         try:
             # one_call: a call over the long-context threshold, priced at those prices, moves at their batch price
             batch = compute_cost(event.usage, event.model, region, "batch", one_call=True).total_usd

@@ -31,6 +31,7 @@ from tokenomy.pricing.catalog import default_catalog, split_inference_profile
 from tokenomy.pricing.cost import compute_cost
 from tokenomy.pricing.families import model_line
 from tokenomy.pricing.freshness import WARN_DAYS, age_days
+from tokenomy.pricing.identifiers import pricing_region
 
 OTHER_LINES = 2  # cheapest other-vendor candidates listed per model (same-vendor lines are all listed)
 
@@ -45,7 +46,7 @@ def _thresholds(entries: Any) -> set[int]:
 
 def _entry_or_none(model: str, region: str | None) -> Any:
     try:
-        return default_catalog().lookup(model, region if region not in (None, "global", "local") else None)
+        return default_catalog().lookup(model, pricing_region(region))
     except TokenomyError:
         return None
 
@@ -112,7 +113,7 @@ def reprice_dated(groups: list[dict[str, Any]], model: str, warn_old: bool = Tru
     total = Decimal(0)
     oldest = ""
     for g in groups:
-        region = g["region"] if g["region"] not in (None, "global", "local") else None
+        region = pricing_region(g["region"])
         try:
             entry = catalog.lookup(model, region)
         except TokenomyError:

@@ -38,6 +38,7 @@ from tokenomy.client import Tokenomy
 from tokenomy.errors import ProviderError, UsageError
 from tokenomy.ledger.events import UsageEvent, utcnow
 from tokenomy.messages import ChatRequest, ChatResponse, Message, RequestMeta
+from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.resilience.ratelimit import RateLimiter
 from tokenomy.resilience.retry import RetryPolicy
 
@@ -350,7 +351,7 @@ def run_job(
         committer.add(item)
 
     def on_answer(rec: BatchRecord, response: ChatResponse) -> None:
-        region = response.region if response.region not in (None, "global", "local") else None
+        region = pricing_region(response.region)
         result = RecordResult(
             rec.id, text=response.text, usage=response.usage, model=response.model, answered_at=utcnow()
         )
