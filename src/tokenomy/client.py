@@ -29,6 +29,7 @@ from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk
 from tokenomy.pricing.catalog import PriceCatalog, default_catalog
 from tokenomy.providers.http_faults import left_unsent
+from tokenomy.providers.reasoning_signers import signed_by
 from tokenomy.providers.registry import ModelSpec
 from tokenomy.recording import Recorder
 from tokenomy.resilience.fallback import Step
@@ -96,7 +97,10 @@ class Tokenomy(CallPlanner, Recorder):
 
     def _take(self, call: CallState, att: Attempt, chunk: StreamChunk, held: list[StreamChunk]) -> bool:
         """Account for one chunk of an attempt; True when the caller gets it now (a validated tier's are held)."""
+        if chunk.signature or chunk.redacted is not None:  # who signed it goes with it (ReasoningBlock.signer)
+            chunk.signer = att.target.provider.reasoning_signer(att.target.call.model)
         if chunk.response is not None:
+            signed_by(chunk.response, att.target.provider.reasoning_signer(att.target.call.model))
             # Judged before it is recorded, so a rejected answer's row says why (a validator that raised on it is a
             # bug of ours, raised once the paid answer's row is written).
             judged: Rejection | None = None

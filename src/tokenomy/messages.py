@@ -133,6 +133,12 @@ class ToolResultBlock:
         return "".join([b.text for b in content if isinstance(b, TextBlock)])
 
 
+# Who signed a reasoning block (ReasoningBlock.signer): only the family that signed it can check its signature or
+# read its redacted data. Claude's hold on Anthropic's API, Bedrock and Vertex AI alike (Anthropic's docs).
+CLAUDE_SIGNED: Final = "claude"
+GEMINI_SIGNED: Final = "gemini"
+
+
 @dataclass(slots=True)
 class ReasoningBlock:
     """A model's visible reasoning (with the provider's signature), or an opaque redacted block."""
@@ -140,6 +146,9 @@ class ReasoningBlock:
     text: str = ""
     signature: str | None = None
     redacted: str | None = None  # provider-encrypted reasoning, passed back untouched
+    # The family that signed it (CLAUDE_SIGNED, GEMINI_SIGNED), None when unknown (an OpenAI-format upstream's, or an
+    # unsigned block): a provider of another family cannot check it, and is sent what its docs allow instead.
+    signer: str | None = None
 
 
 @dataclass(slots=True)
@@ -595,6 +604,7 @@ class StreamChunk:
     response: ChatResponse | None = None
     extra: dict[str, Any] | None = None
     signature: str | None = None  # the signature that closes the current reasoning block (Anthropic/Bedrock)
+    signer: str | None = None  # who signed `signature` or `redacted` (ReasoningBlock.signer), set by the client
     # A redacted reasoning block, whole, in its place in the answer (Claude's redacted_thinking, which has no deltas):
     # a writer sends it there, and skips it in the final response's content, which holds it too.
     redacted: str | None = None

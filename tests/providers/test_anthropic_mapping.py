@@ -128,7 +128,8 @@ def test_request_maps_every_block_and_option_and_back() -> None:
     request = ChatRequest(messages=[
         Message("user", [TextBlock("see"), ImageBlock("image/png", b"\x89PNG"), ImageBlock(url="https://x/a.png"),
                          DocumentBlock("pdf", b"%PDF", "report"), DocumentBlock("txt", b"hello", "notes")]),
-        Message("assistant", [ReasoningBlock("hm", "sig"), ReasoningBlock(redacted="opaque"),
+        Message("assistant", [ReasoningBlock("hm", "sig", signer="claude"),
+                              ReasoningBlock(redacted="opaque", signer="claude"),
                               ToolUseBlock("t1", "get_weather", {"city": "Oslo", "metric": True})]),
         Message("user", [ToolResultBlock("t1", [TextBlock("boom")], is_error=True)], cache_point=True)],
         model=SONNET, max_tokens=2000, top_p=0.9, top_k=40, stop=["END"], reasoning=Reasoning(budget_tokens=1024),

@@ -124,7 +124,8 @@ def test_redacted_reasoning_that_is_not_base64_goes_out_and_comes_back_as_it_was
                             provider="anthropic", usage=Usage(1, 1))
     content = answer_body(response)["output"]["message"]["content"]
     turn = {"messages": [{"role": "user", "content": [{"text": "hi"}]}, {"role": "assistant", "content": content}]}
-    assert request_from_converse(MODEL, turn).messages[1].content == [ReasoningBlock(redacted=opaque), TextBlock("Hi.")]
+    back = [ReasoningBlock(redacted=opaque, signer="claude"), TextBlock("Hi.")]  # Converse's signatures are Claude's
+    assert request_from_converse(MODEL, turn).messages[1].content == back
 
 
 def test_a_streamed_answer_carries_redacted_reasoning_as_the_same_blob() -> None:

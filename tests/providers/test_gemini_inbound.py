@@ -19,8 +19,9 @@ REDACTED = base64.b64encode(bytes(range(64))).decode()
 def test_an_answers_parts_come_back_as_the_blocks_they_were() -> None:
     """Claude's signed and redacted thinking, a signature riding on a call (Gemini's), a URL image: a Gemini-API
     caller that sends the answer back returns each to the model that made it, signed."""
-    blocks = [ReasoningBlock("thinking it over", SIGNATURE), ReasoningBlock(redacted=REDACTED), TextBlock("Calling."),
-              ReasoningBlock("", SIGNATURE),
+    blocks = [ReasoningBlock("thinking it over", SIGNATURE, signer="claude"),
+              ReasoningBlock(redacted=REDACTED, signer="claude"), TextBlock("Calling."),
+              ReasoningBlock("", SIGNATURE, signer="gemini"),
               ToolUseBlock("toolu_1", "get_weather", {"city": "Oslo"}, '{"city": "Oslo"}'),
               ImageBlock(media_type="image/png", url="https://example.com/a.png")]
     parts = parts_body(blocks)
@@ -38,14 +39,15 @@ def test_an_answers_parts_come_back_as_the_blocks_they_were() -> None:
     assert request_from_gemini("m", {"contents": [body["contents"][0], joined]}).messages[1].content == blocks
     # A signature from Gemini itself, not through the gateway, is its bytes in standard base64.
     native = {"contents": [{"parts": [{"text": "x", "thought": True, "thoughtSignature": "-vv8_f7_"}]}]}
-    assert request_from_gemini("m", native).messages[0].content == [ReasoningBlock("x", "+vv8/f7/")]
+    assert request_from_gemini("m", native).messages[0].content == [ReasoningBlock("x", "+vv8/f7/", signer="gemini")]
 
 
 def test_streamed_thought_pieces_are_one_signed_thought() -> None:
     parts = [{"text": "a", "thought": True}, {"text": "b", "thought": True},
              {"text": "", "thought": True, "thoughtSignature": signature_out(SIGNATURE)}, {"text": "Hi."}]
     body = {"contents": [{"parts": [{"text": "hi"}]}, {"role": "model", "parts": parts}]}
-    assert request_from_gemini("m", body).messages[1].content == [ReasoningBlock("ab", SIGNATURE), TextBlock("Hi.")]
+    thought = ReasoningBlock("ab", SIGNATURE, signer="gemini")
+    assert request_from_gemini("m", body).messages[1].content == [thought, TextBlock("Hi.")]
     assert caller_param(body, "messages[1].content[1]") == "contents[1].parts[3]"
 
 

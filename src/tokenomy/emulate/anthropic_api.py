@@ -38,6 +38,7 @@ from tokenomy.emulate.anthropic_citations import citation_events, first_citation
 from tokenomy.emulate.anthropic_search import ANSWER as SEARCH_ANSWER
 from tokenomy.emulate.anthropic_search import check_server_tool, search_events, search_tool
 from tokenomy.emulate.engine import (
+    CLAUDE,
     Block,
     CutShort,
     Engine,
@@ -383,7 +384,7 @@ def answer(engine: Engine, prepared: Prepared, thinking_budget: int | None) -> I
                 yield "delta", index, {"type": "thinking_delta", "thinking": item}
             else:
                 output_tokens += item[0]
-        yield "delta", index, {"type": "signature_delta", "signature": sign_reasoning("".join(pieces))}
+        yield "delta", index, {"type": "signature_delta", "signature": sign_reasoning("".join(pieces), CLAUDE)}
         yield "stop", index
         index += 1
     if prepared.web_search is not None and prepared.forced_tool is None:  # one search, answered by the fixture

@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from tokenomy.caching.placement import DOCUMENT_TOKENS, IMAGE_TOKENS
-from tokenomy.emulate.engine import Block, signature_valid
+from tokenomy.emulate.engine import CLAUDE, Block, signature_valid
 
 ERROR_STATUS = {
     "invalid_request_error": 400,
@@ -189,7 +189,7 @@ def _block(block: dict[str, Any], here: str) -> Block:
         return _tool_result(block, here)
     if kind == "thinking":
         thinking, signature = block.get("thinking"), block.get("signature")
-        if not isinstance(thinking, str) or not signature_valid(thinking, signature):
+        if not isinstance(thinking, str) or not signature_valid(thinking, signature, CLAUDE):
             raise invalid(f"{here}: Invalid `signature` in `thinking` block")
         return Block("")  # earlier reasoning is not shown to the model again, as the API drops it
     if kind == "redacted_thinking":

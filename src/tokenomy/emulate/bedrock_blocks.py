@@ -14,7 +14,7 @@ from typing import Any
 
 from tokenomy.caching.placement import DOCUMENT_TOKENS, IMAGE_TOKENS
 from tokenomy.emulate.bedrock_errors import invalid as _invalid
-from tokenomy.emulate.engine import Block, signature_valid
+from tokenomy.emulate.engine import CLAUDE, Block, signature_valid
 
 TTL_SECONDS = {"5m": 300, "1h": 3600}
 SUPPORTED_BLOCKS = ("text", "cachePoint", "toolUse", "toolResult", "image", "document", "reasoningContent")
@@ -124,7 +124,7 @@ def _reasoning_block(value: Any, here: str) -> Block:
         text = value["reasoningText"]
         if not isinstance(text, dict) or not isinstance(text.get("text"), str):
             raise _invalid(f"The reasoningText at {here} needs text.")
-        if not signature_valid(text["text"], text.get("signature")):
+        if not signature_valid(text["text"], text.get("signature"), CLAUDE):
             raise _invalid(f"The reasoningText at {here} has an invalid signature: send reasoning back unchanged.")
     else:
         _bytes({"bytes": value["redactedContent"]}, f"{here}.reasoningContent.redactedContent")

@@ -26,6 +26,7 @@ from tokenomy.emulate.bedrock_errors import BedrockError
 from tokenomy.emulate.bedrock_errors import invalid as _invalid
 from tokenomy.emulate.bedrock_models import ModelIdError, ResolvedModel, resolve, route
 from tokenomy.emulate.engine import (
+    CLAUDE,
     Block,
     CutShort,
     Engine,
@@ -434,7 +435,7 @@ def answer_events(engine: Engine, prepared: Prepared) -> Iterator[tuple]:
                 yield "delta", index, {"reasoningContent": {"text": item}}
             else:
                 output_tokens += item[0]
-        yield "delta", index, {"reasoningContent": {"signature": sign_reasoning("".join(pieces))}}
+        yield "delta", index, {"reasoningContent": {"signature": sign_reasoning("".join(pieces), CLAUDE)}}
         yield "stop", index
         index += 1
     if prepared.forced_tool is not None and prepared.forced_tool.get("as_text"):

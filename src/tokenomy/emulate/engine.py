@@ -35,13 +35,22 @@ THINKING_TOKENS = 48  # emulated reasoning is short: the local model is small an
 _SIGNING_KEY = os.urandom(32)  # reasoning signatures are valid for this process only, like a provider's
 
 
-def sign_reasoning(text: str) -> str:
+# Who signs: Claude's signatures hold on Anthropic's API, Bedrock and Vertex AI alike (Anthropic's docs), so the
+# Anthropic and Bedrock emulators sign as CLAUDE; Gemini's emulator as GEMINI, and each refuses the other's.
+CLAUDE = "claude"
+GEMINI = "gemini"
+
+
+def sign_reasoning(text: str, signer: str) -> str:
     """The signature an emulator puts on reasoning it wrote; reasoning sent back must carry it."""
-    return base64.b64encode(hmac.new(_SIGNING_KEY, text.encode(), hashlib.sha256).digest()).decode()
+    digest = hmac.new(_SIGNING_KEY, f"{signer}\0{text}".encode(), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
 
 
-def signature_valid(text: str, signature: object) -> bool:
-    return isinstance(signature, str) and hmac.compare_digest(signature, sign_reasoning(text))
+def signature_valid(text: str, signature: object, signer: str) -> bool:
+    # As bytes: compare_digest raises on a str with non-ASCII (another provider's signature bytes read as text)
+    expected = sign_reasoning(text, signer).encode()
+    return isinstance(signature, str) and hmac.compare_digest(signature.encode(), expected)
 
 
 def reasoning_prepared(prepared: Prepared, budget: int) -> Prepared:

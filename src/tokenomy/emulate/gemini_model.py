@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tokenomy.emulate.engine import (
+    GEMINI,
     Block,
     CutShort,
     Engine,
@@ -320,7 +321,7 @@ def answer(engine: Engine, call: Call) -> Iterator[tuple]:
                 thoughts = item[0]
         text = "".join(pieces)
         if call.include_thoughts:
-            yield "thought", text, sign_reasoning(text)
+            yield "thought", text, sign_reasoning(text, GEMINI)
     if prepared.forced_tool is not None or call.json_schema is not None:
         schema = prepared.forced_tool["schema"] if prepared.forced_tool else call.json_schema
         try:

@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from tokenomy.caching.placement import DOCUMENT_TOKENS, IMAGE_TOKENS
-from tokenomy.emulate.engine import Block, Turn, signature_valid
+from tokenomy.emulate.engine import GEMINI, Block, Turn, signature_valid
 from tokenomy.emulate.json_schemas import schema_problem
 from tokenomy.providers.gemini_fields import schema_numbers
 
@@ -107,7 +107,7 @@ def _part(part: Any, where: str) -> Block:
         text = field(part, "text") or ""
         # thoughtSignature is bytes, base64 in JSON; the bytes are the signature this emulator issued.
         issued = _bytes(signature, f"{where}.thoughtSignature").decode("utf-8", "replace") if signature else None
-        if not signature_valid(text, issued):
+        if not signature_valid(text, issued, GEMINI):
             raise invalid(f"{where}.thoughtSignature: Thought signature is not valid.")
         return Block("")  # earlier thoughts are not shown to the model again
     if field(part, "text") is not None:

@@ -43,6 +43,7 @@ from tokenomy.gateway.counting import cannot_count, count, counter_for
 from tokenomy.gateway.responses import FirstChunkStream, tokenomy_fields, unsent_redacted
 from tokenomy.ids import new_id
 from tokenomy.messages import (
+    CLAUDE_SIGNED,
     ChatResponse,
     StreamChunk,
     ToolCallDelta,
@@ -59,6 +60,7 @@ from tokenomy.providers.anthropic_inbound import (
     usage_fields,
 )
 from tokenomy.providers.anthropic_provider import BETA_HEADER
+from tokenomy.providers.reasoning_signers import sealed, sealed_block
 from tokenomy.providers.refusals import Unsupported
 
 router = APIRouter()
@@ -226,7 +228,8 @@ class EventWriter(ToolBlocks):
     def _content(self, piece: StreamChunk) -> list[bytes]:
         out: list[bytes] = []
         if piece.redacted is not None:  # whole, where the model put it
-            out += self._begin("redacted", {"type": "redacted_thinking", "data": piece.redacted}) + self._close()
+            data = sealed(piece.redacted, piece.signer, CLAUDE_SIGNED)
+            out += self._begin("redacted", {"type": "redacted_thinking", "data": data}) + self._close()
             self.redacted_sent += 1
         if piece.block is not None:  # a server tool's call or result, whole, where the model put it
             out += self._provider_block(piece.block.data)
@@ -244,7 +247,8 @@ class EventWriter(ToolBlocks):
             if piece.reasoning:
                 out.append(self._delta({"type": "thinking_delta", "thinking": piece.reasoning}))
             if piece.signature:  # it closes its block: a thinking block right after it is one of its own
-                out.append(self._delta({"type": "signature_delta", "signature": piece.signature}))
+                signature = sealed(piece.signature, piece.signer, CLAUDE_SIGNED)  # who signed it, if not Claude
+                out.append(self._delta({"type": "signature_delta", "signature": signature}))
                 out += self._close()
         # An OpenAI-format model's refusal streams in `delta.refusal`: the Messages API has only text for it.
         refused = ((piece.extra or {}).get("delta") or {}).get("refusal")
@@ -267,7 +271,8 @@ class EventWriter(ToolBlocks):
     def finish(self, response: ChatResponse) -> list[bytes]:
         out = self._opening(None) + self.release_held()
         for block in unsent_redacted(response, self.redacted_sent):  # opaque reasoning the stream did not carry
-            out += self._begin("redacted", {"type": "redacted_thinking", "data": block.redacted}) + self._close()
+            data = sealed_block(block, CLAUDE_SIGNED).redacted
+            out += self._begin("redacted", {"type": "redacted_thinking", "data": data}) + self._close()
         out.append(
             self._event(
                 "message_delta",

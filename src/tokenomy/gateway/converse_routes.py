@@ -42,7 +42,7 @@ from tokenomy.gateway.calls import (
 from tokenomy.gateway.keys import VirtualKey
 from tokenomy.gateway.responses import FirstChunkStream, unsent_redacted
 from tokenomy.ids import new_id
-from tokenomy.messages import ChatResponse, StreamChunk, ToolCallDelta
+from tokenomy.messages import CLAUDE_SIGNED, ChatResponse, StreamChunk, ToolCallDelta
 from tokenomy.providers import eventstream
 from tokenomy.providers.converse_inbound import (
     answer_body,
@@ -54,6 +54,7 @@ from tokenomy.providers.converse_inbound import (
     stop_sequence_paths,
     usage_body,
 )
+from tokenomy.providers.reasoning_signers import sealed, sealed_block
 
 router = APIRouter()
 SIGV4 = "AWS4-HMAC-SHA256 "
@@ -162,7 +163,7 @@ class EventWriter(ToolBlocks):
     def _content(self, piece: StreamChunk) -> list[bytes]:
         out: list[bytes] = []
         if piece.redacted is not None:  # whole, where the model put it
-            out += self._redacted(piece.redacted)
+            out += self._redacted(sealed(piece.redacted, piece.signer, CLAUDE_SIGNED))
             self.redacted_sent += 1
         if piece.reasoning or piece.signature:
             riding = piece.signature is not None and not piece.reasoning and (piece.delta or piece.tool_call)
@@ -171,7 +172,8 @@ class EventWriter(ToolBlocks):
             if piece.reasoning:
                 out.append(self._delta({"reasoningContent": {"text": piece.reasoning}}))
             if piece.signature:  # it closes its block: a reasoning block right after it is one of its own
-                out.append(self._delta({"reasoningContent": {"signature": piece.signature}}))
+                signature = sealed(piece.signature, piece.signer, CLAUDE_SIGNED)  # who signed it, if not Claude
+                out.append(self._delta({"reasoningContent": {"signature": signature}}))
                 out += self._close()
         if piece.delta:
             if self.open != "text":
@@ -182,7 +184,7 @@ class EventWriter(ToolBlocks):
     def finish(self, response: ChatResponse) -> list[bytes]:
         out = self.release_held()
         for block in unsent_redacted(response, self.redacted_sent):  # what the stream did not carry in its place
-            out += self._redacted(block.redacted or "")
+            out += self._redacted(sealed_block(block, CLAUDE_SIGNED).redacted or "")
         asked = asked_fields(response, self.stop_paths)  # where ConverseStream carries them: messageStop, and metadata
         stop: dict[str, Any] = {"stopReason": stop_reason(response)}
         if "additionalModelResponseFields" in asked:

@@ -147,7 +147,7 @@ class ChunkWriter:
     def chunk(self, piece: StreamChunk) -> list[bytes]:
         parts: list[dict[str, Any]] = []
         if piece.redacted is not None:  # rides on the next part, where the model put it
-            self.pending.append(ReasoningBlock(redacted=piece.redacted))
+            self.pending.append(ReasoningBlock(redacted=piece.redacted, signer=piece.signer))
             self.redacted_sent += 1
         riding = piece.signature is not None and not piece.reasoning and (piece.delta or piece.tool_call)
         if piece.reasoning and self.show_thoughts:  # shown as it comes; signed, it rides on the next part whole
@@ -155,7 +155,7 @@ class ChunkWriter:
         if piece.reasoning:
             self.thinking += piece.reasoning
         if piece.signature:
-            self.pending.append(ReasoningBlock("" if riding else self.thinking, piece.signature))
+            self.pending.append(ReasoningBlock("" if riding else self.thinking, piece.signature, signer=piece.signer))
             self.thinking = "" if not riding else self.thinking
         if piece.delta:
             text: dict[str, Any] = {"text": piece.delta}

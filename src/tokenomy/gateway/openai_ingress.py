@@ -45,6 +45,7 @@ from tokenomy.gateway.openai_shapes import (
 )
 from tokenomy.gateway.schemas import ChatCompletionRequest
 from tokenomy.messages import (
+    GEMINI_SIGNED,
     Block,
     CachePoint,
     ChatRequest,
@@ -59,6 +60,7 @@ from tokenomy.messages import (
 from tokenomy.providers import json_text
 from tokenomy.providers.openai_reasoning import call_signature, thinking_block
 from tokenomy.providers.openai_wire import DOCUMENT_MEDIA_TYPES
+from tokenomy.providers.reasoning_signers import unsealed_block
 from tokenomy.providers.refusals import FILE_ID, Unsupported
 from tokenomy.routing.router import routing_tag_refusal
 
@@ -254,7 +256,8 @@ def _thinking_blocks(value: Any, reasoning: Any, where: str) -> list[ReasoningBl
     blocks: list[ReasoningBlock] = []
     for k, item in enumerate(value):
         try:
-            blocks.append(thinking_block(item))
+            # Who signed it, sealed in it (reasoning_signers): unsealed, another client's, of no known family
+            blocks.append(unsealed_block(thinking_block(item), None))
         except ValueError as exc:
             raise RequestError(f"{where}.thinking_blocks[{k}]", str(exc)) from None
     if reasoning and reasoning != "".join(b.text for b in blocks):
@@ -467,7 +470,8 @@ def to_messages(body: ChatCompletionRequest, origins: list[Origin] | None = None
             for j, c in enumerate(m.tool_calls or []):
                 block = _tool_call(c, where, j)
                 if c.get("extra_content") is not None:  # (`_tool_call` found `c` an object)
-                    blocks.append(ReasoningBlock("", _call_signature(c, f"{where}.tool_calls[{j}]")))
+                    signed = ReasoningBlock("", _call_signature(c, f"{where}.tool_calls[{j}]"))
+                    blocks.append(unsealed_block(signed, GEMINI_SIGNED))  # Google's field: Gemini's, unless sealed
                     if origins is not None:
                         calls.append(f"{where}.tool_calls[{j}].extra_content")
                 blocks.append(block)

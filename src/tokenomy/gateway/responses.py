@@ -14,10 +14,11 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from tokenomy.gateway.hygiene import dumps, end_shutdown_cancel, shutdown_cancel
-from tokenomy.messages import ChatResponse, ReasoningBlock, StreamChunk
+from tokenomy.messages import GEMINI_SIGNED, ChatResponse, ReasoningBlock, StreamChunk
 from tokenomy.money import record_str
 from tokenomy.providers.openai_reasoning import call_signature_extra, put_signed_reasoning, signed_reasoning
 from tokenomy.providers.openai_wire import tool_call
+from tokenomy.providers.reasoning_signers import sealed
 
 
 class FastJSONResponse(JSONResponse):
@@ -164,7 +165,7 @@ def message_body(response: ChatResponse) -> dict[str, Any]:
     if calls:
         message["tool_calls"] = [tool_call(c) for c in calls]
     if any(isinstance(b, ReasoningBlock) for b in response.content):
-        put_signed_reasoning(response.content, message)  # the caller sends it back as it came
+        put_signed_reasoning(response.content, message, for_caller=True)  # the caller sends it back as it came
     message.update(extras)
     return message
 
@@ -246,7 +247,7 @@ def signed_reasoning_delta(response: ChatResponse, signed_calls: set[int]) -> di
     carry theirs as they streamed. Empty when there is none."""
     if not any(isinstance(b, ReasoningBlock) for b in response.content):
         return {}
-    thinking, on_calls = signed_reasoning(response.content)
+    thinking, on_calls = signed_reasoning(response.content, for_caller=True)
     delta: dict[str, Any] = {} if thinking is None else {"thinking_blocks": thinking}
     late = [
         {"index": number, "extra_content": call_signature_extra(signature)}
@@ -284,7 +285,7 @@ def chunk_delta(piece: StreamChunk) -> tuple[dict[str, Any], dict[str, Any]] | N
             function["name"] = call.name
         entry[kind] = function
         if piece.signature:  # Gemini's, on the function call part it came with
-            entry["extra_content"] = call_signature_extra(piece.signature)
+            entry["extra_content"] = call_signature_extra(sealed(piece.signature, piece.signer, GEMINI_SIGNED))
         delta["tool_calls"] = [entry]
     return (delta, extra) if delta or extra else None
 

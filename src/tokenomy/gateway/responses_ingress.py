@@ -48,6 +48,7 @@ from tokenomy.messages import (
     ToolSpec,
     ToolUseBlock,
 )
+from tokenomy.providers.reasoning_signers import unsealed_block
 from tokenomy.providers.refusals import FILE_ID, Unsupported
 from tokenomy.providers.strict_schema import NotStrict, strict_normalized
 from tokenomy.routing.router import routing_tag_refusal
@@ -192,10 +193,11 @@ def _reasoning_item(item: dict[str, Any], where: str) -> ReasoningBlock:
     sealed = _string(item.get("encrypted_content"), f"{where}.encrypted_content", required=False)
     if sealed is None:
         return ReasoningBlock(text)
+    # Who signed it follows (reasoning_signers.sealed): no API family is this one's own
     if sealed.startswith(SIGNED):
-        return ReasoningBlock(text, sealed.removeprefix(SIGNED))
+        return unsealed_block(ReasoningBlock(text, sealed.removeprefix(SIGNED)), None)
     if sealed.startswith(REDACTED):
-        return ReasoningBlock(redacted=sealed.removeprefix(REDACTED))
+        return unsealed_block(ReasoningBlock(redacted=sealed.removeprefix(REDACTED)), None)
     raise RequestError(
         f"{where}.encrypted_content", "was not issued by this gateway, which cannot carry it; remove the reasoning item"
     )

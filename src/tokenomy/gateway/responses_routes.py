@@ -44,6 +44,7 @@ from tokenomy.gateway.responses_ingress import REDACTED, SIGNED, Origin, caller_
 from tokenomy.gateway.responses_ingress import request_from_responses as read_request
 from tokenomy.ids import new_id
 from tokenomy.messages import ChatResponse, ReasoningBlock, StreamChunk, TextBlock, ToolUseBlock
+from tokenomy.providers.reasoning_signers import sealed, sealed_block
 from tokenomy.providers.usage_counts import arguments_text
 
 router = APIRouter()
@@ -51,7 +52,9 @@ router = APIRouter()
 
 # -- the answer --------------------------------------------------------------------------------------------------
 def reasoning_item(item_id: str, block: ReasoningBlock, summary: bool) -> dict[str, Any]:
-    """A reasoning item; what must come back with the text (a signature, redacted data) rides in encrypted_content."""
+    """A reasoning item; what must come back with the text (a signature, redacted data) rides in encrypted_content,
+    with the family that signed it (reasoning_signers.sealed)."""
+    block = sealed_block(block, None)
     sealed = REDACTED + block.redacted if block.redacted is not None else None
     if block.signature:
         sealed = SIGNED + block.signature
@@ -374,11 +377,11 @@ class EventWriter:
     def chunk(self, piece: StreamChunk) -> list[bytes]:
         out: list[bytes] = []
         if piece.redacted is not None:  # whole, where the model put it
-            out += self._reasoning(ReasoningBlock(redacted=piece.redacted))
+            out += self._reasoning(ReasoningBlock(redacted=piece.redacted, signer=piece.signer))
             self.redacted_sent += 1
         riding = piece.signature is not None and not piece.reasoning and (piece.delta or piece.tool_call)
         if riding:  # Gemini's signature on the part it came with: a reasoning item of its own before that part
-            out += self._reasoning(ReasoningBlock("", piece.signature))
+            out += self._reasoning(ReasoningBlock("", piece.signature, signer=piece.signer))
         elif piece.reasoning or piece.signature:
             if self.open is None or self.open["type"] != "reasoning":
                 out += self._close()  # held back until it is whole (_release): it is no output item yet
@@ -392,7 +395,7 @@ class EventWriter:
                     item["summary"] = [{"type": "summary_text", "text": item["content"][0]["text"]}]
                 self.thought.append(piece.reasoning)
             if piece.signature:
-                item["encrypted_content"] = SIGNED + piece.signature
+                item["encrypted_content"] = SIGNED + sealed(piece.signature, piece.signer, None)
         extra = piece.extra or {}
         if piece.delta:
             out += self._text("output_text", "text", piece.delta, (extra.get("logprobs") or {}).get("content") or [])

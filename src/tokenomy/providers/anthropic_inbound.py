@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from tokenomy.messages import (
+    CLAUDE_SIGNED,
     ONE_HOUR,
     THINKING_DISPLAYS,
     CachePoint,
@@ -25,6 +26,7 @@ from tokenomy.messages import (
     Usage,
 )
 from tokenomy.providers.anthropic_mapping import STOP_REASONS, blocks_from_anthropic, blocks_to_anthropic
+from tokenomy.providers.reasoning_signers import sealed_blocks
 from tokenomy.providers.refusals import Unsupported
 
 KNOWN_FIELDS = {
@@ -482,7 +484,7 @@ def message_body(response: ChatResponse, model: str, message_id: str) -> dict[st
     # opens no block without text) and refuses an empty text block sent back in the next request's history.
     content = [
         block
-        for block in blocks_to_anthropic(response.content, "content", model)
+        for block in blocks_to_anthropic(sealed_blocks(response.content, CLAUDE_SIGNED), "content", model)
         if block.get("type") != "text" or block.get("text") or block.get("citations")
     ]
     refused = refusal(response)

@@ -24,6 +24,7 @@ import json
 from typing import Any
 
 from tokenomy.messages import (
+    CLAUDE_SIGNED,
     ONE_HOUR,
     Block,
     CachePoint,
@@ -47,6 +48,7 @@ from tokenomy.providers.anthropic_refusals import (
 )
 from tokenomy.providers.claude_effort import takes_effort
 from tokenomy.providers.json_text import call_input
+from tokenomy.providers.reasoning_signers import foreign, unsealed_block
 from tokenomy.providers.refusals import FILE_APIS, allowed_tools_only, empty_text
 
 EPHEMERAL = {"type": "ephemeral"}
@@ -357,9 +359,11 @@ def blocks_from_anthropic(content: Any, where: str = "content", request: bool = 
                 )
             )
         elif kind == "thinking":
-            blocks.append(ReasoningBlock(_str(item, "thinking", here), _str(item, "signature", here, required=False)))
+            block = ReasoningBlock(_str(item, "thinking", here), _str(item, "signature", here, required=False))
+            blocks.append(unsealed_block(block, CLAUDE_SIGNED) if request else block)  # who signed it: sealed
         elif kind == "redacted_thinking":
-            blocks.append(ReasoningBlock(redacted=_str(item, "data", here)))
+            block = ReasoningBlock(redacted=_str(item, "data", here))
+            blocks.append(unsealed_block(block, CLAUDE_SIGNED) if request else block)
         elif isinstance(kind, str) and (not request or server_block(kind)):
             # An answer is never refused for a block Tokenomy cannot model; a request's server-tool blocks (an earlier
             # answer's, sent back) go back as they came.
@@ -430,10 +434,11 @@ def to_anthropic_params(request: ChatRequest) -> dict[str, Any]:
     for i, message in enumerate(request.messages):
         if message.name:
             raise refuse(request.model, f"messages[{i}].name", "has no participant name; remove it")
-        blocks = [  # empty text carries nothing, and the API refuses it (refusals.empty_text)
+        blocks = [  # empty text carries nothing, and the API refuses it (refusals.empty_text); another family's
+            # signed reasoning Claude cannot check, and its docs let earlier turns' thinking be left out
             block_to_anthropic(b, f"messages[{i}].content[{j}]", request.model)
             for j, b in enumerate(message.content)
-            if not empty_text(b)
+            if not empty_text(b) and not foreign(b, CLAUDE_SIGNED)
         ]
         if message.cache_point and blocks:
             blocks[-1]["cache_control"] = cache_control(message.cache_point)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from tokenomy.errors import ConfigError, ProviderError, remember_secret
-from tokenomy.messages import ChatRequest, ChatResponse, ProviderBlock, StreamChunk, ToolCallDelta, Usage
+from tokenomy.messages import CLAUDE_SIGNED, ChatRequest, ChatResponse, ProviderBlock, StreamChunk, ToolCallDelta, Usage
 from tokenomy.providers.anthropic_mapping import (  # noqa: F401
     DEFAULT_MAX_TOKENS,
     EPHEMERAL,
@@ -190,6 +190,9 @@ class AnthropicProvider(Provider):
     takes_empty_final_assistant = True  # "...non-empty content except for the optional final assistant message"
     accepts_document_fields = DOCUMENT_FIELDS  # citations, context, url and content sources: sent as the API has them
     file_apis = frozenset({"anthropic"})  # a `file` source's id, of Anthropic's Files API
+
+    def reasoning_signer(self, model: str) -> str | None:
+        return CLAUDE_SIGNED
 
     def default_cap(self, request: ChatRequest) -> int:
         return default_max_tokens(request)  # the Messages API requires max_tokens: to_anthropic_params sends this

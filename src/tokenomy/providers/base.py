@@ -108,6 +108,11 @@ class Provider:
     # server.port on each attempt's span); None: it runs in this process (the local model).
     server: tuple[str, int] | None = None
 
+    def reasoning_signer(self, model: str) -> str | None:
+        """The family whose signatures `model` issues and checks (messages.CLAUDE_SIGNED...); None: unknown (an
+        OpenAI-format server may front any model), its signed reasoning carried to any provider as it came."""
+        return None
+
     def server_for(self, request: ChatRequest) -> tuple[str, int] | None:
         """The endpoint `request` is sent to (Bedrock's depends on the request's region)."""
         return self.server

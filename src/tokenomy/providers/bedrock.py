@@ -36,6 +36,7 @@ from tokenomy.providers.converse_mapping import (  # noqa: F401 (re-exported)
     to_bedrock_tools,
     to_converse_params,
 )
+from tokenomy.providers.reasoning_signers import bedrock_signer
 from tokenomy.providers.usage_counts import answered_count, checked_counts, estimated_usage, usage_count
 
 # Bedrock stopReason -> the OpenAI-style finish_reason Tokenomy records.
@@ -251,6 +252,9 @@ class BedrockProvider(Provider):
                 self._clients[region] = client
                 self._servers[region] = url_server(client.meta.endpoint_url)  # the regional host, or endpoint_url
             return client
+
+    def reasoning_signer(self, model: str) -> str | None:
+        return bedrock_signer(model)
 
     def server_for(self, request: ChatRequest) -> tuple[str, int] | None:
         region = self._region_for(request)

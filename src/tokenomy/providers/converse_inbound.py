@@ -22,6 +22,7 @@ import json
 from typing import Any
 
 from tokenomy.messages import (
+    CLAUDE_SIGNED,
     ONE_HOUR,
     THINKING_DISPLAYS,
     Block,
@@ -42,6 +43,7 @@ from tokenomy.messages import (
 )
 from tokenomy.providers import json_text
 from tokenomy.providers.converse_mapping import MEDIA_TYPES, block_to_converse
+from tokenomy.providers.reasoning_signers import sealed_block, unsealed_block
 
 # Converse request fields that ride to a Bedrock model as sent (Bedrock's own features, no other API has them).
 PASS_THROUGH = (
@@ -172,6 +174,11 @@ def _tool_result(value: Any, where: str) -> ToolResultBlock:
 
 
 def _reasoning(value: Any, where: str) -> ReasoningBlock:
+    """A reasoningContent block, with who signed it (reasoning_signers: Claude's, unless sealed otherwise)."""
+    return unsealed_block(_reasoning_as_sent(value, where), CLAUDE_SIGNED)
+
+
+def _reasoning_as_sent(value: Any, where: str) -> ReasoningBlock:
     kind, item = _one(value, where, ("reasoningText", "redactedContent"))
     if kind == "redactedContent":  # bytes, kept as the base64 text they came in (ReasoningBlock.redacted)
         blob = _blob(item, f"{where}.redactedContent")
@@ -540,6 +547,8 @@ def redacted_blob(redacted: str) -> str:
 
 
 def _answer_block(block: Block, model: str, where: str) -> dict[str, Any]:
+    if isinstance(block, ReasoningBlock):
+        block = sealed_block(block, CLAUDE_SIGNED)  # who signed it, when not Claude
     if isinstance(block, ReasoningBlock) and block.redacted is not None:
         return {"reasoningContent": {"redactedContent": redacted_blob(block.redacted)}}
     return _jsonable(block_to_converse(block, model, where))

@@ -55,6 +55,7 @@ from tokenomy.messages import (
 from tokenomy.pricing.identifiers import takes_no_tools_cache_point
 from tokenomy.providers import json_text
 from tokenomy.providers.claude_effort import EFFORTS, NO_ADAPTIVE, NO_EFFORT, takes_adaptive, takes_effort
+from tokenomy.providers.reasoning_signers import bedrock_signer, foreign
 from tokenomy.providers.refusals import allowed_tools_only, empty_text, fields_to_carry
 
 CACHE_POINT = {"cachePoint": {"type": "default"}}
@@ -433,13 +434,15 @@ def to_converse_params(request: ChatRequest) -> dict[str, Any]:
             system += [{"text": text}, cache_point(point)] if point else [{"text": text}]
         params["system"] = system
     messages: list[dict[str, Any]] = []
+    signer = bedrock_signer(model)
     for i, message in enumerate(request.messages):
         if message.name:
             raise refuse(model, f"messages[{i}].name", "has no participant name; remove it")
-        content = [  # empty text carries nothing, and Converse refuses it (refusals.empty_text)
+        content = [  # empty text carries nothing, and Converse refuses it (refusals.empty_text); reasoning another
+            # family signed the model cannot check (reasoning_signers)
             block_to_converse(b, model, f"messages[{i}].content[{j}]")
             for j, b in enumerate(message.content)
-            if not empty_text(b)
+            if not empty_text(b) and not foreign(b, signer)
         ]
         if message.cache_point:
             content.append(cache_point(message.cache_point))

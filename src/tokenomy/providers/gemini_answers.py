@@ -19,8 +19,9 @@ import base64
 import json
 from typing import Any
 
-from tokenomy.messages import Block, ChatResponse, ImageBlock, ReasoningBlock, TextBlock, ToolUseBlock
+from tokenomy.messages import GEMINI_SIGNED, Block, ChatResponse, ImageBlock, ReasoningBlock, TextBlock, ToolUseBlock
 from tokenomy.providers.gemini_mapping import GENERATED_ID
+from tokenomy.providers.reasoning_signers import sealed_block
 
 SIGNATURE_MARK = b"tokenomy:signature:"
 REDACTED_MARK = b"tokenomy:redacted:"
@@ -35,7 +36,9 @@ def signature_out(text: str, mark: bytes = SIGNATURE_MARK) -> str:
 
 def thinking_out(blocks: list[ReasoningBlock]) -> str:
     """Reasoning blocks as the thoughtSignature of the part after them: one bare signature (Gemini's on a call) as
-    itself, anything else (thinking with its text, redacted thinking) whole, as JSON (THINKING_MARK)."""
+    itself, anything else (thinking with its text, redacted thinking) whole, as JSON (THINKING_MARK). Another family's
+    signature or redacted data is sealed with its signer (reasoning_signers.sealed): read back, it reaches only them."""
+    blocks = [sealed_block(b, GEMINI_SIGNED) for b in blocks]
     if len(blocks) == 1 and not blocks[0].text and blocks[0].redacted is None:
         return signature_out(blocks[0].signature or "")
     items = [{"redacted": b.redacted} if b.redacted is not None else {"text": b.text, "signature": b.signature}

@@ -24,6 +24,7 @@ from dataclasses import replace
 from typing import Any
 
 from tokenomy.messages import (
+    GEMINI_SIGNED,
     Block,
     ChatRequest,
     Message,
@@ -48,6 +49,7 @@ from tokenomy.providers.gemini_fields import (
 from tokenomy.providers.gemini_function_parts import FunctionCalls
 from tokenomy.providers.gemini_mapping import EFFORT_LEVELS
 from tokenomy.providers.gemini_signatures import carried_thinking, carries_thinking, has_content, part_signature
+from tokenomy.providers.reasoning_signers import unsealed_block
 
 REQUEST_FIELDS = ("contents", "systemInstruction", "tools", "toolConfig", "generationConfig", "model")
 # Gemini's own: to Gemini models, as sent. `serviceTier` (flex, priority) is GenerateContentConfig's service_tier,
@@ -130,7 +132,8 @@ def _parts(content: Any, where: str, calls: FunctionCalls) -> list[Block]:
             blocks.append(calls.response(get(part, kind), f"{here}.functionResponse"))
         else:
             blocks.append(media_block(part, here))
-    return blocks
+    # Who signed each (reasoning_signers): sealed in the signature when not Gemini, which the gateway's answers mark so
+    return [unsealed_block(b, GEMINI_SIGNED) if isinstance(b, ReasoningBlock) else b for b in blocks]
 
 
 # Gemini Schema fields as the SDK sends them from a pydantic model (snake_case) -> their JSON Schema names.

@@ -30,6 +30,7 @@ from typing import Any
 
 from tokenomy.errors import ProviderError
 from tokenomy.messages import (
+    GEMINI_SIGNED,
     Block,
     ChatRequest,
     DocumentBlock,
@@ -41,6 +42,7 @@ from tokenomy.messages import (
     ToolUseBlock,
     Usage,
 )
+from tokenomy.providers.reasoning_signers import foreign
 from tokenomy.providers.refusals import FILE_APIS, fields_to_carry
 from tokenomy.providers.usage_counts import usage_count
 
@@ -199,6 +201,8 @@ def contents_from_request(request: ChatRequest) -> list[dict[str, Any]]:
         for j, block in enumerate(message.content):
             where = f"messages[{i}].content[{j}]"
             if isinstance(block, ReasoningBlock):
+                if foreign(block, GEMINI_SIGNED):  # another family's signature Gemini cannot check: reasoning_signers
+                    continue
                 if block.redacted is not None:
                     raise refuse(request.model, where, "has no redacted reasoning; drop the block")
                 signature = _signature_bytes(block.signature, where, request.model) if block.signature else None

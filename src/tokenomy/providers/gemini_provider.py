@@ -24,6 +24,7 @@ from typing import Any
 from tokenomy.errors import ConfigError, ProviderError, remember_secret
 from tokenomy.ids import new_id
 from tokenomy.messages import (
+    GEMINI_SIGNED,
     Block,
     ChatRequest,
     ChatResponse,
@@ -299,6 +300,9 @@ class GeminiProvider(Provider):
     accepts_document_fields = frozenset({"source.url"})
     file_apis = frozenset({"gemini"})
     accepts_blocks = (*ALL_BLOCKS, ProviderBlock)  # Gemini's own parts (audio, video), sent as they came
+
+    def reasoning_signer(self, model: str) -> str | None:
+        return GEMINI_SIGNED
 
     def refusal(self, request: ChatRequest) -> Unsupported | None:
         """Another API's own block (Anthropic's server tools' calls and results) is refused by name, as any provider

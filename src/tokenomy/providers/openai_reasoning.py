@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tokenomy.messages import Block, ReasoningBlock, ToolUseBlock
+from tokenomy.messages import GEMINI_SIGNED, Block, ReasoningBlock, ToolUseBlock
+from tokenomy.providers.reasoning_signers import sealed, sealed_block
 
 
 def _rides_on_call(blocks: list[Block], index: int) -> bool:
@@ -28,12 +29,16 @@ def _rides_on_call(blocks: list[Block], index: int) -> bool:
     )
 
 
-def signed_reasoning(blocks: list[Block]) -> tuple[list[dict[str, Any]] | None, dict[int, str]]:
+def signed_reasoning(
+    blocks: list[Block], for_caller: bool = False
+) -> tuple[list[dict[str, Any]] | None, dict[int, str]]:
     """An assistant's reasoning in OpenAI-format terms: (`thinking_blocks`, {tool call number: signature}).
 
     `thinking_blocks` lists every reasoning block, in order, when any of them is signed or redacted (None when
     none is: `reasoning_content` says it all). A bare signature right before a tool call rides on that call
-    (`extra_content.google.thought_signature`), so it comes back on the same part."""
+    (`extra_content.google.thought_signature`), so it comes back on the same part. `for_caller` (the gateway's
+    answers): each signature sealed with its signer (reasoning_signers.sealed), but Gemini's in Google's own
+    `extra_content`; `thinking_blocks` carry Claude's and Gemini's alike (LiteLLM's), so no family is theirs."""
     thinking: list[dict[str, Any]] = []
     on_calls: dict[int, str] = {}
     signed = False
@@ -43,8 +48,12 @@ def signed_reasoning(blocks: list[Block]) -> tuple[list[dict[str, Any]] | None, 
             calls += 1
         elif isinstance(block, ReasoningBlock):
             if _rides_on_call(blocks, i):
-                on_calls[calls] = block.signature or ""
-            elif block.redacted is not None:
+                signature = block.signature or ""
+                on_calls[calls] = sealed(signature, block.signer, GEMINI_SIGNED) if for_caller else signature
+                continue
+            if for_caller:
+                block = sealed_block(block, None)
+            if block.redacted is not None:
                 thinking.append({"type": "redacted_thinking", "data": block.redacted})
                 signed = True
             else:
@@ -88,9 +97,9 @@ def thinking_block(item: Any) -> ReasoningBlock:
     return ReasoningBlock(text, signature or None)
 
 
-def put_signed_reasoning(blocks: list[Block], out: dict[str, Any]) -> None:
+def put_signed_reasoning(blocks: list[Block], out: dict[str, Any], for_caller: bool = False) -> None:
     """Put an assistant message's signed reasoning on it (`thinking_blocks`) and on its tool calls."""
-    thinking, on_calls = signed_reasoning(blocks)
+    thinking, on_calls = signed_reasoning(blocks, for_caller)
     if thinking is not None:
         out["thinking_blocks"] = thinking
     for number, signature in on_calls.items():
