@@ -151,7 +151,8 @@ def test_claudes_streamed_reasoning_is_announced_signed_so_a_client_keeping_the_
     """OpenAI announces a reasoning item (output_item.added) with its encrypted content, and LangChain's stream keeps
     the item as announced. Claude's signature comes at the end of its thinking, so the gateway sends the item once
     whole: announced with its text and signature, then its deltas (and summary, when asked), done. The next turn
-    LangChain builds from the stream reaches Claude signed (the emulator checks signatures)."""
+    LangChain builds from the stream reaches Claude signed (the emulator checks signatures). The text is in the item
+    announced, so it comes in no delta (an SDK adding deltas to the announced item had it twice), and done whole."""
     from pydantic import TypeAdapter
 
     ask = {"model": "claude", "max_output_tokens": 1100, "reasoning": {"summary": summary} if summary else None,
@@ -165,7 +166,9 @@ def test_claudes_streamed_reasoning_is_announced_signed_so_a_client_keeping_the_
     final = events[-1].response
     assert added.encrypted_content == final.output[0].encrypted_content and added.encrypted_content
     assert added.content[0].text == final.output[0].content[0].text
-    text = "".join(e.delta for e in events if e.type == "response.reasoning_text.delta")
+    deltas = "".join(e.delta for e in events if e.type == "response.reasoning_text.delta")
+    assert added.content[0].text + deltas == final.output[0].content[0].text  # as a client adding deltas has it
+    [text] = [e.text for e in events if e.type == "response.reasoning_text.done"]
     assert text == final.output[0].content[0].text
     summaries = "".join(e.delta for e in events if e.type == "response.reasoning_summary_text.delta")
     assert summaries == (text if summary else "") == "".join(s.text for s in final.output[0].summary)

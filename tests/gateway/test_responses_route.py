@@ -391,7 +391,7 @@ def test_claudes_signed_reasoning_goes_back_in_encrypted_content(tmp_path, monke
             first = [{"role": "user", "content": "Name one colour, in one word."}]
             whole = client.responses.create(input=first, **ask)
             with client.responses.stream(input=first, **ask) as stream:
-                deltas = "".join(e.delta for e in stream if e.type == "response.reasoning_text.delta")
+                shown = "".join(e.text for e in stream if e.type == "response.reasoning_text.done")
                 streamed = stream.get_final_response()
             for reply in (whole, streamed):
                 reasoning = reply.output[0]
@@ -400,7 +400,7 @@ def test_claudes_signed_reasoning_goes_back_in_encrypted_content(tmp_path, monke
                 turn = [*first, *[o.model_dump(exclude_none=True) for o in reply.output],
                         {"role": "user", "content": "And another?"}]
                 assert client.responses.create(input=turn, **ask).output_text
-            assert deltas == streamed.output[0].content[0].text
+            assert shown == streamed.output[0].content[0].text
             forged = whole.output[0].model_dump(exclude_none=True)
             forged["content"][0]["text"] += " (edited)"
             with pytest.raises(openai.BadRequestError, match="signature"):

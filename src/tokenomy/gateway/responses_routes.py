@@ -8,10 +8,10 @@ the answer's blocks in order: `reasoning` (the text, and in `encrypted_content` 
 must come back with it), one `message` with the text, and a `function_call` per tool call (a `custom_tool_call`, its
 raw `input`, per call of a freeform tool). Streams are the Responses API's semantic events (response.created,
 output_item.added, content_part.added, output_text.delta, function_call_arguments.delta,
-custom_tool_call_input.delta, reasoning_text.delta, reasoning_summary_text.delta, the matching .done events,
+custom_tool_call_input.delta, reasoning_summary_text.delta, the matching .done events,
 response.completed); a reasoning item goes out once whole, announced with its signature as OpenAI announces one with
-its encrypted content. The gateway keeps no responses: each request carries its whole conversation (`store:
-false`, as stateless clients send).
+its encrypted content, and with its text, which no delta then repeats (reasoning_text.done). The gateway keeps no
+responses: each request carries its whole conversation (`store: false`, as stateless clients send).
 """
 
 from __future__ import annotations
@@ -230,7 +230,6 @@ class EventWriter:
         self.sequence = 0
         self.items: list[dict[str, Any]] = []  # every item sent, as it stands
         self.open: dict[str, Any] | None = None  # the message or reasoning item still receiving deltas
-        self.thought: list[str] = []  # the reasoning deltas of the open reasoning item, held back with it
         self.calls: dict[int, dict[str, Any]] = {}  # a tool call's index -> its item
         self.redacted_sent = 0
         self.started = False  # response.created went out
@@ -298,13 +297,11 @@ class EventWriter:
     def _release(self, item: dict[str, Any]) -> list[bytes]:
         """A reasoning item, sent once whole: its signature (encrypted_content) comes at its end, and OpenAI announces
         a reasoning item with it, so clients keep the item as output_item.added has it (LangChain's stream does) and
-        send it back so. Added with its text and signature, then its text as it came, its summary (as OpenAI streams
-        one, for a caller who asked), done."""
+        send it back so. Added with its text and signature (no text deltas then: a client adding them to the item
+        announced would have its text twice), its summary (as OpenAI streams one, for a caller who asked), its text
+        done, done."""
         shown = {**item, "status": "in_progress", "summary": []}
         out, where = self._add(item, shown), {"item_id": item["id"], "output_index": len(self.items) - 1}
-        for delta in self.thought:
-            out.append(self._event("response.reasoning_text.delta", **where, content_index=0, delta=delta))
-        self.thought = []
         for k, part in enumerate(item["summary"]):
             common = {**where, "summary_index": k}
             out.append(self._event("response.reasoning_summary_part.added", **common, part={**part, "text": ""}))
@@ -316,7 +313,6 @@ class EventWriter:
     def _reasoning(self, block: ReasoningBlock) -> list[bytes]:
         """A whole reasoning item (redacted, or a signature riding on a text or tool-call piece)."""
         out = self._close()
-        self.thought = [block.text] if block.text else []
         return [*out, *self._release(reasoning_item(f"rs{self.ids}_{len(self.items)}", block, self.summary))]
 
     def _text(self, kind: str, key: str, text: str, logprobs: list[Any]) -> list[bytes]:
@@ -393,7 +389,6 @@ class EventWriter:
                 item["content"][0]["text"] += piece.reasoning
                 if self.summary:
                     item["summary"] = [{"type": "summary_text", "text": item["content"][0]["text"]}]
-                self.thought.append(piece.reasoning)
             if piece.signature:
                 item["encrypted_content"] = SIGNED + sealed(piece.signature, piece.signer, None)
         extra = piece.extra or {}
