@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -191,3 +192,32 @@ def test_a_blocked_prompt_is_a_content_filter_finish() -> None:
     blocked = types.GenerateContentResponse.model_validate({"promptFeedback": {"blockReason": "SAFETY"}})
     assert finish_reason(_blocked(blocked), []) == "content_filter"
     assert _blocked(types.GenerateContentResponse.model_validate({"candidates": []})) is None
+
+
+def _assistant_call_turn(*blocks) -> ChatRequest:
+    return ChatRequest(
+        model=MODEL,
+        messages=[
+            Message("user", "Weather in Paris?"),
+            Message("assistant", [*blocks, ToolUseBlock("call_1", "get_weather", {"city": "Paris"})]),
+            Message("user", [ToolResultBlock("call_1", [TextBlock("18C")])]),
+        ],
+        tools=[ToolSpec("get_weather", "Weather", SCHEMA)],
+    )
+
+
+@pytest.mark.parametrize("model", ["gemini-3-pro-preview", "models/gemini-3.1-flash", "gemini-10-x"])
+def test_a_call_another_model_made_gets_gemini_3s_stand_in_signature(model):
+    """Gemini 3 refuses a turn whose first function call has no thought signature, which a call Claude or GPT made
+    lacks: it goes with the stand-in Google documents, written by the SDK (URL-safe base64) as its text."""
+    contents = contents_from_request(replace(_assistant_call_turn(), model=model))
+    part = contents[1]["parts"][0]
+    assert base64.urlsafe_b64encode(part["thought_signature"]) == b"skip_thought_signature_validator"
+
+
+def test_gemini_signed_turns_and_older_models_get_no_stand_in():
+    signature = base64.b64encode(b"gemini's own").decode()
+    own = contents_from_request(replace(_assistant_call_turn(ReasoningBlock("", signature)), model="gemini-3-pro"))
+    assert own[1]["parts"][0]["thought_signature"] == b"gemini's own"
+    older = contents_from_request(_assistant_call_turn())  # 2.5 only warns
+    assert "thought_signature" not in older[1]["parts"][0]

@@ -99,6 +99,11 @@ UNCARRIED = frozenset(
     {"candidate_count", "response_modalities", "speech_config", "image_config", "response_logprobs", "logprobs"}
 )
 GENERATED_ID = "gemini-call-"  # ids Tokenomy made up for function calls Gemini sent without one
+# Gemini 3 answers 400 ("Function call is missing a thought_signature") to a model turn whose first function call has
+# no signature, which every call another model made (a fallback, a cascade, a turn routed elsewhere) lacks; Google's
+# thought-signature guide names this stand-in for history Gemini did not write. Bytes whose base64, as the SDK writes
+# them (URL-safe), is the stand-in's text.
+STAND_IN_SIGNATURE = base64.urlsafe_b64decode("skip_thought_signature_validator")
 _FOREIGN_FILE = "reads no file id of {}, which only that API's models read; send the file's content instead"
 
 
@@ -195,9 +200,11 @@ def contents_from_request(request: ChatRequest) -> list[dict[str, Any]]:
     request = request.system_hoisted()  # one system instruction (config_from_request)
     names: dict[str, str] = {}
     contents: list[dict[str, Any]] = []
+    checks_signatures = _checks_call_signatures(request.model)
     for i, message in enumerate(request.messages):
         parts: list[dict[str, Any]] = []
         pending: bytes | None = None  # a thought signature for the next part
+        unsigned_turn = checks_signatures and message.role == "assistant"  # until a part of it carries Gemini's
         for j, block in enumerate(message.content):
             where = f"messages[{i}].content[{j}]"
             if isinstance(block, ReasoningBlock):
@@ -206,6 +213,7 @@ def contents_from_request(request: ChatRequest) -> list[dict[str, Any]]:
                 if block.redacted is not None:
                     raise refuse(request.model, where, "has no redacted reasoning; drop the block")
                 signature = _signature_bytes(block.signature, where, request.model) if block.signature else None
+                unsigned_turn = unsigned_turn and not signature
                 if block.text:
                     part: dict[str, Any] = {"text": block.text, "thought": True}
                     if signature:
@@ -232,11 +240,22 @@ def contents_from_request(request: ChatRequest) -> list[dict[str, Any]]:
                 raise refuse(request.model, where, f"has no part for {type(block).__name__}")
             if pending:
                 part["thought_signature"], pending = pending, None
+            if "thought_signature" in part:
+                unsigned_turn = False
+            elif unsigned_turn and "function_call" in part:  # a call another model made: STAND_IN_SIGNATURE
+                part["thought_signature"], unsigned_turn = STAND_IN_SIGNATURE, False
             parts.append(part)
         if pending:  # Gemini ended the turn with a part holding only a signature: it goes back as it came
             parts.append({"text": "", "thought_signature": pending})
         contents.append({"role": "model" if message.role == "assistant" else "user", "parts": parts})
     return contents
+
+
+def _checks_call_signatures(model: str) -> bool:
+    """Whether the model refuses a turn's function call without a thought signature (Gemini 3 and later; 2.5 only
+    warns)."""
+    name = model.rsplit("/", 1)[-1]
+    return name.startswith("gemini-") and name[7:8].isdigit() and int(name[7:].split("-")[0].split(".")[0]) >= 3
 
 
 def _tool_config(request: ChatRequest) -> dict[str, Any] | None:
