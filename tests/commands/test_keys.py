@@ -103,3 +103,24 @@ def test_a_budget_finer_than_the_column_keeps_is_refused_not_stored_as_zero(tmp_
     ok = subprocess.run([TOKENOMY, "keys", "team-budget", "research", "--budget-usd", "0.000000000001", "--ledger",
                          str(ledger)], capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stderr
+
+
+def test_usd_options_are_read_as_decimals_and_echoed_as_typed(tmp_path):
+    # Read as floats first, `--budget-usd 1e400` was refused as "Infinity" and 0.1234567890123456789 echoed as
+    # 0.12345678901234568: neither is what was typed.
+    ledger = tmp_path / "ledger.duckdb"
+    cases = [
+        (["keys", "create", "--budget-usd", "1e400"], "error: --budget-usd 1e+400: give an amount in dollars"),
+        (["keys", "team-budget", "research", "--budget-usd", "1e400"], "error: --budget-usd 1e+400: give an amount"),
+        (["keys", "create", "--budget-usd", "0.1234567890123456789"],
+         "error: --budget-usd 0.1234567890123456789: budgets are kept to 12 decimal places"),
+        (["keys", "create", "--budget-usd", "fifty"], "'fifty' is not an amount; give a number of dollars, e.g. 50"),
+        (["plan", "breakeven", "--model", "anthropic.claude-v2:1", "--input-share", "0.5", "--hourly-usd", "1e400"],
+         "error: --hourly-usd 1e+400: give a price in USD"),
+    ]
+    for args, message in cases:
+        bad = subprocess.run([TOKENOMY, *args, "--ledger", str(ledger)] if args[0] == "keys" else [TOKENOMY, *args],
+                             capture_output=True, text=True, timeout=120)
+        assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
+        assert message in bad.stderr, bad.stderr
+    assert not ledger.exists()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Optional
 
@@ -75,14 +76,31 @@ def finite(param: typer.CallbackParam, value: Optional[float]) -> Optional[float
     return value
 
 
-def usd_amount(param: typer.CallbackParam, value: Optional[float]) -> Optional[float]:
-    """Callback of USD options (--hourly-usd, prices, --max-cost-usd): finite, >= 0 and under money.MAX_USD, refused
-    naming the option before anything is read (1e300 was priced and printed as a 301-digit cost)."""
+def parse_usd(value: str | Decimal) -> Decimal:
+    """Parser of every USD option, as a Decimal: read as a float, 1e400 became "Infinity" and 0.1234567890123456789
+    came back as 0.12345678901234568 in the error, neither of them what was typed. Range is `usd_amount`'s job."""
+    if isinstance(value, Decimal):
+        return value
+    try:
+        return Decimal(value.strip())
+    except InvalidOperation:
+        raise typer.BadParameter(f"{value!r} is not an amount; give a number of dollars, e.g. 50 or 0.25") from None
+
+
+def usd_amount(param: typer.CallbackParam, value: Optional[Decimal]) -> Optional[Decimal]:
+    """Callback of USD options (--budget-usd, --hourly-usd, prices, --max-cost-usd): finite, >= 0 and under
+    money.MAX_USD, refused naming the option before anything is read (1e300 was priced and printed as a 301-digit
+    cost)."""
     if value is not None:
         from tokenomy.errors import usd_figure
 
         usd_figure(next(o for o in param.opts if o.startswith("--")), value)
     return value
+
+
+def usd_option(default: Any, flag: str, help: str) -> Any:
+    """A USD option: parsed as a Decimal (`parse_usd`) and checked (`usd_amount`)."""
+    return typer.Option(default, flag, help=help, parser=parse_usd, metavar="USD", callback=usd_amount)
 
 
 def bind_host(param: typer.CallbackParam, value: str) -> str:

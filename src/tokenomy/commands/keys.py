@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from tokenomy.commands._common import ConfigLedgerOption, JsonOption
+from tokenomy.commands._options import parse_usd
 from tokenomy.commands._output import console, print_json, table, usd, usd_short
 from tokenomy.errors import ConfigError
 
@@ -34,7 +35,9 @@ def _store(ledger, must_exist: bool = False):
 
 @keys_app.command("create")
 def create(
-    budget_usd: Optional[float] = typer.Option(None, "--budget-usd", help="Spend limit per period (USD)."),
+    budget: Optional[Decimal] = typer.Option(
+        None, "--budget-usd", help="Spend limit per period (USD).", parser=parse_usd, metavar="USD"
+    ),
     period: str = typer.Option("month", "--period", help="day, month or total."),
     rpm: Optional[int] = typer.Option(None, "--rpm", help="Requests per minute."),
     team: Optional[str] = typer.Option(None, "--team", help="Team (tenant) the key belongs to."),
@@ -45,7 +48,6 @@ def create(
     """Create a key. The secret is printed once; only its hash is stored."""
     from tokenomy.gateway.keys import check_limits
 
-    budget = None if budget_usd is None else Decimal(str(budget_usd))
     check_limits(budget, period, rpm, team)  # before the ledger is opened: a bad option creates no ledger file
     secret, key = _store(ledger).create(budget, period, rpm, team, name)
     if as_json:
@@ -131,14 +133,15 @@ def teams(ledger: Optional[str] = ConfigLedgerOption, as_json: bool = JsonOption
 @keys_app.command("team-budget")
 def team_budget(
     team: str = typer.Argument(..., help="Team name used with `keys create --team`."),
-    budget_usd: float = typer.Option(..., "--budget-usd", help="Team spend limit per period."),
+    budget: Decimal = typer.Option(
+        ..., "--budget-usd", help="Team spend limit per period (USD).", parser=parse_usd, metavar="USD"
+    ),
     period: str = typer.Option("month", "--period", help="day, month or total."),
     ledger: Optional[str] = ConfigLedgerOption,
 ) -> None:
     """Set a team budget; each key of the team is held to both its own and the team's limit."""
     from tokenomy.gateway.keys import check_limits
 
-    budget = Decimal(str(budget_usd))
     check_limits(budget, period, team=team)  # before the ledger is opened: a bad option creates no ledger file
     _store(ledger).set_team_budget(team, budget, period)
     console.print(f"team {team}: {usd_short(budget)} per {period}")

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from tokenomy.commands._common import JsonOption, LedgerOption
-from tokenomy.commands._options import http_url, usd_amount, when_option
+from tokenomy.commands._options import http_url, usd_option, when_option
 from tokenomy.commands._output import console, err_console, print_json, table, usd
 from tokenomy.money import money_str
 from tokenomy.money import usd as money_usd
@@ -20,9 +20,7 @@ plan_app = typer.Typer(
 
 TermOption = typer.Option("1m", "--term", help="Commitment term: none, 1m or 6m.")
 TpmOption = typer.Option(None, "--tpm-per-unit", help="Tokens per minute one model unit serves (overrides catalog).")
-HourlyOption = typer.Option(
-    None, "--hourly-usd", help="Price per model unit per hour (overrides catalog).", callback=usd_amount
-)
+HourlyOption = usd_option(None, "--hourly-usd", "Price per model unit per hour (overrides catalog).")
 RegionOption = typer.Option(None, "--region", help="AWS region for prices (default the model's first priced region).")
 
 
@@ -47,9 +45,9 @@ def _econ(model, region, term, units, share, tpm, hourly, input_price=None, outp
             MIN_PTUS if units is None else units,
             share,
             tpm,
-            None if hourly is None else Decimal(str(hourly)),
-            None if input_price is None else Decimal(str(input_price)),
-            None if output_price is None else Decimal(str(output_price)),
+            hourly,
+            input_price,
+            output_price,
         )
     return unit_economics(
         entry,
@@ -57,9 +55,9 @@ def _econ(model, region, term, units, share, tpm, hourly, input_price=None, outp
         1 if units is None else units,
         share,
         tpm,
-        None if hourly is None else Decimal(str(hourly)),
-        None if input_price is None else Decimal(str(input_price)),
-        None if output_price is None else Decimal(str(output_price)),
+        hourly,
+        input_price,
+        output_price,
     )
 
 
@@ -79,13 +77,9 @@ def breakeven_cmd(
     avg_input: Optional[float] = typer.Option(None, "--avg-input", help="Average input tokens per request."),
     avg_output: Optional[float] = typer.Option(None, "--avg-output", help="Average output tokens per request."),
     tpm: Optional[int] = TpmOption,
-    hourly: Optional[float] = HourlyOption,
-    input_price: Optional[float] = typer.Option(
-        None, "--input-price", help="On-demand USD per 1M input tokens.", callback=usd_amount
-    ),
-    output_price: Optional[float] = typer.Option(
-        None, "--output-price", help="On-demand USD per 1M output tokens.", callback=usd_amount
-    ),
+    hourly: Optional[Decimal] = HourlyOption,
+    input_price: Optional[Decimal] = usd_option(None, "--input-price", "On-demand USD per 1M input tokens."),
+    output_price: Optional[Decimal] = usd_option(None, "--output-price", "On-demand USD per 1M output tokens."),
     region: Optional[str] = RegionOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -199,7 +193,7 @@ def size_cmd(
     until: Optional[datetime] = when_option("--until", "Window end (UTC)."),
     term: str = TermOption,
     tpm: Optional[int] = TpmOption,
-    hourly: Optional[float] = HourlyOption,
+    hourly: Optional[Decimal] = HourlyOption,
     region: Optional[str] = RegionOption,
     ledger: Optional[str] = LedgerOption,
     as_json: bool = JsonOption,
@@ -264,11 +258,8 @@ def utilization_cmd(
     until: Optional[datetime] = when_option("--until", "Window end (UTC)."),
     term: str = typer.Option("1m", "--term", help="Commitment term: none, 1m or 6m (utilisation needs no price)."),
     tpm: Optional[int] = TpmOption,
-    hourly: Optional[float] = typer.Option(
-        None,
-        "--hourly-usd",
-        help="Price per model unit per hour: not needed, utilisation divides by capacity alone.",
-        callback=usd_amount,
+    hourly: Optional[Decimal] = usd_option(
+        None, "--hourly-usd", "Price per model unit per hour: not needed, utilisation divides by capacity alone."
     ),
     threshold: float = typer.Option(
         0.5, "--threshold", min=0.0, max=1.0, help="Flag weeks below this sustained utilisation (a fraction, 0–1)."

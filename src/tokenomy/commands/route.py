@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC
+from decimal import Decimal
 from typing import Optional
 
 import typer
 
 from tokenomy.commands._common import JsonOption, LedgerOption
-from tokenomy.commands._options import finite, output_file, usd_amount
+from tokenomy.commands._options import finite, output_file, usd_option
 from tokenomy.commands._output import console, print_json
 from tokenomy.routing.outcome_prices import STRONG_MODEL, WEAK_MODEL
 
@@ -88,11 +89,10 @@ def train_cmd(
         min=0,
         callback=finite,
     ),
-    max_cost_usd: Optional[float] = typer.Option(
+    max_cost_usd: Optional[Decimal] = usd_option(
         None,
         "--max-cost-usd",
-        help="Or: the best-quality threshold whose average cost per request stays within this many USD.",
-        callback=usd_amount,
+        "Or: the best-quality threshold whose average cost per request stays within this many USD.",
     ),
     holdout: Optional[float] = typer.Option(
         None,  # None: not given, so it can be refused where it would not be used
@@ -142,7 +142,7 @@ def train_cmd(
         HOLDOUT if holdout is None else holdout,
         seed,
         target_quality,
-        max_cost_usd,
+        None if max_cost_usd is None else float(max_cost_usd),  # the calibration curve's costs are float estimates
         price(weak_model, region),
         price(strong_model, region),
         kind=router_kind,
