@@ -238,6 +238,25 @@ def test_ledger_stats_and_cost_tables_group_thousands_like_the_reports(tmp_path)
     assert "1,200" in cost.output and "1,500" in cost.output, cost.output
 
 
+def test_ledger_stats_prints_latency_as_report_latency_does(tmp_path):
+    # `ledger stats` printed a p50 of 12346 ms beside `report latency`'s 12,345.6: one latency, two spellings.
+    from datetime import UTC, datetime
+
+    from tokenomy.ledger.events import UsageEvent
+    from tokenomy.ledger.store import open_store
+
+    ledger = tmp_path / "l.duckdb"
+    open_store(ledger).write([UsageEvent(ts=datetime(2026, 11, 20, tzinfo=UTC), provider="bedrock", model="m",
+                                         input_tokens=10, cost_usd=Decimal("1"), latency_ms=12345.6)])
+    runner = CliRunner()
+    wide = {"COLUMNS": "200"}
+    stats = runner.invoke(app, ["ledger", "stats", "--ledger", str(ledger)], env=wide).output
+    latency = runner.invoke(app, ["report", "latency", "--exact", "--since", "2026-11-01", "--ledger", str(ledger)],
+                            env=wide).output
+    assert "12,345.6" in latency, latency
+    assert stats.count("12,345.6") == 4, stats  # p50 and p95, for the model and for ALL
+
+
 def test_ledger_stats_requests_are_calls_not_a_bills_rows(tmp_path):
     # An imported bill's row (a provider-day's usage) was counted as one answered request; its cost still counts.
     from datetime import UTC, datetime

@@ -12,7 +12,7 @@ import typer
 
 from tokenomy.commands._common import JsonOption, LedgerOption, replacing
 from tokenomy.commands._options import output_file, when_option
-from tokenomy.commands._output import console, err_console, print_json, table, usd
+from tokenomy.commands._output import console, err_console, print_json, report_cell, table, usd
 
 ledger_app = typer.Typer(
     help="The usage ledger: one row per call (a DuckDB file, PostgreSQL or ClickHouse).", no_args_is_help=True
@@ -132,8 +132,9 @@ def print_summary(rows: list[dict], title: str = "Spend summary") -> None:
                     f"{r['cache_write_tokens']:,}",
                     f"{r['cache_read_share']:.1%}",
                     usd(r["cost_usd"]),
-                    f"{r['latency_p50_ms']:.0f}" if r["latency_p50_ms"] is not None else "-",
-                    f"{r['latency_p95_ms']:.0f}" if r["latency_p95_ms"] is not None else "-",
+                    # as `report latency` prints them (grouped, to 0.1 ms); "-" when no call was answered
+                    report_cell("p50_ms", r["latency_p50_ms"]) or "-",
+                    report_cell("p95_ms", r["latency_p95_ms"]) or "-",
                 ]
                 for r in rows
             ],
