@@ -461,3 +461,34 @@ def test_a_lone_user_token_and_the_storage_endpoints_are_not_kept_in_the_ledger(
     monkeypatch.setenv(storage_variable, storage_url)
     restored = submit_options(stored)
     assert restored.endpoint_url == token_url and restored.extra[storage_key] == storage_url
+
+
+def test_resume_holds_back_a_job_vertex_failed_for_its_input_not_one_it_failed_itself(tmp_path):
+    # A batch prediction job Vertex AI failed because its input was invalid (INVALID_ARGUMENT) was sent again
+    # unchanged by `batch resume`, to fail again; only OpenAI's were held back. Now it is marked refused at validation
+    # and resume names it; a job Google failed itself (INTERNAL) is still resent.
+    from tokenomy.batch.jobs import create_job, open_tables, resubmit_missing, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.errors import UsageError
+
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(plain(3, max_tokens=4)) + "\n")
+    tables = open_tables(str(tmp_path / "ledger.duckdb"))
+    with ServerThread(create_app(engine=InstantEngine(), batch_pending_seconds=2)) as url:
+        options = SubmitOptions(endpoint_url=url, region="us-central1",
+                                extra={"gcs_uri": "gs://tk-refused/runs", "project": "demo"})
+        job = submit_parts(tables, create_job(tables, path, MODEL, "vertex", options))
+        listing = httpx.get(f"{url}/storage/v1/b/tk-refused/o", params={"prefix": "runs/"}, headers=AUTH).json()
+        [name] = [i["name"] for i in listing["items"] if i["name"].endswith("/input.jsonl")]
+        httpx.post(f"{url}/upload/storage/v1/b/tk-refused/o", params={"uploadType": "media", "name": name},
+                   content=b"\xff\xfe not UTF-8\n", headers=AUTH).raise_for_status()  # before the job reads it
+        job = wait_job(tables, job.job_id, 30, 0.05)
+        assert job.status == "failed" and job.message.startswith("refused at validation: cannot read the input"), \
+            job.to_json()
+        with pytest.raises(UsageError, match=r"part 0 \(3 records\): refused at validation: cannot read the input"):
+            resubmit_missing(tables, job.job_id, min_records=1)
+    from google.genai import types
+
+    from tokenomy.batch.gemini_backend import job_failure
+
+    assert job_failure(types.JobError(code=13, message="Internal error")) == "Internal error"  # resent by resume

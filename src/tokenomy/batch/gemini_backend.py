@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions, utc_time
+from tokenomy.batch.backends import REFUSED_PART, BatchBackend, RecordResult, SubmitOptions, utc_time
 from tokenomy.batch.conversion import require_carried
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.batch.output_lines import unanswered_failures
@@ -37,6 +37,18 @@ STATUS_MAP = {
     "JOB_STATE_CANCELLED": "stopped",
     "JOB_STATE_EXPIRED": "expired",
 }
+
+# google.rpc.Code INVALID_ARGUMENT: a job failed for what it was given (its input, its requests), not by a fault of
+# Google's (INTERNAL, UNAVAILABLE, RESOURCE_EXHAUSTED...), which another run may not repeat.
+INVALID_ARGUMENT = 3
+
+
+def job_failure(error: Any) -> str:
+    """A Gemini or Vertex AI job's error (a JobError: code, message) in the provider's words; one refused as given is
+    marked REFUSED_PART, so `resume` does not send it unchanged to be refused again (as OpenAI's failed at
+    validation)."""
+    said = str(error.message or error)
+    return f"{REFUSED_PART}: {said}" if error.code == INVALID_ARGUMENT else said
 
 
 def inline_request(rec: BatchRecord) -> dict[str, Any]:
@@ -146,8 +158,10 @@ class GeminiBatchBackend(BatchBackend):
         state_name = getattr(job.state, "value", job.state)
         state = STATUS_MAP.get(str(state_name), "in_progress")
         message = None
+        # google-genai (3.6) does not carry a Gemini API batch's error over from its operation: job.error is None
+        # here until it does, and a failed batch then gives no reason (Vertex AI's jobs carry theirs)
         if job.error is not None:
-            message = str(job.error.message or job.error)
+            message = job_failure(job.error)
         elif state == "completed" and job.dest is not None:
             failed = sum(1 for r in job.dest.inlined_responses or [] if r.error is not None)
             if failed:

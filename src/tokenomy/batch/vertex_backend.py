@@ -36,6 +36,7 @@ from tokenomy.batch.gemini_backend import (  # shared: JobState, names, the usag
     batch_usage,
     display_name,
     find_by_display_name,
+    job_failure,
 )
 from tokenomy.batch.output_lines import (
     broken_line,
@@ -203,7 +204,7 @@ class VertexBatchBackend(BatchBackend):
         state = STATUS_MAP.get(str(getattr(job.state, "value", job.state)), "in_progress")
         message = None
         if job.error is not None:
-            message = str(job.error.message or job.error)
+            message = job_failure(job.error)
         failed = int((job.completion_stats.failed_count or 0) if job.completion_stats else 0)
         if state == "completed" and failed:
             state, message = "partially_completed", f"{failed} requests failed; see their results"
