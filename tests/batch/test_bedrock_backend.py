@@ -627,3 +627,30 @@ def test_a_garbled_line_in_a_job_that_ran_short_leaves_the_unrun_records_missing
     [stray] = [r for r in results.values() if not r.ok]
     assert garbled not in results and len(results) == len(lines) and stray.id not in {r.id for r in recs}
     assert stray.error.startswith(f"unreadable output line ({stray.id}): ")
+
+
+def test_resume_holds_back_a_job_bedrock_failed_at_validation_not_one_it_failed_itself(s3_url, tmp_path,
+                                                                                       ledger_path) -> None:
+    # A job Bedrock failed at validation (here: fewer records than its minimum) was sent again unchanged by
+    # `batch resume`, to fail again; only OpenAI's were held back. Now it is marked refused at validation and resume
+    # names it; a job Bedrock failed itself ("Internal error") is still resent. (100 records pass Tokenomy's own check
+    # of Bedrock's minimum; the emulator asks for 150.)
+    from tokenomy.batch.jobs import create_job, open_tables, resubmit_missing, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.errors import UsageError
+
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(plain(100)) + "\n")
+    with emulator(s3_url, min_records=150) as (_, options):
+        tables = open_tables(str(ledger_path))
+        job = submit_parts(tables, create_job(tables, path, HAIKU, "bedrock", options))
+        job = wait_job(tables, job.job_id, timeout_s=30, poll_s=0.05)
+        assert job.status == "failed" and job.message.startswith("refused at validation: The job has 100 records"), \
+            job.to_json()
+        with pytest.raises(UsageError, match=r"part 0 \(100 records\): refused at validation: The job has 100"):
+            resubmit_missing(tables, job.job_id, min_records=1)
+        backend = BedrockBatchBackend(options)
+        [part] = tables.parts(job.job_id)
+        failed = {**backend.describe(part["handle"]), "message": "Internal error: the service failed"}
+        backend.describe = lambda handle: failed  # type: ignore[method-assign]
+        assert backend.status(part["handle"]) == ("failed", "Internal error: the service failed")

@@ -20,7 +20,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions, utc_time
+from tokenomy.batch.backends import REFUSED_PART, BatchBackend, RecordResult, SubmitOptions, utc_time
 from tokenomy.batch.bedrock_bodies import estimated_usage, invocation_type, model_input, output_usage, read_output
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.batch.output_lines import (
@@ -52,6 +52,9 @@ STATUS_MAP = {
 FINAL = ("Completed", "PartiallyCompleted", "Failed", "Stopped", "Expired")
 INPUT_NAME = "records.jsonl"
 _S3_URI = re.compile(r"^s3://([^/]+)/?(.*)$")
+# Bedrock's message of a job it failed by a fault of its own, which another run may not repeat; any other failure
+# before a record ran was at validation, for what the job was given (its input, its record count, its model).
+_SERVICE_FAULT = re.compile(r"internal|server error|service (error|unavailable)|throttl", re.IGNORECASE)
 
 
 def _split_s3(uri: str, where: str) -> tuple[str, str]:
@@ -221,7 +224,12 @@ class BedrockBatchBackend(BatchBackend):
 
     def status(self, handle: str) -> tuple[str, str | None]:
         job = self.describe(handle)
-        return STATUS_MAP[job["status"]], job.get("message")
+        message = job.get("message")
+        # failed before any record ran, and not by a fault of Bedrock's: refused as given, which `resume` holds back
+        at_validation = job["status"] == "Failed" and not job.get("processedRecordCount")
+        if at_validation and message and not _SERVICE_FAULT.search(message):
+            message = f"{REFUSED_PART}: {message}"
+        return STATUS_MAP[job["status"]], message
 
     def list_jobs(self, name_contains: str = "tokenomy") -> Iterator[dict[str, Any]]:
         """Every Bedrock batch job whose name contains `name_contains` (all pages)."""
