@@ -12,7 +12,7 @@ from tokenomy.errors import ProviderError
 from tokenomy.gateway.openai_ingress import to_chat_request
 from tokenomy.gateway.schemas import ChatCompletionRequest
 from tokenomy.messages import ReasoningBlock
-from tokenomy.providers import openai_wire
+from tokenomy.providers import openai_wire, openai_wire_read
 from tokenomy.providers.anthropic_mapping import to_anthropic_params
 from tokenomy.providers.converse_mapping import to_converse_params
 from tokenomy.providers.gemini_mapping import contents_from_request
@@ -95,7 +95,7 @@ def test_signed_reasoning_sent_back_through_chat_completions_reaches_each_provid
     sent = openai_wire.request_body(request)["messages"][1]
     assert sent["thinking_blocks"] == SIGNED and sent["tool_calls"][0]["extra_content"] == GEMINI_CALL["extra_content"]
     unsigned = [replace(b, signer=None) if isinstance(b, ReasoningBlock) else b for b in request.messages[1].content]
-    assert openai_wire.message_blocks(sent) == unsigned
+    assert openai_wire_read.message_blocks(sent) == unsigned
 
 
 @pytest.mark.parametrize(("change", "param", "said"), [

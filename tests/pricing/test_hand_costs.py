@@ -17,7 +17,7 @@ from tokenomy.emulate.server import ServerThread
 from tokenomy.ledger.store import open_store
 from tokenomy.messages import ChatRequest, Reasoning, Usage
 from tokenomy.pricing.cost import compute_cost
-from tokenomy.providers.openai_wire import usage_from_dict
+from tokenomy.providers.openai_wire_read import usage_from_dict
 from tokenomy.providers.registry import ModelSpec
 
 M = Decimal(1_000_000)

@@ -9,7 +9,7 @@ from helpers.scripted_openai import ScriptedOpenAI
 from tokenomy.client import Tokenomy
 from tokenomy.ledger.store import open_store
 from tokenomy.messages import ChatRequest
-from tokenomy.providers.openai_wire import usage_from_dict
+from tokenomy.providers.openai_wire_read import usage_from_dict
 from tokenomy.providers.registry import ModelSpec
 
 M = Decimal(1_000_000)

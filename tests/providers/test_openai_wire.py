@@ -23,7 +23,7 @@ from tokenomy.messages import (
     ToolSpec,
     ToolUseBlock,
 )
-from tokenomy.providers import openai_dialects, openai_stream, openai_wire
+from tokenomy.providers import openai_dialects, openai_stream, openai_wire, openai_wire_read
 from tokenomy.providers.openai_provider import OpenAIProvider
 from tokenomy.providers.registry import ModelSpec
 
@@ -93,14 +93,14 @@ def test_the_sdk_provider_and_the_async_upstream_send_the_same_body_and_read_the
 
 def test_reasoning_refusal_and_logprobs_of_openai_compatible_servers_are_kept():
     from tokenomy.gateway.responses import chunk_delta, completion_body
-    from tokenomy.providers import openai_wire
+    from tokenomy.providers import openai_wire_read
 
     request = ChatRequest.simple("hi", model="r1")
     data = {"id": "x", "model": "r1", "choices": [{"index": 0, "finish_reason": "stop", "logprobs": {"content": []},
                                                     "message": {"role": "assistant", "content": "4",
                                                                 "reasoning_content": "2+2", "refusal": None}}],
             "usage": {"prompt_tokens": 5, "completion_tokens": 7, "completion_tokens_details": {"reasoning_tokens": 4}}}
-    answer = openai_wire.parse_completion(data, request, "openai", 1.0)
+    answer = openai_wire_read.parse_completion(data, request, "openai", 1.0)
     assert answer.text == "4" and answer.content[0] == ReasoningBlock("2+2") and answer.usage.reasoning_tokens == 4
     body = completion_body(answer, "r1", "id")["choices"][0]
     assert body["message"]["reasoning_content"] == "2+2" and body["logprobs"] == {"content": []}
@@ -275,11 +275,12 @@ def test_a_bare_404_from_a_base_url_without_v1_names_the_fix(ledger_path):
 def test_deepseeks_cache_hits_are_cached_tokens():
     """DeepSeek's OpenAI-compatible API counts cache hits as `prompt_cache_hit_tokens` inside prompt_tokens: they are
     cache reads, priced at the cached rate (they were billed as fresh input, about 4x DeepSeek's cache-hit price)."""
-    usage = openai_wire.usage_from_dict({"prompt_tokens": 1000, "completion_tokens": 20, "total_tokens": 1020,
-                                         "prompt_cache_hit_tokens": 768, "prompt_cache_miss_tokens": 232})
+    usage = openai_wire_read.usage_from_dict({"prompt_tokens": 1000, "completion_tokens": 20, "total_tokens": 1020,
+                                              "prompt_cache_hit_tokens": 768, "prompt_cache_miss_tokens": 232})
     assert (usage.input_tokens, usage.cache_read_tokens, usage.output_tokens) == (232, 768, 20)
-    both = openai_wire.usage_from_dict({"prompt_tokens": 1000, "completion_tokens": 20, "prompt_cache_hit_tokens": 768,
-                                        "prompt_tokens_details": {"cached_tokens": 768}})
+    both = openai_wire_read.usage_from_dict({"prompt_tokens": 1000, "completion_tokens": 20,
+                                             "prompt_cache_hit_tokens": 768,
+                                             "prompt_tokens_details": {"cached_tokens": 768}})
     assert (both.input_tokens, both.cache_read_tokens) == (232, 768)
 
 
@@ -318,7 +319,7 @@ def test_signed_reasoning_of_an_openai_format_upstream_is_read_streamed_or_not()
     Google's OpenAI-compatible API a function call's thought signature in its `extra_content`: both are blocks."""
     from tokenomy.messages import ChatRequest, Message, ReasoningBlock, ToolUseBlock
     from tokenomy.providers.openai_stream import StreamAssembler
-    from tokenomy.providers.openai_wire import parse_completion
+    from tokenomy.providers.openai_wire_read import parse_completion
 
     request = ChatRequest(messages=[Message("user", "Weather in Paris?")], model="m")
     call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"},
@@ -354,7 +355,7 @@ def test_an_answer_of_an_unexpected_shape_is_the_upstreams_fault_not_a_bug(answe
     from tokenomy.errors import ProviderError
 
     with pytest.raises(ProviderError) as failed:
-        openai_wire.parse_completion(answer, ChatRequest.simple("hi", model="m"), "openai", 1.0)
+        openai_wire_read.parse_completion(answer, ChatRequest.simple("hi", model="m"), "openai", 1.0)
     assert failed.value.kind == "server_error" and said in str(failed.value)
 
 
@@ -484,7 +485,7 @@ def test_an_unreadable_answer_is_quoted_with_its_letters_as_they_are():
 
     request = ChatRequest.simple("hi", model="m")
     with pytest.raises(ProviderError, match=r"unreadable completion: .*très"):
-        openai_wire.parse_completion({"choices": [{"message": "très bien"}]}, request, "openai", 1.0)
+        openai_wire_read.parse_completion({"choices": [{"message": "très bien"}]}, request, "openai", 1.0)
     with pytest.raises(ProviderError, match=r"unreadable stream chunk: .*très"):
         list(openai_stream.StreamAssembler(request).feed({"choices": [{"delta": {"content": 5, "role": "très"}}]}))
 
@@ -494,10 +495,11 @@ def test_an_error_bodys_innererror_is_kept_for_the_caller():
     provider's do; a body that is no JSON, or has none, gives None."""
     inner = {"code": "ResponsibleAIPolicyViolation", "content_filter_result": {"jailbreak": {"filtered": True}}}
     text = json.dumps({"error": {"message": "filtered", "code": "content_filter", "innererror": inner}})
-    error = openai_wire.status_error(400, text, None)
+    error = openai_wire_read.status_error(400, text, None)
     assert (error.code, error.innererror) == ("content_filter", inner)
-    assert openai_wire.status_error(400, "<html>", None).innererror is None
-    assert openai_wire.status_error(400, '{"error": {"code": "x", "innererror": "text"}}', None).innererror is None
+    assert openai_wire_read.status_error(400, "<html>", None).innererror is None
+    inner_text = '{"error": {"code": "x", "innererror": "text"}}'
+    assert openai_wire_read.status_error(400, inner_text, None).innererror is None
 
 
 def test_an_answer_without_usage_estimates_the_tools_and_images_it_was_sent():
@@ -516,8 +518,9 @@ def test_an_answer_without_usage_estimates_the_tools_and_images_it_was_sent():
                   {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}):
         list(assembler.feed(chunk))
     streamed = assembler.response("openai", 1.0, None)
-    whole = openai_wire.parse_completion({"choices": [{"index": 0, "message": {"role": "assistant", "content": "Done."},
-                                                       "finish_reason": "stop"}]}, request, "openai", 1.0)
+    whole = openai_wire_read.parse_completion({"choices": [{"index": 0,
+                                                            "message": {"role": "assistant", "content": "Done."},
+                                                            "finish_reason": "stop"}]}, request, "openai", 1.0)
     for answer in (streamed, whole):
         assert answer.raw["usage_source"] == "estimated"
         assert answer.usage.input_tokens == estimate_input_tokens(request) > IMAGE_TOKENS + 40 * 300

@@ -145,7 +145,7 @@ def invalid_body(errors: Sequence[Any]) -> JSONResponse:
 
 
 def raw_extras(response: ChatResponse, key: str) -> dict[str, Any]:
-    """What an OpenAI-format upstream sent beyond ChatResponse's slots (see providers.openai_wire.extras)."""
+    """What an OpenAI-format upstream sent beyond ChatResponse's slots (see providers.openai_wire_read.extras)."""
     raw = response.raw
     return dict(raw.get(key) or {}) if isinstance(raw, dict) else {}
 

@@ -5,8 +5,8 @@ and the base Provider runs it in a worker thread; at the gateway that capped thr
 400 requests/s. httpx's async pool was measured next: its connection bookkeeping dominated the
 profile at 32 connections; then aiohttp's session, ~160 us of CPU a call (see `http_pool`). This
 provider sends the same Chat Completions body as the SDK-based OpenAIProvider (both use
-`providers.openai_wire`) over one keep-alive pool per upstream (`http_pool`, no thread hop). Sync
-calls still go through the SDK-based provider.
+`providers.openai_wire`, and read the answer with `providers.openai_wire_read`) over one keep-alive pool per upstream
+(`http_pool`, no thread hop). Sync calls still go through the SDK-based provider.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from tokenomy.gateway.http_pool import HttpPool
 from tokenomy.gateway.http_reply import UpstreamDisconnected, UpstreamTimeout, UpstreamTooLarge
 from tokenomy.gateway.hygiene import dumps
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk
-from tokenomy.providers import openai_dialects, openai_stream, openai_wire
+from tokenomy.providers import openai_dialects, openai_stream, openai_wire_read
 from tokenomy.providers.base import url_server
 from tokenomy.providers.http_faults import retry_after_seconds
 from tokenomy.providers.openai_provider import OpenAIProvider, openai_key
@@ -105,7 +105,7 @@ class AsyncOpenAIUpstream(OpenAIProvider):
         except (UpstreamTimeout, UpstreamDisconnected) as exc:
             raise self._failed(exc) from exc
         if reply.status >= 400:
-            raise openai_wire.status_error(
+            raise openai_wire_read.status_error(
                 reply.status, raw.decode(errors="replace"), retry_after_seconds(reply.headers)
             )
         try:
@@ -116,7 +116,7 @@ class AsyncOpenAIUpstream(OpenAIProvider):
                 kind="server_error",
                 reached=True,
             ) from exc
-        return openai_wire.parse_completion(data, request, self.name, (time.perf_counter() - start) * 1000)
+        return openai_wire_read.parse_completion(data, request, self.name, (time.perf_counter() - start) * 1000)
 
     async def astream(self, request: ChatRequest) -> AsyncIterator[StreamChunk]:
         self.check(request)
@@ -131,7 +131,7 @@ class AsyncOpenAIUpstream(OpenAIProvider):
             try:
                 if reply.status >= 400:
                     text = (await reply.read()).decode(errors="replace")
-                    raise openai_wire.status_error(reply.status, text, retry_after_seconds(reply.headers))
+                    raise openai_wire_read.status_error(reply.status, text, retry_after_seconds(reply.headers))
                 async for raw_line in reply.lines():
                     line = raw_line.decode(errors="replace").strip()
                     if not line.startswith("data:"):
@@ -178,7 +178,7 @@ class AsyncOpenAIUpstream(OpenAIProvider):
         except (UpstreamTimeout, UpstreamDisconnected) as exc:
             raise self._failed(exc, url) from exc
         if reply.status >= 400:
-            raise openai_wire.status_error(
+            raise openai_wire_read.status_error(
                 reply.status, raw.decode(errors="replace"), retry_after_seconds(reply.headers)
             )
         try:

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from tokenomy.errors import ProviderError, remember_secret, scrub
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
-from tokenomy.providers import openai_dialects, openai_stream, openai_wire
+from tokenomy.providers import openai_dialects, openai_stream, openai_wire, openai_wire_read
 from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, url_server
 from tokenomy.providers.http_faults import (
     answer_broke_off,
@@ -56,7 +56,7 @@ def map_openai_error(exc: Exception) -> ProviderError:
         code = code if isinstance(code, str) else None
         too_long = exceeds_context_window(code, str(exc))
         error = ProviderError(str(exc), kind="client_error", status=status, code=code, context_window=too_long)
-        error.innererror = openai_wire.innererror(getattr(exc, "body", None))
+        error.innererror = openai_wire_read.innererror(getattr(exc, "body", None))
         return error
     return ProviderError(str(exc), kind="server_error", retry_after=retry_after, status=status)
 
@@ -71,7 +71,7 @@ def openai_key(api_key_env: str | None) -> str:
 
 def usage_from_openai(usage: Any) -> Usage:
     """Usage from the SDK's CompletionUsage model (cached tokens split out of prompt_tokens)."""
-    return openai_wire.usage_from_dict(usage.model_dump() if usage is not None else None)
+    return openai_wire_read.usage_from_dict(usage.model_dump() if usage is not None else None)
 
 
 class OpenAIProvider(Provider):
@@ -188,7 +188,7 @@ class OpenAIProvider(Provider):
             # fault as a body that is no JSON is (it answered, and bills it), not an AttributeError's 500.
             said = f"the server sent an answer that is no JSON: {result[:200]!r}"
             raise ProviderError(said, kind="server_error", reached=True)
-        response = openai_wire.parse_completion(
+        response = openai_wire_read.parse_completion(
             result.model_dump(exclude_unset=True), request, self.name, (time.perf_counter() - start) * 1000
         )
         if response.raw.get("usage_source") == "estimated":

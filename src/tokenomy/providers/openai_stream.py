@@ -1,6 +1,7 @@
 """An OpenAI-format stream, read: Chat Completions chunks (dicts) become StreamChunks as they come (text, tool-call,
 reasoning deltas; what a chunk carries beyond them passed on in OpenAI's shape), and at the end one ChatResponse with
-the usage the server reported, read from wherever its dialect puts it (`openai_wire` reads whole answers the same way).
+the usage the server reported, read from wherever its dialect puts it (`openai_wire_read` reads whole answers the
+same way).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from tokenomy.providers.openai_reasoning import (
     call_signature_extra,
     thinking_block,
 )
-from tokenomy.providers.openai_wire import (
+from tokenomy.providers.openai_wire_read import (
     CHOICE_KEYS,
     SHAPE_ERRORS,
     beyond,
