@@ -9,7 +9,8 @@ import json
 import pytest
 
 from tokenomy.messages import ChatResponse, ReasoningBlock, TextBlock, ToolUseBlock, Usage
-from tokenomy.providers.converse_inbound import answer_body, request_from_converse
+from tokenomy.providers.converse_answers import answer_body
+from tokenomy.providers.converse_inbound import request_from_converse
 from tokenomy.providers.converse_mapping import to_converse_params
 
 MODEL = "anthropic.claude-sonnet-4-5-20250929-v1:0"

@@ -11,9 +11,10 @@ with), so the key is exposed exactly as a bearer token over http would be.
 
 `modelId` names a gateway route or model, as `model` does on the other APIs. The same path as
 `/v1/chat/completions`: the virtual key, overload guard, rate limit, budget reservation, the one call path (ledger,
-telemetry, retries, fallback, caching, routing), settlement. Requests and answers are mapped by
-`providers.converse_inbound`; streams are AWS event-stream frames (messageStart, contentBlockStart/Delta/Stop,
-messageStop, metadata), errors are Bedrock's (`x-amzn-ErrorType`), which botocore raises as its own exceptions.
+telemetry, retries, fallback, caching, routing), settlement. Requests are read by `providers.converse_inbound`,
+answers written by `providers.converse_answers`; streams are AWS event-stream frames (messageStart,
+contentBlockStart/Delta/Stop, messageStop, metadata), errors are Bedrock's (`x-amzn-ErrorType`), which botocore
+raises as its own exceptions.
 """
 
 from __future__ import annotations
@@ -44,16 +45,8 @@ from tokenomy.gateway.responses import FirstChunkStream, unsent_redacted
 from tokenomy.ids import new_id
 from tokenomy.messages import CLAUDE_SIGNED, ChatResponse, StreamChunk, ToolCallDelta
 from tokenomy.providers import eventstream
-from tokenomy.providers.converse_inbound import (
-    answer_body,
-    asked_fields,
-    caller_param,
-    redacted_blob,
-    request_from_converse,
-    stop_reason,
-    stop_sequence_paths,
-    usage_body,
-)
+from tokenomy.providers.converse_answers import answer_body, asked_fields, redacted_blob, stop_reason, usage_body
+from tokenomy.providers.converse_inbound import caller_param, request_from_converse, stop_sequence_paths
 from tokenomy.providers.reasoning_signers import sealed, sealed_block
 
 router = APIRouter()

@@ -54,7 +54,7 @@ from tokenomy.messages import ChatResponse
 from tokenomy.providers import eventstream
 from tokenomy.providers.anthropic_inbound import caller_path, message_body, request_from_anthropic
 from tokenomy.providers.anthropic_provider import BETA_HEADER
-from tokenomy.providers.converse_inbound import asked_fields
+from tokenomy.providers.converse_answers import asked_fields
 
 router = APIRouter()
 # InvokeModelWithResponseStream's modelled exceptions: ConverseStream's, and a model timeout.
