@@ -248,12 +248,6 @@ def _error_object(text: str) -> dict[str, Any]:
     return detail if isinstance(detail, dict) else {}
 
 
-def error_code(text: str) -> str | None:
-    """`error.code` of an OpenAI-shaped error body (context_length_exceeded, ...), if it is one and has one."""
-    code = _error_object(text).get("code")
-    return code if isinstance(code, str) and code else None
-
-
 def innererror(detail: Any) -> dict[str, Any] | None:
     """The `innererror` of an error object (Azure's content filter: its code and which filter caught the prompt),
     passed on to the caller, who branches on it as on the code."""
