@@ -4,6 +4,8 @@ provider billed for the call, and agree with each other."""
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
 import threading
 import time
 from decimal import Decimal
@@ -205,3 +207,58 @@ def test_a_call_cancelled_before_its_request_left_the_gateway_costs_nothing(path
     rows = open_store(ledger_path).events()
     assert upstream.calls == 1 and [(r.outcome, r.input_tokens) for r in rows] == [("ok", 1000)]
     assert charged == to_nano(rows[0].cost_usd) > 0  # the answered call only
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages", "/v1/embeddings"])
+def test_a_request_whose_caller_left_while_it_waited_for_a_call_slot_is_never_sent(path, ledger_path):
+    # The gateway at capacity (max_inflight 1, held by another call): two requests wait for the slot, and the first's
+    # caller gives up and closes its connection meanwhile. When the slot came, its call was sent all the same: the
+    # provider answered and billed it, the budget paid for it, and nobody read the answer (at capacity, every caller
+    # that timed out and retried left one more such call in the queue). The caller who waits is served.
+    upstream = ScriptedOpenAI([(200, {}, "held")])
+    secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("1"), period="month")
+    models = {"up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU},
+              "embed": {"provider": "openai", "model": "text-embedding-3-small", "base_url": upstream.url}}
+    app = create_app(parse_config({"auth": True, "gateway": {"max_inflight": 1}, "models": models}), str(ledger_path))
+    headers = {"authorization": f"Bearer {secret}", "x-api-key": secret}
+    chat = {"model": "up", "max_tokens": 100, "messages": ASK}
+    asked = {"model": "embed", "input": "x" * 400} if path == "/v1/embeddings" else chat
+    statuses: list[int] = []
+
+    def call(to: str, body: dict) -> threading.Thread:
+        thread = threading.Thread(target=lambda: statuses.append(httpx.post(to, json=body, headers=headers,
+                                                                            timeout=60).status_code))
+        thread.start()
+        return thread
+
+    def queued(count: int) -> None:
+        deadline = time.monotonic() + 30
+        while gateway.guard.waiting < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert gateway.guard.waiting == count
+
+    try:
+        with ServerThread(app, lifespan="on") as url:
+            gateway = app.state.gateway
+            first = call(url + "/v1/chat/completions", chat)
+            assert upstream.received.wait(30)  # the one call slot is taken
+            body = json.dumps(asked).encode()
+            head = f"POST {path} HTTP/1.1\r\nhost: gateway\r\ncontent-type: application/json\r\n"
+            head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+            with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1]))) as caller:
+                caller.sendall(f"{head}content-length: {len(body)}\r\n\r\n".encode() + body)
+                queued(1)
+                patient = call(url + "/v1/chat/completions", chat)
+                queued(2)
+            time.sleep(0.5)  # the first queued caller has left: the gateway hears its connection close
+            upstream.release()
+            first.join(30), patient.join(30)
+            deadline = time.monotonic() + 30
+            while (gateway.guard.slots.locked() or any(gateway.budgets.open.values())) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            charged = asyncio.run(gateway.limits.spent(counter(key)))
+    finally:
+        upstream.close()
+    rows = open_store(ledger_path).events()
+    assert statuses == [200, 200] and upstream.calls == 2 and [r.outcome for r in rows] == ["ok", "ok"]
+    assert charged == sum(to_nano(r.cost_usd) for r in rows)  # the answered calls only: nothing held for the other

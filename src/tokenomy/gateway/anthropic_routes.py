@@ -438,7 +438,7 @@ async def answer_message(
     except (ValueError, TokenomyError) as exc:
         return metrics.done(anthropic_error(400, str(exc)), name, started)
     call.model = route.model or name
-    admitted = await admit(gw, name, route, key, call)
+    admitted = await admit(gw, request, name, route, key, call)
     if isinstance(admitted, Refusal):
         return metrics.done(anthropic_error(admitted.status, admitted.message, admitted.headers), name, started)
     # One id for the message, its request-id header (the SDK's `_request_id`) and its ledger rows.

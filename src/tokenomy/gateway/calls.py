@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Protocol
 
+import anyio
 from starlette.responses import Response
 
 from tokenomy.client import CallPolicy
@@ -121,6 +122,7 @@ def refusal(
 
 # OpenAI's error `type` for each admission refusal code (chat completions and the Responses API).
 OPENAI_ERROR_TYPES = {
+    "caller_left": "invalid_request_error",
     "overloaded": "server_error",
     "rate_limit_exceeded": "rate_limit_error",
     "budget_unavailable": "server_error",
@@ -171,8 +173,28 @@ async def gate(gw, key) -> Refusal | None:
     )
 
 
+# The status of a request whose caller left before it was sent (nginx's "client closed request"): nobody reads it, but
+# the metrics count it.
+CALLER_LEFT = 499
+
+
+async def caller_left(request) -> bool:
+    """Whether the caller has closed its connection, found without waiting: the server answers a receive at once with
+    the disconnect it has seen, and a receive with nothing to give is cancelled at once, as Starlette's
+    `is_disconnected` does. The edge's replay gives the body it read first (`hygiene.EdgeHygiene`), so up to two."""
+    for _ in range(2):
+        message: dict[str, Any] = {}
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            message = await request.receive()
+        if message.get("type") != "http.request":
+            return message.get("type") == "http.disconnect"
+    return False
+
+
 async def admit(
     gw,
+    request,
     model: str,
     route,
     key,
@@ -180,7 +202,9 @@ async def admit(
     estimate_nano: int | None = None,
     cap_field: str = "max_tokens",
 ) -> Admitted | Refusal:
-    """Overload guard, the key's rate limit, the budget reservation, then a call slot (released by the caller).
+    """Overload guard, the key's rate limit, the budget reservation, then a call slot (released by the caller). A
+    request that waited for its slot is refused (nothing sent, nothing reserved) if its caller left meanwhile: at
+    capacity, callers time out and retry, and each call sent after its caller left was billed for nobody.
     The reservation is `estimate_nano` when given (a call that is no chat, e.g. embeddings), else the chat call's
     worst case. `cap_field` names the output cap as the caller's API spells it (generationConfig.maxOutputTokens),
     for the refusal of a call that sets none."""
@@ -249,6 +273,7 @@ async def admit(
                 {"x-should-retry": "false"},
             )
         budgets = held
+    queued = gw.guard.slots.locked()  # every slot is taken: this request waits, and its caller may leave meanwhile
     gw.guard.waiting += 1
     try:
         await gw.guard.slots.acquire()
@@ -257,6 +282,12 @@ async def admit(
         raise
     finally:
         gw.guard.waiting -= 1
+    if queued and await caller_left(request):
+        gw.guard.slots.release()
+        await settle(gw, budgets, None)
+        return Refusal(
+            CALLER_LEFT, "the caller closed the connection while the request waited for a call slot", "caller_left"
+        )
     return Admitted(policy, budgets)
 
 

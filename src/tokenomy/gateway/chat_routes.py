@@ -219,7 +219,7 @@ async def chat_completions(request: Request):
             started,
         )
     # The same admission as /v1/messages; a refusal names the output cap as OpenAI's API spells it.
-    admitted = await admit(gw, body.model, route, key, call, cap_field="max_tokens or max_completion_tokens")
+    admitted = await admit(gw, request, body.model, route, key, call, cap_field="max_tokens or max_completion_tokens")
     if isinstance(admitted, Refusal):
         return metrics.done(
             error(

@@ -251,7 +251,7 @@ async def _converse(request: Request, model_id: str, stream: bool) -> Response:
             return metrics.done(bedrock_error(400, refused.error_text(caller_param(refused.where))), model_id, started)
     except (ValueError, TokenomyError) as exc:  # json.JSONDecodeError is a ValueError
         return metrics.done(bedrock_error(400, str(exc)), model_id, started)
-    admitted = await admit(gw, model_id, route, key, call, cap_field="inferenceConfig.maxTokens")
+    admitted = await admit(gw, request, model_id, route, key, call, cap_field="inferenceConfig.maxTokens")
     if isinstance(admitted, Refusal):
         return metrics.done(denied(admitted), model_id, started)
     call.meta.request_id = new_id()  # boto3's ResponseMetadata.RequestId, and the call's ledger rows

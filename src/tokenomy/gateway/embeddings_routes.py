@@ -60,6 +60,7 @@ from tokenomy.providers.registry import ModelSpec
 
 router = APIRouter()
 _ERROR_TYPES = {  # OpenAI's error `type` for each admission refusal code, as for chat completions
+    "caller_left": "invalid_request_error",
     "overloaded": "server_error",
     "rate_limit_exceeded": "rate_limit_error",
     "budget_unavailable": "server_error",
@@ -157,7 +158,7 @@ async def embed_request(gw, request: Request, key, asked: EmbeddingsRequest) -> 
     except ValueError as exc:
         return Failure(400, str(exc), "invalid_request_error", name)
     tokens = asked.estimated_tokens()
-    admitted = await admit(gw, name, route, key, None, estimate_nano=_reservation(gw, spec, tokens))
+    admitted = await admit(gw, request, name, route, key, None, estimate_nano=_reservation(gw, spec, tokens))
     if isinstance(admitted, Refusal):
         return Failure(
             admitted.status, admitted.message, _ERROR_TYPES[admitted.code], name, admitted.code, None, admitted.headers

@@ -343,7 +343,7 @@ async def _generate(request: Request, version: str, target: str) -> Response:
             return metrics.done(gemini_error(400, message), model, started)
     except (ValueError, TokenomyError) as exc:  # json.JSONDecodeError is a ValueError
         return metrics.done(gemini_error(400, str(exc)), model, started)
-    admitted = await admit(gw, model, route, key, call, cap_field="generationConfig.maxOutputTokens")
+    admitted = await admit(gw, request, model, route, key, call, cap_field="generationConfig.maxOutputTokens")
     if isinstance(admitted, Refusal):
         return metrics.done(gemini_error(admitted.status, admitted.message, admitted.headers), model, started)
     call.meta.request_id = new_id()  # the answer's responseId, and the call's ledger rows

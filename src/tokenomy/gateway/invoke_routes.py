@@ -278,7 +278,7 @@ async def _invoke(request: Request, model_id: str, stream: bool) -> Response:
     except (ValueError, TokenomyError) as exc:  # json.JSONDecodeError is a ValueError
         return metrics.done(bedrock_error(400, str(exc)), model_id, started)
     call.model = route.model or model_id
-    admitted = await admit(gw, model_id, route, key, call)
+    admitted = await admit(gw, request, model_id, route, key, call)
     if isinstance(admitted, Refusal):
         return metrics.done(denied(admitted), model_id, started)
     call.meta.request_id = new_id()  # boto3's ResponseMetadata.RequestId, the message id, and the call's ledger rows

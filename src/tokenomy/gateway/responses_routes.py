@@ -508,7 +508,7 @@ async def create_response(request: Request) -> Response:
         where = caller_path(origins, refused)
         message = refused.error_text(where)
         return metrics.done(error(400, message, "invalid_request_error", "unsupported_content", where), name, started)
-    admitted = await admit(gw, name, route, key, call, cap_field="max_output_tokens")
+    admitted = await admit(gw, request, name, route, key, call, cap_field="max_output_tokens")
     if isinstance(admitted, Refusal):
         failed = error(
             admitted.status,
