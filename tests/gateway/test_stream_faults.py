@@ -431,6 +431,27 @@ def test_an_upstream_overloaded_to_the_last_attempt_is_a_503_and_anthropics_529(
     assert outcomes(ledger_path) == [("up", "server_error")] * 4
 
 
+def test_an_upstreams_error_status_names_the_upstream_and_model_that_answered_it(ledger_path):
+    # "upstream server_error: upstream answered 500: ..." named no upstream: behind a route whose fallback is another
+    # OpenAI-compatible server the caller (and the operator reading the log) could not tell which one failed, where a
+    # timeout or a dropped connection named its URL and model.
+    import anthropic
+
+    upstream, spare, gateway = served([(500, {})] + [(502, {})] * 4, ledger_path, fallback=[(503, {})] * 4)
+    ask = [{"role": "user", "content": "hi"}]
+    with gateway as url:
+        chat = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        with pytest.raises(openai.InternalServerError) as failed:
+            chat.chat.completions.create(model="once", messages=ask)
+        assert f"{upstream.url}/chat/completions answered 500 (model 'up')" in failed.value.message
+        messages = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+        with pytest.raises(anthropic.APIStatusError) as refused:  # the fallback's 503, the last attempt's
+            with messages.messages.stream(model="chain", max_tokens=5, messages=ask) as stream:
+                list(stream)
+        assert f"{spare.url}/chat/completions answered 503 (model 'spare')" in refused.value.message
+    upstream.close(), spare.close()
+
+
 def test_a_stream_an_exception_breaks_after_its_answer_began_still_ends_in_its_apis_error(ledger_path, monkeypatch):
     # An exception the stream's own events do not end (here its settlement, which runs after the last event) used to
     # cut the body mid-chunk: the SDKs raised a connection error. Now the stream ends with its API's error event.

@@ -19,9 +19,9 @@ from typing import Any
 
 import orjson
 
-from tokenomy.errors import ProviderError
+from tokenomy.errors import ProviderError, url_without_credential
 from tokenomy.gateway.http_pool import HttpPool
-from tokenomy.gateway.http_reply import UpstreamDisconnected, UpstreamTimeout, UpstreamTooLarge
+from tokenomy.gateway.http_reply import Reply, UpstreamDisconnected, UpstreamTimeout, UpstreamTooLarge
 from tokenomy.gateway.hygiene import dumps
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk
 from tokenomy.providers import openai_dialects, openai_stream, openai_wire_read
@@ -77,7 +77,7 @@ class AsyncOpenAIUpstream(OpenAIProvider):
     ) -> ProviderError:
         # A timeout (silence, or the pool's every connection busy that long) is a 504 to the caller. The fix it names
         # is the one for the call that timed out: a stream's timeout bounds each silence, not the whole answer.
-        url = url or self.url
+        url = url_without_credential(url or self.url)
         if isinstance(exc, UpstreamTimeout):
             waits = (
                 f"waits {self.timeout:g}s for each stream chunk: raise its timeout_s for an upstream that can be "
@@ -90,6 +90,17 @@ class AsyncOpenAIUpstream(OpenAIProvider):
             return ProviderError(f"{url}: {exc}", kind="server_error", retryable=False, reached=True)
         # An answer cut off after it began was billed: the attempt is recorded at its estimated prompt.
         return ProviderError(f"cannot reach {url}: {exc}", kind="server_error", reached=exc.sent)
+
+    def _status_error(self, reply: Reply, raw: bytes, url: str | None = None) -> ProviderError:
+        """An error status the upstream answered, naming where it came from (the URL and the model)."""
+        text = raw.decode(errors="replace")
+        return openai_wire_read.status_error(
+            reply.status,
+            text,
+            retry_after_seconds(reply.headers),
+            url_without_credential(url or self.url),
+            self.spec.name,
+        )
 
     async def achat(self, request: ChatRequest) -> ChatResponse:
         self.check(request)
@@ -105,9 +116,7 @@ class AsyncOpenAIUpstream(OpenAIProvider):
         except (UpstreamTimeout, UpstreamDisconnected) as exc:
             raise self._failed(exc) from exc
         if reply.status >= 400:
-            raise openai_wire_read.status_error(
-                reply.status, raw.decode(errors="replace"), retry_after_seconds(reply.headers)
-            )
+            raise self._status_error(reply, raw)
         try:
             data = _loads(raw)
         except ValueError as exc:
@@ -130,8 +139,7 @@ class AsyncOpenAIUpstream(OpenAIProvider):
             connection, reply = await pool.post("/chat/completions", dumps(body))
             try:
                 if reply.status >= 400:
-                    text = (await reply.read()).decode(errors="replace")
-                    raise openai_wire_read.status_error(reply.status, text, retry_after_seconds(reply.headers))
+                    raise self._status_error(reply, await reply.read())
                 async for raw_line in reply.lines():
                     line = raw_line.decode(errors="replace").strip()
                     if not line.startswith("data:"):
@@ -178,9 +186,7 @@ class AsyncOpenAIUpstream(OpenAIProvider):
         except (UpstreamTimeout, UpstreamDisconnected) as exc:
             raise self._failed(exc, url) from exc
         if reply.status >= 400:
-            raise openai_wire_read.status_error(
-                reply.status, raw.decode(errors="replace"), retry_after_seconds(reply.headers)
-            )
+            raise self._status_error(reply, raw, url)
         try:
             data = _loads(raw)
         except ValueError:

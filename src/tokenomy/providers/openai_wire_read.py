@@ -219,9 +219,12 @@ def _completion(data: dict[str, Any], request: ChatRequest, provider: str, laten
     )
 
 
-def status_error(status: int, text: str, after: float | None) -> ProviderError:
-    """Map an upstream HTTP error status (and the wait it asks for, in seconds) to Tokenomy's error kinds."""
-    message = f"upstream answered {status}: {text[:300]}"
+def status_error(
+    status: int, text: str, after: float | None, url: str = "upstream", model: str | None = None
+) -> ProviderError:
+    """Map an upstream HTTP error status (and the wait it asks for, in seconds) to Tokenomy's error kinds. The message
+    names the `url` and `model` that answered it: behind a fallback to another server, which one failed."""
+    message = f"{url} answered {status}{f' (model {model!r})' if model else ''}: {text[:300]}"
     if status == 429:
         return ProviderError(message, kind="throttled", retry_after=after, status=status)
     if status == 408:  # the server timed out waiting: retryable, as for the other providers
