@@ -228,6 +228,9 @@ def test_a_gateway_killed_mid_call_gives_its_reservation_back_after_the_lease(re
                 os.killpg(server.pid, signal.SIGKILL)
                 server.wait(10)
         config["models"]["fast"]["base_url"] = quick
+        # Another instance, which does not replay the dead one's journal (a restart that does counts the dead call at
+        # its replayed row at once: the test below).
+        config["gateway"]["journal_dir"] = str(tmp_path / "another-instance")
         with ServerThread(create_app(parse_config(config), str(ledger)), lifespan="on") as url:
             at_once = httpx.post(url + "/v1/chat/completions", json=MESSAGE, headers=headers, timeout=30)
             deadline = time.monotonic() + 60  # the lease ends 15 s after the reservation
@@ -274,3 +277,53 @@ def test_a_settlement_cancelled_midway_is_kept_and_lands_once(redis_url):
     kept, left, spent = asyncio.run(run())
     assert (kept, left) == (1, 0)
     assert spent == 80  # once, whether or not the cancelled send reached Redis
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+def test_calls_a_killed_gateway_left_unsettled_are_counted_by_the_shared_budget_once_replayed(redis_url, tmp_path):
+    # The next start replays the killed gateway's journal: its call in flight becomes a row at its estimate (the
+    # upstream billed it). The shared counter never had its settlement: once the dead hold's lease ended, its
+    # reservation went and the call was counted nowhere, so the key spent past its budget by every such call.
+    from tokenomy.gateway.keys import KeyStore, period_start
+    from tokenomy.gateway.limits import to_nano
+    from tokenomy.ledger.store import open_store
+
+    ledger = tmp_path / "ledger.duckdb"
+    secret, key = KeyStore(open_store(ledger)).create(budget_usd=Decimal(1), period="month")
+    headers = {"authorization": f"Bearer {secret}"}
+    counter = f"tokenomy:spend:key:{key.key_id}:{period_start('month').date()}"
+    counters = redis_lib.Redis.from_url(redis_url)
+    with InstantOpenAI(delay_s=60) as slow, InstantOpenAI() as quick:
+        config = {"auth": True, "redis_url": redis_url, "gateway": {"budget_hold_seconds": 2},
+                  "models": {"fast": {"provider": "openai", "model": "fast", "base_url": slow, "price_as": HAIKU}}}
+        path = tmp_path / "tokenomy.yaml"
+        path.write_text(yaml.safe_dump(config))
+        port = free_port()
+        server = subprocess.Popen([TOKENOMY, "serve", "--config", str(path), "--port", str(port), "--ledger",
+                                   str(ledger)], env={**os.environ, "FAST_KEY": "x"}, start_new_session=True,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for_port(port, 60, server)
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                pool.submit(httpx.post, f"http://127.0.0.1:{port}/v1/chat/completions", json=MESSAGE,
+                            headers=headers, timeout=90)
+                deadline = time.monotonic() + 30
+                while int(counters.get(counter) or 0) == 0 and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert int(counters.get(counter) or 0) > 0, "the call never reserved its budget"
+                time.sleep(0.3)  # the reservation made, the call goes out (and is billed)
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait(10)
+        finally:
+            if server.poll() is None:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait(10)
+        time.sleep(2.5)  # the dead hold's lease is over
+        config["models"]["fast"]["base_url"] = quick
+        with ServerThread(create_app(parse_config(config), str(ledger)), lifespan="on") as url:  # replays the journal
+            answer = httpx.post(url + "/v1/chat/completions", json=MESSAGE, headers=headers, timeout=30)
+    assert answer.status_code == 200, answer.text
+    rows = [e for e in open_store(ledger).events() if e.key_id == key.key_id]
+    assert sorted(e.outcome for e in rows) == ["interrupted", "ok"]
+    assert int(counters.get(counter)) == sum(to_nano(e.cost_usd) for e in rows)

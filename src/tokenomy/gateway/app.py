@@ -83,6 +83,7 @@ def create_app(
             ThreadPoolExecutor(max_workers=config.gateway.max_inflight + 8, thread_name_prefix="tokenomy-call")
         )
         holder["gw"] = Gateway(config, ledger, workers)
+        await holder["gw"].start()
         if own_process:
             _tune_gc()
         app.state.ledger_store = holder["gw"].store

@@ -111,6 +111,14 @@ class Budgets:
                     await self._seed(scope)
         raise BudgetUnavailable("budget counters keep disappearing from the limits store")
 
+    async def recount(self, spenders: set[tuple[str, str]]) -> None:
+        """Have the counters of these spenders (("key_id", id), ("tenant", team)) seeded again from the ledger at
+        their next use: a killed gateway's calls its journal's replay wrote were never settled on them (in Redis its
+        holds are released at their estimate when their lease ends, and the calls' cost was then counted nowhere).
+        Other workers' reservations on them settle as after any re-seed (see limits.py)."""
+        for column, value in spenders:
+            await self.limits.forget(f"{'key' if column == 'key_id' else 'team'}:{value}:")
+
     async def left(self, scopes: list[Scope]) -> int | None:
         """What is left of the tightest of `scopes`, in nano-USD: its limit less what is spent and held (one read per
         counter, nothing seeded); None when a counter is missing. Another call may take it meanwhile."""

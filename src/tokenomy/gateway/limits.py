@@ -108,6 +108,12 @@ class LocalLimits:
     async def spent(self, counter: str) -> int | None:
         return self._spend.get(counter)
 
+    async def forget(self, prefix: str) -> None:
+        """Remove the counters whose names begin with `prefix`: their next reservation seeds them again."""
+        async with self._lock:
+            for counter in [c for c in self._spend if c.startswith(prefix)]:
+                del self._spend[counter]
+
     async def rate_wait(self, counter: str, rpm: int) -> float | None:
         """Count one request and return None; or, when the last minute already had `rpm` requests, count nothing and
         return the seconds until the oldest of them leaves the minute (when one more may be sent)."""
@@ -219,6 +225,11 @@ return -1
 """  # -1: counted; else the milliseconds until the oldest request of the minute leaves it
 
 
+def _glob_escaped(text: str) -> str:
+    """`text` matched literally by a Redis SCAN pattern (a key id or team name may hold *, ?, [ or \\)."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
 class RedisLimits:
     """The same counters in Redis: atomic Lua scripts, shared by every gateway process.
 
@@ -292,6 +303,12 @@ class RedisLimits:
             except RedisError as exc:  # refused, not unreachable: sent again it would be refused again, and hold up
                 # the settlements behind it
                 log.error("Redis refused the settlement of hold %s on %s (%s); it is dropped", hold, counter, exc)
+
+    async def forget(self, prefix: str) -> None:
+        """Remove the counters whose names begin with `prefix`: their next reservation finds them missing and seeds
+        them again (under a new epoch, their holds dropped: SEED_LUA)."""
+        async for name in self.client.scan_iter(match=f"tokenomy:spend:{_glob_escaped(prefix)}*", count=1000):
+            await self.client.delete(name)
 
     async def spent(self, counter: str) -> int | None:
         value = await self.client.get(f"tokenomy:spend:{counter}")

@@ -89,16 +89,18 @@ class Gateway:
         self.store = store
         self.settings = config.gateway
         self.journal = None
+        # Keys and teams the replay wrote calls of: their shared budget counters are counted again (`start`)
+        self.replayed_spenders: set[tuple[str, str]] = set()
         # Before the replay: it prices the calls a killed gateway left in flight as their rows would have been.
         self.catalog = GatewayCatalog()
         if self.settings.journal:  # a crash loses nothing answered: replay what the last run left, then journal
             folder = Path(self.settings.journal_dir) if self.settings.journal_dir else journal_dir(store)
             if self.settings.journal_dir:  # the default folder is named after the ledger: no other ledger's
                 claim(folder, store)
-            replay(folder, store, self.catalog)
+            replay(folder, store, self.catalog, self.replayed_spenders)
             legacy = None if self.settings.journal_dir else legacy_journal_dir(store)
             if legacy is not None and legacy != folder:
-                replay(legacy, store, self.catalog)
+                replay(legacy, store, self.catalog, self.replayed_spenders)
             self.journal = Journal(folder, self.settings.journal_sync, self.settings.journal_fsync_seconds)
         # A write's cost is mostly fixed (connection, rollup statements): at 1,500 requests/s a batch of a
         # second's calls is one write, not two (max_batch only bounds memory).
@@ -159,6 +161,13 @@ class Gateway:
 
     async def authenticate_async(self, header: str | None) -> VirtualKey | JSONResponse | None:
         return await auth.authenticate_async(self.key_cache, header)
+
+    async def start(self) -> None:
+        """On the serving loop, before the first request: the budget counters of the keys and teams whose calls the
+        replay wrote are counted again from the ledger (`Budgets.recount`). In Redis they outlive a killed gateway,
+        whose unsettled calls they lack once their holds' lease ends."""
+        if self.budgets is not None and self.replayed_spenders:
+            await self.budgets.recount(self.replayed_spenders)
 
     async def wind_down(self) -> None:
         """Before the ledger and the budget counters close: wait (at most RUNNING_WAIT_S) for the provider calls that

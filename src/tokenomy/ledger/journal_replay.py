@@ -80,10 +80,11 @@ def _event(record: dict) -> UsageEvent:
     return UsageEvent(**values)
 
 
-def replay(folder: Path, store: LedgerStore, catalog: Any = None) -> int:
+def replay(folder: Path, store: LedgerStore, catalog: Any = None, spenders: set[tuple[str, str]] | None = None) -> int:
     """Write the journals of processes that are gone into `store`, then delete them; the number of events read
     (in-flight entries written as rows among them, priced with `catalog`: a PriceCatalog or what reads as one, the
-    gateway's; default the price catalog)."""
+    gateway's; default the price catalog). `spenders` collects who the events were spent by, as ("key_id", id) and
+    ("tenant", team): their budget counters, shared in Redis, did not count what the dead process left unsettled."""
     if not folder.is_dir():
         return 0
     handles: list[tuple[Path, BinaryIO]] = []
@@ -110,6 +111,7 @@ def replay(folder: Path, store: LedgerStore, catalog: Any = None) -> int:
                 folder,
             )
         total = len(interrupted)
+        _note_spenders(spenders, interrupted)
         for path, segment in handles:
             segment.seek(0)
             events = []
@@ -125,6 +127,7 @@ def replay(folder: Path, store: LedgerStore, catalog: Any = None) -> int:
             for start in range(0, len(events), 5000):  # an event the store cannot take is set aside, not replayed again
                 write_setting_aside(store, events[start : start + 5000], rejects_path(store))
             total += len(events)
+            _note_spenders(spenders, events)
             path.unlink(missing_ok=True)
     finally:
         for _, segment in handles:
@@ -132,6 +135,12 @@ def replay(folder: Path, store: LedgerStore, catalog: Any = None) -> int:
     if total:
         log.warning("replayed %d ledger events from the journal in %s", total, folder)
     return total
+
+
+def _note_spenders(spenders: set[tuple[str, str]] | None, events: list[UsageEvent]) -> None:
+    if spenders is not None:
+        spenders.update(("key_id", e.key_id) for e in events if e.key_id)
+        spenders.update(("tenant", e.tenant) for e in events if e.tenant)
 
 
 def _interrupted(handles: list[tuple[Path, BinaryIO]], catalog: Any) -> list[UsageEvent]:
