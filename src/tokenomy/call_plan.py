@@ -222,9 +222,9 @@ class CallPlanner:
         if tier is not call.tiers[-1]:
             # Not once the call's deadline has passed: it bounds the whole call, and a retry would not be made then.
             in_time = self._left(call, tier) > 0
-            unavailable = tier.validated and exc.refused is None and exc.kind in UNAVAILABLE_KINDS and in_time
-            too_long = exc.refused is None and exc.context_window and in_time
-            if exc.refused is not None or unavailable or too_long:
+            unavailable = tier.validated and not exc.unsent and exc.kind in UNAVAILABLE_KINDS and in_time
+            too_long = not exc.unsent and exc.context_window and in_time
+            if exc.unsent or unavailable or too_long:
                 call.attempts = att.number  # the next tier's attempts are numbered on from this one's
                 call.failed_below = unavailable or too_long  # the next tier's rows say which (see _target)
                 return True

@@ -233,6 +233,13 @@ class ProviderError(TokenomyError):
         self.context_window = context_window
 
     @property
+    def unsent(self) -> bool:
+        """Refused by Tokenomy before any call: a check found what the model cannot take (`refused`), or its API's
+        mapping has no place for a field (`param`). Nothing was sent, so another model (a fallback, the next tier)
+        that takes the request is tried instead of failing the call."""
+        return self.refused is not None or self.param is not None
+
+    @property
     def retryable(self) -> bool:
         if self._retryable is not None:
             return self._retryable

@@ -261,7 +261,7 @@ class Recorder:
     def _fail(self, call: CallState, att: Attempt, exc: ProviderError, traced: bool = True) -> None:
         """Record a failed attempt (`traced`: on its span too, which has ended for an attempt left running)."""
         target = att.target
-        if exc.refused is not None and call.policy.limiter:  # nothing was sent: the next model gets the allowance
+        if exc.unsent and call.policy.limiter:  # nothing was sent: the next model gets the allowance
             call.policy.limiter.release(target.estimate)
         error_type = exc.kind if exc.__cause__ is None else type(exc.__cause__).__name__
         if traced:

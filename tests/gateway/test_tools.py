@@ -803,3 +803,64 @@ def test_a_refusal_no_routed_model_can_take_names_the_place_the_caller_sent_it(l
     assert upstream.bodies == []  # nothing was sent, and each model's refusal is a $0 row
     assert {(e.model, e.outcome, e.cost_usd) for e in open_store(ledger_path).events()} == {
         ("up-text", "client_error", 0), ("up-text-2", "client_error", 0)}
+
+
+def test_a_field_the_models_api_has_no_place_for_goes_to_the_fallback_that_takes_it(ledger_path, monkeypatch):
+    """A seed, a penalty, JSON mode or parallel calls off, which Claude's API and Converse have no field for, were
+    refused by the mapping with a 400 on a route whose fallback (an OpenAI-format model) takes them, as if no model
+    could: the refusal is the gateway's own, nothing was sent, so the fallback gets the request now, as it does an
+    image a text-only model cannot read; with no model that takes it, the refusal still names the field."""
+    from google import genai
+    from google.genai import types
+
+    for name in ("AWS_BEARER_TOKEN_BEDROCK", "GEMINI_API_KEY", "GOOGLE_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    nowhere = "http://127.0.0.1:9"  # never called: each is refused before any call
+    config = {"models": {"fast": {"provider": "openai", "model": "up-model", "base_url": "", "price_as": HAIKU},
+                         "claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929",
+                                    "base_url": nowhere},
+                         "nova": {"provider": "bedrock", "model": "amazon.nova-micro-v1:0", "region": "us-east-1",
+                                  "endpoint_url": nowhere}},
+              "tiers": {"cheap": ["claude"], "strong": ["fast"]},
+              "routes": {"claude-first": {"model": "claude", "fallback": ["fast"]},
+                         "nova-first": {"model": "nova", "fallback": ["fast"]},
+                         "rules": {"policy": "pick"}},
+              "routing": {"policies": {"pick": {"type": "rules", "tiers": ["cheap", "strong"]}}}}
+    cases = [({"seed": 7}, "seed", 7), ({"presence_penalty": 0.5}, "presence_penalty", 0.5),
+             ({"frequency_penalty": 0.5}, "frequency_penalty", 0.5),
+             ({"response_format": {"type": "json_object"}}, "response_format", {"type": "json_object"}),
+             ({"tools": [WEATHER], "parallel_tool_calls": False}, "parallel_tool_calls", False)]
+    with RecordingOpenAI() as upstream:
+        config["models"]["fast"]["base_url"] = upstream.url
+        with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            for route in ("claude-first", "nova-first", "rules"):
+                for extra, field, sent in cases:
+                    for stream in (False, True):
+                        before = len(upstream.bodies)
+                        reply = client.chat.completions.create(model=route, messages=[USER], max_tokens=4,
+                                                               stream=stream, **extra)
+                        list(reply) if stream else None
+                        assert len(upstream.bodies) == before + 1, (route, field)
+                        assert upstream.last[field] == sent, (route, field)
+            gemini = genai.Client(api_key="unused", http_options={"base_url": url})
+            asked = types.GenerateContentConfig(seed=3, presence_penalty=0.25, response_mime_type="application/json")
+            for route in ("claude-first", "nova-first", "rules"):
+                assert gemini.models.generate_content(model=route, contents="hi", config=asked).text
+                assert (upstream.last["seed"], upstream.last["presence_penalty"]) == (3, 0.25)
+                assert upstream.last["response_format"] == {"type": "json_object"}
+                assert "".join(c.text or "" for c in gemini.models.generate_content_stream(
+                    model=route, contents="hi", config=asked))
+            with pytest.raises(openai.BadRequestError) as refused:  # no model of the route takes it: named
+                client.chat.completions.create(model="claude", messages=[USER], max_tokens=4, seed=7)
+            assert refused.value.body["param"] == "seed" and refused.value.body["message"].startswith("seed: ")
+    events = open_store(ledger_path).events()
+    refusals = [e for e in events if e.outcome == "client_error"]
+    assert {e.model for e in refusals} == {"claude-sonnet-4-5-20250929", "amazon.nova-micro-v1:0"}
+    assert all(e.cost_usd == 0 for e in refusals)  # recorded, $0: nothing was sent
+    for e in refusals:  # the fallback's (or the next tier's) answer is the call's next attempt
+        if e.request_id is not None and len([x for x in events if x.request_id == e.request_id]) > 1:
+            assert sorted(x.attempt for x in events if x.request_id == e.request_id) == [1, 2]
+    assert sum(e.outcome == "ok" and e.model == "up-model" for e in events) == 3 * 5 * 2 + 3 * 2

@@ -29,8 +29,9 @@ class AttemptPlan:
     """Walks a chain of targets (models/regions): up to `max_attempts` tries each, one shared deadline.
 
     Client errors end the plan at once: the request itself is wrong, so neither a retry nor another
-    model would help. Except a model's refusal found before any call (an image to a text-only model): nothing
-    was sent, so the next target, which may take it, is tried at once; and a prompt longer than the model's context
+    model would help. Except a model's refusal found before any call (an image to a text-only model, a field its
+    API has no place for: `ProviderError.unsent`): nothing was sent, so the next target, which may take it, is tried
+    at once; and a prompt longer than the model's context
     window (`ProviderError.context_window`), which the next target, a model with a larger one, may hold: it is tried
     at once too, never the same model again. Retryable errors are retried with
     full-jitter backoff (at least Retry-After) while attempts and the deadline allow; then the next target takes
@@ -73,7 +74,7 @@ class AttemptPlan:
         current = self._step
         if current is None:
             raise RuntimeError("call first() before after()")
-        if error.refused is not None or error.context_window:  # the next model may take what this one cannot
+        if error.unsent or error.context_window:  # the next model may take what this one cannot
             following = current.target + 1
             more = following < len(self.chain) and self.elapsed_s < self.retry.deadline_s
             self._step = Step(following, current.attempt + 1, 1, 0.0) if more else None
