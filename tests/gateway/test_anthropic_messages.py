@@ -3,6 +3,7 @@ caller gets back. The official SDKs drive a real gateway on 127.0.0.1 in front o
 
 from __future__ import annotations
 
+import contextlib
 import json
 from decimal import Decimal
 
@@ -1018,3 +1019,47 @@ def test_every_error_status_comes_with_the_type_anthropic_gives_it(tmp_path) -> 
     assert (unprocessable.value.status_code, unprocessable.value.body["error"]["type"]) == (422,
                                                                                          "invalid_request_error")
     assert stalled.value.body["error"]["type"] == "timeout_error"
+
+
+def test_a_service_tier_naming_the_standard_tier_asks_nothing_of_other_providers(tmp_path, monkeypatch) -> None:
+    """The anthropic SDK's `service_tier="auto"` (Anthropic's default) or "standard_only" was refused for a route that
+    may reach another provider ("service_tier: the gateway carries this field to Anthropic models only"), though it
+    asks for the standard tier, which the others serve unasked (as Gemini's serviceTier "standard" is left out for
+    them). Now "auto" reaches Claude as sent and is left out for Bedrock, and an OpenAI-format model gets it as OpenAI
+    takes it; "standard_only" is left out for a route with no model on Anthropic's API. A dearer or cheaper tier
+    ("priority") is still refused by name where only Anthropic has it."""
+    from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
+    from tokenomy.emulate.instant_engine import InstantEngine
+
+    sent = record_converse(monkeypatch)
+    scripted = ScriptedAnthropic()
+    scripted.reply = {"text": "Hi", "stop_reason": "end_turn", "stop_sequence": None}
+    with RecordingOpenAI() as gpt, ServerThread(create_bedrock(engine=InstantEngine())) as bedrock, \
+            ServerThread(scripted.app) as claude_url:
+        config = parse_config({
+            "models": {
+                "claude": {"provider": "anthropic", "model": SONNET, "base_url": claude_url},
+                "sonnet-bedrock": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock,
+                                   "model": "anthropic.claude-sonnet-4-5-20250929-v1:0"},
+                "gpt": {"provider": "openai", "model": "up", "base_url": gpt.url, "price_as": "gpt-4o-mini"}},
+            "routes": {"claude-then-gpt": {"model": "claude", "fallback": ["gpt"]}}})
+        with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+            sdk = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+            for stream in (False, True):
+                for model in ("gpt", "sonnet-bedrock", "claude-then-gpt"):
+                    with sdk.messages.stream(model=model, max_tokens=5, messages=ASK, service_tier="auto") \
+                            if stream else contextlib.nullcontext() as streamed:
+                        reply = streamed.get_final_message() if stream else sdk.messages.create(
+                            model=model, max_tokens=5, messages=ASK, service_tier="auto")
+                    assert reply.content[0].text, model
+                assert gpt.last["service_tier"] == "auto"
+                assert "service_tier" not in json.dumps(sent[-1], default=str)
+                assert scripted.requests[-1][1]["service_tier"] == "auto"
+                for model in ("gpt", "sonnet-bedrock"):
+                    sdk.messages.create(model=model, max_tokens=5, messages=ASK, service_tier="standard_only")
+                assert "service_tier" not in gpt.last and "service_tier" not in json.dumps(sent[-1], default=str)
+            with pytest.raises(anthropic.BadRequestError, match="service_tier: the gateway carries this field"):
+                sdk.messages.create(model="gpt", max_tokens=5, messages=ASK, extra_body={"service_tier": "priority"})
+            with pytest.raises(anthropic.BadRequestError, match="service_tier: the gateway carries this field"):
+                sdk.messages.create(model="claude-then-gpt", max_tokens=5, messages=ASK,
+                                    service_tier="standard_only")

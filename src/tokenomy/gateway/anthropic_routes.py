@@ -415,7 +415,10 @@ async def answer_message(
         call = request_from_anthropic(body)
         call.meta = request_meta(request, route, key, name)
         # Server tools, their blocks and citations: to Anthropic's API only (looked for when the route may leave it)
-        others = sorted(route_providers(gw, route, name) - {"anthropic"})
+        providers = route_providers(gw, route, name)
+        others = sorted(providers - {"anthropic"})
+        if "anthropic" not in providers and call.extra.get("service_tier") == "standard_only":
+            del call.extra["service_tier"]  # the standard tier, which the others serve unasked
         only = anthropic_only(call) if others else None
         if only is not None:
             where, what = only
@@ -432,7 +435,7 @@ async def answer_message(
             return metrics.done(anthropic_error(400, message), name, started)
         beta = request.headers.get(BETA_HEADER)
         # Beta features of Anthropic's API, which no other has: for a route whose every model is Anthropic's
-        only_anthropic = not others and route_providers(gw, route, name) == {"anthropic"}
+        only_anthropic = not others and providers == {"anthropic"}
         if beta and only_anthropic:
             call.extra[BETA_HEADER] = beta
     except (ValueError, TokenomyError) as exc:
