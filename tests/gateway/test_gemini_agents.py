@@ -408,3 +408,27 @@ def test_validated_function_calling_is_strict_tools_the_model_may_call(served) -
     assert [t.get("strict") for t in served.claude_bodies[-1]["tools"]] == [True, True]
     config = config_from_request(request_from_gemini("gemini-2.5-flash", body))
     assert config["tool_config"] == {"function_calling_config": {"mode": "VALIDATED"}}
+
+
+def test_a_malformed_tool_call_ends_as_geminis_malformed_function_call_whichever_model_made_it(
+        served, monkeypatch) -> None:
+    """Converse's stopReason malformed_tool_use (and malformed_model_output) came back as "MALFORMED_TOOL_USE", no
+    reason Gemini has: the SDK warned, and an agent that retries on MALFORMED_FUNCTION_CALL (ADK, Gemini CLI) saw an
+    unknown reason and stopped. They are now Gemini's counterparts, MALFORMED_FUNCTION_CALL and MALFORMED_RESPONSE."""
+    from tokenomy.emulate import bedrock_converse
+
+    events = bedrock_converse.answer_events
+    said = {"reason": "malformed_tool_use"}
+
+    def malformed(*args):
+        for event in events(*args):
+            yield event if event[0] != "finish" else (event[0], event[1], said["reason"])
+
+    monkeypatch.setattr(bedrock_converse, "answer_events", malformed)
+    for reason, gemini in (("malformed_tool_use", types.FinishReason.MALFORMED_FUNCTION_CALL),
+                           ("malformed_model_output", types.FinishReason.MALFORMED_RESPONSE)):
+        said["reason"] = reason
+        reply = served.client.models.generate_content(model="haiku", contents="hi")
+        assert reply.candidates[0].finish_reason == gemini, reason
+        chunks = list(served.client.models.generate_content_stream(model="haiku", contents="hi"))
+        assert chunks[-1].candidates[0].finish_reason == gemini, reason

@@ -26,7 +26,15 @@ from tokenomy.providers.reasoning_signers import sealed_block
 SIGNATURE_MARK = b"tokenomy:signature:"
 REDACTED_MARK = b"tokenomy:redacted:"
 THINKING_MARK = b"tokenomy:thinking:"
-FINISH_REASONS = {"stop": "STOP", "tool_calls": "STOP", "length": "MAX_TOKENS", "content_filter": "SAFETY"}
+FINISH_REASONS = {
+    "stop": "STOP",
+    "tool_calls": "STOP",
+    "length": "MAX_TOKENS",
+    "content_filter": "SAFETY",
+    # Converse's own reasons (kept by name, messages.py), as Gemini says them: agents retry on these
+    "malformed_tool_use": "MALFORMED_FUNCTION_CALL",
+    "malformed_model_output": "MALFORMED_RESPONSE",
+}
 
 
 def signature_out(text: str, mark: bytes = SIGNATURE_MARK) -> str:
