@@ -61,7 +61,8 @@ def test_service_tier_reaches_gemini_and_is_refused_by_name_for_another_provider
     with ServerThread(capturing) as gemini, RecordingOpenAI() as upstream:
         config = parse_config({"models": {
             "g": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": gemini},
-            "fast": {"provider": "openai", "model": "up-model", "base_url": upstream.url, "price_as": HAIKU}}})
+            "fast": {"provider": "openai", "model": "up-model", "base_url": upstream.url, "price_as": HAIKU}},
+            "routes": {"g-then-fast": {"model": "g", "fallback": ["fast"]}}})
         with ServerThread(create_app(config, ledger), lifespan="on") as url:
             client = genai.Client(api_key="unused", http_options={"base_url": url})
             flex = types.GenerateContentConfig(service_tier="flex", max_output_tokens=16)
@@ -77,5 +78,11 @@ def test_service_tier_reaches_gemini_and_is_refused_by_name_for_another_provider
             standard = types.GenerateContentConfig(service_tier="standard", max_output_tokens=16)
             assert client.models.generate_content(model="fast", contents="Hi", config=standard).text  # asks nothing
             assert "service_tier" not in upstream.bodies[-1]
+            # A route that may reach Gemini and another provider: the standard tier is what Gemini serves unasked too,
+            # so it is left out for both (it was refused, as the other provider's field); a flex tier still is.
+            assert client.models.generate_content(model="g-then-fast", contents="Hi", config=standard).text
+            assert "serviceTier" not in bodies[-1] and len(bodies) == 3
+            with pytest.raises(errors.ClientError, match="serviceTier: the gateway carries this field to Gemini"):
+                client.models.generate_content(model="g-then-fast", contents="Hi", config=flex)
     rows = open_store(ledger).events()
-    assert [(row.tags or {}).get("service_tier") for row in rows] == ["flex", "flex", None]
+    assert [(row.tags or {}).get("service_tier") for row in rows] == ["flex", "flex", None, None]

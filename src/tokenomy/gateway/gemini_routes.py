@@ -201,17 +201,18 @@ def labels(call: ChatRequest) -> dict[str, str]:
 
 
 def unfiltered(call: ChatRequest, providers: set[str]) -> None:
-    """Safety settings that turn every filter they name off, and a `serviceTier` naming the standard tier, are
-    nothing to carry to a route whose `providers` include no Gemini one (they have no such filters, and serve the
-    standard tier unasked); one that may reach Gemini keeps them, for Gemini, and any other setting (a flex or
-    priority tier, which no other API's tiers are mapped from) is refused by name as before."""
+    """For a route whose `providers` include one that is not Gemini's: a `serviceTier` naming the standard tier is
+    left out, since every provider serves it unasked (Gemini too: left out for it as well, for the fields go to every
+    model of the route alike); safety settings that turn every filter they name off are nothing to carry when no
+    provider is Gemini's (the others have no such filters), and one that may reach Gemini keeps them, for Gemini. Any
+    other setting (a flex or priority tier, which no other API's tiers are mapped from) is refused by name as before."""
+    tier = call.extra.get("service_tier")
+    if isinstance(tier, str) and tier.lower().removeprefix("service_tier_") in ("standard", "unspecified"):
+        call.extra.pop("service_tier")
     if providers & set(GEMINI_PROVIDERS):
         return
     if blocks_nothing(call.extra.get("safety_settings")):
         call.extra.pop("safety_settings")
-    tier = call.extra.get("service_tier")
-    if isinstance(tier, str) and tier.lower().removeprefix("service_tier_") in ("standard", "unspecified"):
-        call.extra.pop("service_tier")
 
 
 def _parse_target(target: str) -> tuple[str, str] | None:
