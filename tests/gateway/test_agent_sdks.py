@@ -10,6 +10,7 @@ import time
 import openai
 import pytest
 
+from helpers import stand_in_aws_keys
 from helpers.recording_openai import RecordingOpenAI, arguments_for
 from tokenomy.config import parse_config
 from tokenomy.emulate.server import ServerThread
@@ -37,9 +38,7 @@ def served(tmp_path_factory):
     ledger = tmp_path_factory.mktemp("sdks") / "ledger.duckdb"
     with pytest.MonkeyPatch.context() as env:
         env.setenv("ANTHROPIC_API_KEY", "unused")
-        env.setenv("AWS_ACCESS_KEY_ID", "x")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "x")
-        env.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+        stand_in_aws_keys(env)
         with (RecordingOpenAI() as upstream, ServerThread(create_anthropic(engine=InstantEngine())) as claude,
               ServerThread(create_bedrock(engine=InstantEngine())) as bedrock,
               ServerThread(create_gemini(engine=InstantEngine())) as gemini):

@@ -14,6 +14,7 @@ import pytest
 from google import genai
 from google.genai import types
 
+from helpers import stand_in_aws_keys
 from helpers.recording_openai import RecordingOpenAI
 from tokenomy.config import parse_config
 from tokenomy.emulate.server import ServerThread
@@ -71,9 +72,7 @@ def served(tmp_path_factory):
     ledger = tmp_path_factory.mktemp("allowed") / "ledger.duckdb"
     with pytest.MonkeyPatch.context() as env:
         env.setenv("ANTHROPIC_API_KEY", "unused")
-        env.setenv("AWS_ACCESS_KEY_ID", "x")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "x")
-        env.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+        stand_in_aws_keys(env)
         for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
             env.delenv(key, raising=False)
         with (RecordingOpenAI() as upstream, ServerThread(emulators["claude"]) as claude,

@@ -12,6 +12,7 @@ import httpx
 import openai
 import pytest
 
+from helpers import stand_in_aws_keys
 from helpers.converse_capture import record_converse
 from helpers.recording_openai import RecordingOpenAI
 from helpers.scripted_anthropic import ScriptedAnthropic
@@ -705,8 +706,7 @@ def test_claudes_redacted_thinking_streams_in_its_place_to_each_api(gateway, scr
              if c.candidates[0].content for p in c.candidates[0].content.parts]
     # Gemini's stream: on the text it precedes (the part after it carries it, as Gemini puts its signatures).
     assert [(bool(p.thought), bool(p.thought_signature), p.text) for p in parts] == [(False, True, "Hi")]
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(key, "x")
+    stand_in_aws_keys(monkeypatch)
     bedrock = boto3.client("bedrock-runtime", endpoint_url=gateway, region_name="us-east-1")
     events = list(bedrock.converse_stream(modelId="claude", messages=[{"role": "user", "content": [{"text": "hi"}]}])[
         "stream"])
@@ -734,8 +734,7 @@ def test_claudes_adjacent_thinking_blocks_reach_a_converse_stream_as_two_blocks(
     signature in it. Both were one block, its two signature deltas on the joined text (boto3's caller kept the last)."""
     import boto3
 
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(key, "x")
+    stand_in_aws_keys(monkeypatch)
     scripted.thinking = [("first thought", "sig-one"), ("second thought", "sig-two")]
     bedrock = boto3.client("bedrock-runtime", endpoint_url=gateway, region_name="us-east-1")
     events = list(bedrock.converse_stream(modelId="claude", messages=[{"role": "user", "content": [{"text": "hi"}]}])[

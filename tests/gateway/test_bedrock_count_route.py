@@ -14,6 +14,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from helpers import stand_in_aws_keys
 from tokenomy.config import parse_config
 from tokenomy.emulate.anthropic_api import create_app as create_anthropic
 from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
@@ -53,9 +54,7 @@ def ledger(tmp_path_factory):
 def served(ledger):
     """(boto3 client on the gateway, gateway URL, boto3 client on the Bedrock emulator itself)."""
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("AWS_ACCESS_KEY_ID", "x")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "x")
-        env.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+        stand_in_aws_keys(env)
         env.setenv("GPT_KEY", "unused")
         with ServerThread(create_anthropic()) as claude, ServerThread(create_bedrock()) as bedrock:
             config = parse_config({"models": {

@@ -16,6 +16,7 @@ from botocore.config import Config
 from google import genai
 from google.genai import types
 
+from helpers import stand_in_aws_keys
 from helpers.recording_openai import RecordingOpenAI
 from tokenomy.config import parse_config
 from tokenomy.emulate.anthropic_api import create_app as create_anthropic
@@ -32,10 +33,9 @@ PARAMETERS = {"type": "object", "properties": {"n": {"type": "integer", "minimum
 
 @pytest.fixture
 def served(ledger_path, monkeypatch):
-    for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI", "AWS_BEARER_TOKEN_BEDROCK"):
+    for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI"):
         monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    stand_in_aws_keys(monkeypatch)
     with RecordingOpenAI() as upstream:
         config = parse_config({"models": {"fast": {"provider": "openai", "model": "up-model",
                                                    "base_url": upstream.url, "price_as": HAIKU}}})

@@ -10,6 +10,7 @@ import json
 import openai
 import pytest
 
+from helpers import stand_in_aws_keys
 from helpers.cut_off import cut_off_upstream
 from tokenomy.config import parse_config
 from tokenomy.emulate.server import ServerThread
@@ -94,9 +95,7 @@ def test_a_bedrock_token_count_it_cannot_have_counted_is_bedrocks_502_not_a_500(
     async def counted(request):
         return Response(count if count == "{}" else f'{{"inputTokens": {count}}}', media_type="application/json")
 
-    for name, value in (("AWS_ACCESS_KEY_ID", "x"), ("AWS_SECRET_ACCESS_KEY", "x")):
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+    stand_in_aws_keys(monkeypatch)
     upstream = Starlette(routes=[Route("/model/{model:path}/count-tokens", counted, methods=["POST"])])
     with ServerThread(upstream) as base:
         models = {"sonnet": {"provider": "bedrock", "model": "anthropic.claude-3-7-sonnet-20250219-v1:0",
@@ -171,9 +170,8 @@ def test_a_usage_count_that_is_no_whole_number_is_the_upstreams_fault_recorded_a
                                                                                                 monkeypatch):
     # Claude's input_tokens true was recorded as 1 token and 100.5 as 100, an "ok" row at a price of nothing it
     # counted; "many" was a 500 (ValueError). Bedrock's "many" was botocore's ValueError, a 500 too.
-    for name, value in (("ANTHROPIC_API_KEY", "x"), ("AWS_ACCESS_KEY_ID", "x"), ("AWS_SECRET_ACCESS_KEY", "x")):
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "x")
+    stand_in_aws_keys(monkeypatch)
     with ServerThread(claude_or_converse_answer(count)) as base:
         models = {"claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": base},
                   "sonnet": {"provider": "bedrock", "model": "anthropic.claude-3-7-sonnet-20250219-v1:0",

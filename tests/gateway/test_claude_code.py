@@ -11,6 +11,7 @@ import anthropic
 import httpx
 import pytest
 
+from helpers import stand_in_aws_keys
 from helpers.recording_openai import RecordingOpenAI
 from helpers.scripted_anthropic import ScriptedAnthropic
 from tokenomy.config import parse_config
@@ -54,9 +55,7 @@ def served(tmp_path_factory):
     scripted, sent = ScriptedAnthropic(), []
     with contextlib.ExitStack() as stack:
         env = stack.enter_context(pytest.MonkeyPatch.context())
-        env.setenv("AWS_ACCESS_KEY_ID", "x")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "x")
-        env.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+        stand_in_aws_keys(env)
         original = converse_mapping.to_converse_params
         env.setattr(bedrock_provider, "to_converse_params", lambda request: sent.append(original(request)) or sent[-1])
         bedrock = stack.enter_context(ServerThread(create_bedrock(engine=InstantEngine())))

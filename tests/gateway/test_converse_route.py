@@ -14,6 +14,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, EventStreamError
 
+from helpers import stand_in_aws_keys
 from helpers.converse_capture import record_converse
 from helpers.recording_openai import RecordingOpenAI, arguments_for
 from helpers.scripted_openai import ScriptedOpenAI
@@ -305,9 +306,7 @@ def test_a_gateway_key_rides_in_boto3s_credentials_and_its_budget_holds(tmp_path
     goes as the access key id. AWS credentials of another kind are refused, naming both ways."""
     from tokenomy.gateway.keys import KeyStore
 
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
-    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+    stand_in_aws_keys(monkeypatch, access_key_id="AKIAIOSFODNN7EXAMPLE")
     ledger = tmp_path / "ledger.duckdb"
     secret, key = KeyStore(open_store(ledger)).create(budget_usd=Decimal("0.01"), period="month", name="app")
     with ServerThread(create_bedrock(engine=InstantEngine())) as bedrock:
@@ -365,8 +364,7 @@ def test_a_fault_after_the_stream_began_ends_it_with_a_stream_exception(tmp_path
 
 def test_an_upstream_client_error_without_a_bedrock_type_is_a_validation_exception(tmp_path, monkeypatch) -> None:
     """An upstream's 422 is the caller's request at fault, not an InternalServerException."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    stand_in_aws_keys(monkeypatch)
     upstream = ScriptedOpenAI([(422, {}, "unprocessable")])
     config = parse_config({"models": {"up": {"provider": "openai", "model": "up", "base_url": upstream.url,
                                              "price_as": HAIKU}},

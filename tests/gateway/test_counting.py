@@ -15,6 +15,7 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
+from helpers import stand_in_aws_keys
 from tokenomy.config import parse_config
 from tokenomy.emulate.anthropic_api import create_app as create_anthropic
 from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
@@ -53,8 +54,7 @@ def ledger(tmp_path_factory):
 @pytest.fixture(scope="module")
 def gateway(ledger):
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("AWS_ACCESS_KEY_ID", "x")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "x")
+        stand_in_aws_keys(env)
         env.setenv("GPT_KEY", "unused")
         for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
             env.delenv(name, raising=False)

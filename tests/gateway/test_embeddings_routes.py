@@ -11,6 +11,7 @@ import httpx
 import openai
 import pytest
 
+from helpers import stand_in_aws_keys
 from helpers.cut_off import cut_off_upstream
 from helpers.noticing_openai import NoticingOpenAI
 from tokenomy.config import parse_config
@@ -452,9 +453,7 @@ class WordEngine(InstantEngine):
 
 @pytest.fixture
 def aws(monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
-    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+    stand_in_aws_keys(monkeypatch)
 
 
 def bedrock_gateway(bedrock_url: str, ledger: Path, **extra) -> ServerThread:
@@ -716,8 +715,7 @@ def test_an_answer_whose_entries_are_no_vectors_is_a_502_and_its_billed_row_says
             return b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (
                 len(payload), payload)
 
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    stand_in_aws_keys(monkeypatch)
     upstream = Garbled()
     with upstream as upstream_url, gateway(upstream_url, ledger_path) as url:
         if api == "embeddings":

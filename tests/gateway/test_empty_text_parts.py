@@ -11,6 +11,7 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
+from helpers import stand_in_aws_keys
 from tokenomy.config import parse_config
 from tokenomy.emulate.anthropic_api import create_app as create_anthropic
 from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
@@ -24,10 +25,9 @@ MODELS = ("claude", "haiku")
 
 @pytest.fixture
 def gateway(tmp_path, monkeypatch):
-    for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "AWS_BEARER_TOKEN_BEDROCK"):
+    for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
         monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    stand_in_aws_keys(monkeypatch)
     engine = InstantEngine()
     with ServerThread(create_anthropic(engine=engine)) as claude, \
             ServerThread(create_bedrock(engine=engine)) as bedrock:

@@ -14,6 +14,7 @@ import pytest
 from google import genai
 from google.genai import types
 
+from helpers import stand_in_aws_keys
 from helpers.recording_openai import RecordingOpenAI
 from tokenomy.config import parse_config
 from tokenomy.emulate.anthropic_api import create_app as create_anthropic
@@ -48,9 +49,7 @@ class Served:
         self.ledger = ledger
         self.stack = contextlib.ExitStack()
         env = self.stack.enter_context(pytest.MonkeyPatch.context())
-        env.setenv("AWS_ACCESS_KEY_ID", "x")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "x")
-        env.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+        stand_in_aws_keys(env)
         gemini = self.stack.enter_context(ServerThread(create_gemini(engine=InstantEngine())))
         bedrock = self.stack.enter_context(ServerThread(create_bedrock(engine=InstantEngine())))
         anthropic = create_anthropic(engine=InstantEngine())

@@ -12,6 +12,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from helpers import stand_in_aws_keys
 from tokenomy.config import parse_config
 from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
 from tokenomy.emulate.instant_engine import InstantEngine
@@ -28,9 +29,7 @@ NO_RETRIES = Config(retries={"max_attempts": 1, "mode": "standard"})
 @pytest.fixture
 def gateway(tmp_path, monkeypatch):
     """(boto3 client, openai client, ledger path, stop) for a gateway in front of the Bedrock emulator."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
-    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+    stand_in_aws_keys(monkeypatch)
     ledger = tmp_path / "ledger.duckdb"
     with ServerThread(create_bedrock(engine=InstantEngine())) as bedrock:
         bedrock_model = {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock}

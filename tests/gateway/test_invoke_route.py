@@ -16,6 +16,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from helpers import stand_in_aws_keys
 from helpers.claude_gateway import HAIKU, ClaudeGateway
 from helpers.recording_openai import arguments_for
 from tokenomy.config import parse_config
@@ -247,9 +248,7 @@ def test_a_field_the_routes_model_cannot_take_is_named_where_the_caller_put_it(s
 def test_unknown_models_and_bad_keys_are_bedrocks_errors(tmp_path, monkeypatch) -> None:
     from tokenomy.gateway.keys import KeyStore
 
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
-    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+    stand_in_aws_keys(monkeypatch, access_key_id="AKIAIOSFODNN7EXAMPLE")
     ledger = tmp_path / "ledger.duckdb"
     secret, key = KeyStore(open_store(ledger)).create(budget_usd=Decimal("0.01"), period="month", name="app")
     with ServerThread(create_bedrock(engine=InstantEngine())) as bedrock:
@@ -356,9 +355,7 @@ def test_a_stop_sequence_that_ended_a_bedrock_answer_is_named_as_invoke_model_na
             yield eventstream.event("metadata", {"usage": usage, "metrics": {"latencyMs": 1}})
         return StreamingResponse(frames(), media_type="application/vnd.amazon.eventstream")
 
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
-    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+    stand_in_aws_keys(monkeypatch)
     peer = Starlette(routes=[Route("/model/{model_id:path}/converse", whole, methods=["POST"]),
                              Route("/model/{model_id:path}/converse-stream", streamed, methods=["POST"])])
     with ServerThread(peer) as bedrock:

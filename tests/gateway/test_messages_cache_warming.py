@@ -16,6 +16,7 @@ import anthropic
 import httpx
 import pytest
 
+from helpers import stand_in_aws_keys
 from helpers.recording_openai import RecordingOpenAI
 from tokenomy.config import parse_config
 from tokenomy.emulate.anthropic_api import create_app as create_anthropic
@@ -59,9 +60,7 @@ def served(tmp_path_factory):
     claude_app = recording(create_anthropic(engine=InstantEngine(cache=PromptCache())), bodies)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("ANTHROPIC_API_KEY", "unused")
-        env.setenv("AWS_ACCESS_KEY_ID", "x")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "x")
-        env.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+        stand_in_aws_keys(env)
         with (ServerThread(claude_app) as claude, RecordingOpenAI() as gpt,
               ServerThread(create_bedrock(engine=InstantEngine())) as bedrock):
             config = parse_config({

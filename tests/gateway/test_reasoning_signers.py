@@ -15,7 +15,7 @@ import pytest
 from google import genai
 from google.genai import types
 
-from helpers import free_port
+from helpers import free_port, stand_in_aws_keys
 from tokenomy.config import parse_config
 from tokenomy.emulate.anthropic_api import create_app as create_anthropic
 from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
@@ -40,9 +40,7 @@ class Served:
     def __init__(self, ledger) -> None:
         self.stack = contextlib.ExitStack()
         env = self.stack.enter_context(pytest.MonkeyPatch.context())
-        env.setenv("AWS_ACCESS_KEY_ID", "x")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "x")
-        env.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+        stand_in_aws_keys(env)
         gemini_app = create_gemini(engine=InstantEngine())
         claude_app = create_anthropic(engine=InstantEngine())
         self.gemini_bodies: list[dict] = []  # what reached each, each call

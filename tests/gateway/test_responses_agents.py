@@ -12,6 +12,7 @@ import openai
 import pytest
 from pydantic import TypeAdapter
 
+from helpers import stand_in_aws_keys
 from helpers.recording_openai import PATCH, RecordingOpenAI
 from tokenomy.config import parse_config
 from tokenomy.emulate.server import ServerThread
@@ -51,9 +52,7 @@ def served(tmp_path_factory):
     ledger = tmp_path_factory.mktemp("agents") / "ledger.duckdb"
     with pytest.MonkeyPatch.context() as env:
         env.setenv("ANTHROPIC_API_KEY", "unused")
-        env.setenv("AWS_ACCESS_KEY_ID", "x")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "x")
-        env.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+        stand_in_aws_keys(env)
         for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
             env.delenv(key, raising=False)
         with (RecordingOpenAI() as upstream, ServerThread(create_anthropic(engine=InstantEngine())) as claude,

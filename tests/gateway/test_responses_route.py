@@ -15,6 +15,7 @@ import openai
 import pydantic
 import pytest
 
+from helpers import stand_in_aws_keys
 from helpers.recording_openai import LOGPROBS, RecordingOpenAI, arguments_for
 from helpers.scripted_anthropic import ScriptedAnthropic
 from tokenomy.config import parse_config
@@ -500,9 +501,7 @@ def test_what_bedrocks_mapping_refuses_is_named_where_the_caller_sent_it(tmp_pat
     from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
     from tokenomy.emulate.instant_engine import InstantEngine
 
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
-    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+    stand_in_aws_keys(monkeypatch)
     ask = [{"role": "developer", "content": "Be brief"},
            {"role": "user", "content": [{"type": "input_text", "text": "What is this?"},
                                         {"type": "input_image", "image_url": "https://example.com/a.png"}]}]

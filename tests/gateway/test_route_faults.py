@@ -17,6 +17,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, EventStreamError
 
+from helpers import stand_in_aws_keys
 from helpers.cut_off import cut_off_upstream
 from helpers.scripted_openai import ScriptedOpenAI
 from tokenomy.config import parse_config
@@ -181,10 +182,8 @@ def test_a_call_that_outwaits_its_timeout_at_anthropic_or_bedrock_is_recorded_an
     from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
     from tokenomy.emulate.instant_engine import InstantEngine
 
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    stand_in_aws_keys(monkeypatch)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "x")
-    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
     claude = ScriptedAnthropic()
     claude.delay_s = 1.5
     secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("1"), period="month")
@@ -232,9 +231,7 @@ def test_a_corrupted_bedrock_stream_frame_ends_the_stream_as_bedrocks_fault_char
 
         return StreamingResponse(frames(), media_type="application/vnd.amazon.eventstream")
 
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
-    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+    stand_in_aws_keys(monkeypatch)
     secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("1"), period="month")
     bedrock = Starlette(routes=[Route("/model/{model:path}/converse-stream", converse_stream, methods=["POST"])])
     with ServerThread(bedrock) as bedrock_url:
@@ -272,10 +269,8 @@ def test_claude_counting_negative_tokens_is_its_fault_and_recorded_at_its_estima
                              "stopReason": "end_turn", "metrics": {"latencyMs": 1},
                              "usage": {"inputTokens": -5, "outputTokens": 2, "totalTokens": -3}})
 
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    stand_in_aws_keys(monkeypatch)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "x")
-    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
     monkeypatch.setattr(scripted_anthropic, "USAGE", {**scripted_anthropic.USAGE, "input_tokens": -5})
     secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("1"), period="month")
     bedrock = Starlette(routes=[Route("/model/{model:path}/converse", converse, methods=["POST"])])
@@ -349,10 +344,8 @@ def test_claude_answering_without_usage_is_recorded_at_estimated_tokens_not_free
                                                                                  monkeypatch):
     # An OpenAI-format answer without usage is estimated; Claude's, from Anthropic's API or Bedrock, was recorded at
     # 0 tokens and $0, and its budget charged nothing, though the model answered it.
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    stand_in_aws_keys(monkeypatch)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "x")
-    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
     secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("1"), period="month")
     with ServerThread(usageless_claude()) as upstream:
         models = {
@@ -387,9 +380,7 @@ def test_a_bedrock_answer_cut_off_midway_is_a_502_recorded_at_its_estimate_not_a
     answer = json.dumps({"output": {"message": {"role": "assistant", "content": [{"text": "Hi " * 100}]}},
                          "stopReason": "end_turn", "metrics": {"latencyMs": 1},
                          "usage": {"inputTokens": 100, "outputTokens": 100, "totalTokens": 200}}).encode()
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
-    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+    stand_in_aws_keys(monkeypatch)
     secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("1"), period="month")
     with cut_off_upstream(answer) as endpoint:
         models = {"haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": endpoint, "model": HAIKU}}
@@ -524,10 +515,8 @@ def test_a_stream_answered_200_and_cut_before_any_content_is_charged_its_prompt_
     # Anthropic's API, Bedrock and Gemini had the request and answered it 200 (Anthropic even counted its prompt), and
     # the stream ended before any content: the attempt was recorded at 0 tokens and $0 (only a stream cut after some
     # content was estimated), so the key's budget counted nothing and each retry of it was paid for unbudgeted.
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    stand_in_aws_keys(monkeypatch)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "x")
-    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
     secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("1"), period="month")
     with ServerThread(started_then_cut()) as upstream:
         models = {

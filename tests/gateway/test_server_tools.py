@@ -10,6 +10,7 @@ from decimal import Decimal
 import anthropic
 import pytest
 
+from helpers import stand_in_aws_keys
 from helpers.scripted_anthropic import ScriptedAnthropic
 from tokenomy.config import parse_config
 from tokenomy.emulate.anthropic_api import create_app as create_claude
@@ -59,9 +60,7 @@ def gateway(upstreams, tmp_path_factory):
     config = parse_config({"models": models(claude, recorded), "routes": routes})
     with pytest.MonkeyPatch.context() as env:
         env.setenv("GPT_KEY", "unused")
-        env.setenv("AWS_ACCESS_KEY_ID", "x")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "x")
-        env.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+        stand_in_aws_keys(env)
         with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
             yield url, ledger
 

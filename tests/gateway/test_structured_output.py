@@ -15,6 +15,7 @@ import openai
 import pydantic
 import pytest
 
+from helpers import stand_in_aws_keys
 from helpers.recording_openai import RecordingOpenAI
 from helpers.scripted_anthropic import ScriptedAnthropic
 from tokenomy.config import parse_config
@@ -46,9 +47,7 @@ class City(pydantic.BaseModel):
 def served(tmp_path_factory):
     """(gateway URL, recording OpenAI upstream, scripted Anthropic upstream)."""
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("AWS_ACCESS_KEY_ID", "x")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "x")
-        env.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+        stand_in_aws_keys(env)
         for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
             env.delenv(key, raising=False)
         scripted = ScriptedAnthropic(text='{"city": "Lyon", "population": 520000}')

@@ -13,6 +13,7 @@ import openai
 import pytest
 from botocore.config import Config
 
+from helpers import stand_in_aws_keys
 from helpers.recording_openai import RecordingOpenAI
 from tokenomy.config import parse_config
 from tokenomy.emulate.server import ServerThread
@@ -82,8 +83,7 @@ def test_messages_gets_the_models_text_streamed_or_not(gateway) -> None:
 
 
 def test_converse_gets_the_models_text_streamed_or_not(gateway, monkeypatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")  # boto3 signs; the gateway reads its own keys, none here
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    stand_in_aws_keys(monkeypatch)  # boto3 signs; the gateway reads its own keys, none here
     client = boto3.client("bedrock-runtime", endpoint_url=gateway, region_name="us-east-1",
                           config=Config(retries={"max_attempts": 1, "mode": "standard"}))
     ask = {"modelId": "fast", "inferenceConfig": {"maxTokens": 5},

@@ -13,6 +13,7 @@ import httpx
 import httpx2
 import pytest
 
+from helpers import stand_in_aws_keys
 from helpers.claude_gateway import HAIKU, ClaudeGateway
 from helpers.recording_openai import arguments_for
 from tokenomy.config import parse_config
@@ -232,9 +233,7 @@ def test_a_stream_that_fails_before_its_first_event_is_an_error_status(served) -
 def test_the_gateway_key_is_the_sdks_access_token_and_its_budget_holds(tmp_path, monkeypatch) -> None:
     from tokenomy.gateway.keys import KeyStore
 
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
-    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+    stand_in_aws_keys(monkeypatch)
     ledger = tmp_path / "ledger.duckdb"
     secret, key = KeyStore(open_store(ledger)).create(budget_usd=Decimal("0.01"), period="month", name="app")
     with ServerThread(create_bedrock(engine=InstantEngine())) as bedrock:

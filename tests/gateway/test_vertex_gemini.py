@@ -16,6 +16,7 @@ from google import genai
 from google.genai import errors, types
 from google.oauth2.credentials import Credentials
 
+from helpers import stand_in_aws_keys
 from helpers.recording_openai import RecordingOpenAI, arguments_for
 from helpers.scripted_anthropic import ScriptedAnthropic
 from tokenomy.config import parse_config
@@ -62,9 +63,7 @@ class Served:
         self.ledger, self.scripted = ledger, ScriptedAnthropic()
         self.stack = contextlib.ExitStack()
         env = self.stack.enter_context(pytest.MonkeyPatch.context())
-        env.setenv("AWS_ACCESS_KEY_ID", "x")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "x")
-        env.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+        stand_in_aws_keys(env)
         gemini = self.stack.enter_context(ServerThread(create_gemini(engine=InstantEngine())))
         bedrock = self.stack.enter_context(ServerThread(create_bedrock(engine=InstantEngine())))
         self.upstream = self.stack.enter_context(RecordingOpenAI())

@@ -47,6 +47,14 @@ def start_gateway(config: Path, port: int, ledger: Path | str, env: dict[str, st
     return proc
 
 
+def stand_in_aws_keys(env: pytest.MonkeyPatch, access_key_id: str = "x") -> None:
+    """Stand-in AWS keys for boto3 to sign with (the emulators and the gateway do not check the signature), and no
+    Bedrock API key from the developer's environment, which would be used in their place."""
+    env.setenv("AWS_ACCESS_KEY_ID", access_key_id)
+    env.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    env.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+
+
 def require(condition: bool, why: str) -> None:
     """Skip with a printed reason locally; in CI a missing prerequisite is a failure, not a skip."""
     if condition:

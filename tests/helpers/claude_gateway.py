@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from helpers import stand_in_aws_keys
 from helpers.recording_openai import RecordingOpenAI
 from helpers.scripted_anthropic import ScriptedAnthropic
 from tokenomy.config import parse_config
@@ -32,9 +33,7 @@ class ClaudeGateway:
         self.ledger, self.sent, self.scripted = ledger, [], ScriptedAnthropic()
         self.stack = contextlib.ExitStack()
         env = self.stack.enter_context(pytest.MonkeyPatch.context())
-        env.setenv("AWS_ACCESS_KEY_ID", "x")
-        env.setenv("AWS_SECRET_ACCESS_KEY", "x")
-        env.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+        stand_in_aws_keys(env)
         original = converse_mapping.to_converse_params
         env.setattr(
             bedrock_provider, "to_converse_params", lambda request: self.sent.append(original(request)) or self.sent[-1]

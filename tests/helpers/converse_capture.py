@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
+from helpers import stand_in_aws_keys
+
 
 def record_converse(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """The list the Bedrock provider's Converse parameters are appended to, one per request, from now on."""
     from tokenomy.providers import converse_mapping
 
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
-    monkeypatch.delenv("AWS_BEARER_TOKEN_BEDROCK", raising=False)
+    stand_in_aws_keys(monkeypatch)
     sent: list[dict[str, Any]] = []
     original = converse_mapping.to_converse_params
 

@@ -8,6 +8,7 @@ import anthropic
 import httpx
 import pytest
 
+from helpers import stand_in_aws_keys
 from tokenomy.client import Tokenomy
 from tokenomy.emulate.anthropic_api import create_app
 from tokenomy.emulate.server import ServerThread
@@ -298,8 +299,7 @@ def test_web_searches_are_billed_per_search_beside_the_tokens(ledger_path) -> No
 def test_a_server_tool_for_a_model_on_another_api_is_refused_before_any_call(ledger_path, monkeypatch) -> None:
     """A server tool (ToolSpec.server) runs on Anthropic's API only: Bedrock's mapping sent it as a function the
     caller never implemented. Refused by name, nothing sent (the endpoint is unreachable)."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    stand_in_aws_keys(monkeypatch)
     spec = {"b": ModelSpec(name="b", provider="bedrock", model="anthropic.claude-3-haiku-20240307-v1:0",
                            region="us-east-1", endpoint_url="http://127.0.0.1:9")}
     search = ToolSpec("web_search", server={"type": "web_search_20250305", "name": "web_search"})

@@ -13,6 +13,7 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.trace import StatusCode
 
+from helpers import stand_in_aws_keys
 from tokenomy.client import CallPolicy, Tokenomy
 from tokenomy.errors import ProviderError
 from tokenomy.messages import ChatRequest, RequestMeta
@@ -309,8 +310,7 @@ def test_each_providers_endpoint_is_its_server(monkeypatch):
 
     monkeypatch.setenv("ANTHROPIC_API_KEY", "unused")
     monkeypatch.setenv("GEMINI_API_KEY", "unused")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    stand_in_aws_keys(monkeypatch)
     ask = Request.simple("hi", model="m")
     assert OpenAIProvider().server_for(ask) == ("api.openai.com", 443)
     assert OpenAIProvider(base_url="http://localhost:11434/v1").server_for(ask) == ("localhost", 11434)
