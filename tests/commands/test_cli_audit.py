@@ -904,6 +904,7 @@ def test_ledger_export_writes_through_a_link_or_device_instead_of_replacing_it(t
 
 @pytest.mark.parametrize("args", [
     ["ledger", "export"],
+    ["ledger", "stats"],
     ["plan", "savings"],
     ["plan", "size", "--model", HAIKU, "--hourly-usd", "4"],
     ["plan", "utilization", "--model", HAIKU, "--reservation-units", "1", "--hourly-usd", "4"],

@@ -201,6 +201,33 @@ def test_ledger_stats_counts_the_cost_of_every_billed_attempt_like_report_spend(
     assert everything["requests"] == 1 and everything["latency_p50_ms"] == 100.0  # answered calls only
 
 
+def test_ledger_stats_takes_since_and_until_like_report_spend(tmp_path):
+    # `ledger stats` summed the whole ledger, with no --since where `ledger export` and `report spend` take one.
+    from datetime import UTC, datetime, timedelta
+
+    from tokenomy.ledger.events import UsageEvent
+    from tokenomy.ledger.store import open_store
+
+    ledger = tmp_path / "l.duckdb"
+    now = datetime.now(UTC)
+    open_store(ledger).write([UsageEvent(ts=now - timedelta(hours=age), provider="bedrock", model=model,
+                                         input_tokens=10, output_tokens=2, cost_usd=Decimal(cost), latency_ms=5.0)
+                              for age, model, cost in ((1, "a", "0.25"), (30, "b", "0.5"), (24 * 10, "c", "1"))])
+    runner = CliRunner()
+
+    def stats(*window: str) -> dict[str, Decimal]:
+        result = runner.invoke(app, ["ledger", "stats", "--ledger", str(ledger), "--json", *window])
+        assert result.exit_code == 0, result.output
+        return {row["model"]: Decimal(row["cost_usd"]) for row in json.loads(result.stdout)}
+
+    assert stats("--since", "2d") == {"a": Decimal("0.25"), "b": Decimal("0.5"), "ALL": Decimal("0.75")}
+    assert stats("--since", "2w", "--until", "2h") == {"b": Decimal("0.5"), "c": Decimal("1"), "ALL": Decimal("1.5")}
+    assert stats("--since", (now - timedelta(days=3)).date().isoformat())["ALL"] == Decimal("0.75")
+    spend = json.loads(runner.invoke(app, ["report", "spend", "--ledger", str(ledger), "--since", "2d",
+                                           "--json"]).stdout)
+    assert sum(Decimal(row["cost_usd"]) for row in spend) == Decimal("0.75")
+
+
 def test_ledger_stats_json_prints_the_spend_its_table_and_report_spend_print(tmp_path):
     # `ledger stats --json` wrote the ledger's exact record ("0.0000045") beside its own table's $0.000004 and
     # `report spend --json`'s "0.000004": one spend, two figures. A summary's money is an amount, to 6 places.

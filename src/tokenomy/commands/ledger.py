@@ -91,15 +91,23 @@ def export(
 
 
 @ledger_app.command("stats")
-def stats(ledger: Optional[str] = LedgerOption, as_json: bool = JsonOption) -> None:
+def stats(
+    since: Optional[datetime] = when_option("--since", "Only events at or after this UTC time."),
+    until: Optional[datetime] = when_option("--until", "Only events before this UTC time."),
+    ledger: Optional[str] = LedgerOption,
+    as_json: bool = JsonOption,
+) -> None:
     """Spend summary: requests, tokens by type, cache-read share, cost, p50/p95 latency per model.
 
     Requests and latency count answered calls; tokens and cost count every recorded attempt (a stream cancelled
-    part-way was billed), so the cost matches `tokenomy report spend`."""
+    part-way was billed), so the cost matches `tokenomy report spend` over the same --since/--until."""
     from tokenomy.commands._common import open_existing_ledger
+    from tokenomy.commands._options import utc_window
     from tokenomy.ledger.summary import spend_summary
 
-    rows = spend_summary(open_existing_ledger(ledger))  # read-only: a missing ledger is an error, not created
+    since, until = utc_window(since, until)
+    # read-only: a missing ledger is an error, not created
+    rows = spend_summary(open_existing_ledger(ledger), since, until)
     if as_json:
         print_json(rows, money="amount")  # the figures its table and `report spend --json` print
         return
