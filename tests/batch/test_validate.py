@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -508,3 +509,62 @@ def test_validate_estimates_image_parts_as_the_gateway_reserves_them(tmp_path):
     # The same request through the gateway is reserved at the same figure for its image.
     gateway = estimate_input_tokens(request_from_anthropic({**claude, "model": "claude-3-haiku"}))
     assert estimated(lines["bedrock"], models["bedrock"]) == gateway > IMAGE_TOKENS
+
+
+def test_validate_estimates_documents_as_the_gateway_reserves_them_and_names_audio_it_cannot(tmp_path):
+    # `batch validate` counted a PDF (or any document) at 0 tokens, and audio or video too, without a word: a file of
+    # contracts was quoted at the price of its questions. A document now counts as a budget reserves it (a PDF by its
+    # pages, placement.document_tokens), and a record sending audio or video is named as not counted.
+    import base64
+
+    from tokenomy.caching.placement import DOCUMENT_TOKENS, estimate_input_tokens
+    from tokenomy.providers.anthropic_inbound import request_from_anthropic
+
+    pdf = b"%PDF-1.4\n1 0 obj <</Type /Pages /Count 3>>\n" + b"".join(
+        b"%d 0 obj <</Type /Page>>\n" % n for n in (2, 3, 4)) + b"%%EOF\n"
+    data = base64.b64encode(pdf).decode()
+    ask = {"type": "text", "text": "Summarise the contract."}
+    claude = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 50, "messages": [{"role": "user", "content": [
+        {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": data}}, ask]}]}
+    pdf_block = {"document": {"format": "pdf", "name": "contract", "source": {"bytes": data}}}
+    nova = {"schemaVersion": "messages-v1", "inferenceConfig": {"max_new_tokens": 50},
+            "messages": [{"role": "user", "content": [pdf_block, {"text": ask["text"]}]}]}
+
+    def openai(*parts: dict) -> dict:
+        return {"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {
+            "model": "gpt-4o-mini", "max_tokens": 50, "messages": [{"role": "user", "content": [ask, *parts]}]}}
+
+    def validated(line: dict, model: str):
+        path = tmp_path / "in.jsonl"
+        path.write_text(json.dumps(line) + "\n")
+        report = validate_file(path, model)
+        assert not report.bad and len(report.records) == 1, report.bad
+        return report
+
+    haiku, nova_lite = "anthropic.claude-3-haiku-20240307-v1:0", "amazon.nova-lite-v1:0"
+    file_part = {"type": "file", "file": {"file_data": f"data:application/pdf;base64,{data}", "filename": "c.pdf"}}
+    text_only = validated(openai(), "gpt-4o-mini").input_tokens
+    assert validated(openai(file_part), "gpt-4o-mini").input_tokens == text_only + 3 * DOCUMENT_TOKENS
+    by_id = {"type": "file", "file": {"file_id": "file-abc"}}  # its size is not in the line: a page, as the gateway
+    assert validated(openai(by_id), "gpt-4o-mini").input_tokens == text_only + DOCUMENT_TOKENS
+    assert validated({"recordId": "n", "modelInput": nova}, nova_lite).input_tokens == text_only + 3 * DOCUMENT_TOKENS
+    # The same request through the gateway is reserved at the same figure for its PDF.
+    gateway = estimate_input_tokens(request_from_anthropic({**claude, "model": "claude-3-haiku"}))
+    assert validated({"recordId": "b", "modelInput": claude}, haiku).input_tokens == gateway > 3 * DOCUMENT_TOKENS
+    assert not any("audio or video" in note for note in validated(openai(file_part), "gpt-4o-mini").notes)
+
+    # Audio and video are billed by their length, which the line does not give: the record is named, not counted.
+    audio = {"type": "input_audio", "input_audio": {"data": base64.b64encode(b"RIFF" + bytes(64)).decode(),
+                                                    "format": "wav"}}
+    video = {"video": {"format": "mp4", "source": {"s3Location": {"uri": "s3://bucket/clip.mp4"}}}}
+    nova_video = {**nova, "messages": [{"role": "user", "content": [video, {"text": ask["text"]}]}]}
+    path = tmp_path / "media.jsonl"
+    path.write_text(json.dumps(openai(audio)) + "\n" + json.dumps({**openai(), "custom_id": "b"}) + "\n")
+    out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "batch", "validate", str(path), "--model",
+                          "gpt-4o-mini"], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "COLUMNS": "300"})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "warning: audio or video is not counted in the input tokens or the cost" in out.stdout, out.stdout
+    assert "1 record(s) send it, a (line 1);" in out.stdout, out.stdout
+    notes = validated({"recordId": "v", "modelInput": nova_video}, nova_lite).notes
+    assert any("audio or video is not counted" in note and "v (line 1)" in note for note in notes), notes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import binascii
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -10,11 +11,12 @@ from typing import Any
 from tokenomy.batch.bedrock_bodies import BODY_NAMES, body_written_for, invocation_type, job_body, sent_as_written
 from tokenomy.batch.conversion import two_caps_as_written, uncarried
 from tokenomy.batch.formats import FORMS, BadLine, BatchRecord, read_file
-from tokenomy.caching.placement import IMAGE_TOKENS
+from tokenomy.caching.placement import IMAGE_TOKENS, document_tokens
 from tokenomy.errors import TokenomyError, UsageError, as_written
-from tokenomy.messages import Usage
+from tokenomy.messages import DocumentBlock, Usage
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import compute_cost
+from tokenomy.providers.openai_wire import DOCUMENT_MEDIA_TYPES
 from tokenomy.token_estimate import estimate_text_tokens
 
 DEFAULT_MAX_TOKENS = 256
@@ -169,6 +171,71 @@ def images_in(value: Any) -> int:
     return sum(images_in(item) for item in value.values())
 
 
+_DOCUMENT_FORMATS = {media_type: fmt for fmt, media_type in DOCUMENT_MEDIA_TYPES.items()}
+
+
+def _decoded(text: Any) -> bytes | None:
+    """A document's base64 text as bytes; None when it is not base64 (the provider refuses it; a page's estimate)."""
+    try:
+        return binascii.a2b_base64(text, strict_mode=True) if isinstance(text, str) else None
+    except binascii.Error:
+        return None
+
+
+def _document(part: dict[str, Any]) -> DocumentBlock | None:
+    """The document a content part sends, as the gateway holds one, in each form a line takes: OpenAI's file part (a
+    data URL, or a file id), the Messages API's document (base64 PDF, plain text, content blocks, or a URL or file id
+    the provider reads), Converse's {"document": {format, source}} (bytes or text, or an s3Location). None for any
+    other part. A document whose bytes the line does not hold is one page, as the gateway estimates it."""
+    if part.get("type") == "file" and isinstance(part.get("file"), dict):
+        head, _, payload = str(part["file"].get("file_data") or "").partition(",")
+        media_type = head.removeprefix("data:").partition(";")[0]
+        return DocumentBlock(format=_DOCUMENT_FORMATS.get(media_type, "pdf"), data=_decoded(payload) if head else None)
+    source = part.get("source")
+    if part.get("type") == "document" and isinstance(source, dict):
+        if source.get("type") == "text" and isinstance(source.get("data"), str):
+            return DocumentBlock(format="txt", data=source["data"].encode())
+        blocks = source.get("content")
+        if source.get("type") == "content" and isinstance(blocks, list):  # its text (an image in it: images_in's)
+            texts = [b["text"] for b in blocks if isinstance(b, dict) and isinstance(b.get("text"), str)]
+            return DocumentBlock(format="txt", data="".join(texts).encode())
+        return DocumentBlock(format="pdf", data=_decoded(source.get("data")))
+    document = part.get("document")
+    if isinstance(document, dict) and isinstance(document.get("source"), dict):
+        fmt, source = document.get("format"), document["source"]
+        text = source.get("text")
+        data = text.encode() if isinstance(text, str) else _decoded(source.get("bytes"))
+        return DocumentBlock(format=fmt if isinstance(fmt, str) else "pdf", data=data)
+    return None
+
+
+def documents_in(value: Any) -> list[DocumentBlock]:
+    """The documents anywhere in a record's line (in any form): each is estimated as the gateway reserves it
+    (`caching.placement.document_tokens`: a PDF by its pages), never left out as 0 tokens."""
+    if isinstance(value, list):
+        return [document for item in value for document in documents_in(item)]
+    if not isinstance(value, dict):
+        return []
+    document = _document(value)
+    return [document] if document else [d for item in value.values() for d in documents_in(item)]
+
+
+def sends_media(value: Any) -> bool:
+    """Whether a record's line sends audio or video (OpenAI's input_audio part; Converse's and Nova's video and audio
+    blocks). Those are billed by their length, which the line does not say, at rates of each model's own: no estimate
+    here counts them, and validate names the record instead of counting them as 0 tokens without a word."""
+    if isinstance(value, list):
+        return any(sends_media(item) for item in value)
+    if not isinstance(value, dict):
+        return False
+    if value.get("type") == "input_audio" or any(
+        isinstance(value.get(kind), dict) and ("source" in value[kind] or "format" in value[kind])
+        for kind in ("audio", "video")
+    ):
+        return True
+    return any(sends_media(item) for item in value.values())
+
+
 def validate_file(
     path: str | Path,
     model: str,
@@ -181,6 +248,7 @@ def validate_file(
     records, bad = read_file(path)
     entry = default_catalog().lookup(model, region)
     report = ValidationReport(str(path), model, [], bad, backend=backend)
+    with_media: list[str] = []
     for rec in records:
         target = rebuilt_for(rec, backend, model) if backend else None
         if target:
@@ -195,6 +263,7 @@ def validate_file(
             bad.append(lost)
             continue
         tokens_in = estimate_tokens(rec.text()) + IMAGE_TOKENS * images_in(rec.raw)
+        tokens_in += sum(document_tokens(document) for document in documents_in(rec.raw))
         tokens_out = rec.max_tokens or default_max_tokens
         if entry.context_window and tokens_in + tokens_out > entry.context_window:
             bad.append(
@@ -207,6 +276,8 @@ def validate_file(
             )
             continue
         report.records.append(rec)
+        if sends_media(rec.raw):
+            with_media.append(f"{rec.id} (line {rec.line})")
         report.input_tokens += tokens_in
         report.output_tokens += tokens_out
     bad.sort(key=lambda b: b.line)
@@ -222,6 +293,13 @@ def validate_file(
             "runs it at on-demand price under your rate limits"
         )
     report.notes.append(f"output tokens estimated at max_tokens (default {default_max_tokens}) per record")
+    if with_media:
+        more = f" and {len(with_media) - 5} more" if len(with_media) > 5 else ""
+        report.notes.append(
+            f"warning: audio or video is not counted in the input tokens or the cost (billed by its length, which a "
+            f"line does not give): {len(with_media)} record(s) send it, {', '.join(with_media[:5])}{more}; their "
+            "cost is higher than estimated"
+        )
     others = _other_models(report.records, entry.model, region)
     if others:
         report.notes.append(

@@ -125,6 +125,15 @@ def _pdf_pages(data: bytes) -> int:
     return pages or 1
 
 
+def document_tokens(block: DocumentBlock) -> int:
+    """The estimate of a document given whole (not as content blocks): a text document by its length, a PDF by its
+    pages, any other (or one sent by reference, whose size cannot be seen) one page. `batch validate` counts a line's
+    documents with it, as a budget reserves them."""
+    if block.format in _TEXT_DOCUMENTS and block.data is not None:
+        return (len(block.data) + 3) // 4
+    return DOCUMENT_TOKENS * (_pdf_pages(block.data) if block.format == "pdf" and block.data else 1)
+
+
 def _json_length(value: object) -> int:
     try:
         return len(orjson.dumps(value, default=str))
@@ -147,10 +156,8 @@ def _blocks_size(blocks: Sequence[Block]) -> tuple[int, int, int]:
                 chars += more_chars
                 tokens += more_tokens
                 unsized += more_unsized
-            elif block.format in _TEXT_DOCUMENTS and block.data is not None:
-                tokens += (len(block.data) + 3) // 4
             else:
-                tokens += DOCUMENT_TOKENS * (_pdf_pages(block.data) if block.format == "pdf" and block.data else 1)
+                tokens += document_tokens(block)
                 unsized += block.data is None
         elif isinstance(block, ToolUseBlock):
             chars += len(block.name) + (
