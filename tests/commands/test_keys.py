@@ -115,6 +115,11 @@ def test_usd_options_are_read_as_decimals_and_echoed_as_typed(tmp_path):
         (["keys", "create", "--budget-usd", "0.1234567890123456789"],
          "error: --budget-usd 0.1234567890123456789: budgets are kept to 12 decimal places"),
         (["keys", "create", "--budget-usd", "fifty"], "'fifty' is not an amount; give a number of dollars, e.g. 50"),
+        # Decimal("inf") prints as "Infinity", which nobody typed: the word is echoed as it was.
+        (["keys", "create", "--budget-usd", "inf"], "'inf': give an amount in dollars, a finite number >= 0"),
+        (["keys", "team-budget", "research", "--budget-usd", "NaN"], "'NaN': give an amount in dollars"),
+        (["plan", "breakeven", "--model", "anthropic.claude-v2:1", "--input-share", "0.5", "--hourly-usd", "inf"],
+         "'inf': give an amount in dollars"),
         (["plan", "breakeven", "--model", "anthropic.claude-v2:1", "--input-share", "0.5", "--hourly-usd", "1e400"],
          "error: --hourly-usd 1e+400: give a price in USD"),
     ]
@@ -122,5 +127,5 @@ def test_usd_options_are_read_as_decimals_and_echoed_as_typed(tmp_path):
         bad = subprocess.run([TOKENOMY, *args, "--ledger", str(ledger)] if args[0] == "keys" else [TOKENOMY, *args],
                              capture_output=True, text=True, timeout=120)
         assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
-        assert message in bad.stderr, bad.stderr
+        assert message in bad.stderr and "Infinity" not in bad.stderr, bad.stderr
     assert not ledger.exists()

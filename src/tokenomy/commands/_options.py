@@ -78,13 +78,19 @@ def finite(param: typer.CallbackParam, value: Optional[float]) -> Optional[float
 
 def parse_usd(value: str | Decimal) -> Decimal:
     """Parser of every USD option, as a Decimal: read as a float, 1e400 became "Infinity" and 0.1234567890123456789
-    came back as 0.12345678901234568 in the error, neither of them what was typed. Range is `usd_amount`'s job."""
+    came back as 0.12345678901234568 in the error, neither of them what was typed. NaN and infinities are refused
+    here, echoing the word typed; range is `usd_amount`'s job."""
     if isinstance(value, Decimal):
         return value
     try:
-        return Decimal(value.strip())
+        amount = Decimal(value.strip())
     except InvalidOperation:
         raise typer.BadParameter(f"{value!r} is not an amount; give a number of dollars, e.g. 50 or 0.25") from None
+    if not amount.is_finite():  # refused here, where the word typed is known: a Decimal echoes `inf` as "Infinity"
+        from tokenomy.money import MAX_USD
+
+        raise typer.BadParameter(f"{value!r}: give an amount in dollars, a finite number >= 0 and under {MAX_USD:,}")
+    return amount
 
 
 def usd_amount(param: typer.CallbackParam, value: Optional[Decimal]) -> Optional[Decimal]:
