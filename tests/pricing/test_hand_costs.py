@@ -138,3 +138,26 @@ def test_genai_prices_ultrafast_change_is_kept_with_its_date():
     assert (later.input, later.output, later.cache_read, later.cache_write, later.starts) == (
         48, 240, Decimal("2.4"), 60, "2027-03-01")
     assert tier.on(date(2027, 2, 28)) is tier
+
+
+@pytest.mark.parametrize("model, rates", [
+    # (input, output, cache read, 5-minute write, 1-hour write) per 1M tokens over 200k prompt tokens: Anthropic's
+    # long-context rates (2x input and cache, 1.5x output); Sonnet 4.5 in-region 10% above its global profile.
+    ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", ("6.60", "24.75", "0.66", "8.25", "13.20")),
+    ("global.anthropic.claude-sonnet-4-5-20250929-v1:0", ("6.00", "22.50", "0.60", "7.50", "12.00")),
+    ("eu.anthropic.claude-sonnet-4-20250514-v1:0", ("6.00", "22.50", "0.60", "7.50", None)),
+    ("global.anthropic.claude-sonnet-4-20250514-v1:0", ("6.00", "22.50", "0.60", "7.50", None)),
+])
+def test_a_bedrock_sonnet_4_prompt_over_200k_tokens_is_billed_whole_at_the_long_context_prices(model, rates):
+    # Bedrock serves Sonnet 4 and 4.5 with the 1M-token window (anthropic_beta context-1m-2025-08-07, which the gateway
+    # carries): such a call was recorded at the short-prompt rates, half what Bedrock bills.
+    rate_in, rate_out, rate_read, rate_write, rate_1h = (Decimal(r) if r else None for r in rates)
+    usage = Usage(150_001, 2_000, cache_read_tokens=40_000, cache_write_tokens=10_000)  # 200,001 prompt tokens
+    cost = compute_cost(usage, model, one_call=True)
+    assert cost.total_usd == (150_001 * rate_in + 2_000 * rate_out + 40_000 * rate_read + 10_000 * rate_write) / M
+    assert cost.note == "long-context prices: 200,001 prompt tokens are over 200,000"
+    at_threshold = compute_cost(Usage(150_000, 2_000, 40_000, 10_000), model, one_call=True)
+    assert at_threshold.note is None and at_threshold.input_usd == 150_000 * rate_in / 2 / M  # the short-prompt rate
+    if rate_1h is not None:
+        hour = compute_cost(Usage(200_000, 0, 0, 1_000, cache_write_1h_tokens=1_000), model, one_call=True)
+        assert hour.total_usd == (200_000 * rate_in + 1_000 * rate_1h) / M
