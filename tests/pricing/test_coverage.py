@@ -623,3 +623,49 @@ def test_prices_flags_a_stale_entry_where_it_shows_its_date(monkeypatch):
     lines = {line.split("│")[2].strip(): line for line in listed.splitlines() if line.count("│") > 3}
     assert "2025-10-15 (stale)" in lines["meta.llama3-8b-instruct-v1:0"]
     assert "(stale)" not in lines["anthropic.claude-3-haiku-20240307-v1:0"]
+
+
+@pytest.mark.parametrize("model, tier, rates", [
+    # (input, cache read, cache write, output) per 1M tokens over 272k input tokens at the tier: OpenAI's long-context
+    # rates (2x input and cache, 1.5x output) at the tier's multiple (flex half, priority twice), as genai-prices has.
+    ("gpt-6.1-sol", "priority", ("8", "0.40", "10", "30")),
+    ("gpt-6.1-sol", "flex", ("2", "0.10", "2.50", "7.50")),
+    ("gpt-6.2-astra", "priority", ("32", "1.60", "40", "120")),
+    ("gpt-6.2-sol", "ultrafast", ("12", "0.60", "15", "45")),
+    ("gpt-5.5", "flex", ("5", "0.50", None, "22.50")),  # priced by genai-prices
+])
+def test_a_prompt_over_272k_tokens_at_a_service_tier_is_billed_at_the_tiers_long_context_prices(model, tier, rates):
+    # Such a call was refused a price ("the priority tier publishes no price for prompts over 272,000 tokens"), so the
+    # gateway recorded it at $0, unpriced, though the tier's long-context prices are published.
+    rin, rcr, rcw, rout = (Decimal(r) if r else None for r in rates)
+    usage = Usage(250_000, 3_000, cache_read_tokens=30_000, cache_write_tokens=10_000 if rcw else 0)
+    cost = compute_cost(usage, model, service_tier=tier, one_call=True, at=date(2026, 12, 5))
+    assert cost.total_usd == (250_000 * rin + 30_000 * rcr + (10_000 * rcw if rcw else 0) + 3_000 * rout) / M
+    assert cost.service_tier == tier and "over 272,000" in cost.note
+    # At the threshold the tier's own prices apply, as before.
+    assert compute_cost(Usage(272_000, 0), model, service_tier=tier, one_call=True).input_usd == 272_000 * rin / 2 / M
+    # A tier with no published long-context price is still refused, not priced at its short-prompt rates:
+    # genai-prices bills gpt-5.4's priority tier flat, beside its standard tier's 272k threshold.
+    with pytest.raises(UsageError, match="the priority tier publishes no price for prompts over 272,000 tokens"):
+        compute_cost(Usage(300_000, 0), "gpt-5.4", service_tier="priority", one_call=True)
+
+
+def test_curated_tier_long_context_prices_match_the_library():
+    compared, wrong = 0, []
+    for entry in PriceCatalog.builtin().entries():
+        if entry.provider not in PROVIDERS or not entry.service_tiers:
+            continue
+        figures = library.library_figures(PROVIDERS[entry.provider], entry.model)
+        for name, tier in (figures or {}).get("service_tiers", {}).items():
+            ours = entry.service_tiers.get(name)
+            for mine, theirs in zip((ours, *ours.changes) if ours else (), (tier, *tier.changes), strict=False):
+                if theirs.long_context is None:
+                    continue
+                compared += 1
+                for field in ("above_tokens", "input", "output", "cache_read", "cache_write"):
+                    want = getattr(theirs.long_context, field)
+                    got = getattr(mine.long_context, field) if mine.long_context else None
+                    if want is not None and got != want:
+                        when = mine.starts or "now"
+                        wrong.append(f"{entry.model} {name} {when} long_context.{field}: {got} vs {want}")
+    assert compared >= 10 and not wrong, "\n".join(wrong)

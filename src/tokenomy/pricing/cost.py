@@ -12,7 +12,7 @@ from tokenomy.errors import TokenomyError, UsageError
 from tokenomy.messages import Usage
 from tokenomy.money import money_str
 from tokenomy.pricing.catalog import PriceCatalog, PriceEntry, default_catalog
-from tokenomy.pricing.entry import SERVICE_TIERS, LongContextPrice
+from tokenomy.pricing.entry import SERVICE_TIERS, LongContextPrice, TierPrice
 from tokenomy.pricing.freshness import warn_if_old
 
 log = logging.getLogger(__name__)
@@ -204,12 +204,7 @@ def compute_cost(
         prompt_tokens = usage.total_input_tokens
     long = _long_context(entry, prompt_tokens, mode) if prompt_tokens is not None else None
     if service_tier != "standard":
-        if long is not None and service_tier in entry.service_tiers:
-            raise UsageError(
-                f"model {entry.model!r} in {entry.region}: the {service_tier} tier publishes no price for prompts "
-                f"over {long.above_tokens:,} tokens; price it with --service-tier standard or a price file"
-            )
-        return _tier_cost(usage, entry, service_tier, cache_ttl, _utc_day(at))
+        return _tier_cost(usage, entry, service_tier, cache_ttl, _utc_day(at), prompt_tokens, long)
     if (entry.input is None or entry.output is None) and mode != "provisioned":
         missing = [name for name in ("input", "output") if getattr(entry, name) is None]
         # A missing price is not $0: an entry without one (e.g. a price file's) would record every call as free.
@@ -350,9 +345,19 @@ def _utc_day(at: datetime | date | None) -> date:
     return at
 
 
-def _tier_cost(usage: Usage, entry: PriceEntry, tier_name: str, cache_ttl: str, day: date) -> CostBreakdown:
-    """On-demand cost at a published tier price (priority, flex, ultrafast), the one in effect on `day`; refuses what
-    the tier's published prices do not cover (never a multiplier of the standard price)."""
+def _tier_cost(
+    usage: Usage,
+    entry: PriceEntry,
+    tier_name: str,
+    cache_ttl: str,
+    day: date,
+    prompt_tokens: int | None,
+    long: LongContextPrice | None,
+) -> CostBreakdown:
+    """On-demand cost at a published tier price (priority, flex, ultrafast), the one in effect on `day`; a prompt of
+    `prompt_tokens` over the tier's long-context threshold at the tier's long-context prices (`long`: the standard
+    tier's, which the prompt is over). Refuses what the tier's published prices do not cover (never a multiplier of
+    the standard price)."""
     tier = entry.service_tiers.get(tier_name)
     where = f"model {entry.model!r} in {entry.region}"
     if tier is None:
@@ -363,11 +368,19 @@ def _tier_cost(usage: Usage, entry: PriceEntry, tier_name: str, cache_ttl: str, 
             f"{tier_name}: {{input, output, source, as_of}}}})"
         )
     tier = tier.on(day)
+    tier_long = tier.long_context
+    over = tier_long is not None and prompt_tokens is not None and prompt_tokens > tier_long.above_tokens
+    if long is not None and not over:
+        raise UsageError(
+            f"{where}: the {tier_name} tier publishes no price for prompts over {long.above_tokens:,} tokens; "
+            "price it with --service-tier standard or a price file"
+        )
+    prices: TierPrice | LongContextPrice = tier_long if over and tier_long is not None else tier
     if cache_ttl == "1h" or usage.cache_write_1h_tokens:
         raise UsageError(f"{where}: the {tier_name} tier publishes no 1-hour cache-write price; use --cache-ttl 5m")
     for tokens, rate, label in (
-        (usage.cache_read_tokens, tier.cache_read, "cache-read"),
-        (usage.cache_write_tokens, tier.cache_write, "cache-write"),
+        (usage.cache_read_tokens, prices.cache_read, "cache-read"),
+        (usage.cache_write_tokens, prices.cache_write, "cache-write"),
     ):
         if tokens and rate is None:
             raise UsageError(
@@ -387,17 +400,27 @@ def _tier_cost(usage: Usage, entry: PriceEntry, tier_name: str, cache_ttl: str, 
         model=entry.model,
         region=entry.region,
         mode="on_demand",
-        input_usd=million_tokens["in"] * tier.input,
-        output_usd=million_tokens["out"] * tier.output,
-        cache_read_usd=million_tokens["cr"] * (tier.cache_read or Decimal(0)),
-        cache_write_usd=million_tokens["cw"] * (tier.cache_write or Decimal(0)),
+        input_usd=million_tokens["in"] * prices.input,
+        output_usd=million_tokens["out"] * prices.output,
+        cache_read_usd=million_tokens["cr"] * (prices.cache_read or Decimal(0)),
+        cache_write_usd=million_tokens["cw"] * (prices.cache_write or Decimal(0)),
         priced_by=entry.priced_by,
-        source=tier.source,
-        as_of=tier.as_of,
-        note=f"the {tier_name} price in effect from {tier.starts}" if tier.starts is not None else None,
+        source=prices.source,
+        as_of=prices.as_of,
+        note=_tier_note(tier_name, tier, prompt_tokens if over else None, tier_long),
         cache_ttl=cache_ttl,
         service_tier=tier_name,
     )
+
+
+def _tier_note(tier_name: str, tier: TierPrice, prompt_tokens: int | None, long: LongContextPrice | None) -> str | None:
+    """What a tier's cost says beside its figures: the long-context prices it used, the day its price took effect."""
+    notes = []
+    if prompt_tokens is not None and long is not None:
+        notes.append(f"long-context prices: {prompt_tokens:,} prompt tokens are over {long.above_tokens:,}")
+    if tier.starts is not None:
+        notes.append(f"the {tier_name} price in effect from {tier.starts}")
+    return "; ".join(notes) or None
 
 
 def cache_storage_cost(

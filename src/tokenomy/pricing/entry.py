@@ -81,6 +81,8 @@ class TierPrice:
     cache_write: Decimal | None = None
     starts: str | None = None
     changes: tuple[TierPrice, ...] = ()
+    # The tier's prices for a prompt over a size threshold, where published (OpenAI's over 272k input tokens).
+    long_context: LongContextPrice | None = None
 
     def on(self, day: date) -> TierPrice:
         """The price in effect on `day` (UTC)."""
@@ -96,6 +98,8 @@ class TierPrice:
             out["starts"] = self.starts
         if self.changes:
             out["changes"] = [change.to_json() for change in self.changes]
+        if self.long_context is not None:
+            out["long_context"] = self.long_context.to_json()
         return out
 
 

@@ -209,6 +209,7 @@ def _tier_price(
         cache_read=_flat(prices, "cache_read_mtok"),
         cache_write=_flat(prices, "cache_write_mtok"),
         starts=starts.isoformat() if starts is not None else None,
+        long_context=_long_context(prices, source, as_of),
     )
 
 

@@ -186,12 +186,10 @@ def _tier_from_block(name: str, spec: dict[str, Any], where: str) -> TierPrice:
     """One service tier's prices: input and output are required, and so are its own source and as_of."""
     if name not in SERVICE_TIERS:
         raise ConfigError(f"{where}: unknown service tier {name!r}; use one of {', '.join(SERVICE_TIERS)}")
-    unknown = set(spec) - set(TIER_PRICE_FIELDS) - {"source", "as_of", "starts"}
+    known = {*TIER_PRICE_FIELDS, "source", "as_of", "starts", "long_context"}
+    unknown = set(spec) - known
     if unknown:
-        raise ConfigError(
-            f"{where}: unknown field(s) {sorted(unknown)}; known fields are "
-            f"{sorted(set(TIER_PRICE_FIELDS) | {'source', 'as_of', 'starts'})}"
-        )
+        raise ConfigError(f"{where}: unknown field(s) {sorted(unknown)}; known fields are {sorted(known)}")
     starts = spec.get("starts")
     if starts is not None:
         try:
@@ -216,6 +214,11 @@ def _tier_from_block(name: str, spec: dict[str, Any], where: str) -> TierPrice:
         cache_read=optional.get("cache_read"),
         cache_write=optional.get("cache_write"),
         starts=starts,
+        long_context=(
+            _long_context_from_block(spec["long_context"], f"{where}.long_context")
+            if spec.get("long_context") is not None
+            else None
+        ),
     )
 
 
