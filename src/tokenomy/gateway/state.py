@@ -267,7 +267,9 @@ class Gateway:
                 long = entry.long_context
                 rates: list[Any] = [long if long is not None and read > long.above_tokens else entry]
                 if isinstance(tier, str) and tier in entry.service_tiers:
-                    rates.append(entry.service_tiers[tier].on(datetime.now(UTC).date()))  # today's (a change on a date)
+                    priced = entry.service_tiers[tier].on(datetime.now(UTC).date())  # today's (a change on a date)
+                    tier_long = priced.long_context  # the tier's own prices over its threshold, where published
+                    rates.append(tier_long if tier_long is not None and read > tier_long.above_tokens else priced)
                 for rate in rates:
                     # Without caching information, every prompt token at the dearest input rate that may apply.
                     input_rate = max(rate.input or 0, rate.cache_write or 0)
