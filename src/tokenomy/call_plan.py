@@ -31,6 +31,7 @@ from tokenomy.providers.refusals import (
     zero_output_refusal,
 )
 from tokenomy.providers.registry import ModelSpec, get_provider, resolve_model
+from tokenomy.request_views import one_hour_cache_point
 from tokenomy.resilience.fallback import AttemptPlan, Step
 from tokenomy.routing.router import ESCALATED_TAG, PASSED_UP_ON_ERROR_TAG, PASSED_UP_TAG
 from tokenomy.routing.validators import Rejection, rejection
@@ -192,7 +193,7 @@ class CallPlanner:
         be recorded at what they cost, so it is refused, never sent as a 5-minute one; so is one to a provider with
         no 1-hour cache (`Provider.accepts_1h_cache`). A model the catalog does not know at all is not refused here
         (any of its calls is recorded unpriced)."""
-        if request.one_hour_cache_point() is None:
+        if one_hour_cache_point(request) is None:
             return None
         provider = self.provider_for(spec)
         if not provider.accepts_1h_cache:  # named for what it is, before any price is looked at

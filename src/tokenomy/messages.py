@@ -25,7 +25,7 @@ import binascii
 import json
 import operator
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any, Final, Literal, Union
 
@@ -375,7 +375,7 @@ class ChatRequest:
     tool list (each a `CachePoint`: True, or ONE_HOUR for a 1-hour one).
 
     `system` is the opening system prompt; a system message later in the conversation is a `Message` with role
-    "system" in its place (OpenAI-format upstreams keep it there; the others merge it, see `system_hoisted`).
+    "system" in its place (OpenAI-format upstreams keep it there; the others merge it: `request_views.system_hoisted`).
 
     `extra` carries provider-specific fields as-is (e.g. OpenAI's logprobs, n, user); a provider that
     cannot send one refuses the request naming the field.
@@ -443,41 +443,6 @@ class ChatRequest:
         """System prompt and every turn's text, for token estimates and routing rules."""
         return (self.system or "") + "".join([m.text for m in self.messages])
 
-    def system_hoisted(self) -> ChatRequest:
-        """This request with its mid-conversation system messages merged into `system`, in order: for APIs that
-        take one system prompt (Anthropic, Bedrock, Gemini). Itself if it has none."""
-        if not any(m.role == "system" for m in self.messages):
-            return self
-        texts = [self.system] if self.system else []
-        texts += [m.text for m in self.messages if m.role == "system"]
-        turns = [m for m in self.messages if m.role != "system"]
-        return replace(self, system="\n\n".join(texts), messages=turns)
-
-    def allowed_tools_only(self) -> ChatRequest:
-        """This request with only the tools its choice allows (`ToolChoice.allowed`) and its choice over all of
-        them: for an API with no way to allow some of the tools sent (Anthropic's, Bedrock's Converse, the local
-        model), as a tool the model is not shown cannot be called. The prompt is then the shorter list's, so its
-        cached prefix changes with the allowed set. Itself when every tool is allowed; names no tool has are refused
-        before (`ToolChoice.undeclared`)."""
-        choice = self.tool_choice
-        if choice is None or not choice.allowed:
-            return self
-        allowed = set(choice.allowed)
-        tools = [tool for tool in self.tools if tool.name in allowed]
-        return self.replaced(tools=tools, tool_choice=ToolChoice(choice.mode))
-
-    def system_parts(self) -> list[tuple[str, CachePoint]]:
-        """The system prompt cut at its cache points: (text, the cache point it ends with, False for none), the last
-        part ending with `system_cache_point`. The separator at a break (the newlines that joined the caller's blocks
-        or messages) is left out, so the caller's text comes back as sent, with nothing added."""
-        text = self.system or ""
-        parts: list[tuple[str, CachePoint]] = []
-        start = 0
-        for end, resume, point in self.system_breaks:
-            parts.append((text[start:end], point))
-            start = resume
-        return [*parts, (text[start:], self.system_cache_point)]
-
     def replaced(self, **changes: Any) -> ChatRequest:
         """`dataclasses.replace(self, **changes)`, without its walk over the fields by name: the client copies every
         request it sends (with the model's id, region and tier), and `replace` cost ~850 bytecodes of a gateway
@@ -488,24 +453,6 @@ class ChatRequest:
 
     def count_blocks(self, kind: type) -> int:
         return sum(1 for m in self.messages for b in m.content if isinstance(b, kind))
-
-    def one_hour_cache_point(self) -> tuple[int | None, str | None] | None:
-        """Where the request first asks for a 1-hour cache point, in the order a prompt is cached: (None, "tools"),
-        (None, "system"), (message index, None), or (None, "cache_control") for an Anthropic caller's top-level one
-        (a pass-through field); None when it asks for none."""
-        if self.tools_cache_point == ONE_HOUR:
-            return None, "tools"
-        if self.system_cache_point == ONE_HOUR or (
-            self.system_breaks and any(point == ONE_HOUR for *_, point in self.system_breaks)
-        ):  # (a generator only when there are breaks: this runs several times on every request)
-            return None, "system"
-        for i, message in enumerate(self.messages):
-            if message.cache_point == ONE_HOUR:
-                return i, None
-        control = self.extra.get("cache_control")
-        if isinstance(control, dict) and control.get("ttl") == ONE_HOUR:
-            return None, "cache_control"
-        return None
 
 
 _REQUEST_FIELDS = tuple(f.name for f in fields(ChatRequest) if f.init)

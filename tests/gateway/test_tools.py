@@ -660,6 +660,7 @@ def test_a_system_message_in_mid_conversation_stays_in_place_upstream_and_is_mer
     from tokenomy.providers.anthropic_mapping import to_anthropic_params
     from tokenomy.providers.converse_mapping import to_converse_params
     from tokenomy.providers.gemini_mapping import config_from_request, contents_from_request
+    from tokenomy.request_views import system_hoisted
 
     upstream, client, _ = served
     messages = [{"role": "system", "content": "Be brief."}, {"role": "developer", "content": "Answer in French."},
@@ -679,9 +680,9 @@ def test_a_system_message_in_mid_conversation_stays_in_place_upstream_and_is_mer
     assert converse["system"] == [{"text": merged}] and len(converse["messages"]) == 3
     assert config_from_request(request)["system_instruction"] == merged
     assert [c["role"] for c in contents_from_request(request)] == ["user", "model", "user"]
-    assert request.system_hoisted().system_hoisted() == request.system_hoisted()
+    assert system_hoisted(system_hoisted(request)) == system_hoisted(request)
     plain = ChatRequest.simple("hi")
-    assert plain.system_hoisted() is plain  # nothing to move: no copy on the hot path
+    assert system_hoisted(plain) is plain  # nothing to move: no copy on the hot path
 
 
 def test_a_field_the_routed_provider_has_no_place_for_is_a_400_naming_it_as_openai_does(ledger_path, monkeypatch):

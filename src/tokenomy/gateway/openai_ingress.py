@@ -429,7 +429,7 @@ def to_messages(body: ChatCompletionRequest, origins: list[Origin] | None = None
             if any(not isinstance(b, TextBlock) for b in blocks):
                 raise RequestError(f"{where}.content", "a system message takes text parts only")
             text = "".join(b.text for b in blocks if isinstance(b, TextBlock))
-            if turns:  # mid-conversation: in place for upstreams that take it there (ChatRequest.system_hoisted)
+            if turns:  # mid-conversation: in place for upstreams that take it there (request_views.system_hoisted)
                 if _message_cache_point(m, where):  # merged into the one system prompt where an API takes one
                     raise RequestError(
                         f"{where}.cache_control",

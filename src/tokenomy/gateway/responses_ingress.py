@@ -232,7 +232,7 @@ def _message(item: dict[str, Any], where: str, turns: _Turns) -> None:
         text = "".join(b.text for b in blocks if isinstance(b, TextBlock))
         if not turns.messages:
             turns.system.append(text)
-        else:  # mid-conversation: in place for upstreams that take it there (ChatRequest.system_hoisted)
+        else:  # mid-conversation: in place for upstreams that take it there (request_views.system_hoisted)
             turns.add("system", TextBlock(text), f"{where}.content", merge=False)
         return
     if not blocks:

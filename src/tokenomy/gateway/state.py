@@ -37,6 +37,7 @@ from tokenomy.pricing.entry import TIER_ALIASES
 from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.pricing.server_tools import fetched_content, implied_searches, reserved_tools_usd
 from tokenomy.providers.refusals import Unsupported, inputs_refusal
+from tokenomy.request_views import one_hour_cache_point
 
 
 class OverloadGuard:
@@ -237,7 +238,7 @@ class Gateway:
         tier = sent.extra.get("service_tier")  # a dearer tier asked for (priority) is billed at its own prices
         tier = TIER_ALIASES.get(tier, tier) if isinstance(tier, str) else tier  # OpenAI's "fast" is priority
         # A 1-hour cache point's writes cost the 1-hour price (2x input on Claude, above the 5-minute 1.25x).
-        one_hour = sent.one_hour_cache_point() is not None
+        one_hour = one_hour_cache_point(sent) is not None
         groups: list[list[Line]] = []
         searches = Decimal(0)  # USD: the web searches each answer may run, at its dearest model's price
         server = [tool.server for tool in request.tools if tool.server is not None]

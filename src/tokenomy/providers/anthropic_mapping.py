@@ -50,6 +50,7 @@ from tokenomy.providers.claude_effort import takes_effort
 from tokenomy.providers.json_text import call_input
 from tokenomy.providers.reasoning_signers import foreign, unsealed_block
 from tokenomy.providers.refusals import FILE_APIS, allowed_tools_only, empty_text
+from tokenomy.request_views import system_hoisted, system_parts
 
 EPHEMERAL = {"type": "ephemeral"}
 DEFAULT_MAX_TOKENS = 1024  # the Messages API requires max_tokens; used when a request sets no cap
@@ -417,7 +418,7 @@ def _output_config(request: ChatRequest) -> dict[str, Any]:
 
 def to_anthropic_params(request: ChatRequest) -> dict[str, Any]:
     """Map a ChatRequest to Messages API arguments, with cache_control on the block before each cache point."""
-    request = request.system_hoisted()  # the Messages API takes one system prompt: later system messages join it
+    request = system_hoisted(request)  # the Messages API takes one system prompt: later system messages join it
     refuse_unsupported(request)
     # No way to allow some of the tools: only those are sent (a tool not shown cannot be called)
     request = allowed_tools_only(request, "the Anthropic Messages API")
@@ -426,7 +427,7 @@ def to_anthropic_params(request: ChatRequest) -> dict[str, Any]:
     if request.system and (request.system_cache_point or request.system_breaks):
         params["system"] = [
             {"type": "text", "text": text, **({"cache_control": cache_control(point)} if point else {})}
-            for text, point in request.system_parts()
+            for text, point in system_parts(request)
         ]
     elif request.system:
         params["system"] = request.system

@@ -58,6 +58,7 @@ from tokenomy.providers import json_text
 from tokenomy.providers.claude_effort import EFFORTS, NO_ADAPTIVE, NO_EFFORT, takes_adaptive, takes_effort
 from tokenomy.providers.reasoning_signers import bedrock_signer, foreign
 from tokenomy.providers.refusals import allowed_tools_only, empty_text, fields_to_carry
+from tokenomy.request_views import system_hoisted, system_parts
 
 CACHE_POINT = {"cachePoint": {"type": "default"}}
 IMAGE_FORMATS = {
@@ -425,13 +426,13 @@ def _output_config(request: ChatRequest) -> dict[str, Any]:
 
 def to_converse_params(request: ChatRequest) -> dict[str, Any]:
     """Map a ChatRequest to Converse keyword arguments, with cachePoint blocks where requested."""
-    request = request.system_hoisted()  # Converse takes one system prompt: later system messages join it
+    request = system_hoisted(request)  # Converse takes one system prompt: later system messages join it
     _refuse_unsupported(request)
     model = request.model
     params: dict[str, Any] = {"modelId": model}
     if request.system:
         system: list[dict[str, Any]] = []
-        for text, point in request.system_parts():  # one part unless the caller cached inside its system prompt
+        for text, point in system_parts(request):  # one part unless the caller cached inside its system prompt
             system += [{"text": text}, cache_point(point)] if point else [{"text": text}]
         params["system"] = system
     messages: list[dict[str, Any]] = []

@@ -45,6 +45,7 @@ from tokenomy.messages import (
 from tokenomy.providers.reasoning_signers import foreign
 from tokenomy.providers.refusals import FILE_APIS, fields_to_carry
 from tokenomy.providers.usage_counts import usage_count
+from tokenomy.request_views import system_hoisted
 
 # Gemini's finishReason -> the OpenAI-style finish_reason Tokenomy records. A reason with no OpenAI counterpart
 # (MALFORMED_FUNCTION_CALL, TOO_MANY_TOOL_CALLS, MISSING_THOUGHT_SIGNATURE, ...: the answer failed, often empty) is
@@ -197,7 +198,7 @@ def _own_part(block: ProviderBlock, where: str, model: str) -> dict[str, Any]:
 
 def contents_from_request(request: ChatRequest) -> list[dict[str, Any]]:
     """The request's turns as Gemini `contents` (roles user / model)."""
-    request = request.system_hoisted()  # one system instruction (config_from_request)
+    request = system_hoisted(request)  # one system instruction (config_from_request)
     names: dict[str, str] = {}
     contents: list[dict[str, Any]] = []
     checks_signatures = _checks_call_signatures(request.model)
@@ -284,7 +285,7 @@ def _tool_config(request: ChatRequest) -> dict[str, Any] | None:
 
 def config_from_request(request: ChatRequest) -> dict[str, Any]:
     """GenerateContentConfig fields (snake_case) for everything but the contents."""
-    request = request.system_hoisted()  # mid-conversation system messages join the system instruction
+    request = system_hoisted(request)  # mid-conversation system messages join the system instruction
     model = request.model
     if request.parallel_tool_calls is False:
         raise refuse(model, "parallel_tool_calls", "has no switch for parallel function calls; remove it")

@@ -62,6 +62,7 @@ from tokenomy.providers.openai_reasoning import put_signed_reasoning
 from tokenomy.providers.refusals import Unsupported
 from tokenomy.providers.strict_schema import strict_form
 from tokenomy.providers.usage_counts import arguments_text
+from tokenomy.request_views import system_parts
 
 DOCUMENT_MEDIA_TYPES = {
     "pdf": "application/pdf",
@@ -139,7 +140,7 @@ def to_openai_messages(
     messages: list[dict[str, Any]] = []
     if request.system:
         if cache_points and (request.system_cache_point or request.system_breaks):
-            parts = [_text_part(text, point) for text, point in request.system_parts() if text or point]
+            parts = [_text_part(text, point) for text, point in system_parts(request) if text or point]
             messages.append({"role": "system", "content": parts})
         else:
             messages.append({"role": "system", "content": request.system})

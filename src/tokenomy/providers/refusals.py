@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
+from tokenomy import request_views
 from tokenomy.errors import ProviderError
 from tokenomy.messages import (
     ChatRequest,
@@ -141,14 +142,14 @@ def undeclared_allowed_tool(request: ChatRequest, api: str) -> ProviderError | N
 
 def allowed_tools_only(request: ChatRequest, api: str) -> ChatRequest:
     """`request` with only the tools its choice allows, for an API with no way to allow some of the tools sent
-    (`ChatRequest.allowed_tools_only`); a name no tool has is its 400."""
+    (`request_views.allowed_tools_only`); a name no tool has is its 400."""
     choice = request.tool_choice
     if choice is None or not choice.allowed:
         return request
     refused = undeclared_allowed_tool(request, api)
     if refused is not None:
         raise refused
-    return request.allowed_tools_only()
+    return request_views.allowed_tools_only(request)
 
 
 def empty_text(block: object) -> bool:
@@ -208,7 +209,7 @@ def zero_output_refusal(request: ChatRequest) -> Unsupported | None:
 def one_hour_cache_refusal(request: ChatRequest, why: str) -> Unsupported | None:
     """The request's first 1-hour cache point, refused for `why` (what the model lacks), or None if it has none.
     Never sent as a 5-minute point instead: it would be billed, and expire, as one the caller did not ask for."""
-    place = request.one_hour_cache_point()
+    place = request_views.one_hour_cache_point(request)
     if place is None:
         return None
     message, field = place
