@@ -451,9 +451,6 @@ class ChatRequest:
         values.update(changes)
         return type(self)(**values)
 
-    def count_blocks(self, kind: type) -> int:
-        return sum(1 for m in self.messages for b in m.content if isinstance(b, kind))
-
 
 _REQUEST_FIELDS = tuple(f.name for f in fields(ChatRequest) if f.init)
 _request_values = operator.attrgetter(*_REQUEST_FIELDS)  # every init field's value, read in one C call
