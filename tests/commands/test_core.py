@@ -381,3 +381,26 @@ def test_cost_at_prices_a_tier_on_the_day_given():
         result = run(*args, "--at", bad, check=False)
         assert result.returncode != 0 and "--at" in result.stderr and named in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_ledger_stats_says_so_when_the_window_holds_no_usage(tmp_path):
+    # `ledger stats` on an empty ledger, or a --since past every call, printed a table of zeros ($0.000000 over
+    # 0 requests) where `report spend` says no usage was found: it read as calls that cost nothing.
+    from datetime import UTC, datetime, timedelta
+
+    from tokenomy.ledger.events import UsageEvent
+    from tokenomy.ledger.store import open_store
+
+    empty, ledger = tmp_path / "empty.duckdb", tmp_path / "l.duckdb"
+    open_store(empty)
+    open_store(ledger).write([UsageEvent(ts=datetime.now(UTC) - timedelta(days=3), provider="bedrock", model="a",
+                                         input_tokens=10, output_tokens=2, cost_usd=Decimal("0.25"))])
+    runner = CliRunner()
+    wide = {"COLUMNS": "200"}
+    result = runner.invoke(app, ["ledger", "stats", "--ledger", str(empty)], env=wide)
+    assert result.exit_code == 0 and "no usage in the ledger; record some" in result.output, result.output
+    assert "$0.000000" not in result.output
+    result = runner.invoke(app, ["ledger", "stats", "--ledger", str(ledger), "--since", "1d"], env=wide)
+    assert result.exit_code == 0 and "no usage in the ledger from " in result.output, result.output
+    assert "widen --since/--until" in result.output and "$0.000000" not in result.output
+    assert "$0.250000" in runner.invoke(app, ["ledger", "stats", "--ledger", str(ledger)], env=wide).output

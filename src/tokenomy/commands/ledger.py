@@ -111,6 +111,12 @@ def stats(
     if as_json:
         print_json(rows, money="amount")  # the figures its table and `report spend --json` print
         return
+    if len(rows) == 1:  # only the ALL row: a table of zeros read as calls that cost nothing
+        span = f" from {since:%Y-%m-%d %H:%M}" if since else ""
+        span += f" until {until:%Y-%m-%d %H:%M}" if until else ""
+        hint = "widen --since/--until" if span else "record some (`tokenomy demo`, `tokenomy chat`, `tokenomy serve`)"
+        console.print(f"ledger stats: no usage in the ledger{span}; {hint}, or check --ledger")
+        return
     print_summary(rows)
 
 
