@@ -73,19 +73,24 @@ def test_import_reports_bad_lines_and_keeps_good_ones(tmp_path, ledger_path):
         json.dumps({**good, "mode": "batch", "output_tokens": 400}),
         json.dumps({**good, "outcome": "exploded"}),
         json.dumps({**good, "cost_usd": "1.5"}),
+        json.dumps({**good, "cost_usd": "NaN"}),
+        json.dumps({**good, "cost_usd": "-Infinity"}),
     ]
     path = tmp_path / "usage.jsonl"
     path.write_text("\n".join(lines) + "\n")
     store = open_store(ledger_path)
     result = import_file(path, store)
     assert result.imported == 3
-    assert len(result.errors) == 5
+    assert len(result.errors) == 7
     joined = "\n".join(result.errors)
     assert "usage.jsonl:2: invalid JSON" in joined
     assert "usage.jsonl:3: field 'input_tokens' -5 is negative" in joined
     assert "usage.jsonl:4: cannot price it: unknown model 'acme.unknown-model'" in joined
     assert "usage.jsonl:5: field 'ts'" in joined and "no timezone" in joined
     assert "usage.jsonl:7: outcome='exploded'" in joined
+    # NaN was refused as "outside ±100,000,000 USD", which it is not: it is no amount at all
+    assert "usage.jsonl:9: field 'cost_usd' 'NaN' is not an amount; write a cost in USD such as 0.000150" in joined
+    assert "usage.jsonl:10: field 'cost_usd' '-Infinity' is not an amount" in joined
     costs = sorted(e.cost_usd for e in store.events())
     # 1000*0.25 + 200*1.25 = 500 µ$ on demand; batch: 1000*0.125 + 400*0.625 = 375 µ$; given: 1.5
     assert costs == [Decimal("0.000375"), Decimal("0.0005"), Decimal("1.5")]

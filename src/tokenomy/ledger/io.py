@@ -132,11 +132,14 @@ def event_from_record(record: Any, occurrence: int = 0) -> UsageEvent:
             values[name] = number
     for name in COST_FIELDS:
         if values.get(name) is not None:
+            raw = values[name]
             try:
-                values[name] = Decimal(str(values[name]))
+                values[name] = Decimal(str(raw))
             except InvalidOperation:
-                raise ValueError(f"field '{name}' {values[name]!r} is not a number") from None
-            if not values[name].is_finite() or abs(values[name]) >= MAX_COST_USD:
+                raise ValueError(f"field '{name}' {raw!r} is not a number") from None
+            if not values[name].is_finite():  # NaN was refused as "outside ±100,000,000 USD"
+                raise ValueError(f"field '{name}' {raw!r} is not an amount; write a cost in USD such as 0.000150")
+            if abs(values[name]) >= MAX_COST_USD:
                 raise ValueError(f"field '{name}' {values[name]} is outside ±{MAX_COST_USD:,} USD")
     tags = values.get("tags")
     if isinstance(tags, str):
