@@ -3,6 +3,7 @@ one line naming the fix. (Issue 16, part 2.)"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -249,3 +250,26 @@ def test_review_refuses_benchmark_options_without_a_benchmark(tmp_path: Path) ->
         assert result.exit_code != 0 and "add --bench" in str(result.exception), (option, result.output)
     tables = _tables(ledger)
     assert "tokenomy_reviews" not in tables  # refused before anything was stored
+
+
+def test_review_of_a_period_with_no_usage_says_so_and_is_not_saved(tmp_path: Path) -> None:
+    # `review` on an empty ledger (or a --until past every call) printed "$0.00 ... No actions: nothing drifted" and
+    # stored that review, which the next real review then reported as its previous one.
+    from datetime import UTC, datetime, timedelta
+    from decimal import Decimal
+
+    from tokenomy.ledger.events import UsageEvent
+
+    ledger = tmp_path / "ledger.duckdb"
+    open_store(ledger).write([UsageEvent(ts=datetime.now(UTC) - timedelta(days=2), provider="bedrock",
+                                         model="anthropic.claude-3-haiku-20240307-v1:0", input_tokens=10,
+                                         output_tokens=2, cost_usd=Decimal("0.25"))])
+    runner = CliRunner()
+    empty = runner.invoke(app, ["review", "--since", "7d", "--until", "2020-01-01", "--ledger", str(ledger)],
+                          terminal_width=200)
+    assert empty.exit_code == 0, empty.output
+    assert "review: no usage in the ledger from 2019-12-18 to 2020-01-01" in empty.output, empty.output
+    assert "No actions" not in empty.output and "Nothing was saved" in empty.output
+    real = runner.invoke(app, ["review", "--since", "7d", "--ledger", str(ledger), "--json"])
+    assert real.exit_code == 0, real.output
+    assert json.loads(real.stdout)["previous_review"] is None

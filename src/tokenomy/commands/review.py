@@ -99,6 +99,18 @@ def review_cmd(
             return _bench(store, cfg, bench, judge or previous_judge, candidates, in_use)
 
     body = run_review(store, days=days, until=end, cfg=cfg, bench=bench_hook)
+    if not any(body["spend"]["groups"].values()) and "bench" not in body:
+        # No call in the period nor the one before (an empty ledger, a wrong --ledger or --until): a review of
+        # zeros said "nothing drifted", and saved, it became the previous review the next real one compares with.
+        if as_json:
+            print_json(_estimates_as_amounts(body))
+            return
+        period = body["period"]
+        console.print(
+            f"review: no usage in the ledger from {period['previous_start'][:10]} to {period['end'][:10]} (this "
+            f"period and the one before); widen --since/--until, or check --ledger. Nothing was saved."
+        )
+        return
     save_review(store, body)
     if html is not None:
         body["html"] = str(write_review_html(body, html))
