@@ -68,6 +68,16 @@ def test_a_gemini_2_5_pro_prompt_over_200k_tokens_is_billed_whole_at_the_long_co
         150_001 * Decimal("1.25") + 50_000 * Decimal("0.125") + 1_000 * Decimal("10")) / M
 
 
+def test_a_gpt_5_4_batch_prompt_over_272k_tokens_is_billed_at_the_published_batch_long_context_prices():
+    # developers.openai.com/api/docs/pricing, batch: $1.25 / $7.50, cached $0.13 (a rounded half of $0.25); over
+    # 272k prompt tokens $2.50 / $11.25, cached $0.25 (not $0.50 x 0.13/0.25 = $0.26).
+    over = Usage(200_000, 1_000, cache_read_tokens=100_000)
+    cost = compute_cost(over, "gpt-5.4", mode="batch", one_call=True)
+    assert cost.cache_read_usd == 100_000 * Decimal("0.25") / M
+    assert cost.total_usd == (200_000 * Decimal("2.50") + 100_000 * Decimal("0.25") + 1_000 * Decimal("11.25")) / M
+    assert cost.note == "long-context prices: 300,000 prompt tokens are over 272,000"
+
+
 def test_openai_reasoning_tokens_are_billed_as_output():
     # o3 ($2 / $8): completion_tokens counts the 700 reasoning tokens with the 300 of the answer.
     usage = usage_from_dict({"prompt_tokens": 1_200, "completion_tokens": 1_000, "total_tokens": 2_200,

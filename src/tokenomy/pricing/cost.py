@@ -239,17 +239,8 @@ def compute_cost(
         rate_cr, rate_cw = _long_cache_rates(entry, long, usage, write_field)
         rate_1h = _long_cache_rates(entry, long, usage, "cache_write_1h")[1] if tokens_1h else Decimal(0)
         if mode == "batch":
-            _require_batch(entry)
-            assert entry.batch_input is not None and entry.batch_output is not None
-            ratio_in = (entry.batch_input / entry.input) if entry.input else Decimal(0)
-            ratio_out = (entry.batch_output / entry.output) if entry.output else Decimal(0)
-            ratio_cr = _batch_cache_read_ratio(entry, ratio_in)
-            rate_in, rate_out, rate_cr, rate_cw, rate_1h = (
-                rate_in * ratio_in,
-                rate_out * ratio_out,
-                rate_cr * ratio_cr,
-                rate_cw * ratio_in,
-                rate_1h * ratio_in,
+            rate_in, rate_out, rate_cr, rate_cw, rate_1h = _long_batch_rates(
+                entry, long, (rate_in, rate_out, rate_cr, rate_cw, rate_1h), write_field
             )
         note = f"long-context prices: {prompt_tokens:,} prompt tokens are over {long.above_tokens:,}"
     elif mode == "on_demand":
@@ -294,6 +285,33 @@ def _require_batch(entry: PriceEntry) -> None:
             f"model {entry.model!r} in {entry.region} has no batch price: {reason}. "
             "Use mode on_demand, pick a batch-capable model, or add the price with --prices FILE."
         )
+
+
+def _long_batch_rates(
+    entry: PriceEntry, long: LongContextPrice, rates: tuple[Decimal, ...], write_field: str
+) -> tuple[Decimal, ...]:
+    """Batch rates (input, output, cache read, cache write, 1-hour write) over the long-context threshold, from
+    the standard tier's `rates` there: the published batch long-context figure of each field where there is one
+    (GPT-5.4: $0.25 cache read, a rounded half of $0.50), else that field's own batch ratio, never another's."""
+    _require_batch(entry)
+    assert entry.batch_input is not None and entry.batch_output is not None  # has_batch says both are set
+    ratio_in = (entry.batch_input / entry.input) if entry.input else Decimal(0)
+    ratio_out = (entry.batch_output / entry.output) if entry.output else Decimal(0)
+    ratios = (ratio_in, ratio_out, _batch_cache_read_ratio(entry, ratio_in), ratio_in, ratio_in)
+    published = entry.batch_long_context
+    if published is None or published.above_tokens != long.above_tokens:
+        return tuple(rate * ratio for rate, ratio in zip(rates, ratios, strict=True))
+    figures = (
+        published.input,
+        published.output,
+        published.cache_read,
+        getattr(published, write_field),
+        published.cache_write_1h,
+    )
+    return tuple(
+        figure if figure is not None else rate * ratio
+        for figure, rate, ratio in zip(figures, rates, ratios, strict=True)
+    )
 
 
 def _batch_cache_read_ratio(entry: PriceEntry, input_ratio: Decimal) -> Decimal:

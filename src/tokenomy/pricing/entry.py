@@ -160,6 +160,8 @@ class PriceEntry:
     provisioned_tpm_per_unit: int | None = None
     service_tiers: dict[str, TierPrice] = field(default_factory=dict)  # SERVICE_TIERS' prices where published
     long_context: LongContextPrice | None = None  # prices of a call over a prompt-size threshold, where published
+    # The batch prices over that threshold where published (GPT-5.4's rounded $0.25 cache read, not $0.50 x 0.13/0.25).
+    batch_long_context: LongContextPrice | None = None
     service_tier_note: str | None = None  # why a tier is not priced (e.g. sold, but no figure verified)
     batch_note: str | None = None  # why there is no batch price (the provider publishes none)
     provisioned_note: str | None = None
@@ -184,6 +186,8 @@ class PriceEntry:
         out["provisioned_hourly"] = {k: money_str(v, "unit_price") for k, v in self.provisioned_hourly.items()}
         out["service_tiers"] = {k: v.to_json() for k, v in self.service_tiers.items()}
         out["long_context"] = self.long_context.to_json() if self.long_context is not None else None
+        batch_long = self.batch_long_context
+        out["batch_long_context"] = batch_long.to_json() if batch_long is not None else None
         out["unit"] = (
             "USD per 1M tokens (provisioned_hourly: USD per model unit per hour; "
             "cache_storage_hourly: USD per 1M cached tokens per hour; web_search: USD per 1,000 web searches)"

@@ -267,6 +267,7 @@ def library_entry(ref: ModelRef, region: str | None) -> PriceEntry | None:
             context_window=info.context_window,
             service_tiers=_tiers(info, now, f"{origin} ({url})", as_of),
             long_context=_long_context(prices, f"{origin} ({url})", as_of),
+            batch_long_context=_long_context(batch, f"{origin} ({url})", as_of) if batch else None,
             batch_note=None if has_batch else "genai-prices lists no batch price for this model",
             note=(f"genai-prices model {info.id!r}; its prices are not region-specific" if bedrock else None),
         )
