@@ -51,6 +51,14 @@ def test_cost_json_parts_add_up_to_the_total():
     assert sum(map(Decimal, parts)) == Decimal(data["total_usd"])
 
 
+def test_cost_with_a_region_of_a_model_priced_globally_says_on_stderr_the_region_does_not_change_it():
+    result = run("cost", "--region", "mars-1", "--model", "gpt-4o-mini", "--input", "1000", "--json")
+    assert json.loads(result.stdout)["region"] == "global"  # stdout stays the breakdown alone
+    assert "gpt-4o-mini has one global price" in result.stderr and "--region mars-1" in result.stderr
+    regional = run("cost", "--region", "us-east-1", "--model", "anthropic.claude-3-haiku-20240307-v1:0", "--json")
+    assert json.loads(regional.stdout)["region"] == "us-east-1" and regional.stderr == ""
+
+
 def test_prices_json_shows_every_field_with_source():
     data = json.loads(run("prices", "anthropic.claude-3-5-haiku-20241022-v1:0", "--json").stdout)
     for field in ("input", "output", "batch_input", "batch_output", "cache_read", "cache_write", "cache_min_tokens",

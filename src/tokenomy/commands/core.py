@@ -9,7 +9,7 @@ import typer
 
 from tokenomy.commands._common import JsonOption, LedgerOption, PricesOption, apply_prices
 from tokenomy.commands._options import when_option
-from tokenomy.commands._output import WideOption, console, print_json, print_table, table, usd
+from tokenomy.commands._output import WideOption, console, err_console, print_json, print_table, table, usd
 from tokenomy.money import money_or_none
 from tokenomy.money import usd as money_usd
 
@@ -172,6 +172,7 @@ def cost(
     from tokenomy.errors import UsageError
     from tokenomy.messages import Usage
     from tokenomy.pricing.cost import CACHE_TTLS, MODES, SERVICE_TIER_CHOICES, compute_cost
+    from tokenomy.pricing.identifiers import pricing_region
 
     # Named as typed: the cost engine's own message names its parameters ("mode='weird' is not one of ...").
     for option, value, choices in (
@@ -194,6 +195,15 @@ def cost(
         one_call=True,
         at=at,
     )
+    if pricing_region(region) is not None and breakdown.region in ("global", "local"):
+        # The catalog prices such a model the same everywhere and so takes any region; say so rather than let the
+        # caller think the region was priced (on stderr: the --json output stays the breakdown alone).
+        err_console.print(
+            f"note: {breakdown.model} has one {breakdown.region} price, not a price per region; "
+            f"--region {region} does not change it",
+            markup=False,
+            highlight=False,
+        )
     if as_json:
         print_json(breakdown.to_json())
         return
