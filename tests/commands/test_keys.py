@@ -66,6 +66,24 @@ def test_keys_teams_lists_each_team_budget_with_its_spend_this_period(tmp_path):
     assert "$50.000000" in table.stdout and "$50.00 " not in table.stdout, table.stdout
 
 
+def test_keys_list_on_a_ledger_with_no_keys_says_how_to_create_one(tmp_path):
+    # It printed an empty "Keys" table with no hint, where `keys teams` says how to set a team budget.
+    import json
+
+    from tokenomy.ledger.store import open_store
+
+    ledger = tmp_path / "ledger.duckdb"
+    store = open_store(ledger)
+    del store  # DuckDB: one process at a time holds the file
+    listed = subprocess.run([TOKENOMY, "keys", "list", "--ledger", str(ledger)], capture_output=True, text=True,
+                            timeout=120)
+    assert listed.returncode == 0 and "no keys in this ledger" in listed.stdout, listed.stderr
+    assert "tokenomy keys create" in listed.stdout
+    as_json = subprocess.run([TOKENOMY, "keys", "list", "--ledger", str(ledger), "--json"], capture_output=True,
+                             text=True, timeout=120)
+    assert json.loads(as_json.stdout) == []
+
+
 def test_keys_teams_json_prints_the_spend_its_table_prints(tmp_path):
     # The JSON wrote the ledger's exact record ("0.0000045") where the table printed $0.000004: one spend, two figures.
     import json

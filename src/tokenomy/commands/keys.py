@@ -73,6 +73,9 @@ def list_(ledger: Optional[str] = ConfigLedgerOption, as_json: bool = JsonOption
     if as_json:
         print_json([k.__dict__ for k in keys])
         return
+    if not keys:
+        console.print("no keys in this ledger; create one with `tokenomy keys create --budget-usd N`")
+        return
     console.print(
         table(
             "Keys",
