@@ -154,7 +154,12 @@ def cost(
     cache_read: int = typer.Option(0, "--cache-read", min=0, help="Tokens read from the prompt cache."),
     cache_write: int = typer.Option(0, "--cache-write", min=0, help="Tokens written to the prompt cache."),
     mode: str = typer.Option("on_demand", "--mode", help="on_demand, batch or provisioned."),
-    region: Optional[str] = typer.Option(None, "--region", help="AWS region (Bedrock)."),
+    region: Optional[str] = typer.Option(
+        None,
+        "--region",
+        help="Region the model is served from (a Bedrock AWS region, a Vertex AI location); "
+        "models with one global price ignore it.",
+    ),
     cache_ttl: str = typer.Option("5m", "--cache-ttl", help="Cache-write price: 5m (default) or 1h."),
     service_tier: str = typer.Option(
         "standard",
