@@ -185,6 +185,23 @@ def test_a_settlement_redis_could_not_take_is_kept_and_lands_when_redis_is_back(
     assert asyncio.run(run(_redis_server(port, tmp_path))) == 90  # the worker's call spent 80, the other holds 10
 
 
+def _held_config(redis_url: str, upstream: str, hold_seconds: int) -> dict:
+    """A gateway config with keys, shared Redis budgets held `hold_seconds`, and one model at `upstream`."""
+    return {"auth": True, "redis_url": redis_url, "gateway": {"budget_hold_seconds": hold_seconds},
+            "models": {"fast": {"provider": "openai", "model": "fast", "base_url": upstream, "price_as": HAIKU}}}
+
+
+def _serve(config: dict, tmp_path: Path, ledger: Path) -> tuple[subprocess.Popen, int]:
+    """`tokenomy serve` on `config` in its own process group (to be SIGKILLed whole), and its port."""
+    path = tmp_path / "tokenomy.yaml"
+    path.write_text(yaml.safe_dump(config))
+    port = free_port()
+    server = subprocess.Popen([TOKENOMY, "serve", "--config", str(path), "--port", str(port), "--ledger", str(ledger)],
+                              env={**os.environ, "FAST_KEY": "x"}, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return server, port
+
+
 @pytest.mark.redis
 @pytest.mark.slow
 def test_a_gateway_killed_mid_call_gives_its_reservation_back_after_the_lease(redis_url, tmp_path):
@@ -199,14 +216,8 @@ def test_a_gateway_killed_mid_call_gives_its_reservation_back_after_the_lease(re
     headers = {"authorization": f"Bearer {key['key']}"}
     with InstantOpenAI(delay_s=60) as slow, InstantOpenAI() as quick:
         # A 15 s lease: the second gateway's start (0.6 s here) must end within it, on a loaded machine too.
-        config = {"auth": True, "redis_url": redis_url, "gateway": {"budget_hold_seconds": 15},
-                  "models": {"fast": {"provider": "openai", "model": "fast", "base_url": slow, "price_as": HAIKU}}}
-        path = tmp_path / "tokenomy.yaml"
-        path.write_text(yaml.safe_dump(config))
-        port = free_port()
-        server = subprocess.Popen([TOKENOMY, "serve", "--config", str(path), "--port", str(port), "--ledger",
-                                   str(ledger)], env={**os.environ, "FAST_KEY": "x"}, start_new_session=True,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        config = _held_config(redis_url, slow, hold_seconds=15)
+        server, port = _serve(config, tmp_path, ledger)
         counters = redis_lib.Redis.from_url(redis_url)
 
         def reserved() -> bool:
@@ -295,14 +306,8 @@ def test_calls_a_killed_gateway_left_unsettled_are_counted_by_the_shared_budget_
     counter = f"tokenomy:spend:key:{key.key_id}:{period_start('month').date()}"
     counters = redis_lib.Redis.from_url(redis_url)
     with InstantOpenAI(delay_s=60) as slow, InstantOpenAI() as quick:
-        config = {"auth": True, "redis_url": redis_url, "gateway": {"budget_hold_seconds": 2},
-                  "models": {"fast": {"provider": "openai", "model": "fast", "base_url": slow, "price_as": HAIKU}}}
-        path = tmp_path / "tokenomy.yaml"
-        path.write_text(yaml.safe_dump(config))
-        port = free_port()
-        server = subprocess.Popen([TOKENOMY, "serve", "--config", str(path), "--port", str(port), "--ledger",
-                                   str(ledger)], env={**os.environ, "FAST_KEY": "x"}, start_new_session=True,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        config = _held_config(redis_url, slow, hold_seconds=2)
+        server, port = _serve(config, tmp_path, ledger)
         try:
             wait_for_port(port, 60, server)
             with concurrent.futures.ThreadPoolExecutor(1) as pool:
