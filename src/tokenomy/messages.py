@@ -462,7 +462,9 @@ class Usage:
     """Token counts. `input_tokens` EXCLUDES cache-read and cache-write tokens.
 
     `cache_write_1h_tokens` is the part of `cache_write_tokens` written to a 1-hour cache (priced at the 1-hour
-    cache-write price); the rest of the cache writes are 5-minute ones."""
+    cache-write price); the rest of the cache writes are 5-minute ones. `audio_input_tokens` and
+    `audio_cache_read_tokens` are the audio parts of `input_tokens` and `cache_read_tokens`, where the provider reports
+    them by modality (Gemini bills audio input at its own price)."""
 
     input_tokens: int = 0
     output_tokens: int = 0
@@ -470,6 +472,8 @@ class Usage:
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0  # already counted in output_tokens
     cache_write_1h_tokens: int = 0  # already counted in cache_write_tokens
+    audio_input_tokens: int = 0  # already counted in input_tokens
+    audio_cache_read_tokens: int = 0  # already counted in cache_read_tokens
 
     @property
     def total_input_tokens(self) -> int:
@@ -484,6 +488,8 @@ class Usage:
             self.cache_write_tokens + other.cache_write_tokens,
             self.reasoning_tokens + other.reasoning_tokens,
             self.cache_write_1h_tokens + other.cache_write_1h_tokens,
+            self.audio_input_tokens + other.audio_input_tokens,
+            self.audio_cache_read_tokens + other.audio_cache_read_tokens,
         )
 
 

@@ -171,3 +171,32 @@ def test_a_bedrock_sonnet_4_prompt_over_200k_tokens_is_billed_whole_at_the_long_
     if rate_1h is not None:
         hour = compute_cost(Usage(200_000, 0, 0, 1_000, cache_write_1h_tokens=1_000), model, one_call=True)
         assert hour.total_usd == (200_000 * rate_in + 1_000 * rate_1h) / M
+
+
+def test_gemini_audio_input_costs_its_own_price_not_the_text_one():
+    """Gemini 2.5 Flash bills audio input at $1.00 per 1M tokens (cached $0.10) against text's $0.30 (cached $0.03),
+    Gemini 2.0 Flash $0.70 (cached $0.175) against $0.10 (ai.google.dev/gemini-api/docs/pricing); a batch halves
+    them. Audio counts are parts of the input and cache-read counts."""
+    usage = Usage(10_000, 1_000, cache_read_tokens=4_000, audio_input_tokens=6_000, audio_cache_read_tokens=3_000)
+    flash = compute_cost(usage, "gemini-2.5-flash", one_call=True)
+    assert flash.input_usd == (4_000 * Decimal("0.30") + 6_000 * Decimal("1.00")) / M
+    assert flash.cache_read_usd == (1_000 * Decimal("0.03") + 3_000 * Decimal("0.10")) / M
+    assert flash.total_usd == (Decimal(1_200) + 6_000 + 2_500 + 30 + 300) / M  # $0.01003
+    batch = compute_cost(usage, "gemini-2.5-flash", mode="batch", one_call=True)
+    assert batch.input_usd == (4_000 * Decimal("0.15") + 6_000 * Decimal("0.50")) / M
+    assert batch.cache_read_usd == flash.cache_read_usd  # Google bills a batch's cached input at no discount
+    assert compute_cost(Usage(1_000_000, 0, audio_input_tokens=1_000_000), "gemini-2.0-flash").input_usd == \
+        Decimal("0.70")
+
+
+def test_audio_a_model_bills_as_text_is_priced_as_text_and_one_it_bills_apart_is_never_priced_at_text():
+    """Gemini 2.5 Pro's page prices audio input as text, so its audio costs the input price; a model that bills audio
+    apart (2.5 Flash) at a tier the catalog has no audio price for is refused, not priced at the text rate."""
+    from tokenomy.errors import UsageError
+
+    usage = Usage(10_000, 0, audio_input_tokens=10_000)
+    assert compute_cost(usage, "gemini-2.5-pro").input_usd == 10_000 * Decimal("1.25") / M
+    with pytest.raises(UsageError, match=r"bills audio input apart from text.*flex tier.*10000 audio tokens"):
+        compute_cost(usage, "gemini-2.5-flash", service_tier="flex")
+    with pytest.raises(UsageError, match=r"audio_input_tokens=20000.*a part of them"):
+        compute_cost(Usage(10_000, 0, audio_input_tokens=20_000), "gemini-2.5-flash")

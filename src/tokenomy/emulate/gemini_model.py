@@ -34,6 +34,7 @@ from tokenomy.emulate.engine import (
 from tokenomy.emulate.gemini_parts import (
     REQUEST_FIELDS,
     GeminiError,
+    audio_tokens,
     contents,
     field,
     forced_tool,
@@ -134,6 +135,8 @@ class Call:
     thinking_budget: int | None
     include_thoughts: bool
     grounding: dict[str, Any] | None = None  # the candidate's groundingMetadata (a Google Search tool was offered)
+    audio_tokens: int = 0  # the prompt's audio (inline audio parts), counted in its tokens
+    cached_audio_tokens: int = 0  # the part of that audio read from a cache
 
 
 class GeminiEmulator:
@@ -296,6 +299,9 @@ class GeminiEmulator:
         cached = min(cached_tokens, prepared.prompt_tokens) if name else prepared.account.cache_read_tokens
         tools = field(body, "tools") or []
         searched = any(isinstance(t, dict) and any(k in t for k in SEARCH_TOOLS) for t in tools)
+        # The cached prefix's audio: an explicit cache's turns, or (implicit) every turn but the last.
+        prefix = cache.turns if name else turns[:-1]
+        audio = audio_tokens(turns)
         return Call(
             prepared,
             model,
@@ -304,6 +310,8 @@ class GeminiEmulator:
             options["thinking_budget"],
             options["include_thoughts"],
             search_grounding(turns) if searched else None,
+            min(audio, prepared.prompt_tokens),
+            min(audio_tokens(prefix), cached) if cached else 0,
         )
 
 
@@ -363,17 +371,23 @@ def event_parts(event: tuple) -> list[dict[str, Any]]:
     return []
 
 
+def modality_details(tokens: int, audio: int) -> list[dict[str, Any]]:
+    """A count split by modality as Google reports it: TEXT, and AUDIO where there is any."""
+    details = [{"modality": "TEXT", "tokenCount": tokens - audio}]
+    return [*details, {"modality": "AUDIO", "tokenCount": audio}] if audio else details
+
+
 def usage_metadata(call: Call, candidates: int, thoughts: int) -> dict[str, Any]:
     prompt = call.prepared.prompt_tokens
     usage: dict[str, Any] = {
         "promptTokenCount": prompt,
         "candidatesTokenCount": candidates,
         "totalTokenCount": prompt + candidates + thoughts,
-        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
+        "promptTokensDetails": modality_details(prompt, call.audio_tokens),
     }
     if call.cached_tokens:
         usage["cachedContentTokenCount"] = call.cached_tokens
-        usage["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": call.cached_tokens}]
+        usage["cacheTokensDetails"] = modality_details(call.cached_tokens, call.cached_audio_tokens)
     if thoughts:
         usage["thoughtsTokenCount"] = thoughts
     return usage

@@ -160,6 +160,12 @@ def _part(part: Any, where: str) -> Block:
     )
 
 
+def audio_tokens(turns: list[Turn]) -> int:
+    """The tokens of the inline audio parts in `turns` (their fixed estimate): usageMetadata reports them apart
+    (promptTokensDetails' AUDIO modality), as Google bills audio input at its own price."""
+    return sum(b.extra_tokens for turn in turns for b in turn.blocks if b.text.startswith("[audio/"))
+
+
 def contents(value: Any, where: str = "contents") -> list[Turn]:
     """Validated `contents` as turns (user / model roles; the model's turns are the assistant's)."""
     if not isinstance(value, list):

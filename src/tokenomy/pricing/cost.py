@@ -21,7 +21,15 @@ CACHE_TTLS = ("5m", "1h")
 SERVICE_TIER_CHOICES = ("standard", *SERVICE_TIERS)
 MILLION = Decimal(1_000_000)
 _INTS = {int}
-_TOKEN_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cache_write_1h_tokens")
+_TOKEN_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "audio_input_tokens",
+    "audio_cache_read_tokens",
+)
 
 
 @dataclass(frozen=True)
@@ -122,7 +130,8 @@ def billable_usage(usage: Usage, model: str, region: str | None, catalog: PriceC
             return usage
     except TokenomyError:
         return usage
-    return Usage(usage.total_input_tokens, usage.output_tokens)
+    audio = usage.audio_input_tokens + usage.audio_cache_read_tokens
+    return Usage(usage.total_input_tokens, usage.output_tokens, audio_input_tokens=audio)
 
 
 def check_tokens(**counts: Any) -> None:
@@ -178,6 +187,8 @@ def compute_cost(
         usage.cache_read_tokens,
         usage.cache_write_tokens,
         usage.cache_write_1h_tokens,
+        usage.audio_input_tokens,
+        usage.audio_cache_read_tokens,
     )
     if set(map(type, counts)) != _INTS or min(counts) < 0:  # else check_tokens would pass them
         check_tokens(**dict(zip(_TOKEN_FIELDS, counts, strict=True)))
@@ -185,6 +196,12 @@ def compute_cost(
         raise UsageError(
             f"cache_write_1h_tokens={usage.cache_write_1h_tokens} is more than cache_write_tokens="
             f"{usage.cache_write_tokens}; the 1-hour writes are a part of the cache writes"
+        )
+    if usage.audio_input_tokens > usage.input_tokens or usage.audio_cache_read_tokens > usage.cache_read_tokens:
+        raise UsageError(
+            f"audio_input_tokens={usage.audio_input_tokens} / audio_cache_read_tokens={usage.audio_cache_read_tokens} "
+            f"are more than input_tokens={usage.input_tokens} / cache_read_tokens={usage.cache_read_tokens}; "
+            "the audio tokens are a part of them"
         )
     if mode not in MODES:
         raise UsageError(f"mode={mode!r} is not one of {', '.join(MODES)}")
@@ -203,6 +220,8 @@ def compute_cost(
     if prompt_tokens is None and one_call:
         prompt_tokens = usage.total_input_tokens
     long = _long_context(entry, prompt_tokens, mode) if prompt_tokens is not None else None
+    if (usage.audio_input_tokens or usage.audio_cache_read_tokens) and mode != "provisioned":
+        _require_audio_prices(entry, usage, service_tier, long)
     if service_tier != "standard":
         return _tier_cost(usage, entry, service_tier, cache_ttl, _utc_day(at), prompt_tokens, long)
     if (entry.input is None or entry.output is None) and mode != "provisioned":
@@ -262,13 +281,19 @@ def compute_cost(
         rate_in = rate_out = rate_cr = rate_cw = rate_1h = Decimal(0)
         note = "provisioned throughput is billed per model unit-hour, not per token; see `tokenomy plan`"
     assert rate_in is not None and rate_out is not None
+    input_usd, cache_read_usd = tokens_in * rate_in / MILLION, tokens_cr * rate_cr / MILLION
+    if usage.audio_input_tokens or usage.audio_cache_read_tokens:
+        audio_in, audio_cr = Decimal(int(usage.audio_input_tokens)), Decimal(int(usage.audio_cache_read_tokens))
+        rate_audio, rate_audio_cr = _audio_rates(entry, mode, long, rate_in, rate_cr)
+        input_usd = ((tokens_in - audio_in) * rate_in + audio_in * rate_audio) / MILLION
+        cache_read_usd = ((tokens_cr - audio_cr) * rate_cr + audio_cr * rate_audio_cr) / MILLION
     return _breakdown(
         model=entry.model,
         region=entry.region,
         mode=mode,
-        input_usd=tokens_in * rate_in / MILLION,
+        input_usd=input_usd,
         output_usd=tokens_out * rate_out / MILLION,
-        cache_read_usd=tokens_cr * rate_cr / MILLION,
+        cache_read_usd=cache_read_usd,
         cache_write_usd=(tokens_cw * rate_cw + tokens_1h * rate_1h) / MILLION,
         priced_by=entry.priced_by,
         source=long.source if long is not None else entry.source,
@@ -276,6 +301,45 @@ def compute_cost(
         note=note,
         cache_ttl=cache_ttl,
     )
+
+
+def _require_audio_prices(entry: PriceEntry, usage: Usage, service_tier: str, long: LongContextPrice | None) -> None:
+    """Refuses audio tokens of a model that bills audio apart from text (its entry has input_audio) where the catalog
+    has no audio price for the call: at a service tier or over the long-context threshold (never the text price, which
+    would under-price them). A model without input_audio bills audio as text (Google's page prices Gemini 2.5 Pro's
+    audio input as its text), so its audio is priced at the input prices everywhere."""
+    if entry.input_audio is None:
+        return
+    where = f"model {entry.model!r} in {entry.region}"
+    if usage.audio_cache_read_tokens and entry.cache_read_audio is None:
+        raise UsageError(
+            f"{where} bills audio input apart from text but has no cached-audio price, and usage reports "
+            f"{usage.audio_cache_read_tokens} cached audio tokens; add cache_read_audio with --prices FILE"
+        )
+    what = f"the {service_tier} tier" if service_tier != "standard" else None
+    if long is not None:
+        what = what or f"prompts over {long.above_tokens:,} tokens"
+    if what is not None:
+        raise UsageError(
+            f"{where} bills audio input apart from text and the catalog has no audio price for {what}, but usage "
+            f"reports {usage.audio_input_tokens + usage.audio_cache_read_tokens} audio tokens; price it with "
+            "--service-tier standard or a price file"
+        )
+
+
+def _audio_rates(
+    entry: PriceEntry, mode: str, long: LongContextPrice | None, rate_in: Decimal, rate_cr: Decimal
+) -> tuple[Decimal, Decimal]:
+    """An audio input token's rate and a cached one's: the entry's audio prices where it has them, else the text
+    rates (`rate_in`, `rate_cr`: the model bills audio as text; one that bills it apart is refused where the catalog
+    has none, by _require_audio_prices). In a batch at the batch discount on input, as Google halves audio too."""
+    if mode == "provisioned" or long is not None:
+        return rate_in, rate_cr
+    audio, cached = _rate(entry, "input_audio", "input"), _rate(entry, "cache_read_audio", "cache_read")
+    if mode == "batch":
+        ratio = (entry.batch_input / entry.input) if entry.input and entry.batch_input else Decimal(0)
+        return audio * ratio, cached * _batch_cache_read_ratio(entry, ratio)
+    return audio, cached
 
 
 def _require_batch(entry: PriceEntry) -> None:

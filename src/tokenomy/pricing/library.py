@@ -264,6 +264,8 @@ def library_entry(ref: ModelRef, region: str | None) -> PriceEntry | None:
             cache_write=_flat(prices, "cache_write_mtok"),
             cache_write_1h=_flat(prices, "cache_write_1h_mtok"),
             web_search=_flat(prices, "web_searches_kcount"),  # USD per 1,000 searches
+            input_audio=_flat(prices, "input_audio_mtok"),
+            cache_read_audio=_flat(prices, "cache_audio_read_mtok"),
             context_window=info.context_window,
             service_tiers=_tiers(info, now, f"{origin} ({url})", as_of),
             long_context=_long_context(prices, f"{origin} ({url})", as_of),
@@ -296,6 +298,8 @@ def library_figures(provider_id: str, model_ref: str) -> dict[str, Any] | None:
         "cache_write": _flat(prices, "cache_write_mtok"),
         "cache_write_1h": _flat(prices, "cache_write_1h_mtok"),
         "web_search": _flat(prices, "web_searches_kcount"),
+        "input_audio": _flat(prices, "input_audio_mtok"),
+        "cache_read_audio": _flat(prices, "cache_audio_read_mtok"),
         "batch_input": _flat(batch, "input_mtok") if batch else None,
         "batch_output": _flat(batch, "output_mtok") if batch else None,
         "batch_cache_read": _flat(batch, "cache_read_mtok") if batch else None,

@@ -408,12 +408,31 @@ def usage_from_gemini(meta: Any) -> Usage:
     cached = count("cached_content_token_count")
     thoughts = count("thoughts_token_count")
     prompt = count("prompt_token_count") + count("tool_use_prompt_token_count")
+    input_tokens = max(0, prompt - cached)
+    # Audio input is billed at its own price (Gemini 2.x Flash): its share of the prompt and of the cached tokens,
+    # from the per-modality breakdown (the prompt's includes the cached audio, as its count includes the cached).
+    audio_cached = max(
+        0, min(cached, _audio_count(getattr(meta, "cache_tokens_details", None), "cache_tokens_details"))
+    )
+    audio_prompt = _audio_count(getattr(meta, "prompt_tokens_details", None), "prompt_tokens_details")
     return Usage(
-        input_tokens=max(0, prompt - cached),
+        input_tokens=input_tokens,
         output_tokens=count("candidates_token_count") + thoughts,
         cache_read_tokens=cached,
         reasoning_tokens=thoughts,
+        audio_input_tokens=min(input_tokens, max(0, audio_prompt - audio_cached)),
+        audio_cache_read_tokens=audio_cached,
     )
+
+
+def _audio_count(details: Any, name: str) -> int:
+    """The AUDIO modality's tokens in a usage_metadata's per-modality list (ModalityTokenCount), 0 where none."""
+    total = 0
+    for detail in details or ():
+        modality = getattr(detail, "modality", None)
+        if getattr(modality, "value", modality) == "AUDIO":
+            total += usage_count(getattr(detail, "token_count", None), "Gemini", f"{name}.token_count")
+    return total
 
 
 def finish_reason(reason: Any, blocks: list[Block]) -> str:

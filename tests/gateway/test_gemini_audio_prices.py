@@ -1,0 +1,56 @@
+"""Audio input through the gateway's Gemini API is recorded at Gemini's audio price: the google-genai SDK sends an
+audio part, the Gemini emulator reports the prompt's audio apart (usageMetadata.promptTokensDetails, modality
+AUDIO, as Google does), and the ledger prices those tokens at the model's audio rate."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from google import genai
+from google.genai import types
+
+from tokenomy.caching.placement import DOCUMENT_TOKENS
+from tokenomy.config import parse_config
+from tokenomy.emulate.gemini_api import create_app as create_gemini
+from tokenomy.emulate.instant_engine import InstantEngine
+from tokenomy.emulate.server import ServerThread
+from tokenomy.gateway.app import create_app
+from tokenomy.ledger.store import open_store
+
+
+@pytest.fixture(autouse=True)
+def no_google_env(monkeypatch):
+    for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+
+
+def test_a_gemini_call_with_audio_is_recorded_at_the_audio_price(tmp_path) -> None:
+    ledger = tmp_path / "ledger.duckdb"
+    with ServerThread(create_gemini(engine=InstantEngine())) as gemini:
+        config = parse_config({"models": {"g": {"provider": "gemini", "model": "gemini-2.5-flash",
+                                                "base_url": gemini}}})
+        with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
+            client = genai.Client(api_key="unused", http_options={"base_url": url})
+            audio = types.Part.from_bytes(data=b"RIFF" + bytes(64), mime_type="audio/wav")
+            reply = client.models.generate_content(model="g", contents=[audio, "Transcribe"])
+    assert "[audio/wav, 68 bytes]" in reply.text  # the emulator read the audio, and counted it as audio
+    [row] = open_store(str(ledger)).events()
+    text = row.input_tokens - DOCUMENT_TOKENS
+    assert text > 0 and row.cache_read_tokens == 0
+    # $1.00 per 1M audio tokens and $0.30 per 1M text tokens (Gemini 2.5 Flash), not $0.30 for all of them
+    assert row.input_cost_usd == (DOCUMENT_TOKENS * Decimal("1.00") + text * Decimal("0.30")) / 1_000_000
+
+
+def test_cached_audio_is_read_from_cache_tokens_details_and_taken_out_of_the_uncached_audio() -> None:
+    """Gemini's prompt count (and its AUDIO detail) includes the cached tokens; cacheTokensDetails says which of
+    those were audio, so 1,000 prompt audio tokens of which 600 cached are 400 uncached and 600 cached audio."""
+    from tokenomy.providers.gemini_mapping import usage_from_gemini
+
+    meta = types.GenerateContentResponseUsageMetadata.model_validate({
+        "promptTokenCount": 1_500, "cachedContentTokenCount": 800, "candidatesTokenCount": 10,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 500}, {"modality": "AUDIO", "tokenCount": 1_000}],
+        "cacheTokensDetails": [{"modality": "TEXT", "tokenCount": 200}, {"modality": "AUDIO", "tokenCount": 600}]})
+    usage = usage_from_gemini(meta)
+    assert (usage.input_tokens, usage.cache_read_tokens) == (700, 800)
+    assert (usage.audio_input_tokens, usage.audio_cache_read_tokens) == (400, 600)
