@@ -11,6 +11,7 @@ from typing import Any
 from tokenomy.errors import TokenomyError, UsageError
 from tokenomy.messages import Usage
 from tokenomy.money import money_str
+from tokenomy.pricing import rates
 from tokenomy.pricing.catalog import PriceCatalog, PriceEntry, default_catalog
 from tokenomy.pricing.entry import SERVICE_TIERS, LongContextPrice, TierPrice
 from tokenomy.pricing.freshness import warn_if_old
@@ -145,13 +146,6 @@ def check_tokens(**counts: Any) -> None:
             raise UsageError(f"{name}={value} is negative; token counts must be >= 0")
 
 
-def _rate(entry: PriceEntry, field: str, fallback: str | None = None) -> Decimal:
-    value = getattr(entry, field)
-    if value is None and fallback:
-        value = getattr(entry, fallback)
-    return value if value is not None else Decimal(0)
-
-
 def compute_cost(
     usage: Usage,
     model: str,
@@ -219,9 +213,9 @@ def compute_cost(
         warn_if_old(entry)
     if prompt_tokens is None and one_call:
         prompt_tokens = usage.total_input_tokens
-    long = _long_context(entry, prompt_tokens, mode) if prompt_tokens is not None else None
+    long = rates.long_context(entry, prompt_tokens, mode) if prompt_tokens is not None else None
     if (usage.audio_input_tokens or usage.audio_cache_read_tokens) and mode != "provisioned":
-        _require_audio_prices(entry, usage, service_tier, long)
+        rates.require_audio_prices(entry, usage, service_tier, long)
     if service_tier != "standard":
         return _tier_cost(usage, entry, service_tier, cache_ttl, _utc_day(at), prompt_tokens, long)
     if (entry.input is None or entry.output is None) and mode != "provisioned":
@@ -255,27 +249,27 @@ def compute_cost(
     if long is not None:
         # The whole call at the long-context prices (batch: with the model's batch discount on top).
         rate_in, rate_out = long.input, long.output
-        rate_cr, rate_cw = _long_cache_rates(entry, long, usage, write_field)
-        rate_1h = _long_cache_rates(entry, long, usage, "cache_write_1h")[1] if tokens_1h else Decimal(0)
+        rate_cr, rate_cw = rates.long_cache_rates(entry, long, usage, write_field)
+        rate_1h = rates.long_cache_rates(entry, long, usage, "cache_write_1h")[1] if tokens_1h else Decimal(0)
         if mode == "batch":
-            rate_in, rate_out, rate_cr, rate_cw, rate_1h = _long_batch_rates(
+            rate_in, rate_out, rate_cr, rate_cw, rate_1h = rates.long_batch_rates(
                 entry, long, (rate_in, rate_out, rate_cr, rate_cw, rate_1h), write_field
             )
         note = f"long-context prices: {prompt_tokens:,} prompt tokens are over {long.above_tokens:,}"
     elif mode == "on_demand":
-        rate_in, rate_out = _rate(entry, "input"), _rate(entry, "output")
-        rate_cr, rate_cw = _rate(entry, "cache_read"), _rate(entry, write_field, "input")
-        rate_1h = _rate(entry, "cache_write_1h")
+        rate_in, rate_out = rates.rate(entry, "input"), rates.rate(entry, "output")
+        rate_cr, rate_cw = rates.rate(entry, "cache_read"), rates.rate(entry, write_field, "input")
+        rate_1h = rates.rate(entry, "cache_write_1h")
     elif mode == "batch":
-        _require_batch(entry)
+        rates.require_batch(entry)
         assert entry.batch_input is not None and entry.batch_output is not None  # has_batch says both are set
         rate_in, rate_out = entry.batch_input, entry.batch_output
         # A cached input token's batch price where the provider publishes one (OpenAI's GPT-4o/4.1/o-series and
         # Gemini 2.5 bill it at no further discount); otherwise the batch discount on input applies in proportion.
         ratio = (entry.batch_input / entry.input) if entry.input else Decimal(0)
-        rate_cr = _rate(entry, "cache_read") * _batch_cache_read_ratio(entry, ratio)
-        rate_cw = _rate(entry, write_field, "input") * ratio
-        rate_1h = _rate(entry, "cache_write_1h") * ratio
+        rate_cr = rates.rate(entry, "cache_read") * rates.batch_cache_read_ratio(entry, ratio)
+        rate_cw = rates.rate(entry, write_field, "input") * ratio
+        rate_1h = rates.rate(entry, "cache_write_1h") * ratio
     else:
         # Provisioned throughput is paid per model unit per hour; tokens add nothing at the margin.
         rate_in = rate_out = rate_cr = rate_cw = rate_1h = Decimal(0)
@@ -284,7 +278,7 @@ def compute_cost(
     input_usd, cache_read_usd = tokens_in * rate_in / MILLION, tokens_cr * rate_cr / MILLION
     if usage.audio_input_tokens or usage.audio_cache_read_tokens:
         audio_in, audio_cr = Decimal(int(usage.audio_input_tokens)), Decimal(int(usage.audio_cache_read_tokens))
-        rate_audio, rate_audio_cr = _audio_rates(entry, mode, long, rate_in, rate_cr)
+        rate_audio, rate_audio_cr = rates.audio_rates(entry, mode, long, rate_in, rate_cr)
         input_usd = ((tokens_in - audio_in) * rate_in + audio_in * rate_audio) / MILLION
         cache_read_usd = ((tokens_cr - audio_cr) * rate_cr + audio_cr * rate_audio_cr) / MILLION
     return _breakdown(
@@ -301,121 +295,6 @@ def compute_cost(
         note=note,
         cache_ttl=cache_ttl,
     )
-
-
-def _require_audio_prices(entry: PriceEntry, usage: Usage, service_tier: str, long: LongContextPrice | None) -> None:
-    """Refuses audio tokens of a model that bills audio apart from text (its entry has input_audio) where the catalog
-    has no audio price for the call: at a service tier or over the long-context threshold (never the text price, which
-    would under-price them). A model without input_audio bills audio as text (Google's page prices Gemini 2.5 Pro's
-    audio input as its text), so its audio is priced at the input prices everywhere."""
-    if entry.input_audio is None:
-        return
-    where = f"model {entry.model!r} in {entry.region}"
-    if usage.audio_cache_read_tokens and entry.cache_read_audio is None:
-        raise UsageError(
-            f"{where} bills audio input apart from text but has no cached-audio price, and usage reports "
-            f"{usage.audio_cache_read_tokens} cached audio tokens; add cache_read_audio with --prices FILE"
-        )
-    what = f"the {service_tier} tier" if service_tier != "standard" else None
-    if long is not None:
-        what = what or f"prompts over {long.above_tokens:,} tokens"
-    if what is not None:
-        raise UsageError(
-            f"{where} bills audio input apart from text and the catalog has no audio price for {what}, but usage "
-            f"reports {usage.audio_input_tokens + usage.audio_cache_read_tokens} audio tokens; price it with "
-            "--service-tier standard or a price file"
-        )
-
-
-def _audio_rates(
-    entry: PriceEntry, mode: str, long: LongContextPrice | None, rate_in: Decimal, rate_cr: Decimal
-) -> tuple[Decimal, Decimal]:
-    """An audio input token's rate and a cached one's: the entry's audio prices where it has them, else the text
-    rates (`rate_in`, `rate_cr`: the model bills audio as text; one that bills it apart is refused where the catalog
-    has none, by _require_audio_prices). In a batch at the batch discount on input, as Google halves audio too."""
-    if mode == "provisioned" or long is not None:
-        return rate_in, rate_cr
-    audio, cached = _rate(entry, "input_audio", "input"), _rate(entry, "cache_read_audio", "cache_read")
-    if mode == "batch":
-        ratio = (entry.batch_input / entry.input) if entry.input and entry.batch_input else Decimal(0)
-        return audio * ratio, cached * _batch_cache_read_ratio(entry, ratio)
-    return audio, cached
-
-
-def _require_batch(entry: PriceEntry) -> None:
-    if not entry.has_batch:
-        reason = entry.batch_note or "the provider publishes no batch price for it"
-        raise UsageError(
-            f"model {entry.model!r} in {entry.region} has no batch price: {reason}. "
-            "Use mode on_demand, pick a batch-capable model, or add the price with --prices FILE."
-        )
-
-
-def _long_batch_rates(
-    entry: PriceEntry, long: LongContextPrice, rates: tuple[Decimal, ...], write_field: str
-) -> tuple[Decimal, ...]:
-    """Batch rates (input, output, cache read, cache write, 1-hour write) over the long-context threshold, from
-    the standard tier's `rates` there: the published batch long-context figure of each field where there is one
-    (GPT-5.4: $0.25 cache read, a rounded half of $0.50), else that field's own batch ratio, never another's."""
-    _require_batch(entry)
-    assert entry.batch_input is not None and entry.batch_output is not None  # has_batch says both are set
-    ratio_in = (entry.batch_input / entry.input) if entry.input else Decimal(0)
-    ratio_out = (entry.batch_output / entry.output) if entry.output else Decimal(0)
-    ratios = (ratio_in, ratio_out, _batch_cache_read_ratio(entry, ratio_in), ratio_in, ratio_in)
-    published = entry.batch_long_context
-    if published is None or published.above_tokens != long.above_tokens:
-        return tuple(rate * ratio for rate, ratio in zip(rates, ratios, strict=True))
-    figures = (
-        published.input,
-        published.output,
-        published.cache_read,
-        getattr(published, write_field),
-        published.cache_write_1h,
-    )
-    return tuple(
-        figure if figure is not None else rate * ratio
-        for figure, rate, ratio in zip(figures, rates, ratios, strict=True)
-    )
-
-
-def _batch_cache_read_ratio(entry: PriceEntry, input_ratio: Decimal) -> Decimal:
-    """Batch cache-read price over the on-demand one: from the published batch_cache_read where there is one."""
-    if entry.batch_cache_read is not None and entry.cache_read:
-        return entry.batch_cache_read / entry.cache_read
-    return input_ratio
-
-
-def _long_context(entry: PriceEntry, prompt_tokens: int, mode: str) -> LongContextPrice | None:
-    """The entry's long-context prices if a call's prompt (input + cache read + cache write) is over their
-    threshold; provisioned throughput has no per-token price to raise."""
-    long = entry.long_context
-    if long is None or mode == "provisioned" or prompt_tokens <= long.above_tokens:
-        return None
-    return long
-
-
-def _long_cache_rates(
-    entry: PriceEntry, long: LongContextPrice, usage: Usage, write_field: str
-) -> tuple[Decimal, Decimal]:
-    """Cache read and write rates over the threshold; refuses cache tokens it has no published rate for (never the
-    short-prompt rate, which would under-price them). A model whose writes cost plain input does so here too."""
-    where = f"model {entry.model!r} in {entry.region}"
-    read = long.cache_read
-    if usage.cache_read_tokens and read is None:
-        raise UsageError(
-            f"{where} publishes no cache-read price for prompts over {long.above_tokens:,} tokens but usage "
-            f"reports {usage.cache_read_tokens} cache-read tokens; add long_context.cache_read with --prices FILE"
-        )
-    write = getattr(long, write_field)
-    if write is None and getattr(entry, write_field) is None:
-        write = long.input  # writes cost the input price, as below the threshold
-    if usage.cache_write_tokens and write is None:
-        raise UsageError(
-            f"{where} publishes no {'1-hour ' if write_field == 'cache_write_1h' else ''}cache-write price for "
-            f"prompts over {long.above_tokens:,} tokens but usage reports {usage.cache_write_tokens} cache-write "
-            f"tokens; add long_context.{write_field} with --prices FILE"
-        )
-    return read or Decimal(0), write or Decimal(0)
 
 
 def _utc_day(at: datetime | date | None) -> date:
