@@ -240,9 +240,12 @@ def test_a_field_the_routes_model_cannot_take_is_named_where_the_caller_put_it(s
     assert "messages.0.content.1" in refused.value.response["Error"]["Message"]
     only = "service_tier: the gateway carries this field to Bedrock and Anthropic models only"
     with pytest.raises(ClientError, match=only):
-        # ("auto", Anthropic's default, asks nothing of the others: carried, not refused)
-        client.invoke_model(modelId="mixed", body=claude_body(service_tier="standard_only"))
-    assert json.loads(client.invoke_model(modelId="mixed", body=claude_body(service_tier="auto"))["body"].read())
+        client.invoke_model(modelId="mixed", body=claude_body(service_tier="priority"))
+    # "auto" (Anthropic's default) and "standard_only" ask for the standard tier, which Bedrock and the OpenAI-format
+    # fallback serve unasked: answered, the tier left out for Bedrock, not refused
+    for tier in ("auto", "standard_only"):
+        assert json.loads(client.invoke_model(modelId="mixed", body=claude_body(service_tier=tier))["body"].read())
+        assert "service_tier" not in served.sent[-1] and "serviceTier" not in served.sent[-1]
 
 
 def test_unknown_models_and_bad_keys_are_bedrocks_errors(tmp_path, monkeypatch) -> None:

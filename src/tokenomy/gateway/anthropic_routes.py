@@ -33,6 +33,7 @@ from tokenomy.gateway.calls import (
     call_whole,
     gate,
     json_body,
+    leave_out_standard_only,
     refusal,
     request_meta,
     retry_after,
@@ -417,8 +418,7 @@ async def answer_message(
         # Server tools, their blocks and citations: to Anthropic's API only (looked for when the route may leave it)
         providers = route_providers(gw, route, name)
         others = sorted(providers - {"anthropic"})
-        if "anthropic" not in providers and call.extra.get("service_tier") == "standard_only":
-            del call.extra["service_tier"]  # the standard tier, which the others serve unasked
+        leave_out_standard_only(call, providers)
         only = anthropic_only(call) if others else None
         if only is not None:
             where, what = only

@@ -97,6 +97,13 @@ SENT_UNASKED = {
 }
 
 
+def leave_out_standard_only(call: ChatRequest, providers: set[str]) -> None:
+    """Anthropic's service_tier "standard_only" asks for the standard tier, which every other API serves unasked: it is
+    left out on a route with no model on Anthropic's API (which gets it as sent), rather than refused."""
+    if "anthropic" not in providers and call.extra.get("service_tier") == "standard_only":
+        del call.extra["service_tier"]
+
+
 def refusal(
     gw,
     route,

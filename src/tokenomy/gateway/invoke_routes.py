@@ -43,6 +43,7 @@ from tokenomy.gateway.calls import (
     call_streamed,
     call_whole,
     json_body,
+    leave_out_standard_only,
     refusal,
     request_meta,
     route_providers,
@@ -252,6 +253,7 @@ async def _invoke(request: Request, model_id: str, stream: bool) -> Response:
         call = request_from_anthropic(body)
         call.meta = request_meta(request, route, key, model_id)
         providers = route_providers(gw, route, model_id)
+        leave_out_standard_only(call, providers)
         if given and providers != {BEDROCK}:
             raise ValueError(
                 f"{given[0]}: the gateway carries InvokeModel's {given[0]} to Bedrock models only, and `{model_id}` "
