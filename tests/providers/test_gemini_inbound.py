@@ -86,3 +86,33 @@ def test_a_signature_riding_on_a_streamed_function_call_goes_out_on_that_call() 
     parts = json.loads(last.decode().removeprefix("data: "))["candidates"][0]["content"]["parts"]
     assert parts == [{"functionCall": {"id": "fc_1", "name": "get_weather", "args": {"city": "Oslo"}},
                       "thoughtSignature": signature_out(signed)}]
+
+
+def test_every_claude_converse_and_openai_stop_reason_is_a_finish_reason_gemini_has() -> None:
+    """Each stop reason the official SDKs of Claude, Converse and OpenAI know, as the providers record it, comes back
+    on the Gemini routes as a FinishReason google-genai has (Claude's pause_turn came back as PAUSE_TURN, OpenAI's
+    function_call as FUNCTION_CALL: names the SDK warns about and an agent does not act on)."""
+    import gzip
+    import json
+    import typing
+    from pathlib import Path
+
+    import anthropic.types
+    import botocore
+    from openai.types.chat.chat_completion import Choice
+
+    from tokenomy.messages import ChatResponse, Usage
+    from tokenomy.providers.anthropic_mapping import FINISH_REASONS as CLAUDE
+    from tokenomy.providers.bedrock import FINISH_REASONS as CONVERSE
+    from tokenomy.providers.gemini_answers import finish_reason
+
+    service = next((Path(botocore.__file__).parent / "data" / "bedrock-runtime").glob("*/service-2.json.gz"))
+    converse = json.loads(gzip.decompress(service.read_bytes()))["shapes"]["StopReason"]["enum"]
+    recorded = {CLAUDE[r] for r in typing.get_args(anthropic.types.StopReason)}
+    recorded |= {CONVERSE.get(r, r) for r in converse}  # as providers/bedrock.py records them
+    recorded |= set(typing.get_args(Choice.model_fields["finish_reason"].annotation))
+    gemini = {reason.value for reason in types.FinishReason}
+    said = {r: finish_reason(ChatResponse(content=[], usage=Usage(), model="m", provider="p", finish_reason=r))
+            for r in recorded}  # fmt: skip
+    assert {r: g for r, g in said.items() if g not in gemini} == {}
+    assert said["pause_turn"] == "TOO_MANY_TOOL_CALLS" and said["stop"] == said["function_call"] == "STOP"

@@ -34,6 +34,12 @@ FINISH_REASONS = {
     # Converse's own reasons (kept by name, messages.py), as Gemini says them: agents retry on these
     "malformed_tool_use": "MALFORMED_FUNCTION_CALL",
     "malformed_model_output": "MALFORMED_RESPONSE",
+    # Claude's pause_turn: its server-tool loop (web searches) stopped at its iteration limit before a final answer,
+    # which is what Gemini's TOO_MANY_TOOL_CALLS says ("the server-side tool loop stopped before the model returned a
+    # final answer"); not STOP, which would tell the caller's agent the answer is whole, nor CONTINUATION, which
+    # promises a continuation_token the gateway has none of
+    "pause_turn": "TOO_MANY_TOOL_CALLS",
+    "function_call": "STOP",  # OpenAI's legacy function call, a call as tool_calls is
 }
 
 
@@ -104,7 +110,9 @@ def finish_reason(response: ChatResponse) -> str:
     own = response.raw.get("finish_reason") if isinstance(response.raw, dict) else None
     if response.provider in ("gcp.gemini", "gcp.vertex_ai") and isinstance(own, str):
         return own  # a Gemini model's, as Gemini said it (RECITATION, PROHIBITED_CONTENT, MALFORMED_FUNCTION_CALL)
-    return FINISH_REASONS.get(response.finish_reason, response.finish_reason.upper())
+    # Any other model's reason Gemini has no name for is its OTHER ("a reason not otherwise specified"), not a name
+    # the SDK does not know
+    return FINISH_REASONS.get(response.finish_reason, "OTHER")
 
 
 def usage_body(response: ChatResponse) -> dict[str, int]:
