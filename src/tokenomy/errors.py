@@ -8,6 +8,7 @@ import os
 import re
 import sys
 import traceback
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -220,6 +221,7 @@ class ProviderError(TokenomyError):
         code: str | None = None,
         reached: bool = False,
         context_window: bool = False,
+        also: str | None = None,
     ) -> None:
         super().__init__(message)
         self.kind = kind
@@ -231,6 +233,13 @@ class ProviderError(TokenomyError):
         self.refused = refused
         self.code = code
         self.context_window = context_window
+        self.also = also  # a second field a mapping's refusal names (`also`, in backticks): sent together, refused
+
+    def named(self, rename: Callable[[str], str]) -> str:
+        """The message with the fields a mapping's refusal names (`param`, first, and `also`) as `rename` names them:
+        where the caller of an ingress put them."""
+        text = str(self) if self.param is None else str(self).replace(self.param, rename(self.param), 1)
+        return text if self.also is None else text.replace(f"`{self.also}`", f"`{rename(self.also)}`", 1)
 
     @property
     def unsent(self) -> bool:

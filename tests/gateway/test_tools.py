@@ -865,3 +865,84 @@ def test_a_field_the_models_api_has_no_place_for_goes_to_the_fallback_that_takes
         if e.request_id is not None and len([x for x in events if x.request_id == e.request_id]) > 1:
             assert sorted(x.attempt for x in events if x.request_id == e.request_id) == [1, 2]
     assert sum(e.outcome == "ok" and e.model == "up-model" for e in events) == 3 * 5 * 2 + 3 * 2
+
+
+def test_a_forced_tool_with_thinking_on_is_refused_before_claude_naming_both_fields(ledger_path, monkeypatch):
+    """Claude cannot think before a call it is forced to make: a forced tool (tool_choice any or tool, Gemini's
+    toolConfig ANY) with thinking enabled went to Claude's API or Bedrock, whose 400 ("Thinking may not be enabled
+    when tool_choice forces tool use") came back as the upstream's. The gateway refuses it first, naming both fields
+    as the caller sent them, before anything is sent; a route whose fallback takes the request passes it on."""
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+    from google import genai
+    from google.genai import errors as genai_errors
+    from google.genai import types
+
+    from tokenomy.emulate.gemini_api import create_app as create_gemini
+    from tokenomy.emulate.instant_engine import InstantEngine
+
+    for name in ("AWS_BEARER_TOKEN_BEDROCK", "GEMINI_API_KEY", "GOOGLE_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    nowhere = "http://127.0.0.1:9"  # never called: each is refused before any call
+    config = {"models": {"claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929",
+                                    "base_url": nowhere},
+                         "sonnet": {"provider": "bedrock", "model": "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+                                    "region": "us-east-1", "endpoint_url": nowhere}},
+              "routes": {"claude-first": {"model": "claude", "fallback": ["g"]}}}
+    tool = {"name": "get_weather", "description": "Weather in a city",
+            "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+    with ServerThread(create_gemini(engine=InstantEngine())) as gemini_api:
+        config["models"]["g"] = {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": gemini_api}
+        with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
+            claude = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+            for model in ("claude", "sonnet"):
+                for choice in ({"type": "any"}, {"type": "tool", "name": "get_weather"}):
+                    with pytest.raises(anthropic.BadRequestError) as refused:
+                        claude.messages.create(model=model, max_tokens=2048, messages=[USER], tools=[tool],
+                                               tool_choice=choice, thinking=thinking)
+                    message = refused.value.body["error"]["message"]
+                    assert message.startswith("tool_choice: ") and "thinking is on (`thinking`)" in message, message
+            bedrock = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1",
+                                   config=Config(retries={"max_attempts": 1}))
+            with pytest.raises(ClientError) as refused:
+                bedrock.converse(modelId="sonnet", messages=[{"role": "user", "content": [{"text": "hi"}]}],
+                                 inferenceConfig={"maxTokens": 2048},
+                                 toolConfig={"tools": [{"toolSpec": {"name": "get_weather",
+                                                                     "inputSchema": {"json": tool["input_schema"]}}}],
+                                             "toolChoice": {"any": {}}},
+                                 additionalModelRequestFields={"thinking": thinking})
+            message = refused.value.response["Error"]["Message"]
+            assert message.startswith("toolConfig.toolChoice: ") and "(`additionalModelRequestFields.thinking`)" \
+                in message, message
+            with pytest.raises(ClientError) as refused:
+                bedrock.invoke_model(modelId="sonnet", body=json.dumps({
+                    "anthropic_version": "bedrock-2023-05-31", "max_tokens": 2048, "messages": [USER],
+                    "tools": [tool], "tool_choice": {"type": "any"}, "thinking": thinking}))
+            message = refused.value.response["Error"]["Message"]
+            assert message.startswith("tool_choice: ") and "(`thinking`)" in message, message
+            gemini = genai.Client(api_key="unused", http_options={"base_url": url})
+            forced = types.GenerateContentConfig(
+                tools=[types.Tool(function_declarations=[types.FunctionDeclaration(
+                    name="get_weather", parameters_json_schema=tool["input_schema"])])],
+                tool_config=types.ToolConfig(function_calling_config=types.FunctionCallingConfig(mode="ANY")),
+                thinking_config=types.ThinkingConfig(thinking_budget=1024), max_output_tokens=2048)
+            for model in ("claude", "sonnet"):
+                with pytest.raises(genai_errors.ClientError) as refused:
+                    gemini.models.generate_content(model=model, contents="hi", config=forced)
+                message = refused.value.message
+                assert message.startswith("toolConfig.functionCallingConfig: ") and \
+                    "(`generationConfig.thinkingConfig`)" in message, message
+            # A fallback that takes it (Gemini thinks before a forced call) gets it: nothing was sent to Claude
+            reply = claude.messages.create(model="claude-first", max_tokens=2048, messages=[USER], tools=[tool],
+                                           tool_choice={"type": "any"}, thinking=thinking)
+            assert [block.type for block in reply.content if block.type == "tool_use"] == ["tool_use"]
+            answer = gemini.models.generate_content(model="claude-first", contents="hi", config=forced)
+            assert answer.function_calls and answer.function_calls[0].name == "get_weather"
+    events = open_store(ledger_path).events()
+    refusals = [e for e in events if e.outcome == "client_error"]
+    assert refusals and all(e.cost_usd == 0 for e in refusals)  # recorded, $0: nothing was sent
+    assert [e.model for e in events if e.outcome == "ok"] == ["gemini-2.5-flash"] * 2

@@ -133,7 +133,7 @@ def test_request_maps_every_block_and_option_and_back() -> None:
                               ToolUseBlock("t1", "get_weather", {"city": "Oslo", "metric": True})]),
         Message("user", [ToolResultBlock("t1", [TextBlock("boom")], is_error=True)], cache_point=True)],
         model=SONNET, max_tokens=2000, top_p=0.9, top_k=40, stop=["END"], reasoning=Reasoning(budget_tokens=1024),
-        tools=[ToolSpec("get_weather", None, WEATHER)], tool_choice=ToolChoice("any"), parallel_tool_calls=False)
+        tools=[ToolSpec("get_weather", None, WEATHER)], tool_choice=ToolChoice("auto"), parallel_tool_calls=False)
     params = to_anthropic_params(request)
     user, assistant, result = params["messages"]
     assert user["content"][1]["source"] == {"type": "base64", "media_type": "image/png",
@@ -147,14 +147,14 @@ def test_request_maps_every_block_and_option_and_back() -> None:
     assert result["content"] == [{"type": "tool_result", "tool_use_id": "t1", "is_error": True,
                                   "content": [{"type": "text", "text": "boom"}],
                                   "cache_control": {"type": "ephemeral"}}]
-    assert params["tool_choice"] == {"type": "any", "disable_parallel_tool_use": True}
+    assert params["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": True}
     assert params["thinking"] == {"type": "enabled", "budget_tokens": 1024}
     assert (params["top_p"], params["top_k"], params["stop_sequences"]) == (0.9, 40, ["END"])
     # The gateway's reverse mapping reads the same body back into the same request.
     back = request_from_anthropic(params)
     assert back.messages == request.messages
     assert (back.tool_choice, back.parallel_tool_calls, back.reasoning.budget_tokens) == (
-        ToolChoice("any"), False, 1024)
+        ToolChoice("auto"), False, 1024)  # (a forced tool with thinking is refused)
     assert back.tools == request.tools and back.extra == {}
 
 

@@ -182,7 +182,8 @@ def test_request_maps_every_block_and_option_to_converse() -> None:
                               ToolUseBlock("t1", "get_weather", arguments='{"city": "Oslo", "metric": true}')]),
         Message("user", [ToolResultBlock("t1", [TextBlock("boom")], is_error=True)])],
         model=SONNET, top_p=0.9, top_k=40, reasoning=Reasoning(budget_tokens=2048), extra={"anthropic_beta": ["x"]},
-        tools=[ToolSpec("get_weather", None, WEATHER)], tool_choice=ToolChoice("any"))
+        # (a forced tool with thinking is refused)
+        tools=[ToolSpec("get_weather", None, WEATHER)], tool_choice=ToolChoice("auto"))
     params = to_converse_params(request)
     user, assistant, result = params["messages"]
     assert user["content"][1] == {"image": {"format": "jpeg", "source": {"bytes": b"\xff\xd8"}}}
@@ -191,7 +192,7 @@ def test_request_maps_every_block_and_option_to_converse() -> None:
     assert assistant["content"][1] == {"reasoningContent": {"redactedContent": b"\x01\x02"}}
     assert assistant["content"][2]["toolUse"]["input"] == {"city": "Oslo", "metric": True}
     assert result["content"][0]["toolResult"] == {"toolUseId": "t1", "content": [{"text": "boom"}], "status": "error"}
-    assert params["toolConfig"]["toolChoice"] == {"any": {}}
+    assert params["toolConfig"]["toolChoice"] == {"auto": {}}
     assert params["inferenceConfig"] == {"topP": 0.9}
     assert params["additionalModelRequestFields"] == {"anthropic_beta": ["x"], "top_k": 40,
                                                       "thinking": {"type": "enabled", "budget_tokens": 2048}}

@@ -109,7 +109,7 @@ def failure_parts(exc: TokenomyError, body: dict[str, Any]) -> tuple[int, str, d
     if exc.refused is not None:  # no model the call could use can take it (nothing was sent): the caller's place
         return 400, exc.refused.error_text(caller_path(body, exc.refused)), None
     if exc.param is not None:  # the provider's mapping refused a field before any call: named as the caller sent it
-        return 400, str(exc).replace(exc.param, caller_param(exc.param, body), 1), None
+        return 400, exc.named(lambda param: caller_param(param, body)), None
     return upstream_status(exc), f"upstream {exc.kind}: {exc}", retry_after(exc)
 
 

@@ -206,7 +206,7 @@ def _count_error(exc: ProviderError, form: Form) -> JSONResponse:
     if exc.refused is not None:  # what the model cannot take, found before any call: the caller's place
         return bedrock_error(400, exc.refused.error_text(form.placed(exc.refused)))
     if exc.param is not None:  # a provider's mapping refused a field before any call: named as the caller sent it
-        return bedrock_error(400, str(exc).replace(exc.param, form.named(exc.param), 1))
+        return bedrock_error(400, exc.named(form.named))
     return bedrock_error(upstream_status(exc), f"upstream {exc.kind}: {exc}", retry_after(exc))
 
 

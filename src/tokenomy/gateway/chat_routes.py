@@ -284,7 +284,7 @@ def _provider_error(exc: ProviderError, body: ChatCompletionRequest) -> JSONResp
         return error(400, exc.refused.error_text(where), "invalid_request_error", "unsupported_content", where)
     if exc.param is not None:  # refused by the mapping before any call: the request's field, where the caller put it
         where = caller_param(body, exc.param)
-        message = str(exc).replace(exc.param, where, 1)
+        message = exc.named(lambda param: caller_param(body, param))
         return error(400, message, "invalid_request_error", "unsupported_parameter", param=where)
     status = upstream_status(exc)
     # The provider's own code (context_length_exceeded, ...) when it sent one: callers branch on it.

@@ -87,7 +87,7 @@ def _provider_error(exc: TokenomyError) -> JSONResponse:
     if exc.refused is not None:  # no model the call could use can take it (nothing was sent): the caller's place
         return bedrock_error(400, exc.refused.error_text(caller_param(exc.refused.where)))
     if exc.param is not None:  # a mapping refused a field before any call: named as the caller sent it
-        return bedrock_error(400, str(exc).replace(exc.param, caller_param(exc.param), 1))
+        return bedrock_error(400, exc.named(caller_param))
     return bedrock_error(upstream_status(exc), f"upstream {exc.kind}: {exc}", retry_after(exc))
 
 

@@ -83,7 +83,7 @@ def _provider_error(exc: TokenomyError, body: dict[str, Any]) -> JSONResponse:
     if exc.refused is not None:  # no model the call could use can take it (nothing was sent): the caller's place
         return gemini_error(400, exc.refused.error_text(caller_param(body, exc.refused.where)))
     if exc.param is not None:  # a mapping refused a field before any call: named as the caller sent it
-        return gemini_error(400, str(exc).replace(exc.param, caller_param(body, exc.param), 1))
+        return gemini_error(400, exc.named(lambda param: caller_param(body, param)))
     return gemini_error(upstream_status(exc), f"upstream {exc.kind}: {exc}", retry_after(exc))
 
 

@@ -108,7 +108,7 @@ async def count_input_tokens(request: Request) -> Response:
             return error(400, exc.refused.error_text(where), "invalid_request_error", "unsupported_content", where)
         if exc.param is not None:  # the provider's mapping refused a field before any call: the caller's name
             where = caller_param(origins, exc.param)
-            message = str(exc).replace(exc.param, where, 1)
+            message = exc.named(lambda param: caller_param(origins, param))
             return error(400, message, "invalid_request_error", "unsupported_parameter", where)
         status = upstream_status(exc)
         message = f"upstream {exc.kind}: {exc}"

@@ -204,7 +204,7 @@ def _failure(exc: TokenomyError, origins: list[Origin]) -> JSONResponse:
         return error(400, exc.refused.error_text(where), "invalid_request_error", "unsupported_content", where)
     if isinstance(exc, ProviderError) and exc.param is not None:  # the mapping refused a field before any call
         where = caller_param(origins, exc.param)
-        message = str(exc).replace(exc.param, where, 1)
+        message = exc.named(lambda param: caller_param(origins, param))
         return error(400, message, "invalid_request_error", "unsupported_parameter", param=where)
     if isinstance(exc, ProviderError):
         return error(

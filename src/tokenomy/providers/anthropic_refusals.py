@@ -16,12 +16,18 @@ from typing import Any
 from tokenomy.errors import ProviderError
 from tokenomy.messages import ONE_HOUR, ChatRequest, Reasoning
 from tokenomy.providers.claude_effort import EFFORTS, NO_ADAPTIVE, NO_EFFORT, takes_adaptive, takes_effort
+from tokenomy.providers.refusals import FORCED_WITH_THINKING, forces_tool_while_thinking
 
 
-def refuse(model: str, field: str, why: str) -> ProviderError:
-    """The 400 for a request's `field`, which the Messages API (of `model`) cannot take, saying `why` and the fix."""
+def refuse(model: str, field: str, why: str, also: str | None = None) -> ProviderError:
+    """The 400 for a request's `field` (with `also`, named in `why`), which the Messages API (of `model`) cannot
+    take, saying `why` and the fix."""
     return ProviderError(
-        f"{field}: the Anthropic Messages API (model {model}) {why}", kind="client_error", status=400, param=field
+        f"{field}: the Anthropic Messages API (model {model}) {why}",
+        kind="client_error",
+        status=400,
+        param=field,
+        also=also,
     )
 
 
@@ -123,6 +129,8 @@ def refuse_unsupported(request: ChatRequest) -> None:
             "response_format.json_schema.description",
             "reads a format's description from its schema, and this schema has a different one; keep one of them",
         )
+    if forces_tool_while_thinking(request):
+        raise refuse(request.model, "tool_choice", FORCED_WITH_THINKING, also="thinking")
     reasoning = request.reasoning
     effort = free_effort(reasoning)
     if effort is not None and takes_effort(request.model) is False:  # as on Bedrock (converse_mapping)

@@ -57,7 +57,13 @@ from tokenomy.pricing.identifiers import takes_no_tools_cache_point
 from tokenomy.providers import json_text
 from tokenomy.providers.claude_effort import EFFORTS, NO_ADAPTIVE, NO_EFFORT, takes_adaptive, takes_effort
 from tokenomy.providers.reasoning_signers import bedrock_signer, foreign
-from tokenomy.providers.refusals import allowed_tools_only, empty_text, fields_to_carry
+from tokenomy.providers.refusals import (
+    FORCED_WITH_THINKING,
+    allowed_tools_only,
+    empty_text,
+    fields_to_carry,
+    forces_tool_while_thinking,
+)
 from tokenomy.request_views import system_hoisted, system_parts
 
 CACHE_POINT = {"cachePoint": {"type": "default"}}
@@ -215,10 +221,11 @@ def cache_point(point: CachePoint) -> dict[str, Any]:
     return {"cachePoint": {"type": "default", "ttl": ONE_HOUR}} if point == ONE_HOUR else dict(CACHE_POINT)
 
 
-def refuse(model: str, field: str, why: str) -> ProviderError:
-    """The error for a request field a Converse model cannot take (the caller's fix is in `why`)."""
+def refuse(model: str, field: str, why: str, also: str | None = None) -> ProviderError:
+    """The error for a request field (with `also`, named in `why`) a Converse model cannot take (the caller's fix is
+    in `why`)."""
     return ProviderError(
-        f"{field}: Bedrock Converse (model {model}) {why}", kind="client_error", status=400, param=field
+        f"{field}: Bedrock Converse (model {model}) {why}", kind="client_error", status=400, param=field, also=also
     )
 
 
@@ -376,6 +383,8 @@ def _tool_config(request: ChatRequest) -> dict[str, Any] | None:
 
 def _refuse_unsupported(request: ChatRequest) -> None:
     model = request.model
+    if forces_tool_while_thinking(request) and takes_effort(model) is not None:  # a Claude model id
+        raise refuse(model, "tool_choice", FORCED_WITH_THINKING, also="thinking")
     for field in ("seed", "presence_penalty", "frequency_penalty"):
         if getattr(request, field) is not None:
             raise refuse(model, field, "has no such parameter; remove it or route to an OpenAI model")

@@ -64,6 +64,23 @@ def _asks_nothing(key: str, value: Any) -> bool:
     return any(value is kept or (isinstance(value, str) and value == kept) for kept in ASK_NOTHING_AT.get(key, ()))
 
 
+# Claude cannot think before a call it is forced to make (tool_choice any or tool: Anthropic prefills its answer with
+# the call), and its API answers 400 "Thinking may not be enabled when tool_choice forces tool use" (Anthropic's
+# extended-thinking docs: with thinking, tool_choice auto and none only). Refused by the mapping before any call,
+# naming both fields (ProviderError.also), so a fallback that takes the request is tried instead.
+FORCED_WITH_THINKING = (
+    "cannot force a tool call while thinking is on (`thinking`): let the model choose whether to call a tool (auto), "
+    "or turn thinking off"
+)
+
+
+def forces_tool_while_thinking(request: ChatRequest) -> bool:
+    """A tool call forced (tool_choice any or tool) with a thinking budget (Claude's thinking enabled)."""
+    choice, reasoning = request.tool_choice, request.reasoning
+    forced = choice is not None and choice.mode in ("any", "tool")
+    return forced and reasoning is not None and not reasoning.off and reasoning.budget_tokens is not None
+
+
 def with_article(noun: str) -> str:
     return ("an " if noun[0] in "aeiou" else "a ") + noun
 
