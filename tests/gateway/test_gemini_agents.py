@@ -431,3 +431,20 @@ def test_a_malformed_tool_call_ends_as_geminis_malformed_function_call_whichever
         assert reply.candidates[0].finish_reason == gemini, reason
         chunks = list(served.client.models.generate_content_stream(model="haiku", contents="hi"))
         assert chunks[-1].candidates[0].finish_reason == gemini, reason
+
+
+def test_thinking_off_is_sent_to_claude_models_that_think_and_not_to_one_with_no_thinking(served, monkeypatch) -> None:
+    """thinkingBudget 0 reached Claude 3 Haiku on Bedrock as `thinking: {"type": "disabled"}`, a field for a model
+    that has no thinking (Anthropic documents `disabled` as turning thinking off on the models that accept it): it is
+    left out for such a model, and still sent to a Claude model that thinks (Sonnet 4.5)."""
+    from tokenomy.providers import bedrock as bedrock_provider
+
+    sent: list[dict] = []
+    original = bedrock_provider.to_converse_params
+    monkeypatch.setattr(bedrock_provider, "to_converse_params",
+                        lambda request: sent.append(original(request)) or sent[-1])
+    off = types.GenerateContentConfig(thinking_config=types.ThinkingConfig(thinking_budget=0), max_output_tokens=20)
+    assert served.client.models.generate_content(model="haiku", contents="hi", config=off).text
+    assert "thinking" not in sent[-1].get("additionalModelRequestFields", {})
+    assert served.client.models.generate_content(model="claude", contents="hi", config=off).text
+    assert served.claude_bodies[-1]["thinking"] == {"type": "disabled"}

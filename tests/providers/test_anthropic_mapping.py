@@ -295,3 +295,14 @@ def test_malformed_messages_requests_are_refused_naming_the_field(change, named)
     body = {"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}], **change}
     with pytest.raises(ValueError, match=named):
         request_from_anthropic(body)
+
+
+def test_thinking_off_goes_to_a_claude_model_that_thinks_only() -> None:
+    """`thinking: {"type": "disabled"}` turns thinking off on the models that accept it (Anthropic's docs): a Claude
+    model before 3.7 Sonnet has no thinking, and is sent no thinking field."""
+    off = Reasoning(budget_tokens=0)
+    for model, sent in (("claude-3-haiku-20240307", None), ("claude-3-5-sonnet-20241022", None),
+                        ("claude-3-7-sonnet-20250219", {"type": "disabled"}), (SONNET, {"type": "disabled"})):
+        params = to_anthropic_params(ChatRequest(messages=[Message("user", [TextBlock("hi")])], model=model,
+                                                 max_tokens=20, reasoning=off))
+        assert params.get("thinking") == sent, model

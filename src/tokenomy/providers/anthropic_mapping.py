@@ -46,7 +46,7 @@ from tokenomy.providers.anthropic_refusals import (
     refuse_uncarried_fields,
     refuse_unsupported,
 )
-from tokenomy.providers.claude_effort import takes_effort
+from tokenomy.providers.claude_effort import takes_effort, thinks
 from tokenomy.providers.json_text import call_input
 from tokenomy.providers.reasoning_signers import foreign, unsealed_block
 from tokenomy.providers.refusals import FILE_APIS, allowed_tools_only, empty_text
@@ -461,8 +461,10 @@ def to_anthropic_params(request: ChatRequest) -> dict[str, Any]:
     if choice is not None:
         params["tool_choice"] = choice
     if request.reasoning is not None and request.reasoning.off:
-        # Which Claude models think when `thinking` is left out is the model's to say: the caller's word is sent.
-        params["thinking"] = {"type": "disabled"}
+        # Which Claude models think when `thinking` is left out is the model's to say: the caller's word is sent, but
+        # to a model with no thinking (Claude 3 Haiku), which has nothing to turn off.
+        if thinks(request.model):
+            params["thinking"] = {"type": "disabled"}
     elif request.reasoning is not None and request.reasoning.budget_tokens is not None:
         params["thinking"] = {"type": "enabled", "budget_tokens": int(request.reasoning.budget_tokens)}
     elif request.reasoning is not None and request.reasoning.adaptive:

@@ -43,6 +43,21 @@ def _version(model: str) -> tuple[str, tuple[int, int]] | None:
     return named["family"], (int(named["major"]), int(named["minor"] or 0))
 
 
+# Claude models with no thinking at all: every one before Claude 3.7 Sonnet, the first with extended thinking
+# (Anthropic's extended-thinking models page lists 3.7 Sonnet and the Claude 4 and later models).
+_NO_THINKING = re.compile(r"claude-3-(?!7)")
+
+
+def thinks(model: str) -> bool | None:
+    """True for a Claude model that can think, False for one that cannot (Claude 3 Haiku, 3.5 Sonnet, ...), None for
+    a model id that names no Claude model. Thinking off is sent to the first only: Anthropic documents `thinking:
+    {"type": "disabled"}` as turning thinking off on the models that accept it, and a model with no thinking has
+    nothing to turn off."""
+    if _version(model) is None:
+        return None
+    return _NO_THINKING.search(model) is None
+
+
 def takes_adaptive(model: str) -> bool | None:
     """True for a Claude model that takes adaptive thinking (4.6 and later), False for one that does not, None for a
     model id that names no Claude model."""

@@ -55,7 +55,7 @@ from tokenomy.messages import (
 )
 from tokenomy.pricing.identifiers import takes_no_tools_cache_point
 from tokenomy.providers import json_text
-from tokenomy.providers.claude_effort import EFFORTS, NO_ADAPTIVE, NO_EFFORT, takes_adaptive, takes_effort
+from tokenomy.providers.claude_effort import EFFORTS, NO_ADAPTIVE, NO_EFFORT, takes_adaptive, takes_effort, thinks
 from tokenomy.providers.reasoning_signers import bedrock_signer, foreign
 from tokenomy.providers.refusals import (
     FORCED_WITH_THINKING,
@@ -515,8 +515,8 @@ def to_converse_params(request: ChatRequest) -> dict[str, Any]:
         # Thinking off: Claude on Bedrock takes Anthropic's own field in additionalModelRequestFields, as for a
         # budget; Bedrock's other models (Nova, Llama, Mistral, ...) think only when asked, so off asks nothing of
         # them and nothing is sent. (DeepSeek-R1, which always reasons, reasons in its answer text, not in a
-        # thinking mode a field could turn off.)
-        if takes_effort(model) is not None:  # a Claude model id
+        # thinking mode a field could turn off.) Nor is it to a Claude model with no thinking (Claude 3 Haiku).
+        if thinks(model):  # a Claude model id, of a model that can think
             additional["thinking"] = {"type": "disabled"}
     elif request.reasoning is not None and request.reasoning.budget_tokens is not None:
         additional["thinking"] = {"type": "enabled", "budget_tokens": int(request.reasoning.budget_tokens)}
