@@ -220,3 +220,28 @@ def test_a_gemini_usage_count_that_is_no_whole_number_is_geminis_fault_recorded_
     assert "token counts" in said and "ValidationError" not in said, said
     [row] = open_store(str(ledger_path)).events()
     assert row.outcome == "server_error" and row.input_tokens == 100 and row.cost_usd > 0
+
+
+def test_an_openai_format_answer_cut_off_midway_says_the_upstream_answered(ledger_path):
+    # A 200 whose body broke off halfway (generated, and billed) read "cannot reach <url>: the upstream closed the
+    # connection mid-answer", sending an operator to look at the network though the upstream had answered. It now says
+    # the upstream answered 200 and its body was cut off; a server that closes without a word is still unreachable.
+    answer = json.dumps({"id": "c", "object": "chat.completion", "created": 1, "model": "m", "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "Hi " * 100}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 100, "total_tokens": 200}}).encode()
+    with cut_off_upstream(answer) as base:
+        models = {name: {"provider": "openai", "model": "gpt-4o-mini", "base_url": base + path + "/v1",
+                         "api_key_env": "UNSET_KEY_FOR_TEST"} for name, path in (("cut", ""), ("closed", "/silent"))}
+        routes = {name: {"model": name, "retry": {"max_attempts": 1}} for name in models}
+        app = create_app(parse_config({"models": models, "routes": routes}), str(ledger_path))
+        said = {}
+        with ServerThread(app, lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            for model in models:
+                with pytest.raises(openai.APIStatusError) as failed:
+                    client.chat.completions.create(model=model, messages=[{"role": "user", "content": ASK}])
+                assert failed.value.status_code == 502
+                said[model] = failed.value.message
+    assert "cannot reach" not in said["cut"] and "answered 200" in said["cut"], said
+    assert "body was cut off" in said["cut"]
+    assert "cannot reach" in said["closed"] and "answered" not in said["closed"], said

@@ -184,7 +184,12 @@ class _Connection(asyncio.Protocol):
                 reply.complete = True
                 reply._wake()
             else:
-                cut = UpstreamDisconnected(f"the upstream closed the connection mid-answer ({exc or 'EOF'})")
+                # Once its status came, the upstream was reached and answered: say so, and that its body was cut.
+                said = f"answered {reply.status}, then " if reply._headers_done else ""
+                cut = UpstreamDisconnected(
+                    f"the upstream {said}closed the connection mid-answer ({exc or 'EOF'})"
+                    + (": its body was cut off" if said else "")
+                )
                 cut.sent = self.heard
                 reply._fail(cut)
         if self._timer is not None:

@@ -88,8 +88,10 @@ class AsyncOpenAIUpstream(OpenAIProvider):
             return ProviderError(f"{url}: {exc} (model {self.spec.name!r} {waits})", kind="timeout", reached=exc.sent)
         if isinstance(exc, UpstreamTooLarge):  # the upstream answered (and bills for it): asked again, it would again
             return ProviderError(f"{url}: {exc}", kind="server_error", retryable=False, reached=True)
-        # An answer cut off after it began was billed: the attempt is recorded at its estimated prompt.
-        return ProviderError(f"cannot reach {url}: {exc}", kind="server_error", reached=exc.sent)
+        # An answer cut off after it began was billed: the attempt is recorded at its estimated prompt. The upstream
+        # was reached then, so the message does not say it could not be.
+        reach = "" if exc.sent else "cannot reach "
+        return ProviderError(f"{reach}{url}: {exc}", kind="server_error", reached=exc.sent)
 
     def _status_error(self, reply: Reply, raw: bytes, url: str | None = None) -> ProviderError:
         """An error status the upstream answered, naming where it came from (the URL and the model)."""
