@@ -908,3 +908,24 @@ def test_int64_schema_fields_sent_as_text_reach_other_providers_as_numbers(serve
         wrong["generationConfig"]["responseSchema"] = schema
         refused = httpx.post(f"{url}/v1beta/models/fast:generateContent", json=wrong)
         assert refused.status_code == 400 and "from 0 to 2^63-1" in refused.json()["error"]["message"], refused.text
+
+
+def test_an_upstreams_499_reaches_a_gemini_caller_as_cancelled(tmp_path) -> None:
+    # An OpenAI-format upstream behind nginx answers 499 when it took the request as cancelled; the gateway passes a
+    # client error's status on, and Google's error shape named it INVALID_ARGUMENT, telling the caller its request
+    # was malformed. Google's status for 499 is CANCELLED.
+    upstream = FastAPI()
+
+    @upstream.post("/v1/chat/completions")
+    async def cancelled() -> JSONResponse:
+        return JSONResponse({"error": {"message": "client closed request", "type": "cancelled"}}, status_code=499)
+
+    with ServerThread(upstream) as base:
+        config = parse_config({"models": {"o": {"provider": "openai", "model": "gpt-4o-mini", "base_url": base + "/v1",
+                                                "api_key_env": "UNSET_KEY_FOR_TEST"}},
+                               "routes": {"o": {"model": "o", "retry": {"max_attempts": 1}}}})
+        with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+            client = genai.Client(api_key="unused", http_options={"base_url": url})
+            with pytest.raises(errors.ClientError) as failed:
+                client.models.generate_content(model="o", contents="hi")
+    assert (failed.value.code, failed.value.status) == (499, "CANCELLED"), failed.value

@@ -14,6 +14,7 @@ STATUS = {
     404: "NOT_FOUND",
     413: "INVALID_ARGUMENT",
     429: "RESOURCE_EXHAUSTED",
+    499: "CANCELLED",  # the caller (or, passed on, the upstream's) cancelled the request: no fault of its content
     500: "INTERNAL",
     501: "UNIMPLEMENTED",
     502: "UNAVAILABLE",
