@@ -24,13 +24,15 @@ import asyncio
 import logging
 import time
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
 from tokenomy.gateway.keycache import KeyCache
 from tokenomy.gateway.keys import KeyStore, VirtualKey, period_start
 from tokenomy.gateway.limits import LimitsUnavailable, Settlement, to_nano
+from tokenomy.ledger.events import utcnow
 from tokenomy.ledger.writer import LedgerWriter
 
 log = logging.getLogger("tokenomy.gateway")
@@ -51,6 +53,14 @@ class Scope:
     column: str  # ledger column that names the spender: key_id or tenant
     value: str
     since: datetime
+    period: str = "total"  # the budget's period (day, month, total); `counter` ends with its start's date
+
+    def at(self, now: datetime) -> Scope:
+        """This budget in the period `now` falls in: itself, or a later period's (its own counter and start)."""
+        start = period_start(self.period, now)
+        if start <= self.since:
+            return self
+        return replace(self, counter=f"{self.counter.rpartition(':')[0]}:{start.date()}", since=start)
 
 
 @dataclass(eq=False)
@@ -76,22 +86,26 @@ class Budgets:
         self.unsettled: list[Settlement] = []  # settlements the limits store did not take yet
         self._retrying: asyncio.Task | None = None
         self._sending = asyncio.Lock()  # one retry at a time: each removes exactly the settlements it sent
+        # What a budget's period is read by: the ledger's clock, which timestamps a call's rows as they are recorded.
+        self.clock: Callable[[], datetime] = utcnow
 
     def scopes(self, key: VirtualKey | None) -> list[Scope]:
         """The key's budget and its team's (the tighter one bites first); memory only."""
         if key is None:
             return []
         result = []
+        now = self.clock()
         if key.budget_usd is not None:
-            start = period_start(key.period)
-            result.append(
-                Scope(f"key:{key.key_id}:{start.date()}", to_nano(key.budget_usd), "key_id", key.key_id, start)
-            )
+            start = period_start(key.period, now)
+            counter = f"key:{key.key_id}:{start.date()}"
+            result.append(Scope(counter, to_nano(key.budget_usd), "key_id", key.key_id, start, key.period))
         team_name = key.team
         team = self.cache.team_budget(team_name) if team_name else None
         if team_name and team is not None:
-            start = period_start(team[1])
-            result.append(Scope(f"team:{team_name}:{start.date()}", to_nano(team[0]), "tenant", team_name, start))
+            start = period_start(team[1], now)
+            result.append(
+                Scope(f"team:{team_name}:{start.date()}", to_nano(team[0]), "tenant", team_name, start, team[1])
+            )
         return result
 
     async def reserve(self, scopes: list[Scope], estimate: int) -> Reservation | Scope:
@@ -174,11 +188,21 @@ class Budgets:
             settlements += self._settlements(extension, None if actual is None else 0)
         cost = reservation.estimate if actual is None else actual
         recorded = None if actual is None else int(time.time() * 1000)
+        now = self.clock()
         for scope in reservation.scopes:
             self.open.get(scope.counter, set()).discard(reservation)
+            # A call that ends in a later period than it was reserved in (running at midnight) has its rows recorded,
+            # and counted by the ledger, in that period: its cost goes on that period's counter, and the old one's
+            # hold is released. As a settlement from an older epoch, it adds nothing to a counter seeded after the
+            # rows were recorded (the seed counted them), and to a missing one (its seed will).
+            now_scope = scope.at(now)
+            moved = now_scope is not scope
             if scope.counter not in reservation.seeded:
                 epoch = reservation.epochs.get(scope.counter, "")
-                settlements.append((scope.counter, epoch, reservation.estimate, cost, reservation.hold, recorded))
+                held_cost = 0 if moved else cost
+                settlements.append((scope.counter, epoch, reservation.estimate, held_cost, reservation.hold, recorded))
+            if moved and cost:
+                settlements.append((now_scope.counter, "", 0, cost, reservation.hold, recorded))
         return settlements
 
     async def retry_unsettled(self) -> bool:
