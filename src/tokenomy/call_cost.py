@@ -30,9 +30,16 @@ class CallCost:
     read timeout, an answer cut off): a reservation made for one attempt's worst case does not cover the retry, so the
     guard is given what those failures cost beyond what it already covered and answers whether it may be spent (the
     gateway reserves it on the key's budget); no, and the call ends with its last error rather than overspend.
+
+    `caller_left`, when set, says whether the caller is gone (the gateway's client closed its connection): asked
+    before a retry or fallback, and after a wait before an attempt, so that no attempt is sent, and billed, for nobody.
     """
 
-    def __init__(self, guard: Callable[[Decimal], Awaitable[bool]] | None = None) -> None:
+    def __init__(
+        self,
+        guard: Callable[[Decimal], Awaitable[bool]] | None = None,
+        caller_left: Callable[[], Awaitable[bool]] | None = None,
+    ) -> None:
         self._lock = threading.Lock()
         self._spent = _ZERO
         self._unanswered = _ZERO  # what attempts billed without an answer cost: their retry pays again
@@ -40,6 +47,7 @@ class CallCost:
         self._running = 0
         self._callbacks: list[Callable[[Decimal], None]] = []
         self.guard = guard
+        self.caller_left = caller_left
 
     @property
     def spent(self) -> Decimal:
@@ -66,6 +74,10 @@ class CallCost:
             return False
         self._covered += more
         return True
+
+    async def caller_gone(self) -> bool:
+        """Whether the call's caller has left, so another attempt would be answered, and billed, for nobody."""
+        return self.caller_left is not None and await self.caller_left()
 
     def leave_running(self) -> None:
         with self._lock:

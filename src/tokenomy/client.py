@@ -23,7 +23,7 @@ from tokenomy.caching.tokens import TokenPolicy
 from tokenomy.call_cost import RUNNING_WAIT_S, CallCost, Running
 from tokenomy.call_plan import CallPlanner
 from tokenomy.call_policy import Attempt, CallPolicy, CallState
-from tokenomy.errors import ProviderError, TokenomyError
+from tokenomy.errors import ProviderError, TokenomyError, caller_left
 from tokenomy.ledger.store import LedgerStore
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk
@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from opentelemetry.trace import Span
 
 log = logging.getLogger(__name__)
+# A route's rate limiter that held an attempt back longer than this waited (its caller may have left meanwhile).
+LIMITER_WAITED_S = 0.05
 
 
 class Tokenomy(CallPlanner, Recorder):
@@ -233,15 +235,25 @@ class Tokenomy(CallPlanner, Recorder):
                 att: Attempt | None = None
                 passed_on = False  # the tier refused the request unsent, or a cascade's tier was down: the next gets it
                 while step is not None:
-                    if failed is not None and not await call.cost.may_try_again():
-                        raise failed.not_retried_for_budget(call.spent)
-                    if step.delay_s:
-                        await asyncio.sleep(step.delay_s)
+                    if failed is not None:
+                        if await call.cost.caller_gone():
+                            raise caller_left(call.spent, failed)
+                        if not await call.cost.may_try_again():
+                            raise failed.not_retried_for_budget(call.spent)
+                    waited = step.delay_s
+                    if waited:
+                        await asyncio.sleep(waited)
                     att = self._start(call, tier, step)
-                    if call.policy.limiter and not await call.policy.limiter.acquire_async(
-                        att.target.estimate, self._left(call, tier)
-                    ):
-                        raise self._over_quota(call, att.target)
+                    limiter = call.policy.limiter
+                    if limiter:
+                        asked = time.perf_counter()
+                        if not await limiter.acquire_async(att.target.estimate, self._left(call, tier)):
+                            raise self._over_quota(call, att.target)
+                        waited = waited or time.perf_counter() - asked > LIMITER_WAITED_S
+                    if waited and await call.cost.caller_gone():  # the caller may have left during the wait
+                        if limiter:
+                            limiter.release(att.target.estimate)
+                        raise caller_left(call.spent, failed)
                     att.started = time.perf_counter()
                     self._in_flight(call, att)
                     with self._span_for(att, stream, parent) as att.span:

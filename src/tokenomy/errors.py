@@ -271,6 +271,25 @@ class ProviderError(TokenomyError):
         return exc
 
 
+# The status of a call whose caller left before it was done (nginx's "client closed request"): nobody reads it.
+CALLER_LEFT = 499
+
+
+def caller_left(spent: Decimal, last: ProviderError | None) -> ProviderError:
+    """A call ended unsent because its caller left while it waited to try again (a retry, a fallback, a Retry-After,
+    a rate limiter): no attempt was sent for nobody, so it is no ledger row; it carries what the call paid."""
+    after = f" after: {last}" if last is not None else ""
+    exc = ProviderError(
+        f"the caller closed the connection; the call was not tried again{after}",
+        kind="client_error",
+        status=CALLER_LEFT,
+        code="caller_left",
+        retryable=False,
+    )
+    exc.call_cost_usd = spent
+    return exc
+
+
 def usd_figure(option: str, value: Any, what: str = "a price in USD", example: str = "") -> Decimal:
     """A USD figure given as `option`, as a Decimal: finite, >= 0 and under MAX_USD, else a ConfigError naming the
     option and the bounds (NaN and infinity were taken, 1e300 printed as a 301-digit cost)."""

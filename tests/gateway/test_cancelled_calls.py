@@ -262,3 +262,36 @@ def test_a_request_whose_caller_left_while_it_waited_for_a_call_slot_is_never_se
     rows = open_store(ledger_path).events()
     assert statuses == [200, 200] and upstream.calls == 2 and [r.outcome for r in rows] == ["ok", "ok"]
     assert charged == sum(to_nano(r.cost_usd) for r in rows)  # the answered calls only: nothing held for the other
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
+def test_a_call_whose_caller_left_while_it_waited_to_retry_is_not_sent_again(path, ledger_path):
+    # The upstream answered 503 with Retry-After: 1, and the caller gave up and closed its connection during that wait.
+    # The gateway still slept, sent the call again and again (a streamed call stops when its caller leaves): each
+    # retry is billed for nobody, and one after a read timeout went on the key's budget too. It now asks whether
+    # the caller is there before a retry and after a wait, and ends the call unsent (a 499 in /metrics).
+    upstream = ScriptedOpenAI([(503, {"retry-after": "1"}), (503, {"retry-after": "1"})])
+    name = "retried-" + path.rsplit("/", 1)[1]  # its own metrics
+    models = {name: {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU}}
+    routes = {name: {"model": name, "retry": {"max_attempts": 3}}}
+    app = create_app(parse_config({"models": models, "routes": routes}), str(ledger_path))
+    body = json.dumps({"model": name, "max_tokens": 100, "messages": ASK}).encode()
+    try:
+        with ServerThread(app, lifespan="on") as url:
+            head = f"POST {path} HTTP/1.1\r\nhost: gateway\r\ncontent-type: application/json\r\nx-api-key: k\r\n"
+            with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1]))) as caller:
+                caller.sendall(f"{head}content-length: {len(body)}\r\n\r\n".encode() + body)
+                deadline = time.monotonic() + 30
+                while upstream.calls < 1 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                time.sleep(0.2)  # the first attempt's 503 is in: the gateway waits its Retry-After
+            deadline = time.monotonic() + 10  # the call ends (its status counted), or retried twice within 2.5 s
+            while f'model="{name}"' not in (metrics := httpx.get(url + "/metrics").text):
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            time.sleep(1.5)  # a retry still to come would be sent by now
+    finally:
+        upstream.close()
+    assert upstream.calls == 1  # it was 3: the Retry-After waits and both retries ran for a caller long gone
+    assert [r.outcome for r in open_store(ledger_path).events()] == ["server_error"]
+    assert f'tokenomy_requests_total{{model="{name}",status="499"}} 1.0' in metrics, metrics

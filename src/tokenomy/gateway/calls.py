@@ -10,7 +10,7 @@ import asyncio
 import json
 import logging
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Protocol
@@ -19,7 +19,7 @@ import anyio
 from starlette.responses import Response
 
 from tokenomy.client import CallPolicy
-from tokenomy.errors import ProviderError, TokenomyError
+from tokenomy.errors import CALLER_LEFT, ProviderError, TokenomyError
 from tokenomy.gateway import metrics
 from tokenomy.gateway.budgets import BudgetUnavailable, Reservation, Scope
 from tokenomy.gateway.hygiene import PARSED_BODY
@@ -155,6 +155,11 @@ class Admitted:
 
     policy: CallPolicy
     budgets: Reservation | None
+    request: Any = None  # the caller's, asked whether it is still there before a retry (`caller_left`)
+
+    def caller_left(self) -> Callable[[], Awaitable[bool]] | None:
+        request = self.request
+        return None if request is None else (lambda: caller_left(request))
 
 
 def _usd(nano: int) -> str:
@@ -180,11 +185,6 @@ async def gate(gw, key) -> Refusal | None:
         "rate_limit_exceeded",
         {"retry-after": str(seconds)},
     )
-
-
-# The status of a request whose caller left before it was sent (nginx's "client closed request"): nobody reads it, but
-# the metrics count it.
-CALLER_LEFT = 499
 
 
 async def caller_left(request) -> bool:
@@ -297,7 +297,7 @@ async def admit(
         return Refusal(
             CALLER_LEFT, "the caller closed the connection while the request waited for a call slot", "caller_left"
         )
-    return Admitted(policy, budgets)
+    return Admitted(policy, budgets, request)
 
 
 async def uncapped_refusal(
@@ -366,7 +366,7 @@ async def call_whole(
 ) -> ChatResponse | Response:
     """One answer: the call, its settlement, the journal made durable before the caller hears of it, the metrics.
     A failed call is `failure(exc)` (its attempts are in the ledger under the call's request id)."""
-    cost = call_cost(gw, admitted.budgets)
+    cost = call_cost(gw, admitted.budgets, admitted.caller_left())
     try:
         response = await gw.client.achat(call, policy=admitted.policy, cost=cost)
     except TokenomyError as exc:
@@ -380,6 +380,7 @@ async def call_whole(
         raise
     finally:
         gw.guard.slots.release()
+        cost.caller_left = None  # the request it holds is freed when the handler returns, not by the cyclic GC
     await settle(gw, admitted.budgets, response)
     if gw.journal is not None:
         await gw.journal.durable_async()  # journaled (as journal_sync promises) before the client hears of it

@@ -241,7 +241,7 @@ async def chat_completions(request: Request):
         return FirstChunkStream(
             _stream(gw, call, policy, body, request_id, budgets, started), headers=headers, ends=ENDS
         )
-    cost = call_cost(gw, budgets)
+    cost = call_cost(gw, budgets, admitted.caller_left())
     try:
         response = await gw.client.achat(call, policy=policy, cost=cost)
     except TokenomyError as exc:  # the failed attempts are in the ledger under the same id
@@ -261,6 +261,7 @@ async def chat_completions(request: Request):
         raise
     finally:
         gw.guard.slots.release()
+        cost.caller_left = None  # the request it holds is freed when the handler returns, not by the cyclic GC
     await _settle(gw, budgets, response)
     if gw.journal is not None:
         await gw.journal.durable_async()  # journaled (as journal_sync promises) before the client hears of it

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator, Coroutine
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from decimal import Decimal
 from typing import Any
 
@@ -96,13 +96,15 @@ async def wind_up_stream(
     await asyncio.shield(in_background(gw, wind_up()))
 
 
-def call_cost(gw, budgets: Reservation | None) -> CallCost:
+def call_cost(gw, budgets: Reservation | None, caller_left: Callable[[], Awaitable[bool]] | None = None) -> CallCost:
     """What a call costs as it goes. With a budget reservation, which covers one attempt's worst case, a retry after
     attempts billed without an answer (a read timeout, an answer cut off) first reserves what they cost: a key whose
-    budget has no room for it gets the call's last error instead of an overspent budget."""
+    budget has no room for it gets the call's last error instead of an overspent budget. `caller_left` (a whole
+    answer's: a stream is cancelled when its caller leaves) ends the call, unsent, before a retry or after a wait
+    whose caller has gone."""
     if budgets is None or gw.budgets is None:
-        return CallCost()
-    return CallCost(lambda usd: gw.budgets.extend(budgets, to_nano(usd)))
+        return CallCost(caller_left=caller_left)
+    return CallCost(lambda usd: gw.budgets.extend(budgets, to_nano(usd)), caller_left)
 
 
 def paid(exc: BaseException | None) -> Decimal:
