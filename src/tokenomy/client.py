@@ -23,7 +23,7 @@ from tokenomy.caching.tokens import TokenPolicy
 from tokenomy.call_cost import RUNNING_WAIT_S, CallCost, Running
 from tokenomy.call_plan import CallPlanner
 from tokenomy.call_policy import Attempt, CallPolicy, CallState
-from tokenomy.errors import ProviderError, TokenomyError, caller_left
+from tokenomy.errors import ProviderError, TokenomyError, caller_left_error
 from tokenomy.ledger.store import LedgerStore
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk
@@ -237,7 +237,7 @@ class Tokenomy(CallPlanner, Recorder):
                 while step is not None:
                     if failed is not None:
                         if await call.cost.caller_gone():
-                            raise caller_left(call.spent, failed)
+                            raise caller_left_error(call.spent, failed)
                         if not await call.cost.may_try_again():
                             raise failed.not_retried_for_budget(call.spent)
                     waited = step.delay_s
@@ -253,7 +253,7 @@ class Tokenomy(CallPlanner, Recorder):
                     if waited and await call.cost.caller_gone():  # the caller may have left during the wait
                         if limiter:
                             limiter.release(att.target.estimate)
-                        raise caller_left(call.spent, failed)
+                        raise caller_left_error(call.spent, failed)
                     att.started = time.perf_counter()
                     self._in_flight(call, att)
                     with self._span_for(att, stream, parent) as att.span:

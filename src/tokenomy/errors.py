@@ -275,7 +275,7 @@ class ProviderError(TokenomyError):
 CALLER_LEFT = 499
 
 
-def caller_left(spent: Decimal, last: ProviderError | None) -> ProviderError:
+def caller_left_error(spent: Decimal, last: ProviderError | None) -> ProviderError:
     """A call ended unsent because its caller left while it waited to try again (a retry, a fallback, a Retry-After,
     a rate limiter): no attempt was sent for nobody, so it is no ledger row; it carries what the call paid."""
     after = f" after: {last}" if last is not None else ""
