@@ -16,7 +16,8 @@ from decimal import Decimal
 from typing import Any
 
 from tokenomy.call_cost import CallCost
-from tokenomy.errors import ProviderError, TokenomyError, as_written
+from tokenomy.client import LIMITER_WAITED_S
+from tokenomy.errors import ProviderError, TokenomyError, as_written, caller_left_error
 from tokenomy.gateway.embeddings_request import EmbeddingsRequest, estimated_tokens
 from tokenomy.ledger.events import UsageEvent, record_priced_as, utcnow
 from tokenomy.messages import RequestMeta, Usage
@@ -55,24 +56,34 @@ async def embed_with_retries(
     plan = AttemptPlan((spec.name,), policy.retry)
     step = plan.first()
     spent = Decimal(0)
+    failed: ProviderError | None = None  # the last attempt's error
     with otel.call_span(spec.model, meta.request_id or "") as parent:  # its attempts' spans are children
         while True:
-            if step.delay_s:
-                await asyncio.sleep(step.delay_s)
+            waited = step.delay_s
+            if waited:
+                await asyncio.sleep(waited)
             left = max(0.0, policy.retry.deadline_s - plan.elapsed_s)
             calls, due = _attempt(body, spec, progress, estimate)
-            if policy.limiter is not None and not await policy.limiter.acquire_async(due, left, calls):
-                # Not an attempt (nothing was sent), so no ledger row: the caller sees a throttle.
-                wait = policy.limiter.wait_s(due, calls)  # the caller's Retry-After
-                limited = ProviderError(
-                    f"client-side rate limit: no request slot for {meta.route!r} within the "
-                    f"{policy.retry.deadline_s:g} s deadline (the next in {wait:.1f} s); raise the route's rate_limit "
-                    "or deadline_s",
-                    kind="throttled",
-                    retry_after=wait,
-                )
-                limited.call_cost_usd = spent
-                raise limited
+            limiter = policy.limiter
+            if limiter is not None:
+                limited_at = time.perf_counter()
+                if not await limiter.acquire_async(due, left, calls):
+                    # Not an attempt (nothing was sent), so no ledger row: the caller sees a throttle.
+                    wait = limiter.wait_s(due, calls)  # the caller's Retry-After
+                    limited = ProviderError(
+                        f"client-side rate limit: no request slot for {meta.route!r} within the "
+                        f"{policy.retry.deadline_s:g} s deadline (the next in {wait:.1f} s); raise the route's "
+                        "rate_limit or deadline_s",
+                        kind="throttled",
+                        retry_after=wait,
+                    )
+                    limited.call_cost_usd = spent
+                    raise limited
+                waited = waited or time.perf_counter() - limited_at > LIMITER_WAITED_S
+            if waited and await cost.caller_gone():  # the caller may have left during the wait: send nothing
+                if limiter is not None:
+                    limiter.release(due)
+                raise caller_left_error(spent, failed)
             carried = progress.tokens() if progress is not None else 0  # billed by earlier attempts' rows
             flight = _in_flight(gw, spec, upstream.name, meta, asked, due, step.attempt)
             began = time.perf_counter()
@@ -105,9 +116,11 @@ async def embed_with_retries(
                         raise
                     # Input billed and sent again (not the calls of a Bedrock request that answered: those are kept).
                     cost.add(event.cost_usd, unanswered=exc.billed_tokens is None)
+                    if await cost.caller_gone():  # nobody would read the answer, and its input is billed
+                        raise caller_left_error(spent, exc) from None
                     if not await cost.may_try_again():
                         raise exc.not_retried_for_budget(spent) from None
-                    step = following
+                    failed, step = exc, following
                     continue
                 except (asyncio.CancelledError, Exception) as exc:
                     # Cancelled in flight (the gateway shutting down, a timeout), or a bug: the request went out, so the

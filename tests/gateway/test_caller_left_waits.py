@@ -1,0 +1,68 @@
+"""A whole (not streamed) call whose caller leaves while the gateway waits to try it again (the upstream's
+Retry-After, a backoff, the route's rate limiter): nothing more is sent for nobody, the call slot and the route
+limiter's allowance are given back, and the key's budget holds only what the ledger says was billed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from decimal import Decimal
+
+import httpx
+import openai
+import pytest
+
+from helpers.scripted_openai import ScriptedOpenAI
+from tokenomy.config import parse_config
+from tokenomy.emulate.server import ServerThread
+from tokenomy.gateway.app import create_app
+from tokenomy.gateway.keys import KeyStore, period_start
+from tokenomy.gateway.limits import to_nano
+from tokenomy.ledger.store import open_store
+
+HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
+pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
+
+
+def counter(key) -> str:
+    return f"key:{key.key_id}:{period_start('month').date()}"
+
+
+def ended(url: str, series: str) -> str:
+    """/metrics once it counts `series` (the call whose caller left has ended)."""
+    deadline = time.monotonic() + 10
+    while series not in (metrics := httpx.get(url + "/metrics").text):
+        assert time.monotonic() < deadline, metrics
+        time.sleep(0.05)
+    return metrics
+
+
+def test_an_embeddings_call_whose_caller_left_while_it_waited_to_retry_is_not_sent_again(ledger_path):
+    # The upstream answered 429 with Retry-After: 1, and the caller (the openai SDK, timing out) closed its connection
+    # during that wait. The embeddings route slept on and sent the input again (billed for nobody, taking one more of
+    # the route's requests per minute); as a chat call does, it now asks whether the caller is there after the wait
+    # and ends the call unsent, a 499 in /metrics, the route limiter's request given back.
+    upstream = ScriptedOpenAI([(429, {"retry-after": "1"}), (429, {"retry-after": "1"})])
+    secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("1"), period="month")
+    models = {"embed": {"provider": "openai", "model": "text-embedding-3-small", "base_url": upstream.url}}
+    route = {"model": "embed", "retry": {"max_attempts": 2}, "rate_limit": {"requests_per_minute": 2}}
+    app = create_app(parse_config({"auth": True, "models": models, "routes": {"vectors": route}}), str(ledger_path))
+    try:
+        with ServerThread(app, lifespan="on") as url:
+            gateway = app.state.gateway
+            caller = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0, timeout=0.5)
+            with pytest.raises(openai.APITimeoutError):
+                caller.embeddings.create(model="vectors", input="x" * 400)
+            metrics = ended(url, 'tokenomy_requests_total{model="vectors"')
+            time.sleep(1.5)  # a retry still to come would be sent by now
+            limiter = gateway.policies["vectors"].limiter
+            charged = asyncio.run(gateway.limits.spent(counter(key)))
+            held = any(gateway.budgets.open.values())
+    finally:
+        upstream.close()
+    assert upstream.calls == 1  # it was 2: the retry ran after the caller had gone
+    assert 'tokenomy_requests_total{model="vectors",status="499"} 1.0' in metrics, metrics
+    rows = open_store(ledger_path).events()
+    assert [r.outcome for r in rows] == ["throttled"]
+    assert limiter.wait_s() == 0  # of its 2 requests a minute, the one sent is counted: the unsent one was given back
+    assert not held and charged == sum(to_nano(r.cost_usd) for r in rows)
