@@ -9,6 +9,8 @@ the call's final cost only then, and `Running` lets a shutdown wait for those th
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
@@ -33,12 +35,15 @@ class CallCost:
 
     `caller_left`, when set, says whether the caller is gone (the gateway's client closed its connection): asked
     before a retry or fallback, and after a wait before an attempt, so that no attempt is sent, and billed, for nobody.
+    `caller_leaves`, when set, returns once the caller is gone: a wait before a retry (`wait`) ends then, rather than
+    holding the gateway's call slot and the key's reservation for nobody until its end.
     """
 
     def __init__(
         self,
         guard: Callable[[Decimal], Awaitable[bool]] | None = None,
         caller_left: Callable[[], Awaitable[bool]] | None = None,
+        caller_leaves: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._lock = threading.Lock()
         self._spent = _ZERO
@@ -48,6 +53,7 @@ class CallCost:
         self._callbacks: list[Callable[[Decimal], None]] = []
         self.guard = guard
         self.caller_left = caller_left
+        self.caller_leaves = caller_leaves
 
     @property
     def spent(self) -> Decimal:
@@ -78,6 +84,21 @@ class CallCost:
     async def caller_gone(self) -> bool:
         """Whether the call's caller has left, so another attempt would be answered, and billed, for nobody."""
         return self.caller_left is not None and await self.caller_left()
+
+    async def wait(self, seconds: float) -> None:
+        """Sleep `seconds` (a Retry-After, a backoff) before another attempt, or less if the caller leaves meanwhile
+        (`caller_gone`, asked after the wait, then ends the call)."""
+        if self.caller_leaves is None:
+            await asyncio.sleep(seconds)
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):  # no task, unlike wait_for
+                await self.caller_leaves()
+
+    def forget_caller(self) -> None:
+        """Drop the caller's checks once the call is done: the request they hold is freed when the handler returns,
+        not by the cyclic GC."""
+        self.caller_left = self.caller_leaves = None
 
     def leave_running(self) -> None:
         with self._lock:

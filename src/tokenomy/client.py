@@ -242,7 +242,7 @@ class Tokenomy(CallPlanner, Recorder):
                             raise failed.not_retried_for_budget(call.spent)
                     waited = step.delay_s
                     if waited:
-                        await asyncio.sleep(waited)
+                        await call.cost.wait(waited)  # ended early by a caller who leaves
                     att = self._start(call, tier, step)
                     limiter = call.policy.limiter
                     if limiter:

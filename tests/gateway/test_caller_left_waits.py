@@ -21,6 +21,7 @@ from tokenomy.gateway.limits import to_nano
 from tokenomy.ledger.store import open_store
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
+ASK = [{"role": "user", "content": "x" * 400}]
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
 
 
@@ -66,3 +67,44 @@ def test_an_embeddings_call_whose_caller_left_while_it_waited_to_retry_is_not_se
     assert [r.outcome for r in rows] == ["throttled"]
     assert limiter.wait_s() == 0  # of its 2 requests a minute, the one sent is counted: the unsent one was given back
     assert not held and charged == sum(to_nano(r.cost_usd) for r in rows)
+
+
+@pytest.mark.parametrize("api", ["chat", "embeddings"])
+def test_a_caller_who_leaves_during_a_retry_after_frees_the_call_slot_at_once(api, ledger_path):
+    # The upstream answered 429 with Retry-After: 20 and the caller (the openai SDK, timing out) closed its connection.
+    # Nothing more was sent, but the gateway slept the whole 20 s before it noticed, holding its call slot (here the
+    # only one, max_inflight 1) and the key's reservation: every caller behind it waited for nobody. The wait now
+    # ends when the caller's connection closes, so the next request is served at once.
+    upstream = ScriptedOpenAI([(429, {"retry-after": "20"})])
+    secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("1"), period="month")
+    models = {"up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU},
+              "embed": {"provider": "openai", "model": "text-embedding-3-small", "base_url": upstream.url}}
+    name = "waits-" + api  # its own metrics
+    routes = {name: {"model": "up" if api == "chat" else "embed", "retry": {"max_attempts": 2}}}
+    config = {"auth": True, "gateway": {"max_inflight": 1}, "models": models, "routes": routes}
+    app = create_app(parse_config(config), str(ledger_path))
+    try:
+        with ServerThread(app, lifespan="on") as url:
+            gateway = app.state.gateway
+            leaving = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0, timeout=0.5)
+            with pytest.raises(openai.APITimeoutError):
+                if api == "chat":
+                    leaving.chat.completions.create(model=name, max_tokens=100, messages=ASK)
+                else:
+                    leaving.embeddings.create(model=name, input="x" * 400)
+            left = time.monotonic()
+            patient = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0, timeout=10)
+            answer = patient.chat.completions.create(model="up", max_tokens=100, messages=ASK)
+            served_in = time.monotonic() - left
+            metrics = ended(url, f'tokenomy_requests_total{{model="{name}"')
+            charged = asyncio.run(gateway.limits.spent(counter(key)))
+            held = any(gateway.budgets.open.values())
+    finally:
+        upstream.close()
+    assert answer.choices[0].message.content == "ok"
+    assert served_in < 2, served_in  # it was 20 s: the slot was held through the Retry-After for a caller long gone
+    assert upstream.calls == 2  # the 429, then the patient caller's call: nothing more for the one who left
+    assert f'tokenomy_requests_total{{model="{name}",status="499"}} 1.0' in metrics, metrics
+    rows = open_store(ledger_path).events()
+    assert sorted(r.outcome for r in rows) == ["ok", "throttled"]
+    assert not held and charged == sum(to_nano(r.cost_usd) for r in rows) > 0  # the answered call only

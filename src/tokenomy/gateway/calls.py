@@ -161,6 +161,10 @@ class Admitted:
         request = self.request
         return None if request is None else (lambda: caller_left(request))
 
+    def caller_leaves(self) -> Callable[[], Awaitable[None]] | None:
+        request = self.request
+        return None if request is None else (lambda: caller_leaves(request))
+
 
 def _usd(nano: int) -> str:
     """An amount for a refusal's message: to the micro-dollar, or to the nano-dollar below one (an embeddings
@@ -199,6 +203,18 @@ async def caller_left(request) -> bool:
         if message.get("type") != "http.request":
             return message.get("type") == "http.disconnect"
     return False
+
+
+async def caller_leaves(request) -> None:
+    """Return once the caller has closed its connection (to race a wait against). Its body was read, so the server's
+    next message is the disconnect, sent when it comes; the edge's replay may give the body first. A server that
+    answers a receive at once with something else is asked again every 0.1 s, not in a busy loop."""
+    while True:
+        message = await request.receive()
+        if message.get("type") == "http.disconnect":
+            return
+        if not message.get("body"):
+            await asyncio.sleep(0.1)
 
 
 async def admit(
@@ -366,7 +382,7 @@ async def call_whole(
 ) -> ChatResponse | Response:
     """One answer: the call, its settlement, the journal made durable before the caller hears of it, the metrics.
     A failed call is `failure(exc)` (its attempts are in the ledger under the call's request id)."""
-    cost = call_cost(gw, admitted.budgets, admitted.caller_left())
+    cost = call_cost(gw, admitted.budgets, admitted.caller_left(), admitted.caller_leaves())
     try:
         response = await gw.client.achat(call, policy=admitted.policy, cost=cost)
     except TokenomyError as exc:
@@ -380,7 +396,7 @@ async def call_whole(
         raise
     finally:
         gw.guard.slots.release()
-        cost.caller_left = None  # the request it holds is freed when the handler returns, not by the cyclic GC
+        cost.forget_caller()
     await settle(gw, admitted.budgets, response)
     if gw.journal is not None:
         await gw.journal.durable_async()  # journaled (as journal_sync promises) before the client hears of it

@@ -241,7 +241,7 @@ async def chat_completions(request: Request):
         return FirstChunkStream(
             _stream(gw, call, policy, body, request_id, budgets, started), headers=headers, ends=ENDS
         )
-    cost = call_cost(gw, budgets, admitted.caller_left())
+    cost = call_cost(gw, budgets, admitted.caller_left(), admitted.caller_leaves())
     try:
         response = await gw.client.achat(call, policy=policy, cost=cost)
     except TokenomyError as exc:  # the failed attempts are in the ledger under the same id
@@ -261,7 +261,7 @@ async def chat_completions(request: Request):
         raise
     finally:
         gw.guard.slots.release()
-        cost.caller_left = None  # the request it holds is freed when the handler returns, not by the cyclic GC
+        cost.forget_caller()
     await _settle(gw, budgets, response)
     if gw.journal is not None:
         await gw.journal.durable_async()  # journaled (as journal_sync promises) before the client hears of it

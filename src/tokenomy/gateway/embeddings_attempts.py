@@ -61,7 +61,7 @@ async def embed_with_retries(
         while True:
             waited = step.delay_s
             if waited:
-                await asyncio.sleep(waited)
+                await cost.wait(waited)  # ended early by a caller who leaves
             left = max(0.0, policy.retry.deadline_s - plan.elapsed_s)
             calls, due = _attempt(body, spec, progress, estimate)
             limiter = policy.limiter

@@ -164,7 +164,7 @@ async def embed_request(gw, request: Request, key, asked: EmbeddingsRequest) -> 
             admitted.status, admitted.message, _ERROR_TYPES[admitted.code], name, admitted.code, None, admitted.headers
         )
     meta.request_id = new_id()
-    attempts = call_cost(gw, admitted.budgets, admitted.caller_left())
+    attempts = call_cost(gw, admitted.budgets, admitted.caller_left(), admitted.caller_leaves())
     try:
         answer, used, cost = await embed_with_retries(gw, asked, spec, admitted.policy, meta, tokens, attempts)
     except ProviderError as exc:  # every attempt is in the ledger under the request id
@@ -188,7 +188,7 @@ async def embed_request(gw, request: Request, key, asked: EmbeddingsRequest) -> 
         raise
     finally:
         gw.guard.slots.release()
-        attempts.caller_left = None  # the request it holds is freed when the handler returns, not by the cyclic GC
+        attempts.forget_caller()
     await settle(gw, admitted.budgets, None, paid=cost)
     if gw.journal is not None:
         await gw.journal.durable_async()  # journaled (as journal_sync promises) before the client hears of it

@@ -96,15 +96,20 @@ async def wind_up_stream(
     await asyncio.shield(in_background(gw, wind_up()))
 
 
-def call_cost(gw, budgets: Reservation | None, caller_left: Callable[[], Awaitable[bool]] | None = None) -> CallCost:
+def call_cost(
+    gw,
+    budgets: Reservation | None,
+    caller_left: Callable[[], Awaitable[bool]] | None = None,
+    caller_leaves: Callable[[], Awaitable[None]] | None = None,
+) -> CallCost:
     """What a call costs as it goes. With a budget reservation, which covers one attempt's worst case, a retry after
     attempts billed without an answer (a read timeout, an answer cut off) first reserves what they cost: a key whose
     budget has no room for it gets the call's last error instead of an overspent budget. `caller_left` (a whole
     answer's: a stream is cancelled when its caller leaves) ends the call, unsent, before a retry or after a wait
-    whose caller has gone."""
+    whose caller has gone; `caller_leaves` ends such a wait when the caller goes."""
     if budgets is None or gw.budgets is None:
-        return CallCost(caller_left=caller_left)
-    return CallCost(lambda usd: gw.budgets.extend(budgets, to_nano(usd)), caller_left)
+        return CallCost(caller_left=caller_left, caller_leaves=caller_leaves)
+    return CallCost(lambda usd: gw.budgets.extend(budgets, to_nano(usd)), caller_left, caller_leaves)
 
 
 def paid(exc: BaseException | None) -> Decimal:
