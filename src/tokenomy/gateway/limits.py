@@ -73,6 +73,7 @@ class LocalLimits:
         self._lock = asyncio.Lock()
         self._epochs = itertools.count(1)
         self._epoch: dict[str, str] = {}
+        self._counted: dict[str, int | None] = {}  # each counter's seed counted the calls recorded before this (ms)
 
     async def reserve(self, budgets: list[tuple[str, int]], estimate: int, hold: str) -> Reserved:
         """Reserve `estimate` nano-USD against every (counter, limit) budget (`hold` names it in Redis only: these
@@ -90,20 +91,32 @@ class LocalLimits:
 
     async def seed(self, counter: str, value: int, counted_before: int | None = None) -> bool:
         """Create the counter at `value` (under a new epoch) unless it exists; True if this call created it.
-        (`counted_before`: see RedisLimits.seed; these counters die with their settlements' process.)"""
+        `counted_before` (ms since the epoch), as for RedisLimits.seed: every call whose cost was in the ledger before
+        then is in `value`, so a settlement of such a call made under an older epoch adds nothing."""
         async with self._lock:
             if counter in self._spend:
                 return False
             self._spend[counter] = value
             self._epoch[counter] = str(next(self._epochs))
+            self._counted[counter] = counted_before
             return True
 
     async def settle(self, settlements: list[Settlement]) -> None:
-        """Each (see `Settlement`): replace the reservation by the actual cost."""
+        """Each (see `Settlement`): replace the reservation by the actual cost. One made under an older epoch adds
+        the actual cost whole (the seed may not have counted the call), but nothing when the call was in the ledger
+        before the seed began counting (a settlement kept while the counter was seeded again): as SETTLE_LUA."""
         async with self._lock:
-            for counter, epoch, estimate, actual, *_ in settlements:
-                if counter in self._spend:
-                    self._spend[counter] += actual - (estimate if self._epoch.get(counter) == epoch else 0)
+            for counter, epoch, estimate, actual, _hold, *rest in settlements:
+                if counter not in self._spend:
+                    continue
+                if self._epoch.get(counter) == epoch:
+                    self._spend[counter] += actual - estimate
+                    continue
+                recorded = rest[0] if rest else None  # a tuple without it counts as recorded now: after the seed
+                counted = self._counted.get(counter)
+                if counted is not None and recorded is not None and recorded < counted:
+                    continue  # the seed counted it
+                self._spend[counter] += actual
 
     async def spent(self, counter: str) -> int | None:
         return self._spend.get(counter)
