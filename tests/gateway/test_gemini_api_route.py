@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from google import genai
 from google.genai import errors, types
 
+from helpers.capturing_asgi import capturing
 from helpers.recording_openai import RecordingOpenAI, arguments_for
 from helpers.scripted_openai import ScriptedOpenAI
 from tokenomy.config import parse_config
@@ -702,6 +703,44 @@ def test_safety_settings_that_turn_every_filter_off_ask_nothing_of_other_provide
         category="HARM_CATEGORY_HARASSMENT", threshold="BLOCK_ONLY_HIGH"), *off])
     with pytest.raises(errors.ClientError, match="safetySettings: the gateway carries this field to Gemini"):
         client.models.generate_content(model="fast", contents="hi", config=strict)
+
+
+def test_safety_settings_that_turn_every_filter_off_reach_gemini_on_a_route_that_may_reach_another(tmp_path) -> None:
+    # A Gemini model with a fallback elsewhere (or the reverse): one set of pass-through fields goes to every model of
+    # the route, and settings turning every filter off were refused as the other provider's field. They reach Gemini as
+    # sent and are left out for the other, which has no such filters; a filter that blocks something is still refused.
+    bodies: list[dict] = []
+    off = [types.SafetySetting(category="HARM_CATEGORY_HARASSMENT", threshold="OFF"),
+           types.SafetySetting(category="HARM_CATEGORY_DANGEROUS_CONTENT", threshold="BLOCK_NONE")]
+    config = types.GenerateContentConfig(safety_settings=off, max_output_tokens=8)
+    with ServerThread(capturing(create_gemini(engine=InstantEngine()), bodies)) as gemini, \
+            RecordingOpenAI() as upstream:
+        models = {"g": {"provider": "gemini", "model": GEMINI, "base_url": gemini},
+                  "fast": {"provider": "openai", "model": "up-model", "base_url": upstream.url, "price_as": HAIKU}}
+        routes = {"g-then-fast": {"model": "g", "fallback": ["fast"]},
+                  "fast-then-g": {"model": "fast", "fallback": ["g"]}}
+        app = create_app(parse_config({"models": models, "routes": routes}), str(tmp_path / "ledger.duckdb"))
+        with ServerThread(app, lifespan="on") as url:
+            client = genai.Client(api_key="unused", http_options={"base_url": url})
+            assert client.models.generate_content(model="g-then-fast", contents="hi", config=config).text
+            streamed = client.models.generate_content_stream(model="g-then-fast", contents="hi", config=config)
+            assert "".join(c.text or "" for c in streamed)
+            sent = [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "OFF"},
+                    {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "threshold": "BLOCK_NONE"}]
+            assert [b.get("safetySettings") for b in bodies] == [sent, sent]
+            answer = client.models.generate_content(model="fast-then-g", contents="hi", config=config)
+            assert answer.text == "plain answer" and len(upstream.bodies) == 1
+            assert not {"safety_settings", "safetySettings"} & set(upstream.last)
+            whole = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "safetySettings": sent}
+            counted = httpx.post(f"{url}/v1beta/models/g-then-fast:countTokens", json={"generateContentRequest": whole})
+            assert counted.status_code == 200 and counted.json()["totalTokens"] > 0, counted.text
+            strict = types.GenerateContentConfig(safety_settings=[types.SafetySetting(
+                category="HARM_CATEGORY_HARASSMENT", threshold="BLOCK_ONLY_HIGH"), *off])
+            for model in ("g-then-fast", "fast-then-g"):
+                with pytest.raises(errors.ClientError, match="safetySettings: the gateway carries this field to "
+                                                             "Gemini models only"):
+                    client.models.generate_content(model=model, contents="hi", config=strict)
+            assert len(upstream.bodies) == 1
 
 
 def test_gemini_fields_reach_a_gemini_model_and_the_sdk_raises_gateway_errors(served) -> None:

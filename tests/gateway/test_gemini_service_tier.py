@@ -5,13 +5,11 @@ another API's (the standard tier asks nothing of it). Before, the Gemini routes 
 
 from __future__ import annotations
 
-import json
-
-import anyio
 import pytest
 from google import genai
 from google.genai import errors, types
 
+from helpers.capturing_asgi import capturing
 from helpers.recording_openai import RecordingOpenAI
 from tokenomy.config import parse_config
 from tokenomy.emulate.gemini_api import create_app as create_gemini
@@ -33,32 +31,8 @@ def no_google_env(monkeypatch):
 def test_service_tier_reaches_gemini_and_is_refused_by_name_for_another_provider(tmp_path) -> None:
     emulator = create_gemini(engine=InstantEngine())
     bodies: list[dict] = []
-
-    async def capturing(scope, receive, send):  # the emulator, keeping each request body it is sent
-        if scope["type"] != "http":
-            return await emulator(scope, receive, send)
-        chunks = []
-        while True:
-            message = await receive()
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body"):
-                break
-        body = b"".join(chunks)
-        if body:
-            bodies.append(json.loads(body))
-        sent = False
-
-        async def replay():
-            nonlocal sent
-            if sent:  # the client stays: a streamed answer goes on until it ends
-                await anyio.sleep_forever()
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        return await emulator(scope, replay, send)
-
     ledger = str(tmp_path / "ledger.duckdb")
-    with ServerThread(capturing) as gemini, RecordingOpenAI() as upstream:
+    with ServerThread(capturing(emulator, bodies)) as gemini, RecordingOpenAI() as upstream:
         config = parse_config({"models": {
             "g": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": gemini},
             "fast": {"provider": "openai", "model": "up-model", "base_url": upstream.url, "price_as": HAIKU}},

@@ -62,7 +62,7 @@ from tokenomy.providers.gemini_answers import (
 )
 from tokenomy.providers.gemini_caller_places import caller_field, caller_param
 from tokenomy.providers.gemini_fields import get
-from tokenomy.providers.gemini_inbound import blocks_nothing, request_from_gemini, shows_thoughts
+from tokenomy.providers.gemini_inbound import request_from_gemini, shows_thoughts
 from tokenomy.providers.gemini_signatures import without_skip_signatures
 from tokenomy.providers.refusals import Unsupported
 from tokenomy.routing.router import routing_tag_refusal
@@ -200,19 +200,15 @@ def labels(call: ChatRequest) -> dict[str, str]:
     return dict(given)
 
 
-def unfiltered(call: ChatRequest, providers: set[str]) -> None:
-    """For a route whose `providers` include one that is not Gemini's: a `serviceTier` naming the standard tier is
-    left out, since every provider serves it unasked (Gemini too: left out for it as well, for the fields go to every
-    model of the route alike); safety settings that turn every filter they name off are nothing to carry when no
-    provider is Gemini's (the others have no such filters), and one that may reach Gemini keeps them, for Gemini. Any
-    other setting (a flex or priority tier, which no other API's tiers are mapped from) is refused by name as before."""
+def leave_out_standard_tier(call: ChatRequest) -> None:
+    """For a route that may reach a provider that is not Gemini's: a `serviceTier` naming the standard tier is left
+    out, since every provider serves it unasked (Gemini too: left out for it as well, for the fields go to every model
+    of the route alike); a flex or priority tier, which no other API's tiers are mapped from, is refused by name.
+    (Safety settings that turn every filter off are left out by each other provider's mapping:
+    `refusals.GEMINI_ASKING_NOTHING`.)"""
     tier = call.extra.get("service_tier")
     if isinstance(tier, str) and tier.lower().removeprefix("service_tier_") in ("standard", "unspecified"):
         call.extra.pop("service_tier")
-    if providers & set(GEMINI_PROVIDERS):
-        return
-    if blocks_nothing(call.extra.get("safety_settings")):
-        call.extra.pop("safety_settings")
 
 
 def _parse_target(target: str) -> tuple[str, str] | None:
@@ -277,7 +273,7 @@ async def _count(request: Request, model: str) -> Response:
         if not providers <= set(GEMINI_PROVIDERS):
             call.messages = without_skip_signatures(call.messages)
             call.extra.pop("labels", None)  # labels a call's billing; a count is not billed
-            unfiltered(call, providers)
+            leave_out_standard_tier(call)
         counter = counter_for(gw, model, route, call, "Gemini", GEMINI_PROVIDERS, partial(caller_field, body))
         if isinstance(counter, Unsupported):
             return gemini_error(400, counter.error_text(caller_param(body, counter.where)))
@@ -337,7 +333,7 @@ async def _generate(request: Request, version: str, target: str) -> Response:
         if not providers <= set(GEMINI_PROVIDERS):
             call.messages = without_skip_signatures(call.messages)
             call.extra.pop("labels", None)  # in the ledger row's tags, which is where they count for the others
-            unfiltered(call, providers)
+            leave_out_standard_tier(call)
         refused = refusal(gw, route, call, model, "Gemini", GEMINI_PROVIDERS, partial(caller_field, body))
         if refused is not None:
             message = refused.error_text(caller_param(body, refused.where))

@@ -360,15 +360,6 @@ def _reasoning(mapped: dict[str, Any]) -> Reasoning | None:
     return Reasoning(thoughts=thoughts) if thoughts is not None else None
 
 
-def blocks_nothing(settings: Any) -> bool:
-    """Whether `safetySettings` only turn Gemini's filters off (OFF or BLOCK_NONE for each category it names), which
-    asks nothing of a provider without such filters. Instructor's `from_genai` sends one with every category OFF on
-    each call."""
-    return isinstance(settings, list) and all(
-        isinstance(s, dict) and s.get("threshold") in ("OFF", "BLOCK_NONE") for s in settings
-    )
-
-
 def shows_thoughts(body: Any) -> bool:
     """Whether the answer shows the model's thoughts: when `thinkingConfig.includeThoughts` is true, and not when it
     is false or not sent (Gemini's default: no thoughts), whichever model answered. Their signatures ride on the

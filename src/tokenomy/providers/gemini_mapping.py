@@ -43,7 +43,7 @@ from tokenomy.messages import (
     Usage,
 )
 from tokenomy.providers.reasoning_signers import foreign
-from tokenomy.providers.refusals import FILE_APIS, fields_to_carry
+from tokenomy.providers.refusals import FILE_APIS, GEMINI_OWN, fields_to_carry
 from tokenomy.providers.usage_counts import usage_count
 from tokenomy.request_views import system_hoisted
 
@@ -346,7 +346,7 @@ def config_from_request(request: ChatRequest) -> dict[str, Any]:
             thinking["thinking_budget"] = -1
         # else: only whether thoughts are shown, of the thinking the model does unasked (Gemini 2.5's by default)
         config["thinking_config"] = thinking
-    for key, value in fields_to_carry(request.extra).items():
+    for key, value in fields_to_carry(request.extra, own=GEMINI_OWN).items():
         if key == "max_completion_tokens":  # OpenAI's newer name for max_tokens
             config.setdefault("max_output_tokens", int(value))
         elif key == "tools" and isinstance(value, list):  # built-in tools (googleSearch), beside the declarations

@@ -59,7 +59,7 @@ from tokenomy.providers.openai_dialects import (
     takes_cache_control,
 )
 from tokenomy.providers.openai_reasoning import put_signed_reasoning
-from tokenomy.providers.refusals import Unsupported
+from tokenomy.providers.refusals import Unsupported, without_gemini_own
 from tokenomy.providers.strict_schema import strict_form
 from tokenomy.providers.usage_counts import arguments_text
 from tokenomy.request_views import system_parts
@@ -362,7 +362,7 @@ def request_body(
         body["user"] = request.user
     if request.prompt_cache_key is not None:
         body["prompt_cache_key"] = request.prompt_cache_key
-    body.update(request.extra)  # pass-through fields, as the caller named them
+    body.update(without_gemini_own(request.extra))  # pass-through fields, as the caller named them
     # The caller's name for the cap wins (o-series models refuse max_tokens); a library caller may also
     # have put max_completion_tokens in extra.
     if completion_cap or request.max_tokens_name == "max_completion_tokens" or "max_completion_tokens" in body:

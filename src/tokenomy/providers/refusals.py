@@ -7,6 +7,7 @@ model that would drop it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -52,16 +53,50 @@ ASK_NOTHING_AT: dict[str, tuple[Any, ...]] = {
 }
 
 
-def fields_to_carry(extra: dict[str, Any], own: dict[str, tuple[Any, ...]] | None = None) -> dict[str, Any]:
+def blocks_nothing(settings: Any) -> bool:
+    """Whether Gemini's `safetySettings` only turn its filters off (OFF or BLOCK_NONE for each category it names).
+    Instructor's `from_genai` sends one with every category OFF on each call."""
+    return isinstance(settings, list) and all(
+        isinstance(s, dict) and s.get("threshold") in ("OFF", "BLOCK_NONE") for s in settings
+    )
+
+
+# Gemini's own pass-through fields at a value that asks nothing of a model without them: Gemini's mapping carries
+# them as sent (`GEMINI_OWN`), and every other API leaves them out, an OpenAI-format one too (OpenAI's API has no
+# such field). `safety_settings` that turn every filter they name off: the other providers have no such filters to
+# turn off (OFF is the default threshold Google documents for its current models; older ones block some by default,
+# which is why Gemini still gets the settings).
+GEMINI_ASKING_NOTHING: dict[str, Callable[[Any], bool]] = {"safety_settings": blocks_nothing}
+GEMINI_OWN: Mapping[str, tuple[Any, ...] | Callable[[Any], bool]] = GEMINI_ASKING_NOTHING
+
+
+def fields_to_carry(
+    extra: dict[str, Any], own: Mapping[str, tuple[Any, ...] | Callable[[Any], bool]] | None = None
+) -> dict[str, Any]:
     """The pass-through fields an API other than OpenAI's must carry or refuse: all but those asking nothing, save
-    the values `own` names, which the API has a field of its own for and gets as sent (Anthropic's service_tier
-    "auto")."""
+    the values `own` names (a tuple of them, or a test of one), which the API has a field of its own for and gets as
+    sent (Anthropic's service_tier "auto", Gemini's safety settings that turn filters off)."""
     own = own or {}
-    return {k: v for k, v in extra.items() if not _asks_nothing(k, v) or v in own.get(k, ())}
+    return {k: v for k, v in extra.items() if not _asks_nothing(k, v) or _named(v, own.get(k, ()))}
+
+
+def without_gemini_own(extra: dict[str, Any]) -> dict[str, Any]:
+    """`extra` without Gemini's own fields at a value that asks nothing (`GEMINI_ASKING_NOTHING`): what an
+    OpenAI-format model gets."""
+    if not any(key in GEMINI_ASKING_NOTHING for key in extra):
+        return extra
+    return {k: v for k, v in extra.items() if not (k in GEMINI_ASKING_NOTHING and GEMINI_ASKING_NOTHING[k](v))}
 
 
 def _asks_nothing(key: str, value: Any) -> bool:
-    return any(value is kept or (isinstance(value, str) and value == kept) for kept in ASK_NOTHING_AT.get(key, ()))
+    test = GEMINI_ASKING_NOTHING.get(key)
+    return _named(value, ASK_NOTHING_AT.get(key, ())) or (test is not None and test(value))
+
+
+def _named(value: Any, values: tuple[Any, ...] | Callable[[Any], bool]) -> bool:
+    if callable(values):
+        return values(value)
+    return any(value is kept or (isinstance(value, str) and value == kept) for kept in values)
 
 
 # Claude cannot think before a call it is forced to make (tool_choice any or tool: Anthropic prefills its answer with
