@@ -42,6 +42,30 @@ def test_a_gemini_call_with_audio_is_recorded_at_the_audio_price(tmp_path) -> No
     assert row.input_cost_usd == (DOCUMENT_TOKENS * Decimal("1.00") + text * Decimal("0.30")) / 1_000_000
 
 
+def test_the_gemini_answer_passes_on_the_per_modality_counts_gemini_sent(tmp_path) -> None:
+    """usageMetadata's promptTokensDetails and candidatesTokensDetails (audio apart from text) reach the caller as
+    Gemini sent them, whole and streamed; the gateway's answer left them out, though it priced the audio by them."""
+    with ServerThread(create_gemini(engine=InstantEngine())) as gemini:
+        config = parse_config({"models": {"g": {"provider": "gemini", "model": "gemini-2.5-flash",
+                                                "base_url": gemini}}})
+        with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
+            client = genai.Client(api_key="unused", http_options={"base_url": url})
+            direct = genai.Client(api_key="unused", http_options={"base_url": gemini})
+            audio = types.Part.from_bytes(data=b"RIFF" + bytes(64), mime_type="audio/wav")
+            asked = {"model": "g", "contents": [audio, "Transcribe"]}
+            sent = direct.models.generate_content(**{**asked, "model": "gemini-2.5-flash"}).usage_metadata
+            whole = client.models.generate_content(**asked).usage_metadata
+            streamed = list(client.models.generate_content_stream(**asked))[-1].usage_metadata
+    prompt = [types.ModalityTokenCount(modality="TEXT", token_count=sent.prompt_token_count - DOCUMENT_TOKENS),
+              types.ModalityTokenCount(modality="AUDIO", token_count=DOCUMENT_TOKENS)]
+    assert sent.prompt_tokens_details == prompt and sent.candidates_tokens_details
+    for usage in (whole, streamed):
+        assert usage.prompt_token_count == sent.prompt_token_count
+        assert usage.prompt_tokens_details == prompt
+        assert usage.candidates_tokens_details == sent.candidates_tokens_details
+        assert usage.candidates_tokens_details[0].token_count == usage.candidates_token_count
+
+
 def test_cached_audio_is_read_from_cache_tokens_details_and_taken_out_of_the_uncached_audio() -> None:
     """Gemini's prompt count (and its AUDIO detail) includes the cached tokens; cacheTokensDetails says which of
     those were audio, so 1,000 prompt audio tokens of which 600 cached are 400 uncached and 600 cached audio."""

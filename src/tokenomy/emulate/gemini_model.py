@@ -385,6 +385,8 @@ def usage_metadata(call: Call, candidates: int, thoughts: int) -> dict[str, Any]
         "totalTokenCount": prompt + candidates + thoughts,
         "promptTokensDetails": modality_details(prompt, call.audio_tokens),
     }
+    if candidates:  # the answer is text (thoughts are counted apart, in no modality)
+        usage["candidatesTokensDetails"] = modality_details(candidates, 0)
     if call.cached_tokens:
         usage["cachedContentTokenCount"] = call.cached_tokens
         usage["cacheTokensDetails"] = modality_details(call.cached_tokens, call.cached_audio_tokens)

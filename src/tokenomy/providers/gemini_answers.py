@@ -115,12 +115,15 @@ def finish_reason(response: ChatResponse) -> str:
     return FINISH_REASONS.get(response.finish_reason, "OTHER")
 
 
-def usage_body(response: ChatResponse) -> dict[str, int]:
+def usage_body(response: ChatResponse) -> dict[str, Any]:
     """usageMetadata: Gemini's prompt count includes cached tokens, and its candidates count excludes thoughts; the
-    tokens of what Gemini's built-in tools found (input to the ledger) are its toolUsePromptTokenCount, apart."""
+    tokens of what Gemini's built-in tools found (input to the ledger) are its toolUsePromptTokenCount, apart. A
+    Gemini answer's per-modality counts (promptTokensDetails, cacheTokensDetails, candidatesTokensDetails: audio apart
+    from text, say) are passed on as Gemini sent them; another provider's answer has none to pass on."""
     usage = response.usage
     raw = response.raw if isinstance(response.raw, dict) else {}
-    tool_use = raw.get("tool_use_prompt_tokens") if response.provider in ("gcp.gemini", "gcp.vertex_ai") else None
+    gemini = response.provider in ("gcp.gemini", "gcp.vertex_ai")
+    tool_use = raw.get("tool_use_prompt_tokens") if gemini else None
     tool_use = tool_use if isinstance(tool_use, int) else 0
     prompt = usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens - tool_use
     body = {"promptTokenCount": prompt, "candidatesTokenCount": usage.output_tokens - usage.reasoning_tokens,
@@ -131,6 +134,9 @@ def usage_body(response: ChatResponse) -> dict[str, int]:
         body["cachedContentTokenCount"] = usage.cache_read_tokens
     if usage.reasoning_tokens:
         body["thoughtsTokenCount"] = usage.reasoning_tokens
+    modalities = raw.get("modality_tokens") if gemini else None
+    if isinstance(modalities, dict):
+        body.update(modalities)
     return body
 
 

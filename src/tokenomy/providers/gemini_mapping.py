@@ -425,6 +425,34 @@ def usage_from_gemini(meta: Any) -> Usage:
     )
 
 
+# usageMetadata's per-modality lists (ModalityTokenCount: TEXT, IMAGE, AUDIO, VIDEO, DOCUMENT), by the SDK's name and
+# the API's.
+MODALITY_DETAILS = {
+    "prompt_tokens_details": "promptTokensDetails",
+    "cache_tokens_details": "cacheTokensDetails",
+    "candidates_tokens_details": "candidatesTokensDetails",
+    "tool_use_prompt_tokens_details": "toolUsePromptTokensDetails",
+}
+
+
+def modality_counts(meta: Any) -> dict[str, list[dict[str, Any]]]:
+    """usageMetadata's per-modality counts as the API shapes them (`{"promptTokensDetails": [{"modality": "AUDIO",
+    "tokenCount": 120}, ...]}`), those Gemini sent, for the gateway's Gemini answer to pass on (Usage keeps only the
+    audio part, which it prices)."""
+    counts: dict[str, list[dict[str, Any]]] = {}
+    for name, field in MODALITY_DETAILS.items():
+        details = getattr(meta, name, None) if meta is not None else None
+        listed = []
+        for detail in details or ():
+            modality = getattr(detail, "modality", None)
+            tokens = usage_count(getattr(detail, "token_count", None), "Gemini", f"{name}.token_count")
+            listed.append({"modality": str(getattr(modality, "value", modality) or "MODALITY_UNSPECIFIED"),
+                           "tokenCount": tokens})  # fmt: skip
+        if listed:
+            counts[field] = listed
+    return counts
+
+
 def _audio_count(details: Any, name: str) -> int:
     """The AUDIO modality's tokens in a usage_metadata's per-modality list (ModalityTokenCount), 0 where none."""
     total = 0

@@ -43,6 +43,7 @@ from tokenomy.providers.gemini_mapping import (
     config_from_request,
     contents_from_request,
     finish_reason,
+    modality_counts,
     signature_text,
     usage_from_gemini,
 )
@@ -404,6 +405,9 @@ class GeminiProvider(Provider):
         if isinstance(tool_use, int) and 0 < tool_use <= usage.input_tokens:
             # input, as billed, but apart from the prompt in Gemini's usageMetadata (gemini_answers.usage_body)
             raw["tool_use_prompt_tokens"] = tool_use
+        modalities = modality_counts(meta)
+        if modalities:  # passed on by the gateway's Gemini answer (gemini_answers.usage_body)
+            raw["modality_tokens"] = modalities
         if reason:  # Gemini's own, which finish_reason generalises (RECITATION is a content filter)
             raw["finish_reason"] = str(getattr(reason, "value", reason))
         tier = raw.pop("service_tier", None)
