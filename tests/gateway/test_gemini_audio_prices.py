@@ -42,6 +42,25 @@ def test_a_gemini_call_with_audio_is_recorded_at_the_audio_price(tmp_path) -> No
     assert row.input_cost_usd == (DOCUMENT_TOKENS * Decimal("1.00") + text * Decimal("0.30")) / 1_000_000
 
 
+def test_audio_sent_by_uri_is_recorded_at_the_audio_price(tmp_path) -> None:
+    """Audio by URI (a Files API upload: fileData) is audio as inline audio is: Gemini reports it under the AUDIO
+    modality by its MIME type. The emulator counted only inline audio as audio, so the gateway priced it as text."""
+    ledger = tmp_path / "ledger.duckdb"
+    with ServerThread(create_gemini(engine=InstantEngine())) as gemini:
+        config = parse_config({"models": {"g": {"provider": "gemini", "model": "gemini-2.5-flash",
+                                                "base_url": gemini}}})
+        with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
+            client = genai.Client(api_key="unused", http_options={"base_url": url})
+            audio = types.Part.from_uri(file_uri="https://generativelanguage.googleapis.com/v1beta/files/abc",
+                                        mime_type="audio/mpeg")
+            reply = client.models.generate_content(model="g", contents=[audio, "Transcribe"])
+    assert reply.usage_metadata.prompt_tokens_details[-1] == types.ModalityTokenCount(
+        modality="AUDIO", token_count=DOCUMENT_TOKENS)
+    [row] = open_store(str(ledger)).events()
+    text = row.input_tokens - DOCUMENT_TOKENS
+    assert row.input_cost_usd == (DOCUMENT_TOKENS * Decimal("1.00") + text * Decimal("0.30")) / 1_000_000
+
+
 def test_the_gemini_answer_passes_on_the_per_modality_counts_gemini_sent(tmp_path) -> None:
     """usageMetadata's promptTokensDetails and candidatesTokensDetails (audio apart from text) reach the caller as
     Gemini sent them, whole and streamed; the gateway's answer left them out, though it priced the audio by them."""

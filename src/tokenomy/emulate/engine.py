@@ -75,6 +75,7 @@ class Block:
     text: str
     cache_ttl: int | None = None
     extra_tokens: int = 0  # billed input the local model does not read (an image's fixed estimate)
+    audio_tokens: int = 0  # those of extra_tokens that are audio (Gemini reports them apart: its AUDIO modality)
 
 
 @dataclass

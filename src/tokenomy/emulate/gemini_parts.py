@@ -122,15 +122,13 @@ def _part(part: Any, where: str) -> Block:
         data = _bytes(field(inline, "data"), f"{where}.inlineData.data")
         if mime.startswith("text/"):
             return Block(f"[document: {mime}]\n{data.decode('utf-8', 'replace')}")
-        tokens = IMAGE_TOKENS if mime.startswith("image/") else DOCUMENT_TOKENS
-        return Block(f"[{mime}, {len(data)} bytes]", extra_tokens=tokens)
+        return _media(f"[{mime}, {len(data)} bytes]", mime)
     file_data = field(part, "fileData")
     if isinstance(file_data, dict):
         uri = field(file_data, "fileUri")
         if not isinstance(uri, str) or not uri:
             raise invalid(f"{where}.fileData.fileUri: required")
-        mime = str(field(file_data, "mimeType") or "")
-        return Block(f"[file {uri}]", extra_tokens=IMAGE_TOKENS if mime.startswith("image/") else DOCUMENT_TOKENS)
+        return _media(f"[file {uri}]", str(field(file_data, "mimeType") or ""))
     call = field(part, "functionCall")
     if isinstance(call, dict):
         if not call.get("name"):
@@ -146,24 +144,31 @@ def _part(part: Any, where: str) -> Block:
         media = field(answer, "parts") or []
         if not isinstance(media, list):
             raise invalid(f"{where}.functionResponse.parts: a list of parts")
-        extra = 0
+        extra = audio = 0
         for k, nested in enumerate(media):
             inner = f"{where}.functionResponse.parts[{k}]"
             if not isinstance(nested, dict) or not (field(nested, "inlineData") or field(nested, "fileData")):
                 raise invalid(f"{inner}: a function response part holds inlineData or fileData")
             block = _part(nested, inner)
-            text, extra = f"{text} {block.text}", extra + block.extra_tokens
-        return Block(text, extra_tokens=extra)
+            text, extra, audio = f"{text} {block.text}", extra + block.extra_tokens, audio + block.audio_tokens
+        return Block(text, extra_tokens=extra, audio_tokens=audio)
     raise invalid(
         f"{where}: the Tokenomy emulator reads text, inlineData, fileData, functionCall, functionResponse and "
         "thought parts"
     )
 
 
+def _media(text: str, mime: str) -> Block:
+    """A media part (inline, or by URI) at its fixed estimate; audio is counted as audio whichever way it came, as
+    Gemini reports a Files API upload's audio by its MIME type as it does inline bytes."""
+    tokens = IMAGE_TOKENS if mime.startswith("image/") else DOCUMENT_TOKENS
+    return Block(text, extra_tokens=tokens, audio_tokens=tokens if mime.startswith("audio/") else 0)
+
+
 def audio_tokens(turns: list[Turn]) -> int:
-    """The tokens of the inline audio parts in `turns` (their fixed estimate): usageMetadata reports them apart
-    (promptTokensDetails' AUDIO modality), as Google bills audio input at its own price."""
-    return sum(b.extra_tokens for turn in turns for b in turn.blocks if b.text.startswith("[audio/"))
+    """The tokens of the audio parts in `turns` (their fixed estimate), inline or by URI: usageMetadata reports them
+    apart (promptTokensDetails' AUDIO modality), as Google bills audio input at its own price."""
+    return sum(b.audio_tokens for turn in turns for b in turn.blocks)
 
 
 def contents(value: Any, where: str = "contents") -> list[Turn]:
