@@ -191,12 +191,38 @@ def test_gemini_audio_input_costs_its_own_price_not_the_text_one():
 
 def test_audio_a_model_bills_as_text_is_priced_as_text_and_one_it_bills_apart_is_never_priced_at_text():
     """Gemini 2.5 Pro's page prices audio input as text, so its audio costs the input price; a model that bills audio
-    apart (2.5 Flash) at a tier the catalog has no audio price for is refused, not priced at the text rate."""
+    apart (2.5 Flash) at a tier the catalog has no price for at all is refused, not priced at the text rate."""
     from tokenomy.errors import UsageError
 
     usage = Usage(10_000, 0, audio_input_tokens=10_000)
     assert compute_cost(usage, "gemini-2.5-pro").input_usd == 10_000 * Decimal("1.25") / M
-    with pytest.raises(UsageError, match=r"bills audio input apart from text.*flex tier.*10000 audio tokens"):
+    with pytest.raises(UsageError, match=r"has no flex service-tier price"):
         compute_cost(usage, "gemini-2.5-flash", service_tier="flex")
     with pytest.raises(UsageError, match=r"audio_input_tokens=20000.*a part of them"):
         compute_cost(Usage(10_000, 0, audio_input_tokens=20_000), "gemini-2.5-flash")
+
+
+def test_audio_at_a_service_tier_is_priced_at_the_tiers_ratio_and_its_source_says_so(tmp_path):
+    """Gemini 3 Flash bills audio apart ($1.00 per 1M against $0.50 for text) and its flex and priority tiers are
+    published as text prices only (half, and 1.8x, the standard): an audio call at either was recorded unpriced. Its
+    audio is now priced at the tier's own ratio to the standard text price, and the cost's source says it is derived;
+    a call without audio is priced at the tier's prices and source alone, as before."""
+    from tokenomy.pricing.catalog import PriceCatalog
+
+    path = tmp_path / "prices.yaml"
+    path.write_text(
+        'provider: google\nsource: s\nas_of: "2026-12-05"\nmodels:\n  gemini-3-flash-preview:\n    regions:\n'
+        '      global: {input: "0.50", output: "3.00", cache_read: "0.05", input_audio: "1.00", '
+        'cache_read_audio: "0.10", service_tiers: {flex: {input: "0.25", output: "1.50", cache_read: "0.025", '
+        'source: flex-page, as_of: "2026-12-05"}, priority: {input: "0.90", output: "5.40", cache_read: "0.09", '
+        'source: priority-page, as_of: "2026-12-05"}}}\n')
+    catalog = PriceCatalog.builtin().with_overrides(path)
+    usage = Usage(10_000, 100, cache_read_tokens=2_000, audio_input_tokens=4_000, audio_cache_read_tokens=1_000)
+    flex = compute_cost(usage, "gemini-3-flash-preview", catalog=catalog, service_tier="flex")
+    assert flex.input_usd == (6_000 * Decimal("0.25") + 4_000 * Decimal("0.50")) / M
+    assert flex.cache_read_usd == (1_000 * Decimal("0.025") + 1_000 * Decimal("0.05")) / M
+    assert flex.source.startswith("flex-page; audio input at $0.5 per 1M, derived: the standard audio price at")
+    priority = compute_cost(usage, "gemini-3-flash-preview", catalog=catalog, service_tier="priority")
+    assert priority.input_usd == (6_000 * Decimal("0.90") + 4_000 * Decimal("1.80")) / M
+    text = compute_cost(Usage(10_000, 100), "gemini-3-flash-preview", catalog=catalog, service_tier="flex")
+    assert text.input_usd == 10_000 * Decimal("0.25") / M and text.source == "flex-page"

@@ -215,7 +215,7 @@ def compute_cost(
         prompt_tokens = usage.total_input_tokens
     long = rates.long_context(entry, prompt_tokens, mode) if prompt_tokens is not None else None
     if (usage.audio_input_tokens or usage.audio_cache_read_tokens) and mode != "provisioned":
-        rates.require_audio_prices(entry, usage, service_tier, long)
+        rates.require_audio_prices(entry, usage, long)
     if service_tier != "standard":
         return _tier_cost(usage, entry, service_tier, cache_ttl, _utc_day(at), prompt_tokens, long)
     if (entry.input is None or entry.output is None) and mode != "provisioned":
@@ -318,7 +318,8 @@ def _tier_cost(
     """On-demand cost at a published tier price (priority, flex, ultrafast), the one in effect on `day`; a prompt of
     `prompt_tokens` over the tier's long-context threshold at the tier's long-context prices (`long`: the standard
     tier's, which the prompt is over). Refuses what the tier's published prices do not cover (never a multiplier of
-    the standard price)."""
+    the standard price), but for the audio of a model that bills it apart, which no tier price has: derived at the
+    tier's own ratio to the standard text price (`rates.tier_audio_rates`), and the cost's source says so."""
     tier = entry.service_tiers.get(tier_name)
     where = f"model {entry.model!r} in {entry.region}"
     if tier is None:
@@ -357,16 +358,33 @@ def _tier_cost(
             ("cw", usage.cache_write_tokens),
         )
     }
+    input_usd = million_tokens["in"] * prices.input
+    cache_read_usd = million_tokens["cr"] * (prices.cache_read or Decimal(0))
+    source = prices.source
+    if entry.input_audio is not None and (usage.audio_input_tokens or usage.audio_cache_read_tokens):
+        if not isinstance(prices, TierPrice):
+            raise UsageError(
+                f"{where}: the {tier_name} tier's long-context prices have no audio price to derive, and usage reports "
+                f"{usage.audio_input_tokens + usage.audio_cache_read_tokens} audio tokens; price it with a price file"
+            )
+        audio, cached = rates.tier_audio_rates(entry, prices, tier_name)
+        audio_in, audio_cr = Decimal(int(usage.audio_input_tokens)), Decimal(int(usage.audio_cache_read_tokens))
+        input_usd += audio_in * (audio - prices.input) / MILLION
+        cache_read_usd += audio_cr * (cached - (prices.cache_read or Decimal(0))) / MILLION
+        source = (
+            f"{prices.source}; audio input at ${audio.normalize():f} per 1M, derived: the standard audio price at the "
+            f"{tier_name} tier's ratio to the standard text price (no {tier_name} audio price is published)"
+        )
     return CostBreakdown(
         model=entry.model,
         region=entry.region,
         mode="on_demand",
-        input_usd=million_tokens["in"] * prices.input,
+        input_usd=input_usd,
         output_usd=million_tokens["out"] * prices.output,
-        cache_read_usd=million_tokens["cr"] * (prices.cache_read or Decimal(0)),
+        cache_read_usd=cache_read_usd,
         cache_write_usd=million_tokens["cw"] * (prices.cache_write or Decimal(0)),
         priced_by=entry.priced_by,
-        source=prices.source,
+        source=source,
         as_of=prices.as_of,
         note=_tier_note(tier_name, tier, prompt_tokens if over else None, tier_long),
         cache_ttl=cache_ttl,

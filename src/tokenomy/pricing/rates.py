@@ -9,7 +9,7 @@ from decimal import Decimal
 from tokenomy.errors import UsageError
 from tokenomy.messages import Usage
 from tokenomy.pricing.catalog import PriceEntry
-from tokenomy.pricing.entry import LongContextPrice
+from tokenomy.pricing.entry import LongContextPrice, TierPrice
 
 
 def rate(entry: PriceEntry, field: str, fallback: str | None = None) -> Decimal:
@@ -19,11 +19,11 @@ def rate(entry: PriceEntry, field: str, fallback: str | None = None) -> Decimal:
     return value if value is not None else Decimal(0)
 
 
-def require_audio_prices(entry: PriceEntry, usage: Usage, service_tier: str, long: LongContextPrice | None) -> None:
+def require_audio_prices(entry: PriceEntry, usage: Usage, long: LongContextPrice | None) -> None:
     """Refuses audio tokens of a model that bills audio apart from text (its entry has input_audio) where the catalog
-    has no audio price for the call: at a service tier or over the long-context threshold (never the text price, which
-    would under-price them). A model without input_audio bills audio as text (Google's page prices Gemini 2.5 Pro's
-    audio input as its text), so its audio is priced at the input prices everywhere."""
+    has no audio price for the call: over the long-context threshold (never the text price, which would under-price
+    them; a service tier's is derived, `tier_audio_rates`). A model without input_audio bills audio as text (Google's
+    page prices Gemini 2.5 Pro's audio input as its text), so its audio is priced at the input prices everywhere."""
     if entry.input_audio is None:
         return
     where = f"model {entry.model!r} in {entry.region}"
@@ -32,15 +32,28 @@ def require_audio_prices(entry: PriceEntry, usage: Usage, service_tier: str, lon
             f"{where} bills audio input apart from text but has no cached-audio price, and usage reports "
             f"{usage.audio_cache_read_tokens} cached audio tokens; add cache_read_audio with --prices FILE"
         )
-    what = f"the {service_tier} tier" if service_tier != "standard" else None
     if long is not None:
-        what = what or f"prompts over {long.above_tokens:,} tokens"
-    if what is not None:
+        audio = usage.audio_input_tokens + usage.audio_cache_read_tokens
         raise UsageError(
-            f"{where} bills audio input apart from text and the catalog has no audio price for {what}, but usage "
-            f"reports {usage.audio_input_tokens + usage.audio_cache_read_tokens} audio tokens; price it with "
+            f"{where} bills audio input apart from text and the catalog has no audio price for prompts over "
+            f"{long.above_tokens:,} tokens, but usage reports {audio} audio tokens; price it with "
             "--service-tier standard or a price file"
         )
+
+
+def tier_audio_rates(entry: PriceEntry, tier: TierPrice, tier_name: str) -> tuple[Decimal, Decimal]:
+    """An audio input token's rate at a service tier, and a cached one's, for a model that bills audio apart from text
+    (its entry has input_audio): its standard audio prices scaled by the tier's own ratio to the standard text prices,
+    as a batch's audio is (`audio_rates`). Google publishes its tiers as a share of the standard prices (flex half,
+    priority a premium) and no audio price per tier; the cost's source says the audio price is derived."""
+    assert entry.input_audio is not None
+    where = f"model {entry.model!r} in {entry.region}"
+    if not entry.input:
+        raise UsageError(f"{where} has no standard input price to derive the {tier_name} tier's audio price from")
+    cached = Decimal(0)
+    if entry.cache_read_audio is not None and entry.cache_read and tier.cache_read is not None:
+        cached = entry.cache_read_audio * tier.cache_read / entry.cache_read
+    return entry.input_audio * tier.input / entry.input, cached
 
 
 def audio_rates(
@@ -48,7 +61,7 @@ def audio_rates(
 ) -> tuple[Decimal, Decimal]:
     """An audio input token's rate and a cached one's: the entry's audio prices where it has them, else the text
     rates (`rate_in`, `rate_cr`: the model bills audio as text; one that bills it apart is refused where the catalog
-    has none, by _require_audio_prices). In a batch at the batch discount on input, as Google halves audio too."""
+    has none, by require_audio_prices). In a batch at the batch discount on input, as Google halves audio too."""
     if mode == "provisioned" or long is not None:
         return rate_in, rate_cr
     audio, cached = rate(entry, "input_audio", "input"), rate(entry, "cache_read_audio", "cache_read")
