@@ -867,6 +867,48 @@ def test_a_field_the_models_api_has_no_place_for_goes_to_the_fallback_that_takes
     assert sum(e.outcome == "ok" and e.model == "up-model" for e in events) == 3 * 5 * 2 + 3 * 2
 
 
+def test_an_option_no_model_of_the_route_takes_is_refused_before_any_attempt_or_ledger_row(tmp_path):
+    """Claude's and Converse's mappings refused a seed (a penalty, JSON mode, ...) only at call time, inside the
+    attempt: a route none of whose models takes it left a $0 client_error row per model for a request nothing was
+    ever sent for, where an image to a text-only model is refused up front and leaves none. The mapping's refusal
+    is now asked up front too: no row, the 400 still naming the field and the first model. A route whose fallback
+    takes it keeps the documented rule: the passed-over model's attempt is a $0 client_error row, then the
+    fallback's answer, which got the seed."""
+    from helpers.claude_gateway import ClaudeGateway
+
+    ledger = tmp_path / "ledger.duckdb"
+    gateway = ClaudeGateway(ledger, {"claude-first": {"model": "claude", "fallback": ["fast"]},
+                                     "haiku-first": {"model": "haiku", "fallback": ["fast"]},
+                                     "claude-then-haiku": {"model": "claude", "fallback": ["haiku"]}})
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="unused", max_retries=0)
+    answered = []
+    try:
+        for stream in (False, True):
+            for route in ("claude-first", "haiku-first"):
+                reply = client.chat.completions.with_raw_response.create(
+                    model=route, messages=[USER], max_tokens=4, seed=7, stream=stream)
+                list(reply.parse()) if stream else reply.parse()
+                answered.append(reply.headers["x-request-id"])
+                assert gateway.upstream.last["seed"] == 7, route
+            for route, says in (("claude", "the Anthropic Messages API (model claude-sonnet-4-5-20250929)"),
+                                ("claude-then-haiku", "the Anthropic Messages API (model claude-sonnet-4-5-20250929)"),
+                                ("haiku", f"Bedrock Converse (model {HAIKU})")):
+                with pytest.raises(openai.BadRequestError) as refused:
+                    client.chat.completions.create(model=route, messages=[USER], max_tokens=4, seed=7, stream=stream)
+                body = refused.value.body
+                assert (body["param"], body["code"]) == ("seed", "unsupported_parameter"), route
+                assert body["message"] == f"seed: {says} has no such parameter; remove it or route to an OpenAI model"
+    finally:
+        gateway.stack.close()
+    assert gateway.scripted.requests == [] and gateway.sent == []  # nothing reached Claude on either API
+    events = open_store(ledger).events()  # exactly the answered calls' rows: the refused calls left none
+    passed_over = ["claude-sonnet-4-5-20250929", HAIKU] * 2  # each answered call's first model
+    assert sorted((e.request_id, e.attempt, e.model, e.outcome) for e in events) == sorted(
+        row for rid, model in zip(answered, passed_over, strict=True)
+        for row in ((rid, 1, model, "client_error"), (rid, 2, "up-model", "ok")))
+    assert all((e.cost_usd > 0) == (e.outcome == "ok") for e in events)  # the passed-over attempts at $0
+
+
 def test_a_forced_tool_with_thinking_on_is_refused_before_claude_naming_both_fields(ledger_path, monkeypatch):
     """Claude cannot think before a call it is forced to make: a forced tool (tool_choice any or tool, Gemini's
     toolConfig ANY) with thinking enabled went to Claude's API or Bedrock, whose 400 ("Thinking may not be enabled

@@ -431,8 +431,7 @@ async def answer_message(
         # Refused before any call or budget reservation, as on /v1/chat/completions, naming the caller's place.
         refused = refusal(gw, route, call, name, "Anthropic", ("anthropic",))
         if refused is not None:
-            message = refused.error_text(caller_path(body, refused))
-            return metrics.done(anthropic_error(400, message), name, started)
+            return metrics.done(_failure(refused, body), name, started)
         beta = request.headers.get(BETA_HEADER)
         # Beta features of Anthropic's API, which no other has: for a route whose every model is Anthropic's
         only_anthropic = not others and providers == {"anthropic"}

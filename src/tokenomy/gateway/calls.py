@@ -28,7 +28,7 @@ from tokenomy.gateway.responses import StreamEnds
 from tokenomy.gateway.settlement import call_cost, paid, settle, settle_when_final, wind_up_stream
 from tokenomy.gateway.worst_case import Bound, WorstCase
 from tokenomy.messages import ONE_HOUR, ChatRequest, ChatResponse, RequestMeta, StreamChunk
-from tokenomy.providers.refusals import Unsupported, fields_to_carry
+from tokenomy.providers.refusals import fields_to_carry
 
 log = logging.getLogger(__name__)
 
@@ -112,13 +112,13 @@ def refusal(
     api: str,
     providers: tuple[str, ...],
     named: Callable[[str], str] = str,
-) -> Unsupported | None:
-    """What of `call` the route's model cannot take, asked before any call or budget reservation. An API's own fields
-    the mapping does not know (`call.extra`) reach that API's models as sent, and are refused (a ValueError naming the
-    first, as the caller spelled it: `named`) for a route that may reach any other (a fallback or routed tier
-    included): its API would get them raw or not at all. Those at a value that asks nothing of an API without them
-    (`refusals.ASK_NOTHING_AT`: a service_tier naming the standard tier) are not refused: the others leave them out,
-    and an OpenAI-format model takes them as OpenAI does."""
+) -> ProviderError | None:
+    """The 400 for what of `call` the route's model cannot take (`Gateway.refusal`), asked before any call or budget
+    reservation. An API's own fields the mapping does not know (`call.extra`) reach that API's models as sent, and are
+    refused (a ValueError naming the first, as the caller spelled it: `named`) for a route that may reach any other (a
+    fallback or routed tier included): its API would get them raw or not at all. Those at a value that asks nothing
+    of an API without them (`refusals.ASK_NOTHING_AT`: a service_tier naming the standard tier) are not refused: the
+    others leave them out, and an OpenAI-format model takes them as OpenAI does."""
     unknown = next(iter(fields_to_carry(call.extra)), None) if call.extra else None
     others = sorted(route_providers(gw, route, name) - set(providers)) if unknown is not None else []
     if unknown is not None and others:

@@ -212,12 +212,7 @@ async def chat_completions(request: Request):
         )
         return metrics.done(error(400, message, "invalid_request_error", param="n"), body.model, started)
     if refused is not None:  # named where the caller sent it, not by the content model's indices
-        where = caller_path(body, refused)
-        return metrics.done(
-            error(400, refused.error_text(where), "invalid_request_error", "unsupported_content", where),
-            body.model,
-            started,
-        )
+        return metrics.done(_provider_error(refused, body), body.model, started)
     # The same admission as /v1/messages; a refusal names the output cap as OpenAI's API spells it.
     admitted = await admit(gw, request, body.model, route, key, call, cap_field="max_tokens or max_completion_tokens")
     if isinstance(admitted, Refusal):

@@ -248,7 +248,7 @@ async def _converse(request: Request, model_id: str, stream: bool) -> Response:
         call.meta = request_meta(request, route, key, model_id)
         refused = refusal(gw, route, call, model_id, "Bedrock", ("aws.bedrock",))
         if refused is not None:
-            return metrics.done(bedrock_error(400, refused.error_text(caller_param(refused.where))), model_id, started)
+            return metrics.done(_provider_error(refused), model_id, started)
     except (ValueError, TokenomyError) as exc:  # json.JSONDecodeError is a ValueError
         return metrics.done(bedrock_error(400, str(exc)), model_id, started)
     admitted = await admit(gw, request, model_id, route, key, call, cap_field="inferenceConfig.maxTokens")

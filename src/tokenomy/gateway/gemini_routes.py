@@ -336,8 +336,7 @@ async def _generate(request: Request, version: str, target: str) -> Response:
             leave_out_standard_tier(call)
         refused = refusal(gw, route, call, model, "Gemini", GEMINI_PROVIDERS, partial(caller_field, body))
         if refused is not None:
-            message = refused.error_text(caller_param(body, refused.where))
-            return metrics.done(gemini_error(400, message), model, started)
+            return metrics.done(_provider_error(refused, body), model, started)
     except (ValueError, TokenomyError) as exc:  # json.JSONDecodeError is a ValueError
         return metrics.done(gemini_error(400, str(exc)), model, started)
     admitted = await admit(gw, request, model, route, key, call, cap_field="generationConfig.maxOutputTokens")

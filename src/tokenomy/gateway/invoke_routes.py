@@ -53,7 +53,7 @@ from tokenomy.gateway.responses import FirstChunkStream, tokenomy_fields
 from tokenomy.ids import new_id
 from tokenomy.messages import ChatResponse
 from tokenomy.providers import eventstream
-from tokenomy.providers.anthropic_inbound import caller_path, message_body, request_from_anthropic
+from tokenomy.providers.anthropic_inbound import message_body, request_from_anthropic
 from tokenomy.providers.anthropic_provider import BETA_HEADER
 from tokenomy.providers.converse_answers import asked_fields
 
@@ -272,7 +272,7 @@ async def _invoke(request: Request, model_id: str, stream: bool) -> Response:
             )
         refused = refusal(gw, route, call, model_id, "Bedrock and Anthropic", (BEDROCK, "anthropic"))
         if refused is not None:
-            return metrics.done(bedrock_error(400, refused.error_text(caller_path(body, refused))), model_id, started)
+            return metrics.done(_failure(refused, body), model_id, started)
         if beta is not None and providers == {"anthropic"}:  # Anthropic's API takes the betas as a header
             call.extra.pop("anthropic_beta")
             call.extra[BETA_HEADER] = ",".join(beta)

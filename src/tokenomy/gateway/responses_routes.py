@@ -505,9 +505,7 @@ async def create_response(request: Request) -> Response:
     except (ValueError, TokenomyError) as exc:
         return metrics.done(error(400, str(exc), "invalid_request_error"), name, started)
     if refused is not None:  # named where the caller sent it
-        where = caller_path(origins, refused)
-        message = refused.error_text(where)
-        return metrics.done(error(400, message, "invalid_request_error", "unsupported_content", where), name, started)
+        return metrics.done(_failure(refused, origins), name, started)
     admitted = await admit(gw, request, name, route, key, call, cap_field="max_output_tokens")
     if isinstance(admitted, Refusal):
         failed = error(

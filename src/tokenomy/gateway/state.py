@@ -18,7 +18,7 @@ from tokenomy.caching.tokens import apply_token_policy
 from tokenomy.call_cost import RUNNING_WAIT_S
 from tokenomy.client import CallPolicy, Tokenomy
 from tokenomy.config import RouteConfig, TokenomyConfig
-from tokenomy.errors import TokenomyError
+from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import auth
 from tokenomy.gateway.budgets import Budgets
 from tokenomy.gateway.keycache import KeyCache
@@ -185,19 +185,21 @@ class Gateway:
         if self.key_cache is not None:
             self.key_cache.close()
 
-    def refusal(self, route, request: ChatRequest, sent_as_is: bool = False) -> Unsupported | None:
-        """What of this request the route's model cannot take (an image to a text-only model, a field its API
-        lacks), asked before any call or budget reservation; its place is the content model's, which each ingress
-        translates to its caller's (`Unsupported.error_text`). None when a fallback can take it: the client passes
-        the request on to it without sending anything to the model that cannot. Routed tiers are checked at call
-        time the same way (a cascade's cheap tier hands an image it cannot read to the next tier).
+    def refusal(self, route, request: ChatRequest, sent_as_is: bool = False) -> ProviderError | None:
+        """The 400 for what of this request the route's model cannot take (an image to a text-only model, a field its
+        API lacks: `refused`, or an option its mapping has no place for: `param`, `Provider.mapping_refusal`), asked
+        before any call or budget reservation, so a request no model of the route takes leaves no ledger row; each
+        ingress names its place as its caller sent it, as for the same error raised at call time. None when a
+        fallback can take it: the client passes the request on to it without sending anything to the model that
+        cannot (that attempt is a $0 client_error row). Routed tiers are checked at call time the same way (a
+        cascade's cheap tier hands an image it cannot read to the next tier).
 
         `sent_as_is`: the caller changes nothing of the request but its meta before the client sends it, so a model
         that can take it is recorded on it (`ChatRequest.cleared`) and the client does not check it again for that
         model (these checks cover the client's and the provider's)."""
         if not route.model:
             return None
-        first = None
+        first: Unsupported | ProviderError | None = None
         for name in (route.model, *route.fallback):
             spec = self.client.spec_for(name)
             provider = self.client.provider_for(spec)
@@ -206,11 +208,18 @@ class Gateway:
                 or provider.refusal(request)
                 or self.client.cache_refusal(spec, request)
             )
-            if why is None:
-                if sent_as_is:
-                    request.cleared = (spec, provider)
-                return None
-            first = first or replace(why, by=f"model `{route.model}`")
+            if why is not None:
+                first = first or replace(why, by=f"model `{route.model}`")
+                continue
+            unsent = provider.mapping_refusal(request, spec.model)
+            if unsent is not None:
+                first = first or unsent
+                continue
+            if sent_as_is:
+                request.cleared = (spec, provider)
+            return None
+        if isinstance(first, Unsupported):
+            return ProviderError(first.error_text(first.where), kind="client_error", status=400, refused=first)
         return first
 
     def worst_case(self, route, request, policy: CallPolicy) -> WorstCase:

@@ -27,7 +27,7 @@ from tokenomy.providers.anthropic_mapping import (  # noqa: F401
     to_anthropic_params,
     to_anthropic_tools,
 )
-from tokenomy.providers.anthropic_refusals import refuse
+from tokenomy.providers.anthropic_refusals import refuse, refuse_unsupported
 from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, delta_chunk, url_server
 from tokenomy.providers.bedrock import _is_loopback
 from tokenomy.providers.http_faults import (
@@ -193,6 +193,13 @@ class AnthropicProvider(Provider):
 
     def reasoning_signer(self, model: str) -> str | None:
         return CLAUDE_SIGNED
+
+    def mapping_refusal(self, request: ChatRequest, model: str) -> ProviderError | None:
+        try:
+            refuse_unsupported(request, model)  # what to_anthropic_params refuses first
+        except ProviderError as exc:
+            return exc
+        return None
 
     def default_cap(self, request: ChatRequest) -> int:
         return default_max_tokens(request)  # the Messages API requires max_tokens: to_anthropic_params sends this

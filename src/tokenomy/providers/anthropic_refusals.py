@@ -85,12 +85,12 @@ UNPRICED_EXTRA = {
 }
 
 
-def _refuse_unpriced_extra(request: ChatRequest) -> None:
+def _refuse_unpriced_extra(request: ChatRequest, model: str) -> None:
     for field, (standard, why) in UNPRICED_EXTRA.items():
         value = request.extra.get(field)
         if value is not None and value != standard:
             raise refuse(
-                request.model,
+                model,
                 field,
                 f"{why}; remove {field} or send {standard!r} (the call would be recorded at the wrong price)",
             )
@@ -98,7 +98,7 @@ def _refuse_unpriced_extra(request: ChatRequest) -> None:
     # the answer's usage.cache_creation, as a block's is (the client refuses it for a model without a 1-hour price).
     control = request.extra.get("cache_control")
     if isinstance(control, dict) and control.get("ttl", "5m") not in ("5m", ONE_HOUR):
-        raise refuse(request.model, "cache_control.ttl", 'takes "5m" or "1h"')
+        raise refuse(model, "cache_control.ttl", 'takes "5m" or "1h"')
 
 
 def free_effort(reasoning: Reasoning | None) -> str | None:
@@ -107,17 +107,19 @@ def free_effort(reasoning: Reasoning | None) -> str | None:
     return reasoning.effort if reasoning is not None and not reasoning.budget_tokens else None
 
 
-def refuse_unsupported(request: ChatRequest) -> None:
+def refuse_unsupported(request: ChatRequest, model: str | None = None) -> None:
     """Refuse, naming the field and the fix, what the Messages API has no place for (seed, penalties, a json_object
-    format), an effort or adaptive thinking the model does not take, and fields billed at prices the catalog lacks."""
-    _refuse_unpriced_extra(request)
+    format), an effort or adaptive thinking the model does not take, and fields billed at prices the catalog lacks.
+    `model`: the model id it would go to, when `request.model` is not it yet (a gateway route's name)."""
+    model = model or request.model
+    _refuse_unpriced_extra(request, model)
     for field in ("seed", "presence_penalty", "frequency_penalty"):
         if getattr(request, field) is not None:
-            raise refuse(request.model, field, "has no such parameter; remove it or route to an OpenAI model")
+            raise refuse(model, field, "has no such parameter; remove it or route to an OpenAI model")
     fmt = request.response_format
     if fmt is not None and fmt.type == "json_object":
         raise refuse(
-            request.model,
+            model,
             "response_format",
             "has no json_object output mode, only a JSON schema; send a json_schema response format (Claude "
             "enforces it) or describe the JSON in the prompt",  # named as each caller sent it
@@ -125,31 +127,31 @@ def refuse_unsupported(request: ChatRequest) -> None:
     schema = (fmt.schema or {}) if fmt is not None else {}
     if fmt is not None and fmt.description and schema.get("description") not in (None, fmt.description):
         raise refuse(
-            request.model,
+            model,
             "response_format.json_schema.description",
             "reads a format's description from its schema, and this schema has a different one; keep one of them",
         )
     if forces_tool_while_thinking(request):
-        raise refuse(request.model, "tool_choice", FORCED_WITH_THINKING, also="thinking")
+        raise refuse(model, "tool_choice", FORCED_WITH_THINKING, also="thinking")
     reasoning = request.reasoning
     effort = free_effort(reasoning)
-    if effort is not None and takes_effort(request.model) is False:  # as on Bedrock (converse_mapping)
-        raise refuse(request.model, "reasoning_effort", NO_EFFORT)
+    if effort is not None and takes_effort(model) is False:  # as on Bedrock (converse_mapping)
+        raise refuse(model, "reasoning_effort", NO_EFFORT)
     native = request.extra.get("output_config")  # an Anthropic caller's own effort, passed through
-    if isinstance(native, dict) and native.get("effort") is not None and takes_effort(request.model) is False:
-        raise refuse(request.model, "output_config.effort", NO_EFFORT)
-    if reasoning is not None and reasoning.adaptive and takes_adaptive(request.model) is False:
-        raise refuse(request.model, "thinking", NO_ADAPTIVE)
-    sent = effort is not None and reasoning is not None and (reasoning.adaptive or takes_effort(request.model))
+    if isinstance(native, dict) and native.get("effort") is not None and takes_effort(model) is False:
+        raise refuse(model, "output_config.effort", NO_EFFORT)
+    if reasoning is not None and reasoning.adaptive and takes_adaptive(model) is False:
+        raise refuse(model, "thinking", NO_ADAPTIVE)
+    sent = effort is not None and reasoning is not None and (reasoning.adaptive or takes_effort(model))
     if sent and effort not in EFFORTS:  # Anthropic's API would refuse it after the gateway had sent the call
         raise refuse(
-            request.model,
+            model,
             "reasoning_effort",
             f"takes an effort of {', '.join(EFFORTS)} (got {effort!r}); send one of those, or leave the effort out",
         )
-    if effort is not None and reasoning is not None and not reasoning.adaptive and not takes_effort(request.model):
+    if effort is not None and reasoning is not None and not reasoning.adaptive and not takes_effort(model):
         raise refuse(
-            request.model,
+            model,
             "reasoning_effort",
             'takes an effort level with adaptive thinking (`thinking: {"type": "adaptive"}`, Claude 4.6 and later), '
             'or a thinking budget in tokens: `thinking: {"type": "enabled", "budget_tokens": N}` (with the openai '

@@ -195,6 +195,13 @@ class Provider:
             return one_hour_cache_refusal(request, self.no_one_hour_cache(request))
         return None
 
+    def mapping_refusal(self, request: ChatRequest, model: str) -> ProviderError | None:
+        """The 400 its mapping would raise, before any call, for a request option its API has no place for (Claude's
+        and Converse's seed, penalties, JSON mode, ...), `param` naming it, asked up front for the model id `model`
+        so the gateway refuses a request no model of its route takes before any budget or ledger row, as it does
+        what `refusal` finds; the mapping still raises it at call time. None: none (the default)."""
+        return None
+
     def carries_cache_points(self, request: ChatRequest) -> bool:
         """Whether `request`'s cache points reach the model (where its catalog entry says it takes them, a route's
         caching places them: placed ones a provider would not send would be reported placed, yet cache nothing)."""

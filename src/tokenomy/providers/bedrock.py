@@ -32,6 +32,7 @@ from tokenomy.providers.bedrock_faults import map_bedrock_error
 from tokenomy.providers.converse_mapping import (  # noqa: F401 (re-exported)
     CACHE_POINT,
     blocks_from_converse,
+    refuse_unsupported,
     to_bedrock_tools,
     to_converse_params,
 )
@@ -252,6 +253,13 @@ class BedrockProvider(Provider):
                 self._clients[region] = client
                 self._servers[region] = url_server(client.meta.endpoint_url)  # the regional host, or endpoint_url
             return client
+
+    def mapping_refusal(self, request: ChatRequest, model: str) -> ProviderError | None:
+        try:
+            refuse_unsupported(request, model)  # what to_converse_params refuses first
+        except ProviderError as exc:
+            return exc
+        return None
 
     def reasoning_signer(self, model: str) -> str | None:
         return bedrock_signer(model)

@@ -381,8 +381,11 @@ def _tool_config(request: ChatRequest) -> dict[str, Any] | None:
     return config
 
 
-def _refuse_unsupported(request: ChatRequest) -> None:
-    model = request.model
+def refuse_unsupported(request: ChatRequest, model: str | None = None) -> None:
+    """Refuse, naming the field and the fix, what Converse has no place for (seed, penalties, a json_object format,
+    parallel calls off, a forced tool while Claude thinks) and an effort the model does not take. `model`: the model
+    id it would go to, when `request.model` is not it yet (a gateway route's name)."""
+    model = model or request.model
     if forces_tool_while_thinking(request) and takes_effort(model) is not None:  # a Claude model id
         raise refuse(model, "tool_choice", FORCED_WITH_THINKING, also="thinking")
     for field in ("seed", "presence_penalty", "frequency_penalty"):
@@ -436,7 +439,7 @@ def _output_config(request: ChatRequest) -> dict[str, Any]:
 def to_converse_params(request: ChatRequest) -> dict[str, Any]:
     """Map a ChatRequest to Converse keyword arguments, with cachePoint blocks where requested."""
     request = system_hoisted(request)  # Converse takes one system prompt: later system messages join it
-    _refuse_unsupported(request)
+    refuse_unsupported(request)
     model = request.model
     params: dict[str, Any] = {"modelId": model}
     if request.system:
