@@ -18,7 +18,8 @@ Server tools: a web search tool (`web_search_*`) is answered with a deterministi
 search, its result, a cited text; usage counts the search), and an earlier answer's server_tool_use and *_tool_result
 blocks are taken back. A document may come by URL or as content blocks, with a title, context and `citations`; a
 request with a cited document is answered with a text block citing it (`anthropic_citations`: a deterministic
-fixture). `anthropic_batch.create_app` adds the Message Batches API (`/v1/messages/batches`) to this app.
+fixture). The request is checked and rendered by `anthropic_request.parse_messages`; `anthropic_batch.create_app`
+adds the Message Batches API (`/v1/messages/batches`) to this app.
 """
 
 from __future__ import annotations
@@ -32,233 +33,32 @@ from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, StreamingResponse
 
-from tokenomy.emulate.anthropic_blocks import AnthropicError, cache_ttl, content_blocks, invalid
+from tokenomy.emulate.anthropic_blocks import AnthropicError, invalid
 from tokenomy.emulate.anthropic_citations import ANSWER as CITED_ANSWER
 from tokenomy.emulate.anthropic_citations import citation_events, first_citation
+from tokenomy.emulate.anthropic_request import parse_messages
 from tokenomy.emulate.anthropic_search import ANSWER as SEARCH_ANSWER
-from tokenomy.emulate.anthropic_search import check_server_tool, search_events, search_tool
+from tokenomy.emulate.anthropic_search import search_events
 from tokenomy.emulate.engine import (
     CLAUDE,
-    Block,
     CutShort,
     Engine,
     InputTooLong,
     Prepared,
-    Turn,
     complete_members,
     generate_to_stop,
     reasoning_prepared,
     sign_reasoning,
 )
-from tokenomy.emulate.json_schemas import schema_problem
 from tokenomy.emulate.throttle import InjectedThrottle
 from tokenomy.pricing.catalog import PriceEntry, default_catalog
-from tokenomy.providers.claude_effort import EFFORTS
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
-FIELDS = {
-    "model",
-    "messages",
-    "max_tokens",
-    "system",
-    "metadata",
-    "stop_sequences",
-    "stream",
-    "temperature",
-    "top_p",
-    "top_k",
-    "tools",
-    "tool_choice",
-    "thinking",
-    "service_tier",
-    "output_config",
-    "cache_control",  # automatic caching: a cache point on the last block (`parse_messages`)
-    "speed",  # how fast the answer comes, not what it says: taken and left unused
-}
-
-# messages.count_tokens takes what the model reads, not how it answers; a top-level cache_control changes no count
-# (cache reads and writes are input tokens all the same), nor does `speed` (the SDK's count_tokens takes it), so both
-# are taken and left unused.
-COUNT_FIELDS = {
-    "model",
-    "messages",
-    "system",
-    "tools",
-    "tool_choice",
-    "thinking",
-    "cache_control",
-    "output_config",
-    "speed",
-}
-MAX_TOKENS_CAP = 128_000
 
 
 def anthropic_entry(model: str) -> PriceEntry | None:
     """The catalog entry of a first-party Anthropic model id."""
     return next((e for e in default_catalog().entries() if e.provider == "anthropic" and e.model == model), None)
-
-
-def _options(body: dict[str, Any], tools: list[dict[str, Any]]) -> dict[str, Any]:
-    """tool_choice (the forced tool, if any) and thinking, validated."""
-    choice = body.get("tool_choice")
-    forced = None
-    if choice is not None:
-        mode = choice.get("type") if isinstance(choice, dict) else None
-        if mode not in ("auto", "any", "tool", "none"):
-            raise invalid("tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'")
-        if mode in ("any", "tool") and not tools:
-            raise invalid(f"tool_choice: '{mode}' needs at least one tool in tools")
-        if mode == "any":
-            forced = tools[0]
-        elif mode == "tool":
-            forced = next((t for t in tools if t.get("name") == choice.get("name")), None)
-            if forced is None:
-                raise invalid(f"tool_choice.name: {choice.get('name')!r} is not among the tools")
-    thinking = body.get("thinking")
-    budget = None
-    if thinking is not None:
-        kind = thinking.get("type") if isinstance(thinking, dict) else None
-        # adaptive: the Claude 4.6 and later models' own (the model decides how long to think), as on Bedrock
-        if kind not in ("enabled", "disabled", "adaptive"):
-            raise invalid("thinking.type: Input should be 'enabled', 'disabled' or 'adaptive'")
-        if thinking.get("display") not in (None, "summarized", "omitted"):
-            raise invalid("thinking.display: Input should be 'summarized' or 'omitted'")
-        if kind == "enabled":
-            budget = thinking.get("budget_tokens")
-            if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1024:
-                raise invalid("thinking.budget_tokens: Input should be an integer of at least 1024")
-            if budget >= body["max_tokens"]:
-                raise invalid("`max_tokens` must be greater than `thinking.budget_tokens`")
-            if forced is not None:
-                raise invalid("Thinking may not be enabled when tool_choice forces tool use.")
-    tool = {"name": forced["name"], "schema": forced.get("input_schema") or {"type": "object"}} if forced else None
-    schema = _output_schema(body.get("output_config"))
-    if tool is None and schema is not None:  # structured output: the answer's text is JSON valid against the schema
-        tool = {"name": "", "schema": schema, "as_text": True}
-    return {"forced_tool": tool, "thinking_budget": budget}
-
-
-def _check_warming(body: dict[str, Any]) -> None:
-    """max_tokens 0 (pre-warming the prompt cache: the prompt is read and cached, nothing is generated) with what
-    asks for output, which the API refuses: a stream, thinking, structured output, a tool call forced."""
-    thinking = body.get("thinking")
-    choice = body.get("tool_choice")
-    config = body.get("output_config")
-    asked = (
-        ("stream", bool(body.get("stream"))),
-        ("thinking", isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")),
-        ("output_config.format", isinstance(config, dict) and config.get("format") is not None),
-        ("tool_choice", isinstance(choice, dict) and choice.get("type") in ("any", "tool")),
-    )
-    for name, found in asked:
-        if found:
-            raise invalid(f"{name}: not supported with `max_tokens: 0`, which only writes the prompt cache")
-
-
-def _output_schema(config: Any) -> dict[str, Any] | None:
-    """output_config, validated as the API does: an effort, and the JSON schema the answer's text must follow."""
-    if config is None:
-        return None
-    if not isinstance(config, dict) or set(config) - {"format", "effort"}:
-        raise invalid("output_config: Extra inputs are not permitted (it takes format and effort)")
-    if config.get("effort") is not None and config["effort"] not in EFFORTS:
-        raise invalid(f"output_config.effort: Input should be {', '.join(map(repr, EFFORTS))}")
-    fmt = config.get("format")
-    if fmt is None:
-        return None
-    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema" or not isinstance(fmt.get("schema"), dict):
-        raise invalid("output_config.format: Input should be {'type': 'json_schema', 'schema': {...}}")
-    problem = schema_problem(fmt["schema"])
-    if problem is not None:
-        raise invalid(f"output_config.format.schema: JSON schema is invalid: {problem}")
-    return fmt["schema"]
-
-
-def _check_input_schema(schema: dict[str, Any], where: str) -> None:
-    """A custom tool's input_schema as the API checks it: an object's schema, valid under JSON Schema 2020-12."""
-    if schema.get("type", "object") != "object":
-        raise invalid(f"{where}.type: Input should be 'object'")
-    problem = schema_problem(schema)
-    if problem is not None:  # the API's words, then what is wrong (the API names no place inside the schema)
-        raise invalid(
-            f"{where}: JSON schema is invalid. It must match JSON Schema draft 2020-12 "
-            f"(https://json-schema.org/draft/2020-12). Learn more about tool use at "
-            f"https://docs.claude.com/en/docs/tool-use. ({problem})"
-        )
-
-
-def parse_messages(
-    body: Any, default_ttl: int, counting: bool = False
-) -> tuple[list[Block], list[Turn], dict[str, Any]]:
-    """Validate a Messages request (`counting`: a count_tokens request, which has no max_tokens or sampling);
-    return system blocks (tools first), turns and sampling options."""
-    if not isinstance(body, dict):
-        raise invalid("request body must be a JSON object")
-    unknown = sorted(set(body) - (COUNT_FIELDS if counting else FIELDS))
-    if unknown:  # the API rejects fields it does not know
-        raise invalid(f"{unknown[0]}: Extra inputs are not permitted")
-    if counting:  # the answer's cap: a placeholder no check below can fail on
-        body = {**body, "max_tokens": MAX_TOKENS_CAP}
-    max_tokens = body.get("max_tokens")
-    if max_tokens is None:
-        raise invalid("max_tokens: Field required")
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0:
-        raise invalid(f"max_tokens: Input should be a non-negative integer (got {max_tokens!r})")
-    if max_tokens == 0:
-        _check_warming(body)
-    messages = body.get("messages")
-    if not isinstance(messages, list):
-        raise invalid("messages: Field required")
-    if not messages:
-        raise invalid("messages: at least one message is required")
-    system: list[Block] = []
-    tools = body.get("tools") or []
-    if not isinstance(tools, list):
-        raise invalid("tools: Input should be a list")
-    for i, tool in enumerate(tools):
-        if not isinstance(tool, dict) or not tool.get("name"):
-            raise invalid(f"tools.{i}.name: Field required")
-        if tool.get("type") not in (None, "custom"):  # a server tool: the API runs it
-            check_server_tool(tool, f"tools.{i}")
-        elif not isinstance(tool.get("input_schema"), dict):
-            raise invalid(f"tools.{i}.input_schema: Field required")
-        else:
-            _check_input_schema(tool["input_schema"], f"tools.{i}.custom.input_schema")
-        spec = {k: v for k, v in tool.items() if k != "cache_control"}
-        system.append(Block(json.dumps(spec, sort_keys=True), cache_ttl(tool, f"tools.{i}", default_ttl)))
-    raw_system = body.get("system")
-    if raw_system is not None:
-        system += content_blocks(raw_system, "system", default_ttl)
-    turns: list[Turn] = []
-    for i, message in enumerate(messages):
-        role = message.get("role") if isinstance(message, dict) else None
-        if role not in ("user", "assistant"):
-            raise invalid(f"messages.{i}.role: Input should be 'user' or 'assistant'")
-        if i == 0 and role != "user":
-            raise invalid('messages: first message must use the "user" role')
-        blocks = content_blocks(message.get("content"), f"messages.{i}.content", default_ttl)
-        if turns and turns[-1].role == role:  # the API merges consecutive same-role turns
-            turns[-1].blocks += blocks
-        else:
-            turns.append(Turn(role, blocks))
-    if body.get("cache_control") is not None and turns[-1].blocks:
-        # Automatic caching (langchain-anthropic sends it for its `cache_control` option): the API puts the cache
-        # point on the last cacheable block, and it counts toward the limit of cache points like any other.
-        automatic = cache_ttl(body, "", default_ttl)
-        last = turns[-1].blocks[-1]
-        last.cache_ttl = last.cache_ttl or automatic
-    temperature = body.get("temperature")
-    if temperature is not None and (not isinstance(temperature, (int, float)) or not 0 <= temperature <= 1):
-        raise invalid("temperature: Input should be between 0 and 1")
-    stops = body.get("stop_sequences") or []
-    if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
-        raise invalid("stop_sequences: Input should be a list of non-empty strings")
-    for name in ("top_p", "top_k"):
-        value = body.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
-            raise invalid(f"{name}: Input should be a non-negative number")
-    options = {"max_tokens": max_tokens, "temperature": temperature, "stop": stops, **_options(body, tools)}
-    return system, turns, {**options, "web_search": search_tool(tools)}
 
 
 class AnthropicEmulator:
