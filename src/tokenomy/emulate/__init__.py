@@ -8,6 +8,6 @@ They accept tool, image, document and reasoning blocks; a forced tool is answere
 local model generates under the tool's JSON-schema grammar (`engine.Engine.generate_json`).
 
 Bedrock layout: `bedrock_errors` (error shape, caller region) <- `bedrock_blocks` (content blocks) <-
-`bedrock_converse` (validation and answers) <- `bedrock_batch_worker` <- `bedrock_batch` (router) <-
+`bedrock_request` (validation) <- `bedrock_converse` (answers) <- `bedrock_batch_worker` <- `bedrock_batch` (router) <-
 `bedrock_runtime` (router + the one app factory); nothing imports upward.
 """

@@ -1,4 +1,5 @@
-"""Bedrock Converse on the local model: validate a request the way Bedrock does, answer it, account usage.
+"""Bedrock Converse on the local model: answer a request (`bedrock_request` validates it the way Bedrock does),
+account usage.
 
 Content blocks accepted (shapes validated as Bedrock does): text, image (format + bytes), document
 (format + name + bytes), toolUse, toolResult (text/json/image/document content, status), reasoningContent
@@ -20,11 +21,12 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from tokenomy.emulate.bedrock_blocks import SUPPORTED_BLOCKS, TTL_SECONDS, content_blocks, forced_tool
+from tokenomy.emulate.bedrock_blocks import TTL_SECONDS
 from tokenomy.emulate.bedrock_embed import is_embedding_model
 from tokenomy.emulate.bedrock_errors import BedrockError
 from tokenomy.emulate.bedrock_errors import invalid as _invalid
 from tokenomy.emulate.bedrock_models import ModelIdError, ResolvedModel, resolve, route
+from tokenomy.emulate.bedrock_request import parse_converse
 from tokenomy.emulate.engine import (
     CLAUDE,
     Block,
@@ -38,185 +40,15 @@ from tokenomy.emulate.engine import (
     reasoning_prepared,
     sign_reasoning,
 )
-from tokenomy.emulate.json_schemas import schema_problem
 from tokenomy.emulate.throttle import InjectedThrottle
 from tokenomy.providers import eventstream
 from tokenomy.providers.bedrock import body_family
-from tokenomy.providers.claude_effort import EFFORTS
 from tokenomy.providers.converse_inbound import STOP_SEQUENCE_PATHS, stop_sequence_paths
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
 TTL_NAMES = {v: k for k, v in TTL_SECONDS.items()}
 # CountTokens' `input.converse` (botocore's ConverseTokensRequest): what the model reads, no inference settings.
 COUNTED_FIELDS = {"messages", "system", "toolConfig", "additionalModelRequestFields"}
-
-
-def _check_document_names(messages: list[Any]) -> None:
-    """Bedrock refuses a request in which two documents (tool results' included) share a name."""
-    seen: set[str] = set()
-    for message in messages:
-        for item in message["content"]:
-            inner = item["toolResult"].get("content") or [] if "toolResult" in item else [item]
-            for block in inner:
-                name = block.get("document", {}).get("name") if isinstance(block, dict) else None
-                if isinstance(name, str) and name in seen:
-                    raise _invalid(
-                        "Messages can't contain duplicate document names. Rename the document and retry your request."
-                    )
-                if isinstance(name, str):
-                    seen.add(name)
-
-
-def _inference(body: dict[str, Any]) -> dict[str, Any]:
-    inference = body.get("inferenceConfig") or {}
-    if not isinstance(inference, dict):
-        raise _invalid("The inferenceConfig field must be a JSON object.")
-    max_tokens = inference.get("maxTokens")
-    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
-        raise _invalid(
-            f"1 validation error detected: Value '{max_tokens}' at 'inferenceConfig.maxTokens' failed to "
-            "satisfy constraint: Member must have value greater than or equal to 1"
-        )
-    for name in ("temperature", "topP"):
-        value = inference.get(name)
-        if value is not None and (not isinstance(value, (int, float)) or not 0 <= value <= 1):
-            raise _invalid(
-                f"1 validation error detected: Value '{value}' at 'inferenceConfig.{name}' failed to "
-                "satisfy constraint: Member must have value between 0 and 1"
-            )
-    stops = inference.get("stopSequences") or []
-    if not isinstance(stops, list) or not all(isinstance(s, str) and s for s in stops):
-        raise _invalid("inferenceConfig.stopSequences must be a list of non-empty strings.")
-    extra = body.get("additionalModelRequestFields")
-    if extra is not None and not isinstance(extra, dict):
-        raise _invalid("The additionalModelRequestFields field must be a JSON object.")
-    budget = None
-    thinking = (extra or {}).get("thinking")
-    if thinking is not None:
-        # adaptive: the Claude 4.6 and later models' own (the model decides how long to think; no budget to check)
-        if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "disabled", "adaptive"):
-            raise _invalid("additionalModelRequestFields.thinking.type: must be enabled, disabled or adaptive")
-        if thinking["type"] == "enabled":
-            budget = thinking.get("budget_tokens")
-            if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1024:
-                raise _invalid("additionalModelRequestFields.thinking.budget_tokens: must be an integer >= 1024")
-            if max_tokens is not None and budget >= max_tokens:
-                raise _invalid("The maximum tokens you requested must be greater than thinking.budget_tokens.")
-    return {
-        "max_tokens": max_tokens,
-        "temperature": inference.get("temperature"),
-        "stop": stops,
-        "thinking_budget": budget,
-        "json_schema": _output_schema(body.get("outputConfig")),
-    }
-
-
-def _output_schema(config: Any) -> dict[str, Any] | None:
-    """outputConfig, validated as Bedrock does: the JSON schema the answer's text must follow, if it names one."""
-    if config is None:
-        return None
-    if not isinstance(config, dict) or set(config) - {"textFormat", "effort"}:
-        raise _invalid("The outputConfig field takes textFormat and effort.")
-    effort = config.get("effort")
-    if effort is not None and effort not in EFFORTS:
-        raise _invalid(
-            f"1 validation error detected: Value '{effort}' at 'outputConfig.effort' failed to satisfy constraint: "
-            f"Member must satisfy enum value set: [{', '.join(EFFORTS)}]"
-        )
-    text_format = config.get("textFormat")
-    if text_format is None:
-        return None
-    structure = (text_format.get("structure") or {}).get("jsonSchema") if isinstance(text_format, dict) else None
-    if text_format.get("type") != "json_schema" or not isinstance(structure, dict):
-        raise _invalid("outputConfig.textFormat must be of type json_schema with a structure.jsonSchema.")
-    try:
-        schema = json.loads(structure.get("schema") or "")
-    except (TypeError, ValueError):
-        raise _invalid(
-            "outputConfig.textFormat.structure.jsonSchema.schema must be a JSON schema as a string."
-        ) from None
-    if not isinstance(schema, dict):
-        raise _invalid("outputConfig.textFormat.structure.jsonSchema.schema must be a JSON object schema.")
-    problem = schema_problem(schema)
-    if problem is not None:
-        raise _invalid(f"outputConfig.textFormat.structure.jsonSchema.schema is not a valid JSON schema: {problem}.")
-    return schema
-
-
-def parse_converse(body: Any, default_ttl: int) -> tuple[list[Block], list[Turn], dict[str, Any]]:
-    """Validate a Converse body the way Bedrock does; return system blocks (tools first), turns, inference
-    (with `forced_tool` when the tool choice forces a call)."""
-    if not isinstance(body, dict):
-        raise BedrockError("ValidationException", "The request body must be a JSON object.")
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise _invalid(
-            "A conversation must start with a user message. Try again with a conversation that starts "
-            "with a user message."
-        )
-    system: list[Block] = []
-    tool_config = body.get("toolConfig")
-    forced = None
-    if tool_config is not None:
-        tools = tool_config.get("tools") if isinstance(tool_config, dict) else None
-        if not isinstance(tools, list) or not tools:
-            raise _invalid("The toolConfig field must contain at least one tool in tools.")
-        for i, tool in enumerate(tools):
-            spec = tool.get("toolSpec") if isinstance(tool, dict) else None
-            if spec is not None and (not isinstance(spec, dict) or not spec.get("name")):
-                raise _invalid(f"The toolSpec at toolConfig.tools.{i} needs a name.")
-            input_schema = spec.get("inputSchema") if isinstance(spec, dict) else None
-            if input_schema is not None and not isinstance(input_schema, dict):
-                raise _invalid(f"The inputSchema of the toolSpec at toolConfig.tools.{i} must be an object.")
-            schema = (input_schema or {}).get("json")
-            problem = schema_problem(schema) if schema is not None else None
-            if problem is not None:
-                raise _invalid(
-                    f"The inputSchema.json of the toolSpec at toolConfig.tools.{i} is not a valid JSON schema: "
-                    f"{problem}."
-                )
-        system += content_blocks(tools, "toolConfig.tools", ("toolSpec", "cachePoint"), default_ttl)
-        forced = forced_tool(tool_config)
-    raw_system = body.get("system") or []
-    if not isinstance(raw_system, list):
-        raise _invalid("The system field must be a list of SystemContentBlock objects.")
-    system += content_blocks(raw_system, "system", ("text", "cachePoint"), default_ttl)
-    turns: list[Turn] = []
-    uses_tools = False
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise _invalid(f"The Message object at messages.{i} must be a JSON object.")
-        role = message.get("role")
-        if role not in ("user", "assistant"):
-            raise _invalid(
-                f"1 validation error detected: Value '{role}' at 'messages.{i + 1}.member.role' failed "
-                "to satisfy constraint: Member must satisfy enum value set: [user, assistant]"
-            )
-        if i == 0 and role != "user":
-            raise _invalid(
-                "A conversation must start with a user message. Try again with a conversation that "
-                "starts with a user message."
-            )
-        if turns and turns[-1].role == role:
-            raise _invalid(
-                "A conversation must alternate between user and assistant roles. Make sure the "
-                "conversation alternates between user and assistant roles and try again."
-            )
-        content = message.get("content")
-        if not isinstance(content, list) or not content:
-            raise _invalid(
-                f"The content field in the Message object at messages.{i} is empty. Add a ContentBlock "
-                "object to the content field and try again."
-            )
-        uses_tools |= any(isinstance(c, dict) and ("toolUse" in c or "toolResult" in c) for c in content)
-        turns.append(Turn(role, content_blocks(content, f"messages.{i}.content", SUPPORTED_BLOCKS, default_ttl)))
-    if uses_tools and tool_config is None:
-        raise _invalid("The toolConfig field must be defined when using toolUse and toolResult content blocks.")
-    _check_document_names(messages)
-    inference = _inference(body)
-    if forced is not None and inference["thinking_budget"] is not None:
-        raise _invalid("Thinking may not be enabled when tool_choice forces tool use.")
-    return system, turns, {**inference, "forced_tool": forced}
 
 
 class BedrockEmulator:

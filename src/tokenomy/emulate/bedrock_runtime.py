@@ -6,7 +6,7 @@ embedding models (Titan Text Embeddings V2, Cohere Embed: `bedrock_embed`) with 
 documented request/response shapes, so `boto3.client("bedrock-runtime", endpoint_url=...)` works
 unmodified. Errors use Bedrock's shape (status, `x-amzn-ErrorType`, JSON `message`) so botocore
 raises the same ClientError codes. Signatures are not checked; the region is read from the SigV4
-credential scope only to shape ARNs. Request validation, tool calls, images and documents:
+credential scope only to shape ARNs. Request validation: `bedrock_request`; tool calls, images and documents:
 `bedrock_converse` (the local model answers text; images count at a fixed token estimate).
 
 Layout: each API is a router (`router` here, `bedrock_batch.router` for batch jobs) reaching the
@@ -27,12 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, StreamingResponse
 
 from tokenomy.emulate.bedrock_batch import router as batch_router
-from tokenomy.emulate.bedrock_converse import (  # noqa: F401
-    BedrockEmulator,
-    claude_stop_paths,
-    parse_converse,
-    stream_events,
-)
+from tokenomy.emulate.bedrock_converse import BedrockEmulator, claude_stop_paths, stream_events
 from tokenomy.emulate.bedrock_embed import invoke_embedding, is_embedding_model
 from tokenomy.emulate.bedrock_errors import BedrockError, client_region, error_response
 from tokenomy.emulate.engine import Engine
