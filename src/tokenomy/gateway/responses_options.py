@@ -215,7 +215,7 @@ def reasoning_of(value: Any, thinking: Any) -> Reasoning | None:
     """`reasoning.effort`, or `thinking` (a budget in Anthropic's shape, the gateway's extension as on chat
     completions). A summary (`summary`, or the older `generate_summary`) asks for the thoughts the model has
     (Reasoning.thoughts): Gemini is told to include them and Claude to show them summarized; the answer's reasoning
-    items carry them as summaries (responses_routes). A model that does not think has none to summarize."""
+    items carry them as summaries (responses_answer). A model that does not think has none to summarize."""
     summary = False
     if value is not None:
         checked_object(value, "reasoning", {"effort", "summary", "generate_summary"})
