@@ -36,7 +36,7 @@ from tokenomy.resilience.fallback import Step
 from tokenomy.resilience.ratelimit import RateLimiter
 from tokenomy.resilience.retry import RetryPolicy
 from tokenomy.routing.validators import Rejection
-from tokenomy.telemetry import otel
+from tokenomy.telemetry import otel, otel_pipeline
 from tokenomy.token_estimate import weighted_length
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ class Tokenomy(CallPlanner, Recorder):
             self.writer = ledger
         else:
             self.writer = LedgerWriter(ledger)
-        otel.configure_from_env()
+        otel_pipeline.configure_from_env()
 
     @property
     def last_placements(self) -> list[Placement]:

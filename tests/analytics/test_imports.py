@@ -303,7 +303,8 @@ def test_otel_round_trip_from_tokenomy_spans(ledger_path, tmp_path) -> None:
 
     from tokenomy.analytics.imports import import_otel
     from tokenomy.messages import ChatRequest, ChatResponse
-    from tokenomy.telemetry.otel import attempt_span, in_memory_pipeline, record_success
+    from tokenomy.telemetry.otel import attempt_span, record_success
+    from tokenomy.telemetry.otel_pipeline import in_memory_pipeline
 
     exporter, _ = in_memory_pipeline()
     exporter.clear()
@@ -327,7 +328,8 @@ def test_a_tokenomy_span_of_a_rejected_cascade_answer_imports_as_the_answer_it_w
 
     from tokenomy.analytics.imports import import_otel
     from tokenomy.messages import ChatRequest, ChatResponse
-    from tokenomy.telemetry.otel import attempt_span, in_memory_pipeline, record_success
+    from tokenomy.telemetry.otel import attempt_span, record_success
+    from tokenomy.telemetry.otel_pipeline import in_memory_pipeline
 
     exporter, _ = in_memory_pipeline()
     exporter.clear()

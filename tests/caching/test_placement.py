@@ -29,7 +29,7 @@ from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import compute_cost
 from tokenomy.providers.anthropic_inbound import request_from_anthropic
 from tokenomy.providers.registry import ModelSpec
-from tokenomy.telemetry.otel import in_memory_pipeline
+from tokenomy.telemetry.otel_pipeline import in_memory_pipeline
 
 SONNET = "anthropic.claude-3-7-sonnet-20250219-v1:0"
 HAIKU35 = "anthropic.claude-3-5-haiku-20241022-v1:0"

@@ -27,7 +27,7 @@ from tokenomy.gateway.keys import KeyStore
 from tokenomy.gateway.state import Gateway
 from tokenomy.ledger.store import open_store
 from tokenomy.messages import RequestMeta
-from tokenomy.telemetry.otel import in_memory_pipeline
+from tokenomy.telemetry.otel_pipeline import in_memory_pipeline
 
 SMALL = "text-embedding-3-small"
 PER_TOKEN = Decimal("0.02") / 1_000_000  # text-embedding-3-small: $0.02 per 1M input tokens

@@ -299,7 +299,7 @@ def test_config_check_refuses_an_unpriced_deployment():
 
 
 def test_spans_name_azure_by_its_genai_provider_name(azure_url, ledger_path, monkeypatch):
-    from tokenomy.telemetry.otel import in_memory_pipeline
+    from tokenomy.telemetry.otel_pipeline import in_memory_pipeline
 
     exporter, _ = in_memory_pipeline()
     exporter.clear()

@@ -256,7 +256,7 @@ def test_fifty_calls_through_emulate_bedrock_with_thirty_percent_throttling(ledg
     from concurrent.futures import ThreadPoolExecutor
 
     from helpers import free_port, wait_for_port
-    from tokenomy.telemetry.otel import in_memory_pipeline
+    from tokenomy.telemetry.otel_pipeline import in_memory_pipeline
 
     exporter, _ = in_memory_pipeline()
     exporter.clear()

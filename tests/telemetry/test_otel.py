@@ -18,7 +18,8 @@ from tokenomy.client import CallPolicy, Tokenomy
 from tokenomy.errors import ProviderError
 from tokenomy.messages import ChatRequest, RequestMeta
 from tokenomy.resilience.retry import RetryPolicy
-from tokenomy.telemetry.otel import DURATION_BUCKETS, TOKEN_BUCKETS, in_memory_pipeline
+from tokenomy.telemetry.otel import DURATION_BUCKETS, TOKEN_BUCKETS
+from tokenomy.telemetry.otel_pipeline import in_memory_pipeline
 
 SYSTEM = "You are a support agent for Acme Mobile. " + " ".join(
     f"Rule {i}: plan {i} costs {i + 5} dollars a month and includes {i} GB." for i in range(12))
