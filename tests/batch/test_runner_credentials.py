@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
-from tokenomy.commands import batch
+from tokenomy.commands import batch_run
 
 
 def test_the_detached_runner_gets_its_ledger_url_outside_its_command_line(tmp_path: Path, monkeypatch) -> None:
@@ -22,6 +22,6 @@ def test_the_detached_runner_gets_its_ledger_url_outside_its_command_line(tmp_pa
 
     monkeypatch.setattr(subprocess, "Popen", Started)
     monkeypatch.setattr("tokenomy.batch.runner_process.journal_dir", lambda store: tmp_path)
-    batch._spawn_resume(SimpleNamespace(store=SimpleNamespace(url=url)), "job1")
+    batch_run.spawn_resume(SimpleNamespace(store=SimpleNamespace(url=url)), "job1")
     assert not any("s3cretPass" in arg for arg in started["args"]), started["args"]
     assert started["env"]["TOKENOMY_LEDGER"] == url  # the runner still opens the same ledger

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Optional
@@ -15,12 +12,12 @@ from tokenomy.commands._common import JsonOption, LedgerOption
 from tokenomy.commands._options import http_url, http_url_or_host, output_file
 from tokenomy.commands._output import console, err_console, print_json, table, usd
 from tokenomy.commands.batch_output import (
-    BatchProgress,
     json_line,
     print_validation,
     show_job,
 )
 from tokenomy.commands.batch_plan import register_plan
+from tokenomy.commands.batch_run import exit_if_failed, finish, run_local, spawn_resume, start
 
 BackendOption = typer.Option(
     "local",
@@ -60,67 +57,6 @@ def _refuse_other_backends_options(backend: str, given: Mapping[str, object]) ->
             )
 
 
-def _spawn_resume(tables, job_id: str) -> int:
-    """Run the job in a detached background process that outlives this command. Its stderr goes to the job's runner
-    log (`runner_process.runner_log`): a runner that dies says why there, and `batch status` names the file."""
-    from tokenomy.batch.runner_process import runner_log, started_runner
-
-    log = runner_log(tables, job_id)
-    try:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        err = open(log, "ab")  # noqa: SIM115 - handed to the child, closed once it has it
-    except OSError as exc:
-        err_console.print(f"warning: cannot keep the runner's log at {log} ({exc}); its errors will not be seen")
-        err = None
-    ledger_url = _ledger_url(tables)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tokenomy.cli",
-            "batch",
-            "resume",
-            job_id,
-            "--quiet",
-            "--background",
-        ],
-        # The ledger by the environment, not --ledger: a postgresql:// URL's password on the command line is readable
-        # by every user of the machine (ps), the environment only by ours.
-        env={**os.environ, "TOKENOMY_LEDGER": ledger_url},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=err if err is not None else subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    if err is not None:
-        err.close()
-        started_runner(log, proc.pid)
-    return proc.pid
-
-
-def _run_local(tables, job_id: str, progress: bool, waiting: bool = False):
-    """Run a local job; on Ctrl-C say what was kept and how to continue (the runner has saved the answers).
-    `waiting`: the background runner of a detached submit or resume, which takes the job only if it is still
-    `submitted` (not cancelled meanwhile)."""
-    from tokenomy.batch.job_tables import require_job
-    from tokenomy.batch.local_runner import run_job
-
-    try:
-        if not progress:
-            return run_job(tables, job_id, waiting=waiting)
-        with BatchProgress() as bar:
-            return run_job(tables, job_id, on_progress=bar.update)
-    except KeyboardInterrupt:
-        job = require_job(tables, job_id)
-        err_console.print(
-            f"interrupted: {job.done} of {job.records} records answered and kept; "
-            f"`tokenomy batch resume {job_id}` continues",
-            highlight=False,
-            soft_wrap=True,
-        )
-        raise typer.Exit(130) from None
-
-
 def _refresh_or_stored(tables, job_id: str):
     """The job refreshed from its backend; if the provider cannot be reached, what the ledger last stored, said so."""
     from tokenomy.batch.job_tables import require_job
@@ -140,22 +76,11 @@ def _refresh_or_stored(tables, job_id: str):
         return job
 
 
-def _exit_if_failed(job) -> None:
-    """Exit 1 once a job has ended `failed` (no record answered): it ran, but did not do what was asked."""
-    if job.status == "failed":
-        raise typer.Exit(1)
-
-
 def _existing(ledger):
     """The ledger of an existing job: a missing DuckDB file is an error (a typo), not a new empty ledger."""
     from tokenomy.commands._common import open_existing_ledger
 
     return open_existing_ledger(ledger)
-
-
-def _ledger_url(tables) -> str:
-    url = tables.store.url
-    return url if "://" in url else str(Path(url).resolve())
 
 
 def register(app: typer.Typer) -> None:
@@ -313,36 +238,7 @@ def register(app: typer.Typer) -> None:
         if bad and not as_json:
             for b in bad:
                 console.print(f"  skipped line {b['line']}: {b['field']}: {b['reason']}")
-        _start(tables, job, detach, as_json, {"bad": bad} if bad else None)
-
-    def _start(tables, job, detach: bool, as_json: bool, extra: dict | None = None) -> None:
-        from tokenomy.batch.job_tables import require_job
-        from tokenomy.batch.jobs import get_backend, submit_options, submit_parts, wait
-
-        extra = extra or {}
-        if job.backend == "local":
-            if detach:
-                pid = _spawn_resume(tables, job.job_id)
-                _finish(require_job(tables, job.job_id), as_json, {"runner_pid": pid, **extra}, ended=False)
-                return
-            job, stats = _run_local(tables, job.job_id, True)
-            _finish(job, as_json, {"throttled_retries": stats.throttled, "seconds": round(stats.seconds, 2), **extra})
-            return
-        # One backend from the job as made here: its endpoint's password, which the ledger does not keep, with it.
-        backend = get_backend(job.backend, submit_options(job))
-        job = submit_parts(tables, job, backend)
-        if not detach:
-            job = wait(tables, job.job_id, backend=backend)
-        _finish(job, as_json, extra, ended=not detach)
-
-    def _finish(job, as_json: bool, extra: dict | None = None, ended: bool = True) -> None:
-        """Show the job; `ended`: the command waited for it to end (not --detach), so a failed job exits 1."""
-        if as_json:
-            json_line({**job.to_json(), **(extra or {})})
-        else:
-            show_job(job, False)
-        if ended:
-            _exit_if_failed(job)
+        start(tables, job, detach, as_json, {"bad": bad} if bad else None)
 
     @batch.command("status")
     def status(
@@ -415,7 +311,7 @@ def register(app: typer.Typer) -> None:
         show_job(job, as_json, runner_alive(job) if job.backend == "local" else None, runner_gone(tables, job))
         if job.status not in FINAL_STATES:
             raise typer.Exit(1)
-        _exit_if_failed(job)
+        exit_if_failed(job)
 
     @batch.command("results")
     def results(
@@ -539,11 +435,11 @@ def register(app: typer.Typer) -> None:
                     )
                 # Waiting for its runner: `batch cancel` now stops it before it starts, and `batch wait` waits for it.
                 tables.update_job(job_id, status="submitted", message=None)
-                pid = _spawn_resume(tables, job_id)
-                _finish(require_job(tables, job_id), as_json, {"runner_pid": pid}, ended=False)
+                pid = spawn_resume(tables, job_id)
+                finish(require_job(tables, job_id), as_json, {"runner_pid": pid}, ended=False)
                 return
-            job, stats = _run_local(tables, job_id, not quiet, background)
-            _finish(job, as_json, {"throttled_retries": stats.throttled, "seconds": round(stats.seconds, 2)})
+            job, stats = run_local(tables, job_id, not quiet, background)
+            finish(job, as_json, {"throttled_retries": stats.throttled, "seconds": round(stats.seconds, 2)})
             return
         sent = resubmit_missing(tables, job_id, resend_refused=resend_refused)
         held = [] if resend_refused else refused_parts(tables, job_id)
@@ -552,6 +448,6 @@ def register(app: typer.Typer) -> None:
         if not as_json:
             console.print(f"resubmitted {sent} records without a result")
         job = require_job(tables, job_id) if detach or not sent else wait(tables, job_id)
-        _finish(job, as_json, {"resubmitted": sent}, ended=not (detach and sent))
+        finish(job, as_json, {"resubmitted": sent}, ended=not (detach and sent))
 
     register_plan(batch)
