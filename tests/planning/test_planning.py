@@ -888,3 +888,20 @@ def test_plan_size_says_where_its_prices_come_from_and_when(tmp_path):
     text = " ".join(shown.output.split())  # as the terminal wrapped it
     dated = f"{entry.source} (as of {entry.as_of})"
     assert f"hourly_per_unit: {dated}" in text and f"on_demand_prices: {dated}" in text, text
+
+
+@pytest.mark.parametrize(
+    ("model", "hourly"),
+    [("amazon.titan-text-express-v1", "18.40"), ("amazon.titan-text-lite-v1", "6.40")],
+)
+def test_titan_unit_hour_prices_name_aws_page_not_the_library_that_has_none(model, hourly):
+    # Titan's unit-hour prices carried the entry's source, "figures as in genai-prices 0.2.3 data", though genai-prices
+    # has no Provisioned Throughput price: a plan said they came from a library that never had them.
+    entry = default_catalog().lookup(model, "us-east-1")
+    econ = unit_economics(entry, "1m", 1, Decimal("0.5"), tpm_per_unit=10_000)
+    assert econ.hourly_per_unit == Decimal(hourly)
+    source = econ.sources["hourly_per_unit"]
+    assert "genai-prices 0.2.3 data" not in source
+    assert source.startswith("https://aws.amazon.com/bedrock/pricing/") and "2025-10-15" in source
+    assert econ.sources["on_demand_prices"] == f"{entry.source} (as of {entry.as_of})"  # the token prices' own
+    assert "custom models only" in (entry.provisioned_note or "")

@@ -105,7 +105,7 @@ def unit_economics(
                 f"{entry.model} ({entry.region}) has no published provisioned-throughput price for term "
                 f"{term!r} in the catalog (terms with prices: {terms}); pass --hourly-usd"
             )
-        sources["hourly_per_unit"] = f"{entry.source} (as of {entry.as_of})"
+        sources["hourly_per_unit"] = entry.provisioned_source or f"{entry.source} (as of {entry.as_of})"
     else:
         sources["hourly_per_unit"] = "command line"
     tpm_per_unit, sources["tpm_per_unit"] = unit_capacity(entry, tpm_per_unit)

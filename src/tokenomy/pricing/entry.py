@@ -40,8 +40,17 @@ INT_FIELDS = (
     "provisioned_tpm_per_unit",
 )
 # limits_source: where context_window and max_output_tokens were read, with the day (the entry's source and as_of
-# are its prices').
-TEXT_FIELDS = ("batch_note", "provisioned_note", "overrides", "note", "service_tier_note", "limits_source")
+# are its prices'); provisioned_source likewise for provisioned_hourly, where it was read elsewhere than the per-token
+# prices (genai-prices, which the Bedrock entries' token prices are checked against, has no provisioned prices).
+TEXT_FIELDS = (
+    "batch_note",
+    "provisioned_note",
+    "overrides",
+    "note",
+    "service_tier_note",
+    "limits_source",
+    "provisioned_source",
+)
 # On-demand service tiers other than the standard one; each is priced only where the provider publishes it.
 SERVICE_TIERS = ("priority", "flex", "ultrafast")
 # Other names a provider takes and reports for one of those tiers, at its price: OpenAI renamed priority processing
@@ -164,6 +173,7 @@ class PriceEntry:
     limits_source: str | None = None  # where the limits were read, and when
     provisioned_hourly: dict[str, Decimal] = field(default_factory=dict)
     provisioned_tpm_per_unit: int | None = None
+    provisioned_source: str | None = None  # where provisioned_hourly was read, and when; None: the entry's source
     service_tiers: dict[str, TierPrice] = field(default_factory=dict)  # SERVICE_TIERS' prices where published
     long_context: LongContextPrice | None = None  # prices of a call over a prompt-size threshold, where published
     # The batch prices over that threshold where published (GPT-5.4's rounded $0.25 cache read, not $0.50 x 0.13/0.25).
