@@ -669,3 +669,25 @@ def test_curated_tier_long_context_prices_match_the_library():
                         when = mine.starts or "now"
                         wrong.append(f"{entry.model} {name} {when} long_context.{field}: {got} vs {want}")
     assert compared >= 10 and not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize(("profile", "base", "source_region"), [
+    ("eu.amazon.nova-pro-v1:0", "amazon.nova-pro-v1:0", "eu-central-1"),
+    ("apac.amazon.nova-pro-v1:0", "amazon.nova-pro-v1:0", "ap-northeast-1"),
+    ("apac.anthropic.claude-3-5-sonnet-20241022-v2:0", "anthropic.claude-3-5-sonnet-20241022-v2:0", "ap-northeast-1"),
+])
+def test_an_unpriced_geographic_profile_says_why_and_what_to_write(profile, base, source_region):
+    """`tokenomy cost` refused these with "has no price for region 'eu-central-1' ... If it is sold there", naming a
+    region the caller never gave: the refusal now says the region is the profile's assumed source region, that AWS
+    bills a profile at the price of the region the call is sent from, and the price-file block to write."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "tokenomy.cli", "cost", "--model", profile, "--input", "1000",
+                             "--output", "100"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    said = " ".join(result.stderr.split())
+    assert f"no price for region '{source_region}'; priced regions: ['us-east-1', 'us-west-2']" in said, said
+    assert f"'{profile}' is the {profile.split('.')[0]}. cross-region inference profile" in said, said
+    assert f"{source_region} is assumed when none is given" in said and "price of the region they are sent from" in said
+    assert f"--prices FILE, or TOKENOMY_PRICES=FILE): models.{base}.regions.<region>: " in said, said

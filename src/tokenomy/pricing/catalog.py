@@ -20,7 +20,13 @@ import yaml
 
 from tokenomy.errors import ConfigError, UnknownModelError, read_utf8, yaml_problem
 from tokenomy.pricing.entry import PRICE_FIELDS, TERMS, PriceEntry
-from tokenomy.pricing.identifiers import PROFILE_PREFIXES, alias_candidates, parse_model_id, split_inference_profile
+from tokenomy.pricing.identifiers import (
+    PROFILE_PREFIXES,
+    ModelRef,
+    alias_candidates,
+    parse_model_id,
+    split_inference_profile,
+)
 from tokenomy.pricing.price_document import decimal_price, parse_aliases, parse_price_document, whole_count
 from tokenomy.yaml_text import load_yaml
 
@@ -129,7 +135,7 @@ class PriceCatalog:
         for candidate in candidates:
             regions = self._by_model.get(candidate)
             if regions:
-                entry = self._pick_region(candidate, regions, region or ref.region)
+                entry = self._pick_region(candidate, regions, region or ref.region, ref if region is None else None)
                 return entry if candidate == asked else replace(entry, resolved_from=asked)
         if self.use_fallback:
             from tokenomy.pricing.library import library_entry
@@ -153,13 +159,18 @@ class PriceCatalog:
             return False
         return True
 
-    def _pick_region(self, model: str, regions: dict[str, PriceEntry], region: str | None) -> PriceEntry:
+    def _pick_region(
+        self, model: str, regions: dict[str, PriceEntry], region: str | None, profiled: ModelRef | None = None
+    ) -> PriceEntry:
+        """`profiled`: the id asked, where `region` is only its inference profile's assumed source region."""
         if region and region in regions:
             return regions[region]
         # One price everywhere: a global profile, a first-party API, the local model.
         for anywhere in ("global", "local"):
             if anywhere in regions:
                 return regions[anywhere]
+        if region and profiled is not None and profiled.profile is not None and profiled.region == region:
+            raise UnknownModelError(_profile_unpriced(model, regions, profiled))
         if region:
             raise UnknownModelError(
                 f"model {model!r} has no price for region {region!r}; priced regions: {sorted(regions)}. "
@@ -173,6 +184,23 @@ class PriceCatalog:
 
     def quotas_for(self, provider: str) -> dict:
         return self.batch_quotas.get(provider, {})
+
+
+def _profile_unpriced(model: str, regions: dict[str, PriceEntry], ref: ModelRef) -> str:
+    """Why a geographic inference profile (`eu.`, `apac.`, ...) of a model the catalog prices in other regions is
+    refused: AWS bills a profile's call at the price of the region it is sent from and publishes prices region by
+    region (London's Llama 3 is dearer than the US regions), so the US figure (the one genai-prices keeps) may
+    misprice it."""
+    return (
+        f"model {model!r} has no price for region {ref.region!r}; priced regions: {sorted(regions)}. "
+        f"{ref.asked!r} is the {ref.profile}. cross-region inference profile: AWS bills its calls at the price of the "
+        f"region they are sent from (the source region; {ref.region} is assumed when none is given), AWS publishes "
+        "its prices region by region, and the catalog has no verified figure for this model in that one, so it is "
+        "not priced at another region's. Name the region you call from (--region REGION; the gateway reads the "
+        "model's region in tokenomy.yaml) if it is priced, or add that region's price from "
+        "https://aws.amazon.com/bedrock/pricing/ with a price file (--prices FILE, or TOKENOMY_PRICES=FILE): "
+        f"models.{model}.regions.<region>: {{input, output, source, as_of}}."
+    )
 
 
 @lru_cache(maxsize=1)
