@@ -462,9 +462,10 @@ class Usage:
     """Token counts. `input_tokens` EXCLUDES cache-read and cache-write tokens.
 
     `cache_write_1h_tokens` is the part of `cache_write_tokens` written to a 1-hour cache (priced at the 1-hour
-    cache-write price); the rest of the cache writes are 5-minute ones. `audio_input_tokens` and
-    `audio_cache_read_tokens` are the audio parts of `input_tokens` and `cache_read_tokens`, where the provider reports
-    them by modality (Gemini bills audio input at its own price)."""
+    cache-write price); the rest of the cache writes are 5-minute ones. `audio_input_tokens`,
+    `audio_cache_read_tokens` and `audio_output_tokens` are the audio parts of `input_tokens`, `cache_read_tokens` and
+    `output_tokens`, where the provider reports them by modality (Gemini and OpenAI's audio models bill audio at its
+    own price)."""
 
     input_tokens: int = 0
     output_tokens: int = 0
@@ -474,6 +475,7 @@ class Usage:
     cache_write_1h_tokens: int = 0  # already counted in cache_write_tokens
     audio_input_tokens: int = 0  # already counted in input_tokens
     audio_cache_read_tokens: int = 0  # already counted in cache_read_tokens
+    audio_output_tokens: int = 0  # already counted in output_tokens
 
     @property
     def total_input_tokens(self) -> int:
@@ -490,6 +492,7 @@ class Usage:
             self.cache_write_1h_tokens + other.cache_write_1h_tokens,
             self.audio_input_tokens + other.audio_input_tokens,
             self.audio_cache_read_tokens + other.audio_cache_read_tokens,
+            self.audio_output_tokens + other.audio_output_tokens,
         )
 
 

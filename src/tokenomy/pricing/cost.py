@@ -30,6 +30,7 @@ _TOKEN_FIELDS = (
     "cache_write_1h_tokens",
     "audio_input_tokens",
     "audio_cache_read_tokens",
+    "audio_output_tokens",
 )
 
 
@@ -132,7 +133,12 @@ def billable_usage(usage: Usage, model: str, region: str | None, catalog: PriceC
     except TokenomyError:
         return usage
     audio = usage.audio_input_tokens + usage.audio_cache_read_tokens
-    return Usage(usage.total_input_tokens, usage.output_tokens, audio_input_tokens=audio)
+    return Usage(
+        usage.total_input_tokens,
+        usage.output_tokens,
+        audio_input_tokens=audio,
+        audio_output_tokens=usage.audio_output_tokens,
+    )
 
 
 def check_tokens(**counts: Any) -> None:
@@ -183,6 +189,7 @@ def compute_cost(
         usage.cache_write_1h_tokens,
         usage.audio_input_tokens,
         usage.audio_cache_read_tokens,
+        usage.audio_output_tokens,
     )
     if set(map(type, counts)) != _INTS or min(counts) < 0:  # else check_tokens would pass them
         check_tokens(**dict(zip(_TOKEN_FIELDS, counts, strict=True)))
@@ -196,6 +203,11 @@ def compute_cost(
             f"audio_input_tokens={usage.audio_input_tokens} / audio_cache_read_tokens={usage.audio_cache_read_tokens} "
             f"are more than input_tokens={usage.input_tokens} / cache_read_tokens={usage.cache_read_tokens}; "
             "the audio tokens are a part of them"
+        )
+    if usage.audio_output_tokens > usage.output_tokens:
+        raise UsageError(
+            f"audio_output_tokens={usage.audio_output_tokens} is more than output_tokens={usage.output_tokens}; "
+            "the audio output tokens are a part of them"
         )
     if mode not in MODES:
         raise UsageError(f"mode={mode!r} is not one of {', '.join(MODES)}")
@@ -214,8 +226,10 @@ def compute_cost(
     if prompt_tokens is None and one_call:
         prompt_tokens = usage.total_input_tokens
     long = rates.long_context(entry, prompt_tokens, mode) if prompt_tokens is not None else None
-    if (usage.audio_input_tokens or usage.audio_cache_read_tokens) and mode != "provisioned":
-        rates.require_audio_prices(entry, usage, long)
+    if (
+        usage.audio_input_tokens or usage.audio_cache_read_tokens or usage.audio_output_tokens
+    ) and mode != "provisioned":
+        rates.require_audio_prices(entry, usage, service_tier, long)
     if service_tier != "standard":
         return _tier_cost(usage, entry, service_tier, cache_ttl, _utc_day(at), prompt_tokens, long)
     if (entry.input is None or entry.output is None) and mode != "provisioned":
@@ -281,12 +295,17 @@ def compute_cost(
         rate_audio, rate_audio_cr = rates.audio_rates(entry, mode, long, rate_in, rate_cr)
         input_usd = ((tokens_in - audio_in) * rate_in + audio_in * rate_audio) / MILLION
         cache_read_usd = ((tokens_cr - audio_cr) * rate_cr + audio_cr * rate_audio_cr) / MILLION
+    output_usd = tokens_out * rate_out / MILLION
+    if usage.audio_output_tokens:
+        audio_out = Decimal(int(usage.audio_output_tokens))
+        rate_audio_out = rates.audio_output_rate(entry, mode, long, rate_out)
+        output_usd = ((tokens_out - audio_out) * rate_out + audio_out * rate_audio_out) / MILLION
     return _breakdown(
         model=entry.model,
         region=entry.region,
         mode=mode,
         input_usd=input_usd,
-        output_usd=tokens_out * rate_out / MILLION,
+        output_usd=output_usd,
         cache_read_usd=cache_read_usd,
         cache_write_usd=(tokens_cw * rate_cw + tokens_1h * rate_1h) / MILLION,
         priced_by=entry.priced_by,

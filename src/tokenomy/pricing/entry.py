@@ -15,8 +15,9 @@ TERMS = ("none", "1m", "6m")
 # batch_cache_read is a cached input token's price in a batch, where published (otherwise the batch discount on
 # input applies to it in proportion). web_search is the one price not per token: USD per 1,000 web searches the
 # provider runs for the model (a search, a search query or a grounded prompt: pricing/server_tools.py).
-# input_audio and cache_read_audio: an audio input token's price, uncached and cached, where the provider bills audio
-# apart from text (Gemini 2.0 and 2.5 Flash); an entry without them bills audio as text (pricing/cost.py).
+# input_audio and cache_read_audio: an audio input token's price, uncached and cached, and output_audio an audio output
+# token's, where the provider bills audio apart from text (Gemini 2.0 and 2.5 Flash, OpenAI's audio and realtime
+# models); an entry without any of them bills audio as text (pricing/cost.py).
 PRICE_FIELDS = (
     "input",
     "output",
@@ -30,6 +31,7 @@ PRICE_FIELDS = (
     "web_search",
     "input_audio",
     "cache_read_audio",
+    "output_audio",
 )
 INT_FIELDS = (
     "cache_min_tokens",
@@ -163,6 +165,7 @@ class PriceEntry:
     web_search: Decimal | None = None  # USD per 1,000 web searches the provider runs (its search tool, grounding)
     input_audio: Decimal | None = None  # an audio input token, where billed apart from text
     cache_read_audio: Decimal | None = None  # a cached audio input token, where billed apart from text
+    output_audio: Decimal | None = None  # an audio output token, where billed apart from text
     cache_min_tokens: int | None = None
     cache_max_checkpoints: int | None = None
     cache_ttl_seconds: int | None = None

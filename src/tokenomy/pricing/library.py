@@ -266,6 +266,7 @@ def library_entry(ref: ModelRef, region: str | None) -> PriceEntry | None:
             web_search=_flat(prices, "web_searches_kcount"),  # USD per 1,000 searches
             input_audio=_flat(prices, "input_audio_mtok"),
             cache_read_audio=_flat(prices, "cache_audio_read_mtok"),
+            output_audio=_flat(prices, "output_audio_mtok"),
             context_window=info.context_window,
             service_tiers=_tiers(info, now, f"{origin} ({url})", as_of),
             long_context=_long_context(prices, f"{origin} ({url})", as_of),
@@ -300,6 +301,7 @@ def library_figures(provider_id: str, model_ref: str) -> dict[str, Any] | None:
         "web_search": _flat(prices, "web_searches_kcount"),
         "input_audio": _flat(prices, "input_audio_mtok"),
         "cache_read_audio": _flat(prices, "cache_audio_read_mtok"),
+        "output_audio": _flat(prices, "output_audio_mtok"),
         "batch_input": _flat(batch, "input_mtok") if batch else None,
         "batch_output": _flat(batch, "output_mtok") if batch else None,
         "batch_cache_read": _flat(batch, "cache_read_mtok") if batch else None,

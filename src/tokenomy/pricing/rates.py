@@ -19,25 +19,34 @@ def rate(entry: PriceEntry, field: str, fallback: str | None = None) -> Decimal:
     return value if value is not None else Decimal(0)
 
 
-def require_audio_prices(entry: PriceEntry, usage: Usage, long: LongContextPrice | None) -> None:
-    """Refuses audio tokens of a model that bills audio apart from text (its entry has input_audio) where the catalog
-    has no audio price for the call: over the long-context threshold (never the text price, which would under-price
-    them; a service tier's is derived, `tier_audio_rates`). A model without input_audio bills audio as text (Google's
-    page prices Gemini 2.5 Pro's audio input as its text), so its audio is priced at the input prices everywhere."""
-    if entry.input_audio is None:
+def require_audio_prices(entry: PriceEntry, usage: Usage, service_tier: str, long: LongContextPrice | None) -> None:
+    """Refuses audio tokens of a model that bills audio apart from text (its entry has an audio price) where the
+    catalog has no audio price for them: a kind of audio token it has no price for, a prompt over the long-context
+    threshold, audio output at a service tier (never the text price, which would under-price them: OpenAI's audio
+    costs 8 to 16 times its text). Audio input at a service tier is derived (`tier_audio_rates`). A model with no
+    audio price bills audio as text (Google's page prices Gemini 2.5 Pro's audio input as its text), so its audio is
+    priced at the text prices everywhere."""
+    if entry.input_audio is None and entry.output_audio is None:
         return
-    where = f"model {entry.model!r} in {entry.region}"
-    if usage.audio_cache_read_tokens and entry.cache_read_audio is None:
+    where = f"model {entry.model!r} in {entry.region} bills audio apart from text"
+    for tokens, field, kind in (
+        (usage.audio_input_tokens, "input_audio", "audio input"),
+        (usage.audio_cache_read_tokens, "cache_read_audio", "cached audio"),
+        (usage.audio_output_tokens, "output_audio", "audio output"),
+    ):
+        if tokens and getattr(entry, field) is None:
+            raise UsageError(
+                f"{where} but has no {kind} price, and usage reports {tokens} {kind} tokens; add {field} with "
+                "--prices FILE"
+            )
+    what = f"prompts over {long.above_tokens:,} tokens" if long is not None else None
+    if what is None and service_tier != "standard" and usage.audio_output_tokens:
+        what = f"audio output at the {service_tier} tier"
+    if what is not None:
+        audio = usage.audio_input_tokens + usage.audio_cache_read_tokens + usage.audio_output_tokens
         raise UsageError(
-            f"{where} bills audio input apart from text but has no cached-audio price, and usage reports "
-            f"{usage.audio_cache_read_tokens} cached audio tokens; add cache_read_audio with --prices FILE"
-        )
-    if long is not None:
-        audio = usage.audio_input_tokens + usage.audio_cache_read_tokens
-        raise UsageError(
-            f"{where} bills audio input apart from text and the catalog has no audio price for prompts over "
-            f"{long.above_tokens:,} tokens, but usage reports {audio} audio tokens; price it with "
-            "--service-tier standard or a price file"
+            f"{where} and the catalog has no audio price for {what}, but usage reports {audio} audio tokens; price "
+            "it with --service-tier standard or a price file"
         )
 
 
@@ -69,6 +78,17 @@ def audio_rates(
         ratio = (entry.batch_input / entry.input) if entry.input and entry.batch_input else Decimal(0)
         return audio * ratio, cached * batch_cache_read_ratio(entry, ratio)
     return audio, cached
+
+
+def audio_output_rate(entry: PriceEntry, mode: str, long: LongContextPrice | None, rate_out: Decimal) -> Decimal:
+    """An audio output token's rate: the entry's output_audio where it has it, else the text rate `rate_out` (the
+    model bills audio as text); in a batch at the batch discount on output."""
+    if mode == "provisioned" or long is not None:
+        return rate_out
+    audio = rate(entry, "output_audio", "output")
+    if mode == "batch":
+        return audio * ((entry.batch_output / entry.output) if entry.output and entry.batch_output else Decimal(0))
+    return audio
 
 
 def require_batch(entry: PriceEntry) -> None:

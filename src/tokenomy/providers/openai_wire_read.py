@@ -43,8 +43,11 @@ def usage_from_dict(usage: dict | None) -> Usage:
     priced at the cache-write rate). Reasoning is output. Cache hits in other places, also inside prompt_tokens:
     DeepSeek's `prompt_cache_hit_tokens`, Moonshot's top-level `cached_tokens`. xAI's completion_tokens leave its
     reasoning tokens out (its total_tokens adds them): they are output all the same, billed at the output price.
-    Counts no answer can have (negative, more cached and written tokens than prompt tokens) are the upstream's fault
-    (`checked_counts`)."""
+    The audio parts (`prompt_tokens_details.audio_tokens`, `completion_tokens_details.audio_tokens`: OpenAI's audio
+    models bill audio tokens at their own prices) are kept as Usage's audio counts; the prompt's audio, which OpenAI
+    does not split into cached and uncached, counts as uncached as far as the uncached tokens hold it (the dearer
+    price: cached audio costs less), the rest as cached. Counts no answer can have (negative, more cached and written
+    tokens than prompt tokens, more audio than its whole) are the upstream's fault (`checked_counts`)."""
     if not usage:
         return Usage()
     details = usage.get("prompt_tokens_details") or {}
@@ -58,8 +61,8 @@ def usage_from_dict(usage: dict | None) -> Usage:
         "upstream",
         "cache_write_tokens",
     )
-    reasoning_tokens = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
-    reasoning = usage_count(reasoning_tokens, "upstream", "reasoning_tokens")
+    completion_details = usage.get("completion_tokens_details") or {}
+    reasoning = usage_count(completion_details.get("reasoning_tokens"), "upstream", "reasoning_tokens")
     prompt = usage_count(usage.get("prompt_tokens"), "upstream", "prompt_tokens")
     completion = usage_count(usage.get("completion_tokens"), "upstream", "completion_tokens")
     if reasoning and usage.get("total_tokens") == prompt + completion + reasoning:
@@ -71,7 +74,19 @@ def usage_from_dict(usage: dict | None) -> Usage:
         cache_write_tokens=written,
         reasoning_tokens=reasoning,
     )
+    audio_prompt, audio_output = details.get("audio_tokens"), completion_details.get("audio_tokens")
+    if audio_prompt or audio_output:  # OpenAI's audio models; other answers send 0 or nothing (read on every call)
+        _count_audio(counted, audio_prompt, audio_output)
     return checked_counts(counted, "upstream")
+
+
+def _count_audio(counted: Usage, audio_prompt: Any, audio_output: Any) -> None:
+    """Sets `counted`'s audio parts from an answer's prompt and completion audio counts: the prompt's as uncached as
+    far as its uncached tokens hold it, the rest as cached (usage_from_dict)."""
+    prompt = usage_count(audio_prompt, "upstream", "prompt_tokens_details.audio_tokens")
+    counted.audio_input_tokens = min(prompt, max(counted.input_tokens, 0))
+    counted.audio_cache_read_tokens = prompt - counted.audio_input_tokens
+    counted.audio_output_tokens = usage_count(audio_output, "upstream", "completion_tokens_details.audio_tokens")
 
 
 def usage_details(usage: dict | None) -> dict[str, Any]:

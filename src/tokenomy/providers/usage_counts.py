@@ -85,15 +85,25 @@ def usage_count(value: Any, provider: str, name: str) -> int:
     return whole
 
 
+def _audio_over(usage: Usage) -> bool:
+    """Whether an audio count is negative or more than its whole (input, cache read, output)."""
+    audio = (usage.audio_input_tokens, usage.audio_cache_read_tokens, usage.audio_output_tokens)
+    if not any(audio):
+        return False
+    wholes = (usage.input_tokens, usage.cache_read_tokens, usage.output_tokens)
+    return min(audio) < 0 or any(part > whole for part, whole in zip(audio, wholes, strict=True))
+
+
 def checked_counts(usage: Usage, provider: str) -> Usage:
     """`usage` as a provider's answer reported it; a ProviderError (server_error, reached: the provider answered,
     and bills it) when a count is negative: recorded so, the answer would be priced at $0 and charged nothing to its
     budget, and the gateway's metrics refuse it (a 500 for an answer already recorded). A count past
     MAX_ANSWER_TOKENS is refused alike: it was answered "ok", charged to the budget in the trillions of dollars, and
-    its row set aside out of the ledger."""
+    its row set aside out of the ledger. An audio count is a part of its whole (input, cache read, output): more is
+    refused too, as the cost engine would refuse to price it."""
     counts = (usage.input_tokens, usage.output_tokens, usage.cache_read_tokens, usage.cache_write_tokens)
     one_hour = usage.cache_write_1h_tokens
     every = (*counts, usage.reasoning_tokens, one_hour)
-    if min(every) < 0 or max(every) > MAX_ANSWER_TOKENS or one_hour > usage.cache_write_tokens:
+    if min(every) < 0 or max(every) > MAX_ANSWER_TOKENS or one_hour > usage.cache_write_tokens or _audio_over(usage):
         raise ProviderError(f"{provider} answered with token counts no answer can have: {usage}", reached=True)
     return usage
