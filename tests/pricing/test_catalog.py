@@ -462,3 +462,66 @@ def test_litellm_import_carries_its_maximum_output(tmp_path, catalog):
                                                    "max_output_tokens": "lots"}}))
     with pytest.raises(ConfigError, match=r"acme-chat-3\.max_output_tokens: 'lots' is not a whole number"):
         catalog.with_litellm(litellm)
+
+
+BATCH_LONG_FILE = """
+provider: openai
+source: https://example.test/pricing
+as_of: "2026-12-05"
+models:
+  gpt-priced-here:
+    regions:
+      global:
+        input: "2.50"
+        output: "15.00"
+        cache_read: "0.25"
+        batch_input: "1.25"
+        batch_output: "7.50"
+        batch_cache_read: "0.13"
+        long_context: {above_tokens: 272000, input: "5.00", output: "22.50", cache_read: "0.50",
+                       source: "https://example.test/pricing (over 272k)", as_of: "2026-12-05"}
+"""
+
+
+def test_a_price_file_states_batch_long_context_prices_and_they_price_a_long_batch_call(tmp_path):
+    # A price file could not say a batch's long-context prices (`batch_long_context` was an unknown field), so a
+    # curated or user entry's long batch prompt was priced at each field's batch ratio: the cached token at
+    # $0.50 x 0.13/0.25 = $0.26 where the provider publishes $0.25 (GPT-5.4's figures).
+    over = Usage(200_000, 1_000, cache_read_tokens=100_000)  # 300,000 prompt tokens, over 272,000
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(BATCH_LONG_FILE)
+    derived = compute_cost(over, "gpt-priced-here", mode="batch", one_call=True,
+                           catalog=PriceCatalog([], use_fallback=False).with_overrides(plain))
+    assert derived.cache_read_usd == 100_000 * Decimal("0.26") / M  # without the published figure: the ratio
+    stated = tmp_path / "stated.yaml"
+    stated.write_text(BATCH_LONG_FILE + """\
+        batch_long_context: {above_tokens: 272000, input: "2.50", output: "11.25", cache_read: "0.25",
+                             source: "https://example.test/pricing (batch, over 272k)", as_of: "2026-12-05"}
+""")
+    catalog = PriceCatalog([], use_fallback=False).with_overrides(stated)
+    entry = catalog.lookup("gpt-priced-here")
+    assert entry.batch_long_context is not None and entry.batch_long_context.cache_read == Decimal("0.25")
+    assert entry.to_json()["batch_long_context"]["cache_read"] == "0.2500"
+    cost = compute_cost(over, "gpt-priced-here", mode="batch", one_call=True, catalog=catalog)
+    assert cost.input_usd == 200_000 * Decimal("2.50") / M  # $0.50
+    assert cost.cache_read_usd == 100_000 * Decimal("0.25") / M  # $0.025, not $0.026
+    assert cost.output_usd == 1_000 * Decimal("11.25") / M
+    assert cost.total_usd == Decimal("0.53625")
+    # Under the threshold the batch prices are the standard ones
+    assert compute_cost(Usage(100_000, 0), "gpt-priced-here", mode="batch", one_call=True,
+                        catalog=catalog).total_usd == Decimal("0.125")
+
+
+@pytest.mark.parametrize(("extra", "said"), [
+    ('above_tokens: 200000, input: "2.50", output: "11.25", source: s, as_of: "2026-12-05"',
+     r"batch_long_context: its above_tokens \(200000\) must be the long_context threshold's"),
+    ('above_tokens: 272000, input: "2.50", output: "11.25", source: s, as_of: "2999-01-01"',
+     r"models.gpt-priced-here.regions.global.batch_long_context.as_of: 2999-01-01 is in the future"),
+    ('above_tokens: 272000, input: "2.50", source: s, as_of: "2026-12-05"',
+     r"batch_long_context: output required"),
+])
+def test_a_wrong_batch_long_context_block_is_named(tmp_path, extra, said):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BATCH_LONG_FILE + f"        batch_long_context: {{{extra}}}\n")
+    with pytest.raises(ConfigError, match=said):
+        PriceCatalog([], use_fallback=False).with_overrides(bad)

@@ -66,7 +66,7 @@ def _entry_from_block(
         set(PRICE_FIELDS)
         | set(INT_FIELDS)
         | set(TEXT_FIELDS)
-        | {"provisioned_hourly", "source", "as_of", "family", "service_tiers", "long_context"}
+        | {"provisioned_hourly", "source", "as_of", "family", "service_tiers", *LONG_CONTEXT_BLOCKS}
     )
     unknown = set(block) - known
     if unknown:
@@ -96,9 +96,18 @@ def _entry_from_block(
     kwargs["service_tiers"] = {
         str(name): _tier_prices(str(name), spec, f"{where}.service_tiers.{name}") for name, spec in tiers.items()
     }
-    long_context = block.get("long_context", model_info.get("long_context"))
-    if long_context is not None:
-        kwargs["long_context"] = _long_context_from_block(long_context, f"{where}.long_context")
+    for name in LONG_CONTEXT_BLOCKS:
+        spec = block.get(name, model_info.get(name))
+        if spec is not None:
+            kwargs[name] = _long_context_from_block(spec, f"{where}.{name}")
+    batch_long = kwargs.get("batch_long_context")
+    if batch_long is not None and batch_long.above_tokens != getattr(kwargs.get("long_context"), "above_tokens", None):
+        # Used only over the long_context threshold (pricing/rates.long_batch_rates): one without it, or at another
+        # threshold, would be read and silently never applied.
+        raise ConfigError(
+            f"{where}.batch_long_context: its above_tokens ({batch_long.above_tokens}) must be the long_context "
+            "threshold's (the batch prices of the same long prompts); give long_context with the same above_tokens"
+        )
     return PriceEntry(
         provider=provider,
         model=model,
@@ -109,6 +118,11 @@ def _entry_from_block(
         priced_by=priced_by,
         **kwargs,
     )
+
+
+# The prices over a prompt-size threshold: on demand, and in a batch where the provider publishes them (else the batch
+# discount applies to the on-demand long-context prices field by field).
+LONG_CONTEXT_BLOCKS = ("long_context", "batch_long_context")
 
 
 def _check_limits(most: int | None, window: int | None, where: str | None) -> None:
@@ -259,15 +273,15 @@ def _check_dates(doc: dict[str, Any], origin: str) -> None:
     for model, info in (doc.get("models") or {}).items():
         info = info if isinstance(info, dict) else {}
         places.append((f"models.{model}.as_of", info.get("as_of")))
-        if isinstance(info.get("long_context"), dict):
-            places.append((f"models.{model}.long_context.as_of", info["long_context"].get("as_of")))
+        for name in LONG_CONTEXT_BLOCKS:
+            if isinstance(info.get(name), dict):
+                places.append((f"models.{model}.{name}.as_of", info[name].get("as_of")))
         for region, block in (info.get("regions") or {}).items():
             block = block if isinstance(block, dict) else {}
             places.append((f"models.{model}.regions.{region}.as_of", block.get("as_of")))
-            if isinstance(block.get("long_context"), dict):
-                places.append(
-                    (f"models.{model}.regions.{region}.long_context.as_of", block["long_context"].get("as_of"))
-                )
+            for name in LONG_CONTEXT_BLOCKS:
+                if isinstance(block.get(name), dict):
+                    places.append((f"models.{model}.regions.{region}.{name}.as_of", block[name].get("as_of")))
             for tier, spec in (block.get("service_tiers") or info.get("service_tiers") or {}).items():
                 where = f"models.{model}.regions.{region}.service_tiers.{tier}"
                 if isinstance(spec, dict):
@@ -306,7 +320,7 @@ def parse_price_document(doc: dict[str, Any], priced_by: str, origin: str) -> tu
     _check_dates(doc, origin)
     entries = []
     model_fields = set(INT_FIELDS) | set(TEXT_FIELDS)
-    model_fields |= {"family", "source", "as_of", "regions", "service_tiers", "long_context"}
+    model_fields |= {"family", "source", "as_of", "regions", "service_tiers", *LONG_CONTEXT_BLOCKS}
     for model, info in (doc.get("models") or {}).items():
         info = info or {}
         if not isinstance(info, dict):
