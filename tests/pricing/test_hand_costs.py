@@ -226,3 +226,22 @@ def test_audio_at_a_service_tier_is_priced_at_the_tiers_ratio_and_its_source_say
     assert priority.input_usd == (6_000 * Decimal("0.90") + 4_000 * Decimal("1.80")) / M
     text = compute_cost(Usage(10_000, 100), "gemini-3-flash-preview", catalog=catalog, service_tier="flex")
     assert text.input_usd == 10_000 * Decimal("0.25") / M and text.source == "flex-page"
+
+
+def test_audio_output_at_a_service_tier_is_refused_not_priced_at_the_text_rate(tmp_path):
+    """A tier publishes text prices only; its audio input is derived from the tier's ratio, but audio output (OpenAI's
+    gpt-audio writes it at $64 against $10 for text) has no derivation, so such a call is refused, naming the tier."""
+    from tokenomy.errors import UsageError
+    from tokenomy.pricing.catalog import PriceCatalog
+
+    path = tmp_path / "prices.yaml"
+    path.write_text(
+        'provider: openai\nsource: s\nas_of: "2026-12-05"\nmodels:\n  gpt-audio:\n    regions:\n'
+        '      global: {input: "2.50", output: "10.00", input_audio: "32.00", output_audio: "64.00", '
+        'service_tiers: {flex: {input: "1.25", output: "5.00", source: flex-page, as_of: "2026-12-05"}}}\n')
+    catalog = PriceCatalog.builtin().with_overrides(path)
+    spoken = Usage(1_000, 500, audio_input_tokens=800, audio_output_tokens=400)
+    with pytest.raises(UsageError, match=r"no audio price for audio output at the flex tier, but usage reports 1200"):
+        compute_cost(spoken, "gpt-audio", catalog=catalog, service_tier="flex")
+    heard = compute_cost(Usage(1_000, 500, audio_input_tokens=800), "gpt-audio", catalog=catalog, service_tier="flex")
+    assert heard.input_usd == (200 * Decimal("1.25") + 800 * Decimal("16.00")) / M
