@@ -247,7 +247,12 @@ class Tokenomy(CallPlanner, Recorder):
                     limiter = call.policy.limiter
                     if limiter:
                         asked = time.perf_counter()
-                        if not await limiter.acquire_async(att.target.estimate, self._left(call, tier)):
+                        granted = await limiter.acquire_async(
+                            att.target.estimate, self._left(call, tier), given_up=call.cost.caller_leaves
+                        )
+                        if granted is None:  # the caller left during the limiter's wait: nothing taken, nothing sent
+                            raise caller_left_error(call.spent, failed)
+                        if not granted:
                             raise self._over_quota(call, att.target)
                         waited = waited or time.perf_counter() - asked > LIMITER_WAITED_S
                     if waited and await call.cost.caller_gone():  # the caller may have left during the wait

@@ -108,3 +108,54 @@ def test_a_caller_who_leaves_during_a_retry_after_frees_the_call_slot_at_once(ap
     rows = open_store(ledger_path).events()
     assert sorted(r.outcome for r in rows) == ["ok", "throttled"]
     assert not held and charged == sum(to_nano(r.cost_usd) for r in rows) > 0  # the answered call only
+
+
+@pytest.mark.parametrize("api", ["chat", "embeddings"])
+def test_a_caller_who_leaves_during_the_route_limiters_wait_frees_the_call_slot_at_once(api, ledger_path):
+    # The route allows one request a minute, taken by a first call (answered 429, not retried); a second caller (the
+    # openai SDK, timing out) left while the gateway waited the minute for the limiter. The wait was asked about the
+    # caller only at its end: the call slot (here the only one, max_inflight 1) and the key's reservation were held a
+    # minute for nobody. The limiter's wait now ends when the caller's connection closes, taking nothing, and nothing
+    # is sent.
+    upstream = ScriptedOpenAI([(429, {})])
+    secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("1"), period="month")
+    models = {"up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU},
+              "embed": {"provider": "openai", "model": "text-embedding-3-small", "base_url": upstream.url}}
+    name = "limited-" + api  # its own metrics
+    tight = {"model": "up" if api == "chat" else "embed", "retry": {"max_attempts": 1, "deadline_s": 120},
+             "rate_limit": {"requests_per_minute": 1}}
+    config = {"auth": True, "gateway": {"max_inflight": 1}, "models": models, "routes": {name: tight}}
+    app = create_app(parse_config(config), str(ledger_path))
+
+    def call(client):
+        if api == "chat":
+            return client.chat.completions.create(model=name, max_tokens=100, messages=ASK)
+        return client.embeddings.create(model=name, input="x" * 400)
+
+    try:
+        with ServerThread(app, lifespan="on") as url:
+            gateway = app.state.gateway
+            patient = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0, timeout=10)
+            with pytest.raises(openai.RateLimitError):
+                call(patient)  # the route's one request this minute
+            leaving = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0, timeout=0.5)
+            with pytest.raises(openai.APITimeoutError):
+                call(leaving)
+            left = time.monotonic()
+            answer = patient.chat.completions.create(model="up", max_tokens=100, messages=ASK)
+            served_in = time.monotonic() - left
+            metrics = ended(url, f'tokenomy_requests_total{{model="{name}",status="499"')
+            limiter = gateway.policies[name].limiter
+            charged = asyncio.run(gateway.limits.spent(counter(key)))
+            held = any(gateway.budgets.open.values())
+    finally:
+        upstream.close()
+    assert answer.choices[0].message.content == "ok"
+    assert served_in < 2, served_in  # it was a minute: the slot was held through the limiter's wait for nobody
+    assert upstream.calls == 2  # the 429 and the patient call: nothing for the caller who left
+    assert f'tokenomy_requests_total{{model="{name}",status="499"}} 1.0' in metrics, metrics
+    assert limiter.wait_s() > 50  # the first call's request is still counted; the departed caller took nothing
+    assert limiter._sent.total == 1
+    rows = open_store(ledger_path).events()
+    assert [r.outcome for r in rows] == ["throttled", "ok"]
+    assert not held and charged == sum(to_nano(r.cost_usd) for r in rows) > 0

@@ -36,9 +36,9 @@ def gateway(tmp_path: Path, monkeypatch):
 
     acquire = RateLimiter.acquire_async
 
-    async def taken(self, tokens=0, timeout=None, requests=1):
+    async def taken(self, tokens=0, timeout=None, requests=1, given_up=None):
         reserved.append(tokens)
-        return await acquire(self, tokens, timeout, requests)
+        return await acquire(self, tokens, timeout, requests, given_up)
 
     monkeypatch.setattr(call_policy, "estimate_input_tokens", counted)
     monkeypatch.setattr(RateLimiter, "acquire_async", taken)

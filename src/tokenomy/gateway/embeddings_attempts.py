@@ -67,7 +67,10 @@ async def embed_with_retries(
             limiter = policy.limiter
             if limiter is not None:
                 limited_at = time.perf_counter()
-                if not await limiter.acquire_async(due, left, calls):
+                granted = await limiter.acquire_async(due, left, calls, given_up=cost.caller_leaves)
+                if granted is None:  # the caller left during the limiter's wait: nothing taken, nothing sent
+                    raise caller_left_error(spent, failed)
+                if not granted:
                     # Not an attempt (nothing was sent), so no ledger row: the caller sees a throttle.
                     wait = limiter.wait_s(due, calls)  # the caller's Retry-After
                     limited = ProviderError(

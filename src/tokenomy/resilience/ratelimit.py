@@ -4,10 +4,12 @@ and coroutines."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import threading
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 
 WINDOW_S = 60.0
 
@@ -146,8 +148,16 @@ class RateLimiter:
                 return False
             time.sleep(min(wait, 1.0))
 
-    async def acquire_async(self, tokens: int = 0, timeout: float | None = None, requests: int = 1) -> bool:
-        """Await until the request fits (True) or `timeout` passes (False), without blocking the loop."""
+    async def acquire_async(
+        self,
+        tokens: int = 0,
+        timeout: float | None = None,
+        requests: int = 1,
+        given_up: Callable[[], Awaitable[None]] | None = None,
+    ) -> bool | None:
+        """Await until the request fits (True) or `timeout` passes (False), without blocking the loop. A wait ends,
+        taking nothing (None), when `given_up` returns (the gateway's caller closed its connection: nobody is left to
+        send the request for); it is awaited only once there is a wait."""
         deadline = None if timeout is None else self._clock() + timeout
         while True:
             wait = self.try_acquire(tokens, requests)
@@ -155,7 +165,13 @@ class RateLimiter:
                 return True
             if deadline is not None and self._clock() + wait > deadline:
                 return False
-            await asyncio.sleep(min(wait, 1.0))
+            if given_up is None:
+                await asyncio.sleep(min(wait, 1.0))
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(wait, 1.0)):  # no task, unlike wait_for
+                    await given_up()
+                    return None
 
     def release(self, tokens: int = 0) -> None:
         """Give back what `acquire` took for a request that was never sent (a model refused it before any call)."""
