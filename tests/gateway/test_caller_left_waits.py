@@ -12,6 +12,7 @@ import httpx
 import openai
 import pytest
 
+from helpers import stand_in_aws_keys
 from helpers.scripted_openai import ScriptedOpenAI
 from tokenomy.config import parse_config
 from tokenomy.emulate.server import ServerThread
@@ -159,3 +160,33 @@ def test_a_caller_who_leaves_during_the_route_limiters_wait_frees_the_call_slot_
     rows = open_store(ledger_path).events()
     assert [r.outcome for r in rows] == ["throttled", "ok"]
     assert not held and charged == sum(to_nano(r.cost_usd) for r in rows) > 0
+
+
+def test_a_bedrock_request_of_several_calls_whose_caller_left_gives_back_all_its_unsent_calls(ledger_path, monkeypatch):
+    # Titan embeds one text a call: three texts are three InvokeModel calls, which the route's limiter counts as three
+    # requests. Bedrock throttled the first attempt and the caller (the openai SDK, timing out) left during the wait
+    # before the retry; the retry, granted its three requests, ended unsent, but gave back only one of them: two
+    # requests nobody sent stayed counted against the route's minute. All three are given back now.
+    from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
+
+    stand_in_aws_keys(monkeypatch)
+    bedrock = create_bedrock(throttle_rate=1.0, retry_after=20)
+    secret, _ = KeyStore(open_store(ledger_path)).create()
+    model = {"provider": "bedrock", "model": "amazon.titan-embed-text-v2:0", "region": "us-east-1"}
+    route = {"model": "titan", "retry": {"max_attempts": 2}, "rate_limit": {"requests_per_minute": 6}}
+    with ServerThread(bedrock) as bedrock_url:
+        model["endpoint_url"] = bedrock_url
+        config = {"auth": True, "models": {"titan": model}, "routes": {"titan-vectors": route}}
+        app = create_app(parse_config(config), str(ledger_path))
+        with ServerThread(app, lifespan="on") as url:
+            # Leaves once the first attempt has surely failed (its three calls to a local server), in the 20 s wait.
+            caller = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0, timeout=2)
+            with pytest.raises(openai.APITimeoutError):
+                caller.embeddings.create(model="titan-vectors", input=["one", "two", "three"])
+            metrics = ended(url, 'tokenomy_requests_total{model="titan-vectors",status="499"')
+            limiter = app.state.gateway.policies["titan-vectors"].limiter
+    assert bedrock.state.emulator.calls == 3  # the first attempt's three calls, throttled; the retry sent nothing
+    assert 'tokenomy_requests_total{model="titan-vectors",status="499"} 1.0' in metrics, metrics
+    # The first attempt's three requests are counted; the retry's are not.
+    assert limiter._sent.total == 3, limiter._sent.total  # it was 5: two of the retry's three unsent calls kept
+    assert limiter.wait_s(requests=3) == 0

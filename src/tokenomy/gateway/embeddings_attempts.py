@@ -85,7 +85,7 @@ async def embed_with_retries(
                 waited = waited or time.perf_counter() - limited_at > LIMITER_WAITED_S
             if waited and await cost.caller_gone():  # the caller may have left during the wait: send nothing
                 if limiter is not None:
-                    limiter.release(due)
+                    limiter.release(due, calls)
                 raise caller_left_error(spent, failed)
             carried = progress.tokens() if progress is not None else 0  # billed by earlier attempts' rows
             flight = _in_flight(gw, spec, upstream.name, meta, asked, due, step.attempt)
@@ -133,7 +133,7 @@ async def embed_with_retries(
                     if cancelled and left_unsent(exc):
                         _void(gw, flight)
                         if policy.limiter is not None:
-                            policy.limiter.release(due)
+                            policy.limiter.release(due, calls)
                         raise
                     outcome, error_type = (
                         ("cancelled", "CallCancelled") if cancelled else ("server_error", type(exc).__name__)

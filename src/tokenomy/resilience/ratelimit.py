@@ -173,12 +173,13 @@ class RateLimiter:
                     await given_up()
                     return None
 
-    def release(self, tokens: int = 0) -> None:
-        """Give back what `acquire` took for a request that was never sent (a model refused it before any call)."""
+    def release(self, tokens: int = 0, requests: int = 1) -> None:
+        """Give back what `acquire` took for a request that was never sent (a model refused it before any call): its
+        `requests` (the several upstream calls of one request, as acquired) and `tokens`."""
         with self._lock:
             if self.rpm:
-                self._requests = min(self.rpm, self._requests + 1)
-                self._sent.give_back(1)
+                self._requests = min(self.rpm, self._requests + requests)
+                self._sent.give_back(requests)
             if self.tpm:
                 self._tokens = min(self.tpm, self._tokens + tokens)
                 self._used.give_back(tokens)
