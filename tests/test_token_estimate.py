@@ -1,10 +1,13 @@
-"""The one characters-to-tokens rule every token estimate uses (prompt estimates for answers without usage, the
-gateway's budget reservation, rate limits, cache placement, embeddings, batch validation, the ledger's prefix size):
-~4 ASCII characters a token, but a Chinese, Japanese or Korean character is about one token, not a quarter of one."""
+"""The one characters-to-tokens rule every token estimate uses (prompt estimates for answers without usage, rate
+limits, cache placement, embeddings, batch validation, the ledger's prefix size): ~4 ASCII characters a token, but a
+Chinese, Japanese or Korean character is about one token, not a quarter of one. And the upper bound of a prompt's
+tokens that a budget reserves, which dense text (digits, hex, JSON, emoji) does not beat as it beats the estimate."""
 
 from __future__ import annotations
 
-from tokenomy.caching.placement import estimate_input_tokens, estimate_tokens
+import json
+
+from tokenomy.caching.placement import estimate_input_tokens, estimate_tokens, input_bound
 from tokenomy.ledger.fingerprints import fingerprints
 from tokenomy.messages import ChatRequest, Message, ToolResultBlock, ToolUseBlock
 from tokenomy.providers.usage_counts import estimated_prompt_tokens, estimated_usage
@@ -23,7 +26,7 @@ def test_a_cjk_prompt_is_estimated_at_about_a_token_a_character_everywhere() -> 
     for text in (CHINESE, JAPANESE):
         request = ChatRequest.simple(text, model="m")
         assert _within(estimated_prompt_tokens(request), len(text)), text[:10]
-        assert _within(estimate_input_tokens(request), len(text))  # the gateway's reservation, rate limits, routing
+        assert _within(estimate_input_tokens(request), len(text))  # rate limits, routing
         assert _within(estimate_tokens(text), len(text))  # cache placement, batch backends, routing datasets
         from tokenomy.batch.validate import estimate_tokens as batch_estimate
         from tokenomy.gateway.embeddings_request import estimated_tokens
@@ -71,3 +74,41 @@ def test_a_cjk_stream_left_midway_is_recorded_at_a_token_a_character(ledger_path
         upstream.close()
     [row] = open_store(ledger_path).events()
     assert row.outcome == "cancelled" and _within(row.output_tokens, 40) and _within(row.input_tokens, 100)
+
+
+# Text that tokenizes denser than ~4 characters a token, as a prompt may carry it.
+DIGITS = "".join(str(i * 7919 % 10) for i in range(3000))
+CSV = "\n".join(",".join(f"{(i * 37 + j * 101) % 2000 - 1000}.{i * j % 9999:04d}" for j in range(8)) for i in range(60))
+HEX = " ".join(f"{i * 2654435761 % 2**64:016x}{i * 40503 % 2**64:016x}" for i in range(80))
+UUIDS = "\n".join(f"{i * 7919:08x}-{i:04x}-4{i * 7 % 4096:03x}-a{i % 4096:03x}-{i * 104729:012x}" for i in range(80))
+LOGS = "\n".join(
+    f"2026-12-05T22:{i % 60:02d}:{i * 7 % 60:02d}Z INFO 10.0.{i % 255}.{i * 3 % 255} GET /v1/items/{i * 7919} 200"
+    for i in range(60)
+)
+JSON = json.dumps([{"id": i, "name": f"item {i}", "price": i * 1.37, "tags": ["a", "b"]} for i in range(80)])
+DENSE = {"digits": DIGITS, "csv": CSV, "hex": HEX, "uuids": UUIDS, "logs": LOGS, "json": JSON,
+         "emoji": "😀🚀🎉👍🔥💡✅🙏🌍" * 60, "chinese": CHINESE}
+
+
+def test_a_prompt_is_reserved_at_no_less_than_a_real_tokenizer_counts_it():
+    # The local model's tokenizer (SmolLM2's) splits digits, as Gemini's does: 3,000 digits are 3,000 tokens, which the
+    # estimate put at 750, so concurrent calls each admitted on it overspent a budget fourfold. The bound a budget
+    # reserves counts the prompt as the model reads it, its chat framing (ChatML's <|im_start|>user ...) too.
+    from tokenomy.providers.local import LocalProvider
+
+    local = LocalProvider()
+    for name, text in DENSE.items():
+        request = ChatRequest([Message("user", text)], model="local")
+        counted = local.count_tokens(request)
+        assert counted <= input_bound(request)[0], name
+        assert estimate_input_tokens(request) < counted, name  # the estimate alone would reserve less
+    digits = ChatRequest([Message("user", DIGITS)], model="local")
+    assert local.count_tokens(digits) > 3.9 * estimate_input_tokens(digits)
+
+
+def test_english_prose_is_reserved_close_to_its_estimate():
+    # Prose tokenizes at or under ~4 characters a token: its bound stays near the estimate, so a budget near its end
+    # does not refuse a plain call for nothing.
+    for text in (ENGLISH, "Hi! Could you tell me what the weather is usually like in Lisbon in April? Thanks. " * 30):
+        request = ChatRequest([Message("user", text)], model="m")
+        assert estimate_input_tokens(request) < input_bound(request)[0] <= 1.35 * estimate_input_tokens(request)

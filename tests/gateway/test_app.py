@@ -17,12 +17,14 @@ import openai
 import pytest
 
 from helpers import free_port, wait_for_port
+from tokenomy.caching.placement import input_bound
 from tokenomy.config import parse_config
 from tokenomy.emulate.instant_openai import InstantOpenAI
 from tokenomy.emulate.server import ServerThread
 from tokenomy.gateway.app import create_app
 from tokenomy.gateway.keys import KeyStore
 from tokenomy.ledger.store import open_store
+from tokenomy.messages import ChatRequest, Message
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"  # $0.25 in / $1.25 out per 1M tokens
 TOKENOMY = str(Path(sys.executable).with_name("tokenomy"))
@@ -257,7 +259,8 @@ def test_a_budget_reserves_a_requests_images_and_tool_definitions_not_only_its_w
         with pytest.raises(openai.RateLimitError) as tooled:
             ask("What is it?", tools=[tool])
         assert ask("What is it?").choices[0].message.content  # the words alone fit
-    worst = Decimal(IMAGE_TOKENS + 3) * Decimal("0.25") / 1_000_000 + Decimal(5) * Decimal("1.25") / 1_000_000
+    words = input_bound(ChatRequest([Message("user", "What is it?")]))[0]  # the words' upper bound, and their framing
+    worst = Decimal(IMAGE_TOKENS + words) * Decimal("0.25") / 1_000_000 + Decimal(5) * Decimal("1.25") / 1_000_000
     assert f"could cost up to ${worst:.6f}" in pictured.value.body["message"]
     assert "Budget exhausted" in tooled.value.body["message"]
 
@@ -319,8 +322,10 @@ def test_overload_is_refused_fast(ledger_path):
 def test_limits_hold_across_two_gateway_processes(redis_url, tmp_path):
     ledger = tmp_path / "ledger.duckdb"
     store = KeyStore(open_store(ledger))
-    per_request = Decimal(100) * Decimal("0.25") / 1_000_000 + Decimal(200) * Decimal("1.25") / 1_000_000
-    secret, key = store.create(budget_usd=per_request * 6, period="month")
+    # Each request is reserved at its prompt's upper bound (`input_bound`: 108 tokens of "y" * 400, its framing too).
+    prompt = input_bound(ChatRequest([Message("user", "y" * 400)]))[0]
+    reserved = Decimal(prompt) * Decimal("0.25") / 1_000_000 + Decimal(200) * Decimal("1.25") / 1_000_000
+    secret, key = store.create(budget_usd=reserved * 6, period="month")
     limited, _ = store.create(rpm=5)
     with InstantOpenAI(delay_s=0.02) as upstream:
         config = tmp_path / "tokenomy.yaml"

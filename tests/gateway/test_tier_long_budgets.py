@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from helpers.gateway_worst_case import worst_case
-from tokenomy.caching.placement import estimate_input_tokens
+from tokenomy.caching.placement import input_bound
 from tokenomy.gateway.limits import to_nano
 from tokenomy.messages import ChatRequest, Message
 
@@ -21,7 +21,7 @@ def test_a_long_prompt_at_the_priority_tier_is_reserved_at_the_tiers_long_contex
     config = {"models": {"sol": {"provider": "openai", "model": "gpt-6.1-sol", "base_url": NOWHERE}}}
     request = ChatRequest([Message("user", "word " * 300_000)], model="sol", max_tokens=100,
                           extra={"service_tier": "priority"})
-    prompt = estimate_input_tokens(request)
+    prompt = input_bound(request)[0]  # the prompt's upper bound, which a budget reserves
     assert prompt > 272_000
     # Every prompt token at the dearest input rate that may apply (the tier's long-context cache write, $10).
     worst = worst_case(config, "sol", request, ledger_path)
@@ -29,5 +29,5 @@ def test_a_long_prompt_at_the_priority_tier_is_reserved_at_the_tiers_long_contex
     # Under the threshold the tier's own prices, as before ($5 cache write, $20 output at priority).
     short = ChatRequest([Message("user", "word " * 1_000)], model="sol", max_tokens=100,
                         extra={"service_tier": "priority"})
-    small = estimate_input_tokens(short)
+    small = input_bound(short)[0]
     assert worst_case(config, "sol", short, ledger_path).nano() == to_nano((small * Decimal(5) + 100 * Decimal(20)) / M)

@@ -17,7 +17,7 @@ import pytest
 
 from helpers.gateway_worst_case import worst_case as gateway_worst_case
 from helpers.recording_openai import RecordingOpenAI
-from tokenomy.caching.placement import estimate_input_tokens
+from tokenomy.caching.placement import estimate_input_tokens, input_bound
 from tokenomy.config import parse_config
 from tokenomy.emulate.server import ServerThread
 from tokenomy.gateway.app import create_app
@@ -52,7 +52,7 @@ def test_an_uncapped_call_is_reserved_at_its_models_maximum_output(ledger_path):
     models = {"big": {"provider": "openai", "model": "gpt-4.1", "base_url": NOWHERE}}
     request = ask()
     worst = worst_case(models, "big", request, ledger_path)
-    prompt = estimate_input_tokens(request)
+    prompt = input_bound(request)[0]  # the prompt's upper bound, which a budget reserves
     assert worst.nano() == to_nano((prompt * Decimal(2) + 32_768 * Decimal(8)) / M)
     bound = worst.binding()
     assert (bound.model, bound.tokens, bound.kind) == ("gpt-4.1", 32_768, "catalog")
@@ -79,7 +79,7 @@ def test_each_model_of_a_route_is_reserved_at_its_own_bound(ledger_path):
               "big": {"provider": "openai", "model": "gpt-4.1", "base_url": NOWHERE}}
     config = {**models, "m": {"provider": "openai", "model": "gpt-4o-mini", "base_url": NOWHERE}}
     request = ask()
-    prompt = estimate_input_tokens(request)
+    prompt = input_bound(request)[0]  # the prompt's upper bound, which a budget reserves
 
     worst = gateway_worst_case({"models": config, "routes": {"r": {"model": "mini", "fallback": ["big"]}}}, "r",
                                request, ledger_path)
@@ -93,7 +93,7 @@ def test_a_model_whose_maximum_output_is_not_known_keeps_the_estimate(ledger_pat
     models = {"m": {"provider": "openai", "model": "up", "base_url": NOWHERE, "price_as": HAIKU3}}
     request = ask()
     worst = worst_case(models, "m", request, ledger_path)
-    prompt = estimate_input_tokens(request)
+    prompt = input_bound(request)[0]  # the prompt's upper bound, which a budget reserves
     assert DEFAULT_OUTPUT_ESTIMATE == 1024
     assert worst.nano() == to_nano((prompt * Decimal("0.25") + 1024 * Decimal("1.25")) / M)
     assert (worst.binding().tokens, worst.binding().kind) == (1024, "estimate")
@@ -106,7 +106,7 @@ def test_an_uncapped_thinking_call_is_reserved_past_its_thinking_budget(ledger_p
     thinking = Reasoning(budget_tokens=8192)
     claude = {"m": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": NOWHERE}}
     request = ask(reasoning=thinking)
-    prompt = estimate_input_tokens(request)
+    prompt = input_bound(request)[0]  # the prompt's upper bound, which a budget reserves
     worst = worst_case(claude, "m", request, ledger_path)
     assert (worst.binding().tokens, worst.binding().kind) == (9216, "provider")  # not Sonnet 4.5's 64,000: not sent
     assert worst.nano() == to_nano((prompt * Decimal("3.75") + 9216 * Decimal(15)) / M)  # a cache write's price

@@ -16,7 +16,7 @@ import pytest
 
 from helpers.recording_openai import PATCH, RecordingOpenAI
 from helpers.scripted_openai import ScriptedOpenAI
-from tokenomy.caching.placement import estimate_tokens
+from tokenomy.caching.placement import input_bound
 from tokenomy.client import CallPolicy, Tokenomy
 from tokenomy.config import parse_config
 from tokenomy.emulate.server import ServerThread
@@ -155,7 +155,7 @@ def test_gateway_budget_reservation_uses_the_cap_the_route_applies(upstreams, le
     cfg = parse_config(_config({"big": big.url, "small": small.url}, auth=True))
     prompt = "y" * 4000
     dear = default_catalog().lookup(DEAR)
-    tokens = estimate_tokens(prompt)
+    tokens = input_bound(ChatRequest([Message("user", prompt)]))[0]  # the prompt's upper bound, which is reserved
 
     def worst_case(output_tokens: int) -> Decimal:  # the dearest tier model, prompt at its dearest input rate
         rate = max(dear.input, dear.cache_write or 0)

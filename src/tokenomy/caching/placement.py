@@ -33,7 +33,7 @@ from tokenomy.messages import (
 )
 from tokenomy.pricing.catalog import PriceCatalog, PriceEntry, default_catalog
 from tokenomy.pricing.identifiers import takes_no_tools_cache_point
-from tokenomy.token_estimate import estimate_text_tokens, weighted_length
+from tokenomy.token_estimate import bound_length, estimate_text_tokens, weighted_length
 
 
 def estimate_tokens(text: str) -> int:
@@ -57,41 +57,58 @@ _TEXT_DOCUMENTS = frozenset({"txt", "csv", "md", "html"})
 # Audio and video (Gemini's), which Gemini bills by length (32 tokens a second of audio, 263 of video): ~500 bytes a
 # token is 128 kbps audio or 1 Mbps video (16 kHz WAV at twice what it is billed: a reservation errs above).
 MEDIA_BYTES_PER_TOKEN = 500
+# The tokens a chat format adds around each message's content and before the answer, which an upper bound of a prompt
+# counts: ChatML's 5 a message (<|im_start|>, the role, a newline, <|im_end|>, a newline; OpenAI counts 3, and 1 more
+# for a name) and 4 opening the answer (<|im_start|>, "assistant", which SmolLM2's tokenizer splits in two, a newline).
+MESSAGE_FRAMING_TOKENS = 5
+REPLY_FRAMING_TOKENS = 4
 
 
 def estimate_input_tokens(request: ChatRequest) -> int:
-    """Everything a request sends, estimated for budget reservations and rate limits: its text, the tools'
-    definitions, earlier tool calls' arguments, reasoning sent back, and images and documents at a fixed figure
-    each (a text document by its length). `request.text()` alone counts the words only, and an agent's tool
-    definitions or a screenshot often cost more than its words."""
+    """Everything a request sends, estimated for rate limits and routing (a budget reserves an upper bound of it,
+    `input_bound`): its text, the tools' definitions, earlier tool calls' arguments, reasoning sent back, and images
+    and documents at a fixed figure each (a text document by its length). `request.text()` alone counts the words
+    only, and an agent's tool definitions or a screenshot often cost more than its words."""
     return input_size(request)[0]
 
 
-def input_size(request: ChatRequest) -> tuple[int, int]:
+def input_size(request: ChatRequest, length: Callable[[str], int] = weighted_length) -> tuple[int, int]:
     """(`estimate_input_tokens`, how many documents it sends by reference: a URL or file id the provider reads, whose
-    size the gateway cannot see and which that estimate counts as one page each)."""
-    chars = weighted_length(request.system or "")
+    size the gateway cannot see and which that estimate counts as one page each). Its text is measured by `length`
+    (in the estimate's units, 4 a token): the estimate's, or `bound_length` for `input_bound`."""
+    chars = length(request.system or "")
     tokens = unsized = 0
     for message in request.messages:
-        more_chars, more_tokens, more_unsized = _blocks_size(message.content)
+        more_chars, more_tokens, more_unsized = _blocks_size(message.content, length)
         chars += more_chars
         tokens += more_tokens
         unsized += more_unsized
     for tool in request.tools:
-        chars += _tool_chars(tool)
+        chars += _tool_chars(tool, length)
     return (chars + 3) // 4 + tokens, unsized
 
 
-def _tool_chars(tool: ToolSpec) -> int:
-    """A tool definition's size in characters, measured once (`ToolSpec.derived`: an agent's tools come with every
-    request, and this runs for each of them up to three times a request)."""
+def input_bound(request: ChatRequest) -> tuple[int, int]:
+    """An upper bound of what a request sends, in tokens, for a budget's reservation, and how many documents it sends
+    by reference: `input_size` with its text at `token_estimate.bound_length` (digits and punctuation at a token
+    each, where the estimate has a quarter of one), and the chat format's framing, which the estimate leaves out:
+    MESSAGE_FRAMING_TOKENS a message (the system prompt too) and REPLY_FRAMING_TOKENS for the answer's start."""
+    tokens, unsized = input_size(request, bound_length)
+    messages = len(request.messages) + (request.system is not None)
+    return tokens + MESSAGE_FRAMING_TOKENS * messages + REPLY_FRAMING_TOKENS, unsized
+
+
+def _tool_chars(tool: ToolSpec, length: Callable[[str], int] = weighted_length) -> int:
+    """A tool definition's size in the estimate's units, measured once per `length` (`ToolSpec.derived`: an agent's
+    tools come with every request, and this runs for each of them up to three times a request)."""
     derived = tool.derived
     if derived is None:
         derived = tool.derived = {}
-    chars = derived.get("chars")
+    name = "chars" if length is weighted_length else "bound"
+    chars = derived.get(name)
     if chars is None:
-        chars = derived["chars"] = (
-            len(tool.name) + weighted_length(tool.description or "") + _json_length(tool.server or tool.input_schema)
+        chars = derived[name] = (
+            length(tool.name) + length(tool.description or "") + _json_length(tool.server or tool.input_schema, length)
         )
     return chars
 
@@ -125,51 +142,57 @@ def _pdf_pages(data: bytes) -> int:
     return pages or 1
 
 
-def document_tokens(block: DocumentBlock) -> int:
-    """The estimate of a document given whole (not as content blocks): a text document by its length, a PDF by its
-    pages, any other (or one sent by reference, whose size cannot be seen) one page. `batch validate` counts a line's
-    documents with it, as a budget reserves them."""
+def document_tokens(block: DocumentBlock, length: Callable[[str], int] | None = None) -> int:
+    """The estimate of a document given whole (not as content blocks): a text document by its length (its text
+    measured by `length` where given, e.g. `bound_length`), a PDF by its pages, any other (or one sent by reference,
+    whose size cannot be seen) one page. `batch validate` counts a line's documents with it, as a budget reserves
+    them."""
     if block.format in _TEXT_DOCUMENTS and block.data is not None:
+        if length is not None:
+            return (length(block.data.decode("utf-8", "replace")) + 3) // 4
         return (len(block.data) + 3) // 4
     return DOCUMENT_TOKENS * (_pdf_pages(block.data) if block.format == "pdf" and block.data else 1)
 
 
-def _json_length(value: object) -> int:
+def _json_length(value: object, length: Callable[[str], int] = weighted_length) -> int:
+    """`value` as JSON, measured by `length` (the estimate's: its length, in UTF-8 bytes)."""
     try:
-        return len(orjson.dumps(value, default=str))
+        text = orjson.dumps(value, default=str)
     except TypeError:  # orjson refuses an integer past 64 bits; the stdlib does not
-        return len(json.dumps(value, default=str))
+        text = json.dumps(value, default=str).encode()
+    return len(text) if length is weighted_length else length(text.decode())
 
 
-def _blocks_size(blocks: Sequence[Block]) -> tuple[int, int, int]:
-    """(characters of text, tokens of images and documents, documents sent by reference) in some blocks."""
+def _blocks_size(blocks: Sequence[Block], length: Callable[[str], int] = weighted_length) -> tuple[int, int, int]:
+    """(text in the estimate's units by `length`, tokens of images and documents, documents sent by reference) in
+    some blocks."""
     chars = tokens = unsized = 0
     for block in blocks:
         if isinstance(block, TextBlock):
-            chars += weighted_length(block.text)
+            chars += length(block.text)
         elif isinstance(block, ImageBlock):
             tokens += IMAGE_TOKENS
         elif isinstance(block, DocumentBlock):
-            chars += weighted_length(block.context or "")  # read by the model (and billed) though never cited
+            chars += length(block.context or "")  # read by the model (and billed) though never cited
             if block.content is not None:  # Anthropic's content source: the blocks it is made of
-                more_chars, more_tokens, more_unsized = _blocks_size(block.content)
+                more_chars, more_tokens, more_unsized = _blocks_size(block.content, length)
                 chars += more_chars
                 tokens += more_tokens
                 unsized += more_unsized
             else:
-                tokens += document_tokens(block)
+                tokens += document_tokens(block, None if length is weighted_length else length)
                 unsized += block.data is None
         elif isinstance(block, ToolUseBlock):
-            chars += len(block.name) + (
-                weighted_length(block.arguments) if block.arguments else _json_length(block.input)
+            chars += length(block.name) + (
+                length(block.arguments) if block.arguments else _json_length(block.input, length)
             )
         elif isinstance(block, ToolResultBlock):
-            more_chars, more_tokens, more_unsized = _blocks_size(block.content)
+            more_chars, more_tokens, more_unsized = _blocks_size(block.content, length)
             chars += more_chars
             tokens += more_tokens
             unsized += more_unsized
         elif isinstance(block, ReasoningBlock):
-            chars += weighted_length(block.text or block.redacted or "")
+            chars += length(block.text or block.redacted or "")
         elif isinstance(block, ProviderBlock):
             media = block.data if block.api == "gemini" else {}  # Gemini's audio or video (gemini_fields)
             inline = media.get("inline_data")
@@ -179,7 +202,7 @@ def _blocks_size(blocks: Sequence[Block]) -> tuple[int, int, int]:
                 tokens += DOCUMENT_TOKENS
                 unsized += 1
             else:  # a server tool's call or result (web search results): sent as it is
-                chars += _json_length(block.data)
+                chars += _json_length(block.data, length)
     return chars, tokens, unsized
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from tokenomy.caching.placement import input_size
+from tokenomy.caching.placement import input_bound, input_size
 from tokenomy.caching.tokens import apply_token_policy
 from tokenomy.call_cost import RUNNING_WAIT_S
 from tokenomy.client import CallPolicy, Tokenomy
@@ -241,7 +241,13 @@ class Gateway:
         sent = apply_token_policy(request, policy.tokens)[0]  # what the client will send: capped and trimmed
         # A document sent by URL or file id has a size the gateway cannot see: such a call's prompt is reserved at
         # each model's whole context window (where the catalog has it), not at the page the estimate counts.
-        prompt, unsized = input_size(sent)
+        # The prompt is reserved at an upper bound of its tokens, not the ~4-characters-a-token estimate, which dense
+        # text (digits, punctuation, base64) beats up to fourfold: N concurrent calls each admitted on the estimate
+        # overspent the budget by N times the gap (`token_estimate.bound_length`).
+        prompt, unsized = input_bound(sent)
+        # The room an uncapped answer has in the window is what the prompt leaves by the estimate, as before: the
+        # bound would leave it less room, and reserve less output than it may write.
+        estimate = input_size(sent)[0] if sent.max_tokens is None else prompt
         # `n` answers (OpenAI's choices) each write up to the cap; the prompt is billed once.
         n = sent.extra.get("n")
         tier = sent.extra.get("service_tier")  # a dearer tier asked for (priority) is billed at its own prices
@@ -267,7 +273,7 @@ class Gateway:
                     continue
                 if server or built_in or implied_searches(entry.family):
                     worst_searches = max(worst_searches, reserved_tools_usd(spec.provider, entry, server, built_in))
-                bound = self.uncapped_output(spec, entry, sent, prompt) if sent.max_tokens is None else None
+                bound = self.uncapped_output(spec, entry, sent, estimate) if sent.max_tokens is None else None
                 window = entry.context_window
                 read = max(prompt, window or 0) if whole else prompt
                 if fetched is not None and fetched.tokens is not None and not whole:

@@ -11,7 +11,7 @@ from typing import Any
 
 from tokenomy.gateway.limits import to_nano
 from tokenomy.pricing.server_tools import Fetched
-from tokenomy.token_estimate import estimate_text_tokens
+from tokenomy.token_estimate import bound_text_tokens
 
 # Output tokens a budget reserves for a call that sets no cap, to a model whose provider sends none and whose maximum
 # output the price catalog lacks (plus the call's thinking budget, billed as output): not a bound, a guess.
@@ -20,16 +20,17 @@ DEFAULT_OUTPUT_ESTIMATE = 1024
 
 def predicted_tokens(prediction: Any) -> int:
     """The output tokens a predicted output (OpenAI's `prediction`) may add to a call's bill: its rejected tokens are
-    billed at completion rates on top of what `max_tokens` allows, so at worst all of its text (estimated by the one
-    rule). Its text parts' text, or the whole field as JSON when it has another shape."""
+    billed at completion rates on top of what `max_tokens` allows, so at worst all of its text (at the upper bound of
+    its tokens a prompt is reserved at, `bound_text_tokens`). Its text parts' text, or the whole field as JSON when it
+    has another shape."""
     if not prediction:
         return 0
     content = prediction.get("content") if isinstance(prediction, dict) else prediction
     if isinstance(content, str):
-        return estimate_text_tokens(content)
+        return bound_text_tokens(content)
     if isinstance(content, list) and all(isinstance(p, dict) and isinstance(p.get("text"), str) for p in content):
-        return estimate_text_tokens("".join(p["text"] for p in content))
-    return estimate_text_tokens(json.dumps(prediction))
+        return bound_text_tokens("".join(p["text"] for p in content))
+    return bound_text_tokens(json.dumps(prediction))
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ def arguments_text(call: ToolUseBlock) -> str:
 
 
 def estimated_prompt_tokens(request: ChatRequest) -> int:
-    """A prompt's tokens when the server reports none: as a budget reserves them (`estimate_input_tokens`: ~4
+    """A prompt's tokens when the server reports none: as rate limits count them (`estimate_input_tokens`: ~4
     characters a token, the tools' definitions and earlier calls' arguments included, images and documents at a
     figure each), not its words alone, which left out what often costs the most (an agent's tools, a screenshot)."""
     return max(1, estimate_input_tokens(request))
