@@ -38,18 +38,27 @@ class TrueCountUpstream:
 
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                text = "".join(m["content"] for m in body["messages"] if isinstance(m.get("content"), str))
+                embeds = self.path.endswith("/embeddings")
+                text = body["input"] if embeds else "".join(m["content"] for m in body["messages"])
                 digits = sum(c.isdigit() for c in text)
-                prompt = digits + (len(text) - digits + 3) // 4 + 3 * len(body["messages"]) + 3
+                prompt = digits + (len(text) - digits + 3) // 4
                 time.sleep(delay_s)
                 upstream.calls += 1
-                answer = json.dumps({
-                    "id": "c", "object": "chat.completion", "created": 0, "model": body["model"],
-                    "choices": [
-                        {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
-                    ],
-                    "usage": {"prompt_tokens": prompt, "completion_tokens": 1, "total_tokens": prompt + 1},
-                }).encode()
+                if embeds:
+                    answer = json.dumps({
+                        "object": "list", "model": body["model"],
+                        "data": [{"object": "embedding", "index": 0, "embedding": [0.6, 0.8]}],
+                        "usage": {"prompt_tokens": prompt, "total_tokens": prompt},
+                    }).encode()
+                else:
+                    prompt += 3 * len(body["messages"]) + 3
+                    answer = json.dumps({
+                        "id": "c", "object": "chat.completion", "created": 0, "model": body["model"],
+                        "choices": [
+                            {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
+                        ],
+                        "usage": {"prompt_tokens": prompt, "completion_tokens": 1, "total_tokens": prompt + 1},
+                    }).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(answer)))
@@ -101,4 +110,36 @@ def test_concurrent_digit_heavy_calls_never_settle_past_the_keys_budget(ledger_p
     assert len(events) == upstream.calls == outcomes.count("answered")  # every call the upstream answered is billed
     assert all(e.input_tokens >= 4000 for e in events)  # settled at the upstream's count, not the estimate
     assert outcomes.count("answered") >= 3, outcomes  # the budget holds several such calls: it is not refusing all
+    assert spent <= budget, f"{outcomes.count('answered')} calls settled ${spent}, over the ${budget} budget"
+
+
+def test_concurrent_digit_heavy_embeddings_never_settle_past_the_keys_budget(ledger_path):
+    # text-embedding-3-small: $0.02 per 1M tokens, so 4,000 digits cost $0.00008; reserved at the estimate ($0.00002)
+    # 12 concurrent calls all fit a $0.0004 budget, and settled $0.00096.
+    budget = Decimal("0.0004")
+    store = KeyStore(open_store(ledger_path))
+    secret, key = store.create(budget_usd=budget, period="month")
+    upstream = TrueCountUpstream()
+    models = {"search": {"provider": "openai", "model": "text-embedding-3-small", "base_url": upstream.url}}
+    app = create_app(parse_config({"auth": True, "models": models}), str(ledger_path))
+    try:
+        with ServerThread(app, lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0, timeout=60)
+
+            def call(_: int) -> str:
+                try:
+                    client.embeddings.create(model="search", input=DIGITS, encoding_format="float")
+                    return "answered"
+                except openai.RateLimitError as exc:
+                    assert exc.body["code"] == "budget_exceeded", exc.body
+                    return "refused"
+
+            with ThreadPoolExecutor(12) as pool:
+                outcomes = list(pool.map(call, range(12)))
+    finally:
+        upstream.close()
+    events = [e for e in open_store(ledger_path).events() if e.key_id == key.key_id]
+    spent = sum((e.cost_usd for e in events), Decimal(0))
+    assert len(events) == upstream.calls == outcomes.count("answered") >= 3, outcomes
+    assert all(e.input_tokens == 4000 for e in events)  # settled at the upstream's count
     assert spent <= budget, f"{outcomes.count('answered')} calls settled ${spent}, over the ${budget} budget"

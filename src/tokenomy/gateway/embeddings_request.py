@@ -18,7 +18,7 @@ from typing import Any
 from tokenomy.gateway.hygiene import dumps
 from tokenomy.gateway.openai_shapes import RequestError
 from tokenomy.providers.bedrock_embeddings import INPUT_TYPES  # Cohere Embed's
-from tokenomy.token_estimate import estimate_text_tokens
+from tokenomy.token_estimate import bound_text_tokens, estimate_text_tokens
 
 # OpenAI's embeddings request, every field of it (https://platform.openai.com/docs/api-reference/embeddings/create).
 FIELDS = ("model", "input", "encoding_format", "dimensions", "user")
@@ -70,8 +70,14 @@ class EmbeddingsRequest:
         return {**self.body, "model": model}
 
     def estimated_tokens(self) -> int:
-        """Input tokens, for the budget reservation and the rate limiter before the upstream counts them."""
+        """Input tokens, for the rate limiter before the upstream counts them."""
         return estimated_tokens(self.items)
+
+    def bound_tokens(self) -> int:
+        """An upper bound of its input tokens, for the budget reservation: a text at `token_estimate.bound_length`
+        (4,000 digits are 1,000 tokens estimated and up to 4,000 billed, and concurrent calls reserved at the
+        estimate overspent the budget by the gap), a token list exactly."""
+        return sum(bound_text_tokens(item) if isinstance(item, str) else len(item) for item in self.items)
 
     def fingerprint(self) -> str:
         """A stable hash of what is embedded, so repeated inputs (a cache's savings) can be found in the ledger

@@ -158,7 +158,8 @@ async def embed_request(gw, request: Request, key, asked: EmbeddingsRequest) -> 
     except ValueError as exc:
         return Failure(400, str(exc), "invalid_request_error", name)
     tokens = asked.estimated_tokens()
-    admitted = await admit(gw, request, name, route, key, None, estimate_nano=_reservation(gw, spec, tokens))
+    reserved = _reservation(gw, spec, asked.bound_tokens())  # the input's upper bound, as a chat prompt's
+    admitted = await admit(gw, request, name, route, key, None, estimate_nano=reserved)
     if isinstance(admitted, Refusal):
         return Failure(
             admitted.status, admitted.message, _ERROR_TYPES[admitted.code], name, admitted.code, None, admitted.headers
@@ -244,7 +245,7 @@ def field_refusal(asked: EmbeddingsRequest, spec: ModelSpec, name: str) -> Reque
 
 
 def _reservation(gw, spec: ModelSpec, tokens: int) -> int:
-    """The budget reservation (nano-USD): the estimated input at the model's input price (unpriced: 0)."""
+    """The budget reservation (nano-USD): the input's upper bound at the model's input price (unpriced: 0)."""
     try:
         entry = gw.catalog.lookup(spec.pricing_model, pricing_region(spec.region))
     except TokenomyError:  # no price where it runs (the row says so when it is recorded): nothing to reserve

@@ -3,7 +3,7 @@ send it: Amazon Titan Text Embeddings (`{"inputText", "dimensions", "normalize",
 Embed (`{"texts", "input_type", "truncate", "embedding_types", "output_dimension"}`).
 
 The body is read into OpenAI's embeddings request and embedded as `/v1/embeddings` embeds one
-(`embeddings_routes.embed_request`: the route's one embedding model, the budget reserved at the estimate, the
+(`embeddings_routes.embed_request`: the route's one embedding model, the budget reserved at the input's bound, the
 route's retries, one ledger row per attempt tagged `operation=embeddings`, settlement at the real cost); the
 vectors come back in the body's own shape with Bedrock's token-count header. The route names the model, as for
 chat: a Titan body may be answered by any embedding model the route names, its `dimensions` checked against that
