@@ -8,6 +8,7 @@ import asyncio
 import time
 from decimal import Decimal
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -190,3 +191,41 @@ def test_a_bedrock_request_of_several_calls_whose_caller_left_gives_back_all_its
     # The first attempt's three requests are counted; the retry's are not.
     assert limiter._sent.total == 3, limiter._sent.total  # it was 5: two of the retry's three unsent calls kept
     assert limiter.wait_s(requests=3) == 0
+
+
+@pytest.mark.parametrize("api", ["chat", "messages"])
+def test_a_stream_whose_caller_left_before_or_after_its_first_byte_is_a_499_in_metrics(api, ledger_path):
+    # A streamed call whose caller (its SDK, timing out) left during the upstream's Retry-After is stopped by Starlette
+    # before its first byte: it was counted nowhere in /metrics, nor was a stream its caller closed after three events.
+    # Both are 499s now, as a whole call whose caller left is (chat completions has its own stream; the other APIs
+    # share calls.call_streamed, here /v1/messages).
+    words = tuple(f"w{i} " for i in range(8))
+    upstream = ScriptedOpenAI([(429, {"retry-after": "20"}), (200, {}, "slow")], reply=words)
+    models = {"up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU}}
+    before, after = f"before-{api}", f"after-{api}"  # their own metrics
+    routes = {before: {"model": "up", "retry": {"max_attempts": 2}}, after: {"model": "up"}}
+    app = create_app(parse_config({"models": models, "routes": routes}), str(ledger_path))
+
+    def stream(name: str, timeout: float):
+        if api == "chat":
+            chat = openai.OpenAI(base_url=url + "/v1", api_key="k", max_retries=0, timeout=timeout)
+            return chat.chat.completions.create(model=name, messages=ASK, max_tokens=100, stream=True)
+        messages = anthropic.Anthropic(base_url=url, api_key="k", max_retries=0, timeout=timeout)
+        return messages.messages.create(model=name, messages=ASK, max_tokens=100, stream=True)
+
+    try:
+        with ServerThread(app, lifespan="on") as url:
+            with pytest.raises((openai.APITimeoutError, anthropic.APITimeoutError)):
+                stream(before, 0.5)
+            cut = stream(after, 10)
+            assert len([event for event, _ in zip(cut, range(3), strict=False)]) == 3
+            cut.close()
+            ended(url, f'tokenomy_requests_total{{model="{before}"')
+            metrics = ended(url, f'tokenomy_requests_total{{model="{after}"')
+    finally:
+        upstream.close()
+    assert upstream.calls == 2  # the 429, then the stream cut midway: nothing more for the callers who left
+    assert f'tokenomy_requests_total{{model="{before}",status="499"}} 1.0' in metrics, metrics
+    assert f'tokenomy_requests_total{{model="{after}",status="499"}} 1.0' in metrics, metrics
+    rows = open_store(ledger_path).events()
+    assert [r.outcome for r in rows] == ["throttled", "cancelled"], rows  # the stream cut midway is in the ledger

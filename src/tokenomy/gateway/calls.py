@@ -467,6 +467,12 @@ async def call_streamed(
         log.exception("the stream for %s failed", name)
         yield form.crashed(f"internal error ({type(exc).__name__}); see the gateway's log")
         metrics.count(name, 500, started)
+    except (asyncio.CancelledError, GeneratorExit):
+        # Starlette stops the stream when its caller leaves: cancelled in a wait before the first byte (a Retry-After,
+        # the route's limiter), or closed at an event after it. A 499 as for a whole call whose caller left; the
+        # ledger has what was sent (a cut stream's row is `cancelled`).
+        metrics.count(name, CALLER_LEFT, started)
+        raise
     finally:
         gw.guard.slots.release()
         await wind_up_stream(gw, admitted.budgets, pieces, cost, final, crashed)

@@ -26,7 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
-from tokenomy.errors import ProviderError, TokenomyError, described
+from tokenomy.errors import CALLER_LEFT, ProviderError, TokenomyError, described
 from tokenomy.gateway import metrics
 from tokenomy.gateway.anthropic_routes import anthropic_error, anthropic_key
 from tokenomy.gateway.calls import OPENAI_ERROR_TYPES, Refusal, admit, call_headers, retry_after, upstream_status
@@ -378,6 +378,9 @@ async def _stream(
         log.exception("the chat completions stream for %s failed", body.model)
         yield ENDS.crashed(f"internal error ({type(exc).__name__}); see the gateway's log")
         metrics.count(body.model, 500, started)
+    except (asyncio.CancelledError, GeneratorExit):  # stopped from outside: its caller left (see calls.call_streamed)
+        metrics.count(body.model, CALLER_LEFT, started)
+        raise
     finally:
         gw.guard.slots.release()
         await wind_up_stream(gw, budgets, pieces, cost, final, crashed)
