@@ -6,6 +6,7 @@ holds the others; it is at the size a module may have.)"""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import openai
 import pytest
@@ -20,6 +21,24 @@ from tokenomy.ledger.store import open_store
 ASK = "x" * 400  # ~100 tokens
 
 
+def cut_and_closed(ledger_path, answer: bytes, model: Callable[[str], dict]) -> dict[str, str]:
+    """Call route "cut", whose upstream breaks off halfway through `answer`, and route "closed", whose server closes
+    without a word, each tried once (`model(base_url)` configures each one's model); both are 502s. What each said."""
+    said = {}
+    with cut_off_upstream(answer) as base:
+        models = {name: model(base + path) for name, path in (("cut", ""), ("closed", "/silent"))}
+        routes = {name: {"model": name, "retry": {"max_attempts": 1}} for name in models}
+        app = create_app(parse_config({"models": models, "routes": routes}), str(ledger_path))
+        with ServerThread(app, lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            for name in models:
+                with pytest.raises(openai.APIStatusError) as failed:
+                    client.chat.completions.create(model=name, messages=[{"role": "user", "content": ASK}])
+                assert failed.value.status_code == 502
+                said[name] = failed.value.message
+    return said
+
+
 def test_a_gemini_answer_cut_off_midway_is_recorded_at_its_estimate_not_free(ledger_path):
     # The connection broke halfway through Gemini's JSON answer (a 200 whose Content-Length is longer than the body it
     # sent): Gemini generated, and billed, it. The broken body was read as "cannot reach the Gemini API" and recorded
@@ -29,17 +48,8 @@ def test_a_gemini_answer_cut_off_midway_is_recorded_at_its_estimate_not_free(led
                                          "finishReason": "STOP", "index": 0}],
                          "usageMetadata": {"promptTokenCount": 100, "candidatesTokenCount": 100},
                          "modelVersion": "gemini-2.0-flash"}).encode()
-    with cut_off_upstream(answer) as base:
-        models = {name: {"provider": "gemini", "model": "gemini-2.0-flash", "base_url": base + path}
-                  for name, path in (("cut", ""), ("closed", "/silent"))}
-        routes = {name: {"model": name, "retry": {"max_attempts": 1}} for name in models}
-        app = create_app(parse_config({"models": models, "routes": routes}), str(ledger_path))
-        with ServerThread(app, lifespan="on") as url:
-            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
-            for model in models:
-                with pytest.raises(openai.APIStatusError) as failed:
-                    client.chat.completions.create(model=model, messages=[{"role": "user", "content": ASK}])
-                assert failed.value.status_code == 502
+    cut_and_closed(ledger_path, answer, lambda base: {"provider": "gemini", "model": "gemini-2.0-flash",
+                                                       "base_url": base})
     cut, closed = sorted(open_store(str(ledger_path)).events(), key=lambda e: e.route != "cut")
     assert (cut.route, cut.outcome, cut.input_tokens) == ("cut", "server_error", 100) and cut.cost_usd > 0
     assert (closed.route, closed.outcome, closed.input_tokens, closed.cost_usd) == ("closed", "server_error", 0, 0)
@@ -229,19 +239,9 @@ def test_an_openai_format_answer_cut_off_midway_says_the_upstream_answered(ledge
     answer = json.dumps({"id": "c", "object": "chat.completion", "created": 1, "model": "m", "choices": [
         {"index": 0, "message": {"role": "assistant", "content": "Hi " * 100}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 100, "completion_tokens": 100, "total_tokens": 200}}).encode()
-    with cut_off_upstream(answer) as base:
-        models = {name: {"provider": "openai", "model": "gpt-4o-mini", "base_url": base + path + "/v1",
-                         "api_key_env": "UNSET_KEY_FOR_TEST"} for name, path in (("cut", ""), ("closed", "/silent"))}
-        routes = {name: {"model": name, "retry": {"max_attempts": 1}} for name in models}
-        app = create_app(parse_config({"models": models, "routes": routes}), str(ledger_path))
-        said = {}
-        with ServerThread(app, lifespan="on") as url:
-            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
-            for model in models:
-                with pytest.raises(openai.APIStatusError) as failed:
-                    client.chat.completions.create(model=model, messages=[{"role": "user", "content": ASK}])
-                assert failed.value.status_code == 502
-                said[model] = failed.value.message
+    said = cut_and_closed(ledger_path, answer, lambda base: {"provider": "openai", "model": "gpt-4o-mini",
+                                                              "base_url": base + "/v1",
+                                                              "api_key_env": "UNSET_KEY_FOR_TEST"})
     assert "cannot reach" not in said["cut"] and "answered 200" in said["cut"], said
     assert "body was cut off" in said["cut"]
     assert "cannot reach" in said["closed"] and "answered" not in said["closed"], said

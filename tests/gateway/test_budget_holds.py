@@ -202,6 +202,28 @@ def _serve(config: dict, tmp_path: Path, ledger: Path) -> tuple[subprocess.Popen
     return server, port
 
 
+def _killed_mid_call(config: dict, tmp_path, ledger, headers: dict, reserved, then_s: float = 0.0) -> None:
+    """Serve `config` in a process of its own, send it a call (to its slow upstream) and SIGKILL the process `then_s`
+    after `reserved()` says the call holds its budget."""
+    server, port = _serve(config, tmp_path, ledger)
+    try:
+        wait_for_port(port, 60, server)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pool.submit(httpx.post, f"http://127.0.0.1:{port}/v1/chat/completions", json=MESSAGE,
+                        headers=headers, timeout=90)
+            deadline = time.monotonic() + 30
+            while not reserved() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert reserved(), "the call never reserved its budget"
+            time.sleep(then_s)
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(10)
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(10)
+
+
 @pytest.mark.redis
 @pytest.mark.slow
 def test_a_gateway_killed_mid_call_gives_its_reservation_back_after_the_lease(redis_url, tmp_path):
@@ -217,27 +239,12 @@ def test_a_gateway_killed_mid_call_gives_its_reservation_back_after_the_lease(re
     with InstantOpenAI(delay_s=60) as slow, InstantOpenAI() as quick:
         # A 15 s lease: the second gateway's start (0.6 s here) must end within it, on a loaded machine too.
         config = _held_config(redis_url, slow, hold_seconds=15)
-        server, port = _serve(config, tmp_path, ledger)
         counters = redis_lib.Redis.from_url(redis_url)
 
         def reserved() -> bool:
             return any(int(counters.get(k) or 0) > 0 for k in counters.keys(f"tokenomy:spend:key:{key['key_id']}:*"))
 
-        try:
-            wait_for_port(port, 60, server)
-            with concurrent.futures.ThreadPoolExecutor(1) as pool:
-                pool.submit(httpx.post, f"http://127.0.0.1:{port}/v1/chat/completions", json=MESSAGE,
-                            headers=headers, timeout=90)
-                deadline = time.monotonic() + 30
-                while not reserved() and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                assert reserved(), "the call never reserved its budget"
-                os.killpg(server.pid, signal.SIGKILL)  # the worker dies holding the reservation
-                server.wait(10)
-        finally:
-            if server.poll() is None:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait(10)
+        _killed_mid_call(config, tmp_path, ledger, headers, reserved)  # the worker dies holding the reservation
         config["models"]["fast"]["base_url"] = quick
         # Another instance, which does not replay the dead one's journal (a restart that does counts the dead call at
         # its replayed row at once: the test below).
@@ -307,23 +314,8 @@ def test_calls_a_killed_gateway_left_unsettled_are_counted_by_the_shared_budget_
     counters = redis_lib.Redis.from_url(redis_url)
     with InstantOpenAI(delay_s=60) as slow, InstantOpenAI() as quick:
         config = _held_config(redis_url, slow, hold_seconds=2)
-        server, port = _serve(config, tmp_path, ledger)
-        try:
-            wait_for_port(port, 60, server)
-            with concurrent.futures.ThreadPoolExecutor(1) as pool:
-                pool.submit(httpx.post, f"http://127.0.0.1:{port}/v1/chat/completions", json=MESSAGE,
-                            headers=headers, timeout=90)
-                deadline = time.monotonic() + 30
-                while int(counters.get(counter) or 0) == 0 and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                assert int(counters.get(counter) or 0) > 0, "the call never reserved its budget"
-                time.sleep(0.3)  # the reservation made, the call goes out (and is billed)
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait(10)
-        finally:
-            if server.poll() is None:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait(10)
+        # The reservation made, the call goes out (and is billed) within 0.3 s.
+        _killed_mid_call(config, tmp_path, ledger, headers, lambda: int(counters.get(counter) or 0) > 0, then_s=0.3)
         time.sleep(2.5)  # the dead hold's lease is over
         config["models"]["fast"]["base_url"] = quick
         with ServerThread(create_app(parse_config(config), str(ledger)), lifespan="on") as url:  # replays the journal
