@@ -77,25 +77,22 @@ class TrueCountUpstream:
         self.server.server_close()
 
 
-def test_concurrent_digit_heavy_calls_never_settle_past_the_keys_budget(ledger_path):
-    # gpt-4o-mini: $0.15 per 1M input tokens. Each call costs ~4,000 x $0.15 / 1M = $0.0006 (and one output token);
-    # it was reserved at ~1,000 prompt tokens ($0.00015), so 12 concurrent calls all fit a $0.003 budget: $0.0072.
-    budget = Decimal("0.003")
+def _spend_concurrently(ledger_path, budget: Decimal, model: str, send) -> tuple[list, list[str], int, Decimal]:
+    """Twelve concurrent calls (`send(client)`) on a key with `budget`, to `model` behind an upstream that reports the
+    true token count: the key's ledger rows, each call's outcome ("answered" or "refused"), the upstream's call count
+    and the spend settled."""
     store = KeyStore(open_store(ledger_path))
     secret, key = store.create(budget_usd=budget, period="month")
     upstream = TrueCountUpstream()
-    models = {"mini": {"provider": "openai", "model": "gpt-4o-mini", "base_url": upstream.url}}
+    models = {"m": {"provider": "openai", "model": model, "base_url": upstream.url}}
     app = create_app(parse_config({"auth": True, "models": models}), str(ledger_path))
-    outcomes: list[str] = []
     try:
         with ServerThread(app, lifespan="on") as url:
             client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0, timeout=60)
 
             def call(_: int) -> str:
                 try:
-                    client.chat.completions.create(
-                        model="mini", max_tokens=1, messages=[{"role": "user", "content": DIGITS}]
-                    )
+                    send(client)
                     return "answered"
                 except openai.RateLimitError as exc:
                     assert exc.body["code"] == "budget_exceeded", exc.body
@@ -106,8 +103,20 @@ def test_concurrent_digit_heavy_calls_never_settle_past_the_keys_budget(ledger_p
     finally:
         upstream.close()
     events = [e for e in open_store(ledger_path).events() if e.key_id == key.key_id]
-    spent = sum((e.cost_usd for e in events), Decimal(0))
-    assert len(events) == upstream.calls == outcomes.count("answered")  # every call the upstream answered is billed
+    return events, outcomes, upstream.calls, sum((e.cost_usd for e in events), Decimal(0))
+
+
+def test_concurrent_digit_heavy_calls_never_settle_past_the_keys_budget(ledger_path):
+    # gpt-4o-mini: $0.15 per 1M input tokens. Each call costs ~4,000 x $0.15 / 1M = $0.0006 (and one output token);
+    # it was reserved at ~1,000 prompt tokens ($0.00015), so 12 concurrent calls all fit a $0.003 budget: $0.0072.
+    budget = Decimal("0.003")
+    events, outcomes, calls, spent = _spend_concurrently(
+        ledger_path, budget, "gpt-4o-mini",
+        lambda client: client.chat.completions.create(
+            model="m", max_tokens=1, messages=[{"role": "user", "content": DIGITS}]
+        ),
+    )
+    assert len(events) == calls == outcomes.count("answered")  # every call the upstream answered is billed
     assert all(e.input_tokens >= 4000 for e in events)  # settled at the upstream's count, not the estimate
     assert outcomes.count("answered") >= 3, outcomes  # the budget holds several such calls: it is not refusing all
     assert spent <= budget, f"{outcomes.count('answered')} calls settled ${spent}, over the ${budget} budget"
@@ -117,29 +126,10 @@ def test_concurrent_digit_heavy_embeddings_never_settle_past_the_keys_budget(led
     # text-embedding-3-small: $0.02 per 1M tokens, so 4,000 digits cost $0.00008; reserved at the estimate ($0.00002)
     # 12 concurrent calls all fit a $0.0004 budget, and settled $0.00096.
     budget = Decimal("0.0004")
-    store = KeyStore(open_store(ledger_path))
-    secret, key = store.create(budget_usd=budget, period="month")
-    upstream = TrueCountUpstream()
-    models = {"search": {"provider": "openai", "model": "text-embedding-3-small", "base_url": upstream.url}}
-    app = create_app(parse_config({"auth": True, "models": models}), str(ledger_path))
-    try:
-        with ServerThread(app, lifespan="on") as url:
-            client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0, timeout=60)
-
-            def call(_: int) -> str:
-                try:
-                    client.embeddings.create(model="search", input=DIGITS, encoding_format="float")
-                    return "answered"
-                except openai.RateLimitError as exc:
-                    assert exc.body["code"] == "budget_exceeded", exc.body
-                    return "refused"
-
-            with ThreadPoolExecutor(12) as pool:
-                outcomes = list(pool.map(call, range(12)))
-    finally:
-        upstream.close()
-    events = [e for e in open_store(ledger_path).events() if e.key_id == key.key_id]
-    spent = sum((e.cost_usd for e in events), Decimal(0))
-    assert len(events) == upstream.calls == outcomes.count("answered") >= 3, outcomes
+    events, outcomes, calls, spent = _spend_concurrently(
+        ledger_path, budget, "text-embedding-3-small",
+        lambda client: client.embeddings.create(model="m", input=DIGITS, encoding_format="float"),
+    )
+    assert len(events) == calls == outcomes.count("answered") >= 3, outcomes
     assert all(e.input_tokens == 4000 for e in events)  # settled at the upstream's count
     assert spent <= budget, f"{outcomes.count('answered')} calls settled ${spent}, over the ${budget} budget"
