@@ -909,6 +909,54 @@ def test_an_option_no_model_of_the_route_takes_is_refused_before_any_attempt_or_
     assert all((e.cost_usd > 0) == (e.outcome == "ok") for e in events)  # the passed-over attempts at $0
 
 
+def test_an_image_or_field_no_model_of_the_route_takes_is_refused_before_any_attempt_or_ledger_row(tmp_path):
+    """Claude's and Converse's mappings refused an image's detail setting, an image by URL (Converse takes bytes
+    only) and a Converse pass-through field (store) only at call time, inside the attempt: a route none of whose
+    models takes it left a $0 client_error row per model for a request never sent. They are now asked up front, with
+    the seed's refusal: no row, the 400 naming the caller's place and the first model. A fallback that takes the
+    image still gets it, after the passed-over model's $0 row."""
+    from helpers.claude_gateway import ClaudeGateway
+
+    ledger = tmp_path / "ledger.duckdb"
+    gateway = ClaudeGateway(ledger, {"haiku-first": {"model": "haiku", "fallback": ["fast"]},
+                                     "claude-then-haiku": {"model": "claude", "fallback": ["haiku"]}})
+    client = openai.OpenAI(base_url=gateway.url + "/v1", api_key="unused", max_retries=0)
+    claude = anthropic.Anthropic(base_url=gateway.url, api_key="unused", max_retries=0)
+    png = "data:image/png;base64," + base64.b64encode(IMAGE).decode()
+    detailed = {"role": "user", "content": [{"type": "text", "text": "What is it?"},
+                                            {"type": "image_url", "image_url": {"url": png, "detail": "high"}}]}
+    sonnet, haiku = "the Anthropic Messages API (model claude-sonnet-4-5-20250929)", f"Bedrock Converse (model {HAIKU})"
+    answered = []
+    try:
+        for stream in (False, True):
+            reply = client.chat.completions.with_raw_response.create(
+                model="haiku-first", messages=[detailed], max_tokens=4, stream=stream)
+            list(reply.parse()) if stream else reply.parse()
+            answered.append(reply.headers["x-request-id"])
+            for route, says in (("claude", sonnet), ("claude-then-haiku", sonnet), ("haiku", haiku)):
+                with pytest.raises(openai.BadRequestError) as refused:
+                    client.chat.completions.create(model=route, messages=[detailed], max_tokens=4, stream=stream)
+                body = refused.value.body
+                assert body["param"] == "messages[0].content[1].detail", route
+                assert body["message"] == (f"messages[0].content[1].detail: {says} has no image detail "
+                                           "setting ('high'); remove it"), route
+            with pytest.raises(openai.BadRequestError) as refused:
+                client.chat.completions.create(model="haiku", messages=[USER], max_tokens=4, store=True, stream=stream)
+            assert refused.value.body["param"] == "store" and haiku in refused.value.body["message"]
+            with pytest.raises(anthropic.BadRequestError) as refused:  # Converse reads no image by URL
+                linked = {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}}
+                claude.messages.create(model="haiku", max_tokens=4, stream=stream,
+                                       messages=[{"role": "user", "content": [linked]}])
+            assert refused.value.body["error"]["message"].startswith(f"messages.0.content.0: {haiku} takes images")
+    finally:
+        gateway.stack.close()
+    assert gateway.scripted.requests == [] and gateway.sent == []  # nothing reached Claude on either API
+    events = open_store(ledger).events()  # exactly the answered calls' rows: the refused calls left none
+    assert sorted((e.request_id, e.attempt, e.model, e.outcome) for e in events) == sorted(
+        row for rid in answered for row in ((rid, 1, HAIKU, "client_error"), (rid, 2, "up-model", "ok")))
+    assert all((e.cost_usd > 0) == (e.outcome == "ok") for e in events)  # the passed-over attempts at $0
+
+
 def test_a_forced_tool_with_thinking_on_is_refused_before_claude_naming_both_fields(ledger_path, monkeypatch):
     """Claude cannot think before a call it is forced to make: a forced tool (tool_choice any or tool, Gemini's
     toolConfig ANY) with thinking enabled went to Claude's API or Bedrock, whose 400 ("Thinking may not be enabled

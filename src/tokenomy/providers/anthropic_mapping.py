@@ -49,7 +49,7 @@ from tokenomy.providers.anthropic_refusals import (
 from tokenomy.providers.claude_effort import takes_effort, thinks
 from tokenomy.providers.json_text import call_input
 from tokenomy.providers.reasoning_signers import foreign, unsealed_block
-from tokenomy.providers.refusals import FILE_APIS, allowed_tools_only, empty_text
+from tokenomy.providers.refusals import FILE_APIS, allowed_tools_only, empty_text, refuse_image_detail
 from tokenomy.request_views import system_hoisted, system_parts
 
 EPHEMERAL = {"type": "ephemeral"}
@@ -119,8 +119,7 @@ def block_to_anthropic(block: Block, where: str, model: str = "") -> dict[str, A
             raise refuse(model, where, f"takes no {block.api} {block.kind} block; remove it")
         return dict(block.data)  # a server tool's call or result, as Anthropic sent it (encrypted content included)
     if isinstance(block, ImageBlock):
-        if block.detail not in (None, "auto"):
-            raise refuse(model, f"{where}.detail", f"has no image detail setting ({block.detail!r}); remove it")
+        refuse_image_detail(block, model, where, refuse)
         if block.inline:
             return {
                 "type": "image",

@@ -38,7 +38,7 @@ from tokenomy.providers.http_faults import (
     retry_after_seconds,
     where_sent,
 )
-from tokenomy.providers.refusals import ALL_BLOCKS, DOCUMENT_FIELDS, fields_to_carry
+from tokenomy.providers.refusals import ALL_BLOCKS, DOCUMENT_FIELDS, fields_to_carry, placed_images, refuse_image_detail
 from tokenomy.providers.usage_counts import answered_count, checked_counts, estimated_usage, usage_count
 
 SAMPLING = ("temperature", "top_p", "top_k")
@@ -197,6 +197,8 @@ class AnthropicProvider(Provider):
     def mapping_refusal(self, request: ChatRequest, model: str) -> ProviderError | None:
         try:
             refuse_unsupported(request, model)  # what to_anthropic_params refuses first
+            for image, where in placed_images(request):  # and what block_to_anthropic refuses of an image
+                refuse_image_detail(image, model, where, refuse)
         except ProviderError as exc:
             return exc
         return None

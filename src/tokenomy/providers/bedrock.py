@@ -32,6 +32,7 @@ from tokenomy.providers.bedrock_faults import map_bedrock_error
 from tokenomy.providers.converse_mapping import (  # noqa: F401 (re-exported)
     CACHE_POINT,
     blocks_from_converse,
+    refuse_content,
     refuse_unsupported,
     to_bedrock_tools,
     to_converse_params,
@@ -257,6 +258,7 @@ class BedrockProvider(Provider):
     def mapping_refusal(self, request: ChatRequest, model: str) -> ProviderError | None:
         try:
             refuse_unsupported(request, model)  # what to_converse_params refuses first
+            refuse_content(request, model)
         except ProviderError as exc:
             return exc
         return None

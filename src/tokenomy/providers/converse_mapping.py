@@ -63,6 +63,8 @@ from tokenomy.providers.refusals import (
     empty_text,
     fields_to_carry,
     forces_tool_while_thinking,
+    placed_images,
+    refuse_image_detail,
 )
 from tokenomy.request_views import system_hoisted, system_parts
 
@@ -259,23 +261,27 @@ def _tool_input(block: ToolUseBlock, model: str, where: str) -> dict[str, Any]:
     return value
 
 
+def _image_format(block: ImageBlock, model: str, where: str) -> str:
+    """Converse's format of an image it takes (inline png, jpeg, gif or webp, with no detail setting), or its 400."""
+    refuse_image_detail(block, model, where, refuse)
+    if not block.inline:
+        raise refuse(
+            model,
+            where,
+            "takes images as bytes only, not by URL; send the image inline (base64 data) instead of a link",
+        )
+    fmt = IMAGE_FORMATS.get((block.media_type or "").lower())
+    if fmt is None:
+        raise refuse(model, where, f"takes png, jpeg, gif or webp images, not {block.media_type!r}")
+    return fmt
+
+
 def block_to_converse(block: Block, model: str, where: str) -> dict[str, Any]:
     """One content block in Converse's ContentBlock shape (bytes stay bytes: boto3 encodes them)."""
     if isinstance(block, TextBlock):
         return {"text": block.text}
     if isinstance(block, ImageBlock):
-        if block.detail not in (None, "auto"):
-            raise refuse(model, f"{where}.detail", f"has no image detail setting ({block.detail!r}); remove it")
-        if not block.inline:
-            raise refuse(
-                model,
-                where,
-                "takes images as bytes only, not by URL; send the image inline (base64 data) instead of a link",
-            )
-        fmt = IMAGE_FORMATS.get((block.media_type or "").lower())
-        if fmt is None:
-            raise refuse(model, where, f"takes png, jpeg, gif or webp images, not {block.media_type!r}")
-        return {"image": {"format": fmt, "source": {"bytes": block.payload()}}}
+        return {"image": {"format": _image_format(block, model, where), "source": {"bytes": block.payload()}}}
     if isinstance(block, DocumentBlock):
         if block.data is None:
             raise refuse(model, where, "takes documents as bytes only, not as a file id; send the file's content")
@@ -339,6 +345,29 @@ def blocks_from_converse(content: list[dict[str, Any]]) -> list[Block]:
                 )
             )
     return blocks
+
+
+def _refuse_extra(model: str, key: str, value: Any) -> None:
+    """The 400 for a pass-through field Converse has no place for, or would bill at a price the catalog lacks."""
+    if key in CONVERSE_OWN_FIELDS:
+        raise refuse(model, key, "gets this field from the request itself; send the OpenAI field for it instead")
+    if key in CONVERSE_UNPRICED_FIELDS:
+        raise refuse(model, key, CONVERSE_UNPRICED_FIELDS[key])
+    if _uncarried(key, value):
+        raise refuse(model, key, CONVERSE_UNCARRIED[key])
+    if _openai_only(key, value):
+        raise refuse(model, key, CONVERSE_OPENAI_ONLY[key])
+
+
+def refuse_content(request: ChatRequest, model: str) -> None:
+    """What `to_converse_params` refuses of the request's images and pass-through fields, asked before any call
+    (`BedrockProvider.mapping_refusal`) after `refuse_unsupported`: one pass over the images, none for a request
+    without any."""
+    for image, where in placed_images(request):
+        _image_format(image, model, where)
+    if request.extra:
+        for key, value in fields_to_carry(request.extra).items():
+            _refuse_extra(model, key, value)
 
 
 def _has_tool_blocks(request: ChatRequest) -> bool:
@@ -484,14 +513,7 @@ def to_converse_params(request: ChatRequest) -> dict[str, Any]:
         params["toolConfig"] = tool_config
     additional: dict[str, Any] = {}
     for key, value in fields_to_carry(request.extra).items():
-        if key in CONVERSE_OWN_FIELDS:
-            raise refuse(model, key, "gets this field from the request itself; send the OpenAI field for it instead")
-        if key in CONVERSE_UNPRICED_FIELDS:
-            raise refuse(model, key, CONVERSE_UNPRICED_FIELDS[key])
-        if _uncarried(key, value):
-            raise refuse(model, key, CONVERSE_UNCARRIED[key])
-        if _openai_only(key, value):
-            raise refuse(model, key, CONVERSE_OPENAI_ONLY[key])
+        _refuse_extra(model, key, value)
         if key in CONVERSE_UNCARRIED or key in CONVERSE_OPENAI_ONLY:
             continue  # n=1, logprobs false, modalities ["text"]: what Converse does anyway, not a model parameter
         if key in CONVERSE_TOP_LEVEL_FIELDS:

@@ -7,7 +7,7 @@ model that would drop it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -68,6 +68,26 @@ def blocks_nothing(settings: Any) -> bool:
 # which is why Gemini still gets the settings).
 GEMINI_ASKING_NOTHING: dict[str, Callable[[Any], bool]] = {"safety_settings": blocks_nothing}
 GEMINI_OWN: Mapping[str, tuple[Any, ...] | Callable[[Any], bool]] = GEMINI_ASKING_NOTHING
+
+
+def placed_images(request: ChatRequest) -> Iterator[tuple[ImageBlock, str]]:
+    """Each image of `request` and its place (`messages[i].content[j]`, a tool result's part `...content[k]`), as a
+    mapping names it: for the checks a mapping makes of each image, asked before any call (`Provider.mapping_refusal`).
+    """
+    for i, message in enumerate(request.messages):
+        for j, block in enumerate(message.content):
+            if type(block) is ImageBlock:
+                yield block, f"messages[{i}].content[{j}]"
+            elif type(block) is ToolResultBlock:
+                for k, part in enumerate(block.content):
+                    if type(part) is ImageBlock:
+                        yield part, f"messages[{i}].content[{j}].content[{k}]"
+
+
+def refuse_image_detail(image: ImageBlock, model: str, where: str, refuse: Callable[..., ProviderError]) -> None:
+    """Raise `refuse`'s 400 for an image detail setting (OpenAI's), which Claude's and Converse's APIs lack."""
+    if image.detail not in (None, "auto"):
+        raise refuse(model, f"{where}.detail", f"has no image detail setting ({image.detail!r}); remove it")
 
 
 def fields_to_carry(
