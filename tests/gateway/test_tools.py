@@ -957,6 +957,29 @@ def test_an_image_or_field_no_model_of_the_route_takes_is_refused_before_any_att
     assert all((e.cost_usd > 0) == (e.outcome == "ok") for e in events)  # the passed-over attempts at $0
 
 
+def test_an_anthropic_field_claude_would_bill_unpriced_is_refused_before_any_attempt_or_ledger_row(tmp_path):
+    """On /v1/messages the gateway checked a route up front without the caller's own Anthropic fields, so fast mode
+    (`speed`) or a US-only `inference_geo`, which Claude bills at prices the catalog lacks, was refused only inside
+    the attempt: a $0 client_error row and a budget reservation for a request never sent. Now no row."""
+    from helpers.claude_gateway import ClaudeGateway
+
+    ledger = tmp_path / "ledger.duckdb"
+    gateway = ClaudeGateway(ledger, {})
+    claude = anthropic.Anthropic(base_url=gateway.url, api_key="unused", max_retries=0)
+    try:
+        for stream in (False, True):
+            for field, value in (("speed", "fast"), ("inference_geo", "us")):
+                with pytest.raises(anthropic.BadRequestError) as refused:
+                    claude.messages.create(model="claude", max_tokens=4, stream=stream, messages=[USER],
+                                           extra_body={field: value})
+                message = refused.value.body["error"]["message"]
+                assert message.startswith(f"{field}: the Anthropic Messages API (model claude-sonnet-4-5"), message
+    finally:
+        gateway.stack.close()
+    assert gateway.scripted.requests == []
+    assert open_store(ledger).events() == []
+
+
 def test_a_forced_tool_with_thinking_on_is_refused_before_claude_naming_both_fields(ledger_path, monkeypatch):
     """Claude cannot think before a call it is forced to make: a forced tool (tool_choice any or tool, Gemini's
     toolConfig ANY) with thinking enabled went to Claude's API or Bedrock, whose 400 ("Thinking may not be enabled

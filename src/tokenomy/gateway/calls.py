@@ -126,7 +126,9 @@ def refusal(
             f"{named(unknown)}: the gateway carries this field to {api} models only, and `{name}` may reach "
             f"{', '.join(others)} models; remove it{SENT_UNASKED.get(unknown, '')}"
         )
-    return gw.refusal(route, replace(call, extra={}) if call.extra else call)
+    # The mapping's own refusals (`Provider.mapping_refusal`) read the API's fields it knows (Anthropic's speed,
+    # inference_geo, output_config.effort, cache_control): asked of the call as sent
+    return gw.refusal(route, replace(call, extra={}) if call.extra else call, mapped=call)
 
 
 # OpenAI's error `type` for each admission refusal code (chat completions and the Responses API).

@@ -185,7 +185,9 @@ class Gateway:
         if self.key_cache is not None:
             self.key_cache.close()
 
-    def refusal(self, route, request: ChatRequest, sent_as_is: bool = False) -> ProviderError | None:
+    def refusal(
+        self, route, request: ChatRequest, sent_as_is: bool = False, mapped: ChatRequest | None = None
+    ) -> ProviderError | None:
         """The 400 for what of this request the route's model cannot take (an image to a text-only model, a field its
         API lacks: `refused`, or an option its mapping has no place for: `param`, `Provider.mapping_refusal`), asked
         before any call or budget reservation, so a request no model of the route takes leaves no ledger row; each
@@ -196,7 +198,8 @@ class Gateway:
 
         `sent_as_is`: the caller changes nothing of the request but its meta before the client sends it, so a model
         that can take it is recorded on it (`ChatRequest.cleared`) and the client does not check it again for that
-        model (these checks cover the client's and the provider's)."""
+        model (these checks cover the client's and the provider's). `mapped`: the request as its mapping will read it,
+        when `request` leaves out fields the provider checks would refuse but the mapping carries (an API's own)."""
         if not route.model:
             return None
         first: Unsupported | ProviderError | None = None
@@ -211,7 +214,7 @@ class Gateway:
             if why is not None:
                 first = first or replace(why, by=f"model `{route.model}`")
                 continue
-            unsent = provider.mapping_refusal(request, spec.model)
+            unsent = provider.mapping_refusal(mapped or request, spec.model)
             if unsent is not None:
                 first = first or unsent
                 continue
