@@ -725,8 +725,8 @@ def test_a_part_the_routed_provider_cannot_send_is_named_where_the_caller_put_it
         with pytest.raises(openai.BadRequestError) as info:
             reply = client.chat.completions.create(model="claude", messages=messages, max_tokens=5, stream=stream)
             list(reply) if stream else None
-        assert info.value.body["param"] == "messages[4].content[1].detail", info.value.body
-        assert info.value.body["message"].startswith("messages[4].content[1].detail: ")
+        assert info.value.body["param"] == "messages[4].content[1].image_url.detail", info.value.body
+        assert info.value.body["message"].startswith("messages[4].content[1].image_url.detail: ")
 
 
 def test_an_image_skips_the_models_that_cannot_read_it_fallbacks_and_cascade_tiers_alike(ledger_path):
@@ -937,8 +937,8 @@ def test_an_image_or_field_no_model_of_the_route_takes_is_refused_before_any_att
                 with pytest.raises(openai.BadRequestError) as refused:
                     client.chat.completions.create(model=route, messages=[detailed], max_tokens=4, stream=stream)
                 body = refused.value.body
-                assert body["param"] == "messages[0].content[1].detail", route
-                assert body["message"] == (f"messages[0].content[1].detail: {says} has no image detail "
+                assert body["param"] == "messages[0].content[1].image_url.detail", route
+                assert body["message"] == (f"messages[0].content[1].image_url.detail: {says} has no image detail "
                                            "setting ('high'); remove it"), route
             with pytest.raises(openai.BadRequestError) as refused:
                 client.chat.completions.create(model="haiku", messages=[USER], max_tokens=4, store=True, stream=stream)
