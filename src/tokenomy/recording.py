@@ -364,6 +364,9 @@ class Recorder:
             usage, cost = estimated
             event.input_tokens, event.output_tokens = usage.input_tokens, usage.output_tokens
             event.cache_read_tokens, event.cache_write_tokens = usage.cache_read_tokens, usage.cache_write_tokens
+            event.audio_input_tokens = usage.audio_input_tokens
+            event.audio_cache_read_tokens = usage.audio_cache_read_tokens
+            event.audio_output_tokens = usage.audio_output_tokens
             if usage.cache_write_1h_tokens:  # as an answered call's row keeps them (events.event_from_response)
                 event.tags[CACHE_WRITE_1H_TAG] = str(usage.cache_write_1h_tokens)
             event.apply_cost(cost)

@@ -51,10 +51,20 @@ _COLUMN_TYPES = {
     "image_count": "INTEGER DEFAULT 0",
     "document_count": "INTEGER DEFAULT 0",
     "tool_call_count": "INTEGER DEFAULT 0",
+    "audio_input_tokens": "BIGINT DEFAULT 0",
+    "audio_cache_read_tokens": "BIGINT DEFAULT 0",
+    "audio_output_tokens": "BIGINT DEFAULT 0",
     "event_id": "TEXT PRIMARY KEY",
 }
 # Columns added after schema version 1 shipped: ledgers made before them gain them on open (0 for old rows).
-ADDED_COLUMNS = ("image_count", "document_count", "tool_call_count")
+ADDED_COLUMNS = (
+    "image_count",
+    "document_count",
+    "tool_call_count",
+    "audio_input_tokens",
+    "audio_cache_read_tokens",
+    "audio_output_tokens",
+)
 assert set(_COLUMN_TYPES) == set(COLUMNS), "ledger DDL and UsageEvent fields drifted apart"
 # What those types hold: DECIMAL(20,12) keeps 8 digits before the point; BIGINT and INTEGER are signed 64/32 bits.
 MAX_MONEY = MAX_USD  # money.MAX_USD: also the limit of every other DECIMAL(20,12) money column (key and team budgets)

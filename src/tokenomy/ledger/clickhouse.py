@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlparse
 
 from tokenomy.errors import ConfigError, NotOnThisLedger, url_without_credential
 from tokenomy.ledger import latency_rollup, rollups
-from tokenomy.ledger.base import _COLUMN_TYPES, LedgerStore, _row_values
+from tokenomy.ledger.base import _COLUMN_TYPES, ADDED_COLUMNS, LedgerStore, _row_values
 from tokenomy.ledger.events import COLUMNS, SCHEMA_VERSION, UsageEvent
 
 _TYPES = {
@@ -252,6 +252,10 @@ class ClickHouseStore(LedgerStore):
         with self.connect() as conn:
             conn.execute(META_DDL)
             conn.execute(EVENTS_DDL)
+            for name in ADDED_COLUMNS:  # a ledger made before them gains them (0 for its old rows)
+                conn.execute(
+                    f"ALTER TABLE usage_events ADD COLUMN IF NOT EXISTS {name} {_column_type(_COLUMN_TYPES[name])}"
+                )
             rows = conn.execute("SELECT value FROM tokenomy_meta FINAL WHERE key = 'schema_version'").fetchall()
             if not rows:
                 conn.execute("INSERT INTO tokenomy_meta (key, value) VALUES (%s, %s)", ("schema_version", "1"))

@@ -91,6 +91,11 @@ class UsageEvent:
     image_count: int = 0  # images in the request
     document_count: int = 0  # documents in the request
     tool_call_count: int = 0  # tool calls the model made in its answer
+    # The audio parts of input_tokens, cache_read_tokens and output_tokens (Usage's), kept so a row priced again
+    # (ledger import, reviews) prices its audio at the audio rates it was recorded at, not as text.
+    audio_input_tokens: int = 0
+    audio_cache_read_tokens: int = 0
+    audio_output_tokens: int = 0
     event_id: str = field(default_factory=new_id)
 
     @property
@@ -103,6 +108,9 @@ class UsageEvent:
             self.cache_read_tokens,
             self.cache_write_tokens,
             cache_write_1h_tokens=min(int(one_hour), self.cache_write_tokens) if one_hour.isdigit() else 0,
+            audio_input_tokens=self.audio_input_tokens or 0,
+            audio_cache_read_tokens=self.audio_cache_read_tokens or 0,
+            audio_output_tokens=self.audio_output_tokens or 0,
         )
 
     def apply_cost(self, cost: CostBreakdown) -> UsageEvent:
@@ -119,7 +127,20 @@ class UsageEvent:
             output_tokens=self.output_tokens,
             cache_read_tokens=self.cache_read_tokens,
             cache_write_tokens=self.cache_write_tokens,
+            audio_input_tokens=self.audio_input_tokens,
+            audio_cache_read_tokens=self.audio_cache_read_tokens,
+            audio_output_tokens=self.audio_output_tokens,
         )
+        for part, whole in (
+            ("audio_input_tokens", "input_tokens"),
+            ("audio_cache_read_tokens", "cache_read_tokens"),
+            ("audio_output_tokens", "output_tokens"),
+        ):
+            if getattr(self, part) > getattr(self, whole):
+                raise UsageError(
+                    f"{part}={getattr(self, part)} is more than {whole}={getattr(self, whole)}; "
+                    f"the audio tokens are a part of {whole}"
+                )
         if self.mode not in MODES:
             raise UsageError(f"mode={self.mode!r} is not one of {', '.join(MODES)}")
         if self.outcome not in OUTCOMES:
@@ -230,6 +251,9 @@ def event_from_response(
         prompt_hash=prompt_hash,
         prompt_text=_prompt_text(request) if store_prompt else None,
         tool_call_count=len(response.tool_calls),
+        audio_input_tokens=response.usage.audio_input_tokens,
+        audio_cache_read_tokens=response.usage.audio_cache_read_tokens,
+        audio_output_tokens=response.usage.audio_output_tokens,
         **content_counts(request),
     )
     if response.usage.cache_write_1h_tokens:

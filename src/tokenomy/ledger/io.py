@@ -33,6 +33,9 @@ INT_FIELDS = (
     "image_count",
     "document_count",
     "tool_call_count",
+    "audio_input_tokens",
+    "audio_cache_read_tokens",
+    "audio_output_tokens",
 )
 FLOAT_FIELDS = ("latency_ms", "ttft_ms")
 # The ledger's columns: token counts fit any BIGINT with room for sums, costs fit DECIMAL(20,12).
