@@ -928,3 +928,21 @@ def test_resume_holds_back_a_batch_refused_at_validation_and_says_why_until_aske
         done = json.loads(again.stdout.splitlines()[-1])
         assert (done["status"], done["done"], done["resubmitted"]) == ("completed", 3, 3)
         assert len(client.batches.list().data) == 2
+
+
+def test_an_audio_models_output_line_keeps_its_audio_counts_and_prices_them_at_the_audio_rates():
+    # A batch output line's usage is a chat completion's: gpt-audio's audio tokens were read as text ($2.50 / $10
+    # per 1M instead of $32 / $64), priced below what OpenAI bills.
+    from decimal import Decimal
+
+    from tokenomy.batch.openai_backend import _usage
+    from tokenomy.pricing.cost import compute_cost
+
+    usage = _usage({"prompt_tokens": 1_200, "completion_tokens": 500,
+                    "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 1_000},
+                    "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 400}})
+    assert (usage.audio_input_tokens, usage.audio_cache_read_tokens, usage.audio_output_tokens) == (1_000, 0, 400)
+    # standard prices by hand: 200 x $2.50 + 1,000 x $32 + 100 x $10 + 400 x $64 per 1M
+    assert compute_cost(usage, "gpt-audio", one_call=True).total_usd == Decimal("0.0591")
+    with pytest.raises(ProviderError, match="the batch"):
+        _usage({"prompt_tokens": 10, "completion_tokens": 5, "completion_tokens_details": {"audio_tokens": 6}})

@@ -30,6 +30,7 @@ from tokenomy.batch.output_lines import (
 )
 from tokenomy.errors import ProviderError, as_written
 from tokenomy.messages import Usage
+from tokenomy.providers.openai_wire_read import count_audio
 from tokenomy.providers.usage_counts import checked_counts, usage_count
 
 ENDPOINT = "/v1/chat/completions"
@@ -299,4 +300,11 @@ def _usage(u: dict[str, Any]) -> Usage:
     written = usage_count(details.get("cache_write_tokens"), "the batch", "cache_write_tokens")  # GPT-6.x bills them
     prompt = usage_count(u.get("prompt_tokens"), "the batch", "prompt_tokens")
     completion = usage_count(u.get("completion_tokens"), "the batch", "completion_tokens")
-    return checked_counts(Usage(prompt - cached - written, completion, cached, written), "the batch")
+    counted = Usage(prompt - cached - written, completion, cached, written)
+    audio_prompt, audio_output = (
+        details.get("audio_tokens"),
+        (u.get("completion_tokens_details") or {}).get("audio_tokens"),
+    )
+    if audio_prompt or audio_output:  # an audio model's line bills its audio at its own prices, as a sync answer's
+        count_audio(counted, audio_prompt, audio_output, "the batch")
+    return checked_counts(counted, "the batch")

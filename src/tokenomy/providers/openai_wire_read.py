@@ -76,17 +76,17 @@ def usage_from_dict(usage: dict | None) -> Usage:
     )
     audio_prompt, audio_output = details.get("audio_tokens"), completion_details.get("audio_tokens")
     if audio_prompt or audio_output:  # OpenAI's audio models; other answers send 0 or nothing (read on every call)
-        _count_audio(counted, audio_prompt, audio_output)
+        count_audio(counted, audio_prompt, audio_output, "upstream")
     return checked_counts(counted, "upstream")
 
 
-def _count_audio(counted: Usage, audio_prompt: Any, audio_output: Any) -> None:
+def count_audio(counted: Usage, audio_prompt: Any, audio_output: Any, source: str) -> None:
     """Sets `counted`'s audio parts from an answer's prompt and completion audio counts: the prompt's as uncached as
-    far as its uncached tokens hold it, the rest as cached (usage_from_dict)."""
-    prompt = usage_count(audio_prompt, "upstream", "prompt_tokens_details.audio_tokens")
+    far as its uncached tokens hold it, the rest as cached (usage_from_dict). `source` names who sent a bad count."""
+    prompt = usage_count(audio_prompt, source, "prompt_tokens_details.audio_tokens")
     counted.audio_input_tokens = min(prompt, max(counted.input_tokens, 0))
     counted.audio_cache_read_tokens = prompt - counted.audio_input_tokens
-    counted.audio_output_tokens = usage_count(audio_output, "upstream", "completion_tokens_details.audio_tokens")
+    counted.audio_output_tokens = usage_count(audio_output, source, "completion_tokens_details.audio_tokens")
 
 
 def usage_details(usage: dict | None) -> dict[str, Any]:
