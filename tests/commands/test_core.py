@@ -41,6 +41,17 @@ def test_cost_json_has_breakdown_and_total():
     assert {"input_usd", "output_usd", "cache_read_usd", "cache_write_usd", "source", "as_of"} <= set(data)
 
 
+def test_cost_prices_the_audio_parts_given_at_the_audio_rates():
+    # gpt-audio: text $2.50 in / $10 out, audio $32 / $64 per 1M; `cost` had no way to say which tokens were audio.
+    data = json.loads(run("cost", "--model", "gpt-audio", "--input", "1200", "--output", "500", "--audio-input",
+                          "1000", "--audio-output", "400", "--json").stdout)
+    assert Decimal(data["input_usd"]) == (200 * Decimal("2.50") + 1_000 * Decimal(32)) / 1_000_000
+    assert Decimal(data["total_usd"]) == Decimal("0.0591")
+    bad = run("cost", "--model", "gpt-audio", "--input", "10", "--audio-input", "11", check=False)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip() == "error: --audio-input 11 is more than --input 10; the audio tokens are part of --input"
+
+
 def test_cost_json_parts_add_up_to_the_total():
     # Each part was rounded to 1e-6 on its own: input "0.000000" + output "0.000001" beside total "0.000002", for
     # the "exact Decimal breakdown" the README promises (the table beside it showed $0.00000050 + $0.00000125).

@@ -153,6 +153,11 @@ def cost(
     output_tokens: int = typer.Option(0, "--output", min=0, help="Output tokens."),
     cache_read: int = typer.Option(0, "--cache-read", min=0, help="Tokens read from the prompt cache."),
     cache_write: int = typer.Option(0, "--cache-write", min=0, help="Tokens written to the prompt cache."),
+    audio_input: int = typer.Option(
+        0, "--audio-input", min=0, help="Of --input, the audio tokens (priced at the model's audio rate)."
+    ),
+    audio_cache_read: int = typer.Option(0, "--audio-cache-read", min=0, help="Of --cache-read, the audio tokens."),
+    audio_output: int = typer.Option(0, "--audio-output", min=0, help="Of --output, the audio tokens."),
     mode: str = typer.Option("on_demand", "--mode", help="on_demand, batch or provisioned."),
     region: Optional[str] = typer.Option(
         None,
@@ -189,9 +194,21 @@ def cost(
             raise UsageError(f"{option} {value!r}: give one of {', '.join(choices)}")
     if service_tier != "standard" and mode != "on_demand":
         raise UsageError(f"--service-tier {service_tier} prices on-demand calls only; drop it, or drop --mode {mode}")
+    for part, part_count, whole, whole_count in (
+        ("--audio-input", audio_input, "--input", input_tokens),
+        ("--audio-cache-read", audio_cache_read, "--cache-read", cache_read),
+        ("--audio-output", audio_output, "--output", output_tokens),
+    ):
+        if part_count > whole_count:
+            raise UsageError(
+                f"{part} {part_count} is more than {whole} {whole_count}; the audio tokens are part of {whole}"
+            )
     apply_prices(price_file)
+    usage = Usage(input_tokens, output_tokens, cache_read, cache_write)
+    usage.audio_input_tokens, usage.audio_cache_read_tokens = audio_input, audio_cache_read
+    usage.audio_output_tokens = audio_output
     breakdown = compute_cost(
-        Usage(input_tokens, output_tokens, cache_read, cache_write),
+        usage,
         model,
         region,
         mode,
