@@ -112,3 +112,19 @@ def test_english_prose_is_reserved_close_to_its_estimate():
     for text in (ENGLISH, "Hi! Could you tell me what the weather is usually like in Lisbon in April? Thanks. " * 30):
         request = ChatRequest([Message("user", text)], model="m")
         assert estimate_input_tokens(request) < input_bound(request)[0] <= 1.35 * estimate_input_tokens(request)
+
+
+def test_the_bound_counts_each_class_and_each_token_start():
+    # Pinned values, the same as bound_length's first (slower, pass-per-count) version gave: "aB1c" is 3 letters (1
+    # capital, counted twice), a digit at 4, and 3 token starts at 4 (opening letter, a-to-B case change, c after 1).
+    from tokenomy.token_estimate import bound_length
+
+    cases = {
+        "": 0, "a": 5, "Q": 6, "7": 4, " ": 1, "\ud800": 8, "aB1c": 20,
+        "getHTTPResponse2xx v2 id 550e8400-e29b-41d4": 124,
+        "Résumé: naïve café, 42 EUR": 62,  # mostly ASCII, with some accented letters
+        "合同第3条：USD 12,500 😀": 92,
+        "合同第3条付款期限为2026年Q4交付": 122,  # mostly CJK, with digits and a capital between its characters
+        "😀😀9x": 33,
+    }
+    assert {text: bound_length(text) for text in cases} == cases

@@ -9,7 +9,8 @@ length in ASCII characters' worth: an ASCII character counts 1, a character of 2
 kana, Hangul, most other Asian scripts) 4, one of 4 bytes (emoji, rare CJK) 6; a quarter of that is the estimate.
 
 ASCII text, which nearly every request is, costs one check: CPython knows a string is ASCII without reading it. The
-bound reads the text in a few C passes (`bytes.translate` and `bytes.count`), made only for a budgeted call.
+bound reads the text in a few C passes (`bytes.translate`, `bytes.count` and integer bit operations), made only for a
+budgeted call.
 """
 
 from __future__ import annotations
@@ -33,25 +34,29 @@ def estimate_text_tokens(text: str) -> int:
 # The upper bound a budget reserves a prompt at (`bound_length`), by byte class. Letters and the space are the words
 # the estimate measures; every other byte (a digit, punctuation, a newline) is at most one token on a byte-level
 # tokenizer, where each token holds at least one byte.
-_WORD_BYTES = b" ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_NON_ASCII = bytes(range(128, 256))
+#
+# Each byte's class is a code whose bits find the pairs of classes that start a token of their own (letters after a
+# digit, as in hex, UUIDs and base64; a lower-to-upper case change, as in camelCase; a digit after a space, as a
+# number takes no leading space) all at once: read as one integer (byte i at bits 8i..8i+7), `codes & codes >> 4`
+# has a bit for each such pair. The high nibble of a byte says which pairs its class starts, the low nibble which
+# pairs it ends; shifting by 4 lines byte i's high nibble up with byte i + 1's low nibble, and meets a byte's own
+# low nibble with its high one (no class both starts and ends one kind of pair, so that is never a bit).
+#   bit 4 (starts) / 0 (ends): lowercase letter or digit, then uppercase letter
+#   bit 5 (starts) / 1 (ends): digit, then lowercase letter
+#   bit 6 (starts) / 2 (ends): space, then digit
+# Bit 3 tells other ASCII bytes from non-ASCII ones (0); bit 7 stays clear, or bit 3 after it would pair.
+_LOWER, _UPPER, _DIGIT, _SPACE, _OTHER_ASCII, _NON_ASCII = 0x12, 0x01, 0x34, 0x40, 0x08, 0x00
 
 
 def _byte_classes() -> bytes:
-    """A `bytes.translate` table of each byte's class: l (lowercase letter), U (uppercase), D (digit), S (space), N
-    (anything else, non-ASCII bytes too)."""
-    table = bytearray(b"N" * 256)
-    for first, last, name in ((b"a", b"z", b"l"), (b"A", b"Z", b"U"), (b"0", b"9", b"D"), (b" ", b" ", b"S")):
-        table[first[0] : last[0] + 1] = name * (last[0] - first[0] + 1)
+    """A `bytes.translate` table of each byte's class code (above)."""
+    table = bytearray([_OTHER_ASCII] * 128 + [_NON_ASCII] * 128)
+    for first, last, code in ((b"a", b"z", _LOWER), (b"A", b"Z", _UPPER), (b"0", b"9", _DIGIT), (b" ", b" ", _SPACE)):
+        table[first[0] : last[0] + 1] = bytes([code]) * (last[0] - first[0] + 1)
     return bytes(table)
 
 
 _CLASSES = _byte_classes()
-# Pairs of classes that start a token of their own: letters after a digit (hex, UUIDs, base64), a lower-to-upper
-# case change (camelCase, base64's mixed case), a digit after a space (a number takes no leading space). Counted only
-# where the text has digits or capitals; letters after a digit are counted in the reversed text, where the search
-# for "lD" skips ahead on the rare D (`bytes.count` of a pair ending in a letter, in prose, checks nearly every byte).
-_AFTER_DIGIT = (b"lD", b"UD")
 
 
 def bound_length(text: str) -> int:
@@ -66,7 +71,7 @@ def bound_length(text: str) -> int:
       the estimate; uppercase letters at 2 a token (acronyms, constants, SQL keywords and base64 split finer);
     - every other ASCII byte (digit, punctuation, newline) at a token: a token holds at least one byte, so no
       byte-level tokenizer spends more on it;
-    - one more token where one starts of its own: letters after a digit (`_AFTER_DIGIT`), a lower-to-upper case
+    - one more token where one starts of its own: letters after a digit (hex, UUIDs, base64), a lower-to-upper case
       change, a digit after a space, and letters that open the text;
     - a non-ASCII character of n UTF-8 bytes at n - 1 tokens (twice the estimate's weight): a CJK character at 2
       (SmolLM2 spent 1.67, cl100k_base 1.02), a Cyrillic letter at 1 (0.77), an emoji at 3 (2.7 with its modifier).
@@ -76,20 +81,18 @@ def bound_length(text: str) -> int:
     two-letter words (0.83), each a token where the estimate has a half or three quarters of one."""
     data = text.encode("utf-8", "surrogatepass")
     extra = len(data) - len(text)  # UTF-8 bytes past the first of each non-ASCII character
-    if extra:
-        dense = len(data.translate(None, _WORD_BYTES + _NON_ASCII))
-        words = len(data.translate(None, _NON_ASCII)) - dense
-    else:
-        dense = len(data.translate(None, _WORD_BYTES))
-        words = len(data) - dense
-    classes = data.translate(_CLASSES)
-    capitals = classes.count(b"U")
-    own = int(classes[:1] in (b"l", b"U"))  # letters that open the text take no space before them
-    if capitals:
-        own += classes.count(b"lU")
-    if dense and classes.count(b"D"):
-        backwards = classes[::-1]
-        own += sum(backwards.count(pair) for pair in _AFTER_DIGIT) + classes.count(b"SD")
+    # Text of more UTF-8 bytes past the first than characters (mostly CJK or emoji) has its few ASCII bytes classed
+    # apart: the encoder skips runs of other characters faster than a count reads their every byte.
+    every_byte = extra < len(text)
+    counted = (data if every_byte else text.encode("ascii", "ignore")).translate(_CLASSES)
+    capitals = counted.count(_UPPER)
+    digits = counted.count(_DIGIT)
+    dense = digits + counted.count(_OTHER_ASCII)  # ASCII bytes that are not letters or spaces
+    words = len(counted) - dense - (counted.count(_NON_ASCII) if extra else 0)
+    own = int(data[:1].isalpha())  # letters that open the text take no space before them (isalpha: ASCII only)
+    if capitals or digits:  # else no pair is in the text
+        codes = int.from_bytes(counted if every_byte else data.translate(_CLASSES), "little")
+        own += (codes & codes >> 4).bit_count()
     return words + capitals + 4 * (dense + own + extra)
 
 
