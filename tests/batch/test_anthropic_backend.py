@@ -160,6 +160,9 @@ def test_expired_and_throttled_records_are_sent_again_by_resume_and_recorded_onc
         job = wait_job(tables, job.job_id, 60, 0.05, backend)
         assert job.status == "partially_completed" and 1 < job.done + job.failed < 80, job
         assert f"expired: {job.pending} of its 80 requests never ran" in job.message
+        # ...and that resume sends them (it named no fix); r1, throttled, is said apart, as sent again.
+        hint = f"; {job.pending} records have no result; `tokenomy batch resume {job.job_id}` sends them;"
+        assert hint in job.message, job.message
         first = job.done
         batches.settings.seconds_per_hour, batches.settings.request_delay_s = 3600.0, 0.0
         batches.settings.error_ids.clear()

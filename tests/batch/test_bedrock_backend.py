@@ -22,7 +22,7 @@ from tokenomy.emulate.bedrock_batch import configure
 from tokenomy.emulate.bedrock_runtime import create_app
 from tokenomy.emulate.instant_engine import InstantEngine
 from tokenomy.emulate.server import ServerThread, free_port
-from tokenomy.errors import ConfigError, ProviderError
+from tokenomy.errors import ConfigError, ProviderError, UsageError
 from tokenomy.messages import Usage
 from tokenomy.pricing.cost import compute_cost
 
@@ -465,7 +465,33 @@ def test_status_of_a_job_that_ended_short_says_why_in_the_providers_words(s3_url
     shown = subprocess.run([str(Path(sys.executable).with_name("tokenomy")), "batch", "status", job.job_id, "--ledger",
                             str(ledger_path), "--json"], capture_output=True, text=True, timeout=60)
     # Before, `status` said "expired" and nothing more: the provider's reason stayed on the job's part rows.
-    assert json.loads(shown.stdout)["message"] == "The job timed out before it started. Submit a new job."
+    # And it named no fix, though resume sends the records (100: Bedrock's minimum a job).
+    assert json.loads(shown.stdout)["message"] == (
+        "The job timed out before it started. Submit a new job.; 100 records have no result; "
+        f"`tokenomy batch resume {job.job_id}` sends them")
+
+
+def test_a_job_that_timed_out_with_fewer_records_left_than_bedrocks_minimum_says_what_resume_does(s3_url, tmp_path,
+                                                                                                 ledger_path) -> None:
+    # A job that timed out midway said only so: it named no fix. Resume cannot send fewer records than Bedrock's
+    # minimum a job (100), so the job says that resume tells how to run them on demand, not that it sends them.
+    from tokenomy.batch.jobs import create_job, open_tables, resubmit_missing, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(plain(101)) + "\n")
+    # 24 emulated hours last 1.5 s; 101 records at 20 ms each need 2 s.
+    with emulator(s3_url, step_seconds=0.02, queue_seconds=0.02, seconds_per_hour=1.5 / 24,
+                  instant_delay_s=0.02) as (_, options):
+        tables = open_tables(str(ledger_path))
+        job = submit_parts(tables, create_job(tables, path, HAIKU, "bedrock", replace(options, timeout_hours=24)))
+        job = wait_job(tables, job.job_id, timeout_s=30, poll_s=0.05)
+        assert job.status == "partially_completed" and 1 < job.done < 101 and job.pending == 101 - job.done
+        assert job.message.endswith(
+            f"; {job.pending} records have no result; fewer than aws.bedrock's minimum of 100 a batch job are left to "
+            f"send: `tokenomy batch resume {job.job_id}` says how to run them on demand"), job.message
+        with pytest.raises(UsageError, match=f"{job.pending} records .* below aws.bedrock's minimum of 100 .* demand"):
+            resubmit_missing(tables, job.job_id)
 
 
 def test_a_create_whose_answer_was_lost_is_found_by_resume_not_made_twice(s3_url, tmp_path, ledger_path,

@@ -377,6 +377,40 @@ def test_a_job_cancelled_midway_ends_stopped_not_partially_completed(tmp_path) -
     assert (job.status, job.done, job.message) == ("completed", 200, None)
 
 
+def test_a_batch_the_provider_cancelled_names_resume_and_a_part_sent_again_is_no_longer_its_reason(tmp_path) -> None:
+    # A batch cancelled at the provider (its console, another tool), not by `batch cancel`, said only "cancelled: N of
+    # its M requests never ran", not that resume sends them. And once resume had sent them again as part 1, the job
+    # still showed part 0's note beside part 1's, though part 0 no longer held any record without a result.
+    from tokenomy.batch.jobs import create_job, open_tables, resubmit_missing, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+
+    def cancel_upstream(client, handle, at_least):
+        deadline = time.monotonic() + 30
+        while client.batches.retrieve(handle).request_counts.completed < at_least:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        client.batches.cancel(handle)
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(200)) + "\n")
+    tables = open_tables(str(tmp_path / "ledger.duckdb"))
+    with emulator(instant_delay_s=0.02, local_model_max_records=0) as (client, options):
+        backend = OpenAIBatchBackend(options)
+        job = submit_parts(tables, create_job(tables, src, MODEL, "openai", options), backend)
+        cancel_upstream(client, tables.parts(job.job_id)[0]["handle"], 10)
+        job = wait_job(tables, job.job_id, 30, 0.05, backend)
+        assert 0 < job.done < 200 and job.pending == 200 - job.done, job.to_json()
+        hint = f"{job.pending} records have no result; `tokenomy batch resume {job.job_id}` sends them"
+        assert job.message == f"cancelled: {job.pending} of its 200 requests never ran; {hint}", job.message
+        first = job.done
+        assert resubmit_missing(tables, job.job_id, backend) == 200 - first
+        cancel_upstream(client, tables.parts(job.job_id)[1]["handle"], first + 1 if first < 100 else 1)
+        job = wait_job(tables, job.job_id, 30, 0.05, backend)
+    assert 0 < job.pending < 200 - first, job.to_json()
+    hint = f"{job.pending} records have no result; `tokenomy batch resume {job.job_id}` sends them"
+    assert job.message == f"part 1: cancelled: {job.pending} of its {200 - first} requests never ran; {hint}"
+
+
 def test_a_batch_create_whose_answer_was_lost_is_found_not_made_twice(tmp_path, ledger_path) -> None:
     # OpenAI accepted POST /v1/batches and the answer was lost. The SDK's own retry made a second batch (OpenAI has
     # no idempotency key), and so did resume after a failed submit: both ran and were billed; one was never collected.
@@ -714,6 +748,9 @@ def test_records_an_expired_batch_never_ran_say_so_in_results_and_the_job_says_w
         job = wait_job(tables, job.job_id, 60, 0.05, backend)
     assert job.status == "partially_completed" and 0 < job.done < 150 and job.pending == 150 - job.done
     assert f"expired: {job.pending} of its 150 requests never ran" in (job.message or ""), job.message
+    # `status` named no fix, though resume sends them.
+    hint = f"; {job.pending} records have no result; `tokenomy batch resume {job.job_id}` sends them"
+    assert job.message.endswith(hint), job.message
     export_results(tables, job.job_id, tmp_path / "out.jsonl")
     lines = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
     missing = [x for x in lines if not x["ok"]]

@@ -31,6 +31,7 @@ from tokenomy.batch.records import (
     part_records,
     refused_note,
     refused_parts,
+    unrun_records,
 )
 from tokenomy.batch.runner_journal import commit_left_behind
 from tokenomy.batch.runner_process import runner_alive, runner_gone
@@ -295,13 +296,20 @@ def refresh(tables: JobTables, job_id: str, backend: BatchBackend | None = None)
     fields: dict[str, Any] = {"status": status}
     if status in FINAL_STATES:  # why it ended short, in the provider's words (kept on its parts, shown by nobody)
         parts = tables.parts(job_id)
+        # A part whose every record without an answer a later part sent again (`resume`) no longer tells why any is.
+        last = {rid: p["part_no"] for p in parts for rid in p["record_ids"]}
+        answered = {rid for rid, row in tables.results(job_id).items() if row["ok"]}
         notes = [
             (f"part {p['part_no']}: " if len(parts) > 1 else "") + p["message"]
             for p in parts
-            if p["message"] and p["status"] in FINAL_STATES - {"completed"}
+            if p["message"]
+            and p["status"] in FINAL_STATES - {"completed"}
+            and any(last[rid] == p["part_no"] and rid not in answered for rid in p["record_ids"])
         ]
-        if cancelled and job.pending:
-            notes.append(f"stopped with {job.pending} records pending; `tokenomy batch resume {job_id}` sends them")
+        unrun, sendable = unrun_records(tables, job_id)
+        if unrun:  # whatever ended it (`batch cancel`, the provider, its window running out): resume sends them
+            said = f"stopped with {unrun} records pending" if cancelled else f"{unrun} records have no result"
+            notes.append(f"{said}; {_resume_sends(job, sendable)}")
         fields["message"] = None if status == "completed" else ("; ".join(notes) or job.message)
         retry = job.done + job.failed - len(tables.result_ids(job_id))  # failed for a passing reason
         if retry:
@@ -313,6 +321,25 @@ def refresh(tables: JobTables, job_id: str, backend: BatchBackend | None = None)
     if status in FINAL_STATES:  # collected: the inputs of records that cannot be sent again go (store_prompts off)
         forget_sent_prompts(tables, job)
     return require_job(tables, job_id)
+
+
+def _min_records(job: Job) -> tuple[str, int]:
+    """The provider whose quotas apply to the job's parts, and its minimum records a batch job."""
+    entry = default_catalog().lookup(job.options.get("pricing_model", job.model), job.options.get("region"))
+    provider = quota_provider(job.backend, entry.provider)
+    return provider, int(default_catalog().quotas_for(provider).get("min_records_per_job", 0))
+
+
+def _resume_sends(job: Job, sendable: int) -> str:
+    """What `resume` does with the `sendable` records it would send: sends them, or, too few for one batch job,
+    refuses and says how to run them on demand."""
+    provider, minimum = _min_records(job)
+    if sendable < minimum:
+        return (
+            f"fewer than {provider}'s minimum of {minimum} a batch job are left to send: `tokenomy batch resume "
+            f"{job.job_id}` says how to run them on demand"
+        )
+    return f"`tokenomy batch resume {job.job_id}` sends them"
 
 
 def resubmit_missing(
@@ -356,10 +383,8 @@ def resubmit_missing(
         if held:
             raise UsageError(refused_note(job_id, held))
         return 0
-    entry = default_catalog().lookup(job.options.get("pricing_model", job.model), job.options.get("region"))
-    provider = quota_provider(job.backend, entry.provider)
-    if min_records is None:
-        min_records = int(default_catalog().quotas_for(provider).get("min_records_per_job", 0))
+    provider, minimum = _min_records(job)
+    min_records = minimum if min_records is None else min_records
     if len(missing) < min_records:
         raise UsageError(
             f"{len(missing)} records of {job_id} have no result, below {provider}'s minimum of {min_records} per "

@@ -176,6 +176,21 @@ def refused_parts(tables: JobTables, job_id: str) -> list[dict[str, Any]]:
     ]
 
 
+def unrun_records(tables: JobTables, job_id: str) -> tuple[int, int]:
+    """Records left without any result by a part that ended short (expired, timed out, or stopped, by the provider
+    or by `batch cancel`), and every record `resume` would send (no final result, and not held back as part of a
+    `refused_parts` part)."""
+    parts = tables.parts(job_id)
+    last = {rid: p for p in parts for rid in p["record_ids"]}
+    done = tables.result_ids(job_id)
+    held = {rid for p in refused_parts(tables, job_id) for rid in p["record_ids"]}
+    sendable = [rid for rid, p in last.items() if rid not in done and rid not in held]
+    with_row = set(tables.results(job_id))  # a throttled record has one: said apart, as sent again
+    # Not a part whose submit failed: its own message says so (a part `batch cancel` stopped before it was sent is).
+    unrun = sum(1 for r in sendable if r not in with_row and (last[r]["handle"] or last[r]["status"] != "failed"))
+    return unrun, len(sendable)
+
+
 def refused_note(job_id: str, held: list[dict[str, Any]]) -> str:
     """What `resume` says of the parts it does not send: which, why (the provider's words), and what to do."""
     said = "; ".join(f"part {p['part_no']} ({len(p['record_ids'])} records): {p['message']}" for p in held)
