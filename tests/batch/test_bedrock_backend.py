@@ -467,7 +467,7 @@ def test_status_of_a_job_that_ended_short_says_why_in_the_providers_words(s3_url
     # Before, `status` said "expired" and nothing more: the provider's reason stayed on the job's part rows.
     # And it named no fix, though resume sends the records (100: Bedrock's minimum a job).
     assert json.loads(shown.stdout)["message"] == (
-        "The job timed out before it started. Submit a new job.; 100 records have no result; "
+        "The job timed out before it started. Submit a new job; 100 records have no result; "
         f"`tokenomy batch resume {job.job_id}` sends them")
 
 

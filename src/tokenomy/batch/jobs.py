@@ -310,7 +310,7 @@ def refresh(tables: JobTables, job_id: str, backend: BatchBackend | None = None)
         if unrun:  # whatever ended it (`batch cancel`, the provider, its window running out): resume sends them
             said = f"stopped with {unrun} records pending" if cancelled else f"{unrun} records have no result"
             notes.append(f"{said}; {_resume_sends(job, sendable)}")
-        fields["message"] = None if status == "completed" else ("; ".join(notes) or job.message)
+        fields["message"] = None if status == "completed" else (_joined(notes) or job.message)
         retry = job.done + job.failed - len(tables.result_ids(job_id))  # failed for a passing reason
         if retry:
             fields["message"] = (
@@ -340,6 +340,11 @@ def _resume_sends(job: Job, sendable: int) -> str:
             f"{job.job_id}` says how to run them on demand"
         )
     return f"`tokenomy batch resume {job.job_id}` sends them"
+
+
+def _joined(notes: list[str]) -> str:
+    """Notes in one message: a note ending in a full stop (Bedrock's "Submit a new job.") loses it before the next."""
+    return "; ".join([note.rstrip(".") for note in notes[:-1]] + notes[-1:])
 
 
 def resubmit_missing(
