@@ -47,6 +47,14 @@ def priced(results) -> tuple[Decimal, Decimal]:
     return batch, sum((compute_cost(r.usage, MODEL).total_usd for r in results), Decimal(0))
 
 
+def wait_until_answered(client: openai.OpenAI, handle: str, at_least: int) -> None:
+    """Until the emulator's batch `handle` has answered `at_least` requests: a cancel then stops it midway."""
+    deadline = time.monotonic() + 30
+    while client.batches.retrieve(handle).request_counts.completed < at_least:
+        assert time.monotonic() < deadline, f"batch {handle} answered fewer than {at_least} requests in 30 s"
+        time.sleep(0.05)
+
+
 @pytest.mark.slow
 def test_local_model_batch_completes_with_output_file_usage_and_batch_prices() -> None:
     from tokenomy.emulate.engine import Engine
@@ -135,9 +143,7 @@ def test_cancel_moves_through_stopping_to_stopped_and_unrun_requests_stay_missin
         backend = OpenAIBatchBackend()
         recs = records(plain(150))
         handle = backend.submit("cancel", MODEL, recs, options)
-        deadline = time.monotonic() + 30  # cancelled once a request was answered (at "in_progress" maybe none was)
-        while client.batches.retrieve(handle).request_counts.completed == 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until_answered(client, handle, 1)  # once a request was answered (at "in_progress" maybe none was)
         backend.cancel(handle)
         assert backend.status(handle)[0] in ("stopping", "stopped")
         assert wait(backend, handle, timeout=30)[-1] == "stopped"
@@ -364,10 +370,7 @@ def test_a_job_cancelled_midway_ends_stopped_not_partially_completed(tmp_path) -
     with emulator(instant_delay_s=0.02, local_model_max_records=0) as (client, options):
         backend = OpenAIBatchBackend(options)
         job = submit_parts(tables, create_job(tables, src, MODEL, "openai", options), backend)
-        deadline = time.monotonic() + 30
-        while client.batches.retrieve(tables.parts(job.job_id)[0]["handle"]).request_counts.completed < 10:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_until_answered(client, tables.parts(job.job_id)[0]["handle"], 10)
         cancel(tables, job.job_id, backend)
         job = wait_job(tables, job.job_id, 30, 0.05, backend)
         assert job.status == "stopped" and 0 < job.done < 200 and job.pending == 200 - job.done, job.to_json()
@@ -385,10 +388,7 @@ def test_a_batch_the_provider_cancelled_names_resume_and_a_part_sent_again_is_no
     from tokenomy.batch.jobs import wait as wait_job
 
     def cancel_upstream(client, handle, at_least):
-        deadline = time.monotonic() + 30
-        while client.batches.retrieve(handle).request_counts.completed < at_least:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_until_answered(client, handle, at_least)
         client.batches.cancel(handle)
 
     src = tmp_path / "in.jsonl"
