@@ -411,6 +411,52 @@ def test_a_batch_the_provider_cancelled_names_resume_and_a_part_sent_again_is_no
     assert job.message == f"part 1: cancelled: {job.pending} of its {200 - first} requests never ran; {hint}"
 
 
+def test_status_of_a_finished_job_reads_its_parts_and_results_once(tmp_path, monkeypatch) -> None:
+    # `batch status` of a job that ended with a part the provider cancelled read its parts five times and its results
+    # seven (for the parts' notes, the records without a result, those resume holds back, the throttled ones, the
+    # prompts to forget) and wrote the job unchanged: 22 statements, each on a connection of its own, ~0.5-1 s on a
+    # 3,000-record job. It reads each once, writes nothing, and says the same.
+    from typer.testing import CliRunner
+
+    from tokenomy.batch.job_tables import JobTables
+    from tokenomy.batch.jobs import create_job, open_tables, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.cli import app
+
+    src, ledger = tmp_path / "in.jsonl", str(tmp_path / "ledger.duckdb")
+    src.write_text("\n".join(plain(200)) + "\n")
+    tables = open_tables(ledger)
+    with emulator(instant_delay_s=0.02, local_model_max_records=0) as (client, options):
+        backend = OpenAIBatchBackend(options)
+        job = submit_parts(tables, create_job(tables, src, MODEL, "openai", options), backend)
+        handle = tables.parts(job.job_id)[0]["handle"]
+        wait_until_answered(client, handle, 10)
+        client.batches.cancel(handle)
+        job = wait_job(tables, job.job_id, 30, 0.05, backend)
+    hint = f"{job.pending} records have no result; `tokenomy batch resume {job.job_id}` sends them"
+    said = f"cancelled: {job.pending} of its 200 requests never ran; {hint}"
+    assert job.status == "partially_completed" and 0 < job.pending < 200 and job.message == said, job.to_json()
+
+    statements: list[str] = []
+
+    def counting(run):
+        def counted(self, sql, params=()):
+            statements.append(sql)
+            return run(self, sql, params)
+        return counted
+
+    monkeypatch.setattr(JobTables, "query", counting(JobTables.query))
+    monkeypatch.setattr(JobTables, "execute", counting(JobTables.execute))
+    shown = CliRunner().invoke(app, ["batch", "status", job.job_id, "--ledger", ledger, "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert {k: v for k, v in json.loads(shown.output).items() if k in ("status", "done", "pending", "message")} == {
+        "status": "partially_completed", "done": job.done, "pending": job.pending, "message": said}
+    parts = [sql for sql in statements if "FROM batch_parts" in sql]
+    results = [sql for sql in statements if "FROM batch_results" in sql and "SUM(" not in sql]  # SUM: the job's counts
+    writes = [sql for sql in statements if sql.lstrip().startswith(("UPDATE", "INSERT", "DELETE"))]
+    assert (len(parts), len(results), writes) == (1, 1, []), statements
+
+
 def test_a_batch_create_whose_answer_was_lost_is_found_not_made_twice(tmp_path, ledger_path) -> None:
     # OpenAI accepted POST /v1/batches and the answer was lost. The SDK's own retry made a second batch (OpenAI has
     # no idempotency key), and so did resume after a failed submit: both ran and were billed; one was never collected.

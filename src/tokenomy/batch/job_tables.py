@@ -288,15 +288,20 @@ class JobTables:
         )
 
     # -- results --------------------------------------------------------------------------------
-    def result_ids(self, job_id: str) -> set[str]:
-        """Records with a final result: answered, or failed for a reason a resubmission would repeat (a throttled
-        or server-failed record is sent again by resume, and its answer then replaces the failure). An output line
-        that named no record (UNMATCHED) is no record: counted here, it made a job "-1 records throttled"."""
+    def outcomes(self, job_id: str) -> dict[str, dict[str, Any]]:
+        """Each record's stored outcome (record_id, ok, error, mode, input_tokens), not its answer: what tells which
+        records are final (`final_ids`), refused as written (`refused_among`) or to be sent again. An output line that
+        named no record (UNMATCHED) is no record's: counted among them, it made a job "-1 records throttled"."""
         rows = self.query(
-            f"SELECT record_id, ok, error FROM batch_results WHERE job_id = {self.p} AND mode <> '{UNMATCHED}'",
+            f"SELECT record_id, ok, error, mode, input_tokens FROM batch_results WHERE job_id = {self.p} "
+            f"AND mode <> '{UNMATCHED}'",
             [job_id],
         )
-        return {r["record_id"] for r in rows if r["ok"] or not transient(r["error"])}
+        return {r["record_id"]: r for r in rows}
+
+    def result_ids(self, job_id: str) -> set[str]:
+        """Records with a final result (`final_ids`)."""
+        return final_ids(self.outcomes(job_id))
 
     def add_results(self, job_id: str, rows: list[tuple[int | None, RecordResult, str, Decimal | None]]) -> None:
         """Store records' outcomes (part_no, result, mode, cost) in one statement; a second answer for
@@ -342,17 +347,26 @@ class JobTables:
         )
 
     def refused_ids(self, job_id: str) -> set[str]:
-        """Records the provider refused as written (`backends.refused`), billed nothing (no usage recorded)."""
-        rows = self.query(
-            f"SELECT record_id, error FROM batch_results WHERE job_id = {self.p} AND NOT ok "
-            f"AND input_tokens IS NULL AND mode <> '{UNMATCHED}'",
-            [job_id],
-        )
-        return {r["record_id"] for r in rows if refused(r["error"])}
+        """Records the provider refused as written (`refused_among`)."""
+        return refused_among(self.outcomes(job_id))
 
     def results(self, job_id: str) -> dict[str, dict[str, Any]]:
         rows = self.query(f"SELECT * FROM batch_results WHERE job_id = {self.p}", [job_id])
         return {r["record_id"]: r for r in rows}
+
+
+def final_ids(outcomes: dict[str, dict[str, Any]]) -> set[str]:
+    """Records whose outcome (`JobTables.outcomes`) is final: answered, or failed for a reason a resubmission would
+    repeat (a throttled or server-failed record is sent again by resume, and its answer then replaces the failure)."""
+    return {rid for rid, row in outcomes.items() if row["ok"] or not transient(row["error"])}
+
+
+def refused_among(outcomes: dict[str, dict[str, Any]]) -> set[str]:
+    """Records whose outcome (`JobTables.outcomes`) is the provider refusing them as written (`backends.refused`),
+    billed nothing (no usage recorded)."""
+    return {
+        rid for rid, row in outcomes.items() if not row["ok"] and row["input_tokens"] is None and refused(row["error"])
+    }
 
 
 def require_job(tables: JobTables, job_id: str) -> Job:

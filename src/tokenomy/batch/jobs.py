@@ -5,7 +5,7 @@ A job's state lives in the ledger database (`job_tables.py`), so `status`, `wait
 `results` work from any process. Remote backends (Bedrock, OpenAI, Azure, Anthropic, Gemini, Vertex AI) run each
 part provider-side; the `local` backend runs records in-process through `local_runner.py`. What a job holds (its
 records' payloads, their stored results and usage, the exports) is `records.py`; storing a finished part's results is
-`collect.py`.
+`collect.py`; what a job that ended short says of itself (why, and what resume does) is `hints.py`.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from tokenomy.batch.backends import FINAL_STATES, REFUSED_PART, BatchBackend, Su
 from tokenomy.batch.collect import collect_part
 from tokenomy.batch.endpoints import ENDPOINT_ENVS, options_to_send, options_to_store
 from tokenomy.batch.formats import BadLine, BatchRecord
+from tokenomy.batch.hints import ended_short, provider_minimum
 from tokenomy.batch.job_tables import Job, JobTables, require_job
 from tokenomy.batch.records import (
     forget_sent_prompts,
@@ -31,7 +32,6 @@ from tokenomy.batch.records import (
     part_records,
     refused_note,
     refused_parts,
-    unrun_records,
 )
 from tokenomy.batch.runner_journal import commit_left_behind
 from tokenomy.batch.runner_process import runner_alive, runner_gone
@@ -278,73 +278,37 @@ def refresh(tables: JobTables, job_id: str, backend: BatchBackend | None = None)
         forget_sent_prompts(tables, job)  # a job that ended before prompts were removed (an earlier version)
         return job
     backend = backend or get_backend(job.backend, submit_options(job))
-    states = []
-    for part in tables.parts(job_id):
+    parts = tables.parts(job_id)  # read once: kept as stored below, for the job's message and its prompts
+    polled = False
+    for part in parts:
         if part["handle"] is None or part["collected"]:
-            states.append(part["status"])
             continue
         state, message = backend.status(part["handle"])
         if state in FINAL_STATES:
             collect_part(tables, job, part, backend)
-        tables.update_part(job_id, part["part_no"], status=state, message=message, collected=state in FINAL_STATES)
-        states.append(state)
-    job = require_job(tables, job_id)
-    status = _aggregate(states, job.pending, job.done, job.failed)
+        now = {"status": state, "message": message, "collected": state in FINAL_STATES}
+        tables.update_part(job_id, part["part_no"], **now)
+        part.update(now)
+        polled = True
+    if polled:  # its counts with what was collected (and a `batch cancel` since the provider was asked)
+        job = require_job(tables, job_id)
+    status = _aggregate([p["status"] for p in parts], job.pending, job.done, job.failed)
     # A job `batch cancel` stopped ended stopped, not partially_completed (its parts' answers before the stop are kept).
     cancelled = job.status == "stopping" and status in FINAL_STATES - {"completed"}
     status = "stopped" if cancelled else status
     fields: dict[str, Any] = {"status": status}
-    if status in FINAL_STATES:  # why it ended short, in the provider's words (kept on its parts, shown by nobody)
-        parts = tables.parts(job_id)
-        # A part whose every record without an answer a later part sent again (`resume`) no longer tells why any is.
-        last = {rid: p["part_no"] for p in parts for rid in p["record_ids"]}
-        answered = {rid for rid, row in tables.results(job_id).items() if row["ok"]}
-        notes = [
-            (f"part {p['part_no']}: " if len(parts) > 1 else "") + p["message"]
-            for p in parts
-            if p["message"]
-            and p["status"] in FINAL_STATES - {"completed"}
-            and any(last[rid] == p["part_no"] and rid not in answered for rid in p["record_ids"])
-        ]
-        unrun, sendable = unrun_records(tables, job_id)
-        if unrun:  # whatever ended it (`batch cancel`, the provider, its window running out): resume sends them
-            said = f"stopped with {unrun} records pending" if cancelled else f"{unrun} records have no result"
-            notes.append(f"{said}; {_resume_sends(job, sendable)}")
-        fields["message"] = None if status == "completed" else (_joined(notes) or job.message)
-        retry = job.done + job.failed - len(tables.result_ids(job_id))  # failed for a passing reason
-        if retry:
-            fields["message"] = (
-                f"{fields['message'] or job.message or ''}; {retry} records were throttled or hit a server error: "
-                f"`tokenomy batch resume {job_id}` sends them again"
-            ).lstrip("; ")
-    tables.update_job(job_id, **fields)
-    if status in FINAL_STATES:  # collected: the inputs of records that cannot be sent again go (store_prompts off)
-        forget_sent_prompts(tables, job)
-    return require_job(tables, job_id)
-
-
-def _min_records(job: Job) -> tuple[str, int]:
-    """The provider whose quotas apply to the job's parts, and its minimum records a batch job."""
-    entry = default_catalog().lookup(job.options.get("pricing_model", job.model), job.options.get("region"))
-    provider = quota_provider(job.backend, entry.provider)
-    return provider, int(default_catalog().quotas_for(provider).get("min_records_per_job", 0))
-
-
-def _resume_sends(job: Job, sendable: int) -> str:
-    """What `resume` does with the `sendable` records it would send: sends them, or, too few for one batch job,
-    refuses and says how to run them on demand."""
-    provider, minimum = _min_records(job)
-    if sendable < minimum:
-        return (
-            f"fewer than {provider}'s minimum of {minimum} a batch job are left to send: `tokenomy batch resume "
-            f"{job.job_id}` says how to run them on demand"
-        )
-    return f"`tokenomy batch resume {job.job_id}` sends them"
-
-
-def _joined(notes: list[str]) -> str:
-    """Notes in one message: a note ending in a full stop (Bedrock's "Submit a new job.") loses it before the next."""
-    return "; ".join([note.rstrip(".") for note in notes[:-1]] + notes[-1:])
+    if status not in FINAL_STATES:
+        tables.update_job(job_id, **fields)
+        return require_job(tables, job_id)
+    outcomes = tables.outcomes(job_id)
+    # Why it ended short, in the provider's words (kept on its parts, shown by nobody), and what resume does.
+    fields["message"] = None if status == "completed" else ended_short(job, parts, outcomes, cancelled)
+    if any(getattr(job, name) != value for name, value in fields.items()):  # a finished job's `status` writes nothing
+        tables.update_job(job_id, **fields)
+        job = require_job(tables, job_id)
+    # Collected: the inputs of records that cannot be sent again go (store_prompts off).
+    forget_sent_prompts(tables, job, parts, outcomes)
+    return job
 
 
 def resubmit_missing(
@@ -388,7 +352,7 @@ def resubmit_missing(
         if held:
             raise UsageError(refused_note(job_id, held))
         return 0
-    provider, minimum = _min_records(job)
+    provider, minimum = provider_minimum(job)
     min_records = minimum if min_records is None else min_records
     if len(missing) < min_records:
         raise UsageError(

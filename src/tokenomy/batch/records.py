@@ -20,7 +20,7 @@ from typing import Any
 
 from tokenomy.batch.backends import FINAL_STATES, REFUSED_PART, RecordResult, estimated_usage, refused, transient
 from tokenomy.batch.formats import BatchRecord, line_form, read_records
-from tokenomy.batch.job_tables import UNMATCHED, Job, JobTables, require_job
+from tokenomy.batch.job_tables import UNMATCHED, Job, JobTables, final_ids, refused_among, require_job
 from tokenomy.errors import ConfigError, TokenomyError, UsageError
 from tokenomy.ledger.events import CACHE_WRITE_1H_TAG, UsageEvent, decimal_str, utcnow
 from tokenomy.pricing.cost import billable_usage, compute_cost, unpriced_cost
@@ -124,16 +124,25 @@ def _line_id(line: str) -> str | None:
     return None if rid is None else str(rid)
 
 
-def forget_sent_prompts(tables: JobTables, job: Job) -> int:
+def forget_sent_prompts(
+    tables: JobTables,
+    job: Job,
+    parts: list[dict[str, Any]] | None = None,
+    outcomes: dict[str, dict[str, Any]] | None = None,
+) -> int:
     """Remove from the job's stored parts the input of every record that has a final result (answered, or failed
     for a reason a resubmission would repeat), unless the job stores prompts; returns how many were removed. The input
     of a record without one (never answered, throttled, a server error) is kept: `resume` and `--missing-input` send
     it again; so is a record the provider refused as written, for `--failed-input` to give back to be fixed. The
-    parts' record ids, the results, their usage and costs stay."""
-    stored = [] if job.prompts_stored else tables.stored_payloads(job.job_id)
+    parts' record ids, the results, their usage and costs stay. `parts` and `outcomes` (`JobTables.outcomes`): what
+    the caller has just read of the job (`refresh`), so it is not read again."""
+    if job.prompts_stored:
+        return 0
+    stored = [p for p in parts if p["payload"]] if parts is not None else tables.stored_payloads(job.job_id)
     if not stored:  # nothing left to remove (a finished job's `status`, again and again): its results are not read
         return 0
-    final = tables.result_ids(job.job_id) - tables.refused_ids(job.job_id)
+    outcomes = tables.outcomes(job.job_id) if outcomes is None else outcomes
+    final = final_ids(outcomes) - refused_among(outcomes)
     removed = 0
     for part in stored:
         lines = part["payload"].splitlines()
@@ -161,12 +170,15 @@ def part_records(part: dict[str, Any]) -> list[BatchRecord]:
 
 
 def refused_parts(tables: JobTables, job_id: str) -> list[dict[str, Any]]:
+    """The job's `held_back` parts."""
+    return held_back(tables.parts(job_id), tables.result_ids(job_id))
+
+
+def held_back(parts: list[dict[str, Any]], done: set[str]) -> list[dict[str, Any]]:
     """Parts the provider refused whole as written (`backends.REFUSED_PART`: a create answered 400, 413 or 422, or a
-    job failed at validation) that are the last to hold records still without a result: sent unchanged, they would
-    be refused again."""
-    parts = tables.parts(job_id)
+    job failed at validation) that are the last to hold records still without a final result (not in `done`): sent
+    unchanged, they would be refused again, so `resume` holds them back."""
     last = {rid: p["part_no"] for p in parts for rid in p["record_ids"]}
-    done = tables.result_ids(job_id)
     return [
         p
         for p in parts
@@ -176,18 +188,17 @@ def refused_parts(tables: JobTables, job_id: str) -> list[dict[str, Any]]:
     ]
 
 
-def unrun_records(tables: JobTables, job_id: str) -> tuple[int, int]:
-    """Records left without any result by a part that ended short (expired, timed out, or stopped, by the provider
-    or by `batch cancel`), and every record `resume` would send (no final result, and not held back as part of a
-    `refused_parts` part)."""
-    parts = tables.parts(job_id)
+def unrun_records(parts: list[dict[str, Any]], outcomes: dict[str, dict[str, Any]]) -> tuple[int, int]:
+    """Of the job whose `parts` and `outcomes` (`JobTables.outcomes`) these are: the records left without any result
+    by a part that ended short (expired, timed out, or stopped, by the provider or by `batch cancel`), and every record
+    `resume` would send (no final result, and not held back as part of a `held_back` part)."""
     last = {rid: p for p in parts for rid in p["record_ids"]}
-    done = tables.result_ids(job_id)
-    held = {rid for p in refused_parts(tables, job_id) for rid in p["record_ids"]}
-    sendable = [rid for rid, p in last.items() if rid not in done and rid not in held]
-    with_row = set(tables.results(job_id))  # a throttled record has one: said apart, as sent again
-    # Not a part whose submit failed: its own message says so (a part `batch cancel` stopped before it was sent is).
-    unrun = sum(1 for r in sendable if r not in with_row and (last[r]["handle"] or last[r]["status"] != "failed"))
+    done = final_ids(outcomes)
+    held = {rid for p in held_back(parts, done) for rid in p["record_ids"]}
+    sendable = [rid for rid in last if rid not in done and rid not in held]
+    # A throttled record has an outcome: said apart, as sent again. Not a part whose submit failed: its own message
+    # says so (a part `batch cancel` stopped before it was sent is).
+    unrun = sum(1 for r in sendable if r not in outcomes and (last[r]["handle"] or last[r]["status"] != "failed"))
     return unrun, len(sendable)
 
 

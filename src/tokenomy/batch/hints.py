@@ -1,0 +1,70 @@
+"""What a remote batch job that ended short says of itself (`tokenomy batch status`): why its parts ended, in the
+provider's words, how many of its records have no result or were throttled, and what `tokenomy batch resume` does
+with them (sends them, or, fewer than the provider's minimum a batch job, says how to run them on demand).
+
+Worked out from the job's parts and its records' outcomes (`JobTables.outcomes`) as `jobs.refresh` has just read
+them: a status reads each table once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tokenomy.batch.backends import FINAL_STATES
+from tokenomy.batch.job_tables import Job, final_ids
+from tokenomy.batch.records import unrun_records
+from tokenomy.batch.split import quota_provider
+from tokenomy.pricing.catalog import default_catalog
+
+
+def ended_short(
+    job: Job, parts: list[dict[str, Any]], outcomes: dict[str, dict[str, Any]], cancelled: bool
+) -> str | None:
+    """The message of a job that ended other than completed (`cancelled`: by `batch cancel`), from its `parts` and
+    `outcomes`: the notes of its parts that ended short (kept on the parts, shown by nobody), then what resume does."""
+    # A part whose every record without an answer a later part sent again (`resume`) no longer tells why any is.
+    last = {rid: p["part_no"] for p in parts for rid in p["record_ids"]}
+    answered = {rid for rid, row in outcomes.items() if row["ok"]}
+    notes = [
+        (f"part {p['part_no']}: " if len(parts) > 1 else "") + p["message"]
+        for p in parts
+        if p["message"]
+        and p["status"] in FINAL_STATES - {"completed"}
+        and any(last[rid] == p["part_no"] and rid not in answered for rid in p["record_ids"])
+    ]
+    unrun, sendable = unrun_records(parts, outcomes)
+    if unrun:  # whatever ended it (`batch cancel`, the provider, its window running out): resume sends them
+        said = f"stopped with {unrun} records pending" if cancelled else f"{unrun} records have no result"
+        notes.append(f"{said}; {_resume_sends(job, sendable)}")
+    message = _joined(notes) or job.message
+    retry = len(outcomes) - len(final_ids(outcomes))  # failed for a passing reason
+    if retry:
+        message = (
+            f"{message or ''}; {retry} records were throttled or hit a server error: "
+            f"`tokenomy batch resume {job.job_id}` sends them again"
+        ).lstrip("; ")
+    return message
+
+
+def provider_minimum(job: Job) -> tuple[str, int]:
+    """The provider whose quotas apply to the job's parts, and its minimum records a batch job."""
+    entry = default_catalog().lookup(job.options.get("pricing_model", job.model), job.options.get("region"))
+    provider = quota_provider(job.backend, entry.provider)
+    return provider, int(default_catalog().quotas_for(provider).get("min_records_per_job", 0))
+
+
+def _resume_sends(job: Job, sendable: int) -> str:
+    """What `resume` does with the `sendable` records it would send: sends them, or, too few for one batch job,
+    refuses and says how to run them on demand."""
+    provider, minimum = provider_minimum(job)
+    if sendable < minimum:
+        return (
+            f"fewer than {provider}'s minimum of {minimum} a batch job are left to send: `tokenomy batch resume "
+            f"{job.job_id}` says how to run them on demand"
+        )
+    return f"`tokenomy batch resume {job.job_id}` sends them"
+
+
+def _joined(notes: list[str]) -> str:
+    """Notes in one message: a note ending in a full stop (Bedrock's "Submit a new job.") loses it before the next."""
+    return "; ".join([note.rstrip(".") for note in notes[:-1]] + notes[-1:])
