@@ -178,6 +178,34 @@ def test_expired_and_throttled_records_are_sent_again_by_resume_and_recorded_onc
         assert e.cost_usd == by_hand(e.usage.input_tokens, e.usage.output_tokens)
 
 
+def test_throttled_records_fewer_than_the_providers_minimum_say_resume_runs_them_on_demand(tmp_path,
+                                                                                        monkeypatch) -> None:
+    # A job whose only records left were throttled or hit a server error said "`tokenomy batch resume JOB` sends them
+    # again", though resume refuses fewer records than the provider's minimum a batch job (Bedrock's 100; Anthropic's,
+    # 1, raised to 5 here) and says how to run them on demand. It says so now, as it does of records a job never ran.
+    from tokenomy.batch.jobs import create_job, open_tables, resubmit_missing, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.errors import UsageError
+    from tokenomy.pricing.catalog import default_catalog
+
+    quotas = {**default_catalog().quotas_for("anthropic"), "min_records_per_job": 5}
+    monkeypatch.setitem(default_catalog().batch_quotas, "anthropic", quotas)
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(20)) + "\n")
+    tables = open_tables(str(tmp_path / "ledger.duckdb"))
+    with emulator(error_ids={"r1": "overloaded_error", "r2": "rate_limit_error"}) as (_, options, _batches):
+        backend = AnthropicBatchBackend(options)
+        job = submit_parts(tables, create_job(tables, src, MODEL, "anthropic", options), backend)
+        job = wait_job(tables, job.job_id, 60, 0.05, backend)
+        assert (job.status, job.done, job.failed, job.pending) == ("partially_completed", 18, 2, 0), job.to_json()
+        assert job.message == (
+            "2 requests errored; `tokenomy batch results` gives each one's error; "
+            "2 records were throttled or hit a server error; fewer than anthropic's minimum of 5 a batch job are left "
+            f"to send: `tokenomy batch resume {job.job_id}` says how to run them on demand"), job.message
+        with pytest.raises(UsageError, match=r"2 records .* below anthropic's minimum of 5 .* run them on demand"):
+            resubmit_missing(tables, job.job_id, backend)
+
+
 def test_a_job_is_split_at_anthropics_100000_requests_a_batch_by_the_bytes_sent() -> None:
     from tokenomy.batch.split import one_file_a_job, sent_bytes, split_records
     from tokenomy.pricing.catalog import default_catalog

@@ -36,14 +36,10 @@ def ended_short(
     if unrun:  # whatever ended it (`batch cancel`, the provider, its window running out): resume sends them
         said = f"stopped with {unrun} records pending" if cancelled else f"{unrun} records have no result"
         notes.append(f"{said}; {_resume_sends(job, sendable)}")
-    message = _joined(notes) or job.message
-    retry = len(outcomes) - len(final_ids(outcomes))  # failed for a passing reason
+    retry = len(outcomes) - len(final_ids(outcomes))  # failed for a passing reason: sent with the others, by one rule
     if retry:
-        message = (
-            f"{message or ''}; {retry} records were throttled or hit a server error: "
-            f"`tokenomy batch resume {job.job_id}` sends them again"
-        ).lstrip("; ")
-    return message
+        notes.append(f"{retry} records were throttled or hit a server error; {_resume_sends(job, sendable)}")
+    return _joined(notes) or job.message
 
 
 def provider_minimum(job: Job) -> tuple[str, int]:
