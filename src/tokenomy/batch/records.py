@@ -190,15 +190,14 @@ def held_back(parts: list[dict[str, Any]], done: set[str]) -> list[dict[str, Any
 
 def unrun_records(parts: list[dict[str, Any]], outcomes: dict[str, dict[str, Any]]) -> tuple[int, int]:
     """Of the job whose `parts` and `outcomes` (`JobTables.outcomes`) these are: the records left without any result
-    by a part that ended short (expired, timed out, or stopped, by the provider or by `batch cancel`), and every record
-    `resume` would send (no final result, and not held back as part of a `held_back` part)."""
+    by a part that ended short (expired, timed out, stopped by the provider or by `batch cancel`, or whose submit
+    failed: resume sends that part again under its own key), and every record `resume` would send (no final result,
+    and not held back as part of a `held_back` part)."""
     last = {rid: p for p in parts for rid in p["record_ids"]}
     done = final_ids(outcomes)
     held = {rid for p in held_back(parts, done) for rid in p["record_ids"]}
     sendable = [rid for rid in last if rid not in done and rid not in held]
-    # A throttled record has an outcome: said apart, as sent again. Not a part whose submit failed: its own message
-    # says so (a part `batch cancel` stopped before it was sent is).
-    unrun = sum(1 for r in sendable if r not in outcomes and (last[r]["handle"] or last[r]["status"] != "failed"))
+    unrun = sum(1 for rid in sendable if rid not in outcomes)  # a throttled record has one: said apart, as sent again
     return unrun, len(sendable)
 
 
