@@ -16,6 +16,7 @@ import os
 import time
 import uuid
 from dataclasses import asdict, replace
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from tokenomy.batch.runner_journal import commit_left_behind
 from tokenomy.batch.runner_process import runner_alive, runner_gone
 from tokenomy.batch.split import below_minimum, one_file_a_job, quota_provider, sent_bytes, split_records
 from tokenomy.batch.validate import require_good, validate_file
+from tokenomy.batch.worst_case import job_cap, require_within_cap
 from tokenomy.errors import ConfigError, ProviderError, UsageError
 from tokenomy.ledger.events import utcnow
 from tokenomy.ledger.store import LedgerStore, open_store
@@ -92,9 +94,10 @@ def create_job(
     options: SubmitOptions | None = None,
     config_path: str | None = None,
     run_settings: dict[str, Any] | None = None,
+    max_cost: Decimal | None = None,
 ) -> Job:
     """Validate `path`, split it to the backend's quotas and store the job (no provider work yet)."""
-    job, parts, _ = prepare_job(path, model, backend, options, config_path, run_settings)
+    job, parts, _ = prepare_job(path, model, backend, options, config_path, run_settings, max_cost)
     return store_job(tables, job, parts)
 
 
@@ -114,9 +117,11 @@ def prepare_job(
     options: SubmitOptions | None = None,
     config_path: str | None = None,
     run_settings: dict[str, Any] | None = None,
+    max_cost: Decimal | None = None,
 ) -> tuple[Job, list[list[BatchRecord]], list[BadLine]]:
     """Validate `path` and split it to the backend's quotas: the job, its parts and the bad lines it skips (in line
-    order), nothing stored yet (a refused file leaves no trace, not even a new ledger)."""
+    order), nothing stored yet (a refused file leaves no trace, not even a new ledger). With `max_cost`, a job whose
+    worst case is over it is refused (`worst_case.OverCap`), and the job keeps the cap for `resume`."""
     if backend not in BACKENDS:
         raise ConfigError(f"--backend {backend!r} is not one of {', '.join(BACKENDS)}")
     options = options or SubmitOptions()
@@ -176,6 +181,8 @@ def prepare_job(
         if _stores_prompts(config_path):  # else each record's input goes once it cannot be sent again
             stored_options["store_prompts"] = True
     stored_options["pricing_model"] = pricing_model
+    if max_cost is not None:
+        stored_options["max_cost_usd"] = str(max_cost)  # text: JSON has no exact decimal
     job = Job(
         job_id=f"bj-{now:%Y%m%d}-{uuid.uuid4().hex[:10]}",
         model=model,
@@ -188,6 +195,7 @@ def prepare_job(
         input_path=str(Path(path).resolve()),
         options=stored_options,
     )
+    require_within_cap(job, records, max_cost)
     return job, parts, report.bad
 
 
@@ -317,26 +325,31 @@ def resubmit_missing(
     backend: BatchBackend | None = None,
     min_records: int | None = None,
     resend_refused: bool = False,
+    max_cost: Decimal | None = None,
 ) -> int:
     """Send records left unanswered by partial, expired, failed or stopped parts as new part(s).
 
     Fewer records than the provider's per-job minimum (`min_records`, default from the catalog's
     quotas) would be rejected by the provider, so that case is an error that says how to run them
     on demand instead. A part the provider refused whole as written (`refused_parts`) is not sent unchanged unless
-    `resend_refused`: with nothing else to send, that is an error naming the part, why, and what to do.
+    `resend_refused`: with nothing else to send, that is an error naming the part, why, and what to do. Nothing is
+    sent when what the job has cost and the worst case of what it would send are over its cap (`max_cost`, else
+    the one it was submitted with): `worst_case.OverCap`.
     """
     job = refresh(tables, job_id, backend)
     if job.backend == "local":
         raise UsageError(f"{job_id} runs locally: use `tokenomy batch resume {job_id}`")
     held = [] if resend_refused else refused_parts(tables, job_id)
     held_ids = {rid for part in held for rid in part["record_ids"]}
+    held_nos = {p["part_no"] for p in held}
     parts = tables.parts(job_id)
+    cap = job_cap(job, max_cost)
+    unsent = [p for p in parts if p["handle"] is None and p["status"] in ("submitted", "failed")]
+    if cap is not None and any(p["part_no"] not in held_nos for p in unsent):
+        resent = [rec for p in unsent if p["part_no"] not in held_nos for rec in part_records(p)]
+        require_within_cap(job, resent, cap, resume=True)
     for part in parts:
-        if (
-            part["handle"] is None
-            and part["status"] == "failed"
-            and part["part_no"] not in {p["part_no"] for p in held}
-        ):
+        if part["handle"] is None and part["status"] == "failed" and part["part_no"] not in held_nos:
             # Its submit failed, maybe after the provider accepted it: send it again under its own key (so
             # `submit_parts` finds a job made then), not its records as a new part, which would make another.
             tables.update_part(job_id, part["part_no"], status="submitted", collected=False)
@@ -361,6 +374,7 @@ def resubmit_missing(
             f"{job_id} --missing-input -o rest.jsonl` then `tokenomy batch submit rest.jsonl --model {job.model} "
             "--backend local`"
         )
+    require_within_cap(job, missing, cap, resume=True)
     next_no = max(p["part_no"] for p in parts) + 1
     backend = backend or get_backend(job.backend, submit_options(job))
     quotas = one_file_a_job(default_catalog().quotas_for(provider))

@@ -17,6 +17,7 @@ from typing import Any
 
 from tokenomy.batch.split import below_minimum, quota_provider
 from tokenomy.batch.validate import require_good, validate_file
+from tokenomy.batch.worst_case import job_worst_case
 from tokenomy.errors import ConfigError
 from tokenomy.money import usd
 from tokenomy.pricing.catalog import default_catalog
@@ -80,6 +81,9 @@ class DeadlinePlan:
     priced_by: str = ""
     price_source: str = ""
     price_as_of: str = ""
+    # The most each option may cost (`worst_case.job_worst_case`), beside its expected cost: to choose a --max-cost.
+    worst_on_demand_usd: Decimal | None = None
+    worst_batch_usd: Decimal | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "bad_count": len(self.bad_lines)}
@@ -102,6 +106,8 @@ def plan_deadline(
         )
     report = validate_file(path, model, region, backend=backend)
     require_good(report)
+    worst = job_worst_case(report.records, model, region, backend)
+    report.notes.append(worst.note())
     begin, end = window(deadline, start or datetime.now(UTC))
     hours = (end - begin).total_seconds() / 3600
     tokens = report.input_tokens + report.output_tokens
@@ -195,4 +201,6 @@ def plan_deadline(
         priced_by=report.priced_by,
         price_source=report.price_source,
         price_as_of=report.price_as_of,
+        worst_on_demand_usd=worst.on_demand_usd,
+        worst_batch_usd=worst.batch_usd,
     )

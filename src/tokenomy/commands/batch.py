@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from tokenomy.commands._common import JsonOption, LedgerOption
-from tokenomy.commands._options import http_url, http_url_or_host, output_file
+from tokenomy.commands._options import http_url, http_url_or_host, output_file, usd_option
 from tokenomy.commands._output import console, err_console, print_json, table, usd
 from tokenomy.commands.batch_output import (
     json_line,
     print_validation,
+    refuse_over_cap,
     show_job,
 )
 from tokenomy.commands.batch_plan import register_plan
@@ -110,12 +112,16 @@ def register(app: typer.Typer) -> None:
         from tokenomy.batch.jobs import BACKENDS
         from tokenomy.batch.split import below_minimum, quota_provider
         from tokenomy.batch.validate import validate_file
+        from tokenomy.batch.worst_case import job_worst_case
         from tokenomy.errors import ConfigError
         from tokenomy.pricing.catalog import default_catalog
 
         if backend is not None and backend not in BACKENDS:
             raise ConfigError(f"--backend {backend!r} is not one of {', '.join(BACKENDS)}")
         report = validate_file(file, model, region, backend=backend)
+        worst = job_worst_case(report.records, model, region, backend) if report.records else None
+        if worst is not None:
+            report.notes.append(worst.note())
         provider = quota_provider(backend, default_catalog().lookup(model, region).provider)
         # With no good record there is nothing to run anywhere: say so rather than quote a job minimum.
         note = (
@@ -126,9 +132,10 @@ def register(app: typer.Typer) -> None:
         if note:
             report.notes.append(note)
         if as_json:
-            print_json(report.to_json(), money="amount")  # the estimates the table prints
+            worst_json = {"worst_case": worst.to_json() if worst else None}
+            print_json({**report.to_json(), **worst_json}, money="amount")  # the estimates the table prints
         else:
-            print_validation(report, file, model)
+            print_validation(report, file, model, worst)
         if report.bad or not report.records:
             raise typer.Exit(1)
 
@@ -175,17 +182,27 @@ def register(app: typer.Typer) -> None:
         project: Optional[str] = typer.Option(
             None, "--project", help="Google Cloud project (vertex; else GOOGLE_CLOUD_PROJECT)."
         ),
+        max_cost: Optional[Decimal] = usd_option(
+            None,
+            "--max-cost",
+            "Refuse the job, sending nothing, if its worst case (every prompt at an upper bound of its tokens, every "
+            "record at its whole max_tokens) is over this many USD; `batch validate` prints the worst case. Kept "
+            "with the job for `batch resume`.",
+        ),
         ledger: Optional[str] = LedgerOption,
         as_json: bool = JsonOption,
     ) -> None:
         """Validate, split and start a batch job. With --json the first line is {"job_id": ...}.
 
         Exit status: 0 once the job is started (--detach) or has ended with answers; 1 when it ended failed, no
-        record answered (the job is kept: fix the cause, then `batch resume`); 2 on unusable input."""
+        record answered (the job is kept: fix the cause, then `batch resume`), or its worst case is over --max-cost
+        (nothing sent, no job kept; with --json an {"error": ...} line); 2 on unusable input."""
         import math
 
         from tokenomy.batch.backends import SubmitOptions
         from tokenomy.batch.jobs import open_tables, prepare_job, store_job
+        from tokenomy.batch.validate import sends_media
+        from tokenomy.batch.worst_case import OverCap
         from tokenomy.errors import ConfigError
 
         for flag, limit in (("--rpm", rpm), ("--tpm", tpm)):  # 0, negative or NaN used to mean "no limit"
@@ -224,9 +241,21 @@ def register(app: typer.Typer) -> None:
         )
         # The bad lines it skips: each one the job counts, those a backend would not send whole and those over the
         # context window included, named from the validation prepare_job ran (the file is not read again).
-        job, parts, bad_lines = prepare_job(
-            file, model, backend, options, config, {"concurrency": concurrency, "rpm": rpm, "tpm": tpm}
-        )
+        try:
+            job, parts, bad_lines = prepare_job(
+                file, model, backend, options, config, {"concurrency": concurrency, "rpm": rpm, "tpm": tpm}, max_cost
+            )
+        except OverCap as refusal:
+            refuse_over_cap(refusal, as_json)
+        media = sum(sends_media(r.raw) for part in parts for r in part) if max_cost is not None else 0
+        if media:  # billed by a length no line gives: the cap cannot hold them, said rather than implied
+            err_console.print(
+                f"warning: {media} record(s) send audio or video, billed by a length no line gives: --max-cost does "
+                "not bound it, and its cost comes on top of the worst case",
+                highlight=False,
+                soft_wrap=True,
+                markup=False,
+            )
         tables = open_tables(ledger)  # once the file is good: a refused one leaves no new ledger behind
         store_job(tables, job, parts)
         if as_json:
@@ -407,6 +436,12 @@ def register(app: typer.Typer) -> None:
         background: bool = typer.Option(
             False, "--background", hidden=True, help="The runner --detach starts: only a job still waiting for it."
         ),
+        max_cost: Optional[Decimal] = usd_option(
+            None,
+            "--max-cost",
+            "The job's cap in USD, in place of the one it was submitted with (kept for later resumes): nothing is sent "
+            "if what it has cost and the worst case of what resume sends are over it.",
+        ),
         ledger: Optional[str] = LedgerOption,
         as_json: bool = JsonOption,
     ) -> None:
@@ -414,14 +449,26 @@ def register(app: typer.Typer) -> None:
         records missing after a partial, expired, failed or stopped run, except a part the provider refused whole at
         validation (named, with why), unless --resend-refused.
 
+        A job submitted with --max-cost (or given one here) is not resumed when what it has cost and the worst case of
+        the records resume would send are over it.
+
         Exit status: 0 when the job ends with answers (or is left running, --detach); 1 when it ends failed, no
-        record answered."""
+        record answered, or is over its cap (nothing sent)."""
         from tokenomy.batch.job_tables import require_job
-        from tokenomy.batch.jobs import open_tables, resubmit_missing, wait
+        from tokenomy.batch.jobs import open_tables, refresh, resubmit_missing, wait
         from tokenomy.batch.records import refused_note, refused_parts
+        from tokenomy.batch.worst_case import OverCap, job_cap, keep_cap, require_local_resume_within_cap
 
         tables = open_tables(_existing(ledger))
         job = require_job(tables, job_id)
+        # A local job's records run from here or from the background runner this starts (its submit or resume has
+        # checked them); refreshed first, so that what a killed runner was answered counts as spent, not to be sent.
+        if job.backend == "local" and not background and job_cap(job, max_cost) is not None:
+            try:
+                require_local_resume_within_cap(tables, refresh(tables, job_id), max_cost)
+            except OverCap as refusal:
+                refuse_over_cap(refusal, as_json)
+            keep_cap(tables, job, max_cost)
         if job.backend == "local":
             if detach:
                 from tokenomy.batch.runner_process import runner_alive
@@ -441,7 +488,11 @@ def register(app: typer.Typer) -> None:
             job, stats = run_local(tables, job_id, not quiet, background)
             finish(job, as_json, {"throttled_retries": stats.throttled, "seconds": round(stats.seconds, 2)})
             return
-        sent = resubmit_missing(tables, job_id, resend_refused=resend_refused)
+        try:
+            sent = resubmit_missing(tables, job_id, resend_refused=resend_refused, max_cost=max_cost)
+        except OverCap as refusal:
+            refuse_over_cap(refusal, as_json)
+        keep_cap(tables, job, max_cost)
         held = [] if resend_refused else refused_parts(tables, job_id)
         if held:  # the rest were sent: say which parts were not, and why
             err_console.print(f"warning: {refused_note(job_id, held)}", highlight=False, soft_wrap=True, markup=False)

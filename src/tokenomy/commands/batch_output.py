@@ -6,6 +6,9 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
+
+import typer
 
 from tokenomy.batch.backends import FINAL_STATES
 from tokenomy.commands._output import console, err_console, print_json, table, usd
@@ -17,6 +20,15 @@ def json_line(data: dict) -> None:
 
     sys.stdout.write(json.dumps(data, default=_default) + "\n")
     sys.stdout.flush()
+
+
+def refuse_over_cap(refusal, as_json: bool) -> NoReturn:
+    """A job, or what resume would send, refused under its --max-cost (`worst_case.OverCap`): said, with --json also
+    as a JSON line, and exit 1: the command did what it was asked (nothing sent), not a misuse (exit 2)."""
+    err_console.print(f"error: {refusal}", highlight=False, soft_wrap=True, markup=False)
+    if as_json:
+        json_line(refusal.to_json())
+    raise typer.Exit(1)
 
 
 def show_job(job, as_json: bool, alive: bool | None = None, gone: Path | bool = False) -> None:
@@ -129,22 +141,20 @@ def print_bad_lines(bad: list[dict]) -> None:
     )
 
 
-def print_validation(report, file: Path, model: str) -> None:
+def print_validation(report, file: Path, model: str, worst=None) -> None:
+    """The validation report: its bad lines, the estimate and, under it, the worst case (`worst_case.JobWorstCase`)."""
     if report.bad:
         print_bad_lines([b.to_json() for b in report.bad])
+    rows = [["estimate", report.input_tokens, report.output_tokens, usd(report.on_demand_usd), usd(report.batch_usd)]]
+    if worst is not None:
+        rows.append(
+            ["worst case", worst.input_tokens, worst.output_tokens, usd(worst.on_demand_usd), usd(worst.batch_usd)]
+        )
     console.print(
         table(
             f"{file}: {len(report.records)} good records on {model}",
             ["", "input tokens", "output tokens", "on-demand", "batch"],
-            [
-                [
-                    "estimate",
-                    report.input_tokens,
-                    report.output_tokens,
-                    usd(report.on_demand_usd),
-                    usd(report.batch_usd),
-                ]
-            ],
+            rows,
         )
     )
     print_price_source(report)

@@ -71,10 +71,10 @@ def register_plan(batch: typer.Typer) -> None:
             table(
                 f"{result.records} records, ~{result.input_tokens:,} in + {result.output_tokens:,} out "
                 f"tokens; window {result.start:%H:%M}–{result.deadline:%H:%M}Z ({result.window_hours} h)",
-                ["option", "cost", "time", "fits the window"],
+                ["option", "cost", "worst case", "time", "fits the window"],
                 [
-                    ["on demand", usd(result.on_demand_usd), od_time, fits],
-                    ["batch", usd(result.batch_usd), batch_time, batch_fits],
+                    ["on demand", usd(result.on_demand_usd), usd(result.worst_on_demand_usd), od_time, fits],
+                    ["batch", usd(result.batch_usd), usd(result.worst_batch_usd), batch_time, batch_fits],
                 ],
             )
         )
