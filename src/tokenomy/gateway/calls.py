@@ -406,7 +406,19 @@ async def call_whole(
     return response
 
 
-class StreamFormat(StreamEnds, Protocol):
+class StreamErrors(StreamEnds, Protocol):
+    """How one API's stream answers a call that failed: before anything was sent, and after."""
+
+    def refused(self, exc: TokenomyError) -> Response:
+        """The answer to a call that failed before anything was sent: the error with its own status."""
+        ...
+
+    def failed(self, exc: TokenomyError) -> bytes:
+        """The event that ends a stream the call failed in."""
+        ...
+
+
+class StreamFormat(StreamErrors, Protocol):
     """How one API streams an answer: its events for the pieces, and its ways to end in an error."""
 
     def start(self) -> list[bytes]:
@@ -419,13 +431,32 @@ class StreamFormat(StreamEnds, Protocol):
         """The events that end the answer (its stop reason, usage)."""
         ...
 
-    def refused(self, exc: TokenomyError) -> Response:
-        """The answer to a call that failed before anything was sent: the error with its own status."""
-        ...
 
-    def failed(self, exc: TokenomyError) -> bytes:
-        """The event that ends a stream the call failed in."""
-        ...
+# What ends a stream's generator before its answer's end: the call's error, a bug, or its stop from outside.
+STREAM_ENDINGS = (Exception, asyncio.CancelledError, GeneratorExit)
+
+
+def stream_error(exc: BaseException, sent: bool, name: str, started: float, form: StreamErrors) -> bytes | Response:
+    """What a stream whose call ended in `exc` (one of `STREAM_ENDINGS`) answers, counted in /metrics under `name`.
+    A failed call: before anything was sent, its error Response with its own status (`form.refused`; the stream
+    yields it after its wind-up), after, the event that ends the stream (`form.failed`, a 502). A bug, not the
+    caller's fault: logged with its traceback, the stream ends with `form.crashed` (a 500). A stream stopped from
+    outside is raised on: Starlette stops it when its caller leaves, cancelled in a wait before the first byte (a
+    Retry-After, the route's limiter) or closed at an event after it; a 499 as for a whole call whose caller left
+    (the ledger has what was sent: a cut stream's row is `cancelled`)."""
+    if isinstance(exc, TokenomyError):
+        if not sent:
+            refused = form.refused(exc)
+            metrics.count(name, refused.status_code, started)
+            return refused
+        metrics.count(name, 502, started)
+        return form.failed(exc)
+    if isinstance(exc, Exception):
+        log.error("the stream for %s failed", name, exc_info=exc)
+        metrics.count(name, 500, started)
+        return form.crashed(f"internal error ({type(exc).__name__}); see the gateway's log")
+    metrics.count(name, CALLER_LEFT, started)
+    raise exc
 
 
 async def call_streamed(
@@ -457,24 +488,13 @@ async def call_streamed(
             yield event
         metrics.observe(final, name)
         metrics.count(name, 200, started)
-    except TokenomyError as exc:
-        if not sent:
-            refused = form.refused(exc)
-            metrics.count(name, refused.status_code, started)
+    except STREAM_ENDINGS as exc:
+        ended = stream_error(exc, sent, name, started, form)  # (a stop from outside is raised on)
+        crashed = not isinstance(exc, TokenomyError)
+        if isinstance(ended, Response):
+            refused = ended
         else:
-            yield form.failed(exc)
-            metrics.count(name, 502, started)
-    except Exception as exc:  # a bug, not the caller's fault: logged with its traceback, the stream ends with an error
-        crashed = True
-        log.exception("the stream for %s failed", name)
-        yield form.crashed(f"internal error ({type(exc).__name__}); see the gateway's log")
-        metrics.count(name, 500, started)
-    except (asyncio.CancelledError, GeneratorExit):
-        # Starlette stops the stream when its caller leaves: cancelled in a wait before the first byte (a Retry-After,
-        # the route's limiter), or closed at an event after it. A 499 as for a whole call whose caller left; the
-        # ledger has what was sent (a cut stream's row is `cancelled`).
-        metrics.count(name, CALLER_LEFT, started)
-        raise
+            yield ended
     finally:
         gw.guard.slots.release()
         await wind_up_stream(gw, admitted.budgets, pieces, cost, final, crashed)

@@ -26,10 +26,19 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
-from tokenomy.errors import CALLER_LEFT, ProviderError, TokenomyError, described
+from tokenomy.errors import ProviderError, TokenomyError, described
 from tokenomy.gateway import metrics
 from tokenomy.gateway.anthropic_routes import anthropic_error, anthropic_key
-from tokenomy.gateway.calls import OPENAI_ERROR_TYPES, Refusal, admit, call_headers, retry_after, upstream_status
+from tokenomy.gateway.calls import (
+    OPENAI_ERROR_TYPES,
+    STREAM_ENDINGS,
+    Refusal,
+    admit,
+    call_headers,
+    retry_after,
+    stream_error,
+    upstream_status,
+)
 from tokenomy.gateway.fast_path import SENT_PATH
 from tokenomy.gateway.gemini_routes import from_gemini_sdk, gemini_model, gemini_models
 from tokenomy.gateway.hygiene import PARSED_BODY
@@ -77,6 +86,32 @@ def _error_chunk(message: str, code: str) -> bytes:
 
 
 ENDS = ChatStreamEnds()
+
+
+class ChatStreamErrors(ChatStreamEnds):
+    """How a chat completions stream answers a call that failed (`calls.stream_error`): before the first chunk, its
+    error with its own status and the failed attempts' id in the ledger; after it, OpenAI's error chunk."""
+
+    def __init__(self, body: ChatCompletionRequest, request_id: str) -> None:
+        self.body = body
+        self.request_id = request_id
+
+    def refused(self, exc: TokenomyError) -> Response:
+        refused = (
+            _provider_error(exc, self.body)
+            if isinstance(exc, ProviderError)
+            else error(400, str(exc), "invalid_request_error")
+        )
+        refused.headers["x-request-id"] = self.request_id
+        return refused
+
+    def failed(self, exc: TokenomyError) -> bytes:
+        kind = exc.kind if isinstance(exc, ProviderError) else "invalid_request_error"
+        return (
+            b"data: "
+            + json.dumps({"error": {"message": str(exc), "type": kind, "param": None, "code": kind}}).encode()
+            + b"\n\n"
+        )
 
 
 @router.get("/v1/models")
@@ -356,31 +391,13 @@ async def _stream(
             yield chunk({}, usage=usage_body(final), top=top)
         metrics.observe(final, body.model)
         metrics.count(body.model, 200, started)
-    except TokenomyError as exc:
-        if not opened:
-            refused = (
-                _provider_error(exc, body)
-                if isinstance(exc, ProviderError)
-                else error(400, str(exc), "invalid_request_error")
-            )
-            refused.headers["x-request-id"] = call.meta.request_id  # the failed attempts' id in the ledger
-            metrics.count(body.model, refused.status_code, started)
+    except STREAM_ENDINGS as exc:
+        ended = stream_error(exc, opened, body.model, started, ChatStreamErrors(body, call.meta.request_id))
+        crashed = not isinstance(exc, TokenomyError)
+        if isinstance(ended, Response):
+            refused = ended
         else:
-            kind = exc.kind if isinstance(exc, ProviderError) else "invalid_request_error"
-            yield (
-                b"data: "
-                + json.dumps({"error": {"message": str(exc), "type": kind, "param": None, "code": kind}}).encode()
-                + b"\n\n"
-            )
-            metrics.count(body.model, 502, started)
-    except Exception as exc:  # a bug, not the caller's fault: logged with its traceback, the stream ends with an error
-        crashed = True
-        log.exception("the chat completions stream for %s failed", body.model)
-        yield ENDS.crashed(f"internal error ({type(exc).__name__}); see the gateway's log")
-        metrics.count(body.model, 500, started)
-    except (asyncio.CancelledError, GeneratorExit):  # stopped from outside: its caller left (see calls.call_streamed)
-        metrics.count(body.model, CALLER_LEFT, started)
-        raise
+            yield ended
     finally:
         gw.guard.slots.release()
         await wind_up_stream(gw, budgets, pieces, cost, final, crashed)
