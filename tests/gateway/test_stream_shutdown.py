@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -200,3 +201,58 @@ def test_end_shutdown_cancel_ends_uvicorns_cancellation_and_logs_one_line(caplog
     with caplog.at_level(logging.WARNING, logger="tokenomy.gateway.hygiene"):
         assert asyncio.run(request()) == 0
     assert [r.getMessage() for r in caplog.records] == ["/v1/messages: answered its API's unavailable error"]
+
+
+def test_calls_the_shutdown_grace_cut_before_their_answer_are_counted_in_metrics_at_the_status_they_got(ledger_path):
+    # The edge's unavailable answer (a 503, Anthropic's 529) was missing from /metrics: a whole call and a request
+    # queued for its call slot were not counted at all, and a stream cut before its first event as a 499, its caller
+    # gone. Each is now counted at the status its caller got, under its route.
+    from tokenomy.config import parse_config
+    from tokenomy.emulate.server import ServerThread
+    from tokenomy.gateway import metrics
+    from tokenomy.gateway.app import create_app
+
+    upstream = ScriptedOpenAI([(200, {}, "held")] * 2)
+    routes = {name: {"model": "up"} for name in ("cut-whole", "cut-stream", "cut-queued")}
+    config = {"gateway": {"max_inflight": 2},
+              "models": {"up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU}},
+              "routes": routes}
+    app = create_app(parse_config(config), str(ledger_path))
+    server = ServerThread(app, lifespan="on")
+    server.server.config.timeout_graceful_shutdown = 1
+    url = server.start()
+    oai = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+    claude = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+    calls = {
+        "cut-whole": lambda: oai.chat.completions.create(model="cut-whole", messages=HI),
+        "cut-stream": lambda: oai.chat.completions.create(model="cut-stream", messages=HI, stream=True),
+        "cut-queued": lambda: claude.messages.create(model="cut-queued", max_tokens=16, messages=HI),
+    }
+
+    def status(call) -> int | None:
+        try:
+            call()
+        except (openai.APIStatusError, anthropic.APIStatusError) as exc:
+            return exc.status_code
+        return None
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(len(calls)) as pool:
+            futures = {name: pool.submit(status, calls[name]) for name in ("cut-whole", "cut-stream")}
+            deadline = time.monotonic() + 60
+            while upstream.calls < 2 and time.monotonic() < deadline:  # both call slots are with the upstream
+                time.sleep(0.05)
+            futures["cut-queued"] = pool.submit(status, calls["cut-queued"])
+            while app.state.gateway.guard.waiting < 1 and time.monotonic() < deadline:  # waits for a slot
+                time.sleep(0.05)
+            assert upstream.calls == 2 and app.state.gateway.guard.waiting == 1
+            server.stop()  # the grace (1 s) runs out: uvicorn cancels all three, the edge answers each
+            got = {name: future.result(60) for name, future in futures.items()}
+    finally:
+        server.stop()
+        upstream.close()
+    assert got == {"cut-whole": 503, "cut-stream": 503, "cut-queued": 529}
+    counted = metrics.render().decode()
+    for name, code in got.items():
+        assert f'tokenomy_requests_total{{model="{name}",status="{code}"}} 1.0' in counted, counted
+        assert not re.search(rf'tokenomy_requests_total{{model="{name}",status="(?!{code}")', counted), counted

@@ -22,7 +22,7 @@ from tokenomy.client import CallPolicy
 from tokenomy.errors import CALLER_LEFT, ProviderError, TokenomyError
 from tokenomy.gateway import metrics
 from tokenomy.gateway.budgets import BudgetUnavailable, Reservation, Scope
-from tokenomy.gateway.hygiene import PARSED_BODY
+from tokenomy.gateway.hygiene import COUNTED_AS, PARSED_BODY
 from tokenomy.gateway.openai_ingress import parse_tags
 from tokenomy.gateway.responses import StreamEnds
 from tokenomy.gateway.settlement import call_cost, paid, settle, settle_when_final, wind_up_stream
@@ -234,7 +234,9 @@ async def admit(
     capacity, callers time out and retry, and each call sent after its caller left was billed for nobody.
     The reservation is `estimate_nano` when given (a call that is no chat, e.g. embeddings), else the chat call's
     worst case. `cap_field` names the output cap as the caller's API spells it (generationConfig.maxOutputTokens),
-    for the refusal of a call that sets none."""
+    for the refusal of a call that sets none. From here the request's answer is counted in /metrics under `model`,
+    also when the edge ends it unanswered (`hygiene.COUNTED_AS`)."""
+    request.scope[COUNTED_AS] = model
     refused = await gate(gw, key)
     if refused is not None:
         return refused
@@ -443,7 +445,9 @@ def stream_error(exc: BaseException, sent: bool, name: str, started: float, form
     caller's fault: logged with its traceback, the stream ends with `form.crashed` (a 500). A stream stopped from
     outside is raised on: Starlette stops it when its caller leaves, cancelled in a wait before the first byte (a
     Retry-After, the route's limiter) or closed at an event after it; a 499 as for a whole call whose caller left
-    (the ledger has what was sent: a cut stream's row is `cancelled`)."""
+    (the ledger has what was sent: a cut stream's row is `cancelled`). Before anything went out, the edge counts it
+    (`hygiene.EdgeHygiene`): a 499 when its caller left, its API's unavailable status when the shutdown cut it, as
+    it answers then (here the two cannot be told apart: Starlette cancels either way)."""
     if isinstance(exc, TokenomyError):
         if not sent:
             refused = form.refused(exc)
@@ -455,7 +459,8 @@ def stream_error(exc: BaseException, sent: bool, name: str, started: float, form
         log.error("the stream for %s failed", name, exc_info=exc)
         metrics.count(name, 500, started)
         return form.crashed(f"internal error ({type(exc).__name__}); see the gateway's log")
-    metrics.count(name, CALLER_LEFT, started)
+    if sent:
+        metrics.count(name, CALLER_LEFT, started)
     raise exc
 
 

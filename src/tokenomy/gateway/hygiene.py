@@ -10,7 +10,8 @@
 
 And on the way out: a request with a body (POST, PUT, PATCH: every API call) whose answer had not begun when the
 shutdown grace ran out (uvicorn cancels it) gets its API's "unavailable" error, not uvicorn's plain-text 500 and a
-traceback in the log.
+traceback in the log; it is counted in /metrics at that status, and a stream whose caller left before its first event
+at a 499, under the route admission named.
 
 orjson's strict parser clears the normal body in one pass in C; only a body it refuses is decoded again by
 the stdlib, which reads these values, so the field can be named. orjson reads an integer from 2**64 up (or below
@@ -25,6 +26,7 @@ import asyncio
 import json
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -32,10 +34,15 @@ import anyio
 import orjson
 from starlette.types import Message, Receive, Scope, Send
 
+from tokenomy.errors import CALLER_LEFT
+from tokenomy.gateway import metrics
 from tokenomy.gateway.gemini_errors import error_body
 from tokenomy.gateway.path_aliases import DEPLOYMENT
 
 log = logging.getLogger(__name__)
+# The scope key under which admission (`calls.admit`) puts the route name /metrics counts the request's answer under:
+# the edge counts a request it ends without the endpoint's answer (`_unanswered`).
+COUNTED_AS = "tokenomy.counted_as"
 # The scope key under which a clean body's JSON value, as orjson parsed it here, is handed to the endpoint: a body
 # is parsed once, not once to check it and again to read it (see `schemas.parse_chat_request`).
 PARSED_BODY = "tokenomy.parsed_body"
@@ -329,21 +336,36 @@ class EdgeHygiene:
             answered = True
             return send(message)
 
+        started = time.perf_counter()
         try:
             await self.app(scope, replay, sending)
         except asyncio.CancelledError as exc:
             # (a stream the shutdown cut after its headers ends itself: responses.FirstChunkStream)
             if answered or not shutdown_cancel(exc):
                 raise
-            await _unanswered_at_shutdown(scope, send, shape)
+            await _unanswered_at_shutdown(scope, send, shape, started)
+            return
+        if not answered:  # a stream whose caller left before its first event: Starlette stopped it, nothing was sent
+            _unanswered(scope, CALLER_LEFT, started)
 
 
-async def _unanswered_at_shutdown(scope: Scope, send: Send, shape: str) -> None:
+def _unanswered(scope: Scope, status: int, started: float) -> None:
+    """Count in /metrics a request that ends without its endpoint's answer, at `status`, under the route admission
+    named (`COUNTED_AS`), as the endpoint counts its answers; one that ended before admission is not counted."""
+    route = scope.get(COUNTED_AS)
+    if route is not None:
+        metrics.count(route, status, started)
+
+
+async def _unanswered_at_shutdown(scope: Scope, send: Send, shape: str, started: float) -> None:
     """Answer a request uvicorn cancelled before it was answered (its shutdown grace ran out) with its API's
     "unavailable" status, which each SDK raises as such (Anthropic's 529 overloaded_error, as the gateway answers an
-    overloaded upstream). Nothing waits on the cancellation (uvicorn cancels and moves on), so it ends here."""
+    overloaded upstream), counted in /metrics. Nothing waits on the cancellation (uvicorn cancels and moves on), so
+    it ends here."""
+    status = 529 if shape == "anthropic" else 503
+    _unanswered(scope, status, started)
     with anyio.CancelScope(shield=True), anyio.move_on_after(5) as sending:  # a caller reading nothing cannot hold it
-        await refuse(send, 529 if shape == "anthropic" else 503, SHUT_DOWN_BEFORE, close=True, shape=shape)
+        await refuse(send, status, SHUT_DOWN_BEFORE, close=True, shape=shape)
     caller_got = (
         "its caller read nothing for 5 s" if sending.cancelled_caught else "answered its API's unavailable error"
     )
