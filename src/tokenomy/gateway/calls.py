@@ -15,13 +15,13 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Protocol
 
-import anyio
 from starlette.responses import Response
 
 from tokenomy.client import CallPolicy
 from tokenomy.errors import CALLER_LEFT, ProviderError, TokenomyError
 from tokenomy.gateway import metrics
 from tokenomy.gateway.budgets import BudgetUnavailable, Reservation, Scope
+from tokenomy.gateway.disconnects import caller_leaves, caller_left
 from tokenomy.gateway.hygiene import COUNTED_AS, PARSED_BODY
 from tokenomy.gateway.openai_ingress import parse_tags
 from tokenomy.gateway.responses import StreamEnds
@@ -191,32 +191,6 @@ async def gate(gw, key) -> Refusal | None:
         "rate_limit_exceeded",
         {"retry-after": str(seconds)},
     )
-
-
-async def caller_left(request) -> bool:
-    """Whether the caller has closed its connection, found without waiting: the server answers a receive at once with
-    the disconnect it has seen, and a receive with nothing to give is cancelled at once, as Starlette's
-    `is_disconnected` does. The edge's replay gives the body it read first (`hygiene.EdgeHygiene`), so up to two."""
-    for _ in range(2):
-        message: dict[str, Any] = {}
-        with anyio.CancelScope() as scope:
-            scope.cancel()
-            message = await request.receive()
-        if message.get("type") != "http.request":
-            return message.get("type") == "http.disconnect"
-    return False
-
-
-async def caller_leaves(request) -> None:
-    """Return once the caller has closed its connection (to race a wait against). Its body was read, so the server's
-    next message is the disconnect, sent when it comes; the edge's replay may give the body first. A server that
-    answers a receive at once with something else is asked again every 0.1 s, not in a busy loop."""
-    while True:
-        message = await request.receive()
-        if message.get("type") == "http.disconnect":
-            return
-        if not message.get("body"):
-            await asyncio.sleep(0.1)
 
 
 async def admit(
