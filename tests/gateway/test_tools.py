@@ -357,7 +357,7 @@ def test_every_request_field_is_forwarded_or_refused(field, served):
 
 def test_unknown_parts_and_keys_are_named_400s(served):
     upstream, _, url = served
-    cases = [({"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "", "format": "wav"}}]},
+    cases = [({"role": "user", "content": [{"type": "video_url", "video_url": {"url": "https://x/v.mp4"}}]},
               "messages[0].content[0].type"),
              ({"role": "user", "content": [{"type": "text", "text": "x", "prompt_cache_breakpoint": {}}]},
               "messages[0].content[0].prompt_cache_breakpoint"),

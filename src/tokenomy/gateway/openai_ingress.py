@@ -26,7 +26,7 @@ from tokenomy.gateway.openai_assistant import (
     openai_fields,
     tool_call_signature,
 )
-from tokenomy.gateway.openai_images import data_url, image_block
+from tokenomy.gateway.openai_images import data_url, image_block, valid_base64
 from tokenomy.gateway.openai_options import (
     cache_key_of,
     extra_of,
@@ -38,6 +38,7 @@ from tokenomy.gateway.openai_options import (
 )
 from tokenomy.gateway.openai_shapes import (
     AT_THE_END,
+    AUDIO_KEYS,
     CALL_FUNCTION_KEYS,
     CALL_KEYS,
     CUSTOM_CALL_KEYS,
@@ -57,6 +58,7 @@ from tokenomy.messages import (
     ChatRequest,
     DocumentBlock,
     Message,
+    ProviderBlock,
     ReasoningBlock,
     RequestMeta,
     TextBlock,
@@ -108,6 +110,7 @@ PART_KEYS = {
     "text": {"type", "text", "cache_control"},
     "image_url": {"type", "image_url", "cache_control"},
     "file": {"type", "file", "cache_control"},
+    "input_audio": {"type", "input_audio", "cache_control"},
     "refusal": {"type", "refusal"},  # an assistant message's only (OpenAI's ChatCompletionContentPartRefusalParam)
 }
 
@@ -142,9 +145,25 @@ def _part(part: dict[str, Any], message: str, index: int, assistant: bool = Fals
         name = file.get("filename") or ""
         fmt = DOCUMENT_FORMATS.get(media_type) or (name.rsplit(".", 1)[-1].lower() if "." in name else "pdf")
         return DocumentBlock(format=fmt, data=data, name=name or None)
+    if kind == "input_audio":
+        return _audio_block(part, where)
     raise RequestError(
         f"{where}.type",
-        f"content parts of type {kind!r} are not supported by this gateway (text, image_url and file are)",
+        f"content parts of type {kind!r} are not supported by this gateway (text, image_url, file and input_audio are)",
+    )
+
+
+def _audio_block(part: dict[str, Any], where: str) -> ProviderBlock:
+    """An `input_audio` part as Gemini's own audio part (gemini_fields.media_block's): the content model has no audio
+    block, so Gemini models take it and every other provider refuses it by its place (OpenAI's audio models too)."""
+    audio = only(part.get("input_audio") or {}, AUDIO_KEYS, f"{where}.input_audio")
+    if audio.get("format") not in ("wav", "mp3"):
+        raise RequestError(f"{where}.input_audio.format", "required: 'wav' or 'mp3'")
+    data = audio.get("data")
+    if not data or not valid_base64(data):
+        raise RequestError(f"{where}.input_audio.data", "required: the audio's bytes in base64")
+    return ProviderBlock(
+        "gemini", {"type": "audio", "inline_data": {"mime_type": f"audio/{audio['format']}", "data": data}}
     )
 
 

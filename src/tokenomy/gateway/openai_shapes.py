@@ -24,6 +24,7 @@ class RequestError(ValueError):
 # as is, refused by its SDK, a server error), so it is refused too.
 IMAGE_KEYS = {"url": str, "detail": str}
 FILE_KEYS = {"file_data": str, "file_id": str, "filename": str}
+AUDIO_KEYS = {"data": str, "format": str}
 # `index` (a streamed call's position) and `parsed_arguments` (its arguments decoded) are what the openai SDK's
 # `stream()` and `parse()` helpers add to the message an agent appends to its next request: derived from what the
 # call already carries, they are accepted and not forwarded, like the `parsed` content of such a message.

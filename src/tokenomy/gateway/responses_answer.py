@@ -107,14 +107,17 @@ def output_items(response: ChatResponse, ids: str, summary: bool) -> list[dict[s
 def usage_body(response: ChatResponse) -> dict[str, Any]:
     """The Responses API's usage: input_tokens include cached ones (input_tokens_details), output reasoning."""
     usage = response.usage
+    given = {"cached_tokens": usage.cache_read_tokens, "cache_write_tokens": usage.cache_write_tokens}
+    made = {"reasoning_tokens": usage.reasoning_tokens}
+    if usage.audio_input_tokens or usage.audio_cache_read_tokens or usage.audio_output_tokens:
+        # as chat's usage says them (prompt_tokens_details.audio_tokens): only an answer with audio has them
+        given["audio_tokens"] = usage.audio_input_tokens + usage.audio_cache_read_tokens
+        made["audio_tokens"] = usage.audio_output_tokens
     return {
         "input_tokens": usage.total_input_tokens,
-        "input_tokens_details": {
-            "cached_tokens": usage.cache_read_tokens,
-            "cache_write_tokens": usage.cache_write_tokens,
-        },
+        "input_tokens_details": given,
         "output_tokens": usage.output_tokens,
-        "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+        "output_tokens_details": made,
         "total_tokens": usage.total_input_tokens + usage.output_tokens,
     }
 
