@@ -12,11 +12,11 @@ from decimal import Decimal
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from tokenomy.caching.placement import Placement, estimate_input_tokens
+from tokenomy.caching.placement import Placement, audio_input_tokens, estimate_input_tokens
 from tokenomy.caching.tokens import TokenPolicy
 from tokenomy.call_cost import CallCost
 from tokenomy.errors import ConfigError
-from tokenomy.messages import ChatRequest, ChatResponse, Usage
+from tokenomy.messages import ChatRequest, ChatResponse, ProviderBlock, Usage
 from tokenomy.providers.base import Provider
 from tokenomy.providers.registry import ModelSpec
 from tokenomy.resilience.fallback import AttemptPlan, Step
@@ -107,6 +107,13 @@ class Target:
         after; also what an attempt that failed after reaching its provider, or was in flight when a journaled gateway
         died, is recorded at. Made when first asked, once: estimating the prompt reads every block."""
         return estimate_input_tokens(self.call) + (self.call.max_tokens or 0)
+
+    @cached_property
+    def audio_estimate(self) -> int:
+        """The audio in `estimate`'s prompt (Gemini's audio parts), which a row at the estimate prices as audio."""
+        if ProviderBlock not in self.provider.accepts_blocks:  # a provider without them refused the request unsent
+            return 0
+        return sum(audio_input_tokens(message.content) for message in self.call.messages)
 
 
 @dataclass

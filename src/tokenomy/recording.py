@@ -244,6 +244,7 @@ class Recorder:
             "route": meta.route,
             "tier": meta.tier,
             "input_tokens": target.estimate - (request.max_tokens or 0),  # as `_estimated` counts an unanswered prompt
+            "audio_input_tokens": target.audio_estimate,  # priced at the audio rate, as its answer would be
             "outcome": "interrupted",
             "error_type": "GatewayStopped",
             "attempt": att.number,
@@ -291,7 +292,11 @@ class Recorder:
             counted = replace(att.reported, output_tokens=max(att.reported.output_tokens, output))
             usage = billable_usage(counted, model, region, self.catalog)
         else:
-            usage = Usage(input_tokens=att.target.estimate - (request.max_tokens or 0), output_tokens=output)
+            usage = Usage(
+                input_tokens=att.target.estimate - (request.max_tokens or 0),
+                output_tokens=output,
+                audio_input_tokens=att.target.audio_estimate,
+            )
         tier = self._asked_tier(call, att)
         return usage, answered_cost(usage, model, region, call.mode, self.catalog, service_tier=tier)
 

@@ -3,6 +3,8 @@ the next start records each at its estimate (outcome `interrupted`) and the budg
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import concurrent.futures
 import json
 import subprocess
@@ -15,6 +17,9 @@ import pytest
 
 from helpers import free_port, start_gateway
 from helpers.counting_openai import CountingOpenAI
+from tokenomy.emulate.gemini_api import create_app as create_gemini
+from tokenomy.emulate.instant_engine import InstantEngine
+from tokenomy.emulate.server import ServerThread
 from tokenomy.gateway.keys import KeyStore
 from tokenomy.ledger.store import open_store
 from tokenomy.messages import Usage
@@ -91,3 +96,55 @@ def test_calls_in_flight_when_the_gateway_is_sigkilled_are_in_the_ledger_and_the
     since = datetime.now(UTC) - timedelta(days=1)
     assert keys.spent("key_id", key.key_id, since) == sum((e.cost_usd for e in rows), Decimal(0)) > 0
     assert not list((tmp_path / "ledger.duckdb.journal").glob("*.jsonl"))  # replayed and cleaned up
+
+
+def test_a_gemini_call_with_audio_in_flight_at_a_kill_is_replayed_with_its_audio_at_the_audio_price(tmp_path,
+                                                                                                    monkeypatch):
+    """The in-flight entry carries the prompt's audio estimate (its audio parts, as the estimate counts them), so the
+    replayed row prices it at the model's audio rate (Gemini 2.5 Flash $1.00 per 1M against $0.30 for text); the
+    entry had only the prompt's whole estimate, replayed as text."""
+    for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    ledger = tmp_path / "ledger.duckdb"
+    port = free_port()
+    reached = []
+
+    def slow(app):
+        async def held(scope, receive, send):  # the emulator answers (and bills) a call 3 s after it came
+            if scope["type"] == "http" and "generateContent" in scope["path"]:
+                reached.append(scope["path"])
+                await asyncio.sleep(3)
+            await app(scope, receive, send)
+        return held
+
+    audio = base64.b64encode(bytes(50_000)).decode()  # 101 tokens of audio by the estimate (500 bytes a token, +1)
+    asked = [{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": audio, "format": "wav"}},
+                                          {"type": "text", "text": "Transcribe"}]}]
+    with ServerThread(slow(create_gemini(engine=InstantEngine()))) as gemini:
+        config = tmp_path / "tokenomy.yaml"
+        config.write_text(json.dumps({"models": {"g": {"provider": "gemini", "model": "gemini-2.5-flash",
+                                                       "base_url": gemini}}}))
+        proc = start_gateway(config, port, ledger, {})
+        try:
+            client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0, timeout=30)
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                cut = pool.submit(client.chat.completions.create, model="g", messages=asked, max_tokens=10)
+                deadline = time.monotonic() + 20
+                while not reached and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                proc.kill()
+                proc.wait(10)
+                with pytest.raises(openai.APIConnectionError):
+                    cut.result()
+            proc = start_gateway(config, port, ledger, {})  # replays the journal
+            proc.terminate()
+            proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    [row] = open_store(ledger).events()
+    assert row.outcome == "interrupted" and row.audio_input_tokens == 101
+    text = row.input_tokens - 101
+    assert text > 0
+    assert row.input_cost_usd == (101 * Decimal("1.00") + text * Decimal("0.30")) / 1_000_000

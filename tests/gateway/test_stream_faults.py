@@ -3,6 +3,7 @@ streams through the gateway from a scripted OpenAI-format upstream, and the ledg
 
 from __future__ import annotations
 
+import json
 from contextlib import contextmanager, nullcontext
 
 import openai
@@ -525,3 +526,41 @@ def test_a_claude_stream_cut_short_is_recorded_at_the_counts_its_message_start_g
     entry = default_catalog().lookup("claude-sonnet-4-5-20250929")
     assert row.cost_usd == (12 * entry.input + 50_000 * entry.cache_read + 1_000 * entry.cache_write
                             + 2_000 * entry.cache_write_1h + row.output_tokens * entry.output) / 10**6
+
+
+def test_a_gemini_stream_with_audio_that_fails_midway_prices_the_audio_estimate_at_the_audio_rate(ledger_path,
+                                                                                                   monkeypatch):
+    """A stream cut after its first chunk is recorded at the prompt's estimate: its audio part (101 tokens by the
+    estimate, 500 bytes a token) at Gemini 2.5 Flash's audio rate, $1.00 per 1M, not as text at $0.30."""
+    import asyncio
+    import base64
+    from decimal import Decimal
+
+    from fastapi import FastAPI
+    from fastapi.responses import StreamingResponse
+
+    for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    gemini = FastAPI()
+
+    @gemini.post("/{version}/models/{model}:streamGenerateContent")
+    async def cut(version: str, model: str):
+        async def chunks():
+            first = {"candidates": [{"content": {"role": "model", "parts": [{"text": "par"}]}, "index": 0}]}
+            yield f"data: {json.dumps(first)}\r\n\r\n"
+            await asyncio.sleep(0.05)
+            raise RuntimeError("the upstream died midway")
+        return StreamingResponse(chunks(), media_type="text/event-stream")
+
+    audio = {"type": "input_audio", "input_audio": {"data": base64.b64encode(bytes(50_000)).decode(), "format": "wav"}}
+    with ServerThread(gemini) as upstream:
+        config = {"models": {"g": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": upstream}}}
+        with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            with pytest.raises(openai.APIError):
+                list(client.chat.completions.create(model="g", stream=True, max_tokens=10, messages=[
+                    {"role": "user", "content": [audio, {"type": "text", "text": "Transcribe"}]}]))
+    [row] = open_store(str(ledger_path)).events()
+    assert row.outcome == "server_error" and row.audio_input_tokens == 101 and row.output_tokens == 1
+    text = row.input_tokens - 101
+    assert row.input_cost_usd == (101 * Decimal("1.00") + text * Decimal("0.30")) / 1_000_000

@@ -195,15 +195,34 @@ def _blocks_size(blocks: Sequence[Block], length: Callable[[str], int] = weighte
             chars += length(block.text or block.redacted or "")
         elif isinstance(block, ProviderBlock):
             media = block.data if block.api == "gemini" else {}  # Gemini's audio or video (gemini_fields)
-            inline = media.get("inline_data")
-            if isinstance(inline, dict):  # by its size, as Gemini bills it by its length (not its base64 text)
-                tokens += len(inline.get("data") or "") * 3 // 4 // MEDIA_BYTES_PER_TOKEN + 1
-            elif "file_data" in media:  # by URI: a size the gateway cannot see, one document's figure
-                tokens += DOCUMENT_TOKENS
-                unsized += 1
+            inline = isinstance(media.get("inline_data"), dict)
+            if inline or "file_data" in media:
+                tokens += media_tokens(media)
+                unsized += not inline
             else:  # a server tool's call or result (web search results): sent as it is
                 chars += _json_length(block.data, length)
     return chars, tokens, unsized
+
+
+def media_tokens(media: dict) -> int:
+    """A Gemini audio or video part's tokens: inline, by its size, as Gemini bills it by its length (not its base64
+    text); by URI, a size the gateway cannot see, at one document's figure."""
+    inline = media.get("inline_data")
+    if isinstance(inline, dict):
+        return len(inline.get("data") or "") * 3 // 4 // MEDIA_BYTES_PER_TOKEN + 1
+    return DOCUMENT_TOKENS
+
+
+def audio_input_tokens(blocks: Sequence[Block]) -> int:
+    """The audio in `estimate_input_tokens` of these blocks (Gemini's audio parts, tool results' too), so a row at the
+    estimate (an interrupted or abandoned call's) prices them at the model's audio rate, as its answer would have."""
+    audio = 0
+    for block in blocks:
+        if type(block) is ProviderBlock and block.kind == "audio" and block.api == "gemini":
+            audio += media_tokens(block.data)
+        elif type(block) is ToolResultBlock:
+            audio += audio_input_tokens(block.content)
+    return audio
 
 
 @dataclass(frozen=True)
