@@ -263,6 +263,36 @@ def test_import_llm_log(ledger_path, tmp_path) -> None:
     assert events["local"].input_tokens == 0 and events["local"].latency_ms == 8000.0
 
 
+def test_an_llm_log_prompt_with_audio_is_priced_at_the_audio_rates(ledger_path, tmp_path) -> None:
+    """llm's OpenAI plugin logs the answer's usage details (zeros left out, `simplify_usage_dict`): the prompt's and
+    the answer's audio_tokens are read into the row's audio counts, so gpt-audio's audio is priced at $32 / $64 per 1M,
+    not as text at $2.50 / $10; a count over its whole is a problem naming the row."""
+    import sqlite_utils
+    from llm.migrations import migrate
+    from llm.utils import simplify_usage_dict
+
+    path = tmp_path / "logs.db"
+    db = sqlite_utils.Database(path)
+    migrate(db)
+
+    def turn(turn_id: str, prompt_audio: int) -> dict:
+        details = {"prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": prompt_audio},
+                   "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 400}}
+        return {"id": turn_id, "model": "gpt-audio", "input_tokens": 1_200, "output_tokens": 500, "duration_ms": 900,
+                "token_details": json.dumps(simplify_usage_dict(details)), "datetime_utc": "2026-11-20T10:00:00"}
+
+    db["turns"].insert_all([turn("t1", 1_000), turn("t2", 1_201)])
+    db.close()
+    result = CliRunner().invoke(app, ["import", "llm-log", str(path), "--json", "--ledger", str(ledger_path)])
+    assert result.exit_code == 1
+    [problem] = json.loads(result.stdout)["problems"]
+    assert problem.startswith(f"{path}: turns id=t2: token_details prompt_tokens_details.audio_tokens=1201 is more")
+    [row] = open_store(ledger_path).events()
+    assert (row.input_tokens, row.audio_input_tokens, row.output_tokens, row.audio_output_tokens) == (
+        1_200, 1_000, 500, 400)
+    assert row.cost_usd == Decimal("0.0591")  # (200 x $2.50 + 1,000 x $32 + 100 x $10 + 400 x $64) / 1M
+
+
 def test_an_llm_log_prompt_at_a_service_tier_is_priced_at_that_tier(ledger_path, tmp_path) -> None:
     """llm logs the tier OpenAI served (`service_tier` in response_json) and the one asked for (`-o service_tier flex`,
     in options_json; a streamed Chat Completions answer logs no served tier): every prompt was priced at the standard

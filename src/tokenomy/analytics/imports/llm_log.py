@@ -28,11 +28,14 @@ def _llm_provider(model: str) -> str:
     return "llm"
 
 
-def _llm_cache(details: Any, input_tokens: int) -> tuple[int, int, int]:
-    """(uncached input, cache read, cache write) from token_details of the OpenAI or Anthropic plugins."""
+def _llm_details(details: Any) -> dict[str, Any]:
+    """A prompt's token_details (JSON text in logs.db) as a dict; {} when there are none."""
     data = json.loads(details) if isinstance(details, str) and details else (details or {})
-    if not isinstance(data, dict):
-        return input_tokens, 0, 0
+    return data if isinstance(data, dict) else {}
+
+
+def _llm_cache(data: dict[str, Any], input_tokens: int) -> tuple[int, int, int]:
+    """(uncached input, cache read, cache write) from token_details of the OpenAI or Anthropic plugins."""
     if "cache_read_input_tokens" in data or "cache_creation_input_tokens" in data:  # Anthropic: not in input
         return (
             input_tokens,
@@ -42,6 +45,23 @@ def _llm_cache(details: Any, input_tokens: int) -> tuple[int, int, int]:
     nested = data.get("prompt_tokens_details") or data.get("input_tokens_details") or {}
     cached = int(nested.get("cached_tokens") or 0) if isinstance(nested, dict) else 0
     return max(input_tokens - cached, 0), cached, 0  # OpenAI: cached tokens are part of input
+
+
+def _llm_audio(data: dict[str, Any], prompt_tokens: int, uncached: int, output_tokens: int) -> tuple[int, int, int]:
+    """(audio input, cached audio, audio output) from token_details of the OpenAI plugin (its chat answer's usage,
+    zeros left out): the prompt's audio counted uncached as far as the uncached tokens hold it, the rest cached, as
+    the gateway reads an answer (openai_wire_read.count_audio)."""
+    counts = []
+    for name, whole in (("prompt_tokens_details", prompt_tokens), ("completion_tokens_details", output_tokens)):
+        nested = data.get(name)
+        value = nested.get("audio_tokens") if isinstance(nested, dict) else None
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise ValueError(f"token_details {name}.audio_tokens={value!r} is not a token count")
+        if value and value > whole:
+            raise ValueError(f"token_details {name}.audio_tokens={value} is more than the {whole} tokens it is part of")
+        counts.append(value or 0)
+    prompt, output = counts
+    return min(prompt, uncached), prompt - min(prompt, uncached), output
 
 
 def _llm_tier(options: Any, response: Any) -> str:
@@ -100,10 +120,13 @@ def import_llm_log(path: str | Path) -> ImportResult:
             model = str(row["resolved_model"] or row["model"] or "")
             if not model:
                 raise ValueError("no model")
-            uncached, read, write = _llm_cache(row["token_details"], int(row["input_tokens"] or 0))
+            details = _llm_details(row["token_details"])
+            prompt, output = int(row["input_tokens"] or 0), int(row["output_tokens"] or 0)
+            uncached, read, write = _llm_cache(details, prompt)
+            audio, cached_audio, audio_output = _llm_audio(details, prompt, uncached, output)
             tier = _llm_tier(row["options_json"], row["response_json"])
         except (ValueError, TypeError) as exc:
-            result.problems.append(f"{place}: {exc}; expected datetime_utc in ISO format and a model id")
+            result.problems.append(f"{place}: {exc}; expected datetime_utc in ISO format, a model id and token counts")
             continue
         event = UsageEvent(
             ts=ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC),
@@ -112,9 +135,12 @@ def import_llm_log(path: str | Path) -> ImportResult:
             # a tier's tag prices the row at that tier (price_event), as a gateway row is
             tags={"source": "llm", **({"service_tier": tier} if tier != "standard" else {})},
             input_tokens=uncached,
-            output_tokens=int(row["output_tokens"] or 0),
+            output_tokens=output,
             cache_read_tokens=read,
             cache_write_tokens=write,
+            audio_input_tokens=audio,
+            audio_cache_read_tokens=cached_audio,
+            audio_output_tokens=audio_output,
             latency_ms=float(row["duration_ms"]) if row["duration_ms"] is not None else None,
             event_id="llm-" + event_id(row["id"]),
         )
