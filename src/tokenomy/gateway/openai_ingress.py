@@ -243,11 +243,10 @@ def _tool_call(call: dict[str, Any], message: str, index: int) -> ToolUseBlock:
     )
 
 
-def _message_cache_point(m: Any, where: str) -> CachePoint:
-    """The cache point message `m` (at `where`) asks for, on itself or on its last content part (False for none).
-    One on an earlier part is refused, not moved: the cache would end later than the caller asked."""
-    extra = m.__pydantic_extra__
-    content = m.content
+def _message_cache_point(extra: dict[str, Any] | None, content: Any, where: str) -> CachePoint:
+    """The cache point a message (at `where`; its extra fields and content, read once by the caller) asks for, on
+    itself or on its last content part (False for none). One on an earlier part is refused, not moved: the cache
+    would end later than the caller asked."""
     if not extra and type(content) is not list:  # most messages: no extra fields, no parts
         return False
     point: CachePoint = False
@@ -279,7 +278,7 @@ def _system_cache(body: ChatCompletionRequest) -> tuple[CachePoint, tuple[tuple[
             break
         content = m.content
         size = len(content) if isinstance(content, str) else sum(len(p.get("text") or "") for p in content or [])
-        opening.append((size, _message_cache_point(m, f"messages[{i}]")))
+        opening.append((size, _message_cache_point(m.__pydantic_extra__, content, f"messages[{i}]")))
     if not opening or not any(point for _, point in opening):
         return False, ()
     breaks: list[tuple[int, int, CachePoint]] = []
@@ -325,20 +324,25 @@ def to_messages(body: ChatCompletionRequest, origins: list[Origin] | None = None
     cached_tool = ""  # the tool message whose cache point the last turn ends with
     for i, m in enumerate(body.messages):
         where = message_path(i)
-        extra = m.__pydantic_extra__ or {}  # (its slot: `model_extra` is a property, a call for every message)
-        if extra and m.role != "assistant":
+        own = m.__pydantic_extra__  # (its slot: `model_extra` is a property, a call for every message)
+        extra = own or {}
+        # Each read once: a pydantic model's attribute costs ~400 instructions (its class's __getattr__ keeps Python
+        # from specialising the lookup), and the role was read up to four times a message, its content twice.
+        role, content = m.role, m.content
+        if extra and role != "assistant":
             key = next((k for k in extra if k != "cache_control"), None)
             if key is not None:
                 raise RequestError(f"{where}.{key}", "this message field is not supported by this gateway")
-        if m.role in ("system", "developer"):
+        if role in ("system", "developer"):
             if m.name:
                 raise RequestError(f"{where}.name", "names on system messages are not carried; remove it")
-            blocks = _blocks(m.content, where)
+            blocks = _blocks(content, where)
             if any(not isinstance(b, TextBlock) for b in blocks):
                 raise RequestError(f"{where}.content", "a system message takes text parts only")
             text = "".join(b.text for b in blocks if isinstance(b, TextBlock))
             if turns:  # mid-conversation: in place for upstreams that take it there (request_views.system_hoisted)
-                if _message_cache_point(m, where):  # merged into the one system prompt where an API takes one
+                # merged into the one system prompt where an API takes one
+                if _message_cache_point(own, content, where):
                     raise RequestError(
                         f"{where}.cache_control",
                         "a system message after the first turn joins the system prompt on Claude, Bedrock and "
@@ -349,12 +353,12 @@ def to_messages(body: ChatCompletionRequest, origins: list[Origin] | None = None
                     origins.append(Origin(where, [f"{where}.content"]))
             else:
                 system.append(text)
-        elif m.role == "tool":
+        elif role == "tool":
             if not m.tool_call_id:
                 raise RequestError(f"{where}.tool_call_id", "required on a tool message")
             if m.name:  # no provider's tool result has a name: it would be lost
                 raise RequestError(f"{where}.name", "a tool message takes no name (tool_call_id names its call)")
-            result = ToolResultBlock(m.tool_call_id, _blocks(m.content, where))
+            result = ToolResultBlock(m.tool_call_id, _blocks(content, where))
             last = turns[-1] if turns else None
             if last is not None and last.role == "user" and all(isinstance(b, ToolResultBlock) for b in last.content):
                 if last.cache_point:  # a run of tool messages is one turn: its cache point is the run's end
@@ -364,16 +368,16 @@ def to_messages(body: ChatCompletionRequest, origins: list[Origin] | None = None
                 turns.append(Message("user", [result]))
                 if origins is not None:
                     origins.append(Origin(where))
-            turns[-1].cache_point = _message_cache_point(m, where)
+            turns[-1].cache_point = _message_cache_point(own, content, where)
             cached_tool = where
             if origins is not None:  # the result block is the tool message; its parts are the message's content
-                origins[-1].parts[len(origins[-1].blocks)] = _paths(m.content, where)
+                origins[-1].parts[len(origins[-1].blocks)] = _paths(content, where)
                 origins[-1].blocks.append(where)
-        elif m.role == "assistant":
+        elif role == "assistant":
             if "provider_specific_fields" in extra:
                 extra = litellm_copy(extra, where)
             before, after = assistant_extras(extra, where) if extra else ([], [])
-            blocks = before + _blocks(m.content, where, assistant=True) + after
+            blocks = before + _blocks(content, where, assistant=True) + after
             calls: list[str] = []  # with `origins`: each call block's path (a signature's block comes before it)
             for j, c in enumerate(m.tool_calls or []):
                 block = _tool_call(c, where, j)
@@ -386,25 +390,27 @@ def to_messages(body: ChatCompletionRequest, origins: list[Origin] | None = None
                 if origins is not None:
                     calls.append(f"{where}.tool_calls[{j}]")
             fields = openai_fields(extra, where) if extra else None
-            turns.append(Message("assistant", blocks, _message_cache_point(m, where), m.name, fields))
+            turns.append(Message("assistant", blocks, _message_cache_point(own, content, where), m.name, fields))
             if origins is not None:  # in the order of `blocks`: reasoning, content, refusal, tool calls
                 if extra.get("thinking_blocks") is not None:
                     paths = [f"{where}.thinking_blocks[{k}]" for k in range(len(before))]
                 else:
                     paths = [f"{where}.reasoning_content"] * len(before)
-                paths += _paths(m.content, where)
+                paths += _paths(content, where)
                 paths += [f"{where}.refusal"] * len(after)
                 origins.append(Origin(where, paths + calls))
         else:
-            if m.role == "function":
+            if role == "function":
                 raise RequestError(
                     f"{where}.role", "the deprecated `function` role is not supported; send `tool` messages"
                 )
             if m.tool_calls or m.tool_call_id:
                 raise RequestError(f"{where}", "tool_calls / tool_call_id belong on assistant / tool messages")
-            turns.append(Message("user", _blocks(m.content, where), _message_cache_point(m, where), name=m.name))
+            turns.append(
+                Message("user", _blocks(content, where), _message_cache_point(own, content, where), name=m.name)
+            )
             if origins is not None:
-                origins.append(Origin(where, _paths(m.content, where)))
+                origins.append(Origin(where, _paths(content, where)))
     if not turns:
         raise ValueError("messages: at least one user message is required")
     return "\n\n".join(system) or None, turns
