@@ -232,6 +232,7 @@ class Gateway:
         server_tools.DEFAULT_RESERVED_USES; Gemini's Google Search: that many queries on Gemini 3 and later, one
         grounded prompt on Gemini 2.x). What a web fetch, web search or URL context tool brings into the prompt is
         reserved too (`fetched_content`): the prompt at the model's whole context window, or a web fetch's bound.
+        A call that sends tools adds the system prompt each model's provider adds to it (`tool_prompt_tokens`).
         The output is the cap the client applies to every attempt: the smaller of the request's and the route's. A
         call with none is reserved, on each model, at the cap its provider will be held to (`uncapped_output`)."""
         # One group per answer the request may pay for: a cascade (a router with validators) pays one per tier it
@@ -265,6 +266,9 @@ class Gateway:
         # document by URL, the prompt is reserved at each model's whole window, or at a web fetch's own bound.
         fetched = fetched_content(server, built_in) if server or built_in else None
         whole = unsized or (fetched is not None and fetched.tokens is None)
+        # A call that sends tools is billed for the system prompt the provider adds to it (Claude's tool use prompt,
+        # ~300-800 tokens by model and tool_choice), which the request does not show: reserved on each model.
+        choice = sent.tool_choice.mode if sent.tool_choice is not None else None
         for names in answers:
             lines: list[Line] = []
             worst_searches = Decimal(0)
@@ -278,10 +282,11 @@ class Gateway:
                     worst_searches = max(worst_searches, reserved_tools_usd(spec.provider, entry, server, built_in))
                 bound = self.uncapped_output(spec, entry, sent, estimate) if sent.max_tokens is None else None
                 window = entry.context_window
-                read = max(prompt, window or 0) if whole else prompt
+                sized = prompt + entry.tool_prompt_tokens(choice) if sent.tools else prompt
+                read = max(sized, window or 0) if whole else sized
                 if fetched is not None and fetched.tokens is not None and not whole:
                     read += fetched.tokens
-                    read = min(read, max(prompt, window)) if window else read  # no more than the window holds
+                    read = min(read, max(sized, window)) if window else read  # no more than the window holds
                 # Over its long-context threshold the provider bills the whole call at those dearer prices.
                 long = entry.long_context
                 rates: list[Any] = [long if long is not None and read > long.above_tokens else entry]

@@ -40,10 +40,13 @@ INT_FIELDS = (
     "context_window",
     "max_output_tokens",
     "provisioned_tpm_per_unit",
+    "tool_prompt_tokens_auto",
+    "tool_prompt_tokens_any",
 )
 # limits_source: where context_window and max_output_tokens were read, with the day (the entry's source and as_of
 # are its prices'); provisioned_source likewise for provisioned_hourly, where it was read elsewhere than the per-token
 # prices (genai-prices, which the Bedrock entries' token prices are checked against, has no provisioned prices).
+# tool_prompt_source: where tool_prompt_tokens_auto and tool_prompt_tokens_any were read, with the day.
 TEXT_FIELDS = (
     "batch_note",
     "provisioned_note",
@@ -52,6 +55,7 @@ TEXT_FIELDS = (
     "service_tier_note",
     "limits_source",
     "provisioned_source",
+    "tool_prompt_source",
 )
 # On-demand service tiers other than the standard one; each is priced only where the provider publishes it.
 SERVICE_TIERS = ("priority", "flex", "ultrafast")
@@ -174,6 +178,11 @@ class PriceEntry:
     # A budget reserves a call that sets no cap at it (gateway.state).
     max_output_tokens: int | None = None
     limits_source: str | None = None  # where the limits were read, and when
+    # The system prompt the provider adds to a call that sends tools, billed as input (Claude's tool use system
+    # prompt), by tool_choice: auto or none, and any or tool. None: the model adds none, or it is not known.
+    tool_prompt_tokens_auto: int | None = None
+    tool_prompt_tokens_any: int | None = None
+    tool_prompt_source: str | None = None  # where those counts were read, and when
     provisioned_hourly: dict[str, Decimal] = field(default_factory=dict)
     provisioned_tpm_per_unit: int | None = None
     provisioned_source: str | None = None  # where provisioned_hourly was read, and when; None: the entry's source
@@ -187,6 +196,12 @@ class PriceEntry:
     overrides: str | None = None  # why a curated figure deliberately differs from genai-prices'
     note: str | None = None
     resolved_from: str | None = None  # the id the caller asked for, when it was an alias/profile
+
+    def tool_prompt_tokens(self, choice: str | None) -> int:
+        """The tokens of the system prompt the provider adds to a call that sends tools, for its tool_choice mode
+        (auto, none, any or tool; None: auto, the default). 0 where the catalog has no count."""
+        count = self.tool_prompt_tokens_any if choice in ("any", "tool") else self.tool_prompt_tokens_auto
+        return count or 0
 
     @property
     def has_batch(self) -> bool:
