@@ -41,10 +41,13 @@ from tokenomy.messages import (
 )
 from tokenomy.providers.anthropic_refusals import (
     BLOCK_KEYS,
+    UNSIGNED,
     free_effort,
     refuse,
     refuse_uncarried_fields,
     refuse_unsupported,
+    refuse_url_document,
+    unsigned,
 )
 from tokenomy.providers.claude_effort import takes_effort, thinks
 from tokenomy.providers.json_text import call_input
@@ -132,12 +135,7 @@ def block_to_anthropic(block: Block, where: str, model: str = "") -> dict[str, A
         return {"type": "image", "source": {"type": "url", "url": block.url}}
     if isinstance(block, DocumentBlock):
         if block.url is not None:
-            if block.format != "pdf":  # Anthropic's url source is a PDF's
-                raise refuse(
-                    model,
-                    f"{where}.source.url",
-                    f"fetches PDFs by URL, not {block.format!r} documents; send the document's text",
-                )
+            refuse_url_document(block, model, where)
             source: dict[str, Any] = {"type": "url", "url": block.url}
         elif block.content is not None:  # a content document: its blocks, in order (the chunks a citation names)
             source = {"type": "content", "content": blocks_to_anthropic(block.content, f"{where}.content", model)}
@@ -188,8 +186,8 @@ def block_to_anthropic(block: Block, where: str, model: str = "") -> dict[str, A
     if isinstance(block, ReasoningBlock):
         if block.redacted is not None:
             return {"type": "redacted_thinking", "data": block.redacted}
-        if not block.signature:  # e.g. an OpenAI-format caller's reasoning_content: Anthropic checks signatures
-            raise refuse(model, where, "takes back only thinking it signed; drop the unsigned reasoning")
+        if unsigned(block):
+            raise refuse(model, where, UNSIGNED)
         return {"type": "thinking", "thinking": block.text, "signature": block.signature}
     raise refuse(model, where, f"has no content block for {type(block).__name__}")
 

@@ -27,7 +27,7 @@ from tokenomy.providers.anthropic_mapping import (  # noqa: F401
     to_anthropic_params,
     to_anthropic_tools,
 )
-from tokenomy.providers.anthropic_refusals import refuse, refuse_unsupported
+from tokenomy.providers.anthropic_refusals import refuse, refuse_blocks, refuse_unsupported
 from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, delta_chunk, url_server
 from tokenomy.providers.bedrock import _is_loopback
 from tokenomy.providers.http_faults import (
@@ -38,7 +38,7 @@ from tokenomy.providers.http_faults import (
     retry_after_seconds,
     where_sent,
 )
-from tokenomy.providers.refusals import ALL_BLOCKS, DOCUMENT_FIELDS, fields_to_carry, placed_images, refuse_image_detail
+from tokenomy.providers.refusals import ALL_BLOCKS, DOCUMENT_FIELDS, fields_to_carry
 from tokenomy.providers.usage_counts import answered_count, checked_counts, estimated_usage, usage_count
 
 SAMPLING = ("temperature", "top_p", "top_k")
@@ -197,8 +197,7 @@ class AnthropicProvider(Provider):
     def mapping_refusal(self, request: ChatRequest, model: str) -> ProviderError | None:
         try:
             refuse_unsupported(request, model)  # what to_anthropic_params refuses first
-            for image, where in placed_images(request):  # and what block_to_anthropic refuses of an image
-                refuse_image_detail(image, model, where, refuse)
+            refuse_blocks(request, model)  # and what block_to_anthropic refuses of a block
         except ProviderError as exc:
             return exc
         return None

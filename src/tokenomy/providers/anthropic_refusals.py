@@ -5,8 +5,10 @@ send to Claude reads in one place. Refused: seed, presence/frequency penalties, 
 json_schema one becomes Claude's structured output), a reasoning effort or adaptive thinking for a model that takes
 none (`claude_effort`), an effort Claude has no level for, pass-through fields Anthropic bills at prices the catalog
 lacks (fast `speed`, US `inference_geo`), a cache_control ttl other than 5m or 1h, and a request's content-block
-field the content model has no place for (it would be dropped). A message's participant `name` and blocks Claude
-cannot read are refused where the mapping meets them, with `refuse`.
+field the content model has no place for (it would be dropped); and of the request's blocks (`refuse_blocks`, which
+the mapping asks of each block it meets too), an image's detail setting, a document by URL that is no PDF and
+reasoning Claude did not sign. A message's participant `name` and blocks Claude cannot read are refused where the
+mapping meets them, with `refuse`.
 """
 
 from __future__ import annotations
@@ -14,9 +16,15 @@ from __future__ import annotations
 from typing import Any
 
 from tokenomy.errors import ProviderError
-from tokenomy.messages import ONE_HOUR, ChatRequest, Reasoning
+from tokenomy.messages import ONE_HOUR, ChatRequest, DocumentBlock, ImageBlock, Reasoning, ReasoningBlock
 from tokenomy.providers.claude_effort import EFFORTS, NO_ADAPTIVE, NO_EFFORT, takes_adaptive, takes_effort
-from tokenomy.providers.refusals import FORCED_WITH_THINKING, forces_tool_while_thinking
+from tokenomy.providers.refusals import (
+    FORCED_WITH_THINKING,
+    forces_tool_while_thinking,
+    place,
+    placed_blocks,
+    refuse_image_detail,
+)
 
 
 def refuse(model: str, field: str, why: str, also: str | None = None) -> ProviderError:
@@ -157,3 +165,40 @@ def refuse_unsupported(request: ChatRequest, model: str | None = None) -> None:
             'or a thinking budget in tokens: `thinking: {"type": "enabled", "budget_tokens": N}` (with the openai '
             "SDK: extra_body)",
         )
+
+
+def refuse_url_document(block: DocumentBlock, model: str, where: str) -> None:
+    """The 400 for a document by URL that is no PDF: Anthropic's url source is a PDF's."""
+    if block.format != "pdf":
+        raise refuse(
+            model,
+            f"{where}.source.url",
+            f"fetches PDFs by URL, not {block.format!r} documents; send the document's text",
+        )
+
+
+# Reasoning Claude did not sign (e.g. an OpenAI-format caller's reasoning_content): Anthropic checks the signature of
+# each thinking block sent back. (Another family's signed reasoning is left out, not refused: `foreign`.)
+UNSIGNED = "takes back only thinking it signed; drop the unsigned reasoning"
+
+
+def unsigned(block: ReasoningBlock) -> bool:
+    """Whether `block` is reasoning Claude did not sign (`UNSIGNED`): neither signed nor redacted."""
+    return block.redacted is None and not block.signature
+
+
+CHECKED_BLOCKS = frozenset({ImageBlock, DocumentBlock, ReasoningBlock})
+
+
+def refuse_blocks(request: ChatRequest, model: str) -> None:
+    """What `block_to_anthropic` refuses of the request's blocks (an image's detail, a document by URL that is no PDF,
+    unsigned reasoning), asked before any call (`AnthropicProvider.mapping_refusal`) after `refuse_unsupported`, at
+    each block's place as the caller sent it: one pass over the request's blocks."""
+    for block, i, j, k in placed_blocks(request, CHECKED_BLOCKS):
+        if type(block) is ReasoningBlock:
+            if unsigned(block):
+                raise refuse(model, place(i, j, k), UNSIGNED)
+        elif type(block) is ImageBlock:
+            refuse_image_detail(block, model, place(i, j, k), refuse)
+        elif type(block) is DocumentBlock and block.url is not None:
+            refuse_url_document(block, model, place(i, j, k))

@@ -37,7 +37,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from typing import Any
+from typing import Any, cast
 
 from tokenomy.errors import ProviderError
 from tokenomy.messages import (
@@ -63,7 +63,8 @@ from tokenomy.providers.refusals import (
     empty_text,
     fields_to_carry,
     forces_tool_while_thinking,
-    placed_images,
+    place,
+    placed_blocks,
     refuse_image_detail,
 )
 from tokenomy.request_views import system_hoisted, system_parts
@@ -359,12 +360,15 @@ def _refuse_extra(model: str, key: str, value: Any) -> None:
         raise refuse(model, key, CONVERSE_OPENAI_ONLY[key])
 
 
+IMAGES = frozenset({ImageBlock})
+
+
 def refuse_content(request: ChatRequest, model: str) -> None:
     """What `to_converse_params` refuses of the request's images and pass-through fields, asked before any call
     (`BedrockProvider.mapping_refusal`) after `refuse_unsupported`: one pass over the images, none for a request
     without any."""
-    for image, where in placed_images(request):
-        _image_format(image, model, where)
+    for image, i, j, k in placed_blocks(request, IMAGES):
+        _image_format(cast(ImageBlock, image), model, place(i, j, k))
     if request.extra:
         for key, value in fields_to_carry(request.extra).items():
             _refuse_extra(model, key, value)

@@ -14,6 +14,7 @@ from typing import Any
 from tokenomy import request_views
 from tokenomy.errors import ProviderError
 from tokenomy.messages import (
+    Block,
     ChatRequest,
     DocumentBlock,
     ImageBlock,
@@ -70,18 +71,24 @@ GEMINI_ASKING_NOTHING: dict[str, Callable[[Any], bool]] = {"safety_settings": bl
 GEMINI_OWN: Mapping[str, tuple[Any, ...] | Callable[[Any], bool]] = GEMINI_ASKING_NOTHING
 
 
-def placed_images(request: ChatRequest) -> Iterator[tuple[ImageBlock, str]]:
-    """Each image of `request` and its place (`messages[i].content[j]`, a tool result's part `...content[k]`), as a
-    mapping names it: for the checks a mapping makes of each image, asked before any call (`Provider.mapping_refusal`).
-    """
+def placed_blocks(request: ChatRequest, kinds: frozenset[type]) -> Iterator[tuple[Block, int, int, int | None]]:
+    """Each block of `request` of one of `kinds` and its place, (i, j, None) for `messages[i].content[j]` and (i, j, k)
+    for a tool result's part `...content[k]`, as the caller sent it, mid-conversation system messages counted (a
+    mapping that hoists them out names its blocks after that): for the checks a mapping makes of each block, asked
+    before any call (`Provider.mapping_refusal`). `place` spells it out, only for a refusal (most blocks pass)."""
     for i, message in enumerate(request.messages):
         for j, block in enumerate(message.content):
-            if type(block) is ImageBlock:
-                yield block, f"messages[{i}].content[{j}]"
+            if type(block) in kinds:
+                yield block, i, j, None
             elif type(block) is ToolResultBlock:
                 for k, part in enumerate(block.content):
-                    if type(part) is ImageBlock:
-                        yield part, f"messages[{i}].content[{j}].content[{k}]"
+                    if type(part) in kinds:
+                        yield part, i, j, k
+
+
+def place(i: int, j: int, k: int | None) -> str:
+    """A block's place as a mapping names it: `messages[i].content[j]`, a tool result's part `...content[k]`."""
+    return f"messages[{i}].content[{j}]" if k is None else f"messages[{i}].content[{j}].content[{k}]"
 
 
 def refuse_image_detail(image: ImageBlock, model: str, where: str, refuse: Callable[..., ProviderError]) -> None:
