@@ -208,11 +208,8 @@ def test_passed_through_converse_fields_go_where_converse_reads_them() -> None:
     import botocore.session
     from botocore.validate import ParamValidator
 
-    from tokenomy.providers.converse_mapping import (
-        CONVERSE_OWN_FIELDS,
-        CONVERSE_TOP_LEVEL_FIELDS,
-        CONVERSE_UNPRICED_FIELDS,
-    )
+    from tokenomy.providers.converse_mapping import CONVERSE_TOP_LEVEL_FIELDS
+    from tokenomy.providers.converse_refusals import CONVERSE_OWN_FIELDS, CONVERSE_UNPRICED_FIELDS
 
     extra = {"guardrailConfig": {"guardrailIdentifier": "gr-1", "guardrailVersion": "1"},
              "requestMetadata": {"team": "search"}, "additionalModelResponseFieldPaths": ["/stop_sequence"],

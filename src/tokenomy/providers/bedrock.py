@@ -32,11 +32,10 @@ from tokenomy.providers.bedrock_faults import map_bedrock_error
 from tokenomy.providers.converse_mapping import (  # noqa: F401 (re-exported)
     CACHE_POINT,
     blocks_from_converse,
-    refuse_content,
-    refuse_unsupported,
     to_bedrock_tools,
     to_converse_params,
 )
+from tokenomy.providers.converse_refusals import refuse_content, refuse_unsupported
 from tokenomy.providers.converse_stream import ConverseStreamAssembler
 from tokenomy.providers.reasoning_signers import bedrock_signer
 from tokenomy.providers.usage_counts import answered_count, checked_counts, estimated_usage, usage_count

@@ -1,0 +1,180 @@
+"""What Bedrock's Converse mapping (`converse_mapping`) refuses before any call, with a 400 naming the field, the
+model and the fix: seed, presence/frequency penalties, a json_object response format, parallel tool calls off (with
+tools), a forced tool while Claude thinks, an effort or adaptive thinking the model does not take
+(`claude_effort`), an effort Converse has no level for; an image it cannot read (by URL, a format other than png,
+jpeg, gif or webp, a detail setting); and pass-through fields it has no place for (Converse's own fields, those
+billed at prices the catalog lacks, OpenAI's n > 1, logprobs and other own fields). `BedrockProvider.mapping_refusal`
+asks them of a request before any budget; the mapping asks them again at call time, for a library caller.
+Kept apart from the mapping, which translates shapes: these checks only refuse."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from tokenomy.errors import ProviderError
+from tokenomy.messages import ChatRequest, ImageBlock
+from tokenomy.providers.claude_effort import EFFORTS, NO_ADAPTIVE, NO_EFFORT, takes_adaptive, takes_effort
+from tokenomy.providers.refusals import (
+    FORCED_WITH_THINKING,
+    fields_to_carry,
+    forces_tool_while_thinking,
+    place,
+    placed_blocks,
+    refuse_image_detail,
+)
+
+
+def refuse(model: str, field: str, why: str, also: str | None = None) -> ProviderError:
+    """The error for a request field (with `also`, named in `why`) a Converse model cannot take (the caller's fix is
+    in `why`)."""
+    return ProviderError(
+        f"{field}: Bedrock Converse (model {model}) {why}", kind="client_error", status=400, param=field, also=also
+    )
+
+
+IMAGE_FORMATS = {
+    "image/png": "png",
+    "image/jpeg": "jpeg",
+    "image/jpg": "jpeg",
+    "image/gif": "gif",
+    "image/webp": "webp",
+}
+
+
+def image_format(block: ImageBlock, model: str, where: str) -> str:
+    """Converse's format of an image it takes (inline png, jpeg, gif or webp, with no detail setting), or its 400."""
+    refuse_image_detail(block, model, where, refuse)
+    if not block.inline:
+        raise refuse(
+            model,
+            where,
+            "takes images as bytes only, not by URL; send the image inline (base64 data) instead of a link",
+        )
+    fmt = IMAGE_FORMATS.get((block.media_type or "").lower())
+    if fmt is None:
+        raise refuse(model, where, f"takes png, jpeg, gif or webp images, not {block.media_type!r}")
+    return fmt
+
+
+# Converse's fields the mapping fills from the request itself: a pass-through one would contradict it.
+CONVERSE_OWN_FIELDS = ("modelId", "messages", "system", "inferenceConfig", "toolConfig")
+# Fields that change the price of the call (a priority or flex tier, latency-optimized inference): the ledger would
+# record it at the standard price, so they are refused until the catalog has those prices.
+CONVERSE_UNPRICED_FIELDS = {
+    "serviceTier": "bills a service tier other than standard at its own price, which Tokenomy's catalog does not "
+    "have for Bedrock yet; remove it (the call would be recorded at the wrong price)",
+    "performanceConfig": "bills latency-optimized inference at its own price, which Tokenomy's catalog does not "
+    "have yet; remove it (the call would be recorded at the wrong price)",
+}
+
+
+# OpenAI fields (the gateway passes them on in `extra`) asking for what a Converse answer has no place for: more than
+# one choice, token log probabilities. As additionalModelRequestFields they are refused by some models and ignored by
+# others, which answer one choice without log probabilities: refused here, naming the field, for every model.
+CONVERSE_UNCARRIED = {
+    "n": "answers one choice per call; send n=1 (or several calls)",
+    "logprobs": "returns no token log probabilities; remove logprobs",
+    "top_logprobs": "returns no token log probabilities; remove top_logprobs",
+}
+
+
+# OpenAI's own request fields (the gateway passes them on in `extra`) that no Converse field carries. Sent on as
+# additionalModelRequestFields they would be the model's parameters, which Bedrock refuses only after the call is made
+# (a ValidationException naming a field the caller never sent to it): refused here instead, by their OpenAI name, with
+# the fix. A model's own parameters (Claude's top_k, thinking, anthropic_beta; Nova's inferenceConfig) still ride.
+CONVERSE_OPENAI_ONLY = {
+    "verbosity": "has no output verbosity; remove verbosity (ask for brevity in the prompt, or lower max_tokens)",
+    "prompt_cache_retention": "caches a prompt at its cache points, not by a retention setting; remove "
+    'prompt_cache_retention and mark a cache point (cache_control on a message or tool, ttl "1h" for an hour)',
+    "metadata": "has no metadata field the model reads; send the tags as requestMetadata (string to string, with the "
+    "openai SDK: extra_body), which Converse keeps in its invocation logs",
+    "service_tier": "bills its service tiers (serviceTier) at their own prices, which Tokenomy's catalog does not "
+    "have for Bedrock yet; remove service_tier (the call is served at the standard tier)",
+    "prediction": "has no predicted outputs; remove prediction",
+    "web_search_options": "has no built-in web search; remove web_search_options, or offer a search tool of your own",
+    "audio": "answers in text only; remove audio",
+    "modalities": 'answers in text only; remove modalities or send ["text"]',
+    "logit_bias": "has no token biases; remove logit_bias",
+    "safety_identifier": "takes the end-user id as `user` (sent in requestMetadata); send it as user instead",
+    "store": "stores no completions; remove store or send false",
+    "functions": "takes tools, not the legacy functions; send tools (type function) instead",
+    "function_call": "takes tool_choice, not the legacy function_call; send tool_choice instead",
+}
+# Values of those fields that ask for what Converse does anyway: carried by leaving them out. (service_tier's
+# "auto" and "default" never get here: `fields_to_carry` leaves them out for every API but OpenAI's.)
+OPENAI_DEFAULTS: dict[str, tuple[Any, ...]] = {"modalities": (["text"],)}
+
+
+def _openai_only(key: str, value: Any) -> bool:
+    """Whether `extra[key]` is an OpenAI-only field asking for something (a default value or null asks nothing)."""
+    return key in CONVERSE_OPENAI_ONLY and value is not None and value not in OPENAI_DEFAULTS.get(key, ())
+
+
+def _uncarried(key: str, value: Any) -> bool:
+    """Whether `extra[key]` asks for something CONVERSE_UNCARRIED names (n=1, logprobs false ask for nothing)."""
+    if key == "n":
+        return value != 1
+    return key in CONVERSE_UNCARRIED and value not in (None, False, 0)
+
+
+def refuse_extra(model: str, key: str, value: Any) -> None:
+    """The 400 for a pass-through field Converse has no place for, or would bill at a price the catalog lacks."""
+    if key in CONVERSE_OWN_FIELDS:
+        raise refuse(model, key, "gets this field from the request itself; send the OpenAI field for it instead")
+    if key in CONVERSE_UNPRICED_FIELDS:
+        raise refuse(model, key, CONVERSE_UNPRICED_FIELDS[key])
+    if _uncarried(key, value):
+        raise refuse(model, key, CONVERSE_UNCARRIED[key])
+    if _openai_only(key, value):
+        raise refuse(model, key, CONVERSE_OPENAI_ONLY[key])
+
+
+IMAGES = frozenset({ImageBlock})
+
+
+def refuse_content(request: ChatRequest, model: str) -> None:
+    """What `to_converse_params` refuses of the request's images and pass-through fields, asked before any call
+    (`BedrockProvider.mapping_refusal`) after `refuse_unsupported`: one pass over the images, none for a request
+    without any."""
+    for image, i, j, k in placed_blocks(request, IMAGES):
+        image_format(cast(ImageBlock, image), model, place(i, j, k))
+    if request.extra:
+        for key, value in fields_to_carry(request.extra).items():
+            refuse_extra(model, key, value)
+
+
+def refuse_unsupported(request: ChatRequest, model: str | None = None) -> None:
+    """Refuse, naming the field and the fix, what Converse has no place for (seed, penalties, a json_object format,
+    parallel calls off, a forced tool while Claude thinks) and an effort the model does not take. `model`: the model
+    id it would go to, when `request.model` is not it yet (a gateway route's name)."""
+    model = model or request.model
+    if forces_tool_while_thinking(request) and takes_effort(model) is not None:  # a Claude model id
+        raise refuse(model, "tool_choice", FORCED_WITH_THINKING, also="thinking")
+    for field in ("seed", "presence_penalty", "frequency_penalty"):
+        if getattr(request, field) is not None:
+            raise refuse(model, field, "has no such parameter; remove it or route to an OpenAI model")
+    fmt = request.response_format
+    if fmt is not None and fmt.type == "json_object":
+        raise refuse(
+            model,
+            "response_format",
+            "has no json_object output mode, only a JSON schema; send a json_schema response format, or "
+            "describe the JSON in the prompt / use a forced tool",
+        )
+    if request.parallel_tool_calls is False and request.tools:  # without tools there is nothing to parallelise
+        raise refuse(model, "parallel_tool_calls", "cannot turn parallel tool calls off; remove the field")
+    effort = request.reasoning.effort if request.reasoning is not None else None
+    if effort is not None and takes_effort(model) is False:  # as on Anthropic's API (anthropic_mapping)
+        raise refuse(model, "reasoning_effort", NO_EFFORT)
+    if request.reasoning is not None and request.reasoning.adaptive and takes_adaptive(model) is False:
+        raise refuse(model, "thinking", NO_ADAPTIVE)
+    native = request.extra.get("output_config")  # Claude's own effort, as an Anthropic caller sends it
+    if isinstance(native, dict) and native.get("effort") is not None and takes_effort(model) is False:
+        raise refuse(model, "output_config.effort", NO_EFFORT)
+    if effort is not None and effort not in EFFORTS:
+        raise refuse(
+            model,
+            "reasoning_effort",
+            f"takes an effort of {', '.join(EFFORTS)} (got {effort!r}); or send a thinking budget, "
+            '`thinking: {"type": "enabled", "budget_tokens": N}` (with the openai SDK: extra_body)',
+        )
