@@ -24,6 +24,7 @@ from tokenomy.providers.refusals import (
     place,
     placed_blocks,
     refuse_image_detail,
+    refuse_openai_options,
 )
 
 
@@ -121,17 +122,13 @@ def refuse_unsupported(request: ChatRequest, model: str | None = None) -> None:
     `model`: the model id it would go to, when `request.model` is not it yet (a gateway route's name)."""
     model = model or request.model
     _refuse_unpriced_extra(request, model)
-    for field in ("seed", "presence_penalty", "frequency_penalty"):
-        if getattr(request, field) is not None:
-            raise refuse(model, field, "has no such parameter; remove it or route to an OpenAI model")
+    refuse_openai_options(  # named as each caller sent it
+        request,
+        model,
+        refuse,
+        "send a json_schema response format (Claude enforces it) or describe the JSON in the prompt",
+    )
     fmt = request.response_format
-    if fmt is not None and fmt.type == "json_object":
-        raise refuse(
-            model,
-            "response_format",
-            "has no json_object output mode, only a JSON schema; send a json_schema response format (Claude "
-            "enforces it) or describe the JSON in the prompt",  # named as each caller sent it
-        )
     schema = (fmt.schema or {}) if fmt is not None else {}
     if fmt is not None and fmt.description and schema.get("description") not in (None, fmt.description):
         raise refuse(

@@ -21,6 +21,7 @@ from tokenomy.providers.refusals import (
     place,
     placed_blocks,
     refuse_image_detail,
+    refuse_openai_options,
 )
 
 
@@ -150,17 +151,12 @@ def refuse_unsupported(request: ChatRequest, model: str | None = None) -> None:
     model = model or request.model
     if forces_tool_while_thinking(request) and takes_effort(model) is not None:  # a Claude model id
         raise refuse(model, "tool_choice", FORCED_WITH_THINKING, also="thinking")
-    for field in ("seed", "presence_penalty", "frequency_penalty"):
-        if getattr(request, field) is not None:
-            raise refuse(model, field, "has no such parameter; remove it or route to an OpenAI model")
-    fmt = request.response_format
-    if fmt is not None and fmt.type == "json_object":
-        raise refuse(
-            model,
-            "response_format",
-            "has no json_object output mode, only a JSON schema; send a json_schema response format, or "
-            "describe the JSON in the prompt / use a forced tool",
-        )
+    refuse_openai_options(
+        request,
+        model,
+        refuse,
+        "send a json_schema response format, or describe the JSON in the prompt / use a forced tool",
+    )
     if request.parallel_tool_calls is False and request.tools:  # without tools there is nothing to parallelise
         raise refuse(model, "parallel_tool_calls", "cannot turn parallel tool calls off; remove the field")
     effort = request.reasoning.effort if request.reasoning is not None else None

@@ -97,6 +97,19 @@ def refuse_image_detail(image: ImageBlock, model: str, where: str, refuse: Calla
         raise refuse(model, f"{where}.detail", f"has no image detail setting ({image.detail!r}); remove it")
 
 
+def refuse_openai_options(
+    request: ChatRequest, model: str, refuse: Callable[..., ProviderError], json_instead: str
+) -> None:
+    """Raise `refuse`'s 400 for OpenAI's options Claude's APIs have no place for: a seed, penalties, and a json_object
+    response format (`json_instead`: what to send in its place)."""
+    for field in ("seed", "presence_penalty", "frequency_penalty"):
+        if getattr(request, field) is not None:
+            raise refuse(model, field, "has no such parameter; remove it or route to an OpenAI model")
+    fmt = request.response_format
+    if fmt is not None and fmt.type == "json_object":
+        raise refuse(model, "response_format", f"has no json_object output mode, only a JSON schema; {json_instead}")
+
+
 def fields_to_carry(
     extra: dict[str, Any], own: Mapping[str, tuple[Any, ...] | Callable[[Any], bool]] | None = None
 ) -> dict[str, Any]:
