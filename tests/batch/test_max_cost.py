@@ -166,3 +166,54 @@ def test_a_cap_that_cannot_bound_audio_says_so_at_submit(tmp_path) -> None:
     assert out.returncode == 0, out.stderr
     said = " ".join(out.stderr.split())
     assert "warning: 1 record(s) send audio or video, billed by a length no line gives: --max-cost does not" in said
+
+
+WEATHER = {"type": "function", "function": {"name": "weather", "description": "The weather in a city, today",
+                                            "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                                                           "required": ["city"]}}}
+
+
+def _one(tmp_path, line: dict) -> list:
+    from tokenomy.batch.formats import read_file
+
+    path = tmp_path / "one.jsonl"
+    path.write_text(json.dumps(line) + "\n")
+    return read_file(path)[0]
+
+
+def test_a_records_tools_and_tool_calls_are_in_its_worst_case_and_estimate_and_claudes_tool_prompt_too(tmp_path):
+    """A line's tool definitions and earlier tool calls are billed as input though no message text shows them: the
+    worst case counts their JSON at the upper bound (and, on Claude, the tool use system prompt Anthropic adds, at its
+    larger tool_choice figure), and validate's estimate counts them; both left them out, so a job of agent records
+    passed a --max-cost its tools' definitions put it over."""
+    from tokenomy.batch.validate import record_estimate
+    from tokenomy.batch.worst_case import job_worst_case
+    from tokenomy.token_estimate import bound_length, estimate_text_tokens
+
+    call = {"id": "c1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Oslo"}'}}
+    turns = [{"role": "user", "content": PROMPT}, {"role": "assistant", "content": None, "tool_calls": [call]},
+             {"role": "tool", "tool_call_id": "c1", "content": "18C"}]
+    plain = {"custom_id": "a", "method": "POST", "url": "/v1/chat/completions",
+             "body": {"model": MODEL, "messages": turns, "max_tokens": 10}}
+    agent = {**plain, "body": {**plain["body"], "tools": [WEATHER], "tool_choice": "auto"}}
+    # What each sends beyond its messages' text, as JSON: the earlier call alone, or the tools, the choice and it.
+    unseen = json.dumps([[call]]), json.dumps([[WEATHER], "auto", [call]])
+    [without], [with_tools] = _one(tmp_path, plain), _one(tmp_path, agent)
+    added = job_worst_case([with_tools], MODEL, backend="openai").input_tokens - \
+        job_worst_case([without], MODEL, backend="openai").input_tokens
+    bound = [(bound_length(text) + 3) // 4 for text in unseen]
+    assert added == bound[1] - bound[0] > 60  # gpt-4o-mini adds no tool prompt to count
+    estimated = record_estimate(with_tools) - record_estimate(without)
+    assert estimated == estimate_text_tokens(unseen[1]) - estimate_text_tokens(unseen[0]) > 30
+
+    # Claude on Bedrock (its native body, tools as Anthropic's): the tool use system prompt too, 340 on Claude 3 Haiku
+    # with tool_choice any/tool (264 with auto): the worst case takes the larger.
+    haiku = "anthropic.claude-3-haiku-20240307-v1:0"
+    tool = {"name": "weather", "input_schema": WEATHER["function"]["parameters"]}
+    body = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 10,
+            "messages": [{"role": "user", "content": PROMPT}]}
+    [bare] = _one(tmp_path, {"recordId": "b", "modelInput": body})
+    [tooled] = _one(tmp_path, {"recordId": "b", "modelInput": {**body, "tools": [tool]}})
+    added = job_worst_case([tooled], haiku, backend="bedrock").input_tokens - \
+        job_worst_case([bare], haiku, backend="bedrock").input_tokens
+    assert added == (bound_length(json.dumps([[tool]])) + 3) // 4 + 340

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import binascii
+import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -158,6 +159,15 @@ def out_of_range(rec: BatchRecord, provider: str, model: str) -> BadLine | None:
 _IMAGE_TYPES = ("image_url", "input_image", "image")
 
 
+def record_estimate(rec: BatchRecord) -> int:
+    """A record's prompt tokens by the estimate: its text, its tools and tool calls (`unseen_input`), and its images
+    and documents as the gateway counts them."""
+    unseen = unseen_input(rec.raw)
+    tokens = estimate_tokens(rec.text()) + (estimate_text_tokens(unseen) if unseen else 0)
+    tokens += IMAGE_TOKENS * images_in(rec.raw)
+    return tokens + sum(document_tokens(document) for document in documents_in(rec.raw))
+
+
 def images_in(value: Any) -> int:
     """The image parts anywhere in a record's line (its messages and system, in any form): each is estimated at the
     gateway's figure (`caching.placement.IMAGE_TOKENS`), as a budget reserves it, never left out as 0 tokens."""
@@ -220,6 +230,44 @@ def documents_in(value: Any) -> list[DocumentBlock]:
     return [document] if document else [d for item in value.values() for d in documents_in(item)]
 
 
+# A request body's fields billed as input that its messages' text does not show: the tools' definitions (OpenAI's and
+# Claude's `tools`, Converse's `toolConfig`, OpenAI's older `functions`), the tool choice and a response format's JSON
+# schema; and in its messages, earlier turns' tool calls and results (OpenAI's `tool_calls`, Claude's tool_use and
+# tool_result blocks, Converse's toolUse and toolResult). Counted as their JSON, as the gateway counts a call's tools.
+_UNSEEN_FIELDS = ("tools", "toolConfig", "functions", "tool_choice", "response_format")
+_TOOL_PARTS = ("tool_use", "tool_result")
+_TOOL_BLOCKS = ("toolUse", "toolResult")
+
+
+def unseen_input(raw: dict[str, Any]) -> str:
+    """The JSON text of what a record's body sends as input beyond its messages' text (`_UNSEEN_FIELDS`, tool calls
+    and results); empty for a plain record or a body without any. A line's tools are billed whatever the line says,
+    and an agent's often cost more than its words."""
+    body = raw.get("body", raw.get("modelInput"))
+    if not isinstance(body, dict):
+        return ""
+    unseen: list[Any] = [body[key] for key in _UNSEEN_FIELDS if body.get(key)]
+    for message in body.get("messages") or []:
+        if not isinstance(message, dict):
+            continue
+        if message.get("tool_calls"):
+            unseen.append(message["tool_calls"])
+        content = message.get("content")
+        if isinstance(content, list):
+            unseen += [
+                part
+                for part in content
+                if isinstance(part, dict) and (part.get("type") in _TOOL_PARTS or any(k in part for k in _TOOL_BLOCKS))
+            ]
+    return json.dumps(unseen, ensure_ascii=False) if unseen else ""
+
+
+def sends_tools(raw: dict[str, Any]) -> bool:
+    """Whether a record's body defines tools (on Claude, a call with tools is billed a tool use system prompt too)."""
+    body = raw.get("body", raw.get("modelInput"))
+    return isinstance(body, dict) and any(body.get(key) for key in ("tools", "toolConfig", "functions"))
+
+
 def sends_media(value: Any) -> bool:
     """Whether a record's line sends audio or video (OpenAI's input_audio part; Converse's and Nova's video and audio
     blocks). Those are billed by their length, which the line does not say, at rates of each model's own: no estimate
@@ -262,8 +310,7 @@ def validate_file(
         if lost is not None:
             bad.append(lost)
             continue
-        tokens_in = estimate_tokens(rec.text()) + IMAGE_TOKENS * images_in(rec.raw)
-        tokens_in += sum(document_tokens(document) for document in documents_in(rec.raw))
+        tokens_in = record_estimate(rec)
         tokens_out = rec.max_tokens or default_max_tokens
         if entry.context_window and tokens_in + tokens_out > entry.context_window:
             bad.append(

@@ -4,11 +4,12 @@ beside the expected cost, so a user can choose a cap.
 
 Each record is counted as a gateway budget reserves a call: its prompt at an upper bound of its tokens
 (`caching.placement.input_bound`), its images and documents as `batch validate` counts them (a document sent by
-reference, whose size cannot be seen, at the model's whole context window), and its whole output cap: the max_tokens
-it gives, else the cap its backend sends for it (DEFAULT_MAX_TOKENS: the local runner, Anthropic, a Bedrock body
-rebuilt for the model), else, where none is sent (OpenAI, Azure, Gemini, Vertex AI, a Bedrock body sent as written,
-or no backend named yet), what the model may write: its maximum output in the catalog within its context window less
-the prompt, as the gateway reserves a call with no cap (`Gateway.uncapped_output`)."""
+reference, whose size cannot be seen, at the model's whole context window), its tools' definitions, tool calls
+and results as JSON at that bound (on Claude, with the tool use system prompt at its larger figure), and its whole
+output cap: the max_tokens it gives, else the cap its backend sends for it (DEFAULT_MAX_TOKENS: the local runner,
+Anthropic, a Bedrock body rebuilt for the model), else, where none is sent (OpenAI, Azure, Gemini, Vertex AI, a Bedrock
+body sent as written, or no backend named yet), what the model may write: its maximum output in the catalog within
+its context window less the prompt, as the gateway reserves a call with no cap (`Gateway.uncapped_output`)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,15 @@ from tokenomy.batch.bedrock_bodies import sent_as_written
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.batch.job_tables import Job, JobTables
 from tokenomy.batch.records import missing_records
-from tokenomy.batch.validate import DEFAULT_MAX_TOKENS, documents_in, estimate_tokens, images_in, sends_media
+from tokenomy.batch.validate import (
+    DEFAULT_MAX_TOKENS,
+    documents_in,
+    images_in,
+    record_estimate,
+    sends_media,
+    sends_tools,
+    unseen_input,
+)
 from tokenomy.caching.placement import IMAGE_TOKENS, document_tokens, input_bound
 from tokenomy.errors import UsageError
 from tokenomy.gateway.worst_case import DEFAULT_OUTPUT_ESTIMATE
@@ -119,6 +128,10 @@ def prompt_bound(rec: BatchRecord, entry: PriceEntry) -> int:
     documents = documents_in(rec.raw)
     tokens = input_bound(request)[0] + IMAGE_TOKENS * images_in(rec.raw)
     tokens += sum(document_tokens(document, bound_length) for document in documents)
+    unseen = unseen_input(rec.raw)  # its tools' definitions, tool calls and results, response format
+    tokens += (bound_length(unseen) + 3) // 4 if unseen else 0
+    if sends_tools(rec.raw):  # the system prompt Claude adds to a call with tools, at its larger tool_choice figure
+        tokens += max(entry.tool_prompt_tokens("auto"), entry.tool_prompt_tokens("any"))
     if entry.context_window and any(document.data is None for document in documents):
         tokens = max(tokens, entry.context_window)  # sent by URL or file id: a size nobody here can see
     return tokens
@@ -139,9 +152,7 @@ def job_worst_case(
         prompt = prompt_bound(rec, entry)
         cap = sent_cap(rec, backend, model)
         if cap is None:
-            estimate = estimate_tokens(rec.text()) + IMAGE_TOKENS * images_in(rec.raw)
-            estimate += sum(document_tokens(document) for document in documents_in(rec.raw))
-            cap, uncapped_at = uncapped_output(entry, estimate)
+            cap, uncapped_at = uncapped_output(entry, record_estimate(rec))
             uncapped += 1
         media += sends_media(rec.raw)
         total = totals[long is not None and prompt > long.above_tokens]
