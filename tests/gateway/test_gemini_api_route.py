@@ -287,12 +287,17 @@ def test_audio_and_video_reach_gemini_models_and_are_refused_by_name_elsewhere(s
     assert f"[audio/wav, {len(audio)} bytes]" in reply.text  # the emulator read the bytes
     assert "[file https://www.youtube.com/watch?v=abc]" in reply.text
     before = len(upstream.bodies)
-    for part in parts[1:]:
+    ogg = types.Part.from_bytes(data=audio, mime_type="audio/ogg")  # Chat Completions takes wav and mp3 only
+    for part in (ogg, parts[2]):
         with pytest.raises(errors.ClientError) as refused:
             client.models.generate_content(model="fast", contents=[types.Content(role="user", parts=[parts[0], part])])
         assert refused.value.code == 400 and "gemini" in refused.value.message, refused.value.message
         assert "contents[0].parts[1]" in refused.value.message, refused.value.message
     assert len(upstream.bodies) == before
+    # WAV audio reaches an OpenAI-format model as Chat Completions' input_audio part (OpenAI's audio models take it)
+    client.models.generate_content(model="fast", contents=[types.Content(role="user", parts=parts[:2])])
+    assert upstream.bodies[-1]["messages"][0]["content"][1] == {
+        "type": "input_audio", "input_audio": {"data": base64.b64encode(audio).decode(), "format": "wav"}}
 
 
 def test_a_key_s_budget_reserves_audio_at_what_gemini_bills_for_it_not_its_base64_text(tmp_path) -> None:
@@ -566,7 +571,8 @@ def test_any_with_every_declared_function_allowed_is_a_call_of_any_of_them(serve
     ({"tools": [{"codeExecution": {}}], "model": "g"}, "tools[0].codeExecution: not carried by the gateway"),
     ({"contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": "image/png", "data": "%%"}}]}]},
      "contents[0].parts[0].inlineData.data: not valid base64"),
-    ({"contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": "audio/wav", "data": "AA=="}}]}]},
+    # (wav and mp3 go to an OpenAI-format model as its input_audio part; Chat Completions takes no other audio)
+    ({"contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": "audio/ogg", "data": "AA=="}}]}]},
      "cannot take a gemini audio block (contents[0].parts[0])"),
     ({"contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": "application/zip", "data": "AA=="}}]}],
       "model": "g"}, "contents[0].parts[0].inlineData.mimeType: the gateway carries images, audio and video"),

@@ -5,6 +5,7 @@ model's audio rates (genai-prices' input_audio_mtok / output_audio_mtok), not at
 
 from __future__ import annotations
 
+import base64
 from decimal import Decimal
 
 import openai
@@ -22,6 +23,8 @@ from tokenomy.pricing.cost import compute_cost
 from tokenomy.providers.openai_wire_read import usage_from_dict
 
 M = Decimal(1_000_000)
+WAV = b"RIFF" + bytes(64)
+AUDIO_PART = {"type": "input_audio", "input_audio": {"data": base64.b64encode(WAV).decode(), "format": "wav"}}
 AUDIO_USAGE = {
     "prompt_tokens": 1_200,
     "completion_tokens": 500,
@@ -46,7 +49,9 @@ def test_an_audio_call_through_the_gateway_is_recorded_at_the_audio_prices(tmp_p
     try:
         with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
             client = openai.OpenAI(base_url=url + "/v1", api_key="unused")
-            messages = [{"role": "user", "content": "Say ok"}]
+            # The caller's audio part reaches the upstream as it was sent (the gateway refused every input_audio
+            # part to an OpenAI-format model: only Gemini's took it)
+            messages = [{"role": "user", "content": [AUDIO_PART, {"type": "text", "text": "Transcribe"}]}]
             if stream:
                 chunks = list(client.chat.completions.create(
                     model="voice", messages=messages, stream=True, stream_options={"include_usage": True}))
@@ -55,6 +60,7 @@ def test_an_audio_call_through_the_gateway_is_recorded_at_the_audio_prices(tmp_p
                 usage = client.chat.completions.create(model="voice", messages=messages).usage
     finally:
         upstream.close()
+    assert [body["messages"] for body in upstream.bodies] == [messages]
     # The caller gets the audio counts as the upstream sent them
     assert usage.prompt_tokens == 1_200 and usage.completion_tokens == 500
     assert usage.prompt_tokens_details.audio_tokens == 1_000

@@ -38,7 +38,7 @@ def gemini_served(tmp_path):
     with ServerThread(create_gemini(engine=InstantEngine())) as gemini:
         config = parse_config({"models": {
             "g": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": gemini},
-            "o": {"provider": "openai", "model": "gpt-audio", "base_url": "http://127.0.0.1:9", "api_key_env": "K"}}})
+            "c": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": "http://127.0.0.1:9"}}})
         with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
             yield gemini, url, ledger
 
@@ -81,7 +81,7 @@ def test_an_answer_without_audio_gains_no_audio_keys(gemini_served) -> None:
 
 def test_input_audio_to_a_model_that_takes_none_and_a_malformed_part_are_400s_naming_it(gemini_served) -> None:
     _, url, _ = gemini_served
-    refused = httpx.post(url + "/v1/chat/completions", json={"model": "o", "messages": ASKED}, timeout=30)
+    refused = httpx.post(url + "/v1/chat/completions", json={"model": "c", "messages": ASKED}, timeout=30)
     assert refused.status_code == 400 and refused.json()["error"]["param"] == "messages[0].content[0]", refused.text
     bad = {**AUDIO_PART, "input_audio": {"data": "@@", "format": "wav"}}
     reply = httpx.post(url + "/v1/chat/completions", json={"model": "g", "messages": [

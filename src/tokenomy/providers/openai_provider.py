@@ -7,11 +7,12 @@ import logging
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
 from tokenomy.errors import ProviderError, remember_secret, scrub
-from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk, Usage
+from tokenomy.messages import ChatRequest, ChatResponse, ProviderBlock, StreamChunk, TextBlock, Usage
 from tokenomy.providers import openai_dialects, openai_stream, openai_wire, openai_wire_read
 from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, url_server
 from tokenomy.providers.http_faults import (
@@ -72,6 +73,31 @@ def openai_key(api_key_env: str | None) -> str:
 def usage_from_openai(usage: Any) -> Usage:
     """Usage from the SDK's CompletionUsage model (cached tokens split out of prompt_tokens)."""
     return openai_wire_read.usage_from_dict(usage.model_dump() if usage is not None else None)
+
+
+def _audio_refused(request: ChatRequest, found: Unsupported) -> bool:
+    """Whether `found` is the base refusal of an audio part Chat Completions takes as `input_audio`: the content
+    model has no audio block, so it is Gemini's own part (`ProviderBlock`), which every other provider refuses."""
+    if found.message is None or found.block is None or found.part is not None:
+        return False
+    block = request.messages[found.message].content[found.block]
+    return type(block) is ProviderBlock and openai_wire.input_audio(block) is not None
+
+
+def _without_audio(request: ChatRequest) -> ChatRequest:
+    """`request` with each audio part Chat Completions takes in its place as empty text, so the rest is checked with
+    the places it has (refusals name a block by its index)."""
+    messages = [
+        replace(
+            m,
+            content=[
+                TextBlock("") if type(b) is ProviderBlock and openai_wire.input_audio(b) is not None else b
+                for b in m.content
+            ],
+        )
+        for m in request.messages
+    ]
+    return replace(request, messages=messages)
 
 
 class OpenAIProvider(Provider):
@@ -136,8 +162,11 @@ class OpenAIProvider(Provider):
         )
 
     def refusal(self, request: ChatRequest) -> Unsupported | None:
+        found = super().refusal(request)
+        if found is not None and _audio_refused(request, found):  # (rare: the request carries audio)
+            return self.refusal(_without_audio(request))
         return (
-            super().refusal(request)
+            found
             or openai_wire.refusal(request)
             or (openai_dialects.openai_proper_refusal(request) if self.openai_proper else None)
         )

@@ -43,6 +43,7 @@ from tokenomy.messages import (
     DocumentBlock,
     ImageBlock,
     Message,
+    ProviderBlock,
     ReasoningBlock,
     ResponseFormat,
     TextBlock,
@@ -81,6 +82,31 @@ def data_url(media_type: str, data: bytes) -> str:
     return f"data:{media_type};base64,{base64.b64encode(data).decode()}"
 
 
+# Gemini's inline audio part (what the gateway's chat ingress makes of an `input_audio` part, and what google-genai
+# sends) is Chat Completions' `input_audio` (OpenAI's audio models, and compatible servers that take audio): wav or mp3.
+_AUDIO_FORMATS = {
+    "audio/wav": "wav",
+    "audio/x-wav": "wav",
+    "audio/wave": "wav",
+    "audio/mp3": "mp3",
+    "audio/mpeg": "mp3",
+}
+
+
+def input_audio(block: ProviderBlock) -> dict[str, Any] | None:
+    """`block` as an `input_audio` content part, when it is inline wav or mp3 audio (Gemini's part); else None."""
+    inline = block.data.get("inline_data") if block.api == "gemini" and block.kind == "audio" else None
+    audio_format = _AUDIO_FORMATS.get(inline.get("mime_type", "")) if isinstance(inline, dict) else None
+    if audio_format is None or not isinstance(inline, dict):
+        return None
+    data = inline.get("data")
+    if isinstance(data, bytes):
+        data = base64.b64encode(data).decode()
+    if not isinstance(data, str) or not data:
+        return None
+    return {"type": "input_audio", "input_audio": {"data": data, "format": audio_format}}
+
+
 def _part(block: Block, message: int, inside: str = "", index: int | None = None) -> dict[str, Any]:
     """`block` as a content part of `messages[message]` (`inside`: of its tool result; `index`: its place in the
     content). The place is spelled out only in the error for a block that cannot be a part."""
@@ -108,6 +134,10 @@ def _part(block: Block, message: int, inside: str = "", index: int | None = None
         media_type = DOCUMENT_MEDIA_TYPES.get(block.format, "application/octet-stream")
         data = data_url(media_type, block.data or b"")
         return {"type": "file", "file": {"filename": block.name or "document", "file_data": data}}
+    if isinstance(block, ProviderBlock) and not inside:
+        audio = input_audio(block)
+        if audio is not None:
+            return audio
     where = f"messages[{message}]{inside}.content" + ("" if index is None else f"[{index}]")
     raise ProviderError(
         f"{where}: a {type(block).__name__} cannot be sent as an OpenAI content part", kind="client_error", status=400
