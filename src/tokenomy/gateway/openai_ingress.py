@@ -155,7 +155,8 @@ def _part(part: dict[str, Any], message: str, index: int, assistant: bool = Fals
 
 def _audio_block(part: dict[str, Any], where: str) -> ProviderBlock:
     """An `input_audio` part as Gemini's own audio part (gemini_fields.media_block's): the content model has no audio
-    block, so Gemini models take it and every other provider refuses it by its place (OpenAI's audio models too)."""
+    block, so Gemini models take it, an OpenAI-format model gets it back as `input_audio` (openai_wire.input_audio),
+    and every other provider refuses it by its place."""
     audio = only(part.get("input_audio") or {}, AUDIO_KEYS, f"{where}.input_audio")
     if audio.get("format") not in ("wav", "mp3"):
         raise RequestError(f"{where}.input_audio.format", "required: 'wav' or 'mp3'")
