@@ -16,7 +16,7 @@ from tokenomy.caching.placement import Placement, audio_input_tokens, estimate_i
 from tokenomy.caching.tokens import TokenPolicy
 from tokenomy.call_cost import CallCost
 from tokenomy.errors import ConfigError
-from tokenomy.messages import ChatRequest, ChatResponse, ProviderBlock, Usage
+from tokenomy.messages import ChatRequest, ChatResponse, Usage
 from tokenomy.providers.base import Provider
 from tokenomy.providers.registry import ModelSpec
 from tokenomy.resilience.fallback import AttemptPlan, Step
@@ -110,9 +110,8 @@ class Target:
 
     @cached_property
     def audio_estimate(self) -> int:
-        """The audio in `estimate`'s prompt (Gemini's audio parts), which a row at the estimate prices as audio."""
-        if ProviderBlock not in self.provider.accepts_blocks:  # a provider without them refused the request unsent
-            return 0
+        """The audio in `estimate`'s prompt (Gemini's audio parts, which OpenAI-format models take as input_audio),
+        which a row at the estimate prices as audio. A walk of type checks: a prompt without audio is 0."""
         return sum(audio_input_tokens(message.content) for message in self.call.messages)
 
 
