@@ -33,11 +33,11 @@ from tokenomy.batch.validate import (
 )
 from tokenomy.caching.placement import IMAGE_TOKENS, document_tokens, input_bound
 from tokenomy.errors import UsageError
-from tokenomy.gateway.worst_case import DEFAULT_OUTPUT_ESTIMATE
 from tokenomy.messages import ChatRequest, Message, Usage
 from tokenomy.money import usd
 from tokenomy.pricing.catalog import PriceEntry, default_catalog
 from tokenomy.pricing.cost import compute_cost
+from tokenomy.pricing.entry import DEFAULT_OUTPUT_ESTIMATE
 from tokenomy.token_estimate import bound_length
 
 # The backends that send DEFAULT_MAX_TOKENS for a record that gives no max_tokens (Anthropic's API requires a cap; the
@@ -109,11 +109,11 @@ def uncapped_output(entry: PriceEntry, prompt: int) -> tuple[int, str]:
     """What a record sent with no cap may write (output tokens, and what that is, said for a person): the model's
     maximum output within its context window less the `prompt` (by the estimate, as the gateway leaves an uncapped
     call room for), else that room, else DEFAULT_OUTPUT_ESTIMATE, an estimate a longer answer overspends."""
-    room = max(entry.context_window - prompt, 0) if entry.context_window else None
-    if entry.max_output_tokens is not None:
-        tokens = entry.max_output_tokens if room is None else min(entry.max_output_tokens, room)
-        return tokens, f"{entry.model}'s maximum output of {entry.max_output_tokens:,} tokens"
-    if room is not None:
+    most = entry.output_within(prompt)
+    if most is not None:
+        return most, f"{entry.model}'s maximum output of {entry.max_output_tokens:,} tokens"
+    if entry.context_window is not None:
+        room = max(entry.context_window - prompt, 0)
         return room, f"the rest of {entry.model}'s {entry.context_window:,}-token context window"
     return DEFAULT_OUTPUT_ESTIMATE, (
         f"{DEFAULT_OUTPUT_ESTIMATE:,} tokens (the price catalog has no maximum output or context window for "

@@ -26,14 +26,14 @@ from tokenomy.gateway.keys import KeyStore, VirtualKey
 from tokenomy.gateway.limits import LocalLimits, RedisLimits
 from tokenomy.gateway.pricing import GatewayCatalog
 from tokenomy.gateway.upstream import AsyncOpenAIUpstream
-from tokenomy.gateway.worst_case import DEFAULT_OUTPUT_ESTIMATE, Bound, Line, WorstCase, predicted_tokens
+from tokenomy.gateway.worst_case import Bound, Line, WorstCase, predicted_tokens
 from tokenomy.ledger.journal import Journal, claim, journal_dir, legacy_journal_dir
 from tokenomy.ledger.journal_replay import replay
 from tokenomy.ledger.store import open_store
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.ledger.writer_process import ProcessLedgerWriter
 from tokenomy.messages import ChatRequest
-from tokenomy.pricing.entry import TIER_ALIASES
+from tokenomy.pricing.entry import DEFAULT_OUTPUT_ESTIMATE, TIER_ALIASES
 from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.pricing.server_tools import fetched_content, implied_searches, reserved_tools_usd
 from tokenomy.providers.refusals import Unsupported, inputs_refusal
@@ -320,9 +320,7 @@ class Gateway:
             sent = None
         if sent is not None:
             return Bound(entry.model, sent, "provider", budget)
-        most = entry.max_output_tokens
+        most = entry.output_within(prompt)
         if most is not None:
-            if entry.context_window is not None:
-                most = min(most, max(entry.context_window - prompt, 0))
             return Bound(entry.model, most, "catalog", budget)
         return Bound(entry.model, DEFAULT_OUTPUT_ESTIMATE + budget, "estimate", budget)

@@ -13,10 +13,6 @@ from tokenomy.gateway.limits import to_nano
 from tokenomy.pricing.server_tools import Fetched
 from tokenomy.token_estimate import bound_text_tokens
 
-# Output tokens a budget reserves for a call that sets no cap, to a model whose provider sends none and whose maximum
-# output the price catalog lacks (plus the call's thinking budget, billed as output): not a bound, a guess.
-DEFAULT_OUTPUT_ESTIMATE = 1024
-
 
 def predicted_tokens(prediction: Any) -> int:
     """The output tokens a predicted output (OpenAI's `prediction`) may add to a call's bill: its rejected tokens are

@@ -83,6 +83,11 @@ def unit_prices(prices: Any, fields: tuple[str, ...]) -> dict[str, str]:
     return {name: money_str(value, "unit_price") for name, value in published.items() if value is not None}
 
 
+# Output tokens reserved for a call that sets no cap, to a model whose provider sends none and whose maximum output
+# the price catalog lacks (a gateway budget adds the call's thinking budget, billed as output): not a bound, a guess.
+DEFAULT_OUTPUT_ESTIMATE = 1024
+
+
 @dataclass(frozen=True)
 class TierPrice:
     """The on-demand prices of one service tier (USD per million tokens), with their own source and date.
@@ -196,6 +201,15 @@ class PriceEntry:
     overrides: str | None = None  # why a curated figure deliberately differs from genai-prices'
     note: str | None = None
     resolved_from: str | None = None  # the id the caller asked for, when it was an alias/profile
+
+    def output_within(self, prompt: int) -> int | None:
+        """The most the model may write after a `prompt` of that many tokens: its maximum output, no more than its
+        context window leaves; None where the catalog has no maximum output."""
+        if self.max_output_tokens is None:
+            return None
+        if self.context_window is None:
+            return self.max_output_tokens
+        return min(self.max_output_tokens, max(self.context_window - prompt, 0))
 
     def tool_prompt_tokens(self, choice: str | None) -> int:
         """The tokens of the system prompt the provider adds to a call that sends tools, for its tool_choice mode
