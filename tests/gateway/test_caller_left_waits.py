@@ -198,7 +198,7 @@ def test_a_stream_whose_caller_left_before_or_after_its_first_byte_is_a_499_in_m
     # A streamed call whose caller (its SDK, timing out) left during the upstream's Retry-After is stopped by Starlette
     # before its first byte: it was counted nowhere in /metrics, nor was a stream its caller closed after three events.
     # Both are 499s now, as a whole call whose caller left is (chat completions has its own stream; the other APIs
-    # share calls.call_streamed, here /v1/messages).
+    # share call_stream.call_streamed, here /v1/messages).
     words = tuple(f"w{i} " for i in range(8))
     upstream = ScriptedOpenAI([(429, {"retry-after": "20"}), (200, {}, "slow")], reply=words)
     models = {"up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU}}

@@ -1,8 +1,8 @@
 """The gateway's call path shared by its APIs (OpenAI chat completions; Anthropic's, Bedrock's and Gemini's APIs):
 admission (overload guard, key rate limit, budget reservation, a call slot), the call, and its settlement (in
 `settlement`). The call itself is the client's one attempt loop (`gw.client.achat` / `astream` with the route's
-policy, routing included); each API's routes only map the request in and the answer out (`call_whole`, and
-`call_streamed` with a `StreamFormat`)."""
+policy, routing included); each API's routes only map the request in and the answer out (`call_whole` here, and
+`call_stream.call_streamed` with a `StreamFormat` for a streamed answer)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import asyncio
 import json
 import logging
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from starlette.responses import Response
 
@@ -24,10 +24,9 @@ from tokenomy.gateway.budgets import BudgetUnavailable, Reservation, Scope
 from tokenomy.gateway.disconnects import caller_leaves, caller_left
 from tokenomy.gateway.hygiene import COUNTED_AS, PARSED_BODY
 from tokenomy.gateway.openai_ingress import parse_tags
-from tokenomy.gateway.responses import StreamEnds
-from tokenomy.gateway.settlement import call_cost, paid, settle, settle_when_final, wind_up_stream
+from tokenomy.gateway.settlement import call_cost, paid, settle, settle_when_final
 from tokenomy.gateway.worst_case import Bound, WorstCase
-from tokenomy.messages import ONE_HOUR, ChatRequest, ChatResponse, RequestMeta, StreamChunk
+from tokenomy.messages import ONE_HOUR, ChatRequest, ChatResponse, RequestMeta
 from tokenomy.providers.refusals import fields_to_carry
 
 log = logging.getLogger(__name__)
@@ -380,102 +379,3 @@ async def call_whole(
         await gw.journal.durable_async()  # journaled (as journal_sync promises) before the client hears of it
     metrics.observe(response, name)
     return response
-
-
-class StreamErrors(StreamEnds, Protocol):
-    """How one API's stream answers a call that failed: before anything was sent, and after."""
-
-    def refused(self, exc: TokenomyError) -> Response:
-        """The answer to a call that failed before anything was sent: the error with its own status."""
-        ...
-
-    def failed(self, exc: TokenomyError) -> bytes:
-        """The event that ends a stream the call failed in."""
-        ...
-
-
-class StreamFormat(StreamErrors, Protocol):
-    """How one API streams an answer: its events for the pieces, and its ways to end in an error."""
-
-    def start(self) -> list[bytes]:
-        """The events before the first piece (a message-start event), sent once the call produced something."""
-        ...
-
-    def chunk(self, piece: StreamChunk) -> list[bytes]: ...
-
-    def finish(self, response: ChatResponse) -> list[bytes]:
-        """The events that end the answer (its stop reason, usage)."""
-        ...
-
-
-# What ends a stream's generator before its answer's end: the call's error, a bug, or its stop from outside.
-STREAM_ENDINGS = (Exception, asyncio.CancelledError, GeneratorExit)
-
-
-def stream_error(exc: BaseException, sent: bool, name: str, started: float, form: StreamErrors) -> bytes | Response:
-    """What a stream whose call ended in `exc` (one of `STREAM_ENDINGS`) answers, counted in /metrics under `name`.
-    A failed call: before anything was sent, its error Response with its own status (`form.refused`; the stream
-    yields it after its wind-up), after, the event that ends the stream (`form.failed`, a 502). A bug, not the
-    caller's fault: logged with its traceback, the stream ends with `form.crashed` (a 500). A stream stopped from
-    outside is raised on: Starlette stops it when its caller leaves, cancelled in a wait before the first byte (a
-    Retry-After, the route's limiter) or closed at an event after it; a 499 as for a whole call whose caller left
-    (the ledger has what was sent: a cut stream's row is `cancelled`). Before anything went out, the edge counts it
-    (`hygiene.EdgeHygiene`): a 499 when its caller left, its API's unavailable status when the shutdown cut it, as
-    it answers then (here the two cannot be told apart: Starlette cancels either way)."""
-    if isinstance(exc, TokenomyError):
-        if not sent:
-            refused = form.refused(exc)
-            metrics.count(name, refused.status_code, started)
-            return refused
-        metrics.count(name, 502, started)
-        return form.failed(exc)
-    if isinstance(exc, Exception):
-        log.error("the stream for %s failed", name, exc_info=exc)
-        metrics.count(name, 500, started)
-        return form.crashed(f"internal error ({type(exc).__name__}); see the gateway's log")
-    if sent:
-        metrics.count(name, CALLER_LEFT, started)
-    raise exc
-
-
-async def call_streamed(
-    gw, call: ChatRequest, admitted: Admitted, name: str, started: float, form: StreamFormat
-) -> AsyncIterator[bytes | Response]:
-    """A streamed answer in `form`'s events; for `responses.FirstChunkStream`, whose first item may be the error
-    Response of a call that failed before anything was sent. Settles the reservation at what the call cost (see
-    `wind_up_stream`)."""
-    final: ChatResponse | None = None
-    sent = False  # any event went out
-    refused: Response | None = None
-    crashed = False  # a bug ended the stream
-    cost = call_cost(gw, admitted.budgets)
-    pieces = gw.client.astream(call, policy=admitted.policy, cost=cost)
-    try:
-        async for piece in pieces:
-            events = [] if sent else form.start()
-            if piece.response is not None:
-                final = piece.response
-            else:
-                events += form.chunk(piece)
-            for event in events:
-                sent = True
-                yield event
-        assert final is not None
-        if gw.journal is not None:
-            await gw.journal.durable_async()  # journaled before the stream tells the client it is complete
-        for event in form.finish(final):
-            yield event
-        metrics.observe(final, name)
-        metrics.count(name, 200, started)
-    except STREAM_ENDINGS as exc:
-        ended = stream_error(exc, sent, name, started, form)  # (a stop from outside is raised on)
-        crashed = not isinstance(exc, TokenomyError)
-        if isinstance(ended, Response):
-            refused = ended
-        else:
-            yield ended
-    finally:
-        gw.guard.slots.release()
-        await wind_up_stream(gw, admitted.budgets, pieces, cost, final, crashed)
-    if refused is not None:
-        yield refused

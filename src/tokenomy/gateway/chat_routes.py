@@ -29,14 +29,13 @@ from pydantic import ValidationError
 from tokenomy.errors import ProviderError, TokenomyError, described
 from tokenomy.gateway import metrics
 from tokenomy.gateway.anthropic_routes import anthropic_error, anthropic_key
+from tokenomy.gateway.call_stream import STREAM_ENDINGS, stream_error
 from tokenomy.gateway.calls import (
     OPENAI_ERROR_TYPES,
-    STREAM_ENDINGS,
     Refusal,
     admit,
     call_headers,
     retry_after,
-    stream_error,
     upstream_status,
 )
 from tokenomy.gateway.fast_path import SENT_PATH
@@ -89,8 +88,8 @@ ENDS = ChatStreamEnds()
 
 
 class ChatStreamErrors(ChatStreamEnds):
-    """How a chat completions stream answers a call that failed (`calls.stream_error`): before the first chunk, its
-    error with its own status and the failed attempts' id in the ledger; after it, OpenAI's error chunk."""
+    """How a chat completions stream answers a call that failed (`call_stream.stream_error`): before the first chunk,
+    its error with its own status and the failed attempts' id in the ledger; after it, OpenAI's error chunk."""
 
     def __init__(self, body: ChatCompletionRequest, request_id: str) -> None:
         self.body = body

@@ -29,10 +29,10 @@ from fastapi.responses import JSONResponse, Response
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics
 from tokenomy.gateway.block_streams import ToolBlocks
+from tokenomy.gateway.call_stream import call_streamed
 from tokenomy.gateway.calls import (
     Refusal,
     admit,
-    call_streamed,
     call_whole,
     json_body,
     refusal,

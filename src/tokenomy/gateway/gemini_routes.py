@@ -27,10 +27,10 @@ from fastapi.responses import JSONResponse, Response
 
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics
+from tokenomy.gateway.call_stream import call_streamed
 from tokenomy.gateway.calls import (
     Refusal,
     admit,
-    call_streamed,
     call_whole,
     gate,
     json_body,

@@ -37,10 +37,10 @@ from tokenomy.errors import TokenomyError
 from tokenomy.gateway import invoke_embeddings, metrics
 from tokenomy.gateway.anthropic_routes import EventWriter as MessagesEventWriter
 from tokenomy.gateway.anthropic_routes import failure_parts
+from tokenomy.gateway.call_stream import call_streamed
 from tokenomy.gateway.calls import (
     Refusal,
     admit,
-    call_streamed,
     call_whole,
     json_body,
     leave_out_standard_only,

@@ -24,11 +24,11 @@ from fastapi.responses import JSONResponse, Response
 
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics
+from tokenomy.gateway.call_stream import call_streamed
 from tokenomy.gateway.calls import (
     OPENAI_ERROR_TYPES,
     Refusal,
     admit,
-    call_streamed,
     call_whole,
     json_body,
     request_meta,

@@ -1,6 +1,7 @@
 """Settlement: a call's budget reservation replaced by what the ledger records the call cost, however it ended
 (answered, failed after billed attempts, cancelled, a stream the client left), exactly once, and never cut midway by
-a request's cancellation. `calls.admit` reserves; the routes and `calls.call_whole` / `call_streamed` settle here."""
+a request's cancellation. `calls.admit` reserves; the routes and `calls.call_whole` / `call_stream.call_streamed`
+settle here."""
 
 from __future__ import annotations
 
