@@ -20,8 +20,9 @@ import binascii
 from dataclasses import dataclass, field
 from typing import Any
 
+from tokenomy.gateway.openai_blocks import DOCUMENT_FORMATS, json_arguments
 from tokenomy.gateway.openai_images import data_url
-from tokenomy.gateway.openai_ingress import CONTENT_PATH, DOCUMENT_FORMATS, json_arguments, part_field
+from tokenomy.gateway.openai_ingress import CONTENT_PATH, part_field
 from tokenomy.gateway.openai_shapes import RequestError
 from tokenomy.gateway.responses_options import (
     STATEFUL,
