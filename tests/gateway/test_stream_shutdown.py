@@ -256,3 +256,45 @@ def test_calls_the_shutdown_grace_cut_before_their_answer_are_counted_in_metrics
     for name, code in got.items():
         assert f'tokenomy_requests_total{{model="{name}",status="{code}"}} 1.0' in counted, counted
         assert not re.search(rf'tokenomy_requests_total{{model="{name}",status="(?!{code}")', counted), counted
+
+
+def test_streams_the_shutdown_grace_cut_after_their_first_event_are_counted_at_their_apis_unavailable_status(
+        ledger_path):
+    # A stream cut midway by the end of the shutdown grace ends with its API's unavailable error event, yet /metrics
+    # counted it a 499 (client closed request): the gateway closed it, not its caller. It is counted now as the edge
+    # counts a call the shutdown cut before its answer began: a 503, Anthropic's 529 (chat completions has its own
+    # stream; /v1/messages is calls.call_streamed's).
+    from tokenomy.config import parse_config
+    from tokenomy.emulate.server import ServerThread
+    from tokenomy.gateway import metrics
+    from tokenomy.gateway.app import create_app
+
+    upstream = ScriptedOpenAI([(200, {}, "stall")] * 2)
+    routes = {name: {"model": "up"} for name in ("midway-chat", "midway-messages")}
+    config = {"models": {"up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU}},
+              "routes": routes}
+    app = create_app(parse_config(config), str(ledger_path))
+    server = ServerThread(app, lifespan="on")
+    server.server.config.timeout_graceful_shutdown = 1
+    url = server.start()
+    oai = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+    claude = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+    try:
+        streams = {
+            "midway-chat": begun(oai.chat.completions.create(model="midway-chat", messages=HI, stream=True)),
+            "midway-messages": begun(claude.messages.create(model="midway-messages", max_tokens=16, messages=HI,
+                                                            stream=True)),
+        }
+        server.stop()  # both wait on the upstream: the grace (1 s) runs out, the gateway cuts them
+        ends = {name: ending(events) for name, events in streams.items()}
+    finally:
+        server.stop()
+        upstream.release()
+        upstream.close()
+    assert type(ends["midway-chat"]) is openai.APIError and SAID in ends["midway-chat"].message
+    assert isinstance(ends["midway-messages"], anthropic.APIStatusError), ends["midway-messages"]
+    assert ends["midway-messages"].body["error"]["type"] == "overloaded_error"
+    counted = metrics.render().decode()
+    for name, code in {"midway-chat": 503, "midway-messages": 529}.items():
+        assert f'tokenomy_requests_total{{model="{name}",status="{code}"}} 1.0' in counted, counted
+        assert not re.search(rf'tokenomy_requests_total{{model="{name}",status="(?!{code}")', counted), counted

@@ -12,10 +12,10 @@ from typing import Protocol
 
 from starlette.responses import Response
 
-from tokenomy.errors import CALLER_LEFT, TokenomyError
+from tokenomy.errors import TokenomyError
 from tokenomy.gateway import metrics
 from tokenomy.gateway.calls import Admitted
-from tokenomy.gateway.responses import StreamEnds
+from tokenomy.gateway.responses import StreamEnds, stopped_status
 from tokenomy.gateway.settlement import call_cost, wind_up_stream
 from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk
 
@@ -58,10 +58,10 @@ def stream_error(exc: BaseException, sent: bool, name: str, started: float, form
     yields it after its wind-up), after, the event that ends the stream (`form.failed`, a 502). A bug, not the
     caller's fault: logged with its traceback, the stream ends with `form.crashed` (a 500). A stream stopped from
     outside is raised on: Starlette stops it when its caller leaves, cancelled in a wait before the first byte (a
-    Retry-After, the route's limiter) or closed at an event after it; a 499 as for a whole call whose caller left
-    (the ledger has what was sent: a cut stream's row is `cancelled`). Before anything went out, the edge counts it
-    (`hygiene.EdgeHygiene`): a 499 when its caller left, its API's unavailable status when the shutdown cut it, as
-    it answers then (here the two cannot be told apart: Starlette cancels either way)."""
+    Retry-After, the route's limiter) or closed at an event after it, and so does the end of the shutdown grace;
+    after an event went out, it is counted at `responses.stopped_status` (a 499 as for a whole call whose caller
+    left; its API's unavailable status when the shutdown cut it). The ledger has what was sent: a cut stream's row is
+    `cancelled`. Before anything went out, the edge counts it (`hygiene.EdgeHygiene`), as it answers then."""
     if isinstance(exc, TokenomyError):
         if not sent:
             refused = form.refused(exc)
@@ -74,7 +74,7 @@ def stream_error(exc: BaseException, sent: bool, name: str, started: float, form
         metrics.count(name, 500, started)
         return form.crashed(f"internal error ({type(exc).__name__}); see the gateway's log")
     if sent:
-        metrics.count(name, CALLER_LEFT, started)
+        metrics.count(name, stopped_status(), started)
     raise exc
 
 

@@ -357,12 +357,18 @@ def _unanswered(scope: Scope, status: int, started: float) -> None:
         metrics.count(route, status, started)
 
 
+def unavailable_status(shape: str) -> int:
+    """The status of the "unavailable" error the shutdown ends a request with in this API's shape (`api_of`), which
+    each SDK raises as such: Anthropic's 529 overloaded_error (as the gateway answers an overloaded upstream), else
+    503."""
+    return 529 if shape == "anthropic" else 503
+
+
 async def _unanswered_at_shutdown(scope: Scope, send: Send, shape: str, started: float) -> None:
     """Answer a request uvicorn cancelled before it was answered (its shutdown grace ran out) with its API's
-    "unavailable" status, which each SDK raises as such (Anthropic's 529 overloaded_error, as the gateway answers an
-    overloaded upstream), counted in /metrics. Nothing waits on the cancellation (uvicorn cancels and moves on), so
-    it ends here."""
-    status = 529 if shape == "anthropic" else 503
+    "unavailable" status (`unavailable_status`), counted in /metrics. Nothing waits on the cancellation (uvicorn
+    cancels and moves on), so it ends here."""
+    status = unavailable_status(shape)
     _unanswered(scope, status, started)
     with anyio.CancelScope(shield=True), anyio.move_on_after(5) as sending:  # a caller reading nothing cannot hold it
         await refuse(send, status, SHUT_DOWN_BEFORE, close=True, shape=shape)

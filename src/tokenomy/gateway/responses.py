@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
+from contextvars import ContextVar
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -13,7 +14,8 @@ from fastapi.responses import JSONResponse
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from tokenomy.gateway.hygiene import dumps, end_shutdown_cancel, shutdown_cancel
+from tokenomy.errors import CALLER_LEFT
+from tokenomy.gateway.hygiene import api_of, dumps, end_shutdown_cancel, shutdown_cancel, unavailable_status
 from tokenomy.messages import GEMINI_SIGNED, ChatResponse, ReasoningBlock, StreamChunk
 from tokenomy.money import record_str
 from tokenomy.providers.openai_reasoning import call_signature_extra, put_signed_reasoning, signed_reasoning
@@ -67,8 +69,12 @@ class FirstChunkStream(StreamingResponse):
         super().__init__(content, media_type=media_type, headers=headers)  # type: ignore[arg-type]
         self.ends = ends
         self.cut = False  # ended with `ends.unavailable` because the task was cancelled
+        self.shut_down_status: int | None = None  # the API's unavailable status, once the shutdown grace cut it
+        self.path = "?"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.path = scope.get("path", "?")
+        told = _STREAM.set(self)  # for `stopped_status`, asked in the stream's task (which copies this context)
         try:
             await super().__call__(scope, receive, send)
         except asyncio.CancelledError as exc:
@@ -76,9 +82,20 @@ class FirstChunkStream(StreamingResponse):
                 raise
             # Ended properly: its error event and the body's end went out, its ledger row is written.
             end_shutdown_cancel(
-                scope.get("path", "?"),
-                "a stream was cut by the end of the shutdown grace; its caller got its API's error event",
+                self.path, "a stream was cut by the end of the shutdown grace; its caller got its API's error event"
             )
+        finally:
+            _STREAM.reset(told)
+
+    async def listen_for_disconnect(self, receive: Receive) -> None:
+        # Starlette runs this in the request's own task, which uvicorn cancels at the end of the shutdown grace; the
+        # stream's task is cancelled only after (by the task group this task leaves), so it is told by then.
+        try:
+            await super().listen_for_disconnect(receive)
+        except asyncio.CancelledError as exc:
+            if shutdown_cancel(exc):
+                self.shut_down_status = unavailable_status(api_of(self.path))
+            raise
 
     async def stream_response(self, send: Send) -> None:
         items: AsyncIterator[Any] = self.body_iterator  # type: ignore[assignment]
@@ -109,6 +126,21 @@ class FirstChunkStream(StreamingResponse):
                     self.cut = isinstance(exc, asyncio.CancelledError)
             raise  # through Starlette's task group (`__call__` ends a cut stream); an exception goes on to the log
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+# The stream being answered, in the request's task and the stream's (see `stopped_status`).
+_STREAM: ContextVar[FirstChunkStream] = ContextVar("tokenomy.stream")
+
+
+def stopped_status() -> int:
+    """The status /metrics counts a stream at that was stopped from outside after its first event, asked in the
+    stream's task: its API's unavailable status (503, Anthropic's 529) when the end of the shutdown grace cut it, as
+    the edge counts a request cut before its answer began, for its caller got that error event; else a 499, its
+    caller left (Starlette stops the stream then, and the two look alike from inside it)."""
+    stream = _STREAM.get(None)
+    if stream is None or stream.shut_down_status is None:
+        return CALLER_LEFT
+    return stream.shut_down_status
 
 
 def error(
