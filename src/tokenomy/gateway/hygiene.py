@@ -11,7 +11,8 @@
 And on the way out: a request with a body (POST, PUT, PATCH: every API call) whose answer had not begun when the
 shutdown grace ran out (uvicorn cancels it) gets its API's "unavailable" error, not uvicorn's plain-text 500 and a
 traceback in the log; it is counted in /metrics at that status, and a stream whose caller left before its first event
-at a 499, under the route admission named.
+at a 499, under the route admission named (before admission, or a caller who left while its body arrived: under
+"unknown").
 
 orjson's strict parser clears the normal body in one pass in C; only a body it refuses is decoded again by
 the stdlib, which reads these values, so the field can be named. orjson reads an integer from 2**64 up (or below
@@ -43,6 +44,9 @@ log = logging.getLogger(__name__)
 # The scope key under which admission (`calls.admit`) puts the route name /metrics counts the request's answer under:
 # the edge counts a request it ends without the endpoint's answer (`_unanswered`).
 COUNTED_AS = "tokenomy.counted_as"
+# The label /metrics counts a request under before any route is read from it, as the endpoints count one whose model
+# names no route (bounded labels, whatever clients send).
+UNROUTED = "unknown"
 # The scope key under which a clean body's JSON value, as orjson parsed it here, is handed to the endpoint: a body
 # is parsed once, not once to check it and again to read it (see `schemas.parse_chat_request`).
 PARSED_BODY = "tokenomy.parsed_body"
@@ -263,6 +267,7 @@ class EdgeHygiene:
         if scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
         declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             await refuse(
@@ -290,7 +295,8 @@ class EdgeHygiene:
                     shape=shape,
                 )
                 return
-            if message["type"] == "http.disconnect":
+            if message["type"] == "http.disconnect":  # its caller left before the body was all there
+                _unanswered(scope, CALLER_LEFT, started)
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
@@ -336,7 +342,6 @@ class EdgeHygiene:
             answered = True
             return send(message)
 
-        started = time.perf_counter()
         try:
             await self.app(scope, replay, sending)
         except asyncio.CancelledError as exc:
@@ -351,10 +356,8 @@ class EdgeHygiene:
 
 def _unanswered(scope: Scope, status: int, started: float) -> None:
     """Count in /metrics a request that ends without its endpoint's answer, at `status`, under the route admission
-    named (`COUNTED_AS`), as the endpoint counts its answers; one that ended before admission is not counted."""
-    route = scope.get(COUNTED_AS)
-    if route is not None:
-        metrics.count(route, status, started)
+    named (`COUNTED_AS`), as the endpoint counts its answers; one that ended before admission under UNROUTED."""
+    metrics.count(scope.get(COUNTED_AS, UNROUTED), status, started)
 
 
 def unavailable_status(shape: str) -> int:
