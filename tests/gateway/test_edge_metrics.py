@@ -55,3 +55,30 @@ def test_a_caller_who_leaves_while_its_body_arrives_is_a_499_in_metrics(path, le
             sock.sendall(f"POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n".encode()
                          + b"content-length: 100\r\n\r\n{\"model\": ")
         assert counted(url, 499, before) == before + 1
+
+
+def test_the_edges_own_400_408_and_413_answers_are_counted_in_metrics(ledger_path):
+    # The edge answers a body that cannot be sent on (not UTF-8, a lone surrogate), a body over gateway.max_body_bytes
+    # (declared or as it arrives) and one that does not arrive in time itself, before any endpoint: none of these
+    # answers was in /metrics, which looked as if they never came. (A header value with a line break is the edge's
+    # 400 too, but uvicorn's parser refuses it first: no app sees it.)
+    with gateway(ledger_path, max_body_bytes=1024, read_timeout_seconds=0.5) as url, httpx.Client(timeout=30) as http:
+        before = {status: unrouted(url, status) for status in (400, 408, 413)}
+        not_utf8 = http.post(url + "/v1/chat/completions", headers={"content-type": "application/json"},
+                             content=b'{"model": "fast", "messages": [{"role": "user", "content": "\xff"}]}')
+        surrogate = http.post(url + "/v1/messages", headers={"content-type": "application/json"},
+                              content=b'{"model": "fast", "max_tokens": 5, "messages": [{"role": "user", '
+                                      b'"content": "hi \\ud800"}]}')
+        declared = http.post(url + "/v1/responses", json={"model": "fast", "input": "x" * 2000})
+        with opened(url) as sock:  # chunked: its size is known only as it arrives
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n"
+                         + b"%x\r\n" % 2000 + b"x" * 2000 + b"\r\n")
+            arrived = sock.recv(65536)
+        with opened(url) as sock:
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{\"model\": ")
+            late = sock.recv(65536)
+        after = {status: unrouted(url, status) for status in (400, 408, 413)}
+    assert (not_utf8.status_code, surrogate.status_code, declared.status_code) == (400, 400, 413)
+    assert arrived.startswith(b"HTTP/1.1 413"), arrived
+    assert late.startswith(b"HTTP/1.1 408"), late
+    assert after == {400: before[400] + 2, 408: before[408] + 1, 413: before[413] + 2}, (before, after)

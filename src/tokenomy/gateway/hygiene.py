@@ -8,6 +8,8 @@
 - NaN, Infinity or a number too large for a double (1e400) as a value (not JSON, yet Python's decoder reads
   them; the SDKs then fail to encode the upstream request, or orjson sends null): 400 naming the field.
 
+Each of these answers to a request with a body (an API call) is counted in /metrics under "unknown" (`UNROUTED`).
+
 And on the way out: a request with a body (POST, PUT, PATCH: every API call) whose answer had not begun when the
 shutdown grace ran out (uvicorn cancels it) gets its API's "unavailable" error, not uvicorn's plain-text 500 and a
 traceback in the log; it is counted in /metrics at that status, and a stream whose caller left before its first event
@@ -178,6 +180,7 @@ def _unsendable(data: Any) -> tuple[str, str | None] | None:
     return None
 
 
+BODY_METHODS = ("POST", "PUT", "PATCH")  # the requests whose body the edge reads and checks: every API call
 # The edge's refusals as Anthropic types them (the rest are invalid_request_error).
 ANTHROPIC_TYPES = {408: "timeout_error", 413: "request_too_large", 529: "overloaded_error"}
 SHUT_DOWN_BEFORE = "the gateway shut down before answering this request; send it again"
@@ -254,24 +257,28 @@ class EdgeHygiene:
             await self.app(scope, receive, send)
             return
         shape = api_of(scope["path"])
+        started = time.perf_counter()
         bad = header_problem(scope["headers"])
         if bad is not None:
-            await refuse(
+            await _refused(
+                scope,
                 send,
+                started,
                 400,
                 f"header {bad}: its value contains a CR, LF or NUL character; send each header value on one line",
                 bad,
                 shape=shape,
             )
             return
-        if scope["method"] not in ("POST", "PUT", "PATCH"):
+        if scope["method"] not in BODY_METHODS:
             await self.app(scope, receive, send)
             return
-        started = time.perf_counter()
         declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            await refuse(
+            await _refused(
+                scope,
                 send,
+                started,
                 413,
                 f"the request body is {int(declared)} bytes; this gateway accepts at most "
                 f"{self.max_body_bytes} (gateway.max_body_bytes)",
@@ -287,8 +294,10 @@ class EdgeHygiene:
                 async with asyncio.timeout(self.read_timeout):  # no task per receive, unlike wait_for
                     message = await receive()
             except TimeoutError:
-                await refuse(
+                await _refused(
+                    scope,
                     send,
+                    started,
                     408,
                     f"the request body did not arrive within {self.read_timeout:g} s (gateway.read_timeout_seconds)",
                     close=True,
@@ -301,8 +310,10 @@ class EdgeHygiene:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
-                await refuse(
+                await _refused(
+                    scope,
                     send,
+                    started,
                     413,
                     f"the request body exceeds {self.max_body_bytes} bytes (gateway.max_body_bytes)",
                     close=True,
@@ -314,7 +325,7 @@ class EdgeHygiene:
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         value, problem = checked_body(body)
         if problem is not None:
-            await refuse(send, 400, problem[0], problem[1], shape=shape)
+            await _refused(scope, send, started, 400, problem[0], problem[1], shape=shape)
             return
         if value is not UNPARSED:
             deployment = scope.get(DEPLOYMENT)
@@ -352,6 +363,23 @@ class EdgeHygiene:
             return
         if not answered:  # a stream whose caller left before its first event: Starlette stopped it, nothing was sent
             _unanswered(scope, CALLER_LEFT, started)
+
+
+async def _refused(
+    scope: Scope,
+    send: Send,
+    started: float,
+    status: int,
+    message: str,
+    param: str | None = None,
+    close: bool = False,
+    shape: str = "openai",
+) -> None:
+    """The edge's own refusal (`refuse`) of a request, counted in /metrics under UNROUTED (no route is read from it
+    yet) when it is an API call, a request with a body: as the endpoints count their answers, not their GETs."""
+    if scope["method"] in BODY_METHODS:
+        metrics.count(UNROUTED, status, started)
+    await refuse(send, status, message, param, close, shape)
 
 
 def _unanswered(scope: Scope, status: int, started: float) -> None:
