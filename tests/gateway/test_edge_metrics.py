@@ -82,3 +82,18 @@ def test_the_edges_own_400_408_and_413_answers_are_counted_in_metrics(ledger_pat
     assert arrived.startswith(b"HTTP/1.1 413"), arrived
     assert late.startswith(b"HTTP/1.1 408"), late
     assert after == {400: before[400] + 2, 408: before[408] + 1, 413: before[413] + 2}, (before, after)
+
+
+def test_a_chat_request_whose_body_fails_validation_is_counted_in_metrics(ledger_path):
+    # A chat completion whose body is no JSON, or no chat request, is answered a 400 by the app's handler for
+    # RequestValidationError, before its model is read; every other API's endpoint counts its own such 400 (under
+    # "unknown"), chat completions' was in no series.
+    with gateway(ledger_path) as url, httpx.Client(timeout=30) as http:
+        before = unrouted(url, 400)
+        post = url + "/v1/chat/completions"
+        not_json = http.post(post, content=b"not json", headers={"content-type": "application/json"})
+        no_messages = http.post(post, json={"model": "fast"})
+        after = unrouted(url, 400)
+    assert (not_json.status_code, no_messages.status_code) == (400, 400)
+    assert "messages" in no_messages.json()["error"]["message"]
+    assert after == before + 2

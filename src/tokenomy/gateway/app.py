@@ -14,6 +14,7 @@ import gc
 import hmac
 import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -40,7 +41,7 @@ from tokenomy.gateway.fast_path import SENT_PATH, GatewayApp
 from tokenomy.gateway.gemini_caches import router as gemini_caches_router
 from tokenomy.gateway.gemini_errors import gemini_error
 from tokenomy.gateway.gemini_routes import router as gemini_router
-from tokenomy.gateway.hygiene import EdgeHygiene, api_of
+from tokenomy.gateway.hygiene import BODY_METHODS, UNROUTED, EdgeHygiene, api_of
 from tokenomy.gateway.invoke_routes import router as invoke_router
 from tokenomy.gateway.responses import error, invalid_body
 from tokenomy.gateway.responses_count import router as responses_count_router
@@ -147,11 +148,14 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        answer = invalid_body(exc.errors())
         if config.auth and "gw" in holder:  # a caller without a key gets 401 before any word on its body
             key = await holder["gw"].authenticate_async(request.headers.get("authorization"))
             if isinstance(key, JSONResponse):
-                return key
-        return invalid_body(exc.errors())
+                answer = key
+        if request.method in BODY_METHODS:  # an API call refused before its model was read, as the edge counts one
+            metrics.count(UNROUTED, answer.status_code, time.perf_counter())  # (timed from here: no start is kept)
+        return answer
 
     @app.get("/healthz")
     async def healthz() -> dict:
