@@ -1032,3 +1032,109 @@ def test_an_audio_models_output_line_keeps_its_audio_counts_and_prices_them_at_t
     assert compute_cost(usage, "gpt-audio", one_call=True).total_usd == Decimal("0.0591")
     with pytest.raises(ProviderError, match="the batch"):
         _usage({"prompt_tokens": 10, "completion_tokens": 5, "completion_tokens_details": {"audio_tokens": 6}})
+
+
+
+class SecondPartDown(OpenAIBatchBackend):
+    """A backend whose submit of a job's part 1 fails, as an upload the provider answered 503."""
+
+    def submit(self, job_id, model, recs, options=None, key=None):
+        if key and key.endswith("-p1"):
+            raise ProviderError("OpenAI file upload failed: 503: down", "server_error", status=503)
+        return super().submit(job_id, model, recs, options, key)
+
+
+def failed_and_cancelled(tables, src, client, options, first_part: int):
+    """A job of `src` in two parts: part 0 (`first_part` records) cancelled at the provider after 10 answers, part 1's
+    submit failed. Returns the job once ended."""
+    from tokenomy.batch.jobs import prepare_job, store_job, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+
+    job, (recs,), _ = prepare_job(src, MODEL, "openai", options)
+    store_job(tables, job, [recs[:first_part], recs[first_part:]])  # two provider jobs, as a file over a quota is split
+    with pytest.raises(ProviderError):
+        submit_parts(tables, job, SecondPartDown(options))
+    first = tables.parts(job.job_id)[0]["handle"]
+    wait_until_answered(client, first, 10)
+    client.batches.cancel(first)
+    return wait_job(tables, job.job_id, 30, 0.05, OpenAIBatchBackend(options))
+
+
+def test_one_resume_sends_a_failed_part_and_the_records_a_finished_part_left(tmp_path) -> None:
+    # A job with a part whose submit failed and a part the provider cancelled midway: resume sent the failed part again
+    # and returned, though status said resume sends every record without a result; a second resume sent the rest.
+    # One resume sends both: the failed part under its own key, the cancelled part's records as a new part.
+    from tokenomy.batch.jobs import open_tables, resubmit_missing
+    from tokenomy.batch.jobs import wait as wait_job
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(105)) + "\n")
+    tables = open_tables(str(tmp_path / "ledger.duckdb"))
+    with emulator(instant_delay_s=0.02, local_model_max_records=0) as (client, options):
+        job = failed_and_cancelled(tables, src, client, options, 100)
+        backend = OpenAIBatchBackend(options)
+        assert 0 < job.done < 100 and job.pending == 105 - job.done, job.to_json()
+        assert job.message.endswith(f"{job.pending} records have no result; `tokenomy batch resume {job.job_id}` "
+                                    "sends them"), job.message
+        assert resubmit_missing(tables, job.job_id, backend) == job.pending  # before: 5, the failed part's
+        parts = tables.parts(job.job_id)
+        assert [(p["part_no"], len(p["record_ids"]), p["handle"] is not None) for p in parts[1:]] == [
+            (1, 5, True), (2, job.pending - 5, True)]
+        job = wait_job(tables, job.job_id, 60, 0.05, backend)
+        assert len(client.batches.list().data) == 3
+    assert (job.status, job.done, job.message) == ("completed", 105, None), job.to_json()
+
+
+def test_resume_sends_a_failed_part_and_says_how_to_run_the_few_records_left_on_demand(tmp_path, monkeypatch) -> None:
+    # The records a finished part left are fewer than the provider's minimum a batch job (OpenAI's, 1, raised to 95
+    # here), the failed part is not: status says resume sends that part and how it treats the rest, and one resume
+    # sends the part and names the rest and how to run them on demand (a second resume would say only that).
+    from tokenomy.batch.jobs import open_tables, resubmit_missing
+    from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.pricing.catalog import default_catalog
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(200)) + "\n")
+    tables = open_tables(str(tmp_path / "ledger.duckdb"))
+    with emulator(instant_delay_s=0.02, local_model_max_records=0) as (client, options):
+        monkeypatch.setitem(default_catalog().batch_quotas, "openai",
+                            {**default_catalog().quotas_for("openai"), "min_records_per_job": 95})
+        job = failed_and_cancelled(tables, src, client, options, 100)
+        backend = OpenAIBatchBackend(options)
+        left = job.pending - 100
+        assert 0 < left <= 90, job.to_json()
+        assert job.message.endswith(
+            f"{job.pending} records have no result; `tokenomy batch resume {job.job_id}` sends the 100 of the parts "
+            f"whose submit failed; the other {left} are fewer than openai's minimum of 95 a batch job: it says how to "
+            "run them on demand"), job.message
+        with pytest.raises(UsageError, match=rf"sent again the 100 records .*; the other {left} records .* below "
+                                             "openai's minimum of 95 .* batch wait .* --backend local"):
+            resubmit_missing(tables, job.job_id, backend)
+        assert tables.parts(job.job_id)[1]["handle"] is not None and len(tables.parts(job.job_id)) == 2
+        job = wait_job(tables, job.job_id, 60, 0.05, backend)
+        assert (job.done, job.pending) == (200 - left, left), job.to_json()
+        assert job.message.endswith(f"{left} records have no result; fewer than openai's minimum of 95 a batch job "
+                                    f"are left to send: `tokenomy batch resume {job.job_id}` says how to run them on "
+                                    "demand"), job.message
+
+
+def test_resume_holds_the_failed_part_and_the_records_left_together_to_the_cap(tmp_path) -> None:
+    # Resume checked the cap over a failed part alone and sent it; the records a finished part left then went on a
+    # second resume, checked against a cap the first had already spent toward. One resume checks everything it would
+    # send at once, and sends nothing over the cap.
+    from tokenomy.batch.jobs import open_tables, resubmit_missing
+    from tokenomy.batch.records import part_records
+    from tokenomy.batch.worst_case import OverCap, job_worst_case
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(105)) + "\n")
+    tables = open_tables(str(tmp_path / "ledger.duckdb"))
+    with emulator(instant_delay_s=0.02, local_model_max_records=0) as (client, options):
+        job = failed_and_cancelled(tables, src, client, options, 100)
+        failed_part = part_records(tables.parts(job.job_id)[1])
+        # The failed part's worst case fits under the cap; with the cancelled part's records, it does not.
+        cap = job.cost_usd + job_worst_case(failed_part, MODEL, None, "openai").usd_on("openai") * 2
+        with pytest.raises(OverCap, match=f"the {job.pending} records resume would send"):
+            resubmit_missing(tables, job.job_id, OpenAIBatchBackend(options), max_cost=cap)
+        assert [p["handle"] is None for p in tables.parts(job.job_id)] == [False, True]  # nothing sent
+        assert len(client.batches.list().data) == 1

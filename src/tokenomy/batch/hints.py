@@ -32,13 +32,13 @@ def ended_short(
         and p["status"] in FINAL_STATES - {"completed"}
         and any(last[rid] == p["part_no"] and rid not in answered for rid in p["record_ids"])
     ]
-    unrun, sendable = unrun_records(parts, outcomes)
+    unrun, sendable, again = unrun_records(parts, outcomes)
     if unrun:  # whatever ended it (`batch cancel`, the provider, its window running out): resume sends them
         said = f"stopped with {unrun} records pending" if cancelled else f"{unrun} records have no result"
-        notes.append(f"{said}; {_resume_sends(job, sendable)}")
+        notes.append(f"{said}; {_resume_sends(job, sendable, again)}")
     retry = len(outcomes) - len(final_ids(outcomes))  # failed for a passing reason: sent with the others, by one rule
     if retry:
-        notes.append(f"{retry} records were throttled or hit a server error; {_resume_sends(job, sendable)}")
+        notes.append(f"{retry} records were throttled or hit a server error; {_resume_sends(job, sendable, again)}")
     return _joined(notes) or job.message
 
 
@@ -49,11 +49,19 @@ def provider_minimum(job: Job) -> tuple[str, int]:
     return provider, int(default_catalog().quotas_for(provider).get("min_records_per_job", 0))
 
 
-def _resume_sends(job: Job, sendable: int) -> str:
-    """What `resume` does with the `sendable` records it would send: sends them, or, too few for one batch job,
-    refuses and says how to run them on demand."""
+def _resume_sends(job: Job, sendable: int, again: int) -> str:
+    """What one `resume` does with the `sendable` records it would send, `again` of them in parts whose submit failed
+    (sent again as they were): sends them all, or, too few of the others for one batch job, those parts only, saying
+    how to run the others on demand."""
     provider, minimum = provider_minimum(job)
-    if sendable < minimum:
+    rest = sendable - again
+    if rest and rest < minimum:
+        if again:
+            return (
+                f"`tokenomy batch resume {job.job_id}` sends the {again} of the parts whose submit failed; the other "
+                f"{rest} are fewer than {provider}'s minimum of {minimum} a batch job: it says how to run them on "
+                "demand"
+            )
         return (
             f"fewer than {provider}'s minimum of {minimum} a batch job are left to send: `tokenomy batch resume "
             f"{job.job_id}` says how to run them on demand"

@@ -33,6 +33,7 @@ from tokenomy.batch.records import (
     part_records,
     refused_note,
     refused_parts,
+    unsent_parts,
 )
 from tokenomy.batch.runner_journal import commit_left_behind
 from tokenomy.batch.runner_process import runner_alive, runner_gone
@@ -327,62 +328,79 @@ def resubmit_missing(
     resend_refused: bool = False,
     max_cost: Decimal | None = None,
 ) -> int:
-    """Send records left unanswered by partial, expired, failed or stopped parts as new part(s).
+    """Send what a job left without a result, in one go: each part whose submit failed (or was cut short) again under
+    its own key, and the records that finished parts (partial, expired, failed or stopped) left unanswered as new
+    part(s). Returns how many records were sent.
 
     Fewer records than the provider's per-job minimum (`min_records`, default from the catalog's
     quotas) would be rejected by the provider, so that case is an error that says how to run them
     on demand instead. A part the provider refused whole as written (`refused_parts`) is not sent unchanged unless
     `resend_refused`: with nothing else to send, that is an error naming the part, why, and what to do. Nothing is
-    sent when what the job has cost and the worst case of what it would send are over its cap (`max_cost`, else
-    the one it was submitted with): `worst_case.OverCap`.
+    sent when what the job has cost and the worst case of everything it would send are over its cap (`max_cost`,
+    else the one it was submitted with): `worst_case.OverCap`.
     """
     job = refresh(tables, job_id, backend)
     if job.backend == "local":
         raise UsageError(f"{job_id} runs locally: use `tokenomy batch resume {job_id}`")
     held = [] if resend_refused else refused_parts(tables, job_id)
-    held_ids = {rid for part in held for rid in part["record_ids"]}
     held_nos = {p["part_no"] for p in held}
     parts = tables.parts(job_id)
-    cap = job_cap(job, max_cost)
-    unsent = [p for p in parts if p["handle"] is None and p["status"] in ("submitted", "failed")]
-    if cap is not None and any(p["part_no"] not in held_nos for p in unsent):
-        resent = [rec for p in unsent if p["part_no"] not in held_nos for rec in part_records(p)]
-        require_within_cap(job, resent, cap, resume=True)
-    for part in parts:
-        if part["handle"] is None and part["status"] == "failed" and part["part_no"] not in held_nos:
-            # Its submit failed, maybe after the provider accepted it: send it again under its own key (so
-            # `submit_parts` finds a job made then), not its records as a new part, which would make another.
-            tables.update_part(job_id, part["part_no"], status="submitted", collected=False)
-    parts = tables.parts(job_id)
-    unstarted = [p for p in parts if p["handle"] is None and p["status"] == "submitted"]
-    if unstarted:  # a submit that failed, or was interrupted (Ctrl-C, a kill): find or start these parts now
-        submit_parts(tables, job, backend)
-        return sum(len(p["record_ids"]) for p in unstarted)
-    if any(p["status"] not in FINAL_STATES for p in parts):
+    # Its submit failed, maybe after the provider accepted it: sent again under its own key (so `submit_parts` finds
+    # a job made then), not as records of a new part, which would make another.
+    unsent = unsent_parts(parts, held_nos)
+    running = any(p["handle"] and p["status"] not in FINAL_STATES for p in parts)
+    if running and not unsent:
         raise UsageError(f"{job_id} still has parts running; `tokenomy batch wait {job_id}` first")
-    missing = [r for r in missing_records(tables, job_id) if r.id not in held_ids]
-    if not missing:
+    provider, minimum = provider_minimum(job)
+    min_records = minimum if min_records is None else min_records
+    # The records finished parts left (those of a part still running may yet be answered: not sent twice).
+    resent_ids = {rid for p in unsent for rid in p["record_ids"]}
+    skip = resent_ids | {rid for p in held for rid in p["record_ids"]}
+    rest = [] if running else [r for r in missing_records(tables, job_id) if r.id not in skip]
+    if not unsent and not rest:
         if held:
             raise UsageError(refused_note(job_id, held))
         return 0
-    provider, minimum = provider_minimum(job)
-    min_records = minimum if min_records is None else min_records
-    if len(missing) < min_records:
+    resent = [rec for p in unsent for rec in part_records(p)]
+    left = len(rest) if unsent and len(rest) < min_records else 0
+    if left:  # too few for a batch job of their own: the failed parts go, and what to do with these is said after
+        rest = []
+    elif rest:
+        _require_minimum(job, len(rest), provider, min_records)
+    require_within_cap(job, resent + rest, job_cap(job, max_cost), resume=True)  # once, over all it sends
+    for part in unsent:
+        tables.update_part(job_id, part["part_no"], status="submitted", collected=False)
+    backend = backend or get_backend(job.backend, submit_options(job))
+    if rest:
+        next_no = max(p["part_no"] for p in parts) + 1
+        quotas = one_file_a_job(default_catalog().quotas_for(provider))
+        for offset, split_job in enumerate(split_records(rest, quotas, sent_bytes(backend, job.model))):
+            records = list(itertools.chain.from_iterable(split_job))
+            tables.insert_part(
+                job_id, next_no + offset, None, "submitted", [r.id for r in records], part_payload(records)
+            )
+    submit_parts(tables, job, backend)
+    if left:
         raise UsageError(
-            f"{len(missing)} records of {job_id} have no result, below {provider}'s minimum of {min_records} per "
+            f"{job_id}: sent again the {len(resent)} records of the parts whose submit failed; the other {left} "
+            f"records without a result are below {provider}'s minimum of {min_records} per batch job, so a "
+            f"resubmission would be rejected: once those parts end (`tokenomy batch wait {job_id}`), run the rest on "
+            f"demand: `tokenomy batch results {job_id} --missing-input -o rest.jsonl` then `tokenomy batch submit "
+            f"rest.jsonl --model {job.model} --backend local`"
+        )
+    return len(resent) + len(rest)
+
+
+def _require_minimum(job: Job, records: int, provider: str, minimum: int) -> None:
+    """Refuse `records` of `job` too few for a batch job of their own under `provider`'s `minimum`, saying how to run
+    them on demand."""
+    if records < minimum:
+        raise UsageError(
+            f"{records} records of {job.job_id} have no result, below {provider}'s minimum of {minimum} per "
             f"batch job, so a resubmission would be rejected; run them on demand instead: `tokenomy batch results "
-            f"{job_id} --missing-input -o rest.jsonl` then `tokenomy batch submit rest.jsonl --model {job.model} "
+            f"{job.job_id} --missing-input -o rest.jsonl` then `tokenomy batch submit rest.jsonl --model {job.model} "
             "--backend local`"
         )
-    require_within_cap(job, missing, cap, resume=True)
-    next_no = max(p["part_no"] for p in parts) + 1
-    backend = backend or get_backend(job.backend, submit_options(job))
-    quotas = one_file_a_job(default_catalog().quotas_for(provider))
-    for offset, split_job in enumerate(split_records(missing, quotas, sent_bytes(backend, job.model))):
-        records = list(itertools.chain.from_iterable(split_job))
-        tables.insert_part(job_id, next_no + offset, None, "submitted", [r.id for r in records], part_payload(records))
-    submit_parts(tables, job, backend)
-    return len(missing)
 
 
 # -- any backend -----------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Collection
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -188,17 +189,29 @@ def held_back(parts: list[dict[str, Any]], done: set[str]) -> list[dict[str, Any
     ]
 
 
-def unrun_records(parts: list[dict[str, Any]], outcomes: dict[str, dict[str, Any]]) -> tuple[int, int]:
+def unrun_records(parts: list[dict[str, Any]], outcomes: dict[str, dict[str, Any]]) -> tuple[int, int, int]:
     """Of the job whose `parts` and `outcomes` (`JobTables.outcomes`) these are: the records left without any result
     by a part that ended short (expired, timed out, stopped by the provider or by `batch cancel`, or whose submit
-    failed: resume sends that part again under its own key), and every record `resume` would send (no final result,
-    and not held back as part of a `held_back` part)."""
+    failed), every record `resume` would send (no final result, and not held back as part of a `held_back` part), and
+    how many of those it sends again as parts of their own (`unsent_parts`), the others going as new parts."""
     last = {rid: p for p in parts for rid in p["record_ids"]}
     done = final_ids(outcomes)
     held = {rid for p in held_back(parts, done) for rid in p["record_ids"]}
     sendable = [rid for rid in last if rid not in done and rid not in held]
     unrun = sum(1 for rid in sendable if rid not in outcomes)  # a throttled record has one: said apart, as sent again
-    return unrun, len(sendable)
+    again = {rid for p in unsent_parts(parts) for rid in p["record_ids"]}
+    return unrun, len(sendable), sum(1 for rid in sendable if rid in again)
+
+
+def unsent_parts(parts: list[dict[str, Any]], held_nos: Collection[int] = ()) -> list[dict[str, Any]]:
+    """Parts never started (their submit failed, or was cut short) and not held back (`held_nos`): resume sends each
+    again under its own key, so that a provider's job made by a submit whose answer was lost is found, not made
+    twice."""
+    return [
+        p
+        for p in parts
+        if p["handle"] is None and p["status"] in ("submitted", "failed") and p["part_no"] not in held_nos
+    ]
 
 
 def refused_note(job_id: str, held: list[dict[str, Any]]) -> str:
