@@ -1138,3 +1138,32 @@ def test_resume_holds_the_failed_part_and_the_records_left_together_to_the_cap(t
             resubmit_missing(tables, job.job_id, OpenAIBatchBackend(options), max_cost=cap)
         assert [p["handle"] is None for p in tables.parts(job.job_id)] == [False, True]  # nothing sent
         assert len(client.batches.list().data) == 1
+
+
+def test_resume_refuses_a_failed_part_below_the_providers_minimum_as_it_does_new_parts(tmp_path, monkeypatch) -> None:
+    # A part whose submit failed was sent again whatever its size, though the provider rejects a batch job below its
+    # minimum (OpenAI's, 1, raised to 50 here: the quotas of now, not those it was split by): resume refuses it, as it
+    # refuses records too few for a new part, saying how to run them on demand, and sends nothing; status says so.
+    from tokenomy.batch.jobs import open_tables, prepare_job, resubmit_missing, store_job, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.pricing.catalog import default_catalog
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(25)) + "\n")
+    tables = open_tables(str(tmp_path / "ledger.duckdb"))
+    with emulator() as (client, options):
+        job, (recs,), _ = prepare_job(src, MODEL, "openai", options)
+        store_job(tables, job, [recs[:20], recs[20:]])
+        with pytest.raises(ProviderError):
+            submit_parts(tables, job, SecondPartDown(options))
+        monkeypatch.setitem(default_catalog().batch_quotas, "openai",
+                            {**default_catalog().quotas_for("openai"), "min_records_per_job": 10})
+        backend = OpenAIBatchBackend(options)
+        job = wait_job(tables, job.job_id, 60, 0.05, backend)
+        assert (job.done, job.pending) == (20, 5), job.to_json()
+        assert job.message.endswith(f"5 records have no result; fewer than openai's minimum of 10 a batch job are left "
+                                    f"to send: `tokenomy batch resume {job.job_id}` says how to run them on demand")
+        with pytest.raises(UsageError, match=rf"part 1: 5 records of {job.job_id} have no result, below openai's "
+                                             r"minimum of 10 per batch job, .* --backend local"):
+            resubmit_missing(tables, job.job_id, backend)  # before: sent, for the provider to reject
+        assert tables.parts(job.job_id)[1]["handle"] is None and len(client.batches.list().data) == 1

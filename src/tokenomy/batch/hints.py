@@ -49,23 +49,21 @@ def provider_minimum(job: Job) -> tuple[str, int]:
     return provider, int(default_catalog().quotas_for(provider).get("min_records_per_job", 0))
 
 
-def _resume_sends(job: Job, sendable: int, again: int) -> str:
-    """What one `resume` does with the `sendable` records it would send, `again` of them in parts whose submit failed
-    (sent again as they were): sends them all, or, too few of the others for one batch job, those parts only, saying
-    how to run the others on demand."""
+def _resume_sends(job: Job, sendable: int, again: list[int]) -> str:
+    """What one `resume` does with the `sendable` records it would send, those of parts whose submit failed (sent
+    again as they were: `again`, each one's records) among them: sends them all; or, a failed part too small for a
+    batch job, sends nothing and says how to run them on demand; or, too few of the others for one, sends those parts
+    only, saying how to run the others on demand."""
     provider, minimum = provider_minimum(job)
-    rest = sendable - again
-    if rest and rest < minimum:
-        if again:
-            return (
-                f"`tokenomy batch resume {job.job_id}` sends the {again} of the parts whose submit failed; the other "
-                f"{rest} are fewer than {provider}'s minimum of {minimum} a batch job: it says how to run them on "
-                "demand"
-            )
+    below = f"fewer than {provider}'s minimum of {minimum} a batch job"
+    rest = sendable - sum(again)
+    if rest and rest < minimum and again and min(again) >= minimum:
         return (
-            f"fewer than {provider}'s minimum of {minimum} a batch job are left to send: `tokenomy batch resume "
-            f"{job.job_id}` says how to run them on demand"
+            f"`tokenomy batch resume {job.job_id}` sends the {sum(again)} of the parts whose submit failed; the other "
+            f"{rest} are {below}: it says how to run them on demand"
         )
+    if (rest and rest < minimum) or (again and min(again) < minimum):
+        return f"{below} are left to send: `tokenomy batch resume {job.job_id}` says how to run them on demand"
     return f"`tokenomy batch resume {job.job_id}` sends them"
 
 

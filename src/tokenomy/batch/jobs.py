@@ -353,6 +353,8 @@ def resubmit_missing(
         raise UsageError(f"{job_id} still has parts running; `tokenomy batch wait {job_id}` first")
     provider, minimum = provider_minimum(job)
     min_records = minimum if min_records is None else min_records
+    for part in unsent:  # split to the minimum of when it was made; the provider holds it to today's
+        _require_minimum(job, len(part["record_ids"]), provider, min_records, f"part {part['part_no']}: ")
     # The records finished parts left (those of a part still running may yet be answered: not sent twice).
     resent_ids = {rid for p in unsent for rid in p["record_ids"]}
     skip = resent_ids | {rid for p in held for rid in p["record_ids"]}
@@ -391,12 +393,12 @@ def resubmit_missing(
     return len(resent) + len(rest)
 
 
-def _require_minimum(job: Job, records: int, provider: str, minimum: int) -> None:
-    """Refuse `records` of `job` too few for a batch job of their own under `provider`'s `minimum`, saying how to run
-    them on demand."""
+def _require_minimum(job: Job, records: int, provider: str, minimum: int, what: str = "") -> None:
+    """Refuse `records` of `job` (`what` names them: a part sent again) too few for a batch job of their own under
+    `provider`'s `minimum`, saying how to run them on demand."""
     if records < minimum:
         raise UsageError(
-            f"{records} records of {job.job_id} have no result, below {provider}'s minimum of {minimum} per "
+            f"{what}{records} records of {job.job_id} have no result, below {provider}'s minimum of {minimum} per "
             f"batch job, so a resubmission would be rejected; run them on demand instead: `tokenomy batch results "
             f"{job.job_id} --missing-input -o rest.jsonl` then `tokenomy batch submit rest.jsonl --model {job.model} "
             "--backend local`"

@@ -189,18 +189,19 @@ def held_back(parts: list[dict[str, Any]], done: set[str]) -> list[dict[str, Any
     ]
 
 
-def unrun_records(parts: list[dict[str, Any]], outcomes: dict[str, dict[str, Any]]) -> tuple[int, int, int]:
+def unrun_records(parts: list[dict[str, Any]], outcomes: dict[str, dict[str, Any]]) -> tuple[int, int, list[int]]:
     """Of the job whose `parts` and `outcomes` (`JobTables.outcomes`) these are: the records left without any result
     by a part that ended short (expired, timed out, stopped by the provider or by `batch cancel`, or whose submit
     failed), every record `resume` would send (no final result, and not held back as part of a `held_back` part), and
-    how many of those it sends again as parts of their own (`unsent_parts`), the others going as new parts."""
+    the records of each part it sends again as it was (`unsent_parts`), the others going as new parts."""
     last = {rid: p for p in parts for rid in p["record_ids"]}
     done = final_ids(outcomes)
-    held = {rid for p in held_back(parts, done) for rid in p["record_ids"]}
-    sendable = [rid for rid in last if rid not in done and rid not in held]
+    held = held_back(parts, done)
+    held_ids = {rid for p in held for rid in p["record_ids"]}
+    sendable = [rid for rid in last if rid not in done and rid not in held_ids]
     unrun = sum(1 for rid in sendable if rid not in outcomes)  # a throttled record has one: said apart, as sent again
-    again = {rid for p in unsent_parts(parts) for rid in p["record_ids"]}
-    return unrun, len(sendable), sum(1 for rid in sendable if rid in again)
+    again = [len(p["record_ids"]) for p in unsent_parts(parts, {p["part_no"] for p in held})]
+    return unrun, len(sendable), again
 
 
 def unsent_parts(parts: list[dict[str, Any]], held_nos: Collection[int] = ()) -> list[dict[str, Any]]:
