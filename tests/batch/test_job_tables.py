@@ -68,10 +68,13 @@ def test_listing_thousands_of_jobs_sums_each_one_without_naming_every_id_in_the_
     assert got == expected
     assert sum(cost for *_, cost in expected.values()) > 0
     assert max(len(params) for _, params in sent) <= 1  # the jobs' start at most; no id lists
+    # The jobs, then their counts and costs in one statement (the results' sums and the ledger's unanswered costs
+    # were two, each a statement of its own on every `batch status`, `list` and job read).
+    assert len(sent) == 2, [sql for sql, _ in sent]
     sent.clear()
     one = tables.get_job(ids[35])  # one job: read by its id, and right
     assert (one.done, one.failed, one.cost_usd) == expected[one.job_id] == (2, 1, Decimal("0.035") * 2 + Decimal("0.5"))
-    assert all(len(params) <= 2 for _, params in sent)
+    assert all(len(params) <= 3 for _, params in sent) and len(sent) == 2, sent
 
 
 @pytest.mark.parametrize("url_fixture", ["ledger_path", "fresh_postgres_url"])

@@ -219,41 +219,34 @@ class JobTables:
         return jobs
 
     def _fill_counts(self, jobs: list[Job]) -> None:
-        """Each job's done/failed counts and cost. One job (`get_job`) is read by its id; more (`list_jobs`, every
-        job) are summed for all jobs in one GROUP BY: listing thousands of ids in an IN (...) made a statement of
-        thousands of parameters (PostgreSQL refuses more than 65,535) for what is the whole table anyway."""
+        """Each job's done/failed counts and cost, in one statement: its results summed, and what its attempts billed
+        without an answer (the local runner's cut-off or timed-out calls: ledger rows of their own, beside the
+        records' answers, read from the jobs' creation on, the ledger's time index), so a job's cost is all it was
+        billed. One job (`get_job`) is read by its id; more (`list_jobs`, every job) are summed for all jobs in one
+        GROUP BY: listing thousands of ids in an IN (...) made a statement of thousands of parameters (PostgreSQL
+        refuses more than 65,535) for what is the whole table anyway."""
         if not jobs:
             return
         one = jobs[0].job_id if len(jobs) == 1 else None
-        where, params = (f" WHERE job_id = {self.p}", [one]) if one else ("", [])
+        mine, params = (f"job_id = {self.p}", [one]) if one else ("TRUE", [])
+        billed = f"batch_job_id = {self.p}" if one else "batch_job_id IS NOT NULL"
         rows = self.query(
-            f"SELECT job_id, SUM(CASE WHEN mode = '{UNMATCHED}' THEN 0 WHEN ok THEN 1 ELSE 0 END) AS done,"
-            f" SUM(CASE WHEN mode = '{UNMATCHED}' OR ok THEN 0 ELSE 1 END) AS failed,"
-            f" SUM(CASE WHEN mode = '{UNMATCHED}' THEN 1 ELSE 0 END) AS unmatched,"
-            f" SUM(COALESCE(cost_usd, 0)) AS cost FROM batch_results{where} GROUP BY job_id",
-            params,
+            "SELECT job_id, SUM(done) AS done, SUM(failed) AS failed, SUM(unmatched) AS unmatched, SUM(cost) AS cost"
+            f" FROM (SELECT job_id, CASE WHEN mode = '{UNMATCHED}' THEN 0 WHEN ok THEN 1 ELSE 0 END AS done,"
+            f" CASE WHEN mode = '{UNMATCHED}' OR ok THEN 0 ELSE 1 END AS failed,"
+            f" CASE WHEN mode = '{UNMATCHED}' THEN 1 ELSE 0 END AS unmatched,"
+            f" COALESCE(cost_usd, 0) AS cost FROM batch_results WHERE {mine}"
+            " UNION ALL SELECT batch_job_id, 0, 0, 0, COALESCE(cost_usd, 0) FROM usage_events"
+            f" WHERE ts >= {self.p} AND {billed} AND outcome <> 'ok') AS counted GROUP BY job_id",
+            [*params, min(job.created_at for job in jobs), *params],
         )
         by_id = {r["job_id"]: r for r in rows}
-        unanswered = self._unanswered_costs(jobs, one)
         for job in jobs:
             row = by_id.get(job.job_id)
             if row:
                 job.done, job.failed = int(row["done"] or 0), int(row["failed"] or 0)
                 job.unmatched = int(row["unmatched"] or 0)
                 job.cost_usd = Decimal(str(row["cost"] or 0))
-            job.cost_usd += unanswered.get(job.job_id, Decimal(0))
-
-    def _unanswered_costs(self, jobs: list[Job], one: str | None) -> dict[str, Decimal]:
-        """What each job's attempts billed without an answer cost (the local runner's cut-off or timed-out calls: ledger
-        rows of their own, beside the records' answers), so a job's cost is all it was billed. Read from the jobs'
-        creation on (the ledger's time index), not the whole ledger; for the job `one`, or for every batch job."""
-        which, params = (f"batch_job_id = {self.p}", [one]) if one else ("batch_job_id IS NOT NULL", [])
-        rows = self.query(
-            f"SELECT batch_job_id, SUM(cost_usd) AS cost FROM usage_events WHERE ts >= {self.p} "
-            f"AND {which} AND outcome <> 'ok' GROUP BY batch_job_id",
-            [min(job.created_at for job in jobs), *params],
-        )
-        return {r["batch_job_id"]: Decimal(str(r["cost"] or 0)) for r in rows}
 
     # -- parts ----------------------------------------------------------------------------------
     def insert_part(
