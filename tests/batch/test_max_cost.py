@@ -217,3 +217,34 @@ def test_a_records_tools_and_tool_calls_are_in_its_worst_case_and_estimate_and_c
     added = job_worst_case([tooled], haiku, backend="bedrock").input_tokens - \
         job_worst_case([bare], haiku, backend="bedrock").input_tokens
     assert added == (bound_length(json.dumps([[tool]])) + 3) // 4 + 340
+
+
+def test_a_llama_bodys_max_gen_len_is_its_cap_in_the_worst_case_estimate_and_rebuild(tmp_path) -> None:
+    # A Bedrock line whose Llama body gives its cap as max_gen_len (Llama's name for it) was read as giving none: sent
+    # as written to a Llama job, its worst case counted the rest of the model's 128,000-token context window (and the
+    # estimate the 256 default); a body rebuilt for another model refused it as a key it would not send. It is the
+    # record's cap now, and a Llama body with a cap Llama does not take (max_tokens) is refused before the job runs.
+    from tokenomy.batch.bedrock_bodies import model_input
+    from tokenomy.batch.formats import read_records
+    from tokenomy.batch.validate import validate_file
+    from tokenomy.batch.worst_case import job_worst_case
+
+    llama, nova = "meta.llama3-1-8b-instruct-v1:0", "amazon.nova-micro-v1:0"
+    hi = [{"role": "user", "content": "hi"}]
+    lines = [
+        {"recordId": "l1", "modelInput": {"messages": hi, "prompt": "hi", "max_gen_len": 50}},  # Llama's, as written
+        {"recordId": "c1", "modelInput": {"messages": hi, "max_gen_len": 30}},  # rebuilt for the job's model
+    ]
+    path = tmp_path / "llama.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    report = validate_file(path, llama, "us-east-1", backend="bedrock")
+    assert report.bad == [] and [r.max_tokens for r in report.records] == [50, 30]
+    worst = job_worst_case(report.records, llama, "us-east-1", "bedrock")
+    assert (worst.output_tokens, worst.uncapped) == (80, 0)
+    assert model_input(llama, report.records[0]) == lines[0]["modelInput"]  # as written
+    assert model_input(nova, report.records[1])["inferenceConfig"]["max_new_tokens"] == 30
+    [wrong], _ = read_records([json.dumps({"recordId": "w", "modelInput": {"messages": hi, "prompt": "hi",
+                                                                              "max_tokens": 9}})])
+    path.write_text(json.dumps(wrong.raw) + "\n")
+    [bad] = validate_file(path, llama, "us-east-1", backend="bedrock").bad
+    assert bad.field == "modelInput.max_tokens" and "a Llama body takes its cap in modelInput.max_gen_len" in bad.reason

@@ -277,7 +277,7 @@ def test_the_keys_a_rebuild_carries_are_one_list_per_form() -> None:
         "openai": {"body": ("messages", "max_tokens", "max_completion_tokens", "temperature", "model"),
                    "message": ("role", "content"), "part": ("type", "text")},
         "bedrock": {"modelInput": ("messages", "system", "max_tokens", "temperature", "inferenceConfig",
-                                   "anthropic_version", "schemaVersion"),
+                                   "anthropic_version", "schemaVersion", "max_gen_len"),
                     "inferenceConfig": ("maxTokens", "max_new_tokens", "temperature"),
                     "message": ("role", "content"), "part": ("type", "text")},
     }

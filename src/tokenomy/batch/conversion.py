@@ -5,9 +5,10 @@ its body (a Claude body to a Claude job). Sent anywhere else, the record is rebu
 its messages' roles and text, system, max_tokens and temperature. Any other key would be lost on the way, so each is
 refused by name (a bad line naming the line and the key). CARRIED is that list, per source form: a key not in it, one a
 provider adds later included, is refused until a rebuild maps it and it is named here. An OpenAI body's two caps are one
-in a rebuild (max_tokens), as are a Bedrock body's max_tokens and its inferenceConfig's: a different second cap is
-refused too. An OpenAI line sent as written may not give both caps at all, even equal: OpenAI refuses the pair; nor may
-a Bedrock line sent as written give a cap its body does not take (a Claude body's is max_tokens): Bedrock refuses it.
+in a rebuild (max_tokens), as are a Bedrock body's max_tokens, its inferenceConfig's and Llama's max_gen_len: a
+different second cap is refused too. An OpenAI line sent as written may not give both caps at all, even equal: OpenAI
+refuses the pair; nor may a Bedrock line sent as written give a cap its body does not take (a Claude body's is
+max_tokens, a Llama body's max_gen_len): Bedrock refuses it.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ CARRIED: dict[str, dict[str, tuple[str, ...]]] = {
             "inferenceConfig",
             "anthropic_version",
             "schemaVersion",
+            "max_gen_len",
         ),
         "inferenceConfig": ("maxTokens", "max_new_tokens", "temperature"),
         "message": ("role", "content"),
@@ -102,7 +104,12 @@ def _first_uncarried(rec: BatchRecord) -> tuple[str, str] | None:
 # Where each form's line may give its cap, in the order formats.py reads them: a rebuild sends the first one given.
 CAPS: dict[str, tuple[tuple[str, ...], ...]] = {
     "openai": (("max_tokens",), ("max_completion_tokens",)),
-    "bedrock": (("max_tokens",), ("inferenceConfig", "maxTokens"), ("inferenceConfig", "max_new_tokens")),
+    "bedrock": (
+        ("max_tokens",),
+        ("inferenceConfig", "maxTokens"),
+        ("inferenceConfig", "max_new_tokens"),
+        ("max_gen_len",),
+    ),
 }
 
 
@@ -160,6 +167,7 @@ def body_written_for(body: dict[str, Any]) -> str:
 _OWN_CAP = {
     "anthropic": ("a Claude body", "modelInput.max_tokens"),
     "nova": ("a Nova body", "modelInput.inferenceConfig.max_new_tokens"),
+    "llama": ("a Llama body", "modelInput.max_gen_len"),
 }
 _CONVERSE_CAP = ("a Converse body", "modelInput.inferenceConfig.maxTokens")
 

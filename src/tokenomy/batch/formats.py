@@ -263,12 +263,14 @@ def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
         inference = body.get("inferenceConfig") or {}
         if not isinstance(inference, dict):
             raise ValueError(f"modelInput.inferenceConfig: must be an object, not {as_written(inference)}")
-        # Claude's body, then Converse's inferenceConfig, then Nova's (its cap was lost when the body was rebuilt).
+        # Claude's body, then Converse's inferenceConfig, then Nova's (its cap was lost when the body was rebuilt),
+        # then Llama's (a body sent as written was counted, and estimated, at the model's whole output without it).
         max_tokens = _first_cap(
             (
                 ("modelInput.max_tokens", body, "max_tokens"),
                 ("modelInput.inferenceConfig.maxTokens", inference, "maxTokens"),
                 ("modelInput.inferenceConfig.max_new_tokens", inference, "max_new_tokens"),
+                ("modelInput.max_gen_len", body, "max_gen_len"),
             )
         )
         system = body.get("system")  # a string (Claude's) or a list of text blocks (Claude's, Nova's, Converse's)
