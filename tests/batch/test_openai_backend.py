@@ -1109,8 +1109,10 @@ def test_resume_sends_a_failed_part_and_says_how_to_run_the_few_records_left_on_
             "run them on demand"), job.message
         with pytest.raises(UsageError, match=rf"sent again the 100 records .*; the other {left} records .* below "
                                              "openai's minimum of 95 .* batch wait .* --backend local"):
-            resubmit_missing(tables, job.job_id, backend)
+            resubmit_missing(tables, job.job_id, backend, max_cost=Decimal("100"))
         assert tables.parts(job.job_id)[1]["handle"] is not None and len(tables.parts(job.job_id)) == 2
+        # The cap it sent the part under holds for the resumes after, though the call ended in that error.
+        assert tables.get_job(job.job_id).options["max_cost_usd"] == "100"
         job = wait_job(tables, job.job_id, 60, 0.05, backend)
         assert (job.done, job.pending) == (200 - left, left), job.to_json()
         assert job.message.endswith(f"{left} records have no result; fewer than openai's minimum of 95 a batch job "

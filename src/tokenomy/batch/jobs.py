@@ -39,7 +39,7 @@ from tokenomy.batch.runner_journal import commit_left_behind
 from tokenomy.batch.runner_process import runner_alive, runner_gone
 from tokenomy.batch.split import below_minimum, one_file_a_job, quota_provider, sent_bytes, split_records
 from tokenomy.batch.validate import require_good, validate_file
-from tokenomy.batch.worst_case import job_cap, require_within_cap
+from tokenomy.batch.worst_case import job_cap, keep_cap, require_within_cap
 from tokenomy.errors import ConfigError, ProviderError, UsageError
 from tokenomy.ledger.events import utcnow
 from tokenomy.ledger.store import LedgerStore, open_store
@@ -337,7 +337,7 @@ def resubmit_missing(
     on demand instead. A part the provider refused whole as written (`refused_parts`) is not sent unchanged unless
     `resend_refused`: with nothing else to send, that is an error naming the part, why, and what to do. Nothing is
     sent when what the job has cost and the worst case of everything it would send are over its cap (`max_cost`,
-    else the one it was submitted with): `worst_case.OverCap`.
+    else the one it was submitted with): `worst_case.OverCap`. A `max_cost` that holds is kept as the job's cap.
     """
     job = refresh(tables, job_id, backend)
     if job.backend == "local":
@@ -370,6 +370,7 @@ def resubmit_missing(
     elif rest:
         _require_minimum(job, len(rest), provider, min_records)
     require_within_cap(job, resent + rest, job_cap(job, max_cost), resume=True)  # once, over all it sends
+    keep_cap(tables, job, max_cost)  # for the resumes after this one, kept before an error below can end this one
     for part in unsent:
         tables.update_part(job_id, part["part_no"], status="submitted", collected=False)
     backend = backend or get_backend(job.backend, submit_options(job))

@@ -308,7 +308,6 @@ def register_resume(batch: typer.Typer) -> None:
             sent = resubmit_missing(tables, job_id, resend_refused=resend_refused, max_cost=max_cost)
         except OverCap as refusal:
             refuse_over_cap(refusal, as_json)
-        keep_cap(tables, job, max_cost)
         held = [] if resend_refused else refused_parts(tables, job_id)
         if held:  # the rest were sent: say which parts were not, and why
             err_console.print(f"warning: {refused_note(job_id, held)}", highlight=False, soft_wrap=True, markup=False)
