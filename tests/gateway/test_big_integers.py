@@ -175,3 +175,15 @@ def test_a_body_with_an_image_keeps_big_integers_around_it(served) -> None:
         assert answer.status_code == 200, answer.text
         assert image.encode() in upstream.raw[-1]
         _arrived_intact(upstream)
+
+
+def test_the_check_finds_a_run_of_digits_wherever_it_starts() -> None:
+    # A long text is ruled out by every 9th byte before it is read whole: a run of 20 digits (19 after a minus) is
+    # found at any offset against that stride, and one of 19 is not taken for one.
+    from tokenomy.gateway.hygiene import has_big_integer
+
+    for offset in range(200, 220):
+        for run, found in (("9" * 20, True), ("-" + "9" * 19, True), ("9" * 19, False), ("-" + "9" * 18, False)):
+            text = ("a" * offset + run + "b" * 300).encode()
+            assert has_big_integer(text) is found, (offset, run)
+            assert has_big_integer(text + b'";base64,xyz"' + b"c" * 2100) is found, (offset, run)
