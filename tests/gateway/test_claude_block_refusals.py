@@ -88,3 +88,50 @@ def test_unsigned_thinking_and_a_text_document_by_url_are_refused_before_any_bud
     assert len(gateway.scripted.requests) == 1
     events = open_store(ledger).events()  # the answered call's row alone: the refused calls left none
     assert [(e.key_id, e.outcome) for e in events] == [(key.key_id, "ok")]
+
+
+def test_a_text_document_that_is_not_utf8_is_refused_before_any_budget_or_ledger_row(tmp_path) -> None:
+    """Claude reads a text document as a JSON string, so its bytes must be UTF-8 text: a Latin-1 file (a Converse
+    caller's txt document, a Gemini caller's text/plain inline data) was refused only inside the attempt, after the
+    budget reservation and with a $0 client_error row. It is now refused before either, as is a document format
+    Claude does not read (a Converse caller's docx)."""
+    from helpers.claude_gateway import ClaudeGateway
+
+    ledger = tmp_path / "ledger.duckdb"
+    gateway = ClaudeGateway(ledger, {})
+    gemini = genai.Client(api_key="unused", http_options={"base_url": gateway.url})
+    bedrock = boto3.client("bedrock-runtime", endpoint_url=gateway.url, region_name="us-east-1",
+                           config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+    latin1 = "Café au lait, crème brûlée".encode("latin-1")
+    latin1_says = ("reads txt documents as UTF-8 text, and this one is not (invalid continuation byte at byte 3); "
+                   "re-encode it as UTF-8 or send it as a PDF")
+    try:
+        for stream in (False, True):
+            for fmt, data, says in (("txt", latin1, latin1_says),
+                                    ("docx", b"PK\x03\x04", "reads PDF and plain-text documents, not 'docx'; "
+                                                            "convert it to PDF or text first")):
+                turn = [{"role": "user", "content": [{"text": "Summarise this"},
+                                                     {"document": {"format": fmt, "name": "menu",
+                                                                   "source": {"bytes": data}}}]}]
+                with pytest.raises(ClientError) as failed:
+                    if stream:
+                        list(bedrock.converse_stream(modelId="claude", messages=turn)["stream"])
+                    else:
+                        bedrock.converse(modelId="claude", messages=turn)
+                error = failed.value.response
+                assert error["ResponseMetadata"]["HTTPStatusCode"] == 400
+                assert error["Error"]["Message"] == f"messages[0].content[1]: {SAYS} {says}"
+            turn = [types.Content(role="user", parts=[types.Part(text="Summarise this"),
+                                                      types.Part.from_bytes(data=latin1, mime_type="text/plain")])]
+            with pytest.raises(genai.errors.ClientError) as caught:
+                ask = types.GenerateContentConfig(max_output_tokens=40)
+                if stream:
+                    list(gemini.models.generate_content_stream(model="claude", contents=turn, config=ask))
+                else:
+                    gemini.models.generate_content(model="claude", contents=turn, config=ask)
+            assert caught.value.code == 400
+            assert caught.value.message == f"contents[0].parts[1]: {SAYS} {latin1_says}"
+        assert gateway.scripted.requests == []  # nothing reached Claude
+    finally:
+        gateway.stack.close()
+    assert open_store(ledger).events() == []  # no $0 client_error row for a call never sent

@@ -165,6 +165,25 @@ def test_fields_anthropic_lacks_are_refused(field) -> None:
         to_anthropic_params(request)
 
 
+def test_an_image_detail_inside_a_content_document_is_refused_before_any_call() -> None:
+    # A content document's images were looked at only by the mapping, at call time: the gateway's up-front check
+    # (`mapping_refusal`) passed one with OpenAI's detail setting, which Claude has no place for. (The gateway's own
+    # callers cannot send one: the Messages API's image block has no detail field, so this is a library caller's.)
+    image = ImageBlock("image/png", png_bytes(), detail="high")
+    document = DocumentBlock("txt", None, content=[TextBlock("A chart:"), image])
+    request = ChatRequest([Message("user", [TextBlock("Read this"), document])], model=SONNET)
+    provider = AnthropicProvider(base_url="http://127.0.0.1:9", api_key="x")
+    refused = provider.mapping_refusal(request, SONNET)
+    assert refused is not None and (refused.status, refused.param) == (400, "messages[0].content[1].content[1].detail")
+    assert str(refused) == (f"messages[0].content[1].content[1].detail: the Anthropic Messages API (model {SONNET}) "
+                            "has no image detail setting ('high'); remove it")
+    with pytest.raises(ProviderError) as caught:  # what the mapping raises at call time, at the same place
+        to_anthropic_params(request)
+    assert str(caught.value) == str(refused)
+    image.detail = "auto"  # what every API does anyway: carried as no setting
+    assert provider.mapping_refusal(request, SONNET) is None
+
+
 @pytest.mark.parametrize("extra, field", [
     ({"speed": "fast"}, "speed"),
     ({"inference_geo": "us"}, "inference_geo"),

@@ -42,6 +42,7 @@ from tokenomy.messages import (
 from tokenomy.providers.anthropic_refusals import (
     BLOCK_KEYS,
     UNSIGNED,
+    document_text,
     free_effort,
     refuse,
     refuse_uncarried_fields,
@@ -84,7 +85,6 @@ STOP_REASONS = {
     "content_filter": "refusal",
     "pause_turn": "pause_turn",
 }
-TEXT_DOCUMENTS = {"txt", "md", "csv", "html"}
 
 
 def cache_control(point: CachePoint) -> dict[str, Any]:
@@ -154,23 +154,8 @@ def block_to_anthropic(block: Block, where: str, model: str = "") -> dict[str, A
                 "media_type": "application/pdf",
                 "data": base64.b64encode(block.data or b"").decode(),
             }
-        elif block.format in TEXT_DOCUMENTS:
-            try:
-                text = (block.data or b"").decode("utf-8")
-            except UnicodeDecodeError as exc:  # a text source is a JSON string: the bytes must be UTF-8 text
-                raise refuse(
-                    model,
-                    where,
-                    f"reads {block.format} documents as UTF-8 text, and this one is not ({exc.reason} at byte "
-                    f"{exc.start}); re-encode it as UTF-8 or send it as a PDF",
-                ) from None
-            source = {"type": "text", "media_type": "text/plain", "data": text}
-        else:
-            raise refuse(
-                model,
-                where,
-                f"reads PDF and plain-text documents, not {block.format!r}; convert it to PDF or text first",
-            )
+        else:  # a text source, or the 400 for a document Claude cannot read
+            source = {"type": "text", "media_type": "text/plain", "data": document_text(block, model, where)}
         return _document_item(block, source)
     if isinstance(block, ToolUseBlock):
         return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}

@@ -6,9 +6,10 @@ json_schema one becomes Claude's structured output), a reasoning effort or adapt
 none (`claude_effort`), an effort Claude has no level for, pass-through fields Anthropic bills at prices the catalog
 lacks (fast `speed`, US `inference_geo`), a cache_control ttl other than 5m or 1h, and a request's content-block
 field the content model has no place for (it would be dropped); and of the request's blocks (`refuse_blocks`, which
-the mapping asks of each block it meets too), an image's detail setting, a document by URL that is no PDF and
-reasoning Claude did not sign. A message's participant `name` and blocks Claude cannot read are refused where the
-mapping meets them, with `refuse`.
+the mapping asks of each block it meets too), an image's detail setting (a content document's images' too), a
+document by URL that is no PDF, a document's bytes Claude cannot read (a format other than PDF and text, text that
+is not UTF-8) and reasoning Claude did not sign. A message's participant `name` and blocks Claude cannot read are
+refused where the mapping meets them, with `refuse`.
 """
 
 from __future__ import annotations
@@ -164,6 +165,43 @@ def refuse_unsupported(request: ChatRequest, model: str | None = None) -> None:
         )
 
 
+# The document formats Claude reads as text: a text source, a JSON string, so their bytes must be UTF-8 text.
+TEXT_DOCUMENTS = {"txt", "md", "csv", "html"}
+
+
+def document_text(block: DocumentBlock, model: str, where: str) -> str:
+    """The text of a document of bytes that is no PDF (a text source's `data`), or the 400 for one Claude cannot read:
+    a format other than text, or bytes that are not UTF-8 text."""
+    if block.format not in TEXT_DOCUMENTS:
+        raise refuse(
+            model,
+            where,
+            f"reads PDF and plain-text documents, not {block.format!r}; convert it to PDF or text first",
+        )
+    try:
+        return (block.data or b"").decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise refuse(
+            model,
+            where,
+            f"reads {block.format} documents as UTF-8 text, and this one is not ({exc.reason} at byte "
+            f"{exc.start}); re-encode it as UTF-8 or send it as a PDF",
+        ) from None
+
+
+def refuse_document(block: DocumentBlock, model: str, where: str) -> None:
+    """What `block_to_anthropic` refuses of a document, in its order: one by URL that is no PDF, an image's detail in
+    a content document, and bytes Claude cannot read (`document_text`). A file id is `Provider.refusal`'s."""
+    if block.url is not None:
+        refuse_url_document(block, model, where)
+    elif block.content is not None:
+        for n, part in enumerate(block.content):
+            if type(part) is ImageBlock:
+                refuse_image_detail(part, model, f"{where}.content[{n}]", refuse)
+    elif block.file_id is None and block.format != "pdf":
+        document_text(block, model, where)
+
+
 def refuse_url_document(block: DocumentBlock, model: str, where: str) -> None:
     """The 400 for a document by URL that is no PDF: Anthropic's url source is a PDF's."""
     if block.format != "pdf":
@@ -188,14 +226,14 @@ CHECKED_BLOCKS = frozenset({ImageBlock, DocumentBlock, ReasoningBlock})
 
 
 def refuse_blocks(request: ChatRequest, model: str) -> None:
-    """What `block_to_anthropic` refuses of the request's blocks (an image's detail, a document by URL that is no PDF,
-    unsigned reasoning), asked before any call (`AnthropicProvider.mapping_refusal`) after `refuse_unsupported`, at
-    each block's place as the caller sent it: one pass over the request's blocks."""
+    """What `block_to_anthropic` refuses of the request's blocks (an image's detail, a document it cannot read:
+    `refuse_document`, unsigned reasoning), asked before any call (`AnthropicProvider.mapping_refusal`) after
+    `refuse_unsupported`, at each block's place as the caller sent it: one pass over the request's blocks."""
     for block, i, j, k in placed_blocks(request, CHECKED_BLOCKS):
         if type(block) is ReasoningBlock:
             if unsigned(block):
                 raise refuse(model, place(i, j, k), UNSIGNED)
         elif type(block) is ImageBlock:
             refuse_image_detail(block, model, place(i, j, k), refuse)
-        elif type(block) is DocumentBlock and block.url is not None:
-            refuse_url_document(block, model, place(i, j, k))
+        elif type(block) is DocumentBlock:
+            refuse_document(block, model, place(i, j, k))
