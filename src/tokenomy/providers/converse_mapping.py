@@ -61,6 +61,7 @@ from tokenomy.providers.converse_refusals import (
     CONVERSE_OPENAI_ONLY,
     CONVERSE_UNCARRIED,
     image_format,
+    redacted_bytes,
     refuse,
     refuse_extra,
     refuse_unsupported,
@@ -210,13 +211,7 @@ def block_to_converse(block: Block, model: str, where: str) -> dict[str, Any]:
         return {"toolResult": result}
     if isinstance(block, ReasoningBlock):
         if block.redacted is not None:
-            try:
-                redacted = base64.b64decode(block.redacted.replace("-", "+").replace("_", "/"), validate=True)
-            except ValueError:  # binascii.Error: reached the caller as a 500
-                raise refuse(
-                    model, where, "carries redacted reasoning as bytes, and this block's is not base64; drop the block"
-                ) from None
-            return {"reasoningContent": {"redactedContent": redacted}}
+            return {"reasoningContent": {"redactedContent": redacted_bytes(block, model, where)}}
         text: dict[str, Any] = {"text": block.text}
         if block.signature:
             text["signature"] = block.signature

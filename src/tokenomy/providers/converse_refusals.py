@@ -2,18 +2,21 @@
 model and the fix: seed, presence/frequency penalties, a json_object response format, parallel tool calls off (with
 tools), a forced tool while Claude thinks, an effort or adaptive thinking the model does not take
 (`claude_effort`), an effort Converse has no level for; an image it cannot read (by URL, a format other than png,
-jpeg, gif or webp, a detail setting); and pass-through fields it has no place for (Converse's own fields, those
-billed at prices the catalog lacks, OpenAI's n > 1, logprobs and other own fields). `BedrockProvider.mapping_refusal`
-asks them of a request before any budget; the mapping asks them again at call time, for a library caller.
+jpeg, gif or webp, a detail setting); redacted reasoning that is no base64; and pass-through fields it has no place
+for (Converse's own fields, those billed at prices the catalog lacks, OpenAI's n > 1, logprobs and other own fields).
+`BedrockProvider.mapping_refusal` asks them of a request before any budget; the mapping asks them again at call time,
+for a library caller.
 Kept apart from the mapping, which translates shapes: these checks only refuse."""
 
 from __future__ import annotations
 
-from typing import Any, cast
+import base64
+from typing import Any
 
 from tokenomy.errors import ProviderError
-from tokenomy.messages import ChatRequest, ImageBlock
+from tokenomy.messages import ChatRequest, ImageBlock, ReasoningBlock
 from tokenomy.providers.claude_effort import EFFORTS, NO_ADAPTIVE, NO_EFFORT, takes_adaptive, takes_effort
+from tokenomy.providers.reasoning_signers import bedrock_signer, foreign
 from tokenomy.providers.refusals import (
     FORCED_WITH_THINKING,
     fields_to_carry,
@@ -130,15 +133,29 @@ def refuse_extra(model: str, key: str, value: Any) -> None:
         raise refuse(model, key, CONVERSE_OPENAI_ONLY[key])
 
 
-IMAGES = frozenset({ImageBlock})
+def redacted_bytes(block: ReasoningBlock, model: str, where: str) -> bytes:
+    """Redacted reasoning as Converse carries it, bytes (a redactedContent blob), from the base64 text (either
+    alphabet) `ReasoningBlock.redacted` holds; or the 400 for text that is not base64."""
+    try:
+        return base64.b64decode((block.redacted or "").replace("-", "+").replace("_", "/"), validate=True)
+    except ValueError:  # binascii.Error: reached the caller as a 500
+        raise refuse(
+            model, where, "carries redacted reasoning as bytes, and this block's is not base64; drop the block"
+        ) from None
+
+
+CHECKED_BLOCKS = frozenset({ImageBlock, ReasoningBlock})
 
 
 def refuse_content(request: ChatRequest, model: str) -> None:
-    """What `to_converse_params` refuses of the request's images and pass-through fields, asked before any call
-    (`BedrockProvider.mapping_refusal`) after `refuse_unsupported`: one pass over the images, none for a request
-    without any."""
-    for image, i, j, k in placed_blocks(request, IMAGES):
-        image_format(cast(ImageBlock, image), model, place(i, j, k))
+    """What `to_converse_params` refuses of the request's images, redacted reasoning (but another family's, which the
+    mapping leaves out) and pass-through fields, asked before any call (`BedrockProvider.mapping_refusal`) after
+    `refuse_unsupported`: one pass over those blocks, each named at its place as the caller sent it."""
+    for block, i, j, k in placed_blocks(request, CHECKED_BLOCKS):
+        if type(block) is ImageBlock:
+            image_format(block, model, place(i, j, k))
+        elif type(block) is ReasoningBlock and block.redacted is not None and not foreign(block, bedrock_signer(model)):
+            redacted_bytes(block, model, place(i, j, k))
     if request.extra:
         for key, value in fields_to_carry(request.extra).items():
             refuse_extra(model, key, value)
