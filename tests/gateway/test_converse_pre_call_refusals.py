@@ -1,8 +1,9 @@
-"""What Bedrock's Converse refuses of a request (redacted reasoning that is no base64) was found only at call time,
-inside the mapping: after the admission and budget reservation, with a $0 client_error ledger row per model for a
-call never sent, naming a message by its index after mid-conversation system messages were hoisted out. The official
-SDKs drive a real gateway on 127.0.0.1 in front of the Bedrock emulator: each is now a 400 naming the field, as the
-caller sent it, before the mapping is ever asked to send it, with no ledger row."""
+"""What Bedrock's Converse refuses of a request (redacted reasoning that is no base64, a tool choice its toolConfig
+cannot say, a tools cache point on Amazon Nova) was found only at call time, inside the mapping: after the admission
+and budget reservation, with a $0 client_error ledger row per model for a call never sent, naming a message by its
+index after mid-conversation system messages were hoisted out. The official SDKs drive a real gateway on 127.0.0.1
+in front of the Bedrock emulator: each is now a 400 naming the field, as the caller sent it, before the mapping is
+ever asked to send it, with no ledger row."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import boto3
 import openai
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from helpers import stand_in_aws_keys
 from tokenomy.config import parse_config
@@ -93,4 +95,56 @@ def test_redacted_reasoning_that_is_no_base64_is_refused_before_any_call(served)
         chat.chat.completions.create(model="haiku", messages=said, max_tokens=20)
     assert refused.value.body["param"].startswith("messages[2]")
     assert says in refused.value.body["message"]
+    served.no_call_was_made()
+
+
+def test_a_tool_choice_converse_cannot_say_is_refused_before_any_call(served) -> None:
+    chat, claude, _ = clients(served.url)
+    says = (f"tool_choice: Bedrock Converse (model {HAIKU}) has no 'none' tool choice, and a conversation with tool "
+            "calls must declare its tools; send tool_choice auto (and ask in the prompt for no tool call) instead")
+    turns = [{"role": "user", "content": "Weather in Paris?"},
+             {"role": "assistant", "content": None, "tool_calls": [
+                 {"id": "c1", "type": "function",
+                  "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+             {"role": "tool", "tool_call_id": "c1", "content": "sunny"}]
+    tools = [{"type": "function", "function": {"name": WEATHER["name"], "parameters": WEATHER["input_schema"]}}]
+    for stream in (False, True):
+        with pytest.raises(openai.BadRequestError) as refused:
+            reply = chat.chat.completions.create(model="haiku", messages=turns, tools=tools, tool_choice="none",
+                                                 max_tokens=20, stream=stream)
+            list(reply) if stream else None
+        assert refused.value.body["param"] == "tool_choice"
+        assert refused.value.body["message"] == says
+    asked = [{"role": "user", "content": "Weather in Paris?"},
+             {"role": "assistant", "content": [{"type": "tool_use", "id": "c1", "name": "get_weather",
+                                                "input": {"city": "Paris"}}]},
+             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "c1", "content": "sunny"}]}]
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        claude.messages.create(model="haiku", max_tokens=20, messages=asked, tools=[WEATHER],
+                               tool_choice={"type": "none"})
+    assert refused.value.body["error"]["message"] == says
+    with pytest.raises(openai.BadRequestError) as refused:  # a tool call forced with no tools to call
+        chat.chat.completions.create(model="haiku", messages=[HI], tool_choice="required", max_tokens=20)
+    assert refused.value.body["param"] == "tool_choice"
+    assert refused.value.body["message"] == (f"tool_choice: Bedrock Converse (model {HAIKU}) cannot force a tool call "
+                                             "(any) when no tools are given; send the tools, or leave tool_choice out")
+    served.no_call_was_made()
+
+
+def test_a_tools_cache_point_on_nova_is_refused_before_any_call(served) -> None:
+    _, claude, converse = clients(served.url)
+    cached = {**WEATHER, "cache_control": {"type": "ephemeral"}}
+    for stream in (False, True):
+        with pytest.raises(anthropic.BadRequestError) as refused:
+            reply = claude.messages.create(model="nova", max_tokens=20, messages=[HI], tools=[cached], stream=stream)
+            list(reply) if stream else None
+        message = refused.value.body["error"]["message"]
+        assert message.startswith(f"tools: Bedrock Converse (model {NOVA}) takes no cache point in "
+                                  "its tools"), message
+    tool = {"toolSpec": {"name": "get_weather", "inputSchema": {"json": WEATHER["input_schema"]}}}
+    with pytest.raises(ClientError) as failed:
+        converse.converse(modelId="nova", messages=[{"role": "user", "content": [{"text": "hi"}]}],
+                          toolConfig={"tools": [tool, {"cachePoint": {"type": "default"}}]})
+    assert failed.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert "takes no cache point in its tools" in failed.value.response["Error"]["Message"]
     served.no_call_was_made()

@@ -71,7 +71,8 @@ def test_a_cache_point_in_novas_tools_is_refused_by_name(model) -> None:
     request = ChatRequest(messages=[Message("user", "hi")], model=model, tools=tools, tools_cache_point=True)
     with pytest.raises(ProviderError) as info:
         to_converse_params(request)
-    assert info.value.status == 400 and info.value.param == "toolConfig.tools"
+    # named by the content model ("tools"): each ingress names it as its caller sent it (Converse's toolConfig.tools)
+    assert info.value.status == 400 and info.value.param == "tools"
     assert "Nova" in str(info.value) and "system prompt" in str(info.value)
     # The same point on the system prompt reaches Nova; a Claude model takes the one in its tools.
     moved = to_converse_params(ChatRequest(messages=[Message("user", "hi")], model=model, tools=tools,

@@ -54,7 +54,6 @@ from tokenomy.messages import (
     ToolSpec,
     ToolUseBlock,
 )
-from tokenomy.pricing.identifiers import takes_no_tools_cache_point
 from tokenomy.providers import json_text
 from tokenomy.providers.claude_effort import thinks
 from tokenomy.providers.converse_refusals import (
@@ -255,36 +254,16 @@ def blocks_from_converse(content: list[dict[str, Any]]) -> list[Block]:
     return blocks
 
 
-def _has_tool_blocks(request: ChatRequest) -> bool:
-    return any(isinstance(b, (ToolUseBlock, ToolResultBlock)) for m in request.messages for b in m.content)
-
-
 def _tool_config(request: ChatRequest) -> dict[str, Any] | None:
     # No way to allow some of the tools: only those are sent (a tool not shown cannot be called)
     request = allowed_tools_only(request, "Bedrock Converse")
+    # What toolConfig cannot say (a 'none' choice with tool blocks, a forced one without tools, a cache point in
+    # Nova's tools) was refused first (converse_refusals.refuse_tool_config, from refuse_unsupported)
     choice = request.tool_choice
-    if choice is not None and choice.mode == "none":
-        if _has_tool_blocks(request):
-            raise refuse(
-                request.model,
-                "tool_choice",
-                "has no 'none' tool choice, and a conversation with tool "
-                "calls must declare its tools; use 'auto' instead",
-            )
+    if (choice is not None and choice.mode == "none") or not request.tools:
         return None  # the model cannot call a tool it is not shown: that is what 'none' asks
-    if not request.tools:
-        if choice is not None and choice.mode != "auto":
-            raise refuse(request.model, "tool_choice", f"cannot force a tool ({choice.mode}) when no tools are given")
-        return None
     tools = to_bedrock_tools(request.tools, request.model)
     if request.tools_cache_point:
-        if takes_no_tools_cache_point(request.model):
-            raise refuse(
-                request.model,
-                "toolConfig.tools",
-                "takes no cache point in its tools (Amazon Nova caches at points in the system prompt and "
-                "messages); put it after the system prompt or a message instead: that prefix holds the tools too",
-            )
         tools.append(cache_point(request.tools_cache_point))
     config: dict[str, Any] = {"tools": tools}
     if choice is not None:

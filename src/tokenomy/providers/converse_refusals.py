@@ -2,8 +2,10 @@
 model and the fix: seed, presence/frequency penalties, a json_object response format, parallel tool calls off (with
 tools), a forced tool while Claude thinks, an effort or adaptive thinking the model does not take
 (`claude_effort`), an effort Converse has no level for; an image it cannot read (by URL, a format other than png,
-jpeg, gif or webp, a detail setting); redacted reasoning that is no base64; and pass-through fields it has no place
-for (Converse's own fields, those billed at prices the catalog lacks, OpenAI's n > 1, logprobs and other own fields).
+jpeg, gif or webp, a detail setting); redacted reasoning that is no base64; a `none` tool choice in a conversation
+with tool calls, a forced one without tools, a cache point in Amazon Nova's tools; pass-through fields it has no
+place for (Converse's own fields, those billed at prices the catalog lacks, OpenAI's n > 1, logprobs and other own
+fields).
 `BedrockProvider.mapping_refusal` asks them of a request before any budget; the mapping asks them again at call time,
 for a library caller.
 Kept apart from the mapping, which translates shapes: these checks only refuse."""
@@ -14,7 +16,8 @@ import base64
 from typing import Any
 
 from tokenomy.errors import ProviderError
-from tokenomy.messages import ChatRequest, ImageBlock, ReasoningBlock
+from tokenomy.messages import ChatRequest, ImageBlock, ReasoningBlock, ToolResultBlock, ToolUseBlock
+from tokenomy.pricing.identifiers import takes_no_tools_cache_point
 from tokenomy.providers.claude_effort import EFFORTS, NO_ADAPTIVE, NO_EFFORT, takes_adaptive, takes_effort
 from tokenomy.providers.reasoning_signers import bedrock_signer, foreign
 from tokenomy.providers.refusals import (
@@ -161,10 +164,44 @@ def refuse_content(request: ChatRequest, model: str) -> None:
             refuse_extra(model, key, value)
 
 
+# Converse has no `none` tool choice: the tools are left out, unless the conversation holds tool blocks, which
+# Bedrock refuses without toolConfig.
+NO_NONE_CHOICE = (
+    "has no 'none' tool choice, and a conversation with tool calls must declare its tools; send tool_choice auto "
+    "(and ask in the prompt for no tool call) instead"
+)
+NO_TOOLS_CACHE_POINT = (
+    "takes no cache point in its tools (Amazon Nova caches at points in the system prompt and messages); put it after "
+    "the system prompt or a message instead: that prefix holds the tools too"
+)
+
+
+def refuse_tool_config(request: ChatRequest, model: str) -> None:
+    """What Converse's toolConfig cannot say of the request's tools and tool choice (`_tool_config` leaves the tools
+    out for a `none` choice without tool blocks)."""
+    choice = request.tool_choice
+    if choice is not None and choice.mode == "none":
+        if any(isinstance(b, (ToolUseBlock, ToolResultBlock)) for m in request.messages for b in m.content):
+            raise refuse(model, "tool_choice", NO_NONE_CHOICE)
+        return
+    if not request.tools:
+        if choice is not None and choice.mode != "auto":
+            raise refuse(
+                model,
+                "tool_choice",
+                f"cannot force a tool call ({choice.mode}) when no tools are given; send the tools, or leave "
+                "tool_choice out",
+            )
+        return
+    if request.tools_cache_point and takes_no_tools_cache_point(model):
+        raise refuse(model, "tools", NO_TOOLS_CACHE_POINT)
+
+
 def refuse_unsupported(request: ChatRequest, model: str | None = None) -> None:
     """Refuse, naming the field and the fix, what Converse has no place for (seed, penalties, a json_object format,
-    parallel calls off, a forced tool while Claude thinks) and an effort the model does not take. `model`: the model
-    id it would go to, when `request.model` is not it yet (a gateway route's name)."""
+    parallel calls off, a forced tool while Claude thinks, what toolConfig cannot say: `refuse_tool_config`) and an
+    effort the model does not take. `model`: the model id it would go to, when `request.model` is not it yet (a
+    gateway route's name)."""
     model = model or request.model
     if forces_tool_while_thinking(request) and takes_effort(model) is not None:  # a Claude model id
         raise refuse(model, "tool_choice", FORCED_WITH_THINKING, also="thinking")
@@ -176,6 +213,8 @@ def refuse_unsupported(request: ChatRequest, model: str | None = None) -> None:
     )
     if request.parallel_tool_calls is False and request.tools:  # without tools there is nothing to parallelise
         raise refuse(model, "parallel_tool_calls", "cannot turn parallel tool calls off; remove the field")
+    if request.tools or request.tool_choice is not None:
+        refuse_tool_config(request, model)
     effort = request.reasoning.effort if request.reasoning is not None else None
     if effort is not None and takes_effort(model) is False:  # as on Anthropic's API (anthropic_mapping)
         raise refuse(model, "reasoning_effort", NO_EFFORT)
