@@ -1,9 +1,9 @@
-"""What Bedrock's Converse refuses of a request (redacted reasoning that is no base64, a tool choice its toolConfig
-cannot say, a tools cache point on Amazon Nova) was found only at call time, inside the mapping: after the admission
-and budget reservation, with a $0 client_error ledger row per model for a call never sent, naming a message by its
-index after mid-conversation system messages were hoisted out. The official SDKs drive a real gateway on 127.0.0.1
-in front of the Bedrock emulator: each is now a 400 naming the field, as the caller sent it, before the mapping is
-ever asked to send it, with no ledger row."""
+"""What Bedrock's Converse refuses of a request (redacted reasoning that is no base64, tool_choice none in a
+conversation with tool calls, a tools cache point on Amazon Nova, requestMetadata that does not fit Bedrock's limits)
+was found only at call time, inside the mapping: after the admission and budget reservation, with a $0 client_error
+ledger row per model for a call never sent (or, for requestMetadata the caller passed through, by Bedrock itself
+after the call was made). The official SDKs drive a real gateway on 127.0.0.1 in front of the Bedrock emulator: each
+is now a 400 naming the field before the mapping is ever asked to send it, with no ledger row."""
 
 from __future__ import annotations
 
@@ -148,3 +148,44 @@ def test_a_tools_cache_point_on_nova_is_refused_before_any_call(served) -> None:
     assert failed.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     assert "takes no cache point in its tools" in failed.value.response["Error"]["Message"]
     served.no_call_was_made()
+
+
+@pytest.mark.parametrize(("asked", "field", "why"), [
+    ({"user": "ann <ann@example.com>"}, "user", "takes an end-user id in requestMetadata, as at most 256"),
+    ({"extra_body": {"requestMetadata": {"app": "<shop>"}}}, "requestMetadata.app",
+     "takes requestMetadata values of at most 256"),
+    ({"extra_body": {"requestMetadata": {"app": "x" * 257}}}, "requestMetadata.app",
+     "takes requestMetadata values of at most 256"),
+    ({"extra_body": {"requestMetadata": {"a key!": "x"}}}, "requestMetadata", "takes requestMetadata keys of 1 to 256"),
+    ({"extra_body": {"requestMetadata": {f"k{i}": "v" for i in range(16)}}, "user": "ann"}, "requestMetadata",
+     "takes at most 16 requestMetadata entries"),
+    ({"extra_body": {"requestMetadata": ["app"]}}, "requestMetadata", "takes requestMetadata as an object"),
+])
+def test_request_metadata_that_does_not_fit_bedrocks_limits_is_refused_before_any_call(served, asked, field, why):
+    chat, _, _ = clients(served.url)
+    for stream in (False, True):
+        with pytest.raises(openai.BadRequestError) as refused:
+            reply = chat.chat.completions.create(model="haiku", messages=[HI], max_tokens=20, stream=stream, **asked)
+            list(reply) if stream else None
+        assert refused.value.body["param"] == field
+        assert refused.value.body["message"].startswith(f"{field}: Bedrock Converse (model {HAIKU}) {why}")
+    served.no_call_was_made()
+
+
+def test_request_metadata_that_fits_reaches_bedrock(served) -> None:
+    chat, _, converse = clients(served.url)
+    metadata = {f"k{i}": "v" * 256 for i in range(15)}
+    reply = chat.chat.completions.create(model="haiku", messages=[HI], max_tokens=20, user="ann",
+                                         extra_body={"requestMetadata": metadata})
+    assert reply.choices[0].message.content
+    reply = converse.converse(modelId="haiku", messages=[{"role": "user", "content": [{"text": "hi"}]}],
+                              requestMetadata={"app": "shop", "empty": ""})
+    assert reply["output"]["message"]["content"][0]["text"]
+    assert len(served.tried) == 2
+    with pytest.raises(ClientError) as failed:  # Converse's own caller: the same refusal, named as it sent it
+        converse.converse(modelId="haiku", messages=[{"role": "user", "content": [{"text": "hi"}]}],
+                          requestMetadata={"app": "<shop>"})
+    assert failed.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    message = failed.value.response["Error"]["Message"]
+    assert message.startswith(f"requestMetadata.app: Bedrock Converse (model {HAIKU})")
+    assert len(served.tried) == 2 and len(served.rows()) == 2

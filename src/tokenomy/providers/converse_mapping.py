@@ -64,6 +64,7 @@ from tokenomy.providers.converse_refusals import (
     refuse,
     refuse_extra,
     refuse_unsupported,
+    request_metadata,
 )
 from tokenomy.providers.reasoning_signers import bedrock_signer, foreign
 from tokenomy.providers.refusals import allowed_tools_only, empty_text, fields_to_carry
@@ -118,40 +119,6 @@ def _name_documents(messages: list[dict[str, Any]]) -> None:
             for block in inner:
                 if "document" in block:
                     block["document"]["name"] = document_name(block["document"].get("name"), taken)
-
-
-# RequestMetadata's values (botocore's model of the API): at most 256 of these characters.
-_METADATA_VALUE = re.compile(r"[a-zA-Z0-9\s:_@$#=/+,\-.]{0,256}")
-
-
-def _request_metadata(user: str, given: Any, model: str) -> dict[str, Any]:
-    """Converse's requestMetadata with the caller's end-user id as `user_id` (Bedrock's invocation logs can be
-    filtered by it), beside any metadata the caller passed through. A user id that is a JSON object's text (Claude
-    Code's since 2.1.78: its device, account and session ids), which no metadata value can hold, is an entry per key
-    (`user_id.session_id`)."""
-    entries = {"user_id": user} if _METADATA_VALUE.fullmatch(user) else _object_entries(user)
-    if entries is None:
-        raise refuse(
-            model,
-            "user",
-            "takes an end-user id in requestMetadata, as at most 256 letters, digits, spaces and :_@$#=/+,-. "
-            "characters (or a JSON object of such strings); send one of that shape",
-        )
-    return {**(given if isinstance(given, dict) else {}), **entries}
-
-
-def _object_entries(user: str) -> dict[str, str] | None:
-    """A JSON object's text of string values as requestMetadata entries (`user_id.<key>`), or None if it is not one or
-    an entry does not fit (requestMetadata holds at most 16)."""
-    try:
-        found = json.loads(user)
-    except ValueError:
-        return None
-    if not isinstance(found, dict) or not 0 < len(found) <= 16:
-        return None
-    entries = {f"user_id.{key}": value for key, value in found.items()}
-    fits = all(isinstance(v, str) and _METADATA_VALUE.fullmatch(v) for v in entries.values())
-    return entries if fits and all(_METADATA_VALUE.fullmatch(k) for k in entries) else None
 
 
 def cache_point(point: CachePoint) -> dict[str, Any]:
@@ -359,8 +326,9 @@ def to_converse_params(request: ChatRequest) -> dict[str, Any]:
                 "alone",
             )
         params["outputConfig"] = output
-    if request.user is not None:
-        params["requestMetadata"] = _request_metadata(request.user, params.get("requestMetadata"), model)
+    metadata = request_metadata(request.user, params.pop("requestMetadata", None), model)
+    if metadata is not None:  # the caller's, with its end-user id; or none (an empty one asks for nothing)
+        params["requestMetadata"] = metadata
     if request.top_k is not None:
         additional["top_k"] = int(request.top_k)
     if request.reasoning is not None and request.reasoning.off:

@@ -5,7 +5,7 @@ tools), a forced tool while Claude thinks, an effort or adaptive thinking the mo
 jpeg, gif or webp, a detail setting); redacted reasoning that is no base64; a `none` tool choice in a conversation
 with tool calls, a forced one without tools, a cache point in Amazon Nova's tools; pass-through fields it has no
 place for (Converse's own fields, those billed at prices the catalog lacks, OpenAI's n > 1, logprobs and other own
-fields).
+fields); and requestMetadata (with the end-user id) that does not fit Bedrock's limits.
 `BedrockProvider.mapping_refusal` asks them of a request before any budget; the mapping asks them again at call time,
 for a library caller.
 Kept apart from the mapping, which translates shapes: these checks only refuse."""
@@ -13,6 +13,8 @@ Kept apart from the mapping, which translates shapes: these checks only refuse."
 from __future__ import annotations
 
 import base64
+import json
+import re
 from typing import Any
 
 from tokenomy.errors import ProviderError
@@ -147,21 +149,91 @@ def redacted_bytes(block: ReasoningBlock, model: str, where: str) -> bytes:
         ) from None
 
 
+# Bedrock's limits on requestMetadata (botocore's model of the API): 1 to 16 entries, each key 1 to 256 and each
+# value at most 256 of these characters. Beyond them, Bedrock refuses the call only once it is made.
+METADATA_CHARACTERS = "letters, digits, spaces and :_@$#=/+,-. characters"
+_METADATA_KEY = re.compile(r"[a-zA-Z0-9\s:_@$#=/+,\-.]{1,256}")
+_METADATA_VALUE = re.compile(r"[a-zA-Z0-9\s:_@$#=/+,\-.]{0,256}")
+METADATA_ENTRIES = 16
+
+
+def request_metadata(user: str | None, given: Any, model: str) -> dict[str, str] | None:
+    """Converse's requestMetadata: the caller's own (`given`, passed through) with its end-user id as `user_id`
+    (Bedrock's invocation logs can be filtered by it), or None when there is neither; the 400 for what does not fit
+    Bedrock's limits. A user id that is a JSON object's text (Claude Code's since 2.1.78: its device, account and
+    session ids), which no metadata value can hold, is an entry per key (`user_id.session_id`)."""
+    if given is not None and not isinstance(given, dict):
+        raise refuse(
+            model,
+            "requestMetadata",
+            f"takes requestMetadata as an object of string keys to string values ({METADATA_CHARACTERS}); send one",
+        )
+    metadata = dict(given or {})
+    for key, value in metadata.items():
+        if not (isinstance(key, str) and _METADATA_KEY.fullmatch(key)):
+            raise refuse(
+                model,
+                "requestMetadata",
+                f"takes requestMetadata keys of 1 to 256 {METADATA_CHARACTERS}, and {key!r} is not one; rename it",
+            )
+        if not (isinstance(value, str) and _METADATA_VALUE.fullmatch(value)):
+            raise refuse(
+                model,
+                f"requestMetadata.{key}",
+                f"takes requestMetadata values of at most 256 {METADATA_CHARACTERS}; send one of that shape",
+            )
+    if user is not None:
+        entries = {"user_id": user} if _METADATA_VALUE.fullmatch(user) else _object_entries(user)
+        if entries is None:
+            raise refuse(
+                model,
+                "user",
+                "takes an end-user id in requestMetadata, as at most 256 letters, digits, spaces and :_@$#=/+,-. "
+                "characters (or a JSON object of such strings); send one of that shape",
+            )
+        metadata.update(entries)
+    if len(metadata) > METADATA_ENTRIES:
+        raise refuse(
+            model,
+            "requestMetadata",
+            f"takes at most {METADATA_ENTRIES} requestMetadata entries (the end-user id's among them), and this "
+            f"request has {len(metadata)}; send fewer",
+        )
+    return metadata or None
+
+
+def _object_entries(user: str) -> dict[str, str] | None:
+    """A JSON object's text of string values as requestMetadata entries (`user_id.<key>`), or None if it is not one or
+    an entry does not fit (requestMetadata holds at most 16)."""
+    try:
+        found = json.loads(user)
+    except ValueError:
+        return None
+    if not isinstance(found, dict) or not 0 < len(found) <= METADATA_ENTRIES:
+        return None
+    entries = {f"user_id.{key}": value for key, value in found.items()}
+    fits = all(isinstance(v, str) and _METADATA_VALUE.fullmatch(v) for v in entries.values())
+    return entries if fits and all(_METADATA_VALUE.fullmatch(k) for k in entries) else None
+
+
 CHECKED_BLOCKS = frozenset({ImageBlock, ReasoningBlock})
 
 
 def refuse_content(request: ChatRequest, model: str) -> None:
     """What `to_converse_params` refuses of the request's images, redacted reasoning (but another family's, which the
-    mapping leaves out) and pass-through fields, asked before any call (`BedrockProvider.mapping_refusal`) after
-    `refuse_unsupported`: one pass over those blocks, each named at its place as the caller sent it."""
+    mapping leaves out), pass-through fields and requestMetadata, asked before any call
+    (`BedrockProvider.mapping_refusal`) after `refuse_unsupported`: one pass over those blocks, each named at its place
+    as the caller sent it."""
     for block, i, j, k in placed_blocks(request, CHECKED_BLOCKS):
         if type(block) is ImageBlock:
             image_format(block, model, place(i, j, k))
         elif type(block) is ReasoningBlock and block.redacted is not None and not foreign(block, bedrock_signer(model)):
             redacted_bytes(block, model, place(i, j, k))
-    if request.extra:
-        for key, value in fields_to_carry(request.extra).items():
+    if request.extra or request.user is not None:
+        carried = fields_to_carry(request.extra)
+        for key, value in carried.items():
             refuse_extra(model, key, value)
+        request_metadata(request.user, carried.get("requestMetadata"), model)
 
 
 # Converse has no `none` tool choice: the tools are left out, unless the conversation holds tool blocks, which
