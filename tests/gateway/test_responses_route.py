@@ -273,6 +273,20 @@ def test_what_the_gateway_cannot_carry_is_a_400_naming_the_field(served, change,
     assert len(upstream.bodies) == before  # refused before any call
 
 
+# OpenAI's Responses API has no audio input part (its content parts are input_text, input_image and input_file; OpenAI
+# answers `input_audio` with "Invalid value"), while Chat Completions takes it: the 400 names the part and where audio
+# goes instead, rather than only listing the parts this route takes.
+def test_input_audio_is_refused_naming_chat_completions_as_the_fix(client, served):
+    upstream = served[0]
+    audio = {"type": "input_audio", "input_audio": {"data": base64.b64encode(b"RIFF").decode(), "format": "wav"}}
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model="fast", input=[{"role": "user", "content": [audio]}])
+    error = refused.value.body
+    assert error["param"] == "input[0].content[0].type", error
+    assert "input_audio" in error["message"] and "/v1/chat/completions" in error["message"], error
+    assert not upstream.bodies  # refused before any call
+
+
 PDF_DATA = "data:application/pdf;base64," + base64.b64encode(b"%PDF-1.4 report").decode()
 
 

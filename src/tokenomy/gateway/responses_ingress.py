@@ -135,6 +135,13 @@ def _part(part: Any, where: str, assistant: bool) -> Block:
         return _file(part, where)
     if not isinstance(part, dict):
         raise RequestError(where, "expected a content part object")
+    if not assistant and kind == "input_audio":
+        # OpenAI's Responses API has no audio input (OpenAI refuses the part too); Chat Completions takes it
+        raise RequestError(
+            f"{where}.type",
+            "'input_audio' parts are not part of the Responses API (input_text, input_image and input_file are); "
+            "send audio to /v1/chat/completions as an input_audio part",
+        )
     takes = "output_text and refusal" if assistant else "input_text, input_image and input_file"
     raise RequestError(f"{where}.type", f"{kind!r} parts are not supported here ({takes} are)")
 
