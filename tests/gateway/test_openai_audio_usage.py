@@ -13,6 +13,7 @@ import pytest
 from google import genai
 from google.genai import types
 
+from helpers import stand_in_aws_keys
 from helpers.scripted_openai import ScriptedOpenAI
 from tokenomy.caching.placement import DOCUMENT_TOKENS
 from tokenomy.config import parse_config
@@ -33,12 +34,15 @@ def no_google_env(monkeypatch):
 
 
 @pytest.fixture
-def gemini_served(tmp_path):
+def gemini_served(tmp_path, monkeypatch):
     ledger = tmp_path / "ledger.duckdb"
+    stand_in_aws_keys(monkeypatch)
     with ServerThread(create_gemini(engine=InstantEngine())) as gemini:
         config = parse_config({"models": {
             "g": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": gemini},
-            "c": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": "http://127.0.0.1:9"}}})
+            "c": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": "http://127.0.0.1:9"},
+            "b": {"provider": "bedrock", "model": "anthropic.claude-3-haiku-20240307-v1:0", "region": "us-east-1",
+                  "endpoint_url": "http://127.0.0.1:9"}}})
         with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
             yield gemini, url, ledger
 
@@ -81,8 +85,13 @@ def test_an_answer_without_audio_gains_no_audio_keys(gemini_served) -> None:
 
 def test_input_audio_to_a_model_that_takes_none_and_a_malformed_part_are_400s_naming_it(gemini_served) -> None:
     _, url, _ = gemini_served
-    refused = httpx.post(url + "/v1/chat/completions", json={"model": "c", "messages": ASKED}, timeout=30)
-    assert refused.status_code == 400 and refused.json()["error"]["param"] == "messages[0].content[0]", refused.text
+    # Claude (its mapping's refusal) and Bedrock (the base refusal) name the part as audio, as the caller sent it:
+    # they said "a gemini audio block", Gemini's part the gateway holds it as, to a caller who sent input_audio.
+    for model in ("c", "b"):
+        refused = httpx.post(url + "/v1/chat/completions", json={"model": model, "messages": ASKED}, timeout=30)
+        error = refused.json()["error"]
+        assert refused.status_code == 400 and error["param"] == "messages[0].content[0]", refused.text
+        assert "audio part" in error["message"] and "gemini" not in error["message"].lower(), error
     bad = {**AUDIO_PART, "input_audio": {"data": "@@", "format": "wav"}}
     reply = httpx.post(url + "/v1/chat/completions", json={"model": "g", "messages": [
         {"role": "user", "content": [bad]}]}, timeout=30)

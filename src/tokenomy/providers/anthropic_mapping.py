@@ -53,7 +53,13 @@ from tokenomy.providers.anthropic_refusals import (
 from tokenomy.providers.claude_effort import takes_effort, thinks
 from tokenomy.providers.json_text import call_input
 from tokenomy.providers.reasoning_signers import foreign, unsealed_block
-from tokenomy.providers.refusals import FILE_APIS, allowed_tools_only, empty_text, refuse_image_detail
+from tokenomy.providers.refusals import (
+    FILE_APIS,
+    allowed_tools_only,
+    empty_text,
+    provider_block_kind,
+    refuse_image_detail,
+)
 from tokenomy.request_views import system_hoisted, system_parts
 
 EPHEMERAL = {"type": "ephemeral"}
@@ -119,7 +125,7 @@ def block_to_anthropic(block: Block, where: str, model: str = "") -> dict[str, A
         return {"type": "text", "text": block.text}
     if isinstance(block, ProviderBlock):
         if block.api != "anthropic":
-            raise refuse(model, where, f"takes no {block.api} {block.kind} block; remove it")
+            raise refuse(model, where, f"takes no {provider_block_kind(block)}; remove it")
         return dict(block.data)  # a server tool's call or result, as Anthropic sent it (encrypted content included)
     if isinstance(block, ImageBlock):
         refuse_image_detail(block, model, where, refuse)

@@ -32,6 +32,7 @@ from tokenomy.providers.refusals import (
     first_unaccepted,
     freeform_refusal,
     one_hour_cache_refusal,
+    provider_block_kind,
     raise_refusal,
     server_tools_refusal,
     with_article,
@@ -67,11 +68,11 @@ def _block_refusal(content: list, accepted: tuple[type, ...], message: int) -> U
     if found is None:
         return None
     j, k, part = found
-    if isinstance(part, ProviderBlock):  # by its API's type: "an anthropic web_search_tool_result block"
-        kind = f"{part.api} {part.kind}"
+    if isinstance(part, ProviderBlock):  # "an anthropic web_search_tool_result block", "an audio part"
+        kind = provider_block_kind(part)
     else:
-        kind = BLOCK_NAMES.get(type(part), type(part).__name__)
-    return Unsupported(f"{with_article(kind)} block ({{where}})", message, j, k)
+        kind = BLOCK_NAMES.get(type(part), type(part).__name__) + " block"
+    return Unsupported(f"{with_article(kind)} ({{where}})", message, j, k)
 
 
 class Provider:

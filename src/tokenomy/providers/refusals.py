@@ -160,6 +160,15 @@ def with_article(noun: str) -> str:
     return ("an " if noun[0] in "aeiou" else "a ") + noun
 
 
+def provider_block_kind(block: ProviderBlock) -> str:
+    """What a block of one API's own (`ProviderBlock`) is, for an error: Gemini's audio and video by what they hold
+    ("audio part"), as a chat completions `input_audio` part is held as Gemini's audio too, and its caller sent no
+    Gemini block; any other by its API and type ("anthropic web_search_tool_result block")."""
+    if block.api == "gemini" and block.kind in ("audio", "video"):
+        return f"{block.kind} part"
+    return f"{block.api} {block.kind} block"
+
+
 @dataclass(frozen=True, slots=True)
 class Unsupported:
     """What of a ChatRequest a provider cannot send, and where it sits in the request.
