@@ -100,3 +100,27 @@ def test_the_tool_prompt_is_reserved_on_bedrock_by_tool_choice_and_only_with_too
     plain = tool_request(None, tools=False)
     worst = worst_case(config, "haiku", plain, tmp_path / "w.duckdb")
     assert worst.nano() == to_nano(usd_without_tool_prompt(plain, "0.25", "1.25"))
+
+
+@pytest.mark.parametrize("model, auto, any_", [
+    ("claude-sonnet-4-0", 497, 589),  # Sonnet's largest (4.6's)
+    ("claude-3-opus-latest", 675, 804),  # Opus's largest (4.7's)
+    ("claude-2", 675, 804),  # a line the catalog has no count for: the largest of every Claude model
+])
+def test_a_claude_model_only_genai_prices_prices_is_reserved_with_its_lines_tool_prompt(tmp_path: Path, model, auto,
+                                                                                        any_) -> None:
+    """genai-prices has no tool use system prompt counts, so a Claude model priced by it alone (not in the catalog)
+    was reserved with none: N concurrent tool calls overspent a budget by N times ~500 tokens. It gets the largest
+    count of the catalog's Claude models of its line, its source saying so."""
+    from tokenomy.pricing.catalog import default_catalog
+
+    entry = default_catalog().lookup(model)
+    assert entry.priced_by == "genai-prices"
+    assert (entry.tool_prompt_tokens_auto, entry.tool_prompt_tokens_any) == (auto, any_)
+    assert "genai-prices has none" in entry.tool_prompt_source and "claude.com" in entry.tool_prompt_source
+    request = tool_request(ToolChoice("any"))
+    models = {"m": {"provider": "anthropic", "model": model, "base_url": "http://127.0.0.1:9"}}
+    worst = worst_case({"models": models}, "m", request, tmp_path / "w.duckdb")
+    dearest_input = max(entry.input, entry.cache_write or entry.input)
+    before = usd_without_tool_prompt(request, str(dearest_input), str(entry.output))
+    assert worst.nano() == to_nano(before + any_ * dearest_input / M)

@@ -8,6 +8,8 @@ and checked by `pricing.price_document`.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -142,6 +144,7 @@ class PriceCatalog:
 
             found = library_entry(ref, region)
             if found is not None:
+                found = with_claude_tool_prompt(found, self.entries())
                 return replace(found, resolved_from=asked if ref.base != asked else None)
         close = [m for m in self.models() if ref.base.split(".")[-1][:12] in m][:3]
         hint = f" Did you mean {', '.join(close)}?" if close else ""
@@ -184,6 +187,35 @@ class PriceCatalog:
 
     def quotas_for(self, provider: str) -> dict:
         return self.batch_quotas.get(provider, {})
+
+
+# A Claude model's line: "opus" of claude-3-opus-latest, claude-opus-4-7 and claude-3.5-opus alike; none of claude-2.
+_CLAUDE_LINE = re.compile(r"claude-(?:\d+(?:[.-]\d+)*-)?([a-z]+)")
+
+
+def with_claude_tool_prompt(entry: PriceEntry, entries: Iterable[PriceEntry]) -> PriceEntry:
+    """`entry`, a model genai-prices prices, with Claude's tool use system prompt counts where it is a Claude model:
+    genai-prices has none, and a budget would reserve a call with tools without the ~300-800 tokens Anthropic and
+    Bedrock bill for it. The counts are the largest of `entries`' Claude models of its line (Anthropic's table gives
+    them per model; a model it does not list has its line's largest), or of every Claude model when none of its line
+    has one. Another model, or one with counts, is returned as it is."""
+    if "claude" not in entry.family or entry.tool_prompt_tokens_any is not None:
+        return entry
+    asked = _CLAUDE_LINE.search(entry.family)
+    line = asked.group(1) if asked else None
+    counted = [e for e in entries if "claude" in e.family and e.tool_prompt_tokens_any is not None]
+    own = [e for e in counted if (found := _CLAUDE_LINE.search(e.family)) and found.group(1) == line]
+    pool = own or counted
+    if not pool:
+        return entry
+    best = max(pool, key=lambda e: (e.tool_prompt_tokens_any or 0, e.tool_prompt_tokens_auto or 0))
+    whose = f"the catalog's Claude {line} models" if own else "the catalog's Claude models"
+    return replace(
+        entry,
+        tool_prompt_tokens_auto=best.tool_prompt_tokens_auto,
+        tool_prompt_tokens_any=best.tool_prompt_tokens_any,
+        tool_prompt_source=f"genai-prices has none: the largest of {whose} ({best.model}'s: {best.tool_prompt_source})",
+    )
 
 
 def _profile_unpriced(model: str, regions: dict[str, PriceEntry], ref: ModelRef) -> str:
