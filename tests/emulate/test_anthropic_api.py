@@ -32,6 +32,28 @@ def test_count_tokens_equals_the_input_tokens_a_message_reports(sdk) -> None:
     assert counts[1] > counts[0]
 
 
+def test_tools_bill_claudes_tool_use_system_prompt_by_tool_choice(sdk) -> None:
+    """Anthropic adds a system prompt to a call that sends tools and bills it as input: 496 tokens on Sonnet 4.5 for
+    tool_choice auto or none, 588 for any or tool (the catalog's tool_prompt_tokens_auto / _any, from its table).
+    The emulator billed only the tools' JSON, so a test saw input_tokens no real call reports."""
+    from tokenomy.emulate.anthropic_request import parse_messages
+    from tokenomy.emulate.engine import Engine
+
+    tool = {"name": "weather", "description": "The weather in a city.", "input_schema": {"type": "object"}}
+    ask = {"messages": [{"role": "user", "content": "Weather in Paris?"}], "tools": [tool]}
+    system, turns, _ = parse_messages({"model": SONNET, **ask}, 300, counting=True)
+    rendered = Engine().count_input(system, turns)  # the tools and the prompt as the local model reads them
+    for choice, tool_prompt in (({"type": "auto"}, 496), ({"type": "none"}, 496), ({"type": "any"}, 588),
+                                ({"type": "tool", "name": "weather"}, 588)):
+        reply = sdk.messages.create(model=SONNET, max_tokens=2, tool_choice=choice, **ask)
+        assert reply.usage.input_tokens == rendered + tool_prompt, choice
+        assert sdk.messages.count_tokens(model=SONNET, tool_choice=choice, **ask).input_tokens == rendered + tool_prompt
+    plain = {"messages": ask["messages"]}
+    system, turns, _ = parse_messages({"model": SONNET, **plain}, 300, counting=True)
+    assert sdk.messages.create(model=SONNET, max_tokens=2, **plain).usage.input_tokens == Engine().count_input(
+        system, turns)
+
+
 def test_count_tokens_refuses_what_the_api_refuses(sdk) -> None:
     with pytest.raises(anthropic.BadRequestError, match="max_tokens: Extra inputs are not permitted"):
         sdk.messages.count_tokens(model=SONNET, messages=[{"role": "user", "content": "x"}],

@@ -7,19 +7,20 @@ with the catalog's minimum prefix length and TTL, like the Bedrock emulator, and
 caching: a cache point on the last block).
 
 Content blocks accepted (shapes validated): text, image (base64 or url source), document (base64 PDF, plain text, a
-PDF's url, or content blocks), tool_use, tool_result (string or text/image content, is_error), thinking (its
-signature must be one this emulator issued, as the API checks) and redacted_thinking; `tools`, `tool_choice`
-(auto/any/tool/none) and `thinking` ({type: enabled, budget_tokens}, or adaptive; a display). The local model is a
-text model standing in for a vision model: an image or PDF reaches it as a placeholder line and counts at the fixed
-estimate in `engine`. A forced tool (`any`: the first tool, `tool`: the named one) is answered with a tool_use block
-whose input the local model generated under the tool's JSON-schema grammar. With thinking enabled the model first
-writes a short reasoning (`engine.THINKING_TOKENS` at most), returned as a signed thinking block before the answer.
-Server tools: a web search tool (`web_search_*`) is answered with a deterministic fixture (`anthropic_search`: one
-search, its result, a cited text; usage counts the search), and an earlier answer's server_tool_use and *_tool_result
-blocks are taken back. A document may come by URL or as content blocks, with a title, context and `citations`; a
-request with a cited document is answered with a text block citing it (`anthropic_citations`: a deterministic
-fixture). The request is checked and rendered by `anthropic_request.parse_messages`; `anthropic_batch.create_app`
-adds the Message Batches API (`/v1/messages/batches`) to this app.
+PDF's url, or content blocks), tool_use, tool_result (string or text/image content, is_error), thinking (its signature
+must be one this emulator issued, as the API checks) and redacted_thinking; `tools`, `tool_choice` (auto/any/tool/none;
+a call with tools bills the tool use system prompt as input, the catalog's count for the model and tool_choice, as the
+API does) and `thinking` ({type: enabled, budget_tokens}, or adaptive; a display). The local model is a text model
+standing in for a vision model: an image or PDF reaches it as a placeholder line and counts at the fixed estimate in
+`engine`. A forced tool (`any`: the first tool, `tool`: the named one) is answered with a tool_use block whose input the
+local model generated under the tool's JSON-schema grammar. With thinking enabled the model first writes a short
+reasoning (`engine.THINKING_TOKENS` at most), returned as a signed thinking block before the answer. Server tools: a web
+search tool (`web_search_*`) is answered with a deterministic fixture (`anthropic_search`: one search, its result, a
+cited text; usage counts the search), and an earlier answer's server_tool_use and *_tool_result blocks are taken back. A
+document may come by URL or as content blocks, with a title, context and `citations`; a request with a cited document is
+answered with a text block citing it (`anthropic_citations`: a deterministic fixture). The request is checked and
+rendered by `anthropic_request.parse_messages`; `anthropic_batch.create_app` adds the Message Batches API
+(`/v1/messages/batches`) to this app.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from tokenomy.emulate.anthropic_search import ANSWER as SEARCH_ANSWER
 from tokenomy.emulate.anthropic_search import search_events
 from tokenomy.emulate.engine import (
     CLAUDE,
+    Block,
     CutShort,
     Engine,
     InputTooLong,
@@ -83,7 +85,7 @@ class AnthropicEmulator:
         """A count_tokens request's input tokens: what `prepare` accounts for the same prompt, with no cache."""
         entry = self._entry(body)
         system, turns, _ = parse_messages(body, entry.cache_ttl_seconds or 300, counting=True)
-        return self.engine.count_input(system, turns)
+        return self.engine.count_input(_with_tool_prompt(entry, body, system), turns)
 
     def _entry(self, body: Any) -> PriceEntry:
         model = body.get("model") if isinstance(body, dict) else None
@@ -105,6 +107,7 @@ class AnthropicEmulator:
                 "organization. Please reduce the prompt length or try later.",
             )
         system, turns, options = parse_messages(body, entry.cache_ttl_seconds or 300)
+        _with_tool_prompt(entry, body, system)
         points = sum(b.cache_ttl is not None for b in system) + sum(
             b.cache_ttl is not None for t in turns for b in t.blocks
         )
@@ -122,6 +125,16 @@ class AnthropicEmulator:
         prepared.web_search = options["web_search"]
         prepared.citation = first_citation(body["messages"])
         return prepared, model, options["thinking_budget"]
+
+
+def _with_tool_prompt(entry: PriceEntry, body: dict[str, Any], system: list[Block]) -> list[Block]:
+    """`system` (tools first, as parse_messages renders them) billing the system prompt Anthropic adds to a call that
+    sends tools, by tool_choice (the catalog's tool_prompt_tokens_auto / _any): fresh input the local model does not
+    read, on the first tool's block, so answers and counts alike report it as the API does."""
+    if body.get("tools"):
+        choice = body.get("tool_choice")
+        system[0].extra_tokens += entry.tool_prompt_tokens(choice.get("type") if isinstance(choice, dict) else None)
+    return system
 
 
 def _usage(prepared: Prepared, output_tokens: int, searches: int = 0) -> dict[str, Any]:
