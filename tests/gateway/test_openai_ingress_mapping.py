@@ -39,8 +39,13 @@ def test_returned_reasoning_content_is_carried_or_refused_never_a_500():
     with pytest.raises(ProviderError, match=r"messages\[1\]\.content\[0\].*unsigned") as refused:
         to_anthropic_params(request)
     assert refused.value.kind == "client_error" and refused.value.status == 400
-    # Converse's reasoningText signature is optional; Gemini takes the text as a thought part.
+    # Converse types reasoningText's signature optional (DeepSeek-R1 signs nothing), but Claude checks it on Bedrock
+    # too: refused for Claude, carried unsigned for a model that signs nothing. Gemini takes the text as a thought part.
     request.model = CLAUDE_ON_BEDROCK
+    with pytest.raises(ProviderError, match=r"messages\[1\]\.content\[0\].*unsigned") as refused:
+        to_converse_params(request)
+    assert refused.value.kind == "client_error" and refused.value.status == 400
+    request.model = "deepseek.r1-v1:0"
     converse = to_converse_params(request)["messages"][1]["content"]
     assert converse[0] == {"reasoningContent": {"reasoningText": {"text": "greet back"}}}
     assert contents_from_request(request)[1]["parts"][0] == {"text": "greet back", "thought": True}

@@ -1,7 +1,9 @@
 """Converse content blocks as Bedrock validates them, rendered as text blocks for the local model.
 
 An image or binary document becomes a placeholder line counted at a fixed token estimate (see
-`engine`); text documents are read; reasoning sent back must carry a signature this process issued.
+`engine`); text documents are read; reasoning sent back to Claude must carry a signature this process issued (a model
+that signs nothing, such as DeepSeek-R1, takes its reasoning back unsigned: the Converse API types the signature
+optional).
 """
 
 from __future__ import annotations
@@ -117,22 +119,30 @@ def _tool_block(kind: str, value: Any, here: str) -> Block:
     )
 
 
-def _reasoning_block(value: Any, here: str) -> Block:
+def _reasoning_block(value: Any, here: str, signed: bool) -> Block:
     if not isinstance(value, dict) or len(value) != 1 or not ({"reasoningText", "redactedContent"} & set(value)):
         raise _invalid(f"The reasoningContent at {here} must set exactly one of reasoningText, redactedContent.")
     if "reasoningText" in value:
         text = value["reasoningText"]
         if not isinstance(text, dict) or not isinstance(text.get("text"), str):
             raise _invalid(f"The reasoningText at {here} needs text.")
-        if not signature_valid(text["text"], text.get("signature"), CLAUDE):
+        if signed and not text.get("signature"):
+            raise _invalid(
+                f"The reasoningText at {here} has no signature: this model takes back only reasoning it signed; "
+                "send it back with its signature, unchanged."
+            )
+        if signed and not signature_valid(text["text"], text.get("signature"), CLAUDE):
             raise _invalid(f"The reasoningText at {here} has an invalid signature: send reasoning back unchanged.")
     else:
         _bytes({"bytes": value["redactedContent"]}, f"{here}.reasoningContent.redactedContent")
     return Block("")  # prior reasoning is not shown to the model again (as Claude drops earlier thinking)
 
 
-def content_blocks(items: list[Any], where: str, allowed: tuple[str, ...], default_ttl: int) -> list[Block]:
-    """Content blocks -> text blocks; a cachePoint marks the block before it."""
+def content_blocks(
+    items: list[Any], where: str, allowed: tuple[str, ...], default_ttl: int, signed: bool = True
+) -> list[Block]:
+    """Content blocks -> text blocks; a cachePoint marks the block before it. `signed`: the model checks the signature
+    of reasoning sent back (Claude), else it takes reasoning as it comes."""
     blocks: list[Block] = []
     for j, item in enumerate(items):
         here = f"{where}.{j}"
@@ -161,7 +171,7 @@ def content_blocks(items: list[Any], where: str, allowed: tuple[str, ...], defau
         elif kind in ("toolUse", "toolResult"):
             blocks.append(_tool_block(kind, value, here))
         elif kind == "reasoningContent":
-            blocks.append(_reasoning_block(value, here))
+            blocks.append(_reasoning_block(value, here, signed))
         else:  # toolSpec: the model reads it as JSON text
             blocks.append(Block(json.dumps({kind: value}, sort_keys=True)))
     return blocks

@@ -10,7 +10,7 @@ DOCUMENT_TOKENS). When toolChoice forces a call (`any`: the first tool, `tool`: 
 answer is a toolUse block whose input the local model generated under the tool's JSON-schema grammar.
 `additionalModelRequestFields.thinking` ({type: enabled, budget_tokens}, as Claude on Bedrock takes it)
 makes the model first write a short reasoning, answered as a signed reasoningContent block; reasoning
-sent back must carry a signature this process issued.
+sent back to a Claude model must carry a signature this process issued (another model takes it unsigned).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from tokenomy.emulate.throttle import InjectedThrottle
 from tokenomy.providers import eventstream
 from tokenomy.providers.bedrock import body_family
 from tokenomy.providers.converse_inbound import STOP_SEQUENCE_PATHS, stop_sequence_paths
+from tokenomy.providers.reasoning_signers import bedrock_signer
 
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens"}
 TTL_NAMES = {v: k for k, v in TTL_SECONDS.items()}
@@ -89,7 +90,7 @@ class BedrockEmulator:
         if throttle:
             self.maybe_throttle()
         ttl = (resolved.entry.cache_ttl_seconds if resolved.entry else None) or 300
-        system, turns, inference = parse_converse(body, ttl)
+        system, turns, inference = parse_converse(body, ttl, bedrock_signer(resolved.model_id) is not None)
         invoked = None
         if resolved.router is not None:
             # Route on the prompt's size, then account the cache against the model that runs.
@@ -124,7 +125,7 @@ class BedrockEmulator:
         unknown = sorted(set(converse) - COUNTED_FIELDS)
         if unknown:
             raise _invalid(f"input.converse.{unknown[0]}: not a member of ConverseTokensRequest.")
-        system, turns, _ = parse_converse(converse, 300)
+        system, turns, _ = parse_converse(converse, 300, bedrock_signer(resolved.model_id) is not None)
         return self.engine.count_input(system, turns)
 
     def converse(

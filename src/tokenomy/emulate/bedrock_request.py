@@ -110,9 +110,10 @@ def _output_schema(config: Any) -> dict[str, Any] | None:
     return schema
 
 
-def parse_converse(body: Any, default_ttl: int) -> tuple[list[Block], list[Turn], dict[str, Any]]:
+def parse_converse(body: Any, default_ttl: int, signed: bool = True) -> tuple[list[Block], list[Turn], dict[str, Any]]:
     """Validate a Converse body the way Bedrock does; return system blocks (tools first), turns, inference
-    (with `forced_tool` when the tool choice forces a call)."""
+    (with `forced_tool` when the tool choice forces a call). `signed`: the model checks the signature of reasoning
+    sent back (Claude's do; a model that signs nothing takes it unsigned)."""
     if not isinstance(body, dict):
         raise BedrockError("ValidationException", "The request body must be a JSON object.")
     messages = body.get("messages")
@@ -176,7 +177,9 @@ def parse_converse(body: Any, default_ttl: int) -> tuple[list[Block], list[Turn]
                 "object to the content field and try again."
             )
         uses_tools |= any(isinstance(c, dict) and ("toolUse" in c or "toolResult" in c) for c in content)
-        turns.append(Turn(role, content_blocks(content, f"messages.{i}.content", SUPPORTED_BLOCKS, default_ttl)))
+        turns.append(
+            Turn(role, content_blocks(content, f"messages.{i}.content", SUPPORTED_BLOCKS, default_ttl, signed))
+        )
     if uses_tools and tool_config is None:
         raise _invalid("The toolConfig field must be defined when using toolUse and toolResult content blocks.")
     _check_document_names(messages)

@@ -63,6 +63,7 @@ from tokenomy.providers.converse_refusals import (
     redacted_bytes,
     refuse,
     refuse_extra,
+    refuse_unsigned,
     refuse_unsupported,
     request_metadata,
 )
@@ -178,6 +179,7 @@ def block_to_converse(block: Block, model: str, where: str) -> dict[str, Any]:
     if isinstance(block, ReasoningBlock):
         if block.redacted is not None:
             return {"reasoningContent": {"redactedContent": redacted_bytes(block, model, where)}}
+        refuse_unsigned(block, model, where)
         text: dict[str, Any] = {"text": block.text}
         if block.signature:
             text["signature"] = block.signature

@@ -20,6 +20,7 @@ from typing import Any
 from tokenomy.errors import ProviderError
 from tokenomy.messages import ChatRequest, ImageBlock, ReasoningBlock, ToolResultBlock, ToolUseBlock
 from tokenomy.pricing.identifiers import takes_no_tools_cache_point
+from tokenomy.providers.anthropic_refusals import unsigned
 from tokenomy.providers.claude_effort import EFFORTS, NO_ADAPTIVE, NO_EFFORT, takes_adaptive, takes_effort
 from tokenomy.providers.reasoning_signers import bedrock_signer, foreign
 from tokenomy.providers.refusals import (
@@ -216,19 +217,34 @@ def _object_entries(user: str) -> dict[str, str] | None:
     return entries if fits and all(_METADATA_VALUE.fullmatch(k) for k in entries) else None
 
 
+# Reasoning Claude did not sign (an OpenAI caller's reasoning_content): Converse types reasoningText's signature
+# optional, as models that sign nothing (DeepSeek-R1) take their reasoning back unsigned, but Claude checks the
+# signature of each reasoning block sent back, on Bedrock as on Anthropic's API, and refuses one without.
+UNSIGNED = "takes back only reasoning Claude signed; drop the unsigned reasoning"
+
+
+def refuse_unsigned(block: ReasoningBlock, model: str, where: str) -> None:
+    """Raise the 400 for reasoning without a signature sent to a Claude model (`UNSIGNED`)."""
+    if unsigned(block) and bedrock_signer(model) is not None:
+        raise refuse(model, where, UNSIGNED)
+
+
 CHECKED_BLOCKS = frozenset({ImageBlock, ReasoningBlock})
 
 
 def refuse_content(request: ChatRequest, model: str) -> None:
     """What `to_converse_params` refuses of the request's images, redacted reasoning (but another family's, which the
-    mapping leaves out), pass-through fields and requestMetadata, asked before any call
+    mapping leaves out), Claude's unsigned reasoning, pass-through fields and requestMetadata, asked before any call
     (`BedrockProvider.mapping_refusal`) after `refuse_unsupported`: one pass over those blocks, each named at its place
     as the caller sent it."""
     for block, i, j, k in placed_blocks(request, CHECKED_BLOCKS):
         if type(block) is ImageBlock:
             image_format(block, model, place(i, j, k))
-        elif type(block) is ReasoningBlock and block.redacted is not None and not foreign(block, bedrock_signer(model)):
-            redacted_bytes(block, model, place(i, j, k))
+        elif type(block) is ReasoningBlock and not foreign(block, bedrock_signer(model)):
+            if block.redacted is not None:
+                redacted_bytes(block, model, place(i, j, k))
+            else:
+                refuse_unsigned(block, model, place(i, j, k))
     if request.extra or request.user is not None:
         carried = fields_to_carry(request.extra)
         for key, value in carried.items():
