@@ -6,6 +6,7 @@ The counters live as long as the process, so each test compares a series before 
 
 from __future__ import annotations
 
+import logging
 import re
 import socket
 import time
@@ -15,6 +16,7 @@ import pytest
 
 from tokenomy.config import parse_config
 from tokenomy.emulate.server import ServerThread
+from tokenomy.gateway import metrics
 from tokenomy.gateway.app import create_app
 
 MODELS = {"fast": {"provider": "openai", "model": "fast", "base_url": "http://127.0.0.1:9/v1"}}
@@ -97,3 +99,36 @@ def test_a_chat_request_whose_body_fails_validation_is_counted_in_metrics(ledger
     assert (not_json.status_code, no_messages.status_code) == (400, 400)
     assert "messages" in no_messages.json()["error"]["message"]
     assert after == before + 2
+
+
+@pytest.mark.parametrize(("path", "status"), [("/v1/chat/completions", 503), ("/v1/messages", 529)])
+def test_a_request_whose_body_is_still_arriving_when_the_shutdown_grace_ends_gets_its_apis_unavailable_error(
+        path, status, ledger_path):
+    # The edge reads the body before any endpoint; uvicorn's cancellation at the end of its shutdown grace reached the
+    # caller there as uvicorn's plain-text 500 (and its log a traceback), in no /metrics series. It is answered as a
+    # request cut before its answer began: its API's unavailable status (Anthropic's 529), counted under "unknown".
+    server = ServerThread(create_app(parse_config({"models": MODELS}), str(ledger_path)), lifespan="on")
+    server.server.config.timeout_graceful_shutdown = 1
+    faults: list[logging.LogRecord] = []
+    catcher = logging.Handler(logging.ERROR)
+    catcher.emit = faults.append  # uvicorn logs "Exception in ASGI application" with its traceback
+    logging.getLogger("uvicorn.error").addHandler(catcher)
+    before = metrics.REGISTRY.get_sample_value("tokenomy_requests_total", {"model": "unknown", "status": str(status)})
+    try:
+        with server as url, opened(url) as sock:
+            sock.sendall(f"POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n".encode()
+                         + b"content-length: 100\r\n\r\n{\"model\": ")
+            deadline = time.monotonic() + 10
+            while not server.server.server_state.tasks and time.monotonic() < deadline:
+                time.sleep(0.02)  # until the request runs: the edge is waiting on the rest of its body
+            server.server.should_exit = True  # what SIGTERM does; the body never comes, the grace runs out
+            answer = sock.recv(65536)
+    finally:
+        logging.getLogger("uvicorn.error").removeHandler(catcher)
+    # The server is gone: its counters are read in this process, where it ran.
+    after = metrics.REGISTRY.get_sample_value("tokenomy_requests_total", {"model": "unknown", "status": str(status)})
+    assert answer.startswith(f"HTTP/1.1 {status}".encode()), answer
+    assert b"the gateway shut down before answering" in answer, answer
+    assert (after or 0) == (before or 0) + 1
+    tracebacks = [record.getMessage() for record in faults if record.exc_info]  # (uvicorn's own "Cancel 1 running
+    assert not tracebacks, tracebacks  # task(s)" line is no traceback: it says what the shutdown did)

@@ -310,6 +310,11 @@ class EdgeHygiene:
                     shape=shape,
                 )
                 return
+            except asyncio.CancelledError as exc:  # the shutdown grace ran out while the body was still arriving
+                if not shutdown_cancel(exc):
+                    raise
+                await _unanswered_at_shutdown(scope, send, shape, started)
+                return
             if message["type"] == "http.disconnect":  # its caller left before the body was all there
                 _unanswered(scope, CALLER_LEFT, started)
                 return
