@@ -479,3 +479,51 @@ def test_healthz_says_when_answers_are_not_crash_safe_because_the_journal_cannot
             segment.write = write  # the disk has room again
             client.chat.completions.create(**ask)
             assert httpx.get(url + "/healthz").json()["journal"] == "ok"
+
+
+def requests_at(url: str, model: str, status: int) -> float:
+    """The count /metrics has of requests for `model` answered `status` (0 before the first)."""
+    exposed = httpx.get(url + "/metrics").text
+    found = re.search(rf'^tokenomy_requests_total{{model="{model}",status="{status}"}} ([\d.]+)$', exposed, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_an_unexpected_error_answered_by_the_apps_handler_is_counted_in_metrics(ledger_path, monkeypatch):
+    # The handler for Exception answers a bug with a 500 in the request's API's shape; that answer was in no /metrics
+    # series (its endpoint counts only what it returns), as if the request never came. On the direct path and
+    # Starlette's, it is counted under the route admission named.
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    app = create_app(parse_config(upstream_config("http://127.0.0.1:9/v1")), str(ledger_path))
+    with ServerThread(app, lifespan="on") as url:
+        monkeypatch.setattr(app.state.gateway.client, "achat", broken)
+        before = requests_at(url, "fast", 500)
+        chat = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        with pytest.raises(openai.InternalServerError, match="RuntimeError"):
+            chat.chat.completions.create(model="fast", messages=[{"role": "user", "content": "hi"}])
+        bedrock = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", aws_access_key_id="x",
+                               aws_secret_access_key="x", config=Config(retries={"total_max_attempts": 1}))
+        with pytest.raises(ClientError, match="RuntimeError"):
+            bedrock.converse(modelId="fast", messages=[{"role": "user", "content": [{"text": "hi"}]}])
+        after = requests_at(url, "fast", 500)
+    assert after == before + 2
+
+
+def test_a_503_for_a_limits_store_that_is_down_is_counted_in_metrics(ledger_path):
+    # Redis down: the handler for RedisError answers a retryable 503; it was in no /metrics series either. The key's
+    # rate limit is checked once the route is known: it is counted under its model.
+    url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    secret, _ = KeyStore(open_store(str(ledger_path))).create(budget_usd=Decimal("1"), period="month", rpm=10)
+    with gateway({"auth": True, "redis_url": url}, ledger_path) as base:
+        before = requests_at(base, "local", 503)
+        chat = openai.OpenAI(base_url=base + "/v1", api_key=secret, max_retries=0)
+        with pytest.raises(openai.InternalServerError) as down:
+            chat.chat.completions.create(model="local", max_tokens=2, messages=[{"role": "user", "content": "x"}])
+        after = requests_at(base, "local", 503)
+    assert down.value.status_code == 503 and down.value.body["code"] == "limits_unavailable"
+    assert after == before + 1

@@ -41,7 +41,7 @@ from tokenomy.gateway.fast_path import SENT_PATH, GatewayApp
 from tokenomy.gateway.gemini_caches import router as gemini_caches_router
 from tokenomy.gateway.gemini_errors import gemini_error
 from tokenomy.gateway.gemini_routes import router as gemini_router
-from tokenomy.gateway.hygiene import BODY_METHODS, UNROUTED, EdgeHygiene, api_of
+from tokenomy.gateway.hygiene import BODY_METHODS, COUNTED_AS, UNROUTED, EdgeHygiene, api_of
 from tokenomy.gateway.invoke_routes import router as invoke_router
 from tokenomy.gateway.responses import error, invalid_body
 from tokenomy.gateway.responses_count import router as responses_count_router
@@ -64,6 +64,15 @@ def in_its_api(request: Request, status: int, message: str, code: str) -> JSONRe
     if api == "gemini":
         return gemini_error(status, message)
     return error(status, message, "server_error", code)
+
+
+def counted(request: Request, answer: Response) -> Response:
+    """`answer`, an exception handler's to an API call (a request with a body), counted in /metrics under the route
+    admission named (`hygiene.COUNTED_AS`; before admission, `hygiene.UNROUTED`), as its endpoint counts its own
+    answers; timed from here, as no start is kept."""
+    if request.method in BODY_METHODS:
+        metrics.count(request.scope.get(COUNTED_AS, UNROUTED), answer.status_code, time.perf_counter())
+    return answer
 
 
 def create_app(
@@ -111,23 +120,19 @@ def create_app(
         from redis.exceptions import RedisError
 
         @app.exception_handler(RedisError)
-        async def limits_down(_: Request, exc: RedisError) -> JSONResponse:
+        async def limits_down(request: Request, exc: RedisError) -> Response:
             # Shared limits cannot be checked: refuse (retryable) in OpenAI's shape rather than a bare 500.
-            return error(
-                503,
-                f"the gateway cannot reach its limits store at redis_url ({exc}); retry later",
-                "server_error",
-                code="limits_unavailable",
-            )
+            message = f"the gateway cannot reach its limits store at redis_url ({exc}); retry later"
+            return counted(request, error(503, message, "server_error", code="limits_unavailable"))
 
     @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> Response:
         # Still logged with its traceback by the server; the client gets its API's error shape, not plain text.
         status, message, code = 500, f"internal error ({type(exc).__name__}); see the gateway's log", "internal_error"
         if type(exc).__module__.split(".")[0] in ("psycopg", "duckdb", "psycopg_pool"):
             status, code = 503, "database_unavailable"
             message = f"the gateway's database is unavailable ({type(exc).__name__}); retry later"
-        return in_its_api(request, status, message, code)
+        return counted(request, in_its_api(request, status, message, code))
 
     @app.exception_handler(NotOnThisLedger)
     async def not_on_this_ledger(request: Request, exc: NotOnThisLedger) -> JSONResponse:
@@ -147,15 +152,13 @@ def create_app(
         return unserved(request.method, request.url.path, exc.status_code, dict(exc.headers or {}), sent)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
         answer = invalid_body(exc.errors())
         if config.auth and "gw" in holder:  # a caller without a key gets 401 before any word on its body
             key = await holder["gw"].authenticate_async(request.headers.get("authorization"))
             if isinstance(key, JSONResponse):
                 answer = key
-        if request.method in BODY_METHODS:  # an API call refused before its model was read, as the edge counts one
-            metrics.count(UNROUTED, answer.status_code, time.perf_counter())  # (timed from here: no start is kept)
-        return answer
+        return counted(request, answer)  # an API call refused before its model was read, as the edge counts one
 
     @app.get("/healthz")
     async def healthz() -> dict:
