@@ -1,6 +1,6 @@
 """The reverse direction, for the gateway's `POST /v1/messages`: an Anthropic Messages request received from a
 caller becomes a ChatRequest, and a ChatResponse goes back in Anthropic's message shape. The block shapes are
-`anthropic_mapping`'s, shared with the provider.
+`anthropic_content`'s, shared with the provider.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from tokenomy.messages import (
     ToolSpec,
     Usage,
 )
-from tokenomy.providers.anthropic_mapping import STOP_REASONS, blocks_from_anthropic, blocks_to_anthropic
+from tokenomy.providers.anthropic_content import blocks_from_anthropic, blocks_to_anthropic
+from tokenomy.providers.anthropic_mapping import STOP_REASONS
 from tokenomy.providers.reasoning_signers import sealed_blocks
 from tokenomy.providers.refusals import Unsupported
 

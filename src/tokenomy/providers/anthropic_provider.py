@@ -16,18 +16,9 @@ from typing import Any
 
 from tokenomy.errors import ConfigError, ProviderError, remember_secret
 from tokenomy.messages import CLAUDE_SIGNED, ChatRequest, ChatResponse, ProviderBlock, StreamChunk, ToolCallDelta, Usage
-from tokenomy.providers.anthropic_mapping import (  # noqa: F401
-    DEFAULT_MAX_TOKENS,
-    EPHEMERAL,
-    FINISH_REASONS,
-    AnthropicStreamAssembler,
-    answer_blocks,
-    blocks_from_anthropic,
-    default_max_tokens,
-    to_anthropic_params,
-    to_anthropic_tools,
-)
+from tokenomy.providers.anthropic_mapping import FINISH_REASONS, answer_blocks, default_max_tokens, to_anthropic_params
 from tokenomy.providers.anthropic_refusals import refuse, refuse_blocks, refuse_unsupported
+from tokenomy.providers.anthropic_stream import AnthropicStreamAssembler
 from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, delta_chunk, url_server
 from tokenomy.providers.bedrock import _is_loopback
 from tokenomy.providers.http_faults import (
