@@ -111,7 +111,7 @@ def test_batch_submit_on_vertex_lands_in_the_ledger_at_half_the_on_demand_price(
 
 
 def test_the_sdk_sees_the_job_tokenomy_made(url):
-    from tokenomy.providers.gemini_provider import gemini_client
+    from tokenomy.providers.gemini_client import gemini_client
 
     options = job_options(SubmitOptions(endpoint_url=url, extra={"gcs_uri": "gs://b2", "project": "demo"}))
     backend = VertexBatchBackend(options)
@@ -264,7 +264,7 @@ def test_a_batch_prediction_job_whose_create_answer_was_lost_is_found_by_resume_
     from tokenomy.batch.jobs import create_job, open_tables, resubmit_missing, submit_parts
     from tokenomy.batch.jobs import wait as wait_job
     from tokenomy.errors import ProviderError
-    from tokenomy.providers.gemini_provider import gemini_client
+    from tokenomy.providers.gemini_client import gemini_client
 
     path = tmp_path / "in.jsonl"
     path.write_text("\n".join(plain(3, max_tokens=4)) + "\n")

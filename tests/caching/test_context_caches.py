@@ -19,7 +19,7 @@ from tokenomy.emulate.instant_engine import InstantEngine
 from tokenomy.emulate.server import ServerThread
 from tokenomy.ledger.store import open_store
 from tokenomy.money import money_str
-from tokenomy.providers.gemini_provider import gemini_client
+from tokenomy.providers.gemini_client import gemini_client
 
 MODEL = "gemini-2.5-flash"
 TEXT = "Clause 7: lot seven is paid thirty days after delivery, in euros, by bank transfer. " * 80

@@ -187,11 +187,11 @@ def test_usage_separates_cached_tokens_and_counts_thoughts_as_output() -> None:
 def test_a_blocked_prompt_is_a_content_filter_finish() -> None:
     from google.genai import types
 
-    from tokenomy.providers.gemini_provider import _blocked
+    from tokenomy.providers.gemini_answer_read import prompt_blocked
 
     blocked = types.GenerateContentResponse.model_validate({"promptFeedback": {"blockReason": "SAFETY"}})
-    assert finish_reason(_blocked(blocked), []) == "content_filter"
-    assert _blocked(types.GenerateContentResponse.model_validate({"candidates": []})) is None
+    assert finish_reason(prompt_blocked(blocked), []) == "content_filter"
+    assert prompt_blocked(types.GenerateContentResponse.model_validate({"candidates": []})) is None
 
 
 def _assistant_call_turn(*blocks) -> ChatRequest:

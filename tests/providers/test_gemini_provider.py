@@ -61,7 +61,7 @@ def test_the_vertex_location_is_looked_up_in_one_place(monkeypatch) -> None:
     # copies could drift apart.
     from pathlib import Path
 
-    from tokenomy.providers.gemini_provider import vertex_location
+    from tokenomy.providers.gemini_client import vertex_location
 
     assert vertex_location(None) == "global" and vertex_location("europe-west4") == "europe-west4"
     monkeypatch.setenv("GOOGLE_CLOUD_LOCATION", "us-central1")
@@ -70,7 +70,7 @@ def test_the_vertex_location_is_looked_up_in_one_place(monkeypatch) -> None:
     lookup = 'os.environ.get("GOOGLE_CLOUD_LOCATION")'
     copies = [str(p.relative_to(src)) for p in src.rglob("*.py")
               for line in p.read_text(encoding="utf-8").splitlines() if lookup in line]
-    assert copies == ["providers/gemini_provider.py"], copies
+    assert copies == ["providers/gemini_client.py"], copies
 
 
 def test_chat_and_stream_are_recorded_in_the_ledger_at_catalog_prices(url, ledger_path) -> None:
@@ -407,7 +407,7 @@ def test_the_served_tier_is_read_from_any_source_gemini_gives() -> None:
 
     from google.genai import types
 
-    from tokenomy.providers.gemini_provider import served_tier
+    from tokenomy.providers.gemini_answer_read import served_tier
 
     assert served_tier({"X-Gemini-Service-Tier": "Flex"}, None, "priority") == "flex"  # the header wins, any case
     vertex = SimpleNamespace(traffic_type=types.TrafficType.ON_DEMAND_PRIORITY)
@@ -446,7 +446,7 @@ def test_a_call_that_outwaits_its_timeout_is_recorded_at_its_estimate_not_free(l
     from starlette.routing import Route
 
     from tokenomy.client import CallPolicy
-    from tokenomy.providers.gemini_provider import map_gemini_error
+    from tokenomy.providers.gemini_faults import map_gemini_error
     from tokenomy.resilience.retry import RetryPolicy
 
     async def slow(request):

@@ -22,8 +22,8 @@ from tokenomy.batch.formats import BatchRecord
 from tokenomy.batch.output_lines import unanswered_failures
 from tokenomy.errors import ProviderError, as_written
 from tokenomy.messages import Usage
+from tokenomy.providers.gemini_answer_read import USAGE_COUNTS
 from tokenomy.providers.gemini_mapping import usage_from_gemini
-from tokenomy.providers.gemini_provider import USAGE_COUNTS
 from tokenomy.providers.usage_counts import checked_counts, usage_count
 
 STATUS_MAP = {
@@ -104,7 +104,7 @@ class GeminiBatchBackend(BatchBackend):
 
     def _client(self) -> Any:
         """One SDK client per target, kept: a `genai.Client` closes its connections when it is collected."""
-        from tokenomy.providers.gemini_provider import gemini_client
+        from tokenomy.providers.gemini_client import gemini_client
 
         base_url = self.options.endpoint_url or os.environ.get("GOOGLE_GEMINI_BASE_URL")
         target = (base_url, self.options.extra.get("api_key_env"))
@@ -114,7 +114,7 @@ class GeminiBatchBackend(BatchBackend):
         return self._sdk
 
     def _call(self, what: str, fn, *args: Any, **kwargs: Any) -> Any:
-        from tokenomy.providers.gemini_provider import map_gemini_error
+        from tokenomy.providers.gemini_faults import map_gemini_error
 
         try:
             return fn(*args, **kwargs)

@@ -65,7 +65,7 @@ def job_options(options: SubmitOptions) -> SubmitOptions:
     project = options.extra.get("project") or os.environ.get("GOOGLE_CLOUD_PROJECT")
     if not project:
         raise ConfigError("--backend vertex needs a Google Cloud project: --project NAME or GOOGLE_CLOUD_PROJECT")
-    from tokenomy.providers.gemini_provider import vertex_location
+    from tokenomy.providers.gemini_client import vertex_location
 
     region = vertex_location(options.region)
     return replace(options, region=region, extra={**options.extra, "project": project})
@@ -135,7 +135,7 @@ class VertexBatchBackend(BatchBackend):
 
     def _client(self) -> Any:
         """One SDK client per target, kept: a `genai.Client` closes its connections when it is collected."""
-        from tokenomy.providers.gemini_provider import gemini_client
+        from tokenomy.providers.gemini_client import gemini_client
 
         extra = self.options.extra
         target = (self._base_url(), extra.get("project"), self.options.region)
@@ -156,7 +156,7 @@ class VertexBatchBackend(BatchBackend):
         return self._storage
 
     def _call(self, what: str, fn, *args: Any, **kwargs: Any) -> Any:
-        from tokenomy.providers.gemini_provider import map_gemini_error
+        from tokenomy.providers.gemini_faults import map_gemini_error
 
         try:
             return fn(*args, **kwargs)

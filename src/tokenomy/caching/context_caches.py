@@ -145,7 +145,7 @@ class ContextCaches:
     # -- the provider ---------------------------------------------------------------------------------
     @staticmethod
     def _error(what: str, exc: Exception) -> ProviderError:
-        from tokenomy.providers.gemini_provider import map_gemini_error
+        from tokenomy.providers.gemini_faults import map_gemini_error
 
         error = map_gemini_error(exc)
         return ProviderError(f"context cache {what} failed: {error}", error.kind, status=error.status)

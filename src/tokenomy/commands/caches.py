@@ -22,7 +22,7 @@ LocationOption = typer.Option(None, "--location", help="Vertex AI location (else
 def _caches(ledger: Optional[str], endpoint: Optional[str], vertex: bool, project, location, must_exist: bool):
     from tokenomy.caching.context_caches import ContextCaches
     from tokenomy.commands._common import open_existing_ledger
-    from tokenomy.providers.gemini_provider import gemini_client, vertex_location
+    from tokenomy.providers.gemini_client import gemini_client, vertex_location
 
     store = open_existing_ledger(ledger, must_exist=must_exist)
     client = gemini_client(vertex, endpoint, None, project, location)
@@ -87,7 +87,7 @@ def register(app: typer.Typer) -> None:
         (`caches delete`) or expires (`caches settle`)."""
         from tokenomy.caching.context_caches import storage_price
         from tokenomy.errors import ConfigError, read_utf8
-        from tokenomy.providers.gemini_provider import vertex_location
+        from tokenomy.providers.gemini_client import vertex_location
 
         # Before the ledger and the API key: the answer for gpt-4o-mini is "not Gemini", not "no key", and a model
         # whose storage cannot be priced leaves no ledger file behind.

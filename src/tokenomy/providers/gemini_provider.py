@@ -1,43 +1,33 @@
 """Gemini through the official `google-genai` SDK: the Gemini API (AI Studio) or Vertex AI.
 
-AI Studio takes an API key (the variable named by `api_key_env`, else GEMINI_API_KEY / GOOGLE_API_KEY);
-Vertex AI takes a project and location (region) and Google Cloud credentials. Either can point at
-another base URL (`tokenomy emulate gemini`): on a loopback URL without a key or credentials, a
-placeholder stands in, as the emulator accepts any.
-
-Usage: Gemini's `prompt_token_count` includes the tokens read from a context cache (implicit or an
-explicit `cached_content`); `Usage.input_tokens` excludes them (`cache_read_tokens`). Thinking tokens
-(`thoughts_token_count`) are output tokens, as Gemini bills them. A call served at the flex or priority tier
-(`service_tier` in `extra`) is priced at that tier: see `served_tier`. Google Search grounding is billed per search
-query the answer ran (Gemini 3 and later) or per grounded prompt (Gemini 2.x): `_said` counts the queries.
+The client (an API key for AI Studio; a project, location and credentials for Vertex AI) is made by
+`gemini_client`, the SDK's errors read by `gemini_faults`, and what an answer says beside its parts (call ids, the
+served tier, usage) by `gemini_answer_read`; the request and the parts are mapped by `gemini_mapping`.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
-from tokenomy.errors import ConfigError, ProviderError, remember_secret
-from tokenomy.ids import new_id
+from tokenomy.errors import ProviderError
 from tokenomy.messages import (
     GEMINI_SIGNED,
-    Block,
     ChatRequest,
     ChatResponse,
     ProviderBlock,
     StreamChunk,
     ToolCallDelta,
     ToolUseBlock,
-    Usage,
 )
 from tokenomy.providers.base import DEFAULT_TIMEOUT_S, NAMING_HINTS, Provider, url_server
-from tokenomy.providers.bedrock import _is_loopback
+from tokenomy.providers.gemini_answer_read import CallIds, answer_usage, beside_parts, prompt_blocked, served_tier
+from tokenomy.providers.gemini_client import default_endpoint, gemini_client, vertex_location
+from tokenomy.providers.gemini_faults import map_gemini_error
 from tokenomy.providers.gemini_mapping import (
-    GENERATED_ID,
     blocks_from_parts,
     config_fields,
     config_from_request,
@@ -45,238 +35,12 @@ from tokenomy.providers.gemini_mapping import (
     finish_reason,
     modality_counts,
     signature_text,
-    usage_from_gemini,
-)
-from tokenomy.providers.http_faults import (
-    answer_broke_off,
-    exceeds_context_window,
-    http_errors,
-    read_timed_out,
-    retry_after_seconds,
-    where_sent,
 )
 from tokenomy.providers.refusals import ALL_BLOCKS, Unsupported, with_article
-from tokenomy.providers.usage_counts import answered_count, checked_counts, estimated_usage, miscounted
+from tokenomy.providers.usage_counts import answered_count
 
-KEY_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
-
-
-class CallIds:
-    """Ids for an answer's function calls Gemini sent without one, unique to the answer (`gemini-call-<id>-<n>`): an
-    agent pairs tool results to calls by id, and Anthropic's API refuses a conversation that repeats a tool_use id.
-    The GENERATED_ID prefix keeps them out of what goes back to Gemini (`gemini_mapping`)."""
-
-    def __init__(self) -> None:
-        self.answer: str | None = None  # drawn at the first call without an id
-        self.calls = 0
-
-    def name(self, part: dict[str, Any]) -> None:
-        """Give `part`'s function call (if any) an id when it has none."""
-        call = part.get("function_call")
-        if not isinstance(call, dict):
-            return
-        if not call.get("id"):
-            self.answer = self.answer or new_id()
-            call["id"] = f"{GENERATED_ID}{self.answer}-{self.calls}"
-        self.calls += 1
-
-
-# The counts of a usage_metadata that Usage is made of (`usage_from_gemini`).
-USAGE_COUNTS = (
-    "prompt_token_count",
-    "candidates_token_count",
-    "cached_content_token_count",
-    "thoughts_token_count",
-    "tool_use_prompt_token_count",
-)
 # What of a generateContent request the model reads: the part of it a count sends in `generateContentRequest`.
 WHOLE_REQUEST_FIELDS = ("contents", "systemInstruction", "tools", "toolConfig", "cachedContent")
-# The tier a call was served at, which Google bills at its own price (flex at half the standard price, priority at
-# up to twice it): the Gemini API says so in this response header (a priority call over its limit is served, and
-# billed, at standard), Vertex AI in usage_metadata.traffic_type.
-TIER_HEADER = "x-gemini-service-tier"
-TRAFFIC_TIERS = {"ON_DEMAND": "standard", "ON_DEMAND_FLEX": "flex", "ON_DEMAND_PRIORITY": "priority"}
-
-
-def served_tier(headers: Any, meta: Any, asked: Any) -> str | None:
-    """The service tier Gemini served the call at: its header, else Vertex AI's traffic type, else the tier the
-    request asked for (`service_tier` in `extra`, "flex" or "SERVICE_TIER_FLEX"); None when nothing names one."""
-    items = headers.items() if hasattr(headers, "items") else ()
-    header = next((value for name, value in items if str(name).lower() == TIER_HEADER), None)  # any case
-    if header:
-        return str(header).lower()
-    traffic = getattr(getattr(meta, "traffic_type", None), "value", None)
-    if traffic in TRAFFIC_TIERS:
-        return TRAFFIC_TIERS[traffic]
-    if asked is None:
-        return None
-    tier = str(getattr(asked, "value", asked)).lower().removeprefix("service_tier_")
-    return tier if tier in ("flex", "priority", "standard") else None
-
-
-def map_gemini_error(exc: Exception) -> ProviderError:
-    """Fold the SDK's errors (APIError with an HTTP code, httpx transport errors) into Tokenomy's kinds."""
-    from google.genai import errors
-
-    timeouts, transport = http_errors()
-    # A read timeout (the request sent, Gemini still working on it) is billed: `reached`, recorded at its estimate.
-    if isinstance(exc, timeouts):
-        return ProviderError(f"Gemini call timed out: {exc}", kind="timeout", reached=read_timed_out(exc))
-    if isinstance(exc, transport):
-        if answer_broke_off(exc):  # Gemini answered (and bills it): the connection broke while its body came
-            return ProviderError(f"Gemini's answer broke off: {exc}", kind="server_error", reached=True)
-        return ProviderError(f"cannot reach the Gemini API{where_sent(exc)}: {exc}", kind="server_error")
-    from google.auth.exceptions import DefaultCredentialsError, RefreshError
-
-    if isinstance(exc, DefaultCredentialsError):  # no credentials: a retry finds none either
-        return ProviderError(
-            f"no Google Cloud credentials for Vertex AI ({exc}); run `gcloud auth application-default login` or set "
-            "GOOGLE_APPLICATION_CREDENTIALS to a service-account key file",
-            kind="client_error",
-        )
-    if isinstance(exc, RefreshError) and not exc.retryable:  # expired or revoked: a retry is refused the same way
-        return ProviderError(
-            f"Google Cloud refused the credentials for Vertex AI ({exc.args[0] if exc.args else exc}); run `gcloud "
-            "auth application-default login` again or check the key file in GOOGLE_APPLICATION_CREDENTIALS",
-            kind="client_error",
-        )
-    if isinstance(exc, ValueError) and "parameter is only supported in" in str(exc):
-        # The SDK refused, before sending, a config field the other API takes (Gemini API vs Vertex AI): final.
-        return ProviderError(
-            f"Gemini: {exc} (Agent Platform mode is Vertex AI, provider: vertex); remove the field, or send the "
-            "request to a model on the other API",
-            kind="client_error",
-            status=400,
-        )
-    if isinstance(exc, (json.JSONDecodeError, errors.UnknownApiResponseError)):
-        # A 200 whose body (or a stream event's data) is no JSON, as a proxy's error page is: Gemini answered, and
-        # bills it, so the attempt is recorded at its estimate, not at $0 as if no request had gone out.
-        return ProviderError(f"Gemini sent an answer that is no JSON: {exc}", kind="server_error", reached=True)
-    miscount = _miscount(exc)
-    if miscount is not None:
-        return miscount
-    if not isinstance(exc, errors.APIError):
-        return ProviderError(f"Gemini {type(exc).__name__}: {exc}", kind="server_error")
-    status = int(exc.code or 500)
-    message = f"Gemini {exc.status or type(exc).__name__} ({status}): {exc.message or exc}"
-    retry_after = retry_after_seconds(getattr(getattr(exc, "response", None), "headers", None))
-    if status == 429:
-        return ProviderError(message, kind="throttled", retry_after=retry_after, status=429)
-    if status in (408, 504):
-        return ProviderError(message, kind="timeout", status=status)
-    if 400 <= status < 500:
-        return ProviderError(
-            message, kind="client_error", status=status, context_window=exceeds_context_window(None, message)
-        )
-    return ProviderError(message, kind="server_error", retry_after=retry_after, status=status)
-
-
-def _miscount(exc: Exception) -> ProviderError | None:
-    """A token count of Gemini's answer that the SDK's pydantic model refused to read as an integer (text, a
-    fraction; true it reads as 1): Gemini's fault, said as `answered_count` (countTokens' totalTokens) and
-    `usage_count` (usageMetadata, reached: Gemini answered, and bills it) say it, not "Gemini ValidationError" taken
-    for no answer at all and recorded at $0. None for any other error."""
-    import pydantic
-
-    if not isinstance(exc, pydantic.ValidationError):
-        return None
-    for error in exc.errors():
-        where = error["loc"]
-        if where[:1] == ("total_tokens",):
-            return miscounted(error.get("input"), "Gemini", "totalTokens")
-        if where[:1] == ("usage_metadata",):
-            name = ".".join(map(str, where))
-            said = f"Gemini answered with token counts no answer can have: {name} {error.get('input')!r}"
-            return ProviderError(said, reached=True)
-    return None
-
-
-def vertex_location(location: str | None) -> str:
-    """The Vertex AI location a client is made for: the one given, else GOOGLE_CLOUD_LOCATION, else `global`. One
-    lookup for the client and for every row and price that must name the location it used (`caches`, batch)."""
-    return location or os.environ.get("GOOGLE_CLOUD_LOCATION") or "global"
-
-
-def _default_endpoint(vertex: bool, location: str) -> str:
-    """The endpoint google-genai calls when no base_url is given: the one its variable names (GOOGLE_GEMINI_BASE_URL,
-    GOOGLE_VERTEX_BASE_URL: a proxy's, an emulator's), else the Gemini API's, or Vertex AI's in `location`."""
-    named = os.environ.get("GOOGLE_VERTEX_BASE_URL" if vertex else "GOOGLE_GEMINI_BASE_URL")
-    if named:
-        return named
-    if not vertex:
-        return "https://generativelanguage.googleapis.com"
-    return (
-        "https://aiplatform.googleapis.com" if location == "global" else f"https://{location}-aiplatform.googleapis.com"
-    )
-
-
-def gemini_client(
-    vertex: bool = False,
-    base_url: str | None = None,
-    api_key_env: str | None = None,
-    project: str | None = None,
-    location: str | None = None,
-    timeout: float = DEFAULT_TIMEOUT_S,
-) -> Any:
-    """A `google.genai.Client` for AI Studio or Vertex AI; no SDK retries (Tokenomy's retry layer owns them)."""
-    from google.genai import Client, types
-
-    options = types.HttpOptions(
-        base_url=base_url, timeout=int(timeout * 1000), retry_options=types.HttpRetryOptions(attempts=1)
-    )
-    if vertex:
-        project = project or os.environ.get("GOOGLE_CLOUD_PROJECT")
-        location = vertex_location(location)
-        if not project:
-            raise ConfigError("Vertex AI needs a project: set `project` in the model config or GOOGLE_CLOUD_PROJECT")
-        credentials = None
-        if _is_loopback(base_url):
-            from google.oauth2.credentials import Credentials
-
-            credentials = Credentials(token="tokenomy-local")  # an emulator accepts any bearer token
-        return Client(vertexai=True, project=project, location=location, credentials=credentials, http_options=options)
-    names = (api_key_env,) if api_key_env else KEY_VARIABLES
-    key = remember_secret(next((os.environ[n] for n in names if os.environ.get(n)), None))
-    if not key and _is_loopback(base_url):
-        key = "tokenomy-local"
-    if not key:
-        raise ConfigError(
-            f"no Gemini API key: set {' or '.join(names)} (or name another variable with api_key_env in the "
-            "model config)"
-        )
-    return Client(api_key=key, http_options=options)
-
-
-def _blocked(result: Any) -> str | None:
-    """SAFETY when Gemini refused the prompt itself (no candidates, a `prompt_feedback.block_reason`)."""
-    feedback = getattr(result, "prompt_feedback", None)
-    return "SAFETY" if feedback is not None and feedback.block_reason else None
-
-
-# What Gemini says of a candidate beside its parts: what its built-in tools found (googleSearch, urlContext: the
-# caller's sources), and why an answer was cut short (its safety ratings, a finish message). Not citationMetadata:
-# the Gemini API and Vertex AI name its list apart (citationSources, citations), and the SDK keeps Vertex AI's name.
-CANDIDATE_FIELDS = {"grounding_metadata", "url_context_metadata", "safety_ratings", "finish_message"}
-
-
-def _said(result: Any, candidate: Any) -> dict[str, Any]:
-    """What Gemini said beside the parts, in Gemini's JSON, for the gateway's Gemini routes to send on as Gemini sent
-    it (gemini_answers): the candidate's CANDIDATE_FIELDS (`candidate`) and why it blocked the prompt
-    (`prompt_feedback`); and the Google searches the model ran (`webSearchQueries`), which Google bills, as
-    `server_tool_use.web_search_queries` (pricing/server_tools.py prices them: per query on Gemini 3 and later, per
-    grounded prompt on Gemini 2.x)."""
-    said: dict[str, Any] = {}
-    feedback = getattr(result, "prompt_feedback", None)
-    if feedback is not None:
-        said["prompt_feedback"] = feedback.model_dump(mode="json", by_alias=True, exclude_none=True)
-    held = {name for name in CANDIDATE_FIELDS if getattr(candidate, name, None) is not None}
-    if not held:  # most chunks of a stream: no dump to make
-        return said
-    said["candidate"] = candidate.model_dump(mode="json", by_alias=True, exclude_none=True, include=held)
-    queries = getattr(getattr(candidate, "grounding_metadata", None), "web_search_queries", None) or []
-    if queries:
-        said["server_tool_use"] = {"web_search_queries": len(queries)}
-    return said
 
 
 def _unreadable_field(fields: dict[str, Any]) -> str:
@@ -326,7 +90,7 @@ class GeminiProvider(Provider):
         self.name = "gcp.vertex_ai" if vertex else "gcp.gemini"  # OpenTelemetry's gen_ai.provider.name values
         self.region = vertex_location(location) if vertex else "global"
         self.client = gemini_client(vertex, base_url, api_key_env, project, location, timeout)
-        self.server = url_server(base_url or _default_endpoint(vertex, self.region))
+        self.server = url_server(base_url or default_endpoint(vertex, self.region))
         self.accepts_extra = config_fields() | NAMING_HINTS
 
     def _params(self, request: ChatRequest) -> dict[str, Any]:
@@ -447,8 +211,8 @@ class GeminiProvider(Provider):
             result.usage_metadata,
             request.extra.get("service_tier"),
         )
-        raw.update(_said(result, candidate))
-        reason = candidate.finish_reason if candidate else _blocked(result)
+        raw.update(beside_parts(result, candidate))
+        reason = candidate.finish_reason if candidate else prompt_blocked(result)
         return self._response(request, parts, result.usage_metadata, reason, raw, latency_ms=latency)
 
     def stream(self, request: ChatRequest) -> Iterator[StreamChunk]:
@@ -468,10 +232,10 @@ class GeminiProvider(Provider):
                 headers = headers or getattr(event.sdk_http_response, "headers", None)
                 raw.update(served_model=event.model_version, response_id=event.response_id)
                 candidate = (event.candidates or [None])[0]
-                said = _said(event, candidate)  # the candidate's fields merged: Gemini sends each with a chunk
+                said = beside_parts(event, candidate)  # the candidate's fields merged: Gemini sends each with a chunk
                 raw.update(said, candidate={**raw.get("candidate", {}), **said.get("candidate", {})})
                 if candidate is None:
-                    reason = _blocked(event) or reason
+                    reason = prompt_blocked(event) or reason
                     continue
                 reason = candidate.finish_reason or reason
                 for part in (candidate.content.parts or []) if candidate.content else []:
@@ -518,17 +282,3 @@ class GeminiProvider(Provider):
 
     def close(self) -> None:
         self.client.close()
-
-
-def answer_usage(request: ChatRequest, meta: Any, content: list[Block], raw: dict[str, Any]) -> Usage:
-    """What an answer's usage_metadata says it used. None (or no count in it, as a proxy that strips it sends) is
-    estimated, as an OpenAI-format or Claude answer without usage is, not recorded at 0 tokens and $0; a negative
-    count is Gemini's fault (`checked_counts`), not a prompt of 0 tokens (`usage_from_gemini` keeps cached tokens
-    apart and would hide it) nor an output of -10 the gateway's metrics refuse."""
-    counts = [getattr(meta, name, None) for name in USAGE_COUNTS] if meta is not None else []
-    if not any(count is not None for count in counts):
-        return estimated_usage(request, content, raw)
-    if any(count is not None and count < 0 for count in counts):
-        said = {name: count for name, count in zip(USAGE_COUNTS, counts, strict=True) if count is not None}
-        raise ProviderError(f"Gemini answered with token counts no answer can have: {said}", reached=True)
-    return checked_counts(usage_from_gemini(meta), "Gemini")
