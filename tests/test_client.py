@@ -15,9 +15,10 @@ from tokenomy.emulate.bedrock_runtime import create_app
 from tokenomy.emulate.server import ServerThread
 from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import ChatRequest, Message, TextBlock, ToolResultBlock, ToolSpec, ToolUseBlock, Usage
+from tokenomy.messages import ChatRequest, Message, TextBlock, ToolResultBlock, ToolUseBlock, Usage
 from tokenomy.pricing.cost import compute_cost
 from tokenomy.providers.registry import ModelSpec
+from tokenomy.request_options import ToolSpec
 from tokenomy.resilience.retry import RetryPolicy
 
 SONNET = "anthropic.claude-3-7-sonnet-20250219-v1:0"

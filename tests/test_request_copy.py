@@ -7,18 +7,8 @@ import dataclasses
 
 import pytest
 
-from tokenomy.messages import (
-    ONE_HOUR,
-    ChatRequest,
-    ImageBlock,
-    Message,
-    Reasoning,
-    RequestMeta,
-    ResponseFormat,
-    TextBlock,
-    ToolChoice,
-    ToolSpec,
-)
+from tokenomy.messages import ONE_HOUR, ChatRequest, ImageBlock, Message, RequestMeta, TextBlock
+from tokenomy.request_options import Reasoning, ResponseFormat, ToolChoice, ToolSpec
 
 
 def full_request() -> ChatRequest:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from tokenomy.messages import ONE_HOUR, CachePoint, ChatRequest, ToolChoice
+from tokenomy.messages import ONE_HOUR, CachePoint, ChatRequest
+from tokenomy.request_options import ToolChoice
 
 
 def system_hoisted(request: ChatRequest) -> ChatRequest:

@@ -15,20 +15,12 @@ from tokenomy.client import Tokenomy
 from tokenomy.emulate.bedrock_runtime import create_app
 from tokenomy.emulate.server import ServerThread
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import (
-    ChatRequest,
-    DocumentBlock,
-    ImageBlock,
-    Message,
-    TextBlock,
-    ToolResultBlock,
-    ToolSpec,
-    ToolUseBlock,
-)
+from tokenomy.messages import ChatRequest, DocumentBlock, ImageBlock, Message, TextBlock, ToolResultBlock, ToolUseBlock
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import compute_cost
 from tokenomy.providers.anthropic_inbound import request_from_anthropic
 from tokenomy.providers.registry import ModelSpec
+from tokenomy.request_options import ToolSpec
 from tokenomy.telemetry.otel_pipeline import in_memory_pipeline
 
 SONNET = "anthropic.claude-3-7-sonnet-20250219-v1:0"
@@ -279,9 +271,9 @@ def test_the_input_estimate_counts_what_the_words_leave_out():
         ReasoningBlock,
         TextBlock,
         ToolResultBlock,
-        ToolSpec,
         ToolUseBlock,
     )
+    from tokenomy.request_options import ToolSpec
 
     words = ChatRequest(messages=[Message("user", "x" * 400)], system="s" * 40)
     assert estimate_input_tokens(words) == 110 == (len(words.text()) + 3) // 4

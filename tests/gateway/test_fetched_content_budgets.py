@@ -27,7 +27,8 @@ from tokenomy.gateway.keys import KeyStore
 from tokenomy.gateway.limits import to_nano
 from tokenomy.gateway.worst_case import WorstCase
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import ChatRequest, Message, ToolSpec
+from tokenomy.messages import ChatRequest, Message
+from tokenomy.request_options import ToolSpec
 
 SONNET = "claude-sonnet-4-5-20250929"  # a 200,000-token window; $3.75 per 1M for a cache write, $15 output
 GEMINI = "gemini-2.5-flash"  # a 1,048,576-token window at $0.30 per 1M input

@@ -16,8 +16,9 @@ from tokenomy.gateway.openai_ingress import to_chat_request
 from tokenomy.gateway.openai_shapes import RequestError
 from tokenomy.gateway.schemas import ChatCompletionRequest
 from tokenomy.ledger.fingerprints import fingerprints, tools_json_of
-from tokenomy.messages import ONE_HOUR, ToolSpec
+from tokenomy.messages import ONE_HOUR
 from tokenomy.providers import openai_wire
+from tokenomy.request_options import ToolSpec
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
                                             "parameters": {"type": "object", "properties": {"city": {"type": "string"}},

@@ -25,8 +25,9 @@ from tokenomy.emulate.gemini_api import create_app as create_gemini
 from tokenomy.emulate.server import ServerThread
 from tokenomy.errors import ProviderError
 from tokenomy.gateway.app import create_app
-from tokenomy.messages import ChatRequest, Message, Reasoning, ResponseFormat
+from tokenomy.messages import ChatRequest, Message
 from tokenomy.providers.anthropic_provider import AnthropicProvider
+from tokenomy.request_options import Reasoning, ResponseFormat
 
 SONNET = "claude-sonnet-4-5-20250929"
 BEDROCK_SONNET = "anthropic.claude-3-7-sonnet-20250219-v1:0"

@@ -23,7 +23,8 @@ from tokenomy.gateway.app import create_app
 from tokenomy.gateway.keys import KeyStore
 from tokenomy.gateway.limits import to_nano
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import ChatRequest, Message, ToolChoice, ToolSpec
+from tokenomy.messages import ChatRequest, Message
+from tokenomy.request_options import ToolChoice, ToolSpec
 
 SONNET = "claude-sonnet-4-5-20250929"  # $3.75 per 1M for a cache write (the dearest input rate), $15 output
 HAIKU3 = "anthropic.claude-3-haiku-20240307-v1:0"  # Bedrock us-east-1: $0.25 / $1.25 per 1M

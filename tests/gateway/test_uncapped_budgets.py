@@ -25,8 +25,9 @@ from tokenomy.gateway.keys import KeyStore
 from tokenomy.gateway.limits import to_nano
 from tokenomy.gateway.worst_case import WorstCase
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import ChatRequest, Message, Reasoning
+from tokenomy.messages import ChatRequest, Message
 from tokenomy.pricing.entry import DEFAULT_OUTPUT_ESTIMATE
+from tokenomy.request_options import Reasoning
 
 HAIKU3 = "anthropic.claude-3-haiku-20240307-v1:0"  # $0.25 / $1.25 per 1M tokens; no maximum output in the catalog
 NOWHERE = "http://127.0.0.1:9"  # a loopback port nothing listens on: a call refused before it is sent needs no server

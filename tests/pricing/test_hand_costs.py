@@ -15,10 +15,11 @@ from tokenomy.emulate.gemini_api import create_app
 from tokenomy.emulate.instant_engine import InstantEngine
 from tokenomy.emulate.server import ServerThread
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import ChatRequest, Reasoning, Usage
+from tokenomy.messages import ChatRequest, Usage
 from tokenomy.pricing.cost import compute_cost
 from tokenomy.providers.openai_wire_read import usage_from_dict
 from tokenomy.providers.registry import ModelSpec
+from tokenomy.request_options import Reasoning
 
 M = Decimal(1_000_000)
 

@@ -25,17 +25,15 @@ from tokenomy.messages import (
     DocumentBlock,
     ImageBlock,
     Message,
-    Reasoning,
     ReasoningBlock,
     TextBlock,
-    ToolChoice,
     ToolResultBlock,
-    ToolSpec,
     ToolUseBlock,
 )
 from tokenomy.providers.anthropic_inbound import request_from_anthropic
 from tokenomy.providers.anthropic_mapping import to_anthropic_params
 from tokenomy.providers.anthropic_provider import AnthropicProvider
+from tokenomy.request_options import Reasoning, ToolChoice, ToolSpec
 
 SONNET = "claude-sonnet-4-5-20250929"
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")

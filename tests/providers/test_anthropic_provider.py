@@ -14,11 +14,12 @@ from tokenomy.emulate.anthropic_api import create_app
 from tokenomy.emulate.server import ServerThread
 from tokenomy.errors import ProviderError
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import ChatRequest, Message, ProviderBlock, ToolSpec
+from tokenomy.messages import ChatRequest, Message, ProviderBlock
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import compute_cost
 from tokenomy.providers.anthropic_provider import AnthropicProvider, to_anthropic_params
 from tokenomy.providers.registry import ModelSpec
+from tokenomy.request_options import ToolSpec
 
 SONNET = "claude-sonnet-4-5-20250929"
 # The SDK warns that catalog models are heading for end-of-life; irrelevant to the emulator.

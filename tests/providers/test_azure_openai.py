@@ -20,9 +20,10 @@ from tokenomy.emulate.instant_engine import InstantEngine
 from tokenomy.emulate.server import ServerThread
 from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import ChatRequest, ImageBlock, Message, ResponseFormat, TextBlock, ToolChoice, ToolSpec
+from tokenomy.messages import ChatRequest, ImageBlock, Message, TextBlock
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.providers.registry import resolve_model
+from tokenomy.request_options import ResponseFormat, ToolChoice, ToolSpec
 
 VERSION = "2024-10-21"
 DEPLOYMENTS = {"chat-prod": "gpt-4o-mini"}

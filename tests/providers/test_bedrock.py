@@ -14,12 +14,13 @@ from tokenomy.emulate.bedrock_runtime import create_app
 from tokenomy.emulate.server import ServerThread
 from tokenomy.errors import ProviderError
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import ChatRequest, Message, ToolSpec
+from tokenomy.messages import ChatRequest, Message
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import compute_cost
 from tokenomy.providers.bedrock import BedrockProvider, to_converse_params, usage_from_bedrock
 from tokenomy.providers.bedrock_faults import map_bedrock_error
 from tokenomy.providers.registry import ModelSpec
+from tokenomy.request_options import ToolSpec
 
 SONNET = "anthropic.claude-3-7-sonnet-20250219-v1:0"
 ROUTER = "arn:aws:bedrock:us-east-1:123456789012:default-prompt-router/anthropic.claude:1"

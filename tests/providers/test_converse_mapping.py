@@ -22,17 +22,14 @@ from tokenomy.messages import (
     DocumentBlock,
     ImageBlock,
     Message,
-    Reasoning,
     ReasoningBlock,
-    ResponseFormat,
     TextBlock,
-    ToolChoice,
     ToolResultBlock,
-    ToolSpec,
     ToolUseBlock,
 )
 from tokenomy.providers.bedrock import BedrockProvider
 from tokenomy.providers.converse_mapping import blocks_from_converse, to_converse_params
+from tokenomy.request_options import Reasoning, ResponseFormat, ToolChoice, ToolSpec
 
 SONNET = "anthropic.claude-3-7-sonnet-20250219-v1:0"
 OPUS = "anthropic.claude-opus-4-5-20251101-v1:0"  # takes an effort level (Sonnet 3.7 does not)

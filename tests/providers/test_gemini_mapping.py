@@ -14,13 +14,9 @@ from tokenomy.messages import (
     DocumentBlock,
     ImageBlock,
     Message,
-    Reasoning,
     ReasoningBlock,
-    ResponseFormat,
     TextBlock,
-    ToolChoice,
     ToolResultBlock,
-    ToolSpec,
     ToolUseBlock,
     Usage,
 )
@@ -32,6 +28,7 @@ from tokenomy.providers.gemini_mapping import (
     usage_from_gemini,
 )
 from tokenomy.providers.gemini_provider import GeminiProvider
+from tokenomy.request_options import Reasoning, ResponseFormat, ToolChoice, ToolSpec
 
 MODEL = "gemini-2.5-flash"
 SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}

@@ -17,20 +17,11 @@ from tokenomy.emulate.instant_engine import InstantEngine
 from tokenomy.emulate.server import ServerThread
 from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import (
-    ChatRequest,
-    Message,
-    Reasoning,
-    ReasoningBlock,
-    ResponseFormat,
-    TextBlock,
-    ToolChoice,
-    ToolResultBlock,
-    ToolSpec,
-)
+from tokenomy.messages import ChatRequest, Message, ReasoningBlock, TextBlock, ToolResultBlock
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.providers.gemini_provider import GeminiProvider
 from tokenomy.providers.registry import ModelSpec, resolve_model
+from tokenomy.request_options import Reasoning, ResponseFormat, ToolChoice, ToolSpec
 
 MODEL = "gemini-2.5-flash"
 MILLION = Decimal(1_000_000)

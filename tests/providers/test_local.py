@@ -9,8 +9,9 @@ import pytest
 from tokenomy.client import Tokenomy
 from tokenomy.errors import ProviderError
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import ChatRequest, ImageBlock, Message, RequestMeta, ToolSpec
+from tokenomy.messages import ChatRequest, ImageBlock, Message, RequestMeta
 from tokenomy.providers.local import LocalProvider
+from tokenomy.request_options import ToolSpec
 
 LONG_PREFIX = " ".join(f"Policy {i}: refunds for order type {i} take {i % 7 + 1} business days." for i in range(150))
 

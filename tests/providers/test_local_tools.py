@@ -17,8 +17,9 @@ from tokenomy.config import parse_config
 from tokenomy.emulate.server import ServerThread
 from tokenomy.gateway.app import create_app
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import ChatRequest, Message, TextBlock, ToolResultBlock, ToolSpec, ToolUseBlock
+from tokenomy.messages import ChatRequest, Message, TextBlock, ToolResultBlock, ToolUseBlock
 from tokenomy.providers.local import LocalProvider
+from tokenomy.request_options import ToolSpec
 
 pytestmark = pytest.mark.slow
 

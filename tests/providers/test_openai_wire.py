@@ -16,16 +16,14 @@ from tokenomy.messages import (
     ImageBlock,
     Message,
     ReasoningBlock,
-    ResponseFormat,
     TextBlock,
-    ToolChoice,
     ToolResultBlock,
-    ToolSpec,
     ToolUseBlock,
 )
 from tokenomy.providers import openai_dialects, openai_stream, openai_wire, openai_wire_read
 from tokenomy.providers.openai_provider import OpenAIProvider
 from tokenomy.providers.registry import ModelSpec
+from tokenomy.request_options import ResponseFormat, ToolChoice, ToolSpec
 
 TOOLS = [ToolSpec("get_weather", "Weather", {"type": "object", "properties": {"city": {"type": "string"}}}),
          ToolSpec("get_time", None, {"type": "object", "properties": {}}, strict=True)]

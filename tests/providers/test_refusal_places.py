@@ -11,10 +11,10 @@ from tokenomy.messages import (
     ProviderBlock,
     TextBlock,
     ToolResultBlock,
-    ToolSpec,
     ToolUseBlock,
 )
 from tokenomy.providers.base import Provider
+from tokenomy.request_options import ToolSpec
 
 
 class TextAndTools(Provider):
@@ -129,11 +129,11 @@ def test_a_tool_allowed_that_no_tool_sent_has_is_a_400_from_each_api_that_narrow
     import pytest
 
     from tokenomy.errors import ProviderError
-    from tokenomy.messages import ToolChoice
     from tokenomy.providers.anthropic_mapping import to_anthropic_params
     from tokenomy.providers.converse_mapping import to_converse_params
     from tokenomy.providers.gemini_mapping import config_from_request
     from tokenomy.providers.local import LocalProvider
+    from tokenomy.request_options import ToolChoice
 
     call = ChatRequest(messages=[Message("user", "hi")], tools=[ToolSpec("get_time"), ToolSpec("get_weather")],
                        tool_choice=ToolChoice("any", allowed=("get_time", "get_date")))

@@ -24,8 +24,9 @@ from tokenomy.errors import ConfigError
 from tokenomy.gateway.app import create_app
 from tokenomy.gateway.keys import KeyStore
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import ChatRequest, Message, RequestMeta, ToolSpec
+from tokenomy.messages import ChatRequest, Message, RequestMeta
 from tokenomy.pricing.catalog import default_catalog
+from tokenomy.request_options import ToolSpec
 from tokenomy.routing.router import build_router
 
 CHEAP, DEAR = "gpt-4o-mini", "gpt-4o"

@@ -45,7 +45,8 @@ def test_rules_explain_names_rule_and_reason():
 def test_a_token_rule_counts_what_the_model_reads_not_only_the_words():
     """An image or a long tool definition is input the model reads (and is billed for): before, `min_tokens`
     counted the words alone, so a screenshot with a short question stayed on the cheap tier."""
-    from tokenomy.messages import ImageBlock, Message, TextBlock, ToolSpec
+    from tokenomy.messages import ImageBlock, Message, TextBlock
+    from tokenomy.request_options import ToolSpec
 
     policy = parse_config(CONFIG).routing_policy("rules")
     pictured = ChatRequest(messages=[Message("user", [TextBlock("What is this?"),

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tokenomy.messages import ChatRequest, ChatResponse, ResponseFormat, TextBlock, ToolUseBlock, Usage
+from tokenomy.messages import ChatRequest, ChatResponse, TextBlock, ToolUseBlock, Usage
+from tokenomy.request_options import ResponseFormat
 from tokenomy.routing.validators import validate
 
 REQUEST = ChatRequest.simple("Help me with my order.")
@@ -53,7 +54,7 @@ def test_tool_call_arguments_are_not_read_for_hedging():
 def test_a_hedge_beside_a_tool_call_is_the_model_acting_and_a_malformed_call_is_still_rejected():
     """The hedge check judged the text beside a tool call: "I'm not sure, let me check the weather tool" and a valid
     call was escalated. A call is the model acting on its doubt; only its arguments are judged."""
-    from tokenomy.messages import ToolSpec
+    from tokenomy.request_options import ToolSpec
 
     schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
     request = ChatRequest.simple("Weather in Paris?", tools=[ToolSpec("get_weather", input_schema=schema)])
@@ -194,7 +195,7 @@ def test_nan_and_infinity_are_no_json(constant):
 
 def test_a_tool_schema_whose_ref_cannot_be_resolved_judges_the_call_without_it():
     # A tool's schema pointing at a $defs entry it lacks raised out of the validators (a 500 after a paid answer).
-    from tokenomy.messages import ToolSpec
+    from tokenomy.request_options import ToolSpec
 
     schema = {"type": "object", "properties": {"q": {"$ref": "#/$defs/Query"}}}
     request = ChatRequest.simple("Look it up.", tools=[ToolSpec("lookup", input_schema=schema)])

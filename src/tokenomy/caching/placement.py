@@ -28,11 +28,11 @@ from tokenomy.messages import (
     ReasoningBlock,
     TextBlock,
     ToolResultBlock,
-    ToolSpec,
     ToolUseBlock,
 )
 from tokenomy.pricing.catalog import PriceCatalog, PriceEntry, default_catalog
 from tokenomy.pricing.identifiers import takes_no_tools_cache_point
+from tokenomy.request_options import ToolSpec
 from tokenomy.token_estimate import bound_length, estimate_text_tokens, weighted_length
 
 

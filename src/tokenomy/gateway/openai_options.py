@@ -25,7 +25,8 @@ from tokenomy.gateway.openai_shapes import (
     only,
 )
 from tokenomy.gateway.schemas import MAPPED, ChatCompletionRequest
-from tokenomy.messages import CachePoint, Reasoning, ResponseFormat, ToolChoice, ToolSpec
+from tokenomy.messages import CachePoint
+from tokenomy.request_options import Reasoning, ResponseFormat, ToolChoice, ToolSpec
 
 
 def _custom_format(value: Any, where: str) -> dict[str, Any]:

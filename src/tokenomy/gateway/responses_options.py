@@ -25,8 +25,8 @@ from typing import Any
 from tokenomy.gateway.openai_options import reasoning_from
 from tokenomy.gateway.openai_shapes import RequestError
 from tokenomy.gateway.responses_shapes import checked_object, checked_string
-from tokenomy.messages import Reasoning, ResponseFormat, ToolChoice, ToolSpec
 from tokenomy.providers.strict_schema import NotStrict, strict_normalized
+from tokenomy.request_options import Reasoning, ResponseFormat, ToolChoice, ToolSpec
 from tokenomy.routing.router import routing_tag_refusal
 
 # Fields that need responses kept on the server, which the gateway does not keep.

@@ -23,9 +23,9 @@ from tokenomy.messages import (
     ReasoningBlock,
     TextBlock,
     ToolResultBlock,
-    ToolSpec,
     ToolUseBlock,
 )
+from tokenomy.request_options import ToolSpec
 from tokenomy.token_estimate import estimate_text_tokens, weighted_length
 
 

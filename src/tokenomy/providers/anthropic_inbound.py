@@ -12,23 +12,19 @@ from typing import Any
 from tokenomy.messages import (
     CLAUDE_SIGNED,
     ONE_HOUR,
-    THINKING_DISPLAYS,
     CachePoint,
     ChatRequest,
     ChatResponse,
     Message,
     ProviderBlock,
-    Reasoning,
-    ResponseFormat,
     TextBlock,
-    ToolChoice,
-    ToolSpec,
     Usage,
 )
 from tokenomy.providers.anthropic_content import blocks_from_anthropic, blocks_to_anthropic
 from tokenomy.providers.anthropic_mapping import STOP_REASONS
 from tokenomy.providers.reasoning_signers import sealed_blocks
 from tokenomy.providers.refusals import Unsupported
+from tokenomy.request_options import THINKING_DISPLAYS, Reasoning, ResponseFormat, ToolChoice, ToolSpec
 
 KNOWN_FIELDS = {
     "model",

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from tokenomy.messages import CLAUDE_SIGNED, ONE_HOUR, Block, CachePoint, ChatRequest, ToolSpec
+from tokenomy.messages import CLAUDE_SIGNED, ONE_HOUR, Block, CachePoint, ChatRequest
 from tokenomy.providers.anthropic_content import block_to_anthropic, blocks_from_anthropic
 from tokenomy.providers.anthropic_refusals import free_effort, refuse, refuse_unsupported
 from tokenomy.providers.claude_effort import takes_effort, thinks
 from tokenomy.providers.reasoning_signers import foreign
 from tokenomy.providers.refusals import allowed_tools_only, empty_text
+from tokenomy.request_options import ToolSpec
 from tokenomy.request_views import system_hoisted, system_parts
 
 EPHEMERAL = {"type": "ephemeral"}

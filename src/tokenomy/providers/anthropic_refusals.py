@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from tokenomy.errors import ProviderError
-from tokenomy.messages import ONE_HOUR, ChatRequest, DocumentBlock, ImageBlock, Reasoning, ReasoningBlock
+from tokenomy.messages import ONE_HOUR, ChatRequest, DocumentBlock, ImageBlock, ReasoningBlock
 from tokenomy.providers.claude_effort import EFFORTS, NO_ADAPTIVE, NO_EFFORT, takes_adaptive, takes_effort
 from tokenomy.providers.refusals import (
     FORCED_WITH_THINKING,
@@ -27,6 +27,7 @@ from tokenomy.providers.refusals import (
     refuse_image_detail,
     refuse_openai_options,
 )
+from tokenomy.request_options import Reasoning
 
 
 def refuse(model: str, field: str, why: str, also: str | None = None) -> ProviderError:

@@ -25,25 +25,21 @@ from typing import Any
 from tokenomy.messages import (
     CLAUDE_SIGNED,
     ONE_HOUR,
-    THINKING_DISPLAYS,
     Block,
     CachePoint,
     ChatRequest,
     DocumentBlock,
     ImageBlock,
     Message,
-    Reasoning,
     ReasoningBlock,
-    ResponseFormat,
     TextBlock,
-    ToolChoice,
     ToolResultBlock,
-    ToolSpec,
     ToolUseBlock,
 )
 from tokenomy.providers import json_text
 from tokenomy.providers.converse_mapping import MEDIA_TYPES
 from tokenomy.providers.reasoning_signers import unsealed_block
+from tokenomy.request_options import THINKING_DISPLAYS, Reasoning, ResponseFormat, ToolChoice, ToolSpec
 
 # Converse request fields that ride to a Bedrock model as sent (Bedrock's own features, no other API has them).
 PASS_THROUGH = (

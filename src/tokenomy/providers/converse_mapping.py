@@ -51,7 +51,6 @@ from tokenomy.messages import (
     ReasoningBlock,
     TextBlock,
     ToolResultBlock,
-    ToolSpec,
     ToolUseBlock,
 )
 from tokenomy.providers import json_text
@@ -69,6 +68,7 @@ from tokenomy.providers.converse_refusals import (
 )
 from tokenomy.providers.reasoning_signers import bedrock_signer, foreign
 from tokenomy.providers.refusals import allowed_tools_only, empty_text, fields_to_carry
+from tokenomy.request_options import ToolSpec
 from tokenomy.request_views import system_hoisted, system_parts
 
 CACHE_POINT = {"cachePoint": {"type": "default"}}

@@ -23,18 +23,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from tokenomy.messages import (
-    GEMINI_SIGNED,
-    Block,
-    ChatRequest,
-    Message,
-    Reasoning,
-    ReasoningBlock,
-    ResponseFormat,
-    TextBlock,
-    ToolChoice,
-    ToolSpec,
-)
+from tokenomy.messages import GEMINI_SIGNED, Block, ChatRequest, Message, ReasoningBlock, TextBlock
 from tokenomy.providers.gemini_fields import (
     CONTENT_KINDS,
     PART_FIELDS,
@@ -50,6 +39,7 @@ from tokenomy.providers.gemini_function_parts import FunctionCalls
 from tokenomy.providers.gemini_mapping import EFFORT_LEVELS
 from tokenomy.providers.gemini_signatures import carried_thinking, carries_thinking, has_content, part_signature
 from tokenomy.providers.reasoning_signers import unsealed_block
+from tokenomy.request_options import Reasoning, ResponseFormat, ToolChoice, ToolSpec
 
 REQUEST_FIELDS = ("contents", "systemInstruction", "tools", "toolConfig", "generationConfig", "model")
 # Gemini's own: to Gemini models, as sent. `serviceTier` (flex, priority) is GenerateContentConfig's service_tier,

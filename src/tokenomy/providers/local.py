@@ -32,12 +32,12 @@ from tokenomy.messages import (
     TextBlock,
     ToolCallDelta,
     ToolResultBlock,
-    ToolSpec,
     ToolUseBlock,
     Usage,
 )
 from tokenomy.providers.base import Provider
 from tokenomy.providers.refusals import Unsupported, allowed_tools_only
+from tokenomy.request_options import ToolSpec
 
 DEFAULT_MAX_TOKENS = 256
 LOCAL = "the local model"  # as its errors name it

@@ -45,11 +45,8 @@ from tokenomy.messages import (
     Message,
     ProviderBlock,
     ReasoningBlock,
-    ResponseFormat,
     TextBlock,
-    ToolChoice,
     ToolResultBlock,
-    ToolSpec,
     ToolUseBlock,
 )
 from tokenomy.providers.openai_dialects import (
@@ -63,6 +60,7 @@ from tokenomy.providers.openai_reasoning import put_signed_reasoning
 from tokenomy.providers.refusals import Unsupported, without_gemini_own
 from tokenomy.providers.strict_schema import strict_form
 from tokenomy.providers.usage_counts import arguments_text
+from tokenomy.request_options import ResponseFormat, ToolChoice, ToolSpec
 from tokenomy.request_views import system_parts
 
 DOCUMENT_MEDIA_TYPES = {
