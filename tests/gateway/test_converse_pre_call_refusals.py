@@ -160,6 +160,8 @@ def test_a_tools_cache_point_on_nova_is_refused_before_any_call(served) -> None:
     ({"extra_body": {"requestMetadata": {f"k{i}": "v" for i in range(16)}}, "user": "ann"}, "requestMetadata",
      "takes at most 16 requestMetadata entries"),
     ({"extra_body": {"requestMetadata": ["app"]}}, "requestMetadata", "takes requestMetadata as an object"),
+    ({"extra_body": {"requestMetadata": {"user_id": "bob"}}, "user": "ann"}, "requestMetadata.user_id",
+     "holds the end-user id (`user`) as user_id, and this request gives user_id another value"),
 ])
 def test_request_metadata_that_does_not_fit_bedrocks_limits_is_refused_before_any_call(served, asked, field, why):
     chat, _, _ = clients(served.url)

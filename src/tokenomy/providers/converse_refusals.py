@@ -192,6 +192,14 @@ def request_metadata(user: str | None, given: Any, model: str) -> dict[str, str]
                 "takes an end-user id in requestMetadata, as at most 256 letters, digits, spaces and :_@$#=/+,-. "
                 "characters (or a JSON object of such strings); send one of that shape",
             )
+        for key, value in entries.items():  # the caller's own entry of that name would be replaced without a word
+            if metadata.get(key, value) != value:
+                raise refuse(
+                    model,
+                    f"requestMetadata.{key}",
+                    f"holds the end-user id (`user`) as {key}, and this request gives {key} another value; send one "
+                    "of the two",
+                )
         metadata.update(entries)
     if len(metadata) > METADATA_ENTRIES:
         raise refuse(
