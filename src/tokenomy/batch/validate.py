@@ -17,7 +17,7 @@ from tokenomy.errors import TokenomyError, UsageError, as_written
 from tokenomy.messages import DocumentBlock, Usage
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import compute_cost
-from tokenomy.providers.openai_wire import DOCUMENT_MEDIA_TYPES
+from tokenomy.providers.openai_wire import DOCUMENT_FORMATS
 from tokenomy.token_estimate import estimate_text_tokens
 
 DEFAULT_MAX_TOKENS = 256
@@ -181,9 +181,6 @@ def images_in(value: Any) -> int:
     return sum(images_in(item) for item in value.values())
 
 
-_DOCUMENT_FORMATS = {media_type: fmt for fmt, media_type in DOCUMENT_MEDIA_TYPES.items()}
-
-
 def _decoded(text: Any) -> bytes | None:
     """A document's base64 text as bytes; None when it is not base64 (the provider refuses it; a page's estimate)."""
     try:
@@ -200,7 +197,7 @@ def _document(part: dict[str, Any]) -> DocumentBlock | None:
     if part.get("type") == "file" and isinstance(part.get("file"), dict):
         head, _, payload = str(part["file"].get("file_data") or "").partition(",")
         media_type = head.removeprefix("data:").partition(";")[0]
-        return DocumentBlock(format=_DOCUMENT_FORMATS.get(media_type, "pdf"), data=_decoded(payload) if head else None)
+        return DocumentBlock(format=DOCUMENT_FORMATS.get(media_type, "pdf"), data=_decoded(payload) if head else None)
     source = part.get("source")
     if part.get("type") == "document" and isinstance(source, dict):
         if source.get("type") == "text" and isinstance(source.get("data"), str):

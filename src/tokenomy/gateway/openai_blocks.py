@@ -27,12 +27,7 @@ from tokenomy.gateway.openai_shapes import (
 )
 from tokenomy.messages import Block, DocumentBlock, ProviderBlock, TextBlock, ToolUseBlock
 from tokenomy.providers import json_text
-from tokenomy.providers.openai_wire import DOCUMENT_MEDIA_TYPES
-
-# A file part's media type -> the document's format: every type the mappings send (an office file among them, which
-# was taken for a PDF when it came without a file name and went upstream labelled application/pdf).
-DOCUMENT_FORMATS = {media_type: fmt for fmt, media_type in DOCUMENT_MEDIA_TYPES.items()}
-
+from tokenomy.providers.openai_wire import DOCUMENT_FORMATS
 
 # `cache_control` ({"type": "ephemeral"}, optionally a "ttl"), LiteLLM's convention for Anthropic's cache points in
 # OpenAI's format, marks a cache point at the end of the message the part ends (`openai_ingress._message_cache_point`).

@@ -20,7 +20,7 @@ import binascii
 from dataclasses import dataclass, field
 from typing import Any
 
-from tokenomy.gateway.openai_blocks import DOCUMENT_FORMATS, json_arguments
+from tokenomy.gateway.openai_blocks import json_arguments
 from tokenomy.gateway.openai_images import data_url
 from tokenomy.gateway.openai_ingress import CONTENT_PATH, part_field
 from tokenomy.gateway.openai_shapes import RequestError
@@ -45,6 +45,7 @@ from tokenomy.messages import (
     ToolResultBlock,
     ToolUseBlock,
 )
+from tokenomy.providers.openai_wire import DOCUMENT_FORMATS
 from tokenomy.providers.reasoning_signers import unsealed_block
 from tokenomy.providers.refusals import FILE_ID, Unsupported
 

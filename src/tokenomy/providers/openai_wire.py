@@ -75,6 +75,11 @@ DOCUMENT_MEDIA_TYPES = {
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
 
+# A file part's media type -> the document's format: every type the mappings send (an office file among them, which
+# was taken for a PDF when it came without a file name and went upstream labelled application/pdf). The chat and
+# Responses ingresses and `tokenomy batch validate` read a file part by it.
+DOCUMENT_FORMATS = {media_type: fmt for fmt, media_type in DOCUMENT_MEDIA_TYPES.items()}
+
 
 def data_url(media_type: str, data: bytes) -> str:
     return f"data:{media_type};base64,{base64.b64encode(data).decode()}"
