@@ -85,8 +85,9 @@ def data_url(media_type: str, data: bytes) -> str:
     return f"data:{media_type};base64,{base64.b64encode(data).decode()}"
 
 
-# Gemini's inline audio part (what the gateway's chat ingress makes of an `input_audio` part, and what google-genai
-# sends) is Chat Completions' `input_audio` (OpenAI's audio models, and compatible servers that take audio): wav or mp3.
+# Gemini's inline audio part (what the gateway's chat ingress, openai_blocks._audio_block, makes of an `input_audio`
+# part, and what google-genai sends) is Chat Completions' `input_audio` (OpenAI's audio models, and compatible servers
+# that take audio): wav or mp3.
 _AUDIO_FORMATS = {
     "audio/wav": "wav",
     "audio/x-wav": "wav",
