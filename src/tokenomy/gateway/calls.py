@@ -23,7 +23,7 @@ from tokenomy.gateway import metrics
 from tokenomy.gateway.budgets import BudgetUnavailable, Reservation, Scope
 from tokenomy.gateway.disconnects import caller_leaves, caller_left
 from tokenomy.gateway.hygiene import COUNTED_AS, PARSED_BODY
-from tokenomy.gateway.openai_ingress import parse_tags
+from tokenomy.gateway.openai_ingress import caller_meta
 from tokenomy.gateway.settlement import call_cost, paid, settle, settle_when_final
 from tokenomy.gateway.worst_case import Bound, WorstCase
 from tokenomy.messages import ONE_HOUR, ChatRequest, ChatResponse, RequestMeta
@@ -61,14 +61,7 @@ def call_headers(request) -> dict[str, str]:
 
 def request_meta(request, route, key, name: str) -> RequestMeta:
     """Who is calling and what for: the task and tags headers, the key and its team, the route's name."""
-    headers = call_headers(request)
-    return RequestMeta(
-        task=headers.get("x-tokenomy-task") or route.task,
-        tags=parse_tags(headers.get("x-tokenomy-tags")),
-        tenant=key.team if key else None,
-        key_id=key.key_id if key else None,
-        route=name,
-    )
+    return caller_meta(call_headers(request), route, key, name)
 
 
 def route_models(gw, route, name: str) -> list[str]:

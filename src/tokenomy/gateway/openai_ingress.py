@@ -78,6 +78,18 @@ def parse_tags(header: str | None) -> dict[str, str]:
     return tags
 
 
+def caller_meta(headers, route, key, name: str) -> RequestMeta:
+    """Who is calling and what for: the task and tags headers (by lower-case name), the key and its team, the route's
+    name. Every front door's request carries this one."""
+    return RequestMeta(
+        task=headers.get("x-tokenomy-task") or route.task,
+        tags=parse_tags(headers.get("x-tokenomy-tags")),
+        tenant=key.team if key else None,
+        key_id=key.key_id if key else None,
+        route=name,
+    )
+
+
 # -- messages --------------------------------------------------------------------------------------
 def _message_cache_point(extra: dict[str, Any] | None, content: Any, where: str) -> CachePoint:
     """The cache point a message (at `where`; its extra fields and content, read once by the caller) asks for, on
@@ -325,13 +337,7 @@ def to_chat_request(body: ChatCompletionRequest, headers, key, route: RouteConfi
     cap, other = body.max_completion_tokens, body.max_tokens
     if cap is None or (other is not None and other < cap):
         cap = other
-    meta = RequestMeta(
-        task=headers.get("x-tokenomy-task") or route.task,
-        tags=parse_tags(headers.get("x-tokenomy-tags")),
-        tenant=key.team if key else None,
-        key_id=key.key_id if key else None,
-        route=body.model,
-    )
+    meta = caller_meta(headers, route, key, body.model)
     return ChatRequest(
         messages=turns,
         model=route.model or body.model,
