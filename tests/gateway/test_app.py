@@ -514,6 +514,31 @@ def test_an_unexpected_error_answered_by_the_apps_handler_is_counted_in_metrics(
     assert after == before + 2
 
 
+def seconds_at(url: str, model: str) -> float:
+    """The total time /metrics has of requests for `model` (0 before the first)."""
+    exposed = httpx.get(url + "/metrics").text
+    found = re.search(rf'^tokenomy_request_seconds_sum{{model="{model}"}} ([\d.e+-]+)$', exposed, re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_an_unexpected_errors_time_in_metrics_runs_from_the_request_not_from_its_handler(ledger_path, monkeypatch):
+    # The handler's answer was timed from the handler itself, so a call that failed after 0.3 s showed as ~0 s.
+    import asyncio
+
+    async def broken_late(*args, **kwargs):
+        await asyncio.sleep(0.3)
+        raise RuntimeError("boom")
+
+    app = create_app(parse_config(upstream_config("http://127.0.0.1:9/v1")), str(ledger_path))
+    with ServerThread(app, lifespan="on") as url:
+        monkeypatch.setattr(app.state.gateway.client, "achat", broken_late)
+        before = seconds_at(url, "fast")
+        chat = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        with pytest.raises(openai.InternalServerError, match="RuntimeError"):
+            chat.chat.completions.create(model="fast", messages=[{"role": "user", "content": "hi"}])
+        assert seconds_at(url, "fast") - before >= 0.3
+
+
 def test_a_503_for_a_limits_store_that_is_down_is_counted_in_metrics(ledger_path):
     # Redis down: the handler for RedisError answers a retryable 503; it was in no /metrics series either. The key's
     # rate limit is checked once the route is known: it is counted under its model.

@@ -52,6 +52,9 @@ UNROUTED = "unknown"
 # The scope key under which a clean body's JSON value, as orjson parsed it here, is handed to the endpoint: a body
 # is parsed once, not once to check it and again to read it (see `schemas.parse_chat_request`).
 PARSED_BODY = "tokenomy.parsed_body"
+# The scope key under which the edge puts when it began reading an API call: an exception handler's answer is timed
+# in /metrics from there, as the edge and the endpoints time theirs.
+STARTED = "tokenomy.started"
 UNPARSED = object()  # the body's value when orjson refused it (the endpoint parses the bytes itself)
 BOM = b"\xef\xbb\xbf"  # UTF-8's byte order mark
 MAX_DEPTH = 64  # JSON nesting beyond this is refused (Python's decoder recurses; nothing legitimate nests so)
@@ -346,6 +349,7 @@ class EdgeHygiene:
                 value["model"] = deployment
                 body = dumps(value)
             scope[PARSED_BODY] = value
+        scope[STARTED] = started
         replayed = False
 
         async def replay() -> Message:
