@@ -197,7 +197,9 @@ class ProviderError(TokenomyError):
     request reached the provider, which bills it though no whole answer came (a read timeout while it was still
     working, an answer cut off after it began): the attempt is recorded at its estimated prompt, not at $0.
     `billed_tokens`: the input tokens the provider counted for the parts of a request that did answer before one
-    failed (a Bedrock embeddings request is several calls), recorded instead of 0 or the estimate. `innererror`:
+    failed (a Bedrock embeddings request is several calls), recorded instead of 0 or the estimate. `unsent_calls`:
+    how many of such a request's calls were never sent because one failed first (a rate limit gives them back).
+    `innererror`:
     the `error.innererror` an OpenAI-format API sent (Azure's content filter: which filter caught the prompt), which
     the gateway passes on as it came. `context_window`: a client error saying the prompt does not fit the model's
     context window (OpenAI's `context_length_exceeded`, Anthropic's "prompt is too long", Bedrock's "Input is too
@@ -207,6 +209,7 @@ class ProviderError(TokenomyError):
 
     call_cost_usd: Decimal = Decimal(0)
     billed_tokens: int | None = None
+    unsent_calls: int = 0
     innererror: dict[str, Any] | None = None
 
     def __init__(

@@ -186,10 +186,13 @@ def test_a_bedrock_request_of_several_calls_whose_caller_left_gives_back_all_its
                 caller.embeddings.create(model="titan-vectors", input=["one", "two", "three"])
             metrics = ended(url, 'tokenomy_requests_total{model="titan-vectors",status="499"')
             limiter = app.state.gateway.policies["titan-vectors"].limiter
-    assert bedrock.state.emulator.calls == 3  # the first attempt's three calls, throttled; the retry sent nothing
+    # The first attempt's calls, throttled; the retry sent nothing. Calls still unbegun when the first throttle came
+    # back are not sent either (on a busy machine, the third), and the attempt gives their requests back.
+    sent = bedrock.state.emulator.calls
+    assert 1 <= sent <= 3, sent
     assert 'tokenomy_requests_total{model="titan-vectors",status="499"} 1.0' in metrics, metrics
-    # The first attempt's three requests are counted; the retry's are not.
-    assert limiter._sent.total == 3, limiter._sent.total  # it was 5: two of the retry's three unsent calls kept
+    # The first attempt's sent calls are counted; the retry's are not.
+    assert limiter._sent.total == sent, limiter._sent.total  # it was sent + 2: two of the retry's unsent calls kept
     assert limiter.wait_s(requests=3) == 0
 
 

@@ -87,9 +87,29 @@ def test_a_failure_midway_is_raised_with_the_tokens_of_the_calls_that_answered()
     with pytest.raises(ProviderError) as failed:
         be.embed(invoke, {"model": COHERE, "input": [f"t{i}" for i in range(200)]}, COHERE)
     assert failed.value.kind == "throttled" and failed.value.billed_tokens == 7
+    assert failed.value.unsent_calls == 1  # the third batch: a rate limit gives its request back
     with pytest.raises(ProviderError) as broken:  # an answer without embeddings: billed, not retried as sound
         be.embed(lambda body: ({"inputTextTokenCount": 3}, {}), {"model": TITAN, "input": "x"}, TITAN)
     assert broken.value.kind == "server_error" and broken.value.reached
+
+
+def test_titan_calls_no_thread_had_begun_when_one_failed_are_counted_unsent() -> None:
+    # Ten texts, eight threads: the first call fails at once while the other seven are still out, so at least the
+    # last was never begun (the first's thread may take the ninth before the failure is seen). Those are not sent,
+    # and the error counts them (the gateway's rate limit gives them back).
+    sent: list[str] = []
+
+    def invoke(body: dict) -> tuple[dict, dict]:
+        sent.append(body["inputText"])
+        if body["inputText"] == "t0":
+            raise ProviderError("Bedrock ThrottlingException: slow down", kind="throttled")
+        time.sleep(0.5)
+        return {"embedding": [0.0], "inputTextTokenCount": 1}, {}
+
+    with pytest.raises(ProviderError) as failed:
+        be.embed(invoke, {"model": TITAN, "input": [f"t{i}" for i in range(10)]}, TITAN)
+    assert be.TITAN_CONCURRENCY == 8 and len(sent) in (8, 9), sent
+    assert failed.value.unsent_calls == 10 - len(sent) and failed.value.billed_tokens == len(sent) - 1
 
 
 def test_a_calls_client_error_names_the_callers_inputs_it_carried() -> None:

@@ -109,6 +109,8 @@ async def embed_with_retries(
                     # An upstream still working when the wait ended (or cut off mid-answer) bills the input anyway; a
                     # request of several calls (Bedrock's) bills the tokens of those that answered before one failed.
                     billed = exc.billed_tokens if exc.billed_tokens is not None else due if exc.reached else 0
+                    if limiter is not None and exc.unsent_calls:  # calls of a Bedrock request never sent
+                        limiter.release(0, exc.unsent_calls)
                     event = _row(gw, spec, upstream.name, spec.model, meta, asked, billed, step.attempt, seconds)
                     event.outcome, event.error_type = exc.kind, error_type
                     spent += event.cost_usd

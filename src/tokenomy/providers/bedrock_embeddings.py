@@ -228,8 +228,9 @@ def embed(
     sending only the calls an earlier attempt of the request left unanswered (`progress`).
 
     Titan's calls run `TITAN_CONCURRENCY` at a time, Cohere's batches one after another. When a call fails, those
-    not yet started are not sent, and the error carries the tokens of this attempt's calls that answered
-    (`billed_tokens`): Bedrock bills them though the request failed. The answer's usage is the whole request's."""
+    not yet started are not sent (the error counts them: `unsent_calls`), and the error carries the tokens of this
+    attempt's calls that answered (`billed_tokens`): Bedrock bills them though the request failed. The answer's
+    usage is the whole request's."""
     model = embedding_model(model_id)
     assert model is not None
     progress = progress if progress is not None else Progress()
@@ -272,13 +273,19 @@ def embed(
                 try:
                     for future in futures:
                         future.result()
-                except BaseException:
-                    for future in futures:
-                        future.cancel()
+                except BaseException as exc:
+                    # Those no thread had begun are not sent; how many depends on when the first failure came.
+                    unsent = sum(future.cancel() for future in futures)
+                    if isinstance(exc, ProviderError):
+                        exc.unsent_calls = unsent
                     raise
         else:
-            for index in pending:
-                one(index)
+            for position, index in enumerate(pending):
+                try:
+                    one(index)
+                except ProviderError as exc:
+                    exc.unsent_calls = len(pending) - position - 1
+                    raise
     except ProviderError as exc:
         done = [progress.answered[index][1] for index in pending if index in progress.answered]
         if done or unusable:
