@@ -7,9 +7,11 @@ prompt cache) the cached prefix is written once and read after."""
 
 from __future__ import annotations
 
+import re
 import time
 from decimal import Decimal
 
+import httpx
 import pytest
 from google import genai
 from google.genai import errors, types
@@ -254,6 +256,29 @@ def test_two_gateways_on_one_ledger_share_caches_and_a_team_sees_only_its_own(tm
             with pytest.raises(errors.APIError) as hidden:
                 stranger.caches.get(name=cache.name)
             assert hidden.value.code == 404
+
+
+def test_creating_a_cache_on_a_clickhouse_ledger_is_a_501_counted_in_metrics(tmp_path) -> None:
+    # A ClickHouse ledger keeps the calls only: creating a cache is answered 501 by the app's NotOnThisLedger handler,
+    # which was the one exception handler whose answer /metrics did not count, as if the request never came.
+    pytest.importorskip("chdb")
+    ledger = f"chdb:{tmp_path / 'ledger.chdb'}"
+    with ServerThread(create_gemini(engine=InstantEngine())) as gemini:
+        loaded = parse_config({"models": {"g": {"provider": "gemini", "model": GEMINI, "base_url": gemini}}})
+        with ServerThread(create_app(loaded, ledger), lifespan="on") as url:
+            before = unrouted_501s(url)
+            with pytest.raises(errors.APIError) as refused:
+                make_cache(genai.Client(api_key="unused", http_options={"base_url": url}), model="g")
+            after = unrouted_501s(url)
+    assert refused.value.code == 501
+    assert after == before + 1  # under "unknown": no route admitted it
+
+
+def unrouted_501s(url: str) -> float:
+    """The count /metrics has of 501s under model "unknown" (the counters live as long as the process)."""
+    exposed = httpx.get(url + "/metrics").text
+    found = re.search(r'^tokenomy_requests_total{model="unknown",status="501"} ([\d.]+)$', exposed, re.M)
+    return float(found.group(1)) if found else 0.0
 
 
 def test_a_cache_on_a_bedrock_route_is_written_once_and_read_after_as_bedrock_reports_it(tmp_path) -> None:

@@ -136,12 +136,12 @@ def create_app(
         return counted(request, in_its_api(request, status, message, code))
 
     @app.exception_handler(NotOnThisLedger)
-    async def not_on_this_ledger(request: Request, exc: NotOnThisLedger) -> JSONResponse:
+    async def not_on_this_ledger(request: Request, exc: NotOnThisLedger) -> Response:
         # A feature this ledger cannot hold (a ClickHouse ledger and Gemini's cachedContents): the operator's choice,
         # not a fault, so no traceback; the caller is told what the gateway does not serve here, and why.
         status, message = 501, str(exc)
         log.warning("%s %s: %s", request.method, request.url.path, message)
-        return in_its_api(request, status, message, "not_implemented")
+        return counted(request, in_its_api(request, status, message, "not_implemented"))
 
     @app.exception_handler(HTTPException)
     async def no_such_endpoint(request: Request, exc: HTTPException) -> Response:
