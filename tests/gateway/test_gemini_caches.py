@@ -258,9 +258,10 @@ def test_two_gateways_on_one_ledger_share_caches_and_a_team_sees_only_its_own(tm
             assert hidden.value.code == 404
 
 
-def test_creating_a_cache_on_a_clickhouse_ledger_is_a_501_counted_in_metrics(tmp_path) -> None:
+def test_a_cache_on_a_clickhouse_ledger_is_geminis_501_naming_the_ledger_and_counted_in_metrics(tmp_path) -> None:
     # A ClickHouse ledger keeps the calls only: creating a cache is answered 501 by the app's NotOnThisLedger handler,
-    # which was the one exception handler whose answer /metrics did not count, as if the request never came.
+    # which was the one exception handler whose answer /metrics did not count, as if the request never came. And it
+    # was in OpenAI's shape, as google-genai 3's /v1/cachedContents was taken for OpenAI's: the SDK read no message.
     pytest.importorskip("chdb")
     ledger = f"chdb:{tmp_path / 'ledger.chdb'}"
     with ServerThread(create_gemini(engine=InstantEngine())) as gemini:
@@ -270,7 +271,8 @@ def test_creating_a_cache_on_a_clickhouse_ledger_is_a_501_counted_in_metrics(tmp
             with pytest.raises(errors.APIError) as refused:
                 make_cache(genai.Client(api_key="unused", http_options={"base_url": url}), model="g")
             after = unrouted_501s(url)
-    assert refused.value.code == 501
+    assert refused.value.code == 501 and refused.value.status == "UNIMPLEMENTED"
+    assert refused.value.message.startswith(f"ledger {ledger}: the gateway's Gemini cachedContents need a DuckDB")
     assert after == before + 1  # under "unknown": no route admitted it
 
 

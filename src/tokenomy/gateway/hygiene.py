@@ -224,6 +224,8 @@ def api_of(path: str) -> str:
         return "gemini"
     if path.startswith(("/v1beta/", "/v1alpha/")) or (path.startswith("/v1/models/") and ":" in path):
         return "gemini"
+    if path.startswith("/v1/cachedContents"):  # where google-genai 3 keeps caches (its default version is v1)
+        return "gemini"
     if "/messages" in path:
         return "anthropic"
     return "openai"
