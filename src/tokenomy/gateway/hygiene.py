@@ -1,6 +1,7 @@
 """Input hygiene at the edge, before any parsing or provider call (an ASGI middleware).
 
-- Header values with CR, LF or NUL: 400 naming the header.
+- Header values with CR, LF or NUL: 400 naming the header. (Behind uvicorn, which `tokenomy serve` runs, its
+  parser, httptools or h11, refuses such a request with its own plain-text 400 before any app sees it.)
 - Request bodies larger than `max_body_bytes`: 413 (checked on Content-Length and while reading).
 - A body that does not arrive within `read_timeout` seconds: 408 and the connection is closed.
 - Text that is not valid UTF-8, or a JSON string holding a lone UTF-16 surrogate (`"hi \\ud800"`,
