@@ -680,3 +680,103 @@ def test_resume_holds_back_a_job_bedrock_failed_at_validation_not_one_it_failed_
         failed = {**backend.describe(part["handle"]), "message": "Internal error: the service failed"}
         backend.describe = lambda handle: failed  # type: ignore[method-assign]
         assert backend.status(part["handle"]) == ("failed", "Internal error: the service failed")
+
+
+def _submit_squeezed(s3_url, tmp_path, ledger_path, monkeypatch, capsys, smalls: int, bigs: int):
+    """`batch submit --backend bedrock --json` of `squeezed` records, Bedrock's quotas scaled down to them (the
+    emulator rejects a job under their minimum of 3, as Bedrock one under 100): (exit status, stdout, stderr, the
+    emulator's jobs)."""
+    from helpers.batch_records import squeezed
+    from helpers.cli import run_cli
+    from tokenomy.batch.split import sent_bytes
+    from tokenomy.pricing.catalog import default_catalog
+
+    lines, quotas = squeezed(smalls, bigs, sent_bytes(BedrockBatchBackend(), HAIKU))
+    monkeypatch.setitem(default_catalog().batch_quotas, "aws.bedrock", quotas)
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    app = create_app(engine=InstantEngine())
+    service = configure(app, s3_endpoint_url=s3_url, min_records=quotas["min_records_per_job"], **FAST)
+    with ServerThread(app) as url:
+        code, out, err = run_cli(monkeypatch, capsys, "batch", "submit", str(path), "--model", HAIKU, "--backend",
+                                 "bedrock", "--json", "--endpoint-url", url, "--s3-endpoint-url", s3_url, "--role-arn",
+                                 ROLE, "--s3-uri", f"s3://{BUCKET}/squeezed", "--ledger", str(ledger_path))
+    return code, out, err, service.jobs
+
+
+def test_submit_moves_records_into_a_last_job_the_bytes_left_under_bedrocks_minimum(s3_url, tmp_path, ledger_path,
+                                                                                    monkeypatch, capsys) -> None:
+    # Split by the bytes sent, eight short records filled the first job and left the two long ones to a second job
+    # under the minimum: Bedrock failed it, after the first was made and billed. The first job gives the second one.
+    code, out, err, jobs = _submit_squeezed(s3_url, tmp_path, ledger_path, monkeypatch, capsys, 8, 2)
+    job = json.loads(out.splitlines()[-1])
+    assert (code, job["status"], job["done"], job["pending"]) == (0, "completed", 10, 0), (out, err)
+    assert sorted(j.counts["totalRecordCount"] for j in jobs.values()) == [3, 7]
+
+
+def test_submit_refuses_records_no_split_keeps_at_bedrocks_minimum_before_any_job_is_made(s3_url, tmp_path,
+                                                                                          ledger_path, monkeypatch,
+                                                                                          capsys) -> None:
+    # No split of these holds three records a job within the bytes a job: submit made a job of 6, one of 2 and one
+    # of 1, and Bedrock failed the two small ones after the first had been made (and was billed). Nothing is sent now,
+    # no job is kept, and the error names the job, its records, the minimum and how to run them on demand.
+    from helpers.cli import one_error_line, run_cli
+    from tokenomy.pricing.catalog import default_catalog
+
+    code, out, err, jobs = _submit_squeezed(s3_url, tmp_path, ledger_path, monkeypatch, capsys, 6, 3)
+    line = one_error_line(err)
+    assert code == 2 and not out and jobs == {}, (code, out, err, jobs)
+    path = tmp_path / "in.jsonl"
+    assert line == (
+        f"error: {path}: job 2 of 3 would hold 2 records (lines 7 to 8) and job 3 of 3 would hold 1 record (line 9), "
+        "below aws.bedrock's minimum of 3 per batch job, and no split within its limits a job (50 records, "
+        f"{default_catalog().quotas_for('aws.bedrock')['max_bytes_per_job']:,} bytes as sent) keeps every job at 3 or "
+        f"more; move lines 7 to 9 of {path} to a file of their own, submit the rest, and run that one on demand: "
+        f"`tokenomy batch submit FILE --model {HAIKU} --backend local` (nothing was sent)")
+    assert not ledger_path.exists()
+    # `batch plan` says so before submit (it recommended batch: the file passed the minimum).
+    code, out, _ = run_cli(monkeypatch, capsys, "batch", "plan", str(path), "--model", HAIKU, "--deadline", "00:00",
+                           "--start", "00:00", "--backend", "bedrock", "--json")
+    plan = json.loads(out)
+    assert (code, plan["recommendation"]) == (0, "on_demand"), plan
+    assert plan["reason"] == line.split(": ", 2)[2].removesuffix(" (nothing was sent)"), plan["reason"]
+
+
+def test_resume_refuses_records_no_split_keeps_at_bedrocks_minimum_before_any_part_is_sent(s3_url, tmp_path,
+                                                                                           ledger_path,
+                                                                                           monkeypatch) -> None:
+    # A job expired before it started: resume split its nine records as submit did, 6 + 2 + 1 by the bytes sent, and
+    # sent all three parts; Bedrock failed the two small ones after the first was made. It sends nothing now.
+    from helpers.batch_records import squeezed
+    from tokenomy.batch.jobs import create_job, open_tables, resubmit_missing, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.batch.split import sent_bytes
+    from tokenomy.pricing.catalog import default_catalog
+
+    lines, quotas = squeezed(6, 3, sent_bytes(BedrockBatchBackend(), HAIKU))
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    roomy = {**quotas, "max_bytes_per_job": 10 ** 6, "max_bytes_per_file": 10 ** 6}
+    monkeypatch.setitem(default_catalog().batch_quotas, "aws.bedrock", roomy)  # submitted as one part of 9
+    app = create_app(engine=InstantEngine())
+    # Scheduled for 5 s, but 24 emulated hours pass in 0.24 s: Bedrock expires it before it starts.
+    service = configure(app, s3_endpoint_url=s3_url, min_records=3, step_seconds=0.05, queue_seconds=5,
+                        seconds_per_hour=0.01)
+    with ServerThread(app) as url:
+        options = SubmitOptions(region="us-east-1", role_arn=ROLE, s3_uri=f"s3://{BUCKET}/squeezed-resume",
+                                endpoint_url=url, timeout_hours=24, extra={"s3_endpoint_url": s3_url})
+        tables = open_tables(str(ledger_path))
+        job = submit_parts(tables, create_job(tables, path, HAIKU, "bedrock", options))
+        job = wait_job(tables, job.job_id, timeout_s=10, poll_s=0.05)
+        assert (job.status, job.pending, len(service.jobs)) == ("expired", 9, 1), job.to_json()
+        monkeypatch.setitem(default_catalog().batch_quotas, "aws.bedrock", quotas)
+        with pytest.raises(UsageError) as refused:
+            resubmit_missing(tables, job.job_id)
+        assert len(service.jobs) == 1 and len(tables.parts(job.job_id)) == 1  # nothing sent, no part made
+    assert str(refused.value) == (
+        f"{job.job_id}: job 2 of 3 would hold 2 records and job 3 of 3 would hold 1 record, below aws.bedrock's "
+        f"minimum of 3 per batch job, and no split within its limits a job (50 records, "
+        f"{quotas['max_bytes_per_job']:,} bytes as sent) keeps every job at 3 or more, so nothing was sent; run them "
+        "on demand instead: "
+        f"`tokenomy batch results {job.job_id} "
+        f"--missing-input -o rest.jsonl` then `tokenomy batch submit rest.jsonl --model {HAIKU} --backend local`")

@@ -11,7 +11,6 @@ records' payloads, their stored results and usage, the exports) is `records.py`;
 from __future__ import annotations
 
 import importlib
-import itertools
 import os
 import time
 import uuid
@@ -37,7 +36,7 @@ from tokenomy.batch.records import (
 )
 from tokenomy.batch.runner_journal import commit_left_behind
 from tokenomy.batch.runner_process import runner_alive, runner_gone
-from tokenomy.batch.split import below_minimum, one_file_a_job, quota_provider, sent_bytes, split_records
+from tokenomy.batch.split import ShortJob, below_minimum, job_parts, quota_provider, sent_bytes
 from tokenomy.batch.validate import require_good, validate_file
 from tokenomy.batch.worst_case import job_cap, keep_cap, require_within_cap
 from tokenomy.errors import ConfigError, ProviderError, UsageError
@@ -167,12 +166,10 @@ def prepare_job(
         sender = get_backend(backend, options)
         sender.check(options)
         # Each provider job of the split is one part; its files are the backend's business.
-        parts = [
-            list(itertools.chain.from_iterable(files))
-            for files in split_records(
-                records, one_file_a_job(default_catalog().quotas_for(provider)), sent_bytes(sender, model)
-            )
-        ]
+        try:
+            parts = job_parts(records, provider, sent_bytes(sender, model))
+        except ShortJob as short:  # the provider would reject those jobs once the others were made (and billed)
+            raise UsageError(f"{path}: {short.in_file(path, model)} (nothing was sent)") from None
     now = utcnow()
     stored_options = {k: v for k, v in asdict(options).items() if k in _OPTION_KEYS and v is not None}
     stored_options.update(options.extra)
@@ -371,27 +368,35 @@ def resubmit_missing(
         _require_minimum(job, len(rest), provider, min_records)
     require_within_cap(job, resent + rest, job_cap(job, max_cost), resume=True)  # once, over all it sends
     keep_cap(tables, job, max_cost)  # for the resumes after this one, kept before an error below can end this one
+    backend = backend or get_backend(job.backend, submit_options(job))
+    try:  # split before anything is sent: a part under the minimum would be rejected once the others were made
+        new_parts = job_parts(rest, provider, sent_bytes(backend, job.model)) if rest else []
+    except ShortJob as short:
+        raise UsageError(
+            f"{job_id}: {short}, so nothing was sent; run them on demand instead: {_on_demand(job)}"
+        ) from None
     for part in unsent:
         tables.update_part(job_id, part["part_no"], status="submitted", collected=False)
-    backend = backend or get_backend(job.backend, submit_options(job))
-    if rest:
-        next_no = max(p["part_no"] for p in parts) + 1
-        quotas = one_file_a_job(default_catalog().quotas_for(provider))
-        for offset, split_job in enumerate(split_records(rest, quotas, sent_bytes(backend, job.model))):
-            records = list(itertools.chain.from_iterable(split_job))
-            tables.insert_part(
-                job_id, next_no + offset, None, "submitted", [r.id for r in records], part_payload(records)
-            )
+    next_no = max((p["part_no"] for p in parts), default=-1) + 1
+    for offset, records in enumerate(new_parts):
+        tables.insert_part(job_id, next_no + offset, None, "submitted", [r.id for r in records], part_payload(records))
     submit_parts(tables, job, backend)
     if left:
         raise UsageError(
             f"{job_id}: sent again the {len(resent)} records of the parts whose submit failed; the other {left} "
             f"records without a result are below {provider}'s minimum of {min_records} per batch job, so a "
             f"resubmission would be rejected: once those parts end (`tokenomy batch wait {job_id}`), run the rest on "
-            f"demand: `tokenomy batch results {job_id} --missing-input -o rest.jsonl` then `tokenomy batch submit "
-            f"rest.jsonl --model {job.model} --backend local`"
+            f"demand: {_on_demand(job)}"
         )
     return len(resent) + len(rest)
+
+
+def _on_demand(job: Job) -> str:
+    """How to run the records `job` has no result for on demand."""
+    return (
+        f"`tokenomy batch results {job.job_id} --missing-input -o rest.jsonl` then `tokenomy batch submit rest.jsonl "
+        f"--model {job.model} --backend local`"
+    )
 
 
 def _require_minimum(job: Job, records: int, provider: str, minimum: int, what: str = "") -> None:
@@ -400,9 +405,7 @@ def _require_minimum(job: Job, records: int, provider: str, minimum: int, what: 
     if records < minimum:
         raise UsageError(
             f"{what}{records} records of {job.job_id} have no result, below {provider}'s minimum of {minimum} per "
-            f"batch job, so a resubmission would be rejected; run them on demand instead: `tokenomy batch results "
-            f"{job.job_id} --missing-input -o rest.jsonl` then `tokenomy batch submit rest.jsonl --model {job.model} "
-            "--backend local`"
+            f"batch job, so a resubmission would be rejected; run them on demand instead: {_on_demand(job)}"
         )
 
 

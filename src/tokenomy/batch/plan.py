@@ -15,7 +15,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tokenomy.batch.split import below_minimum, quota_provider
+from tokenomy.batch.formats import BatchRecord
+from tokenomy.batch.split import ShortJob, below_minimum, job_parts, quota_provider, record_bytes, sent_bytes
 from tokenomy.batch.validate import require_good, validate_file
 from tokenomy.batch.worst_case import job_worst_case
 from tokenomy.errors import ConfigError
@@ -124,7 +125,11 @@ def plan_deadline(
         if report.batch_usd is not None and report.on_demand_usd is not None
         else None
     )
-    too_few = below_minimum(len(report.records), quota_provider(backend, provider))  # `batch submit` would refuse it
+    # What `batch submit` would refuse: too few records for a job, or no split of them keeping each job at the minimum.
+    quotas_of = quota_provider(backend, provider)
+    too_few = below_minimum(len(report.records), quotas_of) or short_jobs(
+        report.records, path, model, quotas_of, backend
+    )
     if report.batch_usd is None:
         choice, reason = (
             "on_demand",
@@ -204,3 +209,22 @@ def plan_deadline(
         worst_on_demand_usd=worst.on_demand_usd,
         worst_batch_usd=worst.batch_usd,
     )
+
+
+def short_jobs(
+    records: list[BatchRecord], path: str | Path, model: str, provider: str, backend: str | None
+) -> str | None:
+    """Why `batch submit` would refuse to split `records` of `path` for `backend` at `provider`'s quotas (a job under
+    the minimum no split avoids), and what to do; None when it would not. With no backend named, records are measured
+    as written (a backend sends more)."""
+    if backend == "local" or not records:
+        return None
+    from tokenomy.batch.backends import SubmitOptions
+    from tokenomy.batch.jobs import get_backend
+
+    size = sent_bytes(get_backend(backend, SubmitOptions()), model) if backend else record_bytes
+    try:
+        job_parts(records, provider, size)
+    except ShortJob as short:
+        return short.in_file(path, model)
+    return None

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from tokenomy.batch.backends import BatchBackend
 from tokenomy.batch.formats import BatchRecord
+from tokenomy.errors import UsageError
 from tokenomy.pricing.catalog import default_catalog
 
 # The catalog provider whose `batch_quotas` bound a job sent through each backend: the service that takes the job sets
@@ -33,21 +36,99 @@ def record_bytes(rec: BatchRecord) -> int:
     return len(json.dumps(rec.raw).encode()) + 1
 
 
+class ShortJob(UsageError):
+    """No split of the records within the provider's limits a job keeps every job at its minimum: the split the
+    limits give (`jobs` jobs) leaves `short` (each such job's records; `numbers`, its place from 1) under `minimum`.
+    The provider would reject those jobs after the others were made, and billed: nothing is to be sent."""
+
+    def __init__(self, short: list[tuple[int, list[BatchRecord]]], jobs: int, minimum: int, provider: str, limits: str):
+        self.short = [records for _, records in short]
+        self.numbers = [number for number, _ in short]
+        self.jobs, self.minimum, self.provider, self.limits = jobs, minimum, provider, limits
+        super().__init__(self.describe())
+
+    def describe(self, where: Callable[[list[BatchRecord]], str] | None = None) -> str:
+        """What is wrong, each short job's records named by `where` (their lines in the file), if given."""
+        named = " and ".join(
+            f"job {number} of {self.jobs} would hold {_records(len(recs))}" + (f" ({where(recs)})" if where else "")
+            for number, recs in zip(self.numbers, self.short, strict=True)
+        )
+        return (
+            f"{named}, below {self.provider}'s minimum of {self.minimum} per batch job, and no split within its limits "
+            f"a job ({self.limits}) keeps every job at {self.minimum} or more"
+        )
+
+    def in_file(self, path: str | Path, model: str) -> str:
+        """What is wrong, splitting the file at `path` for `model`, and what to do: run the short jobs' lines on
+        demand, in a file of their own, and the rest (whose every job holds the minimum) in batch; or, if every job is
+        short, the whole file on demand."""
+        on_demand = f"`tokenomy batch submit {{}} --model {model} --backend local`"
+        if len(self.numbers) == self.jobs:
+            return f"{self.describe(_lines)}; run the whole file on demand: {on_demand.format(path)}"
+        spans: list[list[BatchRecord]] = []  # the records of consecutive short jobs, one span of lines each
+        for number, recs in zip(self.numbers, self.short, strict=True):
+            if spans and number - 1 in self.numbers:
+                spans[-1].extend(recs)
+            else:
+                spans.append(list(recs))
+        where = " and ".join(_lines(span) for span in spans)
+        return (
+            f"{self.describe(_lines)}; move {where} of {path} to a file of their own, submit the rest, and run that "
+            f"one on demand: {on_demand.format('FILE')}"
+        )
+
+
+def _lines(records: list[BatchRecord]) -> str:
+    """Where `records`, consecutive in their file, are in it: "line 9", "lines 7 to 8"."""
+    first, last = records[0].line, records[-1].line
+    return f"line {first}" if first == last else f"lines {first} to {last}"
+
+
 def split_records(
-    records: list[BatchRecord], quotas: dict[str, Any], size: Callable[[BatchRecord], int] = record_bytes
+    records: list[BatchRecord],
+    quotas: dict[str, Any],
+    size: Callable[[BatchRecord], int] = record_bytes,
+    provider: str = "the provider",
 ) -> list[list[list[BatchRecord]]]:
     """Jobs -> files -> records, greedy, each within records/bytes limits per file and per job (a record's bytes as
-    `size` counts them: as the backend sends it, see `BatchBackend.input_line`); a last job
-    the greedy split leaves under the provider's per-job minimum shares the previous job's records instead
-    (50,050 records on Bedrock: 25,025 + 25,025, not 50,000 + a 50-record job Bedrock rejects)."""
-    jobs = _greedy(records, quotas, size)
+    `size` counts them: as the backend sends it, see `BatchBackend.input_line`). A job the greedy split leaves under
+    the provider's per-job minimum would be rejected once the others were made: a last one shares the previous job's
+    records in halves (50,050 records on Bedrock: 25,025 + 25,025, not 50,000 + a 50-record job Bedrock rejects);
+    else (bytes force jobs too uneven for halves) earlier jobs give it records, the first jobs kept as full as a split
+    that holds allows; none holding, `ShortJob` is raised (named for `provider`). Records too few for one job make
+    one job under the minimum: callers refuse that first (`below_minimum`)."""
+    sizes = [size(rec) for rec in records]
+    jobs = _greedy(records, sizes, quotas)
     minimum = int(quotas.get("min_records_per_job", 0))
-    if len(jobs) > 1 and _count(jobs[-1]) < minimum:
-        tail = [rec for job in jobs[-2:] for file in job for rec in file]
-        halves = _greedy(tail, {**quotas, "max_records_per_job": (len(tail) + 1) // 2}, size)
+    short = [(number, job) for number, job in enumerate(jobs, 1) if _count(job) < minimum]
+    if len(jobs) < 2 or not short:
+        return jobs
+    if [number for number, _ in short] == [len(jobs)]:
+        tail_n = _count(jobs[-2]) + _count(jobs[-1])
+        tail = records[-tail_n:]
+        halves = _greedy(tail, sizes[-tail_n:], {**quotas, "max_records_per_job": (tail_n + 1) // 2})
         if all(_count(job) >= minimum for job in halves):
-            jobs[-2:] = halves
-    return jobs
+            return jobs[:-2] + halves
+    per_job, job_bytes = _job_limits(quotas)
+    ends = _ends_at_minimum(sizes, per_job, job_bytes, minimum)
+    if ends is None:
+        limits = ", ".join(
+            f"{int(quotas[key]):,} {unit}"
+            for key, unit in (("max_records_per_job", "records"), ("max_bytes_per_job", "bytes as sent"))
+            if key in quotas
+        )
+        flat = [(number, [rec for file in job for rec in file]) for number, job in short]
+        raise ShortJob(flat, len(jobs), minimum, provider, limits)
+    bounds = [0, *ends]
+    # Each job is within the job limits: greedy over it makes it one job, cut into files by the file limits.
+    return [_greedy(records[a:b], sizes[a:b], quotas)[0] for a, b in itertools.pairwise(bounds)]
+
+
+def job_parts(records: list[BatchRecord], provider: str, size: Callable[[BatchRecord], int]) -> list[list[BatchRecord]]:
+    """`records` split at `provider`'s batch quotas into the parts of a job, one provider job each (a record's bytes
+    as `size` counts them); `ShortJob` when no split keeps every part at the provider's minimum."""
+    quotas = one_file_a_job(default_catalog().quotas_for(provider))
+    return [list(itertools.chain.from_iterable(files)) for files in split_records(records, quotas, size, provider)]
 
 
 def one_file_a_job(quotas: dict[str, Any]) -> dict[str, Any]:
@@ -69,26 +150,32 @@ def _count(job: list[list[BatchRecord]]) -> int:
     return sum(len(file) for file in job)
 
 
-def _greedy(
-    records: list[BatchRecord], quotas: dict[str, Any], size_of: Callable[[BatchRecord], int]
-) -> list[list[list[BatchRecord]]]:
-    big = 1 << 62
-    per_file = int(quotas.get("max_records_per_file", big))
-    per_job = int(quotas.get("max_records_per_job", big))
-    bytes_file = int(quotas.get("max_bytes_per_file", big))
-    bytes_job = int(quotas.get("max_bytes_per_job", big))
+def _records(n: int) -> str:
+    return f"{n} record" if n == 1 else f"{n} records"
+
+
+_BIG = 1 << 62
+
+
+def _job_limits(quotas: dict[str, Any]) -> tuple[int, int]:
+    return int(quotas.get("max_records_per_job", _BIG)), int(quotas.get("max_bytes_per_job", _BIG))
+
+
+def _greedy(records: list[BatchRecord], sizes: list[int], quotas: dict[str, Any]) -> list[list[list[BatchRecord]]]:
+    per_file = int(quotas.get("max_records_per_file", _BIG))
+    bytes_file = int(quotas.get("max_bytes_per_file", _BIG))
+    per_job, bytes_job = _job_limits(quotas)
     jobs: list[list[list[BatchRecord]]] = []
     job: list[list[BatchRecord]] = []
     cur: list[BatchRecord] = []
     job_n = job_b = file_b = 0
-    for rec in records:
-        size = size_of(rec)
-        if job_n + 1 > per_job or job_b + size > bytes_job:
+    for rec, size in zip(records, sizes, strict=True):
+        if job_n and (job_n + 1 > per_job or job_b + size > bytes_job):  # never an empty job before a record over
             if cur:
                 job.append(cur)
             jobs.append(job)
             job, cur, job_n, job_b, file_b = [], [], 0, 0, 0
-        if len(cur) + 1 > per_file or file_b + size > bytes_file:
+        if cur and (len(cur) + 1 > per_file or file_b + size > bytes_file):
             job.append(cur)
             cur, file_b = [], 0
         cur.append(rec)
@@ -100,6 +187,39 @@ def _greedy(
     if job:
         jobs.append(job)
     return jobs
+
+
+def _ends_at_minimum(sizes: list[int], per_job: int, job_bytes: int, minimum: int) -> list[int] | None:
+    """Where each job ends (an index past its last record) in a split of records of `sizes`, in order, into jobs of
+    `minimum` to `per_job` records and at most `job_bytes`, each job as long as the jobs after it can still be; None
+    when no such split exists. Linear: a job from record j may end anywhere in [j + minimum, reach[j]], an interval."""
+    n, minimum = len(sizes), max(1, minimum)
+    reach = [0] * n  # past the last record a job from j can hold within per_job and job_bytes
+    end = held = 0
+    for j in range(n):
+        if end < j:
+            end, held = j, 0
+        while end < n and end - j < per_job and held + sizes[end] <= job_bytes:
+            held += sizes[end]
+            end += 1
+        reach[j] = end
+        held -= sizes[j] if end > j else 0
+    # ok[j]: the records from j on split into such jobs; oks_from[k]: how many of ok[k..n] hold
+    ok = [False] * n + [True]
+    oks_from = [0] * (n + 2)
+    oks_from[n] = 1
+    for j in range(n - 1, -1, -1):
+        lo, hi = j + minimum, reach[j]
+        ok[j] = lo <= hi and oks_from[lo] - oks_from[hi + 1] > 0
+        oks_from[j] = oks_from[j + 1] + ok[j]
+    if not ok[0]:
+        return None
+    last_ok = list(itertools.accumulate(range(n + 1), lambda last, k: k if ok[k] else last, initial=0))[1:]
+    ends, j = [], 0
+    while j < n:
+        j = last_ok[reach[j]]  # the furthest end that leaves a split of the rest (ok[j] says one is in range)
+        ends.append(j)
+    return ends
 
 
 def sent_bytes(backend: BatchBackend, model: str) -> Callable[[BatchRecord], int]:

@@ -1,0 +1,132 @@
+"""Splitting records into jobs within a provider's batch quotas, and never into a job under its per-job minimum."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from datetime import UTC, datetime, time
+
+import pytest
+
+from helpers.batch_records import records, squeezed
+from tokenomy.batch.split import ShortJob, record_bytes, split_records
+from tokenomy.errors import UsageError
+
+HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
+
+
+def _shape(jobs) -> list[int]:
+    return [sum(len(f) for f in job) for job in jobs]
+
+
+def _bytes(job, size=record_bytes) -> int:
+    return sum(size(rec) for f in job for rec in f)
+
+
+def test_a_last_job_under_the_minimum_takes_records_from_the_job_before_it_within_its_bytes() -> None:
+    # Eight short records fill a job's bytes and leave the two long ones (3.5 times as long) to a job of 2, under the
+    # minimum of 3. Sharing the ten records in halves cannot help (5 records hold both long ones: over the bytes), so
+    # the split kept the 2-record job, which the provider rejects once the first job is made and billed. The first
+    # job now gives one short record to the last: 7 + 3, each within its bytes.
+    lines, quotas = squeezed(8, 2, record_bytes)
+    recs = records(lines)
+    jobs = split_records(recs, quotas)
+    assert _shape(jobs) == [7, 3]
+    assert all(_bytes(job) <= quotas["max_bytes_per_job"] for job in jobs)
+    assert [rec.id for job in jobs for f in job for rec in f] == [rec.id for rec in recs]
+
+
+def test_records_no_split_keeps_at_the_minimum_are_refused_naming_the_job_its_records_and_the_minimum() -> None:
+    # Six short records and three long ones: no jobs of at least 3 records hold the three long ones within the bytes
+    # a job (the last three together are over). The split was 6 + 2 + 1, and the 2- and 1-record jobs were sent.
+    lines, quotas = squeezed(6, 3, record_bytes)
+    with pytest.raises(ShortJob) as refused:
+        split_records(records(lines), quotas, provider="aws.bedrock")
+    assert isinstance(refused.value, UsageError)
+    assert str(refused.value) == (
+        "job 2 of 3 would hold 2 records and job 3 of 3 would hold 1 record, below aws.bedrock's minimum of 3 per "
+        f"batch job, and no split within its limits a job ({quotas['max_records_per_job']} records, "
+        f"{quotas['max_bytes_per_job']:,} bytes as sent) keeps every job at 3 or more"), str(refused.value)
+    assert [[rec.id for rec in job] for job in refused.value.short] == [["r6", "r7"], ["r8"]]
+
+
+def _feasible(sizes: list[int], minimum: int, per_job: int, job_bytes: int) -> bool:
+    """Whether any split of `sizes`, in order, into jobs of minimum..per_job records within job_bytes exists."""
+    n = len(sizes)
+    for cuts in itertools.chain.from_iterable(itertools.combinations(range(1, n), k) for k in range(n)):
+        bounds = [0, *cuts, n]
+        if all(minimum <= b - a <= per_job and sum(sizes[a:b]) <= job_bytes for a, b in itertools.pairwise(bounds)):
+            return True
+    return False
+
+
+def test_a_split_keeps_every_job_at_the_minimum_whenever_one_exists_and_refuses_only_when_none_does() -> None:
+    # Against every split there is, for 400 files of random record sizes: a split is made iff one exists, and then
+    # each job is within its records and bytes and at or above the minimum; else it is refused.
+    rng = random.Random(11)
+    made = refused = 0
+    for _ in range(400):
+        n = rng.randint(3, 10)
+        sizes = [rng.choice((1, 2, 3, 5, 8)) for _ in range(n)]
+        minimum, per_job, job_bytes = rng.randint(2, 3), rng.randint(3, 6), rng.randint(8, 16)
+        recs = records([f'{{"id": "r{i}", "prompt": "p"}}' for i in range(n)])
+        size = dict(zip((r.id for r in recs), sizes, strict=True))
+        quotas = {"min_records_per_job": minimum, "max_records_per_job": per_job, "max_bytes_per_job": job_bytes}
+        exists = _feasible(sizes, minimum, per_job, job_bytes) and n >= minimum
+        try:
+            jobs = split_records(recs, quotas, lambda rec, size=size: size[rec.id])
+        except ShortJob:
+            assert not exists, (sizes, quotas)
+            refused += 1
+            continue
+        if len(jobs) == 1 and _shape(jobs)[0] < minimum:  # too few for any job: the callers' `below_minimum`
+            continue
+        assert exists, (sizes, quotas, _shape(jobs))
+        assert [r.id for job in jobs for f in job for r in f] == [r.id for r in recs]
+        assert all(minimum <= c <= per_job for c in _shape(jobs)), (sizes, quotas, _shape(jobs))
+        assert all(_bytes(job, lambda r, size=size: size[r.id]) <= job_bytes for job in jobs), (sizes, quotas)
+        made += 1
+    assert made > 50 and refused > 50, (made, refused)
+
+
+def test_batch_plan_says_no_batch_split_holds_the_minimum_before_submit(tmp_path, monkeypatch) -> None:
+    # `batch plan` checked the whole file against the minimum only, and recommended batch for a file `batch submit`
+    # splits into a job under it. It splits the file as submit does (by the bytes Bedrock is sent) and says so.
+    from tokenomy.batch.bedrock_backend import BedrockBatchBackend
+    from tokenomy.batch.plan import plan_deadline
+    from tokenomy.batch.split import sent_bytes
+    from tokenomy.pricing.catalog import default_catalog
+
+    start = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
+    size = sent_bytes(BedrockBatchBackend(), HAIKU)
+    for smalls, bigs, splits in ((6, 3, False), (8, 2, True)):
+        lines, quotas = squeezed(smalls, bigs, size)
+        monkeypatch.setitem(default_catalog().batch_quotas, "aws.bedrock", quotas)
+        path = tmp_path / f"in{smalls}.jsonl"
+        path.write_text("\n".join(lines) + "\n")
+        plan = plan_deadline(path, HAIKU, time(0, 0), start=start, backend="bedrock")
+        if splits:
+            assert plan.recommendation == "batch", plan.reason
+            continue
+        assert plan.recommendation == "on_demand", plan.reason
+        assert plan.reason.startswith(
+            "job 2 of 3 would hold 2 records (lines 7 to 8) and job 3 of 3 would hold 1 record (line 9), below "
+            "aws.bedrock's minimum of 3 per batch job"), plan.reason
+        assert "`tokenomy batch submit" in plan.reason and "--backend local" in plan.reason, plan.reason
+
+
+def test_batch_validate_notes_records_no_split_keeps_at_the_minimum(tmp_path, monkeypatch, capsys) -> None:
+    # `batch validate` noted a file too small for a job, but not one whose split leaves a job under the minimum.
+    import json
+
+    from helpers.cli import run_cli
+    from tokenomy.pricing.catalog import default_catalog
+
+    lines, quotas = squeezed(6, 3, record_bytes)  # no backend named: measured as written
+    monkeypatch.setitem(default_catalog().batch_quotas, "aws.bedrock", quotas)
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    code, out, _ = run_cli(monkeypatch, capsys, "batch", "validate", str(path), "--model", HAIKU, "--json")
+    assert code == 0
+    assert ("job 2 of 3 would hold 2 records (lines 7 to 8) and job 3 of 3 would hold 1 record (line 9), below "
+            "aws.bedrock's minimum of 3 per batch job") in json.loads(out)["notes"][-1]
