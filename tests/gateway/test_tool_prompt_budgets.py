@@ -125,3 +125,45 @@ def test_a_claude_model_only_genai_prices_prices_is_reserved_with_its_lines_tool
     dearest_input = max(entry.input, entry.cache_write or entry.input)
     before = usd_without_tool_prompt(request, str(dearest_input), str(entry.output))
     assert worst.nano() == to_nano(before + any_ * dearest_input / M)
+
+
+def test_a_claude_model_a_litellm_import_prices_is_reserved_with_its_tool_prompt(tmp_path: Path) -> None:
+    """LiteLLM's price file gives no tool use system prompt count by tool_choice, so a Claude model it priced (its
+    entry `priced_by: litellm-import`) was reserved with none, as genai-prices' were. It gets the catalog's counts: the
+    same model's where the catalog has it in another region, else its line's largest; its source says which."""
+    import json
+
+    from tokenomy.pricing.catalog import PriceCatalog, set_default_catalog
+
+    litellm = tmp_path / "model_prices_and_context_window.json"
+    claude = {"mode": "chat", "input_cost_per_token": 1.5e-05, "output_cost_per_token": 7.5e-05,
+              "cache_creation_input_token_cost": 1.875e-05, "tool_use_system_prompt_tokens": 159}
+    litellm.write_text(json.dumps({
+        "claude-4-opus-20250514": {**claude, "litellm_provider": "anthropic"},
+        HAIKU3: {"litellm_provider": "bedrock", "mode": "chat", "input_cost_per_token": 2.5e-07,
+                 "output_cost_per_token": 1.25e-06},
+        f"bedrock/us.{HAIKU3}": {"litellm_provider": "bedrock", "mode": "chat", "input_cost_per_token": 2.5e-07,
+                                 "output_cost_per_token": 1.25e-06},
+        "acme-chat-1": {"litellm_provider": "openai", "mode": "chat", "input_cost_per_token": 2e-06,
+                        "output_cost_per_token": 8e-06},
+    }))
+    catalog = PriceCatalog.builtin().with_litellm(litellm)
+    opus = catalog.lookup("claude-4-opus-20250514")
+    assert opus.priced_by == "litellm-import"
+    assert (opus.tool_prompt_tokens_auto, opus.tool_prompt_tokens_any) == (675, 804)  # Opus's largest (4.7's)
+    assert opus.tool_prompt_source.startswith("LiteLLM's price file has none by tool_choice: the largest of the "
+                                              "catalog's Claude opus models")
+    for haiku in (catalog.lookup(HAIKU3, "global"), catalog.lookup(f"us.{HAIKU3}")):  # next to the catalog's own
+        assert haiku.priced_by == "litellm-import"
+        assert (haiku.tool_prompt_tokens_auto, haiku.tool_prompt_tokens_any) == (264, 340)  # not Haiku 4.5's
+        assert f"the catalog's {HAIKU3} in " in haiku.tool_prompt_source
+    assert catalog.lookup("acme-chat-1").tool_prompt_tokens("any") == 0
+
+    request = tool_request(ToolChoice("any"))
+    models = {"m": {"provider": "anthropic", "model": "claude-4-opus-20250514", "base_url": "http://127.0.0.1:9"}}
+    set_default_catalog(catalog)
+    try:
+        worst = worst_case({"models": models}, "m", request, tmp_path / "w.duckdb")
+    finally:
+        set_default_catalog(None)
+    assert worst.nano() == to_nano(usd_without_tool_prompt(request, "18.75", "75") + 804 * Decimal("18.75") / M)

@@ -98,9 +98,13 @@ class PriceCatalog:
     def with_litellm(self, path: str | Path) -> PriceCatalog:
         """Import LiteLLM's model_prices_and_context_window.json (curated entries keep priority)."""
         imported = load_litellm_prices(path)
-        curated = {(e.model, e.region) for e in self.entries()}
-        extra = [e for e in imported if (e.model, e.region) not in curated]
-        return PriceCatalog(self.entries() + extra, dict(self.batch_quotas), self.use_fallback, self.aliases)
+        known = self.entries()
+        curated = {(e.model, e.region) for e in known}
+        # Its Claude models get the catalog's tool use system prompt counts, as genai-prices' do.
+        extra = [
+            with_claude_tool_prompt(e, known, LITELLM_LACKS) for e in imported if (e.model, e.region) not in curated
+        ]
+        return PriceCatalog(known + extra, dict(self.batch_quotas), self.use_fallback, self.aliases)
 
     def entries(self) -> list[PriceEntry]:
         return [e for regions in self._by_model.values() for e in regions.values()]
@@ -189,32 +193,44 @@ class PriceCatalog:
         return self.batch_quotas.get(provider, {})
 
 
+# Why a Claude model's tool prompt counts were borrowed from the catalog's (with_claude_tool_prompt).
+LIBRARY_LACKS = "genai-prices has none"
+# LiteLLM's file has one `tool_use_system_prompt_tokens` figure on some Claude models: no count for tool_choice any or
+# tool (the larger one), and older than Anthropic's current table; the catalog's figures are read instead.
+LITELLM_LACKS = "LiteLLM's price file has none by tool_choice"
 # A Claude model's line: "opus" of claude-3-opus-latest, claude-opus-4-7 and claude-3.5-opus alike; none of claude-2.
 _CLAUDE_LINE = re.compile(r"claude-(?:\d+(?:[.-]\d+)*-)?([a-z]+)")
 
 
-def with_claude_tool_prompt(entry: PriceEntry, entries: Iterable[PriceEntry]) -> PriceEntry:
-    """`entry`, a model genai-prices prices, with Claude's tool use system prompt counts where it is a Claude model:
-    genai-prices has none, and a budget would reserve a call with tools without the ~300-800 tokens Anthropic and
-    Bedrock bill for it. The counts are the largest of `entries`' Claude models of its line (Anthropic's table gives
-    them per model; a model it does not list has its line's largest), or of every Claude model when none of its line
-    has one. Another model, or one with counts, is returned as it is."""
+def with_claude_tool_prompt(
+    entry: PriceEntry, entries: Iterable[PriceEntry], lacking: str = LIBRARY_LACKS
+) -> PriceEntry:
+    """`entry`, a model priced by a source without Claude's tool use system prompt counts (genai-prices, a LiteLLM
+    import), with them where it is a Claude model: a budget would otherwise reserve a call with tools without the
+    ~300-800 tokens Anthropic and Bedrock bill for it. The counts are the same model's where `entries` has it (in
+    another region, or without the inference profile), else the largest of `entries`' Claude models of its line
+    (Anthropic's table gives them per model; a model it does not list has its line's largest), or of every Claude model
+    when none of its line has one. `lacking` says why they were borrowed. Another model, or one with counts, is
+    returned as it is."""
     if "claude" not in entry.family or entry.tool_prompt_tokens_any is not None:
         return entry
     asked = _CLAUDE_LINE.search(entry.family)
     line = asked.group(1) if asked else None
     counted = [e for e in entries if "claude" in e.family and e.tool_prompt_tokens_any is not None]
+    base = split_inference_profile(entry.model)[0]  # LiteLLM's `us.anthropic.…` is the catalog's `anthropic.…`
+    same = [e for e in counted if e.model == base]
     own = [e for e in counted if (found := _CLAUDE_LINE.search(e.family)) and found.group(1) == line]
-    pool = own or counted
+    pool = same or own or counted
     if not pool:
         return entry
     best = max(pool, key=lambda e: (e.tool_prompt_tokens_any or 0, e.tool_prompt_tokens_auto or 0))
-    whose = f"the catalog's Claude {line} models" if own else "the catalog's Claude models"
+    group = f"Claude {line} models" if own else "Claude models"
+    whose = f"the catalog's {best.model} in {best.region}" if same else f"the largest of the catalog's {group}"
     return replace(
         entry,
         tool_prompt_tokens_auto=best.tool_prompt_tokens_auto,
         tool_prompt_tokens_any=best.tool_prompt_tokens_any,
-        tool_prompt_source=f"genai-prices has none: the largest of {whose} ({best.model}'s: {best.tool_prompt_source})",
+        tool_prompt_source=f"{lacking}: {whose} ({best.model}'s: {best.tool_prompt_source})",
     )
 
 
