@@ -198,6 +198,36 @@ def test_tool_config_and_tool_results_are_accepted(brt) -> None:
     assert result["usage"]["inputTokens"] > 20
 
 
+def test_claude_tools_bill_its_tool_use_system_prompt_by_tool_choice(brt) -> None:
+    """Claude on Bedrock adds a system prompt to a call that sends tools and bills it as input, as Anthropic does:
+    346 tokens on Claude 3.7 Sonnet for toolChoice auto, 313 for any or tool (the catalog's tool_prompt_tokens_auto /
+    _any). The emulator billed only the tools' JSON, as the Anthropic emulator did before; Nova and Llama add none."""
+    from tokenomy.emulate.bedrock_request import parse_converse
+
+    tools = {"tools": [{"toolSpec": {"name": "weather", "description": "The weather in a city.",
+                                     "inputSchema": {"json": {"type": "object"}}}}]}
+    ask = {"messages": user("Weather in Paris?"), "toolConfig": tools}
+    system, turns, _ = parse_converse(ask, 300)
+    rendered = Engine().count_input(system, turns)  # the tools and the prompt as the local model reads them
+    for choice, tool_prompt in ((None, 346), ({"auto": {}}, 346), ({"any": {}}, 313),
+                                ({"tool": {"name": "weather"}}, 313)):
+        config = {**tools, "toolChoice": choice} if choice else tools
+        called = {"messages": ask["messages"], "toolConfig": config}
+        usage = brt.converse(modelId=SONNET, inferenceConfig={"maxTokens": 2}, **called)["usage"]
+        assert usage["inputTokens"] == rendered + tool_prompt, choice
+        streamed = list(brt.converse_stream(modelId=SONNET, inferenceConfig={"maxTokens": 2}, **called)["stream"])
+        assert streamed[-1]["metadata"]["usage"]["inputTokens"] == rendered + tool_prompt, choice
+        counted = brt.count_tokens(modelId=SONNET, input={"converse": called})["inputTokens"]
+        assert counted == rendered + tool_prompt, choice
+    plain = {"messages": ask["messages"]}
+    system, turns, _ = parse_converse(plain, 300)
+    assert brt.converse(modelId=SONNET, inferenceConfig={"maxTokens": 2}, **plain)["usage"]["inputTokens"] == (
+        Engine().count_input(system, turns))
+    for other in ("amazon.nova-lite-v1:0", "meta.llama3-1-8b-instruct-v1:0"):
+        usage = brt.converse(modelId=other, inferenceConfig={"maxTokens": 2}, **ask)["usage"]
+        assert usage["inputTokens"] == rendered, other
+
+
 def test_full_throttling_answers_429() -> None:
     with ServerThread(create_app(throttle_rate=1.0, retry_after=0.5)) as base, pytest.raises(ClientError) as info:
         client_for(base).converse(modelId=SONNET, messages=user("x"))

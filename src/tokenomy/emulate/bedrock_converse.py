@@ -98,6 +98,7 @@ class BedrockEmulator:
                 self.engine.count(b.text) for t in turns for b in t.blocks
             )
             resolved, invoked = route(resolved, size, client_region)
+        _with_tool_prompt(resolved, body, system)  # the model that runs: a router's choice bills its own
         prepared = self._render(resolved, system, turns, inference)
         prepared.forced_tool = inference["forced_tool"]
         prepared.thinking_budget = inference["thinking_budget"]
@@ -126,7 +127,7 @@ class BedrockEmulator:
         if unknown:
             raise _invalid(f"input.converse.{unknown[0]}: not a member of ConverseTokensRequest.")
         system, turns, _ = parse_converse(converse, 300, bedrock_signer(resolved.model_id) is not None)
-        return self.engine.count_input(system, turns)
+        return self.engine.count_input(_with_tool_prompt(resolved, converse, system), turns)
 
     def converse(
         self, model_id: str, body: Any, client_region: str = "us-east-1", throttle: bool = True
@@ -196,6 +197,18 @@ class BedrockEmulator:
             )
         except InputTooLong as exc:
             raise _invalid(str(exc)) from None
+
+
+def _with_tool_prompt(resolved: ResolvedModel, body: dict[str, Any], system: list[Block]) -> list[Block]:
+    """`system` (tools first, as parse_converse renders them, the toolConfig validated) billing the system prompt Claude
+    on Bedrock adds to a call that sends tools, by toolChoice (the catalog's tool_prompt_tokens_auto / _any; Nova and
+    Llama have none): fresh input the local model does not read, on the first tool's block, as the Anthropic emulator
+    bills it."""
+    config = body.get("toolConfig")
+    if resolved.entry is not None and isinstance(config, dict):
+        choice = config.get("toolChoice")
+        system[0].extra_tokens += resolved.entry.tool_prompt_tokens(next(iter(choice)) if choice else None)
+    return system
 
 
 def tool_use(engine: Engine, prepared: Prepared) -> tuple[dict[str, Any], str, int, str]:
