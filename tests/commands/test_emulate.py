@@ -41,7 +41,7 @@ def test_emulate_bedrock_serves_boto3_with_injected_throttling() -> None:
     try:
         client = boto3.client("bedrock-runtime", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
                               aws_access_key_id="x", aws_secret_access_key="x",
-                              config=Config(retries={"max_attempts": 1}))
+                              config=Config(retries={"total_max_attempts": 1}))
         outcomes = []
         for _ in range(20):
             try:

@@ -30,8 +30,12 @@ def long_text(tag: str, lines: int = 80) -> str:
 
 
 def client_for(url: str):
+    # One attempt (botocore's legacy `max_attempts: 1` still allowed a retry): on a loaded machine the local model's
+    # first read of a long prompt passed botocore's 60 s read timeout, and the resent call read the cache the first
+    # had written, so a test of write-then-read saw two reads.
+    config = Config(retries={"total_max_attempts": 1}, read_timeout=600)
     return boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", aws_access_key_id="x",
-                        aws_secret_access_key="x", config=Config(retries={"max_attempts": 1}))
+                        aws_secret_access_key="x", config=config)
 
 
 def user(text: str) -> list[dict]:

@@ -71,7 +71,7 @@ def test_anthropic_forced_tool_cut_short_keeps_a_partial_input(claude) -> None:
 def test_bedrock_converse_cut_short_is_a_max_tokens_stop() -> None:
     with ServerThread(bedrock_runtime.create_app()) as url:
         brt = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", aws_access_key_id="x",
-                           aws_secret_access_key="x", config=Config(retries={"max_attempts": 1}))
+                           aws_secret_access_key="x", config=Config(retries={"total_max_attempts": 1}))
         model = "anthropic.claude-3-7-sonnet-20250219-v1:0"
         tool = {"toolSpec": {"name": "report", "inputSchema": {"json": SCHEMA}}}
         kwargs = dict(modelId=model, messages=[{"role": "user", "content": [{"text": ASK}]}],

@@ -112,7 +112,7 @@ def test_a_bedrock_token_count_it_cannot_have_counted_is_bedrocks_502_not_a_500(
                              "region": "us-east-1", "endpoint_url": base}}
         with ServerThread(create_app(parse_config({"models": models}), str(ledger_path)), lifespan="on") as url:
             client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1",
-                                  config=Config(retries={"max_attempts": 1}))
+                                  config=Config(retries={"total_max_attempts": 1}))
             with pytest.raises(ClientError) as failed:
                 client.count_tokens(modelId="sonnet", input={"converse": {"messages": [
                     {"role": "user", "content": [{"text": "hi"}]}]}})

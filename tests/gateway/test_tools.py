@@ -1020,7 +1020,7 @@ def test_a_forced_tool_with_thinking_on_is_refused_before_claude_naming_both_fie
                     message = refused.value.body["error"]["message"]
                     assert message.startswith("tool_choice: ") and "thinking is on (`thinking`)" in message, message
             bedrock = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1",
-                                   config=Config(retries={"max_attempts": 1}))
+                                   config=Config(retries={"total_max_attempts": 1}))
             with pytest.raises(ClientError) as refused:
                 bedrock.converse(modelId="sonnet", messages=[{"role": "user", "content": [{"text": "hi"}]}],
                                  inferenceConfig={"maxTokens": 2048},
