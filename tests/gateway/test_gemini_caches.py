@@ -276,6 +276,37 @@ def test_a_cache_on_a_clickhouse_ledger_is_geminis_501_naming_the_ledger_and_cou
     assert after == before + 1  # under "unknown": no route admitted it
 
 
+def test_a_cached_content_on_a_clickhouse_ledger_is_the_same_501_when_a_request_names_one(tmp_path) -> None:
+    # Creating a cache on a ClickHouse ledger is the app's 501 (the operator's choice of ledger); generateContent and
+    # countTokens naming a cache answered 400 INVALID_ARGUMENT instead, as if the caller's request were wrong: their
+    # own `except TokenomyError` caught NotOnThisLedger. Now the same 501, counted, and nothing is sent or recorded.
+    pytest.importorskip("chdb")
+    ledger = f"chdb:{tmp_path / 'ledger.chdb'}"
+    with ServerThread(create_gemini(engine=InstantEngine())) as gemini:
+        loaded = parse_config({"models": {"g": {"provider": "gemini", "model": GEMINI, "base_url": gemini}}})
+        with ServerThread(create_app(loaded, ledger), lifespan="on") as url:
+            client = genai.Client(api_key="unused", http_options={"base_url": url})
+            assert client.models.generate_content(model="g", contents="Hi").text  # a call: one row in this ledger
+            before = unrouted_501s(url)
+            asked = types.GenerateContentConfig(cached_content="cachedContents/abc", max_output_tokens=20)
+            with pytest.raises(errors.APIError) as whole:
+                client.models.generate_content(model="g", contents="Hi", config=asked)
+            with pytest.raises(errors.APIError) as streamed:
+                list(client.models.generate_content_stream(model="g", contents="Hi", config=asked))
+            # google-genai's count_tokens sends no cachedContent; the REST API's generateContentRequest does
+            counted = httpx.post(f"{url}/v1beta/models/g:countTokens", json={"generateContentRequest": {
+                "contents": [{"role": "user", "parts": [{"text": "Hi"}]}], "cachedContent": "cachedContents/abc"}})
+            after = unrouted_501s(url)
+        rows = open_store(ledger).events()
+    refusals = [(e.value.code, e.value.status, e.value.message) for e in (whole, streamed)]
+    refusals.append((counted.status_code, counted.json()["error"]["status"], counted.json()["error"]["message"]))
+    for code, status, message in refusals:
+        assert (code, status) == (501, "UNIMPLEMENTED")
+        assert message.startswith(f"ledger {ledger}: the gateway's Gemini cachedContents need a DuckDB"), message
+    assert after == before + 3  # under "unknown", as the create's: refused before any route admitted them
+    assert len(rows) == 1  # the plain call's: the refused ones were never admitted, sent nor recorded
+
+
 def unrouted_501s(url: str) -> float:
     """The count /metrics has of 501s under model "unknown" (the counters live as long as the process)."""
     exposed = httpx.get(url + "/metrics").text

@@ -25,7 +25,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from tokenomy.errors import ProviderError, TokenomyError
+from tokenomy.errors import NotOnThisLedger, ProviderError, TokenomyError
 from tokenomy.gateway import metrics
 from tokenomy.gateway.call_stream import call_streamed
 from tokenomy.gateway.calls import (
@@ -277,6 +277,8 @@ async def _count(request: Request, model: str) -> Response:
         counter = counter_for(gw, model, route, call, "Gemini", GEMINI_PROVIDERS, partial(caller_field, body))
         if isinstance(counter, Unsupported):
             return gemini_error(400, counter.error_text(caller_param(body, counter.where)))
+    except NotOnThisLedger:
+        raise  # a cache on a ledger that cannot keep one: the operator's choice, the app's 501 as for its create
     except (ValueError, TokenomyError) as exc:  # json.JSONDecodeError is a ValueError
         return gemini_error(400, str(exc))
     refused = await gate(gw, key)  # counting is free: no budget reservation, no call slot
@@ -337,6 +339,8 @@ async def _generate(request: Request, version: str, target: str) -> Response:
         refused = refusal(gw, route, call, model, "Gemini", GEMINI_PROVIDERS, partial(caller_field, body))
         if refused is not None:
             return metrics.done(_provider_error(refused, body), model, started)
+    except NotOnThisLedger:
+        raise  # a cache on a ledger that cannot keep one: the operator's choice, the app's 501 as for its create
     except (ValueError, TokenomyError) as exc:  # json.JSONDecodeError is a ValueError
         return metrics.done(gemini_error(400, str(exc)), model, started)
     admitted = await admit(gw, request, model, route, key, call, cap_field="generationConfig.maxOutputTokens")
