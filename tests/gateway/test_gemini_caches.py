@@ -50,13 +50,13 @@ def config(claude: str, gemini: str, auth: bool = False):
 
 @pytest.fixture
 def served(tmp_path):
-    """(google-genai client, scripted Claude upstream, ledger path, config)."""
+    """(google-genai client, scripted Claude upstream, ledger path, config, the gateway's URL)."""
     scripted = ScriptedAnthropic()
     ledger = str(tmp_path / "ledger.duckdb")
     with ServerThread(scripted.app) as claude, ServerThread(create_gemini(engine=InstantEngine())) as gemini:
         loaded = config(claude, gemini)
         with ServerThread(create_app(loaded, ledger), lifespan="on") as url:
-            yield genai.Client(api_key="unused", http_options={"base_url": url}), scripted, ledger, loaded
+            yield genai.Client(api_key="unused", http_options={"base_url": url}), scripted, ledger, loaded, url
 
 
 def make_cache(client, model: str = "claude", ttl: str = "300s", name: str | None = "manual"):
@@ -97,7 +97,7 @@ def test_caches_are_created_read_listed_updated_and_deleted_as_geminis(served) -
 
 
 def test_a_cache_reaches_claude_as_a_prefix_with_a_cache_point_and_the_ledger_prices_its_tokens(served) -> None:
-    client, scripted, ledger, _ = served
+    client, scripted, ledger, _, _ = served
     cache = make_cache(client)
     asked = types.GenerateContentConfig(cached_content=cache.name, max_output_tokens=20)
     scripted.usage = {**USAGE, "cache_creation_input_tokens": 700}
@@ -123,7 +123,7 @@ def test_a_cache_reaches_claude_as_a_prefix_with_a_cache_point_and_the_ledger_pr
 def test_a_cache_made_to_last_an_hour_gets_a_one_hour_cache_point_where_the_model_takes_one(served) -> None:
     """A 5-minute point under a cache that lives an hour is written again every time the prefix goes 5 minutes unused;
     Claude Sonnet 4.5 takes 1-hour points (and the catalog prices their writes), so a cache of an hour gets one."""
-    client, scripted, ledger, _ = served
+    client, scripted, ledger, _, _ = served
     hour = make_cache(client, ttl="3600s")
     asked = types.GenerateContentConfig(cached_content=hour.name, max_output_tokens=20)
     scripted.usage = {**USAGE, "cache_creation_input_tokens": 700,
@@ -165,7 +165,7 @@ def test_caches_on_vertex_ai_paths_are_the_same_caches_named_as_vertex_names_the
 
     for name in ("GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION", "GOOGLE_GENAI_USE_VERTEXAI"):
         monkeypatch.delenv(name, raising=False)
-    _, scripted, _, _ = served
+    _, scripted, _, _, _ = served
     url = served[0]._api_client._http_options.base_url
     vertex = genai.Client(vertexai=True, project="acme", location="us-central1", credentials=Credentials(token="t"),
                           http_options={"base_url": url})
@@ -234,6 +234,43 @@ def test_geminis_errors_for_a_cache_beside_a_system_instruction_an_unknown_one_a
     assert bad_ttl.value.code == 400 and "ttl" in bad_ttl.value.message
 
 
+def test_each_answer_of_the_cache_endpoints_is_counted_in_metrics_under_its_caches_route(served) -> None:
+    # The cachedContents endpoints counted none of their own answers (only the edge's and the app's handlers' were):
+    # /metrics showed no trace of them. Each is counted now: under the route a cache is for, as that route's calls
+    # are; under "unknown" where no cache or route was read (a listing, a 404, a body refused before its model).
+    client, url = served[0], served[4]
+    before = requests_in_metrics(url)
+    cache = make_cache(client)
+    client.caches.get(name=cache.name)
+    assert [c.name for c in client.caches.list()] == [cache.name]
+    client.caches.update(name=cache.name, config=types.UpdateCachedContentConfig(ttl="600s"))
+    client.caches.delete(name=cache.name)
+    with pytest.raises(errors.APIError) as gone:
+        client.caches.get(name=cache.name)
+    with pytest.raises(errors.APIError) as unserved:
+        make_cache(client, model="nope")
+    with pytest.raises(errors.APIError) as bad_ttl:
+        make_cache(client, ttl="soon")
+    bad_page = httpx.get(f"{url}/v1beta/cachedContents", params={"pageSize": "many"})
+    assert (gone.value.code, unserved.value.code, bad_ttl.value.code, bad_page.status_code) == (404, 404, 400, 400)
+    after = requests_in_metrics(url)
+    added = {series: after[series] - before.get(series, 0.0) for series in after if after[series] != before.get(series)}
+    assert added == {
+        ("claude", "200"): 4,  # create, get, update, delete
+        ("unknown", "200"): 1,  # the listing: a page holds caches of any route
+        ("unknown", "404"): 2,  # no such cache; no such route
+        ("claude", "400"): 1,  # a bad ttl for a cache of route "claude"
+        ("unknown", "400"): 1,  # a bad pageSize
+    }
+
+
+def requests_in_metrics(url: str) -> dict[tuple[str, str], float]:
+    """tokenomy_requests_total by (model, status), as /metrics has them now."""
+    exposed = httpx.get(url + "/metrics").text
+    found = re.findall(r'^tokenomy_requests_total{model="([^"]*)",status="(\d+)"} ([\d.]+)$', exposed, re.M)
+    return {(model, status): float(value) for model, status, value in found}
+
+
 def test_two_gateways_on_one_ledger_share_caches_and_a_team_sees_only_its_own(tmp_path) -> None:
     scripted = ScriptedAnthropic()
     ledger = str(tmp_path / "ledger.duckdb")
@@ -296,14 +333,16 @@ def test_a_cached_content_on_a_clickhouse_ledger_is_the_same_501_when_a_request_
             # google-genai's count_tokens sends no cachedContent; the REST API's generateContentRequest does
             counted = httpx.post(f"{url}/v1beta/models/g:countTokens", json={"generateContentRequest": {
                 "contents": [{"role": "user", "parts": [{"text": "Hi"}]}], "cachedContent": "cachedContents/abc"}})
+            with pytest.raises(errors.APIError) as listed:  # a GET: its 501 was the one such answer left uncounted
+                list(client.caches.list())
             after = unrouted_501s(url)
         rows = open_store(ledger).events()
-    refusals = [(e.value.code, e.value.status, e.value.message) for e in (whole, streamed)]
+    refusals = [(e.value.code, e.value.status, e.value.message) for e in (whole, streamed, listed)]
     refusals.append((counted.status_code, counted.json()["error"]["status"], counted.json()["error"]["message"]))
     for code, status, message in refusals:
         assert (code, status) == (501, "UNIMPLEMENTED")
         assert message.startswith(f"ledger {ledger}: the gateway's Gemini cachedContents need a DuckDB"), message
-    assert after == before + 3  # under "unknown", as the create's: refused before any route admitted them
+    assert after == before + 4  # under "unknown", as the create's: refused before any route admitted them
     assert len(rows) == 1  # the plain call's: the refused ones were never admitted, sent nor recorded
 
 

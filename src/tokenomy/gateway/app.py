@@ -41,7 +41,7 @@ from tokenomy.gateway.fast_path import SENT_PATH, GatewayApp
 from tokenomy.gateway.gemini_caches import router as gemini_caches_router
 from tokenomy.gateway.gemini_errors import gemini_error
 from tokenomy.gateway.gemini_routes import router as gemini_router
-from tokenomy.gateway.hygiene import BODY_METHODS, COUNTED_AS, STARTED, UNROUTED, EdgeHygiene, api_of
+from tokenomy.gateway.hygiene import COUNTED_AS, STARTED, UNROUTED, EdgeHygiene, api_of, counted_in_metrics
 from tokenomy.gateway.invoke_routes import router as invoke_router
 from tokenomy.gateway.responses import error, invalid_body
 from tokenomy.gateway.responses_count import router as responses_count_router
@@ -67,10 +67,10 @@ def in_its_api(request: Request, status: int, message: str, code: str) -> JSONRe
 
 
 def counted(request: Request, answer: Response) -> Response:
-    """`answer`, an exception handler's to an API call (a request with a body), counted in /metrics under the route
-    admission named (`hygiene.COUNTED_AS`; before admission, `hygiene.UNROUTED`), as its endpoint counts its own
+    """`answer`, an exception handler's to an API call (`hygiene.counted_in_metrics`), counted in /metrics under the
+    route admission named (`hygiene.COUNTED_AS`; before admission, `hygiene.UNROUTED`), as its endpoint counts its own
     answers; timed from when the edge began reading it (`hygiene.STARTED`)."""
-    if request.method in BODY_METHODS:
+    if counted_in_metrics(request.method, request.url.path):
         started = request.scope.get(STARTED) or time.perf_counter()
         metrics.count(request.scope.get(COUNTED_AS, UNROUTED), answer.status_code, started)
     return answer

@@ -97,12 +97,13 @@ class CacheStore:
             )
             return self.get(name, owner, now)
 
-    def delete(self, name: str, owner: str, now: float) -> bool:
+    def delete(self, name: str, owner: str, now: float) -> CachedContent | None:
+        """The owner's live cache, deleted; None when there was none."""
         with self._lock:
-            if self.get(name, owner, now) is None:
-                return False
-            self.store.execute(f"DELETE FROM gemini_cached_contents WHERE name = {self.p}", (name,))
-            return True
+            cache = self.get(name, owner, now)
+            if cache is not None:
+                self.store.execute(f"DELETE FROM gemini_cached_contents WHERE name = {self.p}", (name,))
+            return cache
 
     def clean(self, now: float) -> None:
         with self._lock:

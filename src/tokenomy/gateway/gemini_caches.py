@@ -9,6 +9,8 @@ cache was made to last an hour or more and every model the route may reach takes
 the 5-minute default, which a prefix reused less often than every 5 minutes would write again. A Gemini model gets the
 whole prompt too, and caches its repeated prefix implicitly. Errors are Gemini's: a request that sets tools, toolConfig
 or systemInstruction beside a cache is a 400, an unknown or expired cache a 404, one made for another model a 400.
+Each answer of the cachedContents endpoints is counted in /metrics under the route its cache is for, as that route's
+calls are, or "unknown" where no cache or route was read (a listing, a 404, a refused key).
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ from fastapi.responses import JSONResponse, Response
 
 from tokenomy.caching.placement import estimate_input_tokens
 from tokenomy.errors import TokenomyError
+from tokenomy.gateway import metrics
 from tokenomy.gateway.cache_store import CachedContent, CacheStore, owner_of
 from tokenomy.gateway.calls import json_body
 from tokenomy.gateway.gemini_auth import authenticate
 from tokenomy.gateway.gemini_errors import gemini_error
+from tokenomy.gateway.hygiene import UNROUTED
 from tokenomy.gateway.vertex_paths import VERTEX_PARENT
 from tokenomy.messages import ONE_HOUR, CachePoint, ChatRequest
 from tokenomy.providers.gemini_fields import get, snake
@@ -145,26 +149,37 @@ async def _caller(request: Request, version: str) -> Any:
     return await authenticate(request)
 
 
-def _answer(cache: CachedContent | None, name: str, request: Request) -> JSONResponse:
+def _label(gw: Any, cache: CachedContent | None) -> str:
+    """The /metrics label of an answer about `cache`: the route it was made for; "unknown" for none, or for one whose
+    route the config no longer has (bounded labels, as the endpoints count a model that names no route)."""
+    return cache.model if cache is not None and gw.route_for(cache.model) is not None else UNROUTED
+
+
+def _answer(cache: CachedContent | None, name: str, request: Request, started: float) -> Response:
     parent = _parent(request)
-    return _not_found(_shown(name, parent)) if cache is None else JSONResponse(cache_body(cache, parent))
+    answer = _not_found(_shown(name, parent)) if cache is None else JSONResponse(cache_body(cache, parent))
+    return metrics.done(answer, _label(request.app.state.gateway, cache), started)
 
 
 @router.post("/{version}/cachedContents")
 async def create_cache(request: Request, version: str) -> Response:
     """cachedContents.create: the cache is checked as a request's prefix (each field named as sent), kept, and
     answered without its contents."""
+    started = time.perf_counter()
     key = await _caller(request, version)
     if isinstance(key, JSONResponse):
-        return key
+        return metrics.done(key, UNROUTED, started)
     gw = request.app.state.gateway
     now = time.time()
+    label = UNROUTED  # the route, once the body names one
     try:
         body = _fields(await json_body(request), CREATE_FIELDS, "a cached content")
         model = _model_name(get(body, "model"))
         route = gw.route_for(model)
         if route is None:
-            return gemini_error(404, f"model `{model}` does not exist on this gateway; GET /v1/models lists the names")
+            message = f"model `{model}` does not exist on this gateway; GET /v1/models lists the names"
+            return metrics.done(gemini_error(404, message), UNROUTED, started)
+        label = model
         prefix = {name: get(body, name) for name in PREFIX_FIELDS if get(body, name) is not None}
         if not prefix:
             raise ValueError("contents: a cached content holds contents, a systemInstruction or tools; send some")
@@ -180,7 +195,7 @@ async def create_cache(request: Request, version: str) -> Response:
         if display is not None and not isinstance(display, str):
             raise ValueError("displayName: expected a string")
     except (ValueError, TokenomyError) as exc:  # json.JSONDecodeError is a ValueError
-        return gemini_error(400, str(exc))
+        return metrics.done(gemini_error(400, str(exc)), label, started)
     cache = CachedContent(
         f"cachedContents/{uuid.uuid4().hex}",
         owner_of(key),
@@ -193,19 +208,22 @@ async def create_cache(request: Request, version: str) -> Response:
         expire if expire is not None else now + DEFAULT_TTL_S,
     )
     await asyncio.to_thread(_store(gw).add, cache, now)
-    return JSONResponse(cache_body(cache, _parent(request)))
+    return metrics.done(JSONResponse(cache_body(cache, _parent(request))), label, started)
 
 
 @router.get("/{version}/cachedContents")
 async def list_caches(request: Request, version: str) -> Response:
-    """cachedContents.list: the caller's live caches, oldest first, `pageSize` a page (default and most 1000)."""
+    """cachedContents.list: the caller's live caches, oldest first, `pageSize` a page (default and most 1000);
+    counted under "unknown", as a page holds caches of any route."""
+    started = time.perf_counter()
     key = await _caller(request, version)
     if isinstance(key, JSONResponse):
-        return key
+        return metrics.done(key, UNROUTED, started)
     size_text = request.query_params.get("pageSize", str(MAX_PAGE))
     token = request.query_params.get("pageToken") or "0"
     if not size_text.isdigit() or not token.isdigit() or len(token) > 12:
-        return gemini_error(400, "pageSize, pageToken: expected a number of caches and a nextPageToken as answered")
+        message = "pageSize, pageToken: expected a number of caches and a nextPageToken as answered"
+        return metrics.done(gemini_error(400, message), UNROUTED, started)
     size = min(int(size_text) or MAX_PAGE, MAX_PAGE)  # 0: the default, as Gemini reads it
     caches, more = await asyncio.to_thread(
         _store(request.app.state.gateway).page, owner_of(key), time.time(), int(token), size
@@ -213,25 +231,27 @@ async def list_caches(request: Request, version: str) -> Response:
     answer: dict[str, Any] = {"cachedContents": [cache_body(c, _parent(request)) for c in caches]} if caches else {}
     if more:
         answer["nextPageToken"] = str(int(token) + size)
-    return JSONResponse(answer)
+    return metrics.done(JSONResponse(answer), UNROUTED, started)
 
 
 @router.get("/{version}/cachedContents/{cache_id}")
 async def get_cache(request: Request, version: str, cache_id: str) -> Response:
+    started = time.perf_counter()
     key = await _caller(request, version)
     if isinstance(key, JSONResponse):
-        return key
+        return metrics.done(key, UNROUTED, started)
     name = f"cachedContents/{cache_id}"
     cache = await asyncio.to_thread(_store(request.app.state.gateway).get, name, owner_of(key), time.time())
-    return _answer(cache, name, request)
+    return _answer(cache, name, request, started)
 
 
 @router.patch("/{version}/cachedContents/{cache_id}")
 async def update_cache(request: Request, version: str, cache_id: str) -> Response:
     """cachedContents.patch: a new `ttl` (from now) or `expireTime`; nothing else of a cache changes."""
+    started = time.perf_counter()
     key = await _caller(request, version)
     if isinstance(key, JSONResponse):
-        return key
+        return metrics.done(key, UNROUTED, started)
     now = time.time()
     try:
         body = _fields(await json_body(request), EXPIRY_FIELDS, "an update (only the expiry of a cache changes)")
@@ -242,21 +262,24 @@ async def update_cache(request: Request, version: str, cache_id: str) -> Respons
         expire = _expiry(body, now)
         if expire is None:
             raise ValueError("ttl: send a new ttl or expireTime")
-    except ValueError as exc:
-        return gemini_error(400, str(exc))
+    except ValueError as exc:  # refused before the cache is read: no route known
+        return metrics.done(gemini_error(400, str(exc)), UNROUTED, started)
     name = f"cachedContents/{cache_id}"
     cache = await asyncio.to_thread(_store(request.app.state.gateway).expire_at, name, owner_of(key), expire, now)
-    return _answer(cache, name, request)
+    return _answer(cache, name, request, started)
 
 
 @router.delete("/{version}/cachedContents/{cache_id}")
 async def delete_cache(request: Request, version: str, cache_id: str) -> Response:
+    started = time.perf_counter()
     key = await _caller(request, version)
     if isinstance(key, JSONResponse):
-        return key
+        return metrics.done(key, UNROUTED, started)
     name = f"cachedContents/{cache_id}"
-    deleted = await asyncio.to_thread(_store(request.app.state.gateway).delete, name, owner_of(key), time.time())
-    return JSONResponse({}) if deleted else _not_found(_shown(name, _parent(request)))
+    gw = request.app.state.gateway
+    deleted = await asyncio.to_thread(_store(gw).delete, name, owner_of(key), time.time())
+    answer = JSONResponse({}) if deleted is not None else _not_found(_shown(name, _parent(request)))
+    return metrics.done(answer, _label(gw, deleted), started)
 
 
 class CacheUse:

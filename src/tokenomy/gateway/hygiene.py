@@ -9,7 +9,8 @@
 - NaN, Infinity or a number too large for a double (1e400) as a value (not JSON, yet Python's decoder reads
   them; the SDKs then fail to encode the upstream request, or orjson sends null): 400 naming the field.
 
-Each of these answers to a request with a body (an API call) is counted in /metrics under "unknown" (`UNROUTED`).
+Each of these answers to an API call (a request with a body, or any on Gemini's cachedContents: `counted_in_metrics`)
+is counted in /metrics under "unknown" (`UNROUTED`).
 
 And on the way out: a request with a body (POST, PUT, PATCH: every API call) whose answer had not begun when the
 shutdown grace ran out (uvicorn cancels it) gets its API's "unavailable" error, not uvicorn's plain-text 500 and a
@@ -191,6 +192,14 @@ def _unsendable(data: Any) -> tuple[str, str | None] | None:
 
 
 BODY_METHODS = ("POST", "PUT", "PATCH")  # the requests whose body the edge reads and checks: every API call
+
+
+def counted_in_metrics(method: str, path: str) -> bool:
+    """Whether /metrics counts the answer to a request: an API call, one with a body, or any request on Gemini's
+    `cachedContents` (its get, list and delete are API calls without one, and its endpoints count their answers)."""
+    return method in BODY_METHODS or path.split("/", 3)[2:3] == ["cachedContents"]
+
+
 # The edge's refusals as Anthropic types them (the rest are invalid_request_error).
 ANTHROPIC_TYPES = {408: "timeout_error", 413: "request_too_large", 529: "overloaded_error"}
 SHUT_DOWN_BEFORE = "the gateway shut down before answering this request; send it again"
@@ -283,6 +292,7 @@ class EdgeHygiene:
             )
             return
         if scope["method"] not in BODY_METHODS:
+            scope[STARTED] = started  # a handler's answer to one counted (`counted_in_metrics`) is timed from here
             await self.app(scope, receive, send)
             return
         declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
@@ -394,8 +404,8 @@ async def _refused(
     shape: str = "openai",
 ) -> None:
     """The edge's own refusal (`refuse`) of a request, counted in /metrics under UNROUTED (no route is read from it
-    yet) when it is an API call, a request with a body: as the endpoints count their answers, not their GETs."""
-    if scope["method"] in BODY_METHODS:
+    yet) when it is an API call (`counted_in_metrics`): as the endpoints count their answers, not their GETs."""
+    if counted_in_metrics(scope["method"], scope["path"]):
         metrics.count(UNROUTED, status, started)
     await refuse(send, status, message, param, close, shape)
 
