@@ -43,9 +43,15 @@ def no_google_env(monkeypatch):
 
 
 def config(claude: str, gemini: str, auth: bool = False):
-    return parse_config({"auth": auth, "models": {
-        "claude": {"provider": "anthropic", "model": SONNET, "base_url": claude},
-        "g": {"provider": "gemini", "model": GEMINI, "base_url": gemini}}})
+    return parse_config(
+        {
+            "auth": auth,
+            "models": {
+                "claude": {"provider": "anthropic", "model": SONNET, "base_url": claude},
+                "g": {"provider": "gemini", "model": GEMINI, "base_url": gemini},
+            },
+        }
+    )
 
 
 @pytest.fixture
@@ -60,9 +66,15 @@ def served(tmp_path):
 
 
 def make_cache(client, model: str = "claude", ttl: str = "300s", name: str | None = "manual"):
-    return client.caches.create(model=model, config=types.CreateCachedContentConfig(
-        contents=[types.Content(role="user", parts=[types.Part(text=BOOK)])], system_instruction=RULES, ttl=ttl,
-        display_name=name))
+    return client.caches.create(
+        model=model,
+        config=types.CreateCachedContentConfig(
+            contents=[types.Content(role="user", parts=[types.Part(text=BOOK)])],
+            system_instruction=RULES,
+            ttl=ttl,
+            display_name=name,
+        ),
+    )
 
 
 def ok_rows(ledger: str, count: int) -> list:
@@ -83,7 +95,10 @@ def test_caches_are_created_read_listed_updated_and_deleted_as_geminis(served) -
     assert 290 < cache.expire_time.timestamp() - before < 310 and cache.create_time == cache.update_time
     got = client.caches.get(name=cache.name)
     assert (got.name, got.expire_time, got.usage_metadata.total_token_count) == (
-        cache.name, cache.expire_time, cache.usage_metadata.total_token_count)
+        cache.name,
+        cache.expire_time,
+        cache.usage_metadata.total_token_count,
+    )
     other = make_cache(client, name=None)
     pager = client.caches.list(config=types.ListCachedContentsConfig(page_size=1))
     assert [c.name for c in pager] == [cache.name, other.name]  # two pages of one, oldest first
@@ -126,16 +141,22 @@ def test_a_cache_made_to_last_an_hour_gets_a_one_hour_cache_point_where_the_mode
     client, scripted, ledger, _, _ = served
     hour = make_cache(client, ttl="3600s")
     asked = types.GenerateContentConfig(cached_content=hour.name, max_output_tokens=20)
-    scripted.usage = {**USAGE, "cache_creation_input_tokens": 700,
-                      "cache_creation": {"ephemeral_1h_input_tokens": 700, "ephemeral_5m_input_tokens": 0}}
+    scripted.usage = {
+        **USAGE,
+        "cache_creation_input_tokens": 700,
+        "cache_creation": {"ephemeral_1h_input_tokens": 700, "ephemeral_5m_input_tokens": 0},
+    }
     client.models.generate_content(model="claude", contents="What does the gateway do?", config=asked)
     point = scripted.requests[-1][1]["messages"][0]["content"][-1]["cache_control"]
     assert point == {"type": "ephemeral", "ttl": "1h"}
     (write,) = ok_rows(ledger, 1)
     assert write.cache_write_cost_usd == 700 * default_catalog().lookup(SONNET).cache_write_1h / 10**6
     short = make_cache(client, ttl="600s")  # under an hour: the 5-minute default, as before
-    client.models.generate_content(model="claude", contents="Again?", config=types.GenerateContentConfig(
-        cached_content=short.name, max_output_tokens=20))
+    client.models.generate_content(
+        model="claude",
+        contents="Again?",
+        config=types.GenerateContentConfig(cached_content=short.name, max_output_tokens=20),
+    )
     assert scripted.requests[-1][1]["messages"][0]["content"][-1]["cache_control"] == {"type": "ephemeral"}
 
 
@@ -145,13 +166,26 @@ def test_a_cache_of_an_hour_on_a_model_without_one_hour_points_keeps_the_five_mi
 
     sent = record_converse(monkeypatch)
     with ServerThread(create_bedrock(engine=InstantEngine(cache=PromptCache()))) as bedrock:
-        loaded = parse_config({"models": {"old": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock,
-                                                  "model": "anthropic.claude-3-7-sonnet-20250219-v1:0"}}})
+        loaded = parse_config(
+            {
+                "models": {
+                    "old": {
+                        "provider": "bedrock",
+                        "region": "us-east-1",
+                        "endpoint_url": bedrock,
+                        "model": "anthropic.claude-3-7-sonnet-20250219-v1:0",
+                    }
+                }
+            }
+        )
         with ServerThread(create_app(loaded, str(tmp_path / "l.duckdb")), lifespan="on") as url:
             client = genai.Client(api_key="unused", http_options={"base_url": url})
             cache = make_cache(client, model="old", ttl="7200s")
-            answer = client.models.generate_content(model="old", contents="Hi", config=types.GenerateContentConfig(
-                cached_content=cache.name, max_output_tokens=20))
+            answer = client.models.generate_content(
+                model="old",
+                contents="Hi",
+                config=types.GenerateContentConfig(cached_content=cache.name, max_output_tokens=20),
+            )
     assert answer.text
     # (the cached turn and the request's own are one Converse message: Converse's roles alternate)
     assert sent[-1]["messages"][0]["content"][1] == {"cachePoint": {"type": "default"}}
@@ -167,8 +201,13 @@ def test_caches_on_vertex_ai_paths_are_the_same_caches_named_as_vertex_names_the
         monkeypatch.delenv(name, raising=False)
     _, scripted, _, _, _ = served
     url = served[0]._api_client._http_options.base_url
-    vertex = genai.Client(vertexai=True, project="acme", location="us-central1", credentials=Credentials(token="t"),
-                          http_options={"base_url": url})
+    vertex = genai.Client(
+        vertexai=True,
+        project="acme",
+        location="us-central1",
+        credentials=Credentials(token="t"),
+        http_options={"base_url": url},
+    )
     cache = make_cache(vertex, ttl="600s")
     parent = "projects/acme/locations/us-central1"
     assert cache.name.startswith(f"{parent}/cachedContents/")
@@ -176,8 +215,11 @@ def test_caches_on_vertex_ai_paths_are_the_same_caches_named_as_vertex_names_the
     assert vertex.caches.get(name=cache.name).expire_time == cache.expire_time
     assert [c.name for c in vertex.caches.list()] == [cache.name]
     assert served[0].caches.get(name=cache.name.removeprefix(parent + "/")).name.startswith("cachedContents/")
-    vertex.models.generate_content(model="claude", contents="What does it do?", config=types.GenerateContentConfig(
-        cached_content=cache.name, max_output_tokens=20))
+    vertex.models.generate_content(
+        model="claude",
+        contents="What does it do?",
+        config=types.GenerateContentConfig(cached_content=cache.name, max_output_tokens=20),
+    )
     first = scripted.requests[-1][1]["messages"][0]["content"]
     assert first[0]["text"] == BOOK and first[-1]["cache_control"] == {"type": "ephemeral"}
     longer = vertex.caches.update(name=cache.name, config=types.UpdateCachedContentConfig(ttl="7200s"))
@@ -187,21 +229,30 @@ def test_caches_on_vertex_ai_paths_are_the_same_caches_named_as_vertex_names_the
         vertex.caches.get(name=cache.name)
     assert gone.value.code == 404 and cache.name in gone.value.message
     with pytest.raises(errors.APIError) as used:  # on a Claude route: the 404 of a cache that is not there
-        vertex.models.generate_content(model="claude", contents="Still?", config=types.GenerateContentConfig(
-            cached_content=cache.name, max_output_tokens=20))
+        vertex.models.generate_content(
+            model="claude",
+            contents="Still?",
+            config=types.GenerateContentConfig(cached_content=cache.name, max_output_tokens=20),
+        )
     assert used.value.code == 404 and cache.name in used.value.message
     express = genai.Client(vertexai=True, api_key="unused", http_options={"base_url": url})
     quick = make_cache(express, ttl="600s")
-    express.models.generate_content(model="claude", contents="And?", config=types.GenerateContentConfig(
-        cached_content=quick.name, max_output_tokens=20))
+    express.models.generate_content(
+        model="claude",
+        contents="And?",
+        config=types.GenerateContentConfig(cached_content=quick.name, max_output_tokens=20),
+    )
     assert scripted.requests[-1][1]["messages"][0]["content"][0]["text"] == BOOK
 
 
 def test_a_cache_on_a_gemini_route_is_sent_whole(served) -> None:
     client = served[0]
     cache = make_cache(client, model="g")
-    answer = client.models.generate_content(model="g", contents="Summarise.", config=types.GenerateContentConfig(
-        cached_content=cache.name, max_output_tokens=20))
+    answer = client.models.generate_content(
+        model="g",
+        contents="Summarise.",
+        config=types.GenerateContentConfig(cached_content=cache.name, max_output_tokens=20),
+    )
     assert answer.text and answer.usage_metadata.prompt_token_count > 300  # the manual was sent with the question
 
 
@@ -211,22 +262,28 @@ def test_geminis_errors_for_a_cache_beside_a_system_instruction_an_unknown_one_a
     client = served[0]
     cache = make_cache(client)
     with pytest.raises(errors.APIError) as beside:
-        client.models.generate_content(model="claude", contents="Hi", config=types.GenerateContentConfig(
-            cached_content=cache.name, system_instruction="Be brief."))
+        client.models.generate_content(
+            model="claude",
+            contents="Hi",
+            config=types.GenerateContentConfig(cached_content=cache.name, system_instruction="Be brief."),
+        )
     assert beside.value.code == 400 and "systemInstruction" in beside.value.message
     with pytest.raises(errors.APIError) as unknown:
-        client.models.generate_content(model="claude", contents="Hi", config=types.GenerateContentConfig(
-            cached_content="cachedContents/nope"))
+        client.models.generate_content(
+            model="claude", contents="Hi", config=types.GenerateContentConfig(cached_content="cachedContents/nope")
+        )
     assert unknown.value.code == 404 and "cachedContents/nope" in unknown.value.message
     with pytest.raises(errors.APIError) as other:
-        client.models.generate_content(model="g", contents="Hi", config=types.GenerateContentConfig(
-            cached_content=cache.name))
+        client.models.generate_content(
+            model="g", contents="Hi", config=types.GenerateContentConfig(cached_content=cache.name)
+        )
     assert other.value.code == 400 and "models/claude" in other.value.message
     short = make_cache(client, ttl="1s")
     time.sleep(1.2)
     with pytest.raises(errors.APIError) as expired:
-        client.models.generate_content(model="claude", contents="Hi", config=types.GenerateContentConfig(
-            cached_content=short.name))
+        client.models.generate_content(
+            model="claude", contents="Hi", config=types.GenerateContentConfig(cached_content=short.name)
+        )
     assert expired.value.code == 404 and short.name in expired.value.message
     assert short.name not in [c.name for c in client.caches.list()]
     with pytest.raises(errors.APIError) as bad_ttl:
@@ -279,14 +336,17 @@ def test_two_gateways_on_one_ledger_share_caches_and_a_team_sees_only_its_own(tm
     theirs, _ = keys.create(team="sales")
     with ServerThread(scripted.app) as claude, ServerThread(create_gemini(engine=InstantEngine())) as gemini:
         loaded = config(claude, gemini, auth=True)
-        with ServerThread(create_app(loaded, ledger), lifespan="on") as one, \
-                ServerThread(create_app(loaded, ledger), lifespan="on") as two:
+        with (
+            ServerThread(create_app(loaded, ledger), lifespan="on") as one,
+            ServerThread(create_app(loaded, ledger), lifespan="on") as two,
+        ):
             first = genai.Client(api_key=ours, http_options={"base_url": one})
             second = genai.Client(api_key=ours, http_options={"base_url": two})
             cache = make_cache(first)
             assert second.caches.get(name=cache.name).name == cache.name
-            second.models.generate_content(model="claude", contents="Hi", config=types.GenerateContentConfig(
-                cached_content=cache.name))
+            second.models.generate_content(
+                model="claude", contents="Hi", config=types.GenerateContentConfig(cached_content=cache.name)
+            )
             assert scripted.requests[-1][1]["messages"][0]["content"][0]["text"] == BOOK
             stranger = genai.Client(api_key=theirs, http_options={"base_url": two})
             assert list(stranger.caches.list()) == []
@@ -331,8 +391,15 @@ def test_a_cached_content_on_a_clickhouse_ledger_is_the_same_501_when_a_request_
             with pytest.raises(errors.APIError) as streamed:
                 list(client.models.generate_content_stream(model="g", contents="Hi", config=asked))
             # google-genai's count_tokens sends no cachedContent; the REST API's generateContentRequest does
-            counted = httpx.post(f"{url}/v1beta/models/g:countTokens", json={"generateContentRequest": {
-                "contents": [{"role": "user", "parts": [{"text": "Hi"}]}], "cachedContent": "cachedContents/abc"}})
+            counted = httpx.post(
+                f"{url}/v1beta/models/g:countTokens",
+                json={
+                    "generateContentRequest": {
+                        "contents": [{"role": "user", "parts": [{"text": "Hi"}]}],
+                        "cachedContent": "cachedContents/abc",
+                    }
+                },
+            )
             with pytest.raises(errors.APIError) as listed:  # a GET: its 501 was the one such answer left uncounted
                 list(client.caches.list())
             after = unrouted_501s(url)
@@ -356,12 +423,26 @@ def unrouted_501s(url: str) -> float:
 def test_a_cache_on_a_bedrock_route_is_written_once_and_read_after_as_bedrock_reports_it(tmp_path) -> None:
     ledger = str(tmp_path / "ledger.duckdb")
     with ServerThread(create_bedrock(engine=InstantEngine(cache=PromptCache()))) as bedrock:
-        loaded = parse_config({"models": {"sonnet": {"provider": "bedrock", "region": "us-east-1",
-                                                     "endpoint_url": bedrock, "model": BEDROCK_SONNET}}})
+        loaded = parse_config(
+            {
+                "models": {
+                    "sonnet": {
+                        "provider": "bedrock",
+                        "region": "us-east-1",
+                        "endpoint_url": bedrock,
+                        "model": BEDROCK_SONNET,
+                    }
+                }
+            }
+        )
         with ServerThread(create_app(loaded, ledger), lifespan="on") as url:
             client = genai.Client(api_key="unused", http_options={"base_url": url})
-            cache = client.caches.create(model="sonnet", config=types.CreateCachedContentConfig(
-                contents=[types.Content(role="user", parts=[types.Part(text=BOOK * 8)])], system_instruction=RULES))
+            cache = client.caches.create(
+                model="sonnet",
+                config=types.CreateCachedContentConfig(
+                    contents=[types.Content(role="user", parts=[types.Part(text=BOOK * 8)])], system_instruction=RULES
+                ),
+            )
             asked = types.GenerateContentConfig(cached_content=cache.name, max_output_tokens=20)
             first = client.models.generate_content(model="sonnet", contents="What is it?", config=asked)
             again = client.models.generate_content(model="sonnet", contents="And then?", config=asked)
