@@ -10,8 +10,8 @@ import pytest
 
 from tokenomy.messages import ChatResponse, ReasoningBlock, TextBlock, ToolUseBlock, Usage
 from tokenomy.providers.converse_answers import answer_body
-from tokenomy.providers.converse_inbound import request_from_converse
 from tokenomy.providers.converse_mapping import to_converse_params
+from tokenomy.providers.converse_request import request_from_converse
 
 MODEL = "anthropic.claude-sonnet-4-5-20250929-v1:0"
 IMAGE = b"\x89PNG\r\n\x1a\n" + bytes(range(256))

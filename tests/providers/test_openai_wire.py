@@ -209,7 +209,7 @@ def test_finish_reasons_outside_openais_vocabulary_are_mapped(ledger_path):
     TGI's `eos_token`: the answer finishes with tool_calls / stop, so an Anthropic-format client sees stop_reason
     tool_use and runs the tools (it got end_turn with tool_use blocks, and `eos_token` went to OpenAI clients)."""
     from tokenomy.client import Tokenomy
-    from tokenomy.providers.anthropic_inbound import stop_reason
+    from tokenomy.providers.anthropic_answers import stop_reason
 
     with RecordingOpenAI() as upstream:
         spec = {"up": ModelSpec(name="up", provider="openai", model="up", base_url=upstream.url, price_as="gpt-4o")}

@@ -3,7 +3,8 @@
 The same path as `/v1/chat/completions`: a virtual key (`x-api-key` or `Authorization: Bearer`), the
 route named by `model`, overload guard, rate limit, budget reservation, the one call path (ledger,
 telemetry, retries, fallback, caching), settlement. Requests and answers are mapped with the
-Anthropic provider's own block functions in reverse (`providers.anthropic_inbound`), so tools, images,
+Anthropic provider's own block functions in reverse (`providers.anthropic_inbound` reads requests,
+`providers.anthropic_answers` writes answers), so tools, images,
 documents, thinking and cache_control reach whichever model the route names, or are refused with a 400
 naming the field. Streams use Anthropic's SSE events (message_start, content_block_start/delta/
 stop with text_delta, input_json_delta, thinking_delta, signature_delta and citations_delta, message_delta,
@@ -50,16 +51,15 @@ from tokenomy.messages import (
     ToolCallDelta,
     Usage,
 )
-from tokenomy.providers.anthropic_inbound import (
-    anthropic_only,
+from tokenomy.providers.anthropic_answers import (
     caller_param,
     caller_path,
     message_body,
-    request_from_anthropic,
     stop_reason,
     usage_body,
     usage_fields,
 )
+from tokenomy.providers.anthropic_inbound import anthropic_only, request_from_anthropic
 from tokenomy.providers.anthropic_provider import BETA_HEADER
 from tokenomy.providers.reasoning_signers import sealed, sealed_block
 from tokenomy.providers.refusals import Unsupported

@@ -5,7 +5,7 @@
 
 The prompt comes in either of CountTokens' forms:
 - `input.converse`: a Converse request's messages, system, toolConfig and additionalModelRequestFields, mapped by
-  `providers.converse_inbound` as on `/converse`;
+  `providers.converse_request` as on `/converse`;
 - `input.invokeModel.body`: an InvokeModel body (a blob, base64 in botocore's JSON), read as Anthropic's Messages
   body for Claude models (`anthropic_version: "bedrock-2023-05-31"`, no `model`) and mapped by
   `providers.anthropic_inbound` as on `/v1/messages`. Another model family's body (Titan's `inputText`, Llama's
@@ -35,7 +35,7 @@ from tokenomy.gateway.counting import Counter, cannot_count, count, counter_for
 from tokenomy.gateway.hygiene import body_problem
 from tokenomy.ids import new_id
 from tokenomy.messages import ChatRequest
-from tokenomy.providers import anthropic_inbound, converse_inbound
+from tokenomy.providers import anthropic_answers, anthropic_inbound, converse_request
 from tokenomy.providers.anthropic_provider import BETA_HEADER
 from tokenomy.providers.refusals import Unsupported
 
@@ -83,7 +83,7 @@ def _from_converse(model: str, given: Any) -> ChatRequest:
                 f"{', '.join(CONVERSE_FIELDS)}); remove it"
             )
     try:
-        return _unshaped(converse_inbound.request_from_converse(model, given))
+        return _unshaped(converse_request.request_from_converse(model, given))
     except ValueError as exc:  # each names its field from the Converse body's root: named from the caller's
         raise ValueError(f"{CONVERSE}.{exc}") from None
 
@@ -171,15 +171,15 @@ class Form:
 
 
 CONVERSE_FORM = Form(
-    lambda refused: f"{CONVERSE}.{converse_inbound.caller_param(refused.where)}",
-    lambda param: f"{CONVERSE}.{converse_inbound.caller_param(param)}",
+    lambda refused: f"{CONVERSE}.{converse_request.caller_param(refused.where)}",
+    lambda param: f"{CONVERSE}.{converse_request.caller_param(param)}",
 )
 
 
 def _invoke_form(body: dict[str, Any]) -> Form:
     return Form(
-        lambda refused: f"{INVOKE}.{anthropic_inbound.caller_path(body, refused)}",
-        lambda param: f"{INVOKE}.{anthropic_inbound.caller_param(param)}",
+        lambda refused: f"{INVOKE}.{anthropic_answers.caller_path(body, refused)}",
+        lambda param: f"{INVOKE}.{anthropic_answers.caller_param(param)}",
     )
 
 

@@ -11,7 +11,7 @@ with), so the key is exposed exactly as a bearer token over http would be.
 
 `modelId` names a gateway route or model, as `model` does on the other APIs. The same path as
 `/v1/chat/completions`: the virtual key, overload guard, rate limit, budget reservation, the one call path (ledger,
-telemetry, retries, fallback, caching, routing), settlement. Requests are read by `providers.converse_inbound`,
+telemetry, retries, fallback, caching, routing), settlement. Requests are read by `providers.converse_request`,
 answers written by `providers.converse_answers`; streams are AWS event-stream frames (messageStart,
 contentBlockStart/Delta/Stop, messageStop, metadata), errors are Bedrock's (`x-amzn-ErrorType`), which botocore
 raises as its own exceptions.
@@ -46,7 +46,7 @@ from tokenomy.ids import new_id
 from tokenomy.messages import CLAUDE_SIGNED, ChatResponse, StreamChunk, ToolCallDelta
 from tokenomy.providers import eventstream
 from tokenomy.providers.converse_answers import answer_body, asked_fields, redacted_blob, stop_reason, usage_body
-from tokenomy.providers.converse_inbound import caller_param, request_from_converse, stop_sequence_paths
+from tokenomy.providers.converse_request import caller_param, request_from_converse, stop_sequence_paths
 from tokenomy.providers.reasoning_signers import sealed, sealed_block
 
 router = APIRouter()
@@ -97,7 +97,7 @@ class EventWriter(ToolBlocks):
 
     def __init__(self, request_id: str, stop_paths: list[str] | None = None) -> None:
         self.request_id = request_id
-        self.stop_paths = stop_paths  # the stop-sequence paths the request asked for (converse_inbound)
+        self.stop_paths = stop_paths  # the stop-sequence paths the request asked for (converse_request)
         self.index = -1
         self.open: str | None = None
         self.tool_blocks: dict[int, int] = {}  # a tool call's index -> its content-block index

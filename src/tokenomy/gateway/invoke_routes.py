@@ -7,8 +7,9 @@ the coding agents built on it. They move behind Tokenomy by pointing the endpoin
 sent as Converse's route takes it (`converse_routes`: a bearer token, or the SigV4 access key id).
 
 The body is a Messages API body without `model` and `stream` (the path names both), so it is read and answered with
-the `/v1/messages` mapping (`providers.anthropic_inbound`): tools, images, documents, thinking and cache_control
-reach whichever model the route names, or are refused with a 400 naming the field as the caller sent it. Fields
+the `/v1/messages` mapping (`providers.anthropic_inbound`, `providers.anthropic_answers`): tools, images,
+documents, thinking and cache_control reach whichever model the route names, or are refused with a 400 naming the
+field as the caller sent it. Fields
 Tokenomy does not map ride to Claude as sent: into the body on Anthropic's API, into `additionalModelRequestFields`
 on Bedrock (where InvokeModel's body would have put them). `anthropic_beta` becomes Anthropic's beta header on a
 route to Anthropic's API, and is left out on a route to models without betas (OpenAI-format, Gemini, local).
@@ -53,7 +54,8 @@ from tokenomy.gateway.responses import FirstChunkStream, tokenomy_fields
 from tokenomy.ids import new_id
 from tokenomy.messages import ChatResponse
 from tokenomy.providers import eventstream
-from tokenomy.providers.anthropic_inbound import message_body, request_from_anthropic
+from tokenomy.providers.anthropic_answers import message_body
+from tokenomy.providers.anthropic_inbound import request_from_anthropic
 from tokenomy.providers.anthropic_provider import BETA_HEADER
 from tokenomy.providers.converse_answers import asked_fields
 

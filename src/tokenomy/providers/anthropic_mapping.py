@@ -1,8 +1,8 @@
 """A ChatRequest as Anthropic Messages API arguments, and an answer's stop reason and blocks read back.
 
 The provider uses `to_anthropic_params` / `answer_blocks` / `FINISH_REASONS`; the gateway's `POST /v1/messages`
-reads the other way (`anthropic_inbound`, with `STOP_REASONS`). Content blocks, both ways, are `anthropic_content`'s;
-a stream's events are folded by `anthropic_stream`.
+reads the other way (`anthropic_inbound`; `anthropic_answers` answers with `STOP_REASONS`). Content blocks, both
+ways, are `anthropic_content`'s; a stream's events are folded by `anthropic_stream`.
 
 Carried: the content blocks `anthropic_content` carries, tools (cache_control on the last one when the tools are a
 cache point), tool_choice auto/any/tool/none (a choice among some of the tools: only those tools sent, with auto or

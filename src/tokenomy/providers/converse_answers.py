@@ -1,6 +1,6 @@
 """The answer side of the gateway's Bedrock Runtime routes (`/model/{modelId}/converse`, `-stream`): a ChatResponse
 in Converse's answer shape (its message, stopReason, usage and metrics, and the fields the request asked for), and the
-pieces `gateway.converse_routes` builds ConverseStream's events from. `converse_inbound` reads requests; the block
+pieces `gateway.converse_routes` builds ConverseStream's events from. `converse_request` reads requests; the block
 shapes are `converse_mapping`'s, shared with the Bedrock provider.
 """
 
@@ -10,8 +10,9 @@ import binascii
 from typing import Any
 
 from tokenomy.messages import CLAUDE_SIGNED, ONE_HOUR, Block, ChatResponse, ReasoningBlock
-from tokenomy.providers.converse_inbound import REDACTED_TEXT, STOP_SEQUENCE_PATHS
+from tokenomy.providers.converse_inbound import REDACTED_TEXT
 from tokenomy.providers.converse_mapping import block_to_converse
+from tokenomy.providers.converse_request import STOP_SEQUENCE_PATHS
 from tokenomy.providers.reasoning_signers import sealed_block
 
 # Converse's stopReason for the finish reason Tokenomy records (bedrock.FINISH_REASONS the other way).
