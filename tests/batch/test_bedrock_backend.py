@@ -780,3 +780,45 @@ def test_resume_refuses_records_no_split_keeps_at_bedrocks_minimum_before_any_pa
         "on demand instead: "
         f"`tokenomy batch results {job.job_id} "
         f"--missing-input -o rest.jsonl` then `tokenomy batch submit rest.jsonl --model {HAIKU} --backend local`")
+
+
+def test_a_llama_prompt_file_goes_to_a_llama_job_as_written_and_is_priced_like_llama(s3_url, tmp_path,
+                                                                                   ledger_path) -> None:
+    # A line in Llama's own InvokeModel shape (`prompt`, `max_gen_len`), the body Bedrock's batch takes for Llama,
+    # was refused as `modelInput.messages: messages must be a non-empty list`: a team's existing file broke.
+    import subprocess
+    import sys
+
+    from tokenomy.ledger.store import open_store
+
+    llama = "meta.llama3-1-8b-instruct-v1:0"
+    template = ("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nTopic {i}: say something "
+                "short.<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
+    bodies = {f"r{i}": {"prompt": template.format(i=i), "max_gen_len": 50, "temperature": 0.2, "top_p": 0.9}
+              for i in range(100)}  # Bedrock's minimum of a job
+    path = tmp_path / "llama.jsonl"
+    path.write_text("".join(json.dumps({"recordId": rid, "modelInput": body}) + "\n" for rid, body in bodies.items()))
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
+    with emulator(s3_url) as (url, _):
+        out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "batch", "submit", str(path), "--model", llama,
+                              "--backend", "bedrock", "--json", "--endpoint-url", url, "--s3-endpoint-url", s3_url,
+                              "--role-arn", ROLE, "--s3-uri", f"s3://{BUCKET}/llama-prompt", "--ledger",
+                              str(ledger_path)], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr
+    job = [json.loads(x) for x in out.stdout.splitlines() if x.startswith("{")][-1]
+    assert job["status"] == "completed" and job["records"] == job["done"] == 100 and job["bad_lines"] == 0, job
+    s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1")
+    [key] = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="llama-prompt/")["Contents"]
+             if o["Key"].endswith("/input/records.jsonl")]
+    sent = [json.loads(x) for x in s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode().splitlines()]
+    # The job's input is each caller's body as written: its prompt, its extra top_p, in its own order.
+    assert {line["recordId"]: line["modelInput"] for line in sent} == bodies
+    assert all(list(line["modelInput"]) == list(bodies[line["recordId"]]) for line in sent)
+    rows = open_store(str(ledger_path)).query(
+        "SELECT mode, model, input_tokens, output_tokens, cost_usd FROM usage_events WHERE batch_job_id = ?",
+        [job["job_id"]])
+    assert len(rows) == 100 and {r["mode"] for r in rows} == {"batch"} and {r["model"] for r in rows} == {llama}
+    for r in rows:  # Llama's own counts (prompt_token_count, generation_token_count) at Llama's batch price
+        usage = Usage(r["input_tokens"], r["output_tokens"])
+        assert r["input_tokens"] > 0 and 0 < r["output_tokens"] <= 50
+        assert Decimal(str(r["cost_usd"])) == compute_cost(usage, llama, mode="batch").total_usd

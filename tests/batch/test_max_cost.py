@@ -232,7 +232,7 @@ def test_a_llama_bodys_max_gen_len_is_its_cap_in_the_worst_case_estimate_and_reb
     llama, nova = "meta.llama3-1-8b-instruct-v1:0", "amazon.nova-micro-v1:0"
     hi = [{"role": "user", "content": "hi"}]
     lines = [
-        {"recordId": "l1", "modelInput": {"messages": hi, "prompt": "hi", "max_gen_len": 50}},  # Llama's, as written
+        {"recordId": "l1", "modelInput": {"prompt": "hi", "max_gen_len": 50}},  # Llama's, as written
         {"recordId": "c1", "modelInput": {"messages": hi, "max_gen_len": 30}},  # rebuilt for the job's model
     ]
     path = tmp_path / "llama.jsonl"
@@ -243,8 +243,7 @@ def test_a_llama_bodys_max_gen_len_is_its_cap_in_the_worst_case_estimate_and_reb
     assert (worst.output_tokens, worst.uncapped) == (80, 0)
     assert model_input(llama, report.records[0]) == lines[0]["modelInput"]  # as written
     assert model_input(nova, report.records[1])["inferenceConfig"]["max_new_tokens"] == 30
-    [wrong], _ = read_records([json.dumps({"recordId": "w", "modelInput": {"messages": hi, "prompt": "hi",
-                                                                              "max_tokens": 9}})])
+    [wrong], _ = read_records([json.dumps({"recordId": "w", "modelInput": {"prompt": "hi", "max_tokens": 9}})])
     path.write_text(json.dumps(wrong.raw) + "\n")
     [bad] = validate_file(path, llama, "us-east-1", backend="bedrock").bad
     assert bad.field == "modelInput.max_tokens" and "a Llama body takes its cap in modelInput.max_gen_len" in bad.reason

@@ -1,7 +1,8 @@
 """What a record keeps when it is rebuilt for a backend that does not take its line's form as written.
 
 An OpenAI batch line goes to an OpenAI or Azure batch as written, and a Bedrock line to a Bedrock job whose model takes
-its body (a Claude body to a Claude job). Sent anywhere else, the record is rebuilt from what formats.py reads of it:
+its body (a Claude body to a Claude job; a Llama `prompt` body, which has no messages to rebuild from, to a Llama job
+only: anywhere else it is refused whole). Sent anywhere else, the record is rebuilt from what formats.py reads of it:
 its messages' roles and text, system, max_tokens and temperature. Any other key would be lost on the way, so each is
 refused by name (a bad line naming the line and the key). CARRIED is that list, per source form: a key not in it, one a
 provider adds later included, is refused until a rebuild maps it and it is named here. An OpenAI body's two caps are one
@@ -15,7 +16,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from tokenomy.batch.formats import NOT_AN_OBJECT, OTHER_TYPE, BadLine, BatchRecord, first_non_text_part
+from tokenomy.batch.formats import (
+    NOT_AN_OBJECT,
+    OTHER_TYPE,
+    BadLine,
+    BatchRecord,
+    body_written_for,
+    first_non_text_part,
+)
 from tokenomy.errors import UsageError, as_written
 
 # Per source form, the keys a rebuild carries at each place of the line: the body, each message, each content part
@@ -148,22 +156,9 @@ def _second_cap(rec: BatchRecord, target: str) -> BadLine | None:
     return BadLine(rec.line, field, reason)
 
 
-def body_written_for(body: dict[str, Any]) -> str:
-    """Which body an existing Bedrock modelInput is: anthropic, nova, llama, titan (InvokeModel) or converse."""
-    if "anthropic_version" in body:
-        return "anthropic"
-    if "schemaVersion" in body or "max_new_tokens" in (body.get("inferenceConfig") or {}):
-        return "nova"
-    if "prompt" in body:
-        return "llama"
-    if "inputText" in body:
-        return "titan"
-    return "converse"
-
-
-# Which cap a Bedrock body sent as written takes, by its shape (a line needs messages, so a Llama prompt or Titan
-# inputText body is never sent as written): Bedrock refuses a key the model's body does not take, so any other cap is
-# refused there, while Tokenomy would price the first one read.
+# Which cap a Bedrock body sent as written takes, by its shape (a Titan inputText body has no messages, so it is
+# never read as a line): Bedrock refuses a key the model's body does not take, so any other cap is refused there,
+# while Tokenomy would price the first one read.
 _OWN_CAP = {
     "anthropic": ("a Claude body", "modelInput.max_tokens"),
     "nova": ("a Nova body", "modelInput.inferenceConfig.max_new_tokens"),
@@ -220,9 +215,30 @@ def require_one_cap(rec: BatchRecord) -> None:
         raise UsageError(f"record {rec.id!r} (line {rec.line}): {bad.field}: {bad.reason}")
 
 
+# A Llama model on Bedrock, named in the fix for a Llama prompt line sent elsewhere.
+LLAMA_ON_BEDROCK = "--backend bedrock --model meta.llama3-1-8b-instruct-v1:0"
+
+
+def llama_prompt_rebuilt(rec: BatchRecord, target: str) -> BadLine | None:
+    """A Bedrock line in Llama's own shape (`prompt`, with its chat template) that `target` would have to rebuild, as
+    a bad line naming the prompt and the fix; None for any other line. Only a Llama job takes that body, as written:
+    made into messages, its turns would be guessed from the template's special tokens, and a guess is not sent."""
+    if rec.fmt != "bedrock" or body_written_for(rec.raw["modelInput"]) != "llama":
+        return None
+    reason = (
+        f"{target} would make this Llama prompt into messages, guessing its turns from its chat template, so it is not "
+        "sent (a Llama prompt goes as written to a Llama model's Bedrock job only); write the line with "
+        f"modelInput.messages, or use a Llama model on Bedrock ({LLAMA_ON_BEDROCK})"
+    )
+    return BadLine(rec.line, "modelInput.prompt", reason)
+
+
 def uncarried(rec: BatchRecord, target: str) -> BadLine | None:
     """The record's line as a bad line naming the first key a rebuild for `target` (e.g. "--backend gemini") would
-    not send, or None when the rebuild carries every key."""
+    not send (a Llama prompt as a whole: `llama_prompt_rebuilt`), or None when the rebuild carries every key."""
+    prompt = llama_prompt_rebuilt(rec, target)
+    if prompt is not None:
+        return prompt
     found = _first_uncarried(rec)
     if found is None:
         return _second_cap(rec, target)

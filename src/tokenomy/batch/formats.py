@@ -219,6 +219,38 @@ def _first_cap(places: tuple[tuple[str, dict[str, Any], str], ...]) -> int | Non
     return None
 
 
+def body_written_for(body: dict[str, Any]) -> str:
+    """Which body an existing Bedrock modelInput is: anthropic, nova, llama, titan (InvokeModel) or converse."""
+    if "anthropic_version" in body:
+        return "anthropic"
+    if "schemaVersion" in body or "max_new_tokens" in (body.get("inferenceConfig") or {}):
+        return "nova"
+    if "prompt" in body:
+        return "llama"
+    if "inputText" in body:
+        return "titan"
+    return "converse"
+
+
+def _bedrock_turns(body: dict[str, Any]) -> list[dict[str, str]]:
+    """A Bedrock body's turns: its messages, or a Llama body's `prompt` (chat template and all) as one user turn, its
+    text for the estimates. Only a Llama job sends that body, as written: any rebuild refuses it (conversion.py), as
+    the template cannot become another model's messages without guessing."""
+    if "prompt" in body and "messages" in body:  # a body takes one: which one the caller meant is a guess
+        raise ValueError(
+            "modelInput.prompt: both prompt and messages given (a Llama body takes prompt, the others messages); "
+            "keep one"
+        )
+    if body_written_for(body) != "llama":
+        return _messages(body.get("messages"), "modelInput.messages", "bedrock")
+    prompt = body["prompt"]
+    if not isinstance(prompt, str):
+        raise ValueError(
+            f"modelInput.prompt: must be text, not {as_written(prompt)}; write the prompt as a JSON string"
+        )
+    return [{"role": "user", "content": prompt}]
+
+
 def line_form(obj: dict[str, Any]) -> str:
     """bedrock | openai | plain, from the keys that only one form has."""
     if "recordId" in obj or "modelInput" in obj:
@@ -278,8 +310,7 @@ def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
         # Native bodies' own, then Converse's; a bad one is named where the line has it.
         where = "modelInput" if "temperature" in body else "modelInput.inferenceConfig"
         temperature = _temperature(body.get("temperature", inference.get("temperature")), f"{where}.temperature")
-        msgs = _messages(body.get("messages"), "modelInput.messages", form)
-        return BatchRecord(rid, line, "bedrock", msgs, system, max_tokens, obj, temperature)
+        return BatchRecord(rid, line, "bedrock", _bedrock_turns(body), system, max_tokens, obj, temperature)
     if form == "openai":
         rid, body = _record_id(obj.get("custom_id"), "custom_id", form, obj), obj.get("body")
         _refuse_other_line_keys(obj, form)

@@ -155,8 +155,9 @@ def forget_sent_prompts(
 
 
 def part_payload(records: list[BatchRecord]) -> str:
-    # The records themselves are kept with the job so resume never depends on the input file.
-    return "\n".join(json.dumps(r.raw, sort_keys=True) for r in records)
+    # The records themselves are kept with the job so resume never depends on the input file; in the caller's key
+    # order, as a body sent as written is read back from here and sent (sorted, it was no longer as written).
+    return "\n".join(json.dumps(r.raw) for r in records)
 
 
 def part_records(part: dict[str, Any]) -> list[BatchRecord]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenomy.batch.bedrock_bodies import BODY_NAMES, body_written_for, invocation_type, job_body, sent_as_written
-from tokenomy.batch.conversion import two_caps_as_written, uncarried
+from tokenomy.batch.conversion import llama_prompt_rebuilt, two_caps_as_written, uncarried
 from tokenomy.batch.formats import FORMS, BadLine, BatchRecord, read_file
 from tokenomy.caching.placement import IMAGE_TOKENS, document_tokens
 from tokenomy.errors import TokenomyError, UsageError, as_written
@@ -299,7 +299,9 @@ def validate_file(
         if target:
             lost = uncarried(rec, target)
         elif backend is None and rec.fmt == "bedrock" and rebuilt_for(rec, "bedrock", model):
-            lost = None  # a body the model's job does not take is rebuilt even by Bedrock: --backend checks that
+            # A body the model's job does not take is rebuilt even by Bedrock: --backend checks that. A Llama prompt
+            # no backend can send for a model that is not Llama.
+            lost = llama_prompt_rebuilt(rec, f"--model {model} (not a Llama model)")
         else:  # sent as written (or to no backend yet, as its own would send it): caps its provider refuses
             lost = two_caps_as_written(rec) or streamed(rec)
         if lost is None:
