@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import replace
 
 import pytest
 
@@ -15,10 +16,18 @@ from tokenomy.emulate.bedrock_runtime import create_app
 from tokenomy.emulate.server import ServerThread
 from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import ChatRequest, Message, TextBlock, ToolResultBlock, ToolUseBlock, Usage
+from tokenomy.messages import (
+    ChatRequest,
+    Message,
+    ReasoningBlock,
+    TextBlock,
+    ToolResultBlock,
+    ToolUseBlock,
+    Usage,
+)
 from tokenomy.pricing.cost import compute_cost
 from tokenomy.providers.registry import ModelSpec
-from tokenomy.request_options import ToolSpec
+from tokenomy.request_options import ToolChoice, ToolSpec
 from tokenomy.resilience.retry import RetryPolicy
 
 SONNET = "anthropic.claude-3-7-sonnet-20250219-v1:0"
@@ -333,6 +342,65 @@ def test_a_participant_name_is_refused_by_apis_without_one(provider, model, ledg
                 call(request)
             assert caught.value.kind == "client_error" and caught.value.status == 400
             assert str(caught.value).startswith("messages[2].name") and model in str(caught.value)
+
+
+def unsigned_reasoning_history(model: str) -> ChatRequest:
+    """Five turns whose fourth (messages[3]) sends back reasoning no model signed (an OpenAI caller's
+    reasoning_content), which Claude refuses on Bedrock and on Anthropic's API."""
+    return ChatRequest(messages=[Message("user", "hi"), Message("assistant", "hello"), Message("user", "again"),
+                                 Message("assistant", [ReasoningBlock("Let me think."), TextBlock("Sure.")]),
+                                 Message("user", "and now?")], model=model, max_tokens=5)
+
+
+@pytest.mark.parametrize("provider, model", [("anthropic", "claude-sonnet-4-5-20250929"),
+                                             ("bedrock", "anthropic.claude-3-5-sonnet-20240620-v1:0")])
+def test_what_claudes_mapping_refuses_is_refused_unsent_and_named_where_the_caller_put_it(provider, model, server,
+                                                                                          ledger_path):
+    # A library caller's request is checked by the provider's mapping only at call time: with the route's max_turns
+    # cutting the two oldest turns, the refusal named messages[1], a place of what was sent, not of the request.
+    # The mapping's checks (`Provider.mapping_refusal`) are now asked before the provider is called, as the gateway
+    # asks them, and the refusal is named as the caller sent it.
+    url = "http://127.0.0.1:9"  # never reached: the request is refused before any call
+    specs = {**models(b=server.url),
+             "m": ModelSpec(name="m", provider=provider, model=model, base_url=url, endpoint_url=url,
+                            region="us-east-1")}
+    cut = CallPolicy(tokens=token_policy.TokenPolicy(max_turns=3))
+    request = unsigned_reasoning_history("m")
+    with Tokenomy(ledger_path, models=specs) as client:
+        for call in (lambda r: client.chat(r, policy=cut), lambda r: list(client.stream(r, policy=cut))):
+            with pytest.raises(ProviderError) as caught:
+                call(request)
+            refused = caught.value
+            assert (refused.kind, refused.status, refused.param) == ("client_error", 400, "messages[3].content[0]")
+            assert str(refused).startswith("messages[3].content[0]: ") and "signed" in str(refused)
+        client.chat(request, policy=replace(cut, fallback=("b",)))  # a fallback takes it
+    assert server.calls == 1  # the fallback's answer: nothing went to the model that refused
+    rows = [(e.model, e.outcome, e.cost_usd) for e in sorted(open_store(ledger_path).events(), key=lambda e: e.ts)]
+    assert rows == [(model, "client_error", 0)] * 3 + [("b", "ok", rows[-1][2])]  # one $0 row per refusal
+
+
+@pytest.mark.parametrize("field, request_", [
+    ("tool_choice", ChatRequest(messages=[Message("user", "weather?"),
+                                          Message("assistant", [ToolUseBlock("c1", "weather", {})]),
+                                          Message("user", [ToolResultBlock("c1", [TextBlock("sunny")])])],
+                                model="m", max_tokens=5, tools=[ToolSpec("weather")],
+                                tool_choice=ToolChoice("none"))),
+    ("requestMetadata.k", ChatRequest.simple("hi", model="m", max_tokens=5,
+                                           extra={"requestMetadata": {"k": "no!"}})),
+])
+def test_a_field_converse_has_no_place_for_is_refused_before_its_provider_is_called(field, request_, ledger_path):
+    """Asked by `_check_inputs` of the request as the attempt sends it: before, nothing asked it there, and the
+    provider's mapping refused it only once called."""
+    url = "http://127.0.0.1:9"
+    spec = ModelSpec(name="m", provider="bedrock", model=SONNET, endpoint_url=url, region="us-east-1")
+    with Tokenomy(ledger_path, models={"m": spec}) as client:
+        call = client._begin(request_, None, "on_demand", stream=False)
+        tier = call.tiers[0]
+        target = client._target(call, tier, tier.plan.first())
+        with pytest.raises(ProviderError) as caught:
+            client._check_inputs(target)
+    assert caught.value.param == field and str(caught.value).startswith(f"{field}: Bedrock Converse")
+    assert caught.value.unsent
 
 
 def test_truncated_history_does_not_open_with_results_of_calls_it_cut(server, ledger_path):

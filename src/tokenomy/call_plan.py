@@ -175,9 +175,11 @@ class CallPlanner:
 
     def _check_inputs(self, target: Target) -> None:
         """Refuse, before sending, a block the model's config says it cannot read (`inputs: [text]`), a server tool
-        its API does not run, or a 1-hour cache point it has no price for: the gateway checks a route's own model up
-        front, but a fallback or a routed tier is known only here. Nothing to do for a request its checks cleared
-        (`ChatRequest.cleared`), which are these and more."""
+        its API does not run, a 1-hour cache point it has no price for, or an option its API's mapping has no place
+        for (`Provider.mapping_refusal`: Claude's unsigned reasoning, Converse's `none` tool choice with tool calls,
+        ...): the gateway checks a route's own models up front, but a library caller's and a routed tier are known
+        only here, and the mapping would refuse them only once the provider is called. Nothing to do for a request
+        its checks cleared (`ChatRequest.cleared`), which are these and more."""
         cleared = target.call.cleared
         if cleared is not None and cleared[0] is target.spec and cleared[1] is target.provider:
             return
@@ -187,6 +189,9 @@ class CallPlanner:
         if refused is None and not target.provider.accepts_zero_output:
             refused = zero_output_refusal(target.call)  # max_tokens 0 to a fallback with no zero-token call
         raise_refusal(target.call, target.provider.name, refused or self.cache_refusal(target.spec, target.call))
+        unmapped = target.provider.mapping_refusal(target.call, target.call.model)
+        if unmapped is not None:
+            raise unmapped  # unsent (its `param`): the attempt plan moves on to a model that takes the request
 
     def cache_refusal(self, spec: ModelSpec, request: ChatRequest) -> Unsupported | None:
         """A 1-hour cache point to a model whose catalog price has no 1-hour cache-write price: its writes could not
@@ -229,11 +234,24 @@ class CallPlanner:
                 call.attempts = att.number  # the next tier's attempts are numbered on from this one's
                 call.failed_below = unavailable or too_long  # the next tier's rows say which (see _target)
                 return True
-        if exc.refused is not None and call.asked is not None and call.asked is not call.request:
-            # Turns may have been cut: the refused block's indices are those of what was sent. The same check on
-            # the request as asked places it where the caller put it (None if only the policy's change made it).
-            asked = replace(call.asked, model=att.target.call.model, region=att.target.call.region)
-            spec, provider = att.target.spec, att.target.provider
+        if exc.unsent and call.asked is not None and call.asked is not call.request:
+            self._place_as_asked(call.asked, att.target, exc)
+        return False
+
+    def _place_as_asked(self, asked: ChatRequest, target: Target, exc: ProviderError) -> None:
+        """Name a refusal that ends the call where the caller put what it refuses. Turns may have been cut: the
+        refused block's indices are those of what was sent. The same check of the request as asked places it in the
+        caller's request: a block the model cannot take (`refused`: None if only the policy's change made it), or a
+        field its mapping has no place for (`param`: left as sent then). The message says the same place: a library
+        caller reads it as raised (the gateway's ingresses name `refused` and `param` in their caller's terms)."""
+        asked = replace(asked, model=target.call.model, region=target.call.region)
+        spec, provider = target.spec, target.provider
+        if exc.refused is not None:
             found = inputs_refusal(spec.inputs, asked) or provider.refusal(asked) or self.cache_refusal(spec, asked)
             exc.refused = None if found is None else replace(found, by=exc.refused.by)
-        return False
+            if exc.refused is not None:
+                exc.args = (exc.refused.error_text(exc.refused.where),)
+            return
+        placed = provider.mapping_refusal(asked, asked.model)
+        if placed is not None:
+            exc.args, exc.param, exc.also = placed.args, placed.param, placed.also

@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 
 from helpers.scripted_openai import ScriptedOpenAI, models
+from tokenomy.caching.tokens import TokenPolicy
 from tokenomy.client import CallPolicy, Tokenomy
 from tokenomy.errors import ProviderError
 from tokenomy.ledger.store import open_store
@@ -358,6 +359,20 @@ def test_a_model_that_cannot_read_an_image_passes_it_to_the_fallback_without_sen
         with pytest.raises(ProviderError, match=r"cannot take an image block \(messages\[0\]\.content\[1\]\)") as info:
             client.chat(image)
     assert info.value.refused is not None and blind.calls == 1  # still only the text call
+
+
+def test_a_refusal_of_a_cut_history_names_the_block_where_the_caller_put_it(scripted, ledger_path):
+    # max_turns cut the first two turns: the error's message named the image at messages[0], a place of what was
+    # sent (only its `refused`, which the gateway reads, was placed in the caller's request).
+    blind, _, specs, image = text_only_then_seeing(scripted)
+    history = replace(image, messages=[Message("user", "hi"), Message("assistant", "hello"), *image.messages])
+    policy = CallPolicy(retry=FAST, tokens=TokenPolicy(max_turns=1))
+    with Tokenomy(ledger_path, models=specs, policy=policy) as client:
+        with pytest.raises(ProviderError) as info:
+            client.chat(history)
+    assert info.value.refused.where == "messages[2].content[1]" and blind.calls == 0
+    assert str(info.value).startswith("model `a` (openai) cannot take an image block (messages[2].content[1]): ")
+    assert [(e.model, e.outcome, e.cost_usd) for e in open_store(ledger_path).events()] == [("a", "client_error", 0)]
 
 
 def test_a_refused_attempt_gives_its_rate_limit_allowance_back(scripted, ledger_path):
