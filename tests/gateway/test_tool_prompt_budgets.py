@@ -153,10 +153,9 @@ def test_a_claude_model_a_litellm_import_prices_is_reserved_with_its_tool_prompt
     assert (opus.tool_prompt_tokens_auto, opus.tool_prompt_tokens_any) == (675, 804)  # Opus's largest (4.7's)
     assert opus.tool_prompt_source.startswith("LiteLLM's price file has none by tool_choice: the largest of the "
                                               "catalog's Claude opus models")
-    for haiku in (catalog.lookup(HAIKU3, "global"), catalog.lookup(f"us.{HAIKU3}")):  # next to the catalog's own
-        assert haiku.priced_by == "litellm-import"
+    for haiku in (catalog.lookup(HAIKU3), catalog.lookup(f"us.{HAIKU3}")):  # the catalog prices it: not imported
+        assert haiku.priced_by == "tokenomy-catalog"
         assert (haiku.tool_prompt_tokens_auto, haiku.tool_prompt_tokens_any) == (264, 340)  # not Haiku 4.5's
-        assert f"the catalog's {HAIKU3} in " in haiku.tool_prompt_source
     assert catalog.lookup("acme-chat-1").tool_prompt_tokens("any") == 0
 
     request = tool_request(ToolChoice("any"))

@@ -304,6 +304,33 @@ def test_litellm_import_adds_models_but_curated_entries_win(tmp_path, catalog):
         PriceCatalog(merged.entries(), use_fallback=False).lookup("acme-voice")
 
 
+@pytest.mark.parametrize("litellm_name, asked, region", [
+    # LiteLLM's bare Bedrock id, imported in region `global`, was picked over the per-region prices for no region.
+    (HAIKU3, HAIKU3, None),
+    (f"bedrock/{HAIKU3}", HAIKU3, "us-east-1"),
+    # LiteLLM's `us.` profile id was matched whole before the catalog resolved the profile to its base model.
+    (f"bedrock/us.{HAIKU3}", f"us.{HAIKU3}", None),
+    (f"bedrock/eu.{HAIKU3}", f"eu.{HAIKU3}", "eu-central-1"),
+    ("claude-3-5-haiku-latest", "claude-3-5-haiku-latest", None),  # an alias of a curated model
+])
+def test_litellm_import_never_reprices_a_model_the_catalog_prices(tmp_path, catalog, litellm_name, asked, region):
+    litellm = tmp_path / "model_prices_and_context_window.json"
+    litellm.write_text(json.dumps({
+        litellm_name: {"litellm_provider": "bedrock", "mode": "chat", "input_cost_per_token": 9e-06,
+                       "output_cost_per_token": 9e-06},
+        "acme.chat-1": {"litellm_provider": "bedrock", "mode": "chat", "input_cost_per_token": 2e-06,
+                        "output_cost_per_token": 8e-06},
+    }))
+    merged = catalog.with_litellm(litellm)
+    assert merged.lookup(asked, region) == catalog.lookup(asked, region)
+    entry = merged.lookup(asked, region)
+    assert entry.priced_by == "tokenomy-catalog" and entry.input != Decimal("9") and entry.source and entry.as_of
+    # A model the catalog lacks is still imported, with its source and date.
+    acme = merged.lookup("acme.chat-1")
+    assert (acme.priced_by, acme.input, acme.source) == ("litellm-import", Decimal("2"), f"litellm:{litellm.name}")
+    assert acme.as_of
+
+
 def test_models_outside_the_catalog_fall_back_to_genai_prices(catalog):
     entry = catalog.lookup("gpt-3.5-turbo")
     assert entry.priced_by == "genai-prices"

@@ -96,14 +96,15 @@ class PriceCatalog:
         return merged
 
     def with_litellm(self, path: str | Path) -> PriceCatalog:
-        """Import LiteLLM's model_prices_and_context_window.json (curated entries keep priority)."""
+        """Import LiteLLM's model_prices_and_context_window.json for the models this catalog does not price.
+
+        An entry is skipped where a lookup of its id here would find a model (its `us.`/`eu.`/`global.` profile
+        resolved to the base model, an alias, in any region): LiteLLM files every price under region `global`, and
+        its `anthropic.…` or `us.anthropic.…` entry would otherwise be found before the per-region prices."""
         imported = load_litellm_prices(path)
         known = self.entries()
-        curated = {(e.model, e.region) for e in known}
         # Its Claude models get the catalog's tool use system prompt counts, as genai-prices' do.
-        extra = [
-            with_claude_tool_prompt(e, known, LITELLM_LACKS) for e in imported if (e.model, e.region) not in curated
-        ]
+        extra = [with_claude_tool_prompt(e, known, LITELLM_LACKS) for e in imported if not self._candidates(e.model)]
         return PriceCatalog(known + extra, dict(self.batch_quotas), self.use_fallback, self.aliases)
 
     def entries(self) -> list[PriceEntry]:
@@ -132,17 +133,11 @@ class PriceCatalog:
             )
         asked = model
         ref = parse_model_id(self.aliases.get(model, model))
-        candidates = [c for c in (ref.profiled, ref.base) if c in self._by_model]
-        if not candidates:
-            known = list(self._by_model)
-            # A profile's own entries first (global. prices differ from in-region ones), then the bare id's.
-            candidates = alias_candidates(ref.profiled, known) if ref.profile else []
-            candidates += [c for c in alias_candidates(ref.base, known) if c not in candidates]
-        for candidate in candidates:
-            regions = self._by_model.get(candidate)
-            if regions:
-                entry = self._pick_region(candidate, regions, region or ref.region, ref if region is None else None)
-                return entry if candidate == asked else replace(entry, resolved_from=asked)
+        for candidate in self._candidates(model):
+            entry = self._pick_region(
+                candidate, self._by_model[candidate], region or ref.region, ref if region is None else None
+            )
+            return entry if candidate == asked else replace(entry, resolved_from=asked)
         if self.use_fallback:
             from tokenomy.pricing.library import library_entry
 
@@ -157,6 +152,17 @@ class PriceCatalog:
             "Run `tokenomy prices` to list models, or add it with a price file (TOKENOMY_PRICES=FILE, or --prices FILE "
             "where a command takes it)."
         )
+
+    def _candidates(self, model: str) -> list[str]:
+        """The priced ids `model` may stand for here, best first: itself or its profile's base model, else aliases."""
+        ref = parse_model_id(self.aliases.get(model, model))
+        candidates = [c for c in (ref.profiled, ref.base) if c in self._by_model]
+        if not candidates:
+            known = list(self._by_model)
+            # A profile's own entries first (global. prices differ from in-region ones), then the bare id's.
+            candidates = alias_candidates(ref.profiled, known) if ref.profile else []
+            candidates += [c for c in alias_candidates(ref.base, known) if c not in candidates]
+        return [c for c in candidates if self._by_model.get(c)]
 
     def knows(self, model: str) -> bool:
         """Whether `model` has a price here or in the library, in some region (a probe: nothing is logged)."""
