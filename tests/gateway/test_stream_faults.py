@@ -458,14 +458,13 @@ def test_a_stream_an_exception_breaks_after_its_answer_began_still_ends_in_its_a
     # cut the body mid-chunk: the SDKs raised a connection error. Now the stream ends with its API's error event.
     import anthropic
 
-    from tokenomy.gateway import call_stream, chat_routes
+    from tokenomy.gateway import call_stream
 
     async def broken_settlement(gw, budgets, pieces, *args) -> None:
         await pieces.aclose()  # the attempt is recorded, as the real wind-up does first
         raise RuntimeError("settlement failed")
 
-    monkeypatch.setattr(chat_routes, "wind_up_stream", broken_settlement)
-    monkeypatch.setattr(call_stream, "wind_up_stream", broken_settlement)  # every other API's streams
+    monkeypatch.setattr(call_stream, "wind_up_stream", broken_settlement)  # every API's streams
     upstream, spare, gateway = served([], ledger_path)
     ask = [{"role": "user", "content": "hi"}]
     with gateway as url:

@@ -1,13 +1,14 @@
-"""A streamed answer, shared by the gateway's APIs but chat completions (Anthropic's, Bedrock's, Gemini's and the
-Responses API): the call's pieces in the API's events (`call_streamed` with a `StreamFormat`), its settlement, and
-what a stream whose call failed ends with (`stream_error`, which chat completions' own stream uses too). Admission is
+"""A streamed answer, shared by the gateway's APIs: the call's pieces in the API's events, its settlement, and what a
+stream whose call failed ends with (`settled_stream`, `stream_error`). Anthropic's, Bedrock's, Gemini's and the
+Responses API's events are a `StreamFormat`'s (`call_streamed`); chat completions' own are its route's. Admission is
 `calls.admit`'s, as for a whole answer."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from starlette.responses import Response
@@ -78,44 +79,83 @@ def stream_error(exc: BaseException, sent: bool, name: str, started: float, form
     raise exc
 
 
-async def call_streamed(
-    gw, call: ChatRequest, admitted: Admitted, name: str, started: float, form: StreamFormat
+@dataclass
+class StreamProgress:
+    """What a stream's events tell `settled_stream`, which ends the stream: whether any went out, and the answer."""
+
+    sent: bool = False  # any event went out
+    final: ChatResponse | None = None  # the call's answer, once its last piece came
+
+
+# One API's events for a call's pieces, which note in the StreamProgress what went out and the answer.
+StreamEvents = Callable[[AsyncGenerator[StreamChunk, None], StreamProgress], AsyncGenerator[bytes, None]]
+
+
+async def settled_stream(
+    gw,
+    call: ChatRequest,
+    admitted: Admitted,
+    name: str,
+    started: float,
+    ends: StreamErrors,
+    events: StreamEvents,
+    done: bytes | None = None,
 ) -> AsyncIterator[bytes | Response]:
-    """A streamed answer in `form`'s events; for `responses.FirstChunkStream`, whose first item may be the error
-    Response of a call that failed before anything was sent. Settles the reservation at what the call cost (see
-    `wind_up_stream`)."""
-    final: ChatResponse | None = None
-    sent = False  # any event went out
+    """A streamed call in one API's `events`, for `responses.FirstChunkStream`: counted in /metrics under `name`, or
+    ended as `stream_error` says (its first item then may be the error Response of a call that failed before anything
+    was sent); `done` is the API's last event after any other end. Releases the call's slot and settles the
+    reservation at what the call cost (see `wind_up_stream`)."""
+    progress = StreamProgress()
     refused: Response | None = None
     crashed = False  # a bug ended the stream
     cost = call_cost(gw, admitted.budgets)
     pieces = gw.client.astream(call, policy=admitted.policy, cost=cost)
+    sending = events(pieces, progress)
     try:
-        async for piece in pieces:
-            events = [] if sent else form.start()
-            if piece.response is not None:
-                final = piece.response
-            else:
-                events += form.chunk(piece)
-            for event in events:
-                sent = True
-                yield event
-        assert final is not None
-        if gw.journal is not None:
-            await gw.journal.durable_async()  # journaled before the stream tells the client it is complete
-        for event in form.finish(final):
+        async for event in sending:
             yield event
-        metrics.observe(final, name)
+        assert progress.final is not None  # the events end with the answer's
+        metrics.observe(progress.final, name)
         metrics.count(name, 200, started)
     except STREAM_ENDINGS as exc:
-        ended = stream_error(exc, sent, name, started, form)  # (a stop from outside is raised on)
+        ended = stream_error(exc, progress.sent, name, started, ends)  # (a stop from outside is raised on)
         crashed = not isinstance(exc, TokenomyError)
         if isinstance(ended, Response):
             refused = ended
         else:
             yield ended
     finally:
+        await sending.aclose()  # stopped from outside at one of its events: closed now, not when collected
         gw.guard.slots.release()
-        await wind_up_stream(gw, admitted.budgets, pieces, cost, final, crashed)
+        await wind_up_stream(gw, admitted.budgets, pieces, cost, progress.final, crashed)
     if refused is not None:
         yield refused
+    elif done is not None:
+        yield done
+
+
+def call_streamed(
+    gw, call: ChatRequest, admitted: Admitted, name: str, started: float, form: StreamFormat
+) -> AsyncIterator[bytes | Response]:
+    """A streamed answer in `form`'s events (see `settled_stream`)."""
+
+    async def events(
+        pieces: AsyncGenerator[StreamChunk, None], progress: StreamProgress
+    ) -> AsyncGenerator[bytes, None]:
+        async for piece in pieces:
+            out = [] if progress.sent else form.start()
+            if piece.response is not None:
+                progress.final = piece.response
+            else:
+                out += form.chunk(piece)
+            for event in out:
+                progress.sent = True
+                yield event
+        final = progress.final
+        assert final is not None
+        if gw.journal is not None:
+            await gw.journal.durable_async()  # journaled before the stream tells the client it is complete
+        for event in form.finish(final):
+            yield event
+
+    return settled_stream(gw, call, admitted, name, started, form, events)

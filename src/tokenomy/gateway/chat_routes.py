@@ -18,7 +18,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -29,9 +29,10 @@ from pydantic import ValidationError
 from tokenomy.errors import ProviderError, TokenomyError, described
 from tokenomy.gateway import metrics
 from tokenomy.gateway.anthropic_routes import anthropic_error, anthropic_key
-from tokenomy.gateway.call_stream import STREAM_ENDINGS, stream_error
+from tokenomy.gateway.call_stream import StreamProgress, settled_stream
 from tokenomy.gateway.calls import (
     OPENAI_ERROR_TYPES,
+    Admitted,
     Refusal,
     admit,
     call_headers,
@@ -56,11 +57,11 @@ from tokenomy.gateway.responses import (
     usage_body,
 )
 from tokenomy.gateway.schemas import ChatCompletionRequest, ErrorResponse, from_parsed, parse_chat_request
-from tokenomy.gateway.settlement import call_cost, paid, settle_when_final, wind_up_stream
+from tokenomy.gateway.settlement import call_cost, paid, settle_when_final
 from tokenomy.gateway.settlement import settle as _settle
 from tokenomy.gateway.state import Gateway
 from tokenomy.ids import new_id
-from tokenomy.messages import ChatResponse
+from tokenomy.messages import StreamChunk
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -267,9 +268,7 @@ async def chat_completions(request: Request):
     request_id = f"chatcmpl-{call.meta.request_id}"
     headers = {"x-request-id": call.meta.request_id}
     if body.stream:
-        return FirstChunkStream(
-            _stream(gw, call, policy, body, request_id, budgets, started), headers=headers, ends=ENDS
-        )
+        return FirstChunkStream(_stream(gw, call, admitted, body, request_id, started), headers=headers, ends=ENDS)
     cost = call_cost(gw, budgets, admitted.caller_left(), admitted.caller_leaves())
     try:
         response = await gw.client.achat(call, policy=policy, cost=cost)
@@ -328,9 +327,10 @@ def _provider_error(exc: ProviderError, body: ChatCompletionRequest) -> JSONResp
     )
 
 
-async def _stream(
-    gw: Gateway, call, policy, body, request_id: str, budgets, started: float
+def _stream(
+    gw: Gateway, call, admitted: Admitted, body, request_id: str, started: float
 ) -> AsyncIterator[bytes | Response]:
+    """A chat completions stream: chat.completion.chunk events, then `[DONE]` (see `call_stream.settled_stream`)."""
     created = int(time.time())
 
     def chunk(
@@ -354,19 +354,18 @@ async def _stream(
             payload["usage"] = usage
         return sse(payload)
 
-    final: ChatResponse | None = None
-    crashed = False  # a bug ended the stream
-    opened = False  # the first chunk is sent: the call produced something, so an error can only end the stream
-    refused: Response | None = None  # the call failed before that: the answer is this error, with its status
     signed_calls: set[int] = set()  # tool calls whose thought signature went out with them
-    cost = call_cost(gw, budgets)
-    pieces = gw.client.astream(call, policy=policy, cost=cost)
-    try:
+
+    async def events(
+        pieces: AsyncGenerator[StreamChunk, None], progress: StreamProgress
+    ) -> AsyncGenerator[bytes, None]:
         # A routed call streams too; a cascade's cheaper tier is held until it passes (see README, Routing).
         async for piece in pieces:
             rendered = chunk_delta(piece)
-            if not opened and (rendered is not None or piece.response is not None):
-                opened = True
+            # The first chunk is sent once the call produced something (before that, an error is the answer, with its
+            # status; after, it can only end the stream).
+            if not progress.sent and (rendered is not None or piece.response is not None):
+                progress.sent = True
                 # As OpenAI opens: content "" before text, null before an answer that is only tool calls (the
                 # SDK's accumulated message then has content None, not "").
                 first = rendered[0] if rendered is not None else {}
@@ -377,7 +376,8 @@ async def _stream(
                     signed_calls.add(piece.tool_call.index)
                 yield chunk(rendered[0], extra=rendered[1])
             if piece.response is not None:
-                final = piece.response
+                progress.final = piece.response
+        final = progress.final
         assert final is not None
         if gw.journal is not None:
             await gw.journal.durable_async()  # journaled before the stream tells the client it is complete
@@ -388,19 +388,6 @@ async def _stream(
         yield chunk({}, final.finish_reason, top=top)
         if body.stream_options and body.stream_options.include_usage:
             yield chunk({}, usage=usage_body(final), top=top)
-        metrics.observe(final, body.model)
-        metrics.count(body.model, 200, started)
-    except STREAM_ENDINGS as exc:
-        ended = stream_error(exc, opened, body.model, started, ChatStreamErrors(body, call.meta.request_id))
-        crashed = not isinstance(exc, TokenomyError)
-        if isinstance(ended, Response):
-            refused = ended
-        else:
-            yield ended
-    finally:
-        gw.guard.slots.release()
-        await wind_up_stream(gw, budgets, pieces, cost, final, crashed)
-    if refused is not None:
-        yield refused
-        return
-    yield b"data: [DONE]\n\n"
+
+    ends = ChatStreamErrors(body, call.meta.request_id)
+    return settled_stream(gw, call, admitted, body.model, started, ends, events, done=b"data: [DONE]\n\n")
