@@ -17,11 +17,11 @@ from typing import Any
 from tokenomy.caching.placement import DOCUMENT_TOKENS, IMAGE_TOKENS
 from tokenomy.emulate.bedrock_errors import invalid as _invalid
 from tokenomy.emulate.engine import CLAUDE, Block, signature_valid
+from tokenomy.providers.converse_inbound import DOCUMENT_FORMATS  # botocore's list, kept once with the gateway's
 
 TTL_SECONDS = {"5m": 300, "1h": 3600}
 SUPPORTED_BLOCKS = ("text", "cachePoint", "toolUse", "toolResult", "image", "document", "reasoningContent")
 IMAGE_FORMATS = ("png", "jpeg", "gif", "webp")
-DOCUMENT_FORMATS = ("pdf", "csv", "doc", "docx", "xls", "xlsx", "html", "txt", "md")
 TEXT_DOCUMENTS = ("csv", "html", "txt", "md")
 # Bedrock's DocumentBlock.name: alphanumerics, single whitespace characters, hyphens, parentheses, square brackets.
 DOCUMENT_NAME = re.compile(r"[A-Za-z0-9\-()\[\]]+(\s[A-Za-z0-9\-()\[\]]+)*")
