@@ -1,4 +1,5 @@
-"""Shared CLI helpers: the --ledger, --json and --prices options, opening the ledger a report reads, writing a file
+"""Shared CLI helpers: the --ledger, --json and --prices options (and the --region and --backend of `batch validate`
+and `batch plan`), opening the ledger a report reads, writing a file
 whole or not at all. Option parsers are in `_options`, what commands print in `_output`."""
 
 from __future__ import annotations
@@ -29,6 +30,14 @@ ConfigLedgerOption = typer.Option(
 )
 JsonOption = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table.")
 PricesOption = typer.Option(None, "--prices", help="YAML price file layered over the built-in catalog.")
+# `batch validate` and `batch plan`: they price a file and check its lines as `batch submit` would send them.
+BatchRegionOption = typer.Option(None, "--region", help="AWS region for prices (Bedrock).")
+
+
+def batch_backend_option(as_for: str, effect: str) -> Any:
+    """The --backend of a command that reads a file before `batch submit` (`as_for` the command that takes it too):
+    optional, and `effect` says what it does to the lines submit would not send as they are."""
+    return typer.Option(None, "--backend", help=f"The backend submit will use (as for {as_for}): {effect}")
 
 
 def new_duckdb_file(ledger: Optional[str]) -> bool:

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import JsonOption
+from tokenomy.commands._common import BatchRegionOption, JsonOption, batch_backend_option
 from tokenomy.commands._output import console, print_json, table, usd
 from tokenomy.commands.batch_output import print_bad_lines, print_price_source
 
@@ -25,12 +25,9 @@ def register_plan(batch: typer.Typer) -> None:
         tpm_quota: Optional[int] = typer.Option(
             None, "--tpm-quota", help="Your account's tokens-per-minute quota for the model (on-demand speed)."
         ),
-        region: Optional[str] = typer.Option(None, "--region", help="AWS region for prices (Bedrock)."),
-        backend: Optional[str] = typer.Option(
-            None,
-            "--backend",
-            help="The backend submit will use (as for validate): OpenAI and Bedrock lines it would not send whole are "
-            "left out of the plan.",
+        region: Optional[str] = BatchRegionOption,
+        backend: Optional[str] = batch_backend_option(
+            "validate", "OpenAI and Bedrock lines it would not send whole are left out of the plan."
         ),
         as_json: bool = JsonOption,
     ) -> None:

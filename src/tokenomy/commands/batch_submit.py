@@ -10,7 +10,13 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import JsonOption, LedgerOption, open_existing_ledger
+from tokenomy.commands._common import (
+    BatchRegionOption,
+    JsonOption,
+    LedgerOption,
+    batch_backend_option,
+    open_existing_ledger,
+)
 from tokenomy.commands._options import http_url, http_url_or_host, usd_option
 from tokenomy.commands._output import console, err_console, print_json
 from tokenomy.commands.batch_output import json_line, print_validation, refuse_over_cap
@@ -61,12 +67,9 @@ def register_submit(batch: typer.Typer) -> None:
     def validate(
         file: Path = typer.Argument(..., help="JSONL input (Bedrock, OpenAI batch or plain records)."),
         model: str = typer.Option(..., "--model", help="Model the batch will run on."),
-        region: Optional[str] = typer.Option(None, "--region", help="AWS region for prices (Bedrock)."),
-        backend: Optional[str] = typer.Option(
-            None,
-            "--backend",
-            help="The backend submit will use (as for submit): OpenAI and Bedrock lines it would rebuild are checked "
-            "for keys it would not send.",
+        region: Optional[str] = BatchRegionOption,
+        backend: Optional[str] = batch_backend_option(
+            "submit", "OpenAI and Bedrock lines it would rebuild are checked for keys it would not send."
         ),
         as_json: bool = JsonOption,
     ) -> None:
