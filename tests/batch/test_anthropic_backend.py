@@ -145,8 +145,9 @@ def test_cli_submit_waits_and_results_record_each_answer_once_at_the_batch_price
 
 
 def test_expired_and_throttled_records_are_sent_again_by_resume_and_recorded_once(tmp_path) -> None:
-    from tokenomy.batch.jobs import create_job, open_tables, resubmit_missing, submit_parts
+    from tokenomy.batch.jobs import create_job, open_tables, submit_parts
     from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.batch.resubmit import resubmit_missing
     from tokenomy.ledger.store import open_store
 
     src, ledger = tmp_path / "in.jsonl", tmp_path / "ledger.duckdb"
@@ -183,8 +184,9 @@ def test_throttled_records_fewer_than_the_providers_minimum_say_resume_runs_them
     # A job whose only records left were throttled or hit a server error said "`tokenomy batch resume JOB` sends them
     # again", though resume refuses fewer records than the provider's minimum a batch job (Bedrock's 100; Anthropic's,
     # 1, raised to 5 here) and says how to run them on demand. It says so now, as it does of records a job never ran.
-    from tokenomy.batch.jobs import create_job, open_tables, resubmit_missing, submit_parts
+    from tokenomy.batch.jobs import create_job, open_tables, submit_parts
     from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.batch.resubmit import resubmit_missing
     from tokenomy.errors import UsageError
     from tokenomy.pricing.catalog import default_catalog
 

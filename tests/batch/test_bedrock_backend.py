@@ -346,9 +346,10 @@ def test_emulate_bedrock_command_serves_batch_jobs(s3_url) -> None:
 
 
 def test_records_missing_after_a_timeout_are_resubmitted_and_answered_once(s3_url, tmp_path, ledger_path) -> None:
-    from tokenomy.batch.jobs import create_job, open_tables, resubmit_missing, submit_parts
+    from tokenomy.batch.jobs import create_job, open_tables, submit_parts
     from tokenomy.batch.jobs import wait as wait_job
     from tokenomy.batch.records import export_missing
+    from tokenomy.batch.resubmit import resubmit_missing
     from tokenomy.errors import UsageError
     from tokenomy.ledger.store import open_store
 
@@ -475,8 +476,9 @@ def test_a_job_that_timed_out_with_fewer_records_left_than_bedrocks_minimum_says
                                                                                                  ledger_path) -> None:
     # A job that timed out midway said only so: it named no fix. Resume cannot send fewer records than Bedrock's
     # minimum a job (100), so the job says that resume tells how to run them on demand, not that it sends them.
-    from tokenomy.batch.jobs import create_job, open_tables, resubmit_missing, submit_parts
+    from tokenomy.batch.jobs import create_job, open_tables, submit_parts
     from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.batch.resubmit import resubmit_missing
 
     path = tmp_path / "in.jsonl"
     path.write_text("\n".join(plain(101)) + "\n")
@@ -499,8 +501,9 @@ def test_a_create_whose_answer_was_lost_is_found_by_resume_not_made_twice(s3_url
     # Bedrock accepted CreateModelInvocationJob; its answer never came back, so the submit failed. Resume named the
     # part anew (a new clientRequestToken) and made a second job: both ran, and were billed; one was never collected.
     from helpers.lossy_proxy import LossyProxy
-    from tokenomy.batch.jobs import create_job, open_tables, resubmit_missing, submit_parts
+    from tokenomy.batch.jobs import create_job, open_tables, submit_parts
     from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.batch.resubmit import resubmit_missing
     from tokenomy.ledger.store import open_store
 
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")  # botocore's own retries reuse the token; this is about resume
@@ -661,8 +664,9 @@ def test_resume_holds_back_a_job_bedrock_failed_at_validation_not_one_it_failed_
     # `batch resume`, to fail again; only OpenAI's were held back. Now it is marked refused at validation and resume
     # names it; a job Bedrock failed itself ("Internal error") is still resent. (100 records pass Tokenomy's own check
     # of Bedrock's minimum; the emulator asks for 150.)
-    from tokenomy.batch.jobs import create_job, open_tables, resubmit_missing, submit_parts
+    from tokenomy.batch.jobs import create_job, open_tables, submit_parts
     from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.batch.resubmit import resubmit_missing
     from tokenomy.errors import UsageError
 
     path = tmp_path / "in.jsonl"
@@ -743,13 +747,16 @@ def test_submit_refuses_records_no_split_keeps_at_bedrocks_minimum_before_any_jo
 
 
 def test_resume_refuses_records_no_split_keeps_at_bedrocks_minimum_before_any_part_is_sent(s3_url, tmp_path,
-                                                                                           ledger_path,
-                                                                                           monkeypatch) -> None:
+                                                                                           ledger_path, monkeypatch,
+                                                                                           capsys) -> None:
     # A job expired before it started: resume split its nine records as submit did, 6 + 2 + 1 by the bytes sent, and
-    # sent all three parts; Bedrock failed the two small ones after the first was made. It sends nothing now.
+    # sent all three parts; Bedrock failed the two small ones after the first was made. It sends nothing now, and
+    # `batch status`, which said resume "sends them", says resume's reason and how to run them on demand.
     from helpers.batch_records import squeezed
-    from tokenomy.batch.jobs import create_job, open_tables, resubmit_missing, submit_parts
+    from helpers.cli import run_cli
+    from tokenomy.batch.jobs import create_job, open_tables, submit_parts
     from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.batch.resubmit import resubmit_missing
     from tokenomy.batch.split import sent_bytes
     from tokenomy.pricing.catalog import default_catalog
 
@@ -770,16 +777,22 @@ def test_resume_refuses_records_no_split_keeps_at_bedrocks_minimum_before_any_pa
         job = wait_job(tables, job.job_id, timeout_s=10, poll_s=0.05)
         assert (job.status, job.pending, len(service.jobs)) == ("expired", 9, 1), job.to_json()
         monkeypatch.setitem(default_catalog().batch_quotas, "aws.bedrock", quotas)
+        code, out, err = run_cli(monkeypatch, capsys, "batch", "status", job.job_id, "--ledger", str(ledger_path),
+                                 "--json")
         with pytest.raises(UsageError) as refused:
             resubmit_missing(tables, job.job_id)
         assert len(service.jobs) == 1 and len(tables.parts(job.job_id)) == 1  # nothing sent, no part made
-    assert str(refused.value) == (
-        f"{job.job_id}: job 2 of 3 would hold 2 records and job 3 of 3 would hold 1 record, below aws.bedrock's "
-        f"minimum of 3 per batch job, and no split within its limits a job (50 records, "
-        f"{quotas['max_bytes_per_job']:,} bytes as sent) keeps every job at 3 or more, so nothing was sent; run them "
-        "on demand instead: "
-        f"`tokenomy batch results {job.job_id} "
-        f"--missing-input -o rest.jsonl` then `tokenomy batch submit rest.jsonl --model {HAIKU} --backend local`")
+    why = (f"job 2 of 3 would hold 2 records and job 3 of 3 would hold 1 record, below aws.bedrock's minimum of 3 per "
+           f"batch job, and no split within its limits a job (50 records, {quotas['max_bytes_per_job']:,} bytes as "
+           "sent) keeps every job at 3 or more")
+    on_demand = (f"run them on demand instead: `tokenomy batch results {job.job_id} --missing-input -o rest.jsonl` "
+                 f"then `tokenomy batch submit rest.jsonl --model {HAIKU} --backend local`")
+    assert str(refused.value) == f"{job.job_id}: {why}, so nothing was sent; {on_demand}"
+    shown = json.loads(out)
+    assert (code, shown["status"]) == (0, "expired"), (out, err)
+    assert shown["message"].endswith(
+        f"9 records have no result; `tokenomy batch resume {job.job_id}` sends none of them: {why}; {on_demand}"
+    ), shown["message"]
 
 
 def test_a_llama_prompt_file_goes_to_a_llama_job_as_written_and_is_priced_like_llama(s3_url, tmp_path,

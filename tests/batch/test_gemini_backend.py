@@ -105,9 +105,10 @@ def test_no_key_and_no_emulator_is_a_config_error() -> None:
 def test_throttled_records_are_sent_again_by_resume_until_each_is_answered_once(tmp_path, ledger_path) -> None:
     import json
 
-    from tokenomy.batch.jobs import create_job, open_tables, resubmit_missing, submit_parts
+    from tokenomy.batch.jobs import create_job, open_tables, submit_parts
     from tokenomy.batch.jobs import wait as wait_job
     from tokenomy.batch.records import export_results
+    from tokenomy.batch.resubmit import resubmit_missing
     from tokenomy.ledger.store import open_store
 
     # A record the Batch API answered with 429 (or a 5xx) was stored as a final failure: `resume` resubmitted
@@ -147,8 +148,9 @@ def test_a_batch_create_whose_answer_was_lost_is_found_by_resume_not_made_twice(
     # The Gemini API accepted the batch; its answer never came back, so the submit failed. Resume sent the records
     # as a new part and made a second batch: both ran, and were billed; one was never collected.
     from helpers.lossy_proxy import LossyProxy
-    from tokenomy.batch.jobs import create_job, open_tables, resubmit_missing, submit_parts
+    from tokenomy.batch.jobs import create_job, open_tables, submit_parts
     from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.batch.resubmit import resubmit_missing
     from tokenomy.errors import ProviderError
     from tokenomy.ledger.store import open_store
 

@@ -275,8 +275,9 @@ def test_resume_starts_the_parts_an_interrupted_submit_never_sent(tmp_path) -> N
 
 
 def test_a_resumed_job_that_completes_no_longer_reports_its_old_submit_failure(tmp_path) -> None:
-    from tokenomy.batch.jobs import create_job, open_tables, refresh, resubmit_missing, submit_parts
+    from tokenomy.batch.jobs import create_job, open_tables, refresh, submit_parts
     from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.batch.resubmit import resubmit_missing
 
     class Down(OpenAIBatchBackend):
         def submit(self, *args, **kwargs):
@@ -301,8 +302,9 @@ def test_a_resumed_job_that_completes_no_longer_reports_its_old_submit_failure(t
 
 
 def test_cancelling_a_job_whose_submit_was_cut_short_stops_it_and_resume_still_sends_it(tmp_path) -> None:
-    from tokenomy.batch.jobs import cancel, create_job, open_tables, resubmit_missing
+    from tokenomy.batch.jobs import cancel, create_job, open_tables
     from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.batch.resubmit import resubmit_missing
 
     src = tmp_path / "in.jsonl"
     src.write_text("\n".join(plain(6)) + "\n")
@@ -321,8 +323,9 @@ def test_cancelling_a_job_whose_submit_was_cut_short_stops_it_and_resume_still_s
 
 
 def test_results_of_a_running_job_say_to_wait_not_to_resume(tmp_path) -> None:
-    from tokenomy.batch.jobs import create_job, open_tables, resubmit_missing, submit_parts
+    from tokenomy.batch.jobs import create_job, open_tables, submit_parts
     from tokenomy.batch.records import export_results
+    from tokenomy.batch.resubmit import resubmit_missing
 
     src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     src.write_text("\n".join(plain(3)) + "\n")
@@ -364,8 +367,9 @@ def test_missing_input_refuses_records_a_running_batch_may_still_answer(tmp_path
 def test_a_job_cancelled_midway_ends_stopped_not_partially_completed(tmp_path) -> None:
     # `batch cancel` of a running batch that had answered some records ended the job `partially_completed`, with no
     # message: nothing said it was cancelled (a local job says `stopped`). It is `stopped` now, with what is pending.
-    from tokenomy.batch.jobs import cancel, create_job, open_tables, resubmit_missing, submit_parts
+    from tokenomy.batch.jobs import cancel, create_job, open_tables, submit_parts
     from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.batch.resubmit import resubmit_missing
 
     src = tmp_path / "in.jsonl"
     src.write_text("\n".join(plain(200)) + "\n")
@@ -387,8 +391,9 @@ def test_a_batch_the_provider_cancelled_names_resume_and_a_part_sent_again_is_no
     # A batch cancelled at the provider (its console, another tool), not by `batch cancel`, said only "cancelled: N of
     # its M requests never ran", not that resume sends them. And once resume had sent them again as part 1, the job
     # still showed part 0's note beside part 1's, though part 0 no longer held any record without a result.
-    from tokenomy.batch.jobs import create_job, open_tables, resubmit_missing, submit_parts
+    from tokenomy.batch.jobs import create_job, open_tables, submit_parts
     from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.batch.resubmit import resubmit_missing
 
     def cancel_upstream(client, handle, at_least):
         wait_until_answered(client, handle, at_least)
@@ -464,8 +469,9 @@ def test_a_batch_create_whose_answer_was_lost_is_found_not_made_twice(tmp_path, 
     # OpenAI accepted POST /v1/batches and the answer was lost. The SDK's own retry made a second batch (OpenAI has
     # no idempotency key), and so did resume after a failed submit: both ran and were billed; one was never collected.
     from helpers.lossy_proxy import LossyProxy
-    from tokenomy.batch.jobs import create_job, open_tables, resubmit_missing, submit_parts
+    from tokenomy.batch.jobs import create_job, open_tables, submit_parts
     from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.batch.resubmit import resubmit_missing
     from tokenomy.ledger.store import open_store
 
     path = tmp_path / "in.jsonl"
@@ -1064,8 +1070,9 @@ def test_one_resume_sends_a_failed_part_and_the_records_a_finished_part_left(tmp
     # A job with a part whose submit failed and a part the provider cancelled midway: resume sent the failed part again
     # and returned, though status said resume sends every record without a result; a second resume sent the rest.
     # One resume sends both: the failed part under its own key, the cancelled part's records as a new part.
-    from tokenomy.batch.jobs import open_tables, resubmit_missing
+    from tokenomy.batch.jobs import open_tables
     from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.batch.resubmit import resubmit_missing
 
     src = tmp_path / "in.jsonl"
     src.write_text("\n".join(plain(105)) + "\n")
@@ -1089,8 +1096,9 @@ def test_resume_sends_a_failed_part_and_says_how_to_run_the_few_records_left_on_
     # The records a finished part left are fewer than the provider's minimum a batch job (OpenAI's, 1, raised to 95
     # here), the failed part is not: status says resume sends that part and how it treats the rest, and one resume
     # sends the part and names the rest and how to run them on demand (a second resume would say only that).
-    from tokenomy.batch.jobs import open_tables, resubmit_missing
+    from tokenomy.batch.jobs import open_tables
     from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.batch.resubmit import resubmit_missing
     from tokenomy.pricing.catalog import default_catalog
 
     src = tmp_path / "in.jsonl"
@@ -1124,8 +1132,9 @@ def test_resume_holds_the_failed_part_and_the_records_left_together_to_the_cap(t
     # Resume checked the cap over a failed part alone and sent it; the records a finished part left then went on a
     # second resume, checked against a cap the first had already spent toward. One resume checks everything it would
     # send at once, and sends nothing over the cap.
-    from tokenomy.batch.jobs import open_tables, resubmit_missing
+    from tokenomy.batch.jobs import open_tables
     from tokenomy.batch.records import part_records
+    from tokenomy.batch.resubmit import resubmit_missing
     from tokenomy.batch.worst_case import OverCap, job_worst_case
 
     src = tmp_path / "in.jsonl"
@@ -1146,8 +1155,9 @@ def test_resume_refuses_a_failed_part_below_the_providers_minimum_as_it_does_new
     # A part whose submit failed was sent again whatever its size, though the provider rejects a batch job below its
     # minimum (OpenAI's, 1, raised to 50 here: the quotas of now, not those it was split by): resume refuses it, as it
     # refuses records too few for a new part, saying how to run them on demand, and sends nothing; status says so.
-    from tokenomy.batch.jobs import open_tables, prepare_job, resubmit_missing, store_job, submit_parts
+    from tokenomy.batch.jobs import open_tables, prepare_job, store_job, submit_parts
     from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.batch.resubmit import resubmit_missing
     from tokenomy.pricing.catalog import default_catalog
 
     src = tmp_path / "in.jsonl"

@@ -15,11 +15,12 @@ import pytest
 
 from helpers.batch_records import plain
 from tokenomy.batch.backends import SubmitOptions
-from tokenomy.batch.jobs import create_job, open_tables, resubmit_missing, submit_parts
+from tokenomy.batch.jobs import create_job, open_tables, submit_parts
 from tokenomy.batch.jobs import wait as wait_job
 from tokenomy.batch.local_runner import run_job
 from tokenomy.batch.openai_backend import OpenAIBatchBackend
 from tokenomy.batch.records import export_missing, export_results
+from tokenomy.batch.resubmit import resubmit_missing
 from tokenomy.emulate.instant_engine import InstantEngine
 from tokenomy.emulate.instant_openai import InstantOpenAI
 from tokenomy.emulate.openai_batch_api import create_app

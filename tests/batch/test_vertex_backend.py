@@ -261,8 +261,9 @@ def test_a_batch_prediction_job_whose_create_answer_was_lost_is_found_by_resume_
     # Vertex AI accepted the batch prediction job; its answer never came back, so the submit failed. Resume sent the
     # records as a new part and made a second job: both ran, and were billed; one was never collected.
     from helpers.lossy_proxy import LossyProxy
-    from tokenomy.batch.jobs import create_job, open_tables, resubmit_missing, submit_parts
+    from tokenomy.batch.jobs import create_job, open_tables, submit_parts
     from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.batch.resubmit import resubmit_missing
     from tokenomy.errors import ProviderError
     from tokenomy.providers.gemini_client import gemini_client
 
@@ -467,8 +468,9 @@ def test_resume_holds_back_a_job_vertex_failed_for_its_input_not_one_it_failed_i
     # A batch prediction job Vertex AI failed because its input was invalid (INVALID_ARGUMENT) was sent again
     # unchanged by `batch resume`, to fail again; only OpenAI's were held back. Now it is marked refused at validation
     # and resume names it; a job Google failed itself (INTERNAL) is still resent.
-    from tokenomy.batch.jobs import create_job, open_tables, resubmit_missing, submit_parts
+    from tokenomy.batch.jobs import create_job, open_tables, submit_parts
     from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.batch.resubmit import resubmit_missing
     from tokenomy.errors import UsageError
 
     path = tmp_path / "in.jsonl"

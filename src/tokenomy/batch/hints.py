@@ -1,6 +1,7 @@
 """What a remote batch job that ended short says of itself (`tokenomy batch status`): why its parts ended, in the
 provider's words, how many of its records have no result or were throttled, and what `tokenomy batch resume` does
-with them (sends them, or, fewer than the provider's minimum a batch job, says how to run them on demand).
+with them (sends them; or, fewer than the provider's minimum a batch job, or so few that no split of them keeps every
+provider job at that minimum, says how to run them on demand).
 
 Worked out from the job's parts and its records' outcomes (`JobTables.outcomes`) as `jobs.refresh` has just read
 them: a status reads each table once.
@@ -10,18 +11,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from tokenomy.batch.backends import FINAL_STATES
+from tokenomy.batch.backends import FINAL_STATES, BatchBackend
 from tokenomy.batch.job_tables import Job, final_ids
-from tokenomy.batch.records import unrun_records
-from tokenomy.batch.split import quota_provider
+from tokenomy.batch.records import records_among, unrun_records
+from tokenomy.batch.split import ShortJob, job_parts, quota_provider, sent_bytes
 from tokenomy.pricing.catalog import default_catalog
 
 
 def ended_short(
-    job: Job, parts: list[dict[str, Any]], outcomes: dict[str, dict[str, Any]], cancelled: bool
+    job: Job,
+    parts: list[dict[str, Any]],
+    outcomes: dict[str, dict[str, Any]],
+    cancelled: bool,
+    backend: BatchBackend,
 ) -> str | None:
     """The message of a job that ended other than completed (`cancelled`: by `batch cancel`), from its `parts` and
-    `outcomes`: the notes of its parts that ended short (kept on the parts, shown by nobody), then what resume does."""
+    `outcomes`: the notes of its parts that ended short (kept on the parts, shown by nobody), then what resume does
+    (through `backend`, whose bytes sent decide how it splits them)."""
     # A part whose every record without an answer a later part sent again (`resume`) no longer tells why any is.
     last = {rid: p["part_no"] for p in parts for rid in p["record_ids"]}
     answered = {rid for rid, row in outcomes.items() if row["ok"]}
@@ -33,12 +39,13 @@ def ended_short(
         and any(last[rid] == p["part_no"] and rid not in answered for rid in p["record_ids"])
     ]
     unrun, sendable, again = unrun_records(parts, outcomes)
+    retry = len(outcomes) - len(final_ids(outcomes))  # failed for a passing reason: sent with the others, by one rule
+    sends = _resume_sends(job, parts, sendable, again, backend) if unrun or retry else ""
     if unrun:  # whatever ended it (`batch cancel`, the provider, its window running out): resume sends them
         said = f"stopped with {unrun} records pending" if cancelled else f"{unrun} records have no result"
-        notes.append(f"{said}; {_resume_sends(job, sendable, again)}")
-    retry = len(outcomes) - len(final_ids(outcomes))  # failed for a passing reason: sent with the others, by one rule
+        notes.append(f"{said}; {sends}")
     if retry:
-        notes.append(f"{retry} records were throttled or hit a server error; {_resume_sends(job, sendable, again)}")
+        notes.append(f"{retry} records were throttled or hit a server error; {sends}")
     return _joined(notes) or job.message
 
 
@@ -49,22 +56,42 @@ def provider_minimum(job: Job) -> tuple[str, int]:
     return provider, int(default_catalog().quotas_for(provider).get("min_records_per_job", 0))
 
 
-def _resume_sends(job: Job, sendable: int, again: list[int]) -> str:
+def _resume_sends(
+    job: Job, parts: list[dict[str, Any]], sendable: list[str], again: list[list[str]], backend: BatchBackend
+) -> str:
     """What one `resume` does with the `sendable` records it would send, those of parts whose submit failed (sent
     again as they were: `again`, each one's records) among them: sends them all; or, a failed part too small for a
     batch job, sends nothing and says how to run them on demand; or, too few of the others for one, sends those parts
-    only, saying how to run the others on demand."""
+    only, saying how to run the others on demand; or, no split of the others keeping every provider job at the
+    minimum (`split.ShortJob`), sends nothing, saying why and how to run them on demand, as resume's error does."""
     provider, minimum = provider_minimum(job)
     below = f"fewer than {provider}'s minimum of {minimum} a batch job"
-    rest = sendable - sum(again)
-    if rest and rest < minimum and again and min(again) >= minimum:
+    resent = {rid for ids in again for rid in ids}
+    rest = [rid for rid in sendable if rid not in resent]
+    if rest and len(rest) < minimum and again and min(map(len, again)) >= minimum:
         return (
-            f"`tokenomy batch resume {job.job_id}` sends the {sum(again)} of the parts whose submit failed; the other "
-            f"{rest} are {below}: it says how to run them on demand"
+            f"`tokenomy batch resume {job.job_id}` sends the {len(resent)} of the parts whose submit failed; the "
+            f"other {len(rest)} are {below}: it says how to run them on demand"
         )
-    if (rest and rest < minimum) or (again and min(again) < minimum):
+    if (rest and len(rest) < minimum) or (again and min(map(len, again)) < minimum):
         return f"{below} are left to send: `tokenomy batch resume {job.job_id}` says how to run them on demand"
+    if rest and minimum > 1:  # resume splits them before it sends anything: a split that fails sends nothing
+        try:
+            job_parts(records_among(parts, set(rest)), provider, sent_bytes(backend, job.model))
+        except ShortJob as short:
+            return (
+                f"`tokenomy batch resume {job.job_id}` sends none of them: {short}; run them on demand instead: "
+                f"{on_demand(job)}"
+            )
     return f"`tokenomy batch resume {job.job_id}` sends them"
+
+
+def on_demand(job: Job) -> str:
+    """How to run the records `job` has no result for on demand."""
+    return (
+        f"`tokenomy batch results {job.job_id} --missing-input -o rest.jsonl` then `tokenomy batch submit rest.jsonl "
+        f"--model {job.model} --backend local`"
+    )
 
 
 def _joined(notes: list[str]) -> str:

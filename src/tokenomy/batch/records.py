@@ -190,19 +190,22 @@ def held_back(parts: list[dict[str, Any]], done: set[str]) -> list[dict[str, Any
     ]
 
 
-def unrun_records(parts: list[dict[str, Any]], outcomes: dict[str, dict[str, Any]]) -> tuple[int, int, list[int]]:
-    """Of the job whose `parts` and `outcomes` (`JobTables.outcomes`) these are: the records left without any result
-    by a part that ended short (expired, timed out, stopped by the provider or by `batch cancel`, or whose submit
-    failed), every record `resume` would send (no final result, and not held back as part of a `held_back` part), and
-    the records of each part it sends again as it was (`unsent_parts`), the others going as new parts."""
+def unrun_records(
+    parts: list[dict[str, Any]], outcomes: dict[str, dict[str, Any]]
+) -> tuple[int, list[str], list[list[str]]]:
+    """Of the job whose `parts` and `outcomes` (`JobTables.outcomes`) these are: how many records were left without
+    any result by a part that ended short (expired, timed out, stopped by the provider or by `batch cancel`, or whose
+    submit failed), the ids of every record `resume` would send (no final result, and not held back as part of a
+    `held_back` part), and those of each part it sends again as it was (`unsent_parts`), the others going as new
+    parts."""
     last = {rid: p for p in parts for rid in p["record_ids"]}
     done = final_ids(outcomes)
     held = held_back(parts, done)
     held_ids = {rid for p in held for rid in p["record_ids"]}
     sendable = [rid for rid in last if rid not in done and rid not in held_ids]
     unrun = sum(1 for rid in sendable if rid not in outcomes)  # a throttled record has one: said apart, as sent again
-    again = [len(p["record_ids"]) for p in unsent_parts(parts, {p["part_no"] for p in held})]
-    return unrun, len(sendable), again
+    again = [p["record_ids"] for p in unsent_parts(parts, {p["part_no"] for p in held})]
+    return unrun, sendable, again
 
 
 def unsent_parts(parts: list[dict[str, Any]], held_nos: Collection[int] = ()) -> list[dict[str, Any]]:
@@ -230,11 +233,17 @@ def refused_note(job_id: str, held: list[dict[str, Any]]) -> str:
 def missing_records(tables: JobTables, job_id: str) -> list[BatchRecord]:
     """Records of the job with no stored result, in input order, each once."""
     done = tables.result_ids(job_id)
+    parts = tables.parts(job_id)
+    return records_among(parts, {rid for p in parts for rid in p["record_ids"]} - done)
+
+
+def records_among(parts: list[dict[str, Any]], ids: Collection[str]) -> list[BatchRecord]:
+    """The records of `parts` whose id is in `ids`, in input order, each once."""
     seen: set[str] = set()
     out = []
-    for part in tables.parts(job_id):
+    for part in parts:
         for rec in part_records(part):
-            if rec.id not in done and rec.id not in seen:
+            if rec.id in ids and rec.id not in seen:
                 seen.add(rec.id)
                 out.append(rec)
     return out

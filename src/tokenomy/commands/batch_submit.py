@@ -276,8 +276,9 @@ def register_resume(batch: typer.Typer) -> None:
         Exit status: 0 when the job ends with answers (or is left running, --detach); 1 when it ends failed, no
         record answered, or is over its cap (nothing sent)."""
         from tokenomy.batch.job_tables import require_job
-        from tokenomy.batch.jobs import open_tables, refresh, resubmit_missing, wait
+        from tokenomy.batch.jobs import open_tables, refresh, wait
         from tokenomy.batch.records import refused_note, refused_parts
+        from tokenomy.batch.resubmit import resubmit_missing
         from tokenomy.batch.worst_case import OverCap, job_cap, keep_cap, require_local_resume_within_cap
 
         tables = open_tables(open_existing_ledger(ledger))
