@@ -341,7 +341,9 @@ def test_a_participant_name_is_refused_by_apis_without_one(provider, model, ledg
             with pytest.raises(ProviderError) as caught:
                 call(request)
             assert caught.value.kind == "client_error" and caught.value.status == 400
-            assert str(caught.value).startswith("messages[2].name") and model in str(caught.value)
+            # Refused by the provider's check (`Provider.refusal`), as the gateway refuses it, before its mapping
+            said = str(caught.value)
+            assert "cannot take field `messages[2].name`" in said and model in said and caught.value.unsent
 
 
 def unsigned_reasoning_history(model: str) -> ChatRequest:
@@ -375,6 +377,52 @@ def test_what_claudes_mapping_refuses_is_refused_unsent_and_named_where_the_call
             assert str(refused).startswith("messages[3].content[0]: ") and "signed" in str(refused)
         client.chat(request, policy=replace(cut, fallback=("b",)))  # a fallback takes it
     assert server.calls == 1  # the fallback's answer: nothing went to the model that refused
+    rows = [(e.model, e.outcome, e.cost_usd) for e in sorted(open_store(ledger_path).events(), key=lambda e: e.ts)]
+    assert rows == [(model, "client_error", 0)] * 3 + [("b", "ok", rows[-1][2])]  # one $0 row per refusal
+
+
+def empty_turn_history(model: str) -> ChatRequest:
+    """Five turns whose fourth (messages[3]) is only empty text: Claude's API and Converse refuse such a message."""
+    return ChatRequest(messages=[Message("user", "hi"), Message("assistant", "hello"), Message("user", "again"),
+                                 Message("assistant", [TextBlock("")]), Message("user", "and now?")],
+                       model=model, max_tokens=5)
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "bedrock"])
+def test_what_the_api_refuses_of_a_message_is_refused_unsent_and_a_fallback_takes_it(provider, server, ledger_path,
+                                                                                     monkeypatch):
+    # The provider's general check (`Provider.refusal`: a message of nothing but empty text, ...) was not asked of a
+    # library call to Claude or Converse: the API was called, refused it with a 400 that ended the call, and no
+    # fallback was tried. It is now asked before the call, as the gateway asks it, and named as the caller sent it.
+    from tokenomy.emulate.anthropic_api import create_app as create_anthropic
+    from tokenomy.emulate.instant_engine import InstantEngine
+
+    monkeypatch.setenv("CLAUDE_KEY", "unused")
+    app = create_anthropic(engine=InstantEngine()) if provider == "anthropic" else create_app()
+    seen: list[str] = []
+
+    async def counted(scope, receive, send):  # the requests that reached the API
+        if scope["type"] == "http":
+            seen.append(scope["path"])
+        await app(scope, receive, send)
+
+    cut = CallPolicy(tokens=token_policy.TokenPolicy(max_turns=3))
+    request = empty_turn_history("m")
+    with ServerThread(counted) as url:
+        model = "claude-sonnet-4-5-20250929" if provider == "anthropic" else SONNET
+        specs = {**models(b=server.url),
+                 "m": ModelSpec(name="m", provider=provider, model=model, base_url=url, endpoint_url=url,
+                                region="us-east-1", api_key_env="CLAUDE_KEY")}
+        with Tokenomy(ledger_path, models=specs) as client:
+            for call in (lambda r: client.chat(r, policy=cut), lambda r: list(client.stream(r, policy=cut))):
+                with pytest.raises(ProviderError) as caught:
+                    call(request)
+                refused = caught.value
+                assert (refused.kind, refused.status) == ("client_error", 400) and refused.unsent
+                said = str(refused)  # named where the caller put it (messages[1] of what was sent)
+                assert "cannot take `messages[3]`, a message with no content" in said and model in said
+            answer = client.chat(request, policy=replace(cut, fallback=("b",)))  # a fallback takes it
+    assert seen == [] and answer.text == "ok" and server.calls == 1
     rows = [(e.model, e.outcome, e.cost_usd) for e in sorted(open_store(ledger_path).events(), key=lambda e: e.ts)]
     assert rows == [(model, "client_error", 0)] * 3 + [("b", "ok", rows[-1][2])]  # one $0 row per refusal
 

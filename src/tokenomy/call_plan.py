@@ -27,8 +27,6 @@ from tokenomy.providers.refusals import (
     inputs_refusal,
     one_hour_cache_refusal,
     raise_refusal,
-    server_tools_refusal,
-    zero_output_refusal,
 )
 from tokenomy.providers.registry import ModelSpec, get_provider, resolve_model
 from tokenomy.request_views import one_hour_cache_point
@@ -174,24 +172,29 @@ class CallPlanner:
         return not call.escalated
 
     def _check_inputs(self, target: Target) -> None:
-        """Refuse, before sending, a block the model's config says it cannot read (`inputs: [text]`), a server tool
-        its API does not run, a 1-hour cache point it has no price for, or an option its API's mapping has no place
-        for (`Provider.mapping_refusal`: Claude's unsigned reasoning, Converse's `none` tool choice with tool calls,
-        ...): the gateway checks a route's own models up front, but a library caller's and a routed tier are known
-        only here, and the mapping would refuse them only once the provider is called. Nothing to do for a request
-        its checks cleared (`ChatRequest.cleared`), which are these and more."""
-        cleared = target.call.cleared
-        if cleared is not None and cleared[0] is target.spec and cleared[1] is target.provider:
+        """Refuse, before sending, a block the model's config says it cannot read (`inputs: [text]`), what its
+        provider cannot send (`Provider.refusal`: a message of nothing but empty text to Claude or Converse, a server
+        tool its API does not run, max_tokens 0 to an API with no zero-token call, ...), a 1-hour cache point it has
+        no price for, or an option its API's mapping has no place for (`Provider.mapping_refusal`: Claude's unsigned
+        reasoning, Converse's `none` tool choice with tool calls, ...): the gateway checks a route's own models up
+        front, but a library caller's and a routed tier are known only here, and the API (or the mapping) would
+        refuse them only once the provider is called, ending the call with no fallback tried. Nothing to do for a
+        request its checks cleared (`ChatRequest.cleared`), which are these and more."""
+        call, spec, provider = target.call, target.spec, target.provider
+        cleared = call.cleared
+        if cleared is not None and cleared[0] is spec and cleared[1] is provider:
             return
-        refused = inputs_refusal(target.spec.inputs, target.call)
-        if refused is None and target.call.tools and not target.provider.accepts_server_tools:
-            refused = server_tools_refusal(target.call)  # a fallback or routed tier on an API that runs none
-        if refused is None and not target.provider.accepts_zero_output:
-            refused = zero_output_refusal(target.call)  # max_tokens 0 to a fallback with no zero-token call
-        raise_refusal(target.call, target.provider.name, refused or self.cache_refusal(target.spec, target.call))
-        unmapped = target.provider.mapping_refusal(target.call, target.call.model)
+        # `extra` is asked without: the caller's own API fields, which the Claude and Converse mappings carry as sent
+        # (and check: `mapping_refusal`) but `refusal` would refuse; the providers that refuse those check them
+        # when called (`Provider.check`), as the gateway leaves them to.
+        checked = replace(call, extra={}) if call.extra else call
+        refused = inputs_refusal(spec.inputs, checked) or provider.refusal(checked)
+        raise_refusal(call, provider.name, refused or self.cache_refusal(spec, call))
+        unmapped = provider.mapping_refusal(call, call.model)
         if unmapped is not None:
             raise unmapped  # unsent (its `param`): the attempt plan moves on to a model that takes the request
+        if checked is call:
+            call.cleared = (spec, provider)  # every check passed: a retry, and the provider's `check`, skip them
 
     def cache_refusal(self, spec: ModelSpec, request: ChatRequest) -> Unsupported | None:
         """A 1-hour cache point to a model whose catalog price has no 1-hour cache-write price: its writes could not
