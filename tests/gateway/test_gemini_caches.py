@@ -291,6 +291,21 @@ def test_geminis_errors_for_a_cache_beside_a_system_instruction_an_unknown_one_a
     assert bad_ttl.value.code == 400 and "ttl" in bad_ttl.value.message
 
 
+def test_a_request_naming_a_cache_with_contents_not_a_list_is_a_400_naming_contents(served) -> None:
+    # `contents` was spliced after the cache's own turns as a list: 5 raised a TypeError (a 500), a string or an
+    # object was spliced letter by letter or key by key. Each is Gemini's 400 naming contents and the fix.
+    client, url = served[0], served[4]
+    cache = make_cache(client)
+    for method in ("generateContent", "countTokens"):
+        for contents in (5, "Hi", {"role": "user", "parts": [{"text": "Hi"}]}):
+            sent = httpx.post(
+                f"{url}/v1beta/models/claude:{method}", json={"cachedContent": cache.name, "contents": contents}
+            )
+            assert sent.status_code == 400, (method, contents, sent.text)
+            error = sent.json()["error"]
+            assert error["status"] == "INVALID_ARGUMENT" and error["message"].startswith("contents: expected a list")
+
+
 def test_each_answer_of_the_cache_endpoints_is_counted_in_metrics_under_its_caches_route(served) -> None:
     # The cachedContents endpoints counted none of their own answers (only the edge's and the app's handlers' were):
     # /metrics showed no trace of them. Each is counted now: under the route a cache is for, as that route's calls

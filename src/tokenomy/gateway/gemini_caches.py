@@ -332,6 +332,13 @@ async def use_cache(
             "system_instruction, tools or tool_config. Proposed fix: move those values to CachedContent from "
             "GenerateContent request.",
         )
+    contents = get(body, "contents")
+    if contents is not None and not isinstance(contents, list):  # spliced after the cache's turns, as a list
+        return gemini_error(
+            400,
+            f"contents: expected a list of turns to follow the cache's, not {contents!r:.80}; send a list of Content "
+            "objects, or leave contents out to send only the cache's",
+        )
     kept = vertex.group(1) if vertex is not None else name
     cache = await asyncio.to_thread(_store(request.app.state.gateway).get, kept, owner_of(key), time.time())
     if cache is None and vertex is not None and gemini_only():
