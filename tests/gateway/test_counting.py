@@ -9,13 +9,15 @@ import io
 from decimal import Decimal
 
 import anthropic
+import boto3
 import httpx
 import openai
 import pytest
+from botocore.config import Config
 from google import genai
 from google.genai import errors, types
 
-from helpers import stand_in_aws_keys
+from helpers import requests_in_metrics, stand_in_aws_keys
 from tokenomy.config import parse_config
 from tokenomy.emulate.anthropic_api import create_app as create_anthropic
 from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
@@ -325,3 +327,36 @@ def test_a_count_logs_no_missing_output_cap_and_leaves_that_warning_to_the_call_
         called = [r.getMessage() for r in caplog.records if "no output cap" in r.getMessage()]
     assert counted == []
     assert len(called) == 1 and "(model claude;" in called[0]
+
+
+def test_each_count_endpoints_answers_are_counted_in_metrics_under_the_route(gateway) -> None:
+    # The four count-tokens endpoints counted none of their own answers in /metrics, unlike every other API POST.
+    # Each is counted now: under the route it counts for, as that route's calls are; under "unknown" before one.
+    before = requests_in_metrics(gateway)
+    claude = anthropic.Anthropic(base_url=gateway, api_key="unused", max_retries=0)
+    google = genai.Client(api_key="unused", http_options={"base_url": gateway})
+    openai_sdk = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
+    bedrock = boto3.client("bedrock-runtime", endpoint_url=gateway, region_name="us-east-1",
+                           config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+    assert claude.messages.count_tokens(model="claude", messages=ASK).input_tokens > 0
+    assert google.models.count_tokens(model="flash", contents="hi").total_tokens > 0
+    assert openai_sdk.responses.input_tokens.count(model="claude", input="hi").input_tokens > 0
+    converse = {"messages": [{"role": "user", "content": [{"text": "hi"}]}]}
+    assert bedrock.count_tokens(modelId="sonnet", input={"converse": converse})["inputTokens"] > 0
+    with pytest.raises(anthropic.NotFoundError):
+        claude.messages.count_tokens(model="nope", messages=ASK)
+    assert httpx.post(gateway + "/v1beta/models/flash:countTokens", json={"contents": 5}).status_code == 400
+    with pytest.raises(openai.BadRequestError):
+        openai_sdk.responses.input_tokens.count(model="claude", input="hi", extra_body={"max_output_tokens": 5})
+    with pytest.raises(bedrock.exceptions.ResourceNotFoundException):
+        bedrock.count_tokens(modelId="nope", input={"converse": converse})
+    after = requests_in_metrics(gateway)
+    added = {series: after[series] - before.get(series, 0.0) for series in after if after[series] != before.get(series)}
+    assert added == {
+        ("claude", "200"): 2,  # Anthropic's count_tokens, OpenAI's input_tokens
+        ("flash", "200"): 1,  # Gemini's countTokens
+        ("sonnet", "200"): 1,  # Bedrock's CountTokens
+        ("flash", "400"): 1,  # contents not a list, for route "flash"
+        ("claude", "400"): 1,  # a field input_tokens does not take, for route "claude"
+        ("unknown", "404"): 2,  # no such route (Anthropic's, Bedrock's)
+    }

@@ -16,6 +16,7 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
+from helpers import requests_in_metrics
 from helpers.converse_capture import record_converse
 from helpers.scripted_anthropic import USAGE, ScriptedAnthropic
 from tokenomy.config import parse_config
@@ -334,13 +335,6 @@ def test_each_answer_of_the_cache_endpoints_is_counted_in_metrics_under_its_cach
         ("claude", "400"): 1,  # a bad ttl for a cache of route "claude"
         ("unknown", "400"): 1,  # a bad pageSize
     }
-
-
-def requests_in_metrics(url: str) -> dict[tuple[str, str], float]:
-    """tokenomy_requests_total by (model, status), as /metrics has them now."""
-    exposed = httpx.get(url + "/metrics").text
-    found = re.findall(r'^tokenomy_requests_total{model="([^"]*)",status="(\d+)"} ([\d.]+)$', exposed, re.M)
-    return {(model, status): float(value) for model, status, value in found}
 
 
 def test_two_gateways_on_one_ledger_share_caches_and_a_team_sees_only_its_own(tmp_path) -> None:

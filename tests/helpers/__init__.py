@@ -7,11 +7,13 @@ test file imports another.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,3 +64,10 @@ def require(condition: bool, why: str) -> None:
     if IN_CI:
         pytest.fail(f"CI prerequisite missing: {why}")
     pytest.skip(reason=why)
+
+
+def requests_in_metrics(url: str) -> dict[tuple[str, str], float]:
+    """tokenomy_requests_total by (model, status), as the gateway at `url` has them in /metrics now."""
+    exposed = httpx.get(url + "/metrics").text
+    found = re.findall(r'^tokenomy_requests_total{model="([^"]*)",status="(\d+)"} ([\d.]+)$', exposed, re.M)
+    return {(model, status): float(value) for model, status, value in found}

@@ -42,6 +42,7 @@ from tokenomy.gateway.calls import (
     upstream_status,
 )
 from tokenomy.gateway.counting import cannot_count, count, counter_for
+from tokenomy.gateway.hygiene import COUNTED_AS, count_in_metrics
 from tokenomy.gateway.responses import FirstChunkStream, tokenomy_fields, unsent_redacted
 from tokenomy.ids import new_id
 from tokenomy.messages import (
@@ -333,20 +334,28 @@ async def count_message_tokens(request: Request):
     try:
         body = await json_body(request)
     except ValueError as exc:
-        return anthropic_error(400, f"the request body is not valid JSON ({exc}); send a JSON object")
+        return count_in_metrics(
+            request.scope, anthropic_error(400, f"the request body is not valid JSON ({exc}); send a JSON object")
+        )
     if not isinstance(body, dict):
-        return anthropic_error(400, "the request body must be a JSON object")
+        return count_in_metrics(request.scope, anthropic_error(400, "the request body must be a JSON object"))
     return await count_answer(request, body)
 
 
 async def count_answer(request: Request, body: dict[str, Any]) -> Response:
-    """`{"input_tokens": N}` for a count_tokens body (its `model` naming the route), or Anthropic's error: shared
-    with Vertex AI's count-tokens:rawPredict, whose bodies are these."""
+    """`{"input_tokens": N}` for a count_tokens body (its `model` naming the route), or Anthropic's error, counted in
+    /metrics under the route (as a message is): shared with Vertex AI's count-tokens:rawPredict, whose bodies are
+    these."""
+    return count_in_metrics(request.scope, await _count_answer(request, body))
+
+
+async def _count_answer(request: Request, body: dict[str, Any]) -> Response:
     gw = request.app.state.gateway
     caller = await message_caller(request, body)
     if isinstance(caller, JSONResponse):
         return caller
     name, route, key = caller
+    request.scope[COUNTED_AS] = name
     unknown = sorted(key for key in set(body) - COUNT_FIELDS if body[key] is not None)  # a null is the SDK's unset
     if unknown:  # as Anthropic's endpoint refuses them: they shape an answer, and counting makes none
         return anthropic_error(

@@ -14,7 +14,6 @@ import gc
 import hmac
 import logging
 import os
-import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -41,7 +40,7 @@ from tokenomy.gateway.fast_path import SENT_PATH, GatewayApp
 from tokenomy.gateway.gemini_caches import router as gemini_caches_router
 from tokenomy.gateway.gemini_errors import gemini_error
 from tokenomy.gateway.gemini_routes import router as gemini_router
-from tokenomy.gateway.hygiene import COUNTED_AS, STARTED, UNROUTED, EdgeHygiene, api_of, counted_in_metrics
+from tokenomy.gateway.hygiene import EdgeHygiene, api_of, count_in_metrics, counted_in_metrics
 from tokenomy.gateway.invoke_routes import router as invoke_router
 from tokenomy.gateway.responses import error, invalid_body
 from tokenomy.gateway.responses_count import router as responses_count_router
@@ -70,10 +69,7 @@ def counted(request: Request, answer: Response) -> Response:
     """`answer`, an exception handler's to an API call (`hygiene.counted_in_metrics`), counted in /metrics under the
     route admission named (`hygiene.COUNTED_AS`; before admission, `hygiene.UNROUTED`), as its endpoint counts its own
     answers; timed from when the edge began reading it (`hygiene.STARTED`)."""
-    if counted_in_metrics(request.method, request.url.path):
-        started = request.scope.get(STARTED) or time.perf_counter()
-        metrics.count(request.scope.get(COUNTED_AS, UNROUTED), answer.status_code, started)
-    return answer
+    return count_in_metrics(request.scope, answer) if counted_in_metrics(request.method, request.url.path) else answer
 
 
 def create_app(

@@ -32,7 +32,7 @@ from tokenomy.gateway import invoke_embeddings
 from tokenomy.gateway.calls import gate, json_body, retry_after, upstream_status
 from tokenomy.gateway.converse_routes import bedrock_error, bedrock_key
 from tokenomy.gateway.counting import Counter, cannot_count, count, counter_for
-from tokenomy.gateway.hygiene import body_problem
+from tokenomy.gateway.hygiene import COUNTED_AS, body_problem, count_in_metrics
 from tokenomy.ids import new_id
 from tokenomy.messages import ChatRequest
 from tokenomy.providers import anthropic_answers, anthropic_inbound, converse_request
@@ -212,7 +212,12 @@ def _count_error(exc: ProviderError, form: Form) -> JSONResponse:
 
 @router.post("/model/{model_id:path}/count-tokens")
 async def count_tokens(request: Request, model_id: str) -> Response:
-    """CountTokens: `{"inputTokens": N}`, the route's first model's count of the prompt in either input form."""
+    """CountTokens: `{"inputTokens": N}`, the route's first model's count of the prompt in either input form,
+    counted in /metrics under the route (as a Converse call is)."""
+    return count_in_metrics(request.scope, await _count_tokens(request, model_id))
+
+
+async def _count_tokens(request: Request, model_id: str) -> Response:
     gw = request.app.state.gateway
     key = await bedrock_key(request)
     if isinstance(key, JSONResponse):
@@ -222,6 +227,7 @@ async def count_tokens(request: Request, model_id: str) -> Response:
         return bedrock_error(
             404, f"modelId: `{model_id}` does not exist on this gateway; GET /v1/models lists the names you can use."
         )
+    request.scope[COUNTED_AS] = model_id
     try:
         body = await json_body(request)
         if not isinstance(body, dict):

@@ -297,7 +297,9 @@ async def _generate(request: Request, version: str, target: str) -> Response:
     gw = request.app.state.gateway
     started = time.perf_counter()
     if version in ("v1", "v1beta", "v1alpha") and target.endswith(":countTokens") and target != ":countTokens":
-        return await _count(request, target.removesuffix(":countTokens").removeprefix("models/"))
+        model = target.removesuffix(":countTokens").removeprefix("models/")
+        label = model if gw.route_for(model) is not None else "unknown"  # as its generateContent's are counted
+        return metrics.done(await _count(request, model), label, started)
     parsed_target = _parse_target(target)
     if version not in ("v1", "v1beta", "v1alpha") or parsed_target is None:
         sent = request.scope.get(SENT_PATH, request.url.path)  # a Vertex path as the caller sent it

@@ -33,10 +33,11 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import orjson
+from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from tokenomy.errors import CALLER_LEFT
@@ -57,6 +58,7 @@ PARSED_BODY = "tokenomy.parsed_body"
 # The scope key under which the edge puts when it began reading an API call: an exception handler's answer is timed
 # in /metrics from there, as the edge and the endpoints time theirs.
 STARTED = "tokenomy.started"
+R = TypeVar("R", bound=Response)  # an answer, passed through as its own type
 UNPARSED = object()  # the body's value when orjson refused it (the endpoint parses the bytes itself)
 BOM = b"\xef\xbb\xbf"  # UTF-8's byte order mark
 MAX_DEPTH = 64  # JSON nesting beyond this is refused (Python's decoder recurses; nothing legitimate nests so)
@@ -408,6 +410,14 @@ async def _refused(
     if counted_in_metrics(scope["method"], scope["path"]):
         metrics.count(UNROUTED, status, started)
     await refuse(send, status, message, param, close, shape)
+
+
+def count_in_metrics(scope: Scope, answer: R) -> R:
+    """`answer`, an endpoint's, counted in /metrics under the route it named (`COUNTED_AS`; none yet: UNROUTED),
+    timed from when the edge began reading the request (`STARTED`): for the endpoints that name their route only
+    part-way, as the count-tokens ones do."""
+    metrics.count(scope.get(COUNTED_AS, UNROUTED), answer.status_code, scope.get(STARTED) or time.perf_counter())
+    return answer
 
 
 def _unanswered(scope: Scope, status: int, started: float) -> None:

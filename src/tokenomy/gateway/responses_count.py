@@ -20,6 +20,7 @@ from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway.calls import OPENAI_ERROR_TYPES, gate, json_body, retry_after, upstream_status
 from tokenomy.gateway.counting import cannot_count, count, counter_for
 from tokenomy.gateway.fast_path import SENT_PATH
+from tokenomy.gateway.hygiene import COUNTED_AS, count_in_metrics
 from tokenomy.gateway.openai_ingress import issued_by_azure
 from tokenomy.gateway.openai_shapes import RequestError
 from tokenomy.gateway.path_aliases import azure_sent
@@ -57,7 +58,12 @@ def _invalid(message: str, param: str | None = None) -> JSONResponse:
 
 @router.post("/v1/responses/input_tokens")
 async def count_input_tokens(request: Request) -> Response:
-    """Count a Responses API request's input tokens: `{"object": "response.input_tokens", "input_tokens": N}`."""
+    """Count a Responses API request's input tokens: `{"object": "response.input_tokens", "input_tokens": N}`,
+    counted in /metrics under the route (as a response is)."""
+    return count_in_metrics(request.scope, await _count_input_tokens(request))
+
+
+async def _count_input_tokens(request: Request) -> Response:
     gw = request.app.state.gateway
     try:
         body = await json_body(request)
@@ -76,6 +82,7 @@ async def count_input_tokens(request: Request) -> Response:
     if route is None:
         message = f"The model `{name}` does not exist on this gateway; GET /v1/models lists the names you can use."
         return error(404, message, "invalid_request_error", "model_not_found", "model")
+    request.scope[COUNTED_AS] = name
     unknown = sorted(key for key in set(body) - COUNT_FIELDS if body[key] is not None)  # a null: the SDK's unset
     if unknown:
         return _invalid(f"{unknown[0]}: not a field of input_tokens (it takes {', '.join(sorted(COUNT_FIELDS))})",

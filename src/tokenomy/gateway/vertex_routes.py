@@ -33,6 +33,7 @@ from tokenomy.gateway.anthropic_routes import (
     message_caller,
 )
 from tokenomy.gateway.calls import json_body
+from tokenomy.gateway.hygiene import count_in_metrics
 
 router = APIRouter()
 VERTEX_VERSION = "vertex-2023-10-16"  # the `anthropic_version` of Vertex AI's documentation
@@ -83,7 +84,7 @@ async def _predict(request: Request, version: str | None, target: str) -> Respon
         return metrics.done(anthropic_error(400, message), "unknown", started)
     if model == COUNT_MODEL and method == "rawPredict":  # the body names the model, as on /v1/messages/count_tokens
         if not isinstance(body, dict):
-            return anthropic_error(400, "the request body must be a JSON object")
+            return count_in_metrics(request.scope, anthropic_error(400, "the request body must be a JSON object"))
         return await count_answer(request, {k: v for k, v in body.items() if k != "anthropic_version"})
     stream = METHODS[method]
     route = gw.route_for(model)
