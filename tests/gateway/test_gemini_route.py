@@ -89,7 +89,7 @@ def test_a_streamed_gemini_answer_keeps_its_thought_signatures(ledger_path: Path
 
 
 def test_a_signature_on_a_streamed_function_call_is_its_own_thinking_block_before_it() -> None:
-    from tokenomy.gateway.anthropic_routes import EventWriter
+    from tokenomy.gateway.anthropic_events import EventWriter
     from tokenomy.providers.gemini_provider import GeminiProvider
 
     writer = EventWriter("msg_1", "g")

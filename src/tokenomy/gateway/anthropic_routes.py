@@ -26,7 +26,8 @@ from fastapi.responses import JSONResponse, Response
 
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics
-from tokenomy.gateway.block_streams import ToolBlocks
+from tokenomy.gateway.anthropic_errors import anthropic_error, failure
+from tokenomy.gateway.anthropic_events import EventWriter
 from tokenomy.gateway.call_stream import call_streamed
 from tokenomy.gateway.calls import (
     Refusal,
@@ -37,32 +38,18 @@ from tokenomy.gateway.calls import (
     leave_out_standard_only,
     refusal,
     request_meta,
-    retry_after,
     route_providers,
-    upstream_status,
 )
 from tokenomy.gateway.counting import cannot_count, count, counter_for
 from tokenomy.gateway.hygiene import COUNTED_AS, count_in_metrics
-from tokenomy.gateway.responses import FirstChunkStream, tokenomy_fields, unsent_redacted
+from tokenomy.gateway.responses import FirstChunkStream, tokenomy_fields
 from tokenomy.ids import new_id
-from tokenomy.messages import (
-    CLAUDE_SIGNED,
-    ChatResponse,
-    StreamChunk,
-    ToolCallDelta,
-    Usage,
-)
 from tokenomy.providers.anthropic_answers import (
-    caller_param,
     caller_path,
     message_body,
-    stop_reason,
-    usage_body,
-    usage_fields,
 )
 from tokenomy.providers.anthropic_inbound import anthropic_only, request_from_anthropic
 from tokenomy.providers.anthropic_provider import BETA_HEADER
-from tokenomy.providers.reasoning_signers import sealed, sealed_block
 from tokenomy.providers.refusals import Unsupported
 
 router = APIRouter()
@@ -72,224 +59,6 @@ router = APIRouter()
 COUNT_FIELDS = frozenset(
     {"model", "messages", "system", "tools", "tool_choice", "thinking", "output_config", "cache_control", "speed"}
 )
-ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    405: "invalid_request_error",
-    402: "billing_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    503: "overloaded_error",
-    504: "timeout_error",
-    529: "overloaded_error",
-}
-
-
-def error_type(status: int) -> str:
-    """Anthropic's error type for a status: another 4xx (an upstream's 422 passed on) is the request's fault, as
-    invalid_request_error says; api_error is the server's."""
-    return ERROR_TYPES.get(status, "invalid_request_error" if 400 <= status < 500 else "api_error")
-
-
-def anthropic_error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    """Anthropic's error shape: {"type": "error", "error": {"type", "message"}}."""
-    return JSONResponse(
-        {"type": "error", "error": {"type": error_type(status), "message": message}},
-        status_code=status,
-        headers=headers,
-    )
-
-
-def failure_parts(exc: TokenomyError, body: dict[str, Any]) -> tuple[int, str, dict[str, str] | None]:
-    """Status, message and headers for a call that failed, a refused field named as the Messages API caller sent it
-    (`messages.1.content.0`): shared with Bedrock's InvokeModel, whose bodies are Messages API bodies."""
-    if not isinstance(exc, ProviderError):
-        return 400, str(exc), None
-    if exc.refused is not None:  # no model the call could use can take it (nothing was sent): the caller's place
-        return 400, exc.refused.error_text(caller_path(body, exc.refused)), None
-    if exc.param is not None:  # the provider's mapping refused a field before any call: named as the caller sent it
-        return 400, exc.named(lambda param: caller_param(param, body)), None
-    return upstream_status(exc), f"upstream {exc.kind}: {exc}", retry_after(exc)
-
-
-def _failure(exc: TokenomyError, body: dict[str, Any]) -> JSONResponse:
-    status, message, headers = failure_parts(exc, body)
-    # An overloaded upstream is Anthropic's 529 overloaded_error, which Anthropic-SDK applications and coding agents
-    # wait out and retry as such (InvokeModel's callers get Bedrock's 503 ServiceUnavailableException).
-    return anthropic_error(529 if status == 503 else status, message, headers)
-
-
-def _sse(event: str, data: dict[str, Any]) -> bytes:
-    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
-
-
-class EventWriter(ToolBlocks):
-    """Turns StreamChunks into Anthropic SSE events, opening a new content block whenever the kind changes (tool
-    calls' blocks as `ToolBlocks` orders them)."""
-
-    def __init__(self, message_id: str, model: str, body: dict[str, Any] | None = None) -> None:
-        self.message_id, self.model = message_id, model
-        self.body = body or {}  # the request, to name a refused field as the caller sent it
-        self.index = -1
-        self.open: str | None = None
-        self.tool_blocks: dict[int, int] = {}  # a tool call's index -> its content-block index
-        self.held: list[StreamChunk] = []
-        self.model_refused = False  # an OpenAI-format model streamed a refusal: the message stops with "refusal"
-        self.redacted_sent = 0  # redacted reasoning blocks sent in their place (StreamChunk.redacted)
-        self.opened = False  # message_start went out
-
-    def _event(self, event: str, data: dict[str, Any]) -> bytes:
-        """One event on the wire: SSE here; Bedrock's InvokeModelWithResponseStream wraps the same events."""
-        return _sse(event, data)
-
-    def start(self) -> list[bytes]:
-        # message_start waits for the first piece: an Anthropic upstream's counts (StreamChunk.start_usage) ride on it
-        return []
-
-    def _opening(self, usage: Usage | None) -> list[bytes]:
-        if self.opened:
-            return []
-        self.opened = True
-        return [self._message_start(usage)]
-
-    def refused(self, exc: TokenomyError) -> Response:
-        refused = _failure(exc, self.body)
-        refused.headers["request-id"] = self.message_id.removeprefix("msg_")  # the failed attempts' id in the ledger
-        return refused
-
-    def failed(self, exc: TokenomyError) -> bytes:
-        if isinstance(exc, ProviderError) and exc.kind == "throttled":
-            kind = "rate_limit_error"
-        elif isinstance(exc, ProviderError) and upstream_status(exc) == 503:
-            kind = "overloaded_error"  # as Anthropic's API ends a stream it cannot finish for load
-        elif isinstance(exc, ProviderError) and exc.kind == "timeout":
-            kind = "timeout_error"
-        elif isinstance(exc, ProviderError) and exc.kind != "client_error":
-            kind = "api_error"
-        else:
-            kind = "invalid_request_error"
-        return self._event("error", {"type": "error", "error": {"type": kind, "message": str(exc)}})
-
-    def crashed(self, message: str) -> bytes:
-        return self._event("error", {"type": "error", "error": {"type": "api_error", "message": message}})
-
-    def unavailable(self, message: str) -> bytes:
-        return self._event("error", {"type": "error", "error": {"type": "overloaded_error", "message": message}})
-
-    def _message_start(self, usage: Usage | None) -> bytes:
-        """An upstream that reports usage as its answer begins (Anthropic's API) has its input and cache counts
-        passed on; any other reports them at the end only, so they are 0 here and come in message_delta."""
-        return self._event(
-            "message_start",
-            {
-                "type": "message_start",
-                "message": {
-                    "id": self.message_id,
-                    "type": "message",
-                    "role": "assistant",
-                    "model": self.model,
-                    "content": [],
-                    "stop_reason": None,
-                    "stop_sequence": None,
-                    "usage": usage_fields(usage) if usage is not None else {"input_tokens": 0, "output_tokens": 0},
-                },
-            },
-        )
-
-    def _close(self) -> list[bytes]:
-        if self.open is None:
-            return []
-        self.open = None
-        return [self._event("content_block_stop", {"type": "content_block_stop", "index": self.index})]
-
-    def _begin(self, kind: str, block: dict[str, Any]) -> list[bytes]:
-        out = self._close()
-        self.index += 1
-        self.open = kind
-        return [
-            *out,
-            self._event(
-                "content_block_start", {"type": "content_block_start", "index": self.index, "content_block": block}
-            ),
-        ]
-
-    def _delta(self, delta: dict[str, Any]) -> bytes:
-        return self._event("content_block_delta", {"type": "content_block_delta", "index": self.index, "delta": delta})
-
-    def chunk(self, piece: StreamChunk) -> list[bytes]:
-        return self._opening(piece.start_usage) + self.pieces(piece)
-
-    def _begin_tool(self, call: ToolCallDelta) -> list[bytes]:
-        return self._begin("tool_use", {"type": "tool_use", "id": call.id or "", "name": call.name or "", "input": {}})
-
-    def _tool_delta(self, arguments: str) -> bytes:
-        return self._delta({"type": "input_json_delta", "partial_json": arguments})
-
-    def _content(self, piece: StreamChunk) -> list[bytes]:
-        out: list[bytes] = []
-        if piece.redacted is not None:  # whole, where the model put it
-            data = sealed(piece.redacted, piece.signer, CLAUDE_SIGNED)
-            out += self._begin("redacted", {"type": "redacted_thinking", "data": data}) + self._close()
-            self.redacted_sent += 1
-        if piece.block is not None:  # a server tool's call or result, whole, where the model put it
-            out += self._provider_block(piece.block.data)
-        if piece.citations is not None:  # a cited text: a block of its own, its citations before its text
-            out += self._begin("cited", {"type": "text", "text": "", "citations": []})
-            out += [self._delta({"type": "citations_delta", "citation": cited}) for cited in piece.citations]
-            if piece.delta:
-                out.append(self._delta({"type": "text_delta", "text": piece.delta}))
-            return out + self._close()
-        if piece.reasoning or piece.signature:
-            # A signature riding on a text or tool-call piece (Gemini's) is a block of its own before that part.
-            riding = piece.signature is not None and not piece.reasoning and (piece.delta or piece.tool_call)
-            if self.open != "thinking" or riding:
-                out += self._begin("thinking", {"type": "thinking", "thinking": "", "signature": ""})
-            if piece.reasoning:
-                out.append(self._delta({"type": "thinking_delta", "thinking": piece.reasoning}))
-            if piece.signature:  # it closes its block: a thinking block right after it is one of its own
-                signature = sealed(piece.signature, piece.signer, CLAUDE_SIGNED)  # who signed it, if not Claude
-                out.append(self._delta({"type": "signature_delta", "signature": signature}))
-                out += self._close()
-        # An OpenAI-format model's refusal streams in `delta.refusal`: the Messages API has only text for it.
-        refused = ((piece.extra or {}).get("delta") or {}).get("refusal")
-        text = (piece.delta or "") + (refused if isinstance(refused, str) else "")
-        self.model_refused = self.model_refused or bool(isinstance(refused, str) and refused)
-        if text:
-            if self.open != "text":
-                out += self._begin("text", {"type": "text", "text": ""})
-            out.append(self._delta({"type": "text_delta", "text": text}))
-        return out
-
-    def _provider_block(self, data: dict[str, Any]) -> list[bytes]:
-        """A server tool's block as Anthropic streams it: a call's input in an input_json_delta, a result whole."""
-        if data.get("type") != "server_tool_use":
-            return self._begin("server", data) + self._close()
-        out = self._begin("server", {**data, "input": {}})
-        out.append(self._delta({"type": "input_json_delta", "partial_json": json.dumps(data.get("input") or {})}))
-        return out + self._close()
-
-    def finish(self, response: ChatResponse) -> list[bytes]:
-        out = self._opening(None) + self.release_held()
-        for block in unsent_redacted(response, self.redacted_sent):  # opaque reasoning the stream did not carry
-            data = sealed_block(block, CLAUDE_SIGNED).redacted
-            out += self._begin("redacted", {"type": "redacted_thinking", "data": data}) + self._close()
-        out.append(
-            self._event(
-                "message_delta",
-                {
-                    "type": "message_delta",
-                    "delta": {
-                        "stop_reason": "refusal" if self.model_refused else stop_reason(response),
-                        "stop_sequence": response.stop_sequence or None,
-                    },
-                    "usage": usage_body(response),
-                },
-            )
-        )
-        out.append(self._event("message_stop", {"type": "message_stop"}))
-        return out
 
 
 async def anthropic_key(request: Request) -> Any:
@@ -382,7 +151,7 @@ async def _count_answer(request: Request, body: dict[str, Any]) -> Response:
     except ProviderError as exc:
         if cannot_count(exc):
             return anthropic_error(400, f"`{name}` counts with model `{counter.model}`: {exc}")
-        return _failure(exc, body)
+        return failure(exc, body)
     return JSONResponse({"input_tokens": tokens})
 
 
@@ -440,7 +209,7 @@ async def answer_message(
         # Refused before any call or budget reservation, as on /v1/chat/completions, naming the caller's place.
         refused = refusal(gw, route, call, name, "Anthropic", ("anthropic",))
         if refused is not None:
-            return metrics.done(_failure(refused, body), name, started)
+            return metrics.done(failure(refused, body), name, started)
         beta = request.headers.get(BETA_HEADER)
         # Beta features of Anthropic's API, which no other has: for a route whose every model is Anthropic's
         only_anthropic = not others and providers == {"anthropic"}
@@ -459,7 +228,7 @@ async def answer_message(
     if stream:
         writer = EventWriter(message_id, name, body)
         return FirstChunkStream(call_streamed(gw, call, admitted, name, started, writer), headers=headers, ends=writer)
-    response = await call_whole(gw, call, admitted, name, lambda exc: _failure(exc, body))
+    response = await call_whole(gw, call, admitted, name, lambda exc: failure(exc, body))
     if isinstance(response, Response):
         response.headers.update(headers)
         return metrics.done(response, name, started)

@@ -28,7 +28,8 @@ from starlette.exceptions import HTTPException
 from tokenomy.config import TokenomyConfig, load_config
 from tokenomy.errors import NotOnThisLedger
 from tokenomy.gateway import metrics, supervision
-from tokenomy.gateway.anthropic_routes import anthropic_error, create_message
+from tokenomy.gateway.anthropic_errors import anthropic_error
+from tokenomy.gateway.anthropic_routes import create_message
 from tokenomy.gateway.anthropic_routes import router as anthropic_router
 from tokenomy.gateway.bedrock_count import router as bedrock_count_router
 from tokenomy.gateway.chat_routes import chat_completions

@@ -28,7 +28,8 @@ from pydantic import ValidationError
 
 from tokenomy.errors import ProviderError, TokenomyError, described
 from tokenomy.gateway import metrics
-from tokenomy.gateway.anthropic_routes import anthropic_error, anthropic_key
+from tokenomy.gateway.anthropic_errors import anthropic_error
+from tokenomy.gateway.anthropic_routes import anthropic_key
 from tokenomy.gateway.call_stream import StreamProgress, settled_stream
 from tokenomy.gateway.calls import (
     OPENAI_ERROR_TYPES,

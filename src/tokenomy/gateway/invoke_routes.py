@@ -36,8 +36,8 @@ from fastapi.responses import JSONResponse, Response
 
 from tokenomy.errors import TokenomyError
 from tokenomy.gateway import invoke_embeddings, metrics
-from tokenomy.gateway.anthropic_routes import EventWriter as MessagesEventWriter
-from tokenomy.gateway.anthropic_routes import failure_parts
+from tokenomy.gateway.anthropic_errors import failure_parts
+from tokenomy.gateway.anthropic_events import EventWriter as MessagesEventWriter
 from tokenomy.gateway.call_stream import call_streamed
 from tokenomy.gateway.calls import (
     Refusal,

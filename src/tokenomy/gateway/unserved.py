@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from fastapi.responses import JSONResponse
 
-from tokenomy.gateway.anthropic_routes import anthropic_error
+from tokenomy.gateway.anthropic_errors import anthropic_error
 from tokenomy.gateway.converse_routes import bedrock_error
 from tokenomy.gateway.gemini_errors import gemini_error
 from tokenomy.gateway.hygiene import api_of

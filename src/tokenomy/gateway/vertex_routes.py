@@ -26,12 +26,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from tokenomy.gateway import metrics
-from tokenomy.gateway.anthropic_routes import (
-    answer_message,
-    anthropic_error,
-    count_answer,
-    message_caller,
-)
+from tokenomy.gateway.anthropic_errors import anthropic_error
+from tokenomy.gateway.anthropic_routes import answer_message, count_answer, message_caller
 from tokenomy.gateway.calls import json_body
 from tokenomy.gateway.hygiene import count_in_metrics
 
