@@ -20,7 +20,7 @@ from tokenomy.caching.placement import IMAGE_TOKENS
 from tokenomy.messages import Usage
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import cache_storage_cost, compute_cost
-from tokenomy.providers.gemini_mapping import usage_from_gemini
+from tokenomy.providers.gemini_parts_read import usage_from_gemini
 
 MODEL = "gemini-2.5-flash"
 MILLION = Decimal(1_000_000)

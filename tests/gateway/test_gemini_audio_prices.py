@@ -88,7 +88,7 @@ def test_the_gemini_answer_passes_on_the_per_modality_counts_gemini_sent(tmp_pat
 def test_cached_audio_is_read_from_cache_tokens_details_and_taken_out_of_the_uncached_audio() -> None:
     """Gemini's prompt count (and its AUDIO detail) includes the cached tokens; cacheTokensDetails says which of
     those were audio, so 1,000 prompt audio tokens of which 600 cached are 400 uncached and 600 cached audio."""
-    from tokenomy.providers.gemini_mapping import usage_from_gemini
+    from tokenomy.providers.gemini_parts_read import usage_from_gemini
 
     meta = types.GenerateContentResponseUsageMetadata.model_validate({
         "promptTokenCount": 1_500, "cachedContentTokenCount": 800, "candidatesTokenCount": 10,

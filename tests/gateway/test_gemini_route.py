@@ -137,7 +137,8 @@ def test_a_thought_signature_on_a_function_call_rides_on_that_tool_call_through_
     from tokenomy.gateway.responses import chunk_delta, message_body, signed_reasoning_delta
     from tokenomy.gateway.schemas import ChatCompletionRequest
     from tokenomy.messages import ChatResponse, Usage
-    from tokenomy.providers.gemini_mapping import blocks_from_parts, contents_from_request
+    from tokenomy.providers.gemini_mapping import contents_from_request
+    from tokenomy.providers.gemini_parts_read import blocks_from_parts
     from tokenomy.providers.gemini_provider import GeminiProvider
 
     parts = [{"text": "Checking."}, {"function_call": {"name": "get_weather", "args": {"city": "Paris"}},

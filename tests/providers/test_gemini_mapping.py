@@ -20,13 +20,8 @@ from tokenomy.messages import (
     ToolUseBlock,
     Usage,
 )
-from tokenomy.providers.gemini_mapping import (
-    blocks_from_parts,
-    config_from_request,
-    contents_from_request,
-    finish_reason,
-    usage_from_gemini,
-)
+from tokenomy.providers.gemini_mapping import config_from_request, contents_from_request
+from tokenomy.providers.gemini_parts_read import blocks_from_parts, finish_reason, usage_from_gemini
 from tokenomy.providers.gemini_provider import GeminiProvider
 from tokenomy.request_options import Reasoning, ResponseFormat, ToolChoice, ToolSpec
 

@@ -23,7 +23,7 @@ from tokenomy.batch.output_lines import unanswered_failures
 from tokenomy.errors import ProviderError, as_written
 from tokenomy.messages import Usage
 from tokenomy.providers.gemini_answer_read import USAGE_COUNTS
-from tokenomy.providers.gemini_mapping import usage_from_gemini
+from tokenomy.providers.gemini_parts_read import usage_from_gemini
 from tokenomy.providers.usage_counts import checked_counts, usage_count
 
 STATUS_MAP = {

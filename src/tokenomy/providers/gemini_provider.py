@@ -2,7 +2,8 @@
 
 The client (an API key for AI Studio; a project, location and credentials for Vertex AI) is made by
 `gemini_client`, the SDK's errors read by `gemini_faults`, and what an answer says beside its parts (call ids, the
-served tier, usage) by `gemini_answer_read`; the request and the parts are mapped by `gemini_mapping`.
+served tier, usage) by `gemini_answer_read`; the request is mapped by `gemini_mapping`, and the parts, finish reason
+and usage read by `gemini_parts_read`.
 """
 
 from __future__ import annotations
@@ -27,15 +28,8 @@ from tokenomy.providers.base import DEFAULT_TIMEOUT_S, NAMING_HINTS, Provider, u
 from tokenomy.providers.gemini_answer_read import CallIds, answer_usage, beside_parts, prompt_blocked, served_tier
 from tokenomy.providers.gemini_client import default_endpoint, gemini_client, vertex_location
 from tokenomy.providers.gemini_faults import map_gemini_error
-from tokenomy.providers.gemini_mapping import (
-    blocks_from_parts,
-    config_fields,
-    config_from_request,
-    contents_from_request,
-    finish_reason,
-    modality_counts,
-    signature_text,
-)
+from tokenomy.providers.gemini_mapping import config_fields, config_from_request, contents_from_request
+from tokenomy.providers.gemini_parts_read import blocks_from_parts, finish_reason, modality_counts, signature_text
 from tokenomy.providers.refusals import ALL_BLOCKS, Unsupported, with_article
 from tokenomy.providers.usage_counts import answered_count
 
