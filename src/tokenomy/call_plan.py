@@ -22,9 +22,9 @@ from tokenomy.messages import ChatRequest, ChatResponse
 from tokenomy.pricing.catalog import PriceCatalog
 from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.providers.base import Provider
+from tokenomy.providers.block_refusals import inputs_refusal
 from tokenomy.providers.refusals import (
     Unsupported,
-    inputs_refusal,
     one_hour_cache_refusal,
     raise_refusal,
 )

@@ -62,8 +62,9 @@ class ImageBlock:
     openai_part: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
     # Whose file the `url` names, when only that API reads it: "gemini" for a fileData URI of the Gemini API's Files
-    # API or of Cloud Storage, which another API would try to fetch as a link and fail (`refusals.document_refusal`
-    # refuses it there by name, as a document's file id). None: a link any provider may fetch.
+    # API or of Cloud Storage, which another API would try to fetch as a link and fail
+    # (`block_refusals.document_refusal` refuses it there by name, as a document's file id). None: a link any provider
+    # may fetch.
     file_api: str | None = None
 
     @property
@@ -84,12 +85,12 @@ class DocumentBlock:
     blocks are the chunks a citation names).
 
     A file id is only an id to the API that issued it: it is carried to that API's providers, and refused by every
-    other (`refusals.document_refusal`), which would read it as an id of its own. Without a `file_api` (a library
+    other (`block_refusals.document_refusal`), which would read it as an id of its own. Without a `file_api` (a library
     caller's block) it is an id of whichever provider the request is sent to.
 
     A content document of text blocks only also holds their text, joined, as `data` (format txt): what an API
     without content documents is sent, the same text. With images among its blocks it has no `data`, and only an
-    API that takes content documents can carry it (`refusals.document_refusal`)."""
+    API that takes content documents can carry it (`block_refusals.document_refusal`)."""
 
     format: str  # pdf, txt, csv, html, md, doc, docx, xls, xlsx
     data: bytes | None = None

@@ -69,7 +69,7 @@ def test_a_documents_citations_context_url_or_image_content_are_named_by_a_provi
     """A library caller's document asks for what only Anthropic's mapping carries: another provider names the field
     where it is (a tool result's part included), rather than send the document without it."""
     from tokenomy.providers.anthropic_provider import AnthropicProvider
-    from tokenomy.providers.refusals import DOCUMENT_FIELDS
+    from tokenomy.providers.block_refusals import DOCUMENT_FIELDS
 
     text = b"The sky is blue."
     cases = [

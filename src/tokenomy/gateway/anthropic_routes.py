@@ -11,7 +11,7 @@ stop with text_delta, input_json_delta, thinking_delta, signature_delta and cita
 message_stop). Anthropic's server tools (web search, web fetch), their blocks and text citations reach a route whose
 models are all on Anthropic's API, and are refused by name for any other (`anthropic_inbound.anthropic_only`). A
 document's citations, context, url source and content source with images reach Anthropic's API, and each provider
-without them refuses them by name (`refusals.document_refusal`); the answer's text keeps its citations.
+without them refuses them by name (`block_refusals.document_refusal`); the answer's text keeps its citations.
 """
 
 from __future__ import annotations

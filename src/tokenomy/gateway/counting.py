@@ -17,7 +17,8 @@ from tokenomy.caching.tokens import apply_token_policy
 from tokenomy.errors import ProviderError
 from tokenomy.messages import ChatRequest
 from tokenomy.providers.base import COUNTING_UNAVAILABLE, Provider
-from tokenomy.providers.refusals import Unsupported, inputs_refusal
+from tokenomy.providers.block_refusals import inputs_refusal
+from tokenomy.providers.refusals import Unsupported
 
 
 @dataclass

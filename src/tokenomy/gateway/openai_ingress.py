@@ -46,8 +46,9 @@ from tokenomy.messages import (
     TextBlock,
     ToolResultBlock,
 )
+from tokenomy.providers.block_refusals import FILE_ID
 from tokenomy.providers.reasoning_signers import unsealed_block
-from tokenomy.providers.refusals import FILE_ID, Unsupported
+from tokenomy.providers.refusals import Unsupported
 from tokenomy.routing.router import routing_tag_refusal
 
 

@@ -45,9 +45,10 @@ from tokenomy.messages import (
     ToolResultBlock,
     ToolUseBlock,
 )
+from tokenomy.providers.block_refusals import FILE_ID
 from tokenomy.providers.openai_wire import DOCUMENT_FORMATS
 from tokenomy.providers.reasoning_signers import unsealed_block
-from tokenomy.providers.refusals import FILE_ID, Unsupported
+from tokenomy.providers.refusals import Unsupported
 
 # How a reasoning item's `encrypted_content` carries what the gateway issued: a signed block's signature, or a
 # redacted block's data. The prefix tells them apart on the way back; content of any other origin is refused.

@@ -36,7 +36,8 @@ from tokenomy.messages import ChatRequest
 from tokenomy.pricing.entry import DEFAULT_OUTPUT_ESTIMATE, TIER_ALIASES
 from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.pricing.server_tools import fetched_content, implied_searches, reserved_tools_usd
-from tokenomy.providers.refusals import Unsupported, inputs_refusal
+from tokenomy.providers.block_refusals import inputs_refusal
+from tokenomy.providers.refusals import Unsupported
 from tokenomy.request_views import one_hour_cache_point
 
 

@@ -32,8 +32,8 @@ from tokenomy.providers.anthropic_refusals import (
     refuse_url_document,
     unsigned,
 )
+from tokenomy.providers.block_refusals import FILE_APIS, provider_block_kind, refuse_image_detail
 from tokenomy.providers.reasoning_signers import unsealed_block
-from tokenomy.providers.refusals import FILE_APIS, provider_block_kind, refuse_image_detail
 
 
 def block_to_anthropic(block: Block, where: str, model: str = "") -> dict[str, Any]:

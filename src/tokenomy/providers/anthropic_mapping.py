@@ -22,9 +22,10 @@ from typing import Any
 from tokenomy.messages import CLAUDE_SIGNED, ONE_HOUR, Block, CachePoint, ChatRequest
 from tokenomy.providers.anthropic_content import block_to_anthropic, blocks_from_anthropic
 from tokenomy.providers.anthropic_refusals import free_effort, refuse, refuse_unsupported
+from tokenomy.providers.block_refusals import empty_text
 from tokenomy.providers.claude_effort import takes_effort, thinks
 from tokenomy.providers.reasoning_signers import foreign
-from tokenomy.providers.refusals import allowed_tools_only, empty_text
+from tokenomy.providers.refusals import allowed_tools_only
 from tokenomy.request_options import ToolSpec
 from tokenomy.request_views import system_hoisted, system_parts
 
@@ -140,7 +141,7 @@ def to_anthropic_params(request: ChatRequest) -> dict[str, Any]:
     for i, message in enumerate(request.messages):
         if message.name:
             raise refuse(request.model, f"messages[{i}].name", "has no participant name; remove it")
-        blocks = [  # empty text carries nothing, and the API refuses it (refusals.empty_text); another family's
+        blocks = [  # empty text carries nothing, and the API refuses it (block_refusals.empty_text); another family's
             # signed reasoning Claude cannot check, and its docs let earlier turns' thinking be left out
             block_to_anthropic(b, f"messages[{i}].content[{j}]", request.model)
             for j, b in enumerate(message.content)

@@ -21,6 +21,7 @@ from tokenomy.providers.anthropic_refusals import refuse, refuse_blocks, refuse_
 from tokenomy.providers.anthropic_stream import AnthropicStreamAssembler
 from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, delta_chunk, url_server
 from tokenomy.providers.bedrock import _is_loopback
+from tokenomy.providers.block_refusals import ALL_BLOCKS, DOCUMENT_FIELDS
 from tokenomy.providers.http_faults import (
     answer_broke_off,
     exceeds_context_window,
@@ -29,7 +30,7 @@ from tokenomy.providers.http_faults import (
     retry_after_seconds,
     where_sent,
 )
-from tokenomy.providers.refusals import ALL_BLOCKS, DOCUMENT_FIELDS, fields_to_carry
+from tokenomy.providers.refusals import fields_to_carry
 from tokenomy.providers.usage_counts import answered_count, checked_counts, estimated_usage, usage_count
 
 SAMPLING = ("temperature", "top_p", "top_k")

@@ -18,15 +18,9 @@ from typing import Any
 
 from tokenomy.errors import ProviderError
 from tokenomy.messages import ONE_HOUR, ChatRequest, DocumentBlock, ImageBlock, ReasoningBlock
+from tokenomy.providers.block_refusals import place, placed_blocks, refuse_image_detail
 from tokenomy.providers.claude_effort import EFFORTS, NO_ADAPTIVE, NO_EFFORT, takes_adaptive, takes_effort
-from tokenomy.providers.refusals import (
-    FORCED_WITH_THINKING,
-    forces_tool_while_thinking,
-    place,
-    placed_blocks,
-    refuse_image_detail,
-    refuse_openai_options,
-)
+from tokenomy.providers.refusals import FORCED_WITH_THINKING, forces_tool_while_thinking, refuse_openai_options
 from tokenomy.request_options import Reasoning
 
 

@@ -21,18 +21,20 @@ from tokenomy.messages import (
     ToolCallDelta,
     ToolResultBlock,
 )
-from tokenomy.providers.refusals import (
+from tokenomy.providers.block_refusals import (
     ALL_BLOCKS,
     BLOCK_NAMES,
-    Unsupported,
-    anthropic_tool_fields_refusal,
     document_refusal,
     empty_message_refusal,
-    fields_to_carry,
     first_unaccepted,
+    provider_block_kind,
+)
+from tokenomy.providers.refusals import (
+    Unsupported,
+    anthropic_tool_fields_refusal,
+    fields_to_carry,
     freeform_refusal,
     one_hour_cache_refusal,
-    provider_block_kind,
     raise_refusal,
     server_tools_refusal,
     with_article,
@@ -96,11 +98,12 @@ class Provider:
     accepts_freeform: bool = False  # freeform tools and calls (OpenAI's custom tools: ToolSpec.freeform)
     accepts_openai_fields: bool = False  # an OpenAI-format message's own fields (Message.openai_fields)
     accepts_zero_output: bool = False  # max_tokens 0: a call that only writes the prompt cache (Anthropic's API)
-    # A document's citations, context, URL and content source (refusals.DOCUMENT_FIELDS) it carries; others refused
+    # A document's citations, context, URL and content source (block_refusals.DOCUMENT_FIELDS) it carries; others
+    # refused
     accepts_document_fields: frozenset[str] = frozenset()
     # The APIs whose file ids it reads as its own (DocumentBlock.file_api); another's is refused
     file_apis: frozenset[str] = frozenset()
-    # Its API refuses an empty text block: its mapping leaves them out (refusals.empty_text), and a message left
+    # Its API refuses an empty text block: its mapping leaves them out (block_refusals.empty_text), and a message left
     # with no content is refused before any call; `takes_empty_final_assistant`: but for a last assistant message
     refuses_empty_text: bool = False
     takes_empty_final_assistant: bool = False

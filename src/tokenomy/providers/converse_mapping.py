@@ -54,6 +54,7 @@ from tokenomy.messages import (
     ToolUseBlock,
 )
 from tokenomy.providers import json_text
+from tokenomy.providers.block_refusals import empty_text
 from tokenomy.providers.claude_effort import thinks
 from tokenomy.providers.converse_refusals import (
     CONVERSE_OPENAI_ONLY,
@@ -67,7 +68,7 @@ from tokenomy.providers.converse_refusals import (
     request_metadata,
 )
 from tokenomy.providers.reasoning_signers import bedrock_signer, foreign
-from tokenomy.providers.refusals import allowed_tools_only, empty_text, fields_to_carry
+from tokenomy.providers.refusals import allowed_tools_only, fields_to_carry
 from tokenomy.request_options import ToolSpec
 from tokenomy.request_views import system_hoisted, system_parts
 
@@ -277,8 +278,8 @@ def to_converse_params(request: ChatRequest) -> dict[str, Any]:
     for i, message in enumerate(request.messages):
         if message.name:
             raise refuse(model, f"messages[{i}].name", "has no participant name; remove it")
-        content = [  # empty text carries nothing, and Converse refuses it (refusals.empty_text); reasoning another
-            # family signed the model cannot check (reasoning_signers)
+        content = [  # empty text carries nothing, and Converse refuses it (block_refusals.empty_text); reasoning
+            # another family signed the model cannot check (reasoning_signers)
             block_to_converse(b, model, f"messages[{i}].content[{j}]")
             for j, b in enumerate(message.content)
             if not empty_text(b) and not foreign(b, signer)

@@ -21,15 +21,13 @@ from tokenomy.errors import ProviderError
 from tokenomy.messages import ChatRequest, ImageBlock, ReasoningBlock, ToolResultBlock, ToolUseBlock
 from tokenomy.pricing.identifiers import takes_no_tools_cache_point
 from tokenomy.providers.anthropic_refusals import unsigned
+from tokenomy.providers.block_refusals import place, placed_blocks, refuse_image_detail
 from tokenomy.providers.claude_effort import EFFORTS, NO_ADAPTIVE, NO_EFFORT, takes_adaptive, takes_effort
 from tokenomy.providers.reasoning_signers import bedrock_signer, foreign
 from tokenomy.providers.refusals import (
     FORCED_WITH_THINKING,
     fields_to_carry,
     forces_tool_while_thinking,
-    place,
-    placed_blocks,
-    refuse_image_detail,
     refuse_openai_options,
 )
 

@@ -41,8 +41,9 @@ from tokenomy.messages import (
     ToolResultBlock,
     ToolUseBlock,
 )
+from tokenomy.providers.block_refusals import FILE_APIS
 from tokenomy.providers.reasoning_signers import foreign
-from tokenomy.providers.refusals import FILE_APIS, GEMINI_OWN, fields_to_carry
+from tokenomy.providers.refusals import GEMINI_OWN, fields_to_carry
 from tokenomy.request_views import system_hoisted
 
 DOCUMENT_TYPES = {

@@ -25,12 +25,13 @@ from tokenomy.messages import (
     ToolUseBlock,
 )
 from tokenomy.providers.base import DEFAULT_TIMEOUT_S, NAMING_HINTS, Provider, url_server
+from tokenomy.providers.block_refusals import ALL_BLOCKS
 from tokenomy.providers.gemini_answer_read import CallIds, answer_usage, beside_parts, prompt_blocked, served_tier
 from tokenomy.providers.gemini_client import default_endpoint, gemini_client, vertex_location
 from tokenomy.providers.gemini_faults import map_gemini_error
 from tokenomy.providers.gemini_mapping import config_fields, config_from_request, contents_from_request
 from tokenomy.providers.gemini_parts_read import blocks_from_parts, finish_reason, modality_counts, signature_text
-from tokenomy.providers.refusals import ALL_BLOCKS, Unsupported, with_article
+from tokenomy.providers.refusals import Unsupported, with_article
 from tokenomy.providers.usage_counts import answered_count
 
 # What of a generateContent request the model reads: the part of it a count sends in `generateContentRequest`.

@@ -1,42 +1,19 @@
 """What a provider cannot take, found before any call: `Unsupported` names it and its place in the request, and the
-shared checks find it (a block a model cannot read, a 1-hour cache point, a freeform tool, Anthropic's server tools
-and tool fields, a document's citations, context, url or content source, a message with no content where the
-API refuses one). Each provider asks them in
-`Provider.refusal`; the gateway and the client ask them for every model a route may reach, so nothing is sent to a
-model that would drop it."""
+request-wide checks find it (pass-through fields an API must carry or refuse, OpenAI's options Claude's APIs lack, a
+forced tool call while thinking, a tool choice allowing an undeclared tool, `max_tokens: 0`, a 1-hour cache point, a
+freeform tool, Anthropic's server tools and tool fields). The checks of content blocks are `block_refusals`. Each
+provider asks them in `Provider.refusal`; the gateway and the client ask them for every model a route may reach, so
+nothing is sent to a model that would drop it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from tokenomy import request_views
 from tokenomy.errors import ProviderError
-from tokenomy.messages import (
-    Block,
-    ChatRequest,
-    DocumentBlock,
-    ImageBlock,
-    ProviderBlock,
-    ReasoningBlock,
-    TextBlock,
-    ToolResultBlock,
-    ToolUseBlock,
-)
-
-# The content model's own blocks, which every provider maps; a ProviderBlock goes back only to its own API (the
-# providers of that API accept it in `accepts_blocks`).
-ALL_BLOCKS = (TextBlock, ImageBlock, DocumentBlock, ToolUseBlock, ToolResultBlock, ReasoningBlock)
-BLOCK_NAMES = {
-    TextBlock: "text",
-    ImageBlock: "image",
-    DocumentBlock: "document",
-    ToolUseBlock: "tool use",
-    ToolResultBlock: "tool result",
-    ReasoningBlock: "reasoning",
-}
-
+from tokenomy.messages import ChatRequest, ToolUseBlock
 
 # Pass-through fields at a value that asks nothing of an API without them. OpenAI-format servers get them as sent;
 # every other API leaves them out rather than refusing a request it can serve as asked:
@@ -69,32 +46,6 @@ def blocks_nothing(settings: Any) -> bool:
 # which is why Gemini still gets the settings).
 GEMINI_ASKING_NOTHING: dict[str, Callable[[Any], bool]] = {"safety_settings": blocks_nothing}
 GEMINI_OWN: Mapping[str, tuple[Any, ...] | Callable[[Any], bool]] = GEMINI_ASKING_NOTHING
-
-
-def placed_blocks(request: ChatRequest, kinds: frozenset[type]) -> Iterator[tuple[Block, int, int, int | None]]:
-    """Each block of `request` of one of `kinds` and its place, (i, j, None) for `messages[i].content[j]` and (i, j, k)
-    for a tool result's part `...content[k]`, as the caller sent it, mid-conversation system messages counted (a
-    mapping that hoists them out names its blocks after that): for the checks a mapping makes of each block, asked
-    before any call (`Provider.mapping_refusal`). `place` spells it out, only for a refusal (most blocks pass)."""
-    for i, message in enumerate(request.messages):
-        for j, block in enumerate(message.content):
-            if type(block) in kinds:
-                yield block, i, j, None
-            elif type(block) is ToolResultBlock:
-                for k, part in enumerate(block.content):
-                    if type(part) in kinds:
-                        yield part, i, j, k
-
-
-def place(i: int, j: int, k: int | None) -> str:
-    """A block's place as a mapping names it: `messages[i].content[j]`, a tool result's part `...content[k]`."""
-    return f"messages[{i}].content[{j}]" if k is None else f"messages[{i}].content[{j}].content[{k}]"
-
-
-def refuse_image_detail(image: ImageBlock, model: str, where: str, refuse: Callable[..., ProviderError]) -> None:
-    """Raise `refuse`'s 400 for an image detail setting (OpenAI's), which Claude's and Converse's APIs lack."""
-    if image.detail not in (None, "auto"):
-        raise refuse(model, f"{where}.detail", f"has no image detail setting ({image.detail!r}); remove it")
 
 
 def refuse_openai_options(
@@ -158,15 +109,6 @@ def forces_tool_while_thinking(request: ChatRequest) -> bool:
 
 def with_article(noun: str) -> str:
     return ("an " if noun[0] in "aeiou" else "a ") + noun
-
-
-def provider_block_kind(block: ProviderBlock) -> str:
-    """What a block of one API's own (`ProviderBlock`) is, for an error: Gemini's audio and video by what they hold
-    ("audio part"), as a chat completions `input_audio` part is held as Gemini's audio too, and its caller sent no
-    Gemini block; any other by its API and type ("anthropic web_search_tool_result block")."""
-    if block.api == "gemini" and block.kind in ("audio", "video"):
-        return f"{block.kind} part"
-    return f"{block.api} {block.kind} block"
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,47 +195,6 @@ def allowed_tools_only(request: ChatRequest, api: str) -> ChatRequest:
     return request_views.allowed_tools_only(request)
 
 
-def empty_text(block: object) -> bool:
-    """A text block with nothing in it (Gemini's `{"text": ""}` beside a message's other parts, an OpenAI content
-    part's ""): an API that refuses one (Anthropic's, Converse) is sent the message without it, as it carries
-    nothing; a message left with nothing is refused (`empty_message_refusal`)."""
-    return type(block) is TextBlock and not block.text and block.citations is None
-
-
-def empty_message_refusal(request: ChatRequest, final_assistant: bool) -> Unsupported | None:
-    """The first message with no content once its empty text is left out, for an API that refuses one (system
-    messages aside: they join the system prompt). `final_assistant`: the API takes an empty last assistant message
-    (Anthropic's, whose answer then starts afresh)."""
-    last = len(request.messages) - 1
-    for i, message in enumerate(request.messages):
-        # Asked of every message of every request to these APIs (an agent's run sends hundreds): a message's first
-        # block nearly always carries something, so it is looked at before the rest.
-        content = message.content
-        if (content and not empty_text(content[0])) or message.role == "system":
-            continue
-        if not all(empty_text(block) for block in content):
-            continue
-        if not (final_assistant and i == last and message.role == "assistant"):
-            return Unsupported(
-                "`{where}`, a message with no content (nothing but empty text, which this API refuses; put text in it)",
-                i,
-            )
-    return None
-
-
-def first_unaccepted(content: list, accepted: tuple[type, ...]) -> tuple[int, int | None, object] | None:
-    """(block, part or None, the block or part) of the first block of `content`, or part of a tool result in it,
-    that is none of the `accepted` types (an isinstance check: this runs on every request)."""
-    for j, block in enumerate(content):
-        if not isinstance(block, accepted):
-            return j, None, block
-        if isinstance(block, ToolResultBlock):
-            for k, part in enumerate(block.content):
-                if not isinstance(part, accepted):
-                    return j, k, part
-    return None
-
-
 def zero_output_refusal(request: ChatRequest) -> Unsupported | None:
     """`max_tokens: 0` for a model whose API has no call that generates nothing: Anthropic's Messages API takes it
     (a call that only writes the prompt cache); OpenAI-format servers, Bedrock's Converse (maxTokens is at least 1)
@@ -340,22 +241,6 @@ def freeform_refusal(request: ChatRequest) -> Unsupported | None:
     return None
 
 
-def inputs_refusal(inputs: tuple[str, ...] | None, request: ChatRequest) -> Unsupported | None:
-    """The first image or document block a model that reads only `inputs` (e.g. ("text",)) cannot take."""
-    if inputs is None:
-        return None
-    unread = {ImageBlock: "image", DocumentBlock: "document"}
-    accepted = (*(kind for kind in ALL_BLOCKS if kind not in unread or unread[kind] in inputs), ProviderBlock)
-    for i, message in enumerate(request.messages):
-        found = first_unaccepted(message.content, accepted)
-        if found is not None:
-            j, k, part = found
-            return Unsupported(
-                f"{with_article(unread[type(part)])} block ({{where}}): it reads {', '.join(inputs)} only", i, j, k
-            )
-    return None
-
-
 def server_tools_refusal(request: ChatRequest) -> Unsupported | None:
     """The first server tool of `request` (ToolSpec.server: Anthropic's web search), for a provider whose API runs
     none: another API's mapping would send it as a function the caller never implemented."""
@@ -380,84 +265,4 @@ def anthropic_tool_fields_refusal(request: ChatRequest) -> Unsupported | None:
         for key in tool.anthropic or {}:
             if key not in STREAMING_HINTS:
                 return Unsupported("a tool field only Anthropic's API reads (`{where}`)", field=f"tools[{i}].{key}")
-    return None
-
-
-# A document's fields beyond its bytes, by the name the refusal gives them: Anthropic's Messages API takes them all.
-# Another mapping would send the document with the ask left out: no citations in the answer the caller's app reads
-# them from, no context, or (a URL or a content document with images) no document at all. (Bedrock's Converse has
-# citations and context for Claude, answered as citationsContent blocks whose locations' `end` its reference leaves
-# undefined, so no exact Anthropic citation is known for them: not mapped yet, so refused.)
-DOCUMENT_FIELDS = frozenset({"citations", "context", "source.url", "source.content"})
-DOCUMENT_WHY = {
-    "citations": "citations of a document (`{where}`), which the gateway carries to Anthropic's Messages API only",
-    "context": "a document's context (`{where}`), which the gateway carries to Anthropic's Messages API only",
-    "source.url": (
-        "a document by URL (`{where}`), which only Anthropic's Messages API (a PDF) and Gemini fetch; send the "
-        "document's bytes"
-    ),
-    "source.content": (
-        "a content document with images (`{where}`), which only Anthropic's Messages API takes; send its text "
-        "blocks only (a text document), or the images as their own blocks"
-    ),
-}
-
-
-def document_field(block: DocumentBlock) -> str | None:
-    """The first field of a document only some APIs take (DOCUMENT_FIELDS), or None for bytes or a file id alone.
-    A content document of text blocks is none: its joined text (`data`) is an exact text document anywhere."""
-    if block.citations:
-        return "citations"
-    if block.context is not None:
-        return "context"
-    if block.url is not None:
-        return "source.url"
-    if block.content is not None and block.data is None:
-        return "source.content"
-    return None
-
-
-# The Files APIs a document's file id may come from (DocumentBlock.file_api), by what a refusal calls them. An id is
-# only an id to the API that issued it: another API would read it as one of its own (a Gemini fileUri or an OpenAI
-# file id sent to Claude as an Anthropic file id), or not at all. Azure OpenAI's Files API is its own, apart from
-# OpenAI's.
-FILE_APIS = {
-    "openai": "OpenAI's Files API",
-    "azure": "Azure OpenAI's Files API",
-    "anthropic": "Anthropic's Files API",
-    "gemini": "the Gemini API",  # a fileData URI of its Files API, or of Cloud Storage
-}
-FILE_ID = "source.file_id"  # a file id's place in a document, as a refusal names it (each ingress: as its caller)
-
-
-def foreign_file(block: DocumentBlock | ImageBlock, file_apis: frozenset[str]) -> str | None:
-    """The API that issued the document's file id (or the image's file URI) when it is none of `file_apis` (those a
-    provider reads), else None: no file id, or one of a library caller (no issuer said), for whichever provider gets
-    it."""
-    api = block.file_api
-    held = block.file_id if isinstance(block, DocumentBlock) else block.url
-    return api if held is not None and api is not None and api not in file_apis else None
-
-
-def document_refusal(
-    request: ChatRequest, accepted: frozenset[str], file_apis: frozenset[str] = frozenset()
-) -> Unsupported | None:
-    """The first document field of `request` (also in a tool result) not among the `accepted` DOCUMENT_FIELDS, or
-    file id (a document's, an image's file URI) issued by an API other than `file_apis` (the APIs whose ids the
-    provider reads)."""
-    for i, message in enumerate(request.messages):
-        for j, block in enumerate(message.content):
-            parts = block.content if isinstance(block, ToolResultBlock) else (block,)
-            for k, part in enumerate(parts):
-                if not isinstance(part, (DocumentBlock, ImageBlock)):
-                    continue
-                inside = k if isinstance(block, ToolResultBlock) else None
-                field = document_field(part) if isinstance(part, DocumentBlock) else None
-                if field is not None and field not in accepted:
-                    return Unsupported(DOCUMENT_WHY[field], i, j, inside, field=field)
-                api = foreign_file(part, file_apis)
-                if api is not None:
-                    issuer = FILE_APIS.get(api, api)
-                    why = f"a file id of {issuer} (`{{where}}`), which only that API's models read: send the "
-                    return Unsupported(why + "file's content instead", i, j, inside, field=FILE_ID)
     return None
