@@ -356,11 +356,12 @@ def test_records_missing_after_a_timeout_are_resubmitted_and_answered_once(s3_ur
     path = tmp_path / "in.jsonl"
     path.write_text("\n".join(plain(120)) + "\n")
     app = create_app(engine=InstantEngine())
-    # First run: 24 emulated hours last 1.2 s but 120 records at 15 ms need 1.8 s: about 80 finish on a quiet
-    # machine and still more than 20 on a loaded one, so the resubmission stays below Bedrock's 100-record
-    # minimum (the emulator is told 1 for it; real Bedrock would fail that part).
+    # First run: 24 emulated hours last 3 s but 120 records at 50 ms need 6 s: about 55 finish on a quiet machine,
+    # and more than 20 unless the job's start (S3 reads, its stages) takes over 2 s, so the resubmission stays below
+    # Bedrock's 100-record minimum (the emulator is told 1 for it; real Bedrock would fail that part). With 1.2 s and
+    # 15 ms a record, a slow start in CI left 20 or fewer.
     service = configure(app, s3_endpoint_url=s3_url, min_records=1, step_seconds=0.02, queue_seconds=0.02,
-                        seconds_per_hour=1.2 / 24, instant_delay_s=0.015)
+                        seconds_per_hour=3.0 / 24, instant_delay_s=0.05)
     with ServerThread(app) as url:
         tables = open_tables(str(ledger_path))
         options = SubmitOptions(role_arn=ROLE, s3_uri=f"s3://{BUCKET}/resume", endpoint_url=url, timeout_hours=24,
