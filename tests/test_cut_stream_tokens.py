@@ -51,6 +51,9 @@ class CutProvider:
     def refusal(self, request):
         return None
 
+    def mapping_refusal(self, request, model):  # the client asks it before each attempt, as the gateway does
+        return None
+
     def carries_cache_points(self, request) -> bool:
         return True
 
