@@ -130,7 +130,7 @@ def test_a_claude_model_only_genai_prices_prices_is_reserved_with_its_lines_tool
 def test_a_claude_model_a_litellm_import_prices_is_reserved_with_its_tool_prompt(tmp_path: Path) -> None:
     """LiteLLM's price file gives no tool use system prompt count by tool_choice, so a Claude model it priced (its
     entry `priced_by: litellm-import`) was reserved with none, as genai-prices' were. It gets the catalog's counts: the
-    same model's where the catalog has it in another region, else its line's largest; its source says which."""
+    largest of its line's; its source says which."""
     import json
 
     from tokenomy.pricing.catalog import PriceCatalog, set_default_catalog

@@ -213,25 +213,23 @@ def with_claude_tool_prompt(
 ) -> PriceEntry:
     """`entry`, a model priced by a source without Claude's tool use system prompt counts (genai-prices, a LiteLLM
     import), with them where it is a Claude model: a budget would otherwise reserve a call with tools without the
-    ~300-800 tokens Anthropic and Bedrock bill for it. The counts are the same model's where `entries` has it (in
-    another region, or without the inference profile), else the largest of `entries`' Claude models of its line
-    (Anthropic's table gives them per model; a model it does not list has its line's largest), or of every Claude model
-    when none of its line has one. `lacking` says why they were borrowed. Another model, or one with counts, is
-    returned as it is."""
+    ~300-800 tokens Anthropic and Bedrock bill for it. The counts are the largest of `entries`' Claude models of its
+    line (Anthropic's table gives them per model; a model it does not list has its line's largest), or of every
+    Claude model when none of its line has one. (Never the same model's: both sources reach only models the catalog's
+    own lookup does not find, under any profile or alias.) `lacking` says why they were borrowed. Another model, or
+    one with counts, is returned as it is."""
     if "claude" not in entry.family or entry.tool_prompt_tokens_any is not None:
         return entry
     asked = _CLAUDE_LINE.search(entry.family)
     line = asked.group(1) if asked else None
     counted = [e for e in entries if "claude" in e.family and e.tool_prompt_tokens_any is not None]
-    base = split_inference_profile(entry.model)[0]  # LiteLLM's `us.anthropic.…` is the catalog's `anthropic.…`
-    same = [e for e in counted if e.model == base]
     own = [e for e in counted if (found := _CLAUDE_LINE.search(e.family)) and found.group(1) == line]
-    pool = same or own or counted
+    pool = own or counted
     if not pool:
         return entry
     best = max(pool, key=lambda e: (e.tool_prompt_tokens_any or 0, e.tool_prompt_tokens_auto or 0))
     group = f"Claude {line} models" if own else "Claude models"
-    whose = f"the catalog's {best.model} in {best.region}" if same else f"the largest of the catalog's {group}"
+    whose = f"the largest of the catalog's {group}"
     return replace(
         entry,
         tool_prompt_tokens_auto=best.tool_prompt_tokens_auto,
