@@ -173,6 +173,12 @@ class AnthropicProvider(Provider):
     """Messages API; `stream` measures time to first token from the first content delta."""
 
     name = "anthropic"
+    # No pass-through field is taken in `refusal`: the callers that ask it with `extra` are the OpenAI-format
+    # ingresses (chat completions, the Responses API), whose fields (store, logprobs, ...) Anthropic's API refuses
+    # after the call ("Extra inputs are not permitted"), so they are refused by name before it. Anthropic's own
+    # fields (a /v1/messages caller's, a library caller's) are carried as sent (`_extra_body`): those paths ask
+    # `refusal` without `extra` (gateway.calls.refusal, the client's `_check_inputs`) and `mapping_refusal` checks them.
+    accepts_extra: frozenset[str] | None = frozenset()
     accepts_user = True  # metadata.user_id
     accepts_1h_cache = True  # cache_control ttl "1h"
     accepts_blocks = (*ALL_BLOCKS, ProviderBlock)  # server tools' calls and results, sent back as they came

@@ -87,7 +87,9 @@ class Provider:
 
     name: str = "provider"  # the gen_ai.provider.name value: local, openai, aws.bedrock, anthropic
     accepts_blocks: tuple[type, ...] = ALL_BLOCKS
-    accepts_extra: frozenset[str] | None = frozenset()  # pass-through fields it sends; None: any
+    # The pass-through fields (`extra`) `refusal` lets through; None: any. A caller whose fields are the provider's
+    # own API's asks `refusal` without them (Anthropic's: see AnthropicProvider.accepts_extra).
+    accepts_extra: frozenset[str] | None = frozenset()
     accepts_names: bool = False  # OpenAI's per-message participant `name`
     accepts_user: bool = False  # an end-user id (ChatRequest.user) in a field of the provider's API
     # Its API has no such field, and its model's config says to send requests without the id (`omit_end_user_id`)
