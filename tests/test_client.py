@@ -328,6 +328,25 @@ def test_local_cache_hits_priced_as_a_model_without_caching_are_billed_as_input(
     assert second.cost_usd == compute_cost(billed, mixtral).total_usd > 0
 
 
+@pytest.mark.parametrize("request_", [
+    ChatRequest(messages=[Message("user", "hi"), Message("user", "again", cache_point="1h")], model="m", max_tokens=5),
+    # An Anthropic caller's top-level cache_control, a pass-through field the provider's own check is asked without
+    ChatRequest.simple("hi", model="m", max_tokens=5, extra={"cache_control": {"type": "ephemeral", "ttl": "1h"}}),
+], ids=["message", "top-level"])
+def test_a_one_hour_cache_point_to_an_api_without_one_is_refused_unsent_naming_it(request_, ledger_path):
+    """A library call asking a 1-hour cache point of an OpenAI-format model is refused before any call, for what its
+    API lacks (never sent as a 5-minute point), named where the caller put it, as the gateway refuses it."""
+    spec = ModelSpec(name="m", provider="openai", model="gpt-4o-mini", base_url="http://127.0.0.1:9/v1")  # unreached
+    with Tokenomy(ledger_path, models={"m": spec}) as client:
+        for call in (client.chat, lambda r: list(client.stream(r))):
+            with pytest.raises(ProviderError) as caught:
+                call(request_)
+            assert caught.value.kind == "client_error" and caught.value.status == 400 and caught.value.unsent
+            where = "cache_control" if request_.extra else "messages[1]"
+            assert f'a 1-hour cache point (ttl "1h" at `{where}`): this API has no 1-hour prompt cache' in str(
+                caught.value), str(caught.value)
+
+
 @pytest.mark.parametrize("provider, model", [("anthropic", "claude-sonnet-4-5-20250929"),
                                              ("bedrock", "anthropic.claude-3-5-sonnet-20240620-v1:0")])
 def test_a_participant_name_is_refused_by_apis_without_one(provider, model, ledger_path):

@@ -199,13 +199,13 @@ class CallPlanner:
     def cache_refusal(self, spec: ModelSpec, request: ChatRequest) -> Unsupported | None:
         """A 1-hour cache point to a model whose catalog price has no 1-hour cache-write price: its writes could not
         be recorded at what they cost, so it is refused, never sent as a 5-minute one; so is one to a provider with
-        no 1-hour cache (`Provider.accepts_1h_cache`). A model the catalog does not know at all is not refused here
+        no 1-hour cache (`Provider.one_hour_refusal`). A model the catalog does not know at all is not refused here
         (any of its calls is recorded unpriced)."""
         if one_hour_cache_point(request) is None:
             return None
-        provider = self.provider_for(spec)
-        if not provider.accepts_1h_cache:  # named for what it is, before any price is looked at
-            return one_hour_cache_refusal(request, provider.no_one_hour_cache(request))
+        refused = self.provider_for(spec).one_hour_refusal(request)  # named for what it is, before any price
+        if refused is not None:
+            return refused
         region = request.region or spec.region
         try:
             entry = self.catalog.lookup(spec.pricing_model, pricing_region(region))

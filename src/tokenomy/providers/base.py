@@ -197,9 +197,7 @@ class Provider:
             empty = empty_message_refusal(request, self.takes_empty_final_assistant)
             if empty is not None:
                 return empty
-        if not self.accepts_1h_cache:
-            return one_hour_cache_refusal(request, self.no_one_hour_cache(request))
-        return None
+        return self.one_hour_refusal(request)
 
     def mapping_refusal(self, request: ChatRequest, model: str) -> ProviderError | None:
         """The 400 its mapping would raise, before any call, for a request option its API has no place for (Claude's
@@ -212,6 +210,15 @@ class Provider:
         """Whether `request`'s cache points reach the model (where its catalog entry says it takes them, a route's
         caching places them: placed ones a provider would not send would be reported placed, yet cache nothing)."""
         return True
+
+    def one_hour_refusal(self, request: ChatRequest) -> Unsupported | None:
+        """`request`'s first 1-hour cache point when this provider's API has no 1-hour cache (`accepts_1h_cache`),
+        refused for `no_one_hour_cache`'s reason; None otherwise. The rule's one place: `refusal` asks it, and so does
+        the client's `cache_refusal` before any price, for what `refusal` is not asked: a caller's top-level
+        `cache_control` (a pass-through field) and the point the gateway would add itself (`takes_one_hour_cache`)."""
+        if self.accepts_1h_cache:
+            return None
+        return one_hour_cache_refusal(request, self.no_one_hour_cache(request))
 
     def no_one_hour_cache(self, request: ChatRequest) -> str:
         """Why a provider that does not accept 1-hour cache points refuses `request`'s."""
