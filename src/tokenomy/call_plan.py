@@ -184,9 +184,9 @@ class CallPlanner:
         cleared = call.cleared
         if cleared is not None and cleared[0] is spec and cleared[1] is provider:
             return
-        # `extra` is asked without: the caller's own API fields, which the Claude and Converse mappings carry as sent
-        # (and check: `mapping_refusal`) but `refusal` would refuse; the providers that refuse those check them
-        # when called (`Provider.check`), as the gateway leaves them to.
+        # `extra` is asked without: the caller's own API fields, which the Claude mapping carries as sent (and checks:
+        # `mapping_refusal`) but Anthropic's `refusal` would refuse as another API's; the providers that refuse
+        # those check them when called (`Provider.check`), as the gateway leaves them to.
         checked = replace(call, extra={}) if call.extra else call
         refused = inputs_refusal(spec.inputs, checked) or provider.refusal(checked)
         raise_refusal(call, provider.name, refused or self.cache_refusal(spec, call))
