@@ -10,6 +10,7 @@ import sys
 from decimal import Decimal
 
 import openai
+import pytest
 
 from tokenomy.batch.backends import SubmitOptions
 from tokenomy.emulate.instant_engine import InstantEngine
@@ -247,3 +248,40 @@ def test_a_llama_bodys_max_gen_len_is_its_cap_in_the_worst_case_estimate_and_reb
     path.write_text(json.dumps(wrong.raw) + "\n")
     [bad] = validate_file(path, llama, "us-east-1", backend="bedrock").bad
     assert bad.field == "modelInput.max_tokens" and "a Llama body takes its cap in modelInput.max_gen_len" in bad.reason
+
+
+def test_resume_splits_what_it_would_send_before_its_cap_as_submit_does(tmp_path, monkeypatch) -> None:
+    # Submit splits a file before it checks the cap; resume checked the cap first: records no split keeps at the
+    # provider's minimum were refused as over the cap (raise it, and resume refused them for the split, sending
+    # nothing either way), and a --max-cost given to a resume the split then refused was kept as the job's cap though
+    # nothing was sent. Resume splits first, as submit does: the split's refusal is said, the job's cap is unchanged.
+    from helpers.batch_records import squeezed
+    from tokenomy.batch.jobs import cancel, create_job, open_tables, submit_parts, wait
+    from tokenomy.batch.openai_backend import OpenAIBatchBackend
+    from tokenomy.batch.resubmit import resubmit_missing
+    from tokenomy.batch.split import sent_bytes
+    from tokenomy.batch.worst_case import OverCap
+    from tokenomy.errors import UsageError
+
+    lines, quotas = squeezed(6, 3, sent_bytes(OpenAIBatchBackend(), MODEL))
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    tables = open_tables(str(tmp_path / "ledger.duckdb"))
+    with ServerThread(create_app(engine=InstantEngine(), validating_seconds=2)) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="x")
+        options = SubmitOptions(endpoint_url=url)
+        job = submit_parts(tables, create_job(tables, path, MODEL, "openai", options, max_cost=Decimal("1")))
+        cancel(tables, job.job_id)  # stopped while validating: its nine records have no result
+        job = wait(tables, job.job_id, 30, 0.05)
+        assert (job.status, job.pending) == ("stopped", 9), job.to_json()
+        monkeypatch.setitem(default_catalog().batch_quotas, "openai", {**quotas, "min_records_per_job": 3})
+        with pytest.raises(UsageError) as refused:
+            resubmit_missing(tables, job.job_id, max_cost=Decimal("0.000001"))
+        assert not isinstance(refused.value, OverCap), str(refused.value)
+        assert "job 3 of 3 would hold 1 record, below openai's minimum of 3 per batch job" in str(refused.value)
+        # A cap that holds, given to a resume that sends nothing:
+        with pytest.raises(UsageError, match="below openai's minimum of 3"):
+            resubmit_missing(tables, job.job_id, max_cost=Decimal("5"))
+        assert len(client.batches.list().data) == 1 and len(tables.parts(job.job_id)) == 1  # nothing sent
+    assert tables.get_job(job.job_id).options["max_cost_usd"] == "1"  # the cap of a resume that sent nothing: not kept
+

@@ -72,8 +72,6 @@ def resubmit_missing(
         rest = []
     elif rest:
         _require_minimum(job, len(rest), provider, min_records)
-    require_within_cap(job, resent + rest, job_cap(job, max_cost), resume=True)  # once, over all it sends
-    keep_cap(tables, job, max_cost)  # for the resumes after this one, kept before an error below can end this one
     backend = backend or get_backend(job.backend, submit_options(job))
     try:  # split before anything is sent: a part under the minimum would be rejected once the others were made
         new_parts = job_parts(rest, provider, sent_bytes(backend, job.model)) if rest else []
@@ -81,6 +79,10 @@ def resubmit_missing(
         raise UsageError(
             f"{job_id}: {short}, so nothing was sent; run them on demand instead: {on_demand(job)}"
         ) from None
+    # The cap after the split, as submit checks it: records no split can send are refused for that, not for a cap
+    # that raising would not help. Once, over all it sends (the split only parts them: no job adds to what it costs).
+    require_within_cap(job, resent + rest, job_cap(job, max_cost), resume=True)
+    keep_cap(tables, job, max_cost)  # for the resumes after this one, kept before an error below can end this one
     for part in unsent:
         tables.update_part(job_id, part["part_no"], status="submitted", collected=False)
     next_no = max((p["part_no"] for p in parts), default=-1) + 1
