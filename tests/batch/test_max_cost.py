@@ -285,3 +285,25 @@ def test_resume_splits_what_it_would_send_before_its_cap_as_submit_does(tmp_path
         assert len(client.batches.list().data) == 1 and len(tables.parts(job.job_id)) == 1  # nothing sent
     assert tables.get_job(job.job_id).options["max_cost_usd"] == "1"  # the cap of a resume that sent nothing: not kept
 
+
+def test_status_shows_the_cap_a_job_was_submitted_under_and_none_for_a_job_without(tmp_path, monkeypatch, capsys):
+    # The job kept its --max-cost (resume holds what it sends to it) but `batch status` never said so: a user could not
+    # see why a resume was refused, or what cap it ran under. Status shows it, in its table's notes and --json.
+    from helpers.cli import run_cli
+    from tokenomy.batch.jobs import create_job, open_tables
+
+    path, ledger = _input(tmp_path), tmp_path / "ledger.duckdb"
+    tables = open_tables(str(ledger))
+    capped = create_job(tables, path, MODEL, "local", max_cost=Decimal("0.25"))
+    uncapped = create_job(tables, path, MODEL, "local")
+    shown = {}
+    for job in (capped, uncapped):
+        code, out, err = run_cli(monkeypatch, capsys, "batch", "status", job.job_id, "--ledger", str(ledger), "--json")
+        assert code in (0, 1), err  # 1: nothing runs these jobs, which is said
+        shown[job.job_id] = json.loads(out)["max_cost_usd"]
+        code, out, _ = run_cli(monkeypatch, capsys, "batch", "status", job.job_id, "--ledger", str(ledger))
+        shown[job.job_id, "table"] = [line for line in out.splitlines() if "--max-cost" in line]
+    assert shown[capped.job_id] == "0.250000" and shown[uncapped.job_id] is None, shown
+    said = " ".join(" ".join(shown[capped.job_id, "table"]).split())
+    assert "capped at --max-cost $0.250000" in said, said
+    assert shown[uncapped.job_id, "table"] == [], shown

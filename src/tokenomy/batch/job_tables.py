@@ -134,7 +134,15 @@ class Job:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "prompts_stored": self.prompts_stored,
+            "max_cost_usd": self.max_cost_usd,
         }
+
+    @property
+    def max_cost_usd(self) -> Decimal | None:
+        """The cap on what the job may cost (`batch submit --max-cost`, or the last `resume --max-cost`), None if it has
+        none: `resume` sends nothing whose worst case would take the job's cost over it."""
+        stored = self.options.get("max_cost_usd")
+        return None if stored is None else Decimal(str(stored))
 
     @property
     def prompts_stored(self) -> bool:

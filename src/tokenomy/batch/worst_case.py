@@ -231,8 +231,7 @@ class OverCap(UsageError):
 
 def job_cap(job: Job, given: Decimal | None = None) -> Decimal | None:
     """The cap on what `job` may cost: `given` (resume's --max-cost), else the one it was submitted with, if any."""
-    stored = job.options.get("max_cost_usd")
-    return given if given is not None else None if stored is None else Decimal(str(stored))
+    return given if given is not None else job.max_cost_usd
 
 
 def require_within_cap(job: Job, records: list[BatchRecord], cap: Decimal | None, resume: bool = False) -> None:

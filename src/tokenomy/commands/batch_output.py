@@ -67,6 +67,12 @@ def show_job(job, as_json: bool, alive: bool | None = None, gone: Path | bool = 
     )
     if job.message:
         console.print(f"- {job.message}")
+    if job.max_cost_usd is not None:
+        console.print(
+            f"- capped at --max-cost {usd(job.max_cost_usd)}: `batch resume` sends nothing whose worst case would take "
+            "the job's cost over it",
+            markup=False,
+        )
     if not job.prompts_stored and job.status in FINAL_STATES:
         kept = f"; the {job.pending} records without a result keep theirs for resume" if job.pending else ""
         console.print(
