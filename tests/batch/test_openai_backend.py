@@ -1179,3 +1179,83 @@ def test_resume_refuses_a_failed_part_below_the_providers_minimum_as_it_does_new
                                              r"minimum of 10 per batch job, .* --backend local"):
             resubmit_missing(tables, job.job_id, backend)  # before: sent, for the provider to reject
         assert tables.parts(job.job_id)[1]["handle"] is None and len(client.batches.list().data) == 1
+
+
+def _one_too_large(tmp_path, monkeypatch):
+    """Five records, r3 larger as sent than a job may be under the OpenAI quotas set here (the others fit, two a job):
+    (path, r3's size, the limit)."""
+    from tokenomy.batch.split import sent_bytes
+    from tokenomy.pricing.catalog import default_catalog
+
+    lines = [json.dumps({"id": f"r{i}", "prompt": "x" * (2000 if i == 3 else 40), "max_tokens": 8}) for i in range(5)]
+    size = sent_bytes(OpenAIBatchBackend(), MODEL)
+    sizes = [size(rec) for rec in records(lines)]
+    limit = 2 * max(sizes[:3])
+    assert sizes[3] > limit
+    quotas = {"min_records_per_job": 1, "max_records_per_job": 50, "max_bytes_per_job": limit}
+    monkeypatch.setitem(default_catalog().batch_quotas, "openai", quotas)
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path, sizes[3], limit
+
+
+def test_submit_refuses_a_record_larger_than_a_job_may_be_before_anything_is_sent(tmp_path, monkeypatch,
+                                                                                 capsys) -> None:
+    # A record larger, as sent, than the bytes a whole OpenAI batch may be went in a batch of its own, which OpenAI
+    # refuses, after the other batches were made. Submit refuses the file (exit 2, nothing sent, no job kept), naming
+    # the line, the record, its size, the limit and what to do; validate and plan say so first.
+    from helpers.cli import one_error_line, run_cli
+
+    path, size, limit = _one_too_large(tmp_path, monkeypatch)
+    ledger = tmp_path / "ledger.duckdb"
+    why = (f"record r3 (line 4) is {size:,} bytes as sent, more than openai's limit of {limit:,} bytes for a whole "
+           f"batch job; shorten it, or move line 4 of {path} to a file of its own, submit the rest, and run that one "
+           f"on demand: `tokenomy batch submit FILE --model {MODEL} --backend local`")
+    with emulator() as (client, options):
+        code, out, err = run_cli(monkeypatch, capsys, "batch", "submit", str(path), "--model", MODEL, "--backend",
+                                 "openai", "--endpoint-url", options.endpoint_url, "--ledger", str(ledger))
+        assert (code, out) == (2, ""), (code, out, err)
+        assert one_error_line(err) == f"error: {path}: {why} (nothing was sent)"
+        assert client.files.list().data == [] and client.batches.list().data == []
+    assert not ledger.exists()
+    code, out, _ = run_cli(monkeypatch, capsys, "batch", "validate", str(path), "--model", MODEL, "--backend",
+                           "openai", "--json")
+    assert (code, json.loads(out)["notes"][-1]) == (0, why)
+    code, out, _ = run_cli(monkeypatch, capsys, "batch", "plan", str(path), "--model", MODEL, "--deadline", "00:00",
+                           "--start", "00:00", "--backend", "openai", "--json")
+    plan = json.loads(out)
+    assert (code, plan["recommendation"], plan["reason"]) == (0, "on_demand", why), plan
+
+
+def test_resume_refuses_a_record_larger_than_a_job_may_be_and_status_says_so(tmp_path, monkeypatch, capsys) -> None:
+    # A job stopped before it ran, whose records OpenAI's limit of now puts one over: resume sent it in a batch of its
+    # own (refused by OpenAI once the others were made), and status said resume "sends them". Resume sends nothing,
+    # naming the record, its size and the limit; status says what resume does.
+    from helpers.cli import run_cli
+    from tokenomy.batch.jobs import cancel, create_job, open_tables, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.batch.resubmit import resubmit_missing
+    from tokenomy.pricing.catalog import default_catalog
+
+    path, size, limit = _one_too_large(tmp_path, monkeypatch)
+    quotas = default_catalog().batch_quotas["openai"]
+    monkeypatch.setitem(default_catalog().batch_quotas, "openai", {**quotas, "max_bytes_per_job": 10 ** 6})
+    ledger = tmp_path / "ledger.duckdb"
+    tables = open_tables(str(ledger))
+    with emulator(validating_seconds=2) as (client, options):
+        job = submit_parts(tables, create_job(tables, path, MODEL, "openai", options))
+        cancel(tables, job.job_id)  # stopped while validating: its five records have no result
+        job = wait_job(tables, job.job_id, 30, 0.05)
+        assert (job.status, job.pending) == ("stopped", 5), job.to_json()
+        monkeypatch.setitem(default_catalog().batch_quotas, "openai", quotas)
+        code, out, err = run_cli(monkeypatch, capsys, "batch", "status", job.job_id, "--ledger", str(ledger), "--json")
+        assert code == 0, err
+        with pytest.raises(UsageError) as refused:
+            resubmit_missing(tables, job.job_id)
+        assert len(client.batches.list().data) == 1 and len(tables.parts(job.job_id)) == 1  # nothing sent
+    why = f"record r3 is {size:,} bytes as sent, more than openai's limit of {limit:,} bytes for a whole batch job"
+    on_demand = (f"run them on demand instead: `tokenomy batch results {job.job_id} --missing-input -o rest.jsonl` "
+                 f"then `tokenomy batch submit rest.jsonl --model {MODEL} --backend local`")
+    assert str(refused.value) == f"{job.job_id}: {why}, so nothing was sent; {on_demand}"
+    assert json.loads(out)["message"].endswith(f"`tokenomy batch resume {job.job_id}` sends none of them: {why}; "
+                                               f"{on_demand}"), out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import random
 from datetime import UTC, datetime, time
 
@@ -130,3 +131,27 @@ def test_batch_validate_notes_records_no_split_keeps_at_the_minimum(tmp_path, mo
     assert code == 0
     assert ("job 2 of 3 would hold 2 records (lines 7 to 8) and job 3 of 3 would hold 1 record (line 9), below "
             "aws.bedrock's minimum of 3 per batch job") in json.loads(out)["notes"][-1]
+
+
+def test_a_record_larger_than_a_whole_job_may_be_is_refused_naming_it_its_size_and_the_limit() -> None:
+    # A record larger, as sent, than the bytes a job (or its one file) may hold was put in a job of its own, which the
+    # provider refused after the other jobs were made. The split refuses it before any job is made, naming the record
+    # (its id; its line, for the file), its size and the limit, and what to do.
+    from tokenomy.batch.split import RecordTooLarge
+
+    lines = [json.dumps({"id": f"r{i}", "prompt": "x" * (400 if i in (2, 4) else 40)}) for i in range(6)]
+    recs = records(lines)
+    sizes = [record_bytes(rec) for rec in recs]
+    limit = sizes[0] * 3
+    for quotas in ({"max_bytes_per_job": limit}, {"max_bytes_per_job": 10 ** 9, "max_bytes_per_file": limit}):
+        with pytest.raises(RecordTooLarge) as refused:
+            split_records(recs, {"min_records_per_job": 1, **quotas}, provider="openai")
+        assert isinstance(refused.value, UsageError)
+        assert str(refused.value) == (
+            f"record r2 is {sizes[2]:,} bytes and record r4 is {sizes[4]:,} bytes as sent, more than openai's limit of "
+            f"{limit:,} bytes for a whole batch job")
+    said = refused.value.in_file("in.jsonl", "gpt-4o-mini")
+    assert said.startswith(f"record r2 (line 3) is {sizes[2]:,} bytes and record r4 (line 5) is {sizes[4]:,}"), said
+    assert said.endswith("; shorten them, or move lines 3 and 5 of in.jsonl to a file of their own, submit the rest, "
+                         "and run that one on demand: `tokenomy batch submit FILE --model gpt-4o-mini --backend local`")
+    assert [len(job[0]) for job in split_records(recs[:2], {"max_bytes_per_job": limit})] == [2]  # the others split

@@ -14,7 +14,7 @@ from typing import Any
 from tokenomy.batch.backends import FINAL_STATES, BatchBackend
 from tokenomy.batch.job_tables import Job, final_ids
 from tokenomy.batch.records import records_among, unrun_records
-from tokenomy.batch.split import ShortJob, job_parts, quota_provider, sent_bytes
+from tokenomy.batch.split import NoSplit, job_parts, quota_provider, sent_bytes
 from tokenomy.pricing.catalog import default_catalog
 
 
@@ -63,7 +63,8 @@ def _resume_sends(
     again as they were: `again`, each one's records) among them: sends them all; or, a failed part too small for a
     batch job, sends nothing and says how to run them on demand; or, too few of the others for one, sends those parts
     only, saying how to run the others on demand; or, no split of the others keeping every provider job at the
-    minimum (`split.ShortJob`), sends nothing, saying why and how to run them on demand, as resume's error does."""
+    minimum (`split.ShortJob`) or a record larger than a job may be (`split.RecordTooLarge`), sends nothing, saying why
+    and how to run them on demand, as resume's error does."""
     provider, minimum = provider_minimum(job)
     below = f"fewer than {provider}'s minimum of {minimum} a batch job"
     resent = {rid for ids in again for rid in ids}
@@ -75,12 +76,12 @@ def _resume_sends(
         )
     if (rest and len(rest) < minimum) or (again and min(map(len, again)) < minimum):
         return f"{below} are left to send: `tokenomy batch resume {job.job_id}` says how to run them on demand"
-    if rest and minimum > 1:  # resume splits them before it sends anything: a split that fails sends nothing
+    if rest:  # resume splits them before it sends anything: a split that fails sends nothing
         try:
             job_parts(records_among(parts, set(rest)), provider, sent_bytes(backend, job.model))
-        except ShortJob as short:
+        except NoSplit as refused:
             return (
-                f"`tokenomy batch resume {job.job_id}` sends none of them: {short}; run them on demand instead: "
+                f"`tokenomy batch resume {job.job_id}` sends none of them: {refused}; run them on demand instead: "
                 f"{on_demand(job)}"
             )
     return f"`tokenomy batch resume {job.job_id}` sends them"

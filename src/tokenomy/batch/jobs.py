@@ -28,7 +28,7 @@ from tokenomy.batch.job_tables import Job, JobTables, require_job
 from tokenomy.batch.records import forget_sent_prompts, part_payload, part_records
 from tokenomy.batch.runner_journal import commit_left_behind
 from tokenomy.batch.runner_process import runner_alive, runner_gone
-from tokenomy.batch.split import ShortJob, below_minimum, job_parts, quota_provider, sent_bytes
+from tokenomy.batch.split import NoSplit, below_minimum, job_parts, quota_provider, sent_bytes
 from tokenomy.batch.validate import require_good, validate_file
 from tokenomy.batch.worst_case import require_within_cap
 from tokenomy.errors import ConfigError, ProviderError, UsageError
@@ -160,8 +160,8 @@ def prepare_job(
         # Each provider job of the split is one part; its files are the backend's business.
         try:
             parts = job_parts(records, provider, sent_bytes(sender, model))
-        except ShortJob as short:  # the provider would reject those jobs once the others were made (and billed)
-            raise UsageError(f"{path}: {short.in_file(path, model)} (nothing was sent)") from None
+        except NoSplit as refused:  # the provider would reject those jobs once the others were made (and billed)
+            raise UsageError(f"{path}: {refused.in_file(path, model)} (nothing was sent)") from None
     now = utcnow()
     stored_options = {k: v for k, v in asdict(options).items() if k in _OPTION_KEYS and v is not None}
     stored_options.update(options.extra)

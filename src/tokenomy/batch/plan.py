@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenomy.batch.formats import BatchRecord
-from tokenomy.batch.split import ShortJob, below_minimum, job_parts, quota_provider, record_bytes, sent_bytes
+from tokenomy.batch.split import NoSplit, below_minimum, job_parts, quota_provider, record_bytes, sent_bytes
 from tokenomy.batch.validate import require_good, validate_file
 from tokenomy.batch.worst_case import job_worst_case
 from tokenomy.errors import ConfigError
@@ -125,9 +125,10 @@ def plan_deadline(
         if report.batch_usd is not None and report.on_demand_usd is not None
         else None
     )
-    # What `batch submit` would refuse: too few records for a job, or no split of them keeping each job at the minimum.
+    # What `batch submit` would refuse: too few records for a job, no split of them keeping each job at the minimum, or
+    # a record larger than a job may be.
     quotas_of = quota_provider(backend, provider)
-    too_few = below_minimum(len(report.records), quotas_of) or short_jobs(
+    too_few = below_minimum(len(report.records), quotas_of) or unsplittable(
         report.records, path, model, quotas_of, backend
     )
     if report.batch_usd is None:
@@ -211,12 +212,12 @@ def plan_deadline(
     )
 
 
-def short_jobs(
+def unsplittable(
     records: list[BatchRecord], path: str | Path, model: str, provider: str, backend: str | None
 ) -> str | None:
     """Why `batch submit` would refuse to split `records` of `path` for `backend` at `provider`'s quotas (a job under
-    the minimum no split avoids), and what to do; None when it would not. With no backend named, records are measured
-    as written (a backend sends more)."""
+    the minimum no split avoids, a record larger than a job may be), and what to do; None when it would not. With no
+    backend named, records are measured as written (a backend sends more)."""
     if backend == "local" or not records:
         return None
     from tokenomy.batch.backends import SubmitOptions
@@ -225,6 +226,6 @@ def short_jobs(
     size = sent_bytes(get_backend(backend, SubmitOptions()), model) if backend else record_bytes
     try:
         job_parts(records, provider, size)
-    except ShortJob as short:
-        return short.in_file(path, model)
+    except NoSplit as refused:
+        return refused.in_file(path, model)
     return None

@@ -18,7 +18,7 @@ from tokenomy.batch.records import (
     refused_parts,
     unsent_parts,
 )
-from tokenomy.batch.split import ShortJob, job_parts, sent_bytes
+from tokenomy.batch.split import NoSplit, job_parts, sent_bytes
 from tokenomy.batch.worst_case import job_cap, keep_cap, require_within_cap
 from tokenomy.errors import UsageError
 
@@ -73,11 +73,13 @@ def resubmit_missing(
     elif rest:
         _require_minimum(job, len(rest), provider, min_records)
     backend = backend or get_backend(job.backend, submit_options(job))
-    try:  # split before anything is sent: a part under the minimum would be rejected once the others were made
+    # Split before anything is sent: a part under the minimum, or a record larger than a job may be, would be refused
+    # once the others were made.
+    try:
         new_parts = job_parts(rest, provider, sent_bytes(backend, job.model)) if rest else []
-    except ShortJob as short:
+    except NoSplit as refused:
         raise UsageError(
-            f"{job_id}: {short}, so nothing was sent; run them on demand instead: {on_demand(job)}"
+            f"{job_id}: {refused}, so nothing was sent; run them on demand instead: {on_demand(job)}"
         ) from None
     # The cap after the split, as submit checks it: records no split can send are refused for that, not for a cap
     # that raising would not help. Once, over all it sends (the split only parts them: no job adds to what it costs).

@@ -36,7 +36,63 @@ def record_bytes(rec: BatchRecord) -> int:
     return len(json.dumps(rec.raw).encode()) + 1
 
 
-class ShortJob(UsageError):
+class NoSplit(UsageError):
+    """Records no split within the provider's limits a job can send: nothing is to be sent. `in_file` says what is
+    wrong in the file and what to do."""
+
+    def in_file(self, path: str | Path, model: str) -> str:
+        raise NotImplementedError
+
+
+def _on_demand(model: str) -> str:
+    return f"`tokenomy batch submit {{}} --model {model} --backend local`"
+
+
+class RecordTooLarge(NoSplit):
+    """Records each larger, as sent, than a whole provider job may be (`limit` bytes, the per-job limit or, a job
+    being one file, the per-file one): no split can send them (the split put each in a job of its own, which the
+    provider refused once the others were made). `big`: each such record with its size; `records`: how many there are
+    in all."""
+
+    def __init__(self, big: list[tuple[BatchRecord, int]], limit: int, provider: str, records: int):
+        self.big, self.limit, self.provider, self.records = big, limit, provider, records
+        super().__init__(self.describe())
+
+    def describe(self, lines: bool = False) -> str:
+        """Each record (its id; its line in the file, if `lines`) with its size, and the limit."""
+        named = [
+            f"record {rec.id}" + (f" (line {rec.line})" if lines else "") + f" is {size:,} bytes"
+            for rec, size in self.big[:_NAMED]
+        ]
+        if len(self.big) > _NAMED:
+            named.append(f"{len(self.big) - _NAMED} more are larger")
+        return f"{_and(named)} as sent, more than {self.provider}'s limit of {self.limit:,} bytes for a whole batch job"
+
+    def in_file(self, path: str | Path, model: str) -> str:
+        """What is wrong in the file at `path`, and what to do: shorten those lines, or run them on demand (in a file
+        of their own, the rest in batch; or, every record too large, the whole file)."""
+        them = "it" if len(self.big) == 1 else "them"
+        if len(self.big) == self.records:
+            return f"{self.describe(True)}; shorten {them}, or run the file on demand: {_on_demand(model).format(path)}"
+        lines = [str(rec.line) for rec, _ in self.big[:_NAMED]]
+        if len(self.big) > _NAMED:
+            lines.append(f"those of the {len(self.big) - _NAMED} more")
+        where = f"line{'s' if len(self.big) > 1 else ''} {_and(lines)}"
+        return (
+            f"{self.describe(True)}; shorten {them}, or move {where} of {path} to a file of "
+            f"{'its' if len(self.big) == 1 else 'their'} own, submit the rest, and run that one on demand: "
+            f"{_on_demand(model).format('FILE')}"
+        )
+
+
+_NAMED = 5  # records too large named in the message: the first ones, then how many more
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+class ShortJob(NoSplit):
     """No split of the records within the provider's limits a job keeps every job at its minimum: the split the
     limits give (`jobs` jobs) leaves `short` (each such job's records; `numbers`, its place from 1) under `minimum`.
     The provider would reject those jobs after the others were made, and billed: nothing is to be sent."""
@@ -62,7 +118,7 @@ class ShortJob(UsageError):
         """What is wrong, splitting the file at `path` for `model`, and what to do: run the short jobs' lines on
         demand, in a file of their own, and the rest (whose every job holds the minimum) in batch; or, if every job is
         short, the whole file on demand."""
-        on_demand = f"`tokenomy batch submit {{}} --model {model} --backend local`"
+        on_demand = _on_demand(model)
         if len(self.numbers) == self.jobs:
             return f"{self.describe(_lines)}; run the whole file on demand: {on_demand.format(path)}"
         spans: list[list[BatchRecord]] = []  # the records of consecutive short jobs, one span of lines each
@@ -96,8 +152,13 @@ def split_records(
     records in halves (50,050 records on Bedrock: 25,025 + 25,025, not 50,000 + a 50-record job Bedrock rejects);
     else (bytes force jobs too uneven for halves) earlier jobs give it records, the first jobs kept as full as a split
     that holds allows; none holding, `ShortJob` is raised (named for `provider`). Records too few for one job make
-    one job under the minimum: callers refuse that first (`below_minimum`)."""
+    one job under the minimum: callers refuse that first (`below_minimum`). A record larger than a job or a file may
+    be is refused first (`RecordTooLarge`): no split sends it."""
     sizes = [size(rec) for rec in records]
+    limit = min(int(quotas.get("max_bytes_per_file", _BIG)), _job_limits(quotas)[1])
+    big = [(rec, n) for rec, n in zip(records, sizes, strict=True) if n > limit]
+    if big:
+        raise RecordTooLarge(big, limit, provider, len(records))
     jobs = _greedy(records, sizes, quotas)
     minimum = int(quotas.get("min_records_per_job", 0))
     short = [(number, job) for number, job in enumerate(jobs, 1) if _count(job) < minimum]
@@ -126,7 +187,8 @@ def split_records(
 
 def job_parts(records: list[BatchRecord], provider: str, size: Callable[[BatchRecord], int]) -> list[list[BatchRecord]]:
     """`records` split at `provider`'s batch quotas into the parts of a job, one provider job each (a record's bytes
-    as `size` counts them); `ShortJob` when no split keeps every part at the provider's minimum."""
+    as `size` counts them); `RecordTooLarge` when a record is larger than a job may be, `ShortJob` when no split keeps
+    every part at the provider's minimum."""
     quotas = one_file_a_job(default_catalog().quotas_for(provider))
     return [list(itertools.chain.from_iterable(files)) for files in split_records(records, quotas, size, provider)]
 

@@ -78,7 +78,7 @@ def register_submit(batch: typer.Typer) -> None:
         Exit status: 0 when every line is a good record; 1 when any line is bad or no record is good (the
         report is still printed, so a script can gate on the status); 2 on unusable input."""
         from tokenomy.batch.jobs import BACKENDS
-        from tokenomy.batch.plan import short_jobs
+        from tokenomy.batch.plan import unsplittable
         from tokenomy.batch.split import below_minimum, quota_provider
         from tokenomy.batch.validate import validate_file
         from tokenomy.batch.worst_case import job_worst_case
@@ -97,7 +97,7 @@ def register_submit(batch: typer.Typer) -> None:
             f"no valid records in {file}: " + ("fix the bad lines listed" if report.bad else "the file is empty")
             if not report.records
             else below_minimum(len(report.records), provider)
-            or short_jobs(report.records, file, model, provider, backend)
+            or unsplittable(report.records, file, model, provider, backend)
         )
         if note:
             report.notes.append(note)
