@@ -121,9 +121,12 @@ def test_batch_validate_notes_records_no_split_keeps_at_the_minimum(tmp_path, mo
     import json
 
     from helpers.cli import run_cli
+    from tokenomy.batch.bedrock_backend import BedrockBatchBackend
+    from tokenomy.batch.split import sent_bytes
     from tokenomy.pricing.catalog import default_catalog
 
-    lines, quotas = squeezed(6, 3, record_bytes)  # no backend named: measured as written
+    # No backend named: measured as the model's own batch service, Bedrock's, is sent them (and said so).
+    lines, quotas = squeezed(6, 3, sent_bytes(BedrockBatchBackend(), HAIKU))
     monkeypatch.setitem(default_catalog().batch_quotas, "aws.bedrock", quotas)
     path = tmp_path / "in.jsonl"
     path.write_text("\n".join(lines) + "\n")
@@ -131,6 +134,8 @@ def test_batch_validate_notes_records_no_split_keeps_at_the_minimum(tmp_path, mo
     assert code == 0
     assert ("job 2 of 3 would hold 2 records (lines 7 to 8) and job 3 of 3 would hold 1 record (line 9), below "
             "aws.bedrock's minimum of 3 per batch job") in json.loads(out)["notes"][-1]
+    note = json.loads(out)["notes"][-1]
+    assert note.endswith(" (measured as --backend bedrock sends each record; --backend measures for another)"), note
 
 
 def test_a_record_larger_than_a_whole_job_may_be_is_refused_naming_it_its_size_and_the_limit() -> None:
@@ -155,3 +160,37 @@ def test_a_record_larger_than_a_whole_job_may_be_is_refused_naming_it_its_size_a
     assert said.endswith("; shorten them, or move lines 3 and 5 of in.jsonl to a file of their own, submit the rest, "
                          "and run that one on demand: `tokenomy batch submit FILE --model gpt-4o-mini --backend local`")
     assert [len(job[0]) for job in split_records(recs[:2], {"max_bytes_per_job": limit})] == [2]  # the others split
+
+
+
+def test_batch_plan_with_no_backend_measures_records_as_the_models_own_batch_service_is_sent_them(tmp_path,
+                                                                                                 monkeypatch) -> None:
+    # With no --backend, plan measured the file by its lines as written, which Bedrock is sent larger (each wrapped in
+    # its modelInput): it recommended batch for a file `batch submit --backend bedrock` refuses, its long record being
+    # larger as sent than a Bedrock job may be. It measures the records as the model's own batch service (Bedrock's,
+    # for a Claude model on Bedrock) is sent them, and says which it measured.
+    from tokenomy.batch.bedrock_backend import BedrockBatchBackend
+    from tokenomy.batch.plan import plan_deadline
+    from tokenomy.batch.split import sent_bytes
+    from tokenomy.pricing.catalog import default_catalog
+
+    lines = [json.dumps({"id": f"r{i}", "prompt": "x" * (900 if i == 2 else 40), "max_tokens": 8}) for i in range(3)]
+    [*_, long] = records(lines)
+    as_sent = sent_bytes(BedrockBatchBackend(), HAIKU)(long)
+    assert record_bytes(long) < as_sent
+    quotas = {"min_records_per_job": 1, "max_records_per_job": 50, "max_bytes_per_job": as_sent - 1}
+    monkeypatch.setitem(default_catalog().batch_quotas, "aws.bedrock", quotas)
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    start = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
+    named = plan_deadline(path, HAIKU, time(0, 0), start=start, backend="bedrock")
+    plan = plan_deadline(path, HAIKU, time(0, 0), start=start)
+    assert (plan.recommendation, named.recommendation) == ("on_demand", "on_demand"), plan.reason
+    assert named.reason.startswith(f"record r2 (line 3) is {as_sent:,} bytes as sent"), named.reason
+    measured = " (measured as --backend bedrock sends each record; --backend measures for another)"
+    assert plan.reason == named.reason + measured, plan.reason
+    # A line the model's own service would not send whole (a key Anthropic's rebuild leaves out) is measured as
+    # written: the plan is made, and `--backend anthropic` names the line.
+    body = {"model": "x", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5, "logprobs": True}
+    path.write_text(json.dumps({"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": body}))
+    assert plan_deadline(path, "claude-3-5-haiku-20241022", time(0, 0), start=start).recommendation == "batch"

@@ -9,6 +9,7 @@ is at least that long, or when on demand cannot finish in time anyway.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
@@ -16,10 +17,18 @@ from pathlib import Path
 from typing import Any
 
 from tokenomy.batch.formats import BatchRecord
-from tokenomy.batch.split import NoSplit, below_minimum, job_parts, quota_provider, record_bytes, sent_bytes
+from tokenomy.batch.split import (
+    NoSplit,
+    below_minimum,
+    job_parts,
+    provider_backend,
+    quota_provider,
+    record_bytes,
+    sent_bytes,
+)
 from tokenomy.batch.validate import require_good, validate_file
 from tokenomy.batch.worst_case import job_worst_case
-from tokenomy.errors import ConfigError
+from tokenomy.errors import ConfigError, UsageError
 from tokenomy.money import usd
 from tokenomy.pricing.catalog import default_catalog
 
@@ -217,15 +226,36 @@ def unsplittable(
 ) -> str | None:
     """Why `batch submit` would refuse to split `records` of `path` for `backend` at `provider`'s quotas (a job under
     the minimum no split avoids, a record larger than a job may be), and what to do; None when it would not. With no
-    backend named, records are measured as written (a backend sends more)."""
+    backend named, records are measured as `provider`'s own batch service is sent them (a line as written is smaller
+    than Bedrock's modelInput around it, or larger than the request OpenAI is sent for it), and that is said."""
     if backend == "local" or not records:
         return None
     from tokenomy.batch.backends import SubmitOptions
     from tokenomy.batch.jobs import get_backend
 
-    size = sent_bytes(get_backend(backend, SubmitOptions()), model) if backend else record_bytes
+    measured = backend or provider_backend(provider)
+    size = sent_bytes(get_backend(measured, SubmitOptions()), model) if measured else record_bytes
+    if backend is None and measured:
+        size = _sent_else_written(size)
     try:
         job_parts(records, provider, size)
     except NoSplit as refused:
-        return refused.in_file(path, model)
+        said = refused.in_file(path, model)
+        if backend is None:
+            how = f"as --backend {measured} sends each record" if measured else "as each line is written"
+            said += f" (measured {how}; --backend measures for another)"
+        return said
     return None
+
+
+def _sent_else_written(sent: Callable[[BatchRecord], int]) -> Callable[[BatchRecord], int]:
+    """`sent`, else, for a record that backend would not send whole (a key its rebuild leaves out, which validation
+    with that --backend names as a bad line), its line as written."""
+
+    def size(rec: BatchRecord) -> int:
+        try:
+            return sent(rec)
+        except UsageError:
+            return record_bytes(rec)
+
+    return size

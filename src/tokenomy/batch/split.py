@@ -31,6 +31,12 @@ def quota_provider(backend: str | None, model_provider: str) -> str:
     return BACKEND_QUOTAS.get(backend or "", model_provider)
 
 
+def provider_backend(provider: str) -> str | None:
+    """The backend of `provider`'s own batch service (Bedrock's for aws.bedrock, OpenAI's for openai, the Gemini API's
+    for google), whose quotas bound a file no --backend is named for; None when it has none here."""
+    return next((backend for backend, quotas in BACKEND_QUOTAS.items() if quotas == provider), None)
+
+
 def record_bytes(rec: BatchRecord) -> int:
     """Size of the record as one JSONL line."""
     return len(json.dumps(rec.raw).encode()) + 1
