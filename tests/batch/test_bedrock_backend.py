@@ -836,3 +836,36 @@ def test_a_llama_prompt_file_goes_to_a_llama_job_as_written_and_is_priced_like_l
         usage = Usage(r["input_tokens"], r["output_tokens"])
         assert r["input_tokens"] > 0 and 0 < r["output_tokens"] <= 50
         assert Decimal(str(r["cost_usd"])) == compute_cost(usage, llama, mode="batch").total_usd
+
+
+def test_a_claude_body_with_tools_is_answered_with_a_tool_call_and_a_key_not_read_is_named(s3_url) -> None:
+    # The emulator's InvokeModel translation dropped a Claude body's tools and tool_choice (the answer was text), and
+    # refused tool_use / tool_result blocks; any other key was dropped without a word.
+    weather = {"name": "get_weather", "description": "The weather in a city",
+               "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+    base = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 64, "tools": [weather]}
+    asked = [{"role": "user", "content": "Weather in Paris?"}]
+    called = [*asked, {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather",
+                                                          "input": {"city": "Paris"}}]},
+              {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "18 C"}]}]
+    lines = {
+        "forced": {**base, "messages": asked, "tool_choice": {"type": "tool", "name": "get_weather"}},
+        "answered": {**base, "messages": called},
+        "odd": {**base, "messages": asked, "tool_choice": {"type": "auto"}, "service_level": "fast"},
+    }
+    with emulator(s3_url) as (_, options):
+        backend = BedrockBatchBackend()
+        recs = records([json.dumps({"recordId": rid, "modelInput": body}) for rid, body in lines.items()])
+        handle = backend.submit("claude-tools", HAIKU, recs, options)
+        assert wait(backend, handle)[-1] == "partially_completed"
+        _keys, out, _manifest = s3_json(s3_url, handle, backend)
+        answers = {line["recordId"]: line for line in out}
+        forced = answers["forced"]["modelOutput"]
+        assert forced["stop_reason"] == "tool_use"
+        [call] = [block for block in forced["content"] if block["type"] == "tool_use"]
+        assert call["name"] == "get_weather" and isinstance(call["input"].get("city"), str)
+        assert answers["answered"]["modelOutput"]["type"] == "message"
+        assert answers["odd"]["error"]["errorCode"] == 400
+        assert "extraneous key [service_level]" in answers["odd"]["error"]["errorMessage"]
+        results = {r.id: r for r in backend.results(handle)}
+        assert results["forced"].ok and results["answered"].ok and not results["odd"].ok

@@ -16,7 +16,8 @@ from tokenomy.batch.backends import estimated_usage as estimate_from_text
 from tokenomy.batch.conversion import body_written_for, require_carried, require_one_cap
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.messages import Usage
-from tokenomy.providers.bedrock import body_family, usage_from_bedrock
+from tokenomy.providers.bedrock import usage_from_bedrock
+from tokenomy.providers.bedrock_families import body_family
 from tokenomy.providers.usage_counts import checked_counts, usage_count
 
 ANTHROPIC_VERSION = "bedrock-2023-05-31"

@@ -213,8 +213,11 @@ class JobWorker:
             return None
         return parsed
 
-    def _answer(self, emulator: BedrockEmulator, job: Job, record: dict[str, Any]) -> dict[str, Any]:
-        """One output line: modelOutput, or error {errorCode, errorMessage}."""
+    def _answer(
+        self, emulator: BedrockEmulator, job: Job, record: dict[str, Any]
+    ) -> tuple[dict[str, Any], tuple[int, int]]:
+        """One output line (modelOutput, or error {errorCode, errorMessage}) and its tokens (input, output) for the
+        manifest, read from the Converse answer: a native body need not hold them (Mistral's has none)."""
         model_id, body = job.body["modelId"], record["modelInput"]
         out: dict[str, Any] = {"modelInput": body}
         if "recordId" in record:
@@ -225,14 +228,15 @@ class JobWorker:
                 result.pop("metrics", None)
                 out["modelOutput"] = result
             else:
-                out["modelOutput"] = from_converse(
-                    model_id, emulator.converse(model_id, to_converse(model_id, body), job.region, throttle=False)
-                )
+                result = emulator.converse(model_id, to_converse(model_id, body), job.region, throttle=False)
+                out["modelOutput"] = from_converse(model_id, result)
         except NativeBodyError as exc:
             out["error"] = {"errorCode": 400, "errorMessage": str(exc)}
+            return out, (0, 0)
         except BedrockError as exc:
             out["error"] = {"errorCode": exc.status, "errorMessage": exc.message}
-        return out
+            return out, (0, 0)
+        return out, (result["usage"]["inputTokens"], result["usage"]["outputTokens"])
 
     def _process(self, job: Job, files: list[tuple[str, list[dict[str, Any]]]]) -> None:
         emulator = (
@@ -266,14 +270,13 @@ class JobWorker:
                     ended = "PartiallyCompleted"
                 if ended:
                     break
-                line = self._answer(emulator, job, record)
+                line, usage = self._answer(emulator, job, record)
                 outputs[name].append(json.dumps(line) + "\n")
                 job.counts["processedRecordCount"] += 1
                 if "error" in line:
                     job.counts["errorRecordCount"] += 1
                 else:
                     job.counts["successRecordCount"] += 1
-                    usage = _native_usage(line["modelOutput"])
                     tokens["inputTokenCount"] += usage[0]
                     tokens["outputTokenCount"] += usage[1]
                 if time.monotonic() - last_flush > self.settings.flush_seconds:
@@ -294,12 +297,3 @@ class JobWorker:
             )
         else:
             job.set("Completed")
-
-
-def _native_usage(output: dict[str, Any]) -> tuple[int, int]:
-    usage = output.get("usage") or {}
-    if "input_tokens" in usage:
-        return usage["input_tokens"], usage["output_tokens"]
-    if "inputTokens" in usage:
-        return usage["inputTokens"], usage["outputTokens"]
-    return output.get("prompt_token_count", 0), output.get("generation_token_count", 0)

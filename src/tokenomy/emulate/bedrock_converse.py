@@ -42,7 +42,7 @@ from tokenomy.emulate.engine import (
 )
 from tokenomy.emulate.throttle import InjectedThrottle
 from tokenomy.providers import eventstream
-from tokenomy.providers.bedrock import body_family
+from tokenomy.providers.bedrock_families import body_family
 from tokenomy.providers.converse_request import STOP_SEQUENCE_PATHS, stop_sequence_paths
 from tokenomy.providers.reasoning_signers import bedrock_signer
 

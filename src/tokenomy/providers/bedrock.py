@@ -55,20 +55,6 @@ FINISH_REASONS = {
 COUNTED = ("messages", "system", "toolConfig", "additionalModelRequestFields")
 
 
-def body_family(model_id: str) -> str:
-    """Which native request body a Bedrock model takes: anthropic | nova | llama | other (Converse only).
-
-    Accepts model ids, cross-region profile ids and ARNs; shared by the batch backend that writes
-    native bodies and the emulator that reads them.
-    """
-    base, _ = split_inference_profile(model_id)
-    base = base.rsplit("/", 1)[-1]
-    for prefix, name in (("anthropic.", "anthropic"), ("amazon.nova", "nova"), ("meta.llama", "llama")):
-        if base.startswith(prefix):
-            return name
-    return "other"
-
-
 def default_region(explicit: str | None = None, session_region: str | None = None) -> str:
     """The usual AWS lookup: explicit value, AWS_REGION, AWS_DEFAULT_REGION, profile config, us-east-1."""
     return (
