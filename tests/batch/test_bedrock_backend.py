@@ -838,6 +838,40 @@ def test_a_llama_prompt_file_goes_to_a_llama_job_as_written_and_is_priced_like_l
         assert Decimal(str(r["cost_usd"])) == compute_cost(usage, llama, mode="batch").total_usd
 
 
+def test_titan_and_mistral_prompt_lines_run_in_an_invoke_model_job_as_written(s3_url) -> None:
+    # A Titan Text line was refused as "needing messages", a Mistral one as a Llama prompt; each is its own model's
+    # InvokeModel body, which the job takes as written (the model's messages lines still go in a Converse job).
+    titan, mistral = "amazon.titan-text-express-v1", "mistral.mistral-7b-instruct-v0:2"
+    bodies = {
+        titan: {f"t{i}": {"inputText": f"User: topic {i}, briefly\nBot:",
+                          "textGenerationConfig": {"maxTokenCount": 12, "temperature": 0.2}} for i in range(3)},
+        mistral: {f"m{i}": {"prompt": f"<s>[INST] topic {i}, briefly [/INST]", "max_tokens": 12, "top_k": 5}
+                  for i in range(3)},
+    }
+    with emulator(s3_url, min_records=3) as (_, options):
+        backend = BedrockBatchBackend()
+        for model, lines in bodies.items():
+            recs = records([json.dumps({"recordId": rid, "modelInput": body}) for rid, body in lines.items()])
+            handle = backend.submit(f"native-{model[:6]}", model, recs, options)
+            assert backend.describe(handle)["modelInvocationType"] == "InvokeModel"
+            assert wait(backend, handle)[-1] == "completed"
+            _keys, out, manifest = s3_json(s3_url, handle, backend)
+            assert {line["recordId"]: line["modelInput"] for line in out} == lines  # as written
+            results = {r.id: r for r in backend.results(handle)}
+            assert set(results) == set(lines)
+            assert all(r.ok and r.text and 0 < r.usage.output_tokens <= 12 for r in results.values())
+            assert manifest["inputTokenCount"] > 0 and 0 < manifest["outputTokenCount"] <= 36
+            for line in out:
+                answer = line["modelOutput"]
+                if model == titan:  # Titan's own answer and counts
+                    [result] = answer["results"]
+                    assert result["outputText"] == results[line["recordId"]].text
+                    assert results[line["recordId"]].usage.output_tokens == result["tokenCount"]
+                    assert results[line["recordId"]].usage.input_tokens == answer["inputTextTokenCount"]
+                else:  # Mistral's: no counts in the body, so the record's are estimated
+                    assert list(answer) == ["outputs"] and answer["outputs"][0]["text"]
+
+
 def test_a_claude_body_with_tools_is_answered_with_a_tool_call_and_a_key_not_read_is_named(s3_url) -> None:
     # The emulator's InvokeModel translation dropped a Claude body's tools and tool_choice (the answer was text), and
     # refused tool_use / tool_result blocks; any other key was dropped without a word.

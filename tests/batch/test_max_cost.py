@@ -244,10 +244,16 @@ def test_a_llama_bodys_max_gen_len_is_its_cap_in_the_worst_case_estimate_and_reb
     assert (worst.output_tokens, worst.uncapped) == (80, 0)
     assert model_input(llama, report.records[0]) == lines[0]["modelInput"]  # as written
     assert model_input(nova, report.records[1])["inferenceConfig"]["max_new_tokens"] == 30
-    [wrong], _ = read_records([json.dumps({"recordId": "w", "modelInput": {"prompt": "hi", "max_tokens": 9}})])
+    [wrong], _ = read_records([json.dumps({"recordId": "w", "modelInput": {"prompt": "hi", "max_gen_len": 9,
+                                                                              "max_tokens": 9}})])
     path.write_text(json.dumps(wrong.raw) + "\n")
     [bad] = validate_file(path, llama, "us-east-1", backend="bedrock").bad
     assert bad.field == "modelInput.max_tokens" and "a Llama body takes its cap in modelInput.max_gen_len" in bad.reason
+    # Without max_gen_len, {"prompt", "max_tokens"} is Mistral's own body: refused for a Llama job, saying why.
+    path.write_text(json.dumps({"recordId": "w", "modelInput": {"prompt": "hi", "max_tokens": 9}}) + "\n")
+    [bad] = validate_file(path, llama, "us-east-1", backend="bedrock").bad
+    assert bad.field == "modelInput.prompt" and "Mistral prompt" in bad.reason
+    assert "its max_tokens, a key of Mistral's body; a Llama body's cap is max_gen_len" in bad.reason
 
 
 def test_resume_splits_what_it_would_send_before_its_cap_as_submit_does(tmp_path, monkeypatch) -> None:

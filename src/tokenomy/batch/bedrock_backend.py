@@ -21,7 +21,13 @@ from datetime import datetime
 from typing import Any
 
 from tokenomy.batch.backends import REFUSED_PART, BatchBackend, RecordResult, SubmitOptions, utc_time
-from tokenomy.batch.bedrock_bodies import estimated_usage, invocation_type, model_input, output_usage, read_output
+from tokenomy.batch.bedrock_bodies import (
+    estimated_usage,
+    model_input,
+    output_usage,
+    part_invocation_type,
+    read_output,
+)
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.batch.output_lines import (
     broken_line,
@@ -181,6 +187,7 @@ class BedrockBatchBackend(BatchBackend):
         region = self._region()
         name = _job_name(key or job_id)
         base = f"{prefix}/{name}" if prefix else name
+        kind = part_invocation_type(model, records)  # before anything is sent: a mixed part is refused
         lines = "".join(self.input_line(model, rec) + "\n" for rec in records)
         self._call(
             "upload to S3",
@@ -205,7 +212,7 @@ class BedrockBatchBackend(BatchBackend):
         }
         if options.timeout_hours is not None:
             request["timeoutDurationInHours"] = options.timeout_hours
-        if invocation_type(model) == "Converse":
+        if kind == "Converse":
             request["modelInvocationType"] = "Converse"
         bedrock = self._client("bedrock", region)
         return self._call("CreateModelInvocationJob", bedrock.create_model_invocation_job, **request)["jobArn"]

@@ -4,7 +4,9 @@ InvokeModel jobs take the model's native body: Anthropic Claude's Messages body 
 `anthropic_version` "bedrock-2023-05-31" and `max_tokens`, Amazon Nova's `messages-v1` body, Meta
 Llama's `prompt` / `max_gen_len`. Any other family is sent as a Converse job (modelInvocationType
 "Converse"), whose bodies are the same for every model. Records already in Bedrock form keep their
-own body when it is the one the job's model takes, so their extra parameters survive.
+own body when it is the one the job's model takes, so their extra parameters survive; a Titan Text or
+Mistral model also takes its own text-completion body as written, in an InvokeModel job made for a part
+whose every record is one (`part_invocation_type`).
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import json
 from typing import Any
 
 from tokenomy.batch.backends import estimated_usage as estimate_from_text
-from tokenomy.batch.conversion import body_written_for, require_carried, require_one_cap
-from tokenomy.batch.formats import BatchRecord
+from tokenomy.batch.conversion import require_carried, require_one_cap
+from tokenomy.batch.formats import BadLine, BatchRecord
+from tokenomy.batch.native_bodies import PROMPT_FIELD, body_written_for
+from tokenomy.errors import UsageError
 from tokenomy.messages import Usage
 from tokenomy.providers.bedrock import usage_from_bedrock
-from tokenomy.providers.bedrock_families import body_family
+from tokenomy.providers.bedrock_families import body_family, prompt_family
 from tokenomy.providers.usage_counts import checked_counts, usage_count
 
 ANTHROPIC_VERSION = "bedrock-2023-05-31"
@@ -26,12 +30,20 @@ NATIVE_FAMILIES = ("anthropic", "nova", "llama")
 
 
 def invocation_type(model: str) -> str:
+    """The job type `model`'s records are sent in by default (a part of prompt bodies: `part_invocation_type`)."""
     return "InvokeModel" if body_family(model) in NATIVE_FAMILIES else "Converse"
 
 
 # A body as a bad line names it, by the family it was written for ("converse" for a Converse body, which any model
 # of a Converse job takes).
-BODY_NAMES = {"anthropic": "Claude", "nova": "Nova", "llama": "Llama", "titan": "Titan", "converse": "Converse"}
+BODY_NAMES = {
+    "anthropic": "Claude",
+    "nova": "Nova",
+    "llama": "Llama",
+    "mistral": "Mistral",
+    "titan": "Titan",
+    "converse": "Converse",
+}
 
 
 def job_body(model: str) -> str:
@@ -39,11 +51,60 @@ def job_body(model: str) -> str:
     return body_family(model) if invocation_type(model) == "InvokeModel" else "converse"
 
 
+def own_prompt_body(body: dict[str, Any], model: str) -> bool:
+    """Whether `body` is the text-completion body (Titan Text's, Mistral's) of `model`, a Converse-job model: sent as
+    written, in an InvokeModel job."""
+    return prompt_family(model) is not None and body_written_for(body) == prompt_family(model)
+
+
 def sent_as_written(body: dict[str, Any], model: str) -> bool:
     """Whether a Bedrock line's body goes to `model`'s job as written: only when it is the body that job takes. An
     InvokeModel job takes one family's body (a Claude body in a Nova job is refused by Bedrock, after the job ran),
     so a body of another family, or a Converse one, is rebuilt for the model (conversion.py names what it drops)."""
-    return body_written_for(body) == job_body(model)
+    return body_written_for(body) == job_body(model) or own_prompt_body(body, model)
+
+
+def own_prompt_line(rec: BatchRecord, model: str) -> bool:
+    """Whether `rec` is a Bedrock line in `model`'s own text-completion body (`own_prompt_body`)."""
+    body = rec.raw.get("modelInput") if rec.fmt == "bedrock" else None
+    return isinstance(body, dict) and own_prompt_body(body, model)
+
+
+def _kinds_said(model: str, own: int, others: int) -> str:
+    name = BODY_NAMES[prompt_family(model) or "converse"]
+    return (
+        f"a Bedrock job for {model} takes one kind of body, and this file holds {own} {name} prompt line(s) (sent as "
+        f"written, in an InvokeModel job) and {others} other line(s) (sent in a Converse job)"
+    )
+
+
+def mixed_kind_lines(records: list[BatchRecord], model: str) -> list[BadLine]:
+    """The lines of the fewer kind (the model's own prompt bodies, or the others; the prompts on a tie) of a file
+    mixing both for a Titan Text or Mistral model, as bad lines: one job cannot send both, and a prompt body cannot
+    be rebuilt into messages without a guess (conversion.py)."""
+    own = [rec for rec in records if own_prompt_line(rec, model)]
+    others = [rec for rec in records if not own_prompt_line(rec, model)]
+    if not own or not others:
+        return []
+    said = _kinds_said(model, len(own), len(others))
+    if len(own) <= len(others):
+        field = f"modelInput.{PROMPT_FIELD[body_written_for(own[0].raw['modelInput'])]}"
+        fix = "the prompt lines, fewer, are refused; send them in a file of their own"
+        return [BadLine(rec.line, field, f"{said}; {fix}") for rec in own]
+    fix = "the other lines, fewer, are refused; send them in a file of their own"
+    return [BadLine(rec.line, "-", f"{said}; {fix}") for rec in others]
+
+
+def part_invocation_type(model: str, records: list[BatchRecord]) -> str:
+    """The job type a part of `records` is sent in: InvokeModel when each is the model's own text-completion body
+    (Titan Text's, Mistral's), else the model's default. A job takes one type, so a part mixing those with other
+    lines is a UsageError, before anything is sent (validate refuses the file's fewer kind: `mixed_kind_lines`)."""
+    own = sum(own_prompt_line(rec, model) for rec in records)
+    if own == 0:
+        return invocation_type(model)
+    if own < len(records):
+        raise UsageError(f"{_kinds_said(model, own, len(records) - own)}; put each kind in a file of its own")
+    return "InvokeModel"
 
 
 def _turns(rec: BatchRecord) -> tuple[str | None, list[dict[str, str]]]:

@@ -1,29 +1,24 @@
 """What a record keeps when it is rebuilt for a backend that does not take its line's form as written.
 
 An OpenAI batch line goes to an OpenAI or Azure batch as written, and a Bedrock line to a Bedrock job whose model takes
-its body (a Claude body to a Claude job; a Llama `prompt` body, which has no messages to rebuild from, to a Llama job
-only: anywhere else it is refused whole). Sent anywhere else, the record is rebuilt from what formats.py reads of it:
-its messages' roles and text, system, max_tokens and temperature. Any other key would be lost on the way, so each is
-refused by name (a bad line naming the line and the key). CARRIED is that list, per source form: a key not in it, one a
-provider adds later included, is refused until a rebuild maps it and it is named here. An OpenAI body's two caps are one
-in a rebuild (max_tokens), as are a Bedrock body's max_tokens, its inferenceConfig's and Llama's max_gen_len: a
-different second cap is refused too. An OpenAI line sent as written may not give both caps at all, even equal: OpenAI
-refuses the pair; nor may a Bedrock line sent as written give a cap its body does not take (a Claude body's is
-max_tokens, a Llama body's max_gen_len): Bedrock refuses it.
+its body (a Claude body to a Claude job; a prompt body, Llama's, Mistral's or Titan Text's, which has no messages to
+rebuild from, to its own family's job only: anywhere else it is refused whole). Sent anywhere else, the record is
+rebuilt from what formats.py reads of it: its messages' roles and text, system, max_tokens and temperature. Any other
+key would be lost on the way, so each is refused by name (a bad line naming the line and the key). CARRIED is that
+list, per source form: a key not in it, one a provider adds later included, is refused until a rebuild maps it and it
+is named here. An OpenAI body's two caps are one in a rebuild (max_tokens), as are a Bedrock body's max_tokens, its
+inferenceConfig's and Llama's max_gen_len: a different second cap is refused too. An OpenAI line sent as written may
+not give both caps at all, even equal: OpenAI refuses the pair; nor may a Bedrock line sent as written give a cap its
+body does not take (a Claude or Mistral body's is max_tokens, a Llama body's max_gen_len, a Titan body's
+textGenerationConfig.maxTokenCount): Bedrock refuses it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from tokenomy.batch.formats import (
-    NOT_AN_OBJECT,
-    OTHER_TYPE,
-    BadLine,
-    BatchRecord,
-    body_written_for,
-    first_non_text_part,
-)
+from tokenomy.batch.formats import NOT_AN_OBJECT, OTHER_TYPE, BadLine, BatchRecord, first_non_text_part
+from tokenomy.batch.native_bodies import PROMPT_FIELD, body_written_for, mistral_sign
 from tokenomy.errors import UsageError, as_written
 
 # Per source form, the keys a rebuild carries at each place of the line: the body, each message, each content part
@@ -117,6 +112,7 @@ CAPS: dict[str, tuple[tuple[str, ...], ...]] = {
         ("inferenceConfig", "maxTokens"),
         ("inferenceConfig", "max_new_tokens"),
         ("max_gen_len",),
+        ("textGenerationConfig", "maxTokenCount"),
     ),
 }
 
@@ -156,13 +152,14 @@ def _second_cap(rec: BatchRecord, target: str) -> BadLine | None:
     return BadLine(rec.line, field, reason)
 
 
-# Which cap a Bedrock body sent as written takes, by its shape (a Titan inputText body has no messages, so it is
-# never read as a line): Bedrock refuses a key the model's body does not take, so any other cap is refused there,
-# while Tokenomy would price the first one read.
+# Which cap a Bedrock body sent as written takes, by its shape: Bedrock refuses a key the model's body does not take,
+# so any other cap is refused there, while Tokenomy would price the first one read.
 _OWN_CAP = {
     "anthropic": ("a Claude body", "modelInput.max_tokens"),
     "nova": ("a Nova body", "modelInput.inferenceConfig.max_new_tokens"),
     "llama": ("a Llama body", "modelInput.max_gen_len"),
+    "mistral": ("a Mistral body", "modelInput.max_tokens"),
+    "titan": ("a Titan body", "modelInput.textGenerationConfig.maxTokenCount"),
 }
 _CONVERSE_CAP = ("a Converse body", "modelInput.inferenceConfig.maxTokens")
 
@@ -215,28 +212,50 @@ def require_one_cap(rec: BatchRecord) -> None:
         raise UsageError(f"record {rec.id!r} (line {rec.line}): {bad.field}: {bad.reason}")
 
 
-# A Llama model on Bedrock, named in the fix for a Llama prompt line sent elsewhere.
-LLAMA_ON_BEDROCK = "--backend bedrock --model meta.llama3-1-8b-instruct-v1:0"
+# Each prompt body's family as a person names it, and a model of it on Bedrock, named in the fix for a prompt line
+# sent elsewhere.
+PROMPT_FAMILIES = {
+    "llama": ("Llama", "meta.llama3-1-8b-instruct-v1:0"),
+    "mistral": ("Mistral", "mistral.mistral-large-2407-v1:0"),
+    "titan": ("Titan Text", "amazon.titan-text-express-v1"),
+}
 
 
-def llama_prompt_rebuilt(rec: BatchRecord, target: str) -> BadLine | None:
-    """A Bedrock line in Llama's own shape (`prompt`, with its chat template) that `target` would have to rebuild, as
-    a bad line naming the prompt and the fix; None for any other line. Only a Llama job takes that body, as written:
-    made into messages, its turns would be guessed from the template's special tokens, and a guess is not sent."""
-    if rec.fmt != "bedrock" or body_written_for(rec.raw["modelInput"]) != "llama":
+def prompt_family_name(rec: BatchRecord) -> str | None:
+    """Llama, Mistral or Titan Text for a Bedrock line in one of their prompt bodies (native_bodies.py), else None."""
+    if rec.fmt != "bedrock":
         return None
+    family = PROMPT_FAMILIES.get(body_written_for(rec.raw["modelInput"]))
+    return None if family is None else family[0]
+
+
+def prompt_rebuilt(rec: BatchRecord, target: str) -> BadLine | None:
+    """A Bedrock line in a prompt body of its model's own (Llama's or Mistral's `prompt`, Titan Text's `inputText`,
+    with its chat template) that `target` would have to rebuild, as a bad line naming the prompt and the fix; None for
+    any other line. Only its own family's job takes that body, as written: made into messages, its turns would be
+    guessed from the template, and a guess is not sent."""
+    if rec.fmt != "bedrock":
+        return None
+    body = rec.raw["modelInput"]
+    family = body_written_for(body)
+    if family not in PROMPT_FAMILIES:
+        return None
+    name, model = PROMPT_FAMILIES[family]
+    field = f"modelInput.{PROMPT_FIELD[family]}"
+    sign = mistral_sign(body) if family == "mistral" else None
+    read_as = f" (read as Mistral's by {sign})" if sign else ""
     reason = (
-        f"{target} would make this Llama prompt into messages, guessing its turns from its chat template, so it is not "
-        "sent (a Llama prompt goes as written to a Llama model's Bedrock job only); write the line with "
-        f"modelInput.messages, or use a Llama model on Bedrock ({LLAMA_ON_BEDROCK})"
+        f"{target} would make this {name} prompt{read_as} into messages, guessing its turns from its chat template, "
+        f"so it is not sent (a {name} prompt goes as written to a {name} model's Bedrock job only); write the line "
+        f"with modelInput.messages, or use a {name} model on Bedrock (--backend bedrock --model {model})"
     )
-    return BadLine(rec.line, "modelInput.prompt", reason)
+    return BadLine(rec.line, field, reason)
 
 
 def uncarried(rec: BatchRecord, target: str) -> BadLine | None:
     """The record's line as a bad line naming the first key a rebuild for `target` (e.g. "--backend gemini") would
-    not send (a Llama prompt as a whole: `llama_prompt_rebuilt`), or None when the rebuild carries every key."""
-    prompt = llama_prompt_rebuilt(rec, target)
+    not send (a prompt body as a whole: `prompt_rebuilt`), or None when the rebuild carries every key."""
+    prompt = prompt_rebuilt(rec, target)
     if prompt is not None:
         return prompt
     found = _first_uncarried(rec)

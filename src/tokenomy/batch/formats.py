@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tokenomy.batch.native_bodies import prompt_turns, titan_config
 from tokenomy.errors import UsageError, as_written
 
 # The three line forms, as named in messages so a user sees which one a line was read as.
@@ -219,36 +220,10 @@ def _first_cap(places: tuple[tuple[str, dict[str, Any], str], ...]) -> int | Non
     return None
 
 
-def body_written_for(body: dict[str, Any]) -> str:
-    """Which body an existing Bedrock modelInput is: anthropic, nova, llama, titan (InvokeModel) or converse."""
-    if "anthropic_version" in body:
-        return "anthropic"
-    if "schemaVersion" in body or "max_new_tokens" in (body.get("inferenceConfig") or {}):
-        return "nova"
-    if "prompt" in body:
-        return "llama"
-    if "inputText" in body:
-        return "titan"
-    return "converse"
-
-
 def _bedrock_turns(body: dict[str, Any]) -> list[dict[str, str]]:
-    """A Bedrock body's turns: its messages, or a Llama body's `prompt` (chat template and all) as one user turn, its
-    text for the estimates. Only a Llama job sends that body, as written: any rebuild refuses it (conversion.py), as
-    the template cannot become another model's messages without guessing."""
-    if "prompt" in body and "messages" in body:  # a body takes one: which one the caller meant is a guess
-        raise ValueError(
-            "modelInput.prompt: both prompt and messages given (a Llama body takes prompt, the others messages); "
-            "keep one"
-        )
-    if body_written_for(body) != "llama":
-        return _messages(body.get("messages"), "modelInput.messages", "bedrock")
-    prompt = body["prompt"]
-    if not isinstance(prompt, str):
-        raise ValueError(
-            f"modelInput.prompt: must be text, not {as_written(prompt)}; write the prompt as a JSON string"
-        )
-    return [{"role": "user", "content": prompt}]
+    """A Bedrock body's turns: its messages, or a prompt body's text as one user turn (native_bodies.py)."""
+    turns = prompt_turns(body)
+    return _messages(body.get("messages"), "modelInput.messages", "bedrock") if turns is None else turns
 
 
 def line_form(obj: dict[str, Any]) -> str:
@@ -295,21 +270,29 @@ def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
         inference = body.get("inferenceConfig") or {}
         if not isinstance(inference, dict):
             raise ValueError(f"modelInput.inferenceConfig: must be an object, not {as_written(inference)}")
-        # Claude's body, then Converse's inferenceConfig, then Nova's (its cap was lost when the body was rebuilt),
-        # then Llama's (a body sent as written was counted, and estimated, at the model's whole output without it).
+        titan = titan_config(body)
+        # Claude's (and Mistral's) body, then Converse's inferenceConfig, then Nova's (its cap was lost when the body
+        # was rebuilt), then Llama's and Titan's (a body sent as written was counted, and estimated, at the model's
+        # whole output without it).
         max_tokens = _first_cap(
             (
                 ("modelInput.max_tokens", body, "max_tokens"),
                 ("modelInput.inferenceConfig.maxTokens", inference, "maxTokens"),
                 ("modelInput.inferenceConfig.max_new_tokens", inference, "max_new_tokens"),
                 ("modelInput.max_gen_len", body, "max_gen_len"),
+                ("modelInput.textGenerationConfig.maxTokenCount", titan, "maxTokenCount"),
             )
         )
         system = body.get("system")  # a string (Claude's) or a list of text blocks (Claude's, Nova's, Converse's)
         system = None if system is None else _content_text(system, "modelInput.system")
-        # Native bodies' own, then Converse's; a bad one is named where the line has it.
-        where = "modelInput" if "temperature" in body else "modelInput.inferenceConfig"
-        temperature = _temperature(body.get("temperature", inference.get("temperature")), f"{where}.temperature")
+        # Native bodies' own (Titan's in its textGenerationConfig), then Converse's; a bad one is named where the line
+        # has it.
+        places = (("modelInput", body), ("modelInput.textGenerationConfig", titan))
+        where, held = next(
+            ((at, holder) for at, holder in places if "temperature" in holder),
+            ("modelInput.inferenceConfig", inference),
+        )
+        temperature = _temperature(held.get("temperature"), f"{where}.temperature")
         return BatchRecord(rid, line, "bedrock", _bedrock_turns(body), system, max_tokens, obj, temperature)
     if form == "openai":
         rid, body = _record_id(obj.get("custom_id"), "custom_id", form, obj), obj.get("body")

@@ -9,8 +9,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tokenomy.batch.bedrock_bodies import BODY_NAMES, body_written_for, invocation_type, job_body, sent_as_written
-from tokenomy.batch.conversion import llama_prompt_rebuilt, two_caps_as_written, uncarried
+from tokenomy.batch.bedrock_bodies import (
+    BODY_NAMES,
+    body_written_for,
+    invocation_type,
+    job_body,
+    mixed_kind_lines,
+    sent_as_written,
+)
+from tokenomy.batch.conversion import prompt_family_name, prompt_rebuilt, two_caps_as_written, uncarried
 from tokenomy.batch.formats import FORMS, BadLine, BatchRecord, read_file
 from tokenomy.caching.placement import IMAGE_TOKENS, document_tokens
 from tokenomy.errors import TokenomyError, UsageError, as_written
@@ -97,10 +104,11 @@ SAMPLING_RANGES: dict[str, dict[str, tuple[float, float]]] = {
     "anthropic": {"temperature": (0, 1), "top_p": (0, 1)},
     # ai.google.dev/api/generate-content#generationconfig (Vertex AI's generationConfig: the same)
     "google": {"temperature": (0, 2), "top_p": (0, 1)},
-    # Every Bedrock batch body has 0 to 1: Claude's, Nova's and Llama's native bodies, and Converse's
-    # InferenceConfiguration, which any other model's job takes (bedrock_bodies.job_body).
+    # Every Bedrock batch body has 0 to 1: Claude's, Nova's, Llama's, Mistral's and Titan Text's native bodies, and
+    # Converse's InferenceConfiguration, which any other model's job takes (bedrock_bodies.job_body).
     "aws.bedrock": {"temperature": (0, 1), "top_p": (0, 1)},
 }
+TITAN_SAMPLING = (("temperature", "temperature"), ("topP", "top_p"))  # Titan Text's names in textGenerationConfig
 PROVIDER_NAMES = {"openai": "OpenAI", "anthropic": "Anthropic", "google": "Gemini", "aws.bedrock": "Bedrock"}
 
 
@@ -116,6 +124,9 @@ def _sampling_places(rec: BatchRecord) -> list[tuple[str, str, Any]]:
         places = [("modelInput", body, "temperature", "temperature"), ("modelInput", body, "top_p", "top_p")]
         places += [("modelInput.inferenceConfig", inference, "temperature", "temperature")]
         places += [("modelInput.inferenceConfig", inference, "topP", "top_p")]
+        titan = body.get("textGenerationConfig")  # Titan Text's; formats.py refused one that is not an object
+        titan = titan if isinstance(titan, dict) else {}
+        places += [("modelInput.textGenerationConfig", titan, key, name) for key, name in TITAN_SAMPLING]
         return [(f"{at}.{key}", name, held[key]) for at, held, key, name in places if held.get(key) is not None]
     return [("temperature", "temperature", rec.temperature)] if rec.temperature is not None else []
 
@@ -294,16 +305,18 @@ def validate_file(
     entry = default_catalog().lookup(model, region)
     report = ValidationReport(str(path), model, [], bad, backend=backend)
     with_media: list[str] = []
+    # A Titan Text or Mistral model's job sends its own prompt bodies or messages, not both: the fewer are refused.
+    mixed = {bad.line: bad for bad in mixed_kind_lines(records, model)} if backend in (None, "bedrock") else {}
     for rec in records:
         target = rebuilt_for(rec, backend, model) if backend else None
         if target:
             lost = uncarried(rec, target)
         elif backend is None and rec.fmt == "bedrock" and rebuilt_for(rec, "bedrock", model):
-            # A body the model's job does not take is rebuilt even by Bedrock: --backend checks that. A Llama prompt
-            # no backend can send for a model that is not Llama.
-            lost = llama_prompt_rebuilt(rec, f"--model {model} (not a Llama model)")
+            # A body the model's job does not take is rebuilt even by Bedrock: --backend checks that. A prompt body
+            # no backend can send for a model not of its family.
+            lost = prompt_rebuilt(rec, f"--model {model} (not a {prompt_family_name(rec)} model)")
         else:  # sent as written (or to no backend yet, as its own would send it): caps its provider refuses
-            lost = two_caps_as_written(rec) or streamed(rec)
+            lost = mixed.get(rec.line) or two_caps_as_written(rec) or streamed(rec)
         if lost is None:
             lost = out_of_range(rec, entry.provider, model)
         if lost is not None:
