@@ -41,7 +41,7 @@ from tokenomy.gateway.calls import (
     route_providers,
 )
 from tokenomy.gateway.counting import cannot_count, count, counter_for
-from tokenomy.gateway.hygiene import COUNTED_AS, count_in_metrics
+from tokenomy.gateway.metrics_counting import COUNTED_AS, count_in_metrics
 from tokenomy.gateway.responses import FirstChunkStream, tokenomy_fields
 from tokenomy.ids import new_id
 from tokenomy.providers.anthropic_answers import (

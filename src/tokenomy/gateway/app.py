@@ -41,8 +41,9 @@ from tokenomy.gateway.fast_path import SENT_PATH, GatewayApp
 from tokenomy.gateway.gemini_caches import router as gemini_caches_router
 from tokenomy.gateway.gemini_errors import gemini_error
 from tokenomy.gateway.gemini_routes import router as gemini_router
-from tokenomy.gateway.hygiene import EdgeHygiene, api_of, count_in_metrics, counted_in_metrics
+from tokenomy.gateway.hygiene import EdgeHygiene, api_of
 from tokenomy.gateway.invoke_routes import router as invoke_router
+from tokenomy.gateway.metrics_counting import count_in_metrics, counted_in_metrics
 from tokenomy.gateway.responses import error, invalid_body
 from tokenomy.gateway.responses_count import router as responses_count_router
 from tokenomy.gateway.responses_routes import router as responses_router
@@ -67,9 +68,9 @@ def in_its_api(request: Request, status: int, message: str, code: str) -> JSONRe
 
 
 def counted(request: Request, answer: Response) -> Response:
-    """`answer`, an exception handler's to an API call (`hygiene.counted_in_metrics`), counted in /metrics under the
-    route admission named (`hygiene.COUNTED_AS`; before admission, `hygiene.UNROUTED`), as its endpoint counts its own
-    answers; timed from when the edge began reading it (`hygiene.STARTED`)."""
+    """`answer`, an exception handler's to an API call (`metrics_counting.counted_in_metrics`), counted in /metrics
+    under the route admission named (`metrics_counting.COUNTED_AS`; before admission, `UNROUTED`), as its endpoint
+    counts its own answers; timed from when the edge began reading it (`metrics_counting.STARTED`)."""
     return count_in_metrics(request.scope, answer) if counted_in_metrics(request.method, request.url.path) else answer
 
 

@@ -32,7 +32,8 @@ from tokenomy.gateway import invoke_embeddings
 from tokenomy.gateway.calls import gate, json_body, retry_after, upstream_status
 from tokenomy.gateway.converse_routes import bedrock_error, bedrock_key
 from tokenomy.gateway.counting import Counter, cannot_count, count, counter_for
-from tokenomy.gateway.hygiene import COUNTED_AS, body_problem, count_in_metrics
+from tokenomy.gateway.hygiene import body_problem
+from tokenomy.gateway.metrics_counting import COUNTED_AS, count_in_metrics
 from tokenomy.ids import new_id
 from tokenomy.messages import ChatRequest
 from tokenomy.providers import anthropic_answers, anthropic_inbound, converse_request

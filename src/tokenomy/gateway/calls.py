@@ -22,7 +22,8 @@ from tokenomy.errors import CALLER_LEFT, ProviderError, TokenomyError
 from tokenomy.gateway import metrics
 from tokenomy.gateway.budgets import BudgetUnavailable, Reservation, Scope
 from tokenomy.gateway.disconnects import caller_leaves, caller_left
-from tokenomy.gateway.hygiene import COUNTED_AS, PARSED_BODY
+from tokenomy.gateway.hygiene import PARSED_BODY
+from tokenomy.gateway.metrics_counting import COUNTED_AS
 from tokenomy.gateway.openai_ingress import caller_meta
 from tokenomy.gateway.settlement import call_cost, paid, settle, settle_when_final
 from tokenomy.gateway.worst_case import Bound, WorstCase
@@ -201,7 +202,7 @@ async def admit(
     The reservation is `estimate_nano` when given (a call that is no chat, e.g. embeddings), else the chat call's
     worst case. `cap_field` names the output cap as the caller's API spells it (generationConfig.maxOutputTokens),
     for the refusal of a call that sets none. From here the request's answer is counted in /metrics under `model`,
-    also when the edge ends it unanswered (`hygiene.COUNTED_AS`)."""
+    also when the edge ends it unanswered (`metrics_counting.COUNTED_AS`)."""
     request.scope[COUNTED_AS] = model
     refused = await gate(gw, key)
     if refused is not None:

@@ -33,7 +33,7 @@ from tokenomy.gateway.cache_store import CachedContent, CacheStore, owner_of
 from tokenomy.gateway.calls import json_body
 from tokenomy.gateway.gemini_auth import authenticate
 from tokenomy.gateway.gemini_errors import gemini_error
-from tokenomy.gateway.hygiene import UNROUTED
+from tokenomy.gateway.metrics_counting import UNROUTED
 from tokenomy.gateway.vertex_paths import VERTEX_PARENT
 from tokenomy.messages import ONE_HOUR, CachePoint, ChatRequest
 from tokenomy.providers.gemini_fields import get, snake

@@ -9,8 +9,8 @@
 - NaN, Infinity or a number too large for a double (1e400) as a value (not JSON, yet Python's decoder reads
   them; the SDKs then fail to encode the upstream request, or orjson sends null): 400 naming the field.
 
-Each of these answers to an API call (a request with a body, or any on Gemini's cachedContents: `counted_in_metrics`)
-is counted in /metrics under "unknown" (`UNROUTED`).
+Each of these answers to an API call (a request with a body, or any on Gemini's cachedContents:
+`metrics_counting.counted_in_metrics`) is counted in /metrics under "unknown" (`metrics_counting.UNROUTED`).
 
 And on the way out: a request with a body (POST, PUT, PATCH: every API call) whose answer had not begun when the
 shutdown grace ran out (uvicorn cancels it) gets its API's "unavailable" error, not uvicorn's plain-text 500 and a
@@ -33,32 +33,28 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
 import orjson
-from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from tokenomy.errors import CALLER_LEFT
 from tokenomy.gateway import metrics
 from tokenomy.gateway.gemini_errors import error_body
+from tokenomy.gateway.metrics_counting import (
+    BODY_METHODS,
+    STARTED,
+    UNROUTED,
+    count_unanswered,
+    counted_in_metrics,
+)
 from tokenomy.gateway.path_aliases import DEPLOYMENT
 
 log = logging.getLogger(__name__)
-# The scope key under which admission (`calls.admit`) puts the route name /metrics counts the request's answer under:
-# the edge counts a request it ends without the endpoint's answer (`_unanswered`).
-COUNTED_AS = "tokenomy.counted_as"
-# The label /metrics counts a request under before any route is read from it, as the endpoints count one whose model
-# names no route (bounded labels, whatever clients send).
-UNROUTED = "unknown"
 # The scope key under which a clean body's JSON value, as orjson parsed it here, is handed to the endpoint: a body
 # is parsed once, not once to check it and again to read it (see `schemas.parse_chat_request`).
 PARSED_BODY = "tokenomy.parsed_body"
-# The scope key under which the edge puts when it began reading an API call: an exception handler's answer is timed
-# in /metrics from there, as the edge and the endpoints time theirs.
-STARTED = "tokenomy.started"
-R = TypeVar("R", bound=Response)  # an answer, passed through as its own type
 UNPARSED = object()  # the body's value when orjson refused it (the endpoint parses the bytes itself)
 BOM = b"\xef\xbb\xbf"  # UTF-8's byte order mark
 MAX_DEPTH = 64  # JSON nesting beyond this is refused (Python's decoder recurses; nothing legitimate nests so)
@@ -193,15 +189,6 @@ def _unsendable(data: Any) -> tuple[str, str | None] | None:
     return None
 
 
-BODY_METHODS = ("POST", "PUT", "PATCH")  # the requests whose body the edge reads and checks: every API call
-
-
-def counted_in_metrics(method: str, path: str) -> bool:
-    """Whether /metrics counts the answer to a request: an API call, one with a body, or any request on Gemini's
-    `cachedContents` (its get, list and delete are API calls without one, and its endpoints count their answers)."""
-    return method in BODY_METHODS or path.split("/", 3)[2:3] == ["cachedContents"]
-
-
 # The edge's refusals as Anthropic types them (the rest are invalid_request_error).
 ANTHROPIC_TYPES = {408: "timeout_error", 413: "request_too_large", 529: "overloaded_error"}
 SHUT_DOWN_BEFORE = "the gateway shut down before answering this request; send it again"
@@ -334,7 +321,7 @@ class EdgeHygiene:
                 await _unanswered_at_shutdown(scope, send, shape, started)
                 return
             if message["type"] == "http.disconnect":  # its caller left before the body was all there
-                _unanswered(scope, CALLER_LEFT, started)
+                count_unanswered(scope, CALLER_LEFT, started)
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
@@ -392,7 +379,7 @@ class EdgeHygiene:
             await _unanswered_at_shutdown(scope, send, shape, started)
             return
         if not answered:  # a stream whose caller left before its first event: Starlette stopped it, nothing was sent
-            _unanswered(scope, CALLER_LEFT, started)
+            count_unanswered(scope, CALLER_LEFT, started)
 
 
 async def _refused(
@@ -412,20 +399,6 @@ async def _refused(
     await refuse(send, status, message, param, close, shape)
 
 
-def count_in_metrics(scope: Scope, answer: R) -> R:
-    """`answer`, an endpoint's, counted in /metrics under the route it named (`COUNTED_AS`; none yet: UNROUTED),
-    timed from when the edge began reading the request (`STARTED`): for the endpoints that name their route only
-    part-way, as the count-tokens ones do."""
-    metrics.count(scope.get(COUNTED_AS, UNROUTED), answer.status_code, scope.get(STARTED) or time.perf_counter())
-    return answer
-
-
-def _unanswered(scope: Scope, status: int, started: float) -> None:
-    """Count in /metrics a request that ends without its endpoint's answer, at `status`, under the route admission
-    named (`COUNTED_AS`), as the endpoint counts its answers; one that ended before admission under UNROUTED."""
-    metrics.count(scope.get(COUNTED_AS, UNROUTED), status, started)
-
-
 def unavailable_status(shape: str) -> int:
     """The status of the "unavailable" error the shutdown ends a request with in this API's shape (`api_of`), which
     each SDK raises as such: Anthropic's 529 overloaded_error (as the gateway answers an overloaded upstream), else
@@ -438,7 +411,7 @@ async def _unanswered_at_shutdown(scope: Scope, send: Send, shape: str, started:
     "unavailable" status (`unavailable_status`), counted in /metrics. Nothing waits on the cancellation (uvicorn
     cancels and moves on), so it ends here."""
     status = unavailable_status(shape)
-    _unanswered(scope, status, started)
+    count_unanswered(scope, status, started)
     with anyio.CancelScope(shield=True), anyio.move_on_after(5) as sending:  # a caller reading nothing cannot hold it
         await refuse(send, status, SHUT_DOWN_BEFORE, close=True, shape=shape)
     caller_got = (

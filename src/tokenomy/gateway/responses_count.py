@@ -20,7 +20,7 @@ from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway.calls import OPENAI_ERROR_TYPES, gate, json_body, retry_after, upstream_status
 from tokenomy.gateway.counting import cannot_count, count, counter_for
 from tokenomy.gateway.fast_path import SENT_PATH
-from tokenomy.gateway.hygiene import COUNTED_AS, count_in_metrics
+from tokenomy.gateway.metrics_counting import COUNTED_AS, count_in_metrics
 from tokenomy.gateway.openai_ingress import issued_by_azure
 from tokenomy.gateway.openai_shapes import RequestError
 from tokenomy.gateway.path_aliases import azure_sent

@@ -29,7 +29,7 @@ from tokenomy.gateway import metrics
 from tokenomy.gateway.anthropic_errors import anthropic_error
 from tokenomy.gateway.anthropic_routes import answer_message, count_answer, message_caller
 from tokenomy.gateway.calls import json_body
-from tokenomy.gateway.hygiene import count_in_metrics
+from tokenomy.gateway.metrics_counting import count_in_metrics
 
 router = APIRouter()
 VERTEX_VERSION = "vertex-2023-10-16"  # the `anthropic_version` of Vertex AI's documentation
