@@ -17,7 +17,8 @@ from tokenomy.ledger.store import open_store
 from tokenomy.messages import ChatRequest, Message
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import compute_cost
-from tokenomy.providers.bedrock import BedrockProvider, to_converse_params, usage_from_bedrock
+from tokenomy.providers.bedrock import BedrockProvider, to_converse_params
+from tokenomy.providers.bedrock_answer_read import usage_from_bedrock
 from tokenomy.providers.bedrock_faults import map_bedrock_error
 from tokenomy.providers.registry import ModelSpec
 from tokenomy.request_options import ToolSpec

@@ -103,7 +103,7 @@ def test_every_claude_converse_and_openai_stop_reason_is_a_finish_reason_gemini_
 
     from tokenomy.messages import ChatResponse, Usage
     from tokenomy.providers.anthropic_mapping import FINISH_REASONS as CLAUDE
-    from tokenomy.providers.bedrock import FINISH_REASONS as CONVERSE
+    from tokenomy.providers.bedrock_answer_read import FINISH_REASONS as CONVERSE
     from tokenomy.providers.gemini_answers import finish_reason
 
     service = next((Path(botocore.__file__).parent / "data" / "bedrock-runtime").glob("*/service-2.json.gz"))

@@ -20,7 +20,7 @@ from tokenomy.batch.formats import BadLine, BatchRecord
 from tokenomy.batch.native_bodies import PROMPT_FIELD, body_written_for
 from tokenomy.errors import UsageError
 from tokenomy.messages import Usage
-from tokenomy.providers.bedrock import usage_from_bedrock
+from tokenomy.providers.bedrock_answer_read import usage_from_bedrock
 from tokenomy.providers.bedrock_families import body_family, prompt_family
 from tokenomy.providers.usage_counts import checked_counts, usage_count
 

@@ -17,7 +17,7 @@ import uuid
 from typing import Any
 
 from tokenomy.pricing.catalog import split_inference_profile
-from tokenomy.providers.bedrock import STOP_SEQUENCE
+from tokenomy.providers.bedrock_answer_read import STOP_SEQUENCE
 from tokenomy.providers.bedrock_families import body_family, prompt_family
 
 ANTHROPIC_VERSION = "bedrock-2023-05-31"

@@ -1,13 +1,7 @@
 """Amazon Bedrock through boto3's `bedrock-runtime` Converse / ConverseStream APIs (and InvokeModel for the
 embedding models, which have no Converse: `embed`, its bodies in `bedrock_embeddings`). Its errors are read as
-Tokenomy's error kinds in `bedrock_faults`.
-
-Usage accounting: Bedrock's `usage.inputTokens` counts only the prompt tokens that were neither
-read from nor written to the prompt cache; `cacheReadInputTokens` and `cacheWriteInputTokens` are
-reported beside it (AWS API reference "TokenUsage"; confirmed by SDKs that map Bedrock usage, e.g.
-opencode's bedrock-converse protocol fix "AWS reports inputTokens separately from cache reads and
-writes"). That matches `Usage.input_tokens`, so the fields map one to one; `cacheDetails` splits the writes by
-TTL (its "1h" entry is `Usage.cache_write_1h_tokens`).
+Tokenomy's error kinds in `bedrock_faults`; what its answers say (usage, finish reason, the model a prompt router ran)
+in `bedrock_answer_read`.
 """
 
 from __future__ import annotations
@@ -23,11 +17,20 @@ from typing import Any
 from urllib.parse import urlparse
 
 from tokenomy.errors import ConfigError, ProviderError
-from tokenomy.messages import ONE_HOUR, Block, ChatRequest, ChatResponse, StreamChunk, ToolCallDelta, Usage
+from tokenomy.messages import Block, ChatRequest, ChatResponse, StreamChunk, ToolCallDelta
 from tokenomy.pricing.catalog import split_inference_profile
 from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.providers import bedrock_embeddings
 from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, delta_chunk, url_server
+from tokenomy.providers.bedrock_answer_read import (
+    FINISH_REASONS,
+    answer_fields,
+    ask_stop_sequence,
+    check_answered_count,
+    check_usage,
+    invoked_model,
+    usage_from_bedrock,
+)
 from tokenomy.providers.bedrock_faults import map_bedrock_error
 from tokenomy.providers.converse_mapping import (  # noqa: F401 (re-exported)
     CACHE_POINT,
@@ -38,18 +41,7 @@ from tokenomy.providers.converse_mapping import (  # noqa: F401 (re-exported)
 from tokenomy.providers.converse_refusals import refuse_content, refuse_unsupported
 from tokenomy.providers.converse_stream import ConverseStreamAssembler
 from tokenomy.providers.reasoning_signers import bedrock_signer
-from tokenomy.providers.usage_counts import answered_count, checked_counts, estimated_usage, usage_count
-
-# Bedrock stopReason -> the OpenAI-style finish_reason Tokenomy records.
-FINISH_REASONS = {
-    "end_turn": "stop",
-    "stop_sequence": "stop",
-    "max_tokens": "length",
-    "tool_use": "tool_calls",
-    "model_context_window_exceeded": "length",
-    "guardrail_intervened": "content_filter",
-    "content_filtered": "content_filter",
-}
+from tokenomy.providers.usage_counts import answered_count, estimated_usage
 
 # What of a Converse request CountTokens' `input.converse` takes (botocore's ConverseTokensRequest).
 COUNTED = ("messages", "system", "toolConfig", "additionalModelRequestFields")
@@ -76,98 +68,6 @@ def _is_loopback(url: str | None) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def usage_from_bedrock(usage: dict[str, Any] | None) -> Usage:
-    """Bedrock's inputTokens already excludes cache reads/writes (see module docstring)."""
-    usage = usage or {}
-    details = usage.get("cacheDetails") or []  # [{ttl: "5m" | "1h", inputTokens}], the writes by TTL
-
-    def count(name: str) -> int:
-        return usage_count(usage.get(name), "Bedrock", name)
-
-    counted = Usage(
-        input_tokens=count("inputTokens"),
-        output_tokens=count("outputTokens"),
-        cache_read_tokens=count("cacheReadInputTokens"),
-        cache_write_tokens=count("cacheWriteInputTokens"),
-        cache_write_1h_tokens=sum(
-            usage_count(d.get("inputTokens"), "Bedrock", "cacheDetails.inputTokens")
-            for d in details
-            if isinstance(d, dict) and d.get("ttl") == ONE_HOUR
-        ),
-    )
-    return checked_counts(counted, "Bedrock")
-
-
-def _answer_as_sent(response_dict: dict[str, Any]) -> dict[str, Any]:
-    """A 200 answer's JSON as Bedrock sent it, before botocore reads its integers with int(), which raises a
-    ValueError for text (the gateway's 500) and reads 12.5 as 12 and true as 1; {} for any other answer, and for a
-    body that is no JSON, which botocore reads (and its callers refuse) itself."""
-    if response_dict.get("status_code") != 200:
-        return {}
-    try:
-        answer = json.loads(response_dict.get("body") or b"")
-    except ValueError:
-        return {}
-    return answer if isinstance(answer, dict) else {}
-
-
-def _check_answered_count(response_dict: dict[str, Any], **_: Any) -> None:
-    """CountTokens' count as sent: one `answered_count` refuses is Bedrock's fault."""
-    answer = _answer_as_sent(response_dict)
-    if answer:
-        answered_count(answer.get("inputTokens"), "Bedrock", "inputTokens")
-
-
-def _check_usage(response_dict: dict[str, Any], **_: Any) -> None:
-    """Converse's usage as sent: a count `usage_from_bedrock` refuses is Bedrock's fault (a stream's events reach it
-    as sent, botocore's event parser has no int())."""
-    usage = _answer_as_sent(response_dict).get("usage")
-    if isinstance(usage, dict):
-        usage_from_bedrock(usage)
-
-
-def invoked_model(trace: dict[str, Any] | None) -> tuple[str | None, str | None]:
-    """The model a prompt router actually ran, as a priceable model id, plus the region in its ARN."""
-    invoked = ((trace or {}).get("promptRouter") or {}).get("invokedModelId")
-    if not invoked:
-        return None, None
-    base, region = split_inference_profile(invoked)
-    if invoked.startswith("arn:"):
-        parts = invoked.split(":")
-        region = parts[3] if len(parts) > 3 and parts[3] else region
-    return base, region
-
-
-def answer_fields(fields: dict[str, Any] | None, trace: dict[str, Any] | None) -> dict[str, Any]:
-    """What a Converse answer carries because the caller asked for it, in Converse's names: the model's own fields
-    named by `additionalModelResponseFieldPaths`, and the guardrail's trace (`guardrailConfig.trace`). Both requests
-    are passed through to Converse, so their answers go back to the caller too, not dropped."""
-    out: dict[str, Any] = {}
-    if fields:
-        out["additionalModelResponseFields"] = fields
-    guardrail = (trace or {}).get("guardrail")
-    if guardrail:
-        out["trace"] = {"guardrail": guardrail}
-    return out
-
-
-STOP_SEQUENCE = "/stop_sequence"  # Claude's own answer field naming the stop sequence that ended it
-
-
-def ask_stop_sequence(request: ChatRequest, params: dict[str, Any]) -> bool:
-    """Converse says a stop sequence ended the answer (stopReason), not which one; Claude's own answer says, and
-    Converse hands it back when asked by `additionalModelResponseFieldPaths`. Asked here for a Claude model given
-    stop sequences, so the answer can name the sequence (the Messages API's `stop_sequence`, as InvokeModel has it).
-    True when the gateway asked and the caller did not: the field is then not handed back as the caller's."""
-    if not request.stop or "anthropic." not in str(params.get("modelId", "")):
-        return False
-    paths = params.get("additionalModelResponseFieldPaths") or []
-    if STOP_SEQUENCE in paths:
-        return False
-    params["additionalModelResponseFieldPaths"] = [*paths, STOP_SEQUENCE]
-    return True
 
 
 class BedrockProvider(Provider):
@@ -234,8 +134,8 @@ class BedrockProvider(Provider):
             client = self._clients.get(region)
             if client is None:
                 client = self._session.client("bedrock-runtime", region_name=region, **self._kwargs)
-                client.meta.events.register("before-parse.bedrock-runtime.CountTokens", _check_answered_count)
-                client.meta.events.register("before-parse.bedrock-runtime.Converse", _check_usage)
+                client.meta.events.register("before-parse.bedrock-runtime.CountTokens", check_answered_count)
+                client.meta.events.register("before-parse.bedrock-runtime.Converse", check_usage)
                 self._clients[region] = client
                 self._servers[region] = url_server(client.meta.endpoint_url)  # the regional host, or endpoint_url
             return client
@@ -351,7 +251,7 @@ class BedrockProvider(Provider):
             )
         except (ClientError, BotoCoreError) as exc:
             raise map_bedrock_error(exc) from exc
-        # What botocore read of the count `_check_answered_count` took as sent (missing for a body that is no JSON).
+        # What botocore read of the count `check_answered_count` took as sent (missing for a body that is no JSON).
         return answered_count(result.get("inputTokens"), "Bedrock", "inputTokens")
 
     def stream(self, request: ChatRequest) -> Iterator[StreamChunk]:

@@ -15,7 +15,7 @@ from tokenomy.providers.converse_mapping import block_to_converse
 from tokenomy.providers.converse_request import STOP_SEQUENCE_PATHS
 from tokenomy.providers.reasoning_signers import sealed_block
 
-# Converse's stopReason for the finish reason Tokenomy records (bedrock.FINISH_REASONS the other way).
+# Converse's stopReason for the finish reason Tokenomy records (bedrock_answer_read.FINISH_REASONS the other way).
 STOP_REASONS = {
     "stop": "end_turn",
     "length": "max_tokens",
@@ -99,9 +99,9 @@ def answer_body(response: ChatResponse, stop_paths: list[str] | None = None) -> 
 
 def asked_fields(response: ChatResponse, stop_paths: list[str] | None = None) -> dict[str, Any]:
     """The model's own fields (additionalModelResponseFieldPaths) and the guardrail trace a Bedrock model returned for
-    a request that asked for them (bedrock.answer_fields), with the stop sequence that ended the answer at each of
-    `stop_paths` (null when none did, or the provider does not say which); ConverseStream sends them in messageStop
-    and metadata."""
+    a request that asked for them (bedrock_answer_read.answer_fields), with the stop sequence that ended the answer at
+    each of `stop_paths` (null when none did, or the provider does not say which); ConverseStream sends them in
+    messageStop and metadata."""
     top = response.raw.get("top") if isinstance(response.raw, dict) else None
     asked = {key: top[key] for key in ("additionalModelResponseFields", "trace") if top.get(key)} if top else {}
     if stop_paths:

@@ -41,7 +41,7 @@ PASS_THROUGH = (
 # Paths in `additionalModelResponseFieldPaths` to Claude's answer field naming the stop sequence that ended it
 # (@ai-sdk/amazon-bedrock asks "/delta/stop_sequence" of every Claude model), each with where its answer goes. The
 # gateway answers them itself from the stop sequence every provider reports (ChatResponse.stop_sequence; a Bedrock
-# Claude is asked by bedrock.ask_stop_sequence), so they reach any model, not Bedrock's alone.
+# Claude is asked by bedrock_answer_read.ask_stop_sequence), so they reach any model, not Bedrock's alone.
 STOP_SEQUENCE_PATHS: dict[str, tuple[str, ...]] = {
     "/delta/stop_sequence": ("delta", "stop_sequence"),
     "/stop_sequence": ("stop_sequence",),
