@@ -18,7 +18,6 @@ from urllib.parse import urlparse
 
 from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.messages import Block, ChatRequest, ChatResponse, StreamChunk, ToolCallDelta
-from tokenomy.pricing.catalog import split_inference_profile
 from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.providers import bedrock_embeddings
 from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, delta_chunk, url_server
