@@ -95,8 +95,8 @@ def test_domain_packages_never_import_the_command_line_or_the_demo() -> None:
 
 def test_core_types_import_no_domain_package() -> None:
     graph = import_graph()
-    core = ["tokenomy.messages", "tokenomy.request_options", "tokenomy.request_views", "tokenomy.errors",
-            "tokenomy.money"]
+    core = ["tokenomy.messages", "tokenomy.chat_response", "tokenomy.request_options", "tokenomy.request_views",
+            "tokenomy.errors", "tokenomy.money"]
     assert all(m in graph for m in core)
     assert all(not any(d.split(".")[1] in DOMAIN for d in graph[m]) for m in core)
 

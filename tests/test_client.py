@@ -10,21 +10,14 @@ import pytest
 
 from helpers.scripted_openai import ScriptedOpenAI, models
 from tokenomy.caching import tokens as token_policy
+from tokenomy.chat_response import Usage
 from tokenomy.client import CallPolicy, Tokenomy
 from tokenomy.config import parse_config
 from tokenomy.emulate.bedrock_runtime import create_app
 from tokenomy.emulate.server import ServerThread
 from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import (
-    ChatRequest,
-    Message,
-    ReasoningBlock,
-    TextBlock,
-    ToolResultBlock,
-    ToolUseBlock,
-    Usage,
-)
+from tokenomy.messages import ChatRequest, Message, ReasoningBlock, TextBlock, ToolResultBlock, ToolUseBlock
 from tokenomy.pricing.cost import compute_cost
 from tokenomy.providers.registry import ModelSpec
 from tokenomy.request_options import ToolChoice, ToolSpec

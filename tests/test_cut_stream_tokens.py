@@ -11,10 +11,11 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from helpers.scripted_openai import ScriptedOpenAI, models
+from tokenomy.chat_response import StreamChunk, ToolCallDelta
 from tokenomy.client import Tokenomy
 from tokenomy.errors import ProviderError
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import ChatRequest, StreamChunk, ToolCallDelta
+from tokenomy.messages import ChatRequest
 from tokenomy.providers.registry import ModelSpec
 
 WORDS = "word " * 80  # 400 characters: about 100 tokens

@@ -14,10 +14,10 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
+from tokenomy.chat_response import Usage
 from tokenomy.cli import app
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import Usage
 from tokenomy.money import money_str, usd
 from tokenomy.pricing.cost import compute_cost
 

@@ -10,13 +10,14 @@ import openai
 import pytest
 
 from helpers.scripted_openai import ScriptedOpenAI
+from tokenomy.chat_response import Usage
 from tokenomy.client import Tokenomy
 from tokenomy.config import parse_config
 from tokenomy.emulate.server import ServerThread
 from tokenomy.gateway.app import create_app
 from tokenomy.ledger.events import OVER_CAP_TAG
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import ChatRequest, Usage
+from tokenomy.messages import ChatRequest
 from tokenomy.pricing.cost import compute_cost
 from tokenomy.providers.registry import ModelSpec
 

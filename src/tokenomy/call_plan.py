@@ -16,9 +16,10 @@ from tokenomy.caching.placement import Placement, auto_cache
 from tokenomy.caching.tokens import apply_token_policy
 from tokenomy.call_cost import CallCost
 from tokenomy.call_policy import Attempt, CallPolicy, CallState, Target, TierRun
+from tokenomy.chat_response import ChatResponse
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.ids import new_id
-from tokenomy.messages import ChatRequest, ChatResponse
+from tokenomy.messages import ChatRequest
 from tokenomy.pricing.catalog import PriceCatalog
 from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.providers.base import Provider

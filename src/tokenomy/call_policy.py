@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 from tokenomy.caching.placement import Placement, audio_input_tokens, estimate_input_tokens
 from tokenomy.caching.tokens import TokenPolicy
 from tokenomy.call_cost import CallCost
+from tokenomy.chat_response import ChatResponse, Usage
 from tokenomy.errors import ConfigError
-from tokenomy.messages import ChatRequest, ChatResponse, Usage
+from tokenomy.messages import ChatRequest
 from tokenomy.providers.base import Provider
 from tokenomy.providers.registry import ModelSpec
 from tokenomy.resilience.fallback import AttemptPlan, Step

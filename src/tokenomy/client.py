@@ -23,10 +23,11 @@ from tokenomy.caching.tokens import TokenPolicy
 from tokenomy.call_cost import RUNNING_WAIT_S, CallCost, Running
 from tokenomy.call_plan import CallPlanner
 from tokenomy.call_policy import Attempt, CallPolicy, CallState
+from tokenomy.chat_response import ChatResponse, StreamChunk
 from tokenomy.errors import ProviderError, TokenomyError, caller_left_error
 from tokenomy.ledger.store import LedgerStore
 from tokenomy.ledger.writer import LedgerWriter
-from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk
+from tokenomy.messages import ChatRequest
 from tokenomy.pricing.catalog import PriceCatalog, default_catalog
 from tokenomy.providers.http_faults import left_unsent
 from tokenomy.providers.reasoning_signers import signed_by

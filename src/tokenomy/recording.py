@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from tokenomy.call_cost import Running
 from tokenomy.call_policy import Attempt, CallState, Target
+from tokenomy.chat_response import ChatResponse, Usage
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.ids import new_id
 from tokenomy.ledger.events import (
@@ -27,7 +28,6 @@ from tokenomy.ledger.events import (
 )
 from tokenomy.ledger.fingerprints import prompt_fingerprint
 from tokenomy.ledger.writer import LedgerWriter
-from tokenomy.messages import ChatResponse, Usage
 from tokenomy.pricing.catalog import PriceCatalog, PriceEntry
 from tokenomy.pricing.cost import CostBreakdown, answered_cost, billable_usage
 from tokenomy.pricing.entry import priced_tier

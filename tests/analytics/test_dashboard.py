@@ -18,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from helpers.browser import _wait_renders, _watch_requests
+from tokenomy.chat_response import Usage
 from tokenomy.cli import app as cli
 from tokenomy.config import parse_config
 from tokenomy.emulate.server import ServerThread
@@ -25,7 +26,6 @@ from tokenomy.gateway.app import create_app
 from tokenomy.gateway.keys import KeyStore
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import Usage
 from tokenomy.pricing.cost import compute_cost
 
 START = datetime(2026, 10, 1, tzinfo=UTC)

@@ -18,10 +18,10 @@ import pytest
 from typer.testing import CliRunner
 
 from tokenomy.analytics.reports import run_report
+from tokenomy.chat_response import Usage
 from tokenomy.cli import app
 from tokenomy.ledger.events import STORAGE_MODE, UsageEvent
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import Usage
 from tokenomy.money import money_str
 from tokenomy.pricing.catalog import PriceCatalog
 from tokenomy.pricing.cost import compute_cost

@@ -13,10 +13,10 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from tokenomy.analytics.imports import import_cur, parse_bedrock_usage_type
+from tokenomy.chat_response import Usage
 from tokenomy.cli import app
 from tokenomy.errors import ConfigError
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import Usage
 from tokenomy.pricing.cost import compute_cost
 
 T0 = 1_763_900_000_000_000_000  # ns since the epoch
@@ -332,7 +332,8 @@ def test_otel_round_trip_from_tokenomy_spans(ledger_path, tmp_path) -> None:
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
     from tokenomy.analytics.imports import import_otel
-    from tokenomy.messages import ChatRequest, ChatResponse
+    from tokenomy.chat_response import ChatResponse
+    from tokenomy.messages import ChatRequest
     from tokenomy.telemetry.otel import attempt_span, record_success
     from tokenomy.telemetry.otel_pipeline import in_memory_pipeline
 
@@ -357,7 +358,8 @@ def test_a_tokenomy_span_of_a_rejected_cascade_answer_imports_as_the_answer_it_w
     from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
     from tokenomy.analytics.imports import import_otel
-    from tokenomy.messages import ChatRequest, ChatResponse
+    from tokenomy.chat_response import ChatResponse
+    from tokenomy.messages import ChatRequest
     from tokenomy.telemetry.otel import attempt_span, record_success
     from tokenomy.telemetry.otel_pipeline import in_memory_pipeline
 

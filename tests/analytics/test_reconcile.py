@@ -21,10 +21,10 @@ from tokenomy.analytics.alerts import evaluate
 from tokenomy.analytics.billed import canonical_provider
 from tokenomy.analytics.reconcile import model_key, reconcile
 from tokenomy.analytics.reports import run_report
+from tokenomy.chat_response import Usage
 from tokenomy.cli import app
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import Usage
 from tokenomy.money import money_str
 from tokenomy.pricing.cost import compute_cost
 

@@ -11,10 +11,10 @@ from decimal import Decimal
 
 import pytest
 
+from tokenomy.chat_response import Usage
 from tokenomy.errors import TokenomyError
 from tokenomy.ledger.events import CACHE_WRITE_1H_TAG, UsageEvent
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import Usage
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import compute_cost
 

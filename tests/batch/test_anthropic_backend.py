@@ -16,11 +16,11 @@ import pytest
 from helpers.batch_records import in_order, plain, records, wait  # the same records and polling
 from tokenomy.batch.anthropic_backend import AnthropicBatchBackend, custom_id
 from tokenomy.batch.backends import SubmitOptions
+from tokenomy.chat_response import Usage
 from tokenomy.emulate.anthropic_batch import create_app
 from tokenomy.emulate.instant_engine import InstantEngine
 from tokenomy.emulate.server import ServerThread
 from tokenomy.errors import ConfigError
-from tokenomy.messages import Usage
 
 MODEL = "claude-haiku-4-5-20251001"
 # Its batch price by hand (pricing/data/anthropic.yaml: batch_input 0.50, batch_output 2.50 USD a million tokens).

@@ -18,12 +18,12 @@ from botocore.exceptions import ClientError
 from helpers.batch_records import in_order, plain, records, wait
 from tokenomy.batch.backends import STATES, SubmitOptions
 from tokenomy.batch.bedrock_backend import BedrockBatchBackend
+from tokenomy.chat_response import Usage
 from tokenomy.emulate.bedrock_batch import configure
 from tokenomy.emulate.bedrock_runtime import create_app
 from tokenomy.emulate.instant_engine import InstantEngine
 from tokenomy.emulate.server import ServerThread, free_port
 from tokenomy.errors import ConfigError, ProviderError, UsageError
-from tokenomy.messages import Usage
 from tokenomy.pricing.cost import compute_cost
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"

@@ -19,9 +19,9 @@ from tokenomy.batch.job_tables import require_job
 from tokenomy.batch.jobs import create_job, open_tables
 from tokenomy.batch.local_runner import run_job
 from tokenomy.batch.records import export_results, record_event_id
+from tokenomy.chat_response import Usage
 from tokenomy.emulate.instant_openai import InstantOpenAI
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import Usage
 from tokenomy.pricing.cost import compute_cost
 
 TOKENOMY = str(Path(sys.executable).with_name("tokenomy"))

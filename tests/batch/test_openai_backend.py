@@ -13,11 +13,11 @@ import pytest
 from helpers.batch_records import in_order, plain, records, wait  # the same records and polling
 from tokenomy.batch.backends import STATES, SubmitOptions
 from tokenomy.batch.openai_backend import OpenAIBatchBackend
+from tokenomy.chat_response import Usage
 from tokenomy.emulate.instant_engine import InstantEngine
 from tokenomy.emulate.openai_batch_api import create_app
 from tokenomy.emulate.server import ServerThread
 from tokenomy.errors import ConfigError, ProviderError, UsageError
-from tokenomy.messages import Usage
 from tokenomy.pricing.cost import compute_cost
 
 MODEL = "gpt-4o-mini"

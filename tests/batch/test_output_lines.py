@@ -44,7 +44,7 @@ def test_the_usage_a_garbled_line_still_shows_is_read_as_each_backend_reads_a_wh
     from tokenomy.batch.bedrock_bodies import output_usage
     from tokenomy.batch.output_lines import usage_shown
     from tokenomy.batch.vertex_backend import _shown_usage
-    from tokenomy.messages import Usage
+    from tokenomy.chat_response import Usage
 
     claude = ('{"recordId": "r1", "modelInput": {"messages": []}, "modelOutput": {"content": [{"type": "text", '
               '"text": "Hi\x01"}], "usage": {"input_tokens": 12, "output_tokens": 5, "cache_read_input_tokens": 3}}}')

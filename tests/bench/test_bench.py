@@ -458,7 +458,7 @@ def test_cost_per_task_is_what_the_call_paid_not_only_its_last_answer():
     from types import SimpleNamespace
 
     from tokenomy.bench.runner import run_one
-    from tokenomy.messages import ChatResponse, Usage
+    from tokenomy.chat_response import ChatResponse, Usage
 
     # A call whose first stream was cut and retried: the answer's own cost is $0.001, the call paid $0.003 (the
     # ledger has both attempts). The bench row took the answer's cost, so cost per task missed the retry.
@@ -552,8 +552,8 @@ def test_resume_after_a_failed_judging_judges_the_recorded_answer_without_callin
     # now judges it again, and the candidate is called once.
     from types import SimpleNamespace
 
+    from tokenomy.chat_response import ChatResponse, Usage
     from tokenomy.errors import ProviderError
-    from tokenomy.messages import ChatResponse, Usage
 
     class Client:
         def __init__(self):

@@ -17,7 +17,7 @@ from google.genai import errors, types
 
 from helpers import free_port, wait_for_port
 from tokenomy.caching.placement import IMAGE_TOKENS
-from tokenomy.messages import Usage
+from tokenomy.chat_response import Usage
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import cache_storage_cost, compute_cost
 from tokenomy.providers.gemini_parts_read import usage_from_gemini

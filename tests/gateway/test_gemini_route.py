@@ -133,10 +133,10 @@ def test_an_openai_sdk_tool_loop_with_gemini_thinking_sends_the_signatures_back(
 def test_a_thought_signature_on_a_function_call_rides_on_that_tool_call_through_chat_completions() -> None:
     # Gemini 3 refuses a function call sent back without the signature it came with; the stream and the whole
     # answer carry it on the call (Google's OpenAI-compatible `extra_content`), and it comes back on the same part.
+    from tokenomy.chat_response import ChatResponse, Usage
     from tokenomy.gateway.openai_ingress import to_chat_request
     from tokenomy.gateway.responses import chunk_delta, message_body, signed_reasoning_delta
     from tokenomy.gateway.schemas import ChatCompletionRequest
-    from tokenomy.messages import ChatResponse, Usage
     from tokenomy.providers.gemini_mapping import contents_from_request
     from tokenomy.providers.gemini_parts_read import blocks_from_parts
     from tokenomy.providers.gemini_provider import GeminiProvider

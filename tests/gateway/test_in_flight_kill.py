@@ -17,12 +17,12 @@ import pytest
 
 from helpers import free_port, start_gateway
 from helpers.counting_openai import CountingOpenAI
+from tokenomy.chat_response import Usage
 from tokenomy.emulate.gemini_api import create_app as create_gemini
 from tokenomy.emulate.instant_engine import InstantEngine
 from tokenomy.emulate.server import ServerThread
 from tokenomy.gateway.keys import KeyStore
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import Usage
 from tokenomy.pricing.cost import compute_cost
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from tokenomy.chat_response import Usage
 from tokenomy.gateway import metrics
-from tokenomy.messages import Usage
 
 
 def _series(model: str) -> dict[str, str]:

@@ -14,11 +14,11 @@ from genai_prices import Usage as LibraryUsage
 from genai_prices import calc_price
 
 from helpers.scripted_openai import ScriptedOpenAI
+from tokenomy.chat_response import Usage
 from tokenomy.config import parse_config
 from tokenomy.emulate.server import ServerThread
 from tokenomy.gateway.app import create_app
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import Usage
 from tokenomy.pricing.cost import compute_cost
 from tokenomy.providers.openai_wire_read import usage_from_dict
 

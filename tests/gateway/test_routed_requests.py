@@ -70,7 +70,7 @@ def test_hybrid_and_cascade_routes_through_the_gateway(tmp_path, ledger_path):
     first, second = rows[-2:]
     tags = lambda r: json.loads(r["tags"]) if isinstance(r["tags"], str) else (r["tags"] or {})  # noqa: E731
     assert "cascade_escalated" not in tags(first) and tags(second)["cascade_escalated"] == "1"
-    from tokenomy.messages import Usage
+    from tokenomy.chat_response import Usage
 
     for row in rows:  # every attempt costed at its tier's price
         priced_as = STRONG if row["tier"] == "tier2" else CHEAP

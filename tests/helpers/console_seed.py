@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from tokenomy.chat_response import Usage
 from tokenomy.gateway.keys import KeyStore
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import Usage
 from tokenomy.pricing.cost import compute_cost
 
 DAYS = 35

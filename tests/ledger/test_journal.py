@@ -10,13 +10,13 @@ from decimal import Decimal
 
 import pytest
 
+from tokenomy.chat_response import Usage
 from tokenomy.errors import ConfigError
 from tokenomy.gateway.pricing import GatewayCatalog
 from tokenomy.ledger.events import UsageEvent, utcnow
 from tokenomy.ledger.journal import Journal, claim, journal_dir, legacy_journal_dir
 from tokenomy.ledger.journal_replay import event_from_jsonl, replay
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import Usage
 from tokenomy.pricing.cost import compute_cost
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"

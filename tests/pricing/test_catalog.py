@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
+from tokenomy.chat_response import Usage
 from tokenomy.errors import ConfigError, UnknownModelError, UsageError
-from tokenomy.messages import Usage
 from tokenomy.pricing.catalog import PriceCatalog, split_inference_profile
 from tokenomy.pricing.cost import compute_cost
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tokenomy.chat_response import Usage
 from tokenomy.cli import app
 from tokenomy.errors import ConfigError, UnknownModelError, UsageError
-from tokenomy.messages import Usage
 from tokenomy.pricing import freshness, library
 from tokenomy.pricing.catalog import PriceCatalog
 from tokenomy.pricing.cost import compute_cost

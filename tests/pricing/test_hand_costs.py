@@ -10,12 +10,13 @@ from decimal import Decimal
 
 import pytest
 
+from tokenomy.chat_response import Usage
 from tokenomy.client import Tokenomy
 from tokenomy.emulate.gemini_api import create_app
 from tokenomy.emulate.instant_engine import InstantEngine
 from tokenomy.emulate.server import ServerThread
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import ChatRequest, Usage
+from tokenomy.messages import ChatRequest
 from tokenomy.pricing.cost import compute_cost
 from tokenomy.providers.openai_wire_read import usage_from_dict
 from tokenomy.providers.registry import ModelSpec

@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from tokenomy.messages import Usage
+from tokenomy.chat_response import Usage
 from tokenomy.pricing.catalog import PriceCatalog
 from tokenomy.pricing.cost import compute_cost
 

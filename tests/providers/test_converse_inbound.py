@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from tokenomy.messages import ChatResponse, ReasoningBlock, TextBlock, ToolUseBlock, Usage
+from tokenomy.chat_response import ChatResponse, Usage
+from tokenomy.messages import ReasoningBlock, TextBlock, ToolUseBlock
 from tokenomy.providers.converse_answers import answer_body
 from tokenomy.providers.converse_mapping import to_converse_params
 from tokenomy.providers.converse_request import request_from_converse

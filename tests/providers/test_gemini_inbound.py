@@ -67,8 +67,8 @@ def test_a_signature_riding_on_a_streamed_function_call_goes_out_on_that_call() 
     with the signature that rode on its first piece."""
     import json
 
+    from tokenomy.chat_response import ChatResponse, Usage
     from tokenomy.gateway.gemini_routes import ChunkWriter
-    from tokenomy.messages import ChatResponse, Usage
     from tokenomy.providers.gemini_provider import GeminiProvider
 
     writer = ChunkWriter("g", "resp-1", {"generationConfig": {"thinkingConfig": {"includeThoughts": True}}})
@@ -101,7 +101,7 @@ def test_every_claude_converse_and_openai_stop_reason_is_a_finish_reason_gemini_
     import botocore
     from openai.types.chat.chat_completion import Choice
 
-    from tokenomy.messages import ChatResponse, Usage
+    from tokenomy.chat_response import ChatResponse, Usage
     from tokenomy.providers.anthropic_mapping import FINISH_REASONS as CLAUDE
     from tokenomy.providers.bedrock_answer_read import FINISH_REASONS as CONVERSE
     from tokenomy.providers.gemini_answers import finish_reason

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from tokenomy.chat_response import Usage
 from tokenomy.errors import ProviderError
 from tokenomy.messages import (
     ChatRequest,
@@ -18,7 +19,6 @@ from tokenomy.messages import (
     TextBlock,
     ToolResultBlock,
     ToolUseBlock,
-    Usage,
 )
 from tokenomy.providers.gemini_mapping import config_from_request, contents_from_request
 from tokenomy.providers.gemini_parts_read import blocks_from_parts, finish_reason, usage_from_gemini

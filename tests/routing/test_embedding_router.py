@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 from helpers import REPO
+from tokenomy.chat_response import ChatResponse, Usage
 from tokenomy.config import parse_config
 from tokenomy.errors import ConfigError
-from tokenomy.messages import ChatRequest, ChatResponse, Usage
+from tokenomy.messages import ChatRequest
 from tokenomy.routing.calibrate import split, sweep, train_and_calibrate
 from tokenomy.routing.datasets import load_outcomes
 from tokenomy.routing.outcome_prices import STRONG_MODEL, WEAK_MODEL, call_costs, price

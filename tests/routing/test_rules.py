@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 
 from helpers import REPO
+from tokenomy.chat_response import ChatResponse, Usage
 from tokenomy.client import CallPolicy, Tokenomy
 from tokenomy.config import parse_config
 from tokenomy.errors import ConfigError
 from tokenomy.ledger.store import open_store
-from tokenomy.messages import ChatRequest, ChatResponse, RequestMeta, Usage
+from tokenomy.messages import ChatRequest, RequestMeta
 from tokenomy.routing.rules import explain
 from tokenomy.routing.validators import validate
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tokenomy.messages import ChatRequest, ChatResponse, TextBlock, ToolUseBlock, Usage
+from tokenomy.chat_response import ChatResponse, Usage
+from tokenomy.messages import ChatRequest, TextBlock, ToolUseBlock
 from tokenomy.request_options import ResponseFormat
 from tokenomy.routing.validators import validate
 

@@ -24,9 +24,9 @@ from tokenomy.analytics.alert_settings import AlertSettings
 from tokenomy.analytics.alerts import ALL_INPUT, cache_rates, reservation_utilization
 from tokenomy.analytics.reports import run_report
 from tokenomy.analytics.review_html import money
+from tokenomy.chat_response import Usage
 from tokenomy.errors import TokenomyError
 from tokenomy.ledger.spend import is_call_sql
-from tokenomy.messages import Usage
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import compute_cost
 from tokenomy.pricing.identifiers import pricing_region

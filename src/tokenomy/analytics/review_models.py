@@ -22,11 +22,11 @@ from decimal import Decimal
 from typing import Any
 
 from tokenomy.analytics.billed import SPEND_EVENTS
+from tokenomy.chat_response import Usage
 from tokenomy.errors import TokenomyError
 from tokenomy.ledger.events import CACHE_WRITE_1H_TAG
 from tokenomy.ledger.rollups import tag_count
 from tokenomy.ledger.spend import METERED_CALLS, is_billed_sql, is_metered_sql
-from tokenomy.messages import Usage
 from tokenomy.pricing.catalog import default_catalog, split_inference_profile
 from tokenomy.pricing.cost import compute_cost
 from tokenomy.pricing.families import model_line

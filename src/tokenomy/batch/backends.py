@@ -18,8 +18,8 @@ from typing import Any
 
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.caching.placement import estimate_tokens
+from tokenomy.chat_response import Usage
 from tokenomy.errors import ConfigError, remember_secret
-from tokenomy.messages import Usage
 
 # Normalised job states. Provider statuses map onto these (Bedrock: Submitted, Validating, Scheduled,
 # InProgress, Completed, PartiallyCompleted, Failed, Stopping, Stopped, Expired; OpenAI: validating,

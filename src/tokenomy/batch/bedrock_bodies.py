@@ -18,8 +18,8 @@ from tokenomy.batch.backends import estimated_usage as estimate_from_text
 from tokenomy.batch.conversion import require_carried, require_one_cap
 from tokenomy.batch.formats import BadLine, BatchRecord
 from tokenomy.batch.native_bodies import PROMPT_FIELD, body_written_for
+from tokenomy.chat_response import Usage
 from tokenomy.errors import UsageError
-from tokenomy.messages import Usage
 from tokenomy.providers.bedrock_answer_read import usage_from_bedrock
 from tokenomy.providers.bedrock_families import body_family, prompt_family
 from tokenomy.providers.usage_counts import checked_counts, usage_count

@@ -15,8 +15,8 @@ from tokenomy.batch.backends import BatchBackend, RecordResult
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.batch.job_tables import UNMATCHED, Job, JobTables
 from tokenomy.batch.records import part_records, record_results, with_estimated_usage
+from tokenomy.chat_response import Usage
 from tokenomy.ledger.events import UsageEvent
-from tokenomy.messages import Usage
 from tokenomy.telemetry import otel
 
 

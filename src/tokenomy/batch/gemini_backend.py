@@ -20,8 +20,8 @@ from tokenomy.batch.backends import REFUSED_PART, BatchBackend, RecordResult, Su
 from tokenomy.batch.conversion import require_carried
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.batch.output_lines import unanswered_failures
+from tokenomy.chat_response import Usage
 from tokenomy.errors import ProviderError, as_written
-from tokenomy.messages import Usage
 from tokenomy.providers.gemini_answer_read import USAGE_COUNTS
 from tokenomy.providers.gemini_parts_read import usage_from_gemini
 from tokenomy.providers.usage_counts import checked_counts, usage_count

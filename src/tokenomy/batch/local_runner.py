@@ -34,10 +34,11 @@ from tokenomy.batch.records import forget_sent_prompts, missing_records, record_
 from tokenomy.batch.runner_journal import RunnerJournal, commit_left_behind
 from tokenomy.batch.runner_process import runner_alive
 from tokenomy.batch.validate import DEFAULT_MAX_TOKENS
+from tokenomy.chat_response import ChatResponse
 from tokenomy.client import Tokenomy
 from tokenomy.errors import ProviderError, UsageError
 from tokenomy.ledger.events import UsageEvent, utcnow
-from tokenomy.messages import ChatRequest, ChatResponse, Message, RequestMeta
+from tokenomy.messages import ChatRequest, Message, RequestMeta
 from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.resilience.ratelimit import RateLimiter
 from tokenomy.resilience.retry import RetryPolicy

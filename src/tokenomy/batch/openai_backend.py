@@ -28,8 +28,8 @@ from tokenomy.batch.output_lines import (
     unplaced,
     usage_shown,
 )
+from tokenomy.chat_response import Usage
 from tokenomy.errors import ProviderError, as_written
-from tokenomy.messages import Usage
 from tokenomy.providers.openai_wire_read import count_audio
 from tokenomy.providers.usage_counts import checked_counts, usage_count
 

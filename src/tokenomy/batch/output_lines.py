@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from tokenomy.batch.backends import RecordResult
+from tokenomy.chat_response import Usage
 from tokenomy.errors import ProviderError, as_written
-from tokenomy.messages import Usage
 
 log = logging.getLogger(__name__)
 

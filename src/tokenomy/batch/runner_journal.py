@@ -28,11 +28,11 @@ from typing import IO
 from tokenomy.batch.backends import RecordResult
 from tokenomy.batch.job_tables import Job, JobTables
 from tokenomy.batch.records import record_results
+from tokenomy.chat_response import Usage
 from tokenomy.ids import new_id
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.journal import journal_dir
 from tokenomy.ledger.journal_replay import event_from_jsonl, unreadable_event
-from tokenomy.messages import Usage
 
 log = logging.getLogger(__name__)
 COMMIT_ROWS = 500  # results a statement writes (15 parameters each; PostgreSQL takes at most 65,535)

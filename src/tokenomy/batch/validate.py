@@ -20,8 +20,9 @@ from tokenomy.batch.bedrock_bodies import (
 from tokenomy.batch.conversion import prompt_family_name, prompt_rebuilt, two_caps_as_written, uncarried
 from tokenomy.batch.formats import FORMS, BadLine, BatchRecord, read_file
 from tokenomy.caching.placement import IMAGE_TOKENS, document_tokens
+from tokenomy.chat_response import Usage
 from tokenomy.errors import TokenomyError, UsageError, as_written
-from tokenomy.messages import DocumentBlock, Usage
+from tokenomy.messages import DocumentBlock
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import compute_cost
 from tokenomy.providers.openai_wire import DOCUMENT_FORMATS

@@ -46,8 +46,8 @@ from tokenomy.batch.output_lines import (
     unplaced,
     usage_shown,
 )
+from tokenomy.chat_response import Usage
 from tokenomy.errors import ConfigError, ProviderError
-from tokenomy.messages import Usage
 
 LABEL = "tokenomy_record"
 

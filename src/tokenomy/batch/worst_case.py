@@ -32,8 +32,9 @@ from tokenomy.batch.validate import (
     unseen_input,
 )
 from tokenomy.caching.placement import IMAGE_TOKENS, document_tokens, input_bound
+from tokenomy.chat_response import Usage
 from tokenomy.errors import UsageError
-from tokenomy.messages import ChatRequest, Message, Usage
+from tokenomy.messages import ChatRequest, Message
 from tokenomy.money import usd
 from tokenomy.pricing.catalog import PriceEntry, default_catalog
 from tokenomy.pricing.cost import compute_cost

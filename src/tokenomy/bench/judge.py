@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from tokenomy.bench.scorers import extract_json
-from tokenomy.messages import ChatRequest, ChatResponse, RequestMeta
+from tokenomy.chat_response import ChatResponse
+from tokenomy.messages import ChatRequest, RequestMeta
 
 # Six lines of `criterion: 4 - a few words` fit in ~70 tokens for a capable evaluator; a weak one that ignores
 # the format is then asked per missing criterion, where a digit and a few words is all we need.

@@ -30,10 +30,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from tokenomy.chat_response import Usage
 from tokenomy.errors import ProviderError, UsageError
 from tokenomy.ledger.events import STORAGE_MODE, UsageEvent, utcnow
 from tokenomy.ledger.store import LedgerStore
-from tokenomy.messages import Usage
 from tokenomy.pricing.catalog import PriceCatalog, default_catalog
 from tokenomy.pricing.cost import compute_cost
 

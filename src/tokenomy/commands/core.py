@@ -179,8 +179,8 @@ def cost(
     as_json: bool = JsonOption,
 ) -> None:
     """Price one usage record exactly (Decimal arithmetic, per token type)."""
+    from tokenomy.chat_response import Usage
     from tokenomy.errors import UsageError
-    from tokenomy.messages import Usage
     from tokenomy.pricing.cost import CACHE_TTLS, MODES, SERVICE_TIER_CHOICES, compute_cost
     from tokenomy.pricing.identifiers import pricing_region
 

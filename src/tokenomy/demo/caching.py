@@ -5,7 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from tokenomy.messages import ChatRequest, Usage
+from tokenomy.chat_response import Usage
+from tokenomy.messages import ChatRequest
 from tokenomy.pricing.cost import compute_cost
 
 if TYPE_CHECKING:

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from tokenomy.chat_response import Usage
 from tokenomy.ledger.summary import spend_summary
-from tokenomy.messages import ChatRequest, RequestMeta, Usage
+from tokenomy.messages import ChatRequest, RequestMeta
 from tokenomy.pricing.cost import compute_cost
 
 if TYPE_CHECKING:

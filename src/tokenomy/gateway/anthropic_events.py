@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi.responses import Response
 
+from tokenomy.chat_response import ChatResponse, StreamChunk, ToolCallDelta, Usage
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway.anthropic_errors import failure
 from tokenomy.gateway.block_streams import ToolBlocks
@@ -17,13 +18,7 @@ from tokenomy.gateway.calls import (
     upstream_status,
 )
 from tokenomy.gateway.responses import unsent_redacted
-from tokenomy.messages import (
-    CLAUDE_SIGNED,
-    ChatResponse,
-    StreamChunk,
-    ToolCallDelta,
-    Usage,
-)
+from tokenomy.messages import CLAUDE_SIGNED
 from tokenomy.providers.anthropic_answers import (
     stop_reason,
     usage_body,

@@ -15,7 +15,7 @@ import json
 import logging
 from dataclasses import replace
 
-from tokenomy.messages import StreamChunk, ToolCallDelta
+from tokenomy.chat_response import StreamChunk, ToolCallDelta
 
 log = logging.getLogger(__name__)
 LATE = "tool call %s: arguments after a whole JSON value, which its stream's closed block cannot take: %r"

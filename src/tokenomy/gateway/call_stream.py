@@ -13,12 +13,13 @@ from typing import Protocol
 
 from starlette.responses import Response
 
+from tokenomy.chat_response import ChatResponse, StreamChunk
 from tokenomy.errors import TokenomyError
 from tokenomy.gateway import metrics
 from tokenomy.gateway.calls import Admitted
 from tokenomy.gateway.responses import StreamEnds, stopped_status
 from tokenomy.gateway.settlement import call_cost, wind_up_stream
-from tokenomy.messages import ChatRequest, ChatResponse, StreamChunk
+from tokenomy.messages import ChatRequest
 
 log = logging.getLogger(__name__)
 

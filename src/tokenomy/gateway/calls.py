@@ -17,6 +17,7 @@ from typing import Any
 
 from starlette.responses import Response
 
+from tokenomy.chat_response import ChatResponse
 from tokenomy.client import CallPolicy
 from tokenomy.errors import CALLER_LEFT, ProviderError, TokenomyError
 from tokenomy.gateway import metrics
@@ -27,7 +28,7 @@ from tokenomy.gateway.metrics_counting import COUNTED_AS
 from tokenomy.gateway.openai_ingress import caller_meta
 from tokenomy.gateway.settlement import call_cost, paid, settle, settle_when_final
 from tokenomy.gateway.worst_case import Bound, WorstCase
-from tokenomy.messages import ONE_HOUR, ChatRequest, ChatResponse, RequestMeta
+from tokenomy.messages import ONE_HOUR, ChatRequest, RequestMeta
 from tokenomy.providers.refusals import fields_to_carry
 
 log = logging.getLogger(__name__)

@@ -26,6 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
+from tokenomy.chat_response import StreamChunk
 from tokenomy.errors import ProviderError, TokenomyError, described
 from tokenomy.gateway import metrics
 from tokenomy.gateway.anthropic_errors import anthropic_error
@@ -62,7 +63,6 @@ from tokenomy.gateway.settlement import call_cost, paid, settle_when_final
 from tokenomy.gateway.settlement import settle as _settle
 from tokenomy.gateway.state import Gateway
 from tokenomy.ids import new_id
-from tokenomy.messages import StreamChunk
 
 log = logging.getLogger(__name__)
 router = APIRouter()

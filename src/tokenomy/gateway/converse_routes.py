@@ -26,6 +26,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from tokenomy.chat_response import ChatResponse, StreamChunk, ToolCallDelta
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics
 from tokenomy.gateway.block_streams import ToolBlocks
@@ -43,7 +44,7 @@ from tokenomy.gateway.calls import (
 from tokenomy.gateway.keys import VirtualKey
 from tokenomy.gateway.responses import FirstChunkStream, unsent_redacted
 from tokenomy.ids import new_id
-from tokenomy.messages import CLAUDE_SIGNED, ChatResponse, StreamChunk, ToolCallDelta
+from tokenomy.messages import CLAUDE_SIGNED
 from tokenomy.providers import eventstream
 from tokenomy.providers.converse_answers import answer_body, asked_fields, redacted_blob, stop_reason, usage_body
 from tokenomy.providers.converse_request import caller_param, request_from_converse, stop_sequence_paths

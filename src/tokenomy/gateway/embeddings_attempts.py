@@ -16,11 +16,12 @@ from decimal import Decimal
 from typing import Any
 
 from tokenomy.call_cost import CallCost
+from tokenomy.chat_response import Usage
 from tokenomy.client import LIMITER_WAITED_S
 from tokenomy.errors import ProviderError, TokenomyError, as_written, caller_left_error
 from tokenomy.gateway.embeddings_request import EmbeddingsRequest, estimated_tokens
 from tokenomy.ledger.events import UsageEvent, record_priced_as, utcnow
-from tokenomy.messages import RequestMeta, Usage
+from tokenomy.messages import RequestMeta
 from tokenomy.pricing.cost import answered_cost
 from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.providers import bedrock_embeddings

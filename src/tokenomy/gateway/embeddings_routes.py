@@ -34,6 +34,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse, Response
 
+from tokenomy.chat_response import Usage
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics
 from tokenomy.gateway.calls import (
@@ -52,7 +53,6 @@ from tokenomy.gateway.responses import FastJSONResponse, error
 from tokenomy.gateway.schemas import ErrorResponse
 from tokenomy.gateway.settlement import call_cost, settle, settle_when_final
 from tokenomy.ids import new_id
-from tokenomy.messages import Usage
 from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.providers import bedrock_embeddings
 from tokenomy.providers.http_faults import left_unsent

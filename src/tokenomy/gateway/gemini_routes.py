@@ -25,6 +25,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from tokenomy.chat_response import ChatResponse, StreamChunk
 from tokenomy.errors import NotOnThisLedger, ProviderError, TokenomyError
 from tokenomy.gateway import metrics
 from tokenomy.gateway.call_stream import call_streamed
@@ -49,7 +50,7 @@ from tokenomy.gateway.gemini_errors import error_body, gemini_error
 from tokenomy.gateway.responses import FirstChunkStream, unsent_redacted
 from tokenomy.gateway.unserved import unserved
 from tokenomy.ids import new_id
-from tokenomy.messages import ChatRequest, ChatResponse, ReasoningBlock, StreamChunk, ToolUseBlock
+from tokenomy.messages import ChatRequest, ReasoningBlock, ToolUseBlock
 from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.providers.gemini_answers import (
     answered,

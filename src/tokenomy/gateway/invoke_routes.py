@@ -34,6 +34,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from tokenomy.chat_response import ChatResponse
 from tokenomy.errors import TokenomyError
 from tokenomy.gateway import invoke_embeddings, metrics
 from tokenomy.gateway.anthropic_errors import failure_parts
@@ -52,7 +53,6 @@ from tokenomy.gateway.calls import (
 from tokenomy.gateway.converse_routes import STREAM_ERRORS, bedrock_error, bedrock_key, denied
 from tokenomy.gateway.responses import FirstChunkStream, tokenomy_fields
 from tokenomy.ids import new_id
-from tokenomy.messages import ChatResponse
 from tokenomy.providers import eventstream
 from tokenomy.providers.anthropic_answers import message_body
 from tokenomy.providers.anthropic_inbound import request_from_anthropic

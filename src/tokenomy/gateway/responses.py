@@ -14,9 +14,10 @@ from fastapi.responses import JSONResponse
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from tokenomy.chat_response import ChatResponse, StreamChunk
 from tokenomy.errors import CALLER_LEFT
 from tokenomy.gateway.hygiene import api_of, dumps, end_shutdown_cancel, shutdown_cancel, unavailable_status
-from tokenomy.messages import GEMINI_SIGNED, ChatResponse, ReasoningBlock, StreamChunk
+from tokenomy.messages import GEMINI_SIGNED, ReasoningBlock
 from tokenomy.money import record_str
 from tokenomy.providers.openai_reasoning import call_signature_extra, put_signed_reasoning, signed_reasoning
 from tokenomy.providers.openai_wire import tool_call

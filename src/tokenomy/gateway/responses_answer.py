@@ -9,9 +9,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from tokenomy.chat_response import ChatResponse
 from tokenomy.gateway.responses import raw_extras, tokenomy_fields
 from tokenomy.gateway.responses_ingress import REDACTED, SIGNED
-from tokenomy.messages import ChatResponse, ReasoningBlock, TextBlock, ToolUseBlock
+from tokenomy.messages import ReasoningBlock, TextBlock, ToolUseBlock
 from tokenomy.providers.reasoning_signers import sealed_block
 from tokenomy.providers.usage_counts import arguments_text
 

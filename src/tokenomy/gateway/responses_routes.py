@@ -22,6 +22,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from tokenomy.chat_response import ChatResponse, StreamChunk
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import metrics
 from tokenomy.gateway.call_stream import call_streamed
@@ -56,7 +57,7 @@ from tokenomy.gateway.responses_answer import (
 from tokenomy.gateway.responses_ingress import SIGNED, Origin, caller_param, caller_path
 from tokenomy.gateway.responses_ingress import request_from_responses as read_request
 from tokenomy.ids import new_id
-from tokenomy.messages import ChatResponse, ReasoningBlock, StreamChunk
+from tokenomy.messages import ReasoningBlock
 from tokenomy.providers.reasoning_signers import sealed
 
 router = APIRouter()

@@ -12,10 +12,10 @@ from decimal import Decimal
 from typing import Any
 
 from tokenomy.call_cost import CallCost
+from tokenomy.chat_response import ChatResponse, StreamChunk
 from tokenomy.errors import ProviderError
 from tokenomy.gateway.budgets import Reservation
 from tokenomy.gateway.limits import LimitsUnavailable, to_nano
-from tokenomy.messages import ChatResponse, StreamChunk
 
 log = logging.getLogger(__name__)
 

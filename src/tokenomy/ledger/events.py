@@ -11,17 +11,11 @@ from typing import Any, TypedDict
 
 import orjson
 
+from tokenomy.chat_response import ChatResponse, Usage
 from tokenomy.errors import TokenomyError, UsageError
 from tokenomy.ids import new_id
 from tokenomy.ledger.fingerprints import fingerprints
-from tokenomy.messages import (
-    ChatRequest,
-    ChatResponse,
-    DocumentBlock,
-    ImageBlock,
-    ToolResultBlock,
-    Usage,
-)
+from tokenomy.messages import ChatRequest, DocumentBlock, ImageBlock, ToolResultBlock
 from tokenomy.money import record_str
 from tokenomy.pricing.cost import CostBreakdown, check_tokens
 

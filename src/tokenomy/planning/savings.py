@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from tokenomy.chat_response import Usage
 from tokenomy.errors import ConfigError, TokenomyError
 from tokenomy.ledger.events import STORAGE_MODE, UsageEvent
 from tokenomy.ledger.spend import BILLED_MARKS
-from tokenomy.messages import Usage
 from tokenomy.money import money_str
 from tokenomy.planning.window import short_for_monthly, window_text
 from tokenomy.pricing.catalog import default_catalog

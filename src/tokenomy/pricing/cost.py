@@ -8,8 +8,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+from tokenomy.chat_response import Usage
 from tokenomy.errors import TokenomyError, UsageError
-from tokenomy.messages import Usage
 from tokenomy.money import money_str
 from tokenomy.pricing import rates
 from tokenomy.pricing.catalog import PriceCatalog, PriceEntry, default_catalog

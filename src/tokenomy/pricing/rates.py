@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from tokenomy.chat_response import Usage
 from tokenomy.errors import UsageError
-from tokenomy.messages import Usage
 from tokenomy.pricing.catalog import PriceEntry
 from tokenomy.pricing.entry import LongContextPrice, TierPrice
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tokenomy.messages import CLAUDE_SIGNED, ChatResponse, Usage
+from tokenomy.chat_response import ChatResponse, Usage
+from tokenomy.messages import CLAUDE_SIGNED
 from tokenomy.providers.anthropic_content import blocks_to_anthropic
 from tokenomy.providers.anthropic_mapping import STOP_REASONS
 from tokenomy.providers.reasoning_signers import sealed_blocks

@@ -14,8 +14,9 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from tokenomy.chat_response import ChatResponse, StreamChunk, ToolCallDelta, Usage
 from tokenomy.errors import ConfigError, ProviderError, remember_secret
-from tokenomy.messages import CLAUDE_SIGNED, ChatRequest, ChatResponse, ProviderBlock, StreamChunk, ToolCallDelta, Usage
+from tokenomy.messages import CLAUDE_SIGNED, ChatRequest, ProviderBlock
 from tokenomy.providers.anthropic_mapping import FINISH_REASONS, answer_blocks, default_max_tokens, to_anthropic_params
 from tokenomy.providers.anthropic_refusals import refuse, refuse_blocks, refuse_unsupported
 from tokenomy.providers.anthropic_stream import AnthropicStreamAssembler

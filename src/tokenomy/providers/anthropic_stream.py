@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tokenomy.messages import Block, ProviderBlock, StreamChunk, TextBlock, ToolUseBlock
+from tokenomy.chat_response import StreamChunk
+from tokenomy.messages import Block, ProviderBlock, TextBlock, ToolUseBlock
 from tokenomy.providers.anthropic_content import blocks_from_anthropic
 from tokenomy.providers.anthropic_refusals import BLOCK_KEYS
 from tokenomy.providers.json_text import call_input

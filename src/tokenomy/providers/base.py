@@ -10,17 +10,9 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
+from tokenomy.chat_response import ChatResponse, StreamChunk, ToolCallDelta
 from tokenomy.errors import ProviderError
-from tokenomy.messages import (
-    ChatRequest,
-    ChatResponse,
-    DocumentBlock,
-    ImageBlock,
-    ProviderBlock,
-    StreamChunk,
-    ToolCallDelta,
-    ToolResultBlock,
-)
+from tokenomy.messages import ChatRequest, DocumentBlock, ImageBlock, ProviderBlock, ToolResultBlock
 from tokenomy.providers.block_refusals import (
     ALL_BLOCKS,
     BLOCK_NAMES,

@@ -16,8 +16,9 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urlparse
 
+from tokenomy.chat_response import ChatResponse, StreamChunk, ToolCallDelta
 from tokenomy.errors import ConfigError, ProviderError
-from tokenomy.messages import Block, ChatRequest, ChatResponse, StreamChunk, ToolCallDelta
+from tokenomy.messages import Block, ChatRequest
 from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.providers import bedrock_embeddings
 from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, delta_chunk, url_server

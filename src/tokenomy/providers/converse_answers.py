@@ -9,7 +9,8 @@ from __future__ import annotations
 import binascii
 from typing import Any
 
-from tokenomy.messages import CLAUDE_SIGNED, ONE_HOUR, Block, ChatResponse, ReasoningBlock
+from tokenomy.chat_response import ChatResponse
+from tokenomy.messages import CLAUDE_SIGNED, ONE_HOUR, Block, ReasoningBlock
 from tokenomy.providers.converse_inbound import REDACTED_TEXT
 from tokenomy.providers.converse_mapping import block_to_converse
 from tokenomy.providers.converse_request import STOP_SEQUENCE_PATHS

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from tokenomy.chat_response import Usage
 from tokenomy.errors import ProviderError
 from tokenomy.ids import new_id
-from tokenomy.messages import Block, ChatRequest, Usage
+from tokenomy.messages import Block, ChatRequest
 from tokenomy.providers.gemini_mapping import GENERATED_ID
 from tokenomy.providers.gemini_parts_read import usage_from_gemini
 from tokenomy.providers.usage_counts import checked_counts, estimated_usage

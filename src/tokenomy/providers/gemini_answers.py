@@ -19,7 +19,8 @@ import base64
 import json
 from typing import Any
 
-from tokenomy.messages import GEMINI_SIGNED, Block, ChatResponse, ImageBlock, ReasoningBlock, TextBlock, ToolUseBlock
+from tokenomy.chat_response import ChatResponse
+from tokenomy.messages import GEMINI_SIGNED, Block, ImageBlock, ReasoningBlock, TextBlock, ToolUseBlock
 from tokenomy.providers.gemini_mapping import GENERATED_ID
 from tokenomy.providers.reasoning_signers import sealed_block
 
@@ -31,7 +32,7 @@ FINISH_REASONS = {
     "tool_calls": "STOP",
     "length": "MAX_TOKENS",
     "content_filter": "SAFETY",
-    # Converse's own reasons (kept by name, messages.py), as Gemini says them: agents retry on these
+    # Converse's own reasons (kept by name, chat_response.py), as Gemini says them: agents retry on these
     "malformed_tool_use": "MALFORMED_FUNCTION_CALL",
     "malformed_model_output": "MALFORMED_RESPONSE",
     # Claude's pause_turn: its server-tool loop (web searches) stopped at its iteration limit before a final answer,

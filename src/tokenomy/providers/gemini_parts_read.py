@@ -13,7 +13,8 @@ import base64
 import json
 from typing import Any
 
-from tokenomy.messages import Block, ImageBlock, ReasoningBlock, TextBlock, ToolUseBlock, Usage
+from tokenomy.chat_response import Usage
+from tokenomy.messages import Block, ImageBlock, ReasoningBlock, TextBlock, ToolUseBlock
 from tokenomy.providers.gemini_mapping import GENERATED_ID
 from tokenomy.providers.usage_counts import usage_count
 

@@ -14,16 +14,9 @@ from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
+from tokenomy.chat_response import ChatResponse, StreamChunk, ToolCallDelta
 from tokenomy.errors import ProviderError
-from tokenomy.messages import (
-    GEMINI_SIGNED,
-    ChatRequest,
-    ChatResponse,
-    ProviderBlock,
-    StreamChunk,
-    ToolCallDelta,
-    ToolUseBlock,
-)
+from tokenomy.messages import GEMINI_SIGNED, ChatRequest, ProviderBlock, ToolUseBlock
 from tokenomy.providers.base import DEFAULT_TIMEOUT_S, NAMING_HINTS, Provider, url_server
 from tokenomy.providers.block_refusals import ALL_BLOCKS
 from tokenomy.providers.gemini_answer_read import CallIds, answer_usage, beside_parts, prompt_blocked, served_tier

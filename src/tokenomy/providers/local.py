@@ -24,17 +24,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from tokenomy.chat_response import ChatResponse, StreamChunk, ToolCallDelta, Usage
 from tokenomy.errors import ProviderError
-from tokenomy.messages import (
-    ChatRequest,
-    ChatResponse,
-    StreamChunk,
-    TextBlock,
-    ToolCallDelta,
-    ToolResultBlock,
-    ToolUseBlock,
-    Usage,
-)
+from tokenomy.messages import ChatRequest, TextBlock, ToolResultBlock, ToolUseBlock
 from tokenomy.providers.base import Provider
 from tokenomy.providers.refusals import Unsupported, allowed_tools_only
 from tokenomy.request_options import ToolSpec

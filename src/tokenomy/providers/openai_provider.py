@@ -11,8 +11,9 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from tokenomy.chat_response import ChatResponse, StreamChunk, Usage
 from tokenomy.errors import ProviderError, remember_secret, scrub
-from tokenomy.messages import ChatRequest, ChatResponse, ProviderBlock, StreamChunk, TextBlock, Usage
+from tokenomy.messages import ChatRequest, ProviderBlock, TextBlock
 from tokenomy.providers import openai_dialects, openai_stream, openai_wire, openai_wire_read
 from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, url_server
 from tokenomy.providers.http_faults import (

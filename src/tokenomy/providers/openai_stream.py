@@ -9,17 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from tokenomy.chat_response import ChatResponse, StreamChunk, ToolCallDelta, Usage
 from tokenomy.errors import ProviderError, as_written
-from tokenomy.messages import (
-    Block,
-    ChatRequest,
-    ChatResponse,
-    ReasoningBlock,
-    StreamChunk,
-    TextBlock,
-    ToolCallDelta,
-    Usage,
-)
+from tokenomy.messages import Block, ChatRequest, ReasoningBlock, TextBlock
 from tokenomy.providers.openai_reasoning import (
     call_signature,
     call_signature_extra,

@@ -11,17 +11,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tokenomy.chat_response import ChatResponse, Usage
 from tokenomy.errors import ProviderError, as_written
 from tokenomy.ids import new_id
-from tokenomy.messages import (
-    Block,
-    ChatRequest,
-    ChatResponse,
-    ReasoningBlock,
-    TextBlock,
-    ToolUseBlock,
-    Usage,
-)
+from tokenomy.messages import Block, ChatRequest, ReasoningBlock, TextBlock, ToolUseBlock
 from tokenomy.providers.http_faults import exceeds_context_window
 from tokenomy.providers.json_text import call_input
 from tokenomy.providers.openai_reasoning import call_signature, thinking_block

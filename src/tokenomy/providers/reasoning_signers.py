@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Final
 
-from tokenomy.messages import CLAUDE_SIGNED, GEMINI_SIGNED, Block, ChatResponse, ReasoningBlock
+from tokenomy.chat_response import ChatResponse
+from tokenomy.messages import CLAUDE_SIGNED, GEMINI_SIGNED, Block, ReasoningBlock
 
 SEAL: Final = "tokenomy.signer:"
 SIGNERS: Final = frozenset({CLAUDE_SIGNED, GEMINI_SIGNED})

@@ -9,8 +9,9 @@ import json
 from typing import Any
 
 from tokenomy.caching.placement import estimate_input_tokens
+from tokenomy.chat_response import Usage
 from tokenomy.errors import ProviderError
-from tokenomy.messages import Block, ChatRequest, ReasoningBlock, TextBlock, ToolUseBlock, Usage
+from tokenomy.messages import Block, ChatRequest, ReasoningBlock, TextBlock, ToolUseBlock
 from tokenomy.token_estimate import weighted_length
 
 

@@ -18,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tokenomy.chat_response import ChatResponse, Usage
 from tokenomy.data import examples
 from tokenomy.errors import UsageError
-from tokenomy.messages import ChatRequest, ChatResponse, Usage
+from tokenomy.messages import ChatRequest
 from tokenomy.routing.calibrate import (
     calibrate,
     check_both_classes,

@@ -13,7 +13,7 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from tokenomy.messages import Usage
+from tokenomy.chat_response import Usage
 from tokenomy.pricing.cost import compute_cost
 
 WEAK_MODEL = "mistral.mixtral-8x7b-instruct-v0:1"  # Bedrock's Mixtral 8x7B, the weak model of RouteLLM's data

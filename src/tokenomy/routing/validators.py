@@ -9,8 +9,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from tokenomy.chat_response import ChatResponse
 from tokenomy.errors import ConfigError
-from tokenomy.messages import ChatRequest, ChatResponse
+from tokenomy.messages import ChatRequest
 
 HEDGES = (
     "i'm not sure",
