@@ -7,7 +7,6 @@ Secrets never appear here: a model names the environment variable that holds its
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any, Literal, Optional
 from urllib.parse import urlsplit
@@ -15,8 +14,9 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tokenomy.analytics.alert_settings import AlertSettings, Budget, TierShares, validate_budgets
+from tokenomy.analytics.alert_settings import AlertSettings, Budget, validate_budgets
 from tokenomy.caching.tokens import TokenPolicy
+from tokenomy.config_routing import RoutingConfig, RoutingPolicy
 from tokenomy.errors import ConfigError, yaml_problem
 from tokenomy.gateway.settings import GatewaySettings
 from tokenomy.providers.registry import ModelSpec
@@ -151,91 +151,6 @@ class RateLimitPolicy(_Strict):
 
     requests_per_minute: Optional[float] = Field(None, gt=0)
     tokens_per_minute: Optional[float] = Field(None, gt=0)
-
-
-class Rule(_Strict):
-    """One rule: all given conditions must hold; the first matching rule picks the tier."""
-
-    name: str
-    tier: str
-    task: Optional[list[str]] = None
-    keywords: Optional[list[str]] = None
-    min_tokens: Optional[int] = None
-    max_tokens: Optional[int] = None
-    json_schema: Optional[bool] = None
-    tools: Optional[bool] = None
-    min_turns: Optional[int] = None
-
-
-# The keys `tokenomy.routing.validators.validate` reads: a misspelt one would silently validate nothing.
-VALIDATOR_KEYS = (
-    "truncated",
-    "hedging",
-    "hedge_phrases",
-    "json",
-    "schema",
-    "required",
-    "regex",
-    "arithmetic",
-    "python",
-)
-
-
-class RoutingPolicy(_Strict):
-    """`routing.policies.<name>`: rules, cascade, classifier, embedding, combined or hybrid (see
-    tokenomy.routing.router)."""
-
-    type: Literal["rules", "cascade", "classifier", "embedding", "combined", "hybrid"] = "rules"
-    rules: list[Rule] = Field(default_factory=list)
-    default_tier: Optional[str] = Field(None, description="tier when no rule fires; default: the cheapest tier")
-    tiers: Optional[list[str]] = Field(None, description="the policy's tiers, cheapest first; default: all tiers")
-    validators: dict[str, Any] = Field(default_factory=dict)
-    classifier_path: Optional[str] = None
-    threshold: Optional[float] = Field(
-        None,
-        ge=0,
-        le=1,
-        description="P(strong) at or above which the classifier "
-        "picks the strong tier; default: the one saved by `route train`",
-    )
-    escalation_threshold: float = Field(
-        0.25, ge=0, le=1, description="cascade escalation rate above which the route is flagged"
-    )
-    expected_share: TierShares = Field(default_factory=dict, description="expected share of calls per tier")
-
-    @field_validator("validators")
-    @classmethod
-    def _known_validators(cls, value: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(value) - set(VALIDATOR_KEYS))
-        if unknown:
-            raise ValueError(f"unknown validator {', '.join(map(repr, unknown))}; use {', '.join(VALIDATOR_KEYS)}")
-        # A schema the validators cannot check is judged without (as a caller's is): say so at load instead.
-        if value.get("schema") is not None:
-            from tokenomy.routing.validators import schema_problem
-
-            problem = schema_problem(value["schema"])
-            if problem is not None:
-                raise ValueError(problem)
-        if value.get("regex") is not None:  # else found on each request, after the cheap tier's answer was paid
-            try:
-                re.compile(value["regex"])
-            except (re.error, TypeError) as exc:
-                raise ValueError(f"regex {value['regex']!r} does not compile ({exc}); fix it") from None
-        return value
-
-    def tiers_named(self) -> list[tuple[str, str]]:
-        """(key, tier) for every tier this policy names, to check them against `tiers:`."""
-        named = [(f"tiers[{i}]", t) for i, t in enumerate(self.tiers or [])]
-        if self.default_tier:
-            named.append(("default_tier", self.default_tier))
-        return named + [(f"rules[{i}].tier", r.tier) for i, r in enumerate(self.rules)]
-
-
-class RoutingConfig(_Strict):
-    """`routing:`: named policies, and the tier shares reports and alerts expect."""
-
-    policies: dict[str, RoutingPolicy] = Field(default_factory=dict)
-    expected_tier_share: TierShares = Field(default_factory=dict)
 
 
 class RouteConfig(_Strict):

@@ -21,7 +21,8 @@ from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.routing.rules import Decision, explain
 
 if TYPE_CHECKING:
-    from tokenomy.config import RoutingPolicy, TokenomyConfig
+    from tokenomy.config import TokenomyConfig
+    from tokenomy.config_routing import RoutingPolicy
     from tokenomy.pricing.catalog import PriceEntry
 
 # An escalated attempt is tagged with its number (1 = first escalation) so escalation rates per route are

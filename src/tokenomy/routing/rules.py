@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tokenomy.caching.placement import estimate_input_tokens
-from tokenomy.config import RoutingPolicy as Policy
+from tokenomy.config_routing import RoutingPolicy as Policy
 from tokenomy.messages import ChatRequest
 
 
