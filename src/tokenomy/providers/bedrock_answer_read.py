@@ -17,7 +17,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tokenomy.messages import ONE_HOUR, ChatRequest, Usage
+from tokenomy.chat_response import Usage
+from tokenomy.messages import ONE_HOUR, ChatRequest
 from tokenomy.pricing.catalog import split_inference_profile
 from tokenomy.providers.usage_counts import answered_count, checked_counts, usage_count
 
