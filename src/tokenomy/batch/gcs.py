@@ -40,10 +40,10 @@ class CloudStorage:
     """One endpoint's objects; every failure is a ProviderError naming the object and the status."""
 
     def __init__(self, endpoint: str | None = None, timeout: float = 120.0) -> None:
-        from tokenomy.providers.bedrock import _is_loopback
+        from tokenomy.providers.base import is_loopback
 
         self.endpoint = storage_endpoint(endpoint)
-        self._local = _is_loopback(self.endpoint)
+        self._local = is_loopback(self.endpoint)
         self._credentials: Any = None
         self.http = httpx.Client(timeout=timeout)
 

@@ -146,11 +146,11 @@ class VertexBatchBackend(BatchBackend):
 
     def _gcs(self) -> CloudStorage:
         if self._storage is None:
-            from tokenomy.providers.bedrock import _is_loopback
+            from tokenomy.providers.base import is_loopback
 
             endpoint = self.options.extra.get("gcs_endpoint_url") or os.environ.get("STORAGE_EMULATOR_HOST")
             base_url = self._base_url()
-            if not endpoint and base_url and _is_loopback(base_url):
+            if not endpoint and base_url and is_loopback(base_url):
                 endpoint = base_url  # `tokenomy emulate gemini` serves Cloud Storage beside Vertex AI
             self._storage = CloudStorage(endpoint)
         return self._storage

@@ -20,8 +20,7 @@ from tokenomy.messages import CLAUDE_SIGNED, ChatRequest, ProviderBlock
 from tokenomy.providers.anthropic_mapping import FINISH_REASONS, answer_blocks, default_max_tokens, to_anthropic_params
 from tokenomy.providers.anthropic_refusals import refuse, refuse_blocks, refuse_unsupported
 from tokenomy.providers.anthropic_stream import AnthropicStreamAssembler
-from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, delta_chunk, url_server
-from tokenomy.providers.bedrock import _is_loopback
+from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, delta_chunk, is_loopback, url_server
 from tokenomy.providers.block_refusals import ALL_BLOCKS, DOCUMENT_FIELDS
 from tokenomy.providers.http_faults import (
     answer_broke_off,
@@ -217,7 +216,7 @@ class AnthropicProvider(Provider):
         # send that key to whatever server this model's base_url points at.
         key = remember_secret(api_key or os.environ.get(api_key_env or "ANTHROPIC_API_KEY"))
         base = base_url or os.environ.get("ANTHROPIC_BASE_URL")
-        if not key and _is_loopback(base):
+        if not key and is_loopback(base):
             key = "tokenomy-local"  # a local emulator accepts any key
         if not key:
             raise ConfigError(

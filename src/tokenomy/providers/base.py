@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import ipaddress
 import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -53,6 +54,20 @@ def url_server(url: str | None) -> tuple[str, int] | None:
     if not parts.hostname:
         return None
     return parts.hostname, parts.port or (80 if parts.scheme == "http" else 443)
+
+
+def is_loopback(url: str | None) -> bool:
+    """Whether `url` names this machine (localhost or a loopback address): an emulator or test server, which the
+    providers let run without the real API's credentials."""
+    if not url:
+        return False
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _block_refusal(content: list, accepted: tuple[type, ...], message: int) -> Unsupported | None:

@@ -6,7 +6,6 @@ in `bedrock_answer_read`.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import threading
@@ -14,14 +13,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
-from urllib.parse import urlparse
 
 from tokenomy.chat_response import ChatResponse, StreamChunk, ToolCallDelta
 from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.messages import Block, ChatRequest
 from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.providers import bedrock_embeddings
-from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, delta_chunk, url_server
+from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, delta_chunk, is_loopback, url_server
 from tokenomy.providers.bedrock_answer_read import (
     FINISH_REASONS,
     answer_fields,
@@ -56,18 +54,6 @@ def default_region(explicit: str | None = None, session_region: str | None = Non
         or session_region
         or "us-east-1"
     )
-
-
-def _is_loopback(url: str | None) -> bool:
-    if not url:
-        return False
-    host = urlparse(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class BedrockProvider(Provider):
@@ -120,7 +106,7 @@ class BedrockProvider(Provider):
         if self.endpoint_url:
             self._kwargs["endpoint_url"] = self.endpoint_url
             # A local emulator ignores signatures; don't make offline development depend on AWS credentials.
-            if _is_loopback(self.endpoint_url) and session.get_credentials() is None:
+            if is_loopback(self.endpoint_url) and session.get_credentials() is None:
                 self._kwargs.update(aws_access_key_id="tokenomy-local", aws_secret_access_key="tokenomy-local")
         self._clients: dict[str, Any] = {}
         self._servers: dict[str, tuple[str, int] | None] = {}  # each region's endpoint, found with its client

@@ -12,8 +12,7 @@ import os
 from typing import Any
 
 from tokenomy.errors import ConfigError, remember_secret
-from tokenomy.providers.base import DEFAULT_TIMEOUT_S
-from tokenomy.providers.bedrock import _is_loopback
+from tokenomy.providers.base import DEFAULT_TIMEOUT_S, is_loopback
 
 KEY_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 
@@ -57,14 +56,14 @@ def gemini_client(
         if not project:
             raise ConfigError("Vertex AI needs a project: set `project` in the model config or GOOGLE_CLOUD_PROJECT")
         credentials = None
-        if _is_loopback(base_url):
+        if is_loopback(base_url):
             from google.oauth2.credentials import Credentials
 
             credentials = Credentials(token="tokenomy-local")  # an emulator accepts any bearer token
         return Client(vertexai=True, project=project, location=location, credentials=credentials, http_options=options)
     names = (api_key_env,) if api_key_env else KEY_VARIABLES
     key = remember_secret(next((os.environ[n] for n in names if os.environ.get(n)), None))
-    if not key and _is_loopback(base_url):
+    if not key and is_loopback(base_url):
         key = "tokenomy-local"
     if not key:
         raise ConfigError(
