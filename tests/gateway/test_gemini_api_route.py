@@ -793,16 +793,16 @@ def test_the_sdks_top_k_which_it_sends_as_a_float_is_carried_as_the_integer_it_i
 
 
 def test_a_gemini_models_own_finish_reason_comes_back_as_gemini_said_it(served, monkeypatch) -> None:
-    from tokenomy.emulate import gemini_api, gemini_model
+    from tokenomy.emulate import gemini_api, gemini_response
 
-    answer = gemini_model.answer
+    answer = gemini_response.answer
 
     def recited(*args):
         for event in answer(*args):
             yield event if event[0] != "finish" else (*event[:3], "RECITATION")
 
     monkeypatch.setattr(gemini_api, "answer", recited)
-    monkeypatch.setattr(gemini_model, "answer", recited)
+    monkeypatch.setattr(gemini_response, "answer", recited)
     client = served[0]
     reply = client.models.generate_content(model="g", contents="hi")
     assert reply.candidates[0].finish_reason == types.FinishReason.RECITATION

@@ -26,8 +26,9 @@ from starlette.responses import JSONResponse, StreamingResponse
 
 from tokenomy.emulate.engine import Engine
 from tokenomy.emulate.gemini_batch import GeminiBatches
-from tokenomy.emulate.gemini_model import GeminiEmulator, answer, response_body, stream_chunks
+from tokenomy.emulate.gemini_model import GeminiEmulator
 from tokenomy.emulate.gemini_parts import GeminiError, invalid
+from tokenomy.emulate.gemini_response import answer, response_body, stream_chunks
 from tokenomy.emulate.vertex_batch import ObjectStore, VertexBatchJobs, add_routes
 
 VERTEX = "/{version}/projects/{project}/locations/{location}/publishers/google/models/{target}"

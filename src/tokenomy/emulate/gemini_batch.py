@@ -16,8 +16,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from tokenomy.emulate.gemini_model import GeminiEmulator, answer, response_body, rfc3339
+from tokenomy.emulate.gemini_model import GeminiEmulator, rfc3339
 from tokenomy.emulate.gemini_parts import GeminiError, field, invalid
+from tokenomy.emulate.gemini_response import answer, response_body
 
 METADATA_TYPE = "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch"
 DONE = ("BATCH_STATE_SUCCEEDED", "BATCH_STATE_FAILED", "BATCH_STATE_CANCELLED", "BATCH_STATE_EXPIRED")

@@ -1,36 +1,21 @@
-"""The Gemini emulator's model side: answer one generateContent body, and keep explicit context caches.
+"""The Gemini emulator's model side: check and render one generateContent body, and keep explicit context caches.
 
 `GeminiEmulator.prepare` validates a body and renders its prompt (a named `cachedContent` is put in
-front of the request's turns); `answer` yields the answer as events and `response_body` folds them
-into a GenerateContentResponse. Usage follows the API: `promptTokenCount` counts every prompt token,
-cached ones included, `cachedContentTokenCount` those read from a cache (an explicit cache, or an
-implicit hit on a repeated prefix of at least the catalog's `cache_min_tokens`), and
-`thoughtsTokenCount` the thinking, which `candidatesTokenCount` leaves out. A request offering Google Search
-(googleSearch, googleSearchRetrieval) is answered with a fixed groundingMetadata (`search_grounding`).
+front of the request's turns) as a `Call`, which `gemini_response` answers. The cached tokens it counts are those read
+from a cache: an explicit cache, or an implicit hit on a repeated prefix of at least the catalog's `cache_min_tokens`.
+A request offering Google Search (googleSearch, googleSearchRetrieval) is answered with a fixed groundingMetadata
+(`search_grounding`).
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import secrets
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tokenomy.emulate.engine import (
-    GEMINI,
-    Block,
-    CutShort,
-    Engine,
-    InputTooLong,
-    Prepared,
-    Turn,
-    reasoning_prepared,
-    sign_reasoning,
-)
+from tokenomy.emulate.engine import Block, Engine, InputTooLong, Prepared, Turn
 from tokenomy.emulate.gemini_parts import (
     REQUEST_FIELDS,
     GeminiError,
@@ -47,7 +32,6 @@ from tokenomy.emulate.throttle import InjectedThrottle
 from tokenomy.errors import TokenomyError
 from tokenomy.pricing.catalog import PriceEntry, default_catalog
 
-FINISH = {"stop": "STOP", "length": "MAX_TOKENS"}
 # countTokens' own fields: the Gemini API's (contents or a whole generateContentRequest) and Vertex AI's.
 COUNT_FIELDS = {"contents", "generateContentRequest", "systemInstruction", "tools", "generationConfig"}
 SEARCH_URL = "https://example.com/tokenomy-emulator/search"
@@ -313,150 +297,3 @@ class GeminiEmulator:
             min(audio, prepared.prompt_tokens),
             min(audio_tokens(prefix), cached) if cached else 0,
         )
-
-
-def answer(engine: Engine, call: Call) -> Iterator[tuple]:
-    """The answer as events: ("thought", text, signature), ("text", text), ("call", name, args),
-    then ("finish", candidate_tokens, thought_tokens, finish_reason)."""
-    prepared = call.prepared
-    thoughts = 0
-    if call.thinking_budget is not None:
-        pieces: list[str] = []
-        for item in engine.generate(reasoning_prepared(prepared, call.thinking_budget)):
-            if isinstance(item, str):
-                pieces.append(item)
-            else:
-                thoughts = item[0]
-        text = "".join(pieces)
-        if call.include_thoughts:
-            yield "thought", text, sign_reasoning(text, GEMINI)
-    if prepared.forced_tool is not None or call.json_schema is not None:
-        schema = prepared.forced_tool["schema"] if prepared.forced_tool else call.json_schema
-        try:
-            # A function's arguments are an object; a response schema may be any type (an array, a string, ...).
-            generate = engine.generate_json if prepared.forced_tool is not None else engine.generate_value
-            value, tokens = generate(prepared, schema or {"type": "object"})
-        except CutShort as cut:
-            # Gemini stops at MAX_TOKENS with the JSON text written so far; a function call is sent whole or
-            # not at all, so a call the limit cut leaves no part.
-            if prepared.forced_tool is None:
-                yield "text", cut.text
-            yield "finish", cut.tokens, thoughts, "MAX_TOKENS"
-            return
-        except ValueError as exc:
-            raise GeminiError(500, f"The model could not produce JSON: {exc}") from None
-        if prepared.forced_tool is not None:
-            yield "call", prepared.forced_tool["name"], value
-        else:
-            yield "text", json.dumps(value)
-        yield "finish", tokens, thoughts, "STOP"
-        return
-    output, finish = 0, "stop"
-    for item in engine.generate(prepared):
-        if isinstance(item, str):
-            yield "text", item
-        else:
-            output, finish = item
-    yield "finish", output, thoughts, FINISH.get(finish, "STOP")
-
-
-def event_parts(event: tuple) -> list[dict[str, Any]]:
-    if event[0] == "thought":
-        signature = base64.b64encode(event[2].encode()).decode()  # bytes on the wire, base64 in JSON
-        return [{"text": event[1], "thought": True, "thoughtSignature": signature}]
-    if event[0] == "text":
-        return [{"text": event[1]}] if event[1] else []
-    if event[0] == "call":
-        return [{"functionCall": {"name": event[1], "args": event[2]}}]
-    return []
-
-
-def modality_details(tokens: int, audio: int) -> list[dict[str, Any]]:
-    """A count split by modality as Google reports it: TEXT, and AUDIO where there is any."""
-    details = [{"modality": "TEXT", "tokenCount": tokens - audio}]
-    return [*details, {"modality": "AUDIO", "tokenCount": audio}] if audio else details
-
-
-def usage_metadata(call: Call, candidates: int, thoughts: int) -> dict[str, Any]:
-    prompt = call.prepared.prompt_tokens
-    usage: dict[str, Any] = {
-        "promptTokenCount": prompt,
-        "candidatesTokenCount": candidates,
-        "totalTokenCount": prompt + candidates + thoughts,
-        "promptTokensDetails": modality_details(prompt, call.audio_tokens),
-    }
-    if candidates:  # the answer is text (thoughts are counted apart, in no modality)
-        usage["candidatesTokensDetails"] = modality_details(candidates, 0)
-    if call.cached_tokens:
-        usage["cachedContentTokenCount"] = call.cached_tokens
-        usage["cacheTokensDetails"] = modality_details(call.cached_tokens, call.cached_audio_tokens)
-    if thoughts:
-        usage["thoughtsTokenCount"] = thoughts
-    return usage
-
-
-def response_body(call: Call, events: Iterator[tuple], response_id: str) -> dict[str, Any]:
-    """Fold answer events into one GenerateContentResponse."""
-    parts: list[dict[str, Any]] = []
-    candidates, thoughts, finish = 0, 0, "STOP"
-    for event in events:
-        if event[0] == "finish":
-            _, candidates, thoughts, finish = event
-            continue
-        for part in event_parts(event):
-            if (
-                "text" in part
-                and parts
-                and "text" in parts[-1]
-                and not part.get("thought")
-                and not parts[-1].get("thought")
-            ):
-                parts[-1]["text"] += part["text"]
-            else:
-                parts.append(part)
-    candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "finishReason": finish, "index": 0}
-    if call.grounding is not None:
-        candidate["groundingMetadata"] = call.grounding
-    return {
-        "candidates": [candidate],
-        "usageMetadata": usage_metadata(call, candidates, thoughts),
-        "modelVersion": call.model,
-        "responseId": response_id,
-    }
-
-
-def stream_chunks(engine: Engine, call: Call, response_id: str) -> Iterator[bytes]:
-    """streamGenerateContent?alt=sse: one `data:` line per piece; the last carries finishReason and usage."""
-
-    def sse(body: dict[str, Any]) -> bytes:
-        return f"data: {json.dumps(body, separators=(',', ':'))}\r\n\r\n".encode()
-
-    try:
-        for event in answer(engine, call):
-            if event[0] == "finish":
-                _, candidates, thoughts, finish = event
-                # a content without parts, as Gemini sends its last chunk
-                last: dict[str, Any] = {"content": {"role": "model", "parts": []}, "finishReason": finish, "index": 0}
-                if call.grounding is not None:  # sent with the last chunk, as Gemini does
-                    last["groundingMetadata"] = call.grounding
-                yield sse(
-                    {
-                        "candidates": [last],
-                        "usageMetadata": usage_metadata(call, candidates, thoughts),
-                        "modelVersion": call.model,
-                        "responseId": response_id,
-                    }
-                )
-                continue
-            parts = event_parts(event)
-            if parts:
-                yield sse(
-                    {
-                        "candidates": [{"content": {"role": "model", "parts": parts}, "index": 0}],
-                        "usageMetadata": {"promptTokenCount": call.prepared.prompt_tokens},
-                        "modelVersion": call.model,
-                        "responseId": response_id,
-                    }
-                )
-    except GeminiError as exc:
-        yield sse(exc.body())

@@ -26,8 +26,9 @@ from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
-from tokenomy.emulate.gemini_model import GeminiEmulator, answer, response_body, rfc3339
+from tokenomy.emulate.gemini_model import GeminiEmulator, rfc3339
 from tokenomy.emulate.gemini_parts import STATUS, GeminiError, invalid
+from tokenomy.emulate.gemini_response import answer, response_body
 
 JOBS = "/{version}/projects/{project}/locations/{location}/batchPredictionJobs"
 DONE = ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED")
