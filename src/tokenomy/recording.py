@@ -29,7 +29,8 @@ from tokenomy.ledger.events import (
 from tokenomy.ledger.fingerprints import prompt_fingerprint
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.pricing.catalog import PriceCatalog, PriceEntry
-from tokenomy.pricing.cost import CostBreakdown, answered_cost, billable_usage
+from tokenomy.pricing.cost import answered_cost, billable_usage
+from tokenomy.pricing.cost_breakdown import CostBreakdown
 from tokenomy.pricing.entry import priced_tier
 from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.pricing.server_tools import billed_counts, implied_searches, server_tool_counts, with_server_tools

@@ -80,7 +80,7 @@ def test_a_breakdown_priced_without_its_constructor_is_the_one_the_constructor_m
     # object.__setattr__, a third of pricing a gateway's answer): every field is still set, the defaults included.
     from dataclasses import fields
 
-    from tokenomy.pricing.cost import CostBreakdown
+    from tokenomy.pricing.cost_breakdown import CostBreakdown
 
     costs = [
         compute_cost(Usage(M, 10, 5, 7, 3), SONNET37, "us-east-1", catalog=catalog, one_call=True),

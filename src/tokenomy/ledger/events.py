@@ -17,7 +17,8 @@ from tokenomy.ids import new_id
 from tokenomy.ledger.fingerprints import fingerprints
 from tokenomy.messages import ChatRequest, DocumentBlock, ImageBlock, ToolResultBlock
 from tokenomy.money import record_str
-from tokenomy.pricing.cost import CostBreakdown, check_tokens
+from tokenomy.pricing.cost import check_tokens
+from tokenomy.pricing.cost_breakdown import CostBreakdown
 
 SCHEMA_VERSION = 1
 # "cancelled": the caller abandoned a stream; providers still bill what they processed.

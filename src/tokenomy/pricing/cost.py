@@ -1,26 +1,28 @@
-"""The cost engine: the one place where a usage record becomes money."""
+"""The cost engine: the one place where a usage record becomes money (a call at a service tier other than standard
+through `service_tier_cost`, which it hands the call to)."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, fields
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
 from tokenomy.chat_response import Usage
 from tokenomy.errors import TokenomyError, UsageError
-from tokenomy.money import money_str
 from tokenomy.pricing import rates
-from tokenomy.pricing.catalog import PriceCatalog, PriceEntry, default_catalog
-from tokenomy.pricing.entry import SERVICE_TIERS, LongContextPrice, TierPrice
+from tokenomy.pricing.catalog import PriceCatalog, default_catalog
+from tokenomy.pricing.cost_breakdown import CostBreakdown
+from tokenomy.pricing.entry import SERVICE_TIERS
 from tokenomy.pricing.freshness import warn_if_old
+from tokenomy.pricing.rates import MILLION
+from tokenomy.pricing.service_tier_cost import tier_cost
 
 log = logging.getLogger(__name__)
 MODES = ("on_demand", "batch", "provisioned")
 CACHE_TTLS = ("5m", "1h")
 SERVICE_TIER_CHOICES = ("standard", *SERVICE_TIERS)
-MILLION = Decimal(1_000_000)
 _INTS = {int}
 _TOKEN_FIELDS = (
     "input_tokens",
@@ -32,54 +34,6 @@ _TOKEN_FIELDS = (
     "audio_cache_read_tokens",
     "audio_output_tokens",
 )
-
-
-@dataclass(frozen=True)
-class CostBreakdown:
-    """Money per token type, in `currency` (always USD today)."""
-
-    model: str
-    region: str
-    mode: str
-    input_usd: Decimal
-    output_usd: Decimal
-    cache_read_usd: Decimal
-    cache_write_usd: Decimal
-    priced_by: str
-    source: str
-    as_of: str
-    currency: str = "USD"
-    note: str | None = None
-    cache_ttl: str = "5m"
-    service_tier: str = "standard"
-    # Requests of tools the provider runs and bills per request (Anthropic's web search): part of the total, of no
-    # token type (pricing/server_tools.py)
-    tools_usd: Decimal = Decimal(0)
-
-    @property
-    def total_usd(self) -> Decimal:
-        return self.input_usd + self.output_usd + self.cache_read_usd + self.cache_write_usd + self.tools_usd
-
-    def to_json(self) -> dict[str, Any]:
-        """Each amount exact (the ledger's "record" rule), so the parts add up to the total as written."""
-        return {
-            "model": self.model,
-            "region": self.region,
-            "mode": self.mode,
-            "currency": self.currency,
-            "input_usd": money_str(self.input_usd, "record"),
-            "output_usd": money_str(self.output_usd, "record"),
-            "cache_read_usd": money_str(self.cache_read_usd, "record"),
-            "cache_write_usd": money_str(self.cache_write_usd, "record"),
-            "tools_usd": money_str(self.tools_usd, "record"),
-            "total_usd": money_str(self.total_usd, "record"),
-            "priced_by": self.priced_by,
-            "source": self.source,
-            "as_of": self.as_of,
-            "cache_ttl": self.cache_ttl,
-            "service_tier": self.service_tier,
-            "note": self.note,
-        }
 
 
 # The defaults CostBreakdown's constructor sets, for _breakdown.
@@ -231,7 +185,7 @@ def compute_cost(
     ) and mode != "provisioned":
         rates.require_audio_prices(entry, usage, service_tier, long)
     if service_tier != "standard":
-        return _tier_cost(usage, entry, service_tier, cache_ttl, _utc_day(at), prompt_tokens, long)
+        return tier_cost(usage, entry, service_tier, cache_ttl, _utc_day(at), prompt_tokens, long)
     if (entry.input is None or entry.output is None) and mode != "provisioned":
         missing = [name for name in ("input", "output") if getattr(entry, name) is None]
         # A missing price is not $0: an entry without one (e.g. a price file's) would record every call as free.
@@ -323,102 +277,6 @@ def _utc_day(at: datetime | date | None) -> date:
     if isinstance(at, datetime):
         return (at.astimezone(UTC) if at.tzinfo is not None else at).date()
     return at
-
-
-def _tier_cost(
-    usage: Usage,
-    entry: PriceEntry,
-    tier_name: str,
-    cache_ttl: str,
-    day: date,
-    prompt_tokens: int | None,
-    long: LongContextPrice | None,
-) -> CostBreakdown:
-    """On-demand cost at a published tier price (priority, flex, ultrafast), the one in effect on `day`; a prompt of
-    `prompt_tokens` over the tier's long-context threshold at the tier's long-context prices (`long`: the standard
-    tier's, which the prompt is over). Refuses what the tier's published prices do not cover (never a multiplier of
-    the standard price), but for the audio of a model that bills it apart, which no tier price has: derived at the
-    tier's own ratio to the standard text price (`rates.tier_audio_rates`), and the cost's source says so."""
-    tier = entry.service_tiers.get(tier_name)
-    where = f"model {entry.model!r} in {entry.region}"
-    if tier is None:
-        reason = entry.service_tier_note or "no published price for it in the catalog's sources"
-        raise UsageError(
-            f"{where} has no {tier_name} service-tier price: {reason}. Use --service-tier standard, "
-            "or add the tier's published price with --prices FILE (service_tiers: {"
-            f"{tier_name}: {{input, output, source, as_of}}}})"
-        )
-    tier = tier.on(day)
-    tier_long = tier.long_context
-    over = tier_long is not None and prompt_tokens is not None and prompt_tokens > tier_long.above_tokens
-    if long is not None and not over:
-        raise UsageError(
-            f"{where}: the {tier_name} tier publishes no price for prompts over {long.above_tokens:,} tokens; "
-            "price it with --service-tier standard or a price file"
-        )
-    prices: TierPrice | LongContextPrice = tier_long if over and tier_long is not None else tier
-    if cache_ttl == "1h" or usage.cache_write_1h_tokens:
-        raise UsageError(f"{where}: the {tier_name} tier publishes no 1-hour cache-write price; use --cache-ttl 5m")
-    for tokens, rate, label in (
-        (usage.cache_read_tokens, prices.cache_read, "cache-read"),
-        (usage.cache_write_tokens, prices.cache_write, "cache-write"),
-    ):
-        if tokens and rate is None:
-            raise UsageError(
-                f"{where}: the {tier_name} tier publishes no {label} price but usage reports "
-                f"{tokens} {label} tokens; count them as input tokens or price the standard tier"
-            )
-    million_tokens = {
-        k: Decimal(int(v)) / MILLION
-        for k, v in (
-            ("in", usage.input_tokens),
-            ("out", usage.output_tokens),
-            ("cr", usage.cache_read_tokens),
-            ("cw", usage.cache_write_tokens),
-        )
-    }
-    input_usd = million_tokens["in"] * prices.input
-    cache_read_usd = million_tokens["cr"] * (prices.cache_read or Decimal(0))
-    source = prices.source
-    if entry.input_audio is not None and (usage.audio_input_tokens or usage.audio_cache_read_tokens):
-        if not isinstance(prices, TierPrice):
-            raise UsageError(
-                f"{where}: the {tier_name} tier's long-context prices have no audio price to derive, and usage reports "
-                f"{usage.audio_input_tokens + usage.audio_cache_read_tokens} audio tokens; price it with a price file"
-            )
-        audio, cached = rates.tier_audio_rates(entry, prices, tier_name)
-        audio_in, audio_cr = Decimal(int(usage.audio_input_tokens)), Decimal(int(usage.audio_cache_read_tokens))
-        input_usd += audio_in * (audio - prices.input) / MILLION
-        cache_read_usd += audio_cr * (cached - (prices.cache_read or Decimal(0))) / MILLION
-        source = (
-            f"{prices.source}; audio input at ${audio.normalize():f} per 1M, derived: the standard audio price at the "
-            f"{tier_name} tier's ratio to the standard text price (no {tier_name} audio price is published)"
-        )
-    return CostBreakdown(
-        model=entry.model,
-        region=entry.region,
-        mode="on_demand",
-        input_usd=input_usd,
-        output_usd=million_tokens["out"] * prices.output,
-        cache_read_usd=cache_read_usd,
-        cache_write_usd=million_tokens["cw"] * (prices.cache_write or Decimal(0)),
-        priced_by=entry.priced_by,
-        source=source,
-        as_of=prices.as_of,
-        note=_tier_note(tier_name, tier, prompt_tokens if over else None, tier_long),
-        cache_ttl=cache_ttl,
-        service_tier=tier_name,
-    )
-
-
-def _tier_note(tier_name: str, tier: TierPrice, prompt_tokens: int | None, long: LongContextPrice | None) -> str | None:
-    """What a tier's cost says beside its figures: the long-context prices it used, the day its price took effect."""
-    notes = []
-    if prompt_tokens is not None and long is not None:
-        notes.append(f"long-context prices: {prompt_tokens:,} prompt tokens are over {long.above_tokens:,}")
-    if tier.starts is not None:
-        notes.append(f"the {tier_name} price in effect from {tier.starts}")
-    return "; ".join(notes) or None
 
 
 def cache_storage_cost(

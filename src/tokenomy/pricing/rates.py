@@ -11,6 +11,8 @@ from tokenomy.errors import UsageError
 from tokenomy.pricing.catalog import PriceEntry
 from tokenomy.pricing.entry import LongContextPrice, TierPrice
 
+MILLION = Decimal(1_000_000)  # catalog rates are USD per million tokens
+
 
 def rate(entry: PriceEntry, field: str, fallback: str | None = None) -> Decimal:
     value = getattr(entry, field)

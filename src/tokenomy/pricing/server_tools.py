@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
-from tokenomy.pricing.cost import CostBreakdown
+from tokenomy.pricing.cost_breakdown import CostBreakdown
 from tokenomy.pricing.entry import PriceEntry
 
 log = logging.getLogger(__name__)
