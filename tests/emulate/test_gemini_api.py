@@ -25,6 +25,7 @@ from tokenomy.providers.gemini_parts_read import usage_from_gemini
 MODEL = "gemini-2.5-flash"
 MILLION = Decimal(1_000_000)
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000") + b"\x00" * 40
+CONTRACT = "\n".join(f"Clause {i}: deliveries of lot {i} are paid within {i % 7 + 2} weeks." for i in range(120))
 
 
 @pytest.fixture(scope="module")
@@ -144,9 +145,8 @@ def test_an_image_a_function_returned_is_read_and_counted(client, url) -> None:
 
 
 def test_explicit_cache_hit_is_priced_at_the_cached_rate(client) -> None:
-    document = "\n".join(f"Clause {i}: deliveries of lot {i} are paid within {i % 7 + 2} weeks." for i in range(120))
     cache = client.caches.create(model=MODEL, config=types.CreateCachedContentConfig(
-        contents=[document], system_instruction="Answer from the contract.", ttl="600s", display_name="contract"))
+        contents=[CONTRACT], system_instruction="Answer from the contract.", ttl="600s", display_name="contract"))
     cached = cache.usage_metadata.total_token_count
     assert cache.name.startswith("cachedContents/") and cached >= 1024 and cache.display_name == "contract"
     assert client.caches.get(name=cache.name).expire_time == cache.expire_time
@@ -176,6 +176,17 @@ def test_explicit_cache_hit_is_priced_at_the_cached_rate(client) -> None:
     with pytest.raises(errors.ClientError) as gone:
         client.caches.get(name=cache.name)
     assert gone.value.code == 403 and gone.value.status == "PERMISSION_DENIED"
+
+
+def test_caches_are_listed_after_one_of_them_expired(client) -> None:
+    # Listing read the names of every cache, expired ones too, then looked each up: the first lookup dropped the
+    # expired ones, so listing failed with 403 (CachedContent not found) once any cache had expired.
+    brief = client.caches.create(model=MODEL, config=types.CreateCachedContentConfig(contents=[CONTRACT], ttl="1s"))
+    kept = client.caches.create(model=MODEL, config=types.CreateCachedContentConfig(contents=[CONTRACT], ttl="600s"))
+    time.sleep(1.2)
+    listed = [c.name for c in client.caches.list()]
+    assert kept.name in listed and brief.name not in listed
+    client.caches.delete(name=kept.name)
 
 
 def test_cache_below_the_minimum_is_refused(client) -> None:

@@ -132,11 +132,11 @@ def create_app(
     @app.get("/{version}/projects/{project}/locations/{location}/cachedContents")
     @app.get("/{version}/cachedContents")
     async def list_caches(pageSize: int = 50, pageToken: str | None = None):
-        names = sorted(emulator.caches)
+        caches = emulator.live_caches()
         start = int(pageToken or 0)
-        page = [emulator.cache(n).body() for n in names[start : start + pageSize]]
+        page = [cache.body() for cache in caches[start : start + pageSize]]
         out: dict[str, Any] = {"cachedContents": page}
-        if start + pageSize < len(names):
+        if start + pageSize < len(caches):
             out["nextPageToken"] = str(start + pageSize)
         return out
 

@@ -139,15 +139,26 @@ class GeminiEmulator:
         return entry
 
     # -- explicit context caches ----------------------------------------------------------------
+    def _drop_expired(self) -> None:
+        """Forget the caches past their expireTime (call with the lock held), as Gemini deletes them."""
+        now = datetime.now(UTC)
+        for key in [k for k, c in self.caches.items() if c.expires <= now]:
+            del self.caches[key]
+
     def cache(self, name: str) -> CachedContent:
         with self.lock:
-            now = datetime.now(UTC)
-            for key in [k for k, c in self.caches.items() if c.expires <= now]:
-                del self.caches[key]
+            self._drop_expired()
             found = self.caches.get(f"cachedContents/{name.rsplit('/', 1)[-1]}")  # Vertex names carry a project
         if found is None:
             raise GeminiError(403, f"CachedContent not found (or permission denied): {name}")
         return found
+
+    def live_caches(self) -> list[CachedContent]:
+        """The caches not yet expired, by name (cachedContents.list); expired ones are dropped first, so the list
+        never names a cache that a lookup would not find."""
+        with self.lock:
+            self._drop_expired()
+            return [self.caches[name] for name in sorted(self.caches)]
 
     def create_cache(self, body: Any) -> CachedContent:
         if not isinstance(body, dict):
