@@ -189,6 +189,23 @@ def test_caches_are_listed_after_one_of_them_expired(client) -> None:
     client.caches.delete(name=kept.name)
 
 
+def test_an_expire_time_without_its_offset_is_refused_and_other_caches_still_serve(client, url) -> None:
+    # A timestamp with no offset was kept as a naive datetime, which every later cache lookup compared with the
+    # aware "now" and failed on (500, TypeError) for every cache; a text that is no timestamp was a 500 too.
+    kept = client.caches.create(model=MODEL, config=types.CreateCachedContentConfig(contents=[CONTRACT], ttl="600s"))
+    body = {"model": f"models/{MODEL}", "contents": [{"role": "user", "parts": [{"text": CONTRACT}]}]}
+    for sent in ("2099-01-01T00:00:00", "soon"):
+        refused = httpx.post(f"{url}/v1beta/cachedContents", json={**body, "expireTime": sent},
+                             headers={"x-goog-api-key": "x"})
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["message"].startswith("expireTime: an RFC 3339 timestamp with its offset")
+        moved = httpx.patch(f"{url}/v1beta/{kept.name}", json={"expireTime": sent}, headers={"x-goog-api-key": "x"})
+        assert moved.status_code == 400 and "expireTime" in moved.json()["error"]["message"]
+    assert client.caches.get(name=kept.name).expire_time == kept.expire_time
+    assert kept.name in [c.name for c in client.caches.list()]
+    client.caches.delete(name=kept.name)
+
+
 def test_cache_below_the_minimum_is_refused(client) -> None:
     with pytest.raises(errors.ClientError, match="min_total_token_count=1024") as refused:
         client.caches.create(model=MODEL, config=types.CreateCachedContentConfig(contents=["too short"]))

@@ -84,6 +84,19 @@ def _ttl_seconds(value: Any) -> float:
     return seconds
 
 
+def _expire_time(value: Any) -> datetime:
+    """An expireTime as the API reads it: a proto3 Timestamp, RFC 3339 with its offset ("Z" or "+hh:mm"). One with
+    no offset is refused, not taken as local time: kept naive, it could not be compared with the aware "now"."""
+    problem = f"expireTime: an RFC 3339 timestamp with its offset, such as '2030-01-01T00:00:00Z' (got {value!r})"
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise invalid(problem) from None
+    if moment.tzinfo is None:
+        raise invalid(problem)
+    return moment
+
+
 @dataclass
 class CachedContent:
     name: str
@@ -188,7 +201,7 @@ class GeminiEmulator:
             )
         now = datetime.now(UTC)
         if field(body, "expireTime"):
-            expires = datetime.fromisoformat(str(field(body, "expireTime")).replace("Z", "+00:00"))
+            expires = _expire_time(field(body, "expireTime"))
         else:
             expires = now + timedelta(seconds=_ttl_seconds(body.get("ttl") or f"{DEFAULT_CACHE_TTL}s"))
         cache = CachedContent(
@@ -214,7 +227,7 @@ class GeminiEmulator:
         if body.get("ttl"):
             cache.expires = now + timedelta(seconds=_ttl_seconds(body["ttl"]))
         else:
-            cache.expires = datetime.fromisoformat(str(field(body, "expireTime")).replace("Z", "+00:00"))
+            cache.expires = _expire_time(field(body, "expireTime"))
         cache.updated = now
         return cache
 
