@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
+from tokenomy.chat_response import Usage
 from tokenomy.errors import UsageError
-from tokenomy.messages import Usage
 from tokenomy.pricing import rates
 from tokenomy.pricing.cost_breakdown import CostBreakdown
 from tokenomy.pricing.entry import LongContextPrice, PriceEntry, TierPrice
