@@ -1,7 +1,9 @@
 """The layers point down and the import graph has no cycle (read from the source with `ast`; nothing is imported).
 
-Layers: the command line (`tokenomy.cli`, `tokenomy.commands`) and the demo sit on top; the domain packages
-below them never import either; core types (`messages`, `errors`, `money`) import no domain package.
+Layers (docs/architecture.md's diagram), bottom up: core types; the base packages (providers, pricing, ledger, ...);
+the config (tokenomy.yaml typed: `config.py` and its sections' `config_*.py`); the call path (`client.py` and
+`routing/`, which read the config); the levers and services (gateway, batch, analytics, ...); the command line and
+the demo. A module imports its own layer and those below it only.
 """
 
 from __future__ import annotations
@@ -11,9 +13,28 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = SRC / "tokenomy"
-DOMAIN = ("pricing", "providers", "ledger", "resilience", "routing", "caching", "gateway", "batch", "bench",
-          "planning", "analytics", "telemetry", "emulate", "data")
-TOP = ("tokenomy.cli", "tokenomy.commands", "tokenomy.demo")
+# Bottom up; each name is a top-level module or package of tokenomy (`tokenomy.<name>...`).
+LAYERS = (
+    (
+        "core types",
+        (
+            "messages",
+            "chat_response",
+            "request_options",
+            "request_views",
+            "errors",
+            "money",
+            "token_estimate",
+            "ids",
+            "yaml_text",
+        ),
+    ),
+    ("base packages", ("pricing", "providers", "ledger", "resilience", "caching", "telemetry", "data")),
+    ("config", ("config", "config_routing", "config_alerts", "config_gateway", "config_checks")),
+    ("call path", ("client", "call_plan", "call_policy", "call_cost", "recording", "routing")),
+    ("levers and services", ("gateway", "batch", "bench", "planning", "analytics", "emulate")),
+    ("command line and demo", ("cli", "commands", "demo")),
+)
 
 
 def _name(path: Path) -> str:
@@ -86,19 +107,42 @@ def test_cycle_finder_finds_a_cycle() -> None:
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
-def test_domain_packages_never_import_the_command_line_or_the_demo() -> None:
-    graph = import_graph()
-    upward = sorted(f"{module} imports {dep}" for module, deps in graph.items() for dep in deps
-                    if module.split(".")[1] in DOMAIN and any(dep == top or dep.startswith(top + ".") for top in TOP))
-    assert upward == []
+LAYER_OF = {name: i for i, (_, names) in enumerate(LAYERS) for name in names}
 
 
-def test_core_types_import_no_domain_package() -> None:
+def layer(module: str) -> int:
+    """The index in LAYERS of `tokenomy.<name>...`; KeyError for a module no layer holds."""
+    return LAYER_OF[module.split(".")[1]]
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Every import from a module to a module in a higher layer, with both layers named."""
+    modules = [m for m in graph if m != "tokenomy"]  # the package's __init__, in no layer (it imports nothing)
+    return sorted(
+        f"{module} ({LAYERS[layer(module)][0]}) imports {dep} ({LAYERS[layer(dep)][0]})"
+        for module in modules
+        for dep in graph[module]
+        if layer(dep) > layer(module)
+    )
+
+
+def test_every_module_is_in_a_layer() -> None:
+    """A new top-level module or package is placed in LAYERS (and on the diagram), so the next test judges it."""
+    unplaced = sorted({m.split(".")[1] for m in import_graph() if m != "tokenomy"} - set(LAYER_OF))
+    assert not unplaced, f"not in a layer of LAYERS: {unplaced}"
+
+
+def test_imports_point_down_the_layers() -> None:
+    """Core types import only core types; the config imports nothing that reads it (routing, analytics, the
+    gateway); no package imports the command line or the demo."""
     graph = import_graph()
-    core = ["tokenomy.messages", "tokenomy.chat_response", "tokenomy.request_options", "tokenomy.request_views",
-            "tokenomy.errors", "tokenomy.money"]
-    assert all(m in graph for m in core)
-    assert all(not any(d.split(".")[1] in DOMAIN for d in graph[m]) for m in core)
+    assert graph["tokenomy"] == set()
+    assert upward_imports(graph) == []
+
+
+def test_upward_import_finder_finds_one() -> None:
+    graph = {"tokenomy.config": {"tokenomy.analytics.alerts"}, "tokenomy.analytics.alerts": {"tokenomy.config"}}
+    assert upward_imports(graph) == ["tokenomy.config (config) imports tokenomy.analytics.alerts (levers and services)"]
 
 
 ARCHITECTURE = SRC.parent / "docs" / "architecture.md"

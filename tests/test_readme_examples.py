@@ -26,7 +26,7 @@ NOT_RUN = {
     "tokenomy chat": "loads the local llama.cpp model (slow on a shared CI core); tests/commands/test_core.py runs it",
     "tokenomy serve": "examples/gateway/team.yaml needs Bedrock credentials and a Redis server; serves until stopped",
     "curl": "needs the gateway of the line before; tests/gateway/test_readme_curl.py runs this exact curl against a "
-            "local gateway",
+    "local gateway",
     "tokenomy bench run": "calls Bedrock (needs an AWS account) and the local model for minutes",
     "tokenomy bench export-labels bench-out": "reads the bench-out directory of the skipped `bench run`",
 }
@@ -70,10 +70,13 @@ def test_the_alerts_example_shows_every_alerts_key_and_loads() -> None:
     """The README's `alerts:` example says "every key optional; defaults shown": it names every key there is."""
     import yaml
 
-    from tokenomy.analytics.alert_settings import AlertSettings
+    from tokenomy.config_alerts import AlertSettings
 
-    block = next(b for b in re.findall(r"^```yaml\n(.*?)^```", (ROOT / "README.md").read_text(), re.S | re.M)
-                 if b.startswith("budgets:"))
+    block = next(
+        b
+        for b in re.findall(r"^```yaml\n(.*?)^```", (ROOT / "README.md").read_text(), re.S | re.M)
+        if b.startswith("budgets:")
+    )
     data = yaml.safe_load(block)
     AlertSettings.from_config(data["alerts"], data.get("routing"))  # valid as written
     shown = set(data["alerts"]) | set(data.get("routing") or {})

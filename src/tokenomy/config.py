@@ -14,11 +14,11 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tokenomy.analytics.alert_settings import AlertSettings, Budget, validate_budgets
 from tokenomy.caching.tokens import TokenPolicy
+from tokenomy.config_alerts import AlertSettings, Budget, validate_budgets
+from tokenomy.config_gateway import GatewaySettings
 from tokenomy.config_routing import RoutingConfig, RoutingPolicy
 from tokenomy.errors import ConfigError, yaml_problem
-from tokenomy.gateway.settings import GatewaySettings
 from tokenomy.providers.registry import ModelSpec
 from tokenomy.resilience.retry import RetryPolicy
 from tokenomy.yaml_text import load_yaml

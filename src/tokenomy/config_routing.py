@@ -3,7 +3,8 @@ the tier shares reports expect, typed in the config model and validated when the
 an error naming it).
 
 `config.py` checks what spans sections (a route's policy and a policy's tiers defined under `routing.policies` and
-`tiers:`); `tokenomy.routing` reads these settings to route.
+`tiers:`); `tokenomy.routing` reads these settings to route. Like every config module it imports nothing above the
+config layer (docs/architecture.md), so the checks a policy gets at load (its validator keys, its schema) are here.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tokenomy.analytics.alert_settings import TierShares
+from tokenomy.config_alerts import TierShares
 
 
 class Rule(BaseModel):
@@ -32,7 +33,8 @@ class Rule(BaseModel):
     min_turns: Optional[int] = None
 
 
-# The keys `tokenomy.routing.validators.validate` reads: a misspelt one would silently validate nothing.
+# The keys `tokenomy.routing.validators.validate` reads: a misspelt one would silently validate nothing. Here, not
+# beside `validate`, because the config checks them at load and sits below `routing` (which imports this module).
 VALIDATOR_KEYS = (
     "truncated",
     "hedging",
@@ -78,8 +80,6 @@ class RoutingPolicy(BaseModel):
             raise ValueError(f"unknown validator {', '.join(map(repr, unknown))}; use {', '.join(VALIDATOR_KEYS)}")
         # A schema the validators cannot check is judged without (as a caller's is): say so at load instead.
         if value.get("schema") is not None:
-            from tokenomy.routing.validators import schema_problem
-
             problem = schema_problem(value["schema"])
             if problem is not None:
                 raise ValueError(problem)
@@ -105,3 +105,51 @@ class RoutingConfig(BaseModel):
 
     policies: dict[str, RoutingPolicy] = Field(default_factory=dict)
     expected_tier_share: TierShares = Field(default_factory=dict)
+
+
+def schema_problem(schema: Any) -> str | None:
+    """Why a route's `schema` validator could not check an answer, or None: it is no valid JSON schema, or a `$ref` in
+    it does not resolve within it. `routing.validators` judges an answer without such a schema (a caller's may be
+    one), so a route's own is checked once, when the config loads, and refused there. It lives here, not beside the
+    validators, because the config sits below `routing`, which reads it."""
+    import jsonschema
+
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        return f"schema is not a JSON schema ({exc.message}); fix it or drop it"
+    ref = _unresolved_ref(schema)
+    if ref is not None:
+        return (
+            f"schema's $ref {ref!r} does not resolve within it (the validators fetch nothing); "
+            "define it under $defs or write it in place"
+        )
+    return None
+
+
+def _unresolved_ref(schema: Any) -> str | None:
+    """The first `$ref` in `schema` that does not resolve within it, else None. jsonschema resolves a `$ref` only
+    when an answer reaches it; `referencing` is jsonschema's resolver."""
+    from referencing import Registry, Resource
+    from referencing.exceptions import Unresolvable
+    from referencing.jsonschema import DRAFT202012
+
+    if not isinstance(schema, dict):
+        return None
+    root = Resource.from_contents(schema, default_specification=DRAFT202012)
+    base = root.id() or "urn:tokenomy:validators-schema"
+    resolver = Registry().with_resource(base, root).crawl().resolver(base_uri=base)
+    pending: list[Any] = [schema]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str):
+                try:
+                    resolver.lookup(ref)
+                except Unresolvable:
+                    return ref
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return None

@@ -1,7 +1,8 @@
 """A ChatRequest as an API that takes less than the content model holds must read it, for the providers' mappings and
 refusal checks: its mid-conversation system messages merged into its one system prompt (`system_hoisted`), only the
 tools its choice allows (`allowed_tools_only`), its system prompt cut at its cache points (`system_parts`), and where
-it first asks for a 1-hour cache point (`one_hour_cache_point`). Core types: imports `messages` only."""
+it first asks for a 1-hour cache point (`one_hour_cache_point`). Core types: imports `messages` and
+`request_options` only."""
 
 from __future__ import annotations
 

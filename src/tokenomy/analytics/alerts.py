@@ -15,10 +15,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from tokenomy.analytics.alert_settings import SCOPES, AlertSettings, Budget, Reservation, validate_budgets
-
 # Re-exported: callers and tests import the settings from here.
 from tokenomy.analytics.billed import SPEND_EVENTS, canonical_provider, provider_sql
+from tokenomy.config_alerts import SCOPES, AlertSettings, Budget, Reservation, validate_budgets
 from tokenomy.errors import ConfigError, UsageError
 from tokenomy.ledger.rollups import tag_match
 from tokenomy.money import usd

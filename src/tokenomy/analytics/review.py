@@ -16,9 +16,9 @@ from decimal import Decimal
 from typing import Any
 
 from tokenomy.analytics import review_habits as habits
-from tokenomy.analytics.alert_settings import AlertSettings
 from tokenomy.analytics.review_models import models_section
 from tokenomy.analytics.review_spend import month_factor, spend_section
+from tokenomy.config_alerts import AlertSettings
 from tokenomy.errors import UsageError
 from tokenomy.money import money_str
 from tokenomy.routing.drift import expected_tier_shares

@@ -20,11 +20,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from tokenomy.analytics.alert_settings import AlertSettings
 from tokenomy.analytics.alerts import ALL_INPUT, cache_rates, reservation_utilization
 from tokenomy.analytics.reports import run_report
 from tokenomy.analytics.review_html import money
 from tokenomy.chat_response import Usage
+from tokenomy.config_alerts import AlertSettings
 from tokenomy.errors import TokenomyError
 from tokenomy.ledger.spend import is_call_sql
 from tokenomy.pricing.catalog import default_catalog

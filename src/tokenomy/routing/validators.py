@@ -223,58 +223,12 @@ def _schema_rejection(check: str, what: str, which: str, data: Any, schema: dict
     )
 
 
-def schema_problem(schema: Any) -> str | None:
-    """Why a route's `schema` validator could not check an answer, or None: it is no valid JSON schema, or a `$ref` in
-    it does not resolve within it. `_schema_error` judges an answer without such a schema (a caller's may be one), so
-    a route's own is checked once, when the config loads, and refused there."""
-    import jsonschema
-
-    try:
-        jsonschema.validators.validator_for(schema).check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        return f"schema is not a JSON schema ({exc.message}); fix it or drop it"
-    ref = _unresolved_ref(schema)
-    if ref is not None:
-        return (
-            f"schema's $ref {ref!r} does not resolve within it (the validators fetch nothing); "
-            "define it under $defs or write it in place"
-        )
-    return None
-
-
-def _unresolved_ref(schema: Any) -> str | None:
-    """The first `$ref` in `schema` that does not resolve within it, else None. jsonschema resolves a `$ref` only
-    when an answer reaches it; `referencing` is jsonschema's resolver."""
-    from referencing import Registry, Resource
-    from referencing.exceptions import Unresolvable
-    from referencing.jsonschema import DRAFT202012
-
-    if not isinstance(schema, dict):
-        return None
-    root = Resource.from_contents(schema, default_specification=DRAFT202012)
-    base = root.id() or "urn:tokenomy:validators-schema"
-    resolver = Registry().with_resource(base, root).crawl().resolver(base_uri=base)
-    pending: list[Any] = [schema]
-    while pending:
-        node = pending.pop()
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str):
-                try:
-                    resolver.lookup(ref)
-                except Unresolvable:
-                    return ref
-            pending.extend(node.values())
-        elif isinstance(node, list):
-            pending.extend(node)
-    return None
-
-
 def _schema_error(data: Any, schema: dict[str, Any]) -> Any:
     """Where `data` breaks a caller's `schema` (a jsonschema.ValidationError), or None. None too for a schema the
     upstream took but jsonschema cannot check: one that is invalid (a `required` that is no list, a pattern Python
     cannot compile) or whose `$ref` it cannot resolve (a missing `$defs` entry, a remote URL it does not fetch). The
-    answer is then judged without it, rather than the call failing after its answer was paid for."""
+    answer is then judged without it, rather than the call failing after its answer was paid for (a route's own schema
+    is refused at load instead: `config_routing.schema_problem`)."""
     import jsonschema
 
     try:

@@ -1,4 +1,7 @@
-"""The `gateway:` section of tokenomy.yaml (typed in the config model, validated when the config loads)."""
+"""The `gateway:` section of tokenomy.yaml (typed in the config model, validated when the config loads).
+
+`tokenomy.gateway` reads it; it lives in the config layer, below the gateway, because `config.py` composes it and the
+config imports no package that reads it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The `alerts:` and `budgets:` sections of tokenomy.yaml, typed once (validated when the config loads)."""
+"""The `alerts:` and `budgets:` sections of tokenomy.yaml, typed once (validated when the config loads).
+
+`tokenomy.analytics` reads them (alerts, reviews); they live in the config layer, below it, because `config.py`
+composes them and the config imports no package that reads it."""
 
 from __future__ import annotations
 
