@@ -903,3 +903,34 @@ def test_a_claude_body_with_tools_is_answered_with_a_tool_call_and_a_key_not_rea
         assert "extraneous key [service_level]" in answers["odd"]["error"]["errorMessage"]
         results = {r.id: r for r in backend.results(handle)}
         assert results["forced"].ok and results["answered"].ok and not results["odd"].ok
+
+
+def test_resume_refuses_settings_bedrock_cannot_run_with_before_anything_is_uploaded(s3_url, tmp_path,
+                                                                                      ledger_path) -> None:
+    # A job stored with a --timeout-hours Bedrock refuses (by a version that did not check it): its submit uploaded
+    # the input to S3, then Bedrock refused the create. Resume never ran the backend's check, as submit does, so
+    # `resume --resend-refused` uploaded the input again, to be refused the same way. It is refused before anything is
+    # sent now.
+    from tokenomy.batch.jobs import open_tables, prepare_job, store_job, submit_parts
+    from tokenomy.batch.resubmit import resubmit_missing
+
+    path = tmp_path / "in.jsonl"
+    path.write_text("\n".join(plain(100)) + "\n")  # Bedrock's minimum a job
+    s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1")
+    with emulator(s3_url) as (_, options):
+        options = replace(options, s3_uri=f"s3://{BUCKET}/bad-timeout")
+        tables = open_tables(str(ledger_path))
+        job, parts, _ = prepare_job(path, HAIKU, "bedrock", options)
+        job = store_job(tables, replace(job, options={**job.options, "timeout_hours": 200}), parts)
+        with pytest.raises(ProviderError, match="ValidationException: Value '200' at 'timeoutDurationInHours'"):
+            submit_parts(tables, job)
+        for key in [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="bad-timeout/").get("Contents", [])]:
+            s3.delete_object(Bucket=BUCKET, Key=key)  # the object that submit left behind
+        with pytest.raises(ConfigError) as refused:
+            resubmit_missing(tables, job.job_id, resend_refused=True)
+        assert s3.list_objects_v2(Bucket=BUCKET, Prefix="bad-timeout/").get("KeyCount") == 0  # nothing uploaded
+        [part] = tables.parts(job.job_id)
+    assert str(refused.value).startswith(
+        f"{job.job_id}: --timeout-hours 200: a Bedrock batch job's timeout is 24 to 168 hours; nothing was sent"), \
+        str(refused.value)
+    assert part["status"] == "failed" and part["handle"] is None

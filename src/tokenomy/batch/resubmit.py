@@ -20,7 +20,7 @@ from tokenomy.batch.records import (
 )
 from tokenomy.batch.split import NoSplit, job_parts, sent_bytes
 from tokenomy.batch.worst_case import job_cap, keep_cap, require_within_cap
-from tokenomy.errors import UsageError
+from tokenomy.errors import ConfigError, UsageError
 
 
 def resubmit_missing(
@@ -73,6 +73,7 @@ def resubmit_missing(
     elif rest:
         _require_minimum(job, len(rest), provider, min_records)
     backend = backend or get_backend(job.backend, submit_options(job))
+    _require_settings(job, backend)
     # Split before anything is sent: a part under the minimum, or a record larger than a job may be, would be refused
     # once the others were made.
     try:
@@ -109,3 +110,17 @@ def _require_minimum(job: Job, records: int, provider: str, minimum: int, what: 
             f"{what}{records} records of {job.job_id} have no result, below {provider}'s minimum of {minimum} per "
             f"batch job, so a resubmission would be rejected; run them on demand instead: {on_demand(job)}"
         )
+
+
+def _require_settings(job: Job, backend: BatchBackend) -> None:
+    """Refuse settings `backend` cannot run `job` with, as submit does before a job is stored (`BatchBackend.check`):
+    a part sent with them would be refused (after Bedrock's input was uploaded), or fail at once, so nothing is sent."""
+    try:
+        backend.check(submit_options(job))
+    except ConfigError as exc:
+        raise ConfigError(
+            f"{job.job_id}: {exc}; nothing was sent (resume runs with the settings the job was submitted with, and "
+            "takes the rest from the environment: set what is missing there, or send its records as a new job: "
+            f"`tokenomy batch results {job.job_id} --missing-input -o rest.jsonl` then `tokenomy batch submit "
+            "rest.jsonl` with settings that hold)"
+        ) from None
