@@ -1259,3 +1259,73 @@ def test_resume_refuses_a_record_larger_than_a_job_may_be_and_status_says_so(tmp
     assert str(refused.value) == f"{job.job_id}: {why}, so nothing was sent; {on_demand}"
     assert json.loads(out)["message"].endswith(f"`tokenomy batch resume {job.job_id}` sends none of them: {why}; "
                                                f"{on_demand}"), out
+
+
+def test_resume_splits_a_failed_part_again_when_it_no_longer_fits_one_batch(tmp_path, monkeypatch) -> None:
+    # A part whose submit failed was sent again as it was split, though by the limits of now (an older version's
+    # split, or limits that changed; OpenAI's 50,000 requests a batch lowered to 10 here) it is over what one batch may
+    # hold: the provider refuses it, and resume then held it back. It is split again, as submit splits, and sent as new
+    # parts; it is not sent itself.
+    from tokenomy.batch.jobs import open_tables, prepare_job, store_job, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.batch.resubmit import resubmit_missing
+    from tokenomy.pricing.catalog import default_catalog
+
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(plain(30)) + "\n")
+    tables = open_tables(str(tmp_path / "ledger.duckdb"))
+    with emulator() as (client, options):
+        job, (recs,), _ = prepare_job(src, MODEL, "openai", options)
+        store_job(tables, job, [recs[:5], recs[5:]])
+        with pytest.raises(ProviderError):
+            submit_parts(tables, job, SecondPartDown(options))
+        monkeypatch.setitem(default_catalog().batch_quotas, "openai",
+                            {**default_catalog().quotas_for("openai"), "max_records_per_job": 10})
+        backend = OpenAIBatchBackend(options)
+        assert resubmit_missing(tables, job.job_id, backend) == 25
+        parts = tables.parts(job.job_id)
+        assert [(p["part_no"], len(p["record_ids"]), p["status"], p["handle"] is not None) for p in parts[1:]] == [
+            (1, 25, "stopped", False), (2, 10, "submitted", True), (3, 10, "submitted", True),
+            (4, 5, "submitted", True)], parts
+        assert sorted(rid for p in parts[2:] for rid in p["record_ids"]) == sorted(parts[1]["record_ids"])
+        job = wait_job(tables, job.job_id, 60, 0.05, backend)
+        assert sorted(len(file_lines(client, b.input_file_id)) for b in client.batches.list().data) == [5, 5, 10, 10]
+    assert (job.status, job.done, job.message) == ("completed", 30, None), job.to_json()
+
+
+def test_resume_refuses_a_failed_part_holding_a_record_larger_than_a_job_may_be(tmp_path, monkeypatch,
+                                                                              capsys) -> None:
+    # A part whose submit failed holds a record larger, by the limits of now, than a whole batch may be: resume sent
+    # the part as it was, for OpenAI to refuse, and status said resume "sends them". Resume refuses it before anything
+    # is sent, naming the part, the record, its size and the limit; status says what resume does.
+    from helpers.cli import run_cli
+    from tokenomy.batch.jobs import open_tables, prepare_job, store_job, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.batch.resubmit import resubmit_missing
+    from tokenomy.pricing.catalog import default_catalog
+
+    path, size, limit = _one_too_large(tmp_path, monkeypatch)
+    quotas = default_catalog().batch_quotas["openai"]
+    monkeypatch.setitem(default_catalog().batch_quotas, "openai", {**quotas, "max_bytes_per_job": 10 ** 6})
+    ledger = tmp_path / "ledger.duckdb"
+    tables = open_tables(str(ledger))
+    with emulator() as (client, options):
+        job, (recs,), _ = prepare_job(path, MODEL, "openai", options)
+        store_job(tables, job, [recs[:2], recs[2:]])  # r3 in part 1
+        with pytest.raises(ProviderError):
+            submit_parts(tables, job, SecondPartDown(options))
+        backend = OpenAIBatchBackend(options)
+        job = wait_job(tables, job.job_id, 30, 0.05, backend)
+        monkeypatch.setitem(default_catalog().batch_quotas, "openai", quotas)
+        code, out, err = run_cli(monkeypatch, capsys, "batch", "status", job.job_id, "--ledger", str(ledger), "--json")
+        assert code == 0, err
+        with pytest.raises(UsageError) as refused:
+            resubmit_missing(tables, job.job_id, backend)
+        assert len(client.batches.list().data) == 1 and tables.parts(job.job_id)[1]["handle"] is None  # nothing sent
+    why = (f"part 1: record r3 is {size:,} bytes as sent, more than openai's limit of {limit:,} bytes for a whole "
+           "batch job")
+    on_demand = (f"run them on demand instead: `tokenomy batch results {job.job_id} --missing-input -o rest.jsonl` "
+                 f"then `tokenomy batch submit rest.jsonl --model {MODEL} --backend local`")
+    assert str(refused.value) == f"{job.job_id}: {why}, so nothing was sent; {on_demand}"
+    assert json.loads(out)["message"].endswith(f"`tokenomy batch resume {job.job_id}` sends none of them: {why}; "
+                                               f"{on_demand}"), out

@@ -13,7 +13,7 @@ from typing import Any
 
 from tokenomy.batch.backends import FINAL_STATES, BatchBackend
 from tokenomy.batch.job_tables import Job, final_ids
-from tokenomy.batch.records import records_among, unrun_records
+from tokenomy.batch.records import part_records, records_among, unrun_records
 from tokenomy.batch.split import NoSplit, job_parts, quota_provider, sent_bytes
 from tokenomy.pricing.catalog import default_catalog
 
@@ -57,34 +57,49 @@ def provider_minimum(job: Job) -> tuple[str, int]:
 
 
 def _resume_sends(
-    job: Job, parts: list[dict[str, Any]], sendable: list[str], again: list[list[str]], backend: BatchBackend
+    job: Job, parts: list[dict[str, Any]], sendable: list[str], again: list[dict[str, Any]], backend: BatchBackend
 ) -> str:
-    """What one `resume` does with the `sendable` records it would send, those of parts whose submit failed (sent
-    again as they were: `again`, each one's records) among them: sends them all; or, a failed part too small for a
-    batch job, sends nothing and says how to run them on demand; or, too few of the others for one, sends those parts
-    only, saying how to run the others on demand; or, no split of the others keeping every provider job at the
-    minimum (`split.ShortJob`) or a record larger than a job may be (`split.RecordTooLarge`), sends nothing, saying why
-    and how to run them on demand, as resume's error does."""
+    """What one `resume` does with the `sendable` records it would send, those of the parts whose submit failed
+    (`again`) among them: sends them all; or, a failed part too small for a batch job, sends nothing and says how to
+    run them on demand; or, too few of the others for one, sends those parts only, saying how to run the others on
+    demand; or, a failed part no split sends, or no split of the others keeping every provider job at the minimum
+    (`split.ShortJob`) or a record larger than a job may be (`split.RecordTooLarge`), sends nothing, saying why and
+    how to run them on demand, as resume's error does. A failed part over what one job may hold by the limits of now
+    goes with the others, split again (`resubmit._outgrown`)."""
     provider, minimum = provider_minimum(job)
     below = f"fewer than {provider}'s minimum of {minimum} a batch job"
-    resent = {rid for ids in again for rid in ids}
+    to_demand = f"`tokenomy batch resume {job.job_id}` says how to run them on demand"
+    if again and min(len(p["record_ids"]) for p in again) < minimum:
+        return f"{below} are left to send: {to_demand}"
+    size = sent_bytes(backend, job.model)
+    fitting = []
+    for part in again:  # resume splits them before it sends anything: a split that fails sends nothing
+        try:
+            if len(job_parts(part_records(part), provider, size)) == 1:
+                fitting.append(part)
+        except NoSplit as refused:
+            return _sends_none(job, f"part {part['part_no']}: {refused}")
+    resent = {rid for p in fitting for rid in p["record_ids"]}
     rest = [rid for rid in sendable if rid not in resent]
-    if rest and len(rest) < minimum and again and min(map(len, again)) >= minimum:
+    if rest and len(rest) < minimum and fitting:
         return (
             f"`tokenomy batch resume {job.job_id}` sends the {len(resent)} of the parts whose submit failed; the "
             f"other {len(rest)} are {below}: it says how to run them on demand"
         )
-    if (rest and len(rest) < minimum) or (again and min(map(len, again)) < minimum):
-        return f"{below} are left to send: `tokenomy batch resume {job.job_id}` says how to run them on demand"
-    if rest:  # resume splits them before it sends anything: a split that fails sends nothing
+    if rest and len(rest) < minimum:
+        return f"{below} are left to send: {to_demand}"
+    if rest:
         try:
-            job_parts(records_among(parts, set(rest)), provider, sent_bytes(backend, job.model))
+            job_parts(records_among(parts, set(rest)), provider, size)
         except NoSplit as refused:
-            return (
-                f"`tokenomy batch resume {job.job_id}` sends none of them: {refused}; run them on demand instead: "
-                f"{on_demand(job)}"
-            )
+            return _sends_none(job, str(refused))
     return f"`tokenomy batch resume {job.job_id}` sends them"
+
+
+def _sends_none(job: Job, why: str) -> str:
+    return (
+        f"`tokenomy batch resume {job.job_id}` sends none of them: {why}; run them on demand instead: {on_demand(job)}"
+    )
 
 
 def on_demand(job: Job) -> str:

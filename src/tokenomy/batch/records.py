@@ -192,19 +192,19 @@ def held_back(parts: list[dict[str, Any]], done: set[str]) -> list[dict[str, Any
 
 def unrun_records(
     parts: list[dict[str, Any]], outcomes: dict[str, dict[str, Any]]
-) -> tuple[int, list[str], list[list[str]]]:
+) -> tuple[int, list[str], list[dict[str, Any]]]:
     """Of the job whose `parts` and `outcomes` (`JobTables.outcomes`) these are: how many records were left without
     any result by a part that ended short (expired, timed out, stopped by the provider or by `batch cancel`, or whose
     submit failed), the ids of every record `resume` would send (no final result, and not held back as part of a
-    `held_back` part), and those of each part it sends again as it was (`unsent_parts`), the others going as new
-    parts."""
+    `held_back` part), and the parts whose submit failed (`unsent_parts`: sent again under their own key, or split
+    again if they no longer fit one provider job), the others going as new parts."""
     last = {rid: p for p in parts for rid in p["record_ids"]}
     done = final_ids(outcomes)
     held = held_back(parts, done)
     held_ids = {rid for p in held for rid in p["record_ids"]}
     sendable = [rid for rid in last if rid not in done and rid not in held_ids]
     unrun = sum(1 for rid in sendable if rid not in outcomes)  # a throttled record has one: said apart, as sent again
-    again = [p["record_ids"] for p in unsent_parts(parts, {p["part_no"] for p in held})]
+    again = unsent_parts(parts, {p["part_no"] for p in held})
     return unrun, sendable, again
 
 

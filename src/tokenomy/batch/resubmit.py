@@ -5,11 +5,12 @@ demand."""
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from tokenomy.batch.backends import FINAL_STATES, BatchBackend
 from tokenomy.batch.hints import on_demand, provider_minimum
 from tokenomy.batch.job_tables import Job, JobTables
-from tokenomy.batch.jobs import get_backend, refresh, submit_options, submit_parts
+from tokenomy.batch.jobs import get_backend, part_key, refresh, submit_options, submit_parts
 from tokenomy.batch.records import (
     missing_records,
     part_payload,
@@ -40,7 +41,9 @@ def resubmit_missing(
     on demand instead. A part the provider refused whole as written (`refused_parts`) is not sent unchanged unless
     `resend_refused`: with nothing else to send, that is an error naming the part, why, and what to do. Nothing is
     sent when what the job has cost and the worst case of everything it would send are over its cap (`max_cost`,
-    else the one it was submitted with): `worst_case.OverCap`. A `max_cost` that holds is kept as the job's cap.
+    else the one it was submitted with): `worst_case.OverCap`. A `max_cost` that holds is kept as the job's cap. A part
+    whose submit failed and that no longer fits one provider job by the limits of now is split again, with the records
+    finished parts left (`_outgrown`).
     """
     job = refresh(tables, job_id, backend)
     if job.backend == "local":
@@ -58,10 +61,17 @@ def resubmit_missing(
     min_records = minimum if min_records is None else min_records
     for part in unsent:  # split to the minimum of when it was made; the provider holds it to today's
         _require_minimum(job, len(part["record_ids"]), provider, min_records, f"part {part['part_no']}: ")
+    backend = backend or get_backend(job.backend, submit_options(job))
+    # A failed part was split by the limits of when it was made (or by an older version): one that no longer fits a
+    # provider job by today's goes as new parts, with the records finished parts left.
+    outgrown = _outgrown(job, unsent, provider, backend)
+    unsent = [p for p in unsent if p not in outgrown]
+    regrouped = {rid for p in outgrown for rid in p["record_ids"]}
     # The records finished parts left (those of a part still running may yet be answered: not sent twice).
     resent_ids = {rid for p in unsent for rid in p["record_ids"]}
     skip = resent_ids | {rid for p in held for rid in p["record_ids"]}
-    rest = [] if running else [r for r in missing_records(tables, job_id) if r.id not in skip]
+    missing = [r for r in missing_records(tables, job_id) if r.id not in skip]
+    rest = [r for r in missing if r.id in regrouped] if running else missing
     if not unsent and not rest:
         if held:
             raise UsageError(refused_note(job_id, held))
@@ -72,7 +82,6 @@ def resubmit_missing(
         rest = []
     elif rest:
         _require_minimum(job, len(rest), provider, min_records)
-    backend = backend or get_backend(job.backend, submit_options(job))
     _require_settings(job, backend)
     # Split before anything is sent: a part under the minimum, or a record larger than a job may be, would be refused
     # once the others were made.
@@ -89,6 +98,8 @@ def resubmit_missing(
     for part in unsent:
         tables.update_part(job_id, part["part_no"], status="submitted", collected=False)
     next_no = max((p["part_no"] for p in parts), default=-1) + 1
+    for part in outgrown:  # ended, never sent: its records go in the new parts
+        tables.update_part(job_id, part["part_no"], status="stopped", collected=True, message=OUTGROWN)
     for offset, records in enumerate(new_parts):
         tables.insert_part(job_id, next_no + offset, None, "submitted", [r.id for r in records], part_payload(records))
     submit_parts(tables, job, backend)
@@ -100,6 +111,33 @@ def resubmit_missing(
             f"demand: {on_demand(job)}"
         )
     return len(resent) + len(rest)
+
+
+OUTGROWN = "not sent: over what one provider job may hold by the limits of now; its records were split again"
+
+
+def _outgrown(job: Job, unsent: list[dict[str, Any]], provider: str, backend: BatchBackend) -> list[dict[str, Any]]:
+    """The parts of `unsent` (their submit failed) that no longer fit one `provider` job as `backend` sends them, by
+    the limits of now (`split.job_parts`, as submit splits): sent as they are, the provider would refuse them. A part
+    the provider may have made (sent before, and found under its key) is not among them: it is not made twice. A
+    record no split can send, or records no split keeps at the minimum, refuse the resume before anything is sent."""
+    out = []
+    for part in unsent:
+        try:
+            fits = len(job_parts(part_records(part), provider, sent_bytes(backend, job.model))) == 1
+        except NoSplit as refused:
+            raise UsageError(
+                f"{job.job_id}: part {part['part_no']}: {refused}, so nothing was sent; run them on demand instead: "
+                f"{on_demand(job)}"
+            ) from None
+        if fits:
+            continue
+        if part["message"]:  # sent before: the provider may have made it, though its answer was lost
+            _require_settings(job, backend)  # (asked with settings it runs with)
+            if backend.find(part_key(job.job_id, part["part_no"])):
+                continue
+        out.append(part)
+    return out
 
 
 def _require_minimum(job: Job, records: int, provider: str, minimum: int, what: str = "") -> None:
