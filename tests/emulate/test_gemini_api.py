@@ -178,6 +178,22 @@ def test_explicit_cache_hit_is_priced_at_the_cached_rate(client) -> None:
     assert gone.value.code == 403 and gone.value.status == "PERMISSION_DENIED"
 
 
+def test_a_caches_tool_config_applies_to_the_calls_using_it(client, url) -> None:
+    # The cache's toolConfig was accepted and dropped: a call using a cache that forces get_weather got text back.
+    forced = types.ToolConfig(function_calling_config=types.FunctionCallingConfig(mode="ANY"))
+    cache = client.caches.create(model=MODEL, config=types.CreateCachedContentConfig(
+        contents=[CONTRACT], tools=[weather_tool()], tool_config=forced, ttl="600s"))
+    response = client.models.generate_content(
+        model=MODEL, contents="Weather in Oslo?", config=types.GenerateContentConfig(cached_content=cache.name))
+    assert [c.name for c in response.function_calls or []] == ["get_weather"]
+    assert set(response.function_calls[0].args) == {"city"}
+    client.caches.delete(name=cache.name)
+    body = {"model": f"models/{MODEL}", "contents": [{"role": "user", "parts": [{"text": CONTRACT}]}],
+            "toolConfig": {"functionCallingConfig": {"mode": "SOMETIMES"}}}
+    refused = httpx.post(f"{url}/v1beta/cachedContents", json=body, headers={"x-goog-api-key": "x"})
+    assert refused.status_code == 400 and "toolConfig.functionCallingConfig.mode" in refused.json()["error"]["message"]
+
+
 def test_caches_are_listed_after_one_of_them_expired(client) -> None:
     # Listing read the names of every cache, expired ones too, then looked each up: the first lookup dropped the
     # expired ones, so listing failed with 403 (CachedContent not found) once any cache had expired.

@@ -108,6 +108,9 @@ class CachedContent:
     created: datetime
     updated: datetime
     expires: datetime
+    # The cache's tools and toolConfig as a generateContent body carries them: a call using the cache may set
+    # neither, so the cache's apply (toolConfig's forced function call) as the API applies them.
+    tooling: dict[str, Any]
 
     def body(self) -> dict[str, Any]:
         return {
@@ -189,6 +192,8 @@ class GeminiEmulator:
             raise invalid(f"Model {model} does not support explicit caching (the catalog has no cached-input price).")
         turns = contents(field(body, "contents") or [])
         system = system_blocks(body)
+        tooling = {"tools": field(body, "tools") or [], "toolConfig": field(body, "toolConfig")}
+        forced_tool(tooling)  # a toolConfig the calls using the cache could not follow is refused now, by its name
         try:
             prepared = self.engine.prepare(f"gemini-cache:{model}", system, turns, None, False, 1, None, [])
         except InputTooLong as exc:
@@ -214,6 +219,7 @@ class GeminiEmulator:
             now,
             now,
             expires,
+            tooling,
         )
         with self.lock:
             self.caches[cache.name] = cache
@@ -275,6 +281,7 @@ class GeminiEmulator:
         system = system_blocks(body)
         cached_tokens = 0
         min_tokens: int | None = None
+        tooling = body  # where the tools and toolConfig are: the request's, or (one may not set them) its cache's
         name = field(body, "cachedContent")
         if name:
             cache = self.cache(str(name))
@@ -289,6 +296,7 @@ class GeminiEmulator:
                     "or tool_config. Proposed fix: move those values to CachedContent from GenerateContent request."
                 )
             system, turns, cached_tokens = cache.system, cache.turns + turns, cache.tokens
+            tooling = cache.tooling
         elif entry.has_cache and entry.cache_min_tokens:
             # Implicit caching: the system part and every turn but the last close a prefix Gemini may have cached.
             min_tokens = entry.cache_min_tokens
@@ -303,7 +311,7 @@ class GeminiEmulator:
             )
         except InputTooLong as exc:
             raise invalid(f"The input token count exceeds the maximum number of tokens allowed: {exc}") from None
-        prepared.forced_tool = forced_tool(body)
+        prepared.forced_tool = forced_tool(tooling)
         cached = min(cached_tokens, prepared.prompt_tokens) if name else prepared.account.cache_read_tokens
         tools = field(body, "tools") or []
         searched = any(isinstance(t, dict) and any(k in t for k in SEARCH_TOOLS) for t in tools)
