@@ -18,6 +18,9 @@ from google.genai import errors, types
 from helpers import free_port, wait_for_port
 from tokenomy.caching.placement import IMAGE_TOKENS
 from tokenomy.chat_response import Usage
+from tokenomy.emulate import gemini_api, gemini_response
+from tokenomy.emulate.instant_engine import InstantEngine
+from tokenomy.emulate.server import ServerThread
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import cache_storage_cost, compute_cost
 from tokenomy.providers.gemini_parts_read import usage_from_gemini
@@ -192,6 +195,29 @@ def test_a_caches_tool_config_applies_to_the_calls_using_it(client, url) -> None
             "toolConfig": {"functionCallingConfig": {"mode": "SOMETIMES"}}}
     refused = httpx.post(f"{url}/v1beta/cachedContents", json=body, headers={"x-goog-api-key": "x"})
     assert refused.status_code == 400 and "toolConfig.functionCallingConfig.mode" in refused.json()["error"]["message"]
+
+
+def test_a_model_failure_mid_stream_ends_the_stream_with_the_apis_internal_error(monkeypatch) -> None:
+    # Only a GeminiError became an error chunk: any other failure of the model broke the stream, where the
+    # non-streaming call answers a 500 in the API's error shape.
+    def failing(*args):
+        yield "text", "Half an ans"
+        raise RuntimeError("the local model ran out of memory")
+
+    monkeypatch.setattr(gemini_api, "answer", failing)
+    monkeypatch.setattr(gemini_response, "answer", failing)
+    with ServerThread(gemini_api.create_app(engine=InstantEngine())) as served:
+        client = genai.Client(api_key="x", http_options={"base_url": served})
+        with pytest.raises(errors.ServerError) as whole:
+            client.models.generate_content(model=MODEL, contents="hi")
+        received = []
+        with pytest.raises(errors.ServerError) as streamed:
+            for chunk in client.models.generate_content_stream(model=MODEL, contents="hi"):
+                received.append(chunk.text)
+    assert received == ["Half an ans"]
+    for failure in (whole.value, streamed.value):
+        assert failure.code == 500 and failure.status == "INTERNAL"
+        assert failure.message == "The model failed: the local model ran out of memory"
 
 
 def test_caches_are_listed_after_one_of_them_expired(client) -> None:

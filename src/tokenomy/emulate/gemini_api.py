@@ -28,7 +28,7 @@ from tokenomy.emulate.engine import Engine
 from tokenomy.emulate.gemini_batch import GeminiBatches
 from tokenomy.emulate.gemini_model import GeminiEmulator
 from tokenomy.emulate.gemini_parts import GeminiError, invalid
-from tokenomy.emulate.gemini_response import answer, response_body, stream_chunks
+from tokenomy.emulate.gemini_response import answer, model_failure, response_body, stream_chunks
 from tokenomy.emulate.vertex_batch import ObjectStore, VertexBatchJobs, add_routes
 
 VERTEX = "/{version}/projects/{project}/locations/{location}/publishers/google/models/{target}"
@@ -109,10 +109,8 @@ def create_app(
             return StreamingResponse(stream_chunks(emulator.engine, call, response_id), media_type="text/event-stream")
         try:
             body_out = await run_in_threadpool(lambda: response_body(call, answer(emulator.engine, call), response_id))
-        except GeminiError:
-            raise
         except Exception as exc:  # a local-model failure is the service's fault: the API's 500 shape
-            raise GeminiError(500, f"The model failed: {exc}") from None
+            raise model_failure(exc) from None
         return JSONResponse(body_out)
 
     @app.post("/{version}/models/{target}")

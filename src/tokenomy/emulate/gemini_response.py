@@ -23,6 +23,11 @@ from tokenomy.emulate.gemini_parts import GeminiError
 FINISH = {"stop": "STOP", "length": "MAX_TOKENS"}
 
 
+def model_failure(exc: Exception) -> GeminiError:
+    """A local-model failure as the API reports an internal error: a 500 in its error shape, never a traceback."""
+    return exc if isinstance(exc, GeminiError) else GeminiError(500, f"The model failed: {exc}")
+
+
 def answer(engine: Engine, call: Call) -> Iterator[tuple]:
     """The answer as events: ("thought", text, signature), ("text", text), ("call", name, args),
     then ("finish", candidate_tokens, thought_tokens, finish_reason)."""
@@ -166,5 +171,5 @@ def stream_chunks(engine: Engine, call: Call, response_id: str) -> Iterator[byte
                         "responseId": response_id,
                     }
                 )
-    except GeminiError as exc:
-        yield sse(exc.body())
+    except Exception as exc:  # the stream ends with the error as its last chunk, as Gemini ends one that failed
+        yield sse(model_failure(exc).body())
