@@ -248,6 +248,24 @@ def test_an_expire_time_without_its_offset_is_refused_and_other_caches_still_ser
     client.caches.delete(name=kept.name)
 
 
+def test_a_cache_body_setting_both_expirations_or_what_cannot_change_is_refused_by_name(client, url) -> None:
+    # ttl and expireTime are one field's two forms: with both, create kept expireTime and update kept ttl, the other
+    # dropped; an update's displayName (only the expiration can change) was dropped as well.
+    later = "2099-01-01T00:00:00Z"
+    with pytest.raises(errors.ClientError, match="ttl and expireTime: set one of them") as both:
+        client.caches.create(model=MODEL, config=types.CreateCachedContentConfig(
+            contents=[CONTRACT], ttl="600s", expire_time=later))
+    assert both.value.code == 400
+    kept = client.caches.create(model=MODEL, config=types.CreateCachedContentConfig(contents=[CONTRACT], ttl="600s"))
+    with pytest.raises(errors.ClientError, match="ttl and expireTime: set one of them"):
+        client.caches.update(name=kept.name, config=types.UpdateCachedContentConfig(ttl="60s", expire_time=later))
+    renamed = httpx.patch(f"{url}/v1beta/{kept.name}", json={"ttl": "60s", "displayName": "other"},
+                          headers={"x-goog-api-key": "x"})
+    assert renamed.status_code == 400 and "not displayName" in renamed.json()["error"]["message"]
+    assert client.caches.get(name=kept.name).expire_time == kept.expire_time  # nothing refused was applied
+    client.caches.delete(name=kept.name)
+
+
 def test_cache_below_the_minimum_is_refused(client) -> None:
     with pytest.raises(errors.ClientError, match="min_total_token_count=1024") as refused:
         client.caches.create(model=MODEL, config=types.CreateCachedContentConfig(contents=["too short"]))

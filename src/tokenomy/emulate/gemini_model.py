@@ -20,6 +20,7 @@ from tokenomy.emulate.gemini_parts import (
     REQUEST_FIELDS,
     GeminiError,
     audio_tokens,
+    camel,
     contents,
     field,
     forced_tool,
@@ -95,6 +96,17 @@ def _expire_time(value: Any) -> datetime:
     if moment.tzinfo is None:
         raise invalid(problem)
     return moment
+
+
+def _expiration(body: dict[str, Any], now: datetime) -> datetime | None:
+    """When a create or update body says the cache expires, or None where it says nothing. ttl and expireTime are
+    the two forms of one field (CachedContent's expiration), so a body setting both is refused, not read as one."""
+    ttl, expire = body.get("ttl"), field(body, "expireTime")
+    if ttl is not None and expire is not None:
+        raise invalid("ttl and expireTime: set one of them (both are the cache's expiration)")
+    if expire is not None:
+        return _expire_time(expire)
+    return None if ttl is None else now + timedelta(seconds=_ttl_seconds(ttl))
 
 
 @dataclass
@@ -205,10 +217,7 @@ class GeminiEmulator:
                 f"min_total_token_count={minimum}"
             )
         now = datetime.now(UTC)
-        if field(body, "expireTime"):
-            expires = _expire_time(field(body, "expireTime"))
-        else:
-            expires = now + timedelta(seconds=_ttl_seconds(body.get("ttl") or f"{DEFAULT_CACHE_TTL}s"))
+        expires = _expiration(body, now) or now + timedelta(seconds=DEFAULT_CACHE_TTL)
         cache = CachedContent(
             f"cachedContents/{secrets.token_hex(8)}",
             model,
@@ -227,14 +236,16 @@ class GeminiEmulator:
 
     def update_cache(self, name: str, body: Any) -> CachedContent:
         cache = self.cache(name)
-        if not isinstance(body, dict) or not (body.get("ttl") or field(body, "expireTime")):
-            raise invalid("update: send ttl or expireTime")
+        if not isinstance(body, dict):
+            raise invalid("update: a CachedContent object with ttl or expireTime")
+        for key in body:
+            if camel(key) not in ("ttl", "expireTime"):  # as documented, only the expiration may be updated
+                raise invalid(f"update: only a cache's expiration (ttl or expireTime) can be changed, not {key}")
         now = datetime.now(UTC)
-        if body.get("ttl"):
-            cache.expires = now + timedelta(seconds=_ttl_seconds(body["ttl"]))
-        else:
-            cache.expires = _expire_time(field(body, "expireTime"))
-        cache.updated = now
+        expires = _expiration(body, now)
+        if expires is None:
+            raise invalid("update: send ttl or expireTime")
+        cache.expires, cache.updated = expires, now
         return cache
 
     def delete_cache(self, name: str) -> None:
