@@ -220,6 +220,19 @@ def test_a_model_failure_mid_stream_ends_the_stream_with_the_apis_internal_error
         assert failure.message == "The model failed: the local model ran out of memory"
 
 
+def test_a_caches_google_search_tool_grounds_the_calls_using_it(client) -> None:
+    # The cache's tools were only rendered into its prompt: a call using a cache that offers Google Search was
+    # answered without the search's groundingMetadata, which the same tool in the request brings.
+    search = [types.Tool(google_search=types.GoogleSearch())]
+    cache = client.caches.create(model=MODEL, config=types.CreateCachedContentConfig(
+        contents=[CONTRACT], tools=search, ttl="600s"))
+    response = client.models.generate_content(
+        model=MODEL, contents="Any news on lot 7?", config=types.GenerateContentConfig(cached_content=cache.name))
+    grounding = response.candidates[0].grounding_metadata
+    assert grounding is not None and grounding.web_search_queries[0] == "Any news on lot 7?"
+    client.caches.delete(name=cache.name)
+
+
 def test_caches_are_listed_after_one_of_them_expired(client) -> None:
     # Listing read the names of every cache, expired ones too, then looked each up: the first lookup dropped the
     # expired ones, so listing failed with 403 (CachedContent not found) once any cache had expired.

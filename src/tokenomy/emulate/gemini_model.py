@@ -121,7 +121,7 @@ class CachedContent:
     updated: datetime
     expires: datetime
     # The cache's tools and toolConfig as a generateContent body carries them: a call using the cache may set
-    # neither, so the cache's apply (toolConfig's forced function call) as the API applies them.
+    # neither, so the cache's apply (toolConfig's forced function call, a Google Search tool) as the API applies them.
     tooling: dict[str, Any]
 
     def body(self) -> dict[str, Any]:
@@ -324,7 +324,7 @@ class GeminiEmulator:
             raise invalid(f"The input token count exceeds the maximum number of tokens allowed: {exc}") from None
         prepared.forced_tool = forced_tool(tooling)
         cached = min(cached_tokens, prepared.prompt_tokens) if name else prepared.account.cache_read_tokens
-        tools = field(body, "tools") or []
+        tools = field(tooling, "tools") or []
         searched = any(isinstance(t, dict) and any(k in t for k in SEARCH_TOOLS) for t in tools)
         # The cached prefix's audio: an explicit cache's turns, or (implicit) every turn but the last.
         prefix = cache.turns if name else turns[:-1]
