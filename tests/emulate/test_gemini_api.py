@@ -325,6 +325,10 @@ def test_cancelled_batch_stops(url) -> None:
     ({"contents": [{"parts": []}]}, 400, "at least one part"),
     ({"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"maxOutputTokens": -1}}, 400, "maxOutputTokens"),
     ({"contents": [{"parts": [{"text": "x"}]}], "bogus": 1}, 400, "bogus"),
+    # Log probabilities were asked for and left out of the answer unsaid (the API sends logprobsResult).
+    ({"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"responseLogprobs": True}}, 400,
+     "generationConfig.responseLogprobs: the Tokenomy emulator reports no log probabilities"),
+    ({"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"logprobs": 3}}, 400, "generationConfig.logprobs"),
 ])
 def test_malformed_requests_are_400_naming_the_field(url, body, status, needle) -> None:
     reply = httpx.post(f"{url}/v1beta/models/{MODEL}:generateContent", json=body, headers={"x-goog-api-key": "x"})

@@ -288,6 +288,9 @@ def generation_config(body: dict[str, Any]) -> dict[str, Any]:
         raise invalid("generationConfig.stopSequences: at most 5 strings")
     if (field(config, "candidateCount") or 1) != 1:
         raise invalid("generationConfig.candidateCount: the Tokenomy emulator answers one candidate")
+    for key in ("responseLogprobs", "logprobs"):  # asked for, they would be missing from the answer unsaid
+        if field(config, key):
+            raise invalid(f"generationConfig.{key}: the Tokenomy emulator reports no log probabilities")
     schema = None
     if field(config, "responseMimeType") == "application/json":
         for key in ("responseJsonSchema", "responseSchema"):
