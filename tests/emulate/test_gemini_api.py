@@ -389,6 +389,29 @@ def test_an_array_response_schema_is_answered_as_the_api_does(client) -> None:
     assert isinstance(listed.parsed, list) and all(isinstance(c, City) for c in listed.parsed)
 
 
+def test_enum_output_is_one_of_the_values_bare_and_a_schema_no_answer_follows_is_refused(client, url) -> None:
+    # text/x.enum's schema was dropped (the answer was free text), as was a schema beside a text/plain answer.
+    import enum
+
+    class Mood(enum.Enum):
+        HAPPY = "happy"
+        SAD = "sad"
+
+    config = types.GenerateContentConfig(response_mime_type="text/x.enum", response_schema=Mood)
+    reply = client.models.generate_content(model=MODEL, contents="I won!", config=config)
+    assert reply.text in ("happy", "sad") and reply.parsed in (Mood.HAPPY, Mood.SAD)
+    ask = {"contents": [{"role": "user", "parts": [{"text": "I won!"}]}]}
+    headers = {"x-goog-api-key": "x"}
+    for config, named in (
+        ({"responseMimeType": "text/plain", "responseSchema": {"type": "STRING"}}, "generationConfig.responseSchema"),
+        ({"responseJsonSchema": {"type": "object"}}, "generationConfig.responseJsonSchema"),
+        ({"responseMimeType": "text/x.enum", "responseSchema": {"type": "STRING"}}, "enum values"),
+    ):
+        refused = httpx.post(f"{url}/v1beta/models/{MODEL}:generateContent", json={**ask, "generationConfig": config},
+                             headers=headers)
+        assert refused.status_code == 400 and named in refused.json()["error"]["message"], refused.text
+
+
 def test_int64_schema_fields_sent_as_text_as_proto3_json_writes_them_are_numbers(url) -> None:
     # Google's Schema keeps minItems, maxItems, minLength, maxLength, minProperties and maxProperties as int64, which
     # proto3 JSON writes as text ("1") and Google's discovery-based REST clients send so: the emulator checked them as

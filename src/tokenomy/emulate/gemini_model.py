@@ -149,6 +149,7 @@ class Call:
     grounding: dict[str, Any] | None = None  # the candidate's groundingMetadata (a Google Search tool was offered)
     audio_tokens: int = 0  # the prompt's audio (inline audio parts), counted in its tokens
     cached_audio_tokens: int = 0  # the part of that audio read from a cache
+    enum_text: bool = False  # the value json_schema shapes is sent bare (text/x.enum), not as JSON
 
 
 class GeminiEmulator:
@@ -339,4 +340,5 @@ class GeminiEmulator:
             search_grounding(turns) if searched else None,
             min(audio, prepared.prompt_tokens),
             min(audio_tokens(prefix), cached) if cached else 0,
+            options["enum_text"],
         )

@@ -46,6 +46,7 @@ CONFIG_FIELDS = {
     "mediaResolution",
     "modelConfig",  # Vertex AI's model selection (GenerateContentConfig.model_selection_config)
 }
+ENUM_MIME = "text/x.enum"  # the answer is one of the schema's enum values, bare (Gemini's classification output)
 REQUEST_FIELDS = {
     "model",
     "contents",
@@ -292,11 +293,20 @@ def generation_config(body: dict[str, Any]) -> dict[str, Any]:
         if field(config, key):
             raise invalid(f"generationConfig.{key}: the Tokenomy emulator reports no log probabilities")
     schema = None
-    if field(config, "responseMimeType") == "application/json":
-        for key in ("responseJsonSchema", "responseSchema"):
-            if field(config, key) is not None:
-                _check_schema(_schema(config, key, f"generationConfig.{key}"), f"generationConfig.{key}")
+    mime = field(config, "responseMimeType")
+    given = [key for key in ("responseJsonSchema", "responseSchema") if field(config, key) is not None]
+    if mime in ("application/json", ENUM_MIME):
+        for key in given:
+            _check_schema(_schema(config, key, f"generationConfig.{key}"), f"generationConfig.{key}")
         schema = _json_schema(_schema(config, "responseJsonSchema") or _schema(config, "responseSchema") or {})
+        choices = schema.get("enum") if isinstance(schema, dict) and schema.get("type") == "string" else None
+        if mime == ENUM_MIME and not choices:
+            raise invalid(f"generationConfig.responseSchema: {ENUM_MIME} answers one of a STRING schema's enum values")
+    elif given:  # a schema no answer would follow: refused, not answered in free text
+        raise invalid(
+            f"generationConfig.{given[0]}: a response schema shapes an application/json or {ENUM_MIME} answer; "
+            "set responseMimeType to one of them"
+        )
     thinking = field(config, "thinkingConfig") or {}
     budget = field(thinking, "thinkingBudget")
     level = field(thinking, "thinkingLevel")
@@ -308,6 +318,7 @@ def generation_config(body: dict[str, Any]) -> dict[str, Any]:
         "temperature": temperature,
         "stop": list(stops),
         "json_schema": schema,
+        "enum_text": mime == ENUM_MIME,
         "thinking_budget": (budget if budget and budget > 0 else 1024) if think else None,
         "include_thoughts": bool(field(thinking, "includeThoughts")),
     }

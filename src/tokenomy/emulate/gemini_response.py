@@ -61,7 +61,7 @@ def answer(engine: Engine, call: Call) -> Iterator[tuple]:
         if prepared.forced_tool is not None:
             yield "call", prepared.forced_tool["name"], value
         else:
-            yield "text", json.dumps(value)
+            yield "text", value if call.enum_text else json.dumps(value)
         yield "finish", tokens, thoughts, "STOP"
         return
     output, finish = 0, "stop"
