@@ -251,8 +251,9 @@ def register_resume(batch: typer.Typer) -> None:
         resend_refused: bool = typer.Option(
             False,
             "--resend-refused",
-            help="Also send, unchanged, the parts the provider refused whole at validation (which resume otherwise "
-            "holds back: sent as they are they would be refused again), once the cause is fixed on its side.",
+            help="Also send the parts the provider refused whole at validation (which resume otherwise holds back: "
+            "sent as they are they would be refused again), once the cause is fixed on its side: the same records, "
+            "split again only where today's limits no longer fit them in one job.",
         ),
         background: bool = typer.Option(
             False, "--background", hidden=True, help="The runner --detach starts: only a job still waiting for it."
