@@ -48,7 +48,8 @@ class AlertSettings(BaseModel):
     """`alerts:` in tokenomy.yaml; every threshold has a default."""
 
     model_config = ConfigDict(extra="forbid")
-    window_days: int = Field(7, ge=1, description="recent window compared, and anomaly lookback")
+    # At most 100 years, as `review --since` takes: a window back past year 1 was an OverflowError traceback.
+    window_days: int = Field(7, ge=1, le=36500, description="recent window compared, and anomaly lookback")
     anomaly_groups: list[Literal["model", "provider"]] = Field(
         default_factory=lambda: ["model"],  # type: ignore[arg-type]
         description="daily spend series checked",

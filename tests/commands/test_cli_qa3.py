@@ -1,0 +1,47 @@
+"""Third CLI audit: a config figure past what a date holds, a binary file called CSV, a database that is not llm's
+read as an empty log. Run through the real entry point (`tokenomy.cli.main`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from helpers.cli import _seed, one_error_line, run_cli
+
+
+@pytest.mark.parametrize("days", ["800000", "99999999999"])
+def test_an_alert_window_back_past_year_one_is_one_line_naming_the_key(days, tmp_path: Path, monkeypatch, capsys):
+    # alerts.window_days took any whole number: 800000 days back from now is before year 1, an OverflowError
+    # traceback (99999999999 one from timedelta) once the check ran.
+    ledger = _seed(tmp_path / "ledger.duckdb")
+    config = tmp_path / "tokenomy.yaml"
+    config.write_text(f"alerts:\n  window_days: {days}\n")
+    code, out, err = run_cli(
+        monkeypatch, capsys, "alerts", "check", "--config", str(config), "--ledger", str(ledger), "--dry-run", "--json"
+    )
+    assert code == 2 and out == ""
+    assert one_error_line(err) == f"error: {config}: alerts.window_days: Input should be less than or equal to 36500"
+
+
+def test_an_alert_window_of_a_hundred_years_still_runs(tmp_path: Path, monkeypatch, capsys) -> None:
+    ledger = _seed(tmp_path / "ledger.duckdb")
+    config = tmp_path / "tokenomy.yaml"
+    config.write_text("alerts:\n  window_days: 36500\n")
+    code, out, err = run_cli(
+        monkeypatch,
+        capsys,
+        "alerts",
+        "check",
+        "--config",
+        str(config),
+        "--ledger",
+        str(ledger),
+        "--dry-run",
+        "--json",
+        "--as-of",
+        "1900-01-01",
+    )
+    assert code == 0, err
+    assert json.loads(out) == []
