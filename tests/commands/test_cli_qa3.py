@@ -45,3 +45,28 @@ def test_an_alert_window_of_a_hundred_years_still_runs(tmp_path: Path, monkeypat
     )
     assert code == 0, err
     assert json.loads(out) == []
+
+
+HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
+
+
+def test_batch_validate_of_a_binary_file_with_a_comma_says_not_utf8_not_csv(tmp_path: Path, monkeypatch, capsys):
+    # A binary file whose first line held a comma among its bytes was refused as "this is CSV", quoting the bytes.
+    records = tmp_path / "records.jsonl"
+    records.write_bytes(b"\x9d\x0cd!,\xff\xfe[z\x08\n\x01\xe9\x02\n")
+    code, out, err = run_cli(monkeypatch, capsys, "batch", "validate", str(records), "--model", HAIKU, "--json")
+    assert code == 1, err
+    report = json.loads(out)
+    assert report["good_records"] == 0
+    assert [(b["line"], b["reason"]) for b in report["bad_lines"]] == [
+        (1, "not UTF-8 text (byte 1 of the line); save the file as UTF-8"),
+        (2, "not UTF-8 text (byte 2 of the line); save the file as UTF-8"),
+    ]
+
+
+def test_a_csv_file_is_still_named_csv(tmp_path: Path, monkeypatch, capsys) -> None:
+    records = tmp_path / "records.jsonl"
+    records.write_text("id,prompt\n1,hi\n")
+    code, out, err = run_cli(monkeypatch, capsys, "batch", "validate", str(records), "--model", HAIKU)
+    assert code == 2 and out == ""
+    assert one_error_line(err).startswith(f"error: {records}: this is CSV (first line 'id,prompt'); expected JSONL")

@@ -395,7 +395,13 @@ def check_jsonl_shape(path: str | Path) -> None:
         width = "UTF-32" if start.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")) else "UTF-16"
         raise UsageError(f"{path}: the file is {width}; save it as UTF-8 ({expected})")
     with open(path, "rb") as fh:
-        first = next((line for line in fh if line.strip()), b"").decode("utf-8-sig", "replace").strip()
+        raw = next((line for line in fh if line.strip()), b"")
+    try:
+        first = raw.decode("utf-8-sig").strip()
+    except UnicodeDecodeError:
+        # Not text (a binary file, another encoding): a comma among its bytes called it CSV, quoting the bytes.
+        # Each line is then reported as not UTF-8, with the fix.
+        return
     if not first:
         return
     try:
