@@ -70,3 +70,37 @@ def test_a_csv_file_is_still_named_csv(tmp_path: Path, monkeypatch, capsys) -> N
     code, out, err = run_cli(monkeypatch, capsys, "batch", "validate", str(records), "--model", HAIKU)
     assert code == 2 and out == ""
     assert one_error_line(err).startswith(f"error: {records}: this is CSV (first line 'id,prompt'); expected JSONL")
+
+
+@pytest.mark.parametrize("made", ["empty file", "another database"])
+def test_import_llm_log_of_a_database_that_is_not_llms_is_refused(made, tmp_path: Path, monkeypatch, capsys):
+    # SQLite opens an empty file as an empty database, and any database without llm's tables was read as a log of
+    # no prompts: "records read 0", exit 0, as if llm had logged nothing.
+    import sqlite3
+
+    logs = tmp_path / "logs.db"
+    logs.write_bytes(b"")
+    if made == "another database":
+        with sqlite3.connect(logs) as conn:
+            conn.execute("CREATE TABLE notes (id TEXT, body TEXT)")
+    ledger = tmp_path / "ledger.duckdb"
+    code, out, err = run_cli(monkeypatch, capsys, "import", "llm-log", str(logs), "--ledger", str(ledger), "--json")
+    assert code == 2 and out == ""
+    assert one_error_line(err) == (
+        f"error: {logs}: not an llm logs.db (no responses or turns table); `llm logs path` prints where llm keeps "
+        "logs.db"
+    )
+    assert not ledger.exists()
+
+
+def test_import_llm_log_of_a_log_with_no_prompts_yet_reads_none(tmp_path: Path, monkeypatch, capsys) -> None:
+    import sqlite_utils
+    from llm.migrations import migrate
+
+    logs = tmp_path / "logs.db"
+    migrate(sqlite_utils.Database(logs))  # the llm tool's own schema, no prompt logged yet
+    code, out, err = run_cli(
+        monkeypatch, capsys, "import", "llm-log", str(logs), "--ledger", str(tmp_path / "ledger.duckdb"), "--json"
+    )
+    assert code == 0, err
+    assert json.loads(out)["read"] == 0

@@ -79,8 +79,7 @@ def _llm_tier(options: Any, response: Any) -> str:
     return "standard"
 
 
-def _llm_rows(conn: sqlite3.Connection) -> Iterator[tuple[str, dict[str, Any]]]:
-    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+def _llm_rows(conn: sqlite3.Connection, tables: set[str]) -> Iterator[tuple[str, dict[str, Any]]]:
     seen: set[str] = set()
     # llm 0.27+ logs to `turns`; earlier versions to `responses` (tokens from 0.19). Read both, once per id.
     for table in ("turns", "responses"):
@@ -110,9 +109,16 @@ def import_llm_log(path: str | Path) -> ImportResult:
         raise ConfigError(f"{path}: no such file; `llm logs path` prints where llm keeps logs.db")
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        rows = list(_llm_rows(conn))
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        rows = list(_llm_rows(conn, tables))
     except sqlite3.DatabaseError as exc:
         raise ConfigError(f"{path}: not an llm logs.db SQLite database ({exc})") from None
+    if not tables & {"turns", "responses"}:
+        # Another SQLite database (or an empty file, which SQLite opens as one) was imported as a log of no prompts:
+        # "0 records read", exit 0, as if llm had logged nothing.
+        raise ConfigError(
+            f"{path}: not an llm logs.db (no responses or turns table); `llm logs path` prints where llm keeps logs.db"
+        )
     for table, row in rows:
         place = f"{path}: {table} id={row['id']}"
         try:
