@@ -66,8 +66,12 @@ class AlertSettings(BaseModel):
     )
     idle_threshold: float = Field(0.5, ge=0, le=1, description="utilisation below which a reservation is idle")
     reservations: list[Reservation] = Field(default_factory=list)
+    # Finite: .inf loaded, then was refused by the reconcile it feeds as `--tolerance-pct inf`, an option not given.
     billing_tolerance_pct: float = Field(
-        5.0, ge=0, description="billed cost off the metered cost by more than this % (a day, provider, model) alerts"
+        5.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="billed cost off the metered cost by more than this % (a day, provider, model) alerts",
     )
 
     @classmethod

@@ -137,3 +137,16 @@ def test_a_bad_local_model_setting_in_the_environment_is_one_line(name, value, s
     assert "Traceback" not in err, err
     assert err.strip().splitlines()[-1].startswith(f"error: {said}"), err
     assert local._MODEL is None
+
+
+def test_an_infinite_billing_tolerance_in_the_config_is_named_as_its_key(tmp_path: Path, monkeypatch, capsys) -> None:
+    # alerts.billing_tolerance_pct: .inf loaded, then was refused as "--tolerance-pct inf", an option `alerts check`
+    # does not have.
+    ledger = _seed(tmp_path / "ledger.duckdb")
+    config = tmp_path / "tokenomy.yaml"
+    config.write_text("alerts:\n  billing_tolerance_pct: .inf\n")
+    code, out, err = run_cli(
+        monkeypatch, capsys, "alerts", "check", "--config", str(config), "--ledger", str(ledger), "--dry-run", "--json"
+    )
+    assert code == 2 and out == ""
+    assert one_error_line(err) == f"error: {config}: alerts.billing_tolerance_pct: Input should be a finite number"
