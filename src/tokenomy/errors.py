@@ -9,6 +9,7 @@ import re
 import sys
 import traceback
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -183,6 +184,17 @@ class UnknownModelError(TokenomyError):
 
 class UsageError(TokenomyError):
     """Token counts or modes that cannot be priced (negative, non-integer, batch without prices)."""
+
+
+def not_before(since: datetime, until: datetime) -> UsageError:
+    """--since not before --until, with the fix that applies: swap an inverted pair. The same time twice (`--since D
+    --until D`, meant as the day D) was told "swap them" too, which changes nothing: --until is exclusive."""
+    where = f"--since {since:%Y-%m-%d %H:%M} is not before --until {until:%Y-%m-%d %H:%M}"
+    if since > until:
+        return UsageError(f"{where}; swap them")
+    return UsageError(
+        f"{where}; --until is exclusive: give a later one, e.g. --until {until + timedelta(days=1):%Y-%m-%d}"
+    )
 
 
 class ProviderError(TokenomyError):

@@ -150,3 +150,17 @@ def test_an_infinite_billing_tolerance_in_the_config_is_named_as_its_key(tmp_pat
     )
     assert code == 2 and out == ""
     assert one_error_line(err) == f"error: {config}: alerts.billing_tolerance_pct: Input should be a finite number"
+
+
+@pytest.mark.parametrize("args", [["ledger", "stats"], ["ledger", "export", "-o", "-"], ["report", "reconcile"]])
+def test_the_same_since_and_until_is_told_until_is_exclusive_not_to_swap_them(args, tmp_path, monkeypatch, capsys):
+    # `--since 2026-11-17 --until 2026-11-17` (meant as that day) was told "swap them", which changes nothing.
+    ledger = _seed(tmp_path / "ledger.duckdb")
+    code, out, err = run_cli(
+        monkeypatch, capsys, *args, "--ledger", str(ledger), "--since", "2026-11-17", "--until", "2026-11-17"
+    )
+    assert code == 2 and out == ""
+    assert one_error_line(err) == (
+        "error: --since 2026-11-17 00:00 is not before --until 2026-11-17 00:00; --until is exclusive: give a later "
+        "one, e.g. --until 2026-11-18"
+    )

@@ -17,7 +17,7 @@ from typing import Any
 
 from tokenomy.analytics import DEFAULT_TOLERANCE_PCT
 from tokenomy.analytics.billed import canonical_provider, is_billed_sql
-from tokenomy.errors import UsageError
+from tokenomy.errors import UsageError, not_before
 from tokenomy.money import typed, usd
 
 BY = ("model", "provider")
@@ -98,7 +98,7 @@ def reconcile(
     since, until = (t.replace(tzinfo=UTC) if t and t.tzinfo is None else t for t in (since, until))
     if since and until and since >= until:
         # With their times: "--since 2025-11-24 is not before --until 2025-11-24" read as a contradiction.
-        raise UsageError(f"--since {since:%Y-%m-%d %H:%M} is not before --until {until:%Y-%m-%d %H:%M}; swap them")
+        raise not_before(since, until)
     ph = store.placeholder
     clauses = [c for c, v in ((f"ts >= {ph}", since), (f"ts < {ph}", until)) if v is not None]
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""

@@ -57,9 +57,9 @@ def utc_window(since: Optional[datetime], until: Optional[datetime]) -> tuple[Op
     read as an empty window (`ledger export` wrote nothing and exited 0; `plan savings` asked to record traffic)."""
     since, until = (t.replace(tzinfo=UTC) if t is not None and t.tzinfo is None else t for t in (since, until))
     if since is not None and until is not None and since >= until:
-        from tokenomy.errors import UsageError
+        from tokenomy.errors import not_before
 
-        raise UsageError(f"--since {since:%Y-%m-%d %H:%M} is not before --until {until:%Y-%m-%d %H:%M}; swap them")
+        raise not_before(since, until)
     return since, until
 
 
