@@ -164,3 +164,19 @@ def test_the_same_since_and_until_is_told_until_is_exclusive_not_to_swap_them(ar
         "error: --since 2026-11-17 00:00 is not before --until 2026-11-17 00:00; --until is exclusive: give a later "
         "one, e.g. --until 2026-11-18"
     )
+
+
+@pytest.mark.parametrize("kind", ["cur", "focus", "gcp-billing"])
+def test_a_billing_import_of_a_folder_or_an_empty_file_says_which(kind, tmp_path: Path, monkeypatch, capsys) -> None:
+    # Both were "cannot read as CSV or Parquet" with the reader's own words ("[Errno 21] Is a directory", "No columns
+    # to parse from file"), neither saying what to do.
+    ledger = tmp_path / "ledger.duckdb"
+    empty = tmp_path / "export.csv"
+    empty.write_bytes(b"")
+    said = {}
+    for given in (tmp_path, empty):
+        code, out, err = run_cli(monkeypatch, capsys, "import", kind, str(given), "--ledger", str(ledger))
+        assert code == 2 and out == "", (code, out)
+        said[given] = one_error_line(err)
+    assert said[tmp_path] == f"error: {tmp_path}: is a folder; give the export file itself (one FILE a command)"
+    assert said[empty] == f"error: {empty}: the file is empty, not a billing export; download or export it again"

@@ -25,14 +25,18 @@ def register(app: typer.Typer) -> None:
 
 
 def _existing(files: list[str]) -> None:
-    """A FILE that is not there is named as such: `import cur` said "cannot read as CSV or Parquet" of a typo."""
+    """A FILE that is not there or is a folder is named as such: `import cur` said "cannot read as CSV or Parquet" of
+    both, with the reader's words for why."""
     from pathlib import Path
 
     from tokenomy.errors import TokenomyError
 
     for file in files:
-        if not Path(file).exists():
+        path = Path(file)
+        if not path.exists():
             raise TokenomyError(f"{file}: file not found; check the path")
+        if path.is_dir():  # read as a file it said "[Errno 21] Is a directory"
+            raise TokenomyError(f"{file}: is a folder; give the export file itself (one FILE a command)")
 
 
 ReplaceOption = typer.Option(

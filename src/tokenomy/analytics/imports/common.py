@@ -52,6 +52,8 @@ def read_table(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
     """(header, rows): the header is kept so a file with no data rows is still checked for CUR columns."""
     import pandas as pd
 
+    if path.is_file() and path.stat().st_size == 0:  # pandas says "No columns to parse from file"
+        raise ConfigError(f"{path}: the file is empty, not a billing export; download or export it again")
     try:
         frame = (
             pd.read_parquet(path)
