@@ -129,3 +129,37 @@ def test_max_tokens_0_writes_the_cache_and_generates_nothing_as_the_api_does() -
                 client.messages.create(max_tokens=0, **ask, extra_body=extra)
         with pytest.raises(anthropic.BadRequestError, match="max_tokens: Input should be a non-negative integer"):
             client.messages.create(max_tokens=-1, **ask)
+
+
+def test_max_tokens_over_the_models_maximum_output_is_refused_as_the_api_refuses_it(tmp_path, monkeypatch) -> None:
+    # The API refuses a max_tokens over the model's maximum output (64,000 for Sonnet 4.5) with a 400 naming both; the
+    # emulator answered it, so a caller's cap the live API refuses passed every test against the emulator. Through the
+    # gateway the caller gets the API's 400, streamed or not, and the refused call is in the ledger at no cost.
+    from tokenomy.config import parse_config
+    from tokenomy.emulate.instant_engine import InstantEngine
+    from tokenomy.gateway.app import create_app as create_gateway
+    from tokenomy.ledger.store import open_store
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "unused")
+    ledger = tmp_path / "ledger.duckdb"
+    ask = {"max_tokens": 64_001, "messages": [{"role": "user", "content": "hi"}]}
+    with ServerThread(create_app(engine=InstantEngine())) as upstream:
+        config = parse_config({"models": {"claude": {"provider": "anthropic", "model": SONNET, "base_url": upstream}},
+                               "routes": {"once": {"model": "claude", "retry": {"max_attempts": 1}}}})
+        direct = anthropic.Anthropic(base_url=upstream, api_key="unused", max_retries=0)
+        said = f"max_tokens: 64001 > 64000, which is the maximum allowed number of output tokens for {SONNET}"
+        with pytest.raises(anthropic.BadRequestError, match=said):
+            direct.messages.create(model=SONNET, **ask, timeout=30)
+        assert direct.messages.create(model=SONNET, **{**ask, "max_tokens": 64_000}, timeout=30).content
+        with ServerThread(create_gateway(config, str(ledger)), lifespan="on") as url:
+            sdk = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+            with pytest.raises(anthropic.BadRequestError) as whole:
+                sdk.messages.create(model="once", **ask, timeout=30)
+            with pytest.raises(anthropic.BadRequestError) as streamed:
+                with sdk.messages.stream(model="once", **ask) as stream:
+                    stream.get_final_message()
+    for refused in (whole.value, streamed.value):
+        assert refused.body["error"]["type"] == "invalid_request_error" and said in refused.body["error"]["message"]
+    ids = {whole.value.response.headers["request-id"], streamed.value.response.headers["request-id"]}
+    rows = [e for e in open_store(str(ledger)).events() if e.request_id in ids]
+    assert [(e.outcome, e.output_tokens, e.cost_usd) for e in rows] == [("client_error", 0, 0)] * 2

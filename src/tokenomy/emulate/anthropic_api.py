@@ -107,6 +107,12 @@ class AnthropicEmulator:
                 "organization. Please reduce the prompt length or try later.",
             )
         system, turns, options = parse_messages(body, entry.cache_ttl_seconds or 300)
+        limit = entry.max_output_tokens
+        if limit is not None and options["max_tokens"] > limit:  # the API's own words (the catalog has each model's)
+            raise invalid(
+                f"max_tokens: {options['max_tokens']} > {limit}, which is the maximum allowed number of output tokens "
+                f"for {model}"
+            )
         _with_tool_prompt(entry, body, system)
         points = sum(b.cache_ttl is not None for b in system) + sum(
             b.cache_ttl is not None for t in turns for b in t.blocks
