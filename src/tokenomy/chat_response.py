@@ -133,6 +133,8 @@ class StreamChunk:
     # The input and cache counts the upstream reported as its answer began (Anthropic's message_start), on the first
     # piece after them: a Messages API stream passes them on in its own message_start.
     start_usage: Usage | None = None
+    # The service tier Anthropic's message_start said served the answer ("standard", "priority"), on the same piece.
+    start_tier: str | None = None
 
     @property
     def has_content(self) -> bool:

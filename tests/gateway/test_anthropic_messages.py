@@ -1062,3 +1062,18 @@ def test_a_service_tier_naming_the_standard_tier_asks_nothing_of_other_providers
             with pytest.raises(anthropic.BadRequestError, match="service_tier: the gateway carries this field"):
                 sdk.messages.create(model="claude-then-gpt", max_tokens=5, messages=ASK,
                                     service_tier="standard_only")
+
+
+def test_the_service_tier_anthropic_served_a_call_at_reaches_the_caller_streamed_or_not(gateway, scripted, sdk) -> None:
+    # Anthropic's usage says which tier served the call (`service_tier`: "standard", or "priority" for an organisation
+    # with Priority Tier capacity), which a caller sending service_tier="auto" reads to know what it got. The gateway
+    # dropped it: the SDK's usage.service_tier was None, whole or streamed.
+    scripted.usage = {**scripted.usage, "service_tier": "priority"}
+    try:
+        whole = sdk.messages.create(model="claude", max_tokens=5, messages=ASK, service_tier="auto")
+        with sdk.messages.stream(model="claude", max_tokens=5, messages=ASK, service_tier="auto") as stream:
+            streamed = stream.get_final_message()
+    finally:
+        scripted.usage = {k: v for k, v in scripted.usage.items() if k != "service_tier"}
+    assert whole.usage.service_tier == streamed.usage.service_tier == "priority"
+    assert whole.usage.input_tokens == streamed.usage.input_tokens == 10

@@ -54,11 +54,11 @@ class EventWriter(ToolBlocks):
         # message_start waits for the first piece: an Anthropic upstream's counts (StreamChunk.start_usage) ride on it
         return []
 
-    def _opening(self, usage: Usage | None) -> list[bytes]:
+    def _opening(self, usage: Usage | None, tier: str | None = None) -> list[bytes]:
         if self.opened:
             return []
         self.opened = True
-        return [self._message_start(usage)]
+        return [self._message_start(usage, tier)]
 
     def refused(self, exc: TokenomyError) -> Response:
         refused = failure(exc, self.body)
@@ -84,9 +84,13 @@ class EventWriter(ToolBlocks):
     def unavailable(self, message: str) -> bytes:
         return self._event("error", {"type": "error", "error": {"type": "overloaded_error", "message": message}})
 
-    def _message_start(self, usage: Usage | None) -> bytes:
+    def _message_start(self, usage: Usage | None, tier: str | None = None) -> bytes:
         """An upstream that reports usage as its answer begins (Anthropic's API) has its input and cache counts
-        passed on; any other reports them at the end only, so they are 0 here and come in message_delta."""
+        passed on, and the service tier it names (message_delta has no place for it); any other reports them at the
+        end only, so they are 0 here and come in message_delta."""
+        counts: dict[str, Any] = usage_fields(usage) if usage is not None else {"input_tokens": 0, "output_tokens": 0}
+        if tier is not None:
+            counts["service_tier"] = tier
         return self._event(
             "message_start",
             {
@@ -99,7 +103,7 @@ class EventWriter(ToolBlocks):
                     "content": [],
                     "stop_reason": None,
                     "stop_sequence": None,
-                    "usage": usage_fields(usage) if usage is not None else {"input_tokens": 0, "output_tokens": 0},
+                    "usage": counts,
                 },
             },
         )
@@ -125,7 +129,7 @@ class EventWriter(ToolBlocks):
         return self._event("content_block_delta", {"type": "content_block_delta", "index": self.index, "delta": delta})
 
     def chunk(self, piece: StreamChunk) -> list[bytes]:
-        return self._opening(piece.start_usage) + self.pieces(piece)
+        return self._opening(piece.start_usage, piece.start_tier) + self.pieces(piece)
 
     def _begin_tool(self, call: ToolCallDelta) -> list[bytes]:
         return self._begin("tool_use", {"type": "tool_use", "id": call.id or "", "name": call.name or "", "input": {}})
@@ -190,7 +194,8 @@ class EventWriter(ToolBlocks):
                         "stop_reason": "refusal" if self.model_refused else stop_reason(response),
                         "stop_sequence": response.stop_sequence or None,
                     },
-                    "usage": usage_body(response),
+                    # the service tier went in message_start, as Anthropic's API sends it
+                    "usage": {k: v for k, v in usage_body(response).items() if k != "service_tier"},
                 },
             )
         )

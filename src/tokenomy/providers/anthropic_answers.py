@@ -92,6 +92,10 @@ def usage_body(response: ChatResponse) -> dict[str, Any]:
     used = response.raw.get("server_tool_use") if isinstance(response.raw, dict) else None
     if used:  # the web searches Anthropic ran (and billed), as it counted them
         body["server_tool_use"] = used
+    # The tier Anthropic says served the call, which a caller asking for "auto" reads (Gemini's raw names its own)
+    tier = response.raw.get("service_tier") if isinstance(response.raw, dict) else None
+    if response.provider == "anthropic" and isinstance(tier, str):
+        body["service_tier"] = tier
     return body
 
 

@@ -92,6 +92,13 @@ def usage_from_anthropic(usage: Any) -> Usage:
     return checked_counts(counted, "Anthropic")
 
 
+def served_tier(usage: Any) -> str | None:
+    """The service tier an answer's usage says served it (`usage.service_tier`: "standard", "priority", "batch"), for
+    `ChatResponse.raw["service_tier"]`, which the gateway's Messages API answer passes on; None when it names none."""
+    tier = getattr(usage, "service_tier", None)
+    return tier if isinstance(tier, str) and tier else None
+
+
 def server_tool_use(usage: Any) -> dict[str, Any] | None:
     """An answer's `usage.server_tool_use` (web searches and fetches Anthropic ran, and bills), for
     `ChatResponse.raw["server_tool_use"]`, where the recorder prices them (pricing/server_tools.py)."""
@@ -282,6 +289,9 @@ class AnthropicProvider(Provider):
             raw["server_tool_use"] = used
         if result.stop_reason:  # Anthropic's own, which finish_reason generalises (as Bedrock's provider keeps it)
             raw["stop_reason"] = result.stop_reason
+        tier = served_tier(result.usage)
+        if tier is not None:
+            raw["service_tier"] = tier
         return ChatResponse(
             content=content,
             model=request.model,
@@ -308,6 +318,7 @@ class AnthropicProvider(Provider):
         used = None  # the server tools' requests (web searches) the stream reported
         raw: dict[str, Any] = {}
         start_usage: Usage | None = None  # message_start's counts, until the first piece carries them
+        start_tier: str | None = None  # and the service tier it names
         assembler = AnthropicStreamAssembler()
         # What the SDK raises for an error answer, and its HTTP client for a connection broken while reading the body.
         failures: tuple[type[Exception], ...] = (anthropic.AnthropicError, json.JSONDecodeError, *http_errors()[1])
@@ -319,6 +330,9 @@ class AnthropicProvider(Provider):
                     start_usage = usage
                     used = server_tool_use(event.message.usage)
                     raw.update(served_model=event.message.model, message_id=event.message.id)
+                    start_tier = served_tier(event.message.usage)
+                    if start_tier is not None:
+                        raw["service_tier"] = start_tier
                 elif event.type == "content_block_start":
                     block = event.model_dump(exclude_none=True)
                     started = assembler.start(block)
@@ -349,6 +363,7 @@ class AnthropicProvider(Provider):
                     if ttft is None:
                         ttft = (time.perf_counter() - start) * 1000
                     chunk.start_usage, start_usage = start_usage, None
+                    chunk.start_tier, start_tier = start_tier, None
                     yield chunk
         except failures as exc:
             raise map_anthropic_error(exc) from exc
