@@ -187,10 +187,9 @@ class Provider:
             refused = document_refusal(request, self.accepts_document_fields, self.file_apis)
             if refused is not None:
                 return refused
-        if self.accepts_extra is not None:
-            for key in fields_to_carry(request.extra):
-                if key not in self.accepts_extra:
-                    return Unsupported("field `{where}`", field=key)
+        extra = self.extra_refusal(request)
+        if extra is not None:
+            return extra
         if request.user is not None and not (self.accepts_user or self.omits_user):
             why = "an end-user id (`{where}`; this API has no field for it: set `omit_end_user_id: true` on the model "
             return Unsupported(why + "to send such requests without it)", field="user")
@@ -205,6 +204,14 @@ class Provider:
             if empty is not None:
                 return empty
         return self.one_hour_refusal(request)
+
+    def extra_refusal(self, request: ChatRequest) -> Unsupported | None:
+        """The first pass-through field (`extra`) this provider does not take (`accepts_extra`), or None."""
+        if self.accepts_extra is not None:
+            for key in fields_to_carry(request.extra):
+                if key not in self.accepts_extra:
+                    return Unsupported("field `{where}`", field=key)
+        return None
 
     def mapping_refusal(self, request: ChatRequest, model: str) -> ProviderError | None:
         """The 400 its mapping would raise, before any call, for a request option its API has no place for (Claude's

@@ -24,7 +24,7 @@ from tokenomy.providers.gemini_client import default_endpoint, gemini_client, ve
 from tokenomy.providers.gemini_faults import map_gemini_error
 from tokenomy.providers.gemini_mapping import config_fields, config_from_request, contents_from_request
 from tokenomy.providers.gemini_parts_read import blocks_from_parts, finish_reason, modality_counts, signature_text
-from tokenomy.providers.refusals import Unsupported, with_article
+from tokenomy.providers.refusals import Unsupported, raise_refusal, with_article
 from tokenomy.providers.usage_counts import answered_count
 
 # What of a generateContent request the model reads: the part of it a count sends in `generateContentRequest`.
@@ -81,11 +81,28 @@ class GeminiProvider(Provider):
         self.server = url_server(base_url or default_endpoint(vertex, self.region))
         self.accepts_extra = config_fields() | NAMING_HINTS
 
-    def _params(self, request: ChatRequest) -> dict[str, Any]:
-        from google.genai import types
+    def mapping_refusal(self, request: ChatRequest, model: str) -> ProviderError | None:
+        """What the config's mapping refuses (`_config`), and a Gemini field it does not carry (`UNCARRIED`: more
+        candidates, audio, log probabilities), which a caller of the Gemini API sends among the fields the gateway's
+        first check leaves out as Gemini's own (`gateway.calls.refusal`): refused before any call, budget or ledger
+        row, as any model's."""
+        request = replace(request, model=model)
+        try:
+            raise_refusal(request, self.name, self.extra_refusal(request))
+            self._config(request)
+        except ProviderError as exc:
+            return exc
+        return None
 
+    def _params(self, request: ChatRequest) -> dict[str, Any]:
         self.check(request)  # refuses unknown `extra` keys before any call
         contents = contents_from_request(request)
+        return {"model": request.model, "contents": contents, "config": self._config(request)}
+
+    def _config(self, request: ChatRequest) -> Any:
+        """The request's GenerateContentConfig, or the 400 for what of it Gemini's mapping cannot take."""
+        from google.genai import types
+
         fields = config_from_request(request)
         try:
             config = types.GenerateContentConfig.model_validate(fields)
@@ -107,7 +124,7 @@ class GeminiProvider(Provider):
                 status=400,
                 param=field,
             ) from None
-        return {"model": request.model, "contents": contents, "config": config}
+        return config
 
     def count_tokens(self, request: ChatRequest) -> int:
         """Gemini's countTokens on the request as `chat` maps it (the answer's cap and sampling left out): Vertex AI

@@ -1,0 +1,69 @@
+"""What the Gemini API on the gateway refuses for a Gemini model, driven by the google-genai SDK: a field Gemini's
+mapping cannot carry is a 400 naming it before any call, budget reservation or ledger row, as for any other model."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import httpx
+import pytest
+from google import genai
+from google.genai import errors, types
+
+from helpers.capturing_asgi import capturing
+from tokenomy.config import parse_config
+from tokenomy.emulate.gemini_api import create_app as create_gemini
+from tokenomy.emulate.instant_engine import InstantEngine
+from tokenomy.emulate.server import ServerThread
+from tokenomy.gateway.app import create_app
+from tokenomy.ledger.store import open_store
+
+GEMINI = "gemini-2.5-flash"
+
+
+@pytest.fixture(autouse=True)
+def no_google_env(monkeypatch):
+    for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI"):
+        monkeypatch.delenv(key, raising=False)
+
+
+@pytest.mark.parametrize(
+    ("config", "named"),
+    [
+        (types.GenerateContentConfig(candidate_count=2), "generationConfig.candidateCount"),
+        (types.GenerateContentConfig(response_logprobs=True, logprobs=3), "generationConfig.responseLogprobs"),
+        (types.GenerateContentConfig(response_modalities=["AUDIO"]), "generationConfig.responseModalities"),
+        # google-genai reads these enums with `.upper()`: Gemini's mapping refuses anything but a name (REST callers')
+        ({"safetySettings": [{"category": 0, "threshold": "BLOCK_NONE"}]}, "safetySettings: Gemini"),
+        ({"generationConfig": {"mediaResolution": 2**70}}, "generationConfig.mediaResolution: Gemini"),
+    ],
+)
+def test_what_gemini_models_are_not_sent_is_refused_before_the_call(tmp_path, config, named) -> None:
+    # Gemini's own fields were left out of the check before the call (they reach Gemini models as sent), and Gemini's
+    # mapping refused these when the call was made: after the key's budget was reserved, leaving a $0 client_error
+    # row in the ledger for a call nothing was sent for.
+    from tokenomy.gateway.keys import KeyStore
+
+    ledger = tmp_path / "ledger.duckdb"
+    secret, _ = KeyStore(open_store(ledger)).create(budget_usd=Decimal("1"), period="month", name="app")
+    bodies: list[dict] = []
+    with ServerThread(capturing(create_gemini(engine=InstantEngine()), bodies)) as gemini:
+        models = {"g": {"provider": "gemini", "model": GEMINI, "base_url": gemini}}
+        app = create_app(parse_config({"auth": True, "models": models}), str(ledger))
+        with ServerThread(app, lifespan="on") as url:
+            if isinstance(config, dict):  # a REST caller's body, which the SDK's types would not build
+                body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}], **config}
+                for method in ("generateContent", "streamGenerateContent?alt=sse"):
+                    answer = httpx.post(
+                        f"{url}/v1beta/models/g:{method}", json=body, headers={"x-goog-api-key": secret}
+                    )
+                    assert answer.status_code == 400 and named in answer.json()["error"]["message"], answer.text
+            else:
+                client = genai.Client(api_key=secret, http_options={"base_url": url})
+                with pytest.raises(errors.ClientError) as refused:
+                    client.models.generate_content(model="g", contents="hi", config=config)
+                assert refused.value.code == 400 and named in refused.value.message, refused.value.message
+                with pytest.raises(errors.ClientError) as refused:
+                    list(client.models.generate_content_stream(model="g", contents="hi", config=config))
+                assert refused.value.code == 400 and named in refused.value.message, refused.value.message
+    assert bodies == [] and open_store(ledger).events() == []
