@@ -67,3 +67,35 @@ def test_what_gemini_models_are_not_sent_is_refused_before_the_call(tmp_path, co
                     list(client.models.generate_content_stream(model="g", contents="hi", config=config))
                 assert refused.value.code == 400 and named in refused.value.message, refused.value.message
     assert bodies == [] and open_store(ledger).events() == []
+
+
+def test_a_field_no_model_is_carried_is_not_said_to_reach_gemini_models(tmp_path) -> None:
+    # For a route to another provider, these were refused as "the gateway carries this field to Gemini models only":
+    # a caller who moved to a Gemini model was refused again. No model is sent them; the 400 says so, for any model.
+    from helpers.recording_openai import RecordingOpenAI
+
+    with ServerThread(create_gemini(engine=InstantEngine())) as gemini, RecordingOpenAI() as upstream:
+        models = {
+            "g": {"provider": "gemini", "model": GEMINI, "base_url": gemini},
+            "fast": {
+                "provider": "openai",
+                "model": "up",
+                "base_url": upstream.url,
+                "price_as": "anthropic.claude-3-haiku-20240307-v1:0",
+            },
+        }
+        app = create_app(parse_config({"models": models}), str(tmp_path / "ledger.duckdb"))
+        with ServerThread(app, lifespan="on") as url:
+            client = genai.Client(api_key="unused", http_options={"base_url": url})
+            for config, named in (
+                (types.GenerateContentConfig(candidate_count=3), "candidateCount"),
+                (types.GenerateContentConfig(response_logprobs=True), "responseLogprobs"),
+                (types.GenerateContentConfig(logprobs=2), "logprobs"),
+            ):
+                for model in ("g", "fast"):
+                    with pytest.raises(errors.ClientError) as refused:
+                        client.models.generate_content(model=model, contents="hi", config=config)
+                    assert refused.value.code == 400 and refused.value.message.startswith(
+                        f"generationConfig.{named}: not carried by the gateway"
+                    ), refused.value.message
+            assert upstream.bodies == []

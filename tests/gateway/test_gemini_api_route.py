@@ -588,9 +588,9 @@ def test_any_with_every_declared_function_allowed_is_a_call_of_any_of_them(serve
     ({"safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_LOW_AND_ABOVE"}]},
      "safetySettings: the gateway carries this field to Gemini models only"),
     ({"generationConfig": {"responseModalities": ["AUDIO"]}},
-     "generationConfig.responseModalities: the gateway carries this field to Gemini models only"),
+     "generationConfig.responseModalities: not carried by the gateway (its answers are one candidate, of text"),
     ({"generationConfig": {"candidateCount": 2}, "model": "g"}, "generationConfig.candidateCount"),
-    ({"generationConfig": {"candidateCount": 2}}, "generationConfig.candidateCount: the gateway carries this field"),
+    ({"generationConfig": {"candidateCount": 2}}, "generationConfig.candidateCount: not carried by the gateway"),
     ({"contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": "image/png", "data": "AA=="}}]}],
       "model": "text-only"}, "contents[0].parts[0]"),
     ({"cachedContents": "x"}, "cachedContents: not carried"),
@@ -759,7 +759,7 @@ def test_gemini_fields_reach_a_gemini_model_and_the_sdk_raises_gateway_errors(se
     for model in ("g", "fast"):
         assert client.models.generate_content(model=model, contents="hi", config=types.GenerateContentConfig(
             candidate_count=1, response_modalities=["TEXT"], response_logprobs=False, max_output_tokens=8)).text
-    with pytest.raises(errors.ClientError, match=r"cannot take field `generationConfig\.candidateCount`"):
+    with pytest.raises(errors.ClientError, match=r"generationConfig\.candidateCount: not carried by the gateway"):
         client.models.generate_content(model="g", contents="hi", config=types.GenerateContentConfig(
             candidate_count=2))  # one candidate is all a ChatResponse holds: refused, not answered with one
     with pytest.raises(errors.ClientError) as missing:

@@ -199,7 +199,7 @@ def test_a_malformed_body_is_a_400_naming_the_field(served, body, named) -> None
     assert answer.status_code == 400, answer.text
     error = answer.json()["error"]
     assert error["status"] == "INVALID_ARGUMENT" and named in error["message"]
-    with pytest.raises(errors.ClientError, match=r"cannot take field `generationConfig\.candidateCount`") as sdk:
+    with pytest.raises(errors.ClientError, match=r"generationConfig\.candidateCount: not carried") as sdk:
         served.client.models.generate_content(model="g", contents="hi", config=types.GenerateContentConfig(
             candidate_count=2))
     assert sdk.value.code == 400

@@ -36,7 +36,7 @@ from tokenomy.providers.gemini_fields import (
     string_field,
 )
 from tokenomy.providers.gemini_function_parts import FunctionCalls
-from tokenomy.providers.gemini_mapping import EFFORT_LEVELS
+from tokenomy.providers.gemini_mapping import EFFORT_LEVELS, UNCARRIED
 from tokenomy.providers.gemini_signatures import carried_thinking, carries_thinking, has_content, part_signature
 from tokenomy.providers.reasoning_signers import unsealed_block
 from tokenomy.request_options import Reasoning, ResponseFormat, ToolChoice, ToolSpec
@@ -280,6 +280,12 @@ def _generation(value: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     for key, answered in ANSWERED.items():  # asks for what every answer is: not an option to carry (or refuse)
         if key in rest and answered(rest[key]):
             del rest[key]
+    for key in value:  # asking for more than that is carried to no model, Gemini's included: not "Gemini's only"
+        if key not in mapped_names and sdk_name(key) in UNCARRIED and sdk_name(key) in rest:
+            raise ValueError(
+                f"generationConfig.{key}: not carried by the gateway (its answers are one candidate, of text, without "
+                "log probabilities); remove it"
+            )
     for name in ("temperature", "topP", "presencePenalty", "frequencyPenalty"):
         if name in mapped and (isinstance(mapped[name], bool) or not isinstance(mapped[name], (int, float))):
             raise ValueError(f"generationConfig.{name}: expected a number")
