@@ -19,6 +19,7 @@ from tokenomy.gateway.app import create_app
 from tokenomy.ledger.store import open_store
 
 GEMINI = "gemini-2.5-flash"
+HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 
 
 @pytest.fixture(autouse=True)
@@ -99,3 +100,38 @@ def test_a_field_no_model_is_carried_is_not_said_to_reach_gemini_models(tmp_path
                         f"generationConfig.{named}: not carried by the gateway"
                     ), refused.value.message
             assert upstream.bodies == []
+
+
+def test_an_openai_format_models_refusal_comes_back_as_its_answers_text(tmp_path) -> None:
+    # OpenAI's models refuse in `message.refusal` (streamed as `delta.refusal`), with no content: the Gemini API has
+    # no field for it, and the gateway answered an empty candidate, whole and streamed, as if the model said nothing.
+    # It is the answer's text, as the Messages API route gives it.
+    from helpers.recording_openai import RecordingOpenAI
+
+    refused = "I'm sorry, I can't help with that."
+    with RecordingOpenAI() as upstream:
+        upstream.answer = {
+            "id": "up-1",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "up",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": None, "refusal": refused},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        }
+        upstream.message_extra = {"refusal": refused}  # how the stream says it
+        models = {"fast": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU}}
+        app = create_app(parse_config({"models": models}), str(tmp_path / "ledger.duckdb"))
+        with ServerThread(app, lifespan="on") as url:
+            client = genai.Client(api_key="unused", http_options={"base_url": url})
+            whole = client.models.generate_content(model="fast", contents="Something bad")
+            chunks = list(client.models.generate_content_stream(model="fast", contents="Something bad"))
+    assert whole.text == refused and whole.candidates[0].finish_reason == "STOP"
+    assert "".join(c.text or "" for c in chunks) == refused and chunks[-1].candidates[0].finish_reason == "STOP"
+    rows = open_store(str(tmp_path / "ledger.duckdb")).events()
+    assert [(row.outcome, row.output_tokens) for row in rows] == [("ok", 5), ("ok", 9)]

@@ -163,6 +163,9 @@ class ChunkWriter:
             if self.pending and piece.tool_call is None:
                 text["thoughtSignature"], self.pending = thinking_out(self.pending), []
             parts.append(text)
+        refused = ((piece.extra or {}).get("delta") or {}).get("refusal")  # an OpenAI-format model's: text here
+        if isinstance(refused, str) and refused:
+            parts.append({"text": refused})
         call = piece.tool_call
         if call is not None:  # held for the last chunk (see the module docstring)
             if call.id:

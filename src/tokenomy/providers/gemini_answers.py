@@ -21,6 +21,7 @@ from typing import Any
 
 from tokenomy.chat_response import ChatResponse
 from tokenomy.messages import GEMINI_SIGNED, Block, ImageBlock, ReasoningBlock, TextBlock, ToolUseBlock
+from tokenomy.providers.anthropic_answers import refusal
 from tokenomy.providers.gemini_mapping import GENERATED_ID
 from tokenomy.providers.reasoning_signers import sealed_block
 
@@ -167,9 +168,14 @@ def answered(body: dict[str, Any], response: ChatResponse) -> dict[str, Any]:
 
 
 def response_body(response: ChatResponse, model: str, response_id: str, show_thoughts: bool = True) -> dict[str, Any]:
-    """A ChatResponse as Gemini's GenerateContentResponse (one candidate)."""
+    """A ChatResponse as Gemini's GenerateContentResponse (one candidate). An OpenAI-format model's refusal (its
+    message's `refusal`, which Gemini's API has no field for) is the answer's text, as the Messages API gives it."""
+    parts = parts_body(response.content, show_thoughts)
+    refused = refusal(response)
+    if refused is not None:
+        parts.append({"text": refused})
     return answered({
-        "candidates": [{"content": {"role": "model", "parts": parts_body(response.content, show_thoughts)},
+        "candidates": [{"content": {"role": "model", "parts": parts},
                         "finishReason": finish_reason(response), "index": 0, **candidate_said(response)}],
         "usageMetadata": usage_body(response),
         "modelVersion": model,
