@@ -106,6 +106,28 @@ def test_import_llm_log_of_a_log_with_no_prompts_yet_reads_none(tmp_path: Path, 
     assert json.loads(out)["read"] == 0
 
 
+def test_import_llm_log_names_prompts_logged_before_llm_recorded_tokens(tmp_path: Path, monkeypatch, capsys) -> None:
+    # A responses table from before llm 0.19 has no token columns: its prompts were skipped unsaid, "0 records read"
+    # and exit 0, as if llm had logged nothing. They are listed as a problem (exit 1), with why.
+    import sqlite3
+
+    logs = tmp_path / "logs.db"
+    with sqlite3.connect(logs) as conn:
+        conn.execute("CREATE TABLE responses (id TEXT PRIMARY KEY, model TEXT, prompt TEXT, datetime_utc TEXT)")
+        conn.executemany(
+            "INSERT INTO responses VALUES (?, 'gpt-4o-mini', 'hi', '2024-05-01T10:00:00')", [("a",), ("b",)]
+        )
+    code, out, err = run_cli(
+        monkeypatch, capsys, "import", "llm-log", str(logs), "--ledger", str(tmp_path / "ledger.duckdb"), "--json"
+    )
+    summary = json.loads(out)
+    assert code == 1 and summary["read"] == 0, (code, out, err)
+    assert summary["problems"] == [
+        f"{logs}: responses: 2 prompt(s) logged by an llm that recorded no token counts (before 0.19) are not "
+        "imported: there is nothing to price them by"
+    ]
+
+
 @pytest.mark.parametrize(
     ("name", "value", "said"),
     [

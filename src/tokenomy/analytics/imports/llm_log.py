@@ -79,15 +79,34 @@ def _llm_tier(options: Any, response: Any) -> str:
     return "standard"
 
 
+def _has_tokens(conn: sqlite3.Connection, table: str) -> bool:
+    return {"input_tokens", "output_tokens"} <= {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+
+
+def _tokenless(conn: sqlite3.Connection, tables: set[str]) -> list[str]:
+    """A problem line for each log table llm wrote before it recorded tokens (before 0.19) that holds prompts: they
+    were skipped unsaid, a log of 0 records read as if llm had logged nothing."""
+    problems = []
+    for table in sorted(tables & {"turns", "responses"}):
+        if not _has_tokens(conn, table):
+            count = conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+            if count:
+                problems.append(
+                    f"{table}: {count} prompt(s) logged by an llm that recorded no token counts (before 0.19) are "
+                    "not imported: there is nothing to price them by"
+                )
+    return problems
+
+
 def _llm_rows(conn: sqlite3.Connection, tables: set[str]) -> Iterator[tuple[str, dict[str, Any]]]:
     seen: set[str] = set()
     # llm 0.27+ logs to `turns`; earlier versions to `responses` (tokens from 0.19). Read both, once per id.
     for table in ("turns", "responses"):
         if table not in tables:
             continue
+        if not _has_tokens(conn, table):
+            continue  # a log from before llm recorded tokens: `import_llm_log` lists what it holds as a problem
         names = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
-        if not {"input_tokens", "output_tokens"} <= names:
-            continue  # a log from before llm recorded tokens
         select = LLM_COLUMNS + "".join(
             f", {c}" if c in names else f", NULL AS {c}" for c in ("resolved_model", "options_json", "response_json")
         )
@@ -111,6 +130,7 @@ def import_llm_log(path: str | Path) -> ImportResult:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         rows = list(_llm_rows(conn, tables))
+        tokenless = _tokenless(conn, tables)
     except sqlite3.DatabaseError as exc:
         raise ConfigError(f"{path}: not an llm logs.db SQLite database ({exc})") from None
     if not tables & {"turns", "responses"}:
@@ -119,6 +139,7 @@ def import_llm_log(path: str | Path) -> ImportResult:
         raise ConfigError(
             f"{path}: not an llm logs.db (no responses or turns table); `llm logs path` prints where llm keeps logs.db"
         )
+    result.problems.extend(f"{path}: {problem}" for problem in tokenless)
     for table, row in rows:
         place = f"{path}: {table} id={row['id']}"
         try:
