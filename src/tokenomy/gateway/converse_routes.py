@@ -169,10 +169,12 @@ class EventWriter(ToolBlocks):
                 signature = sealed(piece.signature, piece.signer, CLAUDE_SIGNED)  # who signed it, if not Claude
                 out.append(self._delta({"reasoningContent": {"signature": signature}}))
                 out += self._close()
-        if piece.delta:
+        refused = ((piece.extra or {}).get("delta") or {}).get("refusal")  # an OpenAI-format model's: text here
+        text = (piece.delta or "") + (refused if isinstance(refused, str) else "")
+        if text:
             if self.open != "text":
                 out += self._begin("text")
-            out.append(self._delta({"text": piece.delta}))
+            out.append(self._delta({"text": text}))
         return out
 
     def finish(self, response: ChatResponse) -> list[bytes]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from tokenomy.chat_response import ChatResponse
 from tokenomy.messages import CLAUDE_SIGNED, ONE_HOUR, Block, ReasoningBlock
+from tokenomy.providers.anthropic_answers import refusal
 from tokenomy.providers.converse_inbound import REDACTED_TEXT
 from tokenomy.providers.converse_mapping import block_to_converse
 from tokenomy.providers.converse_request import STOP_SEQUENCE_PATHS
@@ -87,8 +88,13 @@ def _answer_block(block: Block, model: str, where: str) -> dict[str, Any]:
 
 def answer_body(response: ChatResponse, stop_paths: list[str] | None = None) -> dict[str, Any]:
     """A ChatResponse as Converse's answer: the message, stopReason, usage, metrics, and the model's own fields and
-    guardrail trace a Bedrock model returned for a request that asked for them (and the stop sequence, `stop_paths`)."""
+    guardrail trace a Bedrock model returned for a request that asked for them (and the stop sequence, `stop_paths`).
+    An OpenAI-format model's refusal (its message's `refusal`, which Converse has no field for) is the answer's text,
+    as the Messages API gives it."""
     content = [_answer_block(b, response.model, f"content[{i}]") for i, b in enumerate(response.content)]
+    refused = refusal(response)
+    if refused is not None:
+        content.append({"text": refused})
     body: dict[str, Any] = {
         "output": {"message": {"role": "assistant", "content": content}},
         "stopReason": stop_reason(response),
