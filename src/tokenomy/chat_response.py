@@ -139,3 +139,9 @@ class StreamChunk:
     @property
     def has_content(self) -> bool:
         return bool(self.delta or self.tool_call or self.reasoning or self.redacted or self.block)
+
+    @property
+    def refusal(self) -> str | None:
+        """The refusal text an OpenAI-format model streamed on this piece (`delta.refusal`), which a writer of another
+        API's stream sends as the answer's text."""
+        return ((self.extra or {}).get("delta") or {}).get("refusal")

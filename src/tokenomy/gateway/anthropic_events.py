@@ -163,7 +163,7 @@ class EventWriter(ToolBlocks):
                 out.append(self._delta({"type": "signature_delta", "signature": signature}))
                 out += self._close()
         # An OpenAI-format model's refusal streams in `delta.refusal`: the Messages API has only text for it.
-        refused = ((piece.extra or {}).get("delta") or {}).get("refusal")
+        refused = piece.refusal
         text = (piece.delta or "") + (refused if isinstance(refused, str) else "")
         self.model_refused = self.model_refused or bool(isinstance(refused, str) and refused)
         if text:

@@ -55,7 +55,7 @@ class ToolBlocks:
                     out.append(self._tool_delta(call.arguments))
                 piece = replace(piece, tool_call=None)
                 call = None
-            refused = ((piece.extra or {}).get("delta") or {}).get("refusal")
+            refused = piece.refusal
             if not (piece.has_content or piece.signature or piece.citations or refused):
                 return out
             if self.held or not self._live_whole():

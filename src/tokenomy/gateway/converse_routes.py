@@ -169,7 +169,7 @@ class EventWriter(ToolBlocks):
                 signature = sealed(piece.signature, piece.signer, CLAUDE_SIGNED)  # who signed it, if not Claude
                 out.append(self._delta({"reasoningContent": {"signature": signature}}))
                 out += self._close()
-        refused = ((piece.extra or {}).get("delta") or {}).get("refusal")  # an OpenAI-format model's: text here
+        refused = piece.refusal  # an OpenAI-format model's: text here
         text = (piece.delta or "") + (refused if isinstance(refused, str) else "")
         if text:
             if self.open != "text":

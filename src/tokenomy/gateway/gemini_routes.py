@@ -163,7 +163,7 @@ class ChunkWriter:
             if self.pending and piece.tool_call is None:
                 text["thoughtSignature"], self.pending = thinking_out(self.pending), []
             parts.append(text)
-        refused = ((piece.extra or {}).get("delta") or {}).get("refusal")  # an OpenAI-format model's: text here
+        refused = piece.refusal  # an OpenAI-format model's: text here
         if isinstance(refused, str) and refused:
             parts.append({"text": refused})
         call = piece.tool_call

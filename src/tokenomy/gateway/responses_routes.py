@@ -259,7 +259,7 @@ class EventWriter:
         extra = piece.extra or {}
         if piece.delta:
             out += self._text("output_text", "text", piece.delta, (extra.get("logprobs") or {}).get("content") or [])
-        refused = (extra.get("delta") or {}).get("refusal")  # an OpenAI-format model's refusal
+        refused = piece.refusal  # an OpenAI-format model's refusal
         if isinstance(refused, str) and refused:
             out += self._text("refusal", "refusal", refused, [])
         cited = (extra.get("delta") or {}).get("annotations")  # a search model's citations, as a whole answer's
