@@ -135,3 +135,27 @@ def test_an_openai_format_models_refusal_comes_back_as_its_answers_text(tmp_path
     assert "".join(c.text or "" for c in chunks) == refused and chunks[-1].candidates[0].finish_reason == "STOP"
     rows = open_store(str(tmp_path / "ledger.duckdb")).events()
     assert [(row.outcome, row.output_tokens) for row in rows] == [("ok", 5), ("ok", 9)]
+
+
+def test_json_mode_refused_for_a_bedrock_model_says_what_to_send_in_the_gemini_api(tmp_path, monkeypatch) -> None:
+    # A Converse model has no JSON mode without a schema; the remedy said "send a json_schema response format",
+    # OpenAI's words, to a Gemini caller, whose schema goes in generationConfig.responseJsonSchema.
+    from helpers import stand_in_aws_keys
+    from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
+
+    stand_in_aws_keys(monkeypatch)
+    with ServerThread(create_bedrock(engine=InstantEngine())) as bedrock:
+        models = {"haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU}}
+        app = create_app(parse_config({"models": models}), str(tmp_path / "ledger.duckdb"))
+        with ServerThread(app, lifespan="on") as url:
+            client = genai.Client(api_key="unused", http_options={"base_url": url})
+            with pytest.raises(errors.ClientError) as refused:
+                client.models.generate_content(
+                    model="haiku",
+                    contents="hi",
+                    config=types.GenerateContentConfig(response_mime_type="application/json"),
+                )
+    message = refused.value.message
+    assert refused.value.code == 400 and message.startswith("generationConfig.responseMimeType: Bedrock"), message
+    assert "`generationConfig.responseJsonSchema`" in message and "response_format" not in message, message
+    assert "json_schema" not in message, message

@@ -529,6 +529,12 @@ def test_what_bedrocks_mapping_refuses_is_named_where_the_caller_sent_it(tmp_pat
                     client.responses.create(model="haiku", input=ask, max_output_tokens=16, stream=stream)
                 assert refused.value.body["param"] == "input[1].content[1]"
                 assert refused.value.body["message"].startswith("input[1].content[1]: Bedrock Converse")
+            # JSON with no schema: the remedy named OpenAI's Chat Completions field (a json_schema response format)
+            with pytest.raises(openai.BadRequestError) as refused:
+                client.responses.create(model="haiku", input="hi", text={"format": {"type": "json_object"}})
+            assert refused.value.body["param"] == "text.format"
+            assert "`text.format.schema`" in refused.value.body["message"], refused.value.body["message"]
+            assert "response_format" not in refused.value.body["message"], refused.value.body["message"]
 
 
 def test_every_streamed_event_is_the_sdks_event_type_whole(served):
@@ -634,3 +640,13 @@ def test_a_search_models_citations_come_back_whole_and_streamed(client, served):
     for reply in (whole, streamed):
         assert [a.model_dump() for a in reply.output[0].content[0].annotations] == [{"type": "url_citation", **cited}]
     assert [(e.annotation_index, e.content_index, e.annotation.url) for e in added] == [(0, 0, cited["url"])]
+
+
+def test_a_claude_refusal_of_a_format_description_is_named_as_the_responses_caller_sent_it():
+    # Claude's mapping names the json_schema's description (`response_format.json_schema.description`, OpenAI's
+    # place); a Responses caller sends it at text.format.description, not inside a json_schema or the schema.
+    from tokenomy.gateway.responses_ingress import caller_param
+
+    assert caller_param([], "response_format.json_schema.description") == "text.format.description"
+    assert caller_param([], "response_format.json_schema") == "text.format.schema"
+    assert caller_param([], "response_format") == "text.format"

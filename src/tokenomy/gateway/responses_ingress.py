@@ -72,6 +72,9 @@ CALLER_FIELDS = {
     "max_tokens": "max_output_tokens",
     "reasoning_effort": "reasoning.effort",
     "reasoning.budget_tokens": "thinking.budget_tokens",
+    # Before response_format, which the lookup would match first: a format's description and schema sit in text.format.
+    "response_format.json_schema.description": "text.format.description",
+    "response_format.json_schema": "text.format.schema",
     "response_format": "text.format",
 }
 ECHOED = {"id", "status"}  # on an item the SDK appends from an earlier response: identifies it, carries nothing

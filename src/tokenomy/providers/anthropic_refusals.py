@@ -119,10 +119,7 @@ def refuse_unsupported(request: ChatRequest, model: str | None = None) -> None:
     model = model or request.model
     _refuse_unpriced_extra(request, model)
     refuse_openai_options(  # named as each caller sent it
-        request,
-        model,
-        refuse,
-        "send a json_schema response format (Claude enforces it) or describe the JSON in the prompt",
+        request, model, refuse, " (Claude enforces it), or describe the JSON in the prompt"
     )
     fmt = request.response_format
     schema = (fmt.schema or {}) if fmt is not None else {}

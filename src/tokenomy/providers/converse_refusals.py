@@ -299,12 +299,7 @@ def refuse_unsupported(request: ChatRequest, model: str | None = None) -> None:
     model = model or request.model
     if forces_tool_while_thinking(request) and takes_effort(model) is not None:  # a Claude model id
         raise refuse(model, "tool_choice", FORCED_WITH_THINKING, also="thinking")
-    refuse_openai_options(
-        request,
-        model,
-        refuse,
-        "send a json_schema response format, or describe the JSON in the prompt / use a forced tool",
-    )
+    refuse_openai_options(request, model, refuse, ", or describe the JSON in the prompt / use a forced tool")
     if request.parallel_tool_calls is False and request.tools:  # without tools there is nothing to parallelise
         raise refuse(model, "parallel_tool_calls", "cannot turn parallel tool calls off; remove the field")
     if request.tools or request.tool_choice is not None:

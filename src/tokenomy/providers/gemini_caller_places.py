@@ -21,6 +21,7 @@ CALLER_FIELDS = {
     "seed": "generationConfig.seed",
     "presence_penalty": "generationConfig.presencePenalty",
     "frequency_penalty": "generationConfig.frequencyPenalty",
+    "response_format.json_schema": "generationConfig.responseJsonSchema",  # before response_format: matched first
     "response_format": "generationConfig.responseMimeType",
     "reasoning_effort": "generationConfig.thinkingConfig.thinkingLevel",
     "reasoning.budget_tokens": "generationConfig.thinkingConfig.thinkingBudget",

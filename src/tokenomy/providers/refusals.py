@@ -45,6 +45,9 @@ def blocks_nothing(settings: Any) -> bool:
 # turn off (OFF is the default threshold Google documents for its current models; older ones block some by default,
 # which is why Gemini still gets the settings).
 GEMINI_ASKING_NOTHING: dict[str, Callable[[Any], bool]] = {"safety_settings": blocks_nothing}
+# Where a JSON schema for the answer goes, named in the remedy for JSON with no schema: each ingress renames it to its
+# caller's field (Gemini's generationConfig.responseJsonSchema, the Responses API's text.format.schema).
+JSON_SCHEMA = "response_format.json_schema"
 GEMINI_OWN: Mapping[str, tuple[Any, ...] | Callable[[Any], bool]] = GEMINI_ASKING_NOTHING
 
 
@@ -52,13 +55,20 @@ def refuse_openai_options(
     request: ChatRequest, model: str, refuse: Callable[..., ProviderError], json_instead: str
 ) -> None:
     """Raise `refuse`'s 400 for OpenAI's options Claude's APIs have no place for: a seed, penalties, and a json_object
-    response format (`json_instead`: what to send in its place)."""
+    response format (JSON with no schema), whose remedy names the schema's field as `JSON_SCHEMA` for each ingress to
+    name the caller's way (`ProviderError.named`), then `json_instead`: what else the caller may do."""
     for field in ("seed", "presence_penalty", "frequency_penalty"):
         if getattr(request, field) is not None:
             raise refuse(model, field, "has no such parameter; remove it or route to an OpenAI model")
     fmt = request.response_format
     if fmt is not None and fmt.type == "json_object":
-        raise refuse(model, "response_format", f"has no json_object output mode, only a JSON schema; {json_instead}")
+        raise refuse(
+            model,
+            "response_format",
+            f"has no JSON output mode without a schema; send a JSON schema for the answer (`{JSON_SCHEMA}`)"
+            f"{json_instead}",
+            also=JSON_SCHEMA,
+        )
 
 
 def fields_to_carry(
