@@ -114,8 +114,9 @@ class AnthropicBatchBackend(BatchBackend):
         return json.dumps({"custom_id": custom_id(rec.id), "params": request_params(model, rec)})
 
     def check(self, options: SubmitOptions) -> None:
-        self.options = options
-        self._client()  # builds the client only: a missing key is named here
+        # A client for `options` is built (a missing key is named here) on a backend of its own: this one keeps
+        # the settings it was made with (resume checks a job's stored settings with the backend it calls).
+        type(self)(options)._client()
 
     def submit(
         self, job_id: str, model: str, records: list[BatchRecord], options: SubmitOptions, key: str | None = None

@@ -123,8 +123,9 @@ class GeminiBatchBackend(BatchBackend):
             raise ProviderError(f"Gemini {what} failed: {error}", error.kind, status=error.status) from None
 
     def check(self, options: SubmitOptions) -> None:
-        self.options = options
-        self._client()  # builds the client only: a missing API key is named here
+        # A client for `options` is built (a missing API key is named here) on a backend of its own: this one keeps
+        # the settings it was made with (resume checks a job's stored settings with the backend it calls).
+        type(self)(options)._client()
 
     def input_line(self, model: str, rec: BatchRecord) -> str:
         return json.dumps(inline_request(rec))  # one of the batch's inline requests, which count in its 20 MB
