@@ -25,21 +25,7 @@ def refusing(tmp_path, monkeypatch):
     """A boto3 client for a gateway whose route `fast` is an OpenAI-format model that refuses."""
     stand_in_aws_keys(monkeypatch)
     with RecordingOpenAI() as upstream:
-        upstream.answer = {
-            "id": "up-1",
-            "object": "chat.completion",
-            "created": 0,
-            "model": "up",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": None, "refusal": REFUSED},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-        }
-        upstream.message_extra = {"refusal": REFUSED}  # how the stream says it
+        upstream.refuse(REFUSED)
         models = {"fast": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU}}
         with ServerThread(
             create_app(parse_config({"models": models}), str(tmp_path / "ledger.duckdb")), lifespan="on"

@@ -110,21 +110,7 @@ def test_an_openai_format_models_refusal_comes_back_as_its_answers_text(tmp_path
 
     refused = "I'm sorry, I can't help with that."
     with RecordingOpenAI() as upstream:
-        upstream.answer = {
-            "id": "up-1",
-            "object": "chat.completion",
-            "created": 0,
-            "model": "up",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": None, "refusal": refused},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-        }
-        upstream.message_extra = {"refusal": refused}  # how the stream says it
+        upstream.refuse(refused)
         models = {"fast": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU}}
         app = create_app(parse_config({"models": models}), str(tmp_path / "ledger.duckdb"))
         with ServerThread(app, lifespan="on") as url:

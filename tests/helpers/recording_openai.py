@@ -210,6 +210,20 @@ class RecordingOpenAI:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
+    def refuse(self, text: str) -> None:
+        """Answer every request as an OpenAI model refusing: `message.refusal` (streamed as `delta.refusal`) with no
+        content, 10 prompt and 5 completion tokens."""
+        self.answer = {
+            "id": "up-1",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "up",
+            "choices": [{"index": 0, "finish_reason": "stop",
+                         "message": {"role": "assistant", "content": None, "refusal": text}}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        }
+        self.message_extra = {"refusal": text}  # how the stream says it
+
     @property
     def last(self) -> dict:
         return self.bodies[-1]
