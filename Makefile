@@ -32,7 +32,7 @@ system-deps:
 # ruff (lint: package, tests, benchmarks; format: package) and mypy; `make test` runs it first.
 lint: install
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
 bench: install

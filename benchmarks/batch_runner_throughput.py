@@ -23,8 +23,12 @@ def main() -> int:
     parser.add_argument("--records", type=int, default=450, help="~100 tokens each: 450 runs ~45 s at 60k TPM")
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--runner-tpm", type=float, default=None,
-                        help="runner's own limit [default: --tpm]; set it above --tpm to watch it adapt to 429s")
+    parser.add_argument(
+        "--runner-tpm",
+        type=float,
+        default=None,
+        help="runner's own limit [default: --tpm]; set it above --tpm to watch it adapt to 429s",
+    )
     args = parser.parse_args()
 
     from tokenomy.batch.jobs import create_job, open_tables
@@ -35,14 +39,21 @@ def main() -> int:
     with LimitedOpenAI(tpm=args.tpm, burst_s=2.0, delay_s=args.latency) as url:
         (work / "tokenomy.yaml").write_text(
             f"models:\n  upstream:\n    provider: openai\n    model: gpt-4o-mini\n    base_url: {url}\n"
-            "    price_as: gpt-4o-mini\n")
+            "    price_as: gpt-4o-mini\n"
+        )
         prompt = "Summarise the following note in one line: " + "quarterly figures look steady " * 5
         with open(work / "in.jsonl", "w") as fh:
             for i in range(args.records):
                 fh.write(json.dumps({"id": f"r{i}", "prompt": f"{prompt} #{i}", "max_tokens": 50}) + "\n")
         tables = open_tables(work / "ledger.duckdb")
-        job = create_job(tables, work / "in.jsonl", "upstream", "local", config_path=str(work / "tokenomy.yaml"),
-                         run_settings={"concurrency": args.concurrency, "tpm": args.runner_tpm or args.tpm})
+        job = create_job(
+            tables,
+            work / "in.jsonl",
+            "upstream",
+            "local",
+            config_path=str(work / "tokenomy.yaml"),
+            run_settings={"concurrency": args.concurrency, "tpm": args.runner_tpm or args.tpm},
+        )
         job, stats = run_job(tables, job.job_id, progress=sys.stderr.isatty())
     share = stats.tokens_per_minute / args.tpm
     surfaced = job.failed + job.pending

@@ -69,15 +69,45 @@ def instructions(dump: Path) -> int:
 def measure(src: Path, upstream: str, work: Path, requests: int) -> dict[str, float]:
     """Instructions per request of the gateway run from `src` (a checkout's src/ directory), per body."""
     config = work / "tokenomy.yaml"
-    config.write_text(json.dumps({"auth": False, "models": {"bench-model": {
-        "provider": "openai", "model": "bench-model", "base_url": upstream, "api_key_env": "BENCH_KEY",
-        "price_as": PRICE_AS}}}))
+    config.write_text(
+        json.dumps(
+            {
+                "auth": False,
+                "models": {
+                    "bench-model": {
+                        "provider": "openai",
+                        "model": "bench-model",
+                        "base_url": upstream,
+                        "api_key_env": "BENCH_KEY",
+                        "price_as": PRICE_AS,
+                    }
+                },
+            }
+        )
+    )
     port = free_port()
     out = work / "callgrind.out"
     env = {**os.environ, "BENCH_KEY": "sk-bench", "PYTHONPATH": str(src)}
-    proc = start(["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
-                  sys.executable, "-m", "tokenomy.cli", "serve", "--config", str(config), "--port", str(port),
-                  "--ledger", str(work / "ledger.duckdb")], work / "gateway.log", env=env)
+    proc = start(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            f"--callgrind-out-file={out}",
+            sys.executable,
+            "-m",
+            "tokenomy.cli",
+            "serve",
+            "--config",
+            str(config),
+            "--port",
+            str(port),
+            "--ledger",
+            str(work / "ledger.duckdb"),
+        ],
+        work / "gateway.log",
+        env=env,
+    )
     try:
         wait_ready(f"http://127.0.0.1:{port}/v1/chat/completions", proc, 600, work / "gateway.log")
         bodies = {"text": json.dumps(BODY).encode(), "tools+image": json.dumps(RICH_BODY).encode()}
@@ -120,8 +150,9 @@ def main() -> int:
         trees["baseline"] = args.baseline.resolve() / "src"
     work = Path(tempfile.mkdtemp(prefix="tokenomy-instr-"))
     up_port = free_port()
-    upstream_proc = start([sys.executable, "-m", "tokenomy.emulate.instant_openai", "--port", str(up_port)],
-                          work / "upstream.log")
+    upstream_proc = start(
+        [sys.executable, "-m", "tokenomy.emulate.instant_openai", "--port", str(up_port)], work / "upstream.log"
+    )
     results: dict[str, dict[str, float]] = {}
     try:
         upstream = f"http://127.0.0.1:{up_port}/v1"
@@ -143,8 +174,14 @@ def report(results: dict[str, dict[str, float]], as_json: bool) -> None:
     rows = []
     for label, figures in results.items():
         ratio = figures["tools+image"] / figures["text"]
-        rows.append({"tree": label, "text": round(figures["text"]), "tools_image": round(figures["tools+image"]),
-                     "tools_image_vs_text": round(ratio, 3)})
+        rows.append(
+            {
+                "tree": label,
+                "text": round(figures["text"]),
+                "tools_image": round(figures["tools+image"]),
+                "tools_image_vs_text": round(ratio, 3),
+            }
+        )
     comparison = {}
     if "baseline" in results:
         new, old = results["this checkout"], results["baseline"]

@@ -39,16 +39,49 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".tokenomy" / "bench-venvs" / "litellm"
 BODY = {"model": "bench-model", "messages": [{"role": "user", "content": "Say hi in one word."}], "max_tokens": 8}
 # An agent turn with vision: two tools, the assistant's earlier call and its result, a 4 KB image as a data URL.
-RICH_BODY = {"model": "bench-model", "max_tokens": 8, "messages": [
-    {"role": "user", "content": [{"type": "text", "text": "What is in the picture, and the weather there?"},
-                                 {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(
-                                     b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 16).decode(), "detail": "low"}}]},
-    {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function", "function": {
-        "name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]},
-    {"role": "tool", "tool_call_id": "call_1", "content": "18C sunny"}],
-    "tools": [{"type": "function", "function": {"name": name, "description": f"{name} for a city", "parameters": {
-        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
-        for name in ("get_weather", "get_time")]}
+RICH_BODY = {
+    "model": "bench-model",
+    "max_tokens": 8,
+    "messages": [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is in the picture, and the weather there?"},
+                {
+                    "type": "image_url",
+                    "image_url": {
+                        "url": "data:image/png;base64,"
+                        + base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 16).decode(),
+                        "detail": "low",
+                    },
+                },
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "18C sunny"},
+    ],
+    "tools": [
+        {
+            "type": "function",
+            "function": {
+                "name": name,
+                "description": f"{name} for a city",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+            },
+        }
+        for name in ("get_weather", "get_time")
+    ],
+}
 RICH = "+tools/image"  # suffix of the targets measured with RICH_BODY
 PAIRED_TEXT = "+text (paired)"  # the text-only runs alternated with them
 PAIRED = 5  # rounds of text then tools+image (a median of three still moved with the VM's noise)
@@ -88,16 +121,23 @@ def wait_ready_with(url: str, bearer: str, proc: subprocess.Popen, timeout: floa
 
 
 def post_script(path: Path, bearer: str, body: dict = BODY) -> Path:
-    path.write_text("wrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = \"application/json\"\n"
-                    f"wrk.headers[\"Authorization\"] = \"Bearer {bearer}\"\n"
-                    f"wrk.body = {json.dumps(json.dumps(body))}\n")
+    path.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f'wrk.headers["Authorization"] = "Bearer {bearer}"\n'
+        f"wrk.body = {json.dumps(json.dumps(body))}\n"
+    )
     return path
 
 
 def create_key(tokenomy: Path, ledger: Path, *extra: str) -> str:
     """A virtual key with a budget far above what a run spends (budgets are checked, never reached)."""
-    out = subprocess.run([str(tokenomy), "keys", "create", "--budget-usd", "100000", "--ledger", str(ledger),
-                          "--json", *extra], capture_output=True, text=True, timeout=60, check=True).stdout
+    out = subprocess.run(
+        [str(tokenomy), "keys", "create", "--budget-usd", "100000", "--ledger", str(ledger), "--json", *extra],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     return json.loads(out)["key"]
 
 
@@ -139,8 +179,12 @@ def wrk(url: str, connections: int, duration: int, script: Path, pids: list[int]
     CPU per request is what a shared machine's load cannot distort much (requests/s and latency it can)."""
     threads = 1 if connections == 1 else 2
     cpu_before, started = cpu_seconds(pids), time.monotonic()
-    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script),
-                          url], capture_output=True, text=True, timeout=duration + 60).stdout
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        timeout=duration + 60,
+    ).stdout
 
     def ms(label: str) -> float:
         m = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
@@ -155,9 +199,15 @@ def wrk(url: str, connections: int, duration: int, script: Path, pids: list[int]
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
-    return {"rps": float(rps.group(1)) if rps else 0.0, "p50_ms": ms("50"), "p99_ms": ms("99"),
-            "non_2xx": int(bad.group(1)) if bad else 0, "socket_errors": errors.group(0) if errors else "",
-            "cpu_ms_per_req": cpu_ms, "cores": cpu / elapsed if pids else float("nan")}
+    return {
+        "rps": float(rps.group(1)) if rps else 0.0,
+        "p50_ms": ms("50"),
+        "p99_ms": ms("99"),
+        "non_2xx": int(bad.group(1)) if bad else 0,
+        "socket_errors": errors.group(0) if errors else "",
+        "cpu_ms_per_req": cpu_ms,
+        "cores": cpu / elapsed if pids else float("nan"),
+    }
 
 
 def ensure_litellm() -> tuple[Path | None, str]:
@@ -169,8 +219,9 @@ def ensure_litellm() -> tuple[Path | None, str]:
     VENV.parent.mkdir(parents=True, exist_ok=True)
     try:
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, capture_output=True, timeout=300)
-        pip = subprocess.run([str(VENV / "bin" / "pip"), "install", "-q", "litellm[proxy]"], capture_output=True,
-                             text=True, timeout=1800)
+        pip = subprocess.run(
+            [str(VENV / "bin" / "pip"), "install", "-q", "litellm[proxy]"], capture_output=True, text=True, timeout=1800
+        )
     except (subprocess.SubprocessError, OSError) as exc:
         return None, f"could not create the venv: {exc}"
     if pip.returncode != 0 or not exe.exists():
@@ -217,26 +268,72 @@ def main() -> int:
     try:
         up_port = free_port()
         upstream = f"http://127.0.0.1:{up_port}/v1"
-        procs.append(start([sys.executable, "-m", "tokenomy.emulate.instant_openai", "--port", str(up_port)],
-                           work / "upstream.log"))
+        procs.append(
+            start(
+                [sys.executable, "-m", "tokenomy.emulate.instant_openai", "--port", str(up_port)], work / "upstream.log"
+            )
+        )
         wait_ready(upstream + "/chat/completions", procs[-1], 30, work / "upstream.log")
         targets["direct"] = upstream + "/chat/completions"
 
         gw_port = free_port()
         config = work / "tokenomy.yaml"
-        config.write_text(json.dumps({"auth": False, "models": {"bench-model": {
-            "provider": "openai", "model": "bench-model", "base_url": upstream, "api_key_env": "BENCH_KEY",
-            "price_as": PRICE_AS}}}))
-        procs.append(start([str(tokenomy), "serve", "--config", str(config), "--port", str(gw_port), "--ledger",
-                            str(work / "ledger.duckdb")], work / "tokenomy.log", env=env))
+        config.write_text(
+            json.dumps(
+                {
+                    "auth": False,
+                    "models": {
+                        "bench-model": {
+                            "provider": "openai",
+                            "model": "bench-model",
+                            "base_url": upstream,
+                            "api_key_env": "BENCH_KEY",
+                            "price_as": PRICE_AS,
+                        }
+                    },
+                }
+            )
+        )
+        procs.append(
+            start(
+                [
+                    str(tokenomy),
+                    "serve",
+                    "--config",
+                    str(config),
+                    "--port",
+                    str(gw_port),
+                    "--ledger",
+                    str(work / "ledger.duckdb"),
+                ],
+                work / "tokenomy.log",
+                env=env,
+            )
+        )
         wait_ready(f"http://127.0.0.1:{gw_port}/v1/chat/completions", procs[-1], 60, work / "tokenomy.log")
         targets["tokenomy"] = f"http://127.0.0.1:{gw_port}/v1/chat/completions"
         pids["tokenomy"] = [procs[-1].pid]
 
         # The same gateway with two worker processes; their CPU is the workers' (children of the supervisor).
         workers_port = free_port()
-        procs.append(start([str(tokenomy), "serve", "--config", str(config), "--port", str(workers_port), "--ledger",
-                            str(work / "workers.duckdb"), "--workers", "2"], work / "workers.log", env=env))
+        procs.append(
+            start(
+                [
+                    str(tokenomy),
+                    "serve",
+                    "--config",
+                    str(config),
+                    "--port",
+                    str(workers_port),
+                    "--ledger",
+                    str(work / "workers.duckdb"),
+                    "--workers",
+                    "2",
+                ],
+                work / "workers.log",
+                env=env,
+            )
+        )
         wait_ready(f"http://127.0.0.1:{workers_port}/v1/chat/completions", procs[-1], 90, work / "workers.log")
         targets["tokenomy-2w"] = f"http://127.0.0.1:{workers_port}/v1/chat/completions"
         pids["tokenomy-2w"] = child_pids(procs[-1].pid)
@@ -245,13 +342,31 @@ def main() -> int:
         keyed_ledger = work / "keyed.duckdb"
         plain = create_key(tokenomy, keyed_ledger)
         team = create_key(tokenomy, keyed_ledger, "--team", "bench")
-        subprocess.run([str(tokenomy), "keys", "team-budget", "bench", "--budget-usd", "100000", "--ledger",
-                        str(keyed_ledger)], capture_output=True, timeout=60, check=True)
+        subprocess.run(
+            [str(tokenomy), "keys", "team-budget", "bench", "--budget-usd", "100000", "--ledger", str(keyed_ledger)],
+            capture_output=True,
+            timeout=60,
+            check=True,
+        )
         keyed_port = free_port()
         keyed_config = work / "keyed.yaml"
         keyed_config.write_text(json.dumps({**json.loads(config.read_text()), "auth": True}))
-        procs.append(start([str(tokenomy), "serve", "--config", str(keyed_config), "--port", str(keyed_port),
-                            "--ledger", str(keyed_ledger)], work / "keyed.log", env=env))
+        procs.append(
+            start(
+                [
+                    str(tokenomy),
+                    "serve",
+                    "--config",
+                    str(keyed_config),
+                    "--port",
+                    str(keyed_port),
+                    "--ledger",
+                    str(keyed_ledger),
+                ],
+                work / "keyed.log",
+                env=env,
+            )
+        )
         keyed_url = f"http://127.0.0.1:{keyed_port}/v1/chat/completions"
         wait_ready_with(keyed_url, plain, procs[-1], 60, work / "keyed.log")
         targets["tokenomy-key"] = targets["tokenomy-team"] = keyed_url
@@ -266,17 +381,51 @@ def main() -> int:
             else:
                 ll_port = free_port()
                 ll_config = work / "litellm.yaml"
-                ll_config.write_text(json.dumps({"model_list": [{"model_name": "bench-model", "litellm_params": {
-                    "model": "openai/bench-model", "api_base": upstream, "api_key": "sk-bench"}}],
-                    "litellm_settings": {"telemetry": False}}))
-                ll_env = {**env, "LITELLM_MASTER_KEY": MASTER_KEY, "LITELLM_LOG": "ERROR", "LITELLM_TELEMETRY": "False",
-                          "DISABLE_ADMIN_UI": "True",
-                          "PATH": f"{exe.parent}:{env.get('PATH', '')}"}
-                procs.append(start([str(exe), "--config", str(ll_config), "--port", str(ll_port), "--host",
-                                    "127.0.0.1", "--num_workers", "1"], work / "litellm.log", env=ll_env, cwd=work))
+                ll_config.write_text(
+                    json.dumps(
+                        {
+                            "model_list": [
+                                {
+                                    "model_name": "bench-model",
+                                    "litellm_params": {
+                                        "model": "openai/bench-model",
+                                        "api_base": upstream,
+                                        "api_key": "sk-bench",
+                                    },
+                                }
+                            ],
+                            "litellm_settings": {"telemetry": False},
+                        }
+                    )
+                )
+                ll_env = {
+                    **env,
+                    "LITELLM_MASTER_KEY": MASTER_KEY,
+                    "LITELLM_LOG": "ERROR",
+                    "LITELLM_TELEMETRY": "False",
+                    "DISABLE_ADMIN_UI": "True",
+                    "PATH": f"{exe.parent}:{env.get('PATH', '')}",
+                }
+                procs.append(
+                    start(
+                        [
+                            str(exe),
+                            "--config",
+                            str(ll_config),
+                            "--port",
+                            str(ll_port),
+                            "--host",
+                            "127.0.0.1",
+                            "--num_workers",
+                            "1",
+                        ],
+                        work / "litellm.log",
+                        env=ll_env,
+                        cwd=work,
+                    )
+                )
                 try:
-                    wait_ready(f"http://127.0.0.1:{ll_port}/v1/chat/completions", procs[-1], 180,
-                               work / "litellm.log")
+                    wait_ready(f"http://127.0.0.1:{ll_port}/v1/chat/completions", procs[-1], 180, work / "litellm.log")
                     targets["litellm"] = f"http://127.0.0.1:{ll_port}/v1/chat/completions"
                 except RuntimeError as exc:
                     notes.append(f"LiteLLM proxy did not start: {exc}")
@@ -337,8 +486,12 @@ def flame(pid: int, url: str, script: Path, duration: int, out: Path) -> str:
     """Record the gateway with py-spy while wrk loads it; a note saying where the graph is (or why not)."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     out.parent.mkdir(parents=True, exist_ok=True)
-    recorder = subprocess.Popen([spy, "record", "-p", str(pid), "-d", str(duration + 1), "-r", "250", "-o", str(out)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    recorder = subprocess.Popen(
+        [spy, "record", "-p", str(pid), "-d", str(duration + 1), "-r", "250", "-o", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(0.5)
     wrk(url, 32, duration, script)
     try:
@@ -356,11 +509,17 @@ def verdicts(results: dict) -> list[dict]:
     plain, team = results.get("tokenomy-key"), results.get("tokenomy-team")
     if plain and team:
         ratio = team[32]["rps"] / plain[32]["rps"] if plain[32]["rps"] else 0.0
-        out.append({"check": "team key rps at c=32 within 10% of a plain key", "value": f"{ratio:.2f}x",
-                    "ok": ratio >= 0.9})
+        out.append(
+            {"check": "team key rps at c=32 within 10% of a plain key", "value": f"{ratio:.2f}x", "ok": ratio >= 0.9}
+        )
         cpu = team[32]["cpu_ms_per_req"] / plain[32]["cpu_ms_per_req"]
-        out.append({"check": "team key CPU per request at c=32 within 10% of a plain key (robust to machine load)",
-                    "value": f"{cpu:.2f}x", "ok": cpu <= 1.1})
+        out.append(
+            {
+                "check": "team key CPU per request at c=32 within 10% of a plain key (robust to machine load)",
+                "value": f"{cpu:.2f}x",
+                "ok": cpu <= 1.1,
+            }
+        )
     if direct and gw:
         added = gw[1]["p50_ms"] - direct[1]["p50_ms"]
         out.append({"check": "added p50 at c=1 < 0.5 ms", "value": f"{added:.3f} ms", "ok": added < 0.5})
@@ -371,12 +530,18 @@ def verdicts(results: dict) -> list[dict]:
     if gw and two:
         ratio = two[32]["rps"] / gw[32]["rps"] if gw[32]["rps"] else 0.0
         # Three places: 1.698 printed as "1.70x" beside "NOT met" read as a contradiction.
-        out.append({"check": "--workers 2 rps at c=32 >= 1.7x one worker", "value": f"{ratio:.3f}x",
-                    "ok": ratio >= 1.7})
+        out.append(
+            {"check": "--workers 2 rps at c=32 >= 1.7x one worker", "value": f"{ratio:.3f}x", "ok": ratio >= 1.7}
+        )
         # What bounds that ratio here: wrk and the upstream run on the same cores as the workers.
-        out.append({"check": "--workers 2 vs one worker at c=32: cores used, CPU per request (for reference)",
-                    "value": f"{two[32]['cores']:.2f} vs {gw[32]['cores']:.2f} of {os.cpu_count()} cores; "
-                             f"{two[32]['cpu_ms_per_req']:.3f} vs {gw[32]['cpu_ms_per_req']:.3f} ms", "ok": None})
+        out.append(
+            {
+                "check": "--workers 2 vs one worker at c=32: cores used, CPU per request (for reference)",
+                "value": f"{two[32]['cores']:.2f} vs {gw[32]['cores']:.2f} of {os.cpu_count()} cores; "
+                f"{two[32]['cpu_ms_per_req']:.3f} vs {gw[32]['cpu_ms_per_req']:.3f} ms",
+                "ok": None,
+            }
+        )
     rich_direct, rich_gw = results.get("direct" + RICH), results.get("tokenomy" + RICH)
     # Against the text-only runs made alternately with them (see main): drift cancels out.
     text_direct = results.get("direct" + PAIRED_TEXT, direct)
@@ -384,22 +549,48 @@ def verdicts(results: dict) -> list[dict]:
     if text_direct and text_gw and rich_direct and rich_gw:
         text_added = text_gw[1]["p50_ms"] - text_direct[1]["p50_ms"]
         rich_added = rich_gw[1]["p50_ms"] - rich_direct[1]["p50_ms"]
-        out.append({"check": "added p50 at c=1 with tools+image within 10% of text-only",
-                    "value": f"{rich_added:.3f} vs {text_added:.3f} ms", "ok": rich_added <= text_added * 1.1})
+        out.append(
+            {
+                "check": "added p50 at c=1 with tools+image within 10% of text-only",
+                "value": f"{rich_added:.3f} vs {text_added:.3f} ms",
+                "ok": rich_added <= text_added * 1.1,
+            }
+        )
         ratio = rich_gw[32]["rps"] / text_gw[32]["rps"] if text_gw[32]["rps"] else 0.0
-        out.append({"check": "rps at c=32 with tools+image within 10% of text-only",
-                    "value": f"{rich_gw[32]['rps']:.0f} vs {text_gw[32]['rps']:.0f} ({ratio:.0%})", "ok": ratio >= 0.9})
+        out.append(
+            {
+                "check": "rps at c=32 with tools+image within 10% of text-only",
+                "value": f"{rich_gw[32]['rps']:.0f} vs {text_gw[32]['rps']:.0f} ({ratio:.0%})",
+                "ok": ratio >= 0.9,
+            }
+        )
         cpu = rich_gw[32]["cpu_ms_per_req"] / text_gw[32]["cpu_ms_per_req"]
-        out.append({"check": "gateway CPU per request at c=32 with tools+image within 10% of text-only (robust to "
-                             "machine load)", "value": f"{cpu:.2f}x", "ok": cpu <= 1.1})
+        out.append(
+            {
+                "check": "gateway CPU per request at c=32 with tools+image within 10% of text-only (robust to "
+                "machine load)",
+                "value": f"{cpu:.2f}x",
+                "ok": cpu <= 1.1,
+            }
+        )
     if gw and ll:
         ratio = gw[32]["rps"] / ll[32]["rps"] if ll[32]["rps"] else float("inf")
         out.append({"check": "rps at c=32 >= 25x LiteLLM", "value": f"{ratio:.1f}x", "ok": ratio >= 25})
-        out.append({"check": "p99 at c=32 lower than LiteLLM", "value":
-                    f"{gw[32]['p99_ms']:.2f} vs {ll[32]['p99_ms']:.2f} ms", "ok": gw[32]["p99_ms"] < ll[32]["p99_ms"]})
+        out.append(
+            {
+                "check": "p99 at c=32 lower than LiteLLM",
+                "value": f"{gw[32]['p99_ms']:.2f} vs {ll[32]['p99_ms']:.2f} ms",
+                "ok": gw[32]["p99_ms"] < ll[32]["p99_ms"],
+            }
+        )
         if ll[1]["p50_ms"] and direct:
-            out.append({"check": "LiteLLM added p50 at c=1 (for reference)",
-                        "value": f"{ll[1]['p50_ms'] - direct[1]['p50_ms']:.3f} ms", "ok": None})
+            out.append(
+                {
+                    "check": "LiteLLM added p50 at c=1 (for reference)",
+                    "value": f"{ll[1]['p50_ms'] - direct[1]['p50_ms']:.3f} ms",
+                    "ok": None,
+                }
+            )
     return out
 
 
@@ -413,9 +604,16 @@ def report(results: dict, verdict: list[dict], notes: list[str]) -> None:
         table.add_column(col, justify="right" if col != "target" else "left")
     for name, by_c in results.items():
         for c, r in by_c.items():
-            table.add_row(name, str(c), f"{r['rps']:.0f}", f"{r['p50_ms']:.3f}", f"{r['p99_ms']:.3f}",
-                          str(r["non_2xx"]), f"{r.get('cpu_ms_per_req', float('nan')):.3f}",
-                          f"{r.get('cores', float('nan')):.2f}")
+            table.add_row(
+                name,
+                str(c),
+                f"{r['rps']:.0f}",
+                f"{r['p50_ms']:.3f}",
+                f"{r['p99_ms']:.3f}",
+                str(r["non_2xx"]),
+                f"{r.get('cpu_ms_per_req', float('nan')):.3f}",
+                f"{r.get('cores', float('nan')):.2f}",
+            )
     console.print(table)
     for v in verdict:
         mark = "" if v["ok"] is None else ("[green]met[/green]" if v["ok"] else "[red]NOT met[/red]")

@@ -60,9 +60,22 @@ def child(name: str, calls: int) -> None:
 
     work = Path(tempfile.mkdtemp(prefix="tokenomy-stages-"))
     config = work / "tokenomy.yaml"
-    config.write_text(json.dumps({"auth": False, "models": {"bench-model": {
-        "provider": "openai", "model": "bench-model", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "BENCH_KEY",
-        "price_as": PRICE_AS}}}))
+    config.write_text(
+        json.dumps(
+            {
+                "auth": False,
+                "models": {
+                    "bench-model": {
+                        "provider": "openai",
+                        "model": "bench-model",
+                        "base_url": "http://127.0.0.1:9/v1",
+                        "api_key_env": "BENCH_KEY",
+                        "price_as": PRICE_AS,
+                    }
+                },
+            }
+        )
+    )
     os.environ["BENCH_KEY"] = "sk-bench"
 
     async def run() -> list[str]:
@@ -105,10 +118,26 @@ def measure(name: str, calls: int, work: Path) -> dict[str, float]:
     out.mkdir()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     done = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--collect-atstart=no", "--toggle-collect=starmap_next",
-         "--dump-before=os_getppid", f"--callgrind-out-file={out}/callgrind.out", sys.executable, __file__,
-         "--child", name, "--calls", str(calls)],
-        capture_output=True, text=True, env=env, timeout=1800, check=False)
+        [
+            "valgrind",
+            "--tool=callgrind",
+            "--collect-atstart=no",
+            "--toggle-collect=starmap_next",
+            "--dump-before=os_getppid",
+            f"--callgrind-out-file={out}/callgrind.out",
+            sys.executable,
+            __file__,
+            "--child",
+            name,
+            "--calls",
+            str(calls),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1800,
+        check=False,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"{name}: the stages exited with {done.returncode}: {done.stderr.strip()[-500:]}")
     names = json.loads(done.stdout.strip().splitlines()[-1])
@@ -148,8 +177,10 @@ def main() -> int:
     for stage in text:
         print(f"{stage:<16} {text[stage]:>10,.0f} {rich[stage]:>12,.0f} {rich[stage] - text[stage]:>11,.0f}")
     total = {name: sum(figures.values()) for name, figures in results.items()}
-    print(f"{'all':<16} {total['text']:>10,.0f} {total['tools+image']:>12,.0f} "
-          f"{total['tools+image'] - total['text']:>11,.0f}")
+    print(
+        f"{'all':<16} {total['text']:>10,.0f} {total['tools+image']:>12,.0f} "
+        f"{total['tools+image'] - total['text']:>11,.0f}"
+    )
     return 0
 
 

@@ -31,8 +31,10 @@ from pathlib import Path
 from tokenomy.analytics.reports import REPORTS, run_report
 from tokenomy.ledger.store import LedgerStore, open_store
 
-COLUMNS = ("ts, provider, model, region, mode, task, tier, tags, input_tokens, output_tokens, cache_read_tokens, "
-           "cache_write_tokens, cost_usd, latency_ms, ttft_ms, outcome, attempt, event_id")
+COLUMNS = (
+    "ts, provider, model, region, mode, task, tier, tags, input_tokens, output_tokens, cache_read_tokens, "
+    "cache_write_tokens, cost_usd, latency_ms, ttft_ms, outcome, attempt, event_id"
+)
 SECONDS = 90 * 86400
 TAGS = """'{}', '{"team": "search"}', '{"env": "prod", "team": "ads"}'"""
 END = datetime(2026, 10, 29, 13, 37, 11, tzinfo=UTC)  # inside the last generated day and hour
@@ -62,8 +64,10 @@ def fill_duckdb(n: int, directory: Path) -> LedgerStore:
     for start in range(0, n, step):
         stop = min(n, start + step)
         ts = f"TIMESTAMPTZ '2026-08-01 00:00:00+00' + to_seconds(CAST(i * {SECONDS} // {n} AS BIGINT))"
-        con.execute(f"INSERT INTO usage_events ({COLUMNS}) SELECT "
-                    f"{_values('[{}]', ts, 'random()', 'VARCHAR')} FROM range({start}, {stop}) t(i)")
+        con.execute(
+            f"INSERT INTO usage_events ({COLUMNS}) SELECT "
+            f"{_values('[{}]', ts, 'random()', 'VARCHAR')} FROM range({start}, {stop}) t(i)"
+        )
     con.close()
     return open_store(path)
 
@@ -74,8 +78,10 @@ def fill_postgres(url: str, n: int) -> LedgerStore:
     open_store(url)  # creates the real schema
     ts = f"TIMESTAMPTZ '2026-08-01 00:00:00+00' + make_interval(secs => i::bigint * {SECONDS} / {n})"
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"INSERT INTO usage_events ({COLUMNS}) SELECT {_values('(ARRAY[{}])', ts, 'random()', 'TEXT')} "
-                     f"FROM generate_series(0, {n - 1}) t(i)")
+        conn.execute(
+            f"INSERT INTO usage_events ({COLUMNS}) SELECT {_values('(ARRAY[{}])', ts, 'random()', 'TEXT')} "
+            f"FROM generate_series(0, {n - 1}) t(i)"
+        )
         conn.execute("ANALYZE usage_events")
     return open_store(url)
 
@@ -83,8 +89,10 @@ def fill_postgres(url: str, n: int) -> LedgerStore:
 def fill_clickhouse(n: int, directory: Path) -> LedgerStore:
     store = open_store(f"chdb:{directory / 'bench.chdb'}")
     ts = f"toDateTime64('2026-08-01 00:00:00', 6, 'UTC') + toIntervalSecond(intDiv(i * {SECONDS}, {n}))"
-    store.execute(f"INSERT INTO usage_events ({COLUMNS}) SELECT {_values('[{}]', ts, 'randCanonical()', 'String')} "
-                  f"FROM (SELECT number AS i FROM numbers({n}))")
+    store.execute(
+        f"INSERT INTO usage_events ({COLUMNS}) SELECT {_values('[{}]', ts, 'randCanonical()', 'String')} "
+        f"FROM (SELECT number AS i FROM numbers({n}))"
+    )
     store.execute("OPTIMIZE TABLE usage_events FINAL")  # one part per partition, as a settled ledger has
     return store
 
@@ -103,15 +111,31 @@ def postgres_cluster() -> Iterator[str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     data = base / "data"
-    subprocess.run([*prefix, f"{bindir}/initdb", "-D", str(data), "-A", "trust", "-U", "postgres"], check=True,
-                   capture_output=True)
-    subprocess.run([*prefix, f"{bindir}/pg_ctl", "-D", str(data), "-l", str(base / "log"), "-w", "-o",
-                    f"-p {port} -k {base} -h 127.0.0.1 -c fsync=off", "start"], check=True, capture_output=True)
+    subprocess.run(
+        [*prefix, f"{bindir}/initdb", "-D", str(data), "-A", "trust", "-U", "postgres"], check=True, capture_output=True
+    )
+    subprocess.run(
+        [
+            *prefix,
+            f"{bindir}/pg_ctl",
+            "-D",
+            str(data),
+            "-l",
+            str(base / "log"),
+            "-w",
+            "-o",
+            f"-p {port} -k {base} -h 127.0.0.1 -c fsync=off",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
     try:
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run([*prefix, f"{bindir}/pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop"],
-                       capture_output=True)
+        subprocess.run(
+            [*prefix, f"{bindir}/pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop"], capture_output=True
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -181,9 +205,13 @@ def main() -> None:
 
 def _run(engine: str, n: int, directory: Path, url: str | None) -> dict[str, tuple[float, str]]:
     print(f"{engine}: generating {n:,} events ...", flush=True)
-    seconds, store = _timed(lambda: {"duckdb": lambda: fill_duckdb(n, directory),
-                                     "postgres": lambda: fill_postgres(url or "", n),
-                                     "clickhouse": lambda: fill_clickhouse(n, directory)}[engine]())
+    seconds, store = _timed(
+        lambda: {
+            "duckdb": lambda: fill_duckdb(n, directory),
+            "postgres": lambda: fill_postgres(url or "", n),
+            "clickhouse": lambda: fill_clickhouse(n, directory),
+        }[engine]()
+    )
     assert isinstance(store, LedgerStore)
     backfill, _ = _timed(store.rebuild_rollups)
     print(f"{engine}: generated in {seconds:.1f} s, rollup backfill {backfill:.1f} s", flush=True)

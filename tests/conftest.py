@@ -61,8 +61,11 @@ def redis_url() -> str:
     server = shutil.which("redis-server")
     require(server is not None, "redis-server not found (run scripts/install-system-deps.sh)")
     port = free_port()
-    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for_port(port, 20, proc)
         yield f"redis://127.0.0.1:{port}/0"
@@ -77,13 +80,33 @@ def llama_server() -> str:
     from tokenomy.providers.local import gguf_path
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path()),
-                             "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
-                             "--n_ctx", "4096", "--n_threads", "2", "--verbose", "False",
-                             # Queue concurrent requests: by default a new one cuts the stream being served short
-                             # (a role chunk, then the end: no finish_reason), which the gateway rightly calls an error.
-                             "--interrupt_requests", "False"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(gguf_path()),
+            "--model_alias",
+            "smollm2",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "4096",
+            "--n_threads",
+            "2",
+            "--verbose",
+            "False",
+            # Queue concurrent requests: by default a new one cuts the stream being served short
+            # (a role chunk, then the end: no finish_reason), which the gateway rightly calls an error.
+            "--interrupt_requests",
+            "False",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         wait_for_port(port, 120, proc)
         yield f"http://127.0.0.1:{port}/v1"

@@ -48,15 +48,22 @@ def test_old_signatures_still_work_and_mode_prices_batch(server, ledger_path):
         assert quiet.writer is None
 
 
-def test_cache_tokens_a_model_has_no_cache_price_for_are_billed_as_input_and_the_row_agrees(server, ledger_path,
-                                                                                            caplog):
+def test_cache_tokens_a_model_has_no_cache_price_for_are_billed_as_input_and_the_row_agrees(
+    server, ledger_path, caplog
+):
     # Llama 3.1 8B on Bedrock has no prompt-cache prices. Before: with price_as, the row said 800 input + 200 cache
     # read while its cost was 1000 input tokens; without price_as, the caller got a 400 and no row was written.
-    server.usage = {"prompt_tokens": 1000, "completion_tokens": 10, "total_tokens": 1010,
-                    "prompt_tokens_details": {"cached_tokens": 200}}
+    server.usage = {
+        "prompt_tokens": 1000,
+        "completion_tokens": 10,
+        "total_tokens": 1010,
+        "prompt_tokens_details": {"cached_tokens": 200},
+    }
     llama = "meta.llama3-1-8b-instruct-v1:0"
-    specs = {"priced": ModelSpec(name="priced", provider="openai", model="x", base_url=server.url, price_as=llama),
-             "own": ModelSpec(name="own", provider="openai", model=llama, base_url=server.url)}
+    specs = {
+        "priced": ModelSpec(name="priced", provider="openai", model="x", base_url=server.url, price_as=llama),
+        "own": ModelSpec(name="own", provider="openai", model=llama, base_url=server.url),
+    }
     with caplog.at_level(logging.WARNING, logger="tokenomy.client"), Tokenomy(ledger_path, models=specs) as client:
         answers = [client.chat(ChatRequest.simple("hi", model=m, max_tokens=5)) for m in ("priced", "own")]
     billed = compute_cost(Usage(1000, 10), llama).total_usd
@@ -69,13 +76,21 @@ def test_cache_tokens_a_model_has_no_cache_price_for_are_billed_as_input_and_the
 
 
 def test_route_config_becomes_a_policy_that_caps_and_truncates(server, ledger_path, caplog):
-    config = parse_config({
-        "models": {"a": {"provider": "openai", "model": "a", "base_url": server.url, "price_as": "gpt-4o-mini"}},
-        "routes": {"support": {"model": "a", "fallback": [], "caching": {"enabled": False},
-                               "tokens": {"max_tokens": 16, "max_turns": 3},
-                               "retry": {"max_attempts": 2, "base_delay_s": 0.01, "deadline_s": 5},
-                               "rate_limit": {"requests_per_minute": 120}}},
-    })
+    config = parse_config(
+        {
+            "models": {"a": {"provider": "openai", "model": "a", "base_url": server.url, "price_as": "gpt-4o-mini"}},
+            "routes": {
+                "support": {
+                    "model": "a",
+                    "fallback": [],
+                    "caching": {"enabled": False},
+                    "tokens": {"max_tokens": 16, "max_turns": 3},
+                    "retry": {"max_attempts": 2, "base_delay_s": 0.01, "deadline_s": 5},
+                    "rate_limit": {"requests_per_minute": 120},
+                }
+            },
+        }
+    )
     policy = CallPolicy.from_route(config.routes["support"])
     assert policy.retry == RetryPolicy(2, 0.01, 8.0, 5) and not policy.caching and policy.tokens.max_tokens == 16
     assert policy.limiter is not None and policy.limiter.rpm == 120 and policy.limiter.tpm is None
@@ -99,6 +114,7 @@ def test_route_config_becomes_a_policy_that_caps_and_truncates(server, ledger_pa
 def test_concurrent_calls_share_one_client(server, ledger_path):
     answers: list[int] = []
     with Tokenomy(ledger_path, models=models(a=server.url)) as client:
+
         def worker(n: int) -> None:
             for _ in range(5):
                 answers.append(client.chat(ChatRequest.simple(f"hi {n}", model="a", max_tokens=3)).attempts)
@@ -120,15 +136,17 @@ def test_region_fallback_through_boto3_and_caching_switch(ledger_path):
             "east": ModelSpec(name="east", provider="bedrock", model=SONNET, region="us-east-1", endpoint_url=down),
             "west": ModelSpec(name="west", provider="bedrock", model=SONNET, region="us-west-2", endpoint_url=up),
         }
-        policy = CallPolicy(retry=RetryPolicy(max_attempts=2, base_delay_s=0.01, max_delay_s=0.02),
-                            fallback=("west",))
+        policy = CallPolicy(retry=RetryPolicy(max_attempts=2, base_delay_s=0.01, max_delay_s=0.02), fallback=("west",))
         with Tokenomy(ledger_path, models=specs, policy=policy) as client:
             request = ChatRequest.simple("How long for class 3?", model="east", system=LONG_SYSTEM, max_tokens=4)
             moved = client.chat(request)
-            chunks = list(client.stream(ChatRequest.simple("And class 4?", model="west", system=LONG_SYSTEM,
-                                                           max_tokens=4)))
-            uncached = client.chat(ChatRequest.simple("Class 5?", model="west", system=LONG_SYSTEM + " ",
-                                                      max_tokens=4), policy=CallPolicy(caching=False))
+            chunks = list(
+                client.stream(ChatRequest.simple("And class 4?", model="west", system=LONG_SYSTEM, max_tokens=4))
+            )
+            uncached = client.chat(
+                ChatRequest.simple("Class 5?", model="west", system=LONG_SYSTEM + " ", max_tokens=4),
+                policy=CallPolicy(caching=False),
+            )
     assert moved.region == "us-west-2" and moved.attempts == 3
     assert moved.usage.cache_write_tokens > 1024  # the fallback got its own automatic cache point
     streamed = chunks[-1].response
@@ -212,8 +230,9 @@ def test_a_cancelled_call_whose_provider_answers_in_its_worker_thread_is_recorde
     limiter = RateLimiter(tpm=10_000, clock=lambda: 0.0)  # a stopped clock: the bucket holds only what is settled
     with ServerThread(upstream.app) as url, pytest.MonkeyPatch.context() as env:
         env.setenv("ANTHROPIC_API_KEY", "unused")
-        spec = {"claude": ModelSpec(name="claude", provider="anthropic", model="claude-sonnet-4-5-20250929",
-                                    base_url=url)}
+        spec = {
+            "claude": ModelSpec(name="claude", provider="anthropic", model="claude-sonnet-4-5-20250929", base_url=url)
+        }
 
         async def main() -> None:
             with Tokenomy(ledger_path, models=spec, policy=CallPolicy(limiter=limiter)) as client:
@@ -294,15 +313,19 @@ def test_an_abandoned_stream_is_priced_at_the_prompt_counts_its_start_gave(ledge
         spec = {"c": ModelSpec(name="c", provider="anthropic", model=model, base_url=url, api_key_env="CLAUDE_KEY")}
         with Tokenomy(ledger_path, models=spec) as client:
             client.chat(ChatRequest.simple("hi", model="c", system=system, max_tokens=5))  # writes the cache
-            chunks = client.stream(ChatRequest.simple("A long story, please.", model="c", system=system,
-                                                      max_tokens=2000))
+            chunks = client.stream(
+                ChatRequest.simple("A long story, please.", model="c", system=system, max_tokens=2000)
+            )
             first = next(chunks)
             chunks.close()
     start = first.start_usage
     assert start is not None and start.cache_read_tokens > 20_000
     row = next(e for e in open_store(ledger_path).events() if e.outcome == "cancelled")
     assert (row.input_tokens, row.cache_read_tokens, row.cache_write_tokens) == (
-        start.input_tokens, start.cache_read_tokens, start.cache_write_tokens)
+        start.input_tokens,
+        start.cache_read_tokens,
+        start.cache_write_tokens,
+    )
     counted = Usage(start.input_tokens, row.output_tokens, start.cache_read_tokens, start.cache_write_tokens)
     assert row.cost_usd == compute_cost(counted, model, one_call=True).total_usd
 
@@ -313,19 +336,27 @@ def test_local_cache_hits_priced_as_a_model_without_caching_are_billed_as_input(
     mixtral = "mistral.mixtral-8x7b-instruct-v0:1"
     spec = {"cheap": ModelSpec(name="cheap", provider="local", model="local", region="local", price_as=mixtral)}
     with Tokenomy(ledger_path, models=spec) as client:
-        answers = [client.chat(ChatRequest.simple(q, model="cheap", system=LONG_SYSTEM, max_tokens=4))
-                   for q in ("Refund time for class 3?", "Refund time for class 5?")]
+        answers = [
+            client.chat(ChatRequest.simple(q, model="cheap", system=LONG_SYSTEM, max_tokens=4))
+            for q in ("Refund time for class 3?", "Refund time for class 5?")
+        ]
     second = answers[1]
     assert second.usage.cache_read_tokens > 0  # the local model did reuse its KV cache
     billed = Usage(second.usage.total_input_tokens, second.usage.output_tokens)
     assert second.cost_usd == compute_cost(billed, mixtral).total_usd > 0
 
 
-@pytest.mark.parametrize("request_", [
-    ChatRequest(messages=[Message("user", "hi"), Message("user", "again", cache_point="1h")], model="m", max_tokens=5),
-    # An Anthropic caller's top-level cache_control, a pass-through field the provider's own check is asked without
-    ChatRequest.simple("hi", model="m", max_tokens=5, extra={"cache_control": {"type": "ephemeral", "ttl": "1h"}}),
-], ids=["message", "top-level"])
+@pytest.mark.parametrize(
+    "request_",
+    [
+        ChatRequest(
+            messages=[Message("user", "hi"), Message("user", "again", cache_point="1h")], model="m", max_tokens=5
+        ),
+        # An Anthropic caller's top-level cache_control, a pass-through field the provider's own check is asked without
+        ChatRequest.simple("hi", model="m", max_tokens=5, extra={"cache_control": {"type": "ephemeral", "ttl": "1h"}}),
+    ],
+    ids=["message", "top-level"],
+)
 def test_a_one_hour_cache_point_to_an_api_without_one_is_refused_unsent_naming_it(request_, ledger_path):
     """A library call asking a 1-hour cache point of an OpenAI-format model is refused before any call, for what its
     API lacks (never sent as a 5-minute point), named where the caller put it, as the gateway refuses it."""
@@ -337,17 +368,23 @@ def test_a_one_hour_cache_point_to_an_api_without_one_is_refused_unsent_naming_i
             assert caught.value.kind == "client_error" and caught.value.status == 400 and caught.value.unsent
             where = "cache_control" if request_.extra else "messages[1]"
             assert f'a 1-hour cache point (ttl "1h" at `{where}`): this API has no 1-hour prompt cache' in str(
-                caught.value), str(caught.value)
+                caught.value
+            ), str(caught.value)
 
 
-@pytest.mark.parametrize("provider, model", [("anthropic", "claude-sonnet-4-5-20250929"),
-                                             ("bedrock", "anthropic.claude-3-5-sonnet-20240620-v1:0")])
+@pytest.mark.parametrize(
+    "provider, model",
+    [("anthropic", "claude-sonnet-4-5-20250929"), ("bedrock", "anthropic.claude-3-5-sonnet-20240620-v1:0")],
+)
 def test_a_participant_name_is_refused_by_apis_without_one(provider, model, ledger_path):
     """OpenAI's per-message `name` has no place in the Messages API or Converse: refused naming it, not dropped."""
     url = "http://127.0.0.1:9"  # never reached: the request is refused before any call
     spec = ModelSpec(name="m", provider=provider, model=model, base_url=url, endpoint_url=url, region="us-east-1")
-    request = ChatRequest(messages=[Message("user", "hi"), Message("assistant", "hello"),
-                                    Message("user", "again", name="bob")], model="m", max_tokens=5)
+    request = ChatRequest(
+        messages=[Message("user", "hi"), Message("assistant", "hello"), Message("user", "again", name="bob")],
+        model="m",
+        max_tokens=5,
+    )
     with Tokenomy(ledger_path, models={"m": spec}) as client:
         for call in (client.chat, lambda r: list(client.stream(r))):
             with pytest.raises(ProviderError) as caught:
@@ -361,23 +398,35 @@ def test_a_participant_name_is_refused_by_apis_without_one(provider, model, ledg
 def unsigned_reasoning_history(model: str) -> ChatRequest:
     """Five turns whose fourth (messages[3]) sends back reasoning no model signed (an OpenAI caller's
     reasoning_content), which Claude refuses on Bedrock and on Anthropic's API."""
-    return ChatRequest(messages=[Message("user", "hi"), Message("assistant", "hello"), Message("user", "again"),
-                                 Message("assistant", [ReasoningBlock("Let me think."), TextBlock("Sure.")]),
-                                 Message("user", "and now?")], model=model, max_tokens=5)
+    return ChatRequest(
+        messages=[
+            Message("user", "hi"),
+            Message("assistant", "hello"),
+            Message("user", "again"),
+            Message("assistant", [ReasoningBlock("Let me think."), TextBlock("Sure.")]),
+            Message("user", "and now?"),
+        ],
+        model=model,
+        max_tokens=5,
+    )
 
 
-@pytest.mark.parametrize("provider, model", [("anthropic", "claude-sonnet-4-5-20250929"),
-                                             ("bedrock", "anthropic.claude-3-5-sonnet-20240620-v1:0")])
-def test_what_claudes_mapping_refuses_is_refused_unsent_and_named_where_the_caller_put_it(provider, model, server,
-                                                                                          ledger_path):
+@pytest.mark.parametrize(
+    "provider, model",
+    [("anthropic", "claude-sonnet-4-5-20250929"), ("bedrock", "anthropic.claude-3-5-sonnet-20240620-v1:0")],
+)
+def test_what_claudes_mapping_refuses_is_refused_unsent_and_named_where_the_caller_put_it(
+    provider, model, server, ledger_path
+):
     # A library caller's request is checked by the provider's mapping only at call time: with the route's max_turns
     # cutting the two oldest turns, the refusal named messages[1], a place of what was sent, not of the request.
     # The mapping's checks (`Provider.mapping_refusal`) are now asked before the provider is called, as the gateway
     # asks them, and the refusal is named as the caller sent it.
     url = "http://127.0.0.1:9"  # never reached: the request is refused before any call
-    specs = {**models(b=server.url),
-             "m": ModelSpec(name="m", provider=provider, model=model, base_url=url, endpoint_url=url,
-                            region="us-east-1")}
+    specs = {
+        **models(b=server.url),
+        "m": ModelSpec(name="m", provider=provider, model=model, base_url=url, endpoint_url=url, region="us-east-1"),
+    }
     cut = CallPolicy(tokens=token_policy.TokenPolicy(max_turns=3))
     request = unsigned_reasoning_history("m")
     with Tokenomy(ledger_path, models=specs) as client:
@@ -395,14 +444,23 @@ def test_what_claudes_mapping_refuses_is_refused_unsent_and_named_where_the_call
 
 def empty_turn_history(model: str) -> ChatRequest:
     """Five turns whose fourth (messages[3]) is only empty text: Claude's API and Converse refuse such a message."""
-    return ChatRequest(messages=[Message("user", "hi"), Message("assistant", "hello"), Message("user", "again"),
-                                 Message("assistant", [TextBlock("")]), Message("user", "and now?")],
-                       model=model, max_tokens=5)
+    return ChatRequest(
+        messages=[
+            Message("user", "hi"),
+            Message("assistant", "hello"),
+            Message("user", "again"),
+            Message("assistant", [TextBlock("")]),
+            Message("user", "and now?"),
+        ],
+        model=model,
+        max_tokens=5,
+    )
 
 
 @pytest.mark.parametrize("provider", ["anthropic", "bedrock"])
-def test_what_the_api_refuses_of_a_message_is_refused_unsent_and_a_fallback_takes_it(provider, server, ledger_path,
-                                                                                     monkeypatch):
+def test_what_the_api_refuses_of_a_message_is_refused_unsent_and_a_fallback_takes_it(
+    provider, server, ledger_path, monkeypatch
+):
     # The provider's general check (`Provider.refusal`: a message of nothing but empty text, ...) was not asked of a
     # library call to Claude or Converse: the API was called, refused it with a 400 that ended the call, and no
     # fallback was tried. It is now asked before the call, as the gateway asks it, and named as the caller sent it.
@@ -422,9 +480,18 @@ def test_what_the_api_refuses_of_a_message_is_refused_unsent_and_a_fallback_take
     request = empty_turn_history("m")
     with ServerThread(counted) as url:
         model = "claude-sonnet-4-5-20250929" if provider == "anthropic" else SONNET
-        specs = {**models(b=server.url),
-                 "m": ModelSpec(name="m", provider=provider, model=model, base_url=url, endpoint_url=url,
-                                region="us-east-1", api_key_env="CLAUDE_KEY")}
+        specs = {
+            **models(b=server.url),
+            "m": ModelSpec(
+                name="m",
+                provider=provider,
+                model=model,
+                base_url=url,
+                endpoint_url=url,
+                region="us-east-1",
+                api_key_env="CLAUDE_KEY",
+            ),
+        }
         with Tokenomy(ledger_path, models=specs) as client:
             for call in (lambda r: client.chat(r, policy=cut), lambda r: list(client.stream(r, policy=cut))):
                 with pytest.raises(ProviderError) as caught:
@@ -439,15 +506,29 @@ def test_what_the_api_refuses_of_a_message_is_refused_unsent_and_a_fallback_take
     assert rows == [(model, "client_error", 0)] * 3 + [("b", "ok", rows[-1][2])]  # one $0 row per refusal
 
 
-@pytest.mark.parametrize("field, request_", [
-    ("tool_choice", ChatRequest(messages=[Message("user", "weather?"),
-                                          Message("assistant", [ToolUseBlock("c1", "weather", {})]),
-                                          Message("user", [ToolResultBlock("c1", [TextBlock("sunny")])])],
-                                model="m", max_tokens=5, tools=[ToolSpec("weather")],
-                                tool_choice=ToolChoice("none"))),
-    ("requestMetadata.k", ChatRequest.simple("hi", model="m", max_tokens=5,
-                                           extra={"requestMetadata": {"k": "no!"}})),
-])
+@pytest.mark.parametrize(
+    "field, request_",
+    [
+        (
+            "tool_choice",
+            ChatRequest(
+                messages=[
+                    Message("user", "weather?"),
+                    Message("assistant", [ToolUseBlock("c1", "weather", {})]),
+                    Message("user", [ToolResultBlock("c1", [TextBlock("sunny")])]),
+                ],
+                model="m",
+                max_tokens=5,
+                tools=[ToolSpec("weather")],
+                tool_choice=ToolChoice("none"),
+            ),
+        ),
+        (
+            "requestMetadata.k",
+            ChatRequest.simple("hi", model="m", max_tokens=5, extra={"requestMetadata": {"k": "no!"}}),
+        ),
+    ],
+)
 def test_a_field_converse_has_no_place_for_is_refused_before_its_provider_is_called(field, request_, ledger_path):
     """Asked by `_check_inputs` of the request as the attempt sends it: before, nothing asked it there, and the
     provider's mapping refused it only once called."""
@@ -467,9 +548,13 @@ def test_truncated_history_does_not_open_with_results_of_calls_it_cut(server, le
     """max_turns cutting between a tool call and its result: the orphaned result turn goes too (every provider
     refuses a tool result whose call is not in the turn before)."""
     policy = CallPolicy(tokens=token_policy.TokenPolicy(max_turns=3))
-    history = [Message("user", "weather in Paris?"), Message("assistant", [ToolUseBlock("c1", "weather", {})]),
-               Message("user", [ToolResultBlock("c1", [TextBlock("sunny")])]), Message("assistant", "It is sunny."),
-               Message("user", "and tomorrow?")]
+    history = [
+        Message("user", "weather in Paris?"),
+        Message("assistant", [ToolUseBlock("c1", "weather", {})]),
+        Message("user", [ToolResultBlock("c1", [TextBlock("sunny")])]),
+        Message("assistant", "It is sunny."),
+        Message("user", "and tomorrow?"),
+    ]
     with Tokenomy(ledger_path, models=models(a=server.url)) as client:
         client.chat(ChatRequest(messages=history, model="a", max_tokens=5, tools=[ToolSpec("weather")]), policy=policy)
     assert [m["role"] for m in server.bodies[0]["messages"]] == ["user"]
@@ -480,8 +565,14 @@ def test_a_call_that_timed_out_after_its_request_went_out_is_recorded_at_its_est
     # The server had the request and was still working on it (billing it) when the SDK's read timeout passed: the
     # row said 0 tokens at $0, and the retry that was answered was all the call was charged.
     server = ScriptedOpenAI([(200, {}, "late")])  # silent 1.5 s; the retry is answered at once
-    spec = ModelSpec(name="a", provider="openai", model="a", base_url=server.url, price_as="gpt-4o-mini",
-                     options=(("timeout_s", 0.5),))
+    spec = ModelSpec(
+        name="a",
+        provider="openai",
+        model="a",
+        base_url=server.url,
+        price_as="gpt-4o-mini",
+        options=(("timeout_s", 0.5),),
+    )
     policy = CallPolicy(retry=RetryPolicy(max_attempts=2, base_delay_s=0))
     try:
         with Tokenomy(ledger_path, models={"a": spec}) as client:
@@ -494,8 +585,9 @@ def test_a_call_that_timed_out_after_its_request_went_out_is_recorded_at_its_est
     assert answer.call_cost_usd == rows[0].cost_usd + rows[1].cost_usd
 
 
-@pytest.mark.parametrize("asked, cost", [(None, "0.000208"), ("flex", "0.000104"), ("priority", "0.000364"),
-                                         ("fast", "0.000364")])
+@pytest.mark.parametrize(
+    "asked, cost", [(None, "0.000208"), ("flex", "0.000104"), ("priority", "0.000364"), ("fast", "0.000364")]
+)
 def test_a_stream_cut_off_at_a_dearer_tier_is_estimated_at_that_tiers_price(asked, cost, server, ledger_path):
     """A stream that breaks off has no answer saying the tier it was served at: its estimate was priced at the
     standard tier, though OpenAI bills the tier asked for (the gateway reserves it there too). It is now priced at the

@@ -16,33 +16,52 @@ HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 
 
 def test_unknown_ids_and_unset_keys_are_named() -> None:
-    config = parse_config({"models": {
-        "haiku": {"provider": "bedrock", "model": "anthropic.claude-3-haku-20240307-v1:0", "region": "us-east-1"},
-        "gpt": {"provider": "openai", "model": "gpt-4o-mini", "api_key_env": "TOKENOMY_TEST_UNSET_KEY"},
-        "fine": {"provider": "bedrock", "model": HAIKU, "region": "us-east-1"},
-        "own": {"provider": "openai", "model": "llama", "base_url": "http://127.0.0.1:1/v1", "price_as": HAIKU},
-        "free": {"provider": "local"}}}, "t.yaml")
+    config = parse_config(
+        {
+            "models": {
+                "haiku": {
+                    "provider": "bedrock",
+                    "model": "anthropic.claude-3-haku-20240307-v1:0",
+                    "region": "us-east-1",
+                },
+                "gpt": {"provider": "openai", "model": "gpt-4o-mini", "api_key_env": "TOKENOMY_TEST_UNSET_KEY"},
+                "fine": {"provider": "bedrock", "model": HAIKU, "region": "us-east-1"},
+                "own": {"provider": "openai", "model": "llama", "base_url": "http://127.0.0.1:1/v1", "price_as": HAIKU},
+                "free": {"provider": "local"},
+            }
+        },
+        "t.yaml",
+    )
     found = check_config(config, environ={})
     assert found.errors == []
     assert len(found.warnings) == 2, found.warnings
     typo, key = found.warnings  # in the order of `models:`
-    assert typo.startswith("t.yaml: models.haiku.model: 'anthropic.claude-3-haku-20240307-v1:0' is not in the price "
-                           "catalog, so its calls would be recorded at $0. Did you mean "
-                           f"'{HAIKU}'"), typo
+    assert typo.startswith(
+        "t.yaml: models.haiku.model: 'anthropic.claude-3-haku-20240307-v1:0' is not in the price "
+        "catalog, so its calls would be recorded at $0. Did you mean "
+        f"'{HAIKU}'"
+    ), typo
     assert key.startswith("t.yaml: models.gpt.api_key_env: $TOKENOMY_TEST_UNSET_KEY is not set"), key
     assert check_config(config, environ={"TOKENOMY_TEST_UNSET_KEY": "x"}).warnings == [typo]
 
 
 def test_serve_warns_on_stderr_and_refuses_an_unknown_price_as(tmp_path: Path) -> None:
     cfg = tmp_path / "gw.yaml"
-    cfg.write_text("models:\n"
-                   "  haiku: {provider: bedrock, model: anthropic.claude-3-haku-20240307-v1:0, region: us-east-1}\n"
-                   "  gpt: {provider: openai, model: gpt-4o-mini, api_key_env: TOKENOMY_TEST_UNSET_KEY}\n"
-                   "  own: {provider: openai, model: llama, base_url: 'http://127.0.0.1:1/v1', "
-                   "price_as: meta.llama3-1-8b-instrct-v1:0}\n")
+    cfg.write_text(
+        "models:\n"
+        "  haiku: {provider: bedrock, model: anthropic.claude-3-haku-20240307-v1:0, region: us-east-1}\n"
+        "  gpt: {provider: openai, model: gpt-4o-mini, api_key_env: TOKENOMY_TEST_UNSET_KEY}\n"
+        "  own: {provider: openai, model: llama, base_url: 'http://127.0.0.1:1/v1', "
+        "price_as: meta.llama3-1-8b-instrct-v1:0}\n"
+    )
     env = {k: v for k, v in os.environ.items() if k != "TOKENOMY_TEST_UNSET_KEY"}
-    result = subprocess.run([TOKENOMY, "serve", "--config", str(cfg), "--port", "0", "--ledger",
-                             str(tmp_path / "l.duckdb")], capture_output=True, text=True, timeout=60, env=env)
+    result = subprocess.run(
+        [TOKENOMY, "serve", "--config", str(cfg), "--port", "0", "--ledger", str(tmp_path / "l.duckdb")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 3 and "Traceback" not in result.stderr, lines

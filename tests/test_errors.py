@@ -40,18 +40,29 @@ with Tokenomy({ledger!r}, models=models) as client:
 @pytest.mark.parametrize("model, key", [("gpt", OPENAI_KEY), ("odd", ODD_KEY), ("claude", ANTHROPIC_KEY)])
 def test_an_uncaught_provider_error_prints_no_echoed_key_in_its_traceback(tmp_path, echo_upstream, model, key):
     config = tmp_path / "tokenomy.yaml"
-    config.write_text(textwrap.dedent(f"""\
+    config.write_text(
+        textwrap.dedent(f"""\
         models:
           gpt: {{provider: openai, model: gpt-4o-mini, base_url: "{echo_upstream}/v1", api_key_env: T_KEY}}
           odd: {{provider: openai, model: gpt-4o-mini, base_url: "{echo_upstream}/v1", api_key_env: T_KEY}}
           claude: {{provider: anthropic, model: claude-3-5-haiku-20241022, base_url: "{echo_upstream}",
                    api_key_env: T_KEY}}
-        """))
+        """)
+    )
     script = tmp_path / "user_script.py"
     script.write_text(SCRIPT.format(config=str(config), ledger=str(tmp_path / "ledger.duckdb"), model=model))
-    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
-                         env={"PATH": "/usr/bin:/bin", "T_KEY": key, "HOME": str(tmp_path),
-                              "PYTHONPATH": os.environ.get("PYTHONPATH", "")})
+    run = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "T_KEY": key,
+            "HOME": str(tmp_path),
+            "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+        },
+    )
     assert run.returncode == 1 and "ProviderError" in run.stderr, run.stderr
     # Before, the SDK's AuthenticationError printed above it ("The above exception was the direct cause") showed the
     # key the upstream echoed; it is still there, with its status and message, the key hidden.

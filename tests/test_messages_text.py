@@ -26,7 +26,10 @@ def test_a_turn_of_one_block_reads_as_its_text_or_nothing():
 
 
 def test_a_turn_of_several_blocks_reads_as_their_texts_joined():
-    results = [ToolResultBlock("c1", [TextBlock("a"), IMAGE, TextBlock("b")]), ToolResultBlock("c2", [IMAGE]),
-               ToolResultBlock("c3", [])]
+    results = [
+        ToolResultBlock("c1", [TextBlock("a"), IMAGE, TextBlock("b")]),
+        ToolResultBlock("c2", [IMAGE]),
+        ToolResultBlock("c3", []),
+    ]
     assert [r.text for r in results] == ["ab", "", ""]
     assert Message("user", [TextBlock("see "), IMAGE, *results, TextBlock("?")]).text == "see ab?"

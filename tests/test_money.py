@@ -22,20 +22,23 @@ from tokenomy.money import money_str, usd
 from tokenomy.pricing.cost import compute_cost
 
 
-@pytest.mark.parametrize("value, kind, expected", [
-    (Decimal("7.5E-7"), "amount", "0.000001"),  # was printed "7.5E-7"
-    (Decimal("0E-7"), "amount", "0.000000"),  # one zero, not "0E-7" beside "0" beside "0.00"
-    (Decimal("0.00"), "amount", "0.000000"),
-    (Decimal("-0.0000001"), "amount", "0.000000"),  # no "-0.000000"
-    (Decimal("2.500000000000000000000"), "record", "2.500000"),  # was 21 decimals
-    (Decimal("0.0004375"), "record", "0.0004375"),  # recorded costs stay exact beyond 6 places...
-    (Decimal("1") / Decimal("3"), "record", "0.333333333333"),  # ...up to 12
-    (Decimal("0.00875"), "unit_price", "0.00875"),  # a published price is never rounded away
-    (Decimal("3"), "unit_price", "3.0000"),
-    (Decimal("1234.565"), "report", "1234.56"),  # banker's rounding to cents
-    (5, "amount", "5.000000"),
-    (0.1, "amount", "0.100000"),  # floats by their shortest repr, not binary noise
-])
+@pytest.mark.parametrize(
+    "value, kind, expected",
+    [
+        (Decimal("7.5E-7"), "amount", "0.000001"),  # was printed "7.5E-7"
+        (Decimal("0E-7"), "amount", "0.000000"),  # one zero, not "0E-7" beside "0" beside "0.00"
+        (Decimal("0.00"), "amount", "0.000000"),
+        (Decimal("-0.0000001"), "amount", "0.000000"),  # no "-0.000000"
+        (Decimal("2.500000000000000000000"), "record", "2.500000"),  # was 21 decimals
+        (Decimal("0.0004375"), "record", "0.0004375"),  # recorded costs stay exact beyond 6 places...
+        (Decimal("1") / Decimal("3"), "record", "0.333333333333"),  # ...up to 12
+        (Decimal("0.00875"), "unit_price", "0.00875"),  # a published price is never rounded away
+        (Decimal("3"), "unit_price", "3.0000"),
+        (Decimal("1234.565"), "report", "1234.56"),  # banker's rounding to cents
+        (5, "amount", "5.000000"),
+        (0.1, "amount", "0.100000"),  # floats by their shortest repr, not binary noise
+    ],
+)
 def test_money_str(value, kind, expected):
     assert money_str(value, kind) == expected
 
@@ -48,28 +51,32 @@ def test_usd_groups_thousands_and_passes_none():
         money_str(1, "euros")
 
 
-@pytest.mark.parametrize("value, expected", [
-    (766666.6666666666, "766666.6666666666"),  # was 766666.666666666628: the binary expansion, not the figure
-    (123456789.12345679, "123456789.12345679"),  # was 123456789.123456791043
-    (0.1 + 0.2, "0.3"),  # more than 12 places: rounded to 12, then trailing zeros dropped
-    (1 / 3, "0.333333333333"),
-    (1e-05, "0.00001"),  # plain notation, never 1e-05
-    (1e20, "100000000000000000000.0"),
-    (-1e-13, "0.0"),  # one zero
-    (7.0, "7.0"),
-    (np.float64(766666.6666666666), "766666.6666666666"),  # numpy floats (their repr is "np.float64(...)")
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (766666.6666666666, "766666.6666666666"),  # was 766666.666666666628: the binary expansion, not the figure
+        (123456789.12345679, "123456789.12345679"),  # was 123456789.123456791043
+        (0.1 + 0.2, "0.3"),  # more than 12 places: rounded to 12, then trailing zeros dropped
+        (1 / 3, "0.333333333333"),
+        (1e-05, "0.00001"),  # plain notation, never 1e-05
+        (1e20, "100000000000000000000.0"),
+        (-1e-13, "0.0"),  # one zero
+        (7.0, "7.0"),
+        (np.float64(766666.6666666666), "766666.6666666666"),  # numpy floats (their repr is "np.float64(...)")
+    ],
+)
 def test_json_floats_are_their_shortest_repr_in_plain_notation(value, expected):
     from tokenomy.commands._output import dumps
 
-    assert dumps({"x": value}) == '{\n  "x": ' + expected + '\n}'
+    assert dumps({"x": value}) == '{\n  "x": ' + expected + "\n}"
     assert json.loads(dumps(value)) == float(expected)
 
 
 def test_breakeven_volume_is_printed_as_computed():
     """plan breakeven's break-even volume: $18.40 an hour / (60 min x $0.40 per 1M tokens) = 766,666.67 tokens/min."""
-    out = CliRunner().invoke(app, ["plan", "breakeven", "--model", "amazon.titan-text-express-v1", "--input-share",
-                                   "0.5", "--json"])
+    out = CliRunner().invoke(
+        app, ["plan", "breakeven", "--model", "amazon.titan-text-express-v1", "--input-share", "0.5", "--json"]
+    )
     expected = Decimal("18.40") / (60 * (Decimal("0.5") * Decimal("0.20") + Decimal("0.5") * Decimal("0.60")) / 10**6)
     assert '"breakeven_tokens_per_minute": 766666.6666666666,' in out.stdout
     assert json.loads(out.stdout)["breakeven_tokens_per_minute"] == pytest.approx(float(expected), rel=1e-15)
@@ -108,21 +115,33 @@ def _bad_numbers(document: Any) -> list[str]:
 def _demo_events(now: datetime) -> list[UsageEvent]:
     """Calls on cheap and dear models, with caching and batch, priced by the cost engine (tiny amounts included:
     one Nova Micro token costs 3.5e-8 USD, the kind of figure that used to leave as "3.5E-8")."""
-    calls = [("aws.bedrock", "amazon.nova-micro-v1:0", "us-east-1", Usage(1, 1), "on_demand"),
-             ("aws.bedrock", "anthropic.claude-3-7-sonnet-20250219-v1:0", "us-east-1", Usage(100, 20, 1164, 0),
-              "on_demand"),
-             ("aws.bedrock", "anthropic.claude-3-haiku-20240307-v1:0", "us-east-1", Usage(1000, 500), "batch"),
-             ("openai", "gpt-4o-mini", "global", Usage(1500, 40, 1024, 0), "on_demand"),
-             ("anthropic", "claude-haiku-4-5-20251001", "global", Usage(3, 7, 0, 2048), "on_demand")]
+    calls = [
+        ("aws.bedrock", "amazon.nova-micro-v1:0", "us-east-1", Usage(1, 1), "on_demand"),
+        ("aws.bedrock", "anthropic.claude-3-7-sonnet-20250219-v1:0", "us-east-1", Usage(100, 20, 1164, 0), "on_demand"),
+        ("aws.bedrock", "anthropic.claude-3-haiku-20240307-v1:0", "us-east-1", Usage(1000, 500), "batch"),
+        ("openai", "gpt-4o-mini", "global", Usage(1500, 40, 1024, 0), "on_demand"),
+        ("anthropic", "claude-haiku-4-5-20251001", "global", Usage(3, 7, 0, 2048), "on_demand"),
+    ]
     events = []
     for i in range(60):
         provider, model, region, usage, mode = calls[i % len(calls)]
         cost = compute_cost(usage, model, region, mode)
-        event = UsageEvent(ts=now - timedelta(hours=i * 7), provider=provider, model=model, region=region, mode=mode,
-                           input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-                           cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
-                           task=["chat", "summarise", "qa"][i % 3], tags={"team": ["ads", "search"][i % 2]},
-                           tier=["weak", "strong"][i % 2], latency_ms=100.0 + i, ttft_ms=20.0 + i / 3)
+        event = UsageEvent(
+            ts=now - timedelta(hours=i * 7),
+            provider=provider,
+            model=model,
+            region=region,
+            mode=mode,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            task=["chat", "summarise", "qa"][i % 3],
+            tags={"team": ["ads", "search"][i % 2]},
+            tier=["weak", "strong"][i % 2],
+            latency_ms=100.0 + i,
+            ttft_ms=20.0 + i / 3,
+        )
         events.append(event.apply_cost(cost))
     return events
 
@@ -146,13 +165,19 @@ def _json_commands() -> list[list[str]]:
 # their JSON; this test names why it does not run them here, so a new command cannot be skipped silently.
 NEEDS_A_SERVICE = {
     "chat": "sends a request to a model",
-    "route train": "needs a labelled dataset", "route eval": "needs a labelled dataset",
-    "route explain": "needs a trained router", "route drift": "needs a trained router",
+    "route train": "needs a labelled dataset",
+    "route eval": "needs a labelled dataset",
+    "route explain": "needs a trained router",
+    "route drift": "needs a trained router",
     "route export-labels": "needs bench results",
-    "batch submit": "needs a batch upstream", "batch status": "needs a submitted job",
-    "batch wait": "needs a submitted job", "batch results": "needs a submitted job",
-    "batch cancel": "needs a submitted job", "batch resume": "needs a submitted job",
-    "bench run": "sends requests to models", "bench summary": "needs bench results",
+    "batch submit": "needs a batch upstream",
+    "batch status": "needs a submitted job",
+    "batch wait": "needs a submitted job",
+    "batch results": "needs a submitted job",
+    "batch cancel": "needs a submitted job",
+    "batch resume": "needs a submitted job",
+    "bench run": "sends requests to models",
+    "bench summary": "needs bench results",
     "bench export-labels": "needs bench results",
     "import otel": "needs an OpenTelemetry export (tests/test_imports.py)",
     "import cur": "needs an AWS CUR export (tests/test_imports.py)",
@@ -174,19 +199,27 @@ def test_no_command_prints_exponents_or_more_than_12_decimals(tmp_path: Path) ->
     exported = tmp_path / "events.jsonl"
     exported.write_text("\n".join(json.dumps(e.to_json()) for e in events[:5]) + "\n")
     batch_file = tmp_path / "batch.jsonl"
-    batch_file.write_text("\n".join(json.dumps({"id": f"r{i}", "prompt": f"Summarise item {i}.", "max_tokens": 8})
-                                    for i in range(120)) + "\n")
+    batch_file.write_text(
+        "\n".join(json.dumps({"id": f"r{i}", "prompt": f"Summarise item {i}.", "max_tokens": 8}) for i in range(120))
+        + "\n"
+    )
     trace = tmp_path / "trace.csv"
-    trace.write_text("ts,input_tokens,output_tokens\n" + "".join(
-        f"{(now - timedelta(minutes=m)).isoformat()},{700 + m % 13},{3 + m % 5}\n" for m in range(600)))
+    trace.write_text(
+        "ts,input_tokens,output_tokens\n"
+        + "".join(f"{(now - timedelta(minutes=m)).isoformat()},{700 + m % 13},{3 + m % 5}\n" for m in range(600))
+    )
     haiku = "anthropic.claude-3-haiku-20240307-v1:0"
     deadline = (now + timedelta(hours=6)).strftime("%H:%M")
     runs = {
         "prices": [["prices"], ["prices", "amazon.nova-micro-v1:0"], ["prices", "--stale"]],
-        "cost": [["cost", "--model", "amazon.nova-micro-v1:0", "--input", "1", "--output", "3", "--cache-read", "7"],
-                 ["cost", "--model", haiku, "--input", "1000", "--output", "500", "--mode", "batch"]],
-        "report": [["report", name, "--ledger", ledger] for name in
-                   ("spend", "monthly-spend", "family-daily", "tokens", "batch-share", "forecast", "reconcile")],
+        "cost": [
+            ["cost", "--model", "amazon.nova-micro-v1:0", "--input", "1", "--output", "3", "--cache-read", "7"],
+            ["cost", "--model", haiku, "--input", "1000", "--output", "500", "--mode", "batch"],
+        ],
+        "report": [
+            ["report", name, "--ledger", ledger]
+            for name in ("spend", "monthly-spend", "family-daily", "tokens", "batch-share", "forecast", "reconcile")
+        ],
         "ledger import": [["ledger", "import", str(exported), "--ledger", str(tmp_path / "imported.duckdb")]],
         "ledger stats": [["ledger", "stats", "--ledger", ledger]],
         "keys create": [["keys", "create", "--budget-usd", "0.000001", "--ledger", ledger]],
@@ -196,18 +229,36 @@ def test_no_command_prints_exponents_or_more_than_12_decimals(tmp_path: Path) ->
         "batch validate": [["batch", "validate", str(batch_file), "--model", haiku]],
         "batch plan": [["batch", "plan", str(batch_file), "--model", haiku, "--deadline", deadline]],
         "batch list": [["batch", "list", "--ledger", ledger]],
-        "plan breakeven": [["plan", "breakeven", "--model", "anthropic.claude-v2:1", "--input-share", "0.5",
-                            "--term", "6m"]],
+        "plan breakeven": [
+            ["plan", "breakeven", "--model", "anthropic.claude-v2:1", "--input-share", "0.5", "--term", "6m"]
+        ],
         "plan size": [["plan", "size", "--model", "anthropic.claude-v2:1", "--trace", str(trace), "--term", "6m"]],
-        "plan utilization": [["plan", "utilization", "--model", "anthropic.claude-v2:1", "--trace", str(trace),
-                              "--reservation-units", "1", "--tpm-per-unit", "4000"]],
+        "plan utilization": [
+            [
+                "plan",
+                "utilization",
+                "--model",
+                "anthropic.claude-v2:1",
+                "--trace",
+                str(trace),
+                "--reservation-units",
+                "1",
+                "--tpm-per-unit",
+                "4000",
+            ]
+        ],
         "plan savings": [["plan", "savings", "--ledger", ledger]],
         "alerts check": [["alerts", "check", "--ledger", ledger]],
         "review": [["review", "--ledger", ledger]],
-        **{f"import {kind}": [["import", kind, *(str(EXPORTS / f) for f in files), "--ledger", ledger]]
-           for kind, files in (("openai-usage", ["openai_usage_and_costs.jsonl"]),
-                               ("anthropic-usage", ["anthropic_usage_report.json", "anthropic_cost_report.json"]),
-                               ("focus", ["focus_multicloud.csv"]), ("gcp-billing", ["gcp_billing.jsonl"]))},
+        **{
+            f"import {kind}": [["import", kind, *(str(EXPORTS / f) for f in files), "--ledger", ledger]]
+            for kind, files in (
+                ("openai-usage", ["openai_usage_and_costs.jsonl"]),
+                ("anthropic-usage", ["anthropic_usage_report.json", "anthropic_cost_report.json"]),
+                ("focus", ["focus_multicloud.csv"]),
+                ("gcp-billing", ["gcp_billing.jsonl"]),
+            )
+        },
     }
     commands = {" ".join(path) for path in _json_commands()}
     assert commands == set(runs) | set(NEEDS_A_SERVICE), "give every --json command a run here, or a reason"
@@ -225,8 +276,11 @@ def test_no_command_prints_exponents_or_more_than_12_decimals(tmp_path: Path) ->
         result = runner.invoke(app, ["report", name, "--ledger", ledger, "--csv"])
         assert result.exit_code == 0, result.output
         cells = [cell for line in result.stdout.splitlines()[1:] for cell in line.split(",")]
-        problems += [f"report {name} --csv: {c}" for c in cells if re.fullmatch(r"-?\d+(\.\d+)?([eE][-+]?\d+)?", c)
-                     and _bad_numbers(c)]
+        problems += [
+            f"report {name} --csv: {c}"
+            for c in cells
+            if re.fullmatch(r"-?\d+(\.\d+)?([eE][-+]?\d+)?", c) and _bad_numbers(c)
+        ]
     assert not problems, "\n".join(problems)
 
 

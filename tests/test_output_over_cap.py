@@ -63,14 +63,24 @@ def test_output_within_the_cap_is_not_flagged(server, ledger_path, caplog, writt
 
 def test_a_streamed_answer_through_the_gateway_over_its_cap_is_tagged_and_warned_of(server, ledger_path, caplog):
     server.usage = {"prompt_tokens": 100, "completion_tokens": 500, "total_tokens": 600}
-    config = parse_config({"models": {"mini": {"provider": "openai", "model": MINI, "base_url": server.url}},
-                           "routes": {"chat": {"model": "mini"}}})
+    config = parse_config(
+        {
+            "models": {"mini": {"provider": "openai", "model": MINI, "base_url": server.url}},
+            "routes": {"chat": {"model": "mini"}},
+        }
+    )
     with caplog.at_level(logging.WARNING, logger="tokenomy"):
         with ServerThread(create_app(config, str(ledger_path)), lifespan="on") as url:
             client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
-            chunks = list(client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "hi"}],
-                                                         max_tokens=5, stream=True,
-                                                         stream_options={"include_usage": True}))
+            chunks = list(
+                client.chat.completions.create(
+                    model="chat",
+                    messages=[{"role": "user", "content": "hi"}],
+                    max_tokens=5,
+                    stream=True,
+                    stream_options={"include_usage": True},
+                )
+            )
     assert chunks[-1].usage.completion_tokens == 500  # the caller sees what the provider reported
     [row] = open_store(ledger_path).events()
     assert row.output_tokens == 500 and row.tags[OVER_CAP_TAG] == "max_tokens 5"

@@ -86,8 +86,16 @@ LOGS = "\n".join(
     for i in range(60)
 )
 JSON = json.dumps([{"id": i, "name": f"item {i}", "price": i * 1.37, "tags": ["a", "b"]} for i in range(80)])
-DENSE = {"digits": DIGITS, "csv": CSV, "hex": HEX, "uuids": UUIDS, "logs": LOGS, "json": JSON,
-         "emoji": "😀🚀🎉👍🔥💡✅🙏🌍" * 60, "chinese": CHINESE}
+DENSE = {
+    "digits": DIGITS,
+    "csv": CSV,
+    "hex": HEX,
+    "uuids": UUIDS,
+    "logs": LOGS,
+    "json": JSON,
+    "emoji": "😀🚀🎉👍🔥💡✅🙏🌍" * 60,
+    "chinese": CHINESE,
+}
 
 
 def test_a_prompt_is_reserved_at_no_less_than_a_real_tokenizer_counts_it():
@@ -120,7 +128,13 @@ def test_the_bound_counts_each_class_and_each_token_start():
     from tokenomy.token_estimate import bound_length
 
     cases = {
-        "": 0, "a": 5, "Q": 6, "7": 4, " ": 1, "\ud800": 8, "aB1c": 20,
+        "": 0,
+        "a": 5,
+        "Q": 6,
+        "7": 4,
+        " ": 1,
+        "\ud800": 8,
+        "aB1c": 20,
         "getHTTPResponse2xx v2 id 550e8400-e29b-41d4": 124,
         "Résumé: naïve café, 42 EUR": 62,  # mostly ASCII, with some accented letters
         "合同第3条：USD 12,500 😀": 92,

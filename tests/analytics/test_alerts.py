@@ -56,8 +56,14 @@ def test_budget_spent_and_forecast(ledger_path) -> None:
     # Mid-September: ~$110 spent, ~$235 by month end. A $150 budget is not yet spent but will be.
     mid = datetime(2026, 9, 15, tzinfo=UTC)
     spent_mid = sum(e.cost_usd for e in store.events() if e.model == "steady" and mid.replace(day=1) <= e.ts < mid)
-    alerts = evaluate(store, [{"scope": "model", "match": "steady", "limit_usd": 150},
-                              {"scope": "model", "match": "steady", "limit_usd": 400}], now=mid)
+    alerts = evaluate(
+        store,
+        [
+            {"scope": "model", "match": "steady", "limit_usd": 150},
+            {"scope": "model", "match": "steady", "limit_usd": 400},
+        ],
+        now=mid,
+    )
     budget = [a for a in alerts if a["kind"].startswith("budget")]
     assert len(budget) == 1 and budget[0]["kind"] == "budget_forecast" and budget[0]["limit_usd"] == 150
     assert budget[0]["spent_usd"] == spent_mid < 150 < budget[0]["forecast_usd"]
@@ -79,9 +85,18 @@ def test_tag_budget_counts_its_own_tag_value_only(request, url_fixture) -> None:
     # The tag was matched with LIKE, whose `_` and `%` are wildcards: team=ml_ops was charged team ml-ops's spend.
     now = datetime(2026, 11, 20, tzinfo=UTC)
     store = open_store(request.getfixturevalue(url_fixture))
-    store.write([UsageEvent(ts=now - timedelta(hours=h + 1), provider="openai", model="m", cost_usd=Decimal(cost),
-                            tags={"team": team}) for h, (team, cost) in enumerate([("ml-ops", "5"), ("ml_ops", "1"),
-                                                                                     ("100%", "2")])])
+    store.write(
+        [
+            UsageEvent(
+                ts=now - timedelta(hours=h + 1),
+                provider="openai",
+                model="m",
+                cost_usd=Decimal(cost),
+                tags={"team": team},
+            )
+            for h, (team, cost) in enumerate([("ml-ops", "5"), ("ml_ops", "1"), ("100%", "2")])
+        ]
+    )
     for match, spent in (("team=ml_ops", Decimal(1)), ("team=ml%", Decimal(0)), ("team=100%", Decimal(2))):
         alerts = evaluate(store, [{"scope": "tag", "match": match, "limit_usd": "0.5"}], now=now)
         assert [a["spent_usd"] for a in alerts if a["kind"] == "budget"] == ([spent] if spent else []), match
@@ -123,17 +138,26 @@ def test_cache_routing_escalation_idle(request, url_fixture) -> None:
     events = []
     for i in range(100):  # cache: "prompted" falls from 94% to 61%, "stable" stays at 90%
         prev, recent = now - day - timedelta(minutes=10 * i + 5), now - timedelta(minutes=10 * i + 5)
-        events += [_event(prev, "prompted", input_tokens=6, cache_read_tokens=94),
-                   _event(recent, "prompted", input_tokens=39, cache_read_tokens=61),
-                   _event(prev, "stable", input_tokens=10, cache_read_tokens=90),
-                   _event(recent, "stable", input_tokens=10, cache_read_tokens=90)]
+        events += [
+            _event(prev, "prompted", input_tokens=6, cache_read_tokens=94),
+            _event(recent, "prompted", input_tokens=39, cache_read_tokens=61),
+            _event(prev, "stable", input_tokens=10, cache_read_tokens=90),
+            _event(recent, "stable", input_tokens=10, cache_read_tokens=90),
+        ]
     for i in range(100):  # routing: chat sends 40% to weak (expected 70%), 40 escalations per 100 calls
         ts = now - timedelta(minutes=7 * i + 3)
         events.append(_event(ts, route="chat", tier="weak" if i % 5 < 2 else "strong", input_tokens=5))
         if i % 5 < 2:
             events.append(_event(ts, route="chat", tier="strong", input_tokens=5, tags={ESCALATED_TAG: "1"}))
-        events.append(_event(ts, route="qa", tier="weak" if i % 10 < 7 else "strong", input_tokens=5,
-                             tags={ESCALATED_TAG: "1"} if i % 10 == 0 else {}))
+        events.append(
+            _event(
+                ts,
+                route="qa",
+                tier="weak" if i % 10 < 7 else "strong",
+                input_tokens=5,
+                tags={ESCALATED_TAG: "1"} if i % 10 == 0 else {},
+            )
+        )
     for minute in range(24 * 60):  # idle: "busy" runs at capacity all day, "reserved" one burst an hour
         ts = now - timedelta(minutes=minute + 1)
         events.append(_event(ts, "busy", input_tokens=4000, output_tokens=1000))
@@ -142,9 +166,15 @@ def test_cache_routing_escalation_idle(request, url_fixture) -> None:
     store = open_store(request.getfixturevalue(url_fixture))
     store.write(events)
     settings = AlertSettings.from_config(
-        {"window_days": 1, "reservations": [{"model": "busy", "units": 1, "tpm_per_unit": 5000},
-                                            {"model": "reserved", "units": 2, "tpm_per_unit": 1000}]},
-        {"expected_tier_share": {"weak": 0.7, "strong": 0.3}})
+        {
+            "window_days": 1,
+            "reservations": [
+                {"model": "busy", "units": 1, "tpm_per_unit": 5000},
+                {"model": "reserved", "units": 2, "tpm_per_unit": 1000},
+            ],
+        },
+        {"expected_tier_share": {"weak": 0.7, "strong": 0.3}},
+    )
     alerts = evaluate(store, [], now=now, settings=settings)
     by_kind: dict[str, list] = {}
     for alert in alerts:
@@ -154,18 +184,32 @@ def test_cache_routing_escalation_idle(request, url_fixture) -> None:
     assert (cache["previous_rate"], cache["recent_rate"]) == (pytest.approx(0.94), pytest.approx(0.61))
     drift = {(a["route"], a["tier"]): a["share"] for a in by_kind.pop("routing_drift")}
     chat_calls = 100 + 40
-    assert drift == {("chat", "weak"): pytest.approx(40 / chat_calls),
-                     ("chat", "strong"): pytest.approx(100 / chat_calls)}
+    assert drift == {
+        ("chat", "weak"): pytest.approx(40 / chat_calls),
+        ("chat", "strong"): pytest.approx(100 / chat_calls),
+    }
     [escalation] = by_kind.pop("escalation_rate")
     assert escalation["route"] == "chat" and escalation["rate"] == pytest.approx(40 / 100)
     [idle] = by_kind.pop("provisioned_idle")
     assert idle["model"] == "reserved" and idle["utilization"] == pytest.approx(24 * 1000 / (2000 * 1440))
     assert by_kind == {}
     # The route's own routing policy (expected shares, escalation threshold) wins over the alerts: defaults.
-    cfg = parse_config({"tiers": {"weak": ["local"], "strong": ["local"]}, "routes": {"chat": {"policy": "cascade"}},
-                        "routing": {"policies": {"cascade": {
-                            "type": "cascade", "tiers": ["weak", "strong"], "escalation_threshold": 0.5,
-                            "expected_share": {"weak": 0.3, "strong": 0.7}}}}})
+    cfg = parse_config(
+        {
+            "tiers": {"weak": ["local"], "strong": ["local"]},
+            "routes": {"chat": {"policy": "cascade"}},
+            "routing": {
+                "policies": {
+                    "cascade": {
+                        "type": "cascade",
+                        "tiers": ["weak", "strong"],
+                        "escalation_threshold": 0.5,
+                        "expected_share": {"weak": 0.3, "strong": 0.7},
+                    }
+                }
+            },
+        }
+    )
     kinds = {a["kind"] for a in evaluate(store, [], now=now, settings=settings, config=cfg)}
     assert kinds == {"cache_drop", "provisioned_idle"}
 
@@ -209,10 +253,15 @@ def test_provider_anomalies_name_the_provider_as_budgets_and_reports_do(ledger_p
     events = [replace(e, provider="aws.bedrock") for e in open_store(tmp_path / "seed.duckdb").events()]
     store = open_store(ledger_path)
     store.write(events)
-    both = evaluate(store, [], now=datetime(2026, 8, 21, 6, tzinfo=UTC),
-                    settings=AlertSettings.from_config({"anomaly_groups": ["provider"]}))
+    both = evaluate(
+        store,
+        [],
+        now=datetime(2026, 8, 21, 6, tzinfo=UTC),
+        settings=AlertSettings.from_config({"anomaly_groups": ["provider"]}),
+    )
     assert {(a["subject"], a["day"]) for a in both if a["kind"] == "anomaly_spike"} == {
-        ("provider bedrock", "2026-08-20")}
+        ("provider bedrock", "2026-08-20")
+    }
 
 
 def test_escalation_rate_needs_enough_requests_to_alert(ledger_path) -> None:
@@ -234,9 +283,18 @@ def test_provider_budget_matches_either_spelling_and_messages_use_the_money_rule
     now = datetime(2026, 11, 20, tzinfo=UTC)
     store = open_store(ledger_path)
     # Metered calls record OpenTelemetry's `aws.bedrock`; an imported bill says `bedrock`.
-    store.write([UsageEvent(ts=now - timedelta(days=1, hours=h), provider=provider, model="m",
-                            cost_usd=Decimal("0.2"), priced_by="tokenomy-catalog")
-                 for h, provider in enumerate(["aws.bedrock", "aws.bedrock", "openai"])])
+    store.write(
+        [
+            UsageEvent(
+                ts=now - timedelta(days=1, hours=h),
+                provider=provider,
+                model="m",
+                cost_usd=Decimal("0.2"),
+                priced_by="tokenomy-catalog",
+            )
+            for h, provider in enumerate(["aws.bedrock", "aws.bedrock", "openai"])
+        ]
+    )
     for match in ("bedrock", "aws.bedrock"):  # `bedrock` (the README's example) never fired before
         alerts = evaluate(store, [{"scope": "provider", "match": match, "limit_usd": "0.1"}], now=now)
         budget = [a for a in alerts if a["kind"] == "budget"]
@@ -255,13 +313,21 @@ def test_an_anomaly_range_never_goes_below_zero_and_its_amounts_follow_the_money
     start = datetime(2026, 10, 1, 12, tzinfo=UTC)
     days = [10 * rng.choice([0.3, 1, 1.7]) for _ in range(60)]
     days[55] = 400  # 2026-11-25
-    open_store(ledger_path).write([
-        UsageEvent(ts=start + timedelta(days=d), provider="openai", model="noisy", input_tokens=1,
-                   cost_usd=Decimal(f"{cost:.6f}"))
-        for d, cost in enumerate(days)
-    ])
-    result = CliRunner().invoke(app, ["alerts", "check", "--ledger", str(ledger_path), "--as-of",
-                                      "2026-11-30T06:00:00Z", "--dry-run", "--json"])
+    open_store(ledger_path).write(
+        [
+            UsageEvent(
+                ts=start + timedelta(days=d),
+                provider="openai",
+                model="noisy",
+                input_tokens=1,
+                cost_usd=Decimal(f"{cost:.6f}"),
+            )
+            for d, cost in enumerate(days)
+        ]
+    )
+    result = CliRunner().invoke(
+        app, ["alerts", "check", "--ledger", str(ledger_path), "--as-of", "2026-11-30T06:00:00Z", "--dry-run", "--json"]
+    )
     [spike] = [a for a in json.loads(result.stdout) if a["kind"] == "anomaly_spike"]
     assert spike["day"] == "2026-11-25" and spike["actual_usd"] == "400.000000"
     low, high = Decimal(spike["expected_low_usd"]), Decimal(spike["expected_high_usd"])
@@ -273,13 +339,21 @@ def test_a_spike_of_a_model_costing_under_a_cent_a_day_says_its_figures(ledger_p
     """A model at ~$0.0005 a day spiking tenfold read "$0.01/day, expected $0.00–$0.00": cents cannot show it."""
     start = datetime(2026, 10, 1, 12, tzinfo=UTC)
     wobble = [1, 1.04, 0.97, 1.02, 0.99, 1.03, 0.96]
-    open_store(ledger_path).write([
-        UsageEvent(ts=start + timedelta(days=d), provider="openai", model="small", input_tokens=1,
-                   cost_usd=Decimal("0.0005") * Decimal(str(wobble[d % 7])) * (10 if d == 56 else 1))
-        for d in range(60)
-    ])
-    result = CliRunner().invoke(app, ["alerts", "check", "--ledger", str(ledger_path), "--as-of",
-                                      "2026-11-30T06:00:00Z", "--dry-run", "--json"])
+    open_store(ledger_path).write(
+        [
+            UsageEvent(
+                ts=start + timedelta(days=d),
+                provider="openai",
+                model="small",
+                input_tokens=1,
+                cost_usd=Decimal("0.0005") * Decimal(str(wobble[d % 7])) * (10 if d == 56 else 1),
+            )
+            for d in range(60)
+        ]
+    )
+    result = CliRunner().invoke(
+        app, ["alerts", "check", "--ledger", str(ledger_path), "--as-of", "2026-11-30T06:00:00Z", "--dry-run", "--json"]
+    )
     assert result.exit_code == 0, result.output
     [spike] = [a for a in json.loads(result.stdout) if a["kind"] == "anomaly_spike"]
     low, high = (Decimal(spike[k]).quantize(Decimal("0.000001")) for k in ("expected_low_usd", "expected_high_usd"))
@@ -290,10 +364,14 @@ def test_a_spike_of_a_model_costing_under_a_cent_a_day_says_its_figures(ledger_p
 def test_expected_tier_shares_in_the_config_are_shares() -> None:
     # `routing.expected_tier_share: {weak: 2}` loaded, and `report tier-share` showed "expected 200.0%, delta
     # -133.5%"; `--expected weak=2` was refused. The same for a policy's expected_share and alerts.
-    for data, key in (({"routing": {"expected_tier_share": {"weak": 2}}}, r"routing\.expected_tier_share\.weak"),
-                      ({"routing": {"policies": {"p": {"expected_share": {"strong": -0.1}}}}},
-                       r"routing\.policies\.p\.expected_share\.strong"),
-                      ({"alerts": {"expected_tier_share": {"weak": 1.5}}}, r"alerts\.expected_tier_share\.weak")):
+    for data, key in (
+        ({"routing": {"expected_tier_share": {"weak": 2}}}, r"routing\.expected_tier_share\.weak"),
+        (
+            {"routing": {"policies": {"p": {"expected_share": {"strong": -0.1}}}}},
+            r"routing\.policies\.p\.expected_share\.strong",
+        ),
+        ({"alerts": {"expected_tier_share": {"weak": 1.5}}}, r"alerts\.expected_tier_share\.weak"),
+    ):
         with pytest.raises(ConfigError, match=key + r": Input should be (less|greater) than or equal to"):
             parse_config(data).alert_settings()
     fine = parse_config({"routing": {"expected_tier_share": {"weak": 0.7, "strong": 0.3}}})
@@ -307,8 +385,16 @@ def test_no_budget_forecast_alert_from_an_imported_bills_day_before_a_trickle(le
 
     start = datetime(2026, 9, 17, tzinfo=UTC)
     events = [UsageEvent(ts=start, provider="openai", model="m", cost_usd=Decimal(7), priced_by="billed")]
-    events += [UsageEvent(ts=start + timedelta(days=d, hours=9), provider="openai", model="m", input_tokens=1000,
-                          cost_usd=Decimal("0.0101")) for d in range(21, 60)]
+    events += [
+        UsageEvent(
+            ts=start + timedelta(days=d, hours=9),
+            provider="openai",
+            model="m",
+            input_tokens=1000,
+            cost_usd=Decimal("0.0101"),
+        )
+        for d in range(21, 60)
+    ]
     store = open_store(ledger_path)
     store.write(events)
     budgets = [{"scope": "model", "match": "m", "limit_usd": limit} for limit in (Decimal(1), Decimal("0.2"))]
@@ -323,17 +409,25 @@ def test_an_escalation_alert_says_what_the_rejected_answers_were_rejected_for(le
     events = []
     for n in range(20):
         ts = now - timedelta(minutes=n + 1)
-        why = ({"cascade_rejected": "hedging", "cascade_reason": 'hedging language: "i cannot"'} if n % 3 else
-               {"cascade_rejected": "json", "cascade_reason": "invalid JSON: Expecting value: line 1 column 1"})
+        why = (
+            {"cascade_rejected": "hedging", "cascade_reason": 'hedging language: "i cannot"'}
+            if n % 3
+            else {"cascade_rejected": "json", "cascade_reason": "invalid JSON: Expecting value: line 1 column 1"}
+        )
         events.append(_event(ts, route="json", tier="weak", input_tokens=5, tags=why if n % 2 == 0 else {}))
         if n % 2 == 0:
             events.append(_event(ts, route="json", tier="strong", input_tokens=5, tags={ESCALATED_TAG: "1"}))
     store = open_store(ledger_path)
     store.write(events)
-    [alert] = [a for a in evaluate(store, [], now=now, settings=AlertSettings.from_config({"window_days": 1}))
-               if a["kind"] == "escalation_rate"]
-    assert alert["message"] == ('50% of requests escalated (threshold 25%); the commonest reason: hedging language: '
-                                '"i cannot" (6 of 10 rejected answers)')
+    [alert] = [
+        a
+        for a in evaluate(store, [], now=now, settings=AlertSettings.from_config({"window_days": 1}))
+        if a["kind"] == "escalation_rate"
+    ]
+    assert alert["message"] == (
+        "50% of requests escalated (threshold 25%); the commonest reason: hedging language: "
+        '"i cannot" (6 of 10 rejected answers)'
+    )
     assert [(r["check"], r["answers"]) for r in alert["rejections"]] == [("hedging", 6), ("json", 4)]
 
 
@@ -353,7 +447,20 @@ def test_alerts_check_prints_a_rejection_reason_with_brackets_as_it_is(ledger_pa
     open_store(ledger_path).write(events)
     config = tmp_path / "tokenomy.yaml"
     config.write_text("alerts:\n  window_days: 1\n")
-    result = CliRunner().invoke(app, ["alerts", "check", "--ledger", str(ledger_path), "--config", str(config),
-                                      "--as-of", "2026-11-18T12:00:00", "--dry-run"], env={"COLUMNS": "400"})
+    result = CliRunner().invoke(
+        app,
+        [
+            "alerts",
+            "check",
+            "--ledger",
+            str(ledger_path),
+            "--config",
+            str(config),
+            "--as-of",
+            "2026-11-18T12:00:00",
+            "--dry-run",
+        ],
+        env={"COLUMNS": "400"},
+    )
     assert result.exit_code == 0, (result.output, result.exception)
     assert f"the commonest reason: {reason}" in result.output, result.output

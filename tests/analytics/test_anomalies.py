@@ -35,8 +35,15 @@ def test_a_spike_on_a_few_cents_a_day_is_found_like_one_on_dollars(ledger_path) 
         day = start + timedelta(days=d)
         for model, usual in (("tiny", 0.03), ("big", 3000.0)):
             base = usual * (0.3 if day.weekday() >= 5 else 1.0) * (6 if d == 40 else 1)
-            events.append(UsageEvent(ts=day + timedelta(hours=9), provider="bedrock", model=model, input_tokens=10,
-                                     cost_usd=Decimal(f"{base * rng.uniform(0.9, 1.1):.8f}")))
+            events.append(
+                UsageEvent(
+                    ts=day + timedelta(hours=9),
+                    provider="bedrock",
+                    model=model,
+                    input_tokens=10,
+                    cost_usd=Decimal(f"{base * rng.uniform(0.9, 1.1):.8f}"),
+                )
+            )
     open_store(ledger_path).write(events)
     spikes = sorted((a.key, a.day) for a in find_anomalies(open_store(ledger_path)) if a.kind == "spike")
     day = (start + timedelta(days=40)).date().isoformat()
@@ -48,11 +55,20 @@ def test_a_spike_on_spend_that_is_the_same_every_day_is_found(ledger_path) -> No
     trend followed the data through the spike and a 5x day was never flagged."""
     start = datetime(2026, 8, 3, tzinfo=UTC)
     days = 104
-    events = [UsageEvent(ts=start + timedelta(days=d, hours=3), provider="bedrock", model=model, input_tokens=10,
-                         cost_usd=Decimal(usual) * (5 if d == days - 4 else 1) * weight)
-              for d in range(days)
-              for model, usual, weight in (("cron", "5", 1), ("weekday", "6", 1 if (start + timedelta(days=d)).weekday()
-                                                                            < 5 else Decimal("0.2")))]
+    events = [
+        UsageEvent(
+            ts=start + timedelta(days=d, hours=3),
+            provider="bedrock",
+            model=model,
+            input_tokens=10,
+            cost_usd=Decimal(usual) * (5 if d == days - 4 else 1) * weight,
+        )
+        for d in range(days)
+        for model, usual, weight in (
+            ("cron", "5", 1),
+            ("weekday", "6", 1 if (start + timedelta(days=d)).weekday() < 5 else Decimal("0.2")),
+        )
+    ]
     open_store(ledger_path).write(events)
     found = find_anomalies(open_store(ledger_path))
     day = (start + timedelta(days=days - 4)).date().isoformat()
@@ -74,8 +90,15 @@ def test_ordinary_noisy_days_are_not_spikes_and_a_real_one_is(ledger_path) -> No
         day = start + timedelta(days=d)
         usual = (10 + 0.1 * d) * weekly[day.weekday()] * float(np.exp(0.2 * rng.standard_normal()))
         for model, factor in (("calm", 1), ("spiky", 5 if d == 97 else 1)):
-            events.append(UsageEvent(ts=day + timedelta(hours=9), provider="bedrock", model=model, input_tokens=10,
-                                     cost_usd=Decimal(f"{usual * factor:.6f}")))
+            events.append(
+                UsageEvent(
+                    ts=day + timedelta(hours=9),
+                    provider="bedrock",
+                    model=model,
+                    input_tokens=10,
+                    cost_usd=Decimal(f"{usual * factor:.6f}"),
+                )
+            )
     open_store(ledger_path).write(events)
     spikes = [(a.key, a.day) for a in find_anomalies(open_store(ledger_path)) if a.kind == "spike"]
     assert spikes == [("spiky", (start + timedelta(days=97)).date().isoformat())], spikes

@@ -40,8 +40,11 @@ def _check_openai_rows(rows: dict[tuple, UsageEvent]) -> None:
     mini = rows[("2025-11-24", "gpt-4o-mini-2024-07-18", "on_demand")]
     # input_tokens 10,000 include 4,000 cached: 6,000 uncached input and 4,000 cache reads
     assert (mini.input_tokens, mini.cache_read_tokens, mini.output_tokens) == (6000, 4000, 2000)
-    assert (mini.input_cost_usd, mini.cache_read_cost_usd, mini.output_cost_usd) == \
-        (Decimal("0.0009"), Decimal("0.0003"), Decimal("0.0012"))
+    assert (mini.input_cost_usd, mini.cache_read_cost_usd, mini.output_cost_usd) == (
+        Decimal("0.0009"),
+        Decimal("0.0003"),
+        Decimal("0.0012"),
+    )
     assert mini.cost_usd == Decimal("0.0024") and mini.priced_by == "billed"
     assert mini.tags == {"source": "openai-usage", "account": "proj_a", "granularity": "1d"}
     batch = rows[("2025-11-24", "gpt-4o-mini-2024-07-18", "batch")]
@@ -49,8 +52,12 @@ def _check_openai_rows(rows: dict[tuple, UsageEvent]) -> None:
     tool = rows[("2025-11-24", "web search tool calls", "on_demand")]  # not tokens: kept as its own billed row
     assert (tool.cost_usd, tool.input_tokens + tool.output_tokens) == (Decimal("0.025"), 0)
     big = rows[("2025-11-25", "gpt-4o-2024-08-06", "on_demand")]
-    assert (big.input_tokens, big.cache_read_tokens, big.output_tokens, big.cost_usd) == \
-        (2000, 1000, 500, Decimal("0.01125"))
+    assert (big.input_tokens, big.cache_read_tokens, big.output_tokens, big.cost_usd) == (
+        2000,
+        1000,
+        500,
+        Decimal("0.01125"),
+    )
     assert len(rows) == 4
 
 
@@ -73,8 +80,9 @@ def test_openai_usage_from_the_api_follows_pages_and_splits_cache_and_batch(ledg
         assert (again["read"], again["added"], again["already_in_ledger"]) == (4, 0, 4)
         wrong = CliRunner().invoke(app, ["import", *args, "--ledger", str(ledger_path)], env={"OPENAI_ADMIN_KEY": "x"})
         assert wrong.exit_code != 0 and "HTTP 401" in str(wrong.exception)
-    unset = CliRunner().invoke(app, ["import", "openai-usage", "--ledger", str(ledger_path)],
-                               env={"OPENAI_ADMIN_KEY": ""})
+    unset = CliRunner().invoke(
+        app, ["import", "openai-usage", "--ledger", str(ledger_path)], env={"OPENAI_ADMIN_KEY": ""}
+    )
     assert isinstance(unset.exception, ConfigError) and "OPENAI_ADMIN_KEY is not set" in str(unset.exception)
 
 
@@ -90,29 +98,69 @@ def test_openai_usage_from_saved_pages_matches_the_api(ledger_path, tmp_path) ->
     _import(["openai-usage", str(usage_only)], other)
     mini = _by_key(other)[("2025-11-24", "gpt-4o-mini-2024-07-18", "on_demand")]
     assert mini.tags["cost_from"] == "catalog" and mini.priced_by == "billed"
-    assert mini.cost_usd == Decimal("0.15") * 6000 / 10**6 + Decimal("0.075") * 4000 / 10**6 + \
-        Decimal("0.60") * 2000 / 10**6
+    assert (
+        mini.cost_usd
+        == Decimal("0.15") * 6000 / 10**6 + Decimal("0.075") * 4000 / 10**6 + Decimal("0.60") * 2000 / 10**6
+    )
 
 
 def _tiered_pages(tmp_path: Path, costs: bool) -> Path:
     """One day of o3 usage grouped by service tier (the Usage API's `service_tier`: "default", "flex", "priority"),
     with or without the day's cost line items (which name no tier)."""
-    def usage(tier: str, total: int, cached: int, output: int) -> dict:
-        return {"object": "organization.usage.completions.result", "input_tokens": total,
-                "input_cached_tokens": cached, "output_tokens": output, "num_model_requests": 3,
-                "project_id": "proj_a", "model": "o3", "batch": False, "service_tier": tier}
 
-    pages = [{"object": "page", "data": [{"object": "bucket", "start_time": DAY1, "end_time": DAY1 + 86_400,
-                                          "results": [usage("default", 10_000, 4_000, 2_000),
-                                                      usage("flex", 10_000, 4_000, 2_000),
-                                                      usage("priority", 1_000, 0, 100)]}]}]
+    def usage(tier: str, total: int, cached: int, output: int) -> dict:
+        return {
+            "object": "organization.usage.completions.result",
+            "input_tokens": total,
+            "input_cached_tokens": cached,
+            "output_tokens": output,
+            "num_model_requests": 3,
+            "project_id": "proj_a",
+            "model": "o3",
+            "batch": False,
+            "service_tier": tier,
+        }
+
+    pages = [
+        {
+            "object": "page",
+            "data": [
+                {
+                    "object": "bucket",
+                    "start_time": DAY1,
+                    "end_time": DAY1 + 86_400,
+                    "results": [
+                        usage("default", 10_000, 4_000, 2_000),
+                        usage("flex", 10_000, 4_000, 2_000),
+                        usage("priority", 1_000, 0, 100),
+                    ],
+                }
+            ],
+        }
+    ]
     if costs:
         items = [("o3, input", "0.02"), ("o3, cached input", "0.003"), ("o3, output", "0.0254")]
-        pages.append({"object": "page", "data": [{"object": "bucket", "start_time": DAY1, "end_time": DAY1 + 86_400,
-                                                   "results": [{"object": "organization.costs.result",
-                                                                "amount": {"value": value, "currency": "usd"},
-                                                                "line_item": item, "project_id": "proj_a"}
-                                                               for item, value in items]}]})
+        pages.append(
+            {
+                "object": "page",
+                "data": [
+                    {
+                        "object": "bucket",
+                        "start_time": DAY1,
+                        "end_time": DAY1 + 86_400,
+                        "results": [
+                            {
+                                "object": "organization.costs.result",
+                                "amount": {"value": value, "currency": "usd"},
+                                "line_item": item,
+                                "project_id": "proj_a",
+                            }
+                            for item, value in items
+                        ],
+                    }
+                ],
+            }
+        )
     path = tmp_path / ("billed.jsonl" if costs else "usage.jsonl")
     path.write_text("\n".join(json.dumps(page) for page in pages) + "\n")
     return path
@@ -143,13 +191,24 @@ def test_openai_usage_by_service_tier_is_priced_at_each_tier_and_a_bill_stays_wh
 
 def _check_anthropic_rows(rows: dict[tuple, UsageEvent]) -> None:
     haiku = rows[("2025-11-24", "claude-3-5-haiku-20241022", "on_demand")]
-    assert (haiku.input_tokens, haiku.cache_write_tokens, haiku.cache_read_tokens, haiku.output_tokens) == \
-        (20_000, 4_000, 50_000, 4_000)  # cache writes: 3,000 for 5 minutes + 1,000 for an hour
+    assert (haiku.input_tokens, haiku.cache_write_tokens, haiku.cache_read_tokens, haiku.output_tokens) == (
+        20_000,
+        4_000,
+        50_000,
+        4_000,
+    )  # cache writes: 3,000 for 5 minutes + 1,000 for an hour
     # amounts are cents: 1.6 + 0.3 + 0.16 + 0.4 + 1.6 = 4.06 cents
-    assert (haiku.input_cost_usd, haiku.cache_write_cost_usd, haiku.cost_usd) == \
-        (Decimal("0.016"), Decimal("0.0046"), Decimal("0.0406"))
-    assert haiku.tags == {"source": "anthropic-usage", "account": "wrkspc_1", "granularity": "1d",
-                          "cache_write_1h_tokens": "1000"}
+    assert (haiku.input_cost_usd, haiku.cache_write_cost_usd, haiku.cost_usd) == (
+        Decimal("0.016"),
+        Decimal("0.0046"),
+        Decimal("0.0406"),
+    )
+    assert haiku.tags == {
+        "source": "anthropic-usage",
+        "account": "wrkspc_1",
+        "granularity": "1d",
+        "cache_write_1h_tokens": "1000",
+    }
     batch = rows[("2025-11-24", "claude-3-5-haiku-20241022", "batch")]
     assert (batch.input_tokens, batch.output_tokens, batch.cost_usd) == (8000, 2000, Decimal("0.0072"))
     assert rows[("2025-11-24", "Web search", "on_demand")].cost_usd == Decimal("0.01")
@@ -163,9 +222,12 @@ def test_anthropic_usage_from_the_api_and_from_saved_reports(ledger_path, tmp_pa
         summary = _import(args, ledger_path, env={"ANTHROPIC_ADMIN_KEY": KEYS["anthropic"]})
         assert (summary["added"], summary["problems"]) == (4, [])
         pages = [(path, query.get("page", [None])[0]) for path, query in server.requests]
-        assert pages == [("/v1/organizations/usage_report/messages", None),
-                         ("/v1/organizations/usage_report/messages", "cursor-1"),
-                         ("/v1/organizations/cost_report", None), ("/v1/organizations/cost_report", "cursor-1")]
+        assert pages == [
+            ("/v1/organizations/usage_report/messages", None),
+            ("/v1/organizations/usage_report/messages", "cursor-1"),
+            ("/v1/organizations/cost_report", None),
+            ("/v1/organizations/cost_report", "cursor-1"),
+        ]
         assert server.requests[0][1]["group_by[]"] == ["model", "service_tier", "workspace_id"]
         assert server.requests[0][1]["starting_at"] == ["2025-11-24T00:00:00Z"]
         assert _import(args, ledger_path, env={"ANTHROPIC_ADMIN_KEY": KEYS["anthropic"]})["added"] == 0
@@ -183,9 +245,13 @@ def test_focus_export_of_four_clouds_keeps_the_model_api_rows(ledger_path) -> No
     # skipped: EC2, a VM, a tax and a credit line
     assert (summary["added"], summary["skipped_not_llm_usage"], summary["problems"]) == (5, 4, [])
     rows = {(e.provider, e.model, e.mode): e for e in open_store(ledger_path).events()}
-    assert set(rows) == {("bedrock", "Claude3Haiku", "on_demand"), ("azure", "gpt-4o-mini-0718", "on_demand"),
-                         ("vertex", "gemini-2.0-flash", "on_demand"), ("vertex", "gemini-2.0-flash", "batch"),
-                         ("oci", "cohere-command-r", "on_demand")}
+    assert set(rows) == {
+        ("bedrock", "Claude3Haiku", "on_demand"),
+        ("azure", "gpt-4o-mini-0718", "on_demand"),
+        ("vertex", "gemini-2.0-flash", "on_demand"),
+        ("vertex", "gemini-2.0-flash", "batch"),
+        ("oci", "cohere-command-r", "on_demand"),
+    }
     azure = rows[("azure", "gpt-4o-mini-0718", "on_demand")]
     assert (azure.input_tokens, azure.cache_read_tokens, azure.output_tokens) == (12_000, 2_000, 3_000)  # 1K units
     assert (azure.cost_usd, azure.cache_read_cost_usd) == (Decimal("0.00375"), Decimal("0.00015"))
@@ -213,23 +279,53 @@ def test_google_cloud_billing_export_vertex_and_gemini_skus(ledger_path) -> None
 
 def test_a_bad_saved_page_is_named(ledger_path, tmp_path) -> None:
     bad = tmp_path / "usage.json"
-    bad.write_text(json.dumps({"data": [{"start_time": DAY1, "end_time": DAY1 + 86_400, "results": [
-        {"object": "organization.usage.completions.result", "model": "gpt-4o", "input_tokens": 10,
-         "input_cached_tokens": 20, "output_tokens": 1}]}]}))
+    bad.write_text(
+        json.dumps(
+            {
+                "data": [
+                    {
+                        "start_time": DAY1,
+                        "end_time": DAY1 + 86_400,
+                        "results": [
+                            {
+                                "object": "organization.usage.completions.result",
+                                "model": "gpt-4o",
+                                "input_tokens": 10,
+                                "input_cached_tokens": 20,
+                                "output_tokens": 1,
+                            }
+                        ],
+                    }
+                ]
+            }
+        )
+    )
     result = CliRunner().invoke(app, ["import", "openai-usage", str(bad), "--json", "--ledger", str(ledger_path)])
     assert result.exit_code == 1
     assert json.loads(result.stdout)["problems"] == [
-        f"{bad}: data[0].results[0]: input_cached_tokens=20 exceeds input_tokens=10 (cached tokens are part of it)"]
+        f"{bad}: data[0].results[0]: input_cached_tokens=20 exceeds input_tokens=10 (cached tokens are part of it)"
+    ]
     (tmp_path / "notes.json").write_text('{"hello": 1}')
-    wrong = CliRunner().invoke(app, ["import", "anthropic-usage", str(tmp_path / "notes.json"), "--ledger",
-                                     str(ledger_path)])
+    wrong = CliRunner().invoke(
+        app, ["import", "anthropic-usage", str(tmp_path / "notes.json"), "--ledger", str(ledger_path)]
+    )
     assert isinstance(wrong.exception, ConfigError) and "not a usage/cost API page" in str(wrong.exception)
 
 
 def test_billed_rows_never_double_count_metered_calls(ledger_path) -> None:
     store = open_store(ledger_path)
-    metered = [UsageEvent(ts=D1.replace(hour=h), provider="openai", model="gpt-4o-mini-2024-07-18", input_tokens=100,
-                          output_tokens=10, cost_usd=Decimal("0.001"), priced_by="tokenomy-catalog") for h in (3, 9)]
+    metered = [
+        UsageEvent(
+            ts=D1.replace(hour=h),
+            provider="openai",
+            model="gpt-4o-mini-2024-07-18",
+            input_tokens=100,
+            output_tokens=10,
+            cost_usd=Decimal("0.001"),
+            priced_by="tokenomy-catalog",
+        )
+        for h in (3, 9)
+    ]
     store.write(metered)
     _import(["openai-usage", str(EXPORTS / "openai_usage_and_costs.jsonl")], ledger_path)
     spend = {r["provider"]: r["cost_usd"] for r in run_report(store, "spend", by="provider")}
@@ -249,8 +345,19 @@ def test_bad_bucket_width_and_window_are_refused(ledger_path) -> None:
 
 def test_focus_export_counts_bills_once_and_keeps_their_other_charges(ledger_path, tmp_path) -> None:
     store = open_store(ledger_path)
-    store.write([UsageEvent(ts=D1.replace(hour=3), provider="openai", model="gpt-4o-mini-2024-07-18", input_tokens=100,
-                            input_cost_usd=Decimal("0.001"), cost_usd=Decimal("0.001"), priced_by="tokenomy-catalog")])
+    store.write(
+        [
+            UsageEvent(
+                ts=D1.replace(hour=3),
+                provider="openai",
+                model="gpt-4o-mini-2024-07-18",
+                input_tokens=100,
+                input_cost_usd=Decimal("0.001"),
+                cost_usd=Decimal("0.001"),
+                priced_by="tokenomy-catalog",
+            )
+        ]
+    )
     _import(["openai-usage", str(EXPORTS / "openai_usage_and_costs.jsonl")], ledger_path)
     _import(["gcp-billing", str(EXPORTS / "gcp_billing.jsonl")], ledger_path)
     out = tmp_path / "focus.csv"
@@ -268,8 +375,11 @@ def test_focus_export_counts_bills_once_and_keeps_their_other_charges(ledger_pat
 def test_the_api_import_asks_for_closed_days_only_by_default(ledger_path) -> None:
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     with billing_server() as server:
-        _import(["anthropic-usage", "--base-url", server.url, "--bucket-width", "1h"], ledger_path,
-                env={"ANTHROPIC_ADMIN_KEY": KEYS["anthropic"]})
+        _import(
+            ["anthropic-usage", "--base-url", server.url, "--bucket-width", "1h"],
+            ledger_path,
+            env={"ANTHROPIC_ADMIN_KEY": KEYS["anthropic"]},
+        )
         paths = {path for path, _ in server.requests}
         query = server.requests[0][1]
     # today's bucket is still growing, and a re-import keeps a row's first copy: the window ends at midnight
@@ -281,8 +391,10 @@ def test_the_api_import_asks_for_closed_days_only_by_default(ledger_path) -> Non
 
 def test_a_bad_line_in_a_saved_export_is_reported_and_the_good_lines_import(ledger_path, tmp_path) -> None:
     # One bad line used to reject the whole file (exit 2, nothing imported) and leave an empty ledger behind.
-    cases = [("gcp-billing", "gcp_billing.jsonl", "expected one billing export row per line"),
-             ("openai-usage", "openai_usage_and_costs.jsonl", "expected saved API pages")]
+    cases = [
+        ("gcp-billing", "gcp_billing.jsonl", "expected one billing export row per line"),
+        ("openai-usage", "openai_usage_and_costs.jsonl", "expected saved API pages"),
+    ]
     for kind, name, expected in cases:
         lines = (EXPORTS / name).read_text().splitlines()
         mixed = tmp_path / name
@@ -293,8 +405,10 @@ def test_a_bad_line_in_a_saved_export_is_reported_and_the_good_lines_import(ledg
         assert result.exit_code == 1, result.output
         summary = json.loads(result.stdout)
         assert summary["added"] == good["added"] > 0
-        assert summary["problems"][0] == f"{mixed}:2: not JSON (Expecting property name enclosed in double " \
+        assert (
+            summary["problems"][0] == f"{mixed}:2: not JSON (Expecting property name enclosed in double "
             f"quotes); {expected}"
+        )
         assert summary["problems"][1].startswith(f"{mixed}:{len(lines) + 2}") and " not a " in summary["problems"][1]
     # A file with nothing but bad lines is the wrong file: an error, and no ledger is created for it.
     junk = tmp_path / "junk.jsonl"
@@ -330,16 +444,17 @@ def test_a_bill_imported_apart_from_its_usage_or_at_another_width_is_refused_not
     assert _import(["anthropic-usage", str(usage), str(cost)], day)["added"] == 4
     pages = json.loads(usage.read_text())
     first = pages[0]["data"][0]
-    hours = [{**first, "starting_at": f"2025-11-24T{h:02d}:00:00Z", "ending_at": f"2025-11-24T{h + 1:02d}:00:00Z"}
-             for h in (0, 5)]
+    hours = [
+        {**first, "starting_at": f"2025-11-24T{h:02d}:00:00Z", "ending_at": f"2025-11-24T{h + 1:02d}:00:00Z"}
+        for h in (0, 5)
+    ]
     hourly = tmp_path / "hourly.json"
     hourly.write_text(json.dumps({"data": hours, "has_more": False, "next_page": None}))
     spend = run_report(open_store(day), "spend")
     result = runner.invoke(app, ["import", "anthropic-usage", str(hourly), "--json", "--ledger", str(day)])
     summary = json.loads(result.stdout)
     assert result.exit_code == 1 and summary["added"] == 0 and len(summary["problems"]) == 4
-    assert all("as a 1d bucket and this import's are 1h" in p and "--bucket-width 1d" in p
-               for p in summary["problems"])
+    assert all("as a 1d bucket and this import's are 1h" in p and "--bucket-width 1d" in p for p in summary["problems"])
     assert run_report(open_store(day), "spend") == spend
 
 
@@ -408,8 +523,9 @@ def test_a_bill_of_a_bucket_held_as_tier_rows_takes_all_their_places(engine, tmp
 
     def window(ledger: Path | str) -> tuple:
         rows = list(open_store(ledger).events())
-        return tuple(sum(getattr(e, f) for e in rows) for f in
-                     ("input_tokens", "cache_read_tokens", "output_tokens", "cost_usd"))
+        return tuple(
+            sum(getattr(e, f) for e in rows) for f in ("input_tokens", "cache_read_tokens", "output_tokens", "cost_usd")
+        )
 
     bill = (13_000, 8_000, 4_100, Decimal("0.0484"))
     usage, billed = _tiered_pages(tmp_path, costs=False), _tiered_pages(tmp_path, costs=True)
@@ -420,8 +536,10 @@ def test_a_bill_of_a_bucket_held_as_tier_rows_takes_all_their_places(engine, tmp
     assert stale.exit_code == 1 and (summary["added"], summary["replaced"]) == (0, 0)
     assert len(summary["problems"]) == 1 and "--replace" in summary["problems"][0]
     # the ledger's three tier rows, whole
-    assert "(25,100 tokens, $0.049900 (priced from the catalog); this import: 25,100 tokens, $0.048400 (billed))" \
+    assert (
+        "(25,100 tokens, $0.049900 (priced from the catalog); this import: 25,100 tokens, $0.048400 (billed))"
         in summary["problems"][0]
+    )
     summary = _import(["openai-usage", str(billed), "--replace"], ledger_path)
     assert (summary["added"], summary["replaced"], summary["problems"]) == (0, 1, [])
     assert window(ledger_path) == bill and len(list(open_store(ledger_path).events())) == 1

@@ -154,12 +154,15 @@ def test_open_alerts_read_the_gateways_config_as_alerts_check_does(seeded, tmp_p
     # (and uncounted in "Open alerts") on the page of a gateway serving that very config.
     from tokenomy.config import parse_config
 
-    config = {"budgets": [{"scope": "model", "match": "claude-haiku-4-5-20251001", "limit_usd": "0.10"}],
-              "routing": {"expected_tier_share": {"weak": 0.9, "strong": 0.1}}}
+    config = {
+        "budgets": [{"scope": "model", "match": "claude-haiku-4-5-20251001", "limit_usd": "0.10"}],
+        "routing": {"expected_tier_share": {"weak": 0.9, "strong": 0.1}},
+    }
     path = tmp_path / "tokenomy.yaml"
     path.write_text(json.dumps(config))  # JSON is YAML
-    result = CliRunner().invoke(cli, ["alerts", "check", "--config", str(path), "--ledger", str(seeded["path"]),
-                                      "--dry-run", "--json"])
+    result = CliRunner().invoke(
+        cli, ["alerts", "check", "--config", str(path), "--ledger", str(seeded["path"]), "--dry-run", "--json"]
+    )
     assert result.exit_code == 0, result.output
     expected = {(a["kind"], a["subject"]) for a in json.loads(result.stdout)}
     assert {"budget", "routing_drift"} <= {kind for kind, _ in expected}
@@ -177,11 +180,12 @@ def test_report_html_alerts_read_the_config_given(seeded, tmp_path) -> None:
     config = tmp_path / "tokenomy.yaml"
     config.write_text("budgets:\n  - {scope: model, match: claude-haiku-4-5-20251001, limit_usd: 0.10}\n")
     out = tmp_path / "console.html"
-    result = CliRunner().invoke(cli, ["report", "--html", str(out), "--config", str(config), "--ledger",
-                                      str(seeded["path"])])
+    result = CliRunner().invoke(
+        cli, ["report", "--html", str(out), "--config", str(config), "--ledger", str(seeded["path"])]
+    )
     assert result.exit_code == 0, result.output
     text = out.read_text()
-    data = json.loads(text[text.index("window.TOKENOMY_DATA = ") + 23:text.index(";</script>")])
+    data = json.loads(text[text.index("window.TOKENOMY_DATA = ") + 23 : text.index(";</script>")])
     budget = [a for a in data["alerts"]["alerts"] if a["kind"] == "budget"]
     assert [a["subject"] for a in budget] == ["model claude-haiku-4-5-20251001"]
     assert data["headline"]["open_alerts"] == len(data["alerts"]["alerts"])
@@ -259,14 +263,32 @@ def test_usage_types_add_up_to_the_spend_with_a_bills_other_charges(tmp_path) ->
 
     store = open_store(tmp_path / "ledger.duckdb")
     day = datetime(2026, 11, 3, tzinfo=UTC)
-    store.write([
-        UsageEvent(ts=day, provider="openai", model="gpt-4o-mini", input_tokens=1000, output_tokens=100,
-                   input_cost_usd=Decimal("0.00015"), output_cost_usd=Decimal("0.00006"), cost_usd=Decimal("0.00021")),
-        # 1.25 input + 2.0 output + 0.45 cache storage, as the gcp-billing import records it
-        UsageEvent(ts=day, provider="vertex", model="gemini-2.5-pro", input_tokens=1_000_000, output_tokens=200_000,
-                   input_cost_usd=Decimal("1.25"), output_cost_usd=Decimal("2.0"), cost_usd=Decimal("3.70"),
-                   priced_by="billed"),
-    ])
+    store.write(
+        [
+            UsageEvent(
+                ts=day,
+                provider="openai",
+                model="gpt-4o-mini",
+                input_tokens=1000,
+                output_tokens=100,
+                input_cost_usd=Decimal("0.00015"),
+                output_cost_usd=Decimal("0.00006"),
+                cost_usd=Decimal("0.00021"),
+            ),
+            # 1.25 input + 2.0 output + 0.45 cache storage, as the gcp-billing import records it
+            UsageEvent(
+                ts=day,
+                provider="vertex",
+                model="gemini-2.5-pro",
+                input_tokens=1_000_000,
+                output_tokens=200_000,
+                input_cost_usd=Decimal("1.25"),
+                output_cost_usd=Decimal("2.0"),
+                cost_usd=Decimal("3.70"),
+                priced_by="billed",
+            ),
+        ]
+    )
     f = Filters(since=day, until=day + timedelta(days=1))
     types = {r["key"]: Decimal(r["cost_usd"]) for r in breakdown(store, f)["groups"]["usage type"]}
     assert sum(types.values()) == Decimal("3.70021")
@@ -429,9 +451,17 @@ def test_group_table_counts_and_shares_every_group_beyond_the_top_50(browser, tm
     from tokenomy.ledger.store import open_store
 
     path = tmp_path / "ledger.duckdb"
-    open_store(path).write([UsageEvent(ts=datetime(2026, 11, 10, 12, tzinfo=UTC), provider="openai",
-                                       model=f"model-{i:02d}", cost_usd=Decimal(10 if i == 0 else 1))
-                            for i in range(60)])
+    open_store(path).write(
+        [
+            UsageEvent(
+                ts=datetime(2026, 11, 10, 12, tzinfo=UTC),
+                provider="openai",
+                model=f"model-{i:02d}",
+                cost_usd=Decimal(10 if i == 0 else 1),
+            )
+            for i in range(60)
+        ]
+    )
     with ServerThread(create_app(None, str(path)), lifespan="on") as url:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{url}/dashboard")
@@ -451,8 +481,12 @@ def test_csv_keeps_a_carriage_return_inside_its_cell(browser, tmp_path) -> None:
 
     path = tmp_path / "ledger.duckdb"
     models = {"line\rbreak": Decimal("1.25"), "plain": Decimal("2")}
-    open_store(path).write([UsageEvent(ts=datetime(2026, 11, 10, 12, tzinfo=UTC), provider="openai", model=model,
-                                       cost_usd=cost) for model, cost in models.items()])
+    open_store(path).write(
+        [
+            UsageEvent(ts=datetime(2026, 11, 10, 12, tzinfo=UTC), provider="openai", model=model, cost_usd=cost)
+            for model, cost in models.items()
+        ]
+    )
     with ServerThread(create_app(None, str(path)), lifespan="on") as url:
         page = browser.new_page(accept_downloads=True)
         page.goto(f"{url}/dashboard")
@@ -525,12 +559,36 @@ def test_console_fits_a_390px_phone(gateway, seeded, browser, tmp_path) -> None:
     # money is printed by the one rule (six places, half to even, from the exact string, thousands grouped as
     # `tokenomy report` groups them: the page wrote "$1234.500000" beside the CLI's "$1,234.500000") in text and
     # tooltips
-    amounts = ["0.0004", "0.4", "0.000123456", "1234.5", "0.0000005", "0.0000015", "-0.25", "12345678901234.1234565",
-               "-999.9999995", "-1000", "100000"]
-    assert page.evaluate(f"{amounts}.map(TokenomyConsole.usd)") == [_usd(Decimal(a)) for a in amounts] == [
-        "$0.000400", "$0.400000", "$0.000123", "$1,234.500000", "$0.000000", "$0.000002", "-$0.250000",
-        "$12,345,678,901,234.123456", "-$1,000.000000", "-$1,000.000000", "$100,000.000000",
+    amounts = [
+        "0.0004",
+        "0.4",
+        "0.000123456",
+        "1234.5",
+        "0.0000005",
+        "0.0000015",
+        "-0.25",
+        "12345678901234.1234565",
+        "-999.9999995",
+        "-1000",
+        "100000",
     ]
+    assert (
+        page.evaluate(f"{amounts}.map(TokenomyConsole.usd)")
+        == [_usd(Decimal(a)) for a in amounts]
+        == [
+            "$0.000400",
+            "$0.400000",
+            "$0.000123",
+            "$1,234.500000",
+            "$0.000000",
+            "$0.000002",
+            "-$0.250000",
+            "$12,345,678,901,234.123456",
+            "-$1,000.000000",
+            "-$1,000.000000",
+            "$100,000.000000",
+        ]
+    )
     tip = page.evaluate("""() => Chart.getChart('chart-spend').options.plugins.tooltip.callbacks
         .label({dataset: {label: 'gpt-4o-mini'}, raw: 0.0004})""")
     assert tip == "gpt-4o-mini: $0.000400"
@@ -679,8 +737,18 @@ def test_a_zero_team_budget_with_spend_is_over_budget(tmp_path) -> None:
     keys = KeyStore(store)
     keys.set_team_budget("frozen", Decimal(0))
     keys.set_team_budget("idle", Decimal(0))
-    store.write([UsageEvent(ts=datetime(2026, 11, 3, 9, tzinfo=UTC), provider="openai", model="m", tenant="frozen",
-                            input_tokens=10, cost_usd=Decimal("0.25"))])
+    store.write(
+        [
+            UsageEvent(
+                ts=datetime(2026, 11, 3, 9, tzinfo=UTC),
+                provider="openai",
+                model="m",
+                tenant="frozen",
+                input_tokens=10,
+                cost_usd=Decimal("0.25"),
+            )
+        ]
+    )
     f = Filters(since=datetime(2026, 11, 1, tzinfo=UTC), until=datetime(2026, 11, 10, tzinfo=UTC))
     teams = {r["id"]: r for r in budgets(store, f)["teams"]}
     assert (teams["frozen"]["spent_usd"], teams["frozen"]["used"]) == ("0.250000", 1.0)
@@ -702,13 +770,25 @@ def test_an_over_budget_alert_below_a_cent_shows_its_figures(tmp_path) -> None:
     keys = KeyStore(store)
     _, tiny = keys.create(budget_usd=Decimal("0.004"), name="tiny")
     _, whole = keys.create(budget_usd=Decimal("0.10"), name="whole")
-    store.write([UsageEvent(ts=datetime(2026, 11, 3, 9, tzinfo=UTC), provider="openai", model="m", key_id=key.key_id,
-                            input_tokens=10, cost_usd=cost)
-                 for key, cost in ((tiny, Decimal("0.006")), (whole, Decimal("0.4")))])
+    store.write(
+        [
+            UsageEvent(
+                ts=datetime(2026, 11, 3, 9, tzinfo=UTC),
+                provider="openai",
+                model="m",
+                key_id=key.key_id,
+                input_tokens=10,
+                cost_usd=cost,
+            )
+            for key, cost in ((tiny, Decimal("0.006")), (whole, Decimal("0.4")))
+        ]
+    )
     f = Filters(since=datetime(2026, 11, 1, tzinfo=UTC), until=datetime(2026, 11, 10, tzinfo=UTC))
     over = {a["subject"]: a["message"] for a in alerts(store, f)["alerts"] if a["kind"] == "key_budget"}
-    assert over == {"key tiny": "spent $0.006000 of $0.004000 this month",
-                    "key whole": "spent $0.40 of $0.10 this month"}
+    assert over == {
+        "key tiny": "spent $0.006000 of $0.004000 this month",
+        "key whole": "spent $0.40 of $0.10 this month",
+    }
 
 
 def test_the_request_log_lists_calls_not_an_imported_bills_rows(tmp_path) -> None:
@@ -720,12 +800,32 @@ def test_the_request_log_lists_calls_not_an_imported_bills_rows(tmp_path) -> Non
 
     store = open_store(tmp_path / "ledger.duckdb")
     day = datetime(2026, 11, 3, tzinfo=UTC)
-    store.write([UsageEvent(ts=day + timedelta(hours=h), provider="openai", model="gpt-4o-mini", input_tokens=10,
-                            cost_usd=Decimal("0.01"), request_id=f"r{h}") for h in (1, 2)]
-                + [UsageEvent(ts=day, provider="openai", model="gpt-4o-mini", input_tokens=10**6, cost_usd=Decimal(5),
-                              priced_by="billed"),
-                   UsageEvent(ts=day, provider="anthropic", model="claude", input_tokens=10, cost_usd=Decimal(1),
-                              priced_by="billed")])
+    store.write(
+        [
+            UsageEvent(
+                ts=day + timedelta(hours=h),
+                provider="openai",
+                model="gpt-4o-mini",
+                input_tokens=10,
+                cost_usd=Decimal("0.01"),
+                request_id=f"r{h}",
+            )
+            for h in (1, 2)
+        ]
+        + [
+            UsageEvent(
+                ts=day,
+                provider="openai",
+                model="gpt-4o-mini",
+                input_tokens=10**6,
+                cost_usd=Decimal(5),
+                priced_by="billed",
+            ),
+            UsageEvent(
+                ts=day, provider="anthropic", model="claude", input_tokens=10, cost_usd=Decimal(1), priced_by="billed"
+            ),
+        ]
+    )
     log = requests(store, Filters())
     assert [r["request_id"] for r in log["rows"]] == ["r2", "r1"] and log["total"] == totals(store, Filters())["calls"]
     assert log["bill_rows"] == 2  # said in the note and the empty state: a bill's rows are spend, not calls
@@ -745,8 +845,19 @@ def test_a_lifetime_budget_is_said_in_total_not_this_total(tmp_path) -> None:
     keys = KeyStore(store)
     _, lifetime = keys.create(budget_usd=Decimal("0.10"), period="total", name="lifetime")
     _, daily = keys.create(budget_usd=Decimal("0.10"), period="day", name="daily")
-    store.write([UsageEvent(ts=datetime(2026, 11, 3, 9, tzinfo=UTC), provider="openai", model="m", key_id=key.key_id,
-                            input_tokens=10, cost_usd=Decimal("0.4")) for key in (lifetime, daily)])
+    store.write(
+        [
+            UsageEvent(
+                ts=datetime(2026, 11, 3, 9, tzinfo=UTC),
+                provider="openai",
+                model="m",
+                key_id=key.key_id,
+                input_tokens=10,
+                cost_usd=Decimal("0.4"),
+            )
+            for key in (lifetime, daily)
+        ]
+    )
     f = Filters(since=datetime(2026, 11, 1, tzinfo=UTC), until=datetime(2026, 11, 4, tzinfo=UTC))
     over = {a["subject"]: a["message"] for a in alerts(store, f)["alerts"] if a["kind"] == "key_budget"}
     assert over == {"key lifetime": "spent $0.40 of $0.10 in total", "key daily": "spent $0.40 of $0.10 this day"}
@@ -784,13 +895,17 @@ def test_the_request_log_says_why_a_cascade_rejected_an_attempts_answer(ledger_p
 
     small, big = ScriptedOpenAI([], reply=("I'm not sure, ", "maybe Tom")), ScriptedOpenAI([], reply=("Tom",))
     try:
-        cfg = parse_config({
-            "models": {"small": {"provider": "openai", "model": "small", "base_url": small.url,
-                                 "price_as": "gpt-4o-mini"},
-                       "big": {"provider": "openai", "model": "big", "base_url": big.url, "price_as": "gpt-4o"}},
-            "tiers": {"basic": ["small"], "premium": ["big"]},
-            "routes": {"extract": {"policy": "cascade"}},
-            "routing": {"policies": {"cascade": {"type": "cascade", "tiers": ["basic", "premium"]}}}})
+        cfg = parse_config(
+            {
+                "models": {
+                    "small": {"provider": "openai", "model": "small", "base_url": small.url, "price_as": "gpt-4o-mini"},
+                    "big": {"provider": "openai", "model": "big", "base_url": big.url, "price_as": "gpt-4o"},
+                },
+                "tiers": {"basic": ["small"], "premium": ["big"]},
+                "routes": {"extract": {"policy": "cascade"}},
+                "routing": {"policies": {"cascade": {"type": "cascade", "tiers": ["basic", "premium"]}}},
+            }
+        )
         with ServerThread(create_app(cfg, str(ledger_path)), lifespan="on") as url:
             client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
             client.chat.completions.create(model="extract", messages=[{"role": "user", "content": "Name?"}])
@@ -801,7 +916,9 @@ def test_the_request_log_says_why_a_cascade_rejected_an_attempts_answer(ledger_p
         big.close()
     [attempts] = body["attempts"].values()
     assert [(a["attempt"], a["outcome"], a["rejected"]) for a in attempts] == [
-        (1, "ok", "hedging language: \"i'm not sure\""), (2, "ok", None)]
+        (1, "ok", 'hedging language: "i\'m not sure"'),
+        (2, "ok", None),
+    ]
 
 
 @pytest.mark.browser
@@ -817,15 +934,19 @@ def test_the_page_prints_the_totals_the_api_summed_not_float_sums(browser, tmp_p
     before, now = datetime(2026, 11, 2, 12, tzinfo=UTC), datetime(2026, 11, 5, 12, tzinfo=UTC)
     first, second, previous = Decimal("0.8510126"), Decimal("123456.1712059"), Decimal("0.70657")
     row = {"provider": "openai", "model": "big", "input_tokens": 10}
-    open_store(path).write([
-        UsageEvent(ts=before, request_id="earlier", cost_usd=previous, **row),
-        UsageEvent(ts=now, request_id="retried", attempt=1, outcome="throttled", cost_usd=first, **row),
-        UsageEvent(ts=now + timedelta(seconds=1), request_id="retried", attempt=2, cost_usd=second, **row)])
+    open_store(path).write(
+        [
+            UsageEvent(ts=before, request_id="earlier", cost_usd=previous, **row),
+            UsageEvent(ts=now, request_id="retried", attempt=1, outcome="throttled", cost_usd=first, **row),
+            UsageEvent(ts=now + timedelta(seconds=1), request_id="retried", attempt=2, cost_usd=second, **row),
+        ]
+    )
     spent, change = first + second, first + second - previous  # 123457.0222185 and 123456.3156485: halves
     assert (_usd(spent), _usd(change)) == ("$123,457.022218", "$123,456.315648")  # to even, as reports print them
     out = tmp_path / "console.html"
-    result = CliRunner().invoke(cli, ["report", "--html", str(out), "--ledger", str(path), "--since", "2026-11-04",
-                                      "--until", "2026-11-07"])
+    result = CliRunner().invoke(
+        cli, ["report", "--html", str(out), "--ledger", str(path), "--since", "2026-11-04", "--until", "2026-11-07"]
+    )
     assert result.exit_code == 0, result.output
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(out.as_uri())

@@ -30,8 +30,11 @@ from tokenomy.pricing.cost import compute_cost
 
 START = datetime(2026, 10, 1, tzinfo=UTC)
 DAYS = 12
-MODELS = [("openai", "gpt-4o-mini", None), ("anthropic", "claude-haiku-4-5-20251001", None),
-          ("bedrock", "amazon.nova-micro-v1:0", "us-east-1")]
+MODELS = [
+    ("openai", "gpt-4o-mini", None),
+    ("anthropic", "claude-haiku-4-5-20251001", None),
+    ("bedrock", "amazon.nova-micro-v1:0", "us-east-1"),
+]
 CHARTS = ["chart-spend", "chart-usage", "chart-cache", "chart-latency", "chart-tiers", "chart-groups", "chart-types"]
 PROVIDER_CHARTS = ["chart-provider-monthly", "chart-family-daily", "chart-provider-types", "chart-provider-hourly"]
 
@@ -45,14 +48,24 @@ def _events() -> list[UsageEvent]:
         task = rng.choice(["classify", "extract", "summarise"])
         cached = rng.random() < {"gpt-4o-mini": 0.6, "claude-haiku-4-5-20251001": 0.3}.get(model, 0.1)
         usage = Usage(rng.randint(50, 900), rng.randint(5, 400), 1200 if cached else 0, 0 if cached else 64)
-        event = UsageEvent(ts=START + timedelta(minutes=36 * i + rng.randint(0, 30)), provider=provider, model=model,
-                           region=region, task=task, tags={"team": rng.choice(["search", "support"])},
-                           tenant=rng.choice(["acme", "globex"]),
-                           tier=rng.choice(["weak", "weak", "strong", None]),
-                           input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-                           cache_read_tokens=usage.cache_read_tokens, cache_write_tokens=usage.cache_write_tokens,
-                           latency_ms=rng.uniform(150, 3000), ttft_ms=rng.uniform(40, 600),
-                           prefix_hash=f"p{task}", prefix_tokens=1100)
+        event = UsageEvent(
+            ts=START + timedelta(minutes=36 * i + rng.randint(0, 30)),
+            provider=provider,
+            model=model,
+            region=region,
+            task=task,
+            tags={"team": rng.choice(["search", "support"])},
+            tenant=rng.choice(["acme", "globex"]),
+            tier=rng.choice(["weak", "weak", "strong", None]),
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+            latency_ms=rng.uniform(150, 3000),
+            ttft_ms=rng.uniform(40, 600),
+            prefix_hash=f"p{task}",
+            prefix_tokens=1100,
+        )
         out.append(event.apply_cost(compute_cost(usage, model, region, "on_demand")))
     return out
 
@@ -97,7 +110,8 @@ def test_api_sections_match_the_ledger(gateway, ledger) -> None:
         assert usage[model]["cache_write_tokens"] == sum(e.cache_write_tokens for e in mine)
         read = sum(e.cache_read_tokens for e in mine)
         assert cache[model]["cache_hit_rate"] == pytest.approx(
-            read / sum(e.input_tokens + e.cache_read_tokens + e.cache_write_tokens for e in mine))
+            read / sum(e.input_tokens + e.cache_read_tokens + e.cache_write_tokens for e in mine)
+        )
         assert latency[model]["p95_ms"] == pytest.approx(float(np.percentile([e.latency_ms for e in mine], 95)))
         assert latency[model]["ttft_p50_ms"] == pytest.approx(float(np.percentile([e.ttft_ms for e in mine], 50)))
 
@@ -108,11 +122,22 @@ def test_api_sections_match_the_ledger(gateway, ledger) -> None:
     assert Decimal(savings["current_monthly_cost_usd"]) > 0
 
     # filters narrow every section: provider, task and tag together
-    params = {"provider": "anthropic", "task": "extract", "tag": "team=support", "since": "2026-10-03",
-              "until": "2026-10-08"}
+    params = {
+        "provider": "anthropic",
+        "task": "extract",
+        "tag": "team=support",
+        "since": "2026-10-03",
+        "until": "2026-10-08",
+    }
     narrowed = httpx.get(f"{gateway}/dashboard/api/spend", params=params).json()
-    expect = [e for e in events if e.provider == "anthropic" and e.task == "extract" and e.tags["team"] == "support"
-              and datetime(2026, 10, 3, tzinfo=UTC) <= e.ts < datetime(2026, 10, 8, tzinfo=UTC)]
+    expect = [
+        e
+        for e in events
+        if e.provider == "anthropic"
+        and e.task == "extract"
+        and e.tags["team"] == "support"
+        and datetime(2026, 10, 3, tzinfo=UTC) <= e.ts < datetime(2026, 10, 8, tzinfo=UTC)
+    ]
     assert expect and sum(Decimal(r["cost_usd"]) for r in narrowed) == sum(e.cost_usd for e in expect)
     assert httpx.get(f"{gateway}/dashboard/api/totals", params=params).json()["calls"] == len(expect)
 
@@ -126,8 +151,12 @@ def test_api_names_bad_filters(gateway) -> None:
     bad = httpx.get(f"{gateway}/dashboard/api/spend", params={"since": "2026-10-08", "until": "2026-10-01"})
     assert bad.status_code == 400 and "is not before until" in bad.json()["detail"]
     # Dates at the ends of the calendar used to overflow the previous period's or a budget period's sums: a 500.
-    for params in ({"since": "0001-01-01"}, {"until": "9999-12-31"}, {"until": "0001-01-01"},
-                   {"since": "0001-01-01T00:00:00+14:00"}):
+    for params in (
+        {"since": "0001-01-01"},
+        {"until": "9999-12-31"},
+        {"until": "0001-01-01"},
+        {"since": "0001-01-01T00:00:00+14:00"},
+    ):
         for section in ("headline", "breakdown", "budgets", "alerts", "spend"):
             bad = httpx.get(f"{gateway}/dashboard/api/{section}", params=params)
             assert bad.status_code == 400, (section, params, bad.text)
@@ -143,8 +172,18 @@ def test_tag_filter_reaches_any_tag_key(tmp_path) -> None:
     showed $0) and an empty key answered 500."""
     path = tmp_path / "ledger.duckdb"
     keys = ["模型", "", 'a"b', "x/y~z"]
-    open_store(path).write([UsageEvent(ts=START + timedelta(hours=i), provider="openai", model="gpt-4o-mini",
-                                       tags={key: "v"}, cost_usd=Decimal(i + 1)) for i, key in enumerate(keys)])
+    open_store(path).write(
+        [
+            UsageEvent(
+                ts=START + timedelta(hours=i),
+                provider="openai",
+                model="gpt-4o-mini",
+                tags={key: "v"},
+                cost_usd=Decimal(i + 1),
+            )
+            for i, key in enumerate(keys)
+        ]
+    )
     with ServerThread(create_app(None, str(path)), lifespan="on") as url:
         tags = httpx.get(f"{url}/dashboard/api/filters").json()["tags"]
         assert sorted(tags) == sorted(f"{key}=v" for key in keys)
@@ -161,8 +200,18 @@ def test_tag_menu_keeps_every_key_whatever_another_key_holds(tmp_path) -> None:
     from tokenomy.analytics.dashboard_data import TAG_VALUES_PER_KEY, filter_options
 
     store = open_store(tmp_path / "ledger.duckdb")
-    store.write([UsageEvent(ts=START + timedelta(minutes=i), provider="openai", model="m", cost_usd=Decimal("0.01"),
-                            tags={"user": f"u{i:03d}", "team": "search" if i == 599 else "cx"}) for i in range(600)])
+    store.write(
+        [
+            UsageEvent(
+                ts=START + timedelta(minutes=i),
+                provider="openai",
+                model="m",
+                cost_usd=Decimal("0.01"),
+                tags={"user": f"u{i:03d}", "team": "search" if i == 599 else "cx"},
+            )
+            for i in range(600)
+        ]
+    )
     options = filter_options(store)
     assert [t for t in options["tags"] if t.startswith("team=")] == ["team=cx", "team=search"]
     users = [t for t in options["tags"] if t.startswith("user=")]
@@ -178,8 +227,12 @@ def test_sections_fetched_at_once_all_answer(ledger, tmp_path) -> None:
     for round_ in range(3):  # a new gateway each round: no connection is open when the requests arrive
         with ServerThread(create_app(None, str(ledger[0])), lifespan="on") as url:
             with httpx.Client() as client, ThreadPoolExecutor(8) as pool:
-                codes = list(pool.map(lambda name: client.get(f"{url}/dashboard/api/{name}").status_code,
-                                      ["totals", "spend", "usage", "cache", "latency", "tiers", "filters"] * 2))
+                codes = list(
+                    pool.map(
+                        lambda name: client.get(f"{url}/dashboard/api/{name}").status_code,
+                        ["totals", "spend", "usage", "cache", "latency", "tiers", "filters"] * 2,
+                    )
+                )
         assert codes == [200] * len(codes), f"round {round_}: {codes}"
 
 
@@ -210,9 +263,11 @@ def test_sections_are_the_same_on_postgres(ledger, fresh_postgres_url) -> None:
     duck = open_store(ledger[0])
     pg = open_store(fresh_postgres_url)
     pg.write(ledger[1])
-    for filters in (dashboard_data.Filters(),
-                    dashboard_data.make_filters(since="2026-10-02", until="2026-10-09", tag="team=search"),
-                    dashboard_data.make_filters(provider="bedrock", task="classify")):
+    for filters in (
+        dashboard_data.Filters(),
+        dashboard_data.make_filters(since="2026-10-02", until="2026-10-09", tag="team=search"),
+        dashboard_data.make_filters(provider="bedrock", task="classify"),
+    ):
         assert dashboard_data.totals(duck, filters)["calls"] > 0
         for name in ("spend", "usage", "cache", "tiers", "totals"):
             assert dashboard_data.SECTIONS[name](pg, filters) == dashboard_data.SECTIONS[name](duck, filters), name
@@ -225,15 +280,19 @@ def test_sections_are_the_same_on_postgres(ledger, fresh_postgres_url) -> None:
             bad = httpx.get(f"{url}/dashboard/api/totals", params=params)
             assert bad.status_code == 400 and "NUL" in bad.json()["detail"], (params, bad.text)
 
+
 # --- the page in headless Chromium ---------------------------------------------------------------------------
 def _charted(page, ids: list[str] = CHARTS) -> dict:
     """Labels and datasets of every chart as Chart.js holds them (what is drawn, not what was fetched)."""
-    return page.evaluate("""ids => Object.fromEntries(ids.map(id => {
+    return page.evaluate(
+        """ids => Object.fromEntries(ids.map(id => {
         const chart = Chart.getChart(id);
         const box = document.getElementById(id).getBoundingClientRect();
         return [id, chart && {labels: chart.data.labels, width: box.width, height: box.height,
                               datasets: chart.data.datasets.map(d => ({label: d.label, data: d.data}))}];
-    }))""", ids)
+    }))""",
+        ids,
+    )
 
 
 def _spend_by_model(chart: dict) -> dict[str, float]:
@@ -262,10 +321,16 @@ def test_page_renders_charts_and_filters_redraw_them(gateway, ledger, browser) -
     spend_json = next(r for url, r in fetched.items() if "/api/spend" in url).json()
     assert sum(Decimal(r["cost_usd"]) for r in spend_json) == sum(expect.values())
     assert charts["chart-tiers"]["datasets"][0]["data"] == [
-        sum(1 for e in events if (e.tier or "(none)") == t) for t in charts["chart-tiers"]["labels"]]
+        sum(1 for e in events if (e.tier or "(none)") == t) for t in charts["chart-tiers"]["labels"]
+    ]
     # the savings levers are a ranked list now ("what to change"), not a chart
     assert set(page.eval_on_selector_all("#levers li", "els => els.map(e => e.dataset.lever)")) == {
-        "routing", "caching", "output_caps", "batch", "provisioned"}
+        "routing",
+        "caching",
+        "output_caps",
+        "batch",
+        "provisioned",
+    }
     assert "/month" in page.inner_text("#levers-note")
 
     # a model filter re-queries and redraws with that model only
@@ -273,7 +338,8 @@ def test_page_renders_charts_and_filters_redraw_them(gateway, ledger, browser) -
     _wait_renders(page, 2)
     charts = _charted(page)
     assert _spend_by_model(charts["chart-spend"]) == pytest.approx(
-        {"claude-haiku-4-5-20251001": float(expect["claude-haiku-4-5-20251001"])})
+        {"claude-haiku-4-5-20251001": float(expect["claude-haiku-4-5-20251001"])}
+    )
     assert charts["chart-usage"]["labels"] == ["claude-haiku-4-5-20251001"]
 
     # a date range (the "to" day inclusive) narrows the days and the sums
@@ -283,10 +349,15 @@ def test_page_renders_charts_and_filters_redraw_them(gateway, ledger, browser) -
     _wait_renders(page, 4)
     charts = _charted(page)
     assert charts["chart-spend"]["labels"] == ["2026-10-04", "2026-10-05", "2026-10-06"]
-    in_range = [e for e in events if e.model == "claude-haiku-4-5-20251001"
-                and datetime(2026, 10, 4, tzinfo=UTC) <= e.ts < datetime(2026, 10, 7, tzinfo=UTC)]
+    in_range = [
+        e
+        for e in events
+        if e.model == "claude-haiku-4-5-20251001"
+        and datetime(2026, 10, 4, tzinfo=UTC) <= e.ts < datetime(2026, 10, 7, tzinfo=UTC)
+    ]
     assert _spend_by_model(charts["chart-spend"])["claude-haiku-4-5-20251001"] == pytest.approx(
-        float(sum(e.cost_usd for e in in_range)))
+        float(sum(e.cost_usd for e in in_range))
+    )
     assert page.inner_text("#kpi-calls") == str(len(in_range))
     assert outside == [], f"the page reached outside the gateway: {outside}"
     page.close()
@@ -323,8 +394,12 @@ def test_time_axes_keep_idle_days_and_hours(tmp_path, browser) -> None:
     without calls was drawn next to the day before that week, as if spend had gone on without a break."""
     path = tmp_path / "ledger.duckdb"
     when = [START, START + timedelta(days=1), START + timedelta(days=9, hours=1), START + timedelta(days=9, hours=5)]
-    open_store(path).write([UsageEvent(ts=ts, provider="openai", model="gpt-4o-mini", input_tokens=100,
-                                       cost_usd=Decimal("0.25")) for ts in when])
+    open_store(path).write(
+        [
+            UsageEvent(ts=ts, provider="openai", model="gpt-4o-mini", input_tokens=100, cost_usd=Decimal("0.25"))
+            for ts in when
+        ]
+    )
     with ServerThread(create_app(None, str(path)), lifespan="on") as url:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{url}/dashboard")
@@ -368,8 +443,10 @@ def test_with_auth_the_page_asks_for_a_key_and_shows_its_team_only(ledger, tmp_p
         _wait_renders(page, 1)
         assert page.inner_text("#kpi-calls") == str(len(acme))
         assert _spend_by_model(_charted(page)["chart-spend"]) == pytest.approx(
-            {m: float(v) for m, v in _spend(acme).items()})
+            {m: float(v) for m, v in _spend(acme).items()}
+        )
         page.close()
+
 
 # --- tokenomy report --html ------------------------------------------------------------------------------------
 def _embedded(text: str) -> dict:
@@ -381,14 +458,14 @@ def _embedded(text: str) -> dict:
 def test_report_html_is_self_contained(ledger, tmp_path) -> None:
     path, events = ledger
     out = tmp_path / "out.html"
-    result = CliRunner().invoke(cli, ["report", "--html", str(out), "--ledger", str(path),
-                                      "--since", "2026-10-02", "--until", "2026-10-05"])
+    result = CliRunner().invoke(
+        cli, ["report", "--html", str(out), "--ledger", str(path), "--since", "2026-10-02", "--until", "2026-10-05"]
+    )
     assert result.exit_code == 0, result.output
     assert str(out) in result.output.replace("\n", "")
     text = out.read_text()
     data = _embedded(text)
-    in_range = [e for e in events if datetime(2026, 10, 2, tzinfo=UTC) <= e.ts
-                < datetime(2026, 10, 5, tzinfo=UTC)]
+    in_range = [e for e in events if datetime(2026, 10, 2, tzinfo=UTC) <= e.ts < datetime(2026, 10, 5, tzinfo=UTC)]
     assert sum(Decimal(r["cost_usd"]) for r in data["spend"]) == sum(e.cost_usd for e in in_range)
     assert data["totals"]["calls"] == len(in_range)
     assert {r["day"] for r in data["spend"]} == {"2026-10-02", "2026-10-03", "2026-10-04"}
@@ -429,8 +506,9 @@ def test_report_html_keeps_markup_in_ledger_text_as_text(model, tmp_path, browse
     """Model names and tags are anyone's text: "</SCRIPT>" (any case) used to end the inlined data early and run
     what followed; "<!--<script>" kept the data's script from ending, so the page drew nothing."""
     path = tmp_path / "ledger.duckdb"
-    open_store(path).write([UsageEvent(ts=START, provider="openai", model=model, tags={"note": model},
-                                       cost_usd=Decimal("1.5"))])
+    open_store(path).write(
+        [UsageEvent(ts=START, provider="openai", model=model, tags={"note": model}, cost_usd=Decimal("1.5"))]
+    )
     out = tmp_path / "report.html"
     result = CliRunner().invoke(cli, ["report", "--html", str(out), "--ledger", str(path)])
     assert result.exit_code == 0, result.output

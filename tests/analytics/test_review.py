@@ -33,12 +33,15 @@ OLD_MISTRAL, NEW_MISTRAL = "mistral.mistral-large-2402-v1:0", "mistral.mistral-l
 # The newest of their lines in the catalog, so none of them is superseded (only Mistral Large 2402 is planted).
 SONNET, NANO, GPT5, MINI = "claude-sonnet-5-5", "gpt-5-nano", "gpt-6.2-sol", "gpt-5-mini"
 RESERVED = "amazon.titan-text-lite-v1"  # a model with a no-commitment Provisioned Throughput price
-CONFIG = ("alerts:\n  expected_tier_share: {weak: 0.8, strong: 0.2}\n"
-          f"  reservations:\n    - {{model: {RESERVED}, units: 1, tpm_per_unit: 10000}}\n")
+CONFIG = (
+    "alerts:\n  expected_tier_share: {weak: 0.8, strong: 0.2}\n"
+    f"  reservations:\n    - {{model: {RESERVED}, units: 1, tpm_per_unit: 10000}}\n"
+)
 
 
-def _event(ts: datetime, model: str, provider: str, task: str, region: str | None = None, mode: str = "on_demand",
-           **kw) -> UsageEvent:
+def _event(
+    ts: datetime, model: str, provider: str, task: str, region: str | None = None, mode: str = "on_demand", **kw
+) -> UsageEvent:
     event = UsageEvent(ts=ts, provider=provider, model=model, region=region, mode=mode, task=task, **kw)
     return event.apply_cost(compute_cost(event.usage, model, region, mode))
 
@@ -50,23 +53,54 @@ def planted_events() -> list[UsageEvent]:
         ts = NOW - timedelta(days=2 * DAYS) + timedelta(days=day, hours=12)
         current = ts >= START
         # 1. superseded: Mistral Large 2402 all along (2407 is newer and cheaper)
-        events.append(_event(ts, OLD_MISTRAL, "aws.bedrock", "extract", "us-west-2", input_tokens=10_000,
-                             output_tokens=1_000))
+        events.append(
+            _event(ts, OLD_MISTRAL, "aws.bedrock", "extract", "us-west-2", input_tokens=10_000, output_tokens=1_000)
+        )
         # 2. cache drop: Sonnet 5.5 read 90% of its input from cache, now 40% (same input per call)
         cached = 4_000 if current else 9_000
-        events.append(_event(ts, SONNET, "anthropic", "chat", input_tokens=10_000 - cached, cache_read_tokens=cached,
-                             output_tokens=500))
+        events.append(
+            _event(
+                ts,
+                SONNET,
+                "anthropic",
+                "chat",
+                input_tokens=10_000 - cached,
+                cache_read_tokens=cached,
+                output_tokens=500,
+            )
+        )
         # 3. tier drift: route support sends half its calls to the strong tier (expected 20%) this quarter
         tiers = ["weak", "strong", "weak", "strong"] if current else ["weak", "weak", "weak", "strong"]
         for i, tier in enumerate(tiers):
-            events.append(_event(ts + timedelta(minutes=i), NANO if tier == "weak" else GPT5, "openai", "support",
-                                 route="support", tier=tier, input_tokens=1_500, output_tokens=300))
+            events.append(
+                _event(
+                    ts + timedelta(minutes=i),
+                    NANO if tier == "weak" else GPT5,
+                    "openai",
+                    "support",
+                    route="support",
+                    tier=tier,
+                    input_tokens=1_500,
+                    output_tokens=300,
+                )
+            )
         # 4. idle reservation: one small call a day on a provisioned unit
-        events.append(_event(ts, RESERVED, "aws.bedrock", "reserved", "us-east-1", mode="provisioned",
-                             input_tokens=4_000, output_tokens=1_000))
+        events.append(
+            _event(
+                ts,
+                RESERVED,
+                "aws.bedrock",
+                "reserved",
+                "us-east-1",
+                mode="provisioned",
+                input_tokens=4_000,
+                output_tokens=1_000,
+            )
+        )
         # 5. prompt growth: task summarise sends 3,000 input tokens a call instead of 2,000
-        events.append(_event(ts, MINI, "openai", "summarise", input_tokens=3_000 if current else 2_000,
-                             output_tokens=200))
+        events.append(
+            _event(ts, MINI, "openai", "summarise", input_tokens=3_000 if current else 2_000, output_tokens=200)
+        )
     return events
 
 
@@ -84,9 +118,25 @@ def _review(ledger: Path, config: Path, *extra: str) -> dict:
 
 
 def _review_text(ledger: Path, config: Path, *extra: str) -> str:
-    result = subprocess.run([TOKENOMY, "review", "--since", f"{DAYS}d", "--until", NOW.strftime("%Y-%m-%dT%H:%M:%S"),
-                             "--config", str(config), "--ledger", str(ledger), "--json", *extra],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            TOKENOMY,
+            "review",
+            "--since",
+            f"{DAYS}d",
+            "--until",
+            NOW.strftime("%Y-%m-%dT%H:%M:%S"),
+            "--config",
+            str(config),
+            "--ledger",
+            str(ledger),
+            "--json",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr + result.stdout
     return result.stdout
 
@@ -101,8 +151,13 @@ def test_planted_changes_are_found_with_their_dollars_and_nothing_else(ledger_pa
     now = [e for e in events if e.ts >= START]
     before = [e for e in events if e.ts < START]
     found = {(f["kind"], f["subject"]): f for f in body["findings"]}
-    assert set(found) == {("model_superseded", OLD_MISTRAL), ("cache_drop", SONNET), ("tier_drift", "support"),
-                          ("provisioned_idle", RESERVED), ("history_growth", "summarise")}
+    assert set(found) == {
+        ("model_superseded", OLD_MISTRAL),
+        ("cache_drop", SONNET),
+        ("tier_drift", "support"),
+        ("provisioned_idle", RESERVED),
+        ("history_growth", "summarise"),
+    }
 
     # 1. what Mistral Large 2402's traffic would have cost on 2407, token for token
     mistral = [e for e in now if e.model == OLD_MISTRAL]
@@ -124,17 +179,19 @@ def test_planted_changes_are_found_with_their_dollars_and_nothing_else(ledger_pa
     lost = Decimal("0.5") * sum(e.input_tokens + e.cache_read_tokens for e in now if e.model == SONNET)
     cache = found[("cache_drop", SONNET)]
     assert (cache["previous_rate"], cache["current_rate"]) == (0.9, 0.4)
-    assert abs(Decimal(cache["monthly_usd"]) - lost * (sonnet.input - sonnet.cache_read) / 1_000_000 * FACTOR) \
-        <= ROUNDED
+    assert (
+        abs(Decimal(cache["monthly_usd"]) - lost * (sonnet.input - sonnet.cache_read) / 1_000_000 * FACTOR) <= ROUNDED
+    )
 
     # 3. support's actual cost minus the same calls at the expected 80/20 split
     support = [e for e in now if e.route == "support"]
-    per_call = {t: sum(e.cost_usd for e in support if e.tier == t) / sum(1 for e in support if e.tier == t)
-                for t in ("weak", "strong")}
+    per_call = {
+        t: sum(e.cost_usd for e in support if e.tier == t) / sum(1 for e in support if e.tier == t)
+        for t in ("weak", "strong")
+    }
     expected_cost = len(support) * (Decimal("0.8") * per_call["weak"] + Decimal("0.2") * per_call["strong"])
     drift = found[("tier_drift", "support")]
-    assert abs(Decimal(drift["monthly_usd"]) - (sum(e.cost_usd for e in support) - expected_cost) * FACTOR) \
-        <= ROUNDED
+    assert abs(Decimal(drift["monthly_usd"]) - (sum(e.cost_usd for e in support) - expected_cost) * FACTOR) <= ROUNDED
     assert drift["shares"] == {"strong": 0.5, "weak": 0.5}
 
     # 4. the idle share of one unit's no-commitment hourly price for the month
@@ -180,7 +237,10 @@ def test_planted_changes_are_found_with_their_dollars_and_nothing_else(ledger_pa
 def test_decomposition_is_exact_and_splits_each_cause() -> None:
     # volume only, tokens only, price only, then all three together
     assert decompose(10, Decimal(100), Decimal(1), 20, Decimal(200), Decimal(2)) == {
-        "volume_usd": Decimal(1), "tokens_per_call_usd": Decimal(0), "price_usd": Decimal(0)}
+        "volume_usd": Decimal(1),
+        "tokens_per_call_usd": Decimal(0),
+        "price_usd": Decimal(0),
+    }
     split = decompose(10, Decimal(100), Decimal(1), 10, Decimal(150), Decimal("1.5"))
     assert split["tokens_per_call_usd"] == Decimal("0.5") and split["volume_usd"] == 0 and split["price_usd"] == 0
     split = decompose(10, Decimal(100), Decimal(1), 12, Decimal(180), Decimal("2.7"))
@@ -200,14 +260,26 @@ SECRET_TASKS = """tasks:
 
 def _helper(path: Path, word: str) -> Path:
     """A candidate on the local model whose answers depend on its instructions (banana: the planted regression)."""
-    path.write_text(f"models:\n  helper:\n    provider: local\n    model: local\n"
-                    f"    system_prompt: \"The secret word is {word}.\"\n")
+    path.write_text(
+        f'models:\n  helper:\n    provider: local\n    model: local\n    system_prompt: "The secret word is {word}."\n'
+    )
     return path
 
 
 def test_bench_flags_a_regression_against_the_previous_review(ledger_path, tmp_path) -> None:
-    open_store(ledger_path).write([UsageEvent(ts=NOW - timedelta(days=d, hours=1), provider="local", model="local",
-                                              task="qa", input_tokens=50, output_tokens=5) for d in range(20)])
+    open_store(ledger_path).write(
+        [
+            UsageEvent(
+                ts=NOW - timedelta(days=d, hours=1),
+                provider="local",
+                model="local",
+                task="qa",
+                input_tokens=50,
+                output_tokens=5,
+            )
+            for d in range(20)
+        ]
+    )
     tasks = tmp_path / "tasks.yaml"
     tasks.write_text(SECRET_TASKS)
     bench = ["--bench", str(tasks)]  # helper calls the model in use (local), so it is benchmarked with it
@@ -224,18 +296,26 @@ def test_bench_flags_a_regression_against_the_previous_review(ledger_path, tmp_p
 
 
 def test_bench_models_are_the_models_in_use_and_their_candidates_that_config_can_call() -> None:
-    in_use = [{"model": OLD_MISTRAL, "candidates": [{"model": NEW_MISTRAL}, {"model": "amazon.nova-micro-v1:0"}]},
-              {"model": "local", "candidates": []}]
-    configured = {"large": ("mistral.mistral-large-2407-v1:0", None), "cheap": ("local", "amazon.nova-micro-v1:0"),
-                  "other": ("gpt-5", None)}
+    in_use = [
+        {"model": OLD_MISTRAL, "candidates": [{"model": NEW_MISTRAL}, {"model": "amazon.nova-micro-v1:0"}]},
+        {"model": "local", "candidates": []},
+    ]
+    configured = {
+        "large": ("mistral.mistral-large-2407-v1:0", None),
+        "cheap": ("local", "amazon.nova-micro-v1:0"),
+        "other": ("gpt-5", None),
+    }
     assert bench_models(in_use, configured, ["other"]) == ["local", "cheap", "large", "other"]
 
 
 def test_model_lines_resolve_profiles_and_order_releases() -> None:
     profile = model_line("us.anthropic.claude-3-5-haiku-20241022-v1:0")
     assert profile is not None and profile.line == "claude-haiku"
-    assert model_line("claude-3-haiku-20240307").released < profile.released < model_line(
-        "claude-haiku-4-5-20251001").released
+    assert (
+        model_line("claude-3-haiku-20240307").released
+        < profile.released
+        < model_line("claude-haiku-4-5-20251001").released
+    )
     assert model_line(OLD_MISTRAL).line == model_line(NEW_MISTRAL).line and model_line("local") is None
 
 
@@ -249,8 +329,12 @@ def test_review_runs_and_is_stored_on_postgresql(fresh_postgres_url) -> None:
     store.write(planted_events())
     body = run_review(store, days=DAYS, until=NOW, cfg=parse_config(yaml.safe_load(CONFIG)))
     assert {(f["kind"], f["subject"]) for f in body["findings"]} == {
-        ("model_superseded", OLD_MISTRAL), ("cache_drop", SONNET), ("tier_drift", "support"),
-        ("provisioned_idle", RESERVED), ("history_growth", "summarise")}
+        ("model_superseded", OLD_MISTRAL),
+        ("cache_drop", SONNET),
+        ("tier_drift", "support"),
+        ("provisioned_idle", RESERVED),
+        ("history_growth", "summarise"),
+    }
     save_review(store, body)
     stored = latest_review(store)
     assert stored["id"] == body["id"] and stored["period"]["label"] == body["period"]["label"]
@@ -265,15 +349,32 @@ def test_batch_and_escalation_findings_carry_their_dollars(ledger_path) -> None:
     for i in range(40):
         ts = NOW - timedelta(days=1 + i)
         # latency-tolerant work ran on demand: batch prices would have halved it
-        events.append(_event(ts, MINI, "openai", "nightly", tags={"latency_tolerant": "true"}, input_tokens=5_000,
-                             output_tokens=500))
+        events.append(
+            _event(
+                ts, MINI, "openai", "nightly", tags={"latency_tolerant": "true"}, input_tokens=5_000, output_tokens=500
+            )
+        )
         # route faq: every other request escalated from nano to gpt-5 (threshold 25%), its nano answer rejected
         rejected = {REJECTED_TAG: "hedging"} if i % 2 == 0 else {}
-        events.append(_event(ts, NANO, "openai", "faq", route="faq", tier="weak", input_tokens=800,
-                             output_tokens=100, tags=rejected))
+        events.append(
+            _event(
+                ts, NANO, "openai", "faq", route="faq", tier="weak", input_tokens=800, output_tokens=100, tags=rejected
+            )
+        )
         if i % 2 == 0:
-            events.append(_event(ts, GPT5, "openai", "faq", route="faq", tier="strong", input_tokens=800,
-                                 output_tokens=100, tags={ESCALATED_TAG: "1"}))
+            events.append(
+                _event(
+                    ts,
+                    GPT5,
+                    "openai",
+                    "faq",
+                    route="faq",
+                    tier="strong",
+                    input_tokens=800,
+                    output_tokens=100,
+                    tags={ESCALATED_TAG: "1"},
+                )
+            )
     store = open_store(ledger_path)
     store.write(events)
     body = run_review(store, days=DAYS, until=NOW)
@@ -306,8 +407,15 @@ def test_a_long_context_calls_batch_saving_is_its_long_context_price_halved(ledg
     from tokenomy.analytics.review import run_review
 
     model = "claude-sonnet-4-5-20250929"
-    event = UsageEvent(ts=NOW - timedelta(hours=12), provider="anthropic", model=model, task="nightly",
-                       tags={"latency_tolerant": "true"}, input_tokens=250_000, output_tokens=1_000)
+    event = UsageEvent(
+        ts=NOW - timedelta(hours=12),
+        provider="anthropic",
+        model=model,
+        task="nightly",
+        tags={"latency_tolerant": "true"},
+        input_tokens=250_000,
+        output_tokens=1_000,
+    )
     event.apply_cost(compute_cost(event.usage, model, one_call=True))  # as the gateway records a call
     assert event.cost_usd == Decimal("1.5225")
     store = open_store(ledger_path)
@@ -322,8 +430,9 @@ def test_every_catalog_model_has_a_curated_line() -> None:
     from tokenomy.pricing.catalog import split_inference_profile
 
     catalog = default_catalog()
-    missing = [m for m in catalog.models() if split_inference_profile(m)[0] == m and m != "local"
-               and model_line(m) is None]
+    missing = [
+        m for m in catalog.models() if split_inference_profile(m)[0] == m and m != "local" and model_line(m) is None
+    ]
     assert missing == [], f"add these to tokenomy/pricing/families.py: {missing}"
 
 
@@ -340,7 +449,8 @@ def test_the_dashboard_links_to_the_latest_stored_review(ledger_path, tmp_path) 
         missing = httpx.get(f"{gateway}/dashboard/review")
         assert missing.status_code == 404 and "tokenomy review" in missing.text
         tables = open_store(ledger_path).query(
-            "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_name = 'tokenomy_reviews'")
+            "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_name = 'tokenomy_reviews'"
+        )
         assert tables[0]["n"] == 0  # looking did not create the reviews table
         config = tmp_path / "tokenomy.yaml"
         config.write_text(CONFIG)
@@ -359,8 +469,11 @@ def test_the_html_page_shows_rates_as_percentages_and_other_numbers_as_numbers(l
         {"task": "ping", "previous_input_per_call": 4.0, "current_input_per_call": 8.0, "growth": 1.0}
     ]
     body["habits"]["cache_hit_rate"] = [{"model": "m", "previous_rate": 0.9, "current_rate": 12.5 / 100}]
-    body["bench"] = {"judge": None, "comparison": [],
-                     "results": [{"task": "t", "model": "m", "quality": 5.0, "quality_ci95": [0.0, 20.0]}]}
+    body["bench"] = {
+        "judge": None,
+        "comparison": [],
+        "results": [{"task": "t", "model": "m", "quality": 5.0, "quality_ci95": [0.0, 20.0]}],
+    }
     page = review_html(body)
     assert "<td>ping</td><td>4.0</td><td>8.0</td><td>100.0%</td>" in page
     assert "<td>m</td><td>90.0%</td><td>12.5%</td>" in page
@@ -393,8 +506,18 @@ def test_a_candidate_priced_from_old_data_shows_its_date_instead_of_a_warning(mo
     monkeypatch.setattr(freshness, "_warned", set())
     instant = "anthropic.claude-instant-v1"
     haiku = "anthropic.claude-3-5-haiku-20241022-v1:0"
-    groups = [{"task": "t", "region": "us-east-1", "mode": "on_demand", "calls": 10, "input_tokens": 100_000,
-               "output_tokens": 50_000, "cache_read_tokens": 0, "cache_write_tokens": 0}]
+    groups = [
+        {
+            "task": "t",
+            "region": "us-east-1",
+            "mode": "on_demand",
+            "calls": 10,
+            "input_tokens": 100_000,
+            "output_tokens": 50_000,
+            "cache_read_tokens": 0,
+            "cache_write_tokens": 0,
+        }
+    ]
     with caplog.at_level("WARNING", logger="tokenomy.pricing"):
         info = candidates_for(haiku, groups, Decimal(1))
     by_model = {c["model"]: c for c in info["candidates"]}
@@ -418,15 +541,35 @@ def test_history_growth_counts_calls_not_a_bills_day_totals(tmp_path) -> None:
 
     store = open_store(tmp_path / "ledger.duckdb")
     end = datetime(2026, 11, 30, tzinfo=UTC)
-    events = [UsageEvent(ts=end - timedelta(days=d, hours=1), provider="openai", model="gpt-4o-mini", task="chat",
-                         input_tokens=1000, cost_usd=Decimal("0.00015")) for d in range(60) if d != 10]
-    events.append(UsageEvent(ts=end - timedelta(days=10, hours=12), provider="openai", model="gpt-4o-mini",
-                             task="chat", input_tokens=500_000, input_cost_usd=Decimal("0.075"),
-                             cost_usd=Decimal("0.075"), priced_by="billed"))
+    events = [
+        UsageEvent(
+            ts=end - timedelta(days=d, hours=1),
+            provider="openai",
+            model="gpt-4o-mini",
+            task="chat",
+            input_tokens=1000,
+            cost_usd=Decimal("0.00015"),
+        )
+        for d in range(60)
+        if d != 10
+    ]
+    events.append(
+        UsageEvent(
+            ts=end - timedelta(days=10, hours=12),
+            provider="openai",
+            model="gpt-4o-mini",
+            task="chat",
+            input_tokens=500_000,
+            input_cost_usd=Decimal("0.075"),
+            cost_usd=Decimal("0.075"),
+            priced_by="billed",
+        )
+    )
     store.write(events)
     rows, findings = history_growth(store, end - timedelta(days=30), end, 30, Decimal(1))
     assert [(r["task"], r["previous_input_per_call"], r["current_input_per_call"]) for r in rows] == [
-        ("chat", 1000.0, 1000.0)]
+        ("chat", 1000.0, 1000.0)
+    ]
     assert findings == []
 
 
@@ -436,8 +579,18 @@ def test_embedding_models_are_candidates_only_for_embedding_models() -> None:
     upgrade of text-embedding-ada-002 is text-embedding-3-small."""
     from tokenomy.analytics.review_models import candidates_for
 
-    groups = [{"task": "t", "region": None, "mode": "on_demand", "calls": 10, "input_tokens": 100_000,
-               "output_tokens": 0, "cache_read_tokens": 0, "cache_write_tokens": 0}]
+    groups = [
+        {
+            "task": "t",
+            "region": None,
+            "mode": "on_demand",
+            "calls": 10,
+            "input_tokens": 100_000,
+            "output_tokens": 0,
+            "cache_read_tokens": 0,
+            "cache_write_tokens": 0,
+        }
+    ]
     chat = {c["model"] for c in candidates_for("gpt-4o-mini", groups, Decimal(1))["candidates"]}
     assert chat and not {m for m in chat if "embedding" in m}, sorted(chat)
     ada = {c["model"]: c["kind"] for c in candidates_for("text-embedding-ada-002", groups, Decimal(1))["candidates"]}
@@ -458,9 +611,18 @@ def test_a_bench_quality_without_an_interval_is_compared_and_never_called_a_regr
 
     previous = [{"task": "t", "model": "m", "quality": 90.0, "quality_ci95": [85.0, 95.0]}]
     one_score = [{"task": "t", "model": "m", "quality": 40.0, "quality_ci95": None}]
-    assert compare(one_score, previous) == [{
-        "task": "t", "model": "m", "previous_quality": 90.0, "previous_ci95": [85.0, 95.0], "quality": 40.0,
-        "ci95": None, "change": -50.0, "regressed": False}]
+    assert compare(one_score, previous) == [
+        {
+            "task": "t",
+            "model": "m",
+            "previous_quality": 90.0,
+            "previous_ci95": [85.0, 95.0],
+            "quality": 40.0,
+            "ci95": None,
+            "change": -50.0,
+            "regressed": False,
+        }
+    ]
     assert compare(previous, one_score)[0]["regressed"] is False
     worse = [{"task": "t", "model": "m", "quality": 40.0, "quality_ci95": [35.0, 45.0]}]
     assert compare(worse, previous)[0]["regressed"] is True
@@ -476,10 +638,27 @@ def test_history_growth_reads_calls_and_not_a_cache_storage_row(tmp_path) -> Non
     rows = []
     for day, tokens in ((5, 1000), (35, 2000)):  # the previous window's calls, then the current one's
         for i in range(4):
-            rows.append(UsageEvent(ts=START + timedelta(days=day, minutes=i), provider="openai", model=MINI,
-                                   task="summarise", input_tokens=tokens, cost_usd=Decimal("0.001")))
-    rows.append(UsageEvent(ts=START + timedelta(days=40), provider="gcp.gemini", model="gemini-2.5-flash",
-                           task="summarise", mode=STORAGE_MODE, cost_usd=Decimal("0.05"), request_id="c1"))
+            rows.append(
+                UsageEvent(
+                    ts=START + timedelta(days=day, minutes=i),
+                    provider="openai",
+                    model=MINI,
+                    task="summarise",
+                    input_tokens=tokens,
+                    cost_usd=Decimal("0.001"),
+                )
+            )
+    rows.append(
+        UsageEvent(
+            ts=START + timedelta(days=40),
+            provider="gcp.gemini",
+            model="gemini-2.5-flash",
+            task="summarise",
+            mode=STORAGE_MODE,
+            cost_usd=Decimal("0.05"),
+            request_id="c1",
+        )
+    )
     store.write(rows)
     got, _ = history_growth(store, START + timedelta(days=30), START + timedelta(days=60), 30, FACTOR)
     assert [(r["previous_input_per_call"], r["current_input_per_call"]) for r in got] == [(1000.0, 2000.0)]

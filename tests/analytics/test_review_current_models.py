@@ -37,8 +37,9 @@ def _figures(model: str) -> dict:
 
 def _by_hand(model: str, input_tokens: int, cache_read: int, output: int) -> Decimal:
     f = _figures(model)
-    return (input_tokens * Decimal(f["input"]) + cache_read * Decimal(f["cache_read"])
-            + output * Decimal(f["output"])) / 1_000_000
+    return (
+        input_tokens * Decimal(f["input"]) + cache_read * Decimal(f["cache_read"]) + output * Decimal(f["output"])
+    ) / 1_000_000
 
 
 def _review(events: list[UsageEvent], ledger_path, tmp_path) -> dict:
@@ -46,9 +47,24 @@ def _review(events: list[UsageEvent], ledger_path, tmp_path) -> dict:
     open_store(ledger_path).write(events)
     config = tmp_path / "tokenomy.yaml"
     config.write_text("{}\n")
-    result = subprocess.run([TOKENOMY, "review", "--since", f"{DAYS}d", "--until", NOW.strftime("%Y-%m-%dT%H:%M:%S"),
-                             "--config", str(config), "--ledger", str(ledger_path), "--json"],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            TOKENOMY,
+            "review",
+            "--since",
+            f"{DAYS}d",
+            "--until",
+            NOW.strftime("%Y-%m-%dT%H:%M:%S"),
+            "--config",
+            str(config),
+            "--ledger",
+            str(ledger_path),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr + result.stdout
     return json.loads(result.stdout)
 
@@ -57,8 +73,15 @@ def test_sonnet_4_5_traffic_is_told_sonnet_5_5_supersedes_it(ledger_path, tmp_pa
     events = []
     for day in range(DAYS):
         ts = NOW - timedelta(days=day, hours=5)
-        event = UsageEvent(ts=ts, provider="anthropic", model=OLD, task="chat", input_tokens=8_000 + day,
-                           cache_read_tokens=2_000, output_tokens=600)
+        event = UsageEvent(
+            ts=ts,
+            provider="anthropic",
+            model=OLD,
+            task="chat",
+            input_tokens=8_000 + day,
+            cache_read_tokens=2_000,
+            output_tokens=600,
+        )
         events.append(event.apply_cost(compute_cost(event.usage, OLD)))
     body = _review(events, ledger_path, tmp_path)
     [finding] = [f for f in body["findings"] if f["kind"] == "model_superseded"]
@@ -86,7 +109,8 @@ def test_the_caching_lever_uses_a_new_models_own_minimum_prefix() -> None:
         assert entry.priced_by == "tokenomy-catalog" and entry.cache_max_checkpoints == 4, model
         placed, placements = place_cache_points(ChatRequest.simple("Hi", model=model, system=system), entry)
         assert bool(placed.system_cache_point) is cached and [p.after for p in placements] == (
-            ["system"] if cached else []), model
+            ["system"] if cached else []
+        ), model
     # Below the 512-token minimum no cache point is placed on Opus 5 either.
     short = "Clause: orders ship within two days of payment. " * 30
     assert estimate_tokens(short) < 512
@@ -103,8 +127,14 @@ def test_gpt_5_5_traffic_is_told_the_current_sol_supersedes_it_not_the_older_gpt
     assert model_line("gpt-5.6-luna").line == "gpt-luna" and model_line("gpt-5.5-cyber") is None
     events = []
     for day in range(DAYS):
-        event = UsageEvent(ts=NOW - timedelta(days=day, hours=5), provider="openai", model="gpt-5.5", task="chat",
-                           input_tokens=4_000, output_tokens=400)
+        event = UsageEvent(
+            ts=NOW - timedelta(days=day, hours=5),
+            provider="openai",
+            model="gpt-5.5",
+            task="chat",
+            input_tokens=4_000,
+            output_tokens=400,
+        )
         events.append(event.apply_cost(compute_cost(event.usage, "gpt-5.5")))
     body = _review(events, ledger_path, tmp_path)
     # Its upgrade is the current Sol (GPT-6.2 Sol), not GPT-5.2: that one is older, merely cheaper.
@@ -117,12 +147,19 @@ def test_gpt_5_5_traffic_is_told_the_current_sol_supersedes_it_not_the_older_gpt
     assert kinds.get("gpt-5.2") == "same line, cheaper"
 
 
-@pytest.mark.parametrize("spelled, canonical", [
-    ("claude-opus-5.5", "claude-opus-5-5"), ("claude-sonnet-5.5", "claude-sonnet-5-5"),
-    ("claude-sonnet-4.5", "claude-sonnet-4-5-20250929"), ("claude-opus-4.8", "claude-opus-4-8"),
-    ("claude-3.5-sonnet", "claude-3-5-sonnet-20241022"), ("gpt-5-5", "gpt-5.5"), ("gpt-5-6-luna", "gpt-5.6-luna"),
-    ("llama3.1-8b", "meta.llama3-1-8b-instruct-v1:0"),
-])
+@pytest.mark.parametrize(
+    "spelled, canonical",
+    [
+        ("claude-opus-5.5", "claude-opus-5-5"),
+        ("claude-sonnet-5.5", "claude-sonnet-5-5"),
+        ("claude-sonnet-4.5", "claude-sonnet-4-5-20250929"),
+        ("claude-opus-4.8", "claude-opus-4-8"),
+        ("claude-3.5-sonnet", "claude-3-5-sonnet-20241022"),
+        ("gpt-5-5", "gpt-5.5"),
+        ("gpt-5-6-luna", "gpt-5.6-luna"),
+        ("llama3.1-8b", "meta.llama3-1-8b-instruct-v1:0"),
+    ],
+)
 def test_a_version_spelled_with_a_dot_or_a_dash_is_the_same_model_of_its_line(spelled, canonical):
     # genai-prices matches both spellings; a pattern for the major version alone ("claude-opus-5", "^gpt-5") took
     # "claude-opus-5.5" for Opus 5 and "gpt-5-5" for GPT-5, so a review called a model superseded by itself.
@@ -131,10 +168,15 @@ def test_a_version_spelled_with_a_dot_or_a_dash_is_the_same_model_of_its_line(sp
     assert model_line(spelled) == model_line(canonical) is not None
 
 
-@pytest.mark.parametrize("model, line", [
-    ("claude-opus-4-0", "claude-opus"), ("claude-sonnet-4-20250514", "claude-sonnet"), ("gpt-5-2025-08-07", "gpt"),
-    ("shisa-v2-llama3.3-70b", None),  # a fine-tune by another vendor is no Meta line
-])
+@pytest.mark.parametrize(
+    "model, line",
+    [
+        ("claude-opus-4-0", "claude-opus"),
+        ("claude-sonnet-4-20250514", "claude-sonnet"),
+        ("gpt-5-2025-08-07", "gpt"),
+        ("shisa-v2-llama3.3-70b", None),  # a fine-tune by another vendor is no Meta line
+    ],
+)
 def test_a_dated_or_point_zero_id_keeps_its_line(model, line):
     from tokenomy.pricing.families import model_line
 

@@ -25,11 +25,29 @@ SONNET = "claude-sonnet-4-5-20250929"  # prompts over 200k tokens at $6 / $22.50
 GEMINI = "gemini-2.5-pro"  # prompts over 200k tokens at $2.50 / $15
 
 
-def _call(day: int, model: str, provider: str, region: str | None, input_tokens: int, output_tokens: int,
-          cache_read: int = 0, cache_write: int = 0, one_hour: int = 0, billed: bool = False) -> UsageEvent:
-    event = UsageEvent(ts=END - timedelta(days=day, hours=3), provider=provider, model=model, region=region,
-                       task="work", input_tokens=input_tokens, output_tokens=output_tokens,
-                       cache_read_tokens=cache_read, cache_write_tokens=cache_write)
+def _call(
+    day: int,
+    model: str,
+    provider: str,
+    region: str | None,
+    input_tokens: int,
+    output_tokens: int,
+    cache_read: int = 0,
+    cache_write: int = 0,
+    one_hour: int = 0,
+    billed: bool = False,
+) -> UsageEvent:
+    event = UsageEvent(
+        ts=END - timedelta(days=day, hours=3),
+        provider=provider,
+        model=model,
+        region=region,
+        task="work",
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cache_read_tokens=cache_read,
+        cache_write_tokens=cache_write,
+    )
     if one_hour:
         event.tags[CACHE_WRITE_1H_TAG] = str(one_hour)
     if billed:  # an imported bill's row: a day of many calls, priced at the standard rates
@@ -46,8 +64,19 @@ def ledger_events() -> list[UsageEvent]:
     events = []
     for day in range(1, 11):
         # (a) Bedrock Claude with 1-hour cache writes (part of each call's writes), and some calls without
-        events.append(_call(day, BEDROCK_SONNET, "aws.bedrock", "us-east-1", 2_000 + day, 400, cache_read=6_000,
-                            cache_write=10_000, one_hour=8_000))
+        events.append(
+            _call(
+                day,
+                BEDROCK_SONNET,
+                "aws.bedrock",
+                "us-east-1",
+                2_000 + day,
+                400,
+                cache_read=6_000,
+                cache_write=10_000,
+                one_hour=8_000,
+            )
+        )
         events.append(_call(day, BEDROCK_SONNET, "aws.bedrock", "us-east-1", 3_000, 300 + day, cache_write=5_000))
         # (b) long prompts beside short ones, either side of the 200,000-token threshold
         events.append(_call(day, SONNET, "anthropic", None, 250_000 + day, 2_000, cache_read=20_000))
@@ -115,8 +144,11 @@ def test_candidates_and_today_are_priced_call_by_call(store) -> None:
     # Each rule is exercised: a candidate with a 1-hour price, one without (5-minute writes), one without cache
     # prices (input); a long-context candidate's upgrade without long-context prices.
     bedrock = {c["model"] for c in in_use[BEDROCK_SONNET]["candidates"]}
-    assert {"anthropic.claude-sonnet-4-6", "anthropic.claude-3-5-haiku-20241022-v1:0",
-            "anthropic.claude-3-haiku-20240307-v1:0"} <= bedrock, sorted(bedrock)
+    assert {
+        "anthropic.claude-sonnet-4-6",
+        "anthropic.claude-3-5-haiku-20241022-v1:0",
+        "anthropic.claude-3-haiku-20240307-v1:0",
+    } <= bedrock, sorted(bedrock)
     assert "claude-sonnet-4-6" in {c["model"] for c in in_use[SONNET]["candidates"]}
     assert "gemini-2.5-flash" in {c["model"] for c in in_use[GEMINI]["candidates"]}
 

@@ -43,8 +43,9 @@ def emulator(**settings):
 
 def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
-    return subprocess.run([sys.executable, "-m", "tokenomy.cli", "batch", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "tokenomy.cli", "batch", *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def by_hand(input_tokens: int, output_tokens: int) -> Decimal:
@@ -52,8 +53,11 @@ def by_hand(input_tokens: int, output_tokens: int) -> Decimal:
 
 
 def test_a_batch_runs_through_the_sdk_and_results_come_back_by_record_id() -> None:
-    lines = plain(4) + [json.dumps({"id": "doc 1.txt", "prompt": "topic9 please", "system": "Be brief",
-                                    "max_tokens": 5, "temperature": 0})]
+    lines = plain(4) + [
+        json.dumps(
+            {"id": "doc 1.txt", "prompt": "topic9 please", "system": "Be brief", "max_tokens": 5, "temperature": 0}
+        )
+    ]
     with emulator() as (client, options, _):
         backend = AnthropicBatchBackend()
         handle = backend.submit("j", MODEL, records(lines), options)
@@ -87,11 +91,23 @@ def test_a_partly_errored_batch_names_each_error_in_the_providers_words() -> Non
 
 
 def test_the_answers_usage_maps_cache_tokens_as_the_sync_path_does() -> None:
-    line = {"custom_id": "a", "result": {"type": "succeeded", "message": {
-        "model": MODEL, "content": [{"type": "text", "text": "hi"}],
-        "usage": {"input_tokens": 10, "output_tokens": 3, "cache_read_input_tokens": 100,
-                  "cache_creation_input_tokens": 50, "cache_creation": {"ephemeral_5m_input_tokens": 30,
-                                                                        "ephemeral_1h_input_tokens": 20}}}}}
+    line = {
+        "custom_id": "a",
+        "result": {
+            "type": "succeeded",
+            "message": {
+                "model": MODEL,
+                "content": [{"type": "text", "text": "hi"}],
+                "usage": {
+                    "input_tokens": 10,
+                    "output_tokens": 3,
+                    "cache_read_input_tokens": 100,
+                    "cache_creation_input_tokens": 50,
+                    "cache_creation": {"ephemeral_5m_input_tokens": 30, "ephemeral_1h_input_tokens": 20},
+                },
+            },
+        },
+    }
     result = AnthropicBatchBackend._record(line, None)
     assert result.text == "hi" and result.usage == Usage(10, 3, 100, 50, cache_write_1h_tokens=20)
     for kind in ("canceled", "expired"):  # never run: left missing, for resume
@@ -125,19 +141,33 @@ def test_cli_submit_waits_and_results_record_each_answer_once_at_the_batch_price
     src = tmp_path / "in.jsonl"
     src.write_text("\n".join(plain(30, max_tokens=6)) + "\n")
     with emulator() as (_, options, _batches):
-        out = cli("submit", str(src), "--model", MODEL, "--backend", "anthropic", "--json", "--endpoint-url",
-                  options.endpoint_url, "--ledger", str(ledger_path))
+        out = cli(
+            "submit",
+            str(src),
+            "--model",
+            MODEL,
+            "--backend",
+            "anthropic",
+            "--json",
+            "--endpoint-url",
+            options.endpoint_url,
+            "--ledger",
+            str(ledger_path),
+        )
         assert out.returncode == 0, out.stderr
         job = [json.loads(x) for x in out.stdout.splitlines() if x.startswith("{")][-1]
         assert job["status"] == "completed" and job["done"] == 30
-        results = cli("results", job["job_id"], "-o", str(tmp_path / "out.jsonl"), "--json", "--ledger",
-                      str(ledger_path))
+        results = cli(
+            "results", job["job_id"], "-o", str(tmp_path / "out.jsonl"), "--json", "--ledger", str(ledger_path)
+        )
     assert results.returncode == 0, results.stderr
     lines = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [x["id"] for x in lines] == [f"r{i}" for i in range(30)] and all(x["ok"] for x in lines)
     rows = open_store(str(ledger_path)).query(
         "SELECT provider, mode, input_tokens, output_tokens, cache_read_tokens, cost_usd FROM usage_events "
-        "WHERE batch_job_id = ?", [job["job_id"]])
+        "WHERE batch_job_id = ?",
+        [job["job_id"]],
+    )
     assert len(rows) == 30 and {(r["provider"], r["mode"]) for r in rows} == {("anthropic", "batch")}
     for r in rows:
         assert r["cache_read_tokens"] == 0 and r["output_tokens"] <= 6
@@ -155,7 +185,10 @@ def test_expired_and_throttled_records_are_sent_again_by_resume_and_recorded_onc
     tables = open_tables(str(ledger))
     # The 24 h window lasts 0.4 s; 80 requests at 20 ms each need 1.6 s. r1 is answered "overloaded" (a 529).
     with emulator(request_delay_s=0.02, seconds_per_hour=0.4 / 24, error_ids={"r1": "overloaded_error"}) as (
-            client, options, batches):
+        client,
+        options,
+        batches,
+    ):
         backend = AnthropicBatchBackend(options)
         job = submit_parts(tables, create_job(tables, src, MODEL, "anthropic", options), backend)
         job = wait_job(tables, job.job_id, 60, 0.05, backend)
@@ -179,8 +212,9 @@ def test_expired_and_throttled_records_are_sent_again_by_resume_and_recorded_onc
         assert e.cost_usd == by_hand(e.usage.input_tokens, e.usage.output_tokens)
 
 
-def test_throttled_records_fewer_than_the_providers_minimum_say_resume_runs_them_on_demand(tmp_path,
-                                                                                        monkeypatch) -> None:
+def test_throttled_records_fewer_than_the_providers_minimum_say_resume_runs_them_on_demand(
+    tmp_path, monkeypatch
+) -> None:
     # A job whose only records left were throttled or hit a server error said "`tokenomy batch resume JOB` sends them
     # again", though resume refuses fewer records than the provider's minimum a batch job (Bedrock's 100; Anthropic's,
     # 1, raised to 5 here) and says how to run them on demand. It says so now, as it does of records a job never ran.
@@ -203,7 +237,8 @@ def test_throttled_records_fewer_than_the_providers_minimum_say_resume_runs_them
         assert job.message == (
             "2 requests errored; `tokenomy batch results` gives each one's error; "
             "2 records were throttled or hit a server error; fewer than anthropic's minimum of 5 a batch job are left "
-            f"to send: `tokenomy batch resume {job.job_id}` says how to run them on demand"), job.message
+            f"to send: `tokenomy batch resume {job.job_id}` says how to run them on demand"
+        ), job.message
         with pytest.raises(UsageError, match=r"2 records .* below anthropic's minimum of 5 .* run them on demand"):
             resubmit_missing(tables, job.job_id, backend)
 
@@ -247,24 +282,43 @@ def test_openai_and_bedrock_lines_are_rebuilt_as_messages_params_and_a_key_not_c
     from tokenomy.batch.anthropic_backend import request_params
     from tokenomy.batch.validate import validate_file
 
-    body = {"model": "gpt-4o", "max_completion_tokens": 7, "temperature": 0.5,
-            "messages": [{"role": "developer", "content": "Be brief"}, {"role": "user", "content": "hi"}]}
-    claude = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 9, "system": "Terse",
-              "messages": [{"role": "user", "content": [{"type": "text", "text": "yo"}]}]}
+    body = {
+        "model": "gpt-4o",
+        "max_completion_tokens": 7,
+        "temperature": 0.5,
+        "messages": [{"role": "developer", "content": "Be brief"}, {"role": "user", "content": "hi"}],
+    }
+    claude = {
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 9,
+        "system": "Terse",
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "yo"}]}],
+    }
     src = tmp_path / "in.jsonl"
-    src.write_text("\n".join([
-        json.dumps({"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": body}),
-        json.dumps({"recordId": "b", "modelInput": claude}),
-        json.dumps({"custom_id": "c", "method": "POST", "url": "/v1/chat/completions",
-                    "body": {**body, "top_p": 0.9}}),
-    ]) + "\n")
+    src.write_text(
+        "\n".join(
+            [
+                json.dumps({"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": body}),
+                json.dumps({"recordId": "b", "modelInput": claude}),
+                json.dumps(
+                    {"custom_id": "c", "method": "POST", "url": "/v1/chat/completions", "body": {**body, "top_p": 0.9}}
+                ),
+            ]
+        )
+        + "\n"
+    )
     report = validate_file(src, MODEL, backend="anthropic")
     assert [r.id for r in report.records] == ["a", "b"]
     assert [(b.line, b.field) for b in report.bad] == [(3, "body.top_p")]
     assert "--backend anthropic" in report.bad[0].reason
     a, b = (request_params(MODEL, r) for r in report.records)
-    assert a == {"model": MODEL, "max_tokens": 7, "system": "Be brief", "temperature": 0.5,
-                 "messages": [{"role": "user", "content": "hi"}]}
+    assert a == {
+        "model": MODEL,
+        "max_tokens": 7,
+        "system": "Be brief",
+        "temperature": 0.5,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
     assert b == {"model": MODEL, "max_tokens": 9, "system": "Terse", "messages": [{"role": "user", "content": "yo"}]}
 
 
@@ -287,8 +341,21 @@ def test_a_job_sent_through_anthropic_is_split_at_anthropics_limits_whatever_its
     src = tmp_path / "in.jsonl"
     src.write_text("\n".join(plain(50_001)) + "\n")
     with emulator() as (client, options, _batches):
-        out = cli("submit", str(src), "--model", "gpt-4o", "--backend", "anthropic", "--detach", "--json",
-                  "--endpoint-url", options.endpoint_url, "--ledger", str(ledger_path), timeout=600)
+        out = cli(
+            "submit",
+            str(src),
+            "--model",
+            "gpt-4o",
+            "--backend",
+            "anthropic",
+            "--detach",
+            "--json",
+            "--endpoint-url",
+            options.endpoint_url,
+            "--ledger",
+            str(ledger_path),
+            timeout=600,
+        )
         assert out.returncode == 0, out.stderr
         made = client.messages.batches.list(limit=100).data
     counts = made[0].request_counts if len(made) == 1 else None
@@ -304,8 +371,20 @@ def test_ledger_rows_are_timestamped_when_anthropic_ended_the_batch_not_at_colle
     src = tmp_path / "in.jsonl"
     src.write_text("\n".join(plain(3, max_tokens=6)) + "\n")
     with emulator() as (client, options, _batches):
-        sent = cli("submit", str(src), "--model", MODEL, "--backend", "anthropic", "--detach", "--json",
-                   "--endpoint-url", options.endpoint_url, "--ledger", str(ledger_path))
+        sent = cli(
+            "submit",
+            str(src),
+            "--model",
+            MODEL,
+            "--backend",
+            "anthropic",
+            "--detach",
+            "--json",
+            "--endpoint-url",
+            options.endpoint_url,
+            "--ledger",
+            str(ledger_path),
+        )
         job_id = json.loads(sent.stdout.splitlines()[0])["job_id"]
         [batch] = client.messages.batches.list().data
         while client.messages.batches.retrieve(batch.id).ended_at is None:

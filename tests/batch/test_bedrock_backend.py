@@ -40,19 +40,30 @@ def s3_url():
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     url = f"http://127.0.0.1:{port}"
-    boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="x",
-                 aws_secret_access_key="x").create_bucket(Bucket=BUCKET)
+    boto3.client(
+        "s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    ).create_bucket(Bucket=BUCKET)
     yield url
     server.stop()
 
 
 @pytest.fixture(autouse=True)
 def aws_env(monkeypatch):
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_REGION": "us-east-1"}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(key, value)
-    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_BEDROCK",
-                "AWS_ENDPOINT_URL_S3", "TOKENOMY_BEDROCK_ROLE_ARN", "TOKENOMY_BEDROCK_S3_URI"):
+    for key in (
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_BEDROCK",
+        "AWS_ENDPOINT_URL_S3",
+        "TOKENOMY_BEDROCK_ROLE_ARN",
+        "TOKENOMY_BEDROCK_S3_URI",
+    ):
         monkeypatch.delenv(key, raising=False)
 
 
@@ -62,8 +73,16 @@ def emulator(s3_url: str, engine=None, **settings):
     app = create_app(engine=engine or InstantEngine())
     configure(app, s3_endpoint_url=s3_url, **{"min_records": 1, **FAST, **settings})
     with ServerThread(app) as url:
-        yield url, SubmitOptions(region="us-east-1", role_arn=ROLE, s3_uri=f"s3://{BUCKET}/jobs",
-                                 endpoint_url=url, extra={"s3_endpoint_url": s3_url})
+        yield (
+            url,
+            SubmitOptions(
+                region="us-east-1",
+                role_arn=ROLE,
+                s3_uri=f"s3://{BUCKET}/jobs",
+                endpoint_url=url,
+                extra={"s3_endpoint_url": s3_url},
+            ),
+        )
 
 
 def s3_json(s3_url: str, handle: str, backend: BedrockBatchBackend):
@@ -73,7 +92,7 @@ def s3_json(s3_url: str, handle: str, backend: BedrockBatchBackend):
     bucket, prefix = out[5:].split("/", 1)
     folder = f"{prefix.rstrip('/')}/{handle.rsplit('/', 1)[1]}/"
     s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1")
-    keys = sorted(o["Key"][len(folder):] for o in s3.list_objects_v2(Bucket=bucket, Prefix=folder)["Contents"])
+    keys = sorted(o["Key"][len(folder) :] for o in s3.list_objects_v2(Bucket=bucket, Prefix=folder)["Contents"])
     read = lambda k: s3.get_object(Bucket=bucket, Key=folder + k)["Body"].read().decode()  # noqa: E731
     lines = [json.loads(x) for x in read("records.jsonl.out").splitlines()]
     return keys, lines, json.loads(read("manifest.json.out"))
@@ -107,10 +126,14 @@ def test_local_model_job_completes_with_outputs_manifest_and_batch_prices(s3_url
         results = {r.id: r for r in backend.results(handle)}
         assert set(results) == {"r0", "r1", "r2"}
         assert all(r.ok and r.text and 0 < r.usage.output_tokens <= 5 for r in results.values())
-        assert manifest == {"totalRecordCount": 3, "processedRecordCount": 3, "successRecordCount": 3,
-                            "errorRecordCount": 0,
-                            "inputTokenCount": sum(r.usage.input_tokens for r in results.values()),
-                            "outputTokenCount": sum(r.usage.output_tokens for r in results.values())}
+        assert manifest == {
+            "totalRecordCount": 3,
+            "processedRecordCount": 3,
+            "successRecordCount": 3,
+            "errorRecordCount": 0,
+            "inputTokenCount": sum(r.usage.input_tokens for r in results.values()),
+            "outputTokenCount": sum(r.usage.output_tokens for r in results.values()),
+        }
         assert backend.manifests[handle] == manifest
         batch, on_demand = priced(results.values())
         assert batch > 0 and batch == on_demand / 2
@@ -135,11 +158,13 @@ def test_two_hundred_records_on_the_instant_engine(s3_url) -> None:
         job = backend.describe(handle)
         assert job["status"] == "Completed" and job["totalRecordCount"] == 200 and "endTime" in job
         assert job["timeoutDurationInHours"] == 168 and job["inputDataConfig"]["s3InputDataConfig"]["s3Uri"].endswith(
-            "/input/records.jsonl")
+            "/input/records.jsonl"
+        )
         assert job["jobName"].startswith("tokenomy-big-job-1-")
         batch, on_demand = priced(results)
-        assert batch == compute_cost(sum((r.usage for r in results), Usage()), HAIKU,
-                                     "us-east-1", mode="batch").total_usd
+        assert (
+            batch == compute_cost(sum((r.usage for r in results), Usage()), HAIKU, "us-east-1", mode="batch").total_usd
+        )
         assert batch == on_demand / 2
 
 
@@ -159,7 +184,7 @@ def test_invalid_bodies_leave_a_partially_completed_job_and_are_named(s3_url) ->
         output = backend.describe(handle)["outputDataConfig"]["s3OutputDataConfig"]
         assert output["s3EncryptionKeyId"] == key
         s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1")
-        folder = output["s3Uri"][len(f"s3://{BUCKET}/"):] + handle.rsplit("/", 1)[1]
+        folder = output["s3Uri"][len(f"s3://{BUCKET}/") :] + handle.rsplit("/", 1)[1]
         head = s3.head_object(Bucket=BUCKET, Key=f"{folder}/records.jsonl.out")
         assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == key
         _state, message = backend.status(handle)
@@ -175,8 +200,10 @@ def test_invalid_bodies_leave_a_partially_completed_job_and_are_named(s3_url) ->
 
 def test_timeout_mid_job_is_partially_completed_with_the_rest_missing(s3_url) -> None:
     # 24 emulated hours last 0.8 s; 150 records at 20 ms each need 3 s.
-    with emulator(s3_url, step_seconds=0.02, queue_seconds=0.02, seconds_per_hour=0.8 / 24,
-                  instant_delay_s=0.02) as (_, options):
+    with emulator(s3_url, step_seconds=0.02, queue_seconds=0.02, seconds_per_hour=0.8 / 24, instant_delay_s=0.02) as (
+        _,
+        options,
+    ):
         backend = BedrockBatchBackend()
         recs = records(plain(150))
         handle = backend.submit("timeout", HAIKU, recs, replace(options, timeout_hours=24))
@@ -226,14 +253,20 @@ def test_converse_jobs_for_other_families_and_bedrock_api_errors(s3_url) -> None
         llama = backend.submit("llama", "meta.llama3-1-8b-instruct-v1:0", records(plain(3)), options)
         assert wait(backend, llama)[-1] == "completed"
         answers = list(backend.results(llama))
-        assert len(answers) == 3 and all(r.ok and r.raw["modelInput"]["prompt"].startswith("<|begin_of_text|>")
-                                         and "generation" in r.raw["modelOutput"] for r in answers)
+        assert len(answers) == 3 and all(
+            r.ok
+            and r.raw["modelInput"]["prompt"].startswith("<|begin_of_text|>")
+            and "generation" in r.raw["modelOutput"]
+            for r in answers
+        )
         small = backend.submit("too-small", HAIKU, records(plain(2)), options)  # under the 3-record minimum
         assert wait(backend, small)[-1] == "failed"
         assert "at least 3 records" in backend.status(small)[1]
         client = boto3.client("bedrock", endpoint_url=url, region_name="us-east-1")
-        config = {"inputDataConfig": {"s3InputDataConfig": {"s3Uri": f"s3://{BUCKET}/nothing-here/"}},
-                  "outputDataConfig": {"s3OutputDataConfig": {"s3Uri": f"s3://{BUCKET}/out/"}}}
+        config = {
+            "inputDataConfig": {"s3InputDataConfig": {"s3Uri": f"s3://{BUCKET}/nothing-here/"}},
+            "outputDataConfig": {"s3OutputDataConfig": {"s3Uri": f"s3://{BUCKET}/out/"}},
+        }
         with pytest.raises(ClientError) as err:
             client.create_model_invocation_job(jobName="bad-role", roleArn="not-a-role", modelId=HAIKU, **config)
         assert err.value.response["Error"]["Code"] == "ValidationException"
@@ -250,11 +283,17 @@ def test_converse_jobs_for_other_families_and_bedrock_api_errors(s3_url) -> None
         assert err.value.response["Error"]["Code"] == "ConflictException"
         from datetime import datetime, timedelta
 
-        page = client.list_model_invocation_jobs(maxResults=2, sortOrder="Ascending",
-                                                 submitTimeAfter=datetime.now(UTC) - timedelta(minutes=10))
+        page = client.list_model_invocation_jobs(
+            maxResults=2, sortOrder="Ascending", submitTimeAfter=datetime.now(UTC) - timedelta(minutes=10)
+        )
         assert [j["jobArn"] for j in page["invocationJobSummaries"]] == [handle, llama] and page["nextToken"]
-        everything = [j["jobArn"] for p in client.get_paginator("list_model_invocation_jobs").paginate(
-            sortOrder="Ascending", PaginationConfig={"PageSize": 1}) for j in p["invocationJobSummaries"]]
+        everything = [
+            j["jobArn"]
+            for p in client.get_paginator("list_model_invocation_jobs").paginate(
+                sortOrder="Ascending", PaginationConfig={"PageSize": 1}
+            )
+            for j in p["invocationJobSummaries"]
+        ]
         assert everything == [handle, llama, small, empty]
         assert client.list_model_invocation_jobs(statusEquals="Failed")["invocationJobSummaries"][0]["jobArn"] == empty
 
@@ -275,8 +314,9 @@ def test_missing_aws_credentials_error_says_which_settings_to_give(monkeypatch, 
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", None)  # a session from an earlier test caches its credentials
     with pytest.raises(ProviderError, match="Unable to locate credentials; set AWS_ACCESS_KEY_ID"):
-        BedrockBatchBackend().submit("j", HAIKU, records(plain(1)), SubmitOptions(region="us-east-1", role_arn=ROLE,
-                                                                                  s3_uri="s3://b/p"))
+        BedrockBatchBackend().submit(
+            "j", HAIKU, records(plain(1)), SubmitOptions(region="us-east-1", role_arn=ROLE, s3_uri="s3://b/p")
+        )
 
 
 def test_cli_submit_of_1000_lines_with_20_malformed_completes_at_batch_prices(s3_url, tmp_path, ledger_path) -> None:
@@ -287,18 +327,48 @@ def test_cli_submit_of_1000_lines_with_20_malformed_completes_at_batch_prices(s3
     from tokenomy.ledger.store import open_store
 
     lines = plain(1000, max_tokens=6)
-    broken = ['{"id": "x", "prompt": ', '{"prompt": "no id"}', json.dumps({"id": "r1", "prompt": "duplicate"}),
-              json.dumps({"id": "e", "prompt": "   "}), "[1, 2]"]
+    broken = [
+        '{"id": "x", "prompt": ',
+        '{"prompt": "no id"}',
+        json.dumps({"id": "r1", "prompt": "duplicate"}),
+        json.dumps({"id": "e", "prompt": "   "}),
+        "[1, 2]",
+    ]
     for i in range(20):  # every 50th line is malformed in one of five ways
         lines[i * 50 + 7] = broken[i % 5].replace('"e"', f'"e{i}"').replace('"x"', f'"x{i}"')
     path = tmp_path / "in.jsonl"
     path.write_text("\n".join(lines) + "\n")
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
     with emulator(s3_url) as (url, _):
-        out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "batch", "submit", str(path), "--model", HAIKU,
-                              "--backend", "bedrock", "--json", "--endpoint-url", url, "--s3-endpoint-url", s3_url,
-                              "--role-arn", ROLE, "--s3-uri", f"s3://{BUCKET}/cli", "--ledger", str(ledger_path)],
-                             capture_output=True, text=True, env=env, timeout=300)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tokenomy.cli",
+                "batch",
+                "submit",
+                str(path),
+                "--model",
+                HAIKU,
+                "--backend",
+                "bedrock",
+                "--json",
+                "--endpoint-url",
+                url,
+                "--s3-endpoint-url",
+                s3_url,
+                "--role-arn",
+                ROLE,
+                "--s3-uri",
+                f"s3://{BUCKET}/cli",
+                "--ledger",
+                str(ledger_path),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
     assert out.returncode == 0, out.stderr
     first, *_, last = [json.loads(x) for x in out.stdout.splitlines() if x.startswith("{")]
     job = last
@@ -306,7 +376,8 @@ def test_cli_submit_of_1000_lines_with_20_malformed_completes_at_batch_prices(s3
     assert job["records"] == 980 and job["done"] == 980 and job["bad_lines"] == 20
     rows = open_store(str(ledger_path)).query(
         "SELECT mode, model, input_tokens, output_tokens, cost_usd FROM usage_events WHERE batch_job_id = ?",
-        [job["job_id"]])
+        [job["job_id"]],
+    )
     assert len(rows) == 980 and {r["mode"] for r in rows} == {"batch"} and {r["model"] for r in rows} == {HAIKU}
     batch = on_demand = Decimal(0)
     for r in rows:
@@ -325,13 +396,33 @@ def test_emulate_bedrock_command_serves_batch_jobs(s3_url) -> None:
     from helpers import wait_for_port
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tokenomy.cli", "emulate", "bedrock", "--port", str(port),
-                             "--s3-endpoint-url", s3_url, "--batch-step-seconds", "0.05", "--batch-min-records", "25"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tokenomy.cli",
+            "emulate",
+            "bedrock",
+            "--port",
+            str(port),
+            "--s3-endpoint-url",
+            s3_url,
+            "--batch-step-seconds",
+            "0.05",
+            "--batch-min-records",
+            "25",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         wait_for_port(port, 60, proc)
-        options = SubmitOptions(role_arn=ROLE, s3_uri=f"s3://{BUCKET}/cmd", endpoint_url=f"http://127.0.0.1:{port}",
-                                extra={"s3_endpoint_url": s3_url})
+        options = SubmitOptions(
+            role_arn=ROLE,
+            s3_uri=f"s3://{BUCKET}/cmd",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            extra={"s3_endpoint_url": s3_url},
+        )
         backend = BedrockBatchBackend(options)
         handle = backend.submit("cmd", "amazon.nova-micro-v1:0", records(plain(30)), options)
         assert wait(backend, handle)[-1] == "completed"
@@ -360,12 +451,24 @@ def test_records_missing_after_a_timeout_are_resubmitted_and_answered_once(s3_ur
     # and more than 20 unless the job's start (S3 reads, its stages) takes over 2 s, so the resubmission stays below
     # Bedrock's 100-record minimum (the emulator is told 1 for it; real Bedrock would fail that part). With 1.2 s and
     # 15 ms a record, a slow start in CI left 20 or fewer.
-    service = configure(app, s3_endpoint_url=s3_url, min_records=1, step_seconds=0.02, queue_seconds=0.02,
-                        seconds_per_hour=3.0 / 24, instant_delay_s=0.05)
+    service = configure(
+        app,
+        s3_endpoint_url=s3_url,
+        min_records=1,
+        step_seconds=0.02,
+        queue_seconds=0.02,
+        seconds_per_hour=3.0 / 24,
+        instant_delay_s=0.05,
+    )
     with ServerThread(app) as url:
         tables = open_tables(str(ledger_path))
-        options = SubmitOptions(role_arn=ROLE, s3_uri=f"s3://{BUCKET}/resume", endpoint_url=url, timeout_hours=24,
-                                extra={"s3_endpoint_url": s3_url})
+        options = SubmitOptions(
+            role_arn=ROLE,
+            s3_uri=f"s3://{BUCKET}/resume",
+            endpoint_url=url,
+            timeout_hours=24,
+            extra={"s3_endpoint_url": s3_url},
+        )
         job = submit_parts(tables, create_job(tables, path, HAIKU, "bedrock", options))
         job = wait_job(tables, job.job_id, timeout_s=60, poll_s=0.05)
         assert job.status == "partially_completed" and 20 < job.done < 120, job.to_json()
@@ -380,7 +483,8 @@ def test_records_missing_after_a_timeout_are_resubmitted_and_answered_once(s3_ur
         job = wait_job(tables, job.job_id, timeout_s=60, poll_s=0.05)
     assert job.done == 120 and job.pending == 0, job.to_json()
     rows = open_store(str(ledger_path)).query(
-        "SELECT request_id, mode, provider FROM usage_events WHERE batch_job_id = ?", [job.job_id])
+        "SELECT request_id, mode, provider FROM usage_events WHERE batch_job_id = ?", [job.job_id]
+    )
     assert sorted(r["request_id"] for r in rows) == sorted(f"r{i}" for i in range(120))  # each exactly once
     assert {r["mode"] for r in rows} == {"batch"}
     from tokenomy.providers.bedrock import BedrockProvider
@@ -403,8 +507,11 @@ def test_a_record_whose_output_has_no_usage_is_estimated_not_dropped(caplog) -> 
     # Mistral's own body (`outputs`) carries no usage: Bedrock reports it in response headers, which a batch output
     # file does not keep. Such an answered record used to reach the ledger as nothing at all.
     prompt = "<s>[INST] " + "Summarise the report. " * 20 + "[/INST]"
-    line = {"recordId": "r1", "modelInput": {"prompt": prompt, "max_tokens": 100},
-            "modelOutput": {"outputs": [{"text": "A short summary. " * 5, "stop_reason": "stop"}]}}
+    line = {
+        "recordId": "r1",
+        "modelInput": {"prompt": prompt, "max_tokens": 100},
+        "modelOutput": {"outputs": [{"text": "A short summary. " * 5, "stop_reason": "stop"}]},
+    }
     with caplog.at_level("WARNING", logger="tokenomy.batch.bedrock_backend"):
         result = BedrockBatchBackend._record(line, "mistral.mistral-7b-instruct-v0:2")
     assert result.ok and result.text == "A short summary. " * 5
@@ -414,8 +521,11 @@ def test_a_record_whose_output_has_no_usage_is_estimated_not_dropped(caplog) -> 
 
 def test_a_claude_or_converse_output_without_usage_is_estimated_not_zero(caplog) -> None:
     # An Anthropic (or Converse) modelOutput without `usage` was read as 0 tokens: recorded at $0, with no warning.
-    body = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 50,
-            "messages": [{"role": "user", "content": [{"type": "text", "text": "Name three rivers."}]}]}
+    body = {
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 50,
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "Name three rivers."}]}],
+    }
     claude = {"content": [{"type": "text", "text": "Nile, Amazon, Danube."}], "stop_reason": "end_turn"}
     converse = {"output": {"message": {"role": "assistant", "content": [{"text": "Nile, Amazon, Danube."}]}}}
     for output in (claude, converse):
@@ -430,14 +540,23 @@ def test_a_claude_invoke_model_answer_names_the_stop_sequence_that_ended_it(s3_u
     # The emulator's Claude InvokeModel body said `"stop_sequence": null` (and stop_reason end_turn) when a stop
     # sequence ended the text; Bedrock, like the Messages API, says "stop_sequence" and names the one that matched.
     def line(rid: str, stops: list[str]) -> str:
-        return json.dumps({"recordId": rid, "modelInput": {
-            "anthropic_version": "bedrock-2023-05-31", "max_tokens": 50, "stop_sequences": stops,
-            "messages": [{"role": "user", "content": [{"type": "text", "text": "alpha beta STOP gamma"}]}]}})
+        return json.dumps(
+            {
+                "recordId": rid,
+                "modelInput": {
+                    "anthropic_version": "bedrock-2023-05-31",
+                    "max_tokens": 50,
+                    "stop_sequences": stops,
+                    "messages": [{"role": "user", "content": [{"type": "text", "text": "alpha beta STOP gamma"}]}],
+                },
+            }
+        )
 
     with emulator(s3_url) as (_, options):
         backend = BedrockBatchBackend()
-        handle = backend.submit("stops", HAIKU, records([line("r0", ["zzz", "ta ST", "STOP"]), line("r1", ["zzz"])]),
-                                options)
+        handle = backend.submit(
+            "stops", HAIKU, records([line("r0", ["zzz", "ta ST", "STOP"]), line("r1", ["zzz"])]), options
+        )
         assert wait(backend, handle)[-1] == "completed"
         _, lines, _ = s3_json(s3_url, handle, backend)
     out = {ln["recordId"]: ln["modelOutput"] for ln in lines}
@@ -464,17 +583,31 @@ def test_status_of_a_job_that_ended_short_says_why_in_the_providers_words(s3_url
         job = submit_parts(tables, create_job(tables, path, HAIKU, "bedrock", replace(options, timeout_hours=24)))
         job = wait_job(tables, job.job_id, timeout_s=10, poll_s=0.05)
     assert job.status == "expired"
-    shown = subprocess.run([str(Path(sys.executable).with_name("tokenomy")), "batch", "status", job.job_id, "--ledger",
-                            str(ledger_path), "--json"], capture_output=True, text=True, timeout=60)
+    shown = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("tokenomy")),
+            "batch",
+            "status",
+            job.job_id,
+            "--ledger",
+            str(ledger_path),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     # Before, `status` said "expired" and nothing more: the provider's reason stayed on the job's part rows.
     # And it named no fix, though resume sends the records (100: Bedrock's minimum a job).
     assert json.loads(shown.stdout)["message"] == (
         "The job timed out before it started. Submit a new job; 100 records have no result; "
-        f"`tokenomy batch resume {job.job_id}` sends them")
+        f"`tokenomy batch resume {job.job_id}` sends them"
+    )
 
 
-def test_a_job_that_timed_out_with_fewer_records_left_than_bedrocks_minimum_says_what_resume_does(s3_url, tmp_path,
-                                                                                                 ledger_path) -> None:
+def test_a_job_that_timed_out_with_fewer_records_left_than_bedrocks_minimum_says_what_resume_does(
+    s3_url, tmp_path, ledger_path
+) -> None:
     # A job that timed out midway said only so: it named no fix. Resume cannot send fewer records than Bedrock's
     # minimum a job (100), so the job says that resume tells how to run them on demand, not that it sends them.
     from tokenomy.batch.jobs import create_job, open_tables, submit_parts
@@ -484,21 +617,25 @@ def test_a_job_that_timed_out_with_fewer_records_left_than_bedrocks_minimum_says
     path = tmp_path / "in.jsonl"
     path.write_text("\n".join(plain(101)) + "\n")
     # 24 emulated hours last 1.5 s; 101 records at 20 ms each need 2 s.
-    with emulator(s3_url, step_seconds=0.02, queue_seconds=0.02, seconds_per_hour=1.5 / 24,
-                  instant_delay_s=0.02) as (_, options):
+    with emulator(s3_url, step_seconds=0.02, queue_seconds=0.02, seconds_per_hour=1.5 / 24, instant_delay_s=0.02) as (
+        _,
+        options,
+    ):
         tables = open_tables(str(ledger_path))
         job = submit_parts(tables, create_job(tables, path, HAIKU, "bedrock", replace(options, timeout_hours=24)))
         job = wait_job(tables, job.job_id, timeout_s=30, poll_s=0.05)
         assert job.status == "partially_completed" and 1 < job.done < 101 and job.pending == 101 - job.done
         assert job.message.endswith(
             f"; {job.pending} records have no result; fewer than aws.bedrock's minimum of 100 a batch job are left to "
-            f"send: `tokenomy batch resume {job.job_id}` says how to run them on demand"), job.message
+            f"send: `tokenomy batch resume {job.job_id}` says how to run them on demand"
+        ), job.message
         with pytest.raises(UsageError, match=f"{job.pending} records .* below aws.bedrock's minimum of 100 .* demand"):
             resubmit_missing(tables, job.job_id)
 
 
-def test_a_create_whose_answer_was_lost_is_found_by_resume_not_made_twice(s3_url, tmp_path, ledger_path,
-                                                                          monkeypatch) -> None:
+def test_a_create_whose_answer_was_lost_is_found_by_resume_not_made_twice(
+    s3_url, tmp_path, ledger_path, monkeypatch
+) -> None:
     # Bedrock accepted CreateModelInvocationJob; its answer never came back, so the submit failed. Resume named the
     # part anew (a new clientRequestToken) and made a second job: both ran, and were billed; one was never collected.
     from helpers.lossy_proxy import LossyProxy
@@ -531,14 +668,19 @@ def test_an_output_with_a_count_no_answer_can_have_is_that_records_failure_namin
     # TypeError when priced, 1 token, a negative cost). The sync path refuses them (usage_counts.usage_count,
     # checked_counts); a batch record with one is now its own failure, naming the count, and the job's other records
     # are kept.
-    body = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 50,
-            "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}]}
+    body = {
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 50,
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}],
+    }
     said = [{"type": "text", "text": "Hi."}]
     outputs = {
         "input_tokens": {"content": said, "usage": {"input_tokens": "7", "output_tokens": 2}},
         "output_tokens": {"content": said, "usage": {"input_tokens": 7, "output_tokens": True}},
-        "cacheReadInputTokens": {"output": {"message": {"content": [{"text": "Hi."}]}},
-                                 "usage": {"inputTokens": 7, "outputTokens": 2, "cacheReadInputTokens": 1.5}},
+        "cacheReadInputTokens": {
+            "output": {"message": {"content": [{"text": "Hi."}]}},
+            "usage": {"inputTokens": 7, "outputTokens": 2, "cacheReadInputTokens": 1.5},
+        },
         "generation_token_count": {"generation": "Hi.", "prompt_token_count": 7, "generation_token_count": "2"},
         "tokenCount": {"inputTextTokenCount": 7, "results": [{"outputText": "Hi.", "tokenCount": [2]}]},
     }
@@ -550,8 +692,9 @@ def test_an_output_with_a_count_no_answer_can_have_is_that_records_failure_namin
     result = BedrockBatchBackend._record({"recordId": "r2", "modelInput": body, "modelOutput": negative}, HAIKU)
     assert not result.ok and "unreadable usage:" in result.error
     fine = {"content": [{"type": "text", "text": "Hi."}], "usage": {"input_tokens": 7, "output_tokens": 2}}
-    assert BedrockBatchBackend._record({"recordId": "r3", "modelInput": body, "modelOutput": fine}, HAIKU).usage == \
-        Usage(7, 2)
+    assert BedrockBatchBackend._record(
+        {"recordId": "r3", "modelInput": body, "modelOutput": fine}, HAIKU
+    ).usage == Usage(7, 2)
 
 
 def test_a_job_runs_and_is_recorded_in_the_region_of_the_users_aws_profile(s3_url, tmp_path, monkeypatch) -> None:
@@ -589,16 +732,30 @@ def test_writes_to_a_one_hour_cache_are_priced_and_recorded_at_the_one_hour_pric
     from tokenomy.ledger.store import open_store
 
     sonnet = "anthropic.claude-sonnet-4-5-20250929-v1:0"
-    claude = {"content": [{"type": "text", "text": "Hi."}],
-              "usage": {"input_tokens": 10, "output_tokens": 5, "cache_creation_input_tokens": 2000,
-                        "cache_read_input_tokens": 0,
-                        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 2000}}}
-    converse = {"output": {"message": {"content": [{"text": "Hi."}]}},
-                "usage": {"inputTokens": 10, "outputTokens": 5, "cacheWriteInputTokens": 2000,
-                          "cacheDetails": [{"ttl": "1h", "inputTokens": 2000}]}}
+    claude = {
+        "content": [{"type": "text", "text": "Hi."}],
+        "usage": {
+            "input_tokens": 10,
+            "output_tokens": 5,
+            "cache_creation_input_tokens": 2000,
+            "cache_read_input_tokens": 0,
+            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 2000},
+        },
+    }
+    converse = {
+        "output": {"message": {"content": [{"text": "Hi."}]}},
+        "usage": {
+            "inputTokens": 10,
+            "outputTokens": 5,
+            "cacheWriteInputTokens": 2000,
+            "cacheDetails": [{"ttl": "1h", "inputTokens": 2000}],
+        },
+    }
     written = Usage(10, 5, 0, 2000, cache_write_1h_tokens=2000)
-    results = [BedrockBatchBackend._record({"recordId": f"r{i}", "modelInput": {}, "modelOutput": output}, sonnet)
-               for i, output in enumerate((claude, converse))]
+    results = [
+        BedrockBatchBackend._record({"recordId": f"r{i}", "modelInput": {}, "modelOutput": output}, sonnet)
+        for i, output in enumerate((claude, converse))
+    ]
     assert [r.usage for r in results] == [written, written]
     tables = open_tables(str(tmp_path / "ledger.duckdb"))
     now = utcnow()
@@ -620,7 +777,7 @@ def test_an_output_line_that_is_not_json_is_its_records_failure_the_rest_kept(s3
         handle = backend.submit("garbled", HAIKU, records(plain(4)), options)
         assert wait(backend, handle)[-1] == "completed"
         out = backend.describe(handle)["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"]
-        key = out[len(f"s3://{BUCKET}/"):].rstrip("/") + "/" + handle.rsplit("/", 1)[1] + "/records.jsonl.out"
+        key = out[len(f"s3://{BUCKET}/") :].rstrip("/") + "/" + handle.rsplit("/", 1)[1] + "/records.jsonl.out"
         s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1")
         lines = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode().splitlines()
         index = {json.loads(x)["recordId"]: n for n, x in enumerate(lines)}
@@ -639,14 +796,16 @@ def test_a_garbled_line_in_a_job_that_ran_short_leaves_the_unrun_records_missing
     # whenever the job was PartiallyCompleted. Such a job may have left records unrun (it timed out here): they
     # were each stored as failed, so resume never sent them. They now stay missing; the garbled line is yielded under
     # where it is (the job's unmatched line, which batch status and results show), no longer only logged.
-    with emulator(s3_url, step_seconds=0.02, queue_seconds=0.02, seconds_per_hour=0.8 / 24,
-                  instant_delay_s=0.02) as (_, options):
+    with emulator(s3_url, step_seconds=0.02, queue_seconds=0.02, seconds_per_hour=0.8 / 24, instant_delay_s=0.02) as (
+        _,
+        options,
+    ):
         backend = BedrockBatchBackend()
         recs = records(plain(150))
         handle = backend.submit("short", HAIKU, recs, replace(options, timeout_hours=24))
         assert wait(backend, handle)[-1] == "partially_completed"
         out = backend.describe(handle)["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"]
-        key = out[len(f"s3://{BUCKET}/"):].rstrip("/") + "/" + handle.rsplit("/", 1)[1] + "/records.jsonl.out"
+        key = out[len(f"s3://{BUCKET}/") :].rstrip("/") + "/" + handle.rsplit("/", 1)[1] + "/records.jsonl.out"
         s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1")
         lines = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode().splitlines()
         assert 1 < len(lines) < 150
@@ -659,8 +818,9 @@ def test_a_garbled_line_in_a_job_that_ran_short_leaves_the_unrun_records_missing
     assert stray.error.startswith(f"unreadable output line ({stray.id}): ")
 
 
-def test_resume_holds_back_a_job_bedrock_failed_at_validation_not_one_it_failed_itself(s3_url, tmp_path,
-                                                                                       ledger_path) -> None:
+def test_resume_holds_back_a_job_bedrock_failed_at_validation_not_one_it_failed_itself(
+    s3_url, tmp_path, ledger_path
+) -> None:
     # A job Bedrock failed at validation (here: fewer records than its minimum) was sent again unchanged by
     # `batch resume`, to fail again; only OpenAI's were held back. Now it is marked refused at validation and resume
     # names it; a job Bedrock failed itself ("Internal error") is still resent. (100 records pass Tokenomy's own check
@@ -676,8 +836,9 @@ def test_resume_holds_back_a_job_bedrock_failed_at_validation_not_one_it_failed_
         tables = open_tables(str(ledger_path))
         job = submit_parts(tables, create_job(tables, path, HAIKU, "bedrock", options))
         job = wait_job(tables, job.job_id, timeout_s=30, poll_s=0.05)
-        assert job.status == "failed" and job.message.startswith("refused at validation: The job has 100 records"), \
+        assert job.status == "failed" and job.message.startswith("refused at validation: The job has 100 records"), (
             job.to_json()
+        )
         with pytest.raises(UsageError, match=r"part 0 \(100 records\): refused at validation: The job has 100"):
             resubmit_missing(tables, job.job_id, min_records=1)
         backend = BedrockBatchBackend(options)
@@ -703,14 +864,34 @@ def _submit_squeezed(s3_url, tmp_path, ledger_path, monkeypatch, capsys, smalls:
     app = create_app(engine=InstantEngine())
     service = configure(app, s3_endpoint_url=s3_url, min_records=quotas["min_records_per_job"], **FAST)
     with ServerThread(app) as url:
-        code, out, err = run_cli(monkeypatch, capsys, "batch", "submit", str(path), "--model", HAIKU, "--backend",
-                                 "bedrock", "--json", "--endpoint-url", url, "--s3-endpoint-url", s3_url, "--role-arn",
-                                 ROLE, "--s3-uri", f"s3://{BUCKET}/squeezed", "--ledger", str(ledger_path))
+        code, out, err = run_cli(
+            monkeypatch,
+            capsys,
+            "batch",
+            "submit",
+            str(path),
+            "--model",
+            HAIKU,
+            "--backend",
+            "bedrock",
+            "--json",
+            "--endpoint-url",
+            url,
+            "--s3-endpoint-url",
+            s3_url,
+            "--role-arn",
+            ROLE,
+            "--s3-uri",
+            f"s3://{BUCKET}/squeezed",
+            "--ledger",
+            str(ledger_path),
+        )
     return code, out, err, service.jobs
 
 
-def test_submit_moves_records_into_a_last_job_the_bytes_left_under_bedrocks_minimum(s3_url, tmp_path, ledger_path,
-                                                                                    monkeypatch, capsys) -> None:
+def test_submit_moves_records_into_a_last_job_the_bytes_left_under_bedrocks_minimum(
+    s3_url, tmp_path, ledger_path, monkeypatch, capsys
+) -> None:
     # Split by the bytes sent, eight short records filled the first job and left the two long ones to a second job
     # under the minimum: Bedrock failed it, after the first was made and billed. The first job gives the second one.
     code, out, err, jobs = _submit_squeezed(s3_url, tmp_path, ledger_path, monkeypatch, capsys, 8, 2)
@@ -719,9 +900,9 @@ def test_submit_moves_records_into_a_last_job_the_bytes_left_under_bedrocks_mini
     assert sorted(j.counts["totalRecordCount"] for j in jobs.values()) == [3, 7]
 
 
-def test_submit_refuses_records_no_split_keeps_at_bedrocks_minimum_before_any_job_is_made(s3_url, tmp_path,
-                                                                                          ledger_path, monkeypatch,
-                                                                                          capsys) -> None:
+def test_submit_refuses_records_no_split_keeps_at_bedrocks_minimum_before_any_job_is_made(
+    s3_url, tmp_path, ledger_path, monkeypatch, capsys
+) -> None:
     # No split of these holds three records a job within the bytes a job: submit made a job of 6, one of 2 and one
     # of 1, and Bedrock failed the two small ones after the first had been made (and was billed). Nothing is sent now,
     # no job is kept, and the error names the job, its records, the minimum and how to run them on demand.
@@ -737,19 +918,34 @@ def test_submit_refuses_records_no_split_keeps_at_bedrocks_minimum_before_any_jo
         "below aws.bedrock's minimum of 3 per batch job, and no split within its limits a job (50 records, "
         f"{default_catalog().quotas_for('aws.bedrock')['max_bytes_per_job']:,} bytes as sent) keeps every job at 3 or "
         f"more; move lines 7 to 9 of {path} to a file of their own, submit the rest, and run that one on demand: "
-        f"`tokenomy batch submit FILE --model {HAIKU} --backend local` (nothing was sent)")
+        f"`tokenomy batch submit FILE --model {HAIKU} --backend local` (nothing was sent)"
+    )
     assert not ledger_path.exists()
     # `batch plan` says so before submit (it recommended batch: the file passed the minimum).
-    code, out, _ = run_cli(monkeypatch, capsys, "batch", "plan", str(path), "--model", HAIKU, "--deadline", "00:00",
-                           "--start", "00:00", "--backend", "bedrock", "--json")
+    code, out, _ = run_cli(
+        monkeypatch,
+        capsys,
+        "batch",
+        "plan",
+        str(path),
+        "--model",
+        HAIKU,
+        "--deadline",
+        "00:00",
+        "--start",
+        "00:00",
+        "--backend",
+        "bedrock",
+        "--json",
+    )
     plan = json.loads(out)
     assert (code, plan["recommendation"]) == (0, "on_demand"), plan
     assert plan["reason"] == line.split(": ", 2)[2].removesuffix(" (nothing was sent)"), plan["reason"]
 
 
-def test_resume_refuses_records_no_split_keeps_at_bedrocks_minimum_before_any_part_is_sent(s3_url, tmp_path,
-                                                                                           ledger_path, monkeypatch,
-                                                                                           capsys) -> None:
+def test_resume_refuses_records_no_split_keeps_at_bedrocks_minimum_before_any_part_is_sent(
+    s3_url, tmp_path, ledger_path, monkeypatch, capsys
+) -> None:
     # A job expired before it started: resume split its nine records as submit did, 6 + 2 + 1 by the bytes sent, and
     # sent all three parts; Bedrock failed the two small ones after the first was made. It sends nothing now, and
     # `batch status`, which said resume "sends them", says resume's reason and how to run them on demand.
@@ -764,30 +960,42 @@ def test_resume_refuses_records_no_split_keeps_at_bedrocks_minimum_before_any_pa
     lines, quotas = squeezed(6, 3, sent_bytes(BedrockBatchBackend(), HAIKU))
     path = tmp_path / "in.jsonl"
     path.write_text("\n".join(lines) + "\n")
-    roomy = {**quotas, "max_bytes_per_job": 10 ** 6, "max_bytes_per_file": 10 ** 6}
+    roomy = {**quotas, "max_bytes_per_job": 10**6, "max_bytes_per_file": 10**6}
     monkeypatch.setitem(default_catalog().batch_quotas, "aws.bedrock", roomy)  # submitted as one part of 9
     app = create_app(engine=InstantEngine())
     # Scheduled for 5 s, but 24 emulated hours pass in 0.24 s: Bedrock expires it before it starts.
-    service = configure(app, s3_endpoint_url=s3_url, min_records=3, step_seconds=0.05, queue_seconds=5,
-                        seconds_per_hour=0.01)
+    service = configure(
+        app, s3_endpoint_url=s3_url, min_records=3, step_seconds=0.05, queue_seconds=5, seconds_per_hour=0.01
+    )
     with ServerThread(app) as url:
-        options = SubmitOptions(region="us-east-1", role_arn=ROLE, s3_uri=f"s3://{BUCKET}/squeezed-resume",
-                                endpoint_url=url, timeout_hours=24, extra={"s3_endpoint_url": s3_url})
+        options = SubmitOptions(
+            region="us-east-1",
+            role_arn=ROLE,
+            s3_uri=f"s3://{BUCKET}/squeezed-resume",
+            endpoint_url=url,
+            timeout_hours=24,
+            extra={"s3_endpoint_url": s3_url},
+        )
         tables = open_tables(str(ledger_path))
         job = submit_parts(tables, create_job(tables, path, HAIKU, "bedrock", options))
         job = wait_job(tables, job.job_id, timeout_s=10, poll_s=0.05)
         assert (job.status, job.pending, len(service.jobs)) == ("expired", 9, 1), job.to_json()
         monkeypatch.setitem(default_catalog().batch_quotas, "aws.bedrock", quotas)
-        code, out, err = run_cli(monkeypatch, capsys, "batch", "status", job.job_id, "--ledger", str(ledger_path),
-                                 "--json")
+        code, out, err = run_cli(
+            monkeypatch, capsys, "batch", "status", job.job_id, "--ledger", str(ledger_path), "--json"
+        )
         with pytest.raises(UsageError) as refused:
             resubmit_missing(tables, job.job_id)
         assert len(service.jobs) == 1 and len(tables.parts(job.job_id)) == 1  # nothing sent, no part made
-    why = (f"job 2 of 3 would hold 2 records and job 3 of 3 would hold 1 record, below aws.bedrock's minimum of 3 per "
-           f"batch job, and no split within its limits a job (50 records, {quotas['max_bytes_per_job']:,} bytes as "
-           "sent) keeps every job at 3 or more")
-    on_demand = (f"run them on demand instead: `tokenomy batch results {job.job_id} --missing-input -o rest.jsonl` "
-                 f"then `tokenomy batch submit rest.jsonl --model {HAIKU} --backend local`")
+    why = (
+        f"job 2 of 3 would hold 2 records and job 3 of 3 would hold 1 record, below aws.bedrock's minimum of 3 per "
+        f"batch job, and no split within its limits a job (50 records, {quotas['max_bytes_per_job']:,} bytes as "
+        "sent) keeps every job at 3 or more"
+    )
+    on_demand = (
+        f"run them on demand instead: `tokenomy batch results {job.job_id} --missing-input -o rest.jsonl` "
+        f"then `tokenomy batch submit rest.jsonl --model {HAIKU} --backend local`"
+    )
     assert str(refused.value) == f"{job.job_id}: {why}, so nothing was sent; {on_demand}"
     shown = json.loads(out)
     assert (code, shown["status"]) == (0, "expired"), (out, err)
@@ -796,8 +1004,9 @@ def test_resume_refuses_records_no_split_keeps_at_bedrocks_minimum_before_any_pa
     ), shown["message"]
 
 
-def test_a_llama_prompt_file_goes_to_a_llama_job_as_written_and_is_priced_like_llama(s3_url, tmp_path,
-                                                                                   ledger_path) -> None:
+def test_a_llama_prompt_file_goes_to_a_llama_job_as_written_and_is_priced_like_llama(
+    s3_url, tmp_path, ledger_path
+) -> None:
     # A line in Llama's own InvokeModel shape (`prompt`, `max_gen_len`), the body Bedrock's batch takes for Llama,
     # was refused as `modelInput.messages: messages must be a non-empty list`: a team's existing file broke.
     import subprocess
@@ -806,31 +1015,64 @@ def test_a_llama_prompt_file_goes_to_a_llama_job_as_written_and_is_priced_like_l
     from tokenomy.ledger.store import open_store
 
     llama = "meta.llama3-1-8b-instruct-v1:0"
-    template = ("<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nTopic {i}: say something "
-                "short.<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n")
-    bodies = {f"r{i}": {"prompt": template.format(i=i), "max_gen_len": 50, "temperature": 0.2, "top_p": 0.9}
-              for i in range(100)}  # Bedrock's minimum of a job
+    template = (
+        "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nTopic {i}: say something "
+        "short.<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n"
+    )
+    bodies = {
+        f"r{i}": {"prompt": template.format(i=i), "max_gen_len": 50, "temperature": 0.2, "top_p": 0.9}
+        for i in range(100)
+    }  # Bedrock's minimum of a job
     path = tmp_path / "llama.jsonl"
     path.write_text("".join(json.dumps({"recordId": rid, "modelInput": body}) + "\n" for rid, body in bodies.items()))
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
     with emulator(s3_url) as (url, _):
-        out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "batch", "submit", str(path), "--model", llama,
-                              "--backend", "bedrock", "--json", "--endpoint-url", url, "--s3-endpoint-url", s3_url,
-                              "--role-arn", ROLE, "--s3-uri", f"s3://{BUCKET}/llama-prompt", "--ledger",
-                              str(ledger_path)], capture_output=True, text=True, env=env, timeout=300)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tokenomy.cli",
+                "batch",
+                "submit",
+                str(path),
+                "--model",
+                llama,
+                "--backend",
+                "bedrock",
+                "--json",
+                "--endpoint-url",
+                url,
+                "--s3-endpoint-url",
+                s3_url,
+                "--role-arn",
+                ROLE,
+                "--s3-uri",
+                f"s3://{BUCKET}/llama-prompt",
+                "--ledger",
+                str(ledger_path),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
     assert out.returncode == 0, out.stderr
     job = [json.loads(x) for x in out.stdout.splitlines() if x.startswith("{")][-1]
     assert job["status"] == "completed" and job["records"] == job["done"] == 100 and job["bad_lines"] == 0, job
     s3 = boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1")
-    [key] = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="llama-prompt/")["Contents"]
-             if o["Key"].endswith("/input/records.jsonl")]
+    [key] = [
+        o["Key"]
+        for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="llama-prompt/")["Contents"]
+        if o["Key"].endswith("/input/records.jsonl")
+    ]
     sent = [json.loads(x) for x in s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode().splitlines()]
     # The job's input is each caller's body as written: its prompt, its extra top_p, in its own order.
     assert {line["recordId"]: line["modelInput"] for line in sent} == bodies
     assert all(list(line["modelInput"]) == list(bodies[line["recordId"]]) for line in sent)
     rows = open_store(str(ledger_path)).query(
         "SELECT mode, model, input_tokens, output_tokens, cost_usd FROM usage_events WHERE batch_job_id = ?",
-        [job["job_id"]])
+        [job["job_id"]],
+    )
     assert len(rows) == 100 and {r["mode"] for r in rows} == {"batch"} and {r["model"] for r in rows} == {llama}
     for r in rows:  # Llama's own counts (prompt_token_count, generation_token_count) at Llama's batch price
         usage = Usage(r["input_tokens"], r["output_tokens"])
@@ -843,10 +1085,16 @@ def test_titan_and_mistral_prompt_lines_run_in_an_invoke_model_job_as_written(s3
     # InvokeModel body, which the job takes as written (the model's messages lines still go in a Converse job).
     titan, mistral = "amazon.titan-text-express-v1", "mistral.mistral-7b-instruct-v0:2"
     bodies = {
-        titan: {f"t{i}": {"inputText": f"User: topic {i}, briefly\nBot:",
-                          "textGenerationConfig": {"maxTokenCount": 12, "temperature": 0.2}} for i in range(3)},
-        mistral: {f"m{i}": {"prompt": f"<s>[INST] topic {i}, briefly [/INST]", "max_tokens": 12, "top_k": 5}
-                  for i in range(3)},
+        titan: {
+            f"t{i}": {
+                "inputText": f"User: topic {i}, briefly\nBot:",
+                "textGenerationConfig": {"maxTokenCount": 12, "temperature": 0.2},
+            }
+            for i in range(3)
+        },
+        mistral: {
+            f"m{i}": {"prompt": f"<s>[INST] topic {i}, briefly [/INST]", "max_tokens": 12, "top_k": 5} for i in range(3)
+        },
     }
     with emulator(s3_url, min_records=3) as (_, options):
         backend = BedrockBatchBackend()
@@ -875,13 +1123,21 @@ def test_titan_and_mistral_prompt_lines_run_in_an_invoke_model_job_as_written(s3
 def test_a_claude_body_with_tools_is_answered_with_a_tool_call_and_a_key_not_read_is_named(s3_url) -> None:
     # The emulator's InvokeModel translation dropped a Claude body's tools and tool_choice (the answer was text), and
     # refused tool_use / tool_result blocks; any other key was dropped without a word.
-    weather = {"name": "get_weather", "description": "The weather in a city",
-               "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+    weather = {
+        "name": "get_weather",
+        "description": "The weather in a city",
+        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    }
     base = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 64, "tools": [weather]}
     asked = [{"role": "user", "content": "Weather in Paris?"}]
-    called = [*asked, {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather",
-                                                          "input": {"city": "Paris"}}]},
-              {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "18 C"}]}]
+    called = [
+        *asked,
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}],
+        },
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "18 C"}]},
+    ]
     lines = {
         "forced": {**base, "messages": asked, "tool_choice": {"type": "tool", "name": "get_weather"}},
         "answered": {**base, "messages": called},
@@ -905,8 +1161,9 @@ def test_a_claude_body_with_tools_is_answered_with_a_tool_call_and_a_key_not_rea
         assert results["forced"].ok and results["answered"].ok and not results["odd"].ok
 
 
-def test_resume_refuses_settings_bedrock_cannot_run_with_before_anything_is_uploaded(s3_url, tmp_path,
-                                                                                      ledger_path) -> None:
+def test_resume_refuses_settings_bedrock_cannot_run_with_before_anything_is_uploaded(
+    s3_url, tmp_path, ledger_path
+) -> None:
     # A job stored with a --timeout-hours Bedrock refuses (by a version that did not check it): its submit uploaded
     # the input to S3, then Bedrock refused the create. Resume never ran the backend's check, as submit does, so
     # `resume --resend-refused` uploaded the input again, to be refused the same way. It is refused before anything is
@@ -931,6 +1188,6 @@ def test_resume_refuses_settings_bedrock_cannot_run_with_before_anything_is_uplo
         assert s3.list_objects_v2(Bucket=BUCKET, Prefix="bad-timeout/").get("KeyCount") == 0  # nothing uploaded
         [part] = tables.parts(job.job_id)
     assert str(refused.value).startswith(
-        f"{job.job_id}: --timeout-hours 200: a Bedrock batch job's timeout is 24 to 168 hours; nothing was sent"), \
-        str(refused.value)
+        f"{job.job_id}: --timeout-hours 200: a Bedrock batch job's timeout is 24 to 168 hours; nothing was sent"
+    ), str(refused.value)
     assert part["status"] == "failed" and part["handle"] is None

@@ -35,12 +35,19 @@ def url():
 
 
 def test_records_become_inline_requests_keyed_by_id() -> None:
-    [rec] = records(['{"id": "q1", "system": "be brief", "messages": [{"role": "user", "content": "hi"}, '
-                     '{"role": "assistant", "content": "hello"}, {"role": "user", "content": "more"}], '
-                     '"max_tokens": 9}'])
+    [rec] = records(
+        [
+            '{"id": "q1", "system": "be brief", "messages": [{"role": "user", "content": "hi"}, '
+            '{"role": "assistant", "content": "hello"}, {"role": "user", "content": "more"}], '
+            '"max_tokens": 9}'
+        ]
+    )
     assert inline_request(rec) == {
-        "contents": [{"role": "user", "parts": [{"text": "hi"}]}, {"role": "model", "parts": [{"text": "hello"}]},
-                     {"role": "user", "parts": [{"text": "more"}]}],
+        "contents": [
+            {"role": "user", "parts": [{"text": "hi"}]},
+            {"role": "model", "parts": [{"text": "hello"}]},
+            {"role": "user", "parts": [{"text": "more"}]},
+        ],
         "metadata": {"key": "q1"},
         "config": {"system_instruction": "be brief", "max_output_tokens": 9},
     }
@@ -79,7 +86,9 @@ def test_batch_job_lands_in_the_ledger_at_batch_rates(url, tmp_path, ledger_path
     assert job.status == "completed" and job.done == 4
     rows = open_store(str(ledger_path)).query(
         "SELECT request_id, mode, provider, input_tokens, output_tokens, cost_usd FROM usage_events "
-        "WHERE batch_job_id = ? ORDER BY request_id", [job.job_id])
+        "WHERE batch_job_id = ? ORDER BY request_id",
+        [job.job_id],
+    )
     assert [r["request_id"] for r in rows] == ["r0", "r1", "r2", "r3"]
     entry = default_catalog().lookup(MODEL)
     for row in rows:
@@ -92,8 +101,7 @@ def test_batch_job_lands_in_the_ledger_at_batch_rates(url, tmp_path, ledger_path
 def test_every_sdk_job_state_maps_to_a_normalised_state() -> None:
     from google.genai import types
 
-    states = {s.value for s in types.JobState} - {"JOB_STATE_UNSPECIFIED", "JOB_STATE_PAUSED",
-                                                   "JOB_STATE_UPDATING"}
+    states = {s.value for s in types.JobState} - {"JOB_STATE_UNSPECIFIED", "JOB_STATE_PAUSED", "JOB_STATE_UPDATING"}
     assert states <= set(STATUS_MAP) and set(STATUS_MAP.values()) <= set(STATES)
 
 
@@ -140,7 +148,8 @@ def test_throttled_records_are_sent_again_by_resume_until_each_is_answered_once(
     assert counts == {"records": 20, "ok": 20, "failed": 0, "missing": 0}
     assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [f"r{i}" for i in range(20)]
     rows = open_store(str(ledger_path)).query(
-        "SELECT request_id, COUNT(*) AS n FROM usage_events WHERE batch_job_id = ? GROUP BY 1", [job.job_id])
+        "SELECT request_id, COUNT(*) AS n FROM usage_events WHERE batch_job_id = ? GROUP BY 1", [job.job_id]
+    )
     assert len(rows) == 20 and {r["n"] for r in rows} == {1}  # each answered record billed once
 
 
@@ -174,8 +183,9 @@ def test_a_batch_create_whose_answer_was_lost_is_found_by_resume_not_made_twice(
     assert sorted(e.request_id for e in rows) == ["r0", "r1", "r2"]
 
 
-def test_an_answer_without_usage_metadata_is_recorded_with_estimated_tokens_not_at_zero(tmp_path, ledger_path,
-                                                                                       monkeypatch, caplog) -> None:
+def test_an_answer_without_usage_metadata_is_recorded_with_estimated_tokens_not_at_zero(
+    tmp_path, ledger_path, monkeypatch, caplog
+) -> None:
     # usage_from_gemini(None) is 0 tokens: an answer without usageMetadata reached the ledger at $0, silently.
     from tokenomy.batch.jobs import create_job, open_tables, submit_parts
     from tokenomy.batch.jobs import wait as wait_job
@@ -194,8 +204,10 @@ def test_an_answer_without_usage_metadata_is_recorded_with_estimated_tokens_not_
     path = tmp_path / "in.jsonl"
     path.write_text("\n".join(plain(2, max_tokens=4)) + "\n")
     tables = open_tables(str(ledger_path))
-    with ServerThread(create_app(engine=InstantEngine(), batch_pending_seconds=0.1)) as base, \
-            caplog.at_level("WARNING", logger="tokenomy.batch.records"):
+    with (
+        ServerThread(create_app(engine=InstantEngine(), batch_pending_seconds=0.1)) as base,
+        caplog.at_level("WARNING", logger="tokenomy.batch.records"),
+    ):
         job = submit_parts(tables, create_job(tables, path, MODEL, "gemini", SubmitOptions(endpoint_url=base)))
         job = wait_job(tables, job.job_id, timeout_s=30, poll_s=0.05)
     assert job.status == "completed" and job.done == 2
@@ -207,8 +219,11 @@ def test_an_answer_without_usage_metadata_is_recorded_with_estimated_tokens_not_
         prompt = f"topic{event.request_id[1:]} please summarise briefly"
         text = answers[event.request_id]["text"]
         assert (event.input_tokens, event.output_tokens) == (estimate_tokens(prompt), estimate_tokens(text)) != (0, 0)
-        assert event.cost_usd == (event.input_tokens * entry.batch_input + event.output_tokens * entry.batch_output) \
-            / MILLION > 0
+        assert (
+            event.cost_usd
+            == (event.input_tokens * entry.batch_input + event.output_tokens * entry.batch_output) / MILLION
+            > 0
+        )
         assert f"batch record {event.request_id} of job {job.job_id}" in caplog.text
 
 
@@ -218,8 +233,7 @@ def test_an_answer_with_a_count_no_answer_can_have_is_that_records_failure_the_r
     # does this one, and such an answer is its record's failure naming the count.
     from tokenomy.emulate import gemini_batch
 
-    body, counts = gemini_batch.response_body, iter([None, ("candidatesTokenCount", -3),
-                                                     ("promptTokenCount", 2**31)])
+    body, counts = gemini_batch.response_body, iter([None, ("candidatesTokenCount", -3), ("promptTokenCount", 2**31)])
 
     def odd_counts(call, events, response_id):
         answer = body(call, events, response_id)
@@ -242,8 +256,9 @@ def test_an_answer_with_a_count_no_answer_can_have_is_that_records_failure_the_r
     assert any(str(2**31) in e for e in errors), errors
 
 
-def test_a_response_that_lost_its_key_is_its_records_failure_never_another_records_answer(tmp_path, ledger_path,
-                                                                                         monkeypatch) -> None:
+def test_a_response_that_lost_its_key_is_its_records_failure_never_another_records_answer(
+    tmp_path, ledger_path, monkeypatch
+) -> None:
     # A response whose metadata.key was lost was yielded under its position ("0", "1", ...): its record showed as
     # missing, and resume sent it again, to be billed twice, and a record named "0" could be given another record's
     # answer. As the OpenAI, Bedrock and Vertex backends treat a line naming no record, it is now, in a batch that
@@ -269,8 +284,10 @@ def test_a_response_that_lost_its_key_is_its_records_failure_never_another_recor
 
     monkeypatch.setattr(GeminiBatches, "operation", key_lost)
     path = tmp_path / "in.jsonl"
-    lines = [{"id": "b", "prompt": "topicb please summarise briefly", "max_tokens": 4},
-             {"id": "0", "prompt": "topic0 please summarise briefly", "max_tokens": 4}]
+    lines = [
+        {"id": "b", "prompt": "topicb please summarise briefly", "max_tokens": 4},
+        {"id": "0", "prompt": "topic0 please summarise briefly", "max_tokens": 4},
+    ]
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     tables = open_tables(str(ledger_path))
     with ServerThread(create_app(engine=InstantEngine(), batch_pending_seconds=0.1)) as base:

@@ -23,8 +23,9 @@ def _insert(tables, table: str, columns: tuple[str, ...], rows: list[list]) -> N
 
 
 @pytest.mark.parametrize("url_fixture", ["ledger_path", "fresh_postgres_url"])
-def test_listing_thousands_of_jobs_sums_each_one_without_naming_every_id_in_the_statement(request, url_fixture,
-                                                                                          monkeypatch) -> None:
+def test_listing_thousands_of_jobs_sums_each_one_without_naming_every_id_in_the_statement(
+    request, url_fixture, monkeypatch
+) -> None:
     # `batch list` passed every job id in an IN (...) list, twice: 3,000 jobs made statements of 3,000 parameters
     # (PostgreSQL refuses more than 65,535) to sum what is the whole table anyway.
     tables = open_tables(str(request.getfixturevalue(url_fixture)))
@@ -32,9 +33,22 @@ def test_listing_thousands_of_jobs_sums_each_one_without_naming_every_id_in_the_
     jobs = []
     for i, job_id in enumerate(ids):
         created = START + timedelta(seconds=i)
-        row = dict(job_id=job_id, model="gpt-4o-mini", backend="local", status="completed", message=None,
-                   created_at=created, updated_at=created, input_path=None, records=4, bad_lines=0, options="{}",
-                   runner_pid=None, runner_host=None, heartbeat_at=None)
+        row = dict(
+            job_id=job_id,
+            model="gpt-4o-mini",
+            backend="local",
+            status="completed",
+            message=None,
+            created_at=created,
+            updated_at=created,
+            input_path=None,
+            records=4,
+            bad_lines=0,
+            options="{}",
+            runner_pid=None,
+            runner_host=None,
+            heartbeat_at=None,
+        )
         jobs.append([row[k] for k in JOB_FIELDS])
     _insert(tables, "batch_jobs", JOB_FIELDS, jobs)
     # Job i: i % 3 answers at $0.00i each, one failure when i % 5 == 0, and $0.5 billed for a timed-out attempt
@@ -48,10 +62,27 @@ def test_listing_thousands_of_jobs_sums_each_one_without_naming_every_id_in_the_
         cost = Decimal(i) / 1000 * len(answered) + (Decimal("0.5") if i % 7 == 0 else 0)
         expected[job_id] = (len(answered), len(failed), cost)
     _insert(tables, "batch_results", columns, results)
-    events = [UsageEvent(ts=START + timedelta(hours=1), provider="openai", model="gpt-4o-mini", outcome="timeout",
-                         cost_usd=Decimal("0.5"), batch_job_id=job_id) for i, job_id in enumerate(ids) if i % 7 == 0]
-    events.append(UsageEvent(ts=START + timedelta(hours=1), provider="openai", model="gpt-4o-mini", cost_usd=Decimal(9),
-                             batch_job_id=ids[1]))  # an answer's own row: not counted again
+    events = [
+        UsageEvent(
+            ts=START + timedelta(hours=1),
+            provider="openai",
+            model="gpt-4o-mini",
+            outcome="timeout",
+            cost_usd=Decimal("0.5"),
+            batch_job_id=job_id,
+        )
+        for i, job_id in enumerate(ids)
+        if i % 7 == 0
+    ]
+    events.append(
+        UsageEvent(
+            ts=START + timedelta(hours=1),
+            provider="openai",
+            model="gpt-4o-mini",
+            cost_usd=Decimal(9),
+            batch_job_id=ids[1],
+        )
+    )  # an answer's own row: not counted again
     tables.write_events(events)
 
     sent: list[tuple[str, list]] = []

@@ -30,30 +30,38 @@ PRICE_AS = "gpt-4o-mini"
 
 def config_for(tmp_path: Path, url: str) -> Path:
     path = tmp_path / "tokenomy.yaml"
-    path.write_text(f"models:\n  upstream:\n    provider: openai\n    model: {PRICE_AS}\n    base_url: {url}\n"
-                    f"    price_as: {PRICE_AS}\n")
+    path.write_text(
+        f"models:\n  upstream:\n    provider: openai\n    model: {PRICE_AS}\n    base_url: {url}\n"
+        f"    price_as: {PRICE_AS}\n"
+    )
     return path
 
 
 def plain(n: int, max_tokens: int = 8) -> list[str]:
-    return [json.dumps({"id": f"r{i}", "prompt": f"Say something about item {i}.", "max_tokens": max_tokens})
-            for i in range(n)]
+    return [
+        json.dumps({"id": f"r{i}", "prompt": f"Say something about item {i}.", "max_tokens": max_tokens})
+        for i in range(n)
+    ]
 
 
 def upstream_job(tables, tmp_path: Path, url: str, records: int, max_tokens: int = 8, **run_settings):
     """A local-backend job of `records` plain records against the OpenAI-format server at `url`."""
     src = tmp_path / "in.jsonl"
     src.write_text("\n".join(plain(records, max_tokens=max_tokens)) + "\n")
-    return create_job(tables, src, "upstream", "local", config_path=str(config_for(tmp_path, url)),
-                      run_settings=run_settings or None)
+    return create_job(
+        tables, src, "upstream", "local", config_path=str(config_for(tmp_path, url)), run_settings=run_settings or None
+    )
 
 
 def with_bad_lines(good: list[str]) -> tuple[list[str], dict[int, str]]:
     """Interleave 20 malformed lines of five kinds; returns the lines and {line number: field at fault}."""
-    kinds = [('{"id": "x", "prompt": ', "-"), (json.dumps({"prompt": "no id"}), "id"),
-             (json.dumps({"id": "r3", "prompt": "duplicate id"}), "id"),
-             (json.dumps({"id": "e", "prompt": " "}), "prompt"),
-             (json.dumps({"id": "m", "prompt": "hi", "max_tokens": -1}), "max_tokens")]
+    kinds = [
+        ('{"id": "x", "prompt": ', "-"),
+        (json.dumps({"prompt": "no id"}), "id"),
+        (json.dumps({"id": "r3", "prompt": "duplicate id"}), "id"),
+        (json.dumps({"id": "e", "prompt": " "}), "prompt"),
+        (json.dumps({"id": "m", "prompt": "hi", "max_tokens": -1}), "max_tokens"),
+    ]
     lines, bad = [], {}
     for index, line in enumerate(good):
         lines.append(line)
@@ -88,8 +96,22 @@ def test_thousand_records_bad_lines_named_rest_run_and_cli_json(tmp_path: Path, 
         assert validated.returncode == 1  # bad lines are named and the status says so
         report = json.loads(validated.stdout)
         assert {b["line"]: b["field"] for b in report["bad_lines"]} == bad
-        submitted = cli("batch", "submit", str(src), "--model", "upstream", "--config", str(cfg), "--backend", "local",
-                        "--ledger", str(ledger_path), "--json", "--concurrency", "8")
+        submitted = cli(
+            "batch",
+            "submit",
+            str(src),
+            "--model",
+            "upstream",
+            "--config",
+            str(cfg),
+            "--backend",
+            "local",
+            "--ledger",
+            str(ledger_path),
+            "--json",
+            "--concurrency",
+            "8",
+        )
     first, *rest = submitted.stdout.strip().splitlines()
     job_id = json.loads(first)["job_id"]
     assert json.loads(first) == {"job_id": job_id}  # the id comes alone, before any work
@@ -98,8 +120,9 @@ def test_thousand_records_bad_lines_named_rest_run_and_cli_json(tmp_path: Path, 
     assert summary["bad_lines"] == 20
 
     listed = json.loads(cli("batch", "list", "--ledger", str(ledger_path), "--json").stdout)
-    assert [(j["job_id"], j["status"], j["backend"], j["model"], j["records"], j["done"], j["failed"])
-            for j in listed] == [(job_id, "completed", "local", "upstream", 1000, 1000, 0)]
+    assert [
+        (j["job_id"], j["status"], j["backend"], j["model"], j["records"], j["done"], j["failed"]) for j in listed
+    ] == [(job_id, "completed", "local", "upstream", 1000, 1000, 0)]
     status = json.loads(cli("batch", "status", job_id, "--ledger", str(ledger_path), "--json").stdout)
     assert status["status"] == "completed" and status["runner_alive"] is False
 
@@ -113,7 +136,9 @@ def test_thousand_records_bad_lines_named_rest_run_and_cli_json(tmp_path: Path, 
     # Ledger: one on-demand event per record at the catalog price of the model it is priced as.
     events = open_store(ledger_path).query(
         "SELECT request_id, mode, input_tokens, output_tokens, cost_usd, event_id FROM usage_events "
-        "WHERE batch_job_id = ?", [job_id])
+        "WHERE batch_job_id = ?",
+        [job_id],
+    )
     assert len(events) == 1000 and {e["mode"] for e in events} == {"on_demand"}
     for e in events[:50]:
         expected = compute_cost(Usage(e["input_tokens"], e["output_tokens"]), PRICE_AS, None, "on_demand").total_usd
@@ -130,8 +155,21 @@ def test_sigkill_three_times_then_resume_answers_each_record_once(tmp_path: Path
     with InstantOpenAI(delay_s=0.03) as url:
         cfg = config_for(tmp_path, url)
         base = [TOKENOMY, "batch"]
-        cmd = base + ["submit", str(src), "--model", "upstream", "--config", str(cfg), "--backend", "local", "--json",
-                      "--concurrency", "2", "--ledger", str(ledger_path)]
+        cmd = base + [
+            "submit",
+            str(src),
+            "--model",
+            "upstream",
+            "--config",
+            str(cfg),
+            "--backend",
+            "local",
+            "--json",
+            "--concurrency",
+            "2",
+            "--ledger",
+            str(ledger_path),
+        ]
         job_id = None
         kills = []
         for round_no, kill_after in enumerate((60, 250, 420)):
@@ -161,8 +199,9 @@ def test_sigkill_three_times_then_resume_answers_each_record_once(tmp_path: Path
     ids = [json.loads(x)["id"] for x in out.read_text().splitlines()]
     assert sorted(ids) == sorted(f"r{i}" for i in range(total)) and len(ids) == total
     store = open_store(ledger_path)
-    per_record = store.query("SELECT request_id, COUNT(*) AS n FROM usage_events WHERE batch_job_id = ? "
-                             "GROUP BY request_id", [job_id])
+    per_record = store.query(
+        "SELECT request_id, COUNT(*) AS n FROM usage_events WHERE batch_job_id = ? GROUP BY request_id", [job_id]
+    )
     assert len(per_record) == total and {r["n"] for r in per_record} == {1}
     assert count_results(ledger_path, job_id) == total
 
@@ -189,11 +228,14 @@ def test_job_state_lives_in_postgres(tmp_path: Path, fresh_postgres_url: str) ->
         job, _ = run_job(tables, job.job_id)
     assert (job.status, job.done) == ("completed", 40)
     with psycopg.connect(fresh_postgres_url) as conn:
-        assert conn.execute("SELECT status, records FROM batch_jobs WHERE job_id = %s", (job.job_id,)).fetchone() \
-            == ("completed", 40)
+        assert conn.execute("SELECT status, records FROM batch_jobs WHERE job_id = %s", (job.job_id,)).fetchone() == (
+            "completed",
+            40,
+        )
         assert conn.execute("SELECT COUNT(*) FROM batch_results WHERE job_id = %s", (job.job_id,)).fetchone()[0] == 40
-        assert conn.execute("SELECT COUNT(*) FROM usage_events WHERE batch_job_id = %s",
-                            (job.job_id,)).fetchone()[0] == 40
+        assert (
+            conn.execute("SELECT COUNT(*) FROM usage_events WHERE batch_job_id = %s", (job.job_id,)).fetchone()[0] == 40
+        )
     listed = json.loads(cli("batch", "list", "--ledger", fresh_postgres_url, "--json").stdout)
     assert [(j["job_id"], j["done"]) for j in listed] == [(job.job_id, 40)]
     out = tmp_path / "out.jsonl"
@@ -217,14 +259,17 @@ def test_plan_recommends_with_numbers(tmp_path: Path) -> None:
     long_window = plan("--start", "06:00", "--deadline", "06:00", "--tpm-quota", "100000")
     assert long_window["window_hours"] == 24 and long_window["recommendation"] == "batch"
     for bad_quota in ("-5", "0"):  # used to print "finishes in ~-2 min at -5 TPM" and recommend it
-        refused = cli("batch", "plan", str(src), "--model", haiku, "--deadline", "06:00", "--tpm-quota", bad_quota,
-                      check=False)
+        refused = cli(
+            "batch", "plan", str(src), "--model", haiku, "--deadline", "06:00", "--tpm-quota", bad_quota, check=False
+        )
         assert refused.returncode == 2 and f"--tpm-quota {bad_quota}" in refused.stderr, refused.stderr
 
 
 def test_results_to_a_folder_or_missing_folder_and_bad_poll_are_named(tmp_path: Path, ledger_path: Path) -> None:
-    cases = {("-o", str(tmp_path)): "is a directory",  # was pathlib's ValueError traceback
-             ("-o", str(tmp_path / "no" / "x.jsonl")): "does not exist"}  # named x.jsonl.tmp before
+    cases = {
+        ("-o", str(tmp_path)): "is a directory",  # was pathlib's ValueError traceback
+        ("-o", str(tmp_path / "no" / "x.jsonl")): "does not exist",
+    }  # named x.jsonl.tmp before
     for args, expected in cases.items():
         result = cli("batch", "results", "bj-any", *args, "--ledger", str(ledger_path), check=False)
         # the option and the path
@@ -234,20 +279,37 @@ def test_results_to_a_folder_or_missing_folder_and_bad_poll_are_named(tmp_path: 
     assert result.returncode == 2 and "--poll" in result.stderr  # was time.sleep(-1)'s ValueError once running
     for poll in ("inf", "1e300"):  # time.sleep's OverflowError once running
         result = cli("batch", "wait", "bj-any", "--poll", poll, "--ledger", str(ledger_path), check=False)
-        assert result.returncode == 2 and "'--poll': Input should be less than or equal to 86400" in result.stderr, \
+        assert result.returncode == 2 and "'--poll': Input should be less than or equal to 86400" in result.stderr, (
             result.stderr
+        )
     src = tmp_path / "in.jsonl"
     src.write_text("\n".join(plain(2)) + "\n")
     for flag, value in (("--rpm", "0"), ("--tpm", "-5"), ("--tpm", "nan")):  # silently meant "no limit"
-        result = cli("batch", "submit", str(src), "--model", "local", flag, value, "--ledger", str(ledger_path),
-                     check=False)
+        result = cli(
+            "batch", "submit", str(src), "--model", "local", flag, value, "--ledger", str(ledger_path), check=False
+        )
         assert result.returncode == 2 and f"{flag} " in result.stderr and "above 0" in result.stderr, result.stderr
     # An option only another backend reads did nothing, silently (a Bedrock timeout on a local job, ...).
-    for backend, flag, value, reader in (("local", "--timeout-hours", "24", "bedrock"),
-                                         ("local", "--role-arn", "arn:aws:iam::1:role/r", "bedrock"),
-                                         ("bedrock", "--rpm", "60", "local"), ("openai", "--project", "p", "vertex")):
-        result = cli("batch", "submit", str(src), "--model", "local", "--backend", backend, flag, value,
-                     "--ledger", str(ledger_path), check=False)
+    for backend, flag, value, reader in (
+        ("local", "--timeout-hours", "24", "bedrock"),
+        ("local", "--role-arn", "arn:aws:iam::1:role/r", "bedrock"),
+        ("bedrock", "--rpm", "60", "local"),
+        ("openai", "--project", "p", "vertex"),
+    ):
+        result = cli(
+            "batch",
+            "submit",
+            str(src),
+            "--model",
+            "local",
+            "--backend",
+            backend,
+            flag,
+            value,
+            "--ledger",
+            str(ledger_path),
+            check=False,
+        )
         said = f"{flag} is read by --backend {reader} only; with --backend {backend} it would do nothing"
         assert result.returncode == 2 and said in result.stderr, result.stderr
     listed = cli("batch", "list", "--json", "--ledger", str(ledger_path), check=False)  # no job was made: the
@@ -257,8 +319,18 @@ def test_results_to_a_folder_or_missing_folder_and_bad_poll_are_named(tmp_path: 
 def test_remote_backend_below_minimum_says_what_to_do(tmp_path: Path, ledger_path: Path) -> None:
     src = tmp_path / "in.jsonl"
     src.write_text("\n".join(plain(5)) + "\n")
-    result = cli("batch", "submit", str(src), "--model", "anthropic.claude-3-haiku-20240307-v1:0", "--backend",
-                 "bedrock", "--ledger", str(ledger_path), check=False)
+    result = cli(
+        "batch",
+        "submit",
+        str(src),
+        "--model",
+        "anthropic.claude-3-haiku-20240307-v1:0",
+        "--backend",
+        "bedrock",
+        "--ledger",
+        str(ledger_path),
+        check=False,
+    )
     assert result.returncode == 2
     assert "below" in result.stderr and "minimum of 100" in result.stderr and "--backend local" in result.stderr
     assert not ledger_path.exists()  # no job was stored, nor even a new ledger made
@@ -275,18 +347,35 @@ def test_remote_jobs_a_provider_could_not_run_or_price_are_refused_before_anythi
     cases = [  # (args, what the one error line names)
         # No batch price: the job ran and was billed provider-side, then every status/results failed pricing it
         # and its answers never reached the ledger (the job stayed `submitted` for good).
-        (["--model", "gemini-2.0-flash", "--backend", "gemini", "--endpoint-url", "http://127.0.0.1:9"],
-         "has no batch price"),
+        (
+            ["--model", "gemini-2.0-flash", "--backend", "gemini", "--endpoint-url", "http://127.0.0.1:9"],
+            "has no batch price",
+        ),
         # Settings only the provider call checked left a failed job behind, which resume could not mend
         # (`resume` takes no --role-arn / --s3-uri).
         (["--model", "gpt-4o-mini", "--backend", "openai"], "OPENAI_API_KEY"),
         (["--model", haiku, "--backend", "bedrock", "--s3-uri", "s3://b/p"], "--role-arn"),
         (["--model", haiku, "--backend", "bedrock", "--role-arn", "arn:aws:iam::1:role/R"], "--s3-uri"),
-        (["--model", haiku, "--backend", "bedrock", "--role-arn", "arn:aws:iam::1:role/R", "--s3-uri", "b/p"],
-         "not an S3 URI"),
+        (
+            ["--model", haiku, "--backend", "bedrock", "--role-arn", "arn:aws:iam::1:role/R", "--s3-uri", "b/p"],
+            "not an S3 URI",
+        ),
         # botocore refused it after the input was uploaded to S3: a failed job and an orphan object were left.
-        (["--model", haiku, "--backend", "bedrock", "--role-arn", "arn:aws:iam::1:role/R", "--s3-uri", "s3://b/p",
-          "--timeout-hours", "2"], "--timeout-hours 2: a Bedrock batch job's timeout is 24 to 168 hours"),
+        (
+            [
+                "--model",
+                haiku,
+                "--backend",
+                "bedrock",
+                "--role-arn",
+                "arn:aws:iam::1:role/R",
+                "--s3-uri",
+                "s3://b/p",
+                "--timeout-hours",
+                "2",
+            ],
+            "--timeout-hours 2: a Bedrock batch job's timeout is 24 to 168 hours",
+        ),
     ]
     for args, expected in cases:
         result = cli("batch", "submit", str(src), *args, "--ledger", str(ledger_path), "--json", check=False)
@@ -298,16 +387,19 @@ def test_remote_jobs_a_provider_could_not_run_or_price_are_refused_before_anythi
 @pytest.mark.slow
 def test_small_batch_on_the_local_model(tmp_path: Path, ledger_path: Path) -> None:
     src = tmp_path / "in.jsonl"
-    src.write_text("\n".join(json.dumps({"id": f"c{i}", "prompt": f"Name a colour ({i}).", "max_tokens": 4})
-                             for i in range(6)) + "\n")
+    src.write_text(
+        "\n".join(json.dumps({"id": f"c{i}", "prompt": f"Name a colour ({i}).", "max_tokens": 4}) for i in range(6))
+        + "\n"
+    )
     tables = open_tables(ledger_path)
     job = create_job(tables, src, "local", "local", run_settings={"concurrency": 2})
     job, _stats = run_job(tables, job.job_id)
     assert (job.status, job.done, job.failed) == ("completed", 6, 0)
     results = tables.results(job.job_id)
     assert all(r["text"] and r["output_tokens"] >= 1 and r["mode"] == "on_demand" for r in results.values())
-    events = open_store(ledger_path).query("SELECT provider, cost_usd FROM usage_events WHERE batch_job_id = ?",
-                                           [job.job_id])
+    events = open_store(ledger_path).query(
+        "SELECT provider, cost_usd FROM usage_events WHERE batch_job_id = ?", [job.job_id]
+    )
     assert len(events) == 6 and {e["provider"] for e in events} == {"local"}
     assert all(Decimal(str(e["cost_usd"])) == 0 for e in events)  # the local model is free
 
@@ -319,23 +411,42 @@ def test_detached_run_can_be_cancelled_and_resumed(tmp_path: Path, ledger_path: 
     # starts Python and may wait for the runner's hold on the DuckDB file; at 0.03 s the run sometimes ended first).
     with InstantOpenAI(delay_s=0.08) as url:
         cfg = config_for(tmp_path, url)
-        lines = cli("batch", "submit", str(src), "--model", "upstream", "--config", str(cfg), "--json", "--detach",
-                    "--concurrency", "1", "--ledger", str(ledger_path)).stdout.splitlines()
+        lines = cli(
+            "batch",
+            "submit",
+            str(src),
+            "--model",
+            "upstream",
+            "--config",
+            str(cfg),
+            "--json",
+            "--detach",
+            "--concurrency",
+            "1",
+            "--ledger",
+            str(ledger_path),
+        ).stdout.splitlines()
         job_id = json.loads(lines[0])["job_id"]
         assert json.loads(lines[-1])["runner_pid"] > 0  # returned at once; a background runner does the work
         deadline = time.monotonic() + 30
         while count_results(ledger_path, job_id) < 20:
             assert time.monotonic() < deadline
             time.sleep(0.1)
-        assert json.loads(cli("batch", "cancel", job_id, "--ledger", str(ledger_path), "--json").stdout)["status"] \
+        assert (
+            json.loads(cli("batch", "cancel", job_id, "--ledger", str(ledger_path), "--json").stdout)["status"]
             == "stopping"
-        waited = json.loads(cli("batch", "wait", job_id, "--timeout", "30", "--poll", "0.2", "--ledger",
-                                str(ledger_path), "--json").stdout)
+        )
+        waited = json.loads(
+            cli(
+                "batch", "wait", job_id, "--timeout", "30", "--poll", "0.2", "--ledger", str(ledger_path), "--json"
+            ).stdout
+        )
         assert waited["status"] == "stopped" and 20 <= waited["done"] < 200
         assert waited["pending"] == 200 - waited["done"]
         out = tmp_path / "partial.jsonl"
-        counts = json.loads(cli("batch", "results", job_id, "-o", str(out), "--ledger", str(ledger_path),
-                                "--json").stdout)
+        counts = json.loads(
+            cli("batch", "results", job_id, "-o", str(out), "--ledger", str(ledger_path), "--json").stdout
+        )
         assert counts["records"] == 200 and counts["missing"] == 200 - waited["done"]
         assert all("resume" in json.loads(x)["error"] for x in out.read_text().splitlines() if not json.loads(x)["ok"])
         resumed = cli("batch", "resume", job_id, "--ledger", str(ledger_path), "--json")
@@ -361,10 +472,27 @@ def test_ctrl_c_says_what_was_kept_and_how_to_continue(tmp_path: Path, ledger_pa
     src = tmp_path / "in.jsonl"
     src.write_text("\n".join(plain(200)) + "\n")
     with InstantOpenAI(delay_s=0.03) as url:
-        proc = subprocess.Popen([TOKENOMY, "batch", "submit", str(src), "--model", "upstream", "--config",
-                                 str(config_for(tmp_path, url)), "--concurrency", "1", "--json", "--ledger",
-                                 str(ledger_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                preexec_fn=interruptible)
+        proc = subprocess.Popen(
+            [
+                TOKENOMY,
+                "batch",
+                "submit",
+                str(src),
+                "--model",
+                "upstream",
+                "--config",
+                str(config_for(tmp_path, url)),
+                "--concurrency",
+                "1",
+                "--json",
+                "--ledger",
+                str(ledger_path),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=interruptible,
+        )
         job_id = json.loads(proc.stdout.readline())["job_id"]
         deadline = time.monotonic() + 30
         while count_results(ledger_path, job_id) < 5:
@@ -385,15 +513,25 @@ def test_crash_between_ledger_write_and_result_write_counts_once(tmp_path: Path,
         tables = open_tables(ledger_path)
         job = upstream_job(tables, tmp_path, url, 30)
         # A runner died after writing the ledger events of r0..r4 but before their result rows.
-        answered = [(0, RecordResult(f"r{i}", text="ok", usage=Usage(7, 8), model=PRICE_AS), "on_demand", "openai",
-                     PRICE_AS, None) for i in range(5)]
+        answered = [
+            (
+                0,
+                RecordResult(f"r{i}", text="ok", usage=Usage(7, 8), model=PRICE_AS),
+                "on_demand",
+                "openai",
+                PRICE_AS,
+                None,
+            )
+            for i in range(5)
+        ]
         record_results(tables, job, answered)
         tables.execute("DELETE FROM batch_results WHERE job_id = ?", [job.job_id])
         job, stats = run_job(tables, job.job_id)
         assert stats.answered == 30 and (job.status, job.done) == ("completed", 30)  # r0..r4 were asked again...
         record_results(tables, job, answered)  # ...and writing them once more changes nothing
-    rows = open_store(ledger_path).query("SELECT request_id, COUNT(*) AS n FROM usage_events WHERE batch_job_id = ? "
-                                         "GROUP BY request_id", [job.job_id])
+    rows = open_store(ledger_path).query(
+        "SELECT request_id, COUNT(*) AS n FROM usage_events WHERE batch_job_id = ? GROUP BY request_id", [job.job_id]
+    )
     assert len(rows) == 30 and {r["n"] for r in rows} == {1}  # ...but each is in the ledger once
     assert len(tables.results(job.job_id)) == 30
 
@@ -426,11 +564,17 @@ def test_answers_reporting_cache_tokens_for_a_model_without_cache_prices_are_kep
     # as Claude 3 Haiku, which has no cache prices. The gateway prices those tokens as input; the batch runner raised
     # instead, failing the job and losing every answer the server had given (and been paid for).
     upstream = ScriptedOpenAI([])
-    upstream.usage = {"prompt_tokens": 1000, "completion_tokens": 10, "total_tokens": 1010,
-                      "prompt_tokens_details": {"cached_tokens": 800}}
+    upstream.usage = {
+        "prompt_tokens": 1000,
+        "completion_tokens": 10,
+        "total_tokens": 1010,
+        "prompt_tokens_details": {"cached_tokens": 800},
+    }
     config = tmp_path / "tokenomy.yaml"
-    config.write_text(f"models:\n  upstream:\n    provider: openai\n    model: m\n    base_url: {upstream.url}\n"
-                      "    price_as: anthropic.claude-3-haiku-20240307-v1:0\n")
+    config.write_text(
+        f"models:\n  upstream:\n    provider: openai\n    model: m\n    base_url: {upstream.url}\n"
+        "    price_as: anthropic.claude-3-haiku-20240307-v1:0\n"
+    )
     src = tmp_path / "in.jsonl"
     src.write_text("\n".join(plain(3)) + "\n")
     tables = open_tables(ledger_path)
@@ -449,11 +593,18 @@ def test_answers_reporting_cache_tokens_for_a_model_without_cache_prices_are_kep
     assert [(line["usage"]["input_tokens"], Decimal(line["cost_usd"])) for line in lines] == [(1000, each)] * 3
 
 
-@pytest.mark.parametrize("error, again", [
-    ("429: Resource has been exhausted (e.g. check quota).", True), ("503: overloaded", True),
-    ("RESOURCE_EXHAUSTED: quota", True), ("400: model UNAVAILABLE in this region", False),
-    ("client_error: 429 in the text", False), ("invalid_request: bad body", False), (None, False),
-])
+@pytest.mark.parametrize(
+    "error, again",
+    [
+        ("429: Resource has been exhausted (e.g. check quota).", True),
+        ("503: overloaded", True),
+        ("RESOURCE_EXHAUSTED: quota", True),
+        ("400: model UNAVAILABLE in this region", False),
+        ("client_error: 429 in the text", False),
+        ("invalid_request: bad body", False),
+        (None, False),
+    ],
+)
 def test_only_a_throttled_or_server_failed_record_is_sent_again_by_resume(error, again) -> None:
     from tokenomy.batch.backends import transient
 
@@ -470,8 +621,10 @@ def test_an_attempt_the_server_billed_without_an_answer_is_in_the_ledger_beside_
     # nothing, so the ledger had one row per record and missed both bills. A 500 generated nothing: no row.
     upstream = ScriptedOpenAI([(200, {}, "cutbody"), (200, {}, "late"), (500, {})])
     config = tmp_path / "tokenomy.yaml"
-    config.write_text(f"models:\n  upstream:\n    provider: openai\n    model: m\n    base_url: {upstream.url}\n"
-                      f"    price_as: {PRICE_AS}\n    timeout_s: 0.5\n")
+    config.write_text(
+        f"models:\n  upstream:\n    provider: openai\n    model: m\n    base_url: {upstream.url}\n"
+        f"    price_as: {PRICE_AS}\n    timeout_s: 0.5\n"
+    )
     src = tmp_path / "in.jsonl"
     src.write_text("\n".join(plain(3)) + "\n")
     tables = open_tables(ledger_path)
@@ -509,8 +662,13 @@ def test_a_runner_pid_reused_by_another_process_after_a_restart_does_not_block_r
         tables = open_tables(ledger_path)
         job = upstream_job(tables, tmp_path, url, total)
         # This test's own process stands in for a live runner: it started before its (fresh) heartbeat.
-        tables.update_job(job.job_id, status="in_progress", runner_pid=os.getpid(),
-                          runner_host=socket.gethostname(), heartbeat_at=utcnow())
+        tables.update_job(
+            job.job_id,
+            status="in_progress",
+            runner_pid=os.getpid(),
+            runner_host=socket.gethostname(),
+            heartbeat_at=utcnow(),
+        )
         refused = cli("batch", "resume", job.job_id, "--ledger", str(ledger_path), check=False)
         assert refused.returncode == 2 and "already running" in refused.stderr, refused.stderr
         # The runner's last heartbeat was a minute ago; the process holding its pid now started since.
@@ -524,7 +682,8 @@ def test_a_runner_pid_reused_by_another_process_after_a_restart_does_not_block_r
     summary = json.loads(resumed.stdout.strip().splitlines()[-1])
     assert (summary["status"], summary["done"], summary["pending"]) == ("completed", total, 0)
     per_record = open_store(ledger_path).query(
-        "SELECT request_id, COUNT(*) AS n FROM usage_events WHERE batch_job_id = ? GROUP BY request_id", [job.job_id])
+        "SELECT request_id, COUNT(*) AS n FROM usage_events WHERE batch_job_id = ? GROUP BY request_id", [job.job_id]
+    )
     assert len(per_record) == total and {r["n"] for r in per_record} == {1}
 
 
@@ -546,8 +705,23 @@ def test_sigkill_loses_no_answer_the_server_billed_and_resume_sends_none_again(
     src = tmp_path / "in.jsonl"
     src.write_text("\n".join(plain(total)) + "\n")
     with Counting(delay_s=0.02) as url:
-        cmd = [TOKENOMY, "batch", "submit", str(src), "--model", "upstream", "--config", str(config_for(tmp_path, url)),
-               "--backend", "local", "--json", "--concurrency", str(concurrency), "--ledger", str(ledger_path)]
+        cmd = [
+            TOKENOMY,
+            "batch",
+            "submit",
+            str(src),
+            "--model",
+            "upstream",
+            "--config",
+            str(config_for(tmp_path, url)),
+            "--backend",
+            "local",
+            "--json",
+            "--concurrency",
+            str(concurrency),
+            "--ledger",
+            str(ledger_path),
+        ]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         job_id = json.loads(proc.stdout.readline())["job_id"]
         deadline = time.monotonic() + 60
@@ -564,8 +738,9 @@ def test_sigkill_loses_no_answer_the_server_billed_and_resume_sends_none_again(
         final = cli("batch", "resume", job_id, "--ledger", str(ledger_path), "--json")
     summary = json.loads(final.stdout.strip().splitlines()[-1])
     assert (summary["status"], summary["done"], summary["pending"]) == ("completed", total, 0)
-    rows = open_store(ledger_path).query("SELECT request_id, COUNT(*) AS n FROM usage_events WHERE batch_job_id = ? "
-                                         "GROUP BY request_id", [job_id])
+    rows = open_store(ledger_path).query(
+        "SELECT request_id, COUNT(*) AS n FROM usage_events WHERE batch_job_id = ? GROUP BY request_id", [job_id]
+    )
     assert len(rows) == total and {r["n"] for r in rows} == {1}
     assert Counting.calls - total <= concurrency, f"{Counting.calls} calls billed, {total} in the ledger"
     assert not list(Path(f"{ledger_path}.journal").glob("batch-*"))  # committed, then deleted
@@ -597,8 +772,9 @@ def count_results_in(tables, job_id: str) -> int:
     return int(tables.query(f"SELECT COUNT(*) AS n FROM batch_results WHERE job_id = {tables.p}", [job_id])[0]["n"])
 
 
-def test_a_journal_folder_that_cannot_be_made_costs_the_crash_safety_not_the_run(tmp_path: Path, ledger_path: Path,
-                                                                                 caplog) -> None:
+def test_a_journal_folder_that_cannot_be_made_costs_the_crash_safety_not_the_run(
+    tmp_path: Path, ledger_path: Path, caplog
+) -> None:
     # A read-only working directory (a server ledger's journal is under it) or a full disk: the run used to fail at
     # its start, after claiming the job.
     Path(f"{ledger_path}.journal").write_text("a file where the folder would go")
@@ -621,23 +797,40 @@ def test_a_dead_runners_journal_another_process_is_committing_is_waited_for_not_
     job = upstream_job(tables, tmp_path, "http://127.0.0.1:9", 3)
     journal = RunnerJournal(tables, job.job_id)
     for n in range(3):
-        journal.item((0, RecordResult(f"r{n}", text="ok", usage=Usage(12, 3), model="upstream"), "on_demand",
-                      "openai", "upstream", None))
+        journal.item(
+            (
+                0,
+                RecordResult(f"r{n}", text="ok", usage=Usage(12, 3), model="upstream"),
+                "on_demand",
+                "openai",
+                "upstream",
+                None,
+            )
+        )
     journal.release()
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead = journal.path.with_name(journal.path.name.replace(f"-{os.getpid()}-", f"-{gone.stdout.strip()}-"))
     journal.path.rename(dead)  # a runner that is gone
-    holder = subprocess.Popen([sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'rb'); "
-                               "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(1)", str(dead)],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, sys, time; f = open(sys.argv[1], 'rb'); "
+            "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(1)",
+            str(dead),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "held"  # another process is committing it
     assert commit_left_behind(tables, job) == 3  # waited for the lock, then committed
     holder.wait(10)
     assert count_results_in(tables, job.job_id) == 3
 
 
-def test_an_answer_committed_from_a_runners_journal_is_recorded_when_it_was_answered(tmp_path: Path,
-                                                                                  ledger_path: Path) -> None:
+def test_an_answer_committed_from_a_runners_journal_is_recorded_when_it_was_answered(
+    tmp_path: Path, ledger_path: Path
+) -> None:
     # Committed days later (the next status or resume), it was recorded at the commit's time: another day, another
     # budget period.
     from datetime import UTC, datetime
@@ -649,8 +842,16 @@ def test_an_answer_committed_from_a_runners_journal_is_recorded_when_it_was_answ
     job = upstream_job(tables, tmp_path, "http://127.0.0.1:9", 1)
     answered = datetime(2026, 11, 30, 23, 59, 59, 250000, tzinfo=UTC)
     journal = RunnerJournal(tables, job.job_id)
-    journal.item((0, RecordResult("r0", text="ok", usage=Usage(12, 3), model="upstream", answered_at=answered),
-                  "on_demand", "openai", "upstream", None))
+    journal.item(
+        (
+            0,
+            RecordResult("r0", text="ok", usage=Usage(12, 3), model="upstream", answered_at=answered),
+            "on_demand",
+            "openai",
+            "upstream",
+            None,
+        )
+    )
     journal.release()
     assert commit_left_behind(tables, job) == 1
     [row] = open_store(ledger_path).events()
@@ -667,14 +868,30 @@ def test_submit_names_its_skipped_lines_from_the_one_validation_it_ran(tmp_path:
     reads = []
     read_file = validate.read_file
     monkeypatch.setattr(validate, "read_file", lambda path: reads.append(path) or read_file(path))
-    top_p = {"custom_id": "t", "method": "POST", "url": "/v1/chat/completions",
-             "body": {"messages": [{"role": "user", "content": "hi"}], "top_p": 0.1}}
+    top_p = {
+        "custom_id": "t",
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {"messages": [{"role": "user", "content": "hi"}], "top_p": 0.1},
+    }
     src = tmp_path / "in.jsonl"
-    src.write_text("\n".join([json.dumps(top_p), *plain(2), '{"id": "x", "prompt": ', json.dumps({"prompt": "p"})])
-                   + "\n")
+    src.write_text(
+        "\n".join([json.dumps(top_p), *plain(2), '{"id": "x", "prompt": ', json.dumps({"prompt": "p"})]) + "\n"
+    )
     with InstantOpenAI() as url:
-        args = ["batch", "submit", str(src), "--model", "upstream", "--config", str(config_for(tmp_path, url)),
-                "--backend", "local", "--ledger", str(tmp_path / "l.duckdb")]
+        args = [
+            "batch",
+            "submit",
+            str(src),
+            "--model",
+            "upstream",
+            "--config",
+            str(config_for(tmp_path, url)),
+            "--backend",
+            "local",
+            "--ledger",
+            str(tmp_path / "l.duckdb"),
+        ]
         shown = CliRunner().invoke(app, args)
         assert shown.exit_code == 0, shown.output
         assert len(reads) == 1, reads
@@ -689,8 +906,9 @@ def test_submit_names_its_skipped_lines_from_the_one_validation_it_ran(tmp_path:
     assert [(b["line"], b["field"]) for b in summary["bad"]] == [(1, "body.top_p"), (4, "-"), (5, "id")]
 
 
-def test_a_run_that_answered_no_record_is_failed_and_exits_1(tmp_path: Path, ledger_path: Path, monkeypatch,
-                                                              capsys) -> None:
+def test_a_run_that_answered_no_record_is_failed_and_exits_1(
+    tmp_path: Path, ledger_path: Path, monkeypatch, capsys
+) -> None:
     # The upstream was down for the whole run: every record was given up after its retries, and the job was said to
     # be `partially_completed` (0 done, 0 failed, 3 pending) with exit status 0, so `submit ... && use the results`
     # went on with nothing. It is `failed` now, saying why and that resume tries again, and the command exits 1.
@@ -699,27 +917,42 @@ def test_a_run_that_answered_no_record_is_failed_and_exits_1(tmp_path: Path, led
     from tokenomy.resilience.retry import RetryPolicy
 
     def quick(**settings):  # two attempts 10 ms apart, not ten over a minute and a half
-        return RetryPolicy(**{**settings, "max_attempts": min(2, settings.get("max_attempts", 2)),
-                              "base_delay_s": 0.01})
+        return RetryPolicy(
+            **{**settings, "max_attempts": min(2, settings.get("max_attempts", 2)), "base_delay_s": 0.01}
+        )
 
     monkeypatch.setattr(local_runner, "RetryPolicy", quick)
     src = tmp_path / "in.jsonl"
     src.write_text("\n".join(plain(3)) + "\n")
     config = config_for(tmp_path, "http://127.0.0.1:9/v1")  # nothing listens on port 9
-    code, out, err = run_cli(monkeypatch, capsys, "batch", "submit", str(src), "--model", "upstream", "--config",
-                             str(config), "--ledger", str(ledger_path), "--json")
+    code, out, err = run_cli(
+        monkeypatch,
+        capsys,
+        "batch",
+        "submit",
+        str(src),
+        "--model",
+        "upstream",
+        "--config",
+        str(config),
+        "--ledger",
+        str(ledger_path),
+        "--json",
+    )
     job = json.loads(out.splitlines()[-1])
     assert (code, job["status"], job["done"], job["pending"]) == (1, "failed", 0, 3), err
     assert "3 records not answered after retries" in job["message"] and "127.0.0.1:9" in job["message"]
-    code, out, _ = run_cli(monkeypatch, capsys, "batch", "resume", job["job_id"], "--ledger", str(ledger_path),
-                           "--json", "--quiet")
+    code, out, _ = run_cli(
+        monkeypatch, capsys, "batch", "resume", job["job_id"], "--ledger", str(ledger_path), "--json", "--quiet"
+    )
     assert code == 1 and json.loads(out.splitlines()[-1])["status"] == "failed"
     code, out, _ = run_cli(monkeypatch, capsys, "batch", "wait", job["job_id"], "--ledger", str(ledger_path), "--json")
     assert code == 1 and json.loads(out)["status"] == "failed"
 
 
-def test_a_cancel_before_the_detached_runner_starts_is_kept_and_no_record_is_sent(tmp_path: Path,
-                                                                                  ledger_path: Path) -> None:
+def test_a_cancel_before_the_detached_runner_starts_is_kept_and_no_record_is_sent(
+    tmp_path: Path, ledger_path: Path
+) -> None:
     # `batch submit --detach` then `batch cancel` at once: cancel found no runner yet and said "stopped", then the
     # runner started and ran (and billed) every record, ending "completed". `resume --detach` of a stopped job then a
     # cancel alike: the job was final, so cancel did nothing. A runner started in the background now takes the job
@@ -736,16 +969,26 @@ def test_a_cancel_before_the_detached_runner_starts_is_kept_and_no_record_is_sen
     src.write_text("\n".join(plain(5)) + "\n")
     with InstantOpenAI() as url:
         cfg = config_for(tmp_path, url)
-        lines = cli("batch", "submit", str(src), "--model", "upstream", "--config", str(cfg), "--json", "--detach",
-                    "--ledger", str(ledger_path)).stdout.splitlines()
+        lines = cli(
+            "batch",
+            "submit",
+            str(src),
+            "--model",
+            "upstream",
+            "--config",
+            str(cfg),
+            "--json",
+            "--detach",
+            "--ledger",
+            str(ledger_path),
+        ).stdout.splitlines()
         job_id, pid = json.loads(lines[0])["job_id"], json.loads(lines[-1])["runner_pid"]
         tables = open_tables(ledger_path)
         assert cancel(tables, job_id).status == "stopped"  # in this process: before the runner has started
         ended(pid)
         job = require_job(tables, job_id)
         assert (job.status, job.done, job.pending) == ("stopped", 0, 5)
-        resumed = json.loads(cli("batch", "resume", job_id, "--detach", "--json", "--ledger",
-                                 str(ledger_path)).stdout)
+        resumed = json.loads(cli("batch", "resume", job_id, "--detach", "--json", "--ledger", str(ledger_path)).stdout)
         assert cancel(tables, job_id).status == "stopped"
         ended(resumed["runner_pid"])
         job = require_job(tables, job_id)
@@ -754,8 +997,9 @@ def test_a_cancel_before_the_detached_runner_starts_is_kept_and_no_record_is_sen
     assert (final["status"], final["done"]) == ("completed", 5)
 
 
-def test_a_background_runner_that_crashes_is_reported_with_its_log_and_the_job_resumes(tmp_path: Path,
-                                                                                         ledger_path: Path) -> None:
+def test_a_background_runner_that_crashes_is_reported_with_its_log_and_the_job_resumes(
+    tmp_path: Path, ledger_path: Path
+) -> None:
     # The detached runner's stderr went to /dev/null: one that died (here: its config gone) said nothing, and the job
     # looked in progress for ever (`batch status` exit 0). Its stderr is now kept in a log beside the job's state, and
     # status and wait say the runner exited, name the log, and exit 1; the job is left to resume.
@@ -767,8 +1011,9 @@ def test_a_background_runner_that_crashes_is_reported_with_its_log_and_the_job_r
         job = create_job(tables, src, "upstream", "local", config_path=str(cfg))
         kept = cfg.read_text()
         cfg.unlink()
-        pid = json.loads(cli("batch", "resume", job.job_id, "--detach", "--json", "--ledger",
-                             str(ledger_path)).stdout)["runner_pid"]
+        pid = json.loads(cli("batch", "resume", job.job_id, "--detach", "--json", "--ledger", str(ledger_path)).stdout)[
+            "runner_pid"
+        ]
         deadline = time.monotonic() + 60
         while Path(f"/proc/{pid}").exists() and Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z":
             assert time.monotonic() < deadline, "the background runner did not exit"
@@ -776,13 +1021,15 @@ def test_a_background_runner_that_crashes_is_reported_with_its_log_and_the_job_r
         status = cli("batch", "status", job.job_id, "--ledger", str(ledger_path), check=False)
         assert status.returncode == 1, status.stdout + status.stderr
         assert "runner exited (see " in status.stdout, status.stdout
-        shown = json.loads(cli("batch", "status", job.job_id, "--json", "--ledger", str(ledger_path),
-                               check=False).stdout)
+        shown = json.loads(
+            cli("batch", "status", job.job_id, "--json", "--ledger", str(ledger_path), check=False).stdout
+        )
         log = Path(shown["runner_log"])
         assert shown["runner_alive"] is False and shown["runner_exited"] is True
         assert log.parent == Path(f"{ledger_path}.journal") and str(cfg) in log.read_text()  # what the runner said
-        waited = cli("batch", "wait", job.job_id, "--timeout", "30", "--poll", "0.2", "--ledger", str(ledger_path),
-                     check=False)
+        waited = cli(
+            "batch", "wait", job.job_id, "--timeout", "30", "--poll", "0.2", "--ledger", str(ledger_path), check=False
+        )
         assert waited.returncode == 1 and "runner exited" in waited.stdout
         cfg.write_text(kept)
         final = json.loads(cli("batch", "resume", job.job_id, "--json", "--ledger", str(ledger_path)).stdout)

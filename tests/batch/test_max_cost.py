@@ -50,8 +50,9 @@ def _input(tmp_path):
 
 def _tokenomy(*args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-    return subprocess.run([sys.executable, "-m", "tokenomy.cli", *args], capture_output=True, text=True, timeout=300,
-                          env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "tokenomy.cli", *args], capture_output=True, text=True, timeout=300, env=env
+    )
 
 
 def emulator():
@@ -82,8 +83,21 @@ def test_submit_over_the_cap_sends_nothing_stores_no_job_and_exits_1_naming_wors
     path, ledger = _input(tmp_path), tmp_path / "ledger.duckdb"
     with emulator() as url:
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="x")
-        args = ["batch", "submit", str(path), "--model", MODEL, "--backend", "openai", "--endpoint-url", url,
-                "--ledger", str(ledger), "--max-cost", "0.0049"]
+        args = [
+            "batch",
+            "submit",
+            str(path),
+            "--model",
+            MODEL,
+            "--backend",
+            "openai",
+            "--endpoint-url",
+            url,
+            "--ledger",
+            str(ledger),
+            "--max-cost",
+            "0.0049",
+        ]
         out = _tokenomy(*args)
         assert out.returncode == 1, out.stderr
         said = " ".join(out.stderr.split())
@@ -105,8 +119,22 @@ def test_submit_under_the_cap_runs_and_the_job_keeps_its_cap(tmp_path) -> None:
 
     path, ledger = _input(tmp_path), tmp_path / "ledger.duckdb"
     with emulator() as url:
-        out = _tokenomy("batch", "submit", str(path), "--model", MODEL, "--backend", "openai", "--endpoint-url", url,
-                        "--ledger", str(ledger), "--max-cost", "0.005", "--json")
+        out = _tokenomy(
+            "batch",
+            "submit",
+            str(path),
+            "--model",
+            MODEL,
+            "--backend",
+            "openai",
+            "--endpoint-url",
+            url,
+            "--ledger",
+            str(ledger),
+            "--max-cost",
+            "0.005",
+            "--json",
+        )
     assert out.returncode == 0, out.stderr
     job = json.loads(out.stdout.splitlines()[-1])
     assert job["status"] == "completed" and job["done"] == 3
@@ -158,20 +186,42 @@ def test_a_local_jobs_resume_is_held_to_its_cap_at_on_demand_prices_before_any_c
 def test_a_cap_that_cannot_bound_audio_says_so_at_submit(tmp_path) -> None:
     path, ledger = tmp_path / "in.jsonl", tmp_path / "ledger.duckdb"
     audio = {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}
-    body = {"model": MODEL, "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"},
-                                                                                     audio]}]}
+    body = {
+        "model": MODEL,
+        "max_tokens": 5,
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}, audio]}],
+    }
     path.write_text(json.dumps({"custom_id": "r0", "method": "POST", "url": "/v1/chat/completions", "body": body}))
     with emulator() as url:
-        out = _tokenomy("batch", "submit", str(path), "--model", MODEL, "--backend", "openai", "--endpoint-url", url,
-                        "--ledger", str(ledger), "--max-cost", "1", "--detach")
+        out = _tokenomy(
+            "batch",
+            "submit",
+            str(path),
+            "--model",
+            MODEL,
+            "--backend",
+            "openai",
+            "--endpoint-url",
+            url,
+            "--ledger",
+            str(ledger),
+            "--max-cost",
+            "1",
+            "--detach",
+        )
     assert out.returncode == 0, out.stderr
     said = " ".join(out.stderr.split())
     assert "warning: 1 record(s) send audio or video, billed by a length no line gives: --max-cost does not" in said
 
 
-WEATHER = {"type": "function", "function": {"name": "weather", "description": "The weather in a city, today",
-                                            "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                                                           "required": ["city"]}}}
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "weather",
+        "description": "The weather in a city, today",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
 
 
 def _one(tmp_path, line: dict) -> list:
@@ -192,16 +242,25 @@ def test_a_records_tools_and_tool_calls_are_in_its_worst_case_and_estimate_and_c
     from tokenomy.token_estimate import bound_length, estimate_text_tokens
 
     call = {"id": "c1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Oslo"}'}}
-    turns = [{"role": "user", "content": PROMPT}, {"role": "assistant", "content": None, "tool_calls": [call]},
-             {"role": "tool", "tool_call_id": "c1", "content": "18C"}]
-    plain = {"custom_id": "a", "method": "POST", "url": "/v1/chat/completions",
-             "body": {"model": MODEL, "messages": turns, "max_tokens": 10}}
+    turns = [
+        {"role": "user", "content": PROMPT},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "18C"},
+    ]
+    plain = {
+        "custom_id": "a",
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {"model": MODEL, "messages": turns, "max_tokens": 10},
+    }
     agent = {**plain, "body": {**plain["body"], "tools": [WEATHER], "tool_choice": "auto"}}
     # What each sends beyond its messages' text, as JSON: the earlier call alone, or the tools, the choice and it.
     unseen = json.dumps([[call]]), json.dumps([[WEATHER], "auto", [call]])
     [without], [with_tools] = _one(tmp_path, plain), _one(tmp_path, agent)
-    added = job_worst_case([with_tools], MODEL, backend="openai").input_tokens - \
-        job_worst_case([without], MODEL, backend="openai").input_tokens
+    added = (
+        job_worst_case([with_tools], MODEL, backend="openai").input_tokens
+        - job_worst_case([without], MODEL, backend="openai").input_tokens
+    )
     bound = [(bound_length(text) + 3) // 4 for text in unseen]
     assert added == bound[1] - bound[0] > 60  # gpt-4o-mini adds no tool prompt to count
     estimated = record_estimate(with_tools) - record_estimate(without)
@@ -211,12 +270,17 @@ def test_a_records_tools_and_tool_calls_are_in_its_worst_case_and_estimate_and_c
     # with tool_choice any/tool (264 with auto): the worst case takes the larger.
     haiku = "anthropic.claude-3-haiku-20240307-v1:0"
     tool = {"name": "weather", "input_schema": WEATHER["function"]["parameters"]}
-    body = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 10,
-            "messages": [{"role": "user", "content": PROMPT}]}
+    body = {
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 10,
+        "messages": [{"role": "user", "content": PROMPT}],
+    }
     [bare] = _one(tmp_path, {"recordId": "b", "modelInput": body})
     [tooled] = _one(tmp_path, {"recordId": "b", "modelInput": {**body, "tools": [tool]}})
-    added = job_worst_case([tooled], haiku, backend="bedrock").input_tokens - \
-        job_worst_case([bare], haiku, backend="bedrock").input_tokens
+    added = (
+        job_worst_case([tooled], haiku, backend="bedrock").input_tokens
+        - job_worst_case([bare], haiku, backend="bedrock").input_tokens
+    )
     assert added == (bound_length(json.dumps([[tool]])) + 3) // 4 + 340
 
 
@@ -244,8 +308,9 @@ def test_a_llama_bodys_max_gen_len_is_its_cap_in_the_worst_case_estimate_and_reb
     assert (worst.output_tokens, worst.uncapped) == (80, 0)
     assert model_input(llama, report.records[0]) == lines[0]["modelInput"]  # as written
     assert model_input(nova, report.records[1])["inferenceConfig"]["max_new_tokens"] == 30
-    [wrong], _ = read_records([json.dumps({"recordId": "w", "modelInput": {"prompt": "hi", "max_gen_len": 9,
-                                                                              "max_tokens": 9}})])
+    [wrong], _ = read_records(
+        [json.dumps({"recordId": "w", "modelInput": {"prompt": "hi", "max_gen_len": 9, "max_tokens": 9}})]
+    )
     path.write_text(json.dumps(wrong.raw) + "\n")
     [bad] = validate_file(path, llama, "us-east-1", backend="bedrock").bad
     assert bad.field == "modelInput.max_tokens" and "a Llama body takes its cap in modelInput.max_gen_len" in bad.reason

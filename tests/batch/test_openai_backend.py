@@ -103,8 +103,9 @@ def test_rejected_requests_go_to_the_error_file_and_are_named() -> None:
     bad = {"r5": {"temperature": 7}, "r21": {"stop": 3}}
     for rid, extra in bad.items():
         body = {"model": MODEL, "messages": [{"role": "user", "content": "hello"}], **extra}
-        lines[int(rid[1:])] = json.dumps({"custom_id": rid, "method": "POST", "url": "/v1/chat/completions",
-                                          "body": body})
+        lines[int(rid[1:])] = json.dumps(
+            {"custom_id": rid, "method": "POST", "url": "/v1/chat/completions", "body": body}
+        )
     with emulator() as (client, options):
         backend = OpenAIBatchBackend()
         handle = backend.submit("partial", MODEL, records(lines), options)
@@ -121,21 +122,25 @@ def test_rejected_requests_go_to_the_error_file_and_are_named() -> None:
 
 def test_a_bad_input_file_fails_the_batch_naming_each_line() -> None:
     with emulator() as (client, options):
-        good = {"custom_id": "a", "method": "POST", "url": "/v1/chat/completions",
-                "body": {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}}
+        good = {
+            "custom_id": "a",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]},
+        }
         text = "\n".join([json.dumps(good), "{not json", json.dumps(good)]) + "\n"
         upload = client.files.create(file=("in.jsonl", text.encode()), purpose="batch")
         assert upload.purpose == "batch" and upload.bytes == len(text.encode())
-        batch = client.batches.create(input_file_id=upload.id, endpoint="/v1/chat/completions",
-                                      completion_window="24h")
+        batch = client.batches.create(input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h")
         backend = OpenAIBatchBackend(options)
         assert wait(backend, batch.id)[-1] == "failed"
         errors = client.batches.retrieve(batch.id).errors.data
         assert [(e.line, e.code) for e in errors] == [(2, "invalid_json_line"), (3, "duplicate_custom_id")]
         assert "line 2" in backend.status(batch.id)[1] and list(backend.results(batch.id)) == []
         with pytest.raises(openai.NotFoundError):
-            client.batches.create(input_file_id="file-missing", endpoint="/v1/chat/completions",
-                                  completion_window="24h")
+            client.batches.create(
+                input_file_id="file-missing", endpoint="/v1/chat/completions", completion_window="24h"
+            )
 
 
 def test_cancel_moves_through_stopping_to_stopped_and_unrun_requests_stay_missing() -> None:
@@ -148,8 +153,11 @@ def test_cancel_moves_through_stopping_to_stopped_and_unrun_requests_stay_missin
         assert backend.status(handle)[0] in ("stopping", "stopped")
         assert wait(backend, handle, timeout=30)[-1] == "stopped"
         answered = {r.id for r in backend.results(handle)}
-        never_ran = {e["custom_id"] for e in file_lines(client, client.batches.retrieve(handle).error_file_id)
-                     if e["error"]["code"] == "batch_cancelled"}
+        never_ran = {
+            e["custom_id"]
+            for e in file_lines(client, client.batches.retrieve(handle).error_file_id)
+            if e["error"]["code"] == "batch_cancelled"
+        }
         assert answered and never_ran and answered | never_ran == {r.id for r in recs}
         assert not answered & never_ran
         backend.cancel(handle)  # cancelling a finished batch is a no-op
@@ -196,16 +204,35 @@ def test_cli_submit_against_the_emulator_records_batch_priced_ledger_rows(tmp_pa
     path = tmp_path / "in.jsonl"
     path.write_text("\n".join(plain(60, max_tokens=6)) + "\n")
     with emulator() as (_, options):
-        out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "batch", "submit", str(path), "--model", MODEL,
-                              "--backend", "openai", "--json", "--endpoint-url", options.endpoint_url,
-                              "--ledger", str(ledger_path)], capture_output=True, text=True, timeout=300,
-                             env={k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")})
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tokenomy.cli",
+                "batch",
+                "submit",
+                str(path),
+                "--model",
+                MODEL,
+                "--backend",
+                "openai",
+                "--json",
+                "--endpoint-url",
+                options.endpoint_url,
+                "--ledger",
+                str(ledger_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")},
+        )
     assert out.returncode == 0, out.stderr
     job = [json.loads(x) for x in out.stdout.splitlines() if x.startswith("{")][-1]
     assert job["status"] == "completed" and job["done"] == 60
     rows = open_store(str(ledger_path)).query(
-        "SELECT mode, input_tokens, output_tokens, cost_usd FROM usage_events WHERE batch_job_id = ?",
-        [job["job_id"]])
+        "SELECT mode, input_tokens, output_tokens, cost_usd FROM usage_events WHERE batch_job_id = ?", [job["job_id"]]
+    )
     assert len(rows) == 60 and {r["mode"] for r in rows} == {"batch"}
     for r in rows:
         usage = Usage(r["input_tokens"], r["output_tokens"])
@@ -234,18 +261,46 @@ def test_status_and_results_show_the_stored_job_when_the_provider_is_down(tmp_pa
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
     base = [sys.executable, "-m", "tokenomy.cli", "batch"]
     with emulator(validating_seconds=60) as (_, options):
-        out = subprocess.run(base + ["submit", str(path), "--model", MODEL, "--backend", "openai", "--detach", "--json",
-                                     "--endpoint-url", options.endpoint_url, "--ledger", str(ledger_path)],
-                             capture_output=True, text=True, timeout=120, env=env)
+        out = subprocess.run(
+            base
+            + [
+                "submit",
+                str(path),
+                "--model",
+                MODEL,
+                "--backend",
+                "openai",
+                "--detach",
+                "--json",
+                "--endpoint-url",
+                options.endpoint_url,
+                "--ledger",
+                str(ledger_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
         assert out.returncode == 0, out.stderr
         job_id = json.loads(out.stdout.splitlines()[0])["job_id"]
     # The emulator is gone: status and results used to fail outright; now they show what the ledger holds.
-    status = subprocess.run(base + ["status", job_id, "--json", "--ledger", str(ledger_path)], capture_output=True,
-                            text=True, timeout=120, env=env)
+    status = subprocess.run(
+        base + ["status", job_id, "--json", "--ledger", str(ledger_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert status.returncode == 0 and json.loads(status.stdout)["status"] == "submitted", status.stderr
     assert "as last stored" in status.stderr and options.endpoint_url in status.stderr
-    results = subprocess.run(base + ["results", job_id, "-o", str(tmp_path / "out.jsonl"), "--json", "--ledger",
-                                     str(ledger_path)], capture_output=True, text=True, timeout=120, env=env)
+    results = subprocess.run(
+        base + ["results", job_id, "-o", str(tmp_path / "out.jsonl"), "--json", "--ledger", str(ledger_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert results.returncode == 0 and json.loads(results.stdout)["missing"] == 5, results.stderr
 
 
@@ -264,8 +319,12 @@ def test_resume_starts_the_parts_an_interrupted_submit_never_sent(tmp_path) -> N
         job = create_job(open_tables(str(ledger)), src, MODEL, "openai", options)
         tokenomy = str(Path(sys.executable).with_name("tokenomy"))
         # Before, resume said "still has parts running; wait first" and `batch wait` waited for ever.
-        resumed = subprocess.run([tokenomy, "batch", "resume", job.job_id, "--json", "--ledger", str(ledger)],
-                                 capture_output=True, text=True, timeout=120)
+        resumed = subprocess.run(
+            [tokenomy, "batch", "resume", job.job_id, "--json", "--ledger", str(ledger)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert resumed.returncode == 0, resumed.stderr
         answer = json.loads(resumed.stdout.splitlines()[-1])
         assert answer["status"] == "completed" and answer["done"] == 20 and answer["resubmitted"] == 20
@@ -451,6 +510,7 @@ def test_status_of_a_finished_job_reads_its_parts_and_results_once(tmp_path, mon
         def counted(self, sql, params=()):
             statements.append(sql)
             return run(self, sql, params)
+
         return counted
 
     monkeypatch.setattr(JobTables, "query", counting(JobTables.query))
@@ -458,7 +518,11 @@ def test_status_of_a_finished_job_reads_its_parts_and_results_once(tmp_path, mon
     shown = CliRunner().invoke(app, ["batch", "status", job.job_id, "--ledger", ledger, "--json"])
     assert shown.exit_code == 0, shown.output
     assert {k: v for k, v in json.loads(shown.output).items() if k in ("status", "done", "pending", "message")} == {
-        "status": "partially_completed", "done": job.done, "pending": job.pending, "message": said}
+        "status": "partially_completed",
+        "done": job.done,
+        "pending": job.pending,
+        "message": said,
+    }
     parts = [sql for sql in statements if "FROM batch_parts" in sql]
     results = [sql for sql in statements if "FROM batch_results" in sql and "SUM(" not in sql]  # SUM: the job's counts
     writes = [sql for sql in statements if sql.lstrip().startswith(("UPDATE", "INSERT", "DELETE"))]
@@ -545,8 +609,9 @@ def test_a_job_whose_second_part_failed_to_submit_is_still_running_and_cancel_st
         assert client.batches.retrieve(made.id).status in ("cancelling", "cancelled")
 
 
-def test_an_answer_whose_body_has_no_usage_is_recorded_with_estimated_tokens_not_at_zero(tmp_path, monkeypatch,
-                                                                                         caplog) -> None:
+def test_an_answer_whose_body_has_no_usage_is_recorded_with_estimated_tokens_not_at_zero(
+    tmp_path, monkeypatch, caplog
+) -> None:
     # Some OpenAI-compatible batch servers answer without `usage`. The record was stored as 0 tokens at $0: an
     # answer the provider billed looked free in every report.
     from tokenomy.batch.jobs import create_job, open_tables, submit_parts
@@ -594,16 +659,23 @@ def test_a_result_line_with_a_count_no_answer_can_have_is_that_records_failure_t
     # line of the job lost), `true` was 1 token, a negative count a negative cost. The sync path refuses such counts
     # (usage_counts.usage_count, checked_counts); a batch line with one is now its record's failure, naming the count.
     def line(rid: str, **usage) -> dict:
-        body = {"model": MODEL, "choices": [{"message": {"content": "hi"}}],
-                "usage": {"prompt_tokens": 10, "completion_tokens": 2, **usage}}
+        body = {
+            "model": MODEL,
+            "choices": [{"message": {"content": "hi"}}],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 2, **usage},
+        }
         return {"custom_id": rid, "response": {"status_code": 200, "body": body}}
 
     good = OpenAIBatchBackend._record(line("r0"), MODEL)
     assert good.ok and good.usage == Usage(10, 2)
-    bad = {"r1": ({"prompt_tokens": "10"}, "prompt_tokens '10'"), "r2": ({"completion_tokens": True}, "True"),
-           "r3": ({"completion_tokens": 2.5}, "completion_tokens 2.5"),
-           "r4": ({"prompt_tokens_details": {"cached_tokens": "3"}}, "cached_tokens '3'"),
-           "r5": ({"prompt_tokens": -1}, "input_tokens=-1"), "r6": ({"completion_tokens": 2**31}, str(2**31))}
+    bad = {
+        "r1": ({"prompt_tokens": "10"}, "prompt_tokens '10'"),
+        "r2": ({"completion_tokens": True}, "True"),
+        "r3": ({"completion_tokens": 2.5}, "completion_tokens 2.5"),
+        "r4": ({"prompt_tokens_details": {"cached_tokens": "3"}}, "cached_tokens '3'"),
+        "r5": ({"prompt_tokens": -1}, "input_tokens=-1"),
+        "r6": ({"completion_tokens": 2**31}, str(2**31)),
+    }
     for rid, (usage, named) in bad.items():
         result = OpenAIBatchBackend._record(line(rid, **usage), MODEL)
         assert result is not None and not result.ok and result.usage is None and result.raw["custom_id"] == rid
@@ -713,19 +785,47 @@ def test_an_endpoint_password_is_not_kept_in_the_ledger_and_is_taken_from_the_en
     base = [sys.executable, "-m", "tokenomy.cli", "batch"]
     with emulator() as (_, options):
         secret_url = options.endpoint_url.replace("http://", "http://proxyuser:hunter2Proxy@")
-        submitted = subprocess.run(base + ["submit", str(path), "--model", MODEL, "--backend", "openai", "--json",
-                                           "--detach", "--endpoint-url", secret_url, "--ledger", str(ledger_path)],
-                                   capture_output=True, text=True, timeout=120, env=env)
+        submitted = subprocess.run(
+            base
+            + [
+                "submit",
+                str(path),
+                "--model",
+                MODEL,
+                "--backend",
+                "openai",
+                "--json",
+                "--detach",
+                "--endpoint-url",
+                secret_url,
+                "--ledger",
+                str(ledger_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
         assert submitted.returncode == 0, submitted.stderr
         job_id = json.loads(submitted.stdout.splitlines()[0])["job_id"]
         [row] = open_store(str(ledger_path)).query("SELECT options FROM batch_jobs")
         assert "hunter2Proxy" not in row["options"] and "proxyuser:***@" in row["options"], row["options"]
-        waited = subprocess.run(base + ["wait", job_id, "--json", "--ledger", str(ledger_path)], capture_output=True,
-                                text=True, timeout=120, env=env)
+        waited = subprocess.run(
+            base + ["wait", job_id, "--json", "--ledger", str(ledger_path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+        )
         assert waited.returncode == 2 and "OPENAI_BASE_URL" in waited.stderr, waited.stderr
         assert "hunter2Proxy" not in waited.stderr
-        waited = subprocess.run(base + ["wait", job_id, "--json", "--ledger", str(ledger_path)], capture_output=True,
-                                text=True, timeout=120, env={**env, "OPENAI_BASE_URL": secret_url})
+        waited = subprocess.run(
+            base + ["wait", job_id, "--json", "--ledger", str(ledger_path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**env, "OPENAI_BASE_URL": secret_url},
+        )
     assert waited.returncode == 0, waited.stderr
     assert json.loads(waited.stdout)["status"] == "completed" and json.loads(waited.stdout)["done"] == 3
 
@@ -757,7 +857,6 @@ def test_a_line_naming_no_record_is_not_counted_as_a_record_to_send_again(tmp_pa
     assert "throttled" not in (job.message or ""), job.message
 
 
-
 def test_a_job_whose_every_record_the_provider_refused_ends_failed_and_submit_exits_1(tmp_path, ledger_path) -> None:
     # Every request was refused (400: a `stop` that is not text, which only the provider checks): the job ended
     # "partially_completed" and `batch submit` exited 0, though no record was answered, where the command's help
@@ -768,19 +867,57 @@ def test_a_job_whose_every_record_the_provider_refused_ends_failed_and_submit_ex
 
     body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stop": 3}
     path = tmp_path / "in.jsonl"
-    path.write_text("".join(json.dumps({"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions",
-                                        "body": body}) + "\n" for i in range(3)))
+    path.write_text(
+        "".join(
+            json.dumps({"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions", "body": body}) + "\n"
+            for i in range(3)
+        )
+    )
     with emulator() as (_, options):
-        out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "batch", "submit", str(path), "--model", MODEL,
-                              "--backend", "openai", "--json", "--endpoint-url", options.endpoint_url,
-                              "--ledger", str(ledger_path)], capture_output=True, text=True, timeout=300,
-                             env={k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")})
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tokenomy.cli",
+                "batch",
+                "submit",
+                str(path),
+                "--model",
+                MODEL,
+                "--backend",
+                "openai",
+                "--json",
+                "--endpoint-url",
+                options.endpoint_url,
+                "--ledger",
+                str(ledger_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")},
+        )
     job = [json.loads(x) for x in out.stdout.splitlines() if x.startswith("{")][-1]
     assert (job["status"], job["done"], job["failed"], job["pending"]) == ("failed", 0, 3, 0), job
     assert out.returncode == 1, out.stderr
     results = tmp_path / "out.jsonl"
-    subprocess.run([sys.executable, "-m", "tokenomy.cli", "batch", "results", job["job_id"], "-o", str(results),
-                    "--ledger", str(ledger_path)], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tokenomy.cli",
+            "batch",
+            "results",
+            job["job_id"],
+            "-o",
+            str(results),
+            "--ledger",
+            str(ledger_path),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     lines = [json.loads(x) for x in results.read_text().splitlines()]
     assert [(x["id"], x["ok"]) for x in lines] == [("r0", False), ("r1", False), ("r2", False)]
     assert all(x["error"].startswith("400: Invalid 'stop'") for x in lines), lines
@@ -834,8 +971,9 @@ def test_a_batch_refused_at_validation_names_the_record_of_each_line_it_names(tm
         job = submit_parts(tables, create_job(tables, src, MODEL, "openai", options))
         job = wait_job(tables, job.job_id, 60, 0.05)
     assert job.status == "failed" and job.pending == 2
-    assert job.message == ("refused at validation: line 2 of the batch's input file (record 'second'): The request is "
-                           "not valid."), job.message
+    assert job.message == (
+        "refused at validation: line 2 of the batch's input file (record 'second'): The request is not valid."
+    ), job.message
 
 
 def test_a_provider_outage_while_waiting_says_the_job_runs_on_and_how_to_follow_it(tmp_path) -> None:
@@ -861,8 +999,9 @@ def test_a_provider_outage_while_waiting_says_the_job_runs_on_and_how_to_follow_
     assert f"`tokenomy batch wait {job.job_id}`" in said and "twice" in said, said
 
 
-def test_a_garbled_output_line_that_shows_its_id_and_usage_is_billed_in_the_ledger(tmp_path, ledger_path,
-                                                                                      monkeypatch) -> None:
+def test_a_garbled_output_line_that_shows_its_id_and_usage_is_billed_in_the_ledger(
+    tmp_path, ledger_path, monkeypatch
+) -> None:
     # r1's answer came back garbled in its text (a raw control character), its custom_id and usage still whole: it
     # was stored failed with no usage, so a call OpenAI billed was missing from the ledger and the job's cost.
     import subprocess
@@ -888,29 +1027,53 @@ def test_a_garbled_output_line_that_shows_its_id_and_usage_is_billed_in_the_ledg
     src.write_text("\n".join(plain(3, max_tokens=6)) + "\n")
     tokenomy = [sys.executable, "-m", "tokenomy.cli", "batch"]
     with emulator(local_model_max_records=0) as (_, options):
-        done = subprocess.run(tokenomy + ["submit", str(src), "--model", MODEL, "--backend", "openai", "--json",
-                                          "--endpoint-url", options.endpoint_url, "--ledger", str(ledger_path)],
-                              capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            tokenomy
+            + [
+                "submit",
+                str(src),
+                "--model",
+                MODEL,
+                "--backend",
+                "openai",
+                "--json",
+                "--endpoint-url",
+                options.endpoint_url,
+                "--ledger",
+                str(ledger_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     job = json.loads(done.stdout.splitlines()[-1])
     assert (job["done"], job["failed"]) == (2, 1), done.stdout + done.stderr
-    rows = {r["request_id"]: r for r in open_store(str(ledger_path)).query(
-        "SELECT request_id, input_tokens, output_tokens, cost_usd FROM usage_events WHERE batch_job_id = ?",
-        [job["job_id"]])}
+    rows = {
+        r["request_id"]: r
+        for r in open_store(str(ledger_path)).query(
+            "SELECT request_id, input_tokens, output_tokens, cost_usd FROM usage_events WHERE batch_job_id = ?",
+            [job["job_id"]],
+        )
+    }
     assert set(rows) == {"r0", "r1", "r2"} and billed["prompt_tokens"] > 0
-    assert (rows["r1"]["input_tokens"], rows["r1"]["output_tokens"]) == (billed["prompt_tokens"],
-                                                                          billed["completion_tokens"])
+    assert (rows["r1"]["input_tokens"], rows["r1"]["output_tokens"]) == (
+        billed["prompt_tokens"],
+        billed["completion_tokens"],
+    )
     cost = compute_cost(Usage(billed["prompt_tokens"], billed["completion_tokens"]), MODEL, mode="batch").total_usd
     assert Decimal(str(rows["r1"]["cost_usd"])) == cost
     assert Decimal(str(job["cost_usd"])) == sum(Decimal(str(r["cost_usd"])) for r in rows.values())
-    subprocess.run(tokenomy + ["results", job["job_id"], "-o", str(out), "--ledger", str(ledger_path)], check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        tokenomy + ["results", job["job_id"], "-o", str(out), "--ledger", str(ledger_path)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     r1 = next(x for x in map(json.loads, out.read_text().splitlines()) if x["id"] == "r1")
     assert not r1["ok"] and r1["error"].startswith("unreadable output line") and r1["cost_usd"] == str(cost)
 
 
-
-def test_ledger_rows_of_a_batch_collected_later_are_timestamped_when_openai_completed_it(tmp_path,
-                                                                                           ledger_path) -> None:
+def test_ledger_rows_of_a_batch_collected_later_are_timestamped_when_openai_completed_it(tmp_path, ledger_path) -> None:
     # A batch collected hours after it completed was recorded at the collection: its calls landed in the wrong hour
     # (or day, and budget window). They are now recorded at the batch's completed_at, in UTC.
     import subprocess
@@ -923,16 +1086,37 @@ def test_ledger_rows_of_a_batch_collected_later_are_timestamped_when_openai_comp
     src.write_text("\n".join(plain(3, max_tokens=6)) + "\n")
     tokenomy = [sys.executable, "-m", "tokenomy.cli", "batch"]
     with emulator(local_model_max_records=0) as (client, options):
-        sent = subprocess.run(tokenomy + ["submit", str(src), "--model", MODEL, "--backend", "openai", "--detach",
-                                          "--json", "--endpoint-url", options.endpoint_url, "--ledger",
-                                          str(ledger_path)], capture_output=True, text=True, timeout=300)
+        sent = subprocess.run(
+            tokenomy
+            + [
+                "submit",
+                str(src),
+                "--model",
+                MODEL,
+                "--backend",
+                "openai",
+                "--detach",
+                "--json",
+                "--endpoint-url",
+                options.endpoint_url,
+                "--ledger",
+                str(ledger_path),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         job_id = json.loads(sent.stdout.splitlines()[0])["job_id"]
         [batch] = client.batches.list().data
         while client.batches.retrieve(batch.id).status != "completed":
             time.sleep(0.05)
         time.sleep(2.2)  # collected a while after
-        done = subprocess.run(tokenomy + ["wait", job_id, "--json", "--poll", "0.1", "--ledger", str(ledger_path)],
-                              capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            tokenomy + ["wait", job_id, "--json", "--poll", "0.1", "--ledger", str(ledger_path)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr
         completed = datetime.fromtimestamp(client.batches.retrieve(batch.id).completed_at, UTC)
     events = [e for e in open_store(str(ledger_path)).events() if e.batch_job_id == job_id]
@@ -949,8 +1133,9 @@ def test_records_the_provider_refused_are_written_out_to_fix_and_submit_again(tm
     import sys
 
     def openai_line(rid: str, **body) -> str:
-        return json.dumps({"custom_id": rid, "method": "POST", "url": "/v1/chat/completions",
-                           "body": {"model": MODEL, **body}})
+        return json.dumps(
+            {"custom_id": rid, "method": "POST", "url": "/v1/chat/completions", "body": {"model": MODEL, **body}}
+        )
 
     stop = openai_line("x-stop", messages=[{"role": "user", "content": "hi"}], stop=3)
     no_user = openai_line("x-list", messages=[{"role": "user", "content": "hi"}], stop=["end", 4])
@@ -961,13 +1146,32 @@ def test_records_the_provider_refused_are_written_out_to_fix_and_submit_again(tm
     help_text = subprocess.run(tokenomy + ["results", "--help"], capture_output=True, text=True, timeout=120).stdout
     assert "--failed-input" in help_text and "refused" in help_text
     with emulator(local_model_max_records=0) as (_, options):
-        sent = subprocess.run(tokenomy + ["submit", str(src), "--model", MODEL, "--backend", "openai", "--json",
-                                          "--endpoint-url", options.endpoint_url, *ledger],
-                              capture_output=True, text=True, timeout=300)
+        sent = subprocess.run(
+            tokenomy
+            + [
+                "submit",
+                str(src),
+                "--model",
+                MODEL,
+                "--backend",
+                "openai",
+                "--json",
+                "--endpoint-url",
+                options.endpoint_url,
+                *ledger,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         job = json.loads(sent.stdout.splitlines()[-1])
         assert (job["status"], job["done"], job["failed"]) == ("partially_completed", 3, 2), sent.stderr
-        written = subprocess.run(tokenomy + ["results", job["job_id"], "--failed-input", str(fix), "-o", str(out),
-                                             *ledger], capture_output=True, text=True, timeout=120)
+        written = subprocess.run(
+            tokenomy + ["results", job["job_id"], "--failed-input", str(fix), "-o", str(out), *ledger],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert written.returncode == 0, written.stderr
         assert f"{fix}: 2 records the provider refused" in written.stderr
         assert [json.loads(x) for x in fix.read_text().splitlines()] == [json.loads(stop), json.loads(no_user)]
@@ -978,9 +1182,24 @@ def test_records_the_provider_refused_are_written_out_to_fix_and_submit_again(tm
         fixed[0]["body"]["stop"] = "3"
         fixed[1]["body"]["stop"] = ["end", "4"]
         fix.write_text("".join(json.dumps(x) + "\n" for x in fixed))
-        again = subprocess.run(tokenomy + ["submit", str(fix), "--model", MODEL, "--backend", "openai", "--json",
-                                           "--endpoint-url", options.endpoint_url, *ledger],
-                               capture_output=True, text=True, timeout=300)
+        again = subprocess.run(
+            tokenomy
+            + [
+                "submit",
+                str(fix),
+                "--model",
+                MODEL,
+                "--backend",
+                "openai",
+                "--json",
+                "--endpoint-url",
+                options.endpoint_url,
+                *ledger,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert (json.loads(again.stdout.splitlines()[-1])["done"]) == 2, again.stderr
 
 
@@ -998,24 +1217,35 @@ def test_resume_holds_back_a_batch_refused_at_validation_and_says_why_until_aske
     app = create_app(engine=InstantEngine(), no_access_models=(MODEL,), **FAST)
     with ServerThread(app) as url:
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="x")
-        sent = subprocess.run(tokenomy + ["submit", str(src), "--model", MODEL, "--backend", "openai", "--json",
-                                          "--endpoint-url", url, *ledger], capture_output=True, text=True, timeout=300)
+        sent = subprocess.run(
+            tokenomy
+            + ["submit", str(src), "--model", MODEL, "--backend", "openai", "--json", "--endpoint-url", url, *ledger],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         job = json.loads(sent.stdout.splitlines()[-1])
         assert sent.returncode == 1 and job["status"] == "failed", sent.stderr
         assert job["message"].startswith("refused at validation: line 1 of the batch's input file (record 'r0')")
-        resumed = subprocess.run(tokenomy + ["resume", job["job_id"], "--json", *ledger], capture_output=True,
-                                 text=True, timeout=300)
+        resumed = subprocess.run(
+            tokenomy + ["resume", job["job_id"], "--json", *ledger], capture_output=True, text=True, timeout=300
+        )
         said = " ".join(resumed.stderr.split())
         assert resumed.returncode == 2 and "Traceback" not in resumed.stderr, resumed.stderr
         assert "part 0 (3 records): refused at validation" in said and "do not have access to it" in said, said
         assert "--resend-refused" in said and "--missing-input" in said, said
         assert len(client.batches.list().data) == 1  # not sent again
-        help_text = " ".join(subprocess.run(tokenomy + ["resume", "--help"], capture_output=True, text=True,
-                                            timeout=120).stdout.split())
+        help_text = " ".join(
+            subprocess.run(tokenomy + ["resume", "--help"], capture_output=True, text=True, timeout=120).stdout.split()
+        )
         assert "--resend-refused" in help_text and "refused" in help_text
         app.state.emulator.settings.no_access_models = ()  # access granted: the same batch now runs
-        again = subprocess.run(tokenomy + ["resume", job["job_id"], "--resend-refused", "--json", *ledger],
-                               capture_output=True, text=True, timeout=300)
+        again = subprocess.run(
+            tokenomy + ["resume", job["job_id"], "--resend-refused", "--json", *ledger],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert again.returncode == 0, again.stderr
         done = json.loads(again.stdout.splitlines()[-1])
         assert (done["status"], done["done"], done["resubmitted"]) == ("completed", 3, 3)
@@ -1030,15 +1260,19 @@ def test_an_audio_models_output_line_keeps_its_audio_counts_and_prices_them_at_t
     from tokenomy.batch.openai_backend import _usage
     from tokenomy.pricing.cost import compute_cost
 
-    usage = _usage({"prompt_tokens": 1_200, "completion_tokens": 500,
-                    "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 1_000},
-                    "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 400}})
+    usage = _usage(
+        {
+            "prompt_tokens": 1_200,
+            "completion_tokens": 500,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 1_000},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 400},
+        }
+    )
     assert (usage.audio_input_tokens, usage.audio_cache_read_tokens, usage.audio_output_tokens) == (1_000, 0, 400)
     # standard prices by hand: 200 x $2.50 + 1,000 x $32 + 100 x $10 + 400 x $64 per 1M
     assert compute_cost(usage, "gpt-audio", one_call=True).total_usd == Decimal("0.0591")
     with pytest.raises(ProviderError, match="the batch"):
         _usage({"prompt_tokens": 10, "completion_tokens": 5, "completion_tokens_details": {"audio_tokens": 6}})
-
 
 
 class SecondPartDown(OpenAIBatchBackend):
@@ -1081,12 +1315,15 @@ def test_one_resume_sends_a_failed_part_and_the_records_a_finished_part_left(tmp
         job = failed_and_cancelled(tables, src, client, options, 100)
         backend = OpenAIBatchBackend(options)
         assert 0 < job.done < 100 and job.pending == 105 - job.done, job.to_json()
-        assert job.message.endswith(f"{job.pending} records have no result; `tokenomy batch resume {job.job_id}` "
-                                    "sends them"), job.message
+        assert job.message.endswith(
+            f"{job.pending} records have no result; `tokenomy batch resume {job.job_id}` sends them"
+        ), job.message
         assert resubmit_missing(tables, job.job_id, backend) == job.pending  # before: 5, the failed part's
         parts = tables.parts(job.job_id)
         assert [(p["part_no"], len(p["record_ids"]), p["handle"] is not None) for p in parts[1:]] == [
-            (1, 5, True), (2, job.pending - 5, True)]
+            (1, 5, True),
+            (2, job.pending - 5, True),
+        ]
         job = wait_job(tables, job.job_id, 60, 0.05, backend)
         assert len(client.batches.list().data) == 3
     assert (job.status, job.done, job.message) == ("completed", 105, None), job.to_json()
@@ -1105,8 +1342,11 @@ def test_resume_sends_a_failed_part_and_says_how_to_run_the_few_records_left_on_
     src.write_text("\n".join(plain(200)) + "\n")
     tables = open_tables(str(tmp_path / "ledger.duckdb"))
     with emulator(instant_delay_s=0.02, local_model_max_records=0) as (client, options):
-        monkeypatch.setitem(default_catalog().batch_quotas, "openai",
-                            {**default_catalog().quotas_for("openai"), "min_records_per_job": 95})
+        monkeypatch.setitem(
+            default_catalog().batch_quotas,
+            "openai",
+            {**default_catalog().quotas_for("openai"), "min_records_per_job": 95},
+        )
         job = failed_and_cancelled(tables, src, client, options, 100)
         backend = OpenAIBatchBackend(options)
         left = job.pending - 100
@@ -1114,18 +1354,24 @@ def test_resume_sends_a_failed_part_and_says_how_to_run_the_few_records_left_on_
         assert job.message.endswith(
             f"{job.pending} records have no result; `tokenomy batch resume {job.job_id}` sends the 100 of the parts "
             f"whose submit failed; the other {left} are fewer than openai's minimum of 95 a batch job: it says how to "
-            "run them on demand"), job.message
-        with pytest.raises(UsageError, match=rf"sent again the 100 records .*; the other {left} records .* below "
-                                             "openai's minimum of 95 .* batch wait .* --backend local"):
+            "run them on demand"
+        ), job.message
+        with pytest.raises(
+            UsageError,
+            match=rf"sent again the 100 records .*; the other {left} records .* below "
+            "openai's minimum of 95 .* batch wait .* --backend local",
+        ):
             resubmit_missing(tables, job.job_id, backend, max_cost=Decimal("100"))
         assert tables.parts(job.job_id)[1]["handle"] is not None and len(tables.parts(job.job_id)) == 2
         # The cap it sent the part under holds for the resumes after, though the call ended in that error.
         assert tables.get_job(job.job_id).options["max_cost_usd"] == "100"
         job = wait_job(tables, job.job_id, 60, 0.05, backend)
         assert (job.done, job.pending) == (200 - left, left), job.to_json()
-        assert job.message.endswith(f"{left} records have no result; fewer than openai's minimum of 95 a batch job "
-                                    f"are left to send: `tokenomy batch resume {job.job_id}` says how to run them on "
-                                    "demand"), job.message
+        assert job.message.endswith(
+            f"{left} records have no result; fewer than openai's minimum of 95 a batch job "
+            f"are left to send: `tokenomy batch resume {job.job_id}` says how to run them on "
+            "demand"
+        ), job.message
 
 
 def test_resume_holds_the_failed_part_and_the_records_left_together_to_the_cap(tmp_path) -> None:
@@ -1168,15 +1414,23 @@ def test_resume_refuses_a_failed_part_below_the_providers_minimum_as_it_does_new
         store_job(tables, job, [recs[:20], recs[20:]])
         with pytest.raises(ProviderError):
             submit_parts(tables, job, SecondPartDown(options))
-        monkeypatch.setitem(default_catalog().batch_quotas, "openai",
-                            {**default_catalog().quotas_for("openai"), "min_records_per_job": 10})
+        monkeypatch.setitem(
+            default_catalog().batch_quotas,
+            "openai",
+            {**default_catalog().quotas_for("openai"), "min_records_per_job": 10},
+        )
         backend = OpenAIBatchBackend(options)
         job = wait_job(tables, job.job_id, 60, 0.05, backend)
         assert (job.done, job.pending) == (20, 5), job.to_json()
-        assert job.message.endswith(f"5 records have no result; fewer than openai's minimum of 10 a batch job are left "
-                                    f"to send: `tokenomy batch resume {job.job_id}` says how to run them on demand")
-        with pytest.raises(UsageError, match=rf"part 1: 5 records of {job.job_id} have no result, below openai's "
-                                             r"minimum of 10 per batch job, .* --backend local"):
+        assert job.message.endswith(
+            f"5 records have no result; fewer than openai's minimum of 10 a batch job are left "
+            f"to send: `tokenomy batch resume {job.job_id}` says how to run them on demand"
+        )
+        with pytest.raises(
+            UsageError,
+            match=rf"part 1: 5 records of {job.job_id} have no result, below openai's "
+            r"minimum of 10 per batch job, .* --backend local",
+        ):
             resubmit_missing(tables, job.job_id, backend)  # before: sent, for the provider to reject
         assert tables.parts(job.job_id)[1]["handle"] is None and len(client.batches.list().data) == 1
 
@@ -1199,8 +1453,9 @@ def _one_too_large(tmp_path, monkeypatch):
     return path, sizes[3], limit
 
 
-def test_submit_refuses_a_record_larger_than_a_job_may_be_before_anything_is_sent(tmp_path, monkeypatch,
-                                                                                 capsys) -> None:
+def test_submit_refuses_a_record_larger_than_a_job_may_be_before_anything_is_sent(
+    tmp_path, monkeypatch, capsys
+) -> None:
     # A record larger, as sent, than the bytes a whole OpenAI batch may be went in a batch of its own, which OpenAI
     # refuses, after the other batches were made. Submit refuses the file (exit 2, nothing sent, no job kept), naming
     # the line, the record, its size, the limit and what to do; validate and plan say so first.
@@ -1208,21 +1463,51 @@ def test_submit_refuses_a_record_larger_than_a_job_may_be_before_anything_is_sen
 
     path, size, limit = _one_too_large(tmp_path, monkeypatch)
     ledger = tmp_path / "ledger.duckdb"
-    why = (f"record r3 (line 4) is {size:,} bytes as sent, more than openai's limit of {limit:,} bytes for a whole "
-           f"batch job; shorten it, or move line 4 of {path} to a file of its own, submit the rest, and run that one "
-           f"on demand: `tokenomy batch submit FILE --model {MODEL} --backend local`")
+    why = (
+        f"record r3 (line 4) is {size:,} bytes as sent, more than openai's limit of {limit:,} bytes for a whole "
+        f"batch job; shorten it, or move line 4 of {path} to a file of its own, submit the rest, and run that one "
+        f"on demand: `tokenomy batch submit FILE --model {MODEL} --backend local`"
+    )
     with emulator() as (client, options):
-        code, out, err = run_cli(monkeypatch, capsys, "batch", "submit", str(path), "--model", MODEL, "--backend",
-                                 "openai", "--endpoint-url", options.endpoint_url, "--ledger", str(ledger))
+        code, out, err = run_cli(
+            monkeypatch,
+            capsys,
+            "batch",
+            "submit",
+            str(path),
+            "--model",
+            MODEL,
+            "--backend",
+            "openai",
+            "--endpoint-url",
+            options.endpoint_url,
+            "--ledger",
+            str(ledger),
+        )
         assert (code, out) == (2, ""), (code, out, err)
         assert one_error_line(err) == f"error: {path}: {why} (nothing was sent)"
         assert client.files.list().data == [] and client.batches.list().data == []
     assert not ledger.exists()
-    code, out, _ = run_cli(monkeypatch, capsys, "batch", "validate", str(path), "--model", MODEL, "--backend",
-                           "openai", "--json")
+    code, out, _ = run_cli(
+        monkeypatch, capsys, "batch", "validate", str(path), "--model", MODEL, "--backend", "openai", "--json"
+    )
     assert (code, json.loads(out)["notes"][-1]) == (0, why)
-    code, out, _ = run_cli(monkeypatch, capsys, "batch", "plan", str(path), "--model", MODEL, "--deadline", "00:00",
-                           "--start", "00:00", "--backend", "openai", "--json")
+    code, out, _ = run_cli(
+        monkeypatch,
+        capsys,
+        "batch",
+        "plan",
+        str(path),
+        "--model",
+        MODEL,
+        "--deadline",
+        "00:00",
+        "--start",
+        "00:00",
+        "--backend",
+        "openai",
+        "--json",
+    )
     plan = json.loads(out)
     assert (code, plan["recommendation"], plan["reason"]) == (0, "on_demand", why), plan
 
@@ -1239,7 +1524,7 @@ def test_resume_refuses_a_record_larger_than_a_job_may_be_and_status_says_so(tmp
 
     path, size, limit = _one_too_large(tmp_path, monkeypatch)
     quotas = default_catalog().batch_quotas["openai"]
-    monkeypatch.setitem(default_catalog().batch_quotas, "openai", {**quotas, "max_bytes_per_job": 10 ** 6})
+    monkeypatch.setitem(default_catalog().batch_quotas, "openai", {**quotas, "max_bytes_per_job": 10**6})
     ledger = tmp_path / "ledger.duckdb"
     tables = open_tables(str(ledger))
     with emulator(validating_seconds=2) as (client, options):
@@ -1254,11 +1539,14 @@ def test_resume_refuses_a_record_larger_than_a_job_may_be_and_status_says_so(tmp
             resubmit_missing(tables, job.job_id)
         assert len(client.batches.list().data) == 1 and len(tables.parts(job.job_id)) == 1  # nothing sent
     why = f"record r3 is {size:,} bytes as sent, more than openai's limit of {limit:,} bytes for a whole batch job"
-    on_demand = (f"run them on demand instead: `tokenomy batch results {job.job_id} --missing-input -o rest.jsonl` "
-                 f"then `tokenomy batch submit rest.jsonl --model {MODEL} --backend local`")
+    on_demand = (
+        f"run them on demand instead: `tokenomy batch results {job.job_id} --missing-input -o rest.jsonl` "
+        f"then `tokenomy batch submit rest.jsonl --model {MODEL} --backend local`"
+    )
     assert str(refused.value) == f"{job.job_id}: {why}, so nothing was sent; {on_demand}"
-    assert json.loads(out)["message"].endswith(f"`tokenomy batch resume {job.job_id}` sends none of them: {why}; "
-                                               f"{on_demand}"), out
+    assert json.loads(out)["message"].endswith(
+        f"`tokenomy batch resume {job.job_id}` sends none of them: {why}; {on_demand}"
+    ), out
 
 
 def test_resume_splits_a_failed_part_again_when_it_no_longer_fits_one_batch(tmp_path, monkeypatch) -> None:
@@ -1279,22 +1567,27 @@ def test_resume_splits_a_failed_part_again_when_it_no_longer_fits_one_batch(tmp_
         store_job(tables, job, [recs[:5], recs[5:]])
         with pytest.raises(ProviderError):
             submit_parts(tables, job, SecondPartDown(options))
-        monkeypatch.setitem(default_catalog().batch_quotas, "openai",
-                            {**default_catalog().quotas_for("openai"), "max_records_per_job": 10})
+        monkeypatch.setitem(
+            default_catalog().batch_quotas,
+            "openai",
+            {**default_catalog().quotas_for("openai"), "max_records_per_job": 10},
+        )
         backend = OpenAIBatchBackend(options)
         assert resubmit_missing(tables, job.job_id, backend) == 25
         parts = tables.parts(job.job_id)
         assert [(p["part_no"], len(p["record_ids"]), p["status"], p["handle"] is not None) for p in parts[1:]] == [
-            (1, 25, "stopped", False), (2, 10, "submitted", True), (3, 10, "submitted", True),
-            (4, 5, "submitted", True)], parts
+            (1, 25, "stopped", False),
+            (2, 10, "submitted", True),
+            (3, 10, "submitted", True),
+            (4, 5, "submitted", True),
+        ], parts
         assert sorted(rid for p in parts[2:] for rid in p["record_ids"]) == sorted(parts[1]["record_ids"])
         job = wait_job(tables, job.job_id, 60, 0.05, backend)
         assert sorted(len(file_lines(client, b.input_file_id)) for b in client.batches.list().data) == [5, 5, 10, 10]
     assert (job.status, job.done, job.message) == ("completed", 30, None), job.to_json()
 
 
-def test_resume_refuses_a_failed_part_holding_a_record_larger_than_a_job_may_be(tmp_path, monkeypatch,
-                                                                              capsys) -> None:
+def test_resume_refuses_a_failed_part_holding_a_record_larger_than_a_job_may_be(tmp_path, monkeypatch, capsys) -> None:
     # A part whose submit failed holds a record larger, by the limits of now, than a whole batch may be: resume sent
     # the part as it was, for OpenAI to refuse, and status said resume "sends them". Resume refuses it before anything
     # is sent, naming the part, the record, its size and the limit; status says what resume does.
@@ -1306,7 +1599,7 @@ def test_resume_refuses_a_failed_part_holding_a_record_larger_than_a_job_may_be(
 
     path, size, limit = _one_too_large(tmp_path, monkeypatch)
     quotas = default_catalog().batch_quotas["openai"]
-    monkeypatch.setitem(default_catalog().batch_quotas, "openai", {**quotas, "max_bytes_per_job": 10 ** 6})
+    monkeypatch.setitem(default_catalog().batch_quotas, "openai", {**quotas, "max_bytes_per_job": 10**6})
     ledger = tmp_path / "ledger.duckdb"
     tables = open_tables(str(ledger))
     with emulator() as (client, options):
@@ -1322,10 +1615,15 @@ def test_resume_refuses_a_failed_part_holding_a_record_larger_than_a_job_may_be(
         with pytest.raises(UsageError) as refused:
             resubmit_missing(tables, job.job_id, backend)
         assert len(client.batches.list().data) == 1 and tables.parts(job.job_id)[1]["handle"] is None  # nothing sent
-    why = (f"part 1: record r3 is {size:,} bytes as sent, more than openai's limit of {limit:,} bytes for a whole "
-           "batch job")
-    on_demand = (f"run them on demand instead: `tokenomy batch results {job.job_id} --missing-input -o rest.jsonl` "
-                 f"then `tokenomy batch submit rest.jsonl --model {MODEL} --backend local`")
+    why = (
+        f"part 1: record r3 is {size:,} bytes as sent, more than openai's limit of {limit:,} bytes for a whole "
+        "batch job"
+    )
+    on_demand = (
+        f"run them on demand instead: `tokenomy batch results {job.job_id} --missing-input -o rest.jsonl` "
+        f"then `tokenomy batch submit rest.jsonl --model {MODEL} --backend local`"
+    )
     assert str(refused.value) == f"{job.job_id}: {why}, so nothing was sent; {on_demand}"
-    assert json.loads(out)["message"].endswith(f"`tokenomy batch resume {job.job_id}` sends none of them: {why}; "
-                                               f"{on_demand}"), out
+    assert json.loads(out)["message"].endswith(
+        f"`tokenomy batch resume {job.job_id}` sends none of them: {why}; {on_demand}"
+    ), out

@@ -32,8 +32,13 @@ def test_the_error_stored_for_a_garbled_line_quotes_its_start_not_the_prompt_it_
     def shape(item, model):
         raise KeyError("modelOutput")
 
-    odd = misshapen_or(shape, {"recordId": "r8", "modelInput": {"messages": [{"content": "Patient file 1187"}]}},
-                       "m", "recordId", "line 6")
+    odd = misshapen_or(
+        shape,
+        {"recordId": "r8", "modelInput": {"messages": [{"content": "Patient file 1187"}]}},
+        "m",
+        "recordId",
+        "line 6",
+    )
     for result in (failed, stray, nameless, odd):
         assert "Patient file" not in result.error and "line" in result.error, result.error
     assert odd.error.startswith("malformed output line (line 6: KeyError): ") and '"recordId": "r8"' in odd.error
@@ -46,12 +51,18 @@ def test_the_usage_a_garbled_line_still_shows_is_read_as_each_backend_reads_a_wh
     from tokenomy.batch.vertex_backend import _shown_usage
     from tokenomy.chat_response import Usage
 
-    claude = ('{"recordId": "r1", "modelInput": {"messages": []}, "modelOutput": {"content": [{"type": "text", '
-              '"text": "Hi\x01"}], "usage": {"input_tokens": 12, "output_tokens": 5, "cache_read_input_tokens": 3}}}')
-    nova = ('{"recordId": "r2", "modelOutput": {"output": {"message": {"content": [{"text": "\x01"}]}}, '
-            '"usage": {"inputTokens": 9, "outputTokens": 4, "totalTokens": 13}}}')
-    vertex = ('{"request": {}, "response": {"candidates": [{"content": {"parts": [{"text": "\x01"}]}}], '
-              '"usageMetadata": {"promptTokenCount": 7, "candidatesTokenCount": 2, "totalTokenCount": 9}}}')
+    claude = (
+        '{"recordId": "r1", "modelInput": {"messages": []}, "modelOutput": {"content": [{"type": "text", '
+        '"text": "Hi\x01"}], "usage": {"input_tokens": 12, "output_tokens": 5, "cache_read_input_tokens": 3}}}'
+    )
+    nova = (
+        '{"recordId": "r2", "modelOutput": {"output": {"message": {"content": [{"text": "\x01"}]}}, '
+        '"usage": {"inputTokens": 9, "outputTokens": 4, "totalTokens": 13}}}'
+    )
+    vertex = (
+        '{"request": {}, "response": {"candidates": [{"content": {"parts": [{"text": "\x01"}]}}], '
+        '"usageMetadata": {"promptTokenCount": 7, "candidatesTokenCount": 2, "totalTokenCount": 9}}}'
+    )
     assert usage_shown(claude, "usage", output_usage) == Usage(12, 5, 3, 0)
     assert usage_shown(nova, "usage", output_usage) == Usage(9, 4)
     assert usage_shown(vertex, "usageMetadata", _shown_usage) == Usage(7, 2)

@@ -111,24 +111,41 @@ def test_a_local_job_drops_the_inputs_of_answered_records_and_its_commands_still
     src, ledger, config = tmp_path / "in.jsonl", tmp_path / "ledger.duckdb", tmp_path / "tokenomy.yaml"
     src.write_text("\n".join(plain(4)) + "\n")
     with InstantOpenAI() as url:
-        config.write_text(f"models:\n  upstream:\n    provider: openai\n    model: {MODEL}\n    base_url: {url}\n"
-                          f"    price_as: {MODEL}\n")
+        config.write_text(
+            f"models:\n  upstream:\n    provider: openai\n    model: {MODEL}\n    base_url: {url}\n"
+            f"    price_as: {MODEL}\n"
+        )
         tables = open_tables(str(ledger))
         job = create_job(tables, src, "upstream", "local", config_path=str(config))
         job, _ = run_job(tables, job.job_id)
     assert (job.status, job.done) == ("completed", 4)
     assert "topic" not in stored_inputs(ledger, job.job_id)
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-    shown = subprocess.run([TOKENOMY, "batch", "status", job.job_id, "--ledger", str(ledger)], capture_output=True,
-                           text=True, timeout=120, env=env)
+    shown = subprocess.run(
+        [TOKENOMY, "batch", "status", job.job_id, "--ledger", str(ledger)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert shown.returncode == 0, shown.stderr
     assert "completed" in shown.stdout and "prompt text is not kept" in shown.stdout, shown.stdout
-    as_json = subprocess.run([TOKENOMY, "batch", "status", job.job_id, "--json", "--ledger", str(ledger)],
-                             capture_output=True, text=True, timeout=120, env=env)
+    as_json = subprocess.run(
+        [TOKENOMY, "batch", "status", job.job_id, "--json", "--ledger", str(ledger)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     data = json.loads(as_json.stdout)
     assert (data["done"], data["prompts_stored"]) == (4, False)
     out = tmp_path / "out.jsonl"
-    results = subprocess.run([TOKENOMY, "batch", "results", job.job_id, "-o", str(out), "--ledger", str(ledger)],
-                             capture_output=True, text=True, timeout=120, env=env)
+    results = subprocess.run(
+        [TOKENOMY, "batch", "results", job.job_id, "-o", str(out), "--ledger", str(ledger)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert results.returncode == 0, results.stderr
     assert all(json.loads(line)["ok"] for line in out.read_text().splitlines())

@@ -47,7 +47,8 @@ def test_records_no_split_keeps_at_the_minimum_are_refused_naming_the_job_its_re
     assert str(refused.value) == (
         "job 2 of 3 would hold 2 records and job 3 of 3 would hold 1 record, below aws.bedrock's minimum of 3 per "
         f"batch job, and no split within its limits a job ({quotas['max_records_per_job']} records, "
-        f"{quotas['max_bytes_per_job']:,} bytes as sent) keeps every job at 3 or more"), str(refused.value)
+        f"{quotas['max_bytes_per_job']:,} bytes as sent) keeps every job at 3 or more"
+    ), str(refused.value)
     assert [[rec.id for rec in job] for job in refused.value.short] == [["r6", "r7"], ["r8"]]
 
 
@@ -112,7 +113,8 @@ def test_batch_plan_says_no_batch_split_holds_the_minimum_before_submit(tmp_path
         assert plan.recommendation == "on_demand", plan.reason
         assert plan.reason.startswith(
             "job 2 of 3 would hold 2 records (lines 7 to 8) and job 3 of 3 would hold 1 record (line 9), below "
-            "aws.bedrock's minimum of 3 per batch job"), plan.reason
+            "aws.bedrock's minimum of 3 per batch job"
+        ), plan.reason
         assert "`tokenomy batch submit" in plan.reason and "--backend local" in plan.reason, plan.reason
 
 
@@ -132,8 +134,10 @@ def test_batch_validate_notes_records_no_split_keeps_at_the_minimum(tmp_path, mo
     path.write_text("\n".join(lines) + "\n")
     code, out, _ = run_cli(monkeypatch, capsys, "batch", "validate", str(path), "--model", HAIKU, "--json")
     assert code == 0
-    assert ("job 2 of 3 would hold 2 records (lines 7 to 8) and job 3 of 3 would hold 1 record (line 9), below "
-            "aws.bedrock's minimum of 3 per batch job") in json.loads(out)["notes"][-1]
+    assert (
+        "job 2 of 3 would hold 2 records (lines 7 to 8) and job 3 of 3 would hold 1 record (line 9), below "
+        "aws.bedrock's minimum of 3 per batch job"
+    ) in json.loads(out)["notes"][-1]
     note = json.loads(out)["notes"][-1]
     assert note.endswith(" (measured as --backend bedrock sends each record; --backend measures for another)"), note
 
@@ -148,23 +152,26 @@ def test_a_record_larger_than_a_whole_job_may_be_is_refused_naming_it_its_size_a
     recs = records(lines)
     sizes = [record_bytes(rec) for rec in recs]
     limit = sizes[0] * 3
-    for quotas in ({"max_bytes_per_job": limit}, {"max_bytes_per_job": 10 ** 9, "max_bytes_per_file": limit}):
+    for quotas in ({"max_bytes_per_job": limit}, {"max_bytes_per_job": 10**9, "max_bytes_per_file": limit}):
         with pytest.raises(RecordTooLarge) as refused:
             split_records(recs, {"min_records_per_job": 1, **quotas}, provider="openai")
         assert isinstance(refused.value, UsageError)
         assert str(refused.value) == (
             f"record r2 is {sizes[2]:,} bytes and record r4 is {sizes[4]:,} bytes as sent, more than openai's limit of "
-            f"{limit:,} bytes for a whole batch job")
+            f"{limit:,} bytes for a whole batch job"
+        )
     said = refused.value.in_file("in.jsonl", "gpt-4o-mini")
     assert said.startswith(f"record r2 (line 3) is {sizes[2]:,} bytes and record r4 (line 5) is {sizes[4]:,}"), said
-    assert said.endswith("; shorten them, or move lines 3 and 5 of in.jsonl to a file of their own, submit the rest, "
-                         "and run that one on demand: `tokenomy batch submit FILE --model gpt-4o-mini --backend local`")
+    assert said.endswith(
+        "; shorten them, or move lines 3 and 5 of in.jsonl to a file of their own, submit the rest, "
+        "and run that one on demand: `tokenomy batch submit FILE --model gpt-4o-mini --backend local`"
+    )
     assert [len(job[0]) for job in split_records(recs[:2], {"max_bytes_per_job": limit})] == [2]  # the others split
 
 
-
-def test_batch_plan_with_no_backend_measures_records_as_the_models_own_batch_service_is_sent_them(tmp_path,
-                                                                                                 monkeypatch) -> None:
+def test_batch_plan_with_no_backend_measures_records_as_the_models_own_batch_service_is_sent_them(
+    tmp_path, monkeypatch
+) -> None:
     # With no --backend, plan measured the file by its lines as written, which Bedrock is sent larger (each wrapped in
     # its modelInput): it recommended batch for a file `batch submit --backend bedrock` refuses, its long record being
     # larger as sent than a Bedrock job may be. It measures the records as the model's own batch service (Bedrock's,

@@ -26,9 +26,14 @@ def _write(path, n=1000, bad_every=50):
             if i % bad_every == 0:
                 kind = kinds[rng.randrange(4)]
                 bad_lines[i] = kind
-                fh.write({"json": '{"id": "x", "prompt": \n', "noid": json.dumps({"prompt": "p"}) + "\n",
-                          "dup": json.dumps({"id": "r1", "prompt": "p"}) + "\n",
-                          "empty": json.dumps({"id": f"e{i}", "prompt": "  "}) + "\n"}[kind])
+                fh.write(
+                    {
+                        "json": '{"id": "x", "prompt": \n',
+                        "noid": json.dumps({"prompt": "p"}) + "\n",
+                        "dup": json.dumps({"id": "r1", "prompt": "p"}) + "\n",
+                        "empty": json.dumps({"id": f"e{i}", "prompt": "  "}) + "\n",
+                    }[kind]
+                )
             else:
                 fh.write(json.dumps({"id": f"r{i}", "prompt": f"Say {i}.", "max_tokens": 4}) + "\n")
     return bad_lines
@@ -50,10 +55,9 @@ def test_every_bad_line_named_and_rest_priced(tmp_path):
 
 def test_split_respects_quotas(tmp_path):
     path = tmp_path / "in.jsonl"
-    _write(path, n=250, bad_every=10 ** 6)
+    _write(path, n=250, bad_every=10**6)
     records, _ = read_file(path)
-    jobs = split_records(records, {"max_records_per_file": 40, "max_records_per_job": 100,
-                                   "max_bytes_per_file": 10 ** 9})
+    jobs = split_records(records, {"max_records_per_file": 40, "max_records_per_job": 100, "max_bytes_per_file": 10**9})
     assert [sum(len(f) for f in j) for j in jobs] == [100, 100, 50]
     assert all(len(f) <= 40 for j in jobs for f in j)
     assert [r.id for j in jobs for f in j for r in f] == [r.id for r in records]
@@ -64,8 +68,12 @@ def test_split_respects_quotas(tmp_path):
 def test_cli_validate_json(tmp_path):
     path = tmp_path / "in.jsonl"
     _write(path, n=200, bad_every=40)
-    out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "batch", "validate", str(path),
-                          "--model", MODEL, "--json"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "tokenomy.cli", "batch", "validate", str(path), "--model", MODEL, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 1, out.stderr  # bad lines: the report is printed and the status says so
     data = json.loads(out.stdout)
     assert data["bad_count"] == 5 and data["good_records"] == 195
@@ -73,8 +81,9 @@ def test_cli_validate_json(tmp_path):
 
 def test_a_line_that_is_not_utf8_is_named_and_the_rest_still_parse(tmp_path):
     path = tmp_path / "latin1.jsonl"
-    path.write_bytes(b'{"id": "a", "prompt": "Say hi."}\n{"id": "b", "prompt": "caf\xe9"}\n'
-                     b'{"id": "c", "prompt": "Say bye."}\n')
+    path.write_bytes(
+        b'{"id": "a", "prompt": "Say hi."}\n{"id": "b", "prompt": "caf\xe9"}\n{"id": "c", "prompt": "Say bye."}\n'
+    )
     records, bad = read_file(path)
     assert [r.id for r in records] == ["a", "c"]
     assert [(b.line, b.field) for b in bad] == [(2, "-")] and "not UTF-8" in bad[0].reason
@@ -83,8 +92,12 @@ def test_a_line_that_is_not_utf8_is_named_and_the_rest_still_parse(tmp_path):
 def test_validate_an_empty_file_says_so_instead_of_quoting_a_job_minimum(tmp_path):
     path = tmp_path / "empty.jsonl"
     path.write_text("\n")
-    out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "batch", "validate", str(path), "--model", MODEL,
-                          "--json"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "tokenomy.cli", "batch", "validate", str(path), "--model", MODEL, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 1, out.stderr  # no good record: nothing can run
     notes = json.loads(out.stdout)["notes"]
     assert any("no valid records" in n and "empty" in n for n in notes), notes
@@ -94,11 +107,13 @@ def test_validate_an_empty_file_says_so_instead_of_quoting_a_job_minimum(tmp_pat
 def test_odd_ids_boolean_caps_and_bad_system_name_their_field():
     from tokenomy.batch.formats import read_records
 
-    lines = ['{"id": "a", "prompt": "hi", "max_tokens": true}',  # was accepted as max_tokens=1
-             '{"id": {"x": 1}, "prompt": "hi"}',  # was accepted with the id "{'x': 1}"
-             '{"custom_id": [1], "method": "POST", "url": "/v1/chat/completions", "body": {"messages": []}}',
-             '{"id": "c", "prompt": "hi", "system": 5}',  # the reason text was put in the field column
-             '{"id": 7, "prompt": "hi"}']
+    lines = [
+        '{"id": "a", "prompt": "hi", "max_tokens": true}',  # was accepted as max_tokens=1
+        '{"id": {"x": 1}, "prompt": "hi"}',  # was accepted with the id "{'x': 1}"
+        '{"custom_id": [1], "method": "POST", "url": "/v1/chat/completions", "body": {"messages": []}}',
+        '{"id": "c", "prompt": "hi", "system": 5}',  # the reason text was put in the field column
+        '{"id": 7, "prompt": "hi"}',
+    ]
     good, bad = read_records(lines)
     assert [r.id for r in good] == ["7"]
     assert [(b.line, b.field) for b in bad] == [(1, "max_tokens"), (2, "id"), (3, "custom_id"), (4, "system")]
@@ -121,23 +136,39 @@ def test_a_plain_record_key_tokenomy_does_not_send_is_named_not_dropped(tmp_path
     # `model`, `top_p` or a typo of `max_tokens` was ignored without a word: the record went out without it.
     from tokenomy.batch.formats import read_records
 
-    good, bad = read_records(['{"id": "a", "prompt": "hi", "model": "gpt-4o"}',
-                              '{"id": "b", "prompt": "hi", "max_token": 5}',
-                              '{"id": "c", "prompt": "hi", "messages": [{"role": "user", "content": "ho"}]}',
-                              '{"id": "d", "prompt": "hi", "system": "be brief", "max_tokens": 5, "temperature": 0}'])
+    good, bad = read_records(
+        [
+            '{"id": "a", "prompt": "hi", "model": "gpt-4o"}',
+            '{"id": "b", "prompt": "hi", "max_token": 5}',
+            '{"id": "c", "prompt": "hi", "messages": [{"role": "user", "content": "ho"}]}',
+            '{"id": "d", "prompt": "hi", "system": "be brief", "max_tokens": 5, "temperature": 0}',
+        ]
+    )
     assert [r.id for r in good] == ["d"]
     keys = "id, prompt or messages, system, max_tokens, temperature"
     assert [(b.line, b.field, b.reason) for b in bad] == [
-        (1, "model", f"not a key of a plain record ({keys}); remove it, or write the line as an OpenAI batch line "
-                     "(custom_id, method, url, body) to send other parameters"),
-        (2, "max_token", f"not a key of a plain record ({keys}); remove it, or write the line as an OpenAI batch "
-                         "line (custom_id, method, url, body) to send other parameters"),
+        (
+            1,
+            "model",
+            f"not a key of a plain record ({keys}); remove it, or write the line as an OpenAI batch line "
+            "(custom_id, method, url, body) to send other parameters",
+        ),
+        (
+            2,
+            "max_token",
+            f"not a key of a plain record ({keys}); remove it, or write the line as an OpenAI batch "
+            "line (custom_id, method, url, body) to send other parameters",
+        ),
         (3, "prompt", "both prompt and messages given (only messages would be sent); keep one"),
     ]
     records = tmp_path / "r.jsonl"
     records.write_text('{"id": "a", "prompt": "hi", "topp": 0.5}\n{"id": "b", "prompt": "hi"}\n')
-    out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "batch", "validate", str(records), "--model", MODEL],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "tokenomy.cli", "batch", "validate", str(records), "--model", MODEL],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 1 and "topp" in out.stdout and "Traceback" not in out.stderr, out.stdout + out.stderr
 
 
@@ -185,8 +216,9 @@ def _openai_lines(path, records=20, chars=400, max_tokens=100):
     with open(path, "w") as fh:
         for i in range(records):
             body = {"model": "m", "messages": [{"role": "user", "content": "x" * chars}], "max_tokens": max_tokens}
-            fh.write(json.dumps({"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions",
-                                 "body": body}) + "\n")
+            fh.write(
+                json.dumps({"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions", "body": body}) + "\n"
+            )
 
 
 def test_plan_knows_the_gemini_batch_api_and_never_prints_none_hours(tmp_path):
@@ -211,8 +243,10 @@ def test_plan_knows_the_gemini_batch_api_and_never_prints_none_hours(tmp_path):
     assert day.window_hours == 24 and day.recommendation == "batch" and "saves $0.002800" in day.reason
     # A provider the planner knows no completion time for: said so in words, never "None h".
     prices = tmp_path / "acme.yaml"
-    prices.write_text('provider: acme\nsource: https://example.com/acme\nas_of: "2026-11-01"\nmodels:\n  acme-1:\n'
-                      '    regions:\n      global: {input: "1", output: "2", batch_input: "0.5", batch_output: "1"}\n')
+    prices.write_text(
+        'provider: acme\nsource: https://example.com/acme\nas_of: "2026-11-01"\nmodels:\n  acme-1:\n'
+        '    regions:\n      global: {input: "1", output: "2", batch_input: "0.5", batch_output: "1"}\n'
+    )
     set_default_catalog(PriceCatalog.builtin().with_overrides(prices))
     try:
         quick = plan_deadline(src, "acme-1", time(2, 0), start=start, tpm_quota=100_000)
@@ -236,13 +270,17 @@ def test_batch_plan_never_recommends_a_batch_job_under_the_providers_minimum(tmp
     src.write_text("".join(json.dumps({"id": f"r{i}", "prompt": "Say hi.", "max_tokens": 8}) + "\n" for i in range(8)))
     start = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
     haiku = "anthropic.claude-3-haiku-20240307-v1:0"
-    for plan in (plan_deadline(src, haiku, time(0, 0), start=start),
-                 plan_deadline(src, haiku, time(1, 0), start=start, tpm_quota=1)):
+    for plan in (
+        plan_deadline(src, haiku, time(0, 0), start=start),
+        plan_deadline(src, haiku, time(1, 0), start=start, tpm_quota=1),
+    ):
         assert plan.recommendation == "on_demand", plan.reason
         assert "8 records is below aws.bedrock's minimum of 100 per batch job" in plan.reason
     many = tmp_path / "many.jsonl"
-    many.write_text(src.read_text() * 1 + "".join(
-        json.dumps({"id": f"s{i}", "prompt": "Say hi.", "max_tokens": 8}) + "\n" for i in range(92)))
+    many.write_text(
+        src.read_text() * 1
+        + "".join(json.dumps({"id": f"s{i}", "prompt": "Say hi.", "max_tokens": 8}) + "\n" for i in range(92))
+    )
     assert plan_deadline(many, haiku, time(0, 0), start=start).recommendation == "batch"
 
 
@@ -253,11 +291,13 @@ def test_a_split_never_leaves_a_job_under_the_providers_minimum(tmp_path):
 
     # Bedrock's quotas scaled down 100x on records per job (50,000 -> 500), its 100-record minimum kept.
     prices = tmp_path / "prices.yaml"
-    prices.write_text("provider: aws.bedrock\nsource: test\nas_of: '2026-11-30'\nbatch_quotas:\n"
-                      "  min_records_per_job: 100\n  max_records_per_job: 500\n  max_records_per_file: 500\n"
-                      "models: {}\n")
+    prices.write_text(
+        "provider: aws.bedrock\nsource: test\nas_of: '2026-11-30'\nbatch_quotas:\n"
+        "  min_records_per_job: 100\n  max_records_per_job: 500\n  max_records_per_file: 500\n"
+        "models: {}\n"
+    )
     path = tmp_path / "in.jsonl"
-    _write(path, n=1050, bad_every=10 ** 6)
+    _write(path, n=1050, bad_every=10**6)
     set_default_catalog(PriceCatalog.builtin().with_overrides(prices))
     try:
         tables = open_tables(str(tmp_path / "ledger.duckdb"))
@@ -276,13 +316,25 @@ def test_lines_that_name_another_model_are_noted(tmp_path):
     # word: a gpt-4o line in a file validated for gpt-4o-mini was estimated, and sent, as gpt-4o-mini.
     path = tmp_path / "openai.jsonl"
     lines = [("c1", "gpt-4o-mini-2024-07-18"), ("c2", "gpt-4o-mini"), ("c3", "gpt-4o"), ("c4", "gpt-4o")]
-    path.write_text("".join(json.dumps({"custom_id": cid, "method": "POST", "url": "/v1/chat/completions",
-                                        "body": {"model": model, "messages": [{"role": "user", "content": "hi"}]}})
-                            + "\n" for cid, model in lines))
+    path.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "custom_id": cid,
+                    "method": "POST",
+                    "url": "/v1/chat/completions",
+                    "body": {"model": model, "messages": [{"role": "user", "content": "hi"}]},
+                }
+            )
+            + "\n"
+            for cid, model in lines
+        )
+    )
     report = validate_file(path, "gpt-4o-mini")
     assert len(report.records) == 4
-    assert "body.model names another model on 2 line(s) (gpt-4o): they are priced and sent as gpt-4o-mini" in \
-        "\n".join(report.notes), report.notes
+    assert "body.model names another model on 2 line(s) (gpt-4o): they are priced and sent as gpt-4o-mini" in "\n".join(
+        report.notes
+    ), report.notes
 
 
 def test_validate_and_plan_json_print_the_costs_their_tables_print(tmp_path):
@@ -292,8 +344,12 @@ def test_validate_and_plan_json_print_the_costs_their_tables_print(tmp_path):
     from tokenomy.cli import app
 
     path = tmp_path / "b.jsonl"
-    path.write_text("".join(json.dumps({"id": f"r{i}", "prompt": f"Summarise item {i} in one line please.",
-                                        "max_tokens": 100}) + "\n" for i in range(20)))
+    path.write_text(
+        "".join(
+            json.dumps({"id": f"r{i}", "prompt": f"Summarise item {i} in one line please.", "max_tokens": 100}) + "\n"
+            for i in range(20)
+        )
+    )
     runner = CliRunner()
     for command in (["validate"], ["plan", "--deadline", "23:59"]):
         args = ["batch", *command, str(path), "--model", "gpt-4o-mini"]
@@ -325,8 +381,9 @@ def test_plan_checks_lines_for_the_backend_it_is_given_as_validate_does(tmp_path
     body = json.loads(checked.stdout)
     assert checked.exit_code == 1 and body["records"] == 3 and body["input_tokens"] == 3 * 100
     assert [(b["line"], b["field"]) for b in body["bad_lines"]] == [(3, "body.top_p")]
-    validated = runner.invoke(app, ["batch", "validate", str(src), "--model", "gpt-4o-mini", "--backend", "local",
-                                    "--json"])
+    validated = runner.invoke(
+        app, ["batch", "validate", str(src), "--model", "gpt-4o-mini", "--backend", "local", "--json"]
+    )
     assert json.loads(validated.stdout)["bad_lines"] == body["bad_lines"]
     assert any(f"tokenomy batch validate {src} --model gpt-4o-mini --backend local" in n for n in body["notes"])
     assert not any("pass --backend" in n for n in body["notes"])
@@ -340,8 +397,12 @@ def test_a_value_holding_a_lone_surrogate_is_named_escaped_not_a_traceback(tmp_p
     # (UnicodeEncodeError out of the table). It is quoted escaped, as JSON writes it.
     path = tmp_path / "surrogate.jsonl"
     path.write_text('{"id": "a", "prompt": "hi", "temperature": "\\ud800"}\n{"id": "b", "prompt": "Say hi."}\n')
-    out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "batch", "validate", str(path), "--model", MODEL],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "tokenomy.cli", "batch", "validate", str(path), "--model", MODEL],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
     assert "temperature" in out.stdout and "\\ud800" in out.stdout, out.stdout
 
@@ -352,40 +413,74 @@ def _lines(path, *objs):
 
 
 def _openai_line(cid, **body):
-    return {"custom_id": cid, "method": "POST", "url": "/v1/chat/completions",
-            "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], **body}}
+    return {
+        "custom_id": cid,
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], **body},
+    }
 
 
 def test_sampling_options_out_of_the_providers_range_are_bad_lines(tmp_path):
     # A temperature of 2.5 passed validation and submit, and each record was refused by the provider hours later.
-    path = _lines(tmp_path / "openai.jsonl", _openai_line("a", temperature=2.5), _openai_line("b", top_p=1.5),
-                  _openai_line("c", temperature=1.5, top_p=1), _openai_line("d", frequency_penalty=-3))
+    path = _lines(
+        tmp_path / "openai.jsonl",
+        _openai_line("a", temperature=2.5),
+        _openai_line("b", top_p=1.5),
+        _openai_line("c", temperature=1.5, top_p=1),
+        _openai_line("d", frequency_penalty=-3),
+    )
     report = validate_file(path, "gpt-4o-mini", backend="openai")
-    assert [(b.line, b.field) for b in report.bad] == [(1, "body.temperature"), (2, "body.top_p"),
-                                                         (4, "body.frequency_penalty")]
+    assert [(b.line, b.field) for b in report.bad] == [
+        (1, "body.temperature"),
+        (2, "body.top_p"),
+        (4, "body.frequency_penalty"),
+    ]
     assert "0 to 2" in report.bad[0].reason and "0 to 1" in report.bad[1].reason and "-2 to 2" in report.bad[2].reason
     assert [r.id for r in report.records] == ["c"]
     # Anthropic takes 0 to 1, the same record's 1.5 is out of its range (the local runner sends it to Claude)
-    plain = _lines(tmp_path / "plain.jsonl", {"id": "a", "prompt": "hi", "temperature": 1.5},
-                   {"id": "b", "prompt": "hi", "temperature": 1})
+    plain = _lines(
+        tmp_path / "plain.jsonl",
+        {"id": "a", "prompt": "hi", "temperature": 1.5},
+        {"id": "b", "prompt": "hi", "temperature": 1},
+    )
     [bad] = validate_file(plain, "claude-sonnet-4-5-20250929").bad
     assert (bad.line, bad.field) == (1, "temperature") and "0 to 1" in bad.reason
     assert validate_file(plain, "gemini-2.0-flash", backend="gemini").bad == []  # Gemini's range is 0 to 2
-    bedrock = _lines(tmp_path / "bedrock.jsonl",
-                     {"recordId": "a", "modelInput": {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 5,
-                                                      "temperature": 1.2,
-                                                      "messages": [{"role": "user", "content": "hi"}]}},
-                     {"recordId": "b", "modelInput": {"messages": [{"role": "user", "content": [{"text": "hi"}]}],
-                                                      "inferenceConfig": {"maxTokens": 5, "topP": 2}}})
+    bedrock = _lines(
+        tmp_path / "bedrock.jsonl",
+        {
+            "recordId": "a",
+            "modelInput": {
+                "anthropic_version": "bedrock-2023-05-31",
+                "max_tokens": 5,
+                "temperature": 1.2,
+                "messages": [{"role": "user", "content": "hi"}],
+            },
+        },
+        {
+            "recordId": "b",
+            "modelInput": {
+                "messages": [{"role": "user", "content": [{"text": "hi"}]}],
+                "inferenceConfig": {"maxTokens": 5, "topP": 2},
+            },
+        },
+    )
     report = validate_file(bedrock, MODEL, backend="bedrock")
-    assert [(b.line, b.field) for b in report.bad] == [(1, "modelInput.temperature"),
-                                                         (2, "modelInput.inferenceConfig.topP")]
+    assert [(b.line, b.field) for b in report.bad] == [
+        (1, "modelInput.temperature"),
+        (2, "modelInput.inferenceConfig.topP"),
+    ]
 
 
 def test_cli_validate_names_the_line_the_field_and_the_range(tmp_path):
     path = _lines(tmp_path / "in.jsonl", {"id": "a", "prompt": "hi", "temperature": 3})
-    out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "batch", "validate", str(path), "--model",
-                          "gpt-4o-mini", "--json"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "tokenomy.cli", "batch", "validate", str(path), "--model", "gpt-4o-mini", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 1, out.stderr
     [bad] = json.loads(out.stdout)["bad_lines"]
     assert bad["line"] == 1 and bad["field"] == "temperature" and "0 to 2" in bad["reason"], bad
@@ -401,8 +496,9 @@ def test_validate_and_plan_say_where_their_prices_come_from_and_when(tmp_path):
 
     entry = default_catalog().lookup("gpt-4o-mini")
     path = tmp_path / "b.jsonl"
-    path.write_text("".join(json.dumps({"id": f"r{i}", "prompt": f"Item {i}.", "max_tokens": 10}) + "\n"
-                            for i in range(5)))
+    path.write_text(
+        "".join(json.dumps({"id": f"r{i}", "prompt": f"Item {i}.", "max_tokens": 10}) + "\n" for i in range(5))
+    )
     runner = CliRunner()
     for command in (["validate"], ["plan", "--deadline", "23:59"]):
         args = ["batch", *command, str(path), "--model", "gpt-4o-mini"]
@@ -417,12 +513,33 @@ def test_submit_of_a_file_with_no_good_line_names_each_bad_line_and_stores_nothi
     # `batch submit` of a file whose every line is bad said only "no valid records (3 bad lines); run `tokenomy batch
     # validate`": which line, and what to fix, took a second command. The error now names them, as validate would.
     path = tmp_path / "in.jsonl"
-    path.write_text('{"id": "a", "prompt": \n' + json.dumps({"id": "b", "prompt": "hi", "temperature": 3}) + "\n"
-                    + json.dumps({"id": "c", "prompt": "hi", "max_token": 5}) + "\n"
-                    + json.dumps({"id": "d", "prompt": " "}) + "\n")
+    path.write_text(
+        '{"id": "a", "prompt": \n'
+        + json.dumps({"id": "b", "prompt": "hi", "temperature": 3})
+        + "\n"
+        + json.dumps({"id": "c", "prompt": "hi", "max_token": 5})
+        + "\n"
+        + json.dumps({"id": "d", "prompt": " "})
+        + "\n"
+    )
     ledger = tmp_path / "ledger.duckdb"
-    out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "batch", "submit", str(path), "--model", "gpt-4o-mini",
-                          "--ledger", str(ledger)], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tokenomy.cli",
+            "batch",
+            "submit",
+            str(path),
+            "--model",
+            "gpt-4o-mini",
+            "--ledger",
+            str(ledger),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
     error = " ".join(out.stderr.split())
     assert "line 1: invalid JSON" in error and "line 2: temperature: must be a number from 0 to 2" in error, error
@@ -430,14 +547,18 @@ def test_submit_of_a_file_with_no_good_line_names_each_bad_line_and_stores_nothi
     assert f"tokenomy batch validate {path} --model gpt-4o-mini" in error and not ledger.exists()
 
 
-@pytest.mark.parametrize(("backend", "model", "quota"), [
-    ("gemini", "gemini-2.5-flash", "max_bytes_per_job"),  # the inline requests of one batch: 20 MB in all
-    ("openai", "gpt-4o-mini", "max_bytes_per_file"),  # one batch's input file: 200 MB
-    # A Bedrock job's input file (1 GB): the split held a job to 5 GB only, though it is sent as one file.
-    ("bedrock", "anthropic.claude-3-haiku-20240307-v1:0", "max_bytes_per_file"),
-])
-def test_a_file_is_split_by_the_bytes_each_backend_sends_not_by_its_input_lines(backend, model, quota, tmp_path,
-                                                                                 monkeypatch):
+@pytest.mark.parametrize(
+    ("backend", "model", "quota"),
+    [
+        ("gemini", "gemini-2.5-flash", "max_bytes_per_job"),  # the inline requests of one batch: 20 MB in all
+        ("openai", "gpt-4o-mini", "max_bytes_per_file"),  # one batch's input file: 200 MB
+        # A Bedrock job's input file (1 GB): the split held a job to 5 GB only, though it is sent as one file.
+        ("bedrock", "anthropic.claude-3-haiku-20240307-v1:0", "max_bytes_per_file"),
+    ],
+)
+def test_a_file_is_split_by_the_bytes_each_backend_sends_not_by_its_input_lines(
+    backend, model, quota, tmp_path, monkeypatch
+):
     # The split measured each record by its input line ({"id", "prompt"}: ~60 bytes), while a backend sends it in
     # its own form (a Gemini inline request, an OpenAI line with custom_id, method, url and body), half as long again
     # or more: a file of short prompts under the limit as written was one part over it as sent, which the provider
@@ -466,8 +587,9 @@ def test_an_openai_line_that_asks_to_stream_is_named_before_the_batch_is_made(tm
     # `"stream": true` in an OpenAI line was sent as written. A batch answers each request whole, and OpenAI's batch
     # validation refuses a line that streams, failing the whole batch (every record of its part) after the upload,
     # and resume sent the same part again. The line is now named, with the fix, before anything is sent.
-    path = _lines(tmp_path / "in.jsonl", _openai_line("a", stream=True), _openai_line("b", stream=False),
-                  _openai_line("c"))
+    path = _lines(
+        tmp_path / "in.jsonl", _openai_line("a", stream=True), _openai_line("b", stream=False), _openai_line("c")
+    )
     for backend in ("openai", "azure", None):
         report = validate_file(path, "gpt-4o-mini", backend=backend)
         assert [(b.line, b.field) for b in report.bad] == [(1, "body.stream")], backend
@@ -483,14 +605,33 @@ def test_validate_estimates_image_parts_as_the_gateway_reserves_them(tmp_path):
     from tokenomy.providers.anthropic_inbound import request_from_anthropic
 
     png = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
-    claude = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 50, "messages": [
-        {"role": "user", "content": [{"type": "image", "source": png}, {"type": "text", "text": "What is this?"}]}]}
+    claude = {
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 50,
+        "messages": [
+            {"role": "user", "content": [{"type": "image", "source": png}, {"type": "text", "text": "What is this?"}]}
+        ],
+    }
     lines = {
-        "openai": {"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {
-            "model": "gpt-4o-mini", "max_tokens": 50, "messages": [{"role": "user", "content": [
-                {"type": "text", "text": "What is this?"},
-                {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
-                {"type": "image_url", "image_url": {"url": "https://example.com/b.png"}}]}]}},
+        "openai": {
+            "custom_id": "a",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {
+                "model": "gpt-4o-mini",
+                "max_tokens": 50,
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "text", "text": "What is this?"},
+                            {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+                            {"type": "image_url", "image_url": {"url": "https://example.com/b.png"}},
+                        ],
+                    }
+                ],
+            },
+        },
         "bedrock": {"recordId": "b", "modelInput": claude},
     }
     models = {"openai": "gpt-4o-mini", "bedrock": "anthropic.claude-3-haiku-20240307-v1:0"}
@@ -498,13 +639,21 @@ def test_validate_estimates_image_parts_as_the_gateway_reserves_them(tmp_path):
     def estimated(line: dict, model: str) -> int:
         path = tmp_path / "in.jsonl"
         path.write_text(json.dumps(line) + "\n")
-        out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "batch", "validate", str(path), "--model", model,
-                              "--json"], capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            [sys.executable, "-m", "tokenomy.cli", "batch", "validate", str(path), "--model", model, "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert out.returncode == 0, out.stdout + out.stderr
         return json.loads(out.stdout)["input_tokens"]
 
-    text_only = {"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {
-        "model": "gpt-4o-mini", "max_tokens": 50, "messages": [{"role": "user", "content": "What is this?"}]}}
+    text_only = {
+        "custom_id": "a",
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {"model": "gpt-4o-mini", "max_tokens": 50, "messages": [{"role": "user", "content": "What is this?"}]},
+    }
     assert estimated(lines["openai"], models["openai"]) == estimated(text_only, models["openai"]) + 2 * IMAGE_TOKENS
     # The same request through the gateway is reserved at the same figure for its image.
     gateway = estimate_input_tokens(request_from_anthropic({**claude, "model": "claude-3-haiku"}))
@@ -520,19 +669,44 @@ def test_validate_estimates_documents_as_the_gateway_reserves_them_and_names_aud
     from tokenomy.caching.placement import DOCUMENT_TOKENS, estimate_input_tokens
     from tokenomy.providers.anthropic_inbound import request_from_anthropic
 
-    pdf = b"%PDF-1.4\n1 0 obj <</Type /Pages /Count 3>>\n" + b"".join(
-        b"%d 0 obj <</Type /Page>>\n" % n for n in (2, 3, 4)) + b"%%EOF\n"
+    pdf = (
+        b"%PDF-1.4\n1 0 obj <</Type /Pages /Count 3>>\n"
+        + b"".join(b"%d 0 obj <</Type /Page>>\n" % n for n in (2, 3, 4))
+        + b"%%EOF\n"
+    )
     data = base64.b64encode(pdf).decode()
     ask = {"type": "text", "text": "Summarise the contract."}
-    claude = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 50, "messages": [{"role": "user", "content": [
-        {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": data}}, ask]}]}
+    claude = {
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 50,
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": data}},
+                    ask,
+                ],
+            }
+        ],
+    }
     pdf_block = {"document": {"format": "pdf", "name": "contract", "source": {"bytes": data}}}
-    nova = {"schemaVersion": "messages-v1", "inferenceConfig": {"max_new_tokens": 50},
-            "messages": [{"role": "user", "content": [pdf_block, {"text": ask["text"]}]}]}
+    nova = {
+        "schemaVersion": "messages-v1",
+        "inferenceConfig": {"max_new_tokens": 50},
+        "messages": [{"role": "user", "content": [pdf_block, {"text": ask["text"]}]}],
+    }
 
     def openai(*parts: dict) -> dict:
-        return {"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {
-            "model": "gpt-4o-mini", "max_tokens": 50, "messages": [{"role": "user", "content": [ask, *parts]}]}}
+        return {
+            "custom_id": "a",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {
+                "model": "gpt-4o-mini",
+                "max_tokens": 50,
+                "messages": [{"role": "user", "content": [ask, *parts]}],
+            },
+        }
 
     def validated(line: dict, model: str):
         path = tmp_path / "in.jsonl"
@@ -554,15 +728,21 @@ def test_validate_estimates_documents_as_the_gateway_reserves_them_and_names_aud
     assert not any("audio or video" in note for note in validated(openai(file_part), "gpt-4o-mini").notes)
 
     # Audio and video are billed by their length, which the line does not give: the record is named, not counted.
-    audio = {"type": "input_audio", "input_audio": {"data": base64.b64encode(b"RIFF" + bytes(64)).decode(),
-                                                    "format": "wav"}}
+    audio = {
+        "type": "input_audio",
+        "input_audio": {"data": base64.b64encode(b"RIFF" + bytes(64)).decode(), "format": "wav"},
+    }
     video = {"video": {"format": "mp4", "source": {"s3Location": {"uri": "s3://bucket/clip.mp4"}}}}
     nova_video = {**nova, "messages": [{"role": "user", "content": [video, {"text": ask["text"]}]}]}
     path = tmp_path / "media.jsonl"
     path.write_text(json.dumps(openai(audio)) + "\n" + json.dumps({**openai(), "custom_id": "b"}) + "\n")
-    out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "batch", "validate", str(path), "--model",
-                          "gpt-4o-mini"], capture_output=True, text=True, timeout=60,
-                         env={**os.environ, "COLUMNS": "300"})
+    out = subprocess.run(
+        [sys.executable, "-m", "tokenomy.cli", "batch", "validate", str(path), "--model", "gpt-4o-mini"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "300"},
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "warning: audio or video is not counted in the input tokens or the cost" in out.stdout, out.stdout
     assert "1 record(s) send it, a (line 1);" in out.stdout, out.stdout

@@ -188,9 +188,13 @@ def test_an_output_line_that_is_not_json_is_its_records_failure_not_left_missing
     # not have reached r2: it stays missing, and resume sends it; the line that shows its label is still r1's.
     job = backend.describe(handle)
     stats = job.completion_stats
-    short = [("JOB_STATE_CANCELLED", stats), ("JOB_STATE_EXPIRED", stats), ("JOB_STATE_FAILED", stats),
-             ("JOB_STATE_PARTIALLY_SUCCEEDED", types.CompletionStats(successful_count=2, incomplete_count=2)),
-             ("JOB_STATE_SUCCEEDED", types.CompletionStats(successful_count=3, incomplete_count=1))]
+    short = [
+        ("JOB_STATE_CANCELLED", stats),
+        ("JOB_STATE_EXPIRED", stats),
+        ("JOB_STATE_FAILED", stats),
+        ("JOB_STATE_PARTIALLY_SUCCEEDED", types.CompletionStats(successful_count=2, incomplete_count=2)),
+        ("JOB_STATE_SUCCEEDED", types.CompletionStats(successful_count=3, incomplete_count=1)),
+    ]
     for state, counts in short:
         monkeypatch.setattr(backend, "describe", lambda h, s=state, c=counts: job.model_copy(
             update={"state": types.JobState(s), "completion_stats": c}))  # fmt: skip
@@ -235,16 +239,36 @@ def test_every_sdk_job_state_maps_to_a_normalised_state() -> None:
 def test_a_system_role_message_is_sent_as_the_system_instruction_not_a_user_turn(url, tmp_path):
     from tokenomy.batch.gemini_backend import inline_request
 
-    line = {"id": "s1", "max_tokens": 5, "messages": [{"role": "system", "content": "Answer in French."},
-                                                        {"role": "user", "content": "Say hello."}]}
+    line = {
+        "id": "s1",
+        "max_tokens": 5,
+        "messages": [{"role": "system", "content": "Answer in French."}, {"role": "user", "content": "Say hello."}],
+    }
     source = tmp_path / "in.jsonl"
     source.write_text(json.dumps(line) + "\n")
     ledger = str(tmp_path / "ledger.duckdb")
     config = tmp_path / "tokenomy.yaml"
     config.write_text("store_prompts: true\n")  # else the request Vertex echoes is not kept with the result
-    result = cli("batch", "submit", str(source), "--model", MODEL, "--backend", "vertex", "--endpoint-url", url,
-                 "--gcs-uri", "gs://tk-bucket/system", "--project", "demo", "--ledger", ledger, "--json",
-                 "--config", str(config))
+    result = cli(
+        "batch",
+        "submit",
+        str(source),
+        "--model",
+        MODEL,
+        "--backend",
+        "vertex",
+        "--endpoint-url",
+        url,
+        "--gcs-uri",
+        "gs://tk-bucket/system",
+        "--project",
+        "demo",
+        "--ledger",
+        ledger,
+        "--json",
+        "--config",
+        str(config),
+    )
     assert result.exit_code == 0, result.output
     job_id = json.loads(result.output.strip().splitlines()[-1])["job_id"]
     out = tmp_path / "out.jsonl"
@@ -291,12 +315,16 @@ def test_a_batch_prediction_job_whose_create_answer_was_lost_is_found_by_resume_
 
 def test_an_output_line_without_usage_metadata_leaves_usage_to_be_estimated_not_zero() -> None:
     # usage_from_gemini(None) is Usage(): such an answer was stored as 0 tokens at $0. None lets the job estimate it.
-    item = {"request": {"labels": {"tokenomy_record": "r0"}},
-            "response": {"candidates": [{"content": {"role": "model", "parts": [{"text": "An answer."}]}}]}}
+    item = {
+        "request": {"labels": {"tokenomy_record": "r0"}},
+        "response": {"candidates": [{"content": {"role": "model", "parts": [{"text": "An answer."}]}}]},
+    }
     result = VertexBatchBackend._result(item, "r0", MODEL)
     assert result.ok and result.text == "An answer." and result.usage is None
-    with_usage = {**item, "response": {**item["response"], "usageMetadata": {"promptTokenCount": 7,
-                                                                           "candidatesTokenCount": 3}}}
+    with_usage = {
+        **item,
+        "response": {**item["response"], "usageMetadata": {"promptTokenCount": 7, "candidatesTokenCount": 3}},
+    }
     assert VertexBatchBackend._result(with_usage, "r0", MODEL).usage.input_tokens == 7
 
 
@@ -305,8 +333,13 @@ def test_an_output_line_with_a_count_no_answer_can_have_is_that_records_failure_
     # hidden as 0 by taking cached tokens out), one past 2^31-1 a row set aside, and text or true (read as numbers by
     # the SDK) were taken. The OpenAI and Bedrock readers check them (usage_count, checked_counts); so does this one.
     answer = {"candidates": [{"content": {"role": "model", "parts": [{"text": "An answer."}]}}]}
-    bad = {"candidatesTokenCount": -3, "promptTokenCount": -7, "cachedContentTokenCount": 2**31,
-           "thoughtsTokenCount": "4", "toolUsePromptTokenCount": True}
+    bad = {
+        "candidatesTokenCount": -3,
+        "promptTokenCount": -7,
+        "cachedContentTokenCount": 2**31,
+        "thoughtsTokenCount": "4",
+        "toolUsePromptTokenCount": True,
+    }
     for name, count in bad.items():
         usage = {"promptTokenCount": 7, "candidatesTokenCount": 3, name: count}
         item = {"request": {}, "response": {**answer, "usageMetadata": usage}}
@@ -346,8 +379,12 @@ def test_answers_whose_labels_were_lost_are_counted_billed_and_their_records_fai
     for item in lost:
         del item["request"]["labels"]
         item["request"]["generationConfig"]["candidateCount"] = 1  # echoed with a default added
-    httpx.post(f"{url}/upload/storage/v1/b/b9/o", params={"uploadType": "media", "name": name},
-               content="".join(json.dumps(i) + "\n" for i in items).encode(), headers=AUTH).raise_for_status()
+    httpx.post(
+        f"{url}/upload/storage/v1/b/b9/o",
+        params={"uploadType": "media", "name": name},
+        content="".join(json.dumps(i) + "\n" for i in items).encode(),
+        headers=AUTH,
+    ).raise_for_status()
 
     shown = cli("batch", "status", job_id, "--ledger", ledger, "--json")
     job = json.loads(shown.output)
@@ -362,8 +399,10 @@ def test_answers_whose_labels_were_lost_are_counted_billed_and_their_records_fai
     assert by_id["r0"]["ok"] and by_id["r1"]["ok"] and not by_id["r2"]["ok"] and not by_id["r3"]["ok"]
     assert "name no record" in by_id["r2"]["error"] and f"gs://b9/{name}" in by_id["r2"]["error"]
     unmatched = [r for r in rows if r["id"] is None]
-    assert sorted(r["text"] for r in unmatched) == ["Re: topic2 please summarise briefly",
-                                                     "Re: topic3 please summarise briefly"]
+    assert sorted(r["text"] for r in unmatched) == [
+        "Re: topic2 please summarise briefly",
+        "Re: topic3 please summarise briefly",
+    ]
     assert all(r["output_line"].startswith("line ") for r in unmatched)
 
 
@@ -405,9 +444,13 @@ def test_an_endpoint_password_is_not_kept_in_the_ledger_for_vertex_or_bedrock(tm
     secret_url = "http://proxyuser:hunter2Proxy@127.0.0.1:9/"
     extra = {"gcs_uri": "gs://b/x", "project": "demo"} if backend == "vertex" else {}
     model = MODEL if backend == "vertex" else "anthropic.claude-3-haiku-20240307-v1:0"
-    options = SubmitOptions(endpoint_url=secret_url, region="us-central1" if backend == "vertex" else None,
-                            s3_uri="s3://b/x" if backend == "bedrock" else None,
-                            role_arn="arn:aws:iam::1:role/r" if backend == "bedrock" else None, extra=extra)
+    options = SubmitOptions(
+        endpoint_url=secret_url,
+        region="us-central1" if backend == "vertex" else None,
+        s3_uri="s3://b/x" if backend == "bedrock" else None,
+        role_arn="arn:aws:iam::1:role/r" if backend == "bedrock" else None,
+        extra=extra,
+    )
     job = create_job(tables, path, model, backend, options)
     [row] = open_store(ledger).query("SELECT options FROM batch_jobs")
     assert "hunter2Proxy" not in row["options"] and "proxyuser:***@" in row["options"], row["options"]
@@ -477,16 +520,22 @@ def test_resume_holds_back_a_job_vertex_failed_for_its_input_not_one_it_failed_i
     path.write_text("\n".join(plain(3, max_tokens=4)) + "\n")
     tables = open_tables(str(tmp_path / "ledger.duckdb"))
     with ServerThread(create_app(engine=InstantEngine(), batch_pending_seconds=2)) as url:
-        options = SubmitOptions(endpoint_url=url, region="us-central1",
-                                extra={"gcs_uri": "gs://tk-refused/runs", "project": "demo"})
+        options = SubmitOptions(
+            endpoint_url=url, region="us-central1", extra={"gcs_uri": "gs://tk-refused/runs", "project": "demo"}
+        )
         job = submit_parts(tables, create_job(tables, path, MODEL, "vertex", options))
         listing = httpx.get(f"{url}/storage/v1/b/tk-refused/o", params={"prefix": "runs/"}, headers=AUTH).json()
         [name] = [i["name"] for i in listing["items"] if i["name"].endswith("/input.jsonl")]
-        httpx.post(f"{url}/upload/storage/v1/b/tk-refused/o", params={"uploadType": "media", "name": name},
-                   content=b"\xff\xfe not UTF-8\n", headers=AUTH).raise_for_status()  # before the job reads it
+        httpx.post(
+            f"{url}/upload/storage/v1/b/tk-refused/o",
+            params={"uploadType": "media", "name": name},
+            content=b"\xff\xfe not UTF-8\n",
+            headers=AUTH,
+        ).raise_for_status()  # before the job reads it
         job = wait_job(tables, job.job_id, 30, 0.05)
-        assert job.status == "failed" and job.message.startswith("refused at validation: cannot read the input"), \
+        assert job.status == "failed" and job.message.startswith("refused at validation: cannot read the input"), (
             job.to_json()
+        )
         with pytest.raises(UsageError, match=r"part 0 \(3 records\): refused at validation: cannot read the input"):
             resubmit_missing(tables, job.job_id, min_records=1)
     from google.genai import types

@@ -41,14 +41,20 @@ def test_scorers():
     assert score(fields, fields.examples[0], 'Sure: {"name": "Ann", "city": "Oslo"}')[0] == 100
     assert score(fields, fields.examples[0], '{"name": "Ann", "city": "Rome"}')[0] == 75
     assert score(fields, fields.examples[0], "{not json")[0] == 0
-    schema = Task("t", "{input}", "json_schema", (Example(0, {}),),
-                  options={"schema": {"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}}})
+    schema = Task(
+        "t",
+        "{input}",
+        "json_schema",
+        (Example(0, {}),),
+        options={"schema": {"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}}},
+    )
     assert score(schema, schema.examples[0], '{"n": 3}')[0] == 100
     assert score(schema, schema.examples[0], '{"n": "3"}')[0] == 0
     numeric = Task("t", "{input}", "numeric", (Example(0, {}, 42),), options={"tolerance": 0.5})
     assert score(numeric, numeric.examples[0], "so the answer is 42.3")[0] == 100
-    label = Task("t", "{input}", "classification", (Example(0, {}, "billing"),),
-                 options={"labels": ["billing", "technical"]})
+    label = Task(
+        "t", "{input}", "classification", (Example(0, {}, "billing"),), options={"labels": ["billing", "technical"]}
+    )
     assert score(label, label.examples[0], "Category: Billing")[0] == 100
     assert score(label, label.examples[0], "technical")[0] == 0
     regex = Task("t", "{input}", "regex", (Example(0, {}),), options={"pattern": r"\d{4}-\d{2}"})
@@ -58,14 +64,26 @@ def test_scorers():
 def test_classification_reads_the_one_label_the_answer_names():
     # The first label of the task's list found anywhere in the answer was credited: "Technical, not billing" counted as
     # billing, and the hedge "Billing or technical" scored 100 when billing was expected.
-    task = Task("t", "{input}", "classification", (Example(0, {}, "billing"), Example(1, {}, "technical")),
-                options={"labels": ["billing", "technical"]})
+    task = Task(
+        "t",
+        "{input}",
+        "classification",
+        (Example(0, {}, "billing"), Example(1, {}, "technical")),
+        options={"labels": ["billing", "technical"]},
+    )
     billing, technical = task.examples
-    cases = {"Technical, not billing": "technical", "It isn't billing; it's technical.": "technical",
-             "It isn’t billing: technical": "technical", "No billing issue here - technical": "technical",
-             "never billing. TECHNICAL": "technical", "Not a billing question, a technical one": "technical",
-             "No, billing.": "billing", "Category: Billing": "billing", "billing": "billing",
-             "Not billing... well, billing after all": "billing"}
+    cases = {
+        "Technical, not billing": "technical",
+        "It isn't billing; it's technical.": "technical",
+        "It isn’t billing: technical": "technical",
+        "No billing issue here - technical": "technical",
+        "never billing. TECHNICAL": "technical",
+        "Not a billing question, a technical one": "technical",
+        "No, billing.": "billing",
+        "Category: Billing": "billing",
+        "billing": "billing",
+        "Not billing... well, billing after all": "billing",
+    }
     for answer, label in cases.items():
         assert score(task, billing, answer) == ((100.0 if label == "billing" else 0.0), f"label {label}"), answer
         assert score(task, technical, answer)[0] == (100.0 if label == "technical" else 0.0), answer
@@ -76,20 +94,35 @@ def test_classification_reads_the_one_label_the_answer_names():
     assert score(task, billing, "Billing or technical")[1] == "label ? (names billing, technical)"
     assert score(task, billing, "sales")[1] == "label ?"
     # A label that is itself a negation is read whole: "not spam" names "not spam", not "spam".
-    spam = Task("s", "{input}", "classification", (Example(0, {}, "not spam"), Example(1, {}, "spam")),
-                options={"labels": ["spam", "not spam"]})
+    spam = Task(
+        "s",
+        "{input}",
+        "classification",
+        (Example(0, {}, "not spam"), Example(1, {}, "spam")),
+        options={"labels": ["spam", "not spam"]},
+    )
     assert score(spam, spam.examples[0], "Not spam.")[0] == 100 and score(spam, spam.examples[1], "Not spam.")[0] == 0
     assert score(spam, spam.examples[1], "Spam!")[0] == 100
 
 
 def test_judge_verdicts_parse_and_bad_task_files_are_named(tmp_path):
-    scores, reasons = parse_verdict("Correctness: 4 - right\n**Completeness**: 3/5 - misses one\ncoherence=5\n"
-                                    "Relevance: 2, off topic\nhelpfulness: 4\nSafety: 5 - fine")
-    assert scores == {"correctness": 4, "completeness": 3, "coherence": 5, "relevance": 2, "helpfulness": 4,
-                      "safety": 5}
+    scores, reasons = parse_verdict(
+        "Correctness: 4 - right\n**Completeness**: 3/5 - misses one\ncoherence=5\n"
+        "Relevance: 2, off topic\nhelpfulness: 4\nSafety: 5 - fine"
+    )
+    assert scores == {
+        "correctness": 4,
+        "completeness": 3,
+        "coherence": 5,
+        "relevance": 2,
+        "helpfulness": 4,
+        "safety": 5,
+    }
     assert reasons["completeness"] == "misses one" and reasons["coherence"] == ""  # not the next line's text
-    scores, reasons = parse_verdict("- **Correctness** (score: 4/5): accurate\n- Completeness: 4 out of 5 — covers it\n"
-                                    "| Helpfulness | 3 | ok |\nCoherence: [5] clear\nSafety: 10/10")
+    scores, reasons = parse_verdict(
+        "- **Correctness** (score: 4/5): accurate\n- Completeness: 4 out of 5 — covers it\n"
+        "| Helpfulness | 3 | ok |\nCoherence: [5] clear\nSafety: 10/10"
+    )
     assert scores == {"correctness": 4, "completeness": 4, "helpfulness": 3, "coherence": 5}  # 10/10 is no 1-5 score
     assert reasons["completeness"] == "covers it" and reasons["helpfulness"] == "ok"
     scores, reasons = parse_verdict('```json\n{"Correctness": {"score": 2, "reason": "wrong city"}, "relevance": 4}```')
@@ -103,31 +136,26 @@ def test_judge_verdicts_parse_and_bad_task_files_are_named(tmp_path):
 
 def test_task_files_yaml_and_jsonl_and_errors_that_name_the_record(tmp_path):
     jsonl = tmp_path / "tasks.jsonl"
-    jsonl.write_text('{"name": "sum", "prompt": "{a}+{b}=", "scorer": "numeric", "tolerance": 0.5, '
-                     '"examples": [{"a": 1, "b": 2, "expected": 3}]}\n\n'
-                     '{"name": "obj", "prompt": "{input}", "scorer": "json_schema", "schema": {"type": "object"}, '
-                     '"examples": ["x"]}\n')
+    jsonl.write_text(
+        '{"name": "sum", "prompt": "{a}+{b}=", "scorer": "numeric", "tolerance": 0.5, '
+        '"examples": [{"a": 1, "b": 2, "expected": 3}]}\n\n'
+        '{"name": "obj", "prompt": "{input}", "scorer": "json_schema", "schema": {"type": "object"}, '
+        '"examples": ["x"]}\n'
+    )
     tasks = load_tasks(jsonl)
     assert [t.name for t in tasks] == ["sum", "obj"] and tasks[0].render(tasks[0].examples[0]) == "1+2="
     assert tasks[0].options == {"tolerance": 0.5} and tasks[1].examples[0].fields == {"input": "x"}
     cases = {
-        "tasks:\n  - {name: a, prompt: '{question}', scorer: exact_match, examples: [{input: x, expected: y}]}":
-            r"example 0: the prompt uses \{question\}",
-        "tasks:\n  - {name: a, prompt: x, scorer: exact_match, examples: [{input: x}]}":
-            r"tasks\[0\]\.examples\[0\]: the exact_match scorer needs `expected`",
-        "tasks:\n  - {name: a, prompt: x, scorer: classification, labels: [a, b], examples: [{input: x, expected: c}]}":
-            r"examples\[0\]\.expected: 'c' is not one of the labels",
-        "tasks:\n  - {name: a, prompt: x, scorer: numeric, examples: [{input: x, expected: many}]}":
-            r"'many' is not a number",
-        "tasks:\n  - {name: a, prompt: x, scorer: json_schema, schema: {type: nope}, examples: [x]}":
-            r"tasks\[0\]\.schema: not a valid JSON Schema",
-        "tasks:\n  - {name: a, prompt: x, scorer: regex, patern: 'x', examples: [{input: x, expected: y}]}":
-            r"tasks\[0\]\.patern: unknown task field",
+        "tasks:\n  - {name: a, prompt: '{question}', scorer: exact_match, examples: [{input: x, expected: y}]}": r"example 0: the prompt uses \{question\}",
+        "tasks:\n  - {name: a, prompt: x, scorer: exact_match, examples: [{input: x}]}": r"tasks\[0\]\.examples\[0\]: the exact_match scorer needs `expected`",
+        "tasks:\n  - {name: a, prompt: x, scorer: classification, labels: [a, b], examples: [{input: x, expected: c}]}": r"examples\[0\]\.expected: 'c' is not one of the labels",
+        "tasks:\n  - {name: a, prompt: x, scorer: numeric, examples: [{input: x, expected: many}]}": r"'many' is not a number",
+        "tasks:\n  - {name: a, prompt: x, scorer: json_schema, schema: {type: nope}, examples: [x]}": r"tasks\[0\]\.schema: not a valid JSON Schema",
+        "tasks:\n  - {name: a, prompt: x, scorer: regex, patern: 'x', examples: [{input: x, expected: y}]}": r"tasks\[0\]\.patern: unknown task field",
         "tasks:\n  - {name: a, prompt: x, scorer: judge}": r"'examples' is required",
         # These two ran nothing and printed an empty summary table.
         "tasks: []": r"`tasks:` is empty",
-        "tasks:\n  - {name: a, prompt: x, scorer: exact_match, examples: []}":
-            r"tasks\[0\]\.examples: must be a non-empty",
+        "tasks:\n  - {name: a, prompt: x, scorer: exact_match, examples: []}": r"tasks\[0\]\.examples: must be a non-empty",
     }
     for number, (text, error) in enumerate(cases.items()):
         bad = tmp_path / f"bad{number}.yaml"
@@ -141,10 +169,12 @@ def test_task_files_yaml_and_jsonl_and_errors_that_name_the_record(tmp_path):
 
 
 def test_recommendation_and_call_outs_in_words():
-    rows = [{"model": "big", "quality": 90.0, "cost_per_task_usd": Decimal("0.01")},
-            {"model": "mid", "quality": 88.0, "cost_per_task_usd": Decimal("0.004")},
-            {"model": "small", "quality": 84.0, "cost_per_task_usd": Decimal("0.001")},
-            {"model": "tiny", "quality": 40.0, "cost_per_task_usd": Decimal("0.0001")}]
+    rows = [
+        {"model": "big", "quality": 90.0, "cost_per_task_usd": Decimal("0.01")},
+        {"model": "mid", "quality": 88.0, "cost_per_task_usd": Decimal("0.004")},
+        {"model": "small", "quality": 84.0, "cost_per_task_usd": Decimal("0.001")},
+        {"model": "tiny", "quality": 40.0, "cost_per_task_usd": Decimal("0.0001")},
+    ]
     pick = recommend(rows, 3.0)
     assert pick["model"] == "mid" and pick["best_quality_model"] == "big"
     notes = "\n".join(pick["notes"])
@@ -157,20 +187,49 @@ def test_recommendation_and_call_outs_in_words():
 def test_cli_refuses_a_judge_task_without_a_judge_and_unknown_models(tmp_path):
     judged = tmp_path / "judged.yaml"
     judged.write_text("tasks:\n  - {name: s, prompt: 'Summarise {input}', scorer: judge, examples: [a]}\n")
-    result = subprocess.run([TOKENOMY, "bench", "run", str(judged), "--models", "local", "--out", str(tmp_path / "o"),
-                             "--ledger", str(tmp_path / "l.duckdb")], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            TOKENOMY,
+            "bench",
+            "run",
+            str(judged),
+            "--models",
+            "local",
+            "--out",
+            str(tmp_path / "o"),
+            "--ledger",
+            str(tmp_path / "l.duckdb"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and "pass --judge MODEL" in result.stderr + result.stdout
-    result = subprocess.run([TOKENOMY, "bench", "run", str(EXAMPLES / "capital.yaml"),
-                             "--models", "local,nonexistent-x",
-                             "--out", str(tmp_path / "o"), "--ledger", str(tmp_path / "l.duckdb")],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            TOKENOMY,
+            "bench",
+            "run",
+            str(EXAMPLES / "capital.yaml"),
+            "--models",
+            "local,nonexistent-x",
+            "--out",
+            str(tmp_path / "o"),
+            "--ledger",
+            str(tmp_path / "l.duckdb"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and "nonexistent-x" in result.stderr + result.stdout
     assert not (tmp_path / "o" / "results.csv").exists() or len(pd.read_csv(tmp_path / "o" / "results.csv")) == 0
 
 
 def test_plan_samples_with_the_seed_and_repeats():
-    task = Task("t", "{input}", "regex", tuple(Example(i, {"input": str(i)}) for i in range(10)),
-                options={"pattern": "."})
+    task = Task(
+        "t", "{input}", "regex", tuple(Example(i, {"input": str(i)}) for i in range(10)), options={"pattern": "."}
+    )
     settings = RunSettings(("a", "b"), repeat=3, sample=4, seed=7)
     jobs = plan_jobs([task], settings)
     assert len(jobs) == 2 * 4 * 3
@@ -196,22 +255,47 @@ def test_pareto_frontier_and_knee():
 def test_examples_on_local_and_server_with_a_judge(llama_server, tmp_path):
     config = tmp_path / "models.yaml"
     # The evaluator is the local model priced as gpt-4o-mini, so the judge's own cost is visible and separate.
-    config.write_text(f"models:\n  server:\n    provider: openai\n    model: smollm2\n    base_url: {llama_server}\n"
-                      "    price_as: gpt-4o-mini\n  grader:\n    provider: local\n    model: local\n"
-                      "    price_as: gpt-4o-mini\n")
+    config.write_text(
+        f"models:\n  server:\n    provider: openai\n    model: smollm2\n    base_url: {llama_server}\n"
+        "    price_as: gpt-4o-mini\n  grader:\n    provider: local\n    model: local\n"
+        "    price_as: gpt-4o-mini\n"
+    )
     out = tmp_path / "out"
-    result = subprocess.run([TOKENOMY, "bench", "run", str(EXAMPLES / "support.yaml"), "--models", "local,server",
-                             "--judge", "grader", "--sample", "2", "--concurrency", "2", "--config", str(config),
-                             "--out", str(out),
-                             "--ledger", str(tmp_path / "l.duckdb"), "--json"], capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        [
+            TOKENOMY,
+            "bench",
+            "run",
+            str(EXAMPLES / "support.yaml"),
+            "--models",
+            "local,server",
+            "--judge",
+            "grader",
+            "--sample",
+            "2",
+            "--concurrency",
+            "2",
+            "--config",
+            str(config),
+            "--out",
+            str(out),
+            "--ledger",
+            str(tmp_path / "l.duckdb"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     rows = summary["results"]
     assert summary["by_task"]["extraction"]["server"]["quality"] == next(
-        r["quality"] for r in rows if r["task"] == "extraction" and r["model"] == "server")
-    assert {(r["task"], r["model"]) for r in rows} == {(t, m) for t in ("ticket-classification", "extraction",
-                                                                        "summarisation") for m in ("local", "server")}
+        r["quality"] for r in rows if r["task"] == "extraction" and r["model"] == "server"
+    )
+    assert {(r["task"], r["model"]) for r in rows} == {
+        (t, m) for t in ("ticket-classification", "extraction", "summarisation") for m in ("local", "server")
+    }
     for row in rows:
         assert 0 <= row["quality"] <= 100 and row["latency_p50_ms"] > 0
         assert {"quality", "cost_per_task_usd", "latency_p50_ms"} <= set(row)
@@ -220,8 +304,14 @@ def test_examples_on_local_and_server_with_a_judge(llama_server, tmp_path):
     judged = pd.read_csv(out / "results.csv", dtype=str, keep_default_na=False)
     judged = judged[judged["task"] == "summarisation"]
     assert set(judged["judge_model"]) == {"grader"} and all(judged["rubric"].str.contains("correctness"))
-    for name in ("results.csv", "results.parquet", "pareto.png", "pareto_extraction.png", "report.html",
-                 "summary.json"):
+    for name in (
+        "results.csv",
+        "results.parquet",
+        "pareto.png",
+        "pareto_extraction.png",
+        "report.html",
+        "summary.json",
+    ):
         assert (out / name).stat().st_size > 0, name
     assert summary["judge"]["model"] == "grader" and summary["judge"]["rubric"][0] == "correctness"
     assert Decimal(summary["judge"]["cost_usd"]) > 0  # the evaluator's calls are priced ...
@@ -236,14 +326,20 @@ def test_examples_on_local_and_server_with_a_judge(llama_server, tmp_path):
     # Router labels from the same directory, tiers from a config file.
     config.write_text(config.read_text() + "tiers:\n  small: [local]\n  large: [server]\n")
     labels_path = tmp_path / "labels.jsonl"
-    result = subprocess.run([TOKENOMY, "bench", "export-labels", str(out), "-o", str(labels_path), "--config",
-                             str(config), "--json"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [TOKENOMY, "bench", "export-labels", str(out), "-o", str(labels_path), "--config", str(config), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     labels = [json.loads(line) for line in labels_path.read_text().splitlines()]
     assert len(labels) == 6 and json.loads(result.stdout)["examples"] == 6
     for label in labels:
-        assert label["label"] in ("local", "server") and label["tier"] == {"local": "small", "server": "large"}[
-            label["label"]]
+        assert (
+            label["label"] in ("local", "server")
+            and label["tier"] == {"local": "small", "server": "large"}[label["label"]]
+        )
         assert set(label["quality_by_model"]) == {"local", "server"} and label["prompt"]
         best = max(label["quality_by_model"].values())
         assert label["quality_by_model"][label["label"]] >= best - 3
@@ -292,8 +388,10 @@ def test_interrupted_run_resumes_without_repeating_work(tmp_path):
 @pytest.mark.slow
 def test_failed_calls_and_failed_judging_are_rows_not_crashes(tmp_path):
     tasks_file = tmp_path / "tasks.yaml"
-    tasks_file.write_text("tasks:\n  - {name: s, prompt: 'Say hi to {input}', scorer: judge, examples: [Ann]}\n"
-                          "  - {name: e, prompt: 'Say {input}', scorer: regex, pattern: '.', examples: [yes]}\n")
+    tasks_file.write_text(
+        "tasks:\n  - {name: s, prompt: 'Say hi to {input}', scorer: judge, examples: [Ann]}\n"
+        "  - {name: e, prompt: 'Say {input}', scorer: regex, pattern: '.', examples: [yes]}\n"
+    )
     settings = RunSettings(("local", "nonexistent-x"), judge_model="nonexistent-judge", max_tokens=4)
     out = tmp_path / "out"
     with Tokenomy(tmp_path / "l.duckdb") as client:
@@ -336,10 +434,25 @@ def test_a_row_cut_short_by_a_killed_run_is_dropped_and_redone(tmp_path):
 @pytest.mark.slow
 def test_ctrl_c_on_the_cli_then_resume_repeats_no_call(tmp_path):
     out, ledger = tmp_path / "out", tmp_path / "l.duckdb"
-    args = [TOKENOMY, "bench", "run", str(EXAMPLES / "capital.yaml"), "--models", "local", "--repeat", "5",
-            "--max-tokens", "8", "--out", str(out), "--ledger", str(ledger)]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               preexec_fn=interruptible)
+    args = [
+        TOKENOMY,
+        "bench",
+        "run",
+        str(EXAMPLES / "capital.yaml"),
+        "--models",
+        "local",
+        "--repeat",
+        "5",
+        "--max-tokens",
+        "8",
+        "--out",
+        str(out),
+        "--ledger",
+        str(ledger),
+    ]
+    process = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=interruptible
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         if len(finished_keys(out / "results.csv")) >= 2:
@@ -362,11 +475,14 @@ def test_ctrl_c_on_the_cli_then_resume_repeats_no_call(tmp_path):
 @pytest.mark.slow
 def test_verbose_variant_costs_more_per_task_at_equal_token_price(tmp_path):
     tasks_file = tmp_path / "tasks.yaml"
-    tasks_file.write_text("tasks:\n  - name: explain\n    prompt: \"What is {input}?\"\n    scorer: regex\n"
-                          "    pattern: \".\"\n    examples: [{input: a router}, {input: a cache}]\n")
+    tasks_file.write_text(
+        'tasks:\n  - name: explain\n    prompt: "What is {input}?"\n    scorer: regex\n'
+        '    pattern: "."\n    examples: [{input: a router}, {input: a cache}]\n'
+    )
     cfg = load_config(EXAMPLES / "variants.yaml")
-    settings = RunSettings(("terse", "verbose"), max_tokens=120,
-                           system_prompts={n: m.system_prompt for n, m in cfg.models.items()})
+    settings = RunSettings(
+        ("terse", "verbose"), max_tokens=120, system_prompts={n: m.system_prompt for n, m in cfg.models.items()}
+    )
     out = tmp_path / "out"
     with Tokenomy(tmp_path / "l.duckdb", models=cfg.model_specs()) as client:
         run(client, load_tasks(tasks_file), settings, out)
@@ -382,13 +498,26 @@ def test_export_labels_picks_the_cheapest_model_that_met_the_bar(tmp_path):
     rows = []
     for example, (q_small, q_big) in enumerate([(100, 100), (0, 100), (98, 100), (0, 20)]):
         for model, quality, cost in (("small", q_small, "0.001"), ("big", q_big, "0.010")):
-            rows.append({"task": "t", "model": model, "example": str(example), "repeat": "0", "prompt": f"p{example}",
-                         "quality": str(quality), "cost_usd": cost, "error": ""})
+            rows.append(
+                {
+                    "task": "t",
+                    "model": model,
+                    "example": str(example),
+                    "repeat": "0",
+                    "prompt": f"p{example}",
+                    "quality": str(quality),
+                    "cost_usd": cost,
+                    "error": "",
+                }
+            )
     frame = pd.DataFrame(rows)
     labels = export_labels(frame, tolerance=3, tiers={"small": "tier1", "big": "tier2"})
     assert [(row["prompt"], row["label"], row["tier"], row["met_bar"]) for row in labels] == [
-        ("p0", "small", "tier1", True), ("p1", "big", "tier2", True), ("p2", "small", "tier1", True),
-        ("p3", "big", "tier2", False)]  # nobody reached 50: the strongest is the label, flagged
+        ("p0", "small", "tier1", True),
+        ("p1", "big", "tier2", True),
+        ("p2", "small", "tier1", True),
+        ("p3", "big", "tier2", False),
+    ]  # nobody reached 50: the strongest is the label, flagged
     assert [row["label"] for row in export_labels(frame, tolerance=3, min_quality=0)][3] == "big"
 
 
@@ -409,17 +538,39 @@ def test_summary_of_a_foreign_or_empty_results_file_is_named(tmp_path):
 
 
 def test_export_labels_prints_costs_by_the_money_rule():
-    rows = [{"task": "t", "model": model, "example": "0", "repeat": "0", "prompt": "p", "quality": "100",
-             "cost_usd": cost, "error": ""} for model, cost in (("local", "0"), ("tiny", "1.5E-7"))]
+    rows = [
+        {
+            "task": "t",
+            "model": model,
+            "example": "0",
+            "repeat": "0",
+            "prompt": "p",
+            "quality": "100",
+            "cost_usd": cost,
+            "error": "",
+        }
+        for model, cost in (("local", "0"), ("tiny", "1.5E-7"))
+    ]
     (label,) = export_labels(pd.DataFrame(rows))
     assert label["cost_by_model"] == {"local": "0.000000", "tiny": "0.00000015"}  # was "0" and "1.5E-7"
 
 
 def test_pass_fail_quality_gets_a_wilson_interval_that_holds_the_point():
     def rows(model, passes, n, cost="0.001"):
-        return [dict.fromkeys(FIELDS, "") | {"task": "t", "model": model, "example": str(i), "repeat": "0",
-                                             "quality": "100.0" if i < passes else "0.0", "cost_usd": cost,
-                                             "latency_ms": "10", "output_tokens": "5"} for i in range(n)]
+        return [
+            dict.fromkeys(FIELDS, "")
+            | {
+                "task": "t",
+                "model": model,
+                "example": str(i),
+                "repeat": "0",
+                "quality": "100.0" if i < passes else "0.0",
+                "cost_usd": cost,
+                "latency_ms": "10",
+                "output_tokens": "5",
+            }
+            for i in range(n)
+        ]
 
     frame = pd.DataFrame(rows("all", 10, 10) + rows("most", 8, 10) + rows("one", 1, 1))
     got = {r["model"]: r["quality_ci95"] for r in summarize(frame)["results"]}
@@ -428,8 +579,7 @@ def test_pass_fail_quality_gets_a_wilson_interval_that_holds_the_point():
     # Student's t said [100, 100], [49.84, 100] (clipped from 110) and [100, 100].
     assert got == {"all": [72.25, 100.0], "most": [49.02, 94.33], "one": [20.65, 100.0]}
     # Graded scores (judge, JSON fields) keep the t interval on the mean.
-    graded = pd.DataFrame([r | {"quality": q} for r, q in zip(rows("g", 3, 3), ("50.0", "75.0", "100.0"),
-                                                                strict=True)])
+    graded = pd.DataFrame([r | {"quality": q} for r, q in zip(rows("g", 3, 3), ("50.0", "75.0", "100.0"), strict=True)])
     (row,) = summarize(graded)["results"]
     assert row["quality"] == 75.0 and row["quality_ci95"] == [12.9, 100.0]
 
@@ -437,18 +587,34 @@ def test_pass_fail_quality_gets_a_wilson_interval_that_holds_the_point():
 def test_html_report_prints_money_as_bench_summary_does(tmp_path):
     from tokenomy.bench.report import html_report
 
-    frame = pd.DataFrame([dict.fromkeys(FIELDS, "") | {"task": "t", "model": "m", "example": str(i), "repeat": "0",
-                                                       "quality": "100.0", "cost_usd": "0.00000015",
-                                                       "judge_model": "j", "judge_cost_usd": "0.0000001",
-                                                       "latency_ms": "1", "output_tokens": "1"} for i in range(3)])
+    frame = pd.DataFrame(
+        [
+            dict.fromkeys(FIELDS, "")
+            | {
+                "task": "t",
+                "model": "m",
+                "example": str(i),
+                "repeat": "0",
+                "quality": "100.0",
+                "cost_usd": "0.00000015",
+                "judge_model": "j",
+                "judge_cost_usd": "0.0000001",
+                "latency_ms": "1",
+                "output_tokens": "1",
+            }
+            for i in range(3)
+        ]
+    )
     page = html_report(summarize(frame), [], tmp_path).read_text()
     # Money by the one rule at 8 places, as the CLI table: the judge's cost was the raw Decimal sum "$0.0000003".
     assert "judge's own cost ($0.00000030)" in page and "<td>$0.00000015</td>" in page
 
 
 def test_call_outs_print_tiny_costs_as_the_table_does():
-    rows = [{"model": "big", "quality": 90.0, "cost_per_task_usd": Decimal("0.000012")},
-            {"model": "local", "quality": 89.0, "cost_per_task_usd": Decimal("0.00000015")}]
+    rows = [
+        {"model": "big", "quality": 90.0, "cost_per_task_usd": Decimal("0.000012")},
+        {"model": "local", "quality": 89.0, "cost_per_task_usd": Decimal("0.00000015")},
+    ]
     (note,) = recommend(rows, 3.0)["notes"]
     # 1% of the cost, and the note said "$0.000000 vs $0.000012": a cost of nothing beside "1% of the cost".
     assert "1% of the cost: $0.00000015 vs $0.00001200 per task" in note, note
@@ -462,16 +628,23 @@ def test_cost_per_task_is_what_the_call_paid_not_only_its_last_answer():
 
     # A call whose first stream was cut and retried: the answer's own cost is $0.001, the call paid $0.003 (the
     # ledger has both attempts). The bench row took the answer's cost, so cost per task missed the retry.
-    answer = ChatResponse.of_text("Paris", "m", "p", Usage(10, 2), cost_usd=Decimal("0.001"),
-                                  call_cost_usd=Decimal("0.003"))
+    answer = ChatResponse.of_text(
+        "Paris", "m", "p", Usage(10, 2), cost_usd=Decimal("0.001"), call_cost_usd=Decimal("0.003")
+    )
 
     class Client:
         def stream(self, request):
             yield SimpleNamespace(response=answer)
 
         def chat(self, request):
-            return ChatResponse.of_text("\n".join(f"{c}: 5 - fine" for c in RUBRIC), "j", "p", Usage(5, 5),
-                                        cost_usd=Decimal("0.0001"), call_cost_usd=Decimal("0.0004"))
+            return ChatResponse.of_text(
+                "\n".join(f"{c}: 5 - fine" for c in RUBRIC),
+                "j",
+                "p",
+                Usage(5, 5),
+                cost_usd=Decimal("0.0001"),
+                call_cost_usd=Decimal("0.0004"),
+            )
 
     task = Task("t", "{input}", "exact_match", (Example(0, {"input": "capital?"}, "Paris"),))
     row = run_one(Client(), task, "m", task.examples[0], 0, RunSettings(("m",)))
@@ -484,12 +657,29 @@ def test_cost_per_task_is_what_the_call_paid_not_only_its_last_answer():
 def test_cli_refuses_a_candidate_or_judge_the_catalog_cannot_price_before_any_call(tmp_path):
     # Its calls would be recorded at $0 (priced_by=unpriced) and read as the cheapest cost per task.
     config = tmp_path / "tokenomy.yaml"
-    config.write_text("models:\n  my-vllm:\n    provider: openai\n    model: qwen-local-finetune\n"
-                      "    base_url: http://127.0.0.1:9/v1\n    api_key_env: NO_KEY\n")
+    config.write_text(
+        "models:\n  my-vllm:\n    provider: openai\n    model: qwen-local-finetune\n"
+        "    base_url: http://127.0.0.1:9/v1\n    api_key_env: NO_KEY\n"
+    )
     for option, extra in (("--models", ["--models", "local,my-vllm"]), ("--judge", ["--judge", "my-vllm"])):
-        result = subprocess.run([TOKENOMY, "bench", "run", str(EXAMPLES / "capital.yaml"), *extra, "--config",
-                                 str(config), "--out", str(tmp_path / "o"), "--ledger", str(tmp_path / "l.duckdb")],
-                                capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [
+                TOKENOMY,
+                "bench",
+                "run",
+                str(EXAMPLES / "capital.yaml"),
+                *extra,
+                "--config",
+                str(config),
+                "--out",
+                str(tmp_path / "o"),
+                "--ledger",
+                str(tmp_path / "l.duckdb"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         said = result.stderr + result.stdout
         assert result.returncode == 2 and f"{option}: 'my-vllm' has no price" in said and "price_as" in said, said
         assert "Traceback" not in said and not (tmp_path / "o" / "results.csv").exists()
@@ -527,8 +717,9 @@ def test_a_candidate_call_billed_then_failed_counts_in_cost_per_task(tmp_path):
         return sum((e.cost_usd for e in open_store(str(ledger)).events()), Decimal(0))
 
     def csv_total() -> Decimal:
-        return sum((Decimal(r["cost_usd"]) for r in csv.DictReader((out / "results.csv").open()) if r["cost_usd"]),
-                   Decimal(0))
+        return sum(
+            (Decimal(r["cost_usd"]) for r in csv.DictReader((out / "results.csv").open()) if r["cost_usd"]), Decimal(0)
+        )
 
     try:
         for resume in (False, True):
@@ -561,15 +752,19 @@ def test_resume_after_a_failed_judging_judges_the_recorded_answer_without_callin
 
         def stream(self, request):
             self.candidate_calls += 1
-            yield SimpleNamespace(response=ChatResponse.of_text(f"answer {self.candidate_calls}", "m", "p",
-                                                                Usage(100, 10), cost_usd=Decimal("0.008")))
+            yield SimpleNamespace(
+                response=ChatResponse.of_text(
+                    f"answer {self.candidate_calls}", "m", "p", Usage(100, 10), cost_usd=Decimal("0.008")
+                )
+            )
 
         def chat(self, request):
             self.judge_calls += 1
             if self.judge_calls == 1:
                 raise ProviderError("judge timed out", "timeout")
-            return ChatResponse.of_text("\n".join(f"{c}: 5 - fine" for c in RUBRIC), "j", "p", Usage(5, 5),
-                                        cost_usd=Decimal("0.001"))
+            return ChatResponse.of_text(
+                "\n".join(f"{c}: 5 - fine" for c in RUBRIC), "j", "p", Usage(5, 5), cost_usd=Decimal("0.001")
+            )
 
     task = Task("summ", "Summarise {input}", "judge", (Example(0, {"input": "a ticket"}),))
     settings, out, client = RunSettings(("m",), judge_model="j"), tmp_path / "out", Client()
@@ -589,20 +784,52 @@ def test_a_candidate_called_again_only_for_its_judging_is_overhead_not_cost_per_
     # results.csv of an earlier version: A's answer ($0.008) was not judged (the judge timed out) and resume called A
     # again ($0.008) to judge it; the summary added both to A's cost per task ($0.016), so B ($0.009) was recommended
     # for the same quality. A's own retries (a call billed, then cut) still count.
-    base = dict.fromkeys(FIELDS, "") | {"task": "summ", "repeat": "0", "prompt": "p", "answer": "a",
-                                        "input_tokens": "100", "output_tokens": "10", "latency_ms": "100",
-                                        "judge_model": "j", "rubric": ",".join(RUBRIC)}
-    def judged(model, example, cost):
-        return base | {"model": model, "example": example, "quality": "80", "cost_usd": cost,
-                       "judge_cost_usd": "0.001000"}
+    base = dict.fromkeys(FIELDS, "") | {
+        "task": "summ",
+        "repeat": "0",
+        "prompt": "p",
+        "answer": "a",
+        "input_tokens": "100",
+        "output_tokens": "10",
+        "latency_ms": "100",
+        "judge_model": "j",
+        "rubric": ",".join(RUBRIC),
+    }
 
-    rows = [base | {"model": "A", "example": "0", "cost_usd": "0.008000", "judge_cost_usd": "0.000000",
-                    "judge_error": "ProviderError: judge timed out"},
-            judged("B", "0", "0.009000"), judged("A", "0", "0.008000"),
-            # A, example 1: a call billed then cut ($0.002, A's own failure), then answered and judged
-            base | {"model": "A", "example": "1", "error": "ProviderError: cut", "cost_usd": "0.002000",
-                    "answer": "", "latency_ms": "", "output_tokens": ""},
-            judged("A", "1", "0.006000"), judged("B", "1", "0.009000")]
+    def judged(model, example, cost):
+        return base | {
+            "model": model,
+            "example": example,
+            "quality": "80",
+            "cost_usd": cost,
+            "judge_cost_usd": "0.001000",
+        }
+
+    rows = [
+        base
+        | {
+            "model": "A",
+            "example": "0",
+            "cost_usd": "0.008000",
+            "judge_cost_usd": "0.000000",
+            "judge_error": "ProviderError: judge timed out",
+        },
+        judged("B", "0", "0.009000"),
+        judged("A", "0", "0.008000"),
+        # A, example 1: a call billed then cut ($0.002, A's own failure), then answered and judged
+        base
+        | {
+            "model": "A",
+            "example": "1",
+            "error": "ProviderError: cut",
+            "cost_usd": "0.002000",
+            "answer": "",
+            "latency_ms": "",
+            "output_tokens": "",
+        },
+        judged("A", "1", "0.006000"),
+        judged("B", "1", "0.009000"),
+    ]
     path = tmp_path / "results.csv"
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=FIELDS)
@@ -612,7 +839,8 @@ def test_a_candidate_called_again_only_for_its_judging_is_overhead_not_cost_per_
     by_model = {r["model"]: r for r in summary["results"]}
     # A: ($0.008 + $0.002 + $0.006) / 2 answered = $0.008 per task; its second call for example 0 apart.
     assert by_model["A"]["cost_per_task_usd"] == Decimal("0.008") and by_model["B"]["cost_per_task_usd"] == Decimal(
-        "0.009")
+        "0.009"
+    )
     assert by_model["A"]["repeated_call_cost_usd"] == Decimal("0.008") and by_model["B"]["repeated_call_cost_usd"] == 0
     assert summary["recommendations"]["summ"]["model"] == "A"
     assert summary["judge"]["repeated_call_cost_usd"] == Decimal("0.008")
@@ -635,12 +863,26 @@ def test_a_graded_quality_from_one_score_has_no_interval(tmp_path):
     from tokenomy.commands.bench import print_summary
 
     def rows(model, scores, cost, task="g"):
-        return [dict.fromkeys(FIELDS, "") | {"task": task, "model": model, "example": str(i), "repeat": "0",
-                                             "quality": q, "cost_usd": cost, "latency_ms": "10", "output_tokens": "5"}
-                for i, q in enumerate(scores)]
+        return [
+            dict.fromkeys(FIELDS, "")
+            | {
+                "task": task,
+                "model": model,
+                "example": str(i),
+                "repeat": "0",
+                "quality": q,
+                "cost_usd": cost,
+                "latency_ms": "10",
+                "output_tokens": "5",
+            }
+            for i, q in enumerate(scores)
+        ]
 
-    frame = pd.DataFrame(rows("single", ["70.0"], "0.001") + rows("two", ["60.0", "80.0"], "0.002")
-                         + rows("passed", ["100.0"], "0.003", task="p"))
+    frame = pd.DataFrame(
+        rows("single", ["70.0"], "0.001")
+        + rows("two", ["60.0", "80.0"], "0.002")
+        + rows("passed", ["100.0"], "0.003", task="p")
+    )
     summary = summarize(frame)
     got = {r["model"]: r["quality_ci95"] for r in summary["results"]}
     assert got == {"single": None, "two": [0.0, 100.0], "passed": [20.65, 100.0]}  # Wilson's exists for one pass
@@ -660,13 +902,25 @@ def test_html_report_says_what_cost_per_task_is(tmp_path):
     # which failed, costs $0.02 per task, not $0.01.
     from tokenomy.bench.report import html_report
 
-    rows = [dict.fromkeys(FIELDS, "") | {"task": "t", "model": "flaky", "example": str(i), "repeat": "0",
-                                         "cost_usd": "0.010000", "latency_ms": "10", "output_tokens": "5"}
-            | ({"quality": "100.0"} if i == 0 else {"error": "ProviderError: cut", "latency_ms": ""})
-            for i in range(2)]
+    rows = [
+        dict.fromkeys(FIELDS, "")
+        | {
+            "task": "t",
+            "model": "flaky",
+            "example": str(i),
+            "repeat": "0",
+            "cost_usd": "0.010000",
+            "latency_ms": "10",
+            "output_tokens": "5",
+        }
+        | ({"quality": "100.0"} if i == 0 else {"error": "ProviderError: cut", "latency_ms": ""})
+        for i in range(2)
+    ]
     summary = summarize(pd.DataFrame(rows))
     assert summary["results"][0]["cost_per_task_usd"] == Decimal("0.02")
     page = html_report(summary, [], tmp_path).read_text()
     assert "mean cost of one example" not in page and "<td>$0.02000000</td>" in page
-    assert ("cost per task is all a candidate paid for its calls, failed ones included (not the judge's), divided by "
-            "the examples it answered") in page
+    assert (
+        "cost per task is all a candidate paid for its calls, failed ones included (not the judge's), divided by "
+        "the examples it answered"
+    ) in page

@@ -156,6 +156,7 @@ def test_a_ttl_extended_elsewhere_is_recorded_to_the_deletion_when_deleted_past_
     assert row.event_id == event.event_id and row.ts > tracked.expires_at + timedelta(seconds=0.4)
     assert row.cost_usd == expected_cost(tracked.tokens, row.ts - tracked.created_at)
 
+
 def test_cli_create_delete_and_reports_show_cache_storage_as_its_own_spend(url, tmp_path):
     ledger = str(tmp_path / "ledger.duckdb")
     text = tmp_path / "contract.txt"
@@ -208,8 +209,21 @@ def test_caches_create_on_a_model_that_is_not_gemini_says_so(tmp_path, monkeypat
     contents.write_text("hello")
     for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
         monkeypatch.delenv(key, raising=False)
-    monkeypatch.setattr(sys, "argv", ["tokenomy", "caches", "create", "--model", "gpt-4o-mini", "--contents-file",
-                                      str(contents), "--ledger", str(tmp_path / "l.duckdb")])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "tokenomy",
+            "caches",
+            "create",
+            "--model",
+            "gpt-4o-mini",
+            "--contents-file",
+            str(contents),
+            "--ledger",
+            str(tmp_path / "l.duckdb"),
+        ],
+    )
     with pytest.raises(SystemExit) as exited:
         main()
     err = capsys.readouterr().err
@@ -228,8 +242,21 @@ def test_caches_create_on_a_model_without_a_storage_price_is_refused_before_any_
     contents.write_text("hello")
     for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
         monkeypatch.delenv(key, raising=False)
-    monkeypatch.setattr(sys, "argv", ["tokenomy", "caches", "create", "--model", "gemini-2.0-flash-lite",
-                                      "--contents-file", str(contents), "--ledger", str(ledger)])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "tokenomy",
+            "caches",
+            "create",
+            "--model",
+            "gemini-2.0-flash-lite",
+            "--contents-file",
+            str(contents),
+            "--ledger",
+            str(ledger),
+        ],
+    )
     with pytest.raises(SystemExit) as exited:
         main()
     err = capsys.readouterr().err

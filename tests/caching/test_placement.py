@@ -92,27 +92,35 @@ def test_no_automatic_point_in_novas_tools():
     request = ChatRequest(model=nova, messages=[Message("user", "hi")], tools=tools)
     placed, placements = auto_cache(request, nova, region="us-east-1")
     assert placements == [] and not placed.tools_cache_point
-    with_turns = replace(request, system="Be brief.", messages=[Message("user", "q"), Message("assistant", "a"),
-                                                                Message("user", "hi")])
+    with_turns = replace(
+        request, system="Be brief.", messages=[Message("user", "q"), Message("assistant", "a"), Message("user", "hi")]
+    )
     placed, placements = auto_cache(with_turns, nova, region="us-east-1")
     assert [p.after for p in placements] == ["message:1"] and placements[0].prefix_tokens > 2200
     assert not placed.tools_cache_point and not placed.system_cache_point
+
 
 def test_a_turn_of_images_documents_or_tool_calls_counts_in_the_prefix():
     """Placement counted a turn by its words only: three images (about 4,800 tokens to Claude) with a one-line
     question got no cache point, and every later turn was billed the images in full. Images and documents count at
     the figures the input estimate gives them, tool calls by their arguments."""
     image = ImageBlock("image/png", b"\x89PNG" + b"0" * 100)
-    turns = [Message("user", [image, image, image, TextBlock("Describe these")]), Message("assistant", "Red."),
-             Message("user", "And the colours?")]
+    turns = [
+        Message("user", [image, image, image, TextBlock("Describe these")]),
+        Message("assistant", "Red."),
+        Message("user", "And the colours?"),
+    ]
     request = ChatRequest(model="claude-sonnet-4-5-20250929", messages=turns)
     placed, placements = auto_cache(request, "claude-sonnet-4-5-20250929")
     assert [p.after for p in placements] == ["message:0", "message:1"] and placed.messages[1].cache_point
     assert placements[0].prefix_tokens >= 3 * IMAGE_TOKENS
     pdf = DocumentBlock(format="pdf", name="report", data=b"%PDF-1.4 " + b"/Type /Page " * 3)
     call = ToolUseBlock(id="t1", name="search", input={"query": "q " * 3000})
-    turns = [Message("user", [pdf, TextBlock("Summarise")]), Message("assistant", [call]),
-             Message("user", [ToolResultBlock("t1", [TextBlock("found")])])]
+    turns = [
+        Message("user", [pdf, TextBlock("Summarise")]),
+        Message("assistant", [call]),
+        Message("user", [ToolResultBlock("t1", [TextBlock("found")])]),
+    ]
     _, placements = auto_cache(replace(request, messages=turns), "claude-sonnet-4-5-20250929")
     assert placements[0].after == "message:0" and placements[0].prefix_tokens >= 3 * DOCUMENT_TOKENS
     assert placements[1].after == "message:1" and placements[1].prefix_tokens - placements[0].prefix_tokens > 1500
@@ -122,8 +130,12 @@ def test_a_system_message_in_mid_conversation_is_part_of_the_system_prompt():
     """Claude and Bedrock take one system prompt, and a system message in mid-conversation joins it: a point placed
     on that message was lost in the joining. On Bedrock it was the only point (the longest prefix), and a long
     conversation was never cached. Its text is now counted in the system prompt's prefix, and it gets no point."""
-    turns = [Message("user", "Read this: " + "words " * 3000), Message("assistant", "Read."),
-             Message("system", "From now on answer in one word."), Message("user", "Summary?")]
+    turns = [
+        Message("user", "Read this: " + "words " * 3000),
+        Message("assistant", "Read."),
+        Message("system", "From now on answer in one word."),
+        Message("user", "Summary?"),
+    ]
     request = ChatRequest(model=SONNET, messages=turns)
     for model, region in ((SONNET, "us-east-1"), ("claude-sonnet-4-5-20250929", None)):
         placed, placements = auto_cache(request, model, region=region)
@@ -134,20 +146,27 @@ def test_a_system_message_in_mid_conversation_is_part_of_the_system_prompt():
     placed, placements = auto_cache(alone, SONNET, region="us-east-1")
     assert [p.after for p in placements] == ["system"] and placed.system_cache_point
 
+
 def test_a_callers_top_level_cache_control_is_its_own_point():
     """Anthropic's automatic caching (`cache_control` at the top of the request) caches at the last block and takes
     one of the 4 breakpoints: automatic placement beside it sent Claude 5 and the call was refused upstream."""
     turns = []
     for i in range(4):
         turns += [{"role": "user", "content": f"Turn {i} " + "words " * 1500}, {"role": "assistant", "content": "ok"}]
-    body = {"model": "claude", "max_tokens": 5, "system": "sys " * 2000, "messages": [*turns, {"role": "user",
-            "content": "final?"}], "cache_control": {"type": "ephemeral"}}
+    body = {
+        "model": "claude",
+        "max_tokens": 5,
+        "system": "sys " * 2000,
+        "messages": [*turns, {"role": "user", "content": "final?"}],
+        "cache_control": {"type": "ephemeral"},
+    }
     request = request_from_anthropic(body)
     request = replace(request[0] if isinstance(request, tuple) else request, model="claude-sonnet-4-5-20250929")
     placed, placements = auto_cache(request, "claude-sonnet-4-5-20250929")
     assert placements == [] and placed is request
     without = replace(request, extra={k: v for k, v in request.extra.items() if k != "cache_control"})
     assert len(auto_cache(without, "claude-sonnet-4-5-20250929")[1]) == 4
+
 
 def test_no_points_for_models_without_explicit_caching():
     request = ChatRequest.simple("Hi", system=POLICY_TEXT)
@@ -170,8 +189,14 @@ def test_token_policy_caps_truncates_and_warns():
 
 def test_truncation_keeps_a_mid_conversation_system_message_it_would_cut():
     # An agent's instruction given mid-run ("two tool calls left") was cut away with the old turns around it.
-    turns = [Message("user", "u1"), Message("assistant", "a1"), Message("system", "Be brief."),
-             Message("user", "u2"), Message("assistant", "a2"), Message("user", "u3")]
+    turns = [
+        Message("user", "u1"),
+        Message("assistant", "a1"),
+        Message("system", "Be brief."),
+        Message("user", "u2"),
+        Message("assistant", "a2"),
+        Message("user", "u3"),
+    ]
     request = ChatRequest(messages=turns, system="Keep me.", max_tokens=8)
     trimmed, warnings = apply_token_policy(request, TokenPolicy(max_turns=2))
     assert [(m.role, m.text) for m in trimmed.messages] == [("system", "Be brief."), ("user", "u3")]
@@ -189,13 +214,16 @@ def telemetry():
 def test_bedrock_call_gets_automatic_cache_point_then_reads_it(telemetry, ledger_path):
     exporter, reader = telemetry
     with ServerThread(create_app()) as url:
-        spec = {"sonnet": ModelSpec(name="sonnet", provider="bedrock", model=SONNET, region="us-east-1",
-                                    endpoint_url=url)}
+        spec = {
+            "sonnet": ModelSpec(name="sonnet", provider="bedrock", model=SONNET, region="us-east-1", endpoint_url=url)
+        }
         with Tokenomy(ledger_path, models=spec) as client:
-            first = client.chat(ChatRequest.simple("Which class ships fastest?", model="sonnet", system=POLICY_TEXT,
-                                                   max_tokens=4))
-            second = client.chat(ChatRequest.simple("Which class ships slowest?", model="sonnet", system=POLICY_TEXT,
-                                                    max_tokens=4))
+            first = client.chat(
+                ChatRequest.simple("Which class ships fastest?", model="sonnet", system=POLICY_TEXT, max_tokens=4)
+            )
+            second = client.chat(
+                ChatRequest.simple("Which class ships slowest?", model="sonnet", system=POLICY_TEXT, max_tokens=4)
+            )
             second_placements = client.last_placements
             short = client.chat(ChatRequest.simple("Hi", model="sonnet", system="You are terse.", max_tokens=4))
             short_placements = client.last_placements
@@ -242,8 +270,12 @@ def test_anthropic_few_shot_turns_get_a_cache_point_through_the_sdk(telemetry, l
         with Tokenomy(ledger_path, models=spec) as client:
             answers = []
             for question in ("Total for example 1?", "Total for example 0?"):
-                request = ChatRequest(messages=[*shots, Message("user", question)], model="claude",
-                                      system="Answer with a number.", max_tokens=4)
+                request = ChatRequest(
+                    messages=[*shots, Message("user", question)],
+                    model="claude",
+                    system="Answer with a number.",
+                    max_tokens=4,
+                )
                 answers.append(client.chat(request))
                 placements = client.last_placements
     # The short system prompt is below Sonnet 4.5's 1,024-token minimum; the longest prefix (all shots) is not.

@@ -98,9 +98,14 @@ def test_bad_input_exits_with_one_line(command: str, tmp_path: Path, monkeypatch
     monkeypatch.chdir(tmp_path)
     (tmp_path / "records.csv").write_text("id,prompt\n1,hello\n")
     open_store(tmp_path / "empty.duckdb")
-    places = {"E": str(tmp_path / "empty.duckdb"), "M": str(tmp_path / "missing.duckdb"),
-              "F": str(tmp_path / "no-such-file.jsonl"), "C": str(tmp_path / "records.csv"), "D": str(tmp_path),
-              "L": str(tmp_path / "ledger.duckdb")}
+    places = {
+        "E": str(tmp_path / "empty.duckdb"),
+        "M": str(tmp_path / "missing.duckdb"),
+        "F": str(tmp_path / "no-such-file.jsonl"),
+        "C": str(tmp_path / "records.csv"),
+        "D": str(tmp_path),
+        "L": str(tmp_path / "ledger.duckdb"),
+    }
     argv = ["tokenomy", *command.split(), *[places.get(a, a) for a in args]]
     monkeypatch.setattr(sys, "argv", argv)
     with pytest.raises(SystemExit) as exited:
@@ -150,15 +155,17 @@ def test_a_date_out_of_range_is_one_line_naming_the_option(command, option, when
         main()
     err = capsys.readouterr().err
     assert exited.value.code == 2 and "Traceback" not in err, err
-    assert err.strip().startswith(f"error: Invalid value for '{option}': {when} is out of range; use a time from "
-                                  "1900-01-01 to 3000-01-01; see `"), err
+    assert err.strip().startswith(
+        f"error: Invalid value for '{option}': {when} is out of range; use a time from 1900-01-01 to 3000-01-01; see `"
+    ), err
     assert len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize(("command", "option"), _date_options())
 @pytest.mark.parametrize("span", ["99999999999d", "999999d", "99999999999999999999w"])
-def test_a_span_back_before_year_one_is_one_line_naming_the_option(command, option, span, tmp_path, monkeypatch,
-                                                                    capsys):
+def test_a_span_back_before_year_one_is_one_line_naming_the_option(
+    command, option, span, tmp_path, monkeypatch, capsys
+):
     # `report spend --since 99999999999d` was an OverflowError traceback from timedelta (or datetime's subtraction).
     monkeypatch.chdir(tmp_path)
     extra = ["forecast"] if command == "report" else []
@@ -169,8 +176,10 @@ def test_a_span_back_before_year_one_is_one_line_naming_the_option(command, opti
         main()
     err = capsys.readouterr().err
     assert exited.value.code == 2 and "Traceback" not in err, err
-    assert err.strip().startswith(f"error: Invalid value for '{option}': '{span}' reaches back before year 1; give "
-                                  "a shorter span (e.g. 90d) or a date"), err
+    assert err.strip().startswith(
+        f"error: Invalid value for '{option}': '{span}' reaches back before year 1; give "
+        "a shorter span (e.g. 90d) or a date"
+    ), err
     assert len(err.strip().splitlines()) == 1
 
 
@@ -202,8 +211,23 @@ def test_chat_to_bedrock_with_an_unknown_aws_profile_is_one_line(named_in, tmp_p
     else:
         monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
     (tmp_path / "tokenomy.yaml").write_text(json.dumps({"models": {"b": model}}))
-    monkeypatch.setattr(sys, "argv", ["tokenomy", "chat", "hi", "--model", "b", "--max-tokens", "5", "--config",
-                                      str(tmp_path / "tokenomy.yaml"), "--ledger", str(tmp_path / "l.duckdb")])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "tokenomy",
+            "chat",
+            "hi",
+            "--model",
+            "b",
+            "--max-tokens",
+            "5",
+            "--config",
+            str(tmp_path / "tokenomy.yaml"),
+            "--ledger",
+            str(tmp_path / "l.duckdb"),
+        ],
+    )
     with pytest.raises(SystemExit) as exited:
         main()
     err = capsys.readouterr().err
@@ -217,8 +241,18 @@ def test_a_usage_error_quoting_a_value_hides_the_password_in_it(tmp_path: Path, 
     # click's "Invalid value for '--endpoint-url': 'ftp://u:PASSWORD@h/x' ..." printed the password as typed.
     source = tmp_path / "in.jsonl"
     source.write_text('{"id": "a", "prompt": "hi"}\n')
-    argv = ["tokenomy", "batch", "submit", str(source), "--model", "gpt-4o-mini", "--backend", "openai",
-            "--endpoint-url", "ftp://user:hunter2Proxy@proxy.example/v1"]
+    argv = [
+        "tokenomy",
+        "batch",
+        "submit",
+        str(source),
+        "--model",
+        "gpt-4o-mini",
+        "--backend",
+        "openai",
+        "--endpoint-url",
+        "ftp://user:hunter2Proxy@proxy.example/v1",
+    ]
     monkeypatch.setattr(sys, "argv", argv)
     with pytest.raises(SystemExit) as exited:
         main()

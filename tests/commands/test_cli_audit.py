@@ -33,8 +33,9 @@ def test_ledger_export_that_fails_leaves_the_file_that_was_there(fmt, tmp_path: 
             raise KeyboardInterrupt
 
         monkeypatch.setattr(ledger_io, "export_events", failing)
-    code, _, err = run_cli(monkeypatch, capsys, "ledger", "export", "--ledger", str(ledger), "-o", str(out),
-                        "--format", fmt)
+    code, _, err = run_cli(
+        monkeypatch, capsys, "ledger", "export", "--ledger", str(ledger), "-o", str(out), "--format", fmt
+    )
     assert code == (2 if fmt == "xml" else 130), err
     assert out.read_text() == "precious\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ledger.duckdb", "precious.jsonl"]  # no temporary left
@@ -74,8 +75,9 @@ def test_ledger_export_to_a_folder_that_does_not_exist_names_the_path_given(tmp_
     ],
 )
 @pytest.mark.parametrize("where", ["a-dir", "a-file/out"])
-def test_an_output_path_that_cannot_be_a_file_is_refused_before_the_work(args, option, where, tmp_path, monkeypatch,
-                                                                        capsys):
+def test_an_output_path_that_cannot_be_a_file_is_refused_before_the_work(
+    args, option, where, tmp_path, monkeypatch, capsys
+):
     # `review --html a-file/r.html` stored its review in the ledger, and `route eval --png` ran the whole evaluation,
     # before "error: a-file: File exists" / "Not a directory".
     monkeypatch.chdir(tmp_path)
@@ -88,8 +90,11 @@ def test_an_output_path_that_cannot_be_a_file_is_refused_before_the_work(args, o
     line = one_error_line(err)
     assert code == 2 and out == ""
     option = "'-o' / '--out' / '--output'" if args[0] == "batch" else option
-    said = (f"{tmp_path / 'a-dir'} is a directory" if where == "a-dir"
-            else f"{tmp_path / 'a-file'} is a file, not a directory")
+    said = (
+        f"{tmp_path / 'a-dir'} is a directory"
+        if where == "a-dir"
+        else f"{tmp_path / 'a-file'} is a file, not a directory"
+    )
     assert line.startswith(f"error: Invalid value for {option}: {said}"), line
     assert ledger.read_bytes() == before  # nothing recorded (review stores each review it makes)
 
@@ -106,8 +111,9 @@ def test_an_output_path_that_cannot_be_a_file_is_refused_before_the_work(args, o
         (["batch", "results", "job", "-o", "P", "--ledger", "S"], "'-o' / '--out' / '--output'"),
     ],
 )
-def test_an_output_file_in_a_folder_that_does_not_exist_is_refused_before_the_work(args, option, tmp_path, monkeypatch,
-                                                                                  capsys):
+def test_an_output_file_in_a_folder_that_does_not_exist_is_refused_before_the_work(
+    args, option, tmp_path, monkeypatch, capsys
+):
     # `route eval gsm8k --png results/curve.png` ran the whole evaluation (14 s; minutes with --seeds) and printed
     # nothing but "error: results/curve.png: No such file or directory": the results were lost.
     monkeypatch.chdir(tmp_path)
@@ -116,8 +122,10 @@ def test_an_output_file_in_a_folder_that_does_not_exist_is_refused_before_the_wo
     code, out, err = run_cli(monkeypatch, capsys, *[places.get(a, a) for a in args])
     line = one_error_line(err)
     assert code == 2 and out == ""
-    assert line.startswith(f"error: Invalid value for {option}: {tmp_path / 'results' / 'out'}: folder "
-                           f"{tmp_path / 'results'} does not exist; create it"), line
+    assert line.startswith(
+        f"error: Invalid value for {option}: {tmp_path / 'results' / 'out'}: folder "
+        f"{tmp_path / 'results'} does not exist; create it"
+    ), line
     assert not (tmp_path / "results").exists()
 
 
@@ -172,8 +180,14 @@ def test_a_ledger_locked_by_another_process_says_so(tmp_path: Path, monkeypatch,
 
     ledger = _seed(tmp_path / "ledger.duckdb", n=3)
     holder = subprocess.Popen(
-        [sys.executable, "-c", f"import duckdb, sys, time; c = duckdb.connect({str(ledger)!r}); print('held', "
-         "flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, sys, time; c = duckdb.connect({str(ledger)!r}); print('held', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         monkeypatch.setattr(store, "LOCK_WAIT_SECONDS", 0.2)
@@ -196,9 +210,9 @@ def test_a_ledger_locked_by_another_process_says_so(tmp_path: Path, monkeypatch,
         (["ledger", "import", "F"], True),  # writes: a new file is made when --ledger names none
     ],
 )
-def test_a_ledger_that_is_not_duckdb_is_told_a_new_one_is_created_only_when_the_command_writes(args, creates,
-                                                                                              tmp_path, monkeypatch,
-                                                                                              capsys) -> None:
+def test_a_ledger_that_is_not_duckdb_is_told_a_new_one_is_created_only_when_the_command_writes(
+    args, creates, tmp_path, monkeypatch, capsys
+) -> None:
     # `route drift --ledger some.txt` said "pass --ledger with a DuckDB file path (a new one is created)": a command
     # that only reads a ledger creates none, and a new empty one would report nothing.
     some = tmp_path / "some.txt"
@@ -213,8 +227,10 @@ def test_a_ledger_that_is_not_duckdb_is_told_a_new_one_is_created_only_when_the_
     if creates:
         assert line.endswith("; pass --ledger with a DuckDB file path (a new one is created) or a postgresql:// URL")
     else:
-        assert line.endswith("; pass --ledger (or set TOKENOMY_LEDGER) to the DuckDB file or postgresql:// URL your "
-                             "calls were recorded in"), line
+        assert line.endswith(
+            "; pass --ledger (or set TOKENOMY_LEDGER) to the DuckDB file or postgresql:// URL your "
+            "calls were recorded in"
+        ), line
     assert some.read_text() == "hello\n"
 
 
@@ -258,8 +274,12 @@ def test_a_file_where_a_folder_is_needed_is_named_with_its_fix(args, said, tmp_p
     tasks = Path(__file__).parents[2] / "src" / "tokenomy" / "examples" / "bench" / "capital.yaml"
     (tmp_path / "afile").write_text("x\n")
     (tmp_path / "adir").mkdir()
-    places = {"T": str(tasks), "F": str(tmp_path / "afile"), "F/sub": str(tmp_path / "afile" / "sub"),
-              "D": str(tmp_path / "adir")}
+    places = {
+        "T": str(tasks),
+        "F": str(tmp_path / "afile"),
+        "F/sub": str(tmp_path / "afile" / "sub"),
+        "D": str(tmp_path / "adir"),
+    }
     code, out, err = run_cli(monkeypatch, capsys, *[places.get(a, a) for a in args])
     line = one_error_line(err)
     assert code == 2 and out.strip() == ""
@@ -315,9 +335,14 @@ def test_an_import_that_finds_nothing_to_add_makes_no_ledger(kind, text, problem
     if problem is None:
         assert code == 0 and summary["problems"] == []
     else:
-        assert code == 1 and summary["problems"] == [f"{source}: {problem}" + (
-            " (an OTLP JSON trace export, as written by the OpenTelemetry Collector's file exporter)"
-            if "is a JSON" in problem else "")]
+        assert code == 1 and summary["problems"] == [
+            f"{source}: {problem}"
+            + (
+                " (an OTLP JSON trace export, as written by the OpenTelemetry Collector's file exporter)"
+                if "is a JSON" in problem
+                else ""
+            )
+        ]
     assert not (tmp_path / ".tokenomy").exists()
 
 
@@ -335,8 +360,9 @@ def test_an_import_that_finds_nothing_to_add_makes_no_ledger(kind, text, problem
     ],
 )
 @pytest.mark.parametrize("url", ["notaurl", "ftp://host", "http://"])
-def test_an_endpoint_that_is_not_an_http_url_is_one_line_naming_the_option(args, option, url, tmp_path, monkeypatch,
-                                                                           capsys):
+def test_an_endpoint_that_is_not_an_http_url_is_one_line_naming_the_option(
+    args, option, url, tmp_path, monkeypatch, capsys
+):
     # `plan utilization --cloudwatch --endpoint-url notaurl` was botocore's "ValueError: Invalid endpoint", a
     # traceback; elsewhere the word went on to "no API key" or a connection error.
     source = tmp_path / "in.jsonl"
@@ -356,8 +382,21 @@ def test_a_storage_endpoint_may_be_a_bare_host_and_port(tmp_path, monkeypatch, c
     # Cloud Storage emulators are named as host:port (STORAGE_EMULATOR_HOST); the URL check refused that.
     source = tmp_path / "in.jsonl"
     source.write_text('{"id": "a", "prompt": "hi"}\n')
-    code, _, err = run_cli(monkeypatch, capsys, "batch", "submit", str(source), "--model", HAIKU, "--backend",
-                           "vertex", "--ledger", str(tmp_path / "l.duckdb"), "--gcs-endpoint-url", "localhost:4443")
+    code, _, err = run_cli(
+        monkeypatch,
+        capsys,
+        "batch",
+        "submit",
+        str(source),
+        "--model",
+        HAIKU,
+        "--backend",
+        "vertex",
+        "--ledger",
+        str(tmp_path / "l.duckdb"),
+        "--gcs-endpoint-url",
+        "localhost:4443",
+    )
     assert code == 2 and "--gcs-uri" in one_error_line(err)  # past the endpoint, at the next missing option
 
 
@@ -371,8 +410,9 @@ def test_ledger_import_of_only_bad_lines_makes_no_ledger(tmp_path: Path, monkeyp
     assert json.loads(out)["rejected"] == 2
     assert not ledger.exists()
     # One good line still starts the ledger, and a ledger that is there still takes the import.
-    source.write_text(json.dumps({"ts": "2026-11-17T10:00:00Z", "provider": "bedrock", "model": HAIKU,
-                                  "input_tokens": 3}) + "\n")
+    source.write_text(
+        json.dumps({"ts": "2026-11-17T10:00:00Z", "provider": "bedrock", "model": HAIKU, "input_tokens": 3}) + "\n"
+    )
     code, out, err = run_cli(monkeypatch, capsys, "ledger", "import", str(source), "--ledger", str(ledger), "--json")
     assert code == 0 and json.loads(out)["imported"] == 1, err
     code, out, err = run_cli(monkeypatch, capsys, "ledger", "import", str(source), "--ledger", str(ledger), "--json")
@@ -387,15 +427,25 @@ def test_ledger_import_of_only_bad_lines_makes_no_ledger(tmp_path: Path, monkeyp
         (lambda p: p.write_text(" \n\n"), "empty; give a file with the text to cache"),
     ],
 )
-def test_caches_create_names_a_contents_file_it_cannot_cache_before_the_api(make, said, tmp_path, monkeypatch,
-                                                                            capsys):
+def test_caches_create_names_a_contents_file_it_cannot_cache_before_the_api(make, said, tmp_path, monkeypatch, capsys):
     # A folder read "no such file"; an empty file went on to the API (connection refused, or its refusal) after the
     # ledger was made.
     contents = tmp_path / "doc.txt"
     make(contents)
-    code, out, err = run_cli(monkeypatch, capsys, "caches", "create", "--model", "gemini-2.5-flash", "--contents-file",
-                          str(contents), "--ledger", str(tmp_path / "ledger.duckdb"), "--endpoint-url",
-                          "http://127.0.0.1:9")
+    code, out, err = run_cli(
+        monkeypatch,
+        capsys,
+        "caches",
+        "create",
+        "--model",
+        "gemini-2.5-flash",
+        "--contents-file",
+        str(contents),
+        "--ledger",
+        str(tmp_path / "ledger.duckdb"),
+        "--endpoint-url",
+        "http://127.0.0.1:9",
+    )
     line = one_error_line(err)
     assert code == 2 and out == ""
     assert line == f"error: --contents-file {contents}: {said}", line
@@ -448,10 +498,31 @@ def test_plan_breakeven_prints_any_finite_amount(extra, as_json, monkeypatch, ca
     "args",
     [
         # --hourly-usd 1e308 got there too (with `plan size` as well); it is refused now, past money.MAX_USD
-        ["plan", "breakeven", "--input-share", "0.5", "--hourly-usd", "99999999", "--input-price", "1e-320",
-         "--output-price", "1e-320"],
-        ["plan", "breakeven", "--input-share", "0.5", "--hourly-usd", "1", "--input-price", "1e-320", "--output-price",
-         "1e-320", "--json"],
+        [
+            "plan",
+            "breakeven",
+            "--input-share",
+            "0.5",
+            "--hourly-usd",
+            "99999999",
+            "--input-price",
+            "1e-320",
+            "--output-price",
+            "1e-320",
+        ],
+        [
+            "plan",
+            "breakeven",
+            "--input-share",
+            "0.5",
+            "--hourly-usd",
+            "1",
+            "--input-price",
+            "1e-320",
+            "--output-price",
+            "1e-320",
+            "--json",
+        ],
     ],
 )
 def test_a_breakeven_past_what_a_number_holds_is_one_line(args, tmp_path: Path, monkeypatch, capsys) -> None:
@@ -465,20 +536,36 @@ def test_a_breakeven_past_what_a_number_holds_is_one_line(args, tmp_path: Path, 
 
 @pytest.mark.parametrize(
     "args",
-    [["plan", "breakeven", "--model", HAIKU, "--input-share", "0.5", "--hourly-usd", "1e300"],
-     ["plan", "breakeven", "--model", HAIKU, "--input-share", "0.5", "--hourly-usd", "20", "--input-price", "1e8"],
-     ["plan", "breakeven", "--model", HAIKU, "--input-share", "0.5", "--hourly-usd", "20", "--output-price", "1e300"],
-     ["plan", "size", "--model", HAIKU, "--hourly-usd", "1e300", "--ledger", "S"],
-     ["plan", "utilization", "--model", HAIKU, "--reservation-units", "1", "--hourly-usd", "1e300", "--ledger", "S"],
-     ["route", "train", "D", "--max-cost-usd", "1e300"],
-     ["keys", "create", "--budget-usd", "1e300", "--ledger", "L"],
-     ["keys", "team-budget", "research", "--budget-usd", "1e300", "--ledger", "L"]],
+    [
+        ["plan", "breakeven", "--model", HAIKU, "--input-share", "0.5", "--hourly-usd", "1e300"],
+        ["plan", "breakeven", "--model", HAIKU, "--input-share", "0.5", "--hourly-usd", "20", "--input-price", "1e8"],
+        [
+            "plan",
+            "breakeven",
+            "--model",
+            HAIKU,
+            "--input-share",
+            "0.5",
+            "--hourly-usd",
+            "20",
+            "--output-price",
+            "1e300",
+        ],
+        ["plan", "size", "--model", HAIKU, "--hourly-usd", "1e300", "--ledger", "S"],
+        ["plan", "utilization", "--model", HAIKU, "--reservation-units", "1", "--hourly-usd", "1e300", "--ledger", "S"],
+        ["route", "train", "D", "--max-cost-usd", "1e300"],
+        ["keys", "create", "--budget-usd", "1e300", "--ledger", "L"],
+        ["keys", "team-budget", "research", "--budget-usd", "1e300", "--ledger", "L"],
+    ],
 )
 def test_a_usd_option_past_any_real_amount_is_refused_naming_the_option(args, tmp_path: Path, monkeypatch, capsys):
     # `plan breakeven --hourly-usd 1e300` printed a 301-digit provisioned cost (and a break-even utilisation to
     # match); `keys create --budget-usd 1e300` was refused, but echoed the budget as 301 digits.
-    places = {"S": str(_seed(tmp_path / "seeded.duckdb", n=3)), "L": str(tmp_path / "new.duckdb"),
-              "D": str(tmp_path / "labels.jsonl")}
+    places = {
+        "S": str(_seed(tmp_path / "seeded.duckdb", n=3)),
+        "L": str(tmp_path / "new.duckdb"),
+        "D": str(tmp_path / "labels.jsonl"),
+    }
     code, out, err = run_cli(monkeypatch, capsys, *[places.get(a, a) for a in args])
     line = one_error_line(err)
     option, figure = args[-2:] if args[-2] != "--ledger" else args[-4:-2]
@@ -497,8 +584,9 @@ def test_a_usd_option_past_any_real_amount_is_refused_naming_the_option(args, tm
     ("text", "where"),
     [("a: [\n", "line 2, column 1"), ("a: 1\n\tb: 2\n", "line 2, column 1"), ("m:\n  a: {b: c\n  d: 2\n", "line 3")],
 )
-def test_a_yaml_file_that_does_not_parse_is_one_line_with_its_place(command, option, text, where, tmp_path,
-                                                                     monkeypatch, capsys):
+def test_a_yaml_file_that_does_not_parse_is_one_line_with_its_place(
+    command, option, text, where, tmp_path, monkeypatch, capsys
+):
     # PyYAML's message came through whole: four lines, the last a caret under a blank copy of the line.
     bad = tmp_path / "bad.yaml"
     bad.write_text(text)
@@ -510,12 +598,15 @@ def test_a_yaml_file_that_does_not_parse_is_one_line_with_its_place(command, opt
 
 @pytest.mark.parametrize(
     ("command", "option", "text"),
-    [(["route", "explain", "hi"], "--config", "models: {}\nroutes: {}\nmodels: {}\n"),
-     (["prices"], "--prices", "provider: openai\nmodels: []\nprovider: anthropic\n"),
-     (["bench", "run"], None, "tasks: []\nname: x\ntasks: []\n")],
+    [
+        (["route", "explain", "hi"], "--config", "models: {}\nroutes: {}\nmodels: {}\n"),
+        (["prices"], "--prices", "provider: openai\nmodels: []\nprovider: anthropic\n"),
+        (["bench", "run"], None, "tasks: []\nname: x\ntasks: []\n"),
+    ],
 )
-def test_a_key_written_twice_in_a_yaml_file_is_refused_with_its_line(command, option, text, tmp_path, monkeypatch,
-                                                                      capsys):
+def test_a_key_written_twice_in_a_yaml_file_is_refused_with_its_line(
+    command, option, text, tmp_path, monkeypatch, capsys
+):
     # PyYAML keeps the last of two equal keys: the first `models:` (or a price file's first `provider:`) was
     # dropped without a word.
     bad = tmp_path / "twice.yaml"
@@ -535,13 +626,21 @@ def test_a_repeated_key_in_a_nested_mapping_is_refused_but_a_merge_may_be_overri
         load_yaml("models:\n  fast:\n    model: a\n    model: b\n")
     assert yaml_problem(caught.value) == "line 4, column 5: duplicate key 'model' (first at line 3); keep one of them"
     assert load_yaml("base: &b {model: a, provider: x}\nfast:\n  <<: *b\n  model: c\n")["fast"] == {
-        "model": "c", "provider": "x"}
+        "model": "c",
+        "provider": "x",
+    }
 
 
 @pytest.mark.parametrize(
     "command",
-    [["serve"], ["emulate", "bedrock"], ["emulate", "anthropic"], ["emulate", "openai-batch"],
-     ["emulate", "azure-openai"], ["emulate", "gemini"]],
+    [
+        ["serve"],
+        ["emulate", "bedrock"],
+        ["emulate", "anthropic"],
+        ["emulate", "openai-batch"],
+        ["emulate", "azure-openai"],
+        ["emulate", "gemini"],
+    ],
 )
 def test_a_port_in_use_is_one_line_before_anything_is_printed(command, tmp_path, monkeypatch, capsys):
     # serve: uvicorn's "ERROR: [Errno 98] error while attempting to bind ..." and exit status 3, after the config and
@@ -557,8 +656,10 @@ def test_a_port_in_use_is_one_line_before_anything_is_printed(command, tmp_path,
         code, out, err = run_cli(monkeypatch, capsys, *command, "--port", str(port), *ledger)
     line = one_error_line(err)
     assert code == 2 and out == "", (out, err)
-    assert line == (f"error: cannot listen on 127.0.0.1:{port} (Address already in use); pick another --port or "
-                    "--host, or stop the process using it")
+    assert line == (
+        f"error: cannot listen on 127.0.0.1:{port} (Address already in use); pick another --port or "
+        "--host, or stop the process using it"
+    )
 
 
 def test_serve_with_a_log_level_uvicorn_does_not_know_is_one_line(tmp_path, monkeypatch, capsys):
@@ -574,8 +675,9 @@ def test_import_otel_of_a_binary_file_is_one_line(tmp_path: Path, monkeypatch, c
     # A protobuf export (or any binary file) was a UnicodeDecodeError traceback from read_text.
     spans = tmp_path / "spans.pb"
     spans.write_bytes(b"\x0a\xea\x01\x02\xff\xfe binary")
-    code, out, err = run_cli(monkeypatch, capsys, "import", "otel", str(spans), "--ledger", str(tmp_path / "l.duckdb"),
-                          "--json")
+    code, out, err = run_cli(
+        monkeypatch, capsys, "import", "otel", str(spans), "--ledger", str(tmp_path / "l.duckdb"), "--json"
+    )
     line = one_error_line(err)
     assert code == 2 and out == ""
     assert line.startswith(f"error: {spans}: not UTF-8 text (byte 2); expected OTLP JSON"), line
@@ -587,8 +689,22 @@ def test_import_otel_of_a_binary_file_is_one_line(tmp_path: Path, monkeypatch, c
         ("tasks.jsonl", ["bench", "run", "F"], "expected tasks as YAML"),
         ("tasks.yaml", ["bench", "run", "F"], "expected tasks as YAML"),
         ("labels.jsonl", ["route", "train", "F"], "expected a labelled JSONL"),
-        ("doc.txt", ["caches", "create", "--model", "gemini-2.5-flash", "--contents-file", "F", "--ledger", "L",
-                     "--endpoint-url", "http://127.0.0.1:9"], "expected the text to cache"),
+        (
+            "doc.txt",
+            [
+                "caches",
+                "create",
+                "--model",
+                "gemini-2.5-flash",
+                "--contents-file",
+                "F",
+                "--ledger",
+                "L",
+                "--endpoint-url",
+                "http://127.0.0.1:9",
+            ],
+            "expected the text to cache",
+        ),
     ],
 )
 def test_a_binary_file_where_text_is_expected_is_one_line(name, args, expected, tmp_path, monkeypatch, capsys):
@@ -605,68 +721,106 @@ def test_a_binary_file_where_text_is_expected_is_one_line(name, args, expected, 
 
 
 EXAMPLE = '{"prompt": "...", "label": "weak"}'
-ROW_KEYS = ("a row has prompt, label, tier, weak_quality, strong_quality, output_tokens, and the export-labels "
-            "commands' notes (cost_by_model, example, met_bar, quality_bar, quality_by_model, route, task)")
+ROW_KEYS = (
+    "a row has prompt, label, tier, weak_quality, strong_quality, output_tokens, and the export-labels "
+    "commands' notes (cost_by_model, example, met_bar, quality_bar, quality_by_model, route, task)"
+)
 
 
 @pytest.mark.parametrize(
     ("text", "said"),
     [
-        ("", ': no examples; write one JSON object per line, e.g. ' + EXAMPLE),
-        ("\n\n", ': no examples; write one JSON object per line, e.g. ' + EXAMPLE),
+        ("", ": no examples; write one JSON object per line, e.g. " + EXAMPLE),
+        ("\n\n", ": no examples; write one JSON object per line, e.g. " + EXAMPLE),
         ("[1, 2, 3]\n", ":1: a JSON array, not an object; write each example as " + EXAMPLE),
         ('"just a prompt"\n', ":1: a JSON string, not an object; write each example as " + EXAMPLE),
-        ('{"prompt": "a", "label": "weak"}\n{"prompt": "b", "label": "strong"\n',
-         ":2: not valid JSON at column 34: Expecting ',' delimiter; write one JSON object per line"),
+        (
+            '{"prompt": "a", "label": "weak"}\n{"prompt": "b", "label": "strong"\n',
+            ":2: not valid JSON at column 34: Expecting ',' delimiter; write one JSON object per line",
+        ),
         ('{"prompt": "a"}\n', """:1: no 'label'; add "label": "weak" (the cheap tier was good enough) or "strong\""""),
         ('{"text": "a", "label": "weak"}\n', """:1: no 'prompt'; add the prompt's text as "prompt\""""),
         ('{"prompt": 7, "label": "weak"}\n', ":1: 'prompt' is a JSON number, not text; give the prompt's text"),
         # The label was shown as Python wrote it ("label ['a']", "label 'é'"), and a tier's as a 'label'; an array
         # or object was counted strong unsaid under --weak-label.
-        ('{"prompt": "a", "label": "médium"}\n',
-         """:1: 'label' "médium" is not strong/weak or tier1/tier2/tier3; name the cheap one(s) with `route train """
-         """--weak-label NAME`"""),
-        ('{"prompt": "a", "label": "weak", "tier": 4}\n',
-         ":1: 'tier' 4 is not strong/weak or tier1/tier2/tier3; name the cheap one(s) with `route train --weak-label "
-         "NAME`"),
-        ('{"prompt": "a", "label": ["a"]}\n',
-         """:1: 'label' ["a"] is a JSON array, not a label; give "weak" (the cheap tier was good enough), "strong" """
-         """or a tier name"""),
+        (
+            '{"prompt": "a", "label": "médium"}\n',
+            """:1: 'label' "médium" is not strong/weak or tier1/tier2/tier3; name the cheap one(s) with `route train """
+            """--weak-label NAME`""",
+        ),
+        (
+            '{"prompt": "a", "label": "weak", "tier": 4}\n',
+            ":1: 'tier' 4 is not strong/weak or tier1/tier2/tier3; name the cheap one(s) with `route train --weak-label "
+            "NAME`",
+        ),
+        (
+            '{"prompt": "a", "label": ["a"]}\n',
+            """:1: 'label' ["a"] is a JSON array, not a label; give "weak" (the cheap tier was good enough), "strong" """
+            """or a tier name""",
+        ),
         # A blank prompt was trained on as a prompt (the embedding router took it without a word).
-        ('{"prompt": "a", "label": "weak"}\n{"prompt": " \\n", "label": "strong"}\n',
-         ":2: 'prompt' is blank; give the prompt's text, or leave the row out"),
-        ('{"prompt": "a", "label": "weak", "weak_quality": "high"}\n',
-         """:1: 'weak_quality' "high" is not a number; give a quality from 0 (wrong) to 1 (fully right)"""),
+        (
+            '{"prompt": "a", "label": "weak"}\n{"prompt": " \\n", "label": "strong"}\n',
+            ":2: 'prompt' is blank; give the prompt's text, or leave the row out",
+        ),
+        (
+            '{"prompt": "a", "label": "weak", "weak_quality": "high"}\n',
+            """:1: 'weak_quality' "high" is not a number; give a quality from 0 (wrong) to 1 (fully right)""",
+        ),
         # A quality past 0..1 was trained on: 5 made the weak model five times "correct", -1 worse than wrong.
-        ('{"prompt": "a", "label": "weak", "weak_quality": 5}\n',
-         ":1: 'weak_quality' 5 is outside 0 to 1; give a quality from 0 (wrong) to 1 (fully right)"),
-        ('{"prompt": "a", "label": "weak", "strong_quality": -1}\n',
-         ":1: 'strong_quality' -1 is outside 0 to 1; give a quality from 0 (wrong) to 1 (fully right)"),
-        ('{"prompt": "a", "label": "weak", "weak_quality": 1.0000001}\n',
-         ":1: 'weak_quality' 1.0000001 is outside 0 to 1; give a quality from 0 (wrong) to 1 (fully right)"),
-        ('{"prompt": "a", "label": "weak", "weak_quality": NaN}\n',
-         ":1: 'weak_quality' NaN is not a number; give a quality from 0 (wrong) to 1 (fully right)"),
-        ('{"prompt": "a", "label": "weak", "strong_quality": true}\n',
-         ":1: 'strong_quality' true is not a number; give a quality from 0 (wrong) to 1 (fully right)"),
+        (
+            '{"prompt": "a", "label": "weak", "weak_quality": 5}\n',
+            ":1: 'weak_quality' 5 is outside 0 to 1; give a quality from 0 (wrong) to 1 (fully right)",
+        ),
+        (
+            '{"prompt": "a", "label": "weak", "strong_quality": -1}\n',
+            ":1: 'strong_quality' -1 is outside 0 to 1; give a quality from 0 (wrong) to 1 (fully right)",
+        ),
+        (
+            '{"prompt": "a", "label": "weak", "weak_quality": 1.0000001}\n',
+            ":1: 'weak_quality' 1.0000001 is outside 0 to 1; give a quality from 0 (wrong) to 1 (fully right)",
+        ),
+        (
+            '{"prompt": "a", "label": "weak", "weak_quality": NaN}\n',
+            ":1: 'weak_quality' NaN is not a number; give a quality from 0 (wrong) to 1 (fully right)",
+        ),
+        (
+            '{"prompt": "a", "label": "weak", "strong_quality": true}\n',
+            ":1: 'strong_quality' true is not a number; give a quality from 0 (wrong) to 1 (fully right)",
+        ),
         # A misspelt key was dropped unsaid: the row trained with the default quality (1) in place of the 0.5 given.
-        ('{"prompt": "a", "label": "weak", "strong_qualty": 0.5}\n',
-         ":1: unknown key 'strong_qualty' (did you mean 'strong_quality'?); " + ROW_KEYS),
-        ('{"prompt": "a", "label": "weak", "Weak_Quality": 0.5, "notes": "x"}\n',
-         ":1: unknown keys 'Weak_Quality' (did you mean 'weak_quality'?), 'notes'; " + ROW_KEYS),
-        ('{"prompt": "a", "label": "weak", "output_tokens": 2.5}\n',
-         ":1: 'output_tokens' 2.5 is not a whole number >= 0; give the answer's length in tokens"),
+        (
+            '{"prompt": "a", "label": "weak", "strong_qualty": 0.5}\n',
+            ":1: unknown key 'strong_qualty' (did you mean 'strong_quality'?); " + ROW_KEYS,
+        ),
+        (
+            '{"prompt": "a", "label": "weak", "Weak_Quality": 0.5, "notes": "x"}\n',
+            ":1: unknown keys 'Weak_Quality' (did you mean 'weak_quality'?), 'notes'; " + ROW_KEYS,
+        ),
+        (
+            '{"prompt": "a", "label": "weak", "output_tokens": 2.5}\n',
+            ":1: 'output_tokens' 2.5 is not a whole number >= 0; give the answer's length in tokens",
+        ),
         # 1e30 was taken: every call it priced cost more than any budget, and calibration picked on that.
-        ('{"prompt": "a", "label": "weak", "output_tokens": 1e30}\n',
-         ":1: 'output_tokens' 1e+30 is over 2,147,483,647, more than one answer can be; give the answer's length in "
-         "tokens"),
-        ('{"prompt": "a", "label": "weak", "output_tokens": 2147483648}\n',
-         ":1: 'output_tokens' 2147483648 is over 2,147,483,647, more than one answer can be; give the answer's length "
-         "in tokens"),
-        ('{"prompt": "a", "label": "weak", "output_tokens": "lots"}\n',
-         """:1: 'output_tokens' "lots" is not a whole number >= 0; give the answer's length in tokens"""),
-        ('{"prompt": "a", "label": "strong"}\n{"prompt": "b", "label": "strong"}\n{"prompt": "c", "label": "tier2"}\n',
-         ": every example is labelled strong; add examples labelled weak (the cheap tier was good enough), or name "
-         "the cheap labels with --weak-label"),
+        (
+            '{"prompt": "a", "label": "weak", "output_tokens": 1e30}\n',
+            ":1: 'output_tokens' 1e+30 is over 2,147,483,647, more than one answer can be; give the answer's length in "
+            "tokens",
+        ),
+        (
+            '{"prompt": "a", "label": "weak", "output_tokens": 2147483648}\n',
+            ":1: 'output_tokens' 2147483648 is over 2,147,483,647, more than one answer can be; give the answer's length "
+            "in tokens",
+        ),
+        (
+            '{"prompt": "a", "label": "weak", "output_tokens": "lots"}\n',
+            """:1: 'output_tokens' "lots" is not a whole number >= 0; give the answer's length in tokens""",
+        ),
+        (
+            '{"prompt": "a", "label": "strong"}\n{"prompt": "b", "label": "strong"}\n{"prompt": "c", "label": "tier2"}\n',
+            ": every example is labelled strong; add examples labelled weak (the cheap tier was good enough), or name "
+            "the cheap labels with --weak-label",
+        ),
     ],
 )
 def test_route_train_on_a_bad_labelled_file_names_the_line_and_the_fix(text, said, tmp_path, monkeypatch, capsys):
@@ -758,8 +912,12 @@ def test_ledger_import_names_a_line_that_is_not_an_object(tmp_path: Path, monkey
 
 @pytest.mark.parametrize(
     ("field", "value", "kind"),
-    [("region", {"name": "us-east-1"}, "an object"), ("task", ["triage"], "a list"),
-     ("provider", ["bedrock"], "a list"), ("request_id", {"id": 1}, "an object")],
+    [
+        ("region", {"name": "us-east-1"}, "an object"),
+        ("task", ["triage"], "a list"),
+        ("provider", ["bedrock"], "a list"),
+        ("request_id", {"id": 1}, "an object"),
+    ],
 )
 def test_ledger_import_names_a_list_or_object_where_text_belongs(field, value, kind, tmp_path, monkeypatch, capsys):
     # A region object was a TypeError traceback from the price lookup (unhashable type: 'dict'); a list or object in
@@ -770,8 +928,9 @@ def test_ledger_import_names_a_list_or_object_where_text_belongs(field, value, k
     ledger = tmp_path / "l.duckdb"
     code, out, err = run_cli(monkeypatch, capsys, "ledger", "import", str(source), "--ledger", str(ledger), "--json")
     assert code == 1 and "Traceback" not in err, err
-    assert json.loads(out)["errors"] == [f"events.jsonl:1: field '{field}' {value!r} is {kind}; write it as a single "
-                                         'value, e.g. "us-east-1"']
+    assert json.loads(out)["errors"] == [
+        f"events.jsonl:1: field '{field}' {value!r} is {kind}; write it as a single value, e.g. \"us-east-1\""
+    ]
     assert open_store(ledger).query("SELECT COUNT(*) AS n FROM usage_events", [])[0]["n"] == 0
 
 
@@ -834,8 +993,10 @@ def test_an_emulator_with_a_time_that_is_not_finite_does_not_start(args, option,
     ("text", "said"),
     [
         ("modelz: {}\n", "modelz: unknown key; did you mean 'models'? keys here: alerts, auth, budgets,"),
-        ("models:\n  a: {provider: openai, model: gpt-4o-mini, base_ur: x}\n",
-         "models.a.base_ur: unknown key; did you mean 'base_url'? keys here: api_key_env,"),
+        (
+            "models:\n  a: {provider: openai, model: gpt-4o-mini, base_ur: x}\n",
+            "models.a.base_ur: unknown key; did you mean 'base_url'? keys here: api_key_env,",
+        ),
         ("routes:\n  r: {model: local, fallbak: []}\n", "routes.r.fallbak: unknown key; did you mean 'fallback'?"),
         ("gateway:\n  journall: true\n", "gateway.journall: unknown key; did you mean 'journal'?"),
     ],
@@ -863,8 +1024,9 @@ def test_import_of_a_figure_the_ledger_cannot_hold_is_a_problem_not_a_traceback(
         "2026-11-01T00:00:00Z,USE1-Claude3Haiku-input-tokens,1000,0.25,us-east-1,x\n"
         "2026-11-02T00:00:00Z,USE1-Claude3Haiku-output-tokens,1e400,1,us-east-1,x\n"
     )
-    code, out, err = run_cli(monkeypatch, capsys, "import", "cur", str(cur), "--ledger", str(tmp_path / "l.duckdb"),
-                          "--json")
+    code, out, err = run_cli(
+        monkeypatch, capsys, "import", "cur", str(cur), "--ledger", str(tmp_path / "l.duckdb"), "--json"
+    )
     assert code == 1 and "Traceback" not in err, err
     summary = json.loads(out)
     assert summary["read"] == 2 and summary["added"] == 1 and summary["already_in_ledger"] == 0, summary
@@ -875,16 +1037,18 @@ def test_import_of_a_figure_the_ledger_cannot_hold_is_a_problem_not_a_traceback(
 def test_ledger_import_of_a_folder_is_one_line_and_makes_no_ledger(tmp_path: Path, monkeypatch, capsys) -> None:
     # A folder passed the "does it exist" check, so a new, empty ledger was made before "Is a directory".
     (tmp_path / "exports").mkdir()
-    code, out, err = run_cli(monkeypatch, capsys, "ledger", "import", str(tmp_path / "exports"),
-                          "--ledger", str(tmp_path / "ledger.duckdb"))
+    code, out, err = run_cli(
+        monkeypatch, capsys, "ledger", "import", str(tmp_path / "exports"), "--ledger", str(tmp_path / "ledger.duckdb")
+    )
     line = one_error_line(err)
     assert code == 2 and out == ""
     assert line == f"error: {tmp_path / 'exports'}: a folder; give the JSONL or CSV file to import", line
     assert not (tmp_path / "ledger.duckdb").exists()
 
 
-def test_ledger_export_writes_through_a_link_or_device_instead_of_replacing_it(tmp_path: Path, monkeypatch,
-                                                                              capsys) -> None:
+def test_ledger_export_writes_through_a_link_or_device_instead_of_replacing_it(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
     # The whole-or-nothing write moves a temporary file over the path: `-o /dev/full` (or /dev/stdout, as root)
     # replaced the device itself with a regular file and said "wrote 7 event(s)"; `-o link` replaced a symlink.
     ledger = _seed(tmp_path / "ledger.duckdb", n=3)
@@ -894,43 +1058,53 @@ def test_ledger_export_writes_through_a_link_or_device_instead_of_replacing_it(t
     (tmp_path / "link.jsonl").symlink_to(real)
     (tmp_path / "null.jsonl").symlink_to(os.devnull)
     for name in ("link.jsonl", "null.jsonl"):
-        code, _, err = run_cli(monkeypatch, capsys, "ledger", "export", "--ledger", str(ledger), "-o",
-                            str(tmp_path / name))
+        code, _, err = run_cli(
+            monkeypatch, capsys, "ledger", "export", "--ledger", str(ledger), "-o", str(tmp_path / name)
+        )
         assert code == 0, err
         assert (tmp_path / name).is_symlink(), name
     assert len(real.read_text().splitlines()) == 3
     assert Path(os.devnull).is_char_device()
 
 
-@pytest.mark.parametrize("args", [
-    ["ledger", "export"],
-    ["ledger", "stats"],
-    ["plan", "savings"],
-    ["plan", "size", "--model", HAIKU, "--hourly-usd", "4"],
-    ["plan", "utilization", "--model", HAIKU, "--reservation-units", "1", "--hourly-usd", "4"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["ledger", "export"],
+        ["ledger", "stats"],
+        ["plan", "savings"],
+        ["plan", "size", "--model", HAIKU, "--hourly-usd", "4"],
+        ["plan", "utilization", "--model", HAIKU, "--reservation-units", "1", "--hourly-usd", "4"],
+    ],
+)
 def test_a_since_after_until_is_named_not_an_empty_answer(args, tmp_path: Path, monkeypatch, capsys) -> None:
     # `ledger export --since 2026-11-18 --until 2026-11-17` wrote nothing and exited 0; `plan savings` said "the
     # ledger has no successful calls to analyse; record some traffic first" of a ledger full of them.
     ledger = _seed(tmp_path / "ledger.duckdb")
-    code, out, err = run_cli(monkeypatch, capsys, *args, "--ledger", str(ledger), "--since", "2026-11-18",
-                          "--until", "2026-11-17")
+    code, out, err = run_cli(
+        monkeypatch, capsys, *args, "--ledger", str(ledger), "--since", "2026-11-18", "--until", "2026-11-17"
+    )
     line = one_error_line(err)
     assert code == 2 and out == ""
     assert line == "error: --since 2026-11-18 00:00 is not before --until 2026-11-17 00:00; swap them", line
 
 
-@pytest.mark.parametrize(("name", "text"), [
-    ("focus.csv", "BilledCost,ChargePeriodStart,x_Model\n0.5,2026-11-20T00:00:00Z,m\n0.7,2026-11-21T00:00:00Z,m\n"),
-    ("spans.jsonl", '{"resourceSpans": []}\n{"resourceSpans": []}\n'),
-])
-def test_ledger_import_of_another_kind_of_export_is_one_line_and_makes_no_ledger(name, text, tmp_path: Path,
-                                                                                  monkeypatch, capsys) -> None:
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("focus.csv", "BilledCost,ChargePeriodStart,x_Model\n0.5,2026-11-20T00:00:00Z,m\n0.7,2026-11-21T00:00:00Z,m\n"),
+        ("spans.jsonl", '{"resourceSpans": []}\n{"resourceSpans": []}\n'),
+    ],
+)
+def test_ledger_import_of_another_kind_of_export_is_one_line_and_makes_no_ledger(
+    name, text, tmp_path: Path, monkeypatch, capsys
+) -> None:
     # A FOCUS export given to `ledger import` printed "unknown field(s) [...38 names...]" once per line, exited 1,
     # and left a new, empty ledger.
     (tmp_path / name).write_text(text)
-    code, out, err = run_cli(monkeypatch, capsys, "ledger", "import", str(tmp_path / name),
-                          "--ledger", str(tmp_path / "ledger.duckdb"))
+    code, out, err = run_cli(
+        monkeypatch, capsys, "ledger", "import", str(tmp_path / name), "--ledger", str(tmp_path / "ledger.duckdb")
+    )
     line = one_error_line(err)
     assert code == 2 and out == ""
     assert line.startswith(f"error: {tmp_path / name}: not a Tokenomy ledger export"), line
@@ -947,20 +1121,42 @@ def test_every_since_and_until_takes_a_span_back_from_now_like_review_does(tmp_p
     ledger = tmp_path / "ledger.duckdb"
     store = open_store(ledger)
     now = datetime.now(UTC)
-    store.write([UsageEvent(ts=now - timedelta(hours=age), provider="bedrock", model=HAIKU, input_tokens=10,
-                            output_tokens=2, cost_usd=Decimal(cost), latency_ms=5.0)
-                 for age, cost in ((1, "0.25"), (30, "0.5"), (24 * 10, "1"))])
+    store.write(
+        [
+            UsageEvent(
+                ts=now - timedelta(hours=age),
+                provider="bedrock",
+                model=HAIKU,
+                input_tokens=10,
+                output_tokens=2,
+                cost_usd=Decimal(cost),
+                latency_ms=5.0,
+            )
+            for age, cost in ((1, "0.25"), (30, "0.5"), (24 * 10, "1"))
+        ]
+    )
     expected = {"2h": "0.25", "2d": "0.75", "2w": "1.75", "180m": "0.25"}
     for span, total in expected.items():
-        code, out, err = run_cli(monkeypatch, capsys, "report", "spend", "--ledger", str(ledger), "--since", span,
-                              "--json")
+        code, out, err = run_cli(
+            monkeypatch, capsys, "report", "spend", "--ledger", str(ledger), "--since", span, "--json"
+        )
         assert code == 0, err
         assert sum(Decimal(row["cost_usd"]) for row in json.loads(out)) == Decimal(total), span
-    code, out, err = run_cli(monkeypatch, capsys, "ledger", "export", "--ledger", str(ledger), "--since", "2d",
-                          "--until", "2h")
+    code, out, err = run_cli(
+        monkeypatch, capsys, "ledger", "export", "--ledger", str(ledger), "--since", "2d", "--until", "2h"
+    )
     assert code == 0 and len(out.splitlines()) == 1, err  # the event 30 hours ago only
-    code, out, _ = run_cli(monkeypatch, capsys, "report", "spend", "--ledger", str(ledger), "--since",
-                        (now - timedelta(days=2)).date().isoformat(), "--json")
+    code, out, _ = run_cli(
+        monkeypatch,
+        capsys,
+        "report",
+        "spend",
+        "--ledger",
+        str(ledger),
+        "--since",
+        (now - timedelta(days=2)).date().isoformat(),
+        "--json",
+    )
     assert code == 0 and json.loads(out)  # dates and times still read as before
     code, out, err = run_cli(monkeypatch, capsys, "report", "spend", "--ledger", str(ledger), "--since", "7 days")
     assert code == 2 and out == "" and "give a date (2026-11-01)" in err and "7d" in err and "Traceback" not in err
@@ -1010,8 +1206,9 @@ def test_import_gcp_billing_of_a_csv_that_is_not_one_is_refused_like_cur_and_foc
     given = tmp_path / "billing.csv"
     given.write_text(text)
     ledger = tmp_path / "ledger.duckdb"
-    code, out, err = run_cli(monkeypatch, capsys, "import", "gcp-billing", str(given), "--ledger", str(ledger),
-                             "--json")
+    code, out, err = run_cli(
+        monkeypatch, capsys, "import", "gcp-billing", str(given), "--ledger", str(ledger), "--json"
+    )
     line = one_error_line(err)
     assert code == 2 and out == ""
     assert line.startswith(f"error: {given}: no service.description, sku.description and cost; expected a Google"), line
@@ -1026,13 +1223,18 @@ def test_a_negative_token_count_to_cost_names_the_option_given(option, monkeypat
     assert code == 2 and out == "" and f"'{option}'" in line and "_tokens" not in line, line
 
 
-@pytest.mark.parametrize(("args", "said"), [
-    (["--mode", "weird"], "error: --mode 'weird': give one of on_demand, batch, provisioned"),
-    (["--cache-ttl", "2h"], "error: --cache-ttl '2h': give one of 5m, 1h"),
-    (["--service-tier", "gold"], "error: --service-tier 'gold': give one of standard, priority, flex, ultrafast"),
-    (["--mode", "batch", "--service-tier", "priority"],
-     "error: --service-tier priority prices on-demand calls only; drop it, or drop --mode batch"),
-])
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--mode", "weird"], "error: --mode 'weird': give one of on_demand, batch, provisioned"),
+        (["--cache-ttl", "2h"], "error: --cache-ttl '2h': give one of 5m, 1h"),
+        (["--service-tier", "gold"], "error: --service-tier 'gold': give one of standard, priority, flex, ultrafast"),
+        (
+            ["--mode", "batch", "--service-tier", "priority"],
+            "error: --service-tier priority prices on-demand calls only; drop it, or drop --mode batch",
+        ),
+    ],
+)
 def test_a_choice_cost_does_not_take_is_named_as_its_option(args, said, monkeypatch, capsys):
     # They were refused in the cost engine's words, "mode='weird' is not one of ...", "cache_ttl='2h' ...", names the
     # command line does not have.
@@ -1040,26 +1242,54 @@ def test_a_choice_cost_does_not_take_is_named_as_its_option(args, said, monkeypa
     assert (code, out, one_error_line(err)) == (2, "", said)
 
 
-@pytest.mark.parametrize("name", ["spend", "tokens", "hourly-tokens", "latency", "errors", "cost-per-task",
-                                  "tier-share", "cache-trend"])
+@pytest.mark.parametrize(
+    "name", ["spend", "tokens", "hourly-tokens", "latency", "errors", "cost-per-task", "tier-share", "cache-trend"]
+)
 def test_an_empty_report_csv_has_the_header_of_a_full_one(name, tmp_path, monkeypatch, capsys) -> None:
     # A window with no usage printed the report's name as the whole CSV ("spend"), so a script reading the file's
     # cost_usd column failed on exactly the quiet days; it is the columns the rows would have had, and no row.
     ledger = _seed(tmp_path / "ledger.duckdb")
-    code, full, err = run_cli(monkeypatch, capsys, "report", name, "--ledger", str(ledger), "--csv",
-                              "--since", "2026-11-01", "--until", "2026-11-30")
+    code, full, err = run_cli(
+        monkeypatch,
+        capsys,
+        "report",
+        name,
+        "--ledger",
+        str(ledger),
+        "--csv",
+        "--since",
+        "2026-11-01",
+        "--until",
+        "2026-11-30",
+    )
     assert code == 0 and len(full.splitlines()) > 1, err
-    code, empty, err = run_cli(monkeypatch, capsys, "report", name, "--ledger", str(ledger), "--csv",
-                               "--since", "2020-01-01", "--until", "2020-01-31")
+    code, empty, err = run_cli(
+        monkeypatch,
+        capsys,
+        "report",
+        name,
+        "--ledger",
+        str(ledger),
+        "--csv",
+        "--since",
+        "2020-01-01",
+        "--until",
+        "2020-01-31",
+    )
     assert code == 0, err
     assert empty.splitlines() == full.splitlines()[:1], (empty, full)
 
 
-@pytest.mark.parametrize(("args", "said"), [
-    (["--tolerance-pct", "-5"], "error: --tolerance-pct -5: must be a number 0 or more"),
-    (["--since", "2025-11-24T10:00", "--until", "2025-11-24T09:00"],
-     "error: --since 2025-11-24 10:00 is not before --until 2025-11-24 09:00; swap them"),
-])
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--tolerance-pct", "-5"], "error: --tolerance-pct -5: must be a number 0 or more"),
+        (
+            ["--since", "2025-11-24T10:00", "--until", "2025-11-24T09:00"],
+            "error: --since 2025-11-24 10:00 is not before --until 2025-11-24 09:00; swap them",
+        ),
+    ],
+)
 def test_report_reconcile_echoes_what_was_typed(args, said, tmp_path, monkeypatch, capsys) -> None:
     # It echoed "-5.0" for -5, and a window ending before it starts on the same day as "--since 2025-11-24 is not
     # before --until 2025-11-24", which reads as a contradiction.
@@ -1073,8 +1303,14 @@ def test_a_csv_writes_a_yes_or_no_as_its_json_does(tmp_path, monkeypatch, capsys
     from datetime import UTC, datetime
 
     ledger = tmp_path / "ledger.duckdb"
-    bill = UsageEvent(ts=datetime(2026, 11, 10, 12, tzinfo=UTC), provider="openai", model="gpt-4o-mini",
-                      input_tokens=10, cost_usd=Decimal("0.5"), priced_by="billed")
+    bill = UsageEvent(
+        ts=datetime(2026, 11, 10, 12, tzinfo=UTC),
+        provider="openai",
+        model="gpt-4o-mini",
+        input_tokens=10,
+        cost_usd=Decimal("0.5"),
+        priced_by="billed",
+    )
     open_store(ledger).write([bill])
     args = ["report", "reconcile", "--ledger", str(ledger), "--since", "2026-11-01", "--until", "2026-11-30"]
     code, out, err = run_cli(monkeypatch, capsys, *args, "--json")
@@ -1091,17 +1327,31 @@ def test_review_since_takes_weeks_and_answers_a_date_with_its_days(tmp_path: Pat
 
     ledger = tmp_path / "ledger.duckdb"
     until = datetime(2026, 12, 1, tzinfo=UTC)
-    open_store(ledger).write([UsageEvent(ts=until - timedelta(days=3), provider="bedrock", model=HAIKU,
-                                         input_tokens=10, output_tokens=2, cost_usd=Decimal("0.25"))])
-    code, out, err = run_cli(monkeypatch, capsys, "review", "--since", "2w", "--until", "2026-12-01", "--json",
-                             "--ledger", str(ledger))
+    open_store(ledger).write(
+        [
+            UsageEvent(
+                ts=until - timedelta(days=3),
+                provider="bedrock",
+                model=HAIKU,
+                input_tokens=10,
+                output_tokens=2,
+                cost_usd=Decimal("0.25"),
+            )
+        ]
+    )
+    code, out, err = run_cli(
+        monkeypatch, capsys, "review", "--since", "2w", "--until", "2026-12-01", "--json", "--ledger", str(ledger)
+    )
     assert code == 0, err
     assert json.loads(out)["period"]["start"] == "2026-11-17T00:00:00Z"
-    code, out, err = run_cli(monkeypatch, capsys, "review", "--since", "2026-11-01", "--until", "2026-12-01",
-                             "--ledger", str(ledger))
+    code, out, err = run_cli(
+        monkeypatch, capsys, "review", "--since", "2026-11-01", "--until", "2026-12-01", "--ledger", str(ledger)
+    )
     assert code == 2 and "Traceback" not in err
-    assert one_error_line(err) == ("error: --since '2026-11-01': give the period in whole days or weeks, 1 to 36500 "
-                                   "days, e.g. 90d (from 2026-11-01 to 2026-12-01 is --since 30d)")
+    assert one_error_line(err) == (
+        "error: --since '2026-11-01': give the period in whole days or weeks, 1 to 36500 "
+        "days, e.g. 90d (from 2026-11-01 to 2026-12-01 is --since 30d)"
+    )
 
 
 def test_every_output_file_option_takes_output(tmp_path: Path, monkeypatch, capsys):
@@ -1109,10 +1359,20 @@ def test_every_output_file_option_takes_output(tmp_path: Path, monkeypatch, caps
     `--output` (what `ledger export`, `export focus`, `route train` take) was "No such option"."""
     ledger = tmp_path / "ledger.duckdb"
     open_store(ledger).write([])
-    code, _, err = run_cli(monkeypatch, capsys, "batch", "results", "nojob", "--output", str(tmp_path / "r.jsonl"),
-                           "--ledger", str(ledger))
+    code, _, err = run_cli(
+        monkeypatch, capsys, "batch", "results", "nojob", "--output", str(tmp_path / "r.jsonl"), "--ledger", str(ledger)
+    )
     assert code == 2 and one_error_line(err).startswith("error: no batch job 'nojob'"), err
     for flag in ("--output", "-o"):
-        code, _, err = run_cli(monkeypatch, capsys, "bench", "run", str(tmp_path / "none.yaml"), "--models", "local",
-                               flag, str(tmp_path / "out"))
+        code, _, err = run_cli(
+            monkeypatch,
+            capsys,
+            "bench",
+            "run",
+            str(tmp_path / "none.yaml"),
+            "--models",
+            "local",
+            flag,
+            str(tmp_path / "out"),
+        )
         assert code == 2 and "none.yaml" in one_error_line(err), err

@@ -76,7 +76,8 @@ def test_route_eval_seeds_is_bounded_and_says_so(monkeypatch, capsys) -> None:
     code, out, err = run_cli(monkeypatch, capsys, "route", "eval", "mt-bench", "--seeds", "101")
     assert code == 2 and out == ""
     assert one_error_line(err).startswith(
-        "error: Invalid value for '--seeds': Input should be less than or equal to 100")
+        "error: Invalid value for '--seeds': Input should be less than or equal to 100"
+    )
     # The bound itself is allowed: the command goes on to the dataset (here a missing one, so nothing runs long).
     code, out, err = run_cli(monkeypatch, capsys, "route", "eval", "no-such-dataset", "--seeds", "100")
     assert code == 2 and "'--seeds'" not in err and "route dataset 'no-such-dataset': not found" in one_error_line(err)

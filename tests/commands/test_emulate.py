@@ -13,16 +13,16 @@ from botocore.exceptions import ClientError
 
 from helpers import free_port, wait_for_port
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")]
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")]
 
 CLI = [sys.executable, "-m", "tokenomy.cli"]
 
 
 def serve(*args: str) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    proc = subprocess.Popen(CLI + ["emulate", *args, "--port", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        CLI + ["emulate", *args, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     wait_for_port(port, 60, proc)
     return proc, port
 
@@ -39,15 +39,22 @@ def stop(proc: subprocess.Popen) -> None:
 def test_emulate_bedrock_serves_boto3_with_injected_throttling() -> None:
     proc, port = serve("bedrock", "--throttle-rate", "0.3", "--seed", "5")
     try:
-        client = boto3.client("bedrock-runtime", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
-                              aws_access_key_id="x", aws_secret_access_key="x",
-                              config=Config(retries={"total_max_attempts": 1}))
+        client = boto3.client(
+            "bedrock-runtime",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+            config=Config(retries={"total_max_attempts": 1}),
+        )
         outcomes = []
         for _ in range(20):
             try:
-                result = client.converse(modelId="amazon.nova-micro-v1:0",
-                                         messages=[{"role": "user", "content": [{"text": "Hi"}]}],
-                                         inferenceConfig={"maxTokens": 1})
+                result = client.converse(
+                    modelId="amazon.nova-micro-v1:0",
+                    messages=[{"role": "user", "content": [{"text": "Hi"}]}],
+                    inferenceConfig={"maxTokens": 1},
+                )
                 assert result["usage"]["outputTokens"] == 1
                 outcomes.append("ok")
             except ClientError as exc:
@@ -62,16 +69,18 @@ def test_emulate_anthropic_serves_the_sdk() -> None:
     proc, port = serve("anthropic")
     try:
         client = anthropic.Anthropic(base_url=f"http://127.0.0.1:{port}", api_key="x", max_retries=0)
-        message = client.messages.create(model="claude-haiku-4-5-20251001", max_tokens=2,
-                                         messages=[{"role": "user", "content": "Hi"}])
+        message = client.messages.create(
+            model="claude-haiku-4-5-20251001", max_tokens=2, messages=[{"role": "user", "content": "Hi"}]
+        )
         assert message.content[0].text and message.usage.output_tokens <= 2
     finally:
         stop(proc)
 
 
 def test_bad_throttle_rate_is_a_one_line_error() -> None:
-    result = subprocess.run(CLI + ["emulate", "bedrock", "--throttle-rate", "1.5"], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run(
+        CLI + ["emulate", "bedrock", "--throttle-rate", "1.5"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2 and "--throttle-rate" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -83,8 +92,9 @@ def test_a_port_in_use_or_negative_timings_are_named() -> None:
         busy.listen()
         port = busy.getsockname()[1]
         for command in ("bedrock", "openai-batch"):
-            result = subprocess.run(CLI + ["emulate", command, "--port", str(port)], capture_output=True, text=True,
-                                    timeout=60)
+            result = subprocess.run(
+                CLI + ["emulate", command, "--port", str(port)], capture_output=True, text=True, timeout=60
+            )
             # was uvicorn's log line and exit code 3
             assert result.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in result.stderr, result.stderr
             assert "--port" in result.stderr

@@ -21,8 +21,12 @@ def _tables(path: Path) -> set[str]:
 def test_read_only_commands_refuse_a_missing_ledger(tmp_path: Path) -> None:
     runner = CliRunner()
     typo = tmp_path / "ledgr.duckdb"
-    for args in (["ledger", "stats"], ["ledger", "export"], ["plan", "savings"],
-                 ["plan", "size", "--model", "anthropic.claude-3-haiku-20240307-v1:0"]):
+    for args in (
+        ["ledger", "stats"],
+        ["ledger", "export"],
+        ["plan", "savings"],
+        ["plan", "size", "--model", "anthropic.claude-3-haiku-20240307-v1:0"],
+    ):
         result = runner.invoke(app, [*args, "--ledger", str(typo)])
         assert result.exit_code != 0 and f"no ledger at {typo}" in str(result.exception), (args, result.output)
         assert not typo.exists(), args
@@ -61,8 +65,10 @@ def test_failures_exit_non_zero_and_help_says_so(tmp_path: Path) -> None:
     assert runner.invoke(app, ["batch", "validate", str(good), "--model", model]).exit_code == 0
     # ledger import with a rejected line: the good line is kept, the status says not everything went in.
     events = tmp_path / "events.jsonl"
-    events.write_text('{"ts": "2026-11-01T00:00:00Z", "provider": "local", "model": "local", "input_tokens": 3}\n'
-                      '{"ts": "2026-11-01T00:00:00Z", "provider": "local", "model": "local", "output_tokens": "x"}\n')
+    events.write_text(
+        '{"ts": "2026-11-01T00:00:00Z", "provider": "local", "model": "local", "input_tokens": 3}\n'
+        '{"ts": "2026-11-01T00:00:00Z", "provider": "local", "model": "local", "output_tokens": "x"}\n'
+    )
     ledger = tmp_path / "l.duckdb"
     imported = runner.invoke(app, ["ledger", "import", str(events), "--ledger", str(ledger)])
     assert imported.exit_code == 1 and "imported 1 event(s); rejected 1" in imported.output
@@ -73,8 +79,13 @@ def test_failures_exit_non_zero_and_help_says_so(tmp_path: Path) -> None:
     html = runner.invoke(app, ["report", "--html", str(page), "--ledger", str(empty_ledger)])
     assert html.exit_code == 1 and "no calls in ledger" in html.output and not page.exists()
     imports = ("otel", "cur", "llm-log", "focus", "gcp-billing", "openai-usage", "anthropic-usage")
-    for path in (["batch", "validate"], ["ledger", "import"], ["report"], ["bench", "run"],
-                 *(["import", kind] for kind in imports)):
+    for path in (
+        ["batch", "validate"],
+        ["ledger", "import"],
+        ["report"],
+        ["bench", "run"],
+        *(["import", kind] for kind in imports),
+    ):
         text = " ".join(runner.invoke(app, [*path, "--help"]).output.split())
         assert "Exit status" in text and "1 when" in text, path
 
@@ -87,12 +98,28 @@ def test_bench_run_where_every_call_failed_exits_1_and_recommends_nothing(tmp_pa
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     cfg = tmp_path / "dead.yaml"
-    cfg.write_text(f"models:\n  dead:\n    provider: openai\n    model: gpt-4o-mini\n"
-                   f"    base_url: http://127.0.0.1:{port}/v1\n    api_key_env: DEAD_KEY\n")
+    cfg.write_text(
+        f"models:\n  dead:\n    provider: openai\n    model: gpt-4o-mini\n"
+        f"    base_url: http://127.0.0.1:{port}/v1\n    api_key_env: DEAD_KEY\n"
+    )
     tasks = REPO / "examples" / "bench" / "capital.yaml"
     result = CliRunner(env={"DEAD_KEY": "x"}).invoke(
-        app, ["bench", "run", str(tasks), "--models", "dead", "--config", str(cfg), "--out", str(tmp_path / "out"),
-              "--ledger", str(tmp_path / "l.duckdb"), "--json"])
+        app,
+        [
+            "bench",
+            "run",
+            str(tasks),
+            "--models",
+            "dead",
+            "--config",
+            str(cfg),
+            "--out",
+            str(tmp_path / "out"),
+            "--ledger",
+            str(tmp_path / "l.duckdb"),
+            "--json",
+        ],
+    )
     assert result.exit_code == 1, result.output
     summary = json.loads(result.stdout)
     assert summary["recommendations"]["capital"]["model"] is None
@@ -110,11 +137,14 @@ def test_bad_input_is_named_in_one_line(tmp_path: Path) -> None:
     assert otel.exit_code == 1, otel.output  # a problem listed, not a traceback (AttributeError before)
     assert json.loads(otel.stdout)["problems"] == [
         f"{oops}: resourceSpans: is a JSON string, expected a list of objects (an OTLP JSON trace export, as written "
-        "by the OpenTelemetry Collector's file exporter)"]
-    shapes = {"a.csv": ("id,prompt\n1,hello\n", "this is CSV"),
-              "array.jsonl": ('[{"id": "1", "prompt": "hi"}]\n', "JSON array of 1 object"),
-              "pretty.jsonl": ('[\n  {"id": "1", "prompt": "hi"}\n]\n', "this is a JSON array of 1 item"),
-              "object.jsonl": ('{\n  "id": "1",\n  "prompt": "hi"\n}\n', "one JSON object spread over several lines")}
+        "by the OpenTelemetry Collector's file exporter)"
+    ]
+    shapes = {
+        "a.csv": ("id,prompt\n1,hello\n", "this is CSV"),
+        "array.jsonl": ('[{"id": "1", "prompt": "hi"}]\n', "JSON array of 1 object"),
+        "pretty.jsonl": ('[\n  {"id": "1", "prompt": "hi"}\n]\n', "this is a JSON array of 1 item"),
+        "object.jsonl": ('{\n  "id": "1",\n  "prompt": "hi"\n}\n', "one JSON object spread over several lines"),
+    }
     for name, (text, said) in shapes.items():
         path = tmp_path / name
         path.write_text(text)
@@ -126,7 +156,8 @@ def test_bad_input_is_named_in_one_line(tmp_path: Path) -> None:
         '{"id": "1", "method": "POST", "url": "/v1/chat/completions", "body": {"messages": [{"role": "user", '
         '"content": "hi"}]}}\n'
         '{"modelInput": {"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}}\n'
-        '{"recordId": "2", "modelInput": {"messages": [{"role": "user", "content": "hi"}]}}\n')
+        '{"recordId": "2", "modelInput": {"messages": [{"role": "user", "content": "hi"}]}}\n'
+    )
     report = json.loads(runner.invoke(app, ["batch", "validate", str(lines), "--model", model, "--json"]).stdout)
     assert [(b["line"], b["field"]) for b in report["bad_lines"]] == [(1, "custom_id"), (2, "recordId")]
     assert "OpenAI batch line" in report["bad_lines"][0]["reason"]
@@ -156,10 +187,25 @@ def test_window_extrapolations_state_the_window_and_warn_when_short(tmp_path: Pa
     assert "warning: only" not in quiet.stderr
     # plan size: 10 minutes of busy trace would "buy" units; it says the window and that a week is needed.
     trace = tmp_path / "trace.csv"
-    trace.write_text("ts,input_tokens,output_tokens\n" + "".join(
-        f"2026-11-18T12:{m:02d}:00Z,900000,100000\n" for m in range(10)))
-    sized = runner.invoke(app, ["plan", "size", "--model", "anthropic.claude-3-haiku-20240307-v1:0", "--trace",
-                                str(trace), "--tpm-per-unit", "1000000", "--hourly-usd", "1", "--json"])
+    trace.write_text(
+        "ts,input_tokens,output_tokens\n" + "".join(f"2026-11-18T12:{m:02d}:00Z,900000,100000\n" for m in range(10))
+    )
+    sized = runner.invoke(
+        app,
+        [
+            "plan",
+            "size",
+            "--model",
+            "anthropic.claude-3-haiku-20240307-v1:0",
+            "--trace",
+            str(trace),
+            "--tpm-per-unit",
+            "1000000",
+            "--hourly-usd",
+            "1",
+            "--json",
+        ],
+    )
     assert sized.exit_code == 0, sized.output
     data = json.loads(sized.stdout)
     assert data["recommended_units"] >= 1 and data["window"].startswith("10 min")
@@ -175,11 +221,27 @@ def test_a_variant_priced_as_another_model_is_recorded_under_that_model(tmp_path
     ledger = tmp_path / "l.duckdb"
     with InstantOpenAI() as url:
         cfg = tmp_path / "variants.yaml"  # examples/bench/variants.yaml's `verbose`, served by an OpenAI-format model
-        cfg.write_text(f"models:\n  verbose:\n    provider: openai\n    model: local\n    base_url: {url}\n"
-                       f"    api_key_env: INSTANT_KEY\n    price_as: {haiku}\n    system_prompt: Answer at length.\n")
+        cfg.write_text(
+            f"models:\n  verbose:\n    provider: openai\n    model: local\n    base_url: {url}\n"
+            f"    api_key_env: INSTANT_KEY\n    price_as: {haiku}\n    system_prompt: Answer at length.\n"
+        )
         result = CliRunner(env={"INSTANT_KEY": "x"}).invoke(
-            app, ["bench", "run", str(tasks), "--models", "verbose", "--config", str(cfg), "--out",
-                  str(tmp_path / "out"), "--ledger", str(ledger), "--json"])
+            app,
+            [
+                "bench",
+                "run",
+                str(tasks),
+                "--models",
+                "verbose",
+                "--config",
+                str(cfg),
+                "--out",
+                str(tmp_path / "out"),
+                "--ledger",
+                str(ledger),
+                "--json",
+            ],
+        )
     assert result.exit_code == 0, result.output
     events = open_store(ledger).events()
     assert len(events) == 2 and all(e.cost_usd > 0 for e in events)
@@ -261,12 +323,22 @@ def test_review_of_a_period_with_no_usage_says_so_and_is_not_saved(tmp_path: Pat
     from tokenomy.ledger.events import UsageEvent
 
     ledger = tmp_path / "ledger.duckdb"
-    open_store(ledger).write([UsageEvent(ts=datetime.now(UTC) - timedelta(days=2), provider="bedrock",
-                                         model="anthropic.claude-3-haiku-20240307-v1:0", input_tokens=10,
-                                         output_tokens=2, cost_usd=Decimal("0.25"))])
+    open_store(ledger).write(
+        [
+            UsageEvent(
+                ts=datetime.now(UTC) - timedelta(days=2),
+                provider="bedrock",
+                model="anthropic.claude-3-haiku-20240307-v1:0",
+                input_tokens=10,
+                output_tokens=2,
+                cost_usd=Decimal("0.25"),
+            )
+        ]
+    )
     runner = CliRunner()
-    empty = runner.invoke(app, ["review", "--since", "7d", "--until", "2020-01-01", "--ledger", str(ledger)],
-                          terminal_width=200)
+    empty = runner.invoke(
+        app, ["review", "--since", "7d", "--until", "2020-01-01", "--ledger", str(ledger)], terminal_width=200
+    )
     assert empty.exit_code == 0, empty.output
     assert "review: no usage in the ledger from 2019-12-18 to 2020-01-01" in empty.output, empty.output
     assert "No actions" not in empty.output and "Nothing was saved" in empty.output

@@ -34,24 +34,33 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def serve(config: Path, ledger: Path, port: int, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([TOKENOMY, "serve", "--config", str(config), "--port", str(port), "--ledger", str(ledger)],
-                            env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [TOKENOMY, "serve", "--config", str(config), "--port", str(port), "--ledger", str(ledger)],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def test_streams_through_the_pooled_upstream_with_usage_and_json_tags(ledger_path):
-    config = {"models": {"fast": {"provider": "openai", "model": "fast", "api_key_env": "FAST_KEY",
-                                  "price_as": HAIKU}}}
+    config = {"models": {"fast": {"provider": "openai", "model": "fast", "api_key_env": "FAST_KEY", "price_as": HAIKU}}}
     with InstantOpenAI() as upstream:
         config["models"]["fast"]["base_url"] = upstream
         with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
             client = openai.OpenAI(base_url=url + "/v1", api_key="unused")
             stream = client.chat.completions.create(
-                model="fast", messages=[{"role": "user", "content": "z" * 80}], max_tokens=7, stream=True,
+                model="fast",
+                messages=[{"role": "user", "content": "z" * 80}],
+                max_tokens=7,
+                stream=True,
                 stream_options={"include_usage": True},
-                extra_headers={"x-tokenomy-task": "summarise", "x-tokenomy-tags": json.dumps({"feature": "digest"})})
+                extra_headers={"x-tokenomy-task": "summarise", "x-tokenomy-tags": json.dumps({"feature": "digest"})},
+            )
             chunks = list(stream)
-            raw = httpx.post(url + "/v1/chat/completions", json={
-                "model": "fast", "messages": [{"role": "user", "content": "x"}], "stream": True, "max_tokens": 3})
+            raw = httpx.post(
+                url + "/v1/chat/completions",
+                json={"model": "fast", "messages": [{"role": "user", "content": "x"}], "stream": True, "max_tokens": 3},
+            )
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "ok"
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
     assert chunks[-1].usage.prompt_tokens == 20 and chunks[-1].usage.completion_tokens == 7
@@ -70,19 +79,26 @@ def test_minimal_config_from_the_issue_and_graceful_shutdown(tmp_path):
     upstream_server = NoticingOpenAI(delay_s=1.5)
     with upstream_server as upstream:
         config = tmp_path / "tokenomy.yaml"
-        config.write_text(f"auth: false\nmodels:\n  bench-model:\n    provider: openai\n    model: bench-model\n"
-                          f"    base_url: {upstream}\n    api_key_env: BENCH_KEY\n")
+        config.write_text(
+            f"auth: false\nmodels:\n  bench-model:\n    provider: openai\n    model: bench-model\n"
+            f"    base_url: {upstream}\n    api_key_env: BENCH_KEY\n"
+        )
         proc = serve(config, ledger, port, {"BENCH_KEY": "sk-test"})
         try:
             wait_for_port(port, 60, proc)
             base = f"http://127.0.0.1:{port}"
             assert [m["id"] for m in httpx.get(base + "/v1/models").json()["data"]] >= ["bench-model"]
-            missing = httpx.post(base + "/v1/chat/completions", json={"model": "gpt-9", "messages": [
-                {"role": "user", "content": "x"}]})
+            missing = httpx.post(
+                base + "/v1/chat/completions", json={"model": "gpt-9", "messages": [{"role": "user", "content": "x"}]}
+            )
             assert missing.status_code == 404 and missing.json()["error"]["code"] == "model_not_found"
             with concurrent.futures.ThreadPoolExecutor(1) as pool:
-                pending = pool.submit(httpx.post, base + "/v1/chat/completions", timeout=30, json={
-                    "model": "bench-model", "messages": [{"role": "user", "content": "x"}], "max_tokens": 4})
+                pending = pool.submit(
+                    httpx.post,
+                    base + "/v1/chat/completions",
+                    timeout=30,
+                    json={"model": "bench-model", "messages": [{"role": "user", "content": "x"}], "max_tokens": 4},
+                )
                 assert upstream_server.has_request.wait(60)  # the request is now waiting on the upstream
                 proc.send_signal(signal.SIGTERM)
                 answer = pending.result(30)
@@ -99,8 +115,23 @@ def test_minimal_config_from_the_issue_and_graceful_shutdown(tmp_path):
 
 def test_keys_cli_create_list_revoke(tmp_path):
     ledger = str(tmp_path / "ledger.duckdb")
-    created = cli("keys", "create", "--budget-usd", "50", "--period", "month", "--rpm", "600", "--team", "web",
-                  "--name", "ci", "--ledger", ledger, "--json")
+    created = cli(
+        "keys",
+        "create",
+        "--budget-usd",
+        "50",
+        "--period",
+        "month",
+        "--rpm",
+        "600",
+        "--team",
+        "web",
+        "--name",
+        "ci",
+        "--ledger",
+        ledger,
+        "--json",
+    )
     assert created.returncode == 0, created.stderr
     key = json.loads(created.stdout)
     assert key["key"].startswith("tk-") and Decimal(str(key["budget_usd"])) == 50 and key["rpm"] == 600
@@ -117,15 +148,22 @@ def test_keys_cli_create_list_revoke(tmp_path):
             bad = cli(*args, "--budget-usd", amount, "--ledger", ledger)
             assert bad.returncode == 2 and "give an amount in dollars" in bad.stderr and "Traceback" not in bad.stderr
     folder = cli("keys", "list", "--ledger", str(tmp_path))  # a directory: a duckdb IOException traceback before
-    assert folder.returncode == 2 and folder.stderr.startswith(f"error: ledger {tmp_path}") and "Traceback" not in \
-        folder.stderr
+    assert (
+        folder.returncode == 2
+        and folder.stderr.startswith(f"error: ledger {tmp_path}")
+        and "Traceback" not in folder.stderr
+    )
     assert cli("keys", "revoke", key["key_id"], "--ledger", ledger).returncode == 0
     config = parse_config({"auth": True})
     with ServerThread(create_app(config, ledger), lifespan="on") as url:
-        denied = httpx.post(url + "/v1/chat/completions", headers={"authorization": f"Bearer {key['key']}"},
-                            json={"model": "local", "messages": [{"role": "user", "content": "x"}]})
-        anonymous = httpx.post(url + "/v1/chat/completions",
-                               json={"model": "local", "messages": [{"role": "user", "content": "x"}]})
+        denied = httpx.post(
+            url + "/v1/chat/completions",
+            headers={"authorization": f"Bearer {key['key']}"},
+            json={"model": "local", "messages": [{"role": "user", "content": "x"}]},
+        )
+        anonymous = httpx.post(
+            url + "/v1/chat/completions", json={"model": "local", "messages": [{"role": "user", "content": "x"}]}
+        )
     assert denied.status_code == 401 and denied.json()["error"]["code"] == "invalid_api_key"
     assert anonymous.status_code == 401 and set(anonymous.json()["error"]) == {"message", "type", "param", "code"}
 
@@ -137,15 +175,20 @@ def test_keys_and_spend_on_postgresql(fresh_postgres_url):
     store.set_team_budget("ops", Decimal("1"), "month")
     assert store.lookup(secret) == key and store.team_budget("ops") == (Decimal("1"), "month")
     with InstantOpenAI() as upstream:
-        config = parse_config({"auth": True, "models": {"fast": {"provider": "openai", "model": "fast",
-                                                                  "base_url": upstream, "price_as": HAIKU}}})
+        config = parse_config(
+            {
+                "auth": True,
+                "models": {"fast": {"provider": "openai", "model": "fast", "base_url": upstream, "price_as": HAIKU}},
+            }
+        )
         with ServerThread(create_app(config, fresh_postgres_url), lifespan="on") as url:
             client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
             codes = []
             for _ in range(3):
                 try:
-                    client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "y" * 400}],
-                                                   max_tokens=200)
+                    client.chat.completions.create(
+                        model="fast", messages=[{"role": "user", "content": "y" * 400}], max_tokens=200
+                    )
                     codes.append(200)
                 except openai.RateLimitError:
                     codes.append(429)
@@ -188,11 +231,18 @@ def test_policy_routes_metrics_labels_and_fallback_priced_reservations(ledger_pa
     sonnet = "anthropic.claude-3-5-sonnet-20241022-v2:0"
     secret, _ = store.create(budget_usd=Decimal("0.003"), period="month")  # < one Sonnet-priced worst case
     with InstantOpenAI() as upstream:
-        config = parse_config({"auth": True, "models": {
-            "cheap": {"provider": "openai", "model": "cheap", "base_url": upstream, "price_as": HAIKU},
-            "dear": {"provider": "openai", "model": "dear", "base_url": upstream, "price_as": sonnet}},
-            "routes": {"chat": {"model": "cheap", "fallback": ["dear"]}, "smart": {"policy": "cascade"}},
-            "tiers": {"t1": ["cheap"]}, "routing": {"policies": {"cascade": {"type": "cascade", "tiers": ["t1"]}}}})
+        config = parse_config(
+            {
+                "auth": True,
+                "models": {
+                    "cheap": {"provider": "openai", "model": "cheap", "base_url": upstream, "price_as": HAIKU},
+                    "dear": {"provider": "openai", "model": "dear", "base_url": upstream, "price_as": sonnet},
+                },
+                "routes": {"chat": {"model": "cheap", "fallback": ["dear"]}, "smart": {"policy": "cascade"}},
+                "tiers": {"t1": ["cheap"]},
+                "routing": {"policies": {"cascade": {"type": "cascade", "tiers": ["t1"]}}},
+            }
+        )
         with ServerThread(create_app(config, str(ledger_path)), lifespan="on") as url:
             auth = {"authorization": f"Bearer {secret}"}
             message = {"messages": [{"role": "user", "content": "y" * 400}], "max_tokens": 200}
@@ -215,13 +265,20 @@ def test_spend_survives_a_gateway_restart(ledger_path):
     message = {"model": "fast", "messages": [{"role": "user", "content": "y" * 400}], "max_tokens": 200}
     codes = []
     with InstantOpenAI() as upstream:
-        config = parse_config({"auth": True, "models": {"fast": {"provider": "openai", "model": "fast",
-                                                                  "base_url": upstream, "price_as": HAIKU}}})
+        config = parse_config(
+            {
+                "auth": True,
+                "models": {"fast": {"provider": "openai", "model": "fast", "base_url": upstream, "price_as": HAIKU}},
+            }
+        )
         for _ in range(2):  # two gateway lifetimes over one ledger
             with ServerThread(create_app(config, str(ledger_path)), lifespan="on") as url:
                 for _ in range(2):
-                    codes.append(httpx.post(url + "/v1/chat/completions", json=message,
-                                            headers={"authorization": f"Bearer {secret}"}).status_code)
+                    codes.append(
+                        httpx.post(
+                            url + "/v1/chat/completions", json=message, headers={"authorization": f"Bearer {secret}"}
+                        ).status_code
+                    )
     assert codes == [200, 200, 429, 429]  # the second lifetime starts from the ledger's spend, not from zero
 
 
@@ -230,8 +287,11 @@ def test_route_naming_an_undefined_policy_fails_at_start(tmp_path):
     config = tmp_path / "tokenomy.yaml"
     config.write_text("routes:\n  smart: {policy: ghost}\nrouting:\n  policies:\n    rules: {type: rules}\n")
     result = cli("serve", "--config", str(config), "--port", str(free_port()))
-    assert result.returncode == 2 and "routes.smart.policy: 'ghost' is not defined under routing.policies" in \
-        result.stderr and "(defined: rules)" in result.stderr
+    assert (
+        result.returncode == 2
+        and "routes.smart.policy: 'ghost' is not defined under routing.policies" in result.stderr
+        and "(defined: rules)" in result.stderr
+    )
 
 
 def test_serve_refuses_impossible_port_and_workers():
@@ -246,7 +306,10 @@ def test_serve_refuses_impossible_port_and_workers():
     [
         ("127.0.0.1:6379", "redis_url: '127.0.0.1:6379' is not a Redis URL; write redis://HOST:6379/0"),
         ("http://127.0.0.1:6379", "redis_url: 'http://127.0.0.1:6379' is not a Redis URL; write redis://HOST:6379/0"),
-        ("redis://127.0.0.1:abc/0", "redis_url: Port could not be cast to integer value as 'abc'; write it as redis://HOST"),
+        (
+            "redis://127.0.0.1:abc/0",
+            "redis_url: Port could not be cast to integer value as 'abc'; write it as redis://HOST",
+        ),
     ],
 )
 def test_a_redis_url_redis_cannot_read_is_one_line_naming_it(url, said, tmp_path, monkeypatch, capsys):
@@ -256,8 +319,9 @@ def test_a_redis_url_redis_cannot_read_is_one_line_naming_it(url, said, tmp_path
 
     config = tmp_path / "tokenomy.yaml"
     config.write_text(f"redis_url: '{url}'\n")
-    code, out, err = run_cli(monkeypatch, capsys, "serve", "--config", str(config), "--port", "0", "--ledger",
-                             str(tmp_path / "l.duckdb"))
+    code, out, err = run_cli(
+        monkeypatch, capsys, "serve", "--config", str(config), "--port", "0", "--ledger", str(tmp_path / "l.duckdb")
+    )
     line = one_error_line(err)
     assert code == 2 and out == ""
     assert line.startswith(f"error: {config}: {said}"), line
@@ -273,8 +337,11 @@ def test_unreachable_redis_fails_at_start_and_is_a_503_in_openais_shape(tmp_path
     ledger = str(tmp_path / "app.duckdb")
     secret, _ = KeyStore(open_store(ledger)).create(budget_usd=Decimal("1"), period="month", rpm=10)
     with ServerThread(create_app(parse_config({"auth": True, "redis_url": url}), ledger), lifespan="on") as base:
-        answer = httpx.post(base + "/v1/chat/completions", headers={"authorization": f"Bearer {secret}"},
-                            json={"model": "local", "max_tokens": 2, "messages": [{"role": "user", "content": "x"}]})
+        answer = httpx.post(
+            base + "/v1/chat/completions",
+            headers={"authorization": f"Bearer {secret}"},
+            json={"model": "local", "max_tokens": 2, "messages": [{"role": "user", "content": "x"}]},
+        )
     assert answer.status_code == 503 and answer.json()["error"]["code"] == "limits_unavailable"
 
 
@@ -314,8 +381,10 @@ def test_serve_names_a_bad_ledger_before_starting(tmp_path):
 def test_serve_checks_routing_tiers_and_policies_before_starting(tmp_path):
     # Both started fine and then answered every request to the route with a 400 naming a server-side mistake.
     config = tmp_path / "tokenomy.yaml"
-    config.write_text("tiers: {tier1: [nosuch-model]}\nroutes: {r: {policy: p}}\n"
-                      "routing: {policies: {p: {type: rules, default_tier: tier1}}}\n")
+    config.write_text(
+        "tiers: {tier1: [nosuch-model]}\nroutes: {r: {policy: p}}\n"
+        "routing: {policies: {p: {type: rules, default_tier: tier1}}}\n"
+    )
     result = cli("serve", "--config", str(config), "--port", str(free_port()), "--ledger", str(tmp_path / "l.duckdb"))
     assert result.returncode == 2 and "tiers.tier1: unknown model 'nosuch-model'" in result.stderr
     config.write_text("routes: {r: {policy: p}}\nrouting: {policies: {p: {type: ruels}}}\n")
@@ -330,15 +399,23 @@ def test_the_configs_ledger_is_the_one_the_gateway_writes_even_with_tokenomy_led
     port = free_port()
     with InstantOpenAI() as upstream:
         config = tmp_path / "tokenomy.yaml"
-        config.write_text(f"ledger: {configured}\nauth: false\nmodels:\n  m: {{provider: openai, model: m, "
-                          f"base_url: '{upstream}', price_as: {HAIKU}}}\n")
-        proc = subprocess.Popen([TOKENOMY, "serve", "--config", str(config), "--port", str(port)],
-                                env={**os.environ, "TOKENOMY_LEDGER": str(from_env)},
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        config.write_text(
+            f"ledger: {configured}\nauth: false\nmodels:\n  m: {{provider: openai, model: m, "
+            f"base_url: '{upstream}', price_as: {HAIKU}}}\n"
+        )
+        proc = subprocess.Popen(
+            [TOKENOMY, "serve", "--config", str(config), "--port", str(port)],
+            env={**os.environ, "TOKENOMY_LEDGER": str(from_env)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         try:
             wait_for_port(port, 60, proc)
-            answer = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", timeout=30, json={
-                "model": "m", "max_tokens": 3, "messages": [{"role": "user", "content": "x"}]})
+            answer = httpx.post(
+                f"http://127.0.0.1:{port}/v1/chat/completions",
+                timeout=30,
+                json={"model": "m", "max_tokens": 3, "messages": [{"role": "user", "content": "x"}]},
+            )
             proc.send_signal(signal.SIGTERM)
             proc.wait(30)
         finally:
@@ -355,10 +432,23 @@ def test_a_route_rate_limit_the_workers_cannot_share_is_one_line_before_starting
     from helpers.cli import one_error_line, run_cli
 
     config = tmp_path / "tokenomy.yaml"
-    config.write_text("models: {fast: {provider: openai, model: fast, base_url: 'http://127.0.0.1:9'}}\n"
-                      "routes: {r: {model: fast, rate_limit: {requests_per_minute: 3}}}\n")
-    code, out, err = run_cli(monkeypatch, capsys, "serve", "--config", str(config), "--port", "0", "--workers", "4",
-                             "--ledger", str(tmp_path / "l.duckdb"))
+    config.write_text(
+        "models: {fast: {provider: openai, model: fast, base_url: 'http://127.0.0.1:9'}}\n"
+        "routes: {r: {model: fast, rate_limit: {requests_per_minute: 3}}}\n"
+    )
+    code, out, err = run_cli(
+        monkeypatch,
+        capsys,
+        "serve",
+        "--config",
+        str(config),
+        "--port",
+        "0",
+        "--workers",
+        "4",
+        "--ledger",
+        str(tmp_path / "l.duckdb"),
+    )
     line = one_error_line(err)
     assert code == 2 and out == ""
     assert "routes.r.rate_limit.requests_per_minute: 3 cannot be shared by 4 workers" in line, line

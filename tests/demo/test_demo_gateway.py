@@ -19,8 +19,14 @@ def test_each_sdk_reaches_the_local_model_through_the_gateway(tmp_path, monkeypa
     with Tokenomy(store) as client:
         gateway.run(DemoContext(client=client, store=store, console=console, workdir=tmp_path))
     shown = console.export_text()
-    apis = ("/v1/chat/completions", "/v1/responses", "/v1/messages", "/model/local/converse", "/model/local/invoke",
-            "/v1beta/models/local:generateContent")
+    apis = (
+        "/v1/chat/completions",
+        "/v1/responses",
+        "/v1/messages",
+        "/model/local/converse",
+        "/model/local/invoke",
+        "/v1beta/models/local:generateContent",
+    )
     assert all(api in shown for api in apis)
     events = open_store(tmp_path / "gateway.duckdb").events()
     assert len(events) == 6 and {e.outcome for e in events} == {"ok"} and all(e.output_tokens for e in events)

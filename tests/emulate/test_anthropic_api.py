@@ -21,10 +21,19 @@ def sdk():
 
 def test_count_tokens_equals_the_input_tokens_a_message_reports(sdk) -> None:
     tool = {"name": "weather", "description": "The weather in a city.", "input_schema": {"type": "object"}}
-    asks = [{"messages": [{"role": "user", "content": "Count these words."}]},
-            {"messages": [{"role": "user", "content": [{"type": "image", "source": PNG},
-                                                       {"type": "text", "text": "Count these words."}]}],
-             "system": "Be brief.", "tools": [tool]}]
+    asks = [
+        {"messages": [{"role": "user", "content": "Count these words."}]},
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [{"type": "image", "source": PNG}, {"type": "text", "text": "Count these words."}],
+                }
+            ],
+            "system": "Be brief.",
+            "tools": [tool],
+        },
+    ]
     counts = []
     for ask in asks:
         counts.append(sdk.messages.count_tokens(model=SONNET, **ask).input_tokens)
@@ -43,21 +52,27 @@ def test_tools_bill_claudes_tool_use_system_prompt_by_tool_choice(sdk) -> None:
     ask = {"messages": [{"role": "user", "content": "Weather in Paris?"}], "tools": [tool]}
     system, turns, _ = parse_messages({"model": SONNET, **ask}, 300, counting=True)
     rendered = Engine().count_input(system, turns)  # the tools and the prompt as the local model reads them
-    for choice, tool_prompt in (({"type": "auto"}, 496), ({"type": "none"}, 496), ({"type": "any"}, 588),
-                                ({"type": "tool", "name": "weather"}, 588)):
+    for choice, tool_prompt in (
+        ({"type": "auto"}, 496),
+        ({"type": "none"}, 496),
+        ({"type": "any"}, 588),
+        ({"type": "tool", "name": "weather"}, 588),
+    ):
         reply = sdk.messages.create(model=SONNET, max_tokens=2, tool_choice=choice, **ask)
         assert reply.usage.input_tokens == rendered + tool_prompt, choice
         assert sdk.messages.count_tokens(model=SONNET, tool_choice=choice, **ask).input_tokens == rendered + tool_prompt
     plain = {"messages": ask["messages"]}
     system, turns, _ = parse_messages({"model": SONNET, **plain}, 300, counting=True)
     assert sdk.messages.create(model=SONNET, max_tokens=2, **plain).usage.input_tokens == Engine().count_input(
-        system, turns)
+        system, turns
+    )
 
 
 def test_count_tokens_refuses_what_the_api_refuses(sdk) -> None:
     with pytest.raises(anthropic.BadRequestError, match="max_tokens: Extra inputs are not permitted"):
-        sdk.messages.count_tokens(model=SONNET, messages=[{"role": "user", "content": "x"}],
-                                  extra_body={"max_tokens": 5})
+        sdk.messages.count_tokens(
+            model=SONNET, messages=[{"role": "user", "content": "x"}], extra_body={"max_tokens": 5}
+        )
     with pytest.raises(anthropic.BadRequestError, match="messages"):
         sdk.messages.count_tokens(model=SONNET, messages=[])
     with pytest.raises(anthropic.NotFoundError):
@@ -72,8 +87,12 @@ def test_a_top_level_cache_control_caches_up_to_the_last_block_as_the_api_does()
 
     with ServerThread(create_app(engine=InstantEngine(cache=PromptCache()))) as url:
         client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
-        ask = {"model": SONNET, "max_tokens": 4, "system": "doc " * 1500,
-               "messages": [{"role": "user", "content": "Sum it up."}]}
+        ask = {
+            "model": SONNET,
+            "max_tokens": 4,
+            "system": "doc " * 1500,
+            "messages": [{"role": "user", "content": "Sum it up."}],
+        }
         auto = {"cache_control": {"type": "ephemeral", "ttl": "1h"}}
         first, second = (client.messages.create(**ask, extra_body=auto).usage for _ in range(2))
         assert first.cache_creation_input_tokens > 0 and first.cache_creation.ephemeral_1h_input_tokens > 0
@@ -90,8 +109,12 @@ def test_a_matched_stop_sequence_is_the_stop_reason_and_named_as_the_api_does() 
 
     with ServerThread(create_app(engine=InstantEngine())) as url:
         client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
-        ask = {"model": SONNET, "max_tokens": 50, "stop_sequences": ["zzz", "ta ST", "STOP"],
-               "messages": [{"role": "user", "content": "alpha beta STOP gamma"}]}
+        ask = {
+            "model": SONNET,
+            "max_tokens": 50,
+            "stop_sequences": ["zzz", "ta ST", "STOP"],
+            "messages": [{"role": "user", "content": "alpha beta STOP gamma"}],
+        }
         reply = client.messages.create(**ask)
         with client.messages.stream(**ask) as stream:
             streamed = stream.get_final_message()
@@ -117,14 +140,21 @@ def test_max_tokens_0_writes_the_cache_and_generates_nothing_as_the_api_does() -
         warm = client.messages.create(max_tokens=0, **ask)
         assert (warm.content, warm.stop_reason, warm.usage.output_tokens) == ([], "max_tokens", 0)
         assert warm.usage.cache_creation_input_tokens > 0
-        assert client.messages.create(max_tokens=4, **ask).usage.cache_read_input_tokens == \
-            warm.usage.cache_creation_input_tokens
+        assert (
+            client.messages.create(max_tokens=4, **ask).usage.cache_read_input_tokens
+            == warm.usage.cache_creation_input_tokens
+        )
         # What asks for output is refused with it, as the API refuses it.
         tool = {"name": "f", "input_schema": {"type": "object"}}
-        for extra, named in [({"stream": True}, "stream"), ({"thinking": {"type": "adaptive"}}, "thinking"),
-                             ({"tools": [tool], "tool_choice": {"type": "any"}}, "tool_choice"),
-                             ({"output_config": {"format": {"type": "json_schema", "schema": {"type": "object"}}}},
-                              "output_config.format")]:
+        for extra, named in [
+            ({"stream": True}, "stream"),
+            ({"thinking": {"type": "adaptive"}}, "thinking"),
+            ({"tools": [tool], "tool_choice": {"type": "any"}}, "tool_choice"),
+            (
+                {"output_config": {"format": {"type": "json_schema", "schema": {"type": "object"}}}},
+                "output_config.format",
+            ),
+        ]:
             with pytest.raises(anthropic.BadRequestError, match=rf"{named}: not supported with `max_tokens: 0`"):
                 client.messages.create(max_tokens=0, **ask, extra_body=extra)
         with pytest.raises(anthropic.BadRequestError, match="max_tokens: Input should be a non-negative integer"):
@@ -144,8 +174,12 @@ def test_max_tokens_over_the_models_maximum_output_is_refused_as_the_api_refuses
     ledger = tmp_path / "ledger.duckdb"
     ask = {"max_tokens": 64_001, "messages": [{"role": "user", "content": "hi"}]}
     with ServerThread(create_app(engine=InstantEngine())) as upstream:
-        config = parse_config({"models": {"claude": {"provider": "anthropic", "model": SONNET, "base_url": upstream}},
-                               "routes": {"once": {"model": "claude", "retry": {"max_attempts": 1}}}})
+        config = parse_config(
+            {
+                "models": {"claude": {"provider": "anthropic", "model": SONNET, "base_url": upstream}},
+                "routes": {"once": {"model": "claude", "retry": {"max_attempts": 1}}},
+            }
+        )
         direct = anthropic.Anthropic(base_url=upstream, api_key="unused", max_retries=0)
         said = f"max_tokens: 64001 > 64000, which is the maximum allowed number of output tokens for {SONNET}"
         with pytest.raises(anthropic.BadRequestError, match=said):

@@ -25,8 +25,9 @@ ROUTER = "arn:aws:bedrock:us-east-1:123456789012:default-prompt-router/anthropic
 
 def long_text(tag: str, lines: int = 80) -> str:
     """A system prompt of well over 1,024 local-model tokens, unique per test so caches don't collide."""
-    return "\n".join(f"[{tag}] Rule {i}: answer support ticket type {i} politely and cite policy {i * 7}."
-                     for i in range(lines))
+    return "\n".join(
+        f"[{tag}] Rule {i}: answer support ticket type {i} politely and cite policy {i * 7}." for i in range(lines)
+    )
 
 
 def client_for(url: str):
@@ -34,8 +35,14 @@ def client_for(url: str):
     # first read of a long prompt passed botocore's 60 s read timeout, and the resent call read the cache the first
     # had written, so a test of write-then-read saw two reads.
     config = Config(retries={"total_max_attempts": 1}, read_timeout=600)
-    return boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", aws_access_key_id="x",
-                        aws_secret_access_key="x", config=config)
+    return boto3.client(
+        "bedrock-runtime",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=config,
+    )
 
 
 def user(text: str) -> list[dict]:
@@ -59,8 +66,9 @@ def test_converse_round_trip(brt) -> None:
     assert result["output"]["message"]["role"] == "assistant" and block["text"].strip()
     usage = result["usage"]
     assert 0 < usage["outputTokens"] <= 6 and usage["inputTokens"] > 5
-    assert usage["totalTokens"] == (usage["inputTokens"] + usage["outputTokens"] + usage["cacheReadInputTokens"]
-                                    + usage["cacheWriteInputTokens"])
+    assert usage["totalTokens"] == (
+        usage["inputTokens"] + usage["outputTokens"] + usage["cacheReadInputTokens"] + usage["cacheWriteInputTokens"]
+    )
     assert result["stopReason"] in ("end_turn", "max_tokens") and result["metrics"]["latencyMs"] >= 0
 
 
@@ -108,8 +116,9 @@ def test_cache_point_writes_then_reads(brt) -> None:
 def test_prefix_below_minimum_is_not_cached(brt) -> None:
     system = [{"text": long_text("short", lines=10)}, {"cachePoint": {"type": "default"}}]
     for _ in range(2):
-        usage = brt.converse(modelId=SONNET, system=system, messages=user("Hi"),
-                             inferenceConfig={"maxTokens": 1})["usage"]
+        usage = brt.converse(modelId=SONNET, system=system, messages=user("Hi"), inferenceConfig={"maxTokens": 1})[
+            "usage"
+        ]
         assert usage["cacheReadInputTokens"] == 0 and usage["cacheWriteInputTokens"] == 0
         assert usage["inputTokens"] == usage["totalTokens"] - usage["outputTokens"]
 
@@ -122,8 +131,9 @@ def test_cache_expires_after_ttl() -> None:
         brt = client_for(base)
 
         def usage() -> dict:
-            return brt.converse(modelId=SONNET, system=system, messages=user("Hi"),
-                                inferenceConfig={"maxTokens": 1})["usage"]
+            return brt.converse(modelId=SONNET, system=system, messages=user("Hi"), inferenceConfig={"maxTokens": 1})[
+                "usage"
+            ]
 
         assert usage()["cacheWriteInputTokens"] > 0
         now[0] += 200
@@ -140,12 +150,17 @@ def test_cache_expires_after_ttl() -> None:
         assert usage()["cacheReadInputTokens"] == hour["cacheWriteInputTokens"]
 
 
-@pytest.mark.parametrize("model_id", [
-    "us.anthropic.claude-3-7-sonnet-20250219-v1:0", "eu.anthropic.claude-3-haiku-20240307-v1:0",
-    "apac.anthropic.claude-3-haiku-20240307-v1:0", "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
-    "arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-lite-v1:0",
-    "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.amazon.nova-pro-v1:0",
-])
+@pytest.mark.parametrize(
+    "model_id",
+    [
+        "us.anthropic.claude-3-7-sonnet-20250219-v1:0",
+        "eu.anthropic.claude-3-haiku-20240307-v1:0",
+        "apac.anthropic.claude-3-haiku-20240307-v1:0",
+        "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        "arn:aws:bedrock:us-east-1::foundation-model/amazon.nova-lite-v1:0",
+        "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.amazon.nova-pro-v1:0",
+    ],
+)
 def test_profile_ids_and_arns_are_accepted(brt, model_id) -> None:
     result = brt.converse(modelId=model_id, messages=user("Hi"), inferenceConfig={"maxTokens": 1})
     assert result["usage"]["outputTokens"] == 1
@@ -163,28 +178,71 @@ def test_prompt_router_reports_invoked_model(brt) -> None:
 TOOLS = {"tools": [{"toolSpec": {"name": "lookup", "inputSchema": {"json": {"type": "object"}}}}]}
 
 
-@pytest.mark.parametrize("kwargs,code,status,needle", [
-    (dict(modelId="acme.nonexistent-v1:0", messages=user("x")), "ValidationException", 400, "model identifier"),
-    (dict(modelId=SONNET, messages=[]), "ValidationException", 400, "start with a user message"),
-    (dict(modelId=SONNET, messages=[{"role": "bot", "content": [{"text": "x"}]}]), "ValidationException", 400,
-     "enum value set"),
-    (dict(modelId=SONNET, messages=[{"role": "assistant", "content": [{"text": "x"}]}]), "ValidationException",
-     400, "start with a user message"),
-    (dict(modelId=SONNET, messages=user("a") + user("b")), "ValidationException", 400, "alternate"),
-    (dict(modelId=SONNET, messages=[{"role": "user", "content": []}]), "ValidationException", 400, "is empty"),
-    (dict(modelId=SONNET, messages=user("   ")), "ValidationException", 400, "is blank"),
-    (dict(modelId=SONNET, messages=[{"role": "user", "content": [
-        {"toolResult": {"toolUseId": "t1", "content": [{"text": "42"}]}}]}]), "ValidationException", 400,
-     "toolConfig"),
-    (dict(modelId=SONNET, messages=[{"role": "user", "content": [{"text": "x"}] + [
-        {"text": "y"}, {"cachePoint": {"type": "default"}}] * 5}]), "ValidationException", 400, "cache points"),
-    (dict(modelId=SONNET, messages=user("x"), inferenceConfig={"temperature": 1.5}), "ValidationException", 400,
-     "temperature"),
-    (dict(modelId=ROUTER.replace("anthropic.claude:1", "acme.router:1"), messages=user("x")),
-     "ResourceNotFoundException", 404, "not found"),
-    (dict(modelId="arn:aws:bedrock:us-east-1::foundation-model/acme.nothing-v1:0", messages=user("x")),
-     "ResourceNotFoundException", 404, "not found"),
-])
+@pytest.mark.parametrize(
+    "kwargs,code,status,needle",
+    [
+        (dict(modelId="acme.nonexistent-v1:0", messages=user("x")), "ValidationException", 400, "model identifier"),
+        (dict(modelId=SONNET, messages=[]), "ValidationException", 400, "start with a user message"),
+        (
+            dict(modelId=SONNET, messages=[{"role": "bot", "content": [{"text": "x"}]}]),
+            "ValidationException",
+            400,
+            "enum value set",
+        ),
+        (
+            dict(modelId=SONNET, messages=[{"role": "assistant", "content": [{"text": "x"}]}]),
+            "ValidationException",
+            400,
+            "start with a user message",
+        ),
+        (dict(modelId=SONNET, messages=user("a") + user("b")), "ValidationException", 400, "alternate"),
+        (dict(modelId=SONNET, messages=[{"role": "user", "content": []}]), "ValidationException", 400, "is empty"),
+        (dict(modelId=SONNET, messages=user("   ")), "ValidationException", 400, "is blank"),
+        (
+            dict(
+                modelId=SONNET,
+                messages=[
+                    {"role": "user", "content": [{"toolResult": {"toolUseId": "t1", "content": [{"text": "42"}]}}]}
+                ],
+            ),
+            "ValidationException",
+            400,
+            "toolConfig",
+        ),
+        (
+            dict(
+                modelId=SONNET,
+                messages=[
+                    {
+                        "role": "user",
+                        "content": [{"text": "x"}] + [{"text": "y"}, {"cachePoint": {"type": "default"}}] * 5,
+                    }
+                ],
+            ),
+            "ValidationException",
+            400,
+            "cache points",
+        ),
+        (
+            dict(modelId=SONNET, messages=user("x"), inferenceConfig={"temperature": 1.5}),
+            "ValidationException",
+            400,
+            "temperature",
+        ),
+        (
+            dict(modelId=ROUTER.replace("anthropic.claude:1", "acme.router:1"), messages=user("x")),
+            "ResourceNotFoundException",
+            404,
+            "not found",
+        ),
+        (
+            dict(modelId="arn:aws:bedrock:us-east-1::foundation-model/acme.nothing-v1:0", messages=user("x")),
+            "ResourceNotFoundException",
+            404,
+            "not found",
+        ),
+    ],
+)
 def test_rejects_what_bedrock_rejects(brt, kwargs, code, status, needle) -> None:
     for call in (brt.converse, brt.converse_stream):
         with pytest.raises(ClientError) as info:
@@ -195,9 +253,11 @@ def test_rejects_what_bedrock_rejects(brt, kwargs, code, status, needle) -> None
 
 
 def test_tool_config_and_tool_results_are_accepted(brt) -> None:
-    messages = [{"role": "user", "content": [{"text": "What is 6*7?"}]},
-                {"role": "assistant", "content": [{"toolUse": {"toolUseId": "t1", "name": "lookup", "input": {}}}]},
-                {"role": "user", "content": [{"toolResult": {"toolUseId": "t1", "content": [{"text": "42"}]}}]}]
+    messages = [
+        {"role": "user", "content": [{"text": "What is 6*7?"}]},
+        {"role": "assistant", "content": [{"toolUse": {"toolUseId": "t1", "name": "lookup", "input": {}}}]},
+        {"role": "user", "content": [{"toolResult": {"toolUseId": "t1", "content": [{"text": "42"}]}}]},
+    ]
     result = brt.converse(modelId=SONNET, messages=messages, toolConfig=TOOLS, inferenceConfig={"maxTokens": 2})
     assert result["usage"]["inputTokens"] > 20
 
@@ -208,13 +268,26 @@ def test_claude_tools_bill_its_tool_use_system_prompt_by_tool_choice(brt) -> Non
     _any). The emulator billed only the tools' JSON, as the Anthropic emulator did before; Nova and Llama add none."""
     from tokenomy.emulate.bedrock_request import parse_converse
 
-    tools = {"tools": [{"toolSpec": {"name": "weather", "description": "The weather in a city.",
-                                     "inputSchema": {"json": {"type": "object"}}}}]}
+    tools = {
+        "tools": [
+            {
+                "toolSpec": {
+                    "name": "weather",
+                    "description": "The weather in a city.",
+                    "inputSchema": {"json": {"type": "object"}},
+                }
+            }
+        ]
+    }
     ask = {"messages": user("Weather in Paris?"), "toolConfig": tools}
     system, turns, _ = parse_converse(ask, 300)
     rendered = Engine().count_input(system, turns)  # the tools and the prompt as the local model reads them
-    for choice, tool_prompt in ((None, 346), ({"auto": {}}, 346), ({"any": {}}, 313),
-                                ({"tool": {"name": "weather"}}, 313)):
+    for choice, tool_prompt in (
+        (None, 346),
+        ({"auto": {}}, 346),
+        ({"any": {}}, 313),
+        ({"tool": {"name": "weather"}}, 313),
+    ):
         config = {**tools, "toolChoice": choice} if choice else tools
         called = {"messages": ask["messages"], "toolConfig": config}
         usage = brt.converse(modelId=SONNET, inferenceConfig={"maxTokens": 2}, **called)["usage"]
@@ -226,7 +299,8 @@ def test_claude_tools_bill_its_tool_use_system_prompt_by_tool_choice(brt) -> Non
     plain = {"messages": ask["messages"]}
     system, turns, _ = parse_converse(plain, 300)
     assert brt.converse(modelId=SONNET, inferenceConfig={"maxTokens": 2}, **plain)["usage"]["inputTokens"] == (
-        Engine().count_input(system, turns))
+        Engine().count_input(system, turns)
+    )
     for other in ("amazon.nova-lite-v1:0", "meta.llama3-1-8b-instruct-v1:0"):
         usage = brt.converse(modelId=other, inferenceConfig={"maxTokens": 2}, **ask)["usage"]
         assert usage["inputTokens"] == rendered, other
@@ -279,8 +353,9 @@ def test_thirty_percent_throttling_under_concurrent_load() -> None:
 
 
 def test_malformed_json_body_is_a_validation_error(url) -> None:
-    response = httpx.post(f"{url}/model/{SONNET}/converse", content=b"{not json", timeout=30,
-                          headers={"content-type": "application/json"})
+    response = httpx.post(
+        f"{url}/model/{SONNET}/converse", content=b"{not json", timeout=30, headers={"content-type": "application/json"}
+    )
     assert response.status_code == 400
     assert response.headers["x-amzn-errortype"].startswith("ValidationException")
     assert "not valid JSON" in response.json()["message"]
@@ -294,17 +369,31 @@ def test_converse_helper_for_extensions_skips_throttling() -> None:
 
 def test_count_tokens_equals_the_input_tokens_converse_reports(url) -> None:
     client = client_for(url)
-    tools = {"tools": [{"toolSpec": {"name": "weather", "description": "The weather in a city.",
-                                     "inputSchema": {"json": {"type": "object"}}}}]}
-    asks = [{"messages": user("Count these words.")},
-            {"messages": user("Count these words."), "system": [{"text": "Be brief."}], "toolConfig": tools}]
+    tools = {
+        "tools": [
+            {
+                "toolSpec": {
+                    "name": "weather",
+                    "description": "The weather in a city.",
+                    "inputSchema": {"json": {"type": "object"}},
+                }
+            }
+        ]
+    }
+    asks = [
+        {"messages": user("Count these words.")},
+        {"messages": user("Count these words."), "system": [{"text": "Be brief."}], "toolConfig": tools},
+    ]
     for ask in asks:
         counted = client.count_tokens(modelId=SONNET, input={"converse": ask})["inputTokens"]
-        assert counted == client.converse(modelId=SONNET, inferenceConfig={"maxTokens": 2}, **ask)["usage"][
-            "inputTokens"]
+        assert (
+            counted == client.converse(modelId=SONNET, inferenceConfig={"maxTokens": 2}, **ask)["usage"]["inputTokens"]
+        )
     assert counted > client.count_tokens(modelId=SONNET, input={"converse": asks[0]})["inputTokens"]
-    for given, says in (({"converse": {"messages": []}}, "start with a user message"),
-                        ({"invokeModel": {"body": b"{}"}}, "input.converse only")):
+    for given, says in (
+        ({"converse": {"messages": []}}, "start with a user message"),
+        ({"invokeModel": {"body": b"{}"}}, "input.converse only"),
+    ):
         with pytest.raises(ClientError, match=says) as refused:
             client.count_tokens(modelId=SONNET, input=given)
         assert refused.value.response["Error"]["Code"] == "ValidationException"
@@ -312,8 +401,10 @@ def test_count_tokens_equals_the_input_tokens_converse_reports(url) -> None:
         client.count_tokens(modelId=ROUTER, input={"converse": asks[0]})
     assert "doesn't support counting tokens" in str(routed.value)
     # boto3 checks members itself; another client's unknown one is Bedrock's ValidationException too.
-    raw = httpx.post(f"{url}/model/{SONNET}/count-tokens",
-                     json={"input": {"converse": {**asks[0], "inferenceConfig": {"maxTokens": 2}}}})
+    raw = httpx.post(
+        f"{url}/model/{SONNET}/count-tokens",
+        json={"input": {"converse": {**asks[0], "inferenceConfig": {"maxTokens": 2}}}},
+    )
     assert raw.status_code == 400 and "input.converse.inferenceConfig" in raw.json()["message"]
 
 
@@ -322,8 +413,9 @@ COHERE = "cohere.embed-english-v3"
 
 
 def invoke(client, model_id: str, body: dict) -> tuple[dict, dict]:
-    result = client.invoke_model(modelId=model_id, body=json.dumps(body), contentType="application/json",
-                                 accept="application/json")
+    result = client.invoke_model(
+        modelId=model_id, body=json.dumps(body), contentType="application/json", accept="application/json"
+    )
     return json.loads(result["body"].read()), result["ResponseMetadata"]["HTTPHeaders"]
 
 
@@ -353,22 +445,26 @@ def test_cohere_embeds_a_batch_and_counts_it_only_in_the_header(brt) -> None:
     assert bare["embeddings"] == [cohere_vector(t) for t in texts] and len(bare["embeddings"][0]) == 1024
     assert int(headers["x-amzn-bedrock-input-token-count"]) == sum(Engine().count(t) for t in texts)
     assert "inputTextTokenCount" not in bare
-    typed, _ = invoke(brt, COHERE, {"texts": texts, "input_type": "search_query", "truncate": "NONE",
-                                    "embedding_types": ["float"]})
+    typed, _ = invoke(
+        brt, COHERE, {"texts": texts, "input_type": "search_query", "truncate": "NONE", "embedding_types": ["float"]}
+    )
     assert typed["response_type"] == "embeddings_by_type" and typed["embeddings"]["float"] == bare["embeddings"]
     v4, _ = invoke(brt, "cohere.embed-v4:0", {"texts": texts, "input_type": "clustering", "output_dimension": 512})
     assert [len(v) for v in v4["embeddings"]["float"]] == [512] * 3
 
 
-@pytest.mark.parametrize("model_id, body, needle", [
-    (TITAN, {"inputText": "x", "dimensions": 300}, "#/dimensions"),
-    (TITAN, {"inputText": ""}, "#/inputText"),
-    (TITAN, {"texts": ["x"]}, "extraneous key [texts]"),
-    (COHERE, {"texts": ["x"]}, "#/input_type"),
-    (COHERE, {"texts": ["x"] * 97, "input_type": "search_document"}, "maxItems: 96"),
-    (COHERE, {"texts": ["x" * 2049], "input_type": "search_document"}, "#/texts/0"),
-    (SONNET, {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 5, "messages": []}, "embedding models only"),
-])
+@pytest.mark.parametrize(
+    "model_id, body, needle",
+    [
+        (TITAN, {"inputText": "x", "dimensions": 300}, "#/dimensions"),
+        (TITAN, {"inputText": ""}, "#/inputText"),
+        (TITAN, {"texts": ["x"]}, "extraneous key [texts]"),
+        (COHERE, {"texts": ["x"]}, "#/input_type"),
+        (COHERE, {"texts": ["x"] * 97, "input_type": "search_document"}, "maxItems: 96"),
+        (COHERE, {"texts": ["x" * 2049], "input_type": "search_document"}, "#/texts/0"),
+        (SONNET, {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 5, "messages": []}, "embedding models only"),
+    ],
+)
 def test_invoke_refuses_what_bedrock_refuses(brt, model_id, body, needle) -> None:
     with pytest.raises(ClientError) as refused:
         invoke(brt, model_id, body)
@@ -406,9 +502,12 @@ def test_a_matched_stop_sequence_is_the_stop_reason_and_named_when_asked() -> No
 
     with ServerThread(create_app(engine=InstantEngine())) as base:
         brt = client_for(base)
-        ask = {"modelId": SONNET, "messages": user("alpha beta STOP gamma"),
-               "inferenceConfig": {"maxTokens": 50, "stopSequences": ["zzz", "ta ST", "STOP"]},
-               "additionalModelResponseFieldPaths": ["/stop_sequence", "/delta/stop_sequence"]}
+        ask = {
+            "modelId": SONNET,
+            "messages": user("alpha beta STOP gamma"),
+            "inferenceConfig": {"maxTokens": 50, "stopSequences": ["zzz", "ta ST", "STOP"]},
+            "additionalModelResponseFieldPaths": ["/stop_sequence", "/delta/stop_sequence"],
+        }
         whole = brt.converse(**ask)
         events = list(brt.converse_stream(**ask)["stream"])
         plain = brt.converse(**{**ask, "inferenceConfig": {"maxTokens": 50, "stopSequences": ["zzz"]}})

@@ -19,8 +19,9 @@ def decode_all(data: bytes) -> list:
 
 
 def test_event_round_trips_through_botocore_decoder() -> None:
-    frames = (eventstream.event("messageStart", {"role": "assistant"})
-              + eventstream.event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "héllo ✓"}}))
+    frames = eventstream.event("messageStart", {"role": "assistant"}) + eventstream.event(
+        "contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "héllo ✓"}}
+    )
     messages = decode_all(frames)
     assert [m.headers[":event-type"] for m in messages] == ["messageStart", "contentBlockDelta"]
     assert all(m.headers[":message-type"] == "event" for m in messages)

@@ -35,9 +35,20 @@ CONTRACT = "\n".join(f"Clause {i}: deliveries of lot {i} are paid within {i % 7 
 def url():
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tokenomy.cli", "emulate", "gemini", "--instant", "--port", str(port),
-         "--batch-pending-seconds", "0.1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "tokenomy.cli",
+            "emulate",
+            "gemini",
+            "--instant",
+            "--port",
+            str(port),
+            "--batch-pending-seconds",
+            "0.1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         wait_for_port(port, 60, proc)
@@ -58,8 +69,13 @@ def client(url) -> genai.Client:
 
 def weather_tool() -> types.Tool:
     schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
-    return types.Tool(function_declarations=[types.FunctionDeclaration(
-        name="get_weather", description="Weather now in a city", parameters_json_schema=schema)])
+    return types.Tool(
+        function_declarations=[
+            types.FunctionDeclaration(
+                name="get_weather", description="Weather now in a city", parameters_json_schema=schema
+            )
+        ]
+    )
 
 
 def test_chat_answers_with_usage(client) -> None:
@@ -90,8 +106,10 @@ def test_async_client_chats_and_streams(client) -> None:
 
     async def run() -> tuple[str, str]:
         whole = await client.aio.models.generate_content(model=MODEL, contents="Count to three")
-        pieces = [c.text or "" async for c in await client.aio.models.generate_content_stream(
-            model=MODEL, contents="Count to three")]
+        pieces = [
+            c.text or ""
+            async for c in await client.aio.models.generate_content_stream(model=MODEL, contents="Count to three")
+        ]
         return whole.text, "".join(pieces)
 
     whole, streamed = asyncio.run(run())
@@ -100,8 +118,10 @@ def test_async_client_chats_and_streams(client) -> None:
 
 def test_tool_call_round_trip(client) -> None:
     config = types.GenerateContentConfig(
-        tools=[weather_tool()], automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
-        tool_config=types.ToolConfig(function_calling_config=types.FunctionCallingConfig(mode="ANY")))
+        tools=[weather_tool()],
+        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+        tool_config=types.ToolConfig(function_calling_config=types.FunctionCallingConfig(mode="ANY")),
+    )
     question = types.Content(role="user", parts=[types.Part(text="What is the weather in Oslo?")])
     first = client.models.generate_content(model=MODEL, contents=[question], config=config)
     call = first.function_calls[0]
@@ -119,7 +139,8 @@ def test_tool_call_round_trip(client) -> None:
 def test_image_part_counts_as_image_input(client) -> None:
     text_only = client.models.generate_content(model=MODEL, contents="What is in this picture?")
     with_image = client.models.generate_content(
-        model=MODEL, contents=[types.Part.from_bytes(data=PNG, mime_type="image/png"), "What is in this picture?"])
+        model=MODEL, contents=[types.Part.from_bytes(data=PNG, mime_type="image/png"), "What is in this picture?"]
+    )
     added = with_image.usage_metadata.prompt_token_count - text_only.usage_metadata.prompt_token_count
     assert IMAGE_TOKENS <= added < IMAGE_TOKENS + 20  # the image estimate plus its placeholder line
 
@@ -132,39 +153,63 @@ def test_an_image_a_function_returned_is_read_and_counted(client, url) -> None:
     turns = {}
     for name, parts in (("plain", None), ("image", [image])):
         result = types.FunctionResponse(name="shot", response={"output": "done"}, parts=parts)
-        turns[name] = [types.Content(role="user", parts=[types.Part(text="Screenshot?")]), call,
-                       types.Content(role="user", parts=[types.Part(function_response=result)])]
-    config = types.GenerateContentConfig(tools=[types.Tool(function_declarations=[types.FunctionDeclaration(
-        name="shot", parameters_json_schema={"type": "object", "properties": {}})])])
+        turns[name] = [
+            types.Content(role="user", parts=[types.Part(text="Screenshot?")]),
+            call,
+            types.Content(role="user", parts=[types.Part(function_response=result)]),
+        ]
+    config = types.GenerateContentConfig(
+        tools=[
+            types.Tool(
+                function_declarations=[
+                    types.FunctionDeclaration(name="shot", parameters_json_schema={"type": "object", "properties": {}})
+                ]
+            )
+        ]
+    )
     plain, seen = (client.models.generate_content(model=MODEL, contents=turns[k], config=config) for k in turns)
     added = seen.usage_metadata.prompt_token_count - plain.usage_metadata.prompt_token_count
     assert IMAGE_TOKENS <= added < IMAGE_TOKENS + 20 and "[image/png, " in seen.text
     counted = {k: client.models.count_tokens(model=MODEL, contents=turns[k]).total_tokens for k in turns}
     assert counted["image"] - counted["plain"] == added  # countTokens counts it as generateContent bills it
-    bad = {"contents": [{"role": "user", "parts": [{"functionResponse": {
-        "name": "shot", "response": {}, "parts": [{"text": "no"}]}}]}]}
+    bad = {
+        "contents": [
+            {
+                "role": "user",
+                "parts": [{"functionResponse": {"name": "shot", "response": {}, "parts": [{"text": "no"}]}}],
+            }
+        ]
+    }
     refused = httpx.post(f"{url}/v1beta/models/{MODEL}:generateContent", json=bad, headers={"x-goog-api-key": "x"})
     assert refused.status_code == 400 and "contents[0].parts[0].functionResponse.parts[0]" in refused.text
 
 
 def test_explicit_cache_hit_is_priced_at_the_cached_rate(client) -> None:
-    cache = client.caches.create(model=MODEL, config=types.CreateCachedContentConfig(
-        contents=[CONTRACT], system_instruction="Answer from the contract.", ttl="600s", display_name="contract"))
+    cache = client.caches.create(
+        model=MODEL,
+        config=types.CreateCachedContentConfig(
+            contents=[CONTRACT], system_instruction="Answer from the contract.", ttl="600s", display_name="contract"
+        ),
+    )
     cached = cache.usage_metadata.total_token_count
     assert cache.name.startswith("cachedContents/") and cached >= 1024 and cache.display_name == "contract"
     assert client.caches.get(name=cache.name).expire_time == cache.expire_time
     assert cache.name in [c.name for c in client.caches.list()]
 
     response = client.models.generate_content(
-        model=MODEL, contents="When is lot 7 paid?", config=types.GenerateContentConfig(cached_content=cache.name))
+        model=MODEL, contents="When is lot 7 paid?", config=types.GenerateContentConfig(cached_content=cache.name)
+    )
     meta = response.usage_metadata
     assert meta.cached_content_token_count == cached and meta.prompt_token_count > cached
 
     usage = usage_from_gemini(meta)
     assert usage == Usage(meta.prompt_token_count - cached, meta.candidates_token_count, cached)
     entry = default_catalog().lookup(MODEL)
-    expected = ((meta.prompt_token_count - cached) * entry.input + cached * entry.cache_read
-                + meta.candidates_token_count * entry.output) / MILLION
+    expected = (
+        (meta.prompt_token_count - cached) * entry.input
+        + cached * entry.cache_read
+        + meta.candidates_token_count * entry.output
+    ) / MILLION
     cost = compute_cost(usage, MODEL)
     assert cost.total_usd == expected and cost.cache_read_usd == cached * Decimal("0.03") / MILLION
     uncached = compute_cost(Usage(meta.prompt_token_count, meta.candidates_token_count), MODEL).total_usd
@@ -173,8 +218,11 @@ def test_explicit_cache_hit_is_priced_at_the_cached_rate(client) -> None:
     assert cache_storage_cost(MODEL, cached, Decimal(10) / 60) == cached * Decimal("1.00") / 6 / MILLION
 
     with pytest.raises(errors.ClientError, match="system_instruction"):
-        client.models.generate_content(model=MODEL, contents="x", config=types.GenerateContentConfig(
-            cached_content=cache.name, system_instruction="other"))
+        client.models.generate_content(
+            model=MODEL,
+            contents="x",
+            config=types.GenerateContentConfig(cached_content=cache.name, system_instruction="other"),
+        )
     client.caches.delete(name=cache.name)
     with pytest.raises(errors.ClientError) as gone:
         client.caches.get(name=cache.name)
@@ -184,15 +232,23 @@ def test_explicit_cache_hit_is_priced_at_the_cached_rate(client) -> None:
 def test_a_caches_tool_config_applies_to_the_calls_using_it(client, url) -> None:
     # The cache's toolConfig was accepted and dropped: a call using a cache that forces get_weather got text back.
     forced = types.ToolConfig(function_calling_config=types.FunctionCallingConfig(mode="ANY"))
-    cache = client.caches.create(model=MODEL, config=types.CreateCachedContentConfig(
-        contents=[CONTRACT], tools=[weather_tool()], tool_config=forced, ttl="600s"))
+    cache = client.caches.create(
+        model=MODEL,
+        config=types.CreateCachedContentConfig(
+            contents=[CONTRACT], tools=[weather_tool()], tool_config=forced, ttl="600s"
+        ),
+    )
     response = client.models.generate_content(
-        model=MODEL, contents="Weather in Oslo?", config=types.GenerateContentConfig(cached_content=cache.name))
+        model=MODEL, contents="Weather in Oslo?", config=types.GenerateContentConfig(cached_content=cache.name)
+    )
     assert [c.name for c in response.function_calls or []] == ["get_weather"]
     assert set(response.function_calls[0].args) == {"city"}
     client.caches.delete(name=cache.name)
-    body = {"model": f"models/{MODEL}", "contents": [{"role": "user", "parts": [{"text": CONTRACT}]}],
-            "toolConfig": {"functionCallingConfig": {"mode": "SOMETIMES"}}}
+    body = {
+        "model": f"models/{MODEL}",
+        "contents": [{"role": "user", "parts": [{"text": CONTRACT}]}],
+        "toolConfig": {"functionCallingConfig": {"mode": "SOMETIMES"}},
+    }
     refused = httpx.post(f"{url}/v1beta/cachedContents", json=body, headers={"x-goog-api-key": "x"})
     assert refused.status_code == 400 and "toolConfig.functionCallingConfig.mode" in refused.json()["error"]["message"]
 
@@ -224,10 +280,12 @@ def test_a_caches_google_search_tool_grounds_the_calls_using_it(client) -> None:
     # The cache's tools were only rendered into its prompt: a call using a cache that offers Google Search was
     # answered without the search's groundingMetadata, which the same tool in the request brings.
     search = [types.Tool(google_search=types.GoogleSearch())]
-    cache = client.caches.create(model=MODEL, config=types.CreateCachedContentConfig(
-        contents=[CONTRACT], tools=search, ttl="600s"))
+    cache = client.caches.create(
+        model=MODEL, config=types.CreateCachedContentConfig(contents=[CONTRACT], tools=search, ttl="600s")
+    )
     response = client.models.generate_content(
-        model=MODEL, contents="Any news on lot 7?", config=types.GenerateContentConfig(cached_content=cache.name))
+        model=MODEL, contents="Any news on lot 7?", config=types.GenerateContentConfig(cached_content=cache.name)
+    )
     grounding = response.candidates[0].grounding_metadata
     assert grounding is not None and grounding.web_search_queries[0] == "Any news on lot 7?"
     client.caches.delete(name=cache.name)
@@ -250,8 +308,9 @@ def test_an_expire_time_without_its_offset_is_refused_and_other_caches_still_ser
     kept = client.caches.create(model=MODEL, config=types.CreateCachedContentConfig(contents=[CONTRACT], ttl="600s"))
     body = {"model": f"models/{MODEL}", "contents": [{"role": "user", "parts": [{"text": CONTRACT}]}]}
     for sent in ("2099-01-01T00:00:00", "soon"):
-        refused = httpx.post(f"{url}/v1beta/cachedContents", json={**body, "expireTime": sent},
-                             headers={"x-goog-api-key": "x"})
+        refused = httpx.post(
+            f"{url}/v1beta/cachedContents", json={**body, "expireTime": sent}, headers={"x-goog-api-key": "x"}
+        )
         assert refused.status_code == 400, refused.text
         assert refused.json()["error"]["message"].startswith("expireTime: an RFC 3339 timestamp with its offset")
         moved = httpx.patch(f"{url}/v1beta/{kept.name}", json={"expireTime": sent}, headers={"x-goog-api-key": "x"})
@@ -266,14 +325,16 @@ def test_a_cache_body_setting_both_expirations_or_what_cannot_change_is_refused_
     # dropped; an update's displayName (only the expiration can change) was dropped as well.
     later = "2099-01-01T00:00:00Z"
     with pytest.raises(errors.ClientError, match="ttl and expireTime: set one of them") as both:
-        client.caches.create(model=MODEL, config=types.CreateCachedContentConfig(
-            contents=[CONTRACT], ttl="600s", expire_time=later))
+        client.caches.create(
+            model=MODEL, config=types.CreateCachedContentConfig(contents=[CONTRACT], ttl="600s", expire_time=later)
+        )
     assert both.value.code == 400
     kept = client.caches.create(model=MODEL, config=types.CreateCachedContentConfig(contents=[CONTRACT], ttl="600s"))
     with pytest.raises(errors.ClientError, match="ttl and expireTime: set one of them"):
         client.caches.update(name=kept.name, config=types.UpdateCachedContentConfig(ttl="60s", expire_time=later))
-    renamed = httpx.patch(f"{url}/v1beta/{kept.name}", json={"ttl": "60s", "displayName": "other"},
-                          headers={"x-goog-api-key": "x"})
+    renamed = httpx.patch(
+        f"{url}/v1beta/{kept.name}", json={"ttl": "60s", "displayName": "other"}, headers={"x-goog-api-key": "x"}
+    )
     assert renamed.status_code == 400 and "not displayName" in renamed.json()["error"]["message"]
     assert client.caches.get(name=kept.name).expire_time == kept.expire_time  # nothing refused was applied
     client.caches.delete(name=kept.name)
@@ -287,10 +348,18 @@ def test_cache_below_the_minimum_is_refused(client) -> None:
 
 def test_batch_job_is_answered_and_priced_at_batch_rates(client) -> None:
     prompts = {"a": "Summarise the water cycle", "b": "List two prime numbers", "c": "Name a colour of the sky"}
-    job = client.batches.create(model=MODEL, src=[
-        {"contents": [{"role": "user", "parts": [{"text": text}]}], "metadata": {"key": key},
-         "config": {"max_output_tokens": 4}} for key, text in prompts.items()],
-        config={"display_name": "three"})
+    job = client.batches.create(
+        model=MODEL,
+        src=[
+            {
+                "contents": [{"role": "user", "parts": [{"text": text}]}],
+                "metadata": {"key": key},
+                "config": {"max_output_tokens": 4},
+            }
+            for key, text in prompts.items()
+        ],
+        config={"display_name": "three"},
+    )
     assert job.name.startswith("batches/") and job.state == types.JobState.JOB_STATE_PENDING
     deadline = time.monotonic() + 30
     while not job.done and time.monotonic() < deadline:
@@ -320,16 +389,30 @@ def test_cancelled_batch_stops(url) -> None:
     assert client.batches.get(name=job.name).state == types.JobState.JOB_STATE_CANCELLED
 
 
-@pytest.mark.parametrize(("body", "status", "needle"), [
-    ({"contents": [{"role": "robot", "parts": [{"text": "x"}]}]}, 400, "role"),
-    ({"contents": [{"parts": []}]}, 400, "at least one part"),
-    ({"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"maxOutputTokens": -1}}, 400, "maxOutputTokens"),
-    ({"contents": [{"parts": [{"text": "x"}]}], "bogus": 1}, 400, "bogus"),
-    # Log probabilities were asked for and left out of the answer unsaid (the API sends logprobsResult).
-    ({"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"responseLogprobs": True}}, 400,
-     "generationConfig.responseLogprobs: the Tokenomy emulator reports no log probabilities"),
-    ({"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"logprobs": 3}}, 400, "generationConfig.logprobs"),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "needle"),
+    [
+        ({"contents": [{"role": "robot", "parts": [{"text": "x"}]}]}, 400, "role"),
+        ({"contents": [{"parts": []}]}, 400, "at least one part"),
+        (
+            {"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"maxOutputTokens": -1}},
+            400,
+            "maxOutputTokens",
+        ),
+        ({"contents": [{"parts": [{"text": "x"}]}], "bogus": 1}, 400, "bogus"),
+        # Log probabilities were asked for and left out of the answer unsaid (the API sends logprobsResult).
+        (
+            {"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"responseLogprobs": True}},
+            400,
+            "generationConfig.responseLogprobs: the Tokenomy emulator reports no log probabilities",
+        ),
+        (
+            {"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {"logprobs": 3}},
+            400,
+            "generationConfig.logprobs",
+        ),
+    ],
+)
 def test_malformed_requests_are_400_naming_the_field(url, body, status, needle) -> None:
     reply = httpx.post(f"{url}/v1beta/models/{MODEL}:generateContent", json=body, headers={"x-goog-api-key": "x"})
     assert reply.status_code == status and needle in reply.json()["error"]["message"]
@@ -338,8 +421,9 @@ def test_malformed_requests_are_400_naming_the_field(url, body, status, needle) 
 
 def test_unknown_model_and_missing_key(url) -> None:
     body = {"contents": [{"parts": [{"text": "x"}]}]}
-    missing = httpx.post(f"{url}/v1beta/models/gemini-0-nope:generateContent", json=body,
-                         headers={"x-goog-api-key": "x"})
+    missing = httpx.post(
+        f"{url}/v1beta/models/gemini-0-nope:generateContent", json=body, headers={"x-goog-api-key": "x"}
+    )
     assert missing.status_code == 404 and missing.json()["error"]["status"] == "NOT_FOUND"
     anonymous = httpx.post(f"{url}/v1beta/models/{MODEL}:generateContent", json=body)
     assert anonymous.status_code == 401
@@ -349,23 +433,36 @@ def test_count_tokens_equals_the_prompt_tokens_generate_content_reports(client, 
     image = types.Part.from_bytes(data=PNG, mime_type="image/png")
     turns = [types.Content(role="user", parts=[image, types.Part(text="What colour is it?")])]
     counted = client.models.count_tokens(model=MODEL, contents=turns).total_tokens
-    usage = client.models.generate_content(model=MODEL, contents=turns,
-                                           config=types.GenerateContentConfig(max_output_tokens=2)).usage_metadata
+    usage = client.models.generate_content(
+        model=MODEL, contents=turns, config=types.GenerateContentConfig(max_output_tokens=2)
+    ).usage_metadata
     assert counted == usage.prompt_token_count > IMAGE_TOKENS
     # The system instruction and tools count too: in a whole generateContentRequest (the Gemini API's REST form)
     # or beside the contents (Vertex AI's).
-    extra = {"systemInstruction": {"parts": [{"text": "Be brief."}]},
-             "tools": [{"functionDeclarations": [{"name": "weather", "parameters": {"type": "OBJECT"}}]}]}
+    extra = {
+        "systemInstruction": {"parts": [{"text": "Be brief."}]},
+        "tools": [{"functionDeclarations": [{"name": "weather", "parameters": {"type": "OBJECT"}}]}],
+    }
     contents = [{"role": "user", "parts": [{"text": "What colour is it?"}]}]
-    config = types.GenerateContentConfig(max_output_tokens=2, system_instruction="Be brief.", tools=[types.Tool(
-        function_declarations=[types.FunctionDeclaration(name="weather", parameters={"type": "OBJECT"})])])
+    config = types.GenerateContentConfig(
+        max_output_tokens=2,
+        system_instruction="Be brief.",
+        tools=[
+            types.Tool(function_declarations=[types.FunctionDeclaration(name="weather", parameters={"type": "OBJECT"})])
+        ],
+    )
     reported = client.models.generate_content(model=MODEL, contents="What colour is it?", config=config)
-    for body in ({"generateContentRequest": {"model": f"models/{MODEL}", "contents": contents, **extra}},
-                 {"contents": contents, **extra}):
+    for body in (
+        {"generateContentRequest": {"model": f"models/{MODEL}", "contents": contents, **extra}},
+        {"contents": contents, **extra},
+    ):
         answer = httpx.post(f"{url}/v1beta/models/{MODEL}:countTokens", json=body, headers={"x-goog-api-key": "x"})
         assert answer.json()["totalTokens"] == reported.usage_metadata.prompt_token_count
-    both = httpx.post(f"{url}/v1beta/models/{MODEL}:countTokens", headers={"x-goog-api-key": "x"},
-                      json={"contents": contents, "generateContentRequest": {"contents": contents}})
+    both = httpx.post(
+        f"{url}/v1beta/models/{MODEL}:countTokens",
+        headers={"x-goog-api-key": "x"},
+        json={"contents": contents, "generateContentRequest": {"contents": contents}},
+    )
     assert both.status_code == 400 and "not both" in both.json()["error"]["message"]
 
 
@@ -384,8 +481,11 @@ def test_an_array_response_schema_is_answered_as_the_api_does(client) -> None:
         assert reply.candidates[0].finish_reason == types.FinishReason.STOP
         assert not isinstance(json.loads(reply.text), dict)
     assert json.loads(reply.text) in ("a", "b")  # the enum's answer is one of its values
-    listed = client.models.generate_content(model=MODEL, contents="Two cities.", config=types.GenerateContentConfig(
-        response_mime_type="application/json", response_schema=list[City]))
+    listed = client.models.generate_content(
+        model=MODEL,
+        contents="Two cities.",
+        config=types.GenerateContentConfig(response_mime_type="application/json", response_schema=list[City]),
+    )
     assert isinstance(listed.parsed, list) and all(isinstance(c, City) for c in listed.parsed)
 
 
@@ -407,8 +507,9 @@ def test_enum_output_is_one_of_the_values_bare_and_a_schema_no_answer_follows_is
         ({"responseJsonSchema": {"type": "object"}}, "generationConfig.responseJsonSchema"),
         ({"responseMimeType": "text/x.enum", "responseSchema": {"type": "STRING"}}, "enum values"),
     ):
-        refused = httpx.post(f"{url}/v1beta/models/{MODEL}:generateContent", json={**ask, "generationConfig": config},
-                             headers=headers)
+        refused = httpx.post(
+            f"{url}/v1beta/models/{MODEL}:generateContent", json={**ask, "generationConfig": config}, headers=headers
+        )
         assert refused.status_code == 400 and named in refused.json()["error"]["message"], refused.text
 
 
@@ -417,12 +518,19 @@ def test_int64_schema_fields_sent_as_text_as_proto3_json_writes_them_are_numbers
     # proto3 JSON writes as text ("1") and Google's discovery-based REST clients send so: the emulator checked them as
     # JSON Schema 2020-12, where "1" is no number, and answered a 400 the API does not.
     city = {"type": "STRING", "minLength": "1", "maxLength": "40"}
-    schema = {"type": "OBJECT", "properties": {"cities": {"type": "ARRAY", "items": city, "minItems": "1",
-                                                          "maxItems": "3"}},
-              "required": ["cities"], "minProperties": "1", "maxProperties": "1"}
+    schema = {
+        "type": "OBJECT",
+        "properties": {"cities": {"type": "ARRAY", "items": city, "minItems": "1", "maxItems": "3"}},
+        "required": ["cities"],
+        "minProperties": "1",
+        "maxProperties": "1",
+    }
     ask = {"contents": [{"role": "user", "parts": [{"text": "Name a city or two."}]}]}
-    forced = {**ask, "tools": [{"functionDeclarations": [{"name": "pick", "parameters": schema}]}],
-              "toolConfig": {"functionCallingConfig": {"mode": "ANY"}}}
+    forced = {
+        **ask,
+        "tools": [{"functionDeclarations": [{"name": "pick", "parameters": schema}]}],
+        "toolConfig": {"functionCallingConfig": {"mode": "ANY"}},
+    }
     shaped = {**ask, "generationConfig": {"responseMimeType": "application/json", "responseSchema": schema}}
     headers = {"x-goog-api-key": "x"}
     call = httpx.post(f"{url}/v1beta/models/{MODEL}:generateContent", json=forced, headers=headers)
@@ -434,7 +542,12 @@ def test_int64_schema_fields_sent_as_text_as_proto3_json_writes_them_are_numbers
     for cities in (args["cities"], said["cities"]):  # the schema's shape (the instant engine keeps no length limits)
         assert isinstance(cities, list) and all(isinstance(c, str) for c in cities)
     # Text that is no number is refused, as Google refuses it (an int64 field it cannot read).
-    wrong = {**shaped, "generationConfig": {**shaped["generationConfig"], "responseSchema": {
-        "type": "ARRAY", "items": {"type": "STRING"}, "minItems": "one"}}}
+    wrong = {
+        **shaped,
+        "generationConfig": {
+            **shaped["generationConfig"],
+            "responseSchema": {"type": "ARRAY", "items": {"type": "STRING"}, "minItems": "one"},
+        },
+    }
     refused = httpx.post(f"{url}/v1beta/models/{MODEL}:generateContent", json=wrong, headers=headers)
     assert refused.status_code == 400 and "responseSchema" in refused.json()["error"]["message"]

@@ -34,6 +34,13 @@ def test_repeated_prefix_is_an_implicit_cache_hit_at_the_cached_rate() -> None:
     assert cached + second.usage.input_tokens == first.usage.input_tokens  # same length: "Group 9?" vs "Group 4?"
     cost = compute_cost(second.usage, MODEL)
     assert cost.cache_read_usd == cached * entry.cache_read / MILLION
-    assert cost.total_usd == (second.usage.input_tokens * entry.input + cached * entry.cache_read
-                              + second.usage.output_tokens * entry.output) / MILLION
+    assert (
+        cost.total_usd
+        == (
+            second.usage.input_tokens * entry.input
+            + cached * entry.cache_read
+            + second.usage.output_tokens * entry.output
+        )
+        / MILLION
+    )
     assert short.usage.cache_read_tokens == 0  # below the minimum nothing is cached

@@ -42,7 +42,9 @@ def claude():
 
 def test_anthropic_structured_output_cut_short_is_a_max_tokens_stop(claude) -> None:
     message = claude.messages.create(
-        model="claude-sonnet-4-5-20250929", max_tokens=LIMIT, messages=[{"role": "user", "content": ASK}],
+        model="claude-sonnet-4-5-20250929",
+        max_tokens=LIMIT,
+        messages=[{"role": "user", "content": ASK}],
         extra_body={"output_config": {"format": {"type": "json_schema", "schema": SCHEMA}}},
     )
     assert message.stop_reason == "max_tokens"
@@ -53,7 +55,9 @@ def test_anthropic_structured_output_cut_short_is_a_max_tokens_stop(claude) -> N
 
 def test_anthropic_forced_tool_cut_short_keeps_a_partial_input(claude) -> None:
     kwargs = dict(
-        model="claude-sonnet-4-5-20250929", max_tokens=LIMIT, messages=[{"role": "user", "content": ASK}],
+        model="claude-sonnet-4-5-20250929",
+        max_tokens=LIMIT,
+        messages=[{"role": "user", "content": ASK}],
         tools=[{"name": "report", "description": "Report the weather.", "input_schema": SCHEMA}],
         tool_choice={"type": "tool", "name": "report"},
     )
@@ -70,21 +74,31 @@ def test_anthropic_forced_tool_cut_short_keeps_a_partial_input(claude) -> None:
 
 def test_bedrock_converse_cut_short_is_a_max_tokens_stop() -> None:
     with ServerThread(bedrock_runtime.create_app()) as url:
-        brt = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", aws_access_key_id="x",
-                           aws_secret_access_key="x", config=Config(retries={"total_max_attempts": 1}))
+        brt = boto3.client(
+            "bedrock-runtime",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+            config=Config(retries={"total_max_attempts": 1}),
+        )
         model = "anthropic.claude-3-7-sonnet-20250219-v1:0"
         tool = {"toolSpec": {"name": "report", "inputSchema": {"json": SCHEMA}}}
-        kwargs = dict(modelId=model, messages=[{"role": "user", "content": [{"text": ASK}]}],
-                      inferenceConfig={"maxTokens": LIMIT},
-                      toolConfig={"tools": [tool], "toolChoice": {"tool": {"name": "report"}}})
+        kwargs = dict(
+            modelId=model,
+            messages=[{"role": "user", "content": [{"text": ASK}]}],
+            inferenceConfig={"maxTokens": LIMIT},
+            toolConfig={"tools": [tool], "toolChoice": {"tool": {"name": "report"}}},
+        )
         result = brt.converse(**kwargs)
         assert result["stopReason"] == "max_tokens"
         [block] = result["output"]["message"]["content"]
         assert block["toolUse"]["name"] == "report" and "forecast" not in block["toolUse"]["input"]
         assert result["usage"]["outputTokens"] == LIMIT
         events = list(brt.converse_stream(**kwargs)["stream"])
-        partial = "".join(e["contentBlockDelta"]["delta"]["toolUse"]["input"] for e in events
-                          if "contentBlockDelta" in e)
+        partial = "".join(
+            e["contentBlockDelta"]["delta"]["toolUse"]["input"] for e in events if "contentBlockDelta" in e
+        )
         assert partial.startswith("{") and _not_json(partial)
         assert [e["messageStop"]["stopReason"] for e in events if "messageStop" in e] == ["max_tokens"]
 
@@ -92,19 +106,27 @@ def test_bedrock_converse_cut_short_is_a_max_tokens_stop() -> None:
 def test_gemini_json_schema_cut_short_is_max_tokens_with_the_partial_text() -> None:
     with ServerThread(gemini_api.create_app()) as url:
         client = genai.Client(api_key="x", http_options={"base_url": url})
-        config = types.GenerateContentConfig(max_output_tokens=LIMIT, response_mime_type="application/json",
-                                             response_json_schema=SCHEMA)
+        config = types.GenerateContentConfig(
+            max_output_tokens=LIMIT, response_mime_type="application/json", response_json_schema=SCHEMA
+        )
         response = client.models.generate_content(model="gemini-2.5-flash", contents=ASK, config=config)
         [candidate] = response.candidates
         assert candidate.finish_reason == types.FinishReason.MAX_TOKENS
         assert response.text.startswith("{") and _not_json(response.text)
         assert response.usage_metadata.candidates_token_count == LIMIT
-        tool = types.Tool(function_declarations=[types.FunctionDeclaration(
-            name="report", description="Report the weather.", parameters_json_schema=SCHEMA)])
+        tool = types.Tool(
+            function_declarations=[
+                types.FunctionDeclaration(
+                    name="report", description="Report the weather.", parameters_json_schema=SCHEMA
+                )
+            ]
+        )
         forced = types.GenerateContentConfig(
-            max_output_tokens=LIMIT, tools=[tool],
+            max_output_tokens=LIMIT,
+            tools=[tool],
             tool_config=types.ToolConfig(function_calling_config=types.FunctionCallingConfig(mode="ANY")),
-            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True))
+            automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+        )
         chunks = list(client.models.generate_content_stream(model="gemini-2.5-flash", contents=ASK, config=forced))
         assert chunks[-1].candidates[0].finish_reason == types.FinishReason.MAX_TOKENS
         assert not any(c.function_calls for c in chunks)  # a call is sent whole or not at all
@@ -118,8 +140,9 @@ def test_azure_json_schema_cut_short_is_a_length_finish_with_the_partial_text() 
     with ServerThread(azure_openai.create_app({"chat-prod": "gpt-4o-mini"})) as url:
         client = openai.AzureOpenAI(azure_endpoint=url, api_key="k", api_version="2024-10-21", max_retries=0)
         fmt = {"type": "json_schema", "json_schema": {"name": "weather", "schema": SCHEMA, "strict": True}}
-        kwargs = dict(model="chat-prod", messages=[{"role": "user", "content": ASK}], max_tokens=LIMIT,
-                      response_format=fmt)
+        kwargs = dict(
+            model="chat-prod", messages=[{"role": "user", "content": ASK}], max_tokens=LIMIT, response_format=fmt
+        )
         reply = client.chat.completions.create(**kwargs)
         [choice] = reply.choices
         assert choice.finish_reason == "length"
@@ -130,7 +153,10 @@ def test_azure_json_schema_cut_short_is_a_length_finish_with_the_partial_text() 
         streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
         assert streamed == choice.message.content
         tool = {"type": "function", "function": {"name": "report", "parameters": SCHEMA}}
-        called = client.chat.completions.create(**kwargs | {"response_format": None}, tools=[tool],
-                                                tool_choice={"type": "function", "function": {"name": "report"}})
+        called = client.chat.completions.create(
+            **kwargs | {"response_format": None},
+            tools=[tool],
+            tool_choice={"type": "function", "function": {"name": "report"}},
+        )
         assert called.choices[0].finish_reason == "length"
         assert _not_json(called.choices[0].message.tool_calls[0].function.arguments)

@@ -20,12 +20,21 @@ from tokenomy.ledger.store import open_store
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 # The OpenAI Agents SDK's function tool (strict schema, every parameter required), as its chat completions model
 # sends it.
-WEATHER = {"type": "function", "function": {
-    "name": "weather", "description": "Weather of a city.", "strict": True,
-    "parameters": {"properties": {"city": {"title": "City", "type": "string"},
-                                  "tool": {"title": "Tool", "type": "string"}},
-                   "required": ["city", "tool"], "title": "weather_args", "type": "object",
-                   "additionalProperties": False}}}
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "weather",
+        "description": "Weather of a city.",
+        "strict": True,
+        "parameters": {
+            "properties": {"city": {"title": "City", "type": "string"}, "tool": {"title": "Tool", "type": "string"}},
+            "required": ["city", "tool"],
+            "title": "weather_args",
+            "type": "object",
+            "additionalProperties": False,
+        },
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -39,15 +48,27 @@ def served(tmp_path_factory):
     with pytest.MonkeyPatch.context() as env:
         env.setenv("ANTHROPIC_API_KEY", "unused")
         stand_in_aws_keys(env)
-        with (RecordingOpenAI() as upstream, ServerThread(create_anthropic(engine=InstantEngine())) as claude,
-              ServerThread(create_bedrock(engine=InstantEngine())) as bedrock,
-              ServerThread(create_gemini(engine=InstantEngine())) as gemini):
-            config = parse_config({"models": {
-                "gpt": {"provider": "openai", "model": "up-model", "base_url": upstream.url, "price_as": HAIKU},
-                "claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": claude},
-                "bedrock": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock,
-                            "model": "us.anthropic.claude-sonnet-4-20250514-v1:0"},
-                "g": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": gemini}}})
+        with (
+            RecordingOpenAI() as upstream,
+            ServerThread(create_anthropic(engine=InstantEngine())) as claude,
+            ServerThread(create_bedrock(engine=InstantEngine())) as bedrock,
+            ServerThread(create_gemini(engine=InstantEngine())) as gemini,
+        ):
+            config = parse_config(
+                {
+                    "models": {
+                        "gpt": {"provider": "openai", "model": "up-model", "base_url": upstream.url, "price_as": HAIKU},
+                        "claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": claude},
+                        "bedrock": {
+                            "provider": "bedrock",
+                            "region": "us-east-1",
+                            "endpoint_url": bedrock,
+                            "model": "us.anthropic.claude-sonnet-4-20250514-v1:0",
+                        },
+                        "g": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": gemini},
+                    }
+                }
+            )
             with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
                 yield upstream, url, ledger
 
@@ -73,8 +94,16 @@ def agents_sdk_turn(client, model: str, messages: list[dict], stream: bool):
     """One turn of the OpenAI Agents SDK's chat completions model with ModelSettings(store=False,
     parallel_tool_calls=False, max_tokens=200, include_usage=True): its request, field for field."""
     more = {"stream_options": {"include_usage": True}} if stream else {}
-    return client.chat.completions.create(model=model, messages=messages, tools=[WEATHER], max_tokens=200,
-                                          parallel_tool_calls=False, store=False, stream=stream, **more)
+    return client.chat.completions.create(
+        model=model,
+        messages=messages,
+        tools=[WEATHER],
+        max_tokens=200,
+        parallel_tool_calls=False,
+        store=False,
+        stream=stream,
+        **more,
+    )
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -104,12 +133,27 @@ def test_the_agents_sdks_store_false_asks_nothing_of_claude_and_its_tool_loop_go
         call = answer.choices[0].message.tool_calls[0]
         ids.append(answer.id)
     assert call.function.name == "weather"
-    followed = [*opening, {"role": "assistant", "content": None, "tool_calls": [
-        {"id": call.id, "type": "function", "function": {"name": "weather", "arguments": arguments_for("weather")}}]},
-        {"role": "tool", "tool_call_id": call.id, "content": "18C sunny in Paris"}]
+    followed = [
+        *opening,
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": "weather", "arguments": arguments_for("weather")},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": call.id, "content": "18C sunny in Paris"},
+    ]
     answer = agents_sdk_turn(client, "gpt", followed, stream)
-    text = "".join(c.choices[0].delta.content or "" for c in answer if c.choices) if stream else (
-        answer.choices[0].message.content)
+    text = (
+        "".join(c.choices[0].delta.content or "" for c in answer if c.choices)
+        if stream
+        else (answer.choices[0].message.content)
+    )
     assert text == "answer after 18C sunny in Paris"
     assert [(body["store"], body["parallel_tool_calls"]) for body in upstream.bodies] == [(False, False)] * 2
     rows = ledger_rows(ledger, ids)
@@ -119,8 +163,9 @@ def test_the_agents_sdks_store_false_asks_nothing_of_claude_and_its_tool_loop_go
 
 @pytest.mark.parametrize("model", ["bedrock", "g"])
 def test_store_false_asks_nothing_of_bedrock_or_gemini_either(client, model):
-    answer = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}], max_tokens=20,
-                                            store=False)
+    answer = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "hi"}], max_tokens=20, store=False
+    )
     assert answer.choices[0].message.content == "Re: hi"
 
 
@@ -139,12 +184,19 @@ def test_store_false_reaches_no_other_apis_body():
     from tokenomy.providers.converse_mapping import to_converse_params
 
     body = ChatCompletionRequest.model_validate(
-        {"model": HAIKU, "messages": [{"role": "user", "content": "hi"}], "store": False})
+        {"model": HAIKU, "messages": [{"role": "user", "content": "hi"}], "store": False}
+    )
     assert "additionalModelRequestFields" not in to_converse_params(to_chat_request(body, {}, None, RouteConfig()))
 
 
-@pytest.mark.parametrize("schema", [{"type": 5}, {"type": "object", "properties": 3},
-                                    {"type": "object", "properties": {"a": {"type": "string"}}, "required": "a"}])
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": 5},
+        {"type": "object", "properties": 3},
+        {"type": "object", "properties": {"a": {"type": "string"}}, "required": "a"},
+    ],
+)
 @pytest.mark.parametrize("model", ["claude", "bedrock", "g"])
 def test_a_malformed_tool_schema_is_the_providers_400_not_a_502(served, client, model, schema):
     # The emulators filled the forced tool's schema in and crashed on a `type` of 5, `properties` that are not an
@@ -152,8 +204,13 @@ def test_a_malformed_tool_schema_is_the_providers_400_not_a_502(served, client, 
     # the gateway passes that 400 on.
     tool = {"type": "function", "function": {"name": "weather", "parameters": schema}}
     with pytest.raises(openai.BadRequestError) as refused:
-        client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Weather in Paris?"}],
-                                       tools=[tool], tool_choice="required", max_tokens=50)
+        client.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": "Weather in Paris?"}],
+            tools=[tool],
+            tool_choice="required",
+            max_tokens=50,
+        )
     assert refused.value.status_code == 400 and "schema" in str(refused.value).lower()
 
 
@@ -162,6 +219,10 @@ def test_a_malformed_tool_schema_on_v1_messages_is_anthropics_400(served):
 
     sdk = anthropic.Anthropic(base_url=served[1], api_key="unused", max_retries=0)
     with pytest.raises(anthropic.BadRequestError, match=r"tools\.0\.custom\.input_schema: JSON schema is invalid"):
-        sdk.messages.create(model="claude", max_tokens=50, messages=[{"role": "user", "content": "hi"}],
-                            tools=[{"name": "t", "input_schema": {"type": "object", "required": 7}}],
-                            tool_choice={"type": "tool", "name": "t"})
+        sdk.messages.create(
+            model="claude",
+            max_tokens=50,
+            messages=[{"role": "user", "content": "hi"}],
+            tools=[{"name": "t", "input_schema": {"type": "object", "required": 7}}],
+            tool_choice={"type": "tool", "name": "t"},
+        )

@@ -34,14 +34,24 @@ def upstream():
 
 @pytest.fixture(scope="module")
 def gateway(upstream, tmp_path_factory):
-    config = parse_config({"models": {
-        "claude": {"provider": "anthropic", "model": SONNET, "base_url": upstream[1]},
-        "opus": {"provider": "anthropic", "model": "claude-opus-4-5-20251101", "base_url": upstream[1]},
-        "opus46": {"provider": "anthropic", "model": "claude-opus-4-6", "base_url": upstream[1]},
-        # An OpenAI-format model; the tests here never call it (port 9 has no server).
-        "gpt": {"provider": "openai", "model": "gpt", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "GPT_KEY",
-                "price_as": "gpt-4o-mini"}},
-        "gateway": {"max_body_bytes": 8192}})
+    config = parse_config(
+        {
+            "models": {
+                "claude": {"provider": "anthropic", "model": SONNET, "base_url": upstream[1]},
+                "opus": {"provider": "anthropic", "model": "claude-opus-4-5-20251101", "base_url": upstream[1]},
+                "opus46": {"provider": "anthropic", "model": "claude-opus-4-6", "base_url": upstream[1]},
+                # An OpenAI-format model; the tests here never call it (port 9 has no server).
+                "gpt": {
+                    "provider": "openai",
+                    "model": "gpt",
+                    "base_url": "http://127.0.0.1:9/v1",
+                    "api_key_env": "GPT_KEY",
+                    "price_as": "gpt-4o-mini",
+                },
+            },
+            "gateway": {"max_body_bytes": 8192},
+        }
+    )
     ledger = tmp_path_factory.mktemp("gw") / "ledger.duckdb"
     with pytest.MonkeyPatch.context() as env:
         env.setenv("GPT_KEY", "unused")
@@ -75,8 +85,10 @@ def test_sampling_parameters_reach_the_upstream(gateway, scripted, sdk) -> None:
         assert "".join(stream.text_stream) == "Hi"
     chat = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
     assert chat.chat.completions.create(model="claude", messages=ASK, max_tokens=5, temperature=0.5).choices
-    sent = [(headers["anthropic-version"], {k: body.get(k) for k in ("temperature", "top_p", "top_k")})
-            for headers, body in scripted.requests]
+    sent = [
+        (headers["anthropic-version"], {k: body.get(k) for k in ("temperature", "top_p", "top_k")})
+        for headers, body in scripted.requests
+    ]
     assert sent == [
         ("2023-06-01", {"temperature": 0.2, "top_p": None, "top_k": 3}),
         ("2023-06-01", {"temperature": None, "top_p": 0.9, "top_k": None}),
@@ -94,8 +106,11 @@ def test_a_fault_inside_a_stream_ends_it_with_an_error_event(gateway, scripted, 
     assert raised.value.body["error"]["type"] == "api_error"
     assert "see the gateway's log" in raised.value.body["error"]["message"]
     assert "Traceback" not in str(raised.value.body)
-    with httpx.stream("POST", gateway + "/v1/chat/completions",
-                      json={"model": "claude", "messages": ASK, "max_tokens": 5, "stream": True}) as response:
+    with httpx.stream(
+        "POST",
+        gateway + "/v1/chat/completions",
+        json={"model": "claude", "messages": ASK, "max_tokens": 5, "stream": True},
+    ) as response:
         lines = [line for line in response.iter_lines() if line.startswith("data: ")]
     assert '"type": "server_error"' in lines[-2] and lines[-1] == "data: [DONE]"
 
@@ -109,8 +124,9 @@ def test_an_error_anthropic_ends_its_stream_with_reaches_the_caller_as_its_type(
         with sdk.messages.stream(model="claude", max_tokens=5, messages=ASK) as stream:
             list(stream)
     assert raised.value.body["error"]["type"] == kind
-    wire = httpx.post(gateway + "/v1/messages", json={"model": "claude", "max_tokens": 5, "messages": ASK,
-                                                      "stream": True}).text
+    wire = httpx.post(
+        gateway + "/v1/messages", json={"model": "claude", "max_tokens": 5, "messages": ASK, "stream": True}
+    ).text
     assert wire.index('"text":"Hi"') < wire.index("event: error")  # the text that came before it, then the error
 
 
@@ -135,56 +151,99 @@ PNG = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
 TOOL = {"name": "f", "input_schema": {"type": "object"}}
 
 
-@pytest.mark.parametrize("change, named", [
-    # malformed shapes (were 500s in OpenAI's shape)
-    ({"system": 5}, "system"),
-    ({"messages": turn({"type": ["text"], "text": "a"})}, "messages.0.content.0.type"),
-    ({"messages": turn({"type": "text", "text": "a"}, {"type": "text", "text": 5})}, "messages.0.content.1.text"),
-    ({"messages": turn({"type": "image", "source": "x"})}, "messages.0.content.0.source"),
-    ({"messages": ASK + turn(USE | {"input": [1, 2]}, role="assistant")}, "messages.1.content.0.input"),
-    ({"messages": ASK + turn(USE | {"input": "abc"}, role="assistant")}, "messages.1.content.0.input"),
-    ({"messages": ASK + turn(USE, role="assistant") + turn({"type": "tool_result", "tool_use_id": "t", "content": 5})},
-     "messages.2.content.0.content"),
-    ({"messages": turn({"type": "document", "source": "x"})}, "messages.0.content.0.source"),
-    ({"messages": turn({"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": 5}})},
-     "messages.0.content.0.source.data"),
-    ({"messages": turn({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": 5}})},
-     "messages.0.content.0.source.data"),
-    # silent drops and changes (were carried wrongly)
-    ({"messages": turn({"type": "text", "text": "a", "cache_control": {"type": "ephemeral", "ttl": "2h"}})},
-     "messages.0.content.0.cache_control.ttl"),
-    # A document's context and citations reach Claude, and are refused by name for another API's model
-    # (tests/gateway/test_document_citations.py).
-    ({"messages": turn({"type": "document", "citations": {"enabled": "yes"},
-                        "source": {"type": "text", "media_type": "text/plain", "data": "d"}})},
-     "messages.0.content.0.citations"),
-    ({"messages": turn({"type": "document", "source": {"type": "url"}})}, "messages.0.content.0.source.url"),
-    ({"messages": turn({"type": "document", "source": {"type": "content", "content": [USE]}})},
-     "messages.0.content.0.source.content.0.type"),
-    ({"messages": turn({"type": "document", "source": {"type": "content", "content": [
-        {"type": "text", "text": "a", "cache_control": {"type": "ephemeral"}}]}})},
-     "messages.0.content.0.source.content.0.cache_control"),
-    # Citations, server tools and their blocks go to Anthropic's API only (tests/gateway/test_server_tools.py).
-    ({"model": "gpt", "messages": turn({"type": "text", "text": "a", "citations": []})},
-     "messages.0.content.0.citations"),
-    ({"system": [{"type": "image", "source": PNG}]}, "system.0.type"),
-    ({"tool_choice": "any", "tools": [TOOL]}, "tool_choice"),
-    ({"tool_choice": {"type": "tool"}, "tools": [TOOL]}, "tool_choice.name"),
-    ({"messages": turn({"type": "image", "source": {"type": "url"}})}, "messages.0.content.0.source.url"),
-    ({"messages": turn({"type": "image", "source": {"type": "base64", "media_type": "image/png"}})},
-     "messages.0.content.0.source.data"),
-    ({"max_tokens": 10**30}, "max_tokens"),
-    ({"temperature": 5}, "temperature"),
-    ({"top_p": -1}, "top_p"),
-    ({"top_k": 0}, "top_k"),
-    ({"stream": "no"}, "stream"),
-    ({"model": "gpt", "tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 1}]},
-     "tools.0.type"),
-    ({"tools": [{"type": "code_execution_20250825", "name": "code_execution"}]}, "tools.0.type"),
-    ({"tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 0}]}, "tools.0.max_uses"),
-    ({"model": "gpt", "output_config": {"effort": "low"}}, "output_config"),
-    ({"model": "gpt", "cache_control": {"type": "ephemeral"}}, "cache_control"),
-])
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        # malformed shapes (were 500s in OpenAI's shape)
+        ({"system": 5}, "system"),
+        ({"messages": turn({"type": ["text"], "text": "a"})}, "messages.0.content.0.type"),
+        ({"messages": turn({"type": "text", "text": "a"}, {"type": "text", "text": 5})}, "messages.0.content.1.text"),
+        ({"messages": turn({"type": "image", "source": "x"})}, "messages.0.content.0.source"),
+        ({"messages": ASK + turn(USE | {"input": [1, 2]}, role="assistant")}, "messages.1.content.0.input"),
+        ({"messages": ASK + turn(USE | {"input": "abc"}, role="assistant")}, "messages.1.content.0.input"),
+        (
+            {
+                "messages": ASK
+                + turn(USE, role="assistant")
+                + turn({"type": "tool_result", "tool_use_id": "t", "content": 5})
+            },
+            "messages.2.content.0.content",
+        ),
+        ({"messages": turn({"type": "document", "source": "x"})}, "messages.0.content.0.source"),
+        (
+            {"messages": turn({"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": 5}})},
+            "messages.0.content.0.source.data",
+        ),
+        (
+            {"messages": turn({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": 5}})},
+            "messages.0.content.0.source.data",
+        ),
+        # silent drops and changes (were carried wrongly)
+        (
+            {"messages": turn({"type": "text", "text": "a", "cache_control": {"type": "ephemeral", "ttl": "2h"}})},
+            "messages.0.content.0.cache_control.ttl",
+        ),
+        # A document's context and citations reach Claude, and are refused by name for another API's model
+        # (tests/gateway/test_document_citations.py).
+        (
+            {
+                "messages": turn(
+                    {
+                        "type": "document",
+                        "citations": {"enabled": "yes"},
+                        "source": {"type": "text", "media_type": "text/plain", "data": "d"},
+                    }
+                )
+            },
+            "messages.0.content.0.citations",
+        ),
+        ({"messages": turn({"type": "document", "source": {"type": "url"}})}, "messages.0.content.0.source.url"),
+        (
+            {"messages": turn({"type": "document", "source": {"type": "content", "content": [USE]}})},
+            "messages.0.content.0.source.content.0.type",
+        ),
+        (
+            {
+                "messages": turn(
+                    {
+                        "type": "document",
+                        "source": {
+                            "type": "content",
+                            "content": [{"type": "text", "text": "a", "cache_control": {"type": "ephemeral"}}],
+                        },
+                    }
+                )
+            },
+            "messages.0.content.0.source.content.0.cache_control",
+        ),
+        # Citations, server tools and their blocks go to Anthropic's API only (tests/gateway/test_server_tools.py).
+        (
+            {"model": "gpt", "messages": turn({"type": "text", "text": "a", "citations": []})},
+            "messages.0.content.0.citations",
+        ),
+        ({"system": [{"type": "image", "source": PNG}]}, "system.0.type"),
+        ({"tool_choice": "any", "tools": [TOOL]}, "tool_choice"),
+        ({"tool_choice": {"type": "tool"}, "tools": [TOOL]}, "tool_choice.name"),
+        ({"messages": turn({"type": "image", "source": {"type": "url"}})}, "messages.0.content.0.source.url"),
+        (
+            {"messages": turn({"type": "image", "source": {"type": "base64", "media_type": "image/png"}})},
+            "messages.0.content.0.source.data",
+        ),
+        ({"max_tokens": 10**30}, "max_tokens"),
+        ({"temperature": 5}, "temperature"),
+        ({"top_p": -1}, "top_p"),
+        ({"top_k": 0}, "top_k"),
+        ({"stream": "no"}, "stream"),
+        (
+            {"model": "gpt", "tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 1}]},
+            "tools.0.type",
+        ),
+        ({"tools": [{"type": "code_execution_20250825", "name": "code_execution"}]}, "tools.0.type"),
+        ({"tools": [{"type": "web_search_20250305", "name": "web_search", "max_uses": 0}]}, "tools.0.max_uses"),
+        ({"model": "gpt", "output_config": {"effort": "low"}}, "output_config"),
+        ({"model": "gpt", "cache_control": {"type": "ephemeral"}}, "cache_control"),
+    ],
+)
 def test_malformed_or_uncarriable_requests_are_400s_naming_the_field(gateway, change, named) -> None:
     body = {"model": "claude", "max_tokens": 8, "messages": ASK, **change}
     answer = httpx.post(gateway + "/v1/messages", json=body)
@@ -203,8 +262,13 @@ def test_nan_temperature_and_a_missing_model_are_400s(gateway) -> None:
 
 
 def test_anthropic_fields_reach_an_anthropic_upstream_as_sent(gateway, scripted, sdk) -> None:
-    sdk.messages.create(model="claude", max_tokens=5, messages=ASK, metadata={"user_id": "u1"},
-                        extra_body={"cache_control": {"type": "ephemeral"}})
+    sdk.messages.create(
+        model="claude",
+        max_tokens=5,
+        messages=ASK,
+        metadata={"user_id": "u1"},
+        extra_body={"cache_control": {"type": "ephemeral"}},
+    )
     body = scripted.requests[-1][1]
     assert body["metadata"] == {"user_id": "u1"} and body["cache_control"] == {"type": "ephemeral"}
 
@@ -213,9 +277,19 @@ def test_anthropic_fields_reach_an_anthropic_upstream_as_sent(gateway, scripted,
 def mixed(upstream, tmp_path_factory):
     """A gateway with a Claude route (the scripted upstream) and an OpenAI-format one (a recording upstream)."""
     with RecordingOpenAI() as openai_upstream:
-        config = parse_config({"models": {
-            "claude": {"provider": "anthropic", "model": SONNET, "base_url": upstream[1]},
-            "gpt": {"provider": "openai", "model": "up", "base_url": openai_upstream.url, "price_as": "gpt-4o-mini"}}})
+        config = parse_config(
+            {
+                "models": {
+                    "claude": {"provider": "anthropic", "model": SONNET, "base_url": upstream[1]},
+                    "gpt": {
+                        "provider": "openai",
+                        "model": "up",
+                        "base_url": openai_upstream.url,
+                        "price_as": "gpt-4o-mini",
+                    },
+                }
+            }
+        )
         ledger = tmp_path_factory.mktemp("mixed") / "ledger.duckdb"
         with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
             yield url, openai_upstream
@@ -227,16 +301,23 @@ TEXT_DOCUMENT = {"type": "text", "media_type": "text/plain", "data": "d"}
 # The SDK types these Optional: a null is its unset, which asks for nothing. They were refused ("the gateway cannot
 # carry this field", or "carries this field to Anthropic models only" for a route to an OpenAI-format model).
 @pytest.mark.parametrize("model", ["claude", "gpt"])
-@pytest.mark.parametrize("fields", [
-    {"container": None, "cache_control": None, "inference_geo": None, "speed": None, "diagnostics": None},
-    {"messages": turn({"type": "document", "source": TEXT_DOCUMENT, "citations": None, "context": None})},
-    {"messages": turn({"type": "image", "source": PNG, "transformations": None})},
-    {"messages": ASK + turn(USE, role="assistant") + turn(
-        {"type": "tool_result", "tool_use_id": "t", "content": "ok", "toolset_name": None}), "tools": [TOOL]},
-    {"tools": [TOOL | {"eager_input_streaming": None}]},
-    {"output_config": {"format": None, "effort": None}},
-    {"output_config": {"effort": None, "format": {"type": "json_schema", "schema": {"type": "object"}}}},
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"container": None, "cache_control": None, "inference_geo": None, "speed": None, "diagnostics": None},
+        {"messages": turn({"type": "document", "source": TEXT_DOCUMENT, "citations": None, "context": None})},
+        {"messages": turn({"type": "image", "source": PNG, "transformations": None})},
+        {
+            "messages": ASK
+            + turn(USE, role="assistant")
+            + turn({"type": "tool_result", "tool_use_id": "t", "content": "ok", "toolset_name": None}),
+            "tools": [TOOL],
+        },
+        {"tools": [TOOL | {"eager_input_streaming": None}]},
+        {"output_config": {"format": None, "effort": None}},
+        {"output_config": {"effort": None, "format": {"type": "json_schema", "schema": {"type": "object"}}}},
+    ],
+)
 def test_a_null_optional_field_is_unset_not_refused(mixed, scripted, model, fields) -> None:
     url, openai_upstream = mixed
     openai_upstream.bodies.clear()
@@ -282,11 +363,13 @@ def test_edge_refusals_on_messages_come_in_anthropic_shape(gateway) -> None:
     big = json.dumps({"model": "claude", "max_tokens": 5, "messages": [{"role": "user", "content": "x" * 9000}]})
     bad_utf8 = b'{"model":"claude","max_tokens":5,"messages":[{"role":"user","content":"\xff"}]}'
     surrogate = b'{"model":"claude","max_tokens":5,"messages":[{"role":"user","content":"\\ud800"}]}'
-    for body, status, kind, needle in [(big, 413, "request_too_large", "8192"),
-                                       (bad_utf8, 400, "invalid_request_error", "UTF-8"),
-                                       (surrogate, 400, "invalid_request_error", "messages.0.content"),
-                                       # was a 500 (RecursionError) with a traceback in the log
-                                       (b"[" * 3000 + b"]" * 3000, 400, "invalid_request_error", "nested")]:
+    for body, status, kind, needle in [
+        (big, 413, "request_too_large", "8192"),
+        (bad_utf8, 400, "invalid_request_error", "UTF-8"),
+        (surrogate, 400, "invalid_request_error", "messages.0.content"),
+        # was a 500 (RecursionError) with a traceback in the log
+        (b"[" * 3000 + b"]" * 3000, 400, "invalid_request_error", "nested"),
+    ]:
         answer = httpx.post(gateway + "/v1/messages", content=body, headers=headers)
         assert answer.status_code == status
         assert answer.json()["type"] == "error" and answer.json()["error"]["type"] == kind
@@ -296,28 +379,49 @@ def test_edge_refusals_on_messages_come_in_anthropic_shape(gateway) -> None:
     assert answer.status_code == 400 and answer.json()["error"]["type"] == "invalid_request_error"
     with pytest.raises(anthropic.APIStatusError) as raised:  # the SDK reads the shape: its message is ours
         anthropic.Anthropic(base_url=gateway, api_key="unused", max_retries=0).messages.create(
-            model="claude", max_tokens=5, messages=[{"role": "user", "content": "x" * 9000}])
+            model="claude", max_tokens=5, messages=[{"role": "user", "content": "x" * 9000}]
+        )
     assert raised.value.status_code == 413 and "8192" in raised.value.message
 
 
-TOOL_ROUND = ASK + turn(USE, USE | {"id": "t2"}, role="assistant") + turn(
-    {"type": "tool_result", "tool_use_id": "t", "content": "ok"},
-    {"type": "tool_result", "tool_use_id": "t2", "content": [{"type": "text", "text": "see"},
-                                                              {"type": "image", "source": PNG}]})
+TOOL_ROUND = (
+    ASK
+    + turn(USE, USE | {"id": "t2"}, role="assistant")
+    + turn(
+        {"type": "tool_result", "tool_use_id": "t", "content": "ok"},
+        {
+            "type": "tool_result",
+            "tool_use_id": "t2",
+            "content": [{"type": "text", "text": "see"}, {"type": "image", "source": PNG}],
+        },
+    )
+)
 PICTURE = turn({"type": "text", "text": "What is this?"}, {"type": "image", "source": PNG})
 THINKING = {"type": "enabled", "budget_tokens": 1024}
 
 
 # (model, request fields, what the message says the model cannot take): the place in the Messages API's own terms
 # (this mapping is one message per message, one block per block, so the index is the caller's), not `[i]` brackets.
-@pytest.mark.parametrize("model, change, named", [
-    ("local", {"system": "Be brief.", "messages": ASK + turn({"type": "text", "text": "Hello"}, role="assistant")
-               + PICTURE}, "an image block (messages.2.content.1)"),
-    ("local", {"messages": TOOL_ROUND}, "an image block (messages.2.content.1.content.1)"),
-    ("local", {"messages": ASK, "thinking": THINKING}, "field `thinking` (it has no reasoning mode)"),
-    ("gpt", {"messages": ASK, "thinking": THINKING},
-     "a reasoning token budget (`thinking.budget_tokens`; OpenAI takes"),
-])
+@pytest.mark.parametrize(
+    "model, change, named",
+    [
+        (
+            "local",
+            {
+                "system": "Be brief.",
+                "messages": ASK + turn({"type": "text", "text": "Hello"}, role="assistant") + PICTURE,
+            },
+            "an image block (messages.2.content.1)",
+        ),
+        ("local", {"messages": TOOL_ROUND}, "an image block (messages.2.content.1.content.1)"),
+        ("local", {"messages": ASK, "thinking": THINKING}, "field `thinking` (it has no reasoning mode)"),
+        (
+            "gpt",
+            {"messages": ASK, "thinking": THINKING},
+            "a reasoning token budget (`thinking.budget_tokens`; OpenAI takes",
+        ),
+    ],
+)
 def test_a_refusal_names_the_place_the_caller_sent_it(gateway, model, change, named) -> None:
     answer = httpx.post(gateway + "/v1/messages", json={"model": model, "max_tokens": 8, **change}, timeout=30)
     assert answer.status_code == 400, answer.text
@@ -332,8 +436,9 @@ def test_an_exhausted_budget_is_not_retried_by_either_sdk(upstream, tmp_path) ->
 
     ledger = tmp_path / "ledger.duckdb"
     secret, _ = KeyStore(open_store(ledger)).create(budget_usd=Decimal("0.01"), period="month", name="agent")
-    config = parse_config({"auth": True, "models": {"claude": {"provider": "anthropic", "model": SONNET,
-                                                               "base_url": upstream[1]}}})
+    config = parse_config(
+        {"auth": True, "models": {"claude": {"provider": "anthropic", "model": SONNET, "base_url": upstream[1]}}}
+    )
     app = create_app(config, str(ledger))
     posts: list[str] = []
 
@@ -346,11 +451,13 @@ def test_an_exhausted_budget_is_not_retried_by_either_sdk(upstream, tmp_path) ->
         # 20k output tokens at $15 per million could cost $0.30: more than the key's $0.01 budget.
         with pytest.raises(anthropic.RateLimitError, match="Budget exhausted") as raised:
             anthropic.Anthropic(base_url=gateway, api_key=secret).messages.create(  # the SDK's default retries
-                model="claude", max_tokens=20_000, messages=ASK)
+                model="claude", max_tokens=20_000, messages=ASK
+            )
         assert raised.value.response.headers["x-should-retry"] == "false"
         with pytest.raises(openai.RateLimitError, match="Budget exhausted"):
             openai.OpenAI(base_url=gateway + "/v1", api_key=secret).chat.completions.create(
-                model="claude", max_tokens=20_000, messages=ASK)
+                model="claude", max_tokens=20_000, messages=ASK
+            )
     assert posts == ["/v1/messages", "/v1/chat/completions"]
 
 
@@ -370,13 +477,18 @@ def test_the_ai_sdks_converse_request_to_a_claude_route_gets_the_matched_stop_se
     """@ai-sdk/amazon-bedrock asks a Claude model for `/delta/stop_sequence`; on a route to Anthropic's API the
     gateway answers it from Claude's stop_sequence (before, the field was refused: Bedrock models only)."""
     scripted.reply = {"text": "Hi", "stop_reason": "stop_sequence", "stop_sequence": "END"}
-    body = {"system": [], "messages": [{"role": "user", "content": [{"text": "hi"}]}],
-            "additionalModelResponseFieldPaths": ["/delta/stop_sequence"],
-            "inferenceConfig": {"maxTokens": 5, "stopSequences": ["END"]}}
+    body = {
+        "system": [],
+        "messages": [{"role": "user", "content": [{"text": "hi"}]}],
+        "additionalModelResponseFieldPaths": ["/delta/stop_sequence"],
+        "inferenceConfig": {"maxTokens": 5, "stopSequences": ["END"]},
+    }
     whole = httpx.post(f"{gateway}/model/claude/converse", json=body)
     assert whole.status_code == 200, whole.text
     assert (whole.json()["stopReason"], whole.json()["additionalModelResponseFields"]) == (
-        "stop_sequence", {"delta": {"stop_sequence": "END"}})
+        "stop_sequence",
+        {"delta": {"stop_sequence": "END"}},
+    )
     frames = httpx.post(f"{gateway}/model/claude/converse-stream", json=body).content
     assert b'"additionalModelResponseFields":{"delta":{"stop_sequence":"END"}}' in frames.replace(b" ", b"")
     assert all("additionalModelResponseFieldPaths" not in sent for _, sent in scripted.requests[-2:])
@@ -387,12 +499,18 @@ def test_opencodes_message_cache_control_in_chat_completions_is_claudes_cache_po
     messages with `cache_control` on the message, as gateways in front of Claude take it; the gateway refused every
     such request (`messages[0].cache_control: this message field is not supported`)."""
     ephemeral = {"type": "ephemeral"}
-    body = {"model": "claude", "max_tokens": 5, "tool_choice": "auto", "messages": [
-        {"role": "system", "content": "You are OpenCode.", "cache_control": ephemeral},
-        {"role": "user", "content": "hello"},
-        {"role": "assistant", "content": "hi"},
-        {"role": "user", "content": "say hi", "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
-        "tools": [{"type": "function", "function": {"name": "bash", "parameters": {"type": "object"}}}]}
+    body = {
+        "model": "claude",
+        "max_tokens": 5,
+        "tool_choice": "auto",
+        "messages": [
+            {"role": "system", "content": "You are OpenCode.", "cache_control": ephemeral},
+            {"role": "user", "content": "hello"},
+            {"role": "assistant", "content": "hi"},
+            {"role": "user", "content": "say hi", "cache_control": {"type": "ephemeral", "ttl": "1h"}},
+        ],
+        "tools": [{"type": "function", "function": {"name": "bash", "parameters": {"type": "object"}}}],
+    }
     answer = httpx.post(f"{gateway}/v1/chat/completions", json=body)
     assert answer.status_code == 200, answer.text
     sent = scripted.requests[-1][1]
@@ -410,38 +528,74 @@ def test_a_bedrock_stop_sequence_is_one_without_a_name(tmp_path) -> None:
     from starlette.routing import Route
 
     async def converse(request):  # Converse says a stop sequence ended the answer, not which one
-        return JSONResponse({"output": {"message": {"role": "assistant", "content": [{"text": "Hi"}]}},
-                             "stopReason": "stop_sequence", "usage": {"inputTokens": 3, "outputTokens": 1,
-                                                                      "totalTokens": 4}, "metrics": {"latencyMs": 1}})
+        return JSONResponse(
+            {
+                "output": {"message": {"role": "assistant", "content": [{"text": "Hi"}]}},
+                "stopReason": "stop_sequence",
+                "usage": {"inputTokens": 3, "outputTokens": 1, "totalTokens": 4},
+                "metrics": {"latencyMs": 1},
+            }
+        )
 
     bedrock = Starlette(routes=[Route("/model/{model:path}/converse", converse, methods=["POST"])])
     with ServerThread(bedrock) as url:
         haiku = "anthropic.claude-3-haiku-20240307-v1:0"
-        config = parse_config({"models": {"sonnet": {"provider": "bedrock", "model": haiku, "region": "us-east-1",
-                                                     "endpoint_url": url}}})
+        config = parse_config(
+            {"models": {"sonnet": {"provider": "bedrock", "model": haiku, "region": "us-east-1", "endpoint_url": url}}}
+        )
         with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as gateway:
             reply = anthropic.Anthropic(base_url=gateway, api_key="unused", max_retries=0).messages.create(
-                model="sonnet", max_tokens=5, messages=ASK, stop_sequences=["END"])
+                model="sonnet", max_tokens=5, messages=ASK, stop_sequences=["END"]
+            )
     assert (reply.stop_reason, reply.stop_sequence) == ("stop_sequence", None)
 
 
-@pytest.mark.parametrize("change, named", [
-    ({"tool_choice": {"type": "auto", "disable_parallel_tool_use": True}, "tools": [
-        {"name": "t", "input_schema": {"type": "object"}}]}, "tool_choice.disable_parallel_tool_use: Bedrock"),
-    ({"messages": [{"role": "user", "content": [{"type": "text", "text": "see"}, {
-        "type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}}]}]},
-     "messages.0.content.1: Bedrock"),
-])
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        (
+            {
+                "tool_choice": {"type": "auto", "disable_parallel_tool_use": True},
+                "tools": [{"name": "t", "input_schema": {"type": "object"}}],
+            },
+            "tool_choice.disable_parallel_tool_use: Bedrock",
+        ),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "text", "text": "see"},
+                            {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}},
+                        ],
+                    }
+                ]
+            },
+            "messages.0.content.1: Bedrock",
+        ),
+    ],
+)
 def test_a_field_bedrock_cannot_take_is_named_as_the_caller_sent_it(tmp_path, change, named) -> None:
     # The Converse mapping's refusal reached an Anthropic-SDK caller as "upstream client_error: parallel_tool_calls:
     # ..." (OpenAI's name, for a request that never left the gateway) or "messages[0].content[1]" (not the Messages
     # API's path).
-    config = parse_config({"models": {"sonnet": {"provider": "bedrock", "region": "us-east-1",
-                                                 "model": "anthropic.claude-3-haiku-20240307-v1:0",
-                                                 "endpoint_url": "http://127.0.0.1:9"}}})  # never called
+    config = parse_config(
+        {
+            "models": {
+                "sonnet": {
+                    "provider": "bedrock",
+                    "region": "us-east-1",
+                    "model": "anthropic.claude-3-haiku-20240307-v1:0",
+                    "endpoint_url": "http://127.0.0.1:9",
+                }
+            }
+        }
+    )  # never called
     with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as gateway:
-        answer = httpx.post(gateway + "/v1/messages", json={"model": "sonnet", "max_tokens": 8, "messages": ASK,
-                                                            **change}, timeout=30)
+        answer = httpx.post(
+            gateway + "/v1/messages", json={"model": "sonnet", "max_tokens": 8, "messages": ASK, **change}, timeout=30
+        )
     assert answer.status_code == 400 and answer.json()["error"]["type"] == "invalid_request_error"
     assert answer.json()["error"]["message"].startswith(named), answer.text
 
@@ -459,8 +613,11 @@ def test_a_document_reaches_anthropic_with_the_title_it_was_sent_with_or_none(ga
     # An untitled document used to arrive titled "document": a title the caller never wrote, which the model reads.
     doc = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "Clause 1."}}
     for block in (doc, doc | {"title": "contract.txt"}):
-        sdk.messages.create(model="claude", max_tokens=5, messages=[
-            {"role": "user", "content": [block, {"type": "text", "text": "Sum up."}]}])
+        sdk.messages.create(
+            model="claude",
+            max_tokens=5,
+            messages=[{"role": "user", "content": [block, {"type": "text", "text": "Sum up."}]}],
+        )
     sent = [body["messages"][0]["content"][0] for _, body in scripted.requests]
     assert sent == [doc, doc | {"title": "contract.txt"}]
 
@@ -468,8 +625,13 @@ def test_a_document_reaches_anthropic_with_the_title_it_was_sent_with_or_none(ga
 def test_the_anthropic_beta_header_reaches_an_anthropic_upstream(gateway, scripted, sdk) -> None:
     # Beta features (1M context, interleaved thinking, ...) are turned on by this header; it was dropped.
     sdk.beta.messages.create(model="claude", max_tokens=5, messages=ASK, betas=["interleaved-thinking-2025-05-14"])
-    with sdk.messages.stream(model="claude", max_tokens=5, messages=ASK, extra_body={"temperature": 0.1},
-                             extra_headers={"anthropic-beta": "context-1m-2025-08-07"}) as stream:
+    with sdk.messages.stream(
+        model="claude",
+        max_tokens=5,
+        messages=ASK,
+        extra_body={"temperature": 0.1},
+        extra_headers={"anthropic-beta": "context-1m-2025-08-07"},
+    ) as stream:
         list(stream)
     sdk.messages.create(model="claude", max_tokens=5, messages=ASK)
     sent = [(headers.get("anthropic-beta"), "anthropic-beta" in body) for headers, body in scripted.requests]
@@ -478,12 +640,16 @@ def test_the_anthropic_beta_header_reaches_an_anthropic_upstream(gateway, script
     assert headers["anthropic-version"] == "2023-06-01" and body["temperature"] == 0.1
 
 
-def test_messages_paths_the_gateway_does_not_serve_are_anthropic_errors_not_made_up_answers(gateway, scripted,
-                                                                                           sdk) -> None:
+def test_messages_paths_the_gateway_does_not_serve_are_anthropic_errors_not_made_up_answers(
+    gateway, scripted, sdk
+) -> None:
     # Batches were FastAPI's {"detail": "Not Found"}, which the SDK reads as no message at all.
-    for call in (lambda: sdk.messages.batches.create(requests=[{"custom_id": "a", "params": {
-                     "model": "claude", "max_tokens": 5, "messages": ASK}}]),
-                 lambda: sdk.messages.batches.list()):
+    for call in (
+        lambda: sdk.messages.batches.create(
+            requests=[{"custom_id": "a", "params": {"model": "claude", "max_tokens": 5, "messages": ASK}}]
+        ),
+        lambda: sdk.messages.batches.list(),
+    ):
         with pytest.raises(anthropic.NotFoundError) as missing:
             call()
         assert missing.value.body["type"] == "error" and missing.value.body["error"]["type"] == "not_found_error"
@@ -518,16 +684,25 @@ def test_an_openai_sdk_caller_turns_on_claudes_thinking_with_a_budget(upstream, 
     client.chat.completions.create(model="claude", max_tokens=3000, messages=ASK, extra_body={"thinking": thinking})
     assert scripted.requests[-1][1]["thinking"] == thinking
     # Thinking turned off reaches Claude (it was dropped, leaving the model's default, which may be to think)
-    client.chat.completions.create(model="claude", max_tokens=30, messages=ASK, extra_body={
-        "thinking": {"type": "disabled"}})
+    client.chat.completions.create(
+        model="claude", max_tokens=30, messages=ASK, extra_body={"thinking": {"type": "disabled"}}
+    )
     assert scripted.requests[-1][1]["thinking"] == {"type": "disabled"}
     sent = len(scripted.requests)
     refusals = [
-        ("claude", {"reasoning_effort": "low"}, "reasoning_effort",
-         '`thinking: {"type": "enabled", "budget_tokens": N}`'),
+        (
+            "claude",
+            {"reasoning_effort": "low"},
+            "reasoning_effort",
+            '`thinking: {"type": "enabled", "budget_tokens": N}`',
+        ),
         ("claude", {"extra_body": {"thinking": {"type": "enabled"}}}, "thinking", '"budget_tokens": N'),
-        ("claude", {"extra_body": {"thinking": {"type": "enabled", "budget_tokens": "many"}}}, "thinking.budget_tokens",
-         "a whole number of tokens"),
+        (
+            "claude",
+            {"extra_body": {"thinking": {"type": "enabled", "budget_tokens": "many"}}},
+            "thinking.budget_tokens",
+            "a whole number of tokens",
+        ),
         ("claude", {"reasoning_effort": "low", "extra_body": {"thinking": thinking}}, "thinking", "not both"),
         ("gpt", {"extra_body": {"thinking": thinking}}, "thinking.budget_tokens", "OpenAI takes reasoning_effort"),
     ]
@@ -549,8 +724,11 @@ def test_an_openai_sdk_caller_sends_claudes_signed_thinking_back(tmp_path, monke
         config = parse_config({"models": {"claude": {"provider": "anthropic", "model": SONNET, "base_url": upstream}}})
         with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
             client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
-            ask = {"model": "claude", "max_tokens": 1100,
-                   "extra_body": {"thinking": {"type": "enabled", "budget_tokens": 1024}}}
+            ask = {
+                "model": "claude",
+                "max_tokens": 1100,
+                "extra_body": {"thinking": {"type": "enabled", "budget_tokens": 1024}},
+            }
             messages = [{"role": "user", "content": "Name one colour, in one word."}]
             whole = client.chat.completions.create(messages=messages, **ask).choices[0].message
             with client.chat.completions.stream(messages=messages, **ask) as stream:
@@ -573,12 +751,17 @@ def test_a_text_document_that_is_not_utf8_is_a_400_naming_it_not_a_500(gateway, 
     import base64
 
     latin1 = "name;city\nRené;Zürich\n".encode("latin-1")
-    part = {"type": "file", "file": {"filename": "people.csv",
-                                     "file_data": "data:text/csv;base64," + base64.b64encode(latin1).decode()}}
+    part = {
+        "type": "file",
+        "file": {"filename": "people.csv", "file_data": "data:text/csv;base64," + base64.b64encode(latin1).decode()},
+    }
     client = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
     with pytest.raises(openai.BadRequestError) as caught:
-        client.chat.completions.create(model="claude", max_tokens=8, messages=[
-            {"role": "user", "content": [{"type": "text", "text": "Who lives where?"}, part]}])
+        client.chat.completions.create(
+            model="claude",
+            max_tokens=8,
+            messages=[{"role": "user", "content": [{"type": "text", "text": "Who lives where?"}, part]}],
+        )
     assert caught.value.body["param"] == "messages[0].content[1]" and "UTF-8" in caught.value.body["message"]
     assert scripted.requests == []  # nothing was sent
 
@@ -596,10 +779,19 @@ def test_an_end_user_id_reaches_each_provider_in_its_own_field(tmp_path, scripte
     assert scripted.requests[-1][1]["metadata"] == {"user_id": user}
     sent = record_converse(monkeypatch)
     with ServerThread(create_bedrock(engine=InstantEngine())) as bedrock:
-        config = parse_config({"models": {
-            "sonnet": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock,
-                       "model": "anthropic.claude-3-haiku-20240307-v1:0"},
-            "g": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": "http://127.0.0.1:9"}}})
+        config = parse_config(
+            {
+                "models": {
+                    "sonnet": {
+                        "provider": "bedrock",
+                        "region": "us-east-1",
+                        "endpoint_url": bedrock,
+                        "model": "anthropic.claude-3-haiku-20240307-v1:0",
+                    },
+                    "g": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": "http://127.0.0.1:9"},
+                }
+            }
+        )
         with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
             client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
             reply = client.messages.create(model="sonnet", max_tokens=5, messages=ASK, metadata={"user_id": user})
@@ -615,7 +807,6 @@ def test_an_end_user_id_reaches_each_provider_in_its_own_field(tmp_path, scripte
                 client.messages.create(model="sonnet", max_tokens=5, messages=ASK, metadata={"user": user})
 
 
-
 def test_a_model_set_to_omit_the_end_user_id_takes_claude_codes_requests_without_it(tmp_path) -> None:
     """Claude Code sends `metadata.user_id` on every request and cannot be told not to, so a Gemini route refused
     every one of its requests with nothing the user could change. A model set `omit_end_user_id: true` takes them,
@@ -627,9 +818,19 @@ def test_a_model_set_to_omit_the_end_user_id_takes_claude_codes_requests_without
 
     user = '{"device_id":"d1","account_uuid":"","session_id":"s1"}'
     with ServerThread(create_gemini(engine=InstantEngine())) as gemini:
-        config = parse_config({"models": {
-            "g": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": gemini, "omit_end_user_id": True},
-            "strict": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": gemini}}})
+        config = parse_config(
+            {
+                "models": {
+                    "g": {
+                        "provider": "gemini",
+                        "model": "gemini-2.5-flash",
+                        "base_url": gemini,
+                        "omit_end_user_id": True,
+                    },
+                    "strict": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": gemini},
+                }
+            }
+        )
         with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
             client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
             reply = client.messages.create(model="g", max_tokens=5, messages=ASK, metadata={"user_id": user})
@@ -652,39 +853,61 @@ def test_claude_codes_json_end_user_id_reaches_converse_whole(tmp_path, monkeypa
     ids = {"device_id": "a" * 64, "account_uuid": "", "session_id": "54c1eb09-bc4c-4d2f-98eb-6d2ab2d5e2fe"}
     sent = record_converse(monkeypatch)
     with ServerThread(create_bedrock(engine=InstantEngine())) as bedrock:
-        config = parse_config({"models": {"sonnet": {"provider": "bedrock", "region": "us-east-1",
-                                                     "endpoint_url": bedrock,
-                                                     "model": "anthropic.claude-3-haiku-20240307-v1:0"}}})
+        config = parse_config(
+            {
+                "models": {
+                    "sonnet": {
+                        "provider": "bedrock",
+                        "region": "us-east-1",
+                        "endpoint_url": bedrock,
+                        "model": "anthropic.claude-3-haiku-20240307-v1:0",
+                    }
+                }
+            }
+        )
         with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
             client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
             user = json.dumps(ids, separators=(",", ":"))
             reply = client.messages.create(model="sonnet", max_tokens=5, messages=ASK, metadata={"user_id": user})
             assert reply.content and sent[-1]["requestMetadata"] == {f"user_id.{k}": v for k, v in ids.items()}
             with pytest.raises(anthropic.BadRequestError, match=r"metadata\.user_id: Bedrock Converse"):
-                client.messages.create(model="sonnet", max_tokens=5, messages=ASK,
-                                       metadata={"user_id": json.dumps({"device_id": "<a>"})})
+                client.messages.create(
+                    model="sonnet", max_tokens=5, messages=ASK, metadata={"user_id": json.dumps({"device_id": "<a>"})}
+                )
 
 
 def test_adaptive_thinking_reaches_claude_from_either_api(gateway, scripted, sdk) -> None:
     """Claude Opus 4.7 and later refuse a thinking budget and take `thinking: {"type": "adaptive"}` (guided by
     `output_config.effort`); coding agents send it on every request. The gateway refused it on both APIs."""
-    sdk.messages.create(model="opus46", max_tokens=2000, messages=ASK, thinking={"type": "adaptive"},
-                        extra_body={"output_config": {"effort": "high"}})
+    sdk.messages.create(
+        model="opus46",
+        max_tokens=2000,
+        messages=ASK,
+        thinking={"type": "adaptive"},
+        extra_body={"output_config": {"effort": "high"}},
+    )
     body = scripted.requests[-1][1]
     assert body["thinking"] == {"type": "adaptive"} and body["output_config"] == {"effort": "high"}
     chat = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
-    chat.chat.completions.create(model="opus46", max_tokens=2000, messages=ASK, reasoning_effort="low",
-                                 extra_body={"thinking": {"type": "adaptive"}})
+    chat.chat.completions.create(
+        model="opus46",
+        max_tokens=2000,
+        messages=ASK,
+        reasoning_effort="low",
+        extra_body={"thinking": {"type": "adaptive"}},
+    )
     body = scripted.requests[-1][1]
     assert body["thinking"] == {"type": "adaptive"} and body["output_config"] == {"effort": "low"}
     sent = len(scripted.requests)
     with pytest.raises(openai.BadRequestError) as refused:  # OpenAI's models take an effort, not "adaptive" alone
-        chat.chat.completions.create(model="gpt", max_tokens=20, messages=ASK,
-                                     extra_body={"thinking": {"type": "adaptive"}})
+        chat.chat.completions.create(
+            model="gpt", max_tokens=20, messages=ASK, extra_body={"thinking": {"type": "adaptive"}}
+        )
     assert refused.value.body["param"] == "thinking" and "reasoning_effort" in refused.value.body["message"]
     with pytest.raises(anthropic.BadRequestError, match=r"thinking\.extra"):  # a key the gateway cannot carry
-        sdk.messages.create(model="opus46", max_tokens=2000, messages=ASK,
-                            thinking={"type": "adaptive", "extra": "omitted"})  # type: ignore[typeddict-unknown-key]
+        sdk.messages.create(
+            model="opus46", max_tokens=2000, messages=ASK, thinking={"type": "adaptive", "extra": "omitted"}
+        )  # type: ignore[typeddict-unknown-key]
     assert len(scripted.requests) == sent  # refused before any call
 
 
@@ -699,17 +922,24 @@ def test_claudes_redacted_thinking_streams_in_its_place_to_each_api(gateway, scr
         started = [e.content_block.type for e in stream if e.type == "content_block_start"]
         final = stream.get_final_message()
     assert started == ["redacted_thinking", "text"]
-    assert [(b.type, getattr(b, "data", None)) for b in final.content] == [("redacted_thinking", "opaque-ciphertext"),
-                                                                           ("text", None)]
+    assert [(b.type, getattr(b, "data", None)) for b in final.content] == [
+        ("redacted_thinking", "opaque-ciphertext"),
+        ("text", None),
+    ]
     gemini = genai.Client(api_key="unused", http_options={"base_url": gateway})
-    parts = [p for c in gemini.models.generate_content_stream(model="claude", contents="hi")
-             if c.candidates[0].content for p in c.candidates[0].content.parts]
+    parts = [
+        p
+        for c in gemini.models.generate_content_stream(model="claude", contents="hi")
+        if c.candidates[0].content
+        for p in c.candidates[0].content.parts
+    ]
     # Gemini's stream: on the text it precedes (the part after it carries it, as Gemini puts its signatures).
     assert [(bool(p.thought), bool(p.thought_signature), p.text) for p in parts] == [(False, True, "Hi")]
     stand_in_aws_keys(monkeypatch)
     bedrock = boto3.client("bedrock-runtime", endpoint_url=gateway, region_name="us-east-1")
-    events = list(bedrock.converse_stream(modelId="claude", messages=[{"role": "user", "content": [{"text": "hi"}]}])[
-        "stream"])
+    events = list(
+        bedrock.converse_stream(modelId="claude", messages=[{"role": "user", "content": [{"text": "hi"}]}])["stream"]
+    )
     deltas = [e["contentBlockDelta"] for e in events if "contentBlockDelta" in e]
     assert [(d["contentBlockIndex"], sorted(d["delta"])) for d in deltas] == [(0, ["reasoningContent"]), (1, ["text"])]
     assert deltas[0]["delta"]["reasoningContent"]["redactedContent"]
@@ -723,10 +953,14 @@ def test_claudes_adjacent_thinking_blocks_stream_as_two_each_with_its_signature(
     with sdk.messages.stream(model="claude", max_tokens=16, messages=ASK) as stream:
         final = stream.get_final_message()
     assert [(b.type, getattr(b, "thinking", None), getattr(b, "signature", None)) for b in final.content] == [
-        ("thinking", "first thought", "sig-one"), ("thinking", "second thought", "sig-two"), ("text", None, None)]
+        ("thinking", "first thought", "sig-one"),
+        ("thinking", "second thought", "sig-two"),
+        ("text", None, None),
+    ]
     whole = sdk.messages.create(model="claude", max_tokens=16, messages=ASK)
     assert [b.model_dump(exclude_none=True) for b in whole.content] == [
-        b.model_dump(exclude_none=True) for b in final.content]
+        b.model_dump(exclude_none=True) for b in final.content
+    ]
 
 
 def test_claudes_adjacent_thinking_blocks_reach_a_converse_stream_as_two_blocks(gateway, scripted, monkeypatch) -> None:
@@ -737,8 +971,9 @@ def test_claudes_adjacent_thinking_blocks_reach_a_converse_stream_as_two_blocks(
     stand_in_aws_keys(monkeypatch)
     scripted.thinking = [("first thought", "sig-one"), ("second thought", "sig-two")]
     bedrock = boto3.client("bedrock-runtime", endpoint_url=gateway, region_name="us-east-1")
-    events = list(bedrock.converse_stream(modelId="claude", messages=[{"role": "user", "content": [{"text": "hi"}]}])[
-        "stream"])
+    events = list(
+        bedrock.converse_stream(modelId="claude", messages=[{"role": "user", "content": [{"text": "hi"}]}])["stream"]
+    )
     blocks: dict[int, dict] = {}
     for event in events:
         delta = event.get("contentBlockDelta")
@@ -747,8 +982,10 @@ def test_claudes_adjacent_thinking_blocks_reach_a_converse_stream_as_two_blocks(
             reasoning = delta["delta"]["reasoningContent"]
             block["text"] += reasoning.get("text", "")
             block["signature"] += [reasoning["signature"]] if "signature" in reasoning else []
-    assert list(blocks.values()) == [{"text": "first thought", "signature": ["sig-one"]},
-                                     {"text": "second thought", "signature": ["sig-two"]}]
+    assert list(blocks.values()) == [
+        {"text": "first thought", "signature": ["sig-one"]},
+        {"text": "second thought", "signature": ["sig-two"]},
+    ]
     stops = [e["contentBlockStop"]["contentBlockIndex"] for e in events if "contentBlockStop" in e]
     assert stops == [0, 1, 2]  # each reasoning block closed before the next, then the text
 
@@ -756,8 +993,11 @@ def test_claudes_adjacent_thinking_blocks_reach_a_converse_stream_as_two_blocks(
 # LiteLLM's cache points in OpenAI's format (its docs, and what `cache_control_injection_points` adds): cache_control
 # on a message (string content), on its last content part, or on a tool.
 CACHED = {"type": "ephemeral"}
-WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}},
-                "cache_control": CACHED}
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {"name": "get_weather", "parameters": {"type": "object"}},
+    "cache_control": CACHED,
+}
 
 
 def test_chat_completions_cache_control_reaches_claude_as_its_cache_points(gateway, scripted) -> None:
@@ -765,17 +1005,24 @@ def test_chat_completions_cache_control_reaches_claude_as_its_cache_points(gatew
     messages = [
         {"role": "system", "content": "Rules.", "cache_control": CACHED},
         {"role": "system", "content": [{"type": "text", "text": "Docs.", "cache_control": {**CACHED, "ttl": "1h"}}]},
-        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b",
-                                                                       "cache_control": CACHED}]},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "t1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b", "cache_control": CACHED}],
+        },
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}],
+        },
         {"role": "tool", "tool_call_id": "t1", "content": "18C", "cache_control": CACHED},
         {"role": "user", "content": "hi"},
     ]
     chat.chat.completions.create(model="claude", messages=messages, tools=[WEATHER_TOOL], max_tokens=5)
     body = scripted.requests[-1][1]
-    assert body["system"] == [{"type": "text", "text": "Rules.", "cache_control": CACHED},
-                              {"type": "text", "text": "Docs.", "cache_control": {**CACHED, "ttl": "1h"}}]
+    assert body["system"] == [
+        {"type": "text", "text": "Rules.", "cache_control": CACHED},
+        {"type": "text", "text": "Docs.", "cache_control": {**CACHED, "ttl": "1h"}},
+    ]
     assert body["tools"][0]["cache_control"] == CACHED
     user, _, result, last = body["messages"]
     assert user["content"] == [{"type": "text", "text": "a"}, {"type": "text", "text": "b", "cache_control": CACHED}]
@@ -783,19 +1030,46 @@ def test_chat_completions_cache_control_reaches_claude_as_its_cache_points(gatew
     assert "cache_control" not in json.dumps(last)
 
 
-@pytest.mark.parametrize(("messages", "tools", "param"), [
-    # A cache point the gateway cannot put where it was asked (it caches at the end of a message or the tool list).
-    ([{"role": "user", "content": [{"type": "text", "text": "a", "cache_control": CACHED},
-                                   {"type": "text", "text": "b"}]}], None, "messages[0].content[0].cache_control"),
-    (ASK, [WEATHER_TOOL, {"type": "function", "function": {"name": "t2"}}], "tools[0].cache_control"),
-    ([{"role": "user", "content": "hi", "cache_control": {"type": "persistent"}}], None, "messages[0].cache_control"),
-    ([{"role": "user", "content": "hi", "cache_control": {**CACHED, "ttl": "2h"}}], None,
-     "messages[0].cache_control.ttl"),
-    ([*ASK, {"role": "assistant", "content": "x"}, {"role": "system", "content": "s", "cache_control": CACHED},
-      *ASK], None, "messages[2].cache_control"),
-])
-def test_chat_completions_cache_control_that_cannot_be_carried_is_a_400_naming_it(gateway, scripted, messages, tools,
-                                                                                   param) -> None:
+@pytest.mark.parametrize(
+    ("messages", "tools", "param"),
+    [
+        # A cache point the gateway cannot put where it was asked (it caches at the end of a message or the tool list).
+        (
+            [
+                {
+                    "role": "user",
+                    "content": [{"type": "text", "text": "a", "cache_control": CACHED}, {"type": "text", "text": "b"}],
+                }
+            ],
+            None,
+            "messages[0].content[0].cache_control",
+        ),
+        (ASK, [WEATHER_TOOL, {"type": "function", "function": {"name": "t2"}}], "tools[0].cache_control"),
+        (
+            [{"role": "user", "content": "hi", "cache_control": {"type": "persistent"}}],
+            None,
+            "messages[0].cache_control",
+        ),
+        (
+            [{"role": "user", "content": "hi", "cache_control": {**CACHED, "ttl": "2h"}}],
+            None,
+            "messages[0].cache_control.ttl",
+        ),
+        (
+            [
+                *ASK,
+                {"role": "assistant", "content": "x"},
+                {"role": "system", "content": "s", "cache_control": CACHED},
+                *ASK,
+            ],
+            None,
+            "messages[2].cache_control",
+        ),
+    ],
+)
+def test_chat_completions_cache_control_that_cannot_be_carried_is_a_400_naming_it(
+    gateway, scripted, messages, tools, param
+) -> None:
     sent = len(scripted.requests)
     body = {"model": "claude", "messages": messages, "max_tokens": 5, **({"tools": tools} if tools else {})}
     answer = httpx.post(gateway + "/v1/chat/completions", json=body)
@@ -812,14 +1086,22 @@ def test_a_one_hour_cache_point_from_chat_completions_is_refused_where_no_1_hour
 def test_message_start_carries_an_anthropic_upstreams_input_and_cache_counts(gateway, scripted, sdk) -> None:
     """Claude Code and the SDK's stream helpers read the input and cache counts in message_start: the gateway sent
     0 there whatever the upstream said."""
-    scripted.usage = {"input_tokens": 31, "output_tokens": 1, "cache_creation_input_tokens": 7,
-                      "cache_read_input_tokens": 1200}
+    scripted.usage = {
+        "input_tokens": 31,
+        "output_tokens": 1,
+        "cache_creation_input_tokens": 7,
+        "cache_read_input_tokens": 1200,
+    }
     try:
         with sdk.messages.stream(model="claude", max_tokens=5, messages=ASK) as stream:
             events = list(stream)
     finally:
-        scripted.usage = {"input_tokens": 10, "output_tokens": 2, "cache_creation_input_tokens": 0,
-                          "cache_read_input_tokens": 0}
+        scripted.usage = {
+            "input_tokens": 10,
+            "output_tokens": 2,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+        }
     assert events[0].type == "message_start"
     start = events[0].message.usage
     assert (start.input_tokens, start.cache_read_input_tokens, start.cache_creation_input_tokens) == (31, 1200, 7)
@@ -831,9 +1113,15 @@ def test_a_cache_point_between_system_messages_sends_each_text_as_written(gatewa
     """Two opening system messages, the first marked (OpenCode's and LiteLLM's cache_control): Claude got the first
     block with a newline the caller never wrote ("You are OpenCode.\\n"), so the cached prefix was not the caller's."""
     first, second = "You are OpenCode.", "Project rules:\nbe brief."
-    body = {"model": "claude", "max_tokens": 5, "messages": [
-        {"role": "system", "content": first, "cache_control": {"type": "ephemeral"}},
-        {"role": "system", "content": second}, {"role": "user", "content": "hello"}]}
+    body = {
+        "model": "claude",
+        "max_tokens": 5,
+        "messages": [
+            {"role": "system", "content": first, "cache_control": {"type": "ephemeral"}},
+            {"role": "system", "content": second},
+            {"role": "user", "content": "hello"},
+        ],
+    }
     client = openai.OpenAI(base_url=f"{gateway}/v1", api_key="unused", max_retries=0)
     client.chat.completions.create(**body)
     assert [block["text"] for block in scripted.requests[-1][1]["system"]] == [first, second]
@@ -851,16 +1139,26 @@ def claude_on_both(upstream, tmp_path, monkeypatch):
     scripted.requests.clear()
     sent = record_converse(monkeypatch)
     with ServerThread(create_bedrock(engine=InstantEngine())) as bedrock:
+
         def on_bedrock(model: str) -> dict:
             return {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": model}
 
-        config = parse_config({"models": {
-            "sonnet-api": {"provider": "anthropic", "model": SONNET, "base_url": anthropic_url},
-            "opus-api": {"provider": "anthropic", "model": "claude-opus-4-5-20251101", "base_url": anthropic_url},
-            "sonnet46-api": {"provider": "anthropic", "model": "claude-sonnet-4-6", "base_url": anthropic_url},
-            "sonnet-bedrock": on_bedrock("anthropic.claude-sonnet-4-5-20250929-v1:0"),
-            "opus-bedrock": on_bedrock("anthropic.claude-opus-4-5-20251101-v1:0"),
-            "sonnet46-bedrock": on_bedrock("us.anthropic.claude-sonnet-4-6")}})
+        config = parse_config(
+            {
+                "models": {
+                    "sonnet-api": {"provider": "anthropic", "model": SONNET, "base_url": anthropic_url},
+                    "opus-api": {
+                        "provider": "anthropic",
+                        "model": "claude-opus-4-5-20251101",
+                        "base_url": anthropic_url,
+                    },
+                    "sonnet46-api": {"provider": "anthropic", "model": "claude-sonnet-4-6", "base_url": anthropic_url},
+                    "sonnet-bedrock": on_bedrock("anthropic.claude-sonnet-4-5-20250929-v1:0"),
+                    "opus-bedrock": on_bedrock("anthropic.claude-opus-4-5-20251101-v1:0"),
+                    "sonnet46-bedrock": on_bedrock("us.anthropic.claude-sonnet-4-6"),
+                }
+            }
+        )
         with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
             yield scripted, sent, url
 
@@ -906,14 +1204,19 @@ def test_an_openai_effort_claude_has_no_level_for_is_refused_before_any_call(cla
     claude = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
     # An Anthropic caller's effort (with adaptive thinking, Claude 4.6 and later) is output_config's.
     with pytest.raises(anthropic.BadRequestError) as named:
-        claude.messages.create(model=route.replace("opus", "sonnet46"), max_tokens=50, messages=ASK, extra_body={
-            "thinking": {"type": "adaptive"}, "output_config": {"effort": effort}})
+        claude.messages.create(
+            model=route.replace("opus", "sonnet46"),
+            max_tokens=50,
+            messages=ASK,
+            extra_body={"thinking": {"type": "adaptive"}, "output_config": {"effort": effort}},
+        )
     assert named.value.body["error"]["message"].startswith("output_config.effort:"), named.value.body
     assert (len(scripted.requests), len(sent)) == calls  # refused before any call
 
 
 def test_adaptive_thinking_and_a_native_effort_are_refused_before_any_call_for_claude_models_without_them(
-        claude_on_both) -> None:
+    claude_on_both,
+) -> None:
     """Adaptive thinking is for Claude 4.6 and later, output_config.effort for Opus 4.5 and 4.6 and later. Sent by an
     Anthropic caller for Sonnet 4.5, Anthropic's API refused them only upstream and Bedrock got them as model
     parameters it refuses after the call; now both providers refuse them first, naming the field, model and fix,
@@ -922,8 +1225,11 @@ def test_adaptive_thinking_and_a_native_effort_are_refused_before_any_call_for_c
     client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
     adaptive, why_adaptive = {"thinking": {"type": "adaptive"}}, "adaptive thinking is for the Claude 4.6"
     effort, why_effort = {"output_config": {"effort": "low"}}, "takes no effort level"
-    asks = [("thinking", adaptive, why_adaptive, "sonnet-api"), ("thinking", adaptive, why_adaptive, "sonnet-bedrock"),
-            ("output_config.effort", effort, why_effort, "sonnet-api")]
+    asks = [
+        ("thinking", adaptive, why_adaptive, "sonnet-api"),
+        ("thinking", adaptive, why_adaptive, "sonnet-bedrock"),
+        ("output_config.effort", effort, why_effort, "sonnet-api"),
+    ]
     for field, extra, why, route in asks:
         calls = (len(scripted.requests), len(sent))
         with pytest.raises(anthropic.BadRequestError) as refused:
@@ -962,16 +1268,32 @@ def test_thinking_turned_off_reaches_claude_on_a_mixed_route_and_on_bedrock(upst
     sent = record_converse(monkeypatch)
     off = {"type": "disabled"}
     with RecordingOpenAI() as openai_upstream, ServerThread(create_bedrock(engine=InstantEngine())) as bedrock:
-        config = parse_config({
-            "models": {
-                "claude": {"provider": "anthropic", "model": SONNET, "base_url": upstream[1]},
-                "sonnet-bedrock": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock,
-                                   "model": "anthropic.claude-sonnet-4-5-20250929-v1:0"},
-                "nova": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock,
-                         "model": "amazon.nova-lite-v1:0"},
-                "gpt": {"provider": "openai", "model": "up", "base_url": openai_upstream.url,
-                        "price_as": "gpt-4o-mini"}},
-            "routes": {"claude-then-gpt": {"model": "claude", "fallback": ["gpt"]}}})
+        config = parse_config(
+            {
+                "models": {
+                    "claude": {"provider": "anthropic", "model": SONNET, "base_url": upstream[1]},
+                    "sonnet-bedrock": {
+                        "provider": "bedrock",
+                        "region": "us-east-1",
+                        "endpoint_url": bedrock,
+                        "model": "anthropic.claude-sonnet-4-5-20250929-v1:0",
+                    },
+                    "nova": {
+                        "provider": "bedrock",
+                        "region": "us-east-1",
+                        "endpoint_url": bedrock,
+                        "model": "amazon.nova-lite-v1:0",
+                    },
+                    "gpt": {
+                        "provider": "openai",
+                        "model": "up",
+                        "base_url": openai_upstream.url,
+                        "price_as": "gpt-4o-mini",
+                    },
+                },
+                "routes": {"claude-then-gpt": {"model": "claude", "fallback": ["gpt"]}},
+            }
+        )
         with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
             sdk = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
             sdk.messages.create(model="claude-then-gpt", max_tokens=5, messages=ASK, thinking=off)
@@ -981,8 +1303,9 @@ def test_thinking_turned_off_reaches_claude_on_a_mixed_route_and_on_bedrock(upst
             sdk.messages.create(model="nova", max_tokens=5, messages=ASK, thinking=off)
             assert "additionalModelRequestFields" not in sent[-1]
             chat = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
-            chat.chat.completions.create(model="sonnet-bedrock", max_tokens=5, messages=ASK,
-                                         extra_body={"thinking": off})
+            chat.chat.completions.create(
+                model="sonnet-bedrock", max_tokens=5, messages=ASK, extra_body={"thinking": off}
+            )
             assert sent[-1]["additionalModelRequestFields"] == {"thinking": off}
             chat.chat.completions.create(model="gpt", max_tokens=5, messages=ASK, extra_body={"thinking": off})
             assert not {"thinking", "reasoning_effort"} & set(openai_upstream.last)
@@ -998,9 +1321,15 @@ def test_every_error_status_comes_with_the_type_anthropic_gives_it(tmp_path) -> 
     upstream = ScriptedOpenAI([(200, {}, "stall"), (200, {}, "held"), (422, {})])
     try:
         model = {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": "gpt-4o-mini"}
-        config = parse_config({"models": {"hasty": {**model, "timeout_s": 0.5}, "up": model},
-                               "routes": {"hasty": {"model": "hasty", "retry": {"max_attempts": 1}},
-                                          "once": {"model": "up", "retry": {"max_attempts": 1}}}})
+        config = parse_config(
+            {
+                "models": {"hasty": {**model, "timeout_s": 0.5}, "up": model},
+                "routes": {
+                    "hasty": {"model": "hasty", "retry": {"max_attempts": 1}},
+                    "once": {"model": "up", "retry": {"max_attempts": 1}},
+                },
+            }
+        )
         with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
             sdk = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
             with pytest.raises(anthropic.APIStatusError) as stalled:  # the stream stops midway: its error event
@@ -1015,8 +1344,10 @@ def test_every_error_status_comes_with_the_type_anthropic_gives_it(tmp_path) -> 
         upstream.release()
         upstream.close()
     assert (timed_out.value.status_code, timed_out.value.body["error"]["type"]) == (504, "timeout_error")
-    assert (unprocessable.value.status_code, unprocessable.value.body["error"]["type"]) == (422,
-                                                                                         "invalid_request_error")
+    assert (unprocessable.value.status_code, unprocessable.value.body["error"]["type"]) == (
+        422,
+        "invalid_request_error",
+    )
     assert stalled.value.body["error"]["type"] == "timeout_error"
 
 
@@ -1033,23 +1364,40 @@ def test_a_service_tier_naming_the_standard_tier_asks_nothing_of_other_providers
     sent = record_converse(monkeypatch)
     scripted = ScriptedAnthropic()
     scripted.reply = {"text": "Hi", "stop_reason": "end_turn", "stop_sequence": None}
-    with RecordingOpenAI() as gpt, ServerThread(create_bedrock(engine=InstantEngine())) as bedrock, \
-            ServerThread(scripted.app) as claude_url:
-        config = parse_config({
-            "models": {
-                "claude": {"provider": "anthropic", "model": SONNET, "base_url": claude_url},
-                "sonnet-bedrock": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock,
-                                   "model": "anthropic.claude-sonnet-4-5-20250929-v1:0"},
-                "gpt": {"provider": "openai", "model": "up", "base_url": gpt.url, "price_as": "gpt-4o-mini"}},
-            "routes": {"claude-then-gpt": {"model": "claude", "fallback": ["gpt"]}}})
+    with (
+        RecordingOpenAI() as gpt,
+        ServerThread(create_bedrock(engine=InstantEngine())) as bedrock,
+        ServerThread(scripted.app) as claude_url,
+    ):
+        config = parse_config(
+            {
+                "models": {
+                    "claude": {"provider": "anthropic", "model": SONNET, "base_url": claude_url},
+                    "sonnet-bedrock": {
+                        "provider": "bedrock",
+                        "region": "us-east-1",
+                        "endpoint_url": bedrock,
+                        "model": "anthropic.claude-sonnet-4-5-20250929-v1:0",
+                    },
+                    "gpt": {"provider": "openai", "model": "up", "base_url": gpt.url, "price_as": "gpt-4o-mini"},
+                },
+                "routes": {"claude-then-gpt": {"model": "claude", "fallback": ["gpt"]}},
+            }
+        )
         with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
             sdk = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
             for stream in (False, True):
                 for model in ("gpt", "sonnet-bedrock", "claude-then-gpt"):
-                    with sdk.messages.stream(model=model, max_tokens=5, messages=ASK, service_tier="auto") \
-                            if stream else contextlib.nullcontext() as streamed:
-                        reply = streamed.get_final_message() if stream else sdk.messages.create(
-                            model=model, max_tokens=5, messages=ASK, service_tier="auto")
+                    with (
+                        sdk.messages.stream(model=model, max_tokens=5, messages=ASK, service_tier="auto")
+                        if stream
+                        else contextlib.nullcontext() as streamed
+                    ):
+                        reply = (
+                            streamed.get_final_message()
+                            if stream
+                            else sdk.messages.create(model=model, max_tokens=5, messages=ASK, service_tier="auto")
+                        )
                     assert reply.content[0].text, model
                 assert gpt.last["service_tier"] == "auto"
                 assert "service_tier" not in json.dumps(sent[-1], default=str)
@@ -1060,8 +1408,7 @@ def test_a_service_tier_naming_the_standard_tier_asks_nothing_of_other_providers
             with pytest.raises(anthropic.BadRequestError, match="service_tier: the gateway carries this field"):
                 sdk.messages.create(model="gpt", max_tokens=5, messages=ASK, extra_body={"service_tier": "priority"})
             with pytest.raises(anthropic.BadRequestError, match="service_tier: the gateway carries this field"):
-                sdk.messages.create(model="claude-then-gpt", max_tokens=5, messages=ASK,
-                                    service_tier="standard_only")
+                sdk.messages.create(model="claude-then-gpt", max_tokens=5, messages=ASK, service_tier="standard_only")
 
 
 def test_the_service_tier_anthropic_served_a_call_at_reaches_the_caller_streamed_or_not(gateway, scripted, sdk) -> None:

@@ -35,8 +35,18 @@ def gateway(config: dict, ledger: Path) -> ServerThread:
 
 
 def upstream_config(url: str, **extra) -> dict:
-    return {"models": {"fast": {"provider": "openai", "model": "fast", "base_url": url, "api_key_env": "FAST_KEY",
-                                "price_as": HAIKU}}, **extra}
+    return {
+        "models": {
+            "fast": {
+                "provider": "openai",
+                "model": "fast",
+                "base_url": url,
+                "api_key_env": "FAST_KEY",
+                "price_as": HAIKU,
+            }
+        },
+        **extra,
+    }
 
 
 def local_successes(metrics: str) -> float:
@@ -50,12 +60,17 @@ def test_openai_client_chats_and_streams_on_the_local_model(ledger_path):
         before = local_successes(httpx.get(url + "/metrics").text)  # the counters live as long as the process
         client = openai.OpenAI(base_url=url + "/v1", api_key="unused")
         headers = {"x-tokenomy-task": "greet", "x-tokenomy-tags": "team=web,feature=hello"}
-        reply = client.chat.completions.create(model="local", messages=[{"role": "user", "content": "Say hi."}],
-                                               max_tokens=5, extra_headers=headers)
+        reply = client.chat.completions.create(
+            model="local", messages=[{"role": "user", "content": "Say hi."}], max_tokens=5, extra_headers=headers
+        )
         assert reply.choices[0].message.content and reply.usage.completion_tokens > 0
-        stream = client.chat.completions.create(model="local", messages=[{"role": "system", "content": "Be brief."},
-                                                                         {"role": "user", "content": "Say hi."}],
-                                                max_tokens=5, stream=True, stream_options={"include_usage": True})
+        stream = client.chat.completions.create(
+            model="local",
+            messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hi."}],
+            max_tokens=5,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
         chunks = list(stream)
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
         assert text and chunks[-1].usage.completion_tokens > 0
@@ -76,27 +91,44 @@ def test_errors_have_openais_shape(ledger_path):
         assert missing.value.body["code"] == "model_not_found"
         bad = httpx.post(url + "/v1/chat/completions", json={"model": "fast", "messages": []})
         assert bad.status_code == 400 and bad.json()["error"]["type"] == "invalid_request_error"
-        bad = httpx.post(url + "/v1/chat/completions", json={"model": "fast", "messages": [{"role": "user",
-                                                                                          "content": "x"}],
-                                                             "temperature": 9})
+        bad = httpx.post(
+            url + "/v1/chat/completions",
+            json={"model": "fast", "messages": [{"role": "user", "content": "x"}], "temperature": 9},
+        )
         assert bad.status_code == 400 and "temperature" in bad.json()["error"]["message"]
         # A body that is not JSON used to be answered "1: JSON decode error" with param "1".
-        bad = httpx.post(url + "/v1/chat/completions", content=b"{model: fast", headers={"content-type":
-                                                                                          "application/json"})
+        bad = httpx.post(
+            url + "/v1/chat/completions", content=b"{model: fast", headers={"content-type": "application/json"}
+        )
         assert bad.status_code == 400 and bad.json()["error"]["param"] is None
         assert "request body is not valid JSON" in bad.json()["error"]["message"]
-        ok = client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "x" * 400}],
-                                            max_tokens=10)
+        ok = client.chat.completions.create(
+            model="fast", messages=[{"role": "user", "content": "x" * 400}], max_tokens=10
+        )
         assert ok.usage.prompt_tokens == 100 and ok.usage.completion_tokens == 10
 
 
-@pytest.mark.parametrize("fields, param", [
-    ({"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}, 1]}]}, "messages[0].content[1]"),
-    ({"messages": [{"role": "system", "content": [[]]}, {"role": "user", "content": "x"}]}, "messages[0].content[0]"),
-    ({"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": [1]},
-                   {"role": "user", "content": "y"}]}, "messages[1].tool_calls[0]"),
-    ({"messages": [{"role": "user", "content": "x"}], "tools": ["get_weather"]}, "tools[0]"),
-])
+@pytest.mark.parametrize(
+    "fields, param",
+    [
+        ({"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}, 1]}]}, "messages[0].content[1]"),
+        (
+            {"messages": [{"role": "system", "content": [[]]}, {"role": "user", "content": "x"}]},
+            "messages[0].content[0]",
+        ),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": "x"},
+                    {"role": "assistant", "tool_calls": [1]},
+                    {"role": "user", "content": "y"},
+                ]
+            },
+            "messages[1].tool_calls[0]",
+        ),
+        ({"messages": [{"role": "user", "content": "x"}], "tools": ["get_weather"]}, "tools[0]"),
+    ],
+)
 def test_a_content_part_tool_call_or_tool_that_is_no_object_is_a_400_naming_its_place(ledger_path, fields, param):
     # The schema copied every part, call and tool as a dict only to refuse what is none (as
     # `messages.0.content.str: Input should be a valid string` for a part); the mapping reads them and names the place.
@@ -111,8 +143,10 @@ def test_paths_and_methods_the_gateway_does_not_serve_are_openai_errors_naming_w
     # and no word on what the gateway does serve.
     with gateway({}, ledger_path) as url:
         client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
-        for call in (lambda: client.images.generate(model="local", prompt="hi"),
-                     lambda: client.completions.create(model="local", prompt="hi")):
+        for call in (
+            lambda: client.images.generate(model="local", prompt="hi"),
+            lambda: client.completions.create(model="local", prompt="hi"),
+        ):
             with pytest.raises(openai.NotFoundError) as missing:
                 call()
             assert missing.value.code == "unknown_url" and "POST /v1/chat/completions" in missing.value.message
@@ -203,8 +237,9 @@ def test_budget_holds_under_fifty_concurrent_requests(ledger_path):
 
         def one(_):
             try:
-                client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "y" * 400}],
-                                               max_tokens=200)
+                client.chat.completions.create(
+                    model="fast", messages=[{"role": "user", "content": "y" * 400}], max_tokens=200
+                )
                 return 200
             except openai.RateLimitError as exc:
                 assert exc.body["code"] == "budget_exceeded" and "Budget exhausted" in exc.body["message"]
@@ -227,8 +262,9 @@ def test_team_budget_is_the_weaker_limit(ledger_path):
         results = []
         for _ in range(4):
             try:
-                client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "y" * 400}],
-                                               max_tokens=200)
+                client.chat.completions.create(
+                    model="fast", messages=[{"role": "user", "content": "y" * 400}], max_tokens=200
+                )
                 results.append(200)
             except openai.RateLimitError as exc:
                 results.append("team" if "for this team" in exc.body["message"] else "key")
@@ -245,14 +281,17 @@ def test_a_budget_reserves_a_requests_images_and_tool_definitions_not_only_its_w
     store = KeyStore(open_store(ledger_path))
     secret, _ = store.create(budget_usd=Decimal("0.0001"), period="month")  # 400 Haiku input tokens' worth
     image = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(64)).decode()
-    tool = {"type": "function", "function": {"name": "lookup", "description": "d" * 2400,
-                                             "parameters": {"type": "object", "properties": {}}}}
+    tool = {
+        "type": "function",
+        "function": {"name": "lookup", "description": "d" * 2400, "parameters": {"type": "object", "properties": {}}},
+    }
     with InstantOpenAI() as upstream, gateway(upstream_config(upstream, auth=True), ledger_path) as url:
         client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
 
         def ask(content, **extra):
-            return client.chat.completions.create(model="fast", max_tokens=5, messages=[
-                {"role": "user", "content": content}], **extra)
+            return client.chat.completions.create(
+                model="fast", max_tokens=5, messages=[{"role": "user", "content": content}], **extra
+            )
 
         with pytest.raises(openai.RateLimitError) as pictured:
             ask([{"type": "text", "text": "What is it?"}, {"type": "image_url", "image_url": {"url": image}}])
@@ -294,12 +333,16 @@ def test_overload_is_refused_fast(ledger_path):
     config = upstream_config(upstream.url, gateway={"max_inflight": 2, "max_queue": 2})
     try:
         # One shared client: httpx.post builds a new client (and TLS context, ~40 ms) per call.
-        with gateway(config, ledger_path) as url, httpx.Client(timeout=60, limits=httpx.Limits(
-                max_connections=20)) as http:
+        with (
+            gateway(config, ledger_path) as url,
+            httpx.Client(timeout=60, limits=httpx.Limits(max_connections=20)) as http,
+        ):
 
             def one(_):
-                return http.post(url + "/v1/chat/completions", json={
-                    "model": "fast", "messages": [{"role": "user", "content": "x"}], "max_tokens": 2}).status_code
+                return http.post(
+                    url + "/v1/chat/completions",
+                    json={"model": "fast", "messages": [{"role": "user", "content": "x"}], "max_tokens": 2},
+                ).status_code
 
             assert one(0) == 200  # the chat path is warm (imports, the ledger's first write)
             with concurrent.futures.ThreadPoolExecutor(12) as pool:
@@ -332,8 +375,14 @@ def test_limits_hold_across_two_gateway_processes(redis_url, tmp_path):
         config.write_text(json.dumps(upstream_config(upstream, auth=True, redis_url=redis_url)))
         ports = [free_port(), free_port()]
         env = {**os.environ, "FAST_KEY": "x"}
-        procs = [subprocess.Popen([TOKENOMY, "serve", "--config", str(config), "--port", str(port), "--ledger",
-                                   str(ledger)], env=env, stderr=subprocess.PIPE) for port in ports]
+        procs = [
+            subprocess.Popen(
+                [TOKENOMY, "serve", "--config", str(config), "--port", str(port), "--ledger", str(ledger)],
+                env=env,
+                stderr=subprocess.PIPE,
+            )
+            for port in ports
+        ]
         try:
             for port, proc in zip(ports, procs, strict=True):
                 wait_for_port(port, 60, proc)
@@ -341,8 +390,9 @@ def test_limits_hold_across_two_gateway_processes(redis_url, tmp_path):
             def one(i):
                 client = openai.OpenAI(base_url=f"http://127.0.0.1:{ports[i % 2]}/v1", api_key=secret, max_retries=0)
                 try:
-                    client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "y" * 400}],
-                                                   max_tokens=200)
+                    client.chat.completions.create(
+                        model="fast", messages=[{"role": "user", "content": "y" * 400}], max_tokens=200
+                    )
                     return 200
                 except openai.RateLimitError:
                     return 429
@@ -351,10 +401,12 @@ def test_limits_hold_across_two_gateway_processes(redis_url, tmp_path):
                 statuses = list(pool.map(one, range(20)))
 
             def limited_one(i):
-                reply = httpx.post(f"http://127.0.0.1:{ports[i % 2]}/v1/chat/completions", timeout=30,
-                                   headers={"authorization": f"Bearer {limited}"},
-                                   json={"model": "fast", "messages": [{"role": "user", "content": "x"}],
-                                         "max_tokens": 2})
+                reply = httpx.post(
+                    f"http://127.0.0.1:{ports[i % 2]}/v1/chat/completions",
+                    timeout=30,
+                    headers={"authorization": f"Bearer {limited}"},
+                    json={"model": "fast", "messages": [{"role": "user", "content": "x"}], "max_tokens": 2},
+                )
                 return reply.status_code
 
             with concurrent.futures.ThreadPoolExecutor(10) as pool:
@@ -374,9 +426,25 @@ def test_limits_hold_across_two_gateway_processes(redis_url, tmp_path):
 def test_schema_fuzzing_finds_no_server_errors(ledger_path, tmp_path):
     schemathesis = str(Path(sys.executable).with_name("schemathesis"))
     with InstantOpenAI() as upstream, gateway(upstream_config(upstream), ledger_path) as url:
-        result = subprocess.run([schemathesis, "run", url + "/openapi.json", "--checks", "not_a_server_error",
-                                 "--max-examples", "40", "--seed", "1", "--workers", "1"],
-                                capture_output=True, text=True, timeout=600, cwd=tmp_path)  # its cache dir
+        result = subprocess.run(
+            [
+                schemathesis,
+                "run",
+                url + "/openapi.json",
+                "--checks",
+                "not_a_server_error",
+                "--max-examples",
+                "40",
+                "--seed",
+                "1",
+                "--workers",
+                "1",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=tmp_path,
+        )  # its cache dir
     assert result.returncode == 0, result.stdout[-3000:]
     import re
 
@@ -407,8 +475,9 @@ def test_model_listings_need_a_valid_key_when_auth_is_on(ledger_path):
     import anthropic
 
     secret, _ = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("5"), period="month", name="ci")
-    with gateway(upstream_config("http://unused", auth=True, routes={"team/chat": {"model": "fast"}}),
-                 ledger_path) as url:
+    with gateway(
+        upstream_config("http://unused", auth=True, routes={"team/chat": {"model": "fast"}}), ledger_path
+    ) as url:
         stranger = openai.OpenAI(base_url=url + "/v1", api_key="tk-wrong", max_retries=0)
         for listing in (lambda: list(stranger.models.list()), lambda: stranger.models.retrieve("fast")):
             with pytest.raises(openai.AuthenticationError) as denied:
@@ -421,13 +490,18 @@ def test_model_listings_need_a_valid_key_when_auth_is_on(ledger_path):
         with pytest.raises(anthropic.AuthenticationError) as denied:
             list(claude.models.list())
         assert denied.value.body["error"]["type"] == "authentication_error"
-        assert "x-api-key" in httpx.get(url + "/v1/models", headers={"anthropic-version": "2023-06-01"}).json()[
-            "error"]["message"]
+        assert (
+            "x-api-key"
+            in httpx.get(url + "/v1/models", headers={"anthropic-version": "2023-06-01"}).json()["error"]["message"]
+        )
         client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
         assert [m.id for m in client.models.list()] == ["fast", "local", "team/chat"]
         assert client.models.retrieve("team/chat").id == "team/chat"
         assert [m.id for m in anthropic.Anthropic(base_url=url, api_key=secret).models.list()] == [
-            "fast", "local", "team/chat"]
+            "fast",
+            "local",
+            "team/chat",
+        ]
         # what operators and probes read stays open
         assert httpx.get(url + "/healthz").json()["status"] == "ok"
         assert httpx.get(url + "/metrics").status_code == 200
@@ -442,7 +516,8 @@ def test_the_anthropic_sdk_reads_the_model_listing_in_anthropics_shape(ledger_pa
         claude = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
         page = claude.models.list()
         assert [(m.type, m.id, m.display_name) for m in page.data] == [
-            ("model", n, n) for n in ("fast", "local", "team/chat")]
+            ("model", n, n) for n in ("fast", "local", "team/chat")
+        ]
         assert page.first_id == "fast" and page.last_id == "team/chat" and page.has_more is False
         assert page.data[0].created_at.tzinfo is not None
         one = claude.models.retrieve("team/chat")
@@ -506,8 +581,14 @@ def test_an_unexpected_error_answered_by_the_apps_handler_is_counted_in_metrics(
         chat = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
         with pytest.raises(openai.InternalServerError, match="RuntimeError"):
             chat.chat.completions.create(model="fast", messages=[{"role": "user", "content": "hi"}])
-        bedrock = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", aws_access_key_id="x",
-                               aws_secret_access_key="x", config=Config(retries={"total_max_attempts": 1}))
+        bedrock = boto3.client(
+            "bedrock-runtime",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+            config=Config(retries={"total_max_attempts": 1}),
+        )
         with pytest.raises(ClientError, match="RuntimeError"):
             bedrock.converse(modelId="fast", messages=[{"role": "user", "content": [{"text": "hi"}]}])
         after = requests_at(url, "fast", 500)

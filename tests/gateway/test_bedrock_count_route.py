@@ -29,15 +29,22 @@ NO_RETRIES = Config(retries={"max_attempts": 1, "mode": "standard"})
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
 SYSTEM = "You answer in one short sentence."
 # One prompt in Converse's shape and in Anthropic's Messages shape (an InvokeModel body for Claude on Bedrock).
-CONVERSE = [{"role": "user", "content": [{"text": "What is the capital of France?"}]},
-            {"role": "assistant", "content": [{"text": "Paris."}]},
-            {"role": "user", "content": [{"text": "And of Italy?"}]}]
-MESSAGES = [{"role": "user", "content": "What is the capital of France?"},
-            {"role": "assistant", "content": "Paris."},
-            {"role": "user", "content": "And of Italy?"}]
+CONVERSE = [
+    {"role": "user", "content": [{"text": "What is the capital of France?"}]},
+    {"role": "assistant", "content": [{"text": "Paris."}]},
+    {"role": "user", "content": [{"text": "And of Italy?"}]},
+]
+MESSAGES = [
+    {"role": "user", "content": "What is the capital of France?"},
+    {"role": "assistant", "content": "Paris."},
+    {"role": "user", "content": "And of Italy?"},
+]
 SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
-TOOL_CONFIG = {"tools": [{"toolSpec": {"name": "weather", "description": "The weather in a city.",
-                                       "inputSchema": {"json": SCHEMA}}}]}
+TOOL_CONFIG = {
+    "tools": [
+        {"toolSpec": {"name": "weather", "description": "The weather in a city.", "inputSchema": {"json": SCHEMA}}}
+    ]
+}
 TOOLS = [{"name": "weather", "description": "The weather in a city.", "input_schema": SCHEMA}]
 
 
@@ -57,18 +64,32 @@ def served(ledger):
         stand_in_aws_keys(env)
         env.setenv("GPT_KEY", "unused")
         with ServerThread(create_anthropic()) as claude, ServerThread(create_bedrock()) as bedrock:
-            config = parse_config({"models": {
-                "claude": {"provider": "anthropic", "model": SONNET, "base_url": claude},
-                "sonnet": {"provider": "bedrock", "model": BEDROCK_SONNET, "region": "us-east-1",
-                           "endpoint_url": bedrock},
-                # An OpenAI-format model; never called (port 9 has no server): counting is refused before.
-                "gpt": {"provider": "openai", "model": "gpt", "base_url": "http://127.0.0.1:9/v1",
-                        "api_key_env": "GPT_KEY", "price_as": "gpt-4o-mini"}}})
+            config = parse_config(
+                {
+                    "models": {
+                        "claude": {"provider": "anthropic", "model": SONNET, "base_url": claude},
+                        "sonnet": {
+                            "provider": "bedrock",
+                            "model": BEDROCK_SONNET,
+                            "region": "us-east-1",
+                            "endpoint_url": bedrock,
+                        },
+                        # An OpenAI-format model; never called (port 9 has no server): counting is refused before.
+                        "gpt": {
+                            "provider": "openai",
+                            "model": "gpt",
+                            "base_url": "http://127.0.0.1:9/v1",
+                            "api_key_env": "GPT_KEY",
+                            "price_as": "gpt-4o-mini",
+                        },
+                    }
+                }
+            )
             with ServerThread(create_app(config, ledger), lifespan="on") as url:
-                client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1",
-                                      config=NO_RETRIES)
-                upstream = boto3.client("bedrock-runtime", endpoint_url=bedrock, region_name="us-east-1",
-                                        config=NO_RETRIES)
+                client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", config=NO_RETRIES)
+                upstream = boto3.client(
+                    "bedrock-runtime", endpoint_url=bedrock, region_name="us-east-1", config=NO_RETRIES
+                )
                 client.converse(modelId="sonnet", messages=CONVERSE, inferenceConfig={"maxTokens": 1})  # loads
                 yield client, url, upstream
 
@@ -81,9 +102,13 @@ def prompt_tokens(usage) -> int:
 def test_both_forms_count_what_a_converse_of_the_same_prompt_reports(served, model) -> None:
     client, _, upstream = served
     counts = []
-    for converse, invoke in (({"messages": CONVERSE}, {"messages": MESSAGES}),
-                             ({"messages": CONVERSE, "system": [{"text": SYSTEM}], "toolConfig": TOOL_CONFIG},
-                              {"messages": MESSAGES, "system": SYSTEM, "tools": TOOLS})):
+    for converse, invoke in (
+        ({"messages": CONVERSE}, {"messages": MESSAGES}),
+        (
+            {"messages": CONVERSE, "system": [{"text": SYSTEM}], "toolConfig": TOOL_CONFIG},
+            {"messages": MESSAGES, "system": SYSTEM, "tools": TOOLS},
+        ),
+    ):
         counted = client.count_tokens(modelId=model, input={"converse": converse})["inputTokens"]
         invoked = client.count_tokens(modelId=model, input={"invokeModel": {"body": invoke_body(**invoke)}})
         reply = client.converse(modelId=model, inferenceConfig={"maxTokens": 2}, **converse)
@@ -104,16 +129,30 @@ def test_an_invoke_bodys_answer_fields_are_left_out_of_the_count_and_its_betas_c
     counted_requests, converse_params = [], []
     original_count = anthropic_provider.AnthropicProvider.count_tokens
     original_params = converse_mapping.to_converse_params
-    monkeypatch.setattr(anthropic_provider.AnthropicProvider, "count_tokens",
-                        lambda self, request: counted_requests.append(request) or original_count(self, request))
-    monkeypatch.setattr(bedrock, "to_converse_params",
-                        lambda request: converse_params.append(original_params(request)) or converse_params[-1])
+    monkeypatch.setattr(
+        anthropic_provider.AnthropicProvider,
+        "count_tokens",
+        lambda self, request: counted_requests.append(request) or original_count(self, request),
+    )
+    monkeypatch.setattr(
+        bedrock,
+        "to_converse_params",
+        lambda request: converse_params.append(original_params(request)) or converse_params[-1],
+    )
     client = served[0]
     bare = client.count_tokens(modelId="claude", input={"invokeModel": {"body": invoke_body(messages=MESSAGES)}})
     betas = ["token-efficient-tools-2025-02-19", "interleaved-thinking-2025-05-14"]
     # metadata and service_tier too: InvokeModel takes them, and they change nothing the model reads.
-    shaped = invoke_body(messages=MESSAGES, temperature=0.5, top_p=0.9, top_k=5, stop_sequences=["END"],
-                         anthropic_beta=betas, metadata={"user_id": "u-1"}, service_tier="auto")
+    shaped = invoke_body(
+        messages=MESSAGES,
+        temperature=0.5,
+        top_p=0.9,
+        top_k=5,
+        stop_sequences=["END"],
+        anthropic_beta=betas,
+        metadata={"user_id": "u-1"},
+        service_tier="auto",
+    )
     for model in ("claude", "sonnet"):
         counted = client.count_tokens(modelId=model, input={"invokeModel": {"body": shaped}})["inputTokens"]
         assert counted == client.count_tokens(modelId=model, input={"converse": {"messages": CONVERSE}})["inputTokens"]
@@ -127,8 +166,12 @@ def test_an_invoke_bodys_answer_fields_are_left_out_of_the_count_and_its_betas_c
 def test_an_invoke_body_with_structured_output_is_counted(served, model) -> None:
     # output_config (a JSON schema for the answer, an effort) is part of Claude's InvokeModel body: counted as the
     # provider counts it, not refused as a field the body lacks.
-    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
-              "additionalProperties": False}
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+        "additionalProperties": False,
+    }
     body = invoke_body(messages=MESSAGES, output_config={"format": {"type": "json_schema", "schema": schema}})
     counted = served[0].count_tokens(modelId=model, input={"invokeModel": {"body": body}})["inputTokens"]
     assert counted >= served[0].count_tokens(modelId=model, input={"converse": {"messages": CONVERSE}})["inputTokens"]
@@ -151,11 +194,14 @@ def test_an_unknown_model_is_resource_not_found(served) -> None:
     assert error["Code"] == "ResourceNotFoundException" and "`nope` does not exist on this gateway" in error["Message"]
 
 
-@pytest.mark.parametrize(("body", "named"), [
-    ({"inputText": "hi", "textGenerationConfig": {"maxTokenCount": 5}}, "input.invokeModel.body.inputText"),
-    ({"prompt": "hi", "max_gen_len": 5}, "input.invokeModel.body.prompt"),
-    ({"schemaVersion": "messages-v1", "messages": CONVERSE}, "input.invokeModel.body.schemaVersion"),
-])
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ({"inputText": "hi", "textGenerationConfig": {"maxTokenCount": 5}}, "input.invokeModel.body.inputText"),
+        ({"prompt": "hi", "max_gen_len": 5}, "input.invokeModel.body.prompt"),
+        ({"schemaVersion": "messages-v1", "messages": CONVERSE}, "input.invokeModel.body.schemaVersion"),
+    ],
+)
 def test_an_invoke_body_of_another_model_family_is_refused_naming_it(served, body, named) -> None:
     with pytest.raises(ClientError) as refused:
         served[0].count_tokens(modelId="sonnet", input={"invokeModel": {"body": json.dumps(body).encode()}})
@@ -165,10 +211,13 @@ def test_an_invoke_body_of_another_model_family_is_refused_naming_it(served, bod
     assert "converse form (input.converse)" in error["Message"]
 
 
-@pytest.mark.parametrize(("body", "named"), [
-    ({"inputText": "hi", "dimensions": 256}, "input.invokeModel.body.inputText"),  # Titan Text Embeddings
-    ({"texts": ["hi"], "input_type": "search_query"}, "input.invokeModel.body.texts"),  # Cohere Embed
-])
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ({"inputText": "hi", "dimensions": 256}, "input.invokeModel.body.inputText"),  # Titan Text Embeddings
+        ({"texts": ["hi"], "input_type": "search_query"}, "input.invokeModel.body.texts"),  # Cohere Embed
+    ],
+)
 def test_an_embedding_models_body_is_told_counttokens_counts_no_embeddings(served, body, named) -> None:
     # Not pointed at the converse form, which counts a chat prompt: an embedding model has none to count.
     with pytest.raises(ClientError) as refused:
@@ -178,29 +227,92 @@ def test_an_embedding_models_body_is_told_counttokens_counts_no_embeddings(serve
     assert "x-amzn-bedrock-input-token-count" in error["Message"] and "input.converse" not in error["Message"]
 
 
-@pytest.mark.parametrize(("model", "given", "named"), [
-    ("sonnet", {"converse": {"messages": [{"role": "user", "content": [{"text": "a"}, {"image": {
-        "format": "png", "source": {"s3Location": {"uri": "s3://bucket/cat.png"}}}}]}]}},
-     "input.converse.messages[0].content[1].image.source.s3Location"),
-    ("claude", {"converse": {"messages": CONVERSE, "additionalModelRequestFields": {"service_tier": "auto"}}},
-     "input.converse.additionalModelRequestFields: the gateway carries this field to Bedrock models only"),
-    ("sonnet", {"invokeModel": {"body": invoke_body(messages=[{"role": "robot", "content": "x"}])}},
-     "input.invokeModel.body.messages.0.role"),
-    ("sonnet", {"invokeModel": {"body": invoke_body(messages=MESSAGES, anthropic_version=20230531)}},
-     "input.invokeModel.body.anthropic_version: expected a version such as 'bedrock-2023-05-31'"),
-    ("sonnet", {"invokeModel": {"body": invoke_body(messages=MESSAGES, model="claude")}},
-     "input.invokeModel.body.model: not a field of Anthropic's Messages body"),
-    ("sonnet", {"invokeModel": {"body": b"not json"}}, "input.invokeModel.body: expected a JSON object"),
-    # The edge's checks saw only the body's base64: these reached the Anthropic SDK's encoder, a 500
-    *(("claude", {"invokeModel": {"body": json.dumps({
-        "anthropic_version": "bedrock-2023-05-31", "messages": MESSAGES, "tools": [{**TOOLS[0], "input_schema": {
-            "type": "object", "properties": {"n": {"type": "number", "maximum": "MAX"}}}}]}).replace(
-        '"MAX"', number).encode()}}, "input.invokeModel.body.tools.0.input_schema.properties.n.maximum: ")
-      for number in ("NaN", "-Infinity", "1e400")),
-    ("claude", {"invokeModel": {"body": json.dumps({"anthropic_version": "bedrock-2023-05-31", "messages": [
-        {"role": "user", "content": "hi \ud800"}]}).encode()}},
-     "input.invokeModel.body.messages.0.content: contains a lone"),
-])
+@pytest.mark.parametrize(
+    ("model", "given", "named"),
+    [
+        (
+            "sonnet",
+            {
+                "converse": {
+                    "messages": [
+                        {
+                            "role": "user",
+                            "content": [
+                                {"text": "a"},
+                                {"image": {"format": "png", "source": {"s3Location": {"uri": "s3://bucket/cat.png"}}}},
+                            ],
+                        }
+                    ]
+                }
+            },
+            "input.converse.messages[0].content[1].image.source.s3Location",
+        ),
+        (
+            "claude",
+            {"converse": {"messages": CONVERSE, "additionalModelRequestFields": {"service_tier": "auto"}}},
+            "input.converse.additionalModelRequestFields: the gateway carries this field to Bedrock models only",
+        ),
+        (
+            "sonnet",
+            {"invokeModel": {"body": invoke_body(messages=[{"role": "robot", "content": "x"}])}},
+            "input.invokeModel.body.messages.0.role",
+        ),
+        (
+            "sonnet",
+            {"invokeModel": {"body": invoke_body(messages=MESSAGES, anthropic_version=20230531)}},
+            "input.invokeModel.body.anthropic_version: expected a version such as 'bedrock-2023-05-31'",
+        ),
+        (
+            "sonnet",
+            {"invokeModel": {"body": invoke_body(messages=MESSAGES, model="claude")}},
+            "input.invokeModel.body.model: not a field of Anthropic's Messages body",
+        ),
+        ("sonnet", {"invokeModel": {"body": b"not json"}}, "input.invokeModel.body: expected a JSON object"),
+        # The edge's checks saw only the body's base64: these reached the Anthropic SDK's encoder, a 500
+        *(
+            (
+                "claude",
+                {
+                    "invokeModel": {
+                        "body": json.dumps(
+                            {
+                                "anthropic_version": "bedrock-2023-05-31",
+                                "messages": MESSAGES,
+                                "tools": [
+                                    {
+                                        **TOOLS[0],
+                                        "input_schema": {
+                                            "type": "object",
+                                            "properties": {"n": {"type": "number", "maximum": "MAX"}},
+                                        },
+                                    }
+                                ],
+                            }
+                        )
+                        .replace('"MAX"', number)
+                        .encode()
+                    }
+                },
+                "input.invokeModel.body.tools.0.input_schema.properties.n.maximum: ",
+            )
+            for number in ("NaN", "-Infinity", "1e400")
+        ),
+        (
+            "claude",
+            {
+                "invokeModel": {
+                    "body": json.dumps(
+                        {
+                            "anthropic_version": "bedrock-2023-05-31",
+                            "messages": [{"role": "user", "content": "hi \ud800"}],
+                        }
+                    ).encode()
+                }
+            },
+            "input.invokeModel.body.messages.0.content: contains a lone",
+        ),
+    ],
+)
 def test_what_a_count_cannot_carry_is_a_validation_exception_naming_it(served, model, given, named) -> None:
     with pytest.raises(ClientError) as refused:
         served[0].count_tokens(modelId=model, input=given)
@@ -210,17 +322,23 @@ def test_what_a_count_cannot_carry_is_a_validation_exception_naming_it(served, m
 
 def test_malformed_bodies_botocore_would_not_send_are_named_too(served) -> None:
     url = served[1]
-    for body, named in ((b"{", "Expecting"), (b"[]", "must be a JSON object"),
-                        (json.dumps({"input": {}}).encode(), "input: expected exactly one of converse or invokeModel"),
-                        (json.dumps({"input": {"converse": {"messages": CONVERSE}}, "x": 1}).encode(),
-                         "x: not a field"),
-                        (json.dumps({"input": {"converse": {"messages": CONVERSE, "inferenceConfig": {
-                            "maxTokens": 5}}}}).encode(),
-                         "input.converse.inferenceConfig: not a field of CountTokens'"),
-                        (json.dumps({"input": {"invokeModel": {"body": "not base64!"}}}).encode(),
-                         "input.invokeModel.body: expected the body's bytes, base64-encoded")):
-        answer = httpx.post(f"{url}/model/sonnet/count-tokens", content=body,
-                            headers={"content-type": "application/json"})
+    for body, named in (
+        (b"{", "Expecting"),
+        (b"[]", "must be a JSON object"),
+        (json.dumps({"input": {}}).encode(), "input: expected exactly one of converse or invokeModel"),
+        (json.dumps({"input": {"converse": {"messages": CONVERSE}}, "x": 1}).encode(), "x: not a field"),
+        (
+            json.dumps({"input": {"converse": {"messages": CONVERSE, "inferenceConfig": {"maxTokens": 5}}}}).encode(),
+            "input.converse.inferenceConfig: not a field of CountTokens'",
+        ),
+        (
+            json.dumps({"input": {"invokeModel": {"body": "not base64!"}}}).encode(),
+            "input.invokeModel.body: expected the body's bytes, base64-encoded",
+        ),
+    ):
+        answer = httpx.post(
+            f"{url}/model/sonnet/count-tokens", content=body, headers={"content-type": "application/json"}
+        )
         assert answer.status_code == 400, body
         assert answer.headers["x-amzn-ErrorType"] == "ValidationException" and named in answer.json()["message"]
 
@@ -229,8 +347,9 @@ def test_a_key_rides_in_boto3s_credentials_takes_its_rate_limit_and_no_count_is_
     ledger = str(tmp_path / "ledger.duckdb")
     secret, _ = KeyStore(open_store(ledger)).create(rpm=4, budget_usd=Decimal("0.000001"))
     with ServerThread(create_anthropic()) as claude:
-        config = parse_config({"auth": True, "models": {
-            "claude": {"provider": "anthropic", "model": SONNET, "base_url": claude}}})
+        config = parse_config(
+            {"auth": True, "models": {"claude": {"provider": "anthropic", "model": SONNET, "base_url": claude}}}
+        )
         with ServerThread(create_app(config, ledger), lifespan="on") as url:
             session = boto3.session.Session(aws_access_key_id=secret, aws_secret_access_key="anything")
             client = session.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", config=NO_RETRIES)
@@ -238,8 +357,10 @@ def test_a_key_rides_in_boto3s_credentials_takes_its_rate_limit_and_no_count_is_
                 client.converse(modelId="claude", messages=CONVERSE)
             assert spent.value.response["Error"]["Code"] == "ServiceQuotaExceededException"
             # ... and a count is free: it reserves nothing, but each is a request under the key's rate limit.
-            counts = [client.count_tokens(modelId="claude", input={"converse": {"messages": CONVERSE}})["inputTokens"]
-                      for _ in range(3)]
+            counts = [
+                client.count_tokens(modelId="claude", input={"converse": {"messages": CONVERSE}})["inputTokens"]
+                for _ in range(3)
+            ]
             assert counts[0] == counts[1] == counts[2] > 0
             with pytest.raises(ClientError) as throttled:
                 client.count_tokens(modelId="claude", input={"converse": {"messages": CONVERSE}})
@@ -263,10 +384,18 @@ def test_counts_write_no_ledger_row_beside_a_call(tmp_path) -> None:
     with ServerThread(create_anthropic()) as claude:
         config = parse_config({"models": {"claude": {"provider": "anthropic", "model": SONNET, "base_url": claude}}})
         with ServerThread(create_app(config, ledger), lifespan="on") as url:  # flushes its ledger on exit
-            client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", config=NO_RETRIES,
-                                  aws_access_key_id="x", aws_secret_access_key="x")
+            client = boto3.client(
+                "bedrock-runtime",
+                endpoint_url=url,
+                region_name="us-east-1",
+                config=NO_RETRIES,
+                aws_access_key_id="x",
+                aws_secret_access_key="x",
+            )
             client.converse(modelId="claude", messages=CONVERSE, inferenceConfig={"maxTokens": 2})
-            for given in ({"converse": {"messages": CONVERSE}},
-                          {"invokeModel": {"body": invoke_body(messages=MESSAGES)}}):
+            for given in (
+                {"converse": {"messages": CONVERSE}},
+                {"invokeModel": {"body": invoke_body(messages=MESSAGES)}},
+            ):
                 assert client.count_tokens(modelId="claude", input=given)["inputTokens"] > 0
     assert open_store(ledger).count() == 1  # the call's row, and none for the counts

@@ -37,8 +37,13 @@ def served(ledger_path, monkeypatch):
         monkeypatch.delenv(key, raising=False)
     stand_in_aws_keys(monkeypatch)
     with RecordingOpenAI() as upstream:
-        config = parse_config({"models": {"fast": {"provider": "openai", "model": "up-model",
-                                                   "base_url": upstream.url, "price_as": HAIKU}}})
+        config = parse_config(
+            {
+                "models": {
+                    "fast": {"provider": "openai", "model": "up-model", "base_url": upstream.url, "price_as": HAIKU}
+                }
+            }
+        )
         with ServerThread(create_app(config, str(ledger_path)), lifespan="on") as url:
             yield upstream, url
 
@@ -54,9 +59,14 @@ def test_openai_chat_keeps_big_integers(served) -> None:
     client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
     tool = {"type": "function", "function": {"name": "count", "parameters": PARAMETERS}}
     schema = {"name": "n", "schema": {"type": "object", "properties": {"n": {"type": "integer", "maximum": BIG}}}}
-    client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "count"}], tools=[tool],
-                                   response_format={"type": "json_schema", "json_schema": schema}, max_tokens=20,
-                                   logit_bias={"50256": BIG})
+    client.chat.completions.create(
+        model="fast",
+        messages=[{"role": "user", "content": "count"}],
+        tools=[tool],
+        response_format={"type": "json_schema", "json_schema": schema},
+        max_tokens=20,
+        logit_bias={"50256": BIG},
+    )
     _arrived_intact(upstream)
     assert upstream.last["response_format"]["json_schema"]["schema"]["properties"]["n"]["maximum"] == BIG
     assert upstream.last["logit_bias"] == {"50256": BIG}  # the upstream's to refuse, as sent
@@ -68,8 +78,9 @@ def test_an_azure_deployment_path_keeps_big_integers(served) -> None:
     upstream, url = served
     client = openai.AzureOpenAI(azure_endpoint=url, api_key="unused", api_version="2024-10-21", max_retries=0)
     tool = {"type": "function", "function": {"name": "count", "parameters": PARAMETERS}}
-    client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "count"}], max_tokens=20,
-                                   tools=[tool])
+    client.chat.completions.create(
+        model="fast", messages=[{"role": "user", "content": "count"}], max_tokens=20, tools=[tool]
+    )
     _arrived_intact(upstream)
 
 
@@ -78,12 +89,12 @@ def test_anthropic_messages_keep_big_integers_in_tool_input_and_schema(served) -
     client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
     messages = [
         {"role": "user", "content": "count"},
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "count",
-                                           "input": {"n": BIG}}]},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "count", "input": {"n": BIG}}]},
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "done"}]},
     ]
-    client.messages.create(model="fast", max_tokens=20, messages=messages,
-                           tools=[{"name": "count", "input_schema": PARAMETERS}])
+    client.messages.create(
+        model="fast", max_tokens=20, messages=messages, tools=[{"name": "count", "input_schema": PARAMETERS}]
+    )
     _arrived_intact(upstream)
     call = upstream.last["messages"][1]["tool_calls"][0]
     assert json.loads(call["function"]["arguments"]) == {"n": BIG}
@@ -92,8 +103,12 @@ def test_anthropic_messages_keep_big_integers_in_tool_input_and_schema(served) -
 def test_responses_keep_big_integers(served) -> None:
     upstream, url = served
     client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
-    client.responses.create(model="fast", input="count", max_output_tokens=20,
-                            tools=[{"type": "function", "name": "count", "parameters": PARAMETERS, "strict": False}])
+    client.responses.create(
+        model="fast",
+        input="count",
+        max_output_tokens=20,
+        tools=[{"type": "function", "name": "count", "parameters": PARAMETERS, "strict": False}],
+    )
     _arrived_intact(upstream)
 
 
@@ -102,20 +117,28 @@ def test_gemini_keeps_big_integers_in_function_calls_and_responses(served) -> No
     client = genai.Client(api_key="unused", http_options={"base_url": url})
     contents = [
         types.Content(role="user", parts=[types.Part(text="count")]),
-        types.Content(role="model", parts=[types.Part(function_call=types.FunctionCall(name="count",
-                                                                                        args={"n": BIG}))]),
-        types.Content(role="user", parts=[types.Part(function_response=types.FunctionResponse(
-            name="count", response={"low": LOW}))]),
+        types.Content(
+            role="model", parts=[types.Part(function_call=types.FunctionCall(name="count", args={"n": BIG}))]
+        ),
+        types.Content(
+            role="user",
+            parts=[types.Part(function_response=types.FunctionResponse(name="count", response={"low": LOW}))],
+        ),
     ]
-    client.models.generate_content(model="fast", contents=contents,
-                                   config=types.GenerateContentConfig(max_output_tokens=20))
+    client.models.generate_content(
+        model="fast", contents=contents, config=types.GenerateContentConfig(max_output_tokens=20)
+    )
     _arrived_intact(upstream)
 
 
 def test_converse_keeps_big_integers_in_tool_use_and_results(served) -> None:
     upstream, url = served
-    client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1",
-                          config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+    client = boto3.client(
+        "bedrock-runtime",
+        endpoint_url=url,
+        region_name="us-east-1",
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+    )
     messages = [
         {"role": "user", "content": [{"text": "count"}]},
         {"role": "assistant", "content": [{"toolUse": {"toolUseId": "t1", "name": "count", "input": {"n": BIG}}}]},
@@ -147,16 +170,29 @@ def test_a_tool_calls_arguments_reach_claude_with_big_integers_exact(ledger_path
         return await call_next(request)
 
     with ServerThread(claude) as claude_url:
-        config = parse_config({"models": {"claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929",
-                                                     "base_url": claude_url}}})
+        config = parse_config(
+            {
+                "models": {
+                    "claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": claude_url}
+                }
+            }
+        )
         with ServerThread(create_app(config, str(ledger_path)), lifespan="on") as url:
             client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
-            call = {"id": "call_1", "type": "function",
-                    "function": {"name": "count", "arguments": json.dumps({"n": BIG, "low": LOW})}}
-            client.chat.completions.create(model="claude", max_tokens=20, messages=[
-                {"role": "user", "content": "count"},
-                {"role": "assistant", "content": None, "tool_calls": [call]},
-                {"role": "tool", "tool_call_id": "call_1", "content": "done"}])
+            call = {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "count", "arguments": json.dumps({"n": BIG, "low": LOW})},
+            }
+            client.chat.completions.create(
+                model="claude",
+                max_tokens=20,
+                messages=[
+                    {"role": "user", "content": "count"},
+                    {"role": "assistant", "content": None, "tool_calls": [call]},
+                    {"role": "tool", "tool_call_id": "call_1", "content": "done"},
+                ],
+            )
     assert raw and str(BIG).encode() in raw[-1] and str(LOW).encode() in raw[-1], raw
 
 
@@ -166,10 +202,26 @@ def test_a_body_with_an_image_keeps_big_integers_around_it(served) -> None:
     image = "data:image/png;base64," + base64.b64encode(bytes(range(256)) * 24).decode()
     content = [{"type": "text", "text": "count"}, {"type": "image_url", "image_url": {"url": image}}]
     for before, after in ((LOW, BIG), (BIG, LOW)):
-        body = json.dumps({"logit_bias": {"50256": before}, "model": "fast", "max_tokens": 20,
-                           "messages": [{"role": "user", "content": content}],
-                           "tools": [{"type": "function", "function": {"name": "count", "parameters": {
-                               "type": "object", "properties": {"n": {"type": "integer", "maximum": after}}}}}]})
+        body = json.dumps(
+            {
+                "logit_bias": {"50256": before},
+                "model": "fast",
+                "max_tokens": 20,
+                "messages": [{"role": "user", "content": content}],
+                "tools": [
+                    {
+                        "type": "function",
+                        "function": {
+                            "name": "count",
+                            "parameters": {
+                                "type": "object",
+                                "properties": {"n": {"type": "integer", "maximum": after}},
+                            },
+                        },
+                    }
+                ],
+            }
+        )
         assert body.index(str(before)) < body.index(";base64,") < body.index(str(after))
         answer = httpx.post(url + "/v1/chat/completions", content=body, headers={"content-type": "application/json"})
         assert answer.status_code == 200, answer.text

@@ -21,8 +21,19 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 def client(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("FAST_KEY", "sk-test")
     with InstantOpenAI() as url:
-        config = parse_config({"models": {"fast": {
-            "provider": "openai", "model": "fast", "base_url": url, "api_key_env": "FAST_KEY", "price_as": HAIKU}}})
+        config = parse_config(
+            {
+                "models": {
+                    "fast": {
+                        "provider": "openai",
+                        "model": "fast",
+                        "base_url": url,
+                        "api_key_env": "FAST_KEY",
+                        "price_as": HAIKU,
+                    }
+                }
+            }
+        )
         with TestClient(create_app(config, str(tmp_path / "ledger.duckdb"))) as client:
             yield client
 

@@ -140,9 +140,25 @@ def test_a_settlement_from_an_older_epoch_is_added_once_however_often_it_is_sent
 def _redis_server(port: int, data: Path) -> subprocess.Popen:
     server = shutil.which("redis-server")
     require(server is not None, "redis-server not found (run scripts/install-system-deps.sh)")
-    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data), "--save", "",
-                             "--appendonly", "yes", "--appendfsync", "always"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            server,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(data),
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_for_port(port, 20, proc)
     return proc
 
@@ -187,8 +203,12 @@ def test_a_settlement_redis_could_not_take_is_kept_and_lands_when_redis_is_back(
 
 def _held_config(redis_url: str, upstream: str, hold_seconds: int) -> dict:
     """A gateway config with keys, shared Redis budgets held `hold_seconds`, and one model at `upstream`."""
-    return {"auth": True, "redis_url": redis_url, "gateway": {"budget_hold_seconds": hold_seconds},
-            "models": {"fast": {"provider": "openai", "model": "fast", "base_url": upstream, "price_as": HAIKU}}}
+    return {
+        "auth": True,
+        "redis_url": redis_url,
+        "gateway": {"budget_hold_seconds": hold_seconds},
+        "models": {"fast": {"provider": "openai", "model": "fast", "base_url": upstream, "price_as": HAIKU}},
+    }
 
 
 def _serve(config: dict, tmp_path: Path, ledger: Path) -> tuple[subprocess.Popen, int]:
@@ -196,9 +216,13 @@ def _serve(config: dict, tmp_path: Path, ledger: Path) -> tuple[subprocess.Popen
     path = tmp_path / "tokenomy.yaml"
     path.write_text(yaml.safe_dump(config))
     port = free_port()
-    server = subprocess.Popen([TOKENOMY, "serve", "--config", str(path), "--port", str(port), "--ledger", str(ledger)],
-                              env={**os.environ, "FAST_KEY": "x"}, start_new_session=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [TOKENOMY, "serve", "--config", str(path), "--port", str(port), "--ledger", str(ledger)],
+        env={**os.environ, "FAST_KEY": "x"},
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return server, port
 
 
@@ -209,8 +233,9 @@ def _killed_mid_call(config: dict, tmp_path, ledger, headers: dict, reserved, th
     try:
         wait_for_port(port, 60, server)
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            pool.submit(httpx.post, f"http://127.0.0.1:{port}/v1/chat/completions", json=MESSAGE,
-                        headers=headers, timeout=90)
+            pool.submit(
+                httpx.post, f"http://127.0.0.1:{port}/v1/chat/completions", json=MESSAGE, headers=headers, timeout=90
+            )
             deadline = time.monotonic() + 30
             while not reserved() and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -230,9 +255,23 @@ def test_a_gateway_killed_mid_call_gives_its_reservation_back_after_the_lease(re
     # SIGKILL between reserving and settling left the reservation on the shared counter until the period ended: a
     # budget with room for one call refused every later call for the rest of the month.
     ledger = tmp_path / "ledger.duckdb"
-    created = subprocess.run([TOKENOMY, "keys", "create", "--budget-usd", str(PER_REQUEST * Decimal("1.5")),
-                              "--period", "month", "--ledger", str(ledger), "--json"],
-                             capture_output=True, text=True, timeout=120)
+    created = subprocess.run(
+        [
+            TOKENOMY,
+            "keys",
+            "create",
+            "--budget-usd",
+            str(PER_REQUEST * Decimal("1.5")),
+            "--period",
+            "month",
+            "--ledger",
+            str(ledger),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert created.returncode == 0, created.stderr
     key = json.loads(created.stdout)
     headers = {"authorization": f"Bearer {key['key']}"}
@@ -252,8 +291,9 @@ def test_a_gateway_killed_mid_call_gives_its_reservation_back_after_the_lease(re
         with ServerThread(create_app(parse_config(config), str(ledger)), lifespan="on") as url:
             at_once = httpx.post(url + "/v1/chat/completions", json=MESSAGE, headers=headers, timeout=30)
             deadline = time.monotonic() + 60  # the lease ends 15 s after the reservation
-            while (after_lease := httpx.post(url + "/v1/chat/completions", json=MESSAGE, headers=headers,
-                                             timeout=30)).status_code == 429 and time.monotonic() < deadline:
+            while (
+                after_lease := httpx.post(url + "/v1/chat/completions", json=MESSAGE, headers=headers, timeout=30)
+            ).status_code == 429 and time.monotonic() < deadline:
                 time.sleep(0.5)
     assert at_once.status_code == 429, at_once.text  # still held: the dead worker's call may yet be billed
     assert after_lease.status_code == 200, after_lease.text

@@ -34,8 +34,12 @@ BEDROCK_SONNET = "anthropic.claude-sonnet-4-5-20250929-v1:0"  # 1-hour caching o
 BEDROCK_SONNET_4 = "anthropic.claude-sonnet-4-20250514-v1:0"  # 5-minute caching only: no 1-hour price
 HOUR = {"type": "ephemeral", "ttl": "1h"}
 HOUR_POINT = {"cachePoint": {"type": "default", "ttl": "1h"}}
-SPLIT = {**USAGE, "cache_creation_input_tokens": 3000, "cache_read_input_tokens": 500,
-         "cache_creation": {"ephemeral_5m_input_tokens": 1000, "ephemeral_1h_input_tokens": 2000}}
+SPLIT = {
+    **USAGE,
+    "cache_creation_input_tokens": 3000,
+    "cache_read_input_tokens": 500,
+    "cache_creation": {"ephemeral_5m_input_tokens": 1000, "ephemeral_1h_input_tokens": 2000},
+}
 NO_RETRIES = Config(retries={"max_attempts": 1, "mode": "standard"})
 
 
@@ -43,10 +47,13 @@ def priced(model: str, region: str | None, row) -> Decimal:
     """What the row should cost by the catalog: 5-minute writes at cache_write, 1-hour ones at cache_write_1h."""
     entry = default_catalog().lookup(model, region)
     one_hour = int(row.tags.get("cache_write_1h_tokens", 0))
-    return (row.input_tokens * entry.input + row.output_tokens * entry.output
-            + row.cache_read_tokens * entry.cache_read
-            + (row.cache_write_tokens - one_hour) * entry.cache_write
-            + one_hour * entry.cache_write_1h) / 10**6
+    return (
+        row.input_tokens * entry.input
+        + row.output_tokens * entry.output
+        + row.cache_read_tokens * entry.cache_read
+        + (row.cache_write_tokens - one_hour) * entry.cache_write
+        + one_hour * entry.cache_write_1h
+    ) / 10**6
 
 
 def ok_rows(ledger, count: int) -> list:
@@ -66,11 +73,21 @@ def messages_gateway(tmp_path):
     ledger = tmp_path / "ledger.duckdb"
     with ServerThread(scripted.app) as upstream, pytest.MonkeyPatch.context() as env:
         env.setenv("GPT_KEY", "unused")
-        config = parse_config({"models": {
-            "claude": {"provider": "anthropic", "model": SONNET, "base_url": upstream},
-            # An OpenAI-format model (never called: port 9 has no server): its API has no 1-hour cache.
-            "gpt": {"provider": "openai", "model": "gpt", "base_url": "http://127.0.0.1:9/v1",
-                    "api_key_env": "GPT_KEY", "price_as": "gpt-4o-mini"}}})
+        config = parse_config(
+            {
+                "models": {
+                    "claude": {"provider": "anthropic", "model": SONNET, "base_url": upstream},
+                    # An OpenAI-format model (never called: port 9 has no server): its API has no 1-hour cache.
+                    "gpt": {
+                        "provider": "openai",
+                        "model": "gpt",
+                        "base_url": "http://127.0.0.1:9/v1",
+                        "api_key_env": "GPT_KEY",
+                        "price_as": "gpt-4o-mini",
+                    },
+                }
+            }
+        )
         with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
             yield scripted, url, ledger
 
@@ -80,23 +97,40 @@ def test_one_hour_points_reach_claude_and_their_writes_are_billed_at_the_one_hou
     scripted.usage = SPLIT
     sdk = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
     reply = sdk.messages.create(
-        model="claude", max_tokens=5, system=[{"type": "text", "text": "Rules.", "cache_control": HOUR}],
+        model="claude",
+        max_tokens=5,
+        system=[{"type": "text", "text": "Rules.", "cache_control": HOUR}],
         tools=[{"name": "f", "input_schema": {"type": "object"}, "cache_control": HOUR}],
-        messages=[{"role": "user", "content": [{"type": "text", "text": "hi",
-                                                "cache_control": {"type": "ephemeral"}}]}])
+        messages=[
+            {"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}]}
+        ],
+    )
     sent = scripted.requests[-1][1]
     assert sent["system"][0]["cache_control"] == HOUR and sent["tools"][-1]["cache_control"] == HOUR
     assert sent["messages"][0]["content"][-1]["cache_control"] == {"type": "ephemeral"}
     assert reply.usage.cache_creation_input_tokens == 3000
-    assert (reply.usage.cache_creation.ephemeral_5m_input_tokens,
-            reply.usage.cache_creation.ephemeral_1h_input_tokens) == (1000, 2000)
+    assert (
+        reply.usage.cache_creation.ephemeral_5m_input_tokens,
+        reply.usage.cache_creation.ephemeral_1h_input_tokens,
+    ) == (1000, 2000)
     # Streamed, with the 1-hour point on a tool result's own content: the split comes in message_delta's usage.
-    turns = [{"role": "user", "content": "Weather?"},
-             {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}]},
-             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1",
-                                           "content": [{"type": "text", "text": "18C", "cache_control": HOUR}]}]}]
-    with sdk.messages.stream(model="claude", max_tokens=5, messages=turns,
-                             tools=[{"name": "f", "input_schema": {"type": "object"}}]) as stream:
+    turns = [
+        {"role": "user", "content": "Weather?"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "f", "input": {}}]},
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "t1",
+                    "content": [{"type": "text", "text": "18C", "cache_control": HOUR}],
+                }
+            ],
+        },
+    ]
+    with sdk.messages.stream(
+        model="claude", max_tokens=5, messages=turns, tools=[{"name": "f", "input_schema": {"type": "object"}}]
+    ) as stream:
         deltas = [event.usage.to_dict() for event in stream if event.type == "message_delta"]
     assert scripted.requests[-1][1]["messages"][2]["content"][-1]["cache_control"] == HOUR
     assert deltas[-1]["cache_creation"] == SPLIT["cache_creation"]
@@ -113,19 +147,33 @@ def test_one_hour_points_reach_claude_and_their_writes_are_billed_at_the_one_hou
 def test_a_top_level_one_hour_cache_control_reaches_claude_as_sent(messages_gateway) -> None:
     scripted, url, _ = messages_gateway
     sdk = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
-    sdk.messages.create(model="claude", max_tokens=5, messages=[{"role": "user", "content": "hi"}],
-                        extra_body={"cache_control": HOUR})
+    sdk.messages.create(
+        model="claude", max_tokens=5, messages=[{"role": "user", "content": "hi"}], extra_body={"cache_control": HOUR}
+    )
     assert scripted.requests[-1][1]["cache_control"] == HOUR
 
 
-@pytest.mark.parametrize("change, named", [
-    ({"system": [{"type": "text", "text": "s", "cache_control": {"type": "ephemeral", "ttl": "2h"}}]},
-     "system.0.cache_control.ttl"),
-    ({"messages": [{"role": "user", "content": [{"type": "text", "text": "a",
-                                                 "cache_control": {"type": "ephemeral", "ttl": "2h"}}]}]},
-     "messages.0.content.0.cache_control.ttl"),
-    ({"cache_control": {"type": "ephemeral", "ttl": "2h"}}, "cache_control.ttl"),
-])
+@pytest.mark.parametrize(
+    "change, named",
+    [
+        (
+            {"system": [{"type": "text", "text": "s", "cache_control": {"type": "ephemeral", "ttl": "2h"}}]},
+            "system.0.cache_control.ttl",
+        ),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "text", "text": "a", "cache_control": {"type": "ephemeral", "ttl": "2h"}}],
+                    }
+                ]
+            },
+            "messages.0.content.0.cache_control.ttl",
+        ),
+        ({"cache_control": {"type": "ephemeral", "ttl": "2h"}}, "cache_control.ttl"),
+    ],
+)
 def test_a_ttl_anthropic_lacks_is_a_400_naming_its_place_and_the_two_it_takes(messages_gateway, change, named) -> None:
     scripted, url, _ = messages_gateway
     body = {"model": "claude", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}], **change}
@@ -140,9 +188,15 @@ def test_a_one_hour_point_to_a_model_without_a_one_hour_cache_is_a_400_naming_it
     scripted, url, ledger = messages_gateway
     sdk = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
     with pytest.raises(anthropic.BadRequestError) as refused:
-        sdk.messages.create(model="gpt", max_tokens=5, messages=[
-            {"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
-            {"role": "user", "content": [{"type": "text", "text": "c", "cache_control": HOUR}]}])
+        sdk.messages.create(
+            model="gpt",
+            max_tokens=5,
+            messages=[
+                {"role": "user", "content": "a"},
+                {"role": "assistant", "content": "b"},
+                {"role": "user", "content": [{"type": "text", "text": "c", "cache_control": HOUR}]},
+            ],
+        )
     message = refused.value.body["error"]["message"]
     assert "model `gpt`" in message and 'a 1-hour cache point (ttl "1h" at `messages.2`)' in message, message
     assert scripted.requests == [] and open_store(ledger).events() == []  # never sent as a 5-minute point
@@ -154,10 +208,24 @@ def converse_gateway(tmp_path, monkeypatch):
     sent = record_converse(monkeypatch)
     ledger = tmp_path / "ledger.duckdb"
     with ServerThread(create_bedrock(engine=InstantEngine(cache=PromptCache()))) as bedrock:
-        config = parse_config({"models": {
-            "sonnet": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": BEDROCK_SONNET},
-            "sonnet-4": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock,
-                         "model": BEDROCK_SONNET_4}}})
+        config = parse_config(
+            {
+                "models": {
+                    "sonnet": {
+                        "provider": "bedrock",
+                        "region": "us-east-1",
+                        "endpoint_url": bedrock,
+                        "model": BEDROCK_SONNET,
+                    },
+                    "sonnet-4": {
+                        "provider": "bedrock",
+                        "region": "us-east-1",
+                        "endpoint_url": bedrock,
+                        "model": BEDROCK_SONNET_4,
+                    },
+                }
+            }
+        )
         with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
             client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", config=NO_RETRIES)
             yield client, sent, ledger
@@ -175,8 +243,11 @@ def test_boto3_converse_one_hour_points_reach_bedrock_and_come_back_split(conver
     assert usage["cacheWriteInputTokens"] == sum(d["inputTokens"] for d in details)
     # Streamed: the system prompt's hour-long entry is read, the new question written for 5 minutes.
     ask[0]["content"][0]["text"] = "other " * 1500
-    events = list(client.converse_stream(modelId="sonnet", system=system, messages=ask,
-                                         inferenceConfig={"maxTokens": 4})["stream"])
+    events = list(
+        client.converse_stream(modelId="sonnet", system=system, messages=ask, inferenceConfig={"maxTokens": 4})[
+            "stream"
+        ]
+    )
     streamed = events[-1]["metadata"]["usage"]
     assert streamed["cacheReadInputTokens"] == details[0]["inputTokens"]
     assert [d["ttl"] for d in streamed["cacheDetails"]] == ["5m"]
@@ -195,8 +266,10 @@ def test_boto3_converse_one_hour_point_to_a_model_without_one_is_a_400_naming_it
     assert refused.value.response["Error"]["Code"] == "ValidationException"
     assert 'a 1-hour cache point (ttl "1h" at `system`)' in message and BEDROCK_SONNET_4 in message, message
     with pytest.raises(ClientError, match=r"messages\[0\]\.content\[1\]\.cachePoint\.ttl"):
-        client.converse(modelId="sonnet", messages=[{"role": "user", "content": [
-            {"text": "hi"}, {"cachePoint": {"type": "default", "ttl": "2h"}}]}])
+        client.converse(
+            modelId="sonnet",
+            messages=[{"role": "user", "content": [{"text": "hi"}, {"cachePoint": {"type": "default", "ttl": "2h"}}]}],
+        )
     assert sent == [] and open_store(ledger).events() == []
 
 
@@ -206,17 +279,22 @@ def test_a_budget_reserves_a_one_hour_write_at_its_price(tmp_path) -> None:
     from tokenomy.gateway.keys import KeyStore
 
     entry = default_catalog().lookup(SONNET)
-    body = {"model": "claude", "max_tokens": 1, "messages": [
-        {"role": "user", "content": [{"type": "text", "text": "word " * 8000, "cache_control": HOUR}]}]}
+    body = {
+        "model": "claude",
+        "max_tokens": 1,
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "word " * 8000, "cache_control": HOUR}]}],
+    }
     prompt = estimate_input_tokens(request_from_anthropic(body))
-    five_minutes, one_hour = ((prompt * rate + entry.output) / 10**6 for rate in (entry.cache_write,
-                                                                                  entry.cache_write_1h))
+    five_minutes, one_hour = (
+        (prompt * rate + entry.output) / 10**6 for rate in (entry.cache_write, entry.cache_write_1h)
+    )
     ledger = tmp_path / "ledger.duckdb"
     secret, _ = KeyStore(open_store(ledger)).create(budget_usd=(five_minutes + one_hour) / 2, period="month")
     scripted = ScriptedAnthropic()
     with ServerThread(scripted.app) as upstream:
-        config = parse_config({"auth": True, "models": {"claude": {"provider": "anthropic", "model": SONNET,
-                                                                   "base_url": upstream}}})
+        config = parse_config(
+            {"auth": True, "models": {"claude": {"provider": "anthropic", "model": SONNET, "base_url": upstream}}}
+        )
         with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
             sdk = anthropic.Anthropic(base_url=url, api_key=secret, max_retries=0)
             with pytest.raises(anthropic.RateLimitError, match="Budget exhausted"):

@@ -79,8 +79,10 @@ def test_a_caller_who_leaves_during_a_retry_after_frees_the_call_slot_at_once(ap
     # ends when the caller's connection closes, so the next request is served at once.
     upstream = ScriptedOpenAI([(429, {"retry-after": "20"})])
     secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("1"), period="month")
-    models = {"up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU},
-              "embed": {"provider": "openai", "model": "text-embedding-3-small", "base_url": upstream.url}}
+    models = {
+        "up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU},
+        "embed": {"provider": "openai", "model": "text-embedding-3-small", "base_url": upstream.url},
+    }
     name = "waits-" + api  # its own metrics
     routes = {name: {"model": "up" if api == "chat" else "embed", "retry": {"max_attempts": 2}}}
     config = {"auth": True, "gateway": {"max_inflight": 1}, "models": models, "routes": routes}
@@ -121,11 +123,16 @@ def test_a_caller_who_leaves_during_the_route_limiters_wait_frees_the_call_slot_
     # is sent.
     upstream = ScriptedOpenAI([(429, {})])
     secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("1"), period="month")
-    models = {"up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU},
-              "embed": {"provider": "openai", "model": "text-embedding-3-small", "base_url": upstream.url}}
+    models = {
+        "up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU},
+        "embed": {"provider": "openai", "model": "text-embedding-3-small", "base_url": upstream.url},
+    }
     name = "limited-" + api  # its own metrics
-    tight = {"model": "up" if api == "chat" else "embed", "retry": {"max_attempts": 1, "deadline_s": 120},
-             "rate_limit": {"requests_per_minute": 1}}
+    tight = {
+        "model": "up" if api == "chat" else "embed",
+        "retry": {"max_attempts": 1, "deadline_s": 120},
+        "rate_limit": {"requests_per_minute": 1},
+    }
     config = {"auth": True, "gateway": {"max_inflight": 1}, "models": models, "routes": {name: tight}}
     app = create_app(parse_config(config), str(ledger_path))
 

@@ -217,8 +217,10 @@ def test_a_request_whose_caller_left_while_it_waited_for_a_call_slot_is_never_se
     # that timed out and retried left one more such call in the queue). The caller who waits is served.
     upstream = ScriptedOpenAI([(200, {}, "held")])
     secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("1"), period="month")
-    models = {"up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU},
-              "embed": {"provider": "openai", "model": "text-embedding-3-small", "base_url": upstream.url}}
+    models = {
+        "up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU},
+        "embed": {"provider": "openai", "model": "text-embedding-3-small", "base_url": upstream.url},
+    }
     app = create_app(parse_config({"auth": True, "gateway": {"max_inflight": 1}, "models": models}), str(ledger_path))
     headers = {"authorization": f"Bearer {secret}", "x-api-key": secret}
     chat = {"model": "up", "max_tokens": 100, "messages": ASK}
@@ -226,8 +228,9 @@ def test_a_request_whose_caller_left_while_it_waited_for_a_call_slot_is_never_se
     statuses: list[int] = []
 
     def call(to: str, body: dict) -> threading.Thread:
-        thread = threading.Thread(target=lambda: statuses.append(httpx.post(to, json=body, headers=headers,
-                                                                            timeout=60).status_code))
+        thread = threading.Thread(
+            target=lambda: statuses.append(httpx.post(to, json=body, headers=headers, timeout=60).status_code)
+        )
         thread.start()
         return thread
 

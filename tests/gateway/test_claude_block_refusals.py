@@ -38,17 +38,29 @@ def test_unsigned_thinking_and_a_text_document_by_url_are_refused_before_any_bud
     chat = openai.OpenAI(base_url=gateway.url + "/v1", api_key=secret, max_retries=0)
     claude = anthropic.Anthropic(base_url=gateway.url, api_key=secret, max_retries=0)
     gemini = genai.Client(api_key=secret, http_options={"base_url": gateway.url})
-    bedrock = boto3.client("bedrock-runtime", endpoint_url=gateway.url, region_name="us-east-1",
-                           aws_access_key_id=secret, aws_secret_access_key="anything",
-                           config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+    bedrock = boto3.client(
+        "bedrock-runtime",
+        endpoint_url=gateway.url,
+        region_name="us-east-1",
+        aws_access_key_id=secret,
+        aws_secret_access_key="anything",
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+    )
     # A system message mid-conversation: the mapping hoists it into Claude's system prompt, the caller counts it
-    said = [{"role": "user", "content": "hi"}, {"role": "system", "content": "Be brief."},
-            {"role": "assistant", "content": "hello", "reasoning_content": "greet back"},
-            {"role": "user", "content": "again"}]
-    thought = [{"role": "user", "content": "hi"},
-               {"role": "assistant", "content": [{"type": "thinking", "thinking": "greet back"},
-                                                 {"type": "text", "text": "hello"}]},
-               {"role": "user", "content": "again"}]
+    said = [
+        {"role": "user", "content": "hi"},
+        {"role": "system", "content": "Be brief."},
+        {"role": "assistant", "content": "hello", "reasoning_content": "greet back"},
+        {"role": "user", "content": "again"},
+    ]
+    thought = [
+        {"role": "user", "content": "hi"},
+        {
+            "role": "assistant",
+            "content": [{"type": "thinking", "thinking": "greet back"}, {"type": "text", "text": "hello"}],
+        },
+        {"role": "user", "content": "again"},
+    ]
     notes = types.Part(file_data=types.FileData(file_uri="https://example.com/notes.txt", mime_type="text/plain"))
     try:
         for stream in (False, True):
@@ -64,8 +76,10 @@ def test_unsigned_thinking_and_a_text_document_by_url_are_refused_before_any_bud
             assert refused.value.body["error"]["message"] == f"messages.1.content.0: {UNSIGNED}"
             with pytest.raises(ClientError) as failed:
                 invoke = bedrock.invoke_model_with_response_stream if stream else bedrock.invoke_model
-                invoke(modelId="claude", body=json.dumps({"anthropic_version": "bedrock-2023-05-31",
-                                                          "max_tokens": 40, "messages": thought}))
+                invoke(
+                    modelId="claude",
+                    body=json.dumps({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 40, "messages": thought}),
+                )
             error = failed.value.response
             assert error["ResponseMetadata"]["HTTPStatusCode"] == 400
             assert error["Error"]["Message"] == f"messages.1.content.0: {UNSIGNED}"
@@ -77,11 +91,14 @@ def test_unsigned_thinking_and_a_text_document_by_url_are_refused_before_any_bud
                 else:
                     gemini.models.generate_content(model="claude", contents=turn, config=ask)
             assert caught.value.code == 400
-            assert caught.value.message == (f"contents[0].parts[1].fileData.fileUri: {SAYS} fetches PDFs by URL, "
-                                            "not 'txt' documents; send the document's text")
+            assert caught.value.message == (
+                f"contents[0].parts[1].fileData.fileUri: {SAYS} fetches PDFs by URL, "
+                "not 'txt' documents; send the document's text"
+            )
         assert gateway.scripted.requests == []  # nothing reached Claude
-        answered = chat.chat.completions.create(model="claude", messages=[{"role": "user", "content": "hi"}],
-                                                max_tokens=100)
+        answered = chat.chat.completions.create(
+            model="claude", messages=[{"role": "user", "content": "hi"}], max_tokens=100
+        )
         assert answered.choices[0].message.content  # the whole budget was still there
     finally:
         gateway.stack.close()
@@ -100,19 +117,36 @@ def test_a_text_document_that_is_not_utf8_is_refused_before_any_budget_or_ledger
     ledger = tmp_path / "ledger.duckdb"
     gateway = ClaudeGateway(ledger, {})
     gemini = genai.Client(api_key="unused", http_options={"base_url": gateway.url})
-    bedrock = boto3.client("bedrock-runtime", endpoint_url=gateway.url, region_name="us-east-1",
-                           config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+    bedrock = boto3.client(
+        "bedrock-runtime",
+        endpoint_url=gateway.url,
+        region_name="us-east-1",
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+    )
     latin1 = "Café au lait, crème brûlée".encode("latin-1")
-    latin1_says = ("reads txt documents as UTF-8 text, and this one is not (invalid continuation byte at byte 3); "
-                   "re-encode it as UTF-8 or send it as a PDF")
+    latin1_says = (
+        "reads txt documents as UTF-8 text, and this one is not (invalid continuation byte at byte 3); "
+        "re-encode it as UTF-8 or send it as a PDF"
+    )
     try:
         for stream in (False, True):
-            for fmt, data, says in (("txt", latin1, latin1_says),
-                                    ("docx", b"PK\x03\x04", "reads PDF and plain-text documents, not 'docx'; "
-                                                            "convert it to PDF or text first")):
-                turn = [{"role": "user", "content": [{"text": "Summarise this"},
-                                                     {"document": {"format": fmt, "name": "menu",
-                                                                   "source": {"bytes": data}}}]}]
+            for fmt, data, says in (
+                ("txt", latin1, latin1_says),
+                (
+                    "docx",
+                    b"PK\x03\x04",
+                    "reads PDF and plain-text documents, not 'docx'; convert it to PDF or text first",
+                ),
+            ):
+                turn = [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"text": "Summarise this"},
+                            {"document": {"format": fmt, "name": "menu", "source": {"bytes": data}}},
+                        ],
+                    }
+                ]
                 with pytest.raises(ClientError) as failed:
                     if stream:
                         list(bedrock.converse_stream(modelId="claude", messages=turn)["stream"])
@@ -121,8 +155,15 @@ def test_a_text_document_that_is_not_utf8_is_refused_before_any_budget_or_ledger
                 error = failed.value.response
                 assert error["ResponseMetadata"]["HTTPStatusCode"] == 400
                 assert error["Error"]["Message"] == f"messages[0].content[1]: {SAYS} {says}"
-            turn = [types.Content(role="user", parts=[types.Part(text="Summarise this"),
-                                                      types.Part.from_bytes(data=latin1, mime_type="text/plain")])]
+            turn = [
+                types.Content(
+                    role="user",
+                    parts=[
+                        types.Part(text="Summarise this"),
+                        types.Part.from_bytes(data=latin1, mime_type="text/plain"),
+                    ],
+                )
+            ]
             with pytest.raises(genai.errors.ClientError) as caught:
                 ask = types.GenerateContentConfig(max_output_tokens=40)
                 if stream:

@@ -26,23 +26,52 @@ BETAS = "claude-code-20250219,interleaved-thinking-2025-05-14,fine-grained-tool-
 HEADERS = {"anthropic-version": "2023-06-01", "anthropic-beta": BETAS, "x-api-key": "unused", "x-app": "cli"}
 # Claude Code's system prompt: its identity line and its instructions, each block a cache point of its own.
 SYSTEM = [
-    {"type": "text", "text": "You are Claude Code, Anthropic's official CLI for Claude.",
-     "cache_control": {"type": "ephemeral"}},
-    {"type": "text", "text": "\nYou are an interactive CLI tool that helps users with software engineering tasks.",
-     "cache_control": {"type": "ephemeral"}},
+    {
+        "type": "text",
+        "text": "You are Claude Code, Anthropic's official CLI for Claude.",
+        "cache_control": {"type": "ephemeral"},
+    },
+    {
+        "type": "text",
+        "text": "\nYou are an interactive CLI tool that helps users with software engineering tasks.",
+        "cache_control": {"type": "ephemeral"},
+    },
 ]
-BASH = {"name": "Bash", "description": "Run a command",
-        "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"],
-                         "additionalProperties": False, "$schema": "http://json-schema.org/draft-07/schema#"}}
-FIRST = [{"role": "user", "content": [
-    {"type": "text", "text": "<system-reminder>\nThe date is today.\n</system-reminder>"},
-    {"type": "text", "text": "list the files", "cache_control": {"type": "ephemeral"}}]}]
+BASH = {
+    "name": "Bash",
+    "description": "Run a command",
+    "input_schema": {
+        "type": "object",
+        "properties": {"command": {"type": "string"}},
+        "required": ["command"],
+        "additionalProperties": False,
+        "$schema": "http://json-schema.org/draft-07/schema#",
+    },
+}
+FIRST = [
+    {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "<system-reminder>\nThe date is today.\n</system-reminder>"},
+            {"type": "text", "text": "list the files", "cache_control": {"type": "ephemeral"}},
+        ],
+    }
+]
 
 
 def first_request(model: str, **fields) -> dict:
     """The opening request of a Claude Code session (thinking off)."""
-    return {"model": model, "messages": FIRST, "temperature": 1, "system": SYSTEM, "tools": [BASH],
-            "metadata": {"user_id": SESSION}, "max_tokens": 32000, "stream": True, **fields}
+    return {
+        "model": model,
+        "messages": FIRST,
+        "temperature": 1,
+        "system": SYSTEM,
+        "tools": [BASH],
+        "metadata": {"user_id": SESSION},
+        "max_tokens": 32000,
+        "stream": True,
+        **fields,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -61,10 +90,15 @@ def served(tmp_path_factory):
         bedrock = stack.enter_context(ServerThread(create_bedrock(engine=InstantEngine())))
         openai_up = stack.enter_context(RecordingOpenAI())
         claude_api = stack.enter_context(ServerThread(scripted.app))
-        config = parse_config({"models": {
-            "claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": claude_api},
-            "haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU},
-            "gpt": {"provider": "openai", "model": "up-model", "base_url": openai_up.url, "price_as": HAIKU}}})
+        config = parse_config(
+            {
+                "models": {
+                    "claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": claude_api},
+                    "haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU},
+                    "gpt": {"provider": "openai", "model": "up-model", "base_url": openai_up.url, "price_as": HAIKU},
+                }
+            }
+        )
         ledger = tmp_path_factory.mktemp("cc") / "ledger.duckdb"
         url = stack.enter_context(ServerThread(create_app(config, str(ledger)), lifespan="on"))
         yield {"url": url, "scripted": scripted, "sent": sent, "openai": openai_up}
@@ -86,8 +120,11 @@ def test_claude_codes_first_request_with_both_system_blocks_cached_reaches_each_
     assert scripted.requests[-1][1]["system"] == SYSTEM  # the caller's blocks and cache points, as sent
     assert events(served, first_request("haiku"))[-1]["type"] == "message_stop"
     assert served["sent"][-1]["system"] == [
-        {"text": SYSTEM[0]["text"]}, {"cachePoint": {"type": "default"}},
-        {"text": SYSTEM[1]["text"]}, {"cachePoint": {"type": "default"}}]
+        {"text": SYSTEM[0]["text"]},
+        {"cachePoint": {"type": "default"}},
+        {"text": SYSTEM[1]["text"]},
+        {"cachePoint": {"type": "default"}},
+    ]
     assert events(served, first_request("gpt"))[-1]["type"] == "message_stop"
     system = served["openai"].bodies[-1]["messages"][0]
     assert system == {"role": "system", "content": SYSTEM[0]["text"] + "\n" + SYSTEM[1]["text"]}
@@ -104,10 +141,18 @@ def test_claude_code_on_bedrock_reaches_an_openai_format_route_without_its_betas
     # CLAUDE_CODE_USE_BEDROCK=1 puts Claude Code's betas in every InvokeModel body (`anthropic_beta`); a route to a
     # GPT model was refused for them ("anthropic_beta: the gateway carries this field to Bedrock and Anthropic
     # models only"). It now answers without them, as /v1/messages answers without the anthropic-beta header.
-    sdk = anthropic.AnthropicBedrock(base_url=served["url"], aws_region="us-east-1", aws_access_key="x",
-                                     aws_secret_key="x", max_retries=0)
-    with sdk.beta.messages.stream(model="gpt", max_tokens=32000, system=SYSTEM, messages=FIRST, tools=[BASH],
-                                  betas=BETAS.split(","), extra_body={"temperature": 1}) as stream:
+    sdk = anthropic.AnthropicBedrock(
+        base_url=served["url"], aws_region="us-east-1", aws_access_key="x", aws_secret_key="x", max_retries=0
+    )
+    with sdk.beta.messages.stream(
+        model="gpt",
+        max_tokens=32000,
+        system=SYSTEM,
+        messages=FIRST,
+        tools=[BASH],
+        betas=BETAS.split(","),
+        extra_body={"temperature": 1},
+    ) as stream:
         kinds = [event.type for event in stream]
         final = stream.get_final_message()
     assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
@@ -121,8 +166,11 @@ def test_claude_codes_context_management_is_refused_off_anthropic_with_the_setti
     # With thinking on, Claude Code sends context_management (clear_thinking_20251015) on every request; the route's
     # models cannot take it through the Messages API, and its user cannot edit the request: the 400 names the
     # field and the Claude Code settings that stop it.
-    body = first_request(model, thinking={"type": "enabled", "budget_tokens": 31999},
-                         context_management={"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]})
+    body = first_request(
+        model,
+        thinking={"type": "enabled", "budget_tokens": 31999},
+        context_management={"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+    )
     response = httpx.post(served["url"] + "/v1/messages?beta=true", json=body, headers=HEADERS)
     assert response.status_code == 400
     message = response.json()["error"]["message"]
@@ -137,8 +185,10 @@ def test_claude_codes_own_tool_fields_reach_claude_and_a_streaming_hint_is_answe
     # tool's input as it is written anyway, so the hint is answered there without the field; a field it cannot
     # honour (defer_loading) is refused by name.
     scripted = served["scripted"]
-    tools = [BASH | {"eager_input_streaming": True},
-             BASH | {"name": "mcp__db__query", "defer_loading": True, "input_examples": [{"command": "ls"}]}]
+    tools = [
+        BASH | {"eager_input_streaming": True},
+        BASH | {"name": "mcp__db__query", "defer_loading": True, "input_examples": [{"command": "ls"}]},
+    ]
     events(served, first_request("claude", tools=tools))
     assert scripted.requests[-1][1]["tools"] == tools
     kinds = [e["type"] for e in events(served, first_request("gpt", tools=tools[:1]))]
@@ -146,7 +196,10 @@ def test_claude_codes_own_tool_fields_reach_claude_and_a_streaming_hint_is_answe
     assert events(served, first_request("haiku", tools=tools[:1]))[-1]["type"] == "message_stop"
     assert "eager_input_streaming" not in json.dumps(served["sent"][-1]["toolConfig"])
     for model in ("gpt", "haiku"):
-        refused = httpx.post(served["url"] + "/v1/messages?beta=true", headers=HEADERS,
-                             json=first_request(model, tools=tools, stream=False))
+        refused = httpx.post(
+            served["url"] + "/v1/messages?beta=true",
+            headers=HEADERS,
+            json=first_request(model, tools=tools, stream=False),
+        )
         assert refused.status_code == 400
         assert "(`tools.1.defer_loading`)" in refused.json()["error"]["message"]

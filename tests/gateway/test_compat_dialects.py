@@ -20,17 +20,29 @@ from tokenomy.ledger.store import open_store
 from tokenomy.pricing.catalog import default_catalog
 
 USER = {"role": "user", "content": "Weather in Paris?"}
-WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
-    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
 
 
 @pytest.fixture
 def served(ledger_path):
     with RecordingOpenAI() as upstream:
-        config = {"models": {
-            "grok": {"provider": "openai", "model": "grok-4", "base_url": upstream.url, "price_as": "grok-4"},
-            "mistral": {"provider": "openai", "model": "mistral-large-latest", "base_url": upstream.url,
-                        "price_as": "mistral-large-latest"}}}
+        config = {
+            "models": {
+                "grok": {"provider": "openai", "model": "grok-4", "base_url": upstream.url, "price_as": "grok-4"},
+                "mistral": {
+                    "provider": "openai",
+                    "model": "mistral-large-latest",
+                    "base_url": upstream.url,
+                    "price_as": "mistral-large-latest",
+                },
+            }
+        }
         with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
             yield upstream, openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
 
@@ -47,26 +59,45 @@ def rows(ledger, count: int) -> list:
 
 def priced(model: str, row) -> object:
     entry = default_catalog().lookup(model, None)
-    return (row.input_tokens * entry.input + row.output_tokens * entry.output
-            + row.cache_read_tokens * (entry.cache_read or entry.input)) / 10**6
+    return (
+        row.input_tokens * entry.input
+        + row.output_tokens * entry.output
+        + row.cache_read_tokens * (entry.cache_read or entry.input)
+    ) / 10**6
 
 
 def chunk(delta: dict | None = None, finish: str | None = None, usage: dict | None = None, **top) -> dict:
     choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish}]
-    return {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "grok-4", "choices": choices,
-            **({"usage": usage} if usage else {}), **top}
+    return {
+        "id": "c1",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "grok-4",
+        "choices": choices,
+        **({"usage": usage} if usage else {}),
+        **top,
+    }
 
 
 def answer(message: dict, finish: str, usage: dict) -> dict:
-    return {"id": "c1", "object": "chat.completion", "created": 1, "model": "grok-4",
-            "choices": [{"index": 0, "message": {"role": "assistant", **message}, "finish_reason": finish}],
-            "usage": usage}
+    return {
+        "id": "c1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "grok-4",
+        "choices": [{"index": 0, "message": {"role": "assistant", **message}, "finish_reason": finish}],
+        "usage": usage,
+    }
 
 
 # xAI's documented usage: reasoning beside completion_tokens, counted in total_tokens (32 + 9 + 310 = 351).
-XAI_USAGE = {"prompt_tokens": 32, "completion_tokens": 9, "total_tokens": 351,
-             "prompt_tokens_details": {"text_tokens": 32, "cached_tokens": 6},
-             "completion_tokens_details": {"reasoning_tokens": 310}}
+XAI_USAGE = {
+    "prompt_tokens": 32,
+    "completion_tokens": 9,
+    "total_tokens": 351,
+    "prompt_tokens_details": {"text_tokens": 32, "cached_tokens": 6},
+    "completion_tokens_details": {"reasoning_tokens": 310},
+}
 
 
 def test_xai_reasoning_tokens_beside_completion_tokens_are_billed_as_output(served, ledger_path):
@@ -74,11 +105,18 @@ def test_xai_reasoning_tokens_beside_completion_tokens_are_billed_as_output(serv
     (grok-4's 310 reasoning tokens, 97% of its output, recorded free) nor in the caller's completion_tokens."""
     upstream, client = served
     upstream.answer = answer({"content": "Sunny.", "reasoning_content": "Paris..."}, "stop", XAI_USAGE)
-    upstream.chunks = [chunk({"role": "assistant", "reasoning_content": "Paris..."}), chunk({"content": "Sunny."}),
-                       chunk({}, "stop"), chunk(usage=XAI_USAGE)]
+    upstream.chunks = [
+        chunk({"role": "assistant", "reasoning_content": "Paris..."}),
+        chunk({"content": "Sunny."}),
+        chunk({}, "stop"),
+        chunk(usage=XAI_USAGE),
+    ]
     whole = client.chat.completions.create(model="grok", messages=[USER])
-    streamed = list(client.chat.completions.create(model="grok", messages=[USER], stream=True,
-                                                   stream_options={"include_usage": True}))
+    streamed = list(
+        client.chat.completions.create(
+            model="grok", messages=[USER], stream=True, stream_options={"include_usage": True}
+        )
+    )
     for usage in (whole.usage, streamed[-1].usage):
         assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (32, 319, 351)
         assert usage.completion_tokens_details.reasoning_tokens == 310
@@ -94,12 +132,21 @@ def test_a_tool_call_id_and_name_repeated_on_every_piece_reach_the_caller_once(s
     call `call_9call_9call_9` of `get_weatherget_weatherget_weather`, which no tool and no tool message matches."""
     upstream, client = served
     pieces = ['{"city"', ': "Par', 'is"}']
-    upstream.chunks = [chunk({"role": "assistant", "content": None}),
-                       *(chunk({"tool_calls": [{"id": "call_9", "type": "function",
-                                                "function": {"name": "get_weather", "arguments": p}}]})
-                         for p in pieces),
-                       chunk({}, "tool_calls"), chunk(usage={"prompt_tokens": 20, "completion_tokens": 12,
-                                                             "total_tokens": 32})]
+    upstream.chunks = [
+        chunk({"role": "assistant", "content": None}),
+        *(
+            chunk(
+                {
+                    "tool_calls": [
+                        {"id": "call_9", "type": "function", "function": {"name": "get_weather", "arguments": p}}
+                    ]
+                }
+            )
+            for p in pieces
+        ),
+        chunk({}, "tool_calls"),
+        chunk(usage={"prompt_tokens": 20, "completion_tokens": 12, "total_tokens": 32}),
+    ]
     with client.chat.completions.stream(model="grok", messages=[USER], tools=[WEATHER]) as stream:
         final = stream.get_final_completion()
     [call] = final.choices[0].message.tool_calls
@@ -113,12 +160,26 @@ def test_groqs_usage_under_x_groq_is_the_streams_usage(served, ledger_path):
     """Groq's stream carries its usage in the last chunk's `x_groq.usage` (with its timings), not in `usage`: the
     stream was taken for one without usage, estimated (4 + 2 tokens for 812 + 95 billed) and labelled so."""
     upstream, client = served
-    groq = {"queue_time": 0.07, "prompt_tokens": 812, "prompt_time": 0.006, "completion_tokens": 95,
-            "completion_time": 0.02, "total_tokens": 907, "total_time": 0.03}
-    upstream.chunks = [chunk({"role": "assistant", "content": ""}), chunk({"content": "Sunny"}),
-                       chunk({"content": "."}), chunk({}, "stop", x_groq={"id": "req_01", "usage": groq})]
-    streamed = list(client.chat.completions.create(model="grok", messages=[USER], stream=True,
-                                                   stream_options={"include_usage": True}))
+    groq = {
+        "queue_time": 0.07,
+        "prompt_tokens": 812,
+        "prompt_time": 0.006,
+        "completion_tokens": 95,
+        "completion_time": 0.02,
+        "total_tokens": 907,
+        "total_time": 0.03,
+    }
+    upstream.chunks = [
+        chunk({"role": "assistant", "content": ""}),
+        chunk({"content": "Sunny"}),
+        chunk({"content": "."}),
+        chunk({}, "stop", x_groq={"id": "req_01", "usage": groq}),
+    ]
+    streamed = list(
+        client.chat.completions.create(
+            model="grok", messages=[USER], stream=True, stream_options={"include_usage": True}
+        )
+    )
     assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == "Sunny."
     assert (streamed[-1].usage.prompt_tokens, streamed[-1].usage.completion_tokens) == (812, 95)
     [row] = rows(ledger_path, 1)
@@ -139,10 +200,21 @@ def test_mistrals_model_length_finish_is_length(served):
 
 
 # An agent's conversation so far, its tool call made by Claude (an Anthropic-format id).
-CLAUDE_TURNS = [USER, {"role": "assistant", "content": None, "tool_calls": [
-    {"id": "toolu_01A09q90qw90lq917835lq9", "type": "function",
-     "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
-    {"role": "tool", "tool_call_id": "toolu_01A09q90qw90lq917835lq9", "content": "18C, sunny"}]
+CLAUDE_TURNS = [
+    USER,
+    {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": "toolu_01A09q90qw90lq917835lq9",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+            }
+        ],
+    },
+    {"role": "tool", "tool_call_id": "toolu_01A09q90qw90lq917835lq9", "content": "18C, sunny"},
+]
 
 
 def test_a_conversation_with_claudes_tool_call_ids_goes_to_mistral_with_ids_it_takes(served, ledger_path):
@@ -151,15 +223,33 @@ def test_a_conversation_with_claudes_tool_call_ids_goes_to_mistral_with_ids_it_t
     toolu_..., OpenAI's call_...) could not fall back or move to a Mistral model. Its ids go as 9 letters and
     digits, the call's and its result's the same, and the same in the next turn; Mistral's own ids as they are."""
     upstream, client = served
-    upstream.answer = answer({"content": "Sunny, 18C."}, "stop", {"prompt_tokens": 60, "completion_tokens": 6,
-                                                                 "total_tokens": 66})
+    upstream.answer = answer(
+        {"content": "Sunny, 18C."}, "stop", {"prompt_tokens": 60, "completion_tokens": 6, "total_tokens": 66}
+    )
     reply = client.chat.completions.create(model="mistral", messages=CLAUDE_TURNS, tools=[WEATHER])
     assert reply.choices[0].message.content == "Sunny, 18C."
-    mistral_turn = {"role": "assistant", "content": None, "tool_calls": [
-        {"id": "D7xq2Lp9a", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Lyon"}'}}]}
-    client.chat.completions.create(model="mistral", tools=[WEATHER], messages=[
-        *CLAUDE_TURNS, {"role": "assistant", "content": "Sunny, 18C."}, {"role": "user", "content": "And Lyon?"},
-        mistral_turn, {"role": "tool", "tool_call_id": "D7xq2Lp9a", "content": "20C"}])
+    mistral_turn = {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": "D7xq2Lp9a",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city": "Lyon"}'},
+            }
+        ],
+    }
+    client.chat.completions.create(
+        model="mistral",
+        tools=[WEATHER],
+        messages=[
+            *CLAUDE_TURNS,
+            {"role": "assistant", "content": "Sunny, 18C."},
+            {"role": "user", "content": "And Lyon?"},
+            mistral_turn,
+            {"role": "tool", "tool_call_id": "D7xq2Lp9a", "content": "20C"},
+        ],
+    )
     first, second = upstream.bodies
     [call] = first["messages"][1]["tool_calls"]
     assert re.fullmatch(r"[A-Za-z0-9]{9}", call["id"]) and first["messages"][2]["tool_call_id"] == call["id"]
@@ -173,8 +263,10 @@ def test_an_upstreams_own_400_reaches_the_caller_with_its_message(served):
     the model is Mistral's) answers 400: the caller gets that 400 and the server's words, not a 5xx."""
     upstream, client = served
     refused = "Tool call id was toolu_01A09q90qw90lq917835lq9 but must be a-z, A-Z, 0-9, with a length of 9."
-    upstream.error = (400, {"object": "error", "message": refused, "type": "invalid_request_error", "param": None,
-                            "code": "3280"})
+    upstream.error = (
+        400,
+        {"object": "error", "message": refused, "type": "invalid_request_error", "param": None, "code": "3280"},
+    )
     for stream in (False, True):
         with pytest.raises(openai.BadRequestError) as caught:
             list(client.chat.completions.create(model="grok", messages=CLAUDE_TURNS, tools=[WEATHER], stream=stream))
@@ -187,24 +279,40 @@ def test_llama_cpp_pythons_function_call_beside_its_tool_calls_is_not_passed_on(
     held the call twice (streamed, the SDK's helper joined its name: get_weatherget_weather...), and sending that
     message back, as an agent does, was refused (a 400 on messages[1].function_call)."""
     upstream, client = served
-    call = {"id": "call__0_get_weather_cmpl-77df", "type": "function",
-            "function": {"name": "get_weather", "arguments": '{ "city": "Paris" }'}}
-    upstream.answer = answer({"content": None, "tool_calls": [call], "function_call": call["function"]},
-                             "tool_calls", {"prompt_tokens": 20, "completion_tokens": 8, "total_tokens": 28})
-    pieces = ['{ "', 'city', '": "Paris" }']
+    call = {
+        "id": "call__0_get_weather_cmpl-77df",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": '{ "city": "Paris" }'},
+    }
+    upstream.answer = answer(
+        {"content": None, "tool_calls": [call], "function_call": call["function"]},
+        "tool_calls",
+        {"prompt_tokens": 20, "completion_tokens": 8, "total_tokens": 28},
+    )
+    pieces = ['{ "', "city", '": "Paris" }']
     empty = {"role": None, "content": None, "function_call": None, "tool_calls": None}
-    upstream.chunks = [chunk({**empty, "role": "assistant"}),
-                       *(chunk({**empty, "function_call": {"name": "get_weather", "arguments": p},
-                                "tool_calls": [{"index": 0, **call,
-                                                "function": {"name": "get_weather", "arguments": p}}]})
-                         for p in pieces), chunk(empty, "tool_calls")]
+    upstream.chunks = [
+        chunk({**empty, "role": "assistant"}),
+        *(
+            chunk(
+                {
+                    **empty,
+                    "function_call": {"name": "get_weather", "arguments": p},
+                    "tool_calls": [{"index": 0, **call, "function": {"name": "get_weather", "arguments": p}}],
+                }
+            )
+            for p in pieces
+        ),
+        chunk(empty, "tool_calls"),
+    ]
     whole = client.chat.completions.create(model="grok", messages=[USER], tools=[WEATHER])
     with client.chat.completions.stream(model="grok", messages=[USER], tools=[WEATHER]) as stream:
         streamed = stream.get_final_completion()
     for message in (whole.choices[0].message, streamed.choices[0].message):
         assert message.function_call is None
         assert [(c.id, c.function.name, c.function.arguments) for c in message.tool_calls] == [
-            (call["id"], "get_weather", '{ "city": "Paris" }')]
+            (call["id"], "get_weather", '{ "city": "Paris" }')
+        ]
         result = {"role": "tool", "tool_call_id": call["id"], "content": "18C"}
         turns = [USER, message.model_dump(exclude_none=True), result]
         client.chat.completions.create(model="grok", messages=turns, tools=[WEATHER])
@@ -218,19 +326,43 @@ def test_azures_choiceless_first_chunk_and_content_filter_reach_the_caller(serve
     """Azure OpenAI's stream opens with a chunk without choices carrying `prompt_filter_results`, annotates each
     choice with `content_filter_results` and may finish with content_filter: all reach the caller, billed."""
     upstream, client = served
-    usage = {"prompt_tokens": 14, "completion_tokens": 2, "total_tokens": 16,
-             "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}}
-    first = {"id": "", "object": "", "created": 0, "model": "", "choices": [],
-             "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": AZURE_FILTERS}]}
-    filtered = {**chunk({"content": "It"}), "choices": [
-        {"index": 0, "delta": {"content": "It"}, "finish_reason": None, "content_filter_results": AZURE_FILTERS}]}
-    upstream.chunks = [first, chunk({"role": "assistant", "content": ""}), filtered,
-                       chunk({}, "content_filter"), chunk(usage=usage)]
-    streamed = list(client.chat.completions.create(model="grok", messages=[USER], stream=True,
-                                                   stream_options={"include_usage": True}))
+    usage = {
+        "prompt_tokens": 14,
+        "completion_tokens": 2,
+        "total_tokens": 16,
+        "prompt_tokens_details": {"cached_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0},
+    }
+    first = {
+        "id": "",
+        "object": "",
+        "created": 0,
+        "model": "",
+        "choices": [],
+        "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": AZURE_FILTERS}],
+    }
+    filtered = {
+        **chunk({"content": "It"}),
+        "choices": [
+            {"index": 0, "delta": {"content": "It"}, "finish_reason": None, "content_filter_results": AZURE_FILTERS}
+        ],
+    }
+    upstream.chunks = [
+        first,
+        chunk({"role": "assistant", "content": ""}),
+        filtered,
+        chunk({}, "content_filter"),
+        chunk(usage=usage),
+    ]
+    streamed = list(
+        client.chat.completions.create(
+            model="grok", messages=[USER], stream=True, stream_options={"include_usage": True}
+        )
+    )
     assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == "It"
     assert [c.choices[0].finish_reason for c in streamed if c.choices and c.choices[0].finish_reason] == [
-        "content_filter"]
+        "content_filter"
+    ]
     dumped = [c.model_dump() for c in streamed]
     assert any(c.get("prompt_filter_results") for c in dumped)
     assert any(ch.get("content_filter_results") == AZURE_FILTERS for c in dumped for ch in c["choices"])
@@ -243,16 +375,31 @@ def test_deepseeks_reasoning_and_cache_hits_and_ollamas_reasoning_reach_the_call
     the reasoning `reasoning`: the caller gets the reasoning as reasoning_content, the ledger the cache reads apart
     and the reasoning as output."""
     upstream, client = served
-    deepseek = {"prompt_tokens": 100, "completion_tokens": 30, "total_tokens": 130, "prompt_cache_hit_tokens": 64,
-                "prompt_cache_miss_tokens": 36, "completion_tokens_details": {"reasoning_tokens": 20}}
-    upstream.chunks = [chunk({"role": "assistant", "content": None, "reasoning_content": ""}),
-                       chunk({"content": None, "reasoning_content": "Paris is "}),
-                       chunk({"content": None, "reasoning_content": "in France."}), chunk({"content": "Sunny."}),
-                       chunk({"content": ""}, "stop", deepseek)]
-    upstream.answer = answer({"content": "Sunny.", "reasoning": "Paris is in France."}, "stop",
-                             {"prompt_tokens": 50, "completion_tokens": 12, "total_tokens": 62})
-    streamed = list(client.chat.completions.create(model="grok", messages=[USER], stream=True,
-                                                   stream_options={"include_usage": True}))
+    deepseek = {
+        "prompt_tokens": 100,
+        "completion_tokens": 30,
+        "total_tokens": 130,
+        "prompt_cache_hit_tokens": 64,
+        "prompt_cache_miss_tokens": 36,
+        "completion_tokens_details": {"reasoning_tokens": 20},
+    }
+    upstream.chunks = [
+        chunk({"role": "assistant", "content": None, "reasoning_content": ""}),
+        chunk({"content": None, "reasoning_content": "Paris is "}),
+        chunk({"content": None, "reasoning_content": "in France."}),
+        chunk({"content": "Sunny."}),
+        chunk({"content": ""}, "stop", deepseek),
+    ]
+    upstream.answer = answer(
+        {"content": "Sunny.", "reasoning": "Paris is in France."},
+        "stop",
+        {"prompt_tokens": 50, "completion_tokens": 12, "total_tokens": 62},
+    )
+    streamed = list(
+        client.chat.completions.create(
+            model="grok", messages=[USER], stream=True, stream_options={"include_usage": True}
+        )
+    )
     whole = client.chat.completions.create(model="grok", messages=[USER])
     said = [c.choices[0].delta.model_dump() for c in streamed if c.choices]
     assert "".join(d.get("reasoning_content") or "" for d in said) == "Paris is in France."
@@ -269,17 +416,26 @@ def test_geminis_parallel_calls_in_one_chunk_without_index_stay_apart(served):
     """Gemini's OpenAI-compatible endpoint sends each tool call whole, several in one chunk, without `index`, with
     its thought signature in `extra_content`: two calls, each with its arguments, ids and signature kept."""
     upstream, client = served
-    calls = [{"id": f"function-call-{i}", "type": "function",
-              "function": {"name": "get_weather", "arguments": json.dumps({"city": city})}}
-             for i, city in enumerate(("Paris", "Lyon"))]
+    calls = [
+        {
+            "id": f"function-call-{i}",
+            "type": "function",
+            "function": {"name": "get_weather", "arguments": json.dumps({"city": city})},
+        }
+        for i, city in enumerate(("Paris", "Lyon"))
+    ]
     calls[0]["extra_content"] = {"google": {"thought_signature": "c2lnbmVk"}}
-    upstream.chunks = [chunk({"role": "assistant", "tool_calls": calls}, "tool_calls"),
-                       chunk(usage={"prompt_tokens": 30, "completion_tokens": 20, "total_tokens": 50})]
+    upstream.chunks = [
+        chunk({"role": "assistant", "tool_calls": calls}, "tool_calls"),
+        chunk(usage={"prompt_tokens": 30, "completion_tokens": 20, "total_tokens": 50}),
+    ]
     with client.chat.completions.stream(model="grok", messages=[USER], tools=[WEATHER]) as stream:
         final = stream.get_final_completion()
     got = final.choices[0].message.model_dump()["tool_calls"]
     assert [(c["id"], c["function"]["arguments"]) for c in got] == [
-        ("function-call-0", '{"city": "Paris"}'), ("function-call-1", '{"city": "Lyon"}')]
+        ("function-call-0", '{"city": "Paris"}'),
+        ("function-call-1", '{"city": "Lyon"}'),
+    ]
     assert got[0]["extra_content"] == {"google": {"thought_signature": "c2lnbmVk"}}
 
 
@@ -289,16 +445,25 @@ def test_moonshots_usage_in_the_choice_and_top_level_cached_tokens_are_billed(se
     choice key), and the cache hits as fresh input, at 4x the cache-read price."""
     upstream, client = served
     kimi = {"prompt_tokens": 1900, "completion_tokens": 21, "total_tokens": 1921, "cached_tokens": 1536}
-    upstream.chunks = [chunk({"role": "assistant", "content": ""}), chunk({"content": "Sunny."}),
-                       {**chunk({}), "choices": [{"index": 0, "delta": {}, "finish_reason": "stop", "usage": kimi}]}]
+    upstream.chunks = [
+        chunk({"role": "assistant", "content": ""}),
+        chunk({"content": "Sunny."}),
+        {**chunk({}), "choices": [{"index": 0, "delta": {}, "finish_reason": "stop", "usage": kimi}]},
+    ]
     upstream.answer = answer({"content": "Sunny."}, "stop", kimi)
-    streamed = list(client.chat.completions.create(model="grok", messages=[USER], stream=True,
-                                                   stream_options={"include_usage": True}))
+    streamed = list(
+        client.chat.completions.create(
+            model="grok", messages=[USER], stream=True, stream_options={"include_usage": True}
+        )
+    )
     whole = client.chat.completions.create(model="grok", messages=[USER])
     assert all("usage" not in ch for c in streamed for ch in c.model_dump()["choices"])
     for usage in (streamed[-1].usage, whole.usage):
         assert (usage.prompt_tokens, usage.prompt_tokens_details.cached_tokens, usage.completion_tokens) == (
-            1900, 1536, 21)
+            1900,
+            1536,
+            21,
+        )
     for row in rows(ledger_path, 2):
         assert (row.input_tokens, row.cache_read_tokens, row.output_tokens) == (364, 1536, 21)
         assert row.cost_usd == priced("grok-4", row)
@@ -308,10 +473,24 @@ def test_mistrals_422_for_a_field_it_does_not_take_reaches_the_caller_with_its_w
     """Mistral answers 422 for a request field OpenAI takes and it does not (max_completion_tokens, seed: it names
     its own random_seed): the caller gets a 4xx naming the field, in Mistral's words, not a 5xx."""
     upstream, client = served
-    detail = [{"type": "extra_forbidden", "loc": ["body", "max_completion_tokens"],
-               "msg": "Extra inputs are not permitted", "input": 64}]
-    upstream.error = (422, {"object": "error", "message": {"detail": detail}, "type": "invalid_request_error",
-                            "param": None, "code": None})
+    detail = [
+        {
+            "type": "extra_forbidden",
+            "loc": ["body", "max_completion_tokens"],
+            "msg": "Extra inputs are not permitted",
+            "input": 64,
+        }
+    ]
+    upstream.error = (
+        422,
+        {
+            "object": "error",
+            "message": {"detail": detail},
+            "type": "invalid_request_error",
+            "param": None,
+            "code": None,
+        },
+    )
     with pytest.raises(openai.APIStatusError) as caught:
         client.chat.completions.create(model="mistral", messages=[USER], max_completion_tokens=64)
     assert 400 <= caught.value.status_code < 500
@@ -322,8 +501,13 @@ def test_mistrals_422_for_a_field_it_does_not_take_reaches_the_caller_with_its_w
 # OpenRouter's reasoning as its answers carry it (reasoning.text with Claude's signature, reasoning.encrypted), which
 # its docs ask to send back unchanged on the next turn of a tool loop so the model gets its reasoning back.
 OPENROUTER_DETAILS = [
-    {"type": "reasoning.text", "text": "Paris: check the weather.", "signature": "sig-1",
-     "format": "anthropic-claude-v1", "index": 0},
+    {
+        "type": "reasoning.text",
+        "text": "Paris: check the weather.",
+        "signature": "sig-1",
+        "format": "anthropic-claude-v1",
+        "index": 0,
+    },
     {"type": "reasoning.encrypted", "data": "opaque==", "format": "anthropic-claude-v1", "index": 1},
 ]
 
@@ -335,16 +519,22 @@ def test_openrouters_reasoning_details_go_back_to_it_with_the_message(ledger_pat
     an API that has no such field (Claude's own) refuses it by name, before any call."""
     with RecordingOpenAI() as upstream:
         upstream.message_extra = {"reasoning": "Paris: check the weather.", "reasoning_details": OPENROUTER_DETAILS}
-        config = {"models": {
-            "router": {"provider": "openai", "model": "anthropic/claude-sonnet-4.5", "base_url": upstream.url},
-            "claude": {"provider": "anthropic", "model": "claude-sonnet-4-5", "base_url": "http://127.0.0.1:9"}}}
+        config = {
+            "models": {
+                "router": {"provider": "openai", "model": "anthropic/claude-sonnet-4.5", "base_url": upstream.url},
+                "claude": {"provider": "anthropic", "model": "claude-sonnet-4-5", "base_url": "http://127.0.0.1:9"},
+            }
+        }
         with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
             client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
             first = client.chat.completions.create(model="router", messages=[USER], tools=[WEATHER])
             message = first.choices[0].message
             assert message.model_extra["reasoning_details"] == OPENROUTER_DETAILS
-            history = [USER, message.model_dump(exclude_none=True),
-                       {"role": "tool", "tool_call_id": message.tool_calls[0].id, "content": "18C sunny"}]
+            history = [
+                USER,
+                message.model_dump(exclude_none=True),
+                {"role": "tool", "tool_call_id": message.tool_calls[0].id, "content": "18C sunny"},
+            ]
             second = client.chat.completions.create(model="router", messages=history, tools=[WEATHER])
             assert second.choices[0].message.content == "answer after 18C sunny"
             sent = upstream.bodies[-1]["messages"][1]
@@ -372,15 +562,30 @@ def claude_behind(usage: dict, ledger_path) -> list:
     `usage`, priced as Claude Sonnet 4.5; the caller's usage of each is checked to be the proxy's."""
     with RecordingOpenAI() as upstream:
         upstream.answer = answer({"content": "Sunny."}, "stop", usage)
-        upstream.chunks = [chunk({"role": "assistant", "content": ""}), chunk({"content": "Sunny."}),
-                           chunk({}, "stop"), chunk(usage=usage)]
-        config = {"models": {"claude": {"provider": "openai", "model": "anthropic/claude-sonnet-4.5",
-                                        "base_url": upstream.url, "price_as": "claude-sonnet-4-5"}}}
+        upstream.chunks = [
+            chunk({"role": "assistant", "content": ""}),
+            chunk({"content": "Sunny."}),
+            chunk({}, "stop"),
+            chunk(usage=usage),
+        ]
+        config = {
+            "models": {
+                "claude": {
+                    "provider": "openai",
+                    "model": "anthropic/claude-sonnet-4.5",
+                    "base_url": upstream.url,
+                    "price_as": "claude-sonnet-4-5",
+                }
+            }
+        }
         with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
             client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
             whole = client.chat.completions.create(model="claude", messages=[USER])
-            streamed = list(client.chat.completions.create(model="claude", messages=[USER], stream=True,
-                                                           stream_options={"include_usage": True}))
+            streamed = list(
+                client.chat.completions.create(
+                    model="claude", messages=[USER], stream=True, stream_options={"include_usage": True}
+                )
+            )
     for got in (whole.usage, streamed[-1].usage):
         assert (got.prompt_tokens, got.completion_tokens) == (usage["prompt_tokens"], usage["completion_tokens"])
     return rows(ledger_path, 2)
@@ -388,30 +593,52 @@ def claude_behind(usage: dict, ledger_path) -> list:
 
 def claude_cost(row) -> object:
     entry = default_catalog().lookup("claude-sonnet-4-5", None)
-    return (row.input_tokens * entry.input + row.cache_read_tokens * entry.cache_read
-            + row.cache_write_tokens * entry.cache_write + row.output_tokens * entry.output) / 10**6
+    return (
+        row.input_tokens * entry.input
+        + row.cache_read_tokens * entry.cache_read
+        + row.cache_write_tokens * entry.cache_write
+        + row.output_tokens * entry.output
+    ) / 10**6
 
 
 def test_openrouters_cache_writes_are_priced_as_cache_writes(ledger_path):
     """OpenRouter counts the prompt tokens a Claude model wrote to its cache as `prompt_tokens_details.
     cache_write_tokens`, inside prompt_tokens: they were recorded as fresh input, priced at the input rate (Claude's
     cache writes cost 1.25x it), and the row said nothing was written."""
-    router = {"prompt_tokens": 9000, "completion_tokens": 12, "total_tokens": 9012, "cost": 0.03,
-              "prompt_tokens_details": {"cached_tokens": 1000, "cache_write_tokens": 7000, "audio_tokens": 0},
-              "completion_tokens_details": {"reasoning_tokens": 0}}
+    router = {
+        "prompt_tokens": 9000,
+        "completion_tokens": 12,
+        "total_tokens": 9012,
+        "cost": 0.03,
+        "prompt_tokens_details": {"cached_tokens": 1000, "cache_write_tokens": 7000, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0},
+    }
     for row in claude_behind(router, ledger_path):
         assert (row.input_tokens, row.cache_read_tokens, row.cache_write_tokens, row.output_tokens) == (
-            1000, 1000, 7000, 12)
+            1000,
+            1000,
+            7000,
+            12,
+        )
         assert row.cost_usd == claude_cost(row)
 
 
 def test_litellms_cache_creation_tokens_are_priced_as_cache_writes(ledger_path):
     """A LiteLLM proxy in front of Claude counts the cache writes inside prompt_tokens and says how many in the usage's
     top-level `cache_creation_input_tokens` (Anthropic's name): they were billed as fresh input, at the input rate."""
-    litellm = {"prompt_tokens": 6000, "completion_tokens": 8, "total_tokens": 6008,
-               "prompt_tokens_details": {"cached_tokens": 2000}, "cache_creation_input_tokens": 3500,
-               "cache_read_input_tokens": 2000}
+    litellm = {
+        "prompt_tokens": 6000,
+        "completion_tokens": 8,
+        "total_tokens": 6008,
+        "prompt_tokens_details": {"cached_tokens": 2000},
+        "cache_creation_input_tokens": 3500,
+        "cache_read_input_tokens": 2000,
+    }
     for row in claude_behind(litellm, ledger_path):
         assert (row.input_tokens, row.cache_read_tokens, row.cache_write_tokens, row.output_tokens) == (
-            500, 2000, 3500, 8)
+            500,
+            2000,
+            3500,
+            8,
+        )
         assert row.cost_usd == claude_cost(row)

@@ -29,8 +29,13 @@ HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 OPUS = "anthropic.claude-opus-4-5-20251101-v1:0"  # takes an effort level (Claude 3 Haiku does not)
 IMAGE = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 3  # every byte value: a re-encoding on the way changes it
 PDF = b"%PDF-1.4\n" + bytes(range(256))
-WEATHER = {"toolSpec": {"name": "get_weather", "description": "Weather in a city",
-                        "inputSchema": {"json": {"type": "object", "properties": {"city": {"type": "string"}}}}}}
+WEATHER = {
+    "toolSpec": {
+        "name": "get_weather",
+        "description": "Weather in a city",
+        "inputSchema": {"json": {"type": "object", "properties": {"city": {"type": "string"}}}},
+    }
+}
 TIME = {"toolSpec": {"name": "get_time", "inputSchema": {"json": {"type": "object", "properties": {}}}}}
 ASK = [{"role": "user", "content": [{"text": "Weather in Paris?"}]}]
 NO_RETRIES = Config(retries={"max_attempts": 1, "mode": "standard"})
@@ -42,12 +47,22 @@ def served(tmp_path, monkeypatch):
     sent = record_converse(monkeypatch)
     ledger = tmp_path / "ledger.duckdb"
     with ServerThread(create_bedrock(engine=InstantEngine())) as bedrock, RecordingOpenAI() as upstream:
-        config = parse_config({"models": {
-            "haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU},
-            "opus": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": OPUS},
-            "fast": {"provider": "openai", "model": "up-model", "base_url": upstream.url, "price_as": HAIKU},
-            "text-only": {"provider": "openai", "model": "up-text", "base_url": upstream.url, "price_as": HAIKU,
-                          "inputs": ["text"]}}})
+        config = parse_config(
+            {
+                "models": {
+                    "haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU},
+                    "opus": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": OPUS},
+                    "fast": {"provider": "openai", "model": "up-model", "base_url": upstream.url, "price_as": HAIKU},
+                    "text-only": {
+                        "provider": "openai",
+                        "model": "up-text",
+                        "base_url": upstream.url,
+                        "price_as": HAIKU,
+                        "inputs": ["text"],
+                    },
+                }
+            }
+        )
         with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
             client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", config=NO_RETRIES)
             yield client, url, upstream, sent, ledger
@@ -56,17 +71,33 @@ def served(tmp_path, monkeypatch):
 def test_a_tool_turn_with_an_image_and_a_document_reaches_bedrock_intact(served) -> None:
     client, _, _, sent, _ = served
     history = [
-        {"role": "user", "content": [{"text": "What is this, and the weather there?"},
-                                     {"image": {"format": "png", "source": {"bytes": IMAGE}}},
-                                     {"document": {"format": "pdf", "name": "spec", "source": {"bytes": PDF}}}]},
-        {"role": "assistant", "content": [{"toolUse": {"toolUseId": "tu_1", "name": "get_weather",
-                                                        "input": {"city": "Paris"}}}]},
-        {"role": "user", "content": [{"toolResult": {"toolUseId": "tu_1", "content": [{"json": {"temp_c": 18}},
-                                                                                      {"text": "sunny"}]}},
-                                     {"cachePoint": {"type": "default"}}]},
+        {
+            "role": "user",
+            "content": [
+                {"text": "What is this, and the weather there?"},
+                {"image": {"format": "png", "source": {"bytes": IMAGE}}},
+                {"document": {"format": "pdf", "name": "spec", "source": {"bytes": PDF}}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": [{"toolUse": {"toolUseId": "tu_1", "name": "get_weather", "input": {"city": "Paris"}}}],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"toolResult": {"toolUseId": "tu_1", "content": [{"json": {"temp_c": 18}}, {"text": "sunny"}]}},
+                {"cachePoint": {"type": "default"}},
+            ],
+        },
     ]
-    reply = client.converse(modelId="haiku", messages=history, system=[{"text": "Be brief."}],
-                            toolConfig={"tools": [WEATHER]}, inferenceConfig={"maxTokens": 20, "temperature": 0.2})
+    reply = client.converse(
+        modelId="haiku",
+        messages=history,
+        system=[{"text": "Be brief."}],
+        toolConfig={"tools": [WEATHER]},
+        inferenceConfig={"maxTokens": 20, "temperature": 0.2},
+    )
     assert reply["output"]["message"]["content"][0]["text"]
     assert reply["stopReason"] == "end_turn" and reply["usage"]["outputTokens"] > 0
     params = sent[-1]
@@ -74,8 +105,10 @@ def test_a_tool_turn_with_an_image_and_a_document_reaches_bedrock_intact(served)
     assert user["content"][1]["image"] == {"format": "png", "source": {"bytes": IMAGE}}
     assert user["content"][2]["document"]["source"]["bytes"] == PDF
     assert assistant["content"] == history[1]["content"]
-    assert results["content"][0]["toolResult"] == {"toolUseId": "tu_1",
-                                                   "content": [{"text": '{"temp_c":18}'}, {"text": "sunny"}]}
+    assert results["content"][0]["toolResult"] == {
+        "toolUseId": "tu_1",
+        "content": [{"text": '{"temp_c":18}'}, {"text": "sunny"}],
+    }
     assert results["content"][-1] == {"cachePoint": {"type": "default"}}
     assert params["system"] == [{"text": "Be brief."}]
     assert params["toolConfig"] == {"tools": [WEATHER]}
@@ -89,24 +122,42 @@ def test_bedrocks_own_fields_reach_bedrock_models_routed_ones_included_and_no_ot
     sent = record_converse(monkeypatch)
     sonnet = "anthropic.claude-3-7-sonnet-20250219-v1:0"
     with ServerThread(create_bedrock(engine=InstantEngine())) as bedrock, RecordingOpenAI() as upstream:
-        config = parse_config({
-            "models": {"haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU},
-                       "sonnet": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock,
-                                  "model": sonnet},
-                       "fast": {"provider": "openai", "model": "up-model", "base_url": upstream.url,
-                                "price_as": HAIKU}},
-            "tiers": {"cheap": ["haiku"], "strong": ["sonnet"], "other": ["fast"]},
-            "routes": {"smart": {"policy": "bedrock-rules"}, "mixed": {"policy": "mixed-rules"},
-                       "safe": {"model": "haiku", "fallback": ["fast"]}},
-            "routing": {"policies": {
-                "bedrock-rules": {"type": "rules", "tiers": ["cheap", "strong"],
-                                  "rules": [{"name": "hard", "tier": "strong", "keywords": ["prove"]}]},
-                "mixed-rules": {"type": "rules", "tiers": ["other", "strong"],
-                                "rules": [{"name": "hard", "tier": "strong", "keywords": ["prove"]}]}}}})
+        config = parse_config(
+            {
+                "models": {
+                    "haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU},
+                    "sonnet": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": sonnet},
+                    "fast": {"provider": "openai", "model": "up-model", "base_url": upstream.url, "price_as": HAIKU},
+                },
+                "tiers": {"cheap": ["haiku"], "strong": ["sonnet"], "other": ["fast"]},
+                "routes": {
+                    "smart": {"policy": "bedrock-rules"},
+                    "mixed": {"policy": "mixed-rules"},
+                    "safe": {"model": "haiku", "fallback": ["fast"]},
+                },
+                "routing": {
+                    "policies": {
+                        "bedrock-rules": {
+                            "type": "rules",
+                            "tiers": ["cheap", "strong"],
+                            "rules": [{"name": "hard", "tier": "strong", "keywords": ["prove"]}],
+                        },
+                        "mixed-rules": {
+                            "type": "rules",
+                            "tiers": ["other", "strong"],
+                            "rules": [{"name": "hard", "tier": "strong", "keywords": ["prove"]}],
+                        },
+                    }
+                },
+            }
+        )
         with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
             client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", config=NO_RETRIES)
-            own = {"guardrailConfig": {"guardrailIdentifier": "g", "guardrailVersion": "1"},
-                   "additionalModelResponseFieldPaths": ["/usage"], "requestMetadata": {"app": "shop"}}
+            own = {
+                "guardrailConfig": {"guardrailIdentifier": "g", "guardrailVersion": "1"},
+                "additionalModelResponseFieldPaths": ["/usage"],
+                "requestMetadata": {"app": "shop"},
+            }
             for model in ("haiku", "smart"):
                 reply = client.converse(modelId=model, messages=ASK, inferenceConfig={"maxTokens": 8}, **own)
                 assert reply["output"]["message"]["content"]
@@ -127,13 +178,16 @@ def test_bedrocks_own_fields_reach_bedrock_models_routed_ones_included_and_no_ot
             assert events[-2]["messageStop"]["stopReason"] == "guardrail_intervened"
             monkeypatch.setattr(bedrock_converse, "answer_events", answer)
             # What they ask for comes back, whole and streamed, where Converse and ConverseStream carry it.
-            asked = {"additionalModelResponseFields": {"stop_sequence": "END"},
-                     "trace": {"guardrail": {"actionReason": "No action."}}}
+            asked = {
+                "additionalModelResponseFields": {"stop_sequence": "END"},
+                "trace": {"guardrail": {"actionReason": "No action."}},
+            }
             monkeypatch.setattr("tokenomy.providers.bedrock.answer_fields", lambda fields, trace: asked)
             reply = client.converse(modelId="haiku", messages=ASK, inferenceConfig={"maxTokens": 8}, **own)
             assert {key: reply[key] for key in asked} == asked
-            events = list(client.converse_stream(modelId="haiku", messages=ASK, inferenceConfig={"maxTokens": 8},
-                                                 **own)["stream"])
+            events = list(
+                client.converse_stream(modelId="haiku", messages=ASK, inferenceConfig={"maxTokens": 8}, **own)["stream"]
+            )
             assert events[-2]["messageStop"]["additionalModelResponseFields"] == asked["additionalModelResponseFields"]
             assert events[-1]["metadata"]["trace"] == asked["trace"]
             for model, other in (("mixed", "openai"), ("safe", "openai")):
@@ -141,15 +195,24 @@ def test_bedrocks_own_fields_reach_bedrock_models_routed_ones_included_and_no_ot
                     client.converse(modelId=model, messages=ASK, **own)
                 assert refused.value.response["Error"]["Message"] == (
                     f"guardrailConfig: the gateway carries this field to Bedrock models only, and `{model}` may "
-                    f"reach {other} models; remove it")
+                    f"reach {other} models; remove it"
+                )
 
 
 def test_a_converse_request_reaches_an_openai_model_and_its_tool_calls_come_back_as_tool_use(served) -> None:
     client, _, upstream, _, _ = served
-    message = [{"role": "user", "content": [{"text": "Weather and time?"},
-                                            {"image": {"format": "png", "source": {"bytes": IMAGE}}}]}]
-    reply = client.converse(modelId="fast", messages=message, toolConfig={"tools": [WEATHER, TIME]},
-                            inferenceConfig={"maxTokens": 30, "topP": 0.5, "stopSequences": ["END"]})
+    message = [
+        {
+            "role": "user",
+            "content": [{"text": "Weather and time?"}, {"image": {"format": "png", "source": {"bytes": IMAGE}}}],
+        }
+    ]
+    reply = client.converse(
+        modelId="fast",
+        messages=message,
+        toolConfig={"tools": [WEATHER, TIME]},
+        inferenceConfig={"maxTokens": 30, "topP": 0.5, "stopSequences": ["END"]},
+    )
     body = upstream.bodies[-1]
     assert [t["function"]["name"] for t in body["tools"]] == ["get_weather", "get_time"]
     image_url = body["messages"][0]["content"][1]["image_url"]["url"]
@@ -160,9 +223,14 @@ def test_a_converse_request_reaches_an_openai_model_and_its_tool_calls_come_back
     assert uses[0]["input"] == json.loads(arguments_for("get_weather"))
     assert reply["stopReason"] == "tool_use"
     # The next turn: the calls and their results, as boto3 sends them, reach the upstream as OpenAI's messages.
-    turn = [*message, reply["output"]["message"],
-            {"role": "user", "content": [{"toolResult": {"toolUseId": u["toolUseId"], "content": [{"text": "18C"}]}}
-                                         for u in uses]}]
+    turn = [
+        *message,
+        reply["output"]["message"],
+        {
+            "role": "user",
+            "content": [{"toolResult": {"toolUseId": u["toolUseId"], "content": [{"text": "18C"}]}} for u in uses],
+        },
+    ]
     final = client.converse(modelId="fast", messages=turn, toolConfig={"tools": [WEATHER, TIME]})
     assert final["output"]["message"]["content"] == [{"text": "answer after 18C"}]
     sent = upstream.bodies[-1]["messages"]
@@ -178,8 +246,11 @@ def test_a_streamed_answer_comes_as_converse_stream_events(served) -> None:
     assert [s["start"]["toolUse"]["name"] for s in starts] == ["get_weather", "get_time"]
     for start in starts:  # each call's fragments, joined, are its arguments byte for byte
         name = start["start"]["toolUse"]["name"]
-        fragments = [e["contentBlockDelta"]["delta"]["toolUse"]["input"] for e in events if "contentBlockDelta" in e
-                     and e["contentBlockDelta"]["contentBlockIndex"] == start["contentBlockIndex"]]
+        fragments = [
+            e["contentBlockDelta"]["delta"]["toolUse"]["input"]
+            for e in events
+            if "contentBlockDelta" in e and e["contentBlockDelta"]["contentBlockIndex"] == start["contentBlockIndex"]
+        ]
         assert len(fragments) > 1 and "".join(fragments) == arguments_for(name)
     stops = [e["contentBlockStop"]["contentBlockIndex"] for e in events if "contentBlockStop" in e]
     assert stops == [s["contentBlockIndex"] for s in starts]
@@ -219,10 +290,18 @@ def test_claudes_output_config_in_model_fields_is_the_requests_json_schema_for_a
     `output_config` in additionalModelRequestFields; read as outputConfig is, they reach any model (before, a route
     off Bedrock refused the field, and a Bedrock one got it as an opaque model field)."""
     _, url, upstream, sent, _ = served
-    schema = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"],
-              "additionalProperties": False}
-    body = {"system": [], "messages": ASK, "additionalModelResponseFieldPaths": ["/delta/stop_sequence"],
-            "additionalModelRequestFields": {"output_config": {"format": {"type": "json_schema", "schema": schema}}}}
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}},
+        "required": ["name"],
+        "additionalProperties": False,
+    }
+    body = {
+        "system": [],
+        "messages": ASK,
+        "additionalModelResponseFieldPaths": ["/delta/stop_sequence"],
+        "additionalModelRequestFields": {"output_config": {"format": {"type": "json_schema", "schema": schema}}},
+    }
     for model in ("fast", "haiku"):
         answer = httpx.post(f"{url}/model/{model}/converse", json=body)
         assert answer.status_code == 200, answer.text
@@ -232,8 +311,11 @@ def test_claudes_output_config_in_model_fields_is_the_requests_json_schema_for_a
     effort = {**body, "additionalModelRequestFields": {"output_config": {"effort": "high"}}}
     assert httpx.post(f"{url}/model/opus/converse", json=effort).status_code == 200
     assert sent[-1]["outputConfig"] == {"effort": "high"} and "additionalModelRequestFields" not in sent[-1]
-    twice = {**body, "outputConfig": {"effort": "low"}, "additionalModelRequestFields": {"output_config": {
-        "effort": "high"}}}
+    twice = {
+        **body,
+        "outputConfig": {"effort": "low"},
+        "additionalModelRequestFields": {"output_config": {"effort": "high"}},
+    }
     refused = httpx.post(f"{url}/model/opus/converse", json=twice)
     assert refused.status_code == 400 and "output_config.effort: send the effort once" in refused.json()["message"]
 
@@ -249,27 +331,82 @@ def test_pydantic_ais_empty_system_list_and_inference_config_pass_through_boto3(
     assert [m["role"] for m in upstream.last["messages"]] == ["user"]
 
 
-@pytest.mark.parametrize(("change", "named"), [
-    ({"messages": [{"role": "user", "content": [{"video": {"format": "mp4", "source": {"bytes": b"x"}}}]}]},
-     "messages[0].content[0].video: not carried"),
-    ({"messages": [{"role": "user", "content": [{"image": {"format": "png", "source": {
-        "s3Location": {"uri": "s3://bucket/cat.png"}}}}]}]},
-     "messages[0].content[0].image.source.s3Location"),
-    ({"messages": [{"role": "user", "content": [{"text": "a"}, {"cachePoint": {"type": "default"}}, {"text": "b"}]}]},
-     "messages[0].content[1].cachePoint: the gateway sets cache points at the end"),
-    ({"guardrailConfig": {"guardrailIdentifier": "g", "guardrailVersion": "1"}, "modelId": "fast"},
-     "guardrailConfig: the gateway carries this field to Bedrock models only"),
-    ({"messages": [{"role": "user", "content": [{"image": {"format": "png", "source": {"bytes": IMAGE}}}]}],
-      "modelId": "text-only"}, "messages[0].content[0]"),
-    ({"additionalModelRequestFields": {"top_k": 0}}, "additionalModelRequestFields.top_k"),
-    ({"messages": [{"role": "user", "content": [{"document": {"format": "exe", "name": "d", "source": {
-        "bytes": PDF}}}]}], "modelId": "fast"}, "messages[0].content[0].document.format: expected one of pdf"),
-    # Not JSON, yet Python's decoder reads them: a float no SDK's encoder takes (a 500 on the way to Claude's API)
-    *(({"outputConfig": {"textFormat": {"type": "json_schema", "structure": {"jsonSchema": {"name": "x", "schema":
-        '{"type": "object", "properties": {"a": {"type": "number", "maximum": MAX}}}'.replace("MAX", number)}}}}},
-       f"outputConfig.textFormat.structure.jsonSchema.schema: expected a JSON schema as JSON text ({number} is")
-      for number in ("NaN", "-Infinity", "1e400")),
-])
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (
+            {"messages": [{"role": "user", "content": [{"video": {"format": "mp4", "source": {"bytes": b"x"}}}]}]},
+            "messages[0].content[0].video: not carried",
+        ),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"image": {"format": "png", "source": {"s3Location": {"uri": "s3://bucket/cat.png"}}}}
+                        ],
+                    }
+                ]
+            },
+            "messages[0].content[0].image.source.s3Location",
+        ),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": [{"text": "a"}, {"cachePoint": {"type": "default"}}, {"text": "b"}]}
+                ]
+            },
+            "messages[0].content[1].cachePoint: the gateway sets cache points at the end",
+        ),
+        (
+            {"guardrailConfig": {"guardrailIdentifier": "g", "guardrailVersion": "1"}, "modelId": "fast"},
+            "guardrailConfig: the gateway carries this field to Bedrock models only",
+        ),
+        (
+            {
+                "messages": [{"role": "user", "content": [{"image": {"format": "png", "source": {"bytes": IMAGE}}}]}],
+                "modelId": "text-only",
+            },
+            "messages[0].content[0]",
+        ),
+        ({"additionalModelRequestFields": {"top_k": 0}}, "additionalModelRequestFields.top_k"),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"document": {"format": "exe", "name": "d", "source": {"bytes": PDF}}}],
+                    }
+                ],
+                "modelId": "fast",
+            },
+            "messages[0].content[0].document.format: expected one of pdf",
+        ),
+        # Not JSON, yet Python's decoder reads them: a float no SDK's encoder takes (a 500 on the way to Claude's API)
+        *(
+            (
+                {
+                    "outputConfig": {
+                        "textFormat": {
+                            "type": "json_schema",
+                            "structure": {
+                                "jsonSchema": {
+                                    "name": "x",
+                                    "schema": '{"type": "object", "properties": {"a": {"type": "number", "maximum": MAX}}}'.replace(
+                                        "MAX", number
+                                    ),
+                                }
+                            },
+                        }
+                    }
+                },
+                f"outputConfig.textFormat.structure.jsonSchema.schema: expected a JSON schema as JSON text ({number} is",
+            )
+            for number in ("NaN", "-Infinity", "1e400")
+        ),
+    ],
+)
 def test_what_the_gateway_cannot_carry_is_a_validation_exception_naming_it(served, change, named) -> None:
     client = served[0]
     request = {"modelId": "haiku", "messages": ASK, **change}
@@ -281,14 +418,34 @@ def test_what_the_gateway_cannot_carry_is_a_validation_exception_naming_it(serve
 
 def test_malformed_bodies_botocore_would_not_send_are_named_too(served) -> None:
     url = served[1]
-    for body, named in ((b"{", "Expecting"), (b"[]", "must be a JSON object"),
-                        (json.dumps({"messages": ASK, "extra": 1}).encode(), "extra: not carried"),
-                        (json.dumps({"messages": [{"role": "user", "content": [{"image": {
-                            "format": "png", "source": {"bytes": "not base64!"}}}]}]}).encode(),
-                         "messages[0].content[0].image.source.bytes: not valid base64"),
-                        *((json.dumps({"messages": [{"role": "user", "content": [{"image": {
-                            "format": fmt, "source": {"bytes": "AA=="}}}]}]}).encode(),
-                           "messages[0].content[0].image.format: expected one of") for fmt in ([], {"a": 1}))):
+    for body, named in (
+        (b"{", "Expecting"),
+        (b"[]", "must be a JSON object"),
+        (json.dumps({"messages": ASK, "extra": 1}).encode(), "extra: not carried"),
+        (
+            json.dumps(
+                {
+                    "messages": [
+                        {"role": "user", "content": [{"image": {"format": "png", "source": {"bytes": "not base64!"}}}]}
+                    ]
+                }
+            ).encode(),
+            "messages[0].content[0].image.source.bytes: not valid base64",
+        ),
+        *(
+            (
+                json.dumps(
+                    {
+                        "messages": [
+                            {"role": "user", "content": [{"image": {"format": fmt, "source": {"bytes": "AA=="}}}]}
+                        ]
+                    }
+                ).encode(),
+                "messages[0].content[0].image.format: expected one of",
+            )
+            for fmt in ([], {"a": 1})
+        ),
+    ):
         answer = httpx.post(f"{url}/model/haiku/converse", content=body, headers={"content-type": "application/json"})
         assert answer.status_code == 400, body
         assert answer.headers["x-amzn-ErrorType"] == "ValidationException" and named in answer.json()["message"]
@@ -296,8 +453,9 @@ def test_malformed_bodies_botocore_would_not_send_are_named_too(served) -> None:
     assert missing.status_code == 404 and missing.headers["x-amzn-ErrorType"] == "ResourceNotFoundException"
     # Bedrock Runtime's other operations: boto3 shows why (in another error shape its message would be empty).
     with pytest.raises(ClientError, match="it serves Converse and ConverseStream") as unserved:
-        served[0].apply_guardrail(guardrailIdentifier="g", guardrailVersion="1", source="INPUT",
-                                  content=[{"text": {"text": "hi"}}])
+        served[0].apply_guardrail(
+            guardrailIdentifier="g", guardrailVersion="1", source="INPUT", content=[{"text": {"text": "hi"}}]
+        )
     assert unserved.value.response["Error"]["Code"] == "ResourceNotFoundException"
 
 
@@ -310,8 +468,14 @@ def test_a_gateway_key_rides_in_boto3s_credentials_and_its_budget_holds(tmp_path
     ledger = tmp_path / "ledger.duckdb"
     secret, key = KeyStore(open_store(ledger)).create(budget_usd=Decimal("0.01"), period="month", name="app")
     with ServerThread(create_bedrock(engine=InstantEngine())) as bedrock:
-        config = parse_config({"auth": True, "models": {
-            "haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU}}})
+        config = parse_config(
+            {
+                "auth": True,
+                "models": {
+                    "haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU}
+                },
+            }
+        )
         app = create_app(config, str(ledger))
         posts: list[str] = []
 
@@ -325,8 +489,9 @@ def test_a_gateway_key_rides_in_boto3s_credentials_and_its_budget_holds(tmp_path
             with pytest.raises(ClientError, match="AWS_BEARER_TOKEN_BEDROCK") as refused:
                 signed.converse(modelId="haiku", messages=ASK)
             assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
-            bearer = httpx.post(f"{url}/model/haiku/converse", json={"messages": ASK},
-                                headers={"authorization": f"Bearer {secret}"})  # as botocore sends it over https
+            bearer = httpx.post(
+                f"{url}/model/haiku/converse", json={"messages": ASK}, headers={"authorization": f"Bearer {secret}"}
+            )  # as botocore sends it over https
             assert bearer.status_code == 200 and bearer.json()["output"]["message"]["content"]
             session = boto3.session.Session(aws_access_key_id=secret, aws_secret_access_key="anything")
             client = session.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", config=NO_RETRIES)
@@ -336,8 +501,9 @@ def test_a_gateway_key_rides_in_boto3s_credentials_and_its_budget_holds(tmp_path
             # Not a throttle: botocore would retry it (every 429, in both retry modes), and no retry refills a budget.
             posts.clear()
             for mode in ("legacy", "standard"):
-                retrying = session.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1",
-                                          config=Config(retries={"mode": mode}))
+                retrying = session.client(
+                    "bedrock-runtime", endpoint_url=url, region_name="us-east-1", config=Config(retries={"mode": mode})
+                )
                 with pytest.raises(ClientError) as spent:
                     retrying.converse(modelId="haiku", messages=ASK, inferenceConfig={"maxTokens": 20_000})
                 assert spent.value.response["Error"]["Code"] == "ServiceQuotaExceededException"
@@ -349,9 +515,12 @@ def test_a_gateway_key_rides_in_boto3s_credentials_and_its_budget_holds(tmp_path
 
 def test_a_fault_after_the_stream_began_ends_it_with_a_stream_exception(tmp_path) -> None:
     upstream = ScriptedOpenAI([(200, {}, "cut")])  # streams a token, then the connection drops
-    config = parse_config({"models": {"up": {"provider": "openai", "model": "up", "base_url": upstream.url,
-                                             "price_as": HAIKU}},
-                           "routes": {"once": {"model": "up", "retry": {"max_attempts": 1}}}})
+    config = parse_config(
+        {
+            "models": {"up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU}},
+            "routes": {"once": {"model": "up", "retry": {"max_attempts": 1}}},
+        }
+    )
     with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
         client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", config=NO_RETRIES)
         events = client.converse_stream(modelId="once", messages=ASK)["stream"]
@@ -366,9 +535,12 @@ def test_an_upstream_client_error_without_a_bedrock_type_is_a_validation_excepti
     """An upstream's 422 is the caller's request at fault, not an InternalServerException."""
     stand_in_aws_keys(monkeypatch)
     upstream = ScriptedOpenAI([(422, {}, "unprocessable")])
-    config = parse_config({"models": {"up": {"provider": "openai", "model": "up", "base_url": upstream.url,
-                                             "price_as": HAIKU}},
-                           "routes": {"once": {"model": "up", "retry": {"max_attempts": 1}}}})
+    config = parse_config(
+        {
+            "models": {"up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU}},
+            "routes": {"once": {"model": "up", "retry": {"max_attempts": 1}}},
+        }
+    )
     with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
         client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", config=NO_RETRIES)
         with pytest.raises(ClientError) as failed:
@@ -382,17 +554,39 @@ def test_a_model_that_does_not_answer_in_time_is_bedrocks_model_timeout_on_every
     """A model silent past its `timeout_s` was a ServiceUnavailableException; Bedrock calls it a
     ModelTimeoutException, which botocore raises as its own class."""
     upstream = ScriptedOpenAI([(200, {}, "late")] * 4)  # botocore 1.44 tries twice even at max_attempts 1
-    config = parse_config({"models": {"slow": {"provider": "openai", "model": "up", "base_url": upstream.url,
-                                               "price_as": HAIKU, "timeout_s": 0.3}},
-                           "routes": {"hasty": {"model": "slow", "retry": {"max_attempts": 1}}}})
+    config = parse_config(
+        {
+            "models": {
+                "slow": {
+                    "provider": "openai",
+                    "model": "up",
+                    "base_url": upstream.url,
+                    "price_as": HAIKU,
+                    "timeout_s": 0.3,
+                }
+            },
+            "routes": {"hasty": {"model": "slow", "retry": {"max_attempts": 1}}},
+        }
+    )
     try:
         with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
-            client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", config=NO_RETRIES,
-                                  aws_access_key_id="x", aws_secret_access_key="x")
+            client = boto3.client(
+                "bedrock-runtime",
+                endpoint_url=url,
+                region_name="us-east-1",
+                config=NO_RETRIES,
+                aws_access_key_id="x",
+                aws_secret_access_key="x",
+            )
             with pytest.raises(client.exceptions.ModelTimeoutException, match="timeout_s"):
                 client.converse(modelId="hasty", messages=ASK)
-            body = json.dumps({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 5,
-                               "messages": [{"role": "user", "content": "hi"}]})
+            body = json.dumps(
+                {
+                    "anthropic_version": "bedrock-2023-05-31",
+                    "max_tokens": 5,
+                    "messages": [{"role": "user", "content": "hi"}],
+                }
+            )
             with pytest.raises(client.exceptions.ModelTimeoutException):
                 client.invoke_model(modelId="hasty", body=body)
     finally:
@@ -404,8 +598,9 @@ def test_a_body_refused_at_the_edge_on_any_bedrock_runtime_path_is_bedrocks_erro
     path, served or not, in Bedrock's shape (boto3 shows no message in another); it was so on /model/... only."""
     url = served[1]
     for path in ("/model/haiku/converse", "/guardrail/g/version/1/apply", "/async-invoke"):
-        answer = httpx.post(url + path, content=b'{"messages": [], "temperature": NaN}',
-                            headers={"content-type": "application/json"})
+        answer = httpx.post(
+            url + path, content=b'{"messages": [], "temperature": NaN}', headers={"content-type": "application/json"}
+        )
         assert answer.status_code == 400 and answer.headers["x-amzn-ErrorType"] == "ValidationException", path
         assert "temperature" in answer.json()["message"]
 
@@ -421,9 +616,14 @@ def test_an_empty_system_list_is_no_system_prompt_as_bedrock_takes_it(served) ->
 
 
 OPENAI_ONLY = [
-    ("verbosity", "low"), ("prompt_cache_retention", "24h"), ("metadata", {"team": "search"}),
-    ("service_tier", "priority"), ("prediction", {"type": "content", "content": "Paris"}),
-    ("web_search_options", {}), ("audio", {"voice": "alloy", "format": "wav"}), ("modalities", ["text", "audio"]),
+    ("verbosity", "low"),
+    ("prompt_cache_retention", "24h"),
+    ("metadata", {"team": "search"}),
+    ("service_tier", "priority"),
+    ("prediction", {"type": "content", "content": "Paris"}),
+    ("web_search_options", {}),
+    ("audio", {"voice": "alloy", "format": "wav"}),
+    ("modalities", ["text", "audio"]),
 ]
 
 
@@ -443,7 +643,12 @@ def test_openai_only_fields_to_a_bedrock_route_are_refused_by_name_before_any_ca
     assert raised.value.body.get("param") == field
     assert sent == []  # no Converse request was made
     # a model's own parameter still rides in additionalModelRequestFields; the defaults of OpenAI's fields ask nothing
-    reply = client.chat.completions.create(model="opus", messages=ask, max_tokens=10, modalities=["text"],
-                                           extra_body={"top_k": 5, "anthropic_beta": ["context-1m-2025-08-07"]})
+    reply = client.chat.completions.create(
+        model="opus",
+        messages=ask,
+        max_tokens=10,
+        modalities=["text"],
+        extra_body={"top_k": 5, "anthropic_beta": ["context-1m-2025-08-07"]},
+    )
     assert reply.choices[0].message.content
     assert sent[-1]["additionalModelRequestFields"] == {"top_k": 5, "anthropic_beta": ["context-1m-2025-08-07"]}

@@ -22,10 +22,14 @@ from tokenomy.gateway.app import create_app
 
 CLAUDE = "anthropic.claude-sonnet-4-5-20250929-v1:0"
 R1 = "deepseek.r1-v1:0"
-UNSIGNED_TURN = [{"role": "user", "content": [{"text": "hi"}]},
-                 {"role": "assistant", "content": [{"reasoningContent": {"reasoningText": {"text": "greet back"}}},
-                                                   {"text": "hello"}]},
-                 {"role": "user", "content": [{"text": "again"}]}]
+UNSIGNED_TURN = [
+    {"role": "user", "content": [{"text": "hi"}]},
+    {
+        "role": "assistant",
+        "content": [{"reasoningContent": {"reasoningText": {"text": "greet back"}}}, {"text": "hello"}],
+    },
+    {"role": "user", "content": [{"text": "again"}]},
+]
 
 
 @pytest.fixture
@@ -45,8 +49,12 @@ def bedrock(monkeypatch):
 
 def test_bedrock_refuses_unsigned_reasoning_for_claude_only(bedrock) -> None:
     url, _ = bedrock
-    client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1",
-                          config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+    client = boto3.client(
+        "bedrock-runtime",
+        endpoint_url=url,
+        region_name="us-east-1",
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+    )
     with pytest.raises(ClientError) as refused:
         client.converse(modelId=CLAUDE, messages=UNSIGNED_TURN, inferenceConfig={"maxTokens": 8})
     error = refused.value.response["Error"]
@@ -59,12 +67,19 @@ def test_bedrock_refuses_unsigned_reasoning_for_claude_only(bedrock) -> None:
 
 def test_the_gateway_refuses_unsigned_reasoning_for_claude_on_bedrock_before_any_call(bedrock, tmp_path) -> None:
     url, calls = bedrock
-    config = parse_config({"models": {
-        "claude": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": url, "model": CLAUDE},
-        "r1": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": url, "model": R1}}})
-    said = [{"role": "user", "content": "hi"},
-            {"role": "assistant", "content": "hello", "reasoning_content": "greet back"},
-            {"role": "user", "content": "again"}]
+    config = parse_config(
+        {
+            "models": {
+                "claude": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": url, "model": CLAUDE},
+                "r1": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": url, "model": R1},
+            }
+        }
+    )
+    said = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello", "reasoning_content": "greet back"},
+        {"role": "user", "content": "again"},
+    ]
     with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as gateway:
         chat = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
         for stream in (False, True):

@@ -32,12 +32,19 @@ BEDROCK_SONNET = "anthropic.claude-3-7-sonnet-20250219-v1:0"
 GEMINI = "gemini-2.5-flash"
 ROUTER = "arn:aws:bedrock:us-east-1:123456789012:default-prompt-router/anthropic.claude:1"
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
-TOOLS = [{"name": "weather", "description": "The weather in a city.",
-          "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]
+TOOLS = [
+    {
+        "name": "weather",
+        "description": "The weather in a city.",
+        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    }
+]
 SYSTEM = "You answer in one short sentence."
-ASK = [{"role": "user", "content": "What is the capital of France?"},
-       {"role": "assistant", "content": "Paris."},
-       {"role": "user", "content": "And of Italy?"}]
+ASK = [
+    {"role": "user", "content": "What is the capital of France?"},
+    {"role": "assistant", "content": "Paris."},
+    {"role": "user", "content": "And of Italy?"},
+]
 
 
 def png() -> str:
@@ -60,30 +67,59 @@ def gateway(ledger):
         env.setenv("GPT_KEY", "unused")
         for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
             env.delenv(name, raising=False)
-        with ServerThread(create_anthropic()) as claude, ServerThread(create_bedrock()) as bedrock, \
-                ServerThread(create_gemini()) as gemini:
-            config = parse_config({
-                "models": {
-                    "claude": {"provider": "anthropic", "model": SONNET, "base_url": claude},
-                    "flash": {"provider": "gemini", "model": GEMINI, "base_url": gemini},
-                    "sonnet": {"provider": "bedrock", "model": BEDROCK_SONNET, "region": "us-east-1",
-                               "endpoint_url": bedrock},
-                    # Bedrock's prompt router picks a model only when it runs, so its CountTokens refuses.
-                    "picked": {"provider": "bedrock", "model": ROUTER, "region": "us-east-1", "endpoint_url": bedrock,
-                               "price_as": BEDROCK_SONNET},
-                    # An OpenAI-format model; never called (port 9 has no server): counting is refused before.
-                    "gpt": {"provider": "openai", "model": "gpt", "base_url": "http://127.0.0.1:9/v1",
-                            "api_key_env": "GPT_KEY", "price_as": "gpt-4o-mini"}},
-                # Counted with their first model, the Bedrock one; the fallback or the routed tier, which cannot
-                # count, is never asked.
-                "tiers": {"cheap": ["sonnet"], "strong": ["gpt"]},
-                "routes": {"chain": {"model": "sonnet", "fallback": ["gpt"]}, "routed": {"policy": "by-words"}},
-                "routing": {"policies": {"by-words": {"type": "rules", "tiers": ["cheap", "strong"], "rules": [
-                    {"name": "hard", "tier": "strong", "keywords": ["prove"]}]}}}})
+        with (
+            ServerThread(create_anthropic()) as claude,
+            ServerThread(create_bedrock()) as bedrock,
+            ServerThread(create_gemini()) as gemini,
+        ):
+            config = parse_config(
+                {
+                    "models": {
+                        "claude": {"provider": "anthropic", "model": SONNET, "base_url": claude},
+                        "flash": {"provider": "gemini", "model": GEMINI, "base_url": gemini},
+                        "sonnet": {
+                            "provider": "bedrock",
+                            "model": BEDROCK_SONNET,
+                            "region": "us-east-1",
+                            "endpoint_url": bedrock,
+                        },
+                        # Bedrock's prompt router picks a model only when it runs, so its CountTokens refuses.
+                        "picked": {
+                            "provider": "bedrock",
+                            "model": ROUTER,
+                            "region": "us-east-1",
+                            "endpoint_url": bedrock,
+                            "price_as": BEDROCK_SONNET,
+                        },
+                        # An OpenAI-format model; never called (port 9 has no server): counting is refused before.
+                        "gpt": {
+                            "provider": "openai",
+                            "model": "gpt",
+                            "base_url": "http://127.0.0.1:9/v1",
+                            "api_key_env": "GPT_KEY",
+                            "price_as": "gpt-4o-mini",
+                        },
+                    },
+                    # Counted with their first model, the Bedrock one; the fallback or the routed tier, which cannot
+                    # count, is never asked.
+                    "tiers": {"cheap": ["sonnet"], "strong": ["gpt"]},
+                    "routes": {"chain": {"model": "sonnet", "fallback": ["gpt"]}, "routed": {"policy": "by-words"}},
+                    "routing": {
+                        "policies": {
+                            "by-words": {
+                                "type": "rules",
+                                "tiers": ["cheap", "strong"],
+                                "rules": [{"name": "hard", "tier": "strong", "keywords": ["prove"]}],
+                            }
+                        }
+                    },
+                }
+            )
             with ServerThread(create_app(config, ledger), lifespan="on") as url:
                 # Loads the local model and starts the ledger's writer once, so no test's time is that set-up's.
                 anthropic.Anthropic(base_url=url, api_key="unused").messages.create(
-                    model="local", max_tokens=1, messages=ASK, system=SYSTEM, tools=TOOLS)
+                    model="local", max_tokens=1, messages=ASK, system=SYSTEM, tools=TOOLS
+                )
                 yield url
 
 
@@ -98,8 +134,10 @@ def prompt_tokens(usage) -> int:
 
 @pytest.mark.parametrize("model", ["claude", "sonnet", "local", "chain", "flash"])
 def test_a_count_equals_the_prompt_tokens_messages_create_reports(sdk, model) -> None:
-    for ask in ({"messages": ASK},
-                {"messages": ASK, "system": SYSTEM, "tools": TOOLS, "tool_choice": {"type": "auto"}}):
+    for ask in (
+        {"messages": ASK},
+        {"messages": ASK, "system": SYSTEM, "tools": TOOLS, "tool_choice": {"type": "auto"}},
+    ):
         counted = sdk.messages.count_tokens(model=model, **ask).input_tokens
         created = sdk.messages.create(model=model, max_tokens=2, **ask)
         assert counted == prompt_tokens(created.usage) > 0
@@ -115,9 +153,15 @@ def test_a_routed_route_counts_with_its_first_tiers_first_model(sdk) -> None:
 
 @pytest.mark.parametrize("model", ["claude", "sonnet"])
 def test_an_image_is_counted_as_the_provider_bills_it(sdk, model) -> None:
-    ask = [{"role": "user", "content": [
-        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png()}},
-        {"type": "text", "text": "What colour is it?"}]}]
+    ask = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png()}},
+                {"type": "text", "text": "What colour is it?"},
+            ],
+        }
+    ]
     counted = sdk.messages.count_tokens(model=model, messages=ask).input_tokens
     assert counted == prompt_tokens(sdk.messages.create(model=model, max_tokens=2, messages=ask).usage)
     words = sdk.messages.count_tokens(model=model, messages=[{"role": "user", "content": "What colour is it?"}])
@@ -138,21 +182,25 @@ def test_an_unknown_route_is_a_404_and_a_malformed_body_a_400_naming_the_field(s
     with pytest.raises(anthropic.NotFoundError, match="`nope` does not exist") as missing:
         sdk.messages.count_tokens(model="nope", messages=ASK)
     assert missing.value.body["error"]["type"] == "not_found_error"
-    for body, field in (({"model": "claude", "messages": "hi"}, "messages"),
-                        ({"model": "claude", "messages": ASK, "max_tokens": 5}, "max_tokens"),
-                        ({"model": "claude", "messages": [{"role": "robot", "content": "x"}]}, "messages.0.role"),
-                        ({"messages": ASK}, "model")):
+    for body, field in (
+        ({"model": "claude", "messages": "hi"}, "messages"),
+        ({"model": "claude", "messages": ASK, "max_tokens": 5}, "max_tokens"),
+        ({"model": "claude", "messages": [{"role": "robot", "content": "x"}]}, "messages.0.role"),
+        ({"messages": ASK}, "model"),
+    ):
         answer = httpx.post(gateway + "/v1/messages/count_tokens", json=body)
         assert answer.status_code == 400, body
         assert answer.json()["error"]["type"] == "invalid_request_error"
         assert answer.json()["error"]["message"].startswith(field), answer.json()
-    broken = httpx.post(gateway + "/v1/messages/count_tokens", content=b"{nope",
-                        headers={"content-type": "application/json"})
+    broken = httpx.post(
+        gateway + "/v1/messages/count_tokens", content=b"{nope", headers={"content-type": "application/json"}
+    )
     assert broken.status_code == 400 and broken.json()["type"] == "error"
 
 
-@pytest.mark.parametrize("fields", [{"speed": "standard"}, {"speed": "fast"}, {"speed": None},
-                                    {"cache_control": None, "system": SYSTEM}])
+@pytest.mark.parametrize(
+    "fields", [{"speed": "standard"}, {"speed": "fast"}, {"speed": None}, {"cache_control": None, "system": SYSTEM}]
+)
 def test_a_field_the_sdks_count_tokens_takes_is_counted_not_refused(sdk, fields) -> None:
     # `speed` (and any field sent as null, the SDK's unset) was refused: "Extra inputs are not permitted"; then
     # "fast" as a call billed at a price the catalog lacks, though a count is billed nothing.
@@ -175,8 +223,12 @@ def test_a_model_its_provider_cannot_count_is_the_providers_400(sdk) -> None:
 
 
 def test_a_field_the_counting_model_cannot_take_is_refused_by_the_callers_name(sdk) -> None:
-    ask = [{"role": "user", "content": [
-        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png()}}]}]
+    ask = [
+        {
+            "role": "user",
+            "content": [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png()}}],
+        }
+    ]
     with pytest.raises(anthropic.BadRequestError, match=r"messages\.0\.content\.0") as refused:
         sdk.messages.count_tokens(model="local", messages=ask)
     assert "model `local`" in refused.value.body["error"]["message"]
@@ -186,8 +238,9 @@ def test_a_count_takes_the_keys_rate_limit_but_no_budget(tmp_path) -> None:
     ledger = str(tmp_path / "ledger.duckdb")
     secret, _ = KeyStore(open_store(ledger)).create(rpm=3, budget_usd=Decimal("0.000001"))
     with ServerThread(create_anthropic()) as claude:
-        config = parse_config({"auth": True, "models": {
-            "claude": {"provider": "anthropic", "model": SONNET, "base_url": claude}}})
+        config = parse_config(
+            {"auth": True, "models": {"claude": {"provider": "anthropic", "model": SONNET, "base_url": claude}}}
+        )
         with ServerThread(create_app(config, ledger), lifespan="on") as url:
             client = anthropic.Anthropic(base_url=url, api_key=secret, max_retries=0)
             with pytest.raises(anthropic.RateLimitError, match="Budget exhausted"):  # the call's reservation is
@@ -205,23 +258,35 @@ def test_a_count_takes_the_keys_rate_limit_but_no_budget(tmp_path) -> None:
 @pytest.mark.parametrize("model", ["flash", "sonnet", "local"])
 def test_google_genai_counts_what_generate_content_reports(gateway, model) -> None:
     client = genai.Client(api_key="unused", http_options={"base_url": gateway})
-    turns = [types.Content(role="user", parts=[types.Part(text="What is the capital of France?")]),
-             types.Content(role="model", parts=[types.Part(text="Paris.")]),
-             types.Content(role="user", parts=[types.Part(text="And of Italy?")])]
+    turns = [
+        types.Content(role="user", parts=[types.Part(text="What is the capital of France?")]),
+        types.Content(role="model", parts=[types.Part(text="Paris.")]),
+        types.Content(role="user", parts=[types.Part(text="And of Italy?")]),
+    ]
     counted = client.models.count_tokens(model=model, contents=turns).total_tokens
-    usage = client.models.generate_content(model=model, contents=turns,
-                                           config=types.GenerateContentConfig(max_output_tokens=2)).usage_metadata
+    usage = client.models.generate_content(
+        model=model, contents=turns, config=types.GenerateContentConfig(max_output_tokens=2)
+    ).usage_metadata
     assert counted == usage.prompt_token_count > 0
     # A system instruction and tools reach a count in a whole generateContentRequest (REST callers; the SDK sends
     # contents alone to the Gemini API).
-    whole = {"generateContentRequest": {
-        "contents": [{"role": "user", "parts": [{"text": "And of Italy?"}]}],
-        "systemInstruction": {"parts": [{"text": SYSTEM}]},
-        "tools": [{"functionDeclarations": [{"name": "weather", "description": "The weather in a city.",
-                                             "parameters": {"type": "object"}}]}]}}
+    whole = {
+        "generateContentRequest": {
+            "contents": [{"role": "user", "parts": [{"text": "And of Italy?"}]}],
+            "systemInstruction": {"parts": [{"text": SYSTEM}]},
+            "tools": [
+                {
+                    "functionDeclarations": [
+                        {"name": "weather", "description": "The weather in a city.", "parameters": {"type": "object"}}
+                    ]
+                }
+            ],
+        }
+    }
     answer = httpx.post(f"{gateway}/v1beta/models/{model}:countTokens", json=whole)
-    bare = httpx.post(f"{gateway}/v1beta/models/{model}:countTokens", json={
-        "contents": whole["generateContentRequest"]["contents"]})
+    bare = httpx.post(
+        f"{gateway}/v1beta/models/{model}:countTokens", json={"contents": whole["generateContentRequest"]["contents"]}
+    )
     assert answer.status_code == bare.status_code == 200
     assert answer.json()["totalTokens"] > bare.json()["totalTokens"] > 0
 
@@ -241,14 +306,21 @@ def test_google_genai_errors_for_a_count_are_googles(gateway) -> None:
 @pytest.mark.parametrize("model", ["claude", "sonnet", "local", "flash"])
 def test_openais_input_tokens_count_what_responses_create_reports(gateway, model) -> None:
     client = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
-    tool = {"type": "function", "name": "weather", "description": "The weather in a city.",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
-    for ask in ({"input": "What is the capital of Italy?"},
-                {"input": "What is the capital of Italy?", "instructions": SYSTEM, "tools": [tool]}):
+    tool = {
+        "type": "function",
+        "name": "weather",
+        "description": "The weather in a city.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+    }
+    for ask in (
+        {"input": "What is the capital of Italy?"},
+        {"input": "What is the capital of Italy?", "instructions": SYSTEM, "tools": [tool]},
+    ):
         counted = client.responses.input_tokens.count(model=model, **ask)
         assert counted.object == "response.input_tokens"
-        assert counted.input_tokens == client.responses.create(model=model, max_output_tokens=16,
-                                                               **ask).usage.input_tokens
+        assert (
+            counted.input_tokens == client.responses.create(model=model, max_output_tokens=16, **ask).usage.input_tokens
+        )
     bare = client.responses.input_tokens.count(model=model, input="What is the capital of Italy?").input_tokens
     assert counted.input_tokens > bare
 
@@ -258,12 +330,20 @@ def test_openais_input_tokens_count_a_request_with_a_thinking_budget_or_a_null_f
     and a null (the SDK's unset, which /v1/responses reads as nothing sent) were refused as fields the count lacks, so
     a request /v1/responses answers could not be counted first."""
     client = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
-    ask = {"input": "What is the capital of Italy?", "instructions": SYSTEM,
-           "extra_body": {"thinking": {"type": "enabled", "budget_tokens": 1024}}}
+    ask = {
+        "input": "What is the capital of Italy?",
+        "instructions": SYSTEM,
+        "extra_body": {"thinking": {"type": "enabled", "budget_tokens": 1024}},
+    }
     counted = client.responses.input_tokens.count(model="claude", **ask).input_tokens
     assert counted == client.responses.create(model="claude", max_output_tokens=1100, **ask).usage.input_tokens > 0
-    unset = client.responses.input_tokens.count(model="claude", input=ask["input"], instructions=SYSTEM,
-                                                personality=None, extra_body={"max_output_tokens": None})
+    unset = client.responses.input_tokens.count(
+        model="claude",
+        input=ask["input"],
+        instructions=SYSTEM,
+        personality=None,
+        extra_body={"max_output_tokens": None},
+    )
     assert unset.input_tokens == counted
 
 
@@ -336,8 +416,12 @@ def test_each_count_endpoints_answers_are_counted_in_metrics_under_the_route(gat
     claude = anthropic.Anthropic(base_url=gateway, api_key="unused", max_retries=0)
     google = genai.Client(api_key="unused", http_options={"base_url": gateway})
     openai_sdk = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
-    bedrock = boto3.client("bedrock-runtime", endpoint_url=gateway, region_name="us-east-1",
-                           config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+    bedrock = boto3.client(
+        "bedrock-runtime",
+        endpoint_url=gateway,
+        region_name="us-east-1",
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+    )
     assert claude.messages.count_tokens(model="claude", messages=ASK).input_tokens > 0
     assert google.models.count_tokens(model="flash", contents="hi").total_tokens > 0
     assert openai_sdk.responses.input_tokens.count(model="claude", input="hi").input_tokens > 0

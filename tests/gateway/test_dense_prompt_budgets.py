@@ -45,20 +45,28 @@ class TrueCountUpstream:
                 time.sleep(delay_s)
                 upstream.calls += 1
                 if embeds:
-                    answer = json.dumps({
-                        "object": "list", "model": body["model"],
-                        "data": [{"object": "embedding", "index": 0, "embedding": [0.6, 0.8]}],
-                        "usage": {"prompt_tokens": prompt, "total_tokens": prompt},
-                    }).encode()
+                    answer = json.dumps(
+                        {
+                            "object": "list",
+                            "model": body["model"],
+                            "data": [{"object": "embedding", "index": 0, "embedding": [0.6, 0.8]}],
+                            "usage": {"prompt_tokens": prompt, "total_tokens": prompt},
+                        }
+                    ).encode()
                 else:
                     prompt += 3 * len(body["messages"]) + 3
-                    answer = json.dumps({
-                        "id": "c", "object": "chat.completion", "created": 0, "model": body["model"],
-                        "choices": [
-                            {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
-                        ],
-                        "usage": {"prompt_tokens": prompt, "completion_tokens": 1, "total_tokens": prompt + 1},
-                    }).encode()
+                    answer = json.dumps(
+                        {
+                            "id": "c",
+                            "object": "chat.completion",
+                            "created": 0,
+                            "model": body["model"],
+                            "choices": [
+                                {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
+                            ],
+                            "usage": {"prompt_tokens": prompt, "completion_tokens": 1, "total_tokens": prompt + 1},
+                        }
+                    ).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(answer)))
@@ -111,7 +119,9 @@ def test_concurrent_digit_heavy_calls_never_settle_past_the_keys_budget(ledger_p
     # it was reserved at ~1,000 prompt tokens ($0.00015), so 12 concurrent calls all fit a $0.003 budget: $0.0072.
     budget = Decimal("0.003")
     events, outcomes, calls, spent = _spend_concurrently(
-        ledger_path, budget, "gpt-4o-mini",
+        ledger_path,
+        budget,
+        "gpt-4o-mini",
         lambda client: client.chat.completions.create(
             model="m", max_tokens=1, messages=[{"role": "user", "content": DIGITS}]
         ),
@@ -127,7 +137,9 @@ def test_concurrent_digit_heavy_embeddings_never_settle_past_the_keys_budget(led
     # 12 concurrent calls all fit a $0.0004 budget, and settled $0.00096.
     budget = Decimal("0.0004")
     events, outcomes, calls, spent = _spend_concurrently(
-        ledger_path, budget, "text-embedding-3-small",
+        ledger_path,
+        budget,
+        "text-embedding-3-small",
         lambda client: client.embeddings.create(model="m", input=DIGITS, encoding_format="float"),
     )
     assert len(events) == calls == outcomes.count("answered") >= 3, outcomes

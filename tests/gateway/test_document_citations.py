@@ -22,12 +22,22 @@ from tokenomy.providers.openai_wire import to_openai_messages
 
 SONNET = "claude-sonnet-4-5-20250929"
 CITED = {"enabled": True}
-TEXT_DOC = {"type": "document", "source": {"type": "text", "media_type": "text/plain",
-                                           "data": "The grass is green. The sky is blue."},
-            "title": "Colours", "context": "A field guide.", "citations": CITED}
-CONTENT_DOC = {"type": "document", "title": "Chunks", "citations": CITED,
-               "source": {"type": "content", "content": [{"type": "text", "text": "First chunk."},
-                                                         {"type": "text", "text": "Second chunk."}]}}
+TEXT_DOC = {
+    "type": "document",
+    "source": {"type": "text", "media_type": "text/plain", "data": "The grass is green. The sky is blue."},
+    "title": "Colours",
+    "context": "A field guide.",
+    "citations": CITED,
+}
+CONTENT_DOC = {
+    "type": "document",
+    "title": "Chunks",
+    "citations": CITED,
+    "source": {
+        "type": "content",
+        "content": [{"type": "text", "text": "First chunk."}, {"type": "text", "text": "Second chunk."}],
+    },
+}
 URL_DOC = {"type": "document", "source": {"type": "url", "url": "https://example.com/report.pdf"}, "citations": CITED}
 QUESTION = {"type": "text", "text": "What colour is the grass?"}
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
@@ -51,10 +61,19 @@ def gateway(upstreams):
         "claude": {"provider": "anthropic", "model": SONNET, "base_url": claude},
         "scripted": {"provider": "anthropic", "model": SONNET, "base_url": recorded},
         # Never called (port 9 has no server): what they cannot take is refused before any call.
-        "bedrock": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": "http://127.0.0.1:9",
-                    "model": "anthropic.claude-3-haiku-20240307-v1:0"},
-        "gpt": {"provider": "openai", "model": "gpt", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "GPT_KEY",
-                "price_as": "gpt-4o-mini"},
+        "bedrock": {
+            "provider": "bedrock",
+            "region": "us-east-1",
+            "endpoint_url": "http://127.0.0.1:9",
+            "model": "anthropic.claude-3-haiku-20240307-v1:0",
+        },
+        "gpt": {
+            "provider": "openai",
+            "model": "gpt",
+            "base_url": "http://127.0.0.1:9/v1",
+            "api_key_env": "GPT_KEY",
+            "price_as": "gpt-4o-mini",
+        },
     }
     routes = {name: {"model": name} for name in models}
     config = parse_config({"models": models, "routes": routes})
@@ -83,12 +102,38 @@ def cited(message) -> list[dict]:
 @pytest.mark.parametrize(
     ("document", "citation"),
     [
-        (TEXT_DOC, {"type": "char_location", "cited_text": "The grass is green.", "document_index": 0,
-                    "document_title": "Colours", "start_char_index": 0, "end_char_index": 19}),
-        (CONTENT_DOC, {"type": "content_block_location", "cited_text": "First chunk.", "document_index": 0,
-                       "document_title": "Chunks", "start_block_index": 0, "end_block_index": 1}),
-        (URL_DOC, {"type": "page_location", "cited_text": "", "document_index": 0, "start_page_number": 1,
-                   "end_page_number": 2}),
+        (
+            TEXT_DOC,
+            {
+                "type": "char_location",
+                "cited_text": "The grass is green.",
+                "document_index": 0,
+                "document_title": "Colours",
+                "start_char_index": 0,
+                "end_char_index": 19,
+            },
+        ),
+        (
+            CONTENT_DOC,
+            {
+                "type": "content_block_location",
+                "cited_text": "First chunk.",
+                "document_index": 0,
+                "document_title": "Chunks",
+                "start_block_index": 0,
+                "end_block_index": 1,
+            },
+        ),
+        (
+            URL_DOC,
+            {
+                "type": "page_location",
+                "cited_text": "",
+                "document_index": 0,
+                "start_page_number": 1,
+                "end_page_number": 2,
+            },
+        ),
     ],
 )
 def test_a_cited_document_is_answered_with_its_citations_whole_and_streamed(sdk, document, citation) -> None:
@@ -105,7 +150,8 @@ def test_a_cited_document_is_answered_with_its_citations_whole_and_streamed(sdk,
     assert "citations_delta" in deltas
     assert cited(streamed) == [citation]
     assert [b.model_dump(exclude_none=True) for b in streamed.content] == [
-        b.model_dump(exclude_none=True) for b in whole.content]
+        b.model_dump(exclude_none=True) for b in whole.content
+    ]
 
 
 def test_document_fields_reach_anthropic_as_sent(sdk, scripted) -> None:
@@ -141,7 +187,8 @@ def test_an_anthropic_file_id_reaches_anthropic_only(sdk, scripted, route) -> No
     with pytest.raises(anthropic.BadRequestError) as caught:
         sdk.messages.create(model=route, max_tokens=5, messages=ask(document))
     assert caught.value.body["error"]["message"].startswith(
-        f"model `{route}` cannot take a file id of Anthropic's Files API (`messages.0.content.0.source.file_id`)")
+        f"model `{route}` cannot take a file id of Anthropic's Files API (`messages.0.content.0.source.file_id`)"
+    )
 
 
 def test_a_content_document_of_text_goes_to_another_api_as_its_text() -> None:
@@ -174,8 +221,11 @@ def test_a_citations_field_the_gateway_cannot_carry_is_refused(sdk) -> None:
 def test_a_cited_document_in_a_tool_result_is_named_where_the_caller_sent_it(sdk) -> None:
     use = {"type": "tool_use", "id": "t1", "name": "fetch", "input": {}}
     result = {"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": "Found:"}, TEXT_DOC]}
-    turns = [{"role": "user", "content": "Fetch it."}, {"role": "assistant", "content": [use]},
-             {"role": "user", "content": [result]}]
+    turns = [
+        {"role": "user", "content": "Fetch it."},
+        {"role": "assistant", "content": [use]},
+        {"role": "user", "content": [result]},
+    ]
     tool = {"name": "fetch", "input_schema": {"type": "object", "properties": {}}}
     with pytest.raises(anthropic.BadRequestError) as caught:
         sdk.messages.create(model="gpt", max_tokens=5, messages=turns, tools=[tool])

@@ -54,8 +54,10 @@ def test_a_caller_who_leaves_while_its_body_arrives_is_a_499_in_metrics(path, le
     with gateway(ledger_path) as url:
         before = unrouted(url, 499)
         with opened(url) as sock:
-            sock.sendall(f"POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n".encode()
-                         + b"content-length: 100\r\n\r\n{\"model\": ")
+            sock.sendall(
+                f"POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n".encode()
+                + b'content-length: 100\r\n\r\n{"model": '
+            )
         assert counted(url, 499, before) == before + 1
 
 
@@ -66,18 +68,27 @@ def test_the_edges_own_400_408_and_413_answers_are_counted_in_metrics(ledger_pat
     # 400 too, but uvicorn's parser refuses it first: no app sees it.)
     with gateway(ledger_path, max_body_bytes=1024, read_timeout_seconds=0.5) as url, httpx.Client(timeout=30) as http:
         before = {status: unrouted(url, status) for status in (400, 408, 413)}
-        not_utf8 = http.post(url + "/v1/chat/completions", headers={"content-type": "application/json"},
-                             content=b'{"model": "fast", "messages": [{"role": "user", "content": "\xff"}]}')
-        surrogate = http.post(url + "/v1/messages", headers={"content-type": "application/json"},
-                              content=b'{"model": "fast", "max_tokens": 5, "messages": [{"role": "user", '
-                                      b'"content": "hi \\ud800"}]}')
+        not_utf8 = http.post(
+            url + "/v1/chat/completions",
+            headers={"content-type": "application/json"},
+            content=b'{"model": "fast", "messages": [{"role": "user", "content": "\xff"}]}',
+        )
+        surrogate = http.post(
+            url + "/v1/messages",
+            headers={"content-type": "application/json"},
+            content=b'{"model": "fast", "max_tokens": 5, "messages": [{"role": "user", "content": "hi \\ud800"}]}',
+        )
         declared = http.post(url + "/v1/responses", json={"model": "fast", "input": "x" * 2000})
         with opened(url) as sock:  # chunked: its size is known only as it arrives
-            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n"
-                         + b"%x\r\n" % 2000 + b"x" * 2000 + b"\r\n")
+            sock.sendall(
+                b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n"
+                + b"%x\r\n" % 2000
+                + b"x" * 2000
+                + b"\r\n"
+            )
             arrived = sock.recv(65536)
         with opened(url) as sock:
-            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{\"model\": ")
+            sock.sendall(b'POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{"model": ')
             late = sock.recv(65536)
         after = {status: unrouted(url, status) for status in (400, 408, 413)}
     assert (not_utf8.status_code, surrogate.status_code, declared.status_code) == (400, 400, 413)
@@ -103,7 +114,8 @@ def test_a_chat_request_whose_body_fails_validation_is_counted_in_metrics(ledger
 
 @pytest.mark.parametrize(("path", "status"), [("/v1/chat/completions", 503), ("/v1/messages", 529)])
 def test_a_request_whose_body_is_still_arriving_when_the_shutdown_grace_ends_gets_its_apis_unavailable_error(
-        path, status, ledger_path):
+    path, status, ledger_path
+):
     # The edge reads the body before any endpoint; uvicorn's cancellation at the end of its shutdown grace reached the
     # caller there as uvicorn's plain-text 500 (and its log a traceback), in no /metrics series. It is answered as a
     # request cut before its answer began: its API's unavailable status (Anthropic's 529), counted under "unknown".
@@ -116,8 +128,10 @@ def test_a_request_whose_body_is_still_arriving_when_the_shutdown_grace_ends_get
     before = metrics.REGISTRY.get_sample_value("tokenomy_requests_total", {"model": "unknown", "status": str(status)})
     try:
         with server as url, opened(url) as sock:
-            sock.sendall(f"POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n".encode()
-                         + b"content-length: 100\r\n\r\n{\"model\": ")
+            sock.sendall(
+                f"POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n".encode()
+                + b'content-length: 100\r\n\r\n{"model": '
+            )
             deadline = time.monotonic() + 10
             while not server.server.server_state.tasks and time.monotonic() < deadline:
                 time.sleep(0.02)  # until the request runs: the edge is waiting on the rest of its body

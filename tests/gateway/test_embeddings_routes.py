@@ -266,7 +266,9 @@ def test_the_attempts_of_one_embeddings_request_are_children_of_its_call_span(le
     attempts = [s for s in spans.get_finished_spans() if s.name == f"embeddings {SMALL}"]
     assert call.attributes["tokenomy.request_id"] == answered.headers["x-request-id"]
     assert [(a.attributes["tokenomy.attempt"], a.attributes.get("error.type")) for a in attempts] == [
-        (1, "throttled"), (2, None)]
+        (1, "throttled"),
+        (2, None),
+    ]
     assert all(a.parent is not None and a.parent.span_id == call.context.span_id for a in attempts)
 
 
@@ -340,16 +342,20 @@ def test_a_call_cancelled_in_flight_is_a_row_at_its_estimated_input(ledger_path)
 def test_an_azure_deployment_embeds_through_its_sdk_client_and_is_recorded_under_its_model(ledger_path, monkeypatch):
     monkeypatch.setenv("AZURE_OPENAI_API_KEY", "k")
     azure = ServerThread(azure_app({"emb-prod": SMALL}, InstantEngine()))
-    config = {"models": {"azure-embed": {"provider": "azure", "model": "emb-prod", "price_as": SMALL,
-                                         "api_version": "2024-10-21"},
-                         "missing": {"provider": "azure", "model": "nope", "price_as": SMALL}}}
+    config = {
+        "models": {
+            "azure-embed": {"provider": "azure", "model": "emb-prod", "price_as": SMALL, "api_version": "2024-10-21"},
+            "missing": {"provider": "azure", "model": "nope", "price_as": SMALL},
+        }
+    }
     with azure as azure_url:
         for spec in config["models"].values():
             spec["base_url"] = azure_url
         with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
             client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
-            floats = client.embeddings.create(model="azure-embed", input=["a b c d"], encoding_format="float",
-                                              dimensions=4)
+            floats = client.embeddings.create(
+                model="azure-embed", input=["a b c d"], encoding_format="float", dimensions=4
+            )
             default = client.embeddings.create(model="azure-embed", input="a b c d")  # base64, decoded by the SDK
             with pytest.raises(openai.APIStatusError) as missing:
                 client.embeddings.create(model="missing", input="x")
@@ -358,8 +364,10 @@ def test_an_azure_deployment_embeds_through_its_sdk_client_and_is_recorded_under
     assert missing.value.status_code == 502 and "DeploymentNotFound" in missing.value.message  # the config's fault
     rows = sorted(open_store(ledger_path).events(), key=lambda e: e.ts)
     assert [(e.provider, e.model, e.tags["deployment"], e.outcome) for e in rows] == [
-        ("azure", SMALL, "emb-prod", "ok"), ("azure", SMALL, "emb-prod", "ok"),
-        ("azure", SMALL, "nope", "client_error")]
+        ("azure", SMALL, "emb-prod", "ok"),
+        ("azure", SMALL, "emb-prod", "ok"),
+        ("azure", SMALL, "nope", "client_error"),
+    ]
     assert [(e.input_tokens, e.cost_usd) for e in rows] == [(1, PER_TOKEN), (1, PER_TOKEN), (0, 0)]  # 7 // 4 tokens
 
 
@@ -368,11 +376,18 @@ def test_an_answer_with_fewer_vectors_than_inputs_is_a_502_and_its_billed_row_sa
     class Short(RecordingUpstream):
         def _refusal(self, body: bytes) -> bytes | None:
             super()._refusal(body)
-            payload = json.dumps({"object": "list", "model": SMALL,
-                                  "data": [{"object": "embedding", "index": 0, "embedding": [0.5]}],
-                                  "usage": {"prompt_tokens": 7, "total_tokens": 7}}).encode()
+            payload = json.dumps(
+                {
+                    "object": "list",
+                    "model": SMALL,
+                    "data": [{"object": "embedding", "index": 0, "embedding": [0.5]}],
+                    "usage": {"prompt_tokens": 7, "total_tokens": 7},
+                }
+            ).encode()
             return b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (
-                len(payload), payload)
+                len(payload),
+                payload,
+            )
 
     spans, reader = in_memory_pipeline()
     spans.clear()
@@ -412,10 +427,18 @@ def test_an_answer_whose_usage_has_no_valid_prompt_tokens_tells_the_caller_what_
     class Miscounted(RecordingUpstream):
         def _refusal(self, body: bytes) -> bytes | None:
             super()._refusal(body)
-            payload = json.dumps({"object": "list", "model": SMALL, "usage": usage,
-                                  "data": [{"object": "embedding", "index": 0, "embedding": [0.5]}]}).encode()
+            payload = json.dumps(
+                {
+                    "object": "list",
+                    "model": SMALL,
+                    "usage": usage,
+                    "data": [{"object": "embedding", "index": 0, "embedding": [0.5]}],
+                }
+            ).encode()
             return b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (
-                len(payload), payload)
+                len(payload),
+                payload,
+            )
 
     with Miscounted() as upstream_url, gateway(upstream_url, ledger_path) as url:
         client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
@@ -460,8 +483,10 @@ def bedrock_gateway(bedrock_url: str, ledger: Path, **extra) -> ServerThread:
     def model(model_id: str) -> dict:
         return {"provider": "bedrock", "model": model_id, "region": "us-east-1", "endpoint_url": bedrock_url}
 
-    config = {"models": {"titan": model(TITAN), "cohere": model(COHERE), "cohere-v4": model("cohere.embed-v4:0")},
-              **extra}
+    config = {
+        "models": {"titan": model(TITAN), "cohere": model(COHERE), "cohere-v4": model("cohere.embed-v4:0")},
+        **extra,
+    }
     return ServerThread(create_app(parse_config(config), str(ledger)), lifespan="on")
 
 
@@ -475,13 +500,24 @@ def test_titan_embeds_several_inputs_in_order_priced_tagged_and_settled_at_what_
     bedrock = create_bedrock(engine=WordEngine())
     with ServerThread(bedrock) as bedrock_url, bedrock_gateway(bedrock_url, ledger_path, auth=True) as url:
         client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
-        answers = [client.embeddings.with_raw_response.create(
-            model="titan", input=texts, encoding_format="float", dimensions=256,
-            extra_headers={"x-tokenomy-tags": "team=rag"}) for _ in range(2)]
+        answers = [
+            client.embeddings.with_raw_response.create(
+                model="titan",
+                input=texts,
+                encoding_format="float",
+                dimensions=256,
+                extra_headers={"x-tokenomy-tags": "team=rag"},
+            )
+            for _ in range(2)
+        ]
         with pytest.raises(openai.RateLimitError) as refused:  # 40 spent + 28 reserved > 50
             client.embeddings.create(model="titan", input=texts, encoding_format="float")
-        many = client.embeddings.create(model="titan", input=[f"text {i}" for i in range(7)], encoding_format="float",
-                                        extra_headers={"authorization": "Bearer " + store.create()[0]})
+        many = client.embeddings.create(
+            model="titan",
+            input=[f"text {i}" for i in range(7)],
+            encoding_format="float",
+            extra_headers={"authorization": "Bearer " + store.create()[0]},
+        )
     assert refused.value.code == "budget_exceeded"
     # An embeddings request costs less than a micro-dollar: the message says how much, not "$0.000000".
     # 28 tokens (the inputs' upper bound, 26 estimated) at $0.02 per 1M.
@@ -494,7 +530,8 @@ def test_titan_embeds_several_inputs_in_order_priced_tagged_and_settled_at_what_
     assert many.usage.prompt_tokens == 14 and bedrock.state.emulator.calls == 2 + 2 + 7  # one call per input
     rows = sorted((e for e in open_store(ledger_path).events() if e.key_id == key.key_id), key=lambda e: e.ts)
     assert [(e.provider, e.model, e.region, e.input_tokens, e.output_tokens, e.outcome) for e in rows] == [
-        ("aws.bedrock", TITAN, "us-east-1", 20, 0, "ok")] * 2
+        ("aws.bedrock", TITAN, "us-east-1", 20, 0, "ok")
+    ] * 2
     assert [e.cost_usd for e in rows] == [20 * TITAN_PER_TOKEN] * 2 and rows[0].priced_by == "genai-prices"
     assert rows[0].tags == {"team": "rag", "operation": "embeddings"} and rows[0].route == "titan"
     assert rows[0].request_id == answers[0].headers["x-request-id"]
@@ -508,13 +545,18 @@ def test_cohere_embeds_a_batch_in_calls_of_96_with_the_callers_input_type(ledger
     with ServerThread(bedrock) as bedrock_url, bedrock_gateway(bedrock_url, ledger_path) as url:
         client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
         documents = client.embeddings.create(model="cohere", input=texts, encoding_format="float")
-        query = client.embeddings.create(model="cohere", input="a query", encoding_format="float",
-                                         extra_body={"input_type": "search_query"})
+        query = client.embeddings.create(
+            model="cohere", input="a query", encoding_format="float", extra_body={"input_type": "search_query"}
+        )
         v4 = client.embeddings.create(model="cohere-v4", input=["a", "b"], dimensions=256, encoding_format="float")
         with pytest.raises(openai.BadRequestError) as fixed:
             client.embeddings.create(model="cohere", input="x", dimensions=256)
-        unset = client.embeddings.create(model="cohere", input="a query", encoding_format="float",
-                                         extra_body={"input_type": None, "dimensions": None})  # not given
+        unset = client.embeddings.create(
+            model="cohere",
+            input="a query",
+            encoding_format="float",
+            extra_body={"input_type": None, "dimensions": None},
+        )  # not given
     assert [d.embedding for d in documents.data] == [cohere_vector(t) for t in texts]
     assert documents.usage.prompt_tokens == 300 and documents.model == "cohere"
     assert query.data[0].embedding == cohere_vector("a query") and query.usage.prompt_tokens == 2
@@ -525,7 +567,8 @@ def test_cohere_embeds_a_batch_in_calls_of_96_with_the_callers_input_type(ledger
     rows = sorted(open_store(ledger_path).events(), key=lambda e: e.ts)
     assert [(e.model, e.input_tokens, e.cost_usd, e.priced_by) for e in rows[:2]] == [
         (COHERE, 300, 300 * COHERE_PER_TOKEN, "tokenomy-catalog"),
-        (COHERE, 2, 2 * COHERE_PER_TOKEN, "tokenomy-catalog")]
+        (COHERE, 2, 2 * COHERE_PER_TOKEN, "tokenomy-catalog"),
+    ]
     assert rows[2].model == "cohere.embed-v4:0" and rows[2].cost_usd == 2 * Decimal("0.12") / 1_000_000
 
 
@@ -535,14 +578,19 @@ def test_base64_from_bedrock_decodes_to_the_very_floats(ledger_path, aws):
 
     from tokenomy.emulate.bedrock_embed import titan_vector
 
-    with ServerThread(create_bedrock(engine=InstantEngine())) as bedrock_url, \
-            bedrock_gateway(bedrock_url, ledger_path) as url:
+    with (
+        ServerThread(create_bedrock(engine=InstantEngine())) as bedrock_url,
+        bedrock_gateway(bedrock_url, ledger_path) as url,
+    ):
         client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
         floats = client.embeddings.create(model="titan", input=["one", "two"], encoding_format="float")
         decoded = client.embeddings.create(model="titan", input=["one", "two"])  # the SDK asks base64, decodes
         raw = httpx.post(url + "/v1/embeddings", json={"model": "titan", "input": "one", "encoding_format": "base64"})
-    assert [d.embedding for d in decoded.data] == [d.embedding for d in floats.data] == [
-        titan_vector("one"), titan_vector("two")]
+    assert (
+        [d.embedding for d in decoded.data]
+        == [d.embedding for d in floats.data]
+        == [titan_vector("one"), titan_vector("two")]
+    )
     sent = raw.json()["data"][0]["embedding"]
     assert isinstance(sent, str) and list(struct.unpack("<1024f", base64.b64decode(sent))) == titan_vector("one")
 
@@ -576,8 +624,10 @@ def test_what_bedrock_cannot_take_is_refused_by_name_before_anything_is_sent(led
 def test_a_routes_requests_per_minute_counts_each_bedrock_call_a_request_makes(ledger_path, aws):
     # The route's rate_limit keeps the gateway under the upstream's quota, which Bedrock counts per InvokeModel
     # call: a Titan request of 3 texts is 3 calls, a Cohere request of 100 texts 2.
-    routes = {"titan-4": {"model": "titan", "rate_limit": {"requests_per_minute": 4}, "retry": {"deadline_s": 0.5}},
-              "cohere-2": {"model": "cohere", "rate_limit": {"requests_per_minute": 2}, "retry": {"deadline_s": 0.5}}}
+    routes = {
+        "titan-4": {"model": "titan", "rate_limit": {"requests_per_minute": 4}, "retry": {"deadline_s": 0.5}},
+        "cohere-2": {"model": "cohere", "rate_limit": {"requests_per_minute": 2}, "retry": {"deadline_s": 0.5}},
+    }
     bedrock = create_bedrock(engine=InstantEngine())
     with ServerThread(bedrock) as bedrock_url, bedrock_gateway(bedrock_url, ledger_path, routes=routes) as url:
         client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
@@ -596,20 +646,27 @@ def test_a_throttled_bedrock_is_retried_and_every_attempt_is_a_row(ledger_path, 
     retry = {"max_attempts": 2, "base_delay_s": 0.01}
     routes = {"titan-r": {"model": "titan", "retry": retry}, "cohere-r": {"model": "cohere", "retry": retry}}
     # Seeded: calls 1-2 answer, 3-4 are throttled, ... (seed 0); call 1 is throttled, 2 answers (seed 1).
-    with ServerThread(create_bedrock(throttle_rate=0.5, seed=1, engine=WordEngine())) as bedrock_url, \
-            bedrock_gateway(bedrock_url, ledger_path, routes=routes) as url:
+    with (
+        ServerThread(create_bedrock(throttle_rate=0.5, seed=1, engine=WordEngine())) as bedrock_url,
+        bedrock_gateway(bedrock_url, ledger_path, routes=routes) as url,
+    ):
         client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
-        retried = client.embeddings.with_raw_response.create(model="titan-r", input="three words here",
-                                                            encoding_format="float")
+        retried = client.embeddings.with_raw_response.create(
+            model="titan-r", input="three words here", encoding_format="float"
+        )
     rows = sorted(open_store(ledger_path).events(), key=lambda e: e.attempt)
     assert [(e.attempt, e.outcome, e.input_tokens, e.cost_usd) for e in rows] == [
-        (1, "throttled", 0, 0), (2, "ok", 3, 3 * TITAN_PER_TOKEN)]
+        (1, "throttled", 0, 0),
+        (2, "ok", 3, 3 * TITAN_PER_TOKEN),
+    ]
     assert {e.request_id for e in rows} == {retried.headers["x-request-id"]}
     assert rows[0].error_type == "ThrottlingException" and retried.parse().usage.prompt_tokens == 3
 
     second = ledger_path.with_name("second.duckdb")
-    with ServerThread(create_bedrock(throttle_rate=0.5, seed=0, engine=WordEngine())) as bedrock_url, \
-            bedrock_gateway(bedrock_url, second, routes=routes) as url:
+    with (
+        ServerThread(create_bedrock(throttle_rate=0.5, seed=0, engine=WordEngine())) as bedrock_url,
+        bedrock_gateway(bedrock_url, second, routes=routes) as url,
+    ):
         client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
         with pytest.raises(openai.RateLimitError) as throttled:  # 200 texts: calls of 96, 96 (answered), 8 (429)
             client.embeddings.create(model="cohere-r", input=[f"w{i}" for i in range(200)], encoding_format="float")
@@ -617,7 +674,9 @@ def test_a_throttled_bedrock_is_retried_and_every_attempt_is_a_row(ledger_path, 
     rows = sorted(open_store(second).events(), key=lambda e: e.attempt)
     # Bedrock bills the two batches that answered before the third was throttled; the retry's first call was too.
     assert [(e.attempt, e.outcome, e.input_tokens, e.cost_usd) for e in rows] == [
-        (1, "throttled", 192, 192 * COHERE_PER_TOKEN), (2, "throttled", 0, 0)]
+        (1, "throttled", 192, 192 * COHERE_PER_TOKEN),
+        (2, "throttled", 0, 0),
+    ]
 
 
 @pytest.mark.parametrize("route", ["cohere-r", "titan-r"])
@@ -636,7 +695,8 @@ def test_a_retry_sends_only_the_calls_that_did_not_answer_and_each_text_is_bille
         answer = client.embeddings.create(model=route, input=texts, encoding_format="float")
     emulator = bedrock.state.emulator
     assert emulator.throttle.throttled > 0 and emulator.calls - emulator.throttle.throttled == (
-        3 if route == "cohere-r" else 12)  # every call answered once: 96 + 96 + 8 texts, or one a text
+        3 if route == "cohere-r" else 12
+    )  # every call answered once: 96 + 96 + 8 texts, or one a text
     assert len(answer.data) == len(texts) and answer.usage.prompt_tokens == len(texts)  # a token a word
     from tokenomy.emulate.bedrock_embed import cohere_vector, titan_vector
 
@@ -676,8 +736,9 @@ def test_a_retry_cancelled_in_flight_is_a_row_at_the_estimate_of_the_calls_it_se
 
     async def cancelled(bedrock_url: str) -> None:
         model = {"provider": "bedrock", "model": COHERE, "region": "us-east-1", "endpoint_url": bedrock_url}
-        config = parse_config({"models": {"cohere": model},
-                               "routes": {"cohere-r": {"model": "cohere", "retry": {"base_delay_s": 0.01}}}})
+        config = parse_config(
+            {"models": {"cohere": model}, "routes": {"cohere-r": {"model": "cohere", "retry": {"base_delay_s": 0.01}}}}
+        )
         gw = Gateway(config, str(ledger_path))
         asked = parse_embeddings_request({"model": "cohere-r", "input": ["a"] * 96 + ["slow"]})
         spec = gw.client.spec_for("cohere")
@@ -700,8 +761,9 @@ def test_a_retry_cancelled_in_flight_is_a_row_at_the_estimate_of_the_calls_it_se
 
 @pytest.mark.parametrize("entry", [5, {"index": 0}, {"index": 0, "embedding": "not a vector"}])
 @pytest.mark.parametrize("api", ["embeddings", "invoke"])
-def test_an_answer_whose_entries_are_no_vectors_is_a_502_and_its_billed_row_says_so(api, entry, ledger_path,
-                                                                                 monkeypatch):
+def test_an_answer_whose_entries_are_no_vectors_is_a_502_and_its_billed_row_says_so(
+    api, entry, ledger_path, monkeypatch
+):
     # The upstream counted (and billed) the input but its entries are no embedding objects. /v1/embeddings passed them
     # on as vectors; InvokeModel with a Titan body broke on them (a 500 "internal error") after recording the call ok.
     import boto3
@@ -711,10 +773,13 @@ def test_an_answer_whose_entries_are_no_vectors_is_a_502_and_its_billed_row_says
     class Garbled(RecordingUpstream):
         def _refusal(self, body: bytes) -> bytes | None:
             super()._refusal(body)
-            payload = json.dumps({"object": "list", "model": SMALL, "data": [entry],
-                                  "usage": {"prompt_tokens": 7, "total_tokens": 7}}).encode()
+            payload = json.dumps(
+                {"object": "list", "model": SMALL, "data": [entry], "usage": {"prompt_tokens": 7, "total_tokens": 7}}
+            ).encode()
             return b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n%s" % (
-                len(payload), payload)
+                len(payload),
+                payload,
+            )
 
     stand_in_aws_keys(monkeypatch)
     upstream = Garbled()
@@ -725,8 +790,12 @@ def test_an_answer_whose_entries_are_no_vectors_is_a_502_and_its_billed_row_says
                 client.embeddings.create(model="search", input=["first"], encoding_format="float")
             status, message = failed.value.status_code, failed.value.message
         else:
-            bedrock = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1",
-                                   config=Config(retries={"total_max_attempts": 1}))
+            bedrock = boto3.client(
+                "bedrock-runtime",
+                endpoint_url=url,
+                region_name="us-east-1",
+                config=Config(retries={"total_max_attempts": 1}),
+            )
             with pytest.raises(ClientError) as failed:
                 bedrock.invoke_model(modelId="search", body=json.dumps({"inputText": "first"}))
             status = failed.value.response["ResponseMetadata"]["HTTPStatusCode"]
@@ -759,8 +828,9 @@ def test_a_bedrock_vector_of_no_numbers_is_a_502_and_its_billed_row_says_so(enco
     assert rows and all((r.outcome, r.input_tokens) == ("server_error", 3) and r.cost_usd > 0 for r in rows)
 
 
-def test_a_bug_after_the_upstream_answered_is_a_500_with_the_call_in_the_ledger_at_its_estimate(ledger_path,
-                                                                                                 monkeypatch):
+def test_a_bug_after_the_upstream_answered_is_a_500_with_the_call_in_the_ledger_at_its_estimate(
+    ledger_path, monkeypatch
+):
     # A bug reading the answer (here injected after the upstream answered): the call went out and was billed, but
     # only ProviderErrors and cancellations were recorded: the ledger lost it, while the budget kept its reservation.
     from tokenomy.gateway import upstream as upstream_module
@@ -797,8 +867,9 @@ def test_a_bedrock_embedding_cut_off_midway_is_a_502_recorded_at_its_estimate(le
     # attempt was recorded at 0 tokens, as if nothing had been sent.
     answer = json.dumps({"embedding": [0.5] * 256, "inputTextTokenCount": 3}).encode()
     with cut_off_upstream(answer) as endpoint:
-        with bedrock_gateway(endpoint, ledger_path, routes={"once": {"model": "titan", "retry": {"max_attempts": 1}}}
-                             ) as url:
+        with bedrock_gateway(
+            endpoint, ledger_path, routes={"once": {"model": "titan", "retry": {"max_attempts": 1}}}
+        ) as url:
             client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
             with pytest.raises(openai.InternalServerError) as failed:
                 client.embeddings.create(model="once", input="x" * 40, encoding_format="float")
@@ -833,10 +904,14 @@ def test_retries_after_billed_timeouts_are_reserved_so_they_cannot_overspend_the
     secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=budget, period="month")
     with ServerThread(upstream) as upstream_url:
         model = {"provider": "openai", "model": SMALL, "base_url": upstream_url + "/v1", "timeout_s": 0.5}
-        config = {"auth": True, "models": {"embed": model},
-                  "routes": {"search": {"model": "embed", "retry": {"max_attempts": 3, "base_delay_s": 0}}}}
+        config = {
+            "auth": True,
+            "models": {"embed": model},
+            "routes": {"search": {"model": "embed", "retry": {"max_attempts": 3, "base_delay_s": 0}}},
+        }
         app = create_app(parse_config(config), str(ledger_path))
         with ServerThread(app, lifespan="on") as url:
+
             async def three() -> list[httpx.Response]:
                 async with httpx.AsyncClient(timeout=30, headers={"authorization": f"Bearer {secret}"}) as http:
                     ask = {"model": "search", "input": "y" * 400}

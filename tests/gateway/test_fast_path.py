@@ -58,11 +58,20 @@ def through_fastapi(app) -> Iterator[None]:
 def app(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("FAST_KEY", "sk-test")
     with InstantOpenAI() as url:
-        config = parse_config({
-            "gateway": {"max_body_bytes": 4096},
-            "models": {"fast": {"provider": "openai", "model": "fast", "base_url": url, "api_key_env": "FAST_KEY",
-                                "price_as": HAIKU}},
-        })
+        config = parse_config(
+            {
+                "gateway": {"max_body_bytes": 4096},
+                "models": {
+                    "fast": {
+                        "provider": "openai",
+                        "model": "fast",
+                        "base_url": url,
+                        "api_key_env": "FAST_KEY",
+                        "price_as": HAIKU,
+                    }
+                },
+            }
+        )
         yield create_app(config, str(tmp_path / "ledger.duckdb"))
 
 
@@ -89,8 +98,9 @@ def test_the_hot_endpoints_bypass_fastapis_stack_and_the_rest_does_not(app) -> N
         app.middleware_stack = teapot
         ok = client.post(CHAT, json={"model": "fast", "messages": [{"role": "user", "content": "hi"}]})
         assert ok.status_code == 200 and ok.json()["choices"][0]["message"]["content"] == "ok"
-        message = client.post(MESSAGES, json={"model": "fast", "max_tokens": 4,
-                                              "messages": [{"role": "user", "content": "hi"}]})
+        message = client.post(
+            MESSAGES, json={"model": "fast", "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]}
+        )
         assert message.status_code == 200 and message.json()["content"][0]["text"] == "ok"
         assert client.get("/healthz").status_code == 418
     assert through_stack == ["GET /healthz"]

@@ -38,8 +38,18 @@ MESSAGE = {"model": "fast", "messages": [{"role": "user", "content": "y" * 400}]
 
 
 def upstream_config(url: str, **extra) -> dict:
-    return {"models": {"fast": {"provider": "openai", "model": "fast", "base_url": url, "api_key_env": "FAST_KEY",
-                                "price_as": HAIKU}}, **extra}
+    return {
+        "models": {
+            "fast": {
+                "provider": "openai",
+                "model": "fast",
+                "base_url": url,
+                "api_key_env": "FAST_KEY",
+                "price_as": HAIKU,
+            }
+        },
+        **extra,
+    }
 
 
 def gateway(config: dict, ledger: Path | str) -> ServerThread:
@@ -70,9 +80,12 @@ def test_sigterm_under_team_key_load_exits_in_time_with_every_answer_in_the_ledg
     with InstantOpenAI(delay_s=0.005) as upstream:
         config = tmp_path / "tokenomy.yaml"
         config.write_text(json.dumps(upstream_config(upstream, auth=True)))
-        proc = subprocess.Popen([TOKENOMY, "serve", "--config", str(config), "--port", str(port), "--ledger",
-                                 str(ledger)], env={**os.environ, "FAST_KEY": "x"}, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [TOKENOMY, "serve", "--config", str(config), "--port", str(port), "--ledger", str(ledger)],
+            env={**os.environ, "FAST_KEY": "x"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         answered = []
         stop = threading.Event()
 
@@ -80,8 +93,11 @@ def test_sigterm_under_team_key_load_exits_in_time_with_every_answer_in_the_ledg
             with httpx.Client(timeout=20) as http:
                 while not stop.is_set():
                     try:
-                        reply = http.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=MESSAGE,
-                                          headers={"authorization": f"Bearer {secret}"})
+                        reply = http.post(
+                            f"http://127.0.0.1:{port}/v1/chat/completions",
+                            json=MESSAGE,
+                            headers={"authorization": f"Bearer {secret}"},
+                        )
                     except httpx.HTTPError:
                         if proc.poll() is not None:
                             return
@@ -94,9 +110,13 @@ def test_sigterm_under_team_key_load_exits_in_time_with_every_answer_in_the_ledg
             threads = [threading.Thread(target=hammer) for _ in range(8)]
             for thread in threads:
                 thread.start()
+
             def children() -> list[int]:  # the ledger writer process (started at the first flush)
-                return [int(pid) for task in Path(f"/proc/{proc.pid}/task").glob("*")
-                        for pid in (task / "children").read_text().split()]
+                return [
+                    int(pid)
+                    for task in Path(f"/proc/{proc.pid}/task").glob("*")
+                    for pid in (task / "children").read_text().split()
+                ]
 
             # SIGTERM while requests come and go and the ledger writer runs (polled, not after a fixed 2 s)
             deadline = time.monotonic() + 60
@@ -138,11 +158,12 @@ def test_keys_and_team_budgets_come_from_memory_and_changes_apply_within_the_cac
         with ServerThread(app, lifespan="on") as url, httpx.Client(timeout=30) as http:
             gw = app.state.gateway
             original = gw.store.query
-            gw.store.query = lambda *a, **k: (queries.append((threading.current_thread().name, a[0])),
-                                              original(*a, **k))[1]
+            gw.store.query = lambda *a, **k: (
+                queries.append((threading.current_thread().name, a[0])),
+                original(*a, **k),
+            )[1]
             auth = {"authorization": f"Bearer {secret}"}
-            codes = [http.post(url + "/v1/chat/completions", json=MESSAGE, headers=auth).status_code
-                     for _ in range(20)]
+            codes = [http.post(url + "/v1/chat/completions", json=MESSAGE, headers=auth).status_code for _ in range(20)]
             on_requests = [q for q in queries if q[0] != "tokenomy-keys"]
             assert codes == [200] * 20
             # Only the seeding of the two budget counters (one SUM each) — not a key or team read per request.
@@ -160,8 +181,9 @@ def test_keys_and_team_budgets_come_from_memory_and_changes_apply_within_the_cac
             revoked = changed_within(10, ask, 429)
             assert revoked.status_code == 401
             created, _ = store.create(budget_usd=Decimal("1"), period="month")  # a new key works at once
-            fresh = http.post(url + "/v1/chat/completions", json=MESSAGE,
-                              headers={"authorization": f"Bearer {created}"})
+            fresh = http.post(
+                url + "/v1/chat/completions", json=MESSAGE, headers={"authorization": f"Bearer {created}"}
+            )
             assert fresh.status_code == 200
 
 
@@ -178,12 +200,20 @@ def test_500_concurrent_budgeted_requests_on_one_worker_with_redis(redis_url, le
     with InstantOpenAI(delay_s=0.05) as upstream:
         config["models"]["fast"]["base_url"] = upstream
         with gateway(config, ledger_path) as url:
+
             async def run() -> list[int]:
                 limits = httpx.Limits(max_connections=500, max_keepalive_connections=500)
                 async with httpx.AsyncClient(timeout=60, limits=limits) as http:
-                    replies = await asyncio.gather(*(http.post(
-                        url + "/v1/chat/completions", json=MESSAGE, headers={"authorization": f"Bearer {secret}"})
-                        for _ in range(500)))
+                    replies = await asyncio.gather(
+                        *(
+                            http.post(
+                                url + "/v1/chat/completions",
+                                json=MESSAGE,
+                                headers={"authorization": f"Bearer {secret}"},
+                            )
+                            for _ in range(500)
+                        )
+                    )
                 return [r.status_code for r in replies]
 
             statuses = asyncio.run(run())
@@ -204,8 +234,11 @@ def test_redis_killed_and_restarted_empty_mid_run_cannot_overspend(tmp_path):
     port = free_port()
 
     def start_redis() -> subprocess.Popen:
-        proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-                                 "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_for_port(port, 20, proc)
         return proc
 
@@ -220,9 +253,11 @@ def test_redis_killed_and_restarted_empty_mid_run_cannot_overspend(tmp_path):
         with InstantOpenAI(delay_s=0.02) as upstream:
             config["models"]["fast"]["base_url"] = upstream
             with gateway(config, ledger) as url, httpx.Client(timeout=30) as http:
+
                 def one(_) -> int:
-                    return http.post(url + "/v1/chat/completions", json=MESSAGE,
-                                     headers={"authorization": f"Bearer {secret}"}).status_code
+                    return http.post(
+                        url + "/v1/chat/completions", json=MESSAGE, headers={"authorization": f"Bearer {secret}"}
+                    ).status_code
 
                 with concurrent.futures.ThreadPoolExecutor(6) as pool:
                     statuses += pool.map(one, range(15))  # half the budget spent
@@ -246,9 +281,23 @@ def test_redis_killed_and_restarted_empty_mid_run_cannot_overspend(tmp_path):
 def test_several_workers_without_redis_are_refused_at_start(tmp_path):
     config = tmp_path / "tokenomy.yaml"
     config.write_text("auth: true\n")
-    result = subprocess.run([TOKENOMY, "serve", "--config", str(config), "--workers", "2", "--port",
-                             str(free_port()), "--ledger", str(tmp_path / "l.duckdb")],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [
+            TOKENOMY,
+            "serve",
+            "--config",
+            str(config),
+            "--workers",
+            "2",
+            "--port",
+            str(free_port()),
+            "--ledger",
+            str(tmp_path / "l.duckdb"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2 and "redis_url" in result.stderr and "--workers 2" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -261,19 +310,32 @@ def test_a_cascade_charges_the_budget_for_every_tier_it_paid_for(ledger_path):
     budget = 2 * PER_REQUEST * 5 + PER_REQUEST / 2  # five escalated requests
     secret, key = store.create(budget_usd=budget, period="month")
     with InstantOpenAI() as upstream:
-        config = {"auth": True,
-                  "models": {name: {"provider": "openai", "model": name, "base_url": upstream,
-                                    "api_key_env": "FAST_KEY", "price_as": HAIKU} for name in ("cheap", "strong")},
-                  "tiers": {"tier1": ["cheap"], "tier2": ["strong"]}, "routes": {"extract": {"policy": "json"}},
-                  "routing": {"policies": {"json": {"type": "cascade", "tiers": ["tier1", "tier2"],
-                                                    "validators": {"json": True}}}}}
+        config = {
+            "auth": True,
+            "models": {
+                name: {
+                    "provider": "openai",
+                    "model": name,
+                    "base_url": upstream,
+                    "api_key_env": "FAST_KEY",
+                    "price_as": HAIKU,
+                }
+                for name in ("cheap", "strong")
+            },
+            "tiers": {"tier1": ["cheap"], "tier2": ["strong"]},
+            "routes": {"extract": {"policy": "json"}},
+            "routing": {
+                "policies": {"json": {"type": "cascade", "tiers": ["tier1", "tier2"], "validators": {"json": True}}}
+            },
+        }
         with gateway(config, ledger_path) as url:
             client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
             statuses = []
             for i in range(10):
                 try:
-                    reply = client.chat.completions.create(model="extract", messages=MESSAGE["messages"],
-                                                           max_tokens=200, stream=bool(i % 2))
+                    reply = client.chat.completions.create(
+                        model="extract", messages=MESSAGE["messages"], max_tokens=200, stream=bool(i % 2)
+                    )
                     list(reply) if i % 2 else None
                     statuses.append(200)
                 except openai.RateLimitError:
@@ -301,8 +363,10 @@ def test_clients_that_leave_a_stream_before_its_first_token_are_charged_the_prom
         with ServerThread(app, lifespan="on") as url:
             chat = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0, timeout=2)
             messages = anthropic.Anthropic(base_url=url, api_key=secret, max_retries=0, timeout=2)
-            for read in (lambda: list(chat.chat.completions.create(stream=True, **MESSAGE)),
-                         lambda: list(messages.messages.create(stream=True, **MESSAGE))):
+            for read in (
+                lambda: list(chat.chat.completions.create(stream=True, **MESSAGE)),
+                lambda: list(messages.messages.create(stream=True, **MESSAGE)),
+            ):
                 try:
                     read()
                 except Exception as exc:  # each SDK says "timed out" in its own words (a read timeout mid-stream)
@@ -323,8 +387,21 @@ def test_an_unwritable_journal_dir_is_refused_at_start_naming_the_key(tmp_path):
     (tmp_path / "a-file").write_text("")
     config = tmp_path / "tokenomy.yaml"
     config.write_text(f"gateway:\n  journal_dir: {tmp_path / 'a-file' / 'journal'}\n")
-    result = subprocess.run([TOKENOMY, "serve", "--config", str(config), "--port", str(free_port()), "--ledger",
-                             str(tmp_path / "l.duckdb")], capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [
+            TOKENOMY,
+            "serve",
+            "--config",
+            str(config),
+            "--port",
+            str(free_port()),
+            "--ledger",
+            str(tmp_path / "l.duckdb"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2 and "gateway.journal_dir" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
 
@@ -336,13 +413,22 @@ def test_a_journal_dir_shared_with_another_ledger_is_refused_so_no_answer_moves_
     config = tmp_path / "tokenomy.yaml"
     port = free_port()
     with InstantOpenAI() as upstream:
-        config.write_text(json.dumps(upstream_config(upstream, gateway={"journal_dir": str(tmp_path / "journal"),
-                                                                        "ledger_flush_seconds": 60})))
+        config.write_text(
+            json.dumps(
+                upstream_config(
+                    upstream, gateway={"journal_dir": str(tmp_path / "journal"), "ledger_flush_seconds": 60}
+                )
+            )
+        )
 
         def serve(ledger: str) -> subprocess.Popen:
-            return subprocess.Popen([TOKENOMY, "serve", "--config", str(config), "--port", str(port), "--ledger",
-                                     str(tmp_path / ledger)], env={**os.environ, "FAST_KEY": "x"},
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            return subprocess.Popen(
+                [TOKENOMY, "serve", "--config", str(config), "--port", str(port), "--ledger", str(tmp_path / ledger)],
+                env={**os.environ, "FAST_KEY": "x"},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
 
         first = serve("a.duckdb")
         try:
@@ -376,15 +462,32 @@ def test_lone_surrogates_bad_shapes_and_big_bodies_are_refused_before_any_upstre
         config = upstream_config(upstream, gateway={"max_body_bytes": 64 * 1024})
         with gateway(config, ledger_path) as url, httpx.Client(timeout=30) as http:
             post = url + "/v1/chat/completions"
-            surrogate = http.post(post, content=json.dumps({"model": "fast", "messages": [
-                {"role": "user", "content": "hi \ud800"}]}), headers={"content-type": "application/json"})
-            paired = http.post(post, content=json.dumps({"model": "fast", "max_tokens": 2, "messages": [
-                {"role": "user", "content": "hi \U0001F600"}]}), headers={"content-type": "application/json"})
+            surrogate = http.post(
+                post,
+                content=json.dumps({"model": "fast", "messages": [{"role": "user", "content": "hi \ud800"}]}),
+                headers={"content-type": "application/json"},
+            )
+            paired = http.post(
+                post,
+                content=json.dumps(
+                    {"model": "fast", "max_tokens": 2, "messages": [{"role": "user", "content": "hi \U0001f600"}]}
+                ),
+                headers={"content-type": "application/json"},
+            )
             calls_after_paired = counting.calls
-            not_utf8 = http.post(post, content=b'{"model": "fast", "messages": [{"role": "user", "content": "\xff"}]}',
-                                 headers={"content-type": "application/json"})
-            shape = http.post(post, json={"model": "fast", "messages": [{"role": "user", "content": "x"}],
-                                          "response_format": {"type": "json_schema", "json_schema": "str"}})
+            not_utf8 = http.post(
+                post,
+                content=b'{"model": "fast", "messages": [{"role": "user", "content": "\xff"}]}',
+                headers={"content-type": "application/json"},
+            )
+            shape = http.post(
+                post,
+                json={
+                    "model": "fast",
+                    "messages": [{"role": "user", "content": "x"}],
+                    "response_format": {"type": "json_schema", "json_schema": "str"},
+                },
+            )
             huge = http.post(post, json={"model": "fast", "messages": [{"role": "user", "content": "x" * 70_000}]})
     assert surrogate.status_code == 400 and surrogate.json()["error"]["param"] == "messages.0.content"
     assert "surrogate" in surrogate.json()["error"]["message"]
@@ -399,29 +502,49 @@ def test_lone_surrogates_bad_shapes_and_big_bodies_are_refused_before_any_upstre
 def test_nan_and_infinity_anywhere_in_a_body_are_named_400s_before_any_upstream_call(ledger_path):
     # Not JSON, yet Python's decoder reads them: they reached the provider as null (orjson) or failed its SDK's
     # encoder, a 500. Text that merely says NaN is a string like any other.
-    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {
-        "a": {"type": "number", "maximum": "MAX"}}}}}
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "f",
+            "parameters": {"type": "object", "properties": {"a": {"type": "number", "maximum": "MAX"}}},
+        },
+    }
     ask = [{"role": "user", "content": "Is NaN a number? Infinity?"}]
     counting = CountingOpenAI()
     with counting as upstream:
         with gateway(upstream_config(upstream), ledger_path) as url, httpx.Client(timeout=30) as http:
+
             def post(path: str, body: dict, value: str) -> httpx.Response:
                 raw = json.dumps(body).replace('"MAX"', value)
                 return http.post(url + path, content=raw, headers={"content-type": "application/json"})
 
-            chat = [post("/v1/chat/completions", {"model": "fast", "messages": ask, "metadata": {"k": "MAX"}}, "NaN"),
-                    post("/v1/chat/completions", {"model": "fast", "messages": ask, "tools": [tool]}, "Infinity"),
-                    post("/v1/chat/completions", {"model": "fast", "messages": ask, "temperature": "MAX"}, "-Infinity"),
-                    post("/v1/chat/completions", {"model": "fast", "messages": ask, "tools": [tool]}, "1e400")]
-            messages = post("/v1/messages", {"model": "fast", "max_tokens": 5, "messages": ask, "tools": [
-                {"name": "f", "input_schema": tool["function"]["parameters"]}]}, "NaN")
+            chat = [
+                post("/v1/chat/completions", {"model": "fast", "messages": ask, "metadata": {"k": "MAX"}}, "NaN"),
+                post("/v1/chat/completions", {"model": "fast", "messages": ask, "tools": [tool]}, "Infinity"),
+                post("/v1/chat/completions", {"model": "fast", "messages": ask, "temperature": "MAX"}, "-Infinity"),
+                post("/v1/chat/completions", {"model": "fast", "messages": ask, "tools": [tool]}, "1e400"),
+            ]
+            messages = post(
+                "/v1/messages",
+                {
+                    "model": "fast",
+                    "max_tokens": 5,
+                    "messages": ask,
+                    "tools": [{"name": "f", "input_schema": tool["function"]["parameters"]}],
+                },
+                "NaN",
+            )
             assert counting.calls == 0
             ok = post("/v1/chat/completions", {"model": "fast", "max_tokens": 2, "messages": ask}, "")
     assert [(r.status_code, r.json()["error"]["param"]) for r in chat] == [
-        (400, "metadata.k"), (400, "tools.0.function.parameters.properties.a.maximum"), (400, "temperature"),
-        (400, "tools.0.function.parameters.properties.a.maximum")]  # 1e400: infinity to a double
+        (400, "metadata.k"),
+        (400, "tools.0.function.parameters.properties.a.maximum"),
+        (400, "temperature"),
+        (400, "tools.0.function.parameters.properties.a.maximum"),
+    ]  # 1e400: infinity to a double
     assert messages.status_code == 400 and messages.json()["error"]["message"].startswith(
-        "tools.0.input_schema.properties.a.maximum: nan is not a JSON number")
+        "tools.0.input_schema.properties.a.maximum: nan is not a JSON number"
+    )
     assert ok.status_code == 200 and counting.calls == 1
 
 
@@ -441,8 +564,12 @@ def test_a_header_value_with_cr_lf_or_nul_is_uvicorns_plain_400_and_the_gateway_
         try:
             url = f"http://127.0.0.1:{port}"
             answer = _raw_post(url, b"x-tokenomy-task: " + value + b"\r\n", body)
-            served = httpx.post(url + "/v1/chat/completions", content=body, timeout=30,
-                                headers={"content-type": "application/json", "x-tokenomy-task": "a b"})
+            served = httpx.post(
+                url + "/v1/chat/completions",
+                content=body,
+                timeout=30,
+                headers={"content-type": "application/json", "x-tokenomy-task": "a b"},
+            )
             exposed = httpx.get(url + "/metrics").text
         finally:
             proc.terminate()
@@ -462,8 +589,14 @@ def _raw_post(url: str, extra_headers: bytes, body: bytes) -> bytes:
 
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-                     + extra_headers + b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            + extra_headers
+            + b"content-length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
+        )
         answer = b""
         while chunk := sock.recv(65536):
             answer += chunk
@@ -477,8 +610,10 @@ def test_incomplete_bodies_are_answered_408_and_closed_after_the_read_timeout(le
     with gateway(config, ledger_path) as url:
         host, port = url.removeprefix("http://").split(":")
         with socket.create_connection((host, int(port)), timeout=10) as sock:
-            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-                         b"content-length: 100\r\n\r\n{\"model\": ")
+            sock.sendall(
+                b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                b'content-length: 100\r\n\r\n{"model": '
+            )
             started = time.monotonic()
             answer = b""
             while True:
@@ -496,27 +631,56 @@ def test_fuzzed_chat_requests_get_no_5xx_and_refused_ones_never_reach_the_upstre
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    special = st.sampled_from(["hi \ud800", "\udfff", "a\r\nb", "\x00", "x" * 50_000, "", "\u2028", "😀",
-                               "\ud83d\ude00"])
+    special = st.sampled_from(
+        ["hi \ud800", "\udfff", "a\r\nb", "\x00", "x" * 50_000, "", "\u2028", "😀", "\ud83d\ude00"]
+    )
     text = st.one_of(st.text(max_size=20), special)
-    scalar = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=False), text)
-    value = st.recursive(scalar, lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                          st.dictionaries(text, inner, max_size=3)), max_leaves=8)
-    part = st.fixed_dictionaries({"type": st.sampled_from(["text", "image_url", "bogus"]) | text},
-                                 optional={"text": value, "image_url": value})
+    scalar = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=False), text)
+    value = st.recursive(
+        scalar,
+        lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(text, inner, max_size=3)),
+        max_leaves=8,
+    )
+    part = st.fixed_dictionaries(
+        {"type": st.sampled_from(["text", "image_url", "bogus"]) | text}, optional={"text": value, "image_url": value}
+    )
     message = st.fixed_dictionaries(
         {"role": st.sampled_from(["system", "developer", "user", "assistant", "tool", "bogus"])},
-        optional={"content": st.one_of(text, st.lists(part, max_size=3), value), "name": value,
-                  "tool_calls": value, "tool_call_id": value})
+        optional={
+            "content": st.one_of(text, st.lists(part, max_size=3), value),
+            "name": value,
+            "tool_calls": value,
+            "tool_call_id": value,
+        },
+    )
     request = st.fixed_dictionaries(
         {"model": st.one_of(st.just("fast"), text), "messages": st.one_of(st.lists(message, max_size=3), value)},
-        optional={"max_tokens": value, "max_completion_tokens": value, "temperature": value, "stop": value,
-                  "stream": st.one_of(st.booleans(), value), "stream_options": value, "n": value, "user": value,
-                  "tools": value, "tool_choice": value, "response_format": st.one_of(value, st.fixed_dictionaries(
-                      {"type": st.just("json_schema"), "json_schema": value})), "seed": value, "logprobs": value})
+        optional={
+            "max_tokens": value,
+            "max_completion_tokens": value,
+            "temperature": value,
+            "stop": value,
+            "stream": st.one_of(st.booleans(), value),
+            "stream_options": value,
+            "n": value,
+            "user": value,
+            "tools": value,
+            "tool_choice": value,
+            "response_format": st.one_of(
+                value, st.fixed_dictionaries({"type": st.just("json_schema"), "json_schema": value})
+            ),
+            "seed": value,
+            "logprobs": value,
+        },
+    )
     nested = {"model": "fast", "messages": [{"role": "user", "content": "x"}], "tools": [[[[[[[[[]]]]]]]]] * 3}
-    deep = json.dumps({"model": "fast", "messages": [{"role": "user", "content": "x"}]})[:-1] + \
-        ', "metadata": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    deep = (
+        json.dumps({"model": "fast", "messages": [{"role": "user", "content": "x"}]})[:-1]
+        + ', "metadata": '
+        + "[" * 100_000
+        + "]" * 100_000
+        + "}"
+    )
     counting = CountingOpenAI()
     with counting as upstream:
         with gateway(upstream_config(upstream), ledger_path) as url, httpx.Client(timeout=60) as http:
@@ -524,8 +688,9 @@ def test_fuzzed_chat_requests_get_no_5xx_and_refused_ones_never_reach_the_upstre
 
             def check(body: str) -> None:
                 before = counting.calls
-                reply = http.post(url + "/v1/chat/completions", content=body.encode(),
-                                  headers={"content-type": "application/json"})
+                reply = http.post(
+                    url + "/v1/chat/completions", content=body.encode(), headers={"content-type": "application/json"}
+                )
                 if reply.status_code >= 500 or (reply.status_code >= 400 and counting.calls != before):
                     failures.append((reply.status_code, counting.calls - before, body[:300], reply.text[:300]))
 
@@ -534,8 +699,13 @@ def test_fuzzed_chat_requests_get_no_5xx_and_refused_ones_never_reach_the_upstre
             # A well-formed request among the fuzzed ones: the gateway still answers (and records) valid traffic.
             check(json.dumps({"model": "fast", "messages": [{"role": "user", "content": "hi"}]}))
 
-            @settings(max_examples=150, deadline=None, derandomize=True, database=None,
-                      suppress_health_check=list(HealthCheck))
+            @settings(
+                max_examples=150,
+                deadline=None,
+                derandomize=True,
+                database=None,
+                suppress_health_check=list(HealthCheck),
+            )
             @given(request)
             def fuzz(body: dict) -> None:
                 check(json.dumps(body))
@@ -561,6 +731,7 @@ def test_sigkill_under_load_then_restart_the_ledger_holds_every_answer(tmp_path)
         proc = serve()
         try:
             with httpx.Client(timeout=30, limits=httpx.Limits(max_connections=8)) as http:
+
                 def one(_) -> int:
                     return http.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=MESSAGE).status_code
 
@@ -600,7 +771,8 @@ def test_with_journal_sync_fsync_a_messages_stream_ends_only_once_its_answer_is_
             events: list[str] = []
             client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
             reader = threading.Thread(
-                target=lambda: events.extend(e.type for e in client.messages.create(stream=True, **MESSAGE)))
+                target=lambda: events.extend(e.type for e in client.messages.create(stream=True, **MESSAGE))
+            )
             reader.start()
             try:
                 assert waiting.wait(20), f"the stream ended without waiting for the journal: {events}"
@@ -630,11 +802,13 @@ def test_postgres_down_known_keys_work_unknown_get_a_503_and_flushes_back_off(po
             time.sleep(0.7)  # the first answer is flushed
             postgres_cluster.stop()  # the server goes down mid-run
             try:
-                known = [http.post(url + "/v1/chat/completions", json=MESSAGE, headers=auth).status_code
-                         for _ in range(40)]
+                known = [
+                    http.post(url + "/v1/chat/completions", json=MESSAGE, headers=auth).status_code for _ in range(40)
+                ]
                 time.sleep(2.5)
-                unknown = http.post(url + "/v1/chat/completions", json=MESSAGE,
-                                    headers={"authorization": "Bearer tk-never-issued"})
+                unknown = http.post(
+                    url + "/v1/chat/completions", json=MESSAGE, headers={"authorization": "Bearer tk-never-issued"}
+                )
                 dashboard = http.get(url + "/dashboard/api/filters", headers=auth)
             finally:
                 postgres_cluster.start()
@@ -666,8 +840,10 @@ def test_sigterm_while_postgres_is_down_keeps_the_answers_in_the_journal_and_say
         proc = serve()
         try:
             postgres_cluster.stop()
-            statuses = [httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=MESSAGE, timeout=30)
-                        .status_code for _ in range(3)]
+            statuses = [
+                httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=MESSAGE, timeout=30).status_code
+                for _ in range(3)
+            ]
             proc.terminate()
             _, stderr = proc.communicate(timeout=60)
             postgres_cluster.start()
@@ -694,35 +870,66 @@ def test_workers_share_metrics_behind_a_key_and_die_with_their_supervisor(redis_
     port = free_port()
     with InstantOpenAI() as upstream:
         config = tmp_path / "tokenomy.yaml"
-        config.write_text(json.dumps(upstream_config(upstream, auth=True, redis_url=redis_url,
-                                                     gateway={"metrics_key_env": "METRICS_KEY"})))
+        config.write_text(
+            json.dumps(
+                upstream_config(upstream, auth=True, redis_url=redis_url, gateway={"metrics_key_env": "METRICS_KEY"})
+            )
+        )
         env = {**os.environ, "FAST_KEY": "x", "METRICS_KEY": "m-secret"}
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        proc = subprocess.Popen([TOKENOMY, "serve", "--config", str(config), "--port", str(port), "--ledger",
-                                 str(ledger), "--workers", "2"], env=env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [
+                TOKENOMY,
+                "serve",
+                "--config",
+                str(config),
+                "--port",
+                str(port),
+                "--ledger",
+                str(ledger),
+                "--workers",
+                "2",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             wait_for_port(port, 60, proc)
             base = f"http://127.0.0.1:{port}"
             for _ in range(30):  # new connections, so both workers answer some
-                reply = httpx.post(base + "/v1/chat/completions", json=MESSAGE,
-                                   headers={"authorization": f"Bearer {secret}"}, timeout=30)
+                reply = httpx.post(
+                    base + "/v1/chat/completions",
+                    json=MESSAGE,
+                    headers={"authorization": f"Bearer {secret}"},
+                    timeout=30,
+                )
                 assert reply.status_code == 200
             anonymous = httpx.get(base + "/metrics", timeout=10)
             totals = set()
             for _ in range(6):
                 text = httpx.get(base + "/metrics", headers={"authorization": "Bearer m-secret"}, timeout=10).text
-                totals.add(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                               if line.startswith('tokenomy_requests_total{model="fast",status="200"}')))
+                totals.add(
+                    sum(
+                        float(line.rsplit(" ", 1)[1])
+                        for line in text.splitlines()
+                        if line.startswith('tokenomy_requests_total{model="fast",status="200"}')
+                    )
+                )
             workers = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
             proc.kill()  # the supervisor dies without a chance to stop its workers
             proc.wait(10)
             deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() and "Z" not in Path(
-                    f"/proc/{pid}/stat").read_text().split()[2] for pid in workers):
+            while time.monotonic() < deadline and any(
+                Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+                for pid in workers
+            ):
                 time.sleep(0.2)
-            alive = [pid for pid in workers if Path(f"/proc/{pid}").exists()
-                     and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]]
+            alive = [
+                pid
+                for pid in workers
+                if Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+            ]
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -762,8 +969,11 @@ def test_serve_closes_connections_whose_headers_do_not_arrive_in_time(tmp_path):
     port = free_port()
     config = tmp_path / "tokenomy.yaml"
     config.write_text("gateway:\n  header_timeout_seconds: 1\n")
-    proc = subprocess.Popen([TOKENOMY, "serve", "--config", str(config), "--port", str(port), "--ledger",
-                             str(tmp_path / "l.duckdb")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [TOKENOMY, "serve", "--config", str(config), "--port", str(port), "--ledger", str(tmp_path / "l.duckdb")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for_port(port, 60, proc)
         took = []
@@ -784,8 +994,22 @@ def test_metrics_key_env_unset_is_refused_at_start_and_closes_metrics(tmp_path, 
     config = tmp_path / "tokenomy.yaml"
     config.write_text("gateway:\n  metrics_key_env: TOKENOMY_TEST_UNSET_METRICS_KEY\n")
     env = {k: v for k, v in os.environ.items() if k != "TOKENOMY_TEST_UNSET_METRICS_KEY"}
-    result = subprocess.run([TOKENOMY, "serve", "--config", str(config), "--port", str(free_port()), "--ledger",
-                             str(tmp_path / "l.duckdb")], capture_output=True, text=True, timeout=60, env=env)
+    result = subprocess.run(
+        [
+            TOKENOMY,
+            "serve",
+            "--config",
+            str(config),
+            "--port",
+            str(free_port()),
+            "--ledger",
+            str(tmp_path / "l.duckdb"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert result.returncode == 2 and "TOKENOMY_TEST_UNSET_METRICS_KEY is not set" in result.stderr
     with gateway({"gateway": {"metrics_key_env": "TOKENOMY_TEST_UNSET_METRICS_KEY"}}, ledger_path) as url:
         assert httpx.get(url + "/metrics").status_code == 401
@@ -798,12 +1022,15 @@ def test_the_edge_check_decodes_only_bodies_strict_json_refuses(monkeypatch):
     from tokenomy.gateway import hygiene
 
     image = "data:image/png;base64," + "QNaNx1e400" * 1000
-    parts = [{"type": "image_url", "image_url": {"url": image}},
-             {"type": "text", "text": "Is NaN, or Infinity, a number?"}]
+    parts = [
+        {"type": "image_url", "image_url": {"url": image}},
+        {"type": "text", "text": "Is NaN, or Infinity, a number?"},
+    ]
     clean = json.dumps({"messages": [{"role": "user", "content": parts}]}).encode()
     decoded: list[bytes] = []
-    monkeypatch.setattr(hygiene.json, "loads", lambda body: decoded.append(body) or json.JSONDecoder().decode(
-        body.decode()))
+    monkeypatch.setattr(
+        hygiene.json, "loads", lambda body: decoded.append(body) or json.JSONDecoder().decode(body.decode())
+    )
     assert hygiene.body_problem(clean) is None and decoded == []
     for value in ("NaN", "-Infinity", " NaN", "\n  Infinity", "1e400", "-2.5E+999"):
         problem = hygiene.body_problem(('{"a": [1,' + value + "]}").encode())
@@ -821,17 +1048,25 @@ def test_a_model_waits_as_long_as_its_timeout_s_and_the_timeout_says_how_to_rais
     upstream = ScriptedOpenAI([(200, {}, "held"), (200, {}, "late")])
     try:
         model = {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU}
-        config = {"models": {"hasty": {**model, "timeout_s": 0.5}, "patient": {**model, "timeout_s": 5}},
-                  "routes": {"hasty": {"model": "hasty", "retry": {"max_attempts": 1}}}}
+        config = {
+            "models": {"hasty": {**model, "timeout_s": 0.5}, "patient": {**model, "timeout_s": 5}},
+            "routes": {"hasty": {"model": "hasty", "retry": {"max_attempts": 1}}},
+        }
         with gateway(config, ledger_path) as url:
-            reply = httpx.post(url + "/v1/chat/completions", timeout=30,
-                               json={"model": "hasty", "messages": [{"role": "user", "content": "hi"}]})
+            reply = httpx.post(
+                url + "/v1/chat/completions",
+                timeout=30,
+                json={"model": "hasty", "messages": [{"role": "user", "content": "hi"}]},
+            )
             upstream.release()
             assert reply.status_code == 504, reply.text
             message = reply.json()["error"]["message"]
             assert "no data for 0.5s" in message and "raise its timeout_s" in message, message
-            reply = httpx.post(url + "/v1/chat/completions", timeout=30,
-                               json={"model": "patient", "messages": [{"role": "user", "content": "hi"}]})
+            reply = httpx.post(
+                url + "/v1/chat/completions",
+                timeout=30,
+                json={"model": "patient", "messages": [{"role": "user", "content": "hi"}]},
+            )
             assert reply.status_code == 200 and reply.json()["choices"][0]["message"]["content"] == "ok"
     finally:
         upstream.release()
@@ -851,12 +1086,19 @@ def test_an_attempt_that_failed_after_its_request_went_out_is_charged_its_prompt
     secret, key = store.create(budget_usd=Decimal("1"), period="month")
     try:
         model = {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU, "timeout_s": 0.5}
-        config = {"auth": True, "models": {"hasty": model},
-                  "routes": {"hasty": {"model": "hasty", "retry": {"max_attempts": 2, "base_delay_s": 0}}}}
+        config = {
+            "auth": True,
+            "models": {"hasty": model},
+            "routes": {"hasty": {"model": "hasty", "retry": {"max_attempts": 2, "base_delay_s": 0}}},
+        }
         app = create_app(parse_config(config), str(ledger_path))
         with ServerThread(app, lifespan="on") as url:
-            reply = httpx.post(url + "/v1/chat/completions", timeout=30, headers={"authorization": f"Bearer {secret}"},
-                               json={"model": "hasty", "messages": [{"role": "user", "content": "x" * 400}]})
+            reply = httpx.post(
+                url + "/v1/chat/completions",
+                timeout=30,
+                headers={"authorization": f"Bearer {secret}"},
+                json={"model": "hasty", "messages": [{"role": "user", "content": "x" * 400}]},
+            )
             assert reply.status_code == 200, reply.text
             counter = f"key:{key.key_id}:{period_start('month').date()}"
             charged = asyncio.run(app.state.gateway.limits.spent(counter))
@@ -884,11 +1126,15 @@ def test_retries_after_billed_timeouts_are_reserved_so_they_cannot_overspend_the
     upstream = ScriptedOpenAI([(200, {}, "late")] * 3)  # silent 1.5 s; later calls are answered at once
     secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=budget, period="month")
     model = {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU, "timeout_s": 0.5}
-    config = {"auth": True, "models": {"hasty": model},
-              "routes": {"hasty": {"model": "hasty", "retry": {"max_attempts": 4, "base_delay_s": 0}}}}
+    config = {
+        "auth": True,
+        "models": {"hasty": model},
+        "routes": {"hasty": {"model": "hasty", "retry": {"max_attempts": 4, "base_delay_s": 0}}},
+    }
     app = create_app(parse_config(config), str(ledger_path))
     try:
         with ServerThread(app, lifespan="on") as url:
+
             async def three() -> list[httpx.Response]:
                 async with httpx.AsyncClient(timeout=30, headers={"authorization": f"Bearer {secret}"}) as http:
                     return await asyncio.gather(*(http.post(url + "/v1/chat/completions", json=ask) for _ in range(3)))
@@ -974,8 +1220,9 @@ def test_a_failed_call_names_its_ledger_rows_in_x_request_id(ledger_path):
             ids = []
             for stream in (False, True):
                 with pytest.raises(openai.BadRequestError) as refused:
-                    client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "hi"}],
-                                                   max_tokens=5, stream=stream)
+                    client.chat.completions.create(
+                        model="fast", messages=[{"role": "user", "content": "hi"}], max_tokens=5, stream=stream
+                    )
                 ids.append(refused.value.request_id)
     finally:
         upstream.close()
@@ -998,14 +1245,18 @@ def test_a_cascade_whose_last_tier_fails_still_charges_the_budget_for_the_tier_i
     store = KeyStore(open_store(ledger_path))
     budget = cheap_cost * 3 + PER_REQUEST * 4  # room for a few reservations, not for twelve paid cheap answers
     secret, key = store.create(budget_usd=budget, period="month")
-    config = {"auth": True,
-              "models": {"cheap": {"provider": "openai", "model": "cheap", "base_url": cheap.url, "price_as": HAIKU},
-                         "strong": {"provider": "openai", "model": "strong", "base_url": strong.url,
-                                    "price_as": HAIKU}},
-              "tiers": {"tier1": ["cheap"], "tier2": ["strong"]},
-              "routes": {"extract": {"policy": "json", "retry": {"max_attempts": 1}}},
-              "routing": {"policies": {"json": {"type": "cascade", "tiers": ["tier1", "tier2"],
-                                                "validators": {"json": True}}}}}
+    config = {
+        "auth": True,
+        "models": {
+            "cheap": {"provider": "openai", "model": "cheap", "base_url": cheap.url, "price_as": HAIKU},
+            "strong": {"provider": "openai", "model": "strong", "base_url": strong.url, "price_as": HAIKU},
+        },
+        "tiers": {"tier1": ["cheap"], "tier2": ["strong"]},
+        "routes": {"extract": {"policy": "json", "retry": {"max_attempts": 1}}},
+        "routing": {
+            "policies": {"json": {"type": "cascade", "tiers": ["tier1", "tier2"], "validators": {"json": True}}}
+        },
+    }
     try:
         with gateway(config, ledger_path) as url:
             chat = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
@@ -1035,58 +1286,118 @@ def test_concurrent_long_prompts_are_reserved_at_long_context_prices_and_cannot_
     budget = Decimal("3.3007")  # four reservations at the standard rates ($0.82515 each), two at the long ones
     secret, key = store.create(budget_usd=budget, period="month")
     with InstantOpenAI(delay_s=1.0) as upstream:
-        config = {"auth": True, "models": {"fast": {"provider": "openai", "model": "fast", "base_url": upstream,
-                                                    "api_key_env": "FAST_KEY", "price_as": sonnet}}}
+        config = {
+            "auth": True,
+            "models": {
+                "fast": {
+                    "provider": "openai",
+                    "model": "fast",
+                    "base_url": upstream,
+                    "api_key_env": "FAST_KEY",
+                    "price_as": sonnet,
+                }
+            },
+        }
         with gateway(config, ledger_path) as url:
             with concurrent.futures.ThreadPoolExecutor(4) as pool:
-                answers = list(pool.map(
-                    lambda _: httpx.post(url + "/v1/chat/completions", json=message, timeout=30,
-                                         headers={"authorization": f"Bearer {secret}"}).status_code, range(4)))
+                answers = list(
+                    pool.map(
+                        lambda _: (
+                            httpx.post(
+                                url + "/v1/chat/completions",
+                                json=message,
+                                timeout=30,
+                                headers={"authorization": f"Bearer {secret}"},
+                            ).status_code
+                        ),
+                        range(4),
+                    )
+                )
     assert sorted(answers) == [200, 200, 429, 429], answers
     assert spent(ledger_path, key.key_id) == 2 * actual <= budget
 
 
-@pytest.mark.parametrize("extra, price_as, usage", [
-    # n=4 answers of up to 200 tokens each: four times the output of one ($0.001025 at Haiku prices)
-    ({"n": 4}, HAIKU, {"prompt_tokens": 100, "completion_tokens": 800, "total_tokens": 900}),
-    # the priority tier bills gpt-4o at $4.25 / $17 a million, not $2.50 / $10 ($0.003825)
-    ({"service_tier": "priority"}, "gpt-4o", {"prompt_tokens": 100, "completion_tokens": 200, "total_tokens": 300}),
-    # "fast" is OpenAI's newer name for priority, at its price (it was reserved and recorded at the standard one)
-    ({"service_tier": "fast"}, "gpt-4o", {"prompt_tokens": 100, "completion_tokens": 200, "total_tokens": 300}),
-    # ultrafast bills GPT-6.2 Sol at 3x its $2 / $10 a million until 2027-03-01, 6x from then (genai-prices 0.2.5);
-    # it was reserved and recorded at the standard price. (Reserved at its $7.50 cache-write rate for every prompt
-    # token, the dearest input rate: one request's reservation still fits the budget, two do not.)
-    ({"service_tier": "ultrafast"}, "gpt-6.2-sol",
-     {"prompt_tokens": 100, "completion_tokens": 200, "total_tokens": 300}),
-    # a predicted output's rejected tokens are billed as completion tokens on top of the 200 the cap allows:
-    # 4,000 characters ~ 1,000 of them ($0.001525 in all), whatever max_tokens says
-    ({"prediction": {"type": "content", "content": "z" * 4000}}, HAIKU,
-     {"prompt_tokens": 100, "completion_tokens": 1200, "total_tokens": 1300,
-      "completion_tokens_details": {"rejected_prediction_tokens": 1000}}),
-    ({"prediction": {"type": "content", "content": [{"type": "text", "text": "z" * 4000}]}}, HAIKU,
-     {"prompt_tokens": 100, "completion_tokens": 1200, "total_tokens": 1300}),
-])
-def test_concurrent_requests_asking_for_more_choices_or_a_dearer_tier_cannot_overspend(extra, price_as, usage,
-                                                                                       ledger_path):
+@pytest.mark.parametrize(
+    "extra, price_as, usage",
+    [
+        # n=4 answers of up to 200 tokens each: four times the output of one ($0.001025 at Haiku prices)
+        ({"n": 4}, HAIKU, {"prompt_tokens": 100, "completion_tokens": 800, "total_tokens": 900}),
+        # the priority tier bills gpt-4o at $4.25 / $17 a million, not $2.50 / $10 ($0.003825)
+        ({"service_tier": "priority"}, "gpt-4o", {"prompt_tokens": 100, "completion_tokens": 200, "total_tokens": 300}),
+        # "fast" is OpenAI's newer name for priority, at its price (it was reserved and recorded at the standard one)
+        ({"service_tier": "fast"}, "gpt-4o", {"prompt_tokens": 100, "completion_tokens": 200, "total_tokens": 300}),
+        # ultrafast bills GPT-6.2 Sol at 3x its $2 / $10 a million until 2027-03-01, 6x from then (genai-prices 0.2.5);
+        # it was reserved and recorded at the standard price. (Reserved at its $7.50 cache-write rate for every prompt
+        # token, the dearest input rate: one request's reservation still fits the budget, two do not.)
+        (
+            {"service_tier": "ultrafast"},
+            "gpt-6.2-sol",
+            {"prompt_tokens": 100, "completion_tokens": 200, "total_tokens": 300},
+        ),
+        # a predicted output's rejected tokens are billed as completion tokens on top of the 200 the cap allows:
+        # 4,000 characters ~ 1,000 of them ($0.001525 in all), whatever max_tokens says
+        (
+            {"prediction": {"type": "content", "content": "z" * 4000}},
+            HAIKU,
+            {
+                "prompt_tokens": 100,
+                "completion_tokens": 1200,
+                "total_tokens": 1300,
+                "completion_tokens_details": {"rejected_prediction_tokens": 1000},
+            },
+        ),
+        (
+            {"prediction": {"type": "content", "content": [{"type": "text", "text": "z" * 4000}]}},
+            HAIKU,
+            {"prompt_tokens": 100, "completion_tokens": 1200, "total_tokens": 1300},
+        ),
+    ],
+)
+def test_concurrent_requests_asking_for_more_choices_or_a_dearer_tier_cannot_overspend(
+    extra, price_as, usage, ledger_path
+):
     from helpers.scripted_openai import ScriptedOpenAI
 
     # Reserved as one standard answer (a prediction's length not counted at all), four such requests at once fitted a
     # budget that pays for one of them.
     ultrafast = (Decimal(6), Decimal(30)) if datetime.now(UTC).date() < date(2027, 3, 1) else (Decimal(12), Decimal(60))
-    rates = {HAIKU: (Decimal("0.25"), Decimal("1.25")), "gpt-4o": (Decimal("4.25"), Decimal(17)),
-             "gpt-6.2-sol": ultrafast}[price_as]
+    rates = {
+        HAIKU: (Decimal("0.25"), Decimal("1.25")),
+        "gpt-4o": (Decimal("4.25"), Decimal(17)),
+        "gpt-6.2-sol": ultrafast,
+    }[price_as]
     one = (usage["prompt_tokens"] * rates[0] + usage["completion_tokens"] * rates[1]) / 10**6
     budget = one * Decimal("1.5")
     upstream = ScriptedOpenAI([(200, {}, "late")] * 4)  # answers after 1.5 s: the four overlap
     upstream.usage, upstream.top = usage, {"service_tier": extra.get("service_tier", "default")}
     secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=budget, period="month")
-    config = {"auth": True, "models": {"fast": {"provider": "openai", "model": "fast", "base_url": upstream.url,
-                                                "api_key_env": "FAST_KEY", "price_as": price_as}}}
+    config = {
+        "auth": True,
+        "models": {
+            "fast": {
+                "provider": "openai",
+                "model": "fast",
+                "base_url": upstream.url,
+                "api_key_env": "FAST_KEY",
+                "price_as": price_as,
+            }
+        },
+    }
     with gateway(config, ledger_path) as url:
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
-            statuses = list(pool.map(
-                lambda _: httpx.post(url + "/v1/chat/completions", json={**MESSAGE, **extra}, timeout=30,
-                                     headers={"authorization": f"Bearer {secret}"}).status_code, range(4)))
+            statuses = list(
+                pool.map(
+                    lambda _: (
+                        httpx.post(
+                            url + "/v1/chat/completions",
+                            json={**MESSAGE, **extra},
+                            timeout=30,
+                            headers={"authorization": f"Bearer {secret}"},
+                        ).status_code
+                    ),
+                    range(4),
+                )
+            )
     upstream.close()
     assert sorted(statuses) == [200, 429, 429, 429], statuses
     assert spent(ledger_path, key.key_id) == one <= budget
@@ -1116,11 +1427,23 @@ def test_an_escalated_answer_says_what_the_whole_call_cost_as_its_budget_and_led
     # The answer's `tokenomy.cost_usd` is the strong tier's answer only; the rejected cheap answer was paid too, and
     # the caller had no figure for what its request cost (its budget was charged both).
     with InstantOpenAI() as upstream:  # answers "ok", never JSON: every request escalates, both tiers are paid
-        config = {"models": {name: {"provider": "openai", "model": name, "base_url": upstream,
-                                    "api_key_env": "FAST_KEY", "price_as": HAIKU} for name in ("cheap", "strong")},
-                  "tiers": {"tier1": ["cheap"], "tier2": ["strong"]}, "routes": {"extract": {"policy": "json"}},
-                  "routing": {"policies": {"json": {"type": "cascade", "tiers": ["tier1", "tier2"],
-                                                    "validators": {"json": True}}}}}
+        config = {
+            "models": {
+                name: {
+                    "provider": "openai",
+                    "model": name,
+                    "base_url": upstream,
+                    "api_key_env": "FAST_KEY",
+                    "price_as": HAIKU,
+                }
+                for name in ("cheap", "strong")
+            },
+            "tiers": {"tier1": ["cheap"], "tier2": ["strong"]},
+            "routes": {"extract": {"policy": "json"}},
+            "routing": {
+                "policies": {"json": {"type": "cascade", "tiers": ["tier1", "tier2"], "validators": {"json": True}}}
+            },
+        }
         with gateway(config, ledger_path) as url:
             answer = httpx.post(url + path, json={**MESSAGE, "model": "extract"}, timeout=30)
     assert answer.status_code == 200, answer.text
@@ -1138,16 +1461,25 @@ def test_a_request_dearer_than_the_whole_budget_is_told_to_ask_for_less_not_to_w
     secret, _ = store.create(budget_usd=PER_REQUEST * 3, period="month")
     with InstantOpenAI() as upstream:
         with gateway(upstream_config(upstream, auth=True), ledger_path) as url:
+
             def ask(max_tokens: int) -> dict:
-                answer = httpx.post(url + "/v1/chat/completions", json={**MESSAGE, "max_tokens": max_tokens},
-                                    headers={"authorization": f"Bearer {secret}"}, timeout=30)
+                answer = httpx.post(
+                    url + "/v1/chat/completions",
+                    json={**MESSAGE, "max_tokens": max_tokens},
+                    headers={"authorization": f"Bearer {secret}"},
+                    timeout=30,
+                )
                 assert answer.status_code == 429
                 return answer.json()["error"]
 
             too_big = ask(2000)  # ~$0.0025 alone, over the $0.000825 budget
             for _ in range(3):
-                httpx.post(url + "/v1/chat/completions", json=MESSAGE, timeout=30,
-                           headers={"authorization": f"Bearer {secret}"})
+                httpx.post(
+                    url + "/v1/chat/completions",
+                    json=MESSAGE,
+                    timeout=30,
+                    headers={"authorization": f"Bearer {secret}"},
+                )
             spent_out = ask(200)  # fits the budget, not what is left of it
     assert too_big["code"] == "budget_exceeded" and "on its own ($0.000825)" in too_big["message"]
     assert "Lower max_tokens" in too_big["message"]
@@ -1167,20 +1499,31 @@ def test_a_cascade_judges_an_answer_whose_schema_has_a_ref_it_cannot_resolve_as_
     schema = {"type": "object", "properties": {"name": {"$ref": "#/$defs/Missing"}}, "required": ["name"]}
     cheap, strong = ScriptedOpenAI([], reply=('{"name": ', '"Ada"}')), ScriptedOpenAI([])
     secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal(1), period="month")
-    config = {"auth": True,
-              "models": {"cheap": {"provider": "openai", "model": "cheap", "base_url": cheap.url, "price_as": HAIKU},
-                         "strong": {"provider": "openai", "model": "strong", "base_url": strong.url,
-                                    "price_as": HAIKU}},
-              "tiers": {"tier1": ["cheap"], "tier2": ["strong"]}, "routes": {"extract": {"policy": "json"}},
-              "routing": {"policies": {"json": {"type": "cascade", "tiers": ["tier1", "tier2"], "validators": {}}}}}
+    config = {
+        "auth": True,
+        "models": {
+            "cheap": {"provider": "openai", "model": "cheap", "base_url": cheap.url, "price_as": HAIKU},
+            "strong": {"provider": "openai", "model": "strong", "base_url": strong.url, "price_as": HAIKU},
+        },
+        "tiers": {"tier1": ["cheap"], "tier2": ["strong"]},
+        "routes": {"extract": {"policy": "json"}},
+        "routing": {"policies": {"json": {"type": "cascade", "tiers": ["tier1", "tier2"], "validators": {}}}},
+    }
     try:
         with gateway(config, ledger_path) as url:
             client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
             reply = client.chat.completions.create(
-                model="extract", messages=MESSAGE["messages"], max_tokens=200, stream=stream,
-                response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": schema}})
-            text = "".join(c.choices[0].delta.content or "" for c in reply if c.choices) if stream else \
-                reply.choices[0].message.content
+                model="extract",
+                messages=MESSAGE["messages"],
+                max_tokens=200,
+                stream=stream,
+                response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": schema}},
+            )
+            text = (
+                "".join(c.choices[0].delta.content or "" for c in reply if c.choices)
+                if stream
+                else reply.choices[0].message.content
+            )
     finally:
         cheap.close(), strong.close()
     assert text == '{"name": "Ada"}' and strong.calls == 0
@@ -1197,28 +1540,43 @@ def test_a_caller_cannot_tag_its_call_with_the_tags_a_cascade_writes_for_drift_a
     # A caller's `cascade_escalated=1` (header, Responses metadata or Gemini labels) landed on the cheap tier's row:
     # route drift counted an escalation that never happened, and export-labels could relabel an earlier request.
     with InstantOpenAI() as upstream:
-        config = {"models": {name: {"provider": "openai", "model": name, "base_url": upstream,
-                                    "price_as": HAIKU} for name in ("cheap", "strong")},
-                  "tiers": {"tier1": ["cheap"], "tier2": ["strong"]}, "routes": {"extract": {"policy": "json"}},
-                  "routing": {"policies": {"json": {"type": "cascade", "tiers": ["tier1", "tier2"],
-                                                    "validators": {"hedging": False}}}}}
+        config = {
+            "models": {
+                name: {"provider": "openai", "model": name, "base_url": upstream, "price_as": HAIKU}
+                for name in ("cheap", "strong")
+            },
+            "tiers": {"tier1": ["cheap"], "tier2": ["strong"]},
+            "routes": {"extract": {"policy": "json"}},
+            "routing": {
+                "policies": {"json": {"type": "cascade", "tiers": ["tier1", "tier2"], "validators": {"hedging": False}}}
+            },
+        }
         with gateway(config, ledger_path) as url:
             client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
             refusals = []
             for tags in ("cascade_escalated=1", '{"team": "cx", "cascade_rejected": "json"}'):
                 with pytest.raises(openai.BadRequestError) as refused:
-                    client.chat.completions.create(model="extract", messages=MESSAGE["messages"], max_tokens=20,
-                                                   extra_headers={"x-tokenomy-tags": tags})
+                    client.chat.completions.create(
+                        model="extract",
+                        messages=MESSAGE["messages"],
+                        max_tokens=20,
+                        extra_headers={"x-tokenomy-tags": tags},
+                    )
                 refusals.append(refused.value.message)
             with pytest.raises(openai.BadRequestError) as refused:
-                client.responses.create(model="extract", input="hi", max_output_tokens=20,
-                                        metadata={"passed_up": "1"})
+                client.responses.create(model="extract", input="hi", max_output_tokens=20, metadata={"passed_up": "1"})
             refusals.append(refused.value.message)
-            gemini = httpx.post(url + "/v1beta/models/extract:generateContent", timeout=30,
-                                json={"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
-                                      "labels": {"cascade_reason": "x"}})
-            fine = client.chat.completions.create(model="extract", messages=MESSAGE["messages"], max_tokens=20,
-                                                  extra_headers={"x-tokenomy-tags": "team=cx"})
+            gemini = httpx.post(
+                url + "/v1beta/models/extract:generateContent",
+                timeout=30,
+                json={"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "labels": {"cascade_reason": "x"}},
+            )
+            fine = client.chat.completions.create(
+                model="extract",
+                messages=MESSAGE["messages"],
+                max_tokens=20,
+                extra_headers={"x-tokenomy-tags": "team=cx"},
+            )
     assert "'cascade_escalated'" in refusals[0] and "'cascade_rejected'" in refusals[1], refusals
     assert "'passed_up'" in refusals[2] and "x-tokenomy-tags" in refusals[0] and "metadata" in refusals[2]
     assert gemini.status_code == 400 and "'cascade_reason'" in gemini.text, gemini.text
@@ -1236,12 +1594,19 @@ def test_a_cascade_route_refuses_several_choices_its_validators_could_not_judge(
     # The validators judge one answer: with n=3 the cheap tier's first choice ("plain answer") passed, and the two
     # others ("choice 1", "choice 2", which the route's regex rejects) reached the caller unjudged.
     with RecordingOpenAI() as upstream:
-        config = {"models": {name: {"provider": "openai", "model": name, "base_url": upstream.url,
-                                    "price_as": HAIKU} for name in ("cheap", "strong")},
-                  "tiers": {"tier1": ["cheap"], "tier2": ["strong"]},
-                  "routes": {"extract": {"policy": "strict"}, "plain": {"model": "cheap"}},
-                  "routing": {"policies": {"strict": {"type": "cascade", "tiers": ["tier1", "tier2"],
-                                                      "validators": {"regex": "answer"}}}}}
+        config = {
+            "models": {
+                name: {"provider": "openai", "model": name, "base_url": upstream.url, "price_as": HAIKU}
+                for name in ("cheap", "strong")
+            },
+            "tiers": {"tier1": ["cheap"], "tier2": ["strong"]},
+            "routes": {"extract": {"policy": "strict"}, "plain": {"model": "cheap"}},
+            "routing": {
+                "policies": {
+                    "strict": {"type": "cascade", "tiers": ["tier1", "tier2"], "validators": {"regex": "answer"}}
+                }
+            },
+        }
         with gateway(config, ledger_path) as url:
             client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
             with pytest.raises(openai.BadRequestError) as refused:
@@ -1261,7 +1626,8 @@ def test_a_request_whose_prediction_alone_is_over_the_budget_is_told_to_shorten_
     with InstantOpenAI() as upstream:
         with gateway(upstream_config(upstream, auth=True), ledger_path) as url:
             body = {**MESSAGE, "max_tokens": 10, "prediction": {"type": "content", "content": "z" * 40_000}}
-            answer = httpx.post(url + "/v1/chat/completions", json=body, timeout=30,
-                                headers={"authorization": f"Bearer {secret}"})
+            answer = httpx.post(
+                url + "/v1/chat/completions", json=body, timeout=30, headers={"authorization": f"Bearer {secret}"}
+            )
     assert answer.status_code == 429
     assert "shorten the prompt or the prediction" in answer.json()["error"]["message"]

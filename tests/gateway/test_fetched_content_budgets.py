@@ -55,8 +55,10 @@ def claude_gateway(url: str, ledger: Path) -> ServerThread:
     return ServerThread(create_app(parse_config({"auth": True, "models": models}), str(ledger)), lifespan="on")
 
 
-@pytest.mark.parametrize("tool, named", [(FETCH, "web_fetch"), (SEARCH, "web_search"),
-                                         ({**FETCH, "max_content_tokens": 50_000}, "web_fetch")])
+@pytest.mark.parametrize(
+    "tool, named",
+    [(FETCH, "web_fetch"), (SEARCH, "web_search"), ({**FETCH, "max_content_tokens": 50_000}, "web_fetch")],
+)
 def test_a_fetching_tool_without_a_bound_reserves_the_models_whole_window(scripted, tmp_path, tool, named) -> None:
     """Without max_uses and max_content_tokens both, nothing bounds what the tool brings in (Anthropic sets no
     default max_uses): the prompt is reserved at the whole window. A budget below it refuses, saying why."""
@@ -74,10 +76,12 @@ def test_a_fetching_tool_without_a_bound_reserves_the_models_whole_window(script
     assert refused.value.body["error"]["message"].endswith(
         f"Its {named} tool brings content into the prompt (billed as input tokens) whose size the gateway cannot "
         "see, so its prompt is reserved at the model's whole context window; a web_fetch tool that sets max_uses "
-        "and max_content_tokens is reserved at those instead.")
+        "and max_content_tokens is reserved at those instead."
+    )
 
-    request = ChatRequest([Message("user", ASK[0]["content"])], model="m", max_tokens=100,
-                          tools=[ToolSpec(tool["name"], server=tool)])
+    request = ChatRequest(
+        [Message("user", ASK[0]["content"])], model="m", max_tokens=100, tools=[ToolSpec(tool["name"], server=tool)]
+    )
     worst = worst_case({"m": {"provider": "anthropic", "model": SONNET, "base_url": url}}, request, ledger)
     searches = Decimal("0.01") if named == "web_search" else 0
     assert worst.nano() == to_nano(WINDOW_USD + 100 * Decimal(15) / M + searches)
@@ -89,8 +93,9 @@ def test_a_web_fetch_tool_with_max_uses_and_max_content_tokens_is_reserved_at_th
     upstream, url = scripted
     upstream.requests.clear()
     bounded = {**FETCH, "max_uses": 2, "max_content_tokens": 20_000}
-    request = ChatRequest([Message("user", ASK[0]["content"])], model="m", max_tokens=100,
-                          tools=[ToolSpec("web_fetch", server=bounded)])
+    request = ChatRequest(
+        [Message("user", ASK[0]["content"])], model="m", max_tokens=100, tools=[ToolSpec("web_fetch", server=bounded)]
+    )
     bare = ChatRequest([Message("user", ASK[0]["content"])], model="m", max_tokens=100)
     models = {"m": {"provider": "anthropic", "model": SONNET, "base_url": url}}
     worst, plain = worst_case(models, request, tmp_path / "w.duckdb"), worst_case(models, bare, tmp_path / "w.duckdb")
@@ -112,7 +117,8 @@ def test_a_web_fetch_tool_with_max_uses_and_max_content_tokens_is_reserved_at_th
                     sdk.messages.create(model="m", max_tokens=100, messages=ASK, tools=[bounded])
                 assert refused.value.body["error"]["message"].endswith(
                     "Its web_fetch tool may bring up to 40,000 tokens into the prompt (max_uses times "
-                    "max_content_tokens), reserved on top of it.")
+                    "max_content_tokens), reserved on top of it."
+                )
     assert [body["tools"] for _, body in upstream.requests] == [[bounded]]
 
 
@@ -128,11 +134,21 @@ def test_gemini_url_context_reserves_the_models_whole_window(tmp_path) -> None:
             client = genai.Client(api_key=secret, http_options={"base_url": url})
             ask = "Summarise https://example.com/annual-report"
             with pytest.raises(errors.ClientError, match="Budget exhausted") as refused:
-                client.models.generate_content(model="g", contents=ask, config=types.GenerateContentConfig(
-                    max_output_tokens=5, tools=[types.Tool(url_context=types.UrlContext())]))
+                client.models.generate_content(
+                    model="g",
+                    contents=ask,
+                    config=types.GenerateContentConfig(
+                        max_output_tokens=5, tools=[types.Tool(url_context=types.UrlContext())]
+                    ),
+                )
             assert refused.value.code == 429
             assert "Its urlContext tool brings content into the prompt" in str(refused.value)
             # Google Search grounding alone is reserved as before (its queries), not at the window.
-            client.models.generate_content(model="g", contents=ask, config=types.GenerateContentConfig(
-                max_output_tokens=5, tools=[types.Tool(google_search=types.GoogleSearch())]))
+            client.models.generate_content(
+                model="g",
+                contents=ask,
+                config=types.GenerateContentConfig(
+                    max_output_tokens=5, tools=[types.Tool(google_search=types.GoogleSearch())]
+                ),
+            )
     assert len(open_store(str(ledger)).events()) == 1

@@ -27,14 +27,37 @@ from tokenomy.ledger.store import open_store
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 # Gemini CLI's tools: JSON Schema declarations (parametersJsonSchema), with `$schema` and additionalProperties.
-CLI_TOOLS = [{"functionDeclarations": [
-    {"name": "read_file", "description": "Reads a file", "parametersJsonSchema": {
-        "type": "object", "properties": {"absolute_path": {"type": "string"}}, "required": ["absolute_path"]}},
-    {"name": "run_shell_command", "description": "Runs a command", "parametersJsonSchema": {
-        "$schema": "http://json-schema.org/draft-07/schema#", "type": "object", "additionalProperties": False,
-        "properties": {"command": {"type": "string"}}, "required": ["command"]}}]}]
-CLI_HEADERS = {"x-goog-api-key": "unused", "user-agent": "GeminiCLI/0.20.0 (linux; x64) google-genai-sdk/1.30.0",
-               "x-goog-api-client": "google-genai-sdk/1.30.0 gl-node/v22.0.0"}
+CLI_TOOLS = [
+    {
+        "functionDeclarations": [
+            {
+                "name": "read_file",
+                "description": "Reads a file",
+                "parametersJsonSchema": {
+                    "type": "object",
+                    "properties": {"absolute_path": {"type": "string"}},
+                    "required": ["absolute_path"],
+                },
+            },
+            {
+                "name": "run_shell_command",
+                "description": "Runs a command",
+                "parametersJsonSchema": {
+                    "$schema": "http://json-schema.org/draft-07/schema#",
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"command": {"type": "string"}},
+                    "required": ["command"],
+                },
+            },
+        ]
+    }
+]
+CLI_HEADERS = {
+    "x-goog-api-key": "unused",
+    "user-agent": "GeminiCLI/0.20.0 (linux; x64) google-genai-sdk/1.30.0",
+    "x-goog-api-client": "google-genai-sdk/1.30.0 gl-node/v22.0.0",
+}
 SKIP = "skip_thought_signature_validator"  # Gemini CLI's SYNTHETIC_THOUGHT_SIGNATURE (geminiChat.ts)
 
 
@@ -63,11 +86,21 @@ class Served:
 
         claude = self.stack.enter_context(ServerThread(anthropic))
         self.upstream = self.stack.enter_context(RecordingOpenAI())
-        config = parse_config({"models": {
-            "g": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": gemini},
-            "fast": {"provider": "openai", "model": "up-model", "base_url": self.upstream.url, "price_as": HAIKU},
-            "claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": claude},
-            "haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU}}})
+        config = parse_config(
+            {
+                "models": {
+                    "g": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": gemini},
+                    "fast": {
+                        "provider": "openai",
+                        "model": "up-model",
+                        "base_url": self.upstream.url,
+                        "price_as": HAIKU,
+                    },
+                    "claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": claude},
+                    "haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU},
+                }
+            }
+        )
         self.url = self.stack.enter_context(ServerThread(create_app(config, str(ledger)), lifespan="on"))
         self.client = genai.Client(api_key="unused", http_options={"base_url": self.url})
 
@@ -85,8 +118,9 @@ def served(tmp_path):
 
 def cli_stream(url: str, model: str, body: dict) -> list[dict]:
     """One streamGenerateContent?alt=sse as Gemini CLI posts it: the answer's parts, in order."""
-    answer = httpx.post(f"{url}/v1beta/models/{model}:streamGenerateContent?alt=sse", json=body,
-                        headers=CLI_HEADERS, timeout=60)
+    answer = httpx.post(
+        f"{url}/v1beta/models/{model}:streamGenerateContent?alt=sse", json=body, headers=CLI_HEADERS, timeout=60
+    )
     assert answer.status_code == 200, answer.text
     chunks = [json.loads(line[6:]) for line in answer.text.splitlines() if line.startswith("data: ")]
     assert chunks[-1]["candidates"][0]["finishReason"] == "STOP"
@@ -104,8 +138,9 @@ def cli_next_turn(contents: list[dict], parts: list[dict]) -> list[dict]:
         call["id"] = raw if raw.startswith(f"{call['name']}__") else f"{call['name']}__{raw}"
     first = next(p for p in model_parts if "functionCall" in p)
     first.setdefault("thoughtSignature", SKIP)
-    answers = [{"functionResponse": {"id": c["id"], "name": c["name"], "response": {"output": "file text"}}}
-               for c in calls]
+    answers = [
+        {"functionResponse": {"id": c["id"], "name": c["name"], "response": {"output": "file text"}}} for c in calls
+    ]
     return [*contents, {"role": "model", "parts": model_parts}, {"role": "user", "parts": answers}]
 
 
@@ -113,11 +148,19 @@ def cli_next_turn(contents: list[dict], parts: list[dict]) -> list[dict]:
 def test_a_gemini_cli_tool_loop_keeps_going_on_every_provider(served, model) -> None:
     """Gemini CLI signs the first call of each turn that came unsigned with its stand-in signature: carried to Gemini
     (which skips its check for it), left out for Claude (which would refuse it as a forged signature)."""
-    contents = [{"role": "user", "parts": [{"text": "<session_context>Gemini CLI</session_context>"},
-                                           {"text": "Read /tmp/notes.txt"}]}]
-    body = {"contents": contents, "systemInstruction": {"role": "user", "parts": [{"text": "You are a CLI agent."}]},
-            "tools": CLI_TOOLS, "toolConfig": {"functionCallingConfig": {"mode": "ANY"}},
-            "generationConfig": {"temperature": 1, "topP": 0.95, "maxOutputTokens": 2048}}
+    contents = [
+        {
+            "role": "user",
+            "parts": [{"text": "<session_context>Gemini CLI</session_context>"}, {"text": "Read /tmp/notes.txt"}],
+        }
+    ]
+    body = {
+        "contents": contents,
+        "systemInstruction": {"role": "user", "parts": [{"text": "You are a CLI agent."}]},
+        "tools": CLI_TOOLS,
+        "toolConfig": {"functionCallingConfig": {"mode": "ANY"}},
+        "generationConfig": {"temperature": 1, "topP": 0.95, "maxOutputTokens": 2048},
+    }
     parts = cli_stream(served.url, model, body)
     assert any("functionCall" in p for p in parts)
     contents = cli_next_turn(contents, parts)
@@ -127,15 +170,33 @@ def test_a_gemini_cli_tool_loop_keeps_going_on_every_provider(served, model) -> 
 
 def test_the_sdks_stand_in_signature_bytes_are_left_out_for_claude(served) -> None:
     """google-genai (ADK) sends the stand-in as bytes: the base64 of its ASCII."""
-    call = types.Part(function_call=types.FunctionCall(name="read_file", args={"absolute_path": "/a"}),
-                      thought_signature=SKIP.encode())
-    turn = [types.Content(role="user", parts=[types.Part(text="Read /a")]), types.Content(role="model", parts=[call]),
-            types.Content(role="user", parts=[types.Part(function_response=types.FunctionResponse(
-                name="read_file", response={"output": "a's text"}))])]
-    tools = [types.Tool(function_declarations=[types.FunctionDeclaration(
-        name="read_file", parameters_json_schema=CLI_TOOLS[0]["functionDeclarations"][0]["parametersJsonSchema"])])]
-    config = types.GenerateContentConfig(tools=tools, max_output_tokens=64,
-                                         automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True))
+    call = types.Part(
+        function_call=types.FunctionCall(name="read_file", args={"absolute_path": "/a"}),
+        thought_signature=SKIP.encode(),
+    )
+    turn = [
+        types.Content(role="user", parts=[types.Part(text="Read /a")]),
+        types.Content(role="model", parts=[call]),
+        types.Content(
+            role="user",
+            parts=[
+                types.Part(function_response=types.FunctionResponse(name="read_file", response={"output": "a's text"}))
+            ],
+        ),
+    ]
+    tools = [
+        types.Tool(
+            function_declarations=[
+                types.FunctionDeclaration(
+                    name="read_file",
+                    parameters_json_schema=CLI_TOOLS[0]["functionDeclarations"][0]["parametersJsonSchema"],
+                )
+            ]
+        )
+    ]
+    config = types.GenerateContentConfig(
+        tools=tools, max_output_tokens=64, automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True)
+    )
     for model in ("claude", "haiku", "g"):
         assert served.client.models.generate_content(model=model, contents=turn, config=config).text
     counted = served.client.models.count_tokens(model="claude", contents=turn)
@@ -144,8 +205,11 @@ def test_the_sdks_stand_in_signature_bytes_are_left_out_for_claude(served) -> No
 
 def test_a_thinking_budget_without_an_output_cap_reaches_claude_with_room_for_the_answer(served) -> None:
     """Gemini CLI's 2.5 settings: thinkingBudget 8192, no maxOutputTokens. Claude needs max_tokens above the budget."""
-    body = {"contents": [{"role": "user", "parts": [{"text": "Hi"}]}], "tools": CLI_TOOLS, "generationConfig": {
-        "temperature": 1, "thinkingConfig": {"includeThoughts": True, "thinkingBudget": 8192}}}
+    body = {
+        "contents": [{"role": "user", "parts": [{"text": "Hi"}]}],
+        "tools": CLI_TOOLS,
+        "generationConfig": {"temperature": 1, "thinkingConfig": {"includeThoughts": True, "thinkingBudget": 8192}},
+    }
     parts = cli_stream(served.url, "claude", body)
     assert any(p.get("thought") for p in parts) and any(p.get("text") and not p.get("thought") for p in parts)
 
@@ -157,12 +221,18 @@ def test_adks_labels_on_vertex_reach_every_provider_as_the_ledger_rows_tags(serv
     config = types.GenerateContentConfig(labels={"adk_agent_name": "root_agent"}, max_output_tokens=32)
     for model in ("claude", "haiku", "fast", "g"):
         assert vertex.models.generate_content(model=model, contents="hi", config=config).text
-    bad = httpx.post(f"{served.url}/v1beta/models/claude:generateContent", headers={"x-goog-api-key": "k"},
-                     json={"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "labels": {"n": 1}})
+    bad = httpx.post(
+        f"{served.url}/v1beta/models/claude:generateContent",
+        headers={"x-goog-api-key": "k"},
+        json={"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "labels": {"n": 1}},
+    )
     assert bad.status_code == 400 and bad.json()["error"]["message"].startswith("labels: expected an object")
     for model in ("claude", "haiku", "g"):  # a count checks them as well (it dropped them for non-Gemini models)
-        bad = httpx.post(f"{served.url}/v1beta/models/{model}:countTokens", headers={"x-goog-api-key": "k"},
-                         json={"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "labels": ["a"]})
+        bad = httpx.post(
+            f"{served.url}/v1beta/models/{model}:countTokens",
+            headers={"x-goog-api-key": "k"},
+            json={"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "labels": ["a"]},
+        )
         assert bad.status_code == 400 and bad.json()["error"]["message"].startswith("labels: expected an object")
     rows = served.rows()
     assert len(rows) == 4 and all(row.tags.get("adk_agent_name") == "root_agent" for row in rows)
@@ -173,8 +243,14 @@ def test_claudes_thinking_comes_back_from_an_agent_that_keeps_no_thought_parts(s
     """Gemini CLI drops thought parts from its history; Claude refuses a tool loop whose thinking did not come back.
     The signed thinking rides on the part after it (as Gemini puts its signatures), so the next turn has it."""
     contents = [{"role": "user", "parts": [{"text": "Read /tmp/notes.txt"}]}]
-    body = {"contents": contents, "tools": CLI_TOOLS, "generationConfig": {
-        "maxOutputTokens": 2048, "thinkingConfig": {"includeThoughts": True, "thinkingBudget": 1024}}}
+    body = {
+        "contents": contents,
+        "tools": CLI_TOOLS,
+        "generationConfig": {
+            "maxOutputTokens": 2048,
+            "thinkingConfig": {"includeThoughts": True, "thinkingBudget": 1024},
+        },
+    }
     if stream:
         parts = cli_stream(served.url, "claude", body)
     else:
@@ -207,8 +283,11 @@ def test_include_thoughts_false_answers_without_thoughts_and_the_loop_still_has_
     chunks = list(served.client.models.generate_content_stream(model=model, contents="Hi", config=config))
     streamed = [p for c in chunks if c.candidates[0].content for p in c.candidates[0].content.parts]
     assert not any(p.thought for p in streamed) and any(p.thought_signature for p in streamed) == signed
-    turn = [types.Content(role="user", parts=[types.Part(text="Hi")]), reply.candidates[0].content,
-            types.Content(role="user", parts=[types.Part(text="And?")])]
+    turn = [
+        types.Content(role="user", parts=[types.Part(text="Hi")]),
+        reply.candidates[0].content,
+        types.Content(role="user", parts=[types.Part(text="And?")]),
+    ]
     assert served.client.models.generate_content(model=model, contents=turn, config=config).text
 
 
@@ -222,8 +301,10 @@ def test_include_thoughts_reaches_each_model_as_said(served, monkeypatch) -> Non
 
     gemini: list[dict] = []
     original = gemini_mapping.config_from_request
-    monkeypatch.setattr("tokenomy.providers.gemini_provider.config_from_request",
-                        lambda request: gemini.append(original(request)) or gemini[-1])
+    monkeypatch.setattr(
+        "tokenomy.providers.gemini_provider.config_from_request",
+        lambda request: gemini.append(original(request)) or gemini[-1],
+    )
     converse = record_converse(monkeypatch)
 
     def ask(model: str, **thinking) -> types.GenerateContentResponse:
@@ -252,16 +333,18 @@ def test_include_thoughts_reaches_each_model_as_said(served, monkeypatch) -> Non
 def test_thoughts_not_asked_for_are_not_in_the_answer(served, model) -> None:
     """Gemini shows no thoughts unless `includeThoughts` is true: a thinking budget alone was answered with the
     model's thoughts as thought parts, whole and streamed. Their signatures still ride on the parts after them."""
-    config = types.GenerateContentConfig(thinking_config=types.ThinkingConfig(thinking_budget=1024),
-                                         max_output_tokens=2048)
+    config = types.GenerateContentConfig(
+        thinking_config=types.ThinkingConfig(thinking_budget=1024), max_output_tokens=2048
+    )
     reply = served.client.models.generate_content(model=model, contents="Hi", config=config)
     parts = reply.candidates[0].content.parts
     assert not any(p.thought for p in parts) and any(p.thought_signature for p in parts)
     chunks = list(served.client.models.generate_content_stream(model=model, contents="Hi", config=config))
     streamed = [p for c in chunks if c.candidates[0].content for p in c.candidates[0].content.parts]
     assert not any(p.thought for p in streamed) and any(p.thought_signature for p in streamed)
-    shown = config.model_copy(update={"thinking_config": types.ThinkingConfig(thinking_budget=1024,
-                                                                              include_thoughts=True)})
+    shown = config.model_copy(
+        update={"thinking_config": types.ThinkingConfig(thinking_budget=1024, include_thoughts=True)}
+    )
     reply = served.client.models.generate_content(model=model, contents="Hi", config=shown)
     assert any(p.thought and p.text for p in reply.candidates[0].content.parts)
 
@@ -275,23 +358,30 @@ def test_a_file_by_uri_reaches_a_model_that_can_read_it_and_is_refused_by_name_e
 
     gemini: list[list[dict]] = []
     original = gemini_mapping.contents_from_request
-    monkeypatch.setattr("tokenomy.providers.gemini_provider.contents_from_request",
-                        lambda request: gemini.append(original(request)) or gemini[-1])
+    monkeypatch.setattr(
+        "tokenomy.providers.gemini_provider.contents_from_request",
+        lambda request: gemini.append(original(request)) or gemini[-1],
+    )
     on_the_web, stored = "https://arxiv.org/pdf/1706.03762", "https://generativelanguage.googleapis.com/v1beta/files/f1"
 
     def ask(model: str, uri: str, mime: str = "application/pdf") -> types.GenerateContentResponse:
         paper = types.Part(file_data=types.FileData(file_uri=uri, mime_type=mime, display_name="Paper"))
         turn = [types.Content(role="user", parts=[types.Part(text="Summarise this paper"), paper])]
-        return served.client.models.generate_content(model=model, contents=turn,
-                                                     config=types.GenerateContentConfig(max_output_tokens=64))
+        return served.client.models.generate_content(
+            model=model, contents=turn, config=types.GenerateContentConfig(max_output_tokens=64)
+        )
 
     assert ask("claude", on_the_web).text
     assert served.claude_bodies[-1]["messages"][0]["content"][1] == {
-        "type": "document", "source": {"type": "url", "url": on_the_web}, "title": "Paper"}
+        "type": "document",
+        "source": {"type": "url", "url": on_the_web},
+        "title": "Paper",
+    }
     for uri in (on_the_web, stored, "gs://bucket/paper.pdf"):
         assert ask("g", uri).text
-        assert gemini[-1][0]["parts"][1] == {"file_data": {"file_uri": uri, "mime_type": "application/pdf",
-                                                           "display_name": "Paper"}}
+        assert gemini[-1][0]["parts"][1] == {
+            "file_data": {"file_uri": uri, "mime_type": "application/pdf", "display_name": "Paper"}
+        }
     refused = [("fast", on_the_web, "a document by URL"), ("haiku", on_the_web, "a document by URL")]
     refused += [(model, stored, "a file id of the Gemini API") for model in ("claude", "haiku", "fast")]
     calls = len(served.claude_bodies), len(served.upstream.bodies)
@@ -307,7 +397,6 @@ def test_a_file_by_uri_reaches_a_model_that_can_read_it_and_is_refused_by_name_e
     assert (len(served.claude_bodies), len(served.upstream.bodies)) == calls
 
 
-
 def test_an_image_of_gemini_s_own_files_reaches_gemini_only_and_a_typeless_link_is_read_by_its_name(
     served, monkeypatch
 ) -> None:
@@ -320,15 +409,18 @@ def test_an_image_of_gemini_s_own_files_reaches_gemini_only_and_a_typeless_link_
 
     gemini: list[list[dict]] = []
     original = gemini_mapping.contents_from_request
-    monkeypatch.setattr("tokenomy.providers.gemini_provider.contents_from_request",
-                        lambda request: gemini.append(original(request)) or gemini[-1])
+    monkeypatch.setattr(
+        "tokenomy.providers.gemini_provider.contents_from_request",
+        lambda request: gemini.append(original(request)) or gemini[-1],
+    )
     stored, bucket = "https://generativelanguage.googleapis.com/v1beta/files/img1", "gs://bucket/cat.png"
 
     def ask(model: str, uri: str, mime: str | None = "image/png") -> types.GenerateContentResponse:
         picture = types.Part(file_data=types.FileData(file_uri=uri, mime_type=mime))
         turn = [types.Content(role="user", parts=[types.Part(text="What is in it?"), picture])]
-        return served.client.models.generate_content(model=model, contents=turn,
-                                                     config=types.GenerateContentConfig(max_output_tokens=64))
+        return served.client.models.generate_content(
+            model=model, contents=turn, config=types.GenerateContentConfig(max_output_tokens=64)
+        )
 
     for uri in (stored, bucket):
         assert ask("g", uri).text
@@ -347,11 +439,15 @@ def test_an_image_of_gemini_s_own_files_reaches_gemini_only_and_a_typeless_link_
     web_image = "https://example.com/cat.png"
     assert ask("claude", web_image).text
     assert served.claude_bodies[-1]["messages"][0]["content"][1] == {
-        "type": "image", "source": {"type": "url", "url": web_image}}
+        "type": "image",
+        "source": {"type": "url", "url": web_image},
+    }
     paper = "https://arxiv.org/pdf/1706.03762.pdf?download=1"
     assert ask("claude", paper, None).text
     assert served.claude_bodies[-1]["messages"][0]["content"][1] == {
-        "type": "document", "source": {"type": "url", "url": paper}}
+        "type": "document",
+        "source": {"type": "url", "url": paper},
+    }
     assert ask("claude", "https://cdn.example.com/render/41", None).text  # no name says what it is: an image
     assert served.claude_bodies[-1]["messages"][0]["content"][1]["type"] == "image"
 
@@ -369,13 +465,25 @@ def test_an_image_a_function_returned_in_its_response_parts_reaches_the_model(se
     from tokenomy.providers.gemini_inbound import request_from_gemini
     from tokenomy.providers.gemini_mapping import contents_from_request
 
-    answer = {"id": "read_file__c1", "name": "read_file", "response": {"output": "Binary content provided."},
-              "parts": [{"inlineData": {"mimeType": "image/png", "data": base64.b64encode(PNG).decode()}}]}
-    body = {"contents": [
-        {"role": "user", "parts": [{"text": "What is in /a.png?"}]},
-        {"role": "model", "parts": [{"functionCall": {"id": "read_file__c1", "name": "read_file",
-                                                      "args": {"absolute_path": "/a.png"}}}]},
-        {"role": "user", "parts": [{"functionResponse": answer}]}], "tools": CLI_TOOLS}
+    answer = {
+        "id": "read_file__c1",
+        "name": "read_file",
+        "response": {"output": "Binary content provided."},
+        "parts": [{"inlineData": {"mimeType": "image/png", "data": base64.b64encode(PNG).decode()}}],
+    }
+    body = {
+        "contents": [
+            {"role": "user", "parts": [{"text": "What is in /a.png?"}]},
+            {
+                "role": "model",
+                "parts": [
+                    {"functionCall": {"id": "read_file__c1", "name": "read_file", "args": {"absolute_path": "/a.png"}}}
+                ],
+            },
+            {"role": "user", "parts": [{"functionResponse": answer}]},
+        ],
+        "tools": CLI_TOOLS,
+    }
     for model in ("g", "claude"):
         reply = httpx.post(f"{served.url}/v1beta/models/{model}:generateContent", json=body, headers=CLI_HEADERS)
         assert reply.status_code == 200, reply.text
@@ -388,8 +496,10 @@ def test_an_image_a_function_returned_in_its_response_parts_reaches_the_model(se
     assert carried.status_code == 200, carried.text
     *_, tool, user = served.upstream.last["messages"]
     assert tool["role"] == "tool" and tool["tool_call_id"] == "read_file__c1"
-    assert user["content"] == [{"type": "text", "text": "Tool call read_file__c1 returned:"}, {
-        "type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(PNG).decode()}}]
+    assert user["content"] == [
+        {"type": "text", "text": "Tool call read_file__c1 returned:"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(PNG).decode()}},
+    ]
 
 
 def test_validated_function_calling_is_strict_tools_the_model_may_call(served) -> None:
@@ -397,8 +507,11 @@ def test_validated_function_calling_is_strict_tools_the_model_may_call(served) -
     from tokenomy.providers.gemini_inbound import request_from_gemini
     from tokenomy.providers.gemini_mapping import config_from_request
 
-    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "tools": CLI_TOOLS,
-            "toolConfig": {"functionCallingConfig": {"mode": "VALIDATED"}}}
+    body = {
+        "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+        "tools": CLI_TOOLS,
+        "toolConfig": {"functionCallingConfig": {"mode": "VALIDATED"}},
+    }
     for model in ("g", "claude", "fast", "haiku"):
         reply = httpx.post(f"{served.url}/v1beta/models/{model}:generateContent", json=body, headers=CLI_HEADERS)
         assert reply.status_code == 200, reply.text
@@ -410,7 +523,8 @@ def test_validated_function_calling_is_strict_tools_the_model_may_call(served) -
 
 
 def test_a_malformed_tool_call_ends_as_geminis_malformed_function_call_whichever_model_made_it(
-        served, monkeypatch) -> None:
+    served, monkeypatch
+) -> None:
     """Converse's stopReason malformed_tool_use (and malformed_model_output) came back as "MALFORMED_TOOL_USE", no
     reason Gemini has: the SDK warned, and an agent that retries on MALFORMED_FUNCTION_CALL (ADK, Gemini CLI) saw an
     unknown reason and stopped. They are now Gemini's counterparts, MALFORMED_FUNCTION_CALL and MALFORMED_RESPONSE."""
@@ -424,8 +538,10 @@ def test_a_malformed_tool_call_ends_as_geminis_malformed_function_call_whichever
             yield event if event[0] != "finish" else (event[0], event[1], said["reason"])
 
     monkeypatch.setattr(bedrock_converse, "answer_events", malformed)
-    for reason, gemini in (("malformed_tool_use", types.FinishReason.MALFORMED_FUNCTION_CALL),
-                           ("malformed_model_output", types.FinishReason.MALFORMED_RESPONSE)):
+    for reason, gemini in (
+        ("malformed_tool_use", types.FinishReason.MALFORMED_FUNCTION_CALL),
+        ("malformed_model_output", types.FinishReason.MALFORMED_RESPONSE),
+    ):
         said["reason"] = reason
         reply = served.client.models.generate_content(model="haiku", contents="hi")
         assert reply.candidates[0].finish_reason == gemini, reason
@@ -441,8 +557,9 @@ def test_thinking_off_is_sent_to_claude_models_that_think_and_not_to_one_with_no
 
     sent: list[dict] = []
     original = bedrock_provider.to_converse_params
-    monkeypatch.setattr(bedrock_provider, "to_converse_params",
-                        lambda request: sent.append(original(request)) or sent[-1])
+    monkeypatch.setattr(
+        bedrock_provider, "to_converse_params", lambda request: sent.append(original(request)) or sent[-1]
+    )
     off = types.GenerateContentConfig(thinking_config=types.ThinkingConfig(thinking_budget=0), max_output_tokens=20)
     assert served.client.models.generate_content(model="haiku", contents="hi", config=off).text
     assert "thinking" not in sent[-1].get("additionalModelRequestFields", {})

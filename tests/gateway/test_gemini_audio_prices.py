@@ -28,8 +28,9 @@ def no_google_env(monkeypatch):
 def test_a_gemini_call_with_audio_is_recorded_at_the_audio_price(tmp_path) -> None:
     ledger = tmp_path / "ledger.duckdb"
     with ServerThread(create_gemini(engine=InstantEngine())) as gemini:
-        config = parse_config({"models": {"g": {"provider": "gemini", "model": "gemini-2.5-flash",
-                                                "base_url": gemini}}})
+        config = parse_config(
+            {"models": {"g": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": gemini}}}
+        )
         with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
             client = genai.Client(api_key="unused", http_options={"base_url": url})
             audio = types.Part.from_bytes(data=b"RIFF" + bytes(64), mime_type="audio/wav")
@@ -47,15 +48,18 @@ def test_audio_sent_by_uri_is_recorded_at_the_audio_price(tmp_path) -> None:
     modality by its MIME type. The emulator counted only inline audio as audio, so the gateway priced it as text."""
     ledger = tmp_path / "ledger.duckdb"
     with ServerThread(create_gemini(engine=InstantEngine())) as gemini:
-        config = parse_config({"models": {"g": {"provider": "gemini", "model": "gemini-2.5-flash",
-                                                "base_url": gemini}}})
+        config = parse_config(
+            {"models": {"g": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": gemini}}}
+        )
         with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
             client = genai.Client(api_key="unused", http_options={"base_url": url})
-            audio = types.Part.from_uri(file_uri="https://generativelanguage.googleapis.com/v1beta/files/abc",
-                                        mime_type="audio/mpeg")
+            audio = types.Part.from_uri(
+                file_uri="https://generativelanguage.googleapis.com/v1beta/files/abc", mime_type="audio/mpeg"
+            )
             reply = client.models.generate_content(model="g", contents=[audio, "Transcribe"])
     assert reply.usage_metadata.prompt_tokens_details[-1] == types.ModalityTokenCount(
-        modality="AUDIO", token_count=DOCUMENT_TOKENS)
+        modality="AUDIO", token_count=DOCUMENT_TOKENS
+    )
     [row] = open_store(str(ledger)).events()
     text = row.input_tokens - DOCUMENT_TOKENS
     assert row.input_cost_usd == (DOCUMENT_TOKENS * Decimal("1.00") + text * Decimal("0.30")) / 1_000_000
@@ -65,8 +69,9 @@ def test_the_gemini_answer_passes_on_the_per_modality_counts_gemini_sent(tmp_pat
     """usageMetadata's promptTokensDetails and candidatesTokensDetails (audio apart from text) reach the caller as
     Gemini sent them, whole and streamed; the gateway's answer left them out, though it priced the audio by them."""
     with ServerThread(create_gemini(engine=InstantEngine())) as gemini:
-        config = parse_config({"models": {"g": {"provider": "gemini", "model": "gemini-2.5-flash",
-                                                "base_url": gemini}}})
+        config = parse_config(
+            {"models": {"g": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": gemini}}}
+        )
         with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
             client = genai.Client(api_key="unused", http_options={"base_url": url})
             direct = genai.Client(api_key="unused", http_options={"base_url": gemini})
@@ -75,8 +80,10 @@ def test_the_gemini_answer_passes_on_the_per_modality_counts_gemini_sent(tmp_pat
             sent = direct.models.generate_content(**{**asked, "model": "gemini-2.5-flash"}).usage_metadata
             whole = client.models.generate_content(**asked).usage_metadata
             streamed = list(client.models.generate_content_stream(**asked))[-1].usage_metadata
-    prompt = [types.ModalityTokenCount(modality="TEXT", token_count=sent.prompt_token_count - DOCUMENT_TOKENS),
-              types.ModalityTokenCount(modality="AUDIO", token_count=DOCUMENT_TOKENS)]
+    prompt = [
+        types.ModalityTokenCount(modality="TEXT", token_count=sent.prompt_token_count - DOCUMENT_TOKENS),
+        types.ModalityTokenCount(modality="AUDIO", token_count=DOCUMENT_TOKENS),
+    ]
     assert sent.prompt_tokens_details == prompt and sent.candidates_tokens_details
     for usage in (whole, streamed):
         assert usage.prompt_token_count == sent.prompt_token_count
@@ -90,10 +97,18 @@ def test_cached_audio_is_read_from_cache_tokens_details_and_taken_out_of_the_unc
     those were audio, so 1,000 prompt audio tokens of which 600 cached are 400 uncached and 600 cached audio."""
     from tokenomy.providers.gemini_parts_read import usage_from_gemini
 
-    meta = types.GenerateContentResponseUsageMetadata.model_validate({
-        "promptTokenCount": 1_500, "cachedContentTokenCount": 800, "candidatesTokenCount": 10,
-        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": 500}, {"modality": "AUDIO", "tokenCount": 1_000}],
-        "cacheTokensDetails": [{"modality": "TEXT", "tokenCount": 200}, {"modality": "AUDIO", "tokenCount": 600}]})
+    meta = types.GenerateContentResponseUsageMetadata.model_validate(
+        {
+            "promptTokenCount": 1_500,
+            "cachedContentTokenCount": 800,
+            "candidatesTokenCount": 10,
+            "promptTokensDetails": [
+                {"modality": "TEXT", "tokenCount": 500},
+                {"modality": "AUDIO", "tokenCount": 1_000},
+            ],
+            "cacheTokensDetails": [{"modality": "TEXT", "tokenCount": 200}, {"modality": "AUDIO", "tokenCount": 600}],
+        }
+    )
     usage = usage_from_gemini(meta)
     assert (usage.input_tokens, usage.cache_read_tokens) == (700, 800)
     assert (usage.audio_input_tokens, usage.audio_cache_read_tokens) == (400, 600)

@@ -31,8 +31,13 @@ QUERIES = 2  # the emulator's groundingMetadata: two webSearchQueries
 
 @pytest.fixture(autouse=True)
 def no_google_env(monkeypatch):
-    for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "GOOGLE_CLOUD_PROJECT", "GOOGLE_CLOUD_LOCATION",
-                "GOOGLE_GENAI_USE_VERTEXAI"):
+    for key in (
+        "GEMINI_API_KEY",
+        "GOOGLE_API_KEY",
+        "GOOGLE_CLOUD_PROJECT",
+        "GOOGLE_CLOUD_LOCATION",
+        "GOOGLE_GENAI_USE_VERTEXAI",
+    ):
         monkeypatch.delenv(key, raising=False)
 
 
@@ -62,13 +67,19 @@ def test_each_search_is_in_the_ledger_at_its_generations_unit_whole_and_streamed
     ledger = str(tmp_path / "ledger.duckdb")
     with ServerThread(create_app(parse_config({"models": models(emulator)}), ledger), lifespan="on") as url:
         studio = genai.Client(api_key="unused", http_options={"base_url": url})
-        vertex = genai.Client(vertexai=True, project="acme", location="us-central1", credentials=Credentials(token="t"),
-                              http_options={"base_url": url})
+        vertex = genai.Client(
+            vertexai=True,
+            project="acme",
+            location="us-central1",
+            credentials=Credentials(token="t"),
+            http_options={"base_url": url},
+        )
         for client, route in ((studio, "g2"), (studio, "g3"), (vertex, "v3")):
             whole = client.models.generate_content(model=route, contents="Weather in Paris?", config=SEARCH)
             assert len(whole.candidates[0].grounding_metadata.web_search_queries) == QUERIES
-            chunks = list(client.models.generate_content_stream(model=route, contents="Weather in Paris?",
-                                                                config=SEARCH))
+            chunks = list(
+                client.models.generate_content_stream(model=route, contents="Weather in Paris?", config=SEARCH)
+            )
             assert len(chunks[-1].candidates[0].grounding_metadata.web_search_queries) == QUERIES
             plain = client.models.generate_content(model=route, contents="Weather in Paris?")  # no search: no charge
             assert plain.candidates[0].grounding_metadata is None

@@ -22,8 +22,15 @@ from tokenomy.pricing.catalog import default_catalog
 
 MODEL = "gemini-2.5-flash"
 MILLION = Decimal(1_000_000)
-TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {
-    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        },
+    }
+]
 
 
 @pytest.fixture(autouse=True)
@@ -45,26 +52,39 @@ def test_openai_sdk_through_the_gateway_to_gemini(ledger_path: Path) -> None:
             messages += [reply.choices[0].message, {"role": "tool", "tool_call_id": call.id, "content": "18C sunny"}]
             answer = client.chat.completions.create(model="g", messages=messages, tools=TOOLS)
             assert "18C" in answer.choices[0].message.content  # the tool result reached Gemini
-            stream = client.chat.completions.create(model="g", messages=[{"role": "user", "content": "Say hi"}],
-                                                    stream=True, stream_options={"include_usage": True})
+            stream = client.chat.completions.create(
+                model="g",
+                messages=[{"role": "user", "content": "Say hi"}],
+                stream=True,
+                stream_options={"include_usage": True},
+            )
             chunks = list(stream)
             assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Re: Say hi"
 
             sdk = genai.Client(api_key="x", http_options={"base_url": upstream})
             cache = sdk.caches.create(model=MODEL, config=types.CreateCachedContentConfig(contents=["term " * 1500]))
-            cached = client.chat.completions.create(model="g", messages=[{"role": "user", "content": "Sum up"}],
-                                                    extra_body={"cached_content": cache.name})
+            cached = client.chat.completions.create(
+                model="g", messages=[{"role": "user", "content": "Sum up"}], extra_body={"cached_content": cache.name}
+            )
             assert cached.usage.prompt_tokens_details.cached_tokens == cache.usage_metadata.total_token_count
             with pytest.raises(openai.BadRequestError, match="logit_bias"):
-                client.chat.completions.create(model="g", messages=[{"role": "user", "content": "x"}],
-                                               logit_bias={"1": 1})
+                client.chat.completions.create(
+                    model="g", messages=[{"role": "user", "content": "x"}], logit_bias={"1": 1}
+                )
     events = open_store(ledger_path).events()
     assert [e.provider for e in events] == ["gcp.gemini"] * 4 and {e.outcome for e in events} == {"ok"}
     last = events[-1]
     entry = default_catalog().lookup(MODEL)
     assert last.cache_read_tokens == cache.usage_metadata.total_token_count
-    assert last.cost_usd == (last.input_tokens * entry.input + last.cache_read_tokens * entry.cache_read
-                             + last.output_tokens * entry.output) / MILLION
+    assert (
+        last.cost_usd
+        == (
+            last.input_tokens * entry.input
+            + last.cache_read_tokens * entry.cache_read
+            + last.output_tokens * entry.output
+        )
+        / MILLION
+    )
 
 
 @pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
@@ -93,18 +113,29 @@ def test_a_signature_on_a_streamed_function_call_is_its_own_thinking_block_befor
     from tokenomy.providers.gemini_provider import GeminiProvider
 
     writer = EventWriter("msg_1", "g")
-    events = [event for part in ({"thought": True, "text": "Look it up."},
-                                 {"function_call": {"name": "get_weather", "args": {}}, "thought_signature": b"sig"})
-              for event in writer.chunk(GeminiProvider._chunk(part, 0))]
+    events = [
+        event
+        for part in (
+            {"thought": True, "text": "Look it up."},
+            {"function_call": {"name": "get_weather", "args": {}}, "thought_signature": b"sig"},
+        )
+        for event in writer.chunk(GeminiProvider._chunk(part, 0))
+    ]
     shapes = []
     for event in events:
         data = json.loads(event.decode().split("data: ", 1)[1])
         shapes.append((data["type"], (data.get("content_block") or data.get("delta") or {}).get("type")))
-    assert shapes == [("message_start", None),  # sent with the first piece (it may carry the upstream's counts)
-                      ("content_block_start", "thinking"), ("content_block_delta", "thinking_delta"),
-                      ("content_block_stop", None), ("content_block_start", "thinking"),
-                      ("content_block_delta", "signature_delta"), ("content_block_stop", None),
-                      ("content_block_start", "tool_use"), ("content_block_delta", "input_json_delta")]
+    assert shapes == [
+        ("message_start", None),  # sent with the first piece (it may carry the upstream's counts)
+        ("content_block_start", "thinking"),
+        ("content_block_delta", "thinking_delta"),
+        ("content_block_stop", None),
+        ("content_block_start", "thinking"),
+        ("content_block_delta", "signature_delta"),
+        ("content_block_stop", None),
+        ("content_block_start", "tool_use"),
+        ("content_block_delta", "input_json_delta"),
+    ]
 
 
 def test_an_openai_sdk_tool_loop_with_gemini_thinking_sends_the_signatures_back(ledger_path: Path) -> None:
@@ -114,8 +145,12 @@ def test_an_openai_sdk_tool_loop_with_gemini_thinking_sends_the_signatures_back(
         config = {"models": {"g": {"provider": "gemini", "model": MODEL, "base_url": upstream}}}
         with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
             client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
-            ask = {"model": "g", "max_tokens": 256, "tools": TOOLS,
-                   "extra_body": {"thinking": {"type": "enabled", "budget_tokens": 128}}}
+            ask = {
+                "model": "g",
+                "max_tokens": 256,
+                "tools": TOOLS,
+                "extra_body": {"thinking": {"type": "enabled", "budget_tokens": 128}},
+            }
             messages = [{"role": "user", "content": "Weather in Paris?"}]
             whole = client.chat.completions.create(messages=messages, tool_choice="required", **ask).choices[0]
             with client.chat.completions.stream(messages=messages, tool_choice="required", **ask) as stream:
@@ -124,8 +159,11 @@ def test_an_openai_sdk_tool_loop_with_gemini_thinking_sends_the_signatures_back(
                 blocks = message.model_extra["thinking_blocks"]
                 assert [b["type"] for b in blocks] == ["thinking"] and blocks[0]["signature"]
                 assert blocks[0]["thinking"] == message.model_extra["reasoning_content"]
-                turn = [*messages, message, {"role": "tool", "tool_call_id": message.tool_calls[0].id,
-                                             "content": "18C sunny"}]
+                turn = [
+                    *messages,
+                    message,
+                    {"role": "tool", "tool_call_id": message.tool_calls[0].id, "content": "18C sunny"},
+                ]
                 assert "18C" in client.chat.completions.create(messages=turn, **ask).choices[0].message.content
             assert streamed.message.model_extra["thinking_blocks"] == whole.message.model_extra["thinking_blocks"]
 
@@ -141,25 +179,44 @@ def test_a_thought_signature_on_a_function_call_rides_on_that_tool_call_through_
     from tokenomy.providers.gemini_parts_read import blocks_from_parts
     from tokenomy.providers.gemini_provider import GeminiProvider
 
-    parts = [{"text": "Checking."}, {"function_call": {"name": "get_weather", "args": {"city": "Paris"}},
-                                     "thought_signature": b"sig"}]
-    answer = ChatResponse(content=blocks_from_parts(parts), model=MODEL, provider="gcp.gemini", usage=Usage(1, 1),
-                          finish_reason="tool_calls", latency_ms=1)
+    parts = [
+        {"text": "Checking."},
+        {"function_call": {"name": "get_weather", "args": {"city": "Paris"}}, "thought_signature": b"sig"},
+    ]
+    answer = ChatResponse(
+        content=blocks_from_parts(parts),
+        model=MODEL,
+        provider="gcp.gemini",
+        usage=Usage(1, 1),
+        finish_reason="tool_calls",
+        latency_ms=1,
+    )
     message = message_body(answer)
     assert message["tool_calls"][0]["extra_content"] == {"google": {"thought_signature": "c2ln"}}
     assert "thinking_blocks" not in message and "reasoning_content" not in message
     streamed = chunk_delta(GeminiProvider._chunk(parts[1], 0))
-    assert streamed is not None and streamed[0]["tool_calls"][0]["extra_content"] == message["tool_calls"][0][
-        "extra_content"]
+    assert (
+        streamed is not None
+        and streamed[0]["tool_calls"][0]["extra_content"] == message["tool_calls"][0]["extra_content"]
+    )
     assert signed_reasoning_delta(answer, {0}) == {}  # already said with the call
     late = signed_reasoning_delta(answer, set())  # a call streamed without it gets it before the stream ends
     assert late == {"tool_calls": [{"index": 0, "extra_content": message["tool_calls"][0]["extra_content"]}]}
-    body = ChatCompletionRequest.model_validate({"model": "g", "messages": [
-        {"role": "user", "content": "Weather in Paris?"}, message,
-        {"role": "tool", "tool_call_id": message["tool_calls"][0]["id"], "content": "18C"}]})
+    body = ChatCompletionRequest.model_validate(
+        {
+            "model": "g",
+            "messages": [
+                {"role": "user", "content": "Weather in Paris?"},
+                message,
+                {"role": "tool", "tool_call_id": message["tool_calls"][0]["id"], "content": "18C"},
+            ],
+        }
+    )
     sent = contents_from_request(to_chat_request(body, {}, None, RouteConfig()))
-    assert sent[1]["parts"] == [{"text": "Checking."}, {"function_call": {"name": "get_weather", "args": {
-        "city": "Paris"}}, "thought_signature": b"sig"}]
+    assert sent[1]["parts"] == [
+        {"text": "Checking."},
+        {"function_call": {"name": "get_weather", "args": {"city": "Paris"}}, "thought_signature": b"sig"},
+    ]
 
 
 def test_litellms_copy_of_the_answers_fields_comes_back_with_the_message_and_is_read_as_them(ledger_path) -> None:
@@ -174,20 +231,33 @@ def test_litellms_copy_of_the_answers_fields_comes_back_with_the_message_and_is_
             answer = client.chat.completions.create(messages=messages, tool_choice="required", **ask).choices[0]
             blocks = answer.message.model_extra["thinking_blocks"]
             call = answer.message.tool_calls[0].model_dump(exclude_none=True)
-            sent = {"role": "assistant", "tool_calls": [call], "reasoning_content": blocks[0]["thinking"],
-                    "thinking_blocks": blocks, "provider_specific_fields": {"thinking_blocks": blocks}}
+            sent = {
+                "role": "assistant",
+                "tool_calls": [call],
+                "reasoning_content": blocks[0]["thinking"],
+                "thinking_blocks": blocks,
+                "provider_specific_fields": {"thinking_blocks": blocks},
+            }
             result = {"role": "tool", "tool_call_id": call["id"], "content": "18C sunny"}
-            copy_only = {"role": "assistant", "tool_calls": [call],
-                         "provider_specific_fields": {"thinking_blocks": blocks}}
+            copy_only = {
+                "role": "assistant",
+                "tool_calls": [call],
+                "provider_specific_fields": {"thinking_blocks": blocks},
+            }
             for assistant in (sent, copy_only):  # the copy alone still carries the signature Gemini checks
                 reply = client.chat.completions.create(messages=[*messages, assistant, result], **ask)
                 assert "18C" in reply.choices[0].message.content
-            for fields, param in (({"thinking_blocks": [{**blocks[0], "signature": "b3RoZXI="}]},
-                                   "messages[1].provider_specific_fields.thinking_blocks"),
-                                  ({"citations": []}, "messages[1].provider_specific_fields.citations")):
+            for fields, param in (
+                (
+                    {"thinking_blocks": [{**blocks[0], "signature": "b3RoZXI="}]},
+                    "messages[1].provider_specific_fields.thinking_blocks",
+                ),
+                ({"citations": []}, "messages[1].provider_specific_fields.citations"),
+            ):
                 with pytest.raises(openai.BadRequestError) as refused:
                     client.chat.completions.create(
-                        messages=[*messages, {**sent, "provider_specific_fields": fields}, result], **ask)
+                        messages=[*messages, {**sent, "provider_specific_fields": fields}, result], **ask
+                    )
                 assert refused.value.body["param"] == param
 
 
@@ -207,8 +277,13 @@ def test_the_ids_made_up_for_geminis_function_calls_are_unique_across_a_conversa
             messages: list = [{"role": "user", "content": "Weather in Paris?"}]
             ids = []
             for stream in (False, True, False):
-                ask = {"model": "g", "max_tokens": 256, "messages": messages, "tools": [tool],
-                       "tool_choice": {"type": "any"}}
+                ask = {
+                    "model": "g",
+                    "max_tokens": 256,
+                    "messages": messages,
+                    "tools": [tool],
+                    "tool_choice": {"type": "any"},
+                }
                 if stream:
                     with client.messages.stream(**ask) as streamed:
                         reply = streamed.get_final_message()
@@ -216,7 +291,8 @@ def test_the_ids_made_up_for_geminis_function_calls_are_unique_across_a_conversa
                     reply = client.messages.create(**ask)
                 (use,) = [block for block in reply.content if block.type == "tool_use"]
                 ids.append(use.id)
-                messages += [{"role": "assistant", "content": [use.model_dump(exclude_none=True)]},
-                             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id,
-                                                           "content": "18C"}]}]
+                messages += [
+                    {"role": "assistant", "content": [use.model_dump(exclude_none=True)]},
+                    {"role": "user", "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "18C"}]},
+                ]
     assert len(set(ids)) == 3 and all(i.startswith("gemini-call-") for i in ids)

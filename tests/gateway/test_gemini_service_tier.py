@@ -33,10 +33,15 @@ def test_service_tier_reaches_gemini_and_is_refused_by_name_for_another_provider
     bodies: list[dict] = []
     ledger = str(tmp_path / "ledger.duckdb")
     with ServerThread(capturing(emulator, bodies)) as gemini, RecordingOpenAI() as upstream:
-        config = parse_config({"models": {
-            "g": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": gemini},
-            "fast": {"provider": "openai", "model": "up-model", "base_url": upstream.url, "price_as": HAIKU}},
-            "routes": {"g-then-fast": {"model": "g", "fallback": ["fast"]}}})
+        config = parse_config(
+            {
+                "models": {
+                    "g": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": gemini},
+                    "fast": {"provider": "openai", "model": "up-model", "base_url": upstream.url, "price_as": HAIKU},
+                },
+                "routes": {"g-then-fast": {"model": "g", "fallback": ["fast"]}},
+            }
+        )
         with ServerThread(create_app(config, ledger), lifespan="on") as url:
             client = genai.Client(api_key="unused", http_options={"base_url": url})
             flex = types.GenerateContentConfig(service_tier="flex", max_output_tokens=16)

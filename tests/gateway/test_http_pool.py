@@ -26,8 +26,10 @@ Answer = Callable[[bytes], list[bytes | float | None]]  # per request: bytes to 
 
 
 def ok(body: bytes = b'{"ok":1}', extra: bytes = b"") -> list[bytes | float | None]:
-    return [b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n%scontent-length: %d\r\n\r\n%s"
-            % (extra, len(body), body)]
+    return [
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n%scontent-length: %d\r\n\r\n%s"
+        % (extra, len(body), body)
+    ]
 
 
 async def serve(answer: Answer) -> tuple[asyncio.Server, list[bytes], list[int]]:
@@ -44,8 +46,13 @@ async def serve(answer: Answer) -> tuple[asyncio.Server, list[bytes], list[int]]
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
-                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                                  if line.lower().startswith(b"content-length")))
+                length = int(
+                    next(
+                        line.split(b":")[1]
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length")
+                    )
+                )
                 request = head + await reader.readexactly(length)
                 requests.append(request)
                 connections.append(number)
@@ -119,7 +126,7 @@ def test_requests_carry_the_path_headers_and_body_and_reuse_one_connection():
 
 
 def test_chunked_answers_are_decoded_and_streamed_line_by_line():
-    chunks = [b"data: {\"a\":1}\n\nda", b"ta: [DONE]\n\n"]
+    chunks = [b'data: {"a":1}\n\nda', b"ta: [DONE]\n\n"]
     head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
 
     def answer(_: bytes) -> list[bytes | float | None]:
@@ -378,10 +385,15 @@ def test_a_compressed_answer_sent_despite_identity_is_decoded_and_an_unknown_enc
     def answer(request: bytes) -> list[bytes | float | None]:
         if b"stream" in request:  # gzip across chunks, read line by line
             head = b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ntransfer-encoding: chunked\r\n\r\n"
-            pieces = [gzipped[i:i + 7] for i in range(0, len(gzipped), 7)]
+            pieces = [gzipped[i : i + 7] for i in range(0, len(gzipped), 7)]
             return [head, *(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces), b"0\r\n\r\n"]
-        encoding, data = ((b"br", b"\x0b\x02") if b"br" in request
-                          else (b"deflate", deflated) if b"deflate" in request else (b"gzip", gzipped))
+        encoding, data = (
+            (b"br", b"\x0b\x02")
+            if b"br" in request
+            else (b"deflate", deflated)
+            if b"deflate" in request
+            else (b"gzip", gzipped)
+        )
         return ok(data, extra=b"content-encoding: %s\r\n" % encoding)
 
     async def main():
@@ -406,8 +418,9 @@ def test_a_switch_of_protocols_fails_the_request_without_a_fatal_error_in_the_ev
     async def main():
         loop_errors: list[dict] = []
         asyncio.get_running_loop().set_exception_handler(lambda _, context: loop_errors.append(context))
-        server, _, _ = await serve(lambda _: [b"HTTP/1.1 101 Switching Protocols\r\nupgrade: h2c\r\n"
-                                              b"connection: upgrade\r\n\r\nraw bytes", 0.2])
+        server, _, _ = await serve(
+            lambda _: [b"HTTP/1.1 101 Switching Protocols\r\nupgrade: h2c\r\nconnection: upgrade\r\n\r\nraw bytes", 0.2]
+        )
         pool = HttpPool(url(server), {}, 5)
         with contextlib.suppress(UpstreamDisconnected):  # a 101 and no body, or the error: either is no answer
             await post(pool)
@@ -463,8 +476,11 @@ def test_a_body_or_one_stream_line_past_the_limit_fails_but_a_longer_stream_of_s
         if b"bomb" in request:
             return ok(bomb, extra=b"content-encoding: gzip\r\n")
         if b"short" in request:  # 10 KB of 100-byte lines, in 1 KB chunks read as they come
-            return [CHUNKED, *[step for _ in range(10) for step in (0.01, chunk((b"y" * 99 + b"\n") * 10))],
-                    b"0\r\n\r\n"]
+            return [
+                CHUNKED,
+                *[step for _ in range(10) for step in (0.01, chunk((b"y" * 99 + b"\n") * 10))],
+                b"0\r\n\r\n",
+            ]
         return [CHUNKED, *[chunk(b"z" * 1000)] * 10, b"0\r\n\r\n"]  # one 10 KB line
 
     async def lines(pool: HttpPool, body: bytes) -> list[bytes]:

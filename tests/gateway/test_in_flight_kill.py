@@ -40,8 +40,13 @@ def test_calls_in_flight_when_the_gateway_is_sigkilled_are_in_the_ledger_and_the
     with server as upstream:
         config = tmp_path / "tokenomy.yaml"
         priced_as = {"chat": HAIKU, "priority": "gpt-4o", "embeddings": "text-embedding-3-small"}[api]
-        slow = {"provider": "openai", "model": "slow", "base_url": upstream, "api_key_env": "SLOW_KEY",
-                "price_as": priced_as}
+        slow = {
+            "provider": "openai",
+            "model": "slow",
+            "base_url": upstream,
+            "api_key_env": "SLOW_KEY",
+            "price_as": priced_as,
+        }
         config.write_text(json.dumps({"auth": True, "models": {"slow": slow}}))
 
         def serve() -> subprocess.Popen:
@@ -98,8 +103,9 @@ def test_calls_in_flight_when_the_gateway_is_sigkilled_are_in_the_ledger_and_the
     assert not list((tmp_path / "ledger.duckdb.journal").glob("*.jsonl"))  # replayed and cleaned up
 
 
-def test_a_gemini_call_with_audio_in_flight_at_a_kill_is_replayed_with_its_audio_at_the_audio_price(tmp_path,
-                                                                                                    monkeypatch):
+def test_a_gemini_call_with_audio_in_flight_at_a_kill_is_replayed_with_its_audio_at_the_audio_price(
+    tmp_path, monkeypatch
+):
     """The in-flight entry carries the prompt's audio estimate (its audio parts, as the estimate counts them), so the
     replayed row prices it at the model's audio rate (Gemini 2.5 Flash $1.00 per 1M against $0.30 for text); the
     entry had only the prompt's whole estimate, replayed as text."""
@@ -115,15 +121,24 @@ def test_a_gemini_call_with_audio_in_flight_at_a_kill_is_replayed_with_its_audio
                 reached.append(scope["path"])
                 await asyncio.sleep(3)
             await app(scope, receive, send)
+
         return held
 
     audio = base64.b64encode(bytes(50_000)).decode()  # 101 tokens of audio by the estimate (500 bytes a token, +1)
-    asked = [{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": audio, "format": "wav"}},
-                                          {"type": "text", "text": "Transcribe"}]}]
+    asked = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "input_audio", "input_audio": {"data": audio, "format": "wav"}},
+                {"type": "text", "text": "Transcribe"},
+            ],
+        }
+    ]
     with ServerThread(slow(create_gemini(engine=InstantEngine()))) as gemini:
         config = tmp_path / "tokenomy.yaml"
-        config.write_text(json.dumps({"models": {"g": {"provider": "gemini", "model": "gemini-2.5-flash",
-                                                       "base_url": gemini}}}))
+        config.write_text(
+            json.dumps({"models": {"g": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": gemini}}})
+        )
         proc = start_gateway(config, port, ledger, {})
         try:
             client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0, timeout=30)

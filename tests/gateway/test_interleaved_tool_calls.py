@@ -19,13 +19,21 @@ from tokenomy.emulate.server import ServerThread
 from tokenomy.gateway.app import create_app
 
 pytestmark = pytest.mark.slow
-TOOL = {"name": "get_weather", "description": "Weather", "input_schema": {
-    "type": "object", "properties": {"city": {"type": "string"}}}}
+TOOL = {
+    "name": "get_weather",
+    "description": "Weather",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
 
 
 def chunk(delta: dict, finish: str | None = None) -> dict:
-    return {"id": "up-1", "object": "chat.completion.chunk", "created": 0, "model": "up-model",
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return {
+        "id": "up-1",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "up-model",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
 
 
 def fragment(index: int, arguments: str) -> dict:
@@ -33,18 +41,37 @@ def fragment(index: int, arguments: str) -> dict:
 
 
 def opening(index: int) -> dict:
-    return chunk({"tool_calls": [{"index": index, "id": f"call_{index}", "type": "function",
-                                  "function": {"name": "get_weather", "arguments": ""}}]})
+    return chunk(
+        {
+            "tool_calls": [
+                {
+                    "index": index,
+                    "id": f"call_{index}",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": ""},
+                }
+            ]
+        }
+    )
 
 
 INTERLEAVED = [
     chunk({"role": "assistant", "content": "Checking both."}),
-    opening(0), fragment(0, '{"city": "Pa'),
-    opening(1), fragment(1, '{"city": "Ro'),
-    fragment(0, 'ris"}'), fragment(1, 'me"}'),
+    opening(0),
+    fragment(0, '{"city": "Pa'),
+    opening(1),
+    fragment(1, '{"city": "Ro'),
+    fragment(0, 'ris"}'),
+    fragment(1, 'me"}'),
     chunk({}, "tool_calls"),
-    {"id": "up-1", "object": "chat.completion.chunk", "created": 0, "model": "up-model", "choices": [],
-     "usage": {"prompt_tokens": 20, "completion_tokens": 12, "total_tokens": 32}},
+    {
+        "id": "up-1",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "up-model",
+        "choices": [],
+        "usage": {"prompt_tokens": 20, "completion_tokens": 12, "total_tokens": 32},
+    },
 ]
 
 
@@ -52,14 +79,28 @@ INTERLEAVED = [
 def gateway(ledger_path):
     with RecordingOpenAI() as upstream:
         upstream.chunks = INTERLEAVED
-        config = parse_config({"models": {
-            "fast": {"provider": "openai", "model": "up-model", "base_url": upstream.url, "price_as": "gpt-4o-mini"}}})
+        config = parse_config(
+            {
+                "models": {
+                    "fast": {
+                        "provider": "openai",
+                        "model": "up-model",
+                        "base_url": upstream.url,
+                        "price_as": "gpt-4o-mini",
+                    }
+                }
+            }
+        )
         with ServerThread(create_app(config, str(ledger_path)), lifespan="on") as url:
             yield url
 
 
-ASK = {"model": "fast", "max_tokens": 50, "tools": [TOOL],
-       "messages": [{"role": "user", "content": "Weather in Paris and Rome?"}]}
+ASK = {
+    "model": "fast",
+    "max_tokens": 50,
+    "tools": [TOOL],
+    "messages": [{"role": "user", "content": "Weather in Paris and Rome?"}],
+}
 
 
 def test_messages_stream_keeps_each_tool_blocks_deltas_inside_it(gateway) -> None:
@@ -84,16 +125,25 @@ def test_messages_stream_keeps_each_tool_blocks_deltas_inside_it(gateway) -> Non
     assert [b.type for b in message.content] == ["text", "tool_use", "tool_use"]
     assert message.content[0].text == "Checking both."
     assert [(b.id, b.input) for b in message.content[1:]] == [
-        ("call_0", {"city": "Paris"}), ("call_1", {"city": "Rome"})]
+        ("call_0", {"city": "Paris"}),
+        ("call_1", {"city": "Rome"}),
+    ]
 
 
 def test_converse_stream_keeps_each_tool_blocks_deltas_inside_it(gateway) -> None:
-    client = boto3.client("bedrock-runtime", endpoint_url=gateway, region_name="us-east-1",
-                          aws_access_key_id="x", aws_secret_access_key="x",
-                          config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+    client = boto3.client(
+        "bedrock-runtime",
+        endpoint_url=gateway,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+    )
     answer = client.converse_stream(
-        modelId="fast", messages=[{"role": "user", "content": [{"text": "Weather in Paris and Rome?"}]}],
-        toolConfig={"tools": [{"toolSpec": {"name": "get_weather", "inputSchema": {"json": TOOL["input_schema"]}}}]})
+        modelId="fast",
+        messages=[{"role": "user", "content": [{"text": "Weather in Paris and Rome?"}]}],
+        toolConfig={"tools": [{"toolSpec": {"name": "get_weather", "inputSchema": {"json": TOOL["input_schema"]}}}]},
+    )
     open_blocks: set[int] = set()
     closed: set[int] = set()
     inputs: dict[int, str] = {}
@@ -117,4 +167,6 @@ def test_converse_stream_keeps_each_tool_blocks_deltas_inside_it(gateway) -> Non
             closed.add(event["contentBlockStop"]["contentBlockIndex"])
     assert not open_blocks
     assert sorted((ids[i], json.loads(text)) for i, text in inputs.items()) == [
-        ("call_0", {"city": "Paris"}), ("call_1", {"city": "Rome"})]
+        ("call_0", {"city": "Paris"}),
+        ("call_1", {"city": "Rome"}),
+    ]

@@ -28,8 +28,11 @@ from tokenomy.ledger.store import open_store
 
 VERSION = "bedrock-2023-05-31"
 IMAGE = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 3  # every byte value: a re-encoding on the way changes it
-WEATHER = {"name": "get_weather", "description": "Weather in a city",
-           "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}
+WEATHER = {
+    "name": "get_weather",
+    "description": "Weather in a city",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
 ASK = [{"role": "user", "content": "Weather in Paris?"}]
 NO_RETRIES = Config(retries={"max_attempts": 1, "mode": "standard"})
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
@@ -45,8 +48,7 @@ class Served(ClaudeGateway):
 
     def __init__(self, ledger) -> None:
         super().__init__(ledger, {"mixed": {"model": "haiku", "fallback": ["fast"]}})
-        self.client = boto3.client("bedrock-runtime", endpoint_url=self.url, region_name="us-east-1",
-                                   config=NO_RETRIES)
+        self.client = boto3.client("bedrock-runtime", endpoint_url=self.url, region_name="us-east-1", config=NO_RETRIES)
 
 
 @pytest.fixture
@@ -59,17 +61,36 @@ def served(tmp_path):
 def test_boto3_invoke_model_carries_a_tool_turn_with_an_image_to_bedrock_intact(served) -> None:
     client, sent = served.client, served.sent
     messages = [
-        {"role": "user", "content": [
-            {"type": "text", "text": "What is this, and the weather there?"},
-            {"type": "image", "source": {"type": "base64", "media_type": "image/png",
-                                         "data": base64.b64encode(IMAGE).decode()}}]},
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "tu_1", "name": "get_weather",
-                                           "input": {"city": "Paris"}}]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "tu_1", "content": "18C sunny",
-                                      "cache_control": {"type": "ephemeral"}}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is this, and the weather there?"},
+                {
+                    "type": "image",
+                    "source": {"type": "base64", "media_type": "image/png", "data": base64.b64encode(IMAGE).decode()},
+                },
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "tu_1", "name": "get_weather", "input": {"city": "Paris"}}],
+        },
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "tu_1",
+                    "content": "18C sunny",
+                    "cache_control": {"type": "ephemeral"},
+                }
+            ],
+        },
     ]
-    reply = client.invoke_model(modelId="haiku", body=claude_body(
-        messages=messages, system="Be brief.", tools=[WEATHER], temperature=0.2, top_k=5))
+    reply = client.invoke_model(
+        modelId="haiku",
+        body=claude_body(messages=messages, system="Be brief.", tools=[WEATHER], temperature=0.2, top_k=5),
+    )
     answer = json.loads(reply["body"].read())
     assert answer["type"] == "message" and answer["role"] == "assistant" and answer["model"] == "haiku"
     assert answer["content"][0]["type"] == "text" and answer["content"][0]["text"]
@@ -81,8 +102,9 @@ def test_boto3_invoke_model_carries_a_tool_turn_with_an_image_to_bedrock_intact(
     params = sent[-1]
     user, assistant, results = params["messages"]
     assert user["content"][1]["image"] == {"format": "png", "source": {"bytes": IMAGE}}
-    assert assistant["content"] == [{"toolUse": {"toolUseId": "tu_1", "name": "get_weather",
-                                                 "input": {"city": "Paris"}}}]
+    assert assistant["content"] == [
+        {"toolUse": {"toolUseId": "tu_1", "name": "get_weather", "input": {"city": "Paris"}}}
+    ]
     assert results["content"][0]["toolResult"]["toolUseId"] == "tu_1"
     assert results["content"][-1] == {"cachePoint": {"type": "default"}}
     assert params["system"] == [{"text": "Be brief."}]
@@ -120,7 +142,8 @@ def test_the_anthropic_bedrock_sdk_gets_tool_calls_from_any_model_whole_and_stre
     message = sdk.messages.create(model="fast", max_tokens=50, messages=ASK, tools=[WEATHER])
     assert message.stop_reason == "tool_use"
     assert [(b.type, b.name, b.input) for b in message.content] == [
-        ("tool_use", "get_weather", json.loads(arguments_for("get_weather")))]
+        ("tool_use", "get_weather", json.loads(arguments_for("get_weather")))
+    ]
     assert upstream.last["tools"][0]["function"]["name"] == "get_weather"
     with sdk.messages.stream(model="fast", max_tokens=50, messages=ASK, tools=[WEATHER]) as stream:
         fragments = [e.partial_json for e in stream if e.type == "input_json"]
@@ -128,13 +151,21 @@ def test_the_anthropic_bedrock_sdk_gets_tool_calls_from_any_model_whole_and_stre
     assert "".join(fragments) == arguments_for("get_weather")
     assert final.content[0].type == "tool_use" and final.content[0].input == {"city": "Paris", "tool": "get_weather"}
     # The next turn with the tool's result reaches the model as a tool message.
-    turn = [*ASK, {"role": "assistant", "content": message.content},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": message.content[0].id,
-                                          "content": "18C sunny"}]}]
+    turn = [
+        *ASK,
+        {"role": "assistant", "content": message.content},
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": message.content[0].id, "content": "18C sunny"}],
+        },
+    ]
     answer = sdk.messages.create(model="fast", max_tokens=50, messages=turn, tools=[WEATHER])
     assert answer.content[0].type == "text"
-    assert upstream.last["messages"][-1] == {"role": "tool", "tool_call_id": message.content[0].id,
-                                               "content": "18C sunny"}
+    assert upstream.last["messages"][-1] == {
+        "role": "tool",
+        "tool_call_id": message.content[0].id,
+        "content": "18C sunny",
+    }
 
 
 def test_claudes_own_fields_and_betas_reach_anthropics_api_as_it_takes_them(served) -> None:
@@ -143,8 +174,9 @@ def test_claudes_own_fields_and_betas_reach_anthropics_api_as_it_takes_them(serv
     url, scripted = served.url, served.scripted
     scripted.requests.clear()
     sdk = anthropic.AnthropicBedrock(base_url=url, api_key="unused", aws_region="us-east-1", max_retries=0)
-    reply = sdk.beta.messages.create(model="claude", max_tokens=5, messages=ASK, betas=["context-1m-2025-08-07"],
-                                     extra_body={"service_tier": "auto"})
+    reply = sdk.beta.messages.create(
+        model="claude", max_tokens=5, messages=ASK, betas=["context-1m-2025-08-07"], extra_body={"service_tier": "auto"}
+    )
     assert reply.content[0].text == "Hi"
     headers, body = scripted.requests[-1]
     assert headers["anthropic-beta"] == "context-1m-2025-08-07"
@@ -160,13 +192,24 @@ def test_a_beta_and_claudes_fields_go_to_bedrock_in_additional_model_request_fie
 
 def test_invoke_models_header_parameters_become_converse_fields_on_bedrock_and_are_refused_elsewhere(served) -> None:
     client, sent = served.client, served.sent
-    client.invoke_model(modelId="haiku", body=claude_body(), guardrailIdentifier="g1", guardrailVersion="2",
-                        trace="ENABLED", requestMetadata=json.dumps({"app": "shop"}))
+    client.invoke_model(
+        modelId="haiku",
+        body=claude_body(),
+        guardrailIdentifier="g1",
+        guardrailVersion="2",
+        trace="ENABLED",
+        requestMetadata=json.dumps({"app": "shop"}),
+    )
     assert sent[-1]["guardrailConfig"] == {"guardrailIdentifier": "g1", "guardrailVersion": "2", "trace": "enabled"}
     assert sent[-1]["requestMetadata"] == {"app": "shop"}
     before = len(sent)
-    client.invoke_model(modelId="haiku", body=claude_body(), trace="DISABLED", performanceConfigLatency="standard",
-                        serviceTier="default")  # they ask for nothing
+    client.invoke_model(
+        modelId="haiku",
+        body=claude_body(),
+        trace="DISABLED",
+        performanceConfigLatency="standard",
+        serviceTier="default",
+    )  # they ask for nothing
     assert "guardrailConfig" not in sent[-1] and "serviceTier" not in sent[-1] and len(sent) == before + 1
     for model, params, named in (
         ("fast", {"guardrailIdentifier": "g1", "guardrailVersion": "2"}, "guardrailIdentifier: the gateway carries"),
@@ -181,43 +224,108 @@ def test_invoke_models_header_parameters_become_converse_fields_on_bedrock_and_a
     assert len(sent) == before + 1
 
 
-@pytest.mark.parametrize(("body", "named"), [
-    (b"{", "Expecting"),
-    (b"[]", "must be a JSON object"),
-    (json.dumps({"max_tokens": 5, "messages": ASK}).encode(), "anthropic_version: required"),
-    (json.dumps({"anthropic_version": 2023, "max_tokens": 5, "messages": ASK}).encode(),
-     "anthropic_version: required, e.g. 'bedrock-2023-05-31' (got 2023)"),
-    (claude_body(model="haiku"), "model: not a field of InvokeModel's body"),
-    (claude_body(stream=True), "stream: not a field of InvokeModel's body"),
-    (claude_body(anthropic_beta="x"), "anthropic_beta: expected a list of strings"),
-    (json.dumps({"inputText": "hi", "textGenerationConfig": {}}).encode(), "request body for Amazon Titan models"),
-    (json.dumps({"prompt": "hi", "max_gen_len": 5}).encode(), "send this model's requests through Converse"),
-    # Anthropic's cache warming: Bedrock's Converse has no zero-token call (maxTokens is at least 1)
-    (claude_body(max_tokens=0), "cannot take `max_tokens` 0 (a call that only writes the prompt cache"),
-    (claude_body(max_tokens=-1), "max_tokens: Field required"),
-    (claude_body(tools={}), "tools: Input should be a list of tools"),
-    (claude_body(stop_sequences=""), "stop_sequences: Input should be a list of strings"),
-    (claude_body(tools=[WEATHER], tool_choice={"type": "any", "name": "get_weather"}),
-     "tool_choice.name: only tool_choice type 'tool' takes a name"),
-    (claude_body(max_tokens=2000, thinking={"type": "enabled", "budget_tokens": 1024, "display": "full"}),
-     "thinking.display: Input should be 'summarized' or 'omitted'"),  # Claude's two displays are carried
-    (claude_body(thinking={"type": "disabled", "budget_tokens": 1024}), "thinking.budget_tokens: not carried"),
-    (claude_body(messages=[*ASK, {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "w",
-                                                                    "input": {}}]},
-                           {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "x",
-                                                         "is_error": "false"}]}], tools=[WEATHER]),
-     "messages.2.content.0.is_error: Input should be a boolean"),
-    (claude_body(messages=[{"role": "user", "content": [{"type": "image", "source": {
-        "type": "base64", "media_type": "image/png", "data": base64.b64encode(IMAGE).decode(), "detail": "low"}}]}]),
-     "messages.0.content.0.source.detail: the gateway cannot carry this field"),
-    (claude_body(messages=[{"role": "user", "content": [{"type": "document", "source": {
-        "type": "text", "media_type": "text/html", "data": "<p>hi</p>"}}]}]),
-     "messages.0.content.0.source.media_type: text documents must be text/plain"),
-    (claude_body(messages=[{"role": "user", "content": [{"type": "image", "source": {"type": ["base64"]}}]}]),
-     "messages.0.content.0.source.type: expected base64 or url"),
-    (claude_body(messages=[{"role": "user", "content": [{"type": "image", "source": {
-        "type": "base64", "media_type": "image/png", "data": "not base64!"}}]}]), "messages.0.content.0"),
-])
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        (b"{", "Expecting"),
+        (b"[]", "must be a JSON object"),
+        (json.dumps({"max_tokens": 5, "messages": ASK}).encode(), "anthropic_version: required"),
+        (
+            json.dumps({"anthropic_version": 2023, "max_tokens": 5, "messages": ASK}).encode(),
+            "anthropic_version: required, e.g. 'bedrock-2023-05-31' (got 2023)",
+        ),
+        (claude_body(model="haiku"), "model: not a field of InvokeModel's body"),
+        (claude_body(stream=True), "stream: not a field of InvokeModel's body"),
+        (claude_body(anthropic_beta="x"), "anthropic_beta: expected a list of strings"),
+        (json.dumps({"inputText": "hi", "textGenerationConfig": {}}).encode(), "request body for Amazon Titan models"),
+        (json.dumps({"prompt": "hi", "max_gen_len": 5}).encode(), "send this model's requests through Converse"),
+        # Anthropic's cache warming: Bedrock's Converse has no zero-token call (maxTokens is at least 1)
+        (claude_body(max_tokens=0), "cannot take `max_tokens` 0 (a call that only writes the prompt cache"),
+        (claude_body(max_tokens=-1), "max_tokens: Field required"),
+        (claude_body(tools={}), "tools: Input should be a list of tools"),
+        (claude_body(stop_sequences=""), "stop_sequences: Input should be a list of strings"),
+        (
+            claude_body(tools=[WEATHER], tool_choice={"type": "any", "name": "get_weather"}),
+            "tool_choice.name: only tool_choice type 'tool' takes a name",
+        ),
+        (
+            claude_body(max_tokens=2000, thinking={"type": "enabled", "budget_tokens": 1024, "display": "full"}),
+            "thinking.display: Input should be 'summarized' or 'omitted'",
+        ),  # Claude's two displays are carried
+        (claude_body(thinking={"type": "disabled", "budget_tokens": 1024}), "thinking.budget_tokens: not carried"),
+        (
+            claude_body(
+                messages=[
+                    *ASK,
+                    {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "w", "input": {}}]},
+                    {
+                        "role": "user",
+                        "content": [{"type": "tool_result", "tool_use_id": "t", "content": "x", "is_error": "false"}],
+                    },
+                ],
+                tools=[WEATHER],
+            ),
+            "messages.2.content.0.is_error: Input should be a boolean",
+        ),
+        (
+            claude_body(
+                messages=[
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "image",
+                                "source": {
+                                    "type": "base64",
+                                    "media_type": "image/png",
+                                    "data": base64.b64encode(IMAGE).decode(),
+                                    "detail": "low",
+                                },
+                            }
+                        ],
+                    }
+                ]
+            ),
+            "messages.0.content.0.source.detail: the gateway cannot carry this field",
+        ),
+        (
+            claude_body(
+                messages=[
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "document",
+                                "source": {"type": "text", "media_type": "text/html", "data": "<p>hi</p>"},
+                            }
+                        ],
+                    }
+                ]
+            ),
+            "messages.0.content.0.source.media_type: text documents must be text/plain",
+        ),
+        (
+            claude_body(messages=[{"role": "user", "content": [{"type": "image", "source": {"type": ["base64"]}}]}]),
+            "messages.0.content.0.source.type: expected base64 or url",
+        ),
+        (
+            claude_body(
+                messages=[
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "image",
+                                "source": {"type": "base64", "media_type": "image/png", "data": "not base64!"},
+                            }
+                        ],
+                    }
+                ]
+            ),
+            "messages.0.content.0",
+        ),
+    ],
+)
 def test_malformed_or_other_families_bodies_are_validation_errors_naming_the_field(served, body, named) -> None:
     client, url, sent = served.client, served.url, served.sent
     before = len(sent)
@@ -234,8 +342,10 @@ def test_a_field_the_routes_model_cannot_take_is_named_where_the_caller_put_it(s
     client = served.client
     document = {"type": "document", "source": {"type": "url", "url": "https://example.com/a.pdf"}}
     with pytest.raises(ClientError) as refused:
-        client.invoke_model(modelId="haiku", body=claude_body(messages=[
-            {"role": "user", "content": [{"type": "text", "text": "Read this"}, document]}]))
+        client.invoke_model(
+            modelId="haiku",
+            body=claude_body(messages=[{"role": "user", "content": [{"type": "text", "text": "Read this"}, document]}]),
+        )
     assert refused.value.response["Error"]["Code"] == "ValidationException"
     assert "messages.0.content.1" in refused.value.response["Error"]["Message"]
     only = "service_tier: the gateway carries this field to Bedrock and Anthropic models only"
@@ -255,16 +365,23 @@ def test_unknown_models_and_bad_keys_are_bedrocks_errors(tmp_path, monkeypatch) 
     ledger = tmp_path / "ledger.duckdb"
     secret, key = KeyStore(open_store(ledger)).create(budget_usd=Decimal("0.01"), period="month", name="app")
     with ServerThread(create_bedrock(engine=InstantEngine())) as bedrock:
-        config = parse_config({"auth": True, "models": {
-            "haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU}}})
+        config = parse_config(
+            {
+                "auth": True,
+                "models": {
+                    "haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU}
+                },
+            }
+        )
         with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
             signed = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", config=NO_RETRIES)
             with pytest.raises(ClientError, match="AWS_BEARER_TOKEN_BEDROCK") as refused:
                 signed.invoke_model(modelId="haiku", body=claude_body())
             assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
             # The gateway key as the SigV4 access key id (the SDK signs with botocore), or as a bearer token.
-            sdk = anthropic.AnthropicBedrock(base_url=url, aws_access_key=secret, aws_secret_key="anything",
-                                             aws_region="us-east-1", max_retries=0)
+            sdk = anthropic.AnthropicBedrock(
+                base_url=url, aws_access_key=secret, aws_secret_key="anything", aws_region="us-east-1", max_retries=0
+            )
             assert sdk.messages.create(model="haiku", max_tokens=5, messages=ASK).content[0].text
             bearer = anthropic.AnthropicBedrock(base_url=url, api_key=secret, aws_region="us-east-1", max_retries=0)
             with pytest.raises(anthropic.NotFoundError, match="does not exist on this gateway"):
@@ -289,11 +406,14 @@ def test_a_stream_that_fails_before_its_first_event_is_an_error_status_not_an_em
     assert rows and all(r.outcome != "ok" for r in rows)
 
 
-@pytest.mark.parametrize(("body", "named"), [
-    (b'{"anthropic_version": "bedrock-2023-05-31", "max_tokens": NaN, "messages": []}', "max_tokens"),
-    (b'{"anthropic_version": "bedrock-2023-05-31", "max_tokens": 5, "messages": ["\\ud800"]}', "messages.0"),
-    (b'{"anthropic_version": "\xff"}', "UTF-8"),
-])
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        (b'{"anthropic_version": "bedrock-2023-05-31", "max_tokens": NaN, "messages": []}', "max_tokens"),
+        (b'{"anthropic_version": "bedrock-2023-05-31", "max_tokens": 5, "messages": ["\\ud800"]}', "messages.0"),
+        (b'{"anthropic_version": "\xff"}', "UTF-8"),
+    ],
+)
 def test_a_body_refused_at_the_edge_is_bedrocks_validation_error_naming_the_field(served, body, named) -> None:
     """What the gateway's edge refuses before any route reads it (not JSON, a NaN, a lone surrogate) is Bedrock's
     error there too: botocore reads the code from x-amzn-ErrorType, and raised a bare "400" without it."""
@@ -309,18 +429,25 @@ def test_cache_control_inside_a_tool_results_content_is_a_cache_point_or_refused
     client, sent = served.client, served.sent
 
     def turn(*inner):
-        return [*ASK, {"role": "assistant", "content": [{"type": "tool_use", "id": "tu_1", "name": "get_weather",
-                                                         "input": {"city": "Paris"}}]},
-                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "tu_1", "content": list(inner)}]}]
+        return [
+            *ASK,
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "tu_1", "name": "get_weather", "input": {"city": "Paris"}}],
+            },
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "tu_1", "content": list(inner)}]},
+        ]
 
     cached = {"type": "text", "text": "18C", "cache_control": {"type": "ephemeral"}}
-    client.invoke_model(modelId="haiku", body=claude_body(messages=turn({"type": "text", "text": "sunny"}, cached),
-                                                          tools=[WEATHER]))
+    client.invoke_model(
+        modelId="haiku", body=claude_body(messages=turn({"type": "text", "text": "sunny"}, cached), tools=[WEATHER])
+    )
     assert sent[-1]["messages"][-1]["content"][-1] == {"cachePoint": {"type": "default"}}
     before = len(sent)
     with pytest.raises(ClientError, match=r"messages\.2\.content\.0\.content\.0\.cache_control: the gateway sets"):
-        client.invoke_model(modelId="haiku", body=claude_body(messages=turn(cached, {"type": "text", "text": "x"}),
-                                                              tools=[WEATHER]))
+        client.invoke_model(
+            modelId="haiku", body=claude_body(messages=turn(cached, {"type": "text", "text": "x"}), tools=[WEATHER])
+        )
     assert len(sent) == before
 
 
@@ -341,9 +468,15 @@ def test_a_stop_sequence_that_ended_a_bedrock_answer_is_named_as_invoke_model_na
     async def whole(request):
         body = await request.json()
         asked.append(body.get("additionalModelResponseFieldPaths"))
-        return JSONResponse({"output": {"message": {"role": "assistant", "content": [{"text": "Hi"}]}},
-                             "stopReason": "stop_sequence", "usage": usage, "metrics": {"latencyMs": 1},
-                             "additionalModelResponseFields": {"stop_sequence": "STOP"}})
+        return JSONResponse(
+            {
+                "output": {"message": {"role": "assistant", "content": [{"text": "Hi"}]}},
+                "stopReason": "stop_sequence",
+                "usage": usage,
+                "metrics": {"latencyMs": 1},
+                "additionalModelResponseFields": {"stop_sequence": "STOP"},
+            }
+        )
 
     async def streamed(request):
         body = await request.json()
@@ -353,25 +486,42 @@ def test_a_stop_sequence_that_ended_a_bedrock_answer_is_named_as_invoke_model_na
             yield eventstream.event("messageStart", {"role": "assistant"})
             yield eventstream.event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "Hi"}})
             yield eventstream.event("contentBlockStop", {"contentBlockIndex": 0})
-            yield eventstream.event("messageStop", {"stopReason": "stop_sequence",
-                                                    "additionalModelResponseFields": {"stop_sequence": "STOP"}})
+            yield eventstream.event(
+                "messageStop",
+                {"stopReason": "stop_sequence", "additionalModelResponseFields": {"stop_sequence": "STOP"}},
+            )
             yield eventstream.event("metadata", {"usage": usage, "metrics": {"latencyMs": 1}})
+
         return StreamingResponse(frames(), media_type="application/vnd.amazon.eventstream")
 
     stand_in_aws_keys(monkeypatch)
-    peer = Starlette(routes=[Route("/model/{model_id:path}/converse", whole, methods=["POST"]),
-                             Route("/model/{model_id:path}/converse-stream", streamed, methods=["POST"])])
+    peer = Starlette(
+        routes=[
+            Route("/model/{model_id:path}/converse", whole, methods=["POST"]),
+            Route("/model/{model_id:path}/converse-stream", streamed, methods=["POST"]),
+        ]
+    )
     with ServerThread(peer) as bedrock:
-        config = parse_config({"models": {
-            "haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU}}})
+        config = parse_config(
+            {
+                "models": {
+                    "haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU}
+                }
+            }
+        )
         with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
             client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", config=NO_RETRIES)
             body = claude_body(stop_sequences=["END", "STOP"])
             answer = json.loads(client.invoke_model(modelId="haiku", body=body)["body"].read())
-            events = [json.loads(part["chunk"]["bytes"]) for part in
-                      client.invoke_model_with_response_stream(modelId="haiku", body=body)["body"]]
-            converse = client.converse(modelId="haiku", messages=[{"role": "user", "content": [{"text": "x"}]}],
-                                       inferenceConfig={"stopSequences": ["STOP"]})
+            events = [
+                json.loads(part["chunk"]["bytes"])
+                for part in client.invoke_model_with_response_stream(modelId="haiku", body=body)["body"]
+            ]
+            converse = client.converse(
+                modelId="haiku",
+                messages=[{"role": "user", "content": [{"text": "x"}]}],
+                inferenceConfig={"stopSequences": ["STOP"]},
+            )
     assert (answer["stop_reason"], answer["stop_sequence"]) == ("stop_sequence", "STOP")
     assert events[-2]["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": "STOP"}
     assert converse["stopReason"] == "stop_sequence" and "additionalModelResponseFields" not in converse

@@ -14,10 +14,19 @@ from tokenomy.gateway.app import create_app
 
 # The headers LiteLLM 1.110 sends on its Anthropic path (captured at the gateway), and its body for
 # `reasoning_effort="low"` on Claude Opus 4.6: adaptive thinking with a summarized display, and the effort.
-LITELLM_HEADERS = {"User-Agent": "litellm/1.110.2", "anthropic-version": "2023-06-01", "accept": "application/json",
-                   "content-type": "application/json", "x-api-key": "sk-x"}
-ADAPTIVE_LOW = {"messages": [{"role": "user", "content": [{"type": "text", "text": "Say hi"}]}], "max_tokens": 3000,
-                "thinking": {"type": "adaptive", "display": "summarized"}, "output_config": {"effort": "low"}}
+LITELLM_HEADERS = {
+    "User-Agent": "litellm/1.110.2",
+    "anthropic-version": "2023-06-01",
+    "accept": "application/json",
+    "content-type": "application/json",
+    "x-api-key": "sk-x",
+}
+ADAPTIVE_LOW = {
+    "messages": [{"role": "user", "content": [{"type": "text", "text": "Say hi"}]}],
+    "max_tokens": 3000,
+    "thinking": {"type": "adaptive", "display": "summarized"},
+    "output_config": {"effort": "low"},
+}
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +38,21 @@ def upstream():
 
 @pytest.fixture(scope="module")
 def gateway(upstream, tmp_path_factory):
-    config = parse_config({"models": {
-        "claude-opus-4-6": {"provider": "anthropic", "model": "claude-opus-4-6", "base_url": upstream[1]},
-        # An OpenAI-format model; never called (port 9 has no server).
-        "gpt": {"provider": "openai", "model": "gpt", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "GPT_KEY",
-                "price_as": "gpt-4o-mini"}}})
+    config = parse_config(
+        {
+            "models": {
+                "claude-opus-4-6": {"provider": "anthropic", "model": "claude-opus-4-6", "base_url": upstream[1]},
+                # An OpenAI-format model; never called (port 9 has no server).
+                "gpt": {
+                    "provider": "openai",
+                    "model": "gpt",
+                    "base_url": "http://127.0.0.1:9/v1",
+                    "api_key_env": "GPT_KEY",
+                    "price_as": "gpt-4o-mini",
+                },
+            }
+        }
+    )
     ledger = tmp_path_factory.mktemp("gw") / "ledger.duckdb"
     with pytest.MonkeyPatch.context() as env:
         env.setenv("GPT_KEY", "unused")
@@ -65,8 +84,18 @@ def test_litellms_adaptive_thinking_and_effort_reach_claude_on_bedrock(tmp_path,
 
     sent = record_converse(monkeypatch)
     with ServerThread(create_bedrock(engine=InstantEngine())) as bedrock:
-        config = parse_config({"models": {"opus": {"provider": "bedrock", "region": "us-east-1",
-                                                   "endpoint_url": bedrock, "model": "anthropic.claude-opus-4-6-v1"}}})
+        config = parse_config(
+            {
+                "models": {
+                    "opus": {
+                        "provider": "bedrock",
+                        "region": "us-east-1",
+                        "endpoint_url": bedrock,
+                        "model": "anthropic.claude-opus-4-6-v1",
+                    }
+                }
+            }
+        )
         with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
             body = {"model": "opus", **ADAPTIVE_LOW}
             answer = httpx.post(url + "/v1/messages", json=body, headers=LITELLM_HEADERS, timeout=30)
@@ -81,8 +110,12 @@ def test_a_thinking_display_is_refused_by_name_where_it_cannot_go(gateway, upstr
     a display Claude does not have is refused before any call."""
     scripted = upstream[0]
     scripted.requests.clear()
-    body = {"model": "gpt", "messages": ADAPTIVE_LOW["messages"], "max_tokens": 3000,
-            "thinking": {"type": "enabled", "budget_tokens": 1024, "display": "summarized"}}
+    body = {
+        "model": "gpt",
+        "messages": ADAPTIVE_LOW["messages"],
+        "max_tokens": 3000,
+        "thinking": {"type": "enabled", "budget_tokens": 1024, "display": "summarized"},
+    }
     answer = httpx.post(gateway + "/v1/messages", json=body, headers=LITELLM_HEADERS)
     assert answer.status_code == 400 and "thinking.display" in answer.json()["error"]["message"]
     wrong = {"model": "claude-opus-4-6", **ADAPTIVE_LOW, "thinking": {"type": "adaptive", "display": "full"}}
@@ -99,11 +132,13 @@ def test_the_anthropic_emulator_takes_litellms_adaptive_thinking(tmp_path) -> No
     from tokenomy.emulate.instant_engine import InstantEngine
 
     with ServerThread(create_anthropic(engine=InstantEngine())) as claude:
-        config = parse_config({"models": {"opus": {"provider": "anthropic", "model": "claude-opus-4-6",
-                                                   "base_url": claude}}})
+        config = parse_config(
+            {"models": {"opus": {"provider": "anthropic", "model": "claude-opus-4-6", "base_url": claude}}}
+        )
         with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
-            answer = httpx.post(url + "/v1/messages", json={"model": "opus", **ADAPTIVE_LOW}, headers=LITELLM_HEADERS,
-                                timeout=30)
+            answer = httpx.post(
+                url + "/v1/messages", json={"model": "opus", **ADAPTIVE_LOW}, headers=LITELLM_HEADERS, timeout=30
+            )
             assert answer.status_code == 200, answer.text
             assert answer.json()["content"][-1]["type"] == "text"
         wrong = {"model": "claude-opus-4-6", **ADAPTIVE_LOW, "thinking": {"type": "adaptive", "display": "full"}}
@@ -120,17 +155,27 @@ def test_litellms_bedrock_converse_with_adaptive_thinking_reaches_claude(tmp_pat
     from tokenomy.emulate.instant_engine import InstantEngine
 
     sent = record_converse(monkeypatch)
-    body = {"messages": [{"role": "user", "content": [{"text": "hi"}]}], "inferenceConfig": {"maxTokens": 1100},
-            "additionalModelRequestFields": {"thinking": {"type": "adaptive", "display": "summarized"},
-                                             "output_config": {"effort": "low"}},
-            "additionalModelResponseFieldPaths": ["/usage/output_tokens_details"]}
+    body = {
+        "messages": [{"role": "user", "content": [{"text": "hi"}]}],
+        "inferenceConfig": {"maxTokens": 1100},
+        "additionalModelRequestFields": {
+            "thinking": {"type": "adaptive", "display": "summarized"},
+            "output_config": {"effort": "low"},
+        },
+        "additionalModelResponseFieldPaths": ["/usage/output_tokens_details"],
+    }
     with ServerThread(create_bedrock(engine=InstantEngine())) as bedrock:
         model = "anthropic.claude-opus-4-6-v1"
-        config = parse_config({"models": {model: {"provider": "bedrock", "region": "us-east-1",
-                                                  "endpoint_url": bedrock, "model": model}}})
+        config = parse_config(
+            {"models": {model: {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": model}}}
+        )
         with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
-            answer = httpx.post(f"{url}/model/{model}/converse", json=body, timeout=30,
-                                headers={"content-type": "application/json", "User-Agent": "litellm/1.110.2"})
+            answer = httpx.post(
+                f"{url}/model/{model}/converse",
+                json=body,
+                timeout=30,
+                headers={"content-type": "application/json", "User-Agent": "litellm/1.110.2"},
+            )
             assert answer.status_code == 200, answer.text
             assert answer.json()["output"]["message"]["content"]
             body["additionalModelRequestFields"]["thinking"]["display"] = "full"

@@ -30,14 +30,16 @@ from tokenomy.pricing.catalog import default_catalog
 
 SONNET = "claude-sonnet-4-5-20250929"
 # Over Sonnet's 1024-token minimum for a cache point (the emulator's engine counts ~4 characters a token).
-SYSTEM = [{"type": "text", "text": "You answer questions about the handbook. " * 160,
-           "cache_control": {"type": "ephemeral"}}]
+SYSTEM = [
+    {"type": "text", "text": "You answer questions about the handbook. " * 160, "cache_control": {"type": "ephemeral"}}
+]
 ASK = [{"role": "user", "content": "Ready?"}]
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
 
 
 def recording(app, bodies: list):
     """`app` with every /v1/messages request body it receives appended to `bodies`."""
+
     async def wrapped(scope, receive, send):
         if scope["type"] != "http" or scope["path"] != "/v1/messages":
             return await app(scope, receive, send)
@@ -49,7 +51,9 @@ def recording(app, bodies: list):
             if not message.get("more_body"):
                 bodies.append(json.loads(b"".join(chunks) or b"{}"))
             return message
+
         await app(scope, listen, send)
+
     return wrapped
 
 
@@ -61,21 +65,37 @@ def served(tmp_path_factory):
     with pytest.MonkeyPatch.context() as env:
         env.setenv("ANTHROPIC_API_KEY", "unused")
         stand_in_aws_keys(env)
-        with (ServerThread(claude_app) as claude, RecordingOpenAI() as gpt,
-              ServerThread(create_bedrock(engine=InstantEngine())) as bedrock):
-            config = parse_config({
-                "models": {
-                    "claude": {"provider": "anthropic", "model": SONNET, "base_url": claude},
-                    "claude-down": {"provider": "anthropic", "model": SONNET, "base_url": "http://127.0.0.1:9"},
-                    "gpt": {"provider": "openai", "model": "up", "base_url": gpt.url, "price_as": "gpt-4o-mini"},
-                    "sonnet-bedrock": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock,
-                                       "model": "anthropic.claude-sonnet-4-5-20250929-v1:0"},
-                    "gemini": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": "http://127.0.0.1:9"},
-                    "local": {"provider": "local", "model": "smollm2-135m", "price_as": "gpt-4o-mini"}},
-                "routes": {"gpt-then-claude": {"model": "gpt", "fallback": ["claude"]},
-                           "gpt-then-bedrock": {"model": "gpt", "fallback": ["sonnet-bedrock"]},
-                           "claude-down-then-bedrock": {"model": "claude-down", "fallback": ["sonnet-bedrock"],
-                                                        "retry": {"max_attempts": 1}}}})
+        with (
+            ServerThread(claude_app) as claude,
+            RecordingOpenAI() as gpt,
+            ServerThread(create_bedrock(engine=InstantEngine())) as bedrock,
+        ):
+            config = parse_config(
+                {
+                    "models": {
+                        "claude": {"provider": "anthropic", "model": SONNET, "base_url": claude},
+                        "claude-down": {"provider": "anthropic", "model": SONNET, "base_url": "http://127.0.0.1:9"},
+                        "gpt": {"provider": "openai", "model": "up", "base_url": gpt.url, "price_as": "gpt-4o-mini"},
+                        "sonnet-bedrock": {
+                            "provider": "bedrock",
+                            "region": "us-east-1",
+                            "endpoint_url": bedrock,
+                            "model": "anthropic.claude-sonnet-4-5-20250929-v1:0",
+                        },
+                        "gemini": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": "http://127.0.0.1:9"},
+                        "local": {"provider": "local", "model": "smollm2-135m", "price_as": "gpt-4o-mini"},
+                    },
+                    "routes": {
+                        "gpt-then-claude": {"model": "gpt", "fallback": ["claude"]},
+                        "gpt-then-bedrock": {"model": "gpt", "fallback": ["sonnet-bedrock"]},
+                        "claude-down-then-bedrock": {
+                            "model": "claude-down",
+                            "fallback": ["sonnet-bedrock"],
+                            "retry": {"max_attempts": 1},
+                        },
+                    },
+                }
+            )
             ledger = tmp_path_factory.mktemp("warm") / "ledger.duckdb"
             with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
                 yield url, ledger, bodies, gpt, claude
@@ -120,14 +140,20 @@ def test_max_tokens_0_reaches_claude_behind_a_fallback_and_is_refused_by_name_wh
     assert warm.content == [] and warm.stop_reason == "max_tokens" and bodies[-1]["max_tokens"] == 0
     # A route with no Anthropic model: a 400 naming max_tokens and the route's model (Bedrock's Converse takes
     # maxTokens of 1 or more).
-    for route, model in [("gpt", "gpt"), ("sonnet-bedrock", "sonnet-bedrock"), ("gemini", "gemini"),
-                         ("local", "local"), ("gpt-then-bedrock", "gpt")]:
+    for route, model in [
+        ("gpt", "gpt"),
+        ("sonnet-bedrock", "sonnet-bedrock"),
+        ("gemini", "gemini"),
+        ("local", "local"),
+        ("gpt-then-bedrock", "gpt"),
+    ]:
         claude_calls = len(bodies)
         with pytest.raises(anthropic.BadRequestError) as refused:
             sdk.messages.create(model=route, max_tokens=0, messages=ASK)
         message = refused.value.body["error"]["message"]
-        assert message.startswith(f"model `{model}` cannot take `max_tokens` 0 (a call that only writes the prompt "
-                                  "cache"), message
+        assert message.startswith(
+            f"model `{model}` cannot take `max_tokens` 0 (a call that only writes the prompt cache"
+        ), message
         assert len(bodies) == claude_calls
     assert len(gpt.bodies) == sent  # refused before any call
     # Chat completions has no zero-token call (OpenAI's API refuses 0): refused by name, as it was, for Claude too.
@@ -139,7 +165,8 @@ def test_max_tokens_0_reaches_claude_behind_a_fallback_and_is_refused_by_name_wh
         sdk.messages.create(model="claude-down-then-bedrock", max_tokens=0, messages=ASK)
     message = refused.value.body["error"]["message"]
     assert message.startswith(
-        "model `anthropic.claude-sonnet-4-5-20250929-v1:0` (aws.bedrock) cannot take `max_tokens` 0"), message
+        "model `anthropic.claude-sonnet-4-5-20250929-v1:0` (aws.bedrock) cannot take `max_tokens` 0"
+    ), message
 
 
 def test_a_budget_reserves_only_the_prompt_of_a_zero_token_call(served, tmp_path) -> None:
@@ -149,8 +176,9 @@ def test_a_budget_reserves_only_the_prompt_of_a_zero_token_call(served, tmp_path
     ledger = tmp_path / "ledger.duckdb"
     # The prompt (~1,650 tokens) at the cache-write price fits the budget; with 1,024 output tokens it does not.
     secret, _ = KeyStore(open_store(ledger)).create(budget_usd=Decimal("0.012"), period="month", name="warmer")
-    config = parse_config({"auth": True, "models": {"claude": {"provider": "anthropic", "model": SONNET,
-                                                               "base_url": claude}}})
+    config = parse_config(
+        {"auth": True, "models": {"claude": {"provider": "anthropic", "model": SONNET, "base_url": claude}}}
+    )
     with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
         sdk = anthropic.Anthropic(base_url=url, api_key=secret, max_retries=0)
         with pytest.raises(anthropic.RateLimitError, match="Budget exhausted"):

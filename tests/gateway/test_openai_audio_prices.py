@@ -44,8 +44,18 @@ def test_an_audio_call_through_the_gateway_is_recorded_at_the_audio_prices(tmp_p
     upstream = ScriptedOpenAI([])
     upstream.usage = AUDIO_USAGE
     ledger = tmp_path / "ledger.duckdb"
-    config = parse_config({"models": {"voice": {"provider": "openai", "model": "gpt-audio", "base_url": upstream.url,
-                                                "api_key_env": "AUDIO_KEY"}}})
+    config = parse_config(
+        {
+            "models": {
+                "voice": {
+                    "provider": "openai",
+                    "model": "gpt-audio",
+                    "base_url": upstream.url,
+                    "api_key_env": "AUDIO_KEY",
+                }
+            }
+        }
+    )
     try:
         with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
             client = openai.OpenAI(base_url=url + "/v1", api_key="unused")
@@ -53,8 +63,11 @@ def test_an_audio_call_through_the_gateway_is_recorded_at_the_audio_prices(tmp_p
             # part to an OpenAI-format model: only Gemini's took it)
             messages = [{"role": "user", "content": [AUDIO_PART, {"type": "text", "text": "Transcribe"}]}]
             if stream:
-                chunks = list(client.chat.completions.create(
-                    model="voice", messages=messages, stream=True, stream_options={"include_usage": True}))
+                chunks = list(
+                    client.chat.completions.create(
+                        model="voice", messages=messages, stream=True, stream_options={"include_usage": True}
+                    )
+                )
                 usage = next(c.usage for c in chunks if c.usage is not None)
             else:
                 usage = client.chat.completions.create(model="voice", messages=messages).usage
@@ -70,8 +83,11 @@ def test_an_audio_call_through_the_gateway_is_recorded_at_the_audio_prices(tmp_p
     assert row.input_cost_usd == GPT_AUDIO_INPUT and row.output_cost_usd == GPT_AUDIO_OUTPUT
     assert row.cost_usd == Decimal("0.0591")
     # ... the figure genai-prices itself computes for these counts (its audio counts are parts of its totals too)
-    library = calc_price(LibraryUsage(input_tokens=1_200, output_tokens=500, input_audio_tokens=1_000,
-                                      output_audio_tokens=400), "gpt-audio", provider_id="openai")
+    library = calc_price(
+        LibraryUsage(input_tokens=1_200, output_tokens=500, input_audio_tokens=1_000, output_audio_tokens=400),
+        "gpt-audio",
+        provider_id="openai",
+    )
     assert row.cost_usd == library.total_price
 
 
@@ -79,19 +95,36 @@ def test_cached_prompt_audio_counts_uncached_first_and_each_part_at_its_own_pric
     """OpenAI's prompt audio count does not say how much of it was cached: as much as the uncached tokens hold is
     counted uncached (the dearer price), the rest cached. gpt-realtime-mini: text $0.60 / cached $0.06 / out $2.40,
     audio $10 / cached $0.30 / out $20 (genai-prices)."""
-    usage = usage_from_dict({
-        "prompt_tokens": 3_000, "completion_tokens": 500,
-        "prompt_tokens_details": {"cached_tokens": 1_000, "audio_tokens": 2_500},
-        "completion_tokens_details": {"audio_tokens": 400}})
+    usage = usage_from_dict(
+        {
+            "prompt_tokens": 3_000,
+            "completion_tokens": 500,
+            "prompt_tokens_details": {"cached_tokens": 1_000, "audio_tokens": 2_500},
+            "completion_tokens_details": {"audio_tokens": 400},
+        }
+    )
     assert (usage.input_tokens, usage.cache_read_tokens, usage.output_tokens) == (2_000, 1_000, 500)
     assert (usage.audio_input_tokens, usage.audio_cache_read_tokens, usage.audio_output_tokens) == (2_000, 500, 400)
     cost = compute_cost(usage, "gpt-realtime-mini", one_call=True)
     assert cost.input_usd == 2_000 * Decimal("10") / M
     assert cost.cache_read_usd == (500 * Decimal("0.06") + 500 * Decimal("0.30")) / M
     assert cost.output_usd == (100 * Decimal("2.40") + 400 * Decimal("20")) / M
-    assert cost.total_usd == Decimal("0.02842") == calc_price(LibraryUsage(
-        input_tokens=3_000, cache_read_tokens=1_000, output_tokens=500, input_audio_tokens=2_500,
-        cache_audio_read_tokens=500, output_audio_tokens=400), "gpt-realtime-mini", provider_id="openai").total_price
+    assert (
+        cost.total_usd
+        == Decimal("0.02842")
+        == calc_price(
+            LibraryUsage(
+                input_tokens=3_000,
+                cache_read_tokens=1_000,
+                output_tokens=500,
+                input_audio_tokens=2_500,
+                cache_audio_read_tokens=500,
+                output_audio_tokens=400,
+            ),
+            "gpt-realtime-mini",
+            provider_id="openai",
+        ).total_price
+    )
 
 
 def test_the_audio_previews_are_priced_at_openai_audio_prices_genai_prices_lacks():
@@ -102,8 +135,9 @@ def test_the_audio_previews_are_priced_at_openai_audio_prices_genai_prices_lacks
     assert four.input_usd == Decimal("0.40") * Decimal("2.50") + Decimal("0.60") * Decimal("40")  # $25.00
     assert four.output_usd == Decimal("0.75") * Decimal("10") + Decimal("0.25") * Decimal("80")  # $27.50
     mini = compute_cost(usage, "gpt-4o-mini-audio-preview")
-    assert mini.total_usd == Decimal("0.40") * Decimal("0.15") + Decimal("0.60") * Decimal("10") + \
-        Decimal("0.75") * Decimal("0.60") + Decimal("0.25") * Decimal("20")  # $11.51
+    assert mini.total_usd == Decimal("0.40") * Decimal("0.15") + Decimal("0.60") * Decimal("10") + Decimal(
+        "0.75"
+    ) * Decimal("0.60") + Decimal("0.25") * Decimal("20")  # $11.51
 
 
 def test_audio_counts_past_their_whole_are_the_upstreams_fault_and_a_missing_audio_price_is_refused():
@@ -112,15 +146,25 @@ def test_audio_counts_past_their_whole_are_the_upstreams_fault_and_a_missing_aud
     from tokenomy.pricing.entry import PriceEntry
 
     with pytest.raises(ProviderError, match="no answer can have"):
-        usage_from_dict({"prompt_tokens": 10, "completion_tokens": 5,
-                         "completion_tokens_details": {"audio_tokens": 6}})
+        usage_from_dict({"prompt_tokens": 10, "completion_tokens": 5, "completion_tokens_details": {"audio_tokens": 6}})
     with pytest.raises(ProviderError, match="no answer can have"):
         usage_from_dict({"prompt_tokens": 10, "completion_tokens": 5, "prompt_tokens_details": {"audio_tokens": 11}})
     # A model that bills audio input apart but has no audio output price: its audio output is not priced as text
-    entry = PriceEntry("openai", "voice-x", "global", "voice-x", "test", "2026-12-05", input=Decimal(1),
-                       output=Decimal(2), input_audio=Decimal(8))
+    entry = PriceEntry(
+        "openai",
+        "voice-x",
+        "global",
+        "voice-x",
+        "test",
+        "2026-12-05",
+        input=Decimal(1),
+        output=Decimal(2),
+        input_audio=Decimal(8),
+    )
     catalog = PriceCatalog([entry], use_fallback=False)
     with pytest.raises(UsageError, match=r"no audio output price.*400 audio output tokens; add output_audio"):
         compute_cost(Usage(0, 500, audio_output_tokens=400), "voice-x", catalog=catalog)
-    assert compute_cost(Usage(100, 500, audio_input_tokens=100), "voice-x", catalog=catalog).total_usd == \
-        (100 * Decimal(8) + 500 * Decimal(2)) / M
+    assert (
+        compute_cost(Usage(100, 500, audio_input_tokens=100), "voice-x", catalog=catalog).total_usd
+        == (100 * Decimal(8) + 500 * Decimal(2)) / M
+    )

@@ -38,11 +38,24 @@ def gemini_served(tmp_path, monkeypatch):
     ledger = tmp_path / "ledger.duckdb"
     stand_in_aws_keys(monkeypatch)
     with ServerThread(create_gemini(engine=InstantEngine())) as gemini:
-        config = parse_config({"models": {
-            "g": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": gemini},
-            "c": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": "http://127.0.0.1:9"},
-            "b": {"provider": "bedrock", "model": "anthropic.claude-3-haiku-20240307-v1:0", "region": "us-east-1",
-                  "endpoint_url": "http://127.0.0.1:9"}}})
+        config = parse_config(
+            {
+                "models": {
+                    "g": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": gemini},
+                    "c": {
+                        "provider": "anthropic",
+                        "model": "claude-sonnet-4-5-20250929",
+                        "base_url": "http://127.0.0.1:9",
+                    },
+                    "b": {
+                        "provider": "bedrock",
+                        "model": "anthropic.claude-3-haiku-20240307-v1:0",
+                        "region": "us-east-1",
+                        "endpoint_url": "http://127.0.0.1:9",
+                    },
+                }
+            }
+        )
         with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
             yield gemini, url, ledger
 
@@ -61,8 +74,11 @@ def test_gemini_s_audio_count_reaches_the_openai_sdk(gemini_served, stream) -> N
     gemini, url, _ = gemini_served
     client = openai.OpenAI(base_url=url + "/v1", api_key="unused")
     if stream:
-        chunks = list(client.chat.completions.create(model="g", messages=ASKED, stream=True,
-                                                     stream_options={"include_usage": True}))
+        chunks = list(
+            client.chat.completions.create(
+                model="g", messages=ASKED, stream=True, stream_options={"include_usage": True}
+            )
+        )
         usage = next(c.usage for c in chunks if c.usage is not None)
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     else:
@@ -77,8 +93,11 @@ def test_gemini_s_audio_count_reaches_the_openai_sdk(gemini_served, stream) -> N
 
 def test_an_answer_without_audio_gains_no_audio_keys(gemini_served) -> None:
     _, url, _ = gemini_served
-    reply = httpx.post(url + "/v1/chat/completions", json={"model": "g", "messages": [
-        {"role": "user", "content": "Say ok"}]}, timeout=30).json()
+    reply = httpx.post(
+        url + "/v1/chat/completions",
+        json={"model": "g", "messages": [{"role": "user", "content": "Say ok"}]},
+        timeout=30,
+    ).json()
     assert set(reply["usage"]["prompt_tokens_details"]) == {"cached_tokens"}
     assert set(reply["usage"]["completion_tokens_details"]) == {"reasoning_tokens"}
 
@@ -93,12 +112,14 @@ def test_input_audio_to_a_model_that_takes_none_and_a_malformed_part_are_400s_na
         assert refused.status_code == 400 and error["param"] == "messages[0].content[0]", refused.text
         assert "audio part" in error["message"] and "gemini" not in error["message"].lower(), error
     bad = {**AUDIO_PART, "input_audio": {"data": "@@", "format": "wav"}}
-    reply = httpx.post(url + "/v1/chat/completions", json={"model": "g", "messages": [
-        {"role": "user", "content": [bad]}]}, timeout=30)
+    reply = httpx.post(
+        url + "/v1/chat/completions", json={"model": "g", "messages": [{"role": "user", "content": [bad]}]}, timeout=30
+    )
     assert reply.status_code == 400 and reply.json()["error"]["param"] == "messages[0].content[0].input_audio.data"
     flac = {**AUDIO_PART, "input_audio": {"data": AUDIO_PART["input_audio"]["data"], "format": "flac"}}
-    reply = httpx.post(url + "/v1/chat/completions", json={"model": "g", "messages": [
-        {"role": "user", "content": [flac]}]}, timeout=30)
+    reply = httpx.post(
+        url + "/v1/chat/completions", json={"model": "g", "messages": [{"role": "user", "content": [flac]}]}, timeout=30
+    )
     assert reply.status_code == 400 and reply.json()["error"]["param"] == "messages[0].content[0].input_audio.format"
 
 
@@ -107,11 +128,25 @@ def test_the_responses_api_answer_says_the_audio_counts_too(tmp_path, monkeypatc
     (input_tokens_details.audio_tokens, output_tokens_details.audio_tokens), as chat's does."""
     monkeypatch.setenv("AUDIO_KEY", "sk-test")
     upstream = ScriptedOpenAI([])
-    upstream.usage = {"prompt_tokens": 1_200, "completion_tokens": 500, "total_tokens": 1_700,
-                      "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 1_000},
-                      "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 400}}
-    config = parse_config({"models": {"voice": {"provider": "openai", "model": "gpt-audio", "base_url": upstream.url,
-                                                "api_key_env": "AUDIO_KEY"}}})
+    upstream.usage = {
+        "prompt_tokens": 1_200,
+        "completion_tokens": 500,
+        "total_tokens": 1_700,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 1_000},
+        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 400},
+    }
+    config = parse_config(
+        {
+            "models": {
+                "voice": {
+                    "provider": "openai",
+                    "model": "gpt-audio",
+                    "base_url": upstream.url,
+                    "api_key_env": "AUDIO_KEY",
+                }
+            }
+        }
+    )
     try:
         with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
             client = openai.OpenAI(base_url=url + "/v1", api_key="unused")

@@ -27,10 +27,19 @@ def chat_request(model: str, **fields):
 
 
 def test_returned_reasoning_content_is_carried_or_refused_never_a_500():
-    turns = [{"role": "user", "content": "hi"},
-             {"role": "assistant", "content": "hello", "reasoning_content": "greet back", "refusal": None,
-              "annotations": [], "audio": None, "function_call": None},
-             {"role": "user", "content": "again"}]
+    turns = [
+        {"role": "user", "content": "hi"},
+        {
+            "role": "assistant",
+            "content": "hello",
+            "reasoning_content": "greet back",
+            "refusal": None,
+            "annotations": [],
+            "audio": None,
+            "function_call": None,
+        },
+        {"role": "user", "content": "again"},
+    ]
     request = chat_request(SONNET, messages=turns)
     assert request.messages[1].content[0] == ReasoningBlock("greet back")
     # OpenAI-format servers get no reasoning back (DeepSeek-style servers refuse reasoning_content).
@@ -68,32 +77,56 @@ def test_max_completion_tokens_is_each_providers_own_cap_and_never_a_raw_field()
     assert body["max_tokens"] == 30 and "max_completion_tokens" not in body
 
 
-SIGNED = [{"type": "thinking", "thinking": "look it up", "signature": "c2lnLTE="},
-          {"type": "redacted_thinking", "data": "opaque"}]
-GEMINI_CALL = {"id": "call_1", "type": "function",
-               "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
-               "extra_content": {"google": {"thought_signature": "c2lnLTI="}}}
+SIGNED = [
+    {"type": "thinking", "thinking": "look it up", "signature": "c2lnLTE="},
+    {"type": "redacted_thinking", "data": "opaque"},
+]
+GEMINI_CALL = {
+    "id": "call_1",
+    "type": "function",
+    "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+    "extra_content": {"google": {"thought_signature": "c2lnLTI="}},
+}
 
 
 def test_signed_reasoning_sent_back_through_chat_completions_reaches_each_provider_signed():
     """Claude's thinking and Gemini's thought signatures must come back signed, or the next turn of a tool loop is
     refused (Claude checks its thinking blocks; Gemini 3 wants the signature on the function call it came with).
     Chat completions had no place for a signature: `reasoning_content` came back unsigned and was refused."""
-    turns = [{"role": "user", "content": "Weather in Paris?"},
-             {"role": "assistant", "content": None, "reasoning_content": "look it up", "thinking_blocks": SIGNED,
-              "tool_calls": [GEMINI_CALL]},
-             {"role": "tool", "tool_call_id": "call_1", "content": "18C sunny"}]
+    turns = [
+        {"role": "user", "content": "Weather in Paris?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "reasoning_content": "look it up",
+            "thinking_blocks": SIGNED,
+            "tool_calls": [GEMINI_CALL],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "18C sunny"},
+    ]
     request = chat_request(SONNET, messages=turns)
     assert request.messages[1].content[:3] == [
-        ReasoningBlock("look it up", "c2lnLTE="), ReasoningBlock(redacted="opaque"),
-        ReasoningBlock("", "c2lnLTI=", signer="gemini")]  # Google's field: Gemini's; thinking_blocks: unknown
-    anthropic = to_anthropic_params(chat_request(SONNET, messages=[turns[0], {**turns[1], "tool_calls": [
-        {k: v for k, v in GEMINI_CALL.items() if k != "extra_content"}]}, turns[2]]))
+        ReasoningBlock("look it up", "c2lnLTE="),
+        ReasoningBlock(redacted="opaque"),
+        ReasoningBlock("", "c2lnLTI=", signer="gemini"),
+    ]  # Google's field: Gemini's; thinking_blocks: unknown
+    anthropic = to_anthropic_params(
+        chat_request(
+            SONNET,
+            messages=[
+                turns[0],
+                {**turns[1], "tool_calls": [{k: v for k, v in GEMINI_CALL.items() if k != "extra_content"}]},
+                turns[2],
+            ],
+        )
+    )
     assert anthropic["messages"][1]["content"][:2] == [
         {"type": "thinking", "thinking": "look it up", "signature": "c2lnLTE="},
-        {"type": "redacted_thinking", "data": "opaque"}]
-    gemini = contents_from_request(chat_request("gemini-2.5-flash", messages=[turns[0], {
-        **turns[1], "thinking_blocks": SIGNED[:1]}, turns[2]]))
+        {"type": "redacted_thinking", "data": "opaque"},
+    ]
+    gemini = contents_from_request(
+        chat_request("gemini-2.5-flash", messages=[turns[0], {**turns[1], "thinking_blocks": SIGNED[:1]}, turns[2]])
+    )
     assert gemini[1]["parts"][0] == {"text": "look it up", "thought": True, "thought_signature": b"sig-1"}
     assert gemini[1]["parts"][1]["thought_signature"] == b"sig-2" and "function_call" in gemini[1]["parts"][1]
     # An OpenAI-format upstream (Google's compatible API, a LiteLLM proxy) gets them back in the same two fields.
@@ -103,32 +136,51 @@ def test_signed_reasoning_sent_back_through_chat_completions_reaches_each_provid
     assert openai_wire_read.message_blocks(sent) == unsigned
 
 
-@pytest.mark.parametrize(("change", "param", "said"), [
-    ({"thinking_blocks": "signed"}, "messages[1].thinking_blocks", "a list"),
-    ({"thinking_blocks": [{"type": "thinking", "thinking": "x", "signature": "s", "cache_control": {}}]},
-     "messages[1].thinking_blocks[0]", "cache_control"),
-    ({"thinking_blocks": [{"type": "summary", "text": "x"}]}, "messages[1].thinking_blocks[0]", "'summary'"),
-    ({"reasoning_content": "something else"}, "messages[1].reasoning_content", "differs from"),
-    ({"tool_calls": [{**GEMINI_CALL, "extra_content": {"google": {"thought_signature": "s", "more": 1}}}]},
-     "messages[1].tool_calls[0].extra_content", "thought_signature"),
-])
+@pytest.mark.parametrize(
+    ("change", "param", "said"),
+    [
+        ({"thinking_blocks": "signed"}, "messages[1].thinking_blocks", "a list"),
+        (
+            {"thinking_blocks": [{"type": "thinking", "thinking": "x", "signature": "s", "cache_control": {}}]},
+            "messages[1].thinking_blocks[0]",
+            "cache_control",
+        ),
+        ({"thinking_blocks": [{"type": "summary", "text": "x"}]}, "messages[1].thinking_blocks[0]", "'summary'"),
+        ({"reasoning_content": "something else"}, "messages[1].reasoning_content", "differs from"),
+        (
+            {"tool_calls": [{**GEMINI_CALL, "extra_content": {"google": {"thought_signature": "s", "more": 1}}}]},
+            "messages[1].tool_calls[0].extra_content",
+            "thought_signature",
+        ),
+    ],
+)
 def test_signed_reasoning_of_a_shape_that_cannot_be_carried_is_a_named_400(change, param, said):
     from tokenomy.gateway.openai_shapes import RequestError
 
-    turns = [{"role": "user", "content": "hi"},
-             {"role": "assistant", "content": "hello", "reasoning_content": "look it up", "thinking_blocks": SIGNED[:1],
-              **change}]
+    turns = [
+        {"role": "user", "content": "hi"},
+        {
+            "role": "assistant",
+            "content": "hello",
+            "reasoning_content": "look it up",
+            "thinking_blocks": SIGNED[:1],
+            **change,
+        },
+    ]
     with pytest.raises(RequestError, match=said) as refused:
         chat_request(SONNET, messages=[*turns, {"role": "user", "content": "again"}])
     assert refused.value.param == param
 
 
-@pytest.mark.parametrize("media_type, fmt", [
-    ("application/vnd.openxmlformats-officedocument.wordprocessingml.document", "docx"),
-    ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
-    ("application/msword", "doc"),
-    ("text/csv", "csv"),
-])
+@pytest.mark.parametrize(
+    "media_type, fmt",
+    [
+        ("application/vnd.openxmlformats-officedocument.wordprocessingml.document", "docx"),
+        ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx"),
+        ("application/msword", "doc"),
+        ("text/csv", "csv"),
+    ],
+)
 def test_a_file_part_keeps_its_media_type_without_a_file_name(media_type, fmt):
     # An office file sent without a filename was taken for a PDF: Converse was told format pdf, and an OpenAI-format
     # upstream got it relabelled data:application/pdf.
@@ -145,8 +197,11 @@ def test_reasoning_that_is_not_base64_is_refused_naming_it_not_a_500():
     # binascii.Error in the mapping, which the gateway answered with a 500.
     from tokenomy.providers.gemini_mapping import contents_from_request as gemini_contents
 
-    signed = {"role": "assistant", "content": "x", "thinking_blocks": [
-        {"type": "thinking", "thinking": "t", "signature": "not base64!"}]}
+    signed = {
+        "role": "assistant",
+        "content": "x",
+        "thinking_blocks": [{"type": "thinking", "thinking": "t", "signature": "not base64!"}],
+    }
     redacted = {"role": "assistant", "content": "x", "thinking_blocks": [{"type": "redacted_thinking", "data": "abc"}]}
     turns = [{"role": "user", "content": "hi"}, signed, {"role": "user", "content": "again"}]
     with pytest.raises(ProviderError, match=r"^messages\[1\]\.content\[0\]: Gemini .*not base64") as refused:
@@ -166,12 +221,20 @@ def test_tool_call_arguments_that_are_no_json_reach_every_api_with_their_text():
     # back with the conversation. Anthropic got input {} (the text dropped), Converse refused the turn (every later
     # turn of the loop too); each now gets {"INVALID_JSON": text}, Anthropic's convention, as a /v1/messages caller
     # is answered such a call.
-    turns = [{"role": "system", "content": "s"}, {"role": "user", "content": "weather?"},
-             {"role": "assistant", "content": None, "tool_calls": [
-                 {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}},
-                 {"id": "c2", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Par'}}]},
-             {"role": "tool", "tool_call_id": "c1", "content": "sunny"}, {"role": "tool", "tool_call_id": "c2",
-                                                                        "content": "rain"}]
+    turns = [
+        {"role": "system", "content": "s"},
+        {"role": "user", "content": "weather?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}},
+                {"id": "c2", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Par'}},
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+        {"role": "tool", "tool_call_id": "c2", "content": "rain"},
+    ]
     tools = [{"type": "function", "function": {"name": "get_weather"}}]
     wrapped = {"INVALID_JSON": '{"city": "Par'}
     body = ChatCompletionRequest.model_validate({"model": CLAUDE_ON_BEDROCK, "messages": turns, "tools": tools})

@@ -22,8 +22,10 @@ from tokenomy.providers.registry import ModelSpec
 
 ASK = [{"role": "user", "content": "hi"}]
 NOTE = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "the note"}}
-PDF = {"type": "document", "source": {"type": "base64", "media_type": "application/pdf",
-                                      "data": base64.b64encode(b"%PDF-1.4 x").decode()}}
+PDF = {
+    "type": "document",
+    "source": {"type": "base64", "media_type": "application/pdf", "data": base64.b64encode(b"%PDF-1.4 x").decode()},
+}
 
 
 @pytest.fixture(scope="module")
@@ -31,15 +33,26 @@ def served(tmp_path_factory):
     with RecordingOpenAI() as azure, RecordingOpenAI() as vllm, pytest.MonkeyPatch.context() as env:
         env.setenv("AZURE_OPENAI_API_KEY", "k")
         env.setenv("VLLM_KEY", "k")
-        config = parse_config({
-            "models": {
-                "azure-gpt": {"provider": "azure", "model": "gpt-4o-mini", "base_url": azure.url.removesuffix("/v1"),
-                              "price_as": "gpt-4o-mini"},
-                "vllm": {"provider": "openai", "model": "qwen", "base_url": vllm.url, "api_key_env": "VLLM_KEY",
-                         "price_as": "gpt-4o-mini"},
-            },
-            "routes": {"either": {"model": "azure-gpt", "fallback": ["vllm"]}},
-        })
+        config = parse_config(
+            {
+                "models": {
+                    "azure-gpt": {
+                        "provider": "azure",
+                        "model": "gpt-4o-mini",
+                        "base_url": azure.url.removesuffix("/v1"),
+                        "price_as": "gpt-4o-mini",
+                    },
+                    "vllm": {
+                        "provider": "openai",
+                        "model": "qwen",
+                        "base_url": vllm.url,
+                        "api_key_env": "VLLM_KEY",
+                        "price_as": "gpt-4o-mini",
+                    },
+                },
+                "routes": {"either": {"model": "azure-gpt", "fallback": ["vllm"]}},
+            }
+        )
         ledger = tmp_path_factory.mktemp("proper") / "ledger.duckdb"
         with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
             yield url, azure, vllm
@@ -212,8 +225,16 @@ def test_a_model_without_base_url_goes_where_openai_base_url_points(tmp_path, mo
         monkeypatch.setenv("OPENAI_BASE_URL", local.url)
         monkeypatch.setenv("LOCAL_KEY", "k")
         config = parse_config(
-            {"models": {"gpt": {"provider": "openai", "model": "qwen", "api_key_env": "LOCAL_KEY",
-                                "price_as": "gpt-4o-mini"}}}
+            {
+                "models": {
+                    "gpt": {
+                        "provider": "openai",
+                        "model": "qwen",
+                        "api_key_env": "LOCAL_KEY",
+                        "price_as": "gpt-4o-mini",
+                    }
+                }
+            }
         )
         with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
             sdk = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)

@@ -21,8 +21,12 @@ from tokenomy.pricing.cost import compute_cost
 from tokenomy.pricing.server_tools import implied_searches
 
 ASK = [{"role": "user", "content": "What is the weather in Paris today?"}]
-CITED = [{"type": "url_citation", "url_citation": {"url": "https://example.com/paris", "title": "Paris",
-                                                   "start_index": 0, "end_index": 5}}]
+CITED = [
+    {
+        "type": "url_citation",
+        "url_citation": {"url": "https://example.com/paris", "title": "Paris", "start_index": 0, "end_index": 5},
+    }
+]
 
 
 @pytest.fixture
@@ -33,24 +37,37 @@ def upstream():
 
 
 def config(upstream_url: str, model: str, auth: bool = False):
-    return parse_config({"auth": auth, "models": {"search": {
-        "provider": "openai", "model": model, "base_url": upstream_url, "api_key_env": "SEARCH_KEY"}}})
+    return parse_config(
+        {
+            "auth": auth,
+            "models": {
+                "search": {"provider": "openai", "model": model, "base_url": upstream_url, "api_key_env": "SEARCH_KEY"}
+            },
+        }
+    )
 
 
-@pytest.mark.parametrize("model, per_search", [
-    ("gpt-4o-search-preview", Decimal("0.025")),
-    ("gpt-4o-mini-search-preview-2025-03-11", Decimal("0.025")),
-    ("gpt-5-search-api", Decimal("0.01")),
-])
+@pytest.mark.parametrize(
+    "model, per_search",
+    [
+        ("gpt-4o-search-preview", Decimal("0.025")),
+        ("gpt-4o-mini-search-preview-2025-03-11", Decimal("0.025")),
+        ("gpt-5-search-api", Decimal("0.01")),
+    ],
+)
 def test_each_call_of_a_search_model_is_billed_its_search(upstream, tmp_path, monkeypatch, model, per_search):
     monkeypatch.setenv("SEARCH_KEY", "sk-test")
     ledger = str(tmp_path / "ledger.duckdb")
     with ServerThread(create_app(config(upstream.url, model), ledger), lifespan="on") as url:
         sdk = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
-        answer = sdk.chat.completions.create(model="search", messages=ASK,
-                                             web_search_options={"search_context_size": "low"})
-        chunks = list(sdk.chat.completions.create(model="search", messages=ASK, stream=True,
-                                                  stream_options={"include_usage": True}))
+        answer = sdk.chat.completions.create(
+            model="search", messages=ASK, web_search_options={"search_context_size": "low"}
+        )
+        chunks = list(
+            sdk.chat.completions.create(
+                model="search", messages=ASK, stream=True, stream_options={"include_usage": True}
+            )
+        )
     assert answer.choices[0].message.annotations[0].url_citation.url == "https://example.com/paris"
     assert any(c.choices and c.choices[0].delta.content for c in chunks)
     assert upstream.bodies[0]["web_search_options"] == {"search_context_size": "low"}
@@ -68,8 +85,9 @@ def test_a_budget_reserves_the_search_before_the_call(upstream, tmp_path, monkey
     ledger = str(tmp_path / "ledger.duckdb")
     # Enough for a short call's tokens, not for its search: refused before anything is sent.
     secret, _ = KeyStore(open_store(ledger)).create(budget_usd=Decimal("0.02"), period="month")
-    with ServerThread(create_app(config(upstream.url, "gpt-4o-search-preview", auth=True), ledger),
-                      lifespan="on") as url:
+    with ServerThread(
+        create_app(config(upstream.url, "gpt-4o-search-preview", auth=True), ledger), lifespan="on"
+    ) as url:
         sdk = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
         with pytest.raises(openai.RateLimitError) as refused:
             sdk.chat.completions.create(model="search", messages=ASK, max_tokens=8)

@@ -23,8 +23,10 @@ from tokenomy.ledger.store import open_store
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 ASK = [{"role": "user", "content": "Weather in Paris?"}]
-WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {
-    "type": "object", "properties": {"city": {"type": "string"}}}}}
+WEATHER = {
+    "type": "function",
+    "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}},
+}
 VERSION = "2024-10-21"
 
 
@@ -38,11 +40,27 @@ class Served:
         self.stack = contextlib.ExitStack()
         self.upstream = self.stack.enter_context(RecordingOpenAI())
         embeddings = self.stack.enter_context(InstantOpenAI())
-        config = parse_config({"auth": True, "models": {
-            "chat": {"provider": "openai", "model": "up-model", "base_url": self.upstream.url, "price_as": HAIKU},
-            "other": {"provider": "openai", "model": "other-model", "base_url": self.upstream.url, "price_as": HAIKU},
-            "embed": {"provider": "openai", "model": "text-embedding-3-small", "base_url": embeddings}},
-            "routes": {"team/chat": {"model": "other"}}})  # a name with a slash, which the SDK percent-encodes
+        config = parse_config(
+            {
+                "auth": True,
+                "models": {
+                    "chat": {
+                        "provider": "openai",
+                        "model": "up-model",
+                        "base_url": self.upstream.url,
+                        "price_as": HAIKU,
+                    },
+                    "other": {
+                        "provider": "openai",
+                        "model": "other-model",
+                        "base_url": self.upstream.url,
+                        "price_as": HAIKU,
+                    },
+                    "embed": {"provider": "openai", "model": "text-embedding-3-small", "base_url": embeddings},
+                },
+                "routes": {"team/chat": {"model": "other"}},
+            }
+        )  # a name with a slash, which the SDK percent-encodes
         self.url = self.stack.enter_context(ServerThread(create_app(config, str(ledger)), lifespan="on"))
 
     def rows(self):
@@ -64,10 +82,14 @@ def test_the_azure_sdk_reaches_the_route_its_deployment_names_whole_streamed_and
     call = reply.choices[0].message.tool_calls[0]
     assert (call.function.name, call.function.arguments) == ("get_weather", arguments_for("get_weather"))
     assert upstream.last["model"] == "up-model" and upstream.last["tools"] == [WEATHER]
-    turn = [*ASK, reply.choices[0].message.model_dump(exclude_none=True),
-            {"role": "tool", "tool_call_id": call.id, "content": "18C sunny"}]
-    stream = azure.chat.completions.create(model="chat", messages=turn, tools=[WEATHER], stream=True,
-                                           stream_options={"include_usage": True})
+    turn = [
+        *ASK,
+        reply.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "18C sunny"},
+    ]
+    stream = azure.chat.completions.create(
+        model="chat", messages=turn, tools=[WEATHER], stream=True, stream_options={"include_usage": True}
+    )
     text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert "18C sunny" in text and upstream.last["messages"][-1]["role"] == "tool"
     vectors = azure.embeddings.create(model="embed", input=["one", "two"])
@@ -88,8 +110,12 @@ def test_azures_v1_api_and_its_responses_path_are_the_gateways_own(served) -> No
     assert azure.responses.create(model="other", input="hi", max_output_tokens=5).output_text
     assert upstream.last["model"] == "other-model"
     # The key in Azure's header on the v1 path too.
-    assert httpx.post(f"{url}/openai/v1/chat/completions", headers={"api-key": secret},
-                      json={"model": "chat", "messages": ASK}).status_code == 200
+    assert (
+        httpx.post(
+            f"{url}/openai/v1/chat/completions", headers={"api-key": secret}, json={"model": "chat", "messages": ASK}
+        ).status_code
+        == 200
+    )
 
 
 def test_the_azure_sdks_model_list_is_the_gateways(served) -> None:
@@ -114,8 +140,11 @@ def test_a_deployment_named_with_a_slash_is_one_route(served) -> None:
 
 def test_the_deployment_in_the_path_names_the_route_not_the_bodys_model(served) -> None:
     url, upstream, secret = served.url, served.upstream, served.secret
-    answer = httpx.post(f"{url}/openai/deployments/other/chat/completions?api-version={VERSION}",
-                        headers={"api-key": secret}, json={"model": "chat", "messages": ASK})
+    answer = httpx.post(
+        f"{url}/openai/deployments/other/chat/completions?api-version={VERSION}",
+        headers={"api-key": secret},
+        json={"model": "chat", "messages": ASK},
+    )
     assert answer.status_code == 200 and answer.json()["model"] == "other"
     assert upstream.last["model"] == "other-model"
 
@@ -126,12 +155,18 @@ def test_a_body_opening_with_a_byte_order_mark_goes_to_the_deployment(served) ->
     url, upstream, secret = served.url, served.upstream, served.secret
     headers = {"api-key": secret, "content-type": "application/json"}
     bom = b"\xef\xbb\xbf"
-    vectors = httpx.post(f"{url}/openai/deployments/embed/embeddings?api-version={VERSION}", headers=headers,
-                         content=bom + json.dumps({"model": "chat", "input": "hi"}).encode())
+    vectors = httpx.post(
+        f"{url}/openai/deployments/embed/embeddings?api-version={VERSION}",
+        headers=headers,
+        content=bom + json.dumps({"model": "chat", "input": "hi"}).encode(),
+    )
     assert vectors.status_code == 200, vectors.text
     assert upstream.bodies == []  # not the chat route's upstream
-    answer = httpx.post(f"{url}/openai/deployments/other/chat/completions?api-version={VERSION}", headers=headers,
-                        content=bom + json.dumps({"messages": ASK}).encode())
+    answer = httpx.post(
+        f"{url}/openai/deployments/other/chat/completions?api-version={VERSION}",
+        headers=headers,
+        content=bom + json.dumps({"messages": ASK}).encode(),
+    )
     assert answer.status_code == 200, answer.text
     assert upstream.last["model"] == "other-model"
     assert sorted(r.route for r in served.rows()) == ["embed", "other"]
@@ -144,13 +179,18 @@ def test_errors_on_azure_paths_name_the_problem(served) -> None:
     assert bad_key.status_code == 401 and bad_key.json()["error"]["message"]
     unknown = httpx.post(f"{base}/nope/chat/completions", headers={"api-key": secret}, json={"messages": ASK})
     assert unknown.status_code == 404 and "`nope` does not exist" in unknown.json()["error"]["message"]
-    malformed = httpx.post(f"{base}/chat/chat/completions", headers={"api-key": secret},
-                           json={"messages": ASK, "temperature": "hot"})
+    malformed = httpx.post(
+        f"{base}/chat/chat/completions", headers={"api-key": secret}, json={"messages": ASK, "temperature": "hot"}
+    )
     assert malformed.status_code == 400
     problems = json.dumps(malformed.json())
     assert "temperature" in problems and "model" not in problems.replace('"model"', "")
-    for path in ("/openai/deployments/chat/completions", "/openai/deployments/chat/images/generations",
-                 "/openai/assistants", "/openai/threads/t_1/messages"):  # OpenAI's shape, though it says messages
+    for path in (
+        "/openai/deployments/chat/completions",
+        "/openai/deployments/chat/images/generations",
+        "/openai/assistants",
+        "/openai/threads/t_1/messages",
+    ):  # OpenAI's shape, though it says messages
         unserved = httpx.post(url + path, headers={"api-key": secret}, json={"prompt": "hi"})
         assert unserved.status_code == 404 and "is not served by this gateway" in unserved.json()["error"]["message"]
         assert unserved.json()["error"]["code"] == "unknown_url"
@@ -168,15 +208,19 @@ def test_a_path_or_method_not_served_is_named_as_the_caller_sent_it(served) -> N
     assert nowhere.json()["error"]["message"].startswith("POST /openai/v1/nowhere is not served by this gateway")
     kept = httpx.get(f"{url}/openai/v1/responses/resp_1", headers=headers)
     assert kept.status_code == 404
-    assert kept.json()["error"]["message"].startswith("GET /openai/v1/responses/resp_1 is not served: this gateway "
-                                                      "keeps no responses")
+    assert kept.json()["error"]["message"].startswith(
+        "GET /openai/v1/responses/resp_1 is not served: this gateway keeps no responses"
+    )
 
 
 def test_no_money_is_spent_on_a_request_refused_at_the_edge(served) -> None:
     url, upstream, secret = served.url, served.upstream, served.secret
     before = len(upstream.bodies)
-    answer = httpx.post(f"{url}/openai/deployments/chat/chat/completions", headers={"api-key": secret},
-                        content=b'{"messages": [{"role": "user", "content": "hi \\ud800"}]}')
+    answer = httpx.post(
+        f"{url}/openai/deployments/chat/chat/completions",
+        headers={"api-key": secret},
+        content=b'{"messages": [{"role": "user", "content": "hi \\ud800"}]}',
+    )
     assert answer.status_code == 400 and "surrogate" in answer.json()["error"]["message"]
     assert len(upstream.bodies) == before
     assert sum((r.cost_usd for r in served.rows()), Decimal(0)) == 0
@@ -186,8 +230,9 @@ def test_bedrocks_anthropic_messages_base_is_the_gateways_messages_api(served) -
     """Bedrock serves Anthropic's Messages API under `/anthropic` (bedrock-runtime and bedrock-mantle); an application
     on it swaps the host for the gateway's and keeps the path."""
     url, upstream, secret = served.url, served.upstream, served.secret
-    mantle = anthropic.AnthropicBedrockMantle(base_url=url + "/anthropic", api_key=secret, aws_region="us-east-1",
-                                              max_retries=0)
+    mantle = anthropic.AnthropicBedrockMantle(
+        base_url=url + "/anthropic", api_key=secret, aws_region="us-east-1", max_retries=0
+    )
     message = mantle.messages.create(model="chat", max_tokens=20, messages=ASK)
     assert message.content[0].text and upstream.last["model"] == "up-model"
     with mantle.messages.stream(model="other", max_tokens=20, messages=ASK) as stream:
@@ -217,11 +262,18 @@ def test_a_file_id_sent_on_azures_paths_is_azures_and_reaches_azure_only(tmp_pat
         monkeypatch.delenv(key, raising=False)
     part = {"type": "file", "file": {"file_id": "assistant-abc"}}
     ask = [{"role": "user", "content": [{"type": "text", "text": "Summarise"}, part]}]
-    with (ServerThread(create_azure({"chat-prod": "gpt-4o-mini"}, InstantEngine())) as azure_url,
-          RecordingOpenAI() as upstream):
-        config = parse_config({"models": {
-            "az": {"provider": "azure", "model": "chat-prod", "base_url": azure_url, "price_as": "gpt-4o-mini"},
-            "oai": {"provider": "openai", "model": "up-model", "base_url": upstream.url, "price_as": HAIKU}}})
+    with (
+        ServerThread(create_azure({"chat-prod": "gpt-4o-mini"}, InstantEngine())) as azure_url,
+        RecordingOpenAI() as upstream,
+    ):
+        config = parse_config(
+            {
+                "models": {
+                    "az": {"provider": "azure", "model": "chat-prod", "base_url": azure_url, "price_as": "gpt-4o-mini"},
+                    "oai": {"provider": "openai", "model": "up-model", "base_url": upstream.url, "price_as": HAIKU},
+                }
+            }
+        )
         with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
             azure = openai.AzureOpenAI(azure_endpoint=url, api_key="unused", api_version=VERSION, max_retries=0)
             plain = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
@@ -234,10 +286,16 @@ def test_a_file_id_sent_on_azures_paths_is_azures_and_reaches_azure_only(tmp_pat
                 assert refused.value.body["param"] == "messages[0].content[1].file.file_id"
                 assert refused.value.body["message"].startswith(
                     f"model `{model}` cannot take a file id of {issuer} Files API "
-                    "(`messages[0].content[1].file.file_id`)")
+                    "(`messages[0].content[1].file.file_id`)"
+                )
             on_azure = openai.OpenAI(base_url=url + "/openai/v1", api_key="unused", max_retries=0)
-            item = {"role": "user", "content": [{"type": "input_text", "text": "Summarise"},
-                                                {"type": "input_file", "file_id": "assistant-abc"}]}
+            item = {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "Summarise"},
+                    {"type": "input_file", "file_id": "assistant-abc"},
+                ],
+            }
             with pytest.raises(openai.BadRequestError) as refused:
                 on_azure.responses.create(model="oai", input=[item], max_output_tokens=5)
             assert refused.value.body["param"] == "input[0].content[1].file_id"

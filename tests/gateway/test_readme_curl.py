@@ -32,9 +32,15 @@ def _readme_curl() -> list[str]:
 def test_readme_curl_works_as_copied_and_no_key_is_401(ledger_path: Path, monkeypatch) -> None:
     secret, _ = KeyStore(open_store(ledger_path)).create()
     with InstantOpenAI() as upstream:
-        config = parse_config({"auth": True, "models": {"fast": {"provider": "openai", "model": "fast",
-                                                                 "base_url": upstream, "api_key_env": "FAST_KEY"}},
-                               "routes": {"chat": {"model": "fast"}}})
+        config = parse_config(
+            {
+                "auth": True,
+                "models": {
+                    "fast": {"provider": "openai", "model": "fast", "base_url": upstream, "api_key_env": "FAST_KEY"}
+                },
+                "routes": {"chat": {"model": "fast"}},
+            }
+        )
         monkeypatch.setenv("FAST_KEY", "x")
         with ServerThread(create_app(config, str(ledger_path)), lifespan="on") as url:
             args = [a.replace("http://127.0.0.1:8080", url).replace("$KEY", secret) for a in _readme_curl()]
@@ -43,8 +49,10 @@ def test_readme_curl_works_as_copied_and_no_key_is_401(ledger_path: Path, monkey
             assert status == "200", body
             assert json.loads(body)["choices"][0]["message"]["content"] == "ok"
             # no key, and a body that is not JSON at all (what curl without Content-Type sends): 401, not 400
-            for headers, content in (({}, '{"model":"chat","messages":[{"role":"user","content":"hi"}]}'),
-                                     ({"content-type": "application/x-www-form-urlencoded"}, "model=chat")):
+            for headers, content in (
+                ({}, '{"model":"chat","messages":[{"role":"user","content":"hi"}]}'),
+                ({"content-type": "application/x-www-form-urlencoded"}, "model=chat"),
+            ):
                 refused = httpx.post(url + "/v1/chat/completions", content=content, headers=headers)
                 assert refused.status_code == 401, refused.text
                 assert refused.json()["error"]["code"] == "invalid_api_key" or "API key" in refused.text

@@ -20,9 +20,14 @@ from tokenomy.messages import ONE_HOUR
 from tokenomy.providers import openai_wire
 from tokenomy.request_options import ToolSpec
 
-WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
-                                            "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                                                           "required": ["city"]}}}
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
 TIME = {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}}}
 USER = {"role": "user", "content": "Weather and time in Paris?"}
 
@@ -35,8 +40,10 @@ def chat_request(**fields):
 def test_the_same_tools_sent_again_are_the_same_tool_specs():
     first = chat_request(tools=[WEATHER, TIME]).tools
     again = chat_request(tools=[WEATHER, TIME]).tools
-    assert first == [ToolSpec("get_weather", "Weather in a city", WEATHER["function"]["parameters"]),
-                     ToolSpec("get_time", None, {"type": "object", "properties": {}})]
+    assert first == [
+        ToolSpec("get_weather", "Weather in a city", WEATHER["function"]["parameters"]),
+        ToolSpec("get_time", None, {"type": "object", "properties": {}}),
+    ]
     assert all(a is b for a, b in zip(first, again, strict=True))
     assert first is not again  # each request has its own list
 
@@ -71,8 +78,13 @@ def test_a_wrong_tool_list_is_refused_each_time_it_comes():
 
 
 def test_tools_past_64_bit_integers_are_still_read():
-    big = {"type": "function", "function": {"name": "count", "parameters": {
-        "type": "object", "properties": {"n": {"type": "integer", "maximum": 2**70}}}}}
+    big = {
+        "type": "function",
+        "function": {
+            "name": "count",
+            "parameters": {"type": "object", "properties": {"n": {"type": "integer", "maximum": 2**70}}},
+        },
+    }
     for _ in range(2):
         assert chat_request(tools=[big]).tools[0].input_schema["properties"]["n"]["maximum"] == 2**70
 
@@ -87,9 +99,20 @@ def test_a_shared_tools_forms_are_made_once_and_read_as_before():
     assert text is not tools_json_of(again.tools) and text == tools_json_of(again.tools)
     assert first.tools[0].derived is not None and "ledger_json" in first.tools[0].derived
     schema_chars = len(orjson.dumps(WEATHER["function"]["parameters"]))
-    assert estimate_input_tokens(first) == estimate_input_tokens(again) == (
-        len(USER["content"]) + len("get_weather") + len("Weather in a city") + schema_chars
-        + len("get_time") + len('{"type":"object","properties":{}}') + 3) // 4
+    assert (
+        estimate_input_tokens(first)
+        == estimate_input_tokens(again)
+        == (
+            len(USER["content"])
+            + len("get_weather")
+            + len("Weather in a city")
+            + schema_chars
+            + len("get_time")
+            + len('{"type":"object","properties":{}}')
+            + 3
+        )
+        // 4
+    )
 
 
 def test_a_changed_copy_of_a_tool_has_forms_of_its_own():
@@ -198,16 +221,24 @@ def test_a_payload_kept_is_only_found_by_an_equal_one():
 CALL = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
 
 
-@pytest.mark.parametrize("call, param", [
-    ({**CALL, "type": "custom"}, "messages[1].tool_calls[0].function"),
-    ({**CALL, "type": None}, "messages[1].tool_calls[0]"),
-    ({**CALL, "id": 7}, "messages[1].tool_calls[0].id"),
-    ({**CALL, "function": {"name": "", "arguments": "{}"}}, "messages[1].tool_calls[0]"),
-    ({**CALL, "function": {"name": "f", "arguments": {"city": "Paris"}}},
-     "messages[1].tool_calls[0].function.arguments"),
-    ({**CALL, "function": {"name": "f", "arguments": "{}", "extra": 1}}, "messages[1].tool_calls[0].function.extra"),
-    ({**CALL, "extra": 1}, "messages[1].tool_calls[0].extra"),
-])
+@pytest.mark.parametrize(
+    "call, param",
+    [
+        ({**CALL, "type": "custom"}, "messages[1].tool_calls[0].function"),
+        ({**CALL, "type": None}, "messages[1].tool_calls[0]"),
+        ({**CALL, "id": 7}, "messages[1].tool_calls[0].id"),
+        ({**CALL, "function": {"name": "", "arguments": "{}"}}, "messages[1].tool_calls[0]"),
+        (
+            {**CALL, "function": {"name": "f", "arguments": {"city": "Paris"}}},
+            "messages[1].tool_calls[0].function.arguments",
+        ),
+        (
+            {**CALL, "function": {"name": "f", "arguments": "{}", "extra": 1}},
+            "messages[1].tool_calls[0].function.extra",
+        ),
+        ({**CALL, "extra": 1}, "messages[1].tool_calls[0].extra"),
+    ],
+)
 def test_a_tool_call_of_another_shape_is_refused_where_it_is(call, param):
     with pytest.raises(RequestError) as refused:
         chat_request(messages=[USER, {"role": "assistant", "tool_calls": [call]}])
@@ -215,21 +246,32 @@ def test_a_tool_call_of_another_shape_is_refused_where_it_is(call, param):
 
 
 def test_tool_calls_are_read_as_sent():
-    calls = [CALL, {**CALL, "id": "", "function": {"name": "f", "arguments": ""}},
-             {**CALL, "function": {"name": "f", "arguments": "[1, 2]"}},
-             {**CALL, "function": {"name": "f", "arguments": "not json"}}, {**CALL, "index": 0, "id": None}]
+    calls = [
+        CALL,
+        {**CALL, "id": "", "function": {"name": "f", "arguments": ""}},
+        {**CALL, "function": {"name": "f", "arguments": "[1, 2]"}},
+        {**CALL, "function": {"name": "f", "arguments": "not json"}},
+        {**CALL, "index": 0, "id": None},
+    ]
     blocks = chat_request(messages=[USER, {"role": "assistant", "tool_calls": calls}]).messages[1].content
     assert [(b.id, b.name, b.input, b.arguments) for b in blocks] == [
-        ("call_1", "get_weather", {"city": "Paris"}, '{"city": "Paris"}'), ("", "f", {}, ""),
-        ("call_1", "f", {"value": [1, 2]}, "[1, 2]"), ("call_1", "f", {"INVALID_JSON": "not json"}, "not json"),
-        ("", "get_weather", {"city": "Paris"}, '{"city": "Paris"}')]
+        ("call_1", "get_weather", {"city": "Paris"}, '{"city": "Paris"}'),
+        ("", "f", {}, ""),
+        ("call_1", "f", {"value": [1, 2]}, "[1, 2]"),
+        ("call_1", "f", {"INVALID_JSON": "not json"}, "not json"),
+        ("", "get_weather", {"city": "Paris"}, '{"city": "Paris"}'),
+    ]
 
 
 def test_an_image_part_of_the_usual_shape_is_sent_to_an_openai_upstream_as_it_came():
     payload = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(256))).decode()
     part = {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{payload}", "detail": "low"}}
-    body = ChatCompletionRequest.model_validate({"model": "gpt-4o", "messages": [
-        {"role": "user", "content": [{"type": "text", "text": "What is this?"}, part]}]})
+    body = ChatCompletionRequest.model_validate(
+        {
+            "model": "gpt-4o",
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "What is this?"}, part]}],
+        }
+    )
     request = to_chat_request(body, {}, None, RouteConfig())
     image = request.messages[0].content[1]
     assert (image.media_type, image.base64, image.detail) == ("image/png", payload, "low")
@@ -239,13 +281,22 @@ def test_an_image_part_of_the_usual_shape_is_sent_to_an_openai_upstream_as_it_ca
     assert changed.openai_part is None
     request.messages[0].content[1] = changed
     assert openai_wire.request_body(request)["messages"][0]["content"][1] == {
-        "type": "image_url", "image_url": {"url": f"data:image/png;base64,{payload}", "detail": "high"}}
+        "type": "image_url",
+        "image_url": {"url": f"data:image/png;base64,{payload}", "detail": "high"},
+    }
 
 
-@pytest.mark.parametrize("part", [
-    {"type": "image_url", "image_url": {"url": "https://example.com/a.png", "detail": None}},
-    {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}, "cache_control": {"type": "ephemeral"}},
-])
+@pytest.mark.parametrize(
+    "part",
+    [
+        {"type": "image_url", "image_url": {"url": "https://example.com/a.png", "detail": None}},
+        {
+            "type": "image_url",
+            "image_url": {"url": "https://example.com/a.png"},
+            "cache_control": {"type": "ephemeral"},
+        },
+    ],
+)
 def test_an_image_part_with_more_than_an_upstream_takes_is_built_for_it(part):
     body = ChatCompletionRequest.model_validate({"model": "gpt-4o", "messages": [{"role": "user", "content": [part]}]})
     request = to_chat_request(body, {}, None, RouteConfig())

@@ -25,11 +25,18 @@ from tokenomy.ledger.store import open_store
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 SONNET = "claude-sonnet-4-5-20250929"
-WEATHER = {"type": "function", "name": "get_weather", "description": "Weather in a city", "strict": False,
-           "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Weather in a city",
+    "strict": False,
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
 TIME = {"type": "function", "name": "get_time", "parameters": {"type": "object", "properties": {}}, "strict": None}
 ASK = {"role": "user", "content": "Weather and time in Paris?"}
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
+
+
 class Point(pydantic.BaseModel):
     x: int
     y: int
@@ -45,14 +52,27 @@ def served(tmp_path_factory):
 
     scripted = ScriptedAnthropic()
     ledger = tmp_path_factory.mktemp("responses") / "ledger.duckdb"
-    with (RecordingOpenAI() as upstream, ServerThread(scripted.app) as claude_url,
-          ServerThread(create_emulator(engine=InstantEngine())) as thinker_url):
-        config = parse_config({"models": {
-            "thinker": {"provider": "anthropic", "model": SONNET, "base_url": thinker_url},
-            "fast": {"provider": "openai", "model": "up-model", "base_url": upstream.url, "price_as": HAIKU},
-            "text-only": {"provider": "openai", "model": "up-text", "base_url": upstream.url, "price_as": HAIKU,
-                          "inputs": ["text"]},
-            "claude": {"provider": "anthropic", "model": SONNET, "base_url": claude_url}}})
+    with (
+        RecordingOpenAI() as upstream,
+        ServerThread(scripted.app) as claude_url,
+        ServerThread(create_emulator(engine=InstantEngine())) as thinker_url,
+    ):
+        config = parse_config(
+            {
+                "models": {
+                    "thinker": {"provider": "anthropic", "model": SONNET, "base_url": thinker_url},
+                    "fast": {"provider": "openai", "model": "up-model", "base_url": upstream.url, "price_as": HAIKU},
+                    "text-only": {
+                        "provider": "openai",
+                        "model": "up-text",
+                        "base_url": upstream.url,
+                        "price_as": HAIKU,
+                        "inputs": ["text"],
+                    },
+                    "claude": {"provider": "anthropic", "model": SONNET, "base_url": claude_url},
+                }
+            }
+        )
         with pytest.MonkeyPatch.context() as env:
             env.setenv("ANTHROPIC_API_KEY", "unused")
             with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
@@ -82,20 +102,34 @@ def ledger_rows(ledger, request_id: str) -> list:
 def next_turn(reply) -> list[dict]:
     """An agent loop's next input: the question, the reply's items as the SDK gives them, one output per call."""
     items = [item.model_dump(exclude_none=True) for item in reply.output]
-    outputs = [{"type": "function_call_output", "call_id": item.call_id, "output": f"{item.name}: 18C sunny"}
-               for item in reply.output if item.type == "function_call"]
+    outputs = [
+        {"type": "function_call_output", "call_id": item.call_id, "output": f"{item.name}: 18C sunny"}
+        for item in reply.output
+        if item.type == "function_call"
+    ]
     return [ASK, *items, *outputs]
 
 
 def test_text_instructions_and_options_reach_the_upstream_and_usage_comes_back(served, client):
     upstream, _, _, ledger = served
-    reply = client.responses.create(model="fast", input="Hi", instructions="Be brief", max_output_tokens=20,
-                                    temperature=0.5, top_p=0.9, metadata={"team": "search"},
-                                    extra_headers={"x-tokenomy-tags": "app=bot"})
+    reply = client.responses.create(
+        model="fast",
+        input="Hi",
+        instructions="Be brief",
+        max_output_tokens=20,
+        temperature=0.5,
+        top_p=0.9,
+        metadata={"team": "search"},
+        extra_headers={"x-tokenomy-tags": "app=bot"},
+    )
     assert reply.output_text == "plain answer" and reply.status == "completed" and reply.model == "fast"
-    assert upstream.last == {"model": "up-model", "messages": [{"role": "system", "content": "Be brief"},
-                                                               {"role": "user", "content": "Hi"}],
-                             "max_completion_tokens": 20, "temperature": 0.5, "top_p": 0.9}
+    assert upstream.last == {
+        "model": "up-model",
+        "messages": [{"role": "system", "content": "Be brief"}, {"role": "user", "content": "Hi"}],
+        "max_completion_tokens": 20,
+        "temperature": 0.5,
+        "top_p": 0.9,
+    }
     # The upstream's 40 prompt tokens include 8 cached; 9 output tokens include 3 of reasoning.
     assert (reply.usage.input_tokens, reply.usage.input_tokens_details.cached_tokens) == (40, 8)
     assert (reply.usage.output_tokens, reply.usage.output_tokens_details.reasoning_tokens) == (9, 3)
@@ -110,25 +144,53 @@ def test_a_tool_call_round_trip_whole_and_streamed(client, served):
     upstream = served[0]
     reply = client.responses.create(model="fast", input=[ASK], tools=[WEATHER, TIME], max_output_tokens=50)
     calls = [(o.type, o.call_id, o.name, o.arguments) for o in reply.output]
-    assert calls == [("function_call", "call_0", "get_weather", arguments_for("get_weather")),
-                     ("function_call", "call_1", "get_time", arguments_for("get_time"))]
+    assert calls == [
+        ("function_call", "call_0", "get_weather", arguments_for("get_weather")),
+        ("function_call", "call_1", "get_time", arguments_for("get_time")),
+    ]
     assert upstream.last["tools"] == [
-        {"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
-                                          "parameters": WEATHER["parameters"], "strict": False}},
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "Weather in a city",
+                "parameters": WEATHER["parameters"],
+                "strict": False,
+            },
+        },
         # strict left out (None): strict in the Responses API, its schema made strict (test_a_function_tool_...)
-        {"type": "function", "function": {"name": "get_time", "strict": True, "parameters": {
-            **TIME["parameters"], "required": [], "additionalProperties": False}}}]
+        {
+            "type": "function",
+            "function": {
+                "name": "get_time",
+                "strict": True,
+                "parameters": {**TIME["parameters"], "required": [], "additionalProperties": False},
+            },
+        },
+    ]
     final = client.responses.create(model="fast", input=next_turn(reply), tools=[WEATHER, TIME])
     assert final.output_text == "answer after get_time: 18C sunny"
     assert upstream.last["messages"] == [
         ASK,
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "call_0", "type": "function", "function": {"name": "get_weather",
-                                                              "arguments": arguments_for("get_weather")}},
-            {"id": "call_1", "type": "function", "function": {"name": "get_time",
-                                                              "arguments": arguments_for("get_time")}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_0",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": arguments_for("get_weather")},
+                },
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_time", "arguments": arguments_for("get_time")},
+                },
+            ],
+        },
         {"role": "tool", "tool_call_id": "call_0", "content": "get_weather: 18C sunny"},
-        {"role": "tool", "tool_call_id": "call_1", "content": "get_time: 18C sunny"}]
+        {"role": "tool", "tool_call_id": "call_1", "content": "get_time: 18C sunny"},
+    ]
 
     with client.responses.stream(model="fast", input=[ASK], tools=[WEATHER, TIME]) as stream:
         events = [event.type for event in stream]
@@ -141,8 +203,13 @@ def test_a_tool_call_round_trip_whole_and_streamed(client, served):
         text = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
         assert stream.get_final_response().output_text == text == "answer after get_time: 18C sunny"
 
-    client.responses.create(model="fast", input=[ASK], tools=[WEATHER, TIME], parallel_tool_calls=False,
-                            tool_choice={"type": "function", "name": "get_time"})
+    client.responses.create(
+        model="fast",
+        input=[ASK],
+        tools=[WEATHER, TIME],
+        parallel_tool_calls=False,
+        tool_choice={"type": "function", "name": "get_time"},
+    )
     assert upstream.last["parallel_tool_calls"] is False
     assert upstream.last["tool_choice"] == {"type": "function", "function": {"name": "get_time"}}
 
@@ -153,32 +220,62 @@ def test_a_function_tool_without_strict_is_strict_as_the_responses_api_reads_it(
     it on non-strict, so the model's calls were not held to the schema the caller's API promised; `strict: false`
     stays best-effort, and a schema no strict form holds is refused naming the tool's `strict` and the fix."""
     upstream, scripted = served[0], served[1]
-    address = {"type": "object", "properties": {"street": {"type": "string"}, "zip": {"type": "string"}},
-               "required": ["street"]}
-    tool = {"type": "function", "name": "ship", "parameters": {
-        "type": "object", "properties": {"to": address, "tags": {"type": "array", "items": {"type": "string"}},
-                                         "note": {"type": "string"}}, "required": ["to"]}}
-    closed = {"type": "object", "properties": {"street": {"type": "string"}, "zip": {"type": "string"}},
-              "required": ["street", "zip"], "additionalProperties": False}
-    strict = {"type": "object", "properties": {"to": closed, "tags": {"type": "array", "items": {"type": "string"}},
-                                               "note": {"type": "string"}},
-              "required": ["to", "tags", "note"], "additionalProperties": False}
+    address = {
+        "type": "object",
+        "properties": {"street": {"type": "string"}, "zip": {"type": "string"}},
+        "required": ["street"],
+    }
+    tool = {
+        "type": "function",
+        "name": "ship",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "to": address,
+                "tags": {"type": "array", "items": {"type": "string"}},
+                "note": {"type": "string"},
+            },
+            "required": ["to"],
+        },
+    }
+    closed = {
+        "type": "object",
+        "properties": {"street": {"type": "string"}, "zip": {"type": "string"}},
+        "required": ["street", "zip"],
+        "additionalProperties": False,
+    }
+    strict = {
+        "type": "object",
+        "properties": {
+            "to": closed,
+            "tags": {"type": "array", "items": {"type": "string"}},
+            "note": {"type": "string"},
+        },
+        "required": ["to", "tags", "note"],
+        "additionalProperties": False,
+    }
     client.responses.create(model="fast", input="Ship it", tools=[tool], max_output_tokens=50)
-    assert upstream.last["tools"] == [{"type": "function", "function": {"name": "ship", "parameters": strict,
-                                                                        "strict": True}}]
+    assert upstream.last["tools"] == [
+        {"type": "function", "function": {"name": "ship", "parameters": strict, "strict": True}}
+    ]
     client.responses.create(model="claude", input="Ship it", tools=[tool], max_output_tokens=50)
     assert scripted.requests[-1][1]["tools"] == [{"name": "ship", "input_schema": strict, "strict": True}]
     client.responses.create(model="fast", input="Ship it", tools=[{**tool, "strict": False}], max_output_tokens=50)
-    assert upstream.last["tools"][0]["function"] == {"name": "ship", "parameters": tool["parameters"],
-                                                     "strict": False}
+    assert upstream.last["tools"][0]["function"] == {"name": "ship", "parameters": tool["parameters"], "strict": False}
     sent = len(upstream.bodies)
     for parameters, place in (
-        ({"type": "object", "properties": {"opts": {"type": "object", "additionalProperties": True}}},
-         "tools[0].parameters.properties.opts is open to other properties (additionalProperties: true)"),
-        ({"type": "object", "properties": {}, "additionalProperties": {"type": "string"}},
-         'tools[0].parameters is open to other properties (additionalProperties: {"type": "string"})'),
-        ({"type": "object", "properties": {"meta": {"type": "object"}}},
-         "tools[0].parameters.properties.meta is an object of any properties (it declares none)"),
+        (
+            {"type": "object", "properties": {"opts": {"type": "object", "additionalProperties": True}}},
+            "tools[0].parameters.properties.opts is open to other properties (additionalProperties: true)",
+        ),
+        (
+            {"type": "object", "properties": {}, "additionalProperties": {"type": "string"}},
+            'tools[0].parameters is open to other properties (additionalProperties: {"type": "string"})',
+        ),
+        (
+            {"type": "object", "properties": {"meta": {"type": "object"}}},
+            "tools[0].parameters.properties.meta is an object of any properties (it declares none)",
+        ),
     ):
         with pytest.raises(openai.BadRequestError) as refused:
             client.responses.create(model="fast", input="Ship it", tools=[{**tool, "parameters": parameters}])
@@ -193,9 +290,11 @@ def test_an_image_and_a_file_arrive_byte_for_byte(client, served):
     upstream = served[0]
     image = "data:image/png;base64," + base64.b64encode(IMAGE).decode()
     pdf = base64.b64encode(b"%PDF-1.4 report").decode()
-    content = [{"type": "input_text", "text": "What is this?"},
-               {"type": "input_image", "image_url": image, "detail": "low"},
-               {"type": "input_file", "filename": "r.pdf", "file_data": "data:application/pdf;base64," + pdf}]
+    content = [
+        {"type": "input_text", "text": "What is this?"},
+        {"type": "input_image", "image_url": image, "detail": "low"},
+        {"type": "input_file", "filename": "r.pdf", "file_data": "data:application/pdf;base64," + pdf},
+    ]
     client.responses.create(model="fast", input=[{"role": "user", "content": content}])
     sent = upstream.last["messages"][0]["content"]
     assert sent[1] == {"type": "image_url", "image_url": {"url": image, "detail": "low"}}
@@ -210,60 +309,87 @@ def test_a_file_id_reaches_only_the_api_that_issued_it(client, served):
     """An `input_file`'s file_id is an id of OpenAI's Files API: an OpenAI-format model gets it as sent; Claude got it
     as an Anthropic file id (`source.type: file`), which it is not, and now the request is refused naming it."""
     upstream, scripted = served[0], served[1]
-    item = {"role": "user", "content": [{"type": "input_text", "text": "Summarise"},
-                                        {"type": "input_file", "file_id": "file-6F2ksmvXxt4VdoqmHRw6kL"}]}
+    item = {
+        "role": "user",
+        "content": [
+            {"type": "input_text", "text": "Summarise"},
+            {"type": "input_file", "file_id": "file-6F2ksmvXxt4VdoqmHRw6kL"},
+        ],
+    }
     client.responses.create(model="fast", input=[item], max_output_tokens=20)
-    assert upstream.last["messages"][0]["content"][1] == {"type": "file",
-                                                          "file": {"file_id": "file-6F2ksmvXxt4VdoqmHRw6kL"}}
+    assert upstream.last["messages"][0]["content"][1] == {
+        "type": "file",
+        "file": {"file_id": "file-6F2ksmvXxt4VdoqmHRw6kL"},
+    }
     with pytest.raises(openai.BadRequestError) as refused:
         client.responses.create(model="claude", input=[item], max_output_tokens=20)
     assert refused.value.body["param"] == "input[0].content[1].file_id"
     assert refused.value.body["message"].startswith(
         "model `claude` cannot take a file id of OpenAI's Files API (`input[0].content[1].file_id`), which only that "
-        "API's models read: send the file's content instead")
+        "API's models read: send the file's content instead"
+    )
     assert not scripted.requests
 
 
 def test_structured_output_verbosity_and_logprobs_reach_an_openai_model(client, served):
     upstream = served[0]
-    schema = {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"],
-              "additionalProperties": False}
+    schema = {
+        "type": "object",
+        "properties": {"x": {"type": "integer"}},
+        "required": ["x"],
+        "additionalProperties": False,
+    }
     reply = client.responses.create(
-        model="fast", input="A number", include=["message.output_text.logprobs"], top_logprobs=2,
+        model="fast",
+        input="A number",
+        include=["message.output_text.logprobs"],
+        top_logprobs=2,
         text={"format": {"type": "json_schema", "name": "n", "schema": schema, "strict": True}, "verbosity": "low"},
-        reasoning={"effort": "low", "summary": "auto"}, service_tier="flex", prompt_cache_key="k1")
+        reasoning={"effort": "low", "summary": "auto"},
+        service_tier="flex",
+        prompt_cache_key="k1",
+    )
     sent = upstream.last
-    assert sent["response_format"] == {"type": "json_schema",
-                                       "json_schema": {"name": "n", "schema": schema, "strict": True}}
+    assert sent["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "n", "schema": schema, "strict": True},
+    }
     assert (sent["verbosity"], sent["logprobs"], sent["top_logprobs"]) == ("low", True, 2)
     assert (sent["reasoning_effort"], sent["service_tier"], sent["prompt_cache_key"]) == ("low", "flex", "k1")
     assert reply.output[0].content[0].logprobs[0].token == LOGPROBS["content"][0]["token"]
 
 
-@pytest.mark.parametrize(("change", "param"), [
-    ({"previous_response_id": "resp_1"}, "previous_response_id"),
-    ({"store": True}, "store"),
-    ({"tools": [{"type": "web_search"}]}, "tools[0].type"),
-    ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0]"),
-    ({"input": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]},
-     "input[0].content[0].type"),
-    ({"input": [{"role": "user", "content": "hi", "colour": "red"}]}, "input[0].colour"),
-    ({"input": [ASK, {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "gAAAA"}]},
-     "input[1].encrypted_content"),
-    ({"truncation": "auto"}, "truncation"),
-    ({"include": ["file_search_call.results"]}, "include[0]"),
-    ({"include": ["reasoning.encrypted_content", ["message.output_text.logprobs"]]}, "include[1]"),
-    ({"max_output_tokens": 0}, "max_output_tokens"),
-    ({"metadata": {"k": "v" * 513}}, "metadata.k"),
-    ({"made_up": 1}, "made_up"),
-    # A tag the recorder writes from what the call reported: the caller's stayed on rows that wrote none and passed
-    # for it (1-hour cache writes re-price a row in plan savings and the model review).
-    ({"metadata": {"cache_write_1h_tokens": "900"}}, "metadata"),
-    # ... and the tier it was served at: a caller's `service_tier` tag stayed on a standard call's row and passed for
-    # it (a ledger file imported prices a row at its tag's tier; reports group by it).
-    ({"metadata": {"service_tier": "flex"}}, "metadata"),
-    ({"stream": "false"}, "stream"),  # a string, true to Python: the caller asking for JSON got an event stream
-])
+@pytest.mark.parametrize(
+    ("change", "param"),
+    [
+        ({"previous_response_id": "resp_1"}, "previous_response_id"),
+        ({"store": True}, "store"),
+        ({"tools": [{"type": "web_search"}]}, "tools[0].type"),
+        ({"input": [{"type": "item_reference", "id": "msg_1"}]}, "input[0]"),
+        (
+            {"input": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]},
+            "input[0].content[0].type",
+        ),
+        ({"input": [{"role": "user", "content": "hi", "colour": "red"}]}, "input[0].colour"),
+        (
+            {"input": [ASK, {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "gAAAA"}]},
+            "input[1].encrypted_content",
+        ),
+        ({"truncation": "auto"}, "truncation"),
+        ({"include": ["file_search_call.results"]}, "include[0]"),
+        ({"include": ["reasoning.encrypted_content", ["message.output_text.logprobs"]]}, "include[1]"),
+        ({"max_output_tokens": 0}, "max_output_tokens"),
+        ({"metadata": {"k": "v" * 513}}, "metadata.k"),
+        ({"made_up": 1}, "made_up"),
+        # A tag the recorder writes from what the call reported: the caller's stayed on rows that wrote none and passed
+        # for it (1-hour cache writes re-price a row in plan savings and the model review).
+        ({"metadata": {"cache_write_1h_tokens": "900"}}, "metadata"),
+        # ... and the tier it was served at: a caller's `service_tier` tag stayed on a standard call's row and passed for
+        # it (a ledger file imported prices a row at its tag's tier; reports group by it).
+        ({"metadata": {"service_tier": "flex"}}, "metadata"),
+        ({"stream": "false"}, "stream"),  # a string, true to Python: the caller asking for JSON got an event stream
+    ],
+)
 def test_what_the_gateway_cannot_carry_is_a_400_naming_the_field(served, change, param):
     upstream, _, url, _ = served
     before = len(upstream.bodies)
@@ -293,15 +419,30 @@ PDF_DATA = "data:application/pdf;base64," + base64.b64encode(b"%PDF-1.4 report")
 # The SDK types these Optional (a null is its unset), or sends the default ("auto"): they ask for nothing, and were
 # refused as fields the gateway does not support.
 @pytest.mark.parametrize("model", ["fast", "claude"])
-@pytest.mark.parametrize("fields", [
-    {"moderation": None},
-    {"input": [{"role": "user", "content": [{"type": "input_file", "filename": "r.pdf", "file_data": PDF_DATA,
-                                             "detail": "auto"}]}]},
-    {"input": [{"role": "user", "content": [{"type": "input_text", "text": "hi", "prompt_cache_breakpoint": None}]}]},
-    # The standard tier and the default (in-memory) cache retention, which Claude gives with nothing sent: they were
-    # refused for Claude as fields it cannot take.
-    {"service_tier": "default"}, {"service_tier": "auto"}, {"prompt_cache_retention": "in_memory"},
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"moderation": None},
+        {
+            "input": [
+                {
+                    "role": "user",
+                    "content": [{"type": "input_file", "filename": "r.pdf", "file_data": PDF_DATA, "detail": "auto"}],
+                }
+            ]
+        },
+        {
+            "input": [
+                {"role": "user", "content": [{"type": "input_text", "text": "hi", "prompt_cache_breakpoint": None}]}
+            ]
+        },
+        # The standard tier and the default (in-memory) cache retention, which Claude gives with nothing sent: they were
+        # refused for Claude as fields it cannot take.
+        {"service_tier": "default"},
+        {"service_tier": "auto"},
+        {"prompt_cache_retention": "in_memory"},
+    ],
+)
 def test_a_null_optional_field_or_a_default_detail_is_not_refused(client, served, model, fields):
     upstream, scripted = served[0], served[1]
     client.responses.create(**{"model": model, "input": "hi", "max_output_tokens": 16, **fields})
@@ -316,8 +457,9 @@ def test_a_null_optional_field_or_a_default_detail_is_not_refused(client, served
         assert {k: sent[k] for k in asked} == asked
 
 
-@pytest.mark.parametrize("fields", [{"service_tier": "flex"}, {"service_tier": "priority"},
-                                    {"prompt_cache_retention": "24h"}])
+@pytest.mark.parametrize(
+    "fields", [{"service_tier": "flex"}, {"service_tier": "priority"}, {"prompt_cache_retention": "24h"}]
+)
 def test_a_tier_or_retention_claude_cannot_give_is_refused_by_name(client, fields):
     with pytest.raises(openai.BadRequestError) as refused:
         client.responses.create(model="claude", input="hi", max_output_tokens=16, **fields)
@@ -326,8 +468,9 @@ def test_a_tier_or_retention_claude_cannot_give_is_refused_by_name(client, field
 
 def test_a_files_detail_other_than_auto_is_refused_by_name(served):
     part = {"type": "input_file", "filename": "r.pdf", "file_data": PDF_DATA, "detail": "high"}
-    refused = httpx.post(served[2] + "/v1/responses", json={"model": "fast", "input": [
-        {"role": "user", "content": [part]}]}, timeout=30)
+    refused = httpx.post(
+        served[2] + "/v1/responses", json={"model": "fast", "input": [{"role": "user", "content": [part]}]}, timeout=30
+    )
     assert refused.status_code == 400 and refused.json()["error"]["param"] == "input[0].content[0].detail"
 
 
@@ -339,8 +482,9 @@ def test_openai_only_fields_are_refused_for_claude_by_their_responses_names(clie
         client.responses.create(model="claude", input="hi", max_output_tokens=16, top_logprobs=2)
     assert refused.value.body["param"] == "top_logprobs"
     with pytest.raises(openai.BadRequestError) as refused:  # JSON mode, which Claude lacks: named as text.format
-        client.responses.create(model="claude", input="hi", max_output_tokens=16,
-                                text={"format": {"type": "json_object"}})
+        client.responses.create(
+            model="claude", input="hi", max_output_tokens=16, text={"format": {"type": "json_object"}}
+        )
     assert refused.value.body["param"] == "text.format" and "response_format" not in refused.value.body["message"]
     # The SDK's structured output reaches Claude as its own (the scripted upstream's answer is no Point: not parsed).
     with pytest.raises(pydantic.ValidationError):
@@ -350,8 +494,10 @@ def test_openai_only_fields_are_refused_for_claude_by_their_responses_names(clie
 
 def test_reasoning_the_local_model_cannot_do_is_refused_by_the_field_sent(served):
     url = served[2]
-    for sent, param in (({"thinking": {"type": "enabled", "budget_tokens": 512}}, "thinking"),
-                        ({"reasoning": {"effort": "low"}}, "reasoning.effort")):
+    for sent, param in (
+        ({"thinking": {"type": "enabled", "budget_tokens": 512}}, "thinking"),
+        ({"reasoning": {"effort": "low"}}, "reasoning.effort"),
+    ):
         refused = httpx.post(url + "/v1/responses", json={"model": "local", "input": "hi", **sent}, timeout=30)
         assert refused.status_code == 400 and refused.json()["error"]["param"] == param, refused.text
 
@@ -369,13 +515,26 @@ def test_malformed_requests_are_400s_and_an_unknown_model_a_404(served):
 def _earlier_call(path: str, arguments: str) -> dict:
     """A request to Claude whose history holds a call of `get_time` with `arguments`, and its result."""
     if path == "/v1/responses":
-        return {"model": "claude", "tools": [TIME], "input": [ASK, {
-            "type": "function_call", "call_id": "c1", "name": "get_time", "arguments": arguments}, {
-            "type": "function_call_output", "call_id": "c1", "output": "noon"}]}
+        return {
+            "model": "claude",
+            "tools": [TIME],
+            "input": [
+                ASK,
+                {"type": "function_call", "call_id": "c1", "name": "get_time", "arguments": arguments},
+                {"type": "function_call_output", "call_id": "c1", "output": "noon"},
+            ],
+        }
     call = {"id": "c1", "type": "function", "function": {"name": "get_time", "arguments": arguments}}
-    return {"model": "claude", "max_tokens": 5, "messages": [ASK, {"role": "assistant", "tool_calls": [call]}, {
-        "role": "tool", "tool_call_id": "c1", "content": "noon"}], "tools": [{"type": "function", "function": {
-            "name": "get_time", "parameters": {"type": "object"}}}]}
+    return {
+        "model": "claude",
+        "max_tokens": 5,
+        "messages": [
+            ASK,
+            {"role": "assistant", "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "c1", "content": "noon"},
+        ],
+        "tools": [{"type": "function", "function": {"name": "get_time", "parameters": {"type": "object"}}}],
+    }
 
 
 @pytest.mark.parametrize("path", ["/v1/responses", "/v1/chat/completions"])
@@ -389,7 +548,8 @@ def test_a_tool_calls_arguments_with_nan_or_infinity_are_not_json_and_no_500(ser
     assert answer.status_code == 200, answer.text
     [[_, sent]] = scripted.requests
     assert sent["messages"][1]["content"] == [
-        {"type": "tool_use", "id": "c1", "name": "get_time", "input": {"INVALID_JSON": arguments}}]
+        {"type": "tool_use", "id": "c1", "name": "get_time", "input": {"INVALID_JSON": arguments}}
+    ]
 
 
 def test_claudes_signed_reasoning_goes_back_in_encrypted_content(tmp_path, monkeypatch):
@@ -401,8 +561,11 @@ def test_claudes_signed_reasoning_goes_back_in_encrypted_content(tmp_path, monke
         config = parse_config({"models": {"claude": {"provider": "anthropic", "model": SONNET, "base_url": upstream}}})
         with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
             client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
-            ask = {"model": "claude", "max_output_tokens": 1100,
-                   "extra_body": {"thinking": {"type": "enabled", "budget_tokens": 1024}}}
+            ask = {
+                "model": "claude",
+                "max_output_tokens": 1100,
+                "extra_body": {"thinking": {"type": "enabled", "budget_tokens": 1024}},
+            }
             first = [{"role": "user", "content": "Name one colour, in one word."}]
             whole = client.responses.create(input=first, **ask)
             with client.responses.stream(input=first, **ask) as stream:
@@ -412,15 +575,25 @@ def test_claudes_signed_reasoning_goes_back_in_encrypted_content(tmp_path, monke
                 reasoning = reply.output[0]
                 assert reasoning.type == "reasoning" and reasoning.encrypted_content.startswith("tokenomy.signed:")
                 assert reasoning.content[0].text and reply.output[1].type == "message"
-                turn = [*first, *[o.model_dump(exclude_none=True) for o in reply.output],
-                        {"role": "user", "content": "And another?"}]
+                turn = [
+                    *first,
+                    *[o.model_dump(exclude_none=True) for o in reply.output],
+                    {"role": "user", "content": "And another?"},
+                ]
                 assert client.responses.create(input=turn, **ask).output_text
             assert shown == streamed.output[0].content[0].text
             forged = whole.output[0].model_dump(exclude_none=True)
             forged["content"][0]["text"] += " (edited)"
             with pytest.raises(openai.BadRequestError, match="signature"):
-                client.responses.create(input=[*first, forged, whole.output[1].model_dump(exclude_none=True),
-                                               {"role": "user", "content": "?"}], **ask)
+                client.responses.create(
+                    input=[
+                        *first,
+                        forged,
+                        whole.output[1].model_dump(exclude_none=True),
+                        {"role": "user", "content": "?"},
+                    ],
+                    **ask,
+                )
 
 
 def test_a_fault_inside_a_stream_ends_it_with_response_failed(client, served):
@@ -439,8 +612,12 @@ def test_an_exhausted_budget_is_a_429_the_sdk_does_not_retry(tmp_path):
     secret, _ = KeyStore(open_store(ledger)).create(budget_usd=Decimal("0.000001"), period="month", name="agent")
     posts: list[str] = []
     with RecordingOpenAI() as upstream:
-        config = parse_config({"auth": True, "models": {"fast": {"provider": "openai", "model": "up",
-                                                                 "base_url": upstream.url, "price_as": HAIKU}}})
+        config = parse_config(
+            {
+                "auth": True,
+                "models": {"fast": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU}},
+            }
+        )
         app = create_app(config, str(ledger))
 
         async def counting(scope, receive, send):  # every request the SDK sends, retries included
@@ -451,7 +628,8 @@ def test_an_exhausted_budget_is_a_429_the_sdk_does_not_retry(tmp_path):
         with ServerThread(counting, lifespan="on") as url:
             with pytest.raises(openai.RateLimitError) as refused:  # the SDK's default retries
                 openai.OpenAI(base_url=url + "/v1", api_key=secret).responses.create(
-                    model="fast", input="hi", max_output_tokens=500)
+                    model="fast", input="hi", max_output_tokens=500
+                )
     assert refused.value.body["code"] == "budget_exceeded" and posts == ["/v1/responses"]
     assert upstream.bodies == []
 
@@ -460,8 +638,20 @@ def test_the_answer_is_json_the_sdk_reads_whole(served):
     """Every field the Response object has in OpenAI's answer is there (the SDK reads missing ones as None)."""
     url = served[2]
     body = httpx.post(url + "/v1/responses", json={"model": "fast", "input": "hi"}).json()
-    for key in ("id", "object", "created_at", "status", "model", "output", "usage", "parallel_tool_calls",
-                "tool_choice", "tools", "text", "store"):
+    for key in (
+        "id",
+        "object",
+        "created_at",
+        "status",
+        "model",
+        "output",
+        "usage",
+        "parallel_tool_calls",
+        "tool_choice",
+        "tools",
+        "text",
+        "store",
+    ):
         assert key in body, key
     assert body["object"] == "response" and body["store"] is False
     assert json.loads(json.dumps(body["tokenomy"]))["provider"] == "openai"
@@ -469,8 +659,11 @@ def test_the_answer_is_json_the_sdk_reads_whole(served):
 
 def test_the_paths_of_stored_responses_say_the_gateway_keeps_none(served):
     url = served[2]
-    for method, path in (("GET", "/v1/responses/resp_1"), ("DELETE", "/v1/responses/resp_1"),
-                         ("POST", "/v1/responses/resp_1/cancel")):
+    for method, path in (
+        ("GET", "/v1/responses/resp_1"),
+        ("DELETE", "/v1/responses/resp_1"),
+        ("POST", "/v1/responses/resp_1/cancel"),
+    ):
         reply = httpx.request(method, url + path, json={"model": "fast", "input": "hi"} if method == "POST" else None)
         assert reply.status_code == 404 and "keeps no responses" in reply.json()["error"]["message"], path
 
@@ -484,12 +677,17 @@ def test_a_gemini_tool_loop_with_thinking_sends_the_signatures_back(tmp_path, mo
     for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
         monkeypatch.delenv(key, raising=False)
     with ServerThread(create_gemini(engine=InstantEngine())) as upstream:
-        config = parse_config({"models": {"g": {"provider": "gemini", "model": "gemini-2.5-flash",
-                                                "base_url": upstream}}})
+        config = parse_config(
+            {"models": {"g": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": upstream}}}
+        )
         with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
             client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
-            ask = {"model": "g", "max_output_tokens": 256, "tools": [WEATHER],
-                   "extra_body": {"thinking": {"type": "enabled", "budget_tokens": 128}}}
+            ask = {
+                "model": "g",
+                "max_output_tokens": 256,
+                "tools": [WEATHER],
+                "extra_body": {"thinking": {"type": "enabled", "budget_tokens": 128}},
+            }
             first = [{"role": "user", "content": "Weather in Paris?"}]
             whole = client.responses.create(input=first, tool_choice="required", **ask)
             with client.responses.stream(input=first, tool_choice="required", **ask) as stream:
@@ -499,14 +697,22 @@ def test_a_gemini_tool_loop_with_thinking_sends_the_signatures_back(tmp_path, mo
                 assert kinds[-1] == "function_call" and "reasoning" in kinds, kinds
                 signed = [o for o in reply.output if o.type == "reasoning" and o.encrypted_content]
                 assert signed and all(o.encrypted_content.startswith("tokenomy.signed:") for o in signed)
-                turn = [*first, *[o.model_dump(exclude_none=True) for o in reply.output],
-                        {"type": "function_call_output", "call_id": reply.output[-1].call_id, "output": "18C sunny"}]
+                turn = [
+                    *first,
+                    *[o.model_dump(exclude_none=True) for o in reply.output],
+                    {"type": "function_call_output", "call_id": reply.output[-1].call_id, "output": "18C sunny"},
+                ]
                 assert "18C" in client.responses.create(input=turn, **ask).output_text
             unsigned = [o.model_dump(exclude_none=True, exclude={"encrypted_content"}) for o in whole.output]
             with pytest.raises(openai.BadRequestError):
-                client.responses.create(input=[*first, *unsigned, {"type": "function_call_output",
-                                                                   "call_id": whole.output[-1].call_id,
-                                                                   "output": "18C sunny"}], **ask)
+                client.responses.create(
+                    input=[
+                        *first,
+                        *unsigned,
+                        {"type": "function_call_output", "call_id": whole.output[-1].call_id, "output": "18C sunny"},
+                    ],
+                    **ask,
+                )
 
 
 def test_what_bedrocks_mapping_refuses_is_named_where_the_caller_sent_it(tmp_path, monkeypatch):
@@ -516,12 +722,24 @@ def test_what_bedrocks_mapping_refuses_is_named_where_the_caller_sent_it(tmp_pat
     from tokenomy.emulate.instant_engine import InstantEngine
 
     stand_in_aws_keys(monkeypatch)
-    ask = [{"role": "developer", "content": "Be brief"},
-           {"role": "user", "content": [{"type": "input_text", "text": "What is this?"},
-                                        {"type": "input_image", "image_url": "https://example.com/a.png"}]}]
+    ask = [
+        {"role": "developer", "content": "Be brief"},
+        {
+            "role": "user",
+            "content": [
+                {"type": "input_text", "text": "What is this?"},
+                {"type": "input_image", "image_url": "https://example.com/a.png"},
+            ],
+        },
+    ]
     with ServerThread(create_bedrock(engine=InstantEngine())) as bedrock:
-        config = parse_config({"models": {"haiku": {"provider": "bedrock", "region": "us-east-1",
-                                                    "endpoint_url": bedrock, "model": HAIKU}}})
+        config = parse_config(
+            {
+                "models": {
+                    "haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU}
+                }
+            }
+        )
         with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
             client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
             for stream in (False, True):
@@ -564,8 +782,9 @@ def test_a_stream_that_fails_before_its_first_event_names_its_ledger_rows(tmp_pa
 
     upstream = ScriptedOpenAI([(400, {}, "context_length_exceeded")])
     ledger = tmp_path / "ledger.duckdb"
-    config = parse_config({"models": {"fast": {"provider": "openai", "model": "up", "base_url": upstream.url,
-                                               "price_as": HAIKU}}})
+    config = parse_config(
+        {"models": {"fast": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU}}}
+    )
     try:
         with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
             client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
@@ -603,24 +822,32 @@ def test_a_field_inside_text_format_that_gemini_refuses_is_named_as_sent(tmp_pat
     for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
         monkeypatch.delenv(key, raising=False)
     with ServerThread(create_gemini(engine=InstantEngine())) as upstream:
-        config = parse_config({"models": {"g": {"provider": "gemini", "model": "gemini-2.5-flash",
-                                                "base_url": upstream}}})
+        config = parse_config(
+            {"models": {"g": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": upstream}}}
+        )
         with ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on") as url:
             client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
             schema = Point.model_json_schema()
             assert client.responses.parse(model="g", input="A point", text_format=Point).output_parsed
             with pytest.raises(openai.BadRequestError) as refused:
-                client.responses.create(model="g", input="A point", text={"format": {
-                    "type": "json_schema", "name": "p", "schema": schema, "description": "a point"}})
+                client.responses.create(
+                    model="g",
+                    input="A point",
+                    text={"format": {"type": "json_schema", "name": "p", "schema": schema, "description": "a point"}},
+                )
     assert refused.value.body["param"] == "text.format.description"
     assert refused.value.body["message"].startswith("text.format.description: Gemini")
 
 
 def test_the_older_generate_summary_asks_for_summaries_as_summary_does(client):
     """`reasoning.generate_summary` is accepted, so it is honoured: the reasoning items carry their summary."""
-    ask = {"model": "thinker", "input": "Name one colour.", "max_output_tokens": 1100,
-           "reasoning": {"generate_summary": "concise"},
-           "extra_body": {"thinking": {"type": "enabled", "budget_tokens": 1024}}}
+    ask = {
+        "model": "thinker",
+        "input": "Name one colour.",
+        "max_output_tokens": 1100,
+        "reasoning": {"generate_summary": "concise"},
+        "extra_body": {"thinking": {"type": "enabled", "budget_tokens": 1024}},
+    }
     whole = client.responses.create(**ask)
     with client.responses.stream(**ask) as stream:
         streamed = stream.get_final_response()

@@ -30,8 +30,9 @@ from tokenomy.ledger.store import open_store
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 ASK = "x" * 400
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
-CLAUDE_BODY = json.dumps({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 1000,
-                          "messages": [{"role": "user", "content": ASK}]})
+CLAUDE_BODY = json.dumps(
+    {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 1000, "messages": [{"role": "user", "content": ASK}]}
+)
 
 
 class Served:
@@ -43,10 +44,13 @@ class Served:
         self.ledger, self.upstream = ledger, ScriptedOpenAI(script)
         self.secret, self.key = KeyStore(open_store(ledger)).create(budget_usd=Decimal("1"), period="month")
         url = self.upstream.url
-        models = {name: {"provider": "openai", "model": name, "base_url": url, "price_as": HAIKU}
-                  for name in ("up", "spare")}
-        routes = {"up": {"model": "up", "retry": {"max_attempts": 1}},
-                  "chain": {"model": "up", "retry": {"max_attempts": 1}, "fallback": ["spare"]}}
+        models = {
+            name: {"provider": "openai", "model": name, "base_url": url, "price_as": HAIKU} for name in ("up", "spare")
+        }
+        routes = {
+            "up": {"model": "up", "retry": {"max_attempts": 1}},
+            "chain": {"model": "up", "retry": {"max_attempts": 1}, "fallback": ["spare"]},
+        }
         self.app = create_app(parse_config({"auth": True, "models": models, "routes": routes}), str(ledger))
         self.server = ServerThread(self.app, lifespan="on")
         self.url = self.server.__enter__()
@@ -72,9 +76,14 @@ class Served:
 
 def bedrock_client(url: str, key: str, read_timeout: float = 60):
     """boto3's bedrock-runtime on the gateway, the gateway key as the access key id, no retries of its own."""
-    return boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1", aws_access_key_id=key,
-                        aws_secret_access_key="any",
-                        config=Config(retries={"total_max_attempts": 1}, read_timeout=read_timeout))
+    return boto3.client(
+        "bedrock-runtime",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id=key,
+        aws_secret_access_key="any",
+        config=Config(retries={"total_max_attempts": 1}, read_timeout=read_timeout),
+    )
 
 
 @pytest.fixture
@@ -142,12 +151,16 @@ def test_a_stream_whose_first_chunk_has_the_wrong_shape_falls_back_and_each_atte
     assert charged == to_nano(first.cost_usd + second.cost_usd)
 
 
-@pytest.mark.parametrize("usage", [
-    {"prompt_tokens": -5, "completion_tokens": 3, "total_tokens": -2},
-    {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8, "prompt_tokens_details": {"cached_tokens": 8}},
-    {"prompt_tokens": 10**20, "completion_tokens": 3, "total_tokens": 10**20 + 3},
-    {"prompt_tokens": True, "completion_tokens": 3.5, "total_tokens": 4.5},  # were read as 1 and 3 tokens
-], ids=["negative", "more-cached-than-prompt", "past-any-context", "boolean-and-fraction"])
+@pytest.mark.parametrize(
+    "usage",
+    [
+        {"prompt_tokens": -5, "completion_tokens": 3, "total_tokens": -2},
+        {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8, "prompt_tokens_details": {"cached_tokens": 8}},
+        {"prompt_tokens": 10**20, "completion_tokens": 3, "total_tokens": 10**20 + 3},
+        {"prompt_tokens": True, "completion_tokens": 3.5, "total_tokens": 4.5},  # were read as 1 and 3 tokens
+    ],
+    ids=["negative", "more-cached-than-prompt", "past-any-context", "boolean-and-fraction"],
+)
 @pytest.mark.parametrize("stream", [False, True])
 def test_an_answer_counting_negative_tokens_is_the_upstreams_fault_recorded_at_its_estimate(stream, usage, served):
     # -5 prompt tokens, or 5 of which 8 cached (-3 uncached): the row was "ok" at -5 (-3) input tokens and $0
@@ -172,7 +185,8 @@ def test_an_answer_counting_negative_tokens_is_the_upstreams_fault_recorded_at_i
 
 @pytest.mark.parametrize("model", ["claude", "haiku"])
 def test_a_call_that_outwaits_its_timeout_at_anthropic_or_bedrock_is_recorded_and_charged_at_its_estimate(
-        model, ledger_path, monkeypatch):
+    model, ledger_path, monkeypatch
+):
     # The request reached Claude (Anthropic's API, or Bedrock), which kept working after the gateway stopped waiting
     # and bills it. The OpenAI-format paths record such an attempt at its estimate; these recorded it at $0 and the
     # budget charged nothing.
@@ -187,13 +201,24 @@ def test_a_call_that_outwaits_its_timeout_at_anthropic_or_bedrock_is_recorded_an
     claude = ScriptedAnthropic()
     claude.delay_s = 1.5
     secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("1"), period="month")
-    with ServerThread(claude.app) as claude_api, \
-            ServerThread(create_bedrock(engine=InstantEngine(delay_s=1.5))) as bedrock:
+    with (
+        ServerThread(claude.app) as claude_api,
+        ServerThread(create_bedrock(engine=InstantEngine(delay_s=1.5))) as bedrock,
+    ):
         models = {
-            "claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": claude_api,
-                       "timeout_s": 0.5},
-            "haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU,
-                      "timeout_s": 0.5},
+            "claude": {
+                "provider": "anthropic",
+                "model": "claude-sonnet-4-5-20250929",
+                "base_url": claude_api,
+                "timeout_s": 0.5,
+            },
+            "haiku": {
+                "provider": "bedrock",
+                "region": "us-east-1",
+                "endpoint_url": bedrock,
+                "model": HAIKU,
+                "timeout_s": 0.5,
+            },
         }
         routes = {name: {"model": name, "retry": {"max_attempts": 1}} for name in models}
         app = create_app(parse_config({"auth": True, "models": models, "routes": routes}), str(ledger_path))
@@ -209,8 +234,9 @@ def test_a_call_that_outwaits_its_timeout_at_anthropic_or_bedrock_is_recorded_an
     assert charged == to_nano(row.cost_usd)
 
 
-def test_a_corrupted_bedrock_stream_frame_ends_the_stream_as_bedrocks_fault_charged_at_its_row(ledger_path,
-                                                                                           monkeypatch):
+def test_a_corrupted_bedrock_stream_frame_ends_the_stream_as_bedrocks_fault_charged_at_its_row(
+    ledger_path, monkeypatch
+):
     # A frame whose checksum does not match (a corrupted connection) raised botocore's ChecksumMismatch, which is no
     # BotoCoreError: the stream ended as a bug of the gateway's ("internal error", a traceback logged) and the budget
     # kept the whole reservation though the ledger recorded the attempt at its estimate.
@@ -224,8 +250,9 @@ def test_a_corrupted_bedrock_stream_frame_ends_the_stream_as_bedrocks_fault_char
         async def frames():
             yield eventstream.event("messageStart", {"role": "assistant"})
             yield eventstream.event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "Hel"}})
-            corrupted = bytearray(eventstream.event("contentBlockDelta", {"contentBlockIndex": 0,
-                                                                          "delta": {"text": "lo"}}))
+            corrupted = bytearray(
+                eventstream.event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "lo"}})
+            )
             corrupted[-1] ^= 0xFF
             yield bytes(corrupted)
 
@@ -265,9 +292,14 @@ def test_claude_counting_negative_tokens_is_its_fault_and_recorded_at_its_estima
     from helpers import scripted_anthropic
 
     async def converse(request):
-        return JSONResponse({"output": {"message": {"role": "assistant", "content": [{"text": "Hi"}]}},
-                             "stopReason": "end_turn", "metrics": {"latencyMs": 1},
-                             "usage": {"inputTokens": -5, "outputTokens": 2, "totalTokens": -3}})
+        return JSONResponse(
+            {
+                "output": {"message": {"role": "assistant", "content": [{"text": "Hi"}]}},
+                "stopReason": "end_turn",
+                "metrics": {"latencyMs": 1},
+                "usage": {"inputTokens": -5, "outputTokens": 2, "totalTokens": -3},
+            }
+        )
 
     stand_in_aws_keys(monkeypatch)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "x")
@@ -303,45 +335,71 @@ def usageless_claude():
 
     from tokenomy.providers import eventstream
 
-    message = {"id": "msg_1", "type": "message", "role": "assistant", "model": "m", "stop_reason": "end_turn",
-               "stop_sequence": None, "content": [{"type": "text", "text": "Hi there"}]}
+    message = {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "m",
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "content": [{"type": "text", "text": "Hi there"}],
+    }
 
     async def messages(request):
         if not (await request.json()).get("stream"):
             return JSONResponse(message)
         events = [
             ("message_start", {"type": "message_start", "message": {**message, "content": [], "stop_reason": None}}),
-            ("content_block_start", {"type": "content_block_start", "index": 0,
-                                     "content_block": {"type": "text", "text": ""}}),
-            ("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                     "delta": {"type": "text_delta", "text": "Hi there"}}),
+            (
+                "content_block_start",
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+            ),
+            (
+                "content_block_delta",
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi there"}},
+            ),
             ("content_block_stop", {"type": "content_block_stop", "index": 0}),
             ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}}),
             ("message_stop", {"type": "message_stop"}),
         ]
-        return Response("".join(f"event: {n}\ndata: {json.dumps(e)}\n\n" for n, e in events),
-                        media_type="text/event-stream")
+        return Response(
+            "".join(f"event: {n}\ndata: {json.dumps(e)}\n\n" for n, e in events), media_type="text/event-stream"
+        )
 
     async def converse(request):
-        return JSONResponse({"output": {"message": {"role": "assistant", "content": [{"text": "Hi there"}]}},
-                             "stopReason": "end_turn", "metrics": {"latencyMs": 1}})
+        return JSONResponse(
+            {
+                "output": {"message": {"role": "assistant", "content": [{"text": "Hi there"}]}},
+                "stopReason": "end_turn",
+                "metrics": {"latencyMs": 1},
+            }
+        )
 
     async def converse_stream(request):
-        frames = [("messageStart", {"role": "assistant"}),
-                  ("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "Hi there"}}),
-                  ("contentBlockStop", {"contentBlockIndex": 0}), ("messageStop", {"stopReason": "end_turn"})]
-        return Response(b"".join(eventstream.event(*frame) for frame in frames),
-                        media_type="application/vnd.amazon.eventstream")
+        frames = [
+            ("messageStart", {"role": "assistant"}),
+            ("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "Hi there"}}),
+            ("contentBlockStop", {"contentBlockIndex": 0}),
+            ("messageStop", {"stopReason": "end_turn"}),
+        ]
+        return Response(
+            b"".join(eventstream.event(*frame) for frame in frames), media_type="application/vnd.amazon.eventstream"
+        )
 
-    return Starlette(routes=[Route("/v1/messages", messages, methods=["POST"]),
-                             Route("/model/{model:path}/converse", converse, methods=["POST"]),
-                             Route("/model/{model:path}/converse-stream", converse_stream, methods=["POST"])])
+    return Starlette(
+        routes=[
+            Route("/v1/messages", messages, methods=["POST"]),
+            Route("/model/{model:path}/converse", converse, methods=["POST"]),
+            Route("/model/{model:path}/converse-stream", converse_stream, methods=["POST"]),
+        ]
+    )
 
 
 @pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize("model", ["claude", "haiku"])
-def test_claude_answering_without_usage_is_recorded_at_estimated_tokens_not_free(model, stream, ledger_path,
-                                                                                 monkeypatch):
+def test_claude_answering_without_usage_is_recorded_at_estimated_tokens_not_free(
+    model, stream, ledger_path, monkeypatch
+):
     # An OpenAI-format answer without usage is estimated; Claude's, from Anthropic's API or Bedrock, was recorded at
     # 0 tokens and $0, and its budget charged nothing, though the model answered it.
     stand_in_aws_keys(monkeypatch)
@@ -361,7 +419,8 @@ def test_claude_answering_without_usage_is_recorded_at_estimated_tokens_not_free
                 counted = events[-1]["amazon-bedrock-invocationMetrics"]["inputTokenCount"]
             else:
                 counted = json.loads(client.invoke_model(modelId=model, body=CLAUDE_BODY)["body"].read())["usage"][
-                    "input_tokens"]
+                    "input_tokens"
+                ]
             gateway = app.state.gateway
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline and (any(gateway.budgets.open.values()) or gateway.settling):
@@ -372,14 +431,20 @@ def test_claude_answering_without_usage_is_recorded_at_estimated_tokens_not_free
     assert charged == to_nano(row.cost_usd) > 0
 
 
-def test_a_bedrock_answer_cut_off_midway_is_a_502_recorded_at_its_estimate_not_an_empty_answer(ledger_path,
-                                                                                                monkeypatch):
+def test_a_bedrock_answer_cut_off_midway_is_a_502_recorded_at_its_estimate_not_an_empty_answer(
+    ledger_path, monkeypatch
+):
     # The connection broke halfway through Converse's JSON answer. botocore reads a body it cannot parse as an
     # empty result: the caller got a 200 with an empty message, recorded "ok" (at $0 before answers without usage
     # were estimated), though Claude had generated, and billed, a whole answer.
-    answer = json.dumps({"output": {"message": {"role": "assistant", "content": [{"text": "Hi " * 100}]}},
-                         "stopReason": "end_turn", "metrics": {"latencyMs": 1},
-                         "usage": {"inputTokens": 100, "outputTokens": 100, "totalTokens": 200}}).encode()
+    answer = json.dumps(
+        {
+            "output": {"message": {"role": "assistant", "content": [{"text": "Hi " * 100}]}},
+            "stopReason": "end_turn",
+            "metrics": {"latencyMs": 1},
+            "usage": {"inputTokens": 100, "outputTokens": 100, "totalTokens": 200},
+        }
+    ).encode()
     stand_in_aws_keys(monkeypatch)
     secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("1"), period="month")
     with cut_off_upstream(answer) as endpoint:
@@ -401,14 +466,25 @@ def test_an_anthropic_answer_cut_off_midway_is_recorded_at_its_estimate_not_free
     # The connection broke halfway through Claude's JSON answer (generated, and billed): the SDK's connection error
     # was read as "cannot reach the Anthropic API" and recorded at $0, as if nothing had been sent. A server that
     # closes before any answer (the request may never have run) stays at $0.
-    answer = json.dumps({"id": "msg_1", "type": "message", "role": "assistant", "model": "m", "stop_reason": "end_turn",
-                         "stop_sequence": None, "content": [{"type": "text", "text": "Hi " * 100}],
-                         "usage": {"input_tokens": 100, "output_tokens": 100}}).encode()
+    answer = json.dumps(
+        {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "model": "m",
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "content": [{"type": "text", "text": "Hi " * 100}],
+            "usage": {"input_tokens": 100, "output_tokens": 100},
+        }
+    ).encode()
 
     monkeypatch.setenv("ANTHROPIC_API_KEY", "x")
     with cut_off_upstream(answer) as base:
-        models = {name: {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": base + path}
-                  for name, path in (("cut", ""), ("closed", "/silent"))}
+        models = {
+            name: {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": base + path}
+            for name, path in (("cut", ""), ("closed", "/silent"))
+        }
         routes = {name: {"model": name, "retry": {"max_attempts": 1}} for name in models}
         app = create_app(parse_config({"models": models, "routes": routes}), str(ledger_path))
         with ServerThread(app, lifespan="on") as url:
@@ -429,8 +505,12 @@ def gemini_counting(usage: dict | None):
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
-    answer = {"candidates": [{"content": {"role": "model", "parts": [{"text": "Hi there"}]}, "finishReason": "STOP",
-                              "index": 0}], "modelVersion": "gemini-2.0-flash"}
+    answer = {
+        "candidates": [
+            {"content": {"role": "model", "parts": [{"text": "Hi there"}]}, "finishReason": "STOP", "index": 0}
+        ],
+        "modelVersion": "gemini-2.0-flash",
+    }
     if usage is not None:
         answer["usageMetadata"] = usage
 
@@ -443,8 +523,14 @@ def gemini_counting(usage: dict | None):
 
 
 @pytest.mark.parametrize("stream", [False, True])
-@pytest.mark.parametrize("usage", [None, {"promptTokenCount": 100, "candidatesTokenCount": -10},
-                                   {"promptTokenCount": -100, "candidatesTokenCount": 2}])
+@pytest.mark.parametrize(
+    "usage",
+    [
+        None,
+        {"promptTokenCount": 100, "candidatesTokenCount": -10},
+        {"promptTokenCount": -100, "candidatesTokenCount": 2},
+    ],
+)
 def test_gemini_answering_without_usage_or_negative_counts_is_recorded_at_its_estimate(usage, stream, ledger_path):
     # Gemini's answer without usageMetadata was recorded at 0 tokens and $0 (budget charged nothing) where an
     # OpenAI-format or Claude answer is estimated; a negative prompt count was taken as 0 and a negative output count
@@ -460,8 +546,11 @@ def test_gemini_answering_without_usage_or_negative_counts_is_recorded_at_its_es
             ask = {"model": "g", "messages": [{"role": "user", "content": ASK}], "stream": stream}
             try:
                 reply = client.chat.completions.create(**ask)
-                text = "".join(c.choices[0].delta.content or "" for c in reply if c.choices) if stream else \
-                    reply.choices[0].message.content
+                text = (
+                    "".join(c.choices[0].delta.content or "" for c in reply if c.choices)
+                    if stream
+                    else reply.choices[0].message.content
+                )
                 failure = None
             except openai.APIError as exc:
                 text, failure = None, exc
@@ -492,26 +581,42 @@ def started_then_cut():
     from tokenomy.providers import eventstream
 
     async def messages(request):
-        start = {"type": "message_start", "message": {
-            "id": "msg_1", "type": "message", "role": "assistant", "model": "m", "content": [], "stop_reason": None,
-            "stop_sequence": None, "usage": {"input_tokens": 100, "output_tokens": 1}}}
+        start = {
+            "type": "message_start",
+            "message": {
+                "id": "msg_1",
+                "type": "message",
+                "role": "assistant",
+                "model": "m",
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": {"input_tokens": 100, "output_tokens": 1},
+            },
+        }
         return Response(f"event: message_start\ndata: {json.dumps(start)}\n\n", media_type="text/event-stream")
 
     async def converse_stream(request):
-        return Response(eventstream.event("messageStart", {"role": "assistant"}),
-                        media_type="application/vnd.amazon.eventstream")
+        return Response(
+            eventstream.event("messageStart", {"role": "assistant"}), media_type="application/vnd.amazon.eventstream"
+        )
 
     async def generate(request):
         return Response("", media_type="text/event-stream")
 
-    return Starlette(routes=[Route("/v1/messages", messages, methods=["POST"]),
-                             Route("/model/{model:path}/converse-stream", converse_stream, methods=["POST"]),
-                             Route("/{version}/models/{model:path}", generate, methods=["POST"])])
+    return Starlette(
+        routes=[
+            Route("/v1/messages", messages, methods=["POST"]),
+            Route("/model/{model:path}/converse-stream", converse_stream, methods=["POST"]),
+            Route("/{version}/models/{model:path}", generate, methods=["POST"]),
+        ]
+    )
 
 
 @pytest.mark.parametrize("model", ["claude", "haiku", "g"])
-def test_a_stream_answered_200_and_cut_before_any_content_is_charged_its_prompt_not_free(model, ledger_path,
-                                                                                         monkeypatch):
+def test_a_stream_answered_200_and_cut_before_any_content_is_charged_its_prompt_not_free(
+    model, ledger_path, monkeypatch
+):
     # Anthropic's API, Bedrock and Gemini had the request and answered it 200 (Anthropic even counted its prompt), and
     # the stream ended before any content: the attempt was recorded at 0 tokens and $0 (only a stream cut after some
     # content was estimated), so the key's budget counted nothing and each retry of it was paid for unbudgeted.
@@ -529,8 +634,11 @@ def test_a_stream_answered_200_and_cut_before_any_content_is_charged_its_prompt_
         with ServerThread(app, lifespan="on") as url:
             client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
             with pytest.raises(openai.APIStatusError) as failed:
-                list(client.chat.completions.create(model=model, messages=[{"role": "user", "content": ASK}],
-                                                    stream=True))
+                list(
+                    client.chat.completions.create(
+                        model=model, messages=[{"role": "user", "content": ASK}], stream=True
+                    )
+                )
             charged = asyncio.run(app.state.gateway.limits.spent(f"key:{key.key_id}:{period_start('month').date()}"))
     assert failed.value.status_code == 502 and "ended before the answer was complete" in failed.value.message
     [row] = open_store(str(ledger_path)).events()
@@ -548,9 +656,19 @@ def unreadable_answers(media_type="application/json"):
     async def messages(request):
         if not (await request.json()).get("stream"):
             return Response("<html>upstream proxy error</html>", media_type=media_type)
-        start = {"type": "message_start", "message": {
-            "id": "msg_1", "type": "message", "role": "assistant", "model": "m", "content": [], "stop_reason": None,
-            "stop_sequence": None, "usage": {"input_tokens": 100, "output_tokens": 1}}}
+        start = {
+            "type": "message_start",
+            "message": {
+                "id": "msg_1",
+                "type": "message",
+                "role": "assistant",
+                "model": "m",
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": {"input_tokens": 100, "output_tokens": 1},
+            },
+        }
         events = f"event: message_start\ndata: {json.dumps(start)}\n\nevent: content_block_start\ndata: {{bad\n\n"
         return Response(events, media_type="text/event-stream")
 
@@ -559,31 +677,40 @@ def unreadable_answers(media_type="application/json"):
             return Response("data: {bad\r\n\r\n", media_type="text/event-stream")
         return Response("<html>upstream proxy error</html>", media_type=media_type)
 
-    return Starlette(routes=[Route("/v1/messages", messages, methods=["POST"]),
-                             Route("/{version}/models/{model:path}", generate, methods=["POST"])])
+    return Starlette(
+        routes=[
+            Route("/v1/messages", messages, methods=["POST"]),
+            Route("/{version}/models/{model:path}", generate, methods=["POST"]),
+        ]
+    )
 
 
-@pytest.mark.parametrize("stream,media_type", [(False, "application/json"), (False, "text/html"),
-                                               (True, "application/json")])
+@pytest.mark.parametrize(
+    "stream,media_type", [(False, "application/json"), (False, "text/html"), (True, "application/json")]
+)
 @pytest.mark.parametrize("model", ["claude", "g"])
-def test_an_answer_from_anthropic_or_gemini_that_is_no_json_is_their_fault_charged_at_its_estimate(model, stream,
-                                                                                                  media_type,
-                                                                                                  ledger_path,
-                                                                                                  monkeypatch):
+def test_an_answer_from_anthropic_or_gemini_that_is_no_json_is_their_fault_charged_at_its_estimate(
+    model, stream, media_type, ledger_path, monkeypatch
+):
     # Anthropic's: a 500 "internal error (JSONDecodeError)" with a traceback in the log, which tells an operator to
     # look for a bug in the gateway; Gemini's: a 502 recorded at 0 tokens and $0, though it had answered 200 (billed).
     monkeypatch.setenv("ANTHROPIC_API_KEY", "x")
     secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("1"), period="month")
     with ServerThread(unreadable_answers(media_type)) as upstream:
-        models = {"claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": upstream},
-                  "g": {"provider": "gemini", "model": "gemini-2.0-flash", "base_url": upstream}}
+        models = {
+            "claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": upstream},
+            "g": {"provider": "gemini", "model": "gemini-2.0-flash", "base_url": upstream},
+        }
         routes = {name: {"model": name, "retry": {"max_attempts": 1}} for name in models}
         app = create_app(parse_config({"auth": True, "models": models, "routes": routes}), str(ledger_path))
         with ServerThread(app, lifespan="on") as url:
             client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
             with pytest.raises(openai.APIStatusError) as failed:
-                list(client.chat.completions.create(model=model, messages=[{"role": "user", "content": ASK}],
-                                                    stream=stream, max_tokens=10))
+                list(
+                    client.chat.completions.create(
+                        model=model, messages=[{"role": "user", "content": ASK}], stream=stream, max_tokens=10
+                    )
+                )
             charged = asyncio.run(app.state.gateway.limits.spent(f"key:{key.key_id}:{period_start('month').date()}"))
     assert failed.value.status_code == 502 and "internal error" not in failed.value.message
     [row] = open_store(str(ledger_path)).events()

@@ -40,10 +40,22 @@ def serve(tmp_path):
             path.write_text(yaml.safe_dump(config(upstream, rpm)))
             port = free_port()
             server = subprocess.Popen(
-                [TOKENOMY, "serve", "--config", str(path), "--port", str(port), "--workers", str(workers),
-                 "--ledger", str(tmp_path / "ledger.duckdb")],
-                env={**os.environ, "FAST_KEY": "x"}, start_new_session=True,
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                [
+                    TOKENOMY,
+                    "serve",
+                    "--config",
+                    str(path),
+                    "--port",
+                    str(port),
+                    "--workers",
+                    str(workers),
+                    "--ledger",
+                    str(tmp_path / "ledger.duckdb"),
+                ],
+                env={**os.environ, "FAST_KEY": "x"},
+                start_new_session=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
             )
             started.append(server)
             wait_for_port(port, 60, server)

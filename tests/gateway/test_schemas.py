@@ -50,33 +50,50 @@ def test_an_image_held_as_base64_text_is_decoded_only_when_read():
 
 CALL = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
 # Every kind of turn and block, where the content model's indices and the caller's differ.
-SENT = ChatCompletionRequest.model_validate({"model": "m", "messages": [
-    {"role": "system", "content": "Be brief."},  # lifted into ChatRequest.system: no turn
-    {"role": "user", "content": "hi"},  # turn 0
-    {"role": "assistant", "content": [{"type": "text", "text": "a"}], "reasoning_content": "r", "refusal": "no",
-     "tool_calls": [CALL, CALL | {"id": "c2"}]},  # turn 1: reasoning, content[0], refusal, two tool calls
-    {"role": "tool", "tool_call_id": "c1", "content": "18C"},  # turn 2, block 0
-    {"role": "tool", "tool_call_id": "c2", "content": [{"type": "text", "text": "x"}, {"type": "text", "text": "y"}]},
-    {"role": "developer", "content": "Now in French."},  # turn 3: in place
-    {"role": "user", "content": [{"type": "text", "text": "q"}], "name": "ann"},  # turn 4
-]})
+SENT = ChatCompletionRequest.model_validate(
+    {
+        "model": "m",
+        "messages": [
+            {"role": "system", "content": "Be brief."},  # lifted into ChatRequest.system: no turn
+            {"role": "user", "content": "hi"},  # turn 0
+            {
+                "role": "assistant",
+                "content": [{"type": "text", "text": "a"}],
+                "reasoning_content": "r",
+                "refusal": "no",
+                "tool_calls": [CALL, CALL | {"id": "c2"}],
+            },  # turn 1: reasoning, content[0], refusal, two tool calls
+            {"role": "tool", "tool_call_id": "c1", "content": "18C"},  # turn 2, block 0
+            {
+                "role": "tool",
+                "tool_call_id": "c2",
+                "content": [{"type": "text", "text": "x"}, {"type": "text", "text": "y"}],
+            },
+            {"role": "developer", "content": "Now in French."},  # turn 3: in place
+            {"role": "user", "content": [{"type": "text", "text": "q"}], "name": "ann"},  # turn 4
+        ],
+    }
+)
 
 
-@pytest.mark.parametrize("refused, path", [
-    (Unsupported("{where}", 0, 0), "messages[1].content"),
-    (Unsupported("{where}", 1, 0), "messages[2].reasoning_content"),
-    (Unsupported("{where}", 1, 1), "messages[2].content[0]"),
-    (Unsupported("{where}", 1, 2), "messages[2].refusal"),
-    (Unsupported("{where}", 1, 4), "messages[2].tool_calls[1]"),
-    (Unsupported("{where}", 2, 0), "messages[3]"),
-    (Unsupported("{where}", 2, 0, 0), "messages[3].content"),
-    (Unsupported("{where}", 2, 1), "messages[4]"),
-    (Unsupported("{where}", 2, 1, 1), "messages[4].content[1]"),
-    (Unsupported("{where}", 3, 0), "messages[5].content"),
-    (Unsupported("{where}", 4, 0), "messages[6].content[0]"),
-    (Unsupported("{where}", 4, field="name"), "messages[6].name"),
-    (Unsupported("{where}", field="logit_bias"), "logit_bias"),
-])
+@pytest.mark.parametrize(
+    "refused, path",
+    [
+        (Unsupported("{where}", 0, 0), "messages[1].content"),
+        (Unsupported("{where}", 1, 0), "messages[2].reasoning_content"),
+        (Unsupported("{where}", 1, 1), "messages[2].content[0]"),
+        (Unsupported("{where}", 1, 2), "messages[2].refusal"),
+        (Unsupported("{where}", 1, 4), "messages[2].tool_calls[1]"),
+        (Unsupported("{where}", 2, 0), "messages[3]"),
+        (Unsupported("{where}", 2, 0, 0), "messages[3].content"),
+        (Unsupported("{where}", 2, 1), "messages[4]"),
+        (Unsupported("{where}", 2, 1, 1), "messages[4].content[1]"),
+        (Unsupported("{where}", 3, 0), "messages[5].content"),
+        (Unsupported("{where}", 4, 0), "messages[6].content[0]"),
+        (Unsupported("{where}", 4, field="name"), "messages[6].name"),
+        (Unsupported("{where}", field="logit_bias"), "logit_bias"),
+    ],
+)
 def test_a_refused_place_is_translated_to_the_callers_path(refused, path):
     turns = to_messages(SENT)[1]
     assert len(turns) == 5 and len(turns[1].content) == 5 and len(turns[2].content) == 2  # the shape cases assume

@@ -24,8 +24,13 @@ from tokenomy.pricing.server_tools import DEFAULT_RESERVED_USES, REQUEST_PRICES
 
 SONNET = "claude-sonnet-4-5-20250929"
 ASK = [{"role": "user", "content": "What is the weather in Paris?"}]
-SEARCH = {"type": "web_search_20250305", "name": "web_search", "max_uses": 3, "allowed_domains": ["example.com"],
-          "user_location": {"type": "approximate", "city": "Paris", "country": "FR", "timezone": "Europe/Paris"}}
+SEARCH = {
+    "type": "web_search_20250305",
+    "name": "web_search",
+    "max_uses": 3,
+    "allowed_domains": ["example.com"],
+    "user_location": {"type": "approximate", "city": "Paris", "country": "FR", "timezone": "Europe/Paris"},
+}
 FETCH = {"type": "web_fetch_20250910", "name": "web_fetch", "max_uses": 2}
 CUSTOM = {"name": "lookup", "description": "Look a word up.", "input_schema": {"type": "object", "properties": {}}}
 PER_SEARCH = REQUEST_PRICES["anthropic"]["web_search_requests"].usd
@@ -37,10 +42,19 @@ def models(claude: str, scripted: str) -> dict:
         "claude": {"provider": "anthropic", "model": SONNET, "base_url": claude},
         "scripted": {"provider": "anthropic", "model": SONNET, "base_url": scripted},
         # Never called (port 9 has no server): the routes that may leave Anthropic's API are refused before any call.
-        "bedrock": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": "http://127.0.0.1:9",
-                    "model": "anthropic.claude-3-haiku-20240307-v1:0"},
-        "gpt": {"provider": "openai", "model": "gpt", "base_url": "http://127.0.0.1:9/v1", "api_key_env": "GPT_KEY",
-                "price_as": "gpt-4o-mini"},
+        "bedrock": {
+            "provider": "bedrock",
+            "region": "us-east-1",
+            "endpoint_url": "http://127.0.0.1:9",
+            "model": "anthropic.claude-3-haiku-20240307-v1:0",
+        },
+        "gpt": {
+            "provider": "openai",
+            "model": "gpt",
+            "base_url": "http://127.0.0.1:9/v1",
+            "api_key_env": "GPT_KEY",
+            "price_as": "gpt-4o-mini",
+        },
     }
 
 
@@ -94,21 +108,31 @@ def test_a_web_search_answer_comes_back_block_by_block_whole_and_streamed(sdk) -
                 events.append((event.type, event.index, delta.type if delta is not None else None))
         streamed = stream.get_final_message()
     assert events == [
-        ("content_block_start", 0, None), ("content_block_delta", 0, "input_json_delta"),
+        ("content_block_start", 0, None),
+        ("content_block_delta", 0, "input_json_delta"),
         ("content_block_stop", 0, None),
-        ("content_block_start", 1, None), ("content_block_stop", 1, None),
-        ("content_block_start", 2, None), ("content_block_delta", 2, "citations_delta"),
-        ("content_block_delta", 2, "text_delta"), ("content_block_stop", 2, None),
+        ("content_block_start", 1, None),
+        ("content_block_stop", 1, None),
+        ("content_block_start", 2, None),
+        ("content_block_delta", 2, "citations_delta"),
+        ("content_block_delta", 2, "text_delta"),
+        ("content_block_stop", 2, None),
     ]
     assert [block.model_dump(exclude_none=True) for block in streamed.content] == [
-        block.model_dump(exclude_none=True) for block in whole.content]
+        block.model_dump(exclude_none=True) for block in whole.content
+    ]
     assert streamed.usage.server_tool_use.web_search_requests == 1
 
 
 def test_server_tool_definitions_reach_anthropic_as_sent(sdk, scripted) -> None:
     cached = {**CUSTOM, "cache_control": {"type": "ephemeral"}}
-    sdk.messages.create(model="scripted", max_tokens=5, messages=ASK, tools=[SEARCH, FETCH, cached],
-                        extra_headers={"anthropic-beta": "web-fetch-2025-09-10"})
+    sdk.messages.create(
+        model="scripted",
+        max_tokens=5,
+        messages=ASK,
+        tools=[SEARCH, FETCH, cached],
+        extra_headers={"anthropic-beta": "web-fetch-2025-09-10"},
+    )
     headers, body = scripted.requests[-1]
     assert body["tools"] == [SEARCH, FETCH, cached]
     assert headers["anthropic-beta"] == "web-fetch-2025-09-10"
@@ -179,8 +203,10 @@ def test_a_search_is_priced_from_the_models_catalog_entry(upstreams, tmp_path) -
     for Claude, which Anthropic publishes), so a price file can change it; the hand table is only the fallback."""
     assert PriceCatalog.builtin().lookup(SONNET).web_search / 1000 == PER_SEARCH == Decimal("0.01")
     prices = tmp_path / "prices.yaml"
-    prices.write_text(f'provider: anthropic\nsource: https://example.com/contract\nas_of: "2026-11-01"\nmodels:\n'
-                      f'  {SONNET}:\n    regions:\n      global: {{input: "3", output: "15", web_search: "8"}}\n')
+    prices.write_text(
+        f'provider: anthropic\nsource: https://example.com/contract\nas_of: "2026-11-01"\nmodels:\n'
+        f'  {SONNET}:\n    regions:\n      global: {{input: "3", output: "15", web_search: "8"}}\n'
+    )
     catalog = PriceCatalog.builtin().with_overrides(prices)
     ledger = str(tmp_path / "ledger.duckdb")
     set_default_catalog(catalog)
@@ -194,22 +220,55 @@ def test_a_search_is_priced_from_the_models_catalog_entry(upstreams, tmp_path) -
     assert row.cost_usd == compute_cost(row.usage, SONNET, catalog=catalog).total_usd + Decimal("0.008")
 
 
-FOLLOW_UP = [*ASK, {"role": "assistant", "content": [
-    {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "Paris weather"}},
-    {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": [
-        {"type": "web_search_result", "url": "https://example.com", "title": "Paris", "encrypted_content": "e"}]},
-    {"type": "text", "text": "Sunny.", "citations": [
-        {"type": "web_search_result_location", "url": "https://example.com", "title": "Paris", "cited_text": "Sun",
-         "encrypted_index": "i"}]}]}, {"role": "user", "content": "Thanks"}]
+FOLLOW_UP = [
+    *ASK,
+    {
+        "role": "assistant",
+        "content": [
+            {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "Paris weather"}},
+            {
+                "type": "web_search_tool_result",
+                "tool_use_id": "srvtoolu_1",
+                "content": [
+                    {
+                        "type": "web_search_result",
+                        "url": "https://example.com",
+                        "title": "Paris",
+                        "encrypted_content": "e",
+                    }
+                ],
+            },
+            {
+                "type": "text",
+                "text": "Sunny.",
+                "citations": [
+                    {
+                        "type": "web_search_result_location",
+                        "url": "https://example.com",
+                        "title": "Paris",
+                        "cited_text": "Sun",
+                        "encrypted_index": "i",
+                    }
+                ],
+            },
+        ],
+    },
+    {"role": "user", "content": "Thanks"},
+]
 
 
 @pytest.mark.parametrize("route, reaches", [("bedrock", "aws.bedrock"), ("gpt", "openai"), ("mixed", "aws.bedrock")])
-@pytest.mark.parametrize("ask, named", [
-    ({"messages": ASK, "tools": [CUSTOM, SEARCH]}, "tools.1.type"),
-    ({"messages": FOLLOW_UP}, "messages.1.content.0"),
-    ({"messages": [FOLLOW_UP[0], {"role": "assistant", "content": FOLLOW_UP[1]["content"][2:]}, FOLLOW_UP[2]]},
-     "messages.1.content.0.citations"),
-])
+@pytest.mark.parametrize(
+    "ask, named",
+    [
+        ({"messages": ASK, "tools": [CUSTOM, SEARCH]}, "tools.1.type"),
+        ({"messages": FOLLOW_UP}, "messages.1.content.0"),
+        (
+            {"messages": [FOLLOW_UP[0], {"role": "assistant", "content": FOLLOW_UP[1]["content"][2:]}, FOLLOW_UP[2]]},
+            "messages.1.content.0.citations",
+        ),
+    ],
+)
 def test_a_route_that_may_leave_anthropics_api_refuses_them_by_name(sdk, route, reaches, ask, named) -> None:
     with pytest.raises(anthropic.BadRequestError) as refused:
         sdk.messages.create(model=route, max_tokens=5, **ask)

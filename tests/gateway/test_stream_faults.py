@@ -21,19 +21,23 @@ HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 
 def served(script: list[tuple], ledger_path, fallback: list[tuple] | None = None):
     upstream, spare = ScriptedOpenAI(script), ScriptedOpenAI(fallback or [])
-    config = {"models": {"up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU},
-                         "spare": {"provider": "openai", "model": "spare", "base_url": spare.url,
-                                   "price_as": HAIKU}},
-              "routes": {"chain": {"model": "up", "fallback": ["spare"]},
-                         "once": {"model": "up", "retry": {"max_attempts": 1}}}}
+    config = {
+        "models": {
+            "up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU},
+            "spare": {"provider": "openai", "model": "spare", "base_url": spare.url, "price_as": HAIKU},
+        },
+        "routes": {
+            "chain": {"model": "up", "fallback": ["spare"]},
+            "once": {"model": "up", "retry": {"max_attempts": 1}},
+        },
+    }
     return upstream, spare, ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on")
 
 
 def stream_text(url: str, model: str = "up") -> tuple[str, str | None]:
     client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
     text, finish = "", None
-    for chunk in client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}],
-                                                stream=True):
+    for chunk in client.chat.completions.create(model=model, messages=[{"role": "user", "content": "hi"}], stream=True):
         for choice in chunk.choices:
             text += choice.delta.content or ""
             finish = choice.finish_reason or finish
@@ -218,9 +222,12 @@ def test_a_stream_silent_past_its_timeout_s_says_how_to_raise_it_for_a_stream(le
     # The upstream sent "par" and fell silent past the model's timeout_s. The error told the caller to raise timeout_s
     # "for long answers that are not streamed", which this answer was: it names the silence between chunks instead.
     upstream = ScriptedOpenAI([(200, {}, "stall")])
-    config = {"models": {"up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU,
-                                "timeout_s": 0.5}},
-              "routes": {"up": {"model": "up", "retry": {"max_attempts": 1}}}}
+    config = {
+        "models": {
+            "up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU, "timeout_s": 0.5}
+        },
+        "routes": {"up": {"model": "up", "retry": {"max_attempts": 1}}},
+    }
     try:
         with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
             with pytest.raises(openai.APIError) as failed:
@@ -295,8 +302,16 @@ def claude_gateway_over(ledger_path, messages):
 
     upstream = Starlette(routes=[Route("/v1/messages", messages, methods=["POST"])])
     with ServerThread(upstream) as upstream_url:
-        config = {"models": {"claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929",
-                                        "base_url": upstream_url, "api_key_env": "SCRIPTED_ANTHROPIC_KEY"}}}
+        config = {
+            "models": {
+                "claude": {
+                    "provider": "anthropic",
+                    "model": "claude-sonnet-4-5-20250929",
+                    "base_url": upstream_url,
+                    "api_key_env": "SCRIPTED_ANTHROPIC_KEY",
+                }
+            }
+        }
         with pytest.MonkeyPatch.context() as env:
             env.setenv("SCRIPTED_ANTHROPIC_KEY", "unused")
             with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
@@ -320,17 +335,31 @@ def test_a_stream_the_client_leaves_stops_the_anthropic_upstream_too(ledger_path
 
         async def generate():
             try:
-                yield event("message_start", {"message": {
-                    "id": "m", "type": "message", "role": "assistant", "model": body["model"], "content": [],
-                    "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 10, "output_tokens": 1}}})
+                yield event(
+                    "message_start",
+                    {
+                        "message": {
+                            "id": "m",
+                            "type": "message",
+                            "role": "assistant",
+                            "model": body["model"],
+                            "content": [],
+                            "stop_reason": None,
+                            "stop_sequence": None,
+                            "usage": {"input_tokens": 10, "output_tokens": 1},
+                        }
+                    },
+                )
                 yield event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
                 for i in range(100):  # a long answer: 5 s
                     yield event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": f"w{i} "}})
                     sent.append(i)
                     await asyncio.sleep(0.05)
                 yield event("content_block_stop", {"index": 0})
-                yield event("message_delta", {"delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                                              "usage": {"output_tokens": 100}})
+                yield event(
+                    "message_delta",
+                    {"delta": {"stop_reason": "end_turn", "stop_sequence": None}, "usage": {"output_tokens": 100}},
+                )
                 yield event("message_stop", {})
             finally:
                 ended.set()
@@ -338,8 +367,9 @@ def test_a_stream_the_client_leaves_stops_the_anthropic_upstream_too(ledger_path
         return StreamingResponse(generate(), media_type="text/event-stream")
 
     with claude_gateway_over(ledger_path, messages) as client:
-        with client.messages.stream(model="claude", max_tokens=500, messages=[
-                {"role": "user", "content": "hi"}]) as stream:
+        with client.messages.stream(
+            model="claude", max_tokens=500, messages=[{"role": "user", "content": "hi"}]
+        ) as stream:
             deltas = 0
             for item in stream:
                 deltas += item.type == "content_block_delta"
@@ -363,8 +393,11 @@ def test_an_answer_sent_without_usage_is_recorded_at_estimated_tokens_not_free(s
         client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
         prompt = [{"role": "user", "content": "x" * 400}]  # ~100 tokens
         reply = client.chat.completions.create(model="once", messages=prompt, stream=stream)
-        text = "".join(c.choices[0].delta.content or "" for c in reply if c.choices) if stream else \
-            reply.choices[0].message.content
+        text = (
+            "".join(c.choices[0].delta.content or "" for c in reply if c.choices)
+            if stream
+            else reply.choices[0].message.content
+        )
     upstream.close(), spare.close()
     assert text == "ok"
     [row] = open_store(str(ledger_path)).events()
@@ -390,14 +423,18 @@ def test_an_answer_the_gateway_cannot_read_is_a_500_and_still_in_the_ledger(stre
 
         monkeypatch.setattr(anthropic_provider, "answer_blocks", unreadable)
     with ServerThread(scripted.app) as claude_api:
-        config = {"models": {"claude": {"provider": "anthropic", "model": "claude-3-5-haiku-20241022",
-                                        "base_url": claude_api}}}
+        config = {
+            "models": {
+                "claude": {"provider": "anthropic", "model": "claude-3-5-haiku-20241022", "base_url": claude_api}
+            }
+        }
         with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
             sdk = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
             with pytest.raises(anthropic.APIError):
                 if stream:
-                    with sdk.messages.stream(model="claude", max_tokens=20,
-                                             messages=[{"role": "user", "content": "hi"}]) as answer:
+                    with sdk.messages.stream(
+                        model="claude", max_tokens=20, messages=[{"role": "user", "content": "hi"}]
+                    ) as answer:
                         list(answer)
                 else:
                     sdk.messages.create(model="claude", max_tokens=20, messages=[{"role": "user", "content": "hi"}])
@@ -490,17 +527,33 @@ def test_a_claude_stream_cut_short_is_recorded_at_the_counts_its_message_start_g
     import anthropic
     from starlette.responses import StreamingResponse
 
-    usage = {"input_tokens": 12, "output_tokens": 1, "cache_read_input_tokens": 50_000,
-             "cache_creation_input_tokens": 3_000,
-             "cache_creation": {"ephemeral_5m_input_tokens": 1_000, "ephemeral_1h_input_tokens": 2_000}}
+    usage = {
+        "input_tokens": 12,
+        "output_tokens": 1,
+        "cache_read_input_tokens": 50_000,
+        "cache_creation_input_tokens": 3_000,
+        "cache_creation": {"ephemeral_5m_input_tokens": 1_000, "ephemeral_1h_input_tokens": 2_000},
+    }
 
     async def messages(request):
         body = await request.json()
 
         async def generate():
-            yield event("message_start", {"message": {
-                "id": "m", "type": "message", "role": "assistant", "model": body["model"], "content": [],
-                "stop_reason": None, "stop_sequence": None, "usage": usage}})
+            yield event(
+                "message_start",
+                {
+                    "message": {
+                        "id": "m",
+                        "type": "message",
+                        "role": "assistant",
+                        "model": body["model"],
+                        "content": [],
+                        "stop_reason": None,
+                        "stop_sequence": None,
+                        "usage": usage,
+                    }
+                },
+            )
             yield event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
             for i in range(3 if ending == "overloaded" else 100):
                 yield event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": f"w{i} "}})
@@ -523,12 +576,22 @@ def test_a_claude_stream_cut_short_is_recorded_at_the_counts_its_message_start_g
     counts = (row.input_tokens, row.cache_read_tokens, row.cache_write_tokens, row.tags.get("cache_write_1h_tokens"))
     assert counts == (12, 50_000, 3_000, "2000") and row.output_tokens >= 3
     entry = default_catalog().lookup("claude-sonnet-4-5-20250929")
-    assert row.cost_usd == (12 * entry.input + 50_000 * entry.cache_read + 1_000 * entry.cache_write
-                            + 2_000 * entry.cache_write_1h + row.output_tokens * entry.output) / 10**6
+    assert (
+        row.cost_usd
+        == (
+            12 * entry.input
+            + 50_000 * entry.cache_read
+            + 1_000 * entry.cache_write
+            + 2_000 * entry.cache_write_1h
+            + row.output_tokens * entry.output
+        )
+        / 10**6
+    )
 
 
-def test_a_gemini_stream_with_audio_that_fails_midway_prices_the_audio_estimate_at_the_audio_rate(ledger_path,
-                                                                                                   monkeypatch):
+def test_a_gemini_stream_with_audio_that_fails_midway_prices_the_audio_estimate_at_the_audio_rate(
+    ledger_path, monkeypatch
+):
     """A stream cut after its first chunk is recorded at the prompt's estimate: its audio part (101 tokens by the
     estimate, 500 bytes a token) at Gemini 2.5 Flash's audio rate, $1.00 per 1M, not as text at $0.30."""
     import asyncio
@@ -549,6 +612,7 @@ def test_a_gemini_stream_with_audio_that_fails_midway_prices_the_audio_estimate_
             yield f"data: {json.dumps(first)}\r\n\r\n"
             await asyncio.sleep(0.05)
             raise RuntimeError("the upstream died midway")
+
         return StreamingResponse(chunks(), media_type="text/event-stream")
 
     audio = {"type": "input_audio", "input_audio": {"data": base64.b64encode(bytes(50_000)).decode(), "format": "wav"}}
@@ -557,8 +621,14 @@ def test_a_gemini_stream_with_audio_that_fails_midway_prices_the_audio_estimate_
         with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
             client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
             with pytest.raises(openai.APIError):
-                list(client.chat.completions.create(model="g", stream=True, max_tokens=10, messages=[
-                    {"role": "user", "content": [audio, {"type": "text", "text": "Transcribe"}]}]))
+                list(
+                    client.chat.completions.create(
+                        model="g",
+                        stream=True,
+                        max_tokens=10,
+                        messages=[{"role": "user", "content": [audio, {"type": "text", "text": "Transcribe"}]}],
+                    )
+                )
     [row] = open_store(str(ledger_path)).events()
     assert row.outcome == "server_error" and row.audio_input_tokens == 101 and row.output_tokens == 1
     text = row.input_tokens - 101

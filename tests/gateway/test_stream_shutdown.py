@@ -67,23 +67,41 @@ def serving(upstream: ScriptedOpenAI, tmp_path: Path) -> Iterator[tuple[subproce
     """`tokenomy serve` (a one-second shutdown grace) in front of `upstream`, and the four SDKs pointed at it (none
     retries); the process is killed at the end if the test did not stop it, and the upstream closed."""
     config = tmp_path / "tokenomy.yaml"
-    config.write_text(json.dumps({
-        "gateway": {"shutdown_grace_seconds": 1},
-        "models": {"up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU}}}))
+    config.write_text(
+        json.dumps(
+            {
+                "gateway": {"shutdown_grace_seconds": 1},
+                "models": {"up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU}},
+            }
+        )
+    )
     port = free_port()
     log = (tmp_path / "gateway.log").open("w")
-    proc = subprocess.Popen([TOKENOMY, "serve", "--config", str(config), "--port", str(port), "--ledger",
-                             str(tmp_path / "ledger.duckdb")],
-                            env={**os.environ, "AWS_EC2_METADATA_DISABLED": "true"}, stdout=log, stderr=log)
+    proc = subprocess.Popen(
+        [TOKENOMY, "serve", "--config", str(config), "--port", str(port), "--ledger", str(tmp_path / "ledger.duckdb")],
+        env={**os.environ, "AWS_EC2_METADATA_DISABLED": "true"},
+        stdout=log,
+        stderr=log,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for_port(port, 60, proc)
-        yield proc, SimpleNamespace(
-            openai=openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0),
-            anthropic=anthropic.Anthropic(base_url=base, api_key="unused", max_retries=0),
-            gemini=genai.Client(api_key="unused", http_options={"base_url": base}),
-            bedrock=boto3.client("bedrock-runtime", endpoint_url=base, region_name="us-east-1", aws_access_key_id="x",
-                                 aws_secret_access_key="x", config=Config(retries={"total_max_attempts": 1})))
+        yield (
+            proc,
+            SimpleNamespace(
+                openai=openai.OpenAI(base_url=base + "/v1", api_key="unused", max_retries=0),
+                anthropic=anthropic.Anthropic(base_url=base, api_key="unused", max_retries=0),
+                gemini=genai.Client(api_key="unused", http_options={"base_url": base}),
+                bedrock=boto3.client(
+                    "bedrock-runtime",
+                    endpoint_url=base,
+                    region_name="us-east-1",
+                    aws_access_key_id="x",
+                    aws_secret_access_key="x",
+                    config=Config(retries={"total_max_attempts": 1}),
+                ),
+            ),
+        )
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -214,9 +232,11 @@ def test_calls_the_shutdown_grace_cut_before_their_answer_are_counted_in_metrics
 
     upstream = ScriptedOpenAI([(200, {}, "held")] * 2)
     routes = {name: {"model": "up"} for name in ("cut-whole", "cut-stream", "cut-queued")}
-    config = {"gateway": {"max_inflight": 2},
-              "models": {"up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU}},
-              "routes": routes}
+    config = {
+        "gateway": {"max_inflight": 2},
+        "models": {"up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU}},
+        "routes": routes,
+    }
     app = create_app(parse_config(config), str(ledger_path))
     server = ServerThread(app, lifespan="on")
     server.server.config.timeout_graceful_shutdown = 1
@@ -259,7 +279,8 @@ def test_calls_the_shutdown_grace_cut_before_their_answer_are_counted_in_metrics
 
 
 def test_streams_the_shutdown_grace_cut_after_their_first_event_are_counted_at_their_apis_unavailable_status(
-        ledger_path):
+    ledger_path,
+):
     # A stream cut midway by the end of the shutdown grace ends with its API's unavailable error event, yet /metrics
     # counted it a 499 (client closed request): the gateway closed it, not its caller. It is counted now as the edge
     # counts a call the shutdown cut before its answer began: a 503, Anthropic's 529 (chat completions has its own
@@ -271,8 +292,10 @@ def test_streams_the_shutdown_grace_cut_after_their_first_event_are_counted_at_t
 
     upstream = ScriptedOpenAI([(200, {}, "stall")] * 2)
     routes = {name: {"model": "up"} for name in ("midway-chat", "midway-messages")}
-    config = {"models": {"up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU}},
-              "routes": routes}
+    config = {
+        "models": {"up": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU}},
+        "routes": routes,
+    }
     app = create_app(parse_config(config), str(ledger_path))
     server = ServerThread(app, lifespan="on")
     server.server.config.timeout_graceful_shutdown = 1
@@ -282,8 +305,9 @@ def test_streams_the_shutdown_grace_cut_after_their_first_event_are_counted_at_t
     try:
         streams = {
             "midway-chat": begun(oai.chat.completions.create(model="midway-chat", messages=HI, stream=True)),
-            "midway-messages": begun(claude.messages.create(model="midway-messages", max_tokens=16, messages=HI,
-                                                            stream=True)),
+            "midway-messages": begun(
+                claude.messages.create(model="midway-messages", max_tokens=16, messages=HI, stream=True)
+            ),
         }
         server.stop()  # both wait on the upstream: the grace (1 s) runs out, the gateway cuts them
         ends = {name: ending(events) for name, events in streams.items()}

@@ -19,15 +19,17 @@ M = Decimal(1_000_000)
 
 def test_a_long_prompt_at_the_priority_tier_is_reserved_at_the_tiers_long_context_prices(ledger_path):
     config = {"models": {"sol": {"provider": "openai", "model": "gpt-6.1-sol", "base_url": NOWHERE}}}
-    request = ChatRequest([Message("user", "word " * 300_000)], model="sol", max_tokens=100,
-                          extra={"service_tier": "priority"})
+    request = ChatRequest(
+        [Message("user", "word " * 300_000)], model="sol", max_tokens=100, extra={"service_tier": "priority"}
+    )
     prompt = input_bound(request)[0]  # the prompt's upper bound, which a budget reserves
     assert prompt > 272_000
     # Every prompt token at the dearest input rate that may apply (the tier's long-context cache write, $10).
     worst = worst_case(config, "sol", request, ledger_path)
     assert worst.nano() == to_nano((prompt * Decimal(10) + 100 * Decimal(30)) / M)
     # Under the threshold the tier's own prices, as before ($5 cache write, $20 output at priority).
-    short = ChatRequest([Message("user", "word " * 1_000)], model="sol", max_tokens=100,
-                        extra={"service_tier": "priority"})
+    short = ChatRequest(
+        [Message("user", "word " * 1_000)], model="sol", max_tokens=100, extra={"service_tier": "priority"}
+    )
     small = input_bound(short)[0]
     assert worst_case(config, "sol", short, ledger_path).nano() == to_nano((small * Decimal(5) + 100 * Decimal(20)) / M)

@@ -31,8 +31,10 @@ HAIKU3 = "anthropic.claude-3-haiku-20240307-v1:0"  # Bedrock us-east-1: $0.25 / 
 M = Decimal(1_000_000)
 ASK = "What is the weather in Paris?"
 SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
-WEATHER = {"type": "function", "function": {"name": "weather", "description": "The weather in a city.",
-                                            "parameters": SCHEMA}}
+WEATHER = {
+    "type": "function",
+    "function": {"name": "weather", "description": "The weather in a city.", "parameters": SCHEMA},
+}
 CAP = 50
 
 
@@ -47,10 +49,13 @@ def usd_without_tool_prompt(request: ChatRequest, input_price: str, output_price
     return input_bound(request)[0] * Decimal(input_price) / M + CAP * Decimal(output_price) / M
 
 
-@pytest.mark.parametrize("tool_choice, choice, tool_prompt", [
-    ("auto", ToolChoice("auto"), 496),
-    ("required", ToolChoice("any"), 588),  # OpenAI's required is Claude's any
-])
+@pytest.mark.parametrize(
+    "tool_choice, choice, tool_prompt",
+    [
+        ("auto", ToolChoice("auto"), 496),
+        ("required", ToolChoice("any"), 588),  # OpenAI's required is Claude's any
+    ],
+)
 def test_a_tool_call_is_reserved_with_claudes_tool_prompt(tmp_path: Path, tool_choice, choice, tool_prompt) -> None:
     """A budget above the call's old worst case and below the new one: the gateway refused nothing and sent the call,
     which Anthropic bills ~500 tokens more than was reserved. It now refuses it up front, naming the reservation that
@@ -69,8 +74,13 @@ def test_a_tool_call_is_reserved_with_claudes_tool_prompt(tmp_path: Path, tool_c
             app = create_app(parse_config({"auth": True, "models": models}), str(ledger))
             with ServerThread(app, lifespan="on") as gateway:
                 sdk = openai.OpenAI(base_url=gateway + "/v1", api_key=secret, max_retries=0)
-                call = dict(model="m", max_tokens=CAP, messages=[{"role": "user", "content": ASK}],
-                            tools=[WEATHER], tool_choice=tool_choice)
+                call = dict(
+                    model="m",
+                    max_tokens=CAP,
+                    messages=[{"role": "user", "content": ASK}],
+                    tools=[WEATHER],
+                    tool_choice=tool_choice,
+                )
                 if admitted:
                     assert sdk.chat.completions.create(**call).usage.prompt_tokens > 0
                     continue
@@ -96,20 +106,26 @@ def test_the_tool_prompt_is_reserved_on_bedrock_by_tool_choice_and_only_with_too
         lines = worst_case(config, "r", request, tmp_path / "w.duckdb").answers[0]
         sonnet_tokens = 496 if tokens == 264 else 588
         bound = input_bound(request)[0]
-        assert [line.prompt_usd_m for line in lines] == [(bound + tokens) * Decimal("0.25"),
-                                                         (bound + sonnet_tokens) * Decimal("3.75")]
+        assert [line.prompt_usd_m for line in lines] == [
+            (bound + tokens) * Decimal("0.25"),
+            (bound + sonnet_tokens) * Decimal("3.75"),
+        ]
     plain = tool_request(None, tools=False)
     worst = worst_case(config, "haiku", plain, tmp_path / "w.duckdb")
     assert worst.nano() == to_nano(usd_without_tool_prompt(plain, "0.25", "1.25"))
 
 
-@pytest.mark.parametrize("model, auto, any_", [
-    ("claude-sonnet-4-0", 497, 589),  # Sonnet's largest (4.6's)
-    ("claude-3-opus-latest", 675, 804),  # Opus's largest (4.7's)
-    ("claude-2", 675, 804),  # a line the catalog has no count for: the largest of every Claude model
-])
-def test_a_claude_model_only_genai_prices_prices_is_reserved_with_its_lines_tool_prompt(tmp_path: Path, model, auto,
-                                                                                        any_) -> None:
+@pytest.mark.parametrize(
+    "model, auto, any_",
+    [
+        ("claude-sonnet-4-0", 497, 589),  # Sonnet's largest (4.6's)
+        ("claude-3-opus-latest", 675, 804),  # Opus's largest (4.7's)
+        ("claude-2", 675, 804),  # a line the catalog has no count for: the largest of every Claude model
+    ],
+)
+def test_a_claude_model_only_genai_prices_prices_is_reserved_with_its_lines_tool_prompt(
+    tmp_path: Path, model, auto, any_
+) -> None:
     """genai-prices has no tool use system prompt counts, so a Claude model priced by it alone (not in the catalog)
     was reserved with none: N concurrent tool calls overspent a budget by N times ~500 tokens. It gets the largest
     count of the catalog's Claude models of its line, its source saying so."""
@@ -136,23 +152,45 @@ def test_a_claude_model_a_litellm_import_prices_is_reserved_with_its_tool_prompt
     from tokenomy.pricing.catalog import PriceCatalog, set_default_catalog
 
     litellm = tmp_path / "model_prices_and_context_window.json"
-    claude = {"mode": "chat", "input_cost_per_token": 1.5e-05, "output_cost_per_token": 7.5e-05,
-              "cache_creation_input_token_cost": 1.875e-05, "tool_use_system_prompt_tokens": 159}
-    litellm.write_text(json.dumps({
-        "claude-4-opus-20250514": {**claude, "litellm_provider": "anthropic"},
-        HAIKU3: {"litellm_provider": "bedrock", "mode": "chat", "input_cost_per_token": 2.5e-07,
-                 "output_cost_per_token": 1.25e-06},
-        f"bedrock/us.{HAIKU3}": {"litellm_provider": "bedrock", "mode": "chat", "input_cost_per_token": 2.5e-07,
-                                 "output_cost_per_token": 1.25e-06},
-        "acme-chat-1": {"litellm_provider": "openai", "mode": "chat", "input_cost_per_token": 2e-06,
-                        "output_cost_per_token": 8e-06},
-    }))
+    claude = {
+        "mode": "chat",
+        "input_cost_per_token": 1.5e-05,
+        "output_cost_per_token": 7.5e-05,
+        "cache_creation_input_token_cost": 1.875e-05,
+        "tool_use_system_prompt_tokens": 159,
+    }
+    litellm.write_text(
+        json.dumps(
+            {
+                "claude-4-opus-20250514": {**claude, "litellm_provider": "anthropic"},
+                HAIKU3: {
+                    "litellm_provider": "bedrock",
+                    "mode": "chat",
+                    "input_cost_per_token": 2.5e-07,
+                    "output_cost_per_token": 1.25e-06,
+                },
+                f"bedrock/us.{HAIKU3}": {
+                    "litellm_provider": "bedrock",
+                    "mode": "chat",
+                    "input_cost_per_token": 2.5e-07,
+                    "output_cost_per_token": 1.25e-06,
+                },
+                "acme-chat-1": {
+                    "litellm_provider": "openai",
+                    "mode": "chat",
+                    "input_cost_per_token": 2e-06,
+                    "output_cost_per_token": 8e-06,
+                },
+            }
+        )
+    )
     catalog = PriceCatalog.builtin().with_litellm(litellm)
     opus = catalog.lookup("claude-4-opus-20250514")
     assert opus.priced_by == "litellm-import"
     assert (opus.tool_prompt_tokens_auto, opus.tool_prompt_tokens_any) == (675, 804)  # Opus's largest (4.7's)
-    assert opus.tool_prompt_source.startswith("LiteLLM's price file has none by tool_choice: the largest of the "
-                                              "catalog's Claude opus models")
+    assert opus.tool_prompt_source.startswith(
+        "LiteLLM's price file has none by tool_choice: the largest of the catalog's Claude opus models"
+    )
     for haiku in (catalog.lookup(HAIKU3), catalog.lookup(f"us.{HAIKU3}")):  # the catalog prices it: not imported
         assert haiku.priced_by == "tokenomy-catalog"
         assert (haiku.tool_prompt_tokens_auto, haiku.tool_prompt_tokens_any) == (264, 340)  # not Haiku 4.5's

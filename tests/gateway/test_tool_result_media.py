@@ -38,8 +38,13 @@ def served(tmp_path_factory):
     with pytest.MonkeyPatch.context() as env, RecordingOpenAI() as upstream:
         for key in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "AWS_BEARER_TOKEN_BEDROCK"):
             env.delenv(key, raising=False)
-        config = parse_config({"models": {"gpt": {"provider": "openai", "model": "up-model", "base_url": upstream.url,
-                                                  "price_as": HAIKU}}})
+        config = parse_config(
+            {
+                "models": {
+                    "gpt": {"provider": "openai", "model": "up-model", "base_url": upstream.url, "price_as": HAIKU}
+                }
+            }
+        )
         with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
             yield url, upstream, ledger
 
@@ -47,45 +52,81 @@ def served(tmp_path_factory):
 def anthropic_loop(url: str) -> None:
     sdk = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
     image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": B64}}
-    messages = [{"role": "user", "content": ASK},
-                {"role": "assistant", "content": [{"type": "tool_use", "id": i, "name": "shot", "input": {}}
-                                                  for i in ("t1", "t2")]},
-                {"role": "user", "content": [
-                    {"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": "the desktop"},
-                                                                             image]},
-                    {"type": "tool_result", "tool_use_id": "t2", "content": [image]}]}]
-    with sdk.messages.stream(model="gpt", max_tokens=50, messages=messages,
-                             tools=[{"name": "shot", "input_schema": SCHEMA}]) as stream:
+    messages = [
+        {"role": "user", "content": ASK},
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": i, "name": "shot", "input": {}} for i in ("t1", "t2")],
+        },
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "t1",
+                    "content": [{"type": "text", "text": "the desktop"}, image],
+                },
+                {"type": "tool_result", "tool_use_id": "t2", "content": [image]},
+            ],
+        },
+    ]
+    with sdk.messages.stream(
+        model="gpt", max_tokens=50, messages=messages, tools=[{"name": "shot", "input_schema": SCHEMA}]
+    ) as stream:
         final = stream.get_final_message()
     assert final.stop_reason == "tool_use" and final.usage.input_tokens + final.usage.cache_read_input_tokens == 40
 
 
 def converse_loop(url: str) -> None:
-    client = boto3.client("bedrock-runtime", endpoint_url=url, region_name="us-east-1",
-                          aws_access_key_id="x", aws_secret_access_key="x",
-                          config=Config(retries={"max_attempts": 1, "mode": "standard"}))
+    client = boto3.client(
+        "bedrock-runtime",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+    )
     image = {"image": {"format": "png", "source": {"bytes": IMAGE}}}
-    messages = [{"role": "user", "content": [{"text": ASK}]},
-                {"role": "assistant", "content": [{"toolUse": {"toolUseId": i, "name": "shot", "input": {}}}
-                                                  for i in ("t1", "t2")]},
-                {"role": "user", "content": [
-                    {"toolResult": {"toolUseId": "t1", "content": [{"text": "the desktop"}, image]}},
-                    {"toolResult": {"toolUseId": "t2", "content": [image]}}]}]
-    events = list(client.converse_stream(modelId="gpt", messages=messages, toolConfig={"tools": [
-        {"toolSpec": {"name": "shot", "inputSchema": {"json": SCHEMA}}}]})["stream"])
+    messages = [
+        {"role": "user", "content": [{"text": ASK}]},
+        {
+            "role": "assistant",
+            "content": [{"toolUse": {"toolUseId": i, "name": "shot", "input": {}}} for i in ("t1", "t2")],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"toolResult": {"toolUseId": "t1", "content": [{"text": "the desktop"}, image]}},
+                {"toolResult": {"toolUseId": "t2", "content": [image]}},
+            ],
+        },
+    ]
+    events = list(
+        client.converse_stream(
+            modelId="gpt",
+            messages=messages,
+            toolConfig={"tools": [{"toolSpec": {"name": "shot", "inputSchema": {"json": SCHEMA}}}]},
+        )["stream"]
+    )
     assert {"messageStop": {"stopReason": "tool_use"}} in events and "metadata" in events[-1]
 
 
 def responses_loop(url: str) -> None:
     client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
     image = {"type": "input_image", "image_url": DATA_URL}
-    items = [{"role": "user", "content": ASK},
-             *({"type": "function_call", "call_id": i, "name": "shot", "arguments": "{}"} for i in ("t1", "t2")),
-             {"type": "function_call_output", "call_id": "t1", "output": [{"type": "input_text", "text": "the desktop"},
-                                                                           image]},
-             {"type": "function_call_output", "call_id": "t2", "output": [image]}]
-    with client.responses.stream(model="gpt", input=items, tools=[
-            {"type": "function", "name": "shot", "parameters": SCHEMA, "strict": False}]) as stream:
+    items = [
+        {"role": "user", "content": ASK},
+        *({"type": "function_call", "call_id": i, "name": "shot", "arguments": "{}"} for i in ("t1", "t2")),
+        {
+            "type": "function_call_output",
+            "call_id": "t1",
+            "output": [{"type": "input_text", "text": "the desktop"}, image],
+        },
+        {"type": "function_call_output", "call_id": "t2", "output": [image]},
+    ]
+    with client.responses.stream(
+        model="gpt", input=items, tools=[{"type": "function", "name": "shot", "parameters": SCHEMA, "strict": False}]
+    ) as stream:
         final = stream.get_final_response()
     assert final.status == "completed" and final.usage.input_tokens == 40
 
@@ -93,19 +134,29 @@ def responses_loop(url: str) -> None:
 def gemini_loop(url: str) -> None:
     client = genai.Client(api_key="unused", http_options={"base_url": url})
     image = types.FunctionResponsePart(inline_data=types.FunctionResponseBlob(mime_type="image/png", data=IMAGE))
-    contents = [types.Content(role="user", parts=[types.Part(text=ASK)]),
-                types.Content(role="model", parts=[types.Part(function_call=types.FunctionCall(id=i, name="shot",
-                                                                                                args={}))
-                                                   for i in ("t1", "t2")]),
-                types.Content(role="user", parts=[
-                    types.Part(function_response=types.FunctionResponse(id="t1", name="shot", parts=[image],
-                                                                        response={"output": "the desktop"})),
-                    types.Part(function_response=types.FunctionResponse(id="t2", name="shot", parts=[image],
-                                                                        response={}))])]
+    contents = [
+        types.Content(role="user", parts=[types.Part(text=ASK)]),
+        types.Content(
+            role="model",
+            parts=[types.Part(function_call=types.FunctionCall(id=i, name="shot", args={})) for i in ("t1", "t2")],
+        ),
+        types.Content(
+            role="user",
+            parts=[
+                types.Part(
+                    function_response=types.FunctionResponse(
+                        id="t1", name="shot", parts=[image], response={"output": "the desktop"}
+                    )
+                ),
+                types.Part(function_response=types.FunctionResponse(id="t2", name="shot", parts=[image], response={})),
+            ],
+        ),
+    ]
     shot = types.FunctionDeclaration(name="shot", parameters_json_schema=SCHEMA)
     config = types.GenerateContentConfig(
         tools=[types.Tool(function_declarations=[shot])],
-        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True))
+        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+    )
     chunks = list(client.models.generate_content_stream(model="gpt", contents=contents, config=config))
     assert chunks[-1].candidates[0].finish_reason == "STOP" and chunks[-1].usage_metadata.prompt_token_count == 40
 
@@ -116,18 +167,29 @@ def chat_loop(url: str) -> None:
     client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
     image = {"type": "image_url", "image_url": {"url": DATA_URL}}
     calls = [{"id": i, "type": "function", "function": {"name": "shot", "arguments": "{}"}} for i in ("t1", "t2")]
-    messages = [{"role": "user", "content": ASK}, {"role": "assistant", "content": None, "tool_calls": calls},
-                {"role": "tool", "tool_call_id": "t1", "content": [{"type": "text", "text": "the desktop"}, image]},
-                {"role": "tool", "tool_call_id": "t2", "content": [image]}]
-    with client.chat.completions.stream(model="gpt", messages=messages, tools=[
-            {"type": "function", "function": {"name": "shot", "parameters": SCHEMA}}],
-            stream_options={"include_usage": True}) as stream:
+    messages = [
+        {"role": "user", "content": ASK},
+        {"role": "assistant", "content": None, "tool_calls": calls},
+        {"role": "tool", "tool_call_id": "t1", "content": [{"type": "text", "text": "the desktop"}, image]},
+        {"role": "tool", "tool_call_id": "t2", "content": [image]},
+    ]
+    with client.chat.completions.stream(
+        model="gpt",
+        messages=messages,
+        tools=[{"type": "function", "function": {"name": "shot", "parameters": SCHEMA}}],
+        stream_options={"include_usage": True},
+    ) as stream:
         final = stream.get_final_completion()
     assert final.choices[0].finish_reason == "tool_calls" and final.usage.prompt_tokens == 40
 
 
-LOOPS = {"chat": chat_loop, "anthropic": anthropic_loop, "converse": converse_loop, "responses": responses_loop,
-         "gemini": gemini_loop}
+LOOPS = {
+    "chat": chat_loop,
+    "anthropic": anthropic_loop,
+    "converse": converse_loop,
+    "responses": responses_loop,
+    "gemini": gemini_loop,
+}
 
 
 @pytest.mark.parametrize("api", LOOPS)
@@ -141,8 +203,15 @@ def test_a_tool_results_image_reaches_an_openai_model_after_its_tool_message(ser
     # A result of images alone says where they are (Gemini's function response always has its response object).
     assert second["content"] == ("{}" if api == "gemini" else "(images or documents: in the next message)")
     picture = {"type": "image_url", "image_url": {"url": DATA_URL}}
-    assert user == {"role": "user", "content": [{"type": "text", "text": "Tool call t1 returned:"}, picture,
-                                                {"type": "text", "text": "Tool call t2 returned:"}, picture]}
+    assert user == {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "Tool call t1 returned:"},
+            picture,
+            {"type": "text", "text": "Tool call t2 returned:"},
+            picture,
+        ],
+    }
     deadline = time.monotonic() + 10
     while len(rows := open_store(ledger).events()) == before and time.monotonic() < deadline:
         time.sleep(0.1)

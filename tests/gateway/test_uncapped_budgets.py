@@ -77,14 +77,17 @@ def test_a_maximum_output_is_bounded_by_the_window_the_prompt_leaves(ledger_path
 
 def test_each_model_of_a_route_is_reserved_at_its_own_bound(ledger_path):
     # A fallback that may write more than the route's model: the dearer of the two is reserved.
-    models = {"mini": {"provider": "openai", "model": "gpt-4o-mini", "base_url": NOWHERE},
-              "big": {"provider": "openai", "model": "gpt-4.1", "base_url": NOWHERE}}
+    models = {
+        "mini": {"provider": "openai", "model": "gpt-4o-mini", "base_url": NOWHERE},
+        "big": {"provider": "openai", "model": "gpt-4.1", "base_url": NOWHERE},
+    }
     config = {**models, "m": {"provider": "openai", "model": "gpt-4o-mini", "base_url": NOWHERE}}
     request = ask()
     prompt = input_bound(request)[0]  # the prompt's upper bound, which a budget reserves
 
-    worst = gateway_worst_case({"models": config, "routes": {"r": {"model": "mini", "fallback": ["big"]}}}, "r",
-                               request, ledger_path)
+    worst = gateway_worst_case(
+        {"models": config, "routes": {"r": {"model": "mini", "fallback": ["big"]}}}, "r", request, ledger_path
+    )
     mini, big = worst.answers[0]
     assert (mini.bound.tokens, big.bound.tokens) == (16_384, 32_768)
     assert worst.nano() == to_nano((prompt * Decimal(2) + 32_768 * Decimal(8)) / M)  # gpt-4.1's, the dearer
@@ -140,7 +143,8 @@ def test_a_budget_that_cannot_hold_an_uncapped_calls_maximum_output_refuses_nami
             message = body["message"]
             assert message.startswith(
                 "Budget exhausted for this key: this request sets no max_tokens or max_completion_tokens, so it is "
-                "reserved at gpt-4.1's maximum output of 32,768 tokens (up to $0.26"), message
+                "reserved at gpt-4.1's maximum output of 32,768 tokens (up to $0.26"
+            ), message
             fits = int(re.search(r"at most ([\d,]+) fits the \$0\.050000 left", message).group(1).replace(",", ""))
             assert message.endswith(", or cap the route's tokens.max_tokens in the gateway's config.")
             assert 6_000 < fits < 6_250  # $0.05 at $8 per 1M output tokens, less the prompt
@@ -152,8 +156,12 @@ def test_a_budget_that_cannot_hold_an_uncapped_calls_maximum_output_refuses_nami
             # The Responses API and Gemini's names for the cap, as their callers spell it.
             with pytest.raises(openai.RateLimitError, match="sets no max_output_tokens, so it is reserved"):
                 client.responses.create(model="big", input="Tell me everything.")
-            gemini = httpx.post(f"{url}/v1beta/models/big:generateContent", headers={"x-goog-api-key": secret},
-                                json={"contents": [{"role": "user", "parts": [{"text": "Tell me."}]}]}, timeout=30)
+            gemini = httpx.post(
+                f"{url}/v1beta/models/big:generateContent",
+                headers={"x-goog-api-key": secret},
+                json={"contents": [{"role": "user", "parts": [{"text": "Tell me."}]}]},
+                timeout=30,
+            )
             assert gemini.status_code == 429
             assert "sets no generationConfig.maxOutputTokens" in gemini.json()["error"]["message"]
     assert [body.get("max_tokens") for body in upstream.bodies] == [fits]  # only the capped call went out
@@ -164,8 +172,10 @@ def test_an_uncapped_call_its_budget_holds_is_sent_as_it_came(ledger_path):
     store = KeyStore(open_store(ledger_path))
     secret, key = store.create(budget_usd=Decimal("1"), period="month")
     with RecordingOpenAI() as upstream:
-        models = {"big": {"provider": "openai", "model": "gpt-4.1", "base_url": upstream.url},
-                  "o3": {"provider": "openai", "model": "o3", "base_url": upstream.url}}
+        models = {
+            "big": {"provider": "openai", "model": "gpt-4.1", "base_url": upstream.url},
+            "o3": {"provider": "openai", "model": "o3", "base_url": upstream.url},
+        }
         with gateway(models, ledger_path) as url:
             client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
             assert client.chat.completions.create(model="big", messages=ASK).choices[0].message.content
@@ -186,13 +196,18 @@ def test_a_gemini_callers_thinking_budget_to_claude_is_reserved_and_refused_by_n
     models = {"claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": NOWHERE}}
     thinking = {"thinkingConfig": {"thinkingBudget": 8192}}
     with gateway(models, ledger_path) as url:
-        refused = httpx.post(f"{url}/v1beta/models/claude:generateContent", headers={"x-goog-api-key": secret},
-                             json={"contents": [{"role": "user", "parts": [{"text": "Think."}]}],
-                                   "generationConfig": thinking}, timeout=30)
+        refused = httpx.post(
+            f"{url}/v1beta/models/claude:generateContent",
+            headers={"x-goog-api-key": secret},
+            json={"contents": [{"role": "user", "parts": [{"text": "Think."}]}], "generationConfig": thinking},
+            timeout=30,
+        )
     assert refused.status_code == 429, refused.text
     message = refused.json()["error"]["message"]
-    assert ("so it is reserved at 9,216 output tokens, the cap claude-sonnet-4-5-20250929 is sent when a request "
-            "sets none, 1,024 past its thinking budget of 8,192 (up to $0.13") in message, message
+    assert (
+        "so it is reserved at 9,216 output tokens, the cap claude-sonnet-4-5-20250929 is sent when a request "
+        "sets none, 1,024 past its thinking budget of 8,192 (up to $0.13"
+    ) in message, message
     fits = int(re.search(r"at most ([\d,]+) fits", message).group(1).replace(",", ""))
     assert 3_000 < fits < 3_334  # $0.05 at $15 per 1M output tokens, less the prompt
     assert "a cap within the thinking budget of 8,192 leaves no room to answer" in message  # 3,300 is below it
@@ -207,7 +222,8 @@ def test_a_budget_no_cap_fits_says_so(ledger_path):
             client.chat.completions.create(model="big", messages=ASK)
     assert refused.value.body["message"].endswith(
         "; even with max_tokens or max_completion_tokens 1 it costs more than the key's whole budget ($0.000001): "
-        "shorten the prompt or raise the budget.")
+        "shorten the prompt or raise the budget."
+    )
 
 
 def test_a_document_sent_by_url_or_file_id_is_reserved_at_the_models_whole_window(ledger_path):
@@ -216,8 +232,10 @@ def test_a_document_sent_by_url_or_file_id_is_reserved_at_the_models_whole_windo
     from tokenomy.messages import DocumentBlock, TextBlock
 
     claude = {"m": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": NOWHERE}}
-    for document in (DocumentBlock("pdf", url="https://example.com/annual-report.pdf"),
-                     DocumentBlock("pdf", file_id="file_011CNha8iCJcU1wXNR6q4V8w")):
+    for document in (
+        DocumentBlock("pdf", url="https://example.com/annual-report.pdf"),
+        DocumentBlock("pdf", file_id="file_011CNha8iCJcU1wXNR6q4V8w"),
+    ):
         request = ChatRequest([Message("user", [document, TextBlock("Summarise.")])], model="m", max_tokens=100)
         worst = worst_case(claude, "m", request, ledger_path)
         # Sonnet 4.5's 200,000-token window at its dearest input price (a cache write, $3.75), and 100 output tokens.
@@ -229,13 +247,28 @@ def test_a_document_sent_by_url_or_file_id_is_reserved_at_the_models_whole_windo
 
     store = KeyStore(open_store(ledger_path))
     secret, _ = store.create(budget_usd=Decimal("0.5"), period="month")  # the window costs $0.75
-    body = {"model": "m", "max_tokens": 100, "messages": [{"role": "user", "content": [
-        {"type": "document", "source": {"type": "url", "url": "https://example.com/annual-report.pdf"}},
-        {"type": "text", "text": "Summarise."}]}]}
+    body = {
+        "model": "m",
+        "max_tokens": 100,
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "document", "source": {"type": "url", "url": "https://example.com/annual-report.pdf"}},
+                    {"type": "text", "text": "Summarise."},
+                ],
+            }
+        ],
+    }
     with gateway(claude, ledger_path) as url:
-        refused = httpx.post(f"{url}/v1/messages", headers={"x-api-key": secret, "anthropic-version": "2023-06-01"},
-                             json=body, timeout=30)
+        refused = httpx.post(
+            f"{url}/v1/messages",
+            headers={"x-api-key": secret, "anthropic-version": "2023-06-01"},
+            json=body,
+            timeout=30,
+        )
     assert refused.status_code == 429, refused.text
     assert refused.json()["error"]["message"].endswith(
         "It sends a document by URL or file id, whose size the gateway cannot see, so its prompt is reserved at "
-        "the model's whole context window; send a document's data to have it counted.")
+        "the model's whole context window; send a document's data to have it counted."
+    )

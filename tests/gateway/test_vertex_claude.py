@@ -24,8 +24,11 @@ from tokenomy.gateway.app import create_app
 from tokenomy.ledger.store import open_store
 
 IMAGE = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 3  # every byte value: a re-encoding on the way changes it
-WEATHER = {"name": "get_weather", "description": "Weather in a city",
-           "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}
+WEATHER = {
+    "name": "get_weather",
+    "description": "Weather in a city",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
 ASK = [{"role": "user", "content": "Weather in Paris?"}]
 PREFIX = "/v1/projects/my-project/locations/us-east5/publishers/anthropic/models"
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
@@ -41,8 +44,9 @@ class Served(ClaudeGateway):
 
     def __init__(self, ledger) -> None:
         super().__init__(ledger, {"claude-sonnet-4-5@20250929": {"model": "claude"}, "team/haiku": {"model": "haiku"}})
-        self.sdk = anthropic.AnthropicVertex(base_url=self.url + "/v1", region="us-east5", project_id="my-project",
-                                             access_token="unused", max_retries=0)
+        self.sdk = anthropic.AnthropicVertex(
+            base_url=self.url + "/v1", region="us-east5", project_id="my-project", access_token="unused", max_retries=0
+        )
 
 
 @pytest.fixture
@@ -55,24 +59,39 @@ def served(tmp_path):
 def test_anthropic_vertex_carries_a_tool_turn_with_an_image_to_bedrock_and_the_ledger_has_it(served) -> None:
     sdk, sent = served.sdk, served.sent
     messages = [
-        {"role": "user", "content": [
-            {"type": "text", "text": "What is this, and the weather there?"},
-            {"type": "image", "source": {"type": "base64", "media_type": "image/png",
-                                         "data": base64.b64encode(IMAGE).decode()}}]},
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "tu_1", "name": "get_weather",
-                                           "input": {"city": "Paris"}}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "What is this, and the weather there?"},
+                {
+                    "type": "image",
+                    "source": {"type": "base64", "media_type": "image/png", "data": base64.b64encode(IMAGE).decode()},
+                },
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "tu_1", "name": "get_weather", "input": {"city": "Paris"}}],
+        },
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "tu_1", "content": "18C sunny"}]},
     ]
-    raw = sdk.messages.with_raw_response.create(model="haiku", max_tokens=20, messages=messages,
-                                                 system="Be brief.", tools=[WEATHER], extra_body={"temperature": 0.2})
+    raw = sdk.messages.with_raw_response.create(
+        model="haiku",
+        max_tokens=20,
+        messages=messages,
+        system="Be brief.",
+        tools=[WEATHER],
+        extra_body={"temperature": 0.2},
+    )
     message = raw.parse()
     assert message.type == "message" and message.model == "haiku" and message.content[0].text
     assert message.stop_reason in ("end_turn", "max_tokens") and message.usage.input_tokens > 0
     params = sent[-1]
     user, assistant, results = params["messages"]
     assert user["content"][1]["image"] == {"format": "png", "source": {"bytes": IMAGE}}
-    assert assistant["content"] == [{"toolUse": {"toolUseId": "tu_1", "name": "get_weather",
-                                                 "input": {"city": "Paris"}}}]
+    assert assistant["content"] == [
+        {"toolUse": {"toolUseId": "tu_1", "name": "get_weather", "input": {"city": "Paris"}}}
+    ]
     assert results["content"][0]["toolResult"]["toolUseId"] == "tu_1"
     assert params["system"] == [{"text": "Be brief."}]
     assert params["toolConfig"]["tools"][0]["toolSpec"]["name"] == "get_weather"
@@ -130,26 +149,36 @@ def test_tool_calls_from_an_openai_format_model_come_back_whole_and_streamed(ser
     message = sdk.messages.create(model="fast", max_tokens=50, messages=ASK, tools=[WEATHER])
     assert message.stop_reason == "tool_use"
     assert [(b.type, b.name, b.input) for b in message.content] == [
-        ("tool_use", "get_weather", json.loads(arguments_for("get_weather")))]
+        ("tool_use", "get_weather", json.loads(arguments_for("get_weather")))
+    ]
     assert upstream.last["tools"][0]["function"]["name"] == "get_weather"
     with sdk.messages.stream(model="fast", max_tokens=50, messages=ASK, tools=[WEATHER]) as stream:
         fragments = [e.partial_json for e in stream if e.type == "input_json"]
         final = stream.get_final_message()
     assert "".join(fragments) == arguments_for("get_weather")
     assert final.content[0].type == "tool_use"
-    turn = [*ASK, {"role": "assistant", "content": message.content},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": message.content[0].id,
-                                          "content": "18C sunny"}]}]
+    turn = [
+        *ASK,
+        {"role": "assistant", "content": message.content},
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": message.content[0].id, "content": "18C sunny"}],
+        },
+    ]
     answer = sdk.messages.create(model="fast", max_tokens=50, messages=turn, tools=[WEATHER])
     assert answer.content[0].type == "text"
-    assert upstream.last["messages"][-1] == {"role": "tool", "tool_call_id": message.content[0].id,
-                                               "content": "18C sunny"}
+    assert upstream.last["messages"][-1] == {
+        "role": "tool",
+        "tool_call_id": message.content[0].id,
+        "content": "18C sunny",
+    }
 
 
 def test_a_route_to_anthropics_api_gets_the_model_and_the_beta_header_not_vertexs_envelope(served) -> None:
     sdk, scripted = served.sdk, served.scripted
-    reply = sdk.beta.messages.create(model="claude", max_tokens=5, messages=ASK, betas=["context-1m-2025-08-07"],
-                                     extra_body={"service_tier": "auto"})
+    reply = sdk.beta.messages.create(
+        model="claude", max_tokens=5, messages=ASK, betas=["context-1m-2025-08-07"], extra_body={"service_tier": "auto"}
+    )
     assert reply.content[0].text == "Hi"
     headers, body = scripted.requests[-1]
     assert headers["anthropic-beta"] == "context-1m-2025-08-07"
@@ -165,28 +194,49 @@ def test_count_tokens_on_vertex_counts_with_the_routes_model(served) -> None:
     assert counted.input_tokens > 0
     assert served.sent[-1]["system"] == [{"text": "Be brief."}]  # the route's Bedrock model counted it
     counts = len(served.sent)
-    refused = httpx.post(f"{served.url}{PREFIX}/count-tokens:rawPredict",
-                         json={"anthropic_version": "vertex-2023-10-16", "model": "haiku", "messages": ASK,
-                               "max_tokens": 5})
+    refused = httpx.post(
+        f"{served.url}{PREFIX}/count-tokens:rawPredict",
+        json={"anthropic_version": "vertex-2023-10-16", "model": "haiku", "messages": ASK, "max_tokens": 5},
+    )
     assert refused.status_code == 400 and refused.json()["error"]["message"].startswith("max_tokens: Extra inputs")
     assert len(served.sent) == counts  # a refused count reaches no model
 
 
-@pytest.mark.parametrize(("body", "named"), [
-    (b"{", "not valid JSON"),
-    (b"[]", "must be a JSON object"),
-    (b'{"anthropic_version": "vertex-2023-10-16", "max_tokens": NaN, "messages": []}', "max_tokens"),  # the edge's
-    (json.dumps({"max_tokens": 5, "messages": ASK}).encode(), "anthropic_version: required"),
-    (json.dumps(vertex_body(model="fast")).encode(), "model: the path names the model"),
-    (json.dumps(vertex_body(stream=True)).encode(), "stream: True asks for the other method"),
-    (json.dumps(vertex_body(stream="yes")).encode(), "stream: Input should be a boolean"),
-    (json.dumps(vertex_body(max_tokens=0)).encode(), "max_tokens"),
-    (json.dumps(vertex_body(messages=[{"role": "user", "content": [{"type": "image", "source": {
-        "type": "base64", "media_type": "image/png", "data": "not base64!"}}]}])).encode(), "messages.0.content.0"),
-])
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        (b"{", "not valid JSON"),
+        (b"[]", "must be a JSON object"),
+        (b'{"anthropic_version": "vertex-2023-10-16", "max_tokens": NaN, "messages": []}', "max_tokens"),  # the edge's
+        (json.dumps({"max_tokens": 5, "messages": ASK}).encode(), "anthropic_version: required"),
+        (json.dumps(vertex_body(model="fast")).encode(), "model: the path names the model"),
+        (json.dumps(vertex_body(stream=True)).encode(), "stream: True asks for the other method"),
+        (json.dumps(vertex_body(stream="yes")).encode(), "stream: Input should be a boolean"),
+        (json.dumps(vertex_body(max_tokens=0)).encode(), "max_tokens"),
+        (
+            json.dumps(
+                vertex_body(
+                    messages=[
+                        {
+                            "role": "user",
+                            "content": [
+                                {
+                                    "type": "image",
+                                    "source": {"type": "base64", "media_type": "image/png", "data": "not base64!"},
+                                }
+                            ],
+                        }
+                    ]
+                )
+            ).encode(),
+            "messages.0.content.0",
+        ),
+    ],
+)
 def test_malformed_bodies_are_anthropic_400s_naming_the_field(served, body, named) -> None:
-    answer = httpx.post(f"{served.url}{PREFIX}/haiku:rawPredict", content=body,
-                        headers={"content-type": "application/json"})
+    answer = httpx.post(
+        f"{served.url}{PREFIX}/haiku:rawPredict", content=body, headers={"content-type": "application/json"}
+    )
     assert answer.status_code == 400, answer.text
     error = answer.json()
     assert error["type"] == "error" and error["error"]["type"] == "invalid_request_error"
@@ -198,8 +248,11 @@ def test_the_sdk_raises_bad_requests_and_unknown_models_and_paths(served) -> Non
     sdk, url = served.sdk, served.url
     document = {"type": "document", "source": {"type": "url", "url": "https://example.com/a.pdf"}}
     with pytest.raises(anthropic.BadRequestError, match=r"messages\.0\.content\.1"):
-        sdk.messages.create(model="haiku", max_tokens=5, messages=[
-            {"role": "user", "content": [{"type": "text", "text": "Read this"}, document]}])
+        sdk.messages.create(
+            model="haiku",
+            max_tokens=5,
+            messages=[{"role": "user", "content": [{"type": "text", "text": "Read this"}, document]}],
+        )
     with pytest.raises(anthropic.NotFoundError, match="`nope` does not exist on this gateway"):
         sdk.messages.create(model="nope", max_tokens=5, messages=ASK)
     with pytest.raises(anthropic.NotFoundError, match="`nope` does not exist on this gateway"):
@@ -218,8 +271,10 @@ def test_a_fault_inside_the_gateway_is_anthropics_api_error(served, monkeypatch)
     monkeypatch.setattr(vertex_routes, "_messages_body", broken)
     with pytest.raises(anthropic.InternalServerError) as crashed:
         served.sdk.messages.create(model="haiku", max_tokens=5, messages=ASK)
-    assert crashed.value.body == {"type": "error", "error": {
-        "type": "api_error", "message": "internal error (RuntimeError); see the gateway's log"}}
+    assert crashed.value.body == {
+        "type": "error",
+        "error": {"type": "api_error", "message": "internal error (RuntimeError); see the gateway's log"},
+    }
 
 
 def test_a_stream_that_fails_before_its_first_event_is_an_error_status(served) -> None:
@@ -237,12 +292,20 @@ def test_the_gateway_key_is_the_sdks_access_token_and_its_budget_holds(tmp_path,
     ledger = tmp_path / "ledger.duckdb"
     secret, key = KeyStore(open_store(ledger)).create(budget_usd=Decimal("0.01"), period="month", name="app")
     with ServerThread(create_bedrock(engine=InstantEngine())) as bedrock:
-        config = parse_config({"auth": True, "models": {
-            "haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU}}})
+        config = parse_config(
+            {
+                "auth": True,
+                "models": {
+                    "haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU}
+                },
+            }
+        )
         with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
+
             def client(token: str) -> anthropic.AnthropicVertex:
-                return anthropic.AnthropicVertex(base_url=url + "/v1", region="global", project_id="p",
-                                                 access_token=token, max_retries=0)
+                return anthropic.AnthropicVertex(
+                    base_url=url + "/v1", region="global", project_id="p", access_token=token, max_retries=0
+                )
 
             for stream in (False, True):
                 with pytest.raises(anthropic.AuthenticationError):

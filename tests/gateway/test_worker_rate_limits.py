@@ -35,8 +35,9 @@ def test_two_workers_send_no_more_than_the_routes_rate_limit_between_them(tmp_pa
         config = parse_config(limited(upstream))
         first, second = (ServerThread(create_app(config, ledger, workers=2), lifespan="on") for _ in range(2))
         with first as one, second as two:
-            statuses = [httpx.post(url + "/v1/chat/completions", json=ask, timeout=30).status_code
-                        for url in [one, two] * 5]
+            statuses = [
+                httpx.post(url + "/v1/chat/completions", json=ask, timeout=30).status_code for url in [one, two] * 5
+            ]
     assert statuses.count(200) == 4 and set(statuses) == {200, 429}, statuses
 
 
@@ -52,8 +53,19 @@ def test_serve_tells_its_workers_how_many_share_the_limits(tmp_path, monkeypatch
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     config = tmp_path / "tokenomy.yaml"
     config.write_text(json.dumps(limited("http://127.0.0.1:9")))
-    code, _, err = run_cli(monkeypatch, capsys, "serve", "--config", str(config), "--workers", "3", "--port", "0",
-                           "--ledger", str(tmp_path / "ledger.duckdb"))
+    code, _, err = run_cli(
+        monkeypatch,
+        capsys,
+        "serve",
+        "--config",
+        str(config),
+        "--workers",
+        "3",
+        "--port",
+        "0",
+        "--ledger",
+        str(tmp_path / "ledger.duckdb"),
+    )
     assert code == 0, err
     made: dict = {}
     monkeypatch.setattr(gateway_app, "create_app", lambda *args, **kwargs: made.update(kwargs))
@@ -69,10 +81,15 @@ def test_each_workers_bucket_holds_its_share_of_the_route(tmp_path, workers):
     from tokenomy.gateway.state import Gateway
 
     async def bucket() -> tuple[float | None, float | None]:
-        route = dict(limited("http://127.0.0.1:9")["routes"]["r"], rate_limit={"requests_per_minute": 400,
-                                                                               "tokens_per_minute": 100_000})
-        gw = Gateway(parse_config({**limited("http://127.0.0.1:9"), "routes": {"r": route}}),
-                     str(Path(tmp_path) / "ledger.duckdb"), workers=workers)
+        route = dict(
+            limited("http://127.0.0.1:9")["routes"]["r"],
+            rate_limit={"requests_per_minute": 400, "tokens_per_minute": 100_000},
+        )
+        gw = Gateway(
+            parse_config({**limited("http://127.0.0.1:9"), "routes": {"r": route}}),
+            str(Path(tmp_path) / "ledger.duckdb"),
+            workers=workers,
+        )
         try:
             limiter = gw.policy_for("r", gw.route_for("r")).limiter
             assert limiter is not None

@@ -38,13 +38,19 @@ def wait_for_port(port: int, timeout: float = 60.0, proc: subprocess.Popen | Non
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 
-def start_gateway(config: Path, port: int, ledger: Path | str, env: dict[str, str], stderr: int = subprocess.DEVNULL
-                  ) -> subprocess.Popen:
+def start_gateway(
+    config: Path, port: int, ledger: Path | str, env: dict[str, str], stderr: int = subprocess.DEVNULL
+) -> subprocess.Popen:
     """`tokenomy serve` (this environment's) with `config` on `port` and `ledger`, `env` added to the environment,
     once it listens; its stderr as `stderr` says (subprocess.PIPE: text, for a test that reads the log)."""
     tokenomy = str(Path(os.sys.executable).with_name("tokenomy"))
-    proc = subprocess.Popen([tokenomy, "serve", "--config", str(config), "--port", str(port), "--ledger", str(ledger)],
-                            env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
+    proc = subprocess.Popen(
+        [tokenomy, "serve", "--config", str(config), "--port", str(port), "--ledger", str(ledger)],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        text=True,
+    )
     wait_for_port(port, 60, proc)
     return proc
 

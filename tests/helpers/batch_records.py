@@ -55,6 +55,11 @@ def squeezed(smalls: int, bigs: int, size) -> tuple[list[str], dict[str, int]]:
     sizes = [size(rec) for rec in records(lines)]
     assert set(sizes[:smalls]) == {short}
     job_bytes = 2 * sizes[-1] + short
-    quotas = {"min_records_per_job": 3, "max_records_per_job": 50, "max_records_per_file": 50,
-              "max_bytes_per_job": job_bytes, "max_bytes_per_file": job_bytes}
+    quotas = {
+        "min_records_per_job": 3,
+        "max_records_per_job": 50,
+        "max_records_per_file": 50,
+        "max_bytes_per_job": job_bytes,
+        "max_bytes_per_file": job_bytes,
+    }
     return lines, quotas

@@ -28,22 +28,39 @@ class PostgresCluster:
             user = pwd.getpwnam("postgres")
             os.chown(self.base, user.pw_uid, user.pw_gid)
             self.prefix = ["runuser", "-u", "postgres", "--"]
-        subprocess.run([*self.prefix, f"{self.bindir}/initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [*self.prefix, f"{self.bindir}/initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres"],
+            check=True,
+            capture_output=True,
+        )
 
     @property
     def url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
     def start(self) -> None:
-        subprocess.run([*self.prefix, f"{self.bindir}/pg_ctl", "-D", str(self.data),
-                        "-l", str(self.base / "server.log"),
-                        "-w", "-o", f"-p {self.port} -k {self.base} -h 127.0.0.1 -c fsync=off", "start"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                *self.prefix,
+                f"{self.bindir}/pg_ctl",
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.base / "server.log"),
+                "-w",
+                "-o",
+                f"-p {self.port} -k {self.base} -h 127.0.0.1 -c fsync=off",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+        )
 
     def stop(self) -> None:
-        subprocess.run([*self.prefix, f"{self.bindir}/pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop"],
-                       capture_output=True)
+        subprocess.run(
+            [*self.prefix, f"{self.bindir}/pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop"],
+            capture_output=True,
+        )
 
     def remove(self) -> None:
         self.stop()

@@ -83,6 +83,7 @@ def completion(body: dict) -> dict:
 
 def stream_chunks(body: dict, same_index: bool = False) -> list[dict]:
     """The answer as stream chunks; `same_index` numbers every tool call 0 (as Ollama streams parallel calls)."""
+
     def chunk(delta: dict, finish: str | None = None) -> dict:
         return {
             "id": "up-1",
@@ -218,8 +219,13 @@ class RecordingOpenAI:
             "object": "chat.completion",
             "created": 0,
             "model": "up",
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": None, "refusal": text}}],
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": None, "refusal": text},
+                }
+            ],
             "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
         }
         self.message_extra = {"refusal": text}  # how the stream says it

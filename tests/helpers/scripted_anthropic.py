@@ -72,17 +72,35 @@ class ScriptedAnthropic:
         else:
             text = len(opening)  # the text block's index
             events = [
-                ("message_start", {"type": "message_start",
-                                   "message": {**message, "content": [], "stop_reason": None}}),
+                (
+                    "message_start",
+                    {"type": "message_start", "message": {**message, "content": [], "stop_reason": None}},
+                ),
                 *[event for i, block in enumerate(opening) for event in _streamed(i, block)],
-                ("content_block_start", {"type": "content_block_start", "index": text,
-                                         "content_block": {"type": "text", "text": ""}}),
-                ("content_block_delta", {"type": "content_block_delta", "index": text,
-                                         "delta": {"type": "text_delta", "text": self.reply["text"]}}),
+                (
+                    "content_block_start",
+                    {"type": "content_block_start", "index": text, "content_block": {"type": "text", "text": ""}},
+                ),
+                (
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": text,
+                        "delta": {"type": "text_delta", "text": self.reply["text"]},
+                    },
+                ),
                 ("content_block_stop", {"type": "content_block_stop", "index": text}),
-                ("message_delta", {"type": "message_delta", "usage": {"output_tokens": 2},
-                                   "delta": {"stop_reason": self.reply["stop_reason"],
-                                             "stop_sequence": self.reply["stop_sequence"]}}),
+                (
+                    "message_delta",
+                    {
+                        "type": "message_delta",
+                        "usage": {"output_tokens": 2},
+                        "delta": {
+                            "stop_reason": self.reply["stop_reason"],
+                            "stop_sequence": self.reply["stop_sequence"],
+                        },
+                    },
+                ),
                 ("message_stop", {"type": "message_stop"}),
             ]
             if self.failure is not None:  # the text came; then the API ends the stream with its error
@@ -98,8 +116,10 @@ def _streamed(index: int, block: dict) -> list[tuple[str, dict]]:
         deltas = []
     else:
         opened = {"type": "thinking", "thinking": "", "signature": ""}
-        deltas = [{"type": "thinking_delta", "thinking": block["thinking"]},
-                  {"type": "signature_delta", "signature": block["signature"]}]
+        deltas = [
+            {"type": "thinking_delta", "thinking": block["thinking"]},
+            {"type": "signature_delta", "signature": block["signature"]},
+        ]
     return [
         ("content_block_start", {"type": "content_block_start", "index": index, "content_block": opened}),
         *[("content_block_delta", {"type": "content_block_delta", "index": index, "delta": d}) for d in deltas],

@@ -20,18 +20,41 @@ M = Decimal(1_000_000)
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 # Gemini 2.5 Flash: text $0.30 in / $0.03 cached / $2.50 out, audio $1.00 in / $0.10 cached (per 1M tokens).
 # 1,000 prompt tokens of which 600 audio, 2,000 cached of which 1,500 audio, 100 output.
-GEMINI = (400 * Decimal("0.30") + 600 * Decimal("1.00") + 500 * Decimal("0.03") + 1_500 * Decimal("0.10")
-          + 100 * Decimal("2.50")) / M  # $0.001135
+GEMINI = (
+    400 * Decimal("0.30")
+    + 600 * Decimal("1.00")
+    + 500 * Decimal("0.03")
+    + 1_500 * Decimal("0.10")
+    + 100 * Decimal("2.50")
+) / M  # $0.001135
 # gpt-audio: text $2.50 in / $10 out, audio $32 in / $64 out; 1,200 prompt (1,000 audio), 500 output (400 audio).
 GPT_AUDIO = (200 * Decimal("2.50") + 1_000 * Decimal("32") + 100 * Decimal("10") + 400 * Decimal("64")) / M  # $0.0591
 
 
 def audio_rows() -> list[UsageEvent]:
-    rows = [UsageEvent(ts=T0, provider="google.gemini", model="gemini-2.5-flash", input_tokens=1_000,
-                       cache_read_tokens=2_000, output_tokens=100, audio_input_tokens=600,
-                       audio_cache_read_tokens=1_500, event_id="gemini-audio"),
-            UsageEvent(ts=T0, provider="openai", model="gpt-audio", input_tokens=1_200, output_tokens=500,
-                       audio_input_tokens=1_000, audio_output_tokens=400, event_id="openai-audio")]
+    rows = [
+        UsageEvent(
+            ts=T0,
+            provider="google.gemini",
+            model="gemini-2.5-flash",
+            input_tokens=1_000,
+            cache_read_tokens=2_000,
+            output_tokens=100,
+            audio_input_tokens=600,
+            audio_cache_read_tokens=1_500,
+            event_id="gemini-audio",
+        ),
+        UsageEvent(
+            ts=T0,
+            provider="openai",
+            model="gpt-audio",
+            input_tokens=1_200,
+            output_tokens=500,
+            audio_input_tokens=1_000,
+            audio_output_tokens=400,
+            event_id="openai-audio",
+        ),
+    ]
     for row in rows:
         row.apply_cost(compute_cost(row.usage, row.model, one_call=True, at=row.ts))
     return rows
@@ -51,8 +74,9 @@ def check_stored_and_repriced(store, tmp_path) -> None:
     # Exported, its costs taken off, and imported into a fresh ledger: priced again, exactly as when recorded
     lines = [json.loads(line) for line in export_to_string(list(stored.values())).splitlines()]
     path = tmp_path / "no-costs.jsonl"
-    path.write_text("".join(json.dumps({k: v for k, v in line.items() if k not in COST_FIELDS}) + "\n"
-                            for line in lines))
+    path.write_text(
+        "".join(json.dumps({k: v for k, v in line.items() if k not in COST_FIELDS}) + "\n" for line in lines)
+    )
     fresh = open_store(tmp_path / "fresh.duckdb")
     result = import_file(path, fresh)
     assert result.errors == [] and result.imported == 2
@@ -83,13 +107,26 @@ def test_a_journal_line_read_back_keeps_the_audio_and_its_price():
 
 def test_an_imported_line_with_more_audio_than_its_tokens_is_a_bad_line_naming_both(tmp_path):
     path = tmp_path / "usage.jsonl"
-    path.write_text(json.dumps({"ts": "2026-11-01T12:00:00Z", "provider": "openai", "model": "gpt-audio",
-                                "input_tokens": 10, "output_tokens": 5, "audio_output_tokens": 6,
-                                "cost_usd": "0.001"}) + "\n")
+    path.write_text(
+        json.dumps(
+            {
+                "ts": "2026-11-01T12:00:00Z",
+                "provider": "openai",
+                "model": "gpt-audio",
+                "input_tokens": 10,
+                "output_tokens": 5,
+                "audio_output_tokens": 6,
+                "cost_usd": "0.001",
+            }
+        )
+        + "\n"
+    )
     result = import_file(path, open_store(tmp_path / "ledger.duckdb"))
     assert result.imported == 0
-    assert result.errors == ["usage.jsonl:1: audio_output_tokens=6 is more than output_tokens=5; "
-                             "the audio tokens are a part of output_tokens"]
+    assert result.errors == [
+        "usage.jsonl:1: audio_output_tokens=6 is more than output_tokens=5; "
+        "the audio tokens are a part of output_tokens"
+    ]
 
 
 def test_a_clickhouse_ledger_made_before_the_added_columns_opens_and_gains_them(tmp_path):

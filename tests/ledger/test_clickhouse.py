@@ -17,12 +17,15 @@ def test_commands_that_keep_state_beside_the_calls_name_a_clickhouse_ledger_and_
     # CREATE TABLE it cannot read (UNIQUE, TIMESTAMPTZ), as a traceback.
     pytest.importorskip("chdb")
     ledger = f"chdb:{tmp_path / 'ledger.chdb'}"
-    for args, feature in ((["keys", "create", "--budget-usd", "5"], "virtual keys"),
-                          (["keys", "list"], "virtual keys"),
-                          (["batch", "list"], "batch jobs"),
-                          (["caches", "list"], "context caches")):
-        result = subprocess.run([TOKENOMY, *args, "--ledger", ledger], capture_output=True, text=True, timeout=120,
-                                cwd=tmp_path)
+    for args, feature in (
+        (["keys", "create", "--budget-usd", "5"], "virtual keys"),
+        (["keys", "list"], "virtual keys"),
+        (["batch", "list"], "batch jobs"),
+        (["caches", "list"], "context caches"),
+    ):
+        result = subprocess.run(
+            [TOKENOMY, *args, "--ledger", ledger], capture_output=True, text=True, timeout=120, cwd=tmp_path
+        )
         assert result.returncode == 2 and "Traceback" not in result.stderr, (args, result.stderr)
         assert result.stderr.startswith(f"error: ledger {ledger}: {feature}"), result.stderr
         assert "a DuckDB file or a postgresql:// URL" in result.stderr and len(result.stderr.splitlines()) == 1
@@ -42,11 +45,23 @@ def test_the_gateways_gemini_caches_on_a_clickhouse_ledger_are_a_501_naming_the_
 
     ledger = f"chdb:{tmp_path / 'ledger.chdb'}"
     with ServerThread(create_gemini(engine=InstantEngine())) as gemini:
-        config = parse_config({"models": {"g": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": gemini,
-                                                "api_key_env": "NO_SUCH_KEY_ENV"}}})
+        config = parse_config(
+            {
+                "models": {
+                    "g": {
+                        "provider": "gemini",
+                        "model": "gemini-2.5-flash",
+                        "base_url": gemini,
+                        "api_key_env": "NO_SUCH_KEY_ENV",
+                    }
+                }
+            }
+        )
         with ServerThread(create_app(config, ledger), lifespan="on") as url:
-            made = httpx.post(f"{url}/v1beta/cachedContents", json={
-                "model": "models/g", "contents": [{"role": "user", "parts": [{"text": "a book " * 600}]}]})
+            made = httpx.post(
+                f"{url}/v1beta/cachedContents",
+                json={"model": "models/g", "contents": [{"role": "user", "parts": [{"text": "a book " * 600}]}]},
+            )
             listed = httpx.get(f"{url}/v1beta/cachedContents")
     for answer in (made, listed):
         error = answer.json()["error"]

@@ -64,7 +64,7 @@ def test_a_live_journal_is_not_replayed_and_waiters_return_once_it_is_on_disk(tm
 
 
 def test_write_mode_has_the_event_in_the_file_before_durable_returns_and_fsync_mode_waits_for_disk(tmp_path):
-    """"write": the line is in the file (the OS has it: a killed process loses nothing) at once, synced on a
+    """ "write": the line is in the file (the OS has it: a killed process loses nothing) at once, synced on a
     timer; "fsync": durable_async returns only once the line is fdatasync'ed (durable catches up)."""
     for sync in ("write", "fsync"):
         journal = Journal(tmp_path / sync, sync=sync, interval=30.0)  # the timer never fires in this test
@@ -183,7 +183,8 @@ def test_a_server_ledgers_name_keeps_every_host_and_option_that_picks_the_databa
     assert name("postgresql:///tokenomy?host=/run/pg-a") != name("postgresql:///tokenomy?host=/run/pg-b")
     assert name("postgresql://?service=prod") != name("postgresql://?service=staging")
     assert name("postgresql://db/ledger?password=old&sslmode=require") == name(
-        "postgresql://db/ledger?sslmode=require&password=new")
+        "postgresql://db/ledger?sslmode=require&password=new"
+    )
     assert "secret" not in name("postgresql://db/ledger?user=app&password=secret")
 
 
@@ -205,8 +206,9 @@ def fill_the_disk(monkeypatch) -> dict:
     return full
 
 
-def test_events_the_journal_could_not_write_are_written_once_the_disk_has_room_and_never_tear_a_line(tmp_path,
-                                                                                                   monkeypatch):
+def test_events_the_journal_could_not_write_are_written_once_the_disk_has_room_and_never_tear_a_line(
+    tmp_path, monkeypatch
+):
     # A journal write that failed (disk full) left half a line in the segment and the event nowhere but in memory: the
     # next line, once there was room, was written after the torn half (both unreadable at replay), and with the
     # database down at shutdown the events were lost though the log said they were "kept in the journal".
@@ -219,8 +221,9 @@ def test_events_the_journal_could_not_write_are_written_once_the_disk_has_room_a
     writer = LedgerWriter(store, flush_interval=30, journal=Journal(folder, interval=30.0))
 
     def record(event_id: str) -> None:
-        writer.record(UsageEvent(ts=utcnow(), provider="openai", model="m", event_id=event_id,
-                                 cost_usd=Decimal("0.000275")))
+        writer.record(
+            UsageEvent(ts=utcnow(), provider="openai", model="m", event_id=event_id, cost_usd=Decimal("0.000275"))
+        )
 
     record("e1")
     full["now"] = True
@@ -232,8 +235,9 @@ def test_events_the_journal_could_not_write_are_written_once_the_disk_has_room_a
     assert sorted(event_from_jsonl(line).event_id for line in lines) == ["e1", "e2", "e3", "e4"]
 
 
-def test_events_neither_the_database_nor_the_journal_took_are_logged_whole_not_said_to_be_kept(tmp_path, monkeypatch,
-                                                                                               caplog):
+def test_events_neither_the_database_nor_the_journal_took_are_logged_whole_not_said_to_be_kept(
+    tmp_path, monkeypatch, caplog
+):
     from tokenomy.ledger.writer import LedgerWriter
 
     full = fill_the_disk(monkeypatch)
@@ -250,8 +254,9 @@ def test_events_neither_the_database_nor_the_journal_took_are_logged_whole_not_s
     assert "1 events are in neither" in said and '"event_id":"e2"' in said and "tokenomy ledger import" in said
 
 
-def test_an_event_the_disk_had_no_room_for_is_not_said_to_be_on_disk_and_is_synced_once_there_is_room(tmp_path,
-                                                                                                      monkeypatch):
+def test_an_event_the_disk_had_no_room_for_is_not_said_to_be_on_disk_and_is_synced_once_there_is_room(
+    tmp_path, monkeypatch
+):
     # With sync "fsync", the sync thread counted every appended event as on disk, those still waiting for room
     # included: durable_sync said True (and durable_async released its caller) for an event in memory only.
     full = fill_the_disk(monkeypatch)
@@ -389,5 +394,8 @@ os._exit(9)
     assert replay(folder, store, GatewayCatalog()) == 4
     rows = {e.event_id: e for e in store.events()}
     assert {k: (e.cost_usd, e.tags.get("service_tier")) for k, e in rows.items()} == {
-        "flex": (Decimal("0.001"), "flex"), "priority": (Decimal("0.0035"), "priority"),
-        "standard": (Decimal("0.002"), None), "batch": (Decimal("0.001"), None)}
+        "flex": (Decimal("0.001"), "flex"),
+        "priority": (Decimal("0.0035"), "priority"),
+        "standard": (Decimal("0.002"), None),
+        "batch": (Decimal("0.001"), None),
+    }

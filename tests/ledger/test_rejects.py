@@ -43,8 +43,12 @@ def test_a_cost_out_of_range_is_set_aside_and_the_rest_of_the_batch_is_written(t
     assert not list((tmp_path / "journal").glob("*.jsonl"))  # written or kept: the journal holds nothing more
     # The file is what `tokenomy ledger import` reads: once corrected, the event loads.
     kept.write_text(line.replace('"750000000.000000"', '"750.000000"').replace("1000000000000000", "1000"))
-    loaded = subprocess.run([TOKENOMY, "ledger", "import", str(kept), "--ledger", str(tmp_path / "ledger.duckdb")],
-                            capture_output=True, text=True, timeout=120)
+    loaded = subprocess.run(
+        [TOKENOMY, "ledger", "import", str(kept), "--ledger", str(tmp_path / "ledger.duckdb")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert loaded.returncode == 0, loaded.stderr
     assert {e.event_id: e.cost_usd for e in store.events()}["huge"] == Decimal("750")
 
@@ -118,12 +122,17 @@ def test_ledger_import_names_the_line_the_database_refuses_and_keeps_the_others(
     rows = [event(f"imp-{stamp}-{i}", prompt_text="a\x00b" if i == 1 else "ok").to_json() for i in range(3)]
     source = tmp_path / "events.jsonl"
     source.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    done = subprocess.run([TOKENOMY, "ledger", "import", str(source), "--ledger", postgres_url],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [TOKENOMY, "ledger", "import", str(source), "--ledger", postgres_url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "events.jsonl:2: the ledger database refused it" in done.stdout + done.stderr
-    stored = open_store(postgres_url).query("SELECT event_id FROM usage_events WHERE event_id = ANY(%s)",
-                                            [[r["event_id"] for r in rows]])
+    stored = open_store(postgres_url).query(
+        "SELECT event_id FROM usage_events WHERE event_id = ANY(%s)", [[r["event_id"] for r in rows]]
+    )
     assert sorted(r["event_id"] for r in stored) == [rows[0]["event_id"], rows[2]["event_id"]]
 
 

@@ -153,12 +153,22 @@ def test_billed_rows_count_only_on_provider_days_nothing_metered(store) -> None:
     first = metered[0].ts.replace(hour=0, minute=0, second=0, microsecond=0)
 
     def bill(provider: str, ts, cost: str, n: int) -> UsageEvent:
-        return UsageEvent(ts=ts, provider=provider, model="billed-model", cost_usd=Decimal(cost), input_tokens=1000,
-                          priced_by="billed", event_id=f"bill-{n}", tags={"source": "focus"})
+        return UsageEvent(
+            ts=ts,
+            provider=provider,
+            model="billed-model",
+            cost_usd=Decimal(cost),
+            input_tokens=1000,
+            priced_by="billed",
+            event_id=f"bill-{n}",
+            tags={"source": "focus"},
+        )
 
-    bills = [bill("bedrock", first, "7.25", 1),  # the aws.bedrock calls' day: reconciled, not spend
-             bill("bedrock", first - timedelta(days=90), "3.50", 2),  # nothing metered that day: spend
-             bill("vertex", first, "1.10", 3)]  # a provider never metered: spend
+    bills = [
+        bill("bedrock", first, "7.25", 1),  # the aws.bedrock calls' day: reconciled, not spend
+        bill("bedrock", first - timedelta(days=90), "3.50", 2),  # nothing metered that day: spend
+        bill("vertex", first, "1.10", 3),
+    ]  # a provider never metered: spend
     store.write(metered + bills)
     counted = [b for b in bills if (canonical_provider(b.provider), b.ts.date()) not in days]
     assert [b.event_id for b in counted] == ["bill-2", "bill-3"]
@@ -179,9 +189,18 @@ def test_ledger_stats_counts_a_bill_only_where_the_reports_do(store) -> None:
 
     metered = _events_with_nulls()
     day = metered[0].ts.replace(hour=0, minute=0, second=0, microsecond=0)
-    bills = [UsageEvent(ts=ts, provider=metered[0].provider, model=metered[0].model, cost_usd=Decimal(cost),
-                        input_tokens=1000, priced_by="billed", event_id=f"bill-{n}")
-             for n, (ts, cost) in enumerate([(day, "7.25"), (day - timedelta(days=90), "3.50")])]
+    bills = [
+        UsageEvent(
+            ts=ts,
+            provider=metered[0].provider,
+            model=metered[0].model,
+            cost_usd=Decimal(cost),
+            input_tokens=1000,
+            priced_by="billed",
+            event_id=f"bill-{n}",
+        )
+        for n, (ts, cost) in enumerate([(day, "7.25"), (day - timedelta(days=90), "3.50")])
+    ]
     store.write(metered + bills)
     spend = run_report(store, "spend", since=day - timedelta(days=400), until=NOW + timedelta(days=1))
     want = sum((e.cost_usd for e in metered), Decimal(0)) + Decimal("3.50")  # the first bill is the metered day's
@@ -257,15 +276,17 @@ def test_latency_histograms_within_the_stated_bound_of_exact(store) -> None:
 
 
 def _histogram(store) -> dict:
-    rows = store.query("SELECT day, model, tenant, measure, bucket, SUM(calls) AS n FROM latency_daily "
-                       "GROUP BY day, model, tenant, measure, bucket")
+    rows = store.query(
+        "SELECT day, model, tenant, measure, bucket, SUM(calls) AS n FROM latency_daily "
+        "GROUP BY day, model, tenant, measure, bucket"
+    )
     return {(r["day"], r["model"], r["tenant"], r["measure"], r["bucket"]): int(r["n"]) for r in rows}
 
 
 def test_write_path_and_backfill_give_the_same_histogram(store) -> None:
     events = _skewed_events(1200)
     for start in range(0, len(events), 300):  # several writes add to the same days' buckets
-        store.write(events[start:start + 400])  # overlapping: repeats add nothing
+        store.write(events[start : start + 400])  # overlapping: repeats add nothing
     written = _histogram(store)
     assert sum(n for (_, _, _, measure, _), n in written.items() if measure == "latency_ms") == len(events)
     store.rebuild_rollups()

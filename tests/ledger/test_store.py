@@ -22,12 +22,24 @@ T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
 def sample_events(n: int = 5) -> list[UsageEvent]:
-    return [UsageEvent(ts=T0 + timedelta(minutes=i), provider="aws.bedrock",
-                       model="anthropic.claude-3-haiku-20240307-v1:0", region="us-east-1", task="classify",
-                       tags={"team": "support", "n": str(i)}, input_tokens=100 * i, output_tokens=10 * i,
-                       cost_usd=Decimal("0.000123456789") * i, latency_ms=12.5 * i, ttft_ms=3.0,
-                       outcome="ok" if i % 2 == 0 else "throttled", attempt=1 + i % 2)
-            for i in range(n)]
+    return [
+        UsageEvent(
+            ts=T0 + timedelta(minutes=i),
+            provider="aws.bedrock",
+            model="anthropic.claude-3-haiku-20240307-v1:0",
+            region="us-east-1",
+            task="classify",
+            tags={"team": "support", "n": str(i)},
+            input_tokens=100 * i,
+            output_tokens=10 * i,
+            cost_usd=Decimal("0.000123456789") * i,
+            latency_ms=12.5 * i,
+            ttft_ms=3.0,
+            outcome="ok" if i % 2 == 0 else "throttled",
+            attempt=1 + i % 2,
+        )
+        for i in range(n)
+    ]
 
 
 def assert_round_trip(store) -> None:
@@ -60,10 +72,22 @@ def test_schema_version_is_checked(ledger_path):
 
 
 def test_import_reports_bad_lines_and_keeps_good_ones(tmp_path, ledger_path):
-    good = {"ts": "2026-11-01T10:00:00Z", "provider": "aws.bedrock", "model": "anthropic.claude-3-haiku-20240307-v1:0",
-            "region": "us-east-1", "mode": "on_demand", "task": "summarise", "tags": {"team": "a"},
-            "input_tokens": 1000, "output_tokens": 200, "cache_read_tokens": 0, "cache_write_tokens": 0,
-            "latency_ms": 800, "ttft_ms": 120, "outcome": "ok"}
+    good = {
+        "ts": "2026-11-01T10:00:00Z",
+        "provider": "aws.bedrock",
+        "model": "anthropic.claude-3-haiku-20240307-v1:0",
+        "region": "us-east-1",
+        "mode": "on_demand",
+        "task": "summarise",
+        "tags": {"team": "a"},
+        "input_tokens": 1000,
+        "output_tokens": 200,
+        "cache_read_tokens": 0,
+        "cache_write_tokens": 0,
+        "latency_ms": 800,
+        "ttft_ms": 120,
+        "outcome": "ok",
+    }
     lines = [
         json.dumps(good),
         "{not json",
@@ -101,11 +125,21 @@ def test_an_imported_row_tagged_with_a_service_tier_is_priced_at_that_tier_on_it
     the standard tier. o3 per 1M tokens (openai.yaml, OpenAI's pricing page): standard $2 in / $8 out, flex $1 / $4,
     priority $3.50 / $14. GPT-6.2 Sol ultrafast (genai-prices 0.2.5): $6 / $30 through 2027-02-28, $12 / $60 from
     2027-03-01: a row is priced at its own day's price, not the day it is imported."""
-    row = {"ts": "2026-11-01T10:00:00Z", "provider": "openai", "model": "o3", "mode": "on_demand",
-           "input_tokens": 1000, "output_tokens": 500}
-    lines = [row, {**row, "tags": {"service_tier": "flex"}}, {**row, "tags": {"service_tier": "fast"}},
-             {**row, "model": "gpt-6.2-sol", "tags": {"service_tier": "ultrafast"}},
-             {**row, "model": "gpt-6.2-sol", "ts": "2027-03-01T00:00:00Z", "tags": {"service_tier": "ultrafast"}}]
+    row = {
+        "ts": "2026-11-01T10:00:00Z",
+        "provider": "openai",
+        "model": "o3",
+        "mode": "on_demand",
+        "input_tokens": 1000,
+        "output_tokens": 500,
+    }
+    lines = [
+        row,
+        {**row, "tags": {"service_tier": "flex"}},
+        {**row, "tags": {"service_tier": "fast"}},
+        {**row, "model": "gpt-6.2-sol", "tags": {"service_tier": "ultrafast"}},
+        {**row, "model": "gpt-6.2-sol", "ts": "2027-03-01T00:00:00Z", "tags": {"service_tier": "ultrafast"}},
+    ]
     path = tmp_path / "usage.jsonl"
     path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
     store = open_store(ledger_path)
@@ -121,18 +155,28 @@ def test_an_imported_row_tagged_with_a_service_tier_is_priced_at_that_tier_on_it
 
 
 def test_import_rejects_bytes_huge_counts_and_nan_latency_by_line(tmp_path, ledger_path):
-    good = {"ts": "2026-11-01T10:00:00Z", "provider": "aws.bedrock", "model": "anthropic.claude-3-haiku-20240307-v1:0",
-            "input_tokens": 1000, "output_tokens": 200}
+    good = {
+        "ts": "2026-11-01T10:00:00Z",
+        "provider": "aws.bedrock",
+        "model": "anthropic.claude-3-haiku-20240307-v1:0",
+        "input_tokens": 1000,
+        "output_tokens": 200,
+    }
     path = tmp_path / "usage.jsonl"
-    path.write_bytes(b"\n".join([
-        json.dumps(good).encode(),
-        b'{"ts": "2026-11-01T10:00:00Z", "model": "caf\xe9"}',  # Latin-1, not UTF-8
-        json.dumps({**good, "input_tokens": 10**26}).encode(),  # would overflow the BIGINT column
-        json.dumps({**good, "latency_ms": "nan"}).encode(),
-        json.dumps({**good, "latency_ms": -5}).encode(),
-        json.dumps({**good, "ts": "yesterday"}).encode(),
-        json.dumps({**good, "output_tokens": 7}).encode(),
-    ]) + b"\n")
+    path.write_bytes(
+        b"\n".join(
+            [
+                json.dumps(good).encode(),
+                b'{"ts": "2026-11-01T10:00:00Z", "model": "caf\xe9"}',  # Latin-1, not UTF-8
+                json.dumps({**good, "input_tokens": 10**26}).encode(),  # would overflow the BIGINT column
+                json.dumps({**good, "latency_ms": "nan"}).encode(),
+                json.dumps({**good, "latency_ms": -5}).encode(),
+                json.dumps({**good, "ts": "yesterday"}).encode(),
+                json.dumps({**good, "output_tokens": 7}).encode(),
+            ]
+        )
+        + b"\n"
+    )
     store = open_store(ledger_path)
     result = import_file(path, store)
     joined = "\n".join(result.errors)
@@ -163,8 +207,10 @@ def test_reimport_counts_events_already_present_instead_of_claiming_them(tmp_pat
 def test_csv_row_with_more_values_than_columns_is_rejected_by_line(tmp_path, ledger_path):
     path = tmp_path / "usage.csv"
     model = "anthropic.claude-3-haiku-20240307-v1:0"
-    path.write_text(f"ts,provider,model,input_tokens\n2026-11-01T10:00:00Z,aws.bedrock,{model},5\n"
-                    f"2026-11-01T10:01:00Z,aws.bedrock,{model},5,700\n")
+    path.write_text(
+        f"ts,provider,model,input_tokens\n2026-11-01T10:00:00Z,aws.bedrock,{model},5\n"
+        f"2026-11-01T10:01:00Z,aws.bedrock,{model},5,700\n"
+    )
     result = import_file(path, open_store(ledger_path))
     # Before, the stray 700 was dropped and the row imported as if nothing were wrong.
     assert result.imported == 1 and len(result.errors) == 1 and result.errors[0].startswith("usage.csv:3: 1 value(s)")
@@ -188,9 +234,11 @@ def test_a_ledger_that_cannot_be_opened_is_a_config_error_without_the_password(t
 def test_ledger_cli_names_bad_paths_and_formats_without_traceback(tmp_path, ledger_path):
     tokenomy = str(Path(sys.executable).with_name("tokenomy"))
     open_store(ledger_path)  # the export cases need a ledger; the refused import no longer leaves one behind
-    cases = [["ledger", "import", str(tmp_path), "--ledger", str(ledger_path)],
-             ["ledger", "export", "-o", str(tmp_path / "no" / "such" / "dir.jsonl"), "--ledger", str(ledger_path)],
-             ["ledger", "export", "--format", "xml", "--ledger", str(ledger_path)]]
+    cases = [
+        ["ledger", "import", str(tmp_path), "--ledger", str(ledger_path)],
+        ["ledger", "export", "-o", str(tmp_path / "no" / "such" / "dir.jsonl"), "--ledger", str(ledger_path)],
+        ["ledger", "export", "--format", "xml", "--ledger", str(ledger_path)],
+    ]
     for args in cases:
         result = subprocess.run([tokenomy, *args], capture_output=True, text=True, timeout=120)
         assert result.returncode == 2, (args, result.stderr)
@@ -248,8 +296,7 @@ time.sleep(120)
 def test_sigterm_loses_no_buffered_event(tmp_path, ledger_path):
     script = tmp_path / "writer.py"
     script.write_text(WRITER_SCRIPT)
-    proc = subprocess.Popen([sys.executable, str(script), str(ledger_path), "777"], stdout=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen([sys.executable, str(script), str(ledger_path), "777"], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "buffered 777"
     assert open_store(ledger_path).count() == 0  # still only in memory
     proc.send_signal(signal.SIGTERM)
@@ -262,8 +309,10 @@ def test_sigterm_loses_no_buffered_event(tmp_path, ledger_path):
 def test_two_processes_share_one_duckdb_file(tmp_path, ledger_path):
     script = tmp_path / "writer.py"
     script.write_text(WRITER_SCRIPT.replace("time.sleep(120)", "writer.close()"))
-    procs = [subprocess.Popen([sys.executable, str(script), str(ledger_path), "300"], stdout=subprocess.DEVNULL)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen([sys.executable, str(script), str(ledger_path), "300"], stdout=subprocess.DEVNULL)
+        for _ in range(2)
+    ]
     assert [p.wait(60) for p in procs] == [0, 0]
     assert open_store(ledger_path).count() == 600
 
@@ -279,8 +328,10 @@ def test_a_ledger_made_before_the_content_count_columns_opens_and_gains_them(tmp
         conn.execute(old_ddl)
         conn.execute("CREATE TABLE tokenomy_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         conn.execute("INSERT INTO tokenomy_meta VALUES ('schema_version', '1')")
-        conn.execute("INSERT INTO usage_events (ts, provider, model, mode, outcome, event_id) "
-                     "VALUES (now(), 'openai', 'gpt-4o', 'on_demand', 'ok', 'old-row')")
+        conn.execute(
+            "INSERT INTO usage_events (ts, provider, model, mode, outcome, event_id) "
+            "VALUES (now(), 'openai', 'gpt-4o', 'on_demand', 'ok', 'old-row')"
+        )
         assert "image_count" not in {r[0] for r in conn.execute("DESCRIBE usage_events").fetchall()}
     store = open_store(path)
     (old,) = store.events()
@@ -294,36 +345,65 @@ def test_a_ledger_made_before_the_content_count_columns_opens_and_gains_them(tmp
 def test_a_computed_cost_beyond_the_cost_column_is_a_bad_line_and_the_good_lines_land(tmp_path, ledger_path):
     # 9*10^11 output tokens of o1-pro cost $540M, more than DECIMAL(20,12) holds. Before, DuckDB's
     # ConversionException ended the import with a traceback and none of the good lines were written.
-    good = {"ts": "2026-11-01T10:00:00Z", "provider": "aws.bedrock", "model": "anthropic.claude-3-haiku-20240307-v1:0",
-            "input_tokens": 1000, "output_tokens": 200}
+    good = {
+        "ts": "2026-11-01T10:00:00Z",
+        "provider": "aws.bedrock",
+        "model": "anthropic.claude-3-haiku-20240307-v1:0",
+        "input_tokens": 1000,
+        "output_tokens": 200,
+    }
     path = tmp_path / "usage.jsonl"
-    path.write_text("\n".join(json.dumps(line) for line in [
-        good, {**good, "output_tokens": 7},
-        {"ts": "2026-11-05T10:00:00Z", "provider": "openai", "model": "o1-pro", "output_tokens": 900_000_000_000},
-        {**good, "output_tokens": 9},
-    ]) + "\n")
+    path.write_text(
+        "\n".join(
+            json.dumps(line)
+            for line in [
+                good,
+                {**good, "output_tokens": 7},
+                {
+                    "ts": "2026-11-05T10:00:00Z",
+                    "provider": "openai",
+                    "model": "o1-pro",
+                    "output_tokens": 900_000_000_000,
+                },
+                {**good, "output_tokens": 9},
+            ]
+        )
+        + "\n"
+    )
     tokenomy = str(Path(sys.executable).with_name("tokenomy"))
-    result = subprocess.run([tokenomy, "ledger", "import", str(path), "--ledger", str(ledger_path)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [tokenomy, "ledger", "import", str(path), "--ledger", str(ledger_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
-    assert "usage.jsonl:3: cost out of range: output_cost_usd = 540000000 is out of the column's range" \
-        in result.stderr
+    assert "usage.jsonl:3: cost out of range: output_cost_usd = 540000000 is out of the column's range" in result.stderr
     assert "imported 3 event(s); rejected 1" in result.stdout
     assert sorted(e.output_tokens for e in open_store(ledger_path).events()) == [7, 9, 200]
 
 
 def test_reimporting_a_file_without_event_ids_adds_nothing(tmp_path, ledger_path):
     # Lines without an event_id got a random one: every re-import of the same file doubled the ledger.
-    line = {"ts": "2026-11-01T10:00:00Z", "provider": "aws.bedrock", "model": "anthropic.claude-3-haiku-20240307-v1:0",
-            "input_tokens": 1000, "output_tokens": 200}
+    line = {
+        "ts": "2026-11-01T10:00:00Z",
+        "provider": "aws.bedrock",
+        "model": "anthropic.claude-3-haiku-20240307-v1:0",
+        "input_tokens": 1000,
+        "output_tokens": 200,
+    }
     path = tmp_path / "usage.jsonl"
     # Two identical calls are two rows; the same content with its keys in another order is the same line.
     path.write_text(json.dumps(line) + "\n" + json.dumps(line) + "\n" + json.dumps({**line, "output_tokens": 7}) + "\n")
     tokenomy = str(Path(sys.executable).with_name("tokenomy"))
 
     def run() -> subprocess.CompletedProcess:
-        return subprocess.run([tokenomy, "ledger", "import", str(path), "--ledger", str(ledger_path)],
-                              capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [tokenomy, "ledger", "import", str(path), "--ledger", str(ledger_path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     first = run()
     assert first.returncode == 0 and "imported 3 event(s)" in first.stdout, first.stderr
@@ -339,9 +419,11 @@ def test_a_ledger_url_of_another_database_is_refused_and_nothing_is_created(tmp_
     # mysql://foo/bar was taken as a DuckDB path: chat made a directory ./mysql:/foo and DuckDB went to download
     # its mysql extension; `ledger stats` said "no ledger at mysql://foo".
     tokenomy = str(Path(sys.executable).with_name("tokenomy"))
-    for args in (["chat", "hi", "--max-tokens", "3", "--ledger", "mysql://foo/bar"],
-                 ["ledger", "stats", "--ledger", "mysql://user:s3cret@foo/bar"],
-                 ["ledger", "import", "usage.jsonl", "--ledger", "sqlite:///usage.db"]):
+    for args in (
+        ["chat", "hi", "--max-tokens", "3", "--ledger", "mysql://foo/bar"],
+        ["ledger", "stats", "--ledger", "mysql://user:s3cret@foo/bar"],
+        ["ledger", "import", "usage.jsonl", "--ledger", "sqlite:///usage.db"],
+    ):
         result = subprocess.run([tokenomy, *args], capture_output=True, text=True, timeout=120, cwd=tmp_path)
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
         assert result.stderr.startswith("error: unsupported ledger URL ") and "s3cret" not in result.stderr
@@ -373,20 +455,33 @@ def test_a_duckdb_file_that_is_not_a_ledger_is_refused_without_writing_to_it(tmp
     with duckdb.connect(str(foreign)) as conn:
         conn.execute("CREATE TABLE mydata AS SELECT 1 AS x")
     usage = tmp_path / "usage.jsonl"
-    usage.write_text(json.dumps({"ts": "2026-11-01T10:00:00Z", "provider": "openai", "model": "gpt-4o-mini",
-                                 "input_tokens": 10}) + "\n")
+    usage.write_text(
+        json.dumps({"ts": "2026-11-01T10:00:00Z", "provider": "openai", "model": "gpt-4o-mini", "input_tokens": 10})
+        + "\n"
+    )
     tokenomy = str(Path(sys.executable).with_name("tokenomy"))
-    for args in (["ledger", "stats"], ["report", "spend"], ["ledger", "import", str(usage)], ["chat", "hi"],
-                 ["serve", "--port", "9"]):  # chat and serve write to it: refused before anything is written
-        result = subprocess.run([tokenomy, *args, "--ledger", str(foreign)], capture_output=True, text=True,
-                                timeout=120)
+    for args in (
+        ["ledger", "stats"],
+        ["report", "spend"],
+        ["ledger", "import", str(usage)],
+        ["chat", "hi"],
+        ["serve", "--port", "9"],
+    ):  # chat and serve write to it: refused before anything is written
+        result = subprocess.run(
+            [tokenomy, *args, "--ledger", str(foreign)], capture_output=True, text=True, timeout=120
+        )
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
-        assert result.stderr.startswith(f"error: ledger {foreign}: a DuckDB database but not a Tokenomy ledger "
-                                        "(it holds mydata)")
+        assert result.stderr.startswith(
+            f"error: ledger {foreign}: a DuckDB database but not a Tokenomy ledger (it holds mydata)"
+        )
     with duckdb.connect(str(foreign), read_only=True) as conn:
         assert conn.execute("SELECT table_name FROM information_schema.tables").fetchall() == [("mydata",)]
     # An empty DuckDB file still becomes a ledger.
     duckdb.connect(str(tmp_path / "empty.duckdb")).close()
-    result = subprocess.run([tokenomy, "ledger", "import", str(usage), "--ledger", str(tmp_path / "empty.duckdb")],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [tokenomy, "ledger", "import", str(usage), "--ledger", str(tmp_path / "empty.duckdb")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0 and "imported 1 event(s)" in result.stdout, result.stderr

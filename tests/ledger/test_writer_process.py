@@ -111,10 +111,14 @@ def test_a_killed_child_is_started_again_and_a_batch_it_died_with_is_sent_again(
     assert writer._child is not None and writer._child.pid != first.pid
     writer._child.kill()
     writer._child.wait()
+
     # A child that dies with the batch in hand (it reads the frame's header, then exits without an answer).
     def dying() -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.buffer.readline()"],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        return subprocess.Popen(
+            [sys.executable, "-c", "import sys; sys.stdin.buffer.readline()"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
 
     writer._child = dying()
     writer.record(event("c"))
@@ -147,8 +151,12 @@ def test_the_child_outlives_sigterm_and_sigint_so_the_gateway_last_flush_is_writ
 def test_a_child_whose_gateway_was_killed_before_its_answer_exits_quietly(tmp_path):
     # A SIGKILLed gateway leaves the child answering into a pipe nobody reads: it printed a BrokenPipeError
     # traceback on the terminal it shares with the gateway. What it was sent is in the gateway's journal.
-    child = subprocess.Popen([sys.executable, "-m", "tokenomy.ledger.writer_process"], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "tokenomy.ledger.writer_process"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert child.stdin is not None and child.stdout is not None and child.stderr is not None
     child.stdout.close()  # the gateway is gone: nobody reads the answers
     url, line = str(tmp_path / "ledger.duckdb").encode(), event("a").to_jsonl()
@@ -169,8 +177,12 @@ def test_a_child_stuck_on_the_database_cannot_hold_the_shutdown_and_its_batch_st
     store = open_store(tmp_path / "ledger.duckdb")
     journal_dir = tmp_path / "journal"
     writer = ProcessLedgerWriter(store, flush_interval=3600, journal=Journal(journal_dir))
-    stuck = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, start_new_session=True)
+    stuck = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(600)"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
     writer._child = stuck  # takes the batch, never answers
     writer.record(event("a"))
     closer = threading.Thread(target=writer.close, daemon=True)
@@ -231,7 +243,7 @@ def test_a_stray_line_on_the_child_s_output_stops_it_rather_than_shift_every_lat
     writer = ProcessLedgerWriter(store, flush_interval=3600)
     script = (
         "import sys\n"
-        "for reply in (b'junk\\n{\"written\": 1}\\n', b'{\"error\": \"down\"}\\n'):\n"
+        'for reply in (b\'junk\\n{"written": 1}\\n\', b\'{"error": "down"}\\n\'):\n'
         "    sys.stdin.buffer.read(int(sys.stdin.buffer.readline()))\n"
         "    sys.stdout.buffer.write(reply); sys.stdout.flush()\n"
     )
@@ -296,8 +308,15 @@ def test_an_event_the_child_cannot_read_is_logged_by_its_id_and_size_not_its_pro
     from tokenomy.ledger.writer_process import _decoded
 
     # The child logged the line's first 300 characters, which hold the prompt when store_prompts is on.
-    line = json.dumps({"event_id": "ev-42", "ts": "not a time", "provider": "openai", "model": "m",
-                       "prompt_text": "Board memo: the merger closes Friday"}).encode()
+    line = json.dumps(
+        {
+            "event_id": "ev-42",
+            "ts": "not a time",
+            "provider": "openai",
+            "model": "m",
+            "prompt_text": "Board memo: the merger closes Friday",
+        }
+    ).encode()
     with caplog.at_level(logging.ERROR):
         assert _decoded([line]) == []
     assert "merger" not in caplog.text, caplog.text

@@ -41,8 +41,11 @@ REQUIRED = [
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(ROOT)],
-                   check=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(out), str(ROOT)],
+        check=True,
+        timeout=600,
+    )
     (built,) = out.glob("tokenomy-*.whl")
     return built
 
@@ -61,23 +64,37 @@ def test_installed_wheel_runs_the_demo_and_route_eval_from_an_empty_directory(wh
     # Dependencies come from pip's cache (llama-cpp-python's wheel was built once by `make install`).
     env = {**os.environ, "CMAKE_ARGS": os.environ.get("CMAKE_ARGS", "-DGGML_NATIVE=OFF")}
     env.pop("PYTHONPATH", None)
-    subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", str(wheel)], check=True,
-                   timeout=1800, env=env)
+    subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", str(wheel)], check=True, timeout=1800, env=env
+    )
     empty = tmp_path / "empty"
     empty.mkdir()
     tokenomy = str(venv / "bin" / "tokenomy")
-    located = subprocess.run([str(venv / "bin" / "python"), "-c", "import tokenomy; print(tokenomy.__file__)"],
-                             cwd=empty, env=env, capture_output=True, text=True, check=True)
+    located = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import tokenomy; print(tokenomy.__file__)"],
+        cwd=empty,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert str(venv) in located.stdout  # the wheel's copy, not this checkout
 
-    demo = subprocess.run([tokenomy, "demo", "--workdir", str(empty / "demo")], cwd=empty, env=env,
-                          capture_output=True, text=True, timeout=900)
+    demo = subprocess.run(
+        [tokenomy, "demo", "--workdir", str(empty / "demo")],
+        cwd=empty,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     assert "Demo finished" in demo.stdout and "Traceback" not in demo.stderr
     assert (empty / "demo" / "report.html").stat().st_size > 10_000
 
-    evaluated = subprocess.run([tokenomy, "route", "eval", "gsm8k", "--json"], cwd=empty, env=env,
-                               capture_output=True, text=True, timeout=600)
+    evaluated = subprocess.run(
+        [tokenomy, "route", "eval", "gsm8k", "--json"], cwd=empty, env=env, capture_output=True, text=True, timeout=600
+    )
     assert evaluated.returncode == 0, evaluated.stderr
     rows = json.loads(evaluated.stdout)  # one row per policy, each naming the held-out size
     assert rows[0]["held_out"] > 500 and {row["policy"] for row in rows} >= {"classifier", "random"}

@@ -34,8 +34,22 @@ def cli(*args: str) -> dict:
 
 
 def test_breakeven_matches_a_hand_computation():
-    data = cli("plan", "breakeven", "--model", CLAUDE2, "--units", "2", "--term", "1m", "--avg-input", "1500",
-               "--avg-output", "500", "--tpm-per-unit", "50000")
+    data = cli(
+        "plan",
+        "breakeven",
+        "--model",
+        CLAUDE2,
+        "--units",
+        "2",
+        "--term",
+        "1m",
+        "--avg-input",
+        "1500",
+        "--avg-output",
+        "500",
+        "--tpm-per-unit",
+        "50000",
+    )
     # By hand: mix 75% input; blended = 0.75*8 + 0.25*24 = $12 per 1M tokens.
     # Two units serve 100,000 tokens/min = 6,000,000 tokens/h -> $72/h on demand at full capacity.
     # Provisioned: 2 x $63 = $126/h.  Break-even utilisation = 126 / 72 = 1.75.
@@ -43,8 +57,20 @@ def test_breakeven_matches_a_hand_computation():
     assert Decimal(data["provisioned_hourly_usd"]) == Decimal("126")
     assert data["breakeven_utilization"] == pytest.approx(1.75)
     assert Decimal(data["provisioned_monthly_usd"]) == Decimal("126") * 730
-    data = cli("plan", "breakeven", "--model", CLAUDE2, "--units", "1", "--term", "6m", "--input-share", "0.5",
-               "--tpm-per-unit", "400000")
+    data = cli(
+        "plan",
+        "breakeven",
+        "--model",
+        CLAUDE2,
+        "--units",
+        "1",
+        "--term",
+        "6m",
+        "--input-share",
+        "0.5",
+        "--tpm-per-unit",
+        "400000",
+    )
     # 400,000 tokens/min * 60 = 24M tokens/h at $16 per 1M = $384/h; $35 / $384 = 0.0911...
     assert data["breakeven_utilization"] == pytest.approx(35 / 384)
     # Break-even volume needs no capacity: $35/h over $16 per 1M tokens = 2,187,500 tokens/h = 36,458.3/min.
@@ -53,8 +79,11 @@ def test_breakeven_matches_a_hand_computation():
 
 
 def test_missing_inputs_name_the_flag_to_pass():
-    result = subprocess.run([TOKENOMY, "plan", "breakeven", "--model", SONNET, "--avg-input", "1", "--avg-output",
-                             "1"], capture_output=True, text=True)
+    result = subprocess.run(
+        [TOKENOMY, "plan", "breakeven", "--model", SONNET, "--avg-input", "1", "--avg-output", "1"],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and "--hourly-usd" in result.stderr
     # AWS publishes no model-unit throughput: the answer uses a stated assumption and names the flag.
     data = cli("plan", "breakeven", "--model", CLAUDE2, "--input-share", "0.5", "--term", "6m")
@@ -65,50 +94,77 @@ def test_missing_inputs_name_the_flag_to_pass():
 
 def test_bad_prices_are_refused_and_free_on_demand_stays_valid_json():
     for flags in (["--hourly-usd", "-3"], ["--hourly-usd", "nan"], ["--hourly-usd", "20", "--output-price", "inf"]):
-        result = subprocess.run([TOKENOMY, "plan", "breakeven", "--model", CLAUDE2, "--input-share", "0.5", *flags],
-                                capture_output=True, text=True, timeout=120)
+        result = subprocess.run(
+            [TOKENOMY, "plan", "breakeven", "--model", CLAUDE2, "--input-share", "0.5", *flags],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert result.returncode == 2 and flags[-2] in result.stderr and "finite number >= 0" in result.stderr, flags
     # The local model is free on demand: a unit never breaks even, and --json must still parse (no Infinity).
-    result = subprocess.run([TOKENOMY, "plan", "breakeven", "--model", "local", "--hourly-usd", "10", "--input-share",
-                             "0.5", "--json"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [TOKENOMY, "plan", "breakeven", "--model", "local", "--hourly-usd", "10", "--input-share", "0.5", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     data = json.loads(result.stdout, parse_constant=lambda name: pytest.fail(f"--json printed {name}"))
     assert data["breakeven_utilization"] is None and data["breakeven_tokens_per_minute"] is None
 
 
 def test_a_trace_with_text_counts_or_other_bytes_is_named_not_a_traceback(tmp_path):
     header = b"TIMESTAMP,ContextTokens,GeneratedTokens\n"
-    cases = {"text.csv": (header + b"2023-11-16 18:15:46.68,12,3\n2023-11-16 18:15:47.68,abc,3\n", "text.csv:3"),
-             "half.csv": (header + b"2023-11-16 18:15:46.68,1.5,3\n", "half.csv:2"),
-             "latin1.csv": (header + b"2023-11-16 18:15:46.68,caf\xe9,3\n", "not UTF-8"),
-             "empty.csv": (b"", "cannot read trace CSV"),
-             "header.csv": (header, "header.csv: no requests after the header line")}
+    cases = {
+        "text.csv": (header + b"2023-11-16 18:15:46.68,12,3\n2023-11-16 18:15:47.68,abc,3\n", "text.csv:3"),
+        "half.csv": (header + b"2023-11-16 18:15:46.68,1.5,3\n", "half.csv:2"),
+        "latin1.csv": (header + b"2023-11-16 18:15:46.68,caf\xe9,3\n", "not UTF-8"),
+        "empty.csv": (b"", "cannot read trace CSV"),
+        "header.csv": (header, "header.csv: no requests after the header line"),
+    }
     for name, (content, expected) in cases.items():
         (tmp_path / name).write_bytes(content)
-        result = subprocess.run([TOKENOMY, "plan", "size", "--model", CLAUDE2, "--trace", str(tmp_path / name)],
-                                capture_output=True, text=True, timeout=120)
-        assert result.returncode == 2 and expected in result.stderr and "Traceback" not in result.stderr, \
-            (name, result.stderr)
+        result = subprocess.run(
+            [TOKENOMY, "plan", "size", "--model", CLAUDE2, "--trace", str(tmp_path / name)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 2 and expected in result.stderr and "Traceback" not in result.stderr, (
+            name,
+            result.stderr,
+        )
 
 
 def test_a_trace_with_a_ragged_line_is_one_line_naming_it(tmp_path):
     # pandas' "Error tokenizing data. C error: Expected 3 fields in line 3, saw 4\n" made the error two lines.
     ragged = tmp_path / "ragged.csv"
     ragged.write_text("ts,input_tokens,output_tokens\n2026-11-01T00:00:00Z,12,3\n2026-11-01T00:01:00Z,12,3,9\n")
-    result = subprocess.run([TOKENOMY, "plan", "size", "--model", CLAUDE2, "--trace", str(ragged)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [TOKENOMY, "plan", "size", "--model", CLAUDE2, "--trace", str(ragged)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2, result.stderr
-    assert result.stderr.strip() == (f"error: {ragged}: cannot read trace CSV (Error tokenizing data. C error: "
-                                     "Expected 3 fields in line 3, saw 4)")
+    assert result.stderr.strip() == (
+        f"error: {ragged}: cannot read trace CSV (Error tokenizing data. C error: Expected 3 fields in line 3, saw 4)"
+    )
 
 
 def test_a_trace_that_is_not_there_is_named_with_the_packaged_ones(tmp_path):
     # read_csv's "cannot read trace CSV ([Errno 2] No such file or directory: ...)" of a typo
     missing = tmp_path / "traec.csv"
-    result = subprocess.run([TOKENOMY, "plan", "size", "--model", CLAUDE2, "--trace", str(missing)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [TOKENOMY, "plan", "size", "--model", CLAUDE2, "--trace", str(missing)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2, result.stderr
-    assert result.stderr.strip() == (f"error: {missing}: trace file not found; give a trace CSV or a packaged trace: "
-                                     "azure-conv, azure-code, azure-conv-slice")
+    assert result.stderr.strip() == (
+        f"error: {missing}: trace file not found; give a trace CSV or a packaged trace: "
+        "azure-conv, azure-code, azure-conv-slice"
+    )
 
 
 @pytest.mark.parametrize("trace", ["azure-conv", "azure-code"])
@@ -126,8 +182,9 @@ def test_sizing_on_the_azure_traces_gives_a_verdict(trace):
     assert data["verdict"].startswith(("buy", "stay on-demand"))
     for option in options[1:]:
         assert 0 < option["sustained_utilization"] <= 1
-        assert Decimal(option["monthly_cost_usd"]) == (Decimal(option["provisioned_monthly_usd"])
-                                                       + Decimal(option["spillover_monthly_usd"]))
+        assert Decimal(option["monthly_cost_usd"]) == (
+            Decimal(option["provisioned_monthly_usd"]) + Decimal(option["spillover_monthly_usd"])
+        )
     # Sustained utilisation is time-weighted: one unit is never busier than its share of the mean load.
     series = traffic.from_csv(trace)
     mean = float((series["input_tokens"] + series["output_tokens"]).mean())
@@ -160,16 +217,31 @@ def test_sizing_prices_spilled_cache_reads_and_writes_at_their_own_prices(ledger
     assert entry.cache_read is not None and entry.cache_write is not None
     start = datetime(2026, 1, 5, tzinfo=UTC)
     store = open_store(ledger_path)
-    store.write([UsageEvent(ts=start + timedelta(minutes=m), provider="aws.bedrock", model=haiku, input_tokens=100,
-                            cache_read_tokens=800, cache_write_tokens=100, output_tokens=200) for m in range(60)])
+    store.write(
+        [
+            UsageEvent(
+                ts=start + timedelta(minutes=m),
+                provider="aws.bedrock",
+                model=haiku,
+                input_tokens=100,
+                cache_read_tokens=800,
+                cache_write_tokens=100,
+                output_tokens=200,
+            )
+            for m in range(60)
+        ]
+    )
     series = traffic.from_ledger(store, haiku)
     assert int(series["input_tokens"].sum()) == 60 * 1000  # cached prompt tokens use capacity
     econ = unit_economics(entry, "6m", 1, Decimal("0.8"), 100_000, hourly_usd=Decimal(20))
     assert econ.cache_read_price == entry.cache_read and econ.sources["cache_prices"].startswith(entry.source)
     on_demand = size(series, econ)["options"][0]  # no units: everything spills
     month = Decimal(730 * 60) / 60  # 60 observed minutes repeat for 730 hours
-    expected = (6_000 * entry.input + 48_000 * entry.cache_read + 6_000 * entry.cache_write
-                + 12_000 * entry.output) / 1_000_000 * month
+    expected = (
+        (6_000 * entry.input + 48_000 * entry.cache_read + 6_000 * entry.cache_write + 12_000 * entry.output)
+        / 1_000_000
+        * month
+    )
     assert on_demand["spillover_monthly_usd"] == expected
     # Prices from the command line say nothing of caching: cached tokens are priced as input, and the JSON says so.
     typed = unit_economics(entry, "6m", 1, Decimal("0.8"), 100_000, Decimal(20), Decimal(1), Decimal(5))
@@ -189,36 +261,75 @@ def test_cloudwatch_metrics_through_moto():
     server.start()
     try:
         url = f"http://127.0.0.1:{port}"
-        cw = boto3.client("cloudwatch", region_name="us-east-1", endpoint_url=url, aws_access_key_id="x",
-                          aws_secret_access_key="x")
+        cw = boto3.client(
+            "cloudwatch", region_name="us-east-1", endpoint_url=url, aws_access_key_id="x", aws_secret_access_key="x"
+        )
         start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=30)
         for minute in range(20):
             ts = start + timedelta(minutes=minute)
-            cw.put_metric_data(Namespace="AWS/Bedrock", MetricData=[
-                {"MetricName": name, "Dimensions": [{"Name": "ModelId", "Value": CLAUDE2}], "Timestamp": ts,
-                 "Value": value, "Unit": "Count"}
-                for name, value in (("InputTokenCount", 30_000 + minute * 1000), ("OutputTokenCount", 5_000),
-                                    ("Invocations", 20), ("InvocationThrottles", minute % 3))])
+            cw.put_metric_data(
+                Namespace="AWS/Bedrock",
+                MetricData=[
+                    {
+                        "MetricName": name,
+                        "Dimensions": [{"Name": "ModelId", "Value": CLAUDE2}],
+                        "Timestamp": ts,
+                        "Value": value,
+                        "Unit": "Count",
+                    }
+                    for name, value in (
+                        ("InputTokenCount", 30_000 + minute * 1000),
+                        ("OutputTokenCount", 5_000),
+                        ("Invocations", 20),
+                        ("InvocationThrottles", minute % 3),
+                    )
+                ],
+            )
         import os
 
         os.environ.setdefault("AWS_ACCESS_KEY_ID", "x")
         os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "x")
-        series = traffic.from_cloudwatch(CLAUDE2, "us-east-1", start - timedelta(minutes=1),
-                                         start + timedelta(minutes=25), endpoint_url=url)
+        series = traffic.from_cloudwatch(
+            CLAUDE2, "us-east-1", start - timedelta(minutes=1), start + timedelta(minutes=25), endpoint_url=url
+        )
         assert int(series["input_tokens"].sum()) == sum(30_000 + m * 1000 for m in range(20))
         assert int(series["output_tokens"].sum()) == 100_000 and int(series["throttles"].sum()) == 19
-        data = cli("plan", "size", "--cloudwatch", "--endpoint-url", url, "--model", CLAUDE2, "--region",
-                   "us-east-1", "--tpm-per-unit", "40000", "--since", (start - timedelta(minutes=1)).strftime(
-                       "%Y-%m-%dT%H:%M:%S"), "--until", (start + timedelta(minutes=25)).strftime("%Y-%m-%dT%H:%M:%S"))
+        data = cli(
+            "plan",
+            "size",
+            "--cloudwatch",
+            "--endpoint-url",
+            url,
+            "--model",
+            CLAUDE2,
+            "--region",
+            "us-east-1",
+            "--tpm-per-unit",
+            "40000",
+            "--since",
+            (start - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%S"),
+            "--until",
+            (start + timedelta(minutes=25)).strftime("%Y-%m-%dT%H:%M:%S"),
+        )
         assert data["tokens_per_minute"]["max"] == 30_000 + 19 * 1000 + 5_000
     finally:
         server.stop()
 
 
-def _event(ts: datetime, model: str, prefix: str | None, prefix_tokens: int, input_tokens: int, output: int,
-           task: str = "qa") -> UsageEvent:
-    return UsageEvent(ts=ts, provider="aws.bedrock", model=model, region="us-east-1", task=task,
-                      input_tokens=input_tokens, output_tokens=output, prefix_hash=prefix, prefix_tokens=prefix_tokens)
+def _event(
+    ts: datetime, model: str, prefix: str | None, prefix_tokens: int, input_tokens: int, output: int, task: str = "qa"
+) -> UsageEvent:
+    return UsageEvent(
+        ts=ts,
+        provider="aws.bedrock",
+        model=model,
+        region="us-east-1",
+        task=task,
+        input_tokens=input_tokens,
+        output_tokens=output,
+        prefix_hash=prefix,
+        prefix_tokens=prefix_tokens,
+    )
 
 
 def test_cloudwatch_without_credentials_says_what_to_set(monkeypatch, tmp_path):
@@ -261,8 +372,9 @@ def test_caching_saving_follows_prices_and_ttl(ledger_path):
     # Independent computation (Sonnet 3.7: input $3, cache write $3.75, cache read $0.30 per 1M):
     writes, reads = 2, 13
     per_token = Decimal(1) / 1_000_000
-    window_saving = (writes * 2000 * (Decimal("3") - Decimal("3.75")) + reads * 2000 * (Decimal("3") - Decimal("0.30"))
-                     ) * per_token
+    window_saving = (
+        writes * 2000 * (Decimal("3") - Decimal("3.75")) + reads * 2000 * (Decimal("3") - Decimal("0.30"))
+    ) * per_token
     assert lever["window_saving_usd"] == window_saving
     # The 34-minute window is counted as at least one hour before scaling to a 730-hour month.
     assert lever["monthly_saving_usd"] == window_saving * 730
@@ -312,8 +424,13 @@ def test_savings_table_states_its_assumption_as_a_sentence(ledger_path):
     t0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
     open_store(ledger_path).write([_event(t0 + timedelta(minutes=i), SONNET, "p", 1500, 2500, 80) for i in range(10)])
     for extra in ((), ("--routing-share", "0")):  # levers that save, and (routing off, no tasks) maybe none
-        shown = subprocess.run([TOKENOMY, "plan", "savings", "--ledger", str(ledger_path), *extra],
-                               capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "400"})
+        shown = subprocess.run(
+            [TOKENOMY, "plan", "savings", "--ledger", str(ledger_path), *extra],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "COLUMNS": "400"},
+        )
         assert shown.returncode == 0, shown.stderr
         last = " ".join(shown.stdout.split()).rsplit("Compounded", 1)[1]
         assert "). Assumption: the " in last and "). the " not in last, last
@@ -328,8 +445,18 @@ def test_weekly_utilization_flags_idle_reservations(tmp_path):
         busy = 3_000 if ts < start + timedelta(days=7) else 500  # 75% of a unit, then 12.5%
         rows.append(f"{ts.isoformat()},{busy},0")
     trace.write_text("\n".join(rows) + "\n")
-    data = cli("plan", "utilization", "--trace", str(trace), "--model", CLAUDE2, "--reservation-units", "1",
-               "--tpm-per-unit", "4000")
+    data = cli(
+        "plan",
+        "utilization",
+        "--trace",
+        str(trace),
+        "--model",
+        CLAUDE2,
+        "--reservation-units",
+        "1",
+        "--tpm-per-unit",
+        "4000",
+    )
     weeks = data["weeks"]
     assert len(weeks) == 2
     assert weeks[0]["flagged"] is False and weeks[1]["flagged"] is True
@@ -341,9 +468,21 @@ def test_zero_savings_print_as_plain_decimals_not_exponents(ledger_path: Path) -
     """Uniform calls with no lever to pull save nothing; JSON says "0", not Decimal's "0E-7"."""
     now = datetime.now(UTC)
     sonnet = "anthropic.claude-3-7-sonnet-20250219-v1:0"  # its cache-read price makes the sums 0E-7, not 0
-    open_store(ledger_path).write([UsageEvent(ts=now - timedelta(hours=i), provider="aws.bedrock", model=sonnet,
-                                              input_tokens=100, output_tokens=20, cache_read_tokens=1164, task="t",
-                                              cost_usd=Decimal("0.002")) for i in range(3)])
+    open_store(ledger_path).write(
+        [
+            UsageEvent(
+                ts=now - timedelta(hours=i),
+                provider="aws.bedrock",
+                model=sonnet,
+                input_tokens=100,
+                output_tokens=20,
+                cache_read_tokens=1164,
+                task="t",
+                cost_usd=Decimal("0.002"),
+            )
+            for i in range(3)
+        ]
+    )
     data = cli("plan", "savings", "--ledger", str(ledger_path))
     values = [data["compounded_monthly_saving_usd"]] + [row["monthly_saving_usd"] for row in data["levers"]]
     assert all(Decimal(v) == 0 and "E" not in v for v in values), values
@@ -358,13 +497,19 @@ def test_caching_with_a_one_hour_ttl_is_priced_at_the_one_hour_write_price(ledge
     per_token = Decimal(1) / 1_000_000
     one_hour = what_if(events, SavingsInputs(levers=("caching",), cache_ttl="1h"))
     [lever] = one_hour["levers"]
-    assert lever["window_saving_usd"] == (1 * 2000 * (Decimal("3.30") - Decimal("6.60"))
-                                          + 14 * 2000 * (Decimal("3.30") - Decimal("0.33"))) * per_token
+    assert (
+        lever["window_saving_usd"]
+        == (1 * 2000 * (Decimal("3.30") - Decimal("6.60")) + 14 * 2000 * (Decimal("3.30") - Decimal("0.33")))
+        * per_token
+    )
     assert "1 cache writes, 14 cache reads" in lever["assumption"] and "1-hour cache-write price" in lever["assumption"]
     assert one_hour["cache_ttl"] == "1h" and one_hour["caching_refused"] == {}
     [five] = what_if(events, SavingsInputs(levers=("caching",)))["levers"]
-    assert five["window_saving_usd"] == (2 * 2000 * (Decimal("3.30") - Decimal("4.125"))
-                                         + 13 * 2000 * (Decimal("3.30") - Decimal("0.33"))) * per_token
+    assert (
+        five["window_saving_usd"]
+        == (2 * 2000 * (Decimal("3.30") - Decimal("4.125")) + 13 * 2000 * (Decimal("3.30") - Decimal("0.33")))
+        * per_token
+    )
 
 
 def test_one_hour_caching_refuses_models_without_a_one_hour_price(ledger_path):
@@ -380,8 +525,10 @@ def test_one_hour_caching_refuses_models_without_a_one_hour_price(ledger_path):
     assert list(result["caching_refused"]) == [SONNET]
     assert f"not cached at 1h: {SONNET} (no published 1-hour cache-write price" in result["levers"][0]["assumption"]
     # Only Sonnet 4.5 was cached: one write and four reads of its 2,000-token prefix.
-    assert result["levers"][0]["window_saving_usd"] == (2000 * (Decimal("3.30") - Decimal("6.60"))
-                                                        + 4 * 2000 * (Decimal("3.30") - Decimal("0.33"))) / 1_000_000
+    assert (
+        result["levers"][0]["window_saving_usd"]
+        == (2000 * (Decimal("3.30") - Decimal("6.60")) + 4 * 2000 * (Decimal("3.30") - Decimal("0.33"))) / 1_000_000
+    )
     open_store(ledger_path).write(mixed)
     data = cli("plan", "savings", "--ledger", str(ledger_path), "--cache-ttl", "1h")
     assert data["cache_ttl"] == "1h" and list(data["caching_refused"]) == [SONNET]
@@ -392,8 +539,24 @@ def test_sizing_a_trace_without_tokens_prints_the_table_not_a_traceback(tmp_path
     # end in a TypeError formatting None, while --json worked.
     trace = tmp_path / "zero.csv"
     trace.write_text("ts,input_tokens,output_tokens\n2026-01-05T10:00:10Z,0,0\n2026-01-05T10:05:10Z,0,0\n")
-    result = subprocess.run([TOKENOMY, "plan", "size", "--model", CLAUDE2, "--trace", str(trace), "--tpm-per-unit",
-                             "20000", "--hourly-usd", "10"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            TOKENOMY,
+            "plan",
+            "size",
+            "--model",
+            CLAUDE2,
+            "--trace",
+            str(trace),
+            "--tpm-per-unit",
+            "20000",
+            "--hourly-usd",
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
     assert "peak-to-mean - (no tokens)" in result.stdout and "stay on-demand" in result.stdout
 
@@ -403,8 +566,18 @@ def test_ledger_traffic_fills_the_whole_since_until_window(ledger_path):
     # 1/1440 of the day. The window used to shrink to the calls' own minute: 100% used, "buy 1 unit".
     t0 = datetime(2026, 1, 5, 10, 0, 5, tzinfo=UTC)
     open_store(ledger_path).write([_event(t0, CLAUDE2, None, 0, 15_000, 5_000)])
-    window = ["--ledger", str(ledger_path), "--model", CLAUDE2, "--tpm-per-unit", "20000",
-              "--since", "2026-01-05", "--until", "2026-01-06"]
+    window = [
+        "--ledger",
+        str(ledger_path),
+        "--model",
+        CLAUDE2,
+        "--tpm-per-unit",
+        "20000",
+        "--since",
+        "2026-01-05",
+        "--until",
+        "2026-01-06",
+    ]
     (week,) = cli("plan", "utilization", *window, "--reservation-units", "1")["weeks"]
     assert week["minutes"] == 1440 and week["sustained_utilization"] == pytest.approx(1 / 1440)
     assert week["flagged"] is True
@@ -422,9 +595,24 @@ def test_ledger_traffic_fills_the_whole_since_until_window(ledger_path):
 def test_breakeven_table_prints_the_blended_price_by_the_money_rule():
     # Nova Micro: $0.035 in, $0.14 out; 75% input -> 0.75 * 0.035 + 0.25 * 0.14 = $0.06125 per 1M tokens.
     # The table wrote it with "{:.4f}" as "$0.0612", a price nothing charges.
-    result = subprocess.run([TOKENOMY, "plan", "breakeven", "--model", "amazon.nova-micro-v1:0", "--hourly-usd", "1",
-                             "--input-share", "0.75", "--tpm-per-unit", "100000"], capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [
+            TOKENOMY,
+            "plan",
+            "breakeven",
+            "--model",
+            "amazon.nova-micro-v1:0",
+            "--hourly-usd",
+            "1",
+            "--input-share",
+            "0.75",
+            "--tpm-per-unit",
+            "100000",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "$0.06125 per 1M tokens" in result.stdout
     # 6M tokens/h at $0.06125 per 1M = $0.3675/h -> $268.275 a month, in cents by the report rule.
@@ -434,17 +622,60 @@ def test_breakeven_table_prints_the_blended_price_by_the_money_rule():
 def test_breakeven_json_prints_the_prices_per_1m_tokens_its_table_and_the_catalog_print():
     # The JSON wrote them as amounts, to 6 places: the blended "0.061250" and Claude 2's "10.666667" beside the
     # table's $0.06125 and $10.666666666667, and the input price "8.000000" beside `prices --json`'s "8.0000".
-    nova = cli("plan", "breakeven", "--model", "amazon.nova-micro-v1:0", "--hourly-usd", "1", "--input-share", "0.75",
-               "--tpm-per-unit", "100000")
+    nova = cli(
+        "plan",
+        "breakeven",
+        "--model",
+        "amazon.nova-micro-v1:0",
+        "--hourly-usd",
+        "1",
+        "--input-share",
+        "0.75",
+        "--tpm-per-unit",
+        "100000",
+    )
     assert (nova["input_price_per_mtok"], nova["output_price_per_mtok"], nova["blended_price_per_mtok"]) == (
-        "0.0350", "0.1400", "0.06125")
-    claude = cli("plan", "breakeven", "--model", CLAUDE2, "--term", "6m", "--avg-input", "1500", "--avg-output", "300",
-                 "--tpm-per-unit", "100000")
+        "0.0350",
+        "0.1400",
+        "0.06125",
+    )
+    claude = cli(
+        "plan",
+        "breakeven",
+        "--model",
+        CLAUDE2,
+        "--term",
+        "6m",
+        "--avg-input",
+        "1500",
+        "--avg-output",
+        "300",
+        "--tpm-per-unit",
+        "100000",
+    )
     assert claude["input_price_per_mtok"] == cli("prices", CLAUDE2)["input"] == "8.0000"
     assert claude["blended_price_per_mtok"] == "10.666666666667"
-    table = subprocess.run([TOKENOMY, "plan", "breakeven", "--model", CLAUDE2, "--term", "6m", "--avg-input", "1500",
-                            "--avg-output", "300", "--tpm-per-unit", "100000"], capture_output=True, text=True,
-                           timeout=120, env={**os.environ, "COLUMNS": "200"})
+    table = subprocess.run(
+        [
+            TOKENOMY,
+            "plan",
+            "breakeven",
+            "--model",
+            CLAUDE2,
+            "--term",
+            "6m",
+            "--avg-input",
+            "1500",
+            "--avg-output",
+            "300",
+            "--tpm-per-unit",
+            "100000",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     assert f"${claude['blended_price_per_mtok']} per 1M tokens" in table.stdout, table.stdout
     assert claude["provisioned_monthly_usd"] == "25550.000000"  # money that is not a price keeps the amount rule
 
@@ -458,11 +689,25 @@ def test_utilization_says_when_the_capacity_it_divides_by_is_assumed(tmp_path):
     assert data["weeks"][0]["sustained_utilization"] == pytest.approx(0.5)
     assert data["tpm_per_unit"] == ASSUMED_TPM_PER_UNIT and data["tpm_per_unit_assumed"] is True
     assert "--tpm-per-unit" in data["tpm_per_unit_source"]
-    result = subprocess.run([TOKENOMY, "plan", "utilization", "--trace", str(trace), "--model", CLAUDE2,
-                             "--reservation-units", "1"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [TOKENOMY, "plan", "utilization", "--trace", str(trace), "--model", CLAUDE2, "--reservation-units", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "ASSUMED 100,000 tokens/min" in result.stdout
-    given = cli("plan", "utilization", "--trace", str(trace), "--model", CLAUDE2, "--reservation-units", "1",
-                "--tpm-per-unit", "200000")
+    given = cli(
+        "plan",
+        "utilization",
+        "--trace",
+        str(trace),
+        "--model",
+        CLAUDE2,
+        "--reservation-units",
+        "1",
+        "--tpm-per-unit",
+        "200000",
+    )
     assert given["tpm_per_unit_assumed"] is False and given["weeks"][0]["sustained_utilization"] == pytest.approx(0.25)
 
 
@@ -471,8 +716,10 @@ def test_a_stay_on_demand_verdict_does_not_round_both_figures_to_zero():
 
     # 24k tokens (75% input) in one minute of a day; one unit of 20k tokens/min at $0.05/h.
     index = pd.date_range(datetime(2026, 1, 5, tzinfo=UTC), periods=1440, freq="1min")
-    series = pd.DataFrame({"input_tokens": [18_000] + [0] * 1439, "output_tokens": [6_000] + [0] * 1439,
-                           "requests": [1] + [0] * 1439}, index=index)
+    series = pd.DataFrame(
+        {"input_tokens": [18_000] + [0] * 1439, "output_tokens": [6_000] + [0] * 1439, "requests": [1] + [0] * 1439},
+        index=index,
+    )
     econ = unit_economics(default_catalog().lookup(CLAUDE2), "1m", 1, Decimal("0.75"), 20_000, Decimal("0.05"))
     verdict = size(series, econ)["verdict"]
     # Used 20k / (20k x 1440) = 0.07%; break-even $0.05 / (1.2M tokens/h x $12 per 1M = $14.40) = 0.35%.
@@ -487,9 +734,21 @@ def test_a_stay_on_demand_verdict_prices_cached_tokens_as_the_options_table_does
     # beside an options table that priced them right.
     start = datetime(2026, 1, 5, 10, tzinfo=UTC)
     store = open_store(ledger_path)
-    store.write([UsageEvent(ts=start + timedelta(minutes=m), provider="aws.bedrock", model=SONNET, region="us-east-1",
-                            task="qa", input_tokens=100, cache_read_tokens=9000, output_tokens=900)
-                 for m in range(60)])
+    store.write(
+        [
+            UsageEvent(
+                ts=start + timedelta(minutes=m),
+                provider="aws.bedrock",
+                model=SONNET,
+                region="us-east-1",
+                task="qa",
+                input_tokens=100,
+                cache_read_tokens=9000,
+                output_tokens=900,
+            )
+            for m in range(60)
+        ]
+    )
     series = traffic.from_ledger(store, SONNET)
     entry = default_catalog().lookup(SONNET, "us-east-1")
 
@@ -504,7 +763,8 @@ def test_a_stay_on_demand_verdict_prices_cached_tokens_as_the_options_table_does
     close = sized("1")
     assert close["breakeven_utilization"] == pytest.approx(1 / 1.98) and close["recommended_units"] == 0
     assert "one unit would run at 50% sustained utilisation and only pays off above 51%" in close["verdict"], close[
-        "verdict"]
+        "verdict"
+    ]
 
 
 def test_savings_projects_the_since_until_window_not_the_span_of_its_calls(ledger_path):
@@ -524,8 +784,22 @@ def test_savings_projects_the_since_until_window_not_the_span_of_its_calls(ledge
     until = (now + timedelta(days=20)).strftime("%Y-%m-%dT%H:%M:%S")
     ahead = cli("plan", "savings", "--ledger", str(ledger_path), "--since", since, "--until", until)
     assert 12 <= ahead["window_hours"] < 12.1
-    sized = cli("plan", "size", "--ledger", str(ledger_path), "--model", SONNET, "--tpm-per-unit", "20000",
-                "--hourly-usd", "1", "--since", since, "--until", until)
+    sized = cli(
+        "plan",
+        "size",
+        "--ledger",
+        str(ledger_path),
+        "--model",
+        SONNET,
+        "--tpm-per-unit",
+        "20000",
+        "--hourly-usd",
+        "1",
+        "--since",
+        since,
+        "--until",
+        until,
+    )
     assert 12 * 60 <= sized["window_minutes"] <= 12 * 60 + 2
 
 
@@ -536,14 +810,23 @@ def test_since_alone_is_the_window_up_to_now(ledger_path):
     # 3,000 tokens over 20,000 a minute for 1,440 minutes is 0.0104%, not the 0.119% of 126 minutes.
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     since = now - timedelta(hours=24)
-    open_store(ledger_path).write([_event(since + timedelta(hours=h, minutes=5), SONNET, None, 0, 1000, 500)
-                                   for h in (0, 2)])
+    open_store(ledger_path).write(
+        [_event(since + timedelta(hours=h, minutes=5), SONNET, None, 0, 1000, 500) for h in (0, 2)]
+    )
     for given in (since.strftime("%Y-%m-%dT%H:%M:%S"), "24h"):
         data = cli("plan", "savings", "--ledger", str(ledger_path), "--since", given)
         assert data["window_hours"] == pytest.approx(24, abs=0.05), given
         assert float(data["current_monthly_cost_usd"]) == pytest.approx(0.63875, rel=0.003), given
-    window = ["--ledger", str(ledger_path), "--model", SONNET, "--tpm-per-unit", "20000",
-              "--since", since.strftime("%Y-%m-%dT%H:%M:%S")]
+    window = [
+        "--ledger",
+        str(ledger_path),
+        "--model",
+        SONNET,
+        "--tpm-per-unit",
+        "20000",
+        "--since",
+        since.strftime("%Y-%m-%dT%H:%M:%S"),
+    ]
     sized = cli("plan", "size", *window, "--hourly-usd", "1")
     assert 1440 <= sized["window_minutes"] <= 1442
     assert sized["options"][1]["sustained_utilization"] == pytest.approx(3000 / (20000 * 1440), rel=0.003)
@@ -557,11 +840,25 @@ def test_since_alone_is_the_window_up_to_now(ledger_path):
 def test_since_until_narrow_a_trace_too(tmp_path):
     # --since/--until were ignored with --trace: the whole trace was sized, not the window asked for.
     trace = tmp_path / "trace.csv"
-    trace.write_text("ts,input_tokens,output_tokens\n2026-01-05T10:00:10Z,18000,6000\n"
-                     "2026-01-05T12:01:30+02:00,6000,4000\n2026-01-05T10:02:00Z,20000,0\n"
-                     "2026-01-07T10:00:00Z,30000,10000\n")
-    data = cli("plan", "size", "--model", CLAUDE2, "--trace", str(trace), "--tpm-per-unit", "20000",
-               "--since", "2026-01-05T10:01", "--until", "2026-01-05T10:03")
+    trace.write_text(
+        "ts,input_tokens,output_tokens\n2026-01-05T10:00:10Z,18000,6000\n"
+        "2026-01-05T12:01:30+02:00,6000,4000\n2026-01-05T10:02:00Z,20000,0\n"
+        "2026-01-07T10:00:00Z,30000,10000\n"
+    )
+    data = cli(
+        "plan",
+        "size",
+        "--model",
+        CLAUDE2,
+        "--trace",
+        str(trace),
+        "--tpm-per-unit",
+        "20000",
+        "--since",
+        "2026-01-05T10:01",
+        "--until",
+        "2026-01-05T10:03",
+    )
     # 10:01 UTC (the +02:00 row): 10,000 tokens; 10:02: 20,000.
     assert data["window_minutes"] == 2 and data["tokens_per_minute"]["mean"] == 15_000
     assert data["tokens_per_minute"]["max"] == 20_000
@@ -577,8 +874,9 @@ def test_savings_says_how_many_calls_it_left_out_for_want_of_a_price(ledger_path
     assert result["events"] == 10 and result["events_skipped_unpriced"] == 2
     assert any(w.startswith("2 of 12 successful calls left out") for w in result["warnings"]), result["warnings"]
     open_store(ledger_path).write(events)
-    shown = subprocess.run([TOKENOMY, "plan", "savings", "--ledger", str(ledger_path)], capture_output=True,
-                           text=True, timeout=120)
+    shown = subprocess.run(
+        [TOKENOMY, "plan", "savings", "--ledger", str(ledger_path)], capture_output=True, text=True, timeout=120
+    )
     assert shown.returncode == 0, shown.stderr
     assert "warning: 2 of 12 successful calls left out" in shown.stderr, shown.stderr
 
@@ -587,8 +885,13 @@ def test_savings_table_with_no_lever_that_saves_says_so(ledger_path):
     # The line under the table read "Compounded (): $0.00/month": an empty list of levers in brackets.
     t0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
     open_store(ledger_path).write([_event(t0 + timedelta(hours=i), SONNET, None, 0, 900, 80) for i in range(3)])
-    shown = subprocess.run([TOKENOMY, "plan", "savings", "--ledger", str(ledger_path)], capture_output=True,
-                           text=True, timeout=120, env={**__import__("os").environ, "COLUMNS": "200"})
+    shown = subprocess.run(
+        [TOKENOMY, "plan", "savings", "--ledger", str(ledger_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, "COLUMNS": "200"},
+    )
     assert shown.returncode == 0, shown.stderr
     assert "Compounded ()" not in shown.stdout
     # Amounts at the scale of every report table (money.py `amount`), not cents.
@@ -625,10 +928,27 @@ def test_output_caps_never_cut_an_imported_bills_day_total():
     # A billed row is a day's usage from a provider's bill, not one call: a max_tokens cap cannot shorten it. Its
     # day total sat among the calls' outputs (lifting the p95 cap past every real call) and was then "capped" itself.
     t0 = datetime(2026, 11, 1, tzinfo=UTC)
-    calls = [UsageEvent(ts=t0 + timedelta(hours=i), provider="openai", model="gpt-4o-mini", input_tokens=100,
-                        output_tokens=1000 if i % 20 == 0 else 100) for i in range(100)]
-    bills = [UsageEvent(ts=t0 - timedelta(days=d), provider="openai", model="gpt-4o-mini", input_tokens=10**6,
-                        output_tokens=10**6, priced_by="billed") for d in range(1, 6)]
+    calls = [
+        UsageEvent(
+            ts=t0 + timedelta(hours=i),
+            provider="openai",
+            model="gpt-4o-mini",
+            input_tokens=100,
+            output_tokens=1000 if i % 20 == 0 else 100,
+        )
+        for i in range(100)
+    ]
+    bills = [
+        UsageEvent(
+            ts=t0 - timedelta(days=d),
+            provider="openai",
+            model="gpt-4o-mini",
+            input_tokens=10**6,
+            output_tokens=10**6,
+            priced_by="billed",
+        )
+        for d in range(1, 6)
+    ]
     caps = SavingsInputs(levers=("output_caps",))
     saving = what_if(calls + bills, caps)["levers"][0]["window_saving_usd"]
     # the five 1,000-token answers cut to the calls' p95 (~145 tokens), at $0.60 per million output tokens
@@ -650,8 +970,12 @@ def test_an_output_cap_is_never_below_its_percentile():
     assert output_caps(events, 95) == {"summ": 880, "tiny": 5}
     assert output_caps(events, 50) == {"summ": 300, "tiny": 3}  # a whole percentile is the cap itself
     haiku = "anthropic.claude-3-haiku-20240307-v1:0"  # $1.25 per 1M output tokens
-    lever = what_if([replace(e, model=haiku) for e in calls([100, 200, 300, 400, 1000], "summ")],
-                    SavingsInputs(levers=("output_caps",)), t0, t0 + timedelta(hours=10))["levers"][0]
+    lever = what_if(
+        [replace(e, model=haiku) for e in calls([100, 200, 300, 400, 1000], "summ")],
+        SavingsInputs(levers=("output_caps",)),
+        t0,
+        t0 + timedelta(hours=10),
+    )["levers"][0]
     # The 1,000-token answer cut to 880: 120 tokens x $1.25 per 1M x 73 (10 hours to 730) = $0.01095 a month.
     assert lever["monthly_saving_usd"] == Decimal("0.01095") and "summ≤880" in lever["assumption"]
 
@@ -661,23 +985,65 @@ def test_an_imported_bills_day_is_not_a_minute_of_traffic(ledger_path):
     # whole day (three units bought for traffic one covers) and the day's tokens counted twice beside its calls.
     t0 = datetime(2026, 1, 5, tzinfo=UTC)
     calls = [_event(t0 + timedelta(minutes=m), CLAUDE2, None, 0, 15_000, 5_000) for m in range(0, 1440, 10)]
-    bill = UsageEvent(ts=t0, provider="bedrock", model=CLAUDE2, region="us-east-1", input_tokens=144 * 15_000,
-                      output_tokens=144 * 5_000, priced_by="billed")
+    bill = UsageEvent(
+        ts=t0,
+        provider="bedrock",
+        model=CLAUDE2,
+        region="us-east-1",
+        input_tokens=144 * 15_000,
+        output_tokens=144 * 5_000,
+        priced_by="billed",
+    )
     store = open_store(ledger_path)
     store.write([*calls, bill])
     series = traffic.from_ledger(store, CLAUDE2, t0, t0 + timedelta(days=1))
     assert int(series["input_tokens"].sum()) == 144 * 15_000 and int(series["output_tokens"].max()) == 5_000
-    window = ["--ledger", str(ledger_path), "--model", CLAUDE2, "--tpm-per-unit", "20000",
-              "--since", "2026-01-05", "--until", "2026-01-06"]
+    window = [
+        "--ledger",
+        str(ledger_path),
+        "--model",
+        CLAUDE2,
+        "--tpm-per-unit",
+        "20000",
+        "--since",
+        "2026-01-05",
+        "--until",
+        "2026-01-06",
+    ]
     sized = cli("plan", "size", *window)
     assert sized["tokens_per_minute"]["max"] == 20_000 and len(sized["options"]) == 2  # 0 or 1 unit: one covers it
     (week,) = cli("plan", "utilization", *window, "--reservation-units", "1")["weeks"]
     assert week["sustained_utilization"] == pytest.approx(144 / 1440)
     # A window that has only a bill's row has no traffic to size from, and says where to get some.
-    store.write([UsageEvent(ts=datetime(2026, 1, 1, tzinfo=UTC), provider="bedrock", model=CLAUDE2,
-                            input_tokens=10**6, output_tokens=10**5, priced_by="billed")])
-    result = subprocess.run([TOKENOMY, "plan", "size", "--ledger", str(ledger_path), "--model", CLAUDE2,
-                             "--since", "2026-01-01", "--until", "2026-01-02"], capture_output=True, text=True)
+    store.write(
+        [
+            UsageEvent(
+                ts=datetime(2026, 1, 1, tzinfo=UTC),
+                provider="bedrock",
+                model=CLAUDE2,
+                input_tokens=10**6,
+                output_tokens=10**5,
+                priced_by="billed",
+            )
+        ]
+    )
+    result = subprocess.run(
+        [
+            TOKENOMY,
+            "plan",
+            "size",
+            "--ledger",
+            str(ledger_path),
+            "--model",
+            CLAUDE2,
+            "--since",
+            "2026-01-01",
+            "--until",
+            "2026-01-02",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert "only imported bills' rows" in result.stderr and "--trace" in result.stderr
 
@@ -686,32 +1052,60 @@ def test_utilization_of_a_week_without_calls_is_zero_and_flagged_idle(ledger_pat
     # A reservation's week with no calls at all exited 2, "no traffic in the chosen window": the very week the idle
     # watch is for. It is 0% used now, flagged.
     open_store(ledger_path).write([_event(datetime(2026, 1, 5, 10, tzinfo=UTC), SONNET, None, 0, 1000, 100)])
-    window = ["--ledger", str(ledger_path), "--model", SONNET, "--reservation-units", "1", "--tpm-per-unit", "20000",
-              "--since", "2026-01-12", "--until", "2026-01-19"]
+    window = [
+        "--ledger",
+        str(ledger_path),
+        "--model",
+        SONNET,
+        "--reservation-units",
+        "1",
+        "--tpm-per-unit",
+        "20000",
+        "--since",
+        "2026-01-12",
+        "--until",
+        "2026-01-19",
+    ]
     data = cli("plan", "utilization", *window)
-    assert data["weeks"] == [{"week": "2026-01-12", "minutes": 7 * 1440, "sustained_utilization": 0.0,
-                              "flagged": True}] and data["warnings"] == []
-    shown = subprocess.run([TOKENOMY, "plan", "utilization", *window], capture_output=True, text=True, timeout=120,
-                           env={**os.environ, "COLUMNS": "200"})
+    assert (
+        data["weeks"] == [{"week": "2026-01-12", "minutes": 7 * 1440, "sustained_utilization": 0.0, "flagged": True}]
+        and data["warnings"] == []
+    )
+    shown = subprocess.run(
+        [TOKENOMY, "plan", "utilization", *window],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     assert shown.returncode == 0 and "IDLE: paying for unused units" in shown.stdout, shown.stderr
     # Calls of another id in the week (the ledger keeps a `us.` profile's): still idle, and the other ids are named.
     open_store(ledger_path).write([_event(datetime(2026, 1, 13, 9, tzinfo=UTC), f"us.{SONNET}", None, 0, 1000, 100)])
     data = cli("plan", "utilization", *window)
     assert data["weeks"][0]["sustained_utilization"] == 0.0 and data["weeks"][0]["flagged"] is True
-    assert data["warnings"] == [f"no calls of model '{SONNET}' in the window, read as idle; the ledger's calls there "
-                                f"are of: us.{SONNET} (if the reservation served those, give --model as the ledger "
-                                "names it)"]
+    assert data["warnings"] == [
+        f"no calls of model '{SONNET}' in the window, read as idle; the ledger's calls there "
+        f"are of: us.{SONNET} (if the reservation served those, give --model as the ledger "
+        "names it)"
+    ]
     # Sizing from a window without traffic still says there is none to size from.
-    sized = subprocess.run([TOKENOMY, "plan", "size", *window[:4], "--tpm-per-unit", "20000", *window[-4:]],
-                           capture_output=True, text=True, timeout=120)
+    sized = subprocess.run(
+        [TOKENOMY, "plan", "size", *window[:4], "--tpm-per-unit", "20000", *window[-4:]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert sized.returncode == 2 and "no calls of model" in sized.stderr, sized.stderr
     # CloudWatch sends no datapoint for a minute without invocations: a week of none is idle too, with a warning.
     import boto3
 
     class NoMetrics:
         def get_metric_data(self, **kwargs):
-            return {"MetricDataResults": [{"Id": q["Id"], "Timestamps": [], "Values": []}
-                                          for q in kwargs["MetricDataQueries"]]}
+            return {
+                "MetricDataResults": [
+                    {"Id": q["Id"], "Timestamps": [], "Values": []} for q in kwargs["MetricDataQueries"]
+                ]
+            }
 
     monkeypatch.setattr(boto3, "client", lambda *args, **kwargs: NoMetrics())
     since, until = datetime(2026, 1, 12, tzinfo=UTC), datetime(2026, 1, 19, tzinfo=UTC)
@@ -728,15 +1122,44 @@ def test_utilization_of_a_reservation_the_catalog_has_no_price_for(tmp_path):
     # and term ("pass --hourly-usd"), so the idle watch could not look at a Nova reservation or a no-commitment one.
     trace = tmp_path / "trace.csv"
     start = datetime(2026, 10, 5, tzinfo=UTC)
-    trace.write_text("ts,input_tokens,output_tokens\n" + "".join(
-        f"{(start + timedelta(minutes=m)).isoformat()},900,100\n" for m in range(60)))
+    trace.write_text(
+        "ts,input_tokens,output_tokens\n"
+        + "".join(f"{(start + timedelta(minutes=m)).isoformat()},900,100\n" for m in range(60))
+    )
     for model, term in (("amazon.nova-micro-v1:0", "1m"), (CLAUDE2, "none")):
-        data = cli("plan", "utilization", "--trace", str(trace), "--model", model, "--term", term,
-                   "--reservation-units", "2", "--tpm-per-unit", "4000")
+        data = cli(
+            "plan",
+            "utilization",
+            "--trace",
+            str(trace),
+            "--model",
+            model,
+            "--term",
+            term,
+            "--reservation-units",
+            "2",
+            "--tpm-per-unit",
+            "4000",
+        )
         [week] = data["weeks"]
         assert week["sustained_utilization"] == pytest.approx(1000 / 8000) and week["flagged"] is True
-    result = subprocess.run([TOKENOMY, "plan", "utilization", "--trace", str(trace), "--model", CLAUDE2,
-                             "--reservation-units", "1", "--term", "3y"], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            TOKENOMY,
+            "plan",
+            "utilization",
+            "--trace",
+            str(trace),
+            "--model",
+            CLAUDE2,
+            "--reservation-units",
+            "1",
+            "--term",
+            "3y",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 2 and "--term '3y': use none, 1m or 6m" in result.stderr
 
 
@@ -744,19 +1167,36 @@ def test_sizing_a_model_the_window_has_no_calls_of_names_the_models_it_has(ledge
     # The ledger keeps the id a call used (a `us.` profile); asked for the base id, sizing said "no traffic in the
     # chosen window; widen --since/--until", which sent the user after the window, not the name.
     t0 = datetime(2026, 1, 5, tzinfo=UTC)
-    open_store(ledger_path).write([_event(t0 + timedelta(minutes=m), f"us.{CLAUDE2}", None, 0, 900, 100)
-                                   for m in range(5)])
-    result = subprocess.run([TOKENOMY, "plan", "size", "--ledger", str(ledger_path), "--model", CLAUDE2],
-                            capture_output=True, text=True)
+    open_store(ledger_path).write(
+        [_event(t0 + timedelta(minutes=m), f"us.{CLAUDE2}", None, 0, 900, 100) for m in range(5)]
+    )
+    result = subprocess.run(
+        [TOKENOMY, "plan", "size", "--ledger", str(ledger_path), "--model", CLAUDE2], capture_output=True, text=True
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
-    assert f"no calls of model '{CLAUDE2}' in the window; the ledger's calls there are of: us.{CLAUDE2}" in \
-        " ".join(result.stderr.split())
+    assert f"no calls of model '{CLAUDE2}' in the window; the ledger's calls there are of: us.{CLAUDE2}" in " ".join(
+        result.stderr.split()
+    )
     assert cli("plan", "size", "--ledger", str(ledger_path), "--model", f"us.{CLAUDE2}")["window_minutes"] == 5
     # Within a window, only the models called in it are named (a call a week earlier is not).
     open_store(ledger_path).write([_event(t0 - timedelta(days=7), "amazon.nova-micro-v1:0", None, 0, 900, 100)])
-    result = subprocess.run([TOKENOMY, "plan", "size", "--ledger", str(ledger_path), "--model", CLAUDE2,
-                             "--since", t0.isoformat(), "--until", (t0 + timedelta(hours=1)).isoformat()],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            TOKENOMY,
+            "plan",
+            "size",
+            "--ledger",
+            str(ledger_path),
+            "--model",
+            CLAUDE2,
+            "--since",
+            t0.isoformat(),
+            "--until",
+            (t0 + timedelta(hours=1)).isoformat(),
+        ],
+        capture_output=True,
+        text=True,
+    )
     named = " ".join(result.stderr.split())
     assert result.returncode == 2 and f"the ledger's calls there are of: us.{CLAUDE2}" in named
     assert "nova" not in result.stderr
@@ -772,9 +1212,16 @@ def test_savings_prices_a_calls_own_one_hour_cache_writes_at_the_one_hour_price(
     from tokenomy.pricing.cost import compute_cost
 
     model = "claude-sonnet-4-5-20250929"
-    event = UsageEvent(ts=datetime(2026, 1, 5, 10, tzinfo=UTC), provider="anthropic", model=model, task="qa",
-                       input_tokens=1000, output_tokens=100, cache_write_tokens=10_000,
-                       tags={"cache_write_1h_tokens": "10000"})
+    event = UsageEvent(
+        ts=datetime(2026, 1, 5, 10, tzinfo=UTC),
+        provider="anthropic",
+        model=model,
+        task="qa",
+        input_tokens=1000,
+        output_tokens=100,
+        cache_write_tokens=10_000,
+        tags={"cache_write_1h_tokens": "10000"},
+    )
     event.apply_cost(compute_cost(event.usage, model))
     assert event.cost_usd == Decimal("0.0645")
     open_store(ledger_path).write([event])
@@ -800,8 +1247,14 @@ def test_savings_prices_a_long_context_call_at_the_long_context_prices_the_ledge
     from tokenomy.pricing.cost import compute_cost
 
     model = "claude-sonnet-4-5-20250929"
-    event = UsageEvent(ts=datetime(2026, 1, 5, 10, tzinfo=UTC), provider="anthropic", model=model, task="qa",
-                       input_tokens=250_000, output_tokens=1000)
+    event = UsageEvent(
+        ts=datetime(2026, 1, 5, 10, tzinfo=UTC),
+        provider="anthropic",
+        model=model,
+        task="qa",
+        input_tokens=250_000,
+        output_tokens=1000,
+    )
     event.apply_cost(compute_cost(event.usage, model, one_call=True))
     assert event.cost_usd == Decimal("1.5225")
     open_store(ledger_path).write([event])
@@ -820,8 +1273,14 @@ def test_savings_says_when_its_list_price_figure_is_not_what_the_ledger_recorded
     from tokenomy.pricing.cost import compute_cost
 
     model = "claude-sonnet-4-5-20250929"
-    listed = UsageEvent(ts=datetime(2026, 1, 5, 10, tzinfo=UTC), provider="anthropic", model=model, task="qa",
-                        input_tokens=1000, output_tokens=100)
+    listed = UsageEvent(
+        ts=datetime(2026, 1, 5, 10, tzinfo=UTC),
+        provider="anthropic",
+        model=model,
+        task="qa",
+        input_tokens=1000,
+        output_tokens=100,
+    )
     listed.apply_cost(compute_cost(listed.usage, model))  # $0.0045 at list prices
     args = ["plan", "savings", "--ledger", str(ledger_path), "--since", "2026-01-05", "--until", "2026-01-06", "--json"]
     open_store(ledger_path).write([listed])
@@ -829,8 +1288,16 @@ def test_savings_says_when_its_list_price_figure_is_not_what_the_ledger_recorded
     assert agreed.exit_code == 0, agreed.output
     assert json.loads(agreed.stdout)["recorded_monthly_cost_usd"] == "0.136875"  # 0.0045 x 730 / 24
     assert "list prices" not in agreed.stderr
-    negotiated = UsageEvent(ts=datetime(2026, 1, 5, 11, tzinfo=UTC), provider="anthropic", model=model, task="qa",
-                            input_tokens=1000, output_tokens=100, cost_usd=Decimal("0.0015"), event_id="imported-1")
+    negotiated = UsageEvent(
+        ts=datetime(2026, 1, 5, 11, tzinfo=UTC),
+        provider="anthropic",
+        model=model,
+        task="qa",
+        input_tokens=1000,
+        output_tokens=100,
+        cost_usd=Decimal("0.0015"),
+        event_id="imported-1",
+    )
     open_store(ledger_path).write([negotiated])
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -846,9 +1313,19 @@ def test_savings_on_a_long_call_with_one_hour_cache_writes_still_answers():
     # Sonnet 4.5 publishes no 1-hour cache-write price for prompts over 200k tokens: pricing such a call as one call
     # refused it, and that refusal aborted the whole what-if (and the dashboard's levers panel with it).
     model = "claude-sonnet-4-5-20250929"
-    events = [UsageEvent(ts=datetime(2026, 1, 5, 10, minute, tzinfo=UTC), provider="anthropic", model=model,
-                         task="qa", input_tokens=210_000, output_tokens=100, cache_write_tokens=1000,
-                         tags={"cache_write_1h_tokens": "1000"}) for minute in (0, 1)]
+    events = [
+        UsageEvent(
+            ts=datetime(2026, 1, 5, 10, minute, tzinfo=UTC),
+            provider="anthropic",
+            model=model,
+            task="qa",
+            input_tokens=210_000,
+            output_tokens=100,
+            cache_write_tokens=1000,
+            tags={"cache_write_1h_tokens": "1000"},
+        )
+        for minute in (0, 1)
+    ]
     result = what_if(events, SavingsInputs(cache_ttl="1h"))
     assert result["events"] == 2 and result["current_monthly_cost_usd"] > 0
 
@@ -859,8 +1336,15 @@ def test_savings_traffic_and_stats_leave_out_a_cache_storage_row(ledger_path):
     counted it as a request."""
     t0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
     events = [_event(t0 + timedelta(minutes=i), SONNET, "sysprompt", 2000, 3333, 100) for i in range(5)]
-    storage = UsageEvent(ts=t0 + timedelta(minutes=2, seconds=30), provider="gcp.gemini", model="gemini-2.5-flash",
-                         region="global", mode="cache_storage", cost_usd=Decimal("0.04"), request_id="c1")
+    storage = UsageEvent(
+        ts=t0 + timedelta(minutes=2, seconds=30),
+        provider="gcp.gemini",
+        model="gemini-2.5-flash",
+        region="global",
+        mode="cache_storage",
+        cost_usd=Decimal("0.04"),
+        request_id="c1",
+    )
     store = open_store(ledger_path)
     store.write([*events, storage])
     result = what_if(store.events(), SavingsInputs(levers=("caching",)))
@@ -880,8 +1364,10 @@ def test_plan_size_says_where_its_prices_come_from_and_when(tmp_path):
     from tokenomy.cli import app
 
     trace = tmp_path / "trace.csv"
-    trace.write_text("ts,input_tokens,output_tokens\n" + "".join(
-        f"2026-11-01T00:{m:02d}:00Z,{1000 + m},{200 + m}\n" for m in range(30)))
+    trace.write_text(
+        "ts,input_tokens,output_tokens\n"
+        + "".join(f"2026-11-01T00:{m:02d}:00Z,{1000 + m},{200 + m}\n" for m in range(30))
+    )
     entry = default_catalog().lookup(CLAUDE2)
     shown = CliRunner().invoke(app, ["plan", "size", "--model", CLAUDE2, "--trace", str(trace), "--term", "1m"])
     assert shown.exit_code == 0, shown.output

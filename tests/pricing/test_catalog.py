@@ -22,21 +22,24 @@ def catalog() -> PriceCatalog:
     return PriceCatalog.builtin()
 
 
-@pytest.mark.parametrize("model, region, usage, expected", [
-    # Claude 3 Haiku on Bedrock: $0.25 in / $1.25 out per 1M tokens.
-    (HAIKU3, "us-east-1", Usage(M, M), "1.50"),
-    (HAIKU3, None, Usage(1234, 567), "0.00101725"),  # 1234*0.25/1e6 + 567*1.25/1e6
-    # Claude 3.7 Sonnet with caching: 3.00 in, 15.00 out, 0.30 cache read, 3.75 cache write.
-    (SONNET37, "us-east-1", Usage(100, 200, 3000, 1500), "0.009825"),  # 300+3000+900+5625 micro-dollars
-    # Nova Micro: 0.035 / 0.14.
-    ("amazon.nova-micro-v1:0", "us-east-1", Usage(2_000_000, 500_000), "0.14"),
-    # Llama 3 8B is dearer in London (0.39 / 0.78) than in us-east-1 (0.30 / 0.60).
-    ("meta.llama3-8b-instruct-v1:0", "us-east-1", Usage(M, M), "0.90"),
-    ("meta.llama3-8b-instruct-v1:0", "eu-west-2", Usage(M, M), "1.17"),
-    ("gpt-4o-mini", None, Usage(M, M, M), "0.825"),  # 0.15 + 0.60 + 0.075 cached
-    ("claude-3-5-haiku-20241022", None, Usage(0, 0, M, M), "1.08"),  # 0.08 read + 1.00 write
-    ("local", None, Usage(5000, 5000, 5000), "0"),
-])
+@pytest.mark.parametrize(
+    "model, region, usage, expected",
+    [
+        # Claude 3 Haiku on Bedrock: $0.25 in / $1.25 out per 1M tokens.
+        (HAIKU3, "us-east-1", Usage(M, M), "1.50"),
+        (HAIKU3, None, Usage(1234, 567), "0.00101725"),  # 1234*0.25/1e6 + 567*1.25/1e6
+        # Claude 3.7 Sonnet with caching: 3.00 in, 15.00 out, 0.30 cache read, 3.75 cache write.
+        (SONNET37, "us-east-1", Usage(100, 200, 3000, 1500), "0.009825"),  # 300+3000+900+5625 micro-dollars
+        # Nova Micro: 0.035 / 0.14.
+        ("amazon.nova-micro-v1:0", "us-east-1", Usage(2_000_000, 500_000), "0.14"),
+        # Llama 3 8B is dearer in London (0.39 / 0.78) than in us-east-1 (0.30 / 0.60).
+        ("meta.llama3-8b-instruct-v1:0", "us-east-1", Usage(M, M), "0.90"),
+        ("meta.llama3-8b-instruct-v1:0", "eu-west-2", Usage(M, M), "1.17"),
+        ("gpt-4o-mini", None, Usage(M, M, M), "0.825"),  # 0.15 + 0.60 + 0.075 cached
+        ("claude-3-5-haiku-20241022", None, Usage(0, 0, M, M), "1.08"),  # 0.08 read + 1.00 write
+        ("local", None, Usage(5000, 5000, 5000), "0"),
+    ],
+)
 def test_on_demand_costs_match_published_prices(catalog, model, region, usage, expected):
     cost = compute_cost(usage, model, region, catalog=catalog)
     assert cost.total_usd == Decimal(expected)
@@ -46,7 +49,11 @@ def test_on_demand_costs_match_published_prices(catalog, model, region, usage, e
 def test_breakdown_is_per_token_type(catalog):
     cost = compute_cost(Usage(M, 2 * M, 3 * M, 4 * M), SONNET37, "us-east-1", catalog=catalog)
     assert (cost.input_usd, cost.output_usd, cost.cache_read_usd, cost.cache_write_usd) == (
-        Decimal("3"), Decimal("30"), Decimal("0.9"), Decimal("15"))
+        Decimal("3"),
+        Decimal("30"),
+        Decimal("0.9"),
+        Decimal("15"),
+    )
     assert cost.source.startswith("https://aws.amazon.com/bedrock/pricing")
     assert cost.as_of
 
@@ -63,13 +70,16 @@ def test_provisioned_mode_has_no_per_token_cost(catalog):
     assert cost.total_usd == 0 and "model unit" in cost.note
 
 
-@pytest.mark.parametrize("usage, message", [
-    (Usage(-1, 0), "input_tokens=-1 is negative"),
-    (Usage(0, 2.5), "output_tokens=2.5 is not a whole number"),  # type: ignore[arg-type]
-    (Usage(0, 0, "7"), "cache_read_tokens='7' is not a whole number"),  # type: ignore[arg-type]
-    (Usage(True, 0), "input_tokens=True is not a whole number"),  # type: ignore[arg-type]
-    (Usage(0, 1, cache_write_tokens=2, cache_write_1h_tokens=-1), "cache_write_1h_tokens=-1 is negative"),
-])
+@pytest.mark.parametrize(
+    "usage, message",
+    [
+        (Usage(-1, 0), "input_tokens=-1 is negative"),
+        (Usage(0, 2.5), "output_tokens=2.5 is not a whole number"),  # type: ignore[arg-type]
+        (Usage(0, 0, "7"), "cache_read_tokens='7' is not a whole number"),  # type: ignore[arg-type]
+        (Usage(True, 0), "input_tokens=True is not a whole number"),  # type: ignore[arg-type]
+        (Usage(0, 1, cache_write_tokens=2, cache_write_1h_tokens=-1), "cache_write_1h_tokens=-1 is negative"),
+    ],
+)
 def test_bad_token_counts_name_the_value(catalog, usage, message):
     with pytest.raises(UsageError, match=message):
         compute_cost(usage, HAIKU3, catalog=catalog)
@@ -131,23 +141,37 @@ def test_a_global_profile_priced_by_the_library_is_labelled_global(catalog):
     assert catalog.lookup("us.anthropic.claude-fable-5-v1:0").region == "us-east-1"
 
 
-@pytest.mark.parametrize("tier, error", [
-    ('[{input: "1", output: "2", starts: "2027-03-01", source: s, as_of: "2026-11-01"}]',
-     r"service_tiers\.flex\[0\]\.starts: the first price is the one in effect now"),
-    ('[{input: "1", output: "2", source: s, as_of: "2026-11-01"}, '
-     '{input: "2", output: "4", source: s, as_of: "2026-11-01"}]',
-     r"service_tiers\.flex\[1\]: starts required"),
-    ('[{input: "1", output: "2", source: s, as_of: "2026-11-01"}, '
-     '{starts: "2027-03-01", input: "2", output: "4", source: s, as_of: "2026-11-01"}, '
-     '{starts: "2027-02-01", input: "3", output: "6", source: s, as_of: "2026-11-01"}]',
-     r"service_tiers\.flex\[2\]\.starts: 2027-02-01 is not after 2027-03-01"),
-    ('[{input: "1", output: "2", source: s, as_of: "2026-11-01"}, {starts: soon, input: "2", output: "4", source: s, '
-     'as_of: "2026-11-01"}]', r"service_tiers\.flex\[1\]\.starts: 'soon' is not a date"),
-])
+@pytest.mark.parametrize(
+    "tier, error",
+    [
+        (
+            '[{input: "1", output: "2", starts: "2027-03-01", source: s, as_of: "2026-11-01"}]',
+            r"service_tiers\.flex\[0\]\.starts: the first price is the one in effect now",
+        ),
+        (
+            '[{input: "1", output: "2", source: s, as_of: "2026-11-01"}, '
+            '{input: "2", output: "4", source: s, as_of: "2026-11-01"}]',
+            r"service_tiers\.flex\[1\]: starts required",
+        ),
+        (
+            '[{input: "1", output: "2", source: s, as_of: "2026-11-01"}, '
+            '{starts: "2027-03-01", input: "2", output: "4", source: s, as_of: "2026-11-01"}, '
+            '{starts: "2027-02-01", input: "3", output: "6", source: s, as_of: "2026-11-01"}]',
+            r"service_tiers\.flex\[2\]\.starts: 2027-02-01 is not after 2027-03-01",
+        ),
+        (
+            '[{input: "1", output: "2", source: s, as_of: "2026-11-01"}, {starts: soon, input: "2", output: "4", source: s, '
+            'as_of: "2026-11-01"}]',
+            r"service_tiers\.flex\[1\]\.starts: 'soon' is not a date",
+        ),
+    ],
+)
 def test_a_tier_price_that_changes_on_a_date_is_checked_where_it_is_written(tier, error, tmp_path):
     path = tmp_path / "prices.yaml"
-    path.write_text(f'provider: openai\nsource: s\nas_of: "2026-11-01"\nmodels:\n  m:\n    regions:\n'
-                    f'      global: {{input: "0.5", output: "1", service_tiers: {{flex: {tier}}}}}\n')
+    path.write_text(
+        f'provider: openai\nsource: s\nas_of: "2026-11-01"\nmodels:\n  m:\n    regions:\n'
+        f'      global: {{input: "0.5", output: "1", service_tiers: {{flex: {tier}}}}}\n'
+    )
     with pytest.raises(ConfigError, match=error):
         PriceCatalog.builtin().with_overrides(path)
 
@@ -161,8 +185,20 @@ def test_every_entry_carries_source_and_as_of(catalog):
     bedrock_regions = {e.region for e in entries if e.provider == "aws.bedrock"}
     assert {"us-east-1", "eu-west-2"} <= bedrock_regions
     families = {e.family for e in entries}
-    for family in ("claude-3-haiku", "claude-3.5-haiku", "claude-3.5-sonnet", "claude-3.7-sonnet", "claude-sonnet-4",
-                   "claude-opus-4", "nova-micro", "nova-lite", "nova-pro", "llama-3", "mistral-7b", "mistral-large"):
+    for family in (
+        "claude-3-haiku",
+        "claude-3.5-haiku",
+        "claude-3.5-sonnet",
+        "claude-3.7-sonnet",
+        "claude-sonnet-4",
+        "claude-opus-4",
+        "nova-micro",
+        "nova-lite",
+        "nova-pro",
+        "llama-3",
+        "mistral-7b",
+        "mistral-large",
+    ):
         assert family in families, family
 
 
@@ -191,8 +227,10 @@ models:
 
 def test_broken_override_names_the_field(tmp_path, catalog):
     bad = tmp_path / "bad.yaml"
-    bad.write_text('provider: openai\nsource: x\nas_of: "2026-01-01"\nmodels:\n  m:\n    regions:\n'
-                   '      global: {input: "cheap", output: "1"}\n')
+    bad.write_text(
+        'provider: openai\nsource: x\nas_of: "2026-01-01"\nmodels:\n  m:\n    regions:\n'
+        '      global: {input: "cheap", output: "1"}\n'
+    )
     with pytest.raises(ConfigError, match=r"models\.m\.regions\.global\.input: 'cheap' is not a number"):
         catalog.with_overrides(bad)
     missing = tmp_path / "missing.yaml"
@@ -201,14 +239,22 @@ def test_broken_override_names_the_field(tmp_path, catalog):
         catalog.with_overrides(missing)
 
 
-@pytest.mark.parametrize(("models", "said"), [
-    ("[a, b]", r"models: expected a mapping of model id -> \{regions: ...\}, not \['a', 'b'\]"),
-    ("[]", r"models: expected a mapping of model id -> \{regions: ...\}, not \[\]"),  # was read as no models
-    ("{m: {regions: [global]}}", r"models\.m\.regions: expected a mapping of region -> .*, not \['global'\]"),
-    ("{m: {regions: {global: cheap}}}", r"models\.m\.regions\.global: expected a mapping of prices .*, not 'cheap'"),
-    ('{m: {regions: {global: {input: "1", output: "1", service_tiers: [flex]}}}}',
-     r"models\.m\.regions\.global\.service_tiers: expected a mapping of tier -> prices, not \['flex'\]"),
-])
+@pytest.mark.parametrize(
+    ("models", "said"),
+    [
+        ("[a, b]", r"models: expected a mapping of model id -> \{regions: ...\}, not \['a', 'b'\]"),
+        ("[]", r"models: expected a mapping of model id -> \{regions: ...\}, not \[\]"),  # was read as no models
+        ("{m: {regions: [global]}}", r"models\.m\.regions: expected a mapping of region -> .*, not \['global'\]"),
+        (
+            "{m: {regions: {global: cheap}}}",
+            r"models\.m\.regions\.global: expected a mapping of prices .*, not 'cheap'",
+        ),
+        (
+            '{m: {regions: {global: {input: "1", output: "1", service_tiers: [flex]}}}}',
+            r"models\.m\.regions\.global\.service_tiers: expected a mapping of tier -> prices, not \['flex'\]",
+        ),
+    ],
+)
 def test_a_price_file_with_a_list_or_text_where_a_mapping_belongs_names_the_place(models, said, tmp_path, catalog):
     # `models: [a, b]` and `regions: [global]` were AttributeError tracebacks ('list' object has no attribute
     # 'items'), a region's prices written as text a ValueError one, from `cost --prices` and every --prices command.
@@ -229,8 +275,9 @@ def test_a_bad_tokenomy_prices_file_is_named_with_the_variable(text, tmp_path, m
     monkeypatch.setenv("TOKENOMY_PRICES", str(prices))
     set_default_catalog(None)
     try:
-        with pytest.raises(ConfigError, match=f"^TOKENOMY_PRICES: {prices}: .*; fix the file, or point "
-                                              "TOKENOMY_PRICES elsewhere$"):
+        with pytest.raises(
+            ConfigError, match=f"^TOKENOMY_PRICES: {prices}: .*; fix the file, or point TOKENOMY_PRICES elsewhere$"
+        ):
             default_catalog()
     finally:
         monkeypatch.delenv("TOKENOMY_PRICES")
@@ -240,8 +287,10 @@ def test_a_bad_tokenomy_prices_file_is_named_with_the_variable(text, tmp_path, m
 def test_a_price_file_provider_that_is_not_text_is_named(tmp_path, catalog):
     # `provider: [openai]` was taken, and every price in the file said it came from "['openai']".
     bad = tmp_path / "prices.yaml"
-    bad.write_text('provider: [openai]\nsource: x\nas_of: "2026-01-01"\nmodels: {m: {regions: {global: '
-                   '{input: "1", output: "1"}}}}\n')
+    bad.write_text(
+        'provider: [openai]\nsource: x\nas_of: "2026-01-01"\nmodels: {m: {regions: {global: '
+        '{input: "1", output: "1"}}}}\n'
+    )
     with pytest.raises(ConfigError, match=r"top-level 'provider' \['openai'\] must be text, e.g. provider: openai"):
         catalog.with_overrides(bad)
 
@@ -251,24 +300,34 @@ def test_a_count_in_a_price_file_that_is_not_a_whole_number_names_the_field(valu
     # `cache_min_tokens: abc` was int()'s ValueError traceback, `[1]` a TypeError one; 1.5 and true were read as 1
     # and -5 was kept, a cache minimum no prompt can fall under.
     bad = tmp_path / "bad.yaml"
-    bad.write_text('provider: openai\nsource: x\nas_of: "2026-01-01"\nmodels:\n  m:\n    regions:\n'
-                   f'      global: {{input: "1", output: "1", cache_min_tokens: {value}}}\n')
-    with pytest.raises(ConfigError, match=r"models\.m\.regions\.global\.cache_min_tokens: .* is not a whole number "
-                                          r"0 or more; write counts like 1024"):
+    bad.write_text(
+        'provider: openai\nsource: x\nas_of: "2026-01-01"\nmodels:\n  m:\n    regions:\n'
+        f'      global: {{input: "1", output: "1", cache_min_tokens: {value}}}\n'
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"models\.m\.regions\.global\.cache_min_tokens: .* is not a whole number "
+        r"0 or more; write counts like 1024",
+    ):
         catalog.with_overrides(bad)
     model_level = tmp_path / "model.yaml"
-    model_level.write_text('provider: openai\nsource: x\nas_of: "2026-01-01"\nmodels:\n  m:\n'
-                           f'    context_window: {value}\n    regions:\n      global: {{input: "1", output: "1"}}\n')
+    model_level.write_text(
+        'provider: openai\nsource: x\nas_of: "2026-01-01"\nmodels:\n  m:\n'
+        f'    context_window: {value}\n    regions:\n      global: {{input: "1", output: "1"}}\n'
+    )
     with pytest.raises(ConfigError, match=r"models\.m\.context_window: .* is not a whole number 0 or more"):
         catalog.with_overrides(model_level)
 
 
-@pytest.mark.parametrize(("quotas", "said"), [
-    ("{min_records_per_job: abc}", r"batch_quotas\.min_records_per_job: 'abc' is not a whole number"),
-    ("{max_records_per_file: 0}", r"batch_quotas\.max_records_per_file: 0 must be 1 or more"),
-    ("{max_recods_per_file: 10}", r"batch_quotas\.max_recods_per_file: not a batch quota; known quotas are"),
-    ("[1, 2]", r"batch_quotas: expected a mapping"),
-])
+@pytest.mark.parametrize(
+    ("quotas", "said"),
+    [
+        ("{min_records_per_job: abc}", r"batch_quotas\.min_records_per_job: 'abc' is not a whole number"),
+        ("{max_records_per_file: 0}", r"batch_quotas\.max_records_per_file: 0 must be 1 or more"),
+        ("{max_recods_per_file: 10}", r"batch_quotas\.max_recods_per_file: not a batch quota; known quotas are"),
+        ("[1, 2]", r"batch_quotas: expected a mapping"),
+    ],
+)
 def test_batch_quotas_in_a_price_file_are_checked_when_it_loads(quotas, said, tmp_path, catalog):
     # `min_records_per_job: abc` loaded, and `batch validate` then ended in int()'s ValueError traceback.
     bad = tmp_path / "bad.yaml"
@@ -279,20 +338,45 @@ def test_batch_quotas_in_a_price_file_are_checked_when_it_loads(quotas, said, tm
 
 def test_litellm_import_adds_models_but_curated_entries_win(tmp_path, catalog):
     litellm = tmp_path / "model_prices_and_context_window.json"
-    litellm.write_text(json.dumps({
-        "sample_spec": {"input_cost_per_token": 0},
-        "acme-chat-1": {"litellm_provider": "openai", "mode": "chat", "input_cost_per_token": 2e-06,
-                        "output_cost_per_token": 8e-06, "cache_read_input_token_cost": 5e-07,
-                        "max_input_tokens": 128000},
-        "gpt-4o": {"litellm_provider": "openai", "mode": "chat", "input_cost_per_token": 9e-06,
-                   "output_cost_per_token": 9e-06},
-        "text-embedding-3-small": {"litellm_provider": "openai", "mode": "embedding",
-                                   "input_cost_per_token": 3e-08, "output_cost_per_token": 0},
-        "acme-embed-1": {"litellm_provider": "openai", "mode": "embedding", "input_cost_per_token": 1e-08,
-                         "output_cost_per_token": 0},
-        "acme-voice": {"litellm_provider": "openai", "mode": "audio_speech", "input_cost_per_token": 1e-08,
-                       "output_cost_per_token": 0},
-    }))
+    litellm.write_text(
+        json.dumps(
+            {
+                "sample_spec": {"input_cost_per_token": 0},
+                "acme-chat-1": {
+                    "litellm_provider": "openai",
+                    "mode": "chat",
+                    "input_cost_per_token": 2e-06,
+                    "output_cost_per_token": 8e-06,
+                    "cache_read_input_token_cost": 5e-07,
+                    "max_input_tokens": 128000,
+                },
+                "gpt-4o": {
+                    "litellm_provider": "openai",
+                    "mode": "chat",
+                    "input_cost_per_token": 9e-06,
+                    "output_cost_per_token": 9e-06,
+                },
+                "text-embedding-3-small": {
+                    "litellm_provider": "openai",
+                    "mode": "embedding",
+                    "input_cost_per_token": 3e-08,
+                    "output_cost_per_token": 0,
+                },
+                "acme-embed-1": {
+                    "litellm_provider": "openai",
+                    "mode": "embedding",
+                    "input_cost_per_token": 1e-08,
+                    "output_cost_per_token": 0,
+                },
+                "acme-voice": {
+                    "litellm_provider": "openai",
+                    "mode": "audio_speech",
+                    "input_cost_per_token": 1e-08,
+                    "output_cost_per_token": 0,
+                },
+            }
+        )
+    )
     merged = catalog.with_litellm(litellm)
     acme = merged.lookup("acme-chat-1")
     assert acme.priced_by == "litellm-import" and acme.input == Decimal("2") and acme.cache_read == Decimal("0.5")
@@ -304,23 +388,38 @@ def test_litellm_import_adds_models_but_curated_entries_win(tmp_path, catalog):
         PriceCatalog(merged.entries(), use_fallback=False).lookup("acme-voice")
 
 
-@pytest.mark.parametrize("litellm_name, asked, region", [
-    # LiteLLM's bare Bedrock id, imported in region `global`, was picked over the per-region prices for no region.
-    (HAIKU3, HAIKU3, None),
-    (f"bedrock/{HAIKU3}", HAIKU3, "us-east-1"),
-    # LiteLLM's `us.` profile id was matched whole before the catalog resolved the profile to its base model.
-    (f"bedrock/us.{HAIKU3}", f"us.{HAIKU3}", None),
-    (f"bedrock/eu.{HAIKU3}", f"eu.{HAIKU3}", "eu-central-1"),
-    ("claude-3-5-haiku-latest", "claude-3-5-haiku-latest", None),  # an alias of a curated model
-])
+@pytest.mark.parametrize(
+    "litellm_name, asked, region",
+    [
+        # LiteLLM's bare Bedrock id, imported in region `global`, was picked over the per-region prices for no region.
+        (HAIKU3, HAIKU3, None),
+        (f"bedrock/{HAIKU3}", HAIKU3, "us-east-1"),
+        # LiteLLM's `us.` profile id was matched whole before the catalog resolved the profile to its base model.
+        (f"bedrock/us.{HAIKU3}", f"us.{HAIKU3}", None),
+        (f"bedrock/eu.{HAIKU3}", f"eu.{HAIKU3}", "eu-central-1"),
+        ("claude-3-5-haiku-latest", "claude-3-5-haiku-latest", None),  # an alias of a curated model
+    ],
+)
 def test_litellm_import_never_reprices_a_model_the_catalog_prices(tmp_path, catalog, litellm_name, asked, region):
     litellm = tmp_path / "model_prices_and_context_window.json"
-    litellm.write_text(json.dumps({
-        litellm_name: {"litellm_provider": "bedrock", "mode": "chat", "input_cost_per_token": 9e-06,
-                       "output_cost_per_token": 9e-06},
-        "acme.chat-1": {"litellm_provider": "bedrock", "mode": "chat", "input_cost_per_token": 2e-06,
-                        "output_cost_per_token": 8e-06},
-    }))
+    litellm.write_text(
+        json.dumps(
+            {
+                litellm_name: {
+                    "litellm_provider": "bedrock",
+                    "mode": "chat",
+                    "input_cost_per_token": 9e-06,
+                    "output_cost_per_token": 9e-06,
+                },
+                "acme.chat-1": {
+                    "litellm_provider": "bedrock",
+                    "mode": "chat",
+                    "input_cost_per_token": 2e-06,
+                    "output_cost_per_token": 8e-06,
+                },
+            }
+        )
+    )
     merged = catalog.with_litellm(litellm)
     assert merged.lookup(asked, region) == catalog.lookup(asked, region)
     entry = merged.lookup(asked, region)
@@ -345,7 +444,8 @@ def test_embedding_models_are_priced_on_input_tokens_alone(catalog):
     assert small.priced_by == "tokenomy-catalog" and small.total_usd == Decimal("0.02") and small.output_usd == 0
     assert compute_cost(Usage(37, 0), "text-embedding-3-small", catalog=catalog).total_usd == Decimal("0.00000074")
     assert compute_cost(Usage(M, 0), "text-embedding-3-large", mode="batch", catalog=catalog).total_usd == Decimal(
-        "0.065")
+        "0.065"
+    )
     gemini = catalog.lookup("gemini-embedding-001")
     assert gemini.priced_by == "genai-prices" and gemini.input == Decimal("0.15") and gemini.output == 0
 
@@ -400,8 +500,12 @@ def test_prices_for_an_unpriced_region_says_which_regions_exist():
     import sys
     from pathlib import Path
 
-    result = subprocess.run([str(Path(sys.executable).with_name("tokenomy")), "prices", "--region", "mars-1"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("tokenomy")), "prices", "--region", "mars-1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and "--region 'mars-1'" in result.stderr and "us-east-1" in result.stderr
 
 
@@ -410,16 +514,25 @@ def test_cache_tokens_on_a_model_without_caching_say_what_to_do():
         compute_cost(Usage(10, 0, 100, 0), "meta.llama3-8b-instruct-v1:0", "us-east-1")
 
 
-@pytest.mark.parametrize("doc, said", [
-    ('{"my-model": {"input_cost_per_token": 1e-6, "output_cost_per_token": "abc"}}',
-     "my-model.output_cost_per_token: 'abc' is not a number"),  # was a decimal.InvalidOperation traceback
-    # was an AttributeError traceback:
-    ("[1, 2]", "a LiteLLM price file is a JSON object of model name -> prices, not a list"),
-    ('{"n": {"input_cost_per_token": NaN, "output_cost_per_token": 1e-6}}',
-     "n.input_cost_per_token: nan is not a finite number"),  # was a ValueError traceback
-    ('{"n": {"input_cost_per_token": -1e-6, "output_cost_per_token": 1e-6}}',
-     "n.input_cost_per_token: price -1e-06 is negative"),  # was accepted and printed
-])
+@pytest.mark.parametrize(
+    "doc, said",
+    [
+        (
+            '{"my-model": {"input_cost_per_token": 1e-6, "output_cost_per_token": "abc"}}',
+            "my-model.output_cost_per_token: 'abc' is not a number",
+        ),  # was a decimal.InvalidOperation traceback
+        # was an AttributeError traceback:
+        ("[1, 2]", "a LiteLLM price file is a JSON object of model name -> prices, not a list"),
+        (
+            '{"n": {"input_cost_per_token": NaN, "output_cost_per_token": 1e-6}}',
+            "n.input_cost_per_token: nan is not a finite number",
+        ),  # was a ValueError traceback
+        (
+            '{"n": {"input_cost_per_token": -1e-6, "output_cost_per_token": 1e-6}}',
+            "n.input_cost_per_token: price -1e-06 is negative",
+        ),  # was accepted and printed
+    ],
+)
 def test_bad_litellm_prices_are_one_error_naming_file_and_entry(doc, said, tmp_path, monkeypatch, capsys):
     import sys
 
@@ -449,44 +562,73 @@ def test_every_maximum_output_in_the_catalog_fits_its_window_and_names_its_sourc
     assert catalog.lookup(HAIKU3).max_output_tokens is None
     assert catalog.lookup("gemini-2.5-flash").max_output_tokens is None
     # A Bedrock profile of a Claude model carries Anthropic's figure for it, in every region.
-    assert {catalog.lookup("us.anthropic.claude-sonnet-4-5-20250929-v1:0", r).max_output_tokens
-            for r in ("us-east-1", "eu-west-1")} == {64_000}
+    assert {
+        catalog.lookup("us.anthropic.claude-sonnet-4-5-20250929-v1:0", r).max_output_tokens
+        for r in ("us-east-1", "eu-west-1")
+    } == {64_000}
 
 
-@pytest.mark.parametrize(("limits", "said"), [
-    ("context_window: 1000\n    max_output_tokens: 4000",
-     r"models\.m\.max_output_tokens: 4000 is more than the model's context_window \(1000\)"),
-    ("max_output_tokens: 0", r"models\.m\.max_output_tokens: 0 is not a number of tokens above 0"),
-    ("max_output_tokens: 1.5", r"models\.m\.max_output_tokens: 1\.5 is not a whole number 0 or more"),
-])
+@pytest.mark.parametrize(
+    ("limits", "said"),
+    [
+        (
+            "context_window: 1000\n    max_output_tokens: 4000",
+            r"models\.m\.max_output_tokens: 4000 is more than the model's context_window \(1000\)",
+        ),
+        ("max_output_tokens: 0", r"models\.m\.max_output_tokens: 0 is not a number of tokens above 0"),
+        ("max_output_tokens: 1.5", r"models\.m\.max_output_tokens: 1\.5 is not a whole number 0 or more"),
+    ],
+)
 def test_a_maximum_output_in_a_price_file_is_checked_where_it_is_written(limits, said, tmp_path, catalog):
     bad = tmp_path / "bad.yaml"
-    bad.write_text('provider: openai\nsource: x\nas_of: "2026-01-01"\nmodels:\n  m:\n'
-                   f'    {limits}\n    regions:\n      global: {{input: "1", output: "1"}}\n')
+    bad.write_text(
+        'provider: openai\nsource: x\nas_of: "2026-01-01"\nmodels:\n  m:\n'
+        f'    {limits}\n    regions:\n      global: {{input: "1", output: "1"}}\n'
+    )
     with pytest.raises(ConfigError, match=said):
         catalog.with_overrides(bad)
     good = tmp_path / "good.yaml"
-    good.write_text('provider: openai\nsource: x\nas_of: "2026-01-01"\nmodels:\n  m:\n    context_window: 1000\n'
-                    '    max_output_tokens: 500\n    limits_source: "our model card; read 2026-01-01"\n'
-                    '    regions:\n      global: {input: "1", output: "1"}\n')
+    good.write_text(
+        'provider: openai\nsource: x\nas_of: "2026-01-01"\nmodels:\n  m:\n    context_window: 1000\n'
+        '    max_output_tokens: 500\n    limits_source: "our model card; read 2026-01-01"\n'
+        '    regions:\n      global: {input: "1", output: "1"}\n'
+    )
     entry = catalog.with_overrides(good).lookup("m")
     assert (entry.max_output_tokens, entry.limits_source) == (500, "our model card; read 2026-01-01")
 
 
 def test_litellm_import_carries_its_maximum_output(tmp_path, catalog):
     litellm = tmp_path / "model_prices_and_context_window.json"
-    litellm.write_text(json.dumps({
-        "acme-chat-1": {"litellm_provider": "openai", "mode": "chat", "input_cost_per_token": 2e-06,
-                        "output_cost_per_token": 8e-06, "max_input_tokens": 128000, "max_output_tokens": 16384},
-        "acme-chat-2": {"litellm_provider": "openai", "mode": "chat", "input_cost_per_token": 2e-06,
-                        "output_cost_per_token": 8e-06, "max_tokens": 4096},
-    }))
+    litellm.write_text(
+        json.dumps(
+            {
+                "acme-chat-1": {
+                    "litellm_provider": "openai",
+                    "mode": "chat",
+                    "input_cost_per_token": 2e-06,
+                    "output_cost_per_token": 8e-06,
+                    "max_input_tokens": 128000,
+                    "max_output_tokens": 16384,
+                },
+                "acme-chat-2": {
+                    "litellm_provider": "openai",
+                    "mode": "chat",
+                    "input_cost_per_token": 2e-06,
+                    "output_cost_per_token": 8e-06,
+                    "max_tokens": 4096,
+                },
+            }
+        )
+    )
     merged = catalog.with_litellm(litellm)
     acme = merged.lookup("acme-chat-1")
     assert (acme.max_output_tokens, acme.limits_source) == (16384, "litellm:model_prices_and_context_window.json")
     assert merged.lookup("acme-chat-2").max_output_tokens is None  # LiteLLM's ambiguous max_tokens is not read as it
-    litellm.write_text(json.dumps({"acme-chat-3": {"input_cost_per_token": 1e-6, "output_cost_per_token": 1e-6,
-                                                   "max_output_tokens": "lots"}}))
+    litellm.write_text(
+        json.dumps(
+            {"acme-chat-3": {"input_cost_per_token": 1e-6, "output_cost_per_token": 1e-6, "max_output_tokens": "lots"}}
+        )
+    )
     with pytest.raises(ConfigError, match=r"acme-chat-3\.max_output_tokens: 'lots' is not a whole number"):
         catalog.with_litellm(litellm)
 
@@ -517,14 +659,22 @@ def test_a_price_file_states_batch_long_context_prices_and_they_price_a_long_bat
     over = Usage(200_000, 1_000, cache_read_tokens=100_000)  # 300,000 prompt tokens, over 272,000
     plain = tmp_path / "plain.yaml"
     plain.write_text(BATCH_LONG_FILE)
-    derived = compute_cost(over, "gpt-priced-here", mode="batch", one_call=True,
-                           catalog=PriceCatalog([], use_fallback=False).with_overrides(plain))
+    derived = compute_cost(
+        over,
+        "gpt-priced-here",
+        mode="batch",
+        one_call=True,
+        catalog=PriceCatalog([], use_fallback=False).with_overrides(plain),
+    )
     assert derived.cache_read_usd == 100_000 * Decimal("0.26") / M  # without the published figure: the ratio
     stated = tmp_path / "stated.yaml"
-    stated.write_text(BATCH_LONG_FILE + """\
+    stated.write_text(
+        BATCH_LONG_FILE
+        + """\
         batch_long_context: {above_tokens: 272000, input: "2.50", output: "11.25", cache_read: "0.25",
                              source: "https://example.test/pricing (batch, over 272k)", as_of: "2026-12-05"}
-""")
+"""
+    )
     catalog = PriceCatalog([], use_fallback=False).with_overrides(stated)
     entry = catalog.lookup("gpt-priced-here")
     assert entry.batch_long_context is not None and entry.batch_long_context.cache_read == Decimal("0.25")
@@ -535,18 +685,25 @@ def test_a_price_file_states_batch_long_context_prices_and_they_price_a_long_bat
     assert cost.output_usd == 1_000 * Decimal("11.25") / M
     assert cost.total_usd == Decimal("0.53625")
     # Under the threshold the batch prices are the standard ones
-    assert compute_cost(Usage(100_000, 0), "gpt-priced-here", mode="batch", one_call=True,
-                        catalog=catalog).total_usd == Decimal("0.125")
+    assert compute_cost(
+        Usage(100_000, 0), "gpt-priced-here", mode="batch", one_call=True, catalog=catalog
+    ).total_usd == Decimal("0.125")
 
 
-@pytest.mark.parametrize(("extra", "said"), [
-    ('above_tokens: 200000, input: "2.50", output: "11.25", source: s, as_of: "2026-12-05"',
-     r"batch_long_context: its above_tokens \(200000\) must be the long_context threshold's"),
-    ('above_tokens: 272000, input: "2.50", output: "11.25", source: s, as_of: "2999-01-01"',
-     r"models.gpt-priced-here.regions.global.batch_long_context.as_of: 2999-01-01 is in the future"),
-    ('above_tokens: 272000, input: "2.50", source: s, as_of: "2026-12-05"',
-     r"batch_long_context: output required"),
-])
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        (
+            'above_tokens: 200000, input: "2.50", output: "11.25", source: s, as_of: "2026-12-05"',
+            r"batch_long_context: its above_tokens \(200000\) must be the long_context threshold's",
+        ),
+        (
+            'above_tokens: 272000, input: "2.50", output: "11.25", source: s, as_of: "2999-01-01"',
+            r"models.gpt-priced-here.regions.global.batch_long_context.as_of: 2999-01-01 is in the future",
+        ),
+        ('above_tokens: 272000, input: "2.50", source: s, as_of: "2026-12-05"', r"batch_long_context: output required"),
+    ],
+)
 def test_a_wrong_batch_long_context_block_is_named(tmp_path, extra, said):
     bad = tmp_path / "bad.yaml"
     bad.write_text(BATCH_LONG_FILE + f"        batch_long_context: {{{extra}}}\n")

@@ -22,8 +22,7 @@ from tokenomy.pricing.cost import compute_cost
 
 M = 1_000_000
 US = ["us-east-1", "us-east-2", "us-west-2"]
-GEO = US + ["eu-central-1", "eu-west-1", "eu-west-3", "ap-northeast-1", "ap-southeast-2", "ap-south-1",
-            "us-gov-west-1"]
+GEO = US + ["eu-central-1", "eu-west-1", "eu-west-3", "ap-northeast-1", "ap-southeast-2", "ap-south-1", "us-gov-west-1"]
 # (model id, regions it is sold in, published input price per 1M tokens in those regions)
 CURRENT = [
     ("anthropic.claude-sonnet-4-5-20250929-v1:0", GEO, "3.30"),
@@ -79,8 +78,9 @@ def test_current_models_are_priced_where_they_are_sold(model, region, price):
 
 
 def test_prices_json_answers_for_a_current_model_in_its_region():
-    result = CliRunner().invoke(app, ["prices", "au.anthropic.claude-haiku-4-5-20251001-v1:0", "--region",
-                                      "ap-southeast-2", "--json"])
+    result = CliRunner().invoke(
+        app, ["prices", "au.anthropic.claude-haiku-4-5-20251001-v1:0", "--region", "ap-southeast-2", "--json"]
+    )
     data = json.loads(result.stdout)
     assert data["region"] == "ap-southeast-2" and data["input"] == "1.1000" and data["cache_write_1h"] == "2.2000"
     assert data["source"] and data["as_of"] and data["priced_by"] == "tokenomy-catalog"
@@ -96,9 +96,15 @@ def test_the_playbook_example_on_demand_and_batch_in_sydney():
     assert on_demand.as_of and batch.as_of
 
 
-@pytest.mark.parametrize("model", ["anthropic.claude-3-5-haiku-20241022-v1:0",
-                                   "anthropic.claude-3-7-sonnet-20250219-v1:0",
-                                   "anthropic.claude-sonnet-4-20250514-v1:0", "anthropic.claude-opus-4-20250514-v1:0"])
+@pytest.mark.parametrize(
+    "model",
+    [
+        "anthropic.claude-3-5-haiku-20241022-v1:0",
+        "anthropic.claude-3-7-sonnet-20250219-v1:0",
+        "anthropic.claude-sonnet-4-20250514-v1:0",
+        "anthropic.claude-opus-4-20250514-v1:0",
+    ],
+)
 def test_batch_is_refused_with_the_reason_where_aws_lists_none(model):
     with pytest.raises(UsageError, match="no batch price: AWS's Bedrock pricing table lists batch inference as N/A"):
         compute_cost(Usage(M, M), model, "us-east-1", "batch")
@@ -112,8 +118,9 @@ def test_one_hour_cache_writes():
     assert bedrock.cache_write_usd == Decimal("2.20")
     with pytest.raises(UsageError, match="no published 1-hour cache-write price"):
         compute_cost(Usage(0, 0, 0, M), "amazon.nova-pro-v1:0", cache_ttl="1h")
-    out = CliRunner().invoke(app, ["cost", "--model", "claude-opus-4-5-20251101", "--cache-write", "1000000",
-                                   "--cache-ttl", "1h", "--json"])
+    out = CliRunner().invoke(
+        app, ["cost", "--model", "claude-opus-4-5-20251101", "--cache-write", "1000000", "--cache-ttl", "1h", "--json"]
+    )
     assert json.loads(out.stdout)["cache_write_usd"] == "10.000000"
 
 
@@ -122,8 +129,10 @@ def test_a_calls_own_split_of_cache_writes_prices_each_part_at_its_lifetimes_pri
     cacheDetails) at the 1-hour price, the rest of the writes at the 5-minute one, on demand and in batch."""
     split = Usage(0, 0, 0, 3 * M, cache_write_1h_tokens=M)
     assert compute_cost(split, "claude-sonnet-4-5-20250929").cache_write_usd == 2 * Decimal("3.75") + Decimal("6.00")
-    assert compute_cost(split, "claude-sonnet-4-5-20250929", mode="batch").cache_write_usd == (
-        2 * Decimal("3.75") + Decimal("6.00")) / 2  # Anthropic's batch discount, on both
+    assert (
+        compute_cost(split, "claude-sonnet-4-5-20250929", mode="batch").cache_write_usd
+        == (2 * Decimal("3.75") + Decimal("6.00")) / 2
+    )  # Anthropic's batch discount, on both
     assert (split + split).cache_write_1h_tokens == 2 * M
     with pytest.raises(UsageError, match="no published 1-hour cache-write price but usage reports 1000000"):
         compute_cost(split, "anthropic.claude-sonnet-4-20250514-v1:0", "us-east-1")
@@ -131,34 +140,57 @@ def test_a_calls_own_split_of_cache_writes_prices_each_part_at_its_lifetimes_pri
         compute_cost(Usage(0, 0, 0, 0, cache_write_1h_tokens=M), "claude-sonnet-4-5-20250929")
 
 
-@pytest.mark.parametrize("asked, model, region", [
-    ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "anthropic.claude-sonnet-4-5-20250929-v1:0", "us-east-1"),
-    ("eu.anthropic.claude-haiku-4-5-20251001-v1:0", "anthropic.claude-haiku-4-5-20251001-v1:0", "eu-central-1"),
-    ("apac.anthropic.claude-sonnet-4-20250514-v1:0", "anthropic.claude-sonnet-4-20250514-v1:0", "ap-northeast-1"),
-    ("jp.anthropic.claude-haiku-4-5-20251001-v1:0", "anthropic.claude-haiku-4-5-20251001-v1:0", "ap-northeast-1"),
-    ("au.anthropic.claude-sonnet-4-6", "anthropic.claude-sonnet-4-6", "ap-southeast-2"),
-    ("us-gov.anthropic.claude-sonnet-4-5-20250929-v1:0", "anthropic.claude-sonnet-4-5-20250929-v1:0", "us-gov-west-1"),
-    ("global.anthropic.claude-opus-4-5-20251101-v1:0", "global.anthropic.claude-opus-4-5-20251101-v1:0", "global"),
-    ("arn:aws:bedrock:eu-west-1::foundation-model/anthropic.claude-sonnet-4-5-20250929-v1:0",
-     "anthropic.claude-sonnet-4-5-20250929-v1:0", "eu-west-1"),
-    ("arn:aws:bedrock:ap-southeast-2:123456789012:inference-profile/au.anthropic.claude-haiku-4-5-20251001-v1:0",
-     "anthropic.claude-haiku-4-5-20251001-v1:0", "ap-southeast-2"),
-    ("anthropic.claude-opus-4-6-v1:0", "anthropic.claude-opus-4-6-v1", "us-east-1"),
-    ("anthropic.claude-3-haiku-20240307-v1:0:200k", "anthropic.claude-3-haiku-20240307-v1:0", "us-east-1"),
-    ("claude-sonnet-4-5", "claude-sonnet-4-5-20250929", "global"),
-    ("claude-3-5-haiku-latest", "claude-3-5-haiku-20241022", "global"),
-    ("anthropic/claude-opus-4-5-20251101", "claude-opus-4-5-20251101", "global"),
-    ("gpt-4o-2024-08-06", "gpt-4o", "global"),
-    ("openai/gpt-4.1-mini", "gpt-4.1-mini", "global"),
-    ("azure/gpt-4o-mini", "gpt-4o-mini", "global"),
-    ("models/gemini-2.5-flash", "gemini-2.5-flash", "global"),
-    # LiteLLM's Bedrock routes keep the profile: `global.` is the global price, not the regional one (+10%).
-    ("bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0", "anthropic.claude-sonnet-4-5-20250929-v1:0", "us-east-1"),
-    ("bedrock/converse/eu.anthropic.claude-haiku-4-5-20251001-v1:0", "anthropic.claude-haiku-4-5-20251001-v1:0",
-     "eu-central-1"),
-    ("bedrock_converse/global.anthropic.claude-opus-4-5-20251101-v1:0",
-     "global.anthropic.claude-opus-4-5-20251101-v1:0", "global"),
-])
+@pytest.mark.parametrize(
+    "asked, model, region",
+    [
+        ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "anthropic.claude-sonnet-4-5-20250929-v1:0", "us-east-1"),
+        ("eu.anthropic.claude-haiku-4-5-20251001-v1:0", "anthropic.claude-haiku-4-5-20251001-v1:0", "eu-central-1"),
+        ("apac.anthropic.claude-sonnet-4-20250514-v1:0", "anthropic.claude-sonnet-4-20250514-v1:0", "ap-northeast-1"),
+        ("jp.anthropic.claude-haiku-4-5-20251001-v1:0", "anthropic.claude-haiku-4-5-20251001-v1:0", "ap-northeast-1"),
+        ("au.anthropic.claude-sonnet-4-6", "anthropic.claude-sonnet-4-6", "ap-southeast-2"),
+        (
+            "us-gov.anthropic.claude-sonnet-4-5-20250929-v1:0",
+            "anthropic.claude-sonnet-4-5-20250929-v1:0",
+            "us-gov-west-1",
+        ),
+        ("global.anthropic.claude-opus-4-5-20251101-v1:0", "global.anthropic.claude-opus-4-5-20251101-v1:0", "global"),
+        (
+            "arn:aws:bedrock:eu-west-1::foundation-model/anthropic.claude-sonnet-4-5-20250929-v1:0",
+            "anthropic.claude-sonnet-4-5-20250929-v1:0",
+            "eu-west-1",
+        ),
+        (
+            "arn:aws:bedrock:ap-southeast-2:123456789012:inference-profile/au.anthropic.claude-haiku-4-5-20251001-v1:0",
+            "anthropic.claude-haiku-4-5-20251001-v1:0",
+            "ap-southeast-2",
+        ),
+        ("anthropic.claude-opus-4-6-v1:0", "anthropic.claude-opus-4-6-v1", "us-east-1"),
+        ("anthropic.claude-3-haiku-20240307-v1:0:200k", "anthropic.claude-3-haiku-20240307-v1:0", "us-east-1"),
+        ("claude-sonnet-4-5", "claude-sonnet-4-5-20250929", "global"),
+        ("claude-3-5-haiku-latest", "claude-3-5-haiku-20241022", "global"),
+        ("anthropic/claude-opus-4-5-20251101", "claude-opus-4-5-20251101", "global"),
+        ("gpt-4o-2024-08-06", "gpt-4o", "global"),
+        ("openai/gpt-4.1-mini", "gpt-4.1-mini", "global"),
+        ("azure/gpt-4o-mini", "gpt-4o-mini", "global"),
+        ("models/gemini-2.5-flash", "gemini-2.5-flash", "global"),
+        # LiteLLM's Bedrock routes keep the profile: `global.` is the global price, not the regional one (+10%).
+        (
+            "bedrock/us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+            "anthropic.claude-sonnet-4-5-20250929-v1:0",
+            "us-east-1",
+        ),
+        (
+            "bedrock/converse/eu.anthropic.claude-haiku-4-5-20251001-v1:0",
+            "anthropic.claude-haiku-4-5-20251001-v1:0",
+            "eu-central-1",
+        ),
+        (
+            "bedrock_converse/global.anthropic.claude-opus-4-5-20251101-v1:0",
+            "global.anthropic.claude-opus-4-5-20251101-v1:0",
+            "global",
+        ),
+    ],
+)
 def test_identifiers_resolve(asked, model, region):
     entry = PriceCatalog.builtin().lookup(asked)
     assert (entry.model, entry.region) == (model, region)
@@ -173,11 +205,17 @@ def test_a_bedrock_route_prefix_reaches_the_library_with_its_profile():
     assert routed.resolved_from == "bedrock/global.anthropic.claude-opus-4-5-20251101-v1:0"
 
 
-@pytest.mark.parametrize("arn, says", [
-    ("arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3", "application inference profile"),
-    ("arn:aws:bedrock:us-east-1:123456789012:default-prompt-router/anthropic.claude:1", "prompt router"),
-    ("arn:aws:bedrock:us-east-1:123456789012:provisioned-model/xyz", "model unit-hour"),
-])
+@pytest.mark.parametrize(
+    "arn, says",
+    [
+        (
+            "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3",
+            "application inference profile",
+        ),
+        ("arn:aws:bedrock:us-east-1:123456789012:default-prompt-router/anthropic.claude:1", "prompt router"),
+        ("arn:aws:bedrock:us-east-1:123456789012:provisioned-model/xyz", "model unit-hour"),
+    ],
+)
 def test_arns_that_name_no_model_say_how_to_price_them(arn, says):
     with pytest.raises(UnknownModelError, match=f"{says}.*price_as"):
         PriceCatalog.builtin().lookup(arn)
@@ -186,8 +224,10 @@ def test_arns_that_name_no_model_say_how_to_price_them(arn, says):
 def test_a_price_file_can_alias_an_application_profile(tmp_path):
     arn = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3"
     prices = tmp_path / "prices.yaml"
-    prices.write_text(f'provider: aws.bedrock\nsource: ours\nas_of: "2026-11-01"\nmodels: {{}}\n'
-                      f'aliases:\n  "{arn}": us.anthropic.claude-haiku-4-5-20251001-v1:0\n')
+    prices.write_text(
+        f'provider: aws.bedrock\nsource: ours\nas_of: "2026-11-01"\nmodels: {{}}\n'
+        f'aliases:\n  "{arn}": us.anthropic.claude-haiku-4-5-20251001-v1:0\n'
+    )
     entry = PriceCatalog.builtin().with_overrides(prices).lookup(arn)
     assert entry.model == "anthropic.claude-haiku-4-5-20251001-v1:0" and entry.resolved_from == arn
 
@@ -206,8 +246,17 @@ def test_the_library_fallback_resolves_bedrock_ids_and_keeps_batch():
 
 
 PROVIDERS = {"aws.bedrock": "aws", "anthropic": "anthropic", "openai": "openai", "google": "google"}
-FIELDS = ("input", "output", "cache_read", "cache_write", "cache_write_1h", "batch_input", "batch_output",
-          "batch_cache_read", "web_search")
+FIELDS = (
+    "input",
+    "output",
+    "cache_read",
+    "cache_write",
+    "cache_write_1h",
+    "batch_input",
+    "batch_output",
+    "batch_cache_read",
+    "web_search",
+)
 
 
 def test_curated_figures_match_the_library_or_say_why_not():
@@ -258,8 +307,10 @@ def test_bedrock_claude_3_5_sonnet_v2_cache_tokens_cost_what_bedrock_bills():
 
 def test_the_comparison_catches_a_drifted_figure(tmp_path):
     drifted = tmp_path / "drift.yaml"
-    drifted.write_text('provider: openai\nsource: x\nas_of: "2026-11-01"\nmodels:\n  gpt-4.1:\n    regions:\n'
-                       '      global: {input: "2.10", output: "8.00"}\n')
+    drifted.write_text(
+        'provider: openai\nsource: x\nas_of: "2026-11-01"\nmodels:\n  gpt-4.1:\n    regions:\n'
+        '      global: {input: "2.10", output: "8.00"}\n'
+    )
     entry = PriceCatalog.builtin().with_overrides(drifted).lookup("gpt-4.1")
     assert library.library_figures("openai", "gpt-4.1")["input"] != entry.input and not entry.overrides
 
@@ -296,10 +347,22 @@ def test_prices_update_from_a_file_saved_with_a_byte_order_mark(tmp_path, monkey
     # "not a JSON file (Unexpected UTF-8 BOM ...)". The mark is skipped, as errors.read_utf8 skips it for other files.
     monkeypatch.setenv("TOKENOMY_HOME", str(tmp_path / "home"))
     library.reset()
-    payload = [{"id": "acme", "name": "Acme", "api_pattern": "https://api\\.acme\\.test",
-                "pricing_urls": ["https://acme.test/pricing"], "model_match": {"starts_with": "acme-"},
-                "models": [{"id": "acme-chat-3", "match": {"equals": "acme-chat-3"},
-                            "prices": {"input_mtok": 0.5, "output_mtok": 2}}]}]
+    payload = [
+        {
+            "id": "acme",
+            "name": "Acme",
+            "api_pattern": "https://api\\.acme\\.test",
+            "pricing_urls": ["https://acme.test/pricing"],
+            "model_match": {"starts_with": "acme-"},
+            "models": [
+                {
+                    "id": "acme-chat-3",
+                    "match": {"equals": "acme-chat-3"},
+                    "prices": {"input_mtok": 0.5, "output_mtok": 2},
+                }
+            ],
+        }
+    ]
     data = tmp_path / "data.json"
     data.write_bytes(b"\xef\xbb\xbf" + json.dumps(payload).encode())
     try:
@@ -317,10 +380,22 @@ def test_prices_update_from_a_file_saved_with_a_byte_order_mark(tmp_path, monkey
 def test_prices_update_from_a_file(tmp_path, monkeypatch):
     monkeypatch.setenv("TOKENOMY_HOME", str(tmp_path / "home"))
     library.reset()
-    payload = [{"id": "acme", "name": "Acme", "api_pattern": "https://api\\.acme\\.test",
-                "pricing_urls": ["https://acme.test/pricing"], "model_match": {"starts_with": "acme-"},
-                "models": [{"id": "acme-chat-2", "match": {"equals": "acme-chat-2"},
-                            "prices": {"input_mtok": 0.4, "output_mtok": 1.6}}]}]
+    payload = [
+        {
+            "id": "acme",
+            "name": "Acme",
+            "api_pattern": "https://api\\.acme\\.test",
+            "pricing_urls": ["https://acme.test/pricing"],
+            "model_match": {"starts_with": "acme-"},
+            "models": [
+                {
+                    "id": "acme-chat-2",
+                    "match": {"equals": "acme-chat-2"},
+                    "prices": {"input_mtok": 0.4, "output_mtok": 1.6},
+                }
+            ],
+        }
+    ]
     data = tmp_path / "data.json"
     data.write_text(json.dumps(payload))
     try:
@@ -343,6 +418,7 @@ def test_prices_update_from_a_file(tmp_path, monkeypatch):
 
 # -- service tiers (priority / flex) -----------------------------------------------------------------------------
 
+
 def test_openai_flex_and_priority_are_priced_at_their_published_prices():
     usage = Usage(M, M, M, 0)
     flex = compute_cost(usage, "gpt-5", service_tier="flex")
@@ -356,13 +432,16 @@ def test_openai_flex_and_priority_are_priced_at_their_published_prices():
     assert compute_cost(Usage(0, 0, M), "o4-mini", service_tier="flex").cache_read_usd == Decimal("0.138")
 
 
-@pytest.mark.parametrize("model, tier, reason", [
-    ("gpt-5-nano", "priority", "no priority service-tier price"),       # OpenAI publishes flex only
-    ("gpt-4o", "flex", "no flex service-tier price"),                   # priority only
-    ("o1", "flex", "no flex service-tier price"),
-    ("claude-sonnet-4-5-20250929", "priority", "no priority service-tier price"),
-    ("openai.gpt-oss-120b-1:0", "flex", "AWS sells priority and flex tiers for this model"),
-])
+@pytest.mark.parametrize(
+    "model, tier, reason",
+    [
+        ("gpt-5-nano", "priority", "no priority service-tier price"),  # OpenAI publishes flex only
+        ("gpt-4o", "flex", "no flex service-tier price"),  # priority only
+        ("o1", "flex", "no flex service-tier price"),
+        ("claude-sonnet-4-5-20250929", "priority", "no priority service-tier price"),
+        ("openai.gpt-oss-120b-1:0", "flex", "AWS sells priority and flex tiers for this model"),
+    ],
+)
 def test_a_tier_without_a_published_price_is_refused_with_the_reason(model, tier, reason):
     with pytest.raises(UsageError, match=reason):
         compute_cost(Usage(M, M), model, "us-west-2" if model.startswith("openai.") else None, service_tier=tier)
@@ -376,8 +455,21 @@ def test_tiers_are_on_demand_only_and_named_exactly():
 
 
 def test_cost_cli_service_tier():
-    out = CliRunner().invoke(app, ["cost", "--model", "gpt-5.1", "--input", "1000000", "--output", "1000000",
-                                   "--service-tier", "priority", "--json"])
+    out = CliRunner().invoke(
+        app,
+        [
+            "cost",
+            "--model",
+            "gpt-5.1",
+            "--input",
+            "1000000",
+            "--output",
+            "1000000",
+            "--service-tier",
+            "priority",
+            "--json",
+        ],
+    )
     data = json.loads(out.stdout)
     assert data["total_usd"] == "22.500000" and data["service_tier"] == "priority" and data["as_of"] == "2026-10-12"
     refused = CliRunner().invoke(app, ["cost", "--model", "gpt-4.1", "--input", "10", "--service-tier", "flex"])
@@ -389,13 +481,16 @@ def test_cost_cli_service_tier():
 
 def test_a_tier_in_a_price_file_needs_its_source_and_date(tmp_path):
     prices = tmp_path / "tiers.yaml"
-    prices.write_text('provider: aws.bedrock\nsource: x\nas_of: "2026-11-01"\nmodels:\n  openai.gpt-oss-20b-1:0:\n'
-                      '    regions:\n      us-west-2:\n        input: "0.07"\n        output: "0.30"\n'
-                      '        service_tiers: {flex: {input: "0.035", output: "0.15"}}\n')
+    prices.write_text(
+        'provider: aws.bedrock\nsource: x\nas_of: "2026-11-01"\nmodels:\n  openai.gpt-oss-20b-1:0:\n'
+        '    regions:\n      us-west-2:\n        input: "0.07"\n        output: "0.30"\n'
+        '        service_tiers: {flex: {input: "0.035", output: "0.15"}}\n'
+    )
     with pytest.raises(ConfigError, match="source, as_of required"):
         PriceCatalog.builtin().with_overrides(prices)
-    prices.write_text(prices.read_text().replace('output: "0.15"}', 'output: "0.15", source: "my contract", '
-                                                                        'as_of: "2026-11-20"}'))
+    prices.write_text(
+        prices.read_text().replace('output: "0.15"}', 'output: "0.15", source: "my contract", as_of: "2026-11-20"}')
+    )
     catalog = PriceCatalog.builtin().with_overrides(prices)
     flex = compute_cost(Usage(M, M), "openai.gpt-oss-20b-1:0", "us-west-2", catalog=catalog, service_tier="flex")
     assert flex.total_usd == Decimal("0.185") and flex.source == "my contract"
@@ -412,8 +507,11 @@ def test_curated_tier_figures_match_the_library():
         theirs = figures["service_tiers"]
         assert set(entry.service_tiers) == set(theirs), entry.model
         for name, tier in entry.service_tiers.items():
-            assert (tier.input, tier.output, tier.cache_read) == (theirs[name].input, theirs[name].output,
-                                                                  theirs[name].cache_read), (entry.model, name)
+            assert (tier.input, tier.output, tier.cache_read) == (
+                theirs[name].input,
+                theirs[name].output,
+                theirs[name].cache_read,
+            ), (entry.model, name)
             compared += 1
     assert compared >= 15, compared
 
@@ -425,13 +523,17 @@ def test_the_library_fallback_keeps_service_tiers():
     assert compute_cost(Usage(M, 0), "gpt-5.2", catalog=catalog, service_tier="priority").total_usd == Decimal("3.5")
 
 
-@pytest.mark.parametrize("profile", ["eu.amazon.nova-micro-v1:0", "apac.amazon.nova-lite-v1:0",
-                                     "us-gov.amazon.nova-pro-v1:0"])
+@pytest.mark.parametrize(
+    "profile", ["eu.amazon.nova-micro-v1:0", "apac.amazon.nova-lite-v1:0", "us-gov.amazon.nova-pro-v1:0"]
+)
 def test_nova_profiles_outside_the_verified_regions_are_refused_not_guessed(profile):
     """AWS sells Nova through these profiles, but no regional figure could be verified: the answer names the
     priced regions and the fix instead of applying the US price."""
-    with pytest.raises(UnknownModelError, match=r"no price for region .*priced regions: \['us-east-1', 'us-west-2'\]"
-                                                 r".*--prices FILE"):
+    with pytest.raises(
+        UnknownModelError,
+        match=r"no price for region .*priced regions: \['us-east-1', 'us-west-2'\]"
+        r".*--prices FILE",
+    ):
         PriceCatalog.builtin().lookup(profile)
 
 
@@ -480,9 +582,11 @@ def test_the_first_gpt_4o_snapshot_keeps_its_own_prices():
 
 def test_a_global_profile_keeps_the_global_price_through_an_alias():
     one_million = Usage(M, 0)
-    for asked, price in (("global.anthropic.claude-opus-4-6-v1:0", "5.00"),
-                         ("global.anthropic.claude-sonnet-4-6-v1:0", "3.00"),
-                         ("us.anthropic.claude-opus-4-6-v1:0", "5.50")):  # a geographic profile: in-region price
+    for asked, price in (
+        ("global.anthropic.claude-opus-4-6-v1:0", "5.00"),
+        ("global.anthropic.claude-sonnet-4-6-v1:0", "3.00"),
+        ("us.anthropic.claude-opus-4-6-v1:0", "5.50"),
+    ):  # a geographic profile: in-region price
         assert compute_cost(one_million, asked).total_usd == Decimal(price), asked
 
 
@@ -505,16 +609,21 @@ def test_curated_long_context_prices_match_the_library():
             continue
         for name in ("above_tokens", "input", "output", "cache_read", "cache_write", "cache_write_1h"):
             if getattr(theirs, name) is not None and getattr(ours, name) != getattr(theirs, name):
-                wrong.append(f"{entry.model} {entry.region} long_context.{name}: {getattr(ours, name)} vs "
-                             f"{getattr(theirs, name)}")
+                wrong.append(
+                    f"{entry.model} {entry.region} long_context.{name}: {getattr(ours, name)} vs "
+                    f"{getattr(theirs, name)}"
+                )
     assert compared >= 2 and not wrong, "\n".join(wrong)
 
 
-@pytest.mark.parametrize("model, short, long", [
-    # (input, output, cache read) per 1M tokens up to 200k prompt tokens, then over
-    ("gemini-2.5-pro", ("1.25", "10.00", "0.125"), ("2.50", "15.00", "0.25")),
-    ("claude-sonnet-4-5-20250929", ("3.00", "15.00", "0.30"), ("6.00", "22.50", "0.60")),
-])
+@pytest.mark.parametrize(
+    "model, short, long",
+    [
+        # (input, output, cache read) per 1M tokens up to 200k prompt tokens, then over
+        ("gemini-2.5-pro", ("1.25", "10.00", "0.125"), ("2.50", "15.00", "0.25")),
+        ("claude-sonnet-4-5-20250929", ("3.00", "15.00", "0.30"), ("6.00", "22.50", "0.60")),
+    ],
+)
 def test_a_prompt_over_200k_tokens_is_billed_whole_at_the_long_context_price(model, short, long):
     def expected(tokens_in, tokens_cached, tokens_out, rates):
         rate_in, rate_out, rate_cached = (Decimal(r) for r in rates)
@@ -533,10 +642,12 @@ def test_a_prompt_over_200k_tokens_is_billed_whole_at_the_long_context_price(mod
 
 def test_long_context_refuses_what_it_has_no_price_for(tmp_path):
     prices = tmp_path / "prices.yaml"  # a model publishing no 1-hour write price for long prompts
-    prices.write_text('provider: anthropic\nsource: x\nas_of: "2026-11-01"\nmodels:\n  m:\n    long_context: '
-                      '{above_tokens: 200000, input: "6", output: "22.5", cache_write: "7.5", source: x, '
-                      'as_of: "2026-11-01"}\n    regions:\n      global: {input: "3", output: "15", cache_read: "0.3", '
-                      'cache_write: "3.75", cache_write_1h: "6"}\n')
+    prices.write_text(
+        'provider: anthropic\nsource: x\nas_of: "2026-11-01"\nmodels:\n  m:\n    long_context: '
+        '{above_tokens: 200000, input: "6", output: "22.5", cache_write: "7.5", source: x, '
+        'as_of: "2026-11-01"}\n    regions:\n      global: {input: "3", output: "15", cache_read: "0.3", '
+        'cache_write: "3.75", cache_write_1h: "6"}\n'
+    )
     catalog = PriceCatalog.builtin().with_overrides(prices)
     with pytest.raises(UsageError, match="no 1-hour cache-write price for prompts over 200,000 tokens"):
         compute_cost(Usage(1_000, 0, 0, 250_000), "m", cache_ttl="1h", one_call=True, catalog=catalog)
@@ -553,8 +664,10 @@ def test_a_long_sonnet_4_5_call_with_1_hour_writes_is_priced_at_the_long_context
 
 def test_a_long_context_block_in_a_price_file_is_checked(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text('provider: google\nsource: x\nas_of: "2026-11-01"\nmodels:\n  m:\n    long_context: '
-                   '{above_tokens: 200000, input: "2"}\n    regions:\n      global: {input: "1", output: "2"}\n')
+    bad.write_text(
+        'provider: google\nsource: x\nas_of: "2026-11-01"\nmodels:\n  m:\n    long_context: '
+        '{above_tokens: 200000, input: "2"}\n    regions:\n      global: {input: "1", output: "2"}\n'
+    )
     with pytest.raises(ConfigError, match=r"models\.m\.regions\.global\.long_context: output, source, as_of required"):
         PriceCatalog.builtin().with_overrides(bad)
 
@@ -563,15 +676,22 @@ def test_a_price_file_cannot_price_a_model_at_zero_by_mistake(tmp_path):
     """Prices written beside `regions:` were dropped and the region's entry (which replaces the built-in one) had
     none: Sonnet 4.5 in eu-west-1 cost $0.000000 per million tokens. An entry missing a price priced it at $0."""
     beside = tmp_path / "beside.yaml"
-    beside.write_text('provider: aws.bedrock\nsource: https://example.com/quote\nas_of: "2026-11-01"\nmodels:\n'
-                      '  anthropic.claude-sonnet-4-5-20250929-v1:0:\n    input: "2.90"\n    output: "14.50"\n'
-                      '    regions:\n      eu-west-1: {}\n')
-    with pytest.raises(ConfigError, match=r"models\.anthropic\.claude-sonnet-4-5-20250929-v1:0: unknown field\(s\) "
-                                          r"\['input', 'output'\]; prices go in a region block"):
+    beside.write_text(
+        'provider: aws.bedrock\nsource: https://example.com/quote\nas_of: "2026-11-01"\nmodels:\n'
+        '  anthropic.claude-sonnet-4-5-20250929-v1:0:\n    input: "2.90"\n    output: "14.50"\n'
+        "    regions:\n      eu-west-1: {}\n"
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"models\.anthropic\.claude-sonnet-4-5-20250929-v1:0: unknown field\(s\) "
+        r"\['input', 'output'\]; prices go in a region block",
+    ):
         PriceCatalog.builtin().with_overrides(beside)
     half = tmp_path / "half.yaml"
-    half.write_text('provider: openai\nsource: https://example.com/quote\nas_of: "2026-11-01"\nmodels:\n'
-                    '  my-model:\n    regions:\n      global: {input: "1.00", provisioned_hourly: {1m: "10"}}\n')
+    half.write_text(
+        'provider: openai\nsource: https://example.com/quote\nas_of: "2026-11-01"\nmodels:\n'
+        '  my-model:\n    regions:\n      global: {input: "1.00", provisioned_hourly: {1m: "10"}}\n'
+    )
     catalog = PriceCatalog.builtin().with_overrides(half)
     with pytest.raises(UsageError, match="model 'my-model' in global has no output price"):
         compute_cost(Usage(M, M), "my-model", catalog=catalog)
@@ -595,8 +715,12 @@ def test_a_cached_token_in_a_batch_costs_what_the_provider_publishes():
     assert curated >= 20 and not derived, "\n".join(derived)
     # By hand, per 1M cached tokens in a batch: gpt-4.1 $0.50 (its cached-input price; half of it was charged),
     # gemini-2.5-flash $0.03, gpt-5 $0.0625 (half of $0.125), Claude Sonnet 4.5 $0.15 (half of $0.30).
-    for model, price in (("gpt-4.1", "0.50"), ("gemini-2.5-flash", "0.03"), ("gpt-5", "0.0625"),
-                         ("claude-sonnet-4-5-20250929", "0.15")):
+    for model, price in (
+        ("gpt-4.1", "0.50"),
+        ("gemini-2.5-flash", "0.03"),
+        ("gpt-5", "0.0625"),
+        ("claude-sonnet-4-5-20250929", "0.15"),
+    ):
         assert compute_cost(Usage(0, 0, M), model, mode="batch").cache_read_usd == Decimal(price), model
     # Over 200k prompt tokens Gemini 2.5 Pro's batch cache read is its long-context cached price, $0.25 (not halved).
     long = compute_cost(Usage(100_000, 0, 150_000), "gemini-2.5-pro", mode="batch", one_call=True)
@@ -616,8 +740,9 @@ def test_prices_flags_a_stale_entry_where_it_shows_its_date(monkeypatch):
     runner = CliRunner()
     shown = runner.invoke(app, ["prices", "anthropic.claude-v2:1", "--region", "us-east-1"], env={"COLUMNS": "250"})
     assert shown.exit_code == 0 and "│ stale " in shown.stdout and "413 days old: pass --prices FILE" in shown.stdout
-    current = runner.invoke(app, ["prices", "anthropic.claude-opus-4-5-20251101-v1:0", "--region", "us-east-1"],
-                            env={"COLUMNS": "250"})
+    current = runner.invoke(
+        app, ["prices", "anthropic.claude-opus-4-5-20251101-v1:0", "--region", "us-east-1"], env={"COLUMNS": "250"}
+    )
     assert current.exit_code == 0 and "stale" not in current.stdout
     listed = runner.invoke(app, ["prices", "--region", "eu-west-2", "--wide"], env={"COLUMNS": "250"}).stdout
     lines = {line.split("│")[2].strip(): line for line in listed.splitlines() if line.count("│") > 3}
@@ -625,15 +750,18 @@ def test_prices_flags_a_stale_entry_where_it_shows_its_date(monkeypatch):
     assert "(stale)" not in lines["anthropic.claude-3-haiku-20240307-v1:0"]
 
 
-@pytest.mark.parametrize("model, tier, rates", [
-    # (input, cache read, cache write, output) per 1M tokens over 272k input tokens at the tier: OpenAI's long-context
-    # rates (2x input and cache, 1.5x output) at the tier's multiple (flex half, priority twice), as genai-prices has.
-    ("gpt-6.1-sol", "priority", ("8", "0.40", "10", "30")),
-    ("gpt-6.1-sol", "flex", ("2", "0.10", "2.50", "7.50")),
-    ("gpt-6.2-astra", "priority", ("32", "1.60", "40", "120")),
-    ("gpt-6.2-sol", "ultrafast", ("12", "0.60", "15", "45")),
-    ("gpt-5.5", "flex", ("5", "0.50", None, "22.50")),  # priced by genai-prices
-])
+@pytest.mark.parametrize(
+    "model, tier, rates",
+    [
+        # (input, cache read, cache write, output) per 1M tokens over 272k input tokens at the tier: OpenAI's long-context
+        # rates (2x input and cache, 1.5x output) at the tier's multiple (flex half, priority twice), as genai-prices has.
+        ("gpt-6.1-sol", "priority", ("8", "0.40", "10", "30")),
+        ("gpt-6.1-sol", "flex", ("2", "0.10", "2.50", "7.50")),
+        ("gpt-6.2-astra", "priority", ("32", "1.60", "40", "120")),
+        ("gpt-6.2-sol", "ultrafast", ("12", "0.60", "15", "45")),
+        ("gpt-5.5", "flex", ("5", "0.50", None, "22.50")),  # priced by genai-prices
+    ],
+)
 def test_a_prompt_over_272k_tokens_at_a_service_tier_is_billed_at_the_tiers_long_context_prices(model, tier, rates):
     # Such a call was refused a price ("the priority tier publishes no price for prompts over 272,000 tokens"), so the
     # gateway recorded it at $0, unpriced, though the tier's long-context prices are published.
@@ -671,11 +799,18 @@ def test_curated_tier_long_context_prices_match_the_library():
     assert compared >= 10 and not wrong, "\n".join(wrong)
 
 
-@pytest.mark.parametrize(("profile", "base", "source_region"), [
-    ("eu.amazon.nova-pro-v1:0", "amazon.nova-pro-v1:0", "eu-central-1"),
-    ("apac.amazon.nova-pro-v1:0", "amazon.nova-pro-v1:0", "ap-northeast-1"),
-    ("apac.anthropic.claude-3-5-sonnet-20241022-v2:0", "anthropic.claude-3-5-sonnet-20241022-v2:0", "ap-northeast-1"),
-])
+@pytest.mark.parametrize(
+    ("profile", "base", "source_region"),
+    [
+        ("eu.amazon.nova-pro-v1:0", "amazon.nova-pro-v1:0", "eu-central-1"),
+        ("apac.amazon.nova-pro-v1:0", "amazon.nova-pro-v1:0", "ap-northeast-1"),
+        (
+            "apac.anthropic.claude-3-5-sonnet-20241022-v2:0",
+            "anthropic.claude-3-5-sonnet-20241022-v2:0",
+            "ap-northeast-1",
+        ),
+    ],
+)
 def test_an_unpriced_geographic_profile_says_why_and_what_to_write(profile, base, source_region):
     """`tokenomy cost` refused these with "has no price for region 'eu-central-1' ... If it is sold there", naming a
     region the caller never gave: the refusal now says the region is the profile's assumed source region, that AWS
@@ -683,8 +818,12 @@ def test_an_unpriced_geographic_profile_says_why_and_what_to_write(profile, base
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "tokenomy.cli", "cost", "--model", profile, "--input", "1000",
-                             "--output", "100"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "tokenomy.cli", "cost", "--model", profile, "--input", "1000", "--output", "100"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     said = " ".join(result.stderr.split())
     assert f"no price for region '{source_region}'; priced regions: ['us-east-1', 'us-west-2']" in said, said

@@ -14,8 +14,12 @@ from tokenomy.providers.registry import ModelSpec
 
 M = Decimal(1_000_000)
 # 10,000 prompt tokens: 6,000 read from the cache, 3,000 written to it, 1,000 neither; 500 written out.
-REPORTED = {"prompt_tokens": 10_000, "completion_tokens": 500, "total_tokens": 10_500,
-            "prompt_tokens_details": {"cached_tokens": 6_000, "cache_write_tokens": 3_000}}
+REPORTED = {
+    "prompt_tokens": 10_000,
+    "completion_tokens": 500,
+    "total_tokens": 10_500,
+    "prompt_tokens_details": {"cached_tokens": 6_000, "cache_write_tokens": 3_000},
+}
 
 
 def test_the_usage_keeps_cache_writes_apart_from_input():
@@ -56,5 +60,7 @@ def test_a_batch_result_line_keeps_its_cache_writes_apart_too():
     usage = _usage(REPORTED)
     assert (usage.input_tokens, usage.cache_read_tokens, usage.cache_write_tokens) == (1_000, 6_000, 3_000)
     # At GPT-6.1 Sol's batch prices: half of each (the cache read and write in proportion to input's discount).
-    assert compute_cost(usage, "gpt-6.1-sol", mode="batch", one_call=True).total_usd == (
-        1_000 * Decimal("1") + 6_000 * Decimal("0.05") + 3_000 * Decimal("1.25") + 500 * Decimal("5")) / M
+    assert (
+        compute_cost(usage, "gpt-6.1-sol", mode="batch", one_call=True).total_usd
+        == (1_000 * Decimal("1") + 6_000 * Decimal("0.05") + 3_000 * Decimal("1.25") + 500 * Decimal("5")) / M
+    )

@@ -11,19 +11,22 @@ from tokenomy.pricing.cost import compute_cost
 M = 1_000_000
 
 
-@pytest.mark.parametrize("vertex, anthropic", [
-    # Vertex AI's model ids (platform.claude.com/docs/en/build-with-claude/claude-on-vertex-ai): `@` and the date.
-    ("claude-sonnet-4-5@20250929", "claude-sonnet-4-5-20250929"),
-    ("claude-sonnet-4@20250514", "claude-sonnet-4-20250514"),
-    ("claude-3-7-sonnet@20250219", "claude-3-7-sonnet-20250219"),
-    ("claude-3-5-sonnet-v2@20241022", "claude-3-5-sonnet-20241022"),  # Vertex's "v2" is Anthropic's 20241022
-    ("claude-opus-4-5@20251101", "claude-opus-4-5-20251101"),
-    ("claude-opus-4-1@20250805", "claude-opus-4-1-20250805"),
-    ("claude-opus-4@20250514", "claude-opus-4-20250514"),
-    ("claude-haiku-4-5@20251001", "claude-haiku-4-5-20251001"),
-    ("claude-3-5-haiku@20241022", "claude-3-5-haiku-20241022"),
-    ("claude-3-haiku@20240307", "claude-3-haiku-20240307"),
-])
+@pytest.mark.parametrize(
+    "vertex, anthropic",
+    [
+        # Vertex AI's model ids (platform.claude.com/docs/en/build-with-claude/claude-on-vertex-ai): `@` and the date.
+        ("claude-sonnet-4-5@20250929", "claude-sonnet-4-5-20250929"),
+        ("claude-sonnet-4@20250514", "claude-sonnet-4-20250514"),
+        ("claude-3-7-sonnet@20250219", "claude-3-7-sonnet-20250219"),
+        ("claude-3-5-sonnet-v2@20241022", "claude-3-5-sonnet-20241022"),  # Vertex's "v2" is Anthropic's 20241022
+        ("claude-opus-4-5@20251101", "claude-opus-4-5-20251101"),
+        ("claude-opus-4-1@20250805", "claude-opus-4-1-20250805"),
+        ("claude-opus-4@20250514", "claude-opus-4-20250514"),
+        ("claude-haiku-4-5@20251001", "claude-haiku-4-5-20251001"),
+        ("claude-3-5-haiku@20241022", "claude-3-5-haiku-20241022"),
+        ("claude-3-haiku@20240307", "claude-3-haiku-20240307"),
+    ],
+)
 def test_a_vertex_claude_id_is_priced_by_the_curated_entry_of_its_snapshot(vertex, anthropic):
     """They were priced by genai-prices' own matching: the same per-token figures, but without what only the curated
     entry holds, so a Vertex batch of Claude Opus 4.1 or 3.5 Haiku was refused ("no batch price"), and a budget had no
@@ -34,8 +37,12 @@ def test_a_vertex_claude_id_is_priced_by_the_curated_entry_of_its_snapshot(verte
     assert (entry.priced_by, entry.model, entry.resolved_from) == ("tokenomy-catalog", anthropic, vertex)
     usage = Usage(2_000, 500, cache_read_tokens=10_000, cache_write_tokens=1_000)
     # By hand at the curated prices: batch is half of input and output, and of cache reads in proportion.
-    batch = (2_000 * curated.batch_input + 500 * curated.batch_output + 10_000 * curated.cache_read / 2
-             + 1_000 * curated.cache_write / 2) / M
+    batch = (
+        2_000 * curated.batch_input
+        + 500 * curated.batch_output
+        + 10_000 * curated.cache_read / 2
+        + 1_000 * curated.cache_write / 2
+    ) / M
     assert compute_cost(usage, vertex, mode="batch", catalog=catalog).total_usd == batch
 
 
@@ -89,7 +96,7 @@ def test_every_id_genai_prices_names_for_a_snapshot_gets_that_snapshots_price():
 
 
 def test_pricing_region_looks_a_place_less_region_up_as_no_region():
-    """"global" (a first-party API) and "local" (the local model) name no price region: looked up as none, a Bedrock
+    """ "global" (a first-party API) and "local" (the local model) name no price region: looked up as none, a Bedrock
     model priced per region gets its default region's price, where "global" itself has none to find."""
     from tokenomy.errors import UnknownModelError
     from tokenomy.pricing.catalog import default_catalog

@@ -24,12 +24,15 @@ def published(provider: str, model: str) -> Decimal:
     return info.get_prices(datetime.now(tz=UTC)).web_searches_kcount
 
 
-@pytest.mark.parametrize("provider, model", [
-    ("anthropic", "claude-sonnet-4-5-20250929"),  # curated
-    ("google", "gemini-2.5-flash"),  # curated: per grounded prompt
-    ("google", "gemini-3-pro-preview"),  # from genai-prices: per search query
-    ("openai", "gpt-5.2-codex"),  # from genai-prices
-])
+@pytest.mark.parametrize(
+    "provider, model",
+    [
+        ("anthropic", "claude-sonnet-4-5-20250929"),  # curated
+        ("google", "gemini-2.5-flash"),  # curated: per grounded prompt
+        ("google", "gemini-3-pro-preview"),  # from genai-prices: per search query
+        ("openai", "gpt-5.2-codex"),  # from genai-prices
+    ],
+)
 def test_an_entry_carries_its_models_web_search_price(provider, model) -> None:
     entry = PriceCatalog.builtin().lookup(model)
     assert entry.web_search == published(provider, model) and entry.web_search > 0
@@ -40,8 +43,10 @@ def test_gemini_generations_are_billed_in_their_own_unit() -> None:
     """Google bills Gemini 2.x per grounded prompt ($35 per 1,000), Gemini 3 per search query ($14 per 1,000)."""
     catalog = PriceCatalog.builtin()
     base = compute_cost(Usage(10, 10), "gemini-2.5-flash")
-    for model, unit, number in (("gemini-2.5-flash", "grounded_prompts", 1),
-                                ("gemini-3-pro-preview", "web_search_queries", 3)):
+    for model, unit, number in (
+        ("gemini-2.5-flash", "grounded_prompts", 1),
+        ("gemini-3-pro-preview", "web_search_queries", 3),
+    ):
         entry = catalog.lookup(model)
         counts = billed_counts({"web_search_queries": 3}, entry.family)
         assert counts == {unit: number}
@@ -54,19 +59,23 @@ def test_a_price_file_sets_it_and_tokenomy_prices_shows_it(tmp_path, monkeypatch
     from tokenomy.pricing import catalog as catalog_module
 
     prices = tmp_path / "prices.yaml"
-    prices.write_text('provider: anthropic\nsource: https://example.com/contract\nas_of: "2026-11-01"\nmodels:\n'
-                      '  claude-sonnet-4-5-20250929:\n    regions:\n'
-                      '      global: {input: "2.00", output: "10.00", web_search: "8"}\n')
+    prices.write_text(
+        'provider: anthropic\nsource: https://example.com/contract\nas_of: "2026-11-01"\nmodels:\n'
+        "  claude-sonnet-4-5-20250929:\n    regions:\n"
+        '      global: {input: "2.00", output: "10.00", web_search: "8"}\n'
+    )
     entry = PriceCatalog.builtin().with_overrides(prices).lookup("claude-sonnet-4-5-20250929")
     assert entry.web_search == Decimal(8) and entry.source == "https://example.com/contract"
     counts = {"web_search_requests": 2}
-    assert with_server_tools(compute_cost(Usage(1, 1), entry.model), "anthropic", counts, entry).tools_usd == \
-        Decimal("0.016")
+    assert with_server_tools(compute_cost(Usage(1, 1), entry.model), "anthropic", counts, entry).tools_usd == Decimal(
+        "0.016"
+    )
     # `--prices` layers the file over the process-wide catalog, as a command does for its process: put the
     # catalog back after this test, or later tests in this process would price with the file's $8 per 1,000
     monkeypatch.setattr(catalog_module, "_DEFAULT", catalog_module._DEFAULT)
-    monkeypatch.setattr(sys, "argv", ["tokenomy", "prices", "--prices", str(prices), "claude-sonnet-4-5-20250929",
-                                      "--json"])
+    monkeypatch.setattr(
+        sys, "argv", ["tokenomy", "prices", "--prices", str(prices), "claude-sonnet-4-5-20250929", "--json"]
+    )
     try:
         main()
     except SystemExit as exited:

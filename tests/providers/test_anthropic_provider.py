@@ -28,8 +28,9 @@ MILLION = Decimal(1_000_000)
 
 
 def long_text(tag: str, lines: int = 80) -> str:
-    return "\n".join(f"[{tag}] Section {i}: invoices of group {i} are due {i % 9 + 1} weeks after delivery."
-                     for i in range(lines))
+    return "\n".join(
+        f"[{tag}] Section {i}: invoices of group {i} are due {i % 9 + 1} weeks after delivery." for i in range(lines)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +40,16 @@ def url():
 
 
 def test_request_maps_to_messages_with_cache_control() -> None:
-    request = ChatRequest(messages=[Message("user", "hi", cache_point=True), Message("assistant", "hello"),
-                                    Message("user", "more")],
-                          model=SONNET, system="be brief", system_cache_point=True, max_tokens=16, stop=["END"],
-                          tools=[ToolSpec("a", input_schema={"type": "object"}),
-                                 ToolSpec("b", input_schema={"type": "object"})],
-                          tools_cache_point=True)
+    request = ChatRequest(
+        messages=[Message("user", "hi", cache_point=True), Message("assistant", "hello"), Message("user", "more")],
+        model=SONNET,
+        system="be brief",
+        system_cache_point=True,
+        max_tokens=16,
+        stop=["END"],
+        tools=[ToolSpec("a", input_schema={"type": "object"}), ToolSpec("b", input_schema={"type": "object"})],
+        tools_cache_point=True,
+    )
     params = to_anthropic_params(request)
     ephemeral = {"type": "ephemeral"}
     assert params["system"] == [{"type": "text", "text": "be brief", "cache_control": ephemeral}]
@@ -79,10 +84,14 @@ def test_chat_and_stream_record_usage_and_cost(url, ledger_path) -> None:
 def test_cache_control_writes_then_reads_with_costs(url) -> None:
     provider = AnthropicProvider(base_url=url)
     system = long_text("anthropic-cache")
-    first = provider.chat(ChatRequest.simple("Group 3?", model=SONNET, system=system, system_cache_point=True,
-                                             max_tokens=2))
-    chunks = list(provider.stream(ChatRequest.simple("Group 5?", model=SONNET, system=system,
-                                                     system_cache_point=True, max_tokens=2)))
+    first = provider.chat(
+        ChatRequest.simple("Group 3?", model=SONNET, system=system, system_cache_point=True, max_tokens=2)
+    )
+    chunks = list(
+        provider.stream(
+            ChatRequest.simple("Group 5?", model=SONNET, system=system, system_cache_point=True, max_tokens=2)
+        )
+    )
     second = chunks[-1].response
     entry = default_catalog().lookup(SONNET)
     assert first.usage.cache_write_tokens >= entry.cache_min_tokens and first.usage.cache_read_tokens == 0
@@ -98,22 +107,31 @@ def test_cache_control_writes_then_reads_with_costs(url) -> None:
 def test_short_prompt_is_not_cached(url) -> None:
     provider = AnthropicProvider(base_url=url)
     for _ in range(2):
-        response = provider.chat(ChatRequest.simple("Hi", model=SONNET, system="Short.", system_cache_point=True,
-                                                    max_tokens=1))
+        response = provider.chat(
+            ChatRequest.simple("Hi", model=SONNET, system="Short.", system_cache_point=True, max_tokens=1)
+        )
         assert response.usage.cache_read_tokens == 0 and response.usage.cache_write_tokens == 0
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("request_,status,needle", [
-    (ChatRequest.simple("x", model="claude-unknown-1", max_tokens=1), 404, "not_found_error"),
-    (ChatRequest(messages=[], model=SONNET, max_tokens=1), 400, "at least one message"),
-    (ChatRequest(messages=[Message("assistant", "x")], model=SONNET, max_tokens=1), 400, "user"),
-    (ChatRequest(messages=[Message("tool", "x")], model=SONNET, max_tokens=1), 400, "role"),
-    # A system message is merged into the system prompt (the Messages API takes one): no turn is left.
-    (ChatRequest(messages=[Message("system", "x")], model=SONNET, max_tokens=1), 400, "at least one message"),
-    (ChatRequest(messages=[Message("user", f"m{i}", cache_point=True) for i in range(5)], model=SONNET,
-                 max_tokens=1), 400, "maximum of 4"),
-])
+@pytest.mark.parametrize(
+    "request_,status,needle",
+    [
+        (ChatRequest.simple("x", model="claude-unknown-1", max_tokens=1), 404, "not_found_error"),
+        (ChatRequest(messages=[], model=SONNET, max_tokens=1), 400, "at least one message"),
+        (ChatRequest(messages=[Message("assistant", "x")], model=SONNET, max_tokens=1), 400, "user"),
+        (ChatRequest(messages=[Message("tool", "x")], model=SONNET, max_tokens=1), 400, "role"),
+        # A system message is merged into the system prompt (the Messages API takes one): no turn is left.
+        (ChatRequest(messages=[Message("system", "x")], model=SONNET, max_tokens=1), 400, "at least one message"),
+        (
+            ChatRequest(
+                messages=[Message("user", f"m{i}", cache_point=True) for i in range(5)], model=SONNET, max_tokens=1
+            ),
+            400,
+            "maximum of 4",
+        ),
+    ],
+)
 def test_invalid_requests_are_client_errors(url, request_, status, needle) -> None:
     provider = AnthropicProvider(base_url=url)
     for call in (provider.chat, lambda r: list(provider.stream(r))):
@@ -143,8 +161,9 @@ def test_sse_stream_follows_documented_event_order(url) -> None:
     assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
     assert "content_block_start" in kinds and "content_block_delta" in kinds and "message_delta" in kinds
     assert message.usage.output_tokens <= 3 and message.content[0].text
-    missing_key = httpx.post(f"{url}/v1/messages", json={"model": SONNET, "max_tokens": 1,
-                                                         "messages": [{"role": "user", "content": "x"}]})
+    missing_key = httpx.post(
+        f"{url}/v1/messages", json={"model": SONNET, "max_tokens": 1, "messages": [{"role": "user", "content": "x"}]}
+    )
     assert missing_key.status_code == 401 and missing_key.json()["error"]["type"] == "authentication_error"
 
 
@@ -211,9 +230,13 @@ def test_missing_api_key_is_a_config_error_naming_the_variable(monkeypatch) -> N
 
 SERVER_TOOL_BLOCKS = [
     {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "weather Paris"}},
-    {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1",
-     "content": [{"type": "web_search_result", "url": "https://example.com", "title": "Paris",
-                  "encrypted_content": "x"}]},
+    {
+        "type": "web_search_tool_result",
+        "tool_use_id": "srvtoolu_1",
+        "content": [
+            {"type": "web_search_result", "url": "https://example.com", "title": "Paris", "encrypted_content": "x"}
+        ],
+    },
     {"type": "text", "text": "Sunny in Paris."},
 ]
 
@@ -232,25 +255,42 @@ def _server_tool_upstream():
 
     async def messages(request: Request) -> Response:
         body = await request.json()
-        message = {"id": "msg_1", "type": "message", "role": "assistant", "model": body["model"],
-                   "content": SERVER_TOOL_BLOCKS, "stop_reason": "end_turn", "stop_sequence": None, "usage": usage}
+        message = {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "model": body["model"],
+            "content": SERVER_TOOL_BLOCKS,
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": usage,
+        }
         if not body.get("stream"):
             return JSONResponse(message)
         use, result, text = SERVER_TOOL_BLOCKS
         opening = {**message, "content": [], "stop_reason": None, "usage": {"input_tokens": 10, "output_tokens": 1}}
-        events = [("message_start", {"message": opening}),
-                  ("content_block_start", {"index": 0, "content_block": {**use, "input": {}}}),
-                  ("content_block_delta", {"index": 0, "delta": {"type": "input_json_delta",
-                                                                 "partial_json": _json.dumps(use["input"])}}),
-                  ("content_block_stop", {"index": 0}),
-                  ("content_block_start", {"index": 1, "content_block": result}),
-                  ("content_block_stop", {"index": 1}),
-                  ("content_block_start", {"index": 2, "content_block": {"type": "text", "text": ""}}),
-                  ("content_block_delta", {"index": 2, "delta": {"type": "text_delta", "text": text["text"]}}),
-                  ("content_block_stop", {"index": 2}),
-                  ("message_delta", {"delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                                     "usage": {"output_tokens": 5, "server_tool_use": searched}}),
-                  ("message_stop", {})]
+        events = [
+            ("message_start", {"message": opening}),
+            ("content_block_start", {"index": 0, "content_block": {**use, "input": {}}}),
+            (
+                "content_block_delta",
+                {"index": 0, "delta": {"type": "input_json_delta", "partial_json": _json.dumps(use["input"])}},
+            ),
+            ("content_block_stop", {"index": 0}),
+            ("content_block_start", {"index": 1, "content_block": result}),
+            ("content_block_stop", {"index": 1}),
+            ("content_block_start", {"index": 2, "content_block": {"type": "text", "text": ""}}),
+            ("content_block_delta", {"index": 2, "delta": {"type": "text_delta", "text": text["text"]}}),
+            ("content_block_stop", {"index": 2}),
+            (
+                "message_delta",
+                {
+                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "usage": {"output_tokens": 5, "server_tool_use": searched},
+                },
+            ),
+            ("message_stop", {}),
+        ]
         data = "".join(f"event: {name}\ndata: {_json.dumps({'type': name, **event})}\n\n" for name, event in events)
         return Response(data, media_type="text/event-stream")
 
@@ -263,8 +303,12 @@ def test_an_answer_with_server_tool_blocks_comes_back_whole_and_recorded(ledger_
     call."""
     with ServerThread(_server_tool_upstream()) as base:
         spec = {"c": ModelSpec(name="c", provider="anthropic", model=SONNET, base_url=base)}
-        request = ChatRequest([Message("user", "weather in Paris?")], model="c", max_tokens=64,
-                              extra={"tools": [{"type": "web_search_20250305", "name": "web_search"}]})
+        request = ChatRequest(
+            [Message("user", "weather in Paris?")],
+            model="c",
+            max_tokens=64,
+            extra={"tools": [{"type": "web_search_20250305", "name": "web_search"}]},
+        )
         with Tokenomy(ledger_path, models=spec) as client:
             chunks = list(client.stream(request))
             answers = [client.chat(request), chunks[-1].response]
@@ -283,8 +327,12 @@ def test_web_searches_are_billed_per_search_beside_the_tokens(ledger_path) -> No
 
     with ServerThread(_server_tool_upstream()) as base:
         spec = {"c": ModelSpec(name="c", provider="anthropic", model=SONNET, base_url=base)}
-        request = ChatRequest([Message("user", "weather in Paris?")], model="c", max_tokens=64,
-                              extra={"tools": [{"type": "web_search_20250305", "name": "web_search"}]})
+        request = ChatRequest(
+            [Message("user", "weather in Paris?")],
+            model="c",
+            max_tokens=64,
+            extra={"tools": [{"type": "web_search_20250305", "name": "web_search"}]},
+        )
         with Tokenomy(ledger_path, models=spec) as client:
             answers = [client.chat(request), list(client.stream(request))[-1].response]
     tokens = compute_cost(answers[0].usage, SONNET).total_usd
@@ -301,8 +349,15 @@ def test_a_server_tool_for_a_model_on_another_api_is_refused_before_any_call(led
     """A server tool (ToolSpec.server) runs on Anthropic's API only: Bedrock's mapping sent it as a function the
     caller never implemented. Refused by name, nothing sent (the endpoint is unreachable)."""
     stand_in_aws_keys(monkeypatch)
-    spec = {"b": ModelSpec(name="b", provider="bedrock", model="anthropic.claude-3-haiku-20240307-v1:0",
-                           region="us-east-1", endpoint_url="http://127.0.0.1:9")}
+    spec = {
+        "b": ModelSpec(
+            name="b",
+            provider="bedrock",
+            model="anthropic.claude-3-haiku-20240307-v1:0",
+            region="us-east-1",
+            endpoint_url="http://127.0.0.1:9",
+        )
+    }
     search = ToolSpec("web_search", server={"type": "web_search_20250305", "name": "web_search"})
     request = ChatRequest([Message("user", "news?")], model="b", max_tokens=8, tools=[search])
     with Tokenomy(ledger_path, models=spec) as client, pytest.raises(ProviderError) as refused:

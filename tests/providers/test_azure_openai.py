@@ -138,8 +138,9 @@ def test_sdk_tool_call_then_answer_in_text(azure_url):
     assert second.choices[0].finish_reason == "stop" and second.choices[0].message.content
 
 
-@pytest.mark.parametrize("schema", [{"type": 5}, {"type": "object", "properties": 3},
-                                    {"type": "object", "required": 7}])
+@pytest.mark.parametrize(
+    "schema", [{"type": 5}, {"type": "object", "properties": 3}, {"type": "object", "required": 7}]
+)
 def test_sdk_malformed_schema_is_openais_400(azure_url, schema):
     # The emulator filled the schema in and crashed (a 500) where OpenAI answers 400 "Invalid schema for ...".
     client = sdk(azure_url)
@@ -266,12 +267,18 @@ def test_gateway_stream_carries_azures_content_filter_results(azure_url, ledger_
     from tokenomy.gateway.app import create_app as gateway_app
 
     monkeypatch.setenv("AZURE_OPENAI_API_KEY", "k")
-    config = {"models": {"chat": {"provider": "azure", "model": "chat-prod", "base_url": azure_url,
-                                  "price_as": "gpt-4o-mini"}}}
+    config = {
+        "models": {
+            "chat": {"provider": "azure", "model": "chat-prod", "base_url": azure_url, "price_as": "gpt-4o-mini"}
+        }
+    }
     with ServerThread(gateway_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
         client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
-        chunks = list(client.chat.completions.create(
-            model="chat", messages=[{"role": "user", "content": "via gateway"}], max_tokens=5, stream=True))
+        chunks = list(
+            client.chat.completions.create(
+                model="chat", messages=[{"role": "user", "content": "via gateway"}], max_tokens=5, stream=True
+            )
+        )
     prompt = [c.model_extra["prompt_filter_results"] for c in chunks if "prompt_filter_results" in c.model_extra]
     assert prompt and prompt[0][0]["content_filter_results"]["hate"] == {"filtered": False, "severity": "safe"}
     pieces = [c.choices[0] for c in chunks if c.choices and c.choices[0].delta.content]
@@ -328,10 +335,16 @@ def test_focus_export_names_azure_openai(azure_url, ledger_path, monkeypatch):
     ("entry", "named", "fix"),
     [
         ({"endpoint_url": "https://res.openai.azure.com"}, "endpoint_url applies to provider bedrock", "base_url"),
-        ({"base_url": "https://res.openai.azure.com/openai/"},
-         "base_url: an Azure OpenAI endpoint is the resource's root", "without /openai"),
-        ({"base_url": "https://res.openai.azure.com/openai/deployments/chat-prod/chat/completions?api-version=x"},
-         "base_url", "RESOURCE.openai.azure.com"),
+        (
+            {"base_url": "https://res.openai.azure.com/openai/"},
+            "base_url: an Azure OpenAI endpoint is the resource's root",
+            "without /openai",
+        ),
+        (
+            {"base_url": "https://res.openai.azure.com/openai/deployments/chat-prod/chat/completions?api-version=x"},
+            "base_url",
+            "RESOURCE.openai.azure.com",
+        ),
         ({"project": "acme"}, "project applies to provider vertex", "remove it"),
     ],
 )
@@ -339,11 +352,23 @@ def test_a_setting_azure_never_reads_is_refused_at_load(entry, named, fix):
     """An Azure model's endpoint under endpoint_url (Bedrock's key), or its URL pasted with /openai/...: refused at
     load naming the key and the fix (they were accepted, and the calls went to AZURE_OPENAI_ENDPOINT or 404'd)."""
     with pytest.raises(ConfigError) as info:
-        parse_config({"models": {"prod": {"provider": "azure", "model": "chat-prod", "price_as": "gpt-4o-mini",
-                                          **entry}}}, "t.yaml")
+        parse_config(
+            {"models": {"prod": {"provider": "azure", "model": "chat-prod", "price_as": "gpt-4o-mini", **entry}}},
+            "t.yaml",
+        )
     assert "models.prod" in str(info.value) and named in str(info.value) and fix in str(info.value)
-    assert parse_config({"models": {"prod": {"provider": "azure", "model": "chat-prod", "price_as": "gpt-4o-mini",
-                                             "base_url": "https://apim.example.com/team-a"}}})  # a gateway's prefix
+    assert parse_config(
+        {
+            "models": {
+                "prod": {
+                    "provider": "azure",
+                    "model": "chat-prod",
+                    "price_as": "gpt-4o-mini",
+                    "base_url": "https://apim.example.com/team-a",
+                }
+            }
+        }
+    )  # a gateway's prefix
 
 
 def test_unanswered_azure_calls_are_recorded_under_the_deployed_model_too(azure_url, ledger_path, monkeypatch):
@@ -360,7 +385,9 @@ def test_unanswered_azure_calls_are_recorded_under_the_deployed_model_too(azure_
         stream.close()
     rows = sorted(open_store(ledger_path).events(), key=lambda e: e.ts)
     assert [(e.outcome, e.provider, e.model, e.tags.get("deployment")) for e in rows] == [
-        ("client_error", "azure", "gpt-4o-mini", "gone"), ("cancelled", "azure", "gpt-4o-mini", "chat-prod")]
+        ("client_error", "azure", "gpt-4o-mini", "gone"),
+        ("cancelled", "azure", "gpt-4o-mini", "chat-prod"),
+    ]
     assert rows[1].cost_usd == by_hand(rows[1].input_tokens, 0, rows[1].output_tokens) > 0
 
 
@@ -369,9 +396,14 @@ def test_a_stream_on_an_api_version_before_stream_options_is_answered(azure_url,
     without it and its usage estimated, and said so (every stream on such a resource failed as a client error)."""
     monkeypatch.setenv("AZURE_OPENAI_API_KEY", "k")
     with pytest.raises(openai.BadRequestError, match="stream_options"):  # the emulator refuses it as Azure does
-        list(openai.AzureOpenAI(azure_endpoint=azure_url, api_version="2024-06-01", api_key="k").chat.completions
-             .create(model="chat-prod", messages=[{"role": "user", "content": "x"}], stream=True,
-                     stream_options={"include_usage": True}))
+        list(
+            openai.AzureOpenAI(azure_endpoint=azure_url, api_version="2024-06-01", api_key="k").chat.completions.create(
+                model="chat-prod",
+                messages=[{"role": "user", "content": "x"}],
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        )
     with Tokenomy(ledger_path, models=models(azure_url, api_version="2024-06-01")) as client:
         chunks = list(client.stream(ChatRequest.simple("hello old azure", model="prod", max_tokens=8)))
         whole = client.chat(ChatRequest.simple("hello old azure", model="prod", max_tokens=8))
@@ -399,19 +431,28 @@ def test_config_check_warns_of_an_azure_model_with_no_endpoint():
 NEGATIVE = {"prompt_tokens": -5, "completion_tokens": 3, "total_tokens": -2}
 
 
-@pytest.mark.parametrize(("kind", "stream", "usage", "said"), [
-    ("garbled", False, None, "no JSON"),
-    ("html", False, None, "no JSON"),  # the SDK hands back a body not labelled JSON as text: was a 500 AttributeError
-    ("misshapen", False, None, "unreadable completion"),
-    (None, False, NEGATIVE, "token counts"),
-    (None, True, NEGATIVE, "token counts"),
-    ("cut", True, None, "ended before the answer was complete"),
-    ("empty", True, None, "ended before the answer was complete"),
-    ("done-only", True, None, "ended before the answer was complete"),
-    ("garbled-line", True, None, "no JSON"),
-])
-def test_a_bad_azure_answer_is_azures_fault_at_the_gateway_recorded_at_its_estimate(kind, stream, usage, said,
-                                                                                     ledger_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("kind", "stream", "usage", "said"),
+    [
+        ("garbled", False, None, "no JSON"),
+        (
+            "html",
+            False,
+            None,
+            "no JSON",
+        ),  # the SDK hands back a body not labelled JSON as text: was a 500 AttributeError
+        ("misshapen", False, None, "unreadable completion"),
+        (None, False, NEGATIVE, "token counts"),
+        (None, True, NEGATIVE, "token counts"),
+        ("cut", True, None, "ended before the answer was complete"),
+        ("empty", True, None, "ended before the answer was complete"),
+        ("done-only", True, None, "ended before the answer was complete"),
+        ("garbled-line", True, None, "no JSON"),
+    ],
+)
+def test_a_bad_azure_answer_is_azures_fault_at_the_gateway_recorded_at_its_estimate(
+    kind, stream, usage, said, ledger_path, monkeypatch
+):
     """Azure's chat and stream go through the OpenAI provider and its wire module (the SDK's AzureOpenAI client, not
     the gateway's pooled passthrough): a 200 answer that is no JSON or of the wrong shape, counts no answer can have,
     a stream that ends early are Azure's fault, a 502 (or the stream's error event) recorded at its estimate."""
@@ -421,15 +462,24 @@ def test_a_bad_azure_answer_is_azures_fault_at_the_gateway_recorded_at_its_estim
     monkeypatch.setenv("AZURE_OPENAI_API_KEY", "k")
     upstream = ScriptedOpenAI([(200, {}, kind)] if kind else [])
     upstream.usage = usage or upstream.usage
-    config = {"models": {"chat": {"provider": "azure", "model": "chat-prod", "base_url": upstream.url[:-3],
-                                  "price_as": "gpt-4o-mini"}}, "routes": {"chat": {"model": "chat",
-                                                                                    "retry": {"max_attempts": 1}}}}
+    config = {
+        "models": {
+            "chat": {
+                "provider": "azure",
+                "model": "chat-prod",
+                "base_url": upstream.url[:-3],
+                "price_as": "gpt-4o-mini",
+            }
+        },
+        "routes": {"chat": {"model": "chat", "retry": {"max_attempts": 1}}},
+    }
     try:
         with ServerThread(gateway_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
             client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
             with pytest.raises(openai.APIError) as failed:
                 reply = client.chat.completions.create(
-                    model="chat", messages=[{"role": "user", "content": "x" * 400}], stream=stream)
+                    model="chat", messages=[{"role": "user", "content": "x" * 400}], stream=stream
+                )
                 list(reply) if stream else None
     finally:
         upstream.close()
@@ -448,16 +498,28 @@ def test_an_azure_answer_without_usage_is_recorded_at_its_estimate(ledger_path, 
     monkeypatch.setenv("AZURE_OPENAI_API_KEY", "k")
     upstream = ScriptedOpenAI([])
     upstream.usage = None
-    config = {"models": {"chat": {"provider": "azure", "model": "chat-prod", "base_url": upstream.url[:-3],
-                                  "price_as": "gpt-4o-mini"}}}
+    config = {
+        "models": {
+            "chat": {
+                "provider": "azure",
+                "model": "chat-prod",
+                "base_url": upstream.url[:-3],
+                "price_as": "gpt-4o-mini",
+            }
+        }
+    }
     try:
         with ServerThread(gateway_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
             client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
             for stream in (False, True):
                 reply = client.chat.completions.create(
-                    model="chat", messages=[{"role": "user", "content": "x" * 400}], stream=stream)
-                assert ("".join(c.choices[0].delta.content or "" for c in reply if c.choices) if stream
-                        else reply.choices[0].message.content) == "ok"
+                    model="chat", messages=[{"role": "user", "content": "x" * 400}], stream=stream
+                )
+                assert (
+                    "".join(c.choices[0].delta.content or "" for c in reply if c.choices)
+                    if stream
+                    else reply.choices[0].message.content
+                ) == "ok"
     finally:
         upstream.close()
     rows = open_store(ledger_path).events()
@@ -473,18 +535,30 @@ def test_azures_content_filter_400_reaches_the_caller_with_what_it_filtered(stre
     from tokenomy.gateway.app import create_app as gateway_app
 
     monkeypatch.setenv("AZURE_OPENAI_API_KEY", "k")
-    inner = {"code": "ResponsibleAIPolicyViolation", "content_filter_result": {
-        "hate": {"filtered": False, "severity": "safe"}, "jailbreak": {"filtered": True, "detected": True}}}
+    inner = {
+        "code": "ResponsibleAIPolicyViolation",
+        "content_filter_result": {
+            "hate": {"filtered": False, "severity": "safe"},
+            "jailbreak": {"filtered": True, "detected": True},
+        },
+    }
     upstream = ScriptedOpenAI([(400, {}, "content_filter")])
     upstream.error_fields = {"param": "prompt", "status": 400, "innererror": inner}
-    config = {"models": {"chat": {"provider": "azure", "model": "chat-prod", "base_url": upstream.url[:-3],
-                                  "price_as": "gpt-4o-mini"}}}
+    config = {
+        "models": {
+            "chat": {
+                "provider": "azure",
+                "model": "chat-prod",
+                "base_url": upstream.url[:-3],
+                "price_as": "gpt-4o-mini",
+            }
+        }
+    }
     try:
         with ServerThread(gateway_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
             client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
             with pytest.raises(openai.BadRequestError) as refused:
-                client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "x"}],
-                                               stream=stream)
+                client.chat.completions.create(model="chat", messages=[{"role": "user", "content": "x"}], stream=stream)
     finally:
         upstream.close()
     assert refused.value.code == "content_filter"

@@ -29,8 +29,9 @@ MILLION = Decimal(1_000_000)
 
 
 def long_text(tag: str, lines: int = 80) -> str:
-    return "\n".join(f"[{tag}] Clause {i}: shipments of class {i} leave within {i % 5 + 1} days of payment."
-                     for i in range(lines))
+    return "\n".join(
+        f"[{tag}] Clause {i}: shipments of class {i} leave within {i % 5 + 1} days of payment." for i in range(lines)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -40,17 +41,27 @@ def url():
 
 
 def models(url: str) -> dict[str, ModelSpec]:
-    return {"sonnet": ModelSpec(name="sonnet", provider="bedrock", model=SONNET, region="us-east-1", endpoint_url=url),
-            "router": ModelSpec(name="router", provider="bedrock", model=ROUTER, region="us-east-1", endpoint_url=url),
-            "us-sonnet": ModelSpec(name="us-sonnet", provider="bedrock", model=f"us.{SONNET}", region="us-east-1",
-                                   endpoint_url=url)}
+    return {
+        "sonnet": ModelSpec(name="sonnet", provider="bedrock", model=SONNET, region="us-east-1", endpoint_url=url),
+        "router": ModelSpec(name="router", provider="bedrock", model=ROUTER, region="us-east-1", endpoint_url=url),
+        "us-sonnet": ModelSpec(
+            name="us-sonnet", provider="bedrock", model=f"us.{SONNET}", region="us-east-1", endpoint_url=url
+        ),
+    }
 
 
 def test_request_maps_to_converse_with_cache_points() -> None:
-    request = ChatRequest(messages=[Message("user", "hi", cache_point=True), Message("assistant", "hello"),
-                                    Message("user", "more")],
-                          model=SONNET, system="be brief", system_cache_point=True, max_tokens=16, temperature=0.2,
-                          stop=["END"], tools=[ToolSpec("lookup", "find", {"type": "object"})], tools_cache_point=True)
+    request = ChatRequest(
+        messages=[Message("user", "hi", cache_point=True), Message("assistant", "hello"), Message("user", "more")],
+        model=SONNET,
+        system="be brief",
+        system_cache_point=True,
+        max_tokens=16,
+        temperature=0.2,
+        stop=["END"],
+        tools=[ToolSpec("lookup", "find", {"type": "object"})],
+        tools_cache_point=True,
+    )
     params = to_converse_params(request)
     point = {"cachePoint": {"type": "default"}}
     assert params["modelId"] == SONNET
@@ -59,10 +70,11 @@ def test_request_maps_to_converse_with_cache_points() -> None:
     assert params["messages"][1]["content"] == [{"text": "hello"}]
     assert params["inferenceConfig"] == {"maxTokens": 16, "temperature": 0.2, "stopSequences": ["END"]}
     assert params["toolConfig"]["tools"] == [
-        {"toolSpec": {"name": "lookup", "description": "find", "inputSchema": {"json": {"type": "object"}}}}, point]
+        {"toolSpec": {"name": "lookup", "description": "find", "inputSchema": {"json": {"type": "object"}}}},
+        point,
+    ]
     plain = to_converse_params(ChatRequest.simple("x", model=SONNET, system="s"))
     assert plain["system"] == [{"text": "s"}] and "inferenceConfig" not in plain and "toolConfig" not in plain
-
 
 
 @pytest.mark.parametrize("model", ["amazon.nova-lite-v1:0", "us.amazon.nova-pro-v1:0"])
@@ -77,12 +89,15 @@ def test_a_cache_point_in_novas_tools_is_refused_by_name(model) -> None:
     assert info.value.status == 400 and info.value.param == "tools"
     assert "Nova" in str(info.value) and "system prompt" in str(info.value)
     # The same point on the system prompt reaches Nova; a Claude model takes the one in its tools.
-    moved = to_converse_params(ChatRequest(messages=[Message("user", "hi")], model=model, tools=tools,
-                                           system="s", system_cache_point=True))
+    moved = to_converse_params(
+        ChatRequest(messages=[Message("user", "hi")], model=model, tools=tools, system="s", system_cache_point=True)
+    )
     assert moved["system"][-1] == {"cachePoint": {"type": "default"}}
-    claude = to_converse_params(ChatRequest(messages=[Message("user", "hi")], model=SONNET, tools=tools,
-                                            tools_cache_point=True))
+    claude = to_converse_params(
+        ChatRequest(messages=[Message("user", "hi")], model=SONNET, tools=tools, tools_cache_point=True)
+    )
     assert claude["toolConfig"]["tools"][-1] == {"cachePoint": {"type": "default"}}
+
 
 @pytest.mark.slow
 def test_chat_and_stream_record_usage_and_cost(url, ledger_path) -> None:
@@ -107,10 +122,12 @@ def test_chat_and_stream_record_usage_and_cost(url, ledger_path) -> None:
 def test_cache_write_then_read_with_costs(url, ledger_path) -> None:
     system = long_text("provider-cache")
     with Tokenomy(ledger_path, models=models(url)) as client:
-        first = client.chat(ChatRequest.simple("Class 2?", model="sonnet", system=system, system_cache_point=True,
-                                               max_tokens=2))
-        second = client.chat(ChatRequest.simple("Class 4?", model="sonnet", system=system, system_cache_point=True,
-                                                max_tokens=2))
+        first = client.chat(
+            ChatRequest.simple("Class 2?", model="sonnet", system=system, system_cache_point=True, max_tokens=2)
+        )
+        second = client.chat(
+            ChatRequest.simple("Class 4?", model="sonnet", system=system, system_cache_point=True, max_tokens=2)
+        )
     entry = default_catalog().lookup(SONNET, "us-east-1")
     assert first.usage.cache_write_tokens >= entry.cache_min_tokens and first.usage.cache_read_tokens == 0
     assert second.usage.cache_read_tokens == first.usage.cache_write_tokens and second.usage.cache_write_tokens == 0
@@ -130,8 +147,9 @@ def test_cache_write_then_read_with_costs(url, ledger_path) -> None:
 def test_short_prompt_with_cache_point_gets_no_cache_tokens(url) -> None:
     provider = BedrockProvider(region="us-east-1", endpoint_url=url)
     for _ in range(2):
-        response = provider.chat(ChatRequest.simple("Hi", model=SONNET, system="Be brief.", system_cache_point=True,
-                                                    max_tokens=1))
+        response = provider.chat(
+            ChatRequest.simple("Hi", model=SONNET, system="Be brief.", system_cache_point=True, max_tokens=1)
+        )
         assert response.usage.cache_read_tokens == 0 and response.usage.cache_write_tokens == 0
 
 
@@ -143,8 +161,11 @@ def test_prompt_router_is_priced_as_the_invoked_model(url, ledger_path) -> None:
     assert response.raw["requested_model"] == ROUTER
     assert response.raw["invoked_model_id"].endswith("inference-profile/us.anthropic.claude-3-haiku-20240307-v1:0")
     entry = default_catalog().lookup(response.model, "us-east-1")
-    assert response.cost_usd == (response.usage.input_tokens * entry.input
-                                 + response.usage.output_tokens * entry.output) / MILLION > 0
+    assert (
+        response.cost_usd
+        == (response.usage.input_tokens * entry.input + response.usage.output_tokens * entry.output) / MILLION
+        > 0
+    )
     [event] = open_store(ledger_path).events()
     assert event.model == response.model and event.cost_usd == response.cost_usd
 
@@ -171,12 +192,15 @@ def test_endpoint_and_region_come_from_environment(url, monkeypatch) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("request_", [
-    ChatRequest.simple("x", model="acme.unknown-model-v1:0", max_tokens=1),
-    ChatRequest(messages=[], model=SONNET, max_tokens=1),
-    ChatRequest(messages=[Message("assistant", "x")], model=SONNET, max_tokens=1),
-    ChatRequest(messages=[Message("system", "x")], model=SONNET, max_tokens=1),
-])
+@pytest.mark.parametrize(
+    "request_",
+    [
+        ChatRequest.simple("x", model="acme.unknown-model-v1:0", max_tokens=1),
+        ChatRequest(messages=[], model=SONNET, max_tokens=1),
+        ChatRequest(messages=[Message("assistant", "x")], model=SONNET, max_tokens=1),
+        ChatRequest(messages=[Message("system", "x")], model=SONNET, max_tokens=1),
+    ],
+)
 def test_validation_errors_are_client_errors(url, request_) -> None:
     provider = BedrockProvider(region="us-east-1", endpoint_url=url)
     for call in (provider.chat, lambda r: list(provider.stream(r))):
@@ -224,8 +248,12 @@ def test_read_timeout_maps_to_timeout() -> None:
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
     try:
-        provider = BedrockProvider(region="us-east-1", endpoint_url=f"http://127.0.0.1:{server.getsockname()[1]}",
-                                   read_timeout=0.5, connect_timeout=0.5)
+        provider = BedrockProvider(
+            region="us-east-1",
+            endpoint_url=f"http://127.0.0.1:{server.getsockname()[1]}",
+            read_timeout=0.5,
+            connect_timeout=0.5,
+        )
         with pytest.raises(ProviderError) as info:
             provider.chat(ChatRequest.simple("x", model=SONNET, max_tokens=1))
         assert info.value.kind == "timeout" and info.value.retryable
@@ -247,28 +275,41 @@ def test_connection_refused_is_a_server_error() -> None:
     assert info.value.kind == "server_error"
 
 
-@pytest.mark.parametrize("code,status,headers,kind,retry_after", [
-    ("ThrottlingException", 429, {"retry-after": "3"}, "throttled", 3.0),
-    ("ServiceUnavailableException", 503, {}, "server_error", None),
-    ("ModelNotReadyException", 429, {}, "server_error", None),
-    ("InternalServerException", 500, {}, "server_error", None),
-    ("ModelTimeoutException", 408, {}, "timeout", None),
-    ("AccessDeniedException", 403, {}, "client_error", None),
-    ("ResourceNotFoundException", 404, {}, "client_error", None),
-    ("SomethingNew", 502, {}, "server_error", None),
-])
+@pytest.mark.parametrize(
+    "code,status,headers,kind,retry_after",
+    [
+        ("ThrottlingException", 429, {"retry-after": "3"}, "throttled", 3.0),
+        ("ServiceUnavailableException", 503, {}, "server_error", None),
+        ("ModelNotReadyException", 429, {}, "server_error", None),
+        ("InternalServerException", 500, {}, "server_error", None),
+        ("ModelTimeoutException", 408, {}, "timeout", None),
+        ("AccessDeniedException", 403, {}, "client_error", None),
+        ("ResourceNotFoundException", 404, {}, "client_error", None),
+        ("SomethingNew", 502, {}, "server_error", None),
+    ],
+)
 def test_error_codes_map_to_kinds(code, status, headers, kind, retry_after) -> None:
     # botocore's parsed error-response shape, as produced for every failed call
-    error = ClientError({"Error": {"Code": code, "Message": "m"},
-                         "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": headers}}, "Converse")
+    error = ClientError(
+        {
+            "Error": {"Code": code, "Message": "m"},
+            "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": headers},
+        },
+        "Converse",
+    )
     mapped = map_bedrock_error(error)
     assert (mapped.kind, mapped.retry_after) == (kind, retry_after)
 
 
-@pytest.mark.parametrize("code,kind", [("throttlingException", "throttled"),
-                                       ("modelStreamErrorException", "server_error"),
-                                       ("serviceUnavailableException", "server_error"),
-                                       ("validationException", "client_error")])
+@pytest.mark.parametrize(
+    "code,kind",
+    [
+        ("throttlingException", "throttled"),
+        ("modelStreamErrorException", "server_error"),
+        ("serviceUnavailableException", "server_error"),
+        ("validationException", "client_error"),
+    ],
+)
 def test_in_stream_exceptions_map_by_event_name(code, kind) -> None:
     # botocore raises EventStreamError with the stream event's name as the code and no HTTP status
     error = EventStreamError({"Error": {"Code": code, "Message": "m"}}, "ConverseStream")
@@ -281,8 +322,9 @@ def test_an_unavailable_bedrock_is_a_503_in_a_stream_too(code) -> None:
     # and retries Anthropic's overloaded_error, which the gateway sends for a 503, not an api_error (a 502).
     from tokenomy.gateway.calls import upstream_status
 
-    error = EventStreamError({"Error": {"Code": code, "Message": "Bedrock is unable to process your request."}},
-                             "ConverseStream")
+    error = EventStreamError(
+        {"Error": {"Code": code, "Message": "Bedrock is unable to process your request."}}, "ConverseStream"
+    )
     assert upstream_status(map_bedrock_error(error)) == 503
 
 
@@ -299,6 +341,7 @@ def test_exception_frame_mid_stream_reaches_boto3_as_server_error() -> None:
             yield eventstream.event("messageStart", {"role": "assistant"})
             yield eventstream.event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "Hel"}})
             yield eventstream.exception("modelStreamErrorException", "model crashed")
+
         return StreamingResponse(frames(), media_type="application/vnd.amazon.eventstream")
 
     app = Starlette(routes=[Route("/model/{model_id:path}/converse-stream", failing, methods=["POST"])])
@@ -338,26 +381,47 @@ def test_response_fields_and_guardrail_trace_the_caller_asked_for_come_back() ->
     usage = {"inputTokens": 5, "outputTokens": 2, "totalTokens": 7}
 
     async def whole(request):
-        return JSONResponse({"output": {"message": {"role": "assistant", "content": [{"text": "Hi"}]}},
-                             "stopReason": "stop_sequence", "usage": usage, "metrics": {"latencyMs": 1},
-                             "additionalModelResponseFields": fields, "trace": {"guardrail": guardrail}})
+        return JSONResponse(
+            {
+                "output": {"message": {"role": "assistant", "content": [{"text": "Hi"}]}},
+                "stopReason": "stop_sequence",
+                "usage": usage,
+                "metrics": {"latencyMs": 1},
+                "additionalModelResponseFields": fields,
+                "trace": {"guardrail": guardrail},
+            }
+        )
 
     async def streamed(request):
         def frames():
             yield eventstream.event("messageStart", {"role": "assistant"})
             yield eventstream.event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "Hi"}})
             yield eventstream.event("contentBlockStop", {"contentBlockIndex": 0})
-            yield eventstream.event("messageStop", {"stopReason": "stop_sequence",
-                                                    "additionalModelResponseFields": fields})
-            yield eventstream.event("metadata", {"usage": usage, "metrics": {"latencyMs": 1},
-                                                 "trace": {"guardrail": guardrail}})
+            yield eventstream.event(
+                "messageStop", {"stopReason": "stop_sequence", "additionalModelResponseFields": fields}
+            )
+            yield eventstream.event(
+                "metadata", {"usage": usage, "metrics": {"latencyMs": 1}, "trace": {"guardrail": guardrail}}
+            )
+
         return StreamingResponse(frames(), media_type="application/vnd.amazon.eventstream")
 
-    app = Starlette(routes=[Route("/model/{model_id:path}/converse", whole, methods=["POST"]),
-                            Route("/model/{model_id:path}/converse-stream", streamed, methods=["POST"])])
-    request = ChatRequest.simple("x", model=SONNET, max_tokens=4, stop=["END"], extra={
-        "additionalModelResponseFieldPaths": ["/stop_sequence"],
-        "guardrailConfig": {"guardrailIdentifier": "gr-1", "guardrailVersion": "1", "trace": "enabled"}})
+    app = Starlette(
+        routes=[
+            Route("/model/{model_id:path}/converse", whole, methods=["POST"]),
+            Route("/model/{model_id:path}/converse-stream", streamed, methods=["POST"]),
+        ]
+    )
+    request = ChatRequest.simple(
+        "x",
+        model=SONNET,
+        max_tokens=4,
+        stop=["END"],
+        extra={
+            "additionalModelResponseFieldPaths": ["/stop_sequence"],
+            "guardrailConfig": {"guardrailIdentifier": "gr-1", "guardrailVersion": "1", "trace": "enabled"},
+        },
+    )
     with ServerThread(app) as base:
         provider = BedrockProvider(region="us-east-1", endpoint_url=base)
         answers = [provider.chat(request), list(provider.stream(request))[-1].response]

@@ -43,7 +43,11 @@ def test_titan_is_one_call_per_text_in_flight_together_and_answered_in_the_input
     assert answer["usage"] == {"prompt_tokens": sum(range(1, 21)), "total_tokens": sum(range(1, 21))}
     assert 1 < peak <= be.TITAN_CONCURRENCY
     assert sorted(sent, key=lambda b: b["inputText"])[0] == {
-        "inputText": "text number 0", "dimensions": 256, "normalize": True, "embeddingTypes": ["float"]}
+        "inputText": "text number 0",
+        "dimensions": 256,
+        "normalize": True,
+        "embeddingTypes": ["float"],
+    }
 
 
 def test_cohere_sends_batches_of_96_with_the_input_type_and_reads_tokens_from_the_header() -> None:
@@ -54,25 +58,31 @@ def test_cohere_sends_batches_of_96_with_the_input_type_and_reads_tokens_from_th
         sent.append(body)
         vectors = [[float(t[1:])] for t in body["texts"]]
         return {"embeddings": {"float": vectors}, "response_type": "embeddings_by_type"}, {
-            "x-amzn-bedrock-input-token-count": str(len(body["texts"]))}
+            "x-amzn-bedrock-input-token-count": str(len(body["texts"]))
+        }
 
     answer = be.embed(invoke, {"model": COHERE, "input": texts, "input_type": "search_query"}, COHERE)
     assert [len(b["texts"]) for b in sent] == [96, 96, 8]
     assert {(b["input_type"], b["truncate"], tuple(b["embedding_types"])) for b in sent} == {
-        ("search_query", "NONE", ("float",))}
+        ("search_query", "NONE", ("float",))
+    }
     assert [d["embedding"] for d in answer["data"]] == [[float(i)] for i in range(200)]
     assert answer["usage"]["prompt_tokens"] == 200
     default = be.invoke_bodies({"model": COHERE, "input": "x"}, COHERE)
-    assert default == [{"texts": ["x"], "input_type": "search_document", "truncate": "NONE",
-                        "embedding_types": ["float"]}]
+    assert default == [
+        {"texts": ["x"], "input_type": "search_document", "truncate": "NONE", "embedding_types": ["float"]}
+    ]
     v4 = be.invoke_bodies({"model": "cohere.embed-v4:0", "input": "x", "dimensions": 512}, "us.cohere.embed-v4:0")
     assert v4[0]["output_dimension"] == 512
 
 
 def test_no_token_count_means_no_usage_and_base64_is_little_endian_float32() -> None:
     vector = [0.5, -0.25, 1 / 3]
-    answer = be.embed(lambda body: ({"embeddings": [vector]}, {}),
-                      {"model": COHERE, "input": "x", "encoding_format": "base64"}, COHERE)
+    answer = be.embed(
+        lambda body: ({"embeddings": [vector]}, {}),
+        {"model": COHERE, "input": "x", "encoding_format": "base64"},
+        COHERE,
+    )
     assert "usage" not in answer
     decoded = list(struct.unpack("<3f", base64.b64decode(answer["data"][0]["embedding"])))
     assert decoded == list(struct.unpack("<3f", struct.pack("<3f", *vector)))
@@ -131,13 +141,16 @@ def test_a_calls_client_error_names_the_callers_inputs_it_carried() -> None:
     assert str(alone.value) == "Bedrock ValidationException: Too many input tokens."
 
 
-@pytest.mark.parametrize("body, param, needle", [
-    ({"input": [[1, 2, 3]]}, "input", "token ids"),
-    ({"input": [5, 6]}, "input", "token ids"),
-    ({"input": "x", "dimensions": 1536}, "dimensions", "256, 512, 1024"),
-    ({"input": "x", "user": "u-1"}, "user", "x-tokenomy-tags"),
-    ({"input": "x", "input_type": "search_query"}, "input_type", "Cohere"),
-])
+@pytest.mark.parametrize(
+    "body, param, needle",
+    [
+        ({"input": [[1, 2, 3]]}, "input", "token ids"),
+        ({"input": [5, 6]}, "input", "token ids"),
+        ({"input": "x", "dimensions": 1536}, "dimensions", "256, 512, 1024"),
+        ({"input": "x", "user": "u-1"}, "user", "x-tokenomy-tags"),
+        ({"input": "x", "input_type": "search_query"}, "input_type", "Cohere"),
+    ],
+)
 def test_what_titan_cannot_take_is_refused_by_name(body, param, needle) -> None:
     wrong = be.refusal({"model": TITAN, **body}, TITAN)
     assert wrong is not None and wrong.param == param and needle in str(wrong)

@@ -26,30 +26,52 @@ def b64(data: bytes) -> str:
 
 
 def test_every_block_and_option_goes_back_out_as_the_caller_sent_it() -> None:
-    tool = {"toolSpec": {"name": "get_weather", "description": "Weather", "inputSchema": {"json": SCHEMA},
-                         "strict": True}}
+    tool = {
+        "toolSpec": {"name": "get_weather", "description": "Weather", "inputSchema": {"json": SCHEMA}, "strict": True}
+    }
     messages = [
-        {"role": "user", "content": [{"text": "Look"},
-                                     {"image": {"format": "png", "source": {"bytes": IMAGE}}},
-                                     {"document": {"format": "pdf", "name": "spec", "source": {"bytes": PDF}}},
-                                     {"cachePoint": {"type": "default"}}]},
-        {"role": "assistant", "content": [
-            {"reasoningContent": {"reasoningText": {"text": "think", "signature": "sig=="}}},
-            {"reasoningContent": {"redactedContent": REDACTED}},
-            {"toolUse": {"toolUseId": "tu_1", "name": "get_weather", "input": {"city": "Paris"}}}]},
-        {"role": "user", "content": [{"toolResult": {"toolUseId": "tu_1", "content": [{"text": "18C"}],
-                                                     "status": "error"}}]},
+        {
+            "role": "user",
+            "content": [
+                {"text": "Look"},
+                {"image": {"format": "png", "source": {"bytes": IMAGE}}},
+                {"document": {"format": "pdf", "name": "spec", "source": {"bytes": PDF}}},
+                {"cachePoint": {"type": "default"}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": [
+                {"reasoningContent": {"reasoningText": {"text": "think", "signature": "sig=="}}},
+                {"reasoningContent": {"redactedContent": REDACTED}},
+                {"toolUse": {"toolUseId": "tu_1", "name": "get_weather", "input": {"city": "Paris"}}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [{"toolResult": {"toolUseId": "tu_1", "content": [{"text": "18C"}], "status": "error"}}],
+        },
     ]
     sent = {
         "system": [{"text": "Be brief."}, {"cachePoint": {"type": "default"}}],
-        "toolConfig": {"tools": [tool, {"cachePoint": {"type": "default"}}],
-                       # auto: Claude takes no forced tool while thinking (a named one: test_converse_mapping)
-                       "toolChoice": {"auto": {}}},
+        "toolConfig": {
+            "tools": [tool, {"cachePoint": {"type": "default"}}],
+            # auto: Claude takes no forced tool while thinking (a named one: test_converse_mapping)
+            "toolChoice": {"auto": {}},
+        },
         "inferenceConfig": {"maxTokens": 50, "temperature": 0.5, "topP": 0.9, "stopSequences": ["END"]},
-        "additionalModelRequestFields": {"top_k": 40, "thinking": {"type": "enabled", "budget_tokens": 1024},
-                                         "anthropic_beta": ["x"]},
-        "outputConfig": {"textFormat": {"type": "json_schema", "structure": {"jsonSchema": {
-            "schema": json.dumps(SCHEMA), "name": "place", "description": "A place"}}}, "effort": "high"},
+        "additionalModelRequestFields": {
+            "top_k": 40,
+            "thinking": {"type": "enabled", "budget_tokens": 1024},
+            "anthropic_beta": ["x"],
+        },
+        "outputConfig": {
+            "textFormat": {
+                "type": "json_schema",
+                "structure": {"jsonSchema": {"schema": json.dumps(SCHEMA), "name": "place", "description": "A place"}},
+            },
+            "effort": "high",
+        },
         "guardrailConfig": {"guardrailIdentifier": "g1", "guardrailVersion": "1"},
         "requestMetadata": {"app": "shop"},
     }
@@ -73,29 +95,59 @@ def test_every_block_and_option_goes_back_out_as_the_caller_sent_it() -> None:
     assert {k: v for k, v in out.items() if k not in ("modelId", "messages")} == sent
 
 
-@pytest.mark.parametrize(("body", "named"), [
-    ({"messages": [{"role": "system", "content": [{"text": "x"}]}]}, "messages[0].role"),
-    ({"messages": [{"role": "user", "content": []}]}, "messages[0].content: expected a non-empty list"),
-    ({"messages": [{"role": "user", "content": [{"text": "a", "image": {}}]}]}, "messages[0].content[0]: expected"),
-    ({"messages": [{"role": "user", "content": [{"toolUse": {"toolUseId": "t", "name": "n", "input": [1]}}]}]},
-     "messages[0].content[0].toolUse.input"),
-    ({"messages": [{"role": "user", "content": [{"document": {"format": "pdf", "name": "d", "citations": {},
-                                                              "source": {"bytes": "AA=="}}}]}]},
-     "messages[0].content[0].document.citations"),
-    ({"messages": [{"role": "user", "content": [{"cachePoint": {"type": "default", "ttl": "2h"}}]}]},
-     "messages[0].content[0].cachePoint.ttl"),
-    ({"inferenceConfig": {"maxTokens": 0}}, "inferenceConfig.maxTokens"),
-    ({"inferenceConfig": {"temperature": "hot"}}, "inferenceConfig.temperature: expected a number"),
-    ({"toolConfig": {"tools": [{"toolSpec": {"name": "t", "inputSchema": {"json": "{}"}}}]}},
-     "toolConfig.tools[0].toolSpec.inputSchema.json"),
-    ({"toolConfig": {"tools": [{"toolSpec": {"name": "t", "inputSchema": {"json": {}}}}],
-                     "toolChoice": {"none": {}}}}, "toolConfig.toolChoice.none"),
-    ({"additionalModelRequestFields": {"thinking": {"type": "enabled"}}},
-     "additionalModelRequestFields.thinking.budget_tokens"),
-    ({"outputConfig": {"textFormat": {"type": "json_schema", "structure": {"jsonSchema": {"schema": "{"}}}}},
-     "outputConfig.textFormat.structure.jsonSchema.schema"),
-    ({"projectIdentifier": "p"}, "projectIdentifier: not carried"),
-])
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ({"messages": [{"role": "system", "content": [{"text": "x"}]}]}, "messages[0].role"),
+        ({"messages": [{"role": "user", "content": []}]}, "messages[0].content: expected a non-empty list"),
+        ({"messages": [{"role": "user", "content": [{"text": "a", "image": {}}]}]}, "messages[0].content[0]: expected"),
+        (
+            {"messages": [{"role": "user", "content": [{"toolUse": {"toolUseId": "t", "name": "n", "input": [1]}}]}]},
+            "messages[0].content[0].toolUse.input",
+        ),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"document": {"format": "pdf", "name": "d", "citations": {}, "source": {"bytes": "AA=="}}}
+                        ],
+                    }
+                ]
+            },
+            "messages[0].content[0].document.citations",
+        ),
+        (
+            {"messages": [{"role": "user", "content": [{"cachePoint": {"type": "default", "ttl": "2h"}}]}]},
+            "messages[0].content[0].cachePoint.ttl",
+        ),
+        ({"inferenceConfig": {"maxTokens": 0}}, "inferenceConfig.maxTokens"),
+        ({"inferenceConfig": {"temperature": "hot"}}, "inferenceConfig.temperature: expected a number"),
+        (
+            {"toolConfig": {"tools": [{"toolSpec": {"name": "t", "inputSchema": {"json": "{}"}}}]}},
+            "toolConfig.tools[0].toolSpec.inputSchema.json",
+        ),
+        (
+            {
+                "toolConfig": {
+                    "tools": [{"toolSpec": {"name": "t", "inputSchema": {"json": {}}}}],
+                    "toolChoice": {"none": {}},
+                }
+            },
+            "toolConfig.toolChoice.none",
+        ),
+        (
+            {"additionalModelRequestFields": {"thinking": {"type": "enabled"}}},
+            "additionalModelRequestFields.thinking.budget_tokens",
+        ),
+        (
+            {"outputConfig": {"textFormat": {"type": "json_schema", "structure": {"jsonSchema": {"schema": "{"}}}}},
+            "outputConfig.textFormat.structure.jsonSchema.schema",
+        ),
+        ({"projectIdentifier": "p"}, "projectIdentifier: not carried"),
+    ],
+)
 def test_a_malformed_or_uncarried_field_is_named(body, named) -> None:
     with pytest.raises(ValueError, match=named.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
         request_from_converse(MODEL, {"messages": [{"role": "user", "content": [{"text": "hi"}]}], **body})
@@ -103,19 +155,35 @@ def test_a_malformed_or_uncarried_field_is_named(body, named) -> None:
 
 def test_an_answer_goes_back_in_converses_shape_blobs_as_base64() -> None:
     response = ChatResponse(
-        content=[ReasoningBlock("hm", "sig"), ReasoningBlock(redacted=b64(REDACTED)), TextBlock("Calling."),
-                 ToolUseBlock("tu_9", "get_weather", {"city": "Oslo"})],
-        model=MODEL, provider="bedrock", usage=Usage(10, 5, cache_read_tokens=100, cache_write_tokens=20),
-        finish_reason="tool_calls", latency_ms=12.4, raw={"top": {"trace": {"guardrail": {"x": 1}}, "other": 1}})
+        content=[
+            ReasoningBlock("hm", "sig"),
+            ReasoningBlock(redacted=b64(REDACTED)),
+            TextBlock("Calling."),
+            ToolUseBlock("tu_9", "get_weather", {"city": "Oslo"}),
+        ],
+        model=MODEL,
+        provider="bedrock",
+        usage=Usage(10, 5, cache_read_tokens=100, cache_write_tokens=20),
+        finish_reason="tool_calls",
+        latency_ms=12.4,
+        raw={"top": {"trace": {"guardrail": {"x": 1}}, "other": 1}},
+    )
     body = answer_body(response)
     assert body["output"]["message"]["content"] == [
         {"reasoningContent": {"reasoningText": {"text": "hm", "signature": "sig"}}},
         {"reasoningContent": {"redactedContent": b64(REDACTED)}},
         {"text": "Calling."},
-        {"toolUse": {"toolUseId": "tu_9", "name": "get_weather", "input": {"city": "Oslo"}}}]
+        {"toolUse": {"toolUseId": "tu_9", "name": "get_weather", "input": {"city": "Oslo"}}},
+    ]
     assert body["stopReason"] == "tool_use" and body["metrics"] == {"latencyMs": 12}
-    assert body["usage"] == {"inputTokens": 10, "outputTokens": 5, "totalTokens": 135, "cacheReadInputTokens": 100,
-                             "cacheWriteInputTokens": 20, "cacheDetails": [{"ttl": "5m", "inputTokens": 20}]}
+    assert body["usage"] == {
+        "inputTokens": 10,
+        "outputTokens": 5,
+        "totalTokens": 135,
+        "cacheReadInputTokens": 100,
+        "cacheWriteInputTokens": 20,
+        "cacheDetails": [{"ttl": "5m", "inputTokens": 20}],
+    }
     assert body["trace"] == {"guardrail": {"x": 1}} and "other" not in body
 
 
@@ -123,8 +191,12 @@ def test_redacted_reasoning_that_is_not_base64_goes_out_and_comes_back_as_it_was
     """Anthropic's redacted thinking is opaque text; Converse holds redacted reasoning as bytes. Text that is not
     base64 had no Converse form (the answer was a 500); it goes out as marked bytes and comes back the same text."""
     opaque = "EmwKAhgBEgy3va3pzix/LafPsn4a=not=base64"
-    response = ChatResponse(content=[ReasoningBlock(redacted=opaque), TextBlock("Hi.")], model=MODEL,
-                            provider="anthropic", usage=Usage(1, 1))
+    response = ChatResponse(
+        content=[ReasoningBlock(redacted=opaque), TextBlock("Hi.")],
+        model=MODEL,
+        provider="anthropic",
+        usage=Usage(1, 1),
+    )
     content = answer_body(response)["output"]["message"]["content"]
     turn = {"messages": [{"role": "user", "content": [{"text": "hi"}]}, {"role": "assistant", "content": content}]}
     back = [ReasoningBlock(redacted=opaque, signer="claude"), TextBlock("Hi.")]  # Converse's signatures are Claude's
@@ -137,8 +209,9 @@ def test_a_streamed_answer_carries_redacted_reasoning_as_the_same_blob() -> None
     from tokenomy.gateway.converse_routes import EventWriter
 
     opaque = "EmwKAhgBEgy3va3pzix/LafPsn4a=not=base64"
-    response = ChatResponse(content=[ReasoningBlock(redacted=opaque)], model=MODEL, provider="anthropic",
-                            usage=Usage(1, 1))
+    response = ChatResponse(
+        content=[ReasoningBlock(redacted=opaque)], model=MODEL, provider="anthropic", usage=Usage(1, 1)
+    )
     frames = EventStreamBuffer()
     frames.add_data(b"".join(EventWriter("req-1").finish(response)))
     events = [json.loads(frame.payload) for frame in frames]

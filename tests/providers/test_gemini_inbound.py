@@ -19,11 +19,14 @@ REDACTED = base64.b64encode(bytes(range(64))).decode()
 def test_an_answers_parts_come_back_as_the_blocks_they_were() -> None:
     """Claude's signed and redacted thinking, a signature riding on a call (Gemini's), a URL image: a Gemini-API
     caller that sends the answer back returns each to the model that made it, signed."""
-    blocks = [ReasoningBlock("thinking it over", SIGNATURE, signer="claude"),
-              ReasoningBlock(redacted=REDACTED, signer="claude"), TextBlock("Calling."),
-              ReasoningBlock("", SIGNATURE, signer="gemini"),
-              ToolUseBlock("toolu_1", "get_weather", {"city": "Oslo"}, '{"city": "Oslo"}'),
-              ImageBlock(media_type="image/png", url="https://example.com/a.png")]
+    blocks = [
+        ReasoningBlock("thinking it over", SIGNATURE, signer="claude"),
+        ReasoningBlock(redacted=REDACTED, signer="claude"),
+        TextBlock("Calling."),
+        ReasoningBlock("", SIGNATURE, signer="gemini"),
+        ToolUseBlock("toolu_1", "get_weather", {"city": "Oslo"}, '{"city": "Oslo"}'),
+        ImageBlock(media_type="image/png", url="https://example.com/a.png"),
+    ]
     parts = parts_body(blocks)
     assert parts[0] == {"text": "thinking it over", "thought": True}  # shown; the part after it carries it
     assert parts[2]["functionCall"] == {"id": "toolu_1", "name": "get_weather", "args": {"city": "Oslo"}}
@@ -43,8 +46,12 @@ def test_an_answers_parts_come_back_as_the_blocks_they_were() -> None:
 
 
 def test_streamed_thought_pieces_are_one_signed_thought() -> None:
-    parts = [{"text": "a", "thought": True}, {"text": "b", "thought": True},
-             {"text": "", "thought": True, "thoughtSignature": signature_out(SIGNATURE)}, {"text": "Hi."}]
+    parts = [
+        {"text": "a", "thought": True},
+        {"text": "b", "thought": True},
+        {"text": "", "thought": True, "thoughtSignature": signature_out(SIGNATURE)},
+        {"text": "Hi."},
+    ]
     body = {"contents": [{"parts": [{"text": "hi"}]}, {"role": "model", "parts": parts}]}
     thought = ReasoningBlock("ab", SIGNATURE, signer="gemini")
     assert request_from_gemini("m", body).messages[1].content == [thought, TextBlock("Hi.")]
@@ -52,8 +59,10 @@ def test_streamed_thought_pieces_are_one_signed_thought() -> None:
 
 
 def test_a_refused_block_is_named_at_the_part_the_caller_sent() -> None:
-    parts = [{"text": "Look:", "thoughtSignature": SIGNATURE},
-             {"inlineData": {"mimeType": "image/png", "data": "AA=="}}]
+    parts = [
+        {"text": "Look:", "thoughtSignature": SIGNATURE},
+        {"inlineData": {"mimeType": "image/png", "data": "AA=="}},
+    ]
     body = {"contents": [{"parts": parts}]}
     blocks = request_from_gemini("m", body).messages[0].content
     assert [type(b) for b in blocks] == [ReasoningBlock, TextBlock, ImageBlock]
@@ -72,20 +81,38 @@ def test_a_signature_riding_on_a_streamed_function_call_goes_out_on_that_call() 
     from tokenomy.providers.gemini_provider import GeminiProvider
 
     writer = ChunkWriter("g", "resp-1", {"generationConfig": {"thinkingConfig": {"includeThoughts": True}}})
-    pieces = [GeminiProvider._chunk(part, 0) for part in (
-        {"thought": True, "text": "Look it up."},
-        {"function_call": {"id": "fc_1", "name": "get_weather", "args": {"city": "Oslo"}},
-         "thought_signature": b"sig"})]
+    pieces = [
+        GeminiProvider._chunk(part, 0)
+        for part in (
+            {"thought": True, "text": "Look it up."},
+            {
+                "function_call": {"id": "fc_1", "name": "get_weather", "args": {"city": "Oslo"}},
+                "thought_signature": b"sig",
+            },
+        )
+    ]
     streamed = [chunk for piece in pieces for chunk in writer.chunk(piece)]
     assert len(streamed) == 1 and b'"thought":true' in streamed[0]  # the call is held for the last chunk
     signed = base64.b64encode(b"sig").decode()  # the provider's text for Gemini's signature bytes
-    answer = ChatResponse(content=[ReasoningBlock("Look it up."), ReasoningBlock("", signed),
-                                   ToolUseBlock("fc_1", "get_weather", {"city": "Oslo"})],
-                          model="g", provider="gcp.gemini", usage=Usage(5, 3), finish_reason="tool_calls")
+    answer = ChatResponse(
+        content=[
+            ReasoningBlock("Look it up."),
+            ReasoningBlock("", signed),
+            ToolUseBlock("fc_1", "get_weather", {"city": "Oslo"}),
+        ],
+        model="g",
+        provider="gcp.gemini",
+        usage=Usage(5, 3),
+        finish_reason="tool_calls",
+    )
     [last] = writer.finish(answer)
     parts = json.loads(last.decode().removeprefix("data: "))["candidates"][0]["content"]["parts"]
-    assert parts == [{"functionCall": {"id": "fc_1", "name": "get_weather", "args": {"city": "Oslo"}},
-                      "thoughtSignature": signature_out(signed)}]
+    assert parts == [
+        {
+            "functionCall": {"id": "fc_1", "name": "get_weather", "args": {"city": "Oslo"}},
+            "thoughtSignature": signature_out(signed),
+        }
+    ]
 
 
 def test_every_claude_converse_and_openai_stop_reason_is_a_finish_reason_gemini_has() -> None:

@@ -34,17 +34,39 @@ def conversation() -> ChatRequest:
         model=MODEL,
         system="be brief",
         messages=[
-            Message("user", [TextBlock("look"), ImageBlock("image/png", b"\x89PNG"), ImageBlock(url="https://x/a.jpg"),
-                             DocumentBlock("pdf", b"%PDF", "contract"), DocumentBlock("txt", file_id="files/abc")]),
-            Message("assistant", [ReasoningBlock("thinking...", base64.b64encode(b"sig1").decode()),
-                                  ReasoningBlock("", base64.b64encode(b"sig2").decode()),
-                                  ToolUseBlock("call-1", "get_weather", {"city": "Oslo"})]),
+            Message(
+                "user",
+                [
+                    TextBlock("look"),
+                    ImageBlock("image/png", b"\x89PNG"),
+                    ImageBlock(url="https://x/a.jpg"),
+                    DocumentBlock("pdf", b"%PDF", "contract"),
+                    DocumentBlock("txt", file_id="files/abc"),
+                ],
+            ),
+            Message(
+                "assistant",
+                [
+                    ReasoningBlock("thinking...", base64.b64encode(b"sig1").decode()),
+                    ReasoningBlock("", base64.b64encode(b"sig2").decode()),
+                    ToolUseBlock("call-1", "get_weather", {"city": "Oslo"}),
+                ],
+            ),
             Message("user", [ToolResultBlock("call-1", [TextBlock('{"temp": 18}')]), TextBlock("and now?")]),
         ],
-        max_tokens=64, temperature=0.2, top_p=0.9, top_k=40, stop=["END"], seed=7, presence_penalty=0.1,
-        frequency_penalty=0.2, tools=[ToolSpec("get_weather", "Weather now", SCHEMA)],
-        tool_choice=ToolChoice("tool", "get_weather"), response_format=ResponseFormat("json_schema", SCHEMA, "w"),
-        reasoning=Reasoning(budget_tokens=512), extra={"cached_content": "cachedContents/abc", "labels": {"team": "a"}},
+        max_tokens=64,
+        temperature=0.2,
+        top_p=0.9,
+        top_k=40,
+        stop=["END"],
+        seed=7,
+        presence_penalty=0.1,
+        frequency_penalty=0.2,
+        tools=[ToolSpec("get_weather", "Weather now", SCHEMA)],
+        tool_choice=ToolChoice("tool", "get_weather"),
+        response_format=ResponseFormat("json_schema", SCHEMA, "w"),
+        reasoning=Reasoning(budget_tokens=512),
+        extra={"cached_content": "cachedContents/abc", "labels": {"team": "a"}},
     )
 
 
@@ -61,19 +83,28 @@ def test_every_block_and_option_is_carried() -> None:
     model = contents[1]["parts"]
     assert model[0] == {"text": "thinking...", "thought": True, "thought_signature": b"sig1"}
     # The empty reasoning block carries the signature Gemini put on the function call part.
-    assert model[1] == {"function_call": {"name": "get_weather", "args": {"city": "Oslo"}, "id": "call-1"},
-                        "thought_signature": b"sig2"}
+    assert model[1] == {
+        "function_call": {"name": "get_weather", "args": {"city": "Oslo"}, "id": "call-1"},
+        "thought_signature": b"sig2",
+    }
     assert contents[2]["parts"][0] == {
-        "function_response": {"name": "get_weather", "response": {"output": {"temp": 18}}, "id": "call-1"}}
+        "function_response": {"name": "get_weather", "response": {"output": {"temp": 18}}, "id": "call-1"}
+    }
     config = config_from_request(request)
     assert config["system_instruction"] == "be brief" and config["max_output_tokens"] == 64
     assert (config["temperature"], config["top_p"], config["top_k"], config["seed"]) == (0.2, 0.9, 40, 7)
     assert (config["presence_penalty"], config["frequency_penalty"], config["stop_sequences"]) == (0.1, 0.2, ["END"])
     assert config["response_mime_type"] == "application/json" and config["response_json_schema"] == SCHEMA
-    assert config["tools"] == [{"function_declarations": [
-        {"name": "get_weather", "parameters_json_schema": SCHEMA, "description": "Weather now"}]}]
-    assert config["tool_config"] == {"function_calling_config": {"mode": "ANY",
-                                                                 "allowed_function_names": ["get_weather"]}}
+    assert config["tools"] == [
+        {
+            "function_declarations": [
+                {"name": "get_weather", "parameters_json_schema": SCHEMA, "description": "Weather now"}
+            ]
+        }
+    ]
+    assert config["tool_config"] == {
+        "function_calling_config": {"mode": "ANY", "allowed_function_names": ["get_weather"]}
+    }
     assert config["thinking_config"] == {"include_thoughts": True, "thinking_budget": 512}
     assert config["cached_content"] == "cachedContents/abc" and config["labels"] == {"team": "a"}
     from google.genai import types
@@ -81,17 +112,20 @@ def test_every_block_and_option_is_carried() -> None:
     types.GenerateContentConfig.model_validate(config)  # the SDK takes every key as it is
 
 
-@pytest.mark.parametrize(("change", "needle"), [
-    ({"parallel_tool_calls": False}, "parallel_tool_calls"),
-    ({"messages": [Message("user", [DocumentBlock("docx", b"PK")])]}, "messages[0].content[0]"),
-    ({"messages": [Message("user", [ImageBlock("image/png", b"x", detail="high")])]}, "detail"),
-    ({"messages": [Message("user", [ToolResultBlock("nope", [TextBlock("x")])])]}, "tool_use_id"),
-    ({"reasoning": Reasoning(effort="extreme")}, "reasoning_effort"),
-    ({"reasoning": Reasoning(effort="high", budget_tokens=0)}, "reasoning_effort"),  # thinking off: it was dropped
-    ({"response_format": ResponseFormat("json_object", description="an answer")}, "description"),
-    ({"tool_choice": ToolChoice("any")}, "tool_choice"),  # forced, with no tools: the choice was dropped
-    ({"tool_choice": ToolChoice("tool", "lookup")}, "tool_choice"),
-])
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"parallel_tool_calls": False}, "parallel_tool_calls"),
+        ({"messages": [Message("user", [DocumentBlock("docx", b"PK")])]}, "messages[0].content[0]"),
+        ({"messages": [Message("user", [ImageBlock("image/png", b"x", detail="high")])]}, "detail"),
+        ({"messages": [Message("user", [ToolResultBlock("nope", [TextBlock("x")])])]}, "tool_use_id"),
+        ({"reasoning": Reasoning(effort="extreme")}, "reasoning_effort"),
+        ({"reasoning": Reasoning(effort="high", budget_tokens=0)}, "reasoning_effort"),  # thinking off: it was dropped
+        ({"response_format": ResponseFormat("json_object", description="an answer")}, "description"),
+        ({"tool_choice": ToolChoice("any")}, "tool_choice"),  # forced, with no tools: the choice was dropped
+        ({"tool_choice": ToolChoice("tool", "lookup")}, "tool_choice"),
+    ],
+)
 def test_what_gemini_cannot_take_is_refused_by_name(change, needle) -> None:
     request = ChatRequest(**{"messages": [Message("user", "hi")], "model": MODEL, **change})
     with pytest.raises(ProviderError, match=needle.replace("[", r"\[").replace("]", r"\]")) as refused:
@@ -103,8 +137,9 @@ def test_what_gemini_cannot_take_is_refused_by_name(change, needle) -> None:
 def test_strict_tools_are_validated_calls() -> None:
     request = ChatRequest.simple("x", model=MODEL, tools=[ToolSpec("f", input_schema=SCHEMA, strict=True)])
     assert config_from_request(request)["tool_config"] == {"function_calling_config": {"mode": "VALIDATED"}}
-    forced = ChatRequest.simple("x", model=MODEL, tools=[ToolSpec("f", input_schema=SCHEMA, strict=True)],
-                                tool_choice=ToolChoice("any"))
+    forced = ChatRequest.simple(
+        "x", model=MODEL, tools=[ToolSpec("f", input_schema=SCHEMA, strict=True)], tool_choice=ToolChoice("any")
+    )
     assert config_from_request(forced)["tool_config"] == {"function_calling_config": {"mode": "ANY"}}
     assert "tool_config" not in config_from_request(ChatRequest.simple("x", model=MODEL, tools=[ToolSpec("f")]))
 
@@ -122,11 +157,15 @@ def test_unknown_extra_keys_are_refused_before_any_call(monkeypatch) -> None:
 
 
 def test_response_parts_become_blocks() -> None:
-    blocks = blocks_from_parts([
-        {"text": "let me ", "thought": True}, {"text": "think", "thought": True, "thought_signature": b"s"},
-        {"text": "It is "}, {"text": "sunny."},
-        {"function_call": {"name": "f", "args": {"a": 1}}, "thought_signature": b"t"},
-    ])
+    blocks = blocks_from_parts(
+        [
+            {"text": "let me ", "thought": True},
+            {"text": "think", "thought": True, "thought_signature": b"s"},
+            {"text": "It is "},
+            {"text": "sunny."},
+            {"function_call": {"name": "f", "args": {"a": 1}}, "thought_signature": b"t"},
+        ]
+    )
     assert blocks[0] == ReasoningBlock("let me think", base64.b64encode(b"s").decode())
     assert blocks[1] == TextBlock("It is sunny.")
     assert blocks[2] == ReasoningBlock("", base64.b64encode(b"t").decode())
@@ -141,10 +180,14 @@ def test_response_parts_become_blocks() -> None:
     assert contents[1]["parts"] == [{"function_response": {"name": "f", "response": {"output": "ok"}}}]
 
 
-@pytest.mark.parametrize("answer", [
-    [{"text": "It is sunny."}, {"text": "", "thought_signature": b"s"}],
-    [{"function_call": {"name": "f", "args": {"a": 1}}}, {"text": "", "thought_signature": b"t"}],
-], ids=["after text", "after a function call"])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        [{"text": "It is sunny."}, {"text": "", "thought_signature": b"s"}],
+        [{"function_call": {"name": "f", "args": {"a": 1}}}, {"text": "", "thought_signature": b"t"}],
+    ],
+    ids=["after text", "after a function call"],
+)
 def test_a_trailing_signature_part_goes_back_as_it_came(answer) -> None:
     # Gemini 3 often ends a turn (a stream's last chunk, or after a function call on Vertex AI) with an empty text
     # part holding only the thought signature: it became a bare ReasoningBlock that was dropped on the way back.
@@ -169,10 +212,16 @@ def test_finish_reasons_say_why_the_answer_ended() -> None:
 
 
 def test_usage_separates_cached_tokens_and_counts_thoughts_as_output() -> None:
-    meta = SimpleNamespace(prompt_token_count=1500, cached_content_token_count=1200, candidates_token_count=40,
-                           thoughts_token_count=100, tool_use_prompt_token_count=None)
-    assert usage_from_gemini(meta) == Usage(input_tokens=300, output_tokens=140, cache_read_tokens=1200,
-                                            reasoning_tokens=100)
+    meta = SimpleNamespace(
+        prompt_token_count=1500,
+        cached_content_token_count=1200,
+        candidates_token_count=40,
+        thoughts_token_count=100,
+        tool_use_prompt_token_count=None,
+    )
+    assert usage_from_gemini(meta) == Usage(
+        input_tokens=300, output_tokens=140, cache_read_tokens=1200, reasoning_tokens=100
+    )
     assert usage_from_gemini(None) == Usage()
 
 

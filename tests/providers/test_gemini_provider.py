@@ -59,8 +59,12 @@ def test_the_vertex_location_is_looked_up_in_one_place(monkeypatch) -> None:
     assert vertex_location(None) == "us-central1" and vertex_location("asia-east1") == "asia-east1"
     src = Path(__file__).resolve().parents[2] / "src" / "tokenomy"
     lookup = 'os.environ.get("GOOGLE_CLOUD_LOCATION")'
-    copies = [str(p.relative_to(src)) for p in src.rglob("*.py")
-              for line in p.read_text(encoding="utf-8").splitlines() if lookup in line]
+    copies = [
+        str(p.relative_to(src))
+        for p in src.rglob("*.py")
+        for line in p.read_text(encoding="utf-8").splitlines()
+        if lookup in line
+    ]
     assert copies == ["providers/gemini_client.py"], copies
 
 
@@ -91,12 +95,13 @@ def test_named_cache_is_read_and_priced_at_the_cached_rate(url, ledger_path) -> 
     cached = cache.usage_metadata.total_token_count
     spec = {"g": ModelSpec(name="g", provider="gemini", model=MODEL, base_url=url)}
     with Tokenomy(ledger_path, models=spec) as client:
-        response = client.chat(ChatRequest.simple("When does zone 3 ship?", model="g",
-                                                  extra={"cached_content": cache.name}))
+        response = client.chat(
+            ChatRequest.simple("When does zone 3 ship?", model="g", extra={"cached_content": cache.name})
+        )
     usage = response.usage
     assert usage.cache_read_tokens == cached and usage.input_tokens > 0
     entry = default_catalog().lookup(MODEL)
-    expected = (usage.input_tokens * entry.input + cached * entry.cache_read + usage.output_tokens * entry.output)
+    expected = usage.input_tokens * entry.input + cached * entry.cache_read + usage.output_tokens * entry.output
     assert response.cost_usd == expected / MILLION
     [event] = open_store(ledger_path).events()
     assert event.cache_read_tokens == cached and event.cost_usd == expected / MILLION
@@ -109,11 +114,23 @@ def test_tool_call_round_trip_through_the_provider(url) -> None:
     first = provider.chat(ChatRequest(messages=[ask], model=MODEL, tools=tools, tool_choice=ToolChoice("any")))
     [call] = first.tool_calls
     assert first.finish_reason == "tool_calls" and call.name == "get_weather" and isinstance(call.input["city"], str)
-    second = provider.chat(ChatRequest(model=MODEL, tools=tools, messages=[
-        ask, Message("assistant", first.content), Message("user", [ToolResultBlock(call.id, [TextBlock("sunny")])])]))
+    second = provider.chat(
+        ChatRequest(
+            model=MODEL,
+            tools=tools,
+            messages=[
+                ask,
+                Message("assistant", first.content),
+                Message("user", [ToolResultBlock(call.id, [TextBlock("sunny")])]),
+            ],
+        )
+    )
     assert not second.tool_calls and '"output": "sunny"' in second.text
-    streamed = list(provider.stream(ChatRequest(messages=[ask], model=MODEL, tools=tools,
-                                                tool_choice=ToolChoice("tool", "get_weather"))))
+    streamed = list(
+        provider.stream(
+            ChatRequest(messages=[ask], model=MODEL, tools=tools, tool_choice=ToolChoice("tool", "get_weather"))
+        )
+    )
     deltas = [c.tool_call for c in streamed if c.tool_call]
     assert deltas[0].name == "get_weather" and json.loads(deltas[0].arguments) == call.input
     assert streamed[-1].response.tool_calls[0].id == deltas[0].id
@@ -128,30 +145,50 @@ def test_thinking_is_output_and_its_signature_goes_back(url) -> None:
     assert isinstance(thought, ReasoningBlock) and thought.text and thought.signature
     assert response.usage.reasoning_tokens > 0
     assert response.usage.output_tokens == response.usage.reasoning_tokens + len(response.text.split())
-    again = provider.chat(ChatRequest(model=MODEL, messages=[
-        Message("user", "Is 17 prime?"), Message("assistant", response.content), Message("user", "And 19?")]))
+    again = provider.chat(
+        ChatRequest(
+            model=MODEL,
+            messages=[
+                Message("user", "Is 17 prime?"),
+                Message("assistant", response.content),
+                Message("user", "And 19?"),
+            ],
+        )
+    )
     assert again.text.startswith("Re: And 19?")  # the emulator checked the signature it issued
     streamed = list(provider.stream(request))
     assert "".join(c.reasoning for c in streamed) == thought.text and streamed[-1].response.content[0] == thought
     forged = ReasoningBlock(thought.text + "!", thought.signature)
     with pytest.raises(ProviderError, match="Thought signature") as refused:
-        provider.chat(ChatRequest(model=MODEL, messages=[
-            Message("user", "Is 17 prime?"), Message("assistant", [forged, TextBlock("yes")]), Message("user", "ok")]))
+        provider.chat(
+            ChatRequest(
+                model=MODEL,
+                messages=[
+                    Message("user", "Is 17 prime?"),
+                    Message("assistant", [forged, TextBlock("yes")]),
+                    Message("user", "ok"),
+                ],
+            )
+        )
     assert refused.value.kind == "client_error"
     provider.close()
 
 
 def test_json_schema_output_parses(url) -> None:
     provider = GeminiProvider(base_url=url)
-    response = provider.chat(ChatRequest.simple("A city, as JSON", model=MODEL,
-                                                response_format=ResponseFormat("json_schema", SCHEMA, "city")))
+    response = provider.chat(
+        ChatRequest.simple(
+            "A city, as JSON", model=MODEL, response_format=ResponseFormat("json_schema", SCHEMA, "city")
+        )
+    )
     assert set(json.loads(response.text)) == {"city"}
     provider.close()
 
 
 def test_vertex_ai_paths_with_project_and_location(url) -> None:
-    spec = ModelSpec(name="v", provider="vertex", model=MODEL, base_url=url, region="europe-west4",
-                     options=(("project", "acme"),))
+    spec = ModelSpec(
+        name="v", provider="vertex", model=MODEL, base_url=url, region="europe-west4", options=(("project", "acme"),)
+    )
     with Tokenomy(models={"v": spec}) as client:
         response = client.chat(ChatRequest.simple("Hello from Vertex", model="v"))
     assert response.provider == "gcp.vertex_ai" and response.region == "europe-west4"
@@ -159,8 +196,13 @@ def test_vertex_ai_paths_with_project_and_location(url) -> None:
     # A Vertex context cache (projects/.../cachedContents) is read the same way.
     from google.oauth2.credentials import Credentials
 
-    sdk = genai.Client(vertexai=True, project="acme", location="europe-west4", credentials=Credentials(token="t"),
-                       http_options={"base_url": url})
+    sdk = genai.Client(
+        vertexai=True,
+        project="acme",
+        location="europe-west4",
+        credentials=Credentials(token="t"),
+        http_options={"base_url": url},
+    )
     cache = sdk.caches.create(model=MODEL, config=types.CreateCachedContentConfig(contents=["clause " * 1200]))
     vertex = GeminiProvider(vertex=True, base_url=url, project="acme", location="europe-west4")
     cached = vertex.chat(ChatRequest.simple("Summarise", model=MODEL, extra={"cached_content": cache.name}))
@@ -182,8 +224,9 @@ def test_errors_map_to_tokenomy_kinds(url) -> None:
         assert limited.value.kind == "throttled" and limited.value.retryable
         throttled.close()
     # The model cannot call a tool whose input is not an object: a 500, before or in the middle of a stream.
-    odd = ChatRequest.simple("x", model=MODEL, tools=[ToolSpec("f", input_schema={"type": "string"})],
-                             tool_choice=ToolChoice("any"))
+    odd = ChatRequest.simple(
+        "x", model=MODEL, tools=[ToolSpec("f", input_schema={"type": "string"})], tool_choice=ToolChoice("any")
+    )
     with pytest.raises(ProviderError, match="could not produce JSON") as failed:
         provider.chat(odd)
     assert failed.value.kind == "server_error" and failed.value.status == 500
@@ -212,8 +255,11 @@ def test_vertex_without_google_credentials_is_a_client_error_not_retried(tmp_pat
     monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")
     monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")
     # Not a loopback URL (an emulator gets stand-in credentials); .invalid never resolves, so nothing is sent.
-    spec = {"v": ModelSpec(name="v", provider="vertex", model=MODEL, base_url="http://vertex.invalid",
-                           options=(("project", "acme"),))}
+    spec = {
+        "v": ModelSpec(
+            name="v", provider="vertex", model=MODEL, base_url="http://vertex.invalid", options=(("project", "acme"),)
+        )
+    }
     with Tokenomy(ledger_path, models=spec) as client:
         with pytest.raises(ProviderError) as caught:
             client.chat(ChatRequest.simple("hi", model="v", max_tokens=5))
@@ -252,15 +298,26 @@ def test_vertex_with_refused_credentials_is_a_client_error_not_retried(tmp_path,
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     key_file = tmp_path / "sa.json"
-    key_file.write_text(json.dumps({
-        "type": "service_account", "project_id": "acme", "private_key_id": "1", "private_key": key.decode(),
-        "client_email": "sa@acme.iam.gserviceaccount.com", "client_id": "1",
-        "token_uri": f"http://127.0.0.1:{server.server_address[1]}/token",
-    }))
+    key_file.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "acme",
+                "private_key_id": "1",
+                "private_key": key.decode(),
+                "client_email": "sa@acme.iam.gserviceaccount.com",
+                "client_id": "1",
+                "token_uri": f"http://127.0.0.1:{server.server_address[1]}/token",
+            }
+        )
+    )
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key_file))
     monkeypatch.setenv("NO_GCE_CHECK", "True")
-    spec = {"v": ModelSpec(name="v", provider="vertex", model=MODEL, base_url="http://vertex.invalid",
-                           options=(("project", "acme"),))}
+    spec = {
+        "v": ModelSpec(
+            name="v", provider="vertex", model=MODEL, base_url="http://vertex.invalid", options=(("project", "acme"),)
+        )
+    }
     try:
         with Tokenomy(ledger_path, models=spec) as client:
             with pytest.raises(ProviderError) as caught:
@@ -276,10 +333,16 @@ def test_vertex_with_refused_credentials_is_a_client_error_not_retried(tmp_path,
     ("entry", "named", "fix"),
     [
         ({"provider": "gemini", "project": "acme"}, "project applies to provider vertex", "set provider: vertex"),
-        ({"provider": "vertex", "project": "acme", "api_key_env": "GEMINI_API_KEY"},
-         "api_key_env applies to provider", "set provider: gemini"),
-        ({"provider": "vertex", "project": "acme", "endpoint_url": "http://127.0.0.1:1"},
-         "endpoint_url applies to provider bedrock", "base_url"),
+        (
+            {"provider": "vertex", "project": "acme", "api_key_env": "GEMINI_API_KEY"},
+            "api_key_env applies to provider",
+            "set provider: gemini",
+        ),
+        (
+            {"provider": "vertex", "project": "acme", "endpoint_url": "http://127.0.0.1:1"},
+            "endpoint_url applies to provider bedrock",
+            "base_url",
+        ),
     ],
 )
 def test_a_setting_the_provider_never_reads_is_refused_at_load(entry, named, fix) -> None:
@@ -310,8 +373,10 @@ def test_a_config_field_only_the_other_api_takes_is_a_client_error_not_retried(u
     """google-genai refuses, before sending, a config field of the other API (`audio_timestamp` is Vertex AI's,
     `enable_enhanced_civic_answers` the Gemini API's): one attempt, a 400 client error naming the field (the SDK's
     ValueError was a server error, retried four times)."""
-    specs = {"g": ModelSpec(name="g", provider="gemini", model=MODEL, base_url=url),
-             "v": ModelSpec(name="v", provider="vertex", model=MODEL, base_url=url, options=(("project", "acme"),))}
+    specs = {
+        "g": ModelSpec(name="g", provider="gemini", model=MODEL, base_url=url),
+        "v": ModelSpec(name="v", provider="vertex", model=MODEL, base_url=url, options=(("project", "acme"),)),
+    }
     caught = []
     with Tokenomy(ledger_path, models=specs) as client:
         for name, field in (("g", "audio_timestamp"), ("v", "enable_enhanced_civic_answers")):
@@ -336,9 +401,11 @@ def _tiered_gemini(tier_header):
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers["content-length"])))
             served = tier_header(body.get("serviceTier"))
-            answer = {"candidates": [{"content": {"role": "model", "parts": [{"text": "ok"}]}, "finishReason": "STOP"}],
-                      "usageMetadata": {"promptTokenCount": 1000, "candidatesTokenCount": 100,
-                                        "totalTokenCount": 1100}, "modelVersion": MODEL}
+            answer = {
+                "candidates": [{"content": {"role": "model", "parts": [{"text": "ok"}]}, "finishReason": "STOP"}],
+                "usageMetadata": {"promptTokenCount": 1000, "candidatesTokenCount": 100, "totalTokenCount": 1100},
+                "modelVersion": MODEL,
+            }
             stream = "streamGenerateContent" in self.path
             data = b"data: " + json.dumps(answer).encode() + b"\r\n\r\n" if stream else json.dumps(answer).encode()
             self.send_response(200)
@@ -381,8 +448,9 @@ models:
             for tier in ("flex", "priority", None):
                 extra = {"service_tier": tier} if tier else {}
                 client.chat(ChatRequest.simple("hi", model="g", max_tokens=100, extra=extra))
-            final = list(client.stream(ChatRequest.simple("hi", model="g", max_tokens=100,
-                                                          extra={"service_tier": "flex"})))[-1].response
+            final = list(
+                client.stream(ChatRequest.simple("hi", model="g", max_tokens=100, extra={"service_tier": "flex"}))
+            )[-1].response
     finally:
         downgraded.shutdown()
         downgraded.server_close()
@@ -413,8 +481,10 @@ def test_a_count_equals_the_prompt_tokens_generate_content_reports(url, vertex) 
     through a whole generateContentRequest. Vertex AI takes them beside the contents."""
     provider = GeminiProvider(vertex=vertex, base_url=url, project="p" if vertex else None, location="us-central1")
     tool = ToolSpec("weather", "The weather in a city.", SCHEMA)
-    asks = [ChatRequest.simple("Name a planet", model=MODEL, max_tokens=4),
-            ChatRequest.simple("Name a planet", model=MODEL, max_tokens=4, system="Answer in one word.", tools=[tool])]
+    asks = [
+        ChatRequest.simple("Name a planet", model=MODEL, max_tokens=4),
+        ChatRequest.simple("Name a planet", model=MODEL, max_tokens=4, system="Answer in one word.", tools=[tool]),
+    ]
     counts = []
     for ask in asks:
         counts.append(provider.count_tokens(ask))
@@ -449,8 +519,10 @@ def test_a_call_that_outwaits_its_timeout_is_recorded_at_its_estimate_not_free(l
     with ServerThread(app) as base:
         spec = {"g": ModelSpec(name="g", provider="gemini", model=MODEL, base_url=base, options=(("timeout_s", 0.5),))}
         with Tokenomy(ledger_path, models=spec) as client, pytest.raises(ProviderError) as failed:
-            client.chat(ChatRequest.simple("x" * 400, model="g", max_tokens=20),
-                        policy=CallPolicy(retry=RetryPolicy(max_attempts=1)))
+            client.chat(
+                ChatRequest.simple("x" * 400, model="g", max_tokens=20),
+                policy=CallPolicy(retry=RetryPolicy(max_attempts=1)),
+            )
     assert failed.value.kind == "timeout" and failed.value.reached
     [row] = open_store(ledger_path).events()
     assert row.outcome == "timeout" and row.input_tokens == 100 and row.cost_usd > 0

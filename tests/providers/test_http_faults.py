@@ -9,13 +9,22 @@ from tokenomy.providers.http_faults import exceeds_context_window
 
 TOO_LONG = [
     (None, "Anthropic BadRequestError: prompt is too long: 215000 tokens > 200000 maximum"),
-    (None, "input length and `max_tokens` exceed context limit: 187537 + 20000 > 200000, decrease input length or "
-           "`max_tokens` and try again"),
+    (
+        None,
+        "input length and `max_tokens` exceed context limit: 187537 + 20000 > 200000, decrease input length or "
+        "`max_tokens` and try again",
+    ),
     (None, "Bedrock ValidationException: Input is too long for requested model."),
-    (None, "Gemini INVALID_ARGUMENT (400): The input token count (1200000) exceeds the maximum number of tokens "
-           "allowed (1048576)."),
-    ("context_length_exceeded", "Error code: 400 - {'error': {'message': 'Your input exceeds the context window of "
-                                "this model.', 'code': 'context_length_exceeded'}}"),
+    (
+        None,
+        "Gemini INVALID_ARGUMENT (400): The input token count (1200000) exceeds the maximum number of tokens "
+        "allowed (1048576).",
+    ),
+    (
+        "context_length_exceeded",
+        "Error code: 400 - {'error': {'message': 'Your input exceeds the context window of "
+        "this model.', 'code': 'context_length_exceeded'}}",
+    ),
     (None, "This model's maximum context length is 4096 tokens. However, you requested 5000 tokens."),  # vLLM: no code
     ("exceed_context_size_error", "the request exceeds the available context size, try increasing it"),  # llama.cpp
 ]

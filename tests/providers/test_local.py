@@ -20,8 +20,13 @@ pytestmark = pytest.mark.slow
 
 def test_chat_answers_and_records_to_the_ledger(ledger_path):
     with Tokenomy(ledger_path) as client:
-        response = client.chat(ChatRequest.simple("What is the capital of France? One word.", max_tokens=8,
-                                                  meta=RequestMeta(task="qa", tags={"team": "t1"})))
+        response = client.chat(
+            ChatRequest.simple(
+                "What is the capital of France? One word.",
+                max_tokens=8,
+                meta=RequestMeta(task="qa", tags={"team": "t1"}),
+            )
+        )
     assert response.text.strip()
     assert response.provider == "local" and response.model == "local"
     assert response.usage.input_tokens > 5 and 0 < response.usage.output_tokens <= 8
@@ -91,9 +96,16 @@ def test_a_local_model_with_a_server_url_is_refused_at_load():
 
 def test_a_count_is_the_prompt_the_model_evaluates_with_tools_and_history() -> None:
     provider = LocalProvider()
-    request = ChatRequest(messages=[Message("user", "Weather in Paris?"), Message("assistant", "Checking."),
-                                    Message("user", "Thanks, and Rome?")], system="Be brief.",
-                          tools=[ToolSpec("weather", "The weather in a city.", {"type": "object"})], max_tokens=2)
+    request = ChatRequest(
+        messages=[
+            Message("user", "Weather in Paris?"),
+            Message("assistant", "Checking."),
+            Message("user", "Thanks, and Rome?"),
+        ],
+        system="Be brief.",
+        tools=[ToolSpec("weather", "The weather in a city.", {"type": "object"})],
+        max_tokens=2,
+    )
     counted = provider.count_tokens(request)
     usage = provider.chat(request).usage
     assert counted == usage.input_tokens + usage.cache_read_tokens  # the KV cache may hold a prefix: same prompt

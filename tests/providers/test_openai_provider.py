@@ -49,8 +49,14 @@ def test_unreachable_server_is_a_server_error(ledger_path):
 def test_cached_tokens_are_split_out_of_prompt_tokens():
     from openai.types.completion_usage import CompletionUsage, PromptTokensDetails
 
-    usage = usage_from_openai(CompletionUsage(prompt_tokens=2000, completion_tokens=50, total_tokens=2050,
-                                              prompt_tokens_details=PromptTokensDetails(cached_tokens=1536)))
+    usage = usage_from_openai(
+        CompletionUsage(
+            prompt_tokens=2000,
+            completion_tokens=50,
+            total_tokens=2050,
+            prompt_tokens_details=PromptTokensDetails(cached_tokens=1536),
+        )
+    )
     assert (usage.input_tokens, usage.cache_read_tokens, usage.output_tokens) == (464, 1536, 50)
 
 
@@ -67,17 +73,30 @@ def _tiered_upstream(prompt_tokens=1000):
 
         def do_POST(self):
             body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-            usage = {"prompt_tokens": prompt_tokens, "completion_tokens": 100, "total_tokens": prompt_tokens + 100,
-                     "prompt_tokens_details": {"cached_tokens": 200},
-                     "completion_tokens_details": {"reasoning_tokens": 60}}
-            answer = {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                      "service_tier": body.get("service_tier", "default"),
-                      "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
-                                   "finish_reason": "stop"}]}
+            usage = {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": 100,
+                "total_tokens": prompt_tokens + 100,
+                "prompt_tokens_details": {"cached_tokens": 200},
+                "completion_tokens_details": {"reasoning_tokens": 60},
+            }
+            answer = {
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body["model"],
+                "service_tier": body.get("service_tier", "default"),
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+            }
             if body.get("stream"):
-                chunks = [{**answer, "object": "chat.completion.chunk", "choices": [
-                              {"index": 0, "delta": {"content": "ok"}, "finish_reason": "stop"}]},
-                          {**answer, "object": "chat.completion.chunk", "choices": [], "usage": usage}]
+                chunks = [
+                    {
+                        **answer,
+                        "object": "chat.completion.chunk",
+                        "choices": [{"index": 0, "delta": {"content": "ok"}, "finish_reason": "stop"}],
+                    },
+                    {**answer, "object": "chat.completion.chunk", "choices": [], "usage": usage},
+                ]
                 data = b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
                 kind = "text/event-stream"
             else:
@@ -112,16 +131,25 @@ def test_a_flex_or_priority_call_is_recorded_at_that_tiers_price(ledger_path, mo
         server.shutdown()
         server.server_close()
     rows = open_store(ledger_path).events()
+
     # o3 per 1M tokens (openai.yaml, from OpenAI's pricing page): standard $2 in / $0.50 cached / $8 out;
     # flex $1 / $0.25 / $4; priority $3.50 / $0.875 / $14. 800 uncached + 200 cached input, 100 output.
     def price(rate_in, rate_cached, rate_out):
         return (800 * Decimal(rate_in) + 200 * Decimal(rate_cached) + 100 * Decimal(rate_out)) / 1_000_000
 
     assert [(r.input_tokens, r.cache_read_tokens, r.output_tokens) for r in rows] == [(800, 200, 100)] * 4
-    assert [r.cost_usd for r in rows] == [price("1", "0.25", "4"), price("3.50", "0.875", "14"),
-                                          price("2", "0.50", "8"), price("1", "0.25", "4")]
-    assert [r.cost_usd for r in rows] == [Decimal("0.00125"), Decimal("0.004375"), Decimal("0.0025"),
-                                          Decimal("0.00125")]
+    assert [r.cost_usd for r in rows] == [
+        price("1", "0.25", "4"),
+        price("3.50", "0.875", "14"),
+        price("2", "0.50", "8"),
+        price("1", "0.25", "4"),
+    ]
+    assert [r.cost_usd for r in rows] == [
+        Decimal("0.00125"),
+        Decimal("0.004375"),
+        Decimal("0.0025"),
+        Decimal("0.00125"),
+    ]
     assert [r.tags.get("service_tier") for r in rows] == ["flex", "priority", None, "flex"]
     assert all(r.cost_usd == r.input_cost_usd + r.output_cost_usd + r.cache_read_cost_usd for r in rows)
 
@@ -166,8 +194,9 @@ def test_an_ultrafast_call_is_recorded_at_the_ultrafast_price(ledger_path, monke
     rows = _chat_and_stream_at(ledger_path, monkeypatch, "gpt-6.2-sol", "ultrafast")
     # 800 uncached + 200 cached input, 100 output, at the price of the day the call was made
     early = all(r.ts < datetime(2027, 3, 1, tzinfo=UTC) for r in rows)
-    rate_in, rate_cached, rate_out = (Decimal(6), Decimal("0.30"), Decimal(30)) if early else (
-        Decimal(12), Decimal("0.60"), Decimal(60))
+    rate_in, rate_cached, rate_out = (
+        (Decimal(6), Decimal("0.30"), Decimal(30)) if early else (Decimal(12), Decimal("0.60"), Decimal(60))
+    )
     expected = (800 * rate_in + 200 * rate_cached + 100 * rate_out) / 1_000_000
     assert [r.cost_usd for r in rows] == [expected, expected]
     assert [r.tags.get("service_tier") for r in rows] == ["ultrafast", "ultrafast"]
@@ -228,8 +257,11 @@ def test_counting_tokens_is_refused_by_name_not_estimated() -> None:
     provider = OpenAIProvider(base_url="http://127.0.0.1:9/v1", api_key="k")
     with pytest.raises(ProviderError, match=r"not available for provider `openai` \(model `m`\)") as refused:
         provider.count_tokens(ChatRequest.simple("hi", model="m"))
-    assert (refused.value.kind, refused.value.status, refused.value.code) == ("client_error", 400,
-                                                                             "counting_unavailable")
+    assert (refused.value.kind, refused.value.status, refused.value.code) == (
+        "client_error",
+        400,
+        "counting_unavailable",
+    )
 
 
 def test_an_answer_that_broke_off_midway_is_billed_and_a_closed_connection_is_not() -> None:
@@ -240,9 +272,18 @@ def test_an_answer_that_broke_off_midway_is_billed_and_a_closed_connection_is_no
 
     from helpers.cut_off import cut_off_upstream
 
-    answer = json.dumps({"id": "c", "object": "chat.completion", "created": 1, "model": "m", "choices": [
-        {"index": 0, "message": {"role": "assistant", "content": "Hi " * 100}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 100, "completion_tokens": 100, "total_tokens": 200}}).encode()
+    answer = json.dumps(
+        {
+            "id": "c",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "m",
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": "Hi " * 100}, "finish_reason": "stop"}
+            ],
+            "usage": {"prompt_tokens": 100, "completion_tokens": 100, "total_tokens": 200},
+        }
+    ).encode()
     request = ChatRequest.simple("hi", model="m", max_tokens=5)
     with cut_off_upstream(answer) as url:
         failures = []

@@ -25,20 +25,42 @@ from tokenomy.providers.openai_provider import OpenAIProvider
 from tokenomy.providers.registry import ModelSpec
 from tokenomy.request_options import ResponseFormat, ToolChoice, ToolSpec
 
-TOOLS = [ToolSpec("get_weather", "Weather", {"type": "object", "properties": {"city": {"type": "string"}}}),
-         ToolSpec("get_time", None, {"type": "object", "properties": {}}, strict=True)]
+TOOLS = [
+    ToolSpec("get_weather", "Weather", {"type": "object", "properties": {"city": {"type": "string"}}}),
+    ToolSpec("get_time", None, {"type": "object", "properties": {}}, strict=True),
+]
 
 
 def conversation() -> ChatRequest:
     return ChatRequest(
-        model="up", system="Be brief.", max_tokens=30, top_p=0.5, seed=3, stop=["END"], tools=TOOLS,
-        tool_choice=ToolChoice("any"), parallel_tool_calls=True, extra={"logprobs": True, "user": "u"},
+        model="up",
+        system="Be brief.",
+        max_tokens=30,
+        top_p=0.5,
+        seed=3,
+        stop=["END"],
+        tools=TOOLS,
+        tool_choice=ToolChoice("any"),
+        parallel_tool_calls=True,
+        extra={"logprobs": True, "user": "u"},
         response_format=ResponseFormat("json_schema", {"type": "object"}, "out", True),
-        messages=[Message("user", [TextBlock("Look"), ImageBlock("image/png", b"\x89PNG\x00\xff"),
-                                   DocumentBlock("pdf", b"%PDF", "a.pdf")], name="ann"),
-                  Message("assistant", [ReasoningBlock("thinking"), ToolUseBlock("c1", "get_weather", {"city": "Oslo"},
-                                                                                 '{"city":  "Oslo"}')]),
-                  Message("user", [ToolResultBlock("c1", [TextBlock("-3C")]), TextBlock("And now?")])])
+        messages=[
+            Message(
+                "user",
+                [
+                    TextBlock("Look"),
+                    ImageBlock("image/png", b"\x89PNG\x00\xff"),
+                    DocumentBlock("pdf", b"%PDF", "a.pdf"),
+                ],
+                name="ann",
+            ),
+            Message(
+                "assistant",
+                [ReasoningBlock("thinking"), ToolUseBlock("c1", "get_weather", {"city": "Oslo"}, '{"city":  "Oslo"}')],
+            ),
+            Message("user", [ToolResultBlock("c1", [TextBlock("-3C")]), TextBlock("And now?")]),
+        ],
+    )
 
 
 def test_the_sdk_provider_and_the_async_upstream_send_the_same_body_and_read_the_same_answer():
@@ -63,26 +85,41 @@ def test_the_sdk_provider_and_the_async_upstream_send_the_same_body_and_read_the
         sdk.close()
     assert sdk_body["messages"] == [
         {"role": "system", "content": "Be brief."},
-        {"role": "user", "name": "ann", "content": [
-            {"type": "text", "text": "Look"},
-            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORwD/"}},
-            {"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERg=="}}]},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":  "Oslo"}'}}]},
+        {
+            "role": "user",
+            "name": "ann",
+            "content": [
+                {"type": "text", "text": "Look"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORwD/"}},
+                {"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERg=="}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":  "Oslo"}'}}
+            ],
+        },
         {"role": "tool", "tool_call_id": "c1", "content": "-3C"},
-        {"role": "user", "content": "And now?"}]
+        {"role": "user", "content": "And now?"},
+    ]
     assert sdk_body["tool_choice"] == "required" and sdk_body["tools"][1]["function"]["strict"] is True
-    assert sdk_body["response_format"] == {"type": "json_schema", "json_schema": {"name": "out", "schema": {
-        "type": "object"}, "strict": True}}
+    assert sdk_body["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "out", "schema": {"type": "object"}, "strict": True},
+    }
     assert (sdk_body["logprobs"], sdk_body["user"], sdk_body["seed"], sdk_body["top_p"]) == (True, "u", 3, 0.5)
     for answer in (by_sdk, by_fast, chunks[-1].response, streamed_sdk[-1].response):
         assert [(c.id, c.name, c.arguments, c.input["city"]) for c in answer.tool_calls] == [
             ("call_0", "get_weather", arguments_for("get_weather"), "Paris"),
-            ("call_1", "get_time", arguments_for("get_time"), "Paris")]
+            ("call_1", "get_time", arguments_for("get_time"), "Paris"),
+        ]
         assert answer.finish_reason == "tool_calls"
         assert (answer.usage.input_tokens, answer.usage.cache_read_tokens, answer.usage.reasoning_tokens) == (32, 8, 3)
     assert by_sdk.raw["choice"]["logprobs"]["content"][0]["token"] == "ok" and by_sdk.raw["top"] == {
-        "system_fingerprint": "fp_test"}
+        "system_fingerprint": "fp_test"
+    }
     deltas = [c.tool_call for c in chunks if c.tool_call is not None]
     named = [(d.index, d.id, d.name) for d in deltas if d.id]
     assert named == [(0, "call_0", "get_weather"), (1, "call_1", "get_time")]
@@ -94,23 +131,36 @@ def test_reasoning_refusal_and_logprobs_of_openai_compatible_servers_are_kept():
     from tokenomy.providers import openai_wire_read
 
     request = ChatRequest.simple("hi", model="r1")
-    data = {"id": "x", "model": "r1", "choices": [{"index": 0, "finish_reason": "stop", "logprobs": {"content": []},
-                                                    "message": {"role": "assistant", "content": "4",
-                                                                "reasoning_content": "2+2", "refusal": None}}],
-            "usage": {"prompt_tokens": 5, "completion_tokens": 7, "completion_tokens_details": {"reasoning_tokens": 4}}}
+    data = {
+        "id": "x",
+        "model": "r1",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "logprobs": {"content": []},
+                "message": {"role": "assistant", "content": "4", "reasoning_content": "2+2", "refusal": None},
+            }
+        ],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 7, "completion_tokens_details": {"reasoning_tokens": 4}},
+    }
     answer = openai_wire_read.parse_completion(data, request, "openai", 1.0)
     assert answer.text == "4" and answer.content[0] == ReasoningBlock("2+2") and answer.usage.reasoning_tokens == 4
     body = completion_body(answer, "r1", "id")["choices"][0]
     assert body["message"]["reasoning_content"] == "2+2" and body["logprobs"] == {"content": []}
 
     assembler = openai_stream.StreamAssembler(request)
-    chunks = [{"choices": [{"index": 0, "delta": {"reasoning_content": "think"}}]},
-              {"choices": [{"index": 0, "delta": {"refusal": "no"}, "logprobs": {"refusal": []}}]},
-              {"choices": [{"index": 0, "delta": {"content": "ok"}, "finish_reason": "stop"}]}]
+    chunks = [
+        {"choices": [{"index": 0, "delta": {"reasoning_content": "think"}}]},
+        {"choices": [{"index": 0, "delta": {"refusal": "no"}, "logprobs": {"refusal": []}}]},
+        {"choices": [{"index": 0, "delta": {"content": "ok"}, "finish_reason": "stop"}]},
+    ]
     pieces = [p for c in chunks for p in assembler.feed(c)]
-    assert [chunk_delta(p) for p in pieces] == [({"reasoning_content": "think"}, {}),
-                                                ({"refusal": "no"}, {"logprobs": {"refusal": []}}),
-                                                ({"content": "ok"}, {})]
+    assert [chunk_delta(p) for p in pieces] == [
+        ({"reasoning_content": "think"}, {}),
+        ({"refusal": "no"}, {"logprobs": {"refusal": []}}),
+        ({"content": "ok"}, {}),
+    ]
     final = assembler.response("openai", 1.0, None)
     assert final.text == "ok" and final.content[0] == ReasoningBlock("think")
     assert final.raw["usage_source"] == "estimated"
@@ -119,8 +169,12 @@ def test_reasoning_refusal_and_logprobs_of_openai_compatible_servers_are_kept():
 def two_tool_call(upstream: RecordingOpenAI) -> tuple[dict[str, ModelSpec], ChatRequest]:
     """A model served by `upstream` and a request offering it two tools (it calls both)."""
     spec = {"up": ModelSpec(name="up", provider="openai", model="up", base_url=upstream.url, price_as="gpt-4o")}
-    request = ChatRequest([Message("user", "weather and time?")], model="up", max_tokens=50,
-                          tools=[ToolSpec("get_weather"), ToolSpec("get_time")])
+    request = ChatRequest(
+        [Message("user", "weather and time?")],
+        model="up",
+        max_tokens=50,
+        tools=[ToolSpec("get_weather"), ToolSpec("get_time")],
+    )
     return spec, request
 
 
@@ -136,7 +190,9 @@ def test_parallel_tool_calls_streamed_at_one_index_stay_apart(ledger_path):
             chunks = list(client.stream(request))
     answer = chunks[-1].response
     assert [(c.id, c.name, c.arguments) for c in answer.tool_calls] == [
-        ("call_0", "get_weather", arguments_for("get_weather")), ("call_1", "get_time", arguments_for("get_time"))]
+        ("call_0", "get_weather", arguments_for("get_weather")),
+        ("call_1", "get_time", arguments_for("get_time")),
+    ]
     deltas = [c.tool_call for c in chunks if c.tool_call is not None]
     assert [(d.index, d.id) for d in deltas if d.id] == [(0, "call_0"), (1, "call_1")]
     assert "".join(d.arguments for d in deltas if d.index == 1) == arguments_for("get_time")
@@ -167,10 +223,12 @@ def test_a_reasoning_stream_without_usage_is_estimated_with_its_reasoning_as_out
     is an output token of the estimate, as the model bills them (only the answer's deltas were counted)."""
     request = ChatRequest([Message("user", "2+2?")], model="r1")
     assembler = openai_stream.StreamAssembler(request)
-    chunks = [{"choices": [{"index": 0, "delta": {"role": "assistant", "reasoning_content": "two "}}]},
-              *[{"choices": [{"index": 0, "delta": {"reasoning": "plus two "}}]} for _ in range(5)],
-              {"choices": [{"index": 0, "delta": {"content": "4"}}]},
-              {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}]
+    chunks = [
+        {"choices": [{"index": 0, "delta": {"role": "assistant", "reasoning_content": "two "}}]},
+        *[{"choices": [{"index": 0, "delta": {"reasoning": "plus two "}}]} for _ in range(5)],
+        {"choices": [{"index": 0, "delta": {"content": "4"}}]},
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+    ]
     for chunk in chunks:
         list(assembler.feed(chunk))
     final = assembler.response("openai", 1.0, None)
@@ -192,8 +250,14 @@ def test_tool_calls_sent_without_ids_get_one_each(ledger_path):
             chunks = list(client.stream(request))
             ids = [c.id for c in answer.tool_calls]
             results = Message("user", [ToolResultBlock(i, [TextBlock(f"result {i}")]) for i in ids])
-            client.chat(ChatRequest([*request.messages, Message("assistant", answer.tool_calls), results],
-                                    model="up", max_tokens=50, tools=request.tools))
+            client.chat(
+                ChatRequest(
+                    [*request.messages, Message("assistant", answer.tool_calls), results],
+                    model="up",
+                    max_tokens=50,
+                    tools=request.tools,
+                )
+            )
     streamed = chunks[-1].response.tool_calls
     assert all(ids) and len(set(ids)) == 2 and [c.name for c in answer.tool_calls] == ["get_weather", "get_time"]
     assert all(c.id for c in streamed) and len({c.id for c in streamed}) == 2
@@ -216,12 +280,17 @@ def test_finish_reasons_outside_openais_vocabulary_are_mapped(ledger_path):
         tools = [ToolSpec("get_weather"), ToolSpec("get_time")]
         with Tokenomy(ledger_path, models=spec) as client:
             upstream.finish_reason = "stop"
-            calls = [client.chat(ChatRequest.simple("weather?", model="up", max_tokens=50, tools=tools)),
-                     list(client.stream(ChatRequest.simple("weather?", model="up", max_tokens=50, tools=tools)))[-1]
-                     .response]
+            calls = [
+                client.chat(ChatRequest.simple("weather?", model="up", max_tokens=50, tools=tools)),
+                list(client.stream(ChatRequest.simple("weather?", model="up", max_tokens=50, tools=tools)))[
+                    -1
+                ].response,
+            ]
             upstream.finish_reason = "eos_token"
-            plain = [client.chat(ChatRequest.simple("hi", model="up", max_tokens=50)),
-                     list(client.stream(ChatRequest.simple("hi", model="up", max_tokens=50)))[-1].response]
+            plain = [
+                client.chat(ChatRequest.simple("hi", model="up", max_tokens=50)),
+                list(client.stream(ChatRequest.simple("hi", model="up", max_tokens=50)))[-1].response,
+            ]
     assert [(a.finish_reason, stop_reason(a), len(a.tool_calls)) for a in calls] == [("tool_calls", "tool_use", 2)] * 2
     assert [(a.finish_reason, stop_reason(a)) for a in plain] == [("stop", "end_turn")] * 2
 
@@ -243,8 +312,11 @@ def test_a_bare_404_from_a_base_url_without_v1_names_the_fix(ledger_path):
         def do_POST(self):
             self.rfile.read(int(self.headers.get("content-length") or 0))
             known = self.path == "/v1/chat/completions"
-            body = b'{"error":{"message":"model \\"llama9\\" not found, try pulling it first"}}' if known else (
-                b"404 page not found")
+            body = (
+                b'{"error":{"message":"model \\"llama9\\" not found, try pulling it first"}}'
+                if known
+                else (b"404 page not found")
+            )
             self.send_response(404)
             self.send_header("content-type", "application/json" if known else "text/plain")
             self.send_header("content-length", str(len(body)))
@@ -254,8 +326,10 @@ def test_a_bare_404_from_a_base_url_without_v1_names_the_fix(ledger_path):
     server = ThreadingHTTPServer(("127.0.0.1", 0), Ollama)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     root = f"http://127.0.0.1:{server.server_address[1]}"
-    specs = {name: ModelSpec(name=name, provider="openai", model="llama9", base_url=url, price_as="gpt-4o-mini")
-             for name, url in (("bare", root), ("v1", f"{root}/v1"))}
+    specs = {
+        name: ModelSpec(name=name, provider="openai", model="llama9", base_url=url, price_as="gpt-4o-mini")
+        for name, url in (("bare", root), ("v1", f"{root}/v1"))
+    }
     errors = []
     try:
         with Tokenomy(ledger_path, models=specs) as client:
@@ -273,12 +347,24 @@ def test_a_bare_404_from_a_base_url_without_v1_names_the_fix(ledger_path):
 def test_deepseeks_cache_hits_are_cached_tokens():
     """DeepSeek's OpenAI-compatible API counts cache hits as `prompt_cache_hit_tokens` inside prompt_tokens: they are
     cache reads, priced at the cached rate (they were billed as fresh input, about 4x DeepSeek's cache-hit price)."""
-    usage = openai_wire_read.usage_from_dict({"prompt_tokens": 1000, "completion_tokens": 20, "total_tokens": 1020,
-                                              "prompt_cache_hit_tokens": 768, "prompt_cache_miss_tokens": 232})
+    usage = openai_wire_read.usage_from_dict(
+        {
+            "prompt_tokens": 1000,
+            "completion_tokens": 20,
+            "total_tokens": 1020,
+            "prompt_cache_hit_tokens": 768,
+            "prompt_cache_miss_tokens": 232,
+        }
+    )
     assert (usage.input_tokens, usage.cache_read_tokens, usage.output_tokens) == (232, 768, 20)
-    both = openai_wire_read.usage_from_dict({"prompt_tokens": 1000, "completion_tokens": 20,
-                                             "prompt_cache_hit_tokens": 768,
-                                             "prompt_tokens_details": {"cached_tokens": 768}})
+    both = openai_wire_read.usage_from_dict(
+        {
+            "prompt_tokens": 1000,
+            "completion_tokens": 20,
+            "prompt_cache_hit_tokens": 768,
+            "prompt_tokens_details": {"cached_tokens": 768},
+        }
+    )
     assert (both.input_tokens, both.cache_read_tokens) == (232, 768)
 
 
@@ -320,33 +406,49 @@ def test_signed_reasoning_of_an_openai_format_upstream_is_read_streamed_or_not()
     from tokenomy.providers.openai_wire_read import parse_completion
 
     request = ChatRequest(messages=[Message("user", "Weather in Paris?")], model="m")
-    call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"},
-            "extra_content": {"google": {"thought_signature": "c2ln"}}}
-    message = {"role": "assistant", "content": None, "reasoning_content": "look",
-               "thinking_blocks": [{"type": "thinking", "thinking": "look", "signature": "s1"}], "tool_calls": [call]}
+    call = {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "get_weather", "arguments": "{}"},
+        "extra_content": {"google": {"thought_signature": "c2ln"}},
+    }
+    message = {
+        "role": "assistant",
+        "content": None,
+        "reasoning_content": "look",
+        "thinking_blocks": [{"type": "thinking", "thinking": "look", "signature": "s1"}],
+        "tool_calls": [call],
+    }
     whole = parse_completion({"choices": [{"message": message, "finish_reason": "tool_calls"}]}, request, "openai", 1)
-    assert whole.content == [ReasoningBlock("look", "s1"), ReasoningBlock("", "c2ln"),
-                             ToolUseBlock("call_1", "get_weather", {}, "{}")]
+    assert whole.content == [
+        ReasoningBlock("look", "s1"),
+        ReasoningBlock("", "c2ln"),
+        ToolUseBlock("call_1", "get_weather", {}, "{}"),
+    ]
     assert "message" not in whole.raw  # not passed on a second time as an unknown field
 
     assembler = StreamAssembler(request)
-    deltas = [{"reasoning_content": "lo",
-               "thinking_blocks": [{"type": "thinking", "thinking": "lo", "signature": None}]},
-              {"reasoning_content": "ok", "thinking_blocks": [{"type": "thinking", "thinking": "ok"}]},
-              {"thinking_blocks": [{"type": "thinking", "thinking": "", "signature": "s1"}]},
-              {"tool_calls": [{"index": 0, **call, "function": {"name": "get_weather", "arguments": ""}}]},
-              {"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]}]
+    deltas = [
+        {"reasoning_content": "lo", "thinking_blocks": [{"type": "thinking", "thinking": "lo", "signature": None}]},
+        {"reasoning_content": "ok", "thinking_blocks": [{"type": "thinking", "thinking": "ok"}]},
+        {"thinking_blocks": [{"type": "thinking", "thinking": "", "signature": "s1"}]},
+        {"tool_calls": [{"index": 0, **call, "function": {"name": "get_weather", "arguments": ""}}]},
+        {"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]},
+    ]
     pieces = [piece for delta in deltas for piece in assembler.feed({"choices": [{"index": 0, "delta": delta}]})]
     assert [p.signature for p in pieces if p.tool_call is not None] == ["c2ln", None]  # said once, with its call
     assert assembler.response("openai", 1, None).content == whole.content
 
 
-@pytest.mark.parametrize(("answer", "said"), [
-    ({"choices": [{"message": "ok"}]}, "unreadable completion"),
-    ({"choices": [{"message": {"content": "ok", "tool_calls": "f"}}]}, "unreadable completion"),
-    ({"choices": [{"message": {"content": "ok"}}], "usage": "12 tokens"}, "unreadable completion"),
-    ({"choices": [{"message": {"content": "ok"}}], "usage": {"prompt_tokens": "twelve"}}, "prompt_tokens 'twelve'"),
-])
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        ({"choices": [{"message": "ok"}]}, "unreadable completion"),
+        ({"choices": [{"message": {"content": "ok", "tool_calls": "f"}}]}, "unreadable completion"),
+        ({"choices": [{"message": {"content": "ok"}}], "usage": "12 tokens"}, "unreadable completion"),
+        ({"choices": [{"message": {"content": "ok"}}], "usage": {"prompt_tokens": "twelve"}}, "prompt_tokens 'twelve'"),
+    ],
+)
 def test_an_answer_of_an_unexpected_shape_is_the_upstreams_fault_not_a_bug(answer, said):
     # These raised AttributeError or ValueError out of the provider: a 500 "internal error" at the gateway,
     # which tells an operator to look for a bug in Tokenomy, rather than a 502 naming the upstream.
@@ -357,14 +459,30 @@ def test_an_answer_of_an_unexpected_shape_is_the_upstreams_fault_not_a_bug(answe
     assert failed.value.kind == "server_error" and said in str(failed.value)
 
 
-@pytest.mark.parametrize(("chunks", "said"), [
-    ([{"choices": [{"delta": {"content": 5}}]}], "unreadable stream"),
-    ([{"choices": [{"delta": {"tool_calls": [{"index": 0, "id": "c", "function": {"name": "f", "arguments": 5}}]}}]}],
-     "unreadable stream"),
-    ([{"choices": [{"delta": {"content": "ok"}, "finish_reason": "stop"}]}, {"usage": {"prompt_tokens": "twelve"}}],
-     "prompt_tokens 'twelve'"),
-    ([[]], "unreadable stream"),
-])
+@pytest.mark.parametrize(
+    ("chunks", "said"),
+    [
+        ([{"choices": [{"delta": {"content": 5}}]}], "unreadable stream"),
+        (
+            [
+                {
+                    "choices": [
+                        {"delta": {"tool_calls": [{"index": 0, "id": "c", "function": {"name": "f", "arguments": 5}}]}}
+                    ]
+                }
+            ],
+            "unreadable stream",
+        ),
+        (
+            [
+                {"choices": [{"delta": {"content": "ok"}, "finish_reason": "stop"}]},
+                {"usage": {"prompt_tokens": "twelve"}},
+            ],
+            "prompt_tokens 'twelve'",
+        ),
+        ([[]], "unreadable stream"),
+    ],
+)
 def test_a_stream_of_an_unexpected_shape_is_the_upstreams_fault_not_a_bug(chunks, said):
     # A stream's chunks as a whole answer's fields: the wrong type is the upstream's fault, and the provider had
     # answered (reached: the attempt is recorded at its estimate). Content that is no text was passed on to the
@@ -394,16 +512,42 @@ def test_streams_to_mistrals_api_do_not_ask_for_usage_it_refuses():
         body = json.loads(request.content)
         sent.append(body)
         if "stream_options" in body:
-            detail = [{"type": "extra_forbidden", "loc": ["body", "stream_options"], "msg": "Extra inputs are not "
-                       "permitted", "input": body["stream_options"]}]
-            return httpx.Response(422, json={"object": "error", "message": {"detail": detail},
-                                             "type": "invalid_request_error", "param": None, "code": None})
+            detail = [
+                {
+                    "type": "extra_forbidden",
+                    "loc": ["body", "stream_options"],
+                    "msg": "Extra inputs are not permitted",
+                    "input": body["stream_options"],
+                }
+            ]
+            return httpx.Response(
+                422,
+                json={
+                    "object": "error",
+                    "message": {"detail": detail},
+                    "type": "invalid_request_error",
+                    "param": None,
+                    "code": None,
+                },
+            )
         usage = {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}
-        chunks = [{"id": "m", "object": "chat.completion.chunk", "created": 1, "model": body["model"],
-                   "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Bonjour"},
-                                "finish_reason": None}]},
-                  {"id": "m", "object": "chat.completion.chunk", "created": 1, "model": body["model"],
-                   "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "stop"}], "usage": usage}]
+        chunks = [
+            {
+                "id": "m",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": body["model"],
+                "choices": [{"index": 0, "delta": {"role": "assistant", "content": "Bonjour"}, "finish_reason": None}],
+            },
+            {
+                "id": "m",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": body["model"],
+                "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "stop"}],
+                "usage": usage,
+            },
+        ]
         sse = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
         return httpx.Response(200, text=sse, headers={"content-type": "text/event-stream"})
 
@@ -426,18 +570,31 @@ def test_a_tool_results_media_follow_its_tool_message_in_the_user_message():
     # Chat Completions' tool messages take text only: the images and documents a tool returned open the user
     # message after the run of tool messages, each result's labelled with its call, before the turn's own blocks.
     png, pdf = ImageBlock("image/png", b"\x89PNG\x00\xff"), DocumentBlock("pdf", b"%PDF", "a.pdf")
-    turn = Message("user", [ToolResultBlock("c1", [png], is_error=True), ToolResultBlock("c2", [TextBlock("ok")]),
-                            ToolResultBlock("c3", [TextBlock("page"), pdf]), TextBlock("Now?")], name="ann")
+    turn = Message(
+        "user",
+        [
+            ToolResultBlock("c1", [png], is_error=True),
+            ToolResultBlock("c2", [TextBlock("ok")]),
+            ToolResultBlock("c3", [TextBlock("page"), pdf]),
+            TextBlock("Now?"),
+        ],
+        name="ann",
+    )
     failed, plain, paged, user = openai_wire.to_openai_messages(ChatRequest([turn], model="up"))
     assert failed == {"role": "tool", "tool_call_id": "c1", "content": "Error"}  # a failed call says so, as before
     assert plain == {"role": "tool", "tool_call_id": "c2", "content": "ok"}
     assert paged == {"role": "tool", "tool_call_id": "c3", "content": "page"}
-    assert user == {"role": "user", "name": "ann", "content": [
-        {"type": "text", "text": "Tool call c1 returned:"},
-        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORwD/"}},
-        {"type": "text", "text": "Tool call c3 returned:"},
-        {"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERg=="}},
-        {"type": "text", "text": "Now?"}]}
+    assert user == {
+        "role": "user",
+        "name": "ann",
+        "content": [
+            {"type": "text", "text": "Tool call c1 returned:"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORwD/"}},
+            {"type": "text", "text": "Tool call c3 returned:"},
+            {"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERg=="}},
+            {"type": "text", "text": "Now?"},
+        ],
+    }
     assert openai_wire.refusal(ChatRequest([turn], model="up")) is None
 
 
@@ -445,8 +602,13 @@ def test_a_tool_results_media_label_names_the_call_by_the_id_a_mistral_model_is_
     # Mistral takes only 9-character call ids, so the call and its tool message carry a derived id: the label of the
     # result's image must name that id too, or the model cannot tell which call returned it.
     call = Message("assistant", [ToolUseBlock("toolu_01A", "shot", {})])
-    turn = Message("user", [ToolResultBlock("toolu_01A", [ImageBlock("image/png", b"\x89PNG")]),
-                            TextBlock("Tool call toolu_01A returned:")])  # the caller's own words stay as sent
+    turn = Message(
+        "user",
+        [
+            ToolResultBlock("toolu_01A", [ImageBlock("image/png", b"\x89PNG")]),
+            TextBlock("Tool call toolu_01A returned:"),
+        ],
+    )  # the caller's own words stay as sent
     body = openai_wire.request_body(ChatRequest([Message("user", "Look"), call, turn], model="mistral-large-latest"))
     sent = openai_dialects.mistral_call_id("toolu_01A")
     assistant, tool, user = body["messages"][1:]
@@ -456,21 +618,36 @@ def test_a_tool_results_media_label_names_the_call_by_the_id_a_mistral_model_is_
 
 
 def test_tool_results_and_named_turns_go_out_in_their_forms():
-    results = Message("user", [ToolResultBlock("c1", [TextBlock("18C")]),
-                               ToolResultBlock("c2", [TextBlock("no such city")], is_error=True),
-                               ToolResultBlock("c3", [TextBlock("a"), TextBlock("b")]),
-                               ToolResultBlock("c4", []),
-                               TextBlock("and now?")], name="ana")
+    results = Message(
+        "user",
+        [
+            ToolResultBlock("c1", [TextBlock("18C")]),
+            ToolResultBlock("c2", [TextBlock("no such city")], is_error=True),
+            ToolResultBlock("c3", [TextBlock("a"), TextBlock("b")]),
+            ToolResultBlock("c4", []),
+            TextBlock("and now?"),
+        ],
+        name="ana",
+    )
     call = Message("assistant", [ToolUseBlock("c1", "get_weather", {"city": "Paris"})], name="bot")
     sent = openai_wire.request_body(ChatRequest(messages=[Message("user", "hi", name="ana"), call, results]))
     assert sent["messages"] == [
         {"role": "user", "name": "ana", "content": "hi"},
-        {"role": "assistant", "name": "bot", "content": None, "tool_calls": [
-            {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+        {
+            "role": "assistant",
+            "name": "bot",
+            "content": None,
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+            ],
+        },
         {"role": "tool", "tool_call_id": "c1", "content": "18C"},
         {"role": "tool", "tool_call_id": "c2", "content": "Error: no such city"},
-        {"role": "tool", "tool_call_id": "c3",
-         "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+        {
+            "role": "tool",
+            "tool_call_id": "c3",
+            "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
+        },
         {"role": "tool", "tool_call_id": "c4", "content": ""},
         {"role": "user", "name": "ana", "content": "and now?"},
     ]
@@ -506,19 +683,29 @@ def test_an_answer_without_usage_estimates_the_tools_and_images_it_was_sent():
     recorded at 2 input tokens. It is estimated as a budget reserves it: tools, images and documents counted."""
     from tokenomy.caching.placement import IMAGE_TOKENS, estimate_input_tokens
 
-    schema = {"type": "object", "properties": {f"field_{i}": {"type": "string", "description": "x" * 80}
-                                               for i in range(10)}}
+    schema = {
+        "type": "object",
+        "properties": {f"field_{i}": {"type": "string", "description": "x" * 80} for i in range(10)},
+    }
     tools = [ToolSpec(f"tool_{i}", "Does one thing well. " * 5, schema) for i in range(40)]
-    request = ChatRequest([Message("user", [TextBlock("Look."), ImageBlock("image/png", b"\x89PNG" + bytes(64))])],
-                          model="up", tools=tools)
+    request = ChatRequest(
+        [Message("user", [TextBlock("Look."), ImageBlock("image/png", b"\x89PNG" + bytes(64))])],
+        model="up",
+        tools=tools,
+    )
     assembler = openai_stream.StreamAssembler(request)
-    for chunk in ({"choices": [{"index": 0, "delta": {"content": "Done."}}]},
-                  {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}):
+    for chunk in (
+        {"choices": [{"index": 0, "delta": {"content": "Done."}}]},
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+    ):
         list(assembler.feed(chunk))
     streamed = assembler.response("openai", 1.0, None)
-    whole = openai_wire_read.parse_completion({"choices": [{"index": 0,
-                                                            "message": {"role": "assistant", "content": "Done."},
-                                                            "finish_reason": "stop"}]}, request, "openai", 1.0)
+    whole = openai_wire_read.parse_completion(
+        {"choices": [{"index": 0, "message": {"role": "assistant", "content": "Done."}, "finish_reason": "stop"}]},
+        request,
+        "openai",
+        1.0,
+    )
     for answer in (streamed, whole):
         assert answer.raw["usage_source"] == "estimated"
         assert answer.usage.input_tokens == estimate_input_tokens(request) > IMAGE_TOKENS + 40 * 300
@@ -531,10 +718,12 @@ def test_a_stream_without_usage_counts_long_deltas_by_their_length():
     request = ChatRequest([Message("user", "Write it out.")], model="up")
     assembler = openai_stream.StreamAssembler(request)
     call = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "save", "arguments": '"' * 800}}
-    for chunk in ({"choices": [{"index": 0, "delta": {"content": "word " * 400}}]},
-                  {"choices": [{"index": 0, "delta": {"reasoning_content": "think " * 100}}]},
-                  {"choices": [{"index": 0, "delta": {"tool_calls": [call]}}]},
-                  {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}):
+    for chunk in (
+        {"choices": [{"index": 0, "delta": {"content": "word " * 400}}]},
+        {"choices": [{"index": 0, "delta": {"reasoning_content": "think " * 100}}]},
+        {"choices": [{"index": 0, "delta": {"tool_calls": [call]}}]},
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+    ):
         list(assembler.feed(chunk))
     usage = assembler.response("openai", 1.0, None).usage
     assert (usage.output_tokens, usage.reasoning_tokens) == ((2000 + 4 + 800) // 4 + 150, 150)
@@ -545,32 +734,46 @@ def test_a_cjk_stream_without_usage_counts_a_character_about_a_token():
     are ~600 tokens, not the 150 that four characters a token gives."""
     request = ChatRequest([Message("user", "写出来。")], model="up")
     assembler = openai_stream.StreamAssembler(request)
-    for chunk in ({"choices": [{"index": 0, "delta": {"content": "成本" * 150}}]},
-                  {"choices": [{"index": 0, "delta": {"content": "节省" * 150}, "finish_reason": "stop"}]}):
+    for chunk in (
+        {"choices": [{"index": 0, "delta": {"content": "成本" * 150}}]},
+        {"choices": [{"index": 0, "delta": {"content": "节省" * 150}, "finish_reason": "stop"}]},
+    ):
         list(assembler.feed(chunk))
     assert assembler.response("openai", 1.0, None).usage.output_tokens == 600
 
 
 def test_a_library_callers_cache_points_reach_claude_over_the_openai_sdk_on_each_turns_last_part():
     request = ChatRequest(
-        model="anthropic/claude-haiku-4.5", system="Policy.", system_cache_point=True, tools=TOOLS,
-        tools_cache_point=True, max_tokens=8,
-        messages=[Message("user", "Weather in Oslo?", cache_point=True),
-                  Message("assistant", [ToolUseBlock("c1", "get_weather", {"city": "Oslo"})], cache_point=True),
-                  Message("user", [ToolResultBlock("c1", [TextBlock("-3C")])], cache_point=True),
-                  Message("user", "And now?")])
+        model="anthropic/claude-haiku-4.5",
+        system="Policy.",
+        system_cache_point=True,
+        tools=TOOLS,
+        tools_cache_point=True,
+        max_tokens=8,
+        messages=[
+            Message("user", "Weather in Oslo?", cache_point=True),
+            Message("assistant", [ToolUseBlock("c1", "get_weather", {"city": "Oslo"})], cache_point=True),
+            Message("user", [ToolResultBlock("c1", [TextBlock("-3C")])], cache_point=True),
+            Message("user", "And now?"),
+        ],
+    )
     with RecordingOpenAI() as upstream:
         OpenAIProvider(base_url=upstream.url).chat(request)
         body = upstream.last
         OpenAIProvider(base_url=upstream.url).chat(replace(request, model="gpt-4o-mini"))
         plain = upstream.last
     cached = {"type": "ephemeral"}
-    assert body["messages"][0] == {"role": "system", "content": [{"type": "text", "text": "Policy.",
-                                                                  "cache_control": cached}]}
+    assert body["messages"][0] == {
+        "role": "system",
+        "content": [{"type": "text", "text": "Policy.", "cache_control": cached}],
+    }
     assert body["messages"][1]["content"] == [{"type": "text", "text": "Weather in Oslo?", "cache_control": cached}]
     assert body["messages"][2]["cache_control"] == cached  # tool calls without text: on the message (LiteLLM's)
-    assert body["messages"][3] == {"role": "tool", "tool_call_id": "c1",
-                                   "content": [{"type": "text", "text": "-3C", "cache_control": cached}]}
+    assert body["messages"][3] == {
+        "role": "tool",
+        "tool_call_id": "c1",
+        "content": [{"type": "text", "text": "-3C", "cache_control": cached}],
+    }
     assert body["tools"][-1]["cache_control"] == cached and "cache_control" not in body["tools"][0]
     assert "cache_control" not in json.dumps(plain)  # OpenAI caches by itself, and refuses the field
     assert "cache_control" not in json.dumps(TOOLS[-1].derived)  # the shared tool is untouched

@@ -97,25 +97,34 @@ def test_a_file_id_is_refused_by_every_provider_but_those_of_the_api_that_issued
     from tokenomy.providers.gemini_provider import GeminiProvider
     from tokenomy.providers.openai_provider import OpenAIProvider
 
-    readers = {"openai": OpenAIProvider, "azure": AzureOpenAIProvider, "anthropic": AnthropicProvider,
-               "gemini": GeminiProvider}
+    readers = {
+        "openai": OpenAIProvider,
+        "azure": AzureOpenAIProvider,
+        "anthropic": AnthropicProvider,
+        "gemini": GeminiProvider,
+    }
     for api, reader in readers.items():
         document = DocumentBlock("pdf", file_id="f-1", file_api=api)
         for other, provider in readers.items():
-            for turns in ([Message("user", [TextBlock("read"), document])],
-                          [CALL, Message("user", [ToolResultBlock("c1", [TextBlock("a"), document])])]):
+            for turns in (
+                [Message("user", [TextBlock("read"), document])],
+                [CALL, Message("user", [ToolResultBlock("c1", [TextBlock("a"), document])])],
+            ):
                 refused = Provider.refusal(provider.__new__(provider), request(*turns))
                 if other == api:
                     assert refused is None
                     continue
                 assert refused.field == "source.file_id" and "a file id of" in str(refused), (api, other)
-                assert (refused.message, refused.block, refused.part) == ((0, 1, None) if len(turns) == 1 else
-                                                                          (1, 0, 1))
+                assert (refused.message, refused.block, refused.part) == (
+                    (0, 1, None) if len(turns) == 1 else (1, 0, 1)
+                )
         assert reader.file_apis == frozenset({api})
     assert Provider().refusal(request(Message("user", [DocumentBlock("pdf", file_id="f-1")]))) is None
     own_file = ImageBlock("image/png", url="gs://b/cat.png", file_api="gemini")  # a Gemini fileData image
-    for turns in ([Message("user", [TextBlock("see"), own_file])],
-                  [CALL, Message("user", [ToolResultBlock("c1", [TextBlock("a"), own_file])])]):
+    for turns in (
+        [Message("user", [TextBlock("see"), own_file])],
+        [CALL, Message("user", [ToolResultBlock("c1", [TextBlock("a"), own_file])])],
+    ):
         assert Provider.refusal(GeminiProvider.__new__(GeminiProvider), request(*turns)) is None
         refused = Provider.refusal(AnthropicProvider.__new__(AnthropicProvider), request(*turns))
         assert refused.field == "source.file_id" and "a file id of the Gemini API" in str(refused)
@@ -135,11 +144,16 @@ def test_a_tool_allowed_that_no_tool_sent_has_is_a_400_from_each_api_that_narrow
     from tokenomy.providers.local import LocalProvider
     from tokenomy.request_options import ToolChoice
 
-    call = ChatRequest(messages=[Message("user", "hi")], tools=[ToolSpec("get_time"), ToolSpec("get_weather")],
-                       tool_choice=ToolChoice("any", allowed=("get_time", "get_date")))
+    call = ChatRequest(
+        messages=[Message("user", "hi")],
+        tools=[ToolSpec("get_time"), ToolSpec("get_weather")],
+        tool_choice=ToolChoice("any", allowed=("get_time", "get_date")),
+    )
     for mapping in (to_anthropic_params, to_converse_params, config_from_request, LocalProvider().count_tokens):
         with pytest.raises(ProviderError) as refused:
             mapping(call)
         assert refused.value.status == 400 and "get_date" in str(refused.value), mapping
-    assert [t["name"] for t in to_anthropic_params(call.replaced(tool_choice=ToolChoice("any", allowed=(
-        "get_time",))))["tools"]] == ["get_time"]
+    assert [
+        t["name"]
+        for t in to_anthropic_params(call.replaced(tool_choice=ToolChoice("any", allowed=("get_time",))))["tools"]
+    ] == ["get_time"]

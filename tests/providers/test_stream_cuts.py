@@ -22,27 +22,56 @@ pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:Depre
 
 
 def sse(*events: tuple[str | None, dict]) -> bytes:
-    return b"".join((f"event: {name}\n" if name else "").encode() + b"data: " + json.dumps(data).encode() + b"\n\n"
-                    for name, data in events)
+    return b"".join(
+        (f"event: {name}\n" if name else "").encode() + b"data: " + json.dumps(data).encode() + b"\n\n"
+        for name, data in events
+    )
 
 
 ANTHROPIC = sse(
-    ("message_start", {"type": "message_start", "message": {
-        "id": "m1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5-20250929", "content": [],
-        "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 10, "output_tokens": 1}}}),
+    (
+        "message_start",
+        {
+            "type": "message_start",
+            "message": {
+                "id": "m1",
+                "type": "message",
+                "role": "assistant",
+                "model": "claude-sonnet-4-5-20250929",
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": {"input_tokens": 10, "output_tokens": 1},
+            },
+        },
+    ),
     ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
-    ("content_block_delta", {"type": "content_block_delta", "index": 0,
-                             "delta": {"type": "text_delta", "text": "part"}}),
+    (
+        "content_block_delta",
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "part"}},
+    ),
 )
-GEMINI = sse((None, {"candidates": [{"content": {"role": "model", "parts": [{"text": "part"}]}, "index": 0}],
-                     "modelVersion": "gemini-2.5-flash"}))
+GEMINI = sse(
+    (
+        None,
+        {
+            "candidates": [{"content": {"role": "model", "parts": [{"text": "part"}]}, "index": 0}],
+            "modelVersion": "gemini-2.5-flash",
+        },
+    )
+)
 BEDROCK = eventstream.event("messageStart", {"role": "assistant"}) + eventstream.event(
-    "contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "part"}})
+    "contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": "part"}}
+)
 CASES = {
     "anthropic": (ANTHROPIC, "text/event-stream", {"base_url": "{url}"}, "claude-sonnet-4-5-20250929"),
     "gemini": (GEMINI, "text/event-stream", {"base_url": "{url}"}, "gemini-2.5-flash"),
-    "bedrock": (BEDROCK, "application/vnd.amazon.eventstream", {"endpoint_url": "{url}", "region": "us-east-1"},
-                "anthropic.claude-3-5-sonnet-20240620-v1:0"),
+    "bedrock": (
+        BEDROCK,
+        "application/vnd.amazon.eventstream",
+        {"endpoint_url": "{url}", "region": "us-east-1"},
+        "anthropic.claude-3-5-sonnet-20240620-v1:0",
+    ),
 }
 
 
@@ -71,8 +100,11 @@ class PartialStream:
                 while b"\r\n\r\n" not in data:
                     data += conn.recv(65536)
                 head, _, body = data.partition(b"\r\n\r\n")
-                length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                              if line.lower().startswith(b"content-length"))
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length")
+                )
                 while len(body) < length:
                     body += conn.recv(65536)
                 self.calls += 1
@@ -88,8 +120,9 @@ def test_a_partial_stream_is_a_recorded_server_error(provider, cut, ledger_path)
     payload, content_type, where, model = CASES[provider]
     server = PartialStream(payload, content_type, cut)
     try:
-        spec = ModelSpec(name="m", provider=provider, model=model,
-                         **{k: v.format(url=server.url) for k, v in where.items()})
+        spec = ModelSpec(
+            name="m", provider=provider, model=model, **{k: v.format(url=server.url) for k, v in where.items()}
+        )
         policy = CallPolicy(retry=RetryPolicy(max_attempts=3, base_delay_s=0.01, deadline_s=20))
         with Tokenomy(ledger_path, models={"m": spec}, policy=policy) as client:
             deltas = []
@@ -115,7 +148,9 @@ def test_cannot_reach_names_the_endpoint_that_was_tried(monkeypatch):
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         down = f"http://127.0.0.1:{probe.getsockname()[1]}"
-    for provider, model in ((GeminiProvider(base_url=down), "gemini-2.5-flash"),
-                            (AnthropicProvider(base_url=down), "claude-haiku-4-5")):
+    for provider, model in (
+        (GeminiProvider(base_url=down), "gemini-2.5-flash"),
+        (AnthropicProvider(base_url=down), "claude-haiku-4-5"),
+    ):
         with pytest.raises(ProviderError, match=rf"cannot reach the \w+ API at {re.escape(down)}: "):
             provider.chat(ChatRequest.simple("hi", model=model, max_tokens=5))

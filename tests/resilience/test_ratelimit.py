@@ -75,8 +75,9 @@ def test_workers_share_the_route_from_a_cold_start():
 
 def test_fewer_requests_a_minute_than_workers_is_refused_at_start_up():
     route = {"model": "fast", "rate_limit": {"requests_per_minute": 3}}
-    config = parse_config({"models": {"fast": {"provider": "openai", "model": "fast", "base_url": "http://x"}},
-                           "routes": {"r": route}})
+    config = parse_config(
+        {"models": {"fast": {"provider": "openai", "model": "fast", "base_url": "http://x"}}, "routes": {"r": route}}
+    )
     CallPolicy.for_route(config, "r", processes=3)  # one a minute each
     with pytest.raises(ConfigError, match=r"routes\.r\.rate_limit\.requests_per_minute: 3 .* 4 workers"):
         CallPolicy.for_route(config, "r", processes=4)

@@ -184,9 +184,11 @@ def test_retries_stop_short_of_the_deadline_then_the_fallback_takes_over(scripte
     # The SDK is imported before the clock starts: its first import, timed as the first attempt, would leave no
     # room for a retry before the fallback's turn (a retry is made only if an attempt as long fits).
     import openai  # noqa: F401
+
     slow, spare = scripted([(503, {})] * 60), scripted([])
-    policy = CallPolicy(retry=RetryPolicy(max_attempts=50, base_delay_s=0.1, max_delay_s=0.2, deadline_s=1.5),
-                        fallback=("b",))
+    policy = CallPolicy(
+        retry=RetryPolicy(max_attempts=50, base_delay_s=0.1, max_delay_s=0.2, deadline_s=1.5), fallback=("b",)
+    )
     with Tokenomy(ledger_path, models=models(a=slow.url, b=spare.url), policy=policy, seed=4) as client:
         started = time.monotonic()
         response = client.chat(ChatRequest.simple("hi", model="a", max_tokens=5))
@@ -197,8 +199,12 @@ def test_retries_stop_short_of_the_deadline_then_the_fallback_takes_over(scripte
 
 def test_attempt_plan_hands_over_when_retry_after_overruns_the_deadline():
     now = [0.0]
-    plan = AttemptPlan(("a", "b", "c"), RetryPolicy(max_attempts=3, base_delay_s=0.1, max_delay_s=1, deadline_s=10),
-                       random.Random(1), clock=lambda: now[0])
+    plan = AttemptPlan(
+        ("a", "b", "c"),
+        RetryPolicy(max_attempts=3, base_delay_s=0.1, max_delay_s=1, deadline_s=10),
+        random.Random(1),
+        clock=lambda: now[0],
+    )
     step = plan.first()
     assert (step.target, step.attempt) == (0, 1)
     step = plan.after(ProviderError("slow down", kind="throttled", retry_after=30))  # longer than the deadline
@@ -262,17 +268,39 @@ def test_fifty_calls_through_emulate_bedrock_with_thirty_percent_throttling(ledg
     exporter, _ = in_memory_pipeline()
     exporter.clear()
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "tokenomy.cli", "emulate", "bedrock", "--port", str(port),
-                             "--throttle-rate", "0.3", "--seed", "11"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tokenomy.cli",
+            "emulate",
+            "bedrock",
+            "--port",
+            str(port),
+            "--throttle-rate",
+            "0.3",
+            "--seed",
+            "11",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         wait_for_port(port, 60, proc)
-        spec = {"nova": ModelSpec(name="nova", provider="bedrock", model="amazon.nova-micro-v1:0",
-                                  region="us-east-1", endpoint_url=f"http://127.0.0.1:{port}")}
+        spec = {
+            "nova": ModelSpec(
+                name="nova",
+                provider="bedrock",
+                model="amazon.nova-micro-v1:0",
+                region="us-east-1",
+                endpoint_url=f"http://127.0.0.1:{port}",
+            )
+        }
         policy = CallPolicy(retry=RetryPolicy(max_attempts=10, base_delay_s=0.01, max_delay_s=0.05, deadline_s=60))
         with Tokenomy(ledger_path, models=spec, policy=policy, seed=5) as client, ThreadPoolExecutor(4) as pool:
-            responses = list(pool.map(lambda i: client.chat(ChatRequest.simple(f"Say {i}.", model="nova",
-                                                                               max_tokens=2)), range(50)))
+            responses = list(
+                pool.map(lambda i: client.chat(ChatRequest.simple(f"Say {i}.", model="nova", max_tokens=2)), range(50))
+            )
     finally:
         proc.terminate()
         proc.wait(10)
@@ -338,9 +366,11 @@ def text_only_then_seeing(scripted):
     blind, seeing = scripted([]), scripted([])
     specs = models(a=blind.url, b=seeing.url)
     specs["a"] = replace(specs["a"], options=(("inputs", ("text",)),))
-    image = ChatRequest(messages=[Message("user", [TextBlock("What is this?"),
-                                                   ImageBlock(media_type="image/png", data=b"\x89PNG")])],
-                        model="a", max_tokens=5)
+    image = ChatRequest(
+        messages=[Message("user", [TextBlock("What is this?"), ImageBlock(media_type="image/png", data=b"\x89PNG")])],
+        model="a",
+        max_tokens=5,
+    )
     return blind, seeing, specs, image
 
 
@@ -354,7 +384,9 @@ def test_a_model_that_cannot_read_an_image_passes_it_to_the_fallback_without_sen
     assert response.model == "b" and blind.calls == 1 and seeing.calls == 1
     events = sorted(open_store(ledger_path).events(), key=lambda e: (e.ts, e.attempt))
     assert [(e.model, e.attempt, e.outcome, e.cost_usd) for e in events[:2]] == [
-        ("a", 1, "client_error", 0), ("b", 2, "ok", events[1].cost_usd)]
+        ("a", 1, "client_error", 0),
+        ("b", 2, "ok", events[1].cost_usd),
+    ]
     with Tokenomy(ledger_path, models=specs, policy=CallPolicy(retry=FAST)) as client:  # no fallback: refused
         with pytest.raises(ProviderError, match=r"cannot take an image block \(messages\[0\]\.content\[1\]\)") as info:
             client.chat(image)
@@ -421,11 +453,20 @@ def test_every_hosted_provider_is_built_with_the_models_timeout_s(monkeypatch):
 
     monkeypatch.setenv("ANTHROPIC_API_KEY", "k")
     monkeypatch.setenv("OPENAI_API_KEY", "k")
-    specs = parse_config({"models": {
-        "claude": {"provider": "anthropic", "model": "claude-sonnet-4-5", "timeout_s": 7},
-        "nova": {"provider": "bedrock", "model": "amazon.nova-lite-v1:0", "region": "us-east-1", "timeout_s": 8},
-        "gpt": {"provider": "openai", "model": "gpt-4o-mini", "timeout_s": 9},
-    }}).model_specs()
+    specs = parse_config(
+        {
+            "models": {
+                "claude": {"provider": "anthropic", "model": "claude-sonnet-4-5", "timeout_s": 7},
+                "nova": {
+                    "provider": "bedrock",
+                    "model": "amazon.nova-lite-v1:0",
+                    "region": "us-east-1",
+                    "timeout_s": 8,
+                },
+                "gpt": {"provider": "openai", "model": "gpt-4o-mini", "timeout_s": 9},
+            }
+        }
+    ).model_specs()
     assert get_provider(specs["claude"]).client.timeout == 7
     assert get_provider(specs["nova"]).client.meta.config.read_timeout == 8
     assert get_provider(specs["gpt"]).client.timeout == 9

@@ -75,8 +75,11 @@ def _synthetic(n: int, seed: int) -> pd.DataFrame:
     hard = rng.random(n) < 0.3
     topics = ["the sea", "a cat", "lunch", "the weather", "trains", "music"]
     prompts = [
-        (f"Prove that the sum of the first {i} odd numbers is a square, step by step."
-         if h else f"Write two friendly sentences about {topics[i % 6]} number {i}.")
+        (
+            f"Prove that the sum of the first {i} odd numbers is a square, step by step."
+            if h
+            else f"Write two friendly sentences about {topics[i % 6]} number {i}."
+        )
         for i, h in enumerate(hard)
     ]
     weak = np.clip(np.where(hard, 0.4, 0.9) + rng.normal(0, 0.05, n), 0.1, 1.0)
@@ -107,10 +110,20 @@ def test_a_combined_policy_routes_and_refuses_other_kinds(tmp_path):
         router, _ = train_and_calibrate(frame, target_quality=0.95, kind=kind, folds=5)
         paths[kind] = tmp_path / f"{kind}.joblib"
         save(router, paths[kind])
-    cfg = parse_config({
-        "tiers": {"tier1": ["local"], "tier2": ["local"]},
-        "routing": {"policies": {"smart": {"type": "combined", "classifier_path": str(paths["combined"]),
-                                           "tiers": ["tier1", "tier2"]}}}})
+    cfg = parse_config(
+        {
+            "tiers": {"tier1": ["local"], "tier2": ["local"]},
+            "routing": {
+                "policies": {
+                    "smart": {
+                        "type": "combined",
+                        "classifier_path": str(paths["combined"]),
+                        "tiers": ["tier1", "tier2"],
+                    }
+                }
+            },
+        }
+    )
     router = build_router(cfg, "smart")
     hard = router.route(ChatRequest.simple("Prove that the sum of the first 7 odd numbers is a square, step by step."))
     easy = router.route(ChatRequest.simple("Write two friendly sentences about the sea number 7."))

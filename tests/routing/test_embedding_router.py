@@ -63,16 +63,40 @@ def test_calibrated_threshold_holds_on_the_held_out_half():
 
 def test_a_policy_names_the_embedding_router(tmp_path):
     model = tmp_path / "embedding.joblib"
-    out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "route", "train", "gsm8k", "--router", "embedding",
-                          "--folds", "5", "--target-quality", "0.9", "-o", str(model), "--json"],
-                         capture_output=True, text=True, timeout=300, cwd=REPO)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tokenomy.cli",
+            "route",
+            "train",
+            "gsm8k",
+            "--router",
+            "embedding",
+            "--folds",
+            "5",
+            "--target-quality",
+            "0.9",
+            "-o",
+            str(model),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)["calibration"]
     assert report["router"] == "embedding" and report["quality_retained"] >= 0.9
-    cfg = parse_config({
-        "tiers": {"tier1": ["local"], "tier2": ["local"]},
-        "routing": {"policies": {"smart": {"type": "embedding", "classifier_path": str(model),
-                                           "tiers": ["tier1", "tier2"]}}}})
+    cfg = parse_config(
+        {
+            "tiers": {"tier1": ["local"], "tier2": ["local"]},
+            "routing": {
+                "policies": {"smart": {"type": "embedding", "classifier_path": str(model), "tiers": ["tier1", "tier2"]}}
+            },
+        }
+    )
     router = build_router(cfg, "smart")
     hard = "A train leaves at 3:40 pm at 72 km/h; a second leaves 25 minutes later at 90 km/h. When does it catch up?"
     decisions = [router.route(ChatRequest.simple(p)).decision for p in (hard, "What is 2 + 2?")]
@@ -81,8 +105,13 @@ def test_a_policy_names_the_embedding_router(tmp_path):
     assert decisions[0].tier == ("tier2" if probability >= router.model().threshold else "tier1")
     # A TF-IDF file under an embedding policy, and a misspelt type, are refused with the fix.
     tfidf = tmp_path / "tfidf.joblib"
-    subprocess.run([sys.executable, "-m", "tokenomy.cli", "route", "train", "mt-bench", "-o", str(tfidf)],
-                   capture_output=True, timeout=300, cwd=REPO, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "tokenomy.cli", "route", "train", "mt-bench", "-o", str(tfidf)],
+        capture_output=True,
+        timeout=300,
+        cwd=REPO,
+        check=True,
+    )
     cfg.routing.policies["smart"].classifier_path = str(tfidf)
     with pytest.raises(ConfigError, match="--router embedding"):
         build_router(cfg, "smart").route(ChatRequest.simple(hard))
@@ -116,8 +145,16 @@ def test_arithmetic_validator_rejects_wrong_worked_calculations():
     assert wrong_calculation("<<40+24=65>>65") == "40+24 = 65"
     # Off by design: without the key, the same answer passes.
     assert validate(ChatResponse.of_text("12 * 3 = 35", "m", "local", Usage()), request, {}) is None
-    cfg = parse_config({"tiers": {"tier1": ["local"], "tier2": ["local"]}, "routing": {"policies": {
-        "check": {"type": "cascade", "tiers": ["tier1", "tier2"], "validators": {"arithmetic": True}}}}})
+    cfg = parse_config(
+        {
+            "tiers": {"tier1": ["local"], "tier2": ["local"]},
+            "routing": {
+                "policies": {
+                    "check": {"type": "cascade", "tiers": ["tier1", "tier2"], "validators": {"arithmetic": True}}
+                }
+            },
+        }
+    )
     assert cfg.routing.policies["check"].validators == {"arithmetic": True}
 
 
@@ -143,9 +180,25 @@ def test_eval_over_seeds_reports_each_split_and_the_median(tmp_path):
     shares = summary["embedding"]["share_at_target"]
     assert len(shares) == 2 and shares[1] == second
     assert summary["embedding"]["median_share_at_target"] == pytest.approx(sum(shares) / 2)
-    out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "route", "eval", "mt-bench", "--seeds", "2", "--png",
-                          str(tmp_path / "mt.png")], capture_output=True, text=True, timeout=300, cwd=REPO,
-                         env={**os.environ, "COLUMNS": "250"})
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tokenomy.cli",
+            "route",
+            "eval",
+            "mt-bench",
+            "--seeds",
+            "2",
+            "--png",
+            str(tmp_path / "mt.png"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env={**os.environ, "COLUMNS": "250"},
+    )
     assert out.returncode == 0, out.stderr
     assert "2 splits (seeds 0-1)" in out.stdout and f"{sum(shares) / 2:.1%}" in out.stdout
 
@@ -162,23 +215,33 @@ def test_a_router_file_of_another_kind_is_refused_naming_the_policy_type_that_ta
     classifier.save(classifier.train(prompts, [int(g) for g in gains]), files["classifier"])
 
     def policy(kind, path):
-        cfg = parse_config({"tiers": {"tier1": ["local"], "tier2": ["local"]}, "routing": {"policies": {
-            "smart": {"type": kind, "classifier_path": str(path), "tiers": ["tier1", "tier2"]}}}})
+        cfg = parse_config(
+            {
+                "tiers": {"tier1": ["local"], "tier2": ["local"]},
+                "routing": {
+                    "policies": {"smart": {"type": kind, "classifier_path": str(path), "tiers": ["tier1", "tier2"]}}
+                },
+            }
+        )
         return build_router(cfg, "smart")
 
     with pytest.raises(ConfigError) as refused:
         policy("classifier", files["embedding"]).route(ChatRequest.simple("hi"))
     assert str(refused.value) == (
         f"routing.policies: classifier_path {str(files['embedding'])!r} holds the embedding router, which a "
-        "`type: embedding` policy takes; a classifier policy needs one from `tokenomy route train` (--router tfidf)")
+        "`type: embedding` policy takes; a classifier policy needs one from `tokenomy route train` (--router tfidf)"
+    )
     with pytest.raises(ConfigError) as refused:
         policy("embedding", files["classifier"]).route(ChatRequest.simple("hi"))
     assert str(refused.value) == (
         f"routing.policies: classifier_path {str(files['classifier'])!r} holds a TF-IDF classifier, which a "
         "`type: classifier` or `type: hybrid` policy takes; an embedding policy needs one from "
-        "`tokenomy route train --router embedding`")
-    with pytest.raises(ConfigError, match="holds the embedding router, which a `type: embedding` policy takes; a "
-                                          "combined policy needs one from"):
+        "`tokenomy route train --router embedding`"
+    )
+    with pytest.raises(
+        ConfigError,
+        match="holds the embedding router, which a `type: embedding` policy takes; a combined policy needs one from",
+    ):
         policy("combined", files["embedding"]).route(ChatRequest.simple("hi"))
     # Each kind still routes under its own policy type.
     for kind, path in files.items():

@@ -33,9 +33,25 @@ def _retained_and_cost(router, frame):
 
 def test_cli_eval_json_one_object_per_policy_with_prices(tmp_path):
     png = tmp_path / "gsm8k.png"
-    out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "route", "eval", "gsm8k", "--json", "--png", str(png),
-                          "--strong-model", "anthropic.claude-3-haiku-20240307-v1:0"],
-                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tokenomy.cli",
+            "route",
+            "eval",
+            "gsm8k",
+            "--json",
+            "--png",
+            str(png),
+            "--strong-model",
+            "anthropic.claude-3-haiku-20240307-v1:0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert out.returncode == 0, out.stderr
     rows = {r["policy"]: r for r in json.loads(out.stdout)}
     assert set(rows) == POLICIES | {"cascade", "hybrid"}
@@ -92,8 +108,25 @@ def test_route_train_saves_threshold_the_router_uses(tmp_path):
     from tokenomy.routing.rules import Policy
 
     model = tmp_path / "router.joblib"
-    out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "route", "train", "gsm8k", "-o", str(model),
-                          "--target-quality", "0.9", "--json"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tokenomy.cli",
+            "route",
+            "train",
+            "gsm8k",
+            "-o",
+            str(model),
+            "--target-quality",
+            "0.9",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     saved = load(model)
@@ -134,21 +167,39 @@ def test_unreachable_budget_and_bad_dataset_are_named(tmp_path):
 def test_escalation_thresholds_per_route_from_config(ledger_path):
     from tokenomy.routing.drift import escalation_rates, expected_shares, routes_over_threshold, tier_share
 
-    cfg = parse_config({
-        "tiers": {"tier1": ["local"], "tier2": ["local"]},
-        "routes": {"strict": {"policy": "tight"}, "lenient": {"policy": "loose"}, "plain": {"model": "local"}},
-        "routing": {"policies": {
-            "tight": {"type": "cascade", "tiers": ["tier1", "tier2"], "escalation_threshold": 0.1,
-                      "expected_share": {"tier1": 0.9, "tier2": 0.1}},
-            "loose": {"type": "cascade", "tiers": ["tier1", "tier2"]}}}})
+    cfg = parse_config(
+        {
+            "tiers": {"tier1": ["local"], "tier2": ["local"]},
+            "routes": {"strict": {"policy": "tight"}, "lenient": {"policy": "loose"}, "plain": {"model": "local"}},
+            "routing": {
+                "policies": {
+                    "tight": {
+                        "type": "cascade",
+                        "tiers": ["tier1", "tier2"],
+                        "escalation_threshold": 0.1,
+                        "expected_share": {"tier1": 0.9, "tier2": 0.1},
+                    },
+                    "loose": {"type": "cascade", "tiers": ["tier1", "tier2"]},
+                }
+            },
+        }
+    )
     events, now = [], datetime.now(UTC)
     # Each route: 10 requests, 3 of which escalated once (a second attempt tagged cascade_escalated=1).
     for route in ("strict", "lenient", "plain"):
         for i in range(10):
             events.append(UsageEvent(ts=now, model="local", provider="local", route=route, tier="tier1"))
             if i < 3:
-                events.append(UsageEvent(ts=now, model="local", provider="local", route=route, tier="tier2",
-                                         tags={"cascade_escalated": "1"}))
+                events.append(
+                    UsageEvent(
+                        ts=now,
+                        model="local",
+                        provider="local",
+                        route=route,
+                        tier="tier2",
+                        tags={"cascade_escalated": "1"},
+                    )
+                )
     store = open_store(ledger_path)
     store.write(events)
     rates = {r["route"]: r for r in escalation_rates(store, cfg)}
@@ -170,32 +221,86 @@ def test_cascade_outcomes_export_as_labels_route_train_reads(ledger_path, tmp_pa
     store = open_store(ledger_path)
 
     def attempt(prompt, seconds, tier, tags=None, route="extract", text=True):
-        return UsageEvent(ts=now.replace(microsecond=0) + timedelta(seconds=seconds), model="local", provider="local",
-                          route=route, tier=tier, tags=tags or {}, prompt_hash=f"h-{prompt}",
-                          prompt_text=prompt if text else None)
+        return UsageEvent(
+            ts=now.replace(microsecond=0) + timedelta(seconds=seconds),
+            model="local",
+            provider="local",
+            route=route,
+            tier=tier,
+            tags=tags or {},
+            prompt_hash=f"h-{prompt}",
+            prompt_text=prompt if text else None,
+        )
 
-    store.write([attempt("easy", 0, "tier1"), attempt("hard", 1, "tier1"),
-                 attempt("hard", 2, "tier2", {"cascade_escalated": "1"}),
-                 attempt("other route", 3, "tier1", route="chat")])
+    store.write(
+        [
+            attempt("easy", 0, "tier1"),
+            attempt("hard", 1, "tier1"),
+            attempt("hard", 2, "tier2", {"cascade_escalated": "1"}),
+            attempt("other route", 3, "tier1", route="chat"),
+        ]
+    )
     labels = cascade_labels(store, ["extract"])
     assert [(r["prompt"], r["label"]) for r in labels] == [("easy", "weak"), ("hard", "strong")]
     out = tmp_path / "labels.jsonl"
-    result = subprocess.run([sys.executable, "-m", "tokenomy.cli", "route", "export-labels", "--route", "extract",
-                             "--ledger", str(ledger_path), "-o", str(out), "--json"],
-                            capture_output=True, text=True, timeout=60, cwd=ROOT)
-    assert json.loads(result.stdout) == {"output": str(out), "examples": 2, "strong": 1,
-                                         "skipped": {"no_prompt_text": 0, "blank_prompt": 0, "not_judged": 0}}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tokenomy.cli",
+            "route",
+            "export-labels",
+            "--route",
+            "extract",
+            "--ledger",
+            str(ledger_path),
+            "-o",
+            str(out),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert json.loads(result.stdout) == {
+        "output": str(out),
+        "examples": 2,
+        "strong": 1,
+        "skipped": {"no_prompt_text": 0, "blank_prompt": 0, "not_judged": 0},
+    }
     from tokenomy.routing.classifier import load_jsonl
 
     assert load_jsonl(out) == (["easy", "hard"], [0, 1])
     # A mistyped route used to write an empty file and report success.
     typo = tmp_path / "typo.jsonl"
-    result = subprocess.run([sys.executable, "-m", "tokenomy.cli", "route", "export-labels", "--route", "extrct",
-                             "--ledger", str(ledger_path), "-o", str(typo)], capture_output=True, text=True,
-                            timeout=60, cwd=ROOT)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tokenomy.cli",
+            "route",
+            "export-labels",
+            "--route",
+            "extrct",
+            "--ledger",
+            str(ledger_path),
+            "-o",
+            str(typo),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert result.returncode == 2 and "route(s) extrct" in result.stderr and not typo.exists()
-    drift = subprocess.run([sys.executable, "-m", "tokenomy.cli", "route", "drift", "--days", "0", "--ledger",
-                            str(ledger_path)], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    drift = subprocess.run(
+        [sys.executable, "-m", "tokenomy.cli", "route", "drift", "--days", "0", "--ledger", str(ledger_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert drift.returncode == 2 and "--days" in drift.stderr  # a window of no days is refused, not empty tables
     bare = open_store(tmp_path / "bare.duckdb")
     bare.write([attempt("x", 0, "tier1", text=False)])
@@ -209,21 +314,53 @@ def test_export_labels_skips_and_counts_blank_prompts_route_train_would_refuse(l
     now = datetime.now(UTC).replace(microsecond=0)
 
     def attempt(prompt, seconds, tier="tier1", tags=None):
-        return UsageEvent(ts=now + timedelta(seconds=seconds), model="local", provider="local", route="extract",
-                          tier=tier, tags=tags or {}, prompt_hash=f"h-{prompt}", prompt_text=prompt)
+        return UsageEvent(
+            ts=now + timedelta(seconds=seconds),
+            model="local",
+            provider="local",
+            route="extract",
+            tier=tier,
+            tags=tags or {},
+            prompt_hash=f"h-{prompt}",
+            prompt_text=prompt,
+        )
 
-    open_store(ledger_path).write([attempt("easy", 0), attempt("  \n", 1), attempt("", 2), attempt(None, 3),
-                                   attempt("hard", 4), attempt("hard", 5, "tier2", {"cascade_escalated": "1"})])
+    open_store(ledger_path).write(
+        [
+            attempt("easy", 0),
+            attempt("  \n", 1),
+            attempt("", 2),
+            attempt(None, 3),
+            attempt("hard", 4),
+            attempt("hard", 5, "tier2", {"cascade_escalated": "1"}),
+        ]
+    )
     out = tmp_path / "labels.jsonl"
-    export = [sys.executable, "-m", "tokenomy.cli", "route", "export-labels", "--route", "extract", "--ledger",
-              str(ledger_path), "-o", str(out)]
+    export = [
+        sys.executable,
+        "-m",
+        "tokenomy.cli",
+        "route",
+        "export-labels",
+        "--route",
+        "extract",
+        "--ledger",
+        str(ledger_path),
+        "-o",
+        str(out),
+    ]
     result = subprocess.run([*export, "--json"], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["skipped"] == {"no_prompt_text": 1, "blank_prompt": 2, "not_judged": 0}
     assert [json.loads(line)["prompt"] for line in out.read_text().splitlines()] == ["easy", "hard"]
     result = subprocess.run(export, capture_output=True, text=True, timeout=60, cwd=ROOT)
-    assert result.stdout.split() == (f"wrote 2 labelled prompts (1 strong) to {out}; skipped 1 request with no "
-                                     "prompt text and 2 with a blank prompt").split()
+    assert (
+        result.stdout.split()
+        == (
+            f"wrote 2 labelled prompts (1 strong) to {out}; skipped 1 request with no "
+            "prompt text and 2 with a blank prompt"
+        ).split()
+    )
     # Only blank prompts: said, not "no cascade outcomes for route(s) extract" (there were).
     from tokenomy.routing.labels import cascade_labels
 
@@ -237,8 +374,12 @@ def test_bench_style_labels_need_tiers_or_weak_label(tmp_path):
     from tokenomy.routing.classifier import load_labelled
 
     data = tmp_path / "bench.jsonl"
-    data.write_text(json.dumps({"prompt": "a", "label": "local"}) + "\n"
-                    + json.dumps({"prompt": "b", "label": "big", "tier": "tier2"}) + "\n")
+    data.write_text(
+        json.dumps({"prompt": "a", "label": "local"})
+        + "\n"
+        + json.dumps({"prompt": "b", "label": "big", "tier": "tier2"})
+        + "\n"
+    )
     with pytest.raises(UsageError, match=r"bench.jsonl:1: .*--weak-label"):
         load_labelled(data)
     assert [r["label"] for r in load_labelled(data, {"local"})] == [0, 1]
@@ -251,12 +392,26 @@ def test_rows_both_export_labels_commands_write_are_read_though_unknown_keys_are
     from tokenomy.routing.classifier import load_labelled
 
     outcomes = (("small", "90", "0.001"), ("big", "100", "0.01"))
-    rows = [{"task": "t", "model": model, "example": "0", "repeat": "0", "prompt": "p", "quality": quality,
-             "cost_usd": cost, "error": ""} for model, quality, cost in outcomes]
+    rows = [
+        {
+            "task": "t",
+            "model": model,
+            "example": "0",
+            "repeat": "0",
+            "prompt": "p",
+            "quality": quality,
+            "cost_usd": cost,
+            "error": "",
+        }
+        for model, quality, cost in outcomes
+    ]
     bench = export_labels(pd.DataFrame(rows), tiers={"small": "tier1", "big": "tier2"})
     data = tmp_path / "labels.jsonl"
-    data.write_text("".join(json.dumps(row) + "\n" for row in bench)
-                    + json.dumps({"prompt": "q", "label": "strong", "route": "extract"}) + "\n")
+    data.write_text(
+        "".join(json.dumps(row) + "\n" for row in bench)
+        + json.dumps({"prompt": "q", "label": "strong", "route": "extract"})
+        + "\n"
+    )
     assert [(r["prompt"], r["label"]) for r in load_labelled(data)] == [("p", 1), ("q", 1)]
 
 
@@ -266,13 +421,19 @@ def test_a_weak_label_no_row_has_is_named(tmp_path):
     from tokenomy.routing.datasets import load_training_data
 
     data = _few_strong(tmp_path / "labels.jsonl", strong=2)
-    with pytest.raises(UsageError, match=r"^--weak-label cheap: no row of .*labels.jsonl has this label or tier; "
-                                         r"the labels there are strong, weak$"):
+    with pytest.raises(
+        UsageError,
+        match=r"^--weak-label cheap: no row of .*labels.jsonl has this label or tier; "
+        r"the labels there are strong, weak$",
+    ):
         load_training_data(str(data), {"cheap", "weak"})
     assert load_training_data(str(data), {"WEAK"})["label"].tolist() == [0] * 12 + [1] * 2  # as the file spells it
     outcomes = _outcomes(tmp_path / "outcomes.csv", better=2)
-    with pytest.raises(UsageError, match=r"^--weak-label weak: .*outcomes.csv holds outcomes \(whether the strong "
-                                         r"model scored higher\), not labels; leave --weak-label out$"):
+    with pytest.raises(
+        UsageError,
+        match=r"^--weak-label weak: .*outcomes.csv holds outcomes \(whether the strong "
+        r"model scored higher\), not labels; leave --weak-label out$",
+    ):
         load_training_data(str(outcomes), {"weak"})
 
 
@@ -313,32 +474,49 @@ JUDGED = {"question_id": 1, "turn": 1, "model": STRONG, "score": 8, "user_prompt
 JUDGEMENT = "an MT-Bench judgement needs question_id, turn, model, a numeric score and the judge's user_prompt"
 
 
-@pytest.mark.parametrize(("lines", "said"), [
-    # A labelled file given to `route eval` was "judgement 1 needs question_id, turn, model and a numeric score
-    # (KeyError('question_id'))": Python's text, and no word that eval cannot replay labels.
-    ([{"prompt": "a", "label": "weak"}],
-     ":2: a labelled {prompt, label} line, not an MT-Bench judgement; `route eval` replays both models' outcomes "
-     "per prompt (gsm8k, mmlu, mt-bench or RouteLLM outcome files); labelled lines train a router with `route train`"),
-    ([{**JUDGED, "model": "m"}, {"question_id": 1, "turn": 1, "model": "m", "user_prompt": "p"}],
-     f":3: {JUDGEMENT}; no 'score'"),
-    ([{**JUDGED, "question_id": "one"}], f":2: {JUDGEMENT}; 'question_id' \"one\" is not a whole number"),
-    ([{**JUDGED, "score": "high"}], f":2: {JUDGEMENT}; 'score' \"high\" is not a number"),
-    # A score past MT-Bench's 1-10 was scaled as it was: 50 became a quality of 5.0, "500% of always-strong".
-    ([{**JUDGED, "score": 50}], f":2: {JUDGEMENT}; 'score' 50 is outside MT-Bench's 1 to 10 (-1 marks a judgement "
-                                "that failed)"),
-    ([{**JUDGED, "score": 0}], f":2: {JUDGEMENT}; 'score' 0 is outside MT-Bench's 1 to 10 (-1 marks a judgement "
-                               "that failed)"),
-    ([{**JUDGED, "score": 10.5}], f":2: {JUDGEMENT}; 'score' 10.5 is outside MT-Bench's 1 to 10 (-1 marks a "
-                                  "judgement that failed)"),
-    ([{**JUDGED, "score": True}], f":2: {JUDGEMENT}; 'score' true is not a number"),
-    ([{**JUDGED, "score": float("nan")}], f":2: {JUDGEMENT}; 'score' NaN is not a number"),
-    ([[1, 2]], f":2: {JUDGEMENT}; a JSON array, not an object"),
-    # Judgements without the judge's prompt (the user's turns are read from it) were a KeyError traceback.
-    ([{**JUDGED, "model": WEAK}, {**JUDGED, "model": STRONG, "user_prompt": None}],
-     f":3: {JUDGEMENT}; 'user_prompt' null is not text"),
-    ([{**JUDGED, "model": WEAK}, {key: v for key, v in JUDGED.items() if key != "user_prompt"}],
-     f":3: {JUDGEMENT}; no 'user_prompt'"),
-])
+@pytest.mark.parametrize(
+    ("lines", "said"),
+    [
+        # A labelled file given to `route eval` was "judgement 1 needs question_id, turn, model and a numeric score
+        # (KeyError('question_id'))": Python's text, and no word that eval cannot replay labels.
+        (
+            [{"prompt": "a", "label": "weak"}],
+            ":2: a labelled {prompt, label} line, not an MT-Bench judgement; `route eval` replays both models' outcomes "
+            "per prompt (gsm8k, mmlu, mt-bench or RouteLLM outcome files); labelled lines train a router with `route train`",
+        ),
+        (
+            [{**JUDGED, "model": "m"}, {"question_id": 1, "turn": 1, "model": "m", "user_prompt": "p"}],
+            f":3: {JUDGEMENT}; no 'score'",
+        ),
+        ([{**JUDGED, "question_id": "one"}], f":2: {JUDGEMENT}; 'question_id' \"one\" is not a whole number"),
+        ([{**JUDGED, "score": "high"}], f":2: {JUDGEMENT}; 'score' \"high\" is not a number"),
+        # A score past MT-Bench's 1-10 was scaled as it was: 50 became a quality of 5.0, "500% of always-strong".
+        (
+            [{**JUDGED, "score": 50}],
+            f":2: {JUDGEMENT}; 'score' 50 is outside MT-Bench's 1 to 10 (-1 marks a judgement that failed)",
+        ),
+        (
+            [{**JUDGED, "score": 0}],
+            f":2: {JUDGEMENT}; 'score' 0 is outside MT-Bench's 1 to 10 (-1 marks a judgement that failed)",
+        ),
+        (
+            [{**JUDGED, "score": 10.5}],
+            f":2: {JUDGEMENT}; 'score' 10.5 is outside MT-Bench's 1 to 10 (-1 marks a judgement that failed)",
+        ),
+        ([{**JUDGED, "score": True}], f":2: {JUDGEMENT}; 'score' true is not a number"),
+        ([{**JUDGED, "score": float("nan")}], f":2: {JUDGEMENT}; 'score' NaN is not a number"),
+        ([[1, 2]], f":2: {JUDGEMENT}; a JSON array, not an object"),
+        # Judgements without the judge's prompt (the user's turns are read from it) were a KeyError traceback.
+        (
+            [{**JUDGED, "model": WEAK}, {**JUDGED, "model": STRONG, "user_prompt": None}],
+            f":3: {JUDGEMENT}; 'user_prompt' null is not text",
+        ),
+        (
+            [{**JUDGED, "model": WEAK}, {key: v for key, v in JUDGED.items() if key != "user_prompt"}],
+            f":3: {JUDGEMENT}; no 'user_prompt'",
+        ),
+    ],
+)
 def test_eval_of_a_file_that_is_no_judgements_names_the_line(lines, said, tmp_path, monkeypatch, capsys):
     from helpers.cli import one_error_line, run_cli
 
@@ -385,9 +563,11 @@ def test_judge_scores_in_mt_benchs_range_and_its_failed_judgement_mark_are_read(
     from tokenomy.routing.datasets import load_outcomes
 
     data = tmp_path / "judgements.jsonl"
-    lines = [{**JUDGED, "question_id": q, "model": model, "score": score}
-             for q, weak, strong in ((1, 1, 10), (2, -1, 8.5), (3, "7", 9)) for model, score in ((WEAK, weak),
-                                                                                                  (STRONG, strong))]
+    lines = [
+        {**JUDGED, "question_id": q, "model": model, "score": score}
+        for q, weak, strong in ((1, 1, 10), (2, -1, 8.5), (3, "7", 9))
+        for model, score in ((WEAK, weak), (STRONG, strong))
+    ]
     data.write_text("".join(json.dumps(line) + "\n" for line in lines))
     frame = load_outcomes(str(data))
     assert frame[["weak_quality", "strong_quality"]].values.tolist() == [[0.1, 1.0], [0.1, 0.85], [0.7, 0.9]]
@@ -397,18 +577,21 @@ def test_eval_of_an_unreadable_csv_offers_labelled_lines_to_train_only(tmp_path,
     # "give gsm8k, mmlu, mt-bench, a RouteLLM CSV or a labelled JSONL": `route eval` refuses labelled lines.
     from helpers.cli import one_error_line, run_cli
 
-    for text, said in (("", "cannot read as a RouteLLM outcome CSV (No columns to parse from file)"),
-                       ("a: 1\n", "missing column(s) prompt, mistralai/Mixtral-8x7B-Instruct-v0.1, "
-                                  "gpt-4-1106-preview")):
+    for text, said in (
+        ("", "cannot read as a RouteLLM outcome CSV (No columns to parse from file)"),
+        ("a: 1\n", "missing column(s) prompt, mistralai/Mixtral-8x7B-Instruct-v0.1, gpt-4-1106-preview"),
+    ):
         data = tmp_path / "outcomes.csv"
         data.write_text(text)
         code, out, err = run_cli(monkeypatch, capsys, "route", "eval", str(data), "--png", str(tmp_path / "p.png"))
         assert code == 2 and out == ""
         line = one_error_line(err)
         assert line.startswith(f"error: {data}: {said}; "), line
-        assert line.endswith("give gsm8k, mmlu, mt-bench, RouteLLM outcome files (CSV with prompt, "
-                             "mistralai/Mixtral-8x7B-Instruct-v0.1 and gpt-4-1106-preview, or MT-Bench judgements "
-                             "JSONL) or, to `route train`, a labelled JSONL of {prompt, label} lines"), line
+        assert line.endswith(
+            "give gsm8k, mmlu, mt-bench, RouteLLM outcome files (CSV with prompt, "
+            "mistralai/Mixtral-8x7B-Instruct-v0.1 and gpt-4-1106-preview, or MT-Bench judgements "
+            "JSONL) or, to `route train`, a labelled JSONL of {prompt, label} lines"
+        ), line
 
 
 @pytest.mark.parametrize("command", ["train", "eval"])
@@ -418,8 +601,15 @@ def test_an_outcome_csv_of_only_a_header_is_named(command, tmp_path, monkeypatch
 
     data = tmp_path / "outcomes.csv"
     data.write_text(f"prompt,{WEAK},{STRONG}\n")
-    code, out, err = run_cli(monkeypatch, capsys, "route", command, str(data), "--png" if command == "eval" else "-o",
-                             str(tmp_path / "out.png"))
+    code, out, err = run_cli(
+        monkeypatch,
+        capsys,
+        "route",
+        command,
+        str(data),
+        "--png" if command == "eval" else "-o",
+        str(tmp_path / "out.png"),
+    )
     assert code == 2 and out == ""
     assert one_error_line(err) == f"error: {data}: no outcomes, only a header; add a row per prompt"
 
@@ -432,12 +622,21 @@ def _outcomes(path, better: int, same: int = 40):
     return path
 
 
-@pytest.mark.parametrize(("better", "said"), [
-    (0, ": the strong model scored higher on no prompt (strong_quality > weak_quality); add prompts where it did so"),
-    (2, ": too few prompts where the strong model scored higher (1) or did not (24) in the training half of --seed 0 "
-        "for its 5 cross-fitting folds: a router fitted without one fold saw only one kind; add prompts (several of "
-        "each kind per fold), or try another --seed"),
-])
+@pytest.mark.parametrize(
+    ("better", "said"),
+    [
+        (
+            0,
+            ": the strong model scored higher on no prompt (strong_quality > weak_quality); add prompts where it did so",
+        ),
+        (
+            2,
+            ": too few prompts where the strong model scored higher (1) or did not (24) in the training half of --seed 0 "
+            "for its 5 cross-fitting folds: a router fitted without one fold saw only one kind; add prompts (several of "
+            "each kind per fold), or try another --seed",
+        ),
+    ],
+)
 def test_eval_of_outcomes_a_router_cannot_learn_from_names_the_file(better, said, tmp_path, monkeypatch, capsys):
     # Each was the fit's "route train: labels are all one class", from `route eval`, naming no file.
     from helpers.cli import one_error_line, run_cli
@@ -459,7 +658,8 @@ def test_eval_png_without_an_image_suffix_is_refused_before_the_work(png, tmp_pa
     assert code == 2 and out == ""
     assert one_error_line(err).startswith(
         f"error: Invalid value for '--png': {tmp_path / png}: end the name with an image format matplotlib writes "
-        "(png, pdf, svg, jpg, ...), e.g. curve.png")
+        "(png, pdf, svg, jpg, ...), e.g. curve.png"
+    )
 
 
 def test_eval_rules_file_with_nothing_to_replay_is_refused(tmp_path, monkeypatch, capsys):
@@ -469,12 +669,14 @@ def test_eval_rules_file_with_nothing_to_replay_is_refused(tmp_path, monkeypatch
     data = _outcomes(tmp_path / "outcomes.csv", better=20)
     rules = tmp_path / "rules.yaml"
     rules.write_text("tiers: {tier1: [local]}\n")
-    code, out, err = run_cli(monkeypatch, capsys, "route", "eval", str(data), "--png", str(tmp_path / "p.png"),
-                             "--rules", str(rules))
+    code, out, err = run_cli(
+        monkeypatch, capsys, "route", "eval", str(data), "--png", str(tmp_path / "p.png"), "--rules", str(rules)
+    )
     assert code == 2 and out == ""
     assert one_error_line(err) == (
         f"error: --rules {rules}: no rules policy (type rules or hybrid, with rules) and no cascade under "
-        "routing.policies, so nothing to replay; add one, or leave --rules out for the example rules")
+        "routing.policies, so nothing to replay; add one, or leave --rules out for the example rules"
+    )
 
 
 def test_data_a_quality_router_cannot_learn_from_is_named_by_its_file():
@@ -485,8 +687,11 @@ def test_data_a_quality_router_cannot_learn_from_is_named_by_its_file():
 
     measured = pd.DataFrame({"prompt": ["a", "b"], "weak_quality": [0.2, 0.4], "strong_quality": [0.9, 0.8]})
     for kind in ("embedding", "combined"):
-        with pytest.raises(UsageError, match=r"^out.csv: the strong model scored higher on every prompt .*"
-                                             r"add prompts where it did not$"):
+        with pytest.raises(
+            UsageError,
+            match=r"^out.csv: the strong model scored higher on every prompt .*"
+            r"add prompts where it did not$",
+        ):
             check_both_classes(measured, kind, "out.csv")
     # Outcomes have no label: they were told "every example is labelled strong".
     with pytest.raises(UsageError, match=r"^out.csv: the strong model scored higher on every prompt"):
@@ -512,21 +717,43 @@ def test_calibration_split_keeps_both_classes_on_each_side(split_args, tmp_path,
     from helpers.cli import run_cli
 
     data = _few_strong(tmp_path / "labels.jsonl", strong=2)
-    code, out, err = run_cli(monkeypatch, capsys, "route", "train", str(data), "-o", str(tmp_path / "r.joblib"),
-                             "--target-quality", "0.9", "--json", *split_args)
+    code, out, err = run_cli(
+        monkeypatch,
+        capsys,
+        "route",
+        "train",
+        str(data),
+        "-o",
+        str(tmp_path / "r.joblib"),
+        "--target-quality",
+        "0.9",
+        "--json",
+        *split_args,
+    )
     assert code == 0, err
     assert json.loads(out)["calibration"]["trained_on"] >= 2
 
 
-@pytest.mark.parametrize(("args", "said"), [
-    (["--folds", "3"], "--folds 3: only calibrating a threshold uses it; give --target-quality or --max-cost-usd "
-                       "too, or leave --folds out"),
-    (["--holdout", "0.5"], "--holdout 0.5: only calibrating a threshold uses it; give --target-quality or "
-                           "--max-cost-usd too, or leave --holdout out"),
-    (["--target-quality", "0.9", "--folds", "3", "--holdout", "0.5"],
-     "--holdout 0.5 and --folds 3: give one; --folds calibrates on out-of-fold scores of every prompt, --holdout on "
-     "a held-out share"),
-])
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (
+            ["--folds", "3"],
+            "--folds 3: only calibrating a threshold uses it; give --target-quality or --max-cost-usd "
+            "too, or leave --folds out",
+        ),
+        (
+            ["--holdout", "0.5"],
+            "--holdout 0.5: only calibrating a threshold uses it; give --target-quality or "
+            "--max-cost-usd too, or leave --holdout out",
+        ),
+        (
+            ["--target-quality", "0.9", "--folds", "3", "--holdout", "0.5"],
+            "--holdout 0.5 and --folds 3: give one; --folds calibrates on out-of-fold scores of every prompt, --holdout on "
+            "a held-out share",
+        ),
+    ],
+)
 def test_split_options_a_run_would_not_use_are_refused(args, said, tmp_path, monkeypatch, capsys):
     # Each was dropped unsaid: "trained on 14 prompts; threshold 0.5 (not calibrated)", exit 0, for a --folds 3
     # that was meant to calibrate; --holdout beside --folds was not used.
@@ -557,21 +784,35 @@ def test_stratified_split_holds_out_each_class_on_both_sides():
             assert set(classes[fold_of != fold]) == {0, 1}, (seed, fold)
 
 
-@pytest.mark.parametrize(("split_args", "why"), [
-    ([], "both the prompts fitted on and those held out to calibrate on (--holdout 0.25) have one"),
-    (["--folds", "3"], "every fold's router is fitted on both (--folds 3)"),
-])
+@pytest.mark.parametrize(
+    ("split_args", "why"),
+    [
+        ([], "both the prompts fitted on and those held out to calibrate on (--holdout 0.25) have one"),
+        (["--folds", "3"], "every fold's router is fitted on both (--folds 3)"),
+    ],
+)
 def test_one_prompt_of_a_class_is_named_when_calibrating(split_args, why, tmp_path, monkeypatch, capsys):
     from helpers.cli import one_error_line, run_cli
 
     data = _few_strong(tmp_path / "labels.jsonl", strong=1)
-    code, out, err = run_cli(monkeypatch, capsys, "route", "train", str(data), "-o", str(tmp_path / "r.joblib"),
-                             "--target-quality", "0.9", *split_args)
+    code, out, err = run_cli(
+        monkeypatch,
+        capsys,
+        "route",
+        "train",
+        str(data),
+        "-o",
+        str(tmp_path / "r.joblib"),
+        "--target-quality",
+        "0.9",
+        *split_args,
+    )
     assert code == 2 and out == ""
     assert one_error_line(err) == (
         f"error: {data}: 1 prompt labelled strong and 12 labelled weak; calibrating a threshold (--target-quality) "
         f"needs at least 2 of each, so that {why}; add prompts labelled strong, or leave out --target-quality to "
-        "fit on all prompts with threshold 0.5")
+        "fit on all prompts with threshold 0.5"
+    )
     assert not (tmp_path / "r.joblib").exists()
 
 
@@ -582,22 +823,30 @@ def test_prompts_sharing_no_word_are_named_not_a_traceback(router, tmp_path, mon
     from helpers.cli import one_error_line, run_cli
 
     data = tmp_path / "labels.jsonl"
-    data.write_text(json.dumps({"prompt": "a b", "label": "weak"}) + "\n"
-                    + json.dumps({"prompt": "c d", "label": "strong"}) + "\n")
-    code, out, err = run_cli(monkeypatch, capsys, "route", "train", str(data), "-o", str(tmp_path / "r.joblib"),
-                             "--router", router)
+    data.write_text(
+        json.dumps({"prompt": "a b", "label": "weak"}) + "\n" + json.dumps({"prompt": "c d", "label": "strong"}) + "\n"
+    )
+    code, out, err = run_cli(
+        monkeypatch, capsys, "route", "train", str(data), "-o", str(tmp_path / "r.joblib"), "--router", router
+    )
     assert code == 2 and out == ""
     assert one_error_line(err) == (
         f"error: {data}: no word or word pair is in 2 or more of the 2 prompts the {router} router is fitted on, "
-        "so it has no TF-IDF features to learn from; add prompts (a router needs hundreds, with the words they share)")
+        "so it has no TF-IDF features to learn from; add prompts (a router needs hundreds, with the words they share)"
+    )
     assert not (tmp_path / "r.joblib").exists()
 
 
 def test_cli_eval_prints_prices_as_people_read_them(tmp_path):
     # The price lines used to show the catalog's raw decimals: "$0.45000000/M in, $0.7000000/M out".
-    out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "route", "eval", "mt-bench", "--png",
-                          str(tmp_path / "mt.png")], capture_output=True, text=True, timeout=300, cwd=ROOT,
-                         env={**os.environ, "COLUMNS": "300"})
+    out = subprocess.run(
+        [sys.executable, "-m", "tokenomy.cli", "route", "eval", "mt-bench", "--png", str(tmp_path / "mt.png")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env={**os.environ, "COLUMNS": "300"},
+    )
     assert out.returncode == 0, out.stderr
     assert f"price: {WEAK_MODEL} us-east-1: $0.45/M in, $0.70/M out" in out.stdout
     assert "0.45000000" not in out.stdout
@@ -612,8 +861,18 @@ def test_route_drift_uses_the_top_level_expected_tier_share_as_alerts_do(ledger_
 
     now = datetime.now(UTC).replace(microsecond=0)
     store = open_store(ledger_path)
-    store.write([UsageEvent(ts=now - timedelta(hours=1, seconds=i), model="local", provider="local", route="support",
-                            tier="strong" if i % 2 else "weak") for i in range(10)])
+    store.write(
+        [
+            UsageEvent(
+                ts=now - timedelta(hours=1, seconds=i),
+                model="local",
+                provider="local",
+                route="support",
+                tier="strong" if i % 2 else "weak",
+            )
+            for i in range(10)
+        ]
+    )
     cfg = tmp_path / "tokenomy.yaml"
     cfg.write_text("routing:\n  expected_tier_share: {weak: 0.7, strong: 0.3}\n")
     result = CliRunner().invoke(app, ["route", "drift", "--ledger", str(ledger_path), "--config", str(cfg), "--json"])
@@ -633,12 +892,23 @@ def test_route_drift_table_names_every_column_and_says_when_no_cascade_ran(ledge
     from tokenomy.cli import app
 
     now = datetime.now(UTC).replace(microsecond=0)
-    open_store(ledger_path).write([UsageEvent(ts=now - timedelta(hours=1, seconds=i), model="local", provider="local",
-                                              route="support", tier="strong" if i % 2 else "weak") for i in range(10)])
+    open_store(ledger_path).write(
+        [
+            UsageEvent(
+                ts=now - timedelta(hours=1, seconds=i),
+                model="local",
+                provider="local",
+                route="support",
+                tier="strong" if i % 2 else "weak",
+            )
+            for i in range(10)
+        ]
+    )
     cfg = tmp_path / "tokenomy.yaml"
     cfg.write_text("routing:\n  expected_tier_share: {weak: 0.7, strong: 0.3}\n")
-    result = CliRunner().invoke(app, ["route", "drift", "--ledger", str(ledger_path), "--config", str(cfg)],
-                                env={"COLUMNS": "200"})
+    result = CliRunner().invoke(
+        app, ["route", "drift", "--ledger", str(ledger_path), "--config", str(cfg)], env={"COLUMNS": "200"}
+    )
     assert result.exit_code == 0, result.output
     assert "no cascade route had requests in the last 7 day(s)" in result.output
     assert "cascade escalation" not in result.output
@@ -659,8 +929,9 @@ def test_a_falsy_tier_without_a_label_is_read_not_a_key_error(tmp_path):
 
 
 @pytest.mark.parametrize("command", ["train", "eval"])
-def test_a_gz_of_judgements_that_is_not_gzip_or_not_utf8_is_named_not_a_traceback(command, tmp_path, monkeypatch,
-                                                                                   capsys):
+def test_a_gz_of_judgements_that_is_not_gzip_or_not_utf8_is_named_not_a_traceback(
+    command, tmp_path, monkeypatch, capsys
+):
     # judgements.jsonl.gz holding plain JSONL was "BadGzipFile: Not a gzipped file (b'{\"')", and a gzip of Latin-1
     # text a UnicodeDecodeError, each a traceback.
     import gzip
@@ -670,8 +941,10 @@ def test_a_gz_of_judgements_that_is_not_gzip_or_not_utf8_is_named_not_a_tracebac
     text = "".join(json.dumps(line) + "\n" for line in ({**JUDGED, "model": WEAK, "score": 3}, JUDGED))
     data = tmp_path / "judgements.jsonl.gz"
     out_flag = ("--png", str(tmp_path / "p.png")) if command == "eval" else ("-o", str(tmp_path / "r.pkl"))
-    for written, said in ((text.encode(), "not a gzip file"),
-                          (gzip.compress(text.replace("hi", "caf\u00e9").encode("latin-1")), "not UTF-8 text")):
+    for written, said in (
+        (text.encode(), "not a gzip file"),
+        (gzip.compress(text.replace("hi", "caf\u00e9").encode("latin-1")), "not UTF-8 text"),
+    ):
         data.write_bytes(written)
         code, out, err = run_cli(monkeypatch, capsys, "route", command, str(data), *out_flag)
         assert code == 2 and out == ""

@@ -51,16 +51,21 @@ def _config(urls: dict[str, str], **extra) -> dict:
     # Tiers listed dearest first, none named tier1: the default tier must come from prices, not names.
     prices = {"big": DEAR, "small": CHEAP, "small2": CHEAP, "spare": CHEAP}
     return {
-        "models": {name: {"provider": "openai", "model": name, "base_url": url, "price_as": prices[name]}
-                   for name, url in urls.items()},
+        "models": {
+            name: {"provider": "openai", "model": name, "base_url": url, "price_as": prices[name]}
+            for name, url in urls.items()
+        },
         "tiers": {"premium": ["big"], "basic": ["small"]},
         "routes": {
             "smart": {"policy": "rules", "tokens": {"max_tokens": 16}},
             "extract": {"policy": "cascade", "tokens": {"max_tokens": 16}},
         },
-        "routing": {"policies": {
-            "rules": {"type": "rules", "rules": [{"name": "reasoning", "tier": "premium", "keywords": ["prove"]}]},
-            "cascade": {"type": "cascade", "tiers": ["basic", "premium"], "validators": {"json": True}}}},
+        "routing": {
+            "policies": {
+                "rules": {"type": "rules", "rules": [{"name": "reasoning", "tier": "premium", "keywords": ["prove"]}]},
+                "cascade": {"type": "cascade", "tiers": ["basic", "premium"], "validators": {"json": True}},
+            }
+        },
         **extra,
     }
 
@@ -75,25 +80,32 @@ def _blind_cheap_tier(urls: dict[str, str]) -> dict:
 def _image_request() -> ChatRequest:
     from tokenomy.messages import ImageBlock, TextBlock
 
-    return ChatRequest(messages=[Message("user", [TextBlock("Name as JSON."),
-                                                  ImageBlock(media_type="image/png", data=b"\x89PNG")])],
-                       model="extract", meta=RequestMeta(route="extract"))
+    return ChatRequest(
+        messages=[Message("user", [TextBlock("Name as JSON."), ImageBlock(media_type="image/png", data=b"\x89PNG")])],
+        model="extract",
+        meta=RequestMeta(route="extract"),
+    )
 
 
 def _agent_cascade(small: RecordingOpenAI, big: RecordingOpenAI):
     """Route `agent`: a cascade with no validators of its own from `small` (tier basic) to `big` (premium)."""
-    return parse_config({
-        "models": {"small": {"provider": "openai", "model": "small", "base_url": small.url, "price_as": CHEAP},
-                   "big": {"provider": "openai", "model": "big", "base_url": big.url, "price_as": DEAR}},
-        "tiers": {"premium": ["big"], "basic": ["small"]},
-        "routes": {"agent": {"policy": "cascade"}},
-        "routing": {"policies": {"cascade": {"type": "cascade", "tiers": ["basic", "premium"], "validators": {}}}},
-    })
+    return parse_config(
+        {
+            "models": {
+                "small": {"provider": "openai", "model": "small", "base_url": small.url, "price_as": CHEAP},
+                "big": {"provider": "openai", "model": "big", "base_url": big.url, "price_as": DEAR},
+            },
+            "tiers": {"premium": ["big"], "basic": ["small"]},
+            "routes": {"agent": {"policy": "cascade"}},
+            "routing": {"policies": {"cascade": {"type": "cascade", "tiers": ["basic", "premium"], "validators": {}}}},
+        }
+    )
 
 
 def _rows(ledger_path) -> list[dict]:
     rows = open_store(ledger_path).query(
-        "SELECT route, tier, model, attempt, outcome, tags, request_id FROM usage_events ORDER BY ts, attempt")
+        "SELECT route, tier, model, attempt, outcome, tags, request_id FROM usage_events ORDER BY ts, attempt"
+    )
     for row in rows:
         row["tags"] = json.loads(row["tags"]) if isinstance(row["tags"], str) else (row["tags"] or {})
     return rows
@@ -105,19 +117,30 @@ def test_default_tier_is_the_cheapest_not_one_named_tier1(upstreams):
     assert router.route(ChatRequest.simple("hello")).decision.tier == "basic"  # listed second, priced lower
     assert router.route(ChatRequest.simple("prove it")).decision.tier == "premium"
     # Equal prices: the first listed wins.
-    tied = parse_config({**_config({"big": "http://x/v1", "small": "http://x/v1"}),
-                         "tiers": {"premium": ["small"], "basic": ["small"]}})
+    tied = parse_config(
+        {**_config({"big": "http://x/v1", "small": "http://x/v1"}), "tiers": {"premium": ["small"], "basic": ["small"]}}
+    )
     assert build_router(tied, "rules").route(ChatRequest.simple("hello")).decision.tier == "premium"
 
 
 def test_routing_config_is_typed_at_load_with_errors_naming_the_key():
     base = _config({"big": "http://x/v1", "small": "http://x/v1"})
     with pytest.raises(ConfigError, match=r"routing\.policies\.rules\.rules\.0\.min_tokens"):
-        parse_config({**base, "routing": {"policies": {"rules": {"rules": [
-            {"name": "n", "tier": "basic", "min_tokens": "many"}]}}}})
+        parse_config(
+            {
+                **base,
+                "routing": {"policies": {"rules": {"rules": [{"name": "n", "tier": "basic", "min_tokens": "many"}]}}},
+            }
+        )
     with pytest.raises(ConfigError, match=r"routing\.policies\.rules\.rules\[0\]\.tier: tier 'gold'"):
-        parse_config({**base, "routing": {"policies": {"rules": {"rules": [{"name": "n", "tier": "gold"}]},
-                                                       "cascade": {"type": "cascade"}}}})
+        parse_config(
+            {
+                **base,
+                "routing": {
+                    "policies": {"rules": {"rules": [{"name": "n", "tier": "gold"}]}, "cascade": {"type": "cascade"}}
+                },
+            }
+        )
     with pytest.raises(ConfigError, match=r"routing\.policies\.cascade\.validators: .*unknown validator 'jsn'"):
         parse_config({**base, "routing": {"policies": {"rules": {}, "cascade": {"validators": {"jsn": True}}}}})
     with pytest.raises(ConfigError, match=r"routes\.smart\.retry\.max_attempts"):
@@ -134,12 +157,15 @@ def test_gateway_routed_call_sends_the_route_cap_to_every_tier_and_streams(upstr
     cfg = parse_config(_config({"big": big.url, "small": small.url}))
     with ServerThread(create_app(cfg, str(ledger_path)), lifespan="on") as url:
         client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
-        plain = client.chat.completions.create(model="smart", max_tokens=500,
-                                               messages=[{"role": "user", "content": "Say hello."}])
-        proven = client.chat.completions.create(model="smart", max_tokens=500,
-                                                messages=[{"role": "user", "content": "Prove it."}])
-        stream = client.chat.completions.create(model="smart", stream=True,
-                                                messages=[{"role": "user", "content": "Prove it again."}])
+        plain = client.chat.completions.create(
+            model="smart", max_tokens=500, messages=[{"role": "user", "content": "Say hello."}]
+        )
+        proven = client.chat.completions.create(
+            model="smart", max_tokens=500, messages=[{"role": "user", "content": "Prove it."}]
+        )
+        stream = client.chat.completions.create(
+            model="smart", stream=True, messages=[{"role": "user", "content": "Prove it again."}]
+        )
         deltas = [c.choices[0].delta.content for c in stream if c.choices and c.choices[0].delta.content]
     assert plain.model_dump()["tokenomy"]["tier"] == "basic" and proven.model_dump()["tokenomy"]["tier"] == "premium"
     # The route's cap reached whichever tier answered (the request asked for 500, the stream for none).
@@ -148,7 +174,10 @@ def test_gateway_routed_call_sends_the_route_cap_to_every_tier_and_streams(upstr
     assert big.bodies[1]["stream"] is True
     assert deltas == list(ANSWER)  # several chunks, as the tier produced them
     assert [(r["route"], r["tier"]) for r in _rows(ledger_path)] == [
-        ("smart", "basic"), ("smart", "premium"), ("smart", "premium")]
+        ("smart", "basic"),
+        ("smart", "premium"),
+        ("smart", "premium"),
+    ]
 
 
 def test_gateway_budget_reservation_uses_the_cap_the_route_applies(upstreams, ledger_path):
@@ -167,10 +196,12 @@ def test_gateway_budget_reservation_uses_the_cap_the_route_applies(upstreams, le
     fits, _ = keys.create(budget_usd=(capped + uncapped) / 2, period="day")  # enough only if the cap is counted
     short, _ = keys.create(budget_usd=capped * Decimal("0.9"), period="day")
     with ServerThread(create_app(cfg, str(ledger_path)), lifespan="on") as url:
+
         def ask(secret: str):
             client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
-            return client.chat.completions.create(model="smart", max_tokens=500,
-                                                  messages=[{"role": "user", "content": prompt}])
+            return client.chat.completions.create(
+                model="smart", max_tokens=500, messages=[{"role": "user", "content": prompt}]
+            )
 
         assert ask(fits).choices[0].message.content == "".join(ANSWER)
         with pytest.raises(openai.RateLimitError) as refused:
@@ -184,8 +215,9 @@ def test_gateway_cascade_escalates_streams_the_passing_tier_and_records_both(ups
     cfg = parse_config(_config({"big": big.url, "small": small.url}))
     with ServerThread(create_app(cfg, str(ledger_path)), lifespan="on") as url:
         client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
-        stream = client.chat.completions.create(model="extract", stream=True,
-                                                messages=[{"role": "user", "content": "Name as JSON."}])
+        stream = client.chat.completions.create(
+            model="extract", stream=True, messages=[{"role": "user", "content": "Name as JSON."}]
+        )
         deltas = [c.choices[0].delta.content for c in stream if c.choices and c.choices[0].delta.content]
         reply = client.chat.completions.create(model="extract", messages=[{"role": "user", "content": "Again."}])
     assert deltas == list(ANSWER)  # the hedging answer never reached the caller
@@ -193,7 +225,11 @@ def test_gateway_cascade_escalates_streams_the_passing_tier_and_records_both(ups
     assert [b["max_tokens"] for b in small.bodies + big.bodies] == [16] * 4
     rows = _rows(ledger_path)
     assert [(r["tier"], r["attempt"], r["outcome"], r["tags"].get("cascade_escalated")) for r in rows] == [
-        ("basic", 1, "ok", None), ("premium", 2, "ok", "1"), ("basic", 1, "ok", None), ("premium", 2, "ok", "1")]
+        ("basic", 1, "ok", None),
+        ("premium", 2, "ok", "1"),
+        ("basic", 1, "ok", None),
+        ("premium", 2, "ok", "1"),
+    ]
     assert rows[0]["request_id"] == rows[1]["request_id"] != rows[2]["request_id"]
 
 
@@ -209,13 +245,17 @@ def test_a_tier_passed_up_by_a_refusal_is_not_an_escalation(upstreams, ledger_pa
     image = _image_request()
     with Tokenomy(ledger_path, models=cfg.model_specs()) as client:
         client.chat(image, policy=CallPolicy.for_route(cfg, "extract"))  # passed up: the cheap tier is blind
-        client.chat(ChatRequest.simple("Name as JSON.", model="extract", meta=RequestMeta(route="extract")),
-                    policy=CallPolicy.for_route(cfg, "extract"))  # answered by the cheap tier, rejected: escalated
+        client.chat(
+            ChatRequest.simple("Name as JSON.", model="extract", meta=RequestMeta(route="extract")),
+            policy=CallPolicy.for_route(cfg, "extract"),
+        )  # answered by the cheap tier, rejected: escalated
     rows = _rows(ledger_path)
     assert [(r["tier"], r["outcome"], r["tags"]) for r in rows] == [
-        ("basic", "client_error", {}), ("premium", "ok", {"passed_up": "1"}),
-        ("basic", "ok", {"cascade_rejected": "hedging", "cascade_reason": "hedging language: \"i'm not sure\""}),
-        ("premium", "ok", {"cascade_escalated": "1"})]
+        ("basic", "client_error", {}),
+        ("premium", "ok", {"passed_up": "1"}),
+        ("basic", "ok", {"cascade_rejected": "hedging", "cascade_reason": 'hedging language: "i\'m not sure"'}),
+        ("premium", "ok", {"cascade_escalated": "1"}),
+    ]
     assert small.calls == 1 and big.calls == 2
     [rate] = escalation_rates(open_store(ledger_path), cfg)
     assert (rate["calls"], rate["escalations"], rate["rate"]) == (2, 1, 0.5)
@@ -243,16 +283,23 @@ def test_retries_and_fallbacks_apply_inside_a_routed_call(upstreams, ledger_path
     cfg = parse_config(data)
     policy = CallPolicy.for_route(cfg, "smart")
     with Tokenomy(ledger_path, models=cfg.model_specs(), seed=1) as client:
-        answer = client.chat(ChatRequest.simple("hello", model="smart", max_tokens=400,
-                                                meta=RequestMeta(route="smart")), policy=policy)
-        streamed = list(client.stream(ChatRequest.simple("hello", model="smart", meta=RequestMeta(route="smart")),
-                                      policy=policy))
+        answer = client.chat(
+            ChatRequest.simple("hello", model="smart", max_tokens=400, meta=RequestMeta(route="smart")), policy=policy
+        )
+        streamed = list(
+            client.stream(ChatRequest.simple("hello", model="smart", meta=RequestMeta(route="smart")), policy=policy)
+        )
     assert answer.text == "".join(ANSWER) and answer.tier == "basic" and answer.attempts == 5
     assert streamed[-1].response.tier == "basic" and streamed[-1].response.model == "small"
     rows = _rows(ledger_path)
     first = [(r["model"], r["attempt"], r["outcome"]) for r in rows if r["request_id"] == rows[0]["request_id"]]
-    assert first == [("small", 1, "server_error"), ("small", 2, "server_error"), ("small2", 3, "server_error"),
-                     ("small2", 4, "server_error"), ("spare", 5, "ok")]
+    assert first == [
+        ("small", 1, "server_error"),
+        ("small", 2, "server_error"),
+        ("small2", 3, "server_error"),
+        ("small2", 4, "server_error"),
+        ("spare", 5, "ok"),
+    ]
     assert {r["tier"] for r in rows} == {"basic"} and {r["route"] for r in rows} == {"smart"}
     assert {b["max_tokens"] for s in (flaky, down, spare) for b in s.bodies} == {16}
     assert big.calls == 0
@@ -265,8 +312,11 @@ def test_async_cascade_streams_after_escalation_and_the_rate_limit_covers_every_
 
     big, small = upstreams("big"), upstreams("small", HEDGE)
     data = _config({"big": big.url, "small": small.url})
-    data["routes"]["slow"] = {"policy": "cascade", "rate_limit": {"requests_per_minute": 1},
-                              "retry": {"deadline_s": 0.5}}
+    data["routes"]["slow"] = {
+        "policy": "cascade",
+        "rate_limit": {"requests_per_minute": 1},
+        "retry": {"deadline_s": 0.5},
+    }
     cfg = parse_config(data)
 
     async def run(client: Tokenomy, route: str) -> list:
@@ -280,7 +330,10 @@ def test_async_cascade_streams_after_escalation_and_the_rate_limit_covers_every_
             asyncio.run(run(client, "slow"))
     assert [c.delta for c in chunks if c.delta] == list(ANSWER) and chunks[-1].response.tier == "premium"
     assert [(r["route"], r["tier"], r["attempt"]) for r in _rows(ledger_path)] == [
-        ("extract", "basic", 1), ("extract", "premium", 2), ("slow", "basic", 1)]
+        ("extract", "basic", 1),
+        ("extract", "premium", 2),
+        ("slow", "basic", 1),
+    ]
     assert big.calls == 1 and small.calls == 2
 
 
@@ -295,10 +348,17 @@ def test_cascade_accepts_a_cheap_tool_call_and_escalates_a_schema_invalid_one(st
         strict = {"type": "object", "properties": {"city": {"type": "string"}}, "additionalProperties": False}
         with Tokenomy(record=False, models=cfg.model_specs()) as client:
             for schema, tier in ((city, "basic"), (strict, "premium")):  # the upstream sends {"city", "tool"}
-                request = ChatRequest([Message("user", "weather in Paris?")], model="agent", max_tokens=50,
-                                      tools=[ToolSpec("get_weather", input_schema=schema)])
-                answer = list(client.stream(request, policy=policy))[-1].response if stream else client.chat(
-                    request, policy=policy)
+                request = ChatRequest(
+                    [Message("user", "weather in Paris?")],
+                    model="agent",
+                    max_tokens=50,
+                    tools=[ToolSpec("get_weather", input_schema=schema)],
+                )
+                answer = (
+                    list(client.stream(request, policy=policy))[-1].response
+                    if stream
+                    else client.chat(request, policy=policy)
+                )
                 assert answer.tier == tier and [c.name for c in answer.tool_calls] == ["get_weather"]
         assert (len(small.bodies), len(big.bodies)) == (2, 1)
 
@@ -308,8 +368,12 @@ def test_cascade_accepts_a_cheap_freeform_call_whose_raw_text_is_no_json():
     judged as JSON arguments it was "malformed", and every Codex apply_patch went on to the dearest tier."""
     with RecordingOpenAI() as small, RecordingOpenAI() as big:
         cfg = _agent_cascade(small, big)
-        request = ChatRequest([Message("user", "add hello.txt")], model="agent", max_tokens=50,
-                              tools=[ToolSpec("apply_patch", freeform={"type": "text"})])
+        request = ChatRequest(
+            [Message("user", "add hello.txt")],
+            model="agent",
+            max_tokens=50,
+            tools=[ToolSpec("apply_patch", freeform={"type": "text"})],
+        )
         with Tokenomy(record=False, models=cfg.model_specs()) as client:
             answer = client.chat(request, policy=CallPolicy.for_route(cfg, "agent"))
         [call] = answer.tool_calls
@@ -317,8 +381,13 @@ def test_cascade_accepts_a_cheap_freeform_call_whose_raw_text_is_no_json():
         assert (len(small.bodies), len(big.bodies)) == (1, 0)
 
 
-@pytest.mark.parametrize("schema", [{"type": "object", "required": "name"},
-                                    {"type": "object", "properties": {"name": {"type": "string", "pattern": "("}}}])
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "object", "required": "name"},
+        {"type": "object", "properties": {"name": {"type": "string", "pattern": "("}}},
+    ],
+)
 def test_cascade_judges_an_answer_to_a_schema_jsonschema_cannot_check_without_a_500(upstreams, ledger_path, schema):
     """A response_format schema the upstream took but jsonschema cannot check (a `required` that is no list, a
     pattern Python's re cannot compile) made the validators raise after the cheap tier's answer was paid: the caller
@@ -328,8 +397,10 @@ def test_cascade_judges_an_answer_to_a_schema_jsonschema_cannot_check_without_a_
     with ServerThread(create_app(cfg, str(ledger_path)), lifespan="on") as url:
         client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
         reply = client.chat.completions.create(
-            model="extract", messages=[{"role": "user", "content": "Name as JSON."}],
-            response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": schema}})
+            model="extract",
+            messages=[{"role": "user", "content": "Name as JSON."}],
+            response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": schema}},
+        )
     assert reply.choices[0].message.content == "".join(ANSWER) and reply.model_dump()["tokenomy"]["tier"] == "basic"
     assert small.bodies[0]["response_format"]["json_schema"]["schema"] == schema and big.calls == 0
     assert [(r["tier"], r["outcome"]) for r in _rows(ledger_path)] == [("basic", "ok")]
@@ -337,8 +408,11 @@ def test_cascade_judges_an_answer_to_a_schema_jsonschema_cannot_check_without_a_
 
 def test_a_cascade_schema_validator_jsonschema_cannot_check_is_refused_at_load():
     base = _config({"big": "http://x/v1", "small": "http://x/v1"})
-    bad = {"type": "cascade", "tiers": ["basic", "premium"],
-           "validators": {"schema": {"type": "object", "required": "n"}}}
+    bad = {
+        "type": "cascade",
+        "tiers": ["basic", "premium"],
+        "validators": {"schema": {"type": "object", "required": "n"}},
+    }
     with pytest.raises(ConfigError, match=r"routing\.policies\.cascade\.validators: .*schema is not a JSON schema"):
         parse_config({**base, "routing": {"policies": {"rules": {}, "cascade": bad}}})
 
@@ -348,20 +422,29 @@ def test_a_cascade_schema_validator_whose_ref_does_not_resolve_is_refused_at_loa
     # check_schema passed it; at run time jsonschema could not resolve the $ref, so every answer was judged without
     # the schema: a validator the route named that never ran.
     base = _config({"big": "http://x/v1", "small": "http://x/v1"})
-    schema = {"type": "object", "properties": {"a": {"$ref": "#/$defs/A"}, "b": {"$ref": ref}},
-              "$defs": {"A": {"type": "string"}}}
+    schema = {
+        "type": "object",
+        "properties": {"a": {"$ref": "#/$defs/A"}, "b": {"$ref": ref}},
+        "$defs": {"A": {"type": "string"}},
+    }
     bad = {"type": "cascade", "tiers": ["basic", "premium"], "validators": {"schema": schema}}
-    with pytest.raises(ConfigError, match=r"routing\.policies\.cascade\.validators: .*schema's \$ref "
-                                          + re.escape(repr(ref)) + r" does not resolve"):
+    with pytest.raises(
+        ConfigError,
+        match=r"routing\.policies\.cascade\.validators: .*schema's \$ref "
+        + re.escape(repr(ref))
+        + r" does not resolve",
+    ):
         parse_config({**base, "routing": {"policies": {"rules": {}, "cascade": bad}}})
-    good = {"type": "cascade", "tiers": ["basic", "premium"],
-            "validators": {"schema": {**schema, "properties": {"a": {"$ref": "#/$defs/A"}}}}}
+    good = {
+        "type": "cascade",
+        "tiers": ["basic", "premium"],
+        "validators": {"schema": {**schema, "properties": {"a": {"$ref": "#/$defs/A"}}}},
+    }
     parse_config({**base, "routing": {"policies": {"rules": {}, "cascade": good}}})
 
 
 @pytest.mark.parametrize("validators", [{}, {"json": True}])
-def test_a_rule_to_a_tier_outside_the_policys_tiers_is_reserved_at_that_tiers_price(upstreams, ledger_path,
-                                                                                   validators):
+def test_a_rule_to_a_tier_outside_the_policys_tiers_is_reserved_at_that_tiers_price(upstreams, ledger_path, validators):
     """A rule may name any tier under `tiers:`, not only the policy's `tiers`; the budget reservation counted only the
     policy's tiers, so a key was reserved at the cheap model's price and charged the dear one's: $0.001 spent 3.5x."""
     big, small = upstreams("big"), upstreams("small")
@@ -396,9 +479,13 @@ def test_an_escalation_after_a_tier_was_passed_up_counts_as_the_first(upstreams,
     rows = _rows(ledger_path)
     assert [(r["tier"], r["outcome"], r["tags"]) for r in rows] == [
         ("basic", "client_error", {}),
-        ("middle", "ok", {"passed_up": "1", "cascade_rejected": "hedging",
-                          "cascade_reason": "hedging language: \"i'm not sure\""}),
-        ("premium", "ok", {"cascade_escalated": "1"})]
+        (
+            "middle",
+            "ok",
+            {"passed_up": "1", "cascade_rejected": "hedging", "cascade_reason": 'hedging language: "i\'m not sure"'},
+        ),
+        ("premium", "ok", {"cascade_escalated": "1"}),
+    ]
     [rate] = escalation_rates(open_store(ledger_path), cfg)
     assert (rate["calls"], rate["escalations"]) == (1, 1)
 
@@ -412,8 +499,11 @@ def test_cascade_escalates_a_json_object_request_answered_with_prose(upstreams, 
     cfg = parse_config(data)
     with ServerThread(create_app(cfg, str(ledger_path)), lifespan="on") as url:
         client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
-        asked = client.chat.completions.create(model="extract", messages=[{"role": "user", "content": "Name as JSON."}],
-                                               response_format={"type": "json_object"})
+        asked = client.chat.completions.create(
+            model="extract",
+            messages=[{"role": "user", "content": "Name as JSON."}],
+            response_format={"type": "json_object"},
+        )
         prose = client.chat.completions.create(model="extract", messages=[{"role": "user", "content": "Name it."}])
     assert asked.choices[0].message.content == "".join(ANSWER) and asked.model_dump()["tokenomy"]["tier"] == "premium"
     assert prose.model_dump()["tokenomy"]["tier"] == "basic"  # no JSON asked for: prose passes
@@ -470,7 +560,8 @@ def test_a_python_validator_that_raises_on_an_answer_escalates_it_instead_of_fai
 
 @pytest.mark.parametrize("store_prompts", [False, True])
 def test_a_rejected_answer_says_why_in_its_row_and_route_drift_without_quoting_it_unless_prompts_are_stored(
-        upstreams, ledger_path, tmp_path, store_prompts):
+    upstreams, ledger_path, tmp_path, store_prompts
+):
     """Why a cascade escalated reached the ledger only as the next tier's `cascade_escalated` tag: the validator that
     rejected the cheap answer, and what it found, were lost. The rejected attempt's row now names the validator and
     a bounded reason, which quotes the answer (the wrong calculation) only where the ledger stores prompts; `route
@@ -490,15 +581,17 @@ def test_a_rejected_answer_says_why_in_its_row_and_route_drift_without_quoting_i
     said = "wrong arithmetic: 3 * 4 = 13" if store_prompts else "wrong arithmetic"
     assert [(r["tier"], r["outcome"], r["tags"]) for r in rows] == [
         ("basic", "ok", {"cascade_rejected": "arithmetic", "cascade_reason": said}),
-        ("premium", "ok", {"cascade_escalated": "1"})]
+        ("premium", "ok", {"cascade_escalated": "1"}),
+    ]
     (tmp_path / "tokenomy.yaml").write_text(json.dumps(data))
     result = CliRunner().invoke(app, ["route", "drift", "--config", str(tmp_path / "tokenomy.yaml"), "--json"])
     assert result.exit_code == 0, result.output
     [route] = json.loads(result.output)["escalation"]
     assert (route["route"], route["escalations"]) == ("extract", 1)
     assert route["rejections"] == [{"check": "arithmetic", "reason": said, "answers": 1}]
-    table = CliRunner().invoke(app, ["route", "drift", "--config", str(tmp_path / "tokenomy.yaml")],
-                               env={"COLUMNS": "200"})
+    table = CliRunner().invoke(
+        app, ["route", "drift", "--config", str(tmp_path / "tokenomy.yaml")], env={"COLUMNS": "200"}
+    )
     assert table.exit_code == 0, table.output
     assert f"{said} (1)" in table.output
 
@@ -525,8 +618,10 @@ def test_a_cascade_whose_cheap_tier_is_down_escalates_rather_than_fail_the_call(
     if chunks:
         assert [c.delta for c in chunks if c.delta] == list(ANSWER)
     assert [(r["tier"], r["attempt"], r["outcome"], r["tags"]) for r in _rows(ledger_path)] == [
-        ("basic", 1, "server_error", {}), ("basic", 2, "server_error", {}),
-        ("premium", 3, "ok", {"passed_up_on_error": "1"})]
+        ("basic", 1, "server_error", {}),
+        ("basic", 2, "server_error", {}),
+        ("premium", 3, "ok", {"passed_up_on_error": "1"}),
+    ]
     [rate] = escalation_rates(open_store(ledger_path), cfg)
     assert (rate["calls"], rate["escalations"]) == (1, 0)
 
@@ -549,8 +644,9 @@ def test_a_cascade_does_not_escalate_a_request_the_cheap_tier_refused_as_malform
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_the_gateway_escalates_past_a_cheap_tier_whose_answer_broke_off_and_records_both(upstreams, ledger_path,
-                                                                                         stream):
+def test_the_gateway_escalates_past_a_cheap_tier_whose_answer_broke_off_and_records_both(
+    upstreams, ledger_path, stream
+):
     """Through the gateway with a budgeted key: the cheap tier's answer breaks off midway (billed, recorded at its
     estimate, which the key's reservation is extended by before the next attempt), the cascade passes the request
     up, and both attempts are in the ledger under the key."""
@@ -564,15 +660,22 @@ def test_the_gateway_escalates_past_a_cheap_tier_whose_answer_broke_off_and_reco
     secret, key = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("1"), period="day")
     with ServerThread(create_app(cfg, str(ledger_path)), lifespan="on") as url:
         client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
-        reply = client.chat.completions.create(model="extract", stream=stream,
-                                               messages=[{"role": "user", "content": "Name as JSON."}])
-        text = "".join(c.choices[0].delta.content or "" for c in reply if c.choices) if stream else (
-            reply.choices[0].message.content)
+        reply = client.chat.completions.create(
+            model="extract", stream=stream, messages=[{"role": "user", "content": "Name as JSON."}]
+        )
+        text = (
+            "".join(c.choices[0].delta.content or "" for c in reply if c.choices)
+            if stream
+            else (reply.choices[0].message.content)
+        )
     assert text == "".join(ANSWER)
     rows = open_store(ledger_path).query(
-        "SELECT tier, outcome, cost_usd, key_id FROM usage_events ORDER BY ts, attempt")
+        "SELECT tier, outcome, cost_usd, key_id FROM usage_events ORDER BY ts, attempt"
+    )
     assert [(r["tier"], r["outcome"], r["key_id"]) for r in rows] == [
-        ("basic", "server_error", key.key_id), ("premium", "ok", key.key_id)]
+        ("basic", "server_error", key.key_id),
+        ("premium", "ok", key.key_id),
+    ]
     assert rows[0]["cost_usd"] > 0  # the broken answer was billed: recorded at its estimate
 
 
@@ -590,8 +693,11 @@ def test_a_request_the_cheap_tier_never_answered_is_no_training_label(upstreams,
     data["tiers"]["blind"] = ["small2"]
     data["routes"]["extract"]["retry"] = {"max_attempts": 1}
     data["routes"]["seen"] = {"policy": "seeing"}
-    data["routing"]["policies"]["seeing"] = {"type": "cascade", "tiers": ["blind", "premium"],
-                                             "validators": {"json": True}}
+    data["routing"]["policies"]["seeing"] = {
+        "type": "cascade",
+        "tiers": ["blind", "premium"],
+        "validators": {"json": True},
+    }
     cfg = parse_config(data)
     with Tokenomy(ledger_path, models=cfg.model_specs(), store_prompts=True) as client:
         down = ChatRequest.simple("Name as JSON.", model="extract", meta=RequestMeta(route="extract"))
@@ -625,16 +731,20 @@ def test_a_cascade_stream_its_client_left_while_the_cheap_answer_was_held_is_in_
             for _ in client.chat.completions.create(model="extract", stream=True, messages=body["messages"]):
                 pass
     rows = open_store(ledger_path).query(
-        "SELECT tier, attempt, outcome, error_type, cost_usd, request_id FROM usage_events ORDER BY ts, attempt")
+        "SELECT tier, attempt, outcome, error_type, cost_usd, request_id FROM usage_events ORDER BY ts, attempt"
+    )
     assert [(r["tier"], r["attempt"], r["outcome"], r["error_type"]) for r in rows] == [
         ("basic", 1, "cancelled", "StreamAbandoned"),
-        ("basic", 1, "ok", None), ("premium", 2, "server_error", "server_error")]
+        ("basic", 1, "ok", None),
+        ("premium", 2, "server_error", "server_error"),
+    ]
     assert all(r["cost_usd"] > 0 for r in rows) and rows[1]["request_id"] == rows[2]["request_id"]
     assert big.calls == 1  # only the second request reached the strong tier
 
 
-def test_a_reason_quoting_an_answer_with_a_nul_character_is_written_to_a_postgresql_ledger(upstreams,
-                                                                                       fresh_postgres_url):
+def test_a_reason_quoting_an_answer_with_a_nul_character_is_written_to_a_postgresql_ledger(
+    upstreams, fresh_postgres_url
+):
     """A stored reason may quote the answer (prompts stored): a python check's verdict may repeat it, NUL characters
     and all, which PostgreSQL's text and JSON refuse; the row must still be written, the reason cleaned."""
     big, small = upstreams("big"), upstreams("small", ("Tom\x00", "my"))
@@ -646,13 +756,16 @@ def test_a_reason_quoting_an_answer_with_a_nul_character_is_written_to_a_postgre
         assert client.chat(request, policy=CallPolicy.for_route(cfg, "extract")).tier == "premium"
     rows = _rows(fresh_postgres_url)
     assert [(r["tier"], r["tags"].get("cascade_reason")) for r in rows] == [
-        ("basic", "python validator builtins:str: Tom my"), ("premium", None)]
+        ("basic", "python validator builtins:str: Tom my"),
+        ("premium", None),
+    ]
 
 
 @pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize("run_async", [False, True])
-def test_a_cascade_whose_cheap_tier_failed_past_the_deadline_does_not_call_the_next_tier(upstreams, ledger_path,
-                                                                                         stream, run_async):
+def test_a_cascade_whose_cheap_tier_failed_past_the_deadline_does_not_call_the_next_tier(
+    upstreams, ledger_path, stream, run_async
+):
     """The route's deadline bounds the whole call: a cheap tier whose 503 came after it passed ends the call with
     that error, as a retry or a fallback would not be tried then; the strong tier is not called (and paid) late."""
     from tokenomy.errors import ProviderError
@@ -664,6 +777,7 @@ def test_a_cascade_whose_cheap_tier_failed_past_the_deadline_does_not_call_the_n
     request = ChatRequest.simple("Name as JSON.", model="extract", meta=RequestMeta(route="extract"))
     policy = CallPolicy.for_route(cfg, "extract")
     with Tokenomy(ledger_path, models=cfg.model_specs()) as client:
+
         async def call_async():
             if stream:
                 return [c async for c in client.astream(request, policy=policy)]
@@ -681,7 +795,8 @@ def test_a_cascade_whose_cheap_tier_failed_past_the_deadline_does_not_call_the_n
 @pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize("run_async", [False, True])
 def test_a_cascade_answer_rejected_past_the_deadline_ends_the_call_without_calling_the_next_tier(
-        upstreams, ledger_path, stream, run_async):
+    upstreams, ledger_path, stream, run_async
+):
     """The route's deadline bounds the whole call: a cheap tier's answer that came after it passed and failed the
     validators escalated all the same, the strong tier called (and paid) a whole attempt late. The call now ends with
     a timeout naming the deadline and the rejection; the rejected answer stays in the ledger, and is not returned."""
@@ -694,6 +809,7 @@ def test_a_cascade_answer_rejected_past_the_deadline_ends_the_call_without_calli
     request = ChatRequest.simple("Name as JSON.", model="extract", meta=RequestMeta(route="extract"))
     policy = CallPolicy.for_route(cfg, "extract")
     with Tokenomy(ledger_path, models=cfg.model_specs()) as client:
+
         async def call_async():
             if stream:
                 return [c async for c in client.astream(request, policy=policy)]
@@ -715,8 +831,7 @@ def test_a_cascade_answer_rejected_past_the_deadline_ends_the_call_without_calli
 
 @pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize("route", ["extract", "smart"])
-def test_a_prompt_too_long_for_a_tiers_context_window_passes_up_to_the_next_tier(upstreams, ledger_path, route,
-                                                                               stream):
+def test_a_prompt_too_long_for_a_tiers_context_window_passes_up_to_the_next_tier(upstreams, ledger_path, route, stream):
     """A cheap tier's `context_length_exceeded` (a 400 saying the prompt does not fit the model's window) ended the
     whole call, though the next tier, a larger model, may hold it. It now passes the request up, on a cascade and on
     a rules route alike (the call was not judged: `passed_up_on_error`); the failed attempt stays in the ledger."""
@@ -725,17 +840,24 @@ def test_a_prompt_too_long_for_a_tiers_context_window_passes_up_to_the_next_tier
     cfg = parse_config(_config({"big": big.url, "small": small.url}))
     with ServerThread(create_app(cfg, str(ledger_path)), lifespan="on") as url:
         client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
-        reply = client.chat.completions.create(model=route, stream=stream,
-                                               messages=[{"role": "user", "content": "Name as JSON."}])
-        text = "".join(c.choices[0].delta.content or "" for c in reply if c.choices) if stream else (
-            reply.choices[0].message.content)
+        reply = client.chat.completions.create(
+            model=route, stream=stream, messages=[{"role": "user", "content": "Name as JSON."}]
+        )
+        text = (
+            "".join(c.choices[0].delta.content or "" for c in reply if c.choices)
+            if stream
+            else (reply.choices[0].message.content)
+        )
     assert text == "".join(ANSWER) and (small.calls, big.calls) == (1, 1)
     assert [(r["route"], r["tier"], r["attempt"], r["outcome"], r["tags"]) for r in _rows(ledger_path)] == [
-        (route, "basic", 1, "client_error", {}), (route, "premium", 2, "ok", {"passed_up_on_error": "1"})]
+        (route, "basic", 1, "client_error", {}),
+        (route, "premium", 2, "ok", {"passed_up_on_error": "1"}),
+    ]
 
 
 def test_a_prompt_too_long_for_a_model_goes_to_its_fallback_at_once_and_fails_the_call_only_on_the_last(
-        upstreams, ledger_path):
+    upstreams, ledger_path
+):
     """Within a tier, a model whose window the prompt exceeds hands the request to the next model of the chain (no
     retry: it would be refused again). When no model of any tier can hold it, the call ends with the last one's error
     and its code, every attempt recorded."""
@@ -760,9 +882,12 @@ def test_a_prompt_too_long_for_a_model_goes_to_its_fallback_at_once_and_fails_th
     assert failed.value.kind == "client_error" and failed.value.code == "context_length_exceeded"
     rows = _rows(ledger_path)
     assert [(r["tier"], r["model"], r["attempt"], r["outcome"]) for r in rows] == [
-        ("basic", "small", 1, "client_error"), ("basic", "small2", 2, "ok"),
-        ("basic", "small", 1, "client_error"), ("basic", "small2", 2, "client_error"),
-        ("premium", "big", 3, "client_error")]
+        ("basic", "small", 1, "client_error"),
+        ("basic", "small2", 2, "ok"),
+        ("basic", "small", 1, "client_error"),
+        ("basic", "small2", 2, "client_error"),
+        ("premium", "big", 3, "client_error"),
+    ]
 
 
 @pytest.mark.parametrize("provider", ["anthropic", "bedrock", "gemini"])
@@ -779,8 +904,10 @@ def test_each_apis_prompt_too_long_error_passes_a_cascade_up(upstreams, ledger_p
     monkeypatch.setenv("CHEAP_KEY", "unused")
     engine = InstantEngine(context_tokens=50)
     app, entry = {
-        "anthropic": (anthropic_app, {"provider": "anthropic", "model": "claude-3-5-haiku-20241022",
-                                      "api_key_env": "CHEAP_KEY"}),
+        "anthropic": (
+            anthropic_app,
+            {"provider": "anthropic", "model": "claude-3-5-haiku-20241022", "api_key_env": "CHEAP_KEY"},
+        ),
         "bedrock": (bedrock_app, {"provider": "bedrock", "model": "amazon.nova-micro-v1:0", "region": "us-east-1"}),
         "gemini": (gemini_app, {"provider": "gemini", "model": "gemini-2.0-flash-lite", "api_key_env": "CHEAP_KEY"}),
     }[provider]
@@ -791,20 +918,29 @@ def test_each_apis_prompt_too_long_error_passes_a_cascade_up(upstreams, ledger_p
         cfg = parse_config(data)
         policy = CallPolicy.for_route(cfg, "extract")
         with Tokenomy(ledger_path, models=cfg.model_specs()) as client:
-            fits = client.chat(ChatRequest.simple("Name as JSON.", model="extract", meta=RequestMeta(route="extract"),
-                                                  max_tokens=5), policy=policy)
-            long = client.chat(ChatRequest.simple("Name as JSON. " + "word " * 400, model="extract",
-                                                  meta=RequestMeta(route="extract")), policy=policy)
+            fits = client.chat(
+                ChatRequest.simple("Name as JSON.", model="extract", meta=RequestMeta(route="extract"), max_tokens=5),
+                policy=policy,
+            )
+            long = client.chat(
+                ChatRequest.simple(
+                    "Name as JSON. " + "word " * 400, model="extract", meta=RequestMeta(route="extract")
+                ),
+                policy=policy,
+            )
     assert long.tier == "premium" and long.text == "".join(ANSWER)
     assert fits.tier == "premium"  # the emulator's echo is no JSON: escalated by the validators, as ever
     rows = _rows(ledger_path)
     assert [(r["tier"], r["outcome"], r["tags"]) for r in rows[2:]] == [
-        ("basic", "client_error", {}), ("premium", "ok", {"passed_up_on_error": "1"})]
+        ("basic", "client_error", {}),
+        ("premium", "ok", {"passed_up_on_error": "1"}),
+    ]
 
 
 @pytest.mark.parametrize("stream", [False, True])
-def test_a_cascade_escalates_fenced_json_to_a_caller_whose_response_format_asks_for_json(upstreams, ledger_path,
-                                                                                       stream):
+def test_a_cascade_escalates_fenced_json_to_a_caller_whose_response_format_asks_for_json(
+    upstreams, ledger_path, stream
+):
     """The cheap tier's "```json ... ```" answer passed the JSON check and reached a caller that asked for
     `response_format: json_object`, whose json.loads then failed on it. It is judged malformed: the cascade
     escalates, and the caller gets the strong tier's bare JSON."""
@@ -813,14 +949,23 @@ def test_a_cascade_escalates_fenced_json_to_a_caller_whose_response_format_asks_
     cfg = parse_config(_config({"big": big.url, "small": small.url}))
     with ServerThread(create_app(cfg, str(ledger_path)), lifespan="on") as url:
         client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
-        reply = client.chat.completions.create(model="extract", stream=stream, response_format={"type": "json_object"},
-                                               messages=[{"role": "user", "content": "Name as JSON."}])
-        text = "".join(c.choices[0].delta.content or "" for c in reply if c.choices) if stream else (
-            reply.choices[0].message.content)
+        reply = client.chat.completions.create(
+            model="extract",
+            stream=stream,
+            response_format={"type": "json_object"},
+            messages=[{"role": "user", "content": "Name as JSON."}],
+        )
+        text = (
+            "".join(c.choices[0].delta.content or "" for c in reply if c.choices)
+            if stream
+            else (reply.choices[0].message.content)
+        )
     assert json.loads(text) == {"name": "Tom"}
     rows = _rows(ledger_path)
     assert [(r["tier"], r["outcome"], r["tags"].get("cascade_rejected")) for r in rows] == [
-        ("basic", "ok", "json"), ("premium", "ok", None)]
+        ("basic", "ok", "json"),
+        ("premium", "ok", None),
+    ]
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -835,11 +980,15 @@ def test_a_cascade_accepts_a_tool_call_beside_a_hedging_preamble_and_escalates_a
     with RecordingOpenAI() as small, RecordingOpenAI() as big:
         small.message_extra = {"content": preamble}
         if stream:  # the preamble streams before the call, as OpenAI sends it
-            body = {"model": "small", "tools": [{"type": "function", "function": {"name": "get_weather"}}],
-                    "stream_options": {"include_usage": True}}
+            body = {
+                "model": "small",
+                "tools": [{"type": "function", "function": {"name": "get_weather"}}],
+                "stream_options": {"include_usage": True},
+            }
             chunks = stream_chunks(body)
-            chunks.insert(1, {**chunks[0], "choices": [{"index": 0, "delta": {"content": preamble},
-                                                         "finish_reason": None}]})
+            chunks.insert(
+                1, {**chunks[0], "choices": [{"index": 0, "delta": {"content": preamble}, "finish_reason": None}]}
+            )
             small.chunks = chunks
         cfg = _agent_cascade(small, big)
         city = {"type": "object", "properties": {"city": {"type": "string"}, "tool": {"type": "string"}}}
@@ -848,8 +997,13 @@ def test_a_cascade_accepts_a_tool_call_beside_a_hedging_preamble_and_escalates_a
             client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
             for schema in (city, strict):  # the upstream sends {"city", "tool"}: the strict schema refuses it
                 tool = {"type": "function", "function": {"name": "get_weather", "parameters": schema}}
-                reply = client.chat.completions.create(model="agent", stream=stream, tools=[tool], max_tokens=50,
-                                                       messages=[{"role": "user", "content": "Weather in Paris?"}])
+                reply = client.chat.completions.create(
+                    model="agent",
+                    stream=stream,
+                    tools=[tool],
+                    max_tokens=50,
+                    messages=[{"role": "user", "content": "Weather in Paris?"}],
+                )
                 if stream:
                     parts = [t for c in reply if c.choices for t in c.choices[0].delta.tool_calls or []]
                 else:
@@ -859,4 +1013,7 @@ def test_a_cascade_accepts_a_tool_call_beside_a_hedging_preamble_and_escalates_a
         assert (len(small.bodies), len(big.bodies)) == (2, 1)
     rows = _rows(ledger_path)
     assert [(r["tier"], r["tags"].get("cascade_rejected"), r["tags"].get("cascade_escalated")) for r in rows] == [
-        ("basic", None, None), ("basic", "tool_call", None), ("premium", None, "1")]
+        ("basic", None, None),
+        ("basic", "tool_call", None),
+        ("premium", None, "1"),
+    ]

@@ -18,12 +18,23 @@ CONFIG = {
     "models": {"local2": {"provider": "local", "model": "smollm2-135m"}},
     "tiers": {"tier1": ["local"], "tier2": ["local2"]},
     "routes": {"smart": {"policy": "rules"}, "json": {"policy": "cascade"}},
-    "routing": {"policies": {
-        "rules": {"type": "rules", "default_tier": "tier1", "rules": [
-            {"name": "code-or-math", "tier": "tier2", "keywords": ["prove", "algorithm"]},
-            {"name": "long-input", "tier": "tier2", "min_tokens": 200}]},
-        "cascade": {"type": "cascade", "tiers": ["tier1", "tier2"],
-                    "validators": {"json": True, "required": ["name"]}}}},
+    "routing": {
+        "policies": {
+            "rules": {
+                "type": "rules",
+                "default_tier": "tier1",
+                "rules": [
+                    {"name": "code-or-math", "tier": "tier2", "keywords": ["prove", "algorithm"]},
+                    {"name": "long-input", "tier": "tier2", "min_tokens": 200},
+                ],
+            },
+            "cascade": {
+                "type": "cascade",
+                "tiers": ["tier1", "tier2"],
+                "validators": {"json": True, "required": ["name"]},
+            },
+        }
+    },
 }
 
 
@@ -50,8 +61,9 @@ def test_a_token_rule_counts_what_the_model_reads_not_only_the_words():
     from tokenomy.request_options import ToolSpec
 
     policy = parse_config(CONFIG).routing_policy("rules")
-    pictured = ChatRequest(messages=[Message("user", [TextBlock("What is this?"),
-                                                      ImageBlock(media_type="image/png", data=b"\x89PNG")])])
+    pictured = ChatRequest(
+        messages=[Message("user", [TextBlock("What is this?"), ImageBlock(media_type="image/png", data=b"\x89PNG")])]
+    )
     tooled = ChatRequest(messages=[Message("user", "hello")], tools=[ToolSpec("lookup", "d" * 1000)])
     for request in (pictured, tooled):
         decision = explain(policy, request)
@@ -79,8 +91,12 @@ def test_cascade_escalates_on_invalid_json_real_calls(ledger_path):
     cfg = parse_config(CONFIG)
     store = open_store(ledger_path)
     with Tokenomy(store, models=cfg.model_specs()) as client:
-        response = chat_via_route(client, cfg, "json", ChatRequest.simple(
-            "Write one sentence about the sea.", max_tokens=12, meta=RequestMeta(task="t")))
+        response = chat_via_route(
+            client,
+            cfg,
+            "json",
+            ChatRequest.simple("Write one sentence about the sea.", max_tokens=12, meta=RequestMeta(task="t")),
+        )
         client.flush()
     rows = store.query("SELECT route, tier, cost_usd, request_id FROM usage_events ORDER BY ts")
     # The 135M model does not answer a prose prompt with {"name": ...}: tier1 fails, tier2 answers.
@@ -90,9 +106,17 @@ def test_cascade_escalates_on_invalid_json_real_calls(ledger_path):
     from tokenomy.routing.drift import escalation_rates, tier_share
 
     rates = escalation_rates(store)
-    assert rates == [{"route": "json", "calls": 1, "escalations": 1, "rate": 1.0, "threshold": 0.25, "flagged": True,
-                      "rejections": [{"check": "truncated", "reason": "truncated output (finish_reason length)",
-                                      "answers": 1}]}]
+    assert rates == [
+        {
+            "route": "json",
+            "calls": 1,
+            "escalations": 1,
+            "rate": 1.0,
+            "threshold": 0.25,
+            "flagged": True,
+            "rejections": [{"check": "truncated", "reason": "truncated output (finish_reason length)", "answers": 1}],
+        }
+    ]
     shares = {r["tier"]: r for r in tier_share(store, expected={"tier1": 0.7, "tier2": 0.3})}
     assert shares["tier1"]["share"] == 0.5 and shares["tier1"]["flagged"]
 
@@ -103,17 +127,33 @@ def test_classifier_trains_and_routes_mixed_workload(tmp_path, ledger_path):
 
     examples = tmp_path / "d.jsonl"
     import json
+
     lines = [{"prompt": f"prove theorem {i} about primes", "label": "strong"} for i in range(20)]
     lines += [{"prompt": f"say hello to user {i}", "label": "weak"} for i in range(20)]
     examples.write_text("\n".join(json.dumps(x) for x in lines))
     save(train(*load_jsonl(examples)), tmp_path / "m.joblib")
-    cfg = parse_config({**CONFIG, "routes": {"mix": {"policy": "hy"}}, "routing": {"policies": {
-        "hy": {"type": "hybrid", "classifier_path": str(tmp_path / "m.joblib"), "tiers": ["tier1", "tier2"],
-               "rules": [{"name": "json", "tier": "tier2", "json_schema": True}]}}}})
+    cfg = parse_config(
+        {
+            **CONFIG,
+            "routes": {"mix": {"policy": "hy"}},
+            "routing": {
+                "policies": {
+                    "hy": {
+                        "type": "hybrid",
+                        "classifier_path": str(tmp_path / "m.joblib"),
+                        "tiers": ["tier1", "tier2"],
+                        "rules": [{"name": "json", "tier": "tier2", "json_schema": True}],
+                    }
+                }
+            },
+        }
+    )
     store = open_store(ledger_path)
     with Tokenomy(store, models=cfg.model_specs()) as client:
-        tiers = [chat_via_route(client, cfg, "mix", ChatRequest.simple(p, max_tokens=8)).tier
-                 for p in ("prove theorem about primes", "say hello to user")]
+        tiers = [
+            chat_via_route(client, cfg, "mix", ChatRequest.simple(p, max_tokens=8)).tier
+            for p in ("prove theorem about primes", "say hello to user")
+        ]
         client.flush()
     assert tiers == ["tier2", "tier1"]
     assert [r["tier"] for r in store.query("SELECT tier FROM usage_events ORDER BY ts")] == tiers
@@ -139,9 +179,23 @@ def test_cli_explain_json_names_tier_and_rule():
     import sys
 
     root = REPO
-    out = subprocess.run([sys.executable, "-m", "tokenomy.cli", "route", "explain", "Prove it step by step",
-                          "--config", str(root / "examples/routing/rules.yaml"), "--json"],
-                         capture_output=True, text=True, timeout=60, cwd=root)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tokenomy.cli",
+            "route",
+            "explain",
+            "Prove it step by step",
+            "--config",
+            str(root / "examples/routing/rules.yaml"),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=root,
+    )
     data = json.loads(out.stdout)
     assert (data["tier"], data["rule"]) == ("tier2", "reasoning")
 
@@ -177,8 +231,13 @@ def test_cli_explain_hybrid_uses_the_classifier_when_no_rule_fires(tmp_path):
     model = tmp_path / "m.joblib"
     save(train(*load_jsonl(examples)), model)
     cfg = tmp_path / "tokenomy.yaml"
-    policy = {"type": "hybrid", "classifier_path": str(model), "tiers": ["tier1", "tier2"], "default_tier": "tier1",
-              "rules": [{"name": "json", "tier": "tier2", "json_schema": True}]}
+    policy = {
+        "type": "hybrid",
+        "classifier_path": str(model),
+        "tiers": ["tier1", "tier2"],
+        "default_tier": "tier1",
+        "rules": [{"name": "json", "tier": "tier2", "json_schema": True}],
+    }
     cfg.write_text(yaml.safe_dump({"tiers": CONFIG["tiers"], "routing": {"policies": {"hy": policy}}}))
     runner = CliRunner()
     out = runner.invoke(app, ["route", "explain", "prove theorem about primes", "--config", str(cfg), "--json"])
@@ -222,10 +281,12 @@ def test_explain_without_a_config_says_none_was_found(tmp_path, monkeypatch, cap
     monkeypatch.delenv("TOKENOMY_CONFIG", raising=False)
     code, out, err = run_cli(monkeypatch, capsys, "route", "explain", "hello")
     assert code == 2 and out == ""
-    assert one_error_line(err) == ("error: no config: no --config, $TOKENOMY_CONFIG or ./tokenomy.yaml; give --config "
-                                   "with a tokenomy.yaml that defines tiers and routing.policies")
+    assert one_error_line(err) == (
+        "error: no config: no --config, $TOKENOMY_CONFIG or ./tokenomy.yaml; give --config "
+        "with a tokenomy.yaml that defines tiers and routing.policies"
+    )
     (tmp_path / "tokenomy.yaml").write_text("tiers: {tier1: [local]}\n")
     code, out, err = run_cli(monkeypatch, capsys, "route", "explain", "hello")
     assert code == 2 and one_error_line(err) == (
-        "error: tokenomy.yaml: routing.policies: none defined; add one, e.g. a rules policy (README: Model routing)")
-
+        "error: tokenomy.yaml: routing.policies: none defined; add one, e.g. a rules policy (README: Model routing)"
+    )

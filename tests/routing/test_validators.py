@@ -67,11 +67,12 @@ def test_a_hedge_beside_a_tool_call_is_the_model_acting_and_a_malformed_call_is_
     assert judged(ToolUseBlock("1", "get_weather", {"city": "Paris"}, '{"city": "Paris"}')) is None
     assert judged(ToolUseBlock("1", "get_weather", None, '{"city": ')).startswith("malformed tool call")
     assert judged(ToolUseBlock("1", "get_weather", {"town": "Paris"}, '{"town": "Paris"}')).startswith(
-        "schema-invalid tool call")
+        "schema-invalid tool call"
+    )
     offered = "tool call to 'get_time', a tool the request did not offer"
     assert judged(ToolUseBlock("1", "get_time", {}, "{}")) == offered
     text_only = ChatResponse([preamble], "m", "p", Usage())
-    assert validate(text_only, request, {}) == "hedging language: \"i'm not sure\""
+    assert validate(text_only, request, {}) == 'hedging language: "i\'m not sure"'
 
 
 PROSE = [
@@ -166,8 +167,10 @@ FENCED = ['```json\n{"name": "Tom"}\n```', '```\n{"name": "Tom"}\n```\n', '```JS
 
 
 @pytest.mark.parametrize("answer", FENCED)
-@pytest.mark.parametrize("fmt", [ResponseFormat("json_object"),
-                                 ResponseFormat("json_schema", schema={"type": "object", "required": ["name"]})])
+@pytest.mark.parametrize(
+    "fmt",
+    [ResponseFormat("json_object"), ResponseFormat("json_schema", schema={"type": "object", "required": ["name"]})],
+)
 def test_a_fenced_answer_to_a_caller_who_asked_for_json_is_malformed(answer, fmt):
     """A caller's response_format means it parses the answer as it comes (json.loads): a fenced block passed as valid
     JSON, and the caller's parser failed on the cheap tier's answer. It is now rejected, the route's own `json`
@@ -186,8 +189,10 @@ def test_nan_and_infinity_are_no_json(constant):
     """Python's json.loads reads NaN and Infinity, which JSON (RFC 8259) has not: the answer passed the JSON check,
     and a caller's strict parser (JavaScript's JSON.parse, Go's encoding/json) failed on the cheap tier's answer."""
     answer = ChatResponse.of_text(f'{{"score": {constant}}}', "m", "p", Usage())
-    for request, spec in ((ChatRequest.simple("Score as JSON.", response_format=ResponseFormat("json_object")), {}),
-                          (ChatRequest.simple("Score as JSON."), {"json": True})):
+    for request, spec in (
+        (ChatRequest.simple("Score as JSON.", response_format=ResponseFormat("json_object")), {}),
+        (ChatRequest.simple("Score as JSON."), {"json": True}),
+    ):
         found = validate(answer, request, spec)
         assert found is not None and found.startswith(f"invalid JSON: {constant}"), found
     fine = ChatResponse.of_text('{"score": 1e308, "name": "NaN"}', "m", "p", Usage())

@@ -22,7 +22,8 @@ from tokenomy.telemetry.otel import DURATION_BUCKETS, TOKEN_BUCKETS
 from tokenomy.telemetry.otel_pipeline import in_memory_pipeline
 
 SYSTEM = "You are a support agent for Acme Mobile. " + " ".join(
-    f"Rule {i}: plan {i} costs {i + 5} dollars a month and includes {i} GB." for i in range(12))
+    f"Rule {i}: plan {i} costs {i + 5} dollars a month and includes {i} GB." for i in range(12)
+)
 
 
 @pytest.fixture
@@ -51,10 +52,24 @@ def test_local_model_call_carries_genai_attributes_and_metrics(telemetry):
     exporter, reader = telemetry
     meta = RequestMeta(task="support")
     with Tokenomy(record=False) as client:
-        first = client.chat(ChatRequest(messages=ChatRequest.simple("Price of plan 3?").messages, model="local",
-                                        system=SYSTEM, max_tokens=6, meta=meta))
-        second = client.chat(ChatRequest(messages=ChatRequest.simple("Price of plan 7?").messages, model="local",
-                                         system=SYSTEM, max_tokens=6, meta=meta))
+        first = client.chat(
+            ChatRequest(
+                messages=ChatRequest.simple("Price of plan 3?").messages,
+                model="local",
+                system=SYSTEM,
+                max_tokens=6,
+                meta=meta,
+            )
+        )
+        second = client.chat(
+            ChatRequest(
+                messages=ChatRequest.simple("Price of plan 7?").messages,
+                model="local",
+                system=SYSTEM,
+                max_tokens=6,
+                meta=meta,
+            )
+        )
         placed = client.last_placements
     spans = chat_spans(exporter)
     assert len(spans) == 2
@@ -106,9 +121,12 @@ def test_failed_attempts_get_their_own_error_spans(telemetry, ledger_path):
         server.close()
     spans = chat_spans(exporter)
     assert [(s.attributes["tokenomy.attempt"], s.attributes["error.type"]) for s in spans] == [
-        (1, "RateLimitError"), (2, "BadRequestError")]
-    assert all(s.status.status_code == StatusCode.ERROR and s.attributes["gen_ai.provider.name"] == "openai"
-               for s in spans)
+        (1, "RateLimitError"),
+        (2, "BadRequestError"),
+    ]
+    assert all(
+        s.status.status_code == StatusCode.ERROR and s.attributes["gen_ai.provider.name"] == "openai" for s in spans
+    )
     durations = histograms(reader)["gen_ai.client.operation.duration"].data.data_points
     assert {p.attributes.get("error.type") for p in durations} >= {"RateLimitError", "BadRequestError"}
 
@@ -120,10 +138,12 @@ def _clean_env(**extra: str) -> dict:
 
 
 def test_nothing_is_configured_without_otel_variables():
-    code = ("import sys; from tokenomy.client import Tokenomy; Tokenomy(record=False);"
-            "from opentelemetry import trace, metrics;"
-            "print(type(trace.get_tracer_provider()).__name__, type(metrics.get_meter_provider()).__name__,"
-            "'opentelemetry.sdk.trace' in sys.modules)")
+    code = (
+        "import sys; from tokenomy.client import Tokenomy; Tokenomy(record=False);"
+        "from opentelemetry import trace, metrics;"
+        "print(type(trace.get_tracer_provider()).__name__, type(metrics.get_meter_provider()).__name__,"
+        "'opentelemetry.sdk.trace' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], env=_clean_env(), capture_output=True, text=True, timeout=60)
     assert out.stdout.split() == ["ProxyTracerProvider", "_ProxyMeterProvider", "False"], out.stderr
 
@@ -161,13 +181,22 @@ class Collector:
 @pytest.mark.slow
 def test_otel_variables_choose_otlp_and_console_exporters():
     collector = Collector()
-    code = ("from tokenomy.client import Tokenomy; from tokenomy.messages import ChatRequest;"
-            "c = Tokenomy(record=False); r = c.chat(ChatRequest.simple('Hi', max_tokens=2)); print('done')")
+    code = (
+        "from tokenomy.client import Tokenomy; from tokenomy.messages import ChatRequest;"
+        "c = Tokenomy(record=False); r = c.chat(ChatRequest.simple('Hi', max_tokens=2)); print('done')"
+    )
     try:
         out = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-            env=_clean_env(OTEL_EXPORTER_OTLP_ENDPOINT=collector.url, OTEL_METRICS_EXPORTER="console",
-                           OTEL_SERVICE_NAME="tokenomy-test"))
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=_clean_env(
+                OTEL_EXPORTER_OTLP_ENDPOINT=collector.url,
+                OTEL_METRICS_EXPORTER="console",
+                OTEL_SERVICE_NAME="tokenomy-test",
+            ),
+        )
     finally:
         collector.close()
     assert out.returncode == 0, out.stderr
@@ -204,8 +233,11 @@ def test_a_cancelled_call_left_running_marks_its_span_cancelled(telemetry, ledge
     [span] = chat_spans(exporter)
     assert span.status.status_code == StatusCode.ERROR
     assert span.attributes["error.type"] == "CallCancelled"
-    durations = [p for p in histograms(reader)["gen_ai.client.operation.duration"].data.data_points
-                 if p.attributes["gen_ai.request.model"] == "cancelme"]
+    durations = [
+        p
+        for p in histograms(reader)["gen_ai.client.operation.duration"].data.data_points
+        if p.attributes["gen_ai.request.model"] == "cancelme"
+    ]
     assert sum(p.count for p in durations) == 1  # one attempt, one duration, however it ended
 
 
@@ -216,8 +248,9 @@ def test_the_attempts_of_one_call_share_its_parent_span(telemetry, ledger_path):
 
     exporter, _ = telemetry
     policy = CallPolicy(retry=RetryPolicy(max_attempts=3, base_delay_s=0.01, max_delay_s=0.02))
-    server = ScriptedOpenAI([(500, {}), (200, {}), (429, {}), (400, {}), (500, {}), (200, {}, "slow")],
-                            reply=tuple("abcdef"))
+    server = ScriptedOpenAI(
+        [(500, {}), (200, {}), (429, {}), (400, {}), (500, {}), (200, {}, "slow")], reply=tuple("abcdef")
+    )
     try:
         with Tokenomy(ledger_path, models=models(a=server.url), policy=policy) as client:
             client.chat(ChatRequest.simple("hi", model="a", max_tokens=3))
@@ -232,15 +265,22 @@ def test_the_attempts_of_one_call_share_its_parent_span(telemetry, ledger_path):
     calls = [s for s in finished if s.name == "tokenomy.call a"]
     assert len(calls) == 3
     attempts = chat_spans(exporter)
-    by_call = [[a.attributes["tokenomy.attempt"] for a in attempts
-                if a.parent and a.parent.span_id == c.context.span_id] for c in calls]
+    by_call = [
+        [a.attributes["tokenomy.attempt"] for a in attempts if a.parent and a.parent.span_id == c.context.span_id]
+        for c in calls
+    ]
     assert by_call == [[1, 2], [1, 2], [1, 2]]
-    assert all(a.context.trace_id == c.context.trace_id for c in calls for a in attempts
-               if a.parent and a.parent.span_id == c.context.span_id)
+    assert all(
+        a.context.trace_id == c.context.trace_id
+        for c in calls
+        for a in attempts
+        if a.parent and a.parent.span_id == c.context.span_id
+    )
     assert [c.status.status_code for c in calls] == [StatusCode.UNSET, StatusCode.ERROR, StatusCode.ERROR]
     assert [c.attributes.get("error.type") for c in calls] == [None, "BadRequestError", "StreamAbandoned"]
-    assert all(c.kind == trace.SpanKind.INTERNAL and not any(k.startswith("gen_ai.usage") for k in c.attributes)
-               for c in calls)
+    assert all(
+        c.kind == trace.SpanKind.INTERNAL and not any(k.startswith("gen_ai.usage") for k in c.attributes) for c in calls
+    )
 
 
 def test_a_stream_that_fails_after_anthropic_counted_the_prompt_carries_that_count(telemetry, ledger_path):
@@ -253,15 +293,23 @@ def test_a_stream_that_fails_after_anthropic_counted_the_prompt_carries_that_cou
 
     exporter, reader = telemetry
     scripted = ScriptedAnthropic()
-    scripted.usage = {"input_tokens": 10, "output_tokens": 2, "cache_creation_input_tokens": 5,
-                      "cache_read_input_tokens": 100}
+    scripted.usage = {
+        "input_tokens": 10,
+        "output_tokens": 2,
+        "cache_creation_input_tokens": 5,
+        "cache_read_input_tokens": 100,
+    }
     scripted.failure = {"type": "overloaded_error", "message": "Overloaded"}
 
     def counted_in_failures() -> float:
         points = histograms(reader).get("gen_ai.client.token.usage")
-        return sum(p.sum for p in (points.data.data_points if points else [])
-                   if p.attributes["gen_ai.request.model"] == "claude-haiku-4-5"
-                   and p.attributes.get("error.type") and p.attributes["gen_ai.token.type"] == "input")
+        return sum(
+            p.sum
+            for p in (points.data.data_points if points else [])
+            if p.attributes["gen_ai.request.model"] == "claude-haiku-4-5"
+            and p.attributes.get("error.type")
+            and p.attributes["gen_ai.token.type"] == "input"
+        )
 
     before = counted_in_failures()
     with ServerThread(scripted.app) as url:
@@ -291,8 +339,10 @@ def test_attempt_spans_name_the_server_each_provider_calls(telemetry, ledger_pat
 
     exporter, _ = telemetry
     with RecordingOpenAI() as upstream, ServerThread(ScriptedAnthropic().app) as claude:
-        models = {"gpt": ModelSpec(name="gpt", provider="openai", model="gpt-4o-mini", base_url=upstream.url),
-                  "claude": ModelSpec(name="claude", provider="anthropic", model="claude-haiku-4-5", base_url=claude)}
+        models = {
+            "gpt": ModelSpec(name="gpt", provider="openai", model="gpt-4o-mini", base_url=upstream.url),
+            "claude": ModelSpec(name="claude", provider="anthropic", model="claude-haiku-4-5", base_url=claude),
+        }
         with Tokenomy(ledger_path, models=models) as client:
             client.chat(ChatRequest.simple("hi", model="gpt", max_tokens=3))
             list(client.stream(ChatRequest.simple("hi", model="claude", max_tokens=3)))
@@ -320,10 +370,14 @@ def test_each_providers_endpoint_is_its_server(monkeypatch):
     assert bedrock.server_for(ask) == ("bedrock-runtime.eu-west-1.amazonaws.com", 443)
     # A request naming another region (a region fallback) is sent to that region's endpoint.
     assert bedrock.server_for(Request.simple("hi", model="m", region="us-east-2")) == (
-        "bedrock-runtime.us-east-2.amazonaws.com", 443)
+        "bedrock-runtime.us-east-2.amazonaws.com",
+        443,
+    )
     assert GeminiProvider().server_for(ask) == ("generativelanguage.googleapis.com", 443)
     assert GeminiProvider(vertex=True, project="p", location="europe-west4").server_for(ask) == (
-        "europe-west4-aiplatform.googleapis.com", 443)
+        "europe-west4-aiplatform.googleapis.com",
+        443,
+    )
     assert LocalProvider().server_for(ask) is None  # in process: no server
 
 
@@ -340,9 +394,14 @@ def test_the_gateways_chat_and_embeddings_spans_name_the_upstream(telemetry, led
 
     exporter, _ = telemetry
     with InstantOpenAI() as upstream:
-        config = parse_config({"models": {
-            "fast": {"provider": "openai", "model": "gpt-4o-mini", "base_url": upstream},
-            "embed": {"provider": "openai", "model": "text-embedding-3-small", "base_url": upstream}}})
+        config = parse_config(
+            {
+                "models": {
+                    "fast": {"provider": "openai", "model": "gpt-4o-mini", "base_url": upstream},
+                    "embed": {"provider": "openai", "model": "text-embedding-3-small", "base_url": upstream},
+                }
+            }
+        )
         with ServerThread(create_app(config, str(ledger_path)), lifespan="on") as url:
             client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
             client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "hi"}], max_tokens=3)
@@ -353,8 +412,9 @@ def test_the_gateways_chat_and_embeddings_spans_name_the_upstream(telemetry, led
     assert all((s.attributes["server.address"], s.attributes["server.port"]) == ("127.0.0.1", port) for s in spans)
 
 
-def test_a_provider_batch_job_has_a_span_for_its_submission_and_one_for_its_results(telemetry, tmp_path,
-                                                                                     ledger_path, monkeypatch):
+def test_a_provider_batch_job_has_a_span_for_its_submission_and_one_for_its_results(
+    telemetry, tmp_path, ledger_path, monkeypatch
+):
     """Batch spend reached the ledger only: a team's trace backend saw none of it. A provider batch job's submission
     and its results' collection are spans now, the latter with the requests, token totals and cost the ledger has."""
     import json
@@ -371,8 +431,9 @@ def test_a_provider_batch_job_has_a_span_for_its_submission_and_one_for_its_resu
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     exporter, _ = telemetry
     path = tmp_path / "in.jsonl"
-    path.write_text("".join(json.dumps({"id": f"r{i}", "prompt": f"topic{i} please", "max_tokens": 4}) + "\n"
-                            for i in range(3)))
+    path.write_text(
+        "".join(json.dumps({"id": f"r{i}", "prompt": f"topic{i} please", "max_tokens": 4}) + "\n" for i in range(3))
+    )
     tables = open_tables(str(ledger_path))
     with ServerThread(create_app(engine=InstantEngine(), validating_seconds=0.05)) as url:
         job = create_job(tables, path, "gpt-4o-mini", "openai", SubmitOptions(endpoint_url=url))
@@ -389,7 +450,9 @@ def test_a_provider_batch_job_has_a_span_for_its_submission_and_one_for_its_resu
     assert not any(k.startswith("gen_ai.usage") for k in submitted)  # nothing answered, nothing billed yet
     rows = open_store(str(ledger_path)).query(
         "SELECT sum(input_tokens + cache_read_tokens + cache_write_tokens) AS i, sum(output_tokens) AS o, "
-        "sum(cost_usd) AS usd FROM usage_events WHERE batch_job_id = ?", [job.job_id])
+        "sum(cost_usd) AS usd FROM usage_events WHERE batch_job_id = ?",
+        [job.job_id],
+    )
     assert collected["gen_ai.usage.input_tokens"] == rows[0]["i"] > 0
     assert collected["gen_ai.usage.output_tokens"] == rows[0]["o"] > 0
     assert Decimal(str(collected["tokenomy.cost.usd"])) == Decimal(str(rows[0]["usd"])) > 0
@@ -428,9 +491,12 @@ def test_no_cache_points_are_reported_placed_where_the_wire_carries_none(telemet
     exporter, _ = telemetry
     policy = "Answer as the support desk of a bicycle shop. " * 130  # past Claude's 1,024-token minimum
     with RecordingOpenAI() as upstream:
-        models = {name: ModelSpec(name=name, provider="openai", model=model, base_url=upstream.url,
-                                  price_as="claude-sonnet-4-5")
-                  for name, model in (("alias", "house-model"), ("named", "anthropic/claude-sonnet-4.5"))}
+        models = {
+            name: ModelSpec(
+                name=name, provider="openai", model=model, base_url=upstream.url, price_as="claude-sonnet-4-5"
+            )
+            for name, model in (("alias", "house-model"), ("named", "anthropic/claude-sonnet-4.5"))
+        }
         with Tokenomy(ledger_path, models=models) as client:
             client.chat(ChatRequest.simple("hi", model="alias", system=policy, max_tokens=3))
             assert client.last_placements == []
@@ -441,6 +507,8 @@ def test_no_cache_points_are_reported_placed_where_the_wire_carries_none(telemet
     spans = {s.attributes["gen_ai.request.model"]: s.attributes for s in chat_spans(exporter)}
     assert "tokenomy.cache_points" not in spans["house-model"]
     assert list(spans["anthropic/claude-sonnet-4.5"]["tokenomy.cache_points"]) == ["system"]
+
+
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_cascade_answer_the_validators_rejected_has_a_failed_span_saying_why(telemetry, ledger_path, stream):
     """A rejected cheap answer's attempt span read as a success: only the next tier's span and the call's showed that
@@ -452,18 +520,25 @@ def test_a_cascade_answer_the_validators_rejected_has_a_failed_span_saying_why(t
     exporter, _ = telemetry
     small, big = ScriptedOpenAI([], reply=("I'm not sure, ", "maybe Tom")), ScriptedOpenAI([], reply=("Tom",))
     try:
-        cfg = parse_config({
-            "models": {"small": {"provider": "openai", "model": "small", "base_url": small.url,
-                                 "price_as": "gpt-4o-mini"},
-                       "big": {"provider": "openai", "model": "big", "base_url": big.url, "price_as": "gpt-4o"}},
-            "tiers": {"basic": ["small"], "premium": ["big"]},
-            "routes": {"extract": {"policy": "cascade"}},
-            "routing": {"policies": {"cascade": {"type": "cascade", "tiers": ["basic", "premium"]}}}})
+        cfg = parse_config(
+            {
+                "models": {
+                    "small": {"provider": "openai", "model": "small", "base_url": small.url, "price_as": "gpt-4o-mini"},
+                    "big": {"provider": "openai", "model": "big", "base_url": big.url, "price_as": "gpt-4o"},
+                },
+                "tiers": {"basic": ["small"], "premium": ["big"]},
+                "routes": {"extract": {"policy": "cascade"}},
+                "routing": {"policies": {"cascade": {"type": "cascade", "tiers": ["basic", "premium"]}}},
+            }
+        )
         request = ChatRequest.simple("Name?", model="extract", meta=RequestMeta(route="extract"))
         policy = CallPolicy.for_route(cfg, "extract")
         with Tokenomy(ledger_path, models=cfg.model_specs()) as client:
-            answer = list(client.stream(request, policy=policy))[-1].response if stream else client.chat(
-                request, policy=policy)
+            answer = (
+                list(client.stream(request, policy=policy))[-1].response
+                if stream
+                else client.chat(request, policy=policy)
+            )
     finally:
         small.close()
         big.close()
@@ -472,7 +547,7 @@ def test_a_cascade_answer_the_validators_rejected_has_a_failed_span_saying_why(t
     assert rejected.status.status_code == StatusCode.ERROR
     assert rejected.attributes["error.type"] == "cascade_rejected"
     assert rejected.attributes["tokenomy.cascade.rejected"] == "hedging"
-    assert rejected.attributes["tokenomy.cascade.reason"] == "hedging language: \"i'm not sure\""
+    assert rejected.attributes["tokenomy.cascade.reason"] == 'hedging language: "i\'m not sure"'
     assert rejected.attributes["tokenomy.tier"] == "basic" and rejected.attributes["tokenomy.cost.usd"] > 0
     assert rejected.attributes["gen_ai.usage.output_tokens"] == 10
     assert passed.status.status_code == StatusCode.UNSET and "error.type" not in passed.attributes
@@ -493,8 +568,9 @@ def test_a_gemini_endpoint_set_in_the_environment_is_the_spans_server(monkeypatc
     assert provider.server_for(Request.simple("hi", model="m")) == ("127.0.0.1", 8123)
 
 
-def test_an_openai_call_at_a_service_tier_has_the_tier_asked_and_served_on_its_span(telemetry, ledger_path,
-                                                                                    monkeypatch):
+def test_an_openai_call_at_a_service_tier_has_the_tier_asked_and_served_on_its_span(
+    telemetry, ledger_path, monkeypatch
+):
     """The conventions' openai.request.service_tier (what the call asked for) and openai.response.service_tier (what
     OpenAI says it served, the tier the ledger prices): a flex call's span said neither, so a trace backend priced it
     at the standard tier. A call that asks for none has no request attribute; an answer that names none, no response
@@ -517,7 +593,9 @@ def test_an_openai_call_at_a_service_tier_has_the_tier_asked_and_served_on_its_s
             client.chat(ChatRequest.simple("hi", model="o3", max_tokens=5))
     finally:
         upstream.close()
-    tiers = [(s.attributes.get("openai.request.service_tier"), s.attributes.get("openai.response.service_tier"))
-             for s in chat_spans(exporter)]
+    tiers = [
+        (s.attributes.get("openai.request.service_tier"), s.attributes.get("openai.response.service_tier"))
+        for s in chat_spans(exporter)
+    ]
     assert tiers == [("flex", "flex"), (None, "default"), (None, None)]
     assert [r.tags.get("service_tier") for r in open_store(ledger_path).events()] == ["flex", None, None]
