@@ -625,3 +625,41 @@ def test_a_cut_off_stream_at_a_tier_its_model_publishes_no_price_of_is_estimated
     assert row.cost_usd == Decimal("0.00026") == (100 * Decimal("2.50") + 1 * Decimal(10)) / 1_000_000
     assert row.priced_by != "unpriced"
     assert "service_tier" not in row.tags
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_claude_call_anthropic_served_at_priority_is_recorded_at_that_tier(streamed, ledger_path, tmp_path, caplog):
+    """Anthropic's usage names the tier that served a call (`service_tier`: "standard", or "priority" for an
+    organisation with Priority Tier capacity). The recorder read only an OpenAI-format answer's tier: a priority call
+    was recorded as a standard one, untagged, at the standard list price. Anthropic publishes no per-token Priority
+    Tier price (it is sold as capacity commitments at contract prices; neither its pricing page nor genai-prices has
+    one): the row is tagged `service_tier: priority` and, as any tier without a published price, recorded unpriced
+    with a warning; a price file giving the tier's price (the contract's) prices it at that."""
+    from decimal import Decimal
+
+    from helpers.scripted_anthropic import USAGE, ScriptedAnthropic
+    from tokenomy.pricing.catalog import PriceCatalog
+
+    model = "claude-sonnet-4-5-20250929"
+    prices = tmp_path / "contract.yaml"
+    prices.write_text(
+        f'provider: anthropic\nsource: s\nas_of: "2026-12-01"\nmodels:\n  {model}:\n    regions:\n      global:\n'
+        '        input: "3"\n        output: "15"\n'
+        '        service_tiers: {priority: {input: "4", output: "20", source: "my contract", as_of: "2026-12-01"}}\n'
+    )
+    upstream = ScriptedAnthropic()
+    upstream.usage = {**USAGE, "service_tier": "priority"}  # 10 in, 2 out
+    ask = ChatRequest.simple("hi", model="claude", max_tokens=5)
+    with ServerThread(upstream.app) as url, pytest.MonkeyPatch.context() as env:
+        env.setenv("ANTHROPIC_API_KEY", "unused")
+        spec = {"claude": ModelSpec(name="claude", provider="anthropic", model=model, base_url=url)}
+        for catalog in (None, PriceCatalog.builtin().with_overrides(prices)):
+            with Tokenomy(ledger_path, models=spec, catalog=catalog) as client:
+                list(client.stream(ask)) if streamed else client.chat(ask)
+    unpriced, contract = sorted(open_store(ledger_path).events(), key=lambda e: e.ts)
+    for row in (unpriced, contract):
+        assert (row.outcome, row.input_tokens, row.output_tokens) == ("ok", 10, 2)
+        assert row.tags.get("service_tier") == "priority"
+    assert (unpriced.priced_by, unpriced.cost_usd) == ("unpriced", 0)
+    assert "no priority service-tier price" in caplog.text
+    assert contract.cost_usd == (10 * Decimal(4) + 2 * Decimal(20)) / 1_000_000

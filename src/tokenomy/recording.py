@@ -45,12 +45,19 @@ UNCAPPED_FLOOR = 1024
 
 
 def served_tier(response: ChatResponse) -> str:
-    """The service tier the upstream reports it served the call at (OpenAI-format answers carry `service_tier`,
-    which the caller can ask for in `extra`): flex, priority and ultrafast calls are billed at their own prices, any
-    other value ("default", "auto", "scale", none) at the standard price."""
+    """The service tier the upstream reports it served the call at (OpenAI-format and Gemini answers carry
+    `service_tier` in `raw["top"]`, which the caller can ask for in `extra`; Anthropic's answer its usage's, in
+    `raw["service_tier"]`: "priority" for an organisation with Priority Tier capacity): flex, priority and ultrafast
+    calls are billed at their own prices, any other value ("default", "auto", "standard", "scale", none) at the
+    standard price. Anthropic publishes no per-token Priority Tier price (capacity commitments, at contract prices:
+    https://platform.claude.com/docs/en/api/service-tiers), so such a call is priced at the tier a price file gives,
+    else unpriced, as any tier without a published price is: not at the standard list price, which is not its bill."""
     raw = response.raw if isinstance(response.raw, dict) else {}
     top = raw.get("top")
-    return priced_tier(top.get("service_tier") if isinstance(top, dict) else None)  # "fast" is priority
+    said = top.get("service_tier") if isinstance(top, dict) else None
+    if said is None and response.provider == "anthropic":
+        said = raw.get("service_tier")
+    return priced_tier(said)  # "fast" is priority
 
 
 class Recorder:
