@@ -6,6 +6,7 @@ the place, before anything is sent."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from decimal import Decimal
 
@@ -18,6 +19,7 @@ from botocore.exceptions import ClientError
 
 from helpers.converse_capture import record_converse
 from helpers.scripted_anthropic import USAGE, ScriptedAnthropic
+from helpers.scripted_openai import ScriptedOpenAI
 from tokenomy.caching.placement import estimate_input_tokens
 from tokenomy.config import parse_config
 from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
@@ -302,3 +304,77 @@ def test_a_budget_reserves_a_one_hour_write_at_its_price(tmp_path) -> None:
             body["messages"][0]["content"][0]["cache_control"] = {"type": "ephemeral"}
             assert sdk.messages.create(**body).content
     assert len(scripted.requests) == 1
+
+
+class SilentEngine(InstantEngine):
+    """An answer with no text (as Claude's empty turn after a tool result, or a reasoning model cut off while it
+    thought): the stream ends before any piece of content."""
+
+    def generate(self, prepared):
+        yield ""
+        yield 0, "stop"
+
+
+@pytest.fixture(params=["bedrock", "openai"])
+def end_counted(request, tmp_path):
+    """(anthropic SDK on the gateway, route, a request builder): a route whose upstream counts its usage at the end of
+    a stream, with cache writes: Claude on the Bedrock emulator (writes of both lifetimes) or an OpenAI-format upstream
+    (5-minute writes, as GPT-6.x reports them)."""
+    with contextlib.ExitStack() as stack:
+        if request.param == "bedrock":
+            bedrock = stack.enter_context(ServerThread(create_bedrock(engine=SilentEngine(cache=PromptCache()))))
+            route = {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": BEDROCK_SONNET}
+        else:
+            upstream = stack.enter_context(contextlib.closing(ScriptedOpenAI([], reply=())))
+            upstream.usage = {
+                "prompt_tokens": 1000,
+                "completion_tokens": 5,
+                "total_tokens": 1005,
+                "prompt_tokens_details": {"cached_tokens": 200, "cache_write_tokens": 300},
+            }
+            env = stack.enter_context(pytest.MonkeyPatch.context())
+            env.setenv("GPT_KEY", "unused")
+            route = {
+                "provider": "openai",
+                "model": "up",
+                "base_url": upstream.url,
+                "api_key_env": "GPT_KEY",
+                "price_as": "gpt-4o-mini",
+            }
+        config = parse_config({"models": {"route": route}})
+        url = stack.enter_context(ServerThread(create_app(config, str(tmp_path / "ledger.duckdb")), lifespan="on"))
+
+        def ask(n: int) -> dict:  # each a prompt of its own (of one size), so each writes the cache anew
+            point = HOUR if request.param == "bedrock" else {"type": "ephemeral"}  # OpenAI's API has no 1-hour cache
+            system = [{"type": "text", "text": f"rule{n} " * 1500, "cache_control": point}]
+            text = {"type": "text", "text": f"doc{n} " * 1500, "cache_control": {"type": "ephemeral"}}
+            return {
+                "model": "route",
+                "max_tokens": 5,
+                "system": system,
+                "messages": [{"role": "user", "content": [text]}],
+            }
+
+        yield anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0), ask, request.param
+
+
+def test_a_streamed_answer_s_usage_is_the_whole_answer_s_for_a_route_counting_at_the_end(end_counted) -> None:
+    """A streamed answer with no content before its end (an empty turn) went out with message_start's usage at
+    {input_tokens: 0, output_tokens: 0}, though its counts were known by then: the SDK's final message had no
+    `cache_creation` (the SDK takes the writes by lifetime from message_start alone), where the whole answer has them.
+    message_start now carries the answer's counts, as Anthropic's does, and message_delta repeats them: the streamed
+    usage is the whole one, key for key. (An answer with content streams before its upstream counts it: the split
+    comes in message_delta, with the same numbers.)"""
+    sdk, ask, kind = end_counted
+    whole = sdk.messages.create(**ask(0)).usage.to_dict()
+    with sdk.messages.stream(**ask(1)) as stream:
+        events = [event for event in stream if event.type in ("message_start", "message_delta")]
+        streamed = stream.get_final_message().usage.to_dict()
+    started, delta = events[0].message.usage.to_dict(), events[-1].usage.to_dict()
+    assert streamed == started == delta == whole, kind
+    split = whole["cache_creation"]
+    if kind == "bedrock":  # the system prompt written for an hour, the question for 5 minutes
+        assert min(split.values()) > 1000
+    else:
+        assert split == {"ephemeral_5m_input_tokens": 300, "ephemeral_1h_input_tokens": 0}
+    assert whole["cache_creation_input_tokens"] == sum(split.values())

@@ -87,7 +87,11 @@ class EventWriter(ToolBlocks):
     def _message_start(self, usage: Usage | None, tier: str | None = None) -> bytes:
         """An upstream that reports usage as its answer begins (Anthropic's API) has its input and cache counts
         passed on, and the service tier it names (message_delta has no place for it); any other reports them at the
-        end only, so they are 0 here and come in message_delta."""
+        end only, so they are 0 here and come in message_delta, but for an answer that ended before any piece came
+        (an empty turn), whose message_start goes out at the end with them (`finish`). The SDKs take the cache writes
+        by lifetime (`cache_creation`) from message_start alone: a streamed answer's final message lacks them where
+        its upstream counts at the end and content came first, short of holding the whole answer back; message_delta
+        carries them, at the numbers of the whole answer, for a client reading the events."""
         counts: dict[str, Any] = usage_fields(usage) if usage is not None else {"input_tokens": 0, "output_tokens": 0}
         if tier is not None:
             counts["service_tier"] = tier
@@ -181,7 +185,8 @@ class EventWriter(ToolBlocks):
         return out + self._close()
 
     def finish(self, response: ChatResponse) -> list[bytes]:
-        out = self._opening(None) + self.release_held()
+        usage = usage_body(response)
+        out = self._opening(response.usage, usage.pop("service_tier", None)) + self.release_held()
         for block in unsent_redacted(response, self.redacted_sent):  # opaque reasoning the stream did not carry
             data = sealed_block(block, CLAUDE_SIGNED).redacted
             out += self._begin("redacted", {"type": "redacted_thinking", "data": data}) + self._close()
@@ -194,8 +199,7 @@ class EventWriter(ToolBlocks):
                         "stop_reason": "refusal" if self.model_refused else stop_reason(response),
                         "stop_sequence": response.stop_sequence or None,
                     },
-                    # the service tier went in message_start, as Anthropic's API sends it
-                    "usage": {k: v for k, v in usage_body(response).items() if k != "service_tier"},
+                    "usage": usage,  # its service tier went in message_start, as Anthropic's API sends it
                 },
             )
         )
