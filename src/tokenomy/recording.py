@@ -31,8 +31,8 @@ from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.pricing.catalog import PriceCatalog, PriceEntry
 from tokenomy.pricing.cost import answered_cost, billable_usage
 from tokenomy.pricing.cost_breakdown import CostBreakdown
-from tokenomy.pricing.entry import priced_tier
 from tokenomy.pricing.identifiers import pricing_region
+from tokenomy.pricing.served_tier import asked_tier, served_tier
 from tokenomy.pricing.server_tools import billed_counts, implied_searches, server_tool_counts, with_server_tools
 from tokenomy.routing.router import REASON_TAG, REJECTED_TAG
 from tokenomy.routing.validators import Rejection
@@ -42,22 +42,6 @@ log = logging.getLogger("tokenomy.client")  # the client's log: these are its ca
 
 # Output tokens below every chat model's maximum output: an uncapped answer under it is not compared with its model's.
 UNCAPPED_FLOOR = 1024
-
-
-def served_tier(response: ChatResponse) -> str:
-    """The service tier the upstream reports it served the call at (OpenAI-format and Gemini answers carry
-    `service_tier` in `raw["top"]`, which the caller can ask for in `extra`; Anthropic's answer its usage's, in
-    `raw["service_tier"]`: "priority" for an organisation with Priority Tier capacity): flex, priority and ultrafast
-    calls are billed at their own prices, any other value ("default", "auto", "standard", "scale", none) at the
-    standard price. Anthropic publishes no per-token Priority Tier price (capacity commitments, at contract prices:
-    https://platform.claude.com/docs/en/api/service-tiers), so such a call is priced at the tier a price file gives,
-    else unpriced, as any tier without a published price is: not at the standard list price, which is not its bill."""
-    raw = response.raw if isinstance(response.raw, dict) else {}
-    top = raw.get("top")
-    said = top.get("service_tier") if isinstance(top, dict) else None
-    if said is None and response.provider == "anthropic":
-        said = raw.get("service_tier")
-    return priced_tier(said)  # "fast" is priority
 
 
 class Recorder:
@@ -183,11 +167,11 @@ class Recorder:
         return over
 
     def _asked_tier(self, call: CallState, att: Attempt) -> str:
-        """The service tier an attempt asked for (`service_tier` in `extra`), at which an attempt that ends without an
-        answer saying the tier served is priced, as the gateway reserves it: the provider bills a flex or priority
-        call at its tier. A tier the catalog publishes no price of for the model is estimated at the standard price,
-        as the gateway reserves it too (not $0 unpriced)."""
-        tier = priced_tier(att.target.call.extra.get("service_tier")) if call.mode == "on_demand" else "standard"
+        """The service tier an attempt asked for (`service_tier`, or fast `speed`, in `extra`: `asked_tier`), at which
+        an attempt that ends without an answer saying the tier served is priced, as the gateway reserves it: the
+        provider bills a flex or priority call at its tier. A tier the catalog publishes no price of for the model is
+        estimated at the standard price, as the gateway reserves it too (not $0 unpriced)."""
+        tier = asked_tier(att.target.call.extra) if call.mode == "on_demand" else "standard"
         if tier == "standard":
             return tier
         region = att.target.call.region

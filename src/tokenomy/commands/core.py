@@ -169,7 +169,7 @@ def cost(
     service_tier: str = typer.Option(
         "standard",
         "--service-tier",
-        help="On-demand tier: standard (default), priority, flex or ultrafast (where published).",
+        help="On-demand tier: standard (default), priority, flex, ultrafast or fast_mode (where published).",
     ),
     at: Optional[datetime] = when_option(
         "--at",

@@ -33,8 +33,9 @@ from tokenomy.ledger.store import open_store
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.ledger.writer_process import ProcessLedgerWriter
 from tokenomy.messages import ChatRequest
-from tokenomy.pricing.entry import DEFAULT_OUTPUT_ESTIMATE, TIER_ALIASES
+from tokenomy.pricing.entry import DEFAULT_OUTPUT_ESTIMATE
 from tokenomy.pricing.identifiers import pricing_region
+from tokenomy.pricing.served_tier import asked_tier
 from tokenomy.pricing.server_tools import fetched_content, implied_searches, reserved_tools_usd
 from tokenomy.providers.block_refusals import inputs_refusal
 from tokenomy.providers.refusals import Unsupported
@@ -255,8 +256,7 @@ class Gateway:
         estimate = input_size(sent)[0] if sent.max_tokens is None else prompt
         # `n` answers (OpenAI's choices) each write up to the cap; the prompt is billed once.
         n = sent.extra.get("n")
-        tier = sent.extra.get("service_tier")  # a dearer tier asked for (priority) is billed at its own prices
-        tier = TIER_ALIASES.get(tier, tier) if isinstance(tier, str) else tier  # OpenAI's "fast" is priority
+        tier = asked_tier(sent.extra)  # a dearer tier asked for (priority, fast mode) is billed at its own prices
         # A 1-hour cache point's writes cost the 1-hour price (2x input on Claude, above the 5-minute 1.25x).
         one_hour = one_hour_cache_point(sent) is not None
         groups: list[list[Line]] = []
@@ -291,7 +291,7 @@ class Gateway:
                 # Over its long-context threshold the provider bills the whole call at those dearer prices.
                 long = entry.long_context
                 rates: list[Any] = [long if long is not None and read > long.above_tokens else entry]
-                if isinstance(tier, str) and tier in entry.service_tiers:
+                if tier in entry.service_tiers:
                     priced = entry.service_tiers[tier].on(datetime.now(UTC).date())  # today's (a change on a date)
                     tier_long = priced.long_context  # the tier's own prices over its threshold, where published
                     rates.append(tier_long if tier_long is not None and read > tier_long.above_tokens else priced)

@@ -57,8 +57,11 @@ TEXT_FIELDS = (
     "provisioned_source",
     "tool_prompt_source",
 )
+# Anthropic's fast mode (`speed: "fast"` on Claude's Messages API), priced as a tier of its own: its prices are
+# published per model, as a tier's are. Not OpenAI's "fast", which is its name for priority (TIER_ALIASES).
+FAST_MODE_TIER = "fast_mode"
 # On-demand service tiers other than the standard one; each is priced only where the provider publishes it.
-SERVICE_TIERS = ("priority", "flex", "ultrafast")
+SERVICE_TIERS = ("priority", "flex", "ultrafast", FAST_MODE_TIER)
 # Other names a provider takes and reports for one of those tiers, at its price: OpenAI renamed priority processing
 # "fast" and accepts either name (genai-prices prices both variants alike).
 TIER_ALIASES = {"fast": "priority"}

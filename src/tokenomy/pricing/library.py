@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from tokenomy.errors import ConfigError, read_utf8
-from tokenomy.pricing.entry import SERVICE_TIERS, LongContextPrice, PriceEntry, TierPrice
+from tokenomy.pricing.entry import FAST_MODE_TIER, SERVICE_TIERS, LongContextPrice, PriceEntry, TierPrice
 from tokenomy.pricing.identifiers import ModelRef, is_bedrock_id, library_refs
 
 BATCH_CONTEXT = {"processing": "batch"}
+# The library's request context of a tier not named by `service_tier`: Anthropic's fast mode is `speed: "fast"`.
+TIER_CONTEXTS = {FAST_MODE_TIER: {"speed": "fast"}}
 SAVED_NAME = "genai-prices.json"
 PROVIDER_NAMES = {"aws": "aws.bedrock"}
 
@@ -169,11 +171,12 @@ def _long_context(prices: Any, source: str, as_of: str) -> LongContextPrice | No
 
 
 def _tiers(info: Any, now: datetime, source: str, as_of: str) -> dict[str, TierPrice]:
-    """The service-tier prices the library publishes for a model (its `service_tier` price variants): the one in
-    effect now, with the changes it dates ahead (a variant whose start date is to come) as `changes`."""
+    """The service-tier prices the library publishes for a model (its `service_tier` price variants, and `speed: fast`
+    ones as the fast_mode tier): the one in effect now, with the changes it dates ahead (a variant whose start date is
+    to come) as `changes`."""
     tiers: dict[str, TierPrice] = {}
     for name in SERVICE_TIERS:
-        context = {"service_tier": name}
+        context = TIER_CONTEXTS.get(name, {"service_tier": name})
         variants = [v for v in info.price_variants or () if v.when == context]
         active = [v for v in variants if v.constraint is None or v.constraint.active(now)]
         current = _tier_price(info, now, context, source, as_of) if active else None

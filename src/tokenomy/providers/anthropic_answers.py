@@ -96,6 +96,9 @@ def usage_body(response: ChatResponse) -> dict[str, Any]:
     tier = response.raw.get("service_tier") if isinstance(response.raw, dict) else None
     if response.provider == "anthropic" and isinstance(tier, str):
         body["service_tier"] = tier
+    speed = response.raw.get("speed") if isinstance(response.raw, dict) else None
+    if response.provider == "anthropic" and isinstance(speed, str):  # fast mode, which it billed at its own prices
+        body["speed"] = speed
     return body
 
 

@@ -22,6 +22,7 @@ from tokenomy.providers.anthropic_refusals import refuse, refuse_blocks, refuse_
 from tokenomy.providers.anthropic_stream import AnthropicStreamAssembler
 from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, delta_chunk, is_loopback, url_server
 from tokenomy.providers.block_refusals import ALL_BLOCKS, DOCUMENT_FIELDS
+from tokenomy.providers.claude_speed import FAST_MODE_BETA, needs_fast_beta
 from tokenomy.providers.http_faults import (
     answer_broke_off,
     exceeds_context_window,
@@ -52,11 +53,15 @@ ANTHROPIC_OWN: dict[str, tuple[Any, ...]] = {"service_tier": ("auto",)}
 
 
 def _extra_body(request: ChatRequest, params: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-    """The caller's pass-through fields for the body, and its anthropic-beta header (the gateway's /v1/messages).
+    """The caller's pass-through fields for the body, and its anthropic-beta header (the gateway's /v1/messages),
+    with the fast-mode beta added where the model's fast mode needs it (`claude_speed`).
     A pass-through `output_config` (its effort, say) joins the one mapped from the request (its JSON schema), since
     the body's copy would replace the mapped one whole."""
     extra = fields_to_carry(request.extra, own=ANTHROPIC_OWN)
     beta = extra.pop(BETA_HEADER, None)
+    if extra.get("speed") == "fast" and needs_fast_beta(request.model):  # else the API runs it at standard speed
+        betas = [b.strip() for b in str(beta or "").split(",") if b.strip()]
+        beta = ",".join(betas if FAST_MODE_BETA in betas else [*betas, FAST_MODE_BETA])
     sent, mapped = extra.get("output_config"), params.get("output_config")
     if isinstance(sent, dict) and mapped:
         twice = sorted(set(sent) & set(mapped))
@@ -97,6 +102,13 @@ def served_tier(usage: Any) -> str | None:
     `ChatResponse.raw["service_tier"]`, which the gateway's Messages API answer passes on; None when it names none."""
     tier = getattr(usage, "service_tier", None)
     return tier if isinstance(tier, str) and tier else None
+
+
+def served_speed(usage: Any) -> str | None:
+    """The speed an answer's usage says it ran at (`usage.speed`: "standard", or "fast" for fast mode, billed at its
+    own prices), for `ChatResponse.raw["speed"]`, where the recorder reads it; None when it names none."""
+    speed = getattr(usage, "speed", None)
+    return speed if isinstance(speed, str) and speed else None
 
 
 def server_tool_use(usage: Any) -> dict[str, Any] | None:
@@ -289,9 +301,11 @@ class AnthropicProvider(Provider):
             raw["server_tool_use"] = used
         if result.stop_reason:  # Anthropic's own, which finish_reason generalises (as Bedrock's provider keeps it)
             raw["stop_reason"] = result.stop_reason
-        tier = served_tier(result.usage)
+        tier, speed = served_tier(result.usage), served_speed(result.usage)
         if tier is not None:
             raw["service_tier"] = tier
+        if speed is not None:
+            raw["speed"] = speed
         return ChatResponse(
             content=content,
             model=request.model,
@@ -333,6 +347,9 @@ class AnthropicProvider(Provider):
                     start_tier = served_tier(event.message.usage)
                     if start_tier is not None:
                         raw["service_tier"] = start_tier
+                    speed = served_speed(event.message.usage)
+                    if speed is not None:
+                        raw["speed"] = speed
                 elif event.type == "content_block_start":
                     block = event.model_dump(exclude_none=True)
                     started = assembler.start(block)

@@ -3,13 +3,13 @@
 Kept apart from `anthropic_mapping`, which translates shapes: these checks only refuse, so what the gateway will not
 send to Claude reads in one place. Refused: seed, presence/frequency penalties, a json_object response format (a
 json_schema one becomes Claude's structured output), a reasoning effort or adaptive thinking for a model that takes
-none (`claude_effort`), an effort Claude has no level for, pass-through fields Anthropic bills at prices the catalog
-lacks (fast `speed`, US `inference_geo`), a cache_control ttl other than 5m or 1h, and a request's content-block
-field the content model has no place for (it would be dropped); and of the request's blocks (`refuse_blocks`, which
-the mapping asks of each block it meets too), an image's detail setting (a content document's images' too), a
-document by URL that is no PDF, a document's bytes Claude cannot read (a format other than PDF and text, text that
-is not UTF-8) and reasoning Claude did not sign. A message's participant `name` and blocks Claude cannot read are
-refused where the mapping meets them, with `refuse`.
+none (`claude_effort`), an effort Claude has no level for, fast mode (`speed: "fast"`) on a model without it
+(`claude_speed`), pass-through fields Anthropic bills at prices the catalog lacks (US `inference_geo`), a
+cache_control ttl other than 5m or 1h, and a request's content-block field the content model has no place for (it
+would be dropped); and of the request's blocks (`refuse_blocks`, which the mapping asks of each block it meets too),
+an image's detail setting (a content document's images' too), a document by URL that is no PDF, a document's bytes
+Claude cannot read (a format other than PDF and text, text that is not UTF-8) and reasoning Claude did not sign. A
+message's participant `name` and blocks Claude cannot read are refused where the mapping meets them, with `refuse`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from tokenomy.errors import ProviderError
 from tokenomy.messages import ONE_HOUR, ChatRequest, DocumentBlock, ImageBlock, ReasoningBlock
 from tokenomy.providers.block_refusals import place, placed_blocks, refuse_image_detail
 from tokenomy.providers.claude_effort import EFFORTS, NO_ADAPTIVE, NO_EFFORT, takes_adaptive, takes_effort
+from tokenomy.providers.claude_speed import needs_fast_beta, no_fast_mode
 from tokenomy.providers.refusals import FORCED_WITH_THINKING, forces_tool_while_thinking, refuse_openai_options
 from tokenomy.request_options import Reasoning
 
@@ -80,9 +81,9 @@ def refuse_uncarried_fields(item: dict[str, Any], here: str) -> None:
 
 # Pass-through fields (`extra`, e.g. the gateway's /v1/messages) with which Anthropic bills the call at prices the
 # ledger would not record: refused, naming the field, until the catalog has those prices (as Bedrock's serviceTier).
-# A value each may keep, billed at the standard price, is named with it.
+# A value each may keep, billed at the standard price, is named with it. Fast mode (`speed: "fast"`) is priced, at the
+# catalog's fast_mode tier, on the models that have it (claude_speed), and refused, naming the model, for the others.
 UNPRICED_EXTRA = {
-    "speed": ("standard", "bills fast mode at its own, higher price, which Tokenomy's catalog does not have"),
     "inference_geo": (
         "global",
         "bills US-only inference at 1.1 times the standard price, which Tokenomy's catalog does not have",
@@ -91,6 +92,11 @@ UNPRICED_EXTRA = {
 
 
 def _refuse_unpriced_extra(request: ChatRequest, model: str) -> None:
+    speed = request.extra.get("speed")
+    if speed not in (None, "standard", "fast"):
+        raise refuse(model, "speed", f'takes "standard" or "fast" (got {speed!r})')
+    if speed == "fast" and needs_fast_beta(model) is None:  # the others' fast mode is priced (the fast_mode tier)
+        raise refuse(model, "speed", no_fast_mode(model))
     for field, (standard, why) in UNPRICED_EXTRA.items():
         value = request.extra.get(field)
         if value is not None and value != standard:

@@ -35,7 +35,7 @@ NO_ADAPTIVE = (
 )
 
 
-def _version(model: str) -> tuple[str, tuple[int, int]] | None:
+def claude_version(model: str) -> tuple[str, tuple[int, int]] | None:
     """A Claude model id's family and (major, minor) version; ("", (3, 0)) for the older naming; None for no Claude."""
     named = _NAMED.search(model)
     if named is None:
@@ -53,7 +53,7 @@ def thinks(model: str) -> bool | None:
     a model id that names no Claude model. Thinking off is sent to the first only: Anthropic documents `thinking:
     {"type": "disabled"}` as turning thinking off on the models that accept it, and a model with no thinking has
     nothing to turn off."""
-    if _version(model) is None:
+    if claude_version(model) is None:
         return None
     return _NO_THINKING.search(model) is None
 
@@ -61,14 +61,14 @@ def thinks(model: str) -> bool | None:
 def takes_adaptive(model: str) -> bool | None:
     """True for a Claude model that takes adaptive thinking (4.6 and later), False for one that does not, None for a
     model id that names no Claude model."""
-    found = _version(model)
+    found = claude_version(model)
     return None if found is None else found[1] >= (4, 6)
 
 
 def takes_effort(model: str) -> bool | None:
     """True for a Claude model that takes an effort level, False for one that does not, None for a model id that
     names no Claude model (its provider's own rules apply)."""
-    found = _version(model)
+    found = claude_version(model)
     if found is None:
         return None
     family, version = found

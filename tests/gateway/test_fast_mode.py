@@ -1,0 +1,120 @@
+"""Anthropic's fast mode (`speed: "fast"` on the Messages API: the same Claude model at up to 2.5 times the output
+speed, billed at its own, higher per-token prices) through the gateway's /v1/messages: carried to the models that
+have it, with the fast-mode beta header where the model needs it, recorded at the fast_mode price of the catalog and
+tagged so; refused, naming the model and why, for one without it, before anything is sent."""
+
+from __future__ import annotations
+
+import time
+from decimal import Decimal
+
+import anthropic
+import pytest
+
+from helpers.scripted_anthropic import USAGE, ScriptedAnthropic
+from tokenomy.config import parse_config
+from tokenomy.emulate.server import ServerThread
+from tokenomy.gateway.app import create_app
+from tokenomy.ledger.store import open_store
+from tokenomy.pricing.catalog import default_catalog
+
+ASK = [{"role": "user", "content": "hi"}]
+BETA = "fast-mode-2026-02-01"
+
+
+def ok_rows(ledger, count: int) -> list:
+    """The ledger's answered rows, oldest first, once the gateway's writer has written `count`."""
+    deadline = time.monotonic() + 10
+    while True:
+        rows = sorted((e for e in open_store(ledger).events() if e.outcome == "ok"), key=lambda e: e.ts)
+        if len(rows) >= count or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def gateway(tmp_path):
+    """(scripted Anthropic upstream, anthropic SDK on the gateway, ledger path)."""
+    scripted = ScriptedAnthropic()
+    ledger = tmp_path / "ledger.duckdb"
+    models = {
+        "opus5": "claude-opus-5",  # fast mode in research preview: needs the beta header
+        "opus55": "claude-opus-5-5",  # fast mode available: no beta header
+        "opus48": "claude-opus-4-8",  # fast mode removed on 2026-11-30
+        "sonnet": "claude-sonnet-4-5-20250929",  # never had it
+    }
+    with ServerThread(scripted.app) as upstream, pytest.MonkeyPatch.context() as env:
+        env.setenv("ANTHROPIC_API_KEY", "unused")
+        config = parse_config(
+            {
+                "models": {
+                    name: {"provider": "anthropic", "model": m, "base_url": upstream} for name, m in models.items()
+                }
+            }
+        )
+        with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
+            yield scripted, anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0), ledger
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_fast_mode_reaches_claude_and_is_recorded_at_its_own_price(gateway, streamed) -> None:
+    """`speed: "fast"` was refused for every model ("bills fast mode at its own, higher price, which Tokenomy's
+    catalog does not have"), though genai-prices and Anthropic's pricing page publish the fast prices of the models
+    that have it. Now it reaches Claude (Opus 5 with the fast-mode beta header its research preview needs, Opus 5.5
+    without), the answer's usage.speed comes back to the caller, and the row is priced at the model's fast_mode
+    price, with that price's source, and tagged `service_tier: fast_mode`."""
+    scripted, sdk, ledger = gateway
+    scripted.usage = {**USAGE, "speed": "fast"}  # 10 in, 2 out
+    for route in ("opus5", "opus55"):
+        if streamed:
+            with sdk.messages.stream(model=route, max_tokens=5, messages=ASK, speed="fast") as stream:
+                reply = stream.get_final_message()
+        else:
+            reply = sdk.messages.create(model=route, max_tokens=5, messages=ASK, speed="fast")
+        headers, body = scripted.requests[-1]
+        assert body["speed"] == "fast"
+        betas = headers.get("anthropic-beta", "").split(",")
+        assert (BETA in betas) == (route == "opus5"), headers
+        if not streamed:  # a stream's message_start carries the counts and the tier, message_delta the speed
+            assert reply.usage.speed == "fast"
+    rows = ok_rows(ledger, 2)
+    catalog = default_catalog()
+    for row, model in zip(rows, ("claude-opus-5", "claude-opus-5-5"), strict=True):
+        fast = catalog.lookup(model, None).service_tiers["fast_mode"]
+        assert row.tags.get("service_tier") == "fast_mode"
+        assert row.cost_usd == (10 * fast.input + 2 * fast.output) / 1_000_000 > 0
+        assert "fast-mode-pricing" in fast.source and row.priced_by == "tokenomy-catalog"
+    opus5 = catalog.lookup("claude-opus-5", None)
+    assert rows[0].cost_usd == (10 * Decimal("10") + 2 * Decimal("50")) / 1_000_000  # twice Opus 5's $5 / $25
+    assert rows[0].cost_usd == 2 * (10 * opus5.input + 2 * opus5.output) / 1_000_000
+
+
+def test_a_fast_call_claude_ran_at_standard_speed_is_recorded_at_the_standard_price(gateway) -> None:
+    """Anthropic bills the speed a call ran at, which its usage says: asked fast and run standard, it is standard."""
+    scripted, sdk, ledger = gateway
+    scripted.usage = {**USAGE, "speed": "standard"}
+    sdk.messages.create(model="opus55", max_tokens=5, messages=ASK, speed="fast")
+    [row] = ok_rows(ledger, 1)
+    entry = default_catalog().lookup("claude-opus-5-5", None)
+    assert "service_tier" not in row.tags
+    assert row.cost_usd == (10 * entry.input + 2 * entry.output) / 1_000_000
+
+
+def test_fast_mode_on_a_model_without_it_is_refused_naming_the_model_before_anything_is_sent(gateway) -> None:
+    """Opus 4.8's fast mode, removed on 2026-11-30 (the API now refuses it), and Sonnet 4.5's, which never was: a
+    400 naming the model, why and the fix, before anything reaches Claude; `speed: "standard"` is carried as sent."""
+    scripted, sdk, _ = gateway
+    for route, model, why in (
+        ("opus48", "claude-opus-4-8", "had fast mode until Anthropic removed it on 2026-11-30"),
+        ("sonnet", "claude-sonnet-4-5-20250929", "has no fast mode"),
+    ):
+        with pytest.raises(anthropic.BadRequestError) as refused:
+            sdk.messages.create(model=route, max_tokens=5, messages=ASK, speed="fast")
+        message = refused.value.body["error"]["message"]
+        assert message.startswith(f"speed: the Anthropic Messages API (model {model}) {why}"), message
+        assert "Opus 5.5" in message and 'send "standard"' in message
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        sdk.messages.create(model="opus5", max_tokens=5, messages=ASK, extra_body={"speed": "ludicrous"})
+    assert 'takes "standard" or "fast" (got \'ludicrous\')' in refused.value.body["error"]["message"]
+    sdk.messages.create(model="sonnet", max_tokens=5, messages=ASK, speed="standard")  # the standard speed: sent
+    assert [body.get("speed") for _, body in scripted.requests] == ["standard"]
