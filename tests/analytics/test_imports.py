@@ -696,3 +696,32 @@ def test_an_otel_span_of_a_flex_or_priority_call_is_priced_at_its_tier(ledger_pa
         Decimal("0.0028"),
     ]
     assert [e.tags.get("service_tier") for e in rows] == ["flex", "priority", "priority", None, None]
+
+
+def test_an_otel_span_of_a_claude_fast_mode_call_is_priced_at_its_fast_price(ledger_path, tmp_path) -> None:
+    """Tokenomy's own spans name the tier their ledger row has (`tokenomy.service_tier`), for every API: a Claude
+    call run in fast mode has `fast_mode`, which no OpenAI attribute can say. Imported, it was priced at the standard
+    tier. Claude Opus 5 per 1M tokens (anthropic.yaml): standard $5 in / $25 out, fast mode $10 / $50; each span 1,000
+    input and 100 output tokens."""
+    spans = [
+        _span(
+            n,
+            _attrs(
+                **{
+                    "gen_ai.provider.name": "anthropic",
+                    "gen_ai.request.model": "claude-opus-5",
+                    "gen_ai.usage.input_tokens": 1000,
+                    "gen_ai.usage.output_tokens": 100,
+                    **tier,
+                }
+            ),
+        )
+        for n, tier in enumerate(({"tokenomy__service_tier": "fast_mode"}, {}))
+    ]
+    path = tmp_path / "traces.json"
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}))
+    result = CliRunner().invoke(app, ["import", "otel", str(path), "--json", "--ledger", str(ledger_path)])
+    assert result.exit_code == 0, result.output
+    rows = sorted(open_store(ledger_path).events(), key=lambda e: e.ts)
+    assert [e.cost_usd for e in rows] == [Decimal("0.015"), Decimal("0.0075")]
+    assert [e.tags.get("service_tier") for e in rows] == ["fast_mode", None]

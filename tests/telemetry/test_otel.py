@@ -599,3 +599,33 @@ def test_an_openai_call_at_a_service_tier_has_the_tier_asked_and_served_on_its_s
     ]
     assert tiers == [("flex", "flex"), (None, "default"), (None, None)]
     assert [r.tags.get("service_tier") for r in open_store(ledger_path).events()] == ["flex", None, None]
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_claude_call_at_a_dearer_tier_has_on_its_span_the_tier_its_ledger_row_has(
+    telemetry, ledger_path, monkeypatch, streamed
+):
+    """The span named the served tier only for OpenAI-format APIs (openai.response.service_tier): a Claude call
+    Anthropic served at priority, or ran in fast mode, was tagged so in the ledger and priced at that tier, but its
+    span said nothing of it, so a trace backend (or `tokenomy import otel`) priced it at the standard tier. Now the
+    span has `tokenomy.service_tier`, read as the ledger reads it, for every API; a standard call has none."""
+    from helpers.scripted_anthropic import USAGE, ScriptedAnthropic
+    from tokenomy.emulate.server import ServerThread
+    from tokenomy.ledger.store import open_store
+    from tokenomy.providers.registry import ModelSpec
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "unused")
+    exporter, _ = telemetry
+    upstream = ScriptedAnthropic()
+    served = [{"service_tier": "priority"}, {"service_tier": "standard", "speed": "fast"}, {"service_tier": "standard"}]
+    with ServerThread(upstream.app) as url:
+        models = {"opus": ModelSpec(name="opus", provider="anthropic", model="claude-opus-5", base_url=url)}
+        with Tokenomy(ledger_path, models=models) as client:
+            for usage in served:
+                upstream.usage = {**USAGE, **usage}
+                extra = {"speed": "fast"} if "speed" in usage else {}
+                ask = ChatRequest.simple("hi", model="opus", max_tokens=5, extra=extra)
+                list(client.stream(ask)) if streamed else client.chat(ask)
+    spans = [s.attributes.get("tokenomy.service_tier") for s in chat_spans(exporter)]
+    rows = sorted(open_store(ledger_path).events(), key=lambda e: e.ts)
+    assert spans == [r.tags.get("service_tier") for r in rows] == ["priority", "fast_mode", None]

@@ -18,6 +18,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from tokenomy.chat_response import ChatResponse, Usage
 from tokenomy.errors import ProviderError
 from tokenomy.messages import ChatRequest
+from tokenomy.pricing.served_tier import served_tier
 
 TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864]
 DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92]
@@ -320,6 +321,11 @@ def record_success(
             served = top.get("service_tier") if isinstance(top, dict) else None
             if isinstance(served, str):
                 attributes["openai.response.service_tier"] = served
+        # The tier the ledger row prices and tags the call at, read the same way, for every API (Claude's priority
+        # and fast mode are no OpenAI attribute): span and row agree.
+        tier = served_tier(response)
+        if tier != "standard":
+            attributes["tokenomy.service_tier"] = tier
         span.set_attributes(attributes)
     attrs = _common(response.provider, request.model, response.model, None)
     tokens, duration = _HISTOGRAMS

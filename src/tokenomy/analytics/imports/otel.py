@@ -36,6 +36,7 @@ OTEL_CACHE_WRITE = {
 # are billed at their own prices; "default", "auto", "scale" at the standard ones. `gen_ai.openai.*`: the names before
 # they moved to `openai.*`.
 OTEL_SERVICE_TIER = (
+    "tokenomy.service_tier",  # the tier Tokenomy priced the call at (any API's: Claude's priority and fast mode too)
     "openai.response.service_tier",
     "gen_ai.openai.response.service_tier",
     "openai.request.service_tier",
