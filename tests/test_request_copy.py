@@ -37,6 +37,7 @@ def full_request() -> ChatRequest:
         system_cache_point=ONE_HOUR,
         system_breaks=((2, 4, True),),
         tools_cache_point=True,
+        native_body={"prompt": "hi"},
         region="eu-west-1",
         meta=RequestMeta(task="t", tags={"a": "b"}, tenant="team", key_id="k", route="r", tier="x", request_id="id"),
     )

@@ -281,6 +281,10 @@ class ChatRequest:
     # the prompt cut there, without the separator, the other providers cache without points.
     system_breaks: tuple[tuple[int, int, CachePoint], ...] = ()
     tools_cache_point: CachePoint = False
+    # A Bedrock model family's own InvokeModel body (Titan Text, Llama, Mistral: `bedrock_prompt_bodies`), which the
+    # Bedrock provider sends as written and every other provider refuses; `messages` and `max_tokens` then hold its
+    # prompt and cap, which the estimates and the budget read.
+    native_body: dict[str, Any] | None = None
     region: str | None = None
     meta: RequestMeta = field(default_factory=RequestMeta)
     # (model spec, provider) that found this very request one it can take, every refusal check passed (the gateway's,

@@ -462,7 +462,7 @@ def test_cohere_embeds_a_batch_and_counts_it_only_in_the_header(brt) -> None:
         (COHERE, {"texts": ["x"]}, "#/input_type"),
         (COHERE, {"texts": ["x"] * 97, "input_type": "search_document"}, "maxItems: 96"),
         (COHERE, {"texts": ["x" * 2049], "input_type": "search_document"}, "#/texts/0"),
-        (SONNET, {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 5, "messages": []}, "embedding models only"),
+        (SONNET, {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 5, "messages": []}, "non-empty list"),
     ],
 )
 def test_invoke_refuses_what_bedrock_refuses(brt, model_id, body, needle) -> None:

@@ -237,8 +237,13 @@ def test_invoke_models_header_parameters_become_converse_fields_on_bedrock_and_a
         (claude_body(model="haiku"), "model: not a field of InvokeModel's body"),
         (claude_body(stream=True), "stream: not a field of InvokeModel's body"),
         (claude_body(anthropic_beta="x"), "anthropic_beta: expected a list of strings"),
-        (json.dumps({"inputText": "hi", "textGenerationConfig": {}}).encode(), "request body for Amazon Titan models"),
-        (json.dumps({"prompt": "hi", "max_gen_len": 5}).encode(), "send this model's requests through Converse"),
+        # Text-completion bodies go as written to a model of their family only (test_invoke_prompts)
+        (
+            json.dumps({"inputText": "hi", "textGenerationConfig": {}}).encode(),
+            "body for Amazon Titan Text models, which the gateway sends as written to such models on Bedrock only",
+        ),
+        (json.dumps({"prompt": "hi", "max_gen_len": 5}).encode(), "or send the conversation through Converse"),
+        (json.dumps({"message": "hi"}).encode(), "request body for Cohere Command models"),
         # Anthropic's cache warming: Bedrock's Converse has no zero-token call (maxTokens is at least 1)
         (claude_body(max_tokens=0), "cannot take `max_tokens` 0 (a call that only writes the prompt cache"),
         (claude_body(max_tokens=-1), "max_tokens: Field required"),

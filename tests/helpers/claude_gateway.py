@@ -23,10 +23,17 @@ HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 
 
 class ClaudeGateway:
-    """The gateway at `url` with `routes` beside the four models (and other config `settings`, e.g. auth). `sent`
+    """The gateway at `url` with `routes` beside the four models (and other config `settings`, e.g. auth; and more
+    models on the Bedrock emulator, `bedrock_models`: name -> Bedrock model id). `sent`
     holds the Converse params the Bedrock provider sent. The ledger is read once the gateway has stopped (`rows`)."""
 
-    def __init__(self, ledger, routes: dict[str, Any], settings: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        ledger,
+        routes: dict[str, Any],
+        settings: dict[str, Any] | None = None,
+        bedrock_models: dict[str, str] | None = None,
+    ) -> None:
         from tokenomy.providers import bedrock as bedrock_provider
         from tokenomy.providers import converse_mapping
 
@@ -48,6 +55,8 @@ class ClaudeGateway:
             # No server listens on port 9: every call fails before anything streams.
             "down": {"provider": "openai", "model": "down", "base_url": "http://127.0.0.1:9/v1", "price_as": HAIKU},
         }
+        for name, model in (bedrock_models or {}).items():  # more models on the same Bedrock emulator
+            models[name] = {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": model}
         config = parse_config({"models": models, "routes": routes, **(settings or {})})  # settings: e.g. auth
         self.url = self.stack.enter_context(ServerThread(create_app(config, str(ledger)), lifespan="on"))
 

@@ -11,13 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from tokenomy.errors import as_written
-
-# The keys only Mistral's text-completion body takes (Llama's takes max_gen_len, Mistral's max_tokens), and the chat
-# template only Mistral's prompts use among the families batch runs (Llama 3's is <|start_header_id|>...).
-MISTRAL_ONLY_KEYS = ("max_tokens", "top_k", "stop")
-MISTRAL_TEMPLATE = "[INST]"
-# The field each prompt body holds its prompt in.
-PROMPT_FIELD = {"llama": "prompt", "mistral": "prompt", "titan": "inputText"}
+from tokenomy.providers.bedrock_families import PROMPT_FIELD, mistral_sign
 
 
 def body_written_for(body: dict[str, Any]) -> str:
@@ -32,20 +26,6 @@ def body_written_for(body: dict[str, Any]) -> str:
     if "inputText" in body:
         return "titan"
     return "converse"
-
-
-def mistral_sign(body: dict[str, Any]) -> str | None:
-    """What shows a `prompt` body is Mistral's, not Llama's (a key of Mistral's own, or its [INST] template), as said
-    in a refusal; None for a Llama body (one with max_gen_len, Llama's cap, is Llama's whatever else it holds)."""
-    if "max_gen_len" in body:
-        return None
-    key = next((key for key in MISTRAL_ONLY_KEYS if key in body), None)
-    if key is not None:
-        return f"its {key}, a key of Mistral's body; a Llama body's cap is max_gen_len"
-    prompt = body.get("prompt")
-    return (
-        f"its prompt's {MISTRAL_TEMPLATE} template" if isinstance(prompt, str) and MISTRAL_TEMPLATE in prompt else None
-    )
 
 
 def prompt_turns(body: dict[str, Any]) -> list[dict[str, str]] | None:

@@ -1,4 +1,4 @@
-"""Model-native InvokeModel bodies <-> Converse, for the Bedrock batch emulator.
+"""Model-native InvokeModel bodies <-> Converse, for the Bedrock emulator (batch jobs and on-demand InvokeModel).
 
 Batch jobs of type InvokeModel carry each model family's own request body and expect that family's
 response body back (Bedrock user guide, "Inference request parameters and response fields for

@@ -2,7 +2,8 @@
 
 Implements `POST /model/{modelId}/converse`, `POST /model/{modelId}/converse-stream`,
 `POST /model/{modelId}/count-tokens` (its `input.converse` form) and `POST /model/{modelId}/invoke` for the
-embedding models (Titan Text Embeddings V2, Cohere Embed: `bedrock_embed`) with the
+embedding models (Titan Text Embeddings V2, Cohere Embed: `bedrock_embed`) and the chat models' own bodies (Claude,
+Nova, Llama, Mistral, Titan Text: `bedrock_native`, through Converse) with the
 documented request/response shapes, so `boto3.client("bedrock-runtime", endpoint_url=...)` works
 unmodified. Errors use Bedrock's shape (status, `x-amzn-ErrorType`, JSON `message`) so botocore
 raises the same ClientError codes. Signatures are not checked; the region is read from the SigV4
@@ -30,8 +31,8 @@ from tokenomy.emulate.bedrock_batch import router as batch_router
 from tokenomy.emulate.bedrock_converse import BedrockEmulator, claude_stop_paths, stream_events
 from tokenomy.emulate.bedrock_embed import invoke_embedding, is_embedding_model
 from tokenomy.emulate.bedrock_errors import BedrockError, client_region, error_response
+from tokenomy.emulate.bedrock_native import NativeBodyError, from_converse, to_converse
 from tokenomy.emulate.engine import Engine
-from tokenomy.providers.bedrock_embeddings import MODELS as EMBEDDING_MODELS
 
 router = APIRouter()
 
@@ -85,28 +86,45 @@ async def count_tokens(model_id: str, request: Request):
 
 @router.post("/model/{model_id:path}/invoke")
 async def invoke_model(model_id: str, request: Request):
-    """InvokeModel on an embedding model, answered with Bedrock's headers: the input tokens and the latency (ms).
-    Other models' native bodies are not emulated on demand (Converse is; batch jobs take native bodies)."""
+    """InvokeModel, answered with Bedrock's headers (the token counts and the latency, ms): an embedding model's
+    vectors (`bedrock_embed`), or a chat model's answer to its family's own body (Claude, Nova, Llama, Mistral, Titan
+    Text: `bedrock_native`), run through Converse as batch jobs' bodies are."""
     emulator: BedrockEmulator = request.app.state.emulator
     started = time.perf_counter()
     try:
-        if not is_embedding_model(model_id):
-            raise BedrockError(
-                "ValidationException",
-                f"The emulator answers InvokeModel for embedding models only ({', '.join(EMBEDDING_MODELS)}); "
-                f"call Converse for {model_id}.",
-            )
         body = await _read_body(request)
-        emulator.maybe_throttle()
-        answer, tokens = await run_in_threadpool(invoke_embedding, model_id, body, emulator.engine.count)
+        if is_embedding_model(model_id):
+            emulator.maybe_throttle()
+            answer, tokens = await run_in_threadpool(invoke_embedding, model_id, body, emulator.engine.count)
+            counts = {"x-amzn-bedrock-input-token-count": str(tokens)}
+        else:
+            answer, counts = await run_in_threadpool(_invoke_native, emulator, model_id, body, client_region(request))
     except BedrockError as exc:
         return error_response(exc, emulator.retry_after)
     headers = {
         "x-amzn-RequestId": str(uuid.uuid4()),
-        "x-amzn-bedrock-input-token-count": str(tokens),
+        **counts,
         "x-amzn-bedrock-invocation-latency": str(max(1, round((time.perf_counter() - started) * 1000))),
     }
     return JSONResponse(answer, headers=headers)
+
+
+def _invoke_native(
+    emulator: BedrockEmulator, model_id: str, body: Any, region: str
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A chat model's native body answered in its family's shape, and Bedrock's token-count headers (the only
+    place Mistral's answer has them)."""
+    try:
+        converse_body = to_converse(model_id, body)
+    except NativeBodyError as exc:
+        raise BedrockError("ValidationException", str(exc)) from None
+    result = emulator.converse(model_id, converse_body, region)
+    usage = result["usage"]
+    counts = {
+        "x-amzn-bedrock-input-token-count": str(usage["inputTokens"]),
+        "x-amzn-bedrock-output-token-count": str(usage["outputTokens"]),
+    }
+    return from_converse(model_id, result), counts
 
 
 def create_app(

@@ -15,8 +15,9 @@ on Bedrock (where InvokeModel's body would have put them). `anthropic_beta` beco
 route to Anthropic's API, and is left out on a route to models without betas (OpenAI-format, Gemini, local).
 InvokeModel's header parameters become the Converse fields of the same meaning on a route to Bedrock models (a
 guardrail, request metadata, a project, a latency or service tier asked for) and are refused elsewhere. An embedding
-model's body (Titan Text Embeddings, Cohere Embed) is embedded (`invoke_embeddings`); a body of another model family
-(Titan's text models, Llama's `prompt`, ...) is refused with a pointer to Converse, which the gateway serves for
+model's body (Titan Text Embeddings, Cohere Embed) is embedded (`invoke_embeddings`); a text-completion body (Titan
+Text's, Llama's, Mistral's) is sent as written to a route's Bedrock model of its family (`invoke_prompts`); a body of
+another model family (Cohere Command's, Nova's) is refused with a pointer to Converse, which the gateway serves for
 every model.
 
 The answer is Claude's message with Bedrock's headers (`X-Amzn-Bedrock-Input-Token-Count`, ...); a stream is AWS
@@ -36,7 +37,7 @@ from fastapi.responses import JSONResponse, Response
 
 from tokenomy.chat_response import ChatResponse
 from tokenomy.errors import TokenomyError
-from tokenomy.gateway import invoke_embeddings, metrics
+from tokenomy.gateway import invoke_embeddings, invoke_prompts, metrics
 from tokenomy.gateway.anthropic_errors import failure_parts
 from tokenomy.gateway.anthropic_events import EventWriter as MessagesEventWriter
 from tokenomy.gateway.call_stream import call_streamed
@@ -57,6 +58,7 @@ from tokenomy.providers import eventstream
 from tokenomy.providers.anthropic_answers import message_body
 from tokenomy.providers.anthropic_inbound import request_from_anthropic
 from tokenomy.providers.anthropic_provider import BETA_HEADER
+from tokenomy.providers.bedrock_prompt_bodies import cap_name
 from tokenomy.providers.converse_answers import asked_fields
 
 router = APIRouter()
@@ -249,8 +251,11 @@ async def _invoke(request: Request, model_id: str, stream: bool) -> Response:
     try:
         header_fields, given = _header_fields(request)
         given_body = await json_body(request)
-        if invoke_embeddings.is_embedding_body(given_body):  # Titan Text Embeddings or Cohere Embed: vectors
+        family = invoke_prompts.prompt_family(gw, route, model_id, given_body)  # Titan Text's, Llama's, Mistral's
+        if family is None and invoke_embeddings.is_embedding_body(given_body):  # Titan or Cohere embeddings: vectors
             return await invoke_embeddings.invoke(request, key, model_id, given_body, given, stream, started)
+        if family is not None:
+            return await _invoke_prompt(request, key, model_id, route, given_body, family, given, stream, started)
         body = _messages_body(given_body, model_id)
         call = request_from_anthropic(body)
         call.meta = request_meta(request, route, key, model_id)
@@ -301,6 +306,44 @@ async def _invoke(request: Request, model_id: str, stream: bool) -> Response:
     answer = message_body(response, model_id, message_id)
     answer.update(_guardrail_fields(response, "guardrailConfig" in header_fields))
     answer["tokenomy"] = tokenomy_fields(response)
+    return metrics.done(JSONResponse(answer, headers=_usage_headers(response, call.meta.request_id)), model_id, started)
+
+
+async def _invoke_prompt(
+    request: Request,
+    key: Any,
+    model_id: str,
+    route: Any,
+    body: dict[str, Any],
+    family: str,
+    given: list[str],
+    stream: bool,
+    started: float,
+) -> Response:
+    """A text-completion body (`invoke_prompts`) sent as written to the route's Bedrock model of its family."""
+    gw = request.app.state.gateway
+    try:
+        if stream:
+            raise ValueError(invoke_prompts.NO_STREAM)
+        if given:
+            raise ValueError(f"{given[0]}: not carried by the gateway for a text-completion body; remove it")
+        call = invoke_prompts.prompt_request(body, family)
+        call.meta = request_meta(request, route, key, model_id)
+        refused = refusal(gw, route, call, model_id, "Bedrock", (BEDROCK,))
+        if refused is not None:
+            return metrics.done(bedrock_error(400, str(refused)), model_id, started)
+    except (ValueError, TokenomyError) as exc:
+        return metrics.done(bedrock_error(400, str(exc)), model_id, started)
+    call.model = route.model or model_id
+    admitted = await admit(gw, request, model_id, route, key, call, cap_field=cap_name(family))
+    if isinstance(admitted, Refusal):
+        return metrics.done(denied(admitted), model_id, started)
+    call.meta.request_id = new_id()  # boto3's ResponseMetadata.RequestId and the call's ledger rows
+    response = await call_whole(gw, call, admitted, model_id, lambda exc: _failure(exc, body))
+    if isinstance(response, Response):
+        response.headers["x-amzn-RequestId"] = call.meta.request_id
+        return metrics.done(response, model_id, started)
+    answer = invoke_prompts.answer(response)
     return metrics.done(JSONResponse(answer, headers=_usage_headers(response, call.meta.request_id)), model_id, started)
 
 

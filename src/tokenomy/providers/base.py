@@ -107,6 +107,7 @@ class Provider:
     accepts_freeform: bool = False  # freeform tools and calls (OpenAI's custom tools: ToolSpec.freeform)
     accepts_openai_fields: bool = False  # an OpenAI-format message's own fields (Message.openai_fields)
     accepts_zero_output: bool = False  # max_tokens 0: a call that only writes the prompt cache (Anthropic's API)
+    accepts_native_body: bool = False  # a Bedrock model family's own body, sent as written (ChatRequest.native_body)
     # A document's citations, context, URL and content source (block_refusals.DOCUMENT_FIELDS) it carries; others
     # refused
     accepts_document_fields: frozenset[str] = frozenset()
@@ -187,6 +188,8 @@ class Provider:
             refused = document_refusal(request, self.accepts_document_fields, self.file_apis)
             if refused is not None:
                 return refused
+        if request.native_body is not None and not self.accepts_native_body:
+            return Unsupported("a Bedrock model's own InvokeModel body (`{where}`)", field="body")
         extra = self.extra_refusal(request)
         if extra is not None:
             return extra

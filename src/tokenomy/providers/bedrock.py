@@ -1,5 +1,6 @@
 """Amazon Bedrock through boto3's `bedrock-runtime` Converse / ConverseStream APIs (and InvokeModel for the
-embedding models, which have no Converse: `embed`, its bodies in `bedrock_embeddings`). Its errors are read as
+embedding models, which have no Converse: `embed`, its bodies in `bedrock_embeddings`; and for a text-completion
+body sent as written, Titan Text's, Llama's or Mistral's: `bedrock_prompt_bodies`). Its errors are read as
 Tokenomy's error kinds in `bedrock_faults`; what its answers say (usage, finish reason, the model a prompt router ran)
 in `bedrock_answer_read`.
 """
@@ -16,9 +17,9 @@ from typing import Any
 
 from tokenomy.chat_response import ChatResponse, StreamChunk, ToolCallDelta
 from tokenomy.errors import ConfigError, ProviderError
-from tokenomy.messages import Block, ChatRequest
+from tokenomy.messages import Block, ChatRequest, TextBlock
 from tokenomy.pricing.identifiers import pricing_region
-from tokenomy.providers import bedrock_embeddings
+from tokenomy.providers import bedrock_embeddings, bedrock_prompt_bodies
 from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, delta_chunk, is_loopback, url_server
 from tokenomy.providers.bedrock_answer_read import (
     FINISH_REASONS,
@@ -66,6 +67,7 @@ class BedrockProvider(Provider):
     accepts_user = True  # requestMetadata.user_id (converse_mapping)
     refuses_empty_text = True  # Converse: "The text field in the ContentBlock object at ... is blank"
     accepts_1h_cache = True  # cachePoint ttl "1h" (Claude 4.5 and later; the client refuses a model without its price)
+    accepts_native_body = True  # a Titan Text, Llama or Mistral body, to a model of its family (`_invoke_prompt`)
     # No max_tokens 0 (Anthropic's cache warming), so it is refused by name: Converse's inferenceConfig.maxTokens is
     # at least 1. Whether InvokeModel takes Claude's max_tokens 0 is unknown here (Bedrock's documentation we could
     # check says nothing of it), and this provider calls Converse anyway; the gateway's InvokeModel ingress refuses
@@ -127,6 +129,15 @@ class BedrockProvider(Provider):
             return client
 
     def mapping_refusal(self, request: ChatRequest, model: str) -> ProviderError | None:
+        if request.native_body is not None:  # sent as written: only a model of a text-completion family takes it
+            if bedrock_prompt_bodies.model_family(model) is not None:
+                return None
+            return ProviderError(
+                f"model `{model}` (aws.bedrock) takes no text-completion body (Titan Text's, Llama's or Mistral's); "
+                "send it to a model of its family, or send the conversation through Converse",
+                kind="client_error",
+                status=400,
+            )
         try:
             refuse_unsupported(request, model)  # what to_converse_params refuses first
             refuse_content(request, model)
@@ -192,6 +203,8 @@ class BedrockProvider(Provider):
     def chat(self, request: ChatRequest) -> ChatResponse:
         from botocore.exceptions import BotoCoreError, ClientError
 
+        if request.native_body is not None:
+            return self._invoke_prompt(request)
         params = to_converse_params(request)  # refuses unsupported fields before any call
         asked_stop = ask_stop_sequence(request, params)
         start = time.perf_counter()
@@ -222,6 +235,51 @@ class BedrockProvider(Provider):
             asked_stop,
         )
 
+    def _invoke_prompt(self, request: ChatRequest) -> ChatResponse:
+        """InvokeModel with the request's text-completion body as written, its answer read in its family's shape
+        (kept whole in `raw["answer"]`, which the gateway's InvokeModel route relays)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+        from urllib3.exceptions import HTTPError
+
+        family = bedrock_prompt_bodies.model_family(request.model)
+        assert family is not None, "mapping_refusal refuses a body for a model of no text-completion family"
+        start = time.perf_counter()
+        try:
+            result = self._client(self._region_for(request)).invoke_model(
+                modelId=request.model,
+                body=json.dumps(bedrock_prompt_bodies.with_cap(request.native_body or {}, family, request.max_tokens)),
+                contentType="application/json",
+                accept="application/json",
+            )
+            body = result["body"].read()
+        except (ClientError, BotoCoreError, HTTPError) as exc:
+            raise map_bedrock_error(exc) from exc
+        latency = (time.perf_counter() - start) * 1000
+        metadata = result.get("ResponseMetadata") or {}
+        try:
+            answer = json.loads(body)
+            said = bedrock_prompt_bodies.read_answer(family, answer, metadata.get("HTTPHeaders") or {})
+        except ValueError as exc:  # answered 200, so billed: `reached`
+            raise ProviderError(f"Bedrock's InvokeModel answer could not be read: {exc}", reached=True) from None
+        content: list[Block] = [TextBlock(said.text)]
+        raw: dict[str, Any] = {"request_id": metadata.get("RequestId"), "answer": answer}
+        if said.stop_reason:
+            raw["stop_reason"] = said.stop_reason
+        counted = said.input_tokens is not None and said.output_tokens is not None
+        return ChatResponse(
+            content=content,
+            model=request.model,
+            provider=self.name,
+            usage=usage_from_bedrock({"inputTokens": said.input_tokens, "outputTokens": said.output_tokens})
+            if counted
+            else estimated_usage(request, content, raw),
+            finish_reason=said.finish_reason,
+            latency_ms=latency,
+            ttft_ms=None,
+            region=self._region_for(request),
+            raw=raw,
+        )
+
     def count_tokens(self, request: ChatRequest) -> int:
         """Bedrock's CountTokens on the request as Converse takes it (`input.converse`): the parts the model reads.
         Sampling and the output cap are left out, as CountTokens has no field for them; Bedrock answers a
@@ -245,6 +303,9 @@ class BedrockProvider(Provider):
         from botocore.exceptions import BotoCoreError, ClientError
         from urllib3.exceptions import HTTPError
 
+        if request.native_body is not None:  # InvokeModel's answer comes whole (the gateway streams none of these)
+            yield StreamChunk(response=self._invoke_prompt(request))
+            return
         params = to_converse_params(request)
         asked_stop = ask_stop_sequence(request, params)
         start = time.perf_counter()

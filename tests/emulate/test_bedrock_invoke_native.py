@@ -1,0 +1,81 @@
+"""The Bedrock emulator's InvokeModel on chat models, driven by boto3: each family's own body answered in that
+family's answer shape (Amazon Titan Text, Meta Llama, Mistral AI), with Bedrock's token-count headers."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from tokenomy.emulate.bedrock_runtime import create_app
+from tokenomy.emulate.instant_engine import InstantEngine
+from tokenomy.emulate.server import ServerThread
+
+TITAN_TEXT = "amazon.titan-text-express-v1"
+LLAMA = "meta.llama3-8b-instruct-v1:0"
+MISTRAL = "mistral.mistral-7b-instruct-v0:2"
+PROMPT = "Name three colours of the rainbow please"
+
+
+@pytest.fixture(scope="module")
+def brt():
+    with ServerThread(create_app(engine=InstantEngine())) as url:
+        yield boto3.client(
+            "bedrock-runtime",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+            config=Config(retries={"total_max_attempts": 1}),
+        )
+
+
+def invoke(client, model_id: str, body: dict) -> tuple[dict, dict]:
+    result = client.invoke_model(modelId=model_id, body=json.dumps(body))
+    return json.loads(result["body"].read()), result["ResponseMetadata"]["HTTPHeaders"]
+
+
+def counts(headers: dict) -> tuple[int, int]:
+    return int(headers["x-amzn-bedrock-input-token-count"]), int(headers["x-amzn-bedrock-output-token-count"])
+
+
+def test_titan_text_answers_results_with_its_token_counts(brt) -> None:
+    answer, headers = invoke(brt, TITAN_TEXT, {"inputText": PROMPT, "textGenerationConfig": {"maxTokenCount": 3}})
+    [result] = answer["results"]
+    assert set(answer) == {"inputTextTokenCount", "results"}
+    assert result["outputText"].strip() and result["completionReason"] == "LENGTH"
+    assert (answer["inputTextTokenCount"], result["tokenCount"]) == counts(headers)
+    assert result["tokenCount"] == 3 and answer["inputTextTokenCount"] > 0
+
+
+def test_llama_answers_its_generation_and_counts(brt) -> None:
+    answer, headers = invoke(brt, LLAMA, {"prompt": PROMPT, "max_gen_len": 50, "temperature": 0.1})
+    assert set(answer) == {"generation", "prompt_token_count", "generation_token_count", "stop_reason"}
+    assert answer["generation"].strip() and answer["stop_reason"] == "stop"
+    assert (answer["prompt_token_count"], answer["generation_token_count"]) == counts(headers)
+    assert answer["generation_token_count"] > 0
+
+
+def test_mistral_answers_outputs_with_the_counts_in_headers_only(brt) -> None:
+    answer, headers = invoke(brt, MISTRAL, {"prompt": f"<s>[INST] {PROMPT} [/INST]", "max_tokens": 2})
+    assert answer == {"outputs": [{"text": answer["outputs"][0]["text"], "stop_reason": "length"}]}
+    assert answer["outputs"][0]["text"].strip()
+    assert counts(headers)[0] > 0 and counts(headers)[1] == 2
+
+
+@pytest.mark.parametrize(
+    ("model_id", "body", "named"),
+    [
+        (LLAMA, {"prompt": PROMPT, "max_tokens": 5}, "extraneous key [max_tokens]"),
+        (TITAN_TEXT, {"inputText": PROMPT, "textGenerationConfig": {"maxTokens": 5}}, "extraneous key [maxTokens]"),
+        (MISTRAL, {"max_tokens": 5}, "required key [prompt]"),
+    ],
+)
+def test_a_body_not_of_the_models_family_is_a_validation_error(brt, model_id, body, named) -> None:
+    with pytest.raises(ClientError) as refused:
+        invoke(brt, model_id, body)
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert named in refused.value.response["Error"]["Message"]
