@@ -98,6 +98,12 @@ class BedrockEmulator:
                 self.engine.count(b.text) for t in turns for b in t.blocks
             )
             resolved, invoked = route(resolved, size, client_region)
+        limit = resolved.entry.max_output_tokens if resolved.entry else None  # the catalog's, where it has one
+        if limit is not None and inference["max_tokens"] is not None and inference["max_tokens"] > limit:
+            raise _invalid(  # Bedrock's own words, Converse and InvokeModel alike ("lower than" the limit itself)
+                f"The maximum tokens you requested exceeds the model limit of {limit}. Try again with a maximum "
+                f"tokens value that is lower than {limit}."
+            )
         _with_tool_prompt(resolved, body, system)  # the model that runs: a router's choice bills its own
         prepared = self._render(resolved, system, turns, inference)
         prepared.forced_tool = inference["forced_tool"]
