@@ -184,7 +184,9 @@ CachePoint = Union[bool, Literal["1h"]]
 
 @dataclass(slots=True, init=False)
 class Message:
-    """One conversation turn. `cache_point` marks a cache checkpoint right after this turn.
+    """One conversation turn. `cache_point` marks a cache checkpoint right after this turn, `block_points` the ones
+    inside it: (the index in `content` of the block the cached part ends with, its point), in order, each before the
+    last block (a document cached before the question that follows it in the same turn, as Anthropic's docs show).
 
     `content` may be given as a string (one text block) or as blocks; it is always stored as blocks.
     `name` is OpenAI's optional participant name (other providers have none and refuse it).
@@ -198,6 +200,7 @@ class Message:
     # `reasoning_details`: the model's reasoning, signed or encrypted, which it restores on the next turn): carried to
     # OpenAI-format upstreams only, and refused by every other API, naming the field.
     openai_fields: dict[str, Any] | None
+    block_points: tuple[tuple[int, CachePoint], ...]
 
     def __init__(
         self,
@@ -206,12 +209,14 @@ class Message:
         cache_point: CachePoint = False,
         name: str | None = None,
         openai_fields: dict[str, Any] | None = None,
+        block_points: tuple[tuple[int, CachePoint], ...] = (),
     ) -> None:
         self.role = role
         self.content = [TextBlock(content)] if isinstance(content, str) else list(content)
         self.cache_point = cache_point
         self.name = name
         self.openai_fields = openai_fields
+        self.block_points = block_points
 
     @property
     def text(self) -> str:

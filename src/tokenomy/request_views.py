@@ -61,7 +61,9 @@ def one_hour_cache_point(request: ChatRequest) -> tuple[int | None, str | None] 
     ):  # (a generator only when there are breaks: this runs several times on every request)
         return None, "system"
     for i, message in enumerate(request.messages):
-        if message.cache_point == ONE_HOUR:
+        if message.cache_point == ONE_HOUR or (
+            message.block_points and any(point == ONE_HOUR for _, point in message.block_points)
+        ):
             return i, None
     control = request.extra.get("cache_control")
     if isinstance(control, dict) and control.get("ttl") == ONE_HOUR:

@@ -1007,7 +1007,7 @@ def test_chat_completions_cache_control_reaches_claude_as_its_cache_points(gatew
         {"role": "system", "content": [{"type": "text", "text": "Docs.", "cache_control": {**CACHED, "ttl": "1h"}}]},
         {
             "role": "user",
-            "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b", "cache_control": CACHED}],
+            "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],  # (4 points: Claude's most)
         },
         {
             "role": "assistant",
@@ -1025,7 +1025,7 @@ def test_chat_completions_cache_control_reaches_claude_as_its_cache_points(gatew
     ]
     assert body["tools"][0]["cache_control"] == CACHED
     user, _, result, last = body["messages"]
-    assert user["content"] == [{"type": "text", "text": "a"}, {"type": "text", "text": "b", "cache_control": CACHED}]
+    assert user["content"] == [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]
     assert result["content"][-1]["cache_control"] == CACHED
     assert "cache_control" not in json.dumps(last)
 
@@ -1033,13 +1033,15 @@ def test_chat_completions_cache_control_reaches_claude_as_its_cache_points(gatew
 @pytest.mark.parametrize(
     ("messages", "tools", "param"),
     [
-        # A cache point the gateway cannot put where it was asked (it caches at the end of a message or the tool list).
+        # A cache point the gateway cannot put where it was asked (a system message's parts join into one text; it
+        # caches the tool list at its end).
         (
             [
                 {
-                    "role": "user",
+                    "role": "system",
                     "content": [{"type": "text", "text": "a", "cache_control": CACHED}, {"type": "text", "text": "b"}],
-                }
+                },
+                *ASK,
             ],
             None,
             "messages[0].content[0].cache_control",

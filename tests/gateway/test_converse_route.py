@@ -352,12 +352,8 @@ def test_pydantic_ais_empty_system_list_and_inference_config_pass_through_boto3(
             "messages[0].content[0].image.source.s3Location",
         ),
         (
-            {
-                "messages": [
-                    {"role": "user", "content": [{"text": "a"}, {"cachePoint": {"type": "default"}}, {"text": "b"}]}
-                ]
-            },
-            "messages[0].content[1].cachePoint: the gateway sets cache points at the end",
+            {"messages": [{"role": "user", "content": [{"cachePoint": {"type": "default"}}, {"text": "b"}]}]},
+            "messages[0].content[0].cachePoint: a cachePoint goes after a content block",
         ),
         (
             {"guardrailConfig": {"guardrailIdentifier": "g", "guardrailVersion": "1"}, "modelId": "fast"},

@@ -446,13 +446,19 @@ def test_gateway_messages_use_the_same_keys_and_budgets(url, tmp_path) -> None:
                     {
                         "role": "user",
                         "content": [
-                            {"type": "text", "text": "a", "cache_control": {"type": "ephemeral"}},
-                            {"type": "text", "text": "b"},
+                            {
+                                "type": "tool_result",
+                                "tool_use_id": "t",
+                                "content": [
+                                    {"type": "text", "text": "a", "cache_control": {"type": "ephemeral"}},
+                                    {"type": "text", "text": "b"},
+                                ],
+                            }
                         ],
                     }
                 ]
             },
-            "cache_control",
+            r"messages\.0\.content\.0\.content\.0\.cache_control: the gateway sets the cache point of a tool_result at",
         ),
         ({"messages": [{"role": "user", "content": [{"type": "audio"}]}]}, "'audio'"),
     ],

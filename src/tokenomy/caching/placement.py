@@ -309,7 +309,7 @@ def auto_cache(
     placed = request.system_cache_point or request.system_breaks or request.tools_cache_point
     # An Anthropic caller's top-level cache_control (automatic caching, at the last block) is one too, and takes one
     # of the model's breakpoints: points placed beside it made Claude refuse the request (5 of 4).
-    if placed or "cache_control" in request.extra or any(m.cache_point for m in request.messages):
+    if placed or "cache_control" in request.extra or any(m.cache_point or m.block_points for m in request.messages):
         return request, []  # the caller placed its own points: respect them
     try:
         entry = (catalog or default_catalog()).lookup(pricing_model, region)

@@ -171,10 +171,11 @@ class Form:
     named: Callable[[str], str]
 
 
-CONVERSE_FORM = Form(
-    lambda refused: f"{CONVERSE}.{converse_request.caller_param(refused.where)}",
-    lambda param: f"{CONVERSE}.{converse_request.caller_param(param)}",
-)
+def _converse_form(call: ChatRequest) -> Form:
+    return Form(
+        lambda refused: f"{CONVERSE}.{converse_request.caller_param(refused.where, call)}",
+        lambda param: f"{CONVERSE}.{converse_request.caller_param(param, call)}",
+    )
 
 
 def _invoke_form(body: dict[str, Any]) -> Form:
@@ -193,7 +194,7 @@ def _counter(gw, model_id: str, route, given: Any) -> tuple[Counter | Unsupporte
     if "converse" in given:
         call = _from_converse(model, given["converse"])
         counter = counter_for(gw, model_id, route, call, "Bedrock", ("aws.bedrock",), lambda f: f"{CONVERSE}.{f}")
-        return counter, CONVERSE_FORM
+        return counter, _converse_form(call)
     body = _invoke_body(given["invokeModel"])
     call = _from_invoke(model, body)
     providers = ("anthropic", "aws.bedrock")

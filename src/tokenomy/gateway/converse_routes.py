@@ -44,7 +44,7 @@ from tokenomy.gateway.calls import (
 from tokenomy.gateway.keys import VirtualKey
 from tokenomy.gateway.responses import FirstChunkStream, unsent_redacted
 from tokenomy.ids import new_id
-from tokenomy.messages import CLAUDE_SIGNED
+from tokenomy.messages import CLAUDE_SIGNED, ChatRequest
 from tokenomy.providers import eventstream
 from tokenomy.providers.converse_answers import answer_body, asked_fields, redacted_blob, stop_reason, usage_body
 from tokenomy.providers.converse_request import caller_param, request_from_converse, stop_sequence_paths
@@ -82,13 +82,14 @@ def bedrock_error(
     return JSONResponse({"message": message}, status_code=status, headers={"x-amzn-ErrorType": code, **(headers or {})})
 
 
-def _provider_error(exc: TokenomyError) -> JSONResponse:
+def _provider_error(exc: TokenomyError, call: ChatRequest | None = None) -> JSONResponse:
+    """The error for `exc`, a place in `call` (the request as read) named as its caller sent it."""
     if not isinstance(exc, ProviderError):
         return bedrock_error(400, str(exc))
     if exc.refused is not None:  # no model the call could use can take it (nothing was sent): the caller's place
-        return bedrock_error(400, exc.refused.error_text(caller_param(exc.refused.where)))
+        return bedrock_error(400, exc.refused.error_text(caller_param(exc.refused.where, call)))
     if exc.param is not None:  # a mapping refused a field before any call: named as the caller sent it
-        return bedrock_error(400, exc.named(caller_param))
+        return bedrock_error(400, exc.named(lambda param: caller_param(param, call)))
     return bedrock_error(upstream_status(exc), f"upstream {exc.kind}: {exc}", retry_after(exc))
 
 
@@ -96,8 +97,9 @@ class EventWriter(ToolBlocks):
     """Turns StreamChunks into ConverseStream events, a new content block whenever the kind changes; each tool call
     is a block of its own, opened by contentBlockStart with its id and name (in the order `ToolBlocks` gives)."""
 
-    def __init__(self, request_id: str, stop_paths: list[str] | None = None) -> None:
+    def __init__(self, request_id: str, stop_paths: list[str] | None = None, call: ChatRequest | None = None) -> None:
         self.request_id = request_id
+        self.call = call  # the request as read, whose places an error names as its caller sent them
         self.stop_paths = stop_paths  # the stop-sequence paths the request asked for (converse_request)
         self.index = -1
         self.open: str | None = None
@@ -109,7 +111,7 @@ class EventWriter(ToolBlocks):
         return [eventstream.event("messageStart", {"role": "assistant"})]
 
     def refused(self, exc: TokenomyError) -> Response:
-        refused = _provider_error(exc)
+        refused = _provider_error(exc, self.call)
         refused.headers["x-amzn-RequestId"] = self.request_id  # the failed attempts' id in the ledger
         return refused
 
@@ -251,7 +253,7 @@ async def _converse(request: Request, model_id: str, stream: bool) -> Response:
         call.meta = request_meta(request, route, key, model_id)
         refused = refusal(gw, route, call, model_id, "Bedrock", ("aws.bedrock",))
         if refused is not None:
-            return metrics.done(_provider_error(refused), model_id, started)
+            return metrics.done(_provider_error(refused, call), model_id, started)
     except (ValueError, TokenomyError) as exc:  # json.JSONDecodeError is a ValueError
         return metrics.done(bedrock_error(400, str(exc)), model_id, started)
     admitted = await admit(gw, request, model_id, route, key, call, cap_field="inferenceConfig.maxTokens")
@@ -260,12 +262,12 @@ async def _converse(request: Request, model_id: str, stream: bool) -> Response:
     call.meta.request_id = new_id()  # boto3's ResponseMetadata.RequestId, and the call's ledger rows
     headers = {"x-amzn-RequestId": call.meta.request_id}
     if stream:
-        writer = EventWriter(call.meta.request_id, stop_sequence_paths(body))
+        writer = EventWriter(call.meta.request_id, stop_sequence_paths(body), call)
         stream_out = call_streamed(gw, call, admitted, model_id, started, writer)
         return FirstChunkStream(
             stream_out, media_type="application/vnd.amazon.eventstream", headers=headers, ends=writer
         )
-    response = await call_whole(gw, call, admitted, model_id, _provider_error)
+    response = await call_whole(gw, call, admitted, model_id, lambda exc: _provider_error(exc, call))
     if isinstance(response, Response):
         response.headers.update(headers)
         return metrics.done(response, model_id, started)

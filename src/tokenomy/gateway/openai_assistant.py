@@ -16,7 +16,7 @@ from tokenomy.providers.reasoning_signers import unsealed_block
 # Keys of an assistant message beyond ChatMessage's fields: what OpenAI's API takes (and the SDK sends back when
 # a caller appends `reply.choices[0].message` as-is, `parsed` after its parse() helper), plus the gateway's own
 # `reasoning_content` and `thinking_blocks` (signed reasoning, LiteLLM's convention: providers.openai_reasoning).
-# `cache_control` is a cache point at the end of the message, on any role (`openai_ingress._message_cache_point`).
+# `cache_control` is a cache point at the end of the message, on any role (`openai_ingress._cache_points`).
 ASSISTANT_KEYS = {
     "refusal",
     "audio",

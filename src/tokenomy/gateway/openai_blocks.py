@@ -30,7 +30,7 @@ from tokenomy.providers import json_text
 from tokenomy.providers.openai_wire import DOCUMENT_FORMATS
 
 # `cache_control` ({"type": "ephemeral"}, optionally a "ttl"), LiteLLM's convention for Anthropic's cache points in
-# OpenAI's format, marks a cache point at the end of the message the part ends (`openai_ingress._message_cache_point`).
+# OpenAI's format, marks a cache point after the part (`openai_ingress._cache_points`).
 PART_KEYS = {
     "text": {"type", "text", "cache_control"},
     "image_url": {"type", "image_url", "cache_control"},

@@ -92,13 +92,16 @@ def caller_meta(headers, route, key, name: str) -> RequestMeta:
 
 
 # -- messages --------------------------------------------------------------------------------------
-def _message_cache_point(extra: dict[str, Any] | None, content: Any, where: str) -> CachePoint:
-    """The cache point a message (at `where`; its extra fields and content, read once by the caller) asks for, on
-    itself or on its last content part (False for none). One on an earlier part is refused, not moved: the cache
-    would end later than the caller asked."""
+def _cache_points(
+    extra: dict[str, Any] | None, content: Any, where: str
+) -> tuple[CachePoint, tuple[tuple[int, CachePoint], ...]]:
+    """The cache points a message (at `where`; its extra fields and content, read once by the caller) asks for: the
+    one at its end, on itself or on its last content part (False for none), and those on its earlier parts, each as
+    (the part's index, its point)."""
     if not extra and type(content) is not list:  # most messages: no extra fields, no parts
-        return False
+        return False, ()
     point: CachePoint = False
+    inner: list[tuple[int, CachePoint]] = []
     control = extra.get("cache_control") if extra else None
     if control is not None:
         point = cache_control_point(control, f"{where}.cache_control")
@@ -107,12 +110,24 @@ def _message_cache_point(extra: dict[str, Any] | None, content: Any, where: str)
         for i, part in enumerate(content):
             if isinstance(part, dict) and part.get("cache_control") is not None:
                 at = f"{where}.content[{i}].cache_control"
-                if i < last:
-                    raise RequestError(at, AT_THE_END.format("part"))
                 found = cache_control_point(part["cache_control"], at)
+                if i < last:
+                    inner.append((i, found))
+                    continue
                 if point and found != point:
                     raise RequestError(at, "differs from the message's own cache_control; send one of them")
                 point = found
+    return point, tuple(inner)
+
+
+def _message_cache_point(extra: dict[str, Any] | None, content: Any, where: str) -> CachePoint:
+    """The cache point at the end of a system or tool message (`_cache_points`), whose parts are no blocks of a turn
+    (a system message's join into its text, a tool message's are its result's): one on an earlier part is refused,
+    not moved, as the cache would end later than the caller asked."""
+    point, inner = _cache_points(extra, content, where)
+    if inner:
+        at = f"{where}.content[{inner[0][0]}].cache_control"
+        raise RequestError(at, AT_THE_END.format("a system or tool message", "part"))
     return point
 
 
@@ -171,7 +186,6 @@ def to_messages(body: ChatCompletionRequest, origins: list[Origin] | None = None
     it (`caller_path`), so the requests that pass do not pay for it, and the grouping is this one."""
     system: list[str] = []
     turns: list[Message] = []
-    cached_tool = ""  # the tool message whose cache point the last turn ends with
     for i, m in enumerate(body.messages):
         where = message_path(i)
         own = m.__pydantic_extra__  # (its slot: `model_extra` is a property, a call for every message)
@@ -211,15 +225,14 @@ def to_messages(body: ChatCompletionRequest, origins: list[Origin] | None = None
             result = ToolResultBlock(m.tool_call_id, content_blocks(content, where))
             last = turns[-1] if turns else None
             if last is not None and last.role == "user" and all(isinstance(b, ToolResultBlock) for b in last.content):
-                if last.cache_point:  # a run of tool messages is one turn: its cache point is the run's end
-                    raise RequestError(f"{cached_tool}.cache_control", AT_THE_END.format("tool message of the run"))
+                if last.cache_point:  # a run of tool messages is one turn: an earlier one's point is inside it
+                    last.block_points += ((len(last.content) - 1, last.cache_point),)
                 last.content.append(result)
             else:
                 turns.append(Message("user", [result]))
                 if origins is not None:
                     origins.append(Origin(where))
             turns[-1].cache_point = _message_cache_point(own, content, where)
-            cached_tool = where
             if origins is not None:  # the result block is the tool message; its parts are the message's content
                 origins[-1].parts[len(origins[-1].blocks)] = _paths(content, where)
                 origins[-1].blocks.append(where)
@@ -240,7 +253,10 @@ def to_messages(body: ChatCompletionRequest, origins: list[Origin] | None = None
                 if origins is not None:
                     calls.append(f"{where}.tool_calls[{j}]")
             fields = openai_fields(extra, where) if extra else None
-            turns.append(Message("assistant", blocks, _message_cache_point(own, content, where), m.name, fields))
+            point, inner = _cache_points(own, content, where)
+            if inner:  # a part's block comes after the reasoning blocks `before`
+                inner = tuple((len(before) + i, part_point) for i, part_point in inner)
+            turns.append(Message("assistant", blocks, point, m.name, fields, inner))
             if origins is not None:  # in the order of `blocks`: reasoning, content, refusal, tool calls
                 if extra.get("thinking_blocks") is not None:
                     paths = [f"{where}.thinking_blocks[{k}]" for k in range(len(before))]
@@ -256,9 +272,8 @@ def to_messages(body: ChatCompletionRequest, origins: list[Origin] | None = None
                 )
             if m.tool_calls or m.tool_call_id:
                 raise RequestError(f"{where}", "tool_calls / tool_call_id belong on assistant / tool messages")
-            turns.append(
-                Message("user", content_blocks(content, where), _message_cache_point(own, content, where), name=m.name)
-            )
+            point, inner = _cache_points(own, content, where)  # a part a block
+            turns.append(Message("user", content_blocks(content, where), point, name=m.name, block_points=inner))
             if origins is not None:
                 origins.append(Origin(where, _paths(content, where)))
     if not turns:

@@ -267,6 +267,6 @@ def tools_cache_point(body: ChatCompletionRequest) -> CachePoint:
     for i, tool in enumerate(tools):
         if isinstance(tool, dict) and tool.get("cache_control") is not None:
             if i < len(tools) - 1:
-                raise RequestError(f"tools[{i}].cache_control", AT_THE_END.format("tool"))
+                raise RequestError(f"tools[{i}].cache_control", AT_THE_END.format("the tool list", "tool"))
             return cache_control_point(tool["cache_control"], f"tools[{i}].cache_control")
     return False

@@ -81,11 +81,9 @@ def only(value: Any, keys: Mapping[str, type], where: str) -> dict[str, Any]:
 # LiteLLM's way of asking for Anthropic's cache points in OpenAI's format, which its `cache_control_injection_points`
 # add and its docs show: `cache_control` on a message, a content part or a tool. Read as /v1/messages reads Anthropic's
 # (`anthropic_inbound.cache_point`): Claude and Bedrock get the point, a 1-hour one is refused where no 1-hour cache
-# exists, and OpenAI-format models, which cache every prefix by themselves, need none.
-AT_THE_END = (
-    "the gateway sets cache points at the end of a message, the system prompt or the tool list; move cache_control "
-    "to the last {}"
-)
+# exists, and OpenAI-format models, which cache every prefix by themselves, need none. A user or assistant message
+# takes one on any part (`Message.block_points`); the tool list and a system or tool message, at their end only.
+AT_THE_END = "the gateway sets the cache point of {} at its end; move cache_control to its last {}"
 
 
 def cache_control_point(control: Any, where: str) -> CachePoint:

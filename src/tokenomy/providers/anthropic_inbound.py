@@ -52,7 +52,7 @@ def _cached(item: Any, where: str) -> tuple[str, CachePoint] | None:
     if not isinstance(item, dict):
         return None
     inner = item.get("content")
-    nested = _cache_point(inner, f"{where}.content") if item.get("type") == "tool_result" else None
+    nested = _cache_point(inner, f"{where}.content", "tool_result") if item.get("type") == "tool_result" else None
     if item.get("cache_control") is None:
         return nested
     return f"{where}.cache_control", cache_point(item["cache_control"], f"{where}.cache_control")
@@ -70,23 +70,38 @@ def cache_point(control: Any, where: str) -> CachePoint:
     return ONE_HOUR if ttl == ONE_HOUR else True
 
 
-def _cache_point(content: Any, where: str) -> tuple[str, CachePoint] | None:
-    """Tokenomy caches at the end of a turn: cache_control is honoured on a turn's last block only (the caller's path
-    to it and the cache point, or None). A 1-hour point after a 5-minute one is Anthropic's to refuse, not reordered."""
+def _cache_point(content: Any, where: str, what: str) -> tuple[str, CachePoint] | None:
+    """The cache point of a list (`what`: the tool list, a tool_result's content) that caches at its end only:
+    cache_control is honoured on its last item (the caller's path to it and the cache point, or None). A 1-hour
+    point after a 5-minute one is Anthropic's to refuse, not reordered."""
     if not isinstance(content, list):
         return None
     for i, item in enumerate(content[:-1]):
         found = _cached(item, f"{where}.{i}")
         if found is not None:
             raise ValueError(
-                f"{found[0]}: the gateway sets cache points at the end of a message, "
-                "system prompt or tool list; move cache_control to the last block"
+                f"{found[0]}: the gateway sets the cache point of a {what} at its end; move cache_control to its "
+                "last block"
             )
     return _cached(content[-1], f"{where}.{len(content) - 1}") if content else None
 
 
-def _point(content: Any, where: str) -> CachePoint:
-    found = _cache_point(content, where)
+def _message_points(content: Any, where: str) -> tuple[CachePoint, tuple[tuple[int, CachePoint], ...]]:
+    """The cache point a message's content ends with (False: none) and those on its earlier blocks
+    (`Message.block_points`): a document marked before the question that follows it, as Anthropic's docs show."""
+    if not isinstance(content, list) or not content:
+        return False, ()
+    inner = []
+    for i, item in enumerate(content[:-1]):
+        found = _cached(item, f"{where}.{i}")
+        if found is not None:
+            inner.append((i, found[1]))
+    last = _cached(content[-1], f"{where}.{len(content) - 1}")
+    return False if last is None else last[1], tuple(inner)
+
+
+def _tools_point(tools: Any) -> CachePoint:
+    found = _cache_point(tools, "tools", "tool list")
     return False if found is None else found[1]
 
 
@@ -253,7 +268,8 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
         if not isinstance(content, (str, list)):
             raise ValueError(f"{where}: Input should be a string or a list of content blocks")
         blocks = blocks_from_anthropic(content, where, request=True)
-        messages.append(Message(item["role"], blocks, _point(content, where)))
+        point, inner = _message_points(content, where)
+        messages.append(Message(item["role"], blocks, point, block_points=inner))
     system_text, system_cache_point, system_breaks = _system(body.get("system"))
     tools_raw = body.get("tools")
     if tools_raw is None:
@@ -317,7 +333,7 @@ def request_from_anthropic(body: dict[str, Any]) -> ChatRequest:
         extra=extra,
         system_cache_point=system_cache_point,
         system_breaks=system_breaks,
-        tools_cache_point=_point(tools_raw, "tools"),
+        tools_cache_point=_tools_point(tools_raw),
     )
 
 

@@ -141,12 +141,16 @@ def to_anthropic_params(request: ChatRequest) -> dict[str, Any]:
     for i, message in enumerate(request.messages):
         if message.name:
             raise refuse(request.model, f"messages[{i}].name", "has no participant name; remove it")
-        blocks = [  # empty text carries nothing, and the API refuses it (block_refusals.empty_text); another family's
-            # signed reasoning Claude cannot check, and its docs let earlier turns' thinking be left out
-            block_to_anthropic(b, f"messages[{i}].content[{j}]", request.model)
-            for j, b in enumerate(message.content)
-            if not empty_text(b) and not foreign(b, CLAUDE_SIGNED)
-        ]
+        # the cache points inside the turn, by the block each follows (most turns have none: no dict built)
+        points = dict(message.block_points) if message.block_points else None
+        blocks: list[dict[str, Any]] = []
+        for j, b in enumerate(message.content):
+            # Empty text carries nothing, and the API refuses it (block_refusals.empty_text); another family's signed
+            # reasoning Claude cannot check, and its docs let earlier turns' thinking be left out.
+            if not empty_text(b) and not foreign(b, CLAUDE_SIGNED):
+                blocks.append(block_to_anthropic(b, f"messages[{i}].content[{j}]", request.model))
+            if points and j in points and blocks:  # a block left out: its prefix ends with the block sent before it
+                blocks[-1]["cache_control"] = cache_control(points[j])
         if message.cache_point and blocks:
             blocks[-1]["cache_control"] = cache_control(message.cache_point)
         if len(blocks) == 1 and blocks[0].keys() == {"type", "text"}:  # a plain text turn, as a string

@@ -31,7 +31,7 @@ from tokenomy.providers.http_faults import (
     retry_after_seconds,
     where_sent,
 )
-from tokenomy.providers.refusals import fields_to_carry
+from tokenomy.providers.refusals import MAX_CACHE_POINTS, fields_to_carry
 from tokenomy.providers.usage_counts import answered_count, checked_counts, estimated_usage, usage_count
 
 SAMPLING = ("temperature", "top_p", "top_k")
@@ -210,6 +210,9 @@ class AnthropicProvider(Provider):
 
     def reasoning_signer(self, model: str) -> str | None:
         return CLAUDE_SIGNED
+
+    def cache_point_limit(self, request: ChatRequest) -> int | None:
+        return MAX_CACHE_POINTS
 
     def mapping_refusal(self, request: ChatRequest, model: str) -> ProviderError | None:
         try:

@@ -25,6 +25,7 @@ from tokenomy.providers.block_refusals import (
 from tokenomy.providers.refusals import (
     Unsupported,
     anthropic_tool_fields_refusal,
+    cache_points_refusal,
     fields_to_carry,
     freeform_refusal,
     one_hour_cache_refusal,
@@ -206,7 +207,14 @@ class Provider:
             empty = empty_message_refusal(request, self.takes_empty_final_assistant)
             if empty is not None:
                 return empty
-        return self.one_hour_refusal(request)
+        limit = self.cache_point_limit(request)
+        crowded = None if limit is None else cache_points_refusal(request, limit)
+        return crowded or self.one_hour_refusal(request)
+
+    def cache_point_limit(self, request: ChatRequest) -> int | None:
+        """How many cache points `request`'s model takes (one more is refused before any call), None: its API
+        takes none, and caches without them (OpenAI-format models, Gemini, the local model's prefix cache)."""
+        return None
 
     def extra_refusal(self, request: ChatRequest) -> Unsupported | None:
         """The first pass-through field (`extra`) this provider does not take (`accepts_extra`), or None."""

@@ -40,6 +40,7 @@ from tokenomy.providers.converse_mapping import (  # noqa: F401 (re-exported)
 from tokenomy.providers.converse_refusals import refuse_content, refuse_unsupported
 from tokenomy.providers.converse_stream import ConverseStreamAssembler
 from tokenomy.providers.reasoning_signers import bedrock_signer
+from tokenomy.providers.refusals import MAX_CACHE_POINTS
 from tokenomy.providers.usage_counts import answered_count, estimated_usage
 
 # What of a Converse request CountTokens' `input.converse` takes (botocore's ConverseTokensRequest).
@@ -72,6 +73,9 @@ class BedrockProvider(Provider):
     # at least 1. Whether InvokeModel takes Claude's max_tokens 0 is unknown here (Bedrock's documentation we could
     # check says nothing of it), and this provider calls Converse anyway; the gateway's InvokeModel ingress refuses
     # it the same way for a route to Bedrock.
+
+    def cache_point_limit(self, request: ChatRequest) -> int | None:
+        return MAX_CACHE_POINTS
 
     def __init__(
         self,

@@ -8,8 +8,8 @@ Every block field boto3 can send is carried or refused with a ValueError naming 
 (`messages[0].content[1].image.source.s3Location`): nothing is dropped.
 - text, image (bytes), document (bytes, format, name), toolUse, toolResult (text, json, image, document parts;
   `status: error`) and reasoningContent (text + signature, or redacted bytes) become content blocks.
-- a cachePoint at the end of a message, the system prompt or the tool list is Tokenomy's cache point there (a
-  1-hour one with `ttl: "1h"`); one elsewhere is refused (Tokenomy caches at the end of a turn, as its providers do).
+- a cachePoint after a content block of a message or the system prompt, or at the end of the tool list, is Tokenomy's
+  cache point there (a 1-hour one with `ttl: "1h"`); one elsewhere is refused.
 """
 
 from __future__ import annotations
@@ -164,33 +164,38 @@ def _block(kind: str, item: Any, where: str) -> Block:
     return _reasoning(item, where)
 
 
-def cache_point(item: Any, where: str, last: bool) -> CachePoint:
-    """A cachePoint block: Tokenomy's cache point (True: 5 minutes, or ONE_HOUR), honoured at the end of a message,
-    system or tool list. A 1-hour point after a 5-minute one is Bedrock's to refuse, not reordered."""
+def cache_point(item: Any, where: str) -> CachePoint:
+    """A cachePoint block: Tokenomy's cache point (True: 5 minutes, or ONE_HOUR). A 1-hour point after a 5-minute
+    one is Bedrock's to refuse, not reordered."""
     point = only_keys(item, where, ("type", "ttl"))
     if point.get("type") != "default":
         raise ValueError(f"{where}.type: expected 'default'")
     if point.get("ttl") not in (None, "5m", ONE_HOUR):
         raise ValueError(f"{where}.ttl: expected '5m' or '1h' (got {point['ttl']!r})")
-    if not last:
-        raise ValueError(
-            f"{where}: the gateway sets cache points at the end of a message, system prompt or tool "
-            "list; move the cachePoint to the end"
-        )
     return ONE_HOUR if point.get("ttl") == ONE_HOUR else True
 
 
-def content_blocks(items: Any, where: str, kinds: tuple[str, ...]) -> tuple[list[Block], CachePoint]:
-    """A list of Converse content blocks: the blocks, and the cache point it ends with (False: none)."""
+def content_blocks(
+    items: Any, where: str, kinds: tuple[str, ...]
+) -> tuple[list[Block], CachePoint, tuple[tuple[int, CachePoint], ...]]:
+    """A list of Converse content blocks: the blocks, the cache point it ends with (False: none), and the cachePoints
+    between its blocks, each as (the index of the block before it, its point): `Message.block_points`."""
     if not isinstance(items, list) or not items:
         raise ValueError(f"{where}: expected a non-empty list of content blocks")
     blocks: list[Block] = []
     cached: CachePoint = False
+    inner: list[tuple[int, CachePoint]] = []
     for i, raw in enumerate(items):
         here = f"{where}[{i}]"
         kind, item = one_of(raw, here, kinds)
-        if kind == "cachePoint":
-            cached = cache_point(item, f"{here}.cachePoint", i == len(items) - 1)
-        else:
+        if kind != "cachePoint":
             blocks.append(_block(kind, item, f"{here}.{kind}"))
-    return blocks, cached
+            continue
+        point = cache_point(item, f"{here}.cachePoint")
+        if not blocks or (inner and inner[-1][0] == len(blocks) - 1):  # it would cache what the one before caches
+            raise ValueError(f"{here}.cachePoint: a cachePoint goes after a content block; remove this one")
+        if i == len(items) - 1:
+            cached = point
+        else:
+            inner.append((len(blocks) - 1, point))
+    return blocks, cached, tuple(inner)

@@ -278,13 +278,20 @@ def to_converse_params(request: ChatRequest) -> dict[str, Any]:
     for i, message in enumerate(request.messages):
         if message.name:
             raise refuse(model, f"messages[{i}].name", "has no participant name; remove it")
-        content = [  # empty text carries nothing, and Converse refuses it (block_refusals.empty_text); reasoning
-            # another family signed the model cannot check (reasoning_signers)
-            block_to_converse(b, model, f"messages[{i}].content[{j}]")
-            for j, b in enumerate(message.content)
-            if not empty_text(b) and not foreign(b, signer)
-        ]
+        # the cache points inside the turn, by the block each follows (most turns have none: no dict built)
+        points = dict(message.block_points) if message.block_points else None
+        content: list[dict[str, Any]] = []
+        for j, b in enumerate(message.content):
+            # Empty text carries nothing, and Converse refuses it (block_refusals.empty_text); reasoning another
+            # family signed the model cannot check (reasoning_signers).
+            if not empty_text(b) and not foreign(b, signer):
+                content.append(block_to_converse(b, model, f"messages[{i}].content[{j}]"))
+            # A point on a block left out goes after the block sent before it (the same prefix), once.
+            if points and j in points and content and "cachePoint" not in content[-1]:
+                content.append(cache_point(points[j]))
         if message.cache_point:
+            if content and "cachePoint" in content[-1]:  # the blocks after an inner point were all left out
+                content.pop()
             content.append(cache_point(message.cache_point))
         if messages and messages[-1]["role"] == message.role:
             # Converse refuses two turns of one role in a row, which Anthropic's API joins (tool results then the

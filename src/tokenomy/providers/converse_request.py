@@ -14,6 +14,7 @@ Every field boto3 can send is carried or refused with a ValueError naming it in 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tokenomy.messages import CachePoint, ChatRequest, Message, TextBlock
@@ -75,7 +76,12 @@ def _tools(config: Any) -> tuple[list[ToolSpec], ToolChoice | None, CachePoint]:
         where = f"toolConfig.tools[{i}]"
         kind, item = one_of(entry, where, ("toolSpec", "cachePoint"))
         if kind == "cachePoint":
-            cached = cache_point(item, f"{where}.cachePoint", i == len(entries) - 1)
+            cached = cache_point(item, f"{where}.cachePoint")
+            if i < len(entries) - 1:
+                raise ValueError(
+                    f"{where}.cachePoint: the gateway sets the tool list's cache point at its end; move the "
+                    "cachePoint to the end"
+                )
             continue
         spec = only_keys(item, f"{where}.toolSpec", ("name", "description", "inputSchema", "strict"))
         schema = only_keys(spec.get("inputSchema"), f"{where}.toolSpec.inputSchema", ("json",)).get("json")
@@ -105,6 +111,15 @@ def _tools(config: Any) -> tuple[list[ToolSpec], ToolChoice | None, CachePoint]:
             only_keys(item, f"toolConfig.toolChoice.{mode}", ())
             choice = ToolChoice("auto" if mode == "auto" else "any")
     return tools, choice, cached
+
+
+def _system_breaks(
+    texts: list[str], points: tuple[tuple[int, CachePoint], ...]
+) -> tuple[tuple[int, int, CachePoint], ...]:
+    """`ChatRequest.system_breaks` of a system prompt whose text blocks are joined by newlines, from the cachePoints
+    between them (the index of the block before each): where the cached text ends, and the next begins."""
+    ends = [sum(len(text) + 1 for text in texts[: k + 1]) - 1 for k, _ in points]
+    return tuple((end, end + 1, point) for end, (_, point) in zip(ends, points, strict=True))
 
 
 def _inference(config: Any) -> dict[str, Any]:
@@ -227,15 +242,18 @@ def request_from_converse(model: str, body: Any) -> ChatRequest:
         message = only_keys(item, f"messages[{i}]", ("role", "content"))
         if message.get("role") not in ("user", "assistant"):
             raise ValueError(f"messages[{i}].role: expected 'user' or 'assistant'")
-        blocks, cached = content_blocks(message.get("content"), f"messages[{i}].content", BLOCK_KINDS)
-        messages.append(Message(message["role"], blocks, cached))
+        blocks, cached, inner = content_blocks(message.get("content"), f"messages[{i}].content", BLOCK_KINDS)
+        messages.append(Message(message["role"], blocks, cached, block_points=inner))
     system: str | None = None
     system_cached: CachePoint = False
+    system_breaks: tuple[tuple[int, int, CachePoint], ...] = ()
     # An empty list is no system prompt, as Bedrock takes it: langchain-aws's ChatBedrockConverse sends `system: []`
     # with every request that has no system message, and so do the AI SDK's Bedrock provider and Pydantic AI.
     if body.get("system") is not None and body["system"] != []:
-        parts, system_cached = content_blocks(body["system"], "system", ("text", "cachePoint"))
-        system = "\n".join(b.text for b in parts if isinstance(b, TextBlock))
+        parts, system_cached, inner = content_blocks(body["system"], "system", ("text", "cachePoint"))
+        texts = [b.text for b in parts if isinstance(b, TextBlock)]
+        system = "\n".join(texts)
+        system_breaks = _system_breaks(texts, inner)
     tools, choice, tools_cached = (
         _tools(body["toolConfig"]) if body.get("toolConfig") is not None else ([], None, False)
     )
@@ -282,6 +300,7 @@ def request_from_converse(model: str, body: Any) -> ChatRequest:
         reasoning=reasoning,
         extra=extra,
         system_cache_point=system_cached,
+        system_breaks=system_breaks,
         tools_cache_point=tools_cached,
     )
 
@@ -302,10 +321,21 @@ CALLER_FIELDS = {
 }
 
 
-def caller_param(param: str) -> str:
+_BLOCK_PATH = re.compile(r"messages\[(\d+)\]\.content\[(\d+)\]")
+
+
+def caller_param(param: str, call: ChatRequest | None = None) -> str:
     """A mapping's name for a field it cannot send (`messages[2].content[1]`, `top_k`) in the caller's Converse
-    terms: messages and their blocks keep their places (a cachePoint is only ever last), so only option names
-    change."""
+    terms: option names change, and a block's index counts the cachePoints before it in the caller's message
+    (`call`, the request as read: its `block_points`); a block's cache point (`...content[1].cache_control`) is the
+    cachePoint after it."""
+    found = _BLOCK_PATH.match(param)
+    if found is not None and call is not None and int(found[1]) < len(call.messages):
+        message, block, rest = int(found[1]), int(found[2]), param[found.end() :]
+        before = sum(1 for after, _ in call.messages[message].block_points if after < block)
+        if rest == ".cache_control":
+            return f"messages[{message}].content[{block + before + 1}].cachePoint"
+        return f"messages[{message}].content[{block + before}]{rest}"
     for ours, theirs in CALLER_FIELDS.items():
         if param == ours or param.startswith(ours + "."):
             return theirs + param[len(ours) :]

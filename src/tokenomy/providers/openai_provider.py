@@ -22,7 +22,7 @@ from tokenomy.providers.http_faults import (
     read_timed_out,
     retry_after_seconds,
 )
-from tokenomy.providers.refusals import Unsupported
+from tokenomy.providers.refusals import MAX_CACHE_POINTS, Unsupported
 
 log = logging.getLogger(__name__)
 
@@ -174,6 +174,9 @@ class OpenAIProvider(Provider):
 
     def carries_cache_points(self, request: ChatRequest) -> bool:
         return openai_dialects.takes_cache_control(request.model)  # Claude by its name; the others cache by themselves
+
+    def cache_point_limit(self, request: ChatRequest) -> int | None:  # Claude's, where they reach it
+        return MAX_CACHE_POINTS if openai_dialects.takes_cache_control(request.model) else None
 
     def no_one_hour_cache(self, request: ChatRequest) -> str:
         if openai_dialects.takes_cache_control(request.model):  # Claude behind OpenRouter or LiteLLM: it has one

@@ -180,10 +180,30 @@ def to_openai_messages(
             messages.append({"role": "system", "content": request.system})
     for i, message in enumerate(request.messages):
         turn = _turn(message, i, empty_call_content, call_id)
+        if cache_points and message.block_points:
+            _mark_inside(message, turn)
         if cache_points and message.cache_point:
             turn[-1] = _marked(turn[-1])
         messages += turn
     return messages
+
+
+def _mark_inside(message: Message, turn: list[dict[str, Any]]) -> None:
+    """Put `message`'s inner cache points (`block_points`) on `turn`, its OpenAI messages: on the part of a user
+    message's block (a part a block), on a tool result's tool message (each its own, in order, first), else at the
+    end of the message that holds the block (an assistant's text is one string)."""
+    results = [j for j, block in enumerate(message.content) if isinstance(block, ToolResultBlock)]
+    for j, _ in message.block_points:
+        parts = turn[-1].get("content")
+        if message.role == "user" and not results and isinstance(parts, list):  # (copies: a caller's part is shared)
+            turn[-1] = {
+                **turn[-1],
+                "content": [p if k != j else {**p, "cache_control": CACHE_CONTROL} for k, p in enumerate(parts)],
+            }
+        elif j in results:
+            turn[results.index(j)] = _marked(turn[results.index(j)])
+        else:
+            turn[-1] = _marked(turn[-1])
 
 
 def _text_part(text: str, point: object) -> dict[str, Any]:

@@ -228,6 +228,34 @@ def one_hour_cache_refusal(request: ChatRequest, why: str) -> Unsupported | None
     return Unsupported(f'a 1-hour cache point (ttl "1h" at `{{where}}`): {why}', message, field=field)
 
 
+# Claude's cache points a request may hold, on Anthropic's API and Bedrock alike (the catalog's
+# cache_max_checkpoints): one more is refused by the API after the call was sent, budgeted and recorded.
+MAX_CACHE_POINTS = 4
+
+
+def cache_points_refusal(request: ChatRequest, limit: int) -> Unsupported | None:
+    """The cache point past `limit`, in the order a prompt is cached (the tool list's, the system prompt's, each
+    message's, an Anthropic caller's top-level `cache_control` on the last block), or None."""
+    places: list[Unsupported] = []  # (built only for a request with more points than the limit: a rare one)
+    count = bool(request.tools_cache_point) + bool(request.system_cache_point) + len(request.system_breaks)
+    count += sum(bool(m.cache_point) + len(m.block_points) for m in request.messages if m.cache_point or m.block_points)
+    count += isinstance(request.extra.get("cache_control"), dict)
+    if count <= limit:
+        return None
+    why = f"cache point {limit + 1} (`{{where}}`; a request takes at most {limit}, the tools', the system prompt's "
+    why += "and the messages' counted together)"
+    if request.tools_cache_point:
+        places.append(Unsupported(why, field="tools"))
+    places += [Unsupported(why, field="system")] * (len(request.system_breaks) + bool(request.system_cache_point))
+    for i, message in enumerate(request.messages):
+        places += [Unsupported(why, i, j, field="cache_control") for j, _ in message.block_points]
+        if message.cache_point:
+            last = len(message.content) - 1
+            places.append(Unsupported(why, i, last, field="cache_control") if last >= 0 else Unsupported(why, i))
+    places.append(Unsupported(why, field="cache_control"))  # the top-level one: the last there is
+    return places[limit]
+
+
 # Why a model other than an OpenAI-format one is refused a freeform tool or call, and what to send instead: raw text
 # under a grammar has no counterpart in its API, and turning it into a function tool would change what the model
 # writes and what the caller's tool receives.
