@@ -351,3 +351,12 @@ def test_a_document_made_of_content_blocks_is_estimated_by_its_content_and_conte
     request = ChatRequest(messages=[Message("user", [cited, TextBlock("Summarise.")])])
     assert estimate_input_tokens(request) == (60_000 + 400 + len("Summarise.") + 3) // 4 + IMAGE_TOKENS
     assert estimate_input_tokens(request) > 10 * DOCUMENT_TOKENS
+
+
+def test_a_callers_cache_point_inside_a_message_is_respected_not_added_to():
+    # A caller's point on a document block before the question is its own placement: points added beside it could
+    # pass the 4 Claude takes, and would move what the caller chose to cache.
+    request = conversation(POLICY_TEXT, turns=4)
+    request.messages[-1] = Message("user", [TextBlock("doc " * 600), TextBlock("And now?")], block_points=((0, True),))
+    placed, placements = auto_cache(request, SONNET)
+    assert placements == [] and placed is request

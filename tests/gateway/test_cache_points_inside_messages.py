@@ -73,6 +73,13 @@ def served(tmp_path, monkeypatch):
                         "price_as": SONNET,
                     },
                     "gpt": {"provider": "openai", "model": "up-model", "base_url": upstream.url, "price_as": SONNET},
+                    "text-only": {
+                        "provider": "openai",
+                        "model": "up-text",
+                        "base_url": upstream.url,
+                        "price_as": SONNET,
+                        "inputs": ["text"],
+                    },
                 }
             }
         )
@@ -174,3 +181,13 @@ def test_a_fifth_cache_point_is_a_400_naming_it_before_anything_is_sent(served) 
         model="scripted", max_tokens=5, system=system, messages=[{"role": "user", "content": blocks[:3]}]
     )
     assert served["scripted"].requests[-1][1]["messages"][0]["content"] == blocks[:3]
+
+
+def test_a_converse_refusal_names_a_block_after_a_cachepoint_at_the_callers_index(served) -> None:
+    # The content model holds no cachePoint block: a block after one is a place earlier there than in the caller's
+    # message, and the 400 named the cachePoint's place instead of the image's.
+    client = boto3.client("bedrock-runtime", endpoint_url=served["url"], region_name="us-east-1", config=NO_RETRIES)
+    image = {"image": {"format": "png", "source": {"bytes": b"\x89PNG\r\n\x1a\n"}}}
+    with pytest.raises(ClientError) as refused:
+        client.converse(modelId="text-only", messages=[{"role": "user", "content": [{"text": "a"}, POINT, image]}])
+    assert "messages[0].content[2]" in str(refused.value), str(refused.value)

@@ -786,3 +786,7 @@ def test_a_one_hour_cache_point_for_claude_over_the_openai_format_is_refused_for
     assert "1-hour" in why and "which cache writes were 1-hour" in why and "no 1-hour prompt cache" not in why
     plain = str(OpenAIProvider(base_url="http://127.0.0.1:9/v1").refusal(replace(request, model="gpt-4o-mini")))
     assert "this API has no 1-hour prompt cache" in plain
+    # One inside a turn (a document before the question) is refused alike, never sent as a 5-minute one.
+    inside = Message("user", [TextBlock("doc"), TextBlock("?")], block_points=((0, "1h"),))
+    refused = OpenAIProvider(base_url="http://127.0.0.1:9/v1").refusal(replace(request, messages=[inside]))
+    assert refused is not None and "1-hour" in str(refused) and refused.message == 0
