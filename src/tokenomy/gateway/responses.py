@@ -20,7 +20,7 @@ from tokenomy.gateway.hygiene import api_of, dumps, end_shutdown_cancel, shutdow
 from tokenomy.messages import GEMINI_SIGNED, ReasoningBlock
 from tokenomy.money import record_str
 from tokenomy.providers.openai_reasoning import call_signature_extra, put_signed_reasoning, signed_reasoning
-from tokenomy.providers.openai_wire import tool_call
+from tokenomy.providers.openai_wire_tools import tool_call
 from tokenomy.providers.reasoning_signers import sealed
 
 

@@ -1,5 +1,5 @@
 """The OpenAI Chat Completions request: ChatRequest → JSON body (the answer is read by `openai_wire_read`, a stream's
-chunks by `openai_stream`).
+chunks by `openai_stream`; tools, tool choice and response format are written by `openai_wire_tools`).
 
 One module for every OpenAI-format path (the SDK-based provider and the gateway's pooled
 upstream), so a field is mapped once. Mapping rules:
@@ -57,10 +57,8 @@ from tokenomy.providers.openai_dialects import (
     takes_cache_control,
 )
 from tokenomy.providers.openai_reasoning import put_signed_reasoning
+from tokenomy.providers.openai_wire_tools import response_format_body, tool_call, tool_choice_body, wire_tool
 from tokenomy.providers.refusals import Unsupported, without_gemini_own
-from tokenomy.providers.strict_schema import strict_form
-from tokenomy.providers.usage_counts import arguments_text
-from tokenomy.request_options import ResponseFormat, ToolChoice, ToolSpec
 from tokenomy.request_views import system_parts
 
 DOCUMENT_MEDIA_TYPES = {
@@ -300,77 +298,6 @@ def _user_turn(message: Message, content: str | list[dict[str, Any]]) -> dict[st
     return {"role": "user", "content": content}
 
 
-def tool_call(call: ToolUseBlock) -> dict[str, Any]:
-    """An assistant message's tool call: a function call, or a freeform (custom) call with its raw text."""
-    if call.freeform:
-        return {"id": call.id, "type": "custom", "custom": {"name": call.name, "input": call.arguments or ""}}
-    return {"id": call.id, "type": "function", "function": {"name": call.name, "arguments": arguments_text(call)}}
-
-
-def custom_format(freeform: dict[str, Any]) -> dict[str, Any]:
-    """A freeform tool's format (ToolSpec.freeform, the Responses API's flat shape) as chat completions nests it."""
-    if freeform.get("type") != "grammar":
-        return {"type": "text"}
-    return {"type": "grammar", "grammar": {"definition": freeform["definition"], "syntax": freeform["syntax"]}}
-
-
-def _tool(tool: ToolSpec) -> dict[str, Any]:
-    """The tool as Chat Completions takes it, made once (`ToolSpec.derived`: an agent's tools come with every
-    request) and shared by the bodies that send it, which nothing changes once made."""
-    derived = tool.derived
-    if derived is None:
-        derived = tool.derived = {}
-    wire = derived.get("openai")
-    if wire is None:
-        wire = derived["openai"] = _wire_tool(tool)
-    return wire
-
-
-def _wire_tool(tool: ToolSpec) -> dict[str, Any]:
-    if tool.freeform is not None:
-        custom: dict[str, Any] = {"name": tool.name}
-        if tool.description is not None:
-            custom["description"] = tool.description
-        custom["format"] = custom_format(tool.freeform)
-        return {"type": "custom", "custom": custom}
-    schema = strict_form(tool.input_schema) if tool.strict else tool.input_schema
-    function: dict[str, Any] = {"name": tool.name, "parameters": schema}
-    if tool.described is not None:
-        function["description"] = tool.described
-    if tool.strict is not None:
-        function["strict"] = tool.strict
-    return {"type": "function", "function": function}
-
-
-def _named_tool(name: str | None, tools: list[ToolSpec]) -> dict[str, Any]:
-    """A tool by its name alone, as tool_choice names one: a custom (freeform) tool's shape, or a function's."""
-    if any(t.name == name and t.freeform is not None for t in tools):
-        return {"type": "custom", "custom": {"name": name}}
-    return {"type": "function", "function": {"name": name}}
-
-
-def _tool_choice(choice: ToolChoice, tools: list[ToolSpec]) -> Any:
-    if choice.mode == "tool":
-        return _named_tool(choice.name, tools)
-    mode = {"any": "required"}.get(choice.mode, choice.mode)
-    if choice.allowed:
-        named = [_named_tool(name, tools) for name in choice.allowed]
-        return {"type": "allowed_tools", "allowed_tools": {"mode": mode, "tools": named}}
-    return mode
-
-
-def _response_format(fmt: ResponseFormat) -> dict[str, Any]:
-    if fmt.type != "json_schema":
-        return {"type": fmt.type}
-    schema = fmt.schema or {}
-    spec: dict[str, Any] = {"name": fmt.name or "response", "schema": strict_form(schema) if fmt.strict else schema}
-    if fmt.strict is not None:
-        spec["strict"] = fmt.strict
-    if fmt.description is not None:
-        spec["description"] = fmt.description
-    return {"type": "json_schema", "json_schema": spec}
-
-
 def request_body(
     request: ChatRequest,
     stream: bool = False,
@@ -403,13 +330,13 @@ def request_body(
     if request.stop:
         body["stop"] = list(request.stop)
     if request.tools:
-        body["tools"] = [_tool(tool) for tool in request.tools]
+        body["tools"] = [wire_tool(tool) for tool in request.tools]
         if cached and request.tools_cache_point:  # on the last tool, as LiteLLM takes it (a copy: tools are shared)
             body["tools"][-1] = {**body["tools"][-1], "cache_control": CACHE_CONTROL}
     if request.tool_choice is not None:
-        body["tool_choice"] = _tool_choice(request.tool_choice, request.tools)
+        body["tool_choice"] = tool_choice_body(request.tool_choice, request.tools)
     if request.response_format is not None:
-        body["response_format"] = _response_format(request.response_format)
+        body["response_format"] = response_format_body(request.response_format)
     if request.reasoning is not None and request.reasoning.effort is not None:
         body["reasoning_effort"] = request.reasoning.effort
     if request.user is not None:
