@@ -264,10 +264,16 @@ class ProviderError(TokenomyError):
         return self.refused is not None or self.param is not None
 
     @property
+    def quota_spent(self) -> bool:
+        """OpenAI's 429 `insufficient_quota`: the account behind the model has no quota or credit left, which no wait
+        brings back (OpenAI's advice: do not retry it), unlike a rate limit's 429."""
+        return self.status == 429 and self.code == "insufficient_quota"
+
+    @property
     def retryable(self) -> bool:
         if self._retryable is not None:
             return self._retryable
-        return self.kind in ("throttled", "server_error", "timeout")
+        return self.kind in ("throttled", "server_error", "timeout") and not self.quota_spent
 
     def not_retried_for_budget(self, spent: Decimal) -> ProviderError:
         """This error as a call's last, when its budget has no room for another attempt after its failed attempts were

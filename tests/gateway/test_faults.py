@@ -1180,6 +1180,29 @@ def test_the_providers_error_code_reaches_the_caller(ledger_path):
     assert [e.outcome for e in open_store(ledger_path).events()] == ["client_error"] * 3
 
 
+def test_a_spent_quota_reaches_the_caller_by_its_code_and_is_not_retried(ledger_path):
+    """OpenAI's 429 `insufficient_quota` (the account has no credit left) came back as code `throttled`, after four
+    calls: retried as a rate limit, which no wait ends. It is sent once, and the caller, who stops rather than waits,
+    gets the provider's code, on chat completions and the Responses API."""
+    import openai
+
+    from helpers.scripted_openai import ScriptedOpenAI
+
+    upstream = ScriptedOpenAI([(429, {}, "insufficient_quota")] * 8)
+    try:
+        with gateway(upstream_config(upstream.url), ledger_path) as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            with pytest.raises(openai.RateLimitError) as chat:
+                client.chat.completions.create(model="fast", messages=[{"role": "user", "content": "hi"}], max_tokens=5)
+            with pytest.raises(openai.RateLimitError) as responses:
+                client.responses.create(model="fast", input="hi", max_output_tokens=16, stream=True)
+    finally:
+        upstream.close()
+    assert chat.value.code == responses.value.code == "insufficient_quota", (chat.value.body, responses.value.body)
+    assert upstream.calls == 2
+    assert [e.outcome for e in open_store(ledger_path).events()] == ["throttled"] * 2
+
+
 def test_an_upstream_client_error_keeps_its_status_and_a_missing_model_is_the_gateways_fault(ledger_path):
     """Every upstream 4xx came back as a 400. A 404 for the route's model told the caller to change its request,
     though the gateway's configuration is what is wrong (now a 502, as for the gateway's own credentials), and a

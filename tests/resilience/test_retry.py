@@ -71,6 +71,23 @@ def test_fallback_chain_takes_over_after_retries(scripted, ledger_path):
     assert outcomes == [("a", 1, "server_error"), ("a", 2, "server_error"), ("b", 3, "ok")]
 
 
+def test_a_spent_quota_is_not_retried_and_the_fallback_takes_over_at_once(scripted, ledger_path):
+    # OpenAI's 429 `insufficient_quota` (no credit left on the account) was retried as a rate limit, four calls that
+    # could only be refused again, and its code was lost. It is not retried: the next model is tried at once, and
+    # without one the caller gets the provider's code.
+    spent, spare = scripted([(429, {}, "insufficient_quota")] * 10), scripted([])
+    policy = CallPolicy(retry=FAST, fallback=("b",))
+    with Tokenomy(ledger_path, models=models(a=spent.url, b=spare.url), policy=policy) as client:
+        response = client.chat(ChatRequest.simple("hi", model="a", max_tokens=5))
+        assert response.model == "b" and spent.calls == 1 and spare.calls == 1
+        with pytest.raises(ProviderError) as info:
+            client.chat(ChatRequest.simple("hi", model="a", max_tokens=5), policy=CallPolicy(retry=FAST))
+    assert info.value.code == "insufficient_quota" and info.value.status == 429 and spent.calls == 2
+    throttled = scripted([(429, {}, "rate_limit_exceeded"), (200, {})])  # a rate limit's 429 is still retried
+    with Tokenomy(ledger_path, models=models(a=throttled.url), policy=CallPolicy(retry=FAST)) as client:
+        assert client.chat(ChatRequest.simple("hi", model="a", max_tokens=5)).text == "ok" and throttled.calls == 2
+
+
 def test_deadline_bounds_the_retries(scripted, ledger_path):
     server = scripted([(429, {"retry-after": "5"})] * 10)
     policy = CallPolicy(retry=RetryPolicy(max_attempts=10, base_delay_s=0.01, max_delay_s=5, deadline_s=1))

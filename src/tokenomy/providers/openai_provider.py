@@ -49,13 +49,13 @@ def map_openai_error(exc: Exception) -> ProviderError:
             "and that the server is up",
             kind="server_error",
         )
-    if status == 429:
-        return ProviderError(str(exc), kind="throttled", retry_after=retry_after, status=status)
+    code = getattr(exc, "code", None)  # the API's error.code, as the SDK read it
+    code = code if isinstance(code, str) else None
+    if status == 429:  # its code tells a spent quota (insufficient_quota, not retried) from a rate limit
+        return ProviderError(str(exc), kind="throttled", retry_after=retry_after, status=status, code=code)
     if status == 408:  # the server timed out waiting: retryable, as for the other providers
         return ProviderError(str(exc), kind="timeout", retry_after=retry_after, status=status)
     if status is not None and 400 <= status < 500:
-        code = getattr(exc, "code", None)  # the API's error.code, as the SDK read it
-        code = code if isinstance(code, str) else None
         too_long = exceeds_context_window(code, str(exc))
         error = ProviderError(str(exc), kind="client_error", status=status, code=code, context_window=too_long)
         error.innererror = openai_wire_read.innererror(getattr(exc, "body", None))

@@ -233,14 +233,14 @@ def status_error(
     """Map an upstream HTTP error status (and the wait it asks for, in seconds) to Tokenomy's error kinds. The message
     names the `url` and `model` that answered it: behind a fallback to another server, which one failed."""
     message = f"{url} answered {status}{f' (model {model!r})' if model else ''}: {text[:300]}"
-    if status == 429:
-        return ProviderError(message, kind="throttled", retry_after=after, status=status)
+    detail = _error_object(text) if 400 <= status < 500 else {}
+    code = detail.get("code")
+    code = code if isinstance(code, str) and code else None
+    if status == 429:  # its code tells a spent quota (insufficient_quota, not retried) from a rate limit
+        return ProviderError(message, kind="throttled", retry_after=after, status=status, code=code)
     if status == 408:  # the server timed out waiting: retryable, as for the other providers
         return ProviderError(message, kind="timeout", retry_after=after, status=status)
     if 400 <= status < 500:
-        detail = _error_object(text)
-        code = detail.get("code")
-        code = code if isinstance(code, str) and code else None
         error = ProviderError(
             message, kind="client_error", status=status, code=code, context_window=exceeds_context_window(code, text)
         )

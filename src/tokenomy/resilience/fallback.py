@@ -33,7 +33,8 @@ class AttemptPlan:
     API has no place for: `ProviderError.unsent`): nothing was sent, so the next target, which may take it, is tried
     at once; and a prompt longer than the model's context
     window (`ProviderError.context_window`), which the next target, a model with a larger one, may hold: it is tried
-    at once too, never the same model again. Retryable errors are retried with
+    at once too, never the same model again; so is a model whose account's quota is spent (`ProviderError.quota_spent`),
+    which no retry brings back and another provider's account may serve. Retryable errors are retried with
     full-jitter backoff (at least Retry-After) while attempts and the deadline allow; then the next target takes
     over immediately.
     """
@@ -74,7 +75,7 @@ class AttemptPlan:
         current = self._step
         if current is None:
             raise RuntimeError("call first() before after()")
-        if error.unsent or error.context_window:  # the next model may take what this one cannot
+        if error.unsent or error.context_window or error.quota_spent:  # the next model may take what this one cannot
             following = current.target + 1
             more = following < len(self.chain) and self.elapsed_s < self.retry.deadline_s
             self._step = Step(following, current.attempt + 1, 1, 0.0) if more else None
