@@ -84,6 +84,7 @@ def client(served):
     upstream, scripted, url, _ = served
     upstream.bodies.clear()
     upstream.message_extra = {}
+    upstream.top_extra = {}
     scripted.requests.clear()
     scripted.broken = False
     return openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
@@ -867,6 +868,23 @@ def test_a_search_models_citations_come_back_whole_and_streamed(client, served):
     for reply in (whole, streamed):
         assert [a.model_dump() for a in reply.output[0].content[0].annotations] == [{"type": "url_citation", **cited}]
     assert [(e.annotation_index, e.content_index, e.annotation.url) for e in added] == [(0, 0, cited["url"])]
+
+
+def test_the_tier_that_served_the_call_comes_back_in_service_tier_whole_and_streamed(client, served):
+    """OpenAI's Response says the tier that processed it (`service_tier`: a flex request may be served at another);
+    chat completions passed on the upstream's word, the Responses API answered None. The tier the upstream reports
+    comes back, whole and streamed; with no word from it, the tier asked for, as the Response echoes the request."""
+    upstream, ledger = served[0], served[3]
+    upstream.top_extra = {"service_tier": "default"}  # asked flex, served at the standard tier
+    whole = client.responses.create(model="fast", input="hi", max_output_tokens=16, service_tier="flex")
+    with client.responses.stream(model="fast", input="hi", max_output_tokens=16, service_tier="flex") as stream:
+        streamed = stream.get_final_response()
+    assert (whole.service_tier, streamed.service_tier) == ("default", "default")
+    [row] = ledger_rows(ledger, whole.id.removeprefix("resp_"))
+    assert "service_tier" not in row.tags  # priced at the tier that served it, as the answer says
+    upstream.top_extra = {}
+    assert client.responses.create(model="fast", input="hi", service_tier="priority").service_tier == "priority"
+    assert client.responses.create(model="fast", input="hi").service_tier is None
 
 
 def test_a_claude_refusal_of_a_format_description_is_named_as_the_responses_caller_sent_it():

@@ -139,6 +139,8 @@ class RecordingOpenAI:
         # Keys added to the first choice's message (e.g. refusal, annotations); a refusal and annotations are
         # streamed too.
         self.message_extra: dict = {}
+        # Keys added to the answer's top level (e.g. service_tier, the tier that served it), on every streamed chunk too.
+        self.top_extra: dict = {}
         self.same_index = False  # stream every tool call at index 0, each with its own id (Ollama does)
         self.no_ids = False  # tool calls without an `id` (llama.cpp server, LM Studio and others)
         self.finish_reason: str | None = None  # the finish reason to report instead of OpenAI's
@@ -187,7 +189,9 @@ class RecordingOpenAI:
                         chunks = [c for c in chunks if not any(ch["delta"].get("content") for ch in c["choices"])]
                         said = {"index": 0, "delta": {"refusal": refusal}, "finish_reason": None}
                         chunks.insert(1, {**chunks[0], "choices": [said]})
-                    payload = b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks)
+                    payload = b"".join(
+                        b"data: " + json.dumps({**c, **recorder.top_extra}).encode() + b"\n\n" for c in chunks
+                    )
                     payload += b"data: [DONE]\n\n"
                     kind = "text/event-stream"
                 else:
@@ -200,6 +204,7 @@ class RecordingOpenAI:
                         answer["choices"][0]["finish_reason"] = recorder.finish_reason
                     if recorder.no_usage:
                         del answer["usage"]
+                    answer.update(recorder.top_extra)
                     payload, kind = json.dumps(answer).encode(), "application/json"
                 self.send_response(status)
                 self.send_header("content-type", kind)

@@ -155,13 +155,18 @@ def response_body(
         "truncation": "disabled",
         "metadata": body.get("metadata") or {},
         "user": body.get("user"),
+        "service_tier": body.get("service_tier"),
         "usage": None,
     }
 
 
 def finished(answer: dict[str, Any], response: ChatResponse) -> dict[str, Any]:
-    """`answer` completed with the call's outcome: status, usage, and what it cost (as the other APIs report it)."""
+    """`answer` completed with the call's outcome: status, usage, the tier that served it (an OpenAI-format upstream
+    says it; else the tier asked for stands), and what it cost (as the other APIs report it)."""
     answer["status"], answer["incomplete_details"] = ending(response)
     answer["usage"] = usage_body(response)
+    served = raw_extras(response, "top").get("service_tier")  # the tier that processed it, as the upstream says it
+    if isinstance(served, str):
+        answer["service_tier"] = served
     answer["tokenomy"] = tokenomy_fields(response)
     return answer
