@@ -197,3 +197,46 @@ def test_max_tokens_over_the_models_maximum_output_is_refused_as_the_api_refuses
     ids = {whole.value.response.headers["request-id"], streamed.value.response.headers["request-id"]}
     rows = [e for e in open_store(str(ledger)).events() if e.request_id in ids]
     assert [(e.outcome, e.output_tokens, e.cost_usd) for e in rows] == [("client_error", 0, 0)] * 2
+
+
+def test_structured_output_holds_to_a_pydantic_schema_so_the_sdks_parse_reads_it() -> None:
+    # The instant engine wrote {} for a `$ref` (pydantic puts an enum or a nested model in `$defs`) and for an
+    # Optional field's anyOf, "x" for a datetime or UUID and [] under minItems: answers the schema refuses, which the
+    # API, holding the model to it, never gives, so every `parse` of such a model raised pydantic's ValidationError.
+    import datetime
+    import enum
+    import uuid
+    from typing import Literal
+
+    import pydantic
+
+    from tokenomy.emulate.instant_engine import InstantEngine
+
+    class Colour(enum.Enum):
+        red = "red"
+        blue = "blue"
+
+    class Line(pydantic.BaseModel):
+        sku: str
+        colour: Colour
+
+    class Order(pydantic.BaseModel):
+        id: uuid.UUID
+        placed: datetime.datetime
+        kind: Literal["retail", "trade"]
+        note: str | None
+        lines: list[Line] = pydantic.Field(min_length=1)
+        parent: Order | None  # refers to itself: the null branch ends the descent
+
+    with ServerThread(create_app(engine=InstantEngine())) as url:
+        client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+        ask = {"model": SONNET, "max_tokens": 400, "messages": [{"role": "user", "content": "An order"}]}
+        order = client.messages.parse(**ask, output_format=Order).parsed_output
+        call = client.messages.create(
+            **ask,
+            tools=[{"name": "place", "input_schema": Order.model_json_schema()}],
+            tool_choice={"type": "tool", "name": "place"},
+        )
+    assert order is not None and order.lines[0].colour is Colour.red and order.kind == "retail"
+    assert order.note is None and order.parent is None
+    assert Order.model_validate(call.content[0].input) == order

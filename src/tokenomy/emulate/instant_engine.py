@@ -112,14 +112,48 @@ class InstantEngine:
         return value, tokens
 
 
-def _example(schema: Any) -> Any:
+# Values of the string formats structured-output libraries ask for (pydantic's datetime, date, UUID, ...): "x" is
+# none of them, and the caller's parser would refuse the answer a real model, held to the schema, gives.
+FORMATS = {
+    "date-time": "2024-01-01T00:00:00Z",
+    "date": "2024-01-01",
+    "time": "00:00:00Z",
+    "duration": "P1D",
+    "email": "x@example.com",
+    "uri": "https://example.com",
+    "uuid": "00000000-0000-4000-8000-000000000000",
+}
+
+
+def _example(schema: Any, root: Any = None) -> Any:
+    """A minimal value valid against `schema`: a `$ref` into the schema's own definitions followed (pydantic puts an
+    enum or a nested model in `$defs`), a choice's `null` branch when it has one (an Optional field: the least to
+    write, and no endless descent into a model that refers to itself), else its first."""
+    root = schema if root is None else root
     if not isinstance(schema, dict):  # a boolean schema: `true` takes any value (`false` none, so none fits)
         return None
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#"):
+        target = root
+        for part in filter(None, ref[1:].split("/")):
+            target = target.get(part.replace("~1", "/").replace("~0", "~")) if isinstance(target, dict) else None
+        return _example(target, root)
+    if "const" in schema:
+        return schema["const"]
     if schema.get("enum"):
         return schema["enum"][0]
+    for key in ("anyOf", "oneOf", "allOf"):
+        choices = schema.get(key)
+        if isinstance(choices, list) and choices:
+            null = next((c for c in choices if isinstance(c, dict) and c.get("type") == "null"), None)
+            return None if null is not None and key != "allOf" else _example(choices[0], root)
     kind = schema.get("type", "object")
     kind = kind[0] if isinstance(kind, list) else kind
     if kind == "object":
         props = schema.get("properties") or {}
-        return {name: _example(props.get(name) or {}) for name in schema.get("required") or list(props)}
-    return {"string": "x", "integer": 1, "number": 1.0, "boolean": True, "array": [], "null": None}.get(kind, "x")
+        return {name: _example(props.get(name) or {}, root) for name in schema.get("required") or list(props)}
+    if kind == "array":
+        return [_example(schema.get("items") or {}, root) for _ in range(schema.get("minItems") or 0)]
+    if kind == "string":
+        return FORMATS.get(str(schema.get("format")), "x" * max(1, schema.get("minLength") or 1))
+    return {"integer": 1, "number": 1.0, "boolean": True, "null": None}.get(kind, "x")
