@@ -240,3 +240,30 @@ def test_structured_output_holds_to_a_pydantic_schema_so_the_sdks_parse_reads_it
     assert order is not None and order.lines[0].colour is Colour.red and order.kind == "retail"
     assert order.note is None and order.parent is None
     assert Order.model_validate(call.content[0].input) == order
+
+
+def test_sampling_changes_with_thinking_on_are_refused_as_the_api_refuses_them() -> None:
+    # With thinking on, the API takes no temperature but 1, no top_k and a top_p only from 0.95 ("`temperature` may
+    # only be set to 1 when thinking is enabled"); the emulator answered, so a client (or a gateway mapping) that
+    # sends them passed its tests and failed against Claude.
+    from tokenomy.emulate.instant_engine import InstantEngine
+
+    ask = {
+        "model": SONNET,
+        "max_tokens": 2000,
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    with ServerThread(create_app(engine=InstantEngine())) as url:
+        client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+        for sampling, said in (
+            ({"temperature": 0.2}, "`temperature` may only be set to 1 when thinking is enabled"),
+            ({"top_k": 5}, "`top_k` may not be set"),
+            ({"top_p": 0.5}, "`top_p` must be between 0.95 and 1"),
+        ):
+            with pytest.raises(anthropic.BadRequestError, match=said):
+                client.messages.create(**ask, extra_body=sampling)
+        for sampling in ({"temperature": 1, "top_p": 0.95}, {}):
+            assert client.messages.create(**ask, extra_body=sampling).content[0].type == "thinking"
+        plain = {key: value for key, value in ask.items() if key != "thinking"}
+        assert client.messages.create(**plain, extra_body={"temperature": 0.2, "top_k": 5, "top_p": 0.5}).content

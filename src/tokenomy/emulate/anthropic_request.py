@@ -86,11 +86,24 @@ def _options(body: dict[str, Any], tools: list[dict[str, Any]]) -> dict[str, Any
                 raise invalid("`max_tokens` must be greater than `thinking.budget_tokens`")
             if forced is not None:
                 raise invalid("Thinking may not be enabled when tool_choice forces tool use.")
+            _check_thinking_sampling(body)
     tool = {"name": forced["name"], "schema": forced.get("input_schema") or {"type": "object"}} if forced else None
     schema = _output_schema(body.get("output_config"))
     if tool is None and schema is not None:  # structured output: the answer's text is JSON valid against the schema
         tool = {"name": "", "schema": schema, "as_text": True}
     return {"forced_tool": tool, "thinking_budget": budget}
+
+
+def _check_thinking_sampling(body: dict[str, Any]) -> None:
+    """The API's rule for sampling with thinking on: no change to temperature or top_k, top_p only from 0.95 to 1
+    (the first is its own words; clients that forget it get this 400 from Claude, not an answer)."""
+    if body.get("temperature") not in (None, 1):
+        raise invalid("`temperature` may only be set to 1 when thinking is enabled.")
+    if body.get("top_k") is not None:
+        raise invalid("`top_k` may not be set when thinking is enabled.")
+    top_p = body.get("top_p")
+    if isinstance(top_p, (int, float)) and not isinstance(top_p, bool) and not 0.95 <= top_p <= 1:
+        raise invalid("`top_p` must be between 0.95 and 1 when thinking is enabled.")
 
 
 def _check_warming(body: dict[str, Any]) -> None:
