@@ -887,6 +887,27 @@ def test_the_tier_that_served_the_call_comes_back_in_service_tier_whole_and_stre
     assert client.responses.create(model="fast", input="hi").service_tier is None
 
 
+@pytest.mark.parametrize(
+    ("sampling", "said"),
+    [({"temperature": 0.2}, "takes only temperature 1"), ({"top_p": 0.5}, "takes a top_p only from 0.95 to 1")],
+)
+def test_sampling_claude_refuses_while_it_thinks_is_named_before_any_call(client, served, sampling, said):
+    """With thinking on, Claude's API takes no temperature but 1 and a top_p only from 0.95: the call went out and
+    came back as Anthropic's 400; it is refused before any call, naming the field as sent and `thinking` (a fallback
+    that can take it is tried instead), and without thinking it is sent as asked."""
+    scripted = served[1]
+    thinking = {"thinking": {"type": "enabled", "budget_tokens": 1024}}
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model="claude", input="hi", max_output_tokens=2000, extra_body=thinking, **sampling)
+    assert refused.value.body["param"] == next(iter(sampling)), refused.value.body
+    assert said in refused.value.body["message"] and "`thinking`" in refused.value.body["message"]
+    assert not scripted.requests
+    client.responses.create(model="claude", input="hi", max_output_tokens=2000, extra_body=thinking, temperature=1)
+    client.responses.create(model="claude", input="hi", max_output_tokens=2000, **sampling)  # no thinking: as sent
+    [(_, with_thinking), (_, without)] = scripted.requests
+    assert with_thinking["temperature"] == 1 and without == {**without, **sampling}
+
+
 def test_a_claude_refusal_of_a_format_description_is_named_as_the_responses_caller_sent_it():
     # Claude's mapping names the json_schema's description (`response_format.json_schema.description`, OpenAI's
     # place); a Responses caller sends it at text.format.description, not inside a json_schema or the schema.

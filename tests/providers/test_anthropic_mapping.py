@@ -193,8 +193,7 @@ def test_request_maps_every_block_and_option_and_back() -> None:
         ],
         model=SONNET,
         max_tokens=2000,
-        top_p=0.9,
-        top_k=40,
+        top_p=0.95,  # with thinking on, Claude takes a top_p from 0.95 and no top_k (a request without it below)
         stop=["END"],
         reasoning=Reasoning(budget_tokens=1024),
         tools=[ToolSpec("get_weather", None, WEATHER)],
@@ -230,7 +229,8 @@ def test_request_maps_every_block_and_option_and_back() -> None:
     ]
     assert params["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": True}
     assert params["thinking"] == {"type": "enabled", "budget_tokens": 1024}
-    assert (params["top_p"], params["top_k"], params["stop_sequences"]) == (0.9, 40, ["END"])
+    assert (params["top_p"], params["stop_sequences"]) == (0.95, ["END"])
+    assert to_anthropic_params(ChatRequest.simple("hi", model=SONNET, max_tokens=5, top_k=40))["top_k"] == 40
     # The gateway's reverse mapping reads the same body back into the same request.
     back = request_from_anthropic(params)
     assert back.messages == request.messages

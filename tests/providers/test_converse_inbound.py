@@ -59,9 +59,9 @@ def test_every_block_and_option_goes_back_out_as_the_caller_sent_it() -> None:
             # auto: Claude takes no forced tool while thinking (a named one: test_converse_mapping)
             "toolChoice": {"auto": {}},
         },
-        "inferenceConfig": {"maxTokens": 50, "temperature": 0.5, "topP": 0.9, "stopSequences": ["END"]},
-        "additionalModelRequestFields": {
-            "top_k": 40,
+        # with thinking on, Claude takes temperature 1 and a topP from 0.95 only
+        "inferenceConfig": {"maxTokens": 50, "temperature": 1, "topP": 0.95, "stopSequences": ["END"]},
+        "additionalModelRequestFields": {  # (top_k, which Claude refuses with thinking on: below)
             "thinking": {"type": "enabled", "budget_tokens": 1024},
             "anthropic_beta": ["x"],
         },
@@ -93,6 +93,8 @@ def test_every_block_and_option_goes_back_out_as_the_caller_sent_it() -> None:
     sent_format["textFormat"]["structure"]["jsonSchema"].pop("schema")
     assert text_format == sent_format
     assert {k: v for k, v in out.items() if k not in ("modelId", "messages")} == sent
+    plain = {"messages": messages[:1], "additionalModelRequestFields": {"top_k": 40}}
+    assert to_converse_params(request_from_converse(opus, wire(plain)))["additionalModelRequestFields"] == {"top_k": 40}
 
 
 @pytest.mark.parametrize(

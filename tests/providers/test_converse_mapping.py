@@ -259,8 +259,7 @@ def test_request_maps_every_block_and_option_to_converse() -> None:
             Message("user", [ToolResultBlock("t1", [TextBlock("boom")], is_error=True)]),
         ],
         model=SONNET,
-        top_p=0.9,
-        top_k=40,
+        top_p=0.95,  # with thinking on, Claude takes a top_p from 0.95 and no top_k
         reasoning=Reasoning(budget_tokens=2048),
         extra={"anthropic_beta": ["x"]},
         # (a forced tool with thinking is refused)
@@ -276,12 +275,13 @@ def test_request_maps_every_block_and_option_to_converse() -> None:
     assert assistant["content"][2]["toolUse"]["input"] == {"city": "Oslo", "metric": True}
     assert result["content"][0]["toolResult"] == {"toolUseId": "t1", "content": [{"text": "boom"}], "status": "error"}
     assert params["toolConfig"]["toolChoice"] == {"auto": {}}
-    assert params["inferenceConfig"] == {"topP": 0.9}
+    assert params["inferenceConfig"] == {"topP": 0.95}
     assert params["additionalModelRequestFields"] == {
         "anthropic_beta": ["x"],
-        "top_k": 40,
         "thinking": {"type": "enabled", "budget_tokens": 2048},
     }
+    plain = to_converse_params(ChatRequest.simple("hi", model=SONNET, top_k=40))
+    assert plain["additionalModelRequestFields"] == {"top_k": 40}
     # And back: the same blocks come out of Converse's shape (redacted bytes round-trip byte-identical).
     back = blocks_from_converse(assistant["content"] + result["content"])
     assert back[1].redacted == request.messages[1].content[1].redacted

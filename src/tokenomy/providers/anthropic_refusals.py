@@ -21,7 +21,12 @@ from tokenomy.messages import ONE_HOUR, ChatRequest, DocumentBlock, ImageBlock, 
 from tokenomy.providers.block_refusals import place, placed_blocks, refuse_image_detail
 from tokenomy.providers.claude_effort import EFFORTS, NO_ADAPTIVE, NO_EFFORT, takes_adaptive, takes_effort
 from tokenomy.providers.claude_speed import needs_fast_beta, no_fast_mode
-from tokenomy.providers.refusals import FORCED_WITH_THINKING, forces_tool_while_thinking, refuse_openai_options
+from tokenomy.providers.refusals import (
+    FORCED_WITH_THINKING,
+    forces_tool_while_thinking,
+    refuse_openai_options,
+    sampling_refused_while_thinking,
+)
 from tokenomy.request_options import Reasoning
 
 
@@ -137,6 +142,9 @@ def refuse_unsupported(request: ChatRequest, model: str | None = None) -> None:
         )
     if forces_tool_while_thinking(request):
         raise refuse(model, "tool_choice", FORCED_WITH_THINKING, also="thinking")
+    sampling = sampling_refused_while_thinking(request)
+    if sampling is not None:
+        raise refuse(model, *sampling, also="thinking")
     reasoning = request.reasoning
     effort = free_effort(reasoning)
     if effort is not None and takes_effort(model) is False:  # as on Bedrock (converse_mapping)

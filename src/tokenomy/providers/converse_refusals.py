@@ -29,6 +29,7 @@ from tokenomy.providers.refusals import (
     fields_to_carry,
     forces_tool_while_thinking,
     refuse_openai_options,
+    sampling_refused_while_thinking,
 )
 
 
@@ -299,6 +300,9 @@ def refuse_unsupported(request: ChatRequest, model: str | None = None) -> None:
     model = model or request.model
     if forces_tool_while_thinking(request) and takes_effort(model) is not None:  # a Claude model id
         raise refuse(model, "tool_choice", FORCED_WITH_THINKING, also="thinking")
+    sampling = sampling_refused_while_thinking(request) if takes_effort(model) is not None else None
+    if sampling is not None:
+        raise refuse(model, *sampling, also="thinking")
     refuse_openai_options(request, model, refuse, ", or describe the JSON in the prompt / use a forced tool")
     if request.parallel_tool_calls is False and request.tools:  # without tools there is nothing to parallelise
         raise refuse(model, "parallel_tool_calls", "cannot turn parallel tool calls off; remove the field")

@@ -117,6 +117,24 @@ def forces_tool_while_thinking(request: ChatRequest) -> bool:
     return forced and reasoning is not None and not reasoning.off and reasoning.budget_tokens is not None
 
 
+# Claude samples while it thinks as it must: with thinking on, its API takes no temperature but 1 (400 "`temperature`
+# may only be set to 1 when thinking is enabled"), no top_k, and a top_p only from 0.95 to 1 (Anthropic's
+# extended-thinking docs, Bedrock's alike). Refused by the mapping before any call, naming the field and `thinking`.
+def sampling_refused_while_thinking(request: ChatRequest) -> tuple[str, str] | None:
+    """(the field, why) of a sampling setting Claude refuses with a thinking budget; None when there is none."""
+    reasoning = request.reasoning
+    if reasoning is None or reasoning.off or reasoning.budget_tokens is None:
+        return None
+    fix = "while thinking is on (`thinking`); remove it, or turn thinking off"
+    if request.temperature is not None and request.temperature != 1:
+        return "temperature", f"takes only temperature 1 {fix}"
+    if request.top_k is not None:
+        return "top_k", f"takes no top_k {fix}"
+    if request.top_p is not None and not 0.95 <= request.top_p <= 1:
+        return "top_p", f"takes a top_p only from 0.95 to 1 {fix}"
+    return None
+
+
 def with_article(noun: str) -> str:
     return ("an " if noun[0] in "aeiou" else "a ") + noun
 
