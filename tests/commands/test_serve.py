@@ -452,3 +452,21 @@ def test_a_route_rate_limit_the_workers_cannot_share_is_one_line_before_starting
     line = one_error_line(err)
     assert code == 2 and out == ""
     assert "routes.r.rate_limit.requests_per_minute: 3 cannot be shared by 4 workers" in line, line
+
+
+def test_a_port_in_use_is_refused_before_the_ledger_is_created(tmp_path, monkeypatch, capsys):
+    # The ledger was opened (so created) before the port was tried: a refused start left a stray empty ledger.
+    import socket
+
+    from helpers.cli import one_error_line, run_cli
+
+    ledger = tmp_path / "new.duckdb"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, out, err = run_cli(monkeypatch, capsys, "serve", "--port", str(port), "--ledger", str(ledger))
+    line = one_error_line(err)
+    assert code == 2 and out == ""
+    assert f"cannot listen on 127.0.0.1:{port}" in line and "pick another --port" in line, line
+    assert not ledger.exists() and list(tmp_path.iterdir()) == []

@@ -99,6 +99,8 @@ def serve(
     for name, route in loaded.routes.items():  # here, not as a worker's start-up traceback
         check_rate_split(route, name, workers)
     _check_models(loaded)
+    # The address before the ledger: opening a new ledger creates its file, which a refused start would leave behind.
+    check_listen(host, port)  # a port in use: one line naming --port, not uvicorn's log line and exit status 3
     from tokenomy.commands._common import open_existing_ledger
 
     # The ledger too, here: inside the worker a bad one is a uvicorn startup traceback.
@@ -110,7 +112,6 @@ def serve(
         KeyStore(store)
     if settings.journal:
         _check_journal_dir(settings, store)
-    check_listen(host, port)  # a port in use: one line naming --port, not uvicorn's log line and exit status 3
     if config:
         os.environ["TOKENOMY_CONFIG"] = config
     if ledger:  # the worker reads it from here: the one checked above, not an exported TOKENOMY_LEDGER
