@@ -259,3 +259,76 @@ def test_a_usage_error_quoting_a_value_hides_the_password_in_it(tmp_path: Path, 
     err = capsys.readouterr().err
     assert exited.value.code == 2 and "hunter2Proxy" not in err, err
     assert "--endpoint-url" in err and "ftp://user:***@proxy.example/v1" in err and "not an http(s) URL" in err
+
+
+# Every float option with a range: (command path, option, the range as the error words it). Other words come before
+# the option where a command needs them to parse (the value is refused before any of them is read).
+RANGED_FLOATS: list[tuple[str, str, str]] = [
+    ("report", "--tolerance-pct", "of at least 0"),
+    ("emulate bedrock", "--throttle-rate", "from 0 to 1"),
+    ("emulate bedrock", "--retry-after", "of at least 0"),
+    ("emulate bedrock", "--batch-step-seconds", "of at least 0"),
+    ("emulate anthropic", "--throttle-rate", "from 0 to 1"),
+    ("emulate anthropic", "--retry-after", "of at least 0"),
+    ("emulate openai-batch", "--validating-seconds", "of at least 0"),
+    ("emulate azure-openai", "--validating-seconds", "of at least 0"),
+    ("emulate gemini", "--throttle-rate", "from 0 to 1"),
+    ("emulate gemini", "--batch-pending-seconds", "of at least 0"),
+    ("route train", "--target-quality", "of at least 0"),
+    ("route train", "--holdout", "from 0.01 to 0.99"),
+    ("route eval", "--target-quality", "of at least 0"),
+    ("batch wait", "--timeout", "of at least 0"),
+    ("batch wait", "--poll", "from 0.1 to 86400"),
+    ("bench run", "--tolerance", "from 0 to 100"),
+    ("bench summary", "--tolerance", "from 0 to 100"),
+    ("bench export-labels", "--tolerance", "from 0 to 100"),
+    ("bench export-labels", "--min-quality", "from 0 to 100"),
+    ("plan breakeven", "--input-share", "from 0 to 1"),
+    ("plan utilization", "--threshold", "from 0 to 1"),
+    ("plan savings", "--routing-share", "from 0 to 1"),
+    ("plan savings", "--cap-percentile", "from 0 to 100"),
+]
+
+
+def test_the_ranged_float_table_covers_every_such_option() -> None:
+    import typer.main
+
+    from tokenomy.cli import app
+
+    found = set()
+
+    def walk(command, path: list[str]) -> None:
+        for param in command.params:
+            descriptor = getattr(param, "type_descriptor", None)
+            ranged = getattr(param, "min", None) is not None or getattr(param, "max", None) is not None
+            if descriptor is not None and descriptor.annotation is float and ranged:
+                found.add((" ".join(path), param.opts[0]))
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, path + [name])
+
+    walk(typer.main.get_command(app), [])
+    assert found == {(command, option) for command, option, _ in RANGED_FLOATS}
+
+
+@pytest.mark.parametrize(("command", "option", "span"), RANGED_FLOATS)
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e400"])
+def test_a_float_out_of_its_range_or_not_finite_says_so_naming_the_option(
+    command, option, span, value, tmp_path, monkeypatch, capsys
+):
+    # Typer's range check let nan through to a callback that called it "not a number" (or to none: `batch wait
+    # --timeout inf` was taken), refused inf as "Input should be less than or equal to 100" and -inf as "greater than
+    # or equal to 0"; --throttle-rate, --routing-share, --input-share and --cap-percentile each had their own words,
+    # the last only after reading the ledger. Each now says the value must be a finite number in its range.
+    monkeypatch.chdir(tmp_path)
+    after = {"route train": ["gsm8k"], "route eval": ["gsm8k"], "batch wait": ["no-such-job"]}.get(command, [])
+    after += ["--model", HAIKU] if command.startswith("plan") and command != "plan savings" else []
+    after += ["--reservation-units", "1"] if command == "plan utilization" else []
+    after += [str(tmp_path)] if command in ("bench summary", "bench export-labels") else []
+    monkeypatch.setattr(sys, "argv", ["tokenomy", *command.split(), option, value, *after])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and "Traceback" not in err, err
+    (line,) = err.strip().splitlines()
+    assert line.startswith(f"error: Invalid value for '{option}': '{value}': must be a finite number {span}; see `")
+    assert line.endswith(f" {command} --help`"), line

@@ -68,12 +68,33 @@ def when_option(flag: str, help: str) -> Any:
     return typer.Option(None, flag, help=help, parser=parse_when, metavar=WHEN_METAVAR, callback=when_in_range)
 
 
-def finite(param: typer.CallbackParam, value: Optional[float]) -> Optional[float]:
-    """Callback of float options with no range of their own: "nan" and "inf" parse as floats, and went on to a
-    traceback (`bench summary --tolerance inf --json`) or a misleading error ("the best reachable is 1.004")."""
-    if value is not None and not math.isfinite(value):
-        raise typer.BadParameter(f"{value} is not a number; give a finite one")
-    return value
+def finite_in(low: Optional[float], high: Optional[float]) -> Any:
+    """Parser of a float option with a range: a finite number from `low` to `high`, or one error saying so. Checked
+    here, not by Typer's range: it let "nan" through (NaN compares false with both bounds) and refused inf and -inf
+    as "Input should be less than or equal to 100", so one option answered nan, inf and -inf in three ways."""
+    if low is not None and high is not None:
+        span = f"from {low:g} to {high:g}"
+    else:
+        span = f"of at least {low:g}" if low is not None else f"of at most {high:g}"
+
+    def parse(value: Any) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if not math.isfinite(number) or (low is not None and number < low) or (high is not None and number > high):
+            raise typer.BadParameter(f"{value!r}: must be a finite number {span}")
+        return number
+
+    return parse
+
+
+def number_option(
+    default: Any, *flags: str, help: str, min: Optional[float] = None, max: Optional[float] = None
+) -> Any:
+    """A float option with a range: checked by `finite_in`; min and max are given to Typer as well, which shows the
+    range in --help."""
+    return typer.Option(default, *flags, help=help, min=min, max=max, parser=finite_in(min, max))
 
 
 def parse_usd(value: str | Decimal) -> Decimal:

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from tokenomy.commands._common import JsonOption, LedgerOption, open_existing_ledger
-from tokenomy.commands._options import output_file
+from tokenomy.commands._options import number_option, output_file
 from tokenomy.commands._output import console, err_console, print_json, table, usd
 from tokenomy.commands.batch_output import show_job
 from tokenomy.commands.batch_run import exit_if_failed
@@ -88,11 +88,11 @@ def register_follow(batch: typer.Typer) -> None:
     @batch.command("wait")
     def wait_job(
         job_id: str = typer.Argument(..., help="Job id."),
-        timeout: Optional[float] = typer.Option(
-            None, "--timeout", min=0, help="Give up after this many seconds (exit code 1)."
+        timeout: Optional[float] = number_option(
+            None, "--timeout", min=0, help="Give up after this many seconds (exit code 1) \\[default: wait until done]"
         ),
         # max: `--poll inf` (or 1e300) reached time.sleep as an OverflowError traceback once the job was found.
-        poll: float = typer.Option(5.0, "--poll", min=0.1, max=86400, help="Seconds between status checks."),
+        poll: float = number_option(5.0, "--poll", min=0.1, max=86400, help="Seconds between status checks."),
         ledger: Optional[str] = LedgerOption,
         as_json: bool = JsonOption,
     ) -> None:

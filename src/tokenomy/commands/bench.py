@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from tokenomy.commands._common import JsonOption, LedgerOption, open_existing_ledger
-from tokenomy.commands._options import output_file
+from tokenomy.commands._options import number_option, output_file
 from tokenomy.commands._output import console, dumps, err_console, print_json, table, usd
 
 bench_app = typer.Typer(help="Benchmark cost per task against quality on your own prompts.", no_args_is_help=True)
@@ -110,7 +110,7 @@ def run_cmd(
     model_max_tokens: Optional[str] = typer.Option(
         None, "--model-max-tokens", help="Per-model output caps that replace the others, e.g. verbose=128,local=32."
     ),
-    tolerance: float = typer.Option(
+    tolerance: float = number_option(
         3.0, "--tolerance", min=0, max=100, help="Quality points within which a cheaper model wins."
     ),
     out: Path = typer.Option(  # --output and -o as well: the names every other command's output has
@@ -232,7 +232,7 @@ def results_dir(value: Path) -> Path:
 @bench_app.command("summary")
 def summary_cmd(
     out: Path = typer.Argument(..., help="A results directory from `bench run --out`.", callback=results_dir),
-    tolerance: float = typer.Option(
+    tolerance: float = number_option(
         3.0, "--tolerance", min=0, max=100, help="Quality points within which a cheaper model wins."
     ),
     as_json: bool = JsonOption,
@@ -248,10 +248,10 @@ def export_labels_cmd(
     output: Path = typer.Option(
         Path("labels.jsonl"), "-o", "--output", help="JSONL training set for the router.", callback=output_file
     ),
-    tolerance: float = typer.Option(
+    tolerance: float = number_option(
         3.0, "--tolerance", min=0, max=100, help="Quality points below the example's best that count."
     ),
-    min_quality: float = typer.Option(
+    min_quality: float = number_option(
         50.0,
         "--min-quality",
         min=0,

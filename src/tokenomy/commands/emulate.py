@@ -6,14 +6,12 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._options import bind_host, finite
+from tokenomy.commands._options import bind_host, number_option
 from tokenomy.commands._output import console
 from tokenomy.errors import ConfigError
 
 
-def _check(throttle_rate: float, port: int, host: str) -> None:
-    if not 0.0 <= throttle_rate <= 1.0:
-        raise ConfigError(f"--throttle-rate {throttle_rate}: give a fraction between 0 and 1 (e.g. 0.3)")
+def _check(port: int, host: str) -> None:
     if not 0 < port < 65536:
         raise ConfigError(f"--port {port}: give a TCP port between 1 and 65535")
     from tokenomy.emulate.server import check_listen
@@ -29,23 +27,22 @@ def register(app: typer.Typer) -> None:
     def bedrock(
         port: int = typer.Option(8787, "--port", help="TCP port to listen on."),
         host: str = typer.Option("127.0.0.1", "--host", help="Address to bind.", callback=bind_host),
-        throttle_rate: float = typer.Option(
-            0.0, "--throttle-rate", help="Fraction of calls answered 429 ThrottlingException."
+        throttle_rate: float = number_option(
+            0.0, "--throttle-rate", min=0, max=1, help="Fraction of calls answered 429 ThrottlingException."
         ),
         seed: Optional[int] = typer.Option(None, "--seed", help="Seed for the throttling RNG."),
-        retry_after: Optional[float] = typer.Option(
-            None, "--retry-after", min=0, callback=finite, help="Send Retry-After (seconds) on throttled calls."
+        retry_after: Optional[float] = number_option(
+            None, "--retry-after", min=0, help="Send Retry-After (seconds) on throttled calls."
         ),
         s3_endpoint_url: Optional[str] = typer.Option(
             None,
             "--s3-endpoint-url",
             help="S3 endpoint batch jobs read and write (default: AWS_ENDPOINT_URL_S3, else AWS S3).",
         ),
-        batch_step_seconds: float = typer.Option(
+        batch_step_seconds: float = number_option(
             1.0,
             "--batch-step-seconds",
             min=0,
-            callback=finite,
             help="Seconds a batch job spends in each of Submitted, Validating and Scheduled.",
         ),
         batch_min_records: Optional[int] = typer.Option(
@@ -54,7 +51,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Serve Bedrock Runtime Converse/ConverseStream, CountTokens, InvokeModel for the Titan and Cohere embedding
         models and the batch-job API (model-invocation-job) for any catalog Bedrock model id (boto3 endpoint_url)."""
-        _check(throttle_rate, port, host)
+        _check(port, host)
         from tokenomy.emulate.bedrock_batch import configure
         from tokenomy.emulate.bedrock_runtime import create_app
         from tokenomy.emulate.server import serve
@@ -79,17 +76,17 @@ def register(app: typer.Typer) -> None:
     def anthropic(
         port: int = typer.Option(8788, "--port", help="TCP port to listen on."),
         host: str = typer.Option("127.0.0.1", "--host", help="Address to bind.", callback=bind_host),
-        throttle_rate: float = typer.Option(
-            0.0, "--throttle-rate", help="Fraction of calls answered 429 rate_limit_error."
+        throttle_rate: float = number_option(
+            0.0, "--throttle-rate", min=0, max=1, help="Fraction of calls answered 429 rate_limit_error."
         ),
         seed: Optional[int] = typer.Option(None, "--seed", help="Seed for the throttling RNG."),
-        retry_after: Optional[float] = typer.Option(
-            None, "--retry-after", min=0, callback=finite, help="Send retry-after (seconds) on throttled calls."
+        retry_after: Optional[float] = number_option(
+            None, "--retry-after", min=0, help="Send retry-after (seconds) on throttled calls."
         ),
     ) -> None:
         """Serve Anthropic's Messages API (POST /v1/messages, JSON and SSE, /v1/messages/count_tokens, and the
         Message Batches under /v1/messages/batches) for catalog Claude models."""
-        _check(throttle_rate, port, host)
+        _check(port, host)
         from tokenomy.emulate.anthropic_batch import create_app
         from tokenomy.emulate.server import serve
 
@@ -103,15 +100,15 @@ def register(app: typer.Typer) -> None:
     def openai_batch(
         port: int = typer.Option(8789, "--port", help="TCP port to listen on."),
         host: str = typer.Option("127.0.0.1", "--host", help="Address to bind.", callback=bind_host),
-        validating_seconds: float = typer.Option(
-            1.0, "--validating-seconds", min=0, callback=finite, help="Seconds a batch spends validating."
+        validating_seconds: float = number_option(
+            1.0, "--validating-seconds", min=0, help="Seconds a batch spends validating."
         ),
         instant: bool = typer.Option(
             False, "--instant", help="Answer every batch with the fast deterministic engine instead of the local model."
         ),
     ) -> None:
         """Serve OpenAI's Files + Batches API (/v1/files, /v1/batches) for catalog OpenAI models."""
-        _check(0.0, port, host)
+        _check(port, host)
         from tokenomy.emulate.instant_engine import InstantEngine
         from tokenomy.emulate.openai_batch_api import create_app
         from tokenomy.emulate.server import serve
@@ -134,8 +131,8 @@ def register(app: typer.Typer) -> None:
             help="A deployment as NAME=MODEL (a catalog OpenAI model); repeatable. Deployments named after an "
             "OpenAI model always exist.",
         ),
-        validating_seconds: float = typer.Option(
-            1.0, "--validating-seconds", min=0, callback=finite, help="Seconds a batch spends validating."
+        validating_seconds: float = number_option(
+            1.0, "--validating-seconds", min=0, help="Seconds a batch spends validating."
         ),
         instant: bool = typer.Option(
             False, "--instant", help="Answer with the fast deterministic engine instead of the local model."
@@ -153,7 +150,7 @@ def register(app: typer.Typer) -> None:
             if not sep or not name.strip() or not model.strip():
                 raise ConfigError(f"--deployment {item!r}: write NAME=MODEL, e.g. --deployment chat-prod=gpt-4o-mini")
             deployments[name.strip()] = model.strip()
-        _check(0.0, port, host)
+        _check(port, host)
         app = create_app(deployments, InstantEngine() if instant else None, validating_seconds=validating_seconds)
         names = ", ".join(f"{n} -> {m}" for n, m in deployments.items()) or "none configured"
         console.print(
@@ -166,12 +163,12 @@ def register(app: typer.Typer) -> None:
     def gemini(
         port: int = typer.Option(8790, "--port", help="TCP port to listen on."),
         host: str = typer.Option("127.0.0.1", "--host", help="Address to bind.", callback=bind_host),
-        throttle_rate: float = typer.Option(
-            0.0, "--throttle-rate", help="Fraction of calls answered 429 RESOURCE_EXHAUSTED."
+        throttle_rate: float = number_option(
+            0.0, "--throttle-rate", min=0, max=1, help="Fraction of calls answered 429 RESOURCE_EXHAUSTED."
         ),
         seed: Optional[int] = typer.Option(None, "--seed", help="Seed for the throttling RNG."),
-        batch_pending_seconds: float = typer.Option(
-            1.0, "--batch-pending-seconds", min=0, callback=finite, help="Seconds a batch stays pending before it runs."
+        batch_pending_seconds: float = number_option(
+            1.0, "--batch-pending-seconds", min=0, help="Seconds a batch stays pending before it runs."
         ),
         instant: bool = typer.Option(
             False, "--instant", help="Answer with the fast deterministic engine instead of the local model."
@@ -180,7 +177,7 @@ def register(app: typer.Typer) -> None:
         """Serve the Gemini API (generateContent, streamGenerateContent, countTokens, cachedContents, batches) and
         Vertex AI (the same, plus batchPredictionJobs with an in-memory Cloud Storage) for catalog Gemini models
         (google-genai: http_options base_url)."""
-        _check(throttle_rate, port, host)
+        _check(port, host)
         from tokenomy.emulate.gemini_api import create_app
         from tokenomy.emulate.instant_engine import InstantEngine
         from tokenomy.emulate.server import serve

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from tokenomy.commands._common import JsonOption, LedgerOption
-from tokenomy.commands._options import http_url, usd_option, when_option
+from tokenomy.commands._options import http_url, number_option, usd_option, when_option
 from tokenomy.commands._output import console, err_console, print_json, table, usd
 from tokenomy.money import money_str
 from tokenomy.money import usd as money_usd
@@ -73,7 +73,9 @@ def breakeven_cmd(
         help="bedrock (model units) or azure-ptu (Azure OpenAI provisioned deployment; --hourly-usd is required).",
     ),
     term: str = TermOption,
-    input_share: Optional[float] = typer.Option(None, "--input-share", help="Fraction of tokens that are input."),
+    input_share: Optional[float] = number_option(
+        None, "--input-share", min=0, max=1, help="Fraction of tokens that are input."
+    ),
     avg_input: Optional[float] = typer.Option(None, "--avg-input", help="Average input tokens per request."),
     avg_output: Optional[float] = typer.Option(None, "--avg-output", help="Average output tokens per request."),
     tpm: Optional[int] = TpmOption,
@@ -261,7 +263,7 @@ def utilization_cmd(
     hourly: Optional[Decimal] = usd_option(
         None, "--hourly-usd", "Price per model unit per hour: not needed, utilisation divides by capacity alone."
     ),
-    threshold: float = typer.Option(
+    threshold: float = number_option(
         0.5, "--threshold", min=0.0, max=1.0, help="Flag weeks below this sustained utilisation (a fraction, 0–1)."
     ),
     region: Optional[str] = RegionOption,
@@ -324,8 +326,10 @@ def savings_cmd(
     batch_tasks: str = typer.Option("", "--batch-tasks", help="Comma-separated latency-tolerant task types."),
     batch_tag: str = typer.Option("latency_tolerant", "--batch-tag", help="Tag marking latency-tolerant calls."),
     cheap_model: Optional[str] = typer.Option(None, "--cheap-model", help="Model routing would move traffic to."),
-    routing_share: float = typer.Option(0.0, "--routing-share", help="Share of calls routing moves (0–1)."),
-    cap_percentile: float = typer.Option(95.0, "--cap-percentile", help="Output cap at this percentile per task."),
+    routing_share: float = number_option(0.0, "--routing-share", min=0, max=1, help="Share of calls routing moves."),
+    cap_percentile: float = number_option(
+        95.0, "--cap-percentile", min=0, max=100, help="Output cap at this percentile per task."
+    ),
     price_as: Optional[str] = typer.Option(None, "--price-as", help="Re-price every call as if it ran on this model."),
     cache_ttl: str = typer.Option(
         "5m",
@@ -340,11 +344,8 @@ def savings_cmd(
 ) -> None:
     """Projected monthly saving of each lever on your ledger traffic, then all of them compounded."""
     from tokenomy.commands._common import open_existing_ledger
-    from tokenomy.planning.savings import SavingsInputs, what_if
-
-    if not 0 <= routing_share <= 1:
-        raise typer.BadParameter("--routing-share must be between 0 and 1")
     from tokenomy.commands._options import utc_window
+    from tokenomy.planning.savings import SavingsInputs, what_if
 
     utc_window(since, until)  # inverted, it read as "the ledger has no successful calls to analyse"
     inputs = SavingsInputs(

@@ -10,7 +10,7 @@ import typer
 
 from tokenomy.analytics import DEFAULT_TOLERANCE_PCT  # a constant in the package's light __init__, no ledger
 from tokenomy.commands._common import JsonOption, LedgerOption
-from tokenomy.commands._options import output_file_new_folders, when_option
+from tokenomy.commands._options import number_option, output_file_new_folders, when_option
 from tokenomy.commands._output import console, csv_cell, err_console, print_json, report_row, table
 
 
@@ -47,9 +47,10 @@ def report(
     config: Optional[str] = typer.Option(
         None, "--config", help="tokenomy.yaml: tier-share's expected shares; --html's alert rules (budgets:, alerts:)."
     ),
-    tolerance_pct: Optional[float] = typer.Option(  # None is "not given": another preset refuses it
+    tolerance_pct: Optional[float] = number_option(  # None is "not given": another preset refuses it
         None,
         "--tolerance-pct",
+        min=0,
         help="reconcile: flag a day billed more than this % off its metered cost. "
         f"\\[default: {DEFAULT_TOLERANCE_PCT}]",
     ),

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from tokenomy.commands._common import JsonOption, LedgerOption
-from tokenomy.commands._options import finite, output_file, usd_option
+from tokenomy.commands._options import number_option, output_file, usd_option
 from tokenomy.commands._output import console, print_json
 from tokenomy.routing.outcome_prices import STRONG_MODEL, WEAK_MODEL
 
@@ -82,19 +82,18 @@ def train_cmd(
     output: str = typer.Option(
         "router.joblib", "-o", "--output", help="Where to save the model.", callback=output_file
     ),
-    target_quality: Optional[float] = typer.Option(
+    target_quality: Optional[float] = number_option(
         None,
         "--target-quality",
         help="Pick the cheapest threshold keeping this share of always-strong quality (e.g. 0.95).",
         min=0,
-        callback=finite,
     ),
     max_cost_usd: Optional[Decimal] = usd_option(
         None,
         "--max-cost-usd",
         "Or: the best-quality threshold whose average cost per request stays within this many USD.",
     ),
-    holdout: Optional[float] = typer.Option(
+    holdout: Optional[float] = number_option(
         None,  # None: not given, so it can be refused where it would not be used
         "--holdout",
         min=0.01,
@@ -220,12 +219,11 @@ def eval_cmd(
         help="Config with a rules policy (and a cascade's "
         "validators) to replay \\[default: examples/routing/eval_rules.yaml].",
     ),
-    target_quality: float = typer.Option(
+    target_quality: float = number_option(
         0.95,
         "--target-quality",
         help="Quality floor the routers' thresholds are calibrated to (share of always-strong quality).",
         min=0,
-        callback=finite,
     ),
     png: str = typer.Option(
         "route_eval.png", "--png", help="Cost-quality curve PNG (or .pdf, .svg, ...).", callback=_image_file
