@@ -16,6 +16,7 @@ import typer
 from rich.markup import escape
 from typer.models import OptionInfo
 
+from tokenomy.commands._help_layout import fit_option_tables
 from tokenomy.commands.examples import epilog
 from tokenomy.errors import TokenomyError, scrub
 
@@ -118,6 +119,7 @@ _flow_help(app)
 if app.registered_callback is not None and app.registered_callback.callback is not None:
     _bare_flags(app.registered_callback.callback)
 _bare_help_flag()
+fit_option_tables()
 
 
 # The fix for a path the system refused, by its errno: "check the path and its permissions" sent someone who gave a

@@ -100,8 +100,19 @@ def train_cmd(
         max=0.99,
         help=f"Share of each class held out to calibrate the threshold \\[default: {HOLDOUT}].",
     ),
-    weak_model: str = typer.Option(WEAK_MODEL, "--weak-model", help="Catalog model pricing the cheap tier."),
-    strong_model: str = typer.Option(STRONG_MODEL, "--strong-model", help="Catalog model pricing the strong tier."),
+    # Defaults named in words: a 41-character model id was cut in a help column at 80 columns.
+    weak_model: str = typer.Option(
+        WEAK_MODEL,
+        "--weak-model",
+        show_default=False,
+        help="Catalog model pricing the cheap tier \\[default: Mixtral 8x7B on Bedrock].",
+    ),
+    strong_model: str = typer.Option(
+        STRONG_MODEL,
+        "--strong-model",
+        show_default=False,
+        help="Catalog model pricing the strong tier \\[default: Claude 3.7 Sonnet on Bedrock].",
+    ),
     region: str = typer.Option("us-east-1", "--region", help="Region of both prices."),
     seed: int = typer.Option(0, "--seed", min=0, max=SEED_MAX, help="Seed of the calibration split."),
     router_kind: str = typer.Option(
@@ -210,14 +221,16 @@ def eval_cmd(
         STRONG_MODEL,
         "--strong-model",
         "--strong",
-        help="Catalog model that prices the strong side (weak: Bedrock Mixtral 8x7B).",
+        show_default=False,  # its 41-character id was cut in a help column at 80 columns
+        help="Catalog model that prices the strong side (weak: Bedrock Mixtral 8x7B) "
+        "\\[default: Claude 3.7 Sonnet on Bedrock].",
     ),
     region: str = typer.Option("us-east-1", "--region", help="Region of both prices."),
     rules: Optional[str] = typer.Option(
         None,
         "--rules",
         help="Config with a rules policy (and a cascade's "
-        "validators) to replay \\[default: examples/routing/eval_rules.yaml].",
+        "validators) to replay \\[default: eval_rules.yaml in examples/routing].",
     ),
     target_quality: float = number_option(
         0.95,
