@@ -8,7 +8,9 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -180,6 +182,29 @@ class NotOnThisLedger(ConfigError):
 
 class UnknownModelError(TokenomyError):
     """The model id is not priced anywhere Tokenomy looks."""
+
+
+# Whether the running command takes --prices (`prices`, `cost`, `import ...`; `commands._common.takes_prices`).
+_PRICE_OPTION: ContextVar[bool] = ContextVar("price_option", default=False)
+
+
+def price_file() -> str:
+    """How an error says to add a price: a price file named by TOKENOMY_PRICES, which every command, the gateway and
+    the library read, and by --prices where the running command takes it. Naming --prices everywhere sent the users
+    of `batch validate`, `chat` or `route train` to an option those commands refuse."""
+    if _PRICE_OPTION.get():
+        return "a price file (--prices FILE, or TOKENOMY_PRICES=FILE)"
+    return "a price file (TOKENOMY_PRICES=FILE)"
+
+
+@contextmanager
+def price_option_taken() -> Iterator[None]:
+    """Within it, `price_file()` names --prices too: the command running takes it."""
+    token = _PRICE_OPTION.set(True)
+    try:
+        yield
+    finally:
+        _PRICE_OPTION.reset(token)
 
 
 class UsageError(TokenomyError):

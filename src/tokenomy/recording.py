@@ -14,7 +14,7 @@ from dataclasses import replace
 from tokenomy.call_cost import Running
 from tokenomy.call_policy import Attempt, CallState, Target
 from tokenomy.chat_response import ChatResponse, Usage
-from tokenomy.errors import ProviderError, TokenomyError
+from tokenomy.errors import ProviderError, TokenomyError, price_file
 from tokenomy.ids import new_id
 from tokenomy.ledger.events import (
     CACHE_WRITE_1H_TAG,
@@ -196,8 +196,9 @@ class Recorder:
             self._cache_unpriced_warned.add(model)
             log.warning(
                 "%s reported cache tokens but the price catalog has no cache prices for it: they are priced as "
-                "input (add its cache prices with a price file, --prices FILE)",
+                "input (add its cache prices with %s)",
                 model,
+                price_file(),
             )
         return billable
 

@@ -332,3 +332,52 @@ def test_a_float_out_of_its_range_or_not_finite_says_so_naming_the_option(
     (line,) = err.strip().splitlines()
     assert line.startswith(f"error: Invalid value for '{option}': '{value}': must be a finite number {span}; see `")
     assert line.endswith(f" {command} --help`"), line
+
+
+PRICE_FILE = """provider: aws.bedrock
+source: https://example.com/our-rates
+as_of: "2026-11-01"
+models:
+  acme.custom-model-v1:
+    family: acme
+    regions:
+      us-east-1: {input: "1", output: "2", batch_input: "0.5", batch_output: "1"}
+"""
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "takes_prices"),
+    [
+        ("batch validate", ["R", "--model", "M", "--region", "us-east-1"], False),
+        ("batch plan", ["R", "--model", "M", "--region", "us-east-1", "--deadline", "06:00"], False),
+        ("chat", ["hi", "--model", "M", "--ledger", "L"], False),
+        ("cost", ["--model", "M", "--region", "us-east-1", "--input", "1"], True),
+        ("prices", ["M", "--region", "us-east-1"], True),
+    ],
+)
+def test_a_model_without_a_price_names_a_fix_the_command_takes(
+    command, args, takes_prices, tmp_path, monkeypatch, capsys
+):
+    # `batch validate --model <unknown>` said to add a price "with --prices FILE", an option it refuses; so did a
+    # region without a price, a missing batch or cache price, and the rest of the pricing errors, in every command.
+    import tokenomy.pricing.catalog as catalog
+    from helpers.cli import one_error_line, run_cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TOKENOMY_PRICES", raising=False)
+    monkeypatch.setattr(catalog, "_DEFAULT", None)
+    (tmp_path / "records.jsonl").write_text('{"id": "a", "prompt": "hi"}\n')
+    places = {"R": str(tmp_path / "records.jsonl"), "M": "acme.custom-model-v1", "L": str(tmp_path / "l.duckdb")}
+    argv = [*command.split(), *[places.get(a, a) for a in args]]
+    code, out, err = run_cli(monkeypatch, capsys, *argv)
+    line = one_error_line(err)
+    assert code == 2 and "unknown model 'acme.custom-model-v1'" in line, line
+    said = "(--prices FILE, or TOKENOMY_PRICES=FILE)" if takes_prices else "(TOKENOMY_PRICES=FILE)"
+    assert f"add it with a price file {said}." in line, line
+    # The fix named works: the same command, with the model in a price file named by TOKENOMY_PRICES.
+    if command != "chat":  # chat would call the model, which no server answers
+        (tmp_path / "prices.yaml").write_text(PRICE_FILE)
+        monkeypatch.setenv("TOKENOMY_PRICES", str(tmp_path / "prices.yaml"))
+        monkeypatch.setattr(catalog, "_DEFAULT", None)
+        code, out, err = run_cli(monkeypatch, capsys, *argv)
+        assert code == 0 and "acme.custom-model-v1" in out, err

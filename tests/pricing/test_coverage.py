@@ -330,7 +330,7 @@ def test_stale_entries_and_one_warning(caplog):
             compute_cost(Usage(10, 10), "anthropic.claude-v2:1", "us-east-1")
     warnings = [r for r in caplog.records if "days old" in r.getMessage()]
     # A curated entry wins over genai-prices' data whatever `prices update` fetches: the hint says what does help.
-    assert len(warnings) == 1 and "pass --prices FILE" in warnings[0].getMessage()
+    assert len(warnings) == 1 and "give current prices in a price file (TOKENOMY_PRICES" in warnings[0].getMessage()
     assert "refreshes genai-prices' data only" in warnings[0].getMessage()
     from_library = replace(llama["us-east-1"], priced_by="genai-prices")
     assert freshness.refresh_hint(from_library).startswith("run `tokenomy prices update`")
@@ -532,7 +532,7 @@ def test_nova_profiles_outside_the_verified_regions_are_refused_not_guessed(prof
     with pytest.raises(
         UnknownModelError,
         match=r"no price for region .*priced regions: \['us-east-1', 'us-west-2'\]"
-        r".*--prices FILE",
+        r".*a price file \(TOKENOMY_PRICES=FILE\)",
     ):
         PriceCatalog.builtin().lookup(profile)
 
@@ -739,7 +739,11 @@ def test_prices_flags_a_stale_entry_where_it_shows_its_date(monkeypatch):
     monkeypatch.setattr(freshness, "datetime", Today)
     runner = CliRunner()
     shown = runner.invoke(app, ["prices", "anthropic.claude-v2:1", "--region", "us-east-1"], env={"COLUMNS": "250"})
-    assert shown.exit_code == 0 and "│ stale " in shown.stdout and "413 days old: pass --prices FILE" in shown.stdout
+    assert (
+        shown.exit_code == 0
+        and "│ stale " in shown.stdout
+        and "413 days old: give current prices in a price file (--prices FILE" in shown.stdout
+    )
     current = runner.invoke(
         app, ["prices", "anthropic.claude-opus-4-5-20251101-v1:0", "--region", "us-east-1"], env={"COLUMNS": "250"}
     )

@@ -69,7 +69,8 @@ def test_pricing_from_a_price_decides_its_age_once_and_warns_the_day_it_turns_ol
         assert freshness.warn_if_old(entry) and freshness.warn_if_old(entry)
     assert [r.getMessage() for r in caplog.records] == [
         "pricing m-fresh from data 181 days old (as of 2026-01-01, test); "
-        "pass --prices FILE with current prices (`tokenomy prices update` refreshes genai-prices' data only)"
+        "give current prices in a price file (TOKENOMY_PRICES=FILE); `tokenomy prices update` refreshes genai-prices' "
+        "data only"
     ]
     undated = PriceEntry(provider="p", model="m-undated", region="r", family="f", source="test", as_of="unknown")
     assert not freshness.warn_if_old(undated)  # no date: as before, nothing to say

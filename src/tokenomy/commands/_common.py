@@ -5,9 +5,10 @@ whole or not at all. Option parsers are in `_options`, what commands print in `_
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional, TextIO
@@ -121,6 +122,20 @@ def replacing(path: str | os.PathLike[str], newline: str | None = None) -> Itera
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def takes_prices(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a command that takes --prices: a missing price's error names it as a way to add one (elsewhere only
+    TOKENOMY_PRICES, which every command reads)."""
+
+    @functools.wraps(command)  # Typer reads the options from the signature this keeps
+    def run(*args: Any, **kwargs: Any) -> Any:
+        from tokenomy.errors import price_option_taken
+
+        with price_option_taken():
+            return command(*args, **kwargs)
+
+    return run
 
 
 def apply_prices(prices: Optional[str]) -> None:

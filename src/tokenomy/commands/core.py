@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._common import JsonOption, LedgerOption, PricesOption, apply_prices
+from tokenomy.commands._common import JsonOption, LedgerOption, PricesOption, apply_prices, takes_prices
 from tokenomy.commands._options import when_option
 from tokenomy.commands._output import WideOption, console, err_console, print_json, print_table, table, usd
 from tokenomy.money import money_or_none
@@ -15,8 +15,8 @@ from tokenomy.money import usd as money_usd
 
 
 def register(app: typer.Typer) -> None:
-    app.command("prices")(prices)
-    app.command("cost")(cost)
+    app.command("prices")(takes_prices(prices))
+    app.command("cost")(takes_prices(cost))
     app.command("chat")(chat)
 
 

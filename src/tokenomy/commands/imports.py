@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 import typer
 
-from tokenomy.commands._common import JsonOption, LedgerOption, PricesOption, apply_prices
+from tokenomy.commands._common import JsonOption, LedgerOption, PricesOption, apply_prices, takes_prices
 from tokenomy.commands._options import http_url, when_option
 from tokenomy.commands._output import console, err_console, print_json, table
 
@@ -63,6 +63,7 @@ def _run(
     _run_with(kind, lambda: IMPORTERS[kind](file), ledger, as_json, prices, replace)
 
 
+@takes_prices  # every import takes --prices, and runs through here
 def _run_with(
     kind: str,
     read: Callable[[], Any],

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from tokenomy.errors import ConfigError, UnknownModelError, read_utf8, yaml_problem
+from tokenomy.errors import ConfigError, UnknownModelError, price_file, read_utf8, yaml_problem
 from tokenomy.pricing.entry import PRICE_FIELDS, TERMS, PriceEntry
 from tokenomy.pricing.identifiers import (
     PROFILE_PREFIXES,
@@ -149,8 +149,7 @@ class PriceCatalog:
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise UnknownModelError(
             f"unknown model {asked!r}: not in the price catalog nor in genai-prices.{hint} "
-            "Run `tokenomy prices` to list models, or add it with a price file (TOKENOMY_PRICES=FILE, or --prices FILE "
-            "where a command takes it)."
+            f"Run `tokenomy prices` to list models, or add it with {price_file()}."
         )
 
     def _candidates(self, model: str) -> list[str]:
@@ -187,7 +186,7 @@ class PriceCatalog:
         if region:
             raise UnknownModelError(
                 f"model {model!r} has no price for region {region!r}; priced regions: {sorted(regions)}. "
-                "If it is sold there, add the price with a price file (--prices FILE)."
+                f"If it is sold there, add the price with {price_file()}."
             )
         provider = next(iter(regions.values())).provider
         default = DEFAULT_REGION.get(provider)
@@ -250,7 +249,7 @@ def _profile_unpriced(model: str, regions: dict[str, PriceEntry], ref: ModelRef)
         "its prices region by region, and the catalog has no verified figure for this model in that one, so it is "
         "not priced at another region's. Name the region you call from (--region REGION; the gateway reads the "
         "model's region in tokenomy.yaml) if it is priced, or add that region's price from "
-        "https://aws.amazon.com/bedrock/pricing/ with a price file (--prices FILE, or TOKENOMY_PRICES=FILE): "
+        f"https://aws.amazon.com/bedrock/pricing/ with {price_file()}: "
         f"models.{model}.regions.<region>: {{input, output, source, as_of}}."
     )
 

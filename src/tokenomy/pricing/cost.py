@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from tokenomy.chat_response import Usage
-from tokenomy.errors import TokenomyError, UsageError
+from tokenomy.errors import TokenomyError, UsageError, price_file
 from tokenomy.pricing import rates
 from tokenomy.pricing.catalog import PriceCatalog, default_catalog
 from tokenomy.pricing.cost_breakdown import CostBreakdown
@@ -191,18 +191,18 @@ def compute_cost(
         # A missing price is not $0: an entry without one (e.g. a price file's) would record every call as free.
         raise UsageError(
             f"model {entry.model!r} in {entry.region} has no {' or '.join(missing)} price "
-            f"({entry.priced_by}, {entry.source}); add it to the region's block with a price file (--prices FILE)"
+            f"({entry.priced_by}, {entry.source}); add it to the region's block with {price_file()}"
         )
     write_field = "cache_write_1h" if cache_ttl == "1h" else "cache_write"
     if cache_ttl == "1h" and entry.cache_write_1h is None and mode != "provisioned":
         raise UsageError(
             f"model {entry.model!r} in {entry.region} has no published 1-hour cache-write price; "
-            "price cache writes with cache_ttl 5m (--cache-ttl 5m) or add the price with --prices FILE"
+            f"price cache writes with cache_ttl 5m (--cache-ttl 5m) or add the price with {price_file()}"
         )
     if usage.cache_write_1h_tokens and entry.cache_write_1h is None and mode != "provisioned":
         raise UsageError(
             f"model {entry.model!r} in {entry.region} has no published 1-hour cache-write price but usage reports "
-            f"{usage.cache_write_1h_tokens} 1-hour cache-write tokens; add cache_write_1h with --prices FILE"
+            f"{usage.cache_write_1h_tokens} 1-hour cache-write tokens; add cache_write_1h with {price_file()}"
         )
     tokens_in, tokens_out = Decimal(int(usage.input_tokens)), Decimal(int(usage.output_tokens))
     tokens_cr, tokens_1h = Decimal(int(usage.cache_read_tokens)), Decimal(int(usage.cache_write_1h_tokens))
@@ -296,6 +296,6 @@ def cache_storage_cost(
     if entry.cache_storage_hourly is None:
         raise UsageError(
             f"model {entry.model!r} in {entry.region} has no published cache storage price; "
-            "add cache_storage_hourly with a price file (--prices FILE)"
+            f"add cache_storage_hourly with {price_file()}"
         )
     return Decimal(int(tokens)) * entry.cache_storage_hourly * duration / MILLION

@@ -7,6 +7,7 @@ import logging
 import time
 from datetime import UTC, date, datetime, timedelta
 
+from tokenomy.errors import price_file
 from tokenomy.pricing.entry import PriceEntry
 
 STALE_DAYS = 90
@@ -42,8 +43,8 @@ def refresh_hint(entry: PriceEntry) -> str:
     """How to get a current price for `entry`: `prices update` refreshes genai-prices' data only; a curated,
     user or LiteLLM entry is layered above that data, so it wins whatever the update brings."""
     if entry.priced_by == "genai-prices":
-        return "run `tokenomy prices update` (or pass --prices FILE with current prices)"
-    return "pass --prices FILE with current prices (`tokenomy prices update` refreshes genai-prices' data only)"
+        return f"run `tokenomy prices update`, or give current prices in {price_file()}"
+    return f"give current prices in {price_file()}; `tokenomy prices update` refreshes genai-prices' data only"
 
 
 def _turns_old(as_of: str) -> float | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from tokenomy.errors import UnknownModelError
+from tokenomy.errors import UnknownModelError, price_file
 
 # Bedrock cross-region inference profile prefixes and the source region we assume for each when
 # the caller names none (a geographic profile is billed at its source region's price).
@@ -124,7 +124,7 @@ def parse_model_id(model: str, strict: bool = True) -> ModelRef:
             raise UnknownModelError(
                 f"{model!r} names no model: {_OPAQUE_ARNS[kind]}. Price it as the model behind it: set "
                 "`price_as: <model id>` on that model in tokenomy.yaml, or add `aliases: {<this ARN>: <model id>}` "
-                "to a --prices file."
+                f"to {price_file()}."
             )
         if not text and strict:
             raise UnknownModelError(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from tokenomy.chat_response import Usage
-from tokenomy.errors import UsageError
+from tokenomy.errors import UsageError, price_file
 from tokenomy.pricing.catalog import PriceEntry
 from tokenomy.pricing.entry import LongContextPrice, TierPrice
 
@@ -39,7 +39,7 @@ def require_audio_prices(entry: PriceEntry, usage: Usage, service_tier: str, lon
         if tokens and getattr(entry, field) is None:
             raise UsageError(
                 f"{where} but has no {kind} price, and usage reports {tokens} {kind} tokens; add {field} with "
-                "--prices FILE"
+                f"{price_file()}"
             )
     what = f"prompts over {long.above_tokens:,} tokens" if long is not None else None
     if what is None and service_tier != "standard" and usage.audio_output_tokens:
@@ -98,7 +98,7 @@ def require_batch(entry: PriceEntry) -> None:
         reason = entry.batch_note or "the provider publishes no batch price for it"
         raise UsageError(
             f"model {entry.model!r} in {entry.region} has no batch price: {reason}. "
-            "Use mode on_demand, pick a batch-capable model, or add the price with --prices FILE."
+            f"Use mode on_demand, pick a batch-capable model, or add the price with {price_file()}."
         )
 
 
@@ -155,7 +155,7 @@ def long_cache_rates(
     if usage.cache_read_tokens and read is None:
         raise UsageError(
             f"{where} publishes no cache-read price for prompts over {long.above_tokens:,} tokens but usage "
-            f"reports {usage.cache_read_tokens} cache-read tokens; add long_context.cache_read with --prices FILE"
+            f"reports {usage.cache_read_tokens} cache-read tokens; add long_context.cache_read with {price_file()}"
         )
     write = getattr(long, write_field)
     if write is None and getattr(entry, write_field) is None:
@@ -164,6 +164,6 @@ def long_cache_rates(
         raise UsageError(
             f"{where} publishes no {'1-hour ' if write_field == 'cache_write_1h' else ''}cache-write price for "
             f"prompts over {long.above_tokens:,} tokens but usage reports {usage.cache_write_tokens} cache-write "
-            f"tokens; add long_context.{write_field} with --prices FILE"
+            f"tokens; add long_context.{write_field} with {price_file()}"
         )
     return read or Decimal(0), write or Decimal(0)

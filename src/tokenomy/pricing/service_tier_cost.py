@@ -12,7 +12,7 @@ from datetime import date
 from decimal import Decimal
 
 from tokenomy.chat_response import Usage
-from tokenomy.errors import UsageError
+from tokenomy.errors import UsageError, price_file
 from tokenomy.pricing import rates
 from tokenomy.pricing.cost_breakdown import CostBreakdown
 from tokenomy.pricing.entry import LongContextPrice, PriceEntry, TierPrice
@@ -39,7 +39,7 @@ def tier_cost(
         reason = entry.service_tier_note or "no published price for it in the catalog's sources"
         raise UsageError(
             f"{where} has no {tier_name} service-tier price: {reason}. Use --service-tier standard, "
-            "or add the tier's published price with --prices FILE (service_tiers: {"
+            f"or add the tier's published price with {price_file()} (service_tiers: {{"
             f"{tier_name}: {{input, output, source, as_of}}}})"
         )
     tier = tier.on(day)
