@@ -694,7 +694,7 @@ def test_an_openai_sdk_caller_turns_on_claudes_thinking_with_a_budget(upstream, 
             "claude",
             {"reasoning_effort": "low"},
             "reasoning_effort",
-            '`thinking: {"type": "enabled", "budget_tokens": N}`',
+            "send a thinking budget in tokens (`thinking.budget_tokens`) instead",
         ),
         ("claude", {"extra_body": {"thinking": {"type": "enabled"}}}, "thinking", '"budget_tokens": N'),
         (
@@ -1184,7 +1184,7 @@ def test_a_reasoning_effort_reaches_the_claude_models_that_take_one_on_either_pr
         body = refused.value.body
         assert body["param"] == "reasoning_effort", body
         assert "claude-sonnet-4-5-20250929" in body["message"] and "takes no effort level" in body["message"]
-        assert '"budget_tokens": N' in body["message"]
+        assert "(`thinking.budget_tokens`)" in body["message"]
     assert (len(scripted.requests), len(sent)) == calls  # refused before any call
 
 

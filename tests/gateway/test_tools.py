@@ -1344,7 +1344,10 @@ def test_an_option_no_model_of_the_route_takes_is_refused_before_any_attempt_or_
                     client.chat.completions.create(model=route, messages=[USER], max_tokens=4, seed=7, stream=stream)
                 body = refused.value.body
                 assert (body["param"], body["code"]) == ("seed", "unsupported_parameter"), route
-                assert body["message"] == f"seed: {says} has no such parameter; remove it or route to an OpenAI model"
+                assert body["message"] == (
+                    f"seed: {says} has no such parameter; remove it, or route to a model that takes it (an "
+                    "OpenAI-format or Gemini model)"
+                )
     finally:
         gateway.stack.close()
     assert gateway.scripted.requests == [] and gateway.sent == []  # nothing reached Claude on either API

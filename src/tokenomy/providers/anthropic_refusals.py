@@ -19,7 +19,7 @@ from typing import Any
 from tokenomy.errors import ProviderError
 from tokenomy.messages import ONE_HOUR, ChatRequest, DocumentBlock, ImageBlock, ReasoningBlock
 from tokenomy.providers.block_refusals import place, placed_blocks, refuse_image_detail
-from tokenomy.providers.claude_effort import EFFORTS, NO_ADAPTIVE, NO_EFFORT, takes_adaptive, takes_effort
+from tokenomy.providers.claude_effort import BUDGET, EFFORTS, NO_ADAPTIVE, NO_EFFORT, takes_adaptive, takes_effort
 from tokenomy.providers.claude_speed import needs_fast_beta, no_fast_mode
 from tokenomy.providers.refusals import (
     FORCED_WITH_THINKING,
@@ -148,12 +148,12 @@ def refuse_unsupported(request: ChatRequest, model: str | None = None) -> None:
     reasoning = request.reasoning
     effort = free_effort(reasoning)
     if effort is not None and takes_effort(model) is False:  # as on Bedrock (converse_mapping)
-        raise refuse(model, "reasoning_effort", NO_EFFORT)
+        raise refuse(model, "reasoning_effort", NO_EFFORT, also=BUDGET)
     native = request.extra.get("output_config")  # an Anthropic caller's own effort, passed through
     if isinstance(native, dict) and native.get("effort") is not None and takes_effort(model) is False:
-        raise refuse(model, "output_config.effort", NO_EFFORT)
+        raise refuse(model, "output_config.effort", NO_EFFORT, also=BUDGET)
     if reasoning is not None and reasoning.adaptive and takes_adaptive(model) is False:
-        raise refuse(model, "thinking", NO_ADAPTIVE)
+        raise refuse(model, "thinking", NO_ADAPTIVE, also=BUDGET)
     sent = effort is not None and reasoning is not None and (reasoning.adaptive or takes_effort(model))
     if sent and effort not in EFFORTS:  # Anthropic's API would refuse it after the gateway had sent the call
         raise refuse(
@@ -165,9 +165,9 @@ def refuse_unsupported(request: ChatRequest, model: str | None = None) -> None:
         raise refuse(
             model,
             "reasoning_effort",
-            'takes an effort level with adaptive thinking (`thinking: {"type": "adaptive"}`, Claude 4.6 and later), '
-            'or a thinking budget in tokens: `thinking: {"type": "enabled", "budget_tokens": N}` (with the openai '
-            "SDK: extra_body)",
+            "takes an effort level with adaptive thinking (Claude 4.6 and later), or a thinking budget in tokens "
+            f"(`{BUDGET}`)",
+            also=BUDGET,
         )
 
 

@@ -17,10 +17,16 @@ import re
 _NAMED = re.compile(r"claude-(?P<family>[a-z]+)-(?P<major>\d+)(?:[-.](?P<minor>\d{1,2})(?!\d))?")
 # Before Claude 4 the version came first (claude-3-7-sonnet, claude-3-haiku): none of those takes an effort.
 _OLD = re.compile(r"claude-\d")
+# Where a thinking budget in tokens goes, named in the remedies that send a caller to one, refused with it as their
+# `also`: each ingress names it as its caller sends it (`ProviderError.named`): thinking.budget_tokens on Anthropic's
+# API (and in an OpenAI-format body), additionalModelRequestFields.thinking.budget_tokens on Converse,
+# generationConfig.thinkingConfig.thinkingBudget on Gemini's API. Written as OpenAI's SDK sends it (`thinking` in its
+# extra_body), the remedy sent every other caller to a field its API does not have.
+BUDGET = "reasoning.budget_tokens"
 # Why a reasoning effort is refused for a Claude model that takes none, and the fix (both Claude providers say it).
 NO_EFFORT = (
     "takes no effort level (Claude's effort parameter is for Claude Opus 4.5 and the 4.6 and later models); send a "
-    'thinking budget, `thinking: {"type": "enabled", "budget_tokens": N}` (with the openai SDK: extra_body)'
+    f"thinking budget in tokens (`{BUDGET}`) instead"
 )
 
 
@@ -30,8 +36,8 @@ EFFORTS = ("low", "medium", "high", "xhigh", "max")
 
 
 NO_ADAPTIVE = (
-    "thinks only within a budget in tokens (adaptive thinking is for the Claude 4.6 and later models); send "
-    '`thinking: {"type": "enabled", "budget_tokens": N}`, or route the request to a Claude 4.6 or later model'
+    "thinks only within a budget in tokens (adaptive thinking is for the Claude 4.6 and later models); send a "
+    f"thinking budget (`{BUDGET}`), or route the request to a Claude 4.6 or later model"
 )
 
 

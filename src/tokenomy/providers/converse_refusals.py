@@ -22,7 +22,7 @@ from tokenomy.messages import ChatRequest, ImageBlock, ReasoningBlock, ToolResul
 from tokenomy.pricing.identifiers import takes_no_tools_cache_point
 from tokenomy.providers.anthropic_refusals import unsigned
 from tokenomy.providers.block_refusals import place, placed_blocks, refuse_image_detail
-from tokenomy.providers.claude_effort import EFFORTS, NO_ADAPTIVE, NO_EFFORT, takes_adaptive, takes_effort
+from tokenomy.providers.claude_effort import BUDGET, EFFORTS, NO_ADAPTIVE, NO_EFFORT, takes_adaptive, takes_effort
 from tokenomy.providers.reasoning_signers import bedrock_signer, foreign
 from tokenomy.providers.refusals import (
     FORCED_WITH_THINKING,
@@ -310,16 +310,17 @@ def refuse_unsupported(request: ChatRequest, model: str | None = None) -> None:
         refuse_tool_config(request, model)
     effort = request.reasoning.effort if request.reasoning is not None else None
     if effort is not None and takes_effort(model) is False:  # as on Anthropic's API (anthropic_mapping)
-        raise refuse(model, "reasoning_effort", NO_EFFORT)
+        raise refuse(model, "reasoning_effort", NO_EFFORT, also=BUDGET)
     if request.reasoning is not None and request.reasoning.adaptive and takes_adaptive(model) is False:
-        raise refuse(model, "thinking", NO_ADAPTIVE)
+        raise refuse(model, "thinking", NO_ADAPTIVE, also=BUDGET)
     native = request.extra.get("output_config")  # Claude's own effort, as an Anthropic caller sends it
     if isinstance(native, dict) and native.get("effort") is not None and takes_effort(model) is False:
-        raise refuse(model, "output_config.effort", NO_EFFORT)
+        raise refuse(model, "output_config.effort", NO_EFFORT, also=BUDGET)
     if effort is not None and effort not in EFFORTS:
         raise refuse(
             model,
             "reasoning_effort",
-            f"takes an effort of {', '.join(EFFORTS)} (got {effort!r}); or send a thinking budget, "
-            '`thinking: {"type": "enabled", "budget_tokens": N}` (with the openai SDK: extra_body)',
+            f"takes an effort of {', '.join(EFFORTS)} (got {effort!r}); send one of those, or a thinking budget in "
+            f"tokens (`{BUDGET}`)",
+            also=BUDGET,
         )

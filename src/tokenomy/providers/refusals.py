@@ -51,6 +51,11 @@ JSON_SCHEMA = "response_format.json_schema"
 GEMINI_OWN: Mapping[str, tuple[Any, ...] | Callable[[Any], bool]] = GEMINI_ASKING_NOTHING
 
 
+# The models a seed and penalties reach: OpenAI-format ones, and Gemini's, whose API has them too (generationConfig's
+# seed, presencePenalty and frequencyPenalty). "Route to an OpenAI model" sent a Gemini caller away from its own.
+TAKE_SEED = "an OpenAI-format or Gemini model"
+
+
 def refuse_openai_options(
     request: ChatRequest, model: str, refuse: Callable[..., ProviderError], json_instead: str
 ) -> None:
@@ -59,7 +64,9 @@ def refuse_openai_options(
     name the caller's way (`ProviderError.named`), then `json_instead`: what else the caller may do."""
     for field in ("seed", "presence_penalty", "frequency_penalty"):
         if getattr(request, field) is not None:
-            raise refuse(model, field, "has no such parameter; remove it or route to an OpenAI model")
+            raise refuse(
+                model, field, f"has no such parameter; remove it, or route to a model that takes it ({TAKE_SEED})"
+            )
     fmt = request.response_format
     if fmt is not None and fmt.type == "json_object":
         raise refuse(
