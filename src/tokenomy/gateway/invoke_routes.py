@@ -30,6 +30,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -54,6 +55,7 @@ from tokenomy.gateway.calls import (
 from tokenomy.gateway.converse_routes import STREAM_ERRORS, bedrock_error, bedrock_key, denied
 from tokenomy.gateway.responses import FirstChunkStream, tokenomy_fields
 from tokenomy.ids import new_id
+from tokenomy.messages import ChatRequest
 from tokenomy.providers import eventstream
 from tokenomy.providers.anthropic_answers import message_body
 from tokenomy.providers.anthropic_inbound import request_from_anthropic
@@ -286,14 +288,39 @@ async def _invoke(request: Request, model_id: str, stream: bool) -> Response:
         call.extra.update(header_fields)
     except (ValueError, TokenomyError) as exc:  # json.JSONDecodeError is a ValueError
         return metrics.done(bedrock_error(400, str(exc)), model_id, started)
+    guarded = "guardrailConfig" in header_fields
+
+    def shape(response: ChatResponse) -> dict[str, Any]:
+        answer = message_body(response, model_id, f"msg_{call.meta.request_id}")
+        answer.update(_guardrail_fields(response, guarded))
+        answer["tokenomy"] = tokenomy_fields(response)
+        return answer
+
+    return await _call(request, key, model_id, route, call, body, started, shape, stream=stream)
+
+
+async def _call(
+    request: Request,
+    key: Any,
+    model_id: str,
+    route: Any,
+    call: ChatRequest,
+    body: dict[str, Any],
+    started: float,
+    shape: Callable[[ChatResponse], dict[str, Any]],
+    stream: bool = False,
+    cap_field: str = "max_tokens",
+) -> Response:
+    """Admit a checked call and answer it: streamed as Claude's events in `chunk` frames, or whole as `shape` writes
+    the answer, with Bedrock's headers (`cap_field`: the body's name of the output cap, for a refusal of it)."""
+    gw = request.app.state.gateway
     call.model = route.model or model_id
-    admitted = await admit(gw, request, model_id, route, key, call)
+    admitted = await admit(gw, request, model_id, route, key, call, cap_field=cap_field)
     if isinstance(admitted, Refusal):
         return metrics.done(denied(admitted), model_id, started)
     call.meta.request_id = new_id()  # boto3's ResponseMetadata.RequestId, the message id, and the call's ledger rows
-    message_id = f"msg_{call.meta.request_id}"
     if stream:
-        writer = EventWriter(message_id, model_id, body, started)
+        writer = EventWriter(f"msg_{call.meta.request_id}", model_id, body, started)
         headers = {"x-amzn-RequestId": call.meta.request_id, "X-Amzn-Bedrock-Content-Type": "application/json"}
         stream_out = call_streamed(gw, call, admitted, model_id, started, writer)
         return FirstChunkStream(
@@ -303,10 +330,8 @@ async def _invoke(request: Request, model_id: str, stream: bool) -> Response:
     if isinstance(response, Response):
         response.headers["x-amzn-RequestId"] = call.meta.request_id
         return metrics.done(response, model_id, started)
-    answer = message_body(response, model_id, message_id)
-    answer.update(_guardrail_fields(response, "guardrailConfig" in header_fields))
-    answer["tokenomy"] = tokenomy_fields(response)
-    return metrics.done(JSONResponse(answer, headers=_usage_headers(response, call.meta.request_id)), model_id, started)
+    headers = _usage_headers(response, call.meta.request_id)
+    return metrics.done(JSONResponse(shape(response), headers=headers), model_id, started)
 
 
 async def _invoke_prompt(
@@ -334,17 +359,9 @@ async def _invoke_prompt(
             return metrics.done(bedrock_error(400, str(refused)), model_id, started)
     except (ValueError, TokenomyError) as exc:
         return metrics.done(bedrock_error(400, str(exc)), model_id, started)
-    call.model = route.model or model_id
-    admitted = await admit(gw, request, model_id, route, key, call, cap_field=cap_name(family))
-    if isinstance(admitted, Refusal):
-        return metrics.done(denied(admitted), model_id, started)
-    call.meta.request_id = new_id()  # boto3's ResponseMetadata.RequestId and the call's ledger rows
-    response = await call_whole(gw, call, admitted, model_id, lambda exc: _failure(exc, body))
-    if isinstance(response, Response):
-        response.headers["x-amzn-RequestId"] = call.meta.request_id
-        return metrics.done(response, model_id, started)
-    answer = invoke_prompts.answer(response)
-    return metrics.done(JSONResponse(answer, headers=_usage_headers(response, call.meta.request_id)), model_id, started)
+    return await _call(
+        request, key, model_id, route, call, body, started, invoke_prompts.answer, cap_field=cap_name(family)
+    )
 
 
 @router.post("/model/{model_id:path}/invoke")
