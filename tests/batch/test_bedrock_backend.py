@@ -1130,6 +1130,7 @@ def test_a_claude_body_with_tools_is_answered_with_a_tool_call_and_a_key_not_rea
     }
     base = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 64, "tools": [weather]}
     asked = [{"role": "user", "content": "Weather in Paris?"}]
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
     called = [
         *asked,
         {
@@ -1142,6 +1143,7 @@ def test_a_claude_body_with_tools_is_answered_with_a_tool_call_and_a_key_not_rea
         "forced": {**base, "messages": asked, "tool_choice": {"type": "tool", "name": "get_weather"}},
         "answered": {**base, "messages": called},
         "odd": {**base, "messages": asked, "tool_choice": {"type": "auto"}, "service_level": "fast"},
+        "pictured": {**base, "messages": [{"role": "user", "content": [image]}]},
     }
     with emulator(s3_url) as (_, options):
         backend = BedrockBatchBackend()
@@ -1157,8 +1159,13 @@ def test_a_claude_body_with_tools_is_answered_with_a_tool_call_and_a_key_not_rea
         assert answers["answered"]["modelOutput"]["type"] == "message"
         assert answers["odd"]["error"]["errorCode"] == 400
         assert "extraneous key [service_level]" in answers["odd"]["error"]["errorMessage"]
+        # Content the emulator does not translate: the batch job's way to send it (a direct call's is Converse's).
+        pictured = answers["pictured"]["error"]["errorMessage"]
+        assert (
+            pictured.startswith("messages.0.0: ") and "create the job with modelInvocationType='Converse'" in pictured
+        )
         results = {r.id: r for r in backend.results(handle)}
-        assert results["forced"].ok and results["answered"].ok and not results["odd"].ok
+        assert results["forced"].ok and results["answered"].ok and not results["odd"].ok and not results["pictured"].ok
 
 
 def test_resume_refuses_settings_bedrock_cannot_run_with_before_anything_is_uploaded(

@@ -17,6 +17,8 @@ from tokenomy.emulate.server import ServerThread
 TITAN_TEXT = "amazon.titan-text-express-v1"
 LLAMA = "meta.llama3-8b-instruct-v1:0"
 MISTRAL = "mistral.mistral-7b-instruct-v0:2"
+HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
+COMMAND_R = "cohere.command-r-v1:0"
 PROMPT = "Name three colours of the rainbow please"
 
 
@@ -79,3 +81,25 @@ def test_a_body_not_of_the_models_family_is_a_validation_error(brt, model_id, bo
         invoke(brt, model_id, body)
     assert refused.value.response["Error"]["Code"] == "ValidationException"
     assert named in refused.value.response["Error"]["Message"]
+
+
+def test_a_body_the_emulator_cannot_translate_names_converse_as_an_invoke_model_caller_reaches_it(brt) -> None:
+    # Its 400 told a direct InvokeModel caller to "create the job with modelInvocationType='Converse'": a batch job's
+    # fix, and there is no job. It names the Converse call now, for another family's body and for Claude's content
+    # other than text and tools alike.
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
+    claude = {
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 5,
+        "messages": [{"role": "user", "content": [image]}],
+    }
+    for model_id, body, where in (
+        (HAIKU, claude, "messages.0.0: "),
+        (COMMAND_R, {"message": PROMPT}, "Claude, Nova, Llama, Mistral and Titan Text only"),
+    ):
+        with pytest.raises(ClientError) as err:
+            invoke(brt, model_id, body)
+        error = err.value.response["Error"]
+        assert error["Code"] == "ValidationException" and where in error["Message"], error
+        assert "call Converse (boto3's `converse` or `converse_stream`) instead of InvokeModel" in error["Message"]
+        assert "job" not in error["Message"], error

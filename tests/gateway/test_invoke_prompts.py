@@ -40,7 +40,7 @@ class Served(ClaudeGateway):
         monkeypatch.setattr(
             bedrock_runtime,
             "to_converse",
-            lambda model, body: self.received.append((model, body)) or original(model, body),
+            lambda model, body, fix: self.received.append((model, body)) or original(model, body, fix),
         )
         config = Config(retries={"total_max_attempts": 1})
         self.client = boto3.client("bedrock-runtime", endpoint_url=self.url, region_name="us-east-1", config=config)

@@ -16,7 +16,7 @@ from typing import Any
 
 from tokenomy.emulate.bedrock_converse import BedrockEmulator
 from tokenomy.emulate.bedrock_errors import BedrockError, invalid
-from tokenomy.emulate.bedrock_native import NativeBodyError, from_converse, to_converse
+from tokenomy.emulate.bedrock_native import BATCH_FIX, NativeBodyError, from_converse, to_converse
 from tokenomy.emulate.instant_engine import InstantEngine
 from tokenomy.pricing.catalog import default_catalog
 
@@ -228,7 +228,7 @@ class JobWorker:
                 result.pop("metrics", None)
                 out["modelOutput"] = result
             else:
-                result = emulator.converse(model_id, to_converse(model_id, body), job.region, throttle=False)
+                result = emulator.converse(model_id, to_converse(model_id, body, BATCH_FIX), job.region, throttle=False)
                 out["modelOutput"] = from_converse(model_id, result)
         except NativeBodyError as exc:
             out["error"] = {"errorCode": 400, "errorMessage": str(exc)}

@@ -6,8 +6,9 @@ foundation models"). The emulator runs everything through Converse, so it transl
 Anthropic Claude (Messages API with `anthropic_version`: text, tool_use and tool_result blocks, tools,
 tool_choice, thinking, cache_control), Amazon Nova (`messages-v1`), Meta Llama (`prompt` / `max_gen_len`),
 Mistral AI's text completion (`prompt` / `max_tokens`) and Amazon Titan Text (`inputText`). A key of a body
-it does not translate is refused by name, never dropped. Other families are answered with an error naming
-Converse jobs as the fix.
+it does not translate is refused by name, never dropped. Other families, and Claude content other than text and
+tools, are answered with an error naming Converse as the fix, in the words of where the body came from (`fix`: a
+batch job's record, or an InvokeModel call).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from tokenomy.providers.bedrock_answer_read import STOP_SEQUENCE
 from tokenomy.providers.bedrock_families import body_family, prompt_family
 
 ANTHROPIC_VERSION = "bedrock-2023-05-31"
+# How to send, through Converse, what the emulator does not translate: a batch job's record, an InvokeModel call's body.
+BATCH_FIX = "create the job with modelInvocationType='Converse'"
+INVOKE_FIX = "call Converse (boto3's `converse` or `converse_stream`) instead of InvokeModel"
 _LLAMA_TOKENS = re.compile(r"<\|[^|>]*\|>|<s>|</s>|\[/?INST\]")
 
 
@@ -47,7 +51,7 @@ def _cache_point(block: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"cachePoint": {"type": "default", **({"ttl": ttl} if ttl else {})}}]
 
 
-def _claude_block(block: Any, where: str) -> list[dict[str, Any]]:
+def _claude_block(block: Any, where: str, fix: str) -> list[dict[str, Any]]:
     """One Claude content block as Converse blocks (its cache point after it); another type is refused by name."""
     kind = block.get("type") if isinstance(block, dict) else None
     if kind == "text" and isinstance(block.get("text"), str):
@@ -62,17 +66,17 @@ def _claude_block(block: Any, where: str) -> list[dict[str, Any]]:
     else:
         raise NativeBodyError(
             f"{where}: the Tokenomy emulator reads text, tool_use and tool_result blocks of a Claude body, not "
-            f"{kind!r}; create the job with modelInvocationType='Converse' to send other content"
+            f"{kind!r}; {fix} to send other content"
         )
     return [converted, *_cache_point(block)]
 
 
-def _claude_content(content: Any, where: str) -> list[dict[str, Any]]:
+def _claude_content(content: Any, where: str, fix: str) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"text": content}]
     if not isinstance(content, list) or not content:
         raise NativeBodyError(f"{where}: content must be a string or a non-empty list of blocks")
-    return [part for i, block in enumerate(content) for part in _claude_block(block, f"{where}.{i}")]
+    return [part for i, block in enumerate(content) for part in _claude_block(block, f"{where}.{i}", fix)]
 
 
 def _claude_tools(body: dict[str, Any]) -> dict[str, Any] | None:
@@ -122,7 +126,7 @@ CLAUDE_KEYS = (
 )
 
 
-def _claude(body: dict[str, Any]) -> dict[str, Any]:
+def _claude(body: dict[str, Any], fix: str) -> dict[str, Any]:
     if body.get("anthropic_version") != ANTHROPIC_VERSION:
         raise NativeBodyError(f"Malformed input request: anthropic_version must be {ANTHROPIC_VERSION!r}")
     if not isinstance(body.get("max_tokens"), int) or body["max_tokens"] < 1:
@@ -135,14 +139,14 @@ def _claude(body: dict[str, Any]) -> dict[str, Any]:
         "messages": [
             {
                 "role": m.get("role") if isinstance(m, dict) else None,
-                "content": _claude_content(m.get("content") if isinstance(m, dict) else None, f"messages.{i}"),
+                "content": _claude_content(m.get("content") if isinstance(m, dict) else None, f"messages.{i}", fix),
             }
             for i, m in enumerate(raw)
         ],
         "inferenceConfig": {"maxTokens": body["max_tokens"]},
     }
     if body.get("system"):
-        out["system"] = _claude_content(body["system"], "system")
+        out["system"] = _claude_content(body["system"], "system", fix)
     for src, dst in (("temperature", "temperature"), ("top_p", "topP"), ("stop_sequences", "stopSequences")):
         if src in body:
             out["inferenceConfig"][dst] = body[src]
@@ -182,13 +186,14 @@ def _messages(raw: Any, where: str) -> list[dict[str, Any]]:
     ]
 
 
-def to_converse(model_id: str, body: Any) -> dict[str, Any]:
-    """A Converse request body equivalent to `body`; raises NativeBodyError like Bedrock's 400."""
+def to_converse(model_id: str, body: Any, fix: str) -> dict[str, Any]:
+    """A Converse request body equivalent to `body`; raises NativeBodyError like Bedrock's 400, one the emulator
+    cannot translate saying how to send it through Converse from where it came (`fix`: BATCH_FIX or INVOKE_FIX)."""
     if not isinstance(body, dict):
         raise NativeBodyError("Malformed input request: modelInput must be a JSON object")
     kind = body_family(model_id)
     if kind == "anthropic":
-        return _claude(body)
+        return _claude(body, fix)
     if kind == "nova":
         return _nova(body)
     if kind == "llama":
@@ -223,7 +228,7 @@ def to_converse(model_id: str, body: Any) -> dict[str, Any]:
         return _prompt_body({**config, "inputText": body.get("inputText")}, "inputText", pairs)
     raise NativeBodyError(
         f"The Tokenomy emulator reads InvokeModel bodies for Claude, Nova, Llama, Mistral and Titan Text only; "
-        f"create the job with modelInvocationType='Converse' for {model_id}"
+        f"{fix} for {model_id}"
     )
 
 

@@ -31,7 +31,7 @@ from tokenomy.emulate.bedrock_batch import router as batch_router
 from tokenomy.emulate.bedrock_converse import BedrockEmulator, claude_stop_paths, stream_events
 from tokenomy.emulate.bedrock_embed import invoke_embedding, is_embedding_model
 from tokenomy.emulate.bedrock_errors import BedrockError, client_region, error_response
-from tokenomy.emulate.bedrock_native import NativeBodyError, from_converse, to_converse
+from tokenomy.emulate.bedrock_native import INVOKE_FIX, NativeBodyError, from_converse, to_converse
 from tokenomy.emulate.engine import Engine
 
 router = APIRouter()
@@ -115,7 +115,7 @@ def _invoke_native(
     """A chat model's native body answered in its family's shape, and Bedrock's token-count headers (the only
     place Mistral's answer has them)."""
     try:
-        converse_body = to_converse(model_id, body)
+        converse_body = to_converse(model_id, body, INVOKE_FIX)
     except NativeBodyError as exc:
         raise BedrockError("ValidationException", str(exc)) from None
     result = emulator.converse(model_id, converse_body, region)
