@@ -59,3 +59,14 @@ def test_a_cap_above_the_models_maximum_output_is_bedrocks_validation_error(brt,
         assert refused.value.response["Error"]["Code"] == "ValidationException"
         assert refused.value.response["Error"]["Message"].startswith(limit)
         assert call(64000)  # the maximum itself is taken
+
+
+def test_claude_3_haikus_maximum_output_of_4096_is_held(brt) -> None:
+    # The catalog had no maximum for Claude 3 Haiku, so the emulator took any cap for it; Bedrock refuses one above
+    # its 4,096.
+    haiku = "anthropic.claude-3-haiku-20240307-v1:0"
+    messages = [{"role": "user", "content": [{"text": PROMPT}]}]
+    with pytest.raises(ClientError) as refused:
+        brt.converse(modelId=haiku, messages=messages, inferenceConfig={"maxTokens": 4097})
+    assert "exceeds the model limit of 4096" in refused.value.response["Error"]["Message"]
+    assert brt.converse(modelId=haiku, messages=messages, inferenceConfig={"maxTokens": 4096})["output"]["message"]

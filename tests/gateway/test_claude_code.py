@@ -59,6 +59,11 @@ FIRST = [
 ]
 
 
+# The max_tokens Claude Code sends for each route's model: its cap for Claude 3 Haiku is the model's maximum output
+# (4096, which Bedrock refuses to exceed); 32000 for later models.
+MAX_TOKENS = {"haiku": 4096}
+
+
 def first_request(model: str, **fields) -> dict:
     """The opening request of a Claude Code session (thinking off)."""
     return {
@@ -68,7 +73,7 @@ def first_request(model: str, **fields) -> dict:
         "system": SYSTEM,
         "tools": [BASH],
         "metadata": {"user_id": SESSION},
-        "max_tokens": 32000,
+        "max_tokens": MAX_TOKENS.get(model, 32000),
         "stream": True,
         **fields,
     }

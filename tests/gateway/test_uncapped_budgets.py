@@ -29,7 +29,7 @@ from tokenomy.messages import ChatRequest, Message
 from tokenomy.pricing.entry import DEFAULT_OUTPUT_ESTIMATE
 from tokenomy.request_options import Reasoning
 
-HAIKU3 = "anthropic.claude-3-haiku-20240307-v1:0"  # $0.25 / $1.25 per 1M tokens; no maximum output in the catalog
+LLAMA3 = "meta.llama3-8b-instruct-v1:0"  # $0.30 / $0.60 per 1M tokens; no maximum output in the catalog
 NOWHERE = "http://127.0.0.1:9"  # a loopback port nothing listens on: a call refused before it is sent needs no server
 ASK = [{"role": "user", "content": "Tell me everything."}]
 M = Decimal(1_000_000)
@@ -95,12 +95,12 @@ def test_each_model_of_a_route_is_reserved_at_its_own_bound(ledger_path):
 
 
 def test_a_model_whose_maximum_output_is_not_known_keeps_the_estimate(ledger_path):
-    models = {"m": {"provider": "openai", "model": "up", "base_url": NOWHERE, "price_as": HAIKU3}}
+    models = {"m": {"provider": "openai", "model": "up", "base_url": NOWHERE, "price_as": LLAMA3}}
     request = ask()
     worst = worst_case(models, "m", request, ledger_path)
     prompt = input_bound(request)[0]  # the prompt's upper bound, which a budget reserves
     assert DEFAULT_OUTPUT_ESTIMATE == 1024
-    assert worst.nano() == to_nano((prompt * Decimal("0.25") + 1024 * Decimal("1.25")) / M)
+    assert worst.nano() == to_nano((prompt * Decimal("0.30") + 1024 * Decimal("0.60")) / M)
     assert (worst.binding().tokens, worst.binding().kind) == (1024, "estimate")
 
 

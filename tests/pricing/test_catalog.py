@@ -558,9 +558,11 @@ def test_every_maximum_output_in_the_catalog_fits_its_window_and_names_its_sourc
         assert entry.limits_source and "https://" in entry.limits_source and "; read 20" in entry.limits_source
     figures = {m: catalog.lookup(m).max_output_tokens for m in ("gpt-4.1", "o3", "claude-opus-4-6", "gemini-2.0-flash")}
     assert figures == {"gpt-4.1": 32_768, "o3": 100_000, "claude-opus-4-6": 128_000, "gemini-2.0-flash": 8_192}
-    # Not sourced, so not there: the gateway falls back to its estimate for these.
-    assert catalog.lookup(HAIKU3).max_output_tokens is None
+    # Not sourced, so not there: the gateway falls back to its estimate for it.
     assert catalog.lookup("gemini-2.5-flash").max_output_tokens is None
+    # Claude 3 Haiku's 4,096 (AWS's "4K"), on Anthropic's API and on Bedrock alike: without it the emulators took any
+    # cap for the model, and a budget reserved an uncapped Converse call at its estimate instead.
+    assert {catalog.lookup(m).max_output_tokens for m in (HAIKU3, "claude-3-haiku-20240307")} == {4096}
     # A Bedrock profile of a Claude model carries Anthropic's figure for it, in every region.
     assert {
         catalog.lookup("us.anthropic.claude-sonnet-4-5-20250929-v1:0", r).max_output_tokens
