@@ -7,7 +7,6 @@ the place, before anything is sent."""
 from __future__ import annotations
 
 import contextlib
-import time
 from decimal import Decimal
 
 import anthropic
@@ -18,6 +17,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from helpers.converse_capture import record_converse
+from helpers.ledger_rows import written_rows
 from helpers.scripted_anthropic import USAGE, ScriptedAnthropic
 from helpers.scripted_openai import ScriptedOpenAI
 from tokenomy.caching.placement import estimate_input_tokens
@@ -56,16 +56,6 @@ def priced(model: str, region: str | None, row) -> Decimal:
         + (row.cache_write_tokens - one_hour) * entry.cache_write
         + one_hour * entry.cache_write_1h
     ) / 10**6
-
-
-def ok_rows(ledger, count: int) -> list:
-    """The ledger's answered rows, oldest first, once the gateway's writer (a second a batch) has written `count`."""
-    deadline = time.monotonic() + 10
-    while True:
-        rows = sorted((e for e in open_store(ledger).events() if e.outcome == "ok"), key=lambda e: e.ts)
-        if len(rows) >= count or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -136,7 +126,7 @@ def test_one_hour_points_reach_claude_and_their_writes_are_billed_at_the_one_hou
         deltas = [event.usage.to_dict() for event in stream if event.type == "message_delta"]
     assert scripted.requests[-1][1]["messages"][2]["content"][-1]["cache_control"] == HOUR
     assert deltas[-1]["cache_creation"] == SPLIT["cache_creation"]
-    rows = ok_rows(ledger, 2)
+    rows = written_rows(ledger, 2)
     assert len(rows) == 2
     for row in rows:
         assert (row.cache_write_tokens, row.cache_read_tokens, row.tags["cache_write_1h_tokens"]) == (3000, 500, "2000")
@@ -253,7 +243,7 @@ def test_boto3_converse_one_hour_points_reach_bedrock_and_come_back_split(conver
     streamed = events[-1]["metadata"]["usage"]
     assert streamed["cacheReadInputTokens"] == details[0]["inputTokens"]
     assert [d["ttl"] for d in streamed["cacheDetails"]] == ["5m"]
-    rows = ok_rows(ledger, 2)
+    rows = written_rows(ledger, 2)
     assert [r.tags.get("cache_write_1h_tokens") for r in rows] == [str(details[0]["inputTokens"]), None]
     for row in rows:
         assert row.cost_usd == priced(BEDROCK_SONNET, "us-east-1", row)

@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import json
 import re
-import time
 
 import openai
 import pytest
 
+from helpers.ledger_rows import written_rows
 from helpers.recording_openai import RecordingOpenAI
 from tokenomy.config import parse_config
 from tokenomy.emulate.server import ServerThread
 from tokenomy.gateway.app import create_app
-from tokenomy.ledger.store import open_store
 from tokenomy.pricing.catalog import default_catalog
 
 USER = {"role": "user", "content": "Weather in Paris?"}
@@ -45,16 +44,6 @@ def served(ledger_path):
         }
         with ServerThread(create_app(parse_config(config), str(ledger_path)), lifespan="on") as url:
             yield upstream, openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
-
-
-def rows(ledger, count: int) -> list:
-    """The ledger's rows, oldest first, once the gateway's writer has written `count`."""
-    deadline = time.monotonic() + 10
-    while True:
-        found = sorted(open_store(ledger).events(), key=lambda e: e.ts)
-        if len(found) >= count or time.monotonic() > deadline:
-            return found
-        time.sleep(0.1)
 
 
 def priced(model: str, row) -> object:
@@ -121,7 +110,7 @@ def test_xai_reasoning_tokens_beside_completion_tokens_are_billed_as_output(serv
         assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (32, 319, 351)
         assert usage.completion_tokens_details.reasoning_tokens == 310
         assert usage.prompt_tokens_details.cached_tokens == 6
-    for row in rows(ledger_path, 2):
+    for row in written_rows(ledger_path, 2, answered_only=False):
         assert (row.input_tokens, row.cache_read_tokens, row.output_tokens) == (26, 6, 319)
         assert row.cost_usd == priced("grok-4", row)
 
@@ -152,7 +141,7 @@ def test_a_tool_call_id_and_name_repeated_on_every_piece_reach_the_caller_once(s
     [call] = final.choices[0].message.tool_calls
     assert (call.id, call.function.name, call.function.arguments) == ("call_9", "get_weather", '{"city": "Paris"}')
     assert final.choices[0].finish_reason == "tool_calls"
-    [row] = rows(ledger_path, 1)
+    [row] = written_rows(ledger_path, 1, answered_only=False)
     assert (row.input_tokens, row.output_tokens) == (20, 12) and row.cost_usd == priced("grok-4", row)
 
 
@@ -182,7 +171,7 @@ def test_groqs_usage_under_x_groq_is_the_streams_usage(served, ledger_path):
     )
     assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == "Sunny."
     assert (streamed[-1].usage.prompt_tokens, streamed[-1].usage.completion_tokens) == (812, 95)
-    [row] = rows(ledger_path, 1)
+    [row] = written_rows(ledger_path, 1, answered_only=False)
     assert (row.input_tokens, row.output_tokens) == (812, 95) and row.cost_usd == priced("grok-4", row)
 
 
@@ -255,7 +244,9 @@ def test_a_conversation_with_claudes_tool_call_ids_goes_to_mistral_with_ids_it_t
     assert re.fullmatch(r"[A-Za-z0-9]{9}", call["id"]) and first["messages"][2]["tool_call_id"] == call["id"]
     assert second["messages"][1]["tool_calls"][0]["id"] == call["id"] == second["messages"][2]["tool_call_id"]
     assert second["messages"][5]["tool_calls"][0]["id"] == "D7xq2Lp9a" == second["messages"][6]["tool_call_id"]
-    assert [r.cost_usd == priced("mistral-large-latest", r) for r in rows(ledger_path, 2)] == [True, True]
+    assert [
+        r.cost_usd == priced("mistral-large-latest", r) for r in written_rows(ledger_path, 2, answered_only=False)
+    ] == [True, True]
 
 
 def test_an_upstreams_own_400_reaches_the_caller_with_its_message(served):
@@ -366,7 +357,7 @@ def test_azures_choiceless_first_chunk_and_content_filter_reach_the_caller(serve
     dumped = [c.model_dump() for c in streamed]
     assert any(c.get("prompt_filter_results") for c in dumped)
     assert any(ch.get("content_filter_results") == AZURE_FILTERS for c in dumped for ch in c["choices"])
-    [row] = rows(ledger_path, 1)
+    [row] = written_rows(ledger_path, 1, answered_only=False)
     assert (row.input_tokens, row.output_tokens) == (14, 2) and row.cost_usd == priced("grok-4", row)
 
 
@@ -406,7 +397,7 @@ def test_deepseeks_reasoning_and_cache_hits_and_ollamas_reasoning_reach_the_call
     assert "".join(d.get("content") or "" for d in said) == "Sunny."
     assert streamed[-1].usage.prompt_tokens_details.cached_tokens == 64
     assert whole.choices[0].message.model_dump()["reasoning_content"] == "Paris is in France."
-    first, second = rows(ledger_path, 2)
+    first, second = written_rows(ledger_path, 2, answered_only=False)
     assert (first.input_tokens, first.cache_read_tokens, first.output_tokens) == (36, 64, 30)
     assert (second.input_tokens, second.output_tokens) == (50, 12)
     assert [r.cost_usd == priced("grok-4", r) for r in (first, second)] == [True, True]
@@ -464,7 +455,7 @@ def test_moonshots_usage_in_the_choice_and_top_level_cached_tokens_are_billed(se
             1536,
             21,
         )
-    for row in rows(ledger_path, 2):
+    for row in written_rows(ledger_path, 2, answered_only=False):
         assert (row.input_tokens, row.cache_read_tokens, row.output_tokens) == (364, 1536, 21)
         assert row.cost_usd == priced("grok-4", row)
 
@@ -588,7 +579,7 @@ def claude_behind(usage: dict, ledger_path) -> list:
             )
     for got in (whole.usage, streamed[-1].usage):
         assert (got.prompt_tokens, got.completion_tokens) == (usage["prompt_tokens"], usage["completion_tokens"])
-    return rows(ledger_path, 2)
+    return written_rows(ledger_path, 2, answered_only=False)
 
 
 def claude_cost(row) -> object:

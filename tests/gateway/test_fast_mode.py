@@ -5,31 +5,20 @@ tagged so; refused, naming the model and why, for one without it, before anythin
 
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 
 import anthropic
 import pytest
 
+from helpers.ledger_rows import written_rows
 from helpers.scripted_anthropic import USAGE, ScriptedAnthropic
 from tokenomy.config import parse_config
 from tokenomy.emulate.server import ServerThread
 from tokenomy.gateway.app import create_app
-from tokenomy.ledger.store import open_store
 from tokenomy.pricing.catalog import default_catalog
 
 ASK = [{"role": "user", "content": "hi"}]
 BETA = "fast-mode-2026-02-01"
-
-
-def ok_rows(ledger, count: int) -> list:
-    """The ledger's answered rows, oldest first, once the gateway's writer has written `count`."""
-    deadline = time.monotonic() + 10
-    while True:
-        rows = sorted((e for e in open_store(ledger).events() if e.outcome == "ok"), key=lambda e: e.ts)
-        if len(rows) >= count or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -77,7 +66,7 @@ def test_fast_mode_reaches_claude_and_is_recorded_at_its_own_price(gateway, stre
         assert (BETA in betas) == (route == "opus5"), headers
         if not streamed:  # a stream's message_start carries the counts and the tier, message_delta the speed
             assert reply.usage.speed == "fast"
-    rows = ok_rows(ledger, 2)
+    rows = written_rows(ledger, 2)
     catalog = default_catalog()
     for row, model in zip(rows, ("claude-opus-5", "claude-opus-5-5"), strict=True):
         fast = catalog.lookup(model, None).service_tiers["fast_mode"]
@@ -94,7 +83,7 @@ def test_a_fast_call_claude_ran_at_standard_speed_is_recorded_at_the_standard_pr
     scripted, sdk, ledger = gateway
     scripted.usage = {**USAGE, "speed": "standard"}
     sdk.messages.create(model="opus55", max_tokens=5, messages=ASK, speed="fast")
-    [row] = ok_rows(ledger, 1)
+    [row] = written_rows(ledger, 1)
     entry = default_catalog().lookup("claude-opus-5-5", None)
     assert "service_tier" not in row.tags
     assert row.cost_usd == (10 * entry.input + 2 * entry.output) / 1_000_000

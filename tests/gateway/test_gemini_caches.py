@@ -18,6 +18,7 @@ from google.genai import errors, types
 
 from helpers import requests_in_metrics
 from helpers.converse_capture import record_converse
+from helpers.ledger_rows import written_rows
 from helpers.scripted_anthropic import USAGE, ScriptedAnthropic
 from tokenomy.config import parse_config
 from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
@@ -78,15 +79,6 @@ def make_cache(client, model: str = "claude", ttl: str = "300s", name: str | Non
     )
 
 
-def ok_rows(ledger: str, count: int) -> list:
-    deadline = time.monotonic() + 10
-    while True:
-        rows = sorted((e for e in open_store(ledger).events() if e.outcome == "ok"), key=lambda e: e.ts)
-        if len(rows) >= count or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.1)
-
-
 def test_caches_are_created_read_listed_updated_and_deleted_as_geminis(served) -> None:
     client = served[0]
     before = time.time()
@@ -129,7 +121,7 @@ def test_a_cache_reaches_claude_as_a_prefix_with_a_cache_point_and_the_ledger_pr
     assert chunks[-1].usage_metadata.cached_content_token_count == 700
     assert scripted.requests[-1][1]["messages"][0]["content"][-1]["cache_control"] == {"type": "ephemeral"}
     entry = default_catalog().lookup(SONNET)
-    write, read = ok_rows(ledger, 2)
+    write, read = written_rows(ledger, 2)
     assert (write.cache_write_tokens, write.cache_read_tokens) == (700, 0)
     assert write.cache_write_cost_usd == 700 * entry.cache_write / 10**6
     assert (read.cache_write_tokens, read.cache_read_tokens) == (0, 700)
@@ -150,7 +142,7 @@ def test_a_cache_made_to_last_an_hour_gets_a_one_hour_cache_point_where_the_mode
     client.models.generate_content(model="claude", contents="What does the gateway do?", config=asked)
     point = scripted.requests[-1][1]["messages"][0]["content"][-1]["cache_control"]
     assert point == {"type": "ephemeral", "ttl": "1h"}
-    (write,) = ok_rows(ledger, 1)
+    (write,) = written_rows(ledger, 1)
     assert write.cache_write_cost_usd == 700 * default_catalog().lookup(SONNET).cache_write_1h / 10**6
     short = make_cache(client, ttl="600s")  # under an hour: the 5-minute default, as before
     client.models.generate_content(
@@ -457,7 +449,7 @@ def test_a_cache_on_a_bedrock_route_is_written_once_and_read_after_as_bedrock_re
             again = client.models.generate_content(model="sonnet", contents="And then?", config=asked)
     assert not first.usage_metadata.cached_content_token_count  # Bedrock wrote the prefix (over its 1,024 minimum)
     assert again.usage_metadata.cached_content_token_count > 1024  # and read it back
-    write, read = ok_rows(ledger, 2)
+    write, read = written_rows(ledger, 2)
     entry = default_catalog().lookup(BEDROCK_SONNET, "us-east-1")
     assert write.cache_write_tokens > 1024 and write.cache_read_tokens == 0
     assert read.cache_read_tokens == write.cache_write_tokens and read.cache_write_tokens == 0

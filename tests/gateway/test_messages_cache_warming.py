@@ -9,7 +9,6 @@ Bedrock emulator."""
 from __future__ import annotations
 
 import json
-import time
 from decimal import Decimal
 
 import anthropic
@@ -17,6 +16,7 @@ import httpx
 import pytest
 
 from helpers import stand_in_aws_keys
+from helpers.ledger_rows import written_rows
 from helpers.recording_openai import RecordingOpenAI
 from tokenomy.config import parse_config
 from tokenomy.emulate.anthropic_api import create_app as create_anthropic
@@ -101,20 +101,10 @@ def served(tmp_path_factory):
                 yield url, ledger, bodies, gpt, claude
 
 
-def answered_rows(ledger, count: int) -> list:
-    """The ledger's answered rows, oldest first, once the gateway's writer has written `count`."""
-    deadline = time.monotonic() + 10
-    while True:
-        rows = sorted((e for e in open_store(ledger).events() if e.outcome == "ok"), key=lambda e: e.ts)
-        if len(rows) >= count or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.1)
-
-
 def test_max_tokens_0_warms_claudes_cache_and_is_billed_as_the_cache_write(served) -> None:
     url, ledger, bodies, _, _ = served
     sdk = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
-    before = len(answered_rows(ledger, 0))
+    before = len(written_rows(ledger, 0))
     warm = sdk.messages.create(model="claude", max_tokens=0, system=SYSTEM, messages=ASK)
     assert bodies[-1]["max_tokens"] == 0  # Claude got 0, not the default cap
     assert warm.content == [] and warm.stop_reason == "max_tokens"
@@ -123,7 +113,7 @@ def test_max_tokens_0_warms_claudes_cache_and_is_billed_as_the_cache_write(serve
     # The next call reads what the warming wrote.
     read = sdk.messages.create(model="claude", max_tokens=8, system=SYSTEM, messages=ASK)
     assert read.usage.cache_read_input_tokens == written and read.content
-    row = answered_rows(ledger, before + 2)[before]
+    row = written_rows(ledger, before + 2)[before]
     entry = default_catalog().lookup(SONNET, None)
     assert (row.output_tokens, row.cache_write_tokens) == (0, written)
     assert row.cache_write_cost_usd == Decimal(written) * entry.cache_write / 10**6 > 0
