@@ -234,7 +234,8 @@ def test_an_upstream_error_keeps_its_status_and_every_attempt_is_a_row(ledger_pa
         client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
         with pytest.raises(openai.RateLimitError) as throttled:
             client.embeddings.create(model="search", input="x")
-    assert throttled.value.code == "throttled" and "slow down" in throttled.value.message
+    # The upstream's own code reaches the caller (an OpenAI-format upstream's, as OpenAI's API names a rate limit).
+    assert throttled.value.code == "rate_limit_exceeded" and "slow down" in throttled.value.message
     rows = sorted(open_store(ledger_path).events(), key=lambda e: e.attempt)
     assert len(upstream.bodies) == 2
     assert [(e.attempt, e.outcome, e.cost_usd) for e in rows] == [(1, "throttled", 0), (2, "throttled", 0)]
