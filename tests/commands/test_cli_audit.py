@@ -1228,7 +1228,10 @@ def test_a_negative_token_count_to_cost_names_the_option_given(option, monkeypat
     [
         (["--mode", "weird"], "error: --mode 'weird': give one of on_demand, batch, provisioned"),
         (["--cache-ttl", "2h"], "error: --cache-ttl '2h': give one of 5m, 1h"),
-        (["--service-tier", "gold"], "error: --service-tier 'gold': give one of standard, priority, flex, ultrafast"),
+        (
+            ["--service-tier", "gold"],
+            "error: --service-tier 'gold': give one of standard, priority, flex, ultrafast, fast_mode",
+        ),
         (
             ["--mode", "batch", "--service-tier", "priority"],
             "error: --service-tier priority prices on-demand calls only; drop it, or drop --mode batch",
