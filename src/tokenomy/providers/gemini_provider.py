@@ -180,7 +180,7 @@ class GeminiProvider(Provider):
         if reason:  # Gemini's own, which finish_reason generalises (RECITATION is a content filter)
             raw["finish_reason"] = str(getattr(reason, "value", reason))
         tier = raw.pop("service_tier", None)
-        if tier:  # where the client reads the tier it prices (client.served_tier), and the gateway's answer shows it
+        if tier:  # where the client reads the tier it prices (pricing.served_tier), and the gateway's answer shows it
             raw["top"] = {"service_tier": tier}
         return ChatResponse(
             content=content,
