@@ -1,6 +1,6 @@
 """Start-up checks of a loaded config that pydantic cannot make: model ids the price catalog does not know (whose
-calls would be recorded at $0), and `api_key_env` variables, a Vertex AI project or an Azure endpoint that are not
-set (whose calls would all fail).
+calls would be recorded at $0), `api_key_env` variables, a Vertex AI project or an Azure endpoint that are not
+set (whose calls would all fail), and models their provider has retired or will retire (pricing/lifecycle.py).
 
 Used by `tokenomy serve` before the gateway starts, and by any command that runs a config's models.
 """
@@ -11,11 +11,18 @@ import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 
 from tokenomy.config import TokenomyConfig
 from tokenomy.errors import TokenomyError
 from tokenomy.pricing.catalog import PriceCatalog, default_catalog
+from tokenomy.pricing.entry import PriceEntry
 from tokenomy.pricing.identifiers import parse_model_id
+from tokenomy.pricing.lifecycle import is_retired
+
+# A config provider -> the catalog provider whose lifecycle dates apply to its calls. Azure deployments and Vertex AI
+# models are retired on their platform's own schedule, which the catalog's (the model maker's API's) dates are not.
+LIFECYCLE_PROVIDERS = {"anthropic": "anthropic", "openai": "openai", "bedrock": "aws.bedrock", "gemini": "google"}
 
 
 @dataclass
@@ -37,9 +44,13 @@ def did_you_mean(model: str, catalog: PriceCatalog) -> str:
 
 
 def check_config(
-    config: TokenomyConfig, catalog: PriceCatalog | None = None, environ: Mapping[str, str] | None = None
+    config: TokenomyConfig,
+    catalog: PriceCatalog | None = None,
+    environ: Mapping[str, str] | None = None,
+    today: date | None = None,
 ) -> ConfigFindings:
-    """Every configured model: its price (model id or price_as in the catalog) and its key variable."""
+    """Every configured model: its price (model id or price_as in the catalog), its key variable, and whether its
+    provider retired it (on or before `today`, UTC) or has announced the day it will."""
     catalog = catalog or default_catalog()
     environ = os.environ if environ is None else environ
     origin = config.source or "<config>"
@@ -75,7 +86,7 @@ def check_config(
             continue  # the local model is free and needs no price
         model_id = model.model or name
         try:
-            catalog.lookup(model_id, model.region)
+            entry = catalog.lookup(model_id, model.region)
         except TokenomyError as exc:
             unknown = (
                 "not in the price catalog"
@@ -93,4 +104,29 @@ def check_config(
                 f"recorded at $0.{did_you_mean(model_id, catalog)} Fix the id, or set price_as: to "
                 "the catalog model it should be priced as"
             )
+            continue
+        if LIFECYCLE_PROVIDERS.get(model.provider) == entry.provider:
+            retiring = _lifecycle_warning(config, name, model_id, entry, today)
+            if retiring:
+                found.warnings.append(f"{origin}: models.{name}.model: {retiring}")
     return found
+
+
+def _lifecycle_warning(config: TokenomyConfig, name: str, model_id: str, entry: PriceEntry, today: date | None) -> str:
+    """Why calls to model `name` fail or will (its provider retired `model_id`, or has said the day it will), naming
+    the routes and tiers that send to it; "" for a model without a retirement date."""
+    if entry.retired_on is None:
+        return ""
+    used = [f"routes.{route}" for route, spec in config.routes.items() if name in (spec.model, *spec.fallback)]
+    used += [f"tiers.{tier}" for tier, models in config.tiers.items() if name in models]
+    uses = f"used by {', '.join(used)}" if used else f"called by its name {name!r}"
+    if is_retired(entry, today):
+        return (
+            f"{model_id!r} was retired on {entry.retired_on} ({entry.lifecycle_source}): every call to it fails "
+            f"({uses}). Move them to a current model (`tokenomy prices` lists the catalog's)"
+        )
+    since = f", deprecated since {entry.deprecated_on}" if entry.deprecated_on else ""
+    return (
+        f"{model_id!r} retires on {entry.retired_on}{since} ({entry.lifecycle_source}): every call to it will fail "
+        f"from that day ({uses}). Move them to a current model before then"
+    )

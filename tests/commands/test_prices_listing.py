@@ -6,6 +6,7 @@ from typer.testing import CliRunner
 
 from tokenomy.cli import app
 from tokenomy.pricing.catalog import PriceCatalog
+from tokenomy.pricing.lifecycle import lifecycle_label
 
 
 def test_the_listing_prints_each_rows_source_beside_its_date():
@@ -18,9 +19,14 @@ def test_the_listing_prints_each_rows_source_beside_its_date():
     checked = 0
     for line in out.stdout.splitlines():
         cells = [c.strip() for c in line.split("│")[1:-1]]
-        if len(cells) != 9 or (cells[0], cells[1], cells[2]) not in entries:
+        if len(cells) != 9:
             continue
-        entry = entries[(cells[0], cells[1], cells[2])]
+        model, _, label = cells[1].partition(" (")
+        if (cells[0], model, cells[2]) not in entries:
+            continue
+        entry = entries[(cells[0], model, cells[2])]
+        # a model its provider retired (or will) says so beside its id: every call to a retired one fails
+        assert (label.rstrip(")") or None) == lifecycle_label(entry), cells
         mark = re.fullmatch(r"(\d{4}-\d{2}-\d{2})(?: \(stale\))? \[(\d+)\]", cells[8])
         assert mark and mark[1] == entry.as_of, cells
         assert notes[mark[2]] == entry.source, (cells, notes.get(mark[2]))

@@ -7,7 +7,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from tokenomy.analytics.review_models import price_date_note
+from tokenomy.analytics.review_models import price_date_note, retired_line, retirement_note
 from tokenomy.money import usd
 
 STYLE = (
@@ -104,12 +104,15 @@ def review_html(body: dict[str, Any]) -> str:
                 [
                     "",
                     c["line"],
-                    f"{c['kind']}: {c['model']} ({c['released']}){price_date_note(c)}",
+                    f"{c['kind']}: {c['model']} ({c['released']}){price_date_note(c)}{retirement_note(c)}",
                     money(c["monthly_usd"]),
                     money(c["monthly_change_usd"]),
                 ]
             )
     parts.append(_table(["model", "line", "candidate", "$/month", "change"], rows))
+    retired = retired_line(body["models"])
+    if retired:
+        parts.append(f"<p>{html.escape(retired)}</p>")
     bench = body.get("bench")
     if bench:
         parts.append(f"<h2>Re-benchmark (judge: {html.escape(str(bench.get('judge')))})</h2>")

@@ -12,12 +12,14 @@ on a model without cache prices, batch traffic to on-demand on a model without b
 model in use re-priced the same way, not the recorded cost (which holds what no candidate is priced with: a
 priority or flex tier, server tools, a bill's own figures), so each candidate is compared like for like. Provisioned
 traffic is left out (it is paid per unit-hour, not per token). A same-line upgrade that costs no more than today is
-a finding: the model is superseded.
+a finding: the model is superseded. A model its provider has retired (the catalog's `retired_on`, on or before
+today) is never proposed: it is listed under `retired` instead, since every call to it would fail; a candidate with a
+retirement date ahead carries it (`retires_on`).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -32,6 +34,7 @@ from tokenomy.pricing.cost import compute_cost
 from tokenomy.pricing.families import model_line
 from tokenomy.pricing.freshness import WARN_DAYS, age_days
 from tokenomy.pricing.identifiers import pricing_region
+from tokenomy.pricing.lifecycle import is_retired, utc_today
 
 OTHER_LINES = 2  # cheapest other-vendor candidates listed per model (same-vendor lines are all listed)
 
@@ -159,8 +162,26 @@ def price_date_note(candidate: dict[str, Any]) -> str:
     return f" (prices as of {as_of[:10]})" if age is not None and age > WARN_DAYS else ""
 
 
-def candidates_for(model: str, groups: list[dict[str, Any]], factor: Decimal) -> dict[str, Any]:
-    """The model's line, today's (re-priced) cost, and each candidate's cost for the same traffic."""
+def retirement_note(candidate: dict[str, Any]) -> str:
+    """ " (retires 2026-12-11)" for a candidate its provider will retire, else "" (a review saved before candidates
+    carried the date too)."""
+    retires = candidate.get("retires_on")
+    return f" (retires {retires})" if retires else ""
+
+
+def retired_line(models: list[dict[str, Any]]) -> str:
+    """ "Not proposed, retired by their provider: X (retired 2026-04-20), ..." for the review's models in use, "" when
+    no candidate was left out: said, so a model missing from the candidates is not taken for an oversight."""
+    retired = sorted({f"{r['model']} (retired {r['retired_on']})" for info in models for r in info.get("retired", [])})
+    return f"Not proposed, retired by their provider: {', '.join(retired)}" if retired else ""
+
+
+def candidates_for(
+    model: str, groups: list[dict[str, Any]], factor: Decimal, today: date | None = None
+) -> dict[str, Any]:
+    """The model's line, today's (re-priced) cost, and each candidate's cost for the same traffic; a model retired by
+    `today` (UTC) is not a candidate: it is listed in `retired` with its date."""
+    today = today or utc_today()
     line = model_line(model)
     try:
         entry = default_catalog().lookup(model)
@@ -177,6 +198,7 @@ def candidates_for(model: str, groups: list[dict[str, Any]], factor: Decimal) ->
         "current_usd": current,
         "current_monthly_usd": current * factor,
         "candidates": [],
+        "retired": [],
     }
     if line is None:
         info["note"] = "not in the curated model lines (pricing/families.py): no upgrade candidates"
@@ -203,11 +225,23 @@ def candidates_for(model: str, groups: list[dict[str, Any]], factor: Decimal) ->
             "monthly_change_usd": (cost - current) * factor,
         }
         if other_line.line == line.line and other_line.released > line.released:
-            same.append({**row, "kind": "upgrade"})
+            kind = "upgrade"
         elif other_line.line == line.line and cost < current:
-            same.append({**row, "kind": "same line, cheaper"})
+            kind = "same line, cheaper"
         elif other_line.line != line.line and cost < current:
-            (same if other_line.vendor == line.vendor else others).append({**row, "kind": "cheaper, other line"})
+            kind = "cheaper, other line"
+        else:
+            continue
+        lifecycle = default_catalog().lookup(other)
+        if is_retired(lifecycle, today):  # every call to it fails: not a move to propose
+            info["retired"].append({"model": other, "kind": kind, "retired_on": lifecycle.retired_on})
+            continue
+        if lifecycle.retired_on is not None:
+            row["retires_on"] = lifecycle.retired_on
+        if kind != "cheaper, other line" or other_line.vendor == line.vendor:
+            same.append({**row, "kind": kind})
+        else:
+            others.append({**row, "kind": kind})
     others.sort(key=lambda r: (r["cost_usd"], r["model"]))
     cheaper_sibling = [r for r in same if r["kind"] == "cheaper, other line"]
     if (
@@ -236,10 +270,14 @@ def candidates_for(model: str, groups: list[dict[str, Any]], factor: Decimal) ->
     return info
 
 
-def models_section(store: Any, start: datetime, end: datetime, factor: Decimal) -> dict[str, Any]:
-    """Every model in use with its candidates; findings for models a cheaper-or-equal upgrade supersedes."""
+def models_section(
+    store: Any, start: datetime, end: datetime, factor: Decimal, today: date | None = None
+) -> dict[str, Any]:
+    """Every model in use with its candidates (none retired by `today`, UTC); findings for models a cheaper-or-equal
+    upgrade supersedes."""
     in_use = [
-        candidates_for(model, groups, factor) for model, groups in sorted(usage_groups(store, start, end).items())
+        candidates_for(model, groups, factor, today)
+        for model, groups in sorted(usage_groups(store, start, end).items())
     ]
     findings = []
     for info in in_use:

@@ -105,10 +105,12 @@ def prices(
     notes: dict[str, int] = {}
     for e in entries:
         notes.setdefault(e.source, len(notes) + 1)
+    from tokenomy.pricing.lifecycle import lifecycle_label
+
     rows = [
         [
             e.provider,
-            e.model,
+            e.model + (f" ({label})" if (label := lifecycle_label(e)) else ""),  # a retired model fails every call
             e.region,
             money_or_none(e.input, "unit_price"),
             money_or_none(e.output, "unit_price"),

@@ -156,7 +156,7 @@ def _bench(store: Any, cfg: Any, tasks: Path, judge: Optional[str], extra: Optio
 def render(body: dict, console: Any = console, short: bool = False) -> None:
     """The review for people; `short` (the demo) keeps the headline, the candidates and the actions."""
     from tokenomy.analytics.review_html import days_text, money
-    from tokenomy.analytics.review_models import price_date_note
+    from tokenomy.analytics.review_models import price_date_note, retired_line, retirement_note
 
     spend, period = body["spend"], body["period"]
     console.print(
@@ -196,7 +196,7 @@ def render(body: dict, console: Any = console, short: bool = False) -> None:
             rows.append(
                 [
                     info["model"],
-                    f"{c['kind']}: {c['model']}{price_date_note(c)}",
+                    f"{c['kind']}: {c['model']}{price_date_note(c)}{retirement_note(c)}",
                     money(c["monthly_usd"]),
                     money(c["monthly_change_usd"]),
                 ]
@@ -210,6 +210,9 @@ def render(body: dict, console: Any = console, short: bool = False) -> None:
                 text_columns=("candidate",),
             )
         )
+    retired = retired_line(body["models"])
+    if retired:
+        console.print(retired, markup=False, highlight=False)
     moves = [
         [
             info["model"],

@@ -201,6 +201,11 @@ class PriceEntry:
     service_tier_note: str | None = None  # why a tier is not priced (e.g. sold, but no figure verified)
     batch_note: str | None = None  # why there is no batch price (the provider publishes none)
     provisioned_note: str | None = None
+    # The provider's lifecycle (pricing/lifecycle.py): ISO days it deprecated and retires the model, and where they
+    # were read, with the day. None: not known (an active model, or one the catalog has no dates for).
+    deprecated_on: str | None = None
+    retired_on: str | None = None
+    lifecycle_source: str | None = None
     overrides: str | None = None  # why a curated figure deliberately differs from genai-prices'
     note: str | None = None
     resolved_from: str | None = None  # the id the caller asked for, when it was an alias/profile

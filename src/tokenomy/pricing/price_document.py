@@ -22,6 +22,7 @@ from tokenomy.pricing.entry import (
     PriceEntry,
     TierPrice,
 )
+from tokenomy.pricing.lifecycle import LIFECYCLE_FIELDS, parse_lifecycle
 
 
 def decimal_price(value: Any, where: str, example: str = '"0.25"') -> Decimal:
@@ -67,6 +68,7 @@ def _entry_from_block(
         | set(INT_FIELDS)
         | set(TEXT_FIELDS)
         | {"provisioned_hourly", "source", "as_of", "family", "service_tiers", *LONG_CONTEXT_BLOCKS}
+        | set(LIFECYCLE_FIELDS)
     )
     unknown = set(block) - known
     if unknown:
@@ -81,6 +83,7 @@ def _entry_from_block(
             place = places[name] = f"{where}.{name}" if name in block else f"{where.rsplit('.regions.', 1)[0]}.{name}"
             kwargs[name] = whole_count(value, place)
     _check_limits(kwargs.get("max_output_tokens"), kwargs.get("context_window"), places.get("max_output_tokens"))
+    kwargs.update(parse_lifecycle(block, model_info, where))  # a region's dates win over the model's, as text does
     for name in TEXT_FIELDS:  # per-region text wins over the model's (e.g. a batch note for one region)
         value = block.get(name, model_info.get(name))
         if value is not None:
@@ -320,7 +323,7 @@ def parse_price_document(doc: dict[str, Any], priced_by: str, origin: str) -> tu
     _check_dates(doc, origin)
     entries = []
     model_fields = set(INT_FIELDS) | set(TEXT_FIELDS)
-    model_fields |= {"family", "source", "as_of", "regions", "service_tiers", *LONG_CONTEXT_BLOCKS}
+    model_fields |= {"family", "source", "as_of", "regions", "service_tiers", *LONG_CONTEXT_BLOCKS, *LIFECYCLE_FIELDS}
     for model, info in (doc.get("models") or {}).items():
         info = info or {}
         if not isinstance(info, dict):
