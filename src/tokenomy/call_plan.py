@@ -19,6 +19,7 @@ from tokenomy.call_policy import Attempt, CallPolicy, CallState, Target, TierRun
 from tokenomy.chat_response import ChatResponse
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.ids import new_id
+from tokenomy.ledger.events import MAX_TOKENS_CLAMPED_TAG
 from tokenomy.messages import ChatRequest
 from tokenomy.pricing.catalog import PriceCatalog
 from tokenomy.pricing.identifiers import pricing_region
@@ -103,9 +104,16 @@ class CallPlanner:
                     tag, number = (PASSED_UP_ON_ERROR_TAG if call.failed_below else PASSED_UP_TAG), tier.index
                 tags = {**meta.tags, tag: str(number)} if tier.index else meta.tags
                 meta = replace(meta, tier=tier.name, tags=tags)
-            request = call.request.replaced(model=spec.model, region=region, meta=meta)
+            cap = call.request.max_tokens
+            held = self.held_cap(call.request, tier.plan.chain[step.target], spec, region)
+            if held is not None:  # not silent: the row says the cap the caller asked for (or the route's, if none)
+                asked = (call.asked or call.request).max_tokens
+                meta = replace(meta, tags={**meta.tags, MAX_TOKENS_CLAMPED_TAG: str(cap if asked is None else asked)})
+                cap = held
+            request = call.request.replaced(model=spec.model, region=region, meta=meta, max_tokens=cap)
             cleared = call.request.cleared
-            if cleared is not None and cleared[0] is spec and region == (call.request.region or spec.region):
+            same = held is None and region == (call.request.region or spec.region)  # a held cap is checked anew
+            if same and cleared is not None and cleared[0] is spec:
                 # What was cleared for this model, sent as it was cleared: its id, meta and the region the check
                 # priced a 1-hour cache point in are all the copy changes (a cache point placed below makes another).
                 request.cleared = cleared
@@ -115,6 +123,22 @@ class CallPlanner:
                 request, placements = auto_cache(request, spec.pricing_model, self.catalog, pricing_region(region))
             tier.targets[step.target] = Target(spec, request, provider, placements)
         return tier.targets[step.target]
+
+    def held_cap(self, request: ChatRequest, name: str, spec: ModelSpec, region: str | None) -> int | None:
+        """The output cap chain model `name` is sent, when below the request's own: the model's maximum output in the
+        catalog, for a model the caller did not name (a fallback, a routed tier, a route's model reached by the
+        route's name). That caller could not know which model would answer, and a cap above the maximum is the
+        provider's 400 (Claude Code's 32,000 to a fallback on Claude 3 Haiku's 4,096). None: the request's cap stands
+        (none set, within the maximum, the maximum not known, a stand-in priced as another model, whose limits are
+        not that model's, or a model the caller named itself, whose provider's answer is the authority)."""
+        cap = request.max_tokens
+        if cap is None or spec.price_as or name == (request.meta.route or request.model):
+            return None
+        try:
+            most = self.catalog.lookup(spec.model, pricing_region(region)).max_output_tokens
+        except TokenomyError:
+            return None
+        return most if most is not None and cap > most else None
 
     @staticmethod
     def _left(call: CallState, tier: TierRun) -> float:

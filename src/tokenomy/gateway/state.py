@@ -235,7 +235,8 @@ class Gateway:
         grounded prompt on Gemini 2.x). What a web fetch, web search or URL context tool brings into the prompt is
         reserved too (`fetched_content`): the prompt at the model's whole context window, or a web fetch's bound.
         A call that sends tools adds the system prompt each model's provider adds to it (`tool_prompt_tokens`).
-        The output is the cap the client applies to every attempt: the smaller of the request's and the route's. A
+        The output is the cap the client applies to every attempt: the smaller of the request's and the route's (and of
+        the maximum output of a model the caller did not name: `held_cap`). A
         call with none is reserved, on each model, at the cap its provider will be held to (`uncapped_output`)."""
         # One group per answer the request may pay for: a cascade (a router with validators) pays one per tier it
         # escalates through, each tier's dearest model (its fallbacks included); otherwise one answer is paid.
@@ -282,6 +283,7 @@ class Gateway:
                 if server or built_in or implied_searches(entry.family):
                     worst_searches = max(worst_searches, reserved_tools_usd(spec.provider, entry, server, built_in))
                 bound = self.uncapped_output(spec, entry, sent, estimate) if sent.max_tokens is None else None
+                held = self.client.held_cap(sent, name, spec, spec.region)  # as the client will send it that model
                 window = entry.context_window
                 sized = prompt + entry.tool_prompt_tokens(choice) if sent.tools else prompt
                 read = max(sized, window or 0) if whole else sized
@@ -300,7 +302,7 @@ class Gateway:
                     input_rate = max(rate.input or 0, rate.cache_write or 0)
                     if one_hour:  # (a service tier's rates have no 1-hour write price)
                         input_rate = max(input_rate, getattr(rate, "cache_write_1h", None) or 0)
-                    lines.append(Line(Decimal(read) * input_rate, Decimal(rate.output or 0), bound))
+                    lines.append(Line(Decimal(read) * input_rate, Decimal(rate.output or 0), bound, held))
             groups.append(lines)
             searches += worst_searches
         choices = n if type(n) is int and n > 1 else 1

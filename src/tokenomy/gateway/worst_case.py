@@ -57,11 +57,13 @@ class Bound:
 @dataclass(frozen=True)
 class Line:
     """One price a model of the call may bill at: its prompt's cost (USD per million tokens times the prompt), its
-    output price (USD per million tokens), and, for a call with no cap, what its output is reserved at."""
+    output price (USD per million tokens), and, for a call with no cap, what its output is reserved at; `held`, the
+    lower cap the client sends this model (its maximum output: `CallPlanner.held_cap`), where it does."""
 
     prompt_usd_m: Decimal
     output_price: Decimal
     bound: Bound | None
+    held: int | None = None
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ class WorstCase:
 
     answers: list[list[Line]]
     searches: Decimal  # USD
-    cap: int | None  # the output cap every attempt is sent with (the request's, or the route's); None: none
+    cap: int | None  # the cap every attempt is sent with (the request's, or the route's; but Line.held); None: none
     choices: int  # OpenAI's `n`: each choice writes up to the cap
     unsized: int = 0  # documents sent by URL or file id: the prompt is reserved at each model's context window
     predicted: int = 0  # output tokens billed past the cap: a predicted output's rejected tokens (`predicted_tokens`)
@@ -87,6 +89,8 @@ class WorstCase:
             for line in lines:
                 # max_tokens 0 (Anthropic's cache warming) generates nothing: its prompt alone is reserved.
                 output = cap if cap is not None else (line.bound.tokens if line.bound is not None else 0)
+                if line.held is not None:
+                    output = min(output, line.held)
                 output += self.predicted
                 worst = max(worst, line.prompt_usd_m + Decimal(output * self.choices) * line.output_price)
             total += worst

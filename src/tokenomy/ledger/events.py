@@ -35,6 +35,10 @@ CACHE_WRITE_1H_TAG = "cache_write_1h_tokens"
 # The tag on a row whose answer reported more output tokens than the call allowed: the cap it passed ("max_tokens
 # 100", or "model maximum 16384" when the call set none). The row is billed as reported (the provider bills it).
 OVER_CAP_TAG = "output_over_cap"
+# The tag on an attempt sent a lower output cap than its caller asked for: the caller's figure (the route's
+# tokens.max_tokens where it sent none). A model the caller did not name (a fallback, a routed tier, a route's model
+# reached by the route's name) is held to its maximum output in the catalog (`CallPlanner.held_cap`).
+MAX_TOKENS_CLAMPED_TAG = "max_tokens_clamped"
 
 
 def decimal_str(value: Decimal) -> str:
