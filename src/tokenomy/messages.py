@@ -246,7 +246,8 @@ class ChatRequest:
     tool list (each a `CachePoint`: True, or ONE_HOUR for a 1-hour one).
 
     `system` is the opening system prompt; a system message later in the conversation is a `Message` with role
-    "system" in its place (OpenAI-format upstreams keep it there; the others merge it: `request_views.system_hoisted`).
+    "system" in its place (OpenAI-format upstreams keep it there; the others merge it: `request_views.system_hoisted`,
+    where the opening prompt's point and the message's own stay each after its own text).
 
     `extra` carries provider-specific fields as-is (e.g. OpenAI's logprobs, n, user); a provider that
     cannot send one refuses the request naming the field.

@@ -8,19 +8,45 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from tokenomy.messages import ONE_HOUR, CachePoint, ChatRequest
+from tokenomy.messages import ONE_HOUR, CachePoint, ChatRequest, blocks_text
 from tokenomy.request_options import ToolChoice
 
 
 def system_hoisted(request: ChatRequest) -> ChatRequest:
-    """`request` with its mid-conversation system messages merged into `system`, in order: for APIs that
-    take one system prompt (Anthropic, Bedrock, Gemini). `request` itself if it has none."""
+    """`request` with its mid-conversation system messages merged into `system`, in order, a blank line between
+    them: for APIs that take one system prompt (Anthropic, Bedrock, Gemini). `request` itself if it has none.
+
+    Each cache point stays after the text it was set after, a break of the joined prompt (`system_breaks`): the
+    opening prompt's (`system_cache_point`) at its end, a system message's at its end or after its block
+    (`block_points`), and the last part's ends the prompt. An opening prompt with no text has no end of its own:
+    its point stays the joined prompt's end (where caching places the system prompt's), one point with the last
+    message's there, the longer-lived kept."""
     if not any(m.role == "system" for m in request.messages):
         return request
-    texts = [request.system] if request.system else []
-    texts += [m.text for m in request.messages if m.role == "system"]
+    texts: list[str] = [request.system] if request.system else []
+    point = request.system_cache_point if request.system else False  # the point at the end of the text so far
+    breaks = list(request.system_breaks)
+    end = len(request.system or "")
+    for message in request.messages:
+        if message.role != "system":
+            continue
+        if texts:  # a blank line joins it: a point before it ends where the line begins
+            if point:
+                breaks.append((end, end + 2, point))
+            end += 2
+        # No separator joins a message's own blocks: the part after an inner point begins where it ends.
+        for j, inner in message.block_points:
+            at = end + len(blocks_text(message.content[: j + 1]))
+            breaks.append((at, at, inner))
+        texts.append(message.text)
+        end += len(texts[-1])
+        point = message.cache_point
+    if not request.system and request.system_cache_point:
+        point = ONE_HOUR if ONE_HOUR in (point, request.system_cache_point) else request.system_cache_point
     turns = [m for m in request.messages if m.role != "system"]
-    return replace(request, system="\n\n".join(texts), messages=turns)
+    return replace(
+        request, system="\n\n".join(texts), messages=turns, system_breaks=tuple(breaks), system_cache_point=point
+    )
 
 
 def allowed_tools_only(request: ChatRequest) -> ChatRequest:

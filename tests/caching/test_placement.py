@@ -21,6 +21,7 @@ from tokenomy.pricing.cost import compute_cost
 from tokenomy.providers.anthropic_inbound import request_from_anthropic
 from tokenomy.providers.registry import ModelSpec
 from tokenomy.request_options import ToolSpec
+from tokenomy.request_views import system_hoisted
 from tokenomy.telemetry.otel_pipeline import in_memory_pipeline
 
 SONNET = "anthropic.claude-3-7-sonnet-20250219-v1:0"
@@ -128,8 +129,9 @@ def test_a_turn_of_images_documents_or_tool_calls_counts_in_the_prefix():
 
 def test_a_system_message_in_mid_conversation_is_part_of_the_system_prompt():
     """Claude and Bedrock take one system prompt, and a system message in mid-conversation joins it: a point placed
-    on that message was lost in the joining. On Bedrock it was the only point (the longest prefix), and a long
-    conversation was never cached. Its text is now counted in the system prompt's prefix, and it gets no point."""
+    on that message as on a turn was lost in the joining. On Bedrock it was the only point (the longest prefix), and a
+    long conversation was never cached. Its text is now counted in the system prompt's prefix, and it gets no point of
+    a turn: only the system prompt's, which ends with the last system message's text once joined."""
     turns = [
         Message("user", "Read this: " + "words " * 3000),
         Message("assistant", "Read."),
@@ -144,7 +146,13 @@ def test_a_system_message_in_mid_conversation_is_part_of_the_system_prompt():
     # Alone, it is the system prompt the point goes after.
     alone = ChatRequest(model=SONNET, messages=[Message("system", POLICY_TEXT), Message("user", "hi")])
     placed, placements = auto_cache(alone, SONNET, region="us-east-1")
-    assert [p.after for p in placements] == ["system"] and placed.system_cache_point
+    assert [p.after for p in placements] == ["system"] and system_hoisted(placed).system_cache_point
+    # After an opening prompt, the point is the joined prompt's end, not the opening prompt's (which would cache the
+    # shorter prefix the placement did not count).
+    joined = ChatRequest(model=SONNET, system="Rules.", messages=[Message("system", POLICY_TEXT), Message("user", "?")])
+    placed, placements = auto_cache(joined, SONNET, region="us-east-1")
+    hoisted = system_hoisted(placed)
+    assert [p.after for p in placements] == ["system"] and hoisted.system_cache_point and not hoisted.system_breaks
 
 
 def test_a_callers_top_level_cache_control_is_its_own_point():

@@ -1057,15 +1057,18 @@ def test_chat_completions_cache_control_reaches_claude_as_its_cache_points(gatew
             None,
             "messages[0].cache_control.ttl",
         ),
-        (
+        (  # in mid-conversation too (its point at its end joins Claude's system prompt with it)
             [
                 *ASK,
                 {"role": "assistant", "content": "x"},
-                {"role": "system", "content": "s", "cache_control": CACHED},
+                {
+                    "role": "system",
+                    "content": [{"type": "text", "text": "s", "cache_control": CACHED}, {"type": "text", "text": "t"}],
+                },
                 *ASK,
             ],
             None,
-            "messages[2].cache_control",
+            "messages[2].content[0].cache_control",
         ),
     ],
 )

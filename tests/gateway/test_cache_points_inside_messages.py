@@ -191,3 +191,55 @@ def test_a_converse_refusal_names_a_block_after_a_cachepoint_at_the_callers_inde
     with pytest.raises(ClientError) as refused:
         client.converse(modelId="text-only", messages=[{"role": "user", "content": [{"text": "a"}, POINT, image]}])
     assert "messages[0].content[2]" in str(refused.value), str(refused.value)
+
+
+def test_a_mid_conversation_system_messages_cache_control_reaches_claude_and_bedrock_on_its_system_block(
+    served,
+) -> None:
+    # Claude and Bedrock take one system prompt, which a system message in mid-conversation joins: its cache_control
+    # was refused ("has no place"), and a library caller's point was dropped in the joining. The joined prompt now ends
+    # with the point there, and what it caches is read back.
+    chat = openai.OpenAI(base_url=served["url"] + "/v1", api_key="unused", max_retries=0)
+
+    policy = [
+        {"role": "system", "content": "You answer from the handbook."},
+        {"role": "user", "content": "Ready?"},
+        {"role": "assistant", "content": "Ready."},
+        {"role": "system", "content": DOCUMENT, "cache_control": CACHED},
+    ]
+
+    def ask_after_policy(model: str, question: str) -> openai.types.CompletionUsage:
+        messages = [*policy, {"role": "user", "content": question}]
+        usage = chat.chat.completions.create(model=model, messages=messages, max_tokens=5).usage
+        assert usage is not None
+        return usage
+
+    ask_after_policy("scripted", "Who is bound?")
+    joined = "You answer from the handbook.\n\n" + DOCUMENT  # the prompt is cut at points only
+    assert served["scripted"].requests[-1][1]["system"] == [{"type": "text", "text": joined, "cache_control": CACHED}]
+    # The opening system message's own point stays at its end (it was moved to the end of the joined prompt).
+    marked = {"role": "system", "content": "You answer from the handbook.", "cache_control": CACHED}
+    question = {"role": "user", "content": "Who is bound?"}
+    chat.chat.completions.create(model="scripted", messages=[marked, *policy[1:], question], max_tokens=5)
+    assert served["scripted"].requests[-1][1]["system"] == [
+        {"type": "text", "text": "You answer from the handbook.", "cache_control": CACHED},
+        {"type": "text", "text": DOCUMENT, "cache_control": CACHED},
+    ]
+    first, second = ask_after_policy("claude", "Who is bound?"), ask_after_policy("claude", "Since when?")
+    assert first.prompt_tokens_details is not None and second.prompt_tokens_details is not None
+    assert second.prompt_tokens_details.cached_tokens > 1000  # what the first call wrote at the point
+    ask_after_policy("bedrock", "Who is bound?")
+    assert served["sent"][-1]["system"] == [{"text": joined}, POINT]
+    ask_after_policy("claude-openai", "Who is bound?")  # Claude behind a proxy: the message in its place, marked
+    assert served["openai"].bodies[-1]["messages"][3] == {
+        "role": "system",
+        "content": [{"type": "text", "text": DOCUMENT, "cache_control": CACHED}],
+    }
+    # Counted with the others toward the 4 a request takes: the fifth is a 400 naming it, nothing sent.
+    parts = [{"type": "text", "text": f"part {i}", "cache_control": CACHED} for i in range(4)]
+    crowded = [{"role": "user", "content": parts}, *policy[2:], question]
+    sent = len(served["sent"])
+    with pytest.raises(openai.BadRequestError) as refused:
+        chat.chat.completions.create(model="bedrock", messages=crowded, max_tokens=5)
+    assert "cache point 5 (`messages[2].content`;" in str(refused.value), str(refused.value)
+    assert len(served["sent"]) == sent

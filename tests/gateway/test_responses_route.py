@@ -372,6 +372,12 @@ def test_structured_output_verbosity_and_logprobs_reach_an_openai_model(client, 
             "input[0].content[0].type",
         ),
         ({"input": [{"role": "user", "content": "hi", "colour": "red"}]}, "input[0].colour"),
+        # The Responses API has no cache points (LiteLLM's cache_control is a Chat Completions field): one on a system
+        # message in mid-conversation, which Claude's system prompt would take, is refused as any other is.
+        (
+            {"input": [ASK, {"role": "system", "content": "Be brief.", "cache_control": {"type": "ephemeral"}}]},
+            "input[1].cache_control",
+        ),
         (
             {"input": [ASK, {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "gAAAA"}]},
             "input[1].encrypted_content",

@@ -256,7 +256,8 @@ def place_cache_points(
         if not takes_no_tools_cache_point(entry.model):  # (a later point's prefix still holds the tools)
             candidates.append(("tools", total))
     # Claude and Bedrock take one system prompt: a system message in mid-conversation joins it (system_hoisted), so it
-    # is part of the system prompt's prefix, and a point on it would be lost in the joining.
+    # is part of the system prompt's prefix, and the system prompt's point goes on the last of them (its end is the
+    # joined prompt's, where each point stays after its own text), none on a turn of its own.
     hoisted = [m for m in request.messages if m.role == "system"] if entry.provider != "local" else []
     if request.system or hoisted:
         total += count_tokens(request.system or "") + sum(count_tokens(m.text) for m in hoisted)
@@ -292,12 +293,15 @@ def place_cache_points(
     if not chosen:
         return request, []
     names = {name for name, _ in chosen}
+    if hoisted and "system" in names:  # the joined prompt's end: after the last system message's text
+        last_system = max(i for i, m in enumerate(request.messages) if m.role == "system")
+        names.add(f"message:{last_system}")
     messages = [replace(m, cache_point=True) if f"message:{i}" in names else m for i, m in enumerate(request.messages)]
     placed = replace(
         request,
         messages=messages,
         tools_cache_point="tools" in names or request.tools_cache_point,
-        system_cache_point="system" in names or request.system_cache_point,
+        system_cache_point=("system" in names and not hoisted) or request.system_cache_point,
     )
     return placed, [Placement(name, size) for name, size in sorted(chosen, key=lambda c: c[1])]
 

@@ -204,15 +204,9 @@ def to_messages(body: ChatCompletionRequest, origins: list[Origin] | None = None
             if any(not isinstance(b, TextBlock) for b in blocks):
                 raise RequestError(f"{where}.content", "a system message takes text parts only")
             text = "".join(b.text for b in blocks if isinstance(b, TextBlock))
-            if turns:  # mid-conversation: in place for upstreams that take it there (request_views.system_hoisted)
-                # merged into the one system prompt where an API takes one
-                if _message_cache_point(own, content, where):
-                    raise RequestError(
-                        f"{where}.cache_control",
-                        "a system message after the first turn joins the system prompt on Claude, Bedrock and "
-                        "Gemini, where its cache point has no place; mark the message before it instead",
-                    )
-                turns.append(Message("system", [TextBlock(text)]))
+            if turns:  # mid-conversation: in place for upstreams that take it there, joined to the one system
+                # prompt where an API takes one, its cache point after its text there (request_views.system_hoisted)
+                turns.append(Message("system", [TextBlock(text)], _message_cache_point(own, content, where)))
                 if origins is not None:
                     origins.append(Origin(where, [f"{where}.content"]))
             else:
