@@ -432,6 +432,29 @@ def test_openai_flex_and_priority_are_priced_at_their_published_prices():
     assert compute_cost(Usage(0, 0, M), "o4-mini", service_tier="flex").cache_read_usd == Decimal("0.138")
 
 
+def test_a_fast_mode_one_hour_cache_write_is_priced_at_the_tier_s_one_hour_price():
+    """A fast-mode call that wrote to the 1-hour cache was refused a price ("the fast_mode tier publishes no 1-hour
+    cache-write price"), so the gateway recorded it unpriced. Anthropic's fast-mode page says prompt caching's
+    multipliers apply on top of fast mode's prices: the 1-hour write is 2x the fast input (Opus 5.5: $16, as in
+    genai-prices' data), the rest of the writes at the 5-minute price, the reads at the tier's read price."""
+    usage = Usage(
+        input_tokens=M, output_tokens=M, cache_read_tokens=M, cache_write_tokens=3 * M, cache_write_1h_tokens=M
+    )
+    cost = compute_cost(usage, "claude-opus-5-5", service_tier="fast_mode")
+    assert cost.service_tier == "fast_mode" and "fast-mode" in cost.source
+    assert (cost.input_usd, cost.output_usd, cost.cache_read_usd) == (Decimal("8"), Decimal("40"), Decimal("0.40"))
+    assert cost.cache_write_usd == 2 * Decimal("10.00") + Decimal("16.00")  # 2M at 5 minutes, 1M at an hour
+    every_write_an_hour = compute_cost(
+        Usage(0, 0, cache_write_tokens=M), "claude-opus-5", service_tier="fast_mode", cache_ttl="1h"
+    )
+    assert every_write_an_hour.cache_write_usd == Decimal("20.00")  # twice Opus 5's fast $10 input
+    # A tier that publishes no 1-hour price still refuses such writes, naming the fix.
+    with pytest.raises(
+        UsageError, match="priority tier publishes no 1-hour cache-write price but usage reports 1000000"
+    ):
+        compute_cost(replace(usage, output_tokens=0), "gpt-4o", service_tier="priority")
+
+
 @pytest.mark.parametrize(
     "model, tier, reason",
     [

@@ -300,7 +300,7 @@ class Gateway:
                 for rate in rates:
                     # Without caching information, every prompt token at the dearest input rate that may apply.
                     input_rate = max(rate.input or 0, rate.cache_write or 0)
-                    if one_hour:  # (a service tier's rates have no 1-hour write price)
+                    if one_hour:  # (a service tier's rates have one where published: fast mode's)
                         input_rate = max(input_rate, getattr(rate, "cache_write_1h", None) or 0)
                     lines.append(Line(Decimal(read) * input_rate, Decimal(rate.output or 0), bound, held))
             groups.append(lines)

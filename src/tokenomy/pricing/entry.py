@@ -77,7 +77,7 @@ def priced_tier(name: object) -> str:
     return "standard"
 
 
-TIER_PRICE_FIELDS = ("input", "output", "cache_read", "cache_write")
+TIER_PRICE_FIELDS = ("input", "output", "cache_read", "cache_write", "cache_write_1h")
 
 
 def unit_prices(prices: Any, fields: tuple[str, ...]) -> dict[str, str]:
@@ -106,6 +106,7 @@ class TierPrice:
     as_of: str
     cache_read: Decimal | None = None
     cache_write: Decimal | None = None
+    cache_write_1h: Decimal | None = None  # where published (Anthropic's fast mode: caching's 2x on its input price)
     starts: str | None = None
     changes: tuple[TierPrice, ...] = ()
     # The tier's prices for a prompt over a size threshold, where published (OpenAI's over 272k input tokens).

@@ -211,6 +211,7 @@ def _tier_price(
         as_of=as_of,
         cache_read=_flat(prices, "cache_read_mtok"),
         cache_write=_flat(prices, "cache_write_mtok"),
+        cache_write_1h=_flat(prices, "cache_write_1h_mtok"),
         starts=starts.isoformat() if starts is not None else None,
         long_context=_long_context(prices, source, as_of),
     )

@@ -220,7 +220,7 @@ def _tier_from_block(name: str, spec: dict[str, Any], where: str) -> TierPrice:
         raise ConfigError(f"{where}: {', '.join(missing)} required (a tier price carries its figures, source and date)")
     optional = {
         key: decimal_price(spec[key], f"{where}.{key}")
-        for key in ("cache_read", "cache_write")
+        for key in ("cache_read", "cache_write", "cache_write_1h")
         if spec.get(key) is not None
     }
     return TierPrice(
@@ -230,6 +230,7 @@ def _tier_from_block(name: str, spec: dict[str, Any], where: str) -> TierPrice:
         as_of=str(spec["as_of"]),
         cache_read=optional.get("cache_read"),
         cache_write=optional.get("cache_write"),
+        cache_write_1h=optional.get("cache_write_1h"),
         starts=starts,
         long_context=(
             _long_context_from_block(spec["long_context"], f"{where}.long_context")

@@ -28,11 +28,12 @@ def tier_cost(
     prompt_tokens: int | None,
     long: LongContextPrice | None,
 ) -> CostBreakdown:
-    """On-demand cost at a published tier price (priority, flex, ultrafast), the one in effect on `day`; a prompt of
-    `prompt_tokens` over the tier's long-context threshold at the tier's long-context prices (`long`: the standard
-    tier's, which the prompt is over). Refuses what the tier's published prices do not cover (never a multiplier of
-    the standard price), but for the audio of a model that bills it apart, which no tier price has: derived at the
-    tier's own ratio to the standard text price (`rates.tier_audio_rates`), and the cost's source says so."""
+    """On-demand cost at a published tier price (priority, flex, ultrafast, fast_mode), the one in effect on `day`; a
+    prompt of `prompt_tokens` over the tier's long-context threshold at the tier's long-context prices (`long`: the
+    standard tier's, which the prompt is over). Refuses what the tier's published prices do not cover (never a
+    multiplier of the standard price: a 1-hour cache write where the tier publishes no 1-hour price), but for the
+    audio of a model that bills it apart, which no tier price has: derived at the tier's own ratio to the standard text
+    price (`rates.tier_audio_rates`), and the cost's source says so."""
     tier = entry.service_tiers.get(tier_name)
     where = f"model {entry.model!r} in {entry.region}"
     if tier is None:
@@ -51,11 +52,20 @@ def tier_cost(
             "price it with --service-tier standard or a price file"
         )
     prices: TierPrice | LongContextPrice = tier_long if over and tier_long is not None else tier
-    if cache_ttl == "1h" or usage.cache_write_1h_tokens:
+    # 1-hour writes at the tier's own 1-hour price where published (Anthropic's fast mode), else refused; the rest of
+    # the writes at the `cache_ttl` price, as the standard tier's are.
+    written_1h = usage.cache_write_1h_tokens
+    if prices.cache_write_1h is None and written_1h:
+        raise UsageError(
+            f"{where}: the {tier_name} tier publishes no 1-hour cache-write price but usage reports {written_1h} "
+            f"1-hour cache-write tokens; add the tier's cache_write_1h with {price_file()}"
+        )
+    if prices.cache_write_1h is None and cache_ttl == "1h":
         raise UsageError(f"{where}: the {tier_name} tier publishes no 1-hour cache-write price; use --cache-ttl 5m")
+    write_rate = prices.cache_write_1h if cache_ttl == "1h" else prices.cache_write
     for tokens, rate, label in (
         (usage.cache_read_tokens, prices.cache_read, "cache-read"),
-        (usage.cache_write_tokens, prices.cache_write, "cache-write"),
+        (usage.cache_write_tokens - written_1h, write_rate, "cache-write"),
     ):
         if tokens and rate is None:
             raise UsageError(
@@ -68,7 +78,8 @@ def tier_cost(
             ("in", usage.input_tokens),
             ("out", usage.output_tokens),
             ("cr", usage.cache_read_tokens),
-            ("cw", usage.cache_write_tokens),
+            ("cw", usage.cache_write_tokens - written_1h),
+            ("1h", written_1h),
         )
     }
     input_usd = million_tokens["in"] * prices.input
@@ -95,7 +106,8 @@ def tier_cost(
         input_usd=input_usd,
         output_usd=million_tokens["out"] * prices.output,
         cache_read_usd=cache_read_usd,
-        cache_write_usd=million_tokens["cw"] * (prices.cache_write or Decimal(0)),
+        cache_write_usd=million_tokens["cw"] * (write_rate or Decimal(0))
+        + million_tokens["1h"] * (prices.cache_write_1h or Decimal(0)),
         priced_by=entry.priced_by,
         source=source,
         as_of=prices.as_of,
