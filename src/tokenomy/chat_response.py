@@ -135,6 +135,8 @@ class StreamChunk:
     start_usage: Usage | None = None
     # The service tier Anthropic's message_start said served the answer ("standard", "priority"), on the same piece.
     start_tier: str | None = None
+    # And the speed it ran at (usage.speed: "fast" for fast mode, "standard"), which the SDKs read there alone.
+    start_speed: str | None = None
 
     @property
     def has_content(self) -> bool:

@@ -5,6 +5,7 @@ tagged so; refused, naming the model and why, for one without it, before anythin
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import anthropic
@@ -64,8 +65,9 @@ def test_fast_mode_reaches_claude_and_is_recorded_at_its_own_price(gateway, stre
         assert body["speed"] == "fast"
         betas = headers.get("anthropic-beta", "").split(",")
         assert (BETA in betas) == (route == "opus5"), headers
-        if not streamed:  # a stream's message_start carries the counts and the tier, message_delta the speed
-            assert reply.usage.speed == "fast"
+        # A stream's speed was sent in message_delta's usage, where the SDK does not read it (its MessageDeltaUsage
+        # has no speed): the streamed final message said none. It goes in message_start, as Anthropic sends it.
+        assert reply.usage.speed == "fast"
     rows = written_rows(ledger, 2)
     catalog = default_catalog()
     for row, model in zip(rows, ("claude-opus-5", "claude-opus-5-5"), strict=True):
@@ -107,3 +109,35 @@ def test_fast_mode_on_a_model_without_it_is_refused_naming_the_model_before_anyt
     assert 'takes "standard" or "fast" (got \'ludicrous\')' in refused.value.body["error"]["message"]
     sdk.messages.create(model="sonnet", max_tokens=5, messages=ASK, speed="standard")  # the standard speed: sent
     assert [body.get("speed") for _, body in scripted.requests] == ["standard"]
+
+
+def test_a_fast_speed_said_only_in_message_delta_prices_the_row_and_reaches_the_caller(gateway) -> None:
+    """Anthropic's stream says the speed in message_start (the SDK types `speed` on the message's usage, not on
+    message_delta's); an upstream that says it only in message_delta had it ignored: the row was priced at the
+    standard price. The row is priced wherever it arrives, and the gateway's message_delta passes it on."""
+    scripted, sdk, ledger = gateway
+    scripted.delta_usage = {"output_tokens": 2, "speed": "fast"}  # message_start's usage names no speed
+    with sdk.messages.with_streaming_response.create(
+        model="opus55", max_tokens=5, messages=ASK, speed="fast", stream=True
+    ) as answer:
+        events = [line for line in answer.iter_lines() if line.startswith("data: ")]
+    delta = next(json.loads(line[6:]) for line in events if '"message_delta"' in line)
+    assert delta["usage"]["speed"] == "fast"
+    [row] = written_rows(ledger, 1)
+    fast = default_catalog().lookup("claude-opus-5-5", None).service_tiers["fast_mode"]
+    assert row.tags.get("service_tier") == "fast_mode"
+    assert row.cost_usd == (10 * fast.input + 2 * fast.output) / 1_000_000
+
+
+def test_a_fast_mode_call_that_writes_the_one_hour_cache_is_priced(gateway) -> None:
+    """A fast-mode call that wrote to the 1-hour cache was recorded unpriced (the fast_mode tier had no 1-hour
+    cache-write price). Anthropic: "Prompt caching multipliers apply on top of fast mode pricing": the 1-hour write
+    is 2x fast mode's input price ($16 on Opus 5.5), the 5-minute write 1.25x ($10)."""
+    scripted, sdk, ledger = gateway
+    split = {"ephemeral_5m_input_tokens": 40, "ephemeral_1h_input_tokens": 60}
+    scripted.usage = {**USAGE, "cache_creation_input_tokens": 100, "cache_creation": split, "speed": "fast"}
+    reply = sdk.messages.create(model="opus55", max_tokens=5, messages=ASK, speed="fast")
+    assert reply.usage.cache_creation.ephemeral_1h_input_tokens == 60
+    [row] = written_rows(ledger, 1)
+    assert row.tags.get("service_tier") == "fast_mode"
+    assert row.cost_usd == (10 * Decimal("8") + 2 * Decimal("40") + 40 * Decimal("10") + 60 * Decimal("16")) / 10**6

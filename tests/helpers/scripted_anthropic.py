@@ -9,7 +9,7 @@ thinking_delta, then signature_delta, then content_block_stop);
 it cannot finish (`{"type": "overloaded_error", ...}`);
 `delay_s`: how long each answer takes to start (a slow generation); `hold`: an Event each answer also waits for (60 s
 at most), so a test acts while requests are in flight however slow the machine; `usage`: the answer's usage (in
-message_start when streamed).
+message_start when streamed); `delta_usage`: a streamed answer's message_delta usage.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ class ScriptedAnthropic:
         self.delay_s = 0.0
         self.hold: threading.Event | None = None
         self.usage = dict(USAGE)
+        self.delta_usage: dict = {"output_tokens": 2}
         self.inflight = self.peak = 0  # requests being answered now / at most at once
         self.requests: list[tuple[dict[str, str], dict]] = []  # (headers, body) of each call
         self.app = Starlette(routes=[Route("/v1/messages", self.messages, methods=["POST"])])
@@ -94,7 +95,7 @@ class ScriptedAnthropic:
                     "message_delta",
                     {
                         "type": "message_delta",
-                        "usage": {"output_tokens": 2},
+                        "usage": self.delta_usage,
                         "delta": {
                             "stop_reason": self.reply["stop_reason"],
                             "stop_sequence": self.reply["stop_sequence"],

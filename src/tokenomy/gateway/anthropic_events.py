@@ -45,6 +45,7 @@ class EventWriter(ToolBlocks):
         self.model_refused = False  # an OpenAI-format model streamed a refusal: the message stops with "refusal"
         self.redacted_sent = 0  # redacted reasoning blocks sent in their place (StreamChunk.redacted)
         self.opened = False  # message_start went out
+        self.sent_speed: str | None = None  # the speed message_start said (usage.speed)
 
     def _event(self, event: str, data: dict[str, Any]) -> bytes:
         """One event on the wire: SSE here; Bedrock's InvokeModelWithResponseStream wraps the same events."""
@@ -54,11 +55,12 @@ class EventWriter(ToolBlocks):
         # message_start waits for the first piece: an Anthropic upstream's counts (StreamChunk.start_usage) ride on it
         return []
 
-    def _opening(self, usage: Usage | None, tier: str | None = None) -> list[bytes]:
+    def _opening(self, usage: Usage | None, tier: str | None = None, speed: str | None = None) -> list[bytes]:
         if self.opened:
             return []
         self.opened = True
-        return [self._message_start(usage, tier)]
+        self.sent_speed = speed
+        return [self._message_start(usage, tier, speed)]
 
     def refused(self, exc: TokenomyError) -> Response:
         refused = failure(exc, self.body)
@@ -84,9 +86,10 @@ class EventWriter(ToolBlocks):
     def unavailable(self, message: str) -> bytes:
         return self._event("error", {"type": "error", "error": {"type": "overloaded_error", "message": message}})
 
-    def _message_start(self, usage: Usage | None, tier: str | None = None) -> bytes:
+    def _message_start(self, usage: Usage | None, tier: str | None = None, speed: str | None = None) -> bytes:
         """An upstream that reports usage as its answer begins (Anthropic's API) has its input and cache counts
-        passed on, and the service tier it names (message_delta has no place for it); any other reports them at the
+        passed on, and the service tier and speed it names (message_delta's usage has no place for them, and the SDKs
+        read a streamed answer's `usage.speed` from message_start alone); any other reports them at the
         end only, so they are 0 here and come in message_delta, but for an answer that ended before any piece came
         (an empty turn), whose message_start goes out at the end with them (`finish`). The SDKs take the cache writes
         by lifetime (`cache_creation`) from message_start alone: a streamed answer's final message lacks them where
@@ -95,6 +98,8 @@ class EventWriter(ToolBlocks):
         counts: dict[str, Any] = usage_fields(usage) if usage is not None else {"input_tokens": 0, "output_tokens": 0}
         if tier is not None:
             counts["service_tier"] = tier
+        if speed is not None:
+            counts["speed"] = speed
         return self._event(
             "message_start",
             {
@@ -133,7 +138,7 @@ class EventWriter(ToolBlocks):
         return self._event("content_block_delta", {"type": "content_block_delta", "index": self.index, "delta": delta})
 
     def chunk(self, piece: StreamChunk) -> list[bytes]:
-        return self._opening(piece.start_usage, piece.start_tier) + self.pieces(piece)
+        return self._opening(piece.start_usage, piece.start_tier, piece.start_speed) + self.pieces(piece)
 
     def _begin_tool(self, call: ToolCallDelta) -> list[bytes]:
         return self._begin("tool_use", {"type": "tool_use", "id": call.id or "", "name": call.name or "", "input": {}})
@@ -186,7 +191,10 @@ class EventWriter(ToolBlocks):
 
     def finish(self, response: ChatResponse) -> list[bytes]:
         usage = usage_body(response)
-        out = self._opening(response.usage, usage.pop("service_tier", None)) + self.release_held()
+        speed = usage.pop("speed", None)
+        out = self._opening(response.usage, usage.pop("service_tier", None), speed) + self.release_held()
+        if speed is not None and speed != self.sent_speed:  # an upstream that said it only at the end: not dropped
+            usage["speed"] = speed
         for block in unsent_redacted(response, self.redacted_sent):  # opaque reasoning the stream did not carry
             data = sealed_block(block, CLAUDE_SIGNED).redacted
             out += self._begin("redacted", {"type": "redacted_thinking", "data": data}) + self._close()
@@ -199,7 +207,7 @@ class EventWriter(ToolBlocks):
                         "stop_reason": "refusal" if self.model_refused else stop_reason(response),
                         "stop_sequence": response.stop_sequence or None,
                     },
-                    "usage": usage,  # its service tier went in message_start, as Anthropic's API sends it
+                    "usage": usage,  # its service tier and speed went in message_start, as Anthropic's API sends them
                 },
             )
         )

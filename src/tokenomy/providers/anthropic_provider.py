@@ -336,6 +336,7 @@ class AnthropicProvider(Provider):
         raw: dict[str, Any] = {}
         start_usage: Usage | None = None  # message_start's counts, until the first piece carries them
         start_tier: str | None = None  # and the service tier it names
+        start_speed: str | None = None  # and the speed (fast mode's "fast")
         assembler = AnthropicStreamAssembler()
         # What the SDK raises for an error answer, and its HTTP client for a connection broken while reading the body.
         failures: tuple[type[Exception], ...] = (anthropic.AnthropicError, json.JSONDecodeError, *http_errors()[1])
@@ -350,9 +351,9 @@ class AnthropicProvider(Provider):
                     start_tier = served_tier(event.message.usage)
                     if start_tier is not None:
                         raw["service_tier"] = start_tier
-                    speed = served_speed(event.message.usage)
-                    if speed is not None:
-                        raw["speed"] = speed
+                    start_speed = served_speed(event.message.usage)
+                    if start_speed is not None:
+                        raw["speed"] = start_speed
                 elif event.type == "content_block_start":
                     block = event.model_dump(exclude_none=True)
                     started = assembler.start(block)
@@ -370,6 +371,10 @@ class AnthropicProvider(Provider):
                     # message_delta carries the final output count; later API versions repeat input/cache counts.
                     final, reported = usage_from_anthropic(event.usage), reported or event.usage
                     used = server_tool_use(event.usage) or used  # its counts are the answer's totals
+                    # The speed is message_start's (the SDK types it there only); one sent here too is priced.
+                    late_speed = served_speed(event.usage)
+                    if late_speed is not None:
+                        raw["speed"] = late_speed
                     usage = Usage(
                         input_tokens=final.input_tokens or usage.input_tokens,
                         output_tokens=final.output_tokens,
@@ -384,6 +389,7 @@ class AnthropicProvider(Provider):
                         ttft = (time.perf_counter() - start) * 1000
                     chunk.start_usage, start_usage = start_usage, None
                     chunk.start_tier, start_tier = start_tier, None
+                    chunk.start_speed, start_speed = start_speed, None
                     yield chunk
         except failures as exc:
             raise map_anthropic_error(exc) from exc
