@@ -59,8 +59,8 @@ def test_every_block_and_option_goes_back_out_as_the_caller_sent_it() -> None:
             # auto: Claude takes no forced tool while thinking (a named one: test_converse_mapping)
             "toolChoice": {"auto": {}},
         },
-        # with thinking on, Claude takes temperature 1 and a topP from 0.95 only
-        "inferenceConfig": {"maxTokens": 50, "temperature": 1, "topP": 0.95, "stopSequences": ["END"]},
+        # with thinking on, Claude takes temperature 1, a topP from 0.95 only and a cap above the budget
+        "inferenceConfig": {"maxTokens": 2000, "temperature": 1, "topP": 0.95, "stopSequences": ["END"]},
         "additionalModelRequestFields": {  # (top_k, which Claude refuses with thinking on: below)
             "thinking": {"type": "enabled", "budget_tokens": 1024},
             "anthropic_beta": ["x"],

@@ -206,15 +206,16 @@ async def answer_message(
                 "remove it or use a route whose models are all on Anthropic's API"
             )
             return metrics.done(anthropic_error(400, message), name, started)
+        beta = request.headers.get(BETA_HEADER)
+        # Beta features of Anthropic's API, which no other has: for a route whose every model is Anthropic's. Set
+        # before the refusals, which read one (interleaved thinking lets a thinking budget exceed max_tokens).
+        only_anthropic = not others and providers == {"anthropic"}
+        if beta and only_anthropic:
+            call.extra[BETA_HEADER] = beta
         # Refused before any call or budget reservation, as on /v1/chat/completions, naming the caller's place.
         refused = refusal(gw, route, call, name, "Anthropic", ("anthropic",))
         if refused is not None:
             return metrics.done(failure(refused, body), name, started)
-        beta = request.headers.get(BETA_HEADER)
-        # Beta features of Anthropic's API, which no other has: for a route whose every model is Anthropic's
-        only_anthropic = not others and providers == {"anthropic"}
-        if beta and only_anthropic:
-            call.extra[BETA_HEADER] = beta
     except (ValueError, TokenomyError) as exc:
         return metrics.done(anthropic_error(400, str(exc)), name, started)
     call.model = route.model or name

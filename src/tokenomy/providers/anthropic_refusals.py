@@ -5,7 +5,8 @@ send to Claude reads in one place. Refused: seed, presence/frequency penalties, 
 json_schema one becomes Claude's structured output), a reasoning effort or adaptive thinking for a model that takes
 none (`claude_effort`), an effort Claude has no level for, fast mode (`speed: "fast"`) on a model without it
 (`claude_speed`), pass-through fields Anthropic bills at prices the catalog lacks (US `inference_geo`), a
-cache_control ttl other than 5m or 1h, and a request's content-block field the content model has no place for (it
+cache_control ttl other than 5m or 1h, a thinking budget Claude refuses (under 1,024 tokens, or not under
+max_tokens without interleaved thinking), and a request's content-block field the content model has no place for (it
 would be dropped); and of the request's blocks (`refuse_blocks`, which the mapping asks of each block it meets too),
 an image's detail setting (a content document's images' too), a document by URL that is no PDF, a document's bytes
 Claude cannot read (a format other than PDF and text, text that is not UTF-8) and reasoning Claude did not sign. A
@@ -23,6 +24,7 @@ from tokenomy.providers.claude_effort import BUDGET, EFFORTS, NO_ADAPTIVE, NO_EF
 from tokenomy.providers.claude_speed import needs_fast_beta, no_fast_mode
 from tokenomy.providers.refusals import (
     FORCED_WITH_THINKING,
+    budget_refused_while_thinking,
     forces_tool_while_thinking,
     refuse_openai_options,
     sampling_refused_while_thinking,
@@ -145,6 +147,9 @@ def refuse_unsupported(request: ChatRequest, model: str | None = None) -> None:
     sampling = sampling_refused_while_thinking(request)
     if sampling is not None:
         raise refuse(model, *sampling, also="thinking")
+    budget = budget_refused_while_thinking(request)
+    if budget is not None:
+        raise refuse(model, *budget)
     reasoning = request.reasoning
     effort = free_effort(reasoning)
     if effort is not None and takes_effort(model) is False:  # as on Bedrock (converse_mapping)

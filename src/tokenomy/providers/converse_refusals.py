@@ -1,7 +1,8 @@
 """What Bedrock's Converse mapping (`converse_mapping`) refuses before any call, with a 400 naming the field, the
 model and the fix: seed, presence/frequency penalties, a json_object response format, parallel tool calls off (with
-tools), a forced tool while Claude thinks, an effort or adaptive thinking the model does not take
-(`claude_effort`), an effort Converse has no level for; an image it cannot read (by URL, a format other than png,
+tools), a forced tool while Claude thinks, a thinking budget Claude refuses (under 1,024 tokens, or not under
+maxTokens without interleaved thinking), an effort or adaptive thinking the model does not take (`claude_effort`), an
+effort Converse has no level for; an image it cannot read (by URL, a format other than png,
 jpeg, gif or webp, a detail setting); redacted reasoning that is no base64; a `none` tool choice in a conversation
 with tool calls, a forced one without tools, a cache point in Amazon Nova's tools; pass-through fields it has no
 place for (Converse's own fields, those billed at prices the catalog lacks, OpenAI's n > 1, logprobs and other own
@@ -26,6 +27,7 @@ from tokenomy.providers.claude_effort import BUDGET, EFFORTS, NO_ADAPTIVE, NO_EF
 from tokenomy.providers.reasoning_signers import bedrock_signer, foreign
 from tokenomy.providers.refusals import (
     FORCED_WITH_THINKING,
+    budget_refused_while_thinking,
     fields_to_carry,
     forces_tool_while_thinking,
     refuse_openai_options,
@@ -303,6 +305,9 @@ def refuse_unsupported(request: ChatRequest, model: str | None = None) -> None:
     sampling = sampling_refused_while_thinking(request) if takes_effort(model) is not None else None
     if sampling is not None:
         raise refuse(model, *sampling, also="thinking")
+    budget = budget_refused_while_thinking(request) if takes_effort(model) is not None else None
+    if budget is not None:
+        raise refuse(model, *budget)
     refuse_openai_options(request, model, refuse, ", or describe the JSON in the prompt / use a forced tool")
     if request.parallel_tool_calls is False and request.tools:  # without tools there is nothing to parallelise
         raise refuse(model, "parallel_tool_calls", "cannot turn parallel tool calls off; remove the field")

@@ -14,6 +14,7 @@ from typing import Any
 from tokenomy import request_views
 from tokenomy.errors import ProviderError
 from tokenomy.messages import ChatRequest, ToolUseBlock
+from tokenomy.providers.claude_effort import BUDGET
 
 # Pass-through fields at a value that asks nothing of an API without them. OpenAI-format servers get them as sent;
 # every other API leaves them out rather than refusing a request it can serve as asked:
@@ -139,6 +140,54 @@ def sampling_refused_while_thinking(request: ChatRequest) -> tuple[str, str] | N
         return "top_k", f"takes no top_k {fix}"
     if request.top_p is not None and not 0.95 <= request.top_p <= 1:
         return "top_p", f"takes a top_p only from 0.95 to 1 {fix}"
+    return None
+
+
+# Claude's thinking budget is part of its output, so its API takes a budget of at least 1,024 tokens and below
+# max_tokens (400 "`max_tokens` must be greater than `thinking.budget_tokens`"), except with interleaved thinking
+# (its beta), where the budget is the whole turn's and may exceed max_tokens (Anthropic's extended-thinking docs;
+# Bedrock's alike). Refused by the mapping before any call, naming the cap as the caller sent it and the budget.
+MIN_THINKING_BUDGET = 1024
+INTERLEAVED_BETA = "interleaved-thinking-"  # interleaved-thinking-2025-05-14
+# Where a caller's Anthropic betas are in `extra`: /v1/messages' header, InvokeModel's body field, Converse's field.
+BETA_PLACES = ("anthropic-beta", "anthropic_beta")
+
+
+def interleaved_thinking(extra: Mapping[str, Any]) -> bool:
+    """Whether the caller's betas (a header's comma-separated text, or a body's list) ask for interleaved thinking."""
+    model_fields = extra.get("additionalModelRequestFields")
+    places = [extra, model_fields] if isinstance(model_fields, dict) else [extra]
+    for fields in places:
+        for key in BETA_PLACES:
+            betas = fields.get(key)
+            named = betas.split(",") if isinstance(betas, str) else betas if isinstance(betas, list) else []
+            if any(isinstance(b, str) and b.strip().startswith(INTERLEAVED_BETA) for b in named):
+                return True
+    return False
+
+
+def budget_refused_while_thinking(request: ChatRequest) -> tuple[str, str, str | None] | None:
+    """(the field, why, the other field it names) of a thinking budget Claude refuses: below its minimum, or not below
+    the request's cap; None when there is none. A request with no cap gets one past the budget where one is sent
+    (`anthropic_mapping.default_max_tokens`); Converse sends none."""
+    reasoning = request.reasoning
+    if reasoning is None or reasoning.off or reasoning.budget_tokens is None:
+        return None
+    budget, cap = reasoning.budget_tokens, request.max_tokens
+    if budget < MIN_THINKING_BUDGET:
+        return (
+            BUDGET,
+            f"takes a thinking budget of at least {MIN_THINKING_BUDGET} tokens (got {budget}); raise it to "
+            f"{MIN_THINKING_BUDGET} or more, or turn thinking off",
+            None,
+        )
+    if cap is not None and cap <= budget and not interleaved_thinking(request.extra):
+        return (
+            request.max_tokens_name,  # the caller's name for it (max_completion_tokens), which each ingress renames
+            f"takes an output cap above the thinking budget (`{BUDGET}`, {budget} tokens), which the cap includes "
+            f"(got {cap}); raise the cap above {budget}, or lower the budget",
+            BUDGET,
+        )
     return None
 
 
