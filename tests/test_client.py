@@ -662,4 +662,6 @@ def test_a_claude_call_anthropic_served_at_priority_is_recorded_at_that_tier(str
         assert row.tags.get("service_tier") == "priority"
     assert (unpriced.priced_by, unpriced.cost_usd) == ("unpriced", 0)
     assert "no priority service-tier price" in caplog.text
+    # its fix is a price file: the option that prices another tier is the `cost` command's, not the recorder's
+    assert "TOKENOMY_PRICES" in caplog.text and "--service-tier" not in caplog.text
     assert contract.cost_usd == (10 * Decimal(4) + 2 * Decimal(20)) / 1_000_000

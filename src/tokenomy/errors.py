@@ -9,7 +9,7 @@ import re
 import sys
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -198,13 +198,35 @@ def price_file() -> str:
 
 
 @contextmanager
-def price_option_taken() -> Iterator[None]:
-    """Within it, `price_file()` names --prices too: the command running takes it."""
-    token = _PRICE_OPTION.set(True)
+def _taken(option: ContextVar[bool]) -> Iterator[None]:
+    token = option.set(True)
     try:
         yield
     finally:
-        _PRICE_OPTION.reset(token)
+        option.reset(token)
+
+
+def price_option_taken() -> AbstractContextManager[None]:
+    """Within it, `price_file()` names --prices too: the command running takes it."""
+    return _taken(_PRICE_OPTION)
+
+
+# Whether the running command is `cost`, whose --service-tier and --cache-ttl choose the prices a usage record is
+# priced at (`commands.core.cost`). Elsewhere (the gateway's and the library's recorder, an import, a report) a call's
+# tier and cache TTL are those it was served at, which no option of theirs changes.
+_COST_OPTIONS: ContextVar[bool] = ContextVar("cost_options", default=False)
+
+
+def cost_fix(fix: str, otherwise: str = "") -> str:
+    """How a pricing error says its fix: `fix`, naming an option of `cost` (`--service-tier standard`), where `cost`
+    runs, and `otherwise` elsewhere. "Use --service-tier standard" sent the gateway's and other commands' users to an
+    option only `cost` takes."""
+    return fix if _COST_OPTIONS.get() else otherwise
+
+
+def cost_options_taken() -> AbstractContextManager[None]:
+    """Within it, `cost_fix()` names `cost`'s options: the command running is `cost`."""
+    return _taken(_COST_OPTIONS)
 
 
 class UsageError(TokenomyError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import replace
 from datetime import date
 from decimal import Decimal
@@ -15,7 +16,7 @@ from typer.testing import CliRunner
 
 from tokenomy.chat_response import Usage
 from tokenomy.cli import app
-from tokenomy.errors import ConfigError, UnknownModelError, UsageError
+from tokenomy.errors import ConfigError, UnknownModelError, UsageError, cost_options_taken
 from tokenomy.pricing import freshness, library
 from tokenomy.pricing.catalog import PriceCatalog
 from tokenomy.pricing.cost import compute_cost
@@ -497,6 +498,9 @@ def test_cost_cli_service_tier():
     assert data["total_usd"] == "22.500000" and data["service_tier"] == "priority" and data["as_of"] == "2026-10-12"
     refused = CliRunner().invoke(app, ["cost", "--model", "gpt-4.1", "--input", "10", "--service-tier", "flex"])
     assert refused.exit_code != 0 and "no flex service-tier price" in str(refused.exception)
+    assert "Use --service-tier standard, or add the tier's published price with a price file (--prices" in str(
+        refused.exception
+    )
     table_out = CliRunner().invoke(app, ["prices", "gpt-5-mini", "--json"])
     tiers = json.loads(table_out.stdout)["service_tiers"]
     assert tiers["flex"]["input"] == "0.1250" and tiers["priority"]["output"] == "3.6000" and tiers["flex"]["as_of"]
@@ -803,6 +807,45 @@ def test_a_prompt_over_272k_tokens_at_a_service_tier_is_billed_at_the_tiers_long
     # genai-prices bills gpt-5.4's priority tier flat, beside its standard tier's 272k threshold.
     with pytest.raises(UsageError, match="the priority tier publishes no price for prompts over 272,000 tokens"):
         compute_cost(Usage(300_000, 0), "gpt-5.4", service_tier="priority", one_call=True)
+
+
+@pytest.mark.parametrize(
+    ("usage", "model", "tier", "elsewhere", "in_cost"),
+    [
+        (
+            Usage(10, 0),
+            "gpt-4.1",
+            "flex",
+            "Add the tier's published price with a price file (TOKENOMY_PRICES=FILE)",
+            "Use --service-tier standard, or add the tier's published price with",
+        ),
+        (
+            Usage(300_000, 0),
+            "gpt-5.4",
+            "priority",
+            "price it with a price file (TOKENOMY_PRICES=FILE)",
+            "price it with --service-tier standard or a price file",
+        ),
+        (
+            Usage(10, 0, cache_write_tokens=5, cache_write_1h_tokens=5),
+            "gpt-5.1",
+            "priority",
+            "cache at the 5-minute TTL for such calls to be priced",
+            "use --cache-ttl 5m",
+        ),
+    ],
+)
+def test_a_tier_price_it_cannot_give_names_the_cost_commands_options_only_where_cost_runs(
+    usage, model, tier, elsewhere, in_cost
+):
+    # Every caller was told "Use --service-tier standard" (or "--cache-ttl 5m"), options only `cost` takes: the
+    # gateway's and the library's recorder logged it for a call its provider served at that tier.
+    with pytest.raises(UsageError) as refused:
+        compute_cost(usage, model, service_tier=tier, one_call=True)
+    assert elsewhere in str(refused.value) and "--service-tier" not in str(refused.value), refused.value
+    assert "--cache-ttl" not in str(refused.value)
+    with cost_options_taken(), pytest.raises(UsageError, match=re.escape(in_cost)):
+        compute_cost(usage, model, service_tier=tier, one_call=True)
 
 
 def test_curated_tier_long_context_prices_match_the_library():

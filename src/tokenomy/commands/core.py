@@ -182,7 +182,7 @@ def cost(
 ) -> None:
     """Price one usage record exactly (Decimal arithmetic, per token type)."""
     from tokenomy.chat_response import Usage
-    from tokenomy.errors import UsageError
+    from tokenomy.errors import UsageError, cost_options_taken
     from tokenomy.pricing.cost import CACHE_TTLS, MODES, SERVICE_TIER_CHOICES, compute_cost
     from tokenomy.pricing.identifiers import pricing_region
 
@@ -209,16 +209,17 @@ def cost(
     usage = Usage(input_tokens, output_tokens, cache_read, cache_write)
     usage.audio_input_tokens, usage.audio_cache_read_tokens = audio_input, audio_cache_read
     usage.audio_output_tokens = audio_output
-    breakdown = compute_cost(
-        usage,
-        model,
-        region,
-        mode,
-        cache_ttl=cache_ttl,
-        service_tier=service_tier,
-        one_call=True,
-        at=at,
-    )
+    with cost_options_taken():  # a price it cannot give names --service-tier or --cache-ttl as a fix
+        breakdown = compute_cost(
+            usage,
+            model,
+            region,
+            mode,
+            cache_ttl=cache_ttl,
+            service_tier=service_tier,
+            one_call=True,
+            at=at,
+        )
     if pricing_region(region) is not None and breakdown.region in ("global", "local"):
         # The catalog prices such a model the same everywhere and so takes any region; say so rather than let the
         # caller think the region was priced (on stderr: the --json output stays the breakdown alone).

@@ -7,7 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from tokenomy.chat_response import Usage
-from tokenomy.errors import UsageError, price_file
+from tokenomy.errors import UsageError, cost_fix, price_file
 from tokenomy.pricing.catalog import PriceEntry
 from tokenomy.pricing.entry import LongContextPrice, TierPrice
 
@@ -48,7 +48,7 @@ def require_audio_prices(entry: PriceEntry, usage: Usage, service_tier: str, lon
         audio = usage.audio_input_tokens + usage.audio_cache_read_tokens + usage.audio_output_tokens
         raise UsageError(
             f"{where} and the catalog has no audio price for {what}, but usage reports {audio} audio tokens; price "
-            "it with --service-tier standard or a price file"
+            f"it with {cost_fix('--service-tier standard or ' if service_tier != 'standard' else '')}{price_file()}"
         )
 
 

@@ -12,7 +12,7 @@ from datetime import date
 from decimal import Decimal
 
 from tokenomy.chat_response import Usage
-from tokenomy.errors import UsageError, price_file
+from tokenomy.errors import UsageError, cost_fix, price_file
 from tokenomy.pricing import rates
 from tokenomy.pricing.cost_breakdown import CostBreakdown
 from tokenomy.pricing.entry import LongContextPrice, PriceEntry, TierPrice
@@ -38,10 +38,10 @@ def tier_cost(
     where = f"model {entry.model!r} in {entry.region}"
     if tier is None:
         reason = entry.service_tier_note or "no published price for it in the catalog's sources"
+        fix = cost_fix("Use --service-tier standard, or add", "Add")
         raise UsageError(
-            f"{where} has no {tier_name} service-tier price: {reason}. Use --service-tier standard, "
-            f"or add the tier's published price with {price_file()} (service_tiers: {{"
-            f"{tier_name}: {{input, output, source, as_of}}}})"
+            f"{where} has no {tier_name} service-tier price: {reason}. {fix} the tier's published price with "
+            f"{price_file()} (service_tiers: {{{tier_name}: {{input, output, source, as_of}}}})"
         )
     tier = tier.on(day)
     tier_long = tier.long_context
@@ -49,7 +49,7 @@ def tier_cost(
     if long is not None and not over:
         raise UsageError(
             f"{where}: the {tier_name} tier publishes no price for prompts over {long.above_tokens:,} tokens; "
-            "price it with --service-tier standard or a price file"
+            f"price it with {cost_fix('--service-tier standard or ')}{price_file()}"
         )
     prices: TierPrice | LongContextPrice = tier_long if over and tier_long is not None else tier
     # 1-hour writes at the tier's own 1-hour price where published (Anthropic's fast mode), else refused; the rest of
@@ -61,7 +61,10 @@ def tier_cost(
             f"1-hour cache-write tokens; add the tier's cache_write_1h with {price_file()}"
         )
     if prices.cache_write_1h is None and cache_ttl == "1h":
-        raise UsageError(f"{where}: the {tier_name} tier publishes no 1-hour cache-write price; use --cache-ttl 5m")
+        raise UsageError(
+            f"{where}: the {tier_name} tier publishes no 1-hour cache-write price; "
+            + cost_fix("use --cache-ttl 5m", f"add the tier's cache_write_1h with {price_file()}")
+        )
     write_rate = prices.cache_write_1h if cache_ttl == "1h" else prices.cache_write
     for tokens, rate, label in (
         (usage.cache_read_tokens, prices.cache_read, "cache-read"),
