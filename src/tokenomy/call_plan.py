@@ -27,6 +27,7 @@ from tokenomy.providers.base import Provider
 from tokenomy.providers.block_refusals import inputs_refusal
 from tokenomy.providers.refusals import (
     Unsupported,
+    cache_points_refusal,
     one_hour_cache_refusal,
     raise_refusal,
 )
@@ -222,10 +223,17 @@ class CallPlanner:
             call.cleared = (spec, provider)  # every check passed: a retry, and the provider's `check`, skip them
 
     def cache_refusal(self, spec: ModelSpec, request: ChatRequest) -> Unsupported | None:
-        """A 1-hour cache point to a model whose catalog price has no 1-hour cache-write price: its writes could not
-        be recorded at what they cost, so it is refused, never sent as a 5-minute one; so is one to a provider with
-        no 1-hour cache (`Provider.one_hour_refusal`). A model the catalog does not know at all is not refused here
-        (any of its calls is recorded unpriced)."""
+        """The cache checks that read the request's `extra` (`Provider.refusal` is asked without it): a cache point
+        past the number the model takes, counting an Anthropic caller's top-level `cache_control` (a pass-through
+        field); and a 1-hour cache point to a model whose catalog price has no 1-hour cache-write price: its writes
+        could not be recorded at what they cost, so it is refused, never sent as a 5-minute one; so is one to a
+        provider with no 1-hour cache (`Provider.one_hour_refusal`). A model the catalog does not know at all is not
+        refused here (any of its calls is recorded unpriced)."""
+        if isinstance(request.extra.get("cache_control"), dict):  # the other points `Provider.refusal` counted
+            limit = self.provider_for(spec).cache_point_limit(request)
+            crowded = None if limit is None else cache_points_refusal(request, limit)
+            if crowded is not None:
+                return crowded
         if one_hour_cache_point(request) is None:
             return None
         refused = self.provider_for(spec).one_hour_refusal(request)  # named for what it is, before any price

@@ -243,3 +243,19 @@ def test_a_mid_conversation_system_messages_cache_control_reaches_claude_and_bed
         chat.chat.completions.create(model="bedrock", messages=crowded, max_tokens=5)
     assert "cache point 5 (`messages[2].content`;" in str(refused.value), str(refused.value)
     assert len(served["sent"]) == sent
+
+
+def test_a_top_level_cache_control_past_four_block_points_is_refused_at_the_gateways_first_check(served) -> None:
+    # Anthropic's top-level cache_control (its automatic cache point, on the request's last block) counts toward the 4
+    # a request takes. The gateway's first check left `extra`, where it sits, out, so 4 block points and it were sent.
+    blocks = [{"type": "text", "text": f"part {i}", "cache_control": CACHED} for i in range(4)]
+    body = {"model": "scripted", "max_tokens": 5, "messages": [{"role": "user", "content": blocks}]}
+    answer = httpx.post(
+        served["url"] + "/v1/messages",
+        json={**body, "cache_control": CACHED},
+        headers={"anthropic-version": "2023-06-01"},
+    )
+    assert answer.status_code == 400, answer.text
+    message = answer.json()["error"]["message"]
+    assert "cache point 5 (`cache_control`; a request takes at most 4" in message, message
+    assert served["scripted"].requests == []

@@ -211,7 +211,7 @@ class Gateway:
             why = (
                 inputs_refusal(spec.inputs, request)
                 or provider.refusal(request)
-                or self.client.cache_refusal(spec, request)
+                or self.client.cache_refusal(spec, mapped or request)  # (with `extra`: a top-level cache point)
             )
             if why is not None:
                 first = first or replace(why, by=f"model `{route.model}`")
