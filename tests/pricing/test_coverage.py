@@ -810,10 +810,11 @@ def test_a_prompt_over_272k_tokens_at_a_service_tier_is_billed_at_the_tiers_long
 
 
 @pytest.mark.parametrize(
-    ("usage", "model", "tier", "elsewhere", "in_cost"),
+    ("usage", "ttl", "model", "tier", "elsewhere", "in_cost"),
     [
         (
             Usage(10, 0),
+            "5m",
             "gpt-4.1",
             "flex",
             "Add the tier's published price with a price file (TOKENOMY_PRICES=FILE)",
@@ -821,31 +822,33 @@ def test_a_prompt_over_272k_tokens_at_a_service_tier_is_billed_at_the_tiers_long
         ),
         (
             Usage(300_000, 0),
+            "5m",
             "gpt-5.4",
             "priority",
             "price it with a price file (TOKENOMY_PRICES=FILE)",
             "price it with --service-tier standard or a price file",
         ),
         (
-            Usage(10, 0, cache_write_tokens=5, cache_write_1h_tokens=5),
+            Usage(10, 0, cache_write_tokens=5),
+            "1h",
             "gpt-5.1",
             "priority",
-            "cache at the 5-minute TTL for such calls to be priced",
+            "add the tier's cache_write_1h with a price file (TOKENOMY_PRICES=FILE)",
             "use --cache-ttl 5m",
         ),
     ],
 )
 def test_a_tier_price_it_cannot_give_names_the_cost_commands_options_only_where_cost_runs(
-    usage, model, tier, elsewhere, in_cost
+    usage, ttl, model, tier, elsewhere, in_cost
 ):
     # Every caller was told "Use --service-tier standard" (or "--cache-ttl 5m"), options only `cost` takes: the
     # gateway's and the library's recorder logged it for a call its provider served at that tier.
     with pytest.raises(UsageError) as refused:
-        compute_cost(usage, model, service_tier=tier, one_call=True)
+        compute_cost(usage, model, service_tier=tier, one_call=True, cache_ttl=ttl)
     assert elsewhere in str(refused.value) and "--service-tier" not in str(refused.value), refused.value
     assert "--cache-ttl" not in str(refused.value)
     with cost_options_taken(), pytest.raises(UsageError, match=re.escape(in_cost)):
-        compute_cost(usage, model, service_tier=tier, one_call=True)
+        compute_cost(usage, model, service_tier=tier, one_call=True, cache_ttl=ttl)
 
 
 def test_curated_tier_long_context_prices_match_the_library():
