@@ -117,7 +117,10 @@ def test_one_hour_cache_writes():
     assert compute_cost(Usage(0, 0, 0, M), "claude-sonnet-4-5-20250929").cache_write_usd == Decimal("3.75")
     bedrock = compute_cost(Usage(0, 0, 0, M), "us.anthropic.claude-haiku-4-5-20251001-v1:0", cache_ttl="1h")
     assert bedrock.cache_write_usd == Decimal("2.20")
-    with pytest.raises(UsageError, match="no published 1-hour cache-write price"):
+    with pytest.raises(UsageError, match="no published 1-hour cache-write price") as refused:
+        compute_cost(Usage(0, 0, 0, M), "amazon.nova-pro-v1:0", cache_ttl="1h")
+    assert "cache_ttl='5m'" in str(refused.value) and "--cache-ttl" not in str(refused.value)  # cost's option
+    with cost_options_taken(), pytest.raises(UsageError, match="price cache writes with --cache-ttl 5m or add"):
         compute_cost(Usage(0, 0, 0, M), "amazon.nova-pro-v1:0", cache_ttl="1h")
     out = CliRunner().invoke(
         app, ["cost", "--model", "claude-opus-4-5-20251101", "--cache-write", "1000000", "--cache-ttl", "1h", "--json"]

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from tokenomy.chat_response import Usage
-from tokenomy.errors import TokenomyError, UsageError, price_file
+from tokenomy.errors import TokenomyError, UsageError, cost_fix, price_file
 from tokenomy.pricing import rates
 from tokenomy.pricing.catalog import PriceCatalog, default_catalog
 from tokenomy.pricing.cost_breakdown import CostBreakdown
@@ -197,7 +197,8 @@ def compute_cost(
     if cache_ttl == "1h" and entry.cache_write_1h is None and mode != "provisioned":
         raise UsageError(
             f"model {entry.model!r} in {entry.region} has no published 1-hour cache-write price; "
-            f"price cache writes with cache_ttl 5m (--cache-ttl 5m) or add the price with {price_file()}"
+            + cost_fix("price cache writes with --cache-ttl 5m", "price cache writes with cache_ttl='5m'")
+            + f" or add the price with {price_file()}"
         )
     if usage.cache_write_1h_tokens and entry.cache_write_1h is None and mode != "provisioned":
         raise UsageError(
