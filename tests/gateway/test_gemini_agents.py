@@ -265,7 +265,8 @@ def test_claudes_thinking_comes_back_from_an_agent_that_keeps_no_thought_parts(s
     assert any(p.get("text") for p in final)
     assistant = served.claude_bodies[-1]["messages"][1]["content"]
     assert assistant[0]["type"] == "thinking" and assistant[0]["signature"]
-    assert [b["type"] for b in assistant[1:]] == ["text", "tool_use"]
+    kinds = [b["type"] for b in assistant[1:]]  # the text as it streamed: in one part or more
+    assert [k for n, k in enumerate(kinds) if kinds[n - 1 : n] != [k]] == ["text", "tool_use"]
 
 
 @pytest.mark.parametrize("model", ["claude", "g"])
@@ -565,3 +566,24 @@ def test_thinking_off_is_sent_to_claude_models_that_think_and_not_to_one_with_no
     assert "thinking" not in sent[-1].get("additionalModelRequestFields", {})
     assert served.client.models.generate_content(model="claude", contents="hi", config=off).text
     assert served.claude_bodies[-1]["thinking"] == {"type": "disabled"}
+
+
+@pytest.mark.parametrize("model", ["g", "claude", "haiku", "fast"])
+def test_a_streamed_chat_turn_stays_in_the_history_the_chat_sends_next(served, model) -> None:
+    """google-genai's chats keep a streamed turn in the history they send next only when every chunk has a part
+    (`chats._validate_response`): the gateway's last chunk (finish reason and usage) had none, so the next message
+    reached the model without the conversation before it. The last chunk now has the answer's last parts, as
+    Gemini's does, and the text streamed is the whole answer still."""
+    chat = served.client.chats.create(model=model, config=types.GenerateContentConfig(max_output_tokens=64))
+    chunks = list(chat.send_message_stream("My name is Bob"))
+    whole = served.client.models.generate_content(
+        model=model, contents="My name is Bob", config=types.GenerateContentConfig(max_output_tokens=64)
+    )
+    assert "".join(c.text or "" for c in chunks) == whole.text
+    assert chunks[-1].candidates[0].finish_reason == "STOP" and chunks[-1].candidates[0].content.parts
+    chat.send_message("What is my name?")
+    history = chat.get_history(curated=True)
+    assert [c.role for c in history][:2] == ["user", "model"] and history[0].parts[0].text == "My name is Bob"
+    sent = {"claude": served.claude_bodies, "fast": served.upstream.bodies}.get(model)
+    if sent is not None:  # what reached the model: the first turn too
+        assert "My name is Bob" in json.dumps(sent[-1]["messages"])

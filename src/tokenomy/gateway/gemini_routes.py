@@ -11,7 +11,10 @@ SDK's), else one JSON array of them written as they come (the REST API's default
 `{"error": {"code", "message", "status"}}`.
 
 A streamed function call goes out whole, in the last chunk, as Gemini streams them: its arguments arrive in pieces
-from other providers, and Gemini's format has no argument fragments.
+from other providers, and Gemini's format has no argument fragments. An answer without calls has text in its last
+chunk (beside finishReason and usage), as Gemini's has: each text goes out as it comes but for its last character,
+which the next chunk carries. google-genai's chats leave a streamed turn out of the history they send next when its
+last chunk has no part (`chats._validate_response`): the conversation forgot each answer and the message it answered.
 """
 
 from __future__ import annotations
@@ -105,6 +108,8 @@ class ChunkWriter:
         self.pending: list[ReasoningBlock] = []  # signed reasoning for the next part (gemini_answers.thinking_out)
         self.carried: dict[int, list[ReasoningBlock]] = {}  # a streamed call's index -> the reasoning it carries
         self.redacted_sent = 0  # redacted reasoning blocks sent in their place (StreamChunk.redacted)
+        self.held: list[dict[str, Any]] = []  # the latest text's last character, sent in the next chunk (`_sent`)
+        self.calling = False  # a function call came: the last chunk has it, so nothing is held
 
     def start(self) -> list[bytes]:
         return []  # Gemini's stream has no opening event
@@ -116,13 +121,33 @@ class ChunkWriter:
 
     def failed(self, exc: TokenomyError) -> bytes:
         # the last item; the SDK raises an APIError for it
-        return self._item(json.loads(bytes(_provider_error(exc, self.body).body)), last=True)
+        return self._unheld() + self._item(json.loads(bytes(_provider_error(exc, self.body).body)), last=True)
 
     def crashed(self, message: str) -> bytes:
-        return self._item(error_body(500, message), last=True)
+        return self._unheld() + self._item(error_body(500, message), last=True)
 
     def unavailable(self, message: str) -> bytes:
-        return self._item(error_body(503, message), last=True)
+        return self._unheld() + self._item(error_body(503, message), last=True)
+
+    def _unheld(self) -> bytes:
+        """The held parts (`_sent`), before an error ends the stream: they were answered all the same."""
+        held, self.held = self.held, []
+        return self._chunk(held) if held else b""
+
+    def _sent(self, parts: list[dict[str, Any]]) -> list[bytes]:
+        """The chunk of `parts` after those held, but for the last character of the last one, held for the next chunk
+        so the last chunk has the answer's last parts (see the module docstring) while the text goes out as it comes;
+        once a function call came, which the last chunk has, nothing is held."""
+        parts, self.held = _joined([*self.held, *parts]), []
+        if parts and not self.calling:
+            last = parts.pop()
+            text = last["text"]  # each part of a piece is text (or a thought's), which `_joined` keeps so
+            if len(text) < 2:
+                self.held = [last]
+            else:
+                parts.append({**last, "text": text[:-1]})
+                self.held = [{"text": text[-1], **({"thought": True} if last.get("thought") else {})}]
+        return [self._chunk(parts)] if parts else []
 
     def _item(self, data: dict[str, Any], last: bool = False) -> bytes:
         """One chunk of the stream: a server-sent event, or the array's next element (its last closes it)."""
@@ -134,8 +159,8 @@ class ChunkWriter:
         return f"{opening}{text}{']' if last else ''}".encode()
 
     def _chunk(self, parts: list[dict[str, Any]], final: ChatResponse | None = None) -> bytes:
-        # Every chunk has a content, the last one's without parts as Gemini sends it: clients read candidate.content on
-        # each chunk (LlamaIndex's streamed structured output failed on the gateway's last chunk, which had none).
+        # Every chunk has a content (the last one's with the answer's last parts: `_sent`): clients read
+        # candidate.content on each chunk (LlamaIndex's streamed structured output failed on a last chunk without one).
         candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
         chunk: dict[str, Any] = {"candidates": [candidate], "modelVersion": self.model, "responseId": self.response_id}
         if final is not None:  # the last chunk: why the answer ended, and its usage
@@ -168,11 +193,12 @@ class ChunkWriter:
             parts.append({"text": refused})
         call = piece.tool_call
         if call is not None:  # held for the last chunk (see the module docstring)
+            self.calling = True
             if call.id:
                 self.call_ids[call.index] = call.id
             if self.pending:
                 self.carried[call.index], self.pending = self.pending, []
-        return [self._chunk(parts)] if parts else []
+        return self._sent(parts)
 
     def finish(self, response: ChatResponse) -> list[bytes]:
         # The answer's own blocks say what each call is (its id, name and parsed arguments); the fragments only
@@ -187,7 +213,20 @@ class ChunkWriter:
                 with_reasoning += carried[block.id]
             with_reasoning.append(block)
         with_reasoning += self.pending
-        return [self._chunk(parts_body(with_reasoning, show_thoughts=False), response)]
+        held, self.held = self.held, []
+        return [self._chunk(_joined([*held, *parts_body(with_reasoning, show_thoughts=False)]), response)]
+
+
+def _joined(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`parts` with each plain text part (a thought's too, no signature) joined to the one before it of its kind, so a
+    chunk has one text part as Gemini's do (LlamaIndex reads the first part of each chunk)."""
+    out: list[dict[str, Any]] = []
+    for part in parts:
+        if out and set(part) | set(out[-1]) <= {"text", "thought"} and out[-1].get("thought") == part.get("thought"):
+            out[-1] = {**out[-1], "text": out[-1]["text"] + part["text"]}
+        else:
+            out.append(part)
+    return out
 
 
 def labels(call: ChatRequest) -> dict[str, str]:
