@@ -215,6 +215,13 @@ def test_count_tokens_on_vertex_counts_with_the_routes_model(served) -> None:
     )
     bare = served.client.models.count_tokens(model="g", contents="Say hi")
     assert counted.total_tokens > bare.total_tokens > 0
+    # The SDK sends the request's generationConfig with a count on Vertex AI: its sampling shapes no prompt, and a
+    # seed or penalty, which Claude has no place for, refused the count of a route to Claude.
+    sampling = types.GenerationConfig(seed=7, presence_penalty=0.5, frequency_penalty=0.2, temperature=0.3, top_k=5)
+    for model in ("g", "haiku"):
+        config = types.CountTokensConfig(generation_config=sampling)
+        alone = served.client.models.count_tokens(model=model, contents="Say hi").total_tokens
+        assert served.client.models.count_tokens(model=model, contents="Say hi", config=config).total_tokens == alone
     assert served.rows() == []  # a count writes no ledger row
 
 

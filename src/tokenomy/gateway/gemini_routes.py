@@ -310,8 +310,10 @@ async def _count(request: Request, model: str) -> Response:
         body = cached.body if cached is not None else body
         call = request_from_gemini(model, body)
         labels(call)  # checked as a call checks them, though a count (not billed) carries them nowhere else
-        # generationConfig shapes the answer, which a count makes none of
-        call = replace(call, max_tokens=None, temperature=None, top_p=None, top_k=None, stop=[])
+        # generationConfig's sampling shapes the answer, which a count makes none of: Vertex AI's SDK sends the
+        # request's generationConfig with it, and a seed or penalty Claude has no place for refused the count
+        call = replace(call, max_tokens=None, temperature=None, top_p=None, top_k=None, stop=[], seed=None)
+        call = replace(call, presence_penalty=None, frequency_penalty=None)
         providers = route_providers(gw, route, model)
         if not providers <= set(GEMINI_PROVIDERS):
             call.messages = without_skip_signatures(call.messages)
