@@ -12,7 +12,7 @@ import json
 import httpx
 import pytest
 from google import genai
-from google.genai import types
+from google.genai import errors, types
 
 from helpers import stand_in_aws_keys
 from helpers.recording_openai import RecordingOpenAI
@@ -587,3 +587,18 @@ def test_a_streamed_chat_turn_stays_in_the_history_the_chat_sends_next(served, m
     sent = {"claude": served.claude_bodies, "fast": served.upstream.bodies}.get(model)
     if sent is not None:  # what reached the model: the first turn too
         assert "My name is Bob" in json.dumps(sent[-1]["messages"])
+
+
+def test_an_image_of_a_type_claude_cannot_read_is_refused_before_the_call_naming_its_part(served) -> None:
+    """Gemini reads HEIC (an iPhone's photos); Anthropic's API refuses any image but jpeg, png, gif and webp. The
+    gateway sent it: Anthropic's 400 came back naming its own field (`messages.0.content.0.source.media_type`), after
+    an attempt in the ledger (and a route's fallback that reads it was never tried). It is refused before the call,
+    at the part the caller sent, as Bedrock's is."""
+    heic = types.Part.from_bytes(data=b"\x00\x00\x00\x18ftypheic", mime_type="image/heic")
+    for model in ("claude", "haiku"):
+        with pytest.raises(errors.ClientError) as refused:
+            served.client.models.generate_content(model=model, contents=[heic, "What is this?"])
+        message = refused.value.message
+        assert refused.value.code == 400 and message.startswith("contents[0].parts[0]: "), message
+        assert "'image/heic'" in message and "upstream" not in message
+    assert served.claude_bodies == [] and served.rows() == []  # nothing was sent, nor billed

@@ -25,14 +25,16 @@ from tokenomy.messages import (
     ToolUseBlock,
 )
 from tokenomy.providers.anthropic_refusals import (
+    IMAGE_TYPES,
     UNSIGNED,
     document_text,
     refuse,
+    refuse_image,
     refuse_uncarried_fields,
     refuse_url_document,
     unsigned,
 )
-from tokenomy.providers.block_refusals import FILE_APIS, provider_block_kind, refuse_image_detail
+from tokenomy.providers.block_refusals import FILE_APIS, provider_block_kind
 from tokenomy.providers.reasoning_signers import unsealed_block
 
 
@@ -47,7 +49,7 @@ def block_to_anthropic(block: Block, where: str, model: str = "") -> dict[str, A
             raise refuse(model, where, f"takes no {provider_block_kind(block)}; remove it")
         return dict(block.data)  # a server tool's call or result, as Anthropic sent it (encrypted content included)
     if isinstance(block, ImageBlock):
-        refuse_image_detail(block, model, where, refuse)
+        refuse_image(block, model, where)
         if block.inline:
             return {
                 "type": "image",
@@ -116,9 +118,6 @@ def _document_item(block: DocumentBlock, source: dict[str, Any]) -> dict[str, An
 
 def blocks_to_anthropic(blocks: list[Block], where: str, model: str = "") -> list[dict[str, Any]]:
     return [block_to_anthropic(b, f"{where}[{i}]", model) for i, b in enumerate(blocks)]
-
-
-IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 
 
 def _str(item: dict[str, Any], key: str, where: str, required: bool = True) -> Any:

@@ -200,6 +200,19 @@ def document_text(block: DocumentBlock, model: str, where: str) -> str:
         ) from None
 
 
+# The image types the Messages API reads; it refuses any other ("Input should be image/jpeg, ...").
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+
+
+def refuse_image(block: ImageBlock, model: str, where: str) -> None:
+    """What the Messages API refuses of an image: a detail setting (OpenAI's), and bytes of a type it does not read
+    (HEIC, which Gemini reads), refused before the call so a route's model that reads it gets it (the upstream's 400
+    named Anthropic's own place, after an attempt)."""
+    refuse_image_detail(block, model, where, refuse)
+    if block.inline and block.media_type is not None and block.media_type not in IMAGE_TYPES:
+        raise refuse(model, where, f"reads jpeg, png, gif or webp images, not {block.media_type!r}; convert it first")
+
+
 def refuse_document(block: DocumentBlock, model: str, where: str) -> None:
     """What `block_to_anthropic` refuses of a document, in its order: one by URL that is no PDF, an image's detail in
     a content document, and bytes Claude cannot read (`document_text`). A file id is `Provider.refusal`'s."""
@@ -208,7 +221,7 @@ def refuse_document(block: DocumentBlock, model: str, where: str) -> None:
     elif block.content is not None:
         for n, part in enumerate(block.content):
             if type(part) is ImageBlock:
-                refuse_image_detail(part, model, f"{where}.content[{n}]", refuse)
+                refuse_image(part, model, f"{where}.content[{n}]")
     elif block.file_id is None and block.format != "pdf":
         document_text(block, model, where)
 
@@ -245,6 +258,6 @@ def refuse_blocks(request: ChatRequest, model: str) -> None:
             if unsigned(block):
                 raise refuse(model, place(i, j, k), UNSIGNED)
         elif type(block) is ImageBlock:
-            refuse_image_detail(block, model, place(i, j, k), refuse)
+            refuse_image(block, model, place(i, j, k))
         elif type(block) is DocumentBlock:
             refuse_document(block, model, place(i, j, k))
