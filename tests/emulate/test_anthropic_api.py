@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import anthropic
 import pytest
 
@@ -177,7 +179,9 @@ def test_max_tokens_over_the_models_maximum_output_is_refused_as_the_api_refuses
         config = parse_config(
             {
                 "models": {"claude": {"provider": "anthropic", "model": SONNET, "base_url": upstream}},
-                "routes": {"once": {"model": "claude", "retry": {"max_attempts": 1}}},
+                # The route is the model's own name: the caller names the model, so its cap goes as sent (a cap
+                # over the maximum of a model the gateway chose is held to it: test_held_output_caps).
+                "routes": {"claude": {"model": "claude", "retry": {"max_attempts": 1}}},
             }
         )
         direct = anthropic.Anthropic(base_url=upstream, api_key="unused", max_retries=0)
@@ -188,9 +192,9 @@ def test_max_tokens_over_the_models_maximum_output_is_refused_as_the_api_refuses
         with ServerThread(create_gateway(config, str(ledger)), lifespan="on") as url:
             sdk = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
             with pytest.raises(anthropic.BadRequestError) as whole:
-                sdk.messages.create(model="once", **ask, timeout=30)
+                sdk.messages.create(model="claude", **ask, timeout=30)
             with pytest.raises(anthropic.BadRequestError) as streamed:
-                with sdk.messages.stream(model="once", **ask) as stream:
+                with sdk.messages.stream(model="claude", **ask) as stream:
                     stream.get_final_message()
     for refused in (whole.value, streamed.value):
         assert refused.body["error"]["type"] == "invalid_request_error" and said in refused.body["error"]["message"]
@@ -267,3 +271,21 @@ def test_sampling_changes_with_thinking_on_are_refused_as_the_api_refuses_them()
             assert client.messages.create(**ask, extra_body=sampling).content[0].type == "thinking"
         plain = {key: value for key, value in ask.items() if key != "thinking"}
         assert client.messages.create(**plain, extra_body={"temperature": 0.2, "top_k": 5, "top_p": 0.5}).content
+
+
+def test_an_answer_under_a_top_level_array_schema_is_a_list_not_a_server_error() -> None:
+    # The answer's text under output_config's schema was generated as a tool's input, which must be an object: a
+    # schema for a list made the emulator answer 500.
+    from tokenomy.emulate.instant_engine import InstantEngine
+
+    schema = {"type": "array", "items": {"type": "string"}, "minItems": 1}
+    with ServerThread(create_app(engine=InstantEngine())) as url:
+        client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+        answer = client.messages.create(
+            model=SONNET,
+            max_tokens=100,
+            messages=[{"role": "user", "content": "Three colours"}],
+            extra_body={"output_config": {"format": {"type": "json_schema", "schema": schema}}},
+        )
+    value = json.loads(answer.content[0].text)
+    assert isinstance(value, list) and value and all(isinstance(v, str) for v in value), value

@@ -220,7 +220,10 @@ def answer(engine: Engine, prepared: Prepared, thinking_budget: int | None) -> I
         tool = prepared.forced_tool
         stop = "tool_use"
         try:
-            arguments, tokens = engine.generate_json(prepared, tool["schema"])
+            # A tool's input is an object; the answer's text under output_config's schema is any value it allows
+            # (a top-level array was a 5xx).
+            generate = engine.generate_value if tool.get("as_text") else engine.generate_json
+            arguments, tokens = generate(prepared, tool["schema"])
             text = json.dumps(arguments)
         except CutShort as cut:  # the API stops at max_tokens with the partial text or tool input
             text, tokens, stop = cut.text, cut.tokens, "max_tokens"
