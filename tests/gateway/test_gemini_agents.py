@@ -26,6 +26,7 @@ from tokenomy.gateway.app import create_app
 from tokenomy.ledger.store import open_store
 
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
+HAIKU_45 = "anthropic.claude-haiku-4-5-20251001-v1:0"  # Claude on Bedrock that thinks (Claude 3 Haiku refuses a budget)
 # Gemini CLI's tools: JSON Schema declarations (parametersJsonSchema), with `$schema` and additionalProperties.
 CLI_TOOLS = [
     {
@@ -97,7 +98,8 @@ class Served:
                         "price_as": HAIKU,
                     },
                     "claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": claude},
-                    "haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU},
+                    "haiku": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU_45},
+                    "haiku3": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": bedrock, "model": HAIKU},
                 }
             }
         )
@@ -562,7 +564,7 @@ def test_thinking_off_is_sent_to_claude_models_that_think_and_not_to_one_with_no
         bedrock_provider, "to_converse_params", lambda request: sent.append(original(request)) or sent[-1]
     )
     off = types.GenerateContentConfig(thinking_config=types.ThinkingConfig(thinking_budget=0), max_output_tokens=20)
-    assert served.client.models.generate_content(model="haiku", contents="hi", config=off).text
+    assert served.client.models.generate_content(model="haiku3", contents="hi", config=off).text
     assert "thinking" not in sent[-1].get("additionalModelRequestFields", {})
     assert served.client.models.generate_content(model="claude", contents="hi", config=off).text
     assert served.claude_bodies[-1]["thinking"] == {"type": "disabled"}

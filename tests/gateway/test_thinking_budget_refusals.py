@@ -20,6 +20,8 @@ GEMINI_ASK = [{"role": "user", "parts": [{"text": "hi"}]}]
 SONNET = "claude-sonnet-4-5-20250929"
 ON_BEDROCK = "anthropic.claude-sonnet-4-5-20250929-v1:0"
 INTERLEAVED = "interleaved-thinking-2025-05-14"
+HAIKU_3 = "claude-3-haiku-20240307"  # no extended thinking
+HAIKU_3_ON_BEDROCK = "anthropic.claude-3-haiku-20240307-v1:0"
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +32,13 @@ def gateway(tmp_path_factory):
         models = {
             "sonnet-api": {"provider": "anthropic", "model": SONNET, "base_url": DEAD},
             "sonnet-bedrock": {"provider": "bedrock", "region": "us-east-1", "endpoint_url": DEAD, "model": ON_BEDROCK},
+            "haiku3-api": {"provider": "anthropic", "model": HAIKU_3, "base_url": DEAD},
+            "haiku3-bedrock": {
+                "provider": "bedrock",
+                "region": "us-east-1",
+                "endpoint_url": DEAD,
+                "model": HAIKU_3_ON_BEDROCK,
+            },
         }
         ledger = str(tmp_path_factory.mktemp("budgets") / "ledger.duckdb")
         with ServerThread(create_app(parse_config({"models": models}), ledger), lifespan="on") as url:
@@ -139,3 +148,42 @@ def test_with_interleaved_thinking_a_budget_above_the_cap_is_sent(gateway, path,
     answer = _post(gateway + path, body, headers)
     assert answer.status_code >= 500, answer.text
     assert "thinking budget" not in _said(answer)
+
+
+NO_THINKING = (
+    "has no extended thinking (Claude 3.7 Sonnet and later models think); send the request without thinking, or "
+    "route it to a model that thinks"
+)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "said"),
+    [
+        (
+            "/v1/messages",
+            {"model": "haiku3-api", "max_tokens": 4096, "messages": ASK, "thinking": {**BUDGET, "budget_tokens": 2048}},
+            f"thinking.budget_tokens: the Anthropic Messages API (model {HAIKU_3}) {NO_THINKING}",
+        ),
+        (
+            "/v1/chat/completions",
+            {"model": "haiku3-api", "max_tokens": 100, "messages": ASK, "reasoning_effort": "low"},
+            f"reasoning_effort: the Anthropic Messages API (model {HAIKU_3}) {NO_THINKING}",
+        ),
+        (
+            "/model/haiku3-bedrock/converse",
+            {
+                "messages": CONVERSE_ASK,
+                "inferenceConfig": {"maxTokens": 4096},
+                "additionalModelRequestFields": {"thinking": {**BUDGET, "budget_tokens": 2048}},
+            },
+            f"additionalModelRequestFields.thinking.budget_tokens: Bedrock Converse (model {HAIKU_3_ON_BEDROCK}) "
+            f"{NO_THINKING}",
+        ),
+    ],
+)
+def test_thinking_for_a_claude_model_that_cannot_think_is_refused_before_any_call(gateway, path, body, said):
+    # Claude 3 Haiku has no extended thinking: a budget went to the API for its 400 after the call was budgeted, and
+    # an effort's refusal told the caller to send a budget instead.
+    answer = _post(gateway + path, body)
+    assert answer.status_code == 400, answer.text
+    assert _said(answer) == said

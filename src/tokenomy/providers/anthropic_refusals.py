@@ -20,7 +20,7 @@ from typing import Any
 from tokenomy.errors import ProviderError
 from tokenomy.messages import ONE_HOUR, ChatRequest, DocumentBlock, ImageBlock, ReasoningBlock
 from tokenomy.providers.block_refusals import place, placed_blocks, refuse_image_detail
-from tokenomy.providers.claude_effort import BUDGET, EFFORTS, NO_ADAPTIVE, NO_EFFORT, takes_adaptive, takes_effort
+from tokenomy.providers.claude_effort import BUDGET, EFFORTS, NO_ADAPTIVE, no_effort, takes_adaptive, takes_effort
 from tokenomy.providers.claude_speed import needs_fast_beta, no_fast_mode
 from tokenomy.providers.refusals import (
     FORCED_WITH_THINKING,
@@ -147,16 +147,16 @@ def refuse_unsupported(request: ChatRequest, model: str | None = None) -> None:
     sampling = sampling_refused_while_thinking(request)
     if sampling is not None:
         raise refuse(model, *sampling, also="thinking")
-    budget = budget_refused_while_thinking(request)
+    budget = budget_refused_while_thinking(request, model)
     if budget is not None:
         raise refuse(model, *budget)
     reasoning = request.reasoning
     effort = free_effort(reasoning)
     if effort is not None and takes_effort(model) is False:  # as on Bedrock (converse_mapping)
-        raise refuse(model, "reasoning_effort", NO_EFFORT, also=BUDGET)
+        raise refuse(model, "reasoning_effort", no_effort(model), also=BUDGET)
     native = request.extra.get("output_config")  # an Anthropic caller's own effort, passed through
     if isinstance(native, dict) and native.get("effort") is not None and takes_effort(model) is False:
-        raise refuse(model, "output_config.effort", NO_EFFORT, also=BUDGET)
+        raise refuse(model, "output_config.effort", no_effort(model), also=BUDGET)
     if reasoning is not None and reasoning.adaptive and takes_adaptive(model) is False:
         raise refuse(model, "thinking", NO_ADAPTIVE, also=BUDGET)
     sent = effort is not None and reasoning is not None and (reasoning.adaptive or takes_effort(model))

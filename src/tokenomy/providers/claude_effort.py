@@ -35,6 +35,19 @@ NO_EFFORT = (
 EFFORTS = ("low", "medium", "high", "xhigh", "max")
 
 
+# Why a thinking budget or an effort is refused for a Claude model with no extended thinking (`thinks`), and the fix
+# (NO_EFFORT's, a budget, is refused for it too).
+NO_THINKING = (
+    "has no extended thinking (Claude 3.7 Sonnet and later models think); send the request without thinking, or "
+    "route it to a model that thinks"
+)
+
+
+def no_effort(model: str) -> str:
+    """Why Claude `model`, which takes no effort level, refuses one, and the fix: a budget where it can think."""
+    return NO_THINKING if thinks(model) is False else NO_EFFORT
+
+
 NO_ADAPTIVE = (
     "thinks only within a budget in tokens (adaptive thinking is for the Claude 4.6 and later models); send a "
     f"thinking budget (`{BUDGET}`), or route the request to a Claude 4.6 or later model"

@@ -23,7 +23,7 @@ from tokenomy.messages import ChatRequest, ImageBlock, ReasoningBlock, ToolResul
 from tokenomy.pricing.identifiers import takes_no_tools_cache_point
 from tokenomy.providers.anthropic_refusals import unsigned
 from tokenomy.providers.block_refusals import place, placed_blocks, refuse_image_detail
-from tokenomy.providers.claude_effort import BUDGET, EFFORTS, NO_ADAPTIVE, NO_EFFORT, takes_adaptive, takes_effort
+from tokenomy.providers.claude_effort import BUDGET, EFFORTS, NO_ADAPTIVE, no_effort, takes_adaptive, takes_effort
 from tokenomy.providers.reasoning_signers import bedrock_signer, foreign
 from tokenomy.providers.refusals import (
     FORCED_WITH_THINKING,
@@ -305,7 +305,7 @@ def refuse_unsupported(request: ChatRequest, model: str | None = None) -> None:
     sampling = sampling_refused_while_thinking(request) if takes_effort(model) is not None else None
     if sampling is not None:
         raise refuse(model, *sampling, also="thinking")
-    budget = budget_refused_while_thinking(request) if takes_effort(model) is not None else None
+    budget = budget_refused_while_thinking(request, model) if takes_effort(model) is not None else None
     if budget is not None:
         raise refuse(model, *budget)
     refuse_openai_options(request, model, refuse, ", or describe the JSON in the prompt / use a forced tool")
@@ -315,12 +315,12 @@ def refuse_unsupported(request: ChatRequest, model: str | None = None) -> None:
         refuse_tool_config(request, model)
     effort = request.reasoning.effort if request.reasoning is not None else None
     if effort is not None and takes_effort(model) is False:  # as on Anthropic's API (anthropic_mapping)
-        raise refuse(model, "reasoning_effort", NO_EFFORT, also=BUDGET)
+        raise refuse(model, "reasoning_effort", no_effort(model), also=BUDGET)
     if request.reasoning is not None and request.reasoning.adaptive and takes_adaptive(model) is False:
         raise refuse(model, "thinking", NO_ADAPTIVE, also=BUDGET)
     native = request.extra.get("output_config")  # Claude's own effort, as an Anthropic caller sends it
     if isinstance(native, dict) and native.get("effort") is not None and takes_effort(model) is False:
-        raise refuse(model, "output_config.effort", NO_EFFORT, also=BUDGET)
+        raise refuse(model, "output_config.effort", no_effort(model), also=BUDGET)
     if effort is not None and effort not in EFFORTS:
         raise refuse(
             model,

@@ -14,7 +14,7 @@ from typing import Any
 from tokenomy import request_views
 from tokenomy.errors import ProviderError
 from tokenomy.messages import ChatRequest, ToolUseBlock
-from tokenomy.providers.claude_effort import BUDGET
+from tokenomy.providers.claude_effort import BUDGET, NO_THINKING, thinks
 
 # Pass-through fields at a value that asks nothing of an API without them. OpenAI-format servers get them as sent;
 # every other API leaves them out rather than refusing a request it can serve as asked:
@@ -166,13 +166,16 @@ def interleaved_thinking(extra: Mapping[str, Any]) -> bool:
     return False
 
 
-def budget_refused_while_thinking(request: ChatRequest) -> tuple[str, str, str | None] | None:
-    """(the field, why, the other field it names) of a thinking budget Claude refuses: below its minimum, or not below
-    the request's cap; None when there is none. A request with no cap gets one past the budget where one is sent
+def budget_refused_while_thinking(request: ChatRequest, model: str) -> tuple[str, str, str | None] | None:
+    """(the field, why, the other field it names) of a thinking budget Claude `model` refuses: any, for a model with
+    no thinking (Claude 3 Haiku: the API's 400 after the call), one below its minimum, or not below the request's cap;
+    None when there is none. A request with no cap gets one past the budget where one is sent
     (`anthropic_mapping.default_max_tokens`); Converse sends none."""
     reasoning = request.reasoning
     if reasoning is None or reasoning.off or reasoning.budget_tokens is None:
         return None
+    if thinks(model) is False:
+        return (BUDGET, NO_THINKING, None)
     budget, cap = reasoning.budget_tokens, request.max_tokens
     if budget < MIN_THINKING_BUDGET:
         return (
