@@ -92,7 +92,10 @@ def test_a_signature_riding_on_a_streamed_function_call_goes_out_on_that_call() 
         )
     ]
     streamed = [chunk for piece in pieces for chunk in writer.chunk(piece)]
-    assert len(streamed) == 1 and b'"thought":true' in streamed[0]  # the call is held for the last chunk
+    # The thought streams as it comes (its last character once the call came), and the call is held for the last chunk
+    sent = [json.loads(c.decode().removeprefix("data: "))["candidates"][0]["content"]["parts"] for c in streamed]
+    assert all(part.get("thought") for parts in sent for part in parts), sent
+    assert "".join(part["text"] for parts in sent for part in parts) == "Look it up."
     signed = base64.b64encode(b"sig").decode()  # the provider's text for Gemini's signature bytes
     answer = ChatResponse(
         content=[
