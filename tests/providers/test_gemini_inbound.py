@@ -77,7 +77,7 @@ def test_a_signature_riding_on_a_streamed_function_call_goes_out_on_that_call() 
     import json
 
     from tokenomy.chat_response import ChatResponse, Usage
-    from tokenomy.gateway.gemini_routes import ChunkWriter
+    from tokenomy.gateway.gemini_stream import ChunkWriter
     from tokenomy.providers.gemini_provider import GeminiProvider
 
     writer = ChunkWriter("g", "resp-1", {"generationConfig": {"thinkingConfig": {"includeThoughts": True}}})

@@ -7,19 +7,12 @@ application on the `google-genai` SDK moves behind Tokenomy by its base URL:
 key (`x-goog-api-key`, or `Authorization: Bearer`), overload guard, rate limit, budget reservation, the one call path
 (ledger, telemetry, retries, fallback, caching, routing), settlement. Requests and answers are mapped by
 `providers.gemini_inbound`; streams are server-sent events of GenerateContentResponse chunks with `alt=sse` (the
-SDK's), else one JSON array of them written as they come (the REST API's default); errors Google's
-`{"error": {"code", "message", "status"}}`.
-
-A streamed function call goes out whole, in the last chunk, as Gemini streams them: its arguments arrive in pieces
-from other providers, and Gemini's format has no argument fragments. An answer without calls has text in its last
-chunk (beside finishReason and usage), as Gemini's has: each text goes out as it comes but for its last character,
-which the next chunk carries. google-genai's chats leave a streamed turn out of the history they send next when its
-last chunk has no part (`chats._validate_response`): the conversation forgot each answer and the message it answered.
+SDK's), else one JSON array of them written as they come (the REST API's default), by `gemini_stream`; errors
+Google's `{"error": {"code", "message", "status"}}`.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
 from functools import partial
@@ -28,7 +21,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
-from tokenomy.chat_response import ChatResponse, StreamChunk
 from tokenomy.errors import NotOnThisLedger, ProviderError, TokenomyError
 from tokenomy.gateway import metrics
 from tokenomy.gateway.call_stream import call_streamed
@@ -40,29 +32,22 @@ from tokenomy.gateway.calls import (
     json_body,
     refusal,
     request_meta,
-    retry_after,
     route_providers,
     takes_one_hour_cache,
-    upstream_status,
 )
 from tokenomy.gateway.counting import cannot_count, count, counter_for
 from tokenomy.gateway.fast_path import SENT_PATH
 from tokenomy.gateway.gemini_auth import authenticate
 from tokenomy.gateway.gemini_caches import use_cache
-from tokenomy.gateway.gemini_errors import error_body, gemini_error
-from tokenomy.gateway.responses import FirstChunkStream, unsent_redacted
+from tokenomy.gateway.gemini_errors import gemini_error
+from tokenomy.gateway.gemini_stream import ChunkWriter, provider_error
+from tokenomy.gateway.responses import FirstChunkStream
 from tokenomy.gateway.unserved import unserved
 from tokenomy.ids import new_id
-from tokenomy.messages import ChatRequest, ReasoningBlock, ToolUseBlock
+from tokenomy.messages import ChatRequest
 from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.providers.gemini_answers import (
-    answered,
-    candidate_said,
-    finish_reason,
-    parts_body,
     response_body,
-    thinking_out,
-    usage_body,
 )
 from tokenomy.providers.gemini_caller_places import caller_field, caller_param
 from tokenomy.providers.gemini_fields import get
@@ -79,154 +64,6 @@ GEMINI_PROVIDERS = ("gcp.gemini", "gcp.vertex_ai")  # the providers that take Ge
 def _gemini_only(gw: Any, route: Any, model: str) -> bool:
     """Whether every model the route may reach is a Gemini one (which takes Gemini's own fields as sent)."""
     return route_providers(gw, route, model) <= set(GEMINI_PROVIDERS)
-
-
-def _provider_error(exc: TokenomyError, body: dict[str, Any]) -> JSONResponse:
-    if not isinstance(exc, ProviderError):
-        return gemini_error(400, str(exc))
-    if exc.refused is not None:  # no model the call could use can take it (nothing was sent): the caller's place
-        return gemini_error(400, exc.refused.error_text(caller_param(body, exc.refused.where)))
-    if exc.param is not None:  # a mapping refused a field before any call: named as the caller sent it
-        return gemini_error(400, exc.named(lambda param: caller_param(body, param)))
-    return gemini_error(upstream_status(exc), f"upstream {exc.kind}: {exc}", retry_after(exc))
-
-
-class ChunkWriter:
-    """Turns StreamChunks into GenerateContentResponse chunks: text and thoughts as they come, each function call
-    whole at the end (with a signature that rode on it)."""
-
-    def __init__(self, model: str, response_id: str, body: Any, array: bool = False) -> None:
-        self.model, self.response_id = model, response_id
-        self.show_thoughts = shows_thoughts(body)
-        # The chunks as one JSON array written as they come (`alt=json`, the REST API's default without `alt=sse`)
-        # rather than server-sent events: what a caller that sends no `alt=sse` parses.
-        self.array = array
-        self.opened = False  # the array's `[` is sent
-        self.body = body  # the request, to name a refused field as the caller sent it
-        self.call_ids: dict[int, str] = {}  # a streamed call's index -> its id
-        self.thinking = ""  # the thought streamed since the last signature
-        self.pending: list[ReasoningBlock] = []  # signed reasoning for the next part (gemini_answers.thinking_out)
-        self.carried: dict[int, list[ReasoningBlock]] = {}  # a streamed call's index -> the reasoning it carries
-        self.redacted_sent = 0  # redacted reasoning blocks sent in their place (StreamChunk.redacted)
-        self.held: list[dict[str, Any]] = []  # the latest text's last character, sent in the next chunk (`_sent`)
-        self.calling = False  # a function call came: the last chunk has it, so nothing is held
-
-    def start(self) -> list[bytes]:
-        return []  # Gemini's stream has no opening event
-
-    def refused(self, exc: TokenomyError) -> Response:
-        refused = _provider_error(exc, self.body)
-        refused.headers["x-request-id"] = self.response_id  # the failed attempts' id in the ledger
-        return refused
-
-    def failed(self, exc: TokenomyError) -> bytes:
-        # the last item; the SDK raises an APIError for it
-        return self._unheld() + self._item(json.loads(bytes(_provider_error(exc, self.body).body)), last=True)
-
-    def crashed(self, message: str) -> bytes:
-        return self._unheld() + self._item(error_body(500, message), last=True)
-
-    def unavailable(self, message: str) -> bytes:
-        return self._unheld() + self._item(error_body(503, message), last=True)
-
-    def _unheld(self) -> bytes:
-        """The held parts (`_sent`), before an error ends the stream: they were answered all the same."""
-        held, self.held = self.held, []
-        return self._chunk(held) if held else b""
-
-    def _sent(self, parts: list[dict[str, Any]]) -> list[bytes]:
-        """The chunk of `parts` after those held, but for the last character of the last one, held for the next chunk
-        so the last chunk has the answer's last parts (see the module docstring) while the text goes out as it comes;
-        once a function call came, which the last chunk has, nothing is held."""
-        parts, self.held = _joined([*self.held, *parts]), []
-        if parts and not self.calling:
-            last = parts.pop()
-            text = last["text"]  # each part of a piece is text (or a thought's), which `_joined` keeps so
-            if len(text) < 2:
-                self.held = [last]
-            else:
-                parts.append({**last, "text": text[:-1]})
-                self.held = [{"text": text[-1], **({"thought": True} if last.get("thought") else {})}]
-        return [self._chunk(parts)] if parts else []
-
-    def _item(self, data: dict[str, Any], last: bool = False) -> bytes:
-        """One chunk of the stream: a server-sent event, or the array's next element (its last closes it)."""
-        text = json.dumps(data, separators=(",", ":"))
-        if not self.array:
-            return f"data: {text}\r\n\r\n".encode()
-        opening = ",\r\n" if self.opened else "["
-        self.opened = True
-        return f"{opening}{text}{']' if last else ''}".encode()
-
-    def _chunk(self, parts: list[dict[str, Any]], final: ChatResponse | None = None) -> bytes:
-        # Every chunk has a content (the last one's with the answer's last parts: `_sent`): clients read
-        # candidate.content on each chunk (LlamaIndex's streamed structured output failed on a last chunk without one).
-        candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
-        chunk: dict[str, Any] = {"candidates": [candidate], "modelVersion": self.model, "responseId": self.response_id}
-        if final is not None:  # the last chunk: why the answer ended, and its usage
-            candidate["finishReason"] = finish_reason(final)
-            candidate.update(candidate_said(final))  # what Gemini's built-in tools found, as Gemini sends it last
-            chunk["usageMetadata"] = usage_body(final)
-            answered(chunk, final)
-        return self._item(chunk, last=final is not None)
-
-    def chunk(self, piece: StreamChunk) -> list[bytes]:
-        parts: list[dict[str, Any]] = []
-        if piece.redacted is not None:  # rides on the next part, where the model put it
-            self.pending.append(ReasoningBlock(redacted=piece.redacted, signer=piece.signer))
-            self.redacted_sent += 1
-        riding = piece.signature is not None and not piece.reasoning and (piece.delta or piece.tool_call)
-        if piece.reasoning and self.show_thoughts:  # shown as it comes; signed, it rides on the next part whole
-            parts.append({"text": piece.reasoning, "thought": True})
-        if piece.reasoning:
-            self.thinking += piece.reasoning
-        if piece.signature:
-            self.pending.append(ReasoningBlock("" if riding else self.thinking, piece.signature, signer=piece.signer))
-            self.thinking = "" if not riding else self.thinking
-        if piece.delta:
-            text: dict[str, Any] = {"text": piece.delta}
-            if self.pending and piece.tool_call is None:
-                text["thoughtSignature"], self.pending = thinking_out(self.pending), []
-            parts.append(text)
-        refused = piece.refusal  # an OpenAI-format model's: text here
-        if isinstance(refused, str) and refused:
-            parts.append({"text": refused})
-        call = piece.tool_call
-        if call is not None:  # held for the last chunk (see the module docstring)
-            self.calling = True
-            if call.id:
-                self.call_ids[call.index] = call.id
-            if self.pending:
-                self.carried[call.index], self.pending = self.pending, []
-        return self._sent(parts)
-
-    def finish(self, response: ChatResponse) -> list[bytes]:
-        # The answer's own blocks say what each call is (its id, name and parsed arguments); the fragments only
-        # which ones streamed. Redacted reasoning the stream did not carry in its place comes here, whole, and
-        # reasoning nothing followed at the end.
-        unsent = unsent_redacted(response, self.redacted_sent)
-        blocks = [b for b in response.content if isinstance(b, ToolUseBlock) or any(b is r for r in unsent)]
-        carried = {self.call_ids.get(index): reasoning for index, reasoning in self.carried.items()}
-        with_reasoning: list[Any] = []
-        for block in blocks:
-            if isinstance(block, ToolUseBlock) and block.id in carried:
-                with_reasoning += carried[block.id]
-            with_reasoning.append(block)
-        with_reasoning += self.pending
-        held, self.held = self.held, []
-        return [self._chunk(_joined([*held, *parts_body(with_reasoning, show_thoughts=False)]), response)]
-
-
-def _joined(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """`parts` with each plain text part (a thought's too, no signature) joined to the one before it of its kind, so a
-    chunk has one text part as Gemini's do (LlamaIndex reads the first part of each chunk)."""
-    out: list[dict[str, Any]] = []
-    for part in parts:
-        if out and set(part) | set(out[-1]) <= {"text", "thought"} and out[-1].get("thought") == part.get("thought"):
-            out[-1] = {**out[-1], "text": out[-1]["text"] + part["text"]}
-        else:
-            out.append(part)
-    return out
 
 
 def labels(call: ChatRequest) -> dict[str, str]:
@@ -334,7 +171,7 @@ async def _count(request: Request, model: str) -> Response:
     except ProviderError as exc:
         if cannot_count(exc):
             return gemini_error(400, f"`{model}` counts with model `{counter.model}`: {exc}")
-        return _provider_error(exc, body)
+        return provider_error(exc, body)
     return JSONResponse({"totalTokens": tokens})
 
 
@@ -385,7 +222,7 @@ async def _generate(request: Request, version: str, target: str) -> Response:
             leave_out_standard_tier(call)
         refused = refusal(gw, route, call, model, "Gemini", GEMINI_PROVIDERS, partial(caller_field, body))
         if refused is not None:
-            return metrics.done(_provider_error(refused, body), model, started)
+            return metrics.done(provider_error(refused, body), model, started)
     except NotOnThisLedger:
         raise  # a cache on a ledger that cannot keep one: the operator's choice, the app's 501 as for its create
     except (ValueError, TokenomyError) as exc:  # json.JSONDecodeError is a ValueError
@@ -400,7 +237,7 @@ async def _generate(request: Request, version: str, target: str) -> Response:
         writer = ChunkWriter(model, call.meta.request_id, body, array)
         stream = call_streamed(gw, call, admitted, model, started, writer)
         return FirstChunkStream(stream, "application/json" if array else "text/event-stream", headers, ends=writer)
-    response = await call_whole(gw, call, admitted, model, lambda exc: _provider_error(exc, body))
+    response = await call_whole(gw, call, admitted, model, lambda exc: provider_error(exc, body))
     if isinstance(response, Response):
         response.headers.update(headers)
         return metrics.done(response, model, started)
