@@ -19,8 +19,8 @@ from tokenomy.call_policy import Attempt, CallPolicy, CallState, Target, TierRun
 from tokenomy.chat_response import ChatResponse
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.ids import new_id
-from tokenomy.ledger.events import MAX_TOKENS_CLAMPED_TAG
-from tokenomy.messages import ChatRequest
+from tokenomy.ledger.events import MAX_TOKENS_CLAMPED_TAG, THINKING_BUDGET_CLAMPED_TAG
+from tokenomy.messages import ChatRequest, RequestMeta
 from tokenomy.pricing.catalog import PriceCatalog
 from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.providers.base import Provider
@@ -28,10 +28,13 @@ from tokenomy.providers.block_refusals import inputs_refusal
 from tokenomy.providers.refusals import (
     Unsupported,
     cache_points_refusal,
+    held_budget_refusal,
+    held_thinking_budget,
     one_hour_cache_refusal,
     raise_refusal,
 )
 from tokenomy.providers.registry import ModelSpec, get_provider, resolve_model
+from tokenomy.request_options import Reasoning
 from tokenomy.request_views import one_hour_cache_point
 from tokenomy.resilience.fallback import AttemptPlan, Step
 from tokenomy.routing.router import ESCALATED_TAG, PASSED_UP_ON_ERROR_TAG, PASSED_UP_TAG
@@ -105,13 +108,14 @@ class CallPlanner:
                     tag, number = (PASSED_UP_ON_ERROR_TAG if call.failed_below else PASSED_UP_TAG), tier.index
                 tags = {**meta.tags, tag: str(number)} if tier.index else meta.tags
                 meta = replace(meta, tier=tier.name, tags=tags)
-            cap = call.request.max_tokens
+            cap, reasoning, refused = call.request.max_tokens, call.request.reasoning, None
             held = self.held_cap(call.request, tier.plan.chain[step.target], spec, region)
-            if held is not None:  # not silent: the row says the cap the caller asked for (or the route's, if none)
-                asked = (call.asked or call.request).max_tokens
-                meta = replace(meta, tags={**meta.tags, MAX_TOKENS_CLAMPED_TAG: str(cap if asked is None else asked)})
+            if held is not None:
+                meta, reasoning, refused = self._held_to(call, spec.model, held, meta)
                 cap = held
-            request = call.request.replaced(model=spec.model, region=region, meta=meta, max_tokens=cap)
+            request = call.request.replaced(
+                model=spec.model, region=region, meta=meta, max_tokens=cap, reasoning=reasoning
+            )
             cleared = call.request.cleared
             same = held is None and region == (call.request.region or spec.region)  # a held cap is checked anew
             if same and cleared is not None and cleared[0] is spec:
@@ -122,8 +126,28 @@ class CallPlanner:
             provider = self.provider_for(spec)
             if call.policy.caching and provider.carries_cache_points(request):
                 request, placements = auto_cache(request, spec.pricing_model, self.catalog, pricing_region(region))
-            tier.targets[step.target] = Target(spec, request, provider, placements)
+            tier.targets[step.target] = Target(spec, request, provider, placements, refused)
         return tier.targets[step.target]
+
+    @staticmethod
+    def _held_to(
+        call: CallState, model: str, held: int, meta: RequestMeta
+    ) -> tuple[RequestMeta, Reasoning | None, ProviderError | None]:
+        """The meta, thinking and refusal of an attempt of `model` whose cap is held to `held`. Not silent: the row
+        says the cap the caller asked for (or the route's, if none). Claude takes a thinking budget only below the
+        cap: one the held cap leaves no room for is lowered with it (the row says the caller's), or the model is
+        refused before the call when none fits (`held_thinking_budget`)."""
+        request, reasoning = call.request, call.request.reasoning
+        asked = (call.asked or request).max_tokens
+        asked = request.max_tokens if asked is None else asked
+        tags = {**meta.tags, MAX_TOKENS_CLAMPED_TAG: str(asked)}
+        budget = held_thinking_budget(request, model, held)
+        if budget is not None and budget >= held:
+            return replace(meta, tags=tags), reasoning, held_budget_refusal(request, model, held, asked or held)
+        if budget is not None and reasoning is not None:
+            tags[THINKING_BUDGET_CLAMPED_TAG] = str(reasoning.budget_tokens)
+            reasoning = replace(reasoning, budget_tokens=budget)
+        return replace(meta, tags=tags), reasoning, None
 
     def held_cap(self, request: ChatRequest, name: str, spec: ModelSpec, region: str | None) -> int | None:
         """The output cap chain model `name` is sent, when below the request's own: the model's maximum output in the
@@ -207,6 +231,8 @@ class CallPlanner:
         refuse them only once the provider is called, ending the call with no fallback tried. Nothing to do for a
         request its checks cleared (`ChatRequest.cleared`), which are these and more."""
         call, spec, provider = target.call, target.spec, target.provider
+        if target.refused is not None:
+            raise target.refused
         cleared = call.cleared
         if cleared is not None and cleared[0] is spec and cleared[1] is provider:
             return

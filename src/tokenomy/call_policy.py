@@ -16,7 +16,7 @@ from tokenomy.caching.placement import Placement, audio_input_tokens, estimate_i
 from tokenomy.caching.tokens import TokenPolicy
 from tokenomy.call_cost import CallCost
 from tokenomy.chat_response import ChatResponse, Usage
-from tokenomy.errors import ConfigError
+from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.messages import ChatRequest
 from tokenomy.providers.base import Provider
 from tokenomy.providers.registry import ModelSpec
@@ -101,6 +101,9 @@ class Target:
     call: ChatRequest
     provider: Provider
     placements: list[Placement]
+    # Why the model cannot take the request as resolved for it, found then (no thinking budget fits below the cap
+    # it is held to): raised by `CallPlanner._check_inputs` before anything is sent.
+    refused: ProviderError | None = None
 
     @cached_property
     def estimate(self) -> int:

@@ -194,6 +194,39 @@ def budget_refused_while_thinking(request: ChatRequest, model: str) -> tuple[str
     return None
 
 
+def held_thinking_budget(request: ChatRequest, model: str, held: int) -> int | None:
+    """The thinking budget Claude `model` is sent when its output cap is held to `held`, below the request's own (the
+    model's maximum output: `CallPlanner.held_cap`): the request's budget lowered as far as its cap is, so the answer
+    keeps the room the caller left it past its thinking, but never below Claude's minimum. None where the request's
+    budget stands: none, thinking off, a model with no thinking or that is no Claude (refused or carried as they
+    are), interleaved thinking (its budget may exceed the cap), a budget the request's own cap already refuses (named
+    as the caller sent it), or one no lower. A budget not below `held` says none fits (`held_budget_refusal`)."""
+    reasoning, cap = request.reasoning, request.max_tokens
+    if reasoning is None or reasoning.off or reasoning.budget_tokens is None or cap is None or not thinks(model):
+        return None
+    budget = reasoning.budget_tokens
+    if budget < MIN_THINKING_BUDGET or budget >= cap or interleaved_thinking(request.extra):
+        return None
+    lowered = max(MIN_THINKING_BUDGET, held - (cap - budget))
+    return lowered if lowered < budget else None
+
+
+def held_budget_refusal(request: ChatRequest, model: str, held: int, asked: int) -> ProviderError:
+    """The 400 for an attempt whose held cap leaves no room for a thinking budget Claude `model` takes (at least its
+    minimum, and below the cap): refused before the call (`param`), so the next model of the chain is tried."""
+    budget = request.reasoning.budget_tokens if request.reasoning is not None else None
+    return ProviderError(
+        f"{request.max_tokens_name}: model {model} writes {held} output tokens at most, so it is sent that cap in "
+        f"place of the {asked} asked, which leaves no room for the thinking budget (`{BUDGET}`, {budget} tokens): "
+        f"Claude takes one of at least {MIN_THINKING_BUDGET} tokens and below the cap; turn thinking off, or send "
+        "the request to a model with a larger maximum output",
+        kind="client_error",
+        status=400,
+        param=request.max_tokens_name,
+        also=BUDGET,
+    )
+
+
 def with_article(noun: str) -> str:
     return ("an " if noun[0] in "aeiou" else "a ") + noun
 

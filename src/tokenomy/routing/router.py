@@ -15,7 +15,12 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from tokenomy.errors import ConfigError, TokenomyError
-from tokenomy.ledger.events import CACHE_WRITE_1H_TAG, MAX_TOKENS_CLAMPED_TAG, OVER_CAP_TAG
+from tokenomy.ledger.events import (
+    CACHE_WRITE_1H_TAG,
+    MAX_TOKENS_CLAMPED_TAG,
+    OVER_CAP_TAG,
+    THINKING_BUDGET_CLAMPED_TAG,
+)
 from tokenomy.messages import ChatRequest
 from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.routing.rules import Decision, explain
@@ -45,8 +50,9 @@ ROUTING_TAGS = (ESCALATED_TAG, PASSED_UP_TAG, PASSED_UP_ON_ERROR_TAG, REJECTED_T
 # Tags the recorder writes on a row from what its call reported, only when there is something to say: a caller's of the
 # same name stayed on the others and passed for it (1-hour cache writes re-price the row in `plan savings`, the model
 # review and a journal's replay; an answer past its cap is warned of; a dearer service tier re-prices a ledger file's
-# row on `ledger import`; a cap held to a model's maximum output says what the caller asked for).
-RECORDED_TAGS = (CACHE_WRITE_1H_TAG, OVER_CAP_TAG, "service_tier", MAX_TOKENS_CLAMPED_TAG)
+# row on `ledger import`; a cap held to a model's maximum output, and a thinking budget lowered with it, say what the
+# caller asked for).
+RECORDED_TAGS = (CACHE_WRITE_1H_TAG, OVER_CAP_TAG, "service_tier", MAX_TOKENS_CLAMPED_TAG, THINKING_BUDGET_CLAMPED_TAG)
 
 
 def routing_tag_refusal(tags: dict[str, str]) -> str | None:
