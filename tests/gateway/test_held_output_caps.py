@@ -145,7 +145,7 @@ def thought(ledger, monkeypatch, budget: int = THOUGHT, headers: dict | None = N
     "budget, sent",
     [
         (THOUGHT, SONNET_MOST - (CLAUDE_ASKED - THOUGHT)),  # the answer keeps the 10,000 tokens the caller left it
-        (30_000, 1024),  # 70,000 left for the answer: the budget goes no lower than Claude's minimum
+        (SONNET_MOST, SONNET_MOST - (CLAUDE_ASKED - SONNET_MOST)),  # a budget at the held cap is Claude's 400 too
     ],
 )
 def test_a_thinking_budget_is_lowered_below_the_cap_a_fallback_is_held_to(ledger_path, monkeypatch, budget, sent):
@@ -159,6 +159,14 @@ def test_a_thinking_budget_is_lowered_below_the_cap_a_fallback_is_held_to(ledger
     assert answered.outcome == "ok"
     assert answered.tags["max_tokens_clamped"] == str(CLAUDE_ASKED)
     assert answered.tags["thinking_budget_clamped"] == str(budget)
+
+
+def test_a_thinking_budget_below_the_held_cap_is_sent_as_asked(ledger_path, monkeypatch):
+    # 30,000 thinking fits below Sonnet's 64,000: only the cap had to change, so only the cap does.
+    bodies, answer, rows = thought(ledger_path, monkeypatch, 30_000)
+    assert isinstance(answer, anthropic.types.Message), answer
+    assert [(b["max_tokens"], b["thinking"]["budget_tokens"]) for b in bodies] == [(SONNET_MOST, 30_000)]
+    assert "thinking_budget_clamped" not in rows[-1].tags and rows[-1].tags["max_tokens_clamped"] == str(CLAUDE_ASKED)
 
 
 def test_an_interleaved_thinking_budget_is_sent_as_asked(ledger_path, monkeypatch):

@@ -39,9 +39,9 @@ OVER_CAP_TAG = "output_over_cap"
 # tokens.max_tokens where it sent none). A model the caller did not name (a fallback, a routed tier, a route's model
 # reached by the route's name) is held to its maximum output in the catalog (`CallPlanner.held_cap`).
 MAX_TOKENS_CLAMPED_TAG = "max_tokens_clamped"
-# The tag on such an attempt whose Claude thinking budget was lowered with its cap (Claude's API takes a budget only
-# below max_tokens): the caller's budget. The answer keeps the room the caller left it past the thinking, the budget
-# never below Claude's 1,024 tokens (`refusals.held_thinking_budget`).
+# The tag on such an attempt whose Claude thinking budget, not below the held cap, was lowered with it (Claude's API
+# takes a budget only below max_tokens): the caller's budget. The answer keeps the room the caller left it past the
+# thinking, the budget never below Claude's 1,024 tokens (`refusals.held_thinking_budget`).
 THINKING_BUDGET_CLAMPED_TAG = "thinking_budget_clamped"
 
 

@@ -196,19 +196,21 @@ def budget_refused_while_thinking(request: ChatRequest, model: str) -> tuple[str
 
 def held_thinking_budget(request: ChatRequest, model: str, held: int) -> int | None:
     """The thinking budget Claude `model` is sent when its output cap is held to `held`, below the request's own (the
-    model's maximum output: `CallPlanner.held_cap`): the request's budget lowered as far as its cap is, so the answer
-    keeps the room the caller left it past its thinking, but never below Claude's minimum. None where the request's
-    budget stands: none, thinking off, a model with no thinking or that is no Claude (refused or carried as they
-    are), interleaved thinking (its budget may exceed the cap), a budget the request's own cap already refuses (named
-    as the caller sent it), or one no lower. A budget not below `held` says none fits (`held_budget_refusal`)."""
+    model's maximum output: `CallPlanner.held_cap`), when the request's budget is not below it (Claude's 400): lowered
+    as far as its cap is, so the answer keeps the room the caller left it past its thinking, but never below Claude's
+    minimum. None where the request's budget stands: none, thinking off, a model with no thinking or that is no Claude
+    (refused or carried as they are), interleaved thinking (its budget may exceed the cap), a budget the request's own
+    cap already refuses (named as the caller sent it), or one below `held` (valid as asked: only what must change
+    does). A budget not below `held` says none fits (`held_budget_refusal`)."""
     reasoning, cap = request.reasoning, request.max_tokens
     if reasoning is None or reasoning.off or reasoning.budget_tokens is None or cap is None or not thinks(model):
         return None
     budget = reasoning.budget_tokens
     if budget < MIN_THINKING_BUDGET or budget >= cap or interleaved_thinking(request.extra):
         return None
-    lowered = max(MIN_THINKING_BUDGET, held - (cap - budget))
-    return lowered if lowered < budget else None
+    if budget < held:  # valid below the held cap: sent as the caller asked it
+        return None
+    return max(MIN_THINKING_BUDGET, held - (cap - budget))
 
 
 def held_budget_refusal(request: ChatRequest, model: str, held: int, asked: int) -> ProviderError:
