@@ -1,5 +1,5 @@
 """What Bedrock's Converse refuses of a request (redacted reasoning that is no base64, tool_choice none in a
-conversation with tool calls, a tools cache point on Amazon Nova, requestMetadata that does not fit Bedrock's limits)
+conversation with tool calls, such a conversation with no tools, a tools cache point on Amazon Nova, requestMetadata that does not fit Bedrock's limits)
 was found only at call time, inside the mapping: after the admission and budget reservation, with a $0 client_error
 ledger row per model for a call never sent (or, for requestMetadata the caller passed through, by Bedrock itself
 after the call was made). The official SDKs drive a real gateway on 127.0.0.1 in front of the Bedrock emulator: each
@@ -168,6 +168,68 @@ def test_a_tool_choice_converse_cannot_say_is_refused_before_any_call(served) ->
     assert refused.value.body["message"] == (
         f"tool_choice: Bedrock Converse (model {HAIKU}) cannot force a tool call "
         "(any) when no tools are given; send the tools, or leave tool_choice out"
+    )
+    served.no_call_was_made()
+
+
+def test_a_conversation_with_tool_calls_and_no_tools_is_refused_before_any_call(served) -> None:
+    """A follow-up turn (OpenAI takes it: "summarise") whose history holds tool calls and results but that declares no
+    tools: Bedrock refuses it without toolConfig, and declared by the gateway the tools could be called (Converse has
+    no 'none' choice). It reached Bedrock and came back as its 400 after an attempt."""
+    chat, claude, converse = clients(served.url)
+    says = (
+        f"tools: Bedrock Converse (model {HAIKU}) requires the tools of a conversation with tool calls to be declared "
+        "(toolConfig), and has no 'none' tool choice to keep the model from calling them; send the tools the "
+        "conversation's calls used, with tool_choice auto"
+    )
+    turns = [
+        {"role": "user", "content": "Weather in Paris?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+        {"role": "user", "content": "Summarise."},
+    ]
+    for stream in (False, True):
+        for choice in ({}, {"tool_choice": "auto"}):
+            with pytest.raises(openai.BadRequestError) as refused:
+                reply = chat.chat.completions.create(
+                    model="haiku", messages=turns, max_tokens=20, stream=stream, **choice
+                )
+                list(reply) if stream else None
+            assert refused.value.status_code == 400
+            assert refused.value.body["param"] == "tools"
+            assert refused.value.body["message"] == says
+    asked = [
+        {"role": "user", "content": "Weather in Paris?"},
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "c1", "name": "get_weather", "input": {"city": "Paris"}}],
+        },
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "c1", "content": "sunny"}]},
+    ]
+    with pytest.raises(anthropic.BadRequestError) as refused:  # an Anthropic caller's (its API takes it)
+        claude.messages.create(model="haiku", max_tokens=20, messages=asked)
+    assert refused.value.body["error"]["message"] == says
+    with pytest.raises(ClientError) as failed:  # a Converse caller's: refused as Bedrock would, without the attempt
+        converse.converse(
+            modelId="haiku",
+            messages=[
+                {"role": "user", "content": [{"text": "Weather in Paris?"}]},
+                {
+                    "role": "assistant",
+                    "content": [{"toolUse": {"toolUseId": "c1", "name": "get_weather", "input": {}}}],
+                },
+                {"role": "user", "content": [{"toolResult": {"toolUseId": "c1", "content": [{"text": "sunny"}]}}]},
+            ],
+        )
+    assert failed.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert failed.value.response["Error"]["Message"].startswith(
+        f"toolConfig.tools: Bedrock Converse (model {HAIKU}) requires"
     )
     served.no_call_was_made()
 

@@ -2,7 +2,9 @@
 
 `parse_messages` validates the body (the fields the API takes, max_tokens and cache warming, tools and their input
 schemas, tool_choice, thinking, output_config, sampling) and renders it as the engine's system blocks and turns; an
-invalid request is the API's 400 (`anthropic_blocks.invalid`).
+invalid request is the API's 400 (`anthropic_blocks.invalid`). tool_use and tool_result blocks are taken without
+`tools`, as the API takes them since 2025-02-27 (its release notes; it refused them before, "Requests which include
+`tool_use` or `tool_result` blocks must define tools.").
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ ways, are `anthropic_content`'s; a stream's events are folded by `anthropic_stre
 
 Carried: the content blocks `anthropic_content` carries, tools (cache_control on the last one when the tools are a
 cache point), tool_choice auto/any/tool/none (a choice among some of the tools: only those tools sent, with auto or
-any), `parallel_tool_calls: false` as `disable_parallel_tool_use`, thinking
+any), `parallel_tool_calls: false` as `disable_parallel_tool_use`, a conversation's tool calls and results with
+no tools declared (the API takes them since 2025-02-27, and Claude, shown no tools, calls none), thinking
 budget, top_p, top_k, stop sequences, and `extra` keys as-is in the body; a json_schema response format becomes
 `output_config.format` (Claude's structured output) and a reasoning effort `output_config.effort` on the models that
 take one. What is refused, naming the field, is in `anthropic_refusals`. A 1-hour cache point is cache_control ttl

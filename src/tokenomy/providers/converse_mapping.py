@@ -10,7 +10,8 @@ Requests: every block and option of a ChatRequest is carried or refused with a `
 - tools -> toolConfig.tools, tool choice auto/any/tool -> toolConfig.toolChoice (a choice among some of the tools:
   only those tools sent, with auto or any). Converse has no
   `none` choice: the tools are left out when the conversation holds no tool blocks (the model
-  cannot call a tool it is not shown); otherwise Bedrock needs toolConfig, so the request is refused.
+  cannot call a tool it is not shown); otherwise Bedrock needs toolConfig, so the request is refused, as is a
+  conversation with tool calls that sends no tools (declared for it, they could be called).
 - top_k, reasoning budget (Anthropic-style `thinking`) and unknown `extra` keys go to
   additionalModelRequestFields; extra keys that are Converse's own top-level fields (guardrailConfig,
   requestMetadata, ...) go at the top level, and the two that change the price (serviceTier,

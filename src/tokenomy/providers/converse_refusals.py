@@ -4,7 +4,8 @@ tools), a forced tool while Claude thinks, a thinking budget Claude refuses (und
 maxTokens without interleaved thinking), an effort or adaptive thinking the model does not take (`claude_effort`), an
 effort Converse has no level for; an image it cannot read (by URL, a format other than png,
 jpeg, gif or webp, a detail setting); redacted reasoning that is no base64; a `none` tool choice in a conversation
-with tool calls, a forced one without tools, a cache point in Amazon Nova's tools; pass-through fields it has no
+with tool calls, a conversation with tool calls and no tools (Converse has no `none` choice to declare them with), a
+forced one without tools, a cache point in Amazon Nova's tools; pass-through fields it has no
 place for (Converse's own fields, those billed at prices the catalog lacks, OpenAI's n > 1, logprobs and other own
 fields); and requestMetadata (with the end-user id) that does not fit Bedrock's limits.
 `BedrockProvider.mapping_refusal` asks them of a request before any budget; the mapping asks them again at call time,
@@ -267,18 +268,29 @@ NO_NONE_CHOICE = (
     "has no 'none' tool choice, and a conversation with tool calls must declare its tools; send tool_choice auto "
     "(and ask in the prompt for no tool call) instead"
 )
+# A conversation with tool calls and no tools (OpenAI takes it, e.g. a final "summarise" turn): Bedrock refuses it
+# without toolConfig, and declaring the tools for the gateway would let the model call them (no 'none' choice to
+# stop it), which the caller did not ask for. Refused before the call, so a route's fallback that takes it is tried.
+UNDECLARED_TOOLS = (
+    "requires the tools of a conversation with tool calls to be declared (toolConfig), and has no 'none' tool choice "
+    "to keep the model from calling them; send the tools the conversation's calls used, with tool_choice auto"
+)
 NO_TOOLS_CACHE_POINT = (
     "takes no cache point in its tools (Amazon Nova caches at points in the system prompt and messages); put it after "
     "the system prompt or a message instead: that prefix holds the tools too"
 )
 
 
+def _holds_tool_blocks(request: ChatRequest) -> bool:
+    return any(isinstance(b, (ToolUseBlock, ToolResultBlock)) for m in request.messages for b in m.content)
+
+
 def refuse_tool_config(request: ChatRequest, model: str) -> None:
     """What Converse's toolConfig cannot say of the request's tools and tool choice (`_tool_config` leaves the tools
-    out for a `none` choice without tool blocks)."""
+    out for a `none` choice without tool blocks), and a conversation with tool calls that declares no tools."""
     choice = request.tool_choice
     if choice is not None and choice.mode == "none":
-        if any(isinstance(b, (ToolUseBlock, ToolResultBlock)) for m in request.messages for b in m.content):
+        if _holds_tool_blocks(request):
             raise refuse(model, "tool_choice", NO_NONE_CHOICE)
         return
     if not request.tools:
@@ -289,6 +301,8 @@ def refuse_tool_config(request: ChatRequest, model: str) -> None:
                 f"cannot force a tool call ({choice.mode}) when no tools are given; send the tools, or leave "
                 "tool_choice out",
             )
+        if _holds_tool_blocks(request):
+            raise refuse(model, "tools", UNDECLARED_TOOLS)
         return
     if request.tools_cache_point and takes_no_tools_cache_point(model):
         raise refuse(model, "tools", NO_TOOLS_CACHE_POINT)
@@ -311,8 +325,7 @@ def refuse_unsupported(request: ChatRequest, model: str | None = None) -> None:
     refuse_openai_options(request, model, refuse, ", or describe the JSON in the prompt / use a forced tool")
     if request.parallel_tool_calls is False and request.tools:  # without tools there is nothing to parallelise
         raise refuse(model, "parallel_tool_calls", "cannot turn parallel tool calls off; remove the field")
-    if request.tools or request.tool_choice is not None:
-        refuse_tool_config(request, model)
+    refuse_tool_config(request, model)
     effort = request.reasoning.effort if request.reasoning is not None else None
     if effort is not None and takes_effort(model) is False:  # as on Anthropic's API (anthropic_mapping)
         raise refuse(model, "reasoning_effort", no_effort(model), also=BUDGET)
