@@ -591,6 +591,20 @@ def test_a_streamed_chat_turn_stays_in_the_history_the_chat_sends_next(served, m
         assert "My name is Bob" in json.dumps(sent[-1]["messages"])
 
 
+@pytest.mark.parametrize("model", ["fast", "claude"])
+def test_a_streamed_answer_goes_back_as_one_assistant_turn_with_its_whole_text(served, model) -> None:
+    """google-genai's chats keep each chunk of a streamed answer as a model content of its own: the next request
+    reached an OpenAI-format model (and Claude) as that many assistant messages, the answer cut into pieces
+    ("plain", " answer"). A model's contents in a row are one turn, their text one text."""
+    chat = served.client.chats.create(model=model, config=types.GenerateContentConfig(max_output_tokens=64))
+    said = "".join(c.text or "" for c in chat.send_message_stream("Hi"))
+    assert len(chat.get_history()) > 2  # the answer is in the history as more than one content
+    list(chat.send_message_stream("And again?"))
+    sent = (served.upstream.bodies if model == "fast" else served.claude_bodies)[-1]["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    assert sent[1]["content"] == said
+
+
 def test_an_image_of_a_type_claude_cannot_read_is_refused_before_the_call_naming_its_part(served) -> None:
     """Gemini reads HEIC (an iPhone's photos); Anthropic's API refuses any image but jpeg, png, gif and webp. The
     gateway sent it: Anthropic's 400 came back naming its own field (`messages.0.content.0.source.media_type`), after

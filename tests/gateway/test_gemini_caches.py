@@ -128,6 +128,23 @@ def test_a_cache_reaches_claude_as_a_prefix_with_a_cache_point_and_the_ledger_pr
     assert read.cache_read_cost_usd == 700 * entry.cache_read / 10**6 and read.cost_usd > Decimal(0)
 
 
+def test_a_cache_of_a_chat_with_a_streamed_answer_keeps_its_point_after_the_answer(served) -> None:
+    """A chat's history holds a streamed answer as a model content per chunk, which are one assistant turn: the cache
+    point stays on that turn, the cache's last, not on the request's question after it."""
+    client, scripted, _, _, _ = served
+    history = [
+        types.Content(role="user", parts=[types.Part(text=BOOK)]),
+        *(types.Content(role="model", parts=[types.Part(text=piece)]) for piece in ("I have", " read it.")),
+    ]
+    cache = client.caches.create(model="claude", config=types.CreateCachedContentConfig(contents=history, ttl="300s"))
+    asked = types.GenerateContentConfig(cached_content=cache.name, max_output_tokens=20)
+    client.models.generate_content(model="claude", contents="What does it say?", config=asked)
+    sent = scripted.requests[-1][1]["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    assert sent[1]["content"] == [{"type": "text", "text": "I have read it.", "cache_control": {"type": "ephemeral"}}]
+    assert sent[2]["content"] == "What does it say?"
+
+
 def test_a_cache_made_to_last_an_hour_gets_a_one_hour_cache_point_where_the_model_takes_one(served) -> None:
     """A 5-minute point under a cache that lives an hour is written again every time the prefix goes 5 minutes unused;
     Claude Sonnet 4.5 takes 1-hour points (and the catalog prices their writes), so a cache of an hour gets one."""

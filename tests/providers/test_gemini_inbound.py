@@ -7,7 +7,7 @@ import base64
 
 from google.genai import types
 
-from tokenomy.messages import ImageBlock, ReasoningBlock, TextBlock, ToolUseBlock
+from tokenomy.messages import ImageBlock, ReasoningBlock, TextBlock, ToolResultBlock, ToolUseBlock
 from tokenomy.providers.gemini_answers import parts_body, signature_out
 from tokenomy.providers.gemini_caller_places import caller_param
 from tokenomy.providers.gemini_inbound import request_from_gemini
@@ -69,6 +69,63 @@ def test_a_refused_block_is_named_at_the_part_the_caller_sent() -> None:
     assert caller_param(body, "messages[0].content[2]") == "contents[0].parts[1]"
     assert caller_param(body, "messages[0].content[2].detail") == "contents[0].parts[1].detail"
     assert caller_param(body, "top_k") == "generationConfig.topK"
+
+
+def test_an_answer_sent_back_a_content_per_chunk_is_one_turn_of_the_blocks_it_was() -> None:
+    """google-genai's chats keep a streamed answer as a model content per chunk: each was a turn of its own (Claude's
+    thinking read twice: shown in one content, carried in another). They are one turn, read as the whole answer."""
+    blocks = [
+        ReasoningBlock("thinking it over", SIGNATURE, signer="claude"),
+        TextBlock("Calling."),
+        ReasoningBlock("", SIGNATURE, signer="gemini"),
+        ToolUseBlock("toolu_1", "get_weather", {"city": "Oslo"}, '{"city": "Oslo"}'),
+    ]
+    chunks = [{"role": "model", "parts": [part]} for part in parts_body(blocks)]
+    assert len(chunks) == 3  # the thought shown, the text carrying it, the signed call
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}, *chunks]}
+    messages = request_from_gemini("m", body).messages
+    assert [m.role for m in messages] == ["user", "assistant"] and messages[1].content == blocks
+    assert caller_param(body, "messages[1]") == "contents[1]"
+    assert caller_param(body, "messages[1].content[1]") == "contents[2].parts[0]"
+    assert caller_param(body, "messages[1].content[3].input") == "contents[3].parts[0].input"
+
+
+def test_a_streamed_answers_text_is_one_text_up_to_a_call_or_a_signed_part() -> None:
+    """ "Hel" and "lo" in contents of their own are "Hello"; text after a function call, or on a part with a signature
+    (Gemini checks it on that part), stays a block of its own. A user's contents in a row stay turns of their own."""
+    model = [["Hel"], ["lo", {"functionCall": {"name": "f", "args": {}}}], ["Done", {"text": "!"}]]
+    signed = [{"text": "Sure", "thoughtSignature": SIGNATURE}]
+    contents = [
+        {"role": "user", "parts": [{"text": "hi"}]},
+        *({"role": "model", "parts": [{"text": p} if isinstance(p, str) else p for p in parts]} for parts in model),
+        {"role": "user", "parts": [{"functionResponse": {"name": "f", "response": {"output": "ok"}}}]},
+        {"role": "user", "parts": [{"text": "and?"}]},
+        {"role": "model", "parts": signed},
+        {"role": "model", "parts": [{"text": " thing"}]},
+    ]
+    body = {"contents": contents}
+    messages = request_from_gemini("m", body).messages
+    assert [m.role for m in messages] == ["user", "assistant", "user", "user", "assistant"]
+    assert messages[1].content[0] == TextBlock("Hello") and messages[1].content[2:] == [TextBlock("Done!")]
+    assert isinstance(messages[1].content[1], ToolUseBlock)
+    gemini = ReasoningBlock("", SIGNATURE, signer="gemini")
+    assert messages[4].content == [gemini, TextBlock("Sure"), TextBlock(" thing")]
+    assert caller_param(body, "messages[1].content[1].input") == "contents[2].parts[1].input"
+    assert caller_param(body, "messages[1].content[2]") == "contents[3].parts[1]"  # a joined text: its last part
+    assert caller_param(body, "messages[3].content[0]") == "contents[5].parts[0]"
+    assert caller_param(body, "messages[4].content[2]") == "contents[7].parts[0]"
+
+
+def test_parallel_calls_streamed_a_content_each_are_answered_in_their_order() -> None:
+    """Calls of one function without ids are answered by name, in the order the turn made them: two streamed in
+    contents of their own were two turns, and the first response was matched to the later call."""
+    call = {"role": "model", "parts": [{"functionCall": {"name": "f", "args": {}}}]}
+    answers = [{"functionResponse": {"name": "f", "response": {"output": n}}} for n in ("one", "two")]
+    body = {"contents": [{"parts": [{"text": "hi"}]}, call, call, {"role": "user", "parts": answers}]}
+    messages = request_from_gemini("m", body).messages
+    made = [b.id for b in messages[1].content if isinstance(b, ToolUseBlock)]
+    answered = [(b.tool_use_id, b.content[0].text) for b in messages[2].content if isinstance(b, ToolResultBlock)]
+    assert answered == [(made[0], "one"), (made[1], "two")]
 
 
 def test_a_signature_riding_on_a_streamed_function_call_goes_out_on_that_call() -> None:

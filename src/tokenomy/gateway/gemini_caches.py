@@ -38,6 +38,7 @@ from tokenomy.gateway.vertex_paths import VERTEX_PARENT
 from tokenomy.messages import ONE_HOUR, CachePoint, ChatRequest
 from tokenomy.providers.gemini_fields import get, snake
 from tokenomy.providers.gemini_inbound import request_from_gemini
+from tokenomy.providers.gemini_turns import turns
 
 router = APIRouter()
 VERSIONS = ("v1beta", "v1alpha", "v1")
@@ -302,7 +303,10 @@ class CacheUse:
         hour when the cache lasts one and `takes_one_hour(call)` (the route's models take a 1-hour point)."""
         point: CachePoint = ONE_HOUR if self.lasts_an_hour and takes_one_hour(call) else True
         if self.turns:
-            call.messages[self.turns - 1].cache_point = call.messages[self.turns - 1].cache_point or point
+            # The message the cache's last content is in: a model's contents in a row are one (`gemini_turns`), the
+            # request's first too when both are a model's (then the point follows it: a message has no point inside)
+            last = next(m for m, group in enumerate(turns(self.body["contents"])) if self.turns - 1 in group)
+            call.messages[last].cache_point = call.messages[last].cache_point or point
         elif self.system:
             call.system_cache_point = call.system_cache_point or point
         elif self.tools:

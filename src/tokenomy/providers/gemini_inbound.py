@@ -2,8 +2,10 @@
 `:streamGenerateContent`): a generateContent request received from a caller (the `google-genai` SDK, or any REST
 client) becomes a ChatRequest; `gemini_answers` writes the ChatResponse back as Gemini's GenerateContentResponse.
 
-The wire is proto3 JSON, read by `gemini_fields`; thoughts and their signatures by `gemini_signatures`, function
-calls and responses by `gemini_function_parts`; `gemini_caller_places` names a refused field as the caller sent it.
+The wire is proto3 JSON, read by `gemini_fields`; the contents as turns by `gemini_turns` (a model's contents in a
+row, as google-genai's chats keep a streamed answer, one turn); thoughts and their signatures by `gemini_signatures`,
+function calls and responses by `gemini_function_parts`; `gemini_caller_places` names a refused field as the caller
+sent it.
 Carried: text, inline
 images and documents (`inlineData`), images and files by URI (`fileData`), audio and video either way (a part of
 Gemini's own, to Gemini models only), `functionCall` / `functionResponse`
@@ -23,22 +25,11 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from tokenomy.messages import GEMINI_SIGNED, Block, ChatRequest, Message, ReasoningBlock, TextBlock
-from tokenomy.providers.gemini_fields import (
-    CONTENT_KINDS,
-    PART_FIELDS,
-    get,
-    media_block,
-    object_field,
-    one_of,
-    schema_numbers,
-    snake,
-    string_field,
-)
+from tokenomy.messages import ChatRequest, TextBlock
+from tokenomy.providers.gemini_fields import get, object_field, one_of, schema_numbers, snake, string_field
 from tokenomy.providers.gemini_function_parts import FunctionCalls
 from tokenomy.providers.gemini_mapping import EFFORT_LEVELS, UNCARRIED
-from tokenomy.providers.gemini_signatures import carried_thinking, carries_thinking, has_content, part_signature
-from tokenomy.providers.reasoning_signers import unsealed_block
+from tokenomy.providers.gemini_turns import named_parts, read_contents, read_parts
 from tokenomy.request_options import Reasoning, ResponseFormat, ToolChoice, ToolSpec
 
 REQUEST_FIELDS = ("contents", "systemInstruction", "tools", "toolConfig", "generationConfig", "model")
@@ -71,59 +62,6 @@ ENUM_MIME = "text/x.enum"
 # request"): what each is, for the 400 naming both.
 SCHEMA_KINDS = "{second} is JSON Schema, {first} Gemini's OpenAPI-style Schema"
 THINKING_KINDS = "{second} for Gemini 3 and later models, {first} for Gemini 2.5"
-
-
-def _parts(content: Any, where: str, calls: FunctionCalls) -> list[Block]:
-    parts = get(content, "parts")
-    if not isinstance(parts, list) or not parts:
-        raise ValueError(f"{where}.parts: expected a non-empty list of parts")
-    blocks: list[Block] = []
-    shown = carries_thinking(parts, where)
-    for j, part in enumerate(parts):
-        here = f"{where}.parts[{j}]"
-        part = object_field(part, here, PART_FIELDS)
-        if get(part, "thought") is not None and not isinstance(get(part, "thought"), bool):
-            # proto3 JSON's bool: any other value read as truthy made an answer's text a thought (dropped elsewhere)
-            raise ValueError(f"{here}.thought: expected true or false")
-        thinking = carried_thinking(part, here)
-        if thinking is not None:  # the thinking before this part, whole
-            blocks += thinking
-            if get(part, "thought") or not has_content(part):
-                continue
-        elif shown and get(part, "thought") and get(part, "thoughtSignature") is None:
-            continue  # a copy of thinking another part carries
-        signed = part_signature(part, here) if thinking is None else None
-        signature, redacted = signed if signed is not None else (None, False)
-        if redacted:
-            blocks.append(ReasoningBlock(redacted=signature))
-            continue
-        if get(part, "thought"):
-            text = string_field(get(part, "text") or "", f"{here}.text")
-            last = blocks[-1] if blocks else None
-            if isinstance(last, ReasoningBlock) and last.text and last.signature is None and last.redacted is None:
-                blocks[-1] = ReasoningBlock(last.text + text, signature)  # a streamed thought, collected part by part
-            else:
-                blocks.append(ReasoningBlock(text, signature))
-            continue
-        if signature is not None:  # a signature on a call or text part: a block of its own right before it
-            blocks.append(ReasoningBlock("", signature))
-        kinds = [k for k in CONTENT_KINDS if get(part, k) is not None]
-        if len(kinds) != 1:
-            if not kinds and signature is not None:
-                continue  # a trailing signature-only part (Gemini ends a turn so): kept above
-            raise ValueError(f"{here}: expected exactly one of text, inlineData, fileData, functionCall, "
-                             "functionResponse")  # fmt: skip
-        kind = kinds[0]
-        if kind == "text":
-            blocks.append(TextBlock(string_field(get(part, "text"), f"{here}.text")))
-        elif kind == "functionCall":
-            blocks.append(calls.call(get(part, kind), f"{here}.functionCall"))
-        elif kind == "functionResponse":
-            blocks.append(calls.response(get(part, kind), f"{here}.functionResponse"))
-        else:
-            blocks.append(media_block(part, here))
-    # Who signed each (reasoning_signers): sealed in the signature when not Gemini, which the gateway's answers mark so
-    return [unsealed_block(b, GEMINI_SIGNED) if isinstance(b, ReasoningBlock) else b for b in blocks]
 
 
 # Gemini Schema fields as the SDK sends them from a pydantic model (snake_case) -> their JSON Schema names.
@@ -378,20 +316,11 @@ def request_from_gemini(model: str, body: Any) -> ChatRequest:
     contents = get(body, "contents")
     if not isinstance(contents, list) or not contents:
         raise ValueError("contents: expected a non-empty list")
-    calls = FunctionCalls()
-    messages = []
-    for i, content in enumerate(contents):
-        where = f"contents[{i}]"
-        calls.turn = i
-        content = object_field(content, where, ("role", "parts"))
-        role = get(content, "role") or "user"
-        if role not in ("user", "model", "function"):  # function: a turn of function responses, Gemini's as a user's
-            raise ValueError(f"{where}.role: expected 'user' or 'model' (or 'function', for function responses)")
-        messages.append(Message("assistant" if role == "model" else "user", _parts(content, where, calls)))
+    messages, _ = read_contents(contents)  # a model's contents in a row (a streamed answer's chunks): one turn
     system = None
     if get(body, "systemInstruction") is not None:
         instruction = object_field(get(body, "systemInstruction"), "systemInstruction", ("role", "parts"))
-        blocks = _parts(instruction, "systemInstruction", FunctionCalls())
+        blocks, _ = read_parts(named_parts(instruction, "systemInstruction"), FunctionCalls(), joins_text=False)
         if not all(isinstance(b, TextBlock) for b in blocks):
             raise ValueError("systemInstruction.parts: the system instruction takes text parts only")
         system = "\n".join(b.text for b in blocks if isinstance(b, TextBlock))

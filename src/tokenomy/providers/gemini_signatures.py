@@ -71,12 +71,10 @@ def has_content(part: dict[str, Any]) -> bool:
     return bool(get(part, "text")) or any(get(part, k) is not None for k in CONTENT_KINDS[1:])
 
 
-def carries_thinking(parts: list[Any], where: str) -> bool:
-    """Whether a part of the turn carries its thinking (`carried_thinking`): then its unsigned thought parts are the
-    copies shown to the caller, not read again."""
-    return any(
-        isinstance(p, dict) and carried_thinking(p, f"{where}.parts[{j}]") is not None for j, p in enumerate(parts)
-    )
+def carries_thinking(named: list[tuple[str, Any]]) -> bool:
+    """Whether a part of the turn (each named as sent) carries its thinking (`carried_thinking`): then its unsigned
+    thought parts are the copies shown to the caller, not read again."""
+    return any(isinstance(p, dict) and carried_thinking(p, where) is not None for where, p in named)
 
 
 def without_skip_signatures(messages: list[Message]) -> list[Message]:
