@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 
-from tokenomy.caching.placement import Placement, auto_cache
+from tokenomy.caching.placement import Placement, auto_cache, estimate_input_tokens
 from tokenomy.caching.tokens import apply_token_policy
 from tokenomy.call_cost import CallCost
 from tokenomy.call_policy import Attempt, CallPolicy, CallState, Target, TierRun
@@ -110,20 +110,23 @@ class CallPlanner:
                 meta = replace(meta, tier=tier.name, tags=tags)
             cap, reasoning, refused = call.request.max_tokens, call.request.reasoning, None
             held = self.held_cap(call.request, tier.plan.chain[step.target], spec, region)
+            provider = self.provider_for(spec)
             if held is not None:
                 meta, reasoning, refused = self._held_to(call, spec.model, held, meta)
                 cap = held
+            elif cap is None:  # the cap its provider requires (Claude's), made explicit: the rate limiter reserves it
+                cap = self.uncapped_cap(call.request, spec, region, provider)
             request = call.request.replaced(
                 model=spec.model, region=region, meta=meta, max_tokens=cap, reasoning=reasoning
             )
             cleared = call.request.cleared
-            same = held is None and region == (call.request.region or spec.region)  # a held cap is checked anew
+            # A cap held or filled in is checked anew (a thinking budget must be below it)
+            same = cap == call.request.max_tokens and region == (call.request.region or spec.region)
             if same and cleared is not None and cleared[0] is spec:
                 # What was cleared for this model, sent as it was cleared: its id, meta and the region the check
                 # priced a 1-hour cache point in are all the copy changes (a cache point placed below makes another).
                 request.cleared = cleared
             placements: list[Placement] = []
-            provider = self.provider_for(spec)
             if call.policy.caching and provider.carries_cache_points(request):
                 request, placements = auto_cache(request, spec.pricing_model, self.catalog, pricing_region(region))
             tier.targets[step.target] = Target(spec, request, provider, placements, refused)
@@ -164,6 +167,27 @@ class CallPlanner:
         except TokenomyError:
             return None
         return most if most is not None and cap > most else None
+
+    def uncapped_cap(
+        self, request: ChatRequest, spec: ModelSpec, region: str | None, provider: Provider, prompt: int | None = None
+    ) -> int | None:
+        """The output cap a request that sets none is sent on `spec`'s model: its provider's (`Provider.default_cap`:
+        Claude's Messages API requires one, others send none), given the model's maximum output in the catalog, no
+        more than its context window leaves after the prompt (`prompt` tokens, else estimated), since the caller's own
+        API lets the model write that much (and Claude before Sonnet 4.5 refuses a prompt and cap over its window).
+        The maximum is not known for a model the catalog lacks or a stand-in priced as another model (whose limits
+        are not that model's, as for `held_cap`). A budget reserves the call at this same figure (gateway.state)."""
+        if provider.default_cap(request) is None:  # sends no cap: no catalog lookup, no estimate on this path
+            return None
+        most = None
+        if not spec.price_as:
+            try:
+                entry = self.catalog.lookup(spec.model, pricing_region(region))
+            except TokenomyError:
+                entry = None
+            if entry is not None:
+                most = entry.output_within(estimate_input_tokens(request) if prompt is None else prompt)
+        return provider.default_cap(request, most)
 
     @staticmethod
     def _left(call: CallState, tier: TierRun) -> float:

@@ -1,9 +1,10 @@
 """A request that sets no output cap under a budget. The gateway reserved 1,024 output tokens for it whatever it
 could write, so concurrent uncapped calls that wrote more overspent the budget: a thinking budget (billed as output,
 and sent to Claude as 1,024 past it) was not counted, nor what a model that is sent no cap may write. It is now
-reserved, model by model, at the cap its provider will be held to: the one the provider sends (Anthropic's), else
-the model's maximum output in the price catalog, else 1,024 plus its thinking budget. Nothing sent upstream changes;
-a budget that cannot hold the reservation refuses, naming the bound and the largest cap that fits."""
+reserved, model by model, at the cap its provider will be held to: the one the provider sends (Anthropic's: the
+model's maximum output in the catalog, else 1,024 past its thinking budget), else the model's maximum output in the
+price catalog, else 1,024 plus its thinking budget. A budget that cannot hold the reservation refuses, naming the
+bound and the largest cap that fits."""
 
 from __future__ import annotations
 
@@ -105,18 +106,23 @@ def test_a_model_whose_maximum_output_is_not_known_keeps_the_estimate(ledger_pat
 
 
 def test_an_uncapped_thinking_call_is_reserved_past_its_thinking_budget(ledger_path):
-    # Reasoning tokens are billed as output. Claude is sent max_tokens 1,024 past its thinking budget (a Gemini
-    # caller's thinkingBudget 8192 with no maxOutputTokens): 9,216 output tokens were reserved as 1,024. A model
-    # whose maximum output is not known may write its whole thinking budget and 1,024 more.
+    # Reasoning tokens are billed as output. Claude is sent its maximum output (Sonnet 4.5's 64,000), which holds a
+    # Gemini caller's thinkingBudget 8192 with no maxOutputTokens; where the catalog has no maximum (Claude Sonnet 4),
+    # max_tokens 1,024 past the budget: 9,216 output tokens were reserved as 1,024. A model whose maximum output is
+    # not known may write its whole thinking budget and 1,024 more.
     thinking = Reasoning(budget_tokens=8192)
     claude = {"m": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": NOWHERE}}
     request = ask(reasoning=thinking)
     prompt = input_bound(request)[0]  # the prompt's upper bound, which a budget reserves
     worst = worst_case(claude, "m", request, ledger_path)
-    assert (worst.binding().tokens, worst.binding().kind) == (9216, "provider")  # not Sonnet 4.5's 64,000: not sent
-    assert worst.nano() == to_nano((prompt * Decimal("3.75") + 9216 * Decimal(15)) / M)  # a cache write's price
+    assert (worst.binding().tokens, worst.binding().kind) == (64_000, "provider")  # what Claude is sent
+    assert worst.nano() == to_nano((prompt * Decimal("3.75") + 64_000 * Decimal(15)) / M)  # a cache write's price
     plain = worst_case(claude, "m", ask(), ledger_path)
-    assert (plain.binding().tokens, plain.binding().kind) == (1024, "provider")  # as before: what Claude is sent
+    assert (plain.binding().tokens, plain.binding().kind) == (64_000, "provider")
+    sonnet4 = {"m": {"provider": "anthropic", "model": "claude-sonnet-4-20250514", "base_url": NOWHERE}}
+    worst = worst_case(sonnet4, "m", request, ledger_path)
+    assert (worst.binding().tokens, worst.binding().kind) == (9216, "provider")
+    assert worst_case(sonnet4, "m", ask(), ledger_path).binding().tokens == 1024
     flash = {"m": {"provider": "gemini", "model": "gemini-2.5-flash", "base_url": NOWHERE}}
     worst = worst_case(flash, "m", request, ledger_path)
     assert (worst.binding().tokens, worst.binding().kind) == (9216, "estimate")
@@ -189,8 +195,9 @@ def test_an_uncapped_call_its_budget_holds_is_sent_as_it_came(ledger_path):
 
 
 def test_a_gemini_callers_thinking_budget_to_claude_is_reserved_and_refused_by_name(ledger_path):
-    # thinkingBudget 8192 and no maxOutputTokens: Claude is sent max_tokens 9,216, $0.138 at Sonnet 4.5's $15 per
-    # 1M output tokens. The key's $0.05 held the 1,024 tokens once reserved for it, and was overspent.
+    # thinkingBudget 8192 and no maxOutputTokens: Claude is sent its maximum output, max_tokens 64,000, $0.96 at
+    # Sonnet 4.5's $15 per 1M output tokens. The key's $0.05 held the 1,024 tokens once reserved for it, and was
+    # overspent.
     store = KeyStore(open_store(ledger_path))
     secret, _ = store.create(budget_usd=Decimal("0.05"), period="month")
     models = {"claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": NOWHERE}}
@@ -205,8 +212,8 @@ def test_a_gemini_callers_thinking_budget_to_claude_is_reserved_and_refused_by_n
     assert refused.status_code == 429, refused.text
     message = refused.json()["error"]["message"]
     assert (
-        "so it is reserved at 9,216 output tokens, the cap claude-sonnet-4-5-20250929 is sent when a request "
-        "sets none, 1,024 past its thinking budget of 8,192 (up to $0.13"
+        "so it is reserved at 64,000 output tokens, the cap claude-sonnet-4-5-20250929 is sent when a request "
+        "sets none, 55,808 past its thinking budget of 8,192 (up to $0.96"
     ) in message, message
     fits = int(re.search(r"at most ([\d,]+) fits", message).group(1).replace(",", ""))
     assert 3_000 < fits < 3_334  # $0.05 at $15 per 1M output tokens, less the prompt

@@ -312,15 +312,17 @@ class Gateway:
 
     def uncapped_output(self, spec, entry, request: ChatRequest, prompt: int) -> Bound:
         """What a call that sets no output cap may write on one model (reasoning tokens included, billed as output):
-        the cap its provider sends such a call (Anthropic's: 1,024 past the thinking budget), else the model's
-        maximum output in the catalog (no more than its context window less the prompt), else
-        DEFAULT_OUTPUT_ESTIMATE plus the thinking budget (an estimate: the model may write more)."""
+        the cap the client sends such a call where its provider requires one (`CallPlanner.uncapped_cap`: Claude's,
+        the model's maximum output within the window the prompt leaves), else the model's maximum output in the
+        catalog (no more than its context window less the prompt), else DEFAULT_OUTPUT_ESTIMATE plus the thinking
+        budget (an estimate: the model may write more)."""
         budget = request.reasoning.budget_tokens if request.reasoning is not None else None
         budget = max(budget or 0, 0)
         try:
-            sent = self.client.provider_for(spec).default_cap(request)
+            provider = self.client.provider_for(spec)
         except TokenomyError:  # a provider that cannot be built (no credentials) fails the call, not its estimate
-            sent = None
+            provider = None
+        sent = None if provider is None else self.client.uncapped_cap(request, spec, spec.region, provider, prompt)
         if sent is not None:
             return Bound(entry.model, sent, "provider", budget)
         most = entry.output_within(prompt)

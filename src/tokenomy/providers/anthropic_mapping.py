@@ -31,14 +31,20 @@ from tokenomy.request_options import ToolSpec
 from tokenomy.request_views import system_hoisted, system_parts
 
 EPHEMERAL = {"type": "ephemeral"}
-DEFAULT_MAX_TOKENS = 1024  # the Messages API requires max_tokens; used when a request sets no cap
+# The Messages API requires max_tokens. A request that sets none (an OpenAI or Gemini caller's) is sent the model's
+# maximum output (`default_max_tokens`); this, past a thinking budget, only where that maximum is not known.
+DEFAULT_MAX_TOKENS = 1024
 
 
-def default_max_tokens(request: ChatRequest) -> int:
-    """The cap for a request that sets none: DEFAULT_MAX_TOKENS past a thinking budget, which Claude requires to be
-    below max_tokens (a Gemini caller sends thinkingBudget 8192 with no maxOutputTokens; Gemini's cap is its own)."""
+def default_max_tokens(request: ChatRequest, most: int | None = None) -> int:
+    """The cap for a request that sets none: `most`, the model's maximum output (the client's
+    `CallPlanner.uncapped_cap`: the catalog's, within what the context window leaves the prompt), since the caller's
+    own API would let the model write that much and a lower cap cuts its long answers short ("length"). Never below
+    DEFAULT_MAX_TOKENS past a thinking budget, which Claude requires to be below max_tokens (a Gemini caller sends
+    thinkingBudget 8192 with no maxOutputTokens), and that alone where `most` is not known."""
     budget = request.reasoning.budget_tokens if request.reasoning is not None else None
-    return DEFAULT_MAX_TOKENS + (budget or 0)
+    fallback = DEFAULT_MAX_TOKENS + (budget or 0)
+    return fallback if most is None else max(most, fallback)
 
 
 FINISH_REASONS = {
@@ -129,7 +135,9 @@ def to_anthropic_params(request: ChatRequest) -> dict[str, Any]:
     refuse_unsupported(request)
     # No way to allow some of the tools: only those are sent (a tool not shown cannot be called)
     request = allowed_tools_only(request, "the Anthropic Messages API")
-    cap = default_max_tokens(request) if request.max_tokens is None else request.max_tokens  # 0: cache warming
+    # 0: cache warming. None only from a provider called on its own: the client sends an uncapped request with its
+    # model's maximum output (`CallPlanner.uncapped_cap`), which needs the price catalog.
+    cap = default_max_tokens(request) if request.max_tokens is None else request.max_tokens
     params: dict[str, Any] = {"model": request.model, "max_tokens": int(cap)}
     if request.system and (request.system_cache_point or request.system_breaks):
         params["system"] = [

@@ -222,8 +222,8 @@ class AnthropicProvider(Provider):
             return exc
         return None
 
-    def default_cap(self, request: ChatRequest) -> int:
-        return default_max_tokens(request)  # the Messages API requires max_tokens: to_anthropic_params sends this
+    def default_cap(self, request: ChatRequest, most: int | None = None) -> int:
+        return default_max_tokens(request, most)  # the Messages API requires max_tokens
 
     def __init__(
         self,
@@ -245,7 +245,10 @@ class AnthropicProvider(Provider):
                 f"no Anthropic API key: set {api_key_env or 'ANTHROPIC_API_KEY'} "
                 "(or name another variable with api_key_env in the model config)"
             )
-        # Tokenomy's retry layer owns retries (one ledger row per attempt), so the SDK must not retry.
+        # Tokenomy's retry layer owns retries (one ledger row per attempt), so the SDK must not retry. The timeout
+        # given (seconds of silence, the model's timeout_s) also keeps the SDK from refusing a call that is not streamed
+        # whose max_tokens implies over 10 minutes (`_calculate_nonstreaming_timeout`, asked only with the SDK's own
+        # default timeout): an uncapped request is sent its model's maximum output (Sonnet 4.5's 64,000).
         self.client = anthropic.Anthropic(api_key=key, base_url=base, timeout=timeout, max_retries=0)
         self.base_url = base
         self.server = url_server(str(self.client.base_url))

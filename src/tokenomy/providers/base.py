@@ -132,10 +132,11 @@ class Provider:
         """The endpoint `request` is sent to (Bedrock's depends on the request's region)."""
         return self.server
 
-    def default_cap(self, request: ChatRequest) -> int | None:
-        """The output cap this provider sends with a request that sets none, as `chat` would send it; None when it
-        sends none and the model may write up to its own limit. A budget reserves such a call at it
-        (gateway.state); nothing sent depends on this."""
+    def default_cap(self, request: ChatRequest, most: int | None = None) -> int | None:
+        """The output cap this provider sends with a request that sets none, given `most`, the model's maximum output
+        (the catalog's, within what its context window leaves the prompt; None: not known); None when it sends none
+        and the model may write up to its own limit. The client sends it (`CallPlanner.uncapped_cap`) and a budget
+        reserves such a call at it (gateway.state), both through the one method."""
         return None
 
     def refusal(self, request: ChatRequest) -> Unsupported | None:

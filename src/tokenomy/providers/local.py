@@ -160,7 +160,7 @@ class LocalProvider(Provider):
     def __init__(self) -> None:
         self._lock = _MODEL_LOCK_RUN  # the llama.cpp context is shared by the whole process
 
-    def default_cap(self, request: ChatRequest) -> int:
+    def default_cap(self, request: ChatRequest, most: int | None = None) -> int:
         return DEFAULT_MAX_TOKENS  # what `chat` writes at most for a request that sets no cap
 
     def refusal(self, request: ChatRequest) -> Unsupported | None:

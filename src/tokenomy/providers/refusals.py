@@ -169,8 +169,8 @@ def interleaved_thinking(extra: Mapping[str, Any]) -> bool:
 def budget_refused_while_thinking(request: ChatRequest, model: str) -> tuple[str, str, str | None] | None:
     """(the field, why, the other field it names) of a thinking budget Claude `model` refuses: any, for a model with
     no thinking (Claude 3 Haiku: the API's 400 after the call), one below its minimum, or not below the request's cap;
-    None when there is none. A request with no cap gets one past the budget where one is sent
-    (`anthropic_mapping.default_max_tokens`); Converse sends none."""
+    None when there is none. A request with no cap is sent one above the budget where one is sent (the model's
+    maximum output, never below 1,024 past the budget: `anthropic_mapping.default_max_tokens`); Converse sends none."""
     reasoning = request.reasoning
     if reasoning is None or reasoning.off or reasoning.budget_tokens is None:
         return None
