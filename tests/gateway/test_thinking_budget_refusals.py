@@ -6,6 +6,7 @@ naming the fields as each API's caller sends them, and the fix."""
 from __future__ import annotations
 
 import httpx
+import openai
 import pytest
 
 from helpers import stand_in_aws_keys
@@ -187,3 +188,21 @@ def test_thinking_for_a_claude_model_that_cannot_think_is_refused_before_any_cal
     answer = _post(gateway + path, body)
     assert answer.status_code == 400, answer.text
     assert _said(answer) == said
+
+
+@pytest.mark.parametrize(
+    ("max_tokens", "max_completion_tokens", "cap"), [(4096, 8192, "max_tokens"), (8192, 4096, "max_completion_tokens")]
+)
+def test_a_cap_from_both_fields_is_named_by_the_field_it_came_from(gateway, max_tokens, max_completion_tokens, cap):
+    # The smaller of the two is the cap; the refusal named max_completion_tokens whenever it was sent, even when the
+    # cap was max_tokens'.
+    client = openai.OpenAI(base_url=gateway + "/v1", api_key="unused", max_retries=0)
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(
+            model="sonnet-api",
+            messages=ASK,
+            max_tokens=max_tokens,
+            max_completion_tokens=max_completion_tokens,
+            extra_body={"thinking": BUDGET},
+        )
+    assert refused.value.body["message"] == _over(cap, ANTHROPIC, "thinking.budget_tokens")

@@ -344,16 +344,17 @@ def to_chat_request(body: ChatCompletionRequest, headers, key, route: RouteConfi
     system_cache_point, system_breaks = _system_cache(body) if system else (False, ())
     tools, tools_point = read_tools(body)
     stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
-    cap, other = body.max_completion_tokens, body.max_tokens
+    # The smaller of the two caps holds; a refusal names the field it came from (max_completion_tokens on a tie).
+    cap, other, cap_name = body.max_completion_tokens, body.max_tokens, "max_completion_tokens"
     if cap is None or (other is not None and other < cap):
-        cap = other
+        cap, cap_name = other, "max_tokens"
     meta = caller_meta(headers, route, key, body.model)
     return ChatRequest(
         messages=turns,
         model=route.model or body.model,
         system=system,
         max_tokens=cap,
-        max_tokens_name="max_completion_tokens" if body.max_completion_tokens is not None else "max_tokens",
+        max_tokens_name=cap_name,
         temperature=body.temperature,
         top_p=body.top_p,
         top_k=body.top_k,
