@@ -260,7 +260,9 @@ class ProviderError(TokenomyError):
     how many of such a request's calls were never sent because one failed first (a rate limit gives them back).
     `innererror`:
     the `error.innererror` an OpenAI-format API sent (Azure's content filter: which filter caught the prompt), which
-    the gateway passes on as it came. `context_window`: a client error saying the prompt does not fit the model's
+    the gateway passes on as it came. `upstream_param`: the `error.param` an OpenAI-format API sent (the field it
+    refused: `temperature`), which the gateway passes on to a caller of OpenAI's API, whose fields it names; unlike
+    `param`, the request was sent. `context_window`: a client error saying the prompt does not fit the model's
     context window (OpenAI's `context_length_exceeded`, Anthropic's "prompt is too long", Bedrock's "Input is too
     long"): not the request's fault as another 4xx is, since a model with a larger window may take it, so the call
     moves on to the next model of its chain, then the next tier up, instead of ending; its `kind` stays
@@ -270,6 +272,7 @@ class ProviderError(TokenomyError):
     billed_tokens: int | None = None
     unsent_calls: int = 0
     innererror: dict[str, Any] | None = None
+    upstream_param: str | None = None
 
     def __init__(
         self,
@@ -336,6 +339,7 @@ class ProviderError(TokenomyError):
             context_window=self.context_window,
         )
         exc.call_cost_usd = spent
+        exc.innererror, exc.upstream_param = self.innererror, self.upstream_param
         return exc
 
 

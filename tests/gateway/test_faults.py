@@ -1180,6 +1180,38 @@ def test_the_providers_error_code_reaches_the_caller(ledger_path):
     assert [e.outcome for e in open_store(ledger_path).events()] == ["client_error"] * 3
 
 
+@pytest.mark.parametrize("provider", ["openai", "azure"])
+def test_the_field_an_openai_format_upstream_refused_reaches_the_caller_as_its_param(
+    provider, ledger_path, monkeypatch
+):
+    """An OpenAI-format upstream's 400 names the field it refused in `error.param`; the gateway answered
+    `param: null`, so a caller could not tell which of its fields to change."""
+    import openai
+
+    from helpers.scripted_openai import ScriptedOpenAI
+
+    monkeypatch.setenv("FAST_KEY", "k")  # Azure's SDK client insists on a key
+    upstream = ScriptedOpenAI([(400, {}, "invalid_value")] * 2 + [(400, {})])
+    upstream.error_fields = {"type": "invalid_request_error", "param": "temperature"}
+    config = upstream_config(upstream.url)
+    if provider == "azure":  # through the openai SDK's error, not the pooled upstream's
+        config["models"]["fast"].update(provider="azure", base_url=upstream.url[:-3])
+    try:
+        with gateway(config, ledger_path) as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            ask = {"model": "fast", "messages": [{"role": "user", "content": "hi"}], "temperature": 1.5}
+            for stream in (False, True):
+                with pytest.raises(openai.BadRequestError) as refused:
+                    client.chat.completions.create(**ask, stream=stream)
+                assert (refused.value.param, refused.value.code) == ("temperature", "invalid_value"), refused.value.body
+            upstream.error_fields = {}
+            with pytest.raises(openai.BadRequestError) as refused:  # no param from the upstream: none
+                client.chat.completions.create(**ask)
+            assert refused.value.param is None
+    finally:
+        upstream.close()
+
+
 def test_a_spent_quota_reaches_the_caller_by_its_code_and_is_not_retried(ledger_path):
     """OpenAI's 429 `insufficient_quota` (the account has no credit left) came back as code `throttled`, after four
     calls: retried as a rate limit, which no wait ends. It is sent once, and the caller, who stops rather than waits,

@@ -317,12 +317,14 @@ def _provider_error(exc: ProviderError, body: ChatCompletionRequest) -> JSONResp
         message = exc.named(lambda param: caller_param(body, param))
         return error(400, message, "invalid_request_error", "unsupported_parameter", param=where)
     status = upstream_status(exc)
-    # The provider's own code (context_length_exceeded, ...) when it sent one: callers branch on it.
+    # The provider's own code (context_length_exceeded, ...) when it sent one: callers branch on it. Its `param` is
+    # set only by an OpenAI-format upstream, whose field names are this caller's.
     return error(
         status,
         f"upstream {exc.kind}: {exc}",
         "upstream_error",
         exc.code or exc.kind,
+        param=exc.upstream_param,
         headers=retry_after(exc),
         innererror=exc.innererror,
     )

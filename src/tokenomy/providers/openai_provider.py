@@ -58,7 +58,9 @@ def map_openai_error(exc: Exception) -> ProviderError:
     if status is not None and 400 <= status < 500:
         too_long = exceeds_context_window(code, str(exc))
         error = ProviderError(str(exc), kind="client_error", status=status, code=code, context_window=too_long)
-        error.innererror = openai_wire_read.innererror(getattr(exc, "body", None))
+        detail = getattr(exc, "body", None)  # the API's `error` object, as the SDK read it
+        error.innererror = openai_wire_read.innererror(detail)
+        error.upstream_param = openai_wire_read.upstream_param(detail)
         return error
     return ProviderError(str(exc), kind="server_error", retry_after=retry_after, status=status)
 

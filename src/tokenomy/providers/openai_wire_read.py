@@ -244,7 +244,7 @@ def status_error(
         error = ProviderError(
             message, kind="client_error", status=status, code=code, context_window=exceeds_context_window(code, text)
         )
-        error.innererror = innererror(detail)
+        error.innererror, error.upstream_param = innererror(detail), upstream_param(detail)
         return error
     return ProviderError(message, kind="server_error", retry_after=after, status=status)
 
@@ -264,3 +264,9 @@ def innererror(detail: Any) -> dict[str, Any] | None:
     passed on to the caller, who branches on it as on the code."""
     inner = detail.get("innererror") if isinstance(detail, dict) else None
     return inner if isinstance(inner, dict) else None
+
+
+def upstream_param(detail: Any) -> str | None:
+    """The `param` of an error object: the request field the API refused (`temperature`), passed on to the caller."""
+    param = detail.get("param") if isinstance(detail, dict) else None
+    return param if isinstance(param, str) and param else None
