@@ -92,12 +92,37 @@ def test_stream_sends_the_same_answer_in_sse_chunks(client) -> None:
     prompt = "Describe the sea in a few calm words"
     whole = client.models.generate_content(model=MODEL, contents=prompt)
     chunks = list(client.models.generate_content_stream(model=MODEL, contents=prompt))
-    assert len(chunks) >= 2
     assert "".join(c.text or "" for c in chunks) == whole.text
     last = chunks[-1]
     assert last.candidates[0].finish_reason == types.FinishReason.STOP
     assert last.usage_metadata.candidates_token_count == whole.usage_metadata.candidates_token_count
     assert last.usage_metadata.prompt_token_count == whole.usage_metadata.prompt_token_count
+
+
+def test_a_streams_last_chunk_carries_the_last_text_with_its_finish_reason(client) -> None:
+    # The last chunk had `parts: []` beside finishReason and usage, where Gemini's has the answer's last text:
+    # google-genai's chats drop a streamed turn whose chunk has no part, so the next message went without it.
+    chat = client.chats.create(model=MODEL)
+    chunks = list(chat.send_message_stream("My name is Bob"))
+    last = chunks[-1].candidates[0]
+    assert last.finish_reason == types.FinishReason.STOP and last.content.parts and chunks[-1].text
+    assert "".join(c.text or "" for c in chunks) == "Re: My name is Bob"
+    chat.send_message("What is my name?")
+    history = chat.get_history(curated=True)
+    assert [(c.role, c.parts[0].text) for c in history[:2]] == [
+        ("user", "My name is Bob"),
+        ("model", "Re: My name is Bob"),
+    ]
+    # Each piece goes out as the next comes: the thought in a chunk of its own, the answer's text in the last.
+    thinking = types.GenerateContentConfig(
+        thinking_config=types.ThinkingConfig(thinking_budget=64, include_thoughts=True)
+    )
+    chunks = list(client.models.generate_content_stream(model=MODEL, contents="hi", config=thinking))
+    assert [[(p.thought, p.text) for p in c.candidates[0].content.parts] for c in chunks] == [
+        [(True, "Re: hi")],
+        [(None, "Re: hi")],
+    ]
+    assert [c.candidates[0].finish_reason for c in chunks] == [None, types.FinishReason.STOP]
 
 
 @pytest.mark.filterwarnings("ignore:Inheritance class AiohttpClientSession:DeprecationWarning")  # inside the SDK

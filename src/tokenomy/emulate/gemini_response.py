@@ -139,37 +139,41 @@ def response_body(call: Call, events: Iterator[tuple], response_id: str) -> dict
 
 
 def stream_chunks(engine: Engine, call: Call, response_id: str) -> Iterator[bytes]:
-    """streamGenerateContent?alt=sse: one `data:` line per piece; the last carries finishReason and usage."""
+    """streamGenerateContent?alt=sse: one `data:` line per piece; the last carries finishReason and usage, with the
+    answer's last piece, as Gemini's does (google-genai's chats drop a streamed turn whose last chunk has no part)."""
 
     def sse(body: dict[str, Any]) -> bytes:
         return f"data: {json.dumps(body, separators=(',', ':'))}\r\n\r\n".encode()
 
+    def chunk(parts: list[dict[str, Any]], finish: str | None = None, usage: dict[str, Any] | None = None) -> bytes:
+        candidate: dict[str, Any] = {"content": {"role": "model", "parts": parts}, "index": 0}
+        if finish is not None:
+            candidate["finishReason"] = finish
+            if call.grounding is not None:  # sent with the last chunk, as Gemini does
+                candidate["groundingMetadata"] = call.grounding
+        return sse(
+            {
+                "candidates": [candidate],
+                "usageMetadata": usage or {"promptTokenCount": call.prepared.prompt_tokens},
+                "modelVersion": call.model,
+                "responseId": response_id,
+            }
+        )
+
+    held: list[dict[str, Any]] = []  # the latest piece, sent in the next piece's chunk or in the last
     try:
         for event in answer(engine, call):
             if event[0] == "finish":
                 _, candidates, thoughts, finish = event
-                # a content without parts, as Gemini sends its last chunk
-                last: dict[str, Any] = {"content": {"role": "model", "parts": []}, "finishReason": finish, "index": 0}
-                if call.grounding is not None:  # sent with the last chunk, as Gemini does
-                    last["groundingMetadata"] = call.grounding
-                yield sse(
-                    {
-                        "candidates": [last],
-                        "usageMetadata": usage_metadata(call, candidates, thoughts),
-                        "modelVersion": call.model,
-                        "responseId": response_id,
-                    }
-                )
+                yield chunk(held, finish, usage_metadata(call, candidates, thoughts))
+                held = []
                 continue
             parts = event_parts(event)
             if parts:
-                yield sse(
-                    {
-                        "candidates": [{"content": {"role": "model", "parts": parts}, "index": 0}],
-                        "usageMetadata": {"promptTokenCount": call.prepared.prompt_tokens},
-                        "modelVersion": call.model,
-                        "responseId": response_id,
-                    }
-                )
+                if held:
+                    yield chunk(held)
+                held = parts
     except Exception as exc:  # the stream ends with the error as its last chunk, as Gemini ends one that failed
+        if held:  # answered all the same
+            yield chunk(held)
         yield sse(model_failure(exc).body())
