@@ -436,6 +436,14 @@ def test_cancelled_batch_stops(url) -> None:
             400,
             "generationConfig.logprobs",
         ),
+        *(
+            (
+                {"contents": [{"parts": [{"text": "x"}]}], "generationConfig": {name: value}},
+                400,
+                f"generationConfig.{name}",
+            )
+            for name, value in (("topP", 1.5), ("topK", 0), ("topK", 2.5), ("seed", "x"))
+        ),
     ],
 )
 def test_malformed_requests_are_400_naming_the_field(url, body, status, needle) -> None:
@@ -576,3 +584,22 @@ def test_int64_schema_fields_sent_as_text_as_proto3_json_writes_them_are_numbers
     }
     refused = httpx.post(f"{url}/v1beta/models/{MODEL}:generateContent", json=wrong, headers=headers)
     assert refused.status_code == 400 and "responseSchema" in refused.json()["error"]["message"]
+
+
+@pytest.mark.slow
+def test_generation_configs_seed_top_k_and_top_p_reach_the_local_model() -> None:
+    # topP, topK and seed were accepted and ignored: every sampled answer was drawn with seed 0 from all tokens.
+    with ServerThread(gemini_api.create_app()) as served:  # the real local model
+        client = genai.Client(api_key="x", http_options={"base_url": served})
+
+        def said(**config) -> str:
+            settings = types.GenerateContentConfig(temperature=2, max_output_tokens=16, **config)
+            return client.models.generate_content(model=MODEL, contents="Tell me a story", config=settings).text
+
+        by_seed = [said(seed=seed) for seed in (1, 2, 3, 1)]
+        assert by_seed[0] == by_seed[3] and len(set(by_seed)) > 1, by_seed
+        greedy = client.models.generate_content(
+            model=MODEL, contents="Tell me a story", config=types.GenerateContentConfig(max_output_tokens=16)
+        ).text
+        assert [said(seed=seed, top_k=1) for seed in (1, 2)] == [greedy] * 2
+        assert [said(seed=seed, top_p=0) for seed in (1, 2)] == [greedy] * 2

@@ -174,8 +174,10 @@ class Engine:
         max_tokens: int | None,
         temperature: float | None,
         stop: list[str],
+        sampling: dict[str, Any] | None = None,
     ) -> Prepared:
-        """Render with cache marks, count tokens at each mark, and account the cache."""
+        """Render with cache marks, count tokens at each mark, and account the cache. `sampling`: more of
+        ChatRequest's sampling fields (top_p, top_k, seed), which the local model applies."""
 
         def render(blocks: list[Block]) -> str:
             return "\n".join(b.text.replace(_MARK, "") + (_MARK if b.cache_ttl is not None else "") for b in blocks)
@@ -210,6 +212,7 @@ class Engine:
             max_tokens=max(1, min(max_tokens or DEFAULT_MAX_TOKENS, n_ctx - total - 1)),
             temperature=temperature,
             stop=list(stop),
+            **(sampling or {}),
         )
         extra = sum(b.extra_tokens for b in system) + sum(b.extra_tokens for t in turns for b in t.blocks)
         if extra:  # images and binary documents: fresh input at their fixed estimate (module docstring)

@@ -319,7 +319,15 @@ class GeminiEmulator:
         limit = options["max_tokens"]
         try:
             prepared = self.engine.prepare(
-                f"gemini:{model}", system, turns, min_tokens, False, limit, options["temperature"], options["stop"]
+                f"gemini:{model}",
+                system,
+                turns,
+                min_tokens,
+                False,
+                limit,
+                options["temperature"],
+                options["stop"],
+                sampling=options["sampling"],
             )
         except InputTooLong as exc:
             raise invalid(f"The input token count exceeds the maximum number of tokens allowed: {exc}") from None

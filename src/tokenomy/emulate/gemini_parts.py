@@ -273,7 +273,8 @@ def _json_schema(schema: Any) -> Any:
 
 
 def generation_config(body: dict[str, Any]) -> dict[str, Any]:
-    """Validated generationConfig: max tokens, temperature, stops, JSON schema, thinking budget."""
+    """Validated generationConfig: max tokens, temperature, sampling (topP, topK, seed: ChatRequest's fields), stops,
+    JSON schema, thinking budget."""
     config = field(body, "generationConfig") or {}
     if not isinstance(config, dict):
         raise invalid("generationConfig: an object")
@@ -284,6 +285,15 @@ def generation_config(body: dict[str, Any]) -> dict[str, Any]:
     temperature = field(config, "temperature")
     if temperature is not None and (not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2):
         raise invalid("generationConfig.temperature: between 0 and 2")
+    top_p, top_k, seed = field(config, "topP"), field(config, "topK"), field(config, "seed")
+    if top_p is not None and (isinstance(top_p, bool) or not isinstance(top_p, (int, float)) or not 0 <= top_p <= 1):
+        raise invalid("generationConfig.topP: between 0 and 1")
+    if top_k is not None:  # google-genai sends it as a float (1.0), which Google's JSON reads as the integer it is
+        if isinstance(top_k, bool) or not isinstance(top_k, (int, float)) or top_k < 1 or top_k != int(top_k):
+            raise invalid("generationConfig.topK: a positive integer")
+        top_k = int(top_k)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise invalid("generationConfig.seed: an integer")
     stops = field(config, "stopSequences") or []
     if not isinstance(stops, list) or len(stops) > 5:
         raise invalid("generationConfig.stopSequences: at most 5 strings")
@@ -316,6 +326,7 @@ def generation_config(body: dict[str, Any]) -> dict[str, Any]:
     return {
         "max_tokens": limit,
         "temperature": temperature,
+        "sampling": {k: v for k, v in (("top_p", top_p), ("top_k", top_k), ("seed", seed)) if v is not None},
         "stop": list(stops),
         "json_schema": schema,
         "enum_text": mime == ENUM_MIME,

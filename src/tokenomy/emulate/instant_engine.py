@@ -47,13 +47,19 @@ class InstantEngine:
         max_tokens: int | None,
         temperature: float | None,
         stop: list[str],
+        sampling: dict[str, Any] | None = None,
     ) -> Prepared:
         """Render the turns; with a prompt cache, account each cache point's prefix (system blocks, then turns')."""
         messages = [Message(t.role, "\n".join(b.text for b in t.blocks)) for t in turns]
         system_text = "\n".join(b.text for b in system) or None
         limit = max_tokens or DEFAULT_MAX_TOKENS
         request = ChatRequest(
-            messages=messages, system=system_text, max_tokens=limit, temperature=temperature, stop=list(stop)
+            messages=messages,
+            system=system_text,
+            max_tokens=limit,
+            temperature=temperature,
+            stop=list(stop),
+            **(sampling or {}),
         )
         total = self.count_input(system, turns)
         if self.context_tokens is not None and total >= self.context_tokens:
