@@ -633,3 +633,38 @@ def test_a_503_for_a_limits_store_that_is_down_is_counted_in_metrics(ledger_path
         after = requests_at(base, "local", 503)
     assert down.value.status_code == 503 and down.value.body["code"] == "limits_unavailable"
     assert after == before + 1
+
+
+def test_a_503_for_a_limits_store_that_is_down_is_in_the_callers_api_shape_and_names_redis(ledger_path):
+    # Redis down: a budgeted call is refused (never let through unreserved), but the 503 came back in OpenAI's shape
+    # on every API: boto3 read error code "503" and an empty message (its handling keys on
+    # ServiceUnavailableException), google-genai no status, Anthropic's SDK a body without its error type.
+    import anthropic
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+    from google import genai
+    from google.genai import errors as genai_errors
+
+    url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    secret, _ = KeyStore(open_store(str(ledger_path))).create(budget_usd=Decimal("1"), period="month")
+    with gateway({"auth": True, "redis_url": url}, ledger_path) as base:
+        claude = anthropic.Anthropic(base_url=base, api_key=secret, max_retries=0)
+        with pytest.raises(anthropic.APIStatusError) as messages:
+            claude.messages.create(model="local", max_tokens=2, messages=[{"role": "user", "content": "x"}])
+        gemini = genai.Client(api_key=secret, http_options={"base_url": base})
+        with pytest.raises(genai_errors.APIError) as generate:
+            gemini.models.generate_content(model="local", contents="x")
+        session = boto3.session.Session(aws_access_key_id=secret, aws_secret_access_key="anything")
+        bedrock = session.client(
+            "bedrock-runtime", endpoint_url=base, region_name="us-east-1", config=Config(retries={"max_attempts": 1})
+        )
+        with pytest.raises(ClientError) as converse:
+            bedrock.converse(modelId="local", messages=[{"role": "user", "content": [{"text": "x"}]}])
+    assert messages.value.status_code == 503 and messages.value.body["type"] == "error"
+    assert "Redis" in messages.value.body["error"]["message"]
+    assert (generate.value.code, generate.value.status) == (503, "UNAVAILABLE") and "Redis" in generate.value.message
+    error = converse.value.response["Error"]
+    assert converse.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+    assert error["Code"] == "ServiceUnavailableException" and "Redis" in error["Message"]
+    assert open_store(str(ledger_path)).count() == 0  # refused before any call

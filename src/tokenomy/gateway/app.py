@@ -120,9 +120,10 @@ def create_app(
 
         @app.exception_handler(RedisError)
         async def limits_down(request: Request, exc: RedisError) -> Response:
-            # Shared limits cannot be checked: refuse (retryable) in OpenAI's shape rather than a bare 500.
-            message = f"the gateway cannot reach its limits store at redis_url ({exc}); retry later"
-            return counted(request, error(503, message, "server_error", code="limits_unavailable"))
+            # Shared limits cannot be checked: refuse (retryable) rather than let the call through unreserved, in the
+            # shape of the caller's API (its SDK reads the status and message from it), not as a bare 500.
+            message = f"the gateway cannot reach Redis, its limits store at redis_url ({exc}); retry later"
+            return counted(request, in_its_api(request, 503, message, "limits_unavailable"))
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
