@@ -618,3 +618,34 @@ def test_an_image_of_a_type_claude_cannot_read_is_refused_before_the_call_naming
         assert refused.value.code == 400 and message.startswith("contents[0].parts[0]: "), message
         assert "'image/heic'" in message and "upstream" not in message
     assert served.claude_bodies == [] and served.rows() == []  # nothing was sent, nor billed
+
+
+def test_a_refused_part_after_a_stand_in_signature_is_named_at_its_own_place(served) -> None:
+    """The stand-in signature, left out for models other than Gemini's, is a block of its own as the request is read:
+    a part such a model refuses after it in the same turn was named one part early (`contents[1].parts[0]`, the
+    signed text), as the blocks were counted with it. Named at its own part in an answer, a stream and a count."""
+    notes = types.Part(file_data=types.FileData(file_uri="https://example.com/notes.txt", mime_type="text/plain"))
+    turn = [
+        types.Content(role="user", parts=[types.Part(text="Read /a")]),
+        types.Content(role="model", parts=[types.Part(text="Here it is", thought_signature=SKIP.encode()), notes]),
+        types.Content(role="user", parts=[types.Part(text="Thanks")]),
+    ]
+    ask = types.GenerateContentConfig(max_output_tokens=64)
+    claude = "the Anthropic Messages API (model claude-sonnet-4-5-20250929) fetches PDFs by URL, not 'txt' documents"
+    for model, says in (
+        ("claude", f"contents[1].parts[1].fileData.fileUri: {claude}; send the document's text"),
+        ("haiku", "model `haiku` cannot take a document by URL (`contents[1].parts[1].fileData.fileUri`)"),
+        ("fast", "model `fast` cannot take a document by URL (`contents[1].parts[1].fileData.fileUri`)"),
+    ):
+        for ask_it in ("generate", "stream", "count"):
+            if ask_it == "count" and model == "fast":
+                continue  # an OpenAI-format API counts nothing
+            with pytest.raises(errors.ClientError) as caught:
+                if ask_it == "generate":
+                    served.client.models.generate_content(model=model, contents=turn, config=ask)
+                elif ask_it == "stream":
+                    list(served.client.models.generate_content_stream(model=model, contents=turn, config=ask))
+                else:
+                    served.client.models.count_tokens(model=model, contents=turn)
+            assert caught.value.code == 400
+            assert caught.value.message.startswith(says), caught.value.message

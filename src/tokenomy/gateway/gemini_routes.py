@@ -151,14 +151,14 @@ async def _count(request: Request, model: str) -> Response:
         # request's generationConfig with it, and a seed or penalty Claude has no place for refused the count
         call = replace(call, max_tokens=None, temperature=None, top_p=None, top_k=None, stop=[], seed=None)
         call = replace(call, presence_penalty=None, frequency_penalty=None)
-        providers = route_providers(gw, route, model)
-        if not providers <= set(GEMINI_PROVIDERS):
+        stand_ins_out = not _gemini_only(gw, route, model)
+        if stand_ins_out:
             call.messages = without_skip_signatures(call.messages)
             call.extra.pop("labels", None)  # labels a call's billing; a count is not billed
             leave_out_standard_tier(call)
         counter = counter_for(gw, model, route, call, "Gemini", GEMINI_PROVIDERS, partial(caller_field, body))
         if isinstance(counter, Unsupported):
-            return gemini_error(400, counter.error_text(caller_param(body, counter.where)))
+            return gemini_error(400, counter.error_text(caller_param(body, counter.where, stand_ins_out)))
     except NotOnThisLedger:
         raise  # a cache on a ledger that cannot keep one: the operator's choice, the app's 501 as for its create
     except (ValueError, TokenomyError) as exc:  # json.JSONDecodeError is a ValueError
@@ -171,7 +171,7 @@ async def _count(request: Request, model: str) -> Response:
     except ProviderError as exc:
         if cannot_count(exc):
             return gemini_error(400, f"`{model}` counts with model `{counter.model}`: {exc}")
-        return provider_error(exc, body)
+        return provider_error(exc, body, stand_ins_out)
     return JSONResponse({"totalTokens": tokens})
 
 
@@ -215,14 +215,14 @@ async def _generate(request: Request, version: str, target: str) -> Response:
             cached.mark(call, partial(takes_one_hour_cache, gw, route, model))
         call.meta = request_meta(request, route, key, model)
         call.meta.tags = {**labels(call), **call.meta.tags}  # the x-tokenomy-tags header's win
-        providers = route_providers(gw, route, model)
-        if not providers <= set(GEMINI_PROVIDERS):
+        stand_ins_out = not _gemini_only(gw, route, model)
+        if stand_ins_out:
             call.messages = without_skip_signatures(call.messages)
             call.extra.pop("labels", None)  # in the ledger row's tags, which is where they count for the others
             leave_out_standard_tier(call)
         refused = refusal(gw, route, call, model, "Gemini", GEMINI_PROVIDERS, partial(caller_field, body))
         if refused is not None:
-            return metrics.done(provider_error(refused, body), model, started)
+            return metrics.done(provider_error(refused, body, stand_ins_out), model, started)
     except NotOnThisLedger:
         raise  # a cache on a ledger that cannot keep one: the operator's choice, the app's 501 as for its create
     except (ValueError, TokenomyError) as exc:  # json.JSONDecodeError is a ValueError
@@ -234,10 +234,10 @@ async def _generate(request: Request, version: str, target: str) -> Response:
     headers = {"x-request-id": call.meta.request_id}
     if method == "streamGenerateContent":
         array = alt != "sse"
-        writer = ChunkWriter(model, call.meta.request_id, body, array)
+        writer = ChunkWriter(model, call.meta.request_id, body, array, stand_ins_out)
         stream = call_streamed(gw, call, admitted, model, started, writer)
         return FirstChunkStream(stream, "application/json" if array else "text/event-stream", headers, ends=writer)
-    response = await call_whole(gw, call, admitted, model, lambda exc: provider_error(exc, body))
+    response = await call_whole(gw, call, admitted, model, lambda exc: provider_error(exc, body, stand_ins_out))
     if isinstance(response, Response):
         response.headers.update(headers)
         return metrics.done(response, model, started)

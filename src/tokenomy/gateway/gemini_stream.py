@@ -34,13 +34,14 @@ from tokenomy.providers.gemini_caller_places import caller_param
 from tokenomy.providers.gemini_inbound import shows_thoughts
 
 
-def provider_error(exc: TokenomyError, body: dict[str, Any]) -> JSONResponse:
+def provider_error(exc: TokenomyError, body: dict[str, Any], stand_ins_out: bool = False) -> JSONResponse:
+    """`stand_ins_out`: the call went without Gemini's stand-in signatures (`caller_param`)."""
     if not isinstance(exc, ProviderError):
         return gemini_error(400, str(exc))
     if exc.refused is not None:  # no model the call could use can take it (nothing was sent): the caller's place
-        return gemini_error(400, exc.refused.error_text(caller_param(body, exc.refused.where)))
+        return gemini_error(400, exc.refused.error_text(caller_param(body, exc.refused.where, stand_ins_out)))
     if exc.param is not None:  # a mapping refused a field before any call: named as the caller sent it
-        return gemini_error(400, exc.named(lambda param: caller_param(body, param)))
+        return gemini_error(400, exc.named(lambda param: caller_param(body, param, stand_ins_out)))
     return gemini_error(upstream_status(exc), f"upstream {exc.kind}: {exc}", retry_after(exc))
 
 
@@ -48,7 +49,9 @@ class ChunkWriter:
     """Turns StreamChunks into GenerateContentResponse chunks: text and thoughts as they come, each function call
     whole at the end (with a signature that rode on it)."""
 
-    def __init__(self, model: str, response_id: str, body: Any, array: bool = False) -> None:
+    def __init__(
+        self, model: str, response_id: str, body: Any, array: bool = False, stand_ins_out: bool = False
+    ) -> None:
         self.model, self.response_id = model, response_id
         self.show_thoughts = shows_thoughts(body)
         # The chunks as one JSON array written as they come (`alt=json`, the REST API's default without `alt=sse`)
@@ -56,6 +59,7 @@ class ChunkWriter:
         self.array = array
         self.opened = False  # the array's `[` is sent
         self.body = body  # the request, to name a refused field as the caller sent it
+        self.stand_ins_out = stand_ins_out  # the call went without Gemini's stand-in signatures (`provider_error`)
         self.call_ids: dict[int, str] = {}  # a streamed call's index -> its id
         self.thinking = ""  # the thought streamed since the last signature
         self.pending: list[ReasoningBlock] = []  # signed reasoning for the next part (gemini_answers.thinking_out)
@@ -68,13 +72,15 @@ class ChunkWriter:
         return []  # Gemini's stream has no opening event
 
     def refused(self, exc: TokenomyError) -> Response:
-        refused = provider_error(exc, self.body)
+        refused = provider_error(exc, self.body, self.stand_ins_out)
         refused.headers["x-request-id"] = self.response_id  # the failed attempts' id in the ledger
         return refused
 
     def failed(self, exc: TokenomyError) -> bytes:
         # the last item; the SDK raises an APIError for it
-        return self._unheld() + self._item(json.loads(bytes(provider_error(exc, self.body).body)), last=True)
+        return self._unheld() + self._item(
+            json.loads(bytes(provider_error(exc, self.body, self.stand_ins_out).body)), last=True
+        )
 
     def crashed(self, message: str) -> bytes:
         return self._unheld() + self._item(error_body(500, message), last=True)

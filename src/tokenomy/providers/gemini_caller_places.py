@@ -9,6 +9,7 @@ from typing import Any
 
 from tokenomy.providers.gemini_fields import get, snake
 from tokenomy.providers.gemini_inbound import BUILT_IN_TOOLS, sdk_name
+from tokenomy.providers.gemini_signatures import stand_in
 from tokenomy.providers.gemini_turns import read_contents, turns
 
 # The request options a provider mapping names when it refuses one, by the field a Gemini caller sent.
@@ -52,10 +53,11 @@ def caller_field(body: dict[str, Any], key: str) -> str:
     return key
 
 
-def caller_param(body: dict[str, Any], param: str) -> str:
+def caller_param(body: dict[str, Any], param: str, stand_ins_out: bool = False) -> str:
     """A mapping's name for a field it cannot send (`messages[2].content[1]`, `top_k`) in the caller's terms
     (`contents[2].parts[1]`, `generationConfig.topK`): a block at the part it was read from (`read_contents`, which
-    the caller's body, read before, reads as it did then)."""
+    the caller's body, read before, reads as it did then). `stand_ins_out`: the call's messages were sent without
+    Gemini's stand-in signatures (`without_skip_signatures`), so its blocks are counted without them."""
     for ours, theirs in CALLER_FIELDS.items():
         if param == ours or param.startswith(ours + "."):
             return theirs + param[len(ours) :]
@@ -68,7 +70,9 @@ def caller_param(body: dict[str, Any], param: str) -> str:
         contents = body["contents"]
         if block is None:  # a turn: its first content (a model's contents in a row are one turn, `gemini_turns`)
             return f"contents[{turns(contents)[message][0]}]" + param[found.end() :]
-        content, part = read_contents(contents)[1][message][int(block)]
+        messages, places = read_contents(contents)
+        read = zip(messages[message].content, places[message], strict=True)
+        content, part = [at for b, at in read if not (stand_ins_out and stand_in(b))][int(block)]
     except (KeyError, IndexError, TypeError, ValueError):
         return param
     rest = param[found.end() :]

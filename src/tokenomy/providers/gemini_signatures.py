@@ -77,11 +77,12 @@ def carries_thinking(named: list[tuple[str, Any]]) -> bool:
     return any(isinstance(p, dict) and carried_thinking(p, where) is not None for where, p in named)
 
 
+def stand_in(block: Block) -> bool:
+    """Whether `block` is Gemini's stand-in for a signature (SKIP_SIGNATURES), the block of its own it was read as."""
+    return isinstance(block, ReasoningBlock) and not block.text and block.signature in SKIP_SIGNATURES
+
+
 def without_skip_signatures(messages: list[Message]) -> list[Message]:
     """The conversation without Gemini's stand-in signatures (SKIP_SIGNATURES), for a model other than Gemini: it
     checks every signature it is sent, and the stand-in is no signature of its own."""
-
-    def kept(block: Block) -> bool:
-        return not (isinstance(block, ReasoningBlock) and not block.text and block.signature in SKIP_SIGNATURES)
-
-    return [replace(m, content=[b for b in m.content if kept(b)]) for m in messages]
+    return [replace(m, content=[b for b in m.content if not stand_in(b)]) for m in messages]
