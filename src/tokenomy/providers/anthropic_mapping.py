@@ -96,7 +96,9 @@ def _tool_choice(request: ChatRequest) -> dict[str, Any] | None:
     if choice is None and request.parallel_tool_calls is not False:
         return None
     if not request.tools and (choice is None or choice.mode in ("auto", "none")):
-        return None  # without tools there is nothing to choose or parallelise (the API refuses a bare choice)
+        # Without tools there is nothing to choose or parallelise: `none` is what Claude's API does with no tools (its
+        # documented default then), and `auto` has no tool to call, so leaving the choice out asks for the same answer
+        return None
     if choice is None or choice.mode == "auto":
         out: dict[str, Any] = {"type": "auto"}
     elif choice.mode == "tool":
