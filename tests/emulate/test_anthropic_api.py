@@ -289,3 +289,25 @@ def test_an_answer_under_a_top_level_array_schema_is_a_list_not_a_server_error()
         )
     value = json.loads(answer.content[0].text)
     assert isinstance(value, list) and value and all(isinstance(v, str) for v in value), value
+
+
+def test_a_thinking_budget_above_max_tokens_is_taken_under_the_interleaved_thinking_beta() -> None:
+    # With interleaved thinking (a beta header) the budget is the whole turn's and may exceed max_tokens; the API
+    # takes it. The emulator refused it as it refuses it without the beta, so a gateway test had to script Claude.
+    from tokenomy.emulate.instant_engine import InstantEngine
+
+    ask = {
+        "model": SONNET,
+        "max_tokens": 2000,
+        "thinking": {"type": "enabled", "budget_tokens": 4096},
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    with ServerThread(create_app(engine=InstantEngine())) as url:
+        client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+        with pytest.raises(anthropic.BadRequestError, match="`max_tokens` must be greater than"):
+            client.messages.create(**ask)
+        betas = {"anthropic-beta": "fine-grained-tool-streaming-2025-05-14,interleaved-thinking-2025-05-14"}
+        answer = client.messages.create(**ask, extra_headers=betas)
+        assert [block.type for block in answer.content] == ["thinking", "text"]
+        streamed = client.beta.messages.create(**ask, stream=True, betas=["interleaved-thinking-2025-05-14"])
+        assert "thinking" in [event.content_block.type for event in streamed if event.type == "content_block_start"]

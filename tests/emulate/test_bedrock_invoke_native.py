@@ -103,3 +103,28 @@ def test_a_body_the_emulator_cannot_translate_names_converse_as_an_invoke_model_
         assert error["Code"] == "ValidationException" and where in error["Message"], error
         assert "call Converse (boto3's `converse` or `converse_stream`) instead of InvokeModel" in error["Message"]
         assert "job" not in error["Message"], error
+
+
+SONNET_3_7 = "anthropic.claude-3-7-sonnet-20250219-v1:0"
+INTERLEAVED = ["interleaved-thinking-2025-05-14"]
+THINKING = {"type": "enabled", "budget_tokens": 4096}
+
+
+def test_a_thinking_budget_above_the_cap_is_taken_under_the_interleaved_thinking_beta(brt) -> None:
+    # With interleaved thinking (anthropic_beta) the budget is the whole turn's and may exceed the output cap, on
+    # Converse and InvokeModel alike; the emulator refused it as it refuses it without the beta, and InvokeModel
+    # refused anthropic_beta itself as an extraneous key.
+    converse = {"modelId": SONNET_3_7, "messages": [{"role": "user", "content": [{"text": PROMPT}]}]}
+    converse["inferenceConfig"] = {"maxTokens": 2000}
+    with pytest.raises(ClientError, match=r"must be greater than thinking\.budget_tokens"):
+        brt.converse(**converse, additionalModelRequestFields={"thinking": THINKING})
+    answer = brt.converse(
+        **converse, additionalModelRequestFields={"thinking": THINKING, "anthropic_beta": INTERLEAVED}
+    )
+    assert [next(iter(block)) for block in answer["output"]["message"]["content"]] == ["reasoningContent", "text"]
+    native = {"anthropic_version": "bedrock-2023-05-31", "max_tokens": 2000, "thinking": THINKING}
+    native["messages"] = [{"role": "user", "content": PROMPT}]
+    with pytest.raises(ClientError, match=r"must be greater than thinking\.budget_tokens"):
+        invoke(brt, SONNET_3_7, native)
+    answer, _ = invoke(brt, SONNET_3_7, {**native, "anthropic_beta": INTERLEAVED})
+    assert [block["type"] for block in answer["content"]] == ["thinking", "text"]

@@ -19,7 +19,6 @@ import pytest
 
 from helpers.capturing_asgi import capturing
 from helpers.gateway_worst_case import worst_case
-from helpers.scripted_anthropic import ScriptedAnthropic
 from helpers.scripted_openai import ScriptedOpenAI
 from tokenomy.config import parse_config
 from tokenomy.emulate.anthropic_api import create_app as create_anthropic
@@ -117,13 +116,12 @@ def claude_config(url: str) -> dict:
     return {"models": models, "routes": {"thinking": route}}
 
 
-def thought(ledger, monkeypatch, budget: int = THOUGHT, headers: dict | None = None, upstream=None):
-    """What the Anthropic emulator received (nothing read from `upstream`, an app used in its place), the answer (or
-    the SDK's error) and the ledger's rows, for one call of route "thinking" asking CLAUDE_ASKED tokens, `budget`
-    of them thinking."""
+def thought(ledger, monkeypatch, budget: int = THOUGHT, headers: dict | None = None):
+    """What the Anthropic emulator received, the answer (or the SDK's error) and the ledger's rows, for one call of
+    route "thinking" asking CLAUDE_ASKED tokens, `budget` of them thinking."""
     monkeypatch.setenv("ANTHROPIC_API_KEY", "unused")
     bodies: list[dict] = []
-    app = upstream or capturing(create_anthropic(engine=InstantEngine()), bodies)
+    app = capturing(create_anthropic(engine=InstantEngine()), bodies)
     with ServerThread(app) as claude:
         with ServerThread(create_app(parse_config(claude_config(claude)), str(ledger)), lifespan="on") as url:
             # A timeout of its own: the SDK refuses a non-streamed call this long under its default one.
@@ -171,11 +169,9 @@ def test_a_thinking_budget_below_the_held_cap_is_sent_as_asked(ledger_path, monk
 
 def test_an_interleaved_thinking_budget_is_sent_as_asked(ledger_path, monkeypatch):
     # With interleaved thinking the budget is the whole turn's, and may exceed max_tokens: it is not lowered.
-    scripted = ScriptedAnthropic()
-    _, answer, rows = thought(ledger_path, monkeypatch, headers={"anthropic-beta": INTERLEAVED}, upstream=scripted.app)
+    bodies, answer, rows = thought(ledger_path, monkeypatch, headers={"anthropic-beta": INTERLEAVED})
     assert isinstance(answer, anthropic.types.Message), answer
-    sent = [body for _, body in scripted.requests]
-    assert [(b["model"], b["max_tokens"], b["thinking"]["budget_tokens"]) for b in sent] == [
+    assert [(b["model"], b["max_tokens"], b["thinking"]["budget_tokens"]) for b in bodies] == [
         (SONNET, SONNET_MOST, THOUGHT)
     ]
     assert "thinking_budget_clamped" not in rows[-1].tags and rows[-1].tags["max_tokens_clamped"] == str(CLAUDE_ASKED)

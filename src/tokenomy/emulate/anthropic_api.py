@@ -10,7 +10,8 @@ Content blocks accepted (shapes validated): text, image (base64 or url source), 
 PDF's url, or content blocks), tool_use, tool_result (string or text/image content, is_error), thinking (its signature
 must be one this emulator issued, as the API checks) and redacted_thinking; `tools`, `tool_choice` (auto/any/tool/none;
 a call with tools bills the tool use system prompt as input, the catalog's count for the model and tool_choice, as the
-API does) and `thinking` ({type: enabled, budget_tokens}, or adaptive; a display). The local model is a text model
+API does) and `thinking` ({type: enabled, budget_tokens}, or adaptive; a display; a budget not below max_tokens only
+with the interleaved-thinking beta in `anthropic-beta`, as the API takes it). The local model is a text model
 standing in for a vision model: an image or PDF reaches it as a placeholder line and counts at the fixed estimate in
 `engine`. A forced tool (`any`: the first tool, `tool`: the named one) is answered with a tool_use block whose input the
 local model generated under the tool's JSON-schema grammar. With thinking enabled the model first writes a short
@@ -96,8 +97,9 @@ class AnthropicEmulator:
             raise AnthropicError("not_found_error", f"model: {model}")
         return entry
 
-    def prepare(self, body: Any) -> tuple[Prepared, str, int | None]:
-        """Validate and render a request: (prepared, model, thinking budget or None)."""
+    def prepare(self, body: Any, betas: str | None = None) -> tuple[Prepared, str, int | None]:
+        """Validate and render a request (`betas`: its anthropic-beta header): (prepared, model, thinking budget or
+        None)."""
         entry = self._entry(body)
         model = body["model"]
         if self.throttle.hit():
@@ -106,7 +108,7 @@ class AnthropicEmulator:
                 "This request would exceed the rate limit for your "
                 "organization. Please reduce the prompt length or try later.",
             )
-        system, turns, options = parse_messages(body, entry.cache_ttl_seconds or 300)
+        system, turns, options = parse_messages(body, entry.cache_ttl_seconds or 300, betas=betas)
         limit = entry.max_output_tokens
         if limit is not None and options["max_tokens"] > limit:  # the API's own words (the catalog has each model's)
             raise invalid(
@@ -378,7 +380,9 @@ def create_app(
         if isinstance(body, JSONResponse):
             return body
         try:
-            prepared, model, budget = await run_in_threadpool(emulator.prepare, body)
+            prepared, model, budget = await run_in_threadpool(
+                emulator.prepare, body, request.headers.get("anthropic-beta")
+            )
         except AnthropicError as exc:
             return _error(exc, emulator.retry_after)
         message_id = f"msg_{uuid.uuid4().hex[:24]}"

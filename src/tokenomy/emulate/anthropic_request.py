@@ -17,6 +17,7 @@ from tokenomy.emulate.anthropic_search import check_server_tool, search_tool
 from tokenomy.emulate.engine import Block, Turn
 from tokenomy.emulate.json_schemas import schema_problem
 from tokenomy.providers.claude_effort import EFFORTS
+from tokenomy.providers.refusals import interleaved_thinking
 
 FIELDS = {
     "model",
@@ -55,8 +56,9 @@ COUNT_FIELDS = {
 MAX_TOKENS_CAP = 128_000
 
 
-def _options(body: dict[str, Any], tools: list[dict[str, Any]]) -> dict[str, Any]:
-    """tool_choice (the forced tool, if any) and thinking, validated."""
+def _options(body: dict[str, Any], tools: list[dict[str, Any]], interleaved: bool) -> dict[str, Any]:
+    """tool_choice (the forced tool, if any) and thinking, validated (`interleaved`: the request's betas name
+    interleaved thinking, whose budget is the whole turn's and may exceed max_tokens)."""
     choice = body.get("tool_choice")
     forced = None
     if choice is not None:
@@ -84,7 +86,7 @@ def _options(body: dict[str, Any], tools: list[dict[str, Any]]) -> dict[str, Any
             budget = thinking.get("budget_tokens")
             if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1024:
                 raise invalid("thinking.budget_tokens: Input should be an integer of at least 1024")
-            if budget >= body["max_tokens"]:
+            if budget >= body["max_tokens"] and not interleaved:
                 raise invalid("`max_tokens` must be greater than `thinking.budget_tokens`")
             if forced is not None:
                 raise invalid("Thinking may not be enabled when tool_choice forces tool use.")
@@ -158,10 +160,10 @@ def _check_input_schema(schema: dict[str, Any], where: str) -> None:
 
 
 def parse_messages(
-    body: Any, default_ttl: int, counting: bool = False
+    body: Any, default_ttl: int, counting: bool = False, betas: str | None = None
 ) -> tuple[list[Block], list[Turn], dict[str, Any]]:
-    """Validate a Messages request (`counting`: a count_tokens request, which has no max_tokens or sampling);
-    return system blocks (tools first), turns and sampling options."""
+    """Validate a Messages request (`counting`: a count_tokens request, which has no max_tokens or sampling;
+    `betas`: its anthropic-beta header); return system blocks (tools first), turns and sampling options."""
     if not isinstance(body, dict):
         raise invalid("request body must be a JSON object")
     unknown = sorted(set(body) - (COUNT_FIELDS if counting else FIELDS))
@@ -227,5 +229,6 @@ def parse_messages(
         value = body.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
             raise invalid(f"{name}: Input should be a non-negative number")
-    options = {"max_tokens": max_tokens, "temperature": temperature, "stop": stops, **_options(body, tools)}
+    chosen = _options(body, tools, interleaved_thinking({"anthropic-beta": betas}))
+    options = {"max_tokens": max_tokens, "temperature": temperature, "stop": stops, **chosen}
     return system, turns, {**options, "web_search": search_tool(tools)}

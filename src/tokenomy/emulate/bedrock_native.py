@@ -4,9 +4,9 @@ Batch jobs of type InvokeModel carry each model family's own request body and ex
 response body back (Bedrock user guide, "Inference request parameters and response fields for
 foundation models"). The emulator runs everything through Converse, so it translates at the edges:
 Anthropic Claude (Messages API with `anthropic_version`: text, tool_use and tool_result blocks, tools,
-tool_choice, thinking, cache_control), Amazon Nova (`messages-v1`), Meta Llama (`prompt` / `max_gen_len`),
-Mistral AI's text completion (`prompt` / `max_tokens`) and Amazon Titan Text (`inputText`). A key of a body
-it does not translate is refused by name, never dropped. Other families, and Claude content other than text and
+tool_choice, thinking, anthropic_beta, cache_control), Amazon Nova (`messages-v1`), Meta Llama (`prompt` /
+`max_gen_len`), Mistral AI's text completion (`prompt` / `max_tokens`) and Amazon Titan Text (`inputText`). A key of
+a body it does not translate is refused by name, never dropped. Other families, and Claude content other than text and
 tools, are answered with an error naming Converse as the fix, in the words of where the body came from (`fix`: a
 batch job's record, or an InvokeModel call).
 """
@@ -123,6 +123,7 @@ CLAUDE_KEYS = (
     "tools",
     "tool_choice",
     "thinking",
+    "anthropic_beta",
 )
 
 
@@ -153,7 +154,8 @@ def _claude(body: dict[str, Any], fix: str) -> dict[str, Any]:
     tools = _claude_tools(body)
     if tools is not None:
         out["toolConfig"] = tools
-    extra = {key: body[key] for key in ("top_k", "thinking") if key in body}  # as Converse takes them for Claude
+    # as Converse takes them for Claude
+    extra = {key: body[key] for key in ("top_k", "thinking", "anthropic_beta") if key in body}
     if extra:
         out["additionalModelRequestFields"] = extra
     if body.get("stop_sequences"):  # Converse names the sequence that ended the answer only when asked

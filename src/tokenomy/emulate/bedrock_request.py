@@ -16,6 +16,7 @@ from tokenomy.emulate.bedrock_errors import invalid as _invalid
 from tokenomy.emulate.engine import Block, Turn
 from tokenomy.emulate.json_schemas import schema_problem
 from tokenomy.providers.claude_effort import EFFORTS
+from tokenomy.providers.refusals import interleaved_thinking
 
 
 def _check_document_names(messages: list[Any]) -> None:
@@ -67,7 +68,8 @@ def _inference(body: dict[str, Any]) -> dict[str, Any]:
             budget = thinking.get("budget_tokens")
             if isinstance(budget, bool) or not isinstance(budget, int) or budget < 1024:
                 raise _invalid("additionalModelRequestFields.thinking.budget_tokens: must be an integer >= 1024")
-            if max_tokens is not None and budget >= max_tokens:
+            # interleaved thinking (anthropic_beta names it): the budget is the whole turn's, and may exceed the cap
+            if max_tokens is not None and budget >= max_tokens and not interleaved_thinking(extra or {}):
                 raise _invalid("The maximum tokens you requested must be greater than thinking.budget_tokens.")
     return {
         "max_tokens": max_tokens,
