@@ -311,3 +311,27 @@ def test_a_thinking_budget_above_max_tokens_is_taken_under_the_interleaved_think
         assert [block.type for block in answer.content] == ["thinking", "text"]
         streamed = client.beta.messages.create(**ask, stream=True, betas=["interleaved-thinking-2025-05-14"])
         assert "thinking" in [event.content_block.type for event in streamed if event.type == "content_block_start"]
+
+
+def test_fast_mode_is_said_in_usage_and_refused_on_a_model_without_it_as_the_api_does() -> None:
+    # `speed` was taken and left unused: usage said no speed, so a gateway priced a fast call at the standard price
+    # against the emulator, and fast mode on a model without it was answered, where Claude refuses it. The models are
+    # the gateway's own list (providers/claude_speed.py).
+    from tokenomy.emulate.instant_engine import InstantEngine
+
+    ask = {"max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], "speed": "fast"}
+    with ServerThread(create_app(engine=InstantEngine())) as url:
+        client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+        assert client.messages.create(model="claude-opus-5-5", **ask).usage.speed == "fast"
+        with client.messages.stream(model="claude-opus-5-5", **ask) as stream:
+            assert stream.get_final_message().usage.speed == "fast"  # message_start's usage, where the SDK reads it
+        # Opus 5's fast mode is a research preview: without its beta header the API runs the call at standard speed.
+        assert client.messages.create(model="claude-opus-5", **ask).usage.speed == "standard"
+        beta = client.beta.messages.create(model="claude-opus-5", **ask, betas=["fast-mode-2026-02-01"])
+        assert beta.usage.speed == "fast"
+        for model, said in (("claude-opus-4-8", "removed it on 2026-11-30"), (SONNET, "has no fast mode")):
+            with pytest.raises(anthropic.BadRequestError, match=f"speed: model {model} .*{said}"):
+                client.messages.create(model=model, **ask)
+        with pytest.raises(anthropic.BadRequestError, match="speed: Input should be 'standard' or 'fast'"):
+            client.messages.create(model="claude-opus-5-5", **{**ask, "speed": "ludicrous"})
+        assert client.messages.create(model=SONNET, **{**ask, "speed": "standard"}).usage.speed == "standard"

@@ -11,9 +11,12 @@ from decimal import Decimal
 import anthropic
 import pytest
 
+from helpers.capturing_asgi import capturing
 from helpers.ledger_rows import written_rows
 from helpers.scripted_anthropic import USAGE, ScriptedAnthropic
 from tokenomy.config import parse_config
+from tokenomy.emulate.anthropic_api import create_app as create_anthropic
+from tokenomy.emulate.instant_engine import InstantEngine
 from tokenomy.emulate.server import ServerThread
 from tokenomy.gateway.app import create_app
 from tokenomy.pricing.catalog import default_catalog
@@ -46,38 +49,59 @@ def gateway(tmp_path):
             yield scripted, anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0), ledger
 
 
+@pytest.fixture
+def emulated(tmp_path):
+    """(what the Anthropic emulator received: bodies and headers, anthropic SDK on a gateway in front of it, ledger
+    path)."""
+    bodies: list[dict] = []
+    headers: list[dict[str, str]] = []
+    ledger = tmp_path / "ledger.duckdb"
+    models = {"opus5": "claude-opus-5", "opus55": "claude-opus-5-5"}
+    with (
+        ServerThread(capturing(create_anthropic(engine=InstantEngine()), bodies, headers)) as upstream,
+        pytest.MonkeyPatch.context() as env,
+    ):
+        env.setenv("ANTHROPIC_API_KEY", "unused")
+        config = {
+            "models": {name: {"provider": "anthropic", "model": m, "base_url": upstream} for name, m in models.items()}
+        }
+        with ServerThread(create_app(parse_config(config), str(ledger)), lifespan="on") as url:
+            yield (bodies, headers), anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0), ledger
+
+
 @pytest.mark.parametrize("streamed", [False, True])
-def test_fast_mode_reaches_claude_and_is_recorded_at_its_own_price(gateway, streamed) -> None:
+def test_fast_mode_reaches_claude_and_is_recorded_at_its_own_price(emulated, streamed) -> None:
     """`speed: "fast"` was refused for every model ("bills fast mode at its own, higher price, which Tokenomy's
     catalog does not have"), though genai-prices and Anthropic's pricing page publish the fast prices of the models
-    that have it. Now it reaches Claude (Opus 5 with the fast-mode beta header its research preview needs, Opus 5.5
-    without), the answer's usage.speed comes back to the caller, and the row is priced at the model's fast_mode
-    price, with that price's source, and tagged `service_tier: fast_mode`."""
-    scripted, sdk, ledger = gateway
-    scripted.usage = {**USAGE, "speed": "fast"}  # 10 in, 2 out
+    that have it. Now it reaches Claude (Opus 5 with the fast-mode beta header its research preview needs, without
+    which the emulator, as Anthropic, runs it at standard speed; Opus 5.5 without), the answer's usage.speed comes
+    back to the caller, and the row is priced at the model's fast_mode price, with that price's source, and tagged
+    `service_tier: fast_mode`."""
+    (bodies, headers), sdk, ledger = emulated
     for route in ("opus5", "opus55"):
         if streamed:
             with sdk.messages.stream(model=route, max_tokens=5, messages=ASK, speed="fast") as stream:
                 reply = stream.get_final_message()
         else:
             reply = sdk.messages.create(model=route, max_tokens=5, messages=ASK, speed="fast")
-        headers, body = scripted.requests[-1]
-        assert body["speed"] == "fast"
-        betas = headers.get("anthropic-beta", "").split(",")
-        assert (BETA in betas) == (route == "opus5"), headers
+        assert bodies[-1]["speed"] == "fast"
+        betas = headers[-1].get("anthropic-beta", "").split(",")
+        assert (BETA in betas) == (route == "opus5"), headers[-1]
         # A stream's speed was sent in message_delta's usage, where the SDK does not read it (its MessageDeltaUsage
         # has no speed): the streamed final message said none. It goes in message_start, as Anthropic sends it.
-        assert reply.usage.speed == "fast"
+        assert reply.usage.speed == "fast", route
     rows = written_rows(ledger, 2)
     catalog = default_catalog()
     for row, model in zip(rows, ("claude-opus-5", "claude-opus-5-5"), strict=True):
         fast = catalog.lookup(model, None).service_tiers["fast_mode"]
         assert row.tags.get("service_tier") == "fast_mode"
-        assert row.cost_usd == (10 * fast.input + 2 * fast.output) / 1_000_000 > 0
+        assert row.input_tokens > 0 and row.output_tokens > 0
+        assert row.cost_usd == (row.input_tokens * fast.input + row.output_tokens * fast.output) / 1_000_000
         assert "fast-mode-pricing" in fast.source and row.priced_by == "tokenomy-catalog"
     opus5 = catalog.lookup("claude-opus-5", None)
-    assert rows[0].cost_usd == (10 * Decimal("10") + 2 * Decimal("50")) / 1_000_000  # twice Opus 5's $5 / $25
-    assert rows[0].cost_usd == 2 * (10 * opus5.input + 2 * opus5.output) / 1_000_000
+    tokens_in, tokens_out = rows[0].input_tokens, rows[0].output_tokens
+    assert rows[0].cost_usd == (tokens_in * Decimal("10") + tokens_out * Decimal("50")) / 1_000_000  # twice $5 / $25
+    assert rows[0].cost_usd == 2 * (tokens_in * opus5.input + tokens_out * opus5.output) / 1_000_000
 
 
 def test_a_fast_call_claude_ran_at_standard_speed_is_recorded_at_the_standard_price(gateway) -> None:

@@ -9,12 +9,14 @@ from typing import Any
 import anyio
 
 
-def capturing(app: Any, bodies: list[dict]) -> Any:
-    """`app`, appending each request's JSON body to `bodies` before it answers."""
+def capturing(app: Any, bodies: list[dict], headers: list[dict[str, str]] | None = None) -> Any:
+    """`app`, appending each request's JSON body to `bodies` (and its headers to `headers`) before it answers."""
 
     async def wrapped(scope, receive, send):
         if scope["type"] != "http":
             return await app(scope, receive, send)
+        if headers is not None:
+            headers.append({name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]})
         chunks = []
         while True:
             message = await receive()

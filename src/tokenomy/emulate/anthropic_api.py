@@ -11,7 +11,8 @@ PDF's url, or content blocks), tool_use, tool_result (string or text/image conte
 must be one this emulator issued, as the API checks) and redacted_thinking; `tools`, `tool_choice` (auto/any/tool/none;
 a call with tools bills the tool use system prompt as input, the catalog's count for the model and tool_choice, as the
 API does) and `thinking` ({type: enabled, budget_tokens}, or adaptive; a display; a budget not below max_tokens only
-with the interleaved-thinking beta in `anthropic-beta`, as the API takes it). The local model is a text model
+with the interleaved-thinking beta in `anthropic-beta`, as the API takes it); `speed` (fast mode: usage.speed says
+the speed served, in message_start when streamed; refused on a model without it). The local model is a text model
 standing in for a vision model: an image or PDF reaches it as a placeholder line and counts at the fixed estimate in
 `engine`. A forced tool (`any`: the first tool, `tool`: the named one) is answered with a tool_use block whose input the
 local model generated under the tool's JSON-schema grammar. With thinking enabled the model first writes a short
@@ -132,6 +133,7 @@ class AnthropicEmulator:
         prepared.forced_tool = options["forced_tool"]
         prepared.web_search = options["web_search"]
         prepared.citation = first_citation(body["messages"])
+        prepared.speed = options["speed"]
         return prepared, model, options["thinking_budget"]
 
 
@@ -149,8 +151,10 @@ def _usage(prepared: Prepared, output_tokens: int, searches: int = 0) -> dict[st
     account = prepared.account
     by_ttl = dict(account.writes_by_ttl)
     used = {"server_tool_use": {"web_search_requests": searches, "web_fetch_requests": 0}} if searches else {}
+    speed = {"speed": prepared.speed} if prepared.speed is not None else {}  # fast mode's, as the API says it
     return {
         **used,
+        **speed,
         "input_tokens": account.input_tokens,
         "output_tokens": output_tokens,
         "cache_creation_input_tokens": account.cache_write_tokens,

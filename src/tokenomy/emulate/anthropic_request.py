@@ -17,6 +17,7 @@ from tokenomy.emulate.anthropic_search import check_server_tool, search_tool
 from tokenomy.emulate.engine import Block, Turn
 from tokenomy.emulate.json_schemas import schema_problem
 from tokenomy.providers.claude_effort import EFFORTS
+from tokenomy.providers.claude_speed import FAST_MODE_BETA, needs_fast_beta, no_fast_mode
 from tokenomy.providers.refusals import interleaved_thinking
 
 FIELDS = {
@@ -36,7 +37,7 @@ FIELDS = {
     "service_tier",
     "output_config",
     "cache_control",  # automatic caching: a cache point on the last block (`parse_messages`)
-    "speed",  # how fast the answer comes, not what it says: taken and left unused
+    "speed",  # fast mode: how fast the answer comes, not what it says; its usage says the speed (`_speed`)
 }
 
 # messages.count_tokens takes what the model reads, not how it answers; a top-level cache_control changes no count
@@ -96,6 +97,23 @@ def _options(body: dict[str, Any], tools: list[dict[str, Any]], interleaved: boo
     if tool is None and schema is not None:  # structured output: the answer's text is JSON valid against the schema
         tool = {"name": "", "schema": schema, "as_text": True}
     return {"forced_tool": tool, "thinking_budget": budget}
+
+
+def _speed(body: dict[str, Any], betas: str | None) -> str | None:
+    """The speed the answer runs at, which its usage says (None when the request names none): "fast" for fast mode on
+    a model that has it (`claude_speed`, the gateway's list), where a research preview's needs its beta header or the
+    API runs the call at standard speed; fast mode on another model is the API's 400."""
+    speed = body.get("speed")
+    if speed is None or speed == "standard":
+        return speed
+    if speed != "fast":
+        raise invalid("speed: Input should be 'standard' or 'fast'")
+    model = body.get("model") or ""
+    needs_beta = needs_fast_beta(model)
+    if needs_beta is None:
+        raise invalid(f"speed: model {model} {no_fast_mode(model)}")
+    named = [beta.strip() for beta in (betas or "").split(",")]
+    return "standard" if needs_beta and FAST_MODE_BETA not in named else "fast"
 
 
 def _check_thinking_sampling(body: dict[str, Any]) -> None:
@@ -163,7 +181,8 @@ def parse_messages(
     body: Any, default_ttl: int, counting: bool = False, betas: str | None = None
 ) -> tuple[list[Block], list[Turn], dict[str, Any]]:
     """Validate a Messages request (`counting`: a count_tokens request, which has no max_tokens or sampling;
-    `betas`: its anthropic-beta header); return system blocks (tools first), turns and sampling options."""
+    `betas`: its anthropic-beta header); return system blocks (tools first), turns and sampling options (the speed
+    served among them)."""
     if not isinstance(body, dict):
         raise invalid("request body must be a JSON object")
     unknown = sorted(set(body) - (COUNT_FIELDS if counting else FIELDS))
@@ -231,4 +250,6 @@ def parse_messages(
             raise invalid(f"{name}: Input should be a non-negative number")
     chosen = _options(body, tools, interleaved_thinking({"anthropic-beta": betas}))
     options = {"max_tokens": max_tokens, "temperature": temperature, "stop": stops, **chosen}
+    if not counting:  # count_tokens takes a speed and counts the same (COUNT_FIELDS)
+        options["speed"] = _speed(body, betas)
     return system, turns, {**options, "web_search": search_tool(tools)}

@@ -96,6 +96,7 @@ class Prepared:
     thinking_budget: int | None = None  # extended thinking was asked for, with this budget
     web_search: dict[str, Any] | None = None  # Anthropic's web search tool was offered (emulate/anthropic_search.py)
     citation: dict[str, Any] | None = None  # what a cited answer cites (emulate/anthropic_citations.py)
+    speed: str | None = None  # the speed Claude's answer says it ran at (fast mode: emulate/anthropic_request.py)
     max_tokens_asked: bool = False  # the caller set max_tokens: JSON generation keeps to it too
 
 
