@@ -603,3 +603,44 @@ def test_generation_configs_seed_top_k_and_top_p_reach_the_local_model() -> None
         ).text
         assert [said(seed=seed, top_k=1) for seed in (1, 2)] == [greedy] * 2
         assert [said(seed=seed, top_p=0) for seed in (1, 2)] == [greedy] * 2
+
+
+def masked(url: str, mask: str) -> genai.Client:
+    """A google-genai client whose every call carries `updateMask` (the SDK sends none of its own; other clients, and
+    the REST reference, do)."""
+    sender = httpx.Client(params={"updateMask": mask})
+    return genai.Client(api_key="x", http_options=types.HttpOptions(base_url=url, httpx_client=sender))
+
+
+def test_an_update_changes_only_what_its_update_mask_names_and_a_mask_naming_more_is_refused(client, url) -> None:
+    # The updateMask was ignored: a mask naming a field no update may change (displayName, contents) was answered
+    # as if absent, and a body's expiration the mask left out was applied. Gemini updates only the fields the mask
+    # names, and only the expiration (ttl or expireTime) can be.
+    later = "2099-01-01T00:00:00Z"
+    config = types.CreateCachedContentConfig(contents=[CONTRACT], ttl="60s", display_name="contract")
+    kept = client.caches.create(model=MODEL, config=config)
+    moved = client.caches.update(name=kept.name, config=types.UpdateCachedContentConfig(ttl="600s"))  # no mask
+    assert moved.expire_time > kept.expire_time
+    for mask in ("display_name", "ttl,contents"):
+        with pytest.raises(
+            errors.ClientError, match=r"updateMask: (display_name|contents) cannot be updated"
+        ) as refused:
+            masked(url, mask).caches.update(name=kept.name, config=types.UpdateCachedContentConfig(ttl="900s"))
+        assert refused.value.code == 400
+    assert client.caches.get(name=kept.name).expire_time == moved.expire_time  # nothing refused was applied
+    # Under mask "expire_time" the body's ttl is not read: the update sets none, which Gemini refuses.
+    with pytest.raises(errors.ClientError, match="updateMask names expire_time, which the body does not set"):
+        masked(url, "expire_time").caches.update(name=kept.name, config=types.UpdateCachedContentConfig(ttl="900s"))
+    under_mask = masked(url, "expireTime").caches.update(
+        name=kept.name, config=types.UpdateCachedContentConfig(expire_time=later)
+    )
+    assert under_mask.expire_time.year == 2099
+    # A field outside the mask is left as it is, not refused: ttl is updated, displayName is not read.
+    renamed = httpx.patch(
+        f"{url}/v1beta/{kept.name}?updateMask=ttl",
+        json={"ttl": "300s", "displayName": "other"},
+        headers={"x-goog-api-key": "x"},
+    )
+    assert renamed.status_code == 200, renamed.text
+    assert renamed.json()["displayName"] == "contract" and not renamed.json()["expireTime"].startswith("2099")
+    client.caches.delete(name=kept.name)

@@ -5,7 +5,8 @@ serve generateContent and streamGenerateContent too):
 - `POST v1beta/models/{model}:generateContent` and `:streamGenerateContent?alt=sse` (SSE `data:` lines);
 - `POST v1beta/models/{model}:countTokens`: `totalTokens`, the `promptTokenCount` generateContent reports;
 - `POST|GET v1beta/cachedContents`, `GET|PATCH|DELETE v1beta/cachedContents/{id}`: explicit context
-  caches; a request naming `cachedContent` reports the cache's tokens as `cachedContentTokenCount`;
+  caches (PATCH changes the expiration only, and under an `updateMask` only the fields it names); a request
+  naming `cachedContent` reports the cache's tokens as `cachedContentTokenCount`;
 - `POST v1beta/models/{model}:batchGenerateContent` (inline requests), `GET v1beta/batches[/{id}]`,
   `POST v1beta/batches/{id}:cancel`, `DELETE v1beta/batches/{id}` (see `gemini_batch`);
 - Vertex AI batch prediction, `.../projects/{p}/locations/{l}/batchPredictionJobs[/{id}[:cancel]]`, and the
@@ -146,7 +147,7 @@ def create_app(
     @app.patch("/{version}/projects/{project}/locations/{location}/cachedContents/{cache_id}")
     @app.patch("/{version}/cachedContents/{cache_id}")
     async def update_cache(cache_id: str, request: Request):
-        return emulator.update_cache(cache_id, await _body(request)).body()
+        return emulator.update_cache(cache_id, await _body(request), request.query_params.get("updateMask")).body()
 
     @app.delete("/{version}/projects/{project}/locations/{location}/cachedContents/{cache_id}")
     @app.delete("/{version}/cachedContents/{cache_id}")

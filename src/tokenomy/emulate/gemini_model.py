@@ -72,6 +72,9 @@ def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+EXPIRATION = ("ttl", "expireTime")  # a cache's expiration, in its two forms: all of a cache an update changes
+
+
 def _ttl_seconds(value: Any) -> float:
     text = str(value)
     if not text.endswith("s"):
@@ -235,16 +238,27 @@ class GeminiEmulator:
             self.caches[cache.name] = cache
         return cache
 
-    def update_cache(self, name: str, body: Any) -> CachedContent:
+    def update_cache(self, name: str, body: Any, mask: str | None = None) -> CachedContent:
+        """cachedContents.patch: a new expiration (ttl or expireTime), the only fields Gemini updates. With an
+        `updateMask` (comma-separated field paths) only the fields it names are read from the body, as a field mask
+        means, and a mask naming a field that cannot be updated is refused; without one, each field sent is read."""
         cache = self.cache(name)
         if not isinstance(body, dict):
             raise invalid("update: a CachedContent object with ttl or expireTime")
+        named = [path.strip() for path in (mask or "").split(",") if path.strip()]
+        for path in named:
+            if camel(path) not in EXPIRATION:  # named as the caller wrote it (snake_case or camelCase)
+                raise invalid(f"updateMask: {path} cannot be updated; only the expiration (ttl or expireTime) can")
+        if named:  # the fields the mask leaves out are not updated (nor read)
+            body = {key: value for key, value in body.items() if camel(key) in map(camel, named)}
         for key in body:
-            if camel(key) not in ("ttl", "expireTime"):  # as documented, only the expiration may be updated
+            if camel(key) not in EXPIRATION:  # as documented, only the expiration may be updated
                 raise invalid(f"update: only a cache's expiration (ttl or expireTime) can be changed, not {key}")
         now = datetime.now(UTC)
         expires = _expiration(body, now)
         if expires is None:
+            if named:
+                raise invalid(f"update: the updateMask names {', '.join(named)}, which the body does not set")
             raise invalid("update: send ttl or expireTime")
         cache.expires, cache.updated = expires, now
         return cache
