@@ -19,6 +19,8 @@ from decimal import Decimal
 # closes the ledger writer; one that ends later is still written (the writer writes through once closed).
 RUNNING_WAIT_S = 30.0
 _ZERO = Decimal(0)  # a call's totals start here (a Decimal is immutable: `+=` makes a new one)
+# Why a guard refuses a retry whose cost its budget cannot take.
+NO_ROOM = "the budget has no room for another attempt"
 
 
 class CallCost:
@@ -30,8 +32,9 @@ class CallCost:
 
     `guard`, when set, is asked before an async call tries again after attempts that were billed without an answer (a
     read timeout, an answer cut off): a reservation made for one attempt's worst case does not cover the retry, so the
-    guard is given what those failures cost beyond what it already covered and answers whether it may be spent (the
-    gateway reserves it on the key's budget); no, and the call ends with its last error rather than overspend.
+    guard is given what those failures cost beyond what it already covered and answers None if it may be spent (the
+    gateway reserves it on the key's budget), else why not (e.g. `NO_ROOM`); then the call ends with its last error,
+    which says why, rather than overspend.
 
     `caller_left`, when set, says whether the caller is gone (the gateway's client closed its connection): asked
     before a retry or fallback, and after a wait before an attempt, so that no attempt is sent, and billed, for nobody.
@@ -41,7 +44,7 @@ class CallCost:
 
     def __init__(
         self,
-        guard: Callable[[Decimal], Awaitable[bool]] | None = None,
+        guard: Callable[[Decimal], Awaitable[str | None]] | None = None,
         caller_left: Callable[[], Awaitable[bool]] | None = None,
         caller_leaves: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
@@ -71,15 +74,16 @@ class CallCost:
                 self._unanswered += usd
             return self._spent
 
-    async def may_try_again(self) -> bool:
-        """Before another attempt: whether the guard covers what the call's unanswered attempts cost so far."""
+    async def retry_refused(self) -> str | None:
+        """Before another attempt: None if the guard covers what the call's unanswered attempts cost so far, else why
+        it does not (for the call's last error: `ProviderError.not_retried_for_budget`)."""
         more = self._unanswered - self._covered
         if self.guard is None or more <= 0:
-            return True
-        if not await self.guard(more):
-            return False
-        self._covered += more
-        return True
+            return None
+        refused = await self.guard(more)
+        if refused is None:
+            self._covered += more
+        return refused
 
     async def caller_gone(self) -> bool:
         """Whether the call's caller has left, so another attempt would be answered, and billed, for nobody."""

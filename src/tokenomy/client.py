@@ -239,8 +239,8 @@ class Tokenomy(CallPlanner, Recorder):
                     if failed is not None:
                         if await call.cost.caller_gone():
                             raise caller_left_error(call.spent, failed)
-                        if not await call.cost.may_try_again():
-                            raise failed.not_retried_for_budget(call.spent)
+                        if (refused := await call.cost.retry_refused()) is not None:
+                            raise failed.not_retried_for_budget(call.spent, refused)
                     waited = step.delay_s
                     if waited:
                         await call.cost.wait(waited)  # ended early by a caller who leaves

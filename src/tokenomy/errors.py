@@ -325,13 +325,12 @@ class ProviderError(TokenomyError):
             return self._retryable
         return self.kind in ("throttled", "server_error", "timeout") and not self.quota_spent
 
-    def not_retried_for_budget(self, spent: Decimal) -> ProviderError:
-        """This error as a call's last, when its budget has no room for another attempt after its failed attempts were
-        billed (`CallCost.may_try_again`): not retryable, carrying what the call paid. Nothing more was sent, so it is
-        no ledger row."""
+    def not_retried_for_budget(self, spent: Decimal, why: str) -> ProviderError:
+        """This error as a call's last, when its budget refused another attempt after its failed attempts were billed
+        (`CallCost.retry_refused`, which says `why`: no room, or it could not be checked): not retryable, carrying what
+        the call paid. Nothing more was sent, so it is no ledger row."""
         exc = ProviderError(
-            f"{self}; not tried again: the budget has no room for another attempt after this call's failed attempts "
-            f"were billed ({usd(spent, 'record')})",
+            f"{self}; not tried again: {why} after this call's failed attempts were billed ({usd(spent, 'record')})",
             kind=self.kind,
             status=self.status,
             code=self.code,

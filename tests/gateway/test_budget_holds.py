@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import logging
 import os
 import shutil
 import signal
@@ -364,3 +365,63 @@ def test_calls_a_killed_gateway_left_unsettled_are_counted_by_the_shared_budget_
     rows = [e for e in open_store(ledger).events() if e.key_id == key.key_id]
     assert sorted(e.outcome for e in rows) == ["interrupted", "ok"]
     assert int(counters.get(counter)) == sum(to_nano(e.cost_usd) for e in rows)
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_retry_whose_budget_redis_cannot_check_is_not_made_and_the_caller_gets_the_billed_attempts_error(
+    stream, tmp_path, caplog
+):
+    """The first attempt outwaits its timeout after it went out (billed), and Redis dies meanwhile: the retry's extra
+    reservation raised redis-py's ConnectionError, which the budget did not take as "cannot be checked". A whole call
+    got a 503 limits_unavailable without its timeout; a streamed one a 200 whose only event was "internal error
+    (ConnectionError)", logged with a traceback as a bug. Now the retry is not made (nothing spent unchecked) and the
+    caller gets its attempt's timeout, saying the budget could not be checked, in OpenAI's shape either way."""
+    import openai
+
+    from helpers.scripted_openai import ScriptedOpenAI
+    from tokenomy.gateway.keys import KeyStore
+    from tokenomy.ledger.store import open_store
+
+    ledger = tmp_path / "ledger.duckdb"
+    secret, key = KeyStore(open_store(ledger)).create(budget_usd=Decimal(1), period="month")
+    port = free_port()
+    redis = _redis_server(port, tmp_path)
+    upstream = ScriptedOpenAI([(200, {}, "held")])  # answers once released: after the gateway's wait has ended
+    model = {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU, "timeout_s": 1.5}
+    config = {
+        "auth": True,
+        "redis_url": f"redis://127.0.0.1:{port}/0",
+        "models": {"fast": model},
+        "routes": {"fast": {"model": "fast", "retry": {"max_attempts": 3, "base_delay_s": 0}}},
+    }
+    caplog.set_level(logging.WARNING)
+    try:
+        with ServerThread(create_app(parse_config(config), str(ledger)), lifespan="on") as url:
+            sdk = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0, timeout=30)
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                call = pool.submit(lambda: list(sdk.chat.completions.create(**MESSAGE, stream=stream)))
+                assert upstream.received.wait(30), "the first attempt never reached the upstream"
+                redis.kill()  # while the attempt is out: its retry is the first to need Redis again
+                redis.wait(10)
+                with pytest.raises(openai.APIStatusError) as failed:
+                    call.result(60)
+    finally:
+        upstream.release()
+        upstream.close()
+        if redis.poll() is None:
+            redis.kill()
+            redis.wait(10)
+    error = failed.value
+    assert error.status_code == 504, error.message  # the attempt's timeout, not limits_unavailable
+    assert "not tried again: the budget could not be checked" in error.message
+    assert "Redis" in error.message and "no room" not in error.message
+    assert upstream.calls == 1  # the retry was not made
+    rows = open_store(ledger).events()
+    assert [(e.key_id, e.outcome) for e in rows] == [(key.key_id, "timeout")]  # the billed attempt
+    assert rows[0].cost_usd > 0
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], [
+        r.getMessage() for r in caplog.records
+    ]
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("retry" in m and "not made" in m and "cannot reach Redis" in m for m in warned), warned

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
+from tokenomy.call_cost import NO_ROOM
 from tokenomy.gateway.keycache import KeyCache
 from tokenomy.gateway.keys import KeyStore, VirtualKey, period_start
 from tokenomy.gateway.limits import LimitsUnavailable, Settlement, to_nano
@@ -144,17 +145,30 @@ class Budgets:
             rooms.append(max(scope.limit - spent, 0))
         return min(rooms) if rooms else None
 
-    async def extend(self, reservation: Reservation, extra: int) -> bool:
+    async def extend(self, reservation: Reservation, extra: int) -> str | None:
         """Reserve `extra` more for the call holding `reservation` (its failed attempts were billed and it is about to
-        try again); False if a budget has no room for it, or cannot be checked."""
+        try again): None once reserved, else why not, for the call's error: a budget has no room for it, or cannot be
+        checked (its counter cannot be seeded, or Redis cannot be reached). Unchecked, the retry is not made: its
+        spend would go past the budget unseen. The call has its answer (its attempt's error) to give, so a Redis that
+        fails here is no 503 and no crash, unlike at admission."""
+        from redis.exceptions import ConnectionError, RedisError, TimeoutError
+
         try:
             held = await self.reserve(reservation.scopes, extra)
-        except BudgetUnavailable:
-            return False
+        except (BudgetUnavailable, RedisError) as exc:
+            if isinstance(exc, ConnectionError | TimeoutError):
+                cause = f"the gateway cannot reach Redis, its limits store at redis_url: {exc}"
+            elif isinstance(exc, RedisError):
+                cause = f"Redis, its limits store at redis_url, failed: {exc}"
+            else:
+                cause = str(exc)
+            why = f"the budget could not be checked for another attempt ({cause})"
+            log.warning("a call's retry after its billed failed attempts was not made: %s", why)
+            return why
         if isinstance(held, Scope):
-            return False
+            return NO_ROOM
         reservation.extensions.append(held)
-        return True
+        return None
 
     async def settle(self, reservation: Reservation, actual: int | None) -> None:
         """Replace the estimate by the actual cost; None (unknown, e.g. a dropped stream) keeps the estimate, settled

@@ -124,8 +124,8 @@ async def embed_with_retries(
                     cost.add(event.cost_usd, unanswered=exc.billed_tokens is None)
                     if await cost.caller_gone():  # nobody would read the answer, and its input is billed
                         raise caller_left_error(spent, exc) from None
-                    if not await cost.may_try_again():
-                        raise exc.not_retried_for_budget(spent) from None
+                    if (refused := await cost.retry_refused()) is not None:
+                        raise exc.not_retried_for_budget(spent, refused) from None
                     failed, step = exc, following
                     continue
                 except (asyncio.CancelledError, Exception) as exc:
