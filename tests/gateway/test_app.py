@@ -635,6 +635,33 @@ def test_a_503_for_a_limits_store_that_is_down_is_counted_in_metrics(ledger_path
     assert after == before + 1
 
 
+def test_a_redis_that_answers_but_refuses_the_limits_check_is_not_said_to_be_unreachable(ledger_path):
+    # A Redis out of memory (maxmemory reached, noeviction) answers every write with an error: the call is refused
+    # as when Redis is down, but the message said "cannot reach Redis", sending the operator to the network.
+    import shutil
+
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server not found (run scripts/install-system-deps.sh)")
+    port = free_port()
+    full = ["--maxmemory", "1", "--maxmemory-policy", "noeviction", "--save", "", "--appendonly", "no"]
+    proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", *full], stdout=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, 20, proc)
+        secret, _ = KeyStore(open_store(str(ledger_path))).create(budget_usd=Decimal("1"), period="month")
+        with gateway({"auth": True, "redis_url": f"redis://127.0.0.1:{port}/0"}, ledger_path) as base:
+            chat = openai.OpenAI(base_url=base + "/v1", api_key=secret, max_retries=0)
+            with pytest.raises(openai.InternalServerError) as refused:
+                chat.chat.completions.create(model="local", max_tokens=2, messages=[{"role": "user", "content": "x"}])
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    message = refused.value.body["message"]
+    assert refused.value.status_code == 503 and refused.value.body["code"] == "limits_unavailable"
+    assert "refused the limits check" in message and "maxmemory" in message and "cannot reach" not in message
+    assert open_store(str(ledger_path)).count() == 0  # refused before any call
+
+
 def test_a_503_for_a_limits_store_that_is_down_is_in_the_callers_api_shape_and_names_redis(ledger_path):
     # Redis down: a budgeted call is refused (never let through unreserved), but the 503 came back in OpenAI's shape
     # on every API: boto3 read error code "503" and an empty message (its handling keys on

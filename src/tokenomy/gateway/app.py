@@ -116,13 +116,21 @@ def create_app(
     metrics_key = os.environ.get(edge.metrics_key_env, "") if edge.metrics_key_env else None
 
     if config.redis_url:
+        from redis.exceptions import ConnectionError as RedisDown
         from redis.exceptions import RedisError
+        from redis.exceptions import TimeoutError as RedisSilent
 
         @app.exception_handler(RedisError)
         async def limits_down(request: Request, exc: RedisError) -> Response:
             # Shared limits cannot be checked: refuse (retryable) rather than let the call through unreserved, in the
-            # shape of the caller's API (its SDK reads the status and message from it), not as a bare 500.
-            message = f"the gateway cannot reach Redis, its limits store at redis_url ({exc}); retry later"
+            # shape of the caller's API (its SDK reads the status and message from it), not as a bare 500. Said as
+            # it is: Redis unreachable, or answering but refusing the check (out of memory, read-only replica).
+            if isinstance(exc, (RedisDown, RedisSilent)):
+                message = f"the gateway cannot reach Redis, its limits store at redis_url ({exc}); retry later"
+            else:
+                message = (
+                    f"Redis, the gateway's limits store at redis_url, refused the limits check ({exc}); retry later"
+                )
             return counted(request, in_its_api(request, 503, message, "limits_unavailable"))
 
     @app.exception_handler(Exception)
