@@ -335,3 +335,21 @@ def test_fast_mode_is_said_in_usage_and_refused_on_a_model_without_it_as_the_api
         with pytest.raises(anthropic.BadRequestError, match="speed: Input should be 'standard' or 'fast'"):
             client.messages.create(model="claude-opus-5-5", **{**ask, "speed": "ludicrous"})
         assert client.messages.create(model=SONNET, **{**ask, "speed": "standard"}).usage.speed == "standard"
+
+
+@pytest.mark.slow
+def test_top_k_and_top_p_reach_the_local_model() -> None:
+    # top_p and top_k were checked and ignored: an answer sampled at temperature 1 was drawn from all tokens.
+    with ServerThread(create_app()) as url:  # the real local model
+        client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+
+        def said(**sampling) -> str:
+            ask = {"model": SONNET, "max_tokens": 16, "messages": [{"role": "user", "content": "Tell me a story"}]}
+            return client.messages.create(**ask, extra_body=sampling).content[0].text
+
+        greedy, sampled = said(temperature=0), said(temperature=1)
+        assert sampled != greedy, sampled
+        assert said(temperature=1, top_k=1) == greedy
+        assert said(temperature=1, top_p=0) == greedy
+        with pytest.raises(anthropic.BadRequestError, match="top_k: Input should be a valid integer"):
+            said(top_k=2.5)  # the local model takes a whole number of tokens, as the API does

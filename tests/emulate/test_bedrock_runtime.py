@@ -522,3 +522,36 @@ def test_a_matched_stop_sequence_is_the_stop_reason_and_named_when_asked() -> No
     assert plain["stopReason"] == "end_turn"
     assert plain["additionalModelResponseFields"] == {"stop_sequence": None, "delta": {"stop_sequence": None}}
     assert unasked["stopReason"] == "stop_sequence" and "additionalModelResponseFields" not in unasked
+
+
+def test_top_k_and_top_p_reach_the_local_model(brt) -> None:
+    # inferenceConfig.topP and additionalModelRequestFields' top_k (Claude's and Mistral's; Nova's inferenceConfig.topK)
+    # were checked and ignored: an answer sampled at temperature 1 was drawn from all tokens.
+    def said(model_id: str = SONNET, extra: dict | None = None, **inference) -> str:
+        more = {"additionalModelRequestFields": extra} if extra else {}
+        result = brt.converse(
+            modelId=model_id,
+            messages=user("Tell me a story"),
+            inferenceConfig={"maxTokens": 16, **inference},
+            **more,
+        )
+        return result["output"]["message"]["content"][0]["text"]
+
+    greedy = said(temperature=0)
+    assert said(temperature=1) != greedy
+    assert said(temperature=1, extra={"top_k": 1}) == greedy
+    assert said(temperature=1, topP=0) == greedy
+    with pytest.raises(ClientError, match=r"additionalModelRequestFields\.top_k: must be a non-negative integer"):
+        said(extra={"top_k": "1"})
+    nova = "amazon.nova-lite-v1:0"
+    assert said(nova, temperature=1, extra={"inferenceConfig": {"topK": 1}}) == said(nova, temperature=0)
+    # InvokeModel's Claude body carries top_k as Converse does
+    claude = {
+        "anthropic_version": "bedrock-2023-05-31",
+        "max_tokens": 16,
+        "temperature": 1,
+        "top_k": 1,
+        "messages": [{"role": "user", "content": "Tell me a story"}],
+    }
+    answer = json.loads(brt.invoke_model(modelId=SONNET, body=json.dumps(claude))["body"].read())
+    assert answer["content"][0]["text"] == greedy

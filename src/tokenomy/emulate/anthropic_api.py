@@ -126,7 +126,15 @@ class AnthropicEmulator:
         min_tokens = (entry.cache_min_tokens or 1024) if entry.has_cache else None
         try:
             prepared = self.engine.prepare(
-                model, system, turns, min_tokens, False, options["max_tokens"], options["temperature"], options["stop"]
+                model,
+                system,
+                turns,
+                min_tokens,
+                False,
+                options["max_tokens"],
+                options["temperature"],
+                options["stop"],
+                sampling=options["sampling"],
             )
         except InputTooLong as exc:
             raise invalid(f"prompt is too long: {exc}") from None

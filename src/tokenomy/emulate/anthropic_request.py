@@ -248,8 +248,15 @@ def parse_messages(
         value = body.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
             raise invalid(f"{name}: Input should be a non-negative number")
+    top_k = body.get("top_k")
+    if top_k is not None:  # a count of tokens, as the API takes it (an integer; 5.0 reads as 5)
+        if top_k != int(top_k):
+            raise invalid("top_k: Input should be a valid integer, got a number with a fractional part")
+        top_k = int(top_k)
+    # The engine's sampling fields, which the local model applies (the API has no seed).
+    sampling = {k: v for k, v in (("top_p", body.get("top_p")), ("top_k", top_k)) if v is not None}
     chosen = _options(body, tools, interleaved_thinking({"anthropic-beta": betas}))
     options = {"max_tokens": max_tokens, "temperature": temperature, "stop": stops, **chosen}
     if not counting:  # count_tokens takes a speed and counts the same (COUNT_FIELDS)
         options["speed"] = _speed(body, betas)
-    return system, turns, {**options, "web_search": search_tool(tools)}
+    return system, turns, {**options, "sampling": sampling, "web_search": search_tool(tools)}

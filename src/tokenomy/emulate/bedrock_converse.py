@@ -200,6 +200,7 @@ class BedrockEmulator:
                 inference["max_tokens"],
                 inference["temperature"],
                 inference["stop"],
+                sampling=inference["sampling"],
             )
         except InputTooLong as exc:
             raise _invalid(str(exc)) from None

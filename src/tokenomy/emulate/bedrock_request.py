@@ -59,6 +59,7 @@ def _inference(body: dict[str, Any]) -> dict[str, Any]:
     if extra is not None and not isinstance(extra, dict):
         raise _invalid("The additionalModelRequestFields field must be a JSON object.")
     budget = None
+    sampling = _sampling(inference.get("topP"), extra or {})
     thinking = (extra or {}).get("thinking")
     if thinking is not None:
         # adaptive: the Claude 4.6 and later models' own (the model decides how long to think; no budget to check)
@@ -75,9 +76,24 @@ def _inference(body: dict[str, Any]) -> dict[str, Any]:
         "max_tokens": max_tokens,
         "temperature": inference.get("temperature"),
         "stop": stops,
+        "sampling": sampling,
         "thinking_budget": budget,
         "json_schema": _output_schema(body.get("outputConfig")),
     }
+
+
+def _sampling(top_p: Any, extra: dict[str, Any]) -> dict[str, Any]:
+    """The engine's sampling fields, which the local model applies: topP, and top_k where the model takes it in
+    additionalModelRequestFields (Claude's and Mistral's `top_k`, Nova's `inferenceConfig.topK`)."""
+    place, top_k = "top_k", extra.get("top_k")
+    nova = extra.get("inferenceConfig")
+    if top_k is None and isinstance(nova, dict):
+        place, top_k = "inferenceConfig.topK", nova.get("topK")
+    if top_k is not None:  # a count of tokens (5.0 reads as 5)
+        if isinstance(top_k, bool) or not isinstance(top_k, (int, float)) or top_k < 0 or top_k != int(top_k):
+            raise _invalid(f"additionalModelRequestFields.{place}: must be a non-negative integer")
+        top_k = int(top_k)
+    return {k: v for k, v in (("top_p", top_p), ("top_k", top_k)) if v is not None}
 
 
 def _output_schema(config: Any) -> dict[str, Any] | None:
