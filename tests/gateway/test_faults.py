@@ -1212,6 +1212,34 @@ def test_the_field_an_openai_format_upstream_refused_reaches_the_caller_as_its_p
         upstream.close()
 
 
+def test_an_azure_404_keeps_the_field_it_refused_and_its_innererror(ledger_path, monkeypatch):
+    """Azure's 404 is rebuilt with what to check (the deployment, the endpoint and api-version); the rebuilt error
+    dropped the upstream's `error.param` and `innererror`, so the caller got `param: null` and no innererror."""
+    import openai
+
+    from helpers.scripted_openai import ScriptedOpenAI
+
+    monkeypatch.setenv("FAST_KEY", "k")  # Azure's SDK client insists on a key
+    upstream = ScriptedOpenAI([(404, {}, "file_not_found")] * 2)
+    inner = {"code": "FileNotFound", "detail": "no such file"}
+    upstream.error_fields = {"type": "invalid_request_error", "param": "file_id", "innererror": inner}
+    config = upstream_config(upstream.url)
+    config["models"]["fast"].update(provider="azure", base_url=upstream.url[:-3])
+    try:
+        with gateway(config, ledger_path) as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            ask = {"model": "fast", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
+            for stream in (False, True):
+                with pytest.raises(openai.NotFoundError) as missing:
+                    client.chat.completions.create(**ask, stream=stream)
+                body = missing.value.body
+                assert (missing.value.param, missing.value.code) == ("file_id", "file_not_found"), body
+                assert isinstance(body, dict) and body.get("innererror") == inner, body
+                assert "check the endpoint and the api-version" in missing.value.message  # the hint is still there
+    finally:
+        upstream.close()
+
+
 def test_a_spent_quota_reaches_the_caller_by_its_code_and_is_not_retried(ledger_path):
     """OpenAI's 429 `insufficient_quota` (the account has no credit left) came back as code `throttled`, after four
     calls: retried as a rate limit, which no wait ends. It is sent once, and the caller, who stops rather than waits,

@@ -145,6 +145,8 @@ class AzureOpenAIProvider(OpenAIProvider):
             hint = "[DeploymentNotFound]: check the deployment name (`model:` in tokenomy.yaml, or azure/<deployment>)"
         else:
             hint = f"check the endpoint and the api-version ({self.api_version})"
-        return ProviderError(
+        hinted = ProviderError(
             f"{error} (Azure resource {self.base_url}) {hint}", error.kind, error.retry_after, 404, code=error.code
         )
+        hinted.innererror, hinted.upstream_param = error.innererror, error.upstream_param  # passed on, as for any 4xx
+        return hinted
