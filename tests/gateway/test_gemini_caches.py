@@ -104,6 +104,37 @@ def test_caches_are_created_read_listed_updated_and_deleted_as_geminis(served) -
     assert [c.name for c in client.caches.list()] == [other.name]
 
 
+def masked(url: str, mask: str) -> genai.Client:
+    """A google-genai client whose every call carries `updateMask` (the SDK sends none of its own; other clients, and
+    the REST reference, do)."""
+    sender = httpx.Client(params={"updateMask": mask})
+    return genai.Client(api_key="unused", http_options=types.HttpOptions(base_url=url, httpx_client=sender))
+
+
+def test_an_update_reads_only_the_fields_its_update_mask_names(served) -> None:
+    # The gateway checked the mask's names but still applied a body field the mask left out: under mask
+    # "expire_time" a body's ttl moved the cache's expiry. Gemini updates only the fields the mask names.
+    client, url = served[0], served[4]
+    cache = make_cache(client)
+    with pytest.raises(errors.ClientError, match="updateMask names expire_time, which the body does not set") as left:
+        masked(url, "expire_time").caches.update(name=cache.name, config=types.UpdateCachedContentConfig(ttl="7200s"))
+    assert left.value.code == 400
+    assert client.caches.get(name=cache.name).expire_time == cache.expire_time  # the ttl left out was not applied
+    with pytest.raises(errors.ClientError, match="updateMask: display_name cannot be updated") as refused:
+        masked(url, "display_name").caches.update(name=cache.name, config=types.UpdateCachedContentConfig(ttl="600s"))
+    assert refused.value.code == 400
+    later = types.UpdateCachedContentConfig(expire_time="2099-01-01T00:00:00Z")
+    assert masked(url, "expireTime").caches.update(name=cache.name, config=later).expire_time.year == 2099
+    # A field outside the mask is left as it is, not refused: ttl is updated, displayName not read.
+    renamed = httpx.patch(
+        f"{url}/v1beta/{cache.name}?updateMask=ttl",
+        json={"ttl": "600s", "displayName": "other"},
+        headers={"x-goog-api-key": "unused"},
+    )
+    assert renamed.status_code == 200, renamed.text
+    assert renamed.json()["displayName"] == "manual" and not renamed.json()["expireTime"].startswith("2099")
+
+
 def test_a_cache_reaches_claude_as_a_prefix_with_a_cache_point_and_the_ledger_prices_its_tokens(served) -> None:
     client, scripted, ledger, _, _ = served
     cache = make_cache(client)

@@ -32,6 +32,7 @@ from tokenomy.emulate.gemini_parts import (
 from tokenomy.emulate.throttle import InjectedThrottle
 from tokenomy.errors import TokenomyError
 from tokenomy.pricing.catalog import PriceEntry, default_catalog
+from tokenomy.providers.gemini_update_mask import EXPIRATION, masked_update
 
 # countTokens' own fields: the Gemini API's (contents or a whole generateContentRequest) and Vertex AI's.
 COUNT_FIELDS = {"contents", "generateContentRequest", "systemInstruction", "tools", "generationConfig"}
@@ -70,9 +71,6 @@ def search_grounding(turns: list[Turn]) -> dict[str, Any]:
 
 def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-EXPIRATION = ("ttl", "expireTime")  # a cache's expiration, in its two forms: all of a cache an update changes
 
 
 def _ttl_seconds(value: Any) -> float:
@@ -245,20 +243,16 @@ class GeminiEmulator:
         cache = self.cache(name)
         if not isinstance(body, dict):
             raise invalid("update: a CachedContent object with ttl or expireTime")
-        named = [path.strip() for path in (mask or "").split(",") if path.strip()]
-        for path in named:
-            if camel(path) not in EXPIRATION:  # named as the caller wrote it (snake_case or camelCase)
-                raise invalid(f"updateMask: {path} cannot be updated; only the expiration (ttl or expireTime) can")
-        if named:  # the fields the mask leaves out are not updated (nor read)
-            body = {key: value for key, value in body.items() if camel(key) in map(camel, named)}
+        try:
+            body = masked_update(body, mask)
+        except ValueError as exc:
+            raise invalid(str(exc)) from None
         for key in body:
             if camel(key) not in EXPIRATION:  # as documented, only the expiration may be updated
                 raise invalid(f"update: only a cache's expiration (ttl or expireTime) can be changed, not {key}")
         now = datetime.now(UTC)
         expires = _expiration(body, now)
         if expires is None:
-            if named:
-                raise invalid(f"update: the updateMask names {', '.join(named)}, which the body does not set")
             raise invalid("update: send ttl or expireTime")
         cache.expires, cache.updated = expires, now
         return cache

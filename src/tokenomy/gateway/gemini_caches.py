@@ -1,6 +1,7 @@
 """Gemini's explicit context caching on the gateway: the `cachedContents` resource (`POST /v1beta/cachedContents`,
-`GET` one or a page of them, `PATCH` its ttl or expireTime, `DELETE`), which google-genai's `client.caches` and
-LiteLLM's Gemini context caching call, and `cachedContent` in generateContent, streamGenerateContent and countTokens.
+`GET` one or a page of them, `PATCH` its ttl or expireTime (only those an `updateMask` names), `DELETE`), which
+google-genai's `client.caches` and LiteLLM's Gemini context caching call, and `cachedContent` in generateContent,
+streamGenerateContent and countTokens.
 
 A cache is kept by the gateway (`cache_store`), not created upstream: a request naming it is sent with the cache's
 tools, toolConfig and systemInstruction, and its contents before the request's, as Gemini reads it, and with a cache
@@ -39,12 +40,12 @@ from tokenomy.messages import ONE_HOUR, CachePoint, ChatRequest
 from tokenomy.providers.gemini_fields import get, snake
 from tokenomy.providers.gemini_inbound import request_from_gemini
 from tokenomy.providers.gemini_turns import turns
+from tokenomy.providers.gemini_update_mask import EXPIRATION, masked_update
 
 router = APIRouter()
 VERSIONS = ("v1beta", "v1alpha", "v1")
 PREFIX_FIELDS = ("contents", "systemInstruction", "tools", "toolConfig")  # what a cache prefixes a request with
 CREATE_FIELDS = ("model", *PREFIX_FIELDS, "ttl", "expireTime", "displayName")
-EXPIRY_FIELDS = ("ttl", "expireTime")  # what an update may change, as Gemini's API allows
 DEFAULT_TTL_S = 3600  # Gemini's default: an hour
 MAX_PAGE = 1000
 LAST_TIME = 253402300799.0  # 9999-12-31T23:59:59Z
@@ -248,18 +249,19 @@ async def get_cache(request: Request, version: str, cache_id: str) -> Response:
 
 @router.patch("/{version}/cachedContents/{cache_id}")
 async def update_cache(request: Request, version: str, cache_id: str) -> Response:
-    """cachedContents.patch: a new `ttl` (from now) or `expireTime`; nothing else of a cache changes."""
+    """cachedContents.patch: a new `ttl` (from now) or `expireTime`; nothing else of a cache changes. Under an
+    `updateMask` only the fields it names are read (`masked_update`), as Gemini reads them."""
     started = time.perf_counter()
     key = await _caller(request, version)
     if isinstance(key, JSONResponse):
         return metrics.done(key, UNROUTED, started)
     now = time.time()
     try:
-        body = _fields(await json_body(request), EXPIRY_FIELDS, "an update (only the expiry of a cache changes)")
-        mask = request.query_params.get("updateMask")
-        for field in (mask or "").split(","):
-            if field.strip() and snake(field.strip()) not in ("ttl", "expire_time"):
-                raise ValueError(f"updateMask: {field.strip()} cannot be updated; only ttl or expireTime can")
+        sent = await json_body(request)
+        if not isinstance(sent, dict):
+            raise ValueError("the request body must be a JSON object")
+        read = masked_update(sent, request.query_params.get("updateMask"))
+        body = _fields(read, EXPIRATION, "an update (only the expiry of a cache changes)")
         expire = _expiry(body, now)
         if expire is None:
             raise ValueError("ttl: send a new ttl or expireTime")
