@@ -313,6 +313,33 @@ def test_a_thinking_budget_above_max_tokens_is_taken_under_the_interleaved_think
         assert "thinking" in [event.content_block.type for event in streamed if event.type == "content_block_start"]
 
 
+def test_thinking_and_answer_together_stay_within_max_tokens() -> None:
+    # The thinking was cut at min(48, budget) tokens and the answer at max_tokens, so under the interleaved-thinking
+    # beta (a budget above max_tokens) a response said more output than its max_tokens: max_tokens bounds a
+    # response's thinking and text together. The instant engine echoes 12 words, one token each, thinking included.
+    from tokenomy.emulate.instant_engine import ANSWER_WORDS, InstantEngine
+
+    words = " ".join(f"w{n}" for n in range(40))
+    betas = ["interleaved-thinking-2025-05-14"]
+    with ServerThread(create_app(engine=InstantEngine())) as url:
+        client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+        for cap in (5, ANSWER_WORDS + 3, 2 * ANSWER_WORDS + 5):
+            ask = {
+                "model": SONNET,
+                "max_tokens": cap,
+                "thinking": {"type": "enabled", "budget_tokens": 4096},
+                "messages": [{"role": "user", "content": words}],
+                "betas": betas,
+            }
+            answer = client.beta.messages.create(**ask)
+            assert answer.usage.output_tokens == min(cap, 2 * ANSWER_WORDS), (cap, answer.usage)
+            assert answer.stop_reason == ("end_turn" if cap > 2 * ANSWER_WORDS else "max_tokens"), cap
+            kinds = [block.type for block in answer.content]
+            assert kinds == (["thinking"] if cap <= ANSWER_WORDS else ["thinking", "text"]), (cap, kinds)
+            with client.beta.messages.stream(**ask) as stream:
+                assert stream.get_final_message().usage.output_tokens == answer.usage.output_tokens
+
+
 def test_fast_mode_is_said_in_usage_and_refused_on_a_model_without_it_as_the_api_does() -> None:
     # `speed` was taken and left unused: usage said no speed, so a gateway priced a fast call at the standard price
     # against the emulator, and fast mode on a model without it was answered, where Claude refuses it. The models are

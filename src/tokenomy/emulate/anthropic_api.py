@@ -49,6 +49,7 @@ from tokenomy.emulate.engine import (
     Engine,
     InputTooLong,
     Prepared,
+    answer_prepared,
     complete_members,
     generate_to_stop,
     reasoning_prepared,
@@ -220,6 +221,11 @@ def answer(engine: Engine, prepared: Prepared, thinking_budget: int | None) -> I
         yield "delta", index, {"type": "signature_delta", "signature": sign_reasoning("".join(pieces), CLAUDE)}
         yield "stop", index
         index += 1
+        answering = answer_prepared(prepared, output_tokens)  # max_tokens bounds the thinking and answer together
+        if answering is None:
+            yield "finish", output_tokens, "max_tokens"
+            return
+        prepared = answering
     if prepared.web_search is not None and prepared.forced_tool is None:  # one search, answered by the fixture
         query = prepared.request.messages[-1].text[:200] if prepared.request.messages else ""
         yield from search_events(query, index)

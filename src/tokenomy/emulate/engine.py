@@ -54,9 +54,11 @@ def signature_valid(text: str, signature: object, signer: str) -> bool:
 
 
 def reasoning_prepared(prepared: Prepared, budget: int) -> Prepared:
-    """The same request, asked to think briefly first: its output is the emulated reasoning."""
+    """The same request, asked to think briefly first: its output is the emulated reasoning, within the budget and
+    within max_tokens, which bounds a response's reasoning and answer together (under Claude's interleaved thinking
+    the budget is the whole turn's and may exceed it)."""
     request = prepared.request
-    limit = min(THINKING_TOKENS, budget)
+    limit = min(THINKING_TOKENS, budget, prepared.max_tokens)
     return dataclasses.replace(
         prepared,
         max_tokens=limit,
@@ -65,6 +67,17 @@ def reasoning_prepared(prepared: Prepared, budget: int) -> Prepared:
             system=(request.system or "") + "\nBefore answering, think briefly, step by step.",
             max_tokens=limit,
         ),
+    )
+
+
+def answer_prepared(prepared: Prepared, reasoned: int) -> Prepared | None:
+    """The request's answer after `reasoned` tokens of reasoning: it gets what those left of max_tokens, or is None
+    when they left nothing (the response stops at max_tokens before any answer, as the APIs' does)."""
+    left = prepared.max_tokens - reasoned
+    if left <= 0:
+        return None
+    return dataclasses.replace(
+        prepared, max_tokens=left, request=dataclasses.replace(prepared.request, max_tokens=left)
     )
 
 
