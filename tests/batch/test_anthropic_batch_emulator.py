@@ -82,3 +82,26 @@ def test_malformed_batches_are_refused_as_the_api_refuses_them() -> None:
             client.messages.batches.create(requests=[request("a"), request("a")])
         with pytest.raises(anthropic.NotFoundError):
             client.messages.batches.retrieve("msgbatch_missing")
+
+
+def test_the_batchs_beta_header_applies_to_each_of_its_requests() -> None:
+    # A batch's requests were prepared without the create's anthropic-beta header, so none got interleaved thinking
+    # (a budget above max_tokens was errored) or fast mode. The header applies to every request of the batch, as
+    # the API's does: a request's params carry no header of its own.
+    thinking = {"max_tokens": 100, "thinking": {"type": "enabled", "budget_tokens": 2048}}
+    fast = {"model": "claude-opus-5", "speed": "fast"}
+    betas = {"anthropic-beta": "interleaved-thinking-2025-05-14,fast-mode-2026-02-01"}
+    with emulator() as client:
+        answered = {}
+        for headers in ({}, betas):
+            batch = client.messages.batches.create(
+                requests=[request("think", **thinking), request("fast", **fast)], extra_headers=headers
+            )
+            ended(client, batch.id)
+            answered[bool(headers)] = {r.custom_id: r.result for r in client.messages.batches.results(batch.id)}
+    assert (
+        answered[False]["think"].type == "errored" and "budget_tokens" in answered[False]["think"].error.error.message
+    )
+    assert answered[False]["fast"].message.usage.speed == "standard"  # a research preview's fast mode needs its beta
+    assert [block.type for block in answered[True]["think"].message.content] == ["thinking", "text"]
+    assert answered[True]["fast"].message.usage.speed == "fast"

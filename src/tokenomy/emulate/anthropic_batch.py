@@ -6,7 +6,8 @@ Routes: `POST /v1/messages/batches`, `GET /v1/messages/batches` (newest first, `
 A batch is `in_progress` until every request has an outcome, then `ended` (cancel: `canceling`, then `ended`).
 As the API does, `request_counts` keeps every request under `processing` until the batch ends, and the results
 file (JSONL, one line per request, by `custom_id`) exists only then. Each request runs through the Messages
-emulator (`AnthropicEmulator.prepare`): one it refuses is `errored` with its error; requests not run when
+emulator (`AnthropicEmulator.prepare`) under the create's `anthropic-beta` header, which applies to every request
+of the batch as the API's does: one it refuses is `errored` with its error; requests not run when
 the 24 h window ran out are `expired`, and those a cancel stopped are `canceled`.
 
 For tests: `error_ids` maps a custom_id to the error type its request is answered with (e.g.
@@ -64,7 +65,9 @@ class AnthropicBatches:
         self.batches: dict[str, dict[str, Any]] = {}  # id -> state (requests, outcomes, times)
         self.lock = threading.Lock()
 
-    def create(self, body: Any, results_base: str) -> dict[str, Any]:
+    def create(self, body: Any, results_base: str, betas: str | None = None) -> dict[str, Any]:
+        """A new batch, run at once; `betas`, the create's anthropic-beta header, applies to each of its requests (a
+        request's params carry no header of its own)."""
         requests = body.get("requests") if isinstance(body, dict) else None
         if not isinstance(requests, list) or not requests:
             raise invalid("requests: Field required (a non-empty list)")
@@ -83,9 +86,10 @@ class AnthropicBatches:
         now = time.time()
         window = 24 * self.settings.seconds_per_hour
         batch_id = f"msgbatch_{uuid.uuid4().hex[:24]}"
-        state = {
+        state: dict[str, Any] = {
             "id": batch_id,
             "requests": requests,
+            "betas": betas,
             "outcomes": {},  # custom_id -> result object
             "created": now,
             "expires": now + window,
@@ -165,13 +169,14 @@ class AnthropicBatches:
                 ended = "canceled"
             elif ended is None and time.monotonic() >= deadline:
                 ended = "expired"
-            state["outcomes"][item["custom_id"]] = {"type": ended} if ended else self._answer(item)
+            state["outcomes"][item["custom_id"]] = {"type": ended} if ended else self._answer(item, state["betas"])
             if self.settings.request_delay_s and not ended:
                 time.sleep(self.settings.request_delay_s)
         state["ended"] = time.time()
 
-    def _answer(self, item: dict[str, Any]) -> dict[str, Any]:
-        """One request's result: its message, or the error the Messages API would answer it with."""
+    def _answer(self, item: dict[str, Any], betas: str | None) -> dict[str, Any]:
+        """One request's result: its message, or the error the Messages API would answer it with under the batch's
+        beta header (`betas`)."""
         kind = self.settings.error_ids.get(item["custom_id"])
         try:
             if kind:
@@ -179,7 +184,7 @@ class AnthropicBatches:
             params = item["params"]
             if params.get("stream"):
                 raise invalid("stream: streaming is not supported in a message batch")
-            prepared, model, budget = self.messages.prepare(params)
+            prepared, model, budget = self.messages.prepare(params, betas)
             content, output_tokens, stop, searches, sequence = message_content(
                 answer(self.messages.engine, prepared, budget)
             )
@@ -224,7 +229,8 @@ def batch_router(batches: AnthropicBatches) -> APIRouter:
             return _error(invalid("request body is not valid JSON"))
         base = str(request.base_url).rstrip("/")
         try:
-            return JSONResponse(await run_in_threadpool(batches.create, body, base))
+            betas = request.headers.get("anthropic-beta")  # the batch's, for each of its requests
+            return JSONResponse(await run_in_threadpool(batches.create, body, base, betas))
         except AnthropicError as exc:
             return _error(exc)
 
