@@ -9,7 +9,9 @@ thinking_delta, then signature_delta, then content_block_stop);
 it cannot finish (`{"type": "overloaded_error", ...}`);
 `delay_s`: how long each answer takes to start (a slow generation); `hold`: an Event each answer also waits for (60 s
 at most), so a test acts while requests are in flight however slow the machine; `usage`: the answer's usage (in
-message_start when streamed); `delta_usage`: a streamed answer's message_delta usage.
+message_start when streamed); `delta_usage`: a streamed answer's message_delta usage; `pace_s`: the seconds between
+two events of a streamed answer (a long answer that keeps coming), which an answer not streamed spends silent before
+it comes whole.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import time
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 USAGE = {"input_tokens": 10, "output_tokens": 2, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
@@ -35,6 +37,7 @@ class ScriptedAnthropic:
         self.redacted: str | None = None
         self.thinking: list[tuple[str, str]] = []
         self.delay_s = 0.0
+        self.pace_s = 0.0
         self.hold: threading.Event | None = None
         self.usage = dict(USAGE)
         self.delta_usage: dict = {"output_tokens": 2}
@@ -67,6 +70,7 @@ class ScriptedAnthropic:
             "usage": self.usage,
         }
         if not body.get("stream"):
+            await asyncio.sleep(self.pace_s * 6)  # as long as the six events of its stream take
             return JSONResponse(message)
         if self.broken:
             events = [("message_start", {"type": "message_start"})]
@@ -106,8 +110,16 @@ class ScriptedAnthropic:
             ]
             if self.failure is not None:  # the text came; then the API ends the stream with its error
                 events = [*events[:-3], ("error", {"type": "error", "error": self.failure})]
-        data = "".join(f"event: {name}\ndata: {json.dumps(event)}\n\n" for name, event in events)
-        return Response(data, media_type="text/event-stream")
+        sse = [f"event: {name}\ndata: {json.dumps(event)}\n\n" for name, event in events]
+        if self.pace_s:
+            return StreamingResponse(_paced(sse, self.pace_s), media_type="text/event-stream")
+        return Response("".join(sse), media_type="text/event-stream")
+
+
+async def _paced(events: list[str], pace_s: float):
+    for event in events:
+        await asyncio.sleep(pace_s)
+        yield event
 
 
 def _streamed(index: int, block: dict) -> list[tuple[str, dict]]:

@@ -12,6 +12,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from tokenomy.chat_response import ChatResponse, StreamChunk, ToolCallDelta, Usage
@@ -41,6 +42,9 @@ SAMPLING_API_VERSION = "2023-06-01"  # the API version that still takes SAMPLING
 BETA_HEADER = "anthropic-beta"
 # The fields of a mapped request that `messages.count_tokens` takes: what the model reads, not how it answers.
 COUNTED = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking", "output_config"})
+# A conservative output speed: the one the anthropic SDK assumes when it refuses a call that is not streamed whose
+# max_tokens implies over 10 minutes (128,000 tokens an hour, its `_calculate_nonstreaming_timeout`).
+SECONDS_PER_OUTPUT_TOKEN = 3600 / 128_000
 
 
 def _stop_sequence(stop_reason: str | None, matched: str | None) -> str | None:
@@ -250,6 +254,7 @@ class AnthropicProvider(Provider):
         # whose max_tokens implies over 10 minutes (`_calculate_nonstreaming_timeout`, asked only with the SDK's own
         # default timeout): an uncapped request is sent its model's maximum output (Sonnet 4.5's 64,000).
         self.client = anthropic.Anthropic(api_key=key, base_url=base, timeout=timeout, max_retries=0)
+        self.timeout = timeout
         self.base_url = base
         self.server = url_server(str(self.client.base_url))
 
@@ -292,6 +297,13 @@ class AnthropicProvider(Provider):
         import anthropic
 
         params = self._params(request)
+        # An answer not streamed is silent until it is whole, and the timeout is the seconds of silence allowed: one
+        # whose cap could take longer than that at a conservative speed (an uncapped request is sent its model's
+        # maximum output, Sonnet 4.5's 64,000) is sent as a stream and folded into one answer (`Provider.chat`), so
+        # the timeout applies between its chunks and a long answer that keeps coming is not cut (and billed, and
+        # retried). The caller sees a call that was not streamed: no time to first token.
+        if params["max_tokens"] * SECONDS_PER_OUTPUT_TOKEN > self.timeout:
+            return replace(super().chat(request), ttft_ms=None)
         start = time.perf_counter()
         try:
             result = self.client.messages.create(**params)
