@@ -620,6 +620,8 @@ OPENAI_ONLY = [
     ("web_search_options", {}),
     ("audio", {"voice": "alloy", "format": "wav"}),
     ("modalities", ["text", "audio"]),
+    ("moderation", {"model": "omni-moderation-latest"}),
+    ("prompt_cache_options", {"mode": "explicit"}),
 ]
 
 

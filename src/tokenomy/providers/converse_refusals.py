@@ -111,6 +111,10 @@ CONVERSE_OPENAI_ONLY = {
     "store": "stores no completions; remove store or send false",
     "functions": "takes tools, not the legacy functions; send tools (type function) instead",
     "function_call": "takes tool_choice, not the legacy function_call; send tool_choice instead",
+    "moderation": "runs no OpenAI moderation model; remove moderation (Bedrock's own content filters are Guardrails: "
+    "send guardrailConfig, with the openai SDK: extra_body)",
+    "prompt_cache_options": "caches a prompt at its cache points, with no implicit one to turn off; remove "
+    'prompt_cache_options and mark a cache point (cache_control on a message or tool, ttl "1h" for an hour)',
 }
 # Values of those fields that ask for what Converse does anyway: carried by leaving them out. (service_tier's
 # "auto" and "default" never get here: `fields_to_carry` leaves them out for every API but OpenAI's.)
