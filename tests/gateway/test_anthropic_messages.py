@@ -273,6 +273,22 @@ def test_anthropic_fields_reach_an_anthropic_upstream_as_sent(gateway, scripted,
     assert body["metadata"] == {"user_id": "u1"} and body["cache_control"] == {"type": "ephemeral"}
 
 
+@pytest.mark.parametrize(
+    ("parameter", "value", "header"),
+    [("workspace_id", "wrkspc_1", "anthropic-workspace-id"), ("user_profile_id", "up_1", "anthropic-user-profile-id")],
+)
+@pytest.mark.parametrize("model", ["claude", "gpt"])
+def test_the_sdks_workspace_and_user_profile_are_refused_by_name_not_dropped(
+    gateway, scripted, sdk, parameter, value, header, model
+) -> None:
+    # The SDK sends them as headers; the gateway calls every upstream with its own key, which they cannot steer.
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        sdk.messages.create(model=model, max_tokens=5, messages=ASK, **{parameter: value})
+    message = refused.value.body["error"]["message"]
+    assert message.startswith(f"{parameter} (the `{header}` header)") and f"remove {parameter}" in message
+    assert scripted.requests == []  # nothing was sent
+
+
 @pytest.fixture(scope="module")
 def mixed(upstream, tmp_path_factory):
     """A gateway with a Claude route (the scripted upstream) and an OpenAI-format one (a recording upstream)."""

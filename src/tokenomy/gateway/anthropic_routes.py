@@ -60,6 +60,30 @@ COUNT_FIELDS = frozenset(
     {"model", "messages", "system", "tools", "tool_choice", "thinking", "output_config", "cache_control", "speed"}
 )
 
+# Headers the anthropic SDK's messages.create sends for two of its parameters, which no upstream of the gateway gets:
+# it calls Anthropic with its own key, whose workspace and billing its operator set, and the other APIs have neither.
+# Left out unsaid, the call would be billed to a workspace or profile its caller did not ask for: refused, named.
+UNCARRIED_HEADERS = {
+    "anthropic-workspace-id": (
+        "workspace_id",
+        "the gateway calls Anthropic with its own key, in the workspace its operator chose; remove workspace_id "
+        "(the ledger tells your calls apart by your gateway key and its x-tokenomy-tags)",
+    ),
+    "anthropic-user-profile-id": (
+        "user_profile_id",
+        "the gateway calls Anthropic with its own key, which no user profile is billed through; remove "
+        "user_profile_id (name your end user with metadata.user_id)",
+    ),
+}
+
+
+def uncarried_header(headers: Any) -> str | None:
+    """The 400's message for a header of `UNCARRIED_HEADERS` among the request's, or None."""
+    for header, (parameter, fix) in UNCARRIED_HEADERS.items():
+        if headers.get(header) is not None:
+            return f"{parameter} (the `{header}` header): {fix}"
+    return None
+
 
 async def anthropic_key(request: Request) -> Any:
     """The caller's virtual key (`x-api-key` or `Authorization: Bearer`; None with auth off), or Anthropic's error."""
@@ -191,6 +215,9 @@ async def answer_message(
     message, or Anthropic's SSE events with `stream`): shared with Vertex AI's rawPredict, whose bodies are these."""
     gw = request.app.state.gateway
     try:
+        uncarried = uncarried_header(request.headers)
+        if uncarried is not None:
+            raise ValueError(uncarried)
         call = request_from_anthropic(body)
         call.meta = request_meta(request, route, key, name)
         # Server tools, their blocks and citations: to Anthropic's API only (looked for when the route may leave it)
