@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError, EventStreamError
 
 from helpers import stand_in_aws_keys
 from helpers.converse_capture import record_converse
+from helpers.openai_samples import GATEWAY_FIELDS, SAMPLES, request_fields
 from helpers.recording_openai import RecordingOpenAI, arguments_for
 from helpers.scripted_openai import ScriptedOpenAI
 from tokenomy.config import parse_config
@@ -650,3 +651,27 @@ def test_openai_only_fields_to_a_bedrock_route_are_refused_by_name_before_any_ca
     )
     assert reply.choices[0].message.content
     assert sent[-1]["additionalModelRequestFields"] == {"top_k": 5, "anthropic_beta": ["context-1m-2025-08-07"]}
+
+
+def test_no_field_of_openais_request_rides_to_a_bedrock_model_under_its_own_name(served) -> None:
+    """Each field of the installed openai SDK's request (`SAMPLES`), sent to a Bedrock route: mapped onto Converse's
+    own fields, or refused naming it before any call; never passed on as a model parameter (additionalModelRequestFields),
+    which some models ignore and others refuse only after the call. A field a newer SDK adds is caught here."""
+    import openai
+
+    _, url, _, sent, _ = served
+    client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+    ask = [{"role": "user", "content": "Weather in Paris?"}]
+    for field in request_fields():
+        if field in GATEWAY_FIELDS:
+            continue
+        assert field in SAMPLES, f"OpenAI's request has a new field {field!r}: add a sample value to SAMPLES"
+        sent.clear()
+        cap = {} if field in ("max_tokens", "max_completion_tokens") else {"max_tokens": 10}
+        try:
+            client.chat.completions.create(model="opus", messages=ask, **cap, extra_body={field: SAMPLES[field]})
+        except openai.BadRequestError as refused:
+            assert field in refused.message, (field, refused.message)
+            assert sent == [], field  # refused before any call
+            continue
+        assert field not in sent[-1].get("additionalModelRequestFields", {}), field

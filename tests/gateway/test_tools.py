@@ -11,14 +11,13 @@ import base64
 import hashlib
 import json
 import time
-import typing
 
 import anthropic
 import httpx
 import openai
 import pytest
-from openai.types.chat import completion_create_params
 
+from helpers.openai_samples import GATEWAY_FIELDS, SAMPLES, request_fields
 from helpers.recording_openai import LOGPROBS, PATCH, RecordingOpenAI, arguments_for
 from tokenomy.config import parse_config
 from tokenomy.emulate.server import ServerThread
@@ -401,44 +400,6 @@ def test_response_format_seed_top_p_and_sampling_are_forwarded(served):
     assert upstream.last["n"] == 3
 
 
-# One sample value per field of OpenAI's request (CompletionCreateParams). A field the installed `openai`
-# package adds later fails test_every_request_field_is_forwarded_or_refused until it gets a sample here.
-SAMPLES: dict[str, typing.Any] = {
-    "audio": {"voice": "alloy", "format": "wav"},
-    "frequency_penalty": 0.25,
-    "function_call": "auto",
-    "functions": [{"name": "f", "parameters": {"type": "object", "properties": {}}}],
-    "logit_bias": {"50256": -100},
-    "logprobs": True,
-    "max_completion_tokens": 7,
-    "max_tokens": 7,
-    "metadata": {"k": "v"},
-    "modalities": ["text"],
-    "moderation": {"model": "omni-moderation-latest"},
-    "n": 2,
-    "parallel_tool_calls": False,
-    "prediction": {"type": "content", "content": "hello"},
-    "presence_penalty": 0.25,
-    "prompt_cache_key": "tenant-1",
-    "prompt_cache_options": {"mode": "implicit", "ttl": "30m"},
-    "prompt_cache_retention": "24h",
-    "reasoning_effort": "low",
-    "response_format": {"type": "json_object"},
-    "safety_identifier": "user-hash",
-    "seed": 7,
-    "service_tier": "flex",
-    "stop": ["END"],
-    "store": True,
-    "temperature": 0.5,
-    "tool_choice": "required",
-    "tools": [WEATHER],
-    "top_logprobs": 2,
-    "top_p": 0.5,
-    "user": "u-1",
-    "verbosity": "low",
-    "web_search_options": {"search_context_size": "low"},
-}
-GATEWAY_FIELDS = {"model", "messages", "stream", "stream_options"}  # used by the gateway itself (tested elsewhere)
 # What the embedded local model can take; every other field must be refused naming it and the model.
 # (prompt_cache_key: its KV cache reuses a shared prefix with no key, which is what the key asks for.)
 LOCAL_TAKES = {
@@ -456,10 +417,6 @@ LOCAL_TAKES = {
     "parallel_tool_calls",
     "prompt_cache_key",
 }
-
-
-def request_fields() -> list[str]:
-    return sorted(typing.get_type_hints(completion_create_params.CompletionCreateParamsStreaming))
 
 
 @pytest.mark.parametrize("field", request_fields())
