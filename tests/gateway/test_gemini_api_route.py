@@ -475,7 +475,7 @@ def test_a_lowercase_thinking_level_as_the_ai_sdk_sends_it_is_that_level(served,
     for model in ("g", "fast"):
         answer = httpx.post(f"{url}/v1beta/models/{model}:generateContent", json=body)
         assert answer.status_code == 200, answer.text
-    assert sent[-1]["thinking_config"]["thinking_level"] == "LOW"
+    assert sent[-1]["thinking_config"]["thinking_budget"] == 1024  # LOW, as Gemini 2.5 takes it: a budget
     assert upstream.last["reasoning_effort"] == "low"
 
 

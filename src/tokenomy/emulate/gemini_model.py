@@ -297,7 +297,7 @@ class GeminiEmulator:
         turns = contents(field(body, "contents"))
         if not turns:
             raise invalid("contents is not specified")
-        options = generation_config(body)
+        options = generation_config(body, model)
         system = system_blocks(body)
         cached_tokens = 0
         min_tokens: int | None = None

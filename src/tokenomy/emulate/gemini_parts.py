@@ -18,6 +18,7 @@ from tokenomy.caching.placement import DOCUMENT_TOKENS, IMAGE_TOKENS
 from tokenomy.emulate.engine import GEMINI, Block, Turn, signature_valid
 from tokenomy.emulate.json_schemas import schema_problem
 from tokenomy.providers.gemini_fields import schema_numbers
+from tokenomy.providers.gemini_thinking import LEVEL_REFUSED, takes_budget_only
 
 STATUS = {
     400: "INVALID_ARGUMENT",
@@ -272,9 +273,9 @@ def _json_schema(schema: Any) -> Any:
     return schema
 
 
-def generation_config(body: dict[str, Any]) -> dict[str, Any]:
+def generation_config(body: dict[str, Any], model: str) -> dict[str, Any]:
     """Validated generationConfig: max tokens, temperature, sampling (topP, topK, seed: ChatRequest's fields), stops,
-    JSON schema, thinking budget."""
+    JSON schema, thinking budget (a thinking level refused, as by Google, for a model that takes a budget)."""
     config = field(body, "generationConfig") or {}
     if not isinstance(config, dict):
         raise invalid("generationConfig: an object")
@@ -322,6 +323,8 @@ def generation_config(body: dict[str, Any]) -> dict[str, Any]:
     level = field(thinking, "thinkingLevel")
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, int) or budget < -1):
         raise invalid("generationConfig.thinkingConfig.thinkingBudget: an integer >= -1")
+    if level is not None and takes_budget_only(model):  # Gemini 2.5 takes a budget; a level is Gemini 3's
+        raise invalid(LEVEL_REFUSED)
     think = bool(budget) or level not in (None, "THINKING_LEVEL_UNSPECIFIED", "MINIMAL")
     return {
         "max_tokens": limit,

@@ -42,6 +42,12 @@ from tokenomy.messages import (
     ToolUseBlock,
 )
 from tokenomy.providers.block_refusals import FILE_APIS
+from tokenomy.providers.gemini_thinking import (
+    EFFORT_BUDGETS,
+    can_turn_thinking_off,
+    is_gemini_3_or_later,
+    takes_budget_only,
+)
 from tokenomy.providers.reasoning_signers import foreign
 from tokenomy.providers.refusals import GEMINI_OWN, fields_to_carry
 from tokenomy.request_views import system_hoisted
@@ -182,7 +188,7 @@ def contents_from_request(request: ChatRequest) -> list[dict[str, Any]]:
     request = system_hoisted(request)  # one system instruction (config_from_request)
     names: dict[str, str] = {}
     contents: list[dict[str, Any]] = []
-    checks_signatures = _checks_call_signatures(request.model)
+    checks_signatures = is_gemini_3_or_later(request.model)  # 2.5 only warns of a call without a signature
     for i, message in enumerate(request.messages):
         parts: list[dict[str, Any]] = []
         pending: bytes | None = None  # a thought signature for the next part
@@ -233,13 +239,6 @@ def contents_from_request(request: ChatRequest) -> list[dict[str, Any]]:
     return contents
 
 
-def _checks_call_signatures(model: str) -> bool:
-    """Whether the model refuses a turn's function call without a thought signature (Gemini 3 and later; 2.5 only
-    warns)."""
-    name = model.rsplit("/", 1)[-1]
-    return name.startswith("gemini-") and name[7:8].isdigit() and int(name[7:].split("-")[0].split(".")[0]) >= 3
-
-
 def _tool_config(request: ChatRequest) -> dict[str, Any] | None:
     choice = request.tool_choice
     if not request.tools:
@@ -262,6 +261,21 @@ def _tool_config(request: ChatRequest) -> dict[str, Any] | None:
     if choice.mode == "tool":
         return {"function_calling_config": {"mode": "ANY", "allowed_function_names": [choice.name]}}
     return {"function_calling_config": {"mode": choice.mode.upper()}}
+
+
+def _effort_budget(model: str, effort: str) -> int:
+    """The thinking_budget an effort is for a Gemini 2.5 model, which refuses a thinking_level: Google's own mapping
+    (gemini_thinking.EFFORT_BUDGETS, from https://ai.google.dev/gemini-api/docs/openai)."""
+    budget = EFFORT_BUDGETS.get(effort)
+    if budget is None:
+        raise refuse(model, "reasoning_effort", f"takes {', '.join(EFFORT_BUDGETS)} (got {effort!r})")
+    if budget == 0 and not can_turn_thinking_off(model):
+        raise refuse(
+            model,
+            "reasoning_effort",
+            f"cannot turn thinking off, which {effort!r} asks for; send low, medium or high, or leave it out",
+        )
+    return budget
 
 
 def config_from_request(request: ChatRequest) -> dict[str, Any]:
@@ -318,6 +332,11 @@ def config_from_request(request: ChatRequest) -> dict[str, Any]:
                 thinking["include_thoughts"] = reasoning.thoughts
         elif reasoning.budget_tokens is not None:
             thinking["thinking_budget"] = int(reasoning.budget_tokens)
+        elif reasoning.effort is not None and takes_budget_only(model):
+            budget = _effort_budget(model, str(reasoning.effort))
+            if budget == 0 and reasoning.thoughts is None:  # thinking off: no thoughts to show, as for a budget of 0
+                thinking = {}
+            thinking["thinking_budget"] = budget
         elif reasoning.effort is not None:
             level = EFFORT_LEVELS.get(str(reasoning.effort))
             if level is None:
