@@ -21,7 +21,7 @@ from tokenomy.messages import CLAUDE_SIGNED, ChatRequest, ProviderBlock
 from tokenomy.providers.anthropic_mapping import FINISH_REASONS, answer_blocks, default_max_tokens, to_anthropic_params
 from tokenomy.providers.anthropic_refusals import refuse, refuse_blocks, refuse_unsupported
 from tokenomy.providers.anthropic_stream import AnthropicStreamAssembler
-from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, delta_chunk, is_loopback, url_server
+from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, delta_chunk, is_loopback, outlasts, url_server
 from tokenomy.providers.block_refusals import ALL_BLOCKS, DOCUMENT_FIELDS
 from tokenomy.providers.claude_speed import FAST_MODE_BETA, needs_fast_beta
 from tokenomy.providers.http_faults import (
@@ -42,9 +42,6 @@ SAMPLING_API_VERSION = "2023-06-01"  # the API version that still takes SAMPLING
 BETA_HEADER = "anthropic-beta"
 # The fields of a mapped request that `messages.count_tokens` takes: what the model reads, not how it answers.
 COUNTED = frozenset({"model", "messages", "system", "tools", "tool_choice", "thinking", "output_config"})
-# A conservative output speed: the one the anthropic SDK assumes when it refuses a call that is not streamed whose
-# max_tokens implies over 10 minutes (128,000 tokens an hour, its `_calculate_nonstreaming_timeout`).
-SECONDS_PER_OUTPUT_TOKEN = 3600 / 128_000
 
 
 def _stop_sequence(stop_reason: str | None, matched: str | None) -> str | None:
@@ -159,17 +156,24 @@ def map_anthropic_error(exc: Exception) -> ProviderError:
     """Fold the SDK's exceptions into Tokenomy's four error kinds."""
     import anthropic
 
-    # Reading a stream's body: the SDK lets its HTTP client's errors through when the connection breaks.
+    # Reading a stream's body: the SDK lets its HTTP client's errors through when the connection breaks. The stream
+    # may be the provider's own for a caller that did not stream (`outlasts`): the messages say "call", true of both.
     timeouts, transport = http_errors()
     # A read timeout (the request sent, Claude still working on it) is billed: `reached`, recorded at its estimate.
     if isinstance(exc, timeouts):
-        return ProviderError(f"Anthropic stream timed out: {exc}", kind="timeout", reached=read_timed_out(exc))
+        return ProviderError(
+            f"Anthropic call timed out while its answer streamed: {exc}", kind="timeout", reached=read_timed_out(exc)
+        )
     # A 200 whose body (or a stream event's data) is no JSON, as a proxy's error page is: the SDK lets the decoder's
     # error through. It answered (and bills it); the fault is the upstream's, not a bug of the gateway's (a 500).
     if isinstance(exc, json.JSONDecodeError):
         return ProviderError(f"Anthropic sent an answer that is no JSON: {exc}", kind="server_error", reached=True)
     if isinstance(exc, transport):
-        return ProviderError(f"Anthropic stream broke off: {exc}", kind="server_error", reached=answer_broke_off(exc))
+        return ProviderError(
+            f"Anthropic call broke off while its answer streamed: {exc}",
+            kind="server_error",
+            reached=answer_broke_off(exc),
+        )
     if isinstance(exc, anthropic.APITimeoutError):
         return ProviderError(f"Anthropic call timed out: {exc}", kind="timeout", reached=read_timed_out(exc))
     if isinstance(exc, anthropic.APIConnectionError):
@@ -297,12 +301,10 @@ class AnthropicProvider(Provider):
         import anthropic
 
         params = self._params(request)
-        # An answer not streamed is silent until it is whole, and the timeout is the seconds of silence allowed: one
-        # whose cap could take longer than that at a conservative speed (an uncapped request is sent its model's
-        # maximum output, Sonnet 4.5's 64,000) is sent as a stream and folded into one answer (`Provider.chat`), so
-        # the timeout applies between its chunks and a long answer that keeps coming is not cut (and billed, and
-        # retried). The caller sees a call that was not streamed: no time to first token.
-        if params["max_tokens"] * SECONDS_PER_OUTPUT_TOKEN > self.timeout:
+        # A cap whose answer could outlast the timeout (an uncapped request is sent its model's maximum output,
+        # Sonnet 4.5's 64,000) is sent as a stream and folded into one answer (`outlasts`). The caller sees a call
+        # that was not streamed: no time to first token.
+        if outlasts(params["max_tokens"], self.timeout):
             return replace(super().chat(request), ttft_ms=None)
         start = time.perf_counter()
         try:

@@ -42,8 +42,21 @@ NAMING_HINTS = frozenset({"max_completion_tokens"})
 # Seconds an upstream may stay silent (to connect, before the answer starts, between two stream chunks) before an
 # attempt fails as a timeout; a model's `timeout_s` changes it. Not a limit on a whole answer that keeps coming.
 DEFAULT_TIMEOUT_S = 120.0
+# A conservative output speed: the one the anthropic SDK assumes when it refuses a call that is not streamed whose
+# max_tokens implies over 10 minutes (128,000 tokens an hour, its `_calculate_nonstreaming_timeout`). A model writes
+# faster than that, so a cap that this speed fits within the timeout is an answer that cannot outlast it.
+SECONDS_PER_OUTPUT_TOKEN = 3600 / 128_000
 # ProviderError.code of a provider that has no way to count tokens (`Provider.count_tokens`).
 COUNTING_UNAVAILABLE = "counting_unavailable"
+
+
+def outlasts(max_tokens: int | None, timeout_s: float) -> bool:
+    """Whether an answer of up to `max_tokens` could take longer than `timeout_s` to write, at the conservative speed
+    above; False for no cap (the upstream's own default, not known here). An answer not streamed is silent until it
+    is whole, and the timeout is the seconds of silence allowed: such a call is better streamed upstream and answered
+    whole (`Provider.chat`), so the timeout applies between its chunks and a long answer that keeps coming is not cut
+    (and billed, and retried)."""
+    return max_tokens is not None and max_tokens * SECONDS_PER_OUTPUT_TOKEN > timeout_s
 
 
 def url_server(url: str | None) -> tuple[str, int] | None:

@@ -20,7 +20,7 @@ from tokenomy.errors import ConfigError, ProviderError
 from tokenomy.messages import Block, ChatRequest, TextBlock
 from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.providers import bedrock_embeddings, bedrock_prompt_bodies
-from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, delta_chunk, is_loopback, url_server
+from tokenomy.providers.base import DEFAULT_TIMEOUT_S, Provider, delta_chunk, is_loopback, outlasts, url_server
 from tokenomy.providers.bedrock_answer_read import (
     FINISH_REASONS,
     answer_fields,
@@ -30,6 +30,7 @@ from tokenomy.providers.bedrock_answer_read import (
     invoked_model,
     usage_from_bedrock,
 )
+from tokenomy.providers.bedrock_families import body_family
 from tokenomy.providers.bedrock_faults import map_bedrock_error
 from tokenomy.providers.converse_mapping import (  # noqa: F401 (re-exported)
     CACHE_POINT,
@@ -45,6 +46,9 @@ from tokenomy.providers.usage_counts import answered_count, estimated_usage
 
 # What of a Converse request CountTokens' `input.converse` takes (botocore's ConverseTokensRequest).
 COUNTED = ("messages", "system", "toolConfig", "additionalModelRequestFields")
+# The families whose ConverseStream takes all their Converse takes, tool use included (Bedrock user guide,
+# "Supported models and model features"): Llama's, Mistral's and others' stream no tool use.
+STREAMS_ALL = frozenset({"anthropic", "nova"})
 
 
 def default_region(explicit: str | None = None, session_region: str | None = None) -> str:
@@ -107,6 +111,7 @@ class BedrockProvider(Provider):
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
         )
+        self.timeout = read_timeout
         self._session = session
         self._kwargs: dict[str, Any] = {"config": config}
         if self.endpoint_url:
@@ -210,6 +215,12 @@ class BedrockProvider(Provider):
         if request.native_body is not None:
             return self._invoke_prompt(request)
         params = to_converse_params(request)  # refuses unsupported fields before any call
+        # A cap whose answer could outlast the timeout (a caller's 32,000) is sent through ConverseStream and folded
+        # into one answer (`outlasts`), on a model whose stream takes what Converse does. No cap sent (Bedrock's
+        # default, which it does not publish per model) stays a Converse call: raise timeout_s for those.
+        cap = (params.get("inferenceConfig") or {}).get("maxTokens")
+        if outlasts(cap, self.timeout) and body_family(request.model) in STREAMS_ALL:
+            return replace(super().chat(request), ttft_ms=None)  # as for a call not streamed: no time to first token
         asked_stop = ask_stop_sequence(request, params)
         start = time.perf_counter()
         try:

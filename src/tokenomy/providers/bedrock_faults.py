@@ -74,9 +74,12 @@ def map_bedrock_error(exc: Exception) -> ProviderError:
 
     if isinstance(exc, ParserError):  # a frame that cannot be read (its checksum or length wrong): the stream broke
         return ProviderError(f"Bedrock stream corrupted: {exc}", kind="server_error", reached=True)
-    # Reading a ConverseStream body: botocore lets urllib3's errors through when the connection breaks.
+    # Reading a ConverseStream body: botocore lets urllib3's errors through when the connection breaks. The stream may
+    # be the provider's own for a caller that did not stream (`outlasts`): the messages say "call", true of both.
     if isinstance(exc, ux.TimeoutError):
-        return ProviderError(f"Bedrock stream timed out: {exc}", kind="timeout", reached=read_timed_out(exc))
+        return ProviderError(
+            f"Bedrock call timed out while its answer streamed: {exc}", kind="timeout", reached=read_timed_out(exc)
+        )
     if isinstance(exc, ux.HTTPError):
-        return ProviderError(f"Bedrock stream broke off: {exc}", kind="server_error")
+        return ProviderError(f"Bedrock call broke off while its answer streamed: {exc}", kind="server_error")
     return ProviderError(f"Bedrock call failed: {exc}", kind="server_error")
