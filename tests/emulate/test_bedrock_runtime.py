@@ -555,3 +555,35 @@ def test_top_k_and_top_p_reach_the_local_model(brt) -> None:
     }
     answer = json.loads(brt.invoke_model(modelId=SONNET, body=json.dumps(claude))["body"].read())
     assert answer["content"][0]["text"] == greedy
+
+
+def test_reasoning_and_answer_together_stay_within_max_tokens() -> None:
+    # The reasoning was cut at maxTokens and the answer got all of maxTokens again, so under the interleaved-thinking
+    # beta (a budget above maxTokens) a response said more output than its maxTokens: Claude's max_tokens bounds
+    # its reasoning and text together. The instant engine echoes 12 words, one token each, reasoning included.
+    from tokenomy.emulate.instant_engine import ANSWER_WORDS, InstantEngine
+
+    words = " ".join(f"w{n}" for n in range(40))
+    extra = {
+        "thinking": {"type": "enabled", "budget_tokens": 4096},
+        "anthropic_beta": ["interleaved-thinking-2025-05-14"],
+    }
+    with ServerThread(create_app(engine=InstantEngine())) as base:
+        brt = client_for(base)
+        for cap in (5, ANSWER_WORDS + 3, 2 * ANSWER_WORDS + 5):
+            ask = {
+                "modelId": SONNET,
+                "messages": user(words),
+                "inferenceConfig": {"maxTokens": cap},
+                "additionalModelRequestFields": extra,
+            }
+            whole = brt.converse(**ask)
+            assert whole["usage"]["outputTokens"] == min(cap, 2 * ANSWER_WORDS), (cap, whole["usage"])
+            assert whole["stopReason"] == ("end_turn" if cap > 2 * ANSWER_WORDS else "max_tokens"), cap
+            kinds = [next(iter(block)) for block in whole["output"]["message"]["content"]]
+            assert kinds == (["reasoningContent"] if cap <= ANSWER_WORDS else ["reasoningContent", "text"]), kinds
+            events = list(brt.converse_stream(**ask)["stream"])
+            [stop] = [e["messageStop"] for e in events if "messageStop" in e]
+            [metadata] = [e["metadata"] for e in events if "metadata" in e]
+            assert stop["stopReason"] == whole["stopReason"], cap
+            assert metadata["usage"]["outputTokens"] == whole["usage"]["outputTokens"], cap

@@ -644,3 +644,29 @@ def test_an_update_changes_only_what_its_update_mask_names_and_a_mask_naming_mor
     assert renamed.status_code == 200, renamed.text
     assert renamed.json()["displayName"] == "contract" and not renamed.json()["expireTime"].startswith("2099")
     client.caches.delete(name=kept.name)
+
+
+def test_thoughts_and_answer_together_stay_within_max_output_tokens(client) -> None:
+    # The thinking was cut at maxOutputTokens and the answer got all of maxOutputTokens again, so a response said
+    # more output than its limit: Gemini's maxOutputTokens counts the thoughts as well as the answer, and a response
+    # whose thinking used it all ends at MAX_TOKENS with no answer. The instant engine echoes 12 words, one token
+    # each, thoughts included.
+    from tokenomy.emulate.instant_engine import ANSWER_WORDS
+
+    words = " ".join(f"w{n}" for n in range(40))
+    for cap in (5, ANSWER_WORDS + 3, 2 * ANSWER_WORDS + 5):
+        config = types.GenerateContentConfig(
+            max_output_tokens=cap, thinking_config=types.ThinkingConfig(thinking_budget=1024, include_thoughts=True)
+        )
+        whole = client.models.generate_content(model=MODEL, contents=words, config=config)
+        usage = whole.usage_metadata
+        assert (usage.thoughts_token_count or 0) + (usage.candidates_token_count or 0) == min(cap, 2 * ANSWER_WORDS)
+        finish = whole.candidates[0].finish_reason
+        assert finish == (types.FinishReason.STOP if cap > 2 * ANSWER_WORDS else types.FinishReason.MAX_TOKENS), cap
+        answered = [part.text for part in whole.candidates[0].content.parts if not part.thought]
+        assert bool(answered) == (cap > ANSWER_WORDS), (cap, answered)
+        chunks = list(client.models.generate_content_stream(model=MODEL, contents=words, config=config))
+        last = chunks[-1]
+        assert last.candidates[0].finish_reason == finish, cap
+        assert last.usage_metadata.candidates_token_count == usage.candidates_token_count, cap
+        assert last.usage_metadata.thoughts_token_count == usage.thoughts_token_count, cap

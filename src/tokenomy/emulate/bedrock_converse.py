@@ -35,6 +35,7 @@ from tokenomy.emulate.engine import (
     InputTooLong,
     Prepared,
     Turn,
+    answer_prepared,
     complete_members,
     generate_to_stop,
     reasoning_prepared,
@@ -291,6 +292,11 @@ def answer_events(engine: Engine, prepared: Prepared) -> Iterator[tuple]:
         yield "delta", index, {"reasoningContent": {"signature": sign_reasoning("".join(pieces), CLAUDE)}}
         yield "stop", index
         index += 1
+        answering = answer_prepared(prepared, output_tokens)  # maxTokens bounds the reasoning and answer together
+        if answering is None:
+            yield "finish", output_tokens, "max_tokens"
+            return
+        prepared = answering
     if prepared.forced_tool is not None and prepared.forced_tool.get("as_text"):
         _, text, tokens, stop = tool_use(engine, prepared)
         yield "start", index, {"text": ""}

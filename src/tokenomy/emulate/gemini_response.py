@@ -16,7 +16,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from tokenomy.emulate.engine import GEMINI, CutShort, Engine, reasoning_prepared, sign_reasoning
+from tokenomy.emulate.engine import GEMINI, CutShort, Engine, answer_prepared, reasoning_prepared, sign_reasoning
 from tokenomy.emulate.gemini_model import Call
 from tokenomy.emulate.gemini_parts import GeminiError
 
@@ -43,6 +43,11 @@ def answer(engine: Engine, call: Call) -> Iterator[tuple]:
         text = "".join(pieces)
         if call.include_thoughts:
             yield "thought", text, sign_reasoning(text, GEMINI)
+        answering = answer_prepared(prepared, thoughts)  # maxOutputTokens counts the thoughts as well as the answer
+        if answering is None:
+            yield "finish", 0, thoughts, "MAX_TOKENS"
+            return
+        prepared = answering
     if prepared.forced_tool is not None or call.json_schema is not None:
         schema = prepared.forced_tool["schema"] if prepared.forced_tool else call.json_schema
         try:
