@@ -36,7 +36,8 @@ from tokenomy.batch.output_lines import (
     usage_shown,
 )
 from tokenomy.errors import ConfigError, ProviderError
-from tokenomy.providers.anthropic_provider import IN_STREAM_STATUSES, SAMPLING_API_VERSION, usage_from_anthropic
+from tokenomy.providers.anthropic_faults import IN_STREAM_STATUSES
+from tokenomy.providers.anthropic_provider import SAMPLING_API_VERSION, usage_from_anthropic
 
 _CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 # The HTTP status each error type of an errored request stands for, as the Messages API answers it: put first in
