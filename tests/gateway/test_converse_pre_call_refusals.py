@@ -18,6 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from helpers import stand_in_aws_keys
+from helpers.openai_samples import WEATHER_CALLED
 from tokenomy.config import parse_config
 from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
 from tokenomy.emulate.instant_engine import InstantEngine
@@ -129,17 +130,7 @@ def test_a_tool_choice_converse_cannot_say_is_refused_before_any_call(served) ->
         f"tool_choice: Bedrock Converse (model {HAIKU}) has no 'none' tool choice, and a conversation with tool "
         "calls must declare its tools; send tool_choice auto (and ask in the prompt for no tool call) instead"
     )
-    turns = [
-        {"role": "user", "content": "Weather in Paris?"},
-        {
-            "role": "assistant",
-            "content": None,
-            "tool_calls": [
-                {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
-            ],
-        },
-        {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
-    ]
+    turns = list(WEATHER_CALLED)
     tools = [{"type": "function", "function": {"name": WEATHER["name"], "parameters": WEATHER["input_schema"]}}]
     for stream in (False, True):
         with pytest.raises(openai.BadRequestError) as refused:
@@ -182,18 +173,7 @@ def test_a_conversation_with_tool_calls_and_no_tools_is_refused_before_any_call(
         "(toolConfig), and has no 'none' tool choice to keep the model from calling them; send the tools the "
         "conversation's calls used, with tool_choice auto"
     )
-    turns = [
-        {"role": "user", "content": "Weather in Paris?"},
-        {
-            "role": "assistant",
-            "content": None,
-            "tool_calls": [
-                {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
-            ],
-        },
-        {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
-        {"role": "user", "content": "Summarise."},
-    ]
+    turns = [*WEATHER_CALLED, {"role": "user", "content": "Summarise."}]
     for stream in (False, True):
         for choice in ({}, {"tool_choice": "auto"}):
             with pytest.raises(openai.BadRequestError) as refused:

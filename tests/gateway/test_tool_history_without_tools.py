@@ -14,6 +14,7 @@ import pytest
 from helpers import stand_in_aws_keys
 from helpers.capturing_asgi import capturing
 from helpers.ledger_rows import written_rows
+from helpers.openai_samples import WEATHER_CALLED
 from tokenomy.config import parse_config
 from tokenomy.emulate.anthropic_api import create_app as create_anthropic
 from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
@@ -24,18 +25,7 @@ from tokenomy.gateway.app import create_app
 pytestmark = pytest.mark.slow
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
 SONNET = "claude-sonnet-4-5-20250929"
-TURNS = [
-    {"role": "user", "content": "Weather in Paris?"},
-    {
-        "role": "assistant",
-        "content": None,
-        "tool_calls": [
-            {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
-        ],
-    },
-    {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
-    {"role": "user", "content": "Summarise."},
-]
+TURNS = [*WEATHER_CALLED, {"role": "user", "content": "Summarise."}]
 
 
 @pytest.fixture

@@ -16,6 +16,19 @@ TOOL = {
     },
 }
 
+# A conversation in which get_weather was called and answered, as an OpenAI caller sends it back.
+WEATHER_CALLED: list[dict[str, typing.Any]] = [
+    {"role": "user", "content": "Weather in Paris?"},
+    {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+        ],
+    },
+    {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+]
+
 # One sample value per field of OpenAI's request (CompletionCreateParams). A field the installed `openai`
 # package adds later fails the tests of every field (tests/gateway) until it gets a sample here.
 SAMPLES: dict[str, typing.Any] = {
