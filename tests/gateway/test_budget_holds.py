@@ -368,15 +368,16 @@ def test_calls_a_killed_gateway_left_unsettled_are_counted_by_the_shared_budget_
 
 
 @pytest.mark.redis
-@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("call", ["whole", "streamed", "embeddings"])
 def test_a_retry_whose_budget_redis_cannot_check_is_not_made_and_the_caller_gets_the_billed_attempts_error(
-    stream, tmp_path, caplog
+    call, tmp_path, caplog
 ):
     """The first attempt outwaits its timeout after it went out (billed), and Redis dies meanwhile: the retry's extra
     reservation raised redis-py's ConnectionError, which the budget did not take as "cannot be checked". A whole call
     got a 503 limits_unavailable without its timeout; a streamed one a 200 whose only event was "internal error
     (ConnectionError)", logged with a traceback as a bug. Now the retry is not made (nothing spent unchecked) and the
-    caller gets its attempt's timeout, saying the budget could not be checked, in OpenAI's shape either way."""
+    caller gets its attempt's timeout, saying the budget could not be checked, in OpenAI's shape either way. An
+    embeddings request takes its own retry loop (gateway.embeddings_attempts), which asks the budget the same way."""
     import openai
 
     from helpers.scripted_openai import ScriptedOpenAI
@@ -400,12 +401,15 @@ def test_a_retry_whose_budget_redis_cannot_check_is_not_made_and_the_caller_gets
         with ServerThread(create_app(parse_config(config), str(ledger)), lifespan="on") as url:
             sdk = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0, timeout=30)
             with concurrent.futures.ThreadPoolExecutor(1) as pool:
-                call = pool.submit(lambda: list(sdk.chat.completions.create(**MESSAGE, stream=stream)))
+                if call == "embeddings":
+                    sent = pool.submit(lambda: sdk.embeddings.create(model="fast", input="y" * 400))
+                else:
+                    sent = pool.submit(lambda: list(sdk.chat.completions.create(**MESSAGE, stream=call == "streamed")))
                 assert upstream.received.wait(30), "the first attempt never reached the upstream"
                 redis.kill()  # while the attempt is out: its retry is the first to need Redis again
                 redis.wait(10)
                 with pytest.raises(openai.APIStatusError) as failed:
-                    call.result(60)
+                    sent.result(60)
     finally:
         upstream.release()
         upstream.close()
