@@ -8,7 +8,7 @@
     ingress          openai_ingress.to_chat_request: the content model (blocks, tools, options)
     refusal          Gateway.refusal: what the route's model cannot take, asked before any budget
     wire_body        openai_wire.request_body: the upstream's body
-    wire_dumps       hygiene.dumps of that body
+    wire_dumps       exact_json.dumps of that body
     fingerprints     ledger.fingerprints: the prompt and prefix hashes of the ledger row
     content_counts   ledger.events.content_counts: the row's image and document counts
     estimate         placement.estimate_input_tokens: the prompt's estimate a rate limit reserves
@@ -50,7 +50,8 @@ def child(name: str, calls: int) -> None:
     """Under callgrind: every stage `calls` times for one body, a dump after each; the stage names on stdout."""
     from tokenomy.caching.placement import estimate_input_tokens
     from tokenomy.config import load_config
-    from tokenomy.gateway.hygiene import checked_body, dumps
+    from tokenomy.gateway.exact_json import dumps
+    from tokenomy.gateway.hygiene import checked_body
     from tokenomy.gateway.openai_ingress import to_chat_request
     from tokenomy.gateway.schemas import from_parsed
     from tokenomy.gateway.state import Gateway

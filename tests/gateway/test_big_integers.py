@@ -232,7 +232,7 @@ def test_a_body_with_an_image_keeps_big_integers_around_it(served) -> None:
 def test_the_check_finds_a_run_of_digits_wherever_it_starts() -> None:
     # A long text is ruled out by every 9th byte before it is read whole: a run of 20 digits (19 after a minus) is
     # found at any offset against that stride, and one of 19 is not taken for one.
-    from tokenomy.gateway.hygiene import has_big_integer
+    from tokenomy.gateway.exact_json import has_big_integer
 
     for offset in range(200, 220):
         for run, found in (("9" * 20, True), ("-" + "9" * 19, True), ("9" * 19, False), ("-" + "9" * 18, False)):

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from tokenomy.gateway.hygiene import dumps
+from tokenomy.gateway.exact_json import dumps
 from tokenomy.gateway.openai_shapes import RequestError
 from tokenomy.providers.bedrock_embeddings import INPUT_TYPES  # Cohere Embed's
 from tokenomy.token_estimate import bound_text_tokens, estimate_text_tokens

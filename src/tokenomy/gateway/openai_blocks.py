@@ -11,7 +11,7 @@ from typing import Any, Union
 
 import orjson
 
-from tokenomy.gateway.hygiene import exact_loads
+from tokenomy.gateway.exact_json import exact_loads
 from tokenomy.gateway.openai_images import data_url, image_block, valid_base64
 from tokenomy.gateway.openai_shapes import (
     AUDIO_KEYS,
@@ -104,7 +104,7 @@ def content_blocks(content: Union[str, list[dict[str, Any]], None], where: str, 
 
 
 def json_arguments(arguments: str) -> Any:
-    """A tool call's arguments as JSON: orjson first (fast; integers past 64 bits kept exact, `hygiene.exact_loads`),
+    """A tool call's arguments as JSON: orjson first (fast; integers past 64 bits kept exact, `exact_json.exact_loads`),
     the stdlib for what orjson refuses; `{"INVALID_JSON": text}` for text that is not JSON (a model's call cut off
     mid-argument, sent back with the conversation), so an API whose tool input is an object gets the text too, as
     the model's answers give it (`json_text.call_input`); an OpenAI-format upstream gets the exact text. NaN,

@@ -16,7 +16,8 @@ from starlette.types import Receive, Scope, Send
 
 from tokenomy.chat_response import ChatResponse, StreamChunk
 from tokenomy.errors import CALLER_LEFT
-from tokenomy.gateway.hygiene import api_of, dumps, end_shutdown_cancel, shutdown_cancel, unavailable_status
+from tokenomy.gateway.exact_json import dumps
+from tokenomy.gateway.hygiene import api_of, end_shutdown_cancel, shutdown_cancel, unavailable_status
 from tokenomy.messages import GEMINI_SIGNED, ReasoningBlock
 from tokenomy.money import record_str
 from tokenomy.providers.openai_reasoning import call_signature_extra, put_signed_reasoning, signed_reasoning

@@ -21,9 +21,9 @@ import orjson
 
 from tokenomy.chat_response import ChatResponse, StreamChunk
 from tokenomy.errors import ProviderError, url_without_credential
+from tokenomy.gateway.exact_json import dumps
 from tokenomy.gateway.http_pool import HttpPool
 from tokenomy.gateway.http_reply import Reply, UpstreamDisconnected, UpstreamTimeout, UpstreamTooLarge
-from tokenomy.gateway.hygiene import dumps
 from tokenomy.messages import ChatRequest
 from tokenomy.providers import openai_dialects, openai_stream, openai_wire_read
 from tokenomy.providers.base import url_server
