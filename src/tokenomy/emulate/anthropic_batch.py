@@ -30,7 +30,8 @@ from fastapi import APIRouter, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
-from tokenomy.emulate.anthropic_api import AnthropicEmulator, _message, _usage, answer, message_content
+from tokenomy.emulate.anthropic_answer import answer, message_body, message_content, message_usage
+from tokenomy.emulate.anthropic_api import AnthropicEmulator
 from tokenomy.emulate.anthropic_api import create_app as messages_app
 from tokenomy.emulate.anthropic_blocks import AnthropicError, invalid
 
@@ -191,8 +192,8 @@ class AnthropicBatches:
         except AnthropicError as exc:
             error = {"type": "error", "error": {"type": exc.kind, "message": exc.message}, "request_id": None}
             return {"type": "errored", "error": error}
-        usage = _usage(prepared, output_tokens, searches)
-        message = _message(f"msg_{uuid.uuid4().hex[:24]}", model, content, stop, sequence, usage)
+        usage = message_usage(prepared, output_tokens, searches)
+        message = message_body(f"msg_{uuid.uuid4().hex[:24]}", model, content, stop, sequence, usage)
         return {"type": "succeeded", "message": message}
 
 
