@@ -329,9 +329,9 @@ def test_an_idle_connection_the_server_closed_unseen_is_not_reused():
 def test_a_request_whose_first_write_fails_is_sent_once_more_on_a_new_connection(monkeypatch):
     # The server reset the kept connection just before the write (after the pool's check): the write fails, not a
     # byte of the request left, so it is sent on a new connection; the server gets it exactly once.
-    from tokenomy.gateway import http_pool
+    from tokenomy.gateway.http_connection import UpstreamConnection
 
-    monkeypatch.setattr(http_pool._Connection, "stale", lambda self: False)  # the reset arrives after the check
+    monkeypatch.setattr(UpstreamConnection, "stale", lambda self: False)  # the reset arrives after the check
     answer, requests, connections = run(_idle_connection_closed_unseen(rst=True))
     assert answer[0] == 200 and connections == [1, 2] and len(requests) == 2  # each request received once
 
