@@ -9,8 +9,8 @@ import concurrent.futures
 import logging
 import threading
 import time
-from dataclasses import replace
 
+from tokenomy import attempt_estimate
 from tokenomy.call_cost import Running
 from tokenomy.call_policy import Attempt, CallState, Target
 from tokenomy.chat_response import ChatResponse, Usage
@@ -32,7 +32,7 @@ from tokenomy.pricing.catalog import PriceCatalog, PriceEntry
 from tokenomy.pricing.cost import answered_cost, billable_usage
 from tokenomy.pricing.cost_breakdown import CostBreakdown
 from tokenomy.pricing.identifiers import pricing_region
-from tokenomy.pricing.served_tier import asked_tier, served_tier
+from tokenomy.pricing.served_tier import served_tier
 from tokenomy.pricing.server_tools import billed_counts, implied_searches, server_tool_counts, with_server_tools
 from tokenomy.routing.router import REASON_TAG, REJECTED_TAG
 from tokenomy.routing.validators import Rejection
@@ -166,18 +166,6 @@ class Recorder:
         )
         return over
 
-    def _asked_tier(self, call: CallState, att: Attempt) -> str:
-        """The service tier an attempt asked for (`service_tier`, or fast `speed`, in `extra`: `asked_tier`), at which
-        an attempt that ends without an answer saying the tier served is priced, as the gateway reserves it: the
-        provider bills a flex or priority call at its tier. A tier the catalog publishes no price of for the model is
-        estimated at the standard price, as the gateway reserves it too (not $0 unpriced)."""
-        tier = asked_tier(att.target.call.extra) if call.mode == "on_demand" else "standard"
-        if tier == "standard":
-            return tier
-        region = att.target.call.region
-        entry = self._entry(att.target.spec.pricing_model, pricing_region(region))
-        return tier if entry is not None and tier in entry.service_tiers else "standard"
-
     def _entry(self, model: str, region: str | None) -> PriceEntry | None:
         """The model's price entry (for its web search price), or None where the catalog has none."""
         try:
@@ -217,7 +205,8 @@ class Recorder:
         # Only the columns it needs, encoded straight from a dict (the rest take their defaults at replay): it is
         # written for every attempt, and a whole UsageEvent and its encoding cost more than the journal's write. Its
         # tokens only, not their cost: the replay prices the few entries it ever reads (as `pricing_model`, with the
-        # gateway's catalog, as `_estimated` would), and pricing every attempt here was most of the entry's cost.
+        # gateway's catalog, as `attempt_estimate.estimated` would), and pricing every attempt here was most of the
+        # entry's cost.
         # The prompt's estimate is the target's, made once: a rate limit's reservation and a failed attempt's row
         # read the same.
         target, request = att.target, att.target.call
@@ -236,7 +225,7 @@ class Recorder:
             "key_id": meta.key_id,
             "route": meta.route,
             "tier": meta.tier,
-            "input_tokens": target.estimate - (request.max_tokens or 0),  # as `_estimated` counts an unanswered prompt
+            "input_tokens": target.estimate - (request.max_tokens or 0),  # as `attempt_estimate.estimated` counts one
             "audio_input_tokens": target.audio_estimate,  # priced at the audio rate, as its answer would be
             "outcome": "interrupted",
             "error_type": "GatewayStopped",
@@ -244,7 +233,12 @@ class Recorder:
             "request_id": call.request_id,
             "event_id": att.event_id,  # last, as in every row's line (journal_replay.replay reads it there)
         }
-        journal.in_flight(att.event_id, row_jsonl(row), target.spec.pricing_model, self._asked_tier(call, att))
+        journal.in_flight(
+            att.event_id,
+            row_jsonl(row),
+            target.spec.pricing_model,
+            attempt_estimate.priced_tier(self.catalog, call, att),
+        )
 
     def _no_row(self, att: Attempt) -> None:
         """An attempt that ends without a row (cancelled before anything was sent): its in-flight entry is void."""
@@ -266,32 +260,11 @@ class Recorder:
             # The stream failed after the provider had generated part of the answer, or the call stopped waiting
             # for a provider still working on it: it billed the prompt and any tokens received, so the row carries
             # them estimated, as for a stream the caller abandoned (and the call's budget counts them).
-            self._record_unanswered(call, att, exc.kind, error_type, self._estimated(call, att))
+            self._record_unanswered(
+                call, att, exc.kind, error_type, attempt_estimate.estimated(self.catalog, call, att)
+            )
         else:
             self._record_unanswered(call, att, exc.kind, error_type)
-
-    def _estimated(self, call: CallState, att: Attempt) -> tuple[Usage, CostBreakdown]:
-        """Usage and cost of an attempt that ended without the provider's count: the prompt estimate; as output, the
-        characters received over four (as the prompt is estimated), and at least one token per delta (a provider may
-        send many tokens in one: Gemini's and Bedrock's chunks often carry dozens). A prompt the provider counted as
-        its answer began (Anthropic's message_start: its cache reads and writes too) is recorded at those counts.
-        Priced at the service tier asked for (no answer says the one served), as the gateway reserves it: the provider
-        bills a flex or priority attempt at its tier."""
-        request = att.target.call
-        output = max(att.deltas, att.chars // 4)
-        model, region = att.target.spec.pricing_model, request.region
-        region = pricing_region(region)
-        if att.reported is not None:
-            counted = replace(att.reported, output_tokens=max(att.reported.output_tokens, output))
-            usage = billable_usage(counted, model, region, self.catalog)
-        else:
-            usage = Usage(
-                input_tokens=att.target.estimate - (request.max_tokens or 0),
-                output_tokens=output,
-                audio_input_tokens=att.target.audio_estimate,
-            )
-        tier = self._asked_tier(call, att)
-        return usage, answered_cost(usage, model, region, call.mode, self.catalog, service_tier=tier)
 
     def _abandon(
         self, call: CallState, att: Attempt, traced: bool = True, outcome: str = "cancelled", error_type: str = ""
@@ -300,8 +273,8 @@ class Recorder:
         disconnected) or cancelled the call while it waited (`outcome` and `error_type` say otherwise for `_crash`).
 
         The provider has already billed the prompt and whatever it generated, so the attempt is
-        recorded with estimated tokens (prompt estimate; the output received, see `_estimated`) rather than
-        vanishing from the ledger.
+        recorded with estimated tokens (prompt estimate; the output received, see `attempt_estimate.estimated`)
+        rather than vanishing from the ledger.
         """
         error_type = error_type or ("StreamAbandoned" if call.stream else "CallCancelled")
         if traced:
@@ -313,7 +286,7 @@ class Recorder:
                 time.perf_counter() - att.started,
                 att.reported,
             )
-        usage, cost = self._estimated(call, att)
+        usage, cost = attempt_estimate.estimated(self.catalog, call, att)
         self._record_unanswered(call, att, outcome, error_type, (usage, cost))
         if call.policy.limiter:
             call.policy.limiter.settle(att.target.estimate, usage.total_input_tokens + usage.output_tokens)

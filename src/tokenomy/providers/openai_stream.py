@@ -219,7 +219,7 @@ class StreamAssembler:
         if self.usage is None:
             # Some OpenAI-compatible servers ignore stream_options.include_usage: estimate rather than record
             # zero, and say so. A delta is at least a token, and a long one (a server or proxy that sends the answer
-            # in a few pieces) its characters over four, as for a stream cut midway (`recording._estimated`).
+            # in a few pieces) its characters over four, as for a stream cut midway (`attempt_estimate.estimated`).
             raw["usage_source"] = "estimated"
             chars = weighted_length(text) + sum(
                 len(c["name"] or "") + sum(map(weighted_length, c["arguments"])) for c in self.calls.values()
