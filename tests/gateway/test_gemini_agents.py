@@ -650,3 +650,15 @@ def test_a_refused_part_after_a_stand_in_signature_is_named_at_its_own_place(ser
                     served.client.models.count_tokens(model=model, contents=turn)
             assert caught.value.code == 400
             assert caught.value.message.startswith(says), caught.value.message
+
+
+def test_an_array_response_schema_reaches_claude_on_bedrock_and_its_answer_comes_back(served) -> None:
+    # `response_schema=list[str]` to Claude on Bedrock (outputConfig.textFormat) was a 502: the Bedrock emulator
+    # generated the answer's text as a tool's input, which must be an object, where the answer may be any JSON value.
+    config = types.GenerateContentConfig(
+        response_mime_type="application/json", response_schema=list[str], max_output_tokens=256
+    )
+    reply = served.client.models.generate_content(model="haiku", contents="Names?", config=config)
+    assert isinstance(reply.parsed, list)
+    chunks = served.client.models.generate_content_stream(model="haiku", contents="Names?", config=config)
+    assert isinstance(json.loads("".join(c.text or "" for c in chunks)), list)

@@ -223,7 +223,8 @@ def tool_use(engine: Engine, prepared: Prepared) -> tuple[dict[str, Any], str, i
     """The forced tool call: arguments from the local model under the tool's JSON-schema grammar, with their JSON
     text, output tokens and stopReason ("max_tokens" when the limit cut them: the text is then the part written)."""
     tool = prepared.forced_tool or {}
-    generate = getattr(engine, "generate_json", None)
+    # A tool's input is an object; the answer's text under outputConfig's schema is any value it allows (an array).
+    generate = getattr(engine, "generate_value" if tool.get("as_text") else "generate_json", None)
     if generate is None:
         raise _invalid("This engine cannot generate tool calls; send the request to the on-demand runtime.")
     try:
