@@ -1268,6 +1268,21 @@ def test_an_array_response_schema_reaches_gemini_and_its_answer_comes_back(serve
         assert isinstance(json.loads(text), list)
 
 
+def test_a_stop_sequence_ends_a_gemini_models_answer_before_it(served) -> None:
+    # `stop_sequences` reached the Gemini emulator and its answer went on past the sequence (only the Anthropic and
+    # Bedrock emulators matched them): the answer ends before the sequence, streamed or not, finished as STOP.
+    client = served[0]
+    ask = "Count to ten now"
+    free = client.models.generate_content(
+        model="g", contents=ask, config=types.GenerateContentConfig(max_output_tokens=64)
+    ).text
+    config = types.GenerateContentConfig(stop_sequences=["ten"], max_output_tokens=64)
+    whole = client.models.generate_content(model="g", contents=ask, config=config)
+    chunks = list(client.models.generate_content_stream(model="g", contents=ask, config=config))
+    assert whole.text == "".join(c.text or "" for c in chunks) == free[: free.index("ten")]
+    assert whole.candidates[0].finish_reason == chunks[-1].candidates[0].finish_reason == "STOP"
+
+
 def test_int64_schema_fields_sent_as_text_reach_other_providers_as_numbers(served) -> None:
     # Google's Schema keeps minItems, maxItems, minLength, maxLength, minProperties and maxProperties as int64, which
     # proto3 JSON writes as text ("1") and Google's discovery-based REST clients send so: the gateway passed the text

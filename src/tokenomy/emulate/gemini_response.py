@@ -16,7 +16,15 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from tokenomy.emulate.engine import GEMINI, CutShort, Engine, answer_prepared, reasoning_prepared, sign_reasoning
+from tokenomy.emulate.engine import (
+    GEMINI,
+    CutShort,
+    Engine,
+    answer_prepared,
+    generate_to_stop,
+    reasoning_prepared,
+    sign_reasoning,
+)
 from tokenomy.emulate.gemini_model import Call
 from tokenomy.emulate.gemini_parts import GeminiError
 
@@ -70,11 +78,11 @@ def answer(engine: Engine, call: Call) -> Iterator[tuple]:
         yield "finish", tokens, thoughts, "STOP"
         return
     output, finish = 0, "stop"
-    for item in engine.generate(prepared):
-        if isinstance(item, str):
-            yield "text", item
+    for piece in generate_to_stop(engine, prepared):  # the text ends before a stop sequence, which Gemini calls STOP
+        if isinstance(piece, str):
+            yield "text", piece
         else:
-            output, finish = item
+            output, finish, _ = piece
     yield "finish", output, thoughts, FINISH.get(finish, "STOP")
 
 
