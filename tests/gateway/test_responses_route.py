@@ -215,6 +215,33 @@ def test_a_tool_call_round_trip_whole_and_streamed(client, served):
     assert upstream.last["tool_choice"] == {"type": "function", "function": {"name": "get_time"}}
 
 
+def test_a_claude_call_of_a_tool_without_parameters_streams_the_arguments_its_whole_answer_has(client):
+    """Claude's API streams a call with no input as a tool_use block opened with `input: {}` and one empty
+    input_json_delta. The streamed function_call's arguments were "", where the answer not streamed (and OpenAI,
+    either way) says "{}": an app's json.loads(call.arguments) raised on the stream alone."""
+    ask = {"model": "thinker", "input": "What time is it?", "tools": [TIME], "tool_choice": "required"}
+    [whole] = client.responses.create(**ask, max_output_tokens=100).output
+    with client.responses.stream(**ask, max_output_tokens=100) as stream:
+        deltas = "".join(e.delta for e in stream if e.type == "response.function_call_arguments.delta")
+        [call] = stream.get_final_response().output
+    assert whole.arguments == call.arguments == deltas == "{}"
+    chat = openai.OpenAI(base_url=str(client.base_url), api_key="unused", max_retries=0)
+    pieces = chat.chat.completions.create(
+        model="thinker",
+        messages=[{"role": "user", "content": "What time is it?"}],
+        tools=[{"type": "function", "function": {"name": "get_time", "parameters": TIME["parameters"]}}],
+        tool_choice="required",
+        max_tokens=100,
+        stream=True,
+    )
+    streamed = "".join(
+        p.choices[0].delta.tool_calls[0].function.arguments or ""
+        for p in pieces
+        if p.choices and p.choices[0].delta.tool_calls
+    )
+    assert streamed == "{}"  # chat completions streams it so too
+
+
 def test_a_function_tool_without_strict_is_strict_as_the_responses_api_reads_it(client, served):
     """The Responses API reads a function tool that leaves out `strict` as strict: true, its schema made strict
     (every object closed, every property required), where chat completions reads it as non-strict. The gateway sent

@@ -128,7 +128,8 @@ def answer(engine: Engine, prepared: Prepared, thinking_budget: int | None) -> I
             {"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:24]}", "name": tool["name"], "input": {}},
         )
         half = len(text) // 2  # the input arrives as JSON fragments, as the API streams it
-        for fragment in (text[:half], text[half:]):
+        # A call with no input streams one empty fragment, as the API streams it: the `{}` it opened with stands.
+        for fragment in ("",) if text == "{}" else (text[:half], text[half:]):
             yield "delta", index, {"type": "input_json_delta", "partial_json": fragment}
         yield "stop", index
         yield "finish", output_tokens + tokens, stop

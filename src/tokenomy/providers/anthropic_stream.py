@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tokenomy.chat_response import StreamChunk
+from tokenomy.chat_response import StreamChunk, ToolCallDelta
 from tokenomy.messages import Block, ProviderBlock, TextBlock, ToolUseBlock
 from tokenomy.providers.anthropic_content import blocks_from_anthropic
 from tokenomy.providers.anthropic_refusals import BLOCK_KEYS
@@ -62,10 +62,16 @@ class AnthropicStreamAssembler:
 
     def stop(self, event: dict[str, Any]) -> StreamChunk | None:
         """The piece a stopped block hands on whole: a cited text block (what of its text was not sent yet, with
-        its citations), or a server tool's block; None for the others, which streamed as they came."""
+        its citations), a server tool's block, or the input of a tool call that streamed none; None for the others,
+        which streamed as they came."""
         block = self.blocks.get(event.get("index", 0))
         if block is None:
             return None
+        if block.get("type") == "tool_use" and not "".join(block.get("args") or []):
+            # A call with no input streams one empty fragment: its input is the `{}` it opened with, whose JSON the
+            # call's arguments are, as in the whole answer (a caller parsing "" as JSON fails)
+            block["args"] = [json.dumps(block.get("input") or {})]
+            return StreamChunk(tool_call=ToolCallDelta(block["tool_index"], arguments=block["args"][0]))
         if block.get("type") == "text" and block.get("citations"):
             return StreamChunk(delta=block.get("text", "")[block.get("sent", 0) :], citations=block["citations"])
         if block.get("type") not in BLOCK_KEYS:
