@@ -242,6 +242,27 @@ def test_a_claude_call_of_a_tool_without_parameters_streams_the_arguments_its_wh
     assert streamed == "{}"  # chat completions streams it so too
 
 
+def test_the_response_echoes_the_cache_key_tool_call_cap_and_safety_identifier_it_was_sent(client):
+    """A Response echoes the request's settings, as OpenAI's does: `prompt_cache_key`, `max_tool_calls` and
+    `safety_identifier` (an OpenAI model's), which the gateway takes, came back null, whole and in the stream's
+    response.created and response.completed alike."""
+    ask = {
+        "model": "thinker",
+        "input": "hi",
+        "max_output_tokens": 20,
+        "prompt_cache_key": "conv-1",
+        "max_tool_calls": 3,
+    }
+    reply = client.responses.create(**ask)
+    assert (reply.prompt_cache_key, reply.max_tool_calls) == ("conv-1", 3)
+    events = list(client.responses.create(**ask, stream=True))
+    echoed = [
+        (e.response.status, e.response.prompt_cache_key, e.response.max_tool_calls) for e in events[:: len(events) - 1]
+    ]
+    assert echoed == [("in_progress", "conv-1", 3), ("completed", "conv-1", 3)]
+    assert client.responses.create(model="fast", input="hi", safety_identifier="user-7").safety_identifier == "user-7"
+
+
 def test_a_function_tool_without_strict_is_strict_as_the_responses_api_reads_it(client, served):
     """The Responses API reads a function tool that leaves out `strict` as strict: true, its schema made strict
     (every object closed, every property required), where chat completions reads it as non-strict. The gateway sent

@@ -155,6 +155,9 @@ def response_body(
         "truncation": "disabled",
         "metadata": body.get("metadata") or {},
         "user": body.get("user"),
+        "safety_identifier": body.get("safety_identifier"),
+        "prompt_cache_key": body.get("prompt_cache_key"),
+        "max_tool_calls": body.get("max_tool_calls"),
         "service_tier": body.get("service_tier"),
         "usage": None,
     }
