@@ -172,7 +172,8 @@ def message_content(events: Iterator[tuple]) -> tuple[list[dict[str, Any]], int,
         elif event[0] == "finish":
             output_tokens, stop, searches, sequence = finish_fields(event)
     for i, text in arguments.items():  # a call cut by max_tokens keeps its complete members, as the API's does
-        blocks[i]["input"] = complete_members(text) if stop == "max_tokens" else json.loads(text)
+        if text:  # none: the input it opened with
+            blocks[i]["input"] = complete_members(text) if stop == "max_tokens" else json.loads(text)
     return blocks, output_tokens, stop, searches, sequence
 
 
