@@ -28,7 +28,7 @@ def test_a_cjk_prompt_is_estimated_at_about_a_token_a_character_everywhere() -> 
         assert _within(estimated_prompt_tokens(request), len(text)), text[:10]
         assert _within(estimate_input_tokens(request), len(text))  # rate limits, routing
         assert _within(estimate_tokens(text), len(text))  # cache placement, batch backends, routing datasets
-        from tokenomy.batch.validate import estimate_tokens as batch_estimate
+        from tokenomy.batch.record_tokens import estimate_tokens as batch_estimate
         from tokenomy.gateway.embeddings_request import estimated_tokens
 
         assert _within(batch_estimate(text), len(text))

@@ -18,8 +18,9 @@ from tokenomy.batch.bedrock_bodies import model_input
 from tokenomy.batch.formats import read_records
 from tokenomy.batch.local_runner import to_request
 from tokenomy.batch.openai_backend import request_body
+from tokenomy.batch.record_tokens import estimate_tokens
 from tokenomy.batch.records import part_payload, part_records
-from tokenomy.batch.validate import estimate_tokens, validate_file
+from tokenomy.batch.validate import validate_file
 from tokenomy.errors import UsageError
 
 LLAMA = "meta.llama3-1-8b-instruct-v1:0"

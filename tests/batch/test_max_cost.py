@@ -237,7 +237,7 @@ def test_a_records_tools_and_tool_calls_are_in_its_worst_case_and_estimate_and_c
     worst case counts their JSON at the upper bound (and, on Claude, the tool use system prompt Anthropic adds, at its
     larger tool_choice figure), and validate's estimate counts them; both left them out, so a job of agent records
     passed a --max-cost its tools' definitions put it over."""
-    from tokenomy.batch.validate import record_estimate
+    from tokenomy.batch.record_tokens import record_estimate
     from tokenomy.batch.worst_case import job_worst_case
     from tokenomy.token_estimate import bound_length, estimate_text_tokens
 

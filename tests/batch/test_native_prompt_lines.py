@@ -15,7 +15,8 @@ from tokenomy.batch.anthropic_backend import request_params
 from tokenomy.batch.bedrock_bodies import model_input, part_invocation_type
 from tokenomy.batch.local_runner import to_request
 from tokenomy.batch.openai_backend import request_body
-from tokenomy.batch.validate import estimate_tokens, validate_file
+from tokenomy.batch.record_tokens import estimate_tokens
+from tokenomy.batch.validate import validate_file
 from tokenomy.errors import UsageError
 
 TITAN = "amazon.titan-text-express-v1"

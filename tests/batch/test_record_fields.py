@@ -49,8 +49,8 @@ def test_a_record_without_temperature_sends_none_so_the_provider_default_holds()
     [rec] = records(['{"id": "1", "prompt": "hi"}'])
     assert "temperature" not in request_body("gpt-4o-mini", rec)
     assert "temperature" not in model_input(CLAUDE, rec) and "temperature" not in model_input(LLAMA, rec)
-    assert "temperature" not in model_input(NOVA, rec)["inferenceConfig"]
-    assert "temperature" not in model_input(MISTRAL, rec)["inferenceConfig"]
+    assert "temperature" not in model_input(NOVA, rec).get("inferenceConfig", {})
+    assert "temperature" not in model_input(MISTRAL, rec).get("inferenceConfig", {})
     assert "temperature" not in inline_request(rec).get("config", {})
     assert "generationConfig" not in vertex_request(rec)
 

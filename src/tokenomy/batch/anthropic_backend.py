@@ -23,9 +23,9 @@ from types import SimpleNamespace
 from typing import Any
 
 from tokenomy.batch.backends import BatchBackend, RecordResult, SubmitOptions, api_key, utc_time
-from tokenomy.batch.bedrock_bodies import DEFAULT_MAX_TOKENS
 from tokenomy.batch.conversion import require_carried
 from tokenomy.batch.formats import BatchRecord
+from tokenomy.batch.output_caps import claude_cap
 from tokenomy.batch.output_lines import (
     broken_line,
     id_shown,
@@ -53,12 +53,13 @@ def custom_id(record_id: str) -> str:
 
 
 def request_params(model: str, rec: BatchRecord) -> dict[str, Any]:
-    """The record as a Messages API body (max_tokens is required: the record's, else the batch default)."""
+    """The record as a Messages API body (max_tokens is required: the record's, else the model's maximum output within
+    its window, `output_caps.claude_cap`)."""
     require_carried(rec, "an Anthropic batch")
     system, turns = rec.system_and_turns()
     params: dict[str, Any] = {
         "model": model,
-        "max_tokens": int(rec.max_tokens or DEFAULT_MAX_TOKENS),
+        "max_tokens": int(claude_cap(model, rec)),
         "messages": [{"role": t["role"], "content": t["content"]} for t in turns],
     }
     if system:

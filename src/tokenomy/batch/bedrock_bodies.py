@@ -18,6 +18,7 @@ from tokenomy.batch.backends import estimated_usage as estimate_from_text
 from tokenomy.batch.conversion import require_carried, require_one_cap
 from tokenomy.batch.formats import BadLine, BatchRecord
 from tokenomy.batch.native_bodies import PROMPT_FIELD, body_written_for
+from tokenomy.batch.output_caps import catalog_most, claude_cap
 from tokenomy.chat_response import Usage
 from tokenomy.errors import UsageError
 from tokenomy.providers.bedrock_answer_read import usage_from_bedrock
@@ -25,7 +26,6 @@ from tokenomy.providers.bedrock_families import body_family, prompt_family
 from tokenomy.providers.usage_counts import checked_counts, usage_count
 
 ANTHROPIC_VERSION = "bedrock-2023-05-31"
-DEFAULT_MAX_TOKENS = 256
 NATIVE_FAMILIES = ("anthropic", "nova", "llama")
 
 
@@ -132,6 +132,24 @@ def _with(body: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
     return body
 
 
+def output_cap(model: str, rec: BatchRecord) -> int | None:
+    """The output cap `rec` goes with in `model`'s job (None: none is sent): its own; a body sent as written, only the
+    caps it has; one rebuilt, the model's maximum output within its window (`output_caps`). Where the catalog has no
+    maximum, a Claude body, which requires max_tokens, gets the sync path's fallback (`claude_cap`); a Llama or Nova
+    body is sent without max_gen_len / max_new_tokens, so the model's own default applies rather than a guess that
+    cuts answers short; a Converse body never carries maxTokens unasked, since Converse's default is the model's
+    maximum (InferenceConfiguration.maxTokens)."""
+    if rec.max_tokens:
+        return rec.max_tokens
+    body = rec.raw.get("modelInput")
+    if rec.fmt == "bedrock" and isinstance(body, dict) and sent_as_written(body, model):
+        return None
+    kind = job_body(model)
+    if kind == "anthropic":
+        return claude_cap(model, rec)
+    return catalog_most(model, rec) if kind in ("llama", "nova") else None
+
+
 def model_input(model: str, rec: BatchRecord) -> dict[str, Any]:
     """The record's `modelInput` for `model`'s batch job."""
     if (
@@ -143,7 +161,7 @@ def model_input(model: str, rec: BatchRecord) -> dict[str, Any]:
         return rec.raw["modelInput"]
     require_carried(rec, f"a Bedrock {invocation_type(model)} job for {model}")
     system, turns = _turns(rec)
-    max_tokens = rec.max_tokens or DEFAULT_MAX_TOKENS
+    max_tokens = output_cap(model, rec)
     kind = body_family(model)
     if kind == "anthropic":
         body: dict[str, Any] = {
@@ -155,17 +173,17 @@ def model_input(model: str, rec: BatchRecord) -> dict[str, Any]:
             body["system"] = system
         return _with(body, "temperature", rec.temperature)
     if kind == "llama":
-        return _with(
-            {"prompt": _llama_prompt(system, turns), "max_gen_len": max_tokens}, "temperature", rec.temperature
-        )
+        body = _with({"prompt": _llama_prompt(system, turns)}, "max_gen_len", max_tokens)
+        return _with(body, "temperature", rec.temperature)
     body = {"messages": [{"role": t["role"], "content": [{"text": t["content"]}]} for t in turns]}
     if system:
         body["system"] = [{"text": system}]
     if kind == "nova":
         body["schemaVersion"] = "messages-v1"
-        body["inferenceConfig"] = _with({"max_new_tokens": max_tokens}, "temperature", rec.temperature)
-    else:
-        body["inferenceConfig"] = _with({"maxTokens": max_tokens}, "temperature", rec.temperature)
+    config = _with({}, "max_new_tokens" if kind == "nova" else "maxTokens", max_tokens)
+    config = _with(config, "temperature", rec.temperature)
+    if config:  # none without a cap or a temperature: each is optional
+        body["inferenceConfig"] = config
     return body
 
 

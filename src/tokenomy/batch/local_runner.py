@@ -30,10 +30,10 @@ from tokenomy.batch.backends import FINAL_STATES, RecordResult
 from tokenomy.batch.conversion import require_carried
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.batch.job_tables import Job, JobTables, require_job
+from tokenomy.batch.output_caps import LOCAL_MAX_TOKENS
 from tokenomy.batch.records import forget_sent_prompts, missing_records, record_results
 from tokenomy.batch.runner_journal import RunnerJournal, commit_left_behind
 from tokenomy.batch.runner_process import runner_alive
-from tokenomy.batch.validate import DEFAULT_MAX_TOKENS
 from tokenomy.chat_response import ChatResponse
 from tokenomy.client import Tokenomy
 from tokenomy.errors import ProviderError, UsageError
@@ -105,7 +105,7 @@ def to_request(rec: BatchRecord, model: str) -> ChatRequest:
         messages=turns,
         model=model,
         system=system or None,
-        max_tokens=rec.max_tokens or DEFAULT_MAX_TOKENS,
+        max_tokens=rec.max_tokens or LOCAL_MAX_TOKENS,
         temperature=rec.temperature,
         meta=RequestMeta(request_id=rec.id),  # every ledger row of the record, its answer's too, names it
     )

@@ -6,10 +6,11 @@ Each record is counted as a gateway budget reserves a call: its prompt at an upp
 (`caching.placement.input_bound`), its images and documents as `batch validate` counts them (a document sent by
 reference, whose size cannot be seen, at the model's whole context window), its tools' definitions, tool calls
 and results as JSON at that bound (on Claude, with the tool use system prompt at its larger figure), and its whole
-output cap: the max_tokens it gives, else the cap its backend sends for it (DEFAULT_MAX_TOKENS: the local runner,
-Anthropic, a Bedrock body rebuilt for the model), else, where none is sent (OpenAI, Azure, Gemini, Vertex AI, a Bedrock
-body sent as written, or no backend named yet), what the model may write: its maximum output in the catalog within
-its context window less the prompt, as the gateway reserves a call with no cap (`Gateway.uncapped_output`)."""
+output cap: the max_tokens it gives, else the cap its backend sends for it (`sent_cap`: the local runner's 256;
+on Anthropic and in a Bedrock Claude, Llama or Nova body rebuilt for the model, the model's maximum output within its
+window, `output_caps`), else, where none is sent (OpenAI, Azure, Gemini, Vertex AI, a Converse body, a Bedrock body
+sent as written, or no backend named yet), what the model may write: its maximum output in the catalog within its
+context window less the prompt, as the gateway reserves a call with no cap (`Gateway.uncapped_output`)."""
 
 from __future__ import annotations
 
@@ -18,12 +19,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from tokenomy.batch.bedrock_bodies import sent_as_written
+from tokenomy.batch.bedrock_bodies import output_cap
 from tokenomy.batch.formats import BatchRecord
 from tokenomy.batch.job_tables import Job, JobTables
-from tokenomy.batch.records import missing_records
-from tokenomy.batch.validate import (
-    DEFAULT_MAX_TOKENS,
+from tokenomy.batch.output_caps import LOCAL_MAX_TOKENS, claude_cap
+from tokenomy.batch.record_tokens import (
     documents_in,
     images_in,
     record_estimate,
@@ -31,6 +31,7 @@ from tokenomy.batch.validate import (
     sends_tools,
     unseen_input,
 )
+from tokenomy.batch.records import missing_records
 from tokenomy.caching.placement import IMAGE_TOKENS, document_tokens, input_bound
 from tokenomy.chat_response import Usage
 from tokenomy.errors import UsageError
@@ -40,10 +41,6 @@ from tokenomy.pricing.catalog import PriceEntry, default_catalog
 from tokenomy.pricing.cost import compute_cost
 from tokenomy.pricing.entry import DEFAULT_OUTPUT_ESTIMATE
 from tokenomy.token_estimate import bound_length
-
-# The backends that send DEFAULT_MAX_TOKENS for a record that gives no max_tokens (Anthropic's API requires a cap; the
-# local runner sets one); Bedrock does too for each body it rebuilds.
-SEND_DEFAULT_CAP = ("local", "anthropic")
 
 
 @dataclass(frozen=True)
@@ -84,8 +81,8 @@ class JobWorstCase:
             sent = (
                 "are sent with none"
                 if self.backend
-                else f"may be sent with none (--backend local, anthropic and bedrock send {DEFAULT_MAX_TOKENS}; "
-                "pass --backend to count those)"
+                else f"may be sent with none (--backend local sends {LOCAL_MAX_TOKENS}, anthropic and bedrock the "
+                "model's maximum output; pass --backend to count those)"
             )
             said += f"; {self.uncapped} record(s) give no max_tokens and {sent}: counted at {self.uncapped_at}"
         if self.media:
@@ -94,16 +91,16 @@ class JobWorstCase:
 
 
 def sent_cap(rec: BatchRecord, backend: str | None, model: str) -> int | None:
-    """The output cap `rec` is sent with on `backend`: its own, else the one its backend sends for it; None: none."""
-    if rec.max_tokens:
-        return rec.max_tokens
-    if backend in SEND_DEFAULT_CAP:
-        return DEFAULT_MAX_TOKENS
-    if backend == "bedrock":  # a body sent as written goes with the caps it has; one rebuilt gets the default
-        body = rec.raw.get("modelInput")
-        written = rec.fmt == "bedrock" and isinstance(body, dict) and sent_as_written(body, model)
-        return None if written else DEFAULT_MAX_TOKENS
-    return None
+    """The output cap `rec` is sent with on `backend`, by the same code that builds what is sent: its own, else the
+    one its backend sends for it (the local runner's LOCAL_MAX_TOKENS, Anthropic's `claude_cap`, Bedrock's
+    `output_cap` of the body it sends); None: none is sent."""
+    if backend == "local":
+        return rec.max_tokens or LOCAL_MAX_TOKENS
+    if backend == "anthropic":
+        return claude_cap(model, rec)
+    if backend == "bedrock":
+        return output_cap(model, rec)
+    return rec.max_tokens
 
 
 def uncapped_output(entry: PriceEntry, prompt: int) -> tuple[int, str]:

@@ -171,7 +171,7 @@ def register_submit(batch: typer.Typer) -> None:
 
         from tokenomy.batch.backends import SubmitOptions
         from tokenomy.batch.jobs import open_tables, prepare_job, store_job
-        from tokenomy.batch.validate import sends_media
+        from tokenomy.batch.record_tokens import sends_media
         from tokenomy.batch.worst_case import OverCap
         from tokenomy.errors import ConfigError
 

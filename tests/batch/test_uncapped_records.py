@@ -1,0 +1,123 @@
+"""A batch record that gives no max_tokens, on the backends that send a cap anyway (Anthropic's Message Batches, a
+Bedrock body rebuilt for the model): it is sent the model's maximum output within its context window, as the sync
+path sends an uncapped call to Claude, never a small default that cuts its answer short; and the worst case that
+`batch submit --max-cost` is checked against counts it at that same cap."""
+
+from __future__ import annotations
+
+import json
+
+import anthropic
+
+from helpers.batch_records import records, wait
+from tokenomy.batch.anthropic_backend import AnthropicBatchBackend, custom_id
+from tokenomy.batch.backends import SubmitOptions
+from tokenomy.batch.bedrock_backend import BedrockBatchBackend
+from tokenomy.batch.formats import BatchRecord
+from tokenomy.batch.record_tokens import estimate_tokens, record_estimate
+from tokenomy.batch.validate import validate_file
+from tokenomy.batch.worst_case import job_worst_case
+from tokenomy.emulate.anthropic_batch import create_app
+from tokenomy.emulate.instant_engine import InstantEngine
+from tokenomy.emulate.server import ServerThread
+from tokenomy.pricing.catalog import default_catalog
+from tokenomy.providers.anthropic_mapping import DEFAULT_MAX_TOKENS as CLAUDE_FALLBACK_CAP
+
+CLAUDE = "claude-haiku-4-5-20251001"
+BEDROCK_CLAUDE = "anthropic.claude-haiku-4-5-20251001-v1:0"
+BEDROCK_UNSIZED_CLAUDE = "anthropic.claude-3-5-haiku-20241022-v1:0"  # the catalog has no maximum output for it
+NOVA, LLAMA = "amazon.nova-lite-v1:0", "meta.llama3-1-8b-instruct-v1:0"
+MISTRAL = "mistral.mistral-large-2407-v1:0"  # a Converse job
+
+UNCAPPED = json.dumps({"id": "open", "prompt": "Write the whole report, as long as it needs to be."})
+CAPPED = json.dumps({"id": "short", "prompt": "One line only.", "max_tokens": 40})
+
+
+def most(model: str) -> int:
+    """The model's maximum output in the price catalog (the figure an uncapped short prompt is sent)."""
+    figure = default_catalog().lookup(model).max_output_tokens
+    assert figure is not None and figure > 1_000  # a model that writes long answers: what the test is about
+    return figure
+
+
+def bedrock_body(model: str, line: str) -> dict:
+    """The modelInput of `line` as the Bedrock backend writes it into the job's input file."""
+    [rec] = records([line])
+    return json.loads(BedrockBatchBackend().input_line(model, rec))["modelInput"]
+
+
+def test_an_uncapped_record_sent_to_anthropic_carries_claudes_maximum_output_and_a_capped_one_its_own() -> None:
+    app = create_app(engine=InstantEngine())
+    with ServerThread(app) as url:
+        backend = AnthropicBatchBackend()
+        handle = backend.submit("j", CLAUDE, records([UNCAPPED, CAPPED]), SubmitOptions(endpoint_url=url))
+        assert wait(backend, handle)[-1] == "completed"
+        client = anthropic.Anthropic(base_url=url, api_key="x")
+        assert {r.result.type for r in client.messages.batches.results(handle)} == {"succeeded"}
+        sent = {item["custom_id"]: item["params"] for item in app.state.batches.batches[handle]["requests"]}
+    assert sent[custom_id("open")]["max_tokens"] == most(CLAUDE)
+    assert sent[custom_id("short")]["max_tokens"] == 40
+
+
+def test_an_uncapped_record_rebuilt_for_bedrock_claude_carries_its_maximum_output_and_a_capped_one_its_own() -> None:
+    assert bedrock_body(BEDROCK_CLAUDE, UNCAPPED)["max_tokens"] == most(BEDROCK_CLAUDE)
+    assert bedrock_body(BEDROCK_CLAUDE, CAPPED)["max_tokens"] == 40
+
+
+def long_prompt(tokens: int) -> BatchRecord:
+    """A record whose prompt is about `tokens` tokens by the estimate."""
+    per_word = estimate_tokens("word " * 1000) / 1000
+    [rec] = records([json.dumps({"id": "long", "prompt": "word " * int(tokens / per_word)})])
+    return rec
+
+
+def test_a_long_prompt_is_sent_what_the_context_window_leaves_not_the_whole_maximum() -> None:
+    entry = default_catalog().lookup(CLAUDE)
+    assert entry.context_window is not None
+    # A prompt leaving less room in the window than the model's maximum output (even less than the sync path's
+    # fallback): the cap is that room (Claude before Sonnet 4.5 refuses a prompt and cap over its window).
+    for left in (most(CLAUDE) // 2, CLAUDE_FALLBACK_CAP // 2):
+        rec = long_prompt(entry.context_window - left)
+        room = entry.context_window - record_estimate(rec)
+        assert 0 < room < min(left * 2, most(CLAUDE))
+        assert json.loads(AnthropicBatchBackend().input_line(CLAUDE, rec))["params"]["max_tokens"] == room
+        assert json.loads(BedrockBatchBackend().input_line(BEDROCK_CLAUDE, rec))["modelInput"]["max_tokens"] == room
+        assert job_worst_case([rec], CLAUDE, backend="anthropic").output_tokens == room
+
+
+def test_the_worst_case_counts_an_uncapped_record_at_the_cap_each_backend_sends_it() -> None:
+    both = records([UNCAPPED, CAPPED])
+    for model, backend in ((CLAUDE, "anthropic"), (BEDROCK_CLAUDE, "bedrock")):
+        worst = job_worst_case(both, model, backend=backend)
+        assert worst.output_tokens == most(model) + 40
+        assert worst.uncapped == 0  # each is sent a cap: none is counted as sent without one
+    local = job_worst_case(both, CLAUDE, backend="local")  # the local runner keeps its own short cap
+    assert local.output_tokens == 256 + 40
+
+
+def test_validate_estimates_an_uncapped_record_at_the_cap_its_backend_sends(tmp_path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_text(UNCAPPED + "\n" + CAPPED + "\n")
+    assert validate_file(path, CLAUDE, backend="anthropic").output_tokens == most(CLAUDE) + 40
+    assert validate_file(path, CLAUDE, backend="local").output_tokens == 256 + 40
+
+
+def test_a_claude_model_the_catalog_has_no_maximum_for_is_sent_the_sync_paths_fallback_and_counted_at_it() -> None:
+    assert default_catalog().lookup(BEDROCK_UNSIZED_CLAUDE).max_output_tokens is None
+    assert bedrock_body(BEDROCK_UNSIZED_CLAUDE, UNCAPPED)["max_tokens"] == CLAUDE_FALLBACK_CAP
+    worst = job_worst_case(records([UNCAPPED]), BEDROCK_UNSIZED_CLAUDE, backend="bedrock")
+    assert worst.output_tokens == CLAUDE_FALLBACK_CAP and worst.uncapped == 0
+
+
+def test_converse_llama_and_nova_bodies_without_a_known_maximum_carry_no_cap_and_are_counted_as_uncapped() -> None:
+    # Converse's maxTokens defaults to the model's maximum; Llama's max_gen_len and Nova's max_new_tokens are left to
+    # the model's own default where the catalog has no maximum, rather than a small guess that cuts answers short.
+    assert "inferenceConfig" not in bedrock_body(MISTRAL, UNCAPPED)
+    assert "max_gen_len" not in bedrock_body(LLAMA, UNCAPPED)
+    assert "inferenceConfig" not in bedrock_body(NOVA, UNCAPPED)
+    assert bedrock_body(MISTRAL, CAPPED)["inferenceConfig"] == {"maxTokens": 40}
+    assert bedrock_body(LLAMA, CAPPED)["max_gen_len"] == 40
+    assert bedrock_body(NOVA, CAPPED)["inferenceConfig"] == {"max_new_tokens": 40}
+    for model in (MISTRAL, LLAMA, NOVA):
+        worst = job_worst_case(records([UNCAPPED]), model, backend="bedrock")
+        assert worst.uncapped == 1 and "give no max_tokens and are sent with none" in worst.note()
