@@ -146,9 +146,13 @@ def test_candidates_and_today_are_priced_call_by_call(store) -> None:
     bedrock = {c["model"] for c in in_use[BEDROCK_SONNET]["candidates"]}
     assert {
         "anthropic.claude-sonnet-4-6",
-        "anthropic.claude-3-5-haiku-20241022-v1:0",
-        "anthropic.claude-3-haiku-20240307-v1:0",
+        "anthropic.claude-sonnet-4-20250514-v1:0",
+        "anthropic.claude-3-5-sonnet-20240620-v1:0",
     } <= bedrock, sorted(bedrock)
+    # past their Bedrock EOL: not proposed, and said so
+    retired = {r["model"] for r in in_use[BEDROCK_SONNET]["retired"]}
+    assert {"anthropic.claude-3-5-haiku-20241022-v1:0", "anthropic.claude-3-haiku-20240307-v1:0"} <= retired
+    assert not retired & bedrock
     assert "claude-sonnet-4-6" in {c["model"] for c in in_use[SONNET]["candidates"]}
     assert "gemini-2.5-flash" in {c["model"] for c in in_use[GEMINI]["candidates"]}
 

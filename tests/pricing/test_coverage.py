@@ -779,7 +779,8 @@ def test_prices_flags_a_stale_entry_where_it_shows_its_date(monkeypatch):
     )
     assert current.exit_code == 0 and "stale" not in current.stdout
     listed = runner.invoke(app, ["prices", "--region", "eu-west-2", "--wide"], env={"COLUMNS": "250"}).stdout
-    lines = {line.split("│")[2].strip(): line for line in listed.splitlines() if line.count("│") > 3}
+    # a model cell is the id, then its lifecycle where it has one: "... (retired 2026-09-10)"
+    lines = {line.split("│")[2].strip().partition(" (")[0]: line for line in listed.splitlines() if line.count("│") > 3}
     assert "2025-10-15 (stale)" in lines["meta.llama3-8b-instruct-v1:0"]
     assert "(stale)" not in lines["anthropic.claude-3-haiku-20240307-v1:0"]
 

@@ -68,8 +68,36 @@ def test_the_catalog_carries_anthropics_retirements_with_the_page() -> None:
     assert (entry.deprecated_on, entry.retired_on) == ("2026-02-19", "2026-04-20")
     assert entry.lifecycle_source is not None
     assert entry.lifecycle_source.startswith("https://platform.claude.com/docs/en/about-claude/model-deprecations")
-    # Bedrock retires Claude on its own schedule: Anthropic's dates are not its
-    assert PriceCatalog.builtin().lookup("anthropic.claude-3-haiku-20240307-v1:0", "us-east-1").retired_on is None
+    # Bedrock retires Claude on its own schedule: Anthropic's dates are not its (tested below)
+    bedrock = PriceCatalog.builtin().lookup("anthropic.claude-3-haiku-20240307-v1:0", "us-east-1")
+    assert (bedrock.retired_on, bedrock.provider) == ("2026-09-10", "aws.bedrock")
+
+
+BEDROCK_HAIKU_3 = f"anthropic.{HAIKU_3}-v1:0"
+BEDROCK_HAIKU_35 = "anthropic.claude-3-5-haiku-20241022-v1:0"
+
+
+def test_the_catalog_carries_bedrocks_own_eol_dates_with_the_model_card() -> None:
+    catalog = PriceCatalog.builtin()
+    for model, region, retired in [
+        (BEDROCK_HAIKU_3, "us-east-1", "2026-09-10"),
+        (BEDROCK_HAIKU_3, "eu-west-3", "2026-09-10"),
+        (BEDROCK_HAIKU_35, "us-west-2", "2026-06-19"),
+    ]:
+        entry = catalog.lookup(model, region)
+        assert (entry.provider, entry.retired_on, entry.deprecated_on) == ("aws.bedrock", retired, None), entry
+        assert entry.lifecycle_source is not None
+        card = "model-card-" + model.split("-2024")[0].replace(".", "-")
+        assert entry.lifecycle_source.startswith(f"https://docs.aws.amazon.com/bedrock/latest/userguide/{card}.html")
+        assert entry.lifecycle_source.endswith("read 2026-12-07")
+        assert entry.to_json()["retired_on"] == retired
+    # AWS's card says Claude 3 Haiku is still served in Canada: that region has no date, and its prices are unchanged
+    canada = catalog.lookup(BEDROCK_HAIKU_3, "ca-central-1")
+    assert (canada.retired_on, canada.lifecycle_source, canada.input) == (None, None, Decimal("0.25"))
+    # a cross-region profile is its source region's model, retired with it
+    assert catalog.lookup(f"us.{BEDROCK_HAIKU_3}").retired_on == "2026-09-10"
+    assert catalog.lookup(f"eu.{BEDROCK_HAIKU_3}").retired_on == "2026-09-10"
+    assert catalog.lookup(f"us.{BEDROCK_HAIKU_35}").retired_on == "2026-06-19"
 
 
 def test_config_check_warns_of_a_route_to_a_retired_or_retiring_model() -> None:
@@ -78,7 +106,8 @@ def test_config_check_warns_of_a_route_to_a_retired_or_retiring_model() -> None:
             "models": {
                 "cheap": {"provider": "anthropic", "model": HAIKU_3},
                 "big": {"provider": "openai", "model": "gpt-5"},
-                "aws": {"provider": "bedrock", "model": f"anthropic.{HAIKU_3}-v1:0", "region": "us-east-1"},
+                # still served on Bedrock in Canada: Anthropic's retirement of its own Claude 3 Haiku is not warned
+                "aws": {"provider": "bedrock", "model": f"anthropic.{HAIKU_3}-v1:0", "region": "ca-central-1"},
                 "fine": {"provider": "anthropic", "model": "claude-haiku-4-5-20251001"},
             },
             "routes": {"triage": {"model": "cheap", "fallback": ["fine"]}, "smart": {"model": "fine"}},
