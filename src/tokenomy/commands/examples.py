@@ -9,7 +9,7 @@ from __future__ import annotations
 
 EXAMPLES: dict[str, tuple[str, ...]] = {
     "prices": (
-        "tokenomy prices anthropic.claude-3-haiku-20240307-v1:0 --json",
+        "tokenomy prices anthropic.claude-haiku-4-5-20251001-v1:0 --json",
         "tokenomy prices us.anthropic.claude-sonnet-4-5-20250929-v1:0 --region eu-west-1",
         "tokenomy prices --stale",
         "tokenomy prices update --from data.json",
@@ -81,7 +81,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "batch validate": ("tokenomy batch validate examples/batch/plain_with_errors.jsonl --model local",),
     "batch submit": (
         "tokenomy batch submit records.jsonl --model local --backend local --json",
-        "tokenomy batch submit records.jsonl --model anthropic.claude-3-haiku-20240307-v1:0 --backend bedrock "
+        "tokenomy batch submit records.jsonl --model anthropic.claude-haiku-4-5-20251001-v1:0 --backend bedrock "
         "--region us-east-1 --role-arn arn:aws:iam::123456789012:role/batch --s3-uri s3://bucket/prefix",
         "tokenomy batch submit records.jsonl --model gpt-4o-mini --backend openai --endpoint-url http://127.0.0.1:8789",
     ),
@@ -103,7 +103,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "caches delete": ("tokenomy caches delete cachedContents/abc123",),
     "caches settle": ("tokenomy caches settle",),
     "bench run": (
-        "tokenomy bench run examples/bench/support.yaml --models local,anthropic.claude-3-haiku-20240307-v1:0 "
+        "tokenomy bench run examples/bench/support.yaml --models local,anthropic.claude-haiku-4-5-20251001-v1:0 "
         "--judge local --repeat 2 --out bench-out",
         "tokenomy bench run examples/bench/support.yaml --out bench-out --resume",
     ),

@@ -129,7 +129,8 @@ class PriceCatalog:
     def _resolve(self, model: str, region: str | None) -> PriceEntry:
         if not model or not isinstance(model, str):
             raise UnknownModelError(
-                f"model id {model!r} is empty; name a model such as 'local' or 'anthropic.claude-3-haiku-20240307-v1:0'"
+                f"model id {model!r} is empty; name a model such as 'local' or "
+                "'anthropic.claude-haiku-4-5-20251001-v1:0'"
             )
         asked = model
         ref = parse_model_id(self.aliases.get(model, model))
