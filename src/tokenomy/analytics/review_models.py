@@ -14,7 +14,8 @@ priority or flex tier, server tools, a bill's own figures), so each candidate is
 traffic is left out (it is paid per unit-hour, not per token). A same-line upgrade that costs no more than today is
 a finding: the model is superseded. A model its provider has retired (the catalog's `retired_on`, on or before
 today) is never proposed: it is listed under `retired` instead, since every call to it would fail; a candidate with a
-retirement date ahead carries it (`retires_on`).
+retirement date ahead carries it (`retires_on`). A model in use that its provider has retired, or retires within
+RETIRING_NOTICE_DAYS, is a finding naming the model to move to (`lifecycle_finding`).
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.pricing.lifecycle import is_retired, utc_today
 
 OTHER_LINES = 2  # cheapest other-vendor candidates listed per model (same-vendor lines are all listed)
+# How far ahead a model in use that its provider retires is a finding: a quarter, the review's default period (the
+# notice providers give runs from 60 days, Anthropic's, to six months, Bedrock's Legacy period).
+RETIRING_NOTICE_DAYS = 90
 
 
 # A call's prompt: what a long-context threshold is compared with (pricing/cost.py `_long_context`).
@@ -275,11 +279,12 @@ def models_section(
 ) -> dict[str, Any]:
     """Every model in use with its candidates (none retired by `today`, UTC); findings for models a cheaper-or-equal
     upgrade supersedes."""
+    today = today or utc_today()
     in_use = [
         candidates_for(model, groups, factor, today)
         for model, groups in sorted(usage_groups(store, start, end).items())
     ]
-    findings = []
+    findings = [found for info in in_use if (found := lifecycle_finding(info, today)) is not None]
     for info in in_use:
         upgrades = [c for c in info["candidates"] if c["kind"] == "upgrade" and c["cost_usd"] <= info["current_usd"]]
         if not upgrades:
@@ -302,3 +307,40 @@ def models_section(
             }
         )
     return {"in_use": in_use, "findings": findings}
+
+
+def lifecycle_finding(info: dict[str, Any], today: date) -> dict[str, Any] | None:
+    """A finding for a model in use that its provider has retired (every call to it fails) or retires within
+    RETIRING_NOTICE_DAYS of `today` (UTC), naming the model to move to: its newest same-line upgrade, else its
+    cheapest candidate. Its dollars are the model's traffic a month: what fails unless it moves."""
+    model = info["model"]
+    retired_on = getattr(_entry_or_none(model, None), "retired_on", None)
+    if retired_on is None or "current_monthly_usd" not in info:
+        return None
+    days_left = (date.fromisoformat(retired_on) - today).days
+    if days_left > RETIRING_NOTICE_DAYS:
+        return None
+    candidates = info["candidates"]
+    upgrades = [c for c in candidates if c["kind"] == "upgrade"]
+    best = max(upgrades, key=lambda c: (c["released"], -c["cost_usd"])) if upgrades else None
+    to = (best or (candidates[0] if candidates else {})).get("model")
+    if days_left <= 0:
+        kind, said = "model_retired", f"{model} was retired by its provider on {retired_on}: every call to it fails"
+    else:
+        kind, said = "model_retiring", f"{model} retires on {retired_on} (in {days_left} days): calls to it fail then"
+    move = (
+        f"in tokenomy.yaml, set `model: {to}` wherever `model: {model}` is used (and in code that hard-codes it); "
+        "check quality first: tokenomy review --bench TASKS.yaml"
+        if to
+        else "move its traffic to a current model (`tokenomy prices` lists them, marking retired ones)"
+    )
+    return {
+        "kind": kind,
+        "subject": model,
+        "model": model,
+        "to": to,
+        "retires_on": retired_on,
+        "monthly_usd": info["current_monthly_usd"],
+        "message": f"{said}; its traffic (the $/month beside this) moves" + (f" to {to}" if to else ""),
+        "apply": move,
+    }

@@ -1,0 +1,70 @@
+"""A model in use that its provider has retired, or retires within a quarter, is a review finding naming the model to
+move to. Before, the review listed retired models only among the candidates it did not propose, so a team whose
+traffic ran on Claude 3.5 Haiku on Bedrock (EOL 2026-06-19) was offered upgrades beside it and no action said that
+every call to it fails."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from tokenomy.analytics.review import rank_actions
+from tokenomy.analytics.review_models import RETIRING_NOTICE_DAYS, models_section
+from tokenomy.ledger.events import UsageEvent
+from tokenomy.ledger.store import open_store
+from tokenomy.pricing.catalog import default_catalog
+from tokenomy.pricing.cost import compute_cost
+
+END = datetime(2026, 12, 7, tzinfo=UTC)
+RETIRED = "anthropic.claude-3-5-haiku-20241022-v1:0"
+RETIRING = "gpt-5-mini"
+ACTIVE = "anthropic.claude-sonnet-4-5-20250929-v1:0"
+
+
+def _events() -> list[UsageEvent]:
+    events = []
+    for day in range(10):
+        for model, provider in ((RETIRED, "bedrock"), (RETIRING, "openai"), (ACTIVE, "bedrock")):
+            event = UsageEvent(
+                ts=END - timedelta(days=day, hours=2),
+                provider=provider,
+                model=model,
+                region="us-east-1" if provider == "bedrock" else None,
+                task="work",
+                input_tokens=3_000,
+                output_tokens=300,
+            )
+            events.append(event.apply_cost(compute_cost(event.usage, model, event.region)))
+    return events
+
+
+def test_a_retired_or_retiring_model_in_use_is_a_finding_naming_its_successor(tmp_path) -> None:
+    store = open_store(tmp_path / "ledger.duckdb")
+    store.write(_events())
+    catalog = default_catalog()
+    retires = date.fromisoformat(catalog.lookup(RETIRING).retired_on)
+    today = retires - timedelta(days=4)
+    assert date.fromisoformat(catalog.lookup(RETIRED, "us-east-1").retired_on) < today  # the catalog's dates
+    section = models_section(store, END - timedelta(days=30), END, Decimal(1), today)
+    found = {f["subject"]: f for f in section["findings"] if f["kind"].startswith("model_retir")}
+    assert set(found) == {RETIRED, RETIRING}  # Sonnet 4.5 has no retirement date: no finding
+    in_use = {m["model"]: m for m in section["in_use"]}
+
+    retired = found[RETIRED]
+    assert retired["kind"] == "model_retired" and retired["to"] == "anthropic.claude-haiku-4-5-20251001-v1:0"
+    assert "every call to it fails" in retired["message"] and retired["to"] in retired["apply"]
+    assert retired["monthly_usd"] == in_use[RETIRED]["current_monthly_usd"] > 0  # the traffic that must move
+
+    retiring = found[RETIRING]
+    assert retiring["kind"] == "model_retiring" and "(in 4 days)" in retiring["message"]
+    assert retiring["to"] in {c["model"] for c in in_use[RETIRING]["candidates"]}
+    # Both are actions, ranked by the traffic at stake as any finding by its dollars.
+    assert {(a["kind"], a["subject"]) for a in rank_actions(section["findings"])} >= {
+        ("model_retired", RETIRED),
+        ("model_retiring", RETIRING),
+    }
+
+    # A retirement further off than a quarter is no finding yet.
+    early = retires - timedelta(days=RETIRING_NOTICE_DAYS + 1)
+    later = models_section(store, END - timedelta(days=30), END, Decimal(1), early)["findings"]
+    assert RETIRING not in {f["subject"] for f in later if f["kind"].startswith("model_retir")}
