@@ -18,7 +18,7 @@ from tokenomy.caching.placement import DOCUMENT_TOKENS, IMAGE_TOKENS
 from tokenomy.emulate.engine import GEMINI, Block, Turn, signature_valid
 from tokenomy.emulate.json_schemas import schema_problem
 from tokenomy.providers.gemini_fields import schema_numbers
-from tokenomy.providers.gemini_thinking import LEVEL_REFUSED, takes_budget_only
+from tokenomy.providers.gemini_thinking import LEVEL_REFUSED, can_turn_thinking_off, lowest_budget, takes_budget_only
 
 STATUS = {
     400: "INVALID_ARGUMENT",
@@ -325,6 +325,10 @@ def generation_config(body: dict[str, Any], model: str) -> dict[str, Any]:
         raise invalid("generationConfig.thinkingConfig.thinkingBudget: an integer >= -1")
     if level is not None and takes_budget_only(model):  # Gemini 2.5 takes a budget; a level is Gemini 3's
         raise invalid(LEVEL_REFUSED)
+    if budget == 0 and takes_budget_only(model) and not can_turn_thinking_off(model):  # 2.5 Pro always thinks
+        raise invalid(f"Budget 0 is invalid. This model only works in thinking mode (at least {lowest_budget(model)}).")
+    if budget is not None and takes_budget_only(model) and 0 < budget < lowest_budget(model):
+        raise invalid(f"The thinking budget {budget} is invalid: this model takes at least {lowest_budget(model)}.")
     think = bool(budget) or level not in (None, "THINKING_LEVEL_UNSPECIFIED", "MINIMAL")
     return {
         "max_tokens": limit,

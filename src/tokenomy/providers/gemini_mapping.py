@@ -42,10 +42,12 @@ from tokenomy.messages import (
     ToolUseBlock,
 )
 from tokenomy.providers.block_refusals import FILE_APIS
+from tokenomy.providers.claude_effort import BUDGET
 from tokenomy.providers.gemini_thinking import (
     EFFORT_BUDGETS,
     can_turn_thinking_off,
     is_gemini_3_or_later,
+    lowest_budget,
     takes_budget_only,
 )
 from tokenomy.providers.reasoning_signers import foreign
@@ -273,9 +275,32 @@ def _effort_budget(model: str, effort: str) -> int:
         raise refuse(
             model,
             "reasoning_effort",
-            f"cannot turn thinking off, which {effort!r} asks for; send low, medium or high, or leave it out",
+            f"cannot turn thinking off, which {effort!r} asks for; send low, medium or high (or a thinking budget of "
+            f"at least {lowest_budget(model)} tokens, its least thinking), or leave it out",
         )
     return budget
+
+
+def _budget_refusal(model: str, budget: int) -> ProviderError | None:
+    """The 400 for a thinking budget below the model's range (`gemini_thinking.lowest_budget`: 0, thinking off, on
+    2.5 Pro, which always thinks; 1 to 127 on 2.5 Pro, 1 to 511 on 2.5 Flash-Lite), which Google's API answers only
+    after the call."""
+    lowest = lowest_budget(model)
+    if budget == 0 and not can_turn_thinking_off(model):
+        return refuse(
+            model,
+            "thinking",
+            f"cannot turn thinking off: it always thinks; send a thinking budget of at least {lowest} tokens "
+            f"(`{BUDGET}`), its least thinking, or leave thinking out",
+        )
+    if 0 < budget < lowest:
+        return refuse(
+            model,
+            BUDGET,
+            f"takes a thinking budget of at least {lowest} tokens (got {budget}); raise it to {lowest} or more"
+            + (", or turn thinking off (a budget of 0)" if can_turn_thinking_off(model) else ""),
+        )
+    return None
 
 
 def config_from_request(request: ChatRequest) -> dict[str, Any]:
@@ -326,6 +351,9 @@ def config_from_request(request: ChatRequest) -> dict[str, Any]:
         thinking: dict[str, Any] = {"include_thoughts": shown}
         if reasoning.budget_tokens == 0 and reasoning.effort is not None:  # no level to give thinking that is off
             raise refuse(model, "reasoning_effort", "sets how hard Gemini thinks, and thinking is off; drop one")
+        refused = None if reasoning.budget_tokens is None else _budget_refusal(model, reasoning.budget_tokens)
+        if refused is not None:
+            raise refused
         if reasoning.budget_tokens == 0:  # thinking off (a model that thinks by default is told not to)
             thinking = {"thinking_budget": 0}
             if reasoning.thoughts is not None:  # said with it: carried as said

@@ -7,8 +7,9 @@ A reasoning effort (OpenAI's `reasoning_effort`, Claude's `output_config.effort`
 a budget model as the budget Google's OpenAI compatibility layer gives it
 (https://ai.google.dev/gemini-api/docs/openai, "Thinking"): low 1,024, medium 8,192, high 24,576 tokens, and "none"
 turns thinking off (a budget of 0), which Gemini 2.5 Pro cannot do (https://ai.google.dev/gemini-api/docs/thinking:
-its budget is 128 to 32,768, thinking cannot be turned off). OpenAI's "minimal" asks for as little thinking as there
-can be: no thinking where the model can turn it off, like Gemini 3's MINIMAL level ("matches no thinking").
+its budget is 128 to 32,768, thinking cannot be turned off: `lowest_budget`). OpenAI's "minimal" asks for as little
+thinking as there can be: no thinking where the model can turn it off, like Gemini 3's MINIMAL level ("matches no
+thinking").
 """
 
 from __future__ import annotations
@@ -44,3 +45,22 @@ def takes_budget_only(model: str) -> bool:
 def can_turn_thinking_off(model: str) -> bool:
     """Whether a thinking budget of 0 turns the model's thinking off: not Gemini 2.5 Pro, which always thinks."""
     return "-pro" not in model.rsplit("/", 1)[-1]
+
+
+# The thinking budgets Google's thinking docs give each Gemini 2.5 model (https://ai.google.dev/gemini-api/docs/thinking,
+# "Thinking budgets"): 2.5 Pro 128 to 32,768, and its thinking cannot be turned off; 2.5 Flash 0 to 24,576; 2.5
+# Flash-Lite 512 to 24,576, where 0 turns thinking off (its default); -1 (dynamic thinking) on each. The API answers
+# 400 INVALID_ARGUMENT to a budget below the range, after the call is made: the mapping refuses one first.
+PRO_LOWEST_BUDGET = 128
+FLASH_LITE_LOWEST_BUDGET = 512
+
+
+def lowest_budget(model: str) -> int:
+    """The smallest thinking budget above 0 a Gemini 2.5 model takes (128 on Pro, 512 on Flash-Lite); 1 where Google
+    documents none (2.5 Flash; Gemini 3, which takes a level)."""
+    name = model.rsplit("/", 1)[-1]
+    if not takes_budget_only(model):
+        return 1
+    if "-flash-lite" in name:
+        return FLASH_LITE_LOWEST_BUDGET
+    return PRO_LOWEST_BUDGET if "-pro" in name else 1
