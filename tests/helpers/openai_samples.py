@@ -41,7 +41,7 @@ SAMPLES: dict[str, typing.Any] = {
     "max_completion_tokens": 7,
     "max_tokens": 7,
     "metadata": {"k": "v"},
-    "modalities": ["text"],
+    "modalities": ["text", "audio"],  # ["text"], its default, asks nothing: every model takes it
     "moderation": {"model": "omni-moderation-latest"},
     "n": 2,
     "parallel_tool_calls": False,

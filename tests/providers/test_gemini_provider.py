@@ -234,7 +234,7 @@ def test_errors_map_to_tokenomy_kinds(url) -> None:
         list(provider.stream(odd))
     assert failed.value.kind == "server_error" and failed.value.retryable
     with pytest.raises(ProviderError, match="cannot take field `logit_bias`"):
-        provider.chat(ChatRequest.simple("x", model=MODEL, extra={"logit_bias": {}}))
+        provider.chat(ChatRequest.simple("x", model=MODEL, extra={"logit_bias": {"50256": -100}}))
     provider.close()
 
 

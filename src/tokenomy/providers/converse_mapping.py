@@ -58,8 +58,6 @@ from tokenomy.providers import json_text
 from tokenomy.providers.block_refusals import empty_text
 from tokenomy.providers.claude_effort import thinks
 from tokenomy.providers.converse_refusals import (
-    CONVERSE_OPENAI_ONLY,
-    CONVERSE_UNCARRIED,
     image_format,
     redacted_bytes,
     refuse,
@@ -319,8 +317,6 @@ def to_converse_params(request: ChatRequest) -> dict[str, Any]:
     additional: dict[str, Any] = {}
     for key, value in fields_to_carry(request.extra).items():
         refuse_extra(model, key, value)
-        if key in CONVERSE_UNCARRIED or key in CONVERSE_OPENAI_ONLY:
-            continue  # n=1, logprobs false, modalities ["text"]: what Converse does anyway, not a model parameter
         if key in CONVERSE_TOP_LEVEL_FIELDS:
             params[key] = value
         elif key == "additionalModelRequestFields" and isinstance(value, dict):

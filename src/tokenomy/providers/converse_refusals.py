@@ -116,32 +116,19 @@ CONVERSE_OPENAI_ONLY = {
     "prompt_cache_options": "caches a prompt at its cache points, with no implicit one to turn off; remove "
     'prompt_cache_options and mark a cache point (cache_control on a message or tool, ttl "1h" for an hour)',
 }
-# Values of those fields that ask for what Converse does anyway: carried by leaving them out. (service_tier's
-# "auto" and "default" never get here: `fields_to_carry` leaves them out for every API but OpenAI's.)
-OPENAI_DEFAULTS: dict[str, tuple[Any, ...]] = {"modalities": (["text"],)}
-
-
-def _openai_only(key: str, value: Any) -> bool:
-    """Whether `extra[key]` is an OpenAI-only field asking for something (a default value or null asks nothing)."""
-    return key in CONVERSE_OPENAI_ONLY and value is not None and value not in OPENAI_DEFAULTS.get(key, ())
-
-
-def _uncarried(key: str, value: Any) -> bool:
-    """Whether `extra[key]` asks for something CONVERSE_UNCARRIED names (n=1, logprobs false ask for nothing)."""
-    if key == "n":
-        return value != 1
-    return key in CONVERSE_UNCARRIED and value not in (None, False, 0)
 
 
 def refuse_extra(model: str, key: str, value: Any) -> None:
-    """The 400 for a pass-through field Converse has no place for, or would bill at a price the catalog lacks."""
+    """The 400 for a pass-through field Converse has no place for, or would bill at a price the catalog lacks. Asked
+    of the fields `fields_to_carry` keeps: one at a value that asks nothing (n=1, modalities ["text"], null: its
+    `ASK_NOTHING_AT`) is left out before, as what Converse does anyway."""
     if key in CONVERSE_OWN_FIELDS:
         raise refuse(model, key, "gets this field from the request itself; send the OpenAI field for it instead")
     if key in CONVERSE_UNPRICED_FIELDS:
         raise refuse(model, key, CONVERSE_UNPRICED_FIELDS[key])
-    if _uncarried(key, value):
+    if key in CONVERSE_UNCARRIED:
         raise refuse(model, key, CONVERSE_UNCARRIED[key])
-    if _openai_only(key, value):
+    if key in CONVERSE_OPENAI_ONLY:
         raise refuse(model, key, CONVERSE_OPENAI_ONLY[key])
 
 

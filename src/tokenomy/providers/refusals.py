@@ -16,19 +16,26 @@ from tokenomy.errors import ProviderError
 from tokenomy.messages import ChatRequest, ToolUseBlock
 from tokenomy.providers.claude_effort import BUDGET, NO_THINKING, thinks
 
-# Pass-through fields at a value that asks nothing of an API without them. OpenAI-format servers get them as sent;
-# every other API leaves them out rather than refusing a request it can serve as asked:
-# - `store: false` (OpenAI's default for chat completions: nothing is kept), which the OpenAI Agents SDK sends from
-#   ModelSettings(store=False);
-# - `service_tier` "default" or "auto": the standard tier, which is what Claude, Bedrock and Gemini serve when no tier
-#   is named (Anthropic's own "auto" is its default too); a dearer or cheaper tier (flex, priority, ...) still
-#   reaches the provider's mapping, which carries it or refuses it by name;
-# - `prompt_cache_retention` "in_memory": OpenAI's default retention (minutes), which is what Claude's and Bedrock's
-#   5-minute cache points keep; "24h" still asks for what they have no setting for, and is refused by name.
+# Pass-through fields at a value that asks nothing of an API without them: OpenAI-format servers get them as sent,
+# every other API leaves them out rather than refusing a request it can serve as asked (an app's SDK sends them with
+# every call). Null, for any field (OpenAI's API reference types each optional field nullable, null its default); and
+# OpenAI's documented defaults: `store: false` (nothing kept; the OpenAI Agents SDK's ModelSettings(store=False)),
+# `service_tier` "auto" (its default: standard unless the project bought Scale Tier) or "default", the tier Claude,
+# Bedrock and Gemini serve when none is named (Anthropic's own "auto" is its default too); `prompt_cache_retention`
+# "in_memory" (minutes, as Claude's and Bedrock's 5-minute cache points keep); `modalities: ["text"]` (a text answer,
+# all these APIs give), `n: 1`, `logprobs: false`, `top_logprobs: 0`, `metadata: {}` (no tags), `logit_bias: {}`
+# (no bias). Any other value (a flex tier, "24h", audio out, n=2, a tag, a bias) still reaches the provider's
+# mapping, which carries it or refuses it by name.
 ASK_NOTHING_AT: dict[str, tuple[Any, ...]] = {
     "store": (False,),
     "service_tier": ("default", "auto"),
     "prompt_cache_retention": ("in_memory",),
+    "modalities": (["text"],),
+    "n": (1,),
+    "logprobs": (False,),
+    "top_logprobs": (0,),
+    "metadata": ({},),
+    "logit_bias": ({},),
 }
 
 
@@ -64,7 +71,10 @@ def refuse_openai_options(
     response format (JSON with no schema), whose remedy names the schema's field as `JSON_SCHEMA` for each ingress to
     name the caller's way (`ProviderError.named`), then `json_instead`: what else the caller may do."""
     for field in ("seed", "presence_penalty", "frequency_penalty"):
-        if getattr(request, field) is not None:
+        value = getattr(request, field)
+        # A penalty of 0 is OpenAI's default (its API reference: "Defaults to 0"), which penalises nothing: an app's
+        # SDK sends it with every call, and a model without penalties answers as asked (a seed of 0 still asks one).
+        if value is not None and not (field != "seed" and value == 0):
             raise refuse(
                 model, field, f"has no such parameter; remove it, or route to a model that takes it ({TAKE_SEED})"
             )
@@ -99,13 +109,14 @@ def without_gemini_own(extra: dict[str, Any]) -> dict[str, Any]:
 
 def _asks_nothing(key: str, value: Any) -> bool:
     test = GEMINI_ASKING_NOTHING.get(key)
-    return _named(value, ASK_NOTHING_AT.get(key, ())) or (test is not None and test(value))
+    return value is None or _named(value, ASK_NOTHING_AT.get(key, ())) or (test is not None and test(value))
 
 
 def _named(value: Any, values: tuple[Any, ...] | Callable[[Any], bool]) -> bool:
     if callable(values):
         return values(value)
-    return any(value is kept or (isinstance(value, str) and value == kept) for kept in values)
+    # of the same type: false is not 0, nor 1 true (`n: true` asks for nothing OpenAI takes)
+    return any(type(value) is type(kept) and value == kept for kept in values)
 
 
 # Claude cannot think before a call it is forced to make (tool_choice any or tool: Anthropic prefills its answer with
