@@ -15,7 +15,7 @@ from typing import Any
 from tokenomy.emulate.anthropic_blocks import cache_ttl, content_blocks, invalid
 from tokenomy.emulate.anthropic_search import check_server_tool, search_tool
 from tokenomy.emulate.engine import Block, Turn
-from tokenomy.emulate.json_schemas import schema_problem
+from tokenomy.emulate.json_schemas import claude_schema_problem, schema_problem
 from tokenomy.providers.claude_effort import EFFORTS
 from tokenomy.providers.claude_speed import FAST_MODE_BETA, needs_fast_beta, no_fast_mode
 from tokenomy.providers.refusals import interleaved_thinking
@@ -161,6 +161,9 @@ def _output_schema(config: Any) -> dict[str, Any] | None:
     problem = schema_problem(fmt["schema"])
     if problem is not None:
         raise invalid(f"output_config.format.schema: JSON schema is invalid: {problem}")
+    problem = claude_schema_problem(fmt["schema"])  # valid, yet outside what Claude's structured outputs take
+    if problem is not None:
+        raise invalid(f"output_config.format.schema: {problem}")
     return fmt["schema"]
 
 
@@ -215,6 +218,9 @@ def parse_messages(
             raise invalid(f"tools.{i}.input_schema: Field required")
         else:
             _check_input_schema(tool["input_schema"], f"tools.{i}.custom.input_schema")
+            problem = claude_schema_problem(tool["input_schema"]) if tool.get("strict") is True else None
+            if problem is not None:  # a strict tool's calls are held to it: Claude's structured-outputs subset
+                raise invalid(f"tools.{i}.custom.input_schema: {problem}")
         spec = {k: v for k, v in tool.items() if k != "cache_control"}
         system.append(Block(json.dumps(spec, sort_keys=True), cache_ttl(tool, f"tools.{i}", default_ttl)))
     raw_system = body.get("system")

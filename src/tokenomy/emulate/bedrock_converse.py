@@ -91,7 +91,8 @@ class BedrockEmulator:
         if throttle:
             self.maybe_throttle()
         ttl = (resolved.entry.cache_ttl_seconds if resolved.entry else None) or 300
-        system, turns, inference = parse_converse(body, ttl, bedrock_signer(resolved.model_id) is not None)
+        claude = body_family(resolved.model_id) == "anthropic"
+        system, turns, inference = parse_converse(body, ttl, bedrock_signer(resolved.model_id) is not None, claude)
         invoked = None
         if resolved.router is not None:
             # Route on the prompt's size, then account the cache against the model that runs.

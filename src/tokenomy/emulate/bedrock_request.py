@@ -14,7 +14,7 @@ from tokenomy.emulate.bedrock_blocks import SUPPORTED_BLOCKS, content_blocks, fo
 from tokenomy.emulate.bedrock_errors import BedrockError
 from tokenomy.emulate.bedrock_errors import invalid as _invalid
 from tokenomy.emulate.engine import Block, Turn
-from tokenomy.emulate.json_schemas import schema_problem
+from tokenomy.emulate.json_schemas import claude_schema_problem, schema_problem
 from tokenomy.providers.claude_effort import EFFORTS
 from tokenomy.providers.refusals import interleaved_thinking
 
@@ -35,7 +35,7 @@ def _check_document_names(messages: list[Any]) -> None:
                     seen.add(name)
 
 
-def _inference(body: dict[str, Any]) -> dict[str, Any]:
+def _inference(body: dict[str, Any], claude: bool) -> dict[str, Any]:
     inference = body.get("inferenceConfig") or {}
     if not isinstance(inference, dict):
         raise _invalid("The inferenceConfig field must be a JSON object.")
@@ -78,7 +78,7 @@ def _inference(body: dict[str, Any]) -> dict[str, Any]:
         "stop": stops,
         "sampling": sampling,
         "thinking_budget": budget,
-        "json_schema": _output_schema(body.get("outputConfig")),
+        "json_schema": _output_schema(body.get("outputConfig"), claude),
     }
 
 
@@ -96,8 +96,9 @@ def _sampling(top_p: Any, extra: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in (("top_p", top_p), ("top_k", top_k)) if v is not None}
 
 
-def _output_schema(config: Any) -> dict[str, Any] | None:
-    """outputConfig, validated as Bedrock does: the JSON schema the answer's text must follow, if it names one."""
+def _output_schema(config: Any, claude: bool) -> dict[str, Any] | None:
+    """outputConfig, validated as Bedrock does: the JSON schema the answer's text must follow, if it names one
+    (`claude`: a Claude model's, held to what Claude's structured outputs take)."""
     if config is None:
         return None
     if not isinstance(config, dict) or set(config) - {"textFormat", "effort"}:
@@ -125,13 +126,19 @@ def _output_schema(config: Any) -> dict[str, Any] | None:
     problem = schema_problem(schema)
     if problem is not None:
         raise _invalid(f"outputConfig.textFormat.structure.jsonSchema.schema is not a valid JSON schema: {problem}.")
+    problem = claude_schema_problem(schema) if claude else None  # valid, yet outside what Claude's outputs take
+    if problem is not None:
+        raise _invalid(f"outputConfig.textFormat.structure.jsonSchema.schema: {problem}.")
     return schema
 
 
-def parse_converse(body: Any, default_ttl: int, signed: bool = True) -> tuple[list[Block], list[Turn], dict[str, Any]]:
+def parse_converse(
+    body: Any, default_ttl: int, signed: bool = True, claude: bool = False
+) -> tuple[list[Block], list[Turn], dict[str, Any]]:
     """Validate a Converse body the way Bedrock does; return system blocks (tools first), turns, inference
     (with `forced_tool` when the tool choice forces a call). `signed`: the model checks the signature of reasoning
-    sent back (Claude's do; a model that signs nothing takes it unsigned)."""
+    sent back (Claude's do; a model that signs nothing takes it unsigned). `claude`: a Claude model, whose
+    structured-output and strict tool schemas are held to what Claude takes (`claude_schema_problem`)."""
     if not isinstance(body, dict):
         raise BedrockError("ValidationException", "The request body must be a JSON object.")
     messages = body.get("messages")
@@ -161,6 +168,10 @@ def parse_converse(body: Any, default_ttl: int, signed: bool = True) -> tuple[li
                     f"The inputSchema.json of the toolSpec at toolConfig.tools.{i} is not a valid JSON schema: "
                     f"{problem}."
                 )
+            strict = isinstance(spec, dict) and spec.get("strict") is True
+            problem = claude_schema_problem(schema) if claude and strict else None
+            if problem is not None:  # a strict tool's calls are held to it: Claude's structured-outputs subset
+                raise _invalid(f"The inputSchema.json of the toolSpec at toolConfig.tools.{i}: {problem}.")
         system += content_blocks(tools, "toolConfig.tools", ("toolSpec", "cachePoint"), default_ttl)
         forced = forced_tool(tool_config)
     raw_system = body.get("system") or []
@@ -201,7 +212,7 @@ def parse_converse(body: Any, default_ttl: int, signed: bool = True) -> tuple[li
     if uses_tools and tool_config is None:
         raise _invalid("The toolConfig field must be defined when using toolUse and toolResult content blocks.")
     _check_document_names(messages)
-    inference = _inference(body)
+    inference = _inference(body, claude)
     if forced is not None and inference["thinking_budget"] is not None:
         raise _invalid("Thinking may not be enabled when tool_choice forces tool use.")
     return system, turns, {**inference, "forced_tool": forced}
