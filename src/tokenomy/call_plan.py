@@ -19,12 +19,13 @@ from tokenomy.call_policy import Attempt, CallPolicy, CallState, Target, TierRun
 from tokenomy.chat_response import ChatResponse
 from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.ids import new_id
-from tokenomy.ledger.events import MAX_TOKENS_CLAMPED_TAG, THINKING_BUDGET_CLAMPED_TAG
+from tokenomy.ledger.events import MAX_TOKENS_CLAMPED_TAG, SCHEMA_LOOSENED_TAG, THINKING_BUDGET_CLAMPED_TAG
 from tokenomy.messages import ChatRequest, RequestMeta
 from tokenomy.pricing.catalog import PriceCatalog
 from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.providers.base import Provider
 from tokenomy.providers.block_refusals import inputs_refusal
+from tokenomy.providers.claude_schema import loosened_note, takes_claude_schema
 from tokenomy.providers.refusals import (
     Unsupported,
     cache_points_refusal,
@@ -116,6 +117,9 @@ class CallPlanner:
                 cap = held
             elif cap is None:  # the cap its provider requires (Claude's), made explicit: the rate limiter reserves it
                 cap = self.uncapped_cap(call.request, spec, region, provider)
+            loosened = loosened_note(call.request) if takes_claude_schema(spec.provider, spec.model) else None
+            if loosened is not None:  # not silent: the row lists the constraints Claude was sent as descriptions
+                meta = replace(meta, tags={**meta.tags, SCHEMA_LOOSENED_TAG: loosened})
             request = call.request.replaced(
                 model=spec.model, region=region, meta=meta, max_tokens=cap, reasoning=reasoning
             )

@@ -18,7 +18,8 @@ MODEL = "anthropic.claude-sonnet-4-5-20250929-v1:0"
 IMAGE = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
 PDF = b"%PDF-1.4\n" + bytes(range(256))
 REDACTED = bytes(range(200, 256))
-SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}}
+# closed, as Claude's structured outputs take it: a strict tool's schema goes to Claude as sent (claude_schema)
+SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "additionalProperties": False}
 
 
 def b64(data: bytes) -> str:

@@ -647,12 +647,20 @@ def test_a_json_schema_response_format_and_an_effort_reach_converse(url) -> None
         reasoning=Reasoning(effort="high"),
     )
     params = to_converse_params(request)
+    sent = json.loads(params["outputConfig"]["textFormat"]["structure"]["jsonSchema"]["schema"])
+    # Claude's form (the anthropic SDK's transform_schema): closed already; an enum's values say its type
+    city = {"enum": ["Paris", "Oslo"]}
+    assert sent == {**WEATHER, "properties": {**WEATHER["properties"], "city": city}}
     assert params["outputConfig"] == {
         "effort": "high",
         "textFormat": {
             "type": "json_schema",
             "structure": {
-                "jsonSchema": {"schema": json.dumps(WEATHER), "name": "weather", "description": "A forecast"}
+                "jsonSchema": {
+                    "schema": params["outputConfig"]["textFormat"]["structure"]["jsonSchema"]["schema"],
+                    "name": "weather",
+                    "description": "A forecast",
+                }
             },
         },
     }

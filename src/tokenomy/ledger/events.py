@@ -43,6 +43,10 @@ MAX_TOKENS_CLAMPED_TAG = "max_tokens_clamped"
 # takes a budget only below max_tokens): the caller's budget. The answer keeps the room the caller left it past the
 # thinking, the budget never below Claude's 1,024 tokens (`refusals.held_thinking_budget`).
 THINKING_BUDGET_CLAMPED_TAG = "thinking_budget_clamped"
+# The tag on an attempt to Claude whose structured-output or strict tool schema was sent in Claude's form
+# (`providers.claude_schema`), constraints Claude's API refuses (minimum, maxLength, ...) moved into descriptions the
+# model reads but is not held to: each field and place with what was moved.
+SCHEMA_LOOSENED_TAG = "schema_constraints_described"
 
 
 def decimal_str(value: Decimal) -> str:

@@ -25,6 +25,7 @@ from tokenomy.providers.anthropic_content import block_to_anthropic, blocks_from
 from tokenomy.providers.anthropic_refusals import free_effort, refuse, refuse_unsupported
 from tokenomy.providers.block_refusals import empty_text
 from tokenomy.providers.claude_effort import takes_effort, thinks
+from tokenomy.providers.claude_schema import claude_form
 from tokenomy.providers.reasoning_signers import foreign
 from tokenomy.providers.refusals import allowed_tools_only
 from tokenomy.request_options import ToolSpec
@@ -79,7 +80,8 @@ def to_anthropic_tools(tools: list[ToolSpec], cache_last: CachePoint) -> list[di
         if tool.server is not None:  # a server tool (web search): its definition as its caller sent it
             out.append(dict(tool.server))
             continue
-        item: dict[str, Any] = {"name": tool.name, "input_schema": tool.input_schema}
+        schema = claude_form(tool.input_schema) if tool.strict else tool.input_schema  # held to it: Claude's form
+        item: dict[str, Any] = {"name": tool.name, "input_schema": schema}
         if tool.described:
             item["description"] = tool.described
         if tool.strict is not None:
@@ -121,6 +123,7 @@ def _output_config(request: ChatRequest) -> dict[str, Any]:
         schema = dict(fmt.schema or {"type": "object"})
         if fmt.description:  # the model reads it; the Messages API's place for it is the schema
             schema["description"] = fmt.description
+        schema = claude_form(schema)  # as Claude takes it (claude_schema)
         # The format's name has no field here: OpenAI requires one, as an identifier, not as an instruction.
         config["format"] = {"type": "json_schema", "schema": schema}
     reasoning = request.reasoning

@@ -21,6 +21,7 @@ from tokenomy.errors import ProviderError
 from tokenomy.messages import ONE_HOUR, ChatRequest, DocumentBlock, ImageBlock, ReasoningBlock
 from tokenomy.providers.block_refusals import place, placed_blocks, refuse_image_detail
 from tokenomy.providers.claude_effort import BUDGET, EFFORTS, NO_ADAPTIVE, no_effort, takes_adaptive, takes_effort
+from tokenomy.providers.claude_schema import schema_refusal
 from tokenomy.providers.claude_speed import needs_fast_beta, no_fast_mode
 from tokenomy.providers.refusals import (
     FORCED_WITH_THINKING,
@@ -142,6 +143,9 @@ def refuse_unsupported(request: ChatRequest, model: str | None = None) -> None:
             "response_format.json_schema.description",
             "reads a format's description from its schema, and this schema has a different one; keep one of them",
         )
+    unheld = schema_refusal(request)  # a schema Claude cannot hold an answer to (claude_schema)
+    if unheld is not None:
+        raise refuse(model, *unheld)
     if forces_tool_while_thinking(request):
         raise refuse(model, "tool_choice", FORCED_WITH_THINKING, also="thinking")
     sampling = sampling_refused_while_thinking(request)

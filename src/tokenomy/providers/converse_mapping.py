@@ -55,8 +55,10 @@ from tokenomy.messages import (
     ToolUseBlock,
 )
 from tokenomy.providers import json_text
+from tokenomy.providers.bedrock_families import body_family
 from tokenomy.providers.block_refusals import empty_text
 from tokenomy.providers.claude_effort import thinks
+from tokenomy.providers.claude_schema import claude_form
 from tokenomy.providers.converse_refusals import (
     image_format,
     redacted_bytes,
@@ -130,8 +132,11 @@ def cache_point(point: CachePoint) -> dict[str, Any]:
 def to_bedrock_tools(tools: list[ToolSpec], model: str = "") -> list[dict[str, Any]]:
     """Converse's toolSpec entries, `strict` (calls held to the schema) carried as sent."""
     out: list[dict[str, Any]] = []
+    claude = body_family(model) == "anthropic"
     for tool in tools:
-        tool_spec: dict[str, Any] = {"name": tool.name, "inputSchema": {"json": tool.input_schema}}
+        # A schema Claude holds its calls to goes in Claude's form (claude_schema)
+        schema = claude_form(tool.input_schema) if tool.strict and claude else tool.input_schema
+        tool_spec: dict[str, Any] = {"name": tool.name, "inputSchema": {"json": schema}}
         if tool.described:
             tool_spec["description"] = tool.described
         if tool.strict is not None:  # ToolSpecification.strict; a model without it answers Bedrock's own 400
@@ -249,8 +254,10 @@ def _output_config(request: ChatRequest) -> dict[str, Any]:
     config: dict[str, Any] = {}
     fmt = request.response_format
     if fmt is not None and fmt.type == "json_schema":
+        held = fmt.schema or {"type": "object"}
         schema: dict[str, Any] = {
-            "schema": json.dumps(fmt.schema or {"type": "object"}),
+            # Claude holds its answer to the schema in its own form (claude_schema)
+            "schema": json.dumps(claude_form(held) if body_family(request.model) == "anthropic" else held),
             "name": fmt.name or "response",
         }
         if fmt.description:

@@ -23,8 +23,10 @@ from tokenomy.errors import ProviderError
 from tokenomy.messages import ChatRequest, ImageBlock, ReasoningBlock, ToolResultBlock, ToolUseBlock
 from tokenomy.pricing.identifiers import takes_no_tools_cache_point
 from tokenomy.providers.anthropic_refusals import unsigned
+from tokenomy.providers.bedrock_families import body_family
 from tokenomy.providers.block_refusals import place, placed_blocks, refuse_image_detail
 from tokenomy.providers.claude_effort import BUDGET, EFFORTS, NO_ADAPTIVE, no_effort, takes_adaptive, takes_effort
+from tokenomy.providers.claude_schema import schema_refusal
 from tokenomy.providers.reasoning_signers import bedrock_signer, foreign
 from tokenomy.providers.refusals import (
     FORCED_WITH_THINKING,
@@ -317,6 +319,9 @@ def refuse_unsupported(request: ChatRequest, model: str | None = None) -> None:
     if request.parallel_tool_calls is False and request.tools:  # without tools there is nothing to parallelise
         raise refuse(model, "parallel_tool_calls", "cannot turn parallel tool calls off; remove the field")
     refuse_tool_config(request, model)
+    unheld = schema_refusal(request) if body_family(model) == "anthropic" else None  # Claude's (claude_schema)
+    if unheld is not None:
+        raise refuse(model, *unheld)
     effort = request.reasoning.effort if request.reasoning is not None else None
     if effort is not None and takes_effort(model) is False:  # as on Anthropic's API (anthropic_mapping)
         raise refuse(model, "reasoning_effort", no_effort(model), also=BUDGET)

@@ -19,6 +19,7 @@ from tokenomy.ledger.events import (
     CACHE_WRITE_1H_TAG,
     MAX_TOKENS_CLAMPED_TAG,
     OVER_CAP_TAG,
+    SCHEMA_LOOSENED_TAG,
     THINKING_BUDGET_CLAMPED_TAG,
 )
 from tokenomy.messages import ChatRequest
@@ -51,8 +52,16 @@ ROUTING_TAGS = (ESCALATED_TAG, PASSED_UP_TAG, PASSED_UP_ON_ERROR_TAG, REJECTED_T
 # same name stayed on the others and passed for it (1-hour cache writes re-price the row in `plan savings`, the model
 # review and a journal's replay; an answer past its cap is warned of; a dearer service tier re-prices a ledger file's
 # row on `ledger import`; a cap held to a model's maximum output, and a thinking budget lowered with it, say what the
-# caller asked for).
-RECORDED_TAGS = (CACHE_WRITE_1H_TAG, OVER_CAP_TAG, "service_tier", MAX_TOKENS_CLAMPED_TAG, THINKING_BUDGET_CLAMPED_TAG)
+# caller asked for; constraints Claude was sent as descriptions are listed).
+RECORDED_TAGS = (
+    CACHE_WRITE_1H_TAG,
+    OVER_CAP_TAG,
+    SCHEMA_LOOSENED_TAG,
+    "service_tier",
+    MAX_TOKENS_CLAMPED_TAG,
+    THINKING_BUDGET_CLAMPED_TAG,
+    SCHEMA_LOOSENED_TAG,
+)
 
 
 def routing_tag_refusal(tags: dict[str, str]) -> str | None:

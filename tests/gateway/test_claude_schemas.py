@@ -1,0 +1,130 @@
+"""A pydantic model's schema to Claude, from the openai SDK's `.parse` and google-genai's `response_schema`: Claude's
+structured outputs take a subset of JSON Schema (every object closed, no minimum or maxLength, no recursion), and its
+API answers 400 to the rest. The gateway sends it in Claude's form (`providers.claude_schema`: the official SDK's
+`transform_schema`), on Anthropic's API and on Bedrock, the constraints moved into descriptions listed on the row, and
+refuses by name, before any call, what Claude cannot hold (an object open to other properties)."""
+
+from __future__ import annotations
+
+import json
+
+import openai
+import pydantic
+import pytest
+from google import genai
+from google.genai import types
+
+from helpers import stand_in_aws_keys
+from helpers.capturing_asgi import capturing
+from helpers.ledger_rows import written_rows
+from tokenomy.config import parse_config
+from tokenomy.emulate.anthropic_api import create_app as create_anthropic
+from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
+from tokenomy.emulate.server import ServerThread
+from tokenomy.gateway.app import create_app
+
+SONNET = "claude-sonnet-4-5-20250929"
+BEDROCK_SONNET = "anthropic.claude-3-7-sonnet-20250219-v1:0"
+ASK = [{"role": "user", "content": "A person, please."}]
+TAG = "schema_constraints_described"
+pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
+
+
+class Person(pydantic.BaseModel):
+    name: str = pydantic.Field(max_length=40)
+    age: int = pydantic.Field(ge=0, le=150)
+
+
+class Pet(pydantic.BaseModel):  # google-genai's response_schema: no additionalProperties anywhere
+    name: str
+    legs: int
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """(gateway URL, ledger path, bodies Anthropic's emulator was sent, bodies Bedrock's was sent)."""
+    claude_bodies: list[dict] = []
+    bedrock_bodies: list[dict] = []
+    with pytest.MonkeyPatch.context() as env:
+        stand_in_aws_keys(env)
+        with (
+            ServerThread(capturing(create_anthropic(), claude_bodies)) as claude,
+            ServerThread(capturing(create_bedrock(), bedrock_bodies)) as bedrock,
+        ):
+            config = parse_config(
+                {
+                    "models": {
+                        "claude": {"provider": "anthropic", "model": SONNET, "base_url": claude},
+                        "sonnet": {
+                            "provider": "bedrock",
+                            "model": BEDROCK_SONNET,
+                            "region": "us-east-1",
+                            "endpoint_url": bedrock,
+                        },
+                    }
+                }
+            )
+            ledger = tmp_path_factory.mktemp("claude_schemas") / "ledger.duckdb"
+            with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
+                yield url, ledger, claude_bodies, bedrock_bodies
+
+
+def _sent_schema(route: str, body: dict) -> dict:
+    if route == "claude":
+        return body["output_config"]["format"]["schema"]
+    return json.loads(body["outputConfig"]["textFormat"]["structure"]["jsonSchema"]["schema"])
+
+
+@pytest.mark.parametrize("route", ["claude", "sonnet"])
+def test_openai_sdk_parse_with_field_constraints_reaches_claude_in_its_form(served, route) -> None:
+    # Sent as the caller wrote it before: Claude's API answers 400 ("For 'integer' type, property 'minimum' is not
+    # supported"), and so do the emulators now.
+    url, ledger, claude_bodies, bedrock_bodies = served
+    bodies = claude_bodies if route == "claude" else bedrock_bodies
+    before = len(written_rows(ledger, 0, wait_s=0))
+    client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+    reply = client.chat.completions.parse(model=route, messages=ASK, response_format=Person, max_tokens=200)
+    assert isinstance(reply.choices[0].message.parsed, Person)
+    sent = _sent_schema(route, bodies[-1])
+    assert sent["additionalProperties"] is False
+    assert "maximum" not in sent["properties"]["age"] and "maxLength" not in sent["properties"]["name"]
+    described = sent["properties"]["age"]["description"]  # the model still reads them
+    assert "minimum: 0" in described and "maximum: 150" in described
+    tag = written_rows(ledger, before + 1)[-1].tags[TAG]  # and the row says what Claude was not held to
+    assert "response_format.json_schema.schema.properties.name {maxLength: 40}" in tag
+    assert f"response_format.json_schema.schema.properties.age {described}" in tag
+
+
+@pytest.mark.parametrize("route", ["claude", "sonnet"])
+def test_google_genai_response_schema_without_additional_properties_reaches_claude_closed(served, route) -> None:
+    url, _, claude_bodies, bedrock_bodies = served
+    bodies = claude_bodies if route == "claude" else bedrock_bodies
+    client = genai.Client(api_key="unused", http_options={"base_url": url})
+    config = types.GenerateContentConfig(response_mime_type="application/json", response_schema=Pet)
+    reply = client.models.generate_content(model=route, contents="A pet, please.", config=config)
+    assert isinstance(reply.parsed, Pet)
+    assert _sent_schema(route, bodies[-1])["additionalProperties"] is False
+
+
+@pytest.mark.parametrize("route", ["claude", "sonnet"])
+def test_an_open_object_schema_is_refused_by_name_before_any_call(served, route) -> None:
+    url, _, claude_bodies, bedrock_bodies = served
+    bodies = claude_bodies if route == "claude" else bedrock_bodies
+    sent = len(bodies)
+    schema = {
+        "type": "object",
+        "properties": {"scores": {"type": "object", "additionalProperties": {"type": "integer"}}},
+        "required": ["scores"],
+    }
+    client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(
+            model=route,
+            messages=ASK,
+            max_tokens=100,
+            response_format={"type": "json_schema", "json_schema": {"name": "scores", "schema": schema}},
+        )
+    message = str(caught.value)
+    assert "response_format.json_schema.schema.properties.scores.additionalProperties" in message
+    assert "set additionalProperties to false" in message
+    assert len(bodies) == sent  # refused before the call: nothing reached the upstream
