@@ -21,6 +21,7 @@ SCHEMA = {
     "type": "object",
     "properties": {"city": {"type": "string"}, "forecast": {"type": "string"}},
     "required": ["city", "forecast"],
+    "additionalProperties": False,  # closed, as Claude's structured outputs take a schema
 }
 ASK = "Give the weather in Paris as a long, detailed forecast."
 LIMIT = 6
