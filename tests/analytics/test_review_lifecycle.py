@@ -68,3 +68,34 @@ def test_a_retired_or_retiring_model_in_use_is_a_finding_naming_its_successor(tm
     early = retires - timedelta(days=RETIRING_NOTICE_DAYS + 1)
     later = models_section(store, END - timedelta(days=30), END, Decimal(1), early)["findings"]
     assert RETIRING not in {f["subject"] for f in later if f["kind"].startswith("model_retir")}
+
+
+def test_a_model_retired_elsewhere_but_served_in_the_region_of_its_traffic_is_no_finding(tmp_path) -> None:
+    # AWS still serves Claude 3 Haiku in ca-central-1 (the catalog has no date there) and retired it in us-east-1.
+    haiku = "anthropic.claude-3-haiku-20240307-v1:0"
+    catalog = default_catalog()
+    assert catalog.lookup(haiku, "ca-central-1").retired_on is None
+    assert catalog.lookup(haiku, "us-east-1").retired_on is not None
+    events = []
+    for region in ("ca-central-1", "us-east-1"):
+        event = UsageEvent(
+            ts=END - timedelta(days=1),
+            provider="bedrock",
+            model=haiku,
+            region=region,
+            task="work",
+            input_tokens=3_000,
+            output_tokens=300,
+        )
+        events.append(event.apply_cost(compute_cost(event.usage, haiku, region)))
+    served, retired = (open_store(tmp_path / f"{name}.duckdb") for name in ("served", "retired"))
+    served.write(events[:1])
+    retired.write(events)
+    today = date(2026, 12, 7)
+
+    def findings(store) -> list[dict]:
+        section = models_section(store, END - timedelta(days=30), END, Decimal(1), today)
+        return [f for f in section["findings"] if f["kind"].startswith("model_retir")]
+
+    assert findings(served) == []  # every call of its traffic is served: nothing fails
+    assert [f["kind"] for f in findings(retired)] == ["model_retired"]  # its us-east-1 calls fail

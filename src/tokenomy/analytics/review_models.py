@@ -20,6 +20,7 @@ RETIRING_NOTICE_DAYS, is a finding naming the model to move to (`lifecycle_findi
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -280,11 +281,13 @@ def models_section(
     """Every model in use with its candidates (none retired by `today`, UTC); findings for models a cheaper-or-equal
     upgrade supersedes."""
     today = today or utc_today()
-    in_use = [
-        candidates_for(model, groups, factor, today)
-        for model, groups in sorted(usage_groups(store, start, end).items())
+    by_model = usage_groups(store, start, end)
+    in_use = [candidates_for(model, groups, factor, today) for model, groups in sorted(by_model.items())]
+    findings = [
+        found
+        for info in in_use
+        if (found := lifecycle_finding(info, today, {g["region"] for g in by_model[info["model"]]})) is not None
     ]
-    findings = [found for info in in_use if (found := lifecycle_finding(info, today)) is not None]
     for info in in_use:
         upgrades = [c for c in info["candidates"] if c["kind"] == "upgrade" and c["cost_usd"] <= info["current_usd"]]
         if not upgrades:
@@ -309,12 +312,17 @@ def models_section(
     return {"in_use": in_use, "findings": findings}
 
 
-def lifecycle_finding(info: dict[str, Any], today: date) -> dict[str, Any] | None:
+def lifecycle_finding(
+    info: dict[str, Any], today: date, regions: Iterable[str | None] = (None,)
+) -> dict[str, Any] | None:
     """A finding for a model in use that its provider has retired (every call to it fails) or retires within
     RETIRING_NOTICE_DAYS of `today` (UTC), naming the model to move to: its newest same-line upgrade, else its
-    cheapest candidate. Its dollars are the model's traffic a month: what fails unless it moves."""
+    cheapest candidate. Its dollars are the model's traffic a month: what fails unless it moves. The date is the
+    earliest of the `regions` its traffic ran in (a provider may still serve it in one: Bedrock's Claude 3 Haiku in
+    ca-central-1); a region the catalog lacks has its default region's, as its traffic is priced (`reprice`)."""
     model = info["model"]
-    retired_on = getattr(_entry_or_none(model, None), "retired_on", None)
+    dates = [getattr(_entry_or_none(model, r) or _entry_or_none(model, None), "retired_on", None) for r in regions]
+    retired_on = min((d for d in dates if d is not None), default=None)
     if retired_on is None or "current_monthly_usd" not in info:
         return None
     days_left = (date.fromisoformat(retired_on) - today).days
