@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from tokenomy.demo.context import DemoContext
 
 TITLE = "Batch inference"
-MODEL = "anthropic.claude-3-haiku-20240307-v1:0"
+MODEL = "anthropic.claude-haiku-4-5-20251001-v1:0"
 
 
 def run(ctx: DemoContext) -> None:

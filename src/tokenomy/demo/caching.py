@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from tokenomy.demo.context import DemoContext
 
 TITLE = "Prompt caching: automatic cache points on Bedrock (emulated on the local model)"
-MODEL = "anthropic.claude-3-7-sonnet-20250219-v1:0"
+MODEL = "anthropic.claude-sonnet-4-5-20250929-v1:0"
 REGION = "us-east-1"
 # Appended to the demo's support policy so the system prompt passes Sonnet's 1,024-token minimum.
 # It extends the workload's prompt, so the local model reuses its KV cache and the step stays quick.

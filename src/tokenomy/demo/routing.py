@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from tokenomy.demo.context import DemoContext
 
 TITLE = "Model routing"
-STRONG = "anthropic.claude-3-7-sonnet-20250219-v1:0"
+STRONG = "anthropic.claude-sonnet-4-5-20250929-v1:0"
 CONFIG = {
     "models": {"local-strong": {"provider": "local", "model": "smollm2-135m"}},
     "tiers": {"tier1": ["local"], "tier2": ["local-strong"]},

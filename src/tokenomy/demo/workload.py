@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from tokenomy.demo.context import DemoContext
 
 TITLE = "Workload on the local model"
-COMPARE_MODEL = "anthropic.claude-3-5-haiku-20241022-v1:0"
+COMPARE_MODEL = "anthropic.claude-haiku-4-5-20251001-v1:0"
 
 SYSTEM_PROMPT = (
     """You are the support assistant of Northwind Telecom. Follow these policies exactly.
