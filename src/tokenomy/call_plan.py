@@ -26,14 +26,8 @@ from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.providers.base import Provider
 from tokenomy.providers.block_refusals import inputs_refusal
 from tokenomy.providers.claude_schema import loosened_note, takes_claude_schema
-from tokenomy.providers.refusals import (
-    Unsupported,
-    cache_points_refusal,
-    held_budget_refusal,
-    held_thinking_budget,
-    one_hour_cache_refusal,
-    raise_refusal,
-)
+from tokenomy.providers.claude_thinking_rules import held_budget_refusal, held_thinking_budget
+from tokenomy.providers.refusals import Unsupported, cache_points_refusal, one_hour_cache_refusal, raise_refusal
 from tokenomy.providers.registry import ModelSpec, get_provider, resolve_model
 from tokenomy.request_options import Reasoning
 from tokenomy.request_views import one_hour_cache_point

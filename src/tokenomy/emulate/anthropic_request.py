@@ -18,7 +18,7 @@ from tokenomy.emulate.engine import Block, Turn
 from tokenomy.emulate.json_schemas import claude_schema_problem, schema_problem
 from tokenomy.providers.claude_effort import EFFORTS
 from tokenomy.providers.claude_speed import FAST_MODE_BETA, needs_fast_beta, no_fast_mode
-from tokenomy.providers.refusals import interleaved_thinking
+from tokenomy.providers.claude_thinking_rules import interleaved_thinking
 
 FIELDS = {
     "model",

@@ -16,7 +16,7 @@ from tokenomy.emulate.bedrock_errors import invalid as _invalid
 from tokenomy.emulate.engine import Block, Turn
 from tokenomy.emulate.json_schemas import claude_schema_problem, schema_problem
 from tokenomy.providers.claude_effort import EFFORTS
-from tokenomy.providers.refusals import interleaved_thinking
+from tokenomy.providers.claude_thinking_rules import interleaved_thinking
 
 
 def _check_document_names(messages: list[Any]) -> None:

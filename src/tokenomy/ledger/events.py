@@ -41,7 +41,7 @@ OVER_CAP_TAG = "output_over_cap"
 MAX_TOKENS_CLAMPED_TAG = "max_tokens_clamped"
 # The tag on such an attempt whose Claude thinking budget, not below the held cap, was lowered with it (Claude's API
 # takes a budget only below max_tokens): the caller's budget. The answer keeps the room the caller left it past the
-# thinking, the budget never below Claude's 1,024 tokens (`refusals.held_thinking_budget`).
+# thinking, the budget never below Claude's 1,024 tokens (`claude_thinking_rules.held_thinking_budget`).
 THINKING_BUDGET_CLAMPED_TAG = "thinking_budget_clamped"
 # The tag on an attempt to Claude whose structured-output or strict tool schema was sent in Claude's form
 # (`providers.claude_schema`), constraints Claude's API refuses (minimum, maxLength, ...) moved into descriptions the

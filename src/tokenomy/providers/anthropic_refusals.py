@@ -23,13 +23,13 @@ from tokenomy.providers.block_refusals import place, placed_blocks, refuse_image
 from tokenomy.providers.claude_effort import BUDGET, EFFORTS, NO_ADAPTIVE, no_effort, takes_adaptive, takes_effort
 from tokenomy.providers.claude_schema import schema_refusal
 from tokenomy.providers.claude_speed import needs_fast_beta, no_fast_mode
-from tokenomy.providers.refusals import (
+from tokenomy.providers.claude_thinking_rules import (
     FORCED_WITH_THINKING,
     budget_refused_while_thinking,
     forces_tool_while_thinking,
-    refuse_openai_options,
     sampling_refused_while_thinking,
 )
+from tokenomy.providers.refusals import refuse_openai_options
 from tokenomy.request_options import Reasoning
 
 

@@ -27,15 +27,14 @@ from tokenomy.providers.bedrock_families import body_family
 from tokenomy.providers.block_refusals import place, placed_blocks, refuse_image_detail
 from tokenomy.providers.claude_effort import BUDGET, EFFORTS, NO_ADAPTIVE, no_effort, takes_adaptive, takes_effort
 from tokenomy.providers.claude_schema import schema_refusal
-from tokenomy.providers.reasoning_signers import bedrock_signer, foreign
-from tokenomy.providers.refusals import (
+from tokenomy.providers.claude_thinking_rules import (
     FORCED_WITH_THINKING,
     budget_refused_while_thinking,
-    fields_to_carry,
     forces_tool_while_thinking,
-    refuse_openai_options,
     sampling_refused_while_thinking,
 )
+from tokenomy.providers.reasoning_signers import bedrock_signer, foreign
+from tokenomy.providers.refusals import fields_to_carry, refuse_openai_options
 
 
 def refuse(model: str, field: str, why: str, also: str | None = None) -> ProviderError:
