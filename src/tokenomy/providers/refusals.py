@@ -1,10 +1,9 @@
 """What a provider cannot take, found before any call: `Unsupported` names it and its place in the request, and the
 request-wide checks find it (pass-through fields an API must carry or refuse, OpenAI's options Claude's APIs lack, a
-tool choice allowing an undeclared tool, `max_tokens: 0`, a 1-hour cache point, a
-freeform tool, Anthropic's server tools and tool fields). The checks of content blocks are `block_refusals`, Claude's
-rules for a request that thinks `claude_thinking_rules`. Each
-provider asks them in `Provider.refusal`; the gateway and the client ask them for every model a route may reach, so
-nothing is sent to a model that would drop it."""
+tool choice allowing an undeclared tool, `max_tokens: 0`, a 1-hour cache point, a freeform tool, Anthropic's server
+tools and tool fields). The checks of content blocks are `block_refusals`; Claude's rules for a request that thinks
+are `claude_thinking_rules`. Each provider asks them in `Provider.refusal`; the gateway and the client ask them for
+every model a route may reach, so nothing is sent to a model that would drop it."""
 
 from __future__ import annotations
 
