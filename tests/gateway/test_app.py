@@ -16,7 +16,7 @@ import httpx
 import openai
 import pytest
 
-from helpers import free_port, wait_for_port
+from helpers import free_port, require, wait_for_port
 from tokenomy.caching.placement import input_bound
 from tokenomy.config import parse_config
 from tokenomy.emulate.instant_openai import InstantOpenAI
@@ -641,8 +641,7 @@ def test_a_redis_that_answers_but_refuses_the_limits_check_is_not_said_to_be_unr
     import shutil
 
     server = shutil.which("redis-server")
-    if server is None:
-        pytest.skip("redis-server not found (run scripts/install-system-deps.sh)")
+    require(server is not None, "redis-server not found (run scripts/install-system-deps.sh)")
     port = free_port()
     full = ["--maxmemory", "1", "--maxmemory-policy", "noeviction", "--save", "", "--appendonly", "no"]
     proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", *full], stdout=subprocess.DEVNULL)
