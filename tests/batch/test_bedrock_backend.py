@@ -172,9 +172,15 @@ def test_invalid_bodies_leave_a_partially_completed_job_and_are_named(s3_url) ->
     bad_ids = {"r3", "r40", "r77"}
     lines = plain(100)
     for i, rid in enumerate(sorted(bad_ids)):  # Bedrock-form records whose Claude body is not valid
-        body = {"anthropic_version": "bedrock-2023-05-31", "messages": [{"role": "user", "content": "hi"}]}
-        if i == 1:
-            body = {**body, "max_tokens": 5, "anthropic_version": "2023-01-01"}
+        # (an old Text Completions cap beside max_tokens)
+        body = {
+            "anthropic_version": "bedrock-2023-05-31",
+            "max_tokens": 5,
+            "max_tokens_to_sample": 300,
+            "messages": [{"role": "user", "content": "hi"}],
+        }
+        if i == 1:  # (a version Bedrock does not take)
+            body = {"anthropic_version": "2023-01-01", "max_tokens": 5, "messages": body["messages"]}
         lines[int(rid[1:])] = json.dumps({"recordId": rid, "modelInput": body})
     with emulator(s3_url) as (_, options):
         backend = BedrockBatchBackend()
@@ -192,7 +198,7 @@ def test_invalid_bodies_leave_a_partially_completed_job_and_are_named(s3_url) ->
         results = {r.id: r for r in backend.results(handle)}
         failed = {rid for rid, r in results.items() if not r.ok}
         assert failed == bad_ids and len(results) == 100
-        assert "max_tokens" in results["r3"].error and results["r3"].error.startswith("400")
+        assert "max_tokens_to_sample" in results["r3"].error and results["r3"].error.startswith("400")
         assert "anthropic_version" in results["r40"].error
         assert all(r.usage is None for rid, r in results.items() if rid in bad_ids)
         assert backend.manifests[handle]["errorRecordCount"] == 3

@@ -473,6 +473,25 @@ def test_sampling_options_out_of_the_providers_range_are_bad_lines(tmp_path):
     ]
 
 
+def test_a_claude_body_without_max_tokens_is_refused_before_the_job(tmp_path):
+    # A Bedrock line in Claude's body goes to a Claude job as written, and Bedrock's Claude body requires max_tokens:
+    # without it the record failed after the job ran (hours later). It is a bad line naming the field; Converse and
+    # Nova bodies, whose caps are optional, pass without one.
+    path = _lines(
+        tmp_path / "bedrock.jsonl",
+        {
+            "recordId": "a",
+            "modelInput": {"anthropic_version": "bedrock-2023-05-31", "messages": [{"role": "user", "content": "hi"}]},
+        },
+        {"recordId": "b", "modelInput": {"messages": [{"role": "user", "content": [{"text": "hi"}]}]}},
+    )
+    [bad] = validate_file(path, MODEL, backend="bedrock").bad
+    assert (bad.line, bad.field) == (1, "modelInput.max_tokens")
+    assert "requires max_tokens" in bad.reason and "add it" in bad.reason
+    [plain] = validate_file(path, MODEL).bad  # with no backend named yet, too: Bedrock is the line's own
+    assert plain.field == "modelInput.max_tokens"
+
+
 def test_cli_validate_names_the_line_the_field_and_the_range(tmp_path):
     path = _lines(tmp_path / "in.jsonl", {"id": "a", "prompt": "hi", "temperature": 3})
     out = subprocess.run(

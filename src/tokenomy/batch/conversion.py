@@ -165,10 +165,18 @@ _CONVERSE_CAP = ("a Converse body", "modelInput.inferenceConfig.maxTokens")
 
 
 def _other_cap_as_written(rec: BatchRecord) -> BadLine | None:
-    """A Bedrock line, sent as written, with a cap its body's shape does not take (beside its own or alone)."""
-    shape, own = _OWN_CAP.get(body_written_for(rec.raw["modelInput"]), _CONVERSE_CAP)
+    """A Bedrock line, sent as written, with a cap its body's shape does not take (beside its own or alone), or a
+    Claude body with none: Bedrock's Claude body requires max_tokens, as Anthropic's Messages API does."""
+    written_for = body_written_for(rec.raw["modelInput"])
+    shape, own = _OWN_CAP.get(written_for, _CONVERSE_CAP)
     given = _caps_given(rec)
     other = next((cap for cap in given if cap[0] != own), None)
+    if other is None and written_for == "anthropic" and not given:
+        reason = (
+            "missing: a Bedrock line is sent as written, and a Claude body requires max_tokens (Bedrock refuses the "
+            "record, after the job ran); add it, at most the model's maximum output"
+        )
+        return BadLine(rec.line, own, reason)
     if other is None:
         return None
     field, value = other
