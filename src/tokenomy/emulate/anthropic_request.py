@@ -4,7 +4,7 @@
 schemas, tool_choice, thinking, output_config, sampling) and renders it as the engine's system blocks and turns; an
 invalid request is the API's 400 (`anthropic_blocks.invalid`). tool_use and tool_result blocks are taken without
 `tools`, as the API takes them since 2025-02-27 (its release notes; it refused them before, "Requests which include
-`tool_use` or `tool_result` blocks must define tools.").
+`tool_use` or `tool_result` blocks must define tools."), but each must have its pair (`_check_tool_pairs`).
 """
 
 from __future__ import annotations
@@ -180,6 +180,51 @@ def _check_input_schema(schema: dict[str, Any], where: str) -> None:
         )
 
 
+def _tool_blocks(message: dict[str, Any], kind: str) -> list[tuple[int, dict[str, Any]]]:
+    """(index, block) of each block of `kind` (tool_use, tool_result) in a message's content (a string has none)."""
+    content = message.get("content")
+    if not isinstance(content, list):
+        return []
+    return [(j, b) for j, b in enumerate(content) if isinstance(b, dict) and b.get("type") == kind]
+
+
+def _check_tool_pairs(messages: list[dict[str, Any]]) -> None:
+    """The API's pairing of tool calls and results, in its words: a tool_result answers a tool_use of the assistant
+    turn just before it, and each tool_use of a turn that another follows is answered in that next turn (a run of
+    messages of one role is one turn, as the API merges them); the last turn has no next one to answer its calls."""
+    runs: list[list[int]] = []  # the indices of each turn's messages
+    for i, message in enumerate(messages):
+        if runs and messages[runs[-1][0]]["role"] == message["role"]:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    for t, run in enumerate(runs):  # results first: a result answering no call is named before a call unanswered
+        if messages[run[0]]["role"] != "user":
+            continue
+        called = {b.get("id") for i in (runs[t - 1] if t else []) for _, b in _tool_blocks(messages[i], "tool_use")}
+        for i in run:
+            for j, block in _tool_blocks(messages[i], "tool_result"):
+                if block.get("tool_use_id") not in called:
+                    raise invalid(
+                        f"messages.{i}.content.{j}: unexpected `tool_use_id` found in `tool_result` blocks: "
+                        f"{block.get('tool_use_id')}. Each `tool_result` block must have a corresponding `tool_use` "
+                        "block in the previous message."
+                    )
+    for t, run in enumerate(runs[:-1]):
+        if messages[run[0]]["role"] != "assistant":
+            continue
+        answered = {b.get("tool_use_id") for i in runs[t + 1] for _, b in _tool_blocks(messages[i], "tool_result")}
+        for i in run:
+            calls = _tool_blocks(messages[i], "tool_use")
+            missing = [str(b.get("id")) for _, b in calls if b.get("id") not in answered]
+            if missing:
+                raise invalid(
+                    f"messages.{i}: `tool_use` ids were found without `tool_result` blocks immediately after: "
+                    f"{', '.join(missing)}. Each `tool_use` block must have a corresponding `tool_result` block in "
+                    "the next message."
+                )
+
+
 def parse_messages(
     body: Any, default_ttl: int, counting: bool = False, betas: str | None = None
 ) -> tuple[list[Block], list[Turn], dict[str, Any]]:
@@ -238,6 +283,7 @@ def parse_messages(
             turns[-1].blocks += blocks
         else:
             turns.append(Turn(role, blocks))
+    _check_tool_pairs(messages)
     if body.get("cache_control") is not None and turns[-1].blocks:
         # Automatic caching (langchain-anthropic sends it for its `cache_control` option): the API puts the cache
         # point on the last cacheable block, and it counts toward the limit of cache points like any other.

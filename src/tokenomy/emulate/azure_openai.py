@@ -33,7 +33,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 
 from tokenomy.caching.placement import DOCUMENT_TOKENS, IMAGE_TOKENS
 from tokenomy.emulate.engine import Block, CutShort, Turn
-from tokenomy.emulate.instant_openai import embeddings_answer
+from tokenomy.emulate.instant_openai import embeddings_answer, tool_pairs_error
 from tokenomy.emulate.json_schemas import schema_problem
 from tokenomy.emulate.openai_batch import APIError, OpenAIBatchEmulator, OpenAIBatchSettings
 from tokenomy.emulate.openai_batch_api import batch_router, install_errors
@@ -146,6 +146,9 @@ class AzureChat:
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
             raise APIError(400, "'messages' must be a non-empty array of message objects.", "messages")
+        refused = tool_pairs_error(messages)
+        if refused is not None:  # a tool result answering no call, or a call left unanswered
+            raise APIError(400, *refused)
         system, turns, texts = [], [], []
         for i, m in enumerate(messages):
             block = _text(m.get("content"), f"messages[{i}]")

@@ -132,6 +132,34 @@ def _output_schema(config: Any, claude: bool) -> dict[str, Any] | None:
     return schema
 
 
+def _tool_ids(message: dict[str, Any], kind: str) -> list[Any]:
+    """The ids of a message's toolUse or toolResult blocks (`kind`), in order."""
+    return [
+        c[kind].get("toolUseId") if isinstance(c[kind], dict) else None
+        for c in message["content"]
+        if isinstance(c, dict) and kind in c
+    ]
+
+
+def _check_tool_pairs(messages: list[dict[str, Any]]) -> None:
+    """Bedrock's pairing of tool calls and results, in its words: no more toolResult blocks in a user turn than the
+    toolUse blocks of the turn before it, and each toolUse answered in the turn after it (the last turn's aside)."""
+    for i, message in enumerate(messages):  # results first: too many are named before a call unanswered
+        before = _tool_ids(messages[i - 1], "toolUse") if i else []
+        if message["role"] == "user" and len(_tool_ids(message, "toolResult")) > len(before):
+            raise _invalid(
+                f"The number of toolResult blocks at messages.{i}.content exceeds the number of toolUse blocks "
+                "of previous turn."
+            )
+    for i, message in enumerate(messages[:-1]):
+        answered = set(_tool_ids(messages[i + 1], "toolResult"))
+        missing = [str(c) for c in _tool_ids(message, "toolUse") if c not in answered]
+        if missing:
+            raise _invalid(
+                f"Expected toolResult blocks at messages.{i + 1}.content for the following Ids: {', '.join(missing)}"
+            )
+
+
 def parse_converse(
     body: Any, default_ttl: int, signed: bool = True, claude: bool = False
 ) -> tuple[list[Block], list[Turn], dict[str, Any]]:
@@ -211,6 +239,7 @@ def parse_converse(
         )
     if uses_tools and tool_config is None:
         raise _invalid("The toolConfig field must be defined when using toolUse and toolResult content blocks.")
+    _check_tool_pairs(messages)
     _check_document_names(messages)
     inference = _inference(body, claude)
     if forced is not None and inference["thinking_budget"] is not None:

@@ -21,6 +21,7 @@ from tokenomy.emulate.gemini_parts import (
     GeminiError,
     audio_tokens,
     camel,
+    check_function_turns,
     contents,
     field,
     forced_tool,
@@ -284,6 +285,8 @@ class GeminiEmulator:
         if name:
             cache = self.cache(str(name))
             system, turns = cache.system, cache.turns + turns
+        else:  # (a cache's turns are not kept as sent: the request's are checked alone only without one)
+            check_function_turns(field(request, "contents"))
         return self.engine.count_input(system, turns)
 
     def prepare(self, model: str, body: Any) -> Call:
@@ -317,7 +320,9 @@ class GeminiEmulator:
                 )
             system, turns, cached_tokens = cache.system, cache.turns + turns, cache.tokens
             tooling = cache.tooling
-        elif entry.has_cache and entry.cache_min_tokens:
+        else:
+            check_function_turns(field(body, "contents"))
+        if not name and entry.has_cache and entry.cache_min_tokens:
             # Implicit caching: the system part and every turn but the last close a prefix Gemini may have cached.
             min_tokens = entry.cache_min_tokens
             if system:

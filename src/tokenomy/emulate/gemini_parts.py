@@ -193,6 +193,36 @@ def contents(value: Any, where: str = "contents") -> list[Turn]:
     return turns
 
 
+def _function_parts(content: dict[str, Any], kind: str) -> int:
+    """How many parts of a Content are `kind` (functionCall, functionResponse)."""
+    return sum(1 for part in content["parts"] if isinstance(part, dict) and field(part, kind) is not None)
+
+
+def check_function_turns(value: list[dict[str, Any]]) -> None:
+    """Gemini's pairing of function calls and responses, in its words, on `contents` already read (`contents`): a
+    turn of function responses comes right after the model's turn of function calls, one response for each call
+    (contents in a row of one role are one turn; a `function` role's are the user's)."""
+    turns: list[tuple[str, int, int]] = []  # (role, calls, responses)
+    for content in value:
+        role = "model" if content.get("role") == "model" else "user"
+        calls, responses = _function_parts(content, "functionCall"), _function_parts(content, "functionResponse")
+        if turns and turns[-1][0] == role:
+            calls, responses = turns[-1][1] + calls, turns[-1][2] + responses
+            turns.pop()
+        turns.append((role, calls, responses))
+    for t, (role, _, responses) in enumerate(turns):
+        if role != "user" or not responses:
+            continue
+        calls = turns[t - 1][1] if t else 0
+        if not calls:
+            raise invalid("Please ensure that function response turn comes immediately after a function call turn.")
+        if calls != responses:
+            raise invalid(
+                "Please ensure that the number of function response parts is equal to the number of function call "
+                "parts of the function call turn."
+            )
+
+
 def system_blocks(body: dict[str, Any]) -> list[Block]:
     """Tools (as JSON) then the system instruction, rendered as the prompt's system part."""
     blocks: list[Block] = []

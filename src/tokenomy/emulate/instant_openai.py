@@ -1,7 +1,8 @@
 """An instant OpenAI-format chat server on raw asyncio: the upstream for gateway tests and benchmarks.
 
 It answers every POST with a fixed short completion (or an SSE stream), reporting usage that
-matches the request: prompt tokens ~ characters of its text / 4, completion tokens = max_tokens (default 16).
+matches the request: prompt tokens ~ characters of its text / 4, completion tokens = max_tokens (default 16). Tool
+results and calls that do not pair are OpenAI's 400, in its words (`tool_pairs_error`).
 A POST to .../embeddings gets OpenAI's embeddings answer instead: one vector per input, derived from the input's
 bytes (`embedding_vector`, so a test knows what should arrive), as floats or base64 (`encoding_format`), with
 `dimensions` numbers each (default 1536, as text-embedding-3-small). An optional delay simulates model latency.
@@ -19,6 +20,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import orjson
 
@@ -75,6 +77,52 @@ def embeddings_answer(request: dict) -> tuple[int, dict]:
     return 200, {"object": "list", "data": data, "model": request.get("model", "instant"), "usage": usage}
 
 
+ORPHAN_TOOL_MESSAGE = (
+    "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'."
+)
+
+
+def tool_pairs_error(messages: object) -> tuple[str, str] | None:
+    """(message, param) of OpenAI's 400 for tool calls and results that do not pair, in its words, or None: a `tool`
+    message answers a call of the assistant message before its run of tool messages, and each call of an assistant
+    message that another follows is answered in the tool messages right after it (results are checked first)."""
+    if not isinstance(messages, list):
+        return None
+    messages = [m if isinstance(m, dict) else {} for m in messages]
+    calls: dict[int, list[Any]] = {}  # an assistant message's index: its tool calls' ids
+    called: list[Any] | None = None  # the calls the run of tool messages being read may answer
+    for i, m in enumerate(messages):
+        if m.get("role") != "tool":
+            ids = [c.get("id") for c in m.get("tool_calls") or [] if isinstance(c, dict)]
+            called = ids if m.get("role") == "assistant" and ids else None
+            if called:
+                calls[i] = called
+        elif called is None:
+            return ORPHAN_TOOL_MESSAGE, f"messages.[{i}].role"
+        elif m.get("tool_call_id") not in called:
+            return (
+                f"Invalid parameter: 'tool_call_id' of '{m.get('tool_call_id')}' not found in 'tool_calls' of "
+                "previous message.",
+                f"messages.[{i}].tool_call_id",
+            )
+    for i, ids in calls.items():
+        if i + 1 == len(messages):
+            continue
+        answered = set()
+        for m in messages[i + 1 :]:
+            if m.get("role") != "tool":
+                break
+            answered.add(m.get("tool_call_id"))
+        missing = [str(c) for c in ids if c not in answered]
+        if missing:
+            return (
+                "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+                f"'tool_call_id'. The following tool_call_ids did not have response messages: {', '.join(missing)}",
+                f"messages.[{i}].role",
+            )
+    return None
+
+
 def _reply(body: bytes, delay_s: float, path: bytes = b"/v1/chat/completions") -> tuple[bytes, bytes, bytes]:
     # orjson, and no text made of a part list: the upstream stays cheap however big the body, so the benchmarks
     # measure the gateway in front of it, not this server competing with it for the same cores.
@@ -82,6 +130,10 @@ def _reply(body: bytes, delay_s: float, path: bytes = b"/v1/chat/completions") -
     if path.split(b"?")[0].endswith(b"/embeddings"):
         status, answer = embeddings_answer(request)
         return b"200 OK" if status == 200 else b"400 Bad Request", orjson.dumps(answer), b"application/json"
+    refused = tool_pairs_error(request.get("messages"))
+    if refused is not None:
+        error = {"message": refused[0], "type": "invalid_request_error", "param": refused[1], "code": None}
+        return b"400 Bad Request", orjson.dumps({"error": error}), b"application/json"
     prompt_chars = sum(_content_chars(m.get("content")) for m in request.get("messages", []))
     completion = int(request.get("max_tokens") or request.get("max_completion_tokens") or 16)
     usage = {
