@@ -278,7 +278,11 @@ def to_messages(body: ChatCompletionRequest, origins: list[Origin] | None = None
 # ChatRequest slots a provider names when it refuses one, by the field the caller sent.
 CALLER_FIELDS = {"reasoning.budget_tokens": "thinking.budget_tokens"}
 # A block's field a provider names when it refuses one, by the field of the content part the caller sent.
-PART_FIELDS = {FILE_ID: "file.file_id", "detail": "image_url.detail"}  # detail: inside the part's image_url
+PART_FIELDS = {
+    FILE_ID: "file.file_id",
+    "detail": "image_url.detail",  # inside the part's image_url
+    "tool_use_id": "tool_call_id",  # a tool result's: its tool message's
+}
 
 
 def part_field(path: str, field: str | None, fields: dict[str, str]) -> str:

@@ -63,7 +63,7 @@ MAPPED = {
 }
 # fmt: on
 # A block's field a provider names when it refuses one, by the field of the content part the caller sent.
-PART_FIELDS = {FILE_ID: "file_id"}
+PART_FIELDS = {FILE_ID: "file_id", "tool_use_id": "call_id"}  # a tool result's: its function_call_output's
 # A caller's field for each `extra` key the mapping set under another name (named so in a provider's refusal).
 CALLER_FIELDS = {
     "verbosity": "text.verbosity",

@@ -37,7 +37,7 @@ from tokenomy.pricing.entry import DEFAULT_OUTPUT_ESTIMATE
 from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.pricing.served_tier import asked_tier
 from tokenomy.pricing.server_tools import fetched_content, implied_searches, reserved_tools_usd
-from tokenomy.providers.block_refusals import inputs_refusal
+from tokenomy.providers.block_refusals import inputs_refusal, tool_pairs_refusal
 from tokenomy.providers.refusals import Unsupported
 from tokenomy.request_views import one_hour_cache_point
 
@@ -201,7 +201,13 @@ class Gateway:
         `sent_as_is`: the caller changes nothing of the request but its meta before the client sends it, so a model
         that can take it is recorded on it (`ChatRequest.cleared`) and the client does not check it again for that
         model (these checks cover the client's and the provider's). `mapped`: the request as its mapping will read it,
-        when `request` leaves out fields the provider checks would refuse but the mapping carries (an API's own)."""
+        when `request` leaves out fields the provider checks would refuse but the mapping carries (an API's own).
+
+        A tool result answering no call, or a call left unanswered, is refused whatever the route (routed tiers too):
+        every provider's API refuses it, so no attempt, and no fallback, could be answered (`tool_pairs_refusal`)."""
+        unpaired = tool_pairs_refusal(request)
+        if unpaired is not None:
+            return ProviderError(unpaired.error_text(unpaired.where), kind="client_error", status=400, refused=unpaired)
         if not route.model:
             return None
         first: Unsupported | ProviderError | None = None

@@ -1,11 +1,14 @@
 """What of a request's content blocks a provider cannot take, found before any call: a block a model cannot read,
-a message with no content where the API refuses one, a document's citations, context, url or content source, and a
-file id another API issued. Each check answers with an `Unsupported` (`refusals`) naming the block's place; each
-provider asks them in `Provider.refusal`, and a mapping walks the blocks it checks itself with `placed_blocks`."""
+a message with no content where the API refuses one, a document's citations, context, url or content source, a
+file id another API issued, and a tool result or call without its pair, which no provider takes (`tool_pairs_refusal`,
+asked by the gateway for every request). Each check answers with an `Unsupported` (`refusals`) naming the block's
+place; each provider asks them in `Provider.refusal`, and a mapping walks the blocks it checks itself with
+`placed_blocks`."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from tokenomy.errors import ProviderError
 from tokenomy.messages import (
@@ -203,4 +206,65 @@ def document_refusal(
                     issuer = FILE_APIS.get(api, api)
                     why = f"a file id of {issuer} (`{{where}}`), which only that API's models read: send the "
                     return Unsupported(why + "file's content instead", i, j, inside, field=FILE_ID)
+    return None
+
+
+# Why a tool result or call without its pair is refused before any call, whatever the model: Anthropic's Messages API,
+# Bedrock's Converse, OpenAI's chat completions and Gemini each answer it with a 400, so sent on it would be refused
+# there (and each fallback tried in turn), the place in the provider's terms, not the caller's.
+UNPAIRED_RESULT = (
+    "a tool result (`{where}`) answering tool call `{id}`, which the assistant turn right before it did not make; no "
+    "provider takes a result without its call (Anthropic's, Bedrock's, OpenAI's and Gemini's APIs refuse it): send "
+    "the assistant message with that call right before its result, or remove the result"
+)
+UNANSWERED_CALL = (
+    "tool call `{id}` (`{where}`) with no result in the turn right after it; Anthropic's, Bedrock's and OpenAI's "
+    "APIs refuse a call left unanswered: send its result (a tool result with its id) right after the call, or remove "
+    "the call"
+)
+
+
+def tool_pairs_refusal(request: ChatRequest) -> Unsupported | None:
+    """The first tool result that answers no call of the assistant turn right before it, else the first tool call of
+    an assistant turn that another turn follows without its result, or None. Messages in a row of one role are one
+    turn, as Anthropic's API merges them (a run of OpenAI tool messages, a user's text after the results); a
+    mid-conversation system message is left out, as the APIs that take none hoist it. A call in the last turn has
+    nothing after it to check."""
+    turns: list[list[int]] = []  # each turn's message indices
+    roles: list[str] = []
+    for i, message in enumerate(request.messages):
+        if message.role == "system":
+            continue
+        if roles and roles[-1] == message.role:
+            turns[-1].append(i)
+        else:
+            turns.append([i])
+            roles.append(message.role)
+    messages = request.messages
+
+    def placed(turn: list[int], kind: type) -> list[tuple[int, int, Any]]:
+        return [(i, j, b) for i in turn for j, b in enumerate(messages[i].content) if type(b) is kind]
+
+    for t, turn in enumerate(turns):
+        if roles[t] != "user":
+            continue
+        results = placed(turn, ToolResultBlock)
+        if not results:  # (most turns: no tool result, nothing to look up)
+            continue
+        before = turns[t - 1] if t and roles[t - 1] == "assistant" else []
+        called = {b.id for _, _, b in placed(before, ToolUseBlock)}
+        for i, j, result in results:
+            if result.tool_use_id not in called:
+                text = UNPAIRED_RESULT.replace("{id}", result.tool_use_id)
+                return Unsupported(text, i, j, field="tool_use_id", malformed=True)
+    for t, turn in enumerate(turns[:-1]):
+        if roles[t] != "assistant":
+            continue
+        calls = placed(turn, ToolUseBlock)
+        if not calls:
+            continue
+        answered = {b.tool_use_id for _, _, b in placed(turns[t + 1], ToolResultBlock)}
+        for i, j, call in calls:
+            if call.id not in answered:
+                return Unsupported(UNANSWERED_CALL.replace("{id}", call.id), i, j, malformed=True)
     return None

@@ -335,6 +335,8 @@ def caller_param(param: str, call: ChatRequest | None = None) -> str:
         before = sum(1 for after, _ in call.messages[message].block_points if after < block)
         if rest == ".cache_control":
             return f"messages[{message}].content[{block + before + 1}].cachePoint"
+        if rest == ".tool_use_id":  # the call a tool result answers
+            rest = ".toolResult.toolUseId"
         return f"messages[{message}].content[{block + before}]{rest}"
     for ours, theirs in CALLER_FIELDS.items():
         if param == ours or param.startswith(ours + "."):

@@ -32,7 +32,11 @@ CALLER_FIELDS = {
 }
 _PLACE = re.compile(r"messages\[(\d+)\](?:\.content\[(\d+)\])?")
 # A document's field a provider names when it refuses one, by the field of the part a Gemini caller sent.
-PART_FIELDS = {".source.file_id": ".fileData.fileUri", ".source.url": ".fileData.fileUri"}
+PART_FIELDS = {
+    ".source.file_id": ".fileData.fileUri",
+    ".source.url": ".fileData.fileUri",
+    ".tool_use_id": ".functionResponse",  # the call a result answers: its functionResponse's id, or name without one
+}
 
 
 def caller_field(body: dict[str, Any], key: str) -> str:

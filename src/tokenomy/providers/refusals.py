@@ -138,6 +138,8 @@ class Unsupported:
     # option by its OpenAI name (reasoning_effort) or, lacking one, its ChatRequest slot (reasoning.budget_tokens).
     field: str | None = None
     by: str = "the model"  # who cannot take it, as the error names it: "model `gpt-4o` (openai)"
+    # No model takes it (a tool result answering no call): the text is the whole error, its fix in it, whoever `by` is.
+    malformed: bool = False
 
     @property
     def where(self) -> str:
@@ -161,6 +163,8 @@ class Unsupported:
     def error_text(self, where: str) -> str:
         """The whole error, its place named as `where` (the content model's, or an ingress's path for its caller)."""
         what = self.describe(where)
+        if self.malformed:
+            return what
         return f"{self.by} cannot take {what}; remove it or send the request to a model that supports it"
 
 
