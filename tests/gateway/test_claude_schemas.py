@@ -7,6 +7,7 @@ refuses by name, before any call, what Claude cannot hold (an object open to oth
 from __future__ import annotations
 
 import json
+import time
 
 import openai
 import pydantic
@@ -128,3 +129,99 @@ def test_an_open_object_schema_is_refused_by_name_before_any_call(served, route)
     assert "response_format.json_schema.schema.properties.scores.additionalProperties" in message
     assert "set additionalProperties to false" in message
     assert len(bodies) == sent  # refused before the call: nothing reached the upstream
+
+
+def _row_of(ledger, request_id: str):
+    """The ledger row of one request, once the gateway's writer has flushed it (rows of earlier tests may come later)."""
+    deadline = time.monotonic() + 10
+    while not (rows := [e for e in written_rows(ledger, 0, wait_s=0) if e.request_id == request_id]):
+        assert time.monotonic() < deadline, f"no ledger row for {request_id}"
+        time.sleep(0.1)
+    return rows[0]
+
+
+def _sent_tool(route: str, body: dict) -> tuple[dict, bool | None]:
+    """The first tool the upstream was sent: its input schema, and its `strict` flag."""
+    if route == "claude":
+        tool = body["tools"][0]
+        return tool["input_schema"], tool.get("strict")
+    spec = body["toolConfig"]["tools"][0]["toolSpec"]
+    return spec["inputSchema"]["json"], spec.get("strict")
+
+
+PERSON_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "file_person",
+        "description": "Files a person.",
+        "strict": True,
+        "parameters": {
+            "type": "object",
+            "properties": {"name": {"type": "string", "maxLength": 40}, "age": {"type": "integer", "maximum": 150}},
+            "required": ["name", "age"],
+            "additionalProperties": False,
+        },
+    },
+}
+FILE_PERSON = {"type": "function", "function": {"name": "file_person"}}
+
+
+@pytest.mark.parametrize("route", ["claude", "sonnet"])
+def test_openai_sdk_strict_tool_reaches_claude_strict_in_its_form(served, route) -> None:
+    url, ledger, claude_bodies, bedrock_bodies = served
+    bodies = claude_bodies if route == "claude" else bedrock_bodies
+    client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+    reply = client.chat.completions.create(
+        model=route, messages=ASK, max_tokens=200, tools=[PERSON_TOOL], tool_choice=FILE_PERSON
+    )
+    call = reply.choices[0].message.tool_calls[0]
+    assert call.function.name == "file_person"
+    assert set(json.loads(call.function.arguments)) == {"name", "age"}
+    schema, strict = _sent_tool(route, bodies[-1])
+    assert strict is True  # Claude holds its calls to the schema only when the tool says so
+    assert schema["additionalProperties"] is False
+    assert "maximum" not in schema["properties"]["age"] and "maxLength" not in schema["properties"]["name"]
+    assert "maximum: 150" in schema["properties"]["age"]["description"]
+    tag = _row_of(ledger, reply._request_id).tags[TAG]
+    assert "tools[0].input_schema.properties.name {maxLength: 40}" in tag
+    assert "tools[0].input_schema.properties.age {maximum: 150}" in tag
+
+
+@pytest.mark.parametrize("route", ["claude", "sonnet"])
+def test_openai_sdk_parse_with_a_pydantic_function_tool_reaches_claude_strict(served, route) -> None:
+    url, _, claude_bodies, bedrock_bodies = served
+    bodies = claude_bodies if route == "claude" else bedrock_bodies
+    client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+    reply = client.chat.completions.parse(
+        model=route,
+        messages=ASK,
+        max_tokens=200,
+        tools=[openai.pydantic_function_tool(Person)],
+        tool_choice={"type": "function", "function": {"name": "Person"}},
+    )
+    assert isinstance(reply.choices[0].message.tool_calls[0].function.parsed_arguments, Person)
+    schema, strict = _sent_tool(route, bodies[-1])
+    assert strict is True and schema["additionalProperties"] is False
+    assert "minimum: 0" in schema["properties"]["age"]["description"]
+
+
+@pytest.mark.parametrize("route", ["claude", "sonnet"])
+def test_a_strict_tool_open_to_other_properties_is_refused_by_name_before_any_call(served, route) -> None:
+    url, _, claude_bodies, bedrock_bodies = served
+    bodies = claude_bodies if route == "claude" else bedrock_bodies
+    sent = len(bodies)
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "score",
+            "strict": True,
+            "parameters": {"type": "object", "properties": {}, "additionalProperties": {"type": "integer"}},
+        },
+    }
+    client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.chat.completions.create(model=route, messages=ASK, max_tokens=100, tools=[tool])
+    message = str(caught.value)
+    assert "tools[0].input_schema.additionalProperties" in message
+    assert "set additionalProperties to false" in message
+    assert len(bodies) == sent
