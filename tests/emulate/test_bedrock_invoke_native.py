@@ -128,3 +128,61 @@ def test_a_thinking_budget_above_the_cap_is_taken_under_the_interleaved_thinking
         invoke(brt, SONNET_3_7, native)
     answer, _ = invoke(brt, SONNET_3_7, {**native, "anthropic_beta": INTERLEAVED})
     assert [block["type"] for block in answer["content"]] == ["thinking", "text"]
+
+
+CLAUDE_BODY = {
+    "anthropic_version": "bedrock-2023-05-31",
+    "max_tokens": 200,
+    "messages": [{"role": "user", "content": PROMPT}],
+}
+COLOURS = {
+    "type": "object",
+    "properties": {"colours": {"type": "array", "items": {"type": "string"}}},
+    "required": ["colours"],
+    "additionalProperties": False,
+}
+
+
+def test_claude_output_config_is_answered_with_json_valid_against_its_schema(brt) -> None:
+    # InvokeModel takes Claude's structured output in output_config.format (Bedrock's "Structured outputs"); the
+    # emulator refused the key as extraneous.
+    config = {"format": {"type": "json_schema", "schema": COLOURS}}
+    answer, _ = invoke(brt, SONNET_3_7, {**CLAUDE_BODY, "output_config": config})
+    [block] = answer["content"]
+    assert block["type"] == "text" and isinstance(json.loads(block["text"])["colours"], list)
+
+
+@pytest.mark.parametrize(
+    ("schema", "named"),
+    [
+        ({**COLOURS, "additionalProperties": True}, "'additionalProperties' must be explicitly set to false"),
+        (
+            {**COLOURS, "properties": {"colours": {"type": "array", "maxItems": 3}}},
+            "For 'array' type, property 'maxItems' is not supported",
+        ),
+        (
+            {**COLOURS, "properties": {"colours": {"type": "integer", "minimum": 1}}},
+            "For 'integer' type, property 'minimum' is not supported",
+        ),
+        ({"type": "object", "properties": {"n": {"type": 5}}}, "output_config.format.schema: JSON schema is invalid"),
+    ],
+)
+def test_claude_output_config_claude_cannot_hold_is_refused_as_anthropics_api_refuses_it(brt, schema, named) -> None:
+    with pytest.raises(ClientError) as refused:
+        invoke(brt, SONNET_3_7, {**CLAUDE_BODY, "output_config": {"format": {"type": "json_schema", "schema": schema}}})
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert "output_config.format.schema: " in refused.value.response["Error"]["Message"]
+    assert named in refused.value.response["Error"]["Message"]
+
+
+def test_a_claude_strict_tool_is_held_to_what_claude_takes(brt) -> None:
+    tool = {"name": "list_colours", "strict": True, "input_schema": COLOURS}
+    forced = {"type": "tool", "name": "list_colours"}
+    answer, _ = invoke(brt, SONNET_3_7, {**CLAUDE_BODY, "tools": [tool], "tool_choice": forced})
+    [call] = answer["content"]
+    assert call["type"] == "tool_use" and isinstance(call["input"]["colours"], list)
+    capped = {**COLOURS, "properties": {"colours": {"type": "array", "maxItems": 3}}}
+    with pytest.raises(ClientError) as refused:
+        invoke(brt, SONNET_3_7, {**CLAUDE_BODY, "tools": [{**tool, "input_schema": capped}]})
+    message = refused.value.response["Error"]["Message"]
+    assert "tools.0.custom.input_schema: For 'array' type, property 'maxItems' is not supported" in message

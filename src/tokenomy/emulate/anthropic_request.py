@@ -93,7 +93,7 @@ def _options(body: dict[str, Any], tools: list[dict[str, Any]], interleaved: boo
                 raise invalid("Thinking may not be enabled when tool_choice forces tool use.")
             _check_thinking_sampling(body)
     tool = {"name": forced["name"], "schema": forced.get("input_schema") or {"type": "object"}} if forced else None
-    schema = _output_schema(body.get("output_config"))
+    schema = output_schema(body.get("output_config"))
     if tool is None and schema is not None:  # structured output: the answer's text is JSON valid against the schema
         tool = {"name": "", "schema": schema, "as_text": True}
     return {"forced_tool": tool, "thinking_budget": budget}
@@ -145,8 +145,9 @@ def _check_warming(body: dict[str, Any]) -> None:
             raise invalid(f"{name}: not supported with `max_tokens: 0`, which only writes the prompt cache")
 
 
-def _output_schema(config: Any) -> dict[str, Any] | None:
-    """output_config, validated as the API does: an effort, and the JSON schema the answer's text must follow."""
+def output_schema(config: Any) -> dict[str, Any] | None:
+    """output_config, validated as the API does: an effort, and the JSON schema the answer's text must follow (also
+    Claude's body on Bedrock's InvokeModel: `bedrock_native`)."""
     if config is None:
         return None
     if not isinstance(config, dict) or set(config) - {"format", "effort"}:
@@ -225,6 +226,14 @@ def _check_tool_pairs(messages: list[dict[str, Any]]) -> None:
                 )
 
 
+def check_strict_tool(tool: dict[str, Any], where: str) -> None:
+    """A strict tool's input_schema held to what Claude's structured outputs take, as the API holds it (also Claude's
+    body on Bedrock's InvokeModel: `bedrock_native`); a tool not strict is not held to it."""
+    problem = claude_schema_problem(tool["input_schema"]) if tool.get("strict") is True else None
+    if problem is not None:
+        raise invalid(f"{where}.custom.input_schema: {problem}")
+
+
 def parse_messages(
     body: Any, default_ttl: int, counting: bool = False, betas: str | None = None
 ) -> tuple[list[Block], list[Turn], dict[str, Any]]:
@@ -263,9 +272,7 @@ def parse_messages(
             raise invalid(f"tools.{i}.input_schema: Field required")
         else:
             _check_input_schema(tool["input_schema"], f"tools.{i}.custom.input_schema")
-            problem = claude_schema_problem(tool["input_schema"]) if tool.get("strict") is True else None
-            if problem is not None:  # a strict tool's calls are held to it: Claude's structured-outputs subset
-                raise invalid(f"tools.{i}.custom.input_schema: {problem}")
+            check_strict_tool(tool, f"tools.{i}")
         spec = {k: v for k, v in tool.items() if k != "cache_control"}
         system.append(Block(json.dumps(spec, sort_keys=True), cache_ttl(tool, f"tools.{i}", default_ttl)))
     raw_system = body.get("system")

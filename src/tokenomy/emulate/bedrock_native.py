@@ -4,7 +4,8 @@ Batch jobs of type InvokeModel carry each model family's own request body and ex
 response body back (Bedrock user guide, "Inference request parameters and response fields for
 foundation models"). The emulator runs everything through Converse, so it translates at the edges:
 Anthropic Claude (Messages API with `anthropic_version`: text, tool_use and tool_result blocks, tools,
-tool_choice, thinking, anthropic_beta, cache_control), Amazon Nova (`messages-v1`), Meta Llama (`prompt` /
+tool_choice, thinking, anthropic_beta, cache_control, and output_config and strict tools, held to what Claude's
+structured outputs take by the Anthropic emulator's own checks), Amazon Nova (`messages-v1`), Meta Llama (`prompt` /
 `max_gen_len`), Mistral AI's text completion (`prompt` / `max_tokens`) and Amazon Titan Text (`inputText`). A key of
 a body it does not translate is refused by name, never dropped. Other families, and Claude content other than text and
 tools, are answered with an error naming Converse as the fix, in the words of where the body came from (`fix`: a
@@ -13,10 +14,14 @@ batch job's record, or an InvokeModel call).
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any
 
+from tokenomy.emulate.anthropic_blocks import AnthropicError
+from tokenomy.emulate.anthropic_request import check_strict_tool, output_schema
 from tokenomy.pricing.catalog import split_inference_profile
 from tokenomy.providers.bedrock_answer_read import STOP_SEQUENCE
 from tokenomy.providers.bedrock_families import body_family, prompt_family
@@ -94,10 +99,13 @@ def _claude_tools(body: dict[str, Any]) -> dict[str, Any] | None:
             raise NativeBodyError(
                 f"tools.{i}: the Tokenomy emulator reads custom tools (name, description, input_schema) only"
             )
-        _extraneous(tool, ("type", "name", "description", "input_schema", "cache_control"), f"#/tools/{i}")
+        _extraneous(tool, ("type", "name", "description", "input_schema", "strict", "cache_control"), f"#/tools/{i}")
+        _as_claude_api(check_strict_tool, tool, f"tools.{i}")
         spec = {"name": tool.get("name"), "inputSchema": {"json": tool["input_schema"]}}
         if tool.get("description"):
             spec["description"] = tool["description"]
+        if tool.get("strict") is not None:
+            spec["strict"] = tool["strict"]
         specs += [{"toolSpec": spec}, *_cache_point(tool)]
     config: dict[str, Any] = {"tools": specs}
     if choice is not None:
@@ -124,7 +132,30 @@ CLAUDE_KEYS = (
     "tool_choice",
     "thinking",
     "anthropic_beta",
+    "output_config",
 )
+
+
+def _as_claude_api(check: Callable[..., Any], *args: Any) -> Any:
+    """`check` of Anthropic's emulator (what Claude's Messages API refuses, and how it says so), on Claude's body
+    sent to Bedrock, whose 400 carries the same words."""
+    try:
+        return check(*args)
+    except AnthropicError as exc:
+        raise NativeBodyError(exc.message) from None
+
+
+def _claude_output(config: Any) -> dict[str, Any] | None:
+    """output_config (the JSON schema Claude's answer follows, an effort), checked as Anthropic's API checks it, as
+    Converse's outputConfig (None without one)."""
+    schema = _as_claude_api(output_schema, config)
+    out: dict[str, Any] = {}
+    if schema is not None:
+        structure = {"jsonSchema": {"schema": json.dumps(schema), "name": "response"}}
+        out["textFormat"] = {"type": "json_schema", "structure": structure}
+    if isinstance(config, dict) and config.get("effort") is not None:
+        out["effort"] = config["effort"]
+    return out or None
 
 
 def _claude(body: dict[str, Any], fix: str) -> dict[str, Any]:
@@ -154,6 +185,9 @@ def _claude(body: dict[str, Any], fix: str) -> dict[str, Any]:
     tools = _claude_tools(body)
     if tools is not None:
         out["toolConfig"] = tools
+    output = _claude_output(body.get("output_config"))
+    if output is not None:
+        out["outputConfig"] = output
     # as Converse takes them for Claude
     extra = {key: body[key] for key in ("top_k", "thinking", "anthropic_beta") if key in body}
     if extra:
