@@ -97,6 +97,9 @@ class ResponseFormat:
     name: str | None = None
     strict: bool | None = None
     description: str | None = None
+    # Forms made from the schema (Claude's: `providers.claude_schema`), each made once and kept here by name, as a
+    # ToolSpec keeps its own: the schema does not change once the format is made.
+    derived: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
 
 
 @dataclass(slots=True)

@@ -80,7 +80,7 @@ def to_anthropic_tools(tools: list[ToolSpec], cache_last: CachePoint) -> list[di
         if tool.server is not None:  # a server tool (web search): its definition as its caller sent it
             out.append(dict(tool.server))
             continue
-        schema = claude_form(tool.input_schema) if tool.strict else tool.input_schema  # held to it: Claude's form
+        schema = claude_form(tool).schema if tool.strict else tool.input_schema  # held to it: Claude's form
         item: dict[str, Any] = {"name": tool.name, "input_schema": schema}
         if tool.described:
             item["description"] = tool.described
@@ -120,10 +120,12 @@ def _output_config(request: ChatRequest) -> dict[str, Any]:
     config: dict[str, Any] = {}
     fmt = request.response_format
     if fmt is not None and fmt.type == "json_schema":
-        schema = dict(fmt.schema or {"type": "object"})
-        if fmt.description:  # the model reads it; the Messages API's place for it is the schema
-            schema["description"] = fmt.description
-        schema = claude_form(schema)  # as Claude takes it (claude_schema)
+        schema = claude_form(fmt).schema  # as Claude takes it (claude_schema)
+        if fmt.description and "description" not in (fmt.schema or {}):
+            # The model reads it; the Messages API's place for it is the schema, before what the form moved there
+            # (the refusals let the schema have no other description)
+            moved = schema.get("description")
+            schema = {**schema, "description": f"{fmt.description}\n\n{moved}" if moved else fmt.description}
         # The format's name has no field here: OpenAI requires one, as an identifier, not as an instruction.
         config["format"] = {"type": "json_schema", "schema": schema}
     reasoning = request.reasoning

@@ -9,36 +9,44 @@ place's description for the model to read. Not silently: what was moved is liste
 (`ledger.events.SCHEMA_LOOSENED_TAG`, set in `call_plan`). What has no such form is refused before the call, by
 name, with the fix: an object open to other properties (`additionalProperties` true or a schema: closing it would
 refuse what the caller allows), a recursive schema, a reference outside the schema.
+
+A schema's form is made once, with what it moved, and kept on the tool or response format it came from (`derived`):
+the ledger tag and the request sent both read it, and a tool the gateway shares among requests is not made again.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from anthropic import transform_schema
 
 from tokenomy.messages import ChatRequest
 from tokenomy.providers.bedrock_families import body_family
+from tokenomy.request_options import ResponseFormat, ToolSpec
 
 
-def claude_form(schema: dict[str, Any]) -> dict[str, Any]:
-    """`schema` as Claude takes it (`anthropic.transform_schema`); as sent when the SDK has no form for it (a type
-    list, no type): Claude's own 400 then names what is wrong, not a gateway 500."""
-    try:
-        return transform_schema(schema)
-    except (ValueError, AssertionError, TypeError, AttributeError, KeyError):
-        return schema
+@dataclass(frozen=True, slots=True)
+class ClaudeForm:
+    """A schema as Claude takes it (`anthropic.transform_schema`), and what that moved into descriptions, each as
+    `place {key: value, ...}`. As sent when the SDK has no form for it (a type list, no type): Claude's own 400
+    then names what is wrong, not a gateway 500."""
+
+    schema: dict[str, Any]
+    moved: tuple[str, ...]
 
 
-def moved_constraints(schema: dict[str, Any]) -> list[str]:
-    """What `claude_form` moves into descriptions, each as `place {key: value, ...}`."""
-    try:
-        bare = transform_schema(_without_descriptions(schema))
-    except (ValueError, AssertionError, TypeError, AttributeError, KeyError):
-        return []
-    found: list[str] = []
-    _descriptions(bare, "", found)  # with the caller's descriptions taken away, any left are the moved constraints
-    return found
+def claude_form(holder: ToolSpec | ResponseFormat) -> ClaudeForm:
+    """The Claude form of a tool's input schema or a response format's schema, made once and kept on it (`derived`,
+    not changed once made: a ToolSpec is shared among requests)."""
+    derived = holder.derived
+    if derived is None:
+        derived = holder.derived = {}
+    form = derived.get("claude")
+    if form is None:
+        schema = holder.input_schema if isinstance(holder, ToolSpec) else holder.schema or {"type": "object"}
+        form = derived["claude"] = _made(schema)
+    return form
 
 
 def unexpressible(schema: Any) -> tuple[str, str] | None:
@@ -54,23 +62,23 @@ def takes_claude_schema(provider: str, model: str) -> bool:
     return provider == "anthropic" or (provider == "bedrock" and body_family(model) == "anthropic")
 
 
-def claude_targets(request: ChatRequest) -> list[tuple[str, dict[str, Any]]]:
-    """The schemas of `request` Claude holds its answer to, each with its field: the json_schema response format and
-    each strict tool's input schema."""
-    out: list[tuple[str, dict[str, Any]]] = []
+def claude_targets(request: ChatRequest) -> list[tuple[str, ToolSpec | ResponseFormat]]:
+    """What in `request` holds a schema Claude holds its answer to, each with its field: the json_schema response
+    format and each strict tool (its input schema)."""
+    out: list[tuple[str, ToolSpec | ResponseFormat]] = []
     fmt = request.response_format
     if fmt is not None and fmt.type == "json_schema" and isinstance(fmt.schema, dict):
-        out.append(("response_format.json_schema.schema", fmt.schema))
+        out.append(("response_format.json_schema.schema", fmt))
     for i, tool in enumerate(request.tools):
         if tool.strict and tool.server is None and isinstance(tool.input_schema, dict):
-            out.append((f"tools[{i}].input_schema", tool.input_schema))
+            out.append((f"tools[{i}].input_schema", tool))
     return out
 
 
 def schema_refusal(request: ChatRequest) -> tuple[str, str] | None:
     """The field of `request` Claude could not hold an answer to, and why with the fix; None when there is none."""
-    for field, schema in claude_targets(request):
-        found = unexpressible(schema)
+    for field, holder in claude_targets(request):
+        found = unexpressible(holder.input_schema if isinstance(holder, ToolSpec) else holder.schema)
         if found is not None:
             place, why = found
             return f"{field}{'.' + place if place else ''}", why
@@ -80,7 +88,7 @@ def schema_refusal(request: ChatRequest) -> tuple[str, str] | None:
 def loosened_note(request: ChatRequest) -> str | None:
     """The ledger tag's value for `request` sent to Claude: each schema's moved constraints; None when none moved."""
     notes = [f"{field}{' ' if item.startswith('{') else '.'}{item}"
-             for field, schema in claude_targets(request) for item in moved_constraints(schema)]  # fmt: skip
+             for field, holder in claude_targets(request) for item in claude_form(holder).moved]  # fmt: skip
     return "; ".join(notes) or None
 
 
@@ -150,24 +158,35 @@ def _ref_place(node: Any, where: str, defs: dict[str, Any], seen: tuple[str, ...
     return None
 
 
-def _without_descriptions(node: Any) -> Any:
-    if isinstance(node, list):
-        return [_without_descriptions(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    return {k: _without_descriptions(v) for k, v in node.items() if not (k == "description" and isinstance(v, str))}
+def _made(schema: dict[str, Any]) -> ClaudeForm:
+    try:
+        form = transform_schema(schema)
+    except (ValueError, AssertionError, TypeError, AttributeError, KeyError):
+        return ClaudeForm(schema, ())
+    moved: list[str] = []
+    _moved(form, schema, "", moved)
+    return ClaudeForm(form, tuple(moved))
 
 
-def _descriptions(node: Any, where: str, found: list[str]) -> None:
+def _moved(node: Any, own: Any, where: str, found: list[str]) -> None:
+    """What the SDK moved into the descriptions of `node` (a place in the form) and below, against `own` (the same
+    place in the caller's schema): the SDK appends them to a place's own description, after a blank line, as
+    "{key: value, ...}"."""
     if isinstance(node, list):
         for i, item in enumerate(node):
-            _descriptions(item, f"{where}[{i}]", found)
+            _moved(item, own[i] if isinstance(own, list) and i < len(own) else None, f"{where}[{i}]", found)
     elif isinstance(node, dict):
+        own = _dict(own)
         for key, value in node.items():
             if key == "description" and isinstance(value, str):
-                found.append(f"{where} {value}".strip())
-            else:
-                _descriptions(value, _join(where, key), found)
+                before = own.get("description")
+                if value != before:
+                    added = value[len(before) + 2 :] if isinstance(before, str) else value
+                    found.append(f"{where} {added}".strip())
+            else:  # the SDK sends a oneOf as anyOf
+                _moved(
+                    value, own.get("oneOf" if key == "anyOf" and "anyOf" not in own else key), _join(where, key), found
+                )
 
 
 def _dict(value: Any) -> dict[str, Any]:

@@ -135,7 +135,7 @@ def to_bedrock_tools(tools: list[ToolSpec], model: str = "") -> list[dict[str, A
     claude = body_family(model) == "anthropic"
     for tool in tools:
         # A schema Claude holds its calls to goes in Claude's form (claude_schema)
-        schema = claude_form(tool.input_schema) if tool.strict and claude else tool.input_schema
+        schema = claude_form(tool).schema if tool.strict and claude else tool.input_schema
         tool_spec: dict[str, Any] = {"name": tool.name, "inputSchema": {"json": schema}}
         if tool.described:
             tool_spec["description"] = tool.described
@@ -254,10 +254,10 @@ def _output_config(request: ChatRequest) -> dict[str, Any]:
     config: dict[str, Any] = {}
     fmt = request.response_format
     if fmt is not None and fmt.type == "json_schema":
-        held = fmt.schema or {"type": "object"}
+        claude = body_family(request.model) == "anthropic"
         schema: dict[str, Any] = {
             # Claude holds its answer to the schema in its own form (claude_schema)
-            "schema": json.dumps(claude_form(held) if body_family(request.model) == "anthropic" else held),
+            "schema": json.dumps(claude_form(fmt).schema if claude else fmt.schema or {"type": "object"}),
             "name": fmt.name or "response",
         }
         if fmt.description:
