@@ -15,8 +15,9 @@ import pytest
 from helpers.batch_records import records
 from tokenomy.batch.bedrock_bodies import model_input
 from tokenomy.batch.conversion import CARRIED
-from tokenomy.batch.formats import PLAIN_KEYS, read_records
+from tokenomy.batch.formats import read_records
 from tokenomy.batch.gemini_backend import inline_request
+from tokenomy.batch.line_forms import PLAIN_KEYS
 from tokenomy.batch.local_runner import to_request
 from tokenomy.batch.openai_backend import request_body
 from tokenomy.batch.plan import plan_deadline

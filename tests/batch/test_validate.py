@@ -198,7 +198,7 @@ def test_plan_reports_bad_lines_and_exits_1_as_validate_does(tmp_path):
 def test_a_utf16_file_is_named_as_utf16_not_csv(tmp_path):
     import pytest
 
-    from tokenomy.batch.formats import check_jsonl_shape
+    from tokenomy.batch.jsonl_shape import check_jsonl_shape
     from tokenomy.errors import UsageError
 
     lines = '{"id": "a", "prompt": "x"}\n{"id": "b", "prompt": "y"}\n'

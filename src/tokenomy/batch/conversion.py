@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tokenomy.batch.formats import NOT_AN_OBJECT, OTHER_TYPE, BadLine, BatchRecord, first_non_text_part
+from tokenomy.batch.formats import BadLine, BatchRecord
+from tokenomy.batch.line_messages import NOT_AN_OBJECT, OTHER_TYPE, first_non_text_part
 from tokenomy.batch.native_bodies import PROMPT_FIELD, body_written_for, mistral_sign
 from tokenomy.errors import UsageError, as_written
 
@@ -48,7 +49,7 @@ CARRIED: dict[str, dict[str, tuple[str, ...]]] = {
     },
 }
 BODY = {"openai": "body", "bedrock": "modelInput"}
-# The roles a rebuild sends (an OpenAI `developer` message as the system prompt, as formats.py reads it).
+# The roles a rebuild sends (an OpenAI `developer` message as the system prompt, as line_messages.py reads it).
 REBUILT_ROLES = ("user", "assistant", "system", "developer")
 WHAT_IS_KEPT = {
     "openai": "an OpenAI batch line from its messages (role and text), max_tokens and temperature",

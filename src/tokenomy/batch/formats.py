@@ -1,4 +1,8 @@
-"""Parse batch JSONL in Bedrock, OpenAI-batch or plain-record form into one record shape."""
+"""Parse batch JSONL in Bedrock, OpenAI-batch or plain-record form into one record shape.
+
+A line's form and the keys each form holds are line_forms.py's, its messages and system prompt are read by
+line_messages.py, and a file plainly not JSONL is named whole by jsonl_shape.py before its lines are read.
+"""
 
 from __future__ import annotations
 
@@ -9,20 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tokenomy.batch.jsonl_shape import check_jsonl_shape
+from tokenomy.batch.line_forms import FORMS, PLAIN_KEYS, line_form, refuse_other_line_keys
+from tokenomy.batch.line_messages import content_text, is_non_text_part, plain_messages, plain_system, read_messages
 from tokenomy.batch.native_bodies import prompt_turns, titan_config
-from tokenomy.errors import UsageError, as_written
-
-# The three line forms, as named in messages so a user sees which one a line was read as.
-FORMS = {
-    "bedrock": "a Bedrock batch line (recordId, modelInput)",
-    "openai": "an OpenAI batch line (custom_id, method, url, body)",
-    "plain": "a plain record (id, prompt or messages)",
-}
-
-
-# Every key a plain record may hold; each backend sends each of them in its provider's own field. Any other was ignored
-# without a word, so a record went out without the `model`, `top_p` or misspelt `max_token` its line asked for.
-PLAIN_KEYS = ("id", "prompt", "messages", "system", "max_tokens", "temperature")
+from tokenomy.errors import as_written
 
 
 @dataclass
@@ -60,53 +55,6 @@ class BadLine:
         return {"line": self.line, "field": self.field, "reason": self.reason}
 
 
-def _content_text(content: Any, where: str) -> str:
-    """The text of an OpenAI or Bedrock line's content (or Bedrock system): a string, or a list of parts whose text
-    each carries as {text} or {type, text} (other parts carry none: the line is sent as written, or a rebuild refuses
-    them). A `text` that is not a string is named, not made into text."""
-    if isinstance(content, str):
-        return content
-    if not isinstance(content, list):
-        raise ValueError(f"{where}: content must be a string or a list of text blocks")
-    texts = []
-    for j, part in enumerate(content):
-        if isinstance(part, dict) and "text" in part:
-            if not isinstance(part["text"], str):
-                raise ValueError(f"{where}[{j}].text: must be text, not {as_written(part['text'])}")
-            texts.append(part["text"])
-    return "".join(texts)
-
-
-# The roles of an OpenAI chat message (a `developer` message is the system prompt of newer models; `tool` and
-# `function` messages answer a call): such a line goes to OpenAI as written; a rebuild names those it cannot send.
-OPENAI_ROLES = ("user", "assistant", "system", "developer", "tool", "function")
-
-
-def _messages(raw: Any, where: str, form: str) -> list[dict[str, str]]:
-    if not isinstance(raw, list) or not raw:
-        raise ValueError(f"{where}: messages must be a non-empty list")
-    roles = OPENAI_ROLES if form == "openai" else ("user", "assistant", "system")
-    out = []
-    for i, m in enumerate(raw):
-        if not isinstance(m, dict):
-            raise ValueError(f"{where}[{i}]: a message must be an object with role and content")
-        if m.get("role") not in roles:
-            named = f"{', '.join(roles[:-1])} or {roles[-1]}"
-            raise ValueError(f"{where}[{i}].role: {m.get('role')!r} is not a message role; use {named}")
-        content = m.get("content", "")
-        if content is None and form == "openai":  # an assistant turn that only calls tools
-            content = ""
-        role = "system" if m["role"] == "developer" else m["role"]  # as OpenAI reads it, and a rebuild sends it
-        out.append({"role": role, "content": _content_text(content, f"{where}[{i}].content")})
-    return out
-
-
-def _non_text(part: Any) -> bool:
-    """A content part that asks something without text: an image, a document, an audio clip, a tool call or result
-    (OpenAI's typed parts; Bedrock's Claude blocks, and Converse's {"image": ...})."""
-    return isinstance(part, dict) and (part.get("type", "text") != "text" or "text" not in part) and bool(part)
-
-
 def _asks(rec: BatchRecord) -> bool:
     """Whether a record asks something: text in a message, or a part that is not text in an OpenAI or Bedrock line's
     messages (a question that is only an image, under a system prompt, is one)."""
@@ -114,88 +62,9 @@ def _asks(rec: BatchRecord) -> bool:
         return True
     body = rec.raw.get({"openai": "body", "bedrock": "modelInput"}.get(rec.fmt, ""))
     messages = body.get("messages") if isinstance(body, dict) else None
-    return any(_non_text(part) for m in messages or [] if isinstance(m.get("content"), list) for part in m["content"])
-
-
-# A plain record sends each message as its role and its text, nothing else: any other key or part is refused here, by
-# name, rather than left out of the body (an OpenAI or Bedrock line is sent to its own provider as written instead).
-MESSAGE_KEYS = ("role", "content")
-TEXT_PART_KEYS = ("type", "text")
-TO_SEND_IT = f"write the line as {FORMS['openai']} for an OpenAI batch"
-
-
-# Why a content part is not a text part (first_non_text_part): no object, another `type`, another key, or (where the
-# text is required) a `text` that is not a string.
-NOT_AN_OBJECT, OTHER_TYPE, OTHER_KEY, NOT_A_STRING = "not an object", "other type", "other key", "text not a string"
-
-
-def first_non_text_part(
-    content: list[Any], at: str, keys: tuple[str, ...] = TEXT_PART_KEYS, text_required: bool = False
-) -> tuple[str, str, Any] | None:
-    """The first part of a content list (at `at`) that is not a text part holding only `keys`, as (field, why, the
-    part), `why` one of the four above; None when every part is one. A plain record refuses such a part and a
-    rebuild (conversion.py) would drop it, each in its own words."""
-    for j, part in enumerate(content):
-        where = f"{at}[{j}]"
-        if not isinstance(part, dict):
-            return where, NOT_AN_OBJECT, part
-        if part.get("type", "text") != "text":
-            return f"{where}.type", OTHER_TYPE, part
-        unknown = next((key for key in part if key not in keys), None)
-        if unknown is not None:
-            return f"{where}.{unknown}", OTHER_KEY, part
-        if text_required and not isinstance(part.get("text"), str):
-            return f"{where}.text", NOT_A_STRING, part
-    return None
-
-
-def _plain_text(content: Any, where: str) -> str:
-    """A plain record's content (a message's or the system's): a string, or a list of text parts, joined."""
-    if isinstance(content, str):
-        return content
-    if not isinstance(content, list):
-        raise ValueError(f"{where}: content must be a string or a list of text blocks")
-    found = first_non_text_part(content, where, text_required=True)
-    if found is None:
-        return "".join(part["text"] for part in content)
-    at, why, part = found
-    if why == NOT_AN_OBJECT:
-        raise ValueError(f'{at}: a content part must be an object like {{"type": "text", "text": "..."}}')
-    if why == OTHER_TYPE:
-        raise ValueError(
-            f"{at}: {part['type']!r} parts are not sent from a plain record (text parts only); remove it, or "
-            f"{TO_SEND_IT}"
-        )
-    if why == OTHER_KEY:
-        raise ValueError(f"{at}: not a key of a plain record's text part (type, text); remove it")
-    raise ValueError(f"{at}: must be text, not {as_written(part.get('text'))}")
-
-
-def _plain_messages(raw: Any) -> list[dict[str, str]]:
-    """A plain record's messages, each only a role and its text; anything else names the message and key."""
-    if not isinstance(raw, list) or not raw:
-        raise ValueError("messages: messages must be a non-empty list")
-    out = []
-    for i, m in enumerate(raw):
-        where = f"messages[{i}]"
-        if not isinstance(m, dict):
-            raise ValueError(f"{where}: a message must be an object with role and content")
-        if m.get("role") not in ("user", "assistant", "system"):
-            raise ValueError(
-                f"{where}.role: {m.get('role')!r} is not a role of a plain record's message; use user, assistant or "
-                "system"
-            )
-        unknown = next((key for key in m if key not in MESSAGE_KEYS), None)
-        if unknown is not None:
-            raise ValueError(
-                f"{where}.{unknown}: not a key of a plain record's message (role, content); remove it, or {TO_SEND_IT}"
-            )
-        out.append({"role": m["role"], "content": _plain_text(m.get("content", ""), f"{where}.content")})
-    return out
-
-
-def _system_text(raw: Any) -> str | None:
-    return None if raw is None else _plain_text(raw, "system")
+    return any(
+        is_non_text_part(part) for m in messages or [] if isinstance(m.get("content"), list) for part in m["content"]
+    )
 
 
 def _temperature(value: Any, field_name: str) -> float | None:
@@ -223,16 +92,7 @@ def _first_cap(places: tuple[tuple[str, dict[str, Any], str], ...]) -> int | Non
 def _bedrock_turns(body: dict[str, Any]) -> list[dict[str, str]]:
     """A Bedrock body's turns: its messages, or a prompt body's text as one user turn (native_bodies.py)."""
     turns = prompt_turns(body)
-    return _messages(body.get("messages"), "modelInput.messages", "bedrock") if turns is None else turns
-
-
-def line_form(obj: dict[str, Any]) -> str:
-    """bedrock | openai | plain, from the keys that only one form has."""
-    if "recordId" in obj or "modelInput" in obj:
-        return "bedrock"
-    if any(key in obj for key in ("custom_id", "body", "url", "method")):
-        return "openai"
-    return "plain"
+    return read_messages(body.get("messages"), "modelInput.messages", "bedrock") if turns is None else turns
 
 
 def _record_id(rid: Any, field_name: str, form: str = "plain", obj: dict[str, Any] | None = None) -> str:
@@ -245,26 +105,12 @@ def _record_id(rid: Any, field_name: str, form: str = "plain", obj: dict[str, An
     return str(rid)
 
 
-# The keys of an OpenAI or Bedrock line (each provider's documented input line has no other), and where a parameter
-# put beside them belongs. The line sent is built from these keys, so any other would be dropped unsaid.
-LINE_KEYS = {"openai": ("custom_id", "method", "url", "body"), "bedrock": ("recordId", "modelInput")}
-PARAMETERS_GO_IN = {"openai": "move a request parameter into body", "bedrock": "move a model parameter into modelInput"}
-
-
-def _refuse_other_line_keys(obj: dict[str, Any], form: str) -> None:
-    unknown = next((key for key in obj if key not in LINE_KEYS[form]), None)
-    if unknown is not None:
-        raise ValueError(
-            f"{unknown}: not a key of {FORMS[form]}, so it would not be sent; remove it, or {PARAMETERS_GO_IN[form]}"
-        )
-
-
 def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
     """Normalise one decoded JSON object; raises ValueError('field: reason')."""
     form = line_form(obj)
     if form == "bedrock":
         rid, body = _record_id(obj.get("recordId"), "recordId", form, obj), obj.get("modelInput")
-        _refuse_other_line_keys(obj, form)
+        refuse_other_line_keys(obj, form)
         if not isinstance(body, dict):
             raise ValueError("modelInput: body not valid for the model (must be an object)")
         inference = body.get("inferenceConfig") or {}
@@ -284,7 +130,7 @@ def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
             )
         )
         system = body.get("system")  # a string (Claude's) or a list of text blocks (Claude's, Nova's, Converse's)
-        system = None if system is None else _content_text(system, "modelInput.system")
+        system = None if system is None else content_text(system, "modelInput.system")
         # Native bodies' own (Titan's in its textGenerationConfig), then Converse's; a bad one is named where the line
         # has it.
         places = (("modelInput", body), ("modelInput.textGenerationConfig", titan))
@@ -296,12 +142,12 @@ def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
         return BatchRecord(rid, line, "bedrock", _bedrock_turns(body), system, max_tokens, obj, temperature)
     if form == "openai":
         rid, body = _record_id(obj.get("custom_id"), "custom_id", form, obj), obj.get("body")
-        _refuse_other_line_keys(obj, form)
+        refuse_other_line_keys(obj, form)
         if obj.get("method", "POST") != "POST" or not str(obj.get("url", "")).endswith("/chat/completions"):
             raise ValueError("url: only POST /v1/chat/completions is supported")
         if not isinstance(body, dict):
             raise ValueError("body: body not valid for the model (must be an object)")
-        msgs = _messages(body.get("messages"), "body.messages", form)
+        msgs = read_messages(body.get("messages"), "body.messages", form)
         system = "\n".join(m["content"] for m in msgs if m["role"] == "system") or None
         msgs = [m for m in msgs if m["role"] != "system"]
         max_tokens = _first_cap(
@@ -319,7 +165,7 @@ def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
     if "messages" in obj and "prompt" in obj:
         raise ValueError("prompt: both prompt and messages given (only messages would be sent); keep one")
     if "messages" in obj:
-        msgs = _plain_messages(obj["messages"])
+        msgs = plain_messages(obj["messages"])
     else:
         prompt = obj.get("prompt")
         if prompt is None:
@@ -329,7 +175,7 @@ def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
         msgs = [{"role": "user", "content": prompt}]
     temperature = _temperature(obj.get("temperature"), "temperature")
     max_tokens = _first_cap((("max_tokens", obj, "max_tokens"),))
-    return BatchRecord(rid, line, "plain", msgs, _system_text(obj.get("system")), max_tokens, obj, temperature)
+    return BatchRecord(rid, line, "plain", msgs, plain_system(obj.get("system")), max_tokens, obj, temperature)
 
 
 def read_records(lines: Iterable[str | bytes]) -> tuple[list[BatchRecord], list[BadLine]]:
@@ -381,57 +227,3 @@ def read_file(path: str | Path) -> tuple[list[BatchRecord], list[BadLine]]:
     check_jsonl_shape(path)
     with open(path, "rb") as fh:
         return read_records(fh)
-
-
-def check_jsonl_shape(path: str | Path) -> None:
-    """Raise UsageError naming the file's shape when it is plainly not JSONL."""
-    expected = 'expected JSONL, one JSON object per line, e.g. {"id": "1", "prompt": "..."}'
-    with open(path, "rb") as fh:
-        start = fh.read(4)
-    # UTF-16/32 (a Windows editor's "Unicode"): a BOM, or NUL bytes between ASCII characters. Read as UTF-8 its
-    # first line looks like anything (it was called CSV); name the encoding and the fix instead.
-    nul_pattern = len(start) == 4 and (start[1] == start[3] == 0 or start[0] == start[2] == 0)
-    if start.startswith((b"\xff\xfe", b"\xfe\xff")) or nul_pattern:
-        width = "UTF-32" if start.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")) else "UTF-16"
-        raise UsageError(f"{path}: the file is {width}; save it as UTF-8 ({expected})")
-    with open(path, "rb") as fh:
-        raw = next((line for line in fh if line.strip()), b"")
-    try:
-        first = raw.decode("utf-8-sig").strip()
-    except UnicodeDecodeError:
-        # Not text (a binary file, another encoding): a comma among its bytes called it CSV, quoting the bytes.
-        # Each line is then reported as not UTF-8, with the fix.
-        return
-    if not first:
-        return
-    try:
-        head = json.loads(first)
-    except json.JSONDecodeError:
-        head = None
-    else:
-        if isinstance(head, list) and all(isinstance(item, dict) for item in head):
-            raise UsageError(
-                f"{path}: the first line is a JSON array of {len(head)} object(s); {expected} "
-                f"(convert with: jq -c '.[]' {path} > records.jsonl)"
-            )
-        return  # the first line is JSON on its own: JSONL, whatever the later lines hold
-    if first[0] in "[{":
-        try:
-            whole = json.loads(Path(path).read_text(encoding="utf-8-sig"))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            whole = None
-        if isinstance(whole, list):
-            raise UsageError(
-                f"{path}: this is a JSON array of {len(whole)} item(s); {expected} "
-                f"(convert with: jq -c '.[]' {path} > records.jsonl)"
-            )
-        if isinstance(whole, dict):
-            raise UsageError(
-                f"{path}: this is one JSON object spread over several lines; {expected} "
-                f"(convert with: jq -c . {path} > records.jsonl)"
-            )
-        if first[0] == "[":
-            raise UsageError(f"{path}: starts with '[' like a JSON array; {expected}")
-        return
-    if "," in first or "\t" in first:
-        raise UsageError(f"{path}: this is CSV (first line {first[:60]!r}); {expected}")

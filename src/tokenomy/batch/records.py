@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from tokenomy.batch.backends import FINAL_STATES, REFUSED_PART, RecordResult, estimated_usage, refused, transient
-from tokenomy.batch.formats import BatchRecord, line_form, read_records
+from tokenomy.batch.formats import BatchRecord, read_records
 from tokenomy.batch.job_tables import UNMATCHED, Job, JobTables, final_ids, refused_among, require_job
+from tokenomy.batch.line_forms import line_form
 from tokenomy.errors import ConfigError, TokenomyError, UsageError
 from tokenomy.ledger.events import CACHE_WRITE_1H_TAG, UsageEvent, decimal_str, utcnow
 from tokenomy.pricing.cost import billable_usage, compute_cost, unpriced_cost

@@ -16,7 +16,8 @@ from tokenomy.batch.bedrock_bodies import (
     sent_as_written,
 )
 from tokenomy.batch.conversion import prompt_family_name, prompt_rebuilt, two_caps_as_written, uncarried
-from tokenomy.batch.formats import FORMS, BadLine, BatchRecord, read_file
+from tokenomy.batch.formats import BadLine, BatchRecord, read_file
+from tokenomy.batch.line_forms import FORMS
 from tokenomy.batch.output_caps import LOCAL_MAX_TOKENS
 from tokenomy.batch.record_tokens import record_estimate, sends_media
 from tokenomy.batch.worst_case import sent_cap
