@@ -32,7 +32,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from tokenomy.batch.jobs import create_job, open_tables
-    from tokenomy.batch.local_runner import run_job
+    from tokenomy.batch.local_job import run_job
     from tokenomy.emulate.limited_openai import LimitedOpenAI
 
     work = Path(tempfile.mkdtemp(prefix="tokenomy-batch-bench-"))

@@ -17,7 +17,7 @@ import pytest
 from helpers.cli import interruptible
 from tokenomy.batch.job_tables import require_job
 from tokenomy.batch.jobs import create_job, open_tables
-from tokenomy.batch.local_runner import run_job
+from tokenomy.batch.local_job import run_job
 from tokenomy.batch.records import export_results, record_event_id
 from tokenomy.chat_response import Usage
 from tokenomy.emulate.instant_openai import InstantOpenAI

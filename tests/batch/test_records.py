@@ -17,7 +17,7 @@ from helpers.batch_records import plain
 from tokenomy.batch.backends import SubmitOptions
 from tokenomy.batch.jobs import create_job, open_tables, submit_parts
 from tokenomy.batch.jobs import wait as wait_job
-from tokenomy.batch.local_runner import run_job
+from tokenomy.batch.local_job import run_job
 from tokenomy.batch.openai_backend import OpenAIBatchBackend
 from tokenomy.batch.records import export_missing, export_results
 from tokenomy.batch.resubmit import resubmit_missing

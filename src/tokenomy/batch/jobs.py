@@ -3,9 +3,9 @@ wait (resending what a remote job left is `resubmit.py`).
 
 A job's state lives in the ledger database (`job_tables.py`), so `status`, `wait`, `resume` and
 `results` work from any process. Remote backends (Bedrock, OpenAI, Azure, Anthropic, Gemini, Vertex AI) run each
-part provider-side; the `local` backend runs records in-process through `local_runner.py`. What a job holds (its
-records' payloads, their stored results and usage, the exports) is `records.py`; storing a finished part's results is
-`collect.py`; what a job that ended short says of itself (why, and what resume does) is `hints.py`.
+part provider-side; the `local` backend runs records in-process (`local_job.py`, through `local_runner.py`). What a
+job holds (its records' payloads, their stored results and usage, the exports) is `records.py`; storing a finished
+part's results is `collect.py`; what a job that ended short says of itself (why, and what resume does) is `hints.py`.
 """
 
 from __future__ import annotations

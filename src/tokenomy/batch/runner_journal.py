@@ -1,6 +1,6 @@
 """What a local batch runner was answered, on disk before it is committed: a killed runner loses no billed answer.
 
-The runner commits answers in groups (`local_runner._Committer`), each group waiting for the previous write, so
+The runner commits answers in groups (`local_job._Committer`), each group waiting for the previous write, so
 about half a second of answers was only in memory: SIGKILLed then (15-20 answers at ~35 records/s), they were missing
 from the ledger although the provider had billed them, and `batch resume` sent their records again, billed twice.
 Each finished record, and each billed attempt without an answer, is now appended here first (one `write` call: in

@@ -64,7 +64,7 @@ def run_local(tables, job_id: str, progress: bool, waiting: bool = False):
     `waiting`: the background runner of a detached submit or resume, which takes the job only if it is still
     `submitted` (not cancelled meanwhile)."""
     from tokenomy.batch.job_tables import require_job
-    from tokenomy.batch.local_runner import run_job
+    from tokenomy.batch.local_job import run_job
 
     try:
         if not progress:

@@ -17,7 +17,7 @@ MODEL = "anthropic.claude-haiku-4-5-20251001-v1:0"
 def run(ctx: DemoContext) -> None:
     """Validate 8 records plus 2 bad lines and price them; run 5 tiny records through the local runner."""
     from tokenomy.batch.jobs import create_job, open_tables
-    from tokenomy.batch.local_runner import run_job
+    from tokenomy.batch.local_job import run_job
     from tokenomy.batch.records import export_results
     from tokenomy.batch.validate import validate_file
 
