@@ -54,7 +54,11 @@ def main() -> int:
             config_path=str(work / "tokenomy.yaml"),
             run_settings={"concurrency": args.concurrency, "tpm": args.runner_tpm or args.tpm},
         )
-        job, stats = run_job(tables, job.job_id, progress=sys.stderr.isatty())
+
+        def progress(done: int, total: int, tpm: float) -> None:
+            print(f"\r{done}/{total} records, {tpm:,.0f} TPM", end="", file=sys.stderr, flush=True)
+
+        job, stats = run_job(tables, job.job_id, on_progress=progress if sys.stderr.isatty() else None)
     share = stats.tokens_per_minute / args.tpm
     surfaced = job.failed + job.pending
     print(f"records          {job.done}/{job.records} answered in {stats.seconds:.1f} s")
