@@ -222,6 +222,6 @@ def test_a_strict_tool_open_to_other_properties_is_refused_by_name_before_any_ca
     with pytest.raises(openai.BadRequestError) as caught:
         client.chat.completions.create(model=route, messages=ASK, max_tokens=100, tools=[tool])
     message = str(caught.value)
-    assert "tools[0].input_schema.additionalProperties" in message
+    assert "tools[0].function.parameters.additionalProperties" in message  # named where the caller wrote it
     assert "set additionalProperties to false" in message
     assert len(bodies) == sent

@@ -323,14 +323,20 @@ def _azure_file(block: Block) -> Block:
 
 
 CONTENT_PATH = re.compile(r"messages\[(\d+)\](?:\.content\[(\d+)\](?:\.content\[(\d+)\])?)?")
+# A tool's schema, as Claude's form names it (`claude_schema`); the caller's tools[i] is a function tool of that index.
+TOOL_SCHEMA = re.compile(r"tools\[(\d+)\]\.input_schema")
 
 
 def caller_param(body: ChatCompletionRequest, param: str) -> str:
     """A provider mapping names a field it cannot send by its place in the content model
     (`messages[2].content[1].detail`); this is the same place in the caller's request (`messages[4].content[1]
-    .detail` when two system messages came first). A path outside `messages` is the caller's already."""
+    .detail` when two system messages came first); a tool schema's, in its function's parameters. Any other path
+    outside `messages` is the caller's already."""
     found = CONTENT_PATH.match(param)
     if found is None:
+        schema = TOOL_SCHEMA.match(param)
+        if schema is not None:
+            return f"tools[{schema[1]}].function.parameters{param[schema.end() :]}"
         return CALLER_FIELDS.get(param, param)
     message, block, part = (None if index is None else int(index) for index in found.groups())
     rest = param[found.end() :]
