@@ -224,4 +224,8 @@ def test_a_strict_tool_open_to_other_properties_is_refused_by_name_before_any_ca
     message = str(caught.value)
     assert "tools[0].function.parameters.additionalProperties" in message  # named where the caller wrote it
     assert "set additionalProperties to false" in message
+    function = {"type": "function", **tool["function"]}  # the Responses API's tool: its schema in `parameters`
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.responses.create(model=route, input="Score it.", max_output_tokens=100, tools=[function])
+    assert "tools[0].parameters.additionalProperties" in str(caught.value)
     assert len(bodies) == sent

@@ -22,7 +22,7 @@ from typing import Any
 
 from tokenomy.gateway.openai_blocks import json_arguments
 from tokenomy.gateway.openai_images import data_url
-from tokenomy.gateway.openai_ingress import CONTENT_PATH, part_field
+from tokenomy.gateway.openai_ingress import CONTENT_PATH, TOOL_SCHEMA, part_field
 from tokenomy.gateway.openai_shapes import RequestError
 from tokenomy.gateway.responses_options import (
     STATEFUL,
@@ -355,6 +355,9 @@ def caller_param(origins: list[Origin], param: str) -> str:
     content model (`messages[0].content[1].detail`, as Bedrock names an image by URL) as the caller sent it
     (`input[0].content[1].detail`)."""
     found = CONTENT_PATH.match(param)
+    schema = TOOL_SCHEMA.match(param)
+    if schema is not None:  # a function tool's schema, in its parameters
+        return f"tools[{schema[1]}].parameters{param[schema.end() :]}"
     if found is None:  # an option, or a field inside one (`response_format.description`: `text.format.description`)
         head = next((ours for ours in CALLER_FIELDS if param == ours or param.startswith(ours + ".")), None)
         return param if head is None else CALLER_FIELDS[head] + param[len(head) :]
