@@ -27,6 +27,7 @@ CLAUDE = "claude-haiku-4-5-20251001"
 BEDROCK_CLAUDE = "anthropic.claude-haiku-4-5-20251001-v1:0"
 BEDROCK_UNSIZED_CLAUDE = "anthropic.claude-3-5-haiku-20241022-v1:0"  # the catalog has no maximum output for it
 NOVA, LLAMA = "amazon.nova-lite-v1:0", "meta.llama3-1-8b-instruct-v1:0"
+NOVA_MICRO = "amazon.nova-micro-v1:0"  # the smallest Nova window, 128,000
 MISTRAL = "mistral.mistral-large-2407-v1:0"  # a Converse job
 
 UNCAPPED = json.dumps({"id": "open", "prompt": "Write the whole report, as long as it needs to be."})
@@ -109,15 +110,35 @@ def test_a_claude_model_the_catalog_has_no_maximum_for_is_sent_the_sync_paths_fa
     assert worst.output_tokens == CLAUDE_FALLBACK_CAP and worst.uncapped == 0
 
 
-def test_converse_llama_and_nova_bodies_without_a_known_maximum_carry_no_cap_and_are_counted_as_uncapped() -> None:
-    # Converse's maxTokens defaults to the model's maximum; Llama's max_gen_len and Nova's max_new_tokens are left to
-    # the model's own default where the catalog has no maximum, rather than a small guess that cuts answers short.
+def test_an_uncapped_nova_record_carries_its_maximum_output_as_max_new_tokens_and_is_counted_at_it() -> None:
+    # Nova's own default for max_new_tokens is not its maximum: the catalog's figure (AWS's 5,000) is sent instead, and
+    # the worst case counts the record at that same figure, not as one sent without a cap.
+    assert bedrock_body(NOVA, UNCAPPED)["inferenceConfig"] == {"max_new_tokens": most(NOVA)}
+    assert bedrock_body(NOVA, CAPPED)["inferenceConfig"] == {"max_new_tokens": 40}
+    worst = job_worst_case(records([UNCAPPED, CAPPED]), NOVA, backend="bedrock")
+    assert worst.output_tokens == most(NOVA) + 40 and worst.uncapped == 0
+
+
+def test_a_long_prompt_to_nova_is_sent_what_its_context_window_leaves() -> None:
+    entry = default_catalog().lookup(NOVA_MICRO)
+    assert entry.context_window is not None
+    rec = long_prompt(entry.context_window - most(NOVA_MICRO) // 2)
+    room = entry.context_window - record_estimate(rec)
+    assert 0 < room < most(NOVA_MICRO)
+    assert json.loads(BedrockBatchBackend().input_line(NOVA_MICRO, rec))["modelInput"]["inferenceConfig"] == {
+        "max_new_tokens": room
+    }
+    assert job_worst_case([rec], NOVA_MICRO, backend="bedrock").output_tokens == room
+
+
+def test_converse_and_llama_bodies_without_a_known_maximum_carry_no_cap_and_are_counted_as_uncapped() -> None:
+    # Converse's maxTokens defaults to the model's maximum; Llama's max_gen_len is left to the model's own default
+    # where the catalog has no maximum (AWS's pages disagree on it), rather than a guess Bedrock may refuse.
+    assert default_catalog().lookup(LLAMA).max_output_tokens is None
     assert "inferenceConfig" not in bedrock_body(MISTRAL, UNCAPPED)
     assert "max_gen_len" not in bedrock_body(LLAMA, UNCAPPED)
-    assert "inferenceConfig" not in bedrock_body(NOVA, UNCAPPED)
     assert bedrock_body(MISTRAL, CAPPED)["inferenceConfig"] == {"maxTokens": 40}
     assert bedrock_body(LLAMA, CAPPED)["max_gen_len"] == 40
-    assert bedrock_body(NOVA, CAPPED)["inferenceConfig"] == {"max_new_tokens": 40}
-    for model in (MISTRAL, LLAMA, NOVA):
+    for model in (MISTRAL, LLAMA):
         worst = job_worst_case(records([UNCAPPED]), model, backend="bedrock")
         assert worst.uncapped == 1 and "give no max_tokens and are sent with none" in worst.note()
