@@ -565,10 +565,17 @@ def test_every_maximum_output_in_the_catalog_fits_its_window_and_names_its_sourc
     assert {catalog.lookup(m).max_output_tokens for m in (HAIKU3, "claude-3-haiku-20240307")} == {4096}
     # Nova Micro, Lite and Pro: AWS's "5K" (card and request schema), read as the 5,000 its Nova 2 schema writes out,
     # from AWS's own pages; a `us.` profile resolves to the model. Nova Premier's pages disagree, so it has none.
-    for model in ("amazon.nova-micro-v1:0", "amazon.nova-lite-v1:0", "amazon.nova-pro-v1:0", "us.amazon.nova-lite-v1:0"):
+    for model in (
+        "amazon.nova-micro-v1:0",
+        "amazon.nova-lite-v1:0",
+        "amazon.nova-pro-v1:0",
+        "us.amazon.nova-lite-v1:0",
+    ):
         entry = catalog.lookup(model)
         assert entry.max_output_tokens == 5_000, model
-        assert entry.limits_source.startswith("https://docs.aws.amazon.com/") and "read 2026-12-07" in entry.limits_source
+        assert (
+            entry.limits_source.startswith("https://docs.aws.amazon.com/") and "read 2026-12-07" in entry.limits_source
+        )
     assert catalog.lookup("amazon.nova-premier-v1:0").max_output_tokens is None
     # A Bedrock profile of a Claude model carries Anthropic's figure for it, in every region.
     assert {
