@@ -230,6 +230,9 @@ def tool_pairs_refusal(request: ChatRequest) -> Unsupported | None:
     turn, as Anthropic's API merges them (a run of OpenAI tool messages, a user's text after the results); a
     mid-conversation system message is left out, as the APIs that take none hoist it. A call in the last turn has
     nothing after it to check."""
+    # Asked of every request the gateway serves, most of which carry no tool call or result: those are done in a pass.
+    if not any(type(b) is ToolUseBlock or type(b) is ToolResultBlock for m in request.messages for b in m.content):
+        return None
     turns: list[list[int]] = []  # each turn's message indices
     roles: list[str] = []
     for i, message in enumerate(request.messages):
