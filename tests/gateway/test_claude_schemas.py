@@ -7,6 +7,7 @@ refuses by name, before any call, what Claude cannot hold (an object open to oth
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import openai
@@ -228,4 +229,55 @@ def test_a_strict_tool_open_to_other_properties_is_refused_by_name_before_any_ca
     with pytest.raises(openai.BadRequestError) as caught:
         client.responses.create(model=route, input="Score it.", max_output_tokens=100, tools=[function])
     assert "tools[0].parameters.additionalProperties" in str(caught.value)
+    assert len(bodies) == sent
+
+
+OPEN_SCHEMA = {"type": "object", "properties": {}, "additionalProperties": {"type": "integer"}}
+
+
+@pytest.mark.parametrize("route", ["claude", "sonnet"])
+def test_a_converse_caller_is_told_its_own_place_for_a_schema_claude_cannot_hold(served, route) -> None:
+    import boto3
+    from botocore.config import Config
+
+    url, _, claude_bodies, bedrock_bodies = served
+    bodies = claude_bodies if route == "claude" else bedrock_bodies
+    sent = len(bodies)
+    client = boto3.client(
+        "bedrock-runtime", region_name="us-east-1", endpoint_url=url, config=Config(retries={"max_attempts": 1})
+    )
+    messages = [{"role": "user", "content": [{"text": "Score it."}]}]
+    tool = {"toolSpec": {"name": "score", "strict": True, "inputSchema": {"json": OPEN_SCHEMA}}}
+    with pytest.raises(client.exceptions.ValidationException) as caught:
+        client.converse(modelId=route, messages=messages, toolConfig={"tools": [tool]})
+    assert "toolConfig.tools[0].toolSpec.inputSchema.json.additionalProperties" in str(caught.value)
+    text_format = {"type": "json_schema", "structure": {"jsonSchema": {"name": "s", "schema": json.dumps(OPEN_SCHEMA)}}}
+    with pytest.raises(client.exceptions.ValidationException) as caught:
+        client.converse(modelId=route, messages=messages, outputConfig={"textFormat": text_format})
+    assert "outputConfig.textFormat.structure.jsonSchema.schema.additionalProperties" in str(caught.value)
+    assert len(bodies) == sent
+
+
+@pytest.mark.parametrize("route", ["claude", "sonnet"])
+def test_a_gemini_caller_is_told_its_own_place_for_a_schema_claude_cannot_hold(served, route) -> None:
+    url, _, claude_bodies, bedrock_bodies = served
+    bodies = claude_bodies if route == "claude" else bedrock_bodies
+    sent = len(bodies)
+    client = genai.Client(api_key="unused", http_options={"base_url": url})
+    declaration = types.FunctionDeclaration(name="score", parameters_json_schema=OPEN_SCHEMA)
+    config = types.GenerateContentConfig(
+        tools=[types.Tool(function_declarations=[declaration])],
+        tool_config=types.ToolConfig(function_calling_config=types.FunctionCallingConfig(mode="VALIDATED")),
+        automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
+    )
+    with pytest.raises(genai.errors.ClientError) as caught:
+        client.models.generate_content(model=route, contents="Score it.", config=config)
+    # (named as the SDK spelled it: google-genai sends some fields in snake case)
+    assert re.search(
+        r"tools\[0\]\.functionDeclarations\[0\]\.parameters_?[jJ]son_?[sS]chema\.additionalProp", str(caught.value)
+    )
+    config = types.GenerateContentConfig(response_mime_type="application/json", response_json_schema=OPEN_SCHEMA)
+    with pytest.raises(genai.errors.ClientError) as caught:
+        client.models.generate_content(model=route, contents="Score it.", config=config)
+    assert re.search(r"generationConfig\.response_?[jJ]son_?[sS]chema\.additionalProperties", str(caught.value))
     assert len(bodies) == sent

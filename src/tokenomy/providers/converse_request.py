@@ -322,6 +322,12 @@ CALLER_FIELDS = {
 
 
 _BLOCK_PATH = re.compile(r"messages\[(\d+)\]\.content\[(\d+)\]")
+# A tool's schema, as Claude's form names it (`claude_schema`), and the response format's: their Converse places (a
+# tool list's cachePoint comes only at its end, so a tool's index is the caller's; the format's schema is a JSON text).
+_CLAUDE_SCHEMAS = (
+    (re.compile(r"tools\[(\d+)\]\.input_schema"), r"toolConfig.tools[\1].toolSpec.inputSchema.json"),
+    (re.compile(r"response_format\.json_schema\.schema"), "outputConfig.textFormat.structure.jsonSchema.schema"),
+)
 
 
 def caller_param(param: str, call: ChatRequest | None = None) -> str:
@@ -338,6 +344,10 @@ def caller_param(param: str, call: ChatRequest | None = None) -> str:
         if rest == ".tool_use_id":  # the call a tool result answers
             rest = ".toolResult.toolUseId"
         return f"messages[{message}].content[{block + before}]{rest}"
+    for pattern, theirs in _CLAUDE_SCHEMAS:
+        schema = pattern.match(param)
+        if schema is not None:
+            return schema.expand(theirs) + param[schema.end() :]
     for ours, theirs in CALLER_FIELDS.items():
         if param == ours or param.startswith(ours + "."):
             return theirs + param[len(ours) :]

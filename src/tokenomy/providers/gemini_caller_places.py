@@ -22,7 +22,9 @@ CALLER_FIELDS = {
     "seed": "generationConfig.seed",
     "presence_penalty": "generationConfig.presencePenalty",
     "frequency_penalty": "generationConfig.frequencyPenalty",
-    "response_format.json_schema": "generationConfig.responseJsonSchema",  # before response_format: matched first
+    # (before the shorter ones: the first that matches is taken; a schema sent as responseSchema: `_sent_schema`)
+    "response_format.json_schema.schema": "generationConfig.responseJsonSchema",
+    "response_format.json_schema": "generationConfig.responseJsonSchema",
     "response_format": "generationConfig.responseMimeType",
     "reasoning_effort": "generationConfig.thinkingConfig.thinkingLevel",
     "reasoning.budget_tokens": "generationConfig.thinkingConfig.thinkingBudget",
@@ -31,6 +33,8 @@ CALLER_FIELDS = {
     "tool_choice": "toolConfig.functionCallingConfig",
 }
 _PLACE = re.compile(r"messages\[(\d+)\](?:\.content\[(\d+)\])?")
+# A tool's schema, as Claude's form names it (`claude_schema`): the request's tools[i] is the i-th function declaration.
+_TOOL_SCHEMA = re.compile(r"tools\[(\d+)\]\.input_schema")
 # A document's field a provider names when it refuses one, by the field of the part a Gemini caller sent.
 PART_FIELDS = {
     ".source.file_id": ".fileData.fileUri",
@@ -62,9 +66,12 @@ def caller_param(body: dict[str, Any], param: str, stand_ins_out: bool = False) 
     (`contents[2].parts[1]`, `generationConfig.topK`): a block at the part it was read from (`read_contents`, which
     the caller's body, read before, reads as it did then). `stand_ins_out`: the call's messages were sent without
     Gemini's stand-in signatures (`without_skip_signatures`), so its blocks are counted without them."""
+    schema = _TOOL_SCHEMA.match(param)
+    if schema is not None:
+        return _declaration_schema(body, int(schema[1])) + param[schema.end() :]
     for ours, theirs in CALLER_FIELDS.items():
         if param == ours or param.startswith(ours + "."):
-            return theirs + param[len(ours) :]
+            return _sent_schema(body, theirs) + param[len(ours) :]
     found = _PLACE.match(param)
     if found is None:
         head, dot, rest = param.partition(".")
@@ -88,3 +95,33 @@ def caller_param(body: dict[str, Any], param: str, stand_ins_out: bool = False) 
         if rest.endswith(ours):
             rest = rest.removesuffix(ours) + theirs
     return f"contents[{content}].parts[{part}]" + rest
+
+
+def _declaration_schema(body: dict[str, Any], index: int) -> str:
+    """The place of the `index`-th function declaration's schema, counted across the caller's tools as they were read
+    (`gemini_inbound._tools`), under the key it was sent as (`parametersJsonSchema`, or `parameters`)."""
+    tools = get(body, "tools") if isinstance(body, dict) else None
+    seen = 0
+    for t, tool in enumerate(tools if isinstance(tools, list) else []):
+        declarations = get(tool, "functionDeclarations") if isinstance(tool, dict) else None
+        for j, item in enumerate(declarations if isinstance(declarations, list) else []):
+            if seen == index:
+                sent = next((k for k in item if snake(k) == "parameters_json_schema"), None) if isinstance(
+                    item, dict) else None  # fmt: skip
+                return f"tools[{t}].functionDeclarations[{j}].{sent or 'parameters'}"
+            seen += 1
+    return f"tools[{index}]"
+
+
+def _sent_schema(body: dict[str, Any], place: str) -> str:
+    """`generationConfig.responseJsonSchema` as the caller spelled it, or its `responseSchema` (OpenAPI's form) when
+    that is what it sent; any other place as it is."""
+    if place != "generationConfig.responseJsonSchema":
+        return place
+    config = get(body, "generationConfig") if isinstance(body, dict) else None
+    if isinstance(config, dict):
+        for wanted in ("response_json_schema", "response_schema"):
+            sent = next((k for k in config if snake(k) == wanted), None)
+            if sent is not None:
+                return f"generationConfig.{sent}"
+    return place
