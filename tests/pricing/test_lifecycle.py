@@ -100,6 +100,20 @@ def test_the_catalog_carries_bedrocks_own_eol_dates_with_the_model_card() -> Non
     assert catalog.lookup(f"us.{BEDROCK_HAIKU_35}").retired_on == "2026-06-19"
 
 
+def test_the_catalog_carries_nova_premiers_eol_from_its_model_card() -> None:
+    # AWS's card: "Model lifecycle: Legacy", "Model EOL date: September 14, 2026", no Legacy date, no region apart
+    catalog = PriceCatalog.builtin()
+    for region in ("us-east-1", "us-east-2", "us-west-2"):
+        entry = catalog.lookup("amazon.nova-premier-v1:0", region)
+        assert (entry.provider, entry.retired_on, entry.deprecated_on) == ("aws.bedrock", "2026-09-14", None), region
+        assert entry.lifecycle_source is not None
+        assert entry.lifecycle_source.startswith(
+            "https://docs.aws.amazon.com/bedrock/latest/userguide/model-card-amazon-nova-premier.html"
+        )
+        assert "September 14, 2026" in entry.lifecycle_source and entry.lifecycle_source.endswith("read 2026-12-07")
+    assert catalog.lookup("us.amazon.nova-premier-v1:0").retired_on == "2026-09-14"
+
+
 def test_config_check_warns_of_a_route_to_a_retired_or_retiring_model() -> None:
     config = parse_config(
         {
