@@ -9,7 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from tokenomy.analytics.review import rank_actions
-from tokenomy.analytics.review_models import RETIRING_NOTICE_DAYS, models_section
+from tokenomy.analytics.review_lifecycle import RETIRING_NOTICE_DAYS
+from tokenomy.analytics.review_models import models_section
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.store import open_store
 from tokenomy.pricing.catalog import default_catalog
@@ -99,3 +100,79 @@ def test_a_model_retired_elsewhere_but_served_in_the_region_of_its_traffic_is_no
 
     assert findings(served) == []  # every call of its traffic is served: nothing fails
     assert [f["kind"] for f in findings(retired)] == ["model_retired"]  # its us-east-1 calls fail
+
+
+INSTANT = "anthropic.claude-instant-v1"
+HAIKU_3 = "anthropic.claude-3-haiku-20240307-v1:0"
+CLAUDE_2_1 = "anthropic.claude-v2:1"
+
+
+def _store(tmp_path, name: str, region: str, models: tuple[str, ...]):
+    events = []
+    for model in models:
+        for day in range(5):
+            event = UsageEvent(
+                ts=END - timedelta(days=day, hours=3),
+                provider="bedrock",
+                model=model,
+                region=region,
+                task="work",
+                input_tokens=3_000,
+                output_tokens=300,
+            )
+            # priced at us-east-1's rates, as the review prices a region the catalog has no price for
+            events.append(event.apply_cost(compute_cost(event.usage, model, "us-east-1")))
+    store = open_store(tmp_path / f"{name}.duckdb")
+    store.write(events)
+    return store
+
+
+def test_claude_instant_priced_from_2025_data_is_not_proposed_beside_current_claude_models(tmp_path) -> None:
+    # Claude 2.1's traffic was offered Claude Instant as "cheaper, other line", priced from data dated 2025-10-15,
+    # while newer Claude models with current prices are candidates too (a model Bedrock no longer sells new).
+    from tokenomy.pricing.freshness import WARN_DAYS, age_days
+
+    today = date(2026, 12, 7)
+    old = default_catalog().lookup(INSTANT, "us-east-1").as_of
+    assert age_days(old, today) > WARN_DAYS  # the premise: Instant's only prices are old
+    store = _store(tmp_path, "ledger", "us-east-1", (HAIKU_3, CLAUDE_2_1))
+    section = models_section(store, END - timedelta(days=30), END, Decimal(1), today)
+    in_use = {m["model"]: m for m in section["in_use"]}
+    assert set(in_use) == {HAIKU_3, CLAUDE_2_1}
+    for info in in_use.values():
+        assert INSTANT not in {c["model"] for c in info["candidates"]}, info["candidates"]
+        assert INSTANT not in {t["to"] for t in info.get("per_task", [])}
+    # said apart, with the newer model of its vendor that is proposed with current prices
+    [outdated] = [o for o in in_use[CLAUDE_2_1]["outdated"] if o["model"] == INSTANT]
+    assert outdated["prices_as_of"] == old and outdated["kind"] == "cheaper, other line"
+    successor = {c["model"]: c for c in in_use[CLAUDE_2_1]["candidates"]}[outdated["newer"]]
+    assert age_days(successor["prices_as_of"], today) <= WARN_DAYS and successor["released"] > "2023-08-09"
+    from tokenomy.analytics.review_lifecycle import not_proposed_line
+
+    line = not_proposed_line(section["in_use"])
+    assert f"{INSTANT} (prices as of {old[:10]}; newer: {outdated['newer']})" in line, line
+    # Nova Premier (EOL 2026-09-14 on AWS's card) was a cheaper model of another line for Claude 2.1: not proposed
+    assert {"model": "amazon.nova-premier-v1:0", "kind": "cheaper, other line", "retired_on": "2026-09-14"} in (
+        in_use[CLAUDE_2_1]["retired"]
+    )
+    assert "amazon.nova-premier-v1:0 (retired 2026-09-14)" in line
+
+
+def test_a_candidate_is_judged_by_its_lifecycle_in_the_region_the_traffic_runs_in(tmp_path) -> None:
+    # AWS retired Claude 3 Haiku in us-east-1 (the catalog's default region for it) and still serves it in
+    # ca-central-1: the review read the default region's date, so Claude 2.1 traffic in Canada was never offered it.
+    today = date(2026, 12, 7)
+    catalog = default_catalog()
+    assert catalog.lookup(HAIKU_3).retired_on == "2026-09-10"  # the default region's
+    assert catalog.lookup(HAIKU_3, "ca-central-1").retired_on is None
+
+    def review(region: str) -> dict:
+        store = _store(tmp_path, region, region, (CLAUDE_2_1,))
+        [info] = models_section(store, END - timedelta(days=30), END, Decimal(1), today)["in_use"]
+        return info
+
+    canada, virginia = review("ca-central-1"), review("us-east-1")
+    assert HAIKU_3 in {c["model"] for c in canada["candidates"]}
+    assert HAIKU_3 not in {r["model"] for r in canada["retired"]}
+    assert HAIKU_3 not in {c["model"] for c in virginia["candidates"]}
+    assert {"model": HAIKU_3, "kind": "cheaper, other line", "retired_on": "2026-09-10"} in virginia["retired"]

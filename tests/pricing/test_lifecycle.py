@@ -169,13 +169,19 @@ def test_the_review_skips_a_retired_candidate_and_says_so() -> None:
     from tokenomy.commands.review import render
 
     in_use = "claude-sonnet-4-5-20250929"
-    # Claude 3 Haiku is a cheaper model of another line: proposed while it ran, with the day it retires
-    before = candidates_for(in_use, _groups(), Decimal(1), date(2026, 3, 1))
+    # Claude 3 Haiku is a cheaper model of another line: proposed while it was active, with the day it retires
+    before = candidates_for(in_use, _groups(), Decimal(1), date(2026, 2, 1))
     [haiku] = [c for c in before["candidates"] if c["model"] == HAIKU_3]
     assert (haiku["kind"], haiku["retires_on"]) == ("cheaper, other line", "2026-04-20")
-    assert before["retired"] == [
-        {"model": "claude-3-5-haiku-20241022", "kind": haiku["kind"], "retired_on": "2026-02-19"}
-    ]
+    # Claude 3.5 Haiku, deprecated then (2025-12-19) and retiring on 2026-02-19, is not proposed: said apart
+    legacy = {"model": "claude-3-5-haiku-20241022", "kind": haiku["kind"], "deprecated_on": "2025-12-19"}
+    assert before["legacy"] == [{**legacy, "retires_on": "2026-02-19"}] and before["retired"] == []
+    # Deprecated (2026-02-19), no longer proposed, though every call to it still works until it retires
+    deprecated = candidates_for(in_use, _groups(), Decimal(1), date(2026, 3, 1))
+    assert HAIKU_3 not in {c["model"] for c in deprecated["candidates"]}
+    assert {"model": HAIKU_3, "kind": haiku["kind"], "deprecated_on": "2026-02-19", "retires_on": "2026-04-20"} in (
+        deprecated["legacy"]
+    )
 
     info = candidates_for(in_use, _groups(), Decimal(1), TODAY)
     assert HAIKU_3 not in {c["model"] for c in info["candidates"]}

@@ -7,7 +7,8 @@ import html
 from pathlib import Path
 from typing import Any
 
-from tokenomy.analytics.review_models import price_date_note, retired_line, retirement_note
+from tokenomy.analytics.review_lifecycle import not_proposed_line, retirement_note
+from tokenomy.analytics.review_models import price_date_note
 from tokenomy.money import usd
 
 STYLE = (
@@ -110,7 +111,7 @@ def review_html(body: dict[str, Any]) -> str:
                 ]
             )
     parts.append(_table(["model", "line", "candidate", "$/month", "change"], rows))
-    retired = retired_line(body["models"])
+    retired = not_proposed_line(body["models"])
     if retired:
         parts.append(f"<p>{html.escape(retired)}</p>")
     bench = body.get("bench")

@@ -12,20 +12,27 @@ on a model without cache prices, batch traffic to on-demand on a model without b
 model in use re-priced the same way, not the recorded cost (which holds what no candidate is priced with: a
 priority or flex tier, server tools, a bill's own figures), so each candidate is compared like for like. Provisioned
 traffic is left out (it is paid per unit-hour, not per token). A same-line upgrade that costs no more than today is
-a finding: the model is superseded. A model its provider has retired (the catalog's `retired_on`, on or before
-today) is never proposed: it is listed under `retired` instead, since every call to it would fail; a candidate with a
-retirement date ahead carries it (`retires_on`). A model in use that its provider has retired, or retires within
-RETIRING_NOTICE_DAYS, is a finding naming the model to move to (`lifecycle_finding`).
+a finding: the model is superseded. What the catalog's lifecycle dates leave out (review_lifecycle.py), each listed
+apart and not proposed: a model its provider has retired in a region the traffic runs in (`retired`: every call to it
+would fail), or moved to Legacy there (Bedrock) or deprecated (Anthropic, OpenAI) (`legacy`); and a model priced only
+from data past WARN_DAYS when a newer model of its vendor with current prices is a candidate (`outdated`: Claude
+Instant's 2025 prices beside Claude Haiku 4.5's). A candidate with a retirement date ahead carries it (`retires_on`).
+A model in use that its provider has retired, or retires within RETIRING_NOTICE_DAYS, is a finding naming the model
+to move to (`lifecycle_finding`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from tokenomy.analytics.billed import SPEND_EVENTS
+from tokenomy.analytics.review_lifecycle import (
+    entry_or_none,
+    lifecycle_dates,
+    lifecycle_finding,
+)
 from tokenomy.chat_response import Usage
 from tokenomy.errors import TokenomyError
 from tokenomy.ledger.events import CACHE_WRITE_1H_TAG
@@ -36,12 +43,9 @@ from tokenomy.pricing.cost import compute_cost
 from tokenomy.pricing.families import model_line
 from tokenomy.pricing.freshness import WARN_DAYS, age_days
 from tokenomy.pricing.identifiers import pricing_region
-from tokenomy.pricing.lifecycle import is_retired, utc_today
+from tokenomy.pricing.lifecycle import utc_today
 
 OTHER_LINES = 2  # cheapest other-vendor candidates listed per model (same-vendor lines are all listed)
-# How far ahead a model in use that its provider retires is a finding: a quarter, the review's default period (the
-# notice providers give runs from 60 days, Anthropic's, to six months, Bedrock's Legacy period).
-RETIRING_NOTICE_DAYS = 90
 
 
 # A call's prompt: what a long-context threshold is compared with (pricing/cost.py `_long_context`).
@@ -50,13 +54,6 @@ PROMPT_SQL = "(COALESCE(input_tokens, 0) + COALESCE(cache_read_tokens, 0) + COAL
 
 def _thresholds(entries: Any) -> set[int]:
     return {e.long_context.above_tokens for e in entries if e is not None and e.long_context is not None}
-
-
-def _entry_or_none(model: str, region: str | None) -> Any:
-    try:
-        return default_catalog().lookup(model, pricing_region(region))
-    except TokenomyError:
-        return None
 
 
 def usage_groups(store: Any, start: datetime, end: datetime) -> dict[str, list[dict[str, Any]]]:
@@ -71,7 +68,7 @@ def usage_groups(store: Any, start: datetime, end: datetime) -> dict[str, list[d
     thresholds = _thresholds(default_catalog().entries())
     rows = _groups(store, start, end, sorted(thresholds))
     # A model in use that only the price library knows may have a threshold of its own: group by it too.
-    extra = _thresholds(_entry_or_none(m, r) for m, r in {(row["model"], row["region"]) for row in rows}) - thresholds
+    extra = _thresholds(entry_or_none(m, r) for m, r in {(row["model"], row["region"]) for row in rows}) - thresholds
     if extra:
         rows = _groups(store, start, end, sorted(thresholds | extra))
     out: dict[str, list[dict[str, Any]]] = {}
@@ -151,6 +148,24 @@ def reprice_dated(groups: list[dict[str, Any]], model: str, warn_old: bool = Tru
     return total, oldest
 
 
+def _current_successor(row: dict[str, Any], line: Any, rows: list[tuple[dict[str, Any], Any]], today: date) -> Any:
+    """For a candidate priced only from data past WARN_DAYS, the newest candidate released after it and priced from
+    current data that does its job: of its line, or for a cheaper model of another line, of its vendor (Claude
+    Haiku 4.5 for Claude Instant, priced from 2025 data); None for a candidate with current prices or no such one
+    (an upgrade stands while no newer release of its line is current: Mistral Large 2407 for 2402)."""
+    if (age_days(row["prices_as_of"], today) or 0) <= WARN_DAYS:
+        return None
+    newer = [
+        (other["released"], other["model"])
+        for other, other_line in rows
+        if (other_line.line == line.line or (row["kind"] == "cheaper, other line" and other_line.vendor == line.vendor))
+        and other_line.released > line.released
+        and (age := age_days(other["prices_as_of"], today)) is not None
+        and age <= WARN_DAYS
+    ]
+    return max(newer)[1] if newer else None
+
+
 def _catalog_models(provider: str) -> list[str]:
     """Base (non-profile) model ids of one provider in the catalog."""
     catalog = default_catalog()
@@ -167,25 +182,13 @@ def price_date_note(candidate: dict[str, Any]) -> str:
     return f" (prices as of {as_of[:10]})" if age is not None and age > WARN_DAYS else ""
 
 
-def retirement_note(candidate: dict[str, Any]) -> str:
-    """ " (retires 2026-12-11)" for a candidate its provider will retire, else "" (a review saved before candidates
-    carried the date too)."""
-    retires = candidate.get("retires_on")
-    return f" (retires {retires})" if retires else ""
-
-
-def retired_line(models: list[dict[str, Any]]) -> str:
-    """ "Not proposed, retired by their provider: X (retired 2026-04-20), ..." for the review's models in use, "" when
-    no candidate was left out: said, so a model missing from the candidates is not taken for an oversight."""
-    retired = sorted({f"{r['model']} (retired {r['retired_on']})" for info in models for r in info.get("retired", [])})
-    return f"Not proposed, retired by their provider: {', '.join(retired)}" if retired else ""
-
-
 def candidates_for(
     model: str, groups: list[dict[str, Any]], factor: Decimal, today: date | None = None
 ) -> dict[str, Any]:
-    """The model's line, today's (re-priced) cost, and each candidate's cost for the same traffic; a model retired by
-    `today` (UTC) is not a candidate: it is listed in `retired` with its date."""
+    """The model's line, today's (re-priced) cost, and each candidate's cost for the same traffic. A model retired by
+    `today` (UTC) in a region of the traffic is not a candidate: it is listed in `retired` with its date; nor is one
+    Legacy or deprecated there by then (`legacy`), nor one priced only from old data beside a newer current model of
+    its vendor (`outdated`)."""
     today = today or utc_today()
     line = model_line(model)
     try:
@@ -204,12 +207,14 @@ def candidates_for(
         "current_monthly_usd": current * factor,
         "candidates": [],
         "retired": [],
+        "legacy": [],
+        "outdated": [],
     }
     if line is None:
         info["note"] = "not in the curated model lines (pricing/families.py): no upgrade candidates"
         return info
-    same: list[dict[str, Any]] = []
-    others: list[dict[str, Any]] = []
+    regions = {g["region"] for g in groups} or {None}
+    proposable: list[tuple[dict[str, Any], Any]] = []
     for other in _catalog_models(entry.provider):
         other_line = model_line(other)
         if other == model or other_line is None or split_inference_profile(model)[0] == other:
@@ -237,16 +242,28 @@ def candidates_for(
             kind = "cheaper, other line"
         else:
             continue
-        lifecycle = default_catalog().lookup(other)
-        if is_retired(lifecycle, today):  # every call to it fails: not a move to propose
-            info["retired"].append({"model": other, "kind": kind, "retired_on": lifecycle.retired_on})
+        # the dates of the regions this traffic runs in: a model its provider retired in one is still served in
+        # another (Bedrock's Claude 3 Haiku in ca-central-1), and a move is proposed only where it can be made
+        retired_on, legacy_on = lifecycle_dates(other, regions, "retired_on"), lifecycle_dates(other, regions)
+        if retired_on is not None and date.fromisoformat(retired_on) <= today:  # every call to it fails
+            info["retired"].append({"model": other, "kind": kind, "retired_on": retired_on})
             continue
-        if lifecycle.retired_on is not None:
-            row["retires_on"] = lifecycle.retired_on
-        if kind != "cheaper, other line" or other_line.vendor == line.vendor:
-            same.append({**row, "kind": kind})
+        if legacy_on is not None and date.fromisoformat(legacy_on) <= today:  # on its way out: no move to make
+            info["legacy"].append({"model": other, "kind": kind, "deprecated_on": legacy_on, "retires_on": retired_on})
+            continue
+        if retired_on is not None:
+            row["retires_on"] = retired_on
+        proposable.append(({**row, "kind": kind}, other_line))
+    same: list[dict[str, Any]] = []
+    others: list[dict[str, Any]] = []
+    for row, other_line in proposable:
+        newer = _current_successor(row, other_line, proposable, today)
+        if newer is not None:
+            info["outdated"].append({**row, "newer": newer})
+        elif row["kind"] != "cheaper, other line" or other_line.vendor == line.vendor:
+            same.append(row)
         else:
-            others.append({**row, "kind": kind})
+            others.append(row)
     others.sort(key=lambda r: (r["cost_usd"], r["model"]))
     cheaper_sibling = [r for r in same if r["kind"] == "cheaper, other line"]
     if (
@@ -310,45 +327,3 @@ def models_section(
             }
         )
     return {"in_use": in_use, "findings": findings}
-
-
-def lifecycle_finding(
-    info: dict[str, Any], today: date, regions: Iterable[str | None] = (None,)
-) -> dict[str, Any] | None:
-    """A finding for a model in use that its provider has retired (every call to it fails) or retires within
-    RETIRING_NOTICE_DAYS of `today` (UTC), naming the model to move to: its newest same-line upgrade, else its
-    cheapest candidate. Its dollars are the model's traffic a month: what fails unless it moves. The date is the
-    earliest of the `regions` its traffic ran in (a provider may still serve it in one: Bedrock's Claude 3 Haiku in
-    ca-central-1); a region the catalog lacks has its default region's, as its traffic is priced (`reprice`)."""
-    model = info["model"]
-    dates = [getattr(_entry_or_none(model, r) or _entry_or_none(model, None), "retired_on", None) for r in regions]
-    retired_on = min((d for d in dates if d is not None), default=None)
-    if retired_on is None or "current_monthly_usd" not in info:
-        return None
-    days_left = (date.fromisoformat(retired_on) - today).days
-    if days_left > RETIRING_NOTICE_DAYS:
-        return None
-    candidates = info["candidates"]
-    upgrades = [c for c in candidates if c["kind"] == "upgrade"]
-    best = max(upgrades, key=lambda c: (c["released"], -c["cost_usd"])) if upgrades else None
-    to = (best or (candidates[0] if candidates else {})).get("model")
-    if days_left <= 0:
-        kind, said = "model_retired", f"{model} was retired by its provider on {retired_on}: every call to it fails"
-    else:
-        kind, said = "model_retiring", f"{model} retires on {retired_on} (in {days_left} days): calls to it fail then"
-    move = (
-        f"in tokenomy.yaml, set `model: {to}` wherever `model: {model}` is used (and in code that hard-codes it); "
-        "check quality first: tokenomy review --bench TASKS.yaml"
-        if to
-        else "move its traffic to a current model (`tokenomy prices` lists them, marking retired ones)"
-    )
-    return {
-        "kind": kind,
-        "subject": model,
-        "model": model,
-        "to": to,
-        "retires_on": retired_on,
-        "monthly_usd": info["current_monthly_usd"],
-        "message": f"{said}; its traffic (the $/month beside this) moves" + (f" to {to}" if to else ""),
-        "apply": move,
-    }

@@ -156,7 +156,8 @@ def _bench(store: Any, cfg: Any, tasks: Path, judge: Optional[str], extra: Optio
 def render(body: dict, console: Any = console, short: bool = False) -> None:
     """The review for people; `short` (the demo) keeps the headline, the candidates and the actions."""
     from tokenomy.analytics.review_html import days_text, money
-    from tokenomy.analytics.review_models import price_date_note, retired_line, retirement_note
+    from tokenomy.analytics.review_lifecycle import not_proposed_line, retirement_note
+    from tokenomy.analytics.review_models import price_date_note
 
     spend, period = body["spend"], body["period"]
     console.print(
@@ -210,7 +211,7 @@ def render(body: dict, console: Any = console, short: bool = False) -> None:
                 text_columns=("candidate",),
             )
         )
-    retired = retired_line(body["models"])
+    retired = not_proposed_line(body["models"])
     if retired:
         console.print(retired, markup=False, highlight=False)
     moves = [

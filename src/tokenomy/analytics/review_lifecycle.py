@@ -1,0 +1,110 @@
+"""Review, the lifecycle part: what the catalog's model lifecycle dates (pricing/lifecycle.py) mean for a review.
+A candidate its provider retired, or moved to Legacy (Bedrock) or deprecated (Anthropic, OpenAI), in a region its
+traffic runs in is not proposed (`review_models.candidates_for` lists it apart, said in `not_proposed_line`); a model
+in use that its provider retired, or retires within RETIRING_NOTICE_DAYS, is a finding naming the model to move to
+(`lifecycle_finding`). Dates are read for the regions the traffic ran in: Bedrock retires a model region by region
+(Claude 3 Haiku is still served in ca-central-1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from typing import Any
+
+from tokenomy.errors import TokenomyError
+from tokenomy.pricing.catalog import default_catalog
+from tokenomy.pricing.identifiers import pricing_region
+
+# How far ahead a model in use that its provider retires is a finding: a quarter, the review's default period (the
+# notice providers give runs from 60 days, Anthropic's, to six months, Bedrock's Legacy period).
+RETIRING_NOTICE_DAYS = 90
+
+
+def entry_or_none(model: str, region: str | None) -> Any:
+    try:
+        return default_catalog().lookup(model, pricing_region(region))
+    except TokenomyError:
+        return None
+
+
+def lifecycle_dates(model: str, regions: Iterable[str | None], field: str = "deprecated_on") -> str | None:
+    """The earliest of `model`'s `field` (deprecated_on: Legacy on Bedrock; retired_on) over the `regions` traffic ran
+    in; a region the catalog lacks for it has its default region's, as its traffic is priced (`reprice`)."""
+    dates = [getattr(entry_or_none(model, r) or entry_or_none(model, None), field, None) for r in regions]
+    return min((d for d in dates if d is not None), default=None)
+
+
+def retirement_note(candidate: dict[str, Any]) -> str:
+    """ " (retires 2026-12-11)" for a candidate its provider will retire, else "" (a review saved before candidates
+    carried the date too)."""
+    retires = candidate.get("retires_on")
+    return f" (retires {retires})" if retires else ""
+
+
+def not_proposed_line(models: list[dict[str, Any]]) -> str:
+    """What the review left out of the candidates of its models in use, and why: "Not proposed, retired by their
+    provider: X (retired 2026-04-20), ...", then the Legacy or deprecated ones, then those priced only from old data
+    beside a newer candidate with current prices; "" when none was: said, so a model missing from the
+    candidates is not taken for an oversight (a review saved before the last two were kept has only the first)."""
+
+    def listed(key: str, text: Any) -> str:
+        return ", ".join(sorted({text(r) for info in models for r in info.get(key, [])}))
+
+    def legacy(r: dict[str, Any]) -> str:
+        retires = f", retires {r['retires_on']}" if r.get("retires_on") else ""
+        return f"{r['model']} (since {r['deprecated_on']}{retires})"
+
+    parts = [
+        (
+            "Not proposed, retired by their provider",
+            listed("retired", lambda r: f"{r['model']} (retired {r['retired_on']})"),
+        ),
+        ("Not proposed, Legacy or deprecated by their provider", listed("legacy", legacy)),
+        (
+            "Not proposed, priced only from old data while a newer candidate has current prices",
+            listed("outdated", lambda r: f"{r['model']} (prices as of {r['prices_as_of'][:10]}; newer: {r['newer']})"),
+        ),
+    ]
+    return "; ".join(f"{title}: {names}" for title, names in parts if names)
+
+
+def lifecycle_finding(
+    info: dict[str, Any], today: date, regions: Iterable[str | None] = (None,)
+) -> dict[str, Any] | None:
+    """A finding for a model in use that its provider has retired (every call to it fails) or retires within
+    RETIRING_NOTICE_DAYS of `today` (UTC), naming the model to move to: its newest same-line upgrade, else its
+    cheapest candidate. Its dollars are the model's traffic a month: what fails unless it moves. The date is the
+    earliest of the `regions` its traffic ran in (a provider may still serve it in one: Bedrock's Claude 3 Haiku in
+    ca-central-1); a region the catalog lacks has its default region's, as its traffic is priced (`reprice`)."""
+    model = info["model"]
+    retired_on = lifecycle_dates(model, regions, "retired_on")
+    if retired_on is None or "current_monthly_usd" not in info:
+        return None
+    days_left = (date.fromisoformat(retired_on) - today).days
+    if days_left > RETIRING_NOTICE_DAYS:
+        return None
+    candidates = info["candidates"]
+    upgrades = [c for c in candidates if c["kind"] == "upgrade"]
+    best = max(upgrades, key=lambda c: (c["released"], -c["cost_usd"])) if upgrades else None
+    to = (best or (candidates[0] if candidates else {})).get("model")
+    if days_left <= 0:
+        kind, said = "model_retired", f"{model} was retired by its provider on {retired_on}: every call to it fails"
+    else:
+        kind, said = "model_retiring", f"{model} retires on {retired_on} (in {days_left} days): calls to it fail then"
+    move = (
+        f"in tokenomy.yaml, set `model: {to}` wherever `model: {model}` is used (and in code that hard-codes it); "
+        "check quality first: tokenomy review --bench TASKS.yaml"
+        if to
+        else "move its traffic to a current model (`tokenomy prices` lists them, marking retired ones)"
+    )
+    return {
+        "kind": kind,
+        "subject": model,
+        "model": model,
+        "to": to,
+        "retires_on": retired_on,
+        "monthly_usd": info["current_monthly_usd"],
+        "message": f"{said}; its traffic (the $/month beside this) moves" + (f" to {to}" if to else ""),
+        "apply": move,
+    }
