@@ -28,7 +28,10 @@ BEDROCK_CLAUDE = "anthropic.claude-haiku-4-5-20251001-v1:0"
 BEDROCK_UNSIZED_CLAUDE = "anthropic.claude-3-5-haiku-20241022-v1:0"  # the catalog has no maximum output for it
 NOVA, LLAMA = "amazon.nova-lite-v1:0", "meta.llama3-1-8b-instruct-v1:0"
 NOVA_MICRO = "amazon.nova-micro-v1:0"  # the smallest Nova window, 128,000
-MISTRAL = "mistral.mistral-large-2407-v1:0"  # a Converse job
+LLAMA3 = "meta.llama3-8b-instruct-v1:0"  # an 8,192-token window
+MISTRAL = "mistral.mistral-7b-instruct-v0:2"  # a Converse job, the prompt body's own job an InvokeModel one
+UNSIZED_CONVERSE = "mistral.mistral-large-2407-v1:0"  # a Converse job; the catalog has no maximum output for it
+UNSIZED_LLAMA = "meta.llama4-scout-17b-instruct-v1:0"  # a Llama body; the catalog has no maximum output for it
 
 UNCAPPED = json.dumps({"id": "open", "prompt": "Write the whole report, as long as it needs to be."})
 CAPPED = json.dumps({"id": "short", "prompt": "One line only.", "max_tokens": 40})
@@ -131,14 +134,49 @@ def test_a_long_prompt_to_nova_is_sent_what_its_context_window_leaves() -> None:
     assert job_worst_case([rec], NOVA_MICRO, backend="bedrock").output_tokens == room
 
 
+def test_an_uncapped_llama_record_carries_its_maximum_output_as_max_gen_len_and_is_counted_at_it() -> None:
+    # Llama's own default for max_gen_len (512) is not its maximum: the catalog's figure (Bedrock's 2,048) is sent, and
+    # the worst case counts the record at it; it was sent none and counted at the rest of the 128,000-token window.
+    assert most(LLAMA) == 2_048
+    assert bedrock_body(LLAMA, UNCAPPED)["max_gen_len"] == most(LLAMA)
+    assert bedrock_body(LLAMA, CAPPED)["max_gen_len"] == 40
+    worst = job_worst_case(records([UNCAPPED, CAPPED]), LLAMA, backend="bedrock")
+    assert worst.output_tokens == most(LLAMA) + 40 and worst.uncapped == 0
+
+
+def test_a_long_prompt_to_llama_3_is_sent_what_its_context_window_leaves() -> None:
+    entry = default_catalog().lookup(LLAMA3)
+    assert entry.context_window == 8_192
+    rec = long_prompt(entry.context_window - most(LLAMA3) // 2)
+    room = entry.context_window - record_estimate(rec)
+    assert 0 < room < most(LLAMA3)
+    assert json.loads(BedrockBatchBackend().input_line(LLAMA3, rec))["modelInput"]["max_gen_len"] == room
+    assert job_worst_case([rec], LLAMA3, backend="bedrock").output_tokens == room
+
+
+def test_an_uncapped_mistral_record_is_counted_at_its_maximum_output_not_the_rest_of_its_window() -> None:
+    # A Mistral model's records go in a Converse job, whose body carries no maxTokens unasked (Converse's default is
+    # the model's maximum), and its own prompt body goes as written: either was counted at the rest of the
+    # 32,000-token window, and is counted at the catalog's maximum for the model (max_tokens' 8,192 for Mistral 7B).
+    assert most(MISTRAL) == 8_192
+    assert "inferenceConfig" not in bedrock_body(MISTRAL, UNCAPPED)
+    prompt_body = json.dumps({"recordId": "own", "modelInput": {"prompt": "<s>[INST] Write it all. [/INST]"}})
+    assert bedrock_body(MISTRAL, prompt_body) == {"prompt": "<s>[INST] Write it all. [/INST]"}  # as written
+    for line in (UNCAPPED, prompt_body):
+        worst = job_worst_case(records([line, CAPPED]), MISTRAL, backend="bedrock")
+        assert worst.output_tokens == most(MISTRAL) + 40 and worst.uncapped == 1
+        assert f"{MISTRAL}'s maximum output of 8,192 tokens" in worst.note()
+
+
 def test_converse_and_llama_bodies_without_a_known_maximum_carry_no_cap_and_are_counted_as_uncapped() -> None:
     # Converse's maxTokens defaults to the model's maximum; Llama's max_gen_len is left to the model's own default
-    # where the catalog has no maximum (AWS's pages disagree on it), rather than a guess Bedrock may refuse.
-    assert default_catalog().lookup(LLAMA).max_output_tokens is None
-    assert "inferenceConfig" not in bedrock_body(MISTRAL, UNCAPPED)
-    assert "max_gen_len" not in bedrock_body(LLAMA, UNCAPPED)
-    assert bedrock_body(MISTRAL, CAPPED)["inferenceConfig"] == {"maxTokens": 40}
-    assert bedrock_body(LLAMA, CAPPED)["max_gen_len"] == 40
-    for model in (MISTRAL, LLAMA):
+    # where the catalog has no maximum (none was found for Llama 4), rather than a guess Bedrock may refuse.
+    for model in (UNSIZED_CONVERSE, UNSIZED_LLAMA):
+        assert default_catalog().lookup(model).max_output_tokens is None, model
+    assert "inferenceConfig" not in bedrock_body(UNSIZED_CONVERSE, UNCAPPED)
+    assert "max_gen_len" not in bedrock_body(UNSIZED_LLAMA, UNCAPPED)
+    assert bedrock_body(UNSIZED_CONVERSE, CAPPED)["inferenceConfig"] == {"maxTokens": 40}
+    assert bedrock_body(UNSIZED_LLAMA, CAPPED)["max_gen_len"] == 40
+    for model in (UNSIZED_CONVERSE, UNSIZED_LLAMA):
         worst = job_worst_case(records([UNCAPPED]), model, backend="bedrock")
         assert worst.uncapped == 1 and "give no max_tokens and are sent with none" in worst.note()

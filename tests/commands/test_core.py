@@ -483,7 +483,7 @@ def test_prices_shows_a_models_maximum_output_beside_its_window_with_where_it_wa
     assert source.startswith("https://learn.microsoft.com/") and source.endswith("; read 2026-12-04")
     table = run("prices", "gpt-4.1", "--wide").stdout
     assert "max_output_tokens" in table and "32768" in table and "limits_source" in table
-    assert "max_output_tokens" not in run("prices", "meta.llama3-8b-instruct-v1:0").stdout  # not known
+    assert "max_output_tokens" not in run("prices", "meta.llama4-scout-17b-instruct-v1:0").stdout  # not known
 
 
 def test_chat_on_a_cascade_route_shows_what_the_whole_call_cost_as_the_ledger_records_it(tmp_path):

@@ -30,7 +30,7 @@ from tokenomy.messages import ChatRequest, Message
 from tokenomy.pricing.entry import DEFAULT_OUTPUT_ESTIMATE
 from tokenomy.request_options import Reasoning
 
-LLAMA3 = "meta.llama3-8b-instruct-v1:0"  # $0.30 / $0.60 per 1M tokens; no maximum output in the catalog
+SCOUT = "meta.llama4-scout-17b-instruct-v1:0"  # $0.17 / $0.66 per 1M tokens; no maximum output in the catalog
 NOWHERE = "http://127.0.0.1:9"  # a loopback port nothing listens on: a call refused before it is sent needs no server
 ASK = [{"role": "user", "content": "Tell me everything."}]
 M = Decimal(1_000_000)
@@ -96,13 +96,33 @@ def test_each_model_of_a_route_is_reserved_at_its_own_bound(ledger_path):
 
 
 def test_a_model_whose_maximum_output_is_not_known_keeps_the_estimate(ledger_path):
-    models = {"m": {"provider": "openai", "model": "up", "base_url": NOWHERE, "price_as": LLAMA3}}
+    models = {"m": {"provider": "openai", "model": "up", "base_url": NOWHERE, "price_as": SCOUT}}
     request = ask()
     worst = worst_case(models, "m", request, ledger_path)
     prompt = input_bound(request)[0]  # the prompt's upper bound, which a budget reserves
     assert DEFAULT_OUTPUT_ESTIMATE == 1024
-    assert worst.nano() == to_nano((prompt * Decimal("0.30") + 1024 * Decimal("0.60")) / M)
+    assert worst.nano() == to_nano((prompt * Decimal("0.17") + 1024 * Decimal("0.66")) / M)
     assert (worst.binding().tokens, worst.binding().kind) == (1024, "estimate")
+
+
+@pytest.mark.parametrize(
+    ("model", "most", "prices"),
+    [
+        ("meta.llama3-1-70b-instruct-v1:0", 2_048, ("0.72", "0.72")),  # max_gen_len's maximum, which Bedrock enforces
+        ("mistral.mistral-7b-instruct-v0:2", 8_192, ("0.15", "0.20")),  # max_tokens' maximum on AWS's Mistral page
+    ],
+)
+def test_an_uncapped_call_to_llama_or_mistral_on_bedrock_is_reserved_at_its_maximum_output(
+    model, most, prices, ledger_path
+):
+    # Sent to Converse with no maxTokens, whose default is the model's maximum: the reservation was the 1,024-token
+    # estimate (the catalog had no maximum for either), which an answer of 2,048 or 8,192 tokens overspent.
+    bedrock = {"m": {"provider": "bedrock", "model": model, "region": "us-east-1", "endpoint_url": NOWHERE}}
+    request = ask()
+    worst = worst_case(bedrock, "m", request, ledger_path)
+    assert (worst.binding().model, worst.binding().tokens, worst.binding().kind) == (model, most, "catalog")
+    prompt = input_bound(request)[0]
+    assert worst.nano() == to_nano((prompt * Decimal(prices[0]) + most * Decimal(prices[1])) / M)
 
 
 def test_an_uncapped_thinking_call_is_reserved_past_its_thinking_budget(ledger_path):

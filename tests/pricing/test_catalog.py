@@ -577,6 +577,24 @@ def test_every_maximum_output_in_the_catalog_fits_its_window_and_names_its_sourc
             entry.limits_source.startswith("https://docs.aws.amazon.com/") and "read 2026-12-07" in entry.limits_source
         )
     assert catalog.lookup("amazon.nova-premier-v1:0").max_output_tokens is None
+    # Llama 3 to 3.3: max_gen_len's 2,048, which Bedrock enforces (Llama 3.1 70B's card says "4K"); Mistral's text
+    # models: max_tokens' maximum on AWS's Mistral page (Mistral Large's card says "4K"). No figure was read for the
+    # Llama 4 models or Mistral Large 2 (24.07), so they have none.
+    llama = ["meta.llama3-8b-instruct-v1:0", "meta.llama3-1-70b-instruct-v1:0", "meta.llama3-2-1b-instruct-v1:0"]
+    llama += ["meta.llama3-3-70b-instruct-v1:0", "us.meta.llama3-2-90b-instruct-v1:0"]
+    mistral = {
+        "mistral.mistral-7b-instruct-v0:2": 8_192,
+        "mistral.mixtral-8x7b-instruct-v0:1": 4_096,
+        "mistral.mistral-large-2402-v1:0": 8_192,
+        "mistral.mistral-small-2402-v1:0": 8_192,
+    }
+    for model, figure in {**dict.fromkeys(llama, 2_048), **mistral}.items():
+        entry = catalog.lookup(model)
+        assert entry.max_output_tokens == figure, model
+        assert entry.limits_source.startswith("https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-")
+        assert entry.limits_source.endswith("; read 2026-12-07"), model
+    for model in ("meta.llama4-scout-17b-instruct-v1:0", "mistral.mistral-large-2407-v1:0"):
+        assert catalog.lookup(model).max_output_tokens is None, model
     # A Bedrock profile of a Claude model carries Anthropic's figure for it, in every region.
     assert {
         catalog.lookup("us.anthropic.claude-sonnet-4-5-20250929-v1:0", r).max_output_tokens
