@@ -665,3 +665,50 @@ def test_a_claude_call_anthropic_served_at_priority_is_recorded_at_that_tier(str
     # its fix is a price file: the option that prices another tier is the `cost` command's, not the recorder's
     assert "TOKENOMY_PRICES" in caplog.text and "--service-tier" not in caplog.text
     assert contract.cost_usd == (10 * Decimal(4) + 2 * Decimal(20)) / 1_000_000
+
+
+@pytest.mark.parametrize(
+    "messages, where, said",
+    [
+        (  # the history cut after the assistant's call: the result answers nothing before it
+            [Message("user", "weather in Paris?"), Message("user", [ToolResultBlock("c1", [TextBlock("sunny")])])],
+            "messages[1].content[0].tool_use_id",
+            "answering tool call `c1`",
+        ),
+        (  # the call's result never sent: the user moved on
+            [
+                Message("user", "weather in Paris?"),
+                Message("assistant", [TextBlock("Checking."), ToolUseBlock("c1", "weather", {})]),
+                Message("user", "never mind: Rome?"),
+            ],
+            "messages[1].content[1]",
+            "tool call `c1`",
+        ),
+    ],
+)
+def test_an_unpaired_tool_result_or_call_is_refused_before_any_attempt(messages, where, said, server, ledger_path):
+    # A library caller's unpaired result went to the model, and each fallback, each refusing it with a 400 named in
+    # its API's terms. Refused before any attempt, as the gateway refuses it, named where the caller put it.
+    import asyncio
+
+    request = ChatRequest(messages=messages, model="a", max_tokens=5, tools=[ToolSpec("weather")])
+    policy = CallPolicy(fallback=("b",))
+
+    async def collected(chunks):
+        return [chunk async for chunk in chunks]
+
+    with Tokenomy(ledger_path, models=models(a=server.url, b=server.url)) as client:
+        calls = (
+            lambda: client.chat(request, policy=policy),
+            lambda: list(client.stream(request, policy=policy)),
+            lambda: asyncio.run(client.achat(request, policy=policy)),
+            lambda: asyncio.run(collected(client.astream(request, policy=policy))),
+        )
+        for call in calls:
+            with pytest.raises(ProviderError) as caught:
+                call()
+            refused = caught.value
+            assert (refused.kind, refused.status, refused.refused.where) == ("client_error", 400, where)
+            assert said in str(refused) and f"`{where}`" in str(refused)
+    assert server.calls == 0 and server.bodies == []  # no attempt, no fallback
+    assert open_store(ledger_path).events() == []  # nothing was sent: no row

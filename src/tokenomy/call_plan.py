@@ -24,7 +24,7 @@ from tokenomy.messages import ChatRequest, RequestMeta
 from tokenomy.pricing.catalog import PriceCatalog
 from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.providers.base import Provider
-from tokenomy.providers.block_refusals import inputs_refusal
+from tokenomy.providers.block_refusals import inputs_refusal, tool_pairs_error
 from tokenomy.providers.claude_schema import loosened_note, takes_claude_schema
 from tokenomy.providers.claude_thinking_rules import held_budget_refusal, held_thinking_budget
 from tokenomy.providers.refusals import Unsupported, cache_points_refusal, one_hour_cache_refusal, raise_refusal
@@ -58,7 +58,13 @@ class CallPlanner:
     def _begin(
         self, request: ChatRequest, policy: CallPolicy | None, mode: str, stream: bool, cost: CallCost | None = None
     ) -> CallState:
-        """Plan the call: caps applied once, then the router's tiers, each with its own chain and retries."""
+        """Plan the call: caps applied once, then the router's tiers, each with its own chain and retries. A tool
+        result answering no call, or a call left unanswered, is refused first: every provider's API refuses it, so
+        no attempt (nor fallback) is made, and no row written (the gateway asked already: `tools_paired`)."""
+        if not request.tools_paired:
+            unpaired = tool_pairs_error(request)
+            if unpaired is not None:
+                raise unpaired
         policy = policy or self.policy
         asked = request
         request, _ = apply_token_policy(request, policy.tokens)

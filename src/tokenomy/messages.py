@@ -298,6 +298,10 @@ class ChatRequest:
     # for them (`Tokenomy._target`, `Provider.check`). Not an argument, so no copy has it: a changed request
     # (`replace`, `replaced`) is checked anew, but for the client's own copy that only names the model's id.
     cleared: tuple[Any, Any] | None = field(default=None, init=False, repr=False, compare=False)
+    # Every tool result of it answers a call of the turn before, and every call is answered (`tool_pairs_error`, asked
+    # by the gateway before the budget, and by the client of a request not yet asked): not an argument either, so a
+    # copy (whose messages may differ) is asked anew.
+    tools_paired: bool = field(default=False, init=False, repr=False, compare=False)
 
     @classmethod
     def simple(

@@ -94,3 +94,35 @@ def test_what_no_model_can_take_is_still_refused_by_name(gateway) -> None:
     error = answer.json()["error"]
     assert error["param"] == "thinking.budget_tokens" and "reasoning_effort" in error["message"]
     assert json.loads(_post(client, "texty").text)["error"]["code"] == "unsupported_content"
+
+
+def test_tool_pairs_are_checked_once_a_request(gateway, monkeypatch) -> None:
+    # The gateway asks it before the budget; the client, which asks a library caller's request before any attempt,
+    # does not ask the gateway's again (a request the route's cap changed included).
+    from tokenomy.providers import block_refusals
+
+    client, _ = gateway
+    walked: list[int] = []
+    pairs = block_refusals.tool_pairs_refusal
+
+    def counted(request):
+        walked.append(len(request.messages))
+        return pairs(request)
+
+    monkeypatch.setattr(block_refusals, "tool_pairs_refusal", counted)
+    for model in ("fast", "capped"):
+        answer = _post(client, model)
+        assert answer.status_code == 200, answer.text
+    messages = {  # an Anthropic caller's, its own field carried (`mapped`: the client gets the request as sent)
+        "model": "fast",
+        "max_tokens": 8,
+        "service_tier": "auto",
+        "messages": [
+            {"role": "user", "content": "Weather in Paris?"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "w", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "sunny"}]},
+        ],
+    }
+    answer = client.post("/v1/messages", json=messages)
+    assert answer.status_code == 200, answer.text
+    assert walked == [3, 3, 3]

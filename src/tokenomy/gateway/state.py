@@ -37,7 +37,7 @@ from tokenomy.pricing.entry import DEFAULT_OUTPUT_ESTIMATE
 from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.pricing.served_tier import asked_tier
 from tokenomy.pricing.server_tools import fetched_content, implied_searches, reserved_tools_usd
-from tokenomy.providers.block_refusals import inputs_refusal, tool_pairs_refusal
+from tokenomy.providers.block_refusals import inputs_refusal, tool_pairs_error
 from tokenomy.providers.refusals import Unsupported
 from tokenomy.request_views import one_hour_cache_point
 
@@ -204,10 +204,14 @@ class Gateway:
         when `request` leaves out fields the provider checks would refuse but the mapping carries (an API's own).
 
         A tool result answering no call, or a call left unanswered, is refused whatever the route (routed tiers too):
-        every provider's API refuses it, so no attempt, and no fallback, could be answered (`tool_pairs_refusal`)."""
-        unpaired = tool_pairs_refusal(request)
+        every provider's API refuses it, so no attempt, and no fallback, could be answered (`tool_pairs_error`); one
+        that passes is marked so (`ChatRequest.tools_paired`, on `mapped` too: the request the client is given), and
+        the client does not ask again."""
+        unpaired = tool_pairs_error(request)
         if unpaired is not None:
-            return ProviderError(unpaired.error_text(unpaired.where), kind="client_error", status=400, refused=unpaired)
+            return unpaired
+        if mapped is not None:
+            mapped.tools_paired = True  # the same messages as `request`'s
         if not route.model:
             return None
         first: Unsupported | ProviderError | None = None

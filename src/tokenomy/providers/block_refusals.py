@@ -1,9 +1,9 @@
 """What of a request's content blocks a provider cannot take, found before any call: a block a model cannot read,
 a message with no content where the API refuses one, a document's citations, context, url or content source, a
 file id another API issued, and a tool result or call without its pair, which no provider takes (`tool_pairs_refusal`,
-asked by the gateway for every request). Each check answers with an `Unsupported` (`refusals`) naming the block's
-place; each provider asks them in `Provider.refusal`, and a mapping walks the blocks it checks itself with
-`placed_blocks`."""
+asked of every request by the gateway, or by the client of a library caller's: `tool_pairs_error`). Each check answers
+with an `Unsupported` (`refusals`) naming the block's place; each provider asks them in `Provider.refusal`, and a
+mapping walks the blocks it checks itself with `placed_blocks`."""
 
 from __future__ import annotations
 
@@ -271,3 +271,14 @@ def tool_pairs_refusal(request: ChatRequest) -> Unsupported | None:
             if call.id not in answered:
                 return Unsupported(UNANSWERED_CALL.replace("{id}", call.id), i, j, malformed=True)
     return None
+
+
+def tool_pairs_error(request: ChatRequest) -> ProviderError | None:
+    """The 400 for `request`'s first tool result or call without its pair (`tool_pairs_refusal`), raised before any
+    attempt, or None. Once a request passed, it is marked (`ChatRequest.tools_paired`), so the client does not walk
+    the gateway's request again."""
+    unpaired = tool_pairs_refusal(request)
+    if unpaired is None:
+        request.tools_paired = True
+        return None
+    return ProviderError(unpaired.error_text(unpaired.where), kind="client_error", status=400, refused=unpaired)
