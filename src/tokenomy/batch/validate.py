@@ -18,6 +18,7 @@ from tokenomy.batch.bedrock_bodies import (
 from tokenomy.batch.conversion import prompt_family_name, prompt_rebuilt, two_caps_as_written, uncarried
 from tokenomy.batch.formats import BadLine, BatchRecord, read_file
 from tokenomy.batch.line_forms import FORMS
+from tokenomy.batch.line_tool_pairs import unpaired_tools
 from tokenomy.batch.output_caps import LOCAL_MAX_TOKENS
 from tokenomy.batch.record_tokens import record_estimate, sends_media
 from tokenomy.batch.worst_case import sent_cap
@@ -184,7 +185,7 @@ def validate_file(
         else:  # sent as written (or to no backend yet, as its own would send it): caps its provider refuses
             lost = mixed.get(rec.line) or two_caps_as_written(rec) or streamed(rec)
         if lost is None:
-            lost = out_of_range(rec, entry.provider, model)
+            lost = unpaired_tools(rec) or out_of_range(rec, entry.provider, model)
         if lost is not None:
             bad.append(lost)
             continue
