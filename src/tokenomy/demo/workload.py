@@ -11,13 +11,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from tokenomy.chat_response import Usage
 from tokenomy.ledger.summary import spend_summary
 from tokenomy.messages import ChatRequest, RequestMeta
-from tokenomy.pricing.cost import compute_cost
+from tokenomy.pricing.catalog import default_catalog
+from tokenomy.pricing.cost import cacheable_usage, compute_cost
 
 if TYPE_CHECKING:
     from tokenomy.demo.context import DemoContext
+    from tokenomy.ledger.events import UsageEvent
 
 TITLE = "Workload on the local model"
 COMPARE_MODEL = "anthropic.claude-haiku-4-5-20251001-v1:0"
+REGION = "us-east-1"
 
 SYSTEM_PROMPT = (
     """You are the support assistant of Northwind Telecom. Follow these policies exactly.
@@ -85,19 +88,32 @@ def run(ctx: DemoContext) -> None:
 
     rows = spend_summary(ctx.store)
     print_summary(rows, "Spend summary — local model (SmolLM2-135M on this CPU)")
-    total = rows[-1]
-    usage = Usage(
-        total["input_tokens"], total["output_tokens"], total["cache_read_tokens"], total["cache_write_tokens"]
-    )
-    cached = compute_cost(usage, COMPARE_MODEL, "us-east-1")
-    uncached = compute_cost(
-        Usage(usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens, usage.output_tokens),
-        COMPARE_MODEL,
-        "us-east-1",
-    )
+    console.print(compare_text([e for e in ctx.store.events() if e.tags.get("app") == "support-demo"]))
+
+
+def compare_text(events: list[UsageEvent]) -> str:
+    """The workload's tokens priced on COMPARE_MODEL, each call's cache reads and writes as that model would bill
+    them: the local model's KV cache reads any repeated prefix, Bedrock caches none under the model's minimum."""
+    entry = default_catalog().lookup(COMPARE_MODEL, REGION)
+    local = sum((e.usage for e in events), Usage())
+    billed = sum((cacheable_usage(e.usage, entry) for e in events), Usage())
+    cached = compute_cost(billed, COMPARE_MODEL, REGION)
+    uncached = compute_cost(Usage(billed.total_input_tokens, billed.output_tokens), COMPARE_MODEL, REGION)
     saving = (1 - cached.total_usd / uncached.total_usd) if uncached.total_usd else Decimal(0)
-    console.print(
-        f"The same tokens on Bedrock {COMPARE_MODEL} (us-east-1, prices as of {cached.as_of}): "
-        f"${uncached.total_usd:.6f} without prompt caching, ${cached.total_usd:.6f} with the "
-        f"{total['cache_read_share']:.0%} cache-read share measured here ({saving:.0%} less)."
+    as_input = local.cache_read_tokens + local.cache_write_tokens - billed.cache_read_tokens - billed.cache_write_tokens
+    prefix = max((e.prefix_tokens or 0 for e in events), default=0)
+    text = f"The same tokens on Bedrock {COMPARE_MODEL} ({REGION}, prices as of {cached.as_of}): "
+    if cached.total_usd == uncached.total_usd:
+        text += f"${cached.total_usd:.6f}, with or without prompt caching"
+    else:
+        text += f"${uncached.total_usd:.6f} without prompt caching, ${cached.total_usd:.6f} with it ({saving:.0%} less)"
+    if not as_input:
+        return text + ", its cache reads and writes as measured here."
+    every = as_input == local.cache_read_tokens + local.cache_write_tokens
+    return text + (
+        f". The local model read {local.cache_read_tokens:,} prompt tokens from its KV cache, but {COMPARE_MODEL} "
+        f"caches no prefix under {entry.cache_min_tokens:,} tokens"
+        + (f" and this system prompt is ~{prefix:,}" if every and prefix else "")
+        + f": Bedrock would bill {'all ' if every else ''}{as_input:,} of them as input (step 4 caches a prompt long "
+        "enough)."
     )

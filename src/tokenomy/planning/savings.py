@@ -8,7 +8,7 @@ applied to what the previous ones left, so the compounded saving is never the pl
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -20,6 +20,7 @@ from tokenomy.errors import ConfigError, TokenomyError
 from tokenomy.ledger.events import STORAGE_MODE, UsageEvent
 from tokenomy.ledger.spend import BILLED_MARKS
 from tokenomy.money import money_str
+from tokenomy.planning.repricing import cached_on, priced_as
 from tokenomy.planning.window import short_for_monthly, window_text
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import CACHE_TTLS, compute_cost
@@ -127,17 +128,18 @@ def _apply(
     if "routing" in levers and inputs.cheap_model and inputs.routing_share > 0 and event.model != inputs.cheap_model:
         share = Decimal(str(inputs.routing_share))
         base.weight = 1 - share
+        routed = cached_on(event.usage, inputs.cheap_model)
         scenarios.append(
             _Scenario(
                 inputs.cheap_model,
                 None,
-                event.input_tokens,
-                event.output_tokens,
-                event.cache_read_tokens,
-                event.cache_write_tokens - one_hour,
+                routed.input_tokens,
+                routed.output_tokens,
+                routed.cache_read_tokens,
+                routed.cache_write_tokens - routed.cache_write_1h_tokens,
                 event.mode,
                 share,
-                cache_write_1h=one_hour,
+                cache_write_1h=routed.cache_write_1h_tokens,
                 one_call=not _billed(event),
             )
         )
@@ -234,10 +236,8 @@ def what_if(
     if not 0 <= inputs.cap_percentile <= 100:
         raise ConfigError(f"--cap-percentile {inputs.cap_percentile}: give a percentile between 0 and 100, e.g. 95")
     if inputs.price_as:
-        default_catalog().lookup(
-            inputs.price_as
-        )  # an unknown --price-as model is named as such, not blamed on the data
-        events = [replace(e, model=inputs.price_as, region=None) for e in events]
+        target = default_catalog().lookup(inputs.price_as)  # an unknown model is named as such, not blamed on the data
+        events = [priced_as(e, inputs.price_as, target) for e in events]
     if not events:
         raise TokenomyError("the ledger has no successful calls to analyse; record some traffic first")
     priced: list[UsageEvent] = []

@@ -4,7 +4,7 @@ through `service_tier_cost`, which it hands the call to)."""
 from __future__ import annotations
 
 import logging
-from dataclasses import MISSING, fields
+from dataclasses import MISSING, fields, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -14,7 +14,7 @@ from tokenomy.errors import TokenomyError, UsageError, cost_fix, price_file
 from tokenomy.pricing import rates
 from tokenomy.pricing.catalog import PriceCatalog, default_catalog
 from tokenomy.pricing.cost_breakdown import CostBreakdown
-from tokenomy.pricing.entry import SERVICE_TIERS
+from tokenomy.pricing.entry import SERVICE_TIERS, PriceEntry
 from tokenomy.pricing.freshness import warn_if_old
 from tokenomy.pricing.rates import MILLION
 from tokenomy.pricing.service_tier_cost import tier_cost
@@ -92,6 +92,37 @@ def billable_usage(usage: Usage, model: str, region: str | None, catalog: PriceC
         usage.output_tokens,
         audio_input_tokens=audio,
         audio_output_tokens=usage.audio_output_tokens,
+    )
+
+
+def cacheable_usage(usage: Usage, entry: PriceEntry) -> Usage:
+    """`usage` another model reported (a stand-in's KV cache, the model a call is re-priced or routed away from) as
+    `entry`'s model would bill it: that model caches no prefix shorter than its `cache_min_tokens`. Reads and writes
+    of a prefix under it are plain input; reads under it before writes that reach it are part of the one longer
+    prefix it writes (plain input if it has no cache-write price)."""
+    minimum = entry.cache_min_tokens or 0
+    read, write = usage.cache_read_tokens, usage.cache_write_tokens
+    if not (read or write) or read >= minimum or (not read and write >= minimum):
+        return usage
+    audio = usage.audio_input_tokens + usage.audio_cache_read_tokens
+    if read + write >= minimum and entry.cache_write is not None and not usage.audio_cache_read_tokens:
+        return replace(usage, cache_read_tokens=0, cache_write_tokens=read + write)
+    if read + write >= minimum:  # the writes still reach it; the reads before them are sent as input
+        return replace(
+            usage,
+            input_tokens=usage.input_tokens + read,
+            cache_read_tokens=0,
+            audio_input_tokens=audio,
+            audio_cache_read_tokens=0,
+        )
+    return replace(
+        usage,
+        input_tokens=usage.total_input_tokens,
+        cache_read_tokens=0,
+        cache_write_tokens=0,
+        cache_write_1h_tokens=0,
+        audio_input_tokens=audio,
+        audio_cache_read_tokens=0,
     )
 
 
