@@ -10,7 +10,6 @@ import typer
 from tokenomy.commands._common import JsonOption, LedgerOption, PricesOption, apply_prices, takes_prices
 from tokenomy.commands._options import when_option
 from tokenomy.commands._output import WideOption, console, err_console, print_json, print_table, table, usd
-from tokenomy.money import money_or_none
 from tokenomy.money import usd as money_usd
 
 
@@ -105,31 +104,12 @@ def prices(
     notes: dict[str, int] = {}
     for e in entries:
         notes.setdefault(e.source, len(notes) + 1)
-    from tokenomy.pricing.lifecycle import lifecycle_label
+    from tokenomy.commands.prices_table import prices_table
 
-    rows = [
-        [
-            e.provider,
-            e.model + (f" ({label})" if (label := lifecycle_label(e)) else ""),  # a retired model fails every call
-            e.region,
-            money_or_none(e.input, "unit_price"),
-            money_or_none(e.output, "unit_price"),
-            money_or_none(e.batch_input, "unit_price") or "-",
-            money_or_none(e.cache_read, "unit_price") or "-",
-            money_or_none(e.cache_write, "unit_price") or "-",
-            e.as_of + (" (stale)" if id(e) in old else "") + f" [{notes[e.source]}]",
-        ]
-        for e in entries
-    ]
-    print_table(
-        table(
-            "Prices (USD per 1M tokens)",
-            ["provider", "model", "region", "input", "output", "batch in", "cache read", "cache write", "as of"],
-            rows,
-            key_columns=("model",),
-        ),
-        wide,
-    )
+    shown, left_out = prices_table(entries, notes, old, wide)
+    print_table(shown, wide)
+    if left_out:
+        console.print(left_out)
     if notes:
         console.print("Sources:", soft_wrap=wide)
     for source, number in notes.items():
