@@ -75,6 +75,24 @@ def test_cache_tokens_a_model_has_no_cache_price_for_are_billed_as_input_and_the
     assert caplog.text.count("reported cache tokens") == 1
 
 
+def test_the_local_models_cache_reads_shorter_than_the_priced_models_minimum_are_billed_as_input(ledger_path):
+    # The local model (`make demo`'s bench) priced as Claude Haiku 4.5 read its repeated prompt from its KV cache and
+    # the row said a cache read at Haiku's price; Haiku 4.5 caches no prefix under 4,096 tokens, so Bedrock bills it
+    # as input.
+    haiku = "anthropic.claude-haiku-4-5-20251001-v1:0"
+    spec = {"stand-in": ModelSpec(name="stand-in", provider="local", model="local", region="local", price_as=haiku)}
+    system = "You are a support assistant. Answer in one word."
+    with Tokenomy(ledger_path, models=spec) as client:
+        answers = [client.chat(ChatRequest.simple(q, model="stand-in", system=system, max_tokens=2)) for q in "ab"]
+    assert answers[1].usage.cache_read_tokens > 0  # the local model did read the prompt from its cache
+    billed = [compute_cost(Usage(a.usage.total_input_tokens, a.usage.output_tokens), haiku).total_usd for a in answers]
+    assert [a.cost_usd for a in answers] == billed
+    rows = open_store(ledger_path).query("SELECT input_tokens, cache_read_tokens FROM usage_events ORDER BY ts")
+    assert [(r["input_tokens"], r["cache_read_tokens"]) for r in rows] == [
+        (a.usage.total_input_tokens, 0) for a in answers
+    ]
+
+
 def test_route_config_becomes_a_policy_that_caps_and_truncates(server, ledger_path, caplog):
     config = parse_config(
         {

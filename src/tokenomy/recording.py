@@ -29,7 +29,7 @@ from tokenomy.ledger.events import (
 from tokenomy.ledger.fingerprints import prompt_fingerprint
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.pricing.catalog import PriceCatalog, PriceEntry
-from tokenomy.pricing.cost import answered_cost, billable_usage
+from tokenomy.pricing.cost import answered_cost, billable_usage, cacheable_usage
 from tokenomy.pricing.cost_breakdown import CostBreakdown
 from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.pricing.served_tier import served_tier
@@ -68,6 +68,10 @@ class Recorder:
         pricing_model = target.spec.price_as or response.model
         region = pricing_region(response.region)
         usage = self._billable_usage(response.usage, pricing_model, region, bool(target.spec.price_as))
+        if target.spec.price_as and target.provider.name == "local" and (entry := self._entry(pricing_model, region)):
+            # The local model's KV cache reads any repeated prompt; the model it stands in for caches none shorter
+            # than its minimum, and bills those tokens as input.
+            usage = cacheable_usage(usage, entry)
         tier = served_tier(response) if call.mode == "on_demand" else "standard"
         # The provider answered (and bills for it): the caller gets the answer and the ledger its row, at $0 marked
         # unpriced where the catalog lacks the price.
@@ -114,8 +118,10 @@ class Recorder:
             why = (rejected.check, rejected.said(self.store_prompts))
             event.tags = {**(event.tags or {}), REJECTED_TAG: why[0], REASON_TAG: why[1]}
         if usage is not response.usage:  # the row's token columns are the ones its costs were computed from
-            event.input_tokens, event.cache_read_tokens, event.cache_write_tokens = usage.input_tokens, 0, 0
-            event.tags.pop(CACHE_WRITE_1H_TAG, None)
+            event.input_tokens, event.cache_read_tokens = usage.input_tokens, usage.cache_read_tokens
+            event.cache_write_tokens = usage.cache_write_tokens
+            if not usage.cache_write_1h_tokens:
+                event.tags.pop(CACHE_WRITE_1H_TAG, None)
         if att.event_id is not None:  # the row supersedes the journal's in-flight entry (`_in_flight`)
             event.event_id = att.event_id
         self._record(event)
