@@ -176,3 +176,17 @@ def test_a_candidate_is_judged_by_its_lifecycle_in_the_region_the_traffic_runs_i
     assert HAIKU_3 not in {r["model"] for r in canada["retired"]}
     assert HAIKU_3 not in {c["model"] for c in virginia["candidates"]}
     assert {"model": HAIKU_3, "kind": "cheaper, other line", "retired_on": "2026-09-10"} in virginia["retired"]
+
+
+def test_claude_instant_is_not_proposed_to_claude_haiku_4_5_traffic_with_no_other_cheaper_claude(tmp_path) -> None:
+    # The demo's case: no current Claude model is cheaper than Haiku 4.5 in us-east-1 (Claude 3 and 3.5 Haiku are
+    # retired there), so no candidate stood for Instant, which was offered as "cheaper, other line". The model in use
+    # is a current model of its vendor, newer than Instant: that is the move's answer.
+    haiku_4_5 = "anthropic.claude-haiku-4-5-20251001-v1:0"
+    store = _store(tmp_path, "haiku", "us-east-1", (haiku_4_5,))
+    section = models_section(store, END - timedelta(days=30), END, Decimal(1), date(2026, 12, 7))
+    [info] = section["in_use"]
+    assert INSTANT not in {c["model"] for c in info["candidates"]}, info["candidates"]
+    assert {c["kind"] for c in info["candidates"]} >= {"cheaper, other line"}  # Nova Micro, of another vendor
+    [outdated] = [o for o in info["outdated"] if o["model"] == INSTANT]
+    assert outdated["newer"] == haiku_4_5

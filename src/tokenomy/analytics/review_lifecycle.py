@@ -62,7 +62,7 @@ def not_proposed_line(models: list[dict[str, Any]]) -> str:
         ),
         ("Not proposed, Legacy or deprecated by their provider", listed("legacy", legacy)),
         (
-            "Not proposed, priced only from old data while a newer candidate has current prices",
+            "Not proposed, priced only from old data while a newer model of its vendor has current prices",
             listed("outdated", lambda r: f"{r['model']} (prices as of {r['prices_as_of'][:10]}; newer: {r['newer']})"),
         ),
     ]

@@ -15,10 +15,10 @@ traffic is left out (it is paid per unit-hour, not per token). A same-line upgra
 a finding: the model is superseded. What the catalog's lifecycle dates leave out (review_lifecycle.py), each listed
 apart and not proposed: a model its provider has retired in a region the traffic runs in (`retired`: every call to it
 would fail), or moved to Legacy there (Bedrock) or deprecated (Anthropic, OpenAI) (`legacy`); and a model priced only
-from data past WARN_DAYS when a newer model of its vendor with current prices is a candidate (`outdated`: Claude
-Instant's 2025 prices beside Claude Haiku 4.5's). A candidate with a retirement date ahead carries it (`retires_on`).
-A model in use that its provider has retired, or retires within RETIRING_NOTICE_DAYS, is a finding naming the model
-to move to (`lifecycle_finding`).
+from data past WARN_DAYS when a newer model of its vendor with current prices is a candidate or the model in use
+(`outdated`: Claude Instant's 2025 prices beside Claude Haiku 4.5's). A candidate with a retirement date ahead
+carries it (`retires_on`). A model in use that its provider has retired, or retires within RETIRING_NOTICE_DAYS, is
+a finding naming the model to move to (`lifecycle_finding`).
 """
 
 from __future__ import annotations
@@ -193,7 +193,7 @@ def candidates_for(
     line = model_line(model)
     try:
         entry = default_catalog().lookup(model)
-        current = reprice(groups, model)
+        current, current_as_of = reprice_dated(groups, model)
     except TokenomyError as exc:
         return {"model": model, "line": None, "candidates": [], "note": f"not priced in the catalog ({exc})"}
     info: dict[str, Any] = {
@@ -256,8 +256,11 @@ def candidates_for(
         proposable.append(({**row, "kind": kind}, other_line))
     same: list[dict[str, Any]] = []
     others: list[dict[str, Any]] = []
+    # The model in use is a current model of its vendor too: Claude Instant, priced from 2025 data, is no move for
+    # Claude Haiku 4.5's traffic even when no other current Claude model is cheaper.
+    in_use = ({"model": model, "released": line.released.isoformat(), "prices_as_of": current_as_of}, line)
     for row, other_line in proposable:
-        newer = _current_successor(row, other_line, proposable, today)
+        newer = _current_successor(row, other_line, [*proposable, in_use], today)
         if newer is not None:
             info["outdated"].append({**row, "newer": newer})
         elif row["kind"] != "cheaper, other line" or other_line.vendor == line.vendor:
