@@ -29,7 +29,7 @@ from tokenomy.ledger.events import (
 from tokenomy.ledger.fingerprints import prompt_fingerprint
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.pricing.catalog import PriceCatalog, PriceEntry
-from tokenomy.pricing.cost import answered_cost, billable_usage, cacheable_usage
+from tokenomy.pricing.cost import answered_cost, billable_usage, stand_in_usage
 from tokenomy.pricing.cost_breakdown import CostBreakdown
 from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.pricing.served_tier import served_tier
@@ -68,10 +68,7 @@ class Recorder:
         pricing_model = target.spec.price_as or response.model
         region = pricing_region(response.region)
         usage = self._billable_usage(response.usage, pricing_model, region, bool(target.spec.price_as))
-        if target.spec.price_as and target.provider.name == "local" and (entry := self._entry(pricing_model, region)):
-            # The local model's KV cache reads any repeated prompt; the model it stands in for caches none shorter
-            # than its minimum, and bills those tokens as input.
-            usage = cacheable_usage(usage, entry)
+        usage = stand_in_usage(usage, target.provider.name, target.spec.price_as, region, self.catalog)
         tier = served_tier(response) if call.mode == "on_demand" else "standard"
         # The provider answered (and bills for it): the caller gets the answer and the ledger its row, at $0 marked
         # unpriced where the catalog lacks the price.

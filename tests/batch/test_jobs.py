@@ -404,6 +404,35 @@ def test_small_batch_on_the_local_model(tmp_path: Path, ledger_path: Path) -> No
     assert all(Decimal(str(e["cost_usd"])) == 0 for e in events)  # the local model is free
 
 
+@pytest.mark.slow
+def test_a_local_job_priced_as_another_model_bills_its_short_cache_reads_as_input(tmp_path: Path, ledger_path: Path):
+    # The local model priced as Claude Haiku 4.5 read the records' shared system prompt from its KV cache and each
+    # record's row said a cache read at Haiku's price; Haiku 4.5 caches no prefix under 4,096 tokens, so Bedrock
+    # bills it as input.
+    haiku = "anthropic.claude-haiku-4-5-20251001-v1:0"
+    src, config = tmp_path / "in.jsonl", tmp_path / "tokenomy.yaml"
+    system = "You are a support assistant. Answer in one word."
+    src.write_text(
+        "\n".join(
+            json.dumps({"id": f"r{i}", "system": system, "prompt": q, "max_tokens": 2}) for i, q in enumerate("ab")
+        )
+    )
+    config.write_text(f"models:\n  stand-in:\n    provider: local\n    model: local\n    price_as: {haiku}\n")
+    tables = open_tables(ledger_path)
+    ran = [
+        run_job(tables, create_job(tables, src, name, "local", config_path=cfg, run_settings={"concurrency": 1}).job_id)
+        for name, cfg in (("local", None), ("stand-in", str(config)))
+    ]
+    assert [(job.status, job.done) for job, _ in ran] == [("completed", 2)] * 2
+    query = "SELECT input_tokens, cache_read_tokens, output_tokens, cost_usd FROM usage_events WHERE batch_job_id = ?"
+    own, stood_in = (open_store(ledger_path).query(f"{query} ORDER BY request_id", [job.job_id]) for job, _ in ran)
+    assert own[1]["cache_read_tokens"] > 0  # the local model, priced as itself, keeps the reads of its cache
+    total = [r["input_tokens"] + r["cache_read_tokens"] for r in own]
+    assert [(r["input_tokens"], r["cache_read_tokens"]) for r in stood_in] == [(t, 0) for t in total]
+    billed = [compute_cost(Usage(r["input_tokens"], r["output_tokens"]), haiku).total_usd for r in stood_in]
+    assert [Decimal(str(r["cost_usd"])) for r in stood_in] == billed
+
+
 def test_detached_run_can_be_cancelled_and_resumed(tmp_path: Path, ledger_path: Path) -> None:
     src = tmp_path / "in.jsonl"
     src.write_text("\n".join(plain(200)) + "\n")

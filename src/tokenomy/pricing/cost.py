@@ -126,6 +126,22 @@ def cacheable_usage(usage: Usage, entry: PriceEntry) -> Usage:
     )
 
 
+def stand_in_usage(
+    usage: Usage, provider: str, price_as: str | None, region: str | None, catalog: PriceCatalog | None = None
+) -> Usage:
+    """`usage` of the local model priced as another model (`price_as`, as `make demo`'s bench prices it as Claude
+    Haiku 4.5) as that model would bill it (`cacheable_usage`): the local model's KV cache reads any repeated prompt,
+    the model it stands in for caches none shorter than its minimum and bills those tokens as input. A real provider
+    behind `price_as` reports what it billed, and the local model priced as itself keeps its counts."""
+    if provider != "local" or not price_as:
+        return usage
+    try:
+        entry = (catalog or default_catalog()).lookup(price_as, region)
+    except TokenomyError:  # no price entry: compute_cost names it
+        return usage
+    return cacheable_usage(usage, entry)
+
+
 def check_tokens(**counts: Any) -> None:
     """Reject negative or non-integer token counts, naming the offending field and value."""
     for name, value in counts.items():
