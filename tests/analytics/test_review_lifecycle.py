@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from tokenomy.analytics.review import rank_actions
-from tokenomy.analytics.review_lifecycle import RETIRING_NOTICE_DAYS
+from tokenomy.analytics.review_lifecycle import RETIRING_NOTICE_DAYS, not_proposed_line
 from tokenomy.analytics.review_models import models_section
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.store import open_store
@@ -147,8 +147,6 @@ def test_claude_instant_priced_from_2025_data_is_not_proposed_beside_current_cla
     assert outdated["prices_as_of"] == old and outdated["kind"] == "cheaper, other line"
     successor = {c["model"]: c for c in in_use[CLAUDE_2_1]["candidates"]}[outdated["newer"]]
     assert age_days(successor["prices_as_of"], today) <= WARN_DAYS and successor["released"] > "2023-08-09"
-    from tokenomy.analytics.review_lifecycle import not_proposed_line
-
     line = not_proposed_line(section["in_use"])
     assert f"{INSTANT} (prices as of {old[:10]}; newer: {outdated['newer']})" in line, line
     # Nova Premier (EOL 2026-09-14 on AWS's card) was a cheaper model of another line for Claude 2.1: not proposed
@@ -190,3 +188,9 @@ def test_claude_instant_is_not_proposed_to_claude_haiku_4_5_traffic_with_no_othe
     assert {c["kind"] for c in info["candidates"]} >= {"cheaper, other line"}  # Nova Micro, of another vendor
     [outdated] = [o for o in info["outdated"] if o["model"] == INSTANT]
     assert outdated["newer"] == haiku_4_5
+    # With Sonnet 4.5 traffic too, Instant is left out for each (newer: Haiku 4.5, Sonnet 4.6): said once
+    sonnet = "anthropic.claude-sonnet-4-5-20250929-v1:0"
+    store = _store(tmp_path, "both", "us-east-1", (haiku_4_5, sonnet))
+    section = models_section(store, END - timedelta(days=30), END, Decimal(1), date(2026, 12, 7))
+    line = not_proposed_line(section["in_use"])
+    assert line.count(INSTANT) == 1 and f"newer: {haiku_4_5}, anthropic.claude-sonnet-4-6)" in line, line

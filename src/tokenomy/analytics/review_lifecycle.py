@@ -45,11 +45,22 @@ def retirement_note(candidate: dict[str, Any]) -> str:
 def not_proposed_line(models: list[dict[str, Any]]) -> str:
     """What the review left out of the candidates of its models in use, and why: "Not proposed, retired by their
     provider: X (retired 2026-04-20), ...", then the Legacy or deprecated ones, then those priced only from old data
-    beside a newer candidate with current prices; "" when none was: said, so a model missing from the
-    candidates is not taken for an oversight (a review saved before the last two were kept has only the first)."""
+    beside a newer model of its vendor with current prices (one entry a model); "" when none was: said, so a model
+    missing from the candidates is not taken for an oversight (a review saved before the last two were kept has only
+    the first)."""
 
     def listed(key: str, text: Any) -> str:
         return ", ".join(sorted({text(r) for info in models for r in info.get(key, [])}))
+
+    def outdated() -> str:  # one entry a model, naming each newer model it was left out beside
+        newer: dict[tuple[str, str], set[str]] = {}
+        for info in models:
+            for r in info.get("outdated", []):
+                newer.setdefault((r["model"], r["prices_as_of"][:10]), set()).add(r["newer"])
+        return ", ".join(
+            f"{model} (prices as of {as_of}; newer: {', '.join(sorted(names))})"
+            for (model, as_of), names in sorted(newer.items())
+        )
 
     def legacy(r: dict[str, Any]) -> str:
         retires = f", retires {r['retires_on']}" if r.get("retires_on") else ""
@@ -63,7 +74,7 @@ def not_proposed_line(models: list[dict[str, Any]]) -> str:
         ("Not proposed, Legacy or deprecated by their provider", listed("legacy", legacy)),
         (
             "Not proposed, priced only from old data while a newer model of its vendor has current prices",
-            listed("outdated", lambda r: f"{r['model']} (prices as of {r['prices_as_of'][:10]}; newer: {r['newer']})"),
+            outdated(),
         ),
     ]
     return "; ".join(f"{title}: {names}" for title, names in parts if names)
