@@ -29,7 +29,7 @@ from tokenomy.ledger.events import (
 from tokenomy.ledger.fingerprints import prompt_fingerprint
 from tokenomy.ledger.writer import LedgerWriter
 from tokenomy.pricing.catalog import PriceCatalog, PriceEntry
-from tokenomy.pricing.cost import answered_cost, billable_usage, stand_in_usage
+from tokenomy.pricing.cost import answered_cost, billable_usage
 from tokenomy.pricing.cost_breakdown import CostBreakdown
 from tokenomy.pricing.identifiers import pricing_region
 from tokenomy.pricing.served_tier import served_tier
@@ -67,8 +67,7 @@ class Recorder:
         target = att.target
         pricing_model = target.spec.price_as or response.model
         region = pricing_region(response.region)
-        usage = self._billable_usage(response.usage, pricing_model, region, bool(target.spec.price_as))
-        usage = stand_in_usage(usage, target.provider.name, target.spec.price_as, region, self.catalog)
+        usage = self._billable_usage(response.usage, pricing_model, region, target)
         tier = served_tier(response) if call.mode == "on_demand" else "standard"
         # The provider answered (and bills for it): the caller gets the answer and the ledger its row, at $0 marked
         # unpriced where the catalog lacks the price.
@@ -115,10 +114,7 @@ class Recorder:
             why = (rejected.check, rejected.said(self.store_prompts))
             event.tags = {**(event.tags or {}), REJECTED_TAG: why[0], REASON_TAG: why[1]}
         if usage is not response.usage:  # the row's token columns are the ones its costs were computed from
-            event.input_tokens, event.cache_read_tokens = usage.input_tokens, usage.cache_read_tokens
-            event.cache_write_tokens = usage.cache_write_tokens
-            if not usage.cache_write_1h_tokens:
-                event.tags.pop(CACHE_WRITE_1H_TAG, None)
+            event.apply_usage(usage)
         if att.event_id is not None:  # the row supersedes the journal's in-flight entry (`_in_flight`)
             event.event_id = att.event_id
         self._record(event)
@@ -176,11 +172,14 @@ class Recorder:
         except TokenomyError:
             return None
 
-    def _billable_usage(self, usage: Usage, model: str, region: str | None, stand_in: bool) -> Usage:
+    def _billable_usage(self, usage: Usage, model: str, region: str | None, target: Target) -> Usage:
         """Cache tokens count as plain input for a model the catalog has no cache prices for: a stand-in (e.g. the
         local model's KV cache, priced as a model that cannot cache) would be billed so by that model, and for a
-        provider's own model that input price is the catalog's best figure."""
-        billable = billable_usage(usage, model, region, self.catalog)
+        provider's own model that input price is the catalog's best figure. The local model's KV cache, priced as
+        another model, is billed as that model would bill it (`billable_usage`'s `kv_cache`)."""
+        stand_in = bool(target.spec.price_as)
+        kv_cache = stand_in and target.provider.name == "local"
+        billable = billable_usage(usage, model, region, self.catalog, kv_cache)
         if billable is usage:
             return usage
         if not stand_in and model not in self._cache_unpriced_warned:

@@ -25,7 +25,7 @@ from tokenomy.batch.job_tables import UNMATCHED, Job, JobTables, final_ids, refu
 from tokenomy.batch.line_forms import line_form
 from tokenomy.errors import ConfigError, TokenomyError, UsageError
 from tokenomy.ledger.events import CACHE_WRITE_1H_TAG, UsageEvent, decimal_str, utcnow
-from tokenomy.pricing.cost import billable_usage, compute_cost, stand_in_usage, unpriced_cost
+from tokenomy.pricing.cost import billable_usage, compute_cost, unpriced_cost
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +66,10 @@ def record_results(
             # Priced as the call path prices an answer: cache tokens as input where the model has no cache prices,
             # and $0 marked unpriced rather than an error, for the provider answered and bills it; an error here
             # would fail the job and lose every answer collected with it.
-            u = billable_usage(result.usage, pricing_model, region)
-            # The local model priced as another (`price_as`: a pricing model other than the one that answered) is
-            # billed as that model would bill its KV cache reads (`stand_in_usage`).
-            price_as = pricing_model if pricing_model != (result.model or job.model) else None
-            u = stand_in_usage(u, provider, price_as, region)
+            # The local model priced as another (`price_as`: a pricing model other than the one that answered) has
+            # its KV cache reads billed as that model would bill them (`billable_usage`'s `kv_cache`).
+            kv_cache = provider == "local" and pricing_model != (result.model or job.model)
+            u = billable_usage(result.usage, pricing_model, region, kv_cache=kv_cache)
             result = replace(result, usage=u)  # its stored row shows the tokens its cost was computed from
             priced = "batch" if mode == UNMATCHED else mode  # an unmatched line was billed as its batch's others
             try:

@@ -120,6 +120,19 @@ class UsageEvent:
             audio_output_tokens=self.audio_output_tokens or 0,
         )
 
+    def apply_usage(self, usage: Usage) -> UsageEvent:
+        """The row's tokens set to `usage` (the counts its cost was computed from, where they differ from what the
+        model reported), its 1-hour cache writes in CACHE_WRITE_1H_TAG: the inverse of `usage`."""
+        self.input_tokens, self.output_tokens = usage.input_tokens, usage.output_tokens
+        self.cache_read_tokens, self.cache_write_tokens = usage.cache_read_tokens, usage.cache_write_tokens
+        self.audio_input_tokens, self.audio_output_tokens = usage.audio_input_tokens, usage.audio_output_tokens
+        self.audio_cache_read_tokens = usage.audio_cache_read_tokens
+        tags = {k: v for k, v in (self.tags or {}).items() if k != CACHE_WRITE_1H_TAG}  # a copy: replace() shares it
+        if usage.cache_write_1h_tokens:
+            tags[CACHE_WRITE_1H_TAG] = str(usage.cache_write_1h_tokens)
+        self.tags = tags
+        return self
+
     def apply_cost(self, cost: CostBreakdown) -> UsageEvent:
         self.input_cost_usd, self.output_cost_usd = cost.input_usd, cost.output_usd
         self.cache_read_cost_usd, self.cache_write_cost_usd = cost.cache_read_usd, cost.cache_write_usd

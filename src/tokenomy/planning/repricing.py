@@ -19,17 +19,7 @@ def priced_as(event: UsageEvent, model: str, entry: PriceEntry) -> UsageEvent:
     caches that prefix, the rest plain input. A call `model` served keeps the counts its provider reported."""
     if event.model == model:
         return replace(event, region=None)
-    usage = cacheable_usage(event.usage, entry)
-    return replace(
-        event,
-        model=model,
-        region=None,
-        input_tokens=usage.input_tokens,
-        cache_read_tokens=usage.cache_read_tokens,
-        cache_write_tokens=usage.cache_write_tokens,
-        audio_input_tokens=usage.audio_input_tokens,
-        audio_cache_read_tokens=usage.audio_cache_read_tokens,
-    )
+    return replace(event, model=model, region=None).apply_usage(cacheable_usage(event.usage, entry))
 
 
 def cached_on(usage: Usage, model: str) -> Usage:

@@ -75,17 +75,23 @@ def answered_cost(
         return unpriced_cost(model, region, mode)
 
 
-def billable_usage(usage: Usage, model: str, region: str | None, catalog: PriceCatalog | None = None) -> Usage:
+def billable_usage(
+    usage: Usage, model: str, region: str | None, catalog: PriceCatalog | None = None, kv_cache: bool = False
+) -> Usage:
     """The usage a call is priced and recorded at: cache tokens count as plain input for a model the catalog has no
     cache prices for (compute_cost refuses them there, yet the provider processed, and bills, those tokens; its
-    input price is the catalog's best figure). A model the catalog cannot find is left to compute_cost to name."""
+    input price is the catalog's best figure). `kv_cache`: the cache counts are the local model's own KV cache, priced
+    as `model` (`price_as`, as `make demo`'s bench prices it as Claude Haiku 4.5), so they are billed as `model` would
+    bill them (`cacheable_usage`: no prefix under its minimum is cached); a real provider reports what it billed. A
+    model the catalog cannot find is left to compute_cost to name."""
     if not (usage.cache_read_tokens or usage.cache_write_tokens):
         return usage
     try:
-        if (catalog or default_catalog()).lookup(model, region).has_cache:
-            return usage
+        entry = (catalog or default_catalog()).lookup(model, region)
     except TokenomyError:
         return usage
+    if entry.has_cache:
+        return cacheable_usage(usage, entry) if kv_cache else usage
     audio = usage.audio_input_tokens + usage.audio_cache_read_tokens
     return Usage(
         usage.total_input_tokens,
@@ -124,22 +130,6 @@ def cacheable_usage(usage: Usage, entry: PriceEntry) -> Usage:
         audio_input_tokens=audio,
         audio_cache_read_tokens=0,
     )
-
-
-def stand_in_usage(
-    usage: Usage, provider: str, price_as: str | None, region: str | None, catalog: PriceCatalog | None = None
-) -> Usage:
-    """`usage` of the local model priced as another model (`price_as`, as `make demo`'s bench prices it as Claude
-    Haiku 4.5) as that model would bill it (`cacheable_usage`): the local model's KV cache reads any repeated prompt,
-    the model it stands in for caches none shorter than its minimum and bills those tokens as input. A real provider
-    behind `price_as` reports what it billed, and the local model priced as itself keeps its counts."""
-    if provider != "local" or not price_as:
-        return usage
-    try:
-        entry = (catalog or default_catalog()).lookup(price_as, region)
-    except TokenomyError:  # no price entry: compute_cost names it
-        return usage
-    return cacheable_usage(usage, entry)
 
 
 def check_tokens(**counts: Any) -> None:
