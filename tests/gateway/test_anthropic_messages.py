@@ -13,6 +13,8 @@ import openai
 import pytest
 
 from helpers import stand_in_aws_keys
+from helpers.anthropic_samples import COMPANIONS, GATEWAY_FIELDS, HEADER_FIELDS, SAMPLES, SCHEMA, request_fields
+from helpers.anthropic_samples import TOOL as SAMPLE_TOOL
 from helpers.converse_capture import record_converse
 from helpers.recording_openai import RecordingOpenAI
 from helpers.scripted_anthropic import ScriptedAnthropic
@@ -343,6 +345,53 @@ def test_a_null_optional_field_is_unset_not_refused(mixed, scripted, model, fiel
     assert len(sent["messages"]) == len(fields.get("messages", ASK))
     if model == "claude":  # nothing passed on as null (an OpenAI-format assistant turn's content is null by design)
         assert "null" not in json.dumps(sent), sent
+
+
+# Where each field of Anthropic's request lands in an OpenAI-format model's body; any other is refused by name.
+IN_OPENAI_FORM = {
+    "metadata": ("user", "u-1"),
+    "output_config": (
+        "response_format",
+        {"type": "json_schema", "json_schema": {"name": "response", "schema": SCHEMA, "strict": True}},
+    ),
+    "service_tier": ("service_tier", "auto"),
+    "stop_sequences": ("stop", ["END"]),
+    "system": ("messages", [{"role": "system", "content": "Be brief."}, *ASK]),
+    "tool_choice": ("tool_choice", "required"),
+    "tools": (
+        "tools",
+        [{"type": "function", "function": {"name": "get_weather", "parameters": SAMPLE_TOOL["input_schema"]}}],
+    ),
+}
+
+
+@pytest.mark.parametrize("field", request_fields())
+def test_every_field_of_the_sdks_request_is_carried_or_refused_by_name(mixed, scripted, field) -> None:
+    """Each field of the installed anthropic SDK's MessageCreateParams reaches Claude as sent and an OpenAI-format
+    model in its own field (IN_OPENAI_FORM), or is refused naming it before any call. A field a newer SDK adds fails
+    here until it gets a sample (helpers/anthropic_samples.py) and a place."""
+    if field in GATEWAY_FIELDS:
+        return
+    assert field in SAMPLES, f"Anthropic's request has a new field {field!r}: add a sample value to SAMPLES"
+    url, openai_upstream = mixed
+    sdk = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+    asked = {field: SAMPLES[field], **COMPANIONS.get(field, {})}
+    for model in ("claude", "gpt"):
+        scripted.requests.clear()
+        openai_upstream.bodies.clear()
+        refused = field in HEADER_FIELDS or (model == "gpt" and field not in IN_OPENAI_FORM)
+        if refused:
+            with pytest.raises(anthropic.BadRequestError) as caught:
+                sdk.messages.create(model=model, max_tokens=2000, messages=ASK, **asked)
+            assert field in caught.value.body["error"]["message"], caught.value.body
+            assert scripted.requests == [] and openai_upstream.bodies == []  # refused before any call
+            continue
+        sdk.messages.create(model=model, max_tokens=2000, messages=ASK, **asked)
+        if model == "claude":
+            assert scripted.requests[-1][1][field] == SAMPLES[field]  # under its own name, value unchanged
+        else:
+            place, value = IN_OPENAI_FORM[field]
+            assert openai_upstream.last[place] == value
 
 
 def test_thinking_turned_off_reaches_claude_and_asks_nothing_of_another_model(mixed, scripted) -> None:

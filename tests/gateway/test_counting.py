@@ -18,6 +18,7 @@ from google import genai
 from google.genai import errors, types
 
 from helpers import requests_in_metrics, stand_in_aws_keys
+from helpers.anthropic_samples import COMPANIONS, GATEWAY_FIELDS, HEADER_FIELDS, SAMPLES, count_fields
 from tokenomy.config import parse_config
 from tokenomy.emulate.anthropic_api import create_app as create_anthropic
 from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
@@ -207,6 +208,23 @@ def test_a_field_the_sdks_count_tokens_takes_is_counted_not_refused(sdk, fields)
     same = {key: value for key, value in fields.items() if key == "system"}
     expected = sdk.messages.count_tokens(model="claude", messages=ASK, **same).input_tokens
     assert sdk.messages.count_tokens(model="claude", messages=ASK, **fields).input_tokens == expected > 0
+
+
+@pytest.mark.parametrize("field", count_fields())
+def test_every_field_of_the_sdks_count_tokens_is_counted_or_refused_by_name(sdk, field) -> None:
+    """Each field of the installed anthropic SDK's MessageCountTokensParams is counted (what the model reads makes
+    the count grow) or refused naming it; a field a newer SDK adds fails here until it gets a sample."""
+    if field in GATEWAY_FIELDS:
+        return
+    assert field in SAMPLES, f"Anthropic's count_tokens has a new field {field!r}: add a sample value to SAMPLES"
+    asked = {field: SAMPLES[field], **COMPANIONS.get(field, {})}
+    if field in HEADER_FIELDS:
+        with pytest.raises(anthropic.BadRequestError, match=field):
+            sdk.messages.count_tokens(model="claude", messages=ASK, **asked)
+        return
+    counted = sdk.messages.count_tokens(model="claude", messages=ASK, **asked).input_tokens
+    bare = sdk.messages.count_tokens(model="claude", messages=ASK, **COMPANIONS.get(field, {})).input_tokens
+    assert counted > bare if field in ("system", "tools") else counted >= bare > 0
 
 
 def test_an_openai_format_route_cannot_count_and_says_so(sdk) -> None:

@@ -154,6 +154,9 @@ async def _count_answer(request: Request, body: dict[str, Any]) -> Response:
         return anthropic_error(
             400, f"{unknown[0]}: Extra inputs are not permitted (count_tokens takes {', '.join(sorted(COUNT_FIELDS))})"
         )
+    uncarried = uncarried_header(request.headers)  # the SDK's count_tokens sends them as messages.create does
+    if uncarried is not None:
+        return anthropic_error(400, uncarried)
     try:
         # The mapping wants an answer's cap; a count has none, so a placeholder stands in and is taken out again.
         # `speed` changes no count, and a count is billed nothing: not carried, so fast mode's price check stays out.
