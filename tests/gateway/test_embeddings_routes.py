@@ -14,6 +14,7 @@ import pytest
 from helpers import stand_in_aws_keys
 from helpers.cut_off import cut_off_upstream
 from helpers.noticing_openai import NoticingOpenAI
+from helpers.openai_samples import EMBEDDING_GATEWAY_FIELDS, EMBEDDING_SAMPLES, embedding_fields
 from tokenomy.config import parse_config
 from tokenomy.emulate.azure_openai import create_app as azure_app
 from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
@@ -620,6 +621,44 @@ def test_what_bedrock_cannot_take_is_refused_by_name_before_anything_is_sent(led
         client.embeddings.create(model="cohere-v4", input="z" * 3000)  # v4 takes up to 128k tokens
     assert bedrock.state.emulator.calls == 1
     assert [e.model for e in open_store(ledger_path).events()] == ["cohere.embed-v4:0"]
+
+
+# What each field of OpenAI's embeddings request does to Titan's answer, where the gateway carries it.
+ON_TITAN = {
+    "dimensions": lambda answer: len(answer.data[0].embedding) == 256,
+    "encoding_format": lambda answer: isinstance(answer.data[0].embedding, str),  # base64, done as OpenAI does it
+}
+
+
+def test_every_field_of_the_sdks_embeddings_request_is_carried_or_refused_by_name(ledger_path, aws):
+    """Each field of the installed openai SDK's EmbeddingCreateParams reaches an OpenAI-format upstream as sent, and
+    does what it asks of a Bedrock model (ON_TITAN) or is refused naming it before any call. A field a newer SDK
+    adds fails here until it gets a sample (helpers/openai_samples.py) and a place."""
+    upstream = RecordingUpstream()
+    bedrock = create_bedrock(engine=InstantEngine())
+    with (
+        upstream as upstream_url,
+        gateway(upstream_url, ledger_path) as openai_url,
+        ServerThread(bedrock) as bedrock_url,
+        bedrock_gateway(bedrock_url, ledger_path.with_name("bedrock.duckdb")) as bedrock_gateway_url,
+    ):
+        to_openai = openai.OpenAI(base_url=openai_url + "/v1", api_key="unused", max_retries=0)
+        to_bedrock = openai.OpenAI(base_url=bedrock_gateway_url + "/v1", api_key="unused", max_retries=0)
+        for field in embedding_fields():
+            if field in EMBEDDING_GATEWAY_FIELDS:
+                continue
+            assert field in EMBEDDING_SAMPLES, f"OpenAI's embeddings request has a new field {field!r}: add a sample"
+            asked = {field: EMBEDDING_SAMPLES[field]}
+            to_openai.embeddings.create(model="embed", input="hello", **asked)
+            assert upstream.bodies[-1][field] == EMBEDDING_SAMPLES[field], field  # under its own name, unchanged
+            calls = bedrock.state.emulator.calls
+            if field in ON_TITAN:
+                assert ON_TITAN[field](to_bedrock.embeddings.create(model="titan", input="hello", **asked)), field
+                continue
+            with pytest.raises(openai.BadRequestError) as refused:
+                to_bedrock.embeddings.create(model="titan", input="hello", **asked)
+            assert refused.value.param == field and f"`{field}`" in refused.value.message, refused.value.message
+            assert bedrock.state.emulator.calls == calls  # refused before any call
 
 
 def test_a_routes_requests_per_minute_counts_each_bedrock_call_a_request_makes(ledger_path, aws):

@@ -16,6 +16,13 @@ import pydantic
 import pytest
 
 from helpers import stand_in_aws_keys
+from helpers.openai_samples import (
+    RESPONSES_COMPANIONS,
+    RESPONSES_GATEWAY_FIELDS,
+    RESPONSES_SAMPLES,
+    RESPONSES_TOOL,
+    responses_fields,
+)
 from helpers.recording_openai import LOGPROBS, RecordingOpenAI, arguments_for
 from helpers.scripted_anthropic import ScriptedAnthropic
 from tokenomy.config import parse_config
@@ -452,6 +459,74 @@ def test_what_the_gateway_cannot_carry_is_a_400_naming_the_field(served, change,
     assert reply.status_code == 400, reply.text
     assert reply.json()["error"]["param"] == param and reply.json()["error"]["message"].startswith(param)
     assert len(upstream.bodies) == before  # refused before any call
+
+
+# Where each field of the Responses request lands in each model's body (None: asks nothing of that model, as
+# responses_options says: max_tool_calls caps hosted tools, which are refused; metadata is the ledger's tags; Claude
+# caches by prefix without a key). Any other field is refused by name.
+SCHEMA_OF_TOOL = RESPONSES_TOOL["parameters"]
+IN_CHAT_FORM = {
+    "include": ("logprobs", True),
+    "instructions": ("messages", [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]),
+    "max_output_tokens": ("max_completion_tokens", 20),
+    "max_tool_calls": None,
+    "metadata": None,
+    "parallel_tool_calls": ("parallel_tool_calls", False),
+    "prompt_cache_key": ("prompt_cache_key", "tenant-1"),
+    "prompt_cache_retention": ("prompt_cache_retention", "24h"),
+    "reasoning": ("reasoning_effort", "low"),
+    "safety_identifier": ("safety_identifier", "user-hash"),
+    "service_tier": ("service_tier", "flex"),
+    "temperature": ("temperature", 0.5),
+    "text": ("verbosity", "low"),
+    "tool_choice": ("tool_choice", "required"),
+    "tools": (
+        "tools",
+        [{"type": "function", "function": {"name": "get_weather", "parameters": SCHEMA_OF_TOOL, "strict": True}}],
+    ),
+    "top_logprobs": ("top_logprobs", 2),
+    "top_p": ("top_p", 0.5),
+    "user": ("user", "u-1"),
+}
+IN_CLAUDE_FORM = {
+    "instructions": ("system", "Be brief."),
+    "max_output_tokens": ("max_tokens", 20),
+    "max_tool_calls": None,
+    "metadata": None,
+    "parallel_tool_calls": ("tool_choice", {"type": "auto", "disable_parallel_tool_use": True}),
+    "prompt_cache_key": None,
+    "temperature": ("temperature", 0.5),
+    "tool_choice": ("tool_choice", {"type": "any"}),
+    "tools": ("tools", [{"name": "get_weather", "input_schema": SCHEMA_OF_TOOL, "strict": True}]),
+    "top_p": ("top_p", 0.5),
+    "user": ("metadata", {"user_id": "u-1"}),
+}
+
+
+@pytest.mark.parametrize("field", responses_fields())
+def test_every_field_of_the_sdks_request_is_carried_or_refused_by_name(client, served, field):
+    """Each field of the installed openai SDK's ResponseCreateParams reaches an OpenAI-format model and Claude in
+    their own fields (IN_CHAT_FORM, IN_CLAUDE_FORM), or is refused naming it before any call. A field a newer SDK
+    adds fails here until it gets a sample (helpers/openai_samples.py) and a place."""
+    if field in RESPONSES_GATEWAY_FIELDS:
+        return
+    assert field in RESPONSES_SAMPLES, f"OpenAI's Responses request has a new field {field!r}: add a sample"
+    upstream, scripted = served[0], served[1]
+    asked = {field: RESPONSES_SAMPLES[field], **RESPONSES_COMPANIONS.get(field, {})}
+    for model, places in (("fast", IN_CHAT_FORM), ("claude", IN_CLAUDE_FORM)):
+        upstream.bodies.clear()
+        scripted.requests.clear()
+        if field not in places:
+            with pytest.raises(openai.BadRequestError) as refused:
+                client.responses.create(model=model, input="hi", **asked)
+            assert refused.value.body["param"].startswith(field), (model, refused.value.body)
+            assert upstream.bodies == [] and scripted.requests == []  # refused before any call
+            continue
+        client.responses.create(model=model, input="hi", **asked)
+        if places[field] is not None:
+            place, value = places[field]
+            sent = upstream.last if model == "fast" else scripted.requests[-1][1]
+            assert sent[place] == value, (model, sent)
 
 
 # OpenAI's Responses API has no audio input part (its content parts are input_text, input_image and input_file; OpenAI

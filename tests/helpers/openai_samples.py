@@ -1,11 +1,13 @@
-"""One sample value for each field of OpenAI's chat-completions request (the installed `openai` package's
-CompletionCreateParams), for the tests that send every field to a route and check it is carried or refused by name."""
+"""One sample value for each field of OpenAI's chat-completions, Responses and embeddings requests (the installed
+`openai` package's CompletionCreateParams, ResponseCreateParams and EmbeddingCreateParams), for the tests that send every field to a route and check it is carried or refused by name."""
 
 from __future__ import annotations
 
 import typing
 
+from openai.types import embedding_create_params
 from openai.types.chat import completion_create_params
+from openai.types.responses import response_create_params
 
 TOOL = {
     "type": "function",
@@ -71,3 +73,64 @@ GATEWAY_FIELDS = {"model", "messages", "stream", "stream_options"}  # used by th
 
 def request_fields() -> list[str]:
     return sorted(typing.get_type_hints(completion_create_params.CompletionCreateParamsStreaming))
+
+
+# One sample value per field of OpenAI's embeddings request (EmbeddingCreateParams), as SAMPLES is for chat.
+EMBEDDING_SAMPLES: dict[str, typing.Any] = {"dimensions": 256, "encoding_format": "base64", "user": "u-1"}
+EMBEDDING_GATEWAY_FIELDS = {"model", "input"}
+
+
+def embedding_fields() -> list[str]:
+    return sorted(typing.get_type_hints(embedding_create_params.EmbeddingCreateParams))
+
+
+RESPONSES_TOOL = {
+    "type": "function",
+    "name": "get_weather",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+        "additionalProperties": False,
+    },
+    "strict": True,
+}
+# One sample value per field of OpenAI's Responses request (ResponseCreateParams), as SAMPLES is for chat.
+RESPONSES_SAMPLES: dict[str, typing.Any] = {
+    "access_programs": {"cyber": "standard"},
+    "background": True,
+    "background_options": {"completion_window": "2h"},
+    "context_management": [{"type": "compaction", "compact_threshold": 1000}],
+    "conversation": "conv_1",
+    "image": {"context_compression": "disabled"},
+    "include": ["message.output_text.logprobs"],
+    "instructions": "Be brief.",
+    "max_output_tokens": 20,
+    "max_tool_calls": 3,
+    "metadata": {"team": "search"},
+    "moderation": {"model": "omni-moderation-latest"},
+    "parallel_tool_calls": False,
+    "previous_response_id": "resp_1",
+    "prompt": {"id": "pmpt_1"},
+    "prompt_cache_key": "tenant-1",
+    "prompt_cache_options": {"mode": "implicit", "ttl": "30m"},
+    "prompt_cache_retention": "24h",
+    "reasoning": {"effort": "low"},
+    "safety_identifier": "user-hash",
+    "service_tier": "flex",
+    "store": True,
+    "temperature": 0.5,
+    "text": {"verbosity": "low"},
+    "tool_choice": "required",
+    "tools": [RESPONSES_TOOL],
+    "top_logprobs": 2,
+    "top_p": 0.5,
+    "truncation": "auto",
+    "user": "u-1",
+}
+RESPONSES_COMPANIONS = {"tool_choice": {"tools": [RESPONSES_TOOL]}, "parallel_tool_calls": {"tools": [RESPONSES_TOOL]}}
+RESPONSES_GATEWAY_FIELDS = {"model", "input", "stream", "stream_options"}  # used by the gateway itself
+
+
+def responses_fields() -> list[str]:
+    return sorted(typing.get_type_hints(response_create_params.ResponseCreateParamsBase))
