@@ -3,6 +3,7 @@ mapping cannot carry is a 400 naming it before any call, budget reservation or l
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import httpx
@@ -11,6 +12,8 @@ from google import genai
 from google.genai import errors, types
 
 from helpers.capturing_asgi import capturing
+from helpers.gemini_samples import COMPANIONS, SAMPLES, SDK_ONLY, config_fields
+from helpers.recording_openai import RecordingOpenAI
 from tokenomy.config import parse_config
 from tokenomy.emulate.gemini_api import create_app as create_gemini
 from tokenomy.emulate.instant_engine import InstantEngine
@@ -145,3 +148,102 @@ def test_json_mode_refused_for_a_bedrock_model_says_what_to_send_in_the_gemini_a
     assert refused.value.code == 400 and message.startswith("generationConfig.responseMimeType: Bedrock"), message
     assert "`generationConfig.responseJsonSchema`" in message and "response_format" not in message, message
     assert "json_schema" not in message, message
+
+
+# Where each GenerateContentConfig field lands in an OpenAI-format model's body (None: the gateway keeps it, as
+# `labels` become the ledger row's tags, test_gemini_agents.py); any other is refused by name.
+IN_OPENAI_FORM = {
+    "frequency_penalty": ("frequency_penalty", 0.25),
+    "labels": None,
+    "max_output_tokens": ("max_tokens", 20),
+    "presence_penalty": ("presence_penalty", 0.25),
+    "response_json_schema": ("response_format", "json_schema"),
+    "response_mime_type": ("response_format", "json_object"),
+    "response_schema": ("response_format", "json_schema"),
+    "seed": ("seed", 7),
+    "stop_sequences": ("stop", ["END"]),
+    "system_instruction": ("messages", [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]),
+    "temperature": ("temperature", 0.5),
+    "tool_config": ("tool_choice", "required"),
+    "tools": ("tools", "get_weather"),
+    "top_k": ("top_k", 3),
+    "top_p": ("top_p", 0.5),
+}
+# Gemini's older schema form reaches Gemini models as the JSON schema it means (gemini_inbound.json_schema).
+RESHAPED_FOR_GEMINI = {"generationConfig.responseSchema": "generationConfig.responseJsonSchema"}
+TESTED_ELSEWHERE = {"cached_content"}  # needs a cache the gateway made: test_gemini_caches.py sends it to each API
+
+
+def _wire_places(body: dict, bare: dict) -> list[str]:
+    """The places of a generateContent body that a bare request lacks: top-level fields, generationConfig's fields."""
+    top = [key for key in body if key not in bare]
+    return top + [f"generationConfig.{key}" for key in body.get("generationConfig", {})]
+
+
+def _at(body: dict, place: str):
+    head, _, rest = place.partition(".")
+    return body.get(head) if not rest else (body.get(head) or {}).get(rest)
+
+
+def test_every_field_of_the_sdks_config_is_carried_or_refused_by_name(tmp_path) -> None:
+    """Each field of the installed google-genai's GenerateContentConfig, as the SDK writes it (Developer API, or
+    Vertex AI's express mode for a field only Vertex AI has), reaches a Gemini model where the SDK put it and an
+    OpenAI-format model in its own field (IN_OPENAI_FORM), or is refused naming it before any call. A field a newer
+    SDK adds fails here until it gets a sample (helpers/gemini_samples.py) and a place."""
+    into_gateway: list[dict] = []
+    into_gemini: list[dict] = []
+    with (
+        ServerThread(capturing(create_gemini(engine=InstantEngine()), into_gemini)) as gemini,
+        RecordingOpenAI() as upstream,
+    ):
+        models = {
+            "g": {"provider": "gemini", "model": GEMINI, "base_url": gemini},
+            "fast": {"provider": "openai", "model": "up", "base_url": upstream.url, "price_as": HAIKU},
+        }
+        app = capturing(create_app(parse_config({"models": models}), str(tmp_path / "ledger.duckdb")), into_gateway)
+        with ServerThread(app, lifespan="on") as url:
+            developer = genai.Client(api_key="unused", http_options={"base_url": url})
+            vertex = genai.Client(vertexai=True, api_key="unused", http_options={"base_url": url})
+            developer.models.generate_content(model="g", contents="hi", config=types.GenerateContentConfig())
+            bare = into_gateway[-1]
+            for field in config_fields():
+                if field in TESTED_ELSEWHERE:
+                    continue
+                assert field in SAMPLES, f"GenerateContentConfig has a new field {field!r}: add a sample to SAMPLES"
+                config = types.GenerateContentConfig(**{field: SAMPLES[field], **COMPANIONS.get(field, {})})
+                for model in ("g", "fast"):
+                    into_gateway.clear(), into_gemini.clear(), upstream.bodies.clear()
+                    refused = None
+                    try:
+                        developer.models.generate_content(model=model, contents="hi", config=config)
+                    except ValueError:  # the SDK sends it to Vertex AI only
+                        into_gateway.clear()
+                        try:
+                            vertex.models.generate_content(model=model, contents="hi", config=config)
+                        except errors.ClientError as error:
+                            refused = error
+                    except errors.ClientError as error:
+                        refused = error
+                    places = _wire_places(into_gateway[-1], bare)
+                    if field in SDK_ONLY:
+                        assert places == [] and refused is None, (field, places)  # nothing sent: nothing to carry
+                        continue
+                    assert places, f"{field} was sent nowhere the test looks: give it a place"
+                    if model == "g" and into_gemini:  # sent on (Gemini's own refusal, if any, is the provider's)
+                        sent = into_gemini[-1]
+                        for place in places:
+                            assert _at(sent, RESHAPED_FOR_GEMINI.get(place, place)) is not None, (field, place, sent)
+                        continue
+                    if model == "fast" and field in IN_OPENAI_FORM and refused is None:
+                        if IN_OPENAI_FORM[field] is not None:
+                            key, value = IN_OPENAI_FORM[field]
+                            sent = upstream.last[key]  # the value, or (a string) a name or type inside it
+                            assert sent == value or (isinstance(value, str) and value in json.dumps(sent)), sent
+                        continue
+                    assert refused is not None and refused.code == 400, (model, field)
+                    named = [
+                        *places,
+                        field,
+                    ]  # as sent, or by the SDK's name (the Gemini provider's google-genai refusing it)
+                    assert any(place in refused.message for place in named), (model, field, refused.message)
+                    assert into_gemini == [] and upstream.bodies == [], (model, field)  # refused before any call
