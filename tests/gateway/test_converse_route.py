@@ -675,3 +675,71 @@ def test_no_field_of_openais_request_rides_to_a_bedrock_model_under_its_own_name
             assert sent == [], field  # refused before any call
             continue
         assert field not in sent[-1].get("additionalModelRequestFields", {}), field
+
+
+SCHEMA_TEXT = json.dumps({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]})
+# One sample value per member of botocore's Converse and ConverseStream input shapes (the installed botocore's model).
+CONVERSE_SAMPLES = {
+    "additionalModelRequestFields": {"top_k": 5},
+    "additionalModelResponseFieldPaths": ["/usage"],
+    "guardrailConfig": {"guardrailIdentifier": "gr-1", "guardrailVersion": "1"},
+    "inferenceConfig": {"maxTokens": 20, "temperature": 0.5, "topP": 0.5, "stopSequences": ["END"]},
+    "outputConfig": {"textFormat": {"type": "json_schema", "structure": {"jsonSchema": {"schema": SCHEMA_TEXT}}}},
+    "performanceConfig": {"latency": "optimized"},
+    "projectIdentifier": "proj-1",
+    "promptVariables": {"city": {"text": "Paris"}},
+    "requestMetadata": {"team": "search"},
+    "serviceTier": {"type": "flex"},
+    "system": [{"text": "Be brief."}],
+    "toolConfig": {"tools": [WEATHER], "toolChoice": {"any": {}}},
+}
+
+
+# Where each member lands in an OpenAI-format model's body; any other is refused by name (Bedrock's own features).
+CONVERSE_IN_OPENAI_FORM = {
+    "additionalModelRequestFields": ("top_k", 5),
+    "inferenceConfig": ("max_tokens", 20),
+    "outputConfig": ("response_format", "json_schema"),
+    "system": ("messages", "Be brief."),
+    "toolConfig": ("tool_choice", "required"),
+}
+# Refused for Claude 3 Haiku on Bedrock: billed at a tier's prices the catalog lacks (test_converse_mapping.py).
+CONVERSE_UNPRICED = {"performanceConfig", "serviceTier"}
+CONVERSE_RESHAPED = {"outputConfig"}  # its schema in the strict form Claude takes (test_claude_schemas.py)
+
+
+@pytest.mark.parametrize("operation", ["Converse", "ConverseStream"])
+def test_every_member_of_botocores_converse_input_is_carried_or_refused_by_name(served, operation) -> None:
+    """Each member of the installed botocore's Converse and ConverseStream input shapes, sent by boto3, reaches a
+    Bedrock model where Converse reads it and an OpenAI-format model in its own field (CONVERSE_IN_OPENAI_FORM), or is
+    refused naming it before any call. projectIdentifier was refused ("not carried by the gateway") though the Bedrock
+    mapping carries it, as it does InvokeModel's header. A member a newer botocore adds fails here until it gets a
+    sample."""
+    import botocore.session
+
+    client, _, upstream, sent, _ = served
+    shape = botocore.session.get_session().get_service_model("bedrock-runtime").operation_model(operation).input_shape
+    call = client.converse if operation == "Converse" else client.converse_stream
+    for member in shape.members:
+        if member in ("modelId", "messages"):
+            continue
+        assert member in CONVERSE_SAMPLES, f"{operation} has a new member {member!r}: add a sample to CONVERSE_SAMPLES"
+        for model in ("haiku", "fast"):
+            sent.clear()
+            upstream.bodies.clear()
+            carried = member not in CONVERSE_UNPRICED if model == "haiku" else member in CONVERSE_IN_OPENAI_FORM
+            if not carried:
+                with pytest.raises(ClientError) as refused:
+                    call(modelId=model, messages=ASK, **{member: CONVERSE_SAMPLES[member]})
+                assert refused.value.response["Error"]["Message"].startswith(member), refused.value.response
+                assert sent == [] and upstream.bodies == []  # refused before any call
+                continue
+            answer = call(modelId=model, messages=ASK, **{member: CONVERSE_SAMPLES[member]})
+            if operation == "ConverseStream":
+                list(answer["stream"])
+            if model == "haiku":
+                assert member in sent[-1], (member, sent[-1])
+                assert member in CONVERSE_RESHAPED or sent[-1][member] == CONVERSE_SAMPLES[member], sent[-1]
+            else:
+                place, value = CONVERSE_IN_OPENAI_FORM[member]
+                assert upstream.last[place] == value or value in json.dumps(upstream.last[place]), upstream.last

@@ -8,7 +8,8 @@ Every field boto3 can send is carried or refused with a ValueError naming it in 
 - inferenceConfig, toolConfig (toolSpec, toolChoice), outputConfig (a JSON schema text format, an effort) and the
   model fields Tokenomy knows in additionalModelRequestFields (top_k, Anthropic-style thinking) map to the
   ChatRequest's own options, so they reach whichever provider the route names.
-- the rest of Converse's fields (guardrailConfig, requestMetadata, promptVariables, other model fields, ...) ride in
+- the rest of Converse's fields (guardrailConfig, requestMetadata, projectIdentifier, promptVariables, other model
+  fields, ...) ride in
   `extra`, which the gateway carries to Bedrock models only, as the caller sent them.
 """
 
@@ -36,6 +37,7 @@ PASS_THROUGH = (
     "promptVariables",
     "additionalModelResponseFieldPaths",
     "requestMetadata",
+    "projectIdentifier",
     "performanceConfig",
     "serviceTier",
 )
