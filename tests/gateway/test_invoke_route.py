@@ -17,6 +17,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from helpers import stand_in_aws_keys
+from helpers.anthropic_samples import COMPANIONS, GATEWAY_FIELDS, HEADER_FIELDS, SAMPLES, request_fields
 from helpers.claude_gateway import HAIKU, ClaudeGateway
 from helpers.recording_openai import arguments_for
 from tokenomy.config import parse_config
@@ -188,6 +189,76 @@ def test_a_beta_and_claudes_fields_go_to_bedrock_in_additional_model_request_fie
     client, sent = served.client, served.sent
     client.invoke_model(modelId="haiku", body=claude_body(anthropic_beta=["token-efficient-tools-2025-02-19"]))
     assert sent[-1]["additionalModelRequestFields"] == {"anthropic_beta": ["token-efficient-tools-2025-02-19"]}
+
+
+# Where each field of Claude's body lands, by route: Converse's params for "haiku" (Bedrock), Anthropic's body for
+# "claude" (its own name, value unchanged), an OpenAI-format body for "fast", as a dotted path and its value (None:
+# asks nothing of that model, as service_tier "auto", Anthropic's default tier, of Bedrock). Any other is refused.
+MODEL_FIELD = {"haiku": "additionalModelRequestFields.{}"}
+INVOKE_PLACES: dict[str, dict[str, str | tuple[str, object] | None]] = {
+    "cache_control": {"haiku": MODEL_FIELD["haiku"]},
+    "container": {"haiku": MODEL_FIELD["haiku"]},
+    "diagnostics": {"haiku": MODEL_FIELD["haiku"]},
+    "inference_geo": {"haiku": MODEL_FIELD["haiku"]},
+    "metadata": {"haiku": ("requestMetadata", {"user_id": "u-1"}), "fast": ("user", "u-1")},
+    "output_config": {
+        "haiku": ("outputConfig.textFormat.type", "json_schema"),
+        "fast": ("response_format.type", "json_schema"),
+    },
+    "service_tier": {"haiku": None, "fast": ("service_tier", "auto")},
+    "speed": {"haiku": MODEL_FIELD["haiku"]},
+    "stop_sequences": {"haiku": ("inferenceConfig.stopSequences", ["END"]), "fast": ("stop", ["END"])},
+    "system": {"haiku": ("system", [{"text": "Be brief."}]), "fast": ("messages.0.content", "Be brief.")},
+    "thinking": {},  # Claude 3 Haiku does not think; an OpenAI-format model takes no budget
+    "tool_choice": {"haiku": ("toolConfig.toolChoice", {"any": {}}), "fast": ("tool_choice", "required")},
+    "tools": {
+        "haiku": ("toolConfig.tools.0.toolSpec.name", "get_weather"),
+        "fast": ("tools.0.function.name", "get_weather"),
+    },
+    # The SDK moves it from its header into Bedrock's body, where Claude on Bedrock reads it.
+    "user_profile_id": {"haiku": MODEL_FIELD["haiku"]},
+}
+
+
+def _at(body, path: str):
+    for step in path.split("."):
+        body = body[int(step)] if isinstance(body, list) else body[step]
+    return body
+
+
+def test_every_field_of_the_anthropic_bedrock_sdks_request_is_carried_or_refused_by_name(served) -> None:
+    """Each field of the installed anthropic SDK's MessageCreateParams, sent by AnthropicBedrock (InvokeModel's body
+    for Claude), reaches Bedrock, Anthropic's API and an OpenAI-format model where each reads it (INVOKE_PLACES), or is
+    refused naming it before any call. workspace_id, which the SDK sends as a header, went nowhere, unsaid. A field a
+    newer SDK adds fails here until it gets a sample (helpers/anthropic_samples.py) and a place."""
+    sdk = anthropic.AnthropicBedrock(base_url=served.url, api_key="unused", aws_region="us-east-1", max_retries=0)
+    for field in request_fields():
+        if field in GATEWAY_FIELDS:
+            continue
+        assert (field in SAMPLES and field in INVOKE_PLACES) or field in HEADER_FIELDS, (
+            f"add {field!r} a sample and places"
+        )
+        asked = {field: SAMPLES[field], **COMPANIONS.get(field, {})}
+        places = INVOKE_PLACES.get(field, {})
+        for model in ("haiku", "claude", "fast"):
+            served.sent.clear(), served.scripted.requests.clear(), served.upstream.bodies.clear()
+            carried = model in places or (model == "claude" and field in INVOKE_PLACES)
+            if not carried:
+                with pytest.raises(anthropic.BadRequestError) as refused:
+                    sdk.messages.create(model=model, max_tokens=2000, messages=ASK, **asked)
+                assert field in refused.value.message, (model, refused.value.message)
+                assert served.sent == served.scripted.requests == served.upstream.bodies == []  # before any call
+                continue
+            sdk.messages.create(model=model, max_tokens=2000, messages=ASK, **asked)
+            if model == "claude":
+                assert served.scripted.requests[-1][1][field] == SAMPLES[field]  # its own name, value unchanged
+                continue
+            sent = served.sent[-1] if model == "haiku" else served.upstream.last
+            place = places[model]
+            if isinstance(place, str):  # a model field of Claude's, under its own name
+                assert _at(sent, place.format(field)) == SAMPLES[field], (model, sent)
+            elif place is not None:
+                assert _at(sent, place[0]) == place[1], (model, sent)
 
 
 def test_invoke_models_header_parameters_become_converse_fields_on_bedrock_and_are_refused_elsewhere(served) -> None:

@@ -41,6 +41,7 @@ from tokenomy.errors import TokenomyError
 from tokenomy.gateway import invoke_embeddings, invoke_prompts, metrics
 from tokenomy.gateway.anthropic_errors import failure_parts
 from tokenomy.gateway.anthropic_events import EventWriter as MessagesEventWriter
+from tokenomy.gateway.anthropic_routes import uncarried_header
 from tokenomy.gateway.call_stream import call_streamed
 from tokenomy.gateway.calls import (
     Refusal,
@@ -251,6 +252,9 @@ async def _invoke(request: Request, model_id: str, stream: bool) -> Response:
         message = f"modelId: `{model_id}` does not exist on this gateway; GET /v1/models lists the names you can use."
         return metrics.done(bedrock_error(404, message), label, started)
     try:
+        uncarried = uncarried_header(request.headers)  # AnthropicBedrock sends workspace_id as /v1/messages' SDK does
+        if uncarried is not None:
+            raise ValueError(uncarried)
         header_fields, given = _header_fields(request)
         given_body = await json_body(request)
         family = invoke_prompts.prompt_family(gw, route, model_id, given_body)  # Titan Text's, Llama's, Mistral's
