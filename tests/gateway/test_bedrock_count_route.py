@@ -15,6 +15,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from helpers import stand_in_aws_keys
+from helpers.anthropic_samples import COMPANIONS, GATEWAY_FIELDS, SAMPLES, request_fields
 from tokenomy.config import parse_config
 from tokenomy.emulate.anthropic_api import create_app as create_anthropic
 from tokenomy.emulate.bedrock_runtime import create_app as create_bedrock
@@ -399,3 +400,48 @@ def test_counts_write_no_ledger_row_beside_a_call(tmp_path) -> None:
             ):
                 assert client.count_tokens(modelId="claude", input=given)["inputTokens"] > 0
     assert open_store(ledger).count() == 1  # the call's row, and none for the counts
+
+
+# One sample per member of botocore's ConverseTokensRequest (CountTokens' converse input).
+CONVERSE_COUNT_SAMPLES = {
+    "system": [{"text": SYSTEM}],
+    "toolConfig": TOOL_CONFIG,
+    "additionalModelRequestFields": {"top_k": 5},
+}
+READ = {"system", "toolConfig", "tools", "tool_choice"}  # what the model reads: the count grows
+
+
+@pytest.mark.parametrize("model", ["sonnet", "claude"])
+def test_every_member_of_either_count_input_is_counted_or_refused_by_name(served, model) -> None:
+    """Each member of the installed botocore's ConverseTokensRequest, and each field of the anthropic SDK's
+    MessageCreateParams in an invokeModel body (Claude's Bedrock body), is counted (what the model reads makes the
+    count grow) or refused naming it. A field a newer botocore or SDK adds fails here until it gets a sample."""
+    import botocore.session
+
+    client = served[0]
+    model_of = botocore.session.get_session().get_service_model("bedrock-runtime")
+    assert set(model_of.shape_for("CountTokensInput").members) == {"converse", "invokeModel"}
+    forms = [("converse", member, {member: sample}) for member, sample in CONVERSE_COUNT_SAMPLES.items()]
+    for member in model_of.shape_for("ConverseTokensRequest").members:
+        assert member == "messages" or member in CONVERSE_COUNT_SAMPLES, f"CountTokens' converse has {member!r}"
+    for field in request_fields():
+        if field not in GATEWAY_FIELDS and field != "workspace_id":  # workspace_id: a header, never in the body
+            forms.append(("invokeModel", field, {field: SAMPLES[field], **COMPANIONS.get(field, {})}))
+    bare = {
+        "converse": client.count_tokens(modelId=model, input={"converse": {"messages": CONVERSE}})["inputTokens"],
+        "invokeModel": client.count_tokens(
+            modelId=model, input={"invokeModel": {"body": invoke_body(messages=MESSAGES)}}
+        )["inputTokens"],
+    }
+    for form, field, given in forms:
+        asked = (
+            {"messages": CONVERSE, **given} if form == "converse" else {"body": invoke_body(messages=MESSAGES, **given)}
+        )
+        try:
+            counted = client.count_tokens(modelId=model, input={form: asked})["inputTokens"]
+        except ClientError as refused:
+            message = refused.response["Error"]["Message"]
+            place = f"input.{form}.{field}" if form == "converse" else f"input.invokeModel.body.{field}"
+            assert place in message, (form, field, message)
+            continue
+        assert counted > bare[form] if field in READ else counted >= bare[form] > 0, (form, field)
