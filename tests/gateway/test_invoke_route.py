@@ -295,6 +295,52 @@ def test_invoke_models_header_parameters_become_converse_fields_on_bedrock_and_a
     assert len(sent) == before + 1
 
 
+# One sample per header member of botocore's InvokeModel input, with what it needs beside it and the Converse field
+# it becomes on a Bedrock route (a path into Converse's params and its value).
+GUARDRAIL = {"guardrailIdentifier": "g1", "guardrailVersion": "2"}
+INVOKE_HEADERS = {
+    "guardrailIdentifier": (GUARDRAIL, "guardrailConfig.guardrailIdentifier", "g1"),
+    "guardrailVersion": (GUARDRAIL, "guardrailConfig.guardrailVersion", "2"),
+    "trace": ({**GUARDRAIL, "trace": "ENABLED"}, "guardrailConfig.trace", "enabled"),
+    "requestMetadata": ({"requestMetadata": json.dumps({"app": "shop"})}, "requestMetadata", {"app": "shop"}),
+    "projectIdentifier": ({"projectIdentifier": "proj-1"}, "projectIdentifier", "proj-1"),
+    # Refused for Claude 3 Haiku: billed at prices the catalog lacks (test_converse_mapping.py).
+    "performanceConfigLatency": ({"performanceConfigLatency": "optimized"}, None, None),
+    "serviceTier": ({"serviceTier": "flex"}, None, None),
+}
+TRANSPORT = {"body", "modelId", "contentType", "accept"}  # the request itself: its body, path and media types
+
+
+@pytest.mark.parametrize("operation", ["InvokeModel", "InvokeModelWithResponseStream"])
+def test_every_header_member_of_botocores_invoke_input_is_carried_or_refused_by_name(served, operation) -> None:
+    """Each member of the installed botocore's InvokeModel input shapes beside the body reaches Bedrock as the
+    Converse field of the same meaning, or is refused naming it (and for a route that may reach another provider,
+    always) before any call. performanceConfigLatency was refused as `performanceConfig`, a Converse field the caller
+    never wrote. A member a newer botocore adds fails here until it gets a sample."""
+    import botocore.session
+
+    client, sent = served.client, served.sent
+    shape = botocore.session.get_session().get_service_model("bedrock-runtime").operation_model(operation).input_shape
+    invoke = client.invoke_model if operation == "InvokeModel" else client.invoke_model_with_response_stream
+    for member in set(shape.members) - TRANSPORT:
+        assert member in INVOKE_HEADERS, f"{operation} has a new member {member!r}: add it to INVOKE_HEADERS"
+        params, place, value = INVOKE_HEADERS[member]
+        for model in ("haiku", "fast"):
+            sent.clear()
+            served.upstream.bodies.clear()
+            if model == "fast" or place is None:
+                with pytest.raises(ClientError) as refused:
+                    invoke(modelId=model, body=claude_body(), **params)
+                message = refused.value.response["Error"]["Message"]
+                assert message.startswith(next(iter(params))), (member, message)  # the parameter the caller set
+                assert sent == [] and served.upstream.bodies == []  # refused before any call
+                continue
+            answer = invoke(modelId=model, body=claude_body(), **params)
+            if operation == "InvokeModelWithResponseStream":
+                list(answer["body"])
+            assert _at(sent[-1], place) == value, (member, sent[-1])
+
+
 @pytest.mark.parametrize(
     ("body", "named"),
     [

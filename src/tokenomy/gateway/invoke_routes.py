@@ -37,7 +37,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from tokenomy.chat_response import ChatResponse
-from tokenomy.errors import TokenomyError
+from tokenomy.errors import ProviderError, TokenomyError
 from tokenomy.gateway import invoke_embeddings, invoke_prompts, metrics
 from tokenomy.gateway.anthropic_errors import failure_parts
 from tokenomy.gateway.anthropic_events import EventWriter as MessagesEventWriter
@@ -206,7 +206,14 @@ class EventWriter(MessagesEventWriter):
         return super().finish(response)
 
 
+# Converse fields that only InvokeModel's header parameters become (`_header_fields`): a refusal of one names the
+# parameter the caller set (boto3's name), not the Converse field it never wrote.
+HEADER_PARAMS = {"performanceConfig": "performanceConfigLatency", "guardrailConfig": "guardrailIdentifier"}
+
+
 def _failure(exc: TokenomyError, body: dict[str, Any]) -> JSONResponse:
+    if isinstance(exc, ProviderError) and exc.refused is None and exc.param in HEADER_PARAMS:
+        return bedrock_error(400, exc.named(lambda param: HEADER_PARAMS.get(param, param)))
     status, message, headers = failure_parts(exc, body)
     return bedrock_error(status, message, headers)
 
