@@ -4,6 +4,7 @@ caller gets back. The official SDKs drive a real gateway on 127.0.0.1 in front o
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 from decimal import Decimal
 
@@ -13,6 +14,7 @@ import openai
 import pytest
 
 from helpers import stand_in_aws_keys
+from helpers.anthropic_blocks import BLOCKS, BY_BLOCK, KEYS, POSITION, block_types, optional_keys
 from helpers.anthropic_samples import COMPANIONS, GATEWAY_FIELDS, HEADER_FIELDS, SAMPLES, SCHEMA, request_fields
 from helpers.anthropic_samples import TOOL as SAMPLE_TOOL
 from helpers.converse_capture import record_converse
@@ -1496,3 +1498,47 @@ def test_the_service_tier_anthropic_served_a_call_at_reaches_the_caller_streamed
         scripted.usage = {k: v for k, v in scripted.usage.items() if k != "service_tier"}
     assert whole.usage.service_tier == streamed.usage.service_tier == "priority"
     assert whole.usage.input_tokens == streamed.usage.input_tokens == 10
+
+
+# What a block's key does to an OpenAI-format model's messages, where the gateway carries it (None: asks nothing of
+# it, as a cache point: OpenAI caches every long prefix by itself, README "cache_control"). Any other is refused.
+BLOCK_KEYS_IN_OPENAI_FORM = {
+    "cache_control": None,
+    "is_error": lambda messages: messages[-1]["content"].startswith("Error: "),  # a tool message has no flag
+    "title": lambda messages: messages[0]["content"][0]["file"]["filename"] == "Report",
+}
+
+
+def test_every_key_of_every_content_block_is_carried_or_refused_by_name(mixed, scripted) -> None:
+    """Each optional key of each content block type of the installed anthropic SDK (helpers/anthropic_blocks.py)
+    reaches Claude in its place, value unchanged, and an OpenAI-format model as BLOCK_KEYS_IN_OPENAI_FORM says, or is
+    refused naming the block or the key before any call. A block type or key a newer SDK adds fails here until it
+    gets a sample."""
+    url, openai_upstream = mixed
+    sdk = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+    for name, kind in block_types().items():
+        assert name in BLOCKS, f"the SDK has a new content block {name}: add a sample to BLOCKS"
+        turns, i = BLOCKS[name]
+        j = POSITION.get(name, 0)
+        for key in optional_keys(kind):
+            if key in turns[i]["content"][j]:  # part of the sample block already
+                continue
+            assert key in KEYS or (name, key) in BY_BLOCK, f"{name} has a new key {key!r}: add a sample to KEYS"
+            sample = BY_BLOCK.get((name, key), KEYS.get(key))
+            asked = copy.deepcopy(turns)
+            asked[i]["content"][j][key] = sample
+            for model in ("claude", "gpt"):
+                scripted.requests.clear()
+                openai_upstream.bodies.clear()
+                try:
+                    sdk.messages.create(model=model, max_tokens=2000, messages=asked)
+                except anthropic.BadRequestError as refused:
+                    assert f"messages.{i}.content." in refused.message, (name, key, model, refused.message)
+                    assert scripted.requests == [] and openai_upstream.bodies == []  # refused before any call
+                    continue
+                if model == "claude":
+                    assert scripted.requests[-1][1]["messages"][i]["content"][j][key] == sample, (name, key)
+                else:
+                    assert key in BLOCK_KEYS_IN_OPENAI_FORM, (name, key, openai_upstream.last["messages"])
+                    check = BLOCK_KEYS_IN_OPENAI_FORM[key]
+                    assert check is None or check(openai_upstream.last["messages"]), (name, key)
