@@ -14,7 +14,16 @@ import openai
 import pytest
 
 from helpers import stand_in_aws_keys
-from helpers.anthropic_blocks import BLOCKS, BY_BLOCK, KEYS, POSITION, block_types, optional_keys
+from helpers.anthropic_blocks import (
+    BLOCKS,
+    BY_BLOCK,
+    KEYS,
+    POSITION,
+    TOOL_KEYS,
+    block_types,
+    optional_keys,
+    tool_keys,
+)
 from helpers.anthropic_samples import COMPANIONS, GATEWAY_FIELDS, HEADER_FIELDS, SAMPLES, SCHEMA, request_fields
 from helpers.anthropic_samples import TOOL as SAMPLE_TOOL
 from helpers.converse_capture import record_converse
@@ -1542,3 +1551,38 @@ def test_every_key_of_every_content_block_is_carried_or_refused_by_name(mixed, s
                     assert key in BLOCK_KEYS_IN_OPENAI_FORM, (name, key, openai_upstream.last["messages"])
                     check = BLOCK_KEYS_IN_OPENAI_FORM[key]
                     assert check is None or check(openai_upstream.last["messages"]), (name, key)
+
+
+# What a tool's key becomes for an OpenAI-format model (None: asks nothing of it: a cache point, as above; input
+# streamed as written, which it does anyway; "custom", every function tool's kind). Any other is refused by name.
+TOOL_KEYS_IN_OPENAI_FORM = {
+    "cache_control": None,
+    "description": ("description", "Weather in a city"),
+    "eager_input_streaming": None,
+    "strict": ("strict", True),
+    "type": None,
+}
+
+
+def test_every_key_of_a_custom_tool_is_carried_or_refused_by_name(mixed, scripted) -> None:
+    """Each optional key of the installed anthropic SDK's ToolParam reaches Claude as sent ("custom", its default
+    kind, asks nothing) and an OpenAI-format model in its function's own field, or is refused naming tools.0.<key>.
+    A key a newer SDK adds fails here until it gets a sample (helpers/anthropic_blocks.py)."""
+    url, openai_upstream = mixed
+    sdk = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+    for key in tool_keys():
+        assert key in TOOL_KEYS, f"the SDK's ToolParam has a new key {key!r}: add a sample to TOOL_KEYS"
+        tool = {**SAMPLE_TOOL, key: TOOL_KEYS[key]}
+        sdk.messages.create(model="claude", max_tokens=2000, messages=ASK, tools=[tool])
+        sent = scripted.requests[-1][1]["tools"][0]
+        assert sent.get(key) == TOOL_KEYS[key] or (key, sent.get(key)) == ("type", None), (key, sent)
+        openai_upstream.bodies.clear()
+        if key not in TOOL_KEYS_IN_OPENAI_FORM:
+            with pytest.raises(anthropic.BadRequestError, match=rf"tools\.0\.{key}"):
+                sdk.messages.create(model="gpt", max_tokens=2000, messages=ASK, tools=[tool])
+            assert openai_upstream.bodies == []  # refused before any call
+            continue
+        sdk.messages.create(model="gpt", max_tokens=2000, messages=ASK, tools=[tool])
+        function = openai_upstream.last["tools"][0]["function"]
+        place = TOOL_KEYS_IN_OPENAI_FORM[key]
+        assert place is None or function[place[0]] == place[1], (key, function)

@@ -181,3 +181,25 @@ def optional_keys(block: type) -> list[str]:
     """The keys of `block` the SDK does not mark Required (its TypedDicts are total=False)."""
     hints = typing.get_type_hints(block, include_extras=True)
     return sorted(key for key, hint in hints.items() if typing.get_origin(hint) is not typing_extensions.Required)
+
+
+# A sample of each optional key of a custom tool (the SDK's ToolParam).
+TOOL_KEYS: dict[str, typing.Any] = {
+    "allowed_callers": ["direct"],
+    "cache_control": {"type": "ephemeral"},
+    "defer_loading": True,
+    "description": "Weather in a city",
+    "eager_input_streaming": True,
+    "input_examples": [{"city": "Paris"}],
+    "strict": True,
+    "type": "custom",
+}
+
+
+def tool_keys() -> list[str]:
+    """ToolParam's keys but those it marks Required (its hints name a ClassVar its module does not import, so they
+    are read as the SDK wrote them)."""
+    from anthropic.types import tool_param
+
+    hints = tool_param.ToolParam.__annotations__.items()
+    return sorted(key for key, hint in hints if not getattr(hint, "__forward_arg__", str(hint)).startswith("Required["))
