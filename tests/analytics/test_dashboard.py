@@ -167,6 +167,53 @@ def test_api_names_bad_filters(gateway) -> None:
     assert options["first_day"] == "2026-10-01"
 
 
+def test_api_refuses_a_parameter_it_would_drop(gateway) -> None:
+    """`period=7d` and `limit=` were not read: the whole ledger answered as if narrowed; a repeated model answered
+    the last one alone."""
+    for params in ({"period": "7d"}, {"limit": "1000000000"}, [("model", "gpt-4o-mini"), ("model", "m")]):
+        for section in ("totals", "spend", "requests", "headline"):
+            bad = httpx.get(f"{gateway}/dashboard/api/{section}", params=params, timeout=60)
+            assert bad.status_code == 400, (section, params, bad.text)
+            assert "since and until" in bad.json()["detail"], bad.text
+    assert "'period'" in httpx.get(f"{gateway}/dashboard/api/totals", params={"period": "7d"}).json()["detail"]
+    bad = httpx.get(f"{gateway}/dashboard/api/filters", params={"since": "2026-10-01"})
+    assert bad.status_code == 400 and "takes no query parameters" in bad.json()["detail"]
+
+
+def test_api_names_a_filter_value_the_ledger_does_not_hold(gateway, tmp_path) -> None:
+    """A misspelt model (provider, task, tag) answered $0 everywhere, as if nothing had been spent on it."""
+    for name, value in (("model", "gpt4o-mini"), ("provider", "opneai"), ("task", "clasify"), ("tag", "team=serch")):
+        for section in ("totals", "spend", "breakdown"):
+            bad = httpx.get(f"{gateway}/dashboard/api/{section}", params={name: value}, timeout=60)
+            assert bad.status_code == 400, (section, name, bad.text)
+            assert f"{name}={value!r} matches nothing" in bad.json()["detail"]
+    detail = httpx.get(f"{gateway}/dashboard/api/totals", params={"model": "gpt4o-mini"}).json()["detail"]
+    assert "gpt-4o-mini" in detail  # the values it does hold
+    # a value the ledger holds answers, empty where the range or the other filters leave nothing
+    ok = httpx.get(f"{gateway}/dashboard/api/totals", params={"model": "gpt-4o-mini", "since": "2027-01-01"})
+    assert ok.status_code == 200 and ok.json()["calls"] == 0
+    ok = httpx.get(f"{gateway}/dashboard/api/totals", params={"model": "gpt-4o-mini", "provider": "anthropic"})
+    assert ok.status_code == 200 and ok.json()["calls"] == 0
+    # behind keys, a value only another team's calls hold is unknown to this key, and not listed to it
+    path = tmp_path / "ledger.duckdb"
+    store = open_store(path)
+    secret, _ = KeyStore(store).create(team="acme")
+    store.write(
+        [
+            UsageEvent(ts=START, provider="openai", model=model, tenant=team, cost_usd=Decimal("0.5"))
+            for model, team in (("gpt-4o-mini", "acme"), ("secret-model", "globex"))
+        ]
+    )
+    with ServerThread(create_app(parse_config({"auth": True}), str(path)), lifespan="on") as url:
+        bearer = {"authorization": f"Bearer {secret}"}
+        bad = httpx.get(f"{url}/dashboard/api/totals", params={"model": "secret-model"}, headers=bearer)
+        assert bad.status_code == 400 and "gpt-4o-mini" in bad.json()["detail"], bad.text
+        mine = httpx.get(f"{url}/dashboard/api/totals", params={"model": "gpt-4o-mini"}, headers=bearer).json()
+        assert mine["calls"] == 1
+        bad = httpx.get(f"{url}/dashboard/api/totals", params={"model": "gpt4o-mini"}, headers=bearer)
+        assert "secret-model" not in bad.json()["detail"], bad.text
+
+
 def test_tag_filter_reaches_any_tag_key(tmp_path) -> None:
     """The filter menu offers every tag key=value in the ledger; a non-ASCII key used to match nothing (the page
     showed $0) and an empty key answered 500."""

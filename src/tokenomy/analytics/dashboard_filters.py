@@ -117,6 +117,32 @@ def where(store: Any, f: Filters) -> tuple[str, list[Any]]:
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
+def check_known(store: Any, f: Filters) -> None:
+    """A UsageError naming a provider, model, task or tag the ledger (within the caller's scope) holds no row of, at
+    any date: a misspelt `model=gpt4o-mini` answered $0 everywhere, as if nothing had been spent on it. A value
+    the ledger holds, at other dates or beside other filters, still narrows to an empty answer."""
+    scope = Filters(tenant=f.tenant, key_id=f.key_id)
+    for name, column in (("provider", provider_sql()), ("model", "model"), ("task", "task"), ("tag", None)):
+        value = getattr(f, name)
+        if value is None:
+            continue
+        sql, params = where(store, replace(scope, **{name: value}))
+        if store.query(f"SELECT 1 AS found FROM usage_events{sql} LIMIT 1", params):
+            continue
+        held = ""
+        if column is not None:
+            sql, params = where(store, scope)
+            sql += (" AND " if sql else " WHERE ") + f"{column} IS NOT NULL"
+            rows = store.query(f"SELECT DISTINCT {column} AS v FROM usage_events{sql} ORDER BY 1 LIMIT 6", params)
+            values = [str(r["v"]) for r in rows]
+            shown = ", ".join(values[:5]) + (", ..." if len(values) > 5 else "")
+            held = f" (it holds {shown})" if values else " (it holds no calls yet)"
+        raise UsageError(
+            f"{name}={value!r} matches nothing in this ledger{held}; pick a value the filter menus offer "
+            "(/dashboard/api/filters lists them) or leave it out"
+        )
+
+
 def and_where(store: Any, f: Filters) -> tuple[str, tuple]:
     """The filters other than the date range as ` AND ...` (what forecast.month_end_forecast takes)."""
     sql, params = where(store, replace(f, since=None, until=None))

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from tokenomy.analytics import dashboard_data
 from tokenomy.analytics.dashboard import SCRIPTS, STATIC_FILES, page_html, static_text
 from tokenomy.analytics.dashboard_data import Filters
+from tokenomy.analytics.dashboard_filters import check_known
 from tokenomy.analytics.review import stored_review
 from tokenomy.analytics.review_html import review_html
 from tokenomy.errors import TokenomyError
@@ -50,6 +51,24 @@ def _scope(request: Request) -> Filters:
     return Filters(tenant=key.team) if key.team else Filters(key_id=key.key_id)
 
 
+# The query parameters every section takes (`/api/filters` takes none).
+SECTION_QUERY = ("since", "until", "provider", "model", "task", "tag")
+_TAKES = "since and until (YYYY-MM-DD or an ISO timestamp, UTC; until exclusive), provider, model, task, tag=key=value"
+
+
+def _refuse_unknown_query(request: Request, takes: tuple[str, ...]) -> None:
+    """A parameter the API does not read would be dropped: `?period=7d` answered the whole ledger as if narrowed to a
+    week, and `model=a&model=b` answered model b alone."""
+    names = [name for name, _ in request.query_params.multi_items()]
+    what = f"{request.url.path} takes {_TAKES}" if takes else f"{request.url.path} takes no query parameters"
+    for name in names:
+        if name not in takes:
+            raise HTTPException(400, f"unknown query parameter {name!r}: {what}")
+    for name in names:
+        if names.count(name) > 1:
+            raise HTTPException(400, f"{name} is given {names.count(name)} times; give it once ({what})")
+
+
 def _answer(
     request: Request,
     fn: Callable[..., Any],
@@ -62,12 +81,16 @@ def _answer(
     tag: str | None,
 ) -> Any:
     scope = _scope(request)
+    _refuse_unknown_query(request, SECTION_QUERY)
     if configured:  # the alert rules of the tokenomy.yaml the gateway serves (budgets:, alerts:, routing)
         gateway = getattr(request.app.state, "gateway", None)
         fn = partial(fn, config=gateway.config if gateway is not None else None)
     try:
         filters = dashboard_data.make_filters(since, until, provider, model, task, tag)
-        return fn(_store(request), replace(filters, tenant=scope.tenant, key_id=scope.key_id))
+        filters = replace(filters, tenant=scope.tenant, key_id=scope.key_id)
+        store = _store(request)
+        check_known(store, filters)
+        return fn(store, filters)
     except TokenomyError as exc:
         raise HTTPException(400, str(exc)) from exc
 
@@ -119,7 +142,9 @@ def static(name: str) -> Response:
 @router.get("/api/filters", summary="Values for the filter menus")
 def api_filters(request: Request) -> dict:
     """Providers, models, tasks and tags in the ledger (within the key's scope), and its first and last day."""
-    return dashboard_data.filter_options(_store(request), _scope(request))
+    scope = _scope(request)
+    _refuse_unknown_query(request, ())
+    return dashboard_data.filter_options(_store(request), scope)
 
 
 def _section(name: str, fn: Callable[[Any, Filters], Any], doc: str) -> None:
