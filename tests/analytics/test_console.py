@@ -522,6 +522,15 @@ def test_the_console_loads_with_nothing_in_the_browsers_console(gateway, browser
     page.goto(f"{gateway}/dashboard")
     _wait_renders(page, 1)
     page.wait_for_load_state("networkidle")
+    # Every link on it loads too: the header's "latest quarterly review" answered 404 (and its page asked for an
+    # icon, another 404) on a gateway whose ledger holds no review yet, for a page that only says so.
+    links = page.eval_on_selector_all("a[href]", "links => links.map(a => a.href)")
+    assert links, "the page links to nothing"
+    for link in links:
+        answer = page.goto(link)
+        page.wait_for_load_state("networkidle")
+        assert answer is not None and answer.status == 200, (link, answer and answer.status)
+        assert page.inner_text("body").strip(), f"{link} is blank"
     page.close()
     assert logged == []
 

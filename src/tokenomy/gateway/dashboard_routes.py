@@ -25,6 +25,8 @@ from tokenomy.errors import TokenomyError
 from tokenomy.gateway.keys import VirtualKey
 
 router = APIRouter(prefix="/dashboard", tags=["dashboard"])
+# An empty icon: a page without one has the browser ask the gateway for /favicon.ico and log its 404 every load.
+_NO_ICON = '<link rel="icon" href="data:,">'
 
 
 def _store(request: Request) -> Any:
@@ -105,9 +107,7 @@ def page(request: Request) -> HTMLResponse:
     # Behind keys, /review refuses every key (it covers every key and team): no link to a page that answers 403.
     behind_keys = gateway is not None and gateway.keys is not None
     link = "" if behind_keys else f'<a class="kpi" id="review-link" href="{base}/review">latest quarterly review</a>'
-    # An empty icon: a page without one has the browser ask the gateway for /favicon.ico and log its 404 every load.
-    icon = '<link rel="icon" href="data:,">'
-    return HTMLResponse(page_html(base, scripts, header_links=link, head=icon))
+    return HTMLResponse(page_html(base, scripts, header_links=link, head=_NO_ICON))
 
 
 @router.get("/review", response_class=HTMLResponse, summary="The latest quarterly review")
@@ -123,13 +123,17 @@ def review(request: Request) -> HTMLResponse:
         )
     body = stored_review(_store(request))
     if body is None:
+        # An empty state, as the dashboard's own for an empty ledger: the page the header links to, not a 404 the
+        # browser logs as a failed load on every gateway that has had no review yet.
         return HTMLResponse(
-            "<!doctype html><title>No review yet</title><p>No quarterly review is stored in this "
-            "ledger yet. Run <code>tokenomy review --ledger LEDGER</code>; the dashboard then links "
-            "to it here.</p>",
-            status_code=404,
+            '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>No review yet</title>'
+            f"{_NO_ICON}</head><body><p>No quarterly review is stored in this "
+            "ledger yet. Run <code>tokenomy review --ledger LEDGER</code>; its latest one is shown here.</p>"
+            '<p><a href="./">Back to the cost console</a></p></body></html>'
         )
-    return HTMLResponse(review_html(body))
+    # The served page names an empty icon, as the dashboard does (the browser's /favicon.ico is a 404 every load);
+    # the file `review --html` writes links to nothing.
+    return HTMLResponse(review_html(body).replace("<head>", f"<head>{_NO_ICON}", 1))
 
 
 @router.get("/static/{name}", include_in_schema=False)
