@@ -452,7 +452,13 @@ def test_time_axes_keep_idle_days_and_hours(tmp_path, browser) -> None:
         page.goto(f"{url}/dashboard")
         _wait_renders(page, 1)
         charts = _charted(page, ["chart-spend", *PROVIDER_CHARTS])
+        # the days and hours are UTC's, and the page says so where it prints them without a form label beside them
+        said = (
+            page.inner_text("#kpi-range"),
+            page.inner_text("#hourly-title") if page.query_selector("#hourly-title") else "",
+        )
         page.close()
+    assert said[0] == "2026-10-01 → 2026-10-10 (UTC)" and "(UTC)" in said[1], said
     days = [(START + timedelta(days=d)).date().isoformat() for d in range(10)]
     assert charts["chart-spend"]["labels"] == days
     assert charts["chart-spend"]["datasets"][0]["data"] == [0.25, 0.25] + [0] * 7 + [0.5]

@@ -57,7 +57,7 @@
     document.getElementById("kpi-cost").textContent = usd(t.cost_usd);
     document.getElementById("kpi-calls").textContent = num(t.calls).toLocaleString("en-US");
     document.getElementById("kpi-range").textContent = t.first_ts ? t.first_ts.slice(0, 10) + " → " +
-      t.last_ts.slice(0, 10) : "no calls in this range";
+      t.last_ts.slice(0, 10) + " (UTC)" : "no calls in this range";
     // An imported bill's rows are spend without calls: the spend, usage and cache charts draw them; a bill has no
     // latency and no routing tier, so those two need calls.
     const none = t.calls || data.spend.length ? null : "No calls in this range. Widen the dates or clear the " +
