@@ -485,6 +485,23 @@ def test_the_dashboard_links_to_the_latest_stored_review(ledger_path, tmp_path) 
     assert '<link rel="icon" href="data:,">' in shown.text  # no /favicon.ico asked of the gateway (a 404)
 
 
+@pytest.mark.browser
+def test_the_html_page_fits_a_390px_phone(ledger_path, browser) -> None:
+    """The page had no viewport meta (a phone laid it out 980 px wide and shrank its figures) and its wide tables
+    pushed the page to 552 px at 390: the figures sat off screen. The tables scroll inside the page now."""
+    from tokenomy.analytics.review import run_review
+    from tokenomy.analytics.review_html import review_html
+
+    open_store(ledger_path).write(planted_events())
+    page = browser.new_page(viewport={"width": 390, "height": 800}, is_mobile=True)
+    page.set_content(review_html(run_review(open_store(ledger_path), days=1, until=NOW)))
+    widths = page.evaluate("[innerWidth, document.documentElement.scrollWidth]")
+    tables = page.eval_on_selector_all("table", "ts => ts.map(t => t.getBoundingClientRect().right)")
+    page.close()
+    assert widths == [390, 390], widths
+    assert tables and max(tables) <= 390, tables
+
+
 def test_the_html_page_shows_rates_as_percentages_and_other_numbers_as_numbers(ledger_path) -> None:
     """Bench quality is 0-100 and history length is tokens per call: neither is a percentage, however small."""
     from tokenomy.analytics.review import run_review

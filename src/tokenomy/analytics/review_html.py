@@ -15,6 +15,8 @@ STYLE = (
     "body{font-family:system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse;margin:.5rem 0 "
     "1.5rem}td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}td:first-child,th:first-child,"
     "td.text{text-align:left}th{background:#f3f3f3}.bad{color:#b00}h2{margin-top:2rem}"
+    # a wide table scrolls inside the page, not the page sideways on a phone (figures off screen)
+    "table{display:block;max-width:100%;overflow-x:auto}@media (max-width:600px){body{margin:1rem}}"
 )
 
 
@@ -181,7 +183,9 @@ def review_html(body: dict[str, Any]) -> str:
     )
     parts.append(f"<p>Uncapped outputs: {html.escape(habits['uncapped_outputs']['note'])}</p>")
     return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>Tokenomy review {html.escape(period['label'])}"
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>Tokenomy review {html.escape(period['label'])}"
         f"</title><style>{STYLE}</style></head><body>{''.join(parts)}</body></html>"
     )
 
