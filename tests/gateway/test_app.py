@@ -455,6 +455,22 @@ def test_schema_fuzzing_finds_no_server_errors(ledger_path, tmp_path):
     assert ok, "the fuzzer never reached a real completion (the OpenAPI example names a served model)"
 
 
+def test_no_page_the_gateway_serves_loads_anything_from_elsewhere(ledger_path):
+    """FastAPI's /docs and /redoc loaded Swagger UI and ReDoc from cdn.jsdelivr.net and fonts.googleapis.com: blank
+    pages with no network, and another site's scripts on the origin where the dashboard keeps its virtual key."""
+    with ServerThread(create_app(None, str(ledger_path)), lifespan="on") as url:
+        described = httpx.get(url + "/openapi.json").json()["paths"]
+        paths = ["/docs", "/redoc", "/dashboard", *(p for p, ops in described.items() if "get" in ops and "{" not in p)]
+        pages = {path: httpx.get(url + path, timeout=60) for path in paths}
+        gone = {path: httpx.get(url + path) for path in ("/docs", "/redoc")}
+    html = {path: r.text for path, r in pages.items() if "html" in r.headers.get("content-type", "")}
+    assert {"/dashboard", "/dashboard/", "/dashboard/review"} <= set(html), set(html)
+    elsewhere = {path for path, text in html.items() if re.search(r"""\b(src|href)\s*=\s*["']?(https?:)?//""", text)}
+    assert elsewhere == set(), elsewhere
+    for path, answer in gone.items():
+        assert answer.status_code == 404 and "GET /openapi.json" in answer.json()["error"]["message"], path
+
+
 def test_the_openapi_document_still_describes_the_request_body(ledger_path):
     """The body is parsed from bytes by the handler (not by FastAPI), so its schema is declared by hand: the
     document must still name every typed field, with the example naming a model this gateway serves."""

@@ -109,6 +109,10 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
         description="OpenAI-compatible chat completions with cost policies.",
+        # FastAPI's /docs and /redoc load Swagger UI and ReDoc from CDNs: blank pages offline, and another site's
+        # scripts on the origin where the dashboard keeps its virtual key. /openapi.json describes the API.
+        docs_url=None,
+        redoc_url=None,
     )
     edge = config.gateway
     app.add_middleware(EdgeHygiene, max_body_bytes=edge.max_body_bytes, read_timeout=edge.read_timeout_seconds)

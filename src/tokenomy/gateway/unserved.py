@@ -19,7 +19,8 @@ SERVED = (
     "/model/{modelId}/invoke[-with-response-stream] (and /model/{modelId}/count-tokens), "
     "POST /v1beta/models/{model}:generateContent (and :streamGenerateContent, :countTokens), /v1beta/cachedContents"
     "[/{id}], GET /v1/models[/{model}], "
-    "GET /healthz and GET /metrics; Azure OpenAI's /openai/deployments/{deployment}/chat/completions and /embeddings, "
+    "GET /healthz, GET /metrics, GET /openapi.json and the cost console at GET /dashboard; "
+    "Azure OpenAI's /openai/deployments/{deployment}/chat/completions and /embeddings, "
     "/openai/responses, GET /openai/models and /openai/v1/...; Vertex AI's .../publishers/anthropic/models/{model}:"
     "rawPredict (and :streamRawPredict) and .../publishers/google/models/{model}:generateContent (and "
     ":streamGenerateContent, :countTokens)"
@@ -40,6 +41,11 @@ def unserved(method: str, path: str, status: int, headers: dict[str, str], sent:
                 f"{asked} is not served: this gateway keeps no responses (each call is in its ledger) and "
                 "serves POST /v1/responses and /v1/responses/input_tokens only; send each request's whole "
                 "conversation in `input`"
+            )
+        elif path.rstrip("/") in ("/docs", "/redoc"):
+            message = (
+                f"{asked} is not served: the interactive API page loads its scripts from a CDN, and the gateway "
+                "serves nothing from elsewhere; open GET /openapi.json (the API's description) in an OpenAPI viewer"
             )
         elif path.rstrip("/").endswith(("/chat/completions", "/messages", "/models")):
             message += " (the SDK's base_url should end in /v1 for OpenAI's SDK, without it for Anthropic's)"
