@@ -11,6 +11,7 @@ import json
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 
 import httpx
@@ -643,6 +644,44 @@ def test_report_html_console_works_offline(seeded, browser, tmp_path) -> None:
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     assert outside == []
     page.close()
+
+
+@pytest.mark.browser
+def test_the_forecast_days_stay_apart_on_a_phone_whatever_the_amounts(browser, tmp_path) -> None:
+    """At 390 px, a forecast in the millions widened the money axis until the four days under the month-end chart ran
+    together ("2026-12-012026-12-03...")."""
+    from tokenomy.ledger.events import UsageEvent
+    from tokenomy.ledger.store import open_store
+
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    path = tmp_path / "ledger.duckdb"
+    open_store(path).write(
+        [
+            UsageEvent(
+                ts=end - timedelta(days=d), provider="openai", model="gpt-4o-mini", cost_usd=Decimal("1234567.89")
+            )
+            for d in range(1, 40)
+        ]
+    )
+    out = tmp_path / "console.html"
+    result = CliRunner().invoke(cli, ["report", "--html", str(out), "--ledger", str(path)])
+    assert result.exit_code == 0, result.output
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    page.goto(out.as_uri())
+    _wait_renders(page, 1)
+    # each drawn day label's box on the axis (Chart.js draws them level unless it rotates them)
+    rotation, boxes = page.evaluate("""() => {
+        const axis = Chart.getChart('chart-forecast').scales.x;
+        axis.ctx.font = Chart.helpers.toFont(axis.options.ticks.font).string;
+        return [axis.labelRotation, axis.ticks.map((tick, i) => {
+            const half = axis.ctx.measureText(String(tick.label)).width / 2, x = axis.getPixelForTick(i);
+            return [x - half, x + half, String(tick.label)];
+        })];
+    }""")
+    page.close()
+    assert len(boxes) >= 2 and rotation == 0, (rotation, boxes)
+    gaps = [right[0] - left[1] for left, right in pairwise(boxes)]
+    assert min(gaps) >= 6, boxes  # a visible space between neighbouring days
 
 
 def test_a_team_key_sees_its_own_team_budgets_and_no_ledger_wide_alerts(seeded, tmp_path) -> None:

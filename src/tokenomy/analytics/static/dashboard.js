@@ -158,7 +158,10 @@
       ...datasets.map((d) => [d.label.replace(/ /g, "_") + "_usd", d.exact[i] == null ? "" : d.exact[i]])]));
     draw("chart-forecast", { type: "line", data: { labels: labels, datasets: datasets }, options: {
       plugins: Object.assign({ legend: { display: false } }, moneyTips),
-      scales: { x: { ticks: { maxTicksLimit: 4 } }, y: { beginAtZero: true, ticks: { callback: (v) => C.usdTick(v) } } } } },
+      // the days as MM-DD (the card names the month; a tooltip the whole date): four whole dates beside a money
+      // axis in the millions ran together on a phone
+      scales: { x: { ticks: { maxTicksLimit: 4, autoSkipPadding: 8,
+                              callback: function (v) { return String(this.getLabelForValue(v)).slice(5); } } }, y: { beginAtZero: true, ticks: { callback: (v) => C.usdTick(v) } } } } },
     "forecast");
   }
 
