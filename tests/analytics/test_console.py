@@ -11,7 +11,6 @@ import json
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from itertools import pairwise
 from pathlib import Path
 
 import httpx
@@ -646,21 +645,50 @@ def test_report_html_console_works_offline(seeded, browser, tmp_path) -> None:
     page.close()
 
 
+# Where each label a chart's category axis draws lies: outside the canvas (cut), beyond its axis box, or over the next.
+_LABELS_OFF = """ids => ids.flatMap(id => {
+    const chart = Chart.getChart(id);
+    return Object.values(chart.scales).filter(axis => axis.type === "category").flatMap(axis => {
+        axis.ctx.font = Chart.helpers.toFont(axis.options.ticks.font).string;
+        const turn = axis.labelRotation * Math.PI / 180, wrong = [];
+        const boxes = axis.ticks.map((tick, i) => {
+            const width = axis.ctx.measureText(String(tick.label)).width, at = axis.getPixelForTick(i);
+            if (!axis.isHorizontal()) return width > axis.width + 1 ? wrong.push([id, tick.label, "cut"]) : null;
+            const left = turn ? at - width * Math.cos(turn) : at - width / 2;
+            if (left < -1 || axis.top + width * Math.sin(turn) > axis.bottom + 2) wrong.push([id, tick.label, "cut"]);
+            return [left, turn ? at : at + width / 2];
+        });
+        if (axis.isHorizontal() && !turn) boxes.slice(1).forEach((box, i) => box[0] - boxes[i][1] < 6 && wrong.push([id, boxes[i], box, "overlap"]));
+        return wrong;
+    });
+})"""
+
+
 @pytest.mark.browser
-def test_the_forecast_days_stay_apart_on_a_phone_whatever_the_amounts(browser, tmp_path) -> None:
-    """At 390 px, a forecast in the millions widened the money axis until the four days under the month-end chart ran
-    together ("2026-12-012026-12-03...")."""
+def test_chart_labels_stay_whole_and_apart_on_a_phone(browser, tmp_path) -> None:
+    """At 390 px, a forecast in the millions widened the money axis until the four days under the month-end chart
+    ran together ("2026-12-012026-12-03..."), and long model ids were cut at the canvas edge on the usage, cache
+    and latency charts ("y-long-model-name-05-20")."""
     from tokenomy.ledger.events import UsageEvent
     from tokenomy.ledger.store import open_store
 
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    models = ["gpt-4o-mini", "claude-haiku-4-5-20251001", "us.anthropic.claude-3-7-sonnet-20250219-v1:0", "gpt-4.1"]
+    models.append("gemini-2.5-flash-preview-very-long-model-name-05-20")
     path = tmp_path / "ledger.duckdb"
     open_store(path).write(
         [
             UsageEvent(
-                ts=end - timedelta(days=d), provider="openai", model="gpt-4o-mini", cost_usd=Decimal("1234567.89")
+                ts=end - timedelta(days=d, hours=i),
+                provider="openai",
+                model=model,
+                input_tokens=10**7,
+                cache_read_tokens=10**6,
+                latency_ms=100.0,
+                cost_usd=Decimal("123456.7891234") * (i + 1),
             )
-            for d in range(1, 40)
+            for d in range(40)
+            for i, model in enumerate(models)
         ]
     )
     out = tmp_path / "console.html"
@@ -669,19 +697,10 @@ def test_the_forecast_days_stay_apart_on_a_phone_whatever_the_amounts(browser, t
     page = browser.new_page(viewport={"width": 390, "height": 844})
     page.goto(out.as_uri())
     _wait_renders(page, 1)
-    # each drawn day label's box on the axis (Chart.js draws them level unless it rotates them)
-    rotation, boxes = page.evaluate("""() => {
-        const axis = Chart.getChart('chart-forecast').scales.x;
-        axis.ctx.font = Chart.helpers.toFont(axis.options.ticks.font).string;
-        return [axis.labelRotation, axis.ticks.map((tick, i) => {
-            const half = axis.ctx.measureText(String(tick.label)).width / 2, x = axis.getPixelForTick(i);
-            return [x - half, x + half, String(tick.label)];
-        })];
-    }""")
+    charts = ["chart-forecast", "chart-usage", "chart-cache", "chart-latency", "chart-groups"]
+    off = page.evaluate(_LABELS_OFF, charts)
     page.close()
-    assert len(boxes) >= 2 and rotation == 0, (rotation, boxes)
-    gaps = [right[0] - left[1] for left, right in pairwise(boxes)]
-    assert min(gaps) >= 6, boxes  # a visible space between neighbouring days
+    assert off == [], [(o[0], o[-1]) for o in off]
 
 
 def test_a_team_key_sees_its_own_team_budgets_and_no_ledger_wide_alerts(seeded, tmp_path) -> None:

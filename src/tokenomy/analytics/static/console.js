@@ -31,6 +31,12 @@
       : abs.toLocaleString("en-US", { maximumSignificantDigits: 2, maximumFractionDigits: 20 });
     return (num(x) < 0 ? "-$" : "$") + text;
   }
+  // A category axis of long names (model ids, "name (key id)") shortens them to 22 characters, so a phone keeps the
+  // bars and the names are not cut at the canvas edge; the tooltip has the whole name.
+  const nameTicks = () => ({ callback: function (v) {
+    const text = String(this.getLabelForValue(v));
+    return text.length > 22 ? text.slice(0, 21) + "…" : text;
+  } });
   const pct = (x) => (x === null || x === undefined ? "–" : (100 * x).toFixed(Math.abs(x) < 0.1 ? 1 : 0) + "%");
   const day = (iso) => (iso ? iso.slice(0, 10) : "");
   // A period [since, until) shown with its inclusive last day.
@@ -265,7 +271,7 @@
 
   window.TokenomyConsole = {
     num: num, usd: usd, usdTick: usdTick, moneyTips: moneyTips, moneyData: moneyData, pct: pct, span: span, el: el,
-    empty: empty, csvRows: csvRows, csvText: csvText, timeAxis: timeAxis,
+    empty: empty, csvRows: csvRows, csvText: csvText, timeAxis: timeAxis, nameTicks: nameTicks,
     render: function (data, draw) {
       headline(data.headline);
       levers(data.savings);

@@ -40,12 +40,7 @@
   // Two-period money bars for the console panels (horizontal when the labels are long names).
   function periodBars(id, csvName, labels, datasets, horizontal) {
     const value = horizontal ? "x" : "y";
-    // Long names (model ids, "name (key id)") are shortened on the axis so a phone keeps the bars; the
-    // tooltip has the whole name.
-    const category = { ticks: { callback: function (v) {
-      const text = String(this.getLabelForValue(v));
-      return text.length > 22 ? text.slice(0, 21) + "…" : text;
-    } } };
+    const category = { ticks: C.nameTicks() };
     draw(id, bars(labels, datasets.map((d, i) => Object.assign({ backgroundColor: color(i === 0 ? 0 : 9) }, d)), {
       indexAxis: horizontal ? "y" : "x", plugins: moneyTips,
       scales: { [value]: moneyAxis, [horizontal ? "y" : "x"]: category } }), csvName);
@@ -94,13 +89,13 @@
         return item.dataset.label + ": " + usd(row[key]) +
           (tokens === undefined ? "" : " (" + num(tokens).toLocaleString("en-US") + " tokens)");
       } } } },
-      scales: { x: Object.assign({ stacked: true }, moneyAxis), y: { stacked: true } } }));
+      scales: { x: Object.assign({ stacked: true }, moneyAxis), y: { stacked: true, ticks: C.nameTicks() } } }));
 
       C.csvRows["cache-hit-rate"] = data.cache;
       draw("chart-cache", bars(data.cache.map((r) => r.model), [{
         label: "cache hit rate (%)", backgroundColor: color(3),
         data: data.cache.map((r) => (r.cache_hit_rate === null ? 0 : 100 * r.cache_hit_rate)),
-      }], { scales: { y: { min: 0, max: 100, title: { display: true, text: "%" } } } }));
+      }], { scales: { x: { ticks: C.nameTicks() }, y: { min: 0, max: 100, title: { display: true, text: "%" } } } }));
     }
     document.getElementById("tiers-note").textContent = "";
     if (!noCalls) {
@@ -108,7 +103,7 @@
       const lat = [["p50_ms", "p50"], ["p95_ms", "p95"], ["ttft_p50_ms", "TTFT p50"], ["ttft_p95_ms", "TTFT p95"]];
       draw("chart-latency", bars(data.latency.map((r) => r.model), lat.map(([key, label], i) => ({
         label: label, backgroundColor: color(i), data: data.latency.map((r) => r[key]),
-      })), { scales: { y: { title: { display: true, text: "ms" } } } }));
+      })), { scales: { x: { ticks: C.nameTicks() }, y: { title: { display: true, text: "ms" } } } }));
 
       C.csvRows["tiers"] = data.tiers;
       draw("chart-tiers", { type: "doughnut", data: { labels: data.tiers.map((r) => r.tier), datasets: [{
