@@ -606,6 +606,13 @@ def test_console_fits_a_390px_phone(gateway, seeded, browser, tmp_path) -> None:
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     boxes = page.eval_on_selector_all("section, .card", "els => els.map(e => e.getBoundingClientRect().right)")
     assert boxes and max(boxes) <= 390
+    # the provider view's model table keeps each month's cost and tokens on screen beside the model id (they sat
+    # past the edge of its scroll box, "Monthly cost" cut in half, behind a sideways scroll)
+    cells = page.eval_on_selector_all(
+        "#table-provider-models tr > *", "cs => cs.map(c => c.getBoundingClientRect().right)"
+    )
+    edge = page.evaluate("document.querySelector('#sec-providers .scroll').getBoundingClientRect().right")
+    assert cells and max(cells) <= edge, (cells, edge)
     page.screenshot(path=str(tmp_path / "console-390.png"), full_page=True)
     assert errors == []
     page.close()
