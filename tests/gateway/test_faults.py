@@ -1570,6 +1570,31 @@ def test_a_request_dearer_than_the_whole_budget_is_told_to_ask_for_less_not_to_w
     assert "Raise the budget or wait for the next period." in spent_out["message"]
 
 
+def test_a_request_dearer_than_the_whole_budget_is_told_the_field_its_own_api_caps_the_answer_by(ledger_path):
+    import openai
+
+    # The refusal said "Lower max_tokens" on every API: a Responses API caller caps by max_output_tokens, and an
+    # embeddings request has no cap at all (its input is all it costs).
+    secret, _ = KeyStore(open_store(ledger_path)).create(budget_usd=Decimal("0.0000001"), period="month")
+    with InstantOpenAI() as upstream:
+        config = upstream_config(upstream, auth=True)
+        config["models"]["embed"] = {"provider": "openai", "model": "text-embedding-3-small", "base_url": upstream}
+        with gateway(config, ledger_path) as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
+            with pytest.raises(openai.RateLimitError) as responses:
+                client.responses.create(model="fast", input="y" * 400, max_output_tokens=200)
+            with pytest.raises(openai.RateLimitError) as embeddings:
+                client.embeddings.create(model="embed", input="y" * 4000)
+            with pytest.raises(openai.RateLimitError) as chat:
+                client.chat.completions.create(**MESSAGE)
+    said = {name: refused.value.message for name, refused in [("r", responses), ("e", embeddings), ("c", chat)]}
+    assert "Lower max_output_tokens, or shorten the prompt, or raise the budget" in said["r"], said
+    assert "max_tokens" not in said["e"] and "Send less input in one request, or raise the budget" in said["e"], said
+    assert "Lower max_tokens or max_completion_tokens, or shorten the prompt" in said["c"], said
+    assert all("waiting for the next period will not help" in message for message in said.values())
+    assert list(open_store(ledger_path).events()) == []  # nothing was sent
+
+
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_cascade_judges_an_answer_whose_schema_has_a_ref_it_cannot_resolve_as_json_not_a_500(stream, ledger_path):
     import openai

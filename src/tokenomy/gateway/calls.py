@@ -230,11 +230,8 @@ async def admit(
                 message = await uncapped_refusal(gw, scopes, held, worst, bound, estimate, scope, cap_field)
             else:
                 if estimate > held.limit:  # more than the whole budget: no later period would admit it either
-                    shorten = "the prompt or the prediction" if worst is not None and worst.predicted else "the prompt"
-                    fix = (
-                        f" on its own ({_usd(held.limit)}). Lower max_tokens or shorten {shorten}, or raise the "
-                        "budget; waiting for the next period will not help."
-                    )
+                    fix = f" on its own ({_usd(held.limit)}). {_ask_for_less(worst, cap_field)}, or raise the budget; "
+                    fix += "waiting for the next period will not help."
                 else:
                     fix = ". Raise the budget or wait for the next period."
                 message = (
@@ -286,6 +283,15 @@ async def admit(
             CALLER_LEFT, "the caller closed the connection while the request waited for a call slot", "caller_left"
         )
     return Admitted(policy, budgets, request)
+
+
+def _ask_for_less(worst: WorstCase | None, cap_field: str) -> str:
+    """What makes a request whose worst case is over the whole budget cost less, in its API's words: its output cap
+    (`cap_field`: max_output_tokens on the Responses API, generationConfig.maxOutputTokens on Gemini's) or its prompt
+    (and prediction); an embeddings request (no chat call: `worst` None) has no cap, only its input."""
+    if worst is None:
+        return "Send less input in one request"
+    return f"Lower {cap_field}, or shorten the prompt{' or the prediction' if worst.predicted else ''}"
 
 
 async def uncapped_refusal(
