@@ -112,3 +112,31 @@ def test_cached_audio_is_read_from_cache_tokens_details_and_taken_out_of_the_unc
     usage = usage_from_gemini(meta)
     assert (usage.input_tokens, usage.cache_read_tokens) == (700, 800)
     assert (usage.audio_input_tokens, usage.audio_cache_read_tokens) == (400, 600)
+
+
+def test_a_budget_reserves_audio_at_the_audio_price_so_an_audio_call_cannot_overspend_it(tmp_path) -> None:
+    """The reservation priced a prompt's audio at the text price: 1,500 audio tokens to Gemini 2.0 Flash ($0.70 per
+    1M, $0.10 for text) were reserved at ~$0.00015 and billed ~$0.00105, so a $0.0005 budget let the call through and
+    ended overspent twice over (and N concurrent audio calls overspent it N times the gap)."""
+    from google.genai import errors
+
+    from tokenomy.gateway.keys import KeyStore
+
+    ledger = tmp_path / "ledger.duckdb"
+    secret, _ = KeyStore(open_store(ledger)).create(budget_usd=Decimal("0.0005"), period="month")
+    with ServerThread(create_gemini(engine=InstantEngine())) as gemini:
+        config = parse_config(
+            {"auth": True, "models": {"g": {"provider": "gemini", "model": "gemini-2.0-flash", "base_url": gemini}}}
+        )
+        with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
+            client = genai.Client(api_key=secret, http_options={"base_url": url})
+            # ~1,500 audio tokens by its size (500 bytes a token), as the emulator bills any audio part
+            audio = types.Part.from_bytes(data=b"RIFF" + bytes(750_000), mime_type="audio/wav")
+            small = types.GenerateContentConfig(max_output_tokens=10)
+            with pytest.raises(errors.ClientError, match="Budget exhausted") as refused:
+                client.models.generate_content(model="g", contents=[audio, "Transcribe"], config=small)
+            # text alone is reserved at the text price, as before
+            client.models.generate_content(model="g", contents="Transcribe", config=small)
+    assert refused.value.code == 429
+    [row] = open_store(str(ledger)).events()  # the text call only: the audio one was never sent
+    assert row.cost_usd < Decimal("0.0005")

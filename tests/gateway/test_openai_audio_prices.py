@@ -168,3 +168,37 @@ def test_audio_counts_past_their_whole_are_the_upstreams_fault_and_a_missing_aud
         compute_cost(Usage(100, 500, audio_input_tokens=100), "voice-x", catalog=catalog).total_usd
         == (100 * Decimal(8) + 500 * Decimal(2)) / M
     )
+
+
+def test_a_budget_reserves_a_spoken_answer_at_the_audio_output_price(tmp_path, monkeypatch):
+    """A call asking for audio out (`modalities`) was reserved at the text output price: 100 tokens of GPT-4o mini
+    audio's output at $0.60 per 1M (~$0.00007 with its prompt), billed at $20 per 1M as audio ($0.002), so a $0.001
+    budget let it through and ended overspent twice over. A text answer of the same model is reserved as before."""
+    from tokenomy.gateway.keys import KeyStore
+
+    monkeypatch.setenv("AUDIO_KEY", "sk-test")
+    upstream = ScriptedOpenAI([])
+    upstream.usage = {
+        "prompt_tokens": 20,
+        "completion_tokens": 100,
+        "total_tokens": 120,
+        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 100},
+    }
+    ledger = tmp_path / "ledger.duckdb"
+    secret, _ = KeyStore(open_store(ledger)).create(budget_usd=Decimal("0.001"), period="month")
+    model = {"provider": "openai", "model": "gpt-4o-mini-audio-preview", "base_url": upstream.url}
+    config = parse_config({"auth": True, "models": {"voice": {**model, "api_key_env": "AUDIO_KEY"}}})
+    ask = {"model": "voice", "messages": [{"role": "user", "content": "Say hi"}], "max_tokens": 100}
+    try:
+        with ServerThread(create_app(config, str(ledger)), lifespan="on") as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key=secret, max_retries=0)
+            with pytest.raises(openai.RateLimitError, match="Budget exhausted") as refused:
+                client.chat.completions.create(
+                    **ask, modalities=["text", "audio"], audio={"voice": "alloy", "format": "wav"}
+                )
+            upstream.usage = {"prompt_tokens": 20, "completion_tokens": 100, "total_tokens": 120}
+            client.chat.completions.create(**ask)  # text out: reserved at the text price, within the budget
+    finally:
+        upstream.close()
+    assert refused.value.code == "budget_exceeded"
+    assert [body.get("modalities") for body in upstream.bodies] == [None]  # the spoken one was never sent

@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from tokenomy.caching.placement import input_bound, input_size
+from tokenomy.caching.placement import audio_input_tokens, input_bound, input_size
 from tokenomy.caching.tokens import apply_token_policy
 from tokenomy.call_cost import RUNNING_WAIT_S
 from tokenomy.client import CallPolicy, Tokenomy
@@ -26,7 +26,7 @@ from tokenomy.gateway.keys import KeyStore, VirtualKey
 from tokenomy.gateway.limits import LocalLimits, RedisLimits
 from tokenomy.gateway.pricing import GatewayCatalog
 from tokenomy.gateway.upstream import AsyncOpenAIUpstream
-from tokenomy.gateway.worst_case import Bound, Line, WorstCase, predicted_tokens
+from tokenomy.gateway.worst_case import Bound, Line, WorstCase, asks_for_audio, audio_prices, predicted_tokens
 from tokenomy.ledger.journal import Journal, claim, journal_dir, legacy_journal_dir
 from tokenomy.ledger.journal_replay import replay
 from tokenomy.ledger.store import open_store
@@ -270,6 +270,10 @@ class Gateway:
         tier = asked_tier(sent.extra)  # a dearer tier asked for (priority, fast mode) is billed at its own prices
         # A 1-hour cache point's writes cost the 1-hour price (2x input on Claude, above the 5-minute 1.25x).
         one_hour = one_hour_cache_point(sent) is not None
+        # Audio is billed apart from text where the model has audio prices (Gemini 2.0 Flash's audio input at 7 times
+        # its text, OpenAI's audio output at 8): its prompt's audio parts, and an answer asked to speak, at those.
+        audio = sum(audio_input_tokens(message.content) for message in sent.messages)
+        speaks = asks_for_audio(sent.extra)
         groups: list[list[Line]] = []
         searches = Decimal(0)  # USD: the web searches each answer may run, at its dearest model's price
         server = [tool.server for tool in request.tools if tool.server is not None]
@@ -312,7 +316,10 @@ class Gateway:
                     input_rate = max(rate.input or 0, rate.cache_write or 0)
                     if one_hour:  # (a service tier's rates have one where published: fast mode's)
                         input_rate = max(input_rate, getattr(rate, "cache_write_1h", None) or 0)
-                    lines.append(Line(Decimal(read) * input_rate, Decimal(rate.output or 0), bound, held))
+                    audio_in, audio_out = audio_prices(entry, rate)
+                    prompt_usd_m = Decimal(read) * input_rate + Decimal(audio) * max(audio_in - input_rate, Decimal(0))
+                    output_price = max(Decimal(rate.output or 0), audio_out if speaks else Decimal(0))
+                    lines.append(Line(prompt_usd_m, output_price, bound, held))
             groups.append(lines)
             searches += worst_searches
         choices = n if type(n) is int and n > 1 else 1

@@ -29,6 +29,32 @@ def predicted_tokens(prediction: Any) -> int:
     return bound_text_tokens(json.dumps(prediction))
 
 
+def asks_for_audio(extra: dict[str, Any]) -> bool:
+    """Whether a call asks for a spoken answer (OpenAI's `modalities` with "audio"), whose audio tokens are billed at
+    the model's audio output price."""
+    modalities = extra.get("modalities")
+    return isinstance(modalities, list) and "audio" in modalities
+
+
+def audio_prices(entry: Any, rate: Any) -> tuple[Decimal, Decimal]:
+    """An audio input and an audio output token's price (USD per million) on a model that bills audio apart from text
+    (its entry's `input_audio`, `output_audio`; 0 where it has none: it bills audio as text), at `rate`'s prices: a
+    service tier's or a long context's are the entry's scaled by their ratio to its text prices, as a tier's audio
+    is derived when it is priced (`rates.tier_audio_rates`)."""
+
+    def scaled(audio: Decimal | None, text: Decimal | None, priced: Decimal | None) -> Decimal:
+        if audio is None:
+            return Decimal(0)
+        if rate is entry or not text or priced is None:
+            return Decimal(audio)
+        return Decimal(audio) * Decimal(priced) / Decimal(text)
+
+    return (
+        scaled(entry.input_audio, entry.input, rate.input),
+        scaled(entry.output_audio, entry.output, rate.output),
+    )
+
+
 @dataclass(frozen=True)
 class Bound:
     """What a call that sets no output cap is reserved at on one model: `tokens` of output, and why (`kind`):
