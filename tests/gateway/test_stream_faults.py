@@ -383,12 +383,18 @@ def test_a_stream_the_client_leaves_stops_the_anthropic_upstream_too(ledger_path
     assert row.outcome == "cancelled" and row.output_tokens >= 3
 
 
+@pytest.mark.parametrize(
+    "usage",
+    [None, {"total_tokens": 600}, {"prompt_tokens": None, "completion_tokens": None}, {"prompt_tokens": 100}],
+)
 @pytest.mark.parametrize("stream", [False, True])
-def test_an_answer_sent_without_usage_is_recorded_at_estimated_tokens_not_free(stream, ledger_path):
+def test_an_answer_sent_without_usage_is_recorded_at_estimated_tokens_not_free(stream, usage, ledger_path):
     # Some OpenAI-compatible servers send no usage. A stream without it was estimated; an answer that was not
-    # streamed was recorded with 0 tokens at $0, and its budget charged nothing, though the server answered it.
+    # streamed was recorded with 0 tokens at $0, and its budget charged nothing, though the server answered it. So was
+    # an answer whose usage counted nothing (only total_tokens, or nulls), streamed or not, and one whose usage left
+    # completion_tokens out was recorded as writing nothing.
     upstream, spare, gateway = served([], ledger_path)
-    upstream.usage = None
+    upstream.usage = usage
     with gateway as url:
         client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
         prompt = [{"role": "user", "content": "x" * 400}]  # ~100 tokens
@@ -633,3 +639,17 @@ def test_a_gemini_stream_with_audio_that_fails_midway_prices_the_audio_estimate_
     assert row.outcome == "server_error" and row.audio_input_tokens == 101 and row.output_tokens == 1
     text = row.input_tokens - 101
     assert row.input_cost_usd == (101 * Decimal("1.00") + text * Decimal("0.30")) / 1_000_000
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_answer_whose_usage_leaves_its_prompt_out_is_recorded_at_its_estimated_prompt_not_free(stream, ledger_path):
+    upstream, spare, gateway = served([], ledger_path)
+    upstream.usage = {"completion_tokens": 10}  # the prompt was billed all the same
+    with gateway as url:
+        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        prompt = [{"role": "user", "content": "x" * 400}]  # ~100 tokens
+        reply = client.chat.completions.create(model="once", messages=prompt, stream=stream)
+        list(reply) if stream else None
+    upstream.close(), spare.close()
+    [row] = open_store(str(ledger_path)).events()
+    assert (row.outcome, row.input_tokens, row.output_tokens) == ("ok", 100, 10)

@@ -22,10 +22,12 @@ from tokenomy.providers.openai_wire_read import (
     SHAPE_ERRORS,
     beyond,
     call_blocks,
+    counts_anything,
     finish_reason,
     stand_in_id,
     usage_details,
     usage_from_dict,
+    with_missing_counts,
 )
 from tokenomy.providers.usage_counts import estimated_prompt_tokens
 from tokenomy.token_estimate import weighted_length
@@ -196,6 +198,21 @@ class StreamAssembler:
                 f"upstream sent an unreadable stream: {exc}", kind="server_error", reached=True
             ) from exc
 
+    def _estimated(self, text: str, raw: dict[str, Any]) -> Usage:
+        """The answer's usage where its upstream counted none: estimated rather than recorded as zero, and said so
+        (`raw`). A delta is at least a token, and a long one (a server or proxy that sends the answer in a few
+        pieces) its characters over four, as for a stream cut midway (`attempt_estimate.estimated`)."""
+        raw["usage_source"] = "estimated"
+        chars = weighted_length(text) + sum(
+            len(c["name"] or "") + sum(map(weighted_length, c["arguments"])) for c in self.calls.values()
+        )
+        reasoning = max(self.thoughts, -(-sum(map(weighted_length, self.reasoning)) // 4))
+        return Usage(
+            input_tokens=estimated_prompt_tokens(self.request),
+            output_tokens=max(self.deltas, -(-chars // 4)) + reasoning,
+            reasoning_tokens=reasoning,
+        )
+
     def _response(self, provider: str, latency_ms: float, ttft_ms: float | None) -> ChatResponse:
         signed = self._signed_blocks() if self.thinking else None
         blocks: list[Block] = signed or ([ReasoningBlock("".join(self.reasoning))] if self.reasoning else [])
@@ -216,22 +233,11 @@ class StreamAssembler:
         details = usage_details(self.usage)
         if details:
             raw["usage_details"] = details
-        if self.usage is None:
-            # Some OpenAI-compatible servers ignore stream_options.include_usage: estimate rather than record
-            # zero, and say so. A delta is at least a token, and a long one (a server or proxy that sends the answer
-            # in a few pieces) its characters over four, as for a stream cut midway (`attempt_estimate.estimated`).
-            raw["usage_source"] = "estimated"
-            chars = weighted_length(text) + sum(
-                len(c["name"] or "") + sum(map(weighted_length, c["arguments"])) for c in self.calls.values()
-            )
-            reasoning = max(self.thoughts, -(-sum(map(weighted_length, self.reasoning)) // 4))
-            usage = Usage(
-                input_tokens=estimated_prompt_tokens(self.request),
-                output_tokens=max(self.deltas, -(-chars // 4)) + reasoning,
-                reasoning_tokens=reasoning,
-            )
-        else:
-            usage = usage_from_dict(self.usage)
+        if counts_anything(self.usage):
+            assert self.usage is not None
+            usage = with_missing_counts(usage_from_dict(self.usage), self.usage, lambda: self._estimated(text, raw))
+        else:  # some OpenAI-compatible servers ignore stream_options.include_usage, or count nothing in it
+            usage = self._estimated(text, raw)
         return ChatResponse(
             content=blocks,
             model=self.request.model,

@@ -9,6 +9,7 @@ system_fingerprint, ...) is kept in `raw` in OpenAI's own shape so the gateway c
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from tokenomy.chat_response import ChatResponse, Usage
@@ -71,6 +72,28 @@ def usage_from_dict(usage: dict | None) -> Usage:
     if audio_prompt or audio_output:  # OpenAI's audio models; other answers send 0 or nothing (read on every call)
         count_audio(counted, audio_prompt, audio_output, "upstream")
     return checked_counts(counted, "upstream")
+
+
+def counts_anything(usage: Any) -> bool:
+    """Whether an answer's usage counts its prompt or its answer: a usage of neither (`{}`, only total_tokens, or
+    nulls, as some compatible servers and proxies send) counts nothing, and its answer is estimated as one sent
+    without usage, not recorded at zero tokens and $0 (charged to no budget)."""
+    if not isinstance(usage, dict):
+        return bool(usage)  # one of another shape is read, and refused as unreadable (`usage_from_dict`)
+    return usage.get("prompt_tokens") is not None or usage.get("completion_tokens") is not None
+
+
+def with_missing_counts(usage: Usage, reported: Any, estimate: Callable[[], Usage]) -> Usage:
+    """`usage` read from `reported`, with the count it left out (prompt_tokens or completion_tokens absent or null)
+    taken from `estimate` rather than as zero: the provider billed that part too."""
+    if reported.get("prompt_tokens") is not None and reported.get("completion_tokens") is not None:
+        return usage
+    guess = estimate()
+    if reported.get("prompt_tokens") is None:
+        usage.input_tokens = guess.input_tokens
+    if reported.get("completion_tokens") is None:
+        usage.output_tokens, usage.reasoning_tokens = guess.output_tokens, guess.reasoning_tokens
+    return usage
 
 
 def count_audio(counted: Usage, audio_prompt: Any, audio_output: Any, source: str) -> None:
@@ -210,8 +233,9 @@ def _completion(data: dict[str, Any], request: ChatRequest, provider: str, laten
     message = choice.get("message") or {}
     blocks = message_blocks(message)
     raw = extras(data)
-    if data.get("usage"):
-        usage = usage_from_dict(data["usage"])
+    reported = data.get("usage")
+    if counts_anything(reported):
+        usage = with_missing_counts(usage_from_dict(reported), reported, lambda: estimated_usage(request, blocks, raw))
     else:  # recorded as zero tokens, the call was free in the ledger: estimate, and say so (as a stream does)
         usage = estimated_usage(request, blocks, raw)
     return ChatResponse(
