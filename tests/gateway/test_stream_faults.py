@@ -653,3 +653,37 @@ def test_an_answer_whose_usage_leaves_its_prompt_out_is_recorded_at_its_estimate
     upstream.close(), spare.close()
     [row] = open_store(str(ledger_path)).events()
     assert (row.outcome, row.input_tokens, row.output_tokens) == ("ok", 100, 10)
+
+
+@pytest.mark.parametrize(
+    ("usage", "delta_usage", "counts"),
+    [
+        ({}, {}, (100, 1)),  # counts nothing: all estimated ("Hi" is a token)
+        ({"input_tokens": None, "output_tokens": None}, {}, (100, 1)),
+        ({"output_tokens": 5}, {"output_tokens": 5}, (100, 5)),  # the prompt left out: estimated
+        ({"input_tokens": 40}, {}, (40, 1)),  # the answer left out: estimated
+    ],
+)
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_claude_answer_whose_usage_counts_nothing_is_recorded_at_estimated_tokens_not_free(
+    stream, usage, delta_usage, counts, ledger_path
+):
+    # An Anthropic-format server that sent `usage: {}` (or nulls, or one count only) had its answer recorded at 0
+    # tokens for what it did not count, at $0 when it counted nothing: the call was charged to no budget.
+    import anthropic
+
+    from helpers.scripted_anthropic import ScriptedAnthropic
+
+    scripted = ScriptedAnthropic()
+    scripted.usage, scripted.delta_usage = usage, delta_usage
+    with ServerThread(scripted.app) as upstream:
+        models = {"claude": {"provider": "anthropic", "model": "claude-sonnet-4-5-20250929", "base_url": upstream}}
+        with ServerThread(create_app(parse_config({"models": models}), str(ledger_path)), lifespan="on") as url:
+            client = anthropic.Anthropic(base_url=url, api_key="unused", max_retries=0)
+            asked = {"model": "claude", "max_tokens": 50, "messages": [{"role": "user", "content": "x" * 400}]}
+            if stream:
+                list(client.messages.create(**asked, stream=True))
+            else:
+                client.messages.create(**asked)
+    [row] = open_store(str(ledger_path)).events()
+    assert (row.outcome, row.input_tokens, row.output_tokens) == ("ok", *counts) and row.cost_usd > 0

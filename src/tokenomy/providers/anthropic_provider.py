@@ -27,7 +27,13 @@ from tokenomy.providers.block_refusals import ALL_BLOCKS, DOCUMENT_FIELDS
 from tokenomy.providers.claude_speed import FAST_MODE_BETA, needs_fast_beta
 from tokenomy.providers.http_faults import http_errors
 from tokenomy.providers.refusals import MAX_CACHE_POINTS, fields_to_carry
-from tokenomy.providers.usage_counts import answered_count, checked_counts, estimated_usage, usage_count
+from tokenomy.providers.usage_counts import (
+    answered_count,
+    checked_counts,
+    estimated_usage,
+    usage_count,
+    with_estimated,
+)
 
 SAMPLING = ("temperature", "top_p", "top_k")
 SAMPLING_API_VERSION = "2023-06-01"  # the API version that still takes SAMPLING (2026-10-21 refuses them)
@@ -90,6 +96,12 @@ def usage_from_anthropic(usage: Any) -> Usage:
         cache_write_1h_tokens=usage_count(one_hour, "Anthropic", "cache_creation.ephemeral_1h_input_tokens"),
     )
     return checked_counts(counted, "Anthropic")
+
+
+def counts(usage: Any, name: str) -> bool:
+    """Whether an answer's usage gives the count `name` (input_tokens, output_tokens): an Anthropic-format server may
+    send `usage: {}` or nulls, which count nothing (`usage_counts.with_estimated` estimates them)."""
+    return getattr(usage, name, None) is not None
 
 
 def served_tier(usage: Any) -> str | None:
@@ -249,7 +261,12 @@ class AnthropicProvider(Provider):
             content=content,
             model=request.model,
             provider=self.name,
-            usage=usage_from_anthropic(result.usage) if result.usage else estimated_usage(request, content, raw),
+            usage=with_estimated(
+                usage_from_anthropic(result.usage),
+                counts(result.usage, "input_tokens"),
+                counts(result.usage, "output_tokens"),
+                lambda: estimated_usage(request, content, raw),
+            ),
             finish_reason=FINISH_REASONS.get(result.stop_reason or "end_turn", "stop"),
             latency_ms=latency,
             ttft_ms=None,
@@ -265,7 +282,7 @@ class AnthropicProvider(Provider):
         start = time.perf_counter()
         ttft = None
         usage = Usage()
-        reported = None  # any usage the stream carried
+        prompt_counted = answer_counted = False  # the stream's usage counted its prompt, its answer
         stop_reason = stop_sequence = None
         stopped = False
         used = None  # the server tools' requests (web searches) the stream reported
@@ -280,7 +297,9 @@ class AnthropicProvider(Provider):
             for event in self.client.messages.create(**params, stream=True):
                 chunk = None
                 if event.type == "message_start":
-                    usage, reported = usage_from_anthropic(event.message.usage), reported or event.message.usage
+                    usage = usage_from_anthropic(event.message.usage)
+                    prompt_counted = counts(event.message.usage, "input_tokens")
+                    answer_counted = counts(event.message.usage, "output_tokens")
                     start_usage = usage
                     used = server_tool_use(event.message.usage)
                     raw.update(served_model=event.message.model, message_id=event.message.id)
@@ -305,7 +324,9 @@ class AnthropicProvider(Provider):
                     stop_reason = event.delta.stop_reason or stop_reason
                     stop_sequence = event.delta.stop_sequence or stop_sequence
                     # message_delta carries the final output count; later API versions repeat input/cache counts.
-                    final, reported = usage_from_anthropic(event.usage), reported or event.usage
+                    final = usage_from_anthropic(event.usage)
+                    prompt_counted = prompt_counted or counts(event.usage, "input_tokens")
+                    answer_counted = counts(event.usage, "output_tokens")  # the answer's final count
                     used = server_tool_use(event.usage) or used  # its counts are the answer's totals
                     # The speed is message_start's (the SDK types it there only); one sent here too is priced.
                     late_speed = served_speed(event.usage)
@@ -347,7 +368,9 @@ class AnthropicProvider(Provider):
                 content=content,
                 model=request.model,
                 provider=self.name,
-                usage=usage if reported else estimated_usage(request, content, raw),  # none sent: not $0
+                usage=with_estimated(  # a count none sent: estimated, not $0
+                    usage, prompt_counted, answer_counted, lambda: estimated_usage(request, content, raw)
+                ),
                 finish_reason=FINISH_REASONS.get(stop_reason or "end_turn", "stop"),
                 latency_ms=latency,
                 ttft_ms=ttft,

@@ -19,7 +19,7 @@ from tokenomy.messages import Block, ChatRequest, ReasoningBlock, TextBlock, Too
 from tokenomy.providers.http_faults import exceeds_context_window
 from tokenomy.providers.json_text import call_input
 from tokenomy.providers.openai_reasoning import call_signature, thinking_block
-from tokenomy.providers.usage_counts import checked_counts, estimated_usage, usage_count
+from tokenomy.providers.usage_counts import checked_counts, estimated_usage, usage_count, with_estimated
 
 # Keys of a message / choice / response that ChatResponse models itself; everything else is kept in raw.
 _MESSAGE_KEYS = {"role", "content", "tool_calls", "reasoning_content", "reasoning", "thinking_blocks"}
@@ -86,14 +86,8 @@ def counts_anything(usage: Any) -> bool:
 def with_missing_counts(usage: Usage, reported: Any, estimate: Callable[[], Usage]) -> Usage:
     """`usage` read from `reported`, with the count it left out (prompt_tokens or completion_tokens absent or null)
     taken from `estimate` rather than as zero: the provider billed that part too."""
-    if reported.get("prompt_tokens") is not None and reported.get("completion_tokens") is not None:
-        return usage
-    guess = estimate()
-    if reported.get("prompt_tokens") is None:
-        usage.input_tokens = guess.input_tokens
-    if reported.get("completion_tokens") is None:
-        usage.output_tokens, usage.reasoning_tokens = guess.output_tokens, guess.reasoning_tokens
-    return usage
+    prompt, answer = reported.get("prompt_tokens") is not None, reported.get("completion_tokens") is not None
+    return with_estimated(usage, prompt, answer, estimate)
 
 
 def count_audio(counted: Usage, audio_prompt: Any, audio_output: Any, source: str) -> None:

@@ -6,6 +6,7 @@ provider's fault, refused by name, never read as 1 token or a crash of the gatew
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from tokenomy.caching.placement import estimate_input_tokens
@@ -41,6 +42,22 @@ def estimated_usage(request: ChatRequest, blocks: list[Block], raw: dict[str, An
         output_tokens=-(-said // 4) + reasoning,
         reasoning_tokens=reasoning,
     )
+
+
+def with_estimated(usage: Usage, prompt: bool, answer: bool, estimate: Callable[[], Usage]) -> Usage:
+    """`usage` with the counts its answer left out (`prompt`, `answer`: whether it counted its prompt, its answer; a
+    usage of `{}` or nulls counts neither) taken from `estimate` rather than as zero: the provider billed them too,
+    and a count of zero is an answer at $0, charged to no budget."""
+    if prompt and answer:
+        return usage
+    guess = estimate()
+    if not prompt and not answer:
+        return guess
+    if not prompt:
+        usage.input_tokens = guess.input_tokens
+    if not answer:
+        usage.output_tokens, usage.reasoning_tokens = guess.output_tokens, guess.reasoning_tokens
+    return usage
 
 
 # More tokens than any model reads or writes in one call (the largest context windows hold a few million): a count
