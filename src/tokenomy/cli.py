@@ -134,6 +134,16 @@ _PATH_FIXES = {
 }
 
 
+def _one_line(message: str) -> str:
+    """Click's message on one line, without the period that ends its sentence (`; see ...` follows it). Only a period
+    after a word: a message that ended in a path, such as `.` (`bench summary results.csv`: "give the folder that
+    holds it, ."), lost the path and read "give the folder that holds it, ;"."""
+    text = " ".join(message.split())
+    if len(text) > 1 and text.endswith(".") and text[-2] not in " ./":
+        text = text[:-1]
+    return text
+
+
 def main() -> None:
     """Entry point that turns Tokenomy errors and usage errors into one readable line and exit code 2."""
     try:
@@ -147,7 +157,7 @@ def main() -> None:
         where = f"; see `{ctx.command_path} --help`" if ctx is not None else ""
         if message.strip():  # empty for a group run without a command: its help was printed instead
             # scrub: click quotes the value it refused, as typed (a URL with its password, a key)
-            print(f"error: {scrub(' '.join(message.split()).rstrip('.'))}{where}", file=sys.stderr)
+            print(f"error: {scrub(_one_line(message))}{where}", file=sys.stderr)
         sys.exit(getattr(exc, "exit_code", 2))
     except TokenomyError as exc:
         print(f"error: {exc}", file=sys.stderr)

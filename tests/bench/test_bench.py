@@ -686,21 +686,25 @@ def test_cli_refuses_a_candidate_or_judge_the_catalog_cannot_price_before_any_ca
 
 
 @pytest.mark.parametrize("command", ["summary", "export-labels"])
-def test_a_results_file_given_for_its_folder_is_named_with_the_folder(command, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("relative", [False, True])
+def test_a_results_file_given_for_its_folder_is_named_with_the_folder(command, relative, tmp_path, monkeypatch, capsys):
     # `bench summary bench-out/results.csv` said "bench-out/results.csv/results.csv: no results here; run `tokenomy
-    # bench run` first" about results that were there.
+    # bench run` first" about results that were there. Given from its own folder (`bench summary results.csv`), the
+    # folder `.` was cut off with the sentence's period: "give the folder that holds it, ; see ...".
     import sys
 
     from tokenomy.cli import main
 
-    results = tmp_path / "results.csv"
+    monkeypatch.chdir(tmp_path)
+    results = Path("results.csv") if relative else tmp_path / "results.csv"
     results.write_text("name,value\na,1\n")
     monkeypatch.setattr(sys, "argv", ["tokenomy", "bench", command, str(results)])
     with pytest.raises(SystemExit) as exited:
         main()
     err = capsys.readouterr().err
     assert exited.value.code == 2, err
-    assert f"{results} is a file; give the folder that holds it, {tmp_path};" in err, err
+    folder = "." if relative else tmp_path
+    assert f"{results} is a file; give the folder that holds it, {folder}; see `" in err, err
 
 
 def test_a_candidate_call_billed_then_failed_counts_in_cost_per_task(tmp_path):
