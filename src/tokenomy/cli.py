@@ -144,8 +144,33 @@ def _one_line(message: str) -> str:
     return text
 
 
+def _not_utf8(argv: list[str]) -> str | None:
+    """The error for a word of the command line that is not UTF-8 (Python keeps its bytes as lone surrogates): a name,
+    prompt or task went on to the ledger, the model or the terminal as a traceback ("surrogates not allowed"), after
+    `keys create` had made no key. A file that is there may have such a name; a new one is refused too."""
+    import os
+
+    for index, word in enumerate(argv):
+        try:
+            word.encode("utf-8")
+        except UnicodeEncodeError:
+            value = word.split("=", 1)[1] if word.startswith("--") and "=" in word else word
+            if os.path.lexists(value):
+                continue
+            shown = word.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+            option = argv[index - 1] if index > 0 and argv[index - 1].startswith("-") else None
+            where = f"{option} '{shown}'" if option else f"'{shown}'"  # repr() doubled the backslash
+            fix = "type it again in UTF-8 (a terminal set to UTF-8, e.g. LANG=C.UTF-8)"
+            return f"error: {where}: not UTF-8 text; {fix}"
+    return None
+
+
 def main() -> None:
     """Entry point that turns Tokenomy errors and usage errors into one readable line and exit code 2."""
+    refused = _not_utf8(sys.argv[1:])
+    if refused is not None:
+        print(scrub(refused), file=sys.stderr)
+        sys.exit(2)
     try:
         code = app(standalone_mode=False)  # click's own errors come here instead of as a multi-line box
     except typer.Abort:

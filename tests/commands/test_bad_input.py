@@ -381,3 +381,38 @@ def test_a_model_without_a_price_names_a_fix_the_command_takes(
         monkeypatch.setattr(catalog, "_DEFAULT", None)
         code, out, err = run_cli(monkeypatch, capsys, *argv)
         assert code == 0 and "acme.custom-model-v1" in out, err
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["keys", "create", "--name", "caf\udce9", "--ledger", "L"], "--name 'caf\\xe9'"),
+        (["keys", "team-budget", "r\udcff", "--budget-usd", "5", "--ledger", "L"], "'r\\xff'"),
+        (["chat", "hi \udcff", "--max-tokens", "3", "--ledger", "L"], "'hi \\xff'"),
+        (["chat", "hi", "--task=\udcfe", "--max-tokens", "3", "--ledger", "L"], "'--task=\\xfe'"),
+        (["route", "explain", "\udcff", "--config", "F"], "'\\xff'"),
+    ],
+)
+def test_a_word_that_is_not_utf8_is_one_line_naming_it(args, said, tmp_path: Path, monkeypatch, capsys) -> None:
+    # A name, team, prompt or task typed in a terminal that is not UTF-8 reached DuckDB, the model or a hash as a
+    # traceback ("surrogates not allowed"); `keys create` ended there with no key made.
+    from helpers.cli import one_error_line, run_cli
+
+    monkeypatch.chdir(tmp_path)
+    places = {"L": str(tmp_path / "l.duckdb"), "F": str(tmp_path / "no-such.yaml")}
+    code, out, err = run_cli(monkeypatch, capsys, *[places.get(a, a) for a in args])
+    assert code == 2 and out == "", (code, out)
+    assert one_error_line(err) == f"error: {said}: not UTF-8 text; type it again in UTF-8 (a terminal set to " + (
+        "UTF-8, e.g. LANG=C.UTF-8)"
+    )
+    assert not (tmp_path / "l.duckdb").exists()
+
+
+def test_a_file_whose_name_is_not_utf8_is_still_read(tmp_path: Path, monkeypatch, capsys) -> None:
+    from helpers.cli import run_cli
+
+    source = Path(str(tmp_path / "caf\udce9.jsonl"))
+    source.write_text(json.dumps({"ts": "2026-11-17T10:00:00Z", "provider": "bedrock", "model": HAIKU}) + "\n")
+    ledger = str(tmp_path / "l.duckdb")
+    code, out, err = run_cli(monkeypatch, capsys, "ledger", "import", str(source), "--ledger", ledger, "--json")
+    assert code == 0 and json.loads(out)["imported"] == 1, err
