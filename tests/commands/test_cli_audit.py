@@ -357,6 +357,7 @@ def test_an_import_that_finds_nothing_to_add_makes_no_ledger(kind, text, problem
         (["batch", "submit", "IN", "--model", HAIKU, "--backend", "vertex", "--ledger", "L"], "--gcs-endpoint-url"),
         (["import", "openai-usage", "--ledger", "L"], "--base-url"),
         (["import", "anthropic-usage", "--ledger", "L"], "--base-url"),
+        (["emulate", "bedrock", "--port", "-1"], "--s3-endpoint-url"),  # it served, and every batch job failed at S3
     ],
 )
 @pytest.mark.parametrize("url", ["notaurl", "ftp://host", "http://"])
@@ -376,6 +377,27 @@ def test_an_endpoint_that_is_not_an_http_url_is_one_line_naming_the_option(
     else:
         assert f"Invalid value for '{option}': {url!r} is not an http(s) URL; give e.g. http://127.0.0.1:4566" in line
     assert not (tmp_path / "l.duckdb").exists()
+
+
+def test_every_url_option_is_checked_as_a_url() -> None:
+    # `emulate bedrock --s3-endpoint-url notaurl` was the one URL option taken unchecked.
+    import typer.main
+
+    from tokenomy.cli import app
+    from tokenomy.commands._options import http_url, http_url_or_host
+
+    unchecked = []
+
+    def walk(command, path: list[str]) -> None:
+        for param in command.params:
+            checker = getattr(param.callback, "__wrapped__", None)  # Typer wraps a callback
+            if param.opts[0].endswith("-url") and checker not in (http_url, http_url_or_host):
+                unchecked.append(f"{' '.join(path)} {param.opts[0]}")
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, [*path, name])
+
+    walk(typer.main.get_command(app), [])
+    assert unchecked == []
 
 
 def test_a_storage_endpoint_may_be_a_bare_host_and_port(tmp_path, monkeypatch, capsys) -> None:

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from tokenomy.commands._options import bind_host, number_option
+from tokenomy.commands._options import bind_host, http_url, number_option
 from tokenomy.commands._output import console
 from tokenomy.errors import ConfigError
 
@@ -37,6 +37,7 @@ def register(app: typer.Typer) -> None:
         s3_endpoint_url: Optional[str] = typer.Option(
             None,
             "--s3-endpoint-url",
+            callback=http_url,  # "notaurl" was taken: the emulator served and every batch job failed at S3
             help="S3 endpoint batch jobs read and write (default: AWS_ENDPOINT_URL_S3, else AWS S3).",
         ),
         batch_step_seconds: float = number_option(
