@@ -474,6 +474,22 @@ def test_caches_create_names_a_contents_file_it_cannot_cache_before_the_api(make
     assert not (tmp_path / "ledger.duckdb").exists()
 
 
+def test_caches_create_without_an_api_key_makes_no_ledger(tmp_path, monkeypatch, capsys) -> None:
+    # "no Gemini API key" was said after an empty ledger file had been made for the cache it never created.
+    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    contents = tmp_path / "doc.txt"
+    contents.write_text("A long document to cache.\n")
+    ledger = tmp_path / "ledger.duckdb"
+    code, out, err = run_cli(
+        monkeypatch, capsys, "caches", "create", "--model", "gemini-2.5-flash", "--contents-file", str(contents),
+        "--ledger", str(ledger),
+    )  # fmt: skip
+    assert code == 2 and out == ""
+    assert one_error_line(err).startswith("error: no Gemini API key: set GEMINI_API_KEY or GOOGLE_API_KEY"), err
+    assert not ledger.exists()
+
+
 @pytest.mark.parametrize(
     ("args", "said"),
     [

@@ -24,8 +24,10 @@ def _caches(ledger: Optional[str], endpoint: Optional[str], vertex: bool, projec
     from tokenomy.commands._common import open_existing_ledger
     from tokenomy.providers.gemini_client import gemini_client, vertex_location
 
-    store = open_existing_ledger(ledger, must_exist=must_exist)
+    store = open_existing_ledger(ledger) if must_exist else None  # "no ledger at" before "no API key"
     client = gemini_client(vertex, endpoint, None, project, location)
+    if store is None:  # a new ledger only once there is a client: "no API key" left an empty ledger file behind
+        store = open_existing_ledger(ledger, must_exist=False)
     # The location the client uses (gemini_client's own default), so the rows name where the cache was kept.
     region = vertex_location(location) if vertex else None
     return ContextCaches(client, store, vertex=vertex, region=region)
