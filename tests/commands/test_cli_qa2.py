@@ -184,6 +184,22 @@ def test_plan_savings_names_the_real_reason_calls_cannot_be_priced(tmp_path: Pat
 
 
 @pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        (["--cheap-model", "no-such-model"], "error: --cheap-model no-such-model needs --routing-share, the share of"),
+        (["--cheap-model", HAIKU, "--routing-share", "0"], f"error: --cheap-model {HAIKU} needs --routing-share, "),
+        (["--routing-share", "0.4"], "error: --routing-share 0.4 needs --cheap-model, the model routing would move"),
+    ],
+)
+def test_plan_savings_refuses_half_a_routing_result(given, said, tmp_path: Path, monkeypatch, capsys) -> None:
+    # Either option alone was dropped: exit 0, the routing lever "no routing result given", an unknown model unchecked.
+    ledger = _seed(tmp_path / "ledger.duckdb")
+    code, out, err = run_cli(monkeypatch, capsys, "plan", "savings", "--ledger", str(ledger), *given, "--json")
+    assert code == 2 and out == "", (code, out)
+    assert one_error_line(err).startswith(said), err
+
+
+@pytest.mark.parametrize(
     "command",
     [
         ["serve"],
