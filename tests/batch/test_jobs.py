@@ -584,6 +584,24 @@ def test_records_given_up_after_retries_keep_the_reason(tmp_path: Path) -> None:
     assert stats.gave_up == 3 and "cannot reach http://127.0.0.1:9" in stats.last_error
 
 
+def test_a_job_whose_every_record_failed_says_why(tmp_path: Path, ledger_path: Path) -> None:
+    from tokenomy.errors import ProviderError
+
+    class Refusing:  # what a Bedrock model looks like to the runner with no AWS credentials
+        def chat(self, request, mode="on_demand", policy=None):
+            raise ProviderError("no AWS credentials found; set AWS_PROFILE", kind="client_error")
+
+    tables = open_tables(ledger_path)
+    job = upstream_job(tables, tmp_path, "http://127.0.0.1:9/v1", 3)
+    job, _ = run_job(tables, job.job_id, client=Refusing())
+    # It said only "every record failed": `batch submit` ended there, exit 1, without the reason.
+    assert (job.status, job.failed) == ("failed", 3)
+    assert job.message == (
+        "every record failed (last error: client_error: no AWS credentials found; set AWS_PROFILE); "
+        f"`tokenomy batch results {job.job_id} -o FILE` lists each"
+    )
+
+
 def test_answers_reporting_cache_tokens_for_a_model_without_cache_prices_are_kept_and_priced_as_input(
     tmp_path: Path, ledger_path: Path
 ) -> None:

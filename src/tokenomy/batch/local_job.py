@@ -229,10 +229,14 @@ def run_job(
                 f"`tokenomy batch resume {job_id}` tries them again"
             ),
         )
-    elif job.failed == job.records:
-        status, message = "failed", "every record failed"
+    elif job.failed:
+        # The reason, so "every record failed" (no AWS credentials, a model the server does not know) says what to fix
+        why = f" (last error: {stats.last_error}); `tokenomy batch results {job_id} -o FILE` lists each"
+        why = why if stats.last_error else ""
+        status = "failed" if job.failed == job.records else "partially_completed"
+        message = ("every record failed" if status == "failed" else f"{job.failed} records failed") + why
     else:
-        status, message = ("partially_completed", f"{job.failed} records failed") if job.failed else ("completed", None)
+        status, message = "completed", None
     assert status in FINAL_STATES
     tables.update_job(job_id, status=status, message=message, runner_pid=None)
     forget_sent_prompts(tables, job)  # the records answered or failed for good are not sent again

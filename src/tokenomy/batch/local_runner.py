@@ -70,7 +70,7 @@ class RunStats:
     tokens: int = 0
     seconds: float = 0.0
     stopped: bool = False
-    last_error: str | None = None  # why the last given-up record failed, so the job message can say it
+    last_error: str | None = None  # why the last record failed or was given up, so the job message can say it
 
     @property
     def tokens_per_minute(self) -> float:
@@ -156,6 +156,7 @@ class LocalRunner:
                         with self._commit:
                             on_error(rec, f"{exc.kind}: {exc}")
                             stats.failed += 1
+                            stats.last_error = f"{exc.kind}: {exc}"
                             advance()
                         return
                     delay = self.retry.delay(attempt, exc)
