@@ -288,6 +288,33 @@ def test_a_file_where_a_folder_is_needed_is_named_with_its_fix(args, said, tmp_p
     assert "permissions" not in line, line
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["chat", "hi", "--max-tokens", "3"],
+        ["keys", "create"],
+        ["ledger", "import", "E"],
+        ["batch", "submit", "R", "--model", "local"],
+    ],
+)
+@pytest.mark.parametrize("under", ["afile", "afile/sub"])
+def test_a_ledger_path_under_a_file_names_the_file(args, under, tmp_path, monkeypatch, capsys) -> None:
+    # "cannot read it as a Tokenomy ledger ([Errno 17] File exists: 'afile')": the ledger's folder could not be made.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("x\n")
+    (tmp_path / "records.jsonl").write_text('{"id": "a", "prompt": "hi"}\n')
+    event = {"ts": "2026-11-17T10:00:00Z", "provider": "bedrock", "model": HAIKU, "input_tokens": 3}
+    (tmp_path / "events.jsonl").write_text(json.dumps(event) + "\n")
+    places = {"E": str(tmp_path / "events.jsonl"), "R": str(tmp_path / "records.jsonl")}
+    ledger = tmp_path / under / "l.duckdb"
+    code, out, err = run_cli(monkeypatch, capsys, *[places.get(a, a) for a in args], "--ledger", str(ledger))
+    assert code == 2 and out == "", (code, out)
+    assert one_error_line(err) == (
+        f"error: ledger {ledger}: {tmp_path / 'afile'} is a file, not a folder; give a ledger path in a folder "
+        "(or move the file)"
+    )
+
+
 @pytest.mark.parametrize("out", ["afile", "afile/sub"])
 def test_bench_run_names_a_file_given_as_out_before_it_makes_a_ledger(out, tmp_path: Path, monkeypatch, capsys):
     # It failed ("File exists" / "Not a directory") only when the first result was written, after

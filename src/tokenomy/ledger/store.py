@@ -47,7 +47,14 @@ class DuckDBStore(LedgerStore):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.url = str(self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):  # read "[Errno 17] File exists: 'notes.txt'"
+            blocking = next((p for p in reversed(self.path.parents) if p.exists() and not p.is_dir()), self.path.parent)
+            raise ConfigError(
+                f"ledger {self.path}: {blocking} is a file, not a folder; give a ledger path in a folder "
+                "(or move the file)"
+            ) from None
         self._init_schema()
 
     @contextmanager
