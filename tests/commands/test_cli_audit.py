@@ -754,6 +754,9 @@ def test_import_otel_of_a_binary_file_is_one_line(tmp_path: Path, monkeypatch, c
         ("tasks.jsonl", ["bench", "run", "F"], "expected tasks as YAML"),
         ("tasks.yaml", ["bench", "run", "F"], "expected tasks as YAML"),
         ("labels.jsonl", ["route", "train", "F"], "expected a labelled JSONL"),
+        ("cur.csv", ["import", "cur", "F", "--ledger", "L"], "expected a billing export as UTF-8 CSV (or Parquet, "),
+        ("focus.csv", ["import", "focus", "F", "--ledger", "L"], "expected a billing export as UTF-8 CSV (or "),
+        ("gcp.csv", ["import", "gcp-billing", "F", "--ledger", "L"], "expected a billing export as UTF-8 CSV"),
         (
             "doc.txt",
             [
@@ -783,6 +786,20 @@ def test_a_binary_file_where_text_is_expected_is_one_line(name, args, expected, 
     assert code == 2 and out == ""
     assert line.startswith(f"error: {given}: not UTF-8 text (byte 4); {expected}"), line
     assert not (tmp_path / "ledger.duckdb").exists()
+
+
+@pytest.mark.parametrize("kind", ["cur", "focus", "gcp-billing"])
+def test_a_parquet_export_not_named_parquet_is_told_to_be_renamed(kind, tmp_path, monkeypatch, capsys) -> None:
+    # Read as CSV, it was "cannot read as CSV or Parquet ('utf-8' codec can't decode byte ...)".
+    import pandas as pd
+
+    export = tmp_path / "export"
+    pd.DataFrame({"BilledCost": ["1.0"]}).to_parquet(export)
+    ledger = tmp_path / "l.duckdb"
+    code, out, err = run_cli(monkeypatch, capsys, "import", kind, str(export), "--ledger", str(ledger))
+    assert code == 2 and out == ""
+    assert one_error_line(err) == f"error: {export}: a Parquet file not named *.parquet; rename it to end in .parquet"
+    assert not ledger.exists()
 
 
 EXAMPLE = '{"prompt": "...", "label": "weak"}'

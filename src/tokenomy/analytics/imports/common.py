@@ -54,15 +54,42 @@ def read_table(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
 
     if path.is_file() and path.stat().st_size == 0:  # pandas says "No columns to parse from file"
         raise ConfigError(f"{path}: the file is empty, not a billing export; download or export it again")
+    parquet = path.suffix.lower() in (".parquet", ".pq")
+    if not parquet and path.is_file():
+        with open(path, "rb") as handle:
+            if handle.read(4) == b"PAR1":  # read as CSV it was "cannot read as CSV or Parquet (... C error ...)"
+                raise ConfigError(f"{path}: a Parquet file not named *.parquet; rename it to end in .parquet")
     try:
         frame = (
             pd.read_parquet(path)
-            if path.suffix.lower() in (".parquet", ".pq")
+            if parquet
             else pd.read_csv(path, dtype=str, keep_default_na=False, compression="infer")
         )
+    except UnicodeDecodeError:  # was "cannot read as CSV or Parquet ('utf-8' codec can't decode byte 0xb2 ...)"
+        raise ConfigError(_not_text(path)) from None
     except (OSError, ValueError, pd.errors.ParserError) as exc:
         raise ConfigError(f"{path}: cannot read as CSV or Parquet ({one_line(exc)})") from None
     return [str(c) for c in frame.columns], frame.to_dict("records")
+
+
+def _not_text(path: Path) -> str:
+    """A billing export read as CSV that is not UTF-8 text, with its first bad byte (counted in the file, as
+    errors.read_utf8 counts it)."""
+    import codecs
+
+    with open(path, "rb") as handle:
+        where = ""
+        if path.suffix.lower() not in (".gz", ".bz2", ".zip", ".xz", ".zst", ".tar"):  # else a byte of what it holds
+            decoder, offset = codecs.getincrementaldecoder("utf-8")(), 0
+            while chunk := handle.read(1 << 20):
+                held = len(decoder.getstate()[0])  # a character's first bytes, left from the last chunk
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    where = f" (byte {offset - held + exc.start + 1})"
+                    break
+                offset += len(chunk)
+    return f"{path}: not UTF-8 text{where}; expected a billing export as UTF-8 CSV (or Parquet, named *.parquet)"
 
 
 def cell(row: dict[str, Any], column: str | None) -> str:
