@@ -104,7 +104,7 @@ def validate_budgets(items: list[Any]) -> list[dict[str, Any]]:
             )
         scope = item.get("scope")
         if scope not in SCOPES:
-            raise ConfigError(f"{where}.scope: {scope!r} is not one of {sorted(SCOPES)}")
+            raise ConfigError(f"{where}.scope: {scope!r} is not one of {', '.join(sorted(SCOPES))}")
         if not item.get("match"):
             raise ConfigError(f"{where}.match: required (the {scope} value, or key=value for a tag)")
         if item.get("limit_usd") is None:

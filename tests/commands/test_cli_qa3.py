@@ -202,3 +202,23 @@ def test_a_billing_import_of_a_folder_or_an_empty_file_says_which(kind, tmp_path
         said[given] = one_error_line(err)
     assert said[tmp_path] == f"error: {tmp_path}: is a folder; give the export file itself (one FILE a command)"
     assert said[empty] == f"error: {empty}: the file is empty, not a billing export; download or export it again"
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["report", "spend", "--by", "colour"], "error: --by 'colour' is not a known grouping; use one of family, "),
+        (["alerts", "check", "--config", "C"], "error: C: budgets[0].scope: 'team' is not one of key, model, "),
+    ],
+)
+def test_a_list_of_choices_is_words_not_a_python_list(args, said, tmp_path: Path, monkeypatch, capsys) -> None:
+    # Both read "use one of ['family', 'key_id', ...]", brackets and quotes as Python prints a list.
+    ledger = _seed(tmp_path / "ledger.duckdb")
+    config = tmp_path / "alerts.yaml"
+    config.write_text("budgets:\n  - {scope: team, match: research, limit_usd: 5}\n")
+    code, out, err = run_cli(
+        monkeypatch, capsys, *[str(config) if a == "C" else a for a in args], "--ledger", str(ledger)
+    )
+    line = one_error_line(err)
+    assert code == 2 and out == ""
+    assert line.startswith(said.replace("C:", f"{config}:")) and "['" not in line, line

@@ -324,7 +324,7 @@ def run_report(
         raise UsageError(f"report {name} has a fixed grouping ({preset.help}); drop --by {by}")
     by = by or preset.by or "model"
     if by not in GROUPS:
-        raise UsageError(f"--by {by!r} is not a known grouping; use one of {sorted(GROUPS)}")
+        raise UsageError(f"--by {by!r} is not a known grouping; use one of {', '.join(sorted(GROUPS))}")
     since, until = window(name, since, until, now)
     if since is not None and until is not None and since >= until:
         raise UsageError(
