@@ -192,6 +192,9 @@ def main() -> None:
         if exc.filename is not None:
             fix = _PATH_FIXES.get(exc.errno or 0, "check the path and its permissions")
             print(scrub(f"error: {exc.filename}: {exc.strerror or exc}; {fix}"), file=sys.stderr)
+        elif exc.errno == errno.ENOSPC:  # stdout sent to a full disk: "[Errno 28] No space left on device", no fix
+            print("error: no space left on the disk the output goes to; free some space, or send it to another disk",
+                  file=sys.stderr)  # fmt: skip
         else:
             print(scrub(f"error: {exc}"), file=sys.stderr)
         sys.exit(2)

@@ -416,3 +416,23 @@ def test_a_file_whose_name_is_not_utf8_is_still_read(tmp_path: Path, monkeypatch
     ledger = str(tmp_path / "l.duckdb")
     code, out, err = run_cli(monkeypatch, capsys, "ledger", "import", str(source), "--ledger", ledger, "--json")
     assert code == 0 and json.loads(out)["imported"] == 1, err
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("args", [["prices", "--json"], ["prices"]])
+def test_output_to_a_full_disk_says_so_with_the_fix(args, tmp_path: Path) -> None:
+    # It was "error: [Errno 28] No space left on device", naming neither the output nor what to do.
+    import subprocess
+
+    with open("/dev/full", "w") as full:
+        run = subprocess.run(
+            [sys.executable, "-c", "from tokenomy.cli import main; main()", *args],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+            timeout=120,
+        )
+    assert run.returncode == 2 and run.stderr == (
+        "error: no space left on the disk the output goes to; free some space, or send it to another disk\n"
+    ), run.stderr
