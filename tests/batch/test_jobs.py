@@ -602,6 +602,23 @@ def test_a_job_whose_every_record_failed_says_why(tmp_path: Path, ledger_path: P
     )
 
 
+def test_cancelling_a_job_that_has_ended_says_so(tmp_path: Path, ledger_path: Path, monkeypatch, capsys) -> None:
+    from helpers.cli import run_cli
+    from tokenomy.errors import ProviderError
+
+    class Refusing:
+        def chat(self, request, mode="on_demand", policy=None):
+            raise ProviderError("model not found", kind="client_error")
+
+    tables = open_tables(ledger_path)
+    job = upstream_job(tables, tmp_path, "http://127.0.0.1:9/v1", 2)
+    run_job(tables, job.job_id, client=Refusing())
+    # It printed the job's table, status failed, exit 0: nothing said the cancel had nothing to stop.
+    code, out, err = run_cli(monkeypatch, capsys, "batch", "cancel", job.job_id, "--ledger", str(ledger_path), "--json")
+    assert code == 0 and json.loads(out)["status"] == "failed"
+    assert err == f"note: {job.job_id} had already ended (failed); nothing to stop\n"
+
+
 def test_answers_reporting_cache_tokens_for_a_model_without_cache_prices_are_kept_and_priced_as_input(
     tmp_path: Path, ledger_path: Path
 ) -> None:

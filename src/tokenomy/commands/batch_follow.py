@@ -185,7 +185,16 @@ def register_follow(batch: typer.Typer) -> None:
         as_json: bool = JsonOption,
     ) -> None:
         """Stop a job; answers already stored are kept, the rest can be resumed later."""
+        from tokenomy.batch.backends import FINAL_STATES
+        from tokenomy.batch.job_tables import require_job
         from tokenomy.batch.jobs import cancel as cancel_job
         from tokenomy.batch.jobs import open_tables
 
-        show_job(cancel_job(open_tables(open_existing_ledger(ledger)), job_id), as_json)
+        tables = open_tables(open_existing_ledger(ledger))
+        before = require_job(tables, job_id)
+        job = cancel_job(tables, job_id)
+        if before.status in FINAL_STATES and job.status == before.status:  # the table alone read as if it stopped
+            err_console.print(
+                f"note: {job_id} had already ended ({job.status}); nothing to stop", markup=False, highlight=False
+            )
+        show_job(job, as_json)
