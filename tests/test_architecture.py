@@ -33,7 +33,7 @@ LAYERS = (
     ("config", ("config", "config_routing", "config_alerts", "config_gateway", "config_checks")),
     ("call path", ("client", "call_plan", "call_policy", "call_cost", "recording", "attempt_estimate", "routing")),
     ("levers and services", ("gateway", "batch", "bench", "planning", "analytics", "emulate")),
-    ("command line and demo", ("cli", "commands", "demo")),
+    ("command line and demo", ("__main__", "cli", "commands", "demo")),
 )
 
 

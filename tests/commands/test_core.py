@@ -600,3 +600,15 @@ def test_ledger_stats_says_so_when_the_window_holds_no_usage(tmp_path):
     assert result.exit_code == 0 and "no usage in the ledger from " in result.output, result.output
     assert "widen --since/--until" in result.output and "$0.000000" not in result.output
     assert "$0.250000" in runner.invoke(app, ["ledger", "stats", "--ledger", str(ledger)], env=wide).output
+
+
+def test_python_dash_m_tokenomy_is_the_command_with_its_exit_status():
+    # `python -m tokenomy` said "No module named tokenomy.__main__": an environment whose scripts folder is not on
+    # PATH had no way to run the command.
+    ok = subprocess.run([sys.executable, "-m", "tokenomy", "--version"], capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.startswith("tokenomy "), ok.stderr
+    refused = subprocess.run(
+        [sys.executable, "-m", "tokenomy", "prices", "no-such-model"], capture_output=True, text=True
+    )
+    assert refused.returncode == 2 and "unknown model 'no-such-model'" in refused.stderr
+    assert "Traceback" not in refused.stderr
