@@ -703,8 +703,8 @@ def test_a_results_file_given_for_its_folder_is_named_with_the_folder(command, r
         main()
     err = capsys.readouterr().err
     assert exited.value.code == 2, err
-    folder = "." if relative else tmp_path
-    assert f"{results} is a file; give the folder that holds it, {folder}; see `" in err, err
+    # the folder in full, not `.`: "give the folder that holds it, ." read as a sentence with a stray period
+    assert f"{results} is a file; give the folder that holds it, {tmp_path.resolve()}; see `" in err, err
 
 
 def test_a_candidate_call_billed_then_failed_counts_in_cost_per_task(tmp_path):

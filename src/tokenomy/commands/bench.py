@@ -225,7 +225,7 @@ def results_dir(value: Path) -> Path:
     """Callback of the arguments that name a `bench run --out` folder: its results.csv, given instead, is named with
     its folder (it read as "DIR/results.csv/results.csv: no results here")."""
     if value.is_file():
-        raise typer.BadParameter(f"{value} is a file; give the folder that holds it, {value.parent}")
+        raise typer.BadParameter(f"{value} is a file; give the folder that holds it, {value.resolve().parent}")
     return value
 
 
