@@ -396,3 +396,34 @@ def test_ledger_rows_are_timestamped_when_anthropic_ended_the_batch_not_at_colle
     events = [e for e in open_store(str(ledger_path)).events() if e.batch_job_id == job_id]
     assert len(events) == 3 and {e.ts for e in events} == {ended}, (events[0].ts, ended)
     assert (datetime.now(UTC) - ended).total_seconds() > 2
+
+
+def test_a_submit_killed_after_anthropic_made_its_batch_is_not_sent_again_unsaid_by_resume(tmp_path) -> None:
+    from tokenomy.batch.jobs import create_job, open_tables, submit_parts
+
+    class KilledAfterCreate(AnthropicBatchBackend):
+        def submit(self, *args, **kwargs):  # Anthropic makes the batch, and the process dies before it is recorded
+            super().submit(*args, **kwargs)
+            raise KeyboardInterrupt  # a BaseException: like a SIGKILL, nothing after the create runs
+
+    src, ledger = tmp_path / "in.jsonl", tmp_path / "ledger.duckdb"
+    src.write_text("\n".join(plain(10, max_tokens=6)) + "\n")
+    tables = open_tables(str(ledger))
+    with emulator() as (client, options, _batches):
+        job = create_job(tables, src, MODEL, "anthropic", options)
+        with pytest.raises(KeyboardInterrupt):
+            submit_parts(tables, job, KilledAfterCreate(options))
+        assert len(client.messages.batches.list().data) == 1
+        resume = ["resume", job.job_id, "--detach", "--json", "--ledger", str(ledger)]
+        first = cli(*resume)
+        # Before, resume sent the part again, unsaid: a second batch, every record run and billed twice.
+        assert len(client.messages.batches.list().data) == 1
+        assert first.returncode == 2  # an error, as a submit whose create timed out
+        said = json.loads(first.stdout.splitlines()[-1])["error"] if first.stdout.strip() else first.stderr
+        assert f"part 0 of {job.job_id}" in said and "is not known" in said, said
+        assert "GET /v1/messages/batches" in said and f"tokenomy batch resume {job.job_id}" in said, said
+        # Said once: the user has checked (no batch of theirs, say), and the next resume sends it.
+        client.messages.batches.cancel(client.messages.batches.list().data[0].id)
+        second = cli(*resume)
+        assert second.returncode == 0, second.stderr
+        assert len(client.messages.batches.list().data) == 2

@@ -152,6 +152,12 @@ class AnthropicBatchBackend(BatchBackend):
         """None: Anthropic's batches carry no name or metadata to find one by (the create is sent once, see submit)."""
         return None
 
+    def unfindable(self) -> str | None:
+        return (
+            "Anthropic's batches carry no name or metadata to look one up by: check your batches "
+            "(console.anthropic.com, or GET /v1/messages/batches) for one made then"
+        )
+
     def describe(self, handle: str):
         """The MessageBatch, as the SDK returns it."""
         return self._call("batch retrieve", self._client().messages.batches.retrieve, handle)

@@ -143,6 +143,11 @@ class BatchBackend(ABC):
         """The handle of a job already created under `key`, or None. A create can be accepted and its answer lost
         (a timeout, a dropped connection); sending it again would run, and bill, every record twice."""
 
+    def unfindable(self) -> str | None:
+        """None when `find` can tell whether a create was accepted; else why it cannot and how the user can tell
+        (`jobs.submit_parts` says it once before sending again a part whose submit was cut short)."""
+        return None
+
     @abstractmethod
     def status(self, handle: str) -> tuple[str, str | None]:
         """The normalised state (one of STATES) and the provider's message, if any."""

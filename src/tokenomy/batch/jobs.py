@@ -206,6 +206,18 @@ def part_key(job_id: str, part_no: int) -> str:
     return f"{job_id}-p{part_no}"
 
 
+def cut_short(job: Job, part_no: int, why: str) -> str:
+    """What resume says of a part whose submit was cut short (the process killed mid-create) on a backend that cannot
+    find the job it may have made (`BatchBackend.unfindable`): kept as the part's message, so the next resume
+    sends it."""
+    return (
+        f"part {part_no} of {job.job_id} was being sent when its submit was cut short: whether the provider made its "
+        f"batch is not known, and {why}. If one was made, it runs and is billed: cancel it there, or leave it and "
+        f"take its answers from there; then `tokenomy batch resume {job.job_id}` sends the part (once more: it is not "
+        "held back again)"
+    )
+
+
 def submit_parts(tables: JobTables, job: Job, backend: BatchBackend | None = None) -> Job:
     """Start provider work for every part that has no handle yet."""
     try:
@@ -221,6 +233,9 @@ def submit_parts(tables: JobTables, job: Job, backend: BatchBackend | None = Non
                         # A part with a message was sent before (it says how that ended): the provider may have
                         # accepted it though the answer was lost. Find that job rather than make a second one.
                         handle = backend.find(key) if part["message"] else None
+                        unknown = backend.unfindable() if part["message"] == SENDING else None
+                        if unknown:  # cut short (a kill) mid-create, and no find can tell: said once, not resent
+                            raise UsageError(cut_short(job, part["part_no"], unknown))
                         if handle is None:
                             tables.update_part(job.job_id, part["part_no"], message=SENDING)  # kept if this dies
                             handle = backend.submit(job.job_id, job.model, part_records(part), submit_options(job), key)
