@@ -427,3 +427,27 @@ def test_a_submit_killed_after_anthropic_made_its_batch_is_not_sent_again_unsaid
         second = cli(*resume)
         assert second.returncode == 0, second.stderr
         assert len(client.messages.batches.list().data) == 2
+
+
+def test_cancel_of_a_submit_killed_mid_create_says_its_anthropic_batch_may_run_on(tmp_path) -> None:
+    from tokenomy.batch.jobs import create_job, open_tables, submit_parts
+
+    class KilledAfterCreate(AnthropicBatchBackend):
+        def submit(self, *args, **kwargs):
+            super().submit(*args, **kwargs)
+            raise KeyboardInterrupt
+
+    src, ledger = tmp_path / "in.jsonl", tmp_path / "ledger.duckdb"
+    src.write_text("\n".join(plain(10, max_tokens=6)) + "\n")
+    tables = open_tables(str(ledger))
+    with emulator(request_delay_s=0.5) as (client, options, _batches):
+        job = create_job(tables, src, MODEL, "anthropic", options)
+        with pytest.raises(KeyboardInterrupt):
+            submit_parts(tables, job, KilledAfterCreate(options))
+        cancelled = cli("cancel", job.job_id, "--json", "--ledger", str(ledger))
+        assert cancelled.returncode == 0, cancelled.stderr
+        # Before: "cancelled before it was sent", and nothing said, while the batch Anthropic made ran on, billed.
+        said = json.loads(cancelled.stdout)["message"]
+        assert said and f"part 0 of {job.job_id}" in said and "it runs and is billed" in said, said
+        assert "GET /v1/messages/batches" in said, said
+        assert [b.processing_status for b in client.messages.batches.list().data] == ["in_progress"]

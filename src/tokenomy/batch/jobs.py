@@ -213,8 +213,7 @@ def cut_short(job: Job, part_no: int, why: str) -> str:
     return (
         f"part {part_no} of {job.job_id} was being sent when its submit was cut short: whether the provider made its "
         f"batch is not known, and {why}. If one was made, it runs and is billed: cancel it there, or leave it and "
-        f"take its answers from there; then `tokenomy batch resume {job.job_id}` sends the part (once more: it is not "
-        "held back again)"
+        "take its answers from there"
     )
 
 
@@ -235,7 +234,8 @@ def submit_parts(tables: JobTables, job: Job, backend: BatchBackend | None = Non
                         handle = backend.find(key) if part["message"] else None
                         unknown = backend.unfindable() if part["message"] == SENDING else None
                         if unknown:  # cut short (a kill) mid-create, and no find can tell: said once, not resent
-                            raise UsageError(cut_short(job, part["part_no"], unknown))
+                            again = f"; then `tokenomy batch resume {job.job_id}` sends it (not held back again)"
+                            raise UsageError(cut_short(job, part["part_no"], unknown) + again)
                         if handle is None:
                             tables.update_part(job.job_id, part["part_no"], message=SENDING)  # kept if this dies
                             handle = backend.submit(job.job_id, job.model, part_records(part), submit_options(job), key)
@@ -340,6 +340,7 @@ def cancel(tables: JobTables, job_id: str, backend: BatchBackend | None = None) 
             forget_sent_prompts(tables, job)
         return require_job(tables, job_id)
     backend = backend or get_backend(job.backend, submit_options(job))
+    unsure = job.message  # kept, unless a part may run at the provider though cancel could not reach it
     for part in parts:
         if part["status"] in FINAL_STATES:
             continue
@@ -349,10 +350,12 @@ def cancel(tables: JobTables, job_id: str, backend: BatchBackend | None = None) 
             backend.cancel(handle)
             tables.update_part(job_id, part["part_no"], handle=handle, status="stopping", message=None)
         else:  # never sent (a submit cut short): nothing runs provider-side, and nothing will; resume sends it
-            tables.update_part(
-                job_id, part["part_no"], status="stopped", message="cancelled before it was sent", collected=True
-            )
-    tables.update_job(job_id, status="stopping")
+            # unless a kill cut its create short where no find can tell: it may run there, which only the user can stop
+            unknown = backend.unfindable() if part["message"] == SENDING else None
+            said = cut_short(job, part["part_no"], unknown) if unknown else "cancelled before it was sent"
+            unsure = said if unknown else unsure
+            tables.update_part(job_id, part["part_no"], status="stopped", message=said, collected=True)
+    tables.update_job(job_id, status="stopping", message=unsure)
     return require_job(tables, job_id)
 
 
