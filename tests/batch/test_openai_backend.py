@@ -1627,3 +1627,40 @@ def test_resume_refuses_a_failed_part_holding_a_record_larger_than_a_job_may_be(
     assert json.loads(out)["message"].endswith(
         f"`tokenomy batch resume {job.job_id}` sends none of them: {why}; {on_demand}"
     ), out
+
+
+def test_output_lines_that_name_no_record_are_each_kept_billed_and_their_records_not_sent_again(tmp_path) -> None:
+    # Two answered lines came back without their custom_id: both were read as record "None", the second dropped
+    # unsaid though billed, and r1 and r2 stayed missing, for resume to send, and pay for, again.
+    from types import SimpleNamespace
+
+    from tokenomy.batch.jobs import create_job, open_tables, submit_parts
+    from tokenomy.batch.jobs import wait as wait_job
+    from tokenomy.batch.resubmit import resubmit_missing
+    from tokenomy.ledger.store import open_store
+
+    class IdsLost(OpenAIBatchBackend):
+        def _call(self, what, fn, *args, **kwargs):
+            got = super()._call(what, fn, *args, **kwargs)
+            if what != "file content" or '"response"' not in got.text:
+                return got
+            lines = [json.loads(x) for x in got.text.split("\n") if x.strip()]
+            for line in lines:
+                if line["custom_id"] in ("r1", "r2"):
+                    del line["custom_id"]
+            return SimpleNamespace(text="\n".join(json.dumps(x) for x in lines))
+
+    src, ledger = tmp_path / "in.jsonl", tmp_path / "ledger.duckdb"
+    src.write_text("\n".join(plain(4)) + "\n")
+    tables = open_tables(str(ledger))
+    with emulator() as (client, options):
+        backend = IdsLost(options)
+        job = submit_parts(tables, create_job(tables, src, MODEL, "openai", options), backend)
+        job = wait_job(tables, job.job_id, 60, 0.05, backend)
+        assert (job.done, job.failed, job.pending, job.unmatched) == (2, 2, 0, 2), job.to_json()
+        failures = {r["record_id"]: r["error"] for r in tables.results(job.job_id).values() if not r["ok"]}
+        assert set(failures) == {"r1", "r2"} and "line 2 of the output file" in failures["r1"], failures
+        assert resubmit_missing(tables, job.job_id, backend) == 0
+        assert len(client.batches.list().data) == 1  # nothing sent twice
+    events = [e for e in open_store(str(ledger)).events() if e.batch_job_id == job.job_id]
+    assert len(events) == 4 and all(e.input_tokens > 0 for e in events)  # each billed line in the ledger

@@ -105,7 +105,11 @@ def misshapen_or(
 ) -> R | RecordResult:
     """`read(item, model)`, the result of the output line `item`; a line that is JSON but not of the shape `read`
     takes (a list where an object goes, `"choices": [null]`) is its record's failure naming the line, not an
-    AttributeError out of the backend's `results` that loses every answer of the job."""
+    AttributeError out of the backend's `results` that loses every answer of the job. A line that names no record
+    (no `id_key`) goes under where it is: under "None", a second such line was taken for the first and dropped,
+    though billed, and the records they answered were left to be sent, and billed, again."""
+    if item.get(id_key) is None:
+        item = {**item, id_key: where}
     try:
         return read(item, model)
     except (AttributeError, KeyError, TypeError, IndexError, ValueError) as exc:
