@@ -333,6 +333,57 @@ def test_resume_starts_the_parts_an_interrupted_submit_never_sent(tmp_path) -> N
     assert len(events) == 20 and {e.mode for e in events} == {"batch"}
 
 
+def test_status_and_wait_say_a_killed_submit_was_cut_short_and_wait_ends(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+    from datetime import timedelta
+
+    from tokenomy.batch.jobs import create_job, open_tables
+    from tokenomy.ledger.events import utcnow
+
+    src, ledger = tmp_path / "in.jsonl", tmp_path / "ledger.duckdb"
+    src.write_text("\n".join(plain(4)) + "\n")
+    tables = open_tables(str(ledger))
+
+    def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        argv = [sys.executable, "-m", "tokenomy.cli", "batch", *args, "--ledger", str(ledger)]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=dict(os.environ))
+
+    with emulator() as (client, options):
+        # What `batch submit` stores before it sends: this (live) process stands in for a submit still sending.
+        job = create_job(tables, src, MODEL, "openai", options)
+        running = cli("wait", job.job_id, "--timeout", "1", "--poll", "0.2")
+        assert running.returncode == 1 and job.job_id in running.stdout, running.stderr
+        assert "cut short" not in running.stdout
+        live = cli("status", job.job_id, "--json")
+        assert live.returncode == 0 and "submit_cut_short" not in json.loads(live.stdout), live.stderr
+        # The submitting process was killed: its pid is gone.
+        with subprocess.Popen(["true"]) as dead:
+            dead.wait()
+        tables.update_job(job.job_id, runner_pid=dead.pid)
+        # Before, status said only "submitted", exit 0, and `batch wait` polled for ever.
+        status = cli("status", job.job_id)
+        assert status.returncode == 1 and "submit was cut short" in status.stdout, status.stdout
+        assert f"tokenomy batch resume {job.job_id}` continues it" in status.stdout
+        waited = cli("wait", job.job_id, "--poll", "0.2", "--json", timeout=60)
+        assert waited.returncode == 1, waited.stderr
+        said = json.loads(waited.stdout)
+        assert (said["status"], said["submit_cut_short"], said["pending"]) == ("submitted", True, 4)
+        # Its pid since given to a process that started after the submit did: not the submit.
+        with subprocess.Popen(["sleep", "60"]) as other:
+            tables.update_job(job.job_id, runner_pid=other.pid, heartbeat_at=utcnow() - timedelta(minutes=1))
+            try:
+                reused = cli("wait", job.job_id, "--poll", "0.2", timeout=60)
+            finally:
+                other.kill()
+        assert reused.returncode == 1 and "submit was cut short" in reused.stdout, reused.stdout
+        resumed = cli("resume", job.job_id, "--json")
+        assert resumed.returncode == 0, resumed.stderr
+        assert json.loads(resumed.stdout.splitlines()[-1])["status"] == "completed"
+        assert len(client.batches.list().data) == 1
+
+
 def test_a_resumed_job_that_completes_no_longer_reports_its_old_submit_failure(tmp_path) -> None:
     from tokenomy.batch.jobs import create_job, open_tables, refresh, submit_parts
     from tokenomy.batch.jobs import wait as wait_job
@@ -921,6 +972,17 @@ def test_a_job_whose_every_record_the_provider_refused_ends_failed_and_submit_ex
     lines = [json.loads(x) for x in results.read_text().splitlines()]
     assert [(x["id"], x["ok"]) for x in lines] == [("r0", False), ("r1", False), ("r2", False)]
     assert all(x["error"].startswith("400: Invalid 'stop'") for x in lines), lines
+    # Resume sends none of them (sent unchanged they would be refused again); before, it said nothing of why.
+    resumed = subprocess.run(
+        [sys.executable, "-m", "tokenomy.cli", "batch", "resume", job["job_id"], "--ledger", str(ledger_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert resumed.returncode == 1 and "resubmitted 0 records" in resumed.stdout, resumed.stderr
+    note = " ".join(resumed.stderr.split())
+    assert "3 records failed for good (record r0: 400: Invalid 'stop'" in note, note
+    assert f"`tokenomy batch results {job['job_id']} -o FILE` lists each with its error" in note
 
 
 def test_records_an_expired_batch_never_ran_say_so_in_results_and_the_job_says_why(tmp_path) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tokenomy.batch.backends import FINAL_STATES, BatchBackend
+from tokenomy.batch.backends import FINAL_STATES, BatchBackend, transient
 from tokenomy.batch.job_tables import Job, final_ids
 from tokenomy.batch.records import part_records, records_among, unrun_records
 from tokenomy.batch.split import NoSplit, job_parts, quota_provider, sent_bytes
@@ -47,6 +47,23 @@ def ended_short(
     if retry:
         notes.append(f"{retry} records were throttled or hit a server error; {sends}")
     return _joined(notes) or job.message
+
+
+def failed_for_good(job_id: str, outcomes: dict[str, dict[str, Any]]) -> str | None:
+    """What `resume` says of the records it does not send because they failed for good (`final_ids`: refused by the
+    provider as written, or failed for a reason sending them again would repeat), from the job's `outcomes`
+    (`JobTables.outcomes`); None when there are none."""
+    failed = sorted((rid, row["error"]) for rid, row in outcomes.items() if not (row["ok"] or transient(row["error"])))
+    if not failed:
+        return None
+    rid, error = failed[0]
+    error = error if len(error or "") <= 200 else f"{error[:200]}..."
+    return (
+        f"{len(failed)} records failed for good (record {rid}: {error}) and are not sent again: the provider refused "
+        "them as written, or failed them for a reason sending them unchanged would repeat (and may bill again). "
+        f"`tokenomy batch results {job_id} -o FILE` lists each with its error; `--failed-input FILE` writes those "
+        "refused as written, to fix and `tokenomy batch submit`"
+    )
 
 
 def provider_minimum(job: Job) -> tuple[str, int]:

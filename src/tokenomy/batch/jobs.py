@@ -27,7 +27,7 @@ from tokenomy.batch.hints import ended_short
 from tokenomy.batch.job_tables import Job, JobTables, require_job
 from tokenomy.batch.records import forget_sent_prompts, part_payload, part_records
 from tokenomy.batch.runner_journal import commit_left_behind
-from tokenomy.batch.runner_process import runner_alive, runner_gone
+from tokenomy.batch.runner_process import runner_alive, runner_gone, submitter
 from tokenomy.batch.split import NoSplit, below_minimum, job_parts, quota_provider, sent_bytes
 from tokenomy.batch.validate import require_good, validate_file
 from tokenomy.batch.worst_case import require_within_cap
@@ -95,8 +95,10 @@ def create_job(
 
 def store_job(tables: JobTables, job: Job, parts: list[list[BatchRecord]]) -> Job:
     """Store a job `prepare_job` made, with its parts. Its endpoint's password, if it has one, is not stored: the
-    job returned keeps it, for this process; a later one takes it from the environment (`submit_options`)."""
-    tables.insert_job(replace(job, options=options_to_store(job.backend, job.options)))
+    job returned keeps it, for this process; a later one takes it from the environment (`submit_options`). A remote
+    job names this process as its submitter: killed before its parts are sent, `batch status` and `wait` say so."""
+    sender = submitter() if job.backend != "local" else {}
+    tables.insert_job(replace(job, options=options_to_store(job.backend, job.options), **sender))
     for part_no, part in enumerate(parts):
         tables.insert_part(job.job_id, part_no, None, "submitted", [r.id for r in part], part_payload(part))
     return job
@@ -223,6 +225,7 @@ def submit_parts(tables: JobTables, job: Job, backend: BatchBackend | None = Non
         backend = backend or get_backend(job.backend, submit_options(job))
         todo = [p for p in tables.parts(job.job_id) if p["handle"] is None and p["status"] == "submitted"]
         if todo:
+            tables.update_job(job.job_id, **submitter())  # a resume sending them: not cut short while it lives
             provider = getattr(backend, "ledger_provider", job.backend)
             with otel.batch_span("submit", provider, job.model, job.job_id) as span:
                 sent = 0
@@ -380,8 +383,8 @@ def wait(
             ) from None
         if job.status in FINAL_STATES or (deadline is not None and time.monotonic() >= deadline):
             return job
-        # Nobody is working on a local job (a runner that died, or a submit killed before its runner
-        # started, given a grace period to start): waiting would never end.
+        # Nobody is working on the job (a local runner that died, or a submit killed before its runner started, given
+        # a grace period to start; a remote submit killed before it sent every part): waiting would never end.
         if runner_gone(tables, job):
             return job
         time.sleep(poll_s if deadline is None else max(0.0, min(poll_s, deadline - time.monotonic())))

@@ -1,5 +1,6 @@
-"""Whether a local batch job has a runner working on it: the runner process alive on this machine (not a zombie,
-not a later process given its pid), or its heartbeat recent; and the log a background runner's stderr goes to."""
+"""Whether a batch job has a process working on it: a local job's runner alive on this machine (not a zombie, not a
+later process given its pid), or its heartbeat recent; a remote job's submit (or resume) still sending its parts; and
+the log a background runner's stderr goes to."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from tokenomy.batch.backends import FINAL_STATES
 from tokenomy.batch.job_tables import Job, JobTables
@@ -89,11 +91,30 @@ def _process_lives(pid: int, since: datetime | None) -> bool:
     return True
 
 
+def submitter() -> dict[str, Any]:
+    """The job fields naming this process as the one sending a remote job's parts (`submit_cut_short`), as a local
+    runner names itself: its pid and host, and when it started sending (a later process given its pid started after)."""
+    return {"runner_pid": os.getpid(), "runner_host": socket.gethostname(), "heartbeat_at": utcnow()}
+
+
+def submit_cut_short(tables: JobTables, job: Job) -> bool:
+    """Whether a remote job that has not ended has parts never sent whose submit (or resume) process is gone, killed
+    while it stored or sent them: nothing will send them, and nothing ends the job, until `batch resume`. A process
+    on another machine cannot be seen from here, nor one a job stored by an earlier version did not name: not said."""
+    if job.status in FINAL_STATES or job.runner_pid is None or job.runner_host != socket.gethostname():
+        return False
+    unsent = any(p["handle"] is None and p["status"] == "submitted" for p in tables.parts(job.job_id))
+    return unsent and not _process_lives(job.runner_pid, job.heartbeat_at)
+
+
 def runner_gone(tables: JobTables, job: Job) -> Path | bool:
-    """Whether a local job that has not ended has no runner (one that crashed or was killed left it as it was): False
-    while one works on it or a background one is still starting; else its background runner's log when there is one
-    (what the runner said before it died), or True."""
-    if job.backend != "local" or job.status in FINAL_STATES or runner_alive(job):
+    """Whether a job that has not ended has nothing working on it: a local job without its runner (one that crashed or
+    was killed left it as it was), a remote one whose submit was cut short (`submit_cut_short`). False while one works
+    on it or a background one is still starting; else its background runner's log when there is one (what the runner
+    said before it died), or True."""
+    if job.backend != "local":
+        return submit_cut_short(tables, job)
+    if job.status in FINAL_STATES or runner_alive(job):
         return False
     log = runner_log(tables, job.job_id)
     started = _background_pid(log)

@@ -43,7 +43,10 @@ def register_follow(batch: typer.Typer) -> None:
         ledger: Optional[str] = LedgerOption,
         as_json: bool = JsonOption,
     ) -> None:
-        """Refresh a job from its backend and show progress, counts and cost so far."""
+        """Refresh a job from its backend and show progress, counts and cost so far.
+
+        Exit status: 1 when the job has not ended and nothing works on it (a local runner, or a submit sending a
+        provider's parts, killed): `batch resume` continues it."""
         from tokenomy.batch.jobs import open_tables
         from tokenomy.batch.runner_process import runner_alive, runner_gone
 
@@ -98,7 +101,8 @@ def register_follow(batch: typer.Typer) -> None:
     ) -> None:
         """Block until the job finishes (completed, partially completed, failed, stopped or expired).
 
-        Exit status: 0 when it ended; 1 past --timeout, or when it ended failed (no record answered)."""
+        Exit status: 0 when it ended; 1 past --timeout, when it ended failed (no record answered), or when nothing
+        works on it (a local runner, or a submit sending a provider's parts, killed): `batch resume` continues it."""
         from tokenomy.batch.backends import FINAL_STATES
         from tokenomy.batch.jobs import open_tables, wait
         from tokenomy.batch.runner_process import runner_alive, runner_gone

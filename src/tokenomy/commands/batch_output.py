@@ -32,14 +32,17 @@ def refuse_over_cap(refusal, as_json: bool) -> NoReturn:
 
 
 def show_job(job, as_json: bool, alive: bool | None = None, gone: Path | bool = False) -> None:
-    """The job's row and message. `gone`: the job has not ended and no runner works on it
-    (`runner_process.runner_gone`: the log of the background runner that died, or True)."""
+    """The job's row and message. `gone`: the job has not ended and nothing works on it
+    (`runner_process.runner_gone`: the log of the background runner that died, or True; for a remote job, its submit
+    was cut short)."""
     if as_json:
         data = job.to_json()
         if alive is not None:
             data["runner_alive"] = alive
         if gone:
             data["runner_exited"] = True
+            if job.backend != "local":
+                data["submit_cut_short"] = True
             if isinstance(gone, Path):
                 data["runner_log"] = str(gone)
         print_json(data)
@@ -86,7 +89,15 @@ def show_job(job, as_json: bool, alive: bool | None = None, gone: Path | bool = 
             f"`tokenomy batch results {job.job_id}` lists them",
             markup=False,
         )
-    if isinstance(gone, Path):
+    if gone and job.backend != "local":
+        console.print(
+            f"- its submit was cut short (process {job.runner_pid} ended before every part was sent): nothing sends "
+            f"the rest, and the job would wait for ever; `tokenomy batch resume {job.job_id}` continues it (a part the "
+            "provider may have made is found or held back, not sent twice)",
+            markup=False,
+            soft_wrap=True,
+        )
+    elif isinstance(gone, Path):
         console.print(
             f"- runner exited (see {gone}) without ending the job: `tokenomy batch resume {job.job_id}` continues it",
             markup=False,

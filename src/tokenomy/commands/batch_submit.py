@@ -269,13 +269,15 @@ def register_resume(batch: typer.Typer) -> None:
     ) -> None:
         """Finish a job: a local job runs its records that have no result; a remote job resubmits
         records missing after a partial, expired, failed or stopped run, except a part the provider refused whole at
-        validation (named, with why), unless --resend-refused.
+        validation (named, with why), unless --resend-refused. Records that failed for good (refused by the provider
+        as written, or for a reason sending them again would repeat) are not sent again: said, with how to list them.
 
         A job submitted with --max-cost (or given one here) is not resumed when what it has cost and the worst case of
         the records resume would send are over it.
 
         Exit status: 0 when the job ends with answers (or is left running, --detach); 1 when it ends failed, no
         record answered, or is over its cap (nothing sent)."""
+        from tokenomy.batch.hints import failed_for_good
         from tokenomy.batch.job_tables import require_job
         from tokenomy.batch.jobs import open_tables, refresh, wait
         from tokenomy.batch.records import refused_note, refused_parts
@@ -284,6 +286,12 @@ def register_resume(batch: typer.Typer) -> None:
 
         tables = open_tables(open_existing_ledger(ledger))
         job = require_job(tables, job_id)
+
+        def say_failed_for_good() -> None:  # else a job whose failed records were all final sent nothing, unsaid
+            final = None if background else failed_for_good(job_id, tables.outcomes(job_id))
+            if final:
+                err_console.print(f"note: {final}", highlight=False, soft_wrap=True, markup=False)
+
         # A local job's records run from here or from the background runner this starts (its submit or resume has
         # checked them); refreshed first, so that what a killed runner was answered counts as spent, not to be sent.
         if job.backend == "local" and not background and job_cap(job, max_cost) is not None:
@@ -293,6 +301,7 @@ def register_resume(batch: typer.Typer) -> None:
                 refuse_over_cap(refusal, as_json)
             keep_cap(tables, job, max_cost)
         if job.backend == "local":
+            say_failed_for_good()
             if detach:
                 from tokenomy.batch.runner_process import runner_alive
                 from tokenomy.errors import UsageError
@@ -315,6 +324,7 @@ def register_resume(batch: typer.Typer) -> None:
             sent = resubmit_missing(tables, job_id, resend_refused=resend_refused, max_cost=max_cost)
         except OverCap as refusal:
             refuse_over_cap(refusal, as_json)
+        say_failed_for_good()  # as collected by resubmit_missing, before what it sent has answers
         held = [] if resend_refused else refused_parts(tables, job_id)
         if held:  # the rest were sent: say which parts were not, and why
             err_console.print(f"warning: {refused_note(job_id, held)}", highlight=False, soft_wrap=True, markup=False)
