@@ -203,3 +203,20 @@ def _is_duckdb_file(path: Path) -> bool:
             return handle.read(12)[8:] == b"DUCK"
     except OSError:  # not there, or not readable: nothing to protect here (the write itself names the problem)
         return False
+
+
+def routing_pair(cheap_model: Optional[str], routing_share: float) -> None:
+    """The routing lever takes both options: one of them alone was dropped without a word, the lever reading "no
+    routing result given" and the unknown model in `--cheap-model nosuch` never checked."""
+    from tokenomy.errors import UsageError
+
+    if cheap_model and not routing_share:
+        raise UsageError(
+            f"--cheap-model {cheap_model} needs --routing-share, the share of calls it would take (from `route eval` "
+            "or `bench`), e.g. --routing-share 0.4"
+        )
+    if routing_share and not cheap_model:
+        raise UsageError(
+            f"--routing-share {routing_share:g} needs --cheap-model, the model routing would move those calls to, "
+            "e.g. --cheap-model amazon.nova-micro-v1:0"
+        )

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from tokenomy.commands._common import JsonOption, LedgerOption
-from tokenomy.commands._options import http_url, number_option, usd_option, when_option
+from tokenomy.commands._options import http_url, number_option, routing_pair, usd_option, when_option
 from tokenomy.commands._output import console, err_console, print_json, table, usd
 from tokenomy.money import money_str
 from tokenomy.money import usd as money_usd
@@ -321,23 +321,6 @@ def utilization_cmd(
         console.print(f"[yellow]note:[/] {tpm_source}")
 
 
-def _routing_pair(cheap_model: Optional[str], routing_share: float) -> None:
-    """The routing lever takes both options: one of them alone was dropped without a word, the lever reading "no
-    routing result given" and the unknown model in `--cheap-model nosuch` never checked."""
-    from tokenomy.errors import UsageError
-
-    if cheap_model and not routing_share:
-        raise UsageError(
-            f"--cheap-model {cheap_model} needs --routing-share, the share of calls it would take (from `route eval` "
-            "or `bench`), e.g. --routing-share 0.4"
-        )
-    if routing_share and not cheap_model:
-        raise UsageError(
-            f"--routing-share {routing_share:g} needs --cheap-model, the model routing would move those calls to, "
-            "e.g. --cheap-model amazon.nova-micro-v1:0"
-        )
-
-
 @plan_app.command("savings")
 def savings_cmd(
     batch_tasks: str = typer.Option("", "--batch-tasks", help="Comma-separated latency-tolerant task types."),
@@ -365,7 +348,7 @@ def savings_cmd(
     from tokenomy.planning.savings import SavingsInputs, what_if
 
     utc_window(since, until)  # inverted, it read as "the ledger has no successful calls to analyse"
-    _routing_pair(cheap_model, routing_share)
+    routing_pair(cheap_model, routing_share)
     inputs = SavingsInputs(
         tuple(t for t in batch_tasks.split(",") if t),
         batch_tag,
