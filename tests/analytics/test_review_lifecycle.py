@@ -15,6 +15,7 @@ from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.store import open_store
 from tokenomy.pricing.catalog import default_catalog
 from tokenomy.pricing.cost import compute_cost
+from tokenomy.pricing.families import model_line
 
 END = datetime(2026, 12, 7, tzinfo=UTC)
 RETIRED = "anthropic.claude-3-5-haiku-20241022-v1:0"
@@ -59,6 +60,13 @@ def test_a_retired_or_retiring_model_in_use_is_a_finding_naming_its_successor(tm
     retiring = found[RETIRING]
     assert retiring["kind"] == "model_retiring" and "(in 4 days)" in retiring["message"]
     assert retiring["to"] in {c["model"] for c in in_use[RETIRING]["candidates"]}
+    # the move is to a newer model of its vendor, not to 2024's gpt-4o-mini (its cheapest candidate, same line), nor to
+    # gpt-5-nano, which retires the same day
+    assert model_line(retiring["to"]).released > model_line(RETIRING).released, retiring["to"]
+    assert "gpt-5-nano" not in {c["model"] for c in in_use[RETIRING]["candidates"]}
+    assert {"model": "gpt-5-nano", "kind": "cheaper, other line", "retires_on": str(retires)} in in_use[RETIRING][
+        "legacy"
+    ]
     # Both are actions, ranked by the traffic at stake as any finding by its dollars.
     assert {(a["kind"], a["subject"]) for a in rank_actions(section["findings"])} >= {
         ("model_retired", RETIRED),
@@ -107,7 +115,7 @@ HAIKU_3 = "anthropic.claude-3-haiku-20240307-v1:0"
 CLAUDE_2_1 = "anthropic.claude-v2:1"
 
 
-def _store(tmp_path, name: str, region: str, models: tuple[str, ...]):
+def _store(tmp_path, name: str, region: str, models: tuple[str, ...], priced_in: str = "us-east-1"):
     events = []
     for model in models:
         for day in range(5):
@@ -120,8 +128,8 @@ def _store(tmp_path, name: str, region: str, models: tuple[str, ...]):
                 input_tokens=3_000,
                 output_tokens=300,
             )
-            # priced at us-east-1's rates, as the review prices a region the catalog has no price for
-            events.append(event.apply_cost(compute_cost(event.usage, model, "us-east-1")))
+            # priced at us-east-1's rates (unless told), as the review prices a region the catalog has no price for
+            events.append(event.apply_cost(compute_cost(event.usage, model, priced_in)))
     store = open_store(tmp_path / f"{name}.duckdb")
     store.write(events)
     return store
@@ -194,3 +202,60 @@ def test_claude_instant_is_not_proposed_to_claude_haiku_4_5_traffic_with_no_othe
     section = models_section(store, END - timedelta(days=30), END, Decimal(1), date(2026, 12, 7))
     line = not_proposed_line(section["in_use"])
     assert line.count(INSTANT) == 1 and f"newer: {haiku_4_5}, anthropic.claude-sonnet-4-6)" in line, line
+
+
+SONNET_3_5_V1 = "anthropic.claude-3-5-sonnet-20240620-v1:0"
+SONNET_3_5_V2 = "anthropic.claude-3-5-sonnet-20241022-v2:0"
+OPUS_3 = "anthropic.claude-3-opus-20240229-v1:0"
+
+
+def test_a_model_its_vendor_retired_is_not_proposed_where_the_platform_gives_no_date(tmp_path) -> None:
+    # The catalog has none of Bedrock's dates for Claude 3.5 Sonnet v1 and v2, so Claude 3 Opus traffic on Bedrock was
+    # offered Claude 3.5 Sonnet v2 (and v1, 3.7 Sonnet, Sonnet 4) as cheaper lines, and 3.5 Sonnet v1 traffic was told
+    # to "upgrade" to v2: models Anthropic retired in 2025 and 2026, that AWS moved to Legacy too.
+    catalog = default_catalog()
+    assert not any(e.retired_on or e.deprecated_on for e in catalog.entries() if e.model == SONNET_3_5_V2)
+    assert catalog.lookup("claude-3-5-sonnet-20241022").retired_on == "2025-10-28"  # Anthropic's own API's date
+    today = date(2026, 12, 7)
+    store = _store(tmp_path, "bedrock", "us-west-2", (OPUS_3, SONNET_3_5_V1, SONNET_3_5_V2), "us-west-2")
+    section = models_section(store, END - timedelta(days=30), END, Decimal(1), today)
+    in_use = {info["model"]: info for info in section["in_use"]}
+    gone = {
+        SONNET_3_5_V1,
+        SONNET_3_5_V2,
+        "anthropic.claude-3-7-sonnet-20250219-v1:0",
+        "anthropic.claude-sonnet-4-20250514-v1:0",
+    }
+    for info in in_use.values():
+        proposed = {c["model"] for c in info["candidates"]} | {t["to"] for t in info.get("per_task", [])}
+        assert not proposed & gone, (info["model"], proposed & gone)
+    assert {c["model"] for c in in_use[OPUS_3]["candidates"]} >= {"anthropic.claude-sonnet-4-6"}  # the current one
+    said = {r["model"]: r["note"] for r in in_use[OPUS_3]["vendor_retired"]}
+    assert said[SONNET_3_5_V2] == "retired by anthropic on 2025-10-28 as claude-3-5-sonnet-20241022"
+    # v1 is no longer on Anthropic's price list: its line's later release, retired, stands for it
+    assert (
+        said[SONNET_3_5_V1]
+        == "anthropic retired claude-3-5-sonnet-20241022, a later release of its line, on 2025-10-28"
+    )
+    line = not_proposed_line(section["in_use"])
+    assert f"{SONNET_3_5_V2} (retired by anthropic on 2025-10-28" in line, line
+
+    # Each model in use that Anthropic retired is one action naming why and the current successor to move to.
+    found = {f["subject"]: f for f in section["findings"]}
+    for model in (SONNET_3_5_V1, SONNET_3_5_V2):
+        finding = found[model]
+        assert finding["kind"] == "model_retired_by_vendor" and finding["to"] == "anthropic.claude-sonnet-4-6"
+        assert "on 2025-10-28" in finding["message"] and "may serve it longer" in finding["message"]
+        assert finding["monthly_usd"] == in_use[model]["current_monthly_usd"] > 0
+    assert found[OPUS_3]["kind"] == "model_retired_by_vendor"  # once: not also "superseded"
+    assert [f["subject"] for f in section["findings"]].count(OPUS_3) == 1
+    assert found[OPUS_3]["to"] not in gone
+
+
+def test_a_platform_with_dates_of_its_own_keeps_them(tmp_path) -> None:
+    # AWS still serves Claude 3 Haiku in ca-central-1 (its card says so): Anthropic's retirement of claude-3-haiku on
+    # its own API does not make the review tell that traffic it is retired.
+    assert default_catalog().lookup("claude-3-haiku-20240307").retired_on is not None
+    store = _store(tmp_path, "canada", "ca-central-1", (HAIKU_3,))
+    section = models_section(store, END - timedelta(days=30), END, Decimal(1), date(2026, 12, 7))
+    assert [f for f in section["findings"] if f["kind"].startswith("model_retired")] == []

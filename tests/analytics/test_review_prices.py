@@ -123,7 +123,7 @@ def store(request, tmp_path):
 
 
 def test_candidates_and_today_are_priced_call_by_call(store) -> None:
-    from tokenomy.analytics.review_models import models_section
+    from tokenomy.analytics.review_models import models_section, reprice, usage_groups
 
     events = ledger_events()
     store.write(events)
@@ -144,11 +144,15 @@ def test_candidates_and_today_are_priced_call_by_call(store) -> None:
     # Each rule is exercised: a candidate with a 1-hour price, one without (5-minute writes), one without cache
     # prices (input); a long-context candidate's upgrade without long-context prices.
     bedrock = {c["model"] for c in in_use[BEDROCK_SONNET]["candidates"]}
-    assert {
-        "anthropic.claude-sonnet-4-6",
-        "anthropic.claude-sonnet-4-20250514-v1:0",
-        "anthropic.claude-3-5-sonnet-20240620-v1:0",
-    } <= bedrock, sorted(bedrock)
+    assert {"anthropic.claude-sonnet-4-6", "amazon.nova-micro-v1:0"} <= bedrock, sorted(bedrock)
+    # Sonnet 4 (long-context prices, no 1-hour writes) and 3.5 Sonnet v1 (no cache prices), which Anthropic retired,
+    # are not proposed; they are still priced as each call would have been
+    vendor_retired = {r["model"] for r in in_use[BEDROCK_SONNET]["vendor_retired"]}
+    mine = [e for e in events if e.model == BEDROCK_SONNET]
+    groups = usage_groups(store, START, END)[BEDROCK_SONNET]
+    for model in ("anthropic.claude-sonnet-4-20250514-v1:0", "anthropic.claude-3-5-sonnet-20240620-v1:0"):
+        assert model in vendor_retired and model not in bedrock
+        assert reprice(groups, model) == sum(per_call(e, model) for e in mine), model
     # past their Bedrock EOL: not proposed, and said so
     retired = {r["model"] for r in in_use[BEDROCK_SONNET]["retired"]}
     assert {"anthropic.claude-3-5-haiku-20241022-v1:0", "anthropic.claude-3-haiku-20240307-v1:0"} <= retired

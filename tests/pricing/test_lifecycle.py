@@ -165,17 +165,25 @@ def _groups() -> list[dict[str, Any]]:
 
 
 def test_the_review_skips_a_retired_candidate_and_says_so() -> None:
+    from tokenomy.analytics.review_lifecycle import not_proposed_line
     from tokenomy.analytics.review_models import candidates_for
     from tokenomy.commands.review import render
 
     in_use = "claude-sonnet-4-5-20250929"
-    # Claude 3 Haiku is a cheaper model of another line: proposed while it was active, with the day it retires
-    before = candidates_for(in_use, _groups(), Decimal(1), date(2026, 2, 1))
+    # Claude 3 Haiku is a cheaper model of another line: proposed while it was active and more than a quarter from
+    # its retirement, with the day it retires
+    before = candidates_for(in_use, _groups(), Decimal(1), date(2026, 1, 15))
     [haiku] = [c for c in before["candidates"] if c["model"] == HAIKU_3]
     assert (haiku["kind"], haiku["retires_on"]) == ("cheaper, other line", "2026-04-20")
     # Claude 3.5 Haiku, deprecated then (2025-12-19) and retiring on 2026-02-19, is not proposed: said apart
     legacy = {"model": "claude-3-5-haiku-20241022", "kind": haiku["kind"], "deprecated_on": "2025-12-19"}
     assert before["legacy"] == [{**legacy, "retires_on": "2026-02-19"}] and before["retired"] == []
+    # Within a quarter of its retirement (78 days), not yet deprecated: a move to it would be next quarter's
+    # retirement finding, so it is not proposed, and said apart with its day
+    closer = candidates_for(in_use, _groups(), Decimal(1), date(2026, 2, 1))
+    assert HAIKU_3 not in {c["model"] for c in closer["candidates"]}
+    assert {"model": HAIKU_3, "kind": haiku["kind"], "retires_on": "2026-04-20"} in closer["legacy"]
+    assert f"{HAIKU_3} (retires 2026-04-20)" in not_proposed_line([closer])
     # Deprecated (2026-02-19), no longer proposed, though every call to it still works until it retires
     deprecated = candidates_for(in_use, _groups(), Decimal(1), date(2026, 3, 1))
     assert HAIKU_3 not in {c["model"] for c in deprecated["candidates"]}

@@ -12,13 +12,16 @@ on a model without cache prices, batch traffic to on-demand on a model without b
 model in use re-priced the same way, not the recorded cost (which holds what no candidate is priced with: a
 priority or flex tier, server tools, a bill's own figures), so each candidate is compared like for like. Provisioned
 traffic is left out (it is paid per unit-hour, not per token). A same-line upgrade that costs no more than today is
-a finding: the model is superseded. What the catalog's lifecycle dates leave out (review_lifecycle.py), each listed
-apart and not proposed: a model its provider has retired in a region the traffic runs in (`retired`: every call to it
-would fail), or moved to Legacy there (Bedrock) or deprecated (Anthropic, OpenAI) (`legacy`); and a model priced only
-from data past WARN_DAYS when a newer model of its vendor with current prices is a candidate or the model in use
-(`outdated`: Claude Instant's 2025 prices beside Claude Haiku 4.5's). A candidate with a retirement date ahead
-carries it (`retires_on`). A model in use that its provider has retired, or retires within RETIRING_NOTICE_DAYS, is
-a finding naming the model to move to (`lifecycle_finding`).
+a finding: the model is superseded (unless it must move anyway: a lifecycle finding). What the catalog's lifecycle
+dates leave out (review_lifecycle.py), each listed apart and not proposed: a model its provider has retired in a region
+the traffic runs in (`retired`: every call to it would fail), or moved to Legacy there (Bedrock), deprecated
+(Anthropic, OpenAI) or retiring within RETIRING_NOTICE_DAYS (`legacy`); one on a platform that gives no date for it
+whose vendor has retired or deprecated it on its own API (`vendor_retired`: Bedrock's Claude 3.5 Sonnet v2); and a
+model priced only from data past WARN_DAYS when a newer model of its vendor with current prices is a candidate or the
+model in use (`outdated`: Claude Instant's 2025 prices beside Claude Haiku 4.5's). A candidate with a retirement date
+further ahead carries it (`retires_on`). A model in use that its provider (or, where the platform gives no date, its
+vendor) has retired, or retires within RETIRING_NOTICE_DAYS, is a finding naming the model to move to
+(`lifecycle_finding`).
 """
 
 from __future__ import annotations
@@ -29,9 +32,12 @@ from typing import Any
 
 from tokenomy.analytics.billed import SPEND_EVENTS
 from tokenomy.analytics.review_lifecycle import (
+    RETIRING_NOTICE_DAYS,
     entry_or_none,
     lifecycle_dates,
     lifecycle_finding,
+    vendor_lifecycle,
+    vendor_note,
 )
 from tokenomy.chat_response import Usage
 from tokenomy.errors import TokenomyError
@@ -208,6 +214,7 @@ def candidates_for(
         "candidates": [],
         "retired": [],
         "legacy": [],
+        "vendor_retired": [],
         "outdated": [],
     }
     if line is None:
@@ -250,6 +257,14 @@ def candidates_for(
             continue
         if legacy_on is not None and date.fromisoformat(legacy_on) <= today:  # on its way out: no move to make
             info["legacy"].append({"model": other, "kind": kind, "deprecated_on": legacy_on, "retires_on": retired_on})
+            continue
+        if retired_on is not None and (date.fromisoformat(retired_on) - today).days <= RETIRING_NOTICE_DAYS:
+            # a move to it would be next quarter's retirement finding
+            info["legacy"].append({"model": other, "kind": kind, "retires_on": retired_on})
+            continue
+        vendor = vendor_lifecycle(other, today) if retired_on is legacy_on is None else None
+        if vendor is not None:  # the platform gives no date; its vendor has retired or deprecated the model
+            info["vendor_retired"].append({"model": other, "kind": kind, "note": vendor_note(vendor, today)})
             continue
         if retired_on is not None:
             row["retires_on"] = retired_on
@@ -308,9 +323,10 @@ def models_section(
         for info in in_use
         if (found := lifecycle_finding(info, today, {g["region"] for g in by_model[info["model"]]})) is not None
     ]
+    ending = {f["subject"] for f in findings}  # a model that must move anyway is one action, not two
     for info in in_use:
         upgrades = [c for c in info["candidates"] if c["kind"] == "upgrade" and c["cost_usd"] <= info["current_usd"]]
-        if not upgrades:
+        if not upgrades or info["model"] in ending:
             continue
         # the newest release that costs no more than today (the cheapest among same-day releases)
         best = min(upgrades, key=lambda c: (-int(c["released"].replace("-", "")), c["cost_usd"]))
