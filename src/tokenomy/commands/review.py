@@ -82,6 +82,15 @@ def review_cmd(
     from tokenomy.config import load_config
 
     days = parse_days(since, until)
+    end = None if until is None else (until.replace(tzinfo=UTC) if until.tzinfo is None else until)
+    now = datetime.now(UTC)
+    if end is not None and end > now:
+        # Days still to come have no calls: they were scaled to a month as if spend had dropped, compared with the
+        # previous period as a fall, and the review saved as the one the next compares with.
+        raise UsageError(
+            f"--until {end:%Y-%m-%d %H:%M} UTC is after now ({now:%Y-%m-%d %H:%M} UTC): a review covers days that "
+            "have ended; give a time up to now, or leave --until out to end the period now"
+        )
     if bench is None and (judge is not None or candidates is not None):
         misplaced = "--judge" if judge is not None else "--candidates"
         raise UsageError(f"{misplaced} applies to the re-benchmark; add --bench TASKS.yaml or drop {misplaced}")
@@ -91,7 +100,6 @@ def review_cmd(
 
         load_tasks(bench)
     store = open_existing_ledger(ledger)
-    end = None if until is None else (until.replace(tzinfo=UTC) if until.tzinfo is None else until)
     bench_hook = None
     if bench is not None:
 

@@ -1,0 +1,68 @@
+"""`tokenomy review` as a user runs it: its input refused in one line, its figures those of `tokenomy report`."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tokenomy.cli import main
+from tokenomy.ledger.events import UsageEvent
+from tokenomy.ledger.store import open_store
+from tokenomy.pricing.cost import compute_cost
+
+
+def _run(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    monkeypatch.setattr(sys, "argv", ["tokenomy", *args])
+    try:
+        main()
+        code = 0
+    except SystemExit as exited:
+        code = int(exited.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _calls(ledger, end: datetime, days: int = 60) -> None:
+    events = []
+    for day in range(days):
+        event = UsageEvent(
+            ts=end - timedelta(days=day, hours=1),
+            provider="openai",
+            model="gpt-4o-mini",
+            input_tokens=900,
+            output_tokens=90,
+        )
+        events.append(event.apply_cost(compute_cost(event.usage, "gpt-4o-mini")))
+    open_store(ledger).write(events)
+
+
+def test_a_review_ending_after_now_is_refused_naming_until(ledger_path, monkeypatch, capsys) -> None:
+    # `review --until` a week ahead reviewed days with no calls yet: spend "fell" against the previous period, the
+    # month-end forecast and every $/month were scaled from a period partly to come, and the review was saved as the
+    # one the next compares with.
+    now = datetime.now(UTC)
+    _calls(ledger_path, now)
+    ahead = (now + timedelta(days=7)).strftime("%Y-%m-%d")
+    code, out, err = _run(
+        monkeypatch, capsys, "review", "--ledger", str(ledger_path), "--since", "30d", "--until", ahead
+    )
+    assert code == 2 and out == "", (code, out, err)
+    [line] = err.strip().splitlines()
+    assert line.startswith(f"error: --until {ahead} 00:00 UTC is after now (") and "leave --until out" in line, line
+    store = open_store(ledger_path)
+    saved = store.query("SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_name = 'tokenomy_reviews'")
+    assert saved[0]["n"] == 0 or store.query("SELECT COUNT(*) AS n FROM tokenomy_reviews")[0]["n"] == 0
+    # up to now is a review
+    code, out, err = _run(monkeypatch, capsys, "review", "--ledger", str(ledger_path), "--since", "30d", "--json")
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("until", ["7d", "2026-01-01"])
+def test_a_review_ending_in_the_past_is_taken(until, ledger_path, monkeypatch, capsys) -> None:
+    _calls(ledger_path, datetime(2026, 1, 1, tzinfo=UTC) if until[0] == "2" else datetime.now(UTC) - timedelta(days=7))
+    code, out, err = _run(
+        monkeypatch, capsys, "review", "--ledger", str(ledger_path), "--since", "30d", "--until", until
+    )
+    assert code == 0 and out.startswith("Review "), (code, out, err)
