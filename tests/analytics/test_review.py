@@ -482,6 +482,11 @@ def test_the_dashboard_links_to_the_latest_stored_review(ledger_path, tmp_path) 
         stored = _review(ledger_path, config)
         shown = httpx.get(f"{gateway}/dashboard/review")
     assert shown.status_code == 200 and stored["period"]["label"] in shown.text and "<html" in shown.text.lower()
+    # the latest stored review, however old, says when it was made and the period it covers, in UTC
+    made = datetime.fromisoformat(stored["created_at"].replace("Z", "+00:00"))
+    assert f"<p>Made {made:%Y-%m-%d %H:%M} UTC, over {START:%Y-%m-%d %H:%M} UTC to {NOW:%Y-%m-%d %H:%M} UTC;" in (
+        shown.text
+    )
     assert '<link rel="icon" href="data:,">' in shown.text  # no /favicon.ico asked of the gateway (a 404)
 
 

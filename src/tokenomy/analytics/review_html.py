@@ -4,6 +4,7 @@ the review's renderers share."""
 from __future__ import annotations
 
 import html
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,12 @@ def _table(columns: list[str], rows: list[list[Any]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def utc_text(stamp: str) -> str:
+    """A stored ISO time ("2026-12-07T16:20:56.79Z") as "2026-12-07 16:20 UTC"."""
+    when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    return f"{when.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+
+
 def review_html(body: dict[str, Any]) -> str:
     period, spend = body["period"], body["spend"]
     parts = [
@@ -60,6 +67,13 @@ def review_html(body: dict[str, Any]) -> str:
         f"{money(spend['current_usd'])} vs "
         f"{money(spend['previous_usd'])} ({money(spend['change_usd'])}).</p>",
     ]
+    if body.get("created_at") and period.get("start") and period.get("end"):
+        # the console shows the latest stored review, however old: its figures are as of the day it was made
+        parts.insert(
+            1,
+            f"<p>Made {utc_text(body['created_at'])}, over {utc_text(period['start'])} to {utc_text(period['end'])}; "
+            "prices, candidates and lifecycle dates as of that day.</p>",
+        )
     forecast = spend.get("forecast") or {}
     if "forecast_usd" in forecast:
         parts.append(
