@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import UTC, datetime, timedelta
 
@@ -66,3 +67,22 @@ def test_a_review_ending_in_the_past_is_taken(until, ledger_path, monkeypatch, c
         monkeypatch, capsys, "review", "--ledger", str(ledger_path), "--since", "30d", "--until", until
     )
     assert code == 0 and out.startswith("Review "), (code, out, err)
+
+
+def test_a_review_of_no_usage_says_nothing_was_kept_in_json_and_fails_an_html_page(
+    ledger_path, tmp_path, monkeypatch, capsys
+) -> None:
+    # With no usage, `--json` printed a body of zeros with an id, as any stored review, though none was kept, and
+    # `--html F` wrote no page and exited 0, so a script that publishes F went on without it.
+    open_store(ledger_path)
+    page = tmp_path / "review.html"
+    code, out, err = _run(monkeypatch, capsys, "review", "--ledger", str(ledger_path), "--json")
+    body = json.loads(out)
+    assert code == 0 and body["saved"] is False and "Nothing was saved" in body["note"], (code, out, err)
+    code, out, err = _run(monkeypatch, capsys, "review", "--ledger", str(ledger_path), "--html", str(page))
+    assert code == 1 and not page.exists(), (code, out, err)
+    assert f"Nothing was saved and {page} was not written." in out.replace("\n", " "), out
+    # with usage, the review is kept and says so
+    _calls(ledger_path, datetime.now(UTC))
+    code, out, err = _run(monkeypatch, capsys, "review", "--ledger", str(ledger_path), "--json", "--html", str(page))
+    assert code == 0 and json.loads(out)["saved"] is True and page.exists(), (code, out, err)

@@ -75,7 +75,11 @@ def review_cmd(
     ledger: Optional[str] = LedgerOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Spend and trend, newer or cheaper models, re-benchmark, drift and habits, and ranked actions."""
+    """Spend and trend, newer or cheaper models, re-benchmark, drift and habits, and ranked actions.
+
+    Exit status: 0 when the review was printed (with no usage in the period nor the one before, it says so and
+    saves nothing); 1 when --html finds no usage (no page is written); 2 on bad input or a missing ledger.
+    """
     from tokenomy.analytics.review import run_review, save_review
     from tokenomy.analytics.review_html import write_review_html
     from tokenomy.commands._common import open_existing_ledger
@@ -110,16 +114,21 @@ def review_cmd(
     if not any(body["spend"]["groups"].values()) and "bench" not in body:
         # No call in the period nor the one before (an empty ledger, a wrong --ledger or --until): a review of
         # zeros said "nothing drifted", and saved, it became the previous review the next real one compares with.
-        if as_json:
-            print_json(_estimates_as_amounts(body))
-            return
         period = body["period"]
-        console.print(
-            f"review: no usage in the ledger from {period['previous_start'][:10]} to {period['end'][:10]} (this "
-            f"period and the one before); widen --since/--until, or check --ledger. Nothing was saved."
+        said = (
+            f"no usage in the ledger from {period['previous_start'][:10]} to {period['end'][:10]} (this period and "
+            f"the one before); widen --since/--until, or check --ledger. Nothing was saved"
+            + (f" and {html} was not written" if html is not None else "")
         )
+        if as_json:  # the body of zeros, marked as the review that was not kept
+            print_json(_estimates_as_amounts({**body, "saved": False, "note": said}))
+        else:
+            console.print(f"review: {said}.", markup=False, highlight=False)
+        if html is not None:  # as `report --html`: a page asked for and not written is a failure for a script
+            raise typer.Exit(1)
         return
     save_review(store, body)
+    body["saved"] = True
     if html is not None:
         body["html"] = str(write_review_html(body, html))
     if as_json:
