@@ -86,3 +86,22 @@ def test_a_review_of_no_usage_says_nothing_was_kept_in_json_and_fails_an_html_pa
     _calls(ledger_path, datetime.now(UTC))
     code, out, err = _run(monkeypatch, capsys, "review", "--ledger", str(ledger_path), "--json", "--html", str(page))
     assert code == 0 and json.loads(out)["saved"] is True and page.exists(), (code, out, err)
+
+
+def test_a_review_of_an_earlier_quarter_compares_with_the_review_before_it(ledger_path, tmp_path) -> None:
+    # Run after this quarter's review, last quarter's took this quarter's as its "previous review": findings of a
+    # later period counted as still open or resolved, and a re-benchmark compared with results from after it.
+    from tokenomy.analytics.review import run_review, save_review
+
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    _calls(ledger_path, now, days=365)
+    store = open_store(ledger_path)
+    oldest = run_review(store, days=90, until=now - timedelta(days=180), created_at=now - timedelta(days=2))
+    save_review(store, oldest)
+    latest = run_review(store, days=90, until=now, created_at=now - timedelta(days=1))
+    save_review(store, latest)
+    earlier = run_review(store, days=90, until=now - timedelta(days=90), created_at=now)
+    assert earlier["previous_review"]["id"] == oldest["id"], earlier["previous_review"]
+    # the next review of this quarter compares with this quarter's, the latest made that ended by then
+    again = run_review(store, days=90, until=now)
+    assert again["previous_review"]["id"] == latest["id"]

@@ -39,11 +39,20 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
-def latest_review(store: Any) -> dict[str, Any] | None:
-    """The most recent stored review's body, or None."""
+def latest_review(store: Any, ending_by: datetime | None = None) -> dict[str, Any] | None:
+    """The most recent stored review's body, or None; with `ending_by`, the most recent of those whose period ended
+    by then (a review of an earlier quarter, run after a later one, compares with the one before it, not the later
+    one)."""
     store.execute(REVIEWS_DDL)
-    rows = store.query("SELECT body FROM tokenomy_reviews ORDER BY created_at DESC, id DESC LIMIT 1")
-    return json.loads(rows[0]["body"]) if rows else None
+    if ending_by is None:
+        rows = store.query("SELECT body FROM tokenomy_reviews ORDER BY created_at DESC, id DESC LIMIT 1")
+        return json.loads(rows[0]["body"]) if rows else None
+    for row in store.query("SELECT body FROM tokenomy_reviews ORDER BY created_at DESC, id DESC"):
+        body = json.loads(row["body"])
+        end = datetime.fromisoformat(body["period"]["end"].replace("Z", "+00:00"))
+        if end <= ending_by:
+            return body
+    return None
 
 
 def stored_review(store: Any) -> dict[str, Any] | None:
@@ -82,7 +91,7 @@ def run_review(
     start = end - timedelta(days=days)
     factor = month_factor(days)
     settings = cfg.alert_settings() if cfg is not None else AlertSettings()
-    previous = latest_review(store)
+    previous = latest_review(store, ending_by=end)
     spend = spend_section(store, start, end, days, end)
     models = models_section(store, start, end, factor)
     tiers, tier_findings = habits.tier_drift(store, start, end, settings, expected_tier_shares(cfg, settings), factor)
