@@ -18,11 +18,7 @@ from tokenomy.errors import TokenomyError
 from tokenomy.pricing.catalog import PriceCatalog, default_catalog
 from tokenomy.pricing.entry import PriceEntry
 from tokenomy.pricing.identifiers import parse_model_id
-from tokenomy.pricing.lifecycle import is_retired
-
-# A config provider -> the catalog provider whose lifecycle dates apply to its calls. Azure deployments and Vertex AI
-# models are retired on their platform's own schedule, which the catalog's (the model maker's API's) dates are not.
-LIFECYCLE_PROVIDERS = {"anthropic": "anthropic", "openai": "openai", "bedrock": "aws.bedrock", "gemini": "google"}
+from tokenomy.pricing.lifecycle import LIFECYCLE_PROVIDERS, is_retired
 
 
 @dataclass

@@ -259,3 +259,36 @@ def test_a_platform_with_dates_of_its_own_keeps_them(tmp_path) -> None:
     store = _store(tmp_path, "canada", "ca-central-1", (HAIKU_3,))
     section = models_section(store, END - timedelta(days=30), END, Decimal(1), date(2026, 12, 7))
     assert [f for f in section["findings"] if f["kind"].startswith("model_retired")] == []
+
+
+def test_traffic_on_a_platform_the_dates_are_not_for_is_not_told_its_calls_fail(tmp_path) -> None:
+    # Azure's deployments of gpt-5-mini (a FOCUS import's or the gateway's "azure" rows) were told "retires on
+    # 2026-12-11: calls to it fail then", OpenAI's date for its own API: Azure retires deployments on its schedule.
+    today = date.fromisoformat(default_catalog().lookup(RETIRING).retired_on) - timedelta(days=4)
+
+    def findings(*providers: str) -> list[dict]:
+        events = []
+        for provider in providers:
+            for day in range(5):
+                event = UsageEvent(
+                    ts=END - timedelta(days=day, hours=3),
+                    provider=provider,
+                    model=RETIRING,
+                    task="work",
+                    input_tokens=3_000,
+                    output_tokens=300,
+                )
+                events.append(event.apply_cost(compute_cost(event.usage, RETIRING)))
+        store = open_store(tmp_path / f"{'-'.join(providers)}.duckdb")
+        store.write(events)
+        return models_section(store, END - timedelta(days=30), END, Decimal(1), today)["findings"]
+
+    [azure] = findings("azure")
+    assert azure["kind"] == "model_retired_by_vendor", azure
+    deprecated = default_catalog().lookup(RETIRING).deprecated_on
+    assert azure["message"].startswith(
+        f"{RETIRING}: deprecated by openai on {deprecated}; the price catalog has no date of azure's for it"
+    )
+    assert "calls to it fail" not in azure["message"] and azure["to"]
+    # where some of it runs on OpenAI's API, OpenAI's date holds for it
+    assert [f["kind"] for f in findings("openai", "azure")] == ["model_retiring"]

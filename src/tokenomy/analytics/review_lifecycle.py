@@ -23,7 +23,7 @@ from tokenomy.errors import TokenomyError
 from tokenomy.pricing.catalog import default_catalog, split_inference_profile
 from tokenomy.pricing.families import model_line
 from tokenomy.pricing.identifiers import pricing_region
-from tokenomy.pricing.lifecycle import LIFECYCLE_DATES
+from tokenomy.pricing.lifecycle import LIFECYCLE_DATES, LIFECYCLE_PROVIDERS
 
 # How far ahead a model in use that its provider retires is a finding: a quarter, the review's default period (the
 # notice providers give runs from 60 days, Anthropic's, to six months, Bedrock's Legacy period).
@@ -82,7 +82,8 @@ def vendor_note(found: dict[str, str], today: date) -> str:
     day = retired if ended == "retired" else found["deprecated_on"]
     if found.get("same") == "false":
         return f"{found['provider']} {ended} {found['vendor_model']}, a later release of its line, on {day}"
-    return f"{ended} by {found['provider']} on {day} as {found['vendor_model']}"
+    said = f"{ended} by {found['provider']} on {day}"
+    return said if found.get("same") == "self" else f"{said} as {found['vendor_model']}"
 
 
 def retirement_note(candidate: dict[str, Any]) -> str:
@@ -139,8 +140,28 @@ def not_proposed_line(models: list[dict[str, Any]]) -> str:
     return "; ".join(f"{title}: {names}" for title, names in parts if names)
 
 
+def dates_apply(model: str, providers: Iterable[str]) -> bool:
+    """Whether the catalog's dates for `model` are those of a platform some of its traffic ran on (True too when the
+    ledger names none, or the model is not in the catalog)."""
+    entry, platforms = entry_or_none(model, None), set(providers)
+    return entry is None or not platforms or any(LIFECYCLE_PROVIDERS.get(p, p) == entry.provider for p in platforms)
+
+
+def platform_dates(model: str, providers: Iterable[str], today: date) -> dict[str, str] | None:
+    """For traffic that ran only on platforms the catalog's dates are not for (Azure's deployments of OpenAI's
+    models, Vertex AI's of Gemini), the model maker's dates, as `vendor_lifecycle` gives them, when it has deprecated or
+    retired the model by `today`; None when some of the traffic ran where the dates apply, or the maker has not."""
+    entry = entry_or_none(model, None)
+    if entry is None or dates_apply(model, providers):
+        return None
+    dates = {d: getattr(entry, d) for d in LIFECYCLE_DATES if getattr(entry, d, None)}
+    if not dates or min(map(date.fromisoformat, dates.values())) > today:
+        return None
+    return {"vendor_model": model, "provider": entry.provider, "same": "self", **dates}
+
+
 def lifecycle_finding(
-    info: dict[str, Any], today: date, regions: Iterable[str | None] = (None,)
+    info: dict[str, Any], today: date, regions: Iterable[str | None] = (None,), providers: Iterable[str] = ()
 ) -> dict[str, Any] | None:
     """A finding for a model in use that its provider has retired (every call to it fails) or retires within
     RETIRING_NOTICE_DAYS of `today` (UTC), naming the model to move to: its newest same-line upgrade, else the newest
@@ -149,12 +170,14 @@ def lifecycle_finding(
     serve it in one: Bedrock's Claude 3 Haiku in ca-central-1); a region the catalog lacks has its default region's,
     as its traffic is priced (`reprice`). Where the platform gives no date, its vendor's (`vendor_lifecycle`)."""
     model = info["model"]
-    regions = list(regions)
+    regions, providers = list(regions), sorted(set(providers))
     retired_on = lifecycle_dates(model, regions, "retired_on")
     if "current_monthly_usd" not in info:
         return None
     vendor = None
-    if retired_on is None and lifecycle_dates(model, regions) is None:
+    if not dates_apply(model, providers):  # the catalog's dates are the maker's, not the platform's
+        vendor, retired_on = platform_dates(model, providers, today), None
+    elif retired_on is None and lifecycle_dates(model, regions) is None:
         vendor = vendor_lifecycle(model, today)
     if retired_on is None and vendor is None:
         return None
@@ -176,7 +199,9 @@ def lifecycle_finding(
     best = max(upgrades, key=lambda c: (c["released"], -c["cost_usd"])) if upgrades else None
     to = (best or (candidates[0] if candidates else {})).get("model")
     if vendor is not None:
-        platform = info.get("provider") or "its platform"
+        platform = ", ".join(p for p in providers if LIFECYCLE_PROVIDERS.get(p, p) != vendor["provider"]) or (
+            info.get("provider") or "its platform"
+        )
         kind = "model_retired_by_vendor"
         said = (
             f"{model}: {vendor_note(vendor, today)}; the price catalog has no date of {platform}'s for it, which "

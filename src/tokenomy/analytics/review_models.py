@@ -63,7 +63,7 @@ def _thresholds(entries: Any) -> set[int]:
 
 
 def usage_groups(store: Any, start: datetime, end: datetime) -> dict[str, list[dict[str, Any]]]:
-    """Per model: successful token sums per (task, region, mode, prompt size, cache parts) in [start, end);
+    """Per model: successful token sums per (task, region, mode, provider, prompt size, cache parts) in [start, end);
     provisioned traffic and context cache storage are paid per hour, not per token, so they are left out.
 
     Calls are grouped so that a group prices as its calls do one by one: `prompt_size` puts every call of a group on
@@ -100,14 +100,14 @@ def _groups(store: Any, start: datetime, end: datetime, thresholds: list[int]) -
         else "0"
     )
     return store.query(
-        f"SELECT model, COALESCE(task, '(none)') AS task, region, mode, {size} AS prompt_size, "
+        f"SELECT model, COALESCE(task, '(none)') AS task, region, mode, provider, {size} AS prompt_size, "
         f"{parts} AS cache_parts, {METERED_CALLS} AS calls, SUM(input_tokens) AS input_tokens, "
         "SUM(output_tokens) AS output_tokens, SUM(cache_read_tokens) AS cache_read_tokens, "
         "SUM(cache_write_tokens) AS cache_write_tokens, SUM(one_hour) AS cache_write_1h_tokens, "
         "MAX(prompt) AS prompt_tokens, SUM(cost_usd) AS cost_usd "
         f"FROM (SELECT *, {PROMPT_SQL} AS prompt, {one_hour} AS one_hour FROM {SPEND_EVENTS} "
         f"WHERE ts >= {ph} AND ts < {ph} AND outcome = 'ok' AND mode NOT IN ('provisioned', 'cache_storage')) AS e "
-        "GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6",
+        "GROUP BY 1, 2, 3, 4, 5, 6, 7 ORDER BY 1, 2, 3, 4, 5, 6, 7",
         [f'%"{CACHE_WRITE_1H_TAG}"%', start, end],
     )
 
@@ -321,7 +321,15 @@ def models_section(
     findings = [
         found
         for info in in_use
-        if (found := lifecycle_finding(info, today, {g["region"] for g in by_model[info["model"]]})) is not None
+        if (
+            found := lifecycle_finding(
+                info,
+                today,
+                {g["region"] for g in by_model[info["model"]]},
+                {g["provider"] for g in by_model[info["model"]] if g["provider"]},
+            )
+        )
+        is not None
     ]
     ending = {f["subject"] for f in findings}  # a model that must move anyway is one action, not two
     for info in in_use:

@@ -15,6 +15,10 @@ from typing import Any
 from tokenomy.errors import ConfigError
 
 LIFECYCLE_DATES = ("deprecated_on", "retired_on")
+# A provider a call runs on (a config's, as the ledger records it) -> the catalog provider whose lifecycle dates apply
+# to its calls. Azure deployments and Vertex AI models are retired on their platform's own schedule, which the
+# catalog's (the model maker's API's) dates are not.
+LIFECYCLE_PROVIDERS = {"anthropic": "anthropic", "openai": "openai", "bedrock": "aws.bedrock", "gemini": "google"}
 LIFECYCLE_FIELDS = (*LIFECYCLE_DATES, "lifecycle_source")
 
 
