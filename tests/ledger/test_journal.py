@@ -399,3 +399,28 @@ os._exit(9)
         "standard": (Decimal("0.002"), None),
         "batch": (Decimal("0.001"), None),
     }
+
+
+def test_a_segment_being_opened_is_never_taken_for_a_dead_one_by_a_replay_beside_it(tmp_path, monkeypatch):
+    # A new segment was created, then locked: a gateway starting beside it (another worker of the same `serve`)
+    # that replayed the folder in between found it unlocked, took it for a dead process's, and deleted it, while its
+    # owner went on writing every answer into the deleted file, for a crash to lose.
+    import fcntl
+
+    folder = tmp_path / "journal"
+    store = open_store(tmp_path / "ledger.duckdb")
+    locking = fcntl.flock
+    replayed = []
+
+    def replay_first(handle, operation):  # the neighbour's replay runs between the segment's creation and its lock
+        if not replayed and getattr(handle, "mode", "") == "ab":
+            replayed.append(replay(folder, store))
+        return locking(handle, operation)
+
+    monkeypatch.setattr(fcntl, "flock", replay_first)
+    journal = Journal(folder, interval=30.0)
+    journal.append(UsageEvent(ts=utcnow(), provider="openai", model="m", event_id="kept"))
+    on_disk = b"".join(path.read_bytes() for path in folder.glob("journal-*.jsonl"))
+    journal.close()
+    assert replayed == [0]
+    assert b'"kept"' in on_disk  # a crash now would replay it

@@ -23,7 +23,8 @@ it loses none. It is one more `write` per attempt, no fsync: a write the OS hold
 On start, `ledger.journal_replay.replay()` writes the journals left by processes that are gone into the database.
 
 Files are segments `journal-<pid>-<random>-<n>.jsonl`, each held under an exclusive flock while its
-process lives, so a starting worker never replays a live neighbour's journal. A segment is deleted
+process lives, so a starting worker never replays a live neighbour's journal (a segment is created under a hidden
+name and takes its own once locked, so no replay sees it unlocked). A segment is deleted
 once every event in it is in the database.
 
 A folder the operator chose (`gateway.journal_dir`) is claimed for one ledger (`claim`): replay writes every
@@ -119,8 +120,19 @@ def claim(folder: Path, store: LedgerStore) -> None:
 class _Segment:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.file: IO[bytes] = open(path, "ab", buffering=0)  # noqa: SIM115 - held open (and locked) for its life
-        fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # Created under a name replay does not read, and named a segment only once locked: a gateway starting beside
+        # (a worker of the same `serve`) took the new file, unlocked for that instant, for a dead one, and deleted it
+        # while this process went on writing every answer into the deleted file, lost at the next crash.
+        draft = path.with_name(f".{path.name}")
+        self.file: IO[bytes] = open(draft, "ab", buffering=0)  # noqa: SIM115 - held open (and locked) for its life
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.rename(draft, path)
+        except OSError:
+            self.file.close()
+            with contextlib.suppress(OSError):
+                draft.unlink()
+            raise
         self.fd = self.file.fileno()
         self.size = os.fstat(self.fd).st_size
         self.last_seq = 0
