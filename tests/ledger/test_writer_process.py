@@ -321,3 +321,38 @@ def test_an_event_the_child_cannot_read_is_logged_by_its_id_and_size_not_its_pro
         assert _decoded([line]) == []
     assert "merger" not in caplog.text, caplog.text
     assert "ev-42" in caplog.text and f"{len(line)} bytes" in caplog.text and "ValueError" in caplog.text
+
+
+def test_a_flush_held_off_by_another_process_s_lock_says_the_whole_fix(tmp_path, monkeypatch, caplog):
+    # The log line was cut at 300 characters, mid-word in the lock's fix ("...between processes with Postgre").
+    import logging
+
+    import tokenomy.ledger.store as store_module
+    from tokenomy.ledger.writer import LedgerWriter
+
+    path = tmp_path / "ledger.duckdb"
+    store = open_store(path)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(path)!r}); print(1, flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline()
+        monkeypatch.setattr(store_module, "LOCK_WAIT_SECONDS", 0.2)
+        caplog.set_level(logging.WARNING, logger="tokenomy.ledger.writer")
+        writer = LedgerWriter(store, flush_interval=0.05)
+        writer.record(event("a"))
+        deadline = time.monotonic() + 20
+        while not caplog.records and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        holder.kill()
+        holder.wait()
+    writer.close()
+    said = caplog.records[0].getMessage()
+    assert f"process {holder.pid}" in said and "(--ledger postgresql://...)); retrying in" in said, said
+    assert [e.event_id for e in store.events()] == ["a"]

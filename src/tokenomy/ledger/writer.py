@@ -174,9 +174,12 @@ class LedgerWriter:
             self.journal.discard()
 
 
+REASON_CHARS = 1000  # room for our own reasons whole, their fix at the end (a ledger's lock: ~400 with its path)
+
+
 def one_line_reason(exc: BaseException) -> str:
-    """An error as one log-friendly line (at most 300 characters)."""
-    return " ".join(str(exc).split())[:300] or type(exc).__name__
+    """An error as one log-friendly line (at most REASON_CHARS characters)."""
+    return " ".join(str(exc).split())[:REASON_CHARS] or type(exc).__name__
 
 
 def kept_in_journal(writer: LedgerWriter) -> str:
