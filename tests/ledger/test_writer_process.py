@@ -356,3 +356,41 @@ def test_a_flush_held_off_by_another_process_s_lock_says_the_whole_fix(tmp_path,
     said = caplog.records[0].getMessage()
     assert f"process {holder.pid}" in said and "(--ledger postgresql://...)); retrying in" in said, said
     assert [e.event_id for e in store.events()] == ["a"]
+
+
+def test_a_database_that_stops_answering_is_said_in_the_log_while_the_write_waits(tmp_path, monkeypatch, caplog):
+    # A PostgreSQL server paused or behind a dropped route refuses nothing: the child's write waited without an
+    # error, and the log said nothing while rows stopped reaching the ledger.
+    import logging
+
+    from tokenomy.ledger import writer_process
+
+    monkeypatch.setattr(writer_process, "STALL_WARN", 0.5)
+    caplog.set_level(logging.WARNING, logger="tokenomy.ledger.writer_process")
+    store = open_store(tmp_path / "ledger.duckdb")
+    journal_dir = tmp_path / "journal"
+    writer = ProcessLedgerWriter(store, flush_interval=3600, journal=Journal(journal_dir))
+    slow = subprocess.Popen(  # takes the batch, answers after 2 s
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; n = int(sys.stdin.buffer.readline()); sys.stdin.buffer.read(n); time.sleep(2); "
+            "print('{\"written\": 1}', flush=True); sys.stdin.buffer.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    writer._child = slow
+    writer.record(event("a"))
+    try:
+        assert writer.flush() == 1
+    finally:
+        slow.kill()
+        slow.wait()
+        writer._child = None
+        writer.close()
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 2, said
+    assert "no answer from the database for 0.5 s" in said[0] and str(store.path) in said[0], said
+    assert f"kept in the journal {journal_dir}" in said[0], said
+    assert said[1].startswith("ledger write answered after"), said

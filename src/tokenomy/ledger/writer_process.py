@@ -35,7 +35,7 @@ from typing import IO
 import orjson
 
 from tokenomy.ledger.events import UsageEvent
-from tokenomy.ledger.journal import Journal
+from tokenomy.ledger.journal import Journal, ledger_name
 from tokenomy.ledger.journal_replay import event_from_jsonl, unreadable_event
 from tokenomy.ledger.rejects import rejects_path, write_setting_aside
 from tokenomy.ledger.store import DuckDBStore, LedgerStore, open_store
@@ -44,6 +44,9 @@ from tokenomy.ledger.writer import LedgerWriter, one_line_reason
 log = logging.getLogger(__name__)
 # Seconds a closing writer waits for the child's answer before leaving the batch to the journal (next start).
 SHUTDOWN_WAIT = 10.0
+# Seconds without an answer before the log says the database is not answering: a server paused or unreachable
+# (no refusal, so no error comes back) or a lock held for ever left the writes silent while rows stopped arriving.
+STALL_WARN = 60.0
 
 
 class WriterProcessError(RuntimeError):
@@ -137,6 +140,7 @@ class ProcessLedgerWriter(LedgerWriter):
             return b""
         ready = select.poll()  # not select(): a busy gateway's pipe can be past fd 1024, which select() refuses
         ready.register(child.stdout, select.POLLIN)
+        asked, stalled = time.monotonic(), False
         while not ready.poll(200):  # one answer per frame: nothing is ever left in the reader's buffer
             if self._closing_at is not None and time.monotonic() > self._closing_at + SHUTDOWN_WAIT:
                 child.kill()
@@ -145,6 +149,18 @@ class ProcessLedgerWriter(LedgerWriter):
                     f"the ledger writer process did not answer within {SHUTDOWN_WAIT:g} s of shutdown (is the "
                     "ledger database locked by another process?)"
                 )
+            if not stalled and time.monotonic() > asked + STALL_WARN:
+                stalled = True
+                log.warning(
+                    "ledger write has had no answer from the database for %g s (a server paused or unreachable, or "
+                    "a lock another process holds on %s); the write goes on, and the calls answered meanwhile are "
+                    "%s",
+                    STALL_WARN,
+                    ledger_name(self.store),
+                    f"kept in the journal {self.journal.folder}" if self.journal is not None else "kept in memory",
+                )
+        if stalled:
+            log.warning("ledger write answered after %.0f s", time.monotonic() - asked)
         return child.stdout.readline()
 
     def close(self) -> None:
