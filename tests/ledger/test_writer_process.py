@@ -198,6 +198,7 @@ def test_a_child_stuck_on_the_database_cannot_hold_the_shutdown_and_its_batch_st
     [line] = [line for s in journal_dir.glob("*.jsonl") for line in s.read_text().splitlines()]
     assert json.loads(line)["event_id"] == "a"  # written at the next start
     assert "did not answer" in caplog.text and "kept in the journal" in caplog.text
+    assert "retrying" not in caplog.text  # nothing retries it once the process is going
 
 
 def test_the_answer_is_read_whatever_the_pipe_descriptor_number(tmp_path):

@@ -138,6 +138,8 @@ class LedgerWriter:
                 failures = 0
                 self._retry_at = 0.0
             except Exception as exc:  # keep the events and try again later, backing off while it fails
+                if self._closed:  # no retry follows: close() writes what is left and says where it is if it cannot
+                    return
                 failures += 1
                 delay = min(MAX_BACKOFF, self.flush_interval * 2**failures)
                 self._retry_at = time.monotonic() + delay
