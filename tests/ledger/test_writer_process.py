@@ -102,13 +102,24 @@ def running(tmp_path) -> tuple:
     return store, writer, writer._child
 
 
-def test_a_killed_child_is_started_again_and_a_batch_it_died_with_is_sent_again(tmp_path):
+def test_a_killed_child_is_started_again_and_a_batch_it_died_with_is_sent_again(tmp_path, caplog):
     store, writer, first = running(tmp_path)
     first.kill()
     first.wait()
     writer.record(event("b"))
     assert writer.flush() == 1  # a dead child is noticed before the batch goes out: a new one writes it
     assert writer._child is not None and writer._child.pid != first.pid
+    writer._child.kill()
+    writer._child.wait()
+    # One killed while it writes a batch (SIGKILL, the OOM killer): said as a kill, not as "status -9".
+    writer._child = subprocess.Popen(
+        [sys.executable, "-c", "import os, sys; sys.stdin.buffer.readline(); os.kill(os.getpid(), 9)"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    writer.record(event("b2"))
+    assert writer.flush() == 1
+    assert "the ledger writer process was killed by SIGKILL; starting another" in caplog.text
     writer._child.kill()
     writer._child.wait()
 
@@ -133,7 +144,7 @@ def test_a_killed_child_is_started_again_and_a_batch_it_died_with_is_sent_again(
     writer._running_child = real  # type: ignore[method-assign]
     assert writer.flush() == 1
     writer.close()
-    assert sorted(e.event_id for e in store.events()) == ["a", "b", "c", "d"]
+    assert sorted(e.event_id for e in store.events()) == ["a", "b", "b2", "c", "d"]
 
 
 def test_the_child_outlives_sigterm_and_sigint_so_the_gateway_last_flush_is_written(tmp_path):

@@ -105,7 +105,7 @@ class ProcessLedgerWriter(LedgerWriter):
             log.debug("ledger writer process pipe: %s", exc)
         if not answer:
             self._child = None
-            raise ChildGone(f"the ledger writer process exited (status {child.wait()})")
+            raise ChildGone(f"the ledger writer process {_ended(child.wait())}")
         reply = _reply(child, answer)
         if "error" in reply:
             raise WriterProcessError(reply["error"])
@@ -128,7 +128,7 @@ class ProcessLedgerWriter(LedgerWriter):
             answer = b""
         if not answer or "error" in (reply := _reply(child, answer)):
             _stop(child)
-            raise WriterProcessError(reply["error"] if answer else f"the ledger writer process exited ({child.wait()})")
+            raise WriterProcessError(reply["error"] if answer else f"the ledger writer process {_ended(child.wait())}")
         self._child = child
         return child
 
@@ -173,6 +173,16 @@ class ProcessLedgerWriter(LedgerWriter):
                 if self._child is not None:
                     _stop(self._child)
                     self._child = None
+
+
+def _ended(status: int) -> str:
+    """How a child ended, as its log line says it ("status -9" read as an error code, not as a kill)."""
+    if status < 0:
+        try:
+            return f"was killed by {signal.Signals(-status).name}"
+        except ValueError:
+            return f"was killed by signal {-status}"
+    return f"exited with status {status}"
 
 
 def _reply(child: subprocess.Popen, answer: bytes) -> dict:
