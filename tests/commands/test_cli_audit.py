@@ -1464,3 +1464,36 @@ def test_every_output_file_option_takes_output(tmp_path: Path, monkeypatch, caps
             str(tmp_path / "out"),
         )
         assert code == 2 and "none.yaml" in one_error_line(err), err
+
+
+@pytest.mark.parametrize(("args", "fresh"), [(["report", "spend"], False), (["serve"], True)])
+def test_a_ledger_this_user_cannot_write_is_told_to_make_it_writable(args, fresh, tmp_path, monkeypatch, capsys):
+    # A ledger on a read-only mount or in a folder the user cannot write was told "pass --ledger with a DuckDB file
+    # path (a new one is created)": it was one, the path was right and its folder was the fault.
+    import subprocess
+
+    from helpers import require
+
+    folder = tmp_path / "ledgers"
+    folder.mkdir()
+    ledger = folder / "ledger.duckdb"
+    if not fresh:
+        _seed(ledger, n=3)
+    locked = ledger if ledger.exists() else folder
+    if os.geteuid() == 0:  # root writes through permission bits: an immutable file or folder stops it too
+        require(subprocess.run(["chattr", "+i", str(locked)], capture_output=True).returncode == 0, "no chattr +i")
+    else:
+        locked.chmod(0o555 if locked.is_dir() else 0o444)
+    try:
+        code, out, err = run_cli(monkeypatch, capsys, *args, "--ledger", str(ledger))
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(locked)], check=True)
+        locked.chmod(0o755 if locked.is_dir() else 0o644)
+    line = one_error_line(err)
+    assert code == 2 and out == "", (code, out, err)
+    assert line.startswith(f"error: ledger {ledger}: "), line
+    assert line.endswith(
+        f"; this user cannot write it or its folder {folder}: make them writable, or pass --ledger with a path in a "
+        "folder it can write"
+    ), line

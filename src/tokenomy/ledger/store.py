@@ -68,6 +68,8 @@ class DuckDBStore(LedgerStore):
                     conn = duckdb.connect(str(self.path))
                 break
             except duckdb.IOException as exc:  # another process holds the write lock
+                if _UNWRITABLE.search(str(exc)):  # at start, or mid-run (a mount remounted read-only)
+                    raise ConfigError(_unwritable_message(self.path, exc)) from None
                 if "lock" not in str(exc).lower():
                     raise
                 if time.monotonic() > deadline:
@@ -286,6 +288,19 @@ def open_store(url_or_path: str | os.PathLike | None = None, creates: bool = Tru
             "recorded in"
         )
         raise ConfigError(f"ledger {target}: {exc}; {fix}") from None
+
+
+# How the operating system refuses a write, as DuckDB's IOException quotes it.
+_UNWRITABLE = re.compile(r"Read-only file system|Permission denied|Operation not permitted")
+
+
+def _unwritable_message(path: Path, exc: BaseException) -> str:
+    """A ledger the system will not let this user write ("pass --ledger with a DuckDB file path" was no fix: the path
+    was one, and the file or its folder was the fault)."""
+    return (
+        f"ledger {path}: {one_line(exc)}; this user cannot write it or its folder {path.parent}: make them writable, "
+        "or pass --ledger with a path in a folder it can write"
+    )
 
 
 def _reason(exc: BaseException) -> str:
