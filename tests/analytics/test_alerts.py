@@ -299,7 +299,8 @@ def test_provider_budget_matches_either_spelling_and_messages_use_the_money_rule
         alerts = evaluate(store, [{"scope": "provider", "match": match, "limit_usd": "0.1"}], now=now)
         budget = [a for a in alerts if a["kind"] == "budget"]
         assert [a["spent_usd"] for a in budget] == [Decimal("0.4")], match
-        assert budget[0]["message"] == "spent $0.40 of $0.10 this month"  # was "of $0.1"
+        # by the rule the console's budget bar prints ("of $0.1" once, then cents beside its "$0.400000")
+        assert budget[0]["message"] == "spent $0.400000 of $0.100000 this month"
     zero = evaluate(store, [{"scope": "provider", "match": "openai", "limit_usd": "0.0005"}], now=now)
     assert [a["message"] for a in zero if a["kind"] == "budget"] == ["spent $0.200000 of $0.000500 this month"]
 
@@ -332,7 +333,7 @@ def test_an_anomaly_range_never_goes_below_zero_and_its_amounts_follow_the_money
     assert spike["day"] == "2026-11-25" and spike["actual_usd"] == "400.000000"
     low, high = Decimal(spike["expected_low_usd"]), Decimal(spike["expected_high_usd"])
     assert spike["expected_low_usd"] == "0.000000" and Decimal(0) < high < Decimal(400)
-    assert spike["message"] == f"$400.00/day, expected $0.00–${high:.2f}" and low >= 0
+    assert spike["message"] == f"$400.000000/day, expected $0.000000–${high}" and low >= 0
 
 
 def test_a_spike_of_a_model_costing_under_a_cent_a_day_says_its_figures(ledger_path) -> None:

@@ -861,7 +861,7 @@ def test_an_over_budget_alert_below_a_cent_shows_its_figures(tmp_path) -> None:
     over = {a["subject"]: a["message"] for a in alerts(store, f)["alerts"] if a["kind"] == "key_budget"}
     assert over == {
         "key tiny": "spent $0.006000 of $0.004000 this month",
-        "key whole": "spent $0.40 of $0.10 this month",
+        "key whole": "spent $0.400000 of $0.100000 this month",
     }
 
 
@@ -934,7 +934,10 @@ def test_a_lifetime_budget_is_said_in_total_not_this_total(tmp_path) -> None:
     )
     f = Filters(since=datetime(2026, 11, 1, tzinfo=UTC), until=datetime(2026, 11, 4, tzinfo=UTC))
     over = {a["subject"]: a["message"] for a in alerts(store, f)["alerts"] if a["kind"] == "key_budget"}
-    assert over == {"key lifetime": "spent $0.40 of $0.10 in total", "key daily": "spent $0.40 of $0.10 this day"}
+    assert over == {
+        "key lifetime": "spent $0.400000 of $0.100000 in total",
+        "key daily": "spent $0.400000 of $0.100000 this day",
+    }
 
 
 @pytest.mark.browser
@@ -1038,3 +1041,46 @@ def test_the_page_prints_the_totals_the_api_summed_not_float_sums(browser, tmp_p
     page.click("#table-requests tbody tr[data-request='retried']")
     assert "2 attempt(s) · " + _usd(spent) + " ·" in page.inner_text("#drill h3")
     page.close()
+
+
+@pytest.mark.browser
+def test_alerts_the_budget_bar_and_what_to_change_print_money_alike(browser, tmp_path) -> None:
+    # An over-budget alert printed cents ("spent $0.40 of $0.10 in total") beside its budget bar's "$0.400000 of
+    # $0.100000 in total", and "What to change" said "... of $0.000600/month now" then "the current cost at list
+    # prices, 0.000600 USD a month": one page, three ways to write money.
+    from tokenomy.gateway.keys import KeyStore
+    from tokenomy.ledger.events import UsageEvent
+    from tokenomy.ledger.store import open_store
+
+    path = tmp_path / "ledger.duckdb"
+    store = open_store(path)
+    _, key = KeyStore(store).create(budget_usd=Decimal("0.10"), period="total", name="capped")
+    now = datetime.now(UTC).replace(microsecond=0)
+    store.write(  # recorded at a price that is not the list price: plan savings warns of it
+        [
+            UsageEvent(
+                ts=now - timedelta(hours=h),
+                provider="openai",
+                model="gpt-4o-mini",
+                key_id=key.key_id,
+                input_tokens=1000,
+                output_tokens=100,
+                cost_usd=Decimal("0.1"),
+                tags={"latency_tolerant": "true"},  # the batch lever saves: the note gives the cost it is measured on
+            )
+            for h in range(1, 5)
+        ]
+    )
+    with ServerThread(create_app(None, str(path)), lifespan="on") as url:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{url}/dashboard")
+        _wait_renders(page, 1)
+        alert = page.inner_text("#alerts li[data-kind=key_budget]")
+        bar = page.inner_text(f"#budget-key-{key.key_id} .budget-figures")
+        note = page.inner_text("#levers-note")
+        page.close()
+    figures = alert.split(" spent ", 1)[1].split(" in total")[0]
+    assert figures == "$0.400000 of $0.100000" and bar.startswith(figures + " in total"), (alert, bar)
+    now_cost = note.split(" of ", 1)[1].split("/month now")[0]
+    assert now_cost.startswith("$") and f"the current cost at list prices, {now_cost} a month" in note, note
+    assert " USD" not in note, note

@@ -1304,7 +1304,7 @@ def test_savings_says_when_its_list_price_figure_is_not_what_the_ledger_recorded
     body = json.loads(result.stdout)
     assert (body["current_monthly_cost_usd"], body["recorded_monthly_cost_usd"]) == ("0.273750", "0.182500")
     warning = " ".join(result.stderr.split())
-    assert "0.273750 USD a month, is not the 0.182500 USD the ledger recorded" in warning
+    assert "$0.273750 a month, is not the $0.182500 the ledger recorded" in warning  # money as the table prints it
     priced_as = CliRunner().invoke(app, [*args, "--price-as", "amazon.nova-micro-v1:0"])  # asked to differ: no warning
     assert priced_as.exit_code == 0 and "ledger recorded" not in priced_as.stderr
 

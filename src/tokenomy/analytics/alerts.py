@@ -39,11 +39,12 @@ def scope_filter(store: Any, budget: dict[str, Any]) -> tuple[str, tuple]:
     return f" AND {SCOPES[budget['scope']]} = {store.placeholder}", (budget["match"],)
 
 
-def budget_usd(value: Any, limit: Any) -> str:
-    """Money in a budget message: cents, unless the limit itself is finer than a cent (then 6 places), so
-    "spent $0.49 of $0.10" and never "of $0.1" or a $0.004 limit shown as "$0.00"."""
-    limit = Decimal(limit)
-    return usd(value, "report") if limit == limit.quantize(Decimal("0.01")) else usd(value, "amount")
+def amount_usd(value: Any) -> str:
+    """Money in an alert's message, by the rule every table and the console print amounts with ("$1,234.500000",
+    money's `amount`): a budget of $0.004 or a model costing $0.0005 a day reads whole, and a message reads as the
+    budget bar and the anomaly list beside it on the console (cents there printed "spent $0.47 of $0.40" beside
+    the bar's "$0.473121 of $0.400000")."""
+    return usd(value, "amount")
 
 
 def _week(now: datetime) -> str:
@@ -74,7 +75,7 @@ def _budget_alerts(store: Any, budgets: list[Any], now: datetime) -> list[dict[s
                     "kind": "budget",
                     "subject": f"{budget['scope']} {budget['match']}",
                     **base,
-                    "message": f"spent {budget_usd(spent, limit)} of {budget_usd(limit, limit)} this month",
+                    "message": f"spent {amount_usd(spent)} of {amount_usd(limit)} this month",
                 }
             )
             continue
@@ -91,18 +92,12 @@ def _budget_alerts(store: Any, budgets: list[Any], now: datetime) -> list[dict[s
                     "forecast_usd": forecast.forecast_usd,
                     "low_usd": forecast.low_usd,
                     "high_usd": forecast.high_usd,
-                    "message": f"month-end forecast {budget_usd(forecast.forecast_usd, limit)} "
-                    f"({budget_usd(forecast.low_usd, limit)}–{budget_usd(forecast.high_usd, limit)}) "
-                    f"exceeds the {budget_usd(limit, limit)} budget",
+                    "message": f"month-end forecast {amount_usd(forecast.forecast_usd)} "
+                    f"({amount_usd(forecast.low_usd)}–{amount_usd(forecast.high_usd)}) "
+                    f"exceeds the {amount_usd(limit)} budget",
                 }
             )
     return out
-
-
-def _anomaly_usd(value: float, anomaly: Any) -> str:
-    """Money in an anomaly message: cents for a day of a dollar or more, else 6 places (a model costing $0.0005 a
-    day spiking tenfold read "$0.01/day, expected $0.00–$0.00")."""
-    return usd(value, "report" if min(anomaly.actual_usd, anomaly.expected_high_usd) >= 1 else "amount")
 
 
 def _anomaly_alerts(store: Any, now: datetime, s: AlertSettings) -> list[dict[str, Any]]:
@@ -121,9 +116,9 @@ def _anomaly_alerts(store: Any, now: datetime, s: AlertSettings) -> list[dict[st
                     "kind": f"anomaly_{anomaly.kind}",
                     "group": group,
                     "subject": subject,
-                    "message": f"{_anomaly_usd(anomaly.actual_usd, anomaly)}/day, expected "
-                    f"{_anomaly_usd(anomaly.expected_low_usd, anomaly)}–"
-                    f"{_anomaly_usd(anomaly.expected_high_usd, anomaly)}",
+                    "message": f"{amount_usd(anomaly.actual_usd)}/day, expected "
+                    f"{amount_usd(anomaly.expected_low_usd)}–"
+                    f"{amount_usd(anomaly.expected_high_usd)}",
                 }
             )
     return out
@@ -273,8 +268,8 @@ def _billing_alerts(store: Any, now: datetime, s: AlertSettings) -> list[dict[st
             "subject": f"{r['provider']}/{r['model']}",
             **{k: r[k] for k in ("day", "provider", "model", "status", "metered_usd", "billed_usd")},
             **{k: r[k] for k in ("difference_usd", "difference_pct", "unmetered_usd")},
-            "message": f"{r['status']}: billed {usd(r['billed_usd'], 'amount')} vs metered "
-            f"{usd(r['metered_usd'], 'amount')}; {r['cause']}",
+            "message": f"{r['status']}: billed {amount_usd(r['billed_usd'])} vs metered "
+            f"{amount_usd(r['metered_usd'])}; {r['cause']}",
         }
         for r in rows
         if r["flagged"]

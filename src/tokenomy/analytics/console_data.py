@@ -261,7 +261,7 @@ def _anomalies_in_range(store: Any, f: Filters) -> list[dict[str, Any]]:
 
 
 def _over_budget(store: Any, f: Filters) -> list[dict[str, Any]]:
-    from tokenomy.analytics.alerts import budget_usd  # cents, or finer for a budget finer than a cent
+    from tokenomy.analytics.alerts import amount_usd  # an alert's money, as the budget bar prints it
 
     b = budgets(store, f)
     return [
@@ -269,8 +269,7 @@ def _over_budget(store: Any, f: Filters) -> list[dict[str, Any]]:
             "kind": f"{r['kind']}_budget",
             "subject": f"{r['kind']} {r['name']}",
             "when": r["period_start"][:10],
-            "message": f"spent {budget_usd(r['spent_usd'], r['budget_usd'])} of "
-            f"{budget_usd(r['budget_usd'], r['budget_usd'])} "
+            "message": f"spent {amount_usd(r['spent_usd'])} of {amount_usd(r['budget_usd'])} "
             + ("in total" if r["period"] == "total" else f"this {r['period']}"),  # a lifetime budget has no "this"
         }
         for r in [*b["keys"], *b["teams"]]

@@ -19,7 +19,7 @@ from tokenomy.chat_response import Usage
 from tokenomy.errors import ConfigError, TokenomyError
 from tokenomy.ledger.events import STORAGE_MODE, UsageEvent
 from tokenomy.ledger.spend import BILLED_MARKS
-from tokenomy.money import money_str
+from tokenomy.money import usd
 from tokenomy.planning.repricing import cached_on, priced_as
 from tokenomy.planning.window import short_for_monthly, window_text
 from tokenomy.pricing.catalog import default_catalog
@@ -327,8 +327,8 @@ def _unlike_recorded(current: Decimal, recorded: Decimal, price_as: str | None) 
     if price_as or abs(current - recorded) <= abs(recorded) / 100:
         return None
     return (
-        f"the current cost at list prices, {money_str(current, 'amount')} USD a month, is not the "
-        f"{money_str(recorded, 'amount')} USD the ledger recorded for these calls (bills, imported costs and "
+        f"the current cost at list prices, {usd(current, 'amount')} a month, is not the "
+        f"{usd(recorded, 'amount')} the ledger recorded for these calls (bills, imported costs and "
         "negotiated prices are not list prices); each lever's saving is measured against the list-price figure"
     )
 
