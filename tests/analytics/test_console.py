@@ -938,6 +938,9 @@ def test_a_lifetime_budget_is_said_in_total_not_this_total(tmp_path) -> None:
         "key lifetime": "spent $0.400000 of $0.100000 in total",
         "key daily": "spent $0.400000 of $0.100000 this day",
     }
+    # and no period start to name: the page printed the epoch after it, "in total (1970-01-01)"
+    when = {a["subject"]: a["when"] for a in alerts(store, f)["alerts"] if a["kind"] == "key_budget"}
+    assert when == {"key lifetime": None, "key daily": "2026-11-03"}
 
 
 @pytest.mark.browser

@@ -268,7 +268,8 @@ def _over_budget(store: Any, f: Filters) -> list[dict[str, Any]]:
         {
             "kind": f"{r['kind']}_budget",
             "subject": f"{r['kind']} {r['name']}",
-            "when": r["period_start"][:10],
+            # a lifetime budget's period has no start to name (its period_start is the epoch: "(1970-01-01)")
+            "when": None if r["period"] == "total" else r["period_start"][:10],
             "message": f"spent {amount_usd(r['spent_usd'])} of {amount_usd(r['budget_usd'])} "
             + ("in total" if r["period"] == "total" else f"this {r['period']}"),  # a lifetime budget has no "this"
         }
