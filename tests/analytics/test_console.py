@@ -342,7 +342,7 @@ def test_console_in_chromium(gateway, seeded, browser, tmp_path) -> None:
     assert page.inner_text("#head-forecast").startswith("$") and "interval" in page.inner_text("#head-interval")
     assert "budget $1.400000/month" in page.inner_text("#head-budget")
     forecast = page.evaluate("""() => { const c = Chart.getChart('chart-forecast');
-        return Object.fromEntries(c.data.datasets.map(d => [d.label, d.data])); }""")
+        return Object.fromEntries(c.data.datasets.map(d => [d.label, d.data.map(p => p.y).filter(y => y !== null)])); }""")
     fc = page.evaluate("window.tokenomyDashboard.data.headline.forecast")
     assert forecast["budget"][-1] == pytest.approx(1.40)  # the budget line
     assert forecast["forecast"][-1] == pytest.approx(float(fc["forecast_usd"]))
@@ -1044,6 +1044,46 @@ def test_the_page_prints_the_totals_the_api_summed_not_float_sums(browser, tmp_p
     page.click("#table-requests tbody tr[data-request='retried']")
     assert "2 attempt(s) · " + _usd(spent) + " ·" in page.inner_text("#drill h3")
     page.close()
+
+
+@pytest.mark.browser
+def test_the_month_end_forecast_sits_at_the_months_last_day(browser, tmp_path) -> None:
+    # The forecast chart's axis was one category a day with the month's last day added after them, so on 2026-11-15
+    # the month-end point sat one step after 11-14 (the forecast line one day long) instead of sixteen days on.
+    from tokenomy.ledger.events import UsageEvent
+    from tokenomy.ledger.store import open_store
+
+    until = datetime(2026, 11, 15, tzinfo=UTC)
+    path = tmp_path / "ledger.duckdb"
+    open_store(path).write(
+        [
+            UsageEvent(
+                ts=until - timedelta(days=d, hours=3),
+                provider="openai",
+                model="gpt-4o-mini",
+                input_tokens=1000,
+                cost_usd=Decimal("1.5") + Decimal(d % 3) / 10,
+            )
+            for d in range(1, 60)
+        ]
+    )
+    out = tmp_path / "console.html"
+    args = ["report", "--html", str(out), "--ledger", str(path), "--until", until.isoformat()]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(out.as_uri())
+    _wait_renders(page, 1)
+    chart = page.evaluate("""() => {
+        const chart = Chart.getChart('chart-forecast'), forecast = chart.data.datasets.findIndex(d => d.label === 'forecast');
+        const points = chart.getDatasetMeta(forecast).data.filter(p => !p.skip);
+        return { left: chart.chartArea.left, right: chart.chartArea.right, points: points.map(p => p.x),
+                 ticks: chart.scales.x.ticks.map((t, i) => chart.scales.x.getLabelForValue(t.value)) };
+    }""")
+    page.close()
+    [today, month_end] = chart["points"]  # month to date after 11-14, the forecast at 11-30
+    width = chart["right"] - chart["left"]
+    assert month_end == pytest.approx(chart["right"], abs=1)
+    assert (today - chart["left"]) / width == pytest.approx(13 / 29, abs=0.01)  # day 14 of 1..30
 
 
 @pytest.mark.browser

@@ -121,6 +121,8 @@
   }
 
   // This month so far (cumulative), the forecast to month end with its interval, and the monthly budget line.
+  // The x axis is the day of the month, so the month-end point sits at its day: on a category axis it was drawn one
+  // step after the last day with spend (12-06, then 12-31 right beside it), the forecast line as steep as one day.
   function forecastChart(h) {
     const box = document.getElementById("chart-forecast").parentElement;
     const f = h.forecast;
@@ -129,13 +131,15 @@
     const month = new Date(f.month + "-01T00:00:00Z");
     const last = new Date(Date.UTC(month.getUTCFullYear(), month.getUTCMonth() + 1, 0)).toISOString().slice(0, 10);
     const labels = f.days.map((d) => d.day).concat(f.days.length && f.days[f.days.length - 1].day === last ? [] : [last]);
+    const dayOf = (label) => Number(label.slice(8, 10));
     // Each line's points are the API's exact strings (null where it has none), drawn as numbers (C.moneyData).
     const at = (value, where) => labels.map((_, i) => (where(i) ? value : null));
     const line = (name, amounts) => Object.assign(C.moneyData(name, amounts),
-      { data: amounts.map((a) => (a === null ? null : num(a))) });
+      { data: amounts.map((a, i) => ({ x: dayOf(labels[i]), y: a === null ? null : num(a) })) });
     const end = labels.length - 1;
     const datasets = [
-      Object.assign(line("spent so far", f.days.map((d) => d.cumulative_usd)), { borderColor: color(0), pointRadius: 0 }),
+      Object.assign(line("spent so far", labels.map((_, i) => (i < f.days.length ? f.days[i].cumulative_usd : null))),
+                    { borderColor: color(0), pointRadius: 0 }),
       Object.assign(line("forecast", labels.map((_, i) => (i === f.days.length - 1 ? f.month_to_date_usd
         : i === end ? f.forecast_usd : null))), { borderColor: color(1), borderDash: [4, 3], spanGaps: true }),
       Object.assign(line("interval", at(f.high_usd, (i) => i === end)), { borderColor: color(1), pointStyle: "line",
@@ -146,17 +150,25 @@
     // a budget far above the spend would flatten the lines; the card's text still states it
     if (h.monthly_budget_usd !== null && num(h.monthly_budget_usd) <= 5 * num(f.high_usd)) {
       datasets.push(Object.assign(line("budget", labels.map(() => h.monthly_budget_usd)), { borderColor: color(2),
-                                  borderDash: [2, 2], pointRadius: 0 }));
+                                  borderDash: [2, 2], pointRadius: 0, spanGaps: true }));
     }
     // its CSV: the amounts of record a day (a chart's own rows would be floats: 1e-7 for $0.0000001)
     C.csvRows.forecast = labels.map((day, i) => Object.fromEntries([["day", day],
       ...datasets.map((d) => [d.label.replace(/ /g, "_") + "_usd", d.exact[i] == null ? "" : d.exact[i]])]));
-    draw("chart-forecast", { type: "line", data: { labels: labels, datasets: datasets }, options: {
-      plugins: Object.assign({ legend: { display: false } }, moneyTips),
-      // the days as MM-DD (the card names the month; a tooltip the whole date): four whole dates beside a money
-      // axis in the millions ran together on a phone
-      scales: { x: { ticks: { maxTicksLimit: 4, autoSkipPadding: 8,
-                              callback: function (v) { return String(this.getLabelForValue(v)).slice(5); } } }, y: { beginAtZero: true, ticks: { callback: (v) => C.usdTick(v) } } } } },
+    const days = dayOf(last), mm = f.month.slice(5);
+    // the days as MM-DD (the card names the month; a tooltip the whole date), a week apart and the month's last:
+    // four whole dates beside a money axis in the millions ran together on a phone
+    const ticks = [1, 8, 15, 22].filter((d) => days - d >= 4).concat([days]);
+    draw("chart-forecast", { type: "line", data: { datasets: datasets }, options: {
+      plugins: Object.assign({ legend: { display: false } }, moneyTips, { tooltip: { callbacks: {
+        title: (items) => (items.length ? labels[items[0].dataIndex] : ""),
+        label: moneyTips.tooltip.callbacks.label } } }),
+      scales: { x: { type: "linear", min: 1, max: days, afterBuildTicks: (axis) => {
+                       axis.ticks = ticks.map((d) => ({ value: d }));
+                     },
+                     ticks: { autoSkip: false, maxRotation: 0,
+                              callback: (v) => mm + "-" + String(v).padStart(2, "0") } },
+                y: { beginAtZero: true, ticks: { callback: (v) => C.usdTick(v) } } } } },
     "forecast");
   }
 
