@@ -558,6 +558,15 @@ def test_dates_out_of_order_are_named_as_the_form_names_them(gateway, browser) -
     page.close()
 
 
+# The cells of a table that reach past the box it is drawn in (cut off, or behind a sideways scroll), with the text.
+_CELLS_OUTSIDE = """id => {
+    const table = document.getElementById(id), box = table.closest(".scroll").getBoundingClientRect();
+    return [...table.querySelectorAll("th, td")].filter(c => c.getBoundingClientRect().width > 0)
+        .filter(c => c.getBoundingClientRect().right > box.right + 0.5 || c.getBoundingClientRect().left < box.left - 0.5)
+        .map(c => c.textContent);
+}"""
+
+
 @pytest.mark.browser
 def test_console_fits_a_390px_phone(gateway, seeded, browser, tmp_path) -> None:
     page = browser.new_page(viewport={"width": 390, "height": 844})
@@ -608,11 +617,16 @@ def test_console_fits_a_390px_phone(gateway, seeded, browser, tmp_path) -> None:
     assert boxes and max(boxes) <= 390
     # the provider view's model table keeps each month's cost and tokens on screen beside the model id (they sat
     # past the edge of its scroll box, "Monthly cost" cut in half, behind a sideways scroll)
-    cells = page.eval_on_selector_all(
-        "#table-provider-models tr > *", "cs => cs.map(c => c.getBoundingClientRect().right)"
+    # and so do the group table, the request log and a request's attempts: their change, cost, latency and outcome
+    # sat past the edge of their boxes, a sideways scroll away, the group names squeezed to five letters a line
+    for table in ("table-provider-models", "table-groups", "table-requests", "table-attempts"):
+        assert page.evaluate(_CELLS_OUTSIDE, table) == [], table
+    names = page.eval_on_selector_all("#table-groups tbody td:first-child", "cs => cs.map(c => c.clientWidth)")
+    assert names and min(names) > 200, names  # a group's name has a line of its own
+    shown = page.eval_on_selector_all(
+        "#table-requests tbody tr:first-child td", "cs => cs.map(c => c.getBoundingClientRect().width > 0)"
     )
-    edge = page.evaluate("document.querySelector('#sec-providers .scroll').getBoundingClientRect().right")
-    assert cells and max(cells) <= edge, (cells, edge)
+    assert shown == [True] * 8  # stacked, not dropped: time, route, tier, model, tokens, cost, latency, outcome
     page.screenshot(path=str(tmp_path / "console-390.png"), full_page=True)
     assert errors == []
     page.close()

@@ -8,9 +8,10 @@
   let log = { rows: [], attempts: {}, total: 0, shown: 0 };
   let visible = PAGE;
   const ms = (x) => (x === null || x === undefined ? "–" : Math.round(x).toLocaleString("en-US") + " ms");
-  const tokens = (r) => [["in", r.input_tokens], ["out", r.output_tokens], ["cache rd", r.cache_read_tokens],
-                         ["cache wr", r.cache_write_tokens]].filter(([, n]) => n).map(([k, n]) => k + " " + n).join(" · ")
-                         || "0";
+  // "in 34,481 · out 3,138": counts grouped as every other count on the page; a pair never split across lines
+  const tokens = (r) => [["in", r.input_tokens], ["out", r.output_tokens], ["cache\u00a0rd", r.cache_read_tokens],
+                         ["cache\u00a0wr", r.cache_write_tokens]].filter(([, n]) => n)
+                         .map(([k, n]) => k + "\u00a0" + n.toLocaleString("en-US")).join(" · ") || "0";
 
   function matches(r, outcome, text) {
     if (outcome && r.outcome !== outcome) return false;
@@ -55,7 +56,8 @@
     C.csvRows.attempts = attempts;
     const head = ["attempt", "time (UTC)", "provider", "model", "tokens", "cost", "latency", "TTFT", "outcome"];
     const table = C.el("table", { id: "table-attempts" }, [
-      C.el("thead", {}, [C.el("tr", {}, head.map((h) => C.el("th", { text: h })))]),
+      C.el("thead", {}, [C.el("tr", {}, head.map((h) => C.el("th", ["cost", "latency", "TTFT"].includes(h)
+        ? { class: "num", text: h } : { text: h })))]),
       C.el("tbody", {}, attempts.map((a) => C.el("tr", {}, [
         C.el("td", { text: String(a.attempt) }), C.el("td", { text: a.ts.replace("T", " ").slice(0, 19) }),
         C.el("td", { text: a.provider }), C.el("td", { text: a.model }), C.el("td", { text: tokens(a) }),
