@@ -452,6 +452,8 @@ def test_time_axes_keep_idle_days_and_hours(tmp_path, browser) -> None:
         page.goto(f"{url}/dashboard")
         _wait_renders(page, 1)
         charts = _charted(page, ["chart-spend", *PROVIDER_CHARTS])
+        # an hour's tick reads "10-10 01:00" ("2026-10-10T01:00" was turned on its side on a phone, the T in it)
+        hours = page.evaluate("Chart.getChart('chart-provider-hourly').scales.x.ticks.map(t => t.label)")
         # the days and hours are UTC's, and the page says so where it prints them without a form label beside them
         said = (
             page.inner_text("#kpi-range"),
@@ -464,6 +466,7 @@ def test_time_axes_keep_idle_days_and_hours(tmp_path, browser) -> None:
     assert charts["chart-spend"]["datasets"][0]["data"] == [0.25, 0.25] + [0] * 7 + [0.5]
     assert charts["chart-family-daily"]["labels"] == days
     assert charts["chart-provider-hourly"]["labels"] == [f"2026-10-10T0{h}:00" for h in range(1, 6)]
+    assert hours == [f"10-10 0{h}:00" for h in range(1, 6)], hours
     assert charts["chart-provider-hourly"]["datasets"][0]["data"] == [100, 0, 0, 0, 100]
 
 

@@ -21,8 +21,12 @@
       return Object.assign(money ? C.moneyData(s, values) : { label: s, data: values.map(C.num) },
                            { backgroundColor: color(i) });
     });
+    // an hour's tick is "12-06 04:00" (the title says UTC; the tooltip has the whole stamp): "2026-12-06T04:00" was
+    // turned on its side and ran into the next
+    const x = unit === "hour" ? { stacked: true, ticks: { callback: function (v) {
+      return String(this.getLabelForValue(v)).slice(5).replace("T", " "); } } } : { stacked: true };
     draw(id, { type: "bar", data: { labels: xs, datasets: datasets },
-               options: { plugins: money ? C.moneyTips : {}, scales: { x: { stacked: true }, y: Object.assign(
+               options: { plugins: money ? C.moneyTips : {}, scales: { x: x, y: Object.assign(
                  { stacked: true, beginAtZero: true }, money ? { ticks: { callback: (v) => C.usdTick(v) } } : {}) } } },
          csvName);
   }
