@@ -507,6 +507,31 @@ def test_the_html_page_fits_a_390px_phone(ledger_path, browser) -> None:
     assert tables and max(tables) <= 390, tables
 
 
+@pytest.mark.browser
+def test_the_html_page_sets_words_left_and_figures_right(ledger_path, browser) -> None:
+    """Every column but the first was set flush right, so an action's sentence and the command that applies it read
+    ragged on their left beside the dollars; a section with nothing to show stood as bare headings."""
+    from tokenomy.analytics.review import run_review
+    from tokenomy.analytics.review_html import review_html
+
+    open_store(ledger_path).write(planted_events())
+    body = run_review(open_store(ledger_path), days=1, until=NOW)
+    body["habits"]["reservations"] = []
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_content(review_html(body))
+    aligned = page.evaluate("""() => {
+        const table = [...document.querySelectorAll('h2')].find(h => h.textContent === 'Actions').nextElementSibling;
+        const heads = [...table.rows[0].cells].map(c => c.textContent);
+        return Object.fromEntries(heads.map((h, i) => [h, [...table.rows].map(r => getComputedStyle(r.cells[i]).textAlign)]));
+    }""")
+    empty = page.evaluate("""() => [...document.querySelectorAll('h2')].find(h => h.textContent === 'Provisioned throughput')
+        .nextElementSibling.innerText""")
+    page.close()
+    assert len(aligned["change"]) > 1 and set(aligned["change"]) == set(aligned["apply"]) == {"left"}, aligned
+    assert set(aligned["$/month"]) == {"right"}, aligned
+    assert empty.endswith("none in this period"), empty
+
+
 def test_the_html_page_shows_rates_as_percentages_and_other_numbers_as_numbers(ledger_path) -> None:
     """Bench quality is 0-100 and history length is tokens per call: neither is a percentage, however small."""
     from tokenomy.analytics.review import run_review
@@ -523,9 +548,9 @@ def test_the_html_page_shows_rates_as_percentages_and_other_numbers_as_numbers(l
         "results": [{"task": "t", "model": "m", "quality": 5.0, "quality_ci95": [0.0, 20.0]}],
     }
     page = review_html(body)
-    assert "<td>ping</td><td>4.0</td><td>8.0</td><td>100.0%</td>" in page
-    assert "<td>m</td><td>90.0%</td><td>12.5%</td>" in page
-    assert "<td>t</td><td>m</td><td>5.0</td>" in page
+    assert '<td>ping</td><td class="num">4.0</td><td class="num">8.0</td><td class="num">100.0%</td>' in page
+    assert '<td>m</td><td class="num">90.0%</td><td class="num">12.5%</td>' in page
+    assert '<td>t</td><td>m</td><td class="num">5.0</td>' in page
 
 
 def test_a_one_day_review_says_one_day(ledger_path) -> None:

@@ -14,8 +14,8 @@ from tokenomy.money import usd
 
 STYLE = (
     "body{font-family:system-ui,sans-serif;margin:2rem;color:#222}table{border-collapse:collapse;margin:.5rem 0 "
-    "1.5rem}td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}td:first-child,th:first-child,"
-    "td.text{text-align:left}th{background:#f3f3f3}.bad{color:#b00}h2{margin-top:2rem}"
+    "1.5rem}td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}.num{text-align:right;"
+    "font-variant-numeric:tabular-nums}td.none{color:#666}th{background:#f3f3f3}.bad{color:#b00}h2{margin-top:2rem}"
     # a wide table scrolls inside the page, not the page sideways on a phone (figures off screen)
     "table{display:block;max-width:100%;overflow-x:auto}@media (max-width:600px){body{margin:1rem}}"
 )
@@ -47,9 +47,30 @@ def _cell(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
+_BLANK = (None, "", "-")  # no figure: an empty cell, or "-" for an unpriced one
+
+
+def _is_number(value: Any) -> bool:
+    """A figure (a count, a rate, dollars as money() writes them), not words."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int | float) or (isinstance(value, str) and value.lstrip("-").startswith("$"))
+
+
 def _table(columns: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows)
+    """Figures right-aligned under a right-aligned heading, words left (a sentence set flush right, as every column
+    but the first was, read ragged on its left); a table with no rows says so rather than stand as bare headings."""
+    numeric = [
+        i > 0 and any(v not in _BLANK for v in values) and all(_is_number(v) for v in values if v not in _BLANK)
+        for i, values in enumerate(zip(*rows, strict=True) if rows else [() for _ in columns])
+    ]
+    attr = [' class="num"' if n else "" for n in numeric]
+    head = "".join(f"<th{a}>{html.escape(c)}</th>" for c, a in zip(columns, attr, strict=True))
+    body = "".join(
+        "<tr>" + "".join(f"<td{a}>{_cell(v)}</td>" for v, a in zip(row, attr, strict=True)) + "</tr>" for row in rows
+    )
+    if not rows:
+        body = f'<tr><td class="none" colspan="{len(columns)}">none in this period</td></tr>'
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
