@@ -968,6 +968,7 @@ def test_what_to_change_says_the_warnings_plan_savings_gives(tmp_path, browser) 
     assert result.exit_code == 0, result.output
     warnings = json.loads(result.stdout)["warnings"]
     assert any("left out" in w for w in warnings)
+    assert not any(".;" in w for w in warnings), warnings  # "... (TOKENOMY_PRICES=FILE).; or re-price"
     with ServerThread(create_app(None, str(path)), lifespan="on") as url:
         section = httpx.get(f"{url}/dashboard/api/savings", timeout=60).json()
         page = browser.new_page(viewport={"width": 1400, "height": 1000})

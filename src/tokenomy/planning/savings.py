@@ -191,8 +191,9 @@ def _left_out(skipped: int, priced: int, reasons: dict[str, str]) -> str | None:
     """A warning saying how many calls the projection leaves out and why they cannot be priced, else None."""
     if not skipped:
         return None
+    why = _why_unpriced(reasons).removesuffix(".")  # a reason's own period before "; or" read "FILE).; or re-price"
     return (
-        f"{skipped} of {skipped + priced} successful calls left out, they cannot be priced: {_why_unpriced(reasons)}; "
+        f"{skipped} of {skipped + priced} successful calls left out, they cannot be priced: {why}; "
         "or re-price every call with --price-as MODEL"
     )
 
