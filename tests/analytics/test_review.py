@@ -473,6 +473,8 @@ def test_the_dashboard_links_to_the_latest_stored_review(ledger_path, tmp_path) 
         assert 'href="/dashboard/review"' in page
         missing = httpx.get(f"{gateway}/dashboard/review")  # an empty state, not a failed load
         assert missing.status_code == 200 and "tokenomy review" in missing.text
+        # laid out for the phone it is read on (without a viewport a phone drew it 980 px wide, the text tiny)
+        assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in missing.text
         tables = open_store(ledger_path).query(
             "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_name = 'tokenomy_reviews'"
         )

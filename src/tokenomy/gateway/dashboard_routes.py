@@ -127,6 +127,8 @@ def review(request: Request) -> HTMLResponse:
         # browser logs as a failed load on every gateway that has had no review yet.
         return HTMLResponse(
             '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>No review yet</title>'
+            # a phone laid a page without it out 980 px wide, its sentence in type too small to read
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"{_NO_ICON}</head><body><p>No quarterly review is stored in this "
             "ledger yet. Run <code>tokenomy review --ledger LEDGER</code>; its latest one is shown here.</p>"
             '<p><a href="./">Back to the cost console</a></p></body></html>'
