@@ -105,3 +105,14 @@ def test_a_review_of_an_earlier_quarter_compares_with_the_review_before_it(ledge
     # the next review of this quarter compares with this quarter's, the latest made that ended by then
     again = run_review(store, days=90, until=now)
     assert again["previous_review"]["id"] == latest["id"]
+
+
+def test_the_header_says_the_period_is_in_utc_and_its_end_is_not_in_it(ledger_path, tmp_path, monkeypatch, capsys):
+    # "Review 2026-11-06..2026-12-06" read as the two days included, in the reader's time zone
+    _calls(ledger_path, datetime(2026, 12, 6, tzinfo=UTC))
+    page = tmp_path / "review.html"
+    args = ("review", "--ledger", str(ledger_path), "--since", "30d", "--until", "2026-12-06")
+    code, out, err = _run(monkeypatch, capsys, *args, "--html", str(page))
+    period = "2026-11-06 00:00 UTC to 2026-12-06 00:00 UTC (end excluded)"
+    assert code == 0 and " ".join(out.split()).startswith(f"Review {period} (30 days): "), (code, out, err)
+    assert f"<h1>Tokenomy review {period}</h1>" in page.read_text(encoding="utf-8")

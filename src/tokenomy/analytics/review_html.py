@@ -80,10 +80,18 @@ def utc_text(stamp: str) -> str:
     return f"{when.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
+def period_title(period: dict[str, Any]) -> str:
+    """The period a review covers, read one way only: "2026-11-06 00:00 UTC to 2026-12-06 00:00 UTC (end excluded)"
+    (its label, "2026-11-06..2026-12-06", says neither the time zone nor whether the end day is in)."""
+    if not (period.get("start") and period.get("end")):
+        return str(period["label"])
+    return f"{utc_text(period['start'])} to {utc_text(period['end'])} (end excluded)"
+
+
 def review_html(body: dict[str, Any]) -> str:
     period, spend = body["period"], body["spend"]
     parts = [
-        f"<h1>Tokenomy review {html.escape(period['label'])}</h1>",
+        f"<h1>Tokenomy review {html.escape(period_title(period))}</h1>",
         f"<p>{days_text(period['days'])} against the previous {days_text(period['days'])}: "
         f"{money(spend['current_usd'])} vs "
         f"{money(spend['previous_usd'])} ({money(spend['change_usd'])}).</p>",
@@ -220,7 +228,7 @@ def review_html(body: dict[str, Any]) -> str:
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>Tokenomy review {html.escape(period['label'])}"
+        f"<title>Tokenomy review {html.escape(period_title(period))}"
         f"</title><style>{STYLE}</style></head><body>{''.join(parts)}</body></html>"
     )
 

@@ -172,13 +172,13 @@ def _bench(store: Any, cfg: Any, tasks: Path, judge: Optional[str], extra: Optio
 
 def render(body: dict, console: Any = console, short: bool = False) -> None:
     """The review for people; `short` (the demo) keeps the headline, the candidates and the actions."""
-    from tokenomy.analytics.review_html import days_text, money
+    from tokenomy.analytics.review_html import days_text, money, period_title
     from tokenomy.analytics.review_lifecycle import not_proposed_line, retirement_note
     from tokenomy.analytics.review_models import price_date_note
 
     spend, period = body["spend"], body["period"]
     console.print(
-        f"[bold]Review {period['label']}[/bold] ({days_text(period['days'])}): {money(spend['current_usd'])}, "
+        f"[bold]Review {period_title(period)}[/bold] ({days_text(period['days'])}): {money(spend['current_usd'])}, "
         f"previous period {money(spend['previous_usd'])} (change {money(spend['change_usd'])})"
     )
     forecast = spend.get("forecast") or {}
