@@ -292,3 +292,30 @@ def test_traffic_on_a_platform_the_dates_are_not_for_is_not_told_its_calls_fail(
     assert "calls to it fail" not in azure["message"] and azure["to"]
     # where some of it runs on OpenAI's API, OpenAI's date holds for it
     assert [f["kind"] for f in findings("openai", "azure")] == ["model_retiring"]
+
+
+def test_claude_3_opus_retired_by_anthropic_is_a_finding_on_its_api_and_on_bedrock(tmp_path) -> None:
+    # The catalog gave claude-3-opus-20240229 no date (Anthropic retired it on 2026-01-05): its API traffic, whose every
+    # call fails, was offered upgrades and no action, and Bedrock's was told of a later release's retirement.
+    events = []
+    for model, provider, region in (("claude-3-opus-20240229", "anthropic", None), (OPUS_3, "bedrock", "us-west-2")):
+        for day in range(5):
+            event = UsageEvent(
+                ts=END - timedelta(days=day, hours=3),
+                provider=provider,
+                model=model,
+                region=region,
+                task="work",
+                input_tokens=3_000,
+                output_tokens=300,
+            )
+            events.append(event.apply_cost(compute_cost(event.usage, model, region)))
+    store = open_store(tmp_path / "ledger.duckdb")
+    store.write(events)
+    section = models_section(store, END - timedelta(days=30), END, Decimal(1), date(2026, 12, 7))
+    found = {f["subject"]: f for f in section["findings"]}
+    api = found["claude-3-opus-20240229"]
+    assert api["kind"] == "model_retired" and "every call to it fails" in api["message"], api
+    assert "2026-01-05" in api["message"] and api["to"]
+    bedrock = found[OPUS_3]
+    assert bedrock["kind"] == "model_retired_by_vendor" and "on 2026-01-05" in bedrock["message"], bedrock
