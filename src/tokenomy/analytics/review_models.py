@@ -1,7 +1,9 @@
 """Review, part 2: for each model in use, the catalog's newer or cheaper models and what this period's
 traffic would have cost on each.
 
-Candidates come from the same provider: the same line (pricing/families.py) released later ("upgrade")
+Candidates come from the same provider, named as the traffic would call them (Bedrock traffic through a `us.`,
+`global.`, ... inference profile is offered that profile of each candidate where the catalog prices it, at its
+price: `callable_id`): the same line (pricing/families.py) released later ("upgrade")
 or cheaper ("same line, cheaper"), and cheaper models of other lines ("cheaper, other line": those need a
 quality check before a switch — `tokenomy review --bench`); for the newest cheaper line of the same vendor,
 what moving each task would save ("Sonnet for ticket-classification → Haiku"). The traffic is re-priced
@@ -48,7 +50,7 @@ from tokenomy.pricing.catalog import default_catalog, split_inference_profile
 from tokenomy.pricing.cost import compute_cost
 from tokenomy.pricing.families import model_line
 from tokenomy.pricing.freshness import WARN_DAYS, age_days
-from tokenomy.pricing.identifiers import pricing_region
+from tokenomy.pricing.identifiers import parse_model_id, pricing_region
 from tokenomy.pricing.lifecycle import utc_today
 
 OTHER_LINES = 2  # cheapest other-vendor candidates listed per model (same-vendor lines are all listed)
@@ -180,6 +182,24 @@ def _catalog_models(provider: str) -> list[str]:
     ]
 
 
+def callable_id(model: str, profile: str | None) -> str:
+    """The id traffic sent through a cross-region inference profile (`us.`, `global.`, ...) calls `model` by: the same
+    profile of it where the catalog prices that profile (a `global.` one only where it has an entry of its own, its
+    price not the base model's), else the base id. Claude 4 and later take on-demand calls only through a profile:
+    Bedrock answers their base id "Invocation of model ID ... with on-demand throughput isn't supported"."""
+    if profile is None:
+        return model
+    profiled = f"{profile}.{model}"
+    catalog = default_catalog()
+    if profile == "global":
+        return profiled if profiled in catalog.models() else model
+    try:
+        catalog.lookup(profiled)
+    except TokenomyError:  # the catalog has no price in the profile's source region
+        return model
+    return profiled
+
+
 def price_date_note(candidate: dict[str, Any]) -> str:
     """A note such as " (prices as of 2025-10-15)" for a candidate priced from data past 180 days, else "" (also
     for a review saved before candidates carried the date)."""
@@ -221,6 +241,7 @@ def candidates_for(
         info["note"] = "not in the curated model lines (pricing/families.py): no upgrade candidates"
         return info
     regions = {g["region"] for g in groups} or {None}
+    profile = parse_model_id(model, strict=False).profile
     proposable: list[tuple[dict[str, Any], Any]] = []
     for other in _catalog_models(entry.provider):
         other_line = model_line(other)
@@ -228,12 +249,13 @@ def candidates_for(
             continue
         if other_line.kind != line.kind:  # an embedding model is no cheaper chat model, nor the reverse
             continue
+        offered = callable_id(other, profile)  # what this traffic would call, priced as it would be billed
         try:
-            cost, as_of = reprice_dated(groups, other, warn_old=False)
+            cost, as_of = reprice_dated(groups, offered, warn_old=False)
         except TokenomyError:
             continue
         row = {
-            "model": other,
+            "model": offered,
             "line": other_line.line,
             "released": other_line.released.isoformat(),
             "prices_as_of": as_of,
