@@ -79,6 +79,7 @@ _BEDROCK_ROUTES = ("bedrock/converse/", "bedrock/invoke/", "bedrock_converse/", 
 _DATE_SUFFIX = re.compile(r"-(\d{8}|\d{4}-\d{2}-\d{2})$")
 _CONTEXT_SUFFIX = re.compile(r":\d+k$|:mm$")  # Bedrock context-window variants: ...-v1:0:200k
 _VERSION_SUFFIX = re.compile(r"-v\d+(:\d+)?$")
+_CLAUDE_POINT_ZERO = re.compile(r"claude-[a-z]+-\d+-0")
 # Vertex AI's Claude ids: `claude-sonnet-4-5@20250929`, `claude-3-5-sonnet-v2@20241022` (its "v2" is Anthropic's
 # 20241022 snapshot). The date after `@` is the snapshot's: read as Anthropic's dated id, so the curated entry of that
 # snapshot prices it (genai-prices matched these ids itself, without the curated batch prices and limits).
@@ -172,6 +173,9 @@ def alias_candidates(base: str, known: list[str]) -> list[str]:
         add(name)
     if name.endswith("-latest"):
         name = name[: -len("-latest")]
+        add(name)
+    if _CLAUDE_POINT_ZERO.fullmatch(name):  # Anthropic's claude-opus-4-0 is claude-opus-4-20250514, not a 4.0 line
+        name = name[: -len("-0")]
         add(name)
     undated = _DATE_SUFFIX.sub("", name)
     if undated != name:
