@@ -152,6 +152,10 @@ def test_a_calls_own_split_of_cache_writes_prices_each_part_at_its_lifetimes_pri
         ("apac.anthropic.claude-sonnet-4-20250514-v1:0", "anthropic.claude-sonnet-4-20250514-v1:0", "ap-northeast-1"),
         ("jp.anthropic.claude-haiku-4-5-20251001-v1:0", "anthropic.claude-haiku-4-5-20251001-v1:0", "ap-northeast-1"),
         ("au.anthropic.claude-sonnet-4-6", "anthropic.claude-sonnet-4-6", "ap-southeast-2"),
+        # Anthropic's aliases of the first Claude 4 snapshots end in -0 (claude-opus-4-0 is claude-opus-4-20250514)
+        ("claude-opus-4-0", "claude-opus-4-20250514", "global"),
+        ("claude-sonnet-4-0", "claude-sonnet-4-20250514", "global"),
+        ("claude-opus-4-1", "claude-opus-4-1-20250805", "global"),
         (
             "us-gov.anthropic.claude-sonnet-4-5-20250929-v1:0",
             "anthropic.claude-sonnet-4-5-20250929-v1:0",
@@ -767,6 +771,10 @@ def test_prices_flags_a_stale_entry_where_it_shows_its_date(monkeypatch):
             return datetime(2026, 12, 2, 12, tzinfo=UTC)
 
     monkeypatch.setattr(freshness, "datetime", Today)
+    from tokenomy.commands import _output
+
+    # The console's width is read from COLUMNS once, at import (an xdist worker has 80): set it, so no line wraps.
+    monkeypatch.setattr(_output.console, "width", 250)
     runner = CliRunner()
     shown = runner.invoke(app, ["prices", "anthropic.claude-v2:1", "--region", "us-east-1"], env={"COLUMNS": "250"})
     assert (
