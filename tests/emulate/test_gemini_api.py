@@ -670,3 +670,47 @@ def test_thoughts_and_answer_together_stay_within_max_output_tokens(client) -> N
         assert last.candidates[0].finish_reason == finish, cap
         assert last.usage_metadata.candidates_token_count == usage.candidates_token_count, cap
         assert last.usage_metadata.thoughts_token_count == usage.thoughts_token_count, cap
+
+
+# What the emulator refuses, naming the field, because it does not make what they ask for (one candidate, text only,
+# no log probabilities, no Cloud Storage output, no continuation tokens).
+NOT_EMULATED = {
+    "candidate_count",
+    "continuation_token",
+    "generation_output_config",
+    "image_config",
+    "logprobs",
+    "response_logprobs",
+    "response_modalities",
+    "speech_config",
+}
+
+
+def test_every_config_field_the_api_takes_is_answered_or_refused_by_name(url) -> None:
+    """Each field of the installed google-genai's GenerateContentConfig (helpers/gemini_samples.py), as the SDK writes
+    it for the Gemini API or, for a field only Vertex AI takes, Vertex AI's express mode: answered, or refused naming it
+    and why. `enableEnhancedCivicAnswers`, `audioTranscriptionConfig`, `store` (which the API takes) were refused as
+    unknown names, and the express mode's path was a 404 {'detail': 'Not Found'}."""
+    from helpers.gemini_samples import COMPANIONS, SAMPLES, SDK_ONLY, config_fields
+
+    developer = genai.Client(api_key="x", http_options={"base_url": url})
+    vertex = genai.Client(vertexai=True, api_key="x", http_options={"base_url": url})
+    answered, refused = set(), {}
+    for name in config_fields():
+        if name in SDK_ONLY or name == "cached_content":  # needs a cache: test_explicit_cache_hit_... sends it
+            continue
+        config = types.GenerateContentConfig(**{name: SAMPLES[name], **COMPANIONS.get(name, {})})
+        try:
+            try:
+                developer.models.generate_content(model=MODEL, contents="hi", config=config)
+            except ValueError:  # the SDK sends it to Vertex AI only
+                vertex.models.generate_content(model=MODEL, contents="hi", config=config)
+            answered.add(name)
+        except errors.ClientError as error:
+            refused[name] = error.message
+    assert set(refused) == NOT_EMULATED, refused
+    for name, message in refused.items():
+        assert "Unknown name" not in message and "Tokenomy emulator" in message, (name, message)
+    assert {"enable_enhanced_civic_answers", "audio_transcription_config", "store", "audio_timestamp"} <= answered
+    text_only = types.GenerateContentConfig(response_modalities=["TEXT"])
+    assert developer.models.generate_content(model=MODEL, contents="hi", config=text_only).text

@@ -1,7 +1,7 @@
 """`tokenomy emulate gemini`: the Gemini API (v1 and v1beta) on the local model, for the `google-genai` SDK.
 
-Routes (AI Studio paths; Vertex AI's `v1beta1/projects/{p}/locations/{l}/publishers/google/models/...`
-serve generateContent and streamGenerateContent too):
+Routes (AI Studio paths; Vertex AI's `v1beta1/projects/{p}/locations/{l}/publishers/google/models/...`, and its
+express mode's `v1beta1/publishers/google/models/...`, serve generateContent and streamGenerateContent too):
 - `POST v1beta/models/{model}:generateContent` and `:streamGenerateContent?alt=sse` (SSE `data:` lines);
 - `POST v1beta/models/{model}:countTokens`: `totalTokens`, the `promptTokenCount` generateContent reports;
 - `POST|GET v1beta/cachedContents`, `GET|PATCH|DELETE v1beta/cachedContents/{id}`: explicit context
@@ -118,8 +118,9 @@ def create_app(
     async def ai_studio(target: str, request: Request):
         return await model_action(target, request)
 
+    @app.post("/{version}/publishers/google/models/{target}")  # Vertex AI's express mode: an API key, no project
     @app.post(VERTEX)
-    async def vertex(project: str, location: str, target: str, request: Request):
+    async def vertex(target: str, request: Request):
         return await model_action(target, request)
 
     @app.post("/{version}/projects/{project}/locations/{location}/cachedContents")

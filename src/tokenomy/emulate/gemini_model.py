@@ -17,7 +17,6 @@ from typing import Any
 
 from tokenomy.emulate.engine import Block, Engine, InputTooLong, Prepared, Turn
 from tokenomy.emulate.gemini_parts import (
-    REQUEST_FIELDS,
     GeminiError,
     audio_tokens,
     camel,
@@ -30,6 +29,7 @@ from tokenomy.emulate.gemini_parts import (
     known,
     system_blocks,
 )
+from tokenomy.emulate.gemini_request_names import REQUEST_FIELDS
 from tokenomy.emulate.throttle import InjectedThrottle
 from tokenomy.errors import TokenomyError
 from tokenomy.pricing.catalog import PriceEntry, default_catalog

@@ -16,6 +16,7 @@ from typing import Any
 
 from tokenomy.caching.placement import DOCUMENT_TOKENS, IMAGE_TOKENS
 from tokenomy.emulate.engine import GEMINI, Block, Turn, signature_valid
+from tokenomy.emulate.gemini_request_names import CONFIG_FIELDS, UNMADE_OUTPUT
 from tokenomy.emulate.json_schemas import schema_problem
 from tokenomy.providers.gemini_fields import schema_numbers
 from tokenomy.providers.gemini_thinking import LEVEL_REFUSED, can_turn_thinking_off, lowest_budget, takes_budget_only
@@ -28,38 +29,7 @@ STATUS = {
     429: "RESOURCE_EXHAUSTED",
     500: "INTERNAL",
 }
-CONFIG_FIELDS = {
-    "temperature",
-    "topP",
-    "topK",
-    "candidateCount",
-    "maxOutputTokens",
-    "stopSequences",
-    "seed",
-    "presencePenalty",
-    "frequencyPenalty",
-    "responseMimeType",
-    "responseSchema",
-    "responseJsonSchema",
-    "thinkingConfig",
-    "responseLogprobs",
-    "logprobs",
-    "mediaResolution",
-    "modelConfig",  # Vertex AI's model selection (GenerateContentConfig.model_selection_config)
-}
 ENUM_MIME = "text/x.enum"  # the answer is one of the schema's enum values, bare (Gemini's classification output)
-REQUEST_FIELDS = {
-    "model",
-    "contents",
-    "systemInstruction",
-    "tools",
-    "toolConfig",
-    "generationConfig",
-    "safetySettings",
-    "cachedContent",
-    "labels",
-    "serviceTier",  # flex, standard, priority: the google-genai SDK sends GenerateContentConfig.service_tier here
-}
 
 
 class GeminiError(Exception):
@@ -303,6 +273,16 @@ def _json_schema(schema: Any) -> Any:
     return schema
 
 
+def refuse_unmade_output(body: dict[str, Any], config: dict[str, Any]) -> None:
+    for place, why in UNMADE_OUTPUT.items():
+        head, _, name = place.rpartition(".")
+        if field(config if head else body, name) is not None:
+            raise invalid(f"{place}: the Tokenomy emulator {why}")
+    modalities = field(config, "responseModalities") or []
+    if not isinstance(modalities, list) or any(str(each).upper() != "TEXT" for each in modalities):
+        raise invalid(f"generationConfig.responseModalities: the Tokenomy emulator answers TEXT only, not {modalities}")
+
+
 def generation_config(body: dict[str, Any], model: str) -> dict[str, Any]:
     """Validated generationConfig: max tokens, temperature, sampling (topP, topK, seed: ChatRequest's fields), stops,
     JSON schema, thinking budget (a thinking level refused, as by Google, for a model that takes a budget)."""
@@ -310,6 +290,7 @@ def generation_config(body: dict[str, Any], model: str) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise invalid("generationConfig: an object")
     known(config, CONFIG_FIELDS, "generation_config")
+    refuse_unmade_output(body, config)
     limit = field(config, "maxOutputTokens")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise invalid("generationConfig.maxOutputTokens: a positive integer")
