@@ -40,6 +40,15 @@ def no_google_env(monkeypatch):
         # google-genai reads these enums with `.upper()`: Gemini's mapping refuses anything but a name (REST callers')
         ({"safetySettings": [{"category": 0, "threshold": "BLOCK_NONE"}]}, "safetySettings: Gemini"),
         ({"generationConfig": {"mediaResolution": 2**70}}, "generationConfig.mediaResolution: Gemini"),
+        # each named with the names that field takes (a service tier's were said to be HARM_CATEGORY_HARASSMENT ...)
+        (
+            {"serviceTier": 5},
+            "serviceTier: Gemini (model gemini-2.5-flash) takes its names here (strings such as flex,",
+        ),
+        (
+            {"generationConfig": {"mediaResolution": 5}},
+            "(strings such as MEDIA_RESOLUTION_LOW, MEDIA_RESOLUTION_MEDIUM",
+        ),
     ],
 )
 def test_what_gemini_models_are_not_sent_is_refused_before_the_call(tmp_path, config, named) -> None:

@@ -45,6 +45,25 @@ def _unreadable_field(fields: dict[str, Any]) -> str:
     return "config"
 
 
+def _names_taken(field: str) -> str:
+    """Names Gemini takes at `field`, a few of them: its enum's (service_tier's flex, standard, priority), a safety
+    setting's category and threshold."""
+    import enum
+    import typing
+
+    from google.genai import types
+
+    if field == "safety_settings":
+        return "HARM_CATEGORY_HARASSMENT or BLOCK_NONE"
+    known = types.GenerateContentConfig.model_fields.get(field)
+    kinds = list(typing.get_args(known.annotation)) if known else []
+    for kind in kinds:  # Optional[Enum], or Optional[list[Enum]]
+        kinds.extend(typing.get_args(kind))
+        if isinstance(kind, type) and issubclass(kind, enum.Enum):
+            return ", ".join(str(each.value) for each in kind if "UNSPECIFIED" not in each.name.upper())
+    return "HARM_CATEGORY_HARASSMENT, BLOCK_NONE or MEDIA_RESOLUTION_LOW"
+
+
 class GeminiProvider(Provider):
     """generateContent / streamGenerateContent; `stream` measures time to first token from the first part."""
 
@@ -119,7 +138,7 @@ class GeminiProvider(Provider):
             field = _unreadable_field(fields)
             raise ProviderError(
                 f"{field}: Gemini (model {request.model}) takes its names here (strings such as "
-                "HARM_CATEGORY_HARASSMENT, BLOCK_NONE or MEDIA_RESOLUTION_LOW), not a number, list or object",
+                f"{_names_taken(field)}), not a number, list or object",
                 kind="client_error",
                 status=400,
                 param=field,
