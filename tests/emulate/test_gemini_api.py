@@ -444,6 +444,20 @@ def test_cancelled_batch_stops(url) -> None:
             )
             for name, value in (("topP", 1.5), ("topK", 0), ("topK", 2.5), ("seed", "x"))
         ),
+        # A value the API refuses in a field it takes (one it does not know, such as a tier "gold", was answered).
+        *(
+            ({"contents": [{"parts": [{"text": "x"}]}], **body}, 400, f"Invalid value at '{place}'")
+            for body, place in (
+                ({"serviceTier": "gold"}, "serviceTier"),
+                ({"store": "yes"}, "store"),
+                ({"modelArmorConfig": 5}, "modelArmorConfig"),
+                (
+                    {"generationConfig": {"enableEnhancedCivicAnswers": "yes"}},
+                    "generationConfig.enableEnhancedCivicAnswers",
+                ),
+                ({"generationConfig": {"audioTranscriptionConfig": []}}, "generationConfig.audioTranscriptionConfig"),
+            )
+        ),
     ],
 )
 def test_malformed_requests_are_400_naming_the_field(url, body, status, needle) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from tokenomy.caching.placement import DOCUMENT_TOKENS, IMAGE_TOKENS
 from tokenomy.emulate.engine import GEMINI, Block, Turn, signature_valid
-from tokenomy.emulate.gemini_request_names import CONFIG_FIELDS, UNMADE_OUTPUT
+from tokenomy.emulate.gemini_request_names import CONFIG_FIELDS, SERVICE_TIERS, UNMADE_OUTPUT, VALUE_KINDS
 from tokenomy.emulate.json_schemas import schema_problem
 from tokenomy.providers.gemini_fields import schema_numbers
 from tokenomy.providers.gemini_thinking import LEVEL_REFUSED, can_turn_thinking_off, lowest_budget, takes_budget_only
@@ -273,7 +273,17 @@ def _json_schema(schema: Any) -> Any:
     return schema
 
 
-def refuse_unmade_output(body: dict[str, Any], config: dict[str, Any]) -> None:
+def check_taken_fields(body: dict[str, Any], config: dict[str, Any]) -> None:
+    """The fields taken as the API takes them: a value of the wrong kind or an unknown service tier refused as the API
+    refuses it, and what asks for output the emulator does not make refused naming it (not answered without it)."""
+    for place, kind in VALUE_KINDS.items():
+        head, _, name = place.rpartition(".")
+        value = field(config if head else body, name)
+        if value is not None and not isinstance(value, kind):
+            raise invalid(f"Invalid value at '{place}' ({'TYPE_BOOL' if kind is bool else 'an object'}), {value!r}")
+    tier = field(body, "serviceTier")
+    if tier is not None and str(tier).lower() not in SERVICE_TIERS:
+        raise invalid(f"Invalid value at 'serviceTier' ({', '.join(sorted(SERVICE_TIERS))}), {tier!r}")
     for place, why in UNMADE_OUTPUT.items():
         head, _, name = place.rpartition(".")
         if field(config if head else body, name) is not None:
@@ -290,7 +300,7 @@ def generation_config(body: dict[str, Any], model: str) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise invalid("generationConfig: an object")
     known(config, CONFIG_FIELDS, "generation_config")
-    refuse_unmade_output(body, config)
+    check_taken_fields(body, config)
     limit = field(config, "maxOutputTokens")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise invalid("generationConfig.maxOutputTokens: a positive integer")

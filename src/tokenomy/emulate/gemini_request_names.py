@@ -1,6 +1,6 @@
 """The field names the emulated Gemini API takes in a generateContent body (camelCase; `gemini_parts.known` refuses
-any other as the API does, "Unknown name"), and those among them asking for output the emulator does not make, which
-are refused naming the field rather than answered without it."""
+any other as the API does, "Unknown name"), the kind of value some of them take, and those asking for output the
+emulator does not make, which are refused naming the field rather than answered without it."""
 
 from __future__ import annotations
 
@@ -55,3 +55,14 @@ UNMADE_OUTPUT = {
     "outputConfig": "returns the answer in the response; it writes nothing to Cloud Storage",
     "continuationToken": "issues no continuation tokens, so this one is not its own; send the request without it",
 }
+# The value each newly taken field must have, as the API checks it (a bool, an object), and the service tiers it takes.
+VALUE_KINDS: dict[str, type] = {
+    "generationConfig.enableEnhancedCivicAnswers": bool,
+    "generationConfig.audioTimestamp": bool,
+    "generationConfig.audioTranscriptionConfig": dict,
+    "generationConfig.routingConfig": dict,
+    "generationConfig.modelConfig": dict,
+    "modelArmorConfig": dict,
+    "store": bool,
+}
+SERVICE_TIERS = {"unspecified", "standard", "flex", "priority"}
