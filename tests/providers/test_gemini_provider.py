@@ -238,6 +238,31 @@ def test_errors_map_to_tokenomy_kinds(url) -> None:
     provider.close()
 
 
+@pytest.mark.parametrize(
+    ("sdk_field", "value", "own"),
+    [
+        ("frequency_penalty", 0.25, "frequency_penalty"),
+        ("thinking_config", {"thinking_budget": 1024}, "reasoning settings"),
+        ("max_output_tokens", 20, "max_tokens"),
+        ("response_json_schema", SCHEMA, "response_format"),
+    ],
+)
+def test_a_config_field_the_request_sets_itself_is_refused_naming_the_field_to_set(
+    url, ledger_path, sdk_field, value, own
+) -> None:
+    """A library caller who writes a GenerateContentConfig field the request maps itself into `extra` (as written for
+    google-genai) was told Gemini "cannot take" it and to send the request to a model that supports it, which
+    Gemini is; the 400 names the request's own field to set, before any call."""
+    specs = {"g": ModelSpec(name="g", provider="gemini", model=MODEL, base_url=url)}
+    with Tokenomy(ledger_path, models=specs) as client:
+        with pytest.raises(ProviderError) as refused:
+            client.chat(ChatRequest.simple("hi", model="g", max_tokens=5, extra={sdk_field: value}))
+    message = str(refused.value)
+    assert (refused.value.kind, refused.value.status, refused.value.retryable) == ("client_error", 400, False)
+    assert f"`{sdk_field}`: Gemini's name for what the request's own {own}" in message, message
+    assert "cannot take" not in message and "a model that supports it" not in message, message
+
+
 def test_missing_key_names_the_variables() -> None:
     with pytest.raises(ConfigError, match="GEMINI_API_KEY or GOOGLE_API_KEY"):
         GeminiProvider(base_url="https://generativelanguage.googleapis.com")

@@ -81,6 +81,16 @@ MAPPED_CONFIG = frozenset(
         "thinking_config",
     }
 )
+# What of a request says what each mapped field does (a library caller's ChatRequest field, an OpenAI caller's alike),
+# for one put among the pass-through fields by the SDK's name.
+OWN_FIELDS = {
+    "system_instruction": "system prompt",
+    "max_output_tokens": "max_tokens",
+    "stop_sequences": "stop",
+    "response_json_schema": "response_format (json_schema)",
+    "tool_config": "tool_choice",
+    "thinking_config": "reasoning settings (reasoning_effort, or a thinking budget)",
+}
 # Config fields that only make sense inside the SDK process (callables, transport settings).
 SDK_ONLY = frozenset({"http_options", "automatic_function_calling", "should_return_http_response"})
 # Config fields whose results a ChatResponse has no place for (more candidates, audio, log probabilities):

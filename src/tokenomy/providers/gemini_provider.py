@@ -22,7 +22,13 @@ from tokenomy.providers.block_refusals import ALL_BLOCKS
 from tokenomy.providers.gemini_answer_read import CallIds, answer_usage, beside_parts, prompt_blocked, served_tier
 from tokenomy.providers.gemini_client import default_endpoint, gemini_client, vertex_location
 from tokenomy.providers.gemini_faults import map_gemini_error
-from tokenomy.providers.gemini_mapping import config_fields, config_from_request, contents_from_request
+from tokenomy.providers.gemini_mapping import (
+    MAPPED_CONFIG,
+    OWN_FIELDS,
+    config_fields,
+    config_from_request,
+    contents_from_request,
+)
 from tokenomy.providers.gemini_parts_read import blocks_from_parts, finish_reason, modality_counts, signature_text
 from tokenomy.providers.refusals import Unsupported, raise_refusal, with_article
 from tokenomy.providers.usage_counts import answered_count
@@ -99,6 +105,18 @@ class GeminiProvider(Provider):
         self.client = gemini_client(vertex, base_url, api_key_env, project, location, timeout)
         self.server = url_server(base_url or default_endpoint(vertex, self.region))
         self.accepts_extra = config_fields() | NAMING_HINTS
+
+    def extra_refusal(self, request: ChatRequest) -> Unsupported | None:
+        """A config field the request maps itself, put among the pass-through fields by the SDK's name
+        (`frequency_penalty`, `thinking_config`), is refused naming the request's own field to set: Gemini takes it,
+        so "cannot take" and "send it to a model that supports it" would be wrong."""
+        own = next((key for key in request.extra if key in MAPPED_CONFIG), None)
+        if own is None:
+            return super().extra_refusal(request)
+        text = f"field `{{where}}`: Gemini's name for what the request's own {OWN_FIELDS.get(own, own)} says; set "
+        return Unsupported(
+            text + "that instead (the gateway and the client map it to Gemini's)", field=own, malformed=True
+        )
 
     def mapping_refusal(self, request: ChatRequest, model: str) -> ProviderError | None:
         """What the config's mapping refuses (`_config`), and a Gemini field it does not carry (`UNCARRIED`: more
