@@ -496,6 +496,29 @@ def test_an_upstreams_error_status_names_the_upstream_and_model_that_answered_it
     upstream.close(), spare.close()
 
 
+def test_an_error_names_the_model_it_answered_when_models_share_a_server(ledger_path):
+    # Models on one server (a vLLM serving several, OpenRouter's one URL) share its connection pool, and every error
+    # of the second, whole or streamed, named the first: "(model 'first')" for a call to 'second'.
+    upstream = ScriptedOpenAI([(200, {}), (404, {}), (404, {})])
+    models = {
+        name: {"provider": "openai", "model": name, "base_url": upstream.url, "price_as": HAIKU}
+        for name in ("first", "second")
+    }
+    with ServerThread(create_app(parse_config({"models": models}), str(ledger_path)), lifespan="on") as url:
+        chat = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        assert chat.chat.completions.create(model="first", messages=[{"role": "user", "content": "hi"}]).choices
+        for stream in (False, True):
+            with pytest.raises(openai.NotFoundError) as failed:
+                list(
+                    chat.chat.completions.create(
+                        model="second", messages=[{"role": "user", "content": "hi"}], stream=stream
+                    )
+                )
+            assert f"{upstream.url}/chat/completions answered 404 (model 'second')" in failed.value.message, stream
+    upstream.close()
+    assert outcomes(ledger_path) == [("first", "ok"), ("second", "client_error"), ("second", "client_error")]
+
+
 def test_a_stream_an_exception_breaks_after_its_answer_began_still_ends_in_its_apis_error(ledger_path, monkeypatch):
     # An exception the stream's own events do not end (here its settlement, which runs after the last event) used to
     # cut the body mid-chunk: the SDKs raised a connection error. Now the stream ends with its API's error event.

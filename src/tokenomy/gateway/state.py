@@ -72,14 +72,16 @@ class GatewayClient(Tokenomy):
     def pooled(self, spec) -> AsyncOpenAIUpstream:
         """The pooled upstream of an OpenAI-format model (embeddings take it whatever `sdk_upstream` says)."""
         key = (spec.base_url, spec.api_key_env, spec.timeout_s, spec.empty_tool_call_content)
-        upstream = self.upstreams.get(key)
-        if upstream is None:
-            upstream = self.upstreams[key] = AsyncOpenAIUpstream(spec)
+        upstream = self.upstreams.get((*key, spec.name))
+        if upstream is None:  # a server's models share its pool (many models behind one vLLM or OpenRouter URL)
+            owner = next((up for named, up in self.upstreams.items() if named[:-1] == key), None)
+            upstream = self.upstreams[(*key, spec.name)] = AsyncOpenAIUpstream(spec, pooled_with=owner)
         return upstream
 
     async def aclose_upstreams(self) -> None:
         for upstream in self.upstreams.values():
-            await upstream.aclose()
+            if upstream.pooled_with is None:  # the pool's owner closes it
+                await upstream.aclose()
 
 
 class Gateway:

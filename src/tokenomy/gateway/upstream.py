@@ -42,8 +42,17 @@ def _loads(data: bytes | str) -> Any:
 class AsyncOpenAIUpstream(OpenAIProvider):
     """Chat Completions over a keep-alive connection pool; sync calls delegate to the SDK provider."""
 
-    def __init__(self, spec: ModelSpec, timeout: float | None = None, pool: int = 512) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        timeout: float | None = None,
+        pool: int = 512,
+        pooled_with: AsyncOpenAIUpstream | None = None,
+    ) -> None:
         self.spec = spec
+        # Another model's upstream on the same server, whose connections this one uses: one pool per server, while
+        # each model's errors and timeouts name that model, not the first one the server was reached for.
+        self.pooled_with = pooled_with
         # Without a base_url, where the SDK-based provider (its sync calls) goes: OPENAI_BASE_URL, else OpenAI's API
         base = (spec.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
         self.base_url = self._root = base
@@ -60,6 +69,8 @@ class AsyncOpenAIUpstream(OpenAIProvider):
 
     def connections(self) -> HttpPool:
         """One pool, made on first use inside the serving event loop."""
+        if self.pooled_with is not None:
+            return self.pooled_with.connections()
         if self._pool is None:
             try:
                 self._pool = HttpPool(self._root, self.headers, self.timeout, self.pool)
