@@ -263,6 +263,48 @@ def test_a_config_field_the_request_sets_itself_is_refused_naming_the_field_to_s
     assert "cannot take" not in message and "a model that supports it" not in message, message
 
 
+def test_geminis_retry_delay_reaches_the_caller_as_retry_after(tmp_path) -> None:
+    """The Gemini API says how long to wait in its 429's body (RetryInfo's retryDelay), with no Retry-After header:
+    it was read as no wait at all, so the gateway's retries came back at once and the caller got no Retry-After.
+    The call's attempts are recorded, throttled."""
+    import openai
+    from fastapi import FastAPI
+    from starlette.responses import JSONResponse
+
+    from tokenomy.config import parse_config
+    from tokenomy.gateway.app import create_app as gateway_app
+
+    quota = {
+        "code": 429,
+        "message": "You exceeded your current quota. Please retry in 37.5s.",
+        "status": "RESOURCE_EXHAUSTED",
+        "details": [
+            {"@type": "type.googleapis.com/google.rpc.Help", "links": []},
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "37.5s"},
+        ],
+    }
+    busy = FastAPI()
+
+    @busy.post("/{version}/models/{target}")
+    async def generate(target: str):
+        return JSONResponse({"error": quota}, status_code=429)
+
+    ledger = tmp_path / "ledger.duckdb"
+    with ServerThread(busy) as gemini:
+        with pytest.raises(ProviderError) as direct:
+            GeminiProvider(base_url=gemini).chat(ChatRequest.simple("x", model=MODEL))
+        assert (direct.value.kind, direct.value.retry_after) == ("throttled", 37.5)
+        models = {"g": {"provider": "gemini", "model": MODEL, "base_url": gemini}}
+        routes = {"once": {"model": "g", "retry": {"max_attempts": 1}}}
+        app = gateway_app(parse_config({"models": models, "routes": routes}), str(ledger))
+        with ServerThread(app, lifespan="on") as url:
+            chat = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+            with pytest.raises(openai.RateLimitError) as limited:
+                chat.chat.completions.create(model="once", messages=[{"role": "user", "content": "hi"}])
+    assert limited.value.response.headers.get("retry-after") == "38"
+    assert [row.outcome for row in open_store(ledger).events()] == ["throttled"]
+
+
 def test_missing_key_names_the_variables() -> None:
     with pytest.raises(ConfigError, match="GEMINI_API_KEY or GOOGLE_API_KEY"):
         GeminiProvider(base_url="https://generativelanguage.googleapis.com")

@@ -62,6 +62,8 @@ def map_gemini_error(exc: Exception) -> ProviderError:
     status = int(exc.code or 500)
     message = f"Gemini {exc.status or type(exc).__name__} ({status}): {exc.message or exc}"
     retry_after = retry_after_seconds(getattr(getattr(exc, "response", None), "headers", None))
+    if retry_after is None:  # Google says it in the body (RetryInfo), not in a Retry-After header
+        retry_after = _retry_delay(exc.details)
     if status == 429:
         return ProviderError(message, kind="throttled", retry_after=retry_after, status=429)
     if status in (408, 504):
@@ -71,6 +73,22 @@ def map_gemini_error(exc: Exception) -> ProviderError:
             message, kind="client_error", status=status, context_window=exceeds_context_window(None, message)
         )
     return ProviderError(message, kind="server_error", retry_after=retry_after, status=status)
+
+
+def _retry_delay(body: object) -> float | None:
+    """The seconds a Google error body's RetryInfo asks to wait (`"retryDelay": "37s"`, a Duration in JSON), as the
+    Gemini API says it in a 429's `error.details`; None when it says none."""
+    error = body.get("error") if isinstance(body, dict) else None
+    details = error.get("details") if isinstance(error, dict) else None
+    for detail in details if isinstance(details, list) else ():
+        if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            delay = str(detail.get("retryDelay", ""))
+            try:
+                seconds = float(delay.removesuffix("s"))
+            except ValueError:
+                return None
+            return seconds if delay.endswith("s") and 0 <= seconds < float("inf") else None
+    return None
 
 
 def _miscount(exc: Exception) -> ProviderError | None:
