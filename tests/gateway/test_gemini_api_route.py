@@ -633,6 +633,11 @@ def test_why_gemini_blocked_a_prompt_or_cut_an_answer_comes_back_as_gemini_said_
             answer = httpx.post(
                 f"{url}/v1beta/models/vertex:generateContent", json={"contents": [{"parts": [{"text": "Hi"}]}]}
             )
+            # The tag is the recorder's: a caller's label of that name (which would pass for a filtered call) is refused.
+            labelled = httpx.post(
+                f"{url}/v1beta/models/g:generateContent",
+                json={"contents": [{"parts": [{"text": "Hi"}]}], "labels": {"content_filter": "none"}},
+            )
     for reply in blocked:
         assert not reply.candidates and reply.text is None
         assert reply.prompt_feedback.model_dump(mode="json", by_alias=True, exclude_none=True) == FEEDBACK
@@ -645,6 +650,9 @@ def test_why_gemini_blocked_a_prompt_or_cut_an_answer_comes_back_as_gemini_said_
     assert {key: answer.json()["candidates"][0].get(key) for key in CUT} == CUT
     rows = open_store(str(tmp_path / "ledger.duckdb")).events()
     assert [(row.input_tokens, row.output_tokens) for row in rows] == [(5, 0), (5, 0), (5, 1), (5, 1), (5, 1)]
+    # Each row says it was filtered (billed, as Gemini bills the prompt): before, it read as an ordinary answer.
+    assert [row.tags.get("content_filter") for row in rows] == ["SAFETY"] * 5
+    assert labelled.status_code == 400 and "content_filter" in labelled.json()["error"]["message"], labelled.text
 
 
 def test_vertex_ais_model_selection_reaches_a_vertex_model_under_the_sdks_name(tmp_path) -> None:

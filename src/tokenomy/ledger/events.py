@@ -35,6 +35,10 @@ CACHE_WRITE_1H_TAG = "cache_write_1h_tokens"
 # The tag on a row whose answer reported more output tokens than the call allowed: the cap it passed ("max_tokens
 # 100", or "model maximum 16384" when the call set none). The row is billed as reported (the provider bills it).
 OVER_CAP_TAG = "output_over_cap"
+# The tag on an answer a provider's content filter blocked or cut short (finish reason content_filter: Gemini's blocked
+# prompt or SAFETY, Azure's filter, a Bedrock guardrail): the reason as the provider gave it. The row is billed as
+# answered (the prompt, and what came before a cut), and without the tag it read as an ordinary answer.
+FILTERED_TAG = "content_filter"
 # The tag on an attempt sent a lower output cap than its caller asked for: the caller's figure (the route's
 # tokens.max_tokens where it sent none). A model the caller did not name (a fallback, a routed tier, a route's model
 # reached by the route's name) is held to its maximum output in the catalog (`CallPlanner.held_cap`).
@@ -278,6 +282,9 @@ def event_from_response(
     )
     if response.usage.cache_write_1h_tokens:
         event.tags[CACHE_WRITE_1H_TAG] = str(response.usage.cache_write_1h_tokens)
+    if response.finish_reason == "content_filter":
+        own = response.raw.get("finish_reason") if isinstance(response.raw, dict) else None
+        event.tags[FILTERED_TAG] = own if isinstance(own, str) and own else "content_filter"
     event.prefix_hash, event.prefix_tokens = prefix_hash, prefix_tokens
     if cost is not None:
         event.apply_cost(cost)

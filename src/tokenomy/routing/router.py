@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from tokenomy.errors import ConfigError, TokenomyError
 from tokenomy.ledger.events import (
     CACHE_WRITE_1H_TAG,
+    FILTERED_TAG,
     MAX_TOKENS_CLAMPED_TAG,
     OVER_CAP_TAG,
     SCHEMA_LOOSENED_TAG,
@@ -52,9 +53,10 @@ ROUTING_TAGS = (ESCALATED_TAG, PASSED_UP_TAG, PASSED_UP_ON_ERROR_TAG, REJECTED_T
 # same name stayed on the others and passed for it (1-hour cache writes re-price the row in `plan savings`, the model
 # review and a journal's replay; an answer past its cap is warned of; a dearer service tier re-prices a ledger file's
 # row on `ledger import`; a cap held to a model's maximum output, and a thinking budget lowered with it, say what the
-# caller asked for; constraints Claude was sent as descriptions are listed).
+# caller asked for; constraints Claude was sent as descriptions are listed; an answer a content filter blocked says so).
 RECORDED_TAGS = (
     CACHE_WRITE_1H_TAG,
+    FILTERED_TAG,
     OVER_CAP_TAG,
     SCHEMA_LOOSENED_TAG,
     "service_tier",
