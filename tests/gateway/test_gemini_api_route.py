@@ -651,7 +651,9 @@ def test_why_gemini_blocked_a_prompt_or_cut_an_answer_comes_back_as_gemini_said_
     rows = open_store(str(tmp_path / "ledger.duckdb")).events()
     assert [(row.input_tokens, row.output_tokens) for row in rows] == [(5, 0), (5, 0), (5, 1), (5, 1), (5, 1)]
     # Each row says it was filtered (billed, as Gemini bills the prompt): before, it read as an ordinary answer.
-    assert [row.tags.get("content_filter") for row in rows] == ["SAFETY"] * 5
+    # A refused prompt's row names Gemini's blockReason, not the SAFETY an answer cut short gives.
+    tags = [row.tags.get("content_filter") for row in rows]
+    assert tags == ["prompt blocked: PROHIBITED_CONTENT"] * 2 + ["SAFETY"] * 3, tags
     assert labelled.status_code == 400 and "content_filter" in labelled.json()["error"]["message"], labelled.text
 
 

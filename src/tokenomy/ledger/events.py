@@ -283,7 +283,8 @@ def event_from_response(
     if response.usage.cache_write_1h_tokens:
         event.tags[CACHE_WRITE_1H_TAG] = str(response.usage.cache_write_1h_tokens)
     if response.finish_reason == "content_filter":
-        own = response.raw.get("finish_reason") if isinstance(response.raw, dict) else None
+        raw = response.raw if isinstance(response.raw, dict) else {}
+        own = raw.get("content_filter") or raw.get("finish_reason")  # a provider's own words for it, where it has them
         event.tags[FILTERED_TAG] = own if isinstance(own, str) and own else "content_filter"
     event.prefix_hash, event.prefix_tokens = prefix_hash, prefix_tokens
     if cost is not None:

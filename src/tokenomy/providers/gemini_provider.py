@@ -216,6 +216,9 @@ class GeminiProvider(Provider):
             raw["modality_tokens"] = modalities
         if reason:  # Gemini's own, which finish_reason generalises (RECITATION is a content filter)
             raw["finish_reason"] = str(getattr(reason, "value", reason))
+        blocked = raw.get("prompt_feedback", {}).get("blockReason")
+        if blocked:  # the prompt itself was refused: its reason (PROHIBITED_CONTENT), not the SAFETY it is answered as
+            raw["content_filter"] = f"prompt blocked: {blocked}"
         tier = raw.pop("service_tier", None)
         if tier:  # where the client reads the tier it prices (pricing.served_tier), and the gateway's answer shows it
             raw["top"] = {"service_tier": tier}
