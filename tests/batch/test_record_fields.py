@@ -643,6 +643,38 @@ def test_a_bedrock_line_with_two_different_caps_is_named_when_a_rebuild_keeps_on
     )
 
 
+def test_a_bedrock_line_with_two_different_temperatures_is_named_when_a_rebuild_keeps_one(tmp_path) -> None:
+    # temperature 0.2 beside inferenceConfig.temperature 0.9 was rebuilt for Gemini, OpenAI or a Claude job with 0.2,
+    # the 0.9 dropped unsaid.
+    hi = [{"role": "user", "content": "hi"}]
+
+    def line(rid, body):
+        return json.dumps({"recordId": rid, "modelInput": {"messages": hi, **body}})
+
+    path = lines_file(
+        tmp_path,
+        [
+            line("a", {"temperature": 0.2, "inferenceConfig": {"temperature": 0.9}}),
+            line("b", {"temperature": 0.3, "inferenceConfig": {"temperature": 0.3}}),
+        ],
+    )
+    for backend, model in (("gemini", "gemini-2.0-flash"), ("openai", "gpt-4o-mini")):
+        report = validate_file(path, model, backend=backend)
+        assert [(b.line, b.field) for b in report.bad] == [(1, "modelInput.inferenceConfig.temperature")]
+        assert [(r.id, r.temperature) for r in report.records] == [("b", 0.3)]
+        assert report.bad[0].reason == (
+            f"--backend {backend} rebuilds a Bedrock line whose body is not for it from its messages (role and text), "
+            "system, max_tokens and temperature, so modelInput.inferenceConfig.temperature (0.9) would not be sent "
+            "beside modelInput.temperature (0.2); give one of them, or send the line to a Bedrock job whose model "
+            "takes this body as written"
+        )
+    [rec] = records([line("a", {"temperature": 0.2, "inferenceConfig": {"temperature": 0.9}})])
+    with pytest.raises(UsageError, match=r"record 'a' \(line 1\): modelInput.inferenceConfig.temperature: "):
+        inline_request(rec)
+    with pytest.raises(UsageError, match=r"modelInput.inferenceConfig.temperature"):
+        model_input("anthropic.claude-3-haiku-20240307-v1:0", rec)
+
+
 def test_a_bedrock_line_sent_as_written_with_a_cap_its_body_does_not_take_is_named(tmp_path) -> None:
     # A Claude body with max_tokens 50 and inferenceConfig.maxTokens 4000 went to a Claude job as written, priced with
     # 50, though Bedrock refuses a key a Claude body does not take: each record failed only after the job ran. Each

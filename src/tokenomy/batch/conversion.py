@@ -7,7 +7,8 @@ rebuilt from what formats.py reads of it: its messages' roles and text, system, 
 key would be lost on the way, so each is refused by name (a bad line naming the line and the key). CARRIED is that
 list, per source form: a key not in it, one a provider adds later included, is refused until a rebuild maps it and it
 is named here. An OpenAI body's two caps are one in a rebuild (max_tokens), as are a Bedrock body's max_tokens, its
-inferenceConfig's and Llama's max_gen_len: a different second cap is refused too. An OpenAI line sent as written may
+inferenceConfig's and Llama's max_gen_len: a different second cap is refused too, and so is a Bedrock
+body's temperature beside a different one in its inferenceConfig. An OpenAI line sent as written may
 not give both caps at all, even equal: OpenAI refuses the pair; nor may a Bedrock line sent as written give a cap its
 body does not take (a Claude or Mistral body's is max_tokens, a Llama body's max_gen_len, a Titan body's
 textGenerationConfig.maxTokenCount): Bedrock refuses it.
@@ -118,31 +119,43 @@ CAPS: dict[str, tuple[tuple[str, ...], ...]] = {
 }
 
 
-def _caps_given(rec: BatchRecord) -> list[tuple[str, Any]]:
-    """Each cap the line gives, as (field, value), in the order formats.py reads them (null is none)."""
-    if rec.fmt not in CAPS:  # a plain record has one cap
+# Where a Bedrock body may give its temperature, in the order formats.py reads them (a prompt body's, in Titan's
+# textGenerationConfig, is never rebuilt): a rebuild sends the first one given. An OpenAI body and a plain record have
+# one place for it.
+TEMPERATURES: dict[str, tuple[tuple[str, ...], ...]] = {
+    "bedrock": (("temperature",), ("inferenceConfig", "temperature"))
+}
+
+
+def _caps_given(rec: BatchRecord, places: dict[str, tuple[tuple[str, ...], ...]] = CAPS) -> list[tuple[str, Any]]:
+    """Each cap the line gives (or each value of other `places`), as (field, value), in the order formats.py reads
+    them (null is none)."""
+    if rec.fmt not in places:  # a plain record has one cap
         return []
     body = rec.raw[BODY[rec.fmt]]
     given = []
-    for path in CAPS[rec.fmt]:
+    for path in places[rec.fmt]:
         value = body.get(path[0]) if len(path) == 1 else (body.get(path[0]) or {}).get(path[1])
         if value is not None:
             given.append((".".join((BODY[rec.fmt], *path)), value))
     return given
 
 
-def _caps_apart(rec: BatchRecord) -> tuple[tuple[str, Any], tuple[str, Any]] | None:
-    """The line's first cap and a second one different from it, each as (field, value); None for one cap, or the
-    same one twice (a rebuild sends it once)."""
-    given = _caps_given(rec)
+def _caps_apart(
+    rec: BatchRecord, places: dict[str, tuple[tuple[str, ...], ...]] = CAPS
+) -> tuple[tuple[str, Any], tuple[str, Any]] | None:
+    """The line's first cap (or value of other `places`) and a second one different from it, each as (field, value);
+    None for one, or the same one twice (a rebuild sends it once)."""
+    given = _caps_given(rec, places)
     second = next((cap for cap in given[1:] if cap[1] != given[0][1]), None)
     return None if second is None else (given[0], second)
 
 
 def _second_cap(rec: BatchRecord, target: str) -> BadLine | None:
     """A second cap on the line, different from the first (OpenAI's max_tokens and max_completion_tokens, Bedrock's
-    max_tokens and inferenceConfig's): a rebuild sends one cap, the first, and would drop the other unsaid."""
-    apart = _caps_apart(rec)
+    max_tokens and inferenceConfig's), or a second temperature (a Bedrock body's and its inferenceConfig's): a
+    rebuild sends one of each, the first, and would drop the other unsaid."""
+    apart = _caps_apart(rec) or _caps_apart(rec, TEMPERATURES)
     if apart is None:
         return None
     (kept, kept_value), (field, value) = apart
