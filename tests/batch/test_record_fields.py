@@ -553,6 +553,32 @@ def test_a_key_an_openai_or_bedrock_line_does_not_have_is_named_not_dropped() ->
     ]
 
 
+def test_an_anthropic_gemini_or_vertex_batch_line_is_named_as_such_with_the_forms_read() -> None:
+    # Anthropic's {custom_id, params} was refused for its params with "move a request parameter into body" (there is
+    # no body), and Gemini's {key, request} or Vertex AI's {request} as a plain record "missing id": none said what the
+    # line was or which forms are read.
+    hi = [{"role": "user", "content": "hi"}]
+    contents = [{"role": "user", "parts": [{"text": "hi"}]}]
+    good, bad = read_records(
+        [
+            json.dumps({"custom_id": "a", "params": {"model": "claude-haiku-4-5", "max_tokens": 9, "messages": hi}}),
+            json.dumps({"key": "b", "request": {"contents": contents}}),
+            json.dumps({"request": {"contents": contents}}),
+            json.dumps({"id": "d", "prompt": "hi"}),
+        ]
+    )
+    assert [r.id for r in good] == ["d"]
+    forms = (
+        "write it as an OpenAI batch line (custom_id, method, url, body), a Bedrock batch line (recordId, modelInput) "
+        "or a plain record (id, prompt or messages), which every backend takes"
+    )
+    assert [(b.line, b.field, b.reason) for b in bad] == [
+        (1, "params", f"an Anthropic Message Batches request (custom_id, params) is not a line this reads; {forms}"),
+        (2, "request", f"a Gemini batch line (key, request) is not a line this reads; {forms}"),
+        (3, "request", f"a Vertex AI batch line (request) is not a line this reads; {forms}"),
+    ]
+
+
 def test_an_openai_line_with_two_different_caps_is_named_when_a_rebuild_keeps_one(tmp_path) -> None:
     # A rebuild keeps max_tokens: a different max_completion_tokens beside it was dropped unsaid.
     hi = [{"role": "user", "content": "hi"}]

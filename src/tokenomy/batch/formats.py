@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tokenomy.batch.jsonl_shape import check_jsonl_shape
-from tokenomy.batch.line_forms import FORMS, PLAIN_KEYS, line_form, refuse_other_line_keys
+from tokenomy.batch.line_forms import FORMS, PLAIN_KEYS, line_form, refuse_other_line_keys, refuse_other_providers_lines
 from tokenomy.batch.line_messages import content_text, is_non_text_part, plain_messages, plain_system, read_messages
 from tokenomy.batch.native_bodies import prompt_turns, titan_config
 from tokenomy.errors import as_written
@@ -107,6 +107,7 @@ def _record_id(rid: Any, field_name: str, form: str = "plain", obj: dict[str, An
 
 def parse_obj(obj: dict[str, Any], line: int) -> BatchRecord:
     """Normalise one decoded JSON object; raises ValueError('field: reason')."""
+    refuse_other_providers_lines(obj)
     form = line_form(obj)
     if form == "bedrock":
         rid, body = _record_id(obj.get("recordId"), "recordId", form, obj), obj.get("modelInput")

@@ -44,3 +44,21 @@ def refuse_other_line_keys(obj: dict[str, Any], form: str) -> None:
         raise ValueError(
             f"{unknown}: not a key of {FORMS[form]}, so it would not be sent; remove it, or {PARAMETERS_GO_IN[form]}"
         )
+
+
+# Other providers' own batch lines, which no form reads: an Anthropic Message Batches request (`custom_id`, `params`)
+# was read as an OpenAI line and refused for its `params` with "move a request parameter into body", and a Gemini
+# (`key`, `request`) or Vertex AI (`request`) line as a plain record missing its id, neither saying what the line is.
+WRITE_IT_AS = f"write it as {FORMS['openai']}, {FORMS['bedrock']} or {FORMS['plain']}, which every backend takes"
+
+
+def refuse_other_providers_lines(obj: dict[str, Any]) -> None:
+    """A line in Anthropic's, Gemini's or Vertex AI's own batch form is refused, naming the key that shows it and the
+    forms that are read."""
+    if "params" in obj and "custom_id" in obj and "body" not in obj:
+        raise ValueError(
+            f"params: an Anthropic Message Batches request (custom_id, params) is not a line this reads; {WRITE_IT_AS}"
+        )
+    if "request" in obj and not any(key in obj for key in (*LINE_KEYS["openai"], *LINE_KEYS["bedrock"], *PLAIN_KEYS)):
+        which = "a Gemini batch line (key, request)" if "key" in obj else "a Vertex AI batch line (request)"
+        raise ValueError(f"request: {which} is not a line this reads; {WRITE_IT_AS}")
