@@ -1726,3 +1726,48 @@ def test_output_lines_that_name_no_record_are_each_kept_billed_and_their_records
         assert len(client.batches.list().data) == 1  # nothing sent twice
     events = [e for e in open_store(str(ledger)).events() if e.batch_job_id == job.job_id]
     assert len(events) == 4 and all(e.input_tokens > 0 for e in events)  # each billed line in the ledger
+
+
+def test_a_line_with_a_tool_round_trip_and_every_parameter_is_uploaded_as_written_and_answered() -> None:
+    # The emulator answered an assistant turn that only calls tools (`"content": null`, as OpenAI takes it) with a
+    # 400, so an offline run of a tool round trip failed a record OpenAI would answer.
+    tool = {"type": "function", "function": {"name": "get_w", "parameters": {"type": "object"}, "strict": False}}
+    call = {"id": "c1", "type": "function", "function": {"name": "get_w", "arguments": '{"c": "x"}'}}
+    schema = {
+        "type": "object",
+        "properties": {"a": {"type": "string"}},
+        "required": ["a"],
+        "additionalProperties": False,
+    }
+    body = {
+        "model": MODEL,
+        "messages": [
+            {"role": "developer", "content": "be brief"},
+            {"role": "user", "content": [{"type": "text", "text": "weather?"}]},
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+            {"role": "user", "content": "so?"},
+        ],
+        "tools": [tool],
+        "tool_choice": "auto",
+        "response_format": {"type": "json_schema", "json_schema": {"name": "s", "strict": True, "schema": schema}},
+        "seed": 1,
+        "top_p": 0.9,
+        "stop": ["X"],
+        "presence_penalty": 0.1,
+        "frequency_penalty": 0.1,
+        "reasoning_effort": "low",
+        "metadata": {"k": "v"},
+        "user": "u1",
+        "prompt_cache_key": "pk",
+        "max_completion_tokens": 20,
+    }
+    line = {"custom_id": "t1", "method": "POST", "url": "/v1/chat/completions", "body": body}
+    with emulator() as (client, options):
+        backend = OpenAIBatchBackend()
+        handle = backend.submit("tools", MODEL, records([json.dumps(line)]), options)
+        assert wait(backend, handle)[-1] == "completed"
+        [sent] = file_lines(client, client.batches.retrieve(handle).input_file_id)
+        assert sent == line
+        [result] = backend.results(handle)
+        assert result.ok and result.usage.output_tokens > 0, result.error

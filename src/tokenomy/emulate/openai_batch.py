@@ -62,6 +62,8 @@ def _new_id(prefix: str) -> str:
 
 
 def _text(content: Any) -> str:
+    if content is None:  # an assistant turn that only calls tools: OpenAI takes `"content": null`
+        return ""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
