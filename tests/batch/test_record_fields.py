@@ -783,6 +783,44 @@ def test_a_bedrock_line_sent_as_written_with_a_cap_its_body_does_not_take_is_nam
     )
 
 
+def test_a_converse_body_sent_as_written_with_a_sampling_option_at_its_top_is_named(tmp_path) -> None:
+    # {"messages", "temperature": 0.2} went as written to a Converse job, priced and checked as temperature 0.2, but
+    # Converse takes it in inferenceConfig only: the job ran the record at the model's default temperature, unsaid.
+    hi = [{"role": "user", "content": [{"text": "hi"}]}]
+    model = "mistral.mistral-large-2407-v1:0"  # a Converse job
+    path = lines_file(
+        tmp_path,
+        [
+            bedrock_line("a", {"messages": hi, "temperature": 0.2}),
+            bedrock_line("b", {"messages": hi, "top_k": 5, "inferenceConfig": {"maxTokens": 9}}),
+            bedrock_line("c", {"messages": hi, "inferenceConfig": {"temperature": 0.2, "topP": 0.9}}),
+        ],
+    )
+    report = validate_file(path, model, backend="bedrock")
+    assert [(b.line, b.field, b.reason) for b in report.bad] == [
+        (
+            1,
+            "modelInput.temperature",
+            "0.2: a Bedrock line is sent as written, and a Converse body has no temperature at its top (it would not "
+            "be applied); move it to modelInput.inferenceConfig.temperature",
+        ),
+        (
+            2,
+            "modelInput.top_k",
+            "5: a Bedrock line is sent as written, and a Converse body has no top_k at its top (it would not be "
+            "applied); move it to modelInput.additionalModelRequestFields.top_k",
+        ),
+    ]
+    assert [r.id for r in report.records] == ["c"]
+    assert model_input(model, report.records[0]) == {
+        "messages": hi,
+        "inferenceConfig": {"temperature": 0.2, "topP": 0.9},
+    }
+    [rec] = records([bedrock_line("a", {"messages": hi, "temperature": 0.2})])
+    with pytest.raises(UsageError, match=r"record 'a' \(line 1\): modelInput.temperature: "):
+        model_input(model, rec)
+
+
 def test_a_bedrock_body_for_another_family_than_the_jobs_model_is_rebuilt_or_named(tmp_path) -> None:
     # A Claude body in a Nova or Llama job went out as written (both are InvokeModel jobs, so its kind matched), and
     # Bedrock refused every such record after the job ran. Like a Converse body sent to a Claude job, it is now rebuilt

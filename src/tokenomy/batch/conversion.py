@@ -204,15 +204,44 @@ def _other_cap_as_written(rec: BatchRecord) -> BadLine | None:
     return BadLine(rec.line, field, reason)
 
 
+# Sampling options a Converse body may hold only in its inferenceConfig (or, Claude's top_k, in
+# additionalModelRequestFields): at the top, as Claude's, Llama's or Mistral's bodies hold them, Converse has no such
+# field, so the option is not applied, while Tokenomy read the temperature as the record's.
+_CONVERSE_PLACE = {
+    "temperature": "modelInput.inferenceConfig.temperature",
+    "top_p": "modelInput.inferenceConfig.topP",
+    "stop_sequences": "modelInput.inferenceConfig.stopSequences",
+    "stop": "modelInput.inferenceConfig.stopSequences",
+    "top_k": "modelInput.additionalModelRequestFields.top_k",
+}
+
+
+def _misplaced_converse_option(rec: BatchRecord) -> BadLine | None:
+    """A Converse body, sent as written, with a sampling option at its top (`_CONVERSE_PLACE`), named with where it
+    goes."""
+    body = rec.raw["modelInput"]
+    if body_written_for(body) != "converse":
+        return None
+    key = next((key for key in _CONVERSE_PLACE if key in body), None)
+    if key is None:
+        return None
+    reason = (
+        f"{as_written(body[key])}: a Bedrock line is sent as written, and a Converse body has no {key} at its top (it "
+        f"would not be applied); move it to {_CONVERSE_PLACE[key]}"
+    )
+    return BadLine(rec.line, f"modelInput.{key}", reason)
+
+
 def two_caps_as_written(rec: BatchRecord) -> BadLine | None:
     """A line sent as written whose caps its provider refuses, as a bad line naming the cap and the fix, found before
     the batch is made and waited for. An OpenAI line (to OpenAI, Azure) with both max_tokens and
     max_completion_tokens: OpenAI refuses every such request, whatever the two values, with a 400 ("Setting
     'max_tokens' and 'max_completion_tokens' at the same time is not supported", invalid_parameter_combination). A
-    Bedrock line (to a job of its body's kind) with a cap its body does not take (`_other_cap_as_written`). A
+    Bedrock line (to a job of its body's kind) with a cap its body does not take (`_other_cap_as_written`), or a
+    Converse body with a sampling option outside its inferenceConfig (`_misplaced_converse_option`). A
     rebuild, which sends one cap itself, refuses only two different caps (`_second_cap`)."""
     if rec.fmt == "bedrock":
-        return _other_cap_as_written(rec)
+        return _other_cap_as_written(rec) or _misplaced_converse_option(rec)
     given = _caps_given(rec) if rec.fmt == "openai" else []
     if len(given) < 2:
         return None
