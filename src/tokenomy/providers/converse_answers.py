@@ -11,7 +11,7 @@ from typing import Any
 
 from tokenomy.chat_response import ChatResponse
 from tokenomy.messages import CLAUDE_SIGNED, ONE_HOUR, Block, ReasoningBlock
-from tokenomy.providers.anthropic_answers import refusal
+from tokenomy.providers.anthropic_answers import CONTEXT_FULL, refusal
 from tokenomy.providers.converse_inbound import REDACTED_TEXT
 from tokenomy.providers.converse_mapping import block_to_converse
 from tokenomy.providers.converse_request import STOP_SEQUENCE_PATHS
@@ -46,6 +46,8 @@ def stop_reason(response: ChatResponse) -> str:
         return own  # a Bedrock model's, as Bedrock said it: a guardrail's app tells guardrail_intervened apart
     if response.stop_sequence is not None:
         return "stop_sequence"
+    if response.finish_reason == "length" and own == CONTEXT_FULL:
+        return CONTEXT_FULL  # Claude's full context window, a Converse reason too: the caller makes room
     return STOP_REASONS.get(response.finish_reason, "end_turn")
 
 
