@@ -259,12 +259,14 @@ def call_cost(response: ChatResponse) -> Decimal | None:
 
 
 def usage_body(response: ChatResponse) -> dict[str, Any]:
-    """OpenAI usage: prompt_tokens include cached tokens (prompt_tokens_details), completion_tokens reasoning; the
-    other details an OpenAI-format upstream sent (audio, accepted/rejected prediction tokens) as it sent them, and the
-    audio counts of another provider's answer (Gemini's), which sends no such details."""
+    """OpenAI usage: prompt_tokens include cache reads and writes (prompt_tokens_details), completion_tokens reasoning;
+    the other details an OpenAI-format upstream sent (audio, accepted/rejected prediction tokens) as it sent them, and
+    the audio counts of another provider's answer (Gemini's), which sends no such details."""
     usage = response.usage
     details = raw_extras(response, "usage_details")
     prompt = {**details.get("prompt_tokens_details", {}), "cached_tokens": usage.cache_read_tokens}
+    if usage.cache_write_tokens:  # OpenAI's field for them: writes bill above input, so a caller can reconcile
+        prompt["cache_write_tokens"] = usage.cache_write_tokens
     completion = {**details.get("completion_tokens_details", {}), "reasoning_tokens": usage.reasoning_tokens}
     if not details and (usage.audio_input_tokens or usage.audio_cache_read_tokens or usage.audio_output_tokens):
         prompt["audio_tokens"] = usage.audio_input_tokens + usage.audio_cache_read_tokens
