@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+from helpers.review_traffic import daily_calls
 from tokenomy.analytics.review import rank_actions
 from tokenomy.analytics.review_lifecycle import RETIRING_NOTICE_DAYS, not_proposed_line
 from tokenomy.analytics.review_models import models_section
@@ -116,20 +117,8 @@ CLAUDE_2_1 = "anthropic.claude-v2:1"
 
 
 def _store(tmp_path, name: str, region: str, models: tuple[str, ...], priced_in: str = "us-east-1"):
-    events = []
-    for model in models:
-        for day in range(5):
-            event = UsageEvent(
-                ts=END - timedelta(days=day, hours=3),
-                provider="bedrock",
-                model=model,
-                region=region,
-                task="work",
-                input_tokens=3_000,
-                output_tokens=300,
-            )
-            # priced at us-east-1's rates (unless told), as the review prices a region the catalog has no price for
-            events.append(event.apply_cost(compute_cost(event.usage, model, priced_in)))
+    # priced at us-east-1's rates (unless told), as the review prices a region the catalog has no price for
+    events = [event for model in models for event in daily_calls(model, END, region=region, priced_in=priced_in)]
     store = open_store(tmp_path / f"{name}.duckdb")
     store.write(events)
     return store
@@ -297,19 +286,8 @@ def test_traffic_on_a_platform_the_dates_are_not_for_is_not_told_its_calls_fail(
 def test_claude_3_opus_retired_by_anthropic_is_a_finding_on_its_api_and_on_bedrock(tmp_path) -> None:
     # The catalog gave claude-3-opus-20240229 no date (Anthropic retired it on 2026-01-05): its API traffic, whose every
     # call fails, was offered upgrades and no action, and Bedrock's was told of a later release's retirement.
-    events = []
-    for model, provider, region in (("claude-3-opus-20240229", "anthropic", None), (OPUS_3, "bedrock", "us-west-2")):
-        for day in range(5):
-            event = UsageEvent(
-                ts=END - timedelta(days=day, hours=3),
-                provider=provider,
-                model=model,
-                region=region,
-                task="work",
-                input_tokens=3_000,
-                output_tokens=300,
-            )
-            events.append(event.apply_cost(compute_cost(event.usage, model, region)))
+    traffic = (("claude-3-opus-20240229", "anthropic", None), (OPUS_3, "bedrock", "us-west-2"))
+    events = [event for model, provider, region in traffic for event in daily_calls(model, END, provider, region)]
     store = open_store(tmp_path / "ledger.duckdb")
     store.write(events)
     section = models_section(store, END - timedelta(days=30), END, Decimal(1), date(2026, 12, 7))

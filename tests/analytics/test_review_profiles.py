@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
+from helpers.review_traffic import daily_calls
 from tokenomy.analytics.review_models import models_section
 from tokenomy.ledger.events import UsageEvent
 from tokenomy.ledger.store import open_store
@@ -20,19 +21,7 @@ SONNET_4_6 = "anthropic.claude-sonnet-4-6"
 
 
 def _section(tmp_path, *models: str) -> dict:
-    events = []
-    for model in models:
-        for day in range(5):
-            event = UsageEvent(
-                ts=END - timedelta(days=day, hours=3),
-                provider="bedrock",
-                model=model,
-                region="us-east-1",
-                task="work",
-                input_tokens=3_000,
-                output_tokens=300,
-            )
-            events.append(event.apply_cost(compute_cost(event.usage, model, event.region)))
+    events = [event for model in models for event in daily_calls(model, END)]
     store = open_store(tmp_path / "ledger.duckdb")
     store.write(events)
     return models_section(store, END - timedelta(days=30), END, Decimal(1), date(2026, 12, 7))
