@@ -118,7 +118,7 @@ def test_the_tool_prompt_is_reserved_on_bedrock_by_tool_choice_and_only_with_too
 @pytest.mark.parametrize(
     "model, auto, any_",
     [
-        ("claude-sonnet-4-0", 497, 589),  # Sonnet's largest (4.6's)
+        ("claude-4-sonnet", 497, 589),  # Sonnet's largest (4.6's); claude-sonnet-4-0 is the catalog's own now
         ("claude-4-opus", 675, 804),  # Opus's largest (4.7's); claude-3-opus-latest is the catalog's own now
         ("claude-2", 675, 804),  # a line the catalog has no count for: the largest of every Claude model
     ],
