@@ -4,7 +4,9 @@ Budgets (spent, and forecast to be exceeded by month end), spend anomalies, cach
 over week, routing tier drift, cascade escalation rate, idle provisioned throughput, and a bill that
 disagrees with what Tokenomy metered (billing_mismatch). Every alert has
 an id made from what it is about and its period (not from its changing figures), so a re-run does not
-send the same alert again while the condition persists.
+send the same alert again while the condition persists. Money in a message is printed as every table and the
+console print amounts (money's `amount`, "$1,234.500000"): a $0.004 budget or a model costing $0.0005 a day reads
+whole, as the budget bar beside it does.
 """
 
 from __future__ import annotations
@@ -39,14 +41,6 @@ def scope_filter(store: Any, budget: dict[str, Any]) -> tuple[str, tuple]:
     return f" AND {SCOPES[budget['scope']]} = {store.placeholder}", (budget["match"],)
 
 
-def amount_usd(value: Any) -> str:
-    """Money in an alert's message, by the rule every table and the console print amounts with ("$1,234.500000",
-    money's `amount`): a budget of $0.004 or a model costing $0.0005 a day reads whole, and a message reads as the
-    budget bar and the anomaly list beside it on the console (cents there printed "spent $0.47 of $0.40" beside
-    the bar's "$0.473121 of $0.400000")."""
-    return usd(value, "amount")
-
-
 def _week(now: datetime) -> str:
     return (now - timedelta(days=now.weekday())).date().isoformat()
 
@@ -75,7 +69,7 @@ def _budget_alerts(store: Any, budgets: list[Any], now: datetime) -> list[dict[s
                     "kind": "budget",
                     "subject": f"{budget['scope']} {budget['match']}",
                     **base,
-                    "message": f"spent {amount_usd(spent)} of {amount_usd(limit)} this month",
+                    "message": f"spent {usd(spent, 'amount')} of {usd(limit, 'amount')} this month",
                 }
             )
             continue
@@ -92,9 +86,9 @@ def _budget_alerts(store: Any, budgets: list[Any], now: datetime) -> list[dict[s
                     "forecast_usd": forecast.forecast_usd,
                     "low_usd": forecast.low_usd,
                     "high_usd": forecast.high_usd,
-                    "message": f"month-end forecast {amount_usd(forecast.forecast_usd)} "
-                    f"({amount_usd(forecast.low_usd)}–{amount_usd(forecast.high_usd)}) "
-                    f"exceeds the {amount_usd(limit)} budget",
+                    "message": f"month-end forecast {usd(forecast.forecast_usd, 'amount')} "
+                    f"({usd(forecast.low_usd, 'amount')}–{usd(forecast.high_usd, 'amount')}) "
+                    f"exceeds the {usd(limit, 'amount')} budget",
                 }
             )
     return out
@@ -116,9 +110,9 @@ def _anomaly_alerts(store: Any, now: datetime, s: AlertSettings) -> list[dict[st
                     "kind": f"anomaly_{anomaly.kind}",
                     "group": group,
                     "subject": subject,
-                    "message": f"{amount_usd(anomaly.actual_usd)}/day, expected "
-                    f"{amount_usd(anomaly.expected_low_usd)}–"
-                    f"{amount_usd(anomaly.expected_high_usd)}",
+                    "message": f"{usd(anomaly.actual_usd, 'amount')}/day, expected "
+                    f"{usd(anomaly.expected_low_usd, 'amount')}–"
+                    f"{usd(anomaly.expected_high_usd, 'amount')}",
                 }
             )
     return out
@@ -268,8 +262,8 @@ def _billing_alerts(store: Any, now: datetime, s: AlertSettings) -> list[dict[st
             "subject": f"{r['provider']}/{r['model']}",
             **{k: r[k] for k in ("day", "provider", "model", "status", "metered_usd", "billed_usd")},
             **{k: r[k] for k in ("difference_usd", "difference_pct", "unmetered_usd")},
-            "message": f"{r['status']}: billed {amount_usd(r['billed_usd'])} vs metered "
-            f"{amount_usd(r['metered_usd'])}; {r['cause']}",
+            "message": f"{r['status']}: billed {usd(r['billed_usd'], 'amount')} vs metered "
+            f"{usd(r['metered_usd'], 'amount')}; {r['cause']}",
         }
         for r in rows
         if r["flagged"]

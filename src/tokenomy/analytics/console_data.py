@@ -17,6 +17,7 @@ from tokenomy.analytics.dashboard_filters import Filters, and_where, money, peri
 from tokenomy.analytics.reports import tag_pairs_from, tag_value_expr
 from tokenomy.errors import UsageError
 from tokenomy.ledger.spend import METERED_CALLS
+from tokenomy.money import usd
 
 GROUP_ROWS = 50  # the page shows the top N of these
 # group-by name -> SQL expression for its label
@@ -261,7 +262,6 @@ def _anomalies_in_range(store: Any, f: Filters) -> list[dict[str, Any]]:
 
 
 def _over_budget(store: Any, f: Filters) -> list[dict[str, Any]]:
-    from tokenomy.analytics.alerts import amount_usd  # an alert's money, as the budget bar prints it
 
     b = budgets(store, f)
     return [
@@ -270,7 +270,7 @@ def _over_budget(store: Any, f: Filters) -> list[dict[str, Any]]:
             "subject": f"{r['kind']} {r['name']}",
             # a lifetime budget's period has no start to name (its period_start is the epoch: "(1970-01-01)")
             "when": None if r["period"] == "total" else r["period_start"][:10],
-            "message": f"spent {amount_usd(r['spent_usd'])} of {amount_usd(r['budget_usd'])} "
+            "message": f"spent {usd(r['spent_usd'], 'amount')} of {usd(r['budget_usd'], 'amount')} "
             + ("in total" if r["period"] == "total" else f"this {r['period']}"),  # a lifetime budget has no "this"
         }
         for r in [*b["keys"], *b["teams"]]
